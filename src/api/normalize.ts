@@ -1,0 +1,55 @@
+/** Fills in defaults and parses quantities: a validated manifest becomes a DesiredContainer. */
+import { parseCpu, parseMemory } from './quantity.js';
+import {
+  containerKey,
+  RESOURCE_NAMES,
+  type ContainerManifest,
+  type DesiredContainer,
+  type NormalizedSpec,
+  type ResizeRestartPolicy,
+  type ResourceName,
+  type SourceRef,
+} from './types.js';
+
+function capName(c: string): string {
+  const up = c.toUpperCase();
+  return up === 'ALL' || up.startsWith('CAP_') ? up : `CAP_${up}`;
+}
+
+export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
+  const s = m.spec;
+  const resizePolicy = Object.fromEntries(RESOURCE_NAMES.map((r) => [r, 'NotRequired'])) as Record<ResourceName, ResizeRestartPolicy>;
+  for (const p of s.resizePolicy ?? []) resizePolicy[p.resourceName] = p.restartPolicy;
+  const privileged = s.securityContext?.privileged ?? false;
+  const spec: NormalizedSpec = {
+    template: s.template,
+    command: [...s.command],
+    args: [...(s.args ?? [])],
+    env: (s.env ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
+    workingDir: s.workingDir ?? '/',
+    hostname: s.hostname ?? m.metadata.name,
+    state: s.state ?? 'Running',
+    resources: {},
+    resizePolicy,
+    restartPolicy: s.restartPolicy ?? 'Always',
+    terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 10,
+    mounts: (s.mounts ?? []).map((x) => ({ hostPath: x.hostPath, containerPath: x.containerPath, readOnly: x.readOnly ?? false })),
+    network: s.network ?? 'none',
+    security: {
+      privileged,
+      noNewPrivileges: s.securityContext?.noNewPrivileges ?? !privileged,
+      capAdd: (s.securityContext?.capabilities?.add ?? []).map(capName).sort(),
+      capDrop: (s.securityContext?.capabilities?.drop ?? []).map(capName).sort(),
+    },
+  };
+  if (s.resources?.cpu !== undefined) spec.resources.cpuMillis = parseCpu(s.resources.cpu);
+  if (s.resources?.memory !== undefined) spec.resources.memoryBytes = parseMemory(s.resources.memory);
+  if (s.resources?.pids !== undefined) spec.resources.pids = s.resources.pids;
+  if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
+  return spec;
+}
+
+export function normalizeManifest(m: ContainerManifest, source: SourceRef): DesiredContainer {
+  const namespace = m.metadata.namespace ?? 'default';
+  return { key: containerKey(namespace, m.metadata.name), namespace, name: m.metadata.name, spec: normalizeSpec(m), source };
+}

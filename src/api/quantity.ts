@@ -1,0 +1,58 @@
+/**
+ * Kubernetes-style resource quantities: "500m" CPU, "256Mi" memory. Parsing only what the CRD's
+ * patterns admit, so a value that passed validation always parses.
+ */
+
+const BINARY: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+const DECIMAL: Record<string, number> = { k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+
+export const MEMORY_PATTERN = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E|[eE][0-9]+)?$/;
+export const CPU_PATTERN = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)m?$/;
+
+export class QuantityError extends Error {}
+
+/** Parse a memory quantity to bytes (rounded up to a whole byte). */
+export function parseMemory(q: string | number): number {
+  if (typeof q === 'number') {
+    if (!Number.isFinite(q) || q < 0) throw new QuantityError(`'${q}' is not a quantity such as 512Mi`);
+    return Math.ceil(q);
+  }
+  const m = MEMORY_PATTERN.exec(q.trim());
+  if (!m) throw new QuantityError(`'${q}' is not a quantity such as 512Mi`);
+  const num = Number(m[1]);
+  const suffix = m[3] ?? '';
+  let mult = 1;
+  if (suffix in BINARY) mult = BINARY[suffix]!;
+  else if (suffix in DECIMAL) mult = DECIMAL[suffix]!;
+  else if (/^[eE]/.test(suffix)) mult = 10 ** Number(suffix.slice(1));
+  const bytes = Math.ceil(num * mult);
+  if (!Number.isSafeInteger(bytes)) throw new QuantityError(`'${q}' is too large`);
+  return bytes;
+}
+
+/** Parse a CPU quantity to millicores (rounded up to a whole millicore, as Kubernetes does). */
+export function parseCpu(q: string | number): number {
+  if (typeof q === 'number') {
+    if (!Number.isFinite(q) || q < 0) throw new QuantityError(`'${q}' is not a CPU quantity such as 500m or 2`);
+    return Math.ceil(q * 1000);
+  }
+  const s = q.trim();
+  const m = CPU_PATTERN.exec(s);
+  if (!m) throw new QuantityError(`'${q}' is not a CPU quantity such as 500m or 2`);
+  const millis = s.endsWith('m') ? Math.ceil(Number(m[1])) : Math.ceil(Number(m[1]) * 1000);
+  if (!Number.isSafeInteger(millis)) throw new QuantityError(`'${q}' is too large`);
+  return millis;
+}
+
+/** Format millicores the way a user writes them: "2", "500m". */
+export function formatCpu(millis: number): string {
+  return millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`;
+}
+
+/** Format bytes with the largest binary suffix that divides them exactly: "256Mi", "1Gi", "1000". */
+export function formatMemory(bytes: number): string {
+  for (const [suffix, mult] of Object.entries(BINARY).reverse()) {
+    if (bytes >= mult && bytes % mult === 0) return `${bytes / mult}${suffix}`;
+  }
+  return String(bytes);
+}

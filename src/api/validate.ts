@@ -1,0 +1,234 @@
+/**
+ * Validates Container objects against the CRD's openAPIV3Schema (compiled with ajv), plus the
+ * few rules a CRD schema cannot express (metadata.name, path escapes). Every issue names the
+ * field path and says in plain words what is wrong.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { containerSchema } from './crd.js';
+import { API_VERSION, KIND, type ContainerManifest } from './types.js';
+import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory } from './quantity.js';
+import type { PathSegment } from '../sources/files/yaml-documents.js';
+
+export interface ValidationIssue {
+  /** Field path as segments, e.g. ['spec', 'resources', 'memory']. */
+  path: PathSegment[];
+  /** Dotted form, e.g. spec.env[0].name. */
+  field: string;
+  message: string;
+}
+
+export type ValidationResult = { ok: true; manifest: ContainerManifest } | { ok: false; issues: ValidationIssue[] };
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** Smallest limits runc and the kernel can actually run a container with. */
+export const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
+export const MIN_CPU_MILLIS = 10;
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+let compiled: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+    addFormats(ajv);
+    ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
+    ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) });
+    compiled = ajv.compile(containerSchema());
+  }
+  return compiled;
+}
+
+export function formatPath(path: readonly PathSegment[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${seg}` : seg;
+  }
+  return out || '(document)';
+}
+
+function issue(path: PathSegment[], message: string): ValidationIssue {
+  return { path, field: formatPath(path), message };
+}
+
+function pointerToPath(pointer: string, data: unknown): PathSegment[] {
+  if (!pointer) return [];
+  const out: PathSegment[] = [];
+  let node: unknown = data;
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node) && /^\d+$/.test(seg)) {
+      out.push(Number(seg));
+      node = node[Number(seg)];
+    } else {
+      out.push(seg);
+      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined;
+    }
+  }
+  return out;
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `a ${typeof v}`;
+}
+
+function valueAt(data: unknown, path: PathSegment[]): unknown {
+  let node = data;
+  for (const seg of path) node = node && typeof node === 'object' ? (node as Record<string | number, unknown>)[seg] : undefined;
+  return node;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}
+
+/** Plain words for a pattern failure, by what the field holds. */
+function patternMessage(path: PathSegment[], value: unknown): string {
+  const last = String(path[path.length - 1]);
+  const parent = String(path[path.length - 2] ?? '');
+  if (parent === 'resources' && last === 'memory') return `${show(value)} is not a quantity such as 512Mi`;
+  if (parent === 'resources' && last === 'cpu') return `${show(value)} is not a CPU quantity such as 500m or 2`;
+  if (['hostPath', 'containerPath', 'workingDir'].includes(last)) return `${show(value)} is not an absolute path`;
+  if (parent === 'env' || path.includes('env')) return `${show(value)} is not a valid environment variable name`;
+  if (['template', 'hostname', 'nodeName'].includes(last))
+    return `${show(value)} is not a valid name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)`;
+  if (path.includes('capabilities')) return `${show(value)} is not a capability name such as NET_ADMIN`;
+  return `${show(value)} has an invalid format`;
+}
+
+function describeAjvError(e: ErrorObject, data: unknown): ValidationIssue {
+  const path = pointerToPath(e.instancePath, data);
+  const value = valueAt(data, path);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return issue([...path, String(p.missingProperty)], 'required field is missing');
+    case 'additionalProperties': {
+      const extra = String(p.additionalProperty);
+      const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> })?.properties ?? {});
+      const guess = closest(extra, known);
+      return issue([...path, extra], `unknown field${guess ? ` (did you mean ${guess}?)` : ''}`);
+    }
+    case 'enum':
+      return issue(path, `${show(value)} is not one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`);
+    case 'type':
+      return issue(path, `must be ${String(p.type).replace('integer', 'a whole number').replace(/^(array)$/, 'a list').replace(/^(object)$/, 'a mapping').replace(/^(string|boolean|number)$/, 'a $1')}, not ${typeName(value)}`);
+    case 'pattern':
+      return issue(path, patternMessage(path, value));
+    case 'minimum':
+    case 'maximum':
+      return issue(path, `${show(value)} must be ${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(p.limit)}`);
+    case 'minItems':
+      return issue(path, `needs at least ${String(p.limit)} item(s)`);
+    case 'maxItems':
+      return issue(path, `has more than ${String(p.limit)} items`);
+    case 'minLength':
+      return issue(path, p.limit === 1 ? 'must not be empty' : `must be at least ${String(p.limit)} characters`);
+    case 'maxLength':
+      return issue(path, `is longer than ${String(p.limit)} characters`);
+    case 'anyOf':
+      return issue(path, `must be a whole number or a string, not ${typeName(value)}`);
+    default:
+      return issue(path, e.message ?? `fails ${e.keyword}`);
+  }
+}
+
+/** Keeps one clear message per field; drops the noise of anyOf branches. */
+function pickIssues(errors: ErrorObject[], data: unknown): ValidationIssue[] {
+  const byField = new Map<string, ValidationIssue>();
+  const anyOfFields = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  for (const e of errors) {
+    if (anyOfFields.has(e.instancePath) && e.schemaPath.includes('/anyOf/')) continue;
+    const i = describeAjvError(e, data);
+    const prev = byField.get(i.field);
+    if (!prev || (prev.message.startsWith('must be a whole number') && e.keyword !== 'anyOf')) byField.set(i.field, i);
+  }
+  return [...byField.values()];
+}
+
+function semanticIssues(m: ContainerManifest): ValidationIssue[] {
+  const out: ValidationIssue[] = [];
+  const meta = m.metadata as unknown;
+  if (!meta || typeof meta !== 'object') return [issue(['metadata'], 'must be a mapping with a name')];
+  const { name, namespace } = m.metadata;
+  if (name === undefined) out.push(issue(['metadata', 'name'], 'required field is missing'));
+  else if (typeof name !== 'string' || name.length > 63 || !DNS1123_LABEL.test(name))
+    out.push(issue(['metadata', 'name'], `${show(name)} is not a valid name: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`));
+  if (namespace !== undefined && (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)))
+    out.push(issue(['metadata', 'namespace'], `${show(namespace)} is not a valid namespace: lowercase letters, digits and '-', at most 63 characters`));
+  const spec = m.spec;
+  const r = spec.resources;
+  if (r?.memory !== undefined && (typeof r.memory === 'number' || MEMORY_PATTERN.test(r.memory))) {
+    const bytes = parseMemory(r.memory);
+    if (bytes < MIN_MEMORY_BYTES) out.push(issue(['spec', 'resources', 'memory'], `${show(r.memory)} is below the smallest memory limit a container can run with (4Mi)`));
+  }
+  if (r?.cpu !== undefined && (typeof r.cpu === 'number' || CPU_PATTERN.test(r.cpu))) {
+    const millis = parseCpu(r.cpu);
+    if (millis < MIN_CPU_MILLIS) out.push(issue(['spec', 'resources', 'cpu'], `${show(r.cpu)} is below the smallest CPU limit (10m)`));
+  }
+  const seen = new Set<string>();
+  (spec.mounts ?? []).forEach((mnt, i) => {
+    for (const f of ['hostPath', 'containerPath'] as const) {
+      if (typeof mnt[f] === 'string' && mnt[f].split('/').includes('..'))
+        out.push(issue(['spec', 'mounts', i, f], `${show(mnt[f])} must not contain '..'`));
+    }
+    if (typeof mnt.containerPath === 'string') {
+      const norm = mnt.containerPath.replace(/\/+$/, '') || '/';
+      if (norm === '/') out.push(issue(['spec', 'mounts', i, 'containerPath'], 'cannot mount over the container\'s root'));
+      if (seen.has(norm)) out.push(issue(['spec', 'mounts', i, 'containerPath'], `${show(mnt.containerPath)} is mounted twice`));
+      seen.add(norm);
+    }
+  });
+  const envNames = new Set<string>();
+  (spec.env ?? []).forEach((e, i) => {
+    if (envNames.has(e.name)) out.push(issue(['spec', 'env', i, 'name'], `${show(e.name)} is set twice`));
+    envNames.add(e.name);
+  });
+  return out;
+}
+
+/** Validates one parsed object as a Container. */
+export function validateManifest(obj: unknown): ValidationResult {
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
+    return { ok: false, issues: [issue([], `a Container must be a mapping, not ${typeName(obj)}`)] };
+  }
+  const v = validator();
+  const issues: ValidationIssue[] = [];
+  if (!v(obj)) issues.push(...pickIssues(v.errors ?? [], obj));
+  const o = obj as Record<string, unknown>;
+  if (o.apiVersion === API_VERSION && o.kind === KIND && o.spec && typeof o.spec === 'object' && !Array.isArray(o.spec)) {
+    issues.push(...semanticIssues(obj as ContainerManifest).filter((s) => !issues.some((i) => i.field === s.field)));
+  }
+  if (issues.length) return { ok: false, issues };
+  return { ok: true, manifest: obj as ContainerManifest };
+}

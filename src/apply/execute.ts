@@ -1,0 +1,109 @@
+/**
+ * Carries out one planned action against a Runtime and reports what it did. Every action is
+ * idempotent: repeated, or finished after an interruption, it converges.
+ */
+import type { DesiredContainer, Resources, ResourceName } from '../api/types.js';
+import { hashOf } from '../api/hash.js';
+import type { Action, ActionKind, Outcome } from '../plan/actions.js';
+import type { AppliedRecord, DeferredResize, Runtime } from '../runtime/runtime.js';
+import { ActionError, classify } from './errors.js';
+
+export interface ActionResult {
+  key: string;
+  kind: ActionKind;
+  outcome: Outcome;
+  durationMs: number;
+  pid?: number;
+  deferred?: DeferredResize[];
+  limits?: Resources;
+  exitCode?: number;
+}
+
+export interface ExecuteContext {
+  runtime: Runtime;
+  now?: () => number;
+}
+
+const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
+
+function record(d: DesiredContainer, createdAt: string, resources?: Resources): AppliedRecord {
+  const spec = resources ? { ...d.spec, resources } : d.spec;
+  return { namespace: d.namespace, name: d.name, spec, specHash: hashOf(spec), source: d.source, createdAt };
+}
+
+async function createdAtOf(ctx: ExecuteContext, key: string): Promise<string> {
+  return (await ctx.runtime.get(key))?.applied.createdAt ?? new Date().toISOString();
+}
+
+async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResult, 'key' | 'kind' | 'durationMs'>> {
+  const rt = ctx.runtime;
+  const key = action.key;
+  switch (action.kind) {
+    case 'create': {
+      const d = action.desired;
+      await rt.create({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source });
+      if (d.spec.state !== 'Running') return { outcome: 'created' };
+      const { pid } = await rt.start(key);
+      return { outcome: 'created', pid };
+    }
+    case 'start': {
+      await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
+      const { pid } = await rt.start(key);
+      return { outcome: 'started', pid };
+    }
+    case 'stop': {
+      const { exitCode } = await rt.stop(key, { graceSeconds: action.desired.spec.terminationGracePeriodSeconds });
+      await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
+      return { outcome: 'stopped', exitCode };
+    }
+    case 'resize': {
+      const res = await rt.updateResources(key, action.to);
+      // What is now in force: the new value, except for resources the kernel refused.
+      const inForce: Resources = { ...action.to };
+      for (const d of res.deferred) {
+        const f = FIELD[d.resource];
+        if (action.from[f] === undefined) delete inForce[f];
+        else inForce[f] = action.from[f];
+      }
+      await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key), inForce));
+      return { outcome: res.deferred.length ? 'deferred' : 'resized', limits: res.limits, deferred: res.deferred };
+    }
+    case 'restart': {
+      const grace = action.desired.spec.terminationGracePeriodSeconds;
+      await rt.stop(key, { graceSeconds: grace });
+      await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
+      const { pid } = await rt.start(key);
+      return { outcome: 'restarted', pid };
+    }
+    case 'replace': {
+      const d = action.desired;
+      const current = await rt.get(key);
+      await rt.stop(key, { graceSeconds: current?.applied.spec.terminationGracePeriodSeconds ?? d.spec.terminationGracePeriodSeconds });
+      await rt.remove(key, { keepPrivateArea: !action.discardPrivateArea });
+      await rt.create({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source });
+      if (d.spec.state !== 'Running') return { outcome: 'replaced' };
+      const { pid } = await rt.start(key);
+      return { outcome: 'replaced', pid };
+    }
+    case 'configure': {
+      await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
+      return { outcome: 'configured' };
+    }
+    case 'destroy': {
+      await rt.stop(key, { graceSeconds: action.graceSeconds });
+      await rt.remove(key, { keepPrivateArea: false });
+      return { outcome: 'destroyed' };
+    }
+  }
+}
+
+export async function executeAction(action: Action, ctx: ExecuteContext): Promise<ActionResult> {
+  const now = ctx.now ?? (() => performance.now());
+  const t0 = now();
+  try {
+    const r = await run(action, ctx);
+    return { key: action.key, kind: action.kind, durationMs: Math.round(now() - t0), ...r };
+  } catch (err) {
+    throw new ActionError(action.key, action.kind, classify(err), { cause: err });
+  }
+}

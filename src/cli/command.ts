@@ -1,0 +1,32 @@
+/** What every CLI command looks like. */
+import type { Writable } from 'node:stream';
+import type { Runtime } from '../runtime/runtime.js';
+import type { TemplateStore } from '../runtime/templates.js';
+
+export interface CliContext {
+  /** Holds templates, private areas, logs, status and acetate's own runc root. */
+  stateDir: string;
+  stdout: Writable;
+  stderr: Writable;
+  /** Opens the runtime (checks root and runc first). */
+  openRuntime(): Promise<{ runtime: Runtime; templates: TemplateStore }>;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(argv: string[], ctx: CliContext): Promise<number>;
+}
+
+/** A usage error: printed with the command's usage, exit status 1. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function print(stream: Writable, text: string): void {
+  stream.write(text.endsWith('\n') ? text : `${text}\n`);
+}

@@ -1,0 +1,76 @@
+import type { Command } from '../command.js';
+import { print, UsageError } from '../command.js';
+import { parse, parsePositiveInt } from '../args.js';
+import { plan } from '../../plan/plan.js';
+import { renderPlan, renderPlanLines } from '../../plan/render.js';
+import { applyPlan } from '../../apply/apply.js';
+import { messageOf } from '../../apply/errors.js';
+import { formatResource } from '../../plan/compare.js';
+import type { ActionResult } from '../../apply/execute.js';
+import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
+import { printProblems } from '../problems.js';
+
+function describeResult(r: ActionResult): string {
+  const bits = [`${r.outcome} ${r.key}`];
+  if (r.pid) bits.push(`pid ${r.pid}`);
+  if (r.limits && r.outcome !== 'deferred') {
+    const l = r.limits;
+    bits.push(`cpu ${formatResource('cpu', l.cpuMillis)}, memory ${formatResource('memory', l.memoryBytes)}, pids ${formatResource('pids', l.pids)}`);
+  }
+  for (const d of r.deferred ?? []) bits.push(`${d.resource} deferred: ${d.reason}`);
+  return `${bits.join(' · ')} (${(r.durationMs / 1000).toFixed(1)}s)`;
+}
+
+export const applyCommand: Command = {
+  name: 'apply',
+  summary: 'Converge this node to the Containers declared in a directory',
+  usage: `Usage: acetate apply -f DIR [--concurrency N] [--allow-empty] [--dry-run] [--node NAME]
+
+Plans (see \`acetate plan\`) and carries out the plan: creates, resizes in place, restarts,
+replaces and destroys containers, independent containers concurrently. Applying again
+when converged does nothing.
+
+Safety: if DIR is missing, unreadable or has no valid manifest, nothing is destroyed unless
+--allow-empty is given. A file that fails validation is reported and the containers it
+declared are left exactly as they are.
+
+  --concurrency N  containers changed at once (default 4)
+  --dry-run        print the plan and stop (same as acetate plan)
+Exit status: 0 converged, 1 any error.`,
+  async run(argv, ctx) {
+    const { values } = parse(argv, { ...CONVERGE_OPTIONS, concurrency: { type: 'string', default: '4' }, 'dry-run': { type: 'boolean' } });
+    if (!values.file) throw new UsageError('apply needs -f DIR');
+    const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
+    const { runtime } = await ctx.openRuntime();
+    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
+    const p = plan(input.planInput);
+    printProblems(ctx.stderr, input.snapshot.problems);
+    if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+    if (values['dry-run']) {
+      ctx.stdout.write(renderPlan(p));
+      return input.snapshot.problems.length ? 1 : 0;
+    }
+    if (!p.actions.length) {
+      ctx.stdout.write(renderPlan(p));
+      return input.snapshot.problems.length ? 1 : 0;
+    }
+    print(ctx.stdout, renderPlanLines(p).join('\n'));
+    for (const s of p.skipped) print(ctx.stdout, `  ! left alone ${s.key}: ${s.reason}`);
+    print(ctx.stdout, '');
+    const t0 = performance.now();
+    const summary = await applyPlan(p, {
+      runtime,
+      concurrency,
+      onStart: (a) => print(ctx.stdout, `  … ${a.kind} ${a.key}`),
+      onDone: (_a, r) => print(ctx.stdout, `  ✓ ${describeResult(r)}`),
+      onError: (_a, e) => print(ctx.stderr, `  ✗ ${e.kind} ${e.key} failed: ${messageOf(e.cause)}`),
+    });
+    const counts = new Map<string, number>();
+    for (const r of summary.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
+    const parts = [...counts].map(([k, n]) => `${n} ${k}`);
+    parts.push(`${p.unchanged.length} unchanged`);
+    if (summary.errors.length) parts.push(`${summary.errors.length} failed`);
+    print(ctx.stdout, `\nApply ${summary.errors.length ? 'finished with errors' : 'complete'}: ${parts.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)}s.`);
+    return summary.errors.length || input.snapshot.problems.length ? 1 : 0;
+  },
+};

@@ -1,0 +1,99 @@
+import yaml from 'js-yaml';
+import type { Command } from '../command.js';
+import { print, UsageError } from '../command.js';
+import { keyOf, parse } from '../args.js';
+import { age, table } from '../table.js';
+import { formatResource } from '../../plan/compare.js';
+import type { ActualContainer } from '../../runtime/runtime.js';
+import type { ResourceName, Resources } from '../../api/types.js';
+
+const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
+
+function phase(c: ActualContainer): string {
+  if (c.process.state === 'running') return 'Running';
+  if (c.process.state === 'exited') return c.process.exitCode === 0 ? 'Succeeded' : `Failed(${c.process.exitCode ?? '?'})`;
+  return c.applied.spec.state === 'Stopped' ? 'Stopped' : 'Pending';
+}
+
+/** "512Mi/512Mi": desired (applied) / actual (from the cgroup). */
+function pair(c: ActualContainer, r: ResourceName): string {
+  const want = formatResource(r, c.applied.spec.resources[FIELD[r]]);
+  if (c.process.state !== 'running') return `${want}/-`;
+  return `${want}/${formatResource(r, c.limits[FIELD[r]])}`;
+}
+
+export function toJson(c: ActualContainer): Record<string, unknown> {
+  return {
+    namespace: c.namespace,
+    name: c.name,
+    id: c.id,
+    phase: phase(c),
+    pid: c.process.pid,
+    exitCode: c.process.exitCode,
+    restarts: c.restartCount,
+    template: c.applied.spec.template,
+    desired: {
+      state: c.applied.spec.state,
+      cpu: formatResource('cpu', c.applied.spec.resources.cpuMillis),
+      memory: formatResource('memory', c.applied.spec.resources.memoryBytes),
+      pids: c.applied.spec.resources.pids ?? 'unlimited',
+    },
+    actual: c.process.state === 'running'
+      ? { cpu: formatResource('cpu', c.limits.cpuMillis), memory: formatResource('memory', c.limits.memoryBytes), pids: c.limits.pids ?? 'unlimited' }
+      : null,
+    source: c.applied.source,
+    specHash: c.applied.specHash,
+    createdAt: c.applied.createdAt,
+    startedAt: c.process.startedAt,
+  };
+}
+
+export const getCommand: Command = {
+  name: 'get',
+  summary: 'List the containers acetate manages on this node',
+  usage: `Usage: acetate get [NAME...] [-n NAMESPACE] [-o wide|json|yaml]
+
+Shows each managed container: name, state, pid, cpu and memory as desired/actual (actual
+is read from the container's cgroup), restarts and age.`,
+  async run(argv, ctx) {
+    const { values, positionals } = parse(argv, { output: { type: 'string', short: 'o', default: 'table' }, namespace: { type: 'string', short: 'n' } });
+    if (!['table', 'wide', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be json, yaml or wide, not '${values.output}'`);
+    const { runtime } = await ctx.openRuntime();
+    let list = (await runtime.list()).sort((a, b) => (a.key < b.key ? -1 : 1));
+    if (positionals.length) {
+      const want = new Set(positionals.map((p) => keyOf(p, values.namespace)));
+      const missing = [...want].filter((k) => !list.some((c) => c.key === k));
+      if (missing.length) print(ctx.stderr, `not found: ${missing.join(', ')}`);
+      list = list.filter((c) => want.has(c.key));
+      if (!list.length) return 1;
+    } else if (values.namespace) {
+      list = list.filter((c) => c.namespace === values.namespace);
+    }
+    if (values.output === 'json') {
+      print(ctx.stdout, JSON.stringify({ items: list.map(toJson) }, null, 2));
+      return 0;
+    }
+    if (values.output === 'yaml') {
+      ctx.stdout.write(yaml.dump({ items: list.map(toJson) }, { noRefs: true }));
+      return 0;
+    }
+    if (!list.length) {
+      print(ctx.stdout, 'No containers managed by acetate on this node.');
+      return 0;
+    }
+    const wide = values.output === 'wide';
+    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', ...(wide ? ['PIDS', 'TEMPLATE', 'SOURCE'] : [])];
+    const rows = list.map((c) => [
+      c.namespace === 'default' ? c.name : c.key,
+      phase(c),
+      c.process.pid ? String(c.process.pid) : '-',
+      pair(c, 'cpu'),
+      pair(c, 'memory'),
+      String(c.restartCount),
+      age(c.applied.createdAt),
+      ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+    ]);
+    ctx.stdout.write(table(headers, rows));
+    return 0;
+  },
+};

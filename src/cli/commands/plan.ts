@@ -1,0 +1,40 @@
+import type { Command } from '../command.js';
+import { print, UsageError } from '../command.js';
+import { parse } from '../args.js';
+import { plan } from '../../plan/plan.js';
+import { planToJson, renderPlan } from '../../plan/render.js';
+import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
+import { printProblems } from '../problems.js';
+
+export const planCommand: Command = {
+  name: 'plan',
+  summary: 'Show what apply would change, and why (changes nothing)',
+  usage: `Usage: acetate plan -f DIR [--output text|json] [--allow-empty] [--node NAME]
+
+Compares the Containers declared under DIR with the containers acetate runs on this node
+and prints the actions apply would take:
+  +   create    a declared container that does not exist
+  ~   resize    limits change in place (same process)
+  ~   restart   a limit whose resizePolicy is RestartContainer changed
+  -/+ replace   a field that cannot change in place changed (the reason lists them)
+  -   destroy   a container no longer declared
+Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
+containers are left as they are).`,
+  async run(argv, ctx) {
+    const { values } = parse(argv, { ...CONVERGE_OPTIONS, output: { type: 'string', short: 'o', default: 'text' }, 'dry-run': { type: 'boolean' } });
+    if (!values.file) throw new UsageError('plan needs -f DIR');
+    if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
+    const { runtime } = await ctx.openRuntime();
+    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
+    const p = plan(input.planInput);
+    printProblems(ctx.stderr, input.snapshot.problems);
+    if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+    if (values.output === 'json') {
+      print(ctx.stdout, JSON.stringify({ ...(planToJson(p) as object), problems: input.snapshot.problems }, null, 2));
+    } else {
+      ctx.stdout.write(renderPlan(p));
+    }
+    if (input.snapshot.problems.length) return 1;
+    return p.actions.length ? 2 : 0;
+  },
+};

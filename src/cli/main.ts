@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/** acetate's command line: global flags, command dispatch, and one-line errors. */
+import { COMMANDS } from './commands/index.js';
+import { print, UsageError, type Command } from './command.js';
+import { createContext, resolveStateDir, DEFAULT_STATE_DIR } from './context.js';
+import { RuntimeUnavailableError } from '../runtime/runtime.js';
+import { ActionError, messageOf } from '../apply/errors.js';
+
+const VERSION = '0.1.0';
+
+function globalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `acetate: declarative light containers (runc + overlayfs) on this node
+
+Usage: acetate [--state-dir DIR] COMMAND [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Global options:
+  --state-dir DIR  templates, private areas, logs, status and acetate's runc root
+                   (default ${DEFAULT_STATE_DIR}, or $ACETATE_STATE_DIR)
+  -h, --help       help (also: acetate COMMAND --help)
+  --version        print the version
+
+Run 'acetate COMMAND --help' for a command's options.
+`;
+}
+
+/** Splits global flags (anywhere before the command) from the command and its arguments. */
+function splitGlobal(argv: string[]): { stateDir?: string; help: boolean; version: boolean; command?: string; rest: string[] } {
+  const out: { stateDir?: string; help: boolean; version: boolean; command?: string; rest: string[] } = { help: false, version: false, rest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (out.command) {
+      if (a === '--state-dir' && i + 1 < argv.length) out.stateDir = argv[++i];
+      else if (a.startsWith('--state-dir=')) out.stateDir = a.slice('--state-dir='.length);
+      else out.rest.push(a);
+    } else if (a === '--state-dir') {
+      if (i + 1 >= argv.length) throw new UsageError('--state-dir needs a directory');
+      out.stateDir = argv[++i];
+    } else if (a.startsWith('--state-dir=')) out.stateDir = a.slice('--state-dir='.length);
+    else if (a === '-h' || a === '--help' || a === 'help') out.help = true;
+    else if (a === '--version' || a === 'version') out.version = true;
+    else if (a.startsWith('-')) throw new UsageError(`unknown global option ${a}`);
+    else out.command = a;
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let command: Command | undefined;
+  try {
+    const g = splitGlobal(argv);
+    if (g.version) {
+      print(process.stdout, `acetate ${VERSION}`);
+      return 0;
+    }
+    if (!g.command) {
+      process.stdout.write(globalHelp());
+      return g.help ? 0 : 1;
+    }
+    command = COMMANDS.find((c) => c.name === g.command);
+    if (!command) throw new UsageError(`unknown command '${g.command}'`);
+    if (g.help || g.rest.includes('--help') || g.rest.includes('-h')) {
+      print(process.stdout, command.usage);
+      return 0;
+    }
+    return await command.run(g.rest, createContext(resolveStateDir(g.stateDir)));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      print(process.stderr, `acetate: ${err.message}`);
+      print(process.stderr, command ? `Run 'acetate ${command.name} --help' for usage.` : "Run 'acetate --help' for usage.");
+      return 1;
+    }
+    if (err instanceof RuntimeUnavailableError) {
+      print(process.stderr, `acetate: ${err.message}`);
+      return 1;
+    }
+    if (err instanceof ActionError) {
+      print(process.stderr, `acetate: ${err.message}`);
+      return 1;
+    }
+    print(process.stderr, `acetate: ${messageOf(err)}${process.env.ACETATE_DEBUG ? `\n${(err as Error).stack}` : ''}`);
+    return 1;
+  }
+}
+
+const exitCode = await main(process.argv.slice(2));
+process.exitCode = exitCode;

@@ -1,0 +1,211 @@
+/**
+ * The status of one container, computed from what the loop knows after reconciling it: desired,
+ * actual, what this reconcile did or failed to do, and the source's problems for the key.
+ *
+ * Conditions follow Kubernetes conventions: type, status True/False/Unknown, a CamelCase reason,
+ * a human message, lastTransitionTime (which changes only when status changes) and
+ * observedGeneration.
+ *
+ * - Ready: the process runs as desired (or is stopped as desired).
+ * - Synced: the desired spec is applied; False with the reason when it is not (an error, an invalid
+ *   or conflicting manifest, an action still to do).
+ * - ResizePending: a resize the kernel refused for now (reason Deferred) is still to be applied.
+ */
+import type { Condition, ContainerStatus, DesiredContainer, Phase, Resources } from '../api/types.js';
+import { formatCpu, formatMemory } from '../api/quantity.js';
+import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
+import type { SourceProblem } from '../sources/source.js';
+
+export const CONDITION_READY = 'Ready';
+export const CONDITION_SYNCED = 'Synced';
+export const CONDITION_RESIZE_PENDING = 'ResizePending';
+
+/** Why a container desired Running is not being started now. */
+export interface Waiting {
+  reason: 'CrashLoopBackOff' | 'RestartPolicy' | string;
+  message: string;
+}
+
+export interface ReconcileError {
+  message: string;
+  /** The action that failed, if any. */
+  action?: string;
+  /** backoff: retried automatically; terminal: waits for the next change of the key. */
+  retry: 'backoff' | 'terminal';
+}
+
+export interface StatusInput {
+  key: string;
+  desired?: DesiredContainer;
+  actual?: ActualContainer;
+  previous?: ContainerStatus;
+  /** The error that ended this reconcile, if any. */
+  error?: ReconcileError;
+  /** Source problems concerning this key (invalid manifest, conflict). */
+  problems?: SourceProblem[];
+  /** The key is protected: its container is left exactly as it is. */
+  protectedKey?: boolean;
+  /** A start held back by restartPolicy / crash-loop backoff. */
+  waiting?: Waiting;
+  /** Resizes the kernel refused this time. */
+  deferred?: DeferredResize[];
+  /** Actions the plan still wants that were not carried out (besides a held-back start). */
+  pendingActions?: string[];
+  /** The node's name, reported in status.node. */
+  node?: string;
+  /** Now, epoch ms. */
+  now: number;
+}
+
+export function formatResources(r: Resources | undefined): ContainerStatus['resources'] {
+  const out: NonNullable<ContainerStatus['resources']> = {};
+  if (!r) return out;
+  if (r.cpuMillis !== undefined) out.cpu = formatCpu(r.cpuMillis);
+  if (r.memoryBytes !== undefined) out.memory = formatMemory(r.memoryBytes);
+  if (r.pids !== undefined) out.pids = r.pids;
+  return out;
+}
+
+function problemMessage(p: SourceProblem): string {
+  const where = `${p.origin}${p.line !== undefined ? `:${p.line}` : ''}`;
+  return `${where}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+}
+
+/** Computes the phase of a container. */
+export function computePhase(input: StatusInput): Phase {
+  const { desired, actual } = input;
+  const state = actual?.process.state;
+  if (state === 'running') return 'Running';
+  if (!desired) return actual ? (state === 'exited' && (actual.process.exitCode ?? 1) !== 0 ? 'Failed' : 'Stopped') : 'Unknown';
+  if (desired.spec.state === 'Stopped') return 'Stopped';
+  if (state === 'exited') {
+    if (input.waiting?.reason === 'RestartPolicy') return (actual?.process.exitCode ?? 1) === 0 ? 'Stopped' : 'Failed';
+    return 'Pending';
+  }
+  if (input.error?.retry === 'terminal') return 'Failed';
+  return 'Pending';
+}
+
+function readyCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> {
+  const { desired, actual } = input;
+  const state = actual?.process.state ?? 'absent';
+  if (!desired) {
+    return { type: CONDITION_READY, status: 'False', reason: 'NotDesired', message: 'no manifest declares this container' };
+  }
+  if (desired.spec.state === 'Stopped') {
+    return state === 'running'
+      ? { type: CONDITION_READY, status: 'False', reason: 'Stopping', message: 'desired state is Stopped but the process runs' }
+      : { type: CONDITION_READY, status: 'True', reason: 'Stopped', message: 'stopped as desired' };
+  }
+  if (state === 'running') {
+    return { type: CONDITION_READY, status: 'True', reason: 'Running', message: `running with pid ${actual?.process.pid ?? '?'}` };
+  }
+  if (input.waiting) return { type: CONDITION_READY, status: 'False', reason: input.waiting.reason, message: input.waiting.message };
+  if (state === 'exited') {
+    const code = actual?.process.exitCode;
+    return { type: CONDITION_READY, status: 'False', reason: 'Exited', message: `exited${code !== undefined ? ` with code ${code}` : ''}` };
+  }
+  if (!actual) return { type: CONDITION_READY, status: 'False', reason: 'NotCreated', message: 'the container does not exist yet' };
+  return { type: CONDITION_READY, status: 'False', reason: 'NotStarted', message: 'the process is not running' };
+}
+
+function syncedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> {
+  const problems = input.problems ?? [];
+  const conflict = problems.find((p) => p.kind === 'conflict');
+  if (conflict) {
+    return { type: CONDITION_SYNCED, status: 'False', reason: 'Conflict', message: `${problemMessage(conflict)}; the container is left as it is` };
+  }
+  const invalid = problems.find((p) => p.kind === 'invalid' || p.kind === 'unreadable');
+  if (invalid) {
+    return {
+      type: CONDITION_SYNCED,
+      status: 'False',
+      reason: invalid.kind === 'unreadable' ? 'UnreadableManifest' : 'InvalidManifest',
+      message: `${problemMessage(invalid)}; the container keeps its last applied spec`,
+    };
+  }
+  if (input.protectedKey) {
+    return { type: CONDITION_SYNCED, status: 'False', reason: 'Protected', message: 'the source of this container currently fails; it is left as it is' };
+  }
+  if (input.error) {
+    return {
+      type: CONDITION_SYNCED,
+      status: 'False',
+      reason: input.error.retry === 'terminal' ? 'Failed' : 'ReconcileError',
+      message: `${input.error.action ? `${input.error.action}: ` : ''}${input.error.message}${input.error.retry === 'terminal' ? ' (waiting for a change of the manifest)' : ' (retrying with backoff)'}`,
+    };
+  }
+  if (!input.desired) {
+    return { type: CONDITION_SYNCED, status: 'False', reason: 'NotDesired', message: 'no manifest declares this container' };
+  }
+  if (input.pendingActions && input.pendingActions.length > 0) {
+    return { type: CONDITION_SYNCED, status: 'False', reason: 'Pending', message: `still to do: ${input.pendingActions.join(', ')}` };
+  }
+  return { type: CONDITION_SYNCED, status: 'True', reason: 'Converged', message: 'the desired spec is applied' };
+}
+
+function resizeCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> {
+  const deferred = input.deferred ?? [];
+  if (deferred.length > 0) {
+    return {
+      type: CONDITION_RESIZE_PENDING,
+      status: 'True',
+      reason: 'Deferred',
+      message: deferred.map((d) => `${d.resource}: ${d.reason}`).join('; '),
+    };
+  }
+  return { type: CONDITION_RESIZE_PENDING, status: 'False', reason: 'NoResizePending', message: '' };
+}
+
+/**
+ * Merges new conditions with the previous ones: lastTransitionTime is kept when a condition's
+ * status did not change.
+ */
+export function mergeConditions(
+  previous: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>[],
+  now: number,
+): Condition[] {
+  const nowIso = new Date(now).toISOString();
+  return next.map((c) => {
+    const prev = previous?.find((p) => p.type === c.type);
+    const lastTransitionTime = prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : nowIso;
+    const out: Condition = { type: c.type, status: c.status };
+    if (c.reason !== undefined) out.reason = c.reason;
+    if (c.message !== undefined) out.message = c.message;
+    out.lastTransitionTime = lastTransitionTime;
+    if (c.observedGeneration !== undefined) out.observedGeneration = c.observedGeneration;
+    return out;
+  });
+}
+
+export function findCondition(status: ContainerStatus | undefined, type: string): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+/** Computes the status of one container. Pure. */
+export function computeStatus(input: StatusInput): ContainerStatus {
+  const { desired, actual, previous } = input;
+  const generation = desired?.source.kind === 'kube' ? desired.source.generation : undefined;
+  const conds = [readyCondition(input), syncedCondition(input), resizeCondition(input)].map((c) =>
+    generation !== undefined ? { ...c, observedGeneration: generation } : c,
+  );
+  const status: ContainerStatus = {};
+  if (generation !== undefined) status.observedGeneration = generation;
+  status.phase = computePhase(input);
+  if (input.node) status.node = input.node;
+  if (actual?.process.state === 'running' && actual.process.pid !== undefined) status.pid = actual.process.pid;
+  status.restartCount = actual?.restartCount ?? 0;
+  const exitCode = actual?.process.state === 'exited' ? actual.process.exitCode : undefined;
+  const lastExitCode = exitCode ?? actual?.process.exitCode ?? previous?.lastExitCode;
+  if (lastExitCode !== undefined) status.lastExitCode = lastExitCode;
+  if (actual?.process.startedAt) status.startedAt = actual.process.startedAt;
+  if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);
+  status.conditions = mergeConditions(previous?.conditions, conds, input.now);
+  return status;
+}
+
+/** True when two statuses differ in anything but lastTransitionTime bookkeeping. */
+export function statusEqual(a: ContainerStatus | undefined, b: ContainerStatus | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}

@@ -1,0 +1,76 @@
+/**
+ * acetate's logs (winston): one JSON object per line when stdout is not a terminal (for journald,
+ * log shippers, tests), a readable line on a terminal. One line per action carried out, with the
+ * container, the action, its duration and its result.
+ */
+import winston from 'winston';
+import type { Writable } from 'node:stream';
+
+export type Logger = winston.Logger;
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  /** JSON lines; default: when the stream is not a TTY. */
+  json?: boolean;
+  /** Where to write; default process.stdout. */
+  stream?: Writable & { isTTY?: boolean };
+  /** Silence everything (tests). */
+  silent?: boolean;
+}
+
+function readable(): winston.Logform.Format {
+  return winston.format.printf((info) => {
+    const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
+    const fields = Object.entries(rest)
+      .filter(([k, v]) => v !== undefined && typeof k === 'string' && !k.startsWith('Symbol('))
+      .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .join(' ');
+    const time = typeof timestamp === 'string' ? timestamp.slice(11, 23) : '';
+    return `${time} ${String(level).toUpperCase().padEnd(5)} ${String(message)}${fields ? `  ${fields}` : ''}`;
+  });
+}
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const stream = opts.stream ?? process.stdout;
+  const json = opts.json ?? !stream.isTTY;
+  const level = opts.level ?? ((process.env.ACETATE_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  return winston.createLogger({
+    level,
+    silent: opts.silent ?? false,
+    format: json
+      ? winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), winston.format.json())
+      : winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), readable()),
+    transports: [new winston.transports.Stream({ stream })],
+  });
+}
+
+/** A logger that drops everything (unit tests). */
+export function silentLogger(): Logger {
+  return createLogger({ silent: true, json: true });
+}
+
+export interface ActionLogEntry {
+  container: string;
+  action: string;
+  durationMs: number;
+  /** The outcome (created, resized, deferred...), or `error`. */
+  result: string;
+  reason?: string;
+  pid?: number;
+  error?: string;
+  retry?: 'backoff' | 'terminal';
+  retryInMs?: number;
+}
+
+/** The one line logged per action. */
+export function logAction(logger: Logger, e: ActionLogEntry): void {
+  const fields: Record<string, unknown> = { container: e.container, action: e.action, durationMs: e.durationMs, result: e.result };
+  if (e.reason) fields.reason = e.reason;
+  if (e.pid !== undefined) fields.pid = e.pid;
+  if (e.error) fields.error = e.error;
+  if (e.retry) fields.retry = e.retry;
+  if (e.retryInMs !== undefined) fields.retryInMs = e.retryInMs;
+  if (e.error) logger.warn(`${e.action} ${e.container} failed`, fields);
+  else logger.info(`${e.action} ${e.container}: ${e.result}`, fields);
+}

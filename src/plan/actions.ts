@@ -1,0 +1,61 @@
+/**
+ * The actions a plan is made of. A plan is computed without I/O by plan() and carried out by
+ * apply; each action carries the reason it was chosen, in words a user reads in `acetate plan`.
+ */
+import type { DesiredContainer, Resources } from '../api/types.js';
+
+interface Base {
+  key: string;
+  /** Why: "not on this node", "memory 256Mi → 512Mi", "command changed"... */
+  reason: string;
+}
+
+/** Create the container (private area, record) and, if its desired state is Running, start it. */
+export interface CreateAction extends Base { kind: 'create'; desired: DesiredContainer }
+/** Start the process of an existing container (desired Running, not running). */
+export interface StartAction extends Base { kind: 'start'; desired: DesiredContainer }
+/** Stop the process (desired Stopped, running). */
+export interface StopAction extends Base { kind: 'stop'; desired: DesiredContainer }
+/** Change limits of the running process in place: same pid. */
+export interface ResizeAction extends Base { kind: 'resize'; desired: DesiredContainer; from: Resources; to: Resources }
+/** A resize whose resizePolicy says RestartContainer: stop, then start with the new limits. */
+export interface RestartAction extends Base { kind: 'restart'; desired: DesiredContainer; from: Resources; to: Resources }
+/**
+ * Fields that cannot change in place changed: stop, remove and create again. The private area is
+ * kept unless the template changed (discardPrivateArea).
+ */
+export interface ReplaceAction extends Base {
+  kind: 'replace';
+  desired: DesiredContainer;
+  fields: string[];
+  discardPrivateArea: boolean;
+}
+/** Only fields that need no runtime action changed (restartPolicy, grace period...): record them. */
+export interface ConfigureAction extends Base { kind: 'configure'; desired: DesiredContainer; fields: string[] }
+/** A managed container no longer desired: stop it and delete it with its private area. */
+export interface DestroyAction extends Base { kind: 'destroy'; graceSeconds: number }
+
+export type Action =
+  | CreateAction
+  | StartAction
+  | StopAction
+  | ResizeAction
+  | RestartAction
+  | ReplaceAction
+  | ConfigureAction
+  | DestroyAction;
+
+export type ActionKind = Action['kind'];
+
+/** What an idempotent operation reports it did. */
+export type Outcome =
+  | 'unchanged'
+  | 'created'
+  | 'started'
+  | 'stopped'
+  | 'resized'
+  | 'restarted'
+  | 'replaced'
+  | 'configured'
+  | 'destroyed'
+  | 'deferred';

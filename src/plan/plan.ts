@@ -1,0 +1,137 @@
+/**
+ * plan(desired, actual) → ordered actions with reasons. Pure: no I/O, no clock. Everything
+ * `acetate plan`, `acetate apply` and the loop do starts here.
+ */
+import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '../api/types.js';
+import { hashOf } from '../api/hash.js';
+import type { ActualContainer } from '../runtime/runtime.js';
+import type { Action } from './actions.js';
+import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
+
+export interface PlanInput {
+  desired: Map<string, DesiredContainer>;
+  actual: Map<string, ActualContainer>;
+  /** Keys whose declarations are invalid or conflicting: their containers are left as they are. */
+  protectedKeys?: Set<string>;
+  /** Manifest files that fail: containers last applied from them are never destroyed. */
+  failingOrigins?: Set<string>;
+  /** The desired state is a complete view: managed containers missing from it may be destroyed. */
+  complete: boolean;
+  /** Why it is not complete (shown in skipped reasons). */
+  incompleteReason?: string;
+}
+
+export interface Skipped {
+  key: string;
+  reason: string;
+}
+
+export interface Plan {
+  actions: Action[];
+  /** Keys that are converged. */
+  unchanged: string[];
+  /** Keys left alone on purpose, and why. */
+  skipped: Skipped[];
+}
+
+/** Whether a process that exited should run again under its restart policy. */
+export function restartWanted(spec: NormalizedSpec, exitCode: number | undefined): boolean {
+  if (spec.restartPolicy === 'Always') return true;
+  if (spec.restartPolicy === 'OnFailure') return exitCode !== 0;
+  return false;
+}
+
+/** The limits in force: read from the cgroup when running, else what was applied. */
+function limitsInForce(a: ActualContainer): Resources {
+  return a.process.state === 'running' ? a.limits : a.applied.spec.resources;
+}
+
+function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
+  const want = d.spec;
+  const had = a.applied.spec;
+  const key = d.key;
+  const running = a.process.state === 'running';
+
+  const replaceFields = changedFields(REPLACE_FIELDS, had, want);
+  if (replaceFields.length) {
+    const discard = replaceFields.includes('template');
+    const reason = discard
+      ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
+      : `${replaceFields.join(', ')} changed: cannot change in place (private area kept)`;
+    return [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }];
+  }
+
+  const actions: Action[] = [];
+  const inForce = limitsInForce(a);
+  const wantsRunning = want.state === 'Running';
+  if (running && !wantsRunning) {
+    actions.push({ kind: 'stop', key, desired: d, reason: 'desired Stopped' });
+  } else if (running) {
+    const resChanged = changedResources(inForce, want.resources);
+    if (resChanged.length) {
+      const restartFor = resChanged.filter((r) => want.resizePolicy[r] === 'RestartContainer');
+      const change = describeResourceChange(inForce, want.resources);
+      if (restartFor.length) {
+        actions.push({ kind: 'restart', key, desired: d, from: inForce, to: want.resources, reason: `${change} (resizePolicy RestartContainer for ${restartFor.join(', ')})` });
+      } else {
+        const drift = changedResources(had.resources, want.resources).length === 0;
+        actions.push({ kind: 'resize', key, desired: d, from: inForce, to: want.resources, reason: `${change} (in place${drift ? ', repairing drift' : ''})` });
+      }
+    }
+  } else if (wantsRunning && (a.process.state === 'absent' || restartWanted(want, a.process.exitCode))) {
+    const why = a.process.state === 'exited'
+      ? `process exited${a.process.exitCode !== undefined ? ` with code ${a.process.exitCode}` : ''}; restartPolicy ${want.restartPolicy}`
+      : 'desired Running, not running';
+    actions.push({ kind: 'start', key, desired: d, reason: why });
+  }
+  if (!actions.length) {
+    // Nothing to do to the process, yet the record may be stale (policy fields, state, limits of a stopped container).
+    const fields: string[] = [
+      ...changedFields(RECORD_FIELDS, had, want),
+      ...(had.state !== want.state ? ['state'] : []),
+      ...changedResources(had.resources, want.resources).map((r: ResourceName) => `resources.${r}`),
+    ];
+    if (fields.length) {
+      actions.push({ kind: 'configure', key, desired: d, fields, reason: `${fields.join(', ')} changed (no restart needed)` });
+    } else if (hashOf(want) !== a.applied.specHash) {
+      actions.push({ kind: 'configure', key, desired: d, fields: ['record'], reason: 'applied record is out of date' });
+    }
+  }
+  return actions;
+}
+
+export function plan(input: PlanInput): Plan {
+  const { desired, actual } = input;
+  const protectedKeys = input.protectedKeys ?? new Set<string>();
+  const failing = input.failingOrigins ?? new Set<string>();
+  const keys = [...new Set([...desired.keys(), ...actual.keys()])].sort();
+  const out: Plan = { actions: [], unchanged: [], skipped: [] };
+  for (const key of keys) {
+    const d = desired.get(key);
+    const a = actual.get(key);
+    if (protectedKeys.has(key)) {
+      out.skipped.push({ key, reason: 'its declaration is invalid or conflicting: left as last applied' });
+      continue;
+    }
+    if (!d && !a) continue;
+    if (!d && a) {
+      const src = a.applied.source;
+      if (src.kind === 'file' && failing.has(src.file)) {
+        out.skipped.push({ key, reason: `${src.file} fails to load: left as last applied` });
+      } else if (!input.complete) {
+        out.skipped.push({ key, reason: `not destroying: ${input.incompleteReason ?? 'desired state is incomplete'}` });
+      } else {
+        out.actions.push({ kind: 'destroy', key, graceSeconds: a.applied.spec.terminationGracePeriodSeconds, reason: 'no longer declared' });
+      }
+      continue;
+    }
+    if (d && !a) {
+      out.actions.push({ kind: 'create', key, desired: d, reason: d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)' });
+      continue;
+    }
+    const actions = planOne(d!, a!);
+    if (actions.length) out.actions.push(...actions);
+    else out.unchanged.push(key);
+  }
+  return out;
+}

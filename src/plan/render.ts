@@ -1,0 +1,73 @@
+/** Renders a plan the way `terraform plan` / `nomad job plan` do, and as JSON. */
+import type { Action, ActionKind } from './actions.js';
+import type { Plan } from './plan.js';
+import { formatResource } from './compare.js';
+
+const SYMBOL: Record<ActionKind, string> = {
+  create: '+',
+  start: '~',
+  stop: '~',
+  resize: '~',
+  restart: '~',
+  replace: '-/+',
+  configure: '~',
+  destroy: '-',
+};
+
+function detail(a: Action): string {
+  if (a.kind === 'create') {
+    const s = a.desired.spec;
+    const res = [
+      `template ${s.template}`,
+      s.resources.cpuMillis !== undefined ? `cpu ${formatResource('cpu', s.resources.cpuMillis)}` : '',
+      s.resources.memoryBytes !== undefined ? `memory ${formatResource('memory', s.resources.memoryBytes)}` : '',
+      s.resources.pids !== undefined ? `pids ${s.resources.pids}` : '',
+    ].filter(Boolean);
+    return `${res.join(', ')}: ${a.reason}`;
+  }
+  return a.reason;
+}
+
+export function renderPlanLines(plan: Plan): string[] {
+  const width = Math.max(0, ...plan.actions.map((a) => a.key.length));
+  return plan.actions.map((a) => `  ${SYMBOL[a.kind].padStart(3)} ${a.kind.padEnd(9)} ${a.key.padEnd(width)}  ${detail(a)}`);
+}
+
+const SUMMARY_ORDER: ActionKind[] = ['create', 'start', 'resize', 'restart', 'replace', 'configure', 'stop', 'destroy'];
+
+export function summarizePlan(plan: Plan): string {
+  if (!plan.actions.length) {
+    return `No changes. ${plan.unchanged.length} container(s) converged${plan.skipped.length ? `, ${plan.skipped.length} left alone` : ''}.`;
+  }
+  const counts = new Map<ActionKind, number>();
+  for (const a of plan.actions) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
+  const parts = SUMMARY_ORDER.filter((k) => counts.has(k)).map((k) => `${counts.get(k)} to ${k}`);
+  return `Plan: ${parts.join(', ')}; ${plan.unchanged.length} unchanged${plan.skipped.length ? `, ${plan.skipped.length} left alone` : ''}.`;
+}
+
+export function renderPlan(plan: Plan): string {
+  const lines: string[] = [];
+  if (plan.actions.length) {
+    lines.push('acetate will perform the following actions:', '', ...renderPlanLines(plan), '');
+  }
+  for (const s of plan.skipped) lines.push(`  ! left alone ${s.key}: ${s.reason}`);
+  if (plan.skipped.length) lines.push('');
+  lines.push(summarizePlan(plan));
+  return lines.join('\n') + '\n';
+}
+
+/** JSON form: actions without the full desired objects, stable for scripts. */
+export function planToJson(plan: Plan): unknown {
+  return {
+    actions: plan.actions.map((a) => ({
+      kind: a.kind,
+      key: a.key,
+      reason: a.reason,
+      ...(a.kind === 'replace' ? { fields: a.fields, discardPrivateArea: a.discardPrivateArea } : {}),
+      ...(a.kind === 'configure' ? { fields: a.fields } : {}),
+      ...(a.kind === 'resize' || a.kind === 'restart' ? { from: a.from, to: a.to } : {}),
+    })),
+    unchanged: plan.unchanged,
+    skipped: plan.skipped,
+  };
+}

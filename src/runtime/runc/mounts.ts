@@ -1,0 +1,118 @@
+/**
+ * The container's root filesystem: an overlay whose lower layer is the template (the host's `/` for
+ * the `host` template, read-only as in Virtuozzo) and whose upper/work dirs are the private area.
+ */
+import { readFile, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { exec } from '../../util/exec.js';
+
+export interface MountInfoEntry {
+  mountId: number;
+  parentId: number;
+  root: string;
+  mountPoint: string;
+  fsType: string;
+  source: string;
+}
+
+/** /proc/self/mountinfo escapes space, tab, newline and backslash as octal. */
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+export function parseMountInfo(text: string): MountInfoEntry[] {
+  const out: MountInfoEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-');
+    if (sep < 6) continue;
+    out.push({
+      mountId: Number(fields[0]),
+      parentId: Number(fields[1]),
+      root: unescapeMountField(fields[3] ?? ''),
+      mountPoint: unescapeMountField(fields[4] ?? ''),
+      fsType: fields[sep + 1] ?? '',
+      source: unescapeMountField(fields[sep + 2] ?? ''),
+    });
+  }
+  return out;
+}
+
+export async function readMountInfo(): Promise<MountInfoEntry[]> {
+  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+async function canonical(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await realpath(abs);
+  } catch {
+    // Resolve the longest existing ancestor, so a missing leaf still compares right.
+    const parent = path.dirname(abs);
+    if (parent === abs) return abs;
+    return path.join(await canonical(parent), path.basename(abs));
+  }
+}
+
+/** Mount points at or below `dir`, deepest first (the order to unmount them in). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const base = await canonical(dir);
+  const prefix = base.endsWith('/') ? base : `${base}/`;
+  const points = (await readMountInfo()).map((m) => m.mountPoint).filter((p) => p === base || p.startsWith(prefix));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+export async function isMounted(target: string): Promise<boolean> {
+  const t = await canonical(target);
+  return (await readMountInfo()).some((m) => m.mountPoint === t);
+}
+
+export class MountError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MountError';
+  }
+}
+
+/** Characters that would split overlay's option string (`,`) or its layer list (`:`). */
+const UNSAFE = /[,:\\\s]/;
+
+export interface OverlayMount {
+  lower: string;
+  upper: string;
+  work: string;
+  target: string;
+}
+
+/** Mount the overlay unless something is already mounted on target. */
+export async function mountOverlay(m: OverlayMount): Promise<void> {
+  if (await isMounted(m.target)) return;
+  for (const p of [m.lower, m.upper, m.work, m.target]) {
+    if (UNSAFE.test(p)) throw new MountError(`cannot use '${p}' in an overlay mount: the path must not contain ',', ':', '\\' or spaces`);
+  }
+  const options = `lowerdir=${m.lower},upperdir=${m.upper},workdir=${m.work}`;
+  try {
+    await exec('mount', ['-t', 'overlay', 'overlay', '-o', options, m.target], { timeoutMs: 30_000 });
+  } catch (err) {
+    throw new MountError(`cannot mount the overlay rootfs on ${m.target} (lower ${m.lower})`, { cause: err });
+  }
+}
+
+/**
+ * Unmount everything mounted on target (mounts may be stacked). Idempotent. A busy mount is retried
+ * a few times and finally detached lazily (MNT_DETACH) so that it cannot block removal.
+ */
+export async function unmountAll(target: string, opts: { sleep?: (ms: number) => Promise<void> } = {}): Promise<void> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let attempt = 0; attempt < 50 && (await isMounted(target)); attempt++) {
+    const lazy = attempt >= 5;
+    try {
+      await exec('umount', lazy ? ['-l', target] : [target], { timeoutMs: 30_000 });
+    } catch (err) {
+      if (!(await isMounted(target))) return;
+      if (attempt >= 49) throw new MountError(`cannot unmount ${target}`, { cause: err });
+      await sleep(100);
+    }
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The OCI runtime config (bundle/config.json) of a container, generated from its normalized spec.
+ * Pure: every host-dependent input (paths, host rlimit, swap accounting) is passed in.
+ */
+import path from 'node:path';
+import type { NormalizedSpec } from '../../api/types.js';
+import { ociLinuxResources, type OciLinuxResources } from './resources.js';
+
+export const ANNOTATION_OWNER = 'acetate.dev/owner';
+export const ANNOTATION_NAMESPACE = 'acetate.dev/namespace';
+export const ANNOTATION_NAME = 'acetate.dev/name';
+export const ANNOTATION_SPEC_HASH = 'acetate.dev/spec-hash';
+export const OWNER_VALUE = 'acetate';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Upper bound of RLIMIT_NOFILE given to containers (further capped by the host's hard limit). */
+export const MAX_NOFILE = 1_048_576;
+
+/** Docker's default capability set. */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+/** Every capability of Linux up to 5.9 (what runc 1.1 knows). */
+export const ALL_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
+];
+
+/** runc's `runc spec` defaults. */
+export const MASKED_PATHS: readonly string[] = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/sys/firmware',
+  '/proc/scsi',
+];
+export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+export interface OciConfig {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: { bounding: string[]; effective: string[]; permitted: string[] };
+    rlimits: { type: string; hard: number; soft: number }[];
+    noNewPrivileges: boolean;
+  };
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: OciMount[];
+  annotations: Record<string, string>;
+  linux: {
+    cgroupsPath: string;
+    resources: OciLinuxResources;
+    namespaces: { type: string }[];
+    maskedPaths: string[];
+    readonlyPaths: string[];
+  };
+}
+
+export interface OciConfigInput {
+  namespace: string;
+  name: string;
+  spec: NormalizedSpec;
+  specHash: string;
+  /** Absolute path of the (mounted) root filesystem. */
+  rootfsPath: string;
+  /** e.g. `/acetate-1a2b3c4d/default_web`. */
+  cgroupsPath: string;
+  /** The host's hard RLIMIT_NOFILE; the container gets min(this, MAX_NOFILE). */
+  hostNofileHard: number;
+  /** cgroup v1 memory.memsw is available: the swap limit follows the memory limit. */
+  swapAccounting: boolean;
+}
+
+export class OciConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OciConfigError';
+  }
+}
+
+function capName(raw: string): string {
+  const up = raw.trim().toUpperCase();
+  if (up === 'ALL') return up;
+  const name = up.startsWith('CAP_') ? up : `CAP_${up}`;
+  if (!ALL_CAPABILITIES.includes(name)) throw new OciConfigError(`unknown capability '${raw}'`);
+  return name;
+}
+
+/** Docker's rules: add ALL = every cap minus drops; drop ALL = only adds; else (base − drops) ∪ adds. */
+export function resolveCapabilities(security: NormalizedSpec['security']): string[] {
+  const add = security.capAdd.map(capName);
+  const drop = security.capDrop.map(capName);
+  const base = security.privileged ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES;
+  let caps: string[];
+  if (add.includes('ALL')) caps = ALL_CAPABILITIES.filter((c) => !drop.includes(c));
+  else if (drop.includes('ALL')) caps = [...add];
+  else caps = [...base.filter((c) => !drop.includes(c)), ...add];
+  // Keep the kernel's order and drop duplicates.
+  return ALL_CAPABILITIES.filter((c) => caps.includes(c));
+}
+
+/** A container path must be absolute and must not contain `..` (it could escape the rootfs). */
+export function checkContainerPath(p: string): string {
+  if (!p.startsWith('/')) throw new OciConfigError(`mount containerPath '${p}' must be absolute`);
+  if (p.split('/').includes('..')) throw new OciConfigError(`mount containerPath '${p}' must not contain '..'`);
+  const norm = path.posix.normalize(p).replace(/\/+$/, '');
+  if (norm === '') throw new OciConfigError(`mount containerPath '${p}' cannot be the root directory`);
+  return norm;
+}
+
+function envList(env: NormalizedSpec['env']): string[] {
+  const map = new Map<string, string>();
+  for (const e of env) map.set(e.name, e.value);
+  if (!map.has('PATH')) map.set('PATH', DEFAULT_PATH);
+  return [...map].map(([k, v]) => `${k}=${v}`);
+}
+
+function baseMounts(privileged: boolean): OciMount[] {
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+  ];
+}
+
+export function buildOciConfig(input: OciConfigInput): OciConfig {
+  const { spec } = input;
+  if (spec.command.length === 0) throw new OciConfigError('command must not be empty');
+  if (!path.isAbsolute(input.rootfsPath)) throw new OciConfigError(`rootfs path '${input.rootfsPath}' must be absolute`);
+  const cwd = spec.workingDir || '/';
+  if (!cwd.startsWith('/')) throw new OciConfigError(`workingDir '${cwd}' must be absolute`);
+
+  const binds: OciMount[] = spec.mounts.map((m) => {
+    if (!m.hostPath.startsWith('/')) throw new OciConfigError(`mount hostPath '${m.hostPath}' must be absolute`);
+    return {
+      destination: checkContainerPath(m.containerPath),
+      type: 'bind',
+      source: m.hostPath,
+      options: ['rbind', 'rprivate', ...(m.readOnly ? ['ro'] : [])],
+    };
+  });
+
+  const caps = resolveCapabilities(spec.security);
+  const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
+  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
+  const privileged = spec.security.privileged;
+
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [...spec.command, ...spec.args],
+      env: envList(spec.env),
+      cwd,
+      capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
+      noNewPrivileges: spec.security.noNewPrivileges,
+    },
+    root: { path: input.rootfsPath, readonly: false },
+    hostname: spec.hostname || input.name,
+    mounts: [...baseMounts(privileged), ...binds],
+    annotations: {
+      [ANNOTATION_OWNER]: OWNER_VALUE,
+      [ANNOTATION_NAMESPACE]: input.namespace,
+      [ANNOTATION_NAME]: input.name,
+      [ANNOTATION_SPEC_HASH]: input.specHash,
+    },
+    linux: {
+      cgroupsPath: input.cgroupsPath,
+      resources: ociLinuxResources(spec.resources, { swapAccounting: input.swapAccounting, privileged }),
+      namespaces,
+      maskedPaths: privileged ? [] : [...MASKED_PATHS],
+      readonlyPaths: privileged ? [] : [...READONLY_PATHS],
+    },
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * The container runtime behind acetate's plan/apply and loop. Small on purpose, so that another
+ * backend (a Docker or Podman API) can be added without touching the loop: the loop only ever
+ * speaks of containers by key (`namespace/name`) and of normalized specs.
+ *
+ * Every method is idempotent: calling it again after it already happened (or after it was
+ * interrupted half way, e.g. acetate was SIGKILLed) converges and leaks nothing.
+ */
+import type { NormalizedSpec, Resources, SourceRef, ResourceName } from '../api/types.js';
+
+/** What acetate last applied to a container; stored by the runtime next to the container. */
+export interface AppliedRecord {
+  namespace: string;
+  name: string;
+  spec: NormalizedSpec;
+  /** hashOf(spec), also written as the OCI annotation `acetate.dev/spec-hash`. */
+  specHash: string;
+  source: SourceRef;
+  createdAt: string;
+}
+
+/** Whether the container's process is running. `absent`: never started, or stopped and cleaned up. */
+export type ProcessState = 'running' | 'exited' | 'absent';
+
+export interface ProcessInfo {
+  state: ProcessState;
+  pid?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Exit code of the last run (recorded by the supervisor, e.g. conmon). */
+  exitCode?: number;
+}
+
+/** A container as it actually is on the node. Only containers this acetate instance created. */
+export interface ActualContainer {
+  key: string;
+  namespace: string;
+  name: string;
+  /** Runtime-level id (for runc: the container id under acetate's own --root). */
+  id: string;
+  applied: AppliedRecord;
+  process: ProcessInfo;
+  /** Limits read back from the running container's cgroup (empty when not running). */
+  limits: Resources;
+  /** How many times the process has been started again after its first start. */
+  restartCount: number;
+}
+
+export interface DeferredResize {
+  resource: ResourceName;
+  /** e.g. "memory usage 300Mi is above the new limit 256Mi; the kernel refused it". */
+  reason: string;
+}
+
+export interface ResizeResult {
+  /** Limits read back from the cgroup after the update. */
+  limits: Resources;
+  /** Resources the kernel refused to change now; the old limit is still in force. */
+  deferred: DeferredResize[];
+}
+
+export interface CreateRequest {
+  namespace: string;
+  name: string;
+  spec: NormalizedSpec;
+  source: SourceRef;
+}
+
+export interface StopOptions {
+  /** Seconds between SIGTERM and SIGKILL. */
+  graceSeconds: number;
+}
+
+export interface RemoveOptions {
+  /** Keep the container's private area (its writable upper layer) for a replacement. */
+  keepPrivateArea: boolean;
+}
+
+export interface LogOptions {
+  /** Only the last N lines. */
+  tail?: number;
+}
+
+export interface Runtime {
+  readonly name: string;
+  /** Checks the runtime can work here (binaries, privileges); throws a RuntimeUnavailableError otherwise. */
+  preflight(): Promise<void>;
+  /** Every container this acetate instance manages. */
+  list(): Promise<ActualContainer[]>;
+  get(key: string): Promise<ActualContainer | undefined>;
+  /** Prepares the container (private area, record) without starting it. */
+  create(req: CreateRequest): Promise<void>;
+  /** Starts the process with the applied spec; returns the pid. A running container is left alone. */
+  start(key: string): Promise<{ pid: number }>;
+  /** SIGTERM, grace period, SIGKILL; cleans up the runtime state of the process. */
+  stop(key: string, opts: StopOptions): Promise<{ exitCode?: number }>;
+  /** Changes limits of a running container in place (same pid) and records them as applied. */
+  updateResources(key: string, resources: Resources): Promise<ResizeResult>;
+  /** Rewrites the applied record (e.g. after a change that needs no runtime action). */
+  recordApplied(key: string, record: AppliedRecord): Promise<void>;
+  /** Stops (if needed) and removes the container: runtime state, mounts, cgroups, directories. */
+  remove(key: string, opts: RemoveOptions): Promise<void>;
+  logs(key: string, opts?: LogOptions): Promise<string>;
+}
+
+/** acetate cannot run here (not root, runc missing...): the message says how to fix it in one line. */
+export class RuntimeUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RuntimeUnavailableError';
+  }
+}
+
+/** The container does not exist. */
+export class NotFoundError extends Error {
+  constructor(key: string) {
+    super(`container ${key} not found`);
+    this.name = 'NotFoundError';
+  }
+}

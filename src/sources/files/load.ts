@@ -1,0 +1,227 @@
+/**
+ * Reads a directory tree of Container manifests into a DesiredSnapshot. A file that cannot be
+ * used is reported with file, line and field, and never makes its containers disappear: its
+ * path is listed in failingOrigins so plan leaves their containers as last applied.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { validateManifest, formatPath } from '../../api/validate.js';
+import { normalizeManifest } from '../../api/normalize.js';
+import { API_GROUP, type DesiredContainer } from '../../api/types.js';
+import type { DesiredSnapshot, SourceProblem } from '../source.js';
+import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
+import { isIgnoredName, isManifestPath } from './ignore.js';
+
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+const MAX_DEPTH = 32;
+
+export interface FileResult {
+  file: string;
+  containers: DesiredContainer[];
+  problems: SourceProblem[];
+  /** Documents of other APIs (e.g. a kustomization) that were skipped. */
+  ignoredDocuments: number;
+}
+
+export interface LoadOptions {
+  /** Destroying everything is allowed even when the directory is missing or has no valid manifest. */
+  allowEmpty?: boolean;
+  /** This node's name: manifests whose spec.nodeName names another node are not desired here. */
+  nodeName?: string;
+}
+
+export interface DirSnapshot extends DesiredSnapshot {
+  files: FileResult[];
+  /** Files failing as a whole or in part: plan leaves containers last applied from them alone. */
+  failingOrigins: Set<string>;
+  /** Why the snapshot is not complete, if it is not. */
+  incompleteReason?: string;
+}
+
+function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem {
+  return { origin: file, ...p };
+}
+
+/** Parses and validates one file. Never throws for bad content; I/O errors become problems too. */
+export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
+  const result: FileResult = { file, containers: [], problems: [], ignoredDocuments: 0 };
+  let buf: Buffer;
+  try {
+    const st = await fs.stat(file);
+    if (st.size > MAX_MANIFEST_BYTES) {
+      result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: `file is ${st.size} bytes, larger than the ${MAX_MANIFEST_BYTES} bytes a manifest may have` }));
+      return result;
+    }
+    buf = await fs.readFile(file);
+  } catch (err) {
+    result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: `cannot read: ${(err as Error).message}` }));
+    return result;
+  }
+  if (buf.includes(0)) {
+    result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: 'binary file (contains NUL bytes), not YAML or JSON' }));
+    return result;
+  }
+  let docs;
+  try {
+    docs = parseYamlDocuments(buf.toString('utf8'), file);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) {
+      result.problems.push(problem(file, { kind: 'invalid', keys: [], line: err.line, message: `YAML syntax error: ${err.message} (column ${err.column})` }));
+    } else {
+      result.problems.push(problem(file, { kind: 'invalid', keys: [], message: `cannot parse: ${(err as Error).message}` }));
+    }
+    return result;
+  }
+  for (const doc of docs) {
+    if (doc.value === null || doc.value === undefined) continue;
+    const v = doc.value as Record<string, unknown>;
+    if (v && typeof v === 'object' && typeof v.apiVersion === 'string' && !v.apiVersion.startsWith(`${API_GROUP}/`) && typeof v.kind === 'string') {
+      result.ignoredDocuments++;
+      continue;
+    }
+    const meta = v && typeof v === 'object' ? (v.metadata as Record<string, unknown> | undefined) : undefined;
+    const name = typeof meta?.name === 'string' ? meta.name : undefined;
+    const namespace = typeof meta?.namespace === 'string' ? meta.namespace : 'default';
+    const keys = name ? [`${namespace}/${name}`] : [];
+    const res = validateManifest(doc.value);
+    if (!res.ok) {
+      for (const i of res.issues) {
+        result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(i.path), field: i.field, message: i.message }));
+      }
+      continue;
+    }
+    const desired = normalizeManifest(res.manifest, { kind: 'file', file, line: doc.lineOf(['metadata', 'name']) });
+    if (opts.nodeName && desired.spec.nodeName && desired.spec.nodeName !== opts.nodeName) {
+      result.ignoredDocuments++;
+      continue;
+    }
+    result.containers.push(desired);
+  }
+  return result;
+}
+
+/** Lists manifest files under dir (sorted), skipping ignored names and symlink loops. */
+export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[] }> {
+  const files: string[] = [];
+  const problems: SourceProblem[] = [];
+  const seen = new Set<string>();
+  async function walk(d: string, depth: number): Promise<void> {
+    let real: string;
+    try {
+      real = await fs.realpath(d);
+    } catch (err) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot resolve: ${(err as Error).message}` });
+      return;
+    }
+    if (seen.has(real)) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: 'symlink loop: directory already read, skipped' });
+      return;
+    }
+    if (depth > MAX_DEPTH) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `nested more than ${MAX_DEPTH} directories deep, skipped` });
+      return;
+    }
+    seen.add(real);
+    let entries;
+    try {
+      entries = await fs.readdir(d, { withFileTypes: true });
+    } catch (err) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot read directory: ${(err as Error).message}` });
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      if (isIgnoredName(e.name)) continue;
+      const p = path.join(d, e.name);
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        try {
+          const st = await fs.stat(p);
+          isDir = st.isDirectory();
+          isFile = st.isFile();
+        } catch {
+          problems.push({ origin: p, kind: 'unreadable', keys: [], message: 'broken symlink, skipped' });
+          continue;
+        }
+      }
+      if (isDir) await walk(p, depth + 1);
+      else if (isFile && isManifestPath(p)) files.push(p);
+    }
+  }
+  await walk(dir, 0);
+  return { files, problems };
+}
+
+/** Merges per-file results: duplicate keys are conflicts whose containers are left untouched. */
+export function mergeFileResults(results: FileResult[], opts: LoadOptions & { dirProblems?: SourceProblem[] } = {}): DirSnapshot {
+  const containers = new Map<string, DesiredContainer>();
+  const declaredIn = new Map<string, string[]>();
+  const problems: SourceProblem[] = [...(opts.dirProblems ?? [])];
+  const failingOrigins = new Set<string>();
+  const protectedKeys = new Set<string>();
+  for (const r of results) {
+    for (const c of r.containers) declaredIn.set(c.key, [...(declaredIn.get(c.key) ?? []), `${r.file}:${(c.source as { line: number }).line}`]);
+    for (const p of r.problems) {
+      problems.push(p);
+      failingOrigins.add(r.file);
+      p.keys.forEach((k) => protectedKeys.add(k));
+    }
+  }
+  for (const r of results) {
+    for (const c of r.containers) {
+      const where = declaredIn.get(c.key)!;
+      if (where.length > 1) {
+        protectedKeys.add(c.key);
+        continue;
+      }
+      containers.set(c.key, c);
+    }
+  }
+  for (const [key, where] of declaredIn) {
+    if (where.length > 1) {
+      problems.push({ origin: where[0]!.replace(/:\d+$/, ''), line: Number(where[0]!.split(':').pop()), kind: 'conflict', keys: [key], message: `${key} is declared ${where.length} times (${where.join(', ')}); the running container is left untouched until only one remains` });
+    }
+  }
+  return { containers, protectedKeys, problems, failingOrigins, complete: true, files: results };
+}
+
+/** Loads a whole manifest tree. Missing, unreadable or empty → `complete: false` unless allowEmpty. */
+export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Promise<DirSnapshot> {
+  const root = path.resolve(dir);
+  let st;
+  try {
+    st = await fs.stat(root);
+  } catch (err) {
+    const reason = `manifest directory ${root} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    return incomplete(reason, opts, [{ origin: root, kind: 'unreadable', keys: [], message: reason }]);
+  }
+  const listed = st.isDirectory() ? await listManifestFiles(root) : { files: [root], problems: [] };
+  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, opts)));
+  const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
+  const rootUnreadable = listed.problems.some((p) => p.origin === root);
+  if (rootUnreadable) {
+    snap.complete = !!opts.allowEmpty;
+    snap.incompleteReason = `manifest directory ${root} cannot be read`;
+  } else if (snap.containers.size === 0 && !opts.allowEmpty) {
+    snap.complete = false;
+    snap.incompleteReason = listed.files.length === 0
+      ? `no manifest files in ${root}`
+      : `no valid manifest in ${root}`;
+  }
+  return snap;
+}
+
+function incomplete(reason: string, opts: LoadOptions, problems: SourceProblem[]): DirSnapshot {
+  return {
+    containers: new Map(),
+    protectedKeys: new Set(),
+    problems,
+    failingOrigins: new Set(),
+    complete: !!opts.allowEmpty,
+    incompleteReason: opts.allowEmpty ? undefined : reason,
+    files: [],
+  };
+}
+
+export { formatPath };

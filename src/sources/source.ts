@@ -1,0 +1,44 @@
+/**
+ * A source of desired state (a directory of files, the Kubernetes API). The loop asks a source
+ * for a snapshot each time it reconciles a key, so events only need to say which keys changed.
+ */
+import type { DesiredContainer } from '../api/types.js';
+
+/** A manifest that could not be used: where, and why. */
+export interface SourceProblem {
+  /** File path, or `kube:namespace/name`. */
+  origin: string;
+  line?: number;
+  /** Dotted field path, e.g. spec.resources.memory. */
+  field?: string;
+  message: string;
+  /** Keys this problem concerns when known (their containers are left exactly as they are). */
+  keys: string[];
+  kind: 'invalid' | 'conflict' | 'unreadable';
+}
+
+export interface DesiredSnapshot {
+  /** Valid desired containers by key. */
+  containers: Map<string, DesiredContainer>;
+  /** Keys whose actual containers must not be touched (invalid or conflicting declarations). */
+  protectedKeys: Set<string>;
+  /** Origins (files, objects) that currently fail, with their keys when known. */
+  problems: SourceProblem[];
+  /**
+   * True when the snapshot is a complete, fresh view of the source, so a managed container
+   * missing from it may be destroyed. False e.g. before the first full list, or while the
+   * manifest directory is missing or yields nothing without --allow-empty.
+   */
+  complete: boolean;
+}
+
+export interface DesiredSource {
+  readonly name: string;
+  /** Starts watching; onChange receives the keys that may have changed ('all' after a re-list). */
+  start(onChange: (keys: string[] | 'all') => void): Promise<void>;
+  stop(): Promise<void>;
+  /** The current desired state. */
+  snapshot(): DesiredSnapshot;
+  /** True after the first complete list/scan. */
+  synced(): boolean;
+}
