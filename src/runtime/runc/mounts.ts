@@ -105,13 +105,15 @@ export async function mountOverlay(m: OverlayMount): Promise<void> {
  */
 export async function unmountAll(target: string, opts: { sleep?: (ms: number) => Promise<void> } = {}): Promise<void> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  for (let attempt = 0; attempt < 50 && (await isMounted(target)); attempt++) {
+  let lastError: unknown;
+  for (let attempt = 0; ; attempt++) {
+    if (!(await isMounted(target))) return;
+    if (attempt >= 50) throw new MountError(`cannot unmount ${target}`, { cause: lastError });
     const lazy = attempt >= 5;
     try {
       await exec('umount', lazy ? ['-l', target] : [target], { timeoutMs: 30_000 });
     } catch (err) {
-      if (!(await isMounted(target))) return;
-      if (attempt >= 49) throw new MountError(`cannot unmount ${target}`, { cause: err });
+      lastError = err;
       await sleep(100);
     }
   }
