@@ -17,7 +17,7 @@
 import type { RestartPolicy } from '../api/types.js';
 import type { ProcessInfo } from '../runtime/runtime.js';
 import { backoffDelay } from './backoff.js';
-import { realClock, type Clock } from './clock.js';
+import { formatDuration, realClock, type Clock } from './clock.js';
 
 export interface CrashLoopOptions {
   /** Delay after the first exit. Default 10s. */
@@ -118,7 +118,7 @@ export class CrashLoopTracker {
       delayMs,
       at,
       streak: entry.streak,
-      reason: `back-off ${Math.round((entry.delayMs ?? delayMs) / 1000)}s restarting failed container: ${describeExit(p)}`,
+      reason: `back-off ${formatDuration(entry.delayMs ?? delayMs)} restarting failed container: ${describeExit(p)}`,
     };
   }
 

@@ -49,6 +49,8 @@ export interface StatusInput {
   waiting?: Waiting;
   /** Resizes the kernel refused this time. */
   deferred?: DeferredResize[];
+  /** Exit code of the last run when it is no longer visible in actual (restarted since). */
+  lastExitCode?: number;
   /** Actions the plan still wants that were not carried out (besides a held-back start). */
   pendingActions?: string[];
   /** The node's name, reported in status.node. */
@@ -136,7 +138,8 @@ function syncedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
     };
   }
   if (!input.desired) {
-    return { type: CONDITION_SYNCED, status: 'False', reason: 'NotDesired', message: 'no manifest declares this container' };
+    const extra = input.pendingActions?.length ? `; ${input.pendingActions.join('; ')}` : '';
+    return { type: CONDITION_SYNCED, status: 'False', reason: 'NotDesired', message: `no manifest declares this container${extra}` };
   }
   if (input.pendingActions && input.pendingActions.length > 0) {
     return { type: CONDITION_SYNCED, status: 'False', reason: 'Pending', message: `still to do: ${input.pendingActions.join(', ')}` };
@@ -197,7 +200,7 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   if (actual?.process.state === 'running' && actual.process.pid !== undefined) status.pid = actual.process.pid;
   status.restartCount = actual?.restartCount ?? 0;
   const exitCode = actual?.process.state === 'exited' ? actual.process.exitCode : undefined;
-  const lastExitCode = exitCode ?? actual?.process.exitCode ?? previous?.lastExitCode;
+  const lastExitCode = exitCode ?? input.lastExitCode ?? actual?.process.exitCode ?? previous?.lastExitCode;
   if (lastExitCode !== undefined) status.lastExitCode = lastExitCode;
   if (actual?.process.startedAt) status.startedAt = actual.process.startedAt;
   if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);

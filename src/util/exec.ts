@@ -84,11 +84,11 @@ export function exec(file: string, args: readonly string[], opts: ExecOptions = 
     const errOut: Buffer[] = [];
     let outLen = 0;
     let errLen = 0;
-    child.stdout.on('data', (b: Buffer) => {
+    child.stdout?.on('data', (b: Buffer) => {
       if (outLen < maxBuffer) out.push(b);
       outLen += b.length;
     });
-    child.stderr.on('data', (b: Buffer) => {
+    child.stderr?.on('data', (b: Buffer) => {
       if (errLen < maxBuffer) errOut.push(b);
       errLen += b.length;
     });

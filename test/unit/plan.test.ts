@@ -6,7 +6,6 @@ import type { ActualContainer } from '../../src/runtime/runtime.js';
 import type { ContainerSpec, DesiredContainer } from '../../src/api/types.js';
 import { actualFrom, desired, simulate } from '../support/model.js';
 
-const MI = 1024 * 1024;
 
 function one(d: DesiredContainer | undefined, a: ActualContainer | undefined, extra: Partial<Parameters<typeof plan>[0]> = {}) {
   const key = (d ?? a)!.key;

@@ -2,8 +2,10 @@ import type { Command } from '../command.js';
 import { validateCommand } from './validate.js';
 import { planCommand } from './plan.js';
 import { applyCommand } from './apply.js';
+import { runCommand } from './run.js';
 import { getCommand } from './get.js';
+import { describeCommand } from './describe.js';
 import { logsCommand } from './logs.js';
 import { templateCommand } from './template.js';
 
-export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, getCommand, logsCommand, templateCommand];
+export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, runCommand, getCommand, describeCommand, logsCommand, templateCommand];

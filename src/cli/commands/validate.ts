@@ -21,7 +21,7 @@ Exit status: 0 all valid, 1 any error.`,
     const dirProblems = [];
     for (const p of positionals) {
       const abs = path.resolve(p);
-      let isDir = false;
+      let isDir: boolean;
       try {
         isDir = (await fs.stat(abs)).isDirectory();
       } catch (err) {

@@ -139,6 +139,11 @@ export interface OciConfigInput {
   hostNofileHard: number;
   /** cgroup v1 memory.memsw is available: the swap limit follows the memory limit. */
   swapAccounting: boolean;
+  /**
+   * Capabilities acetate itself may hand out (its bounding set, see procfs.readBoundingCapabilities).
+   * The container gets no capability outside it (runc would fail with EPERM). Default: all.
+   */
+  boundingCapabilities?: readonly string[];
 }
 
 export class OciConfigError extends Error {
@@ -218,7 +223,8 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     };
   });
 
-  const caps = resolveCapabilities(spec.security);
+  const bounding = input.boundingCapabilities;
+  const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
   const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
   const privileged = spec.security.privileged;

@@ -1,5 +1,6 @@
 /** Process checks through /proc (no process spawned). */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { ALL_CAPABILITIES } from './oci-config.js';
 
 export interface ProcStat {
   pid: number;
@@ -58,5 +59,38 @@ export async function hostNofileHard(): Promise<number> {
     return Number.isSafeInteger(n) && n > 0 ? n : 1024;
   } catch {
     return 1024;
+  }
+}
+
+/**
+ * Live processes whose command line contains `needle`. Scans all of /proc: for rare recovery
+ * paths only, never per container in a hot path.
+ */
+export async function findProcessesByCmdline(needle: string): Promise<{ pid: number; cmdline: string }[]> {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const e of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    const cmdline = await readCmdline(pid);
+    if (cmdline.includes(needle) && (await isAlive(pid))) out.push({ pid, cmdline });
+  }
+  return out;
+}
+
+/** Capability names in a /proc status hex mask (bit n = capability number n). */
+export function capabilitiesOfMask(hex: string): string[] {
+  const mask = BigInt(`0x${hex.trim() || '0'}`);
+  return ALL_CAPABILITIES.filter((_c, i) => (mask >> BigInt(i)) & 1n);
+}
+
+/** The capability bounding set of this process (what it can give to containers). */
+export async function readBoundingCapabilities(): Promise<string[]> {
+  try {
+    const text = await readFile('/proc/self/status', 'utf8');
+    const line = text.split('\n').find((l) => l.startsWith('CapBnd:'));
+    return line ? capabilitiesOfMask(line.slice('CapBnd:'.length)) : [...ALL_CAPABILITIES];
+  } catch {
+    return [...ALL_CAPABILITIES];
   }
 }

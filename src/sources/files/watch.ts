@@ -182,7 +182,7 @@ export class FileSource implements DesiredSource {
 
   private snapshotMeta(): string {
     const s = this.snapshot();
-    return `${s.complete}|${s.incompleteReason ?? ''}|${canonicalJson(s.problems.filter((p) => p.keys.length === 0))}`;
+    return `${s.complete}|${s.incompleteReason ?? ''}`;
   }
 
   private enqueue(fn: () => Promise<void>): Promise<void> {
@@ -383,7 +383,9 @@ export class FileSource implements DesiredSource {
     if (this.stopped || this.opts.relistMs <= 0) return;
     this.relistTimer = this.clock.setTimeout(() => {
       this.relistTimer = undefined;
-      void this.relist().finally(() => this.scheduleRelist());
+      void this.relist()
+        .catch(() => undefined) // reported through onError by enqueue()
+        .finally(() => this.scheduleRelist());
     }, this.opts.relistMs);
   }
 }

@@ -1,0 +1,198 @@
+/** `acetate describe NAME`: everything known about one container, kubectl-describe style. */
+import yaml from 'js-yaml';
+import type { Command } from '../command.js';
+import { print, UsageError } from '../command.js';
+import { keyOf, parse } from '../args.js';
+import { age, table } from '../table.js';
+import { formatProblem } from '../problems.js';
+import { formatResources } from '../../controller/status.js';
+import {
+  controllerAlive,
+  readControllerRecord,
+  readProblems,
+  readStatusRecord,
+  type StatusRecord,
+} from '../../controller/status-store.js';
+import { messageOf } from '../../apply/errors.js';
+import type { ActualContainer } from '../../runtime/runtime.js';
+import type { SourceRef } from '../../api/types.js';
+
+function sourceText(s: SourceRef | undefined): string {
+  if (!s) return '-';
+  return s.kind === 'file' ? `${s.file}:${s.line}` : `kube uid ${s.uid} (generation ${s.generation})`;
+}
+
+function res(r: { cpu?: string; memory?: string; pids?: number } | undefined): string {
+  if (!r) return '-';
+  return `cpu ${r.cpu ?? 'unlimited'}, memory ${r.memory ?? 'unlimited'}, pids ${r.pids ?? 'unlimited'}`;
+}
+
+function ago(iso: string | undefined, now: number): string {
+  return iso ? `${age(iso, now)} ago (${iso})` : '-';
+}
+
+/** A record from what the runtime alone says, when the loop has not (yet) written one. */
+function fromRuntime(a: ActualContainer): StatusRecord {
+  const rec: StatusRecord = {
+    key: a.key,
+    namespace: a.namespace,
+    name: a.name,
+    status: { restartCount: a.restartCount },
+    source: a.applied.source,
+    actual: {
+      id: a.id,
+      state: a.process.state,
+      restartCount: a.restartCount,
+      limits: formatResources(a.limits) ?? {},
+      applied: { state: a.applied.spec.state, resources: formatResources(a.applied.spec.resources) ?? {} },
+    },
+    problems: [],
+    recentActions: [],
+    updatedAt: new Date().toISOString(),
+  };
+  if (a.process.pid !== undefined) rec.actual!.pid = a.process.pid;
+  if (a.process.exitCode !== undefined) rec.actual!.exitCode = a.process.exitCode;
+  if (a.process.startedAt) rec.actual!.startedAt = a.process.startedAt;
+  if (a.process.finishedAt) rec.actual!.finishedAt = a.process.finishedAt;
+  return rec;
+}
+
+/** Updates the record's actual part with a fresh read of the runtime. */
+function withFreshActual(rec: StatusRecord, a: ActualContainer | undefined): StatusRecord {
+  if (!a) return { ...rec, actual: undefined };
+  const fresh = fromRuntime(a);
+  return { ...rec, actual: fresh.actual };
+}
+
+export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()): string {
+  const s = rec.status;
+  const lines: string[] = [];
+  const field = (k: string, v: string | number | undefined): void => {
+    lines.push(`${`${k}:`.padEnd(16)}${v === undefined || v === '' ? '-' : v}`);
+  };
+  field('Name', rec.name);
+  field('Namespace', rec.namespace);
+  field('Source', sourceText(rec.source));
+  field('Phase', s.phase ?? 'Unknown');
+  field('Node', s.node);
+  field('PID', rec.actual?.pid ?? s.pid);
+  field('Restarts', rec.actual?.restartCount ?? s.restartCount ?? 0);
+  field('Last exit code', rec.actual?.exitCode ?? s.lastExitCode);
+  field('Started', ago(rec.actual?.startedAt ?? s.startedAt, now));
+  if (rec.actual?.finishedAt) field('Finished', ago(rec.actual.finishedAt, now));
+  lines.push('Desired:');
+  if (rec.desired) {
+    lines.push(`  State:          ${rec.desired.state}`);
+    lines.push(`  Template:       ${rec.desired.template}`);
+    lines.push(`  Command:        ${JSON.stringify(rec.desired.command)}`);
+    lines.push(`  Restart policy: ${rec.desired.restartPolicy}`);
+    lines.push(`  Resources:      ${res(rec.desired.resources)}`);
+  } else {
+    lines.push('  (not declared by any valid manifest)');
+  }
+  lines.push('Actual:');
+  if (rec.actual) {
+    lines.push(`  Process:        ${rec.actual.state}${rec.actual.pid ? ` (pid ${rec.actual.pid})` : ''}`);
+    lines.push(`  Limits:         ${rec.actual.state === 'running' ? res(rec.actual.limits) : '-'}`);
+    lines.push(`  Applied:        state ${rec.actual.applied.state}, ${res(rec.actual.applied.resources)}`);
+    lines.push(`  Runtime id:     ${rec.actual.id}`);
+  } else {
+    lines.push('  (no container on this node)');
+  }
+  if (rec.waiting) field('Waiting', `${rec.waiting.reason}: ${rec.waiting.message}`);
+  lines.push('Conditions:');
+  if (s.conditions?.length) {
+    const rows = s.conditions.map((c) => [c.type, c.status, c.reason ?? '', c.lastTransitionTime ? age(c.lastTransitionTime, now) : '-', c.message ?? '']);
+    lines.push(
+      ...table(['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'], rows)
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  } else {
+    lines.push('  (none: the loop has not reconciled this container yet)');
+  }
+  if (rec.lastError) {
+    const e = rec.lastError;
+    const retry = e.retry === 'terminal' ? 'not retried until the manifest changes' : `retrying with back-off${e.failures ? ` (${e.failures} failures)` : ''}${e.nextRetryAt ? `, next at ${e.nextRetryAt}` : ''}`;
+    field('Last error', `${e.action ? `${e.action}: ` : ''}${e.message} (${ago(e.time, now)}; ${retry})`);
+  } else {
+    field('Last error', '-');
+  }
+  if (rec.problems.length) {
+    lines.push('Problems:');
+    for (const p of rec.problems) lines.push(`  ${p.kind}: ${formatProblem(p)}`);
+  }
+  if (rec.recentActions.length) {
+    lines.push('Recent actions:');
+    const rows = rec.recentActions
+      .slice()
+      .reverse()
+      .map((a) => [age(a.time, now), a.kind, a.outcome, a.durationMs !== undefined ? `${(a.durationMs / 1000).toFixed(2)}s` : '-', a.error ? `${a.reason ?? ''}: ${a.error}` : (a.reason ?? '')]);
+    lines.push(
+      ...table(['AGE', 'ACTION', 'RESULT', 'DURATION', 'REASON'], rows)
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  }
+  field('Status updated', ago(rec.updatedAt, now));
+  field('Loop', loop);
+  return `${lines.join('\n')}\n`;
+}
+
+export const describeCommand: Command = {
+  name: 'describe',
+  summary: 'Show status, conditions, last error and source of one container',
+  usage: `Usage: acetate describe NAME [-n NAMESPACE] [-o text|json|yaml]
+
+Shows one container as the loop (acetate run) last saw it: phase, desired and actual
+resources, conditions (Ready, Synced, ResizePending) with reasons and messages, the last
+error, restarts and last exit code, the manifest file it comes from, and its recent actions.
+The actual part is read from the runtime now; the rest is what the loop last recorded.`,
+  async run(argv, ctx) {
+    const { values, positionals } = parse(argv, { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o', default: 'text' } });
+    if (positionals.length !== 1) throw new UsageError('describe needs exactly one NAME');
+    if (!['text', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be text, json or yaml, not '${values.output}'`);
+    const key = keyOf(positionals[0]!, values.namespace);
+    const stored = await readStatusRecord(ctx.stateDir, key);
+    let actual: ActualContainer | undefined;
+    let runtimeError: string | undefined;
+    try {
+      const { runtime } = await ctx.openRuntime();
+      actual = await runtime.get(key);
+    } catch (err) {
+      runtimeError = messageOf(err);
+    }
+    let rec: StatusRecord | undefined = stored;
+    if (rec && !runtimeError) rec = withFreshActual(rec, actual);
+    else if (!rec && actual) rec = fromRuntime(actual);
+    if (!rec) {
+      // Maybe a manifest problem names it without any container existing.
+      const problems = (await readProblems(ctx.stateDir))?.problems.filter((p) => p.keys.includes(key)) ?? [];
+      if (problems.length) {
+        for (const p of problems) print(ctx.stderr, `${p.kind}: ${formatProblem(p)}`);
+        return 1;
+      }
+      print(ctx.stderr, `container ${key} not found${runtimeError ? ` (runtime: ${runtimeError})` : ''}`);
+      return 1;
+    }
+    const ctl = await readControllerRecord(ctx.stateDir);
+    const loop = controllerAlive(ctl)
+      ? `acetate run (pid ${ctl!.pid}) ${ctl!.ready ? 'ready' : 'starting'}${ctl!.metricsUrl ? `, metrics ${ctl!.metricsUrl}` : ''}`
+      : ctl
+        ? `not running (last stopped ${ctl.stoppedAt ?? 'unexpectedly'}); status may be stale`
+        : 'acetate run has never run with this state dir';
+    if (values.output === 'json') {
+      print(ctx.stdout, JSON.stringify({ ...rec, loop }, null, 2));
+      return 0;
+    }
+    if (values.output === 'yaml') {
+      ctx.stdout.write(yaml.dump({ ...rec, loop }, { noRefs: true }));
+      return 0;
+    }
+    ctx.stdout.write(renderDescribe(rec, loop));
+    if (runtimeError) print(ctx.stderr, `warning: cannot read the runtime: ${runtimeError}`);
+    return 0;
+  },
+};

@@ -1,0 +1,300 @@
+/**
+ * Status on disk, so that `acetate get` and `acetate describe`, run as separate processes, can
+ * show what the loop knows: phase, conditions, last error, restarts, source file, problems.
+ *
+ * Layout under <stateDir>/status/:
+ *   containers/<namespace>/<name>.json   one StatusRecord per container
+ *   problems.json                        the sources' current problems (invalid files, conflicts)
+ *   controller.json                      the running loop: pid, metrics URL, readiness
+ *
+ * Every write is atomic (temporary file + rename) and happens only when the content changed.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { ContainerStatus, SourceRef } from '../api/types.js';
+import type { SourceProblem } from '../sources/source.js';
+import type { StatusSink } from './sinks.js';
+import type { Waiting } from './status.js';
+
+export const STATUS_DIR = 'status';
+
+export interface RecordedAction {
+  kind: string;
+  /** Outcome, or "error". */
+  outcome: string;
+  reason?: string;
+  durationMs?: number;
+  time: string;
+  error?: string;
+}
+
+export interface StatusRecord {
+  key: string;
+  namespace: string;
+  name: string;
+  status: ContainerStatus;
+  /** Where the container is declared (or was, when it was last applied). */
+  source?: SourceRef;
+  /** The desired spec in user units, when the container is desired. */
+  desired?: {
+    state: string;
+    template: string;
+    command: string[];
+    restartPolicy: string;
+    resources: { cpu?: string; memory?: string; pids?: number };
+  };
+  /** What runs on the node. */
+  actual?: {
+    id: string;
+    state: string;
+    pid?: number;
+    exitCode?: number;
+    startedAt?: string;
+    finishedAt?: string;
+    restartCount: number;
+    limits: { cpu?: string; memory?: string; pids?: number };
+    applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number } };
+  };
+  lastError?: {
+    message: string;
+    action?: string;
+    retry: 'backoff' | 'terminal';
+    time: string;
+    /** Consecutive failures. */
+    failures?: number;
+    nextRetryAt?: string;
+  };
+  waiting?: Waiting;
+  problems: SourceProblem[];
+  recentActions: RecordedAction[];
+  updatedAt: string;
+}
+
+export interface ProblemsRecord {
+  problems: SourceProblem[];
+  complete: boolean;
+  incompleteReason?: string;
+  updatedAt: string;
+}
+
+export interface ControllerRecord {
+  pid: number;
+  startedAt: string;
+  metricsUrl?: string;
+  sources: string[];
+  ready: boolean;
+  updatedAt: string;
+  /** Set when the loop stopped cleanly. */
+  stoppedAt?: string;
+}
+
+/** A StatusSink that also takes the details only the loop knows. */
+export interface DetailedStatusSink extends StatusSink {
+  publishDetailed(record: StatusRecord): Promise<void>;
+  remove(key: string): Promise<void>;
+}
+
+export function isDetailedSink(s: StatusSink): s is DetailedStatusSink {
+  return typeof (s as Partial<DetailedStatusSink>).publishDetailed === 'function';
+}
+
+function statusRoot(stateDir: string): string {
+  return path.join(stateDir, STATUS_DIR);
+}
+
+function keyParts(key: string): { namespace: string; name: string } {
+  const i = key.indexOf('/');
+  return i < 0 ? { namespace: 'default', name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+function safeSegment(s: string): string {
+  // Kubernetes names are DNS labels/subdomains; anything else is encoded so it stays one segment.
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(s) && s !== '.' && s !== '..' ? s : encodeURIComponent(s).replace(/\./g, '%2E');
+}
+
+export function recordPath(stateDir: string, key: string): string {
+  const { namespace, name } = keyParts(key);
+  return path.join(statusRoot(stateDir), 'containers', safeSegment(namespace), `${safeSegment(name)}.json`);
+}
+
+let tmpSeq = 0;
+async function writeAtomic(file: string, content: string): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++tmpSeq}.tmp`);
+  try {
+    await fs.writeFile(tmp, content, { mode: 0o644 });
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}
+
+/** The content that matters for "did it change" (not the time it was written). */
+function comparable(r: StatusRecord | ProblemsRecord | ControllerRecord): string {
+  const { updatedAt: _u, ...rest } = r;
+  return JSON.stringify(rest);
+}
+
+export class StatusStore implements DetailedStatusSink {
+  private records = new Map<string, StatusRecord>();
+  private lastProblems?: string;
+  private lastController?: string;
+  private writes = new Map<string, Promise<void>>();
+
+  constructor(readonly stateDir: string) {}
+
+  /** Loads the records written by a previous run (to keep lastTransitionTime across restarts). */
+  async load(): Promise<StatusRecord[]> {
+    const list = await readStatusRecords(this.stateDir);
+    for (const r of list) this.records.set(r.key, r);
+    return list;
+  }
+
+  previous(key: string): StatusRecord | undefined {
+    return this.records.get(key);
+  }
+
+  keys(): string[] {
+    return [...this.records.keys()];
+  }
+
+  /** StatusSink: only the status part changes; the rest of the record is kept. */
+  async publish(key: string, status: ContainerStatus): Promise<void> {
+    const prev = this.records.get(key);
+    const { namespace, name } = keyParts(key);
+    const rec: StatusRecord = prev
+      ? { ...prev, status, updatedAt: new Date().toISOString() }
+      : { key, namespace, name, status, problems: [], recentActions: [], updatedAt: new Date().toISOString() };
+    await this.publishDetailed(rec);
+  }
+
+  async publishDetailed(record: StatusRecord): Promise<void> {
+    const prev = this.records.get(record.key);
+    this.records.set(record.key, record);
+    if (prev && comparable(prev) === comparable(record)) return;
+    await this.serialize(record.key, () => writeAtomic(recordPath(this.stateDir, record.key), `${JSON.stringify(record, null, 2)}\n`));
+  }
+
+  async remove(key: string): Promise<void> {
+    this.records.delete(key);
+    await this.serialize(key, async () => {
+      const file = recordPath(this.stateDir, key);
+      await fs.rm(file, { force: true });
+      await fs.rmdir(path.dirname(file)).catch(() => undefined); // only when empty
+    });
+  }
+
+  async writeProblems(p: Omit<ProblemsRecord, 'updatedAt'>): Promise<void> {
+    const rec: ProblemsRecord = { ...p, updatedAt: new Date().toISOString() };
+    const c = comparable(rec);
+    if (c === this.lastProblems) return;
+    this.lastProblems = c;
+    await this.serialize('#problems', () => writeAtomic(path.join(statusRoot(this.stateDir), 'problems.json'), `${JSON.stringify(rec, null, 2)}\n`));
+  }
+
+  async writeController(c: Omit<ControllerRecord, 'updatedAt'>): Promise<void> {
+    const rec: ControllerRecord = { ...c, updatedAt: new Date().toISOString() };
+    const s = comparable(rec);
+    if (s === this.lastController) return;
+    this.lastController = s;
+    await this.serialize('#controller', () => writeAtomic(path.join(statusRoot(this.stateDir), 'controller.json'), `${JSON.stringify(rec, null, 2)}\n`));
+  }
+
+  /** Waits for pending writes. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.writes.values()]);
+  }
+
+  private serialize(id: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.writes.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.writes.set(id, next);
+    void next.finally(() => {
+      if (this.writes.get(id) === next) this.writes.delete(id);
+    }).catch(() => undefined);
+    return next;
+  }
+}
+
+// --- readers, for `acetate get` / `acetate describe` ------------------------------------------------
+
+/** Every container status record under <stateDir>/status, sorted by key. */
+export async function readStatusRecords(stateDir: string): Promise<StatusRecord[]> {
+  const root = path.join(statusRoot(stateDir), 'containers');
+  let namespaces: string[];
+  try {
+    namespaces = await fs.readdir(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: StatusRecord[] = [];
+  for (const ns of namespaces) {
+    if (ns.startsWith('.')) continue;
+    let names: string[];
+    try {
+      names = await fs.readdir(path.join(root, ns));
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (n.startsWith('.') || !n.endsWith('.json')) continue;
+      const r = await readJson<StatusRecord>(path.join(root, ns, n));
+      if (r && typeof r.key === 'string') out.push(r);
+    }
+  }
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+export function readStatusRecord(stateDir: string, key: string): Promise<StatusRecord | undefined> {
+  return readJson<StatusRecord>(recordPath(stateDir, key));
+}
+
+export function readProblems(stateDir: string): Promise<ProblemsRecord | undefined> {
+  return readJson<ProblemsRecord>(path.join(statusRoot(stateDir), 'problems.json'));
+}
+
+export function readControllerRecord(stateDir: string): Promise<ControllerRecord | undefined> {
+  return readJson<ControllerRecord>(path.join(statusRoot(stateDir), 'controller.json'));
+}
+
+/** True when the controller record names a live process (signal 0). */
+export function controllerAlive(rec: ControllerRecord | undefined): boolean {
+  if (!rec || rec.stoppedAt) return false;
+  try {
+    process.kill(rec.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * What `acetate get` shows of a record in one line: the phase, and the condition that explains
+ * best why the container is not simply converged (Synced=False first, then Ready=False, then a
+ * pending resize), with its message.
+ */
+export function statusSummary(rec: StatusRecord): { phase: string; ready: boolean; reason?: string; message?: string } {
+  const conds = rec.status.conditions ?? [];
+  const ready = conds.find((c) => c.type === 'Ready')?.status === 'True';
+  const synced = conds.find((c) => c.type === 'Synced');
+  const readyCond = conds.find((c) => c.type === 'Ready');
+  const resize = conds.find((c) => c.type === 'ResizePending');
+  const pick =
+    synced?.status === 'False' ? synced : readyCond?.status === 'False' ? readyCond : resize?.status === 'True' ? resize : undefined;
+  const out: { phase: string; ready: boolean; reason?: string; message?: string } = { phase: rec.status.phase ?? 'Unknown', ready };
+  if (pick?.reason) out.reason = pick.reason;
+  if (pick?.message) out.message = pick.message;
+  return out;
+}

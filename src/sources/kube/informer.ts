@@ -1,0 +1,432 @@
+/**
+ * A list-then-watch cache of this node's Container objects, written for acetate's safety rule:
+ * a lost watch or a restart never destroys a container.
+ *
+ * - list (a fresh, quorum read: no resourceVersion), then watch from the list's resourceVersion
+ *   with allowWatchBookmarks; BOOKMARKs only advance the resourceVersion.
+ * - a watch that ends (server timeout, dropped connection) resumes from the last resourceVersion
+ *   seen, after a backoff when it failed or ended at once; the cache stays complete meanwhile.
+ * - 410 Gone (HTTP 410, or an ERROR event with a Status of code 410 / reason Expired) means the
+ *   history is gone: the cache is marked incomplete and a full list replaces it. complete() is
+ *   false from the 410 until that list succeeds, so nothing is destroyed on a stale view.
+ * - every failure is logged with what is retried and when; lastError() keeps the latest.
+ * - resync: every resyncIntervalMs the cache is replayed to listeners (no API call);
+ *   relistIntervalMs (off by default) also re-lists periodically.
+ * - a watch silent for longer than its timeout plus a grace period is abandoned and resumed (a
+ *   half-open TCP connection never ends by itself).
+ *
+ * We do not use the client's ListWatch/makeInformer: in @kubernetes/client-node 1.4 it does not
+ * ask for bookmarks, stops for good on any error other than 410, has no backoff and no notion of
+ * "complete", and its list errors only reach an error callback.
+ */
+import type { Clock, TimerHandle } from '../../controller/clock.js';
+import { realClock } from '../../controller/clock.js';
+import { containerKey } from '../../api/types.js';
+import { KubeApiError, type KubeApi, type KubeContainer, type WatchHandle } from './client.js';
+import { silentLogger, type KubeLogger } from './logger.js';
+import {
+  describeSelector,
+  isFieldSelectorUnsupported,
+  labelValueProblem,
+  selectorFor,
+  type EffectiveSelector,
+  type SelectorMode,
+} from './node-selector.js';
+
+export type InformerEvent =
+  /** The cache was replaced by a list: any key may have changed. */
+  | { kind: 'relisted'; keys: string[] }
+  | { kind: 'upsert'; key: string; obj: KubeContainer; prev?: KubeContainer }
+  | { kind: 'delete'; key: string; obj: KubeContainer }
+  /** Periodic replay of the whole cache. */
+  | { kind: 'resync' }
+  /** complete() changed (false after a 410, true after the next list). */
+  | { kind: 'complete'; complete: boolean };
+
+export interface InformerOptions {
+  api: KubeApi;
+  node: string;
+  selector?: SelectorMode;
+  clock?: Clock;
+  logger?: KubeLogger;
+  /** Reconnect/re-list backoff after failures: base (default 1 s) doubling up to max (default 30 s). */
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** Server-side timeout of each watch; default a random 300–600 s, as client-go. */
+  watchTimeoutSeconds?: number;
+  /** A watch with no event for this long is abandoned; default watch timeout + 60 s. */
+  idleTimeoutMs?: number;
+  /** Replay the cache to listeners this often; default 5 min, 0 = never. */
+  resyncIntervalMs?: number;
+  /** Re-list this often even when the watch is healthy; default 0 = never. */
+  relistIntervalMs?: number;
+  /** Jitter source in [0, 1); default Math.random. */
+  random?: () => number;
+}
+
+export interface InformerStats {
+  lists: number;
+  listFailures: number;
+  watches: number;
+  watchFailures: number;
+  gone: number;
+  bookmarks: number;
+  events: number;
+}
+
+type WatchEnd =
+  | { kind: 'gone'; message: string }
+  | { kind: 'closed'; events: number; ms: number }
+  | { kind: 'error'; err: KubeApiError }
+  | { kind: 'aborted' };
+
+export function keyOfObject(obj: KubeContainer): string {
+  return containerKey(obj.metadata.namespace ?? 'default', obj.metadata.name);
+}
+
+export class ContainerInformer {
+  readonly stats: InformerStats = { lists: 0, listFailures: 0, watches: 0, watchFailures: 0, gone: 0, bookmarks: 0, events: 0 };
+  private readonly api: KubeApi;
+  private readonly node: string;
+  private readonly clock: Clock;
+  private readonly log: KubeLogger;
+  private readonly random: () => number;
+  private readonly mode: SelectorMode;
+  private effective: EffectiveSelector | undefined;
+  private cache = new Map<string, KubeContainer>();
+  private rv = '';
+  private isComplete = false;
+  private hasSynced = false;
+  private needList = true;
+  private failures = 0;
+  private stopped = true;
+  private loop?: Promise<void>;
+  private listeners: ((e: InformerEvent) => void)[] = [];
+  private abortWatch?: () => void;
+  private wake?: () => void;
+  private sleepTimer?: TimerHandle;
+  private resyncTimer?: TimerHandle;
+  private relistTimer?: TimerHandle;
+  private error: KubeApiError | undefined;
+  private syncWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: InformerOptions) {
+    this.api = opts.api;
+    this.node = opts.node;
+    this.clock = opts.clock ?? realClock;
+    this.log = opts.logger ?? silentLogger;
+    this.random = opts.random ?? Math.random;
+    this.mode = opts.selector ?? 'auto';
+    if (this.mode !== 'auto') this.effective = this.mode;
+  }
+
+  on(listener: (e: InformerEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    if (this.mode === 'label') {
+      const p = labelValueProblem(this.node);
+      if (p) throw new Error(`${p}; use the field selector (Kubernetes ≥ 1.31)`);
+    }
+    this.stopped = false;
+    this.scheduleResync();
+    this.scheduleRelist();
+    this.loop = this.run().catch((err) => {
+      this.log.error(`kube informer stopped on an unexpected error: ${(err as Error).stack ?? String(err)}`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of [this.resyncTimer, this.relistTimer, this.sleepTimer]) if (t) this.clock.clearTimeout(t);
+    this.abortWatch?.();
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** True while the cache is a complete view: after a list, until a 410 forces a new one. */
+  complete(): boolean {
+    return this.isComplete;
+  }
+
+  /** True once the first list succeeded. */
+  synced(): boolean {
+    return this.hasSynced;
+  }
+
+  /** Resolves at the first complete list. */
+  waitForSync(): Promise<void> {
+    if (this.hasSynced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(key: string): KubeContainer | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): KubeContainer[] {
+    return [...this.cache.values()];
+  }
+
+  keys(): string[] {
+    return [...this.cache.keys()];
+  }
+
+  resourceVersion(): string {
+    return this.rv;
+  }
+
+  /** The server-side selector in use ('field' or 'label'); undefined before the first list in auto mode. */
+  selectorInUse(): EffectiveSelector | undefined {
+    return this.effective;
+  }
+
+  /** The last failure talking to the API server, cleared by the next successful list or watch event. */
+  lastError(): KubeApiError | undefined {
+    return this.error;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private emit(e: InformerEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log.error(`kube informer listener failed: ${(err as Error).stack ?? String(err)}`);
+      }
+    }
+  }
+
+  private setComplete(v: boolean): void {
+    if (this.isComplete === v) return;
+    this.isComplete = v;
+    this.emit({ kind: 'complete', complete: v });
+  }
+
+  private backoffMs(): number {
+    const base = this.opts.backoff?.baseMs ?? 1000;
+    const max = this.opts.backoff?.maxMs ?? 30_000;
+    const d = Math.min(max, base * 2 ** Math.min(this.failures - 1, 30));
+    return Math.round(d * (0.75 + this.random() * 0.25));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        if (this.sleepTimer) this.clock.clearTimeout(this.sleepTimer);
+        this.sleepTimer = undefined;
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.sleepTimer = this.clock.setTimeout(done, ms);
+    });
+  }
+
+  private scheduleResync(): void {
+    const every = this.opts.resyncIntervalMs ?? 5 * 60_000;
+    if (!every || this.stopped) return;
+    this.resyncTimer = this.clock.setTimeout(() => {
+      if (this.stopped) return;
+      if (this.hasSynced) this.emit({ kind: 'resync' });
+      this.scheduleResync();
+    }, every);
+  }
+
+  private scheduleRelist(): void {
+    const every = this.opts.relistIntervalMs ?? 0;
+    if (!every || this.stopped) return;
+    this.relistTimer = this.clock.setTimeout(() => {
+      if (this.stopped) return;
+      this.log.debug('kube informer: periodic re-list');
+      this.needList = true;
+      this.abortWatch?.();
+      this.scheduleRelist();
+    }, every);
+  }
+
+  private watchTimeoutSeconds(): number {
+    return this.opts.watchTimeoutSeconds ?? Math.round(300 * (1 + this.random()));
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (this.needList) {
+        try {
+          await this.doList();
+          this.failures = 0;
+        } catch (err) {
+          if (this.stopped) break;
+          const e = err instanceof KubeApiError ? err : new KubeApiError(0, 'Unknown', String(err));
+          this.error = e;
+          this.stats.listFailures += 1;
+          this.failures += 1;
+          const wait = this.backoffMs();
+          this.log.warn(
+            `cannot list Containers for node ${this.node} (${e.message}); ${this.hasSynced ? 'keeping the last view, marked incomplete: nothing is destroyed' : 'nothing is created or destroyed'} until a list succeeds; retrying in ${wait} ms`,
+            { code: e.code, reason: e.reason, attempt: this.failures },
+          );
+          await this.sleep(wait);
+          continue;
+        }
+      }
+      const end = await this.watch();
+      if (this.stopped) break;
+      switch (end.kind) {
+        case 'gone':
+          this.stats.gone += 1;
+          this.log.info(`watch of Containers expired (410: ${end.message}); re-listing, nothing is destroyed until the list completes`);
+          this.needList = true;
+          this.setComplete(false);
+          break;
+        case 'closed':
+          if (end.events === 0 && end.ms < 1000) {
+            this.failures += 1;
+            const wait = this.backoffMs();
+            this.log.debug(`watch of Containers ended at once; resuming from resourceVersion ${this.rv} in ${wait} ms`);
+            await this.sleep(wait);
+          } else {
+            this.failures = 0;
+            this.log.debug(`watch of Containers ended after ${end.events} events; resuming from resourceVersion ${this.rv}`);
+          }
+          break;
+        case 'error': {
+          this.stats.watchFailures += 1;
+          this.error = end.err;
+          this.failures += 1;
+          const wait = this.backoffMs();
+          this.log.warn(`watch of Containers failed (${end.err.message}); resuming from resourceVersion ${this.rv} in ${wait} ms`, {
+            code: end.err.code,
+            reason: end.err.reason,
+            attempt: this.failures,
+          });
+          await this.sleep(wait);
+          break;
+        }
+        case 'aborted':
+          break;
+      }
+    }
+  }
+
+  private async doList(): Promise<void> {
+    let mode: EffectiveSelector = this.effective ?? 'field';
+    let res;
+    try {
+      res = await this.api.listContainers(selectorFor(mode, this.node));
+    } catch (err) {
+      if (this.mode === 'auto' && this.effective === undefined && mode === 'field' && isFieldSelectorUnsupported(err)) {
+        const p = labelValueProblem(this.node);
+        if (p) throw new KubeApiError(400, 'BadRequest', `the API server rejects the field selector (${(err as Error).message}) and ${p}`);
+        mode = 'label';
+        this.log.warn(
+          `the API server does not support the field selector spec.nodeName (${(err as Error).message}): it is older than Kubernetes 1.31 or the CRD lacks selectableFields. Falling back to ${describeSelector('label', this.node)}: only Containers carrying that label are seen on this node`,
+        );
+        res = await this.api.listContainers(selectorFor(mode, this.node));
+      } else throw err;
+    }
+    if (this.stopped) return;
+    if (this.effective === undefined) {
+      this.effective = mode;
+      this.log.info(`watching Containers for node ${this.node} with the ${describeSelector(mode, this.node)}`);
+    }
+    this.stats.lists += 1;
+    const next = new Map<string, KubeContainer>();
+    for (const obj of res.items) next.set(keyOfObject(obj), obj);
+    const keys = new Set([...this.cache.keys(), ...next.keys()]);
+    this.cache = next;
+    this.rv = res.resourceVersion;
+    this.needList = false;
+    this.error = undefined;
+    const first = !this.hasSynced;
+    this.hasSynced = true;
+    this.setComplete(true);
+    this.log.debug(`listed ${next.size} Containers for node ${this.node} at resourceVersion ${this.rv}`);
+    this.emit({ kind: 'relisted', keys: [...keys] });
+    if (first) for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private watch(): Promise<WatchEnd> {
+    const sel = selectorFor(this.effective ?? 'field', this.node);
+    const timeoutSeconds = this.watchTimeoutSeconds();
+    const idleMs = this.opts.idleTimeoutMs ?? timeoutSeconds * 1000 + 60_000;
+    const started = this.clock.now();
+    this.stats.watches += 1;
+    return new Promise<WatchEnd>((resolve) => {
+      let settled = false;
+      let events = 0;
+      let handle: WatchHandle | undefined;
+      let idle: TimerHandle | undefined;
+      const finish = (end: WatchEnd): void => {
+        if (settled) return;
+        settled = true;
+        if (idle) this.clock.clearTimeout(idle);
+        this.abortWatch = undefined;
+        handle?.abort();
+        resolve(end);
+      };
+      const arm = (): void => {
+        if (idle) this.clock.clearTimeout(idle);
+        idle = this.clock.setTimeout(
+          () => finish({ kind: 'error', err: new KubeApiError(0, 'Timeout', `no event or bookmark for ${idleMs} ms; the connection is presumed dead`) }),
+          idleMs,
+        );
+      };
+      this.abortWatch = () => finish({ kind: 'aborted' });
+      arm();
+      void this.api
+        .watchContainers(
+          { ...sel, resourceVersion: this.rv, timeoutSeconds },
+          (type, raw) => {
+            if (settled || this.stopped) return;
+            arm();
+            events += 1;
+            if (type === 'ERROR') {
+              const code = Number(raw.code ?? 0);
+              const reason = String(raw.reason ?? '');
+              const message = String(raw.message ?? 'watch error');
+              if (code === 410 || reason === 'Expired' || reason === 'Gone') finish({ kind: 'gone', message });
+              else finish({ kind: 'error', err: new KubeApiError(code, reason || 'Unknown', `watch error: ${message}`) });
+              return;
+            }
+            const obj = raw as unknown as KubeContainer;
+            const rv = obj?.metadata?.resourceVersion;
+            if (type === 'BOOKMARK') {
+              this.stats.bookmarks += 1;
+              if (rv) this.rv = rv;
+              return;
+            }
+            if (!obj?.metadata?.name) {
+              this.log.warn(`ignoring a malformed ${type} watch event`);
+              return;
+            }
+            this.stats.events += 1;
+            this.error = undefined;
+            const key = keyOfObject(obj);
+            if (type === 'ADDED' || type === 'MODIFIED') {
+              const prev = this.cache.get(key);
+              this.cache.set(key, obj);
+              if (rv) this.rv = rv;
+              this.emit({ kind: 'upsert', key, obj, prev });
+            } else if (type === 'DELETED') {
+              this.cache.delete(key);
+              if (rv) this.rv = rv;
+              this.emit({ kind: 'delete', key, obj });
+            }
+          },
+          (err) => {
+            if (!err) finish({ kind: 'closed', events, ms: this.clock.now() - started });
+            else if (err instanceof KubeApiError && err.code === 410) finish({ kind: 'gone', message: err.message });
+            else finish({ kind: 'error', err: err instanceof KubeApiError ? err : new KubeApiError(0, 'Unknown', String(err)) });
+          },
+        )
+        .then((h) => {
+          handle = h;
+          if (settled) h.abort();
+        });
+    });
+  }
+}

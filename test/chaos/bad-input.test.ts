@@ -1,0 +1,71 @@
+/**
+ * The whole bad-input corpus (corpus.ts), each case alone through `acetate validate` and
+ * `acetate apply` next to a running keeper container, then (when `acetate run` exists) all of
+ * them dropped into the directory a running loop watches.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { badInputs, categoriesOf } from './corpus.js';
+import { assertKeeperUntouched, checkCase, clearCases, startKeeper, stopKeeper, type Keeper } from './corpus-check.js';
+import { spawnCli, waitFor, type RunningCli } from './lib.js';
+
+const cases = badInputs();
+
+describe(`chaos: bad input corpus (${cases.length} inputs)`, function () {
+  this.timeout(300_000);
+  let k: Keeper | undefined;
+  const passed: string[] = [];
+
+  before(async () => {
+    k = await startKeeper();
+  });
+  after(async () => {
+    console.log(`      ${passed.length}/${cases.length} inputs handled: ${[...categoriesOf(cases)].map(([c, n]) => `${c} ${n}`).join(', ')}`);
+    await stopKeeper(k);
+  });
+
+  for (const c of cases) {
+    it(`${c.category}: ${c.what} → ${c.expect === 'error' ? 'clear error' : 'ignored'}, keeper untouched`, async () => {
+      await checkCase(k!, c);
+      passed.push(c.id);
+    });
+  }
+});
+
+const hasRun = existsSync(path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'commands', 'run.js'));
+
+(hasRun ? describe : describe.skip)('chaos: bad input under acetate run', function () {
+  this.timeout(300_000);
+  let k: Keeper | undefined;
+  let loop: RunningCli | undefined;
+
+  before(async () => {
+    k = await startKeeper();
+    loop = spawnCli(['run', '-f', k.dir, '--metrics-addr', '0', '--log-format', 'json', '--debounce', '50ms'], { stateDir: k.stateDir });
+    await waitFor(() => loop!.out().includes('"ready"') || loop!.out().length > 0, { what: 'acetate run started', timeoutMs: 30_000 });
+  });
+  after(async () => {
+    if (loop && loop.child.exitCode === null) {
+      loop.child.kill('SIGTERM');
+      await loop.exited;
+    }
+    await stopKeeper(k);
+  });
+
+  it('reports every bad file, keeps running, never touches the keeper', async () => {
+    for (const c of cases.filter((x) => x.expect === 'error')) {
+      await clearCases(k!.dir);
+      const sub = path.join(k!.dir, `case-${c.id}`);
+      await mkdir(sub);
+      const file = await c.write(sub);
+      await waitFor(() => loop!.out().includes(file) || loop!.err().includes(file), { what: `the loop to report ${c.id} (${file})`, timeoutMs: 20_000 });
+      assert.equal(loop!.child.exitCode, null, `acetate run exited on ${c.id}:\n${loop!.err().slice(-3000)}`);
+      await assertKeeperUntouched(k!, `${c.id} under run`);
+    }
+    await clearCases(k!.dir);
+    assert.equal(loop!.child.exitCode, null, 'acetate run is still running');
+  });
+});

@@ -1,0 +1,216 @@
+/**
+ * RuncRuntime against the real runc, conmon and kernel: start, limits in cgroup files, in-place
+ * resize, stop with grace, restart, private area, logs, remove. Needs root.
+ */
+import assert from 'node:assert/strict';
+import { readFile, access } from 'node:fs/promises';
+import path from 'node:path';
+import { isMounted } from '../../src/runtime/runc/mounts.js';
+import { isAlive } from '../../src/runtime/runc/procfs.js';
+import { assertNoLeaks } from '../support/leaks.js';
+import { tmpState, type TmpState } from '../support/tmp-state.js';
+import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { waitFor } from '../support/wait-for.js';
+import type { NormalizedSpec } from '../../src/api/types.js';
+
+const MI = 2 ** 20;
+
+async function cg(ctrl: string, rel: string, file: string): Promise<string> {
+  return (await readFile(path.join('/sys/fs/cgroup', ctrl, rel, file), 'utf8')).trim();
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
+  this.timeout(60_000);
+  let st: TmpState;
+
+  const create = (name: string, spec: Partial<NormalizedSpec>) =>
+    st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
+
+  before(async () => {
+    st = await tmpState();
+    await st.runtime.preflight();
+  });
+
+  after(async () => {
+    await st.cleanup();
+    await assertNoLeaks(st.dir, { dirRemoved: true });
+  });
+
+  it('starts a host-template container: the process runs in the instance cgroup with its limits', async () => {
+    await create('sleeper', { command: ['sleep'], args: ['1000'], resources: { cpuMillis: 500, memoryBytes: 64 * MI, pids: 32 } });
+    const { pid } = await st.runtime.start('default/sleeper');
+    assert.ok(await isAlive(pid), 'container process is alive');
+    const rel = `${st.runtime.paths.cgroupParent}/default_sleeper`;
+    const procCgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+    assert.match(procCgroup, new RegExp(`:memory:${rel}$`, 'm'));
+    assert.match(procCgroup, new RegExp(`:pids:${rel}$`, 'm'));
+    assert.equal(await cg('memory', rel, 'memory.limit_in_bytes'), String(64 * MI));
+    assert.equal(await cg('cpu', rel, 'cpu.cfs_quota_us'), '50000');
+    assert.equal(await cg('cpu', rel, 'cpu.cfs_period_us'), '100000');
+    assert.equal(await cg('pids', rel, 'pids.max'), '32');
+    if (await exists(`/sys/fs/cgroup/memory/${rel}/memory.memsw.limit_in_bytes`)) {
+      assert.equal(await cg('memory', rel, 'memory.memsw.limit_in_bytes'), String(64 * MI), 'no swap beyond the memory limit');
+    }
+    // The rootfs is the overlay over the host's /.
+    assert.ok(await isMounted(path.join(st.dir, 'containers', 'default_sleeper', 'rootfs')));
+
+    const list = await st.runtime.list();
+    assert.equal(list.length, 1);
+    const c = list[0]!;
+    assert.equal(c.key, 'default/sleeper');
+    assert.equal(c.id, 'default_sleeper');
+    assert.equal(c.process.state, 'running');
+    assert.equal(c.process.pid, pid);
+    assert.ok(c.process.startedAt);
+    assert.deepEqual(c.limits, { cpuMillis: 500, memoryBytes: 64 * MI, pids: 32 });
+    assert.equal(c.restartCount, 0);
+    assert.equal(c.applied.spec.command[0], 'sleep');
+    assert.deepEqual((await st.runtime.get('default/sleeper'))?.process, c.process);
+
+    // start() is idempotent on a running container.
+    assert.deepEqual(await st.runtime.start('default/sleeper'), { pid });
+    assert.equal(await st.runtime.get('default/nope'), undefined);
+  });
+
+  it('updateResources changes the cgroup files in place: same pid, limits read back, record updated', async () => {
+    const before = await st.runtime.get('default/sleeper');
+    const pid = before!.process.pid!;
+    const rel = `${st.runtime.paths.cgroupParent}/default_sleeper`;
+
+    const r = await st.runtime.updateResources('default/sleeper', { cpuMillis: 1500, memoryBytes: 128 * MI, pids: 64 });
+    assert.deepEqual(r.deferred, []);
+    assert.deepEqual(r.limits, { cpuMillis: 1500, memoryBytes: 128 * MI, pids: 64 });
+    assert.equal(await cg('cpu', rel, 'cpu.cfs_quota_us'), '150000');
+    assert.equal(await cg('memory', rel, 'memory.limit_in_bytes'), String(128 * MI));
+    assert.equal(await cg('pids', rel, 'pids.max'), '64');
+    const after = await st.runtime.get('default/sleeper');
+    assert.equal(after!.process.pid, pid, 'same process');
+    assert.deepEqual(after!.applied.spec.resources, { cpuMillis: 1500, memoryBytes: 128 * MI, pids: 64 });
+    assert.notEqual(after!.applied.specHash, before!.applied.specHash);
+
+    // A limit that is not page-aligned is rounded down by the kernel.
+    const odd = await st.runtime.updateResources('default/sleeper', { cpuMillis: 1500, memoryBytes: 100 * MI + 1000, pids: 64 });
+    assert.equal(odd.limits.memoryBytes, 100 * MI);
+
+    // Removing the limits = unlimited.
+    const none = await st.runtime.updateResources('default/sleeper', {});
+    assert.deepEqual(none, { limits: {}, deferred: [] });
+    assert.equal(await cg('cpu', rel, 'cpu.cfs_quota_us'), '-1');
+    assert.equal(await cg('pids', rel, 'pids.max'), 'max');
+    assert.ok(Number(await cg('memory', rel, 'memory.limit_in_bytes')) > 2 ** 60);
+    assert.equal((await st.runtime.get('default/sleeper'))!.process.pid, pid);
+  });
+
+  it('stop: SIGTERM, then SIGKILL after the grace period; exit code recorded; overlay unmounted', async () => {
+    // `sleep` as pid 1 of its pid namespace ignores SIGTERM (no handler): only SIGKILL ends it.
+    const pid = (await st.runtime.get('default/sleeper'))!.process.pid!;
+    const t0 = Date.now();
+    const { exitCode } = await st.runtime.stop('default/sleeper', { graceSeconds: 1 });
+    const took = Date.now() - t0;
+    assert.equal(exitCode, 137);
+    assert.ok(took >= 1000, `waited the grace period (${took} ms)`);
+    assert.ok(took < 15_000, `then killed (${took} ms)`);
+    assert.equal(await isAlive(pid), false);
+    assert.equal(await isMounted(path.join(st.dir, 'containers', 'default_sleeper', 'rootfs')), false);
+    const c = await st.runtime.get('default/sleeper');
+    assert.equal(c!.process.state, 'absent');
+    assert.equal(c!.process.exitCode, 137);
+    assert.deepEqual(c!.limits, {});
+    // stop() again is a no-op that still reports the last exit code.
+    assert.deepEqual(await st.runtime.stop('default/sleeper', { graceSeconds: 1 }), { exitCode: 137 });
+  });
+
+  it('stop: a process that handles SIGTERM exits within the grace period with its own code', async () => {
+    await create('graceful', { command: ['sh', '-c', 'trap "exit 7" TERM; echo ready; sleep 1000 & wait'] });
+    await st.runtime.start('default/graceful');
+    await waitFor('ready in the log', async () => (await st.runtime.logs('default/graceful')).includes('ready'));
+    const t0 = Date.now();
+    assert.deepEqual(await st.runtime.stop('default/graceful', { graceSeconds: 30 }), { exitCode: 7 });
+    assert.ok(Date.now() - t0 < 10_000, 'did not wait for the whole grace period');
+  });
+
+  it('an exited process shows as exited with its code; start() runs it again and counts the restart', async () => {
+    await create('short', { command: ['sh', '-c', 'echo run; exit 3'] });
+    const first = await st.runtime.start('default/short');
+    const exited = await waitFor('exit', async () => {
+      const c = await st.runtime.get('default/short');
+      return c?.process.state === 'exited' ? c : undefined;
+    });
+    assert.equal(exited.process.exitCode, 3);
+    assert.ok(exited.process.finishedAt);
+    assert.equal(exited.restartCount, 0);
+    const second = await st.runtime.start('default/short');
+    assert.notEqual(second.pid, first.pid);
+    const again = await waitFor('second exit', async () => {
+      const c = await st.runtime.get('default/short');
+      return c?.process.state === 'exited' ? c : undefined;
+    });
+    assert.equal(again.restartCount, 1);
+    assert.equal(again.process.exitCode, 3);
+    assert.equal((await st.runtime.logs('default/short')).split('\n').filter((l) => l === 'run').length, 2, 'the log keeps both runs');
+  });
+
+  it('the private area survives stop/start and remove(keepPrivateArea: true), not remove(keepPrivateArea: false)', async () => {
+    const spec = { command: ['sh', '-c', 'echo x >> /acetate-runs; echo wrote; sleep 1000'] };
+    const upperFile = path.join(st.dir, 'containers', 'default_keeper', 'upper', 'acetate-runs');
+    const runs = async () => (await readFile(upperFile, 'utf8')).split('\n').filter(Boolean).length;
+    await create('keeper', spec);
+    await st.runtime.start('default/keeper');
+    await waitFor('first write', async () => (await runs()) === 1);
+    assert.equal(await exists('/acetate-runs'), false, 'the host / (lower layer) is untouched');
+
+    await st.runtime.stop('default/keeper', { graceSeconds: 0 });
+    await st.runtime.start('default/keeper');
+    await waitFor('second write', async () => (await runs()) === 2);
+    assert.equal((await st.runtime.get('default/keeper'))!.restartCount, 1);
+
+    await st.runtime.remove('default/keeper', { keepPrivateArea: true });
+    assert.equal(await st.runtime.get('default/keeper'), undefined);
+    assert.ok(!(await st.runtime.list()).some((c) => c.key === 'default/keeper'));
+    assert.equal(await runs(), 2, 'private area kept');
+    assert.equal(await isMounted(path.join(st.dir, 'containers', 'default_keeper', 'rootfs')), false);
+
+    await create('keeper', spec);
+    await st.runtime.start('default/keeper');
+    await waitFor('third write (same private area)', async () => (await runs()) === 3);
+    assert.equal((await st.runtime.get('default/keeper'))!.restartCount, 0, 'a new record starts counting again');
+
+    await st.runtime.remove('default/keeper', { keepPrivateArea: false });
+    assert.equal(await exists(path.join(st.dir, 'containers', 'default_keeper')), false);
+  });
+
+  it('logs() returns the lines the container wrote to stdout and stderr; tail keeps the last ones', async () => {
+    await create('talker', { command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2; printf "no newline"; sleep 1000'] });
+    await st.runtime.start('default/talker');
+    const text = await waitFor('all output', async () => {
+      const t = await st.runtime.logs('default/talker');
+      return t.includes('oops') && t.includes('no newline') ? t : undefined;
+    });
+    const lines = text.split('\n').filter(Boolean);
+    for (const l of ['line1', 'line2', 'line3', 'line4', 'line5', 'oops', 'no newline']) assert.ok(lines.includes(l), `${l} in ${text}`);
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('line')),
+      ['line1', 'line2', 'line3', 'line4', 'line5'],
+    );
+    const tail = await st.runtime.logs('default/talker', { tail: 2 });
+    assert.equal(tail.split('\n').filter(Boolean).length, 2);
+    await assert.rejects(st.runtime.logs('default/none'), /not found/);
+  });
+
+  it('remove() cleans up everything and can be repeated', async () => {
+    for (const c of await st.runtime.list()) {
+      await st.runtime.remove(c.key, { keepPrivateArea: false });
+      await st.runtime.remove(c.key, { keepPrivateArea: false });
+    }
+    await st.runtime.remove('default/never-existed', { keepPrivateArea: false });
+    assert.deepEqual(await st.runtime.list(), []);
+    await assertNoLeaks(st.dir);
+  });
+});

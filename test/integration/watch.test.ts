@@ -1,0 +1,189 @@
+/** FileSource on real files with real chokidar: what a user's editor, git and shell do. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { FileSource } from '../../src/sources/files/watch.js';
+import { withTmpDir } from '../support/tmpdir.js';
+import { waitFor } from '../support/wait.js';
+
+const manifest = (name: string, memory = '64Mi') => `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  template: host
+  command: ["/bin/sleep", "1000"]
+  resources:
+    memory: ${memory}
+`;
+
+type Change = string[] | 'all';
+
+async function withSource(
+  files: Record<string, string>,
+  fn: (ctx: { dir: string; src: FileSource; changes: Change[] }) => Promise<void>,
+  opts: { debounceMs?: number; allowEmpty?: boolean } = {},
+): Promise<void> {
+  await withTmpDir(async (dir) => {
+    for (const [rel, text] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+      await writeFile(path.join(dir, rel), text);
+    }
+    const src = new FileSource({ dir, debounceMs: opts.debounceMs ?? 100, relistMs: 0, allowEmpty: opts.allowEmpty });
+    const changes: Change[] = [];
+    await src.start((keys) => changes.push(keys));
+    try {
+      await fn({ dir, src, changes });
+    } finally {
+      await src.stop();
+    }
+  });
+}
+
+/** Writes a sentinel file and waits for its change: every earlier event has been delivered by then. */
+async function barrier(dir: string, changes: Change[], n: number): Promise<void> {
+  await writeFile(path.join(dir, `zz-sentinel-${n}.yaml`), manifest(`sentinel-${n}`));
+  await waitFor(() => changes.some((c) => c !== 'all' && c.includes(`default/sentinel-${n}`)), { message: `sentinel ${n}` });
+}
+
+describe('FileSource (real files, chokidar)', function () {
+  this.timeout(30_000);
+
+  it('reads the tree at start: synced, complete, containers by key', async () => {
+    await withSource({ 'web.yaml': manifest('web'), 'sub/db.yml': manifest('db') }, async ({ src, changes }) => {
+      assert.ok(src.synced());
+      const s = src.snapshot();
+      assert.deepEqual([...s.containers.keys()].sort(), ['default/db', 'default/web']);
+      assert.equal(s.complete, true);
+      assert.deepEqual(changes, [], 'the initial read is not a change');
+    });
+  });
+
+  it('an atomic save (write a temporary file, rename it over the manifest) is one change', async () => {
+    await withSource({ 'web.yaml': manifest('web'), 'other.yaml': manifest('other') }, async ({ dir, src, changes }) => {
+      const tmp = path.join(dir, '.web.yaml.tmp-1234');
+      await writeFile(tmp, manifest('web', '128Mi'));
+      await rename(tmp, path.join(dir, 'web.yaml'));
+      await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 128 * 2 ** 20, { message: 'new memory' });
+      await barrier(dir, changes, 1);
+      assert.equal(changes.length, 2, `changes: ${JSON.stringify(changes)}`);
+      assert.deepEqual(changes[0], ['default/web']);
+    });
+  });
+
+  it('a vim-style save (rename the original away, write a new file) is one change', async () => {
+    await withSource({ 'web.yaml': manifest('web'), 'other.yaml': manifest('other') }, async ({ dir, src, changes }) => {
+      await rename(path.join(dir, 'web.yaml'), path.join(dir, 'web.yaml~'));
+      await writeFile(path.join(dir, 'web.yaml'), manifest('web', '96Mi'));
+      await unlink(path.join(dir, 'web.yaml~'));
+      await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 96 * 2 ** 20, { message: 'new memory' });
+      await barrier(dir, changes, 1);
+      assert.equal(changes.length, 2, `changes: ${JSON.stringify(changes)}`);
+      assert.ok(src.snapshot().containers.has('default/web'));
+    });
+  });
+
+  it('ignores dotfiles, .git, editor temporary/backup files and other extensions', async () => {
+    await withSource({ 'web.yaml': manifest('web') }, async ({ dir, src, changes }) => {
+      await mkdir(path.join(dir, '.git'), { recursive: true });
+      await writeFile(path.join(dir, '.git', 'x.yaml'), manifest('git'));
+      await writeFile(path.join(dir, '.hidden.yaml'), manifest('hidden'));
+      await writeFile(path.join(dir, 'web.yaml~'), manifest('tilde'));
+      await writeFile(path.join(dir, '.web.yaml.swp'), 'binary junk');
+      await writeFile(path.join(dir, 'web.yaml.bak'), manifest('bak'));
+      await writeFile(path.join(dir, '#web.yaml#'), manifest('emacs'));
+      await writeFile(path.join(dir, 'notes.txt'), 'hello');
+      await barrier(dir, changes, 1);
+      assert.equal(changes.length, 1, `changes: ${JSON.stringify(changes)}`);
+      assert.deepEqual([...src.snapshot().containers.keys()].sort(), ['default/sentinel-1', 'default/web']);
+      assert.deepEqual(src.snapshot().problems, []);
+    });
+  });
+
+  it('debounces: files written together are read once, in one change', async () => {
+    await withSource({ 'web.yaml': manifest('web') }, async ({ dir, src, changes }) => {
+      await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => writeFile(path.join(dir, `${n}.yaml`), manifest(n))));
+      await waitFor(() => src.snapshot().containers.size === 6, { message: 'five new containers' });
+      await barrier(dir, changes, 1);
+      assert.equal(changes.length, 2, `changes: ${JSON.stringify(changes)}`);
+      assert.deepEqual(changes[0], ['default/a', 'default/b', 'default/c', 'default/d', 'default/e']);
+    }, { debounceMs: 300 });
+  });
+
+  it('an invalid file keeps its last good keys protected; fixing it brings them back; deleting it removes them', async () => {
+    await withSource({ 'web.yaml': manifest('web'), 'other.yaml': manifest('other') }, async ({ dir, src, changes }) => {
+      const file = path.join(dir, 'web.yaml');
+      await writeFile(file, 'apiVersion: acetate.dev/v1alpha1\nkind: [\n');
+      await waitFor(() => src.snapshot().problems.length > 0, { message: 'a problem' });
+      let s = src.snapshot();
+      assert.ok(s.protectedKeys.has('default/web'), 'last known good key protected');
+      assert.ok(!s.containers.has('default/web'));
+      assert.ok(s.failingOrigins.has(file));
+      assert.equal(s.problems[0]!.origin, file);
+      assert.match(s.problems[0]!.message, /YAML syntax error/);
+      assert.ok(changes.some((c) => c !== 'all' && c.includes('default/web')));
+      await writeFile(file, manifest('web', '80Mi'));
+      await waitFor(() => src.snapshot().containers.has('default/web'), { message: 'fixed' });
+      s = src.snapshot();
+      assert.equal(s.problems.length, 0);
+      assert.ok(!s.protectedKeys.has('default/web'));
+      await rm(file);
+      await waitFor(() => !src.snapshot().containers.has('default/web') && !src.snapshot().protectedKeys.has('default/web'), { message: 'removed' });
+      assert.ok(src.snapshot().complete);
+    });
+  });
+
+  it('the same key in two files is a conflict: protected until one is removed', async () => {
+    await withSource({ 'web.yaml': manifest('web'), 'other.yaml': manifest('other') }, async ({ dir, src }) => {
+      await writeFile(path.join(dir, 'web-copy.yaml'), manifest('web', '1Gi'));
+      await waitFor(() => src.snapshot().protectedKeys.has('default/web'), { message: 'conflict' });
+      assert.ok(src.snapshot().problems.some((p) => p.kind === 'conflict' && p.keys.includes('default/web')));
+      await rm(path.join(dir, 'web-copy.yaml'));
+      await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 64 * 2 ** 20, { message: 'resolved' });
+    });
+  });
+
+  it('a directory that empties or disappears is not a complete snapshot (nothing gets destroyed)', async () => {
+    await withTmpDir(async (parent) => {
+      const dir = path.join(parent, 'manifests');
+      await mkdir(dir);
+      await writeFile(path.join(dir, 'web.yaml'), manifest('web'));
+      const src = new FileSource({ dir, debounceMs: 50, relistMs: 0 });
+      const changes: Change[] = [];
+      await src.start((k) => changes.push(k));
+      try {
+        await rm(path.join(dir, 'web.yaml'));
+        await waitFor(() => !src.snapshot().containers.has('default/web'), { message: 'file gone' });
+        assert.equal(src.snapshot().complete, false);
+        assert.match(src.snapshot().incompleteReason ?? '', /no manifest files/);
+        assert.ok(changes.includes('all'));
+        await rm(dir, { recursive: true });
+        await src.relist();
+        assert.equal(src.snapshot().complete, false);
+        assert.match(src.snapshot().incompleteReason ?? '', /missing/);
+        // It comes back: the re-list sees it, and the watcher follows it again.
+        await mkdir(dir);
+        await writeFile(path.join(dir, 'web.yaml'), manifest('web'));
+        await src.relist();
+        assert.ok(src.snapshot().complete);
+        await writeFile(path.join(dir, 'db.yaml'), manifest('db'));
+        await waitFor(() => src.snapshot().containers.has('default/db'), { message: 'watching again' });
+      } finally {
+        await src.stop();
+      }
+    });
+  });
+
+  it('--allow-empty: an empty directory is a complete snapshot', async () => {
+    await withSource({}, async ({ src }) => {
+      assert.equal(src.snapshot().complete, true);
+    }, { allowEmpty: true });
+  });
+
+  it('the periodic re-list catches what the watcher missed, and reports nothing when nothing changed', async () => {
+    await withSource({ 'web.yaml': manifest('web') }, async ({ src, changes }) => {
+      await src.relist();
+      assert.deepEqual(changes, []);
+    });
+  });
+});

@@ -1,0 +1,38 @@
+/**
+ * Temporary acetate state dirs for tests. Their cleanup (cleanupStateDir, in leaks.ts) leaves the
+ * node as it was: every container removed (private areas too), anything still mounted under the
+ * dir unmounted, stray runc state, processes and cgroups of the instance removed, the dir deleted.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
+import { TemplateStore } from '../../src/runtime/templates.js';
+import { cleanupStateDir } from './leaks.js';
+
+export { cleanupStateDir };
+
+/** A fresh state dir under /tmp (e.g. /tmp/acetate-state-AbC123). */
+export async function makeTmpStateDir(prefix = 'acetate-state-'): Promise<string> {
+  // /tmp rather than os.tmpdir(): short paths keep conmon's attach socket path within limits.
+  return mkdtemp(path.join(os.platform() === 'linux' ? '/tmp' : os.tmpdir(), prefix));
+}
+
+/** A RuncRuntime with its TemplateStore on a state dir. */
+export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string } = {}): RuncRuntime {
+  return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), ...extra });
+}
+
+export interface TmpState {
+  dir: string;
+  runtime: RuncRuntime;
+  templates: TemplateStore;
+  cleanup(): Promise<void>;
+}
+
+/** mkdtemp + runtime; call cleanup() in afterEach/after. */
+export async function tmpState(prefix?: string): Promise<TmpState> {
+  const dir = await makeTmpStateDir(prefix);
+  const runtime = makeRuntime(dir);
+  return { dir, runtime, templates: runtime.templates, cleanup: () => cleanupStateDir(dir, { runtime }) };
+}

@@ -1,0 +1,395 @@
+/**
+ * The Controller with an in-memory runtime and source, the real plan() and executeAction(), and
+ * a fake clock: no containers, no sleeps.
+ */
+import assert from 'node:assert/strict';
+import { Controller } from '../../src/controller/loop.js';
+import { FakeClock } from '../../src/controller/clock.js';
+import { findCondition } from '../../src/controller/status.js';
+import type { ContainerEvent, EventRecorder, StatusSink } from '../../src/controller/sinks.js';
+import { plan } from '../../src/plan/plan.js';
+import { executeAction } from '../../src/apply/execute.js';
+import { SpecError } from '../../src/apply/errors.js';
+import { hashOf } from '../../src/api/hash.js';
+import type { ContainerStatus, DesiredContainer, Resources } from '../../src/api/types.js';
+import type {
+  ActualContainer,
+  AppliedRecord,
+  CreateRequest,
+  ProcessInfo,
+  ResizeResult,
+  Runtime,
+  StopOptions,
+} from '../../src/runtime/runtime.js';
+import type { DesiredSnapshot, DesiredSource } from '../../src/sources/source.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { desired } from '../support/model.js';
+
+interface Box {
+  applied: AppliedRecord;
+  process: ProcessInfo;
+  limits: Resources;
+  restartCount: number;
+  everStarted: boolean;
+}
+
+class MemRuntime implements Runtime {
+  readonly name = 'mem';
+  boxes = new Map<string, Box>();
+  calls: string[] = [];
+  nextPid = 100;
+  /** Errors thrown by the next call of a method. */
+  fail = new Map<string, Error>();
+  /** Blocks a method until released. */
+  gate?: { method: string; wait: Promise<void> };
+
+  constructor(private readonly clock: FakeClock) {}
+
+  private async enter(method: string, key: string): Promise<void> {
+    this.calls.push(`${method} ${key}`);
+    const err = this.fail.get(method);
+    if (err) {
+      this.fail.delete(method);
+      throw err;
+    }
+    if (this.gate?.method === method) await this.gate.wait;
+  }
+
+  private view(key: string, b: Box): ActualContainer {
+    const [namespace, name] = key.split('/') as [string, string];
+    return structuredClone({ key, namespace, name, id: `${namespace}_${name}`, applied: b.applied, process: b.process, limits: b.limits, restartCount: b.restartCount });
+  }
+
+  async preflight(): Promise<void> {}
+  async list(): Promise<ActualContainer[]> {
+    return [...this.boxes].map(([k, b]) => this.view(k, b));
+  }
+  async get(key: string): Promise<ActualContainer | undefined> {
+    const b = this.boxes.get(key);
+    return b ? this.view(key, b) : undefined;
+  }
+  async create(req: CreateRequest): Promise<void> {
+    const key = `${req.namespace}/${req.name}`;
+    await this.enter('create', key);
+    if (this.boxes.has(key)) return;
+    this.boxes.set(key, {
+      applied: { namespace: req.namespace, name: req.name, spec: req.spec, specHash: hashOf(req.spec), source: req.source, createdAt: new Date(this.clock.now()).toISOString() },
+      process: { state: 'absent' },
+      limits: {},
+      restartCount: 0,
+      everStarted: false,
+    });
+  }
+  async start(key: string): Promise<{ pid: number }> {
+    await this.enter('start', key);
+    const b = this.boxes.get(key)!;
+    if (b.process.state === 'running') return { pid: b.process.pid! };
+    if (b.everStarted) b.restartCount++;
+    b.everStarted = true;
+    b.process = { state: 'running', pid: this.nextPid++, startedAt: new Date(this.clock.now()).toISOString() };
+    b.limits = { ...b.applied.spec.resources };
+    return { pid: b.process.pid! };
+  }
+  async stop(key: string, _opts: StopOptions): Promise<{ exitCode?: number }> {
+    await this.enter('stop', key);
+    const b = this.boxes.get(key);
+    if (b) {
+      b.process = { state: 'absent' };
+      b.limits = {};
+    }
+    return { exitCode: 0 };
+  }
+  async updateResources(key: string, resources: Resources): Promise<ResizeResult> {
+    await this.enter('updateResources', key);
+    const b = this.boxes.get(key)!;
+    b.limits = { ...resources };
+    return { limits: { ...resources }, deferred: [] };
+  }
+  async recordApplied(key: string, record: AppliedRecord): Promise<void> {
+    await this.enter('recordApplied', key);
+    this.boxes.get(key)!.applied = structuredClone(record);
+  }
+  async remove(key: string): Promise<void> {
+    await this.enter('remove', key);
+    this.boxes.delete(key);
+  }
+  async logs(): Promise<string> {
+    return '';
+  }
+  /** The process dies by itself. */
+  exit(key: string, exitCode: number): void {
+    const b = this.boxes.get(key)!;
+    b.process = { state: 'exited', exitCode, startedAt: b.process.startedAt, finishedAt: new Date(this.clock.now()).toISOString() };
+    b.limits = {};
+  }
+}
+
+class MemSource implements DesiredSource {
+  readonly name = 'mem';
+  private snap: DesiredSnapshot = { containers: new Map(), protectedKeys: new Set(), problems: [], complete: true };
+  private cb?: (keys: string[] | 'all') => void;
+  async start(onChange: (keys: string[] | 'all') => void): Promise<void> {
+    this.cb = onChange;
+  }
+  async stop(): Promise<void> {}
+  snapshot(): DesiredSnapshot {
+    return this.snap;
+  }
+  synced(): boolean {
+    return true;
+  }
+  set(containers: DesiredContainer[], extra: Partial<DesiredSnapshot> = {}, changed?: string[]): void {
+    const before = new Set(this.snap.containers.keys());
+    const wasComplete = this.snap.complete;
+    this.snap = { containers: new Map(containers.map((c) => [c.key, c])), protectedKeys: new Set(), problems: [], complete: true, ...extra };
+    // Like FileSource: a change of completeness concerns every key.
+    if (wasComplete !== this.snap.complete) this.cb?.('all');
+    else this.cb?.(changed ?? [...new Set([...before, ...this.snap.containers.keys(), ...this.snap.protectedKeys])]);
+  }
+}
+
+class Sink implements StatusSink, EventRecorder {
+  statuses = new Map<string, ContainerStatus>();
+  events: { key: string; ev: ContainerEvent }[] = [];
+  async publish(key: string, status: ContainerStatus): Promise<void> {
+    this.statuses.set(key, status);
+  }
+  record(key: string, ev: ContainerEvent): void {
+    this.events.push({ key, ev });
+  }
+}
+
+async function settle(c: Controller): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await c.queue.whenIdle();
+    for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('Controller (in-memory runtime, fake clock)', () => {
+  let clock: FakeClock;
+  let rt: MemRuntime;
+  let src: MemSource;
+  let sink: Sink;
+  let c: Controller;
+  let metrics: Metrics;
+
+  const web = desired('web', { resources: { memory: '64Mi', cpu: '500m' } });
+
+  beforeEach(() => {
+    clock = new FakeClock();
+    rt = new MemRuntime(clock);
+    src = new MemSource();
+    sink = new Sink();
+    metrics = new Metrics({ defaultMetrics: false });
+    c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, concurrency: 2, resyncMs: 30_000, statusSinks: [sink], recorders: [sink], metrics, nodeName: 'node1' });
+  });
+  afterEach(async () => {
+    await c.stop();
+  });
+
+  async function startWith(containers: DesiredContainer[]): Promise<void> {
+    src.set(containers);
+    await c.start();
+    await settle(c);
+  }
+
+  it('creates what is desired, becomes ready, then does nothing when converged', async () => {
+    assert.equal(c.ready(), false);
+    await startWith([web]);
+    assert.ok(c.ready());
+    assert.ok(c.healthy());
+    assert.equal(rt.boxes.get('default/web')?.process.state, 'running');
+    const st = sink.statuses.get('default/web')!;
+    assert.equal(st.phase, 'Running');
+    assert.equal(findCondition(st, 'Synced')?.status, 'True');
+    assert.ok(sink.events.some((e) => e.ev.reason === 'Created'));
+    rt.calls = [];
+    await c.resync();
+    await settle(c);
+    assert.deepEqual(rt.calls, [], 'converged: no runtime calls');
+    const text = await metrics.text();
+    assert.match(text, /acetate_actions_total\{kind="create",outcome="created"\} 1/);
+    assert.match(text, /acetate_containers\{phase="Running"\} 1/);
+    assert.match(text, /acetate_ready 1/);
+  });
+
+  it('a change of a key reconciles only that key; a resize keeps the pid', async () => {
+    const other = desired('other');
+    await startWith([web, other]);
+    const pid = rt.boxes.get('default/web')!.process.pid;
+    rt.calls = [];
+    const bigger = desired('web', { resources: { memory: '128Mi', cpu: '500m' } });
+    src.set([bigger, other], {}, ['default/web']);
+    await settle(c);
+    assert.deepEqual(rt.calls, ['updateResources default/web', 'recordApplied default/web']);
+    assert.equal(rt.boxes.get('default/web')!.process.pid, pid);
+    assert.equal(rt.boxes.get('default/web')!.limits.memoryBytes, 128 * 2 ** 20);
+  });
+
+  it('the periodic resync repairs drift (limits changed by hand, container deleted)', async () => {
+    await startWith([web]);
+    rt.boxes.get('default/web')!.limits.memoryBytes = 32 * 2 ** 20; // runc update by hand
+    clock.advance(30_000);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')!.limits.memoryBytes, 64 * 2 ** 20);
+    rt.boxes.delete('default/web'); // deleted behind our back
+    clock.advance(30_000);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')?.process.state, 'running');
+  });
+
+  it('restarts an exited process with crash-loop back-off (Always)', async () => {
+    await startWith([web]);
+    rt.exit('default/web', 1);
+    await c.resync();
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')!.process.state, 'exited', 'not before 10s');
+    let st = sink.statuses.get('default/web')!;
+    assert.equal(findCondition(st, 'Ready')?.reason, 'CrashLoopBackOff');
+    assert.equal(st.lastExitCode, 1);
+    clock.advance(9_999);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')!.process.state, 'exited');
+    clock.advance(1);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')!.process.state, 'running');
+    assert.equal(rt.boxes.get('default/web')!.restartCount, 1);
+    st = sink.statuses.get('default/web')!;
+    assert.equal(st.restartCount, 1);
+    assert.equal(st.phase, 'Running');
+    // Second crash: 20s.
+    rt.exit('default/web', 1);
+    await c.resync();
+    await settle(c);
+    clock.advance(19_999);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')!.process.state, 'exited');
+    clock.advance(1);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')!.process.state, 'running');
+    assert.ok(sink.events.some((e) => e.ev.reason === 'BackOff'));
+    assert.ok(sink.events.some((e) => e.ev.reason === 'Restarted'));
+  });
+
+  it('the process poll notices an exit before the resync and enqueues only that key', async () => {
+    await startWith([web, desired('other')]);
+    assert.deepEqual(await c.pollProcesses(), [], 'the first poll only learns');
+    rt.exit('default/web', 1);
+    rt.calls = [];
+    assert.deepEqual(await c.pollProcesses(), ['default/web']);
+    await settle(c);
+    assert.equal(findCondition(sink.statuses.get('default/web'), 'Ready')?.reason, 'CrashLoopBackOff');
+    assert.deepEqual(await c.pollProcesses(), [], 'nothing changed since');
+  });
+
+  it('restartPolicy Never and OnFailure(exit 0) leave the container exited', async () => {
+    const never = desired('never', { restartPolicy: 'Never' });
+    const onf = desired('onf', { restartPolicy: 'OnFailure' });
+    await startWith([never, onf]);
+    rt.exit('default/never', 2);
+    rt.exit('default/onf', 0);
+    await c.resync();
+    await settle(c);
+    clock.advance(10 * 60_000);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/never')!.process.state, 'exited');
+    assert.equal(rt.boxes.get('default/onf')!.process.state, 'exited');
+    assert.equal(sink.statuses.get('default/never')!.phase, 'Failed');
+    assert.equal(sink.statuses.get('default/onf')!.phase, 'Stopped');
+    assert.equal(findCondition(sink.statuses.get('default/never'), 'Ready')?.reason, 'RestartPolicy');
+  });
+
+  it('a protected key (invalid manifest) is left exactly as it is', async () => {
+    await startWith([web]);
+    rt.calls = [];
+    src.set([], {
+      protectedKeys: new Set(['default/web']),
+      problems: [{ origin: '/m/a.yaml', line: 3, message: 'YAML syntax error', keys: ['default/web'], kind: 'invalid' }],
+    });
+    await settle(c);
+    clock.advance(30_000);
+    await settle(c);
+    assert.deepEqual(rt.calls, []);
+    const st = sink.statuses.get('default/web')!;
+    assert.equal(st.phase, 'Running');
+    assert.equal(findCondition(st, 'Synced')?.reason, 'InvalidManifest');
+    assert.match(await metrics.text(), /acetate_invalid_manifests 1/);
+  });
+
+  it('destroys a container no longer declared only when the snapshot is complete', async () => {
+    await startWith([web]);
+    src.set([], { complete: false });
+    await settle(c);
+    assert.ok(rt.boxes.has('default/web'), 'incomplete: not destroyed');
+    src.set([], { complete: true });
+    await settle(c);
+    assert.ok(!rt.boxes.has('default/web'), 'complete: destroyed');
+    assert.ok(sink.events.some((e) => e.ev.reason === 'Destroyed'));
+  });
+
+  it('retries a failing action with backoff, and reports the error in status', async () => {
+    rt.fail.set('create', new Error('disk full'));
+    await startWith([web]);
+    assert.ok(!rt.boxes.has('default/web'));
+    const st = sink.statuses.get('default/web')!;
+    assert.equal(findCondition(st, 'Synced')?.reason, 'ReconcileError');
+    assert.match(findCondition(st, 'Synced')!.message!, /create: disk full/);
+    assert.equal(c.queue.failures('default/web'), 1);
+    clock.advance(999);
+    await settle(c);
+    assert.ok(!rt.boxes.has('default/web'));
+    clock.advance(1);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')?.process.state, 'running');
+    assert.equal(findCondition(sink.statuses.get('default/web'), 'Synced')?.status, 'True');
+    assert.match(await metrics.text(), /acetate_reconcile_errors_total\{retry="backoff"\} 1/);
+  });
+
+  it('a terminal error waits for the next change of the key (resyncs do not retry it)', async () => {
+    rt.fail.set('create', new SpecError('template nope not found'));
+    await startWith([web]);
+    assert.ok(c.queue.isParked('default/web'));
+    rt.calls = [];
+    clock.advance(5 * 60_000);
+    await settle(c);
+    assert.deepEqual(rt.calls, []);
+    assert.equal(sink.statuses.get('default/web')!.phase, 'Failed');
+    src.set([desired('web', { resources: { memory: '64Mi', cpu: '1' } })], {}, ['default/web']);
+    await settle(c);
+    assert.equal(rt.boxes.get('default/web')?.process.state, 'running');
+  });
+
+  it('stop() lets an in-flight action finish and takes no new work', async () => {
+    await startWith([]);
+    let release!: () => void;
+    rt.gate = { method: 'create', wait: new Promise<void>((r) => (release = r)) };
+    src.set([web, desired('b')], {}, ['default/web']);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(c.queue.processingCount(), 1);
+    let stopped = false;
+    const p = c.stop().then(() => (stopped = true));
+    src.set([web, desired('b')], {}, ['default/b']);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(stopped, false, 'waits for the in-flight create');
+    release();
+    await p;
+    assert.equal(rt.boxes.get('default/web')?.process.state, 'running', 'finished');
+    assert.ok(!rt.boxes.has('default/b'), 'no new work after stop');
+    assert.equal(c.healthy(), false);
+  });
+
+  it('adopts running containers without touching them (restart of acetate)', async () => {
+    await startWith([web]);
+    await c.stop();
+    const pid = rt.boxes.get('default/web')!.process.pid;
+    rt.calls = [];
+    const c2 = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock });
+    await c2.start();
+    await settle(c2);
+    assert.deepEqual(rt.calls, []);
+    assert.equal(rt.boxes.get('default/web')!.process.pid, pid);
+    assert.ok(c2.ready());
+    await c2.stop();
+  });
+});

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import {
+  StatusStore,
+  readStatusRecords,
+  readStatusRecord,
+  readProblems,
+  readControllerRecord,
+  controllerAlive,
+  recordPath,
+  type StatusRecord,
+} from '../../src/controller/status-store.js';
+import { withTmpDir } from '../support/tmpdir.js';
+
+function record(key: string, phase: 'Running' | 'Pending' = 'Running'): StatusRecord {
+  const [namespace, name] = key.split('/') as [string, string];
+  return { key, namespace, name, status: { phase }, problems: [], recentActions: [], updatedAt: new Date().toISOString() };
+}
+
+describe('status store', () => {
+  it('writes records atomically, only when they change, and reads them back', async () => {
+    await withTmpDir(async (dir) => {
+      const s = new StatusStore(dir);
+      await s.publishDetailed(record('default/web'));
+      await s.publishDetailed(record('team-a/db', 'Pending'));
+      const file = recordPath(dir, 'default/web');
+      const m1 = (await stat(file)).mtimeMs;
+      await new Promise((r) => setTimeout(r, 20));
+      await s.publishDetailed({ ...record('default/web'), updatedAt: 'later' });
+      assert.equal((await stat(file)).mtimeMs, m1, 'unchanged content is not rewritten');
+      const all = await readStatusRecords(dir);
+      assert.deepEqual(all.map((r) => r.key), ['default/web', 'team-a/db']);
+      assert.equal((await readStatusRecord(dir, 'team-a/db'))?.status.phase, 'Pending');
+      assert.deepEqual((await readdir(path.dirname(file))).filter((f) => f.startsWith('.')), [], 'no temporary files left');
+      // StatusSink.publish keeps the details
+      await s.publishDetailed({ ...record('default/web'), source: { kind: 'file', file: '/m/web.yaml', line: 4 } });
+      await s.publish('default/web', { phase: 'Failed' });
+      const r = await readStatusRecord(dir, 'default/web');
+      assert.equal(r?.status.phase, 'Failed');
+      assert.deepEqual(r?.source, { kind: 'file', file: '/m/web.yaml', line: 4 });
+      await s.remove('default/web');
+      assert.equal(await readStatusRecord(dir, 'default/web'), undefined);
+      // a new store (a restarted acetate) loads what was written
+      const s2 = new StatusStore(dir);
+      await s2.load();
+      assert.equal(s2.previous('team-a/db')?.status.phase, 'Pending');
+    });
+  });
+
+  it('writes problems and the controller record; tells whether the controller is alive', async () => {
+    await withTmpDir(async (dir) => {
+      const s = new StatusStore(dir);
+      await s.writeProblems({ problems: [{ origin: '/m/a.yaml', message: 'bad', keys: [], kind: 'invalid' }], complete: true });
+      assert.equal((await readProblems(dir))?.problems[0]?.origin, '/m/a.yaml');
+      await s.writeController({ pid: process.pid, startedAt: 'now', sources: ['files:/m'], ready: true });
+      const c = await readControllerRecord(dir);
+      assert.equal(c?.pid, process.pid);
+      assert.ok(controllerAlive(c));
+      assert.ok(!controllerAlive({ ...c!, stoppedAt: 'then' }));
+      assert.ok(!controllerAlive(undefined));
+      assert.deepEqual(await readStatusRecords(path.join(dir, 'nowhere')), []);
+    });
+  });
+});
+
+describe('statusSummary', () => {
+  it('explains a container with the most telling condition', async () => {
+    const { statusSummary } = await import('../../src/controller/status-store.js');
+    const rec = record('default/web');
+    rec.status.conditions = [
+      { type: 'Ready', status: 'True', reason: 'Running' },
+      { type: 'Synced', status: 'False', reason: 'InvalidManifest', message: '/m/web.yaml:3: YAML syntax error' },
+      { type: 'ResizePending', status: 'False' },
+    ];
+    assert.deepEqual(statusSummary(rec), { phase: 'Running', ready: true, reason: 'InvalidManifest', message: '/m/web.yaml:3: YAML syntax error' });
+    rec.status.conditions[1] = { type: 'Synced', status: 'True', reason: 'Converged' };
+    assert.deepEqual(statusSummary(rec), { phase: 'Running', ready: true });
+  });
+});
