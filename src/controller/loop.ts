@@ -329,7 +329,7 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      let requeue: Requeue = { kind: 'done' };
+      let requeue: Requeue;
       try {
         requeue = (await this.reconcile(key)).requeue;
       } catch (err) {
@@ -527,7 +527,9 @@ export class Controller {
   ): Promise<ContainerStatus | undefined> {
     const { desired, actual, snap, report } = ctx;
     const isProtected = snap.protectedKeys.has(key);
-    const declaredIn = desired ? originOfRef(desired.source, key) : actual ? originOfRef(actual.applied.source, key) : undefined;
+    // A file-wide problem (e.g. a YAML syntax error, keys unknown) concerns the containers last
+    // applied from that file, not those it still validly declares.
+    const declaredIn = !desired && actual ? originOfRef(actual.applied.source, key) : undefined;
     const problems = problemsForKey(snap, key, declaredIn);
     if (!desired && !actual && !isProtected && problems.length === 0) {
       await this.forgetKey(key);

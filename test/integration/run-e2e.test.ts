@@ -212,7 +212,14 @@ describe('acetate run (real runc, real files)', function () {
     // `acetate get` lists the container, still running as last applied.
     const got = await runCli(['get', '-o', 'json'], { stateDir });
     assert.equal(got.code, 0, got.stderr);
-    assert.ok((JSON.parse(got.stdout) as { items: { name: string; pid?: number }[] }).items.some((c) => c.name === 'web' && c.pid === pid));
+    const listed = JSON.parse(got.stdout) as { items: { name: string; pid?: number; conditions?: { type: string; status: string; reason?: string }[] }[]; problems: { message: string }[] };
+    const web = listed.items.find((c) => c.name === 'web' && c.pid === pid);
+    assert.ok(web, 'web listed with the same pid');
+    assert.equal(web.conditions?.find((c) => c.type === 'Synced')?.reason, 'InvalidManifest');
+    assert.ok(listed.problems.some((p) => /YAML syntax error/.test(p.message)));
+    const table = await runCli(['get'], { stateDir });
+    assert.match(table.stdout, /^web\s+Running\s+\d+.*InvalidManifest/m);
+    assert.match(table.stdout, /Manifest errors reported by acetate run.*\n\s+.*web\.yaml:\d+: YAML syntax error/);
 
     await writeFile(path.join(dir, 'web.yaml'), manifest('web', { memory: '96Mi', cpu: '250m' }));
     await waitFor(async () => cond(await describeJson('web'), 'Synced')?.status === 'True', { message: 'Synced again' });

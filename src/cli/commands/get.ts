@@ -6,6 +6,8 @@ import { age, table } from '../table.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
+import { readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
+import { formatProblem } from '../problems.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -22,7 +24,16 @@ function pair(c: ActualContainer, r: ResourceName): string {
   return `${want}/${formatResource(r, c.limits[FIELD[r]])}`;
 }
 
-export function toJson(c: ActualContainer): Record<string, unknown> {
+/** STATUS column: Ready, or the reason it is not (from the loop's last reconcile), with the error. */
+function statusColumn(rec: StatusRecord | undefined): string {
+  if (!rec) return '-';
+  const sum = statusSummary(rec);
+  const text = sum.ready && !sum.reason ? 'Ready' : (sum.reason ?? 'NotReady');
+  const msg = rec.lastError?.message ?? sum.message;
+  return msg && !sum.ready ? `${text}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}` : text;
+}
+
+export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, unknown> {
   return {
     namespace: c.namespace,
     name: c.name,
@@ -45,6 +56,7 @@ export function toJson(c: ActualContainer): Record<string, unknown> {
     specHash: c.applied.specHash,
     createdAt: c.applied.createdAt,
     startedAt: c.process.startedAt,
+    ...(rec ? { conditions: rec.status.conditions ?? [], lastError: rec.lastError, problems: rec.problems } : {}),
   };
 }
 
@@ -69,20 +81,29 @@ is read from the container's cgroup), restarts and age.`,
     } else if (values.namespace) {
       list = list.filter((c) => c.namespace === values.namespace);
     }
+    const records = new Map((await readStatusRecords(ctx.stateDir)).map((r) => [r.key, r]));
+    const problems = (await readProblems(ctx.stateDir))?.problems ?? [];
+    const items = () => list.map((c) => toJson(c, records.get(c.key)));
     if (values.output === 'json') {
-      print(ctx.stdout, JSON.stringify({ items: list.map(toJson) }, null, 2));
+      print(ctx.stdout, JSON.stringify({ items: items(), problems }, null, 2));
       return 0;
     }
     if (values.output === 'yaml') {
-      ctx.stdout.write(yaml.dump({ items: list.map(toJson) }, { noRefs: true }));
+      ctx.stdout.write(yaml.dump({ items: items(), problems }, { noRefs: true }));
       return 0;
     }
+    const printProblemLines = () => {
+      if (!problems.length) return;
+      print(ctx.stdout, `\nManifest errors reported by acetate run (containers they declare are left as last applied):`);
+      for (const p of problems) print(ctx.stdout, `  ${formatProblem(p)}`);
+    };
     if (!list.length) {
       print(ctx.stdout, 'No containers managed by acetate on this node.');
+      printProblemLines();
       return 0;
     }
     const wide = values.output === 'wide';
-    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', ...(wide ? ['PIDS', 'TEMPLATE', 'SOURCE'] : [])];
+    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['PIDS', 'TEMPLATE', 'SOURCE'] : [])];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
       phase(c),
@@ -91,9 +112,11 @@ is read from the container's cgroup), restarts and age.`,
       pair(c, 'memory'),
       String(c.restartCount),
       age(c.applied.createdAt),
+      statusColumn(records.get(c.key)),
       ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));
+    printProblemLines();
     return 0;
   },
 };

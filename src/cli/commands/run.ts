@@ -171,7 +171,7 @@ For tests only, environment variables shorten the back-offs:
     let resolveDone!: (code: number) => void;
     const done = new Promise<number>((r) => (resolveDone = r));
     let signals = 0;
-    let recordTimer: NodeJS.Timeout | undefined;
+    const timers: { record?: NodeJS.Timeout } = {};
     const shutdown = async (why: string): Promise<void> => {
       signals++;
       if (signals > 1) {
@@ -179,7 +179,7 @@ For tests only, environment variables shorten the back-offs:
         process.exit(1);
       }
       logger.info(`${why}: shutting down (containers keep running)`);
-      if (recordTimer) clearInterval(recordTimer);
+      if (timers.record) clearInterval(timers.record);
       try {
         await controller.stop();
       } catch (err) {
@@ -214,8 +214,8 @@ For tests only, environment variables shorten the back-offs:
       return 1;
     }
     await writeRecord();
-    recordTimer = setInterval(() => void writeRecord(), 1000);
-    recordTimer.unref();
+    timers.record = setInterval(() => void writeRecord(), 1000);
+    timers.record.unref();
     const code = await done;
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);

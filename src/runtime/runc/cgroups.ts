@@ -184,7 +184,7 @@ export async function cgroupProcs(dir: string): Promise<number[]> {
 
 /** Remove a cgroup dir and its child cgroups (deepest first). Empty cgroups only; ENOENT is fine. */
 export async function removeCgroupDir(dir: string): Promise<void> {
-  let entries: import('node:fs').Dirent[] = [];
+  let entries: import('node:fs').Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {

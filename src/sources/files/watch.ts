@@ -361,12 +361,10 @@ export class FileSource implements DesiredSource {
       const before = this.snapshotMeta();
       const changed = new Set<string>();
       for (const file of files) {
-        let isFile = false;
-        try {
-          isFile = (await fs.stat(file)).isFile();
-        } catch {
-          isFile = false;
-        }
+        const isFile = await fs.stat(file).then(
+          (st) => st.isFile(),
+          () => false,
+        );
         if (!isFile) {
           if (this.files.has(file)) this.removeFile(file, changed);
           continue;

@@ -91,6 +91,7 @@ export class KubeStatusWriter implements DetailedStatusSink {
     if (this.closed || !this.opts.lookup(key)) return Promise.resolve();
     const st = this.state(key);
     st.pending = status;
+    if (st.retry) return Promise.resolve(); // written by the scheduled retry; the caller does not wait for it
     const done = new Promise<void>((resolve) => st.waiters.push(resolve));
     this.kick(key, st);
     return done;

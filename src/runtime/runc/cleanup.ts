@@ -1,0 +1,113 @@
+/**
+ * Clearing what a container's runs left on the node: its conmon, runc state (also half-created),
+ * cgroups, and the instance's cgroup parent once empty. Every function is idempotent and converges
+ * whatever point an earlier acetate was killed at.
+ */
+import { access, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pollUntil, type Sleep } from './async.js';
+import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
+import { readPid, readSync } from './conmon.js';
+import type { ContainerPaths } from './paths.js';
+import { findProcessesByCmdline, isAlive, readCmdline } from './procfs.js';
+import type { RuncCli } from './runc-cli.js';
+
+export interface Waiter {
+  sleep: Sleep;
+  now: () => number;
+  /** Interval of liveness polls (ms). */
+  pollIntervalMs?: number;
+}
+
+/** How long to wait for a SIGKILLed process to be gone. */
+export const KILL_WAIT_MS = 15_000;
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Wait until a pid is gone (zombies count as gone); false at the deadline. */
+export function waitGone(pid: number, timeoutMs: number, w: Waiter): Promise<boolean> {
+  return pollUntil(async () => !(await isAlive(pid)), { timeoutMs, intervalMs: w.pollIntervalMs ?? 50, sleep: w.sleep, now: w.now });
+}
+
+async function isOurConmon(pid: number, cp: ContainerPaths): Promise<boolean> {
+  const cmd = await readCmdline(pid);
+  return cmd.includes('conmon') && cmd.includes(cp.bundle);
+}
+
+/** conmon exits after its container; make sure it did (it waits forever on a never-started one). */
+export async function reapConmon(cp: ContainerPaths, w: Waiter): Promise<void> {
+  const pid = await readPid(cp.conmonPidFile);
+  if (pid === undefined) return;
+  // Gone already, or the pid now belongs to another process.
+  if (!(await isAlive(pid)) || !(await isOurConmon(pid, cp))) return;
+  if (await waitGone(pid, 2_000, { ...w, pollIntervalMs: 20 })) return;
+  kill(pid, 'SIGKILL');
+  await waitGone(pid, KILL_WAIT_MS, { ...w, pollIntervalMs: 20 });
+}
+
+/** Cgroup dirs of the container that runc left (e.g. its state was lost): kill what is inside, rmdir. */
+export async function removeContainerCgroups(cp: ContainerPaths, cgroupRoot: string, w: Waiter): Promise<void> {
+  const dirs = await existingCgroupDirs(cp.cgroupsPath, cgroupRoot);
+  if (dirs.length === 0) return;
+  for (const d of dirs) for (const pid of await cgroupProcs(d)) kill(pid, 'SIGKILL');
+  await pollUntil(async () => (await Promise.all(dirs.map(cgroupProcs))).every((p) => p.length === 0), {
+    timeoutMs: KILL_WAIT_MS,
+    intervalMs: 50,
+    sleep: w.sleep,
+    now: w.now,
+  });
+  for (const d of dirs) await removeCgroupDir(d);
+}
+
+/** rmdir the instance's cgroup parent in every hierarchy where it is empty. */
+export async function removeCgroupParentIfEmpty(cgroupParent: string, cgroupRoot: string): Promise<void> {
+  const rel = cgroupParent.replace(/^\/+/, '');
+  for (const h of await cgroupHierarchies(cgroupRoot)) {
+    await removeCgroupDirIfEmpty(path.join(h, rel)).catch(() => false);
+  }
+}
+
+export interface ScrubInput {
+  id: string;
+  cp: ContainerPaths;
+  runc: RuncCli;
+  cgroupRoot: string;
+  /** Search /proc for processes working on the bundle (conmon, `runc create`) even without a sign of an interrupted launch. */
+  scan: boolean;
+}
+
+/**
+ * Clear what an earlier run, or an interrupted start/stop/remove, left of a container that is not
+ * running: conmon and `runc create` processes, runc state (also a half-written one), cgroups.
+ * /proc is only searched (scan) when a launch never reported its result, or when asked.
+ */
+export async function scrubContainer(s: ScrubInput, w: Waiter): Promise<void> {
+  const { cp } = s;
+  const interrupted = s.scan || ((await exists(cp.syncFile)) && (await readSync(cp.syncFile)) === undefined);
+  if (interrupted) {
+    const procs = await findProcessesByCmdline(cp.bundle);
+    for (const p of procs) kill(p.pid, 'SIGKILL');
+    for (const p of procs) await waitGone(p.pid, KILL_WAIT_MS, w);
+  }
+  const runcDir = path.join(s.runc.root, s.id);
+  if (await exists(runcDir)) await s.runc.delete(s.id, { force: true });
+  await reapConmon(cp, w);
+  if ((await exists(runcDir)) && !(await exists(path.join(runcDir, 'state.json')))) {
+    await rm(runcDir, { recursive: true, force: true }); // a create interrupted before runc wrote its state
+  }
+  await removeContainerCgroups(cp, s.cgroupRoot, w);
+  if (interrupted) await rm(cp.syncFile, { force: true });
+}

@@ -1,0 +1,56 @@
+/** What a container's process is doing, from runc's state and the files conmon and acetate keep. */
+import { stat } from 'node:fs/promises';
+import type { ProcessInfo } from '../runtime.js';
+import { readExitCode, readPid } from './conmon.js';
+import { ANNOTATION_NAME, ANNOTATION_NAMESPACE, ANNOTATION_OWNER, OWNER_VALUE } from './oci-config.js';
+import type { ContainerPaths } from './paths.js';
+import { isAlive } from './procfs.js';
+import type { RuncState } from './runc-cli.js';
+import type { ContainerStatusFile } from './store.js';
+
+/** running, or paused (acetate never pauses; a paused process still exists). */
+export function isRunning(st: RuncState | undefined): boolean {
+  return st !== undefined && (st.status === 'running' || st.status === 'paused' || st.status === 'pausing');
+}
+
+/** A runc container is acetate's when its annotations say so and name the same container. */
+export function isOurs(st: RuncState, namespace: string, name: string): boolean {
+  const a = st.annotations ?? {};
+  return a[ANNOTATION_OWNER] === OWNER_VALUE && a[ANNOTATION_NAMESPACE] === namespace && a[ANNOTATION_NAME] === name;
+}
+
+/** When a file was last written (ISO), e.g. conmon's exit file = when the run finished. */
+export async function mtimeOf(file: string): Promise<string | undefined> {
+  return stat(file).then(
+    (s) => s.mtime.toISOString(),
+    () => undefined,
+  );
+}
+
+/**
+ * ProcessInfo from runc's state (undefined: runc does not know the container). Reads a file or two
+ * for exited containers; spawns nothing.
+ */
+export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile): Promise<ProcessInfo> {
+  const started = status.startedAt ? { startedAt: status.startedAt } : {};
+  if (st && isRunning(st)) return { state: 'running', pid: st.pid, ...started };
+  if (st?.status === 'stopped') {
+    const exitCode = await readExitCode(cp.exitFile);
+    if (exitCode === undefined) {
+      // runc says `stopped` as soon as the process is a zombie; until conmon has reaped it and
+      // written its exit code, it is reported as still running (for a few milliseconds).
+      const conmonPid = await readPid(cp.conmonPidFile);
+      const pid = await readPid(cp.pidFile);
+      if (conmonPid !== undefined && pid !== undefined && (await isAlive(conmonPid))) return { state: 'running', pid, ...started };
+    }
+    const finishedAt = await mtimeOf(cp.exitFile);
+    return { state: 'exited', ...started, ...(finishedAt ? { finishedAt } : {}), ...(exitCode !== undefined ? { exitCode } : {}) };
+  }
+  // Never started, stopped and cleaned up, or created by a start that was interrupted.
+  return {
+    state: 'absent',
+    ...started,
+    ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
+    ...(status.lastExitCode !== undefined ? { exitCode: status.lastExitCode } : {}),
+  };
+}

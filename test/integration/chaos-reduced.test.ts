@@ -1,0 +1,44 @@
+/**
+ * The reliability suite, reduced for CI (well under 2 minutes): the whole bad-input corpus in one
+ * directory through validate and apply next to a running container, 3 seeded SIGKILL trials
+ * during apply of 12 containers, one runc fault. The full suite is `npm run test:chaos`.
+ */
+import { Rng, chaosSeed } from '../chaos/lib.js';
+import { badInputs } from '../chaos/corpus.js';
+import { checkAllAtOnce, startKeeper, stopKeeper, type Keeper } from '../chaos/corpus-check.js';
+import { applyCrashTrial, describeStats, setupCrashSuite, teardownCrashSuite, type CrashSuite } from '../chaos/crash.js';
+import { runcStartFails } from '../chaos/faults.js';
+
+describe('reliability (reduced; full suite: npm run test:chaos)', function () {
+  this.timeout(120_000);
+
+  describe('bad input corpus', () => {
+    let k: Keeper | undefined;
+    before(async () => {
+      k = await startKeeper();
+    });
+    after(() => stopKeeper(k));
+
+    it(`reports all ${badInputs().length} bad inputs at once, without crashing or touching the running container`, async () => {
+      await checkAllAtOnce(k!, badInputs());
+    });
+  });
+
+  describe('SIGKILL during apply', () => {
+    const rng = new Rng(chaosSeed('reduced/crash'));
+    let s: CrashSuite | undefined;
+    before(async () => {
+      s = await setupCrashSuite(12, 4);
+    });
+    after(async () => {
+      if (s) console.log(`      ${describeStats(s.stats)}`);
+      await teardownCrashSuite(s);
+    });
+    for (let t = 1; t <= 3; t++) {
+      it(`trial ${t}: converges after a SIGKILL at a random moment, nothing lost, duplicated or leaked`, () =>
+        applyCrashTrial(s!, rng.fork(`t${t}`), t, (m) => console.log(`      ${m}`)));
+    }
+  });
+
+  it('runc start fails for one container: reported, the others converge, nothing leaks', runcStartFails);
+});
