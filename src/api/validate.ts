@@ -28,13 +28,29 @@ export const MIN_CPU_MILLIS = 10;
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 let compiled: ValidateFunction | undefined;
 
+/**
+ * Unknown fields are errors, as with kubectl's default strict field validation. A CRD schema
+ * may not say additionalProperties: false next to properties, so the closing happens here:
+ * every object with properties becomes closed, unless it preserves unknown fields.
+ */
+export function closeObjects(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closeObjects);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) out[k] = k === 'enum' || k === 'default' ? v : closeObjects(v);
+  if (out.properties && out.additionalProperties === undefined && out['x-kubernetes-preserve-unknown-fields'] !== true) {
+    out.additionalProperties = false;
+  }
+  return out;
+}
+
 function validator(): ValidateFunction {
   if (!compiled) {
     const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
     addFormats(ajv);
     ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
     ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) });
-    compiled = ajv.compile(containerSchema());
+    compiled = ajv.compile(closeObjects(containerSchema()) as Record<string, unknown>);
   }
   return compiled;
 }

@@ -20,7 +20,8 @@ export function createContext(stateDir: string): CliContext {
     openRuntime() {
       opened ??= (async () => {
         const templates = new TemplateStore({ stateDir });
-        const runtime = new RuncRuntime({ stateDir, templates });
+        // ACETATE_RUNC / ACETATE_CONMON: another runc or conmon binary (a wrapper, a newer build).
+        const runtime = new RuncRuntime({ stateDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined });
         await runtime.preflight();
         await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
         return { runtime, templates };

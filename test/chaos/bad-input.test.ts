@@ -45,7 +45,7 @@ const hasRun = existsSync(path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'command
   before(async () => {
     k = await startKeeper();
     loop = spawnCli(['run', '-f', k.dir, '--metrics-addr', '0', '--log-format', 'json', '--debounce', '50ms'], { stateDir: k.stateDir });
-    await waitFor(() => loop!.out().includes('"ready"') || loop!.out().length > 0, { what: 'acetate run started', timeoutMs: 30_000 });
+    await waitFor(() => loop!.out().includes('ready: first sync done'), { what: 'acetate run ready', timeoutMs: 30_000 });
   });
   after(async () => {
     if (loop && loop.child.exitCode === null) {
@@ -55,17 +55,21 @@ const hasRun = existsSync(path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'command
     await stopKeeper(k);
   });
 
-  it('reports every bad file, keeps running, never touches the keeper', async () => {
+  it('reports every bad file (all dropped in at once), keeps running, never touches the keeper', async () => {
+    const files = new Map<string, string>();
     for (const c of cases.filter((x) => x.expect === 'error')) {
-      await clearCases(k!.dir);
       const sub = path.join(k!.dir, `case-${c.id}`);
       await mkdir(sub);
-      const file = await c.write(sub);
-      await waitFor(() => loop!.out().includes(file) || loop!.err().includes(file), { what: `the loop to report ${c.id} (${file})`, timeoutMs: 20_000 });
-      assert.equal(loop!.child.exitCode, null, `acetate run exited on ${c.id}:\n${loop!.err().slice(-3000)}`);
-      await assertKeeperUntouched(k!, `${c.id} under run`);
+      files.set(c.id, await c.write(sub));
     }
+    const unreported = (): string[] => [...files].filter(([, f]) => !loop!.out().includes(f) && !loop!.err().includes(f)).map(([id]) => id);
+    await waitFor(() => unreported().length === 0, { what: 'the loop to report every bad file', timeoutMs: 30_000, intervalMs: 200 }).catch((err: unknown) => {
+      throw new Error(`acetate run did not report ${unreported().length} of ${files.size} bad files: ${unreported().join(', ')}`, { cause: err });
+    });
+    assert.equal(loop!.child.exitCode, null, `acetate run exited:\n${loop!.err().slice(-3000)}`);
+    await assertKeeperUntouched(k!, 'all bad inputs under run');
     await clearCases(k!.dir);
     assert.equal(loop!.child.exitCode, null, 'acetate run is still running');
+    await assertKeeperUntouched(k!, 'after the bad inputs were removed');
   });
 });

@@ -117,13 +117,35 @@ function doneCount(out: string): number {
   return (out.match(/✓ /g) ?? []).length;
 }
 
-async function killAt(cli: RunningCli, delayMs: number): Promise<{ midway: boolean; done: number }> {
-  const timer = new Promise<'timer'>((r) => setTimeout(() => r('timer'), delayMs));
-  const first = await Promise.race([timer, cli.exited.then(() => 'exited' as const)]);
+/**
+ * SIGKILLs the CLI at a random moment: with probability 0.2 while it starts (loading, planning),
+ * else a uniform random time into its work, counted from when it printed its plan.
+ */
+async function killAt(cli: RunningCli, rng: Rng, workMs: number): Promise<{ midway: boolean; done: number; atMs: number }> {
+  const t0 = performance.now();
+  const exited = cli.exited.then(() => 'exited' as const);
+  const timers: NodeJS.Timeout[] = [];
+  const sleep = (ms: number) => new Promise<'timer'>((r) => timers.push(setTimeout(() => r('timer'), ms)));
+  let first: 'timer' | 'exited';
+  if (rng.chance(0.2)) {
+    first = await Promise.race([sleep(rng.int(400)), exited]);
+  } else {
+    const planned = waitFor(() => /[+~-] \w+|No changes/.test(cli.out()) || cli.child.exitCode !== null, { what: 'plan printed', timeoutMs: 60_000, intervalMs: 5 });
+    first = await Promise.race([planned.then(() => 'timer' as const), exited]);
+    if (first === 'timer') first = await Promise.race([sleep(rng.int(Math.max(1, Math.round(workMs)))), exited]);
+  }
+  timers.forEach(clearTimeout);
   const midway = first === 'timer' && cli.child.exitCode === null && cli.child.signalCode === null;
+  const atMs = since(t0);
   cli.child.kill('SIGKILL');
   await cli.exited;
-  return { midway, done: doneCount(cli.out()) };
+  return { midway, done: doneCount(cli.out()), atMs };
+}
+
+/** Expected duration of the work of `changes` actions (ms), from the initial full apply. */
+function workEstimate(s: CrashSuite, changes: number): number {
+  const perChange = Math.max(20, (s.fullApplyMs - 400) / Math.max(1, s.model.size));
+  return 1.2 * perChange * changes * (4 / s.concurrency) + 100;
 }
 
 /** Checks convergence, polling (the loop converges asynchronously), and records what went wrong. */
@@ -150,11 +172,10 @@ export async function expectConverged(s: CrashSuite, label: string, timeoutMs: n
 export async function applyCrashTrial(s: CrashSuite, rng: Rng, trial: number, log: (m: string) => void): Promise<void> {
   const { next, changes } = mutate(s.model, s.universe, rng);
   await writeModel(s.dir, next);
-  const estimate = 300 + (s.fullApplyMs * changes) / Math.max(1, s.model.size);
-  const delay = rng.int(Math.round(estimate * 1.2));
+  const work = workEstimate(s, changes);
   const args = ['apply', '-f', s.dir, '--concurrency', String(s.concurrency), '--allow-empty'];
   const first = spawnCli(args, { stateDir: s.stateDir });
-  const k1 = await killAt(first, delay);
+  const k1 = await killAt(first, rng, work);
   s.stats.trials++;
   s.stats.kills++;
   if (k1.midway) s.stats.killsMidway++;
@@ -163,12 +184,12 @@ export async function applyCrashTrial(s: CrashSuite, rng: Rng, trial: number, lo
   let extra = '';
   if (rng.chance(0.3)) {
     const second = spawnCli(args, { stateDir: s.stateDir });
-    const k2 = await killAt(second, rng.int(Math.round(estimate)));
+    const k2 = await killAt(second, rng, work);
     s.stats.kills++;
     if (k2.midway) s.stats.recoveryKills++;
-    extra = `, then the recovery killed after ${k2.done} done`;
+    extra = `, then the recovery killed at ${k2.atMs} ms (${k2.midway ? `midway, ${k2.done} done` : 'after it finished'})`;
   }
-  log(`trial ${trial}: ${changes} changes, SIGKILL at ${delay} ms (${k1.midway ? `midway, ${k1.done} done` : 'after it finished'})${extra}`);
+  log(`trial ${trial}: ${changes} changes, SIGKILL at ${k1.atMs} ms (${k1.midway ? `midway, ${k1.done} done` : 'after it finished'})${extra}`);
   const r = await runCli(args, { stateDir: s.stateDir, timeoutMs: 600_000 });
   assertNoCrash(r, `trial ${trial}: apply after the crash`);
   assert.equal(r.code, 0, `trial ${trial}: apply after the crash failed:\n${r.stderr}\n${r.stdout.slice(-3000)}`);
@@ -200,7 +221,9 @@ export async function stopLoop(s: CrashSuite): Promise<void> {
   s.loop = undefined;
   if (loop.child.exitCode !== null || loop.child.signalCode !== null) return;
   loop.child.kill('SIGTERM');
-  const res = await Promise.race([loop.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  const res = await Promise.race([loop.exited, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 60_000)))]);
+  clearTimeout(timer);
   if (!res) {
     loop.child.kill('SIGKILL');
     await loop.exited;
@@ -212,18 +235,23 @@ export async function stopLoop(s: CrashSuite): Promise<void> {
 export async function runCrashTrial(s: CrashSuite, rng: Rng, trial: number, log: (m: string) => void): Promise<void> {
   if (!s.loop) startLoop(s);
   const { next, changes } = mutate(s.model, s.universe, rng);
-  await writeModel(s.dir, next);
-  const estimate = 300 + (s.fullApplyMs * changes) / Math.max(1, s.model.size);
-  const delay = rng.int(Math.round(estimate * 1.2));
   const loop = s.loop!;
-  const k = await killAt(loop, delay);
+  const offset = loop.out().length;
+  await writeModel(s.dir, next);
+  const delay = rng.int(Math.round(workEstimate(s, changes) + 200));
+  await new Promise((r) => setTimeout(r, delay));
+  const midway = loop.child.exitCode === null;
+  loop.child.kill('SIGKILL');
+  await loop.exited;
+  const k = { midway, done: (loop.out().slice(offset).match(/"result":/g) ?? []).length };
   s.loop = undefined;
   s.stats.trials++;
   s.stats.kills++;
   if (k.midway) s.stats.killsMidway++;
   s.stats.actionsPlanned += changes;
+  s.stats.actionsDoneBeforeKill += k.done;
   assert.equal(loop.child.signalCode, 'SIGKILL', `trial ${trial}: acetate run had exited before the kill:\n${loop.err().slice(-3000)}`);
-  log(`trial ${trial} (run): ${changes} changes, SIGKILL at ${delay} ms`);
+  log(`trial ${trial} (run): ${changes} changes, SIGKILL at ${delay} ms (${k.done} done)`);
   for (const [name, c] of next) c.marker = s.model.get(name)?.marker;
   s.model = next;
   startLoop(s);

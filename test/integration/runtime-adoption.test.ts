@@ -9,7 +9,7 @@ import { isAlive } from '../../src/runtime/runc/procfs.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../support/wait.js';
 
 const RUNTIME_MODULE = fileURLToPath(new URL('../support/tmp-state.js', import.meta.url));
 

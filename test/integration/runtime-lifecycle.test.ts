@@ -10,7 +10,7 @@ import { isAlive } from '../../src/runtime/runc/procfs.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../support/wait.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 
 const MI = 2 ** 20;

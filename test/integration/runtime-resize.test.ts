@@ -8,7 +8,7 @@ import path from 'node:path';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../support/wait.js';
 import { sameMemory } from '../../src/runtime/runc/cgroups.js';
 
 const MI = 2 ** 20;

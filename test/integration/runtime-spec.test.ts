@@ -11,7 +11,7 @@ import { hostNofileHard } from '../../src/runtime/runc/procfs.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../support/wait.js';
 
 const PROBE = [
   'echo "hostname=$(hostname)"',

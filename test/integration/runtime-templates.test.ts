@@ -9,7 +9,7 @@ import { makeBusyboxRootfs, makeBusyboxTarball } from '../support/busybox-rootfs
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor } from '../support/wait.js';
 
 describe('TemplateStore and template-based containers', function () {
   this.timeout(60_000);

@@ -20,6 +20,7 @@ export function containerObj(name: string, o: ObjOpts = {}): KObject {
     template: 'host',
     command: ['/bin/sh', '-c', 'exec sleep 100000'],
     resources: { cpu: o.cpu ?? '500m', memory: o.memory ?? '64Mi' },
+    terminationGracePeriodSeconds: 1,
     ...(o.spec ?? {}),
   };
   if (o.node !== null) spec.nodeName = o.node ?? NODE;

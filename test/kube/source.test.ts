@@ -51,7 +51,7 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
 
   it('is incomplete and empty until the first list, complete after', async () => {
     const hold = fake.hold({ method: 'GET', path: '/apis/acetate.dev/v1alpha1/containers' });
-    const s = new KubeSource({ node: NODE, api, capacity: false });
+    const s = new KubeSource({ node: NODE, api, capacity: false, waitForSync: false });
     source = s;
     await s.start(() => undefined);
     await hold.waitHeld();

@@ -63,6 +63,11 @@ export interface FakeApiServerOptions {
   goneAsHttpStatus?: boolean;
   /** Bearer token the server requires; undefined accepts any request. */
   token?: string;
+  /**
+   * Schema validation of created/updated Containers (e.g. the CRD's, see test/kube/k8s-validate.ts):
+   * returns the errors, and a non-empty list is a 422 Invalid like the API server's.
+   */
+  validate?: (obj: KObject) => string[];
 }
 
 export interface LoggedRequest {
@@ -577,6 +582,7 @@ export class FakeApiServer {
     if (body.metadata.namespace && body.metadata.namespace !== namespace)
       throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
     if (body.apiVersion !== API_VERSION || body.kind !== 'Container') throw new HttpError(400, 'BadRequest', `expected ${API_VERSION} Container`);
+    this.validateOrThrow(body, name);
     const key = keyOf(namespace, name);
     if (this.objects.has(key)) throw new HttpError(409, 'AlreadyExists', `containers.${GROUP} "${name}" already exists`, { name, group: GROUP, kind: PLURAL });
     const obj = clone(body);
@@ -643,6 +649,7 @@ export class FakeApiServer {
       if (!deepEqual(strip(cur), strip(next))) next.metadata.generation = cur.metadata.generation + 1;
     }
     if (deepEqual(cur, next)) return cur; // no-op: no new resourceVersion, no event
+    this.validateOrThrow(next, name);
     next.metadata.resourceVersion = this.nextRv();
     const key = keyOf(namespace, name);
     this.objects.set(key, next);
@@ -675,6 +682,11 @@ export class FakeApiServer {
     gone.metadata.resourceVersion = this.nextRv();
     this.record('DELETED', gone, cur);
     return gone;
+  }
+
+  private validateOrThrow(obj: KObject, name: string): void {
+    const errs = this.opts.validate?.(obj) ?? [];
+    if (errs.length) throw new HttpError(422, 'Invalid', `Container.${GROUP} "${name}" is invalid: ${errs.join(', ')}`);
   }
 
   private conflict(name: string): HttpError {

@@ -15,7 +15,19 @@ export interface WaitOptions {
   what?: string;
 }
 
-export async function waitFor<T>(cond: () => T | Promise<T>, opts: WaitOptions = {}): Promise<NonNullable<T>> {
+export function waitFor<T>(cond: () => T | Promise<T>, opts?: WaitOptions): Promise<NonNullable<T>>;
+/** The same, naming what is awaited first: waitFor('exit', async () => ...). */
+export function waitFor<T>(what: string, cond: () => T | Promise<T>, opts?: WaitOptions): Promise<NonNullable<T>>;
+export async function waitFor<T>(
+  a: string | (() => T | Promise<T>),
+  b?: WaitOptions | (() => T | Promise<T>),
+  c?: WaitOptions,
+): Promise<NonNullable<T>> {
+  if (typeof a === 'string') return waitUntil(b as () => T | Promise<T>, { ...c, what: a });
+  return waitUntil(a, (b as WaitOptions | undefined) ?? {});
+}
+
+async function waitUntil<T>(cond: () => T | Promise<T>, opts: WaitOptions): Promise<NonNullable<T>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const intervalMs = opts.intervalMs ?? 50;
   const deadline = Date.now() + timeoutMs;

@@ -58,18 +58,25 @@ export async function reapConmon(cp: ContainerPaths, w: Waiter): Promise<void> {
   await waitGone(pid, KILL_WAIT_MS, { ...w, pollIntervalMs: 20 });
 }
 
-/** Cgroup dirs of the container that runc left (e.g. its state was lost): kill what is inside, rmdir. */
+/**
+ * Cgroup dirs of the container that runc left (its state was lost, or a create was interrupted):
+ * kill what is inside, rmdir. Retried until a deadline: a process may still be joining (a killed
+ * `runc create`), or the kernel may briefly report EBUSY for a cgroup whose tasks just exited.
+ */
 export async function removeContainerCgroups(cp: ContainerPaths, cgroupRoot: string, w: Waiter): Promise<void> {
-  const dirs = await existingCgroupDirs(cp.cgroupsPath, cgroupRoot);
-  if (dirs.length === 0) return;
-  for (const d of dirs) for (const pid of await cgroupProcs(d)) kill(pid, 'SIGKILL');
-  await pollUntil(async () => (await Promise.all(dirs.map(cgroupProcs))).every((p) => p.length === 0), {
-    timeoutMs: KILL_WAIT_MS,
-    intervalMs: 50,
-    sleep: w.sleep,
-    now: w.now,
-  });
-  for (const d of dirs) await removeCgroupDir(d);
+  const deadline = w.now() + KILL_WAIT_MS;
+  for (;;) {
+    const dirs = await existingCgroupDirs(cp.cgroupsPath, cgroupRoot);
+    if (dirs.length === 0) return;
+    try {
+      for (const d of dirs) for (const pid of await cgroupProcs(d)) kill(pid, 'SIGKILL');
+      for (const d of dirs) await removeCgroupDir(d);
+      return;
+    } catch (err) {
+      if (w.now() > deadline) throw err;
+      await w.sleep(50);
+    }
+  }
 }
 
 /** rmdir the instance's cgroup parent in every hierarchy where it is empty. */

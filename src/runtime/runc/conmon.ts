@@ -7,9 +7,14 @@
  * {"pid": N} or {"pid": -1, "message": "..."}. We give it a regular file instead of a pipe: conmon
  * keeps that fd open for its whole life, and a pipe whose reader (acetate) went away could not be
  * written safely. conmon's own stdio goes to a file too, so it never holds acetate's stdio open.
+ *
+ * conmon stays in acetate's own cgroups (the containers have theirs). Under systemd, the unit
+ * running acetate needs KillMode=process, or a restart of the unit kills every conmon (the
+ * containers would survive, but lose their log and exit-code supervisor).
  */
 import { spawn } from 'node:child_process';
 import { open, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { isAlive } from './procfs.js';
 
 export interface ConmonLaunch {
@@ -104,7 +109,9 @@ async function readPid(file: string): Promise<number | undefined> {
 export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conmonPid?: number }> {
   const sleep = l.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const timeoutMs = l.timeoutMs ?? 60_000;
-  await Promise.all([l.syncFile, l.pidFile, l.conmonPidFile].map((f) => rm(f, { force: true })));
+  // runc writes the pid file through `.<name>` (O_EXCL): a `runc create` killed mid-way leaves it.
+  const runcPidTmp = path.join(path.dirname(l.pidFile), `.${path.basename(l.pidFile)}`);
+  await Promise.all([l.syncFile, l.pidFile, runcPidTmp, l.conmonPidFile].map((f) => rm(f, { force: true })));
   const sync = await open(l.syncFile, 'w', 0o600);
   const out = await open(l.conmonOut, 'w', 0o600);
   let exited: Promise<number | null>;

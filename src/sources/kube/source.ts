@@ -58,6 +58,8 @@ export interface KubeSourceOptions {
   finalizer?: Pick<FinalizerOptions, 'backoff' | 'sweepIntervalMs'>;
   events?: Pick<KubeEventRecorderOptions, 'burst' | 'refillMs' | 'dedupWindowMs' | 'maxQueue'>;
   status?: Pick<KubeStatusWriterOptions, 'backoff' | 'maxConflicts'>;
+  /** start() resolves only after the first complete list. Default true. */
+  waitForSync?: boolean;
 }
 
 interface Memo {
@@ -81,10 +83,12 @@ export class KubeSource implements DesiredSource {
   private readonly fingerprints = new Map<string, string>();
   private cached?: DesiredSnapshot;
   private onChange?: (keys: string[] | 'all') => void;
+  private readonly waitOnStart: boolean;
 
   constructor(opts: KubeSourceOptions) {
     this.node = opts.node;
     this.name = `kube:${opts.node}`;
+    this.waitOnStart = opts.waitForSync ?? true;
     this.log = opts.logger ?? silentLogger;
     const clock = opts.clock ?? realClock;
     this.api = opts.api ?? createKubeApi(opts.kubeConfig ?? loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context }));
@@ -113,10 +117,17 @@ export class KubeSource implements DesiredSource {
     this.informer.on((e) => this.handle(e));
   }
 
+  /**
+   * Starts the informer and resolves after the first complete list (as the file source resolves
+   * after its first scan), so the loop's first sync includes the objects. While the API server
+   * cannot be reached this keeps retrying with backoff (logged); nothing is created or destroyed
+   * from this source meanwhile. With waitForSync: false it resolves at once.
+   */
   async start(onChange: (keys: string[] | 'all') => void): Promise<void> {
     this.onChange = onChange;
     this.finalizers.start();
     this.informer.start();
+    if (this.waitOnStart) await this.informer.waitForSync();
   }
 
   async stop(): Promise<void> {

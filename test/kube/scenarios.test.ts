@@ -1,0 +1,199 @@
+/**
+ * Kubernetes mode end to end on this node: the real loop (Controller), the real runc runtime and
+ * real containers, desired state from Container objects in the fake API server through the real
+ * client. A user's story: create, resize in place, an object for another node, an invalid one,
+ * a lost watch and a 410, a restart of acetate, a delete with the finalizer.
+ *
+ * Needs root, runc and conmon (as test/integration); skipped with a message otherwise.
+ */
+import assert from 'node:assert/strict';
+import { assertNoLeaks } from '../support/leaks.js';
+import { tmpState, type TmpState } from '../support/tmp-state.js';
+import { waitFor } from '../support/wait.js';
+import { cgroupValue, isAlive } from '../support/proc.js';
+import type { FakeApiServer, KObject } from '../support/fake-apiserver.js';
+import { Controller } from '../../src/controller/loop.js';
+import { plan } from '../../src/plan/plan.js';
+import { executeAction } from '../../src/apply/execute.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
+import { FINALIZER } from '../../src/sources/kube/constants.js';
+import { MemoryLogger } from '../../src/sources/kube/logger.js';
+import { findBinary } from '../../src/runtime/preflight.js';
+import { containerObj, NODE, startFake } from './helpers.js';
+
+const MI = 2 ** 20;
+const WAIT = { timeoutMs: 30_000, intervalMs: 100 };
+
+function condition(obj: KObject | undefined, type: string): Record<string, any> | undefined {
+  return obj?.status?.conditions?.find((c: { type: string }) => c.type === type);
+}
+
+describe('kube: scenarios with real runc containers', function () {
+  this.timeout(180_000);
+  let fake: FakeApiServer;
+  let st: TmpState;
+  let controller: Controller | undefined;
+  let source: KubeSource | undefined;
+  let log: MemoryLogger;
+
+  before(async function () {
+    const missing = [];
+    if (process.getuid?.() !== 0) missing.push('root');
+    for (const b of ['runc', 'conmon']) if (!(await findBinary(b).catch(() => undefined))) missing.push(b);
+    if (missing.length) {
+      console.log(`    (skipped: these scenarios run real containers and need ${missing.join(', ')})`);
+      this.skip();
+    }
+    ({ fake } = await startFake());
+    st = await tmpState('acetate-kube-');
+  });
+
+  after(async () => {
+    await controller?.stop();
+    if (st) {
+      await st.cleanup();
+      await assertNoLeaks(st.dir, { dirRemoved: true });
+    }
+    await fake?.close();
+  });
+
+  async function startAcetate(): Promise<void> {
+    log = new MemoryLogger();
+    source = createKubeSource({
+      node: NODE,
+      kubeConfig: fake.kubeConfig(),
+      runtime: st.runtime,
+      logger: log,
+      capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 * MI },
+      informer: { backoff: { baseMs: 50, maxMs: 500 } },
+      finalizer: { sweepIntervalMs: 200, backoff: { baseMs: 50, maxMs: 500 } },
+    });
+    controller = new Controller({
+      runtime: st.runtime,
+      sources: [source],
+      plan,
+      execute: executeAction,
+      statusSinks: source.sinks(),
+      recorders: source.recorders(),
+      resyncMs: 1000,
+      nodeName: NODE,
+      logger: silentLogger(),
+      backoff: { baseMs: 200, maxMs: 2000 },
+    });
+    await controller.start();
+    await waitFor(() => controller!.ready(), { ...WAIT, what: 'the loop to be ready' });
+  }
+
+  async function stopAcetate(): Promise<void> {
+    await controller?.stop();
+    controller = undefined;
+    source = undefined;
+  }
+
+  const pidOf = async (key: string) => (await st.runtime.get(key))?.process.pid;
+  const eventReasons = (name: string) => fake.events('default').filter((e) => e.involvedObject.name === name).map((e) => e.reason);
+
+  it('an object for this node: finalizer, container running, status Ready with observedGeneration, Created event', async () => {
+    fake.create(containerObj('elsewhere', { node: 'node-b' }));
+    await startAcetate();
+    fake.create(containerObj('web', { cpu: '500m', memory: '64Mi' }));
+    const obj = await waitFor(() => {
+      const o = fake.get('default', 'web');
+      return condition(o, 'Ready')?.status === 'True' && o!.status.observedGeneration === o!.metadata.generation ? o : undefined;
+    }, { ...WAIT, what: 'web Ready' });
+    assert.deepEqual(obj.metadata.finalizers, [FINALIZER]);
+    const c = await st.runtime.get('default/web');
+    assert.equal(c?.process.state, 'running');
+    assert.equal(obj.status.pid, c!.process.pid);
+    assert.equal(obj.status.phase, 'Running');
+    assert.equal(obj.status.node, NODE);
+    assert.deepEqual(obj.status.resources, { cpu: '500m', memory: '64Mi' });
+    assert.equal(condition(obj, 'Synced')?.status, 'True');
+    assert.equal(condition(obj, 'Ready')?.observedGeneration, obj.metadata.generation);
+    await waitFor(() => eventReasons('web').includes('Created'), { ...WAIT, what: 'the Created event' });
+    // the other node's object was seen before web and left alone
+    assert.equal(await st.runtime.get('default/elsewhere'), undefined);
+    assert.equal(fake.get('default', 'elsewhere')!.metadata.finalizers, undefined);
+    assert.equal(fake.get('default', 'elsewhere')!.status, undefined);
+  });
+
+  it('a spec resize is applied in place (same pid) and the status shows the new limits read back', async () => {
+    const pid = await pidOf('default/web');
+    fake.update('default', 'web', (o) => {
+      o.spec.resources.memory = '128Mi';
+      o.spec.resources.cpu = '1';
+    });
+    const obj = await waitFor(() => {
+      const o = fake.get('default', 'web');
+      return o?.status?.observedGeneration === 2 && o.status.resources?.memory === '128Mi' ? o : undefined;
+    }, { ...WAIT, what: 'the resized status' });
+    assert.equal(obj.status.resources.cpu, '1');
+    assert.equal(obj.status.pid, pid, 'same process');
+    assert.equal(await pidOf('default/web'), pid);
+    assert.equal(Number(await cgroupValue(pid!, 'memory', 'memory.limit_in_bytes')), 128 * MI);
+    await waitFor(() => eventReasons('web').includes('Resized'), { ...WAIT, what: 'the Resized event' });
+  });
+
+  it('an object the node cannot satisfy: Synced=False on the object, no container, no retry storm', async () => {
+    fake.create(containerObj('huge', { memory: '64Gi' }));
+    const obj = await waitFor(() => {
+      const o = fake.get('default', 'huge');
+      return condition(o, 'Synced')?.status === 'False' ? o : undefined;
+    }, { ...WAIT, what: 'huge Synced=False' });
+    assert.match(condition(obj, 'Synced')!.message, /memory 64Gi is more than node node-a has/);
+    assert.equal(obj.status.observedGeneration, 1);
+    assert.equal(await st.runtime.get('default/huge'), undefined);
+    const writes = () => fake.requests.filter((r) => r.method === 'PUT' && r.path.endsWith('/huge/status')).length;
+    const n = writes();
+    await controller!.resync();
+    await controller!.resync();
+    await waitFor(() => controller!.queue.len() === 0, { ...WAIT, what: 'the queue to drain' });
+    assert.equal(writes(), n, 'the same verdict is not written again');
+    fake.remove('default', 'huge');
+    await waitFor(() => !fake.get('default', 'huge'), { ...WAIT, what: 'huge to go' });
+  });
+
+  it('a dropped watch and a 410 re-list destroy nothing; changes made meanwhile are applied', async () => {
+    const pid = await pidOf('default/web');
+    fake.dropWatches({ abrupt: true });
+    fake.create(containerObj('worker', { memory: '32Mi' }));
+    fake.compact();
+    fake.sendWatchError(410, 'Expired', 'too old resource version');
+    await waitFor(async () => (await st.runtime.get('default/worker'))?.process.state === 'running', { ...WAIT, what: 'worker running' });
+    await waitFor(() => source!.informer.stats.gone >= 1 || source!.informer.stats.watches >= 2, { ...WAIT, what: 'the watch to come back' });
+    assert.equal(await pidOf('default/web'), pid, 'web untouched');
+    assert.ok(isAlive(pid!));
+    assert.equal(eventReasons('web').includes('Destroyed'), false);
+    assert.equal(source!.snapshot().complete, true);
+  });
+
+  it('acetate restarted: adopts the running containers without restarting them', async () => {
+    const before = { web: await pidOf('default/web'), worker: await pidOf('default/worker') };
+    const events = fake.events('default').length;
+    await stopAcetate();
+    await startAcetate();
+    await waitFor(() => controller!.queue.len() === 0 && controller!.reconcileCount >= 2, { ...WAIT, what: 'the first reconciles' });
+    assert.deepEqual({ web: await pidOf('default/web'), worker: await pidOf('default/worker') }, before);
+    assert.equal((await st.runtime.get('default/web'))!.restartCount, 0);
+    const after = fake.events('default').slice(events).map((e) => `${e.involvedObject.name} ${e.reason}`);
+    assert.deepEqual(after.filter((e) => /Created|Started|Restarted|Destroyed|Replaced/.test(e)), [], 'no action on adoption');
+    assert.equal(condition(fake.get('default', 'web'), 'Ready')?.status, 'True');
+  });
+
+  it('delete: the finalizer keeps the object until the container is destroyed, then the object goes', async () => {
+    const pid = await pidOf('default/web');
+    fake.remove('default', 'web');
+    assert.ok(fake.get('default', 'web')?.metadata.deletionTimestamp, 'kept by the finalizer');
+    await waitFor(() => !fake.get('default', 'web'), { ...WAIT, what: 'the object to go' });
+    assert.equal(await st.runtime.get('default/web'), undefined, 'the container was destroyed first');
+    await waitFor(() => !isAlive(pid!), { ...WAIT, what: 'the process to end' });
+    assert.ok(eventReasons('web').includes('Destroyed'));
+    assert.ok(log.has('info', /container default\/web is gone; removed finalizer/));
+    // the other one is still there
+    assert.equal((await st.runtime.get('default/worker'))?.process.state, 'running');
+    fake.remove('default', 'worker');
+    await waitFor(() => !fake.get('default', 'worker'), { ...WAIT, what: 'worker to go' });
+    assert.equal(await st.runtime.get('default/worker'), undefined);
+  });
+});
