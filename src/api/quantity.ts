@@ -30,6 +30,13 @@ export function parseMemory(q: string | number): number {
   return bytes;
 }
 
+/** "0.009" → 9, "1.5" → 1500, "0.0001" → 1: decimal arithmetic on the digits, no float error. */
+function coresToMillis(cores: string): number {
+  const [int = '', frac = ''] = cores.split('.');
+  const millis = Number(int || '0') * 1000 + Number(frac.padEnd(3, '0').slice(0, 3));
+  return /[1-9]/.test(frac.slice(3)) ? millis + 1 : millis;
+}
+
 /** Parse a CPU quantity to millicores (rounded up to a whole millicore, as Kubernetes does). */
 export function parseCpu(q: string | number): number {
   if (typeof q === 'number') {
@@ -39,7 +46,7 @@ export function parseCpu(q: string | number): number {
   const s = q.trim();
   const m = CPU_PATTERN.exec(s);
   if (!m) throw new QuantityError(`'${q}' is not a CPU quantity such as 500m or 2`);
-  const millis = s.endsWith('m') ? Math.ceil(Number(m[1])) : Math.ceil(Number(m[1]) * 1000);
+  const millis = s.endsWith('m') ? Math.ceil(Number(m[1])) : coresToMillis(m[1]!);
   if (!Number.isSafeInteger(millis)) throw new QuantityError(`'${q}' is too large`);
   return millis;
 }

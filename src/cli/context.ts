@@ -19,7 +19,8 @@ export function createContext(stateDir: string): CliContext {
     stderr: process.stderr,
     openRuntime() {
       opened ??= (async () => {
-        const templates = new TemplateStore({ stateDir });
+        // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
+        const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
         // ACETATE_RUNC / ACETATE_CONMON: another runc or conmon binary (a wrapper, a newer build).
         const runtime = new RuncRuntime({ stateDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined });
         await runtime.preflight();

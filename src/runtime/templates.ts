@@ -72,8 +72,12 @@ async function diskUsage(dir: string): Promise<number> {
 export class TemplateStore {
   readonly dir: string;
 
-  constructor(opts: { stateDir: string }) {
+  /** Where the node's own root filesystem is seen (`/`, or e.g. `/host` inside a pod). */
+  readonly hostRoot: string;
+
+  constructor(opts: { stateDir: string; hostRoot?: string }) {
     this.dir = path.join(path.resolve(opts.stateDir), 'templates');
+    this.hostRoot = path.resolve(opts.hostRoot ?? '/');
   }
 
   static checkName(name: string): void {
@@ -102,7 +106,7 @@ export class TemplateStore {
   }
 
   async list(): Promise<TemplateInfo[]> {
-    const out: TemplateInfo[] = [{ name: HOST_TEMPLATE, path: '/', builtIn: true }];
+    const out: TemplateInfo[] = [{ name: HOST_TEMPLATE, path: this.hostRoot, builtIn: true }];
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -126,7 +130,7 @@ export class TemplateStore {
 
   /** The lower dir of a template; throws if it is not installed. */
   async resolve(name: string): Promise<string> {
-    if (name === HOST_TEMPLATE) return '/';
+    if (name === HOST_TEMPLATE) return this.hostRoot;
     TemplateStore.checkName(name);
     if (!(await this.isInstalled(name))) {
       throw new TemplateError(`template '${name}' is not installed on this node (acetate template import ${name} SOURCE)`);

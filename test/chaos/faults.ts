@@ -57,6 +57,7 @@ async function withEnv<T>(opts: { stateDir?: string; n: number }, fn: (e: Env) =
   const model: Model = new Map();
   for (let i = 0; i < opts.n; i++) model.set(`f${i}`, { state: 'Running', memoryMi: 48, variant: 0 });
   const e: Env = { root, stateDir, dir, model, runc: await makeFaultyRunc(path.join(root, 'runc')) };
+  let failure: unknown;
   try {
     if (opts.n) {
       await writeModel(dir, model);
@@ -67,6 +68,9 @@ async function withEnv<T>(opts: { stateDir?: string; n: number }, fn: (e: Env) =
     const out = await fn(e);
     faultStats.scenarios++;
     return out;
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     faultStats.faultsInjected += (await e.runc.injected()).length;
     await killHungRuncs(e.runc.binDir);
@@ -74,10 +78,16 @@ async function withEnv<T>(opts: { stateDir?: string; n: number }, fn: (e: Env) =
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir);
     await runCli(['apply', '-f', dir, '--allow-empty'], { stateDir, timeoutMs: 300_000 }).catch(() => undefined);
-    await assertNoLeaks(stateDir, { waitMs: 10_000 }).finally(async () => {
+    try {
+      await assertNoLeaks(stateDir, { waitMs: 10_000 });
+    } catch (leak) {
+      // Report the scenario's own failure first; leaks after a failure are a consequence.
+      if (failure === undefined) throw leak;
+      console.log(`      (after the failure) ${(leak as Error).message}`);
+    } finally {
       await cleanupStateDir(stateDir).catch(() => undefined);
       await rm(root, { recursive: true, force: true });
-    });
+    }
   }
 }
 
@@ -294,7 +304,10 @@ export async function templateRemoved(): Promise<void> {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /template 'bb' is not installed/, 'the error says the template is missing');
     const got = await getAll(e.stateDir);
-    assert.ok(got.some((c) => c.name === 't1'), `t1 was destroyed because its template is missing (listed: ${got.map((c) => c.name).join(', ')})`);
+    if (!got.some((c) => c.name === 't1')) {
+      faultStats.containersLost++;
+      assert.fail(`t1 was destroyed because its template is missing (listed: ${got.map((c) => c.name).join(', ')})`);
+    }
     assert.equal(got.find((c) => c.name === 't0')?.pid, before.get('t0'), 't0 untouched');
 
     const reimp = await runCli(['template', 'import', 'bb', rootfs], { stateDir: e.stateDir });

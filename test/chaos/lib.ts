@@ -372,7 +372,8 @@ exec ${real} "$@"
     set,
     clear: () => set([]),
     injected: async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean),
-    env: () => ({ PATH: `${binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` }),
+    // ACETATE_RUNC names the binary; PATH too, for acetate versions that only search PATH.
+    env: () => ({ ACETATE_RUNC: bin, PATH: `${binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` }),
   };
 }
 

@@ -33,6 +33,12 @@ describe('TemplateStore and template-based containers', function () {
     assert.equal(await st.templates.resolve('host'), '/');
   });
 
+  it('the host template is the host root given (ACETATE_HOST_ROOT, e.g. /host in a pod)', async () => {
+    const store = new TemplateStore({ stateDir: st.dir, hostRoot: '/host' });
+    assert.equal(await store.resolve('host'), '/host');
+    assert.equal((await store.list()).find((t) => t.name === 'host')!.path, '/host');
+  });
+
   it('imports a directory, preserving modes and symlinks', async () => {
     const src = await makeBusyboxRootfs(path.join(work, 'dir-src'));
     await writeFile(path.join(src, 'etc', 'secret'), 'x');

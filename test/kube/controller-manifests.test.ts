@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * controller/: every YAML parses and validates against the official Kubernetes schemas, the
  * kustomization builds and lists files that exist, the DaemonSet is wired as acetate needs

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * The Container CRD as the API server would judge it, without an API server:
  * - against the official apiextensions.k8s.io/v1 OpenAPI schema (kubernetes-models);

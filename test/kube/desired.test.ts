@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /** Container objects → desired containers or problems (no API server needed). */
 import assert from 'node:assert/strict';
 import { convertObject } from '../../src/sources/kube/desired.js';

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * Against a REAL Kubernetes cluster (not the fake): runs only when KUBECONFIG is set.
  *

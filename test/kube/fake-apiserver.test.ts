@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * The fake API server against its own promises (list, watch, 410, generation, status subresource,
  * finalizers, 409, selectors, patches, events), through the real client where the client can say

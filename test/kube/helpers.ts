@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /** Shared bits of the Kubernetes tests: Container objects, a started fake API server, a quiet source. */
 import { FakeApiServer, type FakeApiServerOptions, type KObject } from '../support/fake-apiserver.js';
 import { createKubeApi, type KubeApi } from '../../src/sources/kube/client.js';

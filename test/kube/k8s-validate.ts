@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * What the API server checks when a Container is created with `kubectl apply` (default
  * --validate=strict): the CRD's openAPIV3Schema with unknown fields rejected (every object with

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * The example manifests in manifests/ apply unchanged with `kubectl apply -f manifests/`: each
  * document is a Container the API server accepts (schema with unknown fields rejected, as

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * Kubernetes mode end to end on this node: the real loop (Controller), the real runc runtime and
  * real containers, desired state from Container objects in the fake API server through the real

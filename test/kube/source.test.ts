@@ -58,11 +58,26 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     assert.equal(s.synced(), false);
     assert.equal(s.snapshot().complete, false);
     assert.equal(s.snapshot().containers.size, 0);
+    assert.match(s.snapshot().incompleteReason!, /the Containers of node node-a have not been listed yet/);
     assert.deepEqual(s.health(), { synced: false, complete: false });
     hold.release();
     await s.waitForSync();
     assert.equal(s.snapshot().complete, true);
     assert.equal(s.name, `kube:${NODE}`);
+  });
+
+  it('start() waits for the first list, and returns when stopped before the API server ever answered', async () => {
+    fake.failNext({ method: 'GET', path: '/apis/acetate.dev/v1alpha1/containers' }, 503, { times: 1000 });
+    const s = new KubeSource({ node: NODE, api, capacity: false, informer: { backoff: { baseMs: 10, maxMs: 20 } } });
+    source = s;
+    let started = false;
+    const starting = s.start(() => undefined).then(() => (started = true));
+    await waitFor(() => s.informer.stats.listFailures >= 2, { what: 'failing lists' });
+    assert.equal(started, false);
+    assert.match(s.snapshot().incompleteReason!, /not been listed yet: list containers: injected 503/);
+    await s.stop();
+    await starting;
+    assert.equal(s.synced(), false);
   });
 
   it('adds the finalizer first: the object is protected (not desired) until it carries it, then desired', async () => {
@@ -187,6 +202,7 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     await relist.waitHeld(1);
     await waitFor(() => !s.snapshot().complete, { what: 'incomplete' });
     assert.ok(s.snapshot().containers.has('default/web'), 'the last view is kept while incomplete');
+    assert.match(s.snapshot().incompleteReason!, /re-listing the Containers of node node-a after the watch history expired \(410\)/);
     relist.release();
     await waitFor(() => s.snapshot().complete && s.snapshot().containers.has('default/new'), { what: 'the re-list' });
     assert.equal(changes[changes.length - 1], 'all');

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * The status writer: only changed status reaches the status subresource, conditions keep their
  * lastTransitionTime, 409 re-reads, failures are retried, rejected generations are observed.

@@ -90,6 +90,11 @@ describe('buildOciConfig (pure)', () => {
     assert.equal(c.mounts.find((m) => m.destination === '/dev')!.type, 'tmpfs');
   });
 
+  it('resolves hostPath mounts under the host root when the node is seen elsewhere (a pod with /host)', () => {
+    const c = buildOciConfig(input({ mounts: [{ hostPath: '/srv/data', containerPath: '/data', readOnly: false }] }, { hostRoot: '/host' }));
+    assert.equal(c.mounts.find((m) => m.destination === '/data')!.source, '/host/srv/data');
+  });
+
   it('refuses container paths that are relative, the root, or contain ..', () => {
     for (const bad of ['data', '/a/../etc', '/..', '/a/..', '/']) {
       assert.throws(() => buildOciConfig(input({ mounts: [{ hostPath: '/d', containerPath: bad, readOnly: false }] })), OciConfigError, bad);

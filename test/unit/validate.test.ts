@@ -90,6 +90,9 @@ describe('quantities', () => {
     assert.equal(parseCpu('2'), 2000);
     assert.equal(parseCpu('0.25'), 250);
     assert.equal(parseCpu(3), 3000);
+    assert.equal(parseCpu('0.009'), 9);
+    assert.equal(parseCpu('0.0001'), 1);
+    assert.equal(parseCpu('.5'), 500);
     assert.equal(parseMemory('256Mi'), 256 * 2 ** 20);
     assert.equal(parseMemory('1G'), 1e9);
     assert.equal(parseMemory('1.5Gi'), 1.5 * 2 ** 30);

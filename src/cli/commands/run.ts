@@ -10,6 +10,7 @@ import { messageOf } from '../../apply/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore, controllerAlive, readControllerRecord } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
+import { createKubeSource, type SelectorMode } from '../../sources/kube/index.js';
 import { createLogger, type LogLevel } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress, startMetricsServer, type MetricsServer } from '../../observability/http.js';
@@ -31,8 +32,8 @@ async function isAcetateRun(pid: number): Promise<boolean> {
 export const runCommand: Command = {
   name: 'run',
   summary: 'Keep this node converged to a manifest directory (watch, reconcile, restart)',
-  usage: `Usage: acetate run -f DIR [--concurrency N] [--resync 30s] [--metrics-addr 127.0.0.1:9464]
-                   [--allow-empty] [--node NAME] [--state-dir DIR]
+  usage: `Usage: acetate run [-f DIR] [--kube] [--concurrency N] [--resync 30s]
+                   [--metrics-addr 127.0.0.1:9464] [--allow-empty] [--node NAME] [--state-dir DIR]
 
 Runs the reconcile loop in the foreground: watches DIR, and whenever a manifest changes,
 a container drifts (limits changed by hand, process killed, container deleted) or a process
@@ -54,6 +55,12 @@ restarting them.
   --metrics-addr ADDR   HTTP endpoint for /metrics, /healthz, /readyz (default ${DEFAULT_METRICS_ADDR};
                         "0" disables it; port 0 picks a free port, logged at start)
   --allow-empty         let a missing or empty DIR mean "no containers" (destroys them all)
+  --kube                also (or only, without -f) take the Container objects of this node
+                        (spec.nodeName = --node/$NODE_NAME) from Kubernetes; status, events and
+                        the acetate.dev/cleanup finalizer are written back
+  --kubeconfig FILE     default $KUBECONFIG, ~/.kube/config, else in-cluster
+  --kube-selector MODE  auto (default), field (Kubernetes >= 1.31 selectableFields) or label
+                        (acetate.dev/node=NODE label, for older clusters)
   --node NAME           this node's name (default $NODE_NAME or the host name)
   --log-level LEVEL     error, warn, info (default) or debug
   --log-format FORMAT   json or text (default: json unless stdout is a terminal)
@@ -79,12 +86,17 @@ For tests only, environment variables shorten the back-offs:
       'process-poll': { type: 'string', default: '2s' },
       'metrics-addr': { type: 'string', default: DEFAULT_METRICS_ADDR },
       'allow-empty': { type: 'boolean' },
+      kube: { type: 'boolean' },
+      kubeconfig: { type: 'string' },
+      'kube-selector': { type: 'string', default: 'auto' },
       node: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'log-format': { type: 'string' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    if (!values.file) throw new UsageError('run needs -f DIR');
+    if (!values.file && !values.kube) throw new UsageError('run needs -f DIR and/or --kube');
+    const selector = values['kube-selector'] as SelectorMode;
+    if (!['auto', 'field', 'label'].includes(selector)) throw new UsageError(`--kube-selector must be auto, field or label, not '${selector}'`);
     const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
     const resyncMs = parseDuration(values.resync, '--resync');
     const relistMs = parseDuration(values.relist, '--relist');
@@ -119,7 +131,14 @@ For tests only, environment variables shorten the back-offs:
     const { runtime } = await ctx.openRuntime();
     const store = new StatusStore(ctx.stateDir);
     const metrics = new Metrics();
-    const source = new FileSource({
+    let kube;
+    try {
+      kube = values.kube ? createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime }) : undefined;
+    } catch (err) {
+      logger.error(messageOf(err));
+      return 1;
+    }
+    const source = values.file === undefined ? undefined : new FileSource({
       dir: values.file,
       allowEmpty: !!values['allow-empty'],
       nodeName: node,
@@ -129,7 +148,9 @@ For tests only, environment variables shorten the back-offs:
     });
     const controller = new Controller({
       runtime,
-      sources: [source],
+      sources: [...(source ? [source] : []), ...(kube ? [kube] : [])],
+      statusSinks: kube?.sinks(),
+      recorders: kube?.recorders(),
       plan,
       execute: executeAction,
       concurrency,
@@ -160,7 +181,7 @@ For tests only, environment variables shorten the back-offs:
           pid: process.pid,
           startedAt,
           ...(server ? { metricsUrl: server.url } : {}),
-          sources: [source.name],
+          sources: [...(source ? [source.name] : []), ...(kube ? [kube.name] : [])],
           ready: controller.ready(),
           ...extra,
         })
@@ -196,7 +217,7 @@ For tests only, environment variables shorten the back-offs:
     const onInt = (): void => void shutdown('SIGINT');
     const onHup = (): void => {
       logger.info('SIGHUP: re-reading the manifest directory');
-      void source.relist();
+      void source?.relist();
     };
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);

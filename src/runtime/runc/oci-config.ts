@@ -144,6 +144,8 @@ export interface OciConfigInput {
    * The container gets no capability outside it (runc would fail with EPERM). Default: all.
    */
   boundingCapabilities?: readonly string[];
+  /** Where the node's root filesystem is seen; hostPath mounts are resolved under it. Default `/`. */
+  hostRoot?: string;
 }
 
 export class OciConfigError extends Error {
@@ -218,7 +220,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     return {
       destination: checkContainerPath(m.containerPath),
       type: 'bind',
-      source: m.hostPath,
+      source: input.hostRoot && input.hostRoot !== '/' ? path.join(input.hostRoot, m.hostPath) : m.hostPath,
       options: ['rbind', 'rprivate', ...(m.readOnly ? ['ro'] : [])],
     };
   });

@@ -236,6 +236,7 @@ export class RuncRuntime implements Runtime {
       hostNofileHard: host.nofileHard,
       swapAccounting: host.swapAccounting,
       boundingCapabilities: host.boundingCapabilities,
+      hostRoot: this.templates.hostRoot,
     };
   }
 

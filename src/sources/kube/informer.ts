@@ -144,6 +144,7 @@ export class ContainerInformer {
     this.wake?.();
     await this.loop;
     this.loop = undefined;
+    for (const w of this.syncWaiters.splice(0)) w(); // nobody waits forever for a stopped informer
   }
 
   /** True while the cache is a complete view: after a list, until a 410 forces a new one. */
@@ -156,7 +157,7 @@ export class ContainerInformer {
     return this.hasSynced;
   }
 
-  /** Resolves at the first complete list. */
+  /** Resolves at the first complete list (or when stopped; check synced()). */
   waitForSync(): Promise<void> {
     if (this.hasSynced) return Promise.resolve();
     return new Promise((resolve) => this.syncWaiters.push(resolve));
@@ -273,6 +274,7 @@ export class ContainerInformer {
           continue;
         }
       }
+      if (this.stopped) break;
       const end = await this.watch();
       if (this.stopped) break;
       switch (end.kind) {

@@ -81,7 +81,7 @@ export class KubeSource implements DesiredSource {
   private readonly capacity: NodeCapacity | false;
   private readonly memo = new Map<string, Memo>();
   private readonly fingerprints = new Map<string, string>();
-  private cached?: DesiredSnapshot;
+  private cached?: DesiredSnapshot & { incompleteReason?: string };
   private onChange?: (keys: string[] | 'all') => void;
   private readonly waitOnStart: boolean;
 
@@ -179,7 +179,8 @@ export class KubeSource implements DesiredSource {
     this.finalizers.converged(key, state);
   }
 
-  snapshot(): DesiredSnapshot {
+  /** The desired state; incompleteReason says why it is incomplete (shown by the loop and acetate get). */
+  snapshot(): DesiredSnapshot & { incompleteReason?: string } {
     if (this.cached && this.cached.complete === this.informer.complete()) return this.cached;
     const containers = new Map<string, DesiredContainer>();
     const protectedKeys = new Set<string>();
@@ -206,8 +207,16 @@ export class KubeSource implements DesiredSource {
           break;
       }
     }
-    this.cached = { containers, protectedKeys, problems, complete: this.informer.complete() };
-    return this.cached;
+    const complete = this.informer.complete();
+    const snap: DesiredSnapshot & { incompleteReason?: string } = { containers, protectedKeys, problems, complete };
+    if (!complete) {
+      const err = this.informer.lastError();
+      snap.incompleteReason = this.informer.synced()
+        ? `re-listing the Containers of node ${this.node} after the watch history expired (410)${err ? `: ${err.message}` : ''}`
+        : `the Containers of node ${this.node} have not been listed yet${err ? `: ${err.message}` : ''}`;
+    }
+    this.cached = snap;
+    return snap;
   }
 
   // ------------------------------------------------------------------ internals

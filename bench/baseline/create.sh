@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The bare loop acetate is measured against: for each container, what it takes at the minimum
+# to run it the same way (an overlay rootfs with lower=/ and a private upper dir, then
+# `runc run -d` with the same OCI config acetate would write) and nothing else: no supervisor
+# (conmon), no records, no logs, no checks. Sequential, one container after the other.
+#
+# Usage: create.sh WORKDIR N CONFIG_TEMPLATE
+#   WORKDIR          its own directory: runc root WORKDIR/runc, containers WORKDIR/c/<id>
+#   N                containers b0..b<N-1>
+#   CONFIG_TEMPLATE  an OCI config.json with @ROOTFS@ and @ID@ placeholders (the cgroup parent
+#                    in it is the baseline's own, e.g. /acetate-bench-base-<hash>/@ID@)
+# On any failure or interruption everything created so far is removed (cleanup.sh).
+set -euo pipefail
+work=$1
+n=$2
+template=$3
+here=$(cd "$(dirname "$0")" && pwd)
+root=$work/runc
+mkdir -p "$root" "$work/c"
+trap 'status=$?; echo "baseline create.sh failed (exit $status); cleaning up" >&2; "$here/cleanup.sh" "$work" "$template"; exit $status' ERR
+trap '"$here/cleanup.sh" "$work" "$template"; exit 130' INT TERM
+for ((i = 0; i < n; i++)); do
+  id=b$i
+  d=$work/c/$id
+  mkdir -p "$d/upper" "$d/work" "$d/rootfs" "$d/bundle"
+  mount -t overlay overlay -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$d/rootfs"
+  sed -e "s|@ROOTFS@|$d/rootfs|g" -e "s|@ID@|$id|g" "$template" >"$d/bundle/config.json"
+  runc --root "$root" run -d --bundle "$d/bundle" "$id" </dev/null >/dev/null
+done

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The bare loop's destroy: for each container created by create.sh, `runc delete --force`
+# (SIGKILL, wait, remove runc state and cgroups), unmount the overlay, delete its directory.
+# Sequential. Usage: destroy.sh WORKDIR CONFIG_TEMPLATE
+set -euo pipefail
+work=$1
+template=$2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$work/runc
+trap 'status=$?; echo "baseline destroy.sh failed (exit $status); cleaning up" >&2; "$here/cleanup.sh" "$work" "$template"; exit $status' ERR
+for d in "$work"/c/*/; do
+  [ -d "$d" ] || continue
+  id=$(basename "$d")
+  runc --root "$root" delete --force "$id"
+  umount "$d/rootfs"
+  rm -rf "$d"
+done
+# The cgroup parent runc leaves behind.
+parent=$(sed -n 's|.*"cgroupsPath": *"/\([^/"]*\)/.*|\1|p' "$template" | head -n1)
+if [ -n "$parent" ]; then
+  for h in /sys/fs/cgroup/*/; do
+    [ -d "$h$parent" ] && rmdir "$h$parent"
+  done
+fi
+exit 0

@@ -1,0 +1,301 @@
+/**
+ * Security defaults, checked the way an auditor would on the host: the metrics endpoint listens on
+ * loopback only; acetate's state dir, records and logs are private (0700, nothing world-writable,
+ * even under umask 000); names and mount paths cannot escape the state dir or mount over host
+ * paths; a container's process has Docker's default capability set and no_new_privs, its own
+ * namespaces, and cannot change the host's files through its root filesystem.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { CLI, runCli } from '../support/cli.js';
+import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { makeRuntime } from '../support/tmp-state.js';
+import { waitFor } from '../support/wait.js';
+import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { DEFAULT_METRICS_ADDR, parseListenAddress } from '../../src/observability/http.js';
+import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
+
+interface Got {
+  name: string;
+  pid?: number;
+  phase: string;
+}
+
+/** Bit numbers of capabilities, in the kernel's order (ALL_CAPABILITIES is that order). */
+function capMask(caps: readonly string[]): bigint {
+  let m = 0n;
+  for (const c of caps) {
+    const bit = ALL_CAPABILITIES.indexOf(c);
+    assert.ok(bit >= 0, c);
+    m |= 1n << BigInt(bit);
+  }
+  return m;
+}
+
+async function procStatus(pid: number): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+function manifest(name: string, spec: string, command = 'exec sleep 1000000'): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata: { name: ${name} }
+spec:
+  template: host
+  command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
+  terminationGracePeriodSeconds: 0
+${spec}`;
+}
+
+describe('security defaults (real runc)', function () {
+  this.timeout(120_000);
+  let root: string;
+  let stateDir: string;
+  let dir: string;
+
+  const apply = (env?: NodeJS.ProcessEnv) => runCli(['apply', '-f', dir, '--allow-empty'], { stateDir, env });
+  const get = async (name: string): Promise<Got> => {
+    const r = await runCli(['get', '-o', 'json'], { stateDir });
+    assert.equal(r.code, 0, r.stderr);
+    const c = (JSON.parse(r.stdout) as { items: Got[] }).items.find((x) => x.name === name);
+    assert.ok(c, `${name} not listed`);
+    return c;
+  };
+
+  beforeEach(async () => {
+    root = await mkdtemp('/tmp/acetate-sec-');
+    stateDir = path.join(root, 'state'); // not created: acetate creates it
+    dir = path.join(root, 'manifests');
+    await mkdir(dir);
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await apply().catch(() => undefined);
+    try {
+      await assertNoLeaks(stateDir);
+    } finally {
+      await cleanupStateDir(stateDir).catch(() => undefined);
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  describe('metrics endpoint', () => {
+    it('defaults to loopback; an address without a host binds loopback too', () => {
+      assert.match(DEFAULT_METRICS_ADDR, /^127\.0\.0\.1:\d+$/);
+      assert.equal(parseListenAddress(DEFAULT_METRICS_ADDR)?.host, '127.0.0.1');
+      assert.equal(parseListenAddress(':9464')?.host, '127.0.0.1');
+      assert.equal(parseListenAddress('9464')?.host, '127.0.0.1');
+    });
+
+    it('acetate run --metrics-addr :0 listens on 127.0.0.1 only (not reachable on other addresses)', async () => {
+      await writeFile(path.join(dir, 'm.yaml'), manifest('m', ''));
+      const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', ':0', '--log-format', 'text'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise((r) => child.on('close', r));
+      try {
+        const url = await waitFor(() => /metrics listening on (http:\/\/\S+)/.exec(out)?.[1], { what: 'metrics URL in the log', timeoutMs: 30_000 });
+        const u = new URL(url);
+        assert.equal(u.hostname, '127.0.0.1');
+        const res = await fetch(`${url}/healthz`);
+        assert.equal(res.status, 200);
+        const others = Object.values(os.networkInterfaces())
+          .flat()
+          .filter((i) => i && i.family === 'IPv4' && !i.internal)
+          .map((i) => i!.address);
+        for (const addr of others) {
+          const refused = await new Promise<boolean>((resolve) => {
+            const s = net.connect({ host: addr, port: Number(u.port) });
+            s.once('connect', () => {
+              s.destroy();
+              resolve(false);
+            });
+            s.once('error', () => resolve(true));
+          });
+          assert.ok(refused, `metrics reachable on ${addr}:${u.port}`);
+        }
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    });
+  });
+
+  describe('state dir', () => {
+    async function walk(d: string, out: { p: string; mode: number; type: string }[] = []): Promise<typeof out> {
+      for (const e of await readdir(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        // What the container itself writes (rootfs, private area) is the container's business.
+        if (/\/containers\/[^/]+\/(rootfs|upper|work)$/.test(p) || /\/templates\/[^/]+\/rootfs$/.test(p)) continue;
+        const st = await lstat(p);
+        out.push({ p, mode: st.mode & 0o7777, type: e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'file' });
+        if (e.isDirectory()) await walk(p, out);
+      }
+      return out;
+    }
+
+    for (const umask of ['022', '000']) {
+      it(`is 0700 and nothing in it is world-writable (acetate run with umask ${umask})`, async () => {
+        await writeFile(path.join(dir, 's.yaml'), manifest('s', '  env: [{ name: API_TOKEN, value: not-for-other-users }]\n', 'echo a log line; exec sleep 1000000'));
+        const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+          const child = spawn('/bin/sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, CLI, '--state-dir', stateDir, 'apply', '-f', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+          let err = '';
+          child.stderr.on('data', (d) => (err += d));
+          child.on('close', (code) => resolve({ code, err }));
+        });
+        assert.equal(r.code, 0, r.err);
+        await waitFor(async () => (await runCli(['logs', 's'], { stateDir })).stdout.includes('a log line'), { what: 'log line' });
+        const st = await lstat(stateDir);
+        assert.equal(st.mode & 0o777, 0o700, `state dir mode ${(st.mode & 0o777).toString(8)}`);
+        const entries = await walk(stateDir);
+        assert.ok(entries.some((e) => e.p.endsWith('record.json')) && entries.some((e) => e.p.endsWith('container.log')), 'walked the records and logs');
+        const worldWritable = entries.filter((e) => e.type !== 'link' && (e.mode & 0o002) !== 0).map((e) => `${e.p} ${e.mode.toString(8)}`);
+        assert.deepEqual(worldWritable, [], 'world-writable files in the state dir');
+        const secretsReadable = entries.filter((e) => /record\.json|config\.json|container\.log$/.test(e.p) && (e.mode & 0o044) !== 0).map((e) => `${e.p} ${e.mode.toString(8)}`);
+        assert.deepEqual(secretsReadable, [], 'records, OCI configs (env values) and logs readable by others');
+      });
+    }
+  });
+
+  describe('names and mounts cannot escape', () => {
+    it('the runtime refuses names and namespaces that are not DNS labels, creating nothing outside the state dir', async () => {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      const before = (await readdir(root)).sort();
+      const rt = makeRuntime(stateDir);
+      for (const [namespace, name] of [
+        ['default', '../../escape'],
+        ['..', 'escape'],
+        ['default', 'a/b'],
+        ['default/..', 'x'],
+        ['default', '.'],
+        ['default', 'x_y'],
+        ['default', ''],
+      ] as const) {
+        await assert.rejects(rt.create({ namespace, name, spec: testSpec(), source: FILE_SOURCE }), /invalid (name|namespace)/, `${namespace}/${name} accepted`);
+      }
+      assert.deepEqual((await readdir(root)).sort(), before, 'nothing created next to the state dir');
+      assert.deepEqual(await readdir(path.join(stateDir, 'containers')).catch(() => []), [], 'no container dir created');
+    });
+
+    it('a symlink planted in the private area cannot redirect a bind mount onto a host path', async () => {
+      const hostTarget = await mkdtemp('/tmp/acetate-sec-target-');
+      const source = await mkdtemp('/tmp/acetate-sec-source-');
+      try {
+        await writeFile(path.join(hostTarget, 'host-file'), 'host\n');
+        await writeFile(path.join(source, 'from-source'), 'source\n');
+        // 1. The container plants /escape -> <hostTarget> in its private area.
+        await writeFile(path.join(dir, 'e.yaml'), manifest('e', '', `ln -sfn ${hostTarget} /escape; echo planted; exec sleep 1000000`));
+        assert.equal((await apply()).code, 0);
+        await waitFor(async () => (await runCli(['logs', 'e'], { stateDir })).stdout.includes('planted'), { what: 'symlink planted' });
+        assert.equal(await readlink(path.join(stateDir, 'containers', 'default_e', 'upper', 'escape')), hostTarget);
+        // 2. A new spec bind-mounts a host dir on /escape (replace; the private area is kept).
+        await writeFile(path.join(dir, 'e.yaml'), manifest('e', `  mounts: [{ hostPath: ${source}, containerPath: /escape, readOnly: true }]\n`, 'ls /escape/; exec sleep 1000001'));
+        const r = await apply();
+        // Either refused, or mounted inside the container's rootfs: never on the host's path.
+        const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+        assert.ok(!mounts.split('\n').some((l) => l.split(' ')[4] === hostTarget), `a mount landed on the host path ${hostTarget}`);
+        assert.deepEqual((await readdir(hostTarget)).sort(), ['host-file'], 'the host dir is unchanged');
+        if (r.code === 0) await waitFor(async () => (await runCli(['logs', 'e'], { stateDir })).stdout.includes('from-source'), { what: 'the container sees the mount at /escape' });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir);
+        await apply();
+        await rm(hostTarget, { recursive: true, force: true });
+        await rm(source, { recursive: true, force: true });
+      }
+    });
+
+    it("refuses to bind-mount acetate's own state dir (or anything in it) into a container", async () => {
+      // With it a container could rewrite other containers' records and OCI configs (e.g. make
+      // one privileged at its next start).
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      for (const [i, hostPath] of [stateDir, path.join(stateDir, 'containers')].entries()) {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir);
+        await writeFile(path.join(dir, 'sd.yaml'), manifest(`sd${i}`, `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt }]\n`, 'ls /mnt; exec sleep 1000000'));
+        const r = await apply();
+        assert.equal(r.code, 1, `a container mounting ${hostPath} was created:\n${r.stdout}`);
+        assert.match(r.stderr, /state dir/, 'the error says why');
+        const listed = await runCli(['get', '-o', 'json'], { stateDir });
+        const running = (JSON.parse(listed.stdout) as { items: Got[] }).items.filter((c) => c.phase === 'Running');
+        assert.deepEqual(running, [], 'nothing runs with the state dir mounted');
+      }
+    });
+
+    it("a container's writes and deletes under / stay in its private area (the host's / is a read-only lower layer)", async () => {
+      const victim = `/tmp/acetate-sec-victim-${process.pid}`;
+      const planted = `/etc/acetate-sec-planted-${process.pid}`;
+      await writeFile(victim, 'keep me\n');
+      try {
+        await writeFile(path.join(dir, 'w.yaml'), manifest('w', '', `rm -f ${victim}; echo x > ${planted}; echo done; exec sleep 1000000`));
+        assert.equal((await apply()).code, 0);
+        await waitFor(async () => (await runCli(['logs', 'w'], { stateDir })).stdout.includes('done'), { what: 'container wrote' });
+        assert.equal(await readFile(victim, 'utf8'), 'keep me\n', 'the host file deleted inside the container still exists');
+        await assert.rejects(lstat(planted), 'the file written inside the container is not on the host');
+        assert.equal(await readFile(path.join(stateDir, 'containers', 'default_w', 'upper', planted), 'utf8'), 'x\n', 'it is in the private area');
+      } finally {
+        await rm(victim, { force: true });
+      }
+    });
+  });
+
+  describe('container process', () => {
+    const cases: { name: string; spec: string; caps: readonly string[]; nnp: '0' | '1' }[] = [
+      { name: 'default', spec: '', caps: DEFAULT_CAPABILITIES, nnp: '1' },
+      {
+        name: 'adjusted',
+        spec: '  securityContext: { capabilities: { add: [NET_ADMIN], drop: [NET_RAW, MKNOD] } }\n',
+        caps: [...DEFAULT_CAPABILITIES.filter((c) => c !== 'CAP_NET_RAW' && c !== 'CAP_MKNOD'), 'CAP_NET_ADMIN'],
+        nnp: '1',
+      },
+      { name: 'nnp-off', spec: '  securityContext: { noNewPrivileges: false }\n', caps: DEFAULT_CAPABILITIES, nnp: '0' },
+      { name: 'privileged', spec: '  securityContext: { privileged: true }\n', caps: ALL_CAPABILITIES, nnp: '0' },
+    ];
+
+    it("has Docker's default capability set and no_new_privs unless asked otherwise (CapEff, CapBnd, NoNewPrivs)", async () => {
+      for (const c of cases) await writeFile(path.join(dir, `${c.name}.yaml`), manifest(c.name, c.spec));
+      const r = await apply();
+      assert.equal(r.code, 0, r.stderr);
+      // acetate can only hand out what it has itself: its own bounding set caps a privileged container.
+      const bounding = BigInt(`0x${(await procStatus(process.pid)).CapBnd}`);
+      for (const c of cases) {
+        const got = await get(c.name);
+        assert.ok(got.pid, `${c.name} runs`);
+        const st = await procStatus(got.pid);
+        const want = capMask(c.caps) & bounding;
+        assert.equal(BigInt(`0x${st.CapEff}`), want, `${c.name}: CapEff ${st.CapEff}, want ${want.toString(16)}`);
+        assert.equal(BigInt(`0x${st.CapBnd}`), want, `${c.name}: CapBnd ${st.CapBnd}`);
+        assert.equal(BigInt(`0x${st.CapInh}`), 0n, `${c.name}: CapInh`);
+        assert.equal(st.NoNewPrivs, c.nnp, `${c.name}: NoNewPrivs`);
+      }
+      assert.equal(capMask(DEFAULT_CAPABILITIES), 0xa80425fbn, "the default is Docker's set");
+    });
+
+    it('runs in its own pid, mount, uts, ipc and network namespaces (network: host shares only the network)', async () => {
+      await writeFile(path.join(dir, 'iso.yaml'), manifest('iso', ''));
+      await writeFile(path.join(dir, 'hostnet.yaml'), manifest('hostnet', '  network: host\n'));
+      assert.equal((await apply()).code, 0);
+      for (const [name, shared] of [['iso', []], ['hostnet', ['net']]] as const) {
+        const pid = (await get(name)).pid!;
+        for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
+          const mine = await readlink(`/proc/self/ns/${ns}`);
+          const theirs = await readlink(`/proc/${pid}/ns/${ns}`);
+          if ((shared as readonly string[]).includes(ns)) assert.equal(theirs, mine, `${name}: ${ns} shared`);
+          else assert.notEqual(theirs, mine, `${name}: own ${ns} namespace`);
+        }
+      }
+    });
+  });
+});
