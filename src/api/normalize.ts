@@ -1,5 +1,6 @@
 /** Fills in defaults and parses quantities: a validated manifest becomes a DesiredContainer. */
 import { parseCpu, parseMemory } from './quantity.js';
+import { capabilityName } from './capabilities.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -10,11 +11,6 @@ import {
   type ResourceName,
   type SourceRef,
 } from './types.js';
-
-function capName(c: string): string {
-  const up = c.toUpperCase();
-  return up === 'ALL' || up.startsWith('CAP_') ? up : `CAP_${up}`;
-}
 
 export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   const s = m.spec;
@@ -38,8 +34,8 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
     security: {
       privileged,
       noNewPrivileges: s.securityContext?.noNewPrivileges ?? !privileged,
-      capAdd: (s.securityContext?.capabilities?.add ?? []).map(capName).sort(),
-      capDrop: (s.securityContext?.capabilities?.drop ?? []).map(capName).sort(),
+      capAdd: (s.securityContext?.capabilities?.add ?? []).map(capabilityName).sort(),
+      capDrop: (s.securityContext?.capabilities?.drop ?? []).map(capabilityName).sort(),
     },
   };
   if (s.resources?.cpu !== undefined) spec.resources.cpuMillis = parseCpu(s.resources.cpu);

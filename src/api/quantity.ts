@@ -15,6 +15,7 @@ export class QuantityError extends Error {}
 export function parseMemory(q: string | number): number {
   if (typeof q === 'number') {
     if (!Number.isFinite(q) || q < 0) throw new QuantityError(`'${q}' is not a quantity such as 512Mi`);
+    if (!Number.isSafeInteger(Math.ceil(q))) throw new QuantityError(`'${q}' is too large`);
     return Math.ceil(q);
   }
   const m = MEMORY_PATTERN.exec(q.trim());
@@ -41,6 +42,7 @@ function coresToMillis(cores: string): number {
 export function parseCpu(q: string | number): number {
   if (typeof q === 'number') {
     if (!Number.isFinite(q) || q < 0) throw new QuantityError(`'${q}' is not a CPU quantity such as 500m or 2`);
+    if (!Number.isSafeInteger(Math.ceil(q * 1000))) throw new QuantityError(`'${q}' is too large`);
     return Math.ceil(q * 1000);
   }
   const s = q.trim();

@@ -7,7 +7,8 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { containerSchema } from './crd.js';
 import { API_VERSION, KIND, type ContainerManifest } from './types.js';
-import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory } from './quantity.js';
+import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
+import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import type { PathSegment } from '../sources/files/yaml-documents.js';
 
 export interface ValidationIssue {
@@ -85,10 +86,11 @@ function pointerToPath(pointer: string, data: unknown): PathSegment[] {
   return out;
 }
 
+/** A value as shown in a message: short, and never by serializing a whole structure (alias bombs). */
 function show(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+  if (typeof v === 'string') return v.length > 60 ? `'${v.slice(0, 57)}...'` : `'${v}'`;
+  if (v && typeof v === 'object') return typeName(v);
+  return String(v);
 }
 
 function typeName(v: unknown): string {
@@ -192,6 +194,11 @@ function pickIssues(errors: ErrorObject[], data: unknown): ValidationIssue[] {
   return [...byField.values()];
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> & object {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Rules the schema cannot say. Runs on input the schema may have rejected, so it checks types first. */
 function semanticIssues(m: ContainerManifest): ValidationIssue[] {
   const out: ValidationIssue[] = [];
   const meta = m.metadata as unknown;
@@ -203,19 +210,44 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
   if (namespace !== undefined && (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)))
     out.push(issue(['metadata', 'namespace'], `${show(namespace)} is not a valid namespace: lowercase letters, digits and '-', at most 63 characters`));
   const spec = m.spec;
-  const r = spec.resources;
-  if (r?.memory !== undefined && (typeof r.memory === 'number' || MEMORY_PATTERN.test(r.memory))) {
-    const bytes = parseMemory(r.memory);
-    if (bytes < MIN_MEMORY_BYTES) out.push(issue(['spec', 'resources', 'memory'], `${show(r.memory)} is below the smallest memory limit a container can run with (4Mi)`));
-  }
-  if (r?.cpu !== undefined && (typeof r.cpu === 'number' || CPU_PATTERN.test(r.cpu))) {
-    const millis = parseCpu(r.cpu);
-    if (millis < MIN_CPU_MILLIS) out.push(issue(['spec', 'resources', 'cpu'], `${show(r.cpu)} is below the smallest CPU limit (10m)`));
+  const r = isRecord(spec.resources) ? spec.resources : undefined;
+  const quantity = (field: 'cpu' | 'memory', parse: (q: string | number) => number, pattern: RegExp, min: number, minText: string, what: string) => {
+    const q = r?.[field];
+    if (q === undefined || (typeof q !== 'number' && (typeof q !== 'string' || !pattern.test(q)))) return; // the schema reports it
+    try {
+      if (parse(q) < min) out.push(issue(['spec', 'resources', field], `${show(q)} is below the smallest ${what} a container can run with (${minText})`));
+    } catch (err) {
+      if (!(err instanceof QuantityError)) throw err;
+      out.push(issue(['spec', 'resources', field], err.message));
+    }
+  };
+  quantity('memory', parseMemory, MEMORY_PATTERN, MIN_MEMORY_BYTES, '4Mi', 'memory limit');
+  quantity('cpu', parseCpu, CPU_PATTERN, MIN_CPU_MILLIS, '10m', 'CPU limit');
+  const strings: [PathSegment[], unknown][] = [
+    [['spec', 'workingDir'], spec.workingDir],
+    ...(Array.isArray(spec.command) ? spec.command.map((v, i): [PathSegment[], unknown] => [['spec', 'command', i], v]) : []),
+    ...(Array.isArray(spec.args) ? spec.args.map((v, i): [PathSegment[], unknown] => [['spec', 'args', i], v]) : []),
+    ...(Array.isArray(spec.env) ? spec.env.map((v, i): [PathSegment[], unknown] => [['spec', 'env', i, 'value'], isRecord(v) ? v.value : undefined]) : []),
+  ];
+  for (const [p, v] of strings) if (typeof v === 'string' && v.includes('\0')) out.push(issue(p, 'must not contain a NUL character (a process cannot receive one)'));
+  const caps = isRecord(spec.securityContext) && isRecord(spec.securityContext.capabilities) ? spec.securityContext.capabilities : {};
+  for (const list of ['add', 'drop'] as const) {
+    const names = (caps as Record<string, unknown>)[list];
+    if (!Array.isArray(names)) continue;
+    names.forEach((c, i) => {
+      if (typeof c !== 'string' || !/^(CAP_)?[A-Z_]+$|^ALL$/.test(c)) return; // the schema reports it
+      const name = capabilityName(c);
+      if (name !== 'ALL' && !ALL_CAPABILITIES.includes(name)) {
+        out.push(issue(['spec', 'securityContext', 'capabilities', list, i], `${show(c)} is not a Linux capability this node knows (e.g. NET_ADMIN, SYS_PTRACE)`));
+      }
+    });
   }
   const seen = new Set<string>();
-  (spec.mounts ?? []).forEach((mnt, i) => {
+  (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
+    if (!isRecord(mnt)) return;
     for (const f of ['hostPath', 'containerPath'] as const) {
-      if (typeof mnt[f] === 'string' && mnt[f].split('/').includes('..'))
+      if (typeof mnt[f] === 'string' && mnt[f].includes('\0')) out.push(issue(['spec', 'mounts', i, f], 'must not contain a NUL character'));
+      else if (typeof mnt[f] === 'string' && mnt[f].split('/').includes('..'))
         out.push(issue(['spec', 'mounts', i, f], `${show(mnt[f])} must not contain '..'`));
     }
     if (typeof mnt.containerPath === 'string') {
@@ -226,7 +258,8 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
     }
   });
   const envNames = new Set<string>();
-  (spec.env ?? []).forEach((e, i) => {
+  (Array.isArray(spec.env) ? spec.env : []).forEach((e, i) => {
+    if (!isRecord(e) || typeof e.name !== 'string') return;
     if (envNames.has(e.name)) out.push(issue(['spec', 'env', i, 'name'], `${show(e.name)} is set twice`));
     envNames.add(e.name);
   });

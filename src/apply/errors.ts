@@ -33,8 +33,11 @@ export class SpecError extends Error {
   }
 }
 
+/** Errors of the runtime that say the spec itself cannot run (same spec, same failure). */
+const SPEC_ERROR_NAMES = new Set(['SpecError', 'OciConfigError']);
+
 export function classify(err: unknown): RetryHint {
-  if (err instanceof SpecError) return 'terminal';
+  if (err instanceof Error && SPEC_ERROR_NAMES.has(err.name)) return 'terminal';
   if (err instanceof RuntimeUnavailableError) return 'backoff';
   if (err instanceof NotFoundError) return 'backoff';
   return 'backoff';

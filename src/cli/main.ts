@@ -49,6 +49,8 @@ function splitGlobal(argv: string[]): { stateDir?: string; help: boolean; versio
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Nothing acetate or its children (conmon) write is world-writable, whatever the caller's umask.
+  process.umask(0o022);
   let command: Command | undefined;
   try {
     const g = splitGlobal(argv);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import yaml from 'js-yaml';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import fc from 'fast-check';
 import { validateManifest } from '../../src/api/validate.js';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 import { normalizeManifest } from '../../src/api/normalize.js';
@@ -58,6 +59,26 @@ describe('validateManifest (CRD schema through ajv)', () => {
     assert.deepEqual(issues(base({ mounts: [{ hostPath: 'srv', containerPath: '/x' }] })), ["spec.mounts[0].hostPath: 'srv' is not an absolute path"]);
     assert.match(issues(base({ resources: { memory: '1Ki' } }))[0]!, /below the smallest memory limit/);
     assert.match(issues(base({ resources: { cpu: '1m' } }))[0]!, /below the smallest CPU limit/);
+  });
+
+  it('never throws, whatever the input: every failure is an issue (property)', () => {
+    const specKeys = ['template', 'command', 'args', 'env', 'resources', 'mounts', 'resizePolicy', 'securityContext', 'state', 'network'];
+    const near = fc.record({
+      apiVersion: fc.constant('acetate.dev/v1alpha1'),
+      kind: fc.constant('Container'),
+      metadata: fc.oneof(fc.anything(), fc.record({ name: fc.anything(), namespace: fc.anything() })),
+      spec: fc.oneof(
+        fc.anything(),
+        fc.dictionary(fc.constantFrom(...specKeys), fc.oneof(fc.anything(), fc.array(fc.anything()), fc.dictionary(fc.constantFrom('cpu', 'memory', 'pids', 'name', 'hostPath', 'containerPath'), fc.anything()))),
+      ),
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.anything(), near), (v) => {
+        const r = validateManifest(v);
+        if (!r.ok) for (const i of r.issues) assert.ok(i.message.length > 0 && i.field.length > 0);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('fills defaults and parses quantities when normalizing', () => {

@@ -2,6 +2,7 @@
  * The OCI runtime config (bundle/config.json) of a container, generated from its normalized spec.
  * Pure: every host-dependent input (paths, host rlimit, swap accounting) is passed in.
  */
+import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
 import path from 'node:path';
 import type { NormalizedSpec } from '../../api/types.js';
 import { ociLinuxResources, type OciLinuxResources } from './resources.js';
@@ -34,50 +35,7 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
   'CAP_AUDIT_WRITE',
 ];
 
-/** Every capability of Linux up to 5.9 (what runc 1.1 knows). */
-export const ALL_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_DAC_READ_SEARCH',
-  'CAP_FOWNER',
-  'CAP_FSETID',
-  'CAP_KILL',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETPCAP',
-  'CAP_LINUX_IMMUTABLE',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_NET_BROADCAST',
-  'CAP_NET_ADMIN',
-  'CAP_NET_RAW',
-  'CAP_IPC_LOCK',
-  'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE',
-  'CAP_SYS_RAWIO',
-  'CAP_SYS_CHROOT',
-  'CAP_SYS_PTRACE',
-  'CAP_SYS_PACCT',
-  'CAP_SYS_ADMIN',
-  'CAP_SYS_BOOT',
-  'CAP_SYS_NICE',
-  'CAP_SYS_RESOURCE',
-  'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG',
-  'CAP_MKNOD',
-  'CAP_LEASE',
-  'CAP_AUDIT_WRITE',
-  'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP',
-  'CAP_MAC_OVERRIDE',
-  'CAP_MAC_ADMIN',
-  'CAP_SYSLOG',
-  'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND',
-  'CAP_AUDIT_READ',
-  'CAP_PERFMON',
-  'CAP_BPF',
-  'CAP_CHECKPOINT_RESTORE',
-];
+export { ALL_CAPABILITIES };
 
 /** runc's `runc spec` defaults. */
 export const MASKED_PATHS: readonly string[] = [
@@ -156,9 +114,8 @@ export class OciConfigError extends Error {
 }
 
 function capName(raw: string): string {
-  const up = raw.trim().toUpperCase();
-  if (up === 'ALL') return up;
-  const name = up.startsWith('CAP_') ? up : `CAP_${up}`;
+  const name = capabilityName(raw.trim());
+  if (name === 'ALL') return name;
   if (!ALL_CAPABILITIES.includes(name)) throw new OciConfigError(`unknown capability '${raw}'`);
   return name;
 }

@@ -2,7 +2,7 @@
  * The Runtime on runc + overlayfs + conmon. All state lives in the state dir (see paths.ts); a new
  * acetate process adopts whatever an earlier one left running, since nothing is kept in memory.
  */
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hashOf } from '../../api/hash.js';
 import type { Resources } from '../../api/types.js';
@@ -27,7 +27,7 @@ import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, wa
 import { launchConmon, readExitCode, readPid } from './conmon.js';
 import { readLogMessages } from './logs.js';
 import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
-import { buildOciConfig, type OciConfigInput } from './oci-config.js';
+import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
@@ -248,6 +248,7 @@ export class RuncRuntime implements Runtime {
     const { cp } = t;
     // Fail early: a missing template, or what the OCI config refuses (a mount path with '..'...).
     await this.templates.resolve(req.spec.template);
+    await this.refuseStateDirMounts(req.spec.mounts);
     const specHash = hashOf(req.spec);
     buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash }, cp));
     await this.locks.run(t.key, async () => {
@@ -303,6 +304,22 @@ export class RuncRuntime implements Runtime {
     });
   }
 
+  /**
+   * A container must never see acetate's own state dir: with it, it could rewrite other
+   * containers' records and OCI configs (e.g. make one privileged at its next start).
+   */
+  private async refuseStateDirMounts(mounts: readonly { hostPath: string }[]): Promise<void> {
+    const state = path.resolve(this.opts.stateDir);
+    const states = [state, await realpath(state).catch(() => state)];
+    for (const m of mounts) {
+      const host = path.resolve(path.join(this.templates.hostRoot, m.hostPath));
+      const real = await realpath(host).catch(() => host);
+      if ([host, real].some((p) => states.some((s) => p === s || p.startsWith(`${s}/`)))) {
+        throw new OciConfigError(`mount hostPath '${m.hostPath}' is inside acetate's state dir ${state}: refused`);
+      }
+    }
+  }
+
   private scrub(t: Target, runc: RuncCli, scan: boolean): Promise<void> {
     return scrubContainer({ id: t.id, cp: t.cp, runc, cgroupRoot: this.cgroupRoot, scan }, this.waiter);
   }
@@ -315,6 +332,7 @@ export class RuncRuntime implements Runtime {
       await mkdir(d, { recursive: true, mode: 0o700 });
     }
     const lower = await this.templates.resolve(record.spec.template);
+    await this.refuseStateDirMounts(record.spec.mounts);
     await mountOverlay({ lower, upper: cp.upper, work: cp.work, target: cp.rootfs });
     const config = buildOciConfig(await this.ociConfigInput(record, cp));
     await writeFile(cp.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });

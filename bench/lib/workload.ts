@@ -1,0 +1,78 @@
+/**
+ * The benchmark's containers: `sleep` on the host template with small limits, as acetate manifests
+ * and as the equivalent OCI config for the bare loop (built by acetate's own config builder, so both
+ * run exactly the same container).
+ */
+import { mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { normalizeManifest } from '../../src/api/normalize.js';
+import type { ContainerManifest } from '../../src/api/types.js';
+import { buildOciConfig } from '../../src/runtime/runc/oci-config.js';
+import { hasSwapAccounting } from '../../src/runtime/runc/cgroups.js';
+import { hostNofileHard, readBoundingCapabilities } from '../../src/runtime/runc/procfs.js';
+
+export function containerYaml(name: string, memoryMi = 32): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  template: host
+  command: ["/bin/sleep", "1000000"]
+  terminationGracePeriodSeconds: 0
+  resources: { cpu: 100m, memory: ${memoryMi}Mi, pids: 16 }
+`;
+}
+
+export const nameOf = (i: number): string => `b${String(i).padStart(4, '0')}`;
+
+/** N containers in one file: creating them all is one manifest change. */
+export async function writeOneFile(dir: string, n: number): Promise<string> {
+  const file = path.join(dir, 'containers.yaml');
+  const docs = Array.from({ length: n }, (_, i) => containerYaml(nameOf(i)));
+  await writeFile(file, docs.join('---\n'));
+  return file;
+}
+
+/** One file per container (so that editing one file changes one container). */
+export async function writeFilePerContainer(dir: string, n: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < n; i++) await writeFile(path.join(dir, `${nameOf(i)}.yaml`), containerYaml(nameOf(i)));
+}
+
+/** What an editor does on save: write a temp file, rename it over the old one. */
+export async function saveAtomically(file: string, content: string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.swp`);
+  await writeFile(tmp, content);
+  await rename(tmp, file);
+}
+
+/**
+ * The OCI config the bare loop uses: acetate's own config for the same container, with @ROOTFS@
+ * and @ID@ placeholders and the baseline's own cgroup parent.
+ */
+export async function baselineConfigTemplate(workRoot: string): Promise<{ file: string; cgroupParent: string }> {
+  const manifest = yaml.load(containerYaml('placeholder')) as ContainerManifest;
+  const d = normalizeManifest(manifest, { kind: 'file', file: '/bench', line: 1 });
+  const cgroupParent = `acetate-bench-base-${path.basename(workRoot).replace(/[^a-zA-Z0-9]/g, '')}`;
+  const config = buildOciConfig({
+    namespace: 'default',
+    name: 'placeholder',
+    spec: { ...d.spec, hostname: 'ID_PLACEHOLDER' },
+    specHash: 'baseline',
+    rootfsPath: '/ROOTFS_PLACEHOLDER',
+    cgroupsPath: `/${cgroupParent}/ID_PLACEHOLDER`,
+    hostNofileHard: await hostNofileHard(),
+    swapAccounting: await hasSwapAccounting(),
+    boundingCapabilities: await readBoundingCapabilities(),
+  });
+  const text = JSON.stringify(config, null, 2).replace(/\/ROOTFS_PLACEHOLDER/g, '@ROOTFS@').replace(/ID_PLACEHOLDER|placeholder/g, '@ID@');
+  const file = path.join(workRoot, 'config.template.json');
+  await writeFile(file, text);
+  return { file, cgroupParent };
+}
+
+export async function tmpDir(prefix: string): Promise<string> {
+  return mkdtemp(path.join('/tmp', prefix));
+}

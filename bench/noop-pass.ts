@@ -1,0 +1,85 @@
+/**
+ * Benchmark 2's worker: repeated no-op reconcile passes (nothing changed) as `acetate apply` and
+ * the loop's relist do them: load the manifest directory, list the runtime's containers, plan.
+ * Prints JSON: per pass, the process's CPU time (process.cpuUsage) and wall time per stage, and
+ * the CPU of the `runc list` child. Run by bench/run.ts (also under --cpu-prof).
+ *
+ * Usage: node dist/bench/noop-pass.js STATE_DIR MANIFEST_DIR PASSES [WARMUP]
+ */
+import { readFile } from 'node:fs/promises';
+import { loadManifestDir } from '../src/sources/files/load.js';
+import { plan } from '../src/plan/plan.js';
+import { RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
+import { TemplateStore } from '../src/runtime/templates.js';
+
+export interface PassSample {
+  cpuMs: number;
+  wallMs: number;
+  loadCpuMs: number;
+  listCpuMs: number;
+  planCpuMs: number;
+  loadWallMs: number;
+  listWallMs: number;
+  planWallMs: number;
+  /** CPU of children reaped during the pass (`runc list`), from /proc/self/stat cutime+cstime. */
+  childCpuMs: number;
+  actions: number;
+  unchanged: number;
+}
+
+async function childrenCpuMs(): Promise<number> {
+  const text = await readFile('/proc/self/stat', 'utf8');
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[13]) + Number(rest[14])) * 10;
+}
+
+const cpu = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
+
+async function pass(runtime: RuncRuntime, dir: string): Promise<PassSample> {
+  const ch0 = await childrenCpuMs();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const snapshot = await loadManifestDir(dir);
+  const c1 = process.cpuUsage(c0);
+  const t1 = performance.now();
+  const list = await runtime.list();
+  const c2 = process.cpuUsage(c0);
+  const t2 = performance.now();
+  const p = plan({
+    desired: snapshot.containers,
+    actual: new Map(list.map((c) => [c.key, c])),
+    protectedKeys: snapshot.protectedKeys,
+    failingOrigins: snapshot.failingOrigins,
+    complete: snapshot.complete,
+    incompleteReason: snapshot.incompleteReason,
+  });
+  const c3 = process.cpuUsage(c0);
+  const t3 = performance.now();
+  const ch1 = await childrenCpuMs();
+  return {
+    cpuMs: cpu(c3),
+    wallMs: t3 - t0,
+    loadCpuMs: cpu(c1),
+    listCpuMs: cpu(c2) - cpu(c1),
+    planCpuMs: cpu(c3) - cpu(c2),
+    loadWallMs: t1 - t0,
+    listWallMs: t2 - t1,
+    planWallMs: t3 - t2,
+    childCpuMs: ch1 - ch0,
+    actions: p.actions.length,
+    unchanged: p.unchanged.length,
+  };
+}
+
+async function main(): Promise<void> {
+  const [stateDir, dir, passesText, warmupText] = process.argv.slice(2);
+  if (!stateDir || !dir) throw new Error('usage: noop-pass.js STATE_DIR MANIFEST_DIR PASSES [WARMUP]');
+  const runtime = new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }) });
+  const warmup = Number(warmupText ?? 2);
+  for (let i = 0; i < warmup; i++) await pass(runtime, dir);
+  const samples: PassSample[] = [];
+  for (let i = 0; i < Number(passesText ?? 10); i++) samples.push(await pass(runtime, dir));
+  process.stdout.write(`${JSON.stringify(samples)}\n`);
+}
+
+await main();

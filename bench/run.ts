@@ -1,0 +1,683 @@
+/**
+ * acetate's benchmarks against the physical limit (`npm run bench`; `-- --quick` for a fast run).
+ *
+ *   1. create N containers from one manifest change until all run: acetate apply (concurrency 1
+ *      and 8) vs a bare shell loop (overlay mount + `runc run -d` per container, bench/baseline)
+ *   2. a no-op reconcile pass (load + list + plan) over 100 and 1000 running containers: CPU time
+ *   3. latency from saving a file that changes memory to the new limit in the cgroup (acetate run)
+ *   4. destroy N containers: acetate vs the bare loop
+ *   5. acetate run's RSS with 0, 100 and 1000 containers; per-container overhead on the node
+ *
+ * Medians over repetitions; ratios to the bare loop. Results: bench/results/results.{md,json},
+ * chart.svg. Everything created is removed, also on failure or Ctrl-C.
+ *
+ * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
+ *          --only create,noop,latency,rss (default all)   --out DIR (default bench/results)
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { instancePaths } from '../src/runtime/runc/paths.js';
+import { cleanupStateDir, snapshotLeaks } from '../test/support/leaks.js';
+import { renderChart, type Panel } from './lib/chart.js';
+import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
+import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
+import { CpuGroup, duBytes, findProcs, machine, measure, procCpuMs, pssBytes, vmRssBytes, type Measured } from './lib/sys.js';
+import { baselineConfigTemplate, containerYaml, nameOf, saveAtomically, tmpDir, writeFilePerContainer, writeOneFile } from './lib/workload.js';
+import type { PassSample } from './noop-pass.js';
+
+// ------------------------------------------------------------------ configuration
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick') || process.env.ACETATE_BENCH_QUICK === '1';
+const onlyArg = argv.find((a) => a.startsWith('--only'))?.split('=')[1] ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined);
+const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss').split(','));
+const OUT = path.resolve(argv.includes('--out') ? argv[argv.indexOf('--out') + 1]! : path.join(PACKAGE_ROOT, 'bench', 'results'));
+
+const CFG = QUICK
+  ? { sizes: [10, 50], reps: { 10: 3, 50: 2 } as Record<number, number>, concurrencies: [1, 8], big: 200, mid: 50, edits: 20, noopPasses: 5, rssWindowS: 12, resync: '5s' }
+  : { sizes: [10, 100, 500], reps: { 10: 5, 100: 3, 500: 2 } as Record<number, number>, concurrencies: [1, 8], big: 1000, mid: 100, edits: 50, noopPasses: 10, rssWindowS: 31, resync: '10s' };
+
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CPU_REPORT = path.join(PACKAGE_ROOT, 'dist', 'bench', 'lib', 'cpu-report.js');
+const NOOP = path.join(PACKAGE_ROOT, 'dist', 'bench', 'noop-pass.js');
+const BASELINE = path.join(PACKAGE_ROOT, 'bench', 'baseline');
+
+const log = (m: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
+
+// ------------------------------------------------------------------ cleanup, whatever happens
+
+const cleanups: (() => Promise<void>)[] = [];
+function onCleanup(fn: () => Promise<void>): () => Promise<void> {
+  let done = false;
+  const once = async (): Promise<void> => {
+    if (done) return;
+    done = true;
+    const i = cleanups.indexOf(once);
+    if (i >= 0) cleanups.splice(i, 1);
+    await fn().catch((err: unknown) => console.error(`cleanup failed: ${(err as Error).message}`));
+  };
+  cleanups.push(once);
+  return once;
+}
+async function cleanupAll(): Promise<void> {
+  for (const fn of [...cleanups].reverse()) await fn();
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: cleaning up`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+// ------------------------------------------------------------------ acetate and the bare loop
+
+const cpuGroup = new CpuGroup(`acetate-bench-${process.pid}`);
+
+interface Instance {
+  stateDir: string;
+  dir: string;
+  cleanup: () => Promise<void>;
+}
+
+async function newInstance(): Promise<Instance> {
+  const stateDir = await tmpDir('acetate-bench-s-');
+  const dir = await tmpDir('acetate-bench-m-');
+  const cleanup = onCleanup(async () => {
+    await cleanupStateDir(stateDir);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { stateDir, dir, cleanup };
+}
+
+function acetate(inst: Instance, args: string[], extraNode: string[] = []): Promise<Measured> {
+  const cpuFile = path.join(inst.dir, '..', `${path.basename(inst.dir)}.cpu.json`);
+  return measure(process.execPath, [...extraNode, '--import', CPU_REPORT, CLI, '--state-dir', inst.stateDir, ...args], {
+    group: cpuGroup,
+    cpuFile,
+    env: { ACETATE_BENCH_CPU_FILE: cpuFile },
+    timeoutMs: 3_600_000,
+  }).finally(() => rm(cpuFile, { force: true }));
+}
+
+async function listJson(inst: Instance): Promise<{ name: string; phase: string; pid?: number }[]> {
+  const r = await measure(process.execPath, [CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json']);
+  if (r.code !== 0) throw new Error(`acetate get failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { items: { name: string; phase: string; pid?: number }[] }).items;
+}
+
+function check(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(what);
+}
+
+interface Baseline {
+  work: string;
+  template: string;
+  cleanup: () => Promise<void>;
+}
+
+async function newBaseline(): Promise<Baseline> {
+  const root = await tmpDir('acetate-bench-b-');
+  const { file } = await baselineConfigTemplate(root);
+  const work = path.join(root, 'w');
+  const cleanup = onCleanup(async () => {
+    await measure('bash', [path.join(BASELINE, 'cleanup.sh'), work, file]);
+    await rm(root, { recursive: true, force: true });
+  });
+  return { work, template: file, cleanup };
+}
+
+async function runcCount(root: string): Promise<number> {
+  const r = await measure('runc', ['--root', root, 'list', '--format', 'json']);
+  return ((JSON.parse(r.stdout.trim() || 'null') as { status: string }[] | null) ?? []).filter((s) => s.status === 'running').length;
+}
+
+// ------------------------------------------------------------------ results
+
+interface OpRow {
+  op: 'create' | 'destroy';
+  n: number;
+  variant: string;
+  samplesMs: number[];
+  medianMs: number;
+  /** CPU (ms) per container of the command and everything it started, median. */
+  cpuPerContainerMs: number;
+  /** acetate only: the node process's own CPU per container. */
+  ownCpuPerContainerMs?: number;
+  ratio?: number;
+}
+
+interface NoopRow {
+  n: number;
+  passes: number;
+  cpuMs: number;
+  cpuP90Ms: number;
+  wallMs: number;
+  loadCpuMs: number;
+  listCpuMs: number;
+  planCpuMs: number;
+  runcListCpuMs: number;
+  runcListWallMs: number;
+}
+
+interface Results {
+  startedAt: string;
+  durationS: number;
+  mode: 'full' | 'quick';
+  machine: ReturnType<typeof machine> & { runc: string; conmon: string };
+  ops: OpRow[];
+  noop: NoopRow[];
+  loop: { n: number; windowS: number; resync: string; cpuMsPerSecond: number; cpuMsPerResync: number; rssBytes: number }[];
+  latency?: { n: number; edits: number; p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; failures: number; detectMs: number; runcUpdateMs: number; samplesMs: number[] };
+  rss: { n: number; medianBytes: number; maxBytes: number }[];
+  overhead?: { n: number; conmonRssBytes: number; conmonPssBytes: number; initRssBytes: number; initPssBytes: number; privateAreaBytes: number; containerDirBytes: number; createAt8Ms: number };
+  profiles: Record<string, ProfileSummary>;
+  notRun: string[];
+}
+
+const results: Results = {
+  startedAt: new Date().toISOString(),
+  durationS: 0,
+  mode: QUICK ? 'quick' : 'full',
+  machine: { ...machine(), runc: '', conmon: '' },
+  ops: [],
+  noop: [],
+  loop: [],
+  rss: [],
+  profiles: {},
+  notRun: [],
+};
+
+// ------------------------------------------------------------------ 1 + 4: create and destroy N
+
+async function opsBenchmark(): Promise<void> {
+  for (const n of CFG.sizes) {
+    const reps = CFG.reps[n] ?? 2;
+    const rows = new Map<string, { create: Measured[]; destroy: Measured[]; cpuC: number[]; cpuD: number[]; ownC: number[]; ownD: number[] }>();
+    const row = (v: string) => rows.get(v) ?? rows.set(v, { create: [], destroy: [], cpuC: [], cpuD: [], ownC: [], ownD: [] }).get(v)!;
+    for (let rep = 1; rep <= reps; rep++) {
+      // bare loop
+      {
+        const b = await newBaseline();
+        try {
+          const c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: cpuGroup });
+          check(c.code === 0, `baseline create failed: ${c.stderr}`);
+          check((await runcCount(path.join(b.work, 'runc'))) === n, 'baseline: not all running');
+          const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { group: cpuGroup });
+          check(d.code === 0, `baseline destroy failed: ${d.stderr}`);
+          check(!existsSync(path.join(b.work, 'c')) || (await readdir(path.join(b.work, 'c'))).length === 0, 'baseline: destroy left containers');
+          const r = row('bare loop');
+          r.create.push(c);
+          r.destroy.push(d);
+          r.cpuC.push(c.cpuMs / n);
+          r.cpuD.push(d.cpuMs / n);
+          log(`N=${n} rep ${rep}: bare loop create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);
+        } finally {
+          await b.cleanup();
+        }
+      }
+      for (const conc of CFG.concurrencies) {
+        const inst = await newInstance();
+        try {
+          await writeOneFile(inst.dir, n);
+          const c = await acetate(inst, ['apply', '-f', inst.dir, '--concurrency', String(conc)]);
+          check(c.code === 0, `acetate apply failed: ${c.stderr}\n${c.stdout.slice(-2000)}`);
+          const got = await listJson(inst);
+          check(got.length === n && got.every((x) => x.phase === 'Running'), `acetate: ${got.filter((x) => x.phase === 'Running').length}/${n} running`);
+          await rm(path.join(inst.dir, 'containers.yaml'));
+          const d = await acetate(inst, ['apply', '-f', inst.dir, '--allow-empty', '--concurrency', String(conc)]);
+          check(d.code === 0, `acetate destroy failed: ${d.stderr}`);
+          const leaks = await snapshotLeaks(inst.stateDir);
+          check(leaks.mounts.length + leaks.runcStates.length + leaks.containerDirs.length === 0, `acetate destroy left ${JSON.stringify(leaks)}`);
+          const r = row(`acetate c${conc}`);
+          r.create.push(c);
+          r.destroy.push(d);
+          r.cpuC.push(c.cpuMs / n);
+          r.cpuD.push(d.cpuMs / n);
+          r.ownC.push((c.ownCpuMs ?? NaN) / n);
+          r.ownD.push((d.ownCpuMs ?? NaN) / n);
+          log(`N=${n} rep ${rep}: acetate c${conc} create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);
+        } finally {
+          await inst.cleanup();
+        }
+      }
+    }
+    const base = rows.get('bare loop')!;
+    for (const [variant, r] of rows) {
+      for (const op of ['create', 'destroy'] as const) {
+        const samples = r[op].map((m) => round(m.wallMs));
+        const own = op === 'create' ? r.ownC : r.ownD;
+        const out: OpRow = {
+          op,
+          n,
+          variant,
+          samplesMs: samples,
+          medianMs: median(samples),
+          cpuPerContainerMs: round(median(op === 'create' ? r.cpuC : r.cpuD), 1),
+          ...(own.length ? { ownCpuPerContainerMs: round(median(own), 1) } : {}),
+        };
+        out.ratio = round(out.medianMs / median(base[op].map((m) => m.wallMs)), 2);
+        results.ops.push(out);
+      }
+    }
+  }
+}
+
+/** Where acetate apply's CPU goes, creating mid-size N at concurrency 8 (V8 profile). */
+async function createProfile(n: number): Promise<void> {
+  const inst = await newInstance();
+  const profDir = await tmpDir('acetate-bench-prof-');
+  try {
+    await writeOneFile(inst.dir, n);
+    const c = await acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '8'], ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    check(c.code === 0, c.stderr);
+    const prof = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
+    if (prof) results.profiles[`create ${n} (acetate apply, concurrency 8)`] = await summarizeProfile(path.join(profDir, prof));
+  } finally {
+    await inst.cleanup();
+    await rm(profDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------ 2: no-op pass
+
+async function noopPass(inst: Instance, n: number, profile: boolean): Promise<void> {
+  const r = await measure(process.execPath, [NOOP, inst.stateDir, inst.dir, String(CFG.noopPasses)], { timeoutMs: 600_000 });
+  check(r.code === 0, `noop-pass failed: ${r.stderr}`);
+  const samples = JSON.parse(r.stdout) as PassSample[];
+  check(samples.every((s) => s.actions === 0 && s.unchanged === n), `the no-op pass is not a no-op: ${JSON.stringify(samples[0])}`);
+  const m = (f: (s: PassSample) => number) => round(median(samples.map(f)), 1);
+  results.noop.push({
+    n,
+    passes: samples.length,
+    cpuMs: m((s) => s.cpuMs),
+    cpuP90Ms: round(quantile(samples.map((s) => s.cpuMs), 0.9), 1),
+    wallMs: m((s) => s.wallMs),
+    loadCpuMs: m((s) => s.loadCpuMs),
+    listCpuMs: m((s) => s.listCpuMs),
+    planCpuMs: m((s) => s.planCpuMs),
+    runcListCpuMs: m((s) => s.childCpuMs),
+    runcListWallMs: m((s) => s.listWallMs),
+  });
+  log(`no-op pass over ${n}: ${m((s) => s.cpuMs)} ms CPU (load ${m((s) => s.loadCpuMs)}, list ${m((s) => s.listCpuMs)}, plan ${m((s) => s.planCpuMs)}), ${m((s) => s.wallMs)} ms wall`);
+  if (profile) {
+    const profDir = await tmpDir('acetate-bench-prof-');
+    try {
+      const p = await measure(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(CFG.noopPasses)]);
+      check(p.code === 0, p.stderr);
+      const prof = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
+      if (prof) results.profiles[`no-op pass over ${n} (${CFG.noopPasses + 2} passes)`] = await summarizeProfile(path.join(profDir, prof));
+    } finally {
+      await rm(profDir, { recursive: true, force: true });
+    }
+  }
+}
+
+// ------------------------------------------------------------------ acetate run: RSS, loop CPU, latency
+
+interface Loop {
+  pid: number;
+  out: () => string;
+  stop: () => Promise<void>;
+}
+
+async function startLoop(inst: Instance, extra: string[] = []): Promise<Loop> {
+  const child = spawn(process.execPath, [CLI, '--state-dir', inst.stateDir, 'run', '-f', inst.dir, '--metrics-addr', '0', '--log-format', 'json', '--concurrency', '8', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<void>((r) => child.on('close', () => r()));
+  const stop = onCleanup(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(t);
+    }
+  });
+  const deadline = Date.now() + 600_000;
+  while (!out.includes('ready: first sync done')) {
+    if (child.exitCode !== null) throw new Error(`acetate run exited: ${out.slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error('acetate run not ready after 10 min');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { pid: child.pid!, out: () => out, stop };
+}
+
+/** RSS samples of acetate run over a window, and its CPU (own + reaped runc children) per second. */
+async function loopWindow(inst: Instance, n: number): Promise<void> {
+  const loop = await startLoop(inst, ['--resync', CFG.resync]);
+  try {
+    const rss: number[] = [];
+    const cpu0 = await procCpuMs(loop.pid);
+    const t0 = performance.now();
+    while (performance.now() - t0 < CFG.rssWindowS * 1000) {
+      rss.push(await vmRssBytes(loop.pid));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const cpuMs = (await procCpuMs(loop.pid)) - cpu0;
+    const seconds = (performance.now() - t0) / 1000;
+    const resyncS = Number(CFG.resync.replace('s', ''));
+    results.rss.push({ n, medianBytes: median(rss), maxBytes: Math.max(...rss) });
+    results.loop.push({ n, windowS: round(seconds, 1), resync: CFG.resync, cpuMsPerSecond: round(cpuMs / seconds, 1), cpuMsPerResync: round((cpuMs / seconds) * resyncS), rssBytes: median(rss) });
+    log(`acetate run with ${n} containers: RSS ${fmtMiB(median(rss))} (max ${fmtMiB(Math.max(...rss))}), CPU ${round(cpuMs / seconds, 1)} ms/s with --resync ${CFG.resync}`);
+  } finally {
+    await loop.stop();
+  }
+}
+
+/** 3: save a file changing memory; time until memory.limit_in_bytes shows it (polled every ~1 ms). */
+async function latencyBenchmark(inst: Instance, n: number): Promise<void> {
+  const loop = await startLoop(inst);
+  const ip = instancePaths(inst.stateDir);
+  const samples: number[] = [];
+  const detect: number[] = [];
+  const update: number[] = [];
+  let failures = 0;
+  try {
+    for (let e = 0; e < CFG.edits; e++) {
+      const i = (e * 7919) % n;
+      const name = nameOf(i);
+      const memoryMi = e % 2 === 0 ? 48 : 40;
+      const limitFile = `/sys/fs/cgroup/memory${ip.cgroupParent}/default_${name}/memory.limit_in_bytes`;
+      const want = String(memoryMi * 2 ** 20);
+      const logOffset = loop.out().length;
+      const wall0 = Date.now();
+      const t0 = performance.now();
+      await saveAtomically(path.join(inst.dir, `${name}.yaml`), containerYaml(name, memoryMi));
+      let seen = NaN;
+      while (performance.now() - t0 < 10_000) {
+        if ((await readFile(limitFile, 'utf8').catch(() => '')).trim() === want) {
+          seen = performance.now() - t0;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      if (Number.isNaN(seen)) failures++;
+      else samples.push(seen);
+      // The loop's own account: when the resize action started and how long runc update took.
+      const line = loop
+        .out()
+        .slice(logOffset)
+        .split('\n')
+        .find((l) => l.includes(`"container":"default/${name}"`) && l.includes('"action":"resize"'));
+      if (line) {
+        const rec = JSON.parse(line) as { timestamp: string; durationMs: number };
+        const end = Date.parse(rec.timestamp);
+        detect.push(end - rec.durationMs - wall0);
+        update.push(rec.durationMs);
+      }
+      // Let the loop go quiet before the next edit (edits must not overlap).
+      await new Promise((r) => setTimeout(r, 150 + (e % 5) * 37));
+    }
+  } finally {
+    await loop.stop();
+  }
+  results.latency = {
+    n,
+    edits: CFG.edits,
+    p50Ms: round(quantile(samples, 0.5), 1),
+    p90Ms: round(quantile(samples, 0.9), 1),
+    p99Ms: round(quantile(samples, 0.99), 1),
+    maxMs: round(Math.max(...samples), 1),
+    failures,
+    detectMs: round(median(detect), 1),
+    runcUpdateMs: round(median(update), 1),
+    samplesMs: samples.map((s) => round(s, 1)),
+  };
+  log(`latency file save → cgroup limit (${n} containers, ${CFG.edits} edits): p50 ${fmtMs(results.latency.p50Ms)}, p99 ${fmtMs(results.latency.p99Ms)}, ${failures} not seen within 10 s`);
+}
+
+/** 5b: what one more container costs the node. */
+async function overhead(inst: Instance, n: number, createAt8Ms: number): Promise<void> {
+  const conmons = (await findProcs('conmon', inst.stateDir)).slice(0, 50);
+  const inits: number[] = [];
+  for (const c of (await listJson(inst)).slice(0, 50)) if (c.pid) inits.push(c.pid);
+  const ip = instancePaths(inst.stateDir);
+  // A fresh private area: a container created just now, before it wrote anything.
+  const fresh = path.join(inst.dir, 'fresh.yaml');
+  await writeFile(fresh, containerYaml('fresh'));
+  const r = await measure(process.execPath, [CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir]);
+  check(r.code === 0, r.stderr);
+  const cdir = path.join(ip.containersDir, 'default_fresh');
+  const privateAreaBytes = (await duBytes(path.join(cdir, 'upper'))) + (await duBytes(path.join(cdir, 'work')));
+  const containerDirBytes = Number((await measure('du', ['-s', '-x', '--block-size=1', cdir])).stdout.split(/\s+/)[0]);
+  await rm(fresh);
+  const d = await measure(process.execPath, [CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir]);
+  check(d.code === 0, d.stderr);
+  const rss = await Promise.all(conmons.map(vmRssBytes));
+  const pss = await Promise.all(conmons.map(pssBytes));
+  results.overhead = {
+    n,
+    conmonRssBytes: median(rss),
+    conmonPssBytes: median(pss),
+    initRssBytes: median(await Promise.all(inits.map(vmRssBytes))),
+    initPssBytes: median(await Promise.all(inits.map(pssBytes))),
+    privateAreaBytes,
+    containerDirBytes,
+    createAt8Ms: round(createAt8Ms),
+  };
+  log(`per container: conmon RSS ${fmtKiB(median(rss))} (PSS ${fmtKiB(median(pss))}), private area ${fmtKiB(privateAreaBytes)}, container dir ${fmtKiB(containerDirBytes)}`);
+}
+
+async function loopBenchmarks(): Promise<void> {
+  const runExists = existsSync(path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'commands', 'run.js'));
+  if (!runExists) results.notRun.push('latency and RSS under `acetate run`: the run command is not built');
+  const inst = await newInstance();
+  try {
+    // 1000 (or 200 in quick mode) running containers, one file each.
+    await writeFilePerContainer(inst.dir, CFG.big);
+    const c = await acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '8']);
+    check(c.code === 0, `creating ${CFG.big} failed: ${c.stderr}`);
+    log(`created ${CFG.big} containers in ${fmtMs(c.wallMs)} (concurrency 8)`);
+    if (ONLY.has('rss')) await overhead(inst, CFG.big, c.wallMs);
+    if (ONLY.has('noop')) await noopPass(inst, CFG.big, true);
+    if (runExists && ONLY.has('rss')) await loopWindow(inst, CFG.big);
+    // Down to 100 (or 50).
+    for (let i = CFG.mid; i < CFG.big; i++) await rm(path.join(inst.dir, `${nameOf(i)}.yaml`));
+    const d = await acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '8']);
+    check(d.code === 0, d.stderr);
+    if (ONLY.has('noop')) await noopPass(inst, CFG.mid, true);
+    if (runExists && ONLY.has('rss')) await loopWindow(inst, CFG.mid);
+    if (runExists && ONLY.has('latency')) await latencyBenchmark(inst, CFG.mid);
+    // Nothing left.
+    for (let i = 0; i < CFG.mid; i++) await rm(path.join(inst.dir, `${nameOf(i)}.yaml`));
+    const z = await acetate(inst, ['apply', '-f', inst.dir, '--allow-empty', '--concurrency', '8']);
+    check(z.code === 0, z.stderr);
+    if (runExists && ONLY.has('rss')) await loopWindow(inst, 0);
+  } finally {
+    await inst.cleanup();
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+function targetRows(): { what: string; target: string; measured: string; met: boolean | undefined }[] {
+  const rows: { what: string; target: string; measured: string; met: boolean | undefined }[] = [];
+  const op = (o: string, n: number, v: string) => results.ops.find((r) => r.op === o && r.n === n && r.variant === v);
+  const n100 = CFG.sizes.includes(100) ? 100 : CFG.sizes[CFG.sizes.length - 1]!;
+  const c1 = op('create', n100, 'acetate c1');
+  const c8 = op('create', n100, 'acetate c8');
+  if (c1) rows.push({ what: `create ${n100}, concurrency 1 vs bare loop`, target: '≤ 1.2×', measured: fmtRatio(c1.ratio!), met: c1.ratio! <= 1.2 });
+  if (c8) rows.push({ what: `create ${n100}, concurrency 8 vs bare loop`, target: '< 1×', measured: fmtRatio(c8.ratio!), met: c8.ratio! < 1 });
+  const big = results.noop.find((r) => r.n === CFG.big);
+  const mid = results.noop.find((r) => r.n === CFG.mid);
+  if (big) rows.push({ what: `no-op pass CPU, ${CFG.big} containers`, target: '< 100 ms', measured: fmtMs(big.cpuMs), met: big.cpuMs < 100 });
+  if (big && mid) {
+    const growth = big.cpuMs / mid.cpuMs;
+    rows.push({ what: `no-op pass growth ${CFG.mid} → ${CFG.big} (${CFG.big / CFG.mid}× containers)`, target: `≈ ${CFG.big / CFG.mid}× (linear) or less`, measured: fmtRatio(growth), met: growth <= (CFG.big / CFG.mid) * 1.25 });
+  }
+  if (results.latency) {
+    rows.push({ what: 'save → limit in cgroup, p50', target: '< 150 ms', measured: fmtMs(results.latency.p50Ms), met: results.latency.p50Ms < 150 && results.latency.failures === 0 });
+    rows.push({ what: 'save → limit in cgroup, p99', target: '< 500 ms', measured: fmtMs(results.latency.p99Ms), met: results.latency.p99Ms < 500 && results.latency.failures === 0 });
+  }
+  const rssBig = results.rss.find((r) => r.n === CFG.big);
+  if (rssBig) rows.push({ what: `acetate run RSS, ${CFG.big} containers`, target: '< 100 MB', measured: fmtMiB(rssBig.medianBytes), met: rssBig.medianBytes < 100e6 });
+  return rows;
+}
+
+function markdown(): string {
+  const L: string[] = [];
+  const m = results.machine;
+  L.push(`# acetate benchmark results (${results.mode})`, '');
+  L.push(`${results.startedAt.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · Linux ${m.kernel} · Node ${m.node} · ${m.runc} · ${m.conmon} · took ${Math.round(results.durationS / 60)} min`, '');
+  L.push('How to read this: docs/benchmarks.md. Times are medians over repetitions; ratios are to the bare loop (< 1 is faster than it).', '');
+  L.push('## Targets', '', '| what | target | measured | |', '| --- | --- | --- | --- |');
+  for (const t of targetRows()) L.push(`| ${t.what} | ${t.target} | ${t.measured} | ${t.met === undefined ? '' : t.met ? 'met' : '**not met**'} |`);
+  L.push('');
+  if (results.ops.length) {
+    for (const op of ['create', 'destroy'] as const) {
+      L.push(`## ${op === 'create' ? '1. Create N containers until all run' : '4. Destroy N containers'}`, '');
+      L.push('| N | variant | reps | median | × bare loop | per container | CPU per container (all processes) | acetate process CPU per container |', '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+      for (const r of results.ops.filter((x) => x.op === op)) {
+        L.push(`| ${r.n} | ${r.variant} | ${r.samplesMs.length} | ${fmtMs(r.medianMs)} | ${fmtRatio(r.ratio!)} | ${fmtMs(r.medianMs / r.n)} | ${fmtMs(r.cpuPerContainerMs)} | ${r.ownCpuPerContainerMs !== undefined ? fmtMs(r.ownCpuPerContainerMs) : '–'} |`);
+      }
+      L.push('');
+    }
+  }
+  if (results.noop.length) {
+    L.push('## 2. No-op reconcile pass (load + list + plan, nothing to do)', '');
+    L.push('| containers | passes | CPU (median) | CPU p90 | load | list | plan | wall | `runc list` child CPU | `runc list` wall |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of results.noop) L.push(`| ${r.n} | ${r.passes} | ${fmtMs(r.cpuMs)} | ${fmtMs(r.cpuP90Ms)} | ${fmtMs(r.loadCpuMs)} | ${fmtMs(r.listCpuMs)} | ${fmtMs(r.planCpuMs)} | ${fmtMs(r.wallMs)} | ${fmtMs(r.runcListCpuMs)} | ${fmtMs(r.runcListWallMs)} |`);
+    L.push('');
+  }
+  if (results.loop.length) {
+    L.push('### The same under `acetate run` (steady state, nothing changing)', '');
+    L.push('| containers | window | --resync | CPU of acetate run + its runc calls | per resync period |', '| ---: | ---: | --- | ---: | ---: |');
+    for (const r of results.loop) L.push(`| ${r.n} | ${r.windowS} s | ${r.resync} | ${r.cpuMsPerSecond} ms/s | ${fmtMs(r.cpuMsPerResync)} |`);
+    L.push('');
+  }
+  if (results.latency) {
+    const l = results.latency;
+    L.push(`## 3. Save a file → new memory limit in the cgroup (acetate run, ${l.n} containers)`, '');
+    L.push('| edits | p50 | p90 | p99 | max | not seen in 10 s | loop saw the change (median) | runc update (median) |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    L.push(`| ${l.edits} | ${fmtMs(l.p50Ms)} | ${fmtMs(l.p90Ms)} | ${fmtMs(l.p99Ms)} | ${fmtMs(l.maxMs)} | ${l.failures} | ${fmtMs(l.detectMs)} | ${fmtMs(l.runcUpdateMs)} |`, '');
+  }
+  if (results.rss.length || results.overhead) {
+    L.push('## 5. Memory and disk', '');
+    if (results.rss.length) {
+      L.push('| containers managed | acetate run RSS (median) | max |', '| ---: | ---: | ---: |');
+      for (const r of results.rss) L.push(`| ${r.n} | ${fmtMiB(r.medianBytes)} | ${fmtMiB(r.maxBytes)} |`);
+      L.push('');
+    }
+    const o = results.overhead;
+    if (o) {
+      L.push('| per container, on the node | |', '| --- | ---: |');
+      L.push(`| conmon supervisor RSS (PSS) | ${fmtKiB(o.conmonRssBytes)} (${fmtKiB(o.conmonPssBytes)}) |`);
+      L.push(`| the container's own init (\`sleep\`) RSS (PSS), for scale | ${fmtKiB(o.initRssBytes)} (${fmtKiB(o.initPssBytes)}) |`);
+      L.push(`| fresh private area (upper + work) | ${fmtKiB(o.privateAreaBytes)} |`);
+      L.push(`| whole container dir (private area, bundle, record, log) | ${fmtKiB(o.containerDirBytes)} |`);
+      L.push(`| creating ${o.n} containers at concurrency 8 | ${fmtMs(o.createAt8Ms)} |`, '');
+    }
+  }
+  if (Object.keys(results.profiles).length) {
+    L.push('## Where the time goes (V8 CPU profiles of the acetate process)', '');
+    for (const [name, p] of Object.entries(results.profiles)) {
+      L.push(`**${name}**: ${fmtMs(p.totalMs)} sampled, ${fmtMs(p.idleMs)} idle (waiting on runc/conmon/files), ${fmtMs(p.gcMs)} GC. Busy time by area:`, '');
+      L.push('| area | self time | share of busy |', '| --- | ---: | ---: |');
+      for (const e of p.byArea.slice(0, 8)) L.push(`| ${e.what} | ${fmtMs(e.selfMs)} | ${e.share}% |`);
+      L.push('', 'Top functions:', '');
+      L.push('| function | self time | share |', '| --- | ---: | ---: |');
+      for (const e of p.top.slice(0, 8)) L.push(`| \`${e.what.replace(/\|/g, '\\|')}\` | ${fmtMs(e.selfMs)} | ${e.share}% |`);
+      L.push('');
+    }
+  }
+  if (results.notRun.length) L.push('## Not run', '', ...results.notRun.map((x) => `- ${x}`), '');
+  return `${L.join('\n')}\n`;
+}
+
+function chart(): string {
+  const panels: Panel[] = [];
+  for (const op of ['create', 'destroy'] as const) {
+    const rows = results.ops.filter((r) => r.op === op && r.variant !== 'bare loop');
+    if (!rows.length) continue;
+    panels.push({
+      title: `${op} N containers: time ÷ bare loop`,
+      yLabel: '× bare loop (lower is faster)',
+      groups: CFG.sizes.map((n) => ({ label: `N=${n}`, bars: rows.filter((r) => r.n === n).map((r) => ({ series: r.variant, value: r.ratio!, label: fmtRatio(r.ratio!) })) })),
+      refLines: [
+        { value: 1, label: 'bare loop' },
+        ...(op === 'create' ? [{ value: 1.2, label: 'target c1 ≤ 1.2×', dashed: true }] : []),
+      ],
+    });
+  }
+  if (results.noop.length) {
+    panels.push({
+      title: 'no-op pass: CPU per pass',
+      yLabel: 'ms CPU',
+      groups: results.noop.map((r) => ({ label: `${r.n} containers`, bars: [{ series: 'no-op pass', value: r.cpuMs, label: fmtMs(r.cpuMs) }] })),
+      refLines: [{ value: 100, label: 'target 100 ms', dashed: true }],
+    });
+  }
+  if (results.latency) {
+    const l = results.latency;
+    panels.push({
+      title: 'save → limit in cgroup',
+      yLabel: 'ms',
+      groups: [
+        { label: 'p50', bars: [{ series: 'latency', value: l.p50Ms, label: fmtMs(l.p50Ms) }] },
+        { label: 'p99', bars: [{ series: 'latency', value: l.p99Ms, label: fmtMs(l.p99Ms) }] },
+      ],
+      refLines: [
+        { value: 150, label: 'p50 target', dashed: true },
+        { value: 500, label: 'p99 target', dashed: true },
+      ],
+    });
+  }
+  if (results.rss.length) {
+    panels.push({
+      title: 'acetate run RSS',
+      yLabel: 'MiB',
+      groups: results.rss.map((r) => ({ label: `${r.n}`, bars: [{ series: 'RSS', value: r.medianBytes / 2 ** 20, label: fmtMiB(r.medianBytes) }] })),
+      refLines: [{ value: 100e6 / 2 ** 20, label: '100 MB target', dashed: true }],
+    });
+  }
+  return renderChart(panels, { title: `acetate benchmarks (${results.mode}, ${results.machine.cpus} CPUs)`, panelWidth: 280 });
+}
+
+async function writeResults(): Promise<void> {
+  await mkdir(OUT, { recursive: true });
+  await writeFile(path.join(OUT, 'results.json'), `${JSON.stringify({ ...results, targets: targetRows() }, null, 2)}\n`);
+  await writeFile(path.join(OUT, 'results.md'), markdown());
+  await writeFile(path.join(OUT, 'chart.svg'), chart());
+  log(`results in ${path.relative(process.cwd(), OUT) || OUT}/results.md, results.json, chart.svg`);
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<number> {
+  if (process.geteuid?.() !== 0) {
+    console.error('acetate bench: needs root (it runs containers)');
+    return 1;
+  }
+  const t0 = performance.now();
+  results.machine.runc = (await measure('runc', ['--version'])).stdout.split('\n')[0] ?? 'runc ?';
+  results.machine.conmon = (await measure('conmon', ['--version'])).stdout.split('\n')[0] ?? 'conmon ?';
+  log(`${QUICK ? 'quick' : 'full'} run: sizes ${CFG.sizes.join(', ')}; loop benchmarks with ${CFG.big} and ${CFG.mid} containers; results to ${OUT}`);
+  await cpuGroup.create();
+  onCleanup(() => cpuGroup.remove());
+  let failed = false;
+  try {
+    if (ONLY.has('create')) {
+      await opsBenchmark();
+      await createProfile(CFG.sizes.includes(100) ? 100 : CFG.sizes[CFG.sizes.length - 1]!);
+    }
+    if (ONLY.has('noop') || ONLY.has('rss') || ONLY.has('latency')) await loopBenchmarks();
+  } catch (err) {
+    failed = true;
+    console.error(`acetate bench failed: ${(err as Error).stack ?? String(err)}`);
+    results.notRun.push(`the run stopped early: ${(err as Error).message.split('\n')[0]}`);
+  } finally {
+    await cleanupAll();
+    results.durationS = Math.round((performance.now() - t0) / 1000);
+    await writeResults();
+  }
+  for (const t of targetRows()) log(`${t.met ? 'met' : t.met === false ? 'NOT MET' : ''}  ${t.what}: ${t.measured} (target ${t.target})`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();
