@@ -25,5 +25,9 @@ for ((i = 0; i < n; i++)); do
   mkdir -p "$d/upper" "$d/work" "$d/rootfs" "$d/bundle"
   mount -t overlay overlay -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$d/rootfs"
   sed -e "s|@ROOTFS@|$d/rootfs|g" -e "s|@ID@|$id|g" "$template" >"$d/bundle/config.json"
-  runc --root "$root" run -d --bundle "$d/bundle" "$id" </dev/null >/dev/null
+  # The container's stdio is runc's: keep it away from our caller's pipes.
+  if ! runc --root "$root" run -d --bundle "$d/bundle" "$id" </dev/null >/dev/null 2>"$d/stdio.log"; then
+    cat "$d/stdio.log" >&2
+    false
+  fi
 done

@@ -3,7 +3,8 @@
  * cwd, network namespaces, bind mounts, capabilities, no_new_privs, rlimits, masked paths.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { ALL_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
@@ -48,6 +49,7 @@ describe('OCI config as seen from inside a container', function () {
   this.timeout(60_000);
   let st: TmpState;
   let roDir: string;
+  let hostDir: string;
   let rwDir: string;
 
   const probe = async (name: string, spec: Partial<NormalizedSpec>): Promise<Record<string, string>> => {
@@ -62,8 +64,10 @@ describe('OCI config as seen from inside a container', function () {
 
   before(async () => {
     st = await tmpState();
-    roDir = path.join(st.dir, 'host-ro');
-    rwDir = path.join(st.dir, 'host-rw');
+    // Host directories to bind-mount: outside the state dir, which acetate never mounts into a container.
+    hostDir = await mkdtemp(path.join(os.tmpdir(), 'acetate-hostdirs-'));
+    roDir = path.join(hostDir, 'host-ro');
+    rwDir = path.join(hostDir, 'host-rw');
     await mkdir(roDir);
     await mkdir(rwDir);
     await writeFile(path.join(roDir, 'hello'), 'from-host');
@@ -72,6 +76,7 @@ describe('OCI config as seen from inside a container', function () {
   after(async () => {
     await st.cleanup();
     await assertNoLeaks(st.dir, { dirRemoved: true });
+    await rm(hostDir, { recursive: true, force: true });
   });
 
   it('a default container: own hostname, default PATH, cwd, loopback only, Docker caps, no_new_privs, masked paths', async () => {
