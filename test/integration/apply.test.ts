@@ -12,25 +12,14 @@ import { cgroupValue, isAlive } from '../support/proc.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
 import { CLI } from '../support/cli.js';
+import { manifest as baseManifest, type ManifestOptions } from '../support/manifest.js';
+
+/** A container that says hello (checked in its log), then sleeps. */
+function manifest(name: string, o: ManifestOptions = {}): string {
+  return baseManifest(name, { script: `echo hello from ${name}; exec sleep 100000`, grace: 2, ...o });
+}
 
 const MI = 1024 * 1024;
-
-function manifest(name: string, o: { memory?: string; cpu?: string; command?: string[]; state?: string } = {}): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ${JSON.stringify(o.command ?? ['/bin/sh', '-c', 'echo hello from ' + name + '; exec sleep 100000'])}
-  state: ${o.state ?? 'Running'}
-  terminationGracePeriodSeconds: 2
-  resources:
-    cpu: ${o.cpu ?? '500m'}
-    memory: ${o.memory ?? '64Mi'}
-    pids: 64
-`;
-}
 
 interface Got {
   name: string;
@@ -150,7 +139,7 @@ describe('acetate apply (real runc)', function () {
     await writeFile(path.join(dir, 'web.yaml'), manifest('web', { memory: '12 GB' }));
     const r = await apply();
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`${dir}/web\\.yaml:12: spec\\.resources\\.memory: '12 GB' is not a quantity such as 512Mi`));
+    assert.match(r.stderr, new RegExp(`${dir}/web\\.yaml:13: spec\\.resources\\.memory: '12 GB' is not a quantity such as 512Mi`));
     const after = await one('web');
     assert.equal(after.pid, before.pid);
     assert.equal(await cgroupValue(after.pid!, 'memory', 'memory.limit_in_bytes'), String(64 * MI));

@@ -13,29 +13,13 @@ import { cgroupValue, isAlive } from '../support/proc.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
+import { manifest } from '../support/manifest.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { findBinary } from '../../src/runtime/preflight.js';
 import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/controller/status-store.js';
 
 const MI = 1024 * 1024;
-
-function manifest(name: string, o: { memory?: string; cpu?: string; restartPolicy?: string } = {}): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sh", "-c", "exec sleep 100000"]
-  terminationGracePeriodSeconds: 1
-  restartPolicy: ${o.restartPolicy ?? 'Always'}
-  resources:
-    cpu: ${o.cpu ?? '500m'}
-    memory: ${o.memory ?? '64Mi'}
-    pids: 64
-`;
-}
 
 interface LogLine {
   level: string;

@@ -12,21 +12,12 @@ import { isAlive } from '../support/proc.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
+import { manifest, type ManifestOptions } from '../support/manifest.js';
 import type { StatusRecord } from '../../src/controller/status-store.js';
 
-function manifest(name: string, script: string, restartPolicy: string, memory = '32Mi'): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sh", "-c", ${JSON.stringify(script)}]
-  terminationGracePeriodSeconds: 1
-  restartPolicy: ${restartPolicy}
-  resources:
-    memory: ${memory}
-`;
+/** Only memory is limited here; the script says how the process ends. */
+function policyManifest(name: string, script: string, restartPolicy: ManifestOptions['restartPolicy'], memory = '32Mi'): string {
+  return manifest(name, { script, restartPolicy, memory, cpu: null, pids: null });
 }
 
 describe('acetate run: restart policies and conflicts (real runc)', function () {
@@ -46,11 +37,11 @@ describe('acetate run: restart policies and conflicts (real runc)', function () 
   before(async () => {
     stateDir = await makeTmpStateDir();
     dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
-    await writeFile(path.join(dir, 'always.yaml'), manifest('always', 'sleep 0.2; exit 0', 'Always'));
-    await writeFile(path.join(dir, 'onfailure.yaml'), manifest('onfailure', 'sleep 0.2; exit 3', 'OnFailure'));
-    await writeFile(path.join(dir, 'done.yaml'), manifest('done', 'exit 0', 'OnFailure'));
-    await writeFile(path.join(dir, 'never.yaml'), manifest('never', 'exit 5', 'Never'));
-    await writeFile(path.join(dir, 'web.yaml'), manifest('web', 'exec sleep 100000', 'Always'));
+    await writeFile(path.join(dir, 'always.yaml'), policyManifest('always', 'sleep 0.2; exit 0', 'Always'));
+    await writeFile(path.join(dir, 'onfailure.yaml'), policyManifest('onfailure', 'sleep 0.2; exit 3', 'OnFailure'));
+    await writeFile(path.join(dir, 'done.yaml'), policyManifest('done', 'exit 0', 'OnFailure'));
+    await writeFile(path.join(dir, 'never.yaml'), policyManifest('never', 'exit 5', 'Never'));
+    await writeFile(path.join(dir, 'web.yaml'), policyManifest('web', 'exec sleep 100000', 'Always'));
     child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--resync', '2s', '--process-poll', '300ms'], {
       env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: '300', ACETATE_CRASHLOOP_MAX_MS: '600' },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -102,7 +93,7 @@ describe('acetate run: restart policies and conflicts (real runc)', function () 
       const r = await describeJson('web');
       return r?.actual?.state === 'running' ? r : undefined;
     }, { message: 'web running' });
-    await writeFile(path.join(dir, 'web-copy.yaml'), manifest('web', 'exec sleep 100000', 'Always', '64Mi'));
+    await writeFile(path.join(dir, 'web-copy.yaml'), policyManifest('web', 'exec sleep 100000', 'Always', '64Mi'));
     const rec = await waitFor(async () => {
       const r = await describeJson('web');
       return cond(r, 'Synced')?.reason === 'Conflict' ? r : undefined;
