@@ -13,9 +13,10 @@
  *
  * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
  *          --only create,noop,latency,rss (default all)   --out DIR (default bench/results)
+ *          --from results.json: no measurement, re-render results.md and chart.svg from it
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
@@ -31,7 +32,10 @@ import type { PassSample } from './noop-pass.js';
 // ------------------------------------------------------------------ configuration
 
 const argv = process.argv.slice(2);
-const QUICK = argv.includes('--quick') || process.env.ACETATE_BENCH_QUICK === '1';
+/** --from results.json: only re-render results.md and chart.svg from earlier results. */
+const FROM = argv.includes('--from') ? path.resolve(argv[argv.indexOf('--from') + 1]!) : undefined;
+const LOADED = FROM ? (JSON.parse(readFileSync(FROM, 'utf8')) as Results) : undefined;
+const QUICK = LOADED ? LOADED.mode === 'quick' : argv.includes('--quick') || process.env.ACETATE_BENCH_QUICK === '1';
 const onlyArg = argv.find((a) => a.startsWith('--only'))?.split('=')[1] ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined);
 const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss').split(','));
 const OUT = path.resolve(argv.includes('--out') ? argv[argv.indexOf('--out') + 1]! : path.join(PACKAGE_ROOT, 'bench', 'results'));
@@ -399,6 +403,8 @@ async function latencyBenchmark(inst: Instance, n: number): Promise<void> {
       }
       if (Number.isNaN(seen)) failures++;
       else samples.push(seen);
+      // Let the loop go quiet before the next edit (edits must not overlap).
+      await new Promise((r) => setTimeout(r, 150 + (e % 5) * 37));
       // The loop's own account: when the resize action started and how long runc update took.
       const line = loop
         .out()
@@ -411,8 +417,6 @@ async function latencyBenchmark(inst: Instance, n: number): Promise<void> {
         detect.push(end - rec.durationMs - wall0);
         update.push(rec.durationMs);
       }
-      // Let the loop go quiet before the next edit (edits must not overlap).
-      await new Promise((r) => setTimeout(r, 150 + (e % 5) * 37));
     }
   } finally {
     await loop.stop();
@@ -596,11 +600,11 @@ function chart(): string {
     const rows = results.ops.filter((r) => r.op === op && r.variant !== 'bare loop');
     if (!rows.length) continue;
     panels.push({
-      title: `${op} N containers: time ÷ bare loop`,
+      title: `${op}: time ÷ bare loop`,
       yLabel: '× bare loop (lower is faster)',
       groups: CFG.sizes.map((n) => ({ label: `N=${n}`, bars: rows.filter((r) => r.n === n).map((r) => ({ series: r.variant, value: r.ratio!, label: fmtRatio(r.ratio!) })) })),
       refLines: [
-        { value: 1, label: 'bare loop' },
+        { value: 1, label: 'bare loop = 1', left: true },
         ...(op === 'create' ? [{ value: 1.2, label: 'target c1 ≤ 1.2×', dashed: true }] : []),
       ],
     });
@@ -609,8 +613,8 @@ function chart(): string {
     panels.push({
       title: 'no-op pass: CPU per pass',
       yLabel: 'ms CPU',
-      groups: results.noop.map((r) => ({ label: `${r.n} containers`, bars: [{ series: 'no-op pass', value: r.cpuMs, label: fmtMs(r.cpuMs) }] })),
-      refLines: [{ value: 100, label: 'target 100 ms', dashed: true }],
+      groups: [...results.noop].sort((a, b) => a.n - b.n).map((r) => ({ label: `${r.n} containers`, bars: [{ series: 'no-op pass', value: r.cpuMs, label: fmtMs(r.cpuMs) }] })),
+      refLines: [{ value: 100, label: 'target 100 ms', dashed: true, left: true }],
     });
   }
   if (results.latency) {
@@ -623,17 +627,17 @@ function chart(): string {
         { label: 'p99', bars: [{ series: 'latency', value: l.p99Ms, label: fmtMs(l.p99Ms) }] },
       ],
       refLines: [
-        { value: 150, label: 'p50 target', dashed: true },
-        { value: 500, label: 'p99 target', dashed: true },
+        { value: 150, label: 'p50 target 150 ms', dashed: true, left: true },
+        { value: 500, label: 'p99 target 500 ms', dashed: true, left: true },
       ],
     });
   }
   if (results.rss.length) {
     panels.push({
-      title: 'acetate run RSS',
+      title: 'acetate run RSS, by containers',
       yLabel: 'MiB',
-      groups: results.rss.map((r) => ({ label: `${r.n}`, bars: [{ series: 'RSS', value: r.medianBytes / 2 ** 20, label: fmtMiB(r.medianBytes) }] })),
-      refLines: [{ value: 100e6 / 2 ** 20, label: '100 MB target', dashed: true }],
+      groups: [...results.rss].sort((a, b) => a.n - b.n).map((r) => ({ label: `${r.n}`, bars: [{ series: 'RSS', value: r.medianBytes / 2 ** 20, label: fmtMiB(r.medianBytes) }] })),
+      refLines: [{ value: 100e6 / 2 ** 20, label: 'target 100 MB', dashed: true, left: true }],
     });
   }
   return renderChart(panels, { title: `acetate benchmarks (${results.mode}, ${results.machine.cpus} CPUs)`, panelWidth: 280 });
@@ -650,6 +654,11 @@ async function writeResults(): Promise<void> {
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<number> {
+  if (LOADED) {
+    Object.assign(results, LOADED);
+    await writeResults();
+    return 0;
+  }
   if (process.geteuid?.() !== 0) {
     console.error('acetate bench: needs root (it runs containers)');
     return 1;

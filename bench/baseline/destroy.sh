@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The bare loop's destroy: for each container created by create.sh, `runc delete --force`
-# (SIGKILL, wait, remove runc state and cgroups), unmount the overlay, delete its directory.
-# Sequential. Usage: destroy.sh WORKDIR CONFIG_TEMPLATE
+# The bare loop's destroy: for each container created by create.sh, `runc kill KILL` then
+# `runc delete --force` (removes runc state and cgroups), unmount the overlay, delete its
+# directory. Sequential. (`runc delete --force` alone on a running container is ~10× slower:
+# it polls for the process to die in 100 ms steps; killing first is what a careful script does.)
+# Usage: destroy.sh WORKDIR CONFIG_TEMPLATE
 set -euo pipefail
 work=$1
 template=$2
@@ -11,6 +13,7 @@ trap 'status=$?; echo "baseline destroy.sh failed (exit $status); cleaning up" >
 for d in "$work"/c/*/; do
   [ -d "$d" ] || continue
   id=$(basename "$d")
+  runc --root "$root" kill "$id" KILL 2>/dev/null || true
   runc --root "$root" delete --force "$id"
   umount "$d/rootfs"
   rm -rf "$d"

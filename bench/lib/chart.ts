@@ -16,6 +16,8 @@ export interface RefLine {
   value: number;
   label: string;
   dashed?: boolean;
+  /** Put the label at the left end (default: right end). */
+  left?: boolean;
 }
 
 export interface Panel {
@@ -56,7 +58,7 @@ function panelSvg(p: Panel, x0: number, width: number, height: number, colors: M
   const yMax = p.yMax ?? niceMax(Math.max(...values, ...refs.map((r) => r.value), 0) * 1.1);
   const y = (v: number): number => m.top + h - (Math.max(0, Math.min(v, yMax)) / yMax) * h;
   const out: string[] = [`<g transform="translate(${x0},0)">`];
-  out.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(p.title)}</text>`);
+  out.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="12" font-weight="bold">${esc(p.title)}</text>`);
   for (let i = 0; i <= 4; i++) {
     const v = (yMax * i) / 4;
     out.push(`<line x1="${m.left}" x2="${m.left + w}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
@@ -79,7 +81,7 @@ function panelSvg(p: Panel, x0: number, width: number, height: number, colors: M
   });
   for (const r of refs) {
     out.push(`<line x1="${m.left}" x2="${m.left + w}" y1="${y(r.value)}" y2="${y(r.value)}" stroke="#c00" stroke-width="1.2"${r.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
-    out.push(`<text x="${m.left + w}" y="${y(r.value) - 3}" text-anchor="end" font-size="9" fill="#c00">${esc(r.label)}</text>`);
+    out.push(`<text x="${r.left ? m.left + 3 : m.left + w}" y="${y(r.value) - 3}" text-anchor="${r.left ? 'start' : 'end'}" font-size="9" fill="#c00">${esc(r.label)}</text>`);
   }
   out.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + h}" stroke="#333"/>`);
   out.push(`<line x1="${m.left}" x2="${m.left + w}" y1="${m.top + h}" y2="${m.top + h}" stroke="#333"/>`);

@@ -77,6 +77,8 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
     }
     case 'replace': {
       const d = action.desired;
+      // Refuse before touching the old container: a spec that cannot be created must not cost it.
+      await rt.check({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source });
       const current = await rt.get(key);
       await rt.stop(key, { graceSeconds: current?.applied.spec.terminationGracePeriodSeconds ?? d.spec.terminationGracePeriodSeconds });
       await rt.remove(key, { keepPrivateArea: !action.discardPrivateArea });

@@ -66,6 +66,10 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
   const wantsRunning = want.state === 'Running';
   if (running && !wantsRunning) {
     actions.push({ kind: 'stop', key, desired: d, reason: 'desired Stopped' });
+  } else if (!wantsRunning && (had.state === 'Running' || a.process.state === 'exited')) {
+    // The process is gone but its runtime state (runc state, mount) may be left, e.g. by a stop
+    // that was interrupted: stopping again finishes it.
+    actions.push({ kind: 'stop', key, desired: d, reason: 'desired Stopped; finishing the stop' });
   } else if (running) {
     const resChanged = changedResources(inForce, want.resources);
     if (resChanged.length) {

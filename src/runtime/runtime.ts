@@ -88,6 +88,8 @@ export interface Runtime {
   /** Every container this acetate instance manages. */
   list(): Promise<ActualContainer[]>;
   get(key: string): Promise<ActualContainer | undefined>;
+  /** Throws if create(req) would refuse it (missing template, a mount it refuses...); changes nothing. */
+  check(req: CreateRequest): Promise<void>;
   /** Prepares the container (private area, record) without starting it. */
   create(req: CreateRequest): Promise<void>;
   /** Starts the process with the applied spec; returns the pid. A running container is left alone. */

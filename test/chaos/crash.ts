@@ -5,7 +5,7 @@
  * chaos suite (20+ trials) and the reduced CI variant (3 trials).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
@@ -199,7 +199,7 @@ export async function applyCrashTrial(s: CrashSuite, rng: Rng, trial: number, lo
     c.marker = prev?.marker;
   }
   s.model = next;
-  await expectConverged(s, `trial ${trial}`, 60_000);
+  await expectConverged(s, `trial ${trial}`, 20_000);
   const again = await runCli(['apply', '-f', s.dir, '--allow-empty'], { stateDir: s.stateDir });
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /No changes/, `trial ${trial}: a second apply still had work:\n${again.stdout}`);
@@ -256,6 +256,47 @@ export async function runCrashTrial(s: CrashSuite, rng: Rng, trial: number, log:
   s.model = next;
   startLoop(s);
   await expectConverged(s, `trial ${trial} (run)`, 120_000);
+}
+
+/**
+ * A deterministic crash point found by the random trials: acetate is killed in the middle of a
+ * stop, after the container's process died and before `runc delete` and the unmount. The next
+ * acetate sees the process exited and the container declared Stopped; it must finish the stop
+ * (runc state, mount and cgroups gone, phase Stopped), not leave them behind.
+ */
+export async function interruptedStop(): Promise<void> {
+  const stateDir = await makeTmpStateDir('acetate-chaos-stop-');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-chaos-stop-m-'));
+  try {
+    const model: Model = new Map([['s0', { state: 'Running', memoryMi: 48, variant: 0 }]]);
+    await writeModel(dir, model);
+    assert.equal((await runCli(['apply', '-f', dir], { stateDir })).code, 0);
+    await waitFor(() => allMarkersWritten(stateDir, model), { what: 'marker', timeoutMs: 20_000 });
+    const pid = (await runCli(['get', '-o', 'json'], { stateDir }).then((r) => JSON.parse(r.stdout) as { items: { pid: number }[] })).items[0]!.pid;
+    // The stop got as far as killing the process; acetate died before cleaning up.
+    process.kill(pid, 'SIGKILL');
+    await waitFor(async () => !(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).length || (await readFile(`/proc/${pid}/stat`, 'utf8')).includes(') Z'), { what: 'process gone' });
+    model.get('s0')!.state = 'Stopped';
+    await writeModel(dir, model);
+    const r = await runCli(['apply', '-f', dir], { stateDir });
+    assert.equal(r.code, 0, r.stderr);
+    let last: string[] = [];
+    await waitFor(
+      async () => {
+        last = await convergenceProblems(stateDir, model);
+        return last.length === 0;
+      },
+      { what: 'the interrupted stop finished', timeoutMs: 10_000 },
+    ).catch((err: unknown) => {
+      throw new Error(`after the next apply:\n  ${last.join('\n  ')}\napply said:\n${r.stdout}`, { cause: err });
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await runCli(['apply', '-f', dir, '--allow-empty'], { stateDir }).catch(() => undefined);
+    await cleanupStateDir(stateDir).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Removes every container through acetate, then checks that nothing at all is left. */

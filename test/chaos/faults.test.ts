@@ -4,7 +4,7 @@
  * Replay with ACETATE_CHAOS_SEED.
  */
 import { Rng, chaosSeed } from './lib.js';
-import { diskFull, faultStats, randomRuncFaults, runcHangs, runcStartFails, runcUpdateFails, templateRemoved } from './faults.js';
+import { diskFull, faultStats, randomRuncFaults, runcFailsUnderLoop, runcHangs, runcStartFails, runcUpdateFails, templateRemoved } from './faults.js';
 
 describe('chaos: runtime faults', function () {
   this.timeout(600_000);
@@ -15,6 +15,7 @@ describe('chaos: runtime faults', function () {
   });
 
   it('runc start fails for one container: reported, the others converge, nothing half-created leaks', runcStartFails);
+  it('under acetate run, runc start keeps failing: reported, retried with back-off, the loop survives and converges', runcFailsUnderLoop);
   it('runc update fails: the container keeps its process and old limit, resized in place later', runcUpdateFails);
   it('runc hangs on update: that container times out, the others converge', runcHangs);
   it('random runc failures (25% of create/start/kill/delete/update/state/list) over 8 rounds of random changes', () => randomRuncFaults(rng.fork('random'), 8, 12));

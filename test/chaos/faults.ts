@@ -22,6 +22,7 @@ import {
   killHungRuncs,
   makeFaultyRunc,
   runCli,
+  spawnCli,
   waitFor,
   writeAtomic,
   writeModel,
@@ -58,6 +59,7 @@ async function withEnv<T>(opts: { stateDir?: string; n: number }, fn: (e: Env) =
   for (let i = 0; i < opts.n; i++) model.set(`f${i}`, { state: 'Running', memoryMi: 48, variant: 0 });
   const e: Env = { root, stateDir, dir, model, runc: await makeFaultyRunc(path.join(root, 'runc')) };
   let failure: unknown;
+  let out: T | undefined;
   try {
     if (opts.n) {
       await writeModel(dir, model);
@@ -65,30 +67,34 @@ async function withEnv<T>(opts: { stateDir?: string; n: number }, fn: (e: Env) =
       assert.equal(r.code, 0, r.stderr);
       await waitFor(() => allMarkersWritten(stateDir, model), { what: 'markers', timeoutMs: 30_000 });
     } else await mkdir(dir, { recursive: true });
-    const out = await fn(e);
+    out = await fn(e);
     faultStats.scenarios++;
-    return out;
   } catch (err) {
     failure = err;
-    throw err;
-  } finally {
-    faultStats.faultsInjected += (await e.runc.injected()).length;
-    await killHungRuncs(e.runc.binDir);
-    await e.runc.clear();
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir);
-    await runCli(['apply', '-f', dir, '--allow-empty'], { stateDir, timeoutMs: 300_000 }).catch(() => undefined);
-    try {
-      await assertNoLeaks(stateDir, { waitMs: 10_000 });
-    } catch (leak) {
-      // Report the scenario's own failure first; leaks after a failure are a consequence.
-      if (failure === undefined) throw leak;
-      console.log(`      (after the failure) ${(leak as Error).message}`);
-    } finally {
-      await cleanupStateDir(stateDir).catch(() => undefined);
-      await rm(root, { recursive: true, force: true });
-    }
   }
+  // Clean up whatever happened: clear the faults, destroy everything through acetate, check.
+  faultStats.faultsInjected += (await e.runc.injected()).length;
+  await killHungRuncs(e.runc.binDir);
+  await e.runc.clear();
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir);
+  await runCli(['apply', '-f', dir, '--allow-empty'], { stateDir, timeoutMs: 300_000 }).catch(() => undefined);
+  let leak: unknown;
+  try {
+    await assertNoLeaks(stateDir, { waitMs: 10_000 });
+  } catch (err) {
+    leak = err;
+  } finally {
+    await cleanupStateDir(stateDir).catch(() => undefined);
+    await rm(root, { recursive: true, force: true });
+  }
+  if (failure !== undefined) {
+    // Report the scenario's own failure; leaks after a failure are a consequence.
+    if (leak) console.log(`      (after the failure) ${(leak as Error).message}`);
+    throw failure;
+  }
+  if (leak) throw leak;
+  return out as T;
 }
 
 function apply(e: Env, withFaults = false, extra: string[] = []): Promise<CliResult> {
@@ -138,6 +144,52 @@ export async function runcStartFails(): Promise<void> {
     assert.deepEqual(inv.filter((p) => !p.includes('fnew')), [], 'nothing else is off');
     assert.ok(!inv.some((p) => /conmon|mounted|runc state|cgroups/.test(p)), `the failed start left things behind:\n${inv.join('\n')}`);
     await converge(e, 'runc start failing');
+  });
+}
+
+/**
+ * Under `acetate run`: runc start keeps failing for one new container. The loop reports it,
+ * retries with growing back-off (not in a tight loop), leaves the others alone, keeps running,
+ * and starts the container once the fault clears.
+ */
+export async function runcFailsUnderLoop(): Promise<void> {
+  await withEnv({ n: 2 }, async (e) => {
+    const before = await pids(e.stateDir);
+    await e.runc.set([{ match: ' start default_fnew ', mode: 'fail' }]);
+    const loop = spawnCli(['run', '-f', e.dir, '--metrics-addr', '0', '--log-format', 'json'], {
+      stateDir: e.stateDir,
+      env: { ...e.runc.env(), ACETATE_BACKOFF_BASE_MS: '200', ACETATE_BACKOFF_MAX_MS: '3200' },
+    });
+    try {
+      await waitFor(() => loop.out().includes('ready: first sync done'), { what: 'acetate run ready', timeoutMs: 30_000 });
+      e.model.set('fnew', { state: 'Running', memoryMi: 48, variant: 0 });
+      await writeModel(e.dir, e.model);
+      const attempts = async (): Promise<number[]> => (await e.runc.injected()).map((l) => Number(l.split(' ')[0]));
+      await waitFor(async () => (await attempts()).length >= 4, { what: '4 failed start attempts', timeoutMs: 30_000, intervalMs: 100 });
+      const t = await attempts();
+      const gaps = t.slice(1).map((x, i) => x - t[i]!);
+      assert.ok(gaps[gaps.length - 1]! > gaps[0]!, `retries back off: gaps ${gaps.join(', ')} ms`);
+      assert.ok(gaps.every((g) => g >= 100), `no tight retry loop: gaps ${gaps.join(', ')} ms`);
+      assert.ok(/default\/fnew/.test(loop.out() + loop.err()) && /injected fault/.test(loop.out() + loop.err()), 'the loop logs the failure with runc\'s message');
+      assert.equal(loop.child.exitCode, null, 'acetate run keeps running');
+      const now = await pids(e.stateDir);
+      for (const n of ['f0', 'f1']) assert.equal(now.get(n), before.get(n), `${n} untouched`);
+      await e.runc.clear();
+      let last: string[] = [];
+      await waitFor(
+        async () => {
+          await allMarkersWritten(e.stateDir, e.model);
+          last = await convergenceProblems(e.stateDir, e.model);
+          return last.length === 0;
+        },
+        { what: 'the loop converges once the fault clears', timeoutMs: 30_000, intervalMs: 200 },
+      ).catch((err: unknown) => {
+        throw new Error(`not converged:\n  ${last.join('\n  ')}`, { cause: err });
+      });
+    } finally {
+      loop.child.kill('SIGTERM');
+      await loop.exited;
+    }
   });
 }
 

@@ -352,7 +352,7 @@ if [ -s ${JSON.stringify(rules)} ]; then
   while IFS='|' read -r mode prob pattern; do
     [ -z "$mode" ] && continue
     if [[ "$args" =~ $pattern ]] && [ $((RANDOM % 1000)) -lt "$prob" ]; then
-      echo "$mode$args" >> ${JSON.stringify(log)}
+      echo "$(date +%s%3N) $mode$args" >> ${JSON.stringify(log)}
       if [ "$mode" = hang ]; then exec sleep 3600; fi
       echo "time=\\"$(date -Iseconds)\\" level=error msg=\\"injected fault: $pattern\\"" >&2
       exit 1

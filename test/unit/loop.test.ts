@@ -68,6 +68,9 @@ class MemRuntime implements Runtime {
     const b = this.boxes.get(key);
     return b ? this.view(key, b) : undefined;
   }
+  /** The in-memory node accepts every spec. */
+  async check(_req: CreateRequest): Promise<void> {}
+
   async create(req: CreateRequest): Promise<void> {
     const key = `${req.namespace}/${req.name}`;
     await this.enter('create', key);

@@ -92,6 +92,10 @@ describe('plan (pure)', () => {
     const stopped = desired('web', { state: 'Stopped' });
     assert.equal(one(stopped, actualFrom(d)).actions[0]!.kind, 'stop');
     assert.deepEqual(one(stopped, actualFrom(stopped, { state: 'absent' })).actions, []);
+    // a stop interrupted after the process died (runc state and mount left): finish it
+    const [finish] = one(stopped, actualFrom(d, { state: 'exited', exitCode: 137 })).actions;
+    assert.equal(finish!.kind, 'stop');
+    assert.match(finish!.reason, /finishing the stop/);
   });
 
   it('honours restartPolicy for a process that exited', () => {

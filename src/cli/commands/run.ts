@@ -10,7 +10,7 @@ import { messageOf } from '../../apply/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore, controllerAlive, readControllerRecord } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
-import { createKubeSource, type SelectorMode } from '../../sources/kube/index.js';
+import type { KubeSource, SelectorMode } from '../../sources/kube/index.js';
 import { createLogger, type LogLevel } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress, startMetricsServer, type MetricsServer } from '../../observability/http.js';
@@ -131,9 +131,13 @@ For tests only, environment variables shorten the back-offs:
     const { runtime } = await ctx.openRuntime();
     const store = new StatusStore(ctx.stateDir);
     const metrics = new Metrics();
-    let kube;
+    let kube: KubeSource | undefined;
     try {
-      kube = values.kube ? createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime }) : undefined;
+      if (values.kube) {
+        // Loaded only in Kubernetes mode: the client costs ~80 MiB and ~0.4 s of start-up.
+        const { createKubeSource } = await import('../../sources/kube/index.js');
+        kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime });
+      }
     } catch (err) {
       logger.error(messageOf(err));
       return 1;

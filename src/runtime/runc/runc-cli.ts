@@ -3,6 +3,7 @@
  * needs; `runc create` itself is run by conmon (see conmon.ts).
  */
 import { exec, ExecError } from '../../util/exec.js';
+import { readRuncStateFile, readRuncStateFiles, UnreadableStateError } from './runc-state-file.js';
 
 export type RuncStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
 
@@ -82,13 +83,28 @@ export class RuncCli {
 
   /** All containers in the root: one runc process, whatever their number. */
   async list(): Promise<RuncState[]> {
+    try {
+      return await readRuncStateFiles(this.root);
+    } catch (err) {
+      if (!(err instanceof UnreadableStateError)) throw err;
+    }
     const out = await this.run(['list', '--format', 'json'], 'list');
     const parsed = JSON.parse(out.trim() || 'null') as RuncState[] | null;
     return parsed ?? [];
   }
 
-  /** State of one container, undefined if runc does not know it. */
+  /** State of one container, undefined if runc does not know it. Read from runc's state file when possible. */
   async state(id: string): Promise<RuncState | undefined> {
+    try {
+      return await readRuncStateFile(this.root, id);
+    } catch (err) {
+      if (!(err instanceof UnreadableStateError)) throw err;
+    }
+    return this.stateFromRunc(id);
+  }
+
+  /** `runc state ID` itself. */
+  async stateFromRunc(id: string): Promise<RuncState | undefined> {
     try {
       return JSON.parse(await this.run(['state', id], `state ${id}`)) as RuncState;
     } catch (err) {

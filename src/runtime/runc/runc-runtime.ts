@@ -240,6 +240,13 @@ export class RuncRuntime implements Runtime {
     };
   }
 
+  async check(req: CreateRequest): Promise<void> {
+    const t = this.target(containerKey(req.namespace, req.name));
+    await this.templates.resolve(req.spec.template);
+    await this.refuseStateDirMounts(req.spec.mounts);
+    buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash: hashOf(req.spec) }, t.cp));
+  }
+
   async create(req: CreateRequest): Promise<void> {
     if (!DNS_LABEL.test(req.namespace)) throw new Error(`invalid namespace '${req.namespace}': must be a DNS-1123 label`);
     if (!DNS_SUBDOMAIN.test(req.name)) throw new Error(`invalid name '${req.name}': must be a DNS-1123 subdomain`);
