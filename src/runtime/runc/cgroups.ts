@@ -5,7 +5,8 @@
  * Memory limits are rounded down to the page size by the kernel: a limit read back may be up to
  * 4095 bytes below the one requested. Compare memory with `sameMemory`, never with `===`.
  */
-import { readFile, readdir, rmdir, lstat, access } from 'node:fs/promises';
+import { readSmallFile } from '../../util/small-file.js';
+import { readdir, rmdir, lstat, access } from 'node:fs/promises';
 import path from 'node:path';
 import type { Resources } from '../../api/types.js';
 
@@ -75,7 +76,7 @@ export async function hasSwapAccounting(root = CGROUP_ROOT): Promise<boolean> {
 
 async function readOptional(p: string): Promise<string | undefined> {
   try {
-    return await readFile(p, 'utf8');
+    return await readSmallFile(p);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`cannot read cgroup file ${p}`, { cause: err });

@@ -4,7 +4,8 @@
  * thousand keys, then cost file reads instead of a runc process each. Tied to runc 1.x's
  * libcontainer layout; anything unexpected makes the caller fall back to the runc binary.
  */
-import { access, readFile, readdir } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
+import { readSmallFile } from '../../util/small-file.js';
 import path from 'node:path';
 import type { RuncState } from './runc-cli.js';
 
@@ -22,7 +23,7 @@ export class UnreadableStateError extends Error {}
 /** Start time of a process in clock ticks (field 22 of /proc/PID/stat), undefined if it is gone. */
 async function startTimeOf(pid: number): Promise<number | undefined> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const stat = await readSmallFile(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[19]);
   } catch {
@@ -34,7 +35,7 @@ async function startTimeOf(pid: number): Promise<number | undefined> {
 export async function readRuncStateFile(root: string, id: string): Promise<RuncState | undefined> {
   let raw: StateJson;
   try {
-    raw = JSON.parse(await readFile(path.join(root, id, 'state.json'), 'utf8')) as StateJson;
+    raw = JSON.parse(await readSmallFile(path.join(root, id, 'state.json'))) as StateJson;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new UnreadableStateError(`cannot read runc state of ${id}`, { cause: err });

@@ -3,8 +3,9 @@
  * what makes a container exist for acetate) and status.json (start count, last exit). Writes are
  * atomic (temp file + rename), so a SIGKILL never leaves a torn file.
  */
+import { readSmallFile } from '../../util/small-file.js';
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import type { AppliedRecord } from '../runtime.js';
 
 export interface ContainerStatusFile {
@@ -30,7 +31,7 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
 export async function readJson<T>(file: string): Promise<T | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readSmallFile(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw new Error(`cannot read ${file}`, { cause: err });
