@@ -3,7 +3,7 @@
  * resize, stop with grace, restart, private area, logs, remove. Needs root.
  */
 import assert from 'node:assert/strict';
-import { readFile, access } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isMounted } from '../../src/runtime/runc/mounts.js';
 import { isAlive } from '../../src/runtime/runc/procfs.js';
@@ -12,18 +12,12 @@ import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
+import { exists } from '../../src/util/exists.js';
 
 const MI = 2 ** 20;
 
 async function cg(ctrl: string, rel: string, file: string): Promise<string> {
   return (await readFile(path.join('/sys/fs/cgroup', ctrl, rel, file), 'utf8')).trim();
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {

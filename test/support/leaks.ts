@@ -3,7 +3,7 @@
  * dir, cgroup dirs under its cgroup parent, runc state in its runc root, conmon/container processes,
  * files. Tests call assertNoLeaks after removing everything.
  */
-import { access, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { findBinary } from '../../src/runtime/preflight.js';
@@ -14,6 +14,7 @@ import { readProcStat } from '../../src/runtime/runc/procfs.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/templates.js';
 import { exec } from '../../src/util/exec.js';
+import { exists } from '../../src/util/exists.js';
 
 export interface LeakedProcess {
   pid: number;
@@ -35,15 +36,6 @@ export interface LeakSnapshot {
   containerDirs: string[];
   /** Whether the state dir itself still exists. */
   dirExists: boolean;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function listDir(p: string): Promise<string[]> {

@@ -6,9 +6,10 @@
  * 4095 bytes below the one requested. Compare memory with `sameMemory`, never with `===`.
  */
 import { readSmallFile } from '../../util/small-file.js';
-import { readdir, rmdir, lstat, access } from 'node:fs/promises';
+import { readdir, rmdir, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Resources } from '../../api/types.js';
+import { exists } from '../../util/exists.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 /** Page size the kernel rounds memory limits to. */
@@ -54,15 +55,6 @@ export function parsePidsMax(text: string): number | undefined {
 }
 
 export type CgroupMode = 'v1' | 'v2';
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** v2 when the root itself is a cgroup2 hierarchy (has cgroup.controllers); hybrid counts as v1. */
 export async function detectCgroupMode(root = CGROUP_ROOT): Promise<CgroupMode> {

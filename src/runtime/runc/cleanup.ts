@@ -3,7 +3,7 @@
  * cgroups, and the instance's cgroup parent once empty. Every function is idempotent and converges
  * whatever point an earlier acetate was killed at.
  */
-import { access, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pollUntil, type Sleep } from './async.js';
 import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
@@ -11,6 +11,7 @@ import { readPid, readSync } from './conmon.js';
 import type { ContainerPaths } from './paths.js';
 import { findProcessesByCmdline, isAlive, readCmdline } from './procfs.js';
 import type { RuncCli } from './runc-cli.js';
+import { exists } from '../../util/exists.js';
 
 export interface Waiter {
   sleep: Sleep;
@@ -21,13 +22,6 @@ export interface Waiter {
 
 /** How long to wait for a SIGKILLed process to be gone. */
 export const KILL_WAIT_MS = 15_000;
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 function kill(pid: number, signal: NodeJS.Signals): void {
   try {
