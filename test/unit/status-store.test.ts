@@ -25,10 +25,13 @@ describe('status store', () => {
       await s.publishDetailed(record('default/web'));
       await s.publishDetailed(record('team-a/db', 'Pending'));
       const file = recordPath(dir, 'default/web');
-      const m1 = (await stat(file)).mtimeMs;
-      await new Promise((r) => setTimeout(r, 20));
+      // Writes are atomic (temp file + rename), so a rewrite would show as a new inode.
+      const ino = (await stat(file)).ino;
       await s.publishDetailed({ ...record('default/web'), updatedAt: 'later' });
-      assert.equal((await stat(file)).mtimeMs, m1, 'unchanged content is not rewritten');
+      assert.equal((await stat(file)).ino, ino, 'unchanged content is not rewritten');
+      await s.publishDetailed(record('default/web', 'Pending'));
+      assert.notEqual((await stat(file)).ino, ino, 'changed content is rewritten');
+      await s.publishDetailed(record('default/web'));
       const all = await readStatusRecords(dir);
       assert.deepEqual(all.map((r) => r.key), ['default/web', 'team-a/db']);
       assert.equal((await readStatusRecord(dir, 'team-a/db'))?.status.phase, 'Pending');
