@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
 import { findBinary } from '../../src/runtime/preflight.js';
-import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
@@ -17,8 +16,7 @@ describe('runc state from state.json (no runc process per container)', function 
   });
 
   afterEach(async () => {
-    await st.cleanup();
-    await assertNoLeaks(st.dir, { dirRemoved: true });
+    await st.cleanupAndAssertNoLeaks();
   });
 
   it('agrees with `runc state` and `runc list` for a running and then a killed container', async () => {

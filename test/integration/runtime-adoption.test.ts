@@ -69,8 +69,7 @@ describe('RuncRuntime across acetate processes', function () {
   });
 
   after(async () => {
-    await st.cleanup();
-    await assertNoLeaks(st.dir, { dirRemoved: true });
+    await st.cleanupAndAssertNoLeaks();
   });
 
   it('a container started by a process that exited keeps running and is adopted by a new process', async () => {

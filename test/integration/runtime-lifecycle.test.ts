@@ -33,8 +33,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
   });
 
   after(async () => {
-    await st.cleanup();
-    await assertNoLeaks(st.dir, { dirRemoved: true });
+    await st.cleanupAndAssertNoLeaks();
   });
 
   it('starts a host-template container: the process runs in the instance cgroup with its limits', async () => {

@@ -22,8 +22,7 @@ describe('RuncRuntime.updateResources against the kernel', function () {
   });
 
   after(async () => {
-    await st.cleanup();
-    await assertNoLeaks(st.dir, { dirRemoved: true });
+    await st.cleanupAndAssertNoLeaks();
   });
 
   it('defers a memory decrease below usage (old limit stays) and still applies cpu and pids', async () => {

@@ -74,8 +74,7 @@ describe('OCI config as seen from inside a container', function () {
   });
 
   after(async () => {
-    await st.cleanup();
-    await assertNoLeaks(st.dir, { dirRemoved: true });
+    await st.cleanupAndAssertNoLeaks();
     await rm(hostDir, { recursive: true, force: true });
   });
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/templates.js';
-import { cleanupStateDir } from './leaks.js';
+import { assertNoLeaks, cleanupStateDir } from './leaks.js';
 
 export { cleanupStateDir };
 
@@ -28,11 +28,23 @@ export interface TmpState {
   runtime: RuncRuntime;
   templates: TemplateStore;
   cleanup(): Promise<void>;
+  /** cleanup(), then assert that nothing is left behind: mounts, cgroups, runc state, processes, the dir. */
+  cleanupAndAssertNoLeaks(): Promise<void>;
 }
 
 /** mkdtemp + runtime; call cleanup() in afterEach/after. */
 export async function tmpState(prefix?: string): Promise<TmpState> {
   const dir = await makeTmpStateDir(prefix);
   const runtime = makeRuntime(dir);
-  return { dir, runtime, templates: runtime.templates, cleanup: () => cleanupStateDir(dir, { runtime }) };
+  const cleanup = (): Promise<void> => cleanupStateDir(dir, { runtime });
+  return {
+    dir,
+    runtime,
+    templates: runtime.templates,
+    cleanup,
+    async cleanupAndAssertNoLeaks() {
+      await cleanup();
+      await assertNoLeaks(dir, { dirRemoved: true });
+    },
+  };
 }

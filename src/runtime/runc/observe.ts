@@ -35,13 +35,15 @@ export async function processInfo(cp: ContainerPaths, st: RuncState | undefined,
   const started = status.startedAt ? { startedAt: status.startedAt } : {};
   if (st && isRunning(st)) return { state: 'running', pid: st.pid, ...started };
   if (st?.status === 'stopped') {
-    const exitCode = await readExitCode(cp.exitFile);
+    let exitCode = await readExitCode(cp.exitFile);
     if (exitCode === undefined) {
       // runc says `stopped` as soon as the process is a zombie; until conmon has reaped it and
       // written its exit code, it is reported as still running (for a few milliseconds).
       const conmonPid = await readPid(cp.conmonPidFile);
       const pid = await readPid(cp.pidFile);
       if (conmonPid !== undefined && pid !== undefined && (await isAlive(conmonPid))) return { state: 'running', pid, ...started };
+      // conmon may have written the code and exited between the first read and the liveness check.
+      exitCode = await readExitCode(cp.exitFile);
     }
     const finishedAt = await mtimeOf(cp.exitFile);
     return { state: 'exited', ...started, ...(finishedAt ? { finishedAt } : {}), ...(exitCode !== undefined ? { exitCode } : {}) };
