@@ -26,4 +26,4 @@ if [ "${ACETATE_HOST_CGROUPNS:-false}" = "true" ]; then
   fi
 fi
 
-exec node "$ACETATE_HOME/bin/acetate" "$@"
+exec "$ACETATE_HOME/bin/acetate" "$@"

@@ -46,13 +46,26 @@ function limitsInForce(a: ActualContainer): Resources {
   return a.process.state === 'running' ? a.limits : a.applied.spec.resources;
 }
 
+/**
+ * hashOf(spec), remembered per spec object: a controller plans the same (unchanged) desired and
+ * applied specs every pass. Specs are immutable values once loaded, so this stays pure.
+ */
+const specHashes = new WeakMap<NormalizedSpec, string>();
+function specHash(spec: NormalizedSpec): string {
+  let h = specHashes.get(spec);
+  if (h === undefined) specHashes.set(spec, (h = hashOf(spec)));
+  return h;
+}
+
 function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
   const want = d.spec;
   const had = a.applied.spec;
   const key = d.key;
   const running = a.process.state === 'running';
+  // The same spec as applied (the usual case): no field can differ, only the process and limits.
+  const sameSpec = specHash(want) === a.applied.specHash && specHash(had) === a.applied.specHash;
 
-  const replaceFields = changedFields(REPLACE_FIELDS, had, want);
+  const replaceFields = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
   if (replaceFields.length) {
     const discard = replaceFields.includes('template');
     const reason = discard
@@ -91,13 +104,13 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
   if (!actions.length) {
     // Nothing to do to the process, yet the record may be stale (policy fields, state, limits of a stopped container).
     const fields: string[] = [
-      ...changedFields(RECORD_FIELDS, had, want),
+      ...(sameSpec ? [] : changedFields(RECORD_FIELDS, had, want)),
       ...(had.state !== want.state ? ['state'] : []),
       ...changedResources(had.resources, want.resources).map((r: ResourceName) => `resources.${r}`),
     ];
     if (fields.length) {
       actions.push({ kind: 'configure', key, desired: d, fields, reason: `${fields.join(', ')} changed (no restart needed)` });
-    } else if (hashOf(want) !== a.applied.specHash) {
+    } else if (!sameSpec && specHash(want) !== a.applied.specHash) {
       actions.push({ kind: 'configure', key, desired: d, fields: ['record'], reason: 'applied record is out of date' });
     }
   }

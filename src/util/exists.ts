@@ -1,11 +1,6 @@
-import { access } from 'node:fs/promises';
+import { existsNow } from './small-file.js';
 
-/** Whether a path exists (any error, e.g. ENOENT or EACCES, counts as no). */
+/** Whether a path exists (any error, e.g. ENOENT or EACCES, counts as no). A local check: see small-file.ts. */
 export async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsNow(p);
 }

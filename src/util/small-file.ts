@@ -1,12 +1,77 @@
 /**
- * Reads a small file (a record, a cgroup or /proc file, runc's state.json) in one synchronous
- * call. fs.promises.readFile takes four thread-pool round trips (open, fstat, read, close) and
- * costs ~130 µs of CPU per file; the synchronous read costs ~5 µs. list() reads several such files
- * per container, so over 1000 containers this is the difference between ~800 ms and ~30 ms, while
- * the event loop is blocked for microseconds per file. Not for large or slow (network) files.
+ * Small, local file operations done in one synchronous call: records, status files, cgroup and
+ * /proc files, runc's state.json, a container's directories.
+ *
+ * Each fs.promises call is one or more thread-pool round trips: readFile alone is four (open,
+ * fstat, read, close) and costs ~130 µs of CPU, where readFileSync costs ~5 µs (measured: 6000
+ * reads of a tiny file, 800 ms vs 25 ms). list() reads several files per container, and creating
+ * one container takes some forty such operations, so over a thousand containers this is the
+ * difference between a no-op pass of ~800 ms and ~30 ms, and a create path that waits ~5 ms per
+ * container on the thread pool. The event loop is blocked for microseconds per call. Not for large
+ * files, or for anything on a network filesystem.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+
+/** One buffer for all reads: they are synchronous, so never two at a time. */
+const buffer = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * The file's text: open, read until end of file, close. readFileSync also fstat()s, and reads
+ * /proc and cgroup files (which report size 0 or 4096) in several steps.
+ */
+export function readSmallFileNow(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buffer, n, buffer.length - n, null);
+      if (r === 0) return buffer.toString('utf8', 0, n);
+      n += r;
+      if (n === buffer.length) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return readFileSync(file, 'utf8'); // larger than the buffer
+}
 
 export async function readSmallFile(file: string): Promise<string> {
-  return readFileSync(file, 'utf8');
+  return readSmallFileNow(file);
+}
+
+/** Write through a temp file and rename: readers (and a SIGKILL) see the old or the new file, never a torn one. */
+export async function writeSmallFileAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    writeFileSync(tmp, text, { mode });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write ${file}`, { cause: err });
+  }
+}
+
+export async function writeSmallFile(file: string, text: string, mode = 0o600): Promise<void> {
+  writeFileSync(file, text, { mode });
+}
+
+/** mkdir -p of each dir, in order. */
+export async function makeDirs(dirs: readonly string[], mode = 0o700): Promise<void> {
+  for (const d of dirs) mkdirSync(d, { recursive: true, mode });
+}
+
+/** rm -f (rm -rf with recursive) of each path. */
+export async function removePaths(paths: readonly string[], opts: { recursive?: boolean } = {}): Promise<void> {
+  for (const p of paths) rmSync(p, { force: true, recursive: opts.recursive ?? false });
+}
+
+/** Whether a path exists (any error, e.g. ENOENT or EACCES, counts as no). */
+export function existsNow(p: string): boolean {
+  try {
+    accessSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

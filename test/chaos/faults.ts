@@ -124,14 +124,21 @@ async function converge(e: Env, what: string): Promise<void> {
   });
 }
 
-/** runc start fails for one new container: reported, others converge, nothing half-created leaks. */
+/**
+ * Starting one new container fails in runc. acetate starts a created container through runc's exec
+ * fifo (no `runc start` process), so the fault is injected into the `runc create` conmon runs for
+ * it: the last runc call of a start.
+ */
+const START_FNEW = ' create .*default_fnew';
+
+/** runc fails to start one new container: reported, others converge, nothing half-created leaks. */
 export async function runcStartFails(): Promise<void> {
   await withEnv({ n: 3 }, async (e) => {
     const before = await pids(e.stateDir);
     e.model.set('fnew', { state: 'Running', memoryMi: 48, variant: 0 });
     e.model.get('f0')!.memoryMi = 80;
     await writeModel(e.dir, e.model);
-    await e.runc.set([{ match: ' start default_fnew ', mode: 'fail' }]);
+    await e.runc.set([{ match: START_FNEW, mode: 'fail' }]);
     const r = await apply(e, true);
     assertNoCrash(r, 'apply with runc start failing');
     assert.equal(r.code, 1, `a failed action must make apply exit 1\n${r.stdout}`);
@@ -155,7 +162,7 @@ export async function runcStartFails(): Promise<void> {
 export async function runcFailsUnderLoop(): Promise<void> {
   await withEnv({ n: 2 }, async (e) => {
     const before = await pids(e.stateDir);
-    await e.runc.set([{ match: ' start default_fnew ', mode: 'fail' }]);
+    await e.runc.set([{ match: START_FNEW, mode: 'fail' }]);
     const loop = spawnCli(['run', '-f', e.dir, '--metrics-addr', '0', '--log-format', 'json'], {
       stateDir: e.stateDir,
       env: { ...e.runc.env(), ACETATE_BACKOFF_BASE_MS: '200', ACETATE_BACKOFF_MAX_MS: '3200' },

@@ -171,7 +171,7 @@ export const idOf = (name: string, namespace = 'default'): string => `${namespac
 export interface Inventory {
   containerDirs: string[];
   records: string[];
-  /** Overlay rootfs mounts under <state>/containers/<id>/rootfs, by id (count > 1 = stacked). */
+  /** Mounts on the node under <state>/containers/<id>/, by id: there should be none (a container's root overlay lives in its own mount namespace). */
   mounts: Map<string, number>;
   runc: Map<string, { status: string; pid: number }>;
   /** Live conmon processes supervising a container of this state dir, by container id. */
@@ -278,11 +278,16 @@ export async function convergenceProblems(stateDir: string, model: Model, opts: 
   const inv = await inventory(stateDir);
   for (const id of inv.containerDirs) if (!want.has(id)) problems.push(`${id}: container dir left behind`);
   for (const id of want) if (!inv.records.includes(id)) problems.push(`${id}: no record.json`);
-  for (const [id, n] of inv.mounts) {
-    if (!running.has(id)) problems.push(`${id}: rootfs mounted (${n}x) but not running`);
-    else if (n !== 1) problems.push(`${id}: rootfs mounted ${n} times`);
+  for (const [id, n] of inv.mounts) problems.push(`${id}: ${n} mount(s) left on the node under its dir`);
+  for (const id of running) {
+    const pid = inv.runc.get(id)?.pid;
+    if (!pid) continue; // reported below
+    const mi = await readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
+    const root = mi.split('\n').find((l) => l.split(' ')[4] === '/');
+    if (!root || !root.includes(' - overlay ') || !root.includes(`upperdir=${instancePaths(stateDir).containersDir}/${id}/upper`)) {
+      problems.push(`${id}: its / is not the overlay over its private area (${root ?? 'no root mount'})`);
+    }
   }
-  for (const id of running) if (!inv.mounts.has(id)) problems.push(`${id}: running without its rootfs mount`);
   for (const [id, s] of inv.runc) {
     if (!running.has(id)) problems.push(`${id}: runc state ${s.status} but not declared running`);
     else if (s.status !== 'running') problems.push(`${id}: runc status ${s.status}`);

@@ -46,5 +46,5 @@ describe('reliability (reduced; full suite: npm run test:chaos)', function () {
     }
   });
 
-  it('runc start fails for one container: reported, the others converge, nothing leaks', runcStartFails);
+  it('runc fails to start one container: reported, the others converge, nothing leaks', runcStartFails);
 });

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isMounted } from '../../src/runtime/runc/mounts.js';
+import { mountsUnder, parseMountInfo } from '../../src/runtime/runc/mounts.js';
+import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
 import { isAlive } from '../../src/runtime/runc/procfs.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
@@ -51,8 +52,18 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     if (await exists(`/sys/fs/cgroup/memory/${rel}/memory.memsw.limit_in_bytes`)) {
       assert.equal(await cg('memory', rel, 'memory.memsw.limit_in_bytes'), String(64 * MI), 'no swap beyond the memory limit');
     }
-    // The rootfs is the overlay over the host's /.
-    assert.ok(await isMounted(path.join(st.dir, 'containers', 'default_sleeper', 'rootfs')));
+    // Its / is the overlay over the host's /, with the private area as upper layer, mounted in the
+    // container's own mount namespace: nothing of it is mounted on the node.
+    const dir = path.join(st.dir, 'containers', 'default_sleeper');
+    const root = parseMountInfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/');
+    assert.equal(root?.fsType, 'overlay');
+    assert.match(await readFile(`/proc/${pid}/mountinfo`, 'utf8'), new RegExp(` / / .* - overlay overlay .*upperdir=${dir}/upper`));
+    assert.deepEqual(await mountsUnder(st.dir), [], 'nothing mounted on the node');
+    // Started without `runc start` (through runc's exec fifo): runc itself agrees it runs.
+    const fromRunc = await new RuncCli({ binary: 'runc', root: st.runtime.paths.runcRoot }).stateFromRunc('default_sleeper');
+    assert.equal(fromRunc?.status, 'running');
+    assert.equal(fromRunc?.pid, pid);
+    assert.equal(await readFile(`/proc/${pid}/cmdline`, 'utf8'), 'sleep\u00001000\u0000', 'the container process, not runc init');
 
     const list = await st.runtime.list();
     assert.equal(list.length, 1);
@@ -111,7 +122,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     assert.ok(took >= 1000, `waited the grace period (${took} ms)`);
     assert.ok(took < 15_000, `then killed (${took} ms)`);
     assert.equal(await isAlive(pid), false);
-    assert.equal(await isMounted(path.join(st.dir, 'containers', 'default_sleeper', 'rootfs')), false);
+    assert.deepEqual(await mountsUnder(st.dir), []);
     const c = await st.runtime.get('default/sleeper');
     assert.equal(c!.process.state, 'absent');
     assert.equal(c!.process.exitCode, 137);
@@ -168,7 +179,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     assert.equal(await st.runtime.get('default/keeper'), undefined);
     assert.ok(!(await st.runtime.list()).some((c) => c.key === 'default/keeper'));
     assert.equal(await runs(), 2, 'private area kept');
-    assert.equal(await isMounted(path.join(st.dir, 'containers', 'default_keeper', 'rootfs')), false);
+    assert.deepEqual(await mountsUnder(st.dir), []);
 
     await create('keeper', spec);
     await st.runtime.start('default/keeper');

@@ -6,7 +6,7 @@
  * 4095 bytes below the one requested. Compare memory with `sameMemory`, never with `===`.
  */
 import { readSmallFile } from '../../util/small-file.js';
-import { readdir, rmdir, lstat } from 'node:fs/promises';
+import { readdirSync, rmdirSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import type { Resources } from '../../api/types.js';
 import { exists } from '../../util/exists.js';
@@ -135,22 +135,16 @@ export async function readMemoryUsage(loc: CgroupLocation): Promise<number | und
  */
 export async function cgroupHierarchies(root = CGROUP_ROOT): Promise<string[]> {
   if ((await detectCgroupMode(root)) === 'v2') return [root];
-  let entries: string[];
+  let entries: Dirent[];
   try {
-    entries = await readdir(root);
+    entries = readdirSync(root, { withFileTypes: true }); // local and small: see small-file.ts
   } catch {
     return [];
   }
-  const out: string[] = [];
-  for (const e of entries.sort()) {
-    const p = path.join(root, e);
-    try {
-      if ((await lstat(p)).isDirectory()) out.push(p);
-    } catch {
-      /* vanished */
-    }
-  }
-  return out;
+  return entries
+    .filter((e) => e.isDirectory())
+    .map((e) => path.join(root, e.name))
+    .sort();
 }
 
 /** Existing directories of a cgroup path, one per hierarchy. */
@@ -179,14 +173,14 @@ export async function cgroupProcs(dir: string): Promise<number[]> {
 export async function removeCgroupDir(dir: string): Promise<void> {
   let entries: import('node:fs').Dirent[];
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
   for (const e of entries) if (e.isDirectory()) await removeCgroupDir(path.join(dir, e.name));
   try {
-    await rmdir(dir);
+    rmdirSync(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new Error(`cannot remove cgroup ${dir}`, { cause: err });
@@ -196,7 +190,7 @@ export async function removeCgroupDir(dir: string): Promise<void> {
 /** rmdir a cgroup dir only if it has no child cgroups and no processes; true when it is gone. */
 export async function removeCgroupDirIfEmpty(dir: string): Promise<boolean> {
   try {
-    await rmdir(dir);
+    rmdirSync(dir);
     return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -31,9 +31,13 @@ function kill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Wait until a pid is gone (zombies count as gone); false at the deadline. */
+/**
+ * Wait until a pid is gone (zombies count as gone); false at the deadline. Polls after 2 ms first,
+ * then less often: a killed container's init takes a few ms to die (its mount namespace, with the
+ * root overlay, is torn down on the way).
+ */
 export function waitGone(pid: number, timeoutMs: number, w: Waiter): Promise<boolean> {
-  return pollUntil(async () => !(await isAlive(pid)), { timeoutMs, intervalMs: w.pollIntervalMs ?? 50, sleep: w.sleep, now: w.now });
+  return pollUntil(async () => !(await isAlive(pid)), { timeoutMs, intervalMs: w.pollIntervalMs ?? 50, firstIntervalMs: 2, sleep: w.sleep, now: w.now });
 }
 
 async function isOurConmon(pid: number, cp: ContainerPaths): Promise<boolean> {

@@ -13,8 +13,9 @@
  * containers would survive, but lose their log and exit-code supervisor).
  */
 import { spawn } from 'node:child_process';
-import { open, readFile, rm } from 'node:fs/promises';
+import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
+import { readSmallFile, removePaths } from '../../util/small-file.js';
 import { isAlive } from './procfs.js';
 
 export interface ConmonLaunch {
@@ -36,7 +37,11 @@ export interface ConmonLaunch {
   /** conmon truncates the log when it grows beyond this (bytes). */
   logSizeMax?: number;
   timeoutMs?: number;
-  sleep?: (ms: number) => Promise<void>;
+  /**
+   * Between two looks at the sync file when no change notification came (ms). Default 100: the
+   * sync file is watched (inotify), this is only the safety net and the conmon liveness check.
+   */
+  pollIntervalMs?: number;
 }
 
 export class ConmonError extends Error {
@@ -74,7 +79,7 @@ export interface SyncMessage {
 export async function readSync(file: string): Promise<SyncMessage | undefined> {
   let text: string;
   try {
-    text = (await readFile(file, 'utf8')).trim();
+    text = (await readSmallFile(file)).trim();
   } catch {
     return undefined;
   }
@@ -91,7 +96,7 @@ export async function readSync(file: string): Promise<SyncMessage | undefined> {
 
 async function readText(file: string): Promise<string> {
   try {
-    return (await readFile(file, 'utf8')).trim();
+    return (await readSmallFile(file)).trim();
   } catch {
     return '';
   }
@@ -103,57 +108,112 @@ async function readPid(file: string): Promise<number | undefined> {
 }
 
 /**
+ * Wakes a waiter when a file changes (inotify through fs.watch). Lost or unsupported notifications
+ * only cost latency: the waiter also wakes after its poll interval.
+ */
+class ChangeSignal {
+  private watcher?: FSWatcher;
+  private changed = false;
+  private wake?: () => void;
+
+  constructor(file: string) {
+    try {
+      this.watcher = watch(file, { persistent: false }, () => this.fire());
+      this.watcher.on('error', () => this.close());
+    } catch {
+      this.watcher = undefined; // no inotify here: polling alone
+    }
+  }
+
+  private fire(): void {
+    this.changed = true;
+    this.wake?.();
+  }
+
+  /** Resolves at the next change (or at once if one came since the last call), or after `ms`. */
+  async next(ms: number): Promise<void> {
+    if (!this.changed) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      this.wake = undefined;
+    }
+    this.changed = false;
+  }
+
+  close(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+}
+
+/**
  * Start conmon, which creates the container (runc state `created`); resolves with the container's
- * init pid once created. The container still has to be started with `runc start`.
+ * init pid once created. The container still has to be started (see RuncCli.start).
  */
 export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conmonPid?: number }> {
-  const sleep = l.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const timeoutMs = l.timeoutMs ?? 60_000;
+  const pollMs = l.pollIntervalMs ?? 100;
   // runc writes the pid file through `.<name>` (O_EXCL): a `runc create` killed mid-way leaves it.
   const runcPidTmp = path.join(path.dirname(l.pidFile), `.${path.basename(l.pidFile)}`);
-  await Promise.all([l.syncFile, l.pidFile, runcPidTmp, l.conmonPidFile].map((f) => rm(f, { force: true })));
-  const sync = await open(l.syncFile, 'w', 0o600);
-  const out = await open(l.conmonOut, 'w', 0o600);
-  let exited: Promise<number | null>;
+  await removePaths([l.syncFile, l.pidFile, runcPidTmp, l.conmonPidFile]);
+  const sync = openSync(l.syncFile, 'w', 0o600);
+  let out: number;
   try {
-    const child = spawn(l.conmonPath, conmonArgs(l), {
-      cwd: '/',
-      detached: true,
-      stdio: ['ignore', out.fd, out.fd, sync.fd],
-      env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
-    });
-    // Not unref()'d: this first conmon process exits at once, and awaiting its exit must keep
-    // node's event loop alive.
-    exited = new Promise((resolve) => {
-      child.once('error', () => resolve(null));
-      child.once('exit', (code) => resolve(code));
-    });
+    out = openSync(l.conmonOut, 'w', 0o600);
+  } catch (err) {
+    closeSync(sync);
+    throw err;
+  }
+  // Watch before conmon can write: its report wakes us at once instead of at the next poll.
+  const syncChanged = new ChangeSignal(l.syncFile);
+  try {
+    let exited: Promise<number | null>;
+    try {
+      const child = spawn(l.conmonPath, conmonArgs(l), {
+        cwd: '/',
+        detached: true,
+        stdio: ['ignore', out, out, sync],
+        env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+      });
+      // Not unref()'d: this first conmon process exits at once, and awaiting its exit must keep
+      // node's event loop alive.
+      exited = new Promise((resolve) => {
+        child.once('error', () => resolve(null));
+        child.once('exit', (code) => resolve(code));
+      });
+    } finally {
+      closeSync(sync);
+      closeSync(out);
+    }
+    // The first conmon process exits at once (after forking the monitor); a non-zero code is an error.
+    const firstExit = await exited;
+    if (firstExit !== 0) {
+      throw new ConmonError(`conmon failed to start (exit ${firstExit ?? 'error'}): ${await readText(l.conmonOut)}`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const msg = await readSync(l.syncFile);
+      if (msg) {
+        if (msg.pid > 0) return { pid: msg.pid, conmonPid: await readPid(l.conmonPidFile) };
+        throw new ConmonError(`could not create the container: ${(msg.message ?? 'unknown error').trim()}`);
+      }
+      const conmonPid = await readPid(l.conmonPidFile);
+      if (conmonPid !== undefined && !(await isAlive(conmonPid))) {
+        // One last look: conmon may have written the message just before exiting.
+        const last = await readSync(l.syncFile);
+        if (last && last.pid > 0) return { pid: last.pid, conmonPid };
+        const detail = last?.message ?? (await readText(l.conmonOut));
+        throw new ConmonError(`conmon exited before the container was created${detail ? `: ${detail.trim()}` : ''}`);
+      }
+      if (Date.now() > deadline) throw new ConmonError(`timed out after ${timeoutMs} ms waiting for conmon to create the container`);
+      await syncChanged.next(pollMs);
+    }
   } finally {
-    await sync.close();
-    await out.close();
-  }
-  // The first conmon process exits at once (after forking the monitor); a non-zero code is an error.
-  const firstExit = await exited;
-  if (firstExit !== 0) {
-    throw new ConmonError(`conmon failed to start (exit ${firstExit ?? 'error'}): ${await readText(l.conmonOut)}`);
-  }
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const msg = await readSync(l.syncFile);
-    if (msg) {
-      if (msg.pid > 0) return { pid: msg.pid, conmonPid: await readPid(l.conmonPidFile) };
-      throw new ConmonError(`could not create the container: ${(msg.message ?? 'unknown error').trim()}`);
-    }
-    const conmonPid = await readPid(l.conmonPidFile);
-    if (conmonPid !== undefined && !(await isAlive(conmonPid))) {
-      // One last look: conmon may have written the message just before exiting.
-      const last = await readSync(l.syncFile);
-      if (last && last.pid > 0) return { pid: last.pid, conmonPid };
-      const detail = last?.message ?? (await readText(l.conmonOut));
-      throw new ConmonError(`conmon exited before the container was created${detail ? `: ${detail.trim()}` : ''}`);
-    }
-    if (Date.now() > deadline) throw new ConmonError(`timed out after ${timeoutMs} ms waiting for conmon to create the container`);
-    await sleep(20);
+    syncChanged.close();
   }
 }
 

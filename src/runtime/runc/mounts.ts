@@ -1,10 +1,13 @@
 /**
- * The container's root filesystem: an overlay whose lower layer is the template (the host's `/` for
- * the `host` template, read-only as in Virtuozzo) and whose upper/work dirs are the private area.
+ * Mounts as the node sees them. A container's root overlay is mounted by runc inside the
+ * container's own mount namespace (see oci-config.ts), so normally nothing of a container is
+ * mounted on the node; these helpers find and remove what is (a rootfs mounted on the node by an
+ * acetate before 0.2, a bind mount someone left), before a container's directory is deleted.
  */
-import { readFile, realpath } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
+import { readSmallFile } from '../../util/small-file.js';
 
 export interface MountInfoEntry {
   mountId: number;
@@ -40,13 +43,13 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
 }
 
 export async function readMountInfo(): Promise<MountInfoEntry[]> {
-  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+  return parseMountInfo(await readSmallFile('/proc/self/mountinfo'));
 }
 
 async function canonical(p: string): Promise<string> {
   const abs = path.resolve(p);
   try {
-    return await realpath(abs);
+    return realpathSync(abs);
   } catch {
     // Resolve the longest existing ancestor, so a missing leaf still compares right.
     const parent = path.dirname(abs);
@@ -72,30 +75,6 @@ export class MountError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'MountError';
-  }
-}
-
-/** Characters that would split overlay's option string (`,`) or its layer list (`:`). */
-const UNSAFE = /[,:\\\s]/;
-
-export interface OverlayMount {
-  lower: string;
-  upper: string;
-  work: string;
-  target: string;
-}
-
-/** Mount the overlay unless something is already mounted on target. */
-export async function mountOverlay(m: OverlayMount): Promise<void> {
-  if (await isMounted(m.target)) return;
-  for (const p of [m.lower, m.upper, m.work, m.target]) {
-    if (UNSAFE.test(p)) throw new MountError(`cannot use '${p}' in an overlay mount: the path must not contain ',', ':', '\\' or spaces`);
-  }
-  const options = `lowerdir=${m.lower},upperdir=${m.upper},workdir=${m.work}`;
-  try {
-    await exec('mount', ['-t', 'overlay', 'overlay', '-o', options, m.target], { timeoutMs: 30_000 });
-  } catch (err) {
-    throw new MountError(`cannot mount the overlay rootfs on ${m.target} (lower ${m.lower})`, { cause: err });
   }
 }
 

@@ -89,8 +89,14 @@ export interface OciConfigInput {
   name: string;
   spec: NormalizedSpec;
   specHash: string;
-  /** Absolute path of the (mounted) root filesystem. */
+  /** Absolute path of the root filesystem directory (root.path). */
   rootfsPath: string;
+  /**
+   * The overlay that becomes the container's `/`: mounted by runc on root.path inside the
+   * container's own mount namespace, so the node never sees it and it cannot outlive the container.
+   * Without it, root.path is used as it is (e.g. already mounted by the caller).
+   */
+  rootfsOverlay?: RootfsOverlay;
   /** e.g. `/acetate-1a2b3c4d/default_web`. */
   cgroupsPath: string;
   /** The host's hard RLIMIT_NOFILE; the container gets min(this, MAX_NOFILE). */
@@ -104,6 +110,27 @@ export interface OciConfigInput {
   boundingCapabilities?: readonly string[];
   /** Where the node's root filesystem is seen; hostPath mounts are resolved under it. Default `/`. */
   hostRoot?: string;
+}
+
+export interface RootfsOverlay {
+  /** The template's root (read-only layer). */
+  lower: string;
+  /** The private area: the container's writes. */
+  upper: string;
+  /** overlayfs's work dir, on the same filesystem as upper. */
+  work: string;
+}
+
+/** Characters that would split overlay's option string (`,`) or its layer list (`:`). */
+const OVERLAY_UNSAFE = /[,:\\\s]/;
+
+/** The mount at `/` that makes the container's root the template with the private area over it. */
+export function overlayRootMount(o: RootfsOverlay): OciMount {
+  for (const p of [o.lower, o.upper, o.work]) {
+    if (!path.isAbsolute(p)) throw new OciConfigError(`overlay layer '${p}' must be absolute`);
+    if (OVERLAY_UNSAFE.test(p)) throw new OciConfigError(`cannot use '${p}' in an overlay mount: the path must not contain ',', ':', '\\' or spaces`);
+  }
+  return { destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`] };
 }
 
 export class OciConfigError extends Error {
@@ -202,7 +229,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     },
     root: { path: input.rootfsPath, readonly: false },
     hostname: spec.hostname || input.name,
-    mounts: [...baseMounts(privileged), ...binds],
+    mounts: [...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay)] : []), ...baseMounts(privileged), ...binds],
     annotations: {
       [ANNOTATION_OWNER]: OWNER_VALUE,
       [ANNOTATION_NAMESPACE]: input.namespace,

@@ -88,26 +88,30 @@ export function keyOfId(id: string): { namespace: string; name: string; key: str
 }
 
 export function containerPaths(instance: InstancePaths, id: string): ContainerPaths {
-  const dir = path.join(instance.containersDir, id);
-  const exitDir = path.join(dir, 'exits');
+  // Plain concatenation: containersDir is absolute and normalized, id a plain name (see
+  // containerIdOf), and list() computes this for every container on every pass.
+  const dir = `${instance.containersDir}/${id}`;
+  const exitDir = `${dir}/exits`;
   return {
     id,
     dir,
-    record: path.join(dir, 'record.json'),
-    status: path.join(dir, 'status.json'),
-    upper: path.join(dir, 'upper'),
-    work: path.join(dir, 'work'),
-    rootfs: path.join(dir, 'rootfs'),
-    bundle: path.join(dir, 'bundle'),
-    config: path.join(dir, 'bundle', 'config.json'),
-    log: path.join(dir, 'container.log'),
+    record: `${dir}/record.json`,
+    status: `${dir}/status.json`,
+    upper: `${dir}/upper`,
+    work: `${dir}/work`,
+    rootfs: `${dir}/rootfs`,
+    bundle: `${dir}/bundle`,
+    config: `${dir}/bundle/config.json`,
+    log: `${dir}/container.log`,
     exitDir,
-    exitFile: path.join(exitDir, id),
-    pidFile: path.join(dir, 'pid'),
-    conmonPidFile: path.join(dir, 'conmon.pid'),
-    syncFile: path.join(dir, 'conmon.sync'),
-    conmonOut: path.join(dir, 'conmon.out'),
-    cuuid: createHash('sha256').update(id).digest('hex').slice(0, 12),
+    exitFile: `${exitDir}/${id}`,
+    pidFile: `${dir}/pid`,
+    conmonPidFile: `${dir}/conmon.pid`,
+    syncFile: `${dir}/conmon.sync`,
+    conmonOut: `${dir}/conmon.out`,
+    get cuuid() {
+      return createHash('sha256').update(id).digest('hex').slice(0, 12);
+    },
     cgroupsPath: `${instance.cgroupParent}/${id}`,
   };
 }

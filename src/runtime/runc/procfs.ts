@@ -1,5 +1,6 @@
 /** Process checks through /proc (no process spawned). */
 import { readdir, readFile } from 'node:fs/promises';
+import { readSmallFile } from '../../util/small-file.js';
 import { ALL_CAPABILITIES } from './oci-config.js';
 
 export interface ProcStat {
@@ -24,7 +25,7 @@ export function parseProcStat(text: string): ProcStat | undefined {
 
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   try {
-    return parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'));
+    return parseProcStat(await readSmallFile(`/proc/${pid}/stat`));
   } catch {
     return undefined;
   }
@@ -41,7 +42,7 @@ export async function isAlive(pid: number, startTime?: number): Promise<boolean>
 /** The command line of a process (NUL-separated args joined by spaces), '' if gone. */
 export async function readCmdline(pid: number): Promise<string> {
   try {
-    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ').trim();
+    return (await readSmallFile(`/proc/${pid}/cmdline`)).split('\0').join(' ').trim();
   } catch {
     return '';
   }

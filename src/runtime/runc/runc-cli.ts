@@ -3,6 +3,7 @@
  * needs; `runc create` itself is run by conmon (see conmon.ts).
  */
 import { exec, ExecError } from '../../util/exec.js';
+import { startThroughExecFifo } from './exec-fifo.js';
 import { readRuncStateFile, readRuncStateFiles, UnreadableStateError } from './runc-state-file.js';
 
 export type RuncStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
@@ -113,7 +114,12 @@ export class RuncCli {
     }
   }
 
-  async start(id: string): Promise<void> {
+  /**
+   * Start a created container. With its init pid, through runc's exec fifo as `runc start` does it
+   * (see exec-fifo.ts), else, or when the fifo is not as expected, with `runc start`.
+   */
+  async start(id: string, opts: { initPid?: number } = {}): Promise<void> {
+    if (opts.initPid !== undefined && (await startThroughExecFifo({ root: this.root, id, initPid: opts.initPid, timeoutMs: this.timeoutMs }))) return;
     await this.run(['start', id], `start ${id}`);
   }
 

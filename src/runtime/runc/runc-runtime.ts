@@ -2,7 +2,8 @@
  * The Runtime on runc + overlayfs + conmon. All state lives in the state dir (see paths.ts); a new
  * acetate process adopts whatever an earlier one left running, since nothing is kept in memory.
  */
-import { mkdir, readdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { readdir, realpath, rm } from 'node:fs/promises';
+import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
 import path from 'node:path';
 import { hashOf } from '../../api/hash.js';
 import type { Resources } from '../../api/types.js';
@@ -26,14 +27,14 @@ import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type Cgro
 import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, waitGone, type Waiter } from './cleanup.js';
 import { launchConmon, readExitCode, readPid } from './conmon.js';
 import { readLogMessages } from './logs.js';
-import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
+import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
 import { RuncCli, type RuncState } from './runc-cli.js';
-import { readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
+import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
 
 export interface RuncRuntimeOptions {
   stateDir: string;
@@ -88,6 +89,8 @@ export class RuncRuntime implements Runtime {
   private binariesPromise?: Promise<{ runc: string; conmon: string }>;
   private hostInfoPromise?: Promise<HostInfo>;
   private runcCli?: RuncCli;
+  /** Paths of every container seen, computed once (list() needs them for all on every pass). */
+  private readonly pathsById = new Map<string, ContainerPaths>();
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -142,7 +145,13 @@ export class RuncRuntime implements Runtime {
   private target(key: string): Target {
     const { namespace, name } = splitKey(key);
     const id = containerIdOf(namespace, name);
-    return { key, id, namespace, name, cp: containerPaths(this.paths, id) };
+    return { key, id, namespace, name, cp: this.pathsOf(id) };
+  }
+
+  private pathsOf(id: string): ContainerPaths {
+    let cp = this.pathsById.get(id);
+    if (!cp) this.pathsById.set(id, (cp = containerPaths(this.paths, id)));
+    return cp;
   }
 
   private async cgroupOf(cp: ContainerPaths): Promise<CgroupLocation> {
@@ -170,7 +179,7 @@ export class RuncRuntime implements Runtime {
   // ---------------------------------------------------------------- reading
 
   private async actual(id: string, record: AppliedRecord, st: RuncState | undefined): Promise<ActualContainer> {
-    const cp = containerPaths(this.paths, id);
+    const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
     const process = await processInfo(cp, st, status);
     const limits = process.state === 'running' ? await readLimits(await this.cgroupOf(cp)) : {};
@@ -196,7 +205,7 @@ export class RuncRuntime implements Runtime {
       throw new Error(`cannot list ${this.paths.containersDir}`, { cause: err });
     }
     const found = await mapLimit(ids.sort(), 64, async (id) => {
-      const record = await readRecord(containerPaths(this.paths, id).record);
+      const record = await readRecord(this.pathsOf(id).record);
       return record ? { id, record } : undefined;
     });
     const records = found.filter((r): r is { id: string; record: AppliedRecord } => r !== undefined);
@@ -226,12 +235,14 @@ export class RuncRuntime implements Runtime {
 
   private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths): Promise<OciConfigInput> {
     const host = await this.hostInfo();
+    const lower = await this.templates.resolve(record.spec.template);
     return {
       namespace: record.namespace,
       name: record.name,
       spec: record.spec,
       specHash: record.specHash,
       rootfsPath: cp.rootfs,
+      rootfsOverlay: { lower, upper: cp.upper, work: cp.work },
       cgroupsPath: cp.cgroupsPath,
       hostNofileHard: host.nofileHard,
       swapAccounting: host.swapAccounting,
@@ -242,7 +253,6 @@ export class RuncRuntime implements Runtime {
 
   async check(req: CreateRequest): Promise<void> {
     const t = this.target(containerKey(req.namespace, req.name));
-    await this.templates.resolve(req.spec.template);
     await this.refuseStateDirMounts(req.spec.mounts);
     buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash: hashOf(req.spec) }, t.cp));
   }
@@ -254,12 +264,11 @@ export class RuncRuntime implements Runtime {
     if (t.id.length > MAX_ID_LENGTH) throw new Error(`${t.key}: namespace and name are too long together (max ${MAX_ID_LENGTH} characters)`);
     const { cp } = t;
     // Fail early: a missing template, or what the OCI config refuses (a mount path with '..'...).
-    await this.templates.resolve(req.spec.template);
     await this.refuseStateDirMounts(req.spec.mounts);
     const specHash = hashOf(req.spec);
     buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash }, cp));
     await this.locks.run(t.key, async () => {
-      for (const d of [cp.dir, cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]) await mkdir(d, { recursive: true, mode: 0o700 });
+      await makeDirs([cp.dir, cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
       const existing = await readRecord(cp.record);
       if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);
       const record: AppliedRecord = {
@@ -316,6 +325,7 @@ export class RuncRuntime implements Runtime {
    * containers' records and OCI configs (e.g. make one privileged at its next start).
    */
   private async refuseStateDirMounts(mounts: readonly { hostPath: string }[]): Promise<void> {
+    if (mounts.length === 0) return;
     const state = path.resolve(this.opts.stateDir);
     const states = [state, await realpath(state).catch(() => state)];
     for (const m of mounts) {
@@ -331,19 +341,20 @@ export class RuncRuntime implements Runtime {
     return scrubContainer({ id: t.id, cp: t.cp, runc, cgroupRoot: this.cgroupRoot, scan }, this.waiter);
   }
 
-  /** Mount the rootfs, write config.json, have conmon create the container, start it. */
+  /**
+   * Write config.json, have conmon create the container, start it. The root overlay is mounted by
+   * runc inside the container's mount namespace (no `mount` process, nothing mounted on the node).
+   */
   private async launch(t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
     const { cp } = t;
     const { conmon } = await this.binaries();
-    for (const d of [cp.dir, cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]) {
-      await mkdir(d, { recursive: true, mode: 0o700 });
-    }
-    const lower = await this.templates.resolve(record.spec.template);
+    await makeDirs([cp.dir, cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
     await this.refuseStateDirMounts(record.spec.mounts);
-    await mountOverlay({ lower, upper: cp.upper, work: cp.work, target: cp.rootfs });
+    // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
+    await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
     const config = buildOciConfig(await this.ociConfigInput(record, cp));
-    await writeFile(cp.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-    await rm(cp.exitFile, { force: true });
+    await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
+    await removePaths([cp.exitFile]);
     let pid: number;
     try {
       ({ pid } = await launchConmon({
@@ -362,9 +373,8 @@ export class RuncRuntime implements Runtime {
         syncFile: cp.syncFile,
         conmonOut: cp.conmonOut,
         logSizeMax: this.opts.logSizeMax ?? 16 * 1024 * 1024,
-        sleep: this.waiter.sleep,
       }));
-      await runc.start(t.id);
+      await runc.start(t.id, { initPid: pid });
     } catch (err) {
       // Leave nothing half-created behind: the next start() begins from scratch.
       await runc.delete(t.id, { force: true }).catch(() => undefined);
@@ -385,7 +395,7 @@ export class RuncRuntime implements Runtime {
     const conmonPid = await readPid(cp.conmonPidFile);
     await pollUntil(
       async () => (await readExitCode(cp.exitFile)) !== undefined || conmonPid === undefined || !(await isAlive(conmonPid)),
-      { timeoutMs: EXIT_FILE_WAIT_MS, intervalMs: 20, sleep: this.waiter.sleep, now: this.now },
+      { timeoutMs: EXIT_FILE_WAIT_MS, intervalMs: 20, firstIntervalMs: 2, sleep: this.waiter.sleep, now: this.now },
     );
     const exitCode = await readExitCode(cp.exitFile);
     const status = await readStatus(cp.status);
@@ -480,15 +490,16 @@ export class RuncRuntime implements Runtime {
       if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
       await this.removeEmptyCgroupParent();
       const attachLink = path.join(this.paths.socketDir, cp.cuuid);
-      for (const p of [attachLink, cp.bundle, cp.rootfs, cp.exitDir, cp.log, cp.pidFile, cp.conmonPidFile, cp.syncFile, cp.conmonOut, cp.status]) {
-        await rm(p, { recursive: true, force: true });
-      }
+      await removePaths([attachLink, cp.bundle, cp.rootfs, cp.exitDir, cp.log, cp.pidFile, cp.conmonPidFile, cp.syncFile, cp.conmonOut, cp.status], { recursive: true });
+      // A private area can be large: removed off the event loop.
       if (!opts.keepPrivateArea) {
         await rm(cp.upper, { recursive: true, force: true });
         await rm(cp.work, { recursive: true, force: true });
       }
       // The record goes last: while it exists, list() shows the container and removal is retried.
-      await rm(cp.record, { force: true });
+      await removePaths([cp.record]);
+      forgetFiles([cp.record, cp.status]);
+      this.pathsById.delete(t.id);
       if (!opts.keepPrivateArea) await rm(cp.dir, { recursive: true, force: true });
     });
   }

@@ -4,8 +4,9 @@
  * thousand keys, then cost file reads instead of a runc process each. Tied to runc 1.x's
  * libcontainer layout; anything unexpected makes the caller fall back to the runc binary.
  */
-import { access, readdir } from 'node:fs/promises';
-import { readSmallFile } from '../../util/small-file.js';
+import { readdir } from 'node:fs/promises';
+import { existsNow, readSmallFile } from '../../util/small-file.js';
+import { ParsedFileCache } from '../../util/stat-cache.js';
 import path from 'node:path';
 import type { RuncState } from './runc-cli.js';
 
@@ -31,19 +32,30 @@ async function startTimeOf(pid: number): Promise<number | undefined> {
   }
 }
 
-/** State of container `id` under `root`; undefined when runc does not know it. */
-export async function readRuncStateFile(root: string, id: string): Promise<RuncState | undefined> {
+/** What acetate uses of a state.json; it changes only when runc writes the file. */
+interface StateFacts {
+  id?: string;
+  pid: number;
+  start: number;
+  bundle: string;
+  rootfs?: string;
+  created: string;
+  annotations: Record<string, string>;
+  /** This init was seen started (no exec fifo): runc never creates the fifo again for it. */
+  started?: boolean;
+}
+
+function factsOf(text: string, file: string): StateFacts {
   let raw: StateJson;
   try {
-    raw = JSON.parse(await readSmallFile(path.join(root, id, 'state.json'))) as StateJson;
+    raw = JSON.parse(text) as StateJson;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UnreadableStateError(`cannot read runc state of ${id}`, { cause: err });
+    throw new UnreadableStateError(`cannot parse ${file}`, { cause: err });
   }
   const pid = raw.init_process_pid;
   const labels = raw.config?.labels;
   if (typeof pid !== 'number' || typeof raw.init_process_start !== 'number' || !Array.isArray(labels)) {
-    throw new UnreadableStateError(`runc state of ${id} has an unknown layout`);
+    throw new UnreadableStateError(`${file} has an unknown layout`);
   }
   const annotations: Record<string, string> = {};
   let bundle = '';
@@ -53,18 +65,37 @@ export async function readRuncStateFile(root: string, id: string): Promise<RuncS
     if (l.slice(0, i) === 'bundle') bundle = l.slice(i + 1);
     else annotations[l.slice(0, i)] = l.slice(i + 1);
   }
+  return { id: raw.id, pid, start: raw.init_process_start, bundle, ...(raw.config?.rootfs ? { rootfs: raw.config.rootfs } : {}), created: raw.created ?? '', annotations };
+}
+
+/** Parsed once per change of the file (see util/stat-cache.ts); liveness is checked every time. */
+const stateFiles = new ParsedFileCache<StateFacts>(factsOf);
+
+/** State of container `id` under `root`; undefined when runc does not know it. */
+export async function readRuncStateFile(root: string, id: string): Promise<RuncState | undefined> {
+  let facts: StateFacts | undefined;
+  try {
+    facts = stateFiles.read(path.join(root, id, 'state.json'));
+  } catch (err) {
+    if (err instanceof UnreadableStateError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw new UnreadableStateError(`cannot read runc state of ${id}`, { cause: err });
+  }
+  if (!facts) return undefined;
+  const { pid } = facts;
   // As runc: the init process alive with the same start time is running (or created, while the
   // exec fifo still waits for `runc start`); otherwise the container is stopped.
-  const alive = pid > 0 && (await startTimeOf(pid)) === raw.init_process_start;
-  const created = alive && (await access(path.join(root, id, 'exec.fifo')).then(() => true, () => false));
+  const alive = pid > 0 && (await startTimeOf(pid)) === facts.start;
+  const created = alive && !facts.started && existsNow(path.join(root, id, 'exec.fifo'));
+  if (alive && !created) facts.started = true;
   return {
-    id: raw.id ?? id,
+    id: facts.id ?? id,
     pid: alive ? pid : 0,
     status: alive ? (created ? 'created' : 'running') : 'stopped',
-    bundle,
-    ...(raw.config?.rootfs ? { rootfs: raw.config.rootfs } : {}),
-    created: raw.created ?? '',
-    annotations,
+    bundle: facts.bundle,
+    ...(facts.rootfs ? { rootfs: facts.rootfs } : {}),
+    created: facts.created,
+    annotations: facts.annotations,
   };
 }
 

@@ -3,9 +3,8 @@
  * what makes a container exist for acetate) and status.json (start count, last exit). Writes are
  * atomic (temp file + rename), so a SIGKILL never leaves a torn file.
  */
-import { readSmallFile } from '../../util/small-file.js';
-import { randomBytes } from 'node:crypto';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { writeSmallFileAtomic } from '../../util/small-file.js';
+import { ParsedFileCache } from '../../util/stat-cache.js';
 import type { AppliedRecord } from '../runtime.js';
 
 export interface ContainerStatusFile {
@@ -17,30 +16,34 @@ export interface ContainerStatusFile {
 }
 
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw new Error(`cannot write ${file}`, { cause: err });
-  }
+  await writeSmallFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Parsed JSON, or undefined when the file does not exist. */
-export async function readJson<T>(file: string): Promise<T | undefined> {
-  let text: string;
+function parseJson(text: string, file: string): unknown {
   try {
-    text = await readSmallFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw new Error(`cannot read ${file}`, { cause: err });
-  }
-  try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text) as unknown;
   } catch (err) {
     throw new Error(`${file} is not valid JSON`, { cause: err });
   }
+}
+
+/** acetate's own files, parsed once per change (see util/stat-cache.ts). */
+const jsonFiles = new ParsedFileCache<unknown>(parseJson);
+
+/** Parsed JSON, or undefined when the file does not exist. The value is shared: do not modify it. */
+export async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return jsonFiles.read(file) as T | undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if (err instanceof Error && /is not valid JSON$/.test(err.message)) throw err;
+    throw new Error(`cannot read ${file}`, { cause: err });
+  }
+}
+
+/** Drop remembered contents of removed files. */
+export function forgetFiles(files: readonly string[]): void {
+  for (const f of files) jsonFiles.forget(f);
 }
 
 export function readRecord(file: string): Promise<AppliedRecord | undefined> {

@@ -3,7 +3,8 @@
  * used is reported with file, line and field, and never makes its containers disappear: its
  * path is listed in failingOrigins so plan leaves their containers as last applied.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
+import { RACY_MS, sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
 import path from 'node:path';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
@@ -28,6 +29,8 @@ export interface LoadOptions {
   allowEmpty?: boolean;
   /** This node's name: manifests whose spec.nodeName names another node are not desired here. */
   nodeName?: string;
+  /** Reuse the result for files that did not change since they were last loaded (see ManifestCache). */
+  cache?: ManifestCache;
 }
 
 export interface DirSnapshot extends DesiredSnapshot {
@@ -44,18 +47,31 @@ function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem 
 
 /** Parses and validates one file. Never throws for bad content; I/O errors become problems too. */
 export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
+  if (opts.cache) return opts.cache.load(file, opts);
+  let st: Stats;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    return unreadable(file, `cannot read: ${(err as Error).message}`);
+  }
+  return parseManifestFile(file, st, opts);
+}
+
+function unreadable(file: string, message: string): FileResult {
+  return { file, containers: [], problems: [problem(file, { kind: 'unreadable', keys: [], message })], ignoredDocuments: 0 };
+}
+
+/** Reads (synchronously: a local file of at most 1 MiB, see util/small-file.ts), parses, validates. */
+function parseManifestFile(file: string, st: Stats, opts: LoadOptions): FileResult {
   const result: FileResult = { file, containers: [], problems: [], ignoredDocuments: 0 };
+  if (st.size > MAX_MANIFEST_BYTES) {
+    return unreadable(file, `file is ${st.size} bytes, larger than the ${MAX_MANIFEST_BYTES} bytes a manifest may have`);
+  }
   let buf: Buffer;
   try {
-    const st = await fs.stat(file);
-    if (st.size > MAX_MANIFEST_BYTES) {
-      result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: `file is ${st.size} bytes, larger than the ${MAX_MANIFEST_BYTES} bytes a manifest may have` }));
-      return result;
-    }
-    buf = await fs.readFile(file);
+    buf = readFileSync(file);
   } catch (err) {
-    result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: `cannot read: ${(err as Error).message}` }));
-    return result;
+    return unreadable(file, `cannot read: ${(err as Error).message}`);
   }
   if (buf.includes(0)) {
     result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: 'binary file (contains NUL bytes), not YAML or JSON' }));
@@ -98,6 +114,50 @@ export async function loadManifestFile(file: string, opts: LoadOptions = {}): Pr
     result.containers.push(desired);
   }
   return result;
+}
+
+/**
+ * Results of files that did not change, for a long-running controller whose periodic re-list
+ * would otherwise parse and validate every manifest again (most of a no-op pass's cost).
+ *
+ * A file is unchanged when its device, inode, size, mtime and ctime are; as for acetate's own
+ * files, a result is only reused when the file was already older than RACY_MS when it was read
+ * (see util/stat-cache.ts).
+ */
+export class ManifestCache {
+  static readonly RACY_MS = RACY_MS;
+  private readonly entries = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
+  private readonly now: () => number;
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
+    let st: Stats;
+    try {
+      st = statSync(file);
+    } catch (err) {
+      this.entries.delete(file);
+      return unreadable(file, `cannot read: ${(err as Error).message}`);
+    }
+    const hit = this.entries.get(file);
+    if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName) return hit.result;
+    const result = parseManifestFile(file, st, opts);
+    if (settled(st, this.now())) this.entries.set(file, { stamp: stampOf(st), nodeName: opts.nodeName, result });
+    else this.entries.delete(file);
+    return result;
+  }
+
+  /** Forget files that are no longer listed. */
+  retainOnly(files: Iterable<string>): void {
+    const keep = new Set(files);
+    for (const f of this.entries.keys()) if (!keep.has(f)) this.entries.delete(f);
+  }
 }
 
 /** Lists manifest files under dir (sorted), skipping ignored names and symlink loops. */
@@ -198,6 +258,7 @@ export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Prom
   }
   const listed = st.isDirectory() ? await listManifestFiles(root) : { files: [root], problems: [] };
   const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, opts)));
+  opts.cache?.retainOnly(listed.files);
   const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
   const rootUnreadable = listed.problems.some((p) => p.origin === root);
   if (rootUnreadable) {

@@ -19,7 +19,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { canonicalJson } from '../../api/hash.js';
 import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../source.js';
-import { listManifestFiles, loadManifestFile, mergeFileResults, type FileResult } from './load.js';
+import { listManifestFiles, loadManifestFile, ManifestCache, mergeFileResults, type FileResult } from './load.js';
 import { isIgnoredPath, isManifestPath } from './ignore.js';
 import { realClock, type Clock, type TimerHandle } from '../../controller/clock.js';
 
@@ -64,6 +64,7 @@ export class FileSource implements DesiredSource {
   private readonly opts: Required<Omit<FileSourceOptions, 'nodeName' | 'onError'>> & Pick<FileSourceOptions, 'nodeName' | 'onError'>;
   private readonly clock: Clock;
   private files = new Map<string, FileEntry>();
+  private readonly manifestCache = new ManifestCache();
   /** Keys each file declared the last time it loaded without problems. */
   private lastGood = new Map<string, Set<string>>();
   private dirProblems: SourceProblem[] = [];
@@ -170,7 +171,8 @@ export class FileSource implements DesiredSource {
       for (const file of [...this.files.keys()]) {
         if (!seen.has(file)) this.removeFile(file, changed);
       }
-      const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { nodeName: this.opts.nodeName })));
+      const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { nodeName: this.opts.nodeName, cache: this.manifestCache })));
+      this.manifestCache.retainOnly(listed.files);
       for (const r of results) this.applyResult(r, changed);
       this.cached = undefined;
       const after = this.snapshotMeta();
@@ -209,9 +211,13 @@ export class FileSource implements DesiredSource {
   }
 
   private applyResult(r: FileResult, changed: Set<string>): void {
-    const fp = fingerprint(r);
     const prev = this.files.get(r.file);
-    if (prev && prev.fingerprint === fp) return;
+    if (prev && prev.result === r) return; // the same result, from the manifest cache
+    const fp = fingerprint(r);
+    if (prev && prev.fingerprint === fp) {
+      prev.result = r; // same content: later cache hits compare by identity
+      return;
+    }
     for (const k of this.keysOf(r.file)) changed.add(k);
     this.files.set(r.file, { result: r, fingerprint: fp });
     const valid = new Set(r.containers.map((c) => c.key));
@@ -369,7 +375,7 @@ export class FileSource implements DesiredSource {
           if (this.files.has(file)) this.removeFile(file, changed);
           continue;
         }
-        const r = await loadManifestFile(file, { nodeName: this.opts.nodeName });
+        const r = await loadManifestFile(file, { nodeName: this.opts.nodeName, cache: this.manifestCache });
         this.applyResult(r, changed);
       }
       this.cached = undefined;
