@@ -25,3 +25,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 npx --no-install tsc -p . >&2
+node dist/src/api/validator-build.js >&2

@@ -3,9 +3,11 @@
  * few rules a CRD schema cannot express (metadata.name, path escapes). Every issue names the
  * field path and says in plain words what is wrong.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-import { containerSchema } from './crd.js';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { containerSchema, CRD_PATH } from './crd.js';
 import { API_VERSION, KIND, type ContainerManifest } from './types.js';
 import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
 import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
@@ -26,8 +28,16 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
 export const MIN_CPU_MILLIS = 10;
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 let compiled: ValidateFunction | undefined;
+const require = createRequire(import.meta.url);
+
+/** The validator `npm run build` precompiles from the CRD (see validator-build.ts), next to this file. */
+export const PRECOMPILED_VALIDATOR = './container-validator.generated.cjs';
+
+/** Identifies the CRD's content: a precompiled validator is used only for the CRD it was built from. */
+export function crdFingerprint(): string {
+  return createHash('sha256').update(readFileSync(CRD_PATH)).digest('hex');
+}
 
 /**
  * Unknown fields are errors, as with kubectl's default strict field validation. A CRD schema
@@ -45,14 +55,41 @@ export function closeObjects(schema: unknown): unknown {
   return out;
 }
 
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-    addFormats(ajv);
-    ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isInteger(n) });
-    ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) });
-    compiled = ajv.compile(closeObjects(containerSchema()) as Record<string, unknown>);
+/** An ajv instance set up for the Container schema; `source` keeps the generated code (for the build). */
+export function containerAjv(opts: { source?: boolean } = {}): Ajv {
+  const { Ajv: AjvClass, _ } = require('ajv') as typeof import('ajv');
+  const ajv = new AjvClass({
+    allErrors: true,
+    strict: false,
+    verbose: true,
+    formats: require('./validator-formats.cjs') as Record<string, never>,
+    ...(opts.source ? { code: { source: true, formats: _`require("./validator-formats.cjs")` } } : {}),
+  });
+  return ajv;
+}
+
+/** The schema ajv compiles: the CRD's, with objects closed. */
+export function compiledSchema(): Record<string, unknown> {
+  return closeObjects(containerSchema()) as Record<string, unknown>;
+}
+
+function precompiled(): ValidateFunction | undefined {
+  try {
+    const mod = require(PRECOMPILED_VALIDATOR) as { default: ValidateFunction; crdFingerprint: string };
+    return mod.crdFingerprint === crdFingerprint() ? mod.default : undefined;
+  } catch {
+    return undefined; // not built (e.g. running from a fresh tsc without the build step)
   }
+}
+
+/**
+ * Compiling the schema takes ~50 ms, a quarter of a short command's start-up: `npm run build`
+ * precompiles it, and the precompiled validator is used as long as the CRD file is the one it was
+ * built from. Otherwise (the CRD was edited since) it is compiled here, from the CRD: the CRD stays
+ * the one source of validation either way.
+ */
+function validator(): ValidateFunction {
+  compiled ??= precompiled() ?? containerAjv().compile(compiledSchema());
   return compiled;
 }
 

@@ -10,7 +10,7 @@
  * container on the thread pool. The event loop is blocked for microseconds per call. Not for large
  * files, or for anything on a network filesystem.
  */
-import { accessSync, closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 /** One buffer for all reads: they are synchronous, so never two at a time. */
@@ -66,12 +66,7 @@ export async function removePaths(paths: readonly string[], opts: { recursive?: 
   for (const p of paths) rmSync(p, { force: true, recursive: opts.recursive ?? false });
 }
 
-/** Whether a path exists (any error, e.g. ENOENT or EACCES, counts as no). */
+/** Whether a path exists (any error, e.g. ENOENT or EACCES, counts as no; no exception is built). */
 export function existsNow(p: string): boolean {
-  try {
-    accessSync(p);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(p);
 }
