@@ -56,9 +56,9 @@ export async function writeSmallFile(file: string, text: string, mode = 0o600): 
   writeFileSync(file, text, { mode });
 }
 
-/** mkdir -p of each dir, in order. */
+/** mkdir -p of each dir that does not exist yet, in order (one stat for an existing one). */
 export async function makeDirs(dirs: readonly string[], mode = 0o700): Promise<void> {
-  for (const d of dirs) mkdirSync(d, { recursive: true, mode });
+  for (const d of dirs) if (!existsSync(d)) mkdirSync(d, { recursive: true, mode });
 }
 
 /** rm -f (rm -rf with recursive) of each path. */

@@ -268,7 +268,7 @@ export class RuncRuntime implements Runtime {
     const specHash = hashOf(req.spec);
     buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash }, cp));
     await this.locks.run(t.key, async () => {
-      await makeDirs([cp.dir, cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
+      await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
       const existing = await readRecord(cp.record);
       if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);
       const record: AppliedRecord = {
@@ -348,7 +348,7 @@ export class RuncRuntime implements Runtime {
   private async launch(t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
     const { cp } = t;
     const { conmon } = await this.binaries();
-    await makeDirs([cp.dir, cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
+    await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
