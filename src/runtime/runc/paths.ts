@@ -9,7 +9,7 @@
  *       record.json    the AppliedRecord (present = the container exists)
  *       status.json    start count, last exit code, timestamps
  *       upper/ work/   the private area (overlay upper and work dirs)
- *       rootfs/        overlay mount point
+ *       rootfs/        root.path: runc mounts the overlay on it in the container's mount namespace
  *       bundle/        OCI bundle (config.json; conmon adds its fifos)
  *       container.log  stdout/stderr in Kubernetes' log format (written by conmon)
  *       exits/<id>     exit code (written by conmon)

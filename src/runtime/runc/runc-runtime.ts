@@ -3,7 +3,9 @@
  * acetate process adopts whatever an earlier one left running, since nothing is kept in memory.
  */
 import { readdir, realpath, rm } from 'node:fs/promises';
-import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
+import { existsNow, makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
+import { renameSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { hashOf } from '../../api/hash.js';
 import type { Resources } from '../../api/types.js';
@@ -69,6 +71,8 @@ interface Target {
   cp: ContainerPaths;
 }
 
+/** `.creating-<pid>-…` / `.removing-<pid>-…` in the containers dir (see withTempDir). */
+const TEMP_NAME = /^\.(?:creating|removing)-(\d+)-/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 /** How long conmon may take to record an exit code after the process is gone. */
@@ -91,6 +95,8 @@ export class RuncRuntime implements Runtime {
   private runcCli?: RuncCli;
   /** Paths of every container seen, computed once (list() needs them for all on every pass). */
   private readonly pathsById = new Map<string, ContainerPaths>();
+  /** Temporary dirs of creates and removals in progress in this process (never swept). */
+  private readonly tempInFlight = new Set<string>();
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -204,6 +210,11 @@ export class RuncRuntime implements Runtime {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new Error(`cannot list ${this.paths.containersDir}`, { cause: err });
     }
+    const temp = ids.filter((n) => n.startsWith('.'));
+    if (temp.length) {
+      await this.sweepTemp(temp);
+      ids = ids.filter((n) => !n.startsWith('.'));
+    }
     const found = await mapLimit(ids.sort(), 64, async (id) => {
       const record = await readRecord(this.pathsOf(id).record);
       return record ? { id, record } : undefined;
@@ -268,9 +279,7 @@ export class RuncRuntime implements Runtime {
     const specHash = hashOf(req.spec);
     buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash }, cp));
     await this.locks.run(t.key, async () => {
-      await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
-      const existing = await readRecord(cp.record);
-      if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);
+      const existing = existsNow(cp.dir) ? await readRecord(cp.record) : undefined;
       const record: AppliedRecord = {
         namespace: req.namespace,
         name: req.name,
@@ -279,7 +288,23 @@ export class RuncRuntime implements Runtime {
         source: req.source,
         createdAt: existing?.createdAt ?? new Date(this.now()).toISOString(),
       };
-      await writeJsonAtomic(cp.record, record);
+      if (existsNow(cp.dir)) {
+        // Re-created over a kept private area (a replace), or a record being rewritten.
+        await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
+        if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);
+        await writeJsonAtomic(cp.record, record);
+        return;
+      }
+      // A new container appears whole: its directory is built under a temporary name and renamed
+      // into place with its record, so a SIGKILL never leaves a directory without a record (which
+      // nothing would ever clean up once the container is no longer declared).
+      await this.withTempDir('creating', t.id, async (tmp) => {
+        const under = (p: string) => tmp + p.slice(cp.dir.length);
+        await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir].map(under));
+        await writeJsonAtomic(under(cp.status), { starts: 0 } satisfies ContainerStatusFile);
+        await writeJsonAtomic(under(cp.record), record);
+        renameSync(tmp, cp.dir);
+      });
     });
   }
 
@@ -490,18 +515,54 @@ export class RuncRuntime implements Runtime {
       if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
       await this.removeEmptyCgroupParent();
       const attachLink = path.join(this.paths.socketDir, cp.cuuid);
-      await removePaths([attachLink, cp.bundle, cp.rootfs, cp.exitDir, cp.log, cp.pidFile, cp.conmonPidFile, cp.syncFile, cp.conmonOut, cp.status], { recursive: true });
-      // A private area can be large: removed off the event loop.
-      if (!opts.keepPrivateArea) {
-        await rm(cp.upper, { recursive: true, force: true });
-        await rm(cp.work, { recursive: true, force: true });
+      if (opts.keepPrivateArea) {
+        await removePaths([attachLink, cp.bundle, cp.rootfs, cp.exitDir, cp.log, cp.pidFile, cp.conmonPidFile, cp.syncFile, cp.conmonOut, cp.status], { recursive: true });
+        // The record goes last: while it exists, list() shows the container and removal is retried.
+        await removePaths([cp.record]);
+      } else {
+        await removePaths([attachLink]);
+        // The whole directory, record included, leaves in one rename; what a SIGKILL leaves of
+        // the deletion is swept by the next list().
+        await this.withTempDir('removing', t.id, async (trash) => {
+          try {
+            renameSync(cp.dir, trash);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          }
+        });
       }
-      // The record goes last: while it exists, list() shows the container and removal is retried.
-      await removePaths([cp.record]);
       forgetFiles([cp.record, cp.status]);
       this.pathsById.delete(t.id);
-      if (!opts.keepPrivateArea) await rm(cp.dir, { recursive: true, force: true });
     });
+  }
+
+  /**
+   * Runs fn with a fresh temporary path in the containers dir (`.<what>-<pid>-<id>-<random>`),
+   * removed afterwards whatever fn did with it. Leftovers of a killed acetate are swept by list().
+   */
+  private async withTempDir(what: 'creating' | 'removing', id: string, fn: (tmp: string) => Promise<void>): Promise<void> {
+    const tmp = path.join(this.paths.containersDir, `.${what}-${process.pid}-${id}-${randomBytes(4).toString('hex')}`);
+    this.tempInFlight.add(tmp);
+    try {
+      await makeDirs([this.paths.containersDir]);
+      await fn(tmp);
+    } finally {
+      await rm(tmp, { recursive: true, force: true }); // a private area can be large: off the event loop
+      this.tempInFlight.delete(tmp);
+    }
+  }
+
+  /** Remove what killed acetates left of creates and removals (their pid is gone, or it is ours and idle). */
+  private async sweepTemp(names: readonly string[]): Promise<void> {
+    for (const n of names) {
+      const m = TEMP_NAME.exec(n);
+      if (!m) continue;
+      const full = path.join(this.paths.containersDir, n);
+      if (this.tempInFlight.has(full)) continue;
+      const pid = Number(m[1]);
+      if (pid !== process.pid && (await isAlive(pid))) continue;
+      await rm(full, { recursive: true, force: true });
+    }
   }
 
   private async removeEmptyCgroupParent(): Promise<void> {
