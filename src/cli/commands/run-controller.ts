@@ -31,173 +31,173 @@ async function isAcetateRun(pid: number): Promise<boolean> {
 
 /** `acetate run`'s work, loaded only by that command: the controller, the file watcher, logging and metrics (winston, prom-client, chokidar) cost the other commands ~55 ms of start-up. */
 export async function runController(argv: string[], ctx: CliContext): Promise<number> {
-    const { values, positionals } = parse(argv, {
-      file: { type: 'string', short: 'f' },
-      concurrency: { type: 'string', default: '4' },
-      resync: { type: 'string', default: '30s' },
-      relist: { type: 'string', default: '30s' },
-      debounce: { type: 'string', default: '100ms' },
-      'process-poll': { type: 'string', default: '2s' },
-      'metrics-addr': { type: 'string', default: DEFAULT_METRICS_ADDR },
-      'allow-empty': { type: 'boolean' },
-      kube: { type: 'boolean' },
-      kubeconfig: { type: 'string' },
-      'kube-selector': { type: 'string', default: 'auto' },
-      node: { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
-      'log-format': { type: 'string' },
-    });
-    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    if (!values.file && !values.kube) throw new UsageError('run needs -f DIR and/or --kube');
-    const selector = values['kube-selector'] as SelectorMode;
-    if (!['auto', 'field', 'label'].includes(selector)) throw new UsageError(`--kube-selector must be auto, field or label, not '${selector}'`);
-    const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
-    const resyncMs = parseDuration(values.resync, '--resync');
-    const relistMs = parseDuration(values.relist, '--relist');
-    const debounceMs = parseDuration(values.debounce, '--debounce');
-    const processPollMs = parseDuration(values['process-poll'], '--process-poll');
-    let listen;
-    try {
-      listen = parseListenAddress(values['metrics-addr']);
-    } catch (err) {
-      throw new UsageError(`--metrics-addr: ${messageOf(err)}`);
+  const { values, positionals } = parse(argv, {
+    file: { type: 'string', short: 'f' },
+    concurrency: { type: 'string', default: '4' },
+    resync: { type: 'string', default: '30s' },
+    relist: { type: 'string', default: '30s' },
+    debounce: { type: 'string', default: '100ms' },
+    'process-poll': { type: 'string', default: '2s' },
+    'metrics-addr': { type: 'string', default: DEFAULT_METRICS_ADDR },
+    'allow-empty': { type: 'boolean' },
+    kube: { type: 'boolean' },
+    kubeconfig: { type: 'string' },
+    'kube-selector': { type: 'string', default: 'auto' },
+    node: { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+    'log-format': { type: 'string' },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  if (!values.file && !values.kube) throw new UsageError('run needs -f DIR and/or --kube');
+  const selector = values['kube-selector'] as SelectorMode;
+  if (!['auto', 'field', 'label'].includes(selector)) throw new UsageError(`--kube-selector must be auto, field or label, not '${selector}'`);
+  const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
+  const resyncMs = parseDuration(values.resync, '--resync');
+  const relistMs = parseDuration(values.relist, '--relist');
+  const debounceMs = parseDuration(values.debounce, '--debounce');
+  const processPollMs = parseDuration(values['process-poll'], '--process-poll');
+  let listen;
+  try {
+    listen = parseListenAddress(values['metrics-addr']);
+  } catch (err) {
+    throw new UsageError(`--metrics-addr: ${messageOf(err)}`);
+  }
+  const level = values['log-level'];
+  if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError(`--log-level must be error, warn, info or debug, not '${level}'`);
+  const format = values['log-format'];
+  if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError(`--log-format must be json or text, not '${format}'`);
+  const crashLoop = {
+    baseMs: envMs('ACETATE_CRASHLOOP_BASE_MS'),
+    maxMs: envMs('ACETATE_CRASHLOOP_MAX_MS'),
+    resetAfterMs: envMs('ACETATE_CRASHLOOP_RESET_MS'),
+  };
+  const backoff = { baseMs: envMs('ACETATE_BACKOFF_BASE_MS'), maxMs: envMs('ACETATE_BACKOFF_MAX_MS') };
+
+  const logger = createLogger({ level: level as LogLevel, ...(format ? { json: format === 'json' } : {}) });
+  const node = nodeName(values.node);
+
+  const previous = await readControllerRecord(ctx.stateDir).catch(() => undefined);
+  if (previous && previous.pid !== process.pid && controllerAlive(previous) && (await isAcetateRun(previous.pid))) {
+    logger.error(`another acetate run (pid ${previous.pid}) already manages ${ctx.stateDir}`);
+    return 1;
+  }
+
+  const { runtime } = await ctx.openRuntime();
+  const store = new StatusStore(ctx.stateDir);
+  const metrics = new Metrics();
+  let kube: KubeSource | undefined;
+  try {
+    if (values.kube) {
+      // Loaded only in Kubernetes mode: the client costs ~80 MiB and ~0.4 s of start-up.
+      const { createKubeSource } = await import('../../sources/kube/index.js');
+      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime });
     }
-    const level = values['log-level'];
-    if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError(`--log-level must be error, warn, info or debug, not '${level}'`);
-    const format = values['log-format'];
-    if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError(`--log-format must be json or text, not '${format}'`);
-    const crashLoop = {
-      baseMs: envMs('ACETATE_CRASHLOOP_BASE_MS'),
-      maxMs: envMs('ACETATE_CRASHLOOP_MAX_MS'),
-      resetAfterMs: envMs('ACETATE_CRASHLOOP_RESET_MS'),
-    };
-    const backoff = { baseMs: envMs('ACETATE_BACKOFF_BASE_MS'), maxMs: envMs('ACETATE_BACKOFF_MAX_MS') };
+  } catch (err) {
+    logger.error(messageOf(err));
+    return 1;
+  }
+  const source = values.file === undefined ? undefined : new FileSource({
+    dir: values.file,
+    allowEmpty: !!values['allow-empty'],
+    nodeName: node,
+    debounceMs,
+    relistMs,
+    onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
+  });
+  const controller = new Controller({
+    runtime,
+    sources: [...(source ? [source] : []), ...(kube ? [kube] : [])],
+    statusSinks: kube?.sinks(),
+    recorders: kube?.recorders(),
+    plan,
+    execute: executeAction,
+    concurrency,
+    resyncMs,
+    processPollMs,
+    statusStore: store,
+    logger,
+    metrics,
+    nodeName: node,
+    crashLoop: Object.fromEntries(Object.entries(crashLoop).filter(([, v]) => v !== undefined)),
+    backoff: Object.fromEntries(Object.entries(backoff).filter(([, v]) => v !== undefined)),
+  });
 
-    const logger = createLogger({ level: level as LogLevel, ...(format ? { json: format === 'json' } : {}) });
-    const node = nodeName(values.node);
-
-    const previous = await readControllerRecord(ctx.stateDir).catch(() => undefined);
-    if (previous && previous.pid !== process.pid && controllerAlive(previous) && (await isAcetateRun(previous.pid))) {
-      logger.error(`another acetate run (pid ${previous.pid}) already manages ${ctx.stateDir}`);
+  let server: MetricsServer | undefined;
+  if (listen) {
+    try {
+      server = await startMetricsServer(listen, metrics, { healthy: () => controller.healthy(), ready: () => controller.ready() });
+    } catch (err) {
+      logger.error(`cannot listen on ${values['metrics-addr']}: ${messageOf(err)}`);
       return 1;
     }
+    logger.info(`metrics listening on ${server.url}`, { metricsUrl: server.url });
+  }
+  const startedAt = new Date().toISOString();
+  const writeRecord = (extra: { stoppedAt?: string } = {}): Promise<void> =>
+    store
+      .writeController({
+        pid: process.pid,
+        startedAt,
+        ...(server ? { metricsUrl: server.url } : {}),
+        sources: [...(source ? [source.name] : []), ...(kube ? [kube.name] : [])],
+        ready: controller.ready(),
+        ...extra,
+      })
+      .catch((err: unknown) => {
+        logger.warn('cannot write controller status', { error: messageOf(err) });
+      });
 
-    const { runtime } = await ctx.openRuntime();
-    const store = new StatusStore(ctx.stateDir);
-    const metrics = new Metrics();
-    let kube: KubeSource | undefined;
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let signals = 0;
+  const timers: { record?: NodeJS.Timeout } = {};
+  const shutdown = async (why: string): Promise<void> => {
+    signals++;
+    if (signals > 1) {
+      logger.warn(`${why} again: exiting without waiting for in-flight actions`);
+      process.exit(1);
+    }
+    logger.info(`${why}: shutting down (containers keep running)`);
+    if (timers.record) clearInterval(timers.record);
     try {
-      if (values.kube) {
-        // Loaded only in Kubernetes mode: the client costs ~80 MiB and ~0.4 s of start-up.
-        const { createKubeSource } = await import('../../sources/kube/index.js');
-        kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime });
-      }
+      await controller.stop();
     } catch (err) {
-      logger.error(messageOf(err));
-      return 1;
+      logger.error('error while stopping', { error: messageOf(err) });
     }
-    const source = values.file === undefined ? undefined : new FileSource({
-      dir: values.file,
-      allowEmpty: !!values['allow-empty'],
-      nodeName: node,
-      debounceMs,
-      relistMs,
-      onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
-    });
-    const controller = new Controller({
-      runtime,
-      sources: [...(source ? [source] : []), ...(kube ? [kube] : [])],
-      statusSinks: kube?.sinks(),
-      recorders: kube?.recorders(),
-      plan,
-      execute: executeAction,
-      concurrency,
-      resyncMs,
-      processPollMs,
-      statusStore: store,
-      logger,
-      metrics,
-      nodeName: node,
-      crashLoop: Object.fromEntries(Object.entries(crashLoop).filter(([, v]) => v !== undefined)),
-      backoff: Object.fromEntries(Object.entries(backoff).filter(([, v]) => v !== undefined)),
-    });
+    await server?.close();
+    await writeRecord({ stoppedAt: new Date().toISOString() });
+    logger.info('bye');
+    // Safety net: nothing should keep the process alive now; if something does, leave anyway.
+    setTimeout(() => process.exit(0), 3000).unref();
+    resolveDone(0);
+  };
+  const onTerm = (): void => void shutdown('SIGTERM');
+  const onInt = (): void => void shutdown('SIGINT');
+  const onHup = (): void => {
+    logger.info('SIGHUP: re-reading the manifest directory');
+    void source?.relist();
+  };
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', onHup);
 
-    let server: MetricsServer | undefined;
-    if (listen) {
-      try {
-        server = await startMetricsServer(listen, metrics, { healthy: () => controller.healthy(), ready: () => controller.ready() });
-      } catch (err) {
-        logger.error(`cannot listen on ${values['metrics-addr']}: ${messageOf(err)}`);
-        return 1;
-      }
-      logger.info(`metrics listening on ${server.url}`, { metricsUrl: server.url });
-    }
-    const startedAt = new Date().toISOString();
-    const writeRecord = (extra: { stoppedAt?: string } = {}): Promise<void> =>
-      store
-        .writeController({
-          pid: process.pid,
-          startedAt,
-          ...(server ? { metricsUrl: server.url } : {}),
-          sources: [...(source ? [source.name] : []), ...(kube ? [kube.name] : [])],
-          ready: controller.ready(),
-          ...extra,
-        })
-        .catch((err: unknown) => {
-          logger.warn('cannot write controller status', { error: messageOf(err) });
-        });
-
-    let resolveDone!: (code: number) => void;
-    const done = new Promise<number>((r) => (resolveDone = r));
-    let signals = 0;
-    const timers: { record?: NodeJS.Timeout } = {};
-    const shutdown = async (why: string): Promise<void> => {
-      signals++;
-      if (signals > 1) {
-        logger.warn(`${why} again: exiting without waiting for in-flight actions`);
-        process.exit(1);
-      }
-      logger.info(`${why}: shutting down (containers keep running)`);
-      if (timers.record) clearInterval(timers.record);
-      try {
-        await controller.stop();
-      } catch (err) {
-        logger.error('error while stopping', { error: messageOf(err) });
-      }
-      await server?.close();
-      await writeRecord({ stoppedAt: new Date().toISOString() });
-      logger.info('bye');
-      // Safety net: nothing should keep the process alive now; if something does, leave anyway.
-      setTimeout(() => process.exit(0), 3000).unref();
-      resolveDone(0);
-    };
-    const onTerm = (): void => void shutdown('SIGTERM');
-    const onInt = (): void => void shutdown('SIGINT');
-    const onHup = (): void => {
-      logger.info('SIGHUP: re-reading the manifest directory');
-      void source?.relist();
-    };
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-    process.on('SIGHUP', onHup);
-
-    try {
-      await controller.start();
-    } catch (err) {
-      logger.error(`cannot start the loop: ${messageOf(err)}`);
-      await controller.stop().catch(() => undefined);
-      await server?.close();
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      process.off('SIGHUP', onHup);
-      return 1;
-    }
-    await writeRecord();
-    timers.record = setInterval(() => void writeRecord(), 1000);
-    timers.record.unref();
-    const code = await done;
+  try {
+    await controller.start();
+  } catch (err) {
+    logger.error(`cannot start the loop: ${messageOf(err)}`);
+    await controller.stop().catch(() => undefined);
+    await server?.close();
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     process.off('SIGHUP', onHup);
-    return code;
+    return 1;
+  }
+  await writeRecord();
+  timers.record = setInterval(() => void writeRecord(), 1000);
+  timers.record.unref();
+  const code = await done;
+  process.off('SIGTERM', onTerm);
+  process.off('SIGINT', onInt);
+  process.off('SIGHUP', onHup);
+  return code;
 }

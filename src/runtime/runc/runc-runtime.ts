@@ -279,7 +279,8 @@ export class RuncRuntime implements Runtime {
     const specHash = hashOf(req.spec);
     buildOciConfig(await this.ociConfigInput({ namespace: req.namespace, name: req.name, spec: req.spec, specHash }, cp));
     await this.locks.run(t.key, async () => {
-      const existing = existsNow(cp.dir) ? await readRecord(cp.record) : undefined;
+      const dirExists = existsNow(cp.dir);
+      const existing = dirExists ? await readRecord(cp.record) : undefined;
       const record: AppliedRecord = {
         namespace: req.namespace,
         name: req.name,
@@ -288,7 +289,7 @@ export class RuncRuntime implements Runtime {
         source: req.source,
         createdAt: existing?.createdAt ?? new Date(this.now()).toISOString(),
       };
-      if (existsNow(cp.dir)) {
+      if (dirExists) {
         // Re-created over a kept private area (a replace), or a record being rewritten.
         await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
         if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);

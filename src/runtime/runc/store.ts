@@ -35,8 +35,9 @@ export async function readJson<T>(file: string): Promise<T | undefined> {
   try {
     return jsonFiles.read(file) as T | undefined;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    if (err instanceof Error && /is not valid JSON$/.test(err.message)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') return undefined;
+    if (code === undefined) throw err; // not valid JSON (parseJson's error names the file)
     throw new Error(`cannot read ${file}`, { cause: err });
   }
 }

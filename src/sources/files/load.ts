@@ -4,7 +4,7 @@
  * path is listed in failingOrigins so plan leaves their containers as last applied.
  */
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
-import { RACY_MS, sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
+import { sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
 import path from 'node:path';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
@@ -48,13 +48,17 @@ function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem 
 /** Parses and validates one file. Never throws for bad content; I/O errors become problems too. */
 export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
   if (opts.cache) return opts.cache.load(file, opts);
-  let st: Stats;
+  const st = statManifest(file);
+  return 'problems' in st ? st : parseManifestFile(file, st, opts);
+}
+
+/** The file's stat, or the result reporting why it cannot be read. */
+function statManifest(file: string): Stats | FileResult {
   try {
-    st = statSync(file);
+    return statSync(file);
   } catch (err) {
     return unreadable(file, `cannot read: ${(err as Error).message}`);
   }
-  return parseManifestFile(file, st, opts);
 }
 
 function unreadable(file: string, message: string): FileResult {
@@ -125,7 +129,6 @@ function parseManifestFile(file: string, st: Stats, opts: LoadOptions): FileResu
  * (see util/stat-cache.ts).
  */
 export class ManifestCache {
-  static readonly RACY_MS = RACY_MS;
   private readonly entries = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
   private readonly now: () => number;
 
@@ -138,12 +141,10 @@ export class ManifestCache {
   }
 
   async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
-    let st: Stats;
-    try {
-      st = statSync(file);
-    } catch (err) {
+    const st = statManifest(file);
+    if ('problems' in st) {
       this.entries.delete(file);
-      return unreadable(file, `cannot read: ${(err as Error).message}`);
+      return st;
     }
     const hit = this.entries.get(file);
     if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName) return hit.result;
