@@ -81,7 +81,8 @@ async function pass(runtime: RuncRuntime, dir: string, cache: ManifestCache): Pr
 async function main(): Promise<void> {
   const [stateDir, dir, passesText, warmupText] = process.argv.slice(2);
   if (!stateDir || !dir) throw new Error('usage: noop-pass.js STATE_DIR MANIFEST_DIR PASSES [WARMUP]');
-  const runtime = new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }) });
+  // $ACETATE_RUN_DIR: the instance's run dir, as the CLI reads it.
+  const runtime = new RuncRuntime({ stateDir, runDir: process.env.ACETATE_RUN_DIR || undefined, templates: new TemplateStore({ stateDir }) });
   const cache = new ManifestCache();
   const first = await pass(runtime, dir, cache);
   await new Promise((resolve) => setTimeout(resolve, RACY_MS + 500));

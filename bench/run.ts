@@ -13,11 +13,18 @@
  *
  * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
  *          --only create,noop,latency,rss (default all)   --out DIR (default bench/results)
+ *          --sizes 100 (or 10,100): only these N for create/destroy
+ *          --work-dir DIR: where state dirs, work dirs and manifests go (default /var/lib/acetate-bench,
+ *          next to acetate's default state dir; removed at the end if empty)
+ *          --run-root DIR: where run dirs go (acetate's --run-dir, the bare loop's runc root and
+ *          bundles). Default: under /run if it is a tmpfs, as on systemd hosts and Kubernetes
+ *          nodes; otherwise on a tmpfs the benchmark mounts for the run (and removes)
  *          --from results.json: no measurement, re-render results.md and chart.svg from it
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
 import { instancePaths } from '../src/runtime/runc/paths.js';
@@ -25,8 +32,8 @@ import { cleanupStateDir, snapshotLeaks } from '../test/support/leaks.js';
 import { renderChart, type Panel } from './lib/chart.js';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
 import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
-import { CpuGroup, duBytes, findProcs, machine, measure, procCpuMs, pssBytes, vmRssBytes, type Measured } from './lib/sys.js';
-import { baselineConfigTemplate, containerYaml, nameOf, saveAtomically, tmpDir, writeFilePerContainer, writeOneFile } from './lib/workload.js';
+import { CpuGroup, duBytes, fileCreateMicros, findProcs, machine, measure, procCpuMs, pssBytes, vmRssBytes, type Measured } from './lib/sys.js';
+import { baselineConfigTemplate, containerYaml, getWorkRoot, nameOf, saveAtomically, setWorkRoot, tmpDir, writeFilePerContainer, writeOneFile } from './lib/workload.js';
 import type { PassSample } from './noop-pass.js';
 
 // ------------------------------------------------------------------ configuration
@@ -38,11 +45,22 @@ const LOADED = FROM ? (JSON.parse(readFileSync(FROM, 'utf8')) as Results) : unde
 const QUICK = LOADED ? LOADED.mode === 'quick' : argv.includes('--quick') || process.env.ACETATE_BENCH_QUICK === '1';
 const onlyArg = argv.find((a) => a.startsWith('--only'))?.split('=')[1] ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined);
 const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss').split(','));
+/** --sizes 100 or --sizes 10,100: only these N for the create/destroy benchmark (repetitions as configured). */
+const sizesArg = argv.includes('--sizes') ? argv[argv.indexOf('--sizes') + 1]!.split(',').map(Number) : undefined;
 const OUT = path.resolve(argv.includes('--out') ? argv[argv.indexOf('--out') + 1]! : path.join(PACKAGE_ROOT, 'bench', 'results'));
 
 const CFG = QUICK
   ? { sizes: [10, 50], reps: { 10: 3, 50: 2 } as Record<number, number>, concurrencies: [1, 8], big: 200, mid: 50, edits: 20, noopPasses: 5, rssWindowS: 12, resync: '5s' }
   : { sizes: [10, 100, 500], reps: { 10: 5, 100: 3, 500: 2 } as Record<number, number>, concurrencies: [1, 8], big: 1000, mid: 100, edits: 50, noopPasses: 10, rssWindowS: 31, resync: '10s' };
+
+if (argv.includes('--work-dir')) setWorkRoot(argv[argv.indexOf('--work-dir') + 1]!);
+const RUN_ROOT_ARG = argv.includes('--run-root') ? path.resolve(argv[argv.indexOf('--run-root') + 1]!) : undefined;
+/** Set by prepareRunRoot(): the parent of every run dir of the run. */
+let runRoot = '';
+if (sizesArg) {
+  if (!sizesArg.every((n) => Number.isSafeInteger(n) && n > 0)) throw new Error(`--sizes: expected numbers such as 100 or 10,100, got ${sizesArg.join(',')}`);
+  CFG.sizes = sizesArg;
+}
 
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 /** The node flags bin/acetate runs with (its `#!/usr/bin/env -S node ...` line): measured as users run it. */
@@ -84,18 +102,48 @@ const cpuGroup = new CpuGroup(`acetate-bench-${process.pid}`);
 
 interface Instance {
   stateDir: string;
+  /** Its run dir (under the run root), given to every acetate process as $ACETATE_RUN_DIR. */
+  runDir: string;
   dir: string;
+  env: { ACETATE_RUN_DIR: string };
   cleanup: () => Promise<void>;
 }
 
 async function newInstance(): Promise<Instance> {
   const stateDir = await tmpDir('acetate-bench-s-');
+  const runDir = await mkdtemp(path.join(runRoot, 'acetate-bench-r-'));
   const dir = await tmpDir('acetate-bench-m-');
   const cleanup = onCleanup(async () => {
-    await cleanupStateDir(stateDir);
+    await cleanupStateDir(stateDir, { runDir });
     await rm(dir, { recursive: true, force: true });
   });
-  return { stateDir, dir, cleanup };
+  return { stateDir, runDir, dir, env: { ACETATE_RUN_DIR: runDir }, cleanup };
+}
+
+/**
+ * The run root: under /run when that is a tmpfs (as on systemd hosts and Kubernetes nodes, where
+ * acetate's /run/acetate is), else on a tmpfs mounted for this run, so that acetate's run dir and
+ * the bare loop's runc root are where they would be on a node. `--run-root` overrides.
+ */
+async function prepareRunRoot(): Promise<{ dir: string; fs: string }> {
+  if (RUN_ROOT_ARG) {
+    await mkdir(RUN_ROOT_ARG, { recursive: true, mode: 0o700 });
+    return { dir: RUN_ROOT_ARG, fs: (await measure('stat', ['-f', '-c', '%T', RUN_ROOT_ARG])).stdout.trim() };
+  }
+  if ((await measure('stat', ['-f', '-c', '%T', '/run'])).stdout.trim() === 'tmpfs') {
+    const dir = await mkdtemp('/run/acetate-bench-');
+    onCleanup(() => rm(dir, { recursive: true, force: true }));
+    return { dir, fs: 'tmpfs (/run)' };
+  }
+  const dir = path.join(getWorkRoot(), 'run');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const m = await measure('mount', ['-t', 'tmpfs', '-o', 'mode=0700,size=2g', 'acetate-bench-run', dir]);
+  check(m.code === 0, `cannot mount a tmpfs on ${dir}: ${m.stderr}`);
+  onCleanup(async () => {
+    await measure('umount', [dir]);
+    await rmdir(dir).catch(() => undefined);
+  });
+  return { dir, fs: 'tmpfs (mounted by the benchmark: /run is not a tmpfs here)' };
 }
 
 function acetate(inst: Instance, args: string[], extraNode: string[] = []): Promise<Measured> {
@@ -103,13 +151,13 @@ function acetate(inst: Instance, args: string[], extraNode: string[] = []): Prom
   return measure(process.execPath, [...NODE_FLAGS, ...extraNode, '--import', CPU_REPORT, CLI, '--state-dir', inst.stateDir, ...args], {
     group: cpuGroup,
     cpuFile,
-    env: { ACETATE_BENCH_CPU_FILE: cpuFile },
+    env: { ACETATE_BENCH_CPU_FILE: cpuFile, ...inst.env },
     timeoutMs: 3_600_000,
   }).finally(() => rm(cpuFile, { force: true }));
 }
 
 async function listJson(inst: Instance): Promise<{ name: string; phase: string; pid?: number }[]> {
-  const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json']);
+  const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json'], { env: inst.env });
   if (r.code !== 0) throw new Error(`acetate get failed: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { items: { name: string; phase: string; pid?: number }[] }).items;
 }
@@ -121,18 +169,23 @@ function check(cond: unknown, what: string): asserts cond {
 interface Baseline {
   work: string;
   template: string;
+  /** RUN_DIR of the bare loop's scripts: its runc root and bundles, next to acetate's run dirs. */
+  env: { RUN_DIR: string };
   cleanup: () => Promise<void>;
 }
 
 async function newBaseline(): Promise<Baseline> {
   const root = await tmpDir('acetate-bench-b-');
+  const run = await mkdtemp(path.join(runRoot, 'acetate-bench-b-'));
   const { file } = await baselineConfigTemplate(root);
   const work = path.join(root, 'w');
+  const env = { RUN_DIR: run };
   const cleanup = onCleanup(async () => {
-    await measure('bash', [path.join(BASELINE, 'cleanup.sh'), work, file]);
+    await measure('bash', [path.join(BASELINE, 'cleanup.sh'), work, file], { env });
     await rm(root, { recursive: true, force: true });
+    await rm(run, { recursive: true, force: true });
   });
-  return { work, template: file, cleanup };
+  return { work, template: file, env, cleanup };
 }
 
 async function runcCount(root: string): Promise<number> {
@@ -174,13 +227,22 @@ interface Results {
   startedAt: string;
   durationS: number;
   mode: 'full' | 'quick';
-  machine: ReturnType<typeof machine> & { runc: string; conmon: string };
+  machine: ReturnType<typeof machine> & {
+    runc: string;
+    conmon: string;
+    /** Where the benchmark's directories were, and what creating a small file cost there and in /tmp (µs). */
+    workDir?: string;
+    fileCreateUs?: { workDir: number; tmp: number };
+    /** Where the run dirs were (acetate's --run-dir, the bare loop's runc root and bundles), and on what. */
+    runRoot?: string;
+    runRootFs?: string;
+  };
   ops: OpRow[];
   noop: NoopRow[];
   loop: { n: number; windowS: number; resync: string; cpuMsPerSecond: number; cpuMsPerResync: number; rssBytes: number }[];
   latency?: { n: number; edits: number; p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; failures: number; detectMs: number; runcUpdateMs: number; samplesMs: number[] };
   rss: { n: number; medianBytes: number; maxBytes: number }[];
-  overhead?: { n: number; conmonRssBytes: number; conmonPssBytes: number; initRssBytes: number; initPssBytes: number; privateAreaBytes: number; containerDirBytes: number; createAt8Ms: number };
+  overhead?: { n: number; conmonRssBytes: number; conmonPssBytes: number; initRssBytes: number; initPssBytes: number; privateAreaBytes: number; containerDirBytes: number; runDirBytes?: number; createAt8Ms: number };
   profiles: Record<string, ProfileSummary>;
   notRun: string[];
 }
@@ -210,10 +272,10 @@ async function opsBenchmark(): Promise<void> {
       {
         const b = await newBaseline();
         try {
-          const c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: cpuGroup });
+          const c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: cpuGroup, env: b.env });
           check(c.code === 0, `baseline create failed: ${c.stderr}`);
-          check((await runcCount(path.join(b.work, 'runc'))) === n, 'baseline: not all running');
-          const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { group: cpuGroup });
+          check((await runcCount(path.join(b.env.RUN_DIR, 'runc'))) === n, 'baseline: not all running');
+          const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { group: cpuGroup, env: b.env });
           check(d.code === 0, `baseline destroy failed: ${d.stderr}`);
           check(!existsSync(path.join(b.work, 'c')) || (await readdir(path.join(b.work, 'c'))).length === 0, 'baseline: destroy left containers');
           const r = row('bare loop');
@@ -237,7 +299,7 @@ async function opsBenchmark(): Promise<void> {
           await rm(path.join(inst.dir, 'containers.yaml'));
           const d = await acetate(inst, ['apply', '-f', inst.dir, '--allow-empty', '--concurrency', String(conc)]);
           check(d.code === 0, `acetate destroy failed: ${d.stderr}`);
-          const leaks = await snapshotLeaks(inst.stateDir);
+          const leaks = await snapshotLeaks(inst.stateDir, { runDir: inst.runDir });
           check(leaks.mounts.length + leaks.runcStates.length + leaks.containerDirs.length === 0, `acetate destroy left ${JSON.stringify(leaks)}`);
           const r = row(`acetate c${conc}`);
           r.create.push(c);
@@ -292,7 +354,7 @@ async function createProfile(n: number): Promise<void> {
 // ------------------------------------------------------------------ 2: no-op pass
 
 async function noopPass(inst: Instance, n: number, profile: boolean): Promise<void> {
-  const r = await measure(process.execPath, [...NODE_FLAGS, NOOP, inst.stateDir, inst.dir, String(CFG.noopPasses)], { timeoutMs: 600_000 });
+  const r = await measure(process.execPath, [...NODE_FLAGS, NOOP, inst.stateDir, inst.dir, String(CFG.noopPasses)], { timeoutMs: 600_000, env: inst.env });
   check(r.code === 0, `noop-pass failed: ${r.stderr}`);
   const { first, samples } = JSON.parse(r.stdout) as { first: PassSample; samples: PassSample[] };
   check(samples.every((s) => s.actions === 0 && s.unchanged === n), `the no-op pass is not a no-op: ${JSON.stringify(samples[0])}`);
@@ -314,7 +376,7 @@ async function noopPass(inst: Instance, n: number, profile: boolean): Promise<vo
   if (profile) {
     const profDir = await tmpDir('acetate-bench-prof-');
     try {
-      const p = await measure(process.execPath, [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(CFG.noopPasses)]);
+      const p = await measure(process.execPath, [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(CFG.noopPasses)], { env: inst.env });
       check(p.code === 0, p.stderr);
       const prof = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
       if (prof) results.profiles[`no-op pass over ${n} (${CFG.noopPasses + 2} passes)`] = await summarizeProfile(path.join(profDir, prof));
@@ -335,6 +397,7 @@ interface Loop {
 async function startLoop(inst: Instance, extra: string[] = []): Promise<Loop> {
   const child = spawn(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'run', '-f', inst.dir, '--metrics-addr', '0', '--log-format', 'json', '--concurrency', '8', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...inst.env },
   });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -382,7 +445,7 @@ async function loopWindow(inst: Instance, n: number): Promise<void> {
 /** 3: save a file changing memory; time until memory.limit_in_bytes shows it (polled every ~1 ms). */
 async function latencyBenchmark(inst: Instance, n: number): Promise<void> {
   const loop = await startLoop(inst);
-  const ip = instancePaths(inst.stateDir);
+  const ip = instancePaths(inst.stateDir, inst.runDir);
   const samples: number[] = [];
   const detect: number[] = [];
   const update: number[] = [];
@@ -446,17 +509,18 @@ async function overhead(inst: Instance, n: number, createAt8Ms: number): Promise
   const conmons = (await findProcs('conmon', inst.stateDir)).slice(0, 50);
   const inits: number[] = [];
   for (const c of (await listJson(inst)).slice(0, 50)) if (c.pid) inits.push(c.pid);
-  const ip = instancePaths(inst.stateDir);
+  const ip = instancePaths(inst.stateDir, inst.runDir);
   // A fresh private area: a container created just now, before it wrote anything.
   const fresh = path.join(inst.dir, 'fresh.yaml');
   await writeFile(fresh, containerYaml('fresh'));
-  const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir]);
+  const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir], { env: inst.env });
   check(r.code === 0, r.stderr);
   const cdir = path.join(ip.containersDir, 'default_fresh');
   const privateAreaBytes = (await duBytes(path.join(cdir, 'upper'))) + (await duBytes(path.join(cdir, 'work')));
   const containerDirBytes = Number((await measure('du', ['-s', '-x', '--block-size=1', cdir])).stdout.split(/\s+/)[0]);
+  const runDirBytes = Number((await measure('du', ['-s', '-x', '--block-size=1', path.join(ip.runContainersDir, 'default_fresh')])).stdout.split(/\s+/)[0]);
   await rm(fresh);
-  const d = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir]);
+  const d = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir], { env: inst.env });
   check(d.code === 0, d.stderr);
   const rss = await Promise.all(conmons.map(vmRssBytes));
   const pss = await Promise.all(conmons.map(pssBytes));
@@ -468,9 +532,10 @@ async function overhead(inst: Instance, n: number, createAt8Ms: number): Promise
     initPssBytes: median(await Promise.all(inits.map(pssBytes))),
     privateAreaBytes,
     containerDirBytes,
+    runDirBytes,
     createAt8Ms: round(createAt8Ms),
   };
-  log(`per container: conmon RSS ${fmtKiB(median(rss))} (PSS ${fmtKiB(median(pss))}), private area ${fmtKiB(privateAreaBytes)}, container dir ${fmtKiB(containerDirBytes)}`);
+  log(`per container: conmon RSS ${fmtKiB(median(rss))} (PSS ${fmtKiB(median(pss))}), private area ${fmtKiB(privateAreaBytes)}, container dir ${fmtKiB(containerDirBytes)}, run dir ${fmtKiB(runDirBytes)}`);
 }
 
 async function loopBenchmarks(): Promise<void> {
@@ -534,6 +599,9 @@ function markdown(): string {
   const m = results.machine;
   L.push(`# acetate benchmark results (${results.mode})`, '');
   L.push(`${results.startedAt.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · Linux ${m.kernel} · Node ${m.node} · ${m.runc} · ${m.conmon} · took ${Math.round(results.durationS / 60)} min`, '');
+  if (m.workDir && m.fileCreateUs) {
+    L.push(`State and work dirs of both acetate and the bare loop in \`${m.workDir}\`, where creating a small file (write + rename) cost ${m.fileCreateUs.workDir} µs (${m.fileCreateUs.tmp} µs in ${os.tmpdir()}).${m.runRoot ? ` Run dirs (acetate's \`--run-dir\`, the bare loop's runc root and bundles) in \`${m.runRoot}\`: ${m.runRootFs}.` : ''}`, '');
+  }
   L.push('How to read this: docs/benchmarks.md. Times are medians over repetitions; ratios are to the bare loop (< 1 is faster than it).', '');
   L.push('## Targets', '', '| what | target | measured | |', '| --- | --- | --- | --- |');
   for (const t of targetRows()) L.push(`| ${t.what} | ${t.target} | ${t.measured} | ${t.met === undefined ? '' : t.met ? 'met' : '**not met**'} |`);
@@ -579,7 +647,8 @@ function markdown(): string {
       L.push(`| conmon supervisor RSS (PSS) | ${fmtKiB(o.conmonRssBytes)} (${fmtKiB(o.conmonPssBytes)}) |`);
       L.push(`| the container's own init (\`sleep\`) RSS (PSS), for scale | ${fmtKiB(o.initRssBytes)} (${fmtKiB(o.initPssBytes)}) |`);
       L.push(`| fresh private area (upper + work) | ${fmtKiB(o.privateAreaBytes)} |`);
-      L.push(`| whole container dir (private area, bundle, record, log) | ${fmtKiB(o.containerDirBytes)} |`);
+      L.push(`| whole container dir on disk (private area, record, status, log) | ${fmtKiB(o.containerDirBytes)} |`);
+      if (o.runDirBytes !== undefined) L.push(`| its run dir on tmpfs (bundle, conmon's files; memory, not disk) | ${fmtKiB(o.runDirBytes)} |`);
       L.push(`| creating ${o.n} containers at concurrency 8 | ${fmtMs(o.createAt8Ms)} |`, '');
     }
   }
@@ -671,6 +740,17 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   results.machine.runc = (await measure('runc', ['--version'])).stdout.split('\n')[0] ?? 'runc ?';
   results.machine.conmon = (await measure('conmon', ['--version'])).stdout.split('\n')[0] ?? 'conmon ?';
+  const createdRoot = !existsSync(getWorkRoot());
+  await mkdir(getWorkRoot(), { recursive: true, mode: 0o700 });
+  if (createdRoot) onCleanup(() => rmdir(getWorkRoot()).catch(() => undefined));
+  results.machine.workDir = getWorkRoot();
+  const rr = await prepareRunRoot();
+  runRoot = rr.dir;
+  results.machine.runRoot = rr.dir;
+  results.machine.runRootFs = rr.fs;
+  log(`run dirs (acetate's --run-dir, the bare loop's runc root and bundles) in ${rr.dir}: ${rr.fs}`);
+  results.machine.fileCreateUs = { workDir: await fileCreateMicros(getWorkRoot()), tmp: await fileCreateMicros(os.tmpdir()) };
+  log(`work dir ${getWorkRoot()}: creating a small file costs ${results.machine.fileCreateUs.workDir} µs there (${results.machine.fileCreateUs.tmp} µs in ${os.tmpdir()})`);
   log(`${QUICK ? 'quick' : 'full'} run: sizes ${CFG.sizes.join(', ')}; loop benchmarks with ${CFG.big} and ${CFG.mid} containers; results to ${OUT}`);
   await cpuGroup.create();
   onCleanup(() => cpuGroup.remove());

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Removes everything create.sh may have left, whatever state it is in (idempotent, never fails):
 # runc containers of its root, mounts under WORKDIR, the cgroup parent, WORKDIR itself.
-# Usage: cleanup.sh WORKDIR [CONFIG_TEMPLATE]
+# Usage: [RUN_DIR=DIR] cleanup.sh WORKDIR [CONFIG_TEMPLATE]   (RUN_DIR as given to create.sh;
+# its runc root and bundles are removed, not RUN_DIR itself)
 work=$1
 template=${2:-}
-root=$work/runc
+run=${RUN_DIR:-$work}
+root=$run/runc
 if [ -d "$root" ]; then
   for s in "$root"/*/; do
     [ -d "$s" ] || continue
@@ -31,5 +33,6 @@ if [ -n "$parent" ]; then
     rmdir "$h$parent" 2>/dev/null || true
   done
 fi
+rm -rf "$root" "$run/bundles"
 if ! grep -qF " $work/" /proc/self/mountinfo; then rm -rf "$work"; fi
 exit 0

@@ -3,12 +3,13 @@
 # `runc delete --force` (removes runc state and cgroups), unmount the overlay, delete its
 # directory. Sequential. (`runc delete --force` alone on a running container is ~10× slower:
 # it polls for the process to die in 100 ms steps; killing first is what a careful script does.)
-# Usage: destroy.sh WORKDIR CONFIG_TEMPLATE
+# Usage: [RUN_DIR=DIR] destroy.sh WORKDIR CONFIG_TEMPLATE   (RUN_DIR as given to create.sh)
 set -euo pipefail
 work=$1
 template=$2
 here=$(cd "$(dirname "$0")" && pwd)
-root=$work/runc
+run=${RUN_DIR:-$work}
+root=$run/runc
 trap 'status=$?; echo "baseline destroy.sh failed (exit $status); cleaning up" >&2; "$here/cleanup.sh" "$work" "$template"; exit $status' ERR
 for d in "$work"/c/*/; do
   [ -d "$d" ] || continue
@@ -16,7 +17,7 @@ for d in "$work"/c/*/; do
   runc --root "$root" kill "$id" KILL 2>/dev/null || true
   runc --root "$root" delete --force "$id"
   umount "$d/rootfs"
-  rm -rf "$d"
+  rm -rf "$d" "$run/bundles/$id"
 done
 # The cgroup parent runc leaves behind.
 parent=$(sed -n 's|.*"cgroupsPath": *"/\([^/"]*\)/.*|\1|p' "$template" | head -n1)

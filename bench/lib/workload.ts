@@ -73,6 +73,22 @@ export async function baselineConfigTemplate(workRoot: string): Promise<{ file: 
   return { file, cgroupParent };
 }
 
+/**
+ * Where every benchmark directory goes (state dirs, the bare loop's work dirs, manifests): next to
+ * acetate's default state dir (/var/lib/acetate) unless `--work-dir` says otherwise. Both sides of
+ * every comparison live there, on the filesystem where acetate keeps its state by default.
+ */
+let workRoot = '/var/lib/acetate-bench';
+
+export function setWorkRoot(dir: string): void {
+  workRoot = path.resolve(dir);
+}
+
+export function getWorkRoot(): string {
+  return workRoot;
+}
+
 export async function tmpDir(prefix: string): Promise<string> {
-  return mkdtemp(path.join('/tmp', prefix));
+  await mkdir(workRoot, { recursive: true, mode: 0o700 });
+  return mkdtemp(path.join(workRoot, prefix));
 }

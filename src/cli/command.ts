@@ -4,8 +4,10 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { TemplateStore } from '../runtime/templates.js';
 
 export interface CliContext {
-  /** Holds templates, private areas, logs, status and acetate's own runc root. */
+  /** Holds templates, private areas, logs and status: what survives a reboot. */
   stateDir: string;
+  /** Holds acetate's runc root, bundles and conmon's files: what a reboot ends (a tmpfs). */
+  runDir: string;
   stdout: Writable;
   stderr: Writable;
   /** Opens the runtime (checks root and runc first). */

@@ -1,20 +1,27 @@
-/** Builds the CLI context: state dir, and the runtime opened lazily after preflight checks. */
+/** Builds the CLI context: state and run dirs, and the runtime opened lazily after preflight checks. */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from './command.js';
 import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../runtime/templates.js';
+import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/acetate';
+export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
 export function resolveStateDir(flag?: string): string {
-  return path.resolve(flag ?? process.env.ACETATE_STATE_DIR ?? DEFAULT_STATE_DIR);
+  return path.resolve(flag || process.env.ACETATE_STATE_DIR || DEFAULT_STATE_DIR);
 }
 
-export function createContext(stateDir: string): CliContext {
+/** --run-dir, else $ACETATE_RUN_DIR, else /run/acetate for the default state dir and <stateDir>/run for others. */
+export function resolveRunDir(stateDir: string, flag?: string): string {
+  return path.resolve(flag || process.env.ACETATE_RUN_DIR || defaultRunDirOf(stateDir));
+}
+
+export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)): CliContext {
   let opened: ReturnType<CliContext['openRuntime']> | undefined;
   return {
     stateDir,
+    runDir,
     stdout: process.stdout,
     stderr: process.stderr,
     openRuntime() {
@@ -22,9 +29,10 @@ export function createContext(stateDir: string): CliContext {
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
         // ACETATE_RUNC / ACETATE_CONMON: another runc or conmon binary (a wrapper, a newer build).
-        const runtime = new RuncRuntime({ stateDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined });
+        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined });
         await runtime.preflight();
         await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+        await fs.mkdir(runDir, { recursive: true, mode: 0o700 });
         return { runtime, templates };
       })();
       return opened;

@@ -2,7 +2,7 @@
 /** acetate's command line: global flags, command dispatch, and one-line errors. */
 import { COMMANDS } from './commands/index.js';
 import { print, UsageError, type Command } from './command.js';
-import { createContext, resolveStateDir, DEFAULT_STATE_DIR } from './context.js';
+import { createContext, resolveRunDir, resolveStateDir, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './context.js';
 import { RuntimeUnavailableError } from '../runtime/runtime.js';
 import { ActionError, messageOf } from '../apply/errors.js';
 
@@ -12,14 +12,17 @@ function globalHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return `acetate: declarative light containers (runc + overlayfs) on this node
 
-Usage: acetate [--state-dir DIR] COMMAND [options]
+Usage: acetate [--state-dir DIR] [--run-dir DIR] COMMAND [options]
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Global options:
-  --state-dir DIR  templates, private areas, logs, status and acetate's runc root
+  --state-dir DIR  templates, private areas, logs and status: what survives a reboot
                    (default ${DEFAULT_STATE_DIR}, or $ACETATE_STATE_DIR)
+  --run-dir DIR    acetate's runc root, OCI bundles and conmon's files: what a reboot
+                   ends, best on a tmpfs (default ${DEFAULT_RUN_DIR} with the default state
+                   dir, <state-dir>/run with another, or $ACETATE_RUN_DIR)
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -27,19 +30,23 @@ Run 'acetate COMMAND --help' for a command's options.
 `;
 }
 
-/** Splits global flags (anywhere before the command) from the command and its arguments. */
-function splitGlobal(argv: string[]): { stateDir?: string; help: boolean; version: boolean; command?: string; rest: string[] } {
-  const out: { stateDir?: string; help: boolean; version: boolean; command?: string; rest: string[] } = { help: false, version: false, rest: [] };
+type GlobalArgs = { stateDir?: string; runDir?: string; help: boolean; version: boolean; command?: string; rest: string[] };
+
+/** Global options that take a directory, by flag. */
+const DIR_FLAGS = { '--state-dir': 'stateDir', '--run-dir': 'runDir' } as const;
+
+/** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
+function splitGlobal(argv: string[]): GlobalArgs {
+  const out: GlobalArgs = { help: false, version: false, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (out.command) {
-      if (a === '--state-dir' && i + 1 < argv.length) out.stateDir = argv[++i];
-      else if (a.startsWith('--state-dir=')) out.stateDir = a.slice('--state-dir='.length);
-      else out.rest.push(a);
-    } else if (a === '--state-dir') {
-      if (i + 1 >= argv.length) throw new UsageError('--state-dir needs a directory');
-      out.stateDir = argv[++i];
-    } else if (a.startsWith('--state-dir=')) out.stateDir = a.slice('--state-dir='.length);
+    const flag = Object.keys(DIR_FLAGS).find((f) => a === f || a.startsWith(`${f}=`)) as keyof typeof DIR_FLAGS | undefined;
+    if (flag) {
+      if (a.startsWith(`${flag}=`)) out[DIR_FLAGS[flag]] = a.slice(flag.length + 1);
+      else if (i + 1 < argv.length) out[DIR_FLAGS[flag]] = argv[++i];
+      else if (out.command) out.rest.push(a);
+      else throw new UsageError(`${flag} needs a directory`);
+    } else if (out.command) out.rest.push(a);
     else if (a === '-h' || a === '--help' || a === 'help') out.help = true;
     else if (a === '--version' || a === 'version') out.version = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown global option ${a}`);
@@ -68,7 +75,8 @@ export async function main(argv: string[]): Promise<number> {
       print(process.stdout, command.usage);
       return 0;
     }
-    return await command.run(g.rest, createContext(resolveStateDir(g.stateDir)));
+    const stateDir = resolveStateDir(g.stateDir);
+    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir)));
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `acetate: ${err.message}`);

@@ -170,6 +170,8 @@ export const idOf = (name: string, namespace = 'default'): string => `${namespac
 
 export interface Inventory {
   containerDirs: string[];
+  /** Containers' runtime dirs under <runDir>/containers (bundle, conmon files). */
+  runDirs: string[];
   records: string[];
   /** Mounts on the node under <state>/containers/<id>/, by id: there should be none (a container's root overlay lives in its own mount namespace). */
   mounts: Map<string, number>;
@@ -198,6 +200,7 @@ export async function inventory(stateDir: string): Promise<Inventory> {
   const ip = instancePaths(stateDir);
   const containersPrefix = `${ip.containersDir}/`;
   const containerDirs = (await readdir(ip.containersDir).catch(() => [] as string[])).sort();
+  const runDirs = (await readdir(ip.runContainersDir).catch(() => [] as string[])).sort();
   const records: string[] = [];
   for (const id of containerDirs) {
     if (await readFile(path.join(ip.containersDir, id, 'record.json')).then(() => true, () => false)) records.push(id);
@@ -220,7 +223,7 @@ export async function inventory(stateDir: string): Promise<Inventory> {
     const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
     if (!args[0]?.endsWith('conmon')) continue;
     const bundle = args[args.indexOf('--bundle') + 1] ?? '';
-    if (!bundle.startsWith(containersPrefix)) continue;
+    if (!bundle.startsWith(`${ip.runContainersDir}/`)) continue;
     const st = await readProcStat(pid);
     if (!st || st.state === 'Z') continue;
     const cid = args[args.indexOf('--cid') + 1] ?? '?';
@@ -234,7 +237,7 @@ export async function inventory(stateDir: string): Promise<Inventory> {
       cgroups.set(id.name, [...(cgroups.get(id.name) ?? []), path.basename(h)]);
     }
   }
-  return { containerDirs, records, mounts, runc, conmons, cgroups };
+  return { containerDirs, runDirs, records, mounts, runc, conmons, cgroups };
 }
 
 export async function readMarker(stateDir: string, name: string): Promise<string | undefined> {
@@ -277,6 +280,7 @@ export async function convergenceProblems(stateDir: string, model: Model, opts: 
   }
   const inv = await inventory(stateDir);
   for (const id of inv.containerDirs) if (!want.has(id)) problems.push(`${id}: container dir left behind`);
+  for (const id of inv.runDirs) if (!want.has(id)) problems.push(`${id}: run dir left behind`);
   for (const id of want) if (!inv.records.includes(id)) problems.push(`${id}: no record.json`);
   for (const [id, n] of inv.mounts) problems.push(`${id}: ${n} mount(s) left on the node under its dir`);
   for (const id of running) {

@@ -234,6 +234,26 @@ describe('security defaults (real runc)', function () {
       }
     });
 
+    it("refuses to bind-mount acetate's run dir (runc root, bundles, pid files) into a container", async () => {
+      // The run dir outside the state dir, as /run/acetate is for /var/lib/acetate.
+      const runDir = path.join(root, 'run');
+      const env = { ACETATE_RUN_DIR: runDir };
+      for (const [i, hostPath] of [runDir, path.join(runDir, 'runc')].entries()) {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir);
+        await writeFile(path.join(dir, 'rd.yaml'), manifest(`rd${i}`, `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt }]\n`, 'ls /mnt; exec sleep 1000000'));
+        const r = await apply(env);
+        assert.equal(r.code, 1, `a container mounting ${hostPath} was created:\n${r.stdout}`);
+        assert.match(r.stderr, /run dir/, 'the error says why');
+        const listed = await runCli(['get', '-o', 'json'], { stateDir, env });
+        assert.deepEqual((JSON.parse(listed.stdout) as { items: Got[] }).items.filter((c) => c.phase === 'Running'), [], 'nothing runs with the run dir mounted');
+      }
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir);
+      assert.equal((await apply(env)).code, 0);
+      await assertNoLeaks(stateDir, { runDir });
+    });
+
     it("a container's writes and deletes under / stay in its private area (the host's / is a read-only lower layer)", async () => {
       const victim = `/tmp/acetate-sec-victim-${process.pid}`;
       const planted = `/etc/acetate-sec-planted-${process.pid}`;

@@ -114,7 +114,7 @@ describe('kube: controller/ deployment', () => {
     for (const o of objs) if (o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace') assert.equal(o.metadata.labels['app.kubernetes.io/part-of'], 'acetate');
   });
 
-  it('the DaemonSet gives acetate what it needs: privileges, NODE_NAME, the state dir, probes on the metrics port', () => {
+  it('the DaemonSet gives acetate what it needs: privileges, NODE_NAME, the state and run dirs, probes on the metrics port', () => {
     const ds = byKind('DaemonSet')[0]!;
     const ns = byKind('Namespace')[0]!;
     const sa = byKind('ServiceAccount')[0]!;
@@ -137,6 +137,9 @@ describe('kube: controller/ deployment', () => {
     assert.ok(state, 'the state dir is mounted');
     assert.equal(state.mountPropagation, 'Bidirectional');
     assert.equal(vols[state.name].hostPath.path, '/var/lib/acetate');
+    const run = mounts[env.ACETATE_RUN_DIR.value];
+    assert.ok(run, 'the run dir is mounted');
+    assert.equal(vols[run.name].hostPath.path, '/run/acetate', "the node's /run: emptied by a reboot, kept across pod restarts");
     assert.equal(vols[mounts['/sys/fs/cgroup'].name].hostPath.path, '/sys/fs/cgroup');
     const hostRoot = mounts[env.ACETATE_HOST_ROOT.value];
     assert.equal(vols[hostRoot.name].hostPath.path, '/');

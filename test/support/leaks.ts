@@ -1,7 +1,8 @@
 /**
- * What an acetate instance (identified by its state dir) may leave on the node: mounts under the
- * dir, cgroup dirs under its cgroup parent, runc state in its runc root, conmon/container processes,
- * files. Tests call assertNoLeaks after removing everything.
+ * What an acetate instance (identified by its state dir, and its run dir when that is not the
+ * default <stateDir>/run) may leave on the node: mounts under the dirs, cgroup dirs under its
+ * cgroup parent, runc state in its runc root, conmon/container processes, files. Tests call
+ * assertNoLeaks after removing everything.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -34,6 +35,8 @@ export interface LeakSnapshot {
   processes: LeakedProcess[];
   /** Container dirs left under <stateDir>/containers. */
   containerDirs: string[];
+  /** Containers' runtime dirs left under <runDir>/containers. */
+  runContainerDirs: string[];
   /** Whether the state dir itself still exists. */
   dirExists: boolean;
 }
@@ -66,8 +69,8 @@ async function leakedProcesses(stateDir: string, cgroupParent: string): Promise<
   return out;
 }
 
-export async function snapshotLeaks(stateDir: string): Promise<LeakSnapshot> {
-  const ip = instancePaths(stateDir);
+export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } = {}): Promise<LeakSnapshot> {
+  const ip = instancePaths(stateDir, opts.runDir);
   const rel = ip.cgroupParent.replace(/^\/+/, '');
   const cgroups: string[] = [];
   for (const h of await cgroupHierarchies()) {
@@ -81,16 +84,19 @@ export async function snapshotLeaks(stateDir: string): Promise<LeakSnapshot> {
   }
   return {
     stateDir: ip.stateDir,
-    mounts: await mountsUnder(ip.stateDir),
+    mounts: [...(await mountsUnder(ip.stateDir)), ...(ip.runDir.startsWith(`${ip.stateDir}/`) ? [] : await mountsUnder(ip.runDir))],
     cgroups,
     runcStates,
     processes: await leakedProcesses(ip.stateDir, ip.cgroupParent),
     containerDirs: await listDir(ip.containersDir),
+    runContainerDirs: await listDir(ip.runContainersDir),
     dirExists: await exists(ip.stateDir),
   };
 }
 
 export interface NoLeakOptions {
+  /** The instance's run dir, when not the default. */
+  runDir?: string;
   /** Also require the state dir itself to be gone (after a full cleanup). Default false. */
   dirRemoved?: boolean;
   /** Container dirs that may remain (e.g. private areas kept on purpose). */
@@ -107,6 +113,8 @@ function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
   if (s.processes.length) out.push(`processes: ${s.processes.map((p) => `${p.pid} (${p.why}) ${p.cmdline}`).join('; ')}`);
   const dirs = s.containerDirs.filter((d) => !(opts.allowContainerDirs ?? []).includes(d));
   if (dirs.length) out.push(`container dirs: ${dirs.join(', ')}`);
+  const runDirs = s.runContainerDirs.filter((d) => !(opts.allowContainerDirs ?? []).includes(d));
+  if (runDirs.length) out.push(`container run dirs: ${runDirs.join(', ')}`);
   if (opts.dirRemoved && s.dirExists) out.push(`state dir still exists: ${s.stateDir}`);
   return out;
 }
@@ -115,7 +123,7 @@ function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
 export async function assertNoLeaks(stateDir: string, opts: NoLeakOptions = {}): Promise<void> {
   const deadline = Date.now() + (opts.waitMs ?? 3000);
   for (;;) {
-    const found = problems(await snapshotLeaks(stateDir), opts);
+    const found = problems(await snapshotLeaks(stateDir, opts), opts);
     if (found.length === 0) return;
     if (Date.now() >= deadline) throw new Error(`acetate left things behind for ${stateDir}:\n  ${found.join('\n  ')}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -127,10 +135,10 @@ export async function assertNoLeaks(stateDir: string, opts: NoLeakOptions = {}):
  * (foreign runc containers created by tests in the instance's root, processes, mounts, cgroups)
  * and delete the dir. Safe to call twice.
  */
-export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtime } = {}): Promise<void> {
-  const ip = instancePaths(stateDir);
+export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtime; runDir?: string } = {}): Promise<void> {
+  const ip = instancePaths(stateDir, opts.runDir);
   const errors: unknown[] = [];
-  const runtime = opts.runtime ?? new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }) });
+  const runtime = opts.runtime ?? new RuncRuntime({ stateDir, runDir: opts.runDir, templates: new TemplateStore({ stateDir }) });
   // 1. Through the runtime: every container dir, with or without a record.
   const ids = await readdir(ip.containersDir).catch(() => [] as string[]);
   for (const id of ids) {
@@ -146,7 +154,7 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
     }
   }
   // 3. Processes (conmon, containers) that still belong to the instance.
-  const leaks = await snapshotLeaks(stateDir);
+  const leaks = await snapshotLeaks(stateDir, opts);
   for (const p of leaks.processes) {
     try {
       process.kill(p.pid, 'SIGKILL');
@@ -185,7 +193,9 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
     }
   }
   // 6. The dir, unless something is still mounted in it (never delete through a mount).
-  if ((await mountsUnder(stateDir)).length === 0) await rm(ip.stateDir, { recursive: true, force: true });
-  else errors.push(new Error(`not deleting ${stateDir}: still mounted`));
+  for (const dir of ip.runDir.startsWith(`${ip.stateDir}/`) ? [ip.stateDir] : [ip.stateDir, ip.runDir]) {
+    if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
+    else errors.push(new Error(`not deleting ${dir}: still mounted`));
+  }
   if (errors.length) throw new AggregateError(errors, `cleanup of ${stateDir} was incomplete`);
 }

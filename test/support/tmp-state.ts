@@ -19,7 +19,7 @@ export async function makeTmpStateDir(prefix = 'acetate-state-'): Promise<string
 }
 
 /** A RuncRuntime with its TemplateStore on a state dir. */
-export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string } = {}): RuncRuntime {
+export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string; runDir?: string } = {}): RuncRuntime {
   return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), ...extra });
 }
 
@@ -32,11 +32,11 @@ export interface TmpState {
   cleanupAndAssertNoLeaks(): Promise<void>;
 }
 
-/** mkdtemp + runtime; call cleanup() in afterEach/after. */
-export async function tmpState(prefix?: string): Promise<TmpState> {
+/** mkdtemp + runtime; call cleanup() in afterEach/after. `runDir`: a run dir of its own (removed by cleanup too). */
+export async function tmpState(prefix?: string, opts: { runDir?: string } = {}): Promise<TmpState> {
   const dir = await makeTmpStateDir(prefix);
-  const runtime = makeRuntime(dir);
-  const cleanup = (): Promise<void> => cleanupStateDir(dir, { runtime });
+  const runtime = makeRuntime(dir, { runDir: opts.runDir });
+  const cleanup = (): Promise<void> => cleanupStateDir(dir, { runtime, runDir: opts.runDir });
   return {
     dir,
     runtime,
@@ -44,7 +44,7 @@ export async function tmpState(prefix?: string): Promise<TmpState> {
     cleanup,
     async cleanupAndAssertNoLeaks() {
       await cleanup();
-      await assertNoLeaks(dir, { dirRemoved: true });
+      await assertNoLeaks(dir, { dirRemoved: true, runDir: opts.runDir });
     },
   };
 }

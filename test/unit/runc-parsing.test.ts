@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseCpuV1, parseCpuV2, parseMemoryLimit, parsePidsMax, sameMemory } from '../../src/runtime/runc/cgroups.js';
 import { parseCriLog, readLogMessages, readTail } from '../../src/runtime/runc/logs.js';
 import { parseMountInfo } from '../../src/runtime/runc/mounts.js';
-import { containerIdOf, containerPaths, instancePaths, keyOfId } from '../../src/runtime/runc/paths.js';
+import { containerIdOf, containerPaths, defaultRunDirOf, instancePaths, keyOfId } from '../../src/runtime/runc/paths.js';
 import { capabilitiesOfMask, parseProcStat } from '../../src/runtime/runc/procfs.js';
 import { runcMessageOf } from '../../src/runtime/runc/runc-cli.js';
 import { exec, ExecError } from '../../src/util/exec.js';
@@ -124,7 +124,30 @@ describe('runc helpers', () => {
     const cp = containerPaths(a, 'shop_web');
     assert.equal(cp.cgroupsPath, `${a.cgroupParent}/shop_web`);
     assert.equal(cp.record, '/var/lib/acetate/containers/shop_web/record.json');
-    assert.equal(cp.exitFile, '/var/lib/acetate/containers/shop_web/exits/shop_web');
+    assert.equal(cp.upper, '/var/lib/acetate/containers/shop_web/upper');
+    assert.equal(cp.log, '/var/lib/acetate/containers/shop_web/container.log');
+    // What describes processes is in the run dir (a tmpfs): /run/acetate for the default state dir.
+    assert.equal(a.runDir, '/run/acetate');
+    assert.equal(a.runcRoot, '/run/acetate/runc');
+    assert.equal(cp.exitFile, '/run/acetate/containers/shop_web/exits/shop_web');
+    assert.equal(cp.config, '/run/acetate/containers/shop_web/bundle/config.json');
+    assert.equal(cp.syncFile, '/run/acetate/containers/shop_web/conmon.sync');
+  });
+
+  it('the run dir: /run/acetate for the default state dir, <stateDir>/run for another, or as given', () => {
+    assert.equal(defaultRunDirOf('/var/lib/acetate/'), '/run/acetate');
+    assert.equal(defaultRunDirOf('/srv/acetate'), '/srv/acetate/run');
+    const other = instancePaths('/srv/acetate');
+    assert.equal(other.runcRoot, '/srv/acetate/run/runc');
+    assert.equal(containerPaths(other, 'a_b').pidFile, '/srv/acetate/run/containers/a_b/pid');
+    const given = instancePaths('/srv/acetate', '/run/x/');
+    assert.equal(given.runDir, '/run/x');
+    assert.equal(given.socketDir, '/run/x/sockets');
+    assert.equal(given.cgroupParent, other.cgroupParent, 'the cgroup parent follows the state dir only');
+    // The earlier layout (--run-dir <stateDir>): run files back in the container dir.
+    const earlier = containerPaths(instancePaths('/srv/acetate', '/srv/acetate'), 'a_b');
+    assert.equal(earlier.runDir, earlier.dir);
+    assert.equal(earlier.bundle, '/srv/acetate/containers/a_b/bundle');
   });
 });
 

@@ -1,26 +1,47 @@
 /**
- * Layout of acetate's state directory. Everything an instance owns lives under it, and the cgroup
- * parent carries a hash of it, so two instances with different state dirs never meet.
+ * Layout of acetate's directories. Everything an instance owns lives under its state dir and its
+ * run dir, and the cgroup parent carries a hash of the state dir, so two instances with different
+ * state dirs never meet.
  *
- *   <stateDir>/runc/                       acetate's own `runc --root`
- *   <stateDir>/sockets/                    conmon attach sockets (short names)
+ * The state dir holds what must survive a reboot; the run dir what describes processes, which a
+ * reboot ends: it belongs on a tmpfs, as runc's own /run/runc and podman's and CRI-O's runtime
+ * state do. After a reboot it is empty, so no runc state or pid file can describe a process of the
+ * previous boot, and the files written for every start (conmon's fifos, sockets, pid and sync
+ * files, runc's state) cost no disk I/O.
+ *
  *   <stateDir>/templates/<name>/rootfs     imported templates (see ../templates.ts)
  *   <stateDir>/containers/<id>/
  *       record.json    the AppliedRecord (present = the container exists)
- *       status.json    start count, last exit code, timestamps
+ *       status.json    start count, last exit code, timestamps (absent = never started)
  *       upper/ work/   the private area (overlay upper and work dirs)
  *       rootfs/        root.path: runc mounts the overlay on it in the container's mount namespace
- *       bundle/        OCI bundle (config.json; conmon adds its fifos)
  *       container.log  stdout/stderr in Kubernetes' log format (written by conmon)
+ *
+ *   <runDir>/runc/                         acetate's own `runc --root`
+ *   <runDir>/sockets/                      conmon attach sockets (short names)
+ *   <runDir>/containers/<id>/
+ *       bundle/        OCI bundle (config.json, written at each start; conmon adds its fifos)
  *       exits/<id>     exit code (written by conmon)
  *       pid conmon.pid conmon.sync conmon.out
+ *
+ * The run dir is /run/acetate for the default state dir, <stateDir>/run for any other, or what
+ * --run-dir / $ACETATE_RUN_DIR say.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 
+/** Where acetate keeps its state unless told otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/acetate';
+/** The run dir of the default state dir (a tmpfs on systemd hosts and Kubernetes nodes). */
+export const DEFAULT_RUN_DIR = '/run/acetate';
+
 export interface InstancePaths {
   stateDir: string;
+  /** Volatile runtime state (see above). */
+  runDir: string;
   runcRoot: string;
+  /** Per-container runtime files: `<runDir>/containers`. */
+  runContainersDir: string;
   containersDir: string;
   templatesDir: string;
   socketDir: string;
@@ -32,7 +53,10 @@ export interface InstancePaths {
 
 export interface ContainerPaths {
   id: string;
+  /** `<stateDir>/containers/<id>`: record, status, private area, log. */
   dir: string;
+  /** `<runDir>/containers/<id>`: bundle, exit dir, pid and conmon files. */
+  runDir: string;
   record: string;
   status: string;
   upper: string;
@@ -57,15 +81,24 @@ export function instanceHashOf(stateDir: string): string {
   return createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 8);
 }
 
-export function instancePaths(stateDir: string): InstancePaths {
+/** The run dir used when none is given: /run/acetate for the default state dir, else <stateDir>/run. */
+export function defaultRunDirOf(stateDir: string): string {
   const dir = path.resolve(stateDir);
+  return dir === DEFAULT_STATE_DIR ? DEFAULT_RUN_DIR : path.join(dir, 'run');
+}
+
+export function instancePaths(stateDir: string, runDir?: string): InstancePaths {
+  const dir = path.resolve(stateDir);
+  const run = path.resolve(runDir ?? defaultRunDirOf(dir));
   const instanceHash = instanceHashOf(dir);
   return {
     stateDir: dir,
-    runcRoot: path.join(dir, 'runc'),
+    runDir: run,
+    runcRoot: path.join(run, 'runc'),
+    runContainersDir: path.join(run, 'containers'),
     containersDir: path.join(dir, 'containers'),
     templatesDir: path.join(dir, 'templates'),
-    socketDir: path.join(dir, 'sockets'),
+    socketDir: path.join(run, 'sockets'),
     instanceHash,
     cgroupParent: `/acetate-${instanceHash}`,
   };
@@ -91,24 +124,26 @@ export function containerPaths(instance: InstancePaths, id: string): ContainerPa
   // Plain concatenation: containersDir is absolute and normalized, id a plain name (see
   // containerIdOf), and list() computes this for every container on every pass.
   const dir = `${instance.containersDir}/${id}`;
-  const exitDir = `${dir}/exits`;
+  const run = `${instance.runContainersDir}/${id}`;
+  const exitDir = `${run}/exits`;
   return {
     id,
     dir,
+    runDir: run,
     record: `${dir}/record.json`,
     status: `${dir}/status.json`,
     upper: `${dir}/upper`,
     work: `${dir}/work`,
     rootfs: `${dir}/rootfs`,
-    bundle: `${dir}/bundle`,
-    config: `${dir}/bundle/config.json`,
+    bundle: `${run}/bundle`,
+    config: `${run}/bundle/config.json`,
     log: `${dir}/container.log`,
     exitDir,
     exitFile: `${exitDir}/${id}`,
-    pidFile: `${dir}/pid`,
-    conmonPidFile: `${dir}/conmon.pid`,
-    syncFile: `${dir}/conmon.sync`,
-    conmonOut: `${dir}/conmon.out`,
+    pidFile: `${run}/pid`,
+    conmonPidFile: `${run}/conmon.pid`,
+    syncFile: `${run}/conmon.sync`,
+    conmonOut: `${run}/conmon.out`,
     get cuuid() {
       return createHash('sha256').update(id).digest('hex').slice(0, 12);
     },

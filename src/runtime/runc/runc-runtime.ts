@@ -1,8 +1,9 @@
 /**
- * The Runtime on runc + overlayfs + conmon. All state lives in the state dir (see paths.ts); a new
- * acetate process adopts whatever an earlier one left running, since nothing is kept in memory.
+ * The Runtime on runc + overlayfs + conmon. All state lives in the state dir and the run dir (see
+ * paths.ts); a new acetate process adopts whatever an earlier one left running, since nothing is
+ * kept in memory.
  */
-import { readdir, realpath, rm } from 'node:fs/promises';
+import { readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { existsNow, makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
 import { renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +41,8 @@ import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, t
 
 export interface RuncRuntimeOptions {
   stateDir: string;
+  /** Volatile runtime state: runc root, bundles, conmon files (default: see defaultRunDirOf). */
+  runDir?: string;
   templates: TemplateStore;
   /** Path or bare name of runc (default: found in $PATH or the sbin dirs). */
   runcPath?: string;
@@ -100,7 +103,7 @@ export class RuncRuntime implements Runtime {
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
-    this.paths = instancePaths(opts.stateDir);
+    this.paths = instancePaths(opts.stateDir, opts.runDir);
     this.templates = opts.templates;
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
@@ -111,6 +114,7 @@ export class RuncRuntime implements Runtime {
 
   async preflight(): Promise<void> {
     await preflight({ runcPath: this.opts.runcPath, conmonPath: this.opts.conmonPath });
+    await this.refuseEarlierLayout();
   }
 
   private binaries(): Promise<{ runc: string; conmon: string }> {
@@ -130,9 +134,27 @@ export class RuncRuntime implements Runtime {
   private async runc(): Promise<RuncCli> {
     if (!this.runcCli) {
       const { runc } = await this.binaries();
+      await this.refuseEarlierLayout();
       this.runcCli ??= new RuncCli({ binary: runc, root: this.paths.runcRoot });
     }
     return this.runcCli;
+  }
+
+  /**
+   * acetate once kept its runc root in the state dir. Containers started that way would be
+   * invisible to a runc root in the run dir, and started a second time: refuse until the admin
+   * chooses (the earlier layout is `--run-dir <stateDir>`).
+   */
+  private async refuseEarlierLayout(): Promise<void> {
+    const earlier = path.join(this.paths.stateDir, 'runc');
+    if (earlier === this.paths.runcRoot) return;
+    const ids = await readdir(earlier).catch(() => [] as string[]);
+    if (ids.length === 0) return;
+    throw new RuntimeUnavailableError(
+      `${earlier} holds the runc state of ${ids.length} container(s) started by an earlier acetate, which kept it in the state dir; ` +
+        `this one keeps it in the run dir ${this.paths.runDir}. Run acetate with --run-dir ${this.paths.stateDir} (the earlier layout), ` +
+        `or remove those containers with the earlier acetate first`,
+    );
   }
 
   private hostInfo(): Promise<HostInfo> {
@@ -291,7 +313,7 @@ export class RuncRuntime implements Runtime {
       };
       if (dirExists) {
         // Re-created over a kept private area (a replace), or a record being rewritten.
-        await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir]);
+        await makeDirs([cp.upper, cp.work, cp.rootfs]);
         if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);
         await writeJsonAtomic(cp.record, record);
         return;
@@ -300,10 +322,12 @@ export class RuncRuntime implements Runtime {
       // into place with its record, so a SIGKILL never leaves a directory without a record (which
       // nothing would ever clean up once the container is no longer declared).
       await this.withTempDir('creating', t.id, async (tmp) => {
+        // No status file yet: none reads as never started. Nothing else sees this dir before the
+        // rename, so the record needs no write-and-rename of its own. The run dir's part (bundle,
+        // exit dir) is made by each start.
         const under = (p: string) => tmp + p.slice(cp.dir.length);
-        await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir].map(under));
-        await writeJsonAtomic(under(cp.status), { starts: 0 } satisfies ContainerStatusFile);
-        await writeJsonAtomic(under(cp.record), record);
+        await makeDirs([cp.upper, cp.work, cp.rootfs].map(under));
+        await writeSmallFile(under(cp.record), `${JSON.stringify(record)}\n`);
         renameSync(tmp, cp.dir);
       });
     });
@@ -347,19 +371,21 @@ export class RuncRuntime implements Runtime {
   }
 
   /**
-   * A container must never see acetate's own state dir: with it, it could rewrite other
-   * containers' records and OCI configs (e.g. make one privileged at its next start).
+   * A container must never see acetate's own state or run dir: with them, it could rewrite other
+   * containers' records and OCI configs (e.g. make one privileged at its next start), or the pid
+   * files acetate signals.
    */
   private async refuseStateDirMounts(mounts: readonly { hostPath: string }[]): Promise<void> {
     if (mounts.length === 0) return;
-    const state = path.resolve(this.opts.stateDir);
-    const states = [state, await realpath(state).catch(() => state)];
+    const own: { dir: string; what: string }[] = [];
+    for (const [dir, what] of [[this.paths.stateDir, 'state dir'], [this.paths.runDir, 'run dir']] as const) {
+      own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
+    }
     for (const m of mounts) {
       const host = path.resolve(path.join(this.templates.hostRoot, m.hostPath));
       const real = await realpath(host).catch(() => host);
-      if ([host, real].some((p) => states.some((s) => p === s || p.startsWith(`${s}/`)))) {
-        throw new OciConfigError(`mount hostPath '${m.hostPath}' is inside acetate's state dir ${state}: refused`);
-      }
+      const hit = own.find(({ dir }) => [host, real].some((p) => p === dir || p.startsWith(`${dir}/`)));
+      if (hit) throw new OciConfigError(`mount hostPath '${m.hostPath}' is inside acetate's ${hit.what} ${hit.dir}: refused`);
     }
   }
 
@@ -515,13 +541,14 @@ export class RuncRuntime implements Runtime {
       const left = await mountsUnder(cp.dir);
       if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
       await this.removeEmptyCgroupParent();
-      const attachLink = path.join(this.paths.socketDir, cp.cuuid);
+      // The run dir's part first: while the record exists, list() shows the container and an
+      // interrupted removal is retried, so nothing of it can be left behind without a record.
+      await this.removeRunFiles(cp);
       if (opts.keepPrivateArea) {
-        await removePaths([attachLink, cp.bundle, cp.rootfs, cp.exitDir, cp.log, cp.pidFile, cp.conmonPidFile, cp.syncFile, cp.conmonOut, cp.status], { recursive: true });
+        await removePaths([cp.rootfs, cp.log, cp.status], { recursive: true });
         // The record goes last: while it exists, list() shows the container and removal is retried.
         await removePaths([cp.record]);
       } else {
-        await removePaths([attachLink]);
         // The whole directory, record included, leaves in one rename; what a SIGKILL leaves of
         // the deletion is swept by the next list().
         await this.withTempDir('removing', t.id, async (trash) => {
@@ -535,6 +562,17 @@ export class RuncRuntime implements Runtime {
       forgetFiles([cp.record, cp.status]);
       this.pathsById.delete(t.id);
     });
+  }
+
+  /**
+   * A container's files in the run dir, one by one (never the dir recursively: with
+   * `--run-dir <stateDir>`, the earlier layout, it is the container dir itself), then the dir if
+   * that left it empty.
+   */
+  private async removeRunFiles(cp: ContainerPaths): Promise<void> {
+    const runcPidTmp = path.join(path.dirname(cp.pidFile), `.${path.basename(cp.pidFile)}`); // see launchConmon
+    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTmp, cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+    if (cp.runDir !== cp.dir) await rmdir(cp.runDir).catch(() => undefined);
   }
 
   /**
