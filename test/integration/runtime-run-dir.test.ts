@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeUnavailableError } from '../../src/runtime/runtime.js';
+import type { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { pollUntil } from '../../src/runtime/runc/async.js';
 import { readPid } from '../../src/runtime/runc/conmon.js';
 import { containerPaths } from '../../src/runtime/runc/paths.js';
@@ -90,11 +91,16 @@ describe('RuncRuntime: the earlier layout (run files in the state dir) (real run
     await cleanupStateDir(stateDir, { runDir: stateDir });
   });
 
-  it('--run-dir <stateDir> keeps the earlier layout working, and a kept private area survives removal', async () => {
+  /** A fresh state dir in the earlier layout (`--run-dir <stateDir>`) with `name` running. */
+  async function earlierLayoutWith(name: string): Promise<{ rt: RuncRuntime; pid: number }> {
     stateDir = await makeTmpStateDir();
     const rt = makeRuntime(stateDir, { runDir: stateDir });
-    await rt.create(sleeper('c'));
-    const { pid } = await rt.start('default/c');
+    await rt.create(sleeper(name));
+    return { rt, pid: (await rt.start(`default/${name}`)).pid };
+  }
+
+  it('--run-dir <stateDir> keeps the earlier layout working, and a kept private area survives removal', async () => {
+    const { rt, pid } = await earlierLayoutWith('c');
     const cp = containerPaths(rt.paths, 'default_c');
     assert.equal(cp.runDir, cp.dir);
     assert.equal(await exists(path.join(stateDir, 'runc', 'default_c', 'state.json')), true);
@@ -112,11 +118,8 @@ describe('RuncRuntime: the earlier layout (run files in the state dir) (real run
   });
 
   it('refuses to work over runc state an earlier acetate left in the state dir, and says what to do', async () => {
-    stateDir = await makeTmpStateDir();
     // An earlier acetate (the earlier layout) left a running container.
-    const earlier = makeRuntime(stateDir, { runDir: stateDir });
-    await earlier.create(sleeper('old'));
-    const { pid } = await earlier.start('default/old');
+    const { rt: earlier, pid } = await earlierLayoutWith('old');
     const rt = makeRuntime(stateDir);
     const refused = (err: unknown): boolean => {
       assert.ok(err instanceof RuntimeUnavailableError);
