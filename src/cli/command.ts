@@ -6,8 +6,6 @@ import type { TemplateStore } from '../runtime/templates.js';
 export interface CliContext {
   /** Holds templates, private areas, logs and status: what survives a reboot. */
   stateDir: string;
-  /** Holds acetate's runc root, bundles and conmon's files: what a reboot ends (a tmpfs). */
-  runDir: string;
   stdout: Writable;
   stderr: Writable;
   /** Opens the runtime (checks root and runc first). */

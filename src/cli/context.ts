@@ -21,7 +21,6 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
   let opened: ReturnType<CliContext['openRuntime']> | undefined;
   return {
     stateDir,
-    runDir,
     stdout: process.stdout,
     stderr: process.stderr,
     openRuntime() {

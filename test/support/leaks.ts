@@ -10,7 +10,7 @@ import type { Runtime } from '../../src/runtime/runtime.js';
 import { findBinary } from '../../src/runtime/preflight.js';
 import { cgroupHierarchies, cgroupProcs, removeCgroupDir } from '../../src/runtime/runc/cgroups.js';
 import { mountsUnder, unmountAll } from '../../src/runtime/runc/mounts.js';
-import { instancePaths, keyOfId } from '../../src/runtime/runc/paths.js';
+import { instancePaths, keyOfId, type InstancePaths } from '../../src/runtime/runc/paths.js';
 import { readProcStat } from '../../src/runtime/runc/procfs.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/templates.js';
@@ -69,6 +69,11 @@ async function leakedProcesses(stateDir: string, cgroupParent: string): Promise<
   return out;
 }
 
+/** The instance's dirs: the state dir, and the run dir unless it is inside it. */
+function instanceDirs(ip: InstancePaths): string[] {
+  return ip.runDir.startsWith(`${ip.stateDir}/`) ? [ip.stateDir] : [ip.stateDir, ip.runDir];
+}
+
 export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } = {}): Promise<LeakSnapshot> {
   const ip = instancePaths(stateDir, opts.runDir);
   const rel = ip.cgroupParent.replace(/^\/+/, '');
@@ -84,7 +89,7 @@ export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } 
   }
   return {
     stateDir: ip.stateDir,
-    mounts: [...(await mountsUnder(ip.stateDir)), ...(ip.runDir.startsWith(`${ip.stateDir}/`) ? [] : await mountsUnder(ip.runDir))],
+    mounts: (await Promise.all(instanceDirs(ip).map((d) => mountsUnder(d)))).flat(),
     cgroups,
     runcStates,
     processes: await leakedProcesses(ip.stateDir, ip.cgroupParent),
@@ -193,7 +198,7 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
     }
   }
   // 6. The dir, unless something is still mounted in it (never delete through a mount).
-  for (const dir of ip.runDir.startsWith(`${ip.stateDir}/`) ? [ip.stateDir] : [ip.stateDir, ip.runDir]) {
+  for (const dir of instanceDirs(ip)) {
     if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
     else errors.push(new Error(`not deleting ${dir}: still mounted`));
   }

@@ -70,6 +70,11 @@ export function conmonArgs(l: ConmonLaunch): string[] {
   return args;
 }
 
+/** runc writes `--pid-file` through `.<name>` (O_EXCL): a `runc create` killed mid-way leaves it. */
+export function runcPidTempOf(pidFile: string): string {
+  return path.join(path.dirname(pidFile), `.${path.basename(pidFile)}`);
+}
+
 export interface SyncMessage {
   pid: number;
   message?: string;
@@ -157,9 +162,7 @@ class ChangeSignal {
 export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conmonPid?: number }> {
   const timeoutMs = l.timeoutMs ?? 60_000;
   const pollMs = l.pollIntervalMs ?? 100;
-  // runc writes the pid file through `.<name>` (O_EXCL): a `runc create` killed mid-way leaves it.
-  const runcPidTmp = path.join(path.dirname(l.pidFile), `.${path.basename(l.pidFile)}`);
-  await removePaths([l.syncFile, l.pidFile, runcPidTmp, l.conmonPidFile]);
+  await removePaths([l.syncFile, l.pidFile, runcPidTempOf(l.pidFile), l.conmonPidFile]);
   const sync = openSync(l.syncFile, 'w', 0o600);
   let out: number;
   try {

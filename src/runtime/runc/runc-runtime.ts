@@ -28,7 +28,7 @@ import type { TemplateStore } from '../templates.js';
 import { KeyedMutex, mapLimit, pollUntil, realSleep, type Sleep } from './async.js';
 import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type CgroupLocation, type CgroupMode } from './cgroups.js';
 import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, waitGone, type Waiter } from './cleanup.js';
-import { launchConmon, readExitCode, readPid } from './conmon.js';
+import { launchConmon, readExitCode, readPid, runcPidTempOf } from './conmon.js';
 import { readLogMessages } from './logs.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
@@ -96,6 +96,8 @@ export class RuncRuntime implements Runtime {
   private binariesPromise?: Promise<{ runc: string; conmon: string }>;
   private hostInfoPromise?: Promise<HostInfo>;
   private runcCli?: RuncCli;
+  /** refuseEarlierLayout() passed once: preflight and the first runc use both ask. */
+  private layoutChecked = false;
   /** Paths of every container seen, computed once (list() needs them for all on every pass). */
   private readonly pathsById = new Map<string, ContainerPaths>();
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
@@ -146,10 +148,13 @@ export class RuncRuntime implements Runtime {
    * chooses (the earlier layout is `--run-dir <stateDir>`).
    */
   private async refuseEarlierLayout(): Promise<void> {
+    if (this.layoutChecked) return;
     const earlier = path.join(this.paths.stateDir, 'runc');
-    if (earlier === this.paths.runcRoot) return;
-    const ids = await readdir(earlier).catch(() => [] as string[]);
-    if (ids.length === 0) return;
+    const ids = earlier === this.paths.runcRoot ? [] : await readdir(earlier).catch(() => [] as string[]);
+    if (ids.length === 0) {
+      this.layoutChecked = true;
+      return;
+    }
     throw new RuntimeUnavailableError(
       `${earlier} holds the runc state of ${ids.length} container(s) started by an earlier acetate, which kept it in the state dir; ` +
         `this one keeps it in the run dir ${this.paths.runDir}. Run acetate with --run-dir ${this.paths.stateDir} (the earlier layout), ` +
@@ -314,7 +319,8 @@ export class RuncRuntime implements Runtime {
       if (dirExists) {
         // Re-created over a kept private area (a replace), or a record being rewritten.
         await makeDirs([cp.upper, cp.work, cp.rootfs]);
-        if (!existing) await writeJsonAtomic(cp.status, { starts: 0 } satisfies ContainerStatusFile);
+        // No record: a status file here is of an earlier container; none reads as never started.
+        if (!existing) await removePaths([cp.status]);
         await writeJsonAtomic(cp.record, record);
         return;
       }
@@ -570,8 +576,7 @@ export class RuncRuntime implements Runtime {
    * that left it empty.
    */
   private async removeRunFiles(cp: ContainerPaths): Promise<void> {
-    const runcPidTmp = path.join(path.dirname(cp.pidFile), `.${path.basename(cp.pidFile)}`); // see launchConmon
-    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTmp, cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
     if (cp.runDir !== cp.dir) await rmdir(cp.runDir).catch(() => undefined);
   }
 
