@@ -8,6 +8,10 @@ missing=()
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 [ -x /usr/bin/busybox ] || [ -x /bin/busybox ] || missing+=(busybox-static)
+# Seccomp profiles: Docker's (acetate's RuntimeDefault, shipped in Debian's moby source package)
+# and Podman's (containers' common files; ACETATE_SECCOMP_PROFILE can select it).
+[ -f /usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json ] || missing+=(golang-github-docker-docker-dev)
+[ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

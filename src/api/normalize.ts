@@ -42,6 +42,11 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.resources?.memory !== undefined) spec.resources.memoryBytes = parseMemory(s.resources.memory);
   if (s.resources?.pids !== undefined) spec.resources.pids = s.resources.pids;
   if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
+  const seccomp = s.securityContext?.seccompProfile;
+  if (seccomp && seccomp.type !== 'RuntimeDefault') {
+    spec.security.seccompProfile = seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
+  }
+  if (s.securityContext?.hostUsers === false) spec.security.hostUsers = false;
   return spec;
 }
 

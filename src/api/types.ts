@@ -33,6 +33,10 @@ export interface ContainerSpec {
     privileged?: boolean;
     noNewPrivileges?: boolean;
     capabilities?: { add?: string[]; drop?: string[] };
+    /** Kubernetes' shape: RuntimeDefault (Docker's/Podman's profile, the default), Unconfined, Localhost + path. */
+    seccompProfile?: { type: 'RuntimeDefault' | 'Unconfined' | 'Localhost'; localhostProfile?: string };
+    /** false: a user namespace, the container's root an unprivileged node uid (Kubernetes' hostUsers). */
+    hostUsers?: boolean;
   };
   nodeName?: string;
 }
@@ -104,7 +108,16 @@ export interface NormalizedSpec {
   terminationGracePeriodSeconds: number;
   mounts: { hostPath: string; containerPath: string; readOnly: boolean }[];
   network: NetworkMode;
-  security: { privileged: boolean; noNewPrivileges: boolean; capAdd: string[]; capDrop: string[] };
+  security: {
+    privileged: boolean;
+    noNewPrivileges: boolean;
+    capAdd: string[];
+    capDrop: string[];
+    /** Absent: RuntimeDefault (kept absent so that specs applied before seccomp keep their hash). */
+    seccompProfile?: { type: 'Unconfined' | 'Localhost'; localhostProfile?: string };
+    /** Present only as false (a user namespace); absent: the node's ids. */
+    hostUsers?: false;
+  };
   nodeName?: string;
 }
 

@@ -279,6 +279,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
       }
     });
   }
+  out.push(...securityContextIssues(spec.securityContext, spec.template));
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
@@ -300,6 +301,23 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
     if (envNames.has(e.name)) out.push(issue(['spec', 'env', i, 'name'], `${show(e.name)} is set twice`));
     envNames.add(e.name);
   });
+  return out;
+}
+
+/** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/runc/seccomp.ts, userns.ts). */
+function securityContextIssues(sc: unknown, template: unknown): ValidationIssue[] {
+  if (!isRecord(sc)) return [];
+  const out: ValidationIssue[] = [];
+  const at = (...p: PathSegment[]): PathSegment[] => ['spec', 'securityContext', ...p];
+  const sp = sc.seccompProfile;
+  if (isRecord(sp) && typeof sp.type === 'string') {
+    if (sp.type === 'Localhost' && typeof sp.localhostProfile !== 'string') out.push(issue(at('seccompProfile', 'localhostProfile'), 'required with type Localhost (an absolute path of a profile on the node)'));
+    if (sp.type !== 'Localhost' && sp.localhostProfile !== undefined) out.push(issue(at('seccompProfile', 'localhostProfile'), `only goes with type Localhost, not ${show(sp.type)}`));
+  }
+  if (sc.hostUsers === false && sc.privileged === true) out.push(issue(at('hostUsers'), 'false cannot go with privileged: true (a privileged container uses the node\'s ids)'));
+  if (sc.hostUsers === false && template === 'host') {
+    out.push(issue(at('hostUsers'), "false needs an imported template: the host template's files belong to the node's root and overlayfs cannot use the node's / in a user namespace (see README, User namespaces)"));
+  }
   return out;
 }
 

@@ -3,11 +3,13 @@ import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { parse } from '../args.js';
 import { table, age } from '../table.js';
+import { describeTemplate } from './template-describe.js';
 
 const USAGE = `Usage:
   acetate template import NAME SOURCE   install a template from a directory or a .tar/.tar.gz rootfs
   acetate template list                 list installed templates (host = this node's root filesystem)
-  acetate template rm NAME              remove a template (refused while a container uses it)`;
+  acetate template rm NAME              remove a template (refused while a container uses it)
+  acetate template describe NAME        what a template is; for host, what it hides on this node`;
 
 export const templateCommand: Command = {
   name: 'template',
@@ -35,6 +37,10 @@ export const templateCommand: Command = {
         }
         ctx.stdout.write(table(['NAME', 'PATH', 'AGE'], list.map((t) => [t.name, t.path, t.importedAt ? age(t.importedAt) : '-'])));
         return 0;
+      }
+      case 'describe': {
+        if (positionals.length !== 1) throw new UsageError('template describe needs NAME');
+        return describeTemplate(positionals[0]!, String(values.output), ctx);
       }
       case 'rm':
       case 'remove': {

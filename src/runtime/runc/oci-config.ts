@@ -6,6 +6,8 @@ import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
 import path from 'node:path';
 import type { NormalizedSpec } from '../../api/types.js';
 import { ociLinuxResources, type OciLinuxResources } from './resources.js';
+import type { OciSeccomp } from './seccomp.js';
+import type { OciUserNamespace } from './userns.js';
 
 export const ANNOTATION_OWNER = 'acetate.dev/owner';
 export const ANNOTATION_NAMESPACE = 'acetate.dev/namespace';
@@ -81,6 +83,9 @@ export interface OciConfig {
     namespaces: { type: string }[];
     maskedPaths: string[];
     readonlyPaths: string[];
+    seccomp?: OciSeccomp;
+    uidMappings?: OciUserNamespace['uidMappings'];
+    gidMappings?: OciUserNamespace['gidMappings'];
   };
 }
 
@@ -110,6 +115,12 @@ export interface OciConfigInput {
   boundingCapabilities?: readonly string[];
   /** Where the node's root filesystem is seen; hostPath mounts are resolved under it. Default `/`. */
   hostRoot?: string;
+  /** What the `host` template hides (see ../host-isolation.ts), mounted after the base mounts. */
+  isolationMounts?: OciMount[];
+  /** linux.seccomp (see seccomp.ts); none without it. */
+  seccomp?: OciSeccomp;
+  /** A user namespace with these id mappings (see userns.ts); the node's ids without it. */
+  userNamespace?: OciUserNamespace;
 }
 
 export interface RootfsOverlay {
@@ -125,12 +136,12 @@ export interface RootfsOverlay {
 const OVERLAY_UNSAFE = /[,:\\\s]/;
 
 /** The mount at `/` that makes the container's root the template with the private area over it. */
-export function overlayRootMount(o: RootfsOverlay): OciMount {
+export function overlayRootMount(o: RootfsOverlay, opts: { userxattr?: boolean } = {}): OciMount {
   for (const p of [o.lower, o.upper, o.work]) {
     if (!path.isAbsolute(p)) throw new OciConfigError(`overlay layer '${p}' must be absolute`);
     if (OVERLAY_UNSAFE.test(p)) throw new OciConfigError(`cannot use '${p}' in an overlay mount: the path must not contain ',', ':', '\\' or spaces`);
   }
-  return { destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`] };
+  return { destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`, ...(opts.userxattr ? ['userxattr'] : [])] };
 }
 
 export class OciConfigError extends Error {
@@ -212,7 +223,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const bounding = input.boundingCapabilities;
   const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
+  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network']), ...(input.userNamespace ? ['user'] : [])].map((type) => ({ type }));
   const privileged = spec.security.privileged;
 
   return {
@@ -229,7 +240,12 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     },
     root: { path: input.rootfsPath, readonly: false },
     hostname: spec.hostname || input.name,
-    mounts: [...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay)] : []), ...baseMounts(privileged), ...binds],
+    mounts: [
+      ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
+      ...baseMounts(privileged),
+      ...(input.isolationMounts ?? []),
+      ...binds,
+    ],
     annotations: {
       [ANNOTATION_OWNER]: OWNER_VALUE,
       [ANNOTATION_NAMESPACE]: input.namespace,
@@ -242,6 +258,8 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       namespaces,
       maskedPaths: privileged ? [] : [...MASKED_PATHS],
       readonlyPaths: privileged ? [] : [...READONLY_PATHS],
+      ...(input.seccomp ? { seccomp: input.seccomp } : {}),
+      ...(input.userNamespace ? { uidMappings: input.userNamespace.uidMappings, gidMappings: input.userNamespace.gidMappings } : {}),
     },
   };
 }

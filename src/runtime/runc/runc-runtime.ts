@@ -32,6 +32,8 @@ import { launchConmon, readExitCode, readPid, runcPidTempOf } from './conmon.js'
 import { readLogMessages } from './logs.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
+import { isolationInputs, type IsolationSettings } from './isolation.js';
+import { refuseOwnDirAncestors } from './hostpath-guard.js';
 import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
@@ -57,6 +59,8 @@ export interface RuncRuntimeOptions {
   pollIntervalMs?: number;
   /** conmon truncates a container log beyond this size (bytes). Default 16 MiB. */
   logSizeMax?: number;
+  /** What the host template hides, the user namespace range, the seccomp profile (see isolation.ts). */
+  isolation?: IsolationSettings;
 }
 
 interface HostInfo {
@@ -271,10 +275,13 @@ export class RuncRuntime implements Runtime {
 
   // ---------------------------------------------------------------- create / record
 
-  private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths): Promise<OciConfigInput> {
+  private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths, prepare = false): Promise<OciConfigInput> {
     const host = await this.hostInfo();
-    const lower = await this.templates.resolve(record.spec.template);
+    const template = await this.templates.resolve(record.spec.template);
+    const iso = { paths: this.paths, settings: this.opts.isolation ?? {}, hostRoot: this.templates.hostRoot, boundingCapabilities: host.boundingCapabilities };
+    const { lower, ...isolation } = await isolationInputs(record, cp, template, iso, { prepare });
     return {
+      ...isolation,
       namespace: record.namespace,
       name: record.name,
       spec: record.spec,
@@ -393,6 +400,7 @@ export class RuncRuntime implements Runtime {
       const hit = own.find(({ dir }) => [host, real].some((p) => p === dir || p.startsWith(`${dir}/`)));
       if (hit) throw new OciConfigError(`mount hostPath '${m.hostPath}' is inside acetate's ${hit.what} ${hit.dir}: refused`);
     }
+    await refuseOwnDirAncestors(mounts, own, this.templates.hostRoot);
   }
 
   private scrub(t: Target, runc: RuncCli, scan: boolean): Promise<void> {
@@ -410,7 +418,7 @@ export class RuncRuntime implements Runtime {
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
-    const config = buildOciConfig(await this.ociConfigInput(record, cp));
+    const config = buildOciConfig(await this.ociConfigInput(record, cp, true));
     await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
     await removePaths([cp.exitFile]);
     let pid: number;

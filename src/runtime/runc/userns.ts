@@ -1,0 +1,180 @@
+/**
+ * User namespaces (`securityContext.hostUsers: false`, Kubernetes' field): the container's root is
+ * an unprivileged uid of the node, so what escapes the container's mounts meets ordinary DAC.
+ *
+ * Allocation: one range per node (per state dir), 65536 ids starting at 1 000 000 000 by default,
+ * shared by every unprivileged container of the node, as Incus' default and Docker's userns-remap
+ * do. Why shared and not one range per container: runc 1.1.5 has no idmapped mounts, so a
+ * template's files must be owned by ids of the range (shifted once, see shiftedTemplate); with a
+ * range per container every container would need its own shifted copy of its template. Containers
+ * stay apart by their mount, pid and ipc namespaces. Set another range with
+ * ACETATE_USERNS_RANGE=<first host id>:<count> (e.g. from /etc/subuid); ids 0..65535 of the
+ * node are refused.
+ *
+ * What the private area is owned by is recorded in <containerDir>/ids.json (`base`: 0 = the node's
+ * own ids, else the first host id of the range). When the setting or the range changes, the
+ * private area is shifted before the start (every owner in the old range moves to the same offset
+ * in the new one), so nothing written under one mapping becomes unusable under the other.
+ */
+import { chmod, chown, lchown, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { exec } from '../../util/exec.js';
+import { readJson, writeJsonAtomic } from './store.js';
+
+export interface IdRange {
+  /** First host id (container id 0 maps to it). */
+  hostID: number;
+  size: number;
+}
+
+export const DEFAULT_USERNS_RANGE: IdRange = { hostID: 1_000_000_000, size: 65_536 };
+
+export class UserNamespaceError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UserNamespaceError';
+  }
+}
+
+/** `first:count` → a range; absent → the default. */
+export function parseIdRange(value: string | undefined): IdRange {
+  if (!value) return DEFAULT_USERNS_RANGE;
+  const m = /^(\d+):(\d+)$/.exec(value.trim());
+  const hostID = m ? Number(m[1]) : NaN;
+  const size = m ? Number(m[2]) : NaN;
+  if (!m || hostID < 65_536 || size < 65_536 || hostID + size > 4_294_967_294) {
+    throw new UserNamespaceError(`ACETATE_USERNS_RANGE '${value}' must be FIRST:COUNT with FIRST ≥ 65536, COUNT ≥ 65536, and the range below 2^32-1`);
+  }
+  return { hostID, size };
+}
+
+export interface OciUserNamespace {
+  uidMappings: { containerID: number; hostID: number; size: number }[];
+  gidMappings: { containerID: number; hostID: number; size: number }[];
+}
+
+/** The OCI id mappings of a container, or undefined when it uses the node's ids. */
+export function userNamespaceFor(hostUsers: boolean | undefined, range: IdRange): OciUserNamespace | undefined {
+  if (hostUsers !== false) return undefined;
+  const m = [{ containerID: 0, hostID: range.hostID, size: range.size }];
+  return { uidMappings: m, gidMappings: m.map((x) => ({ ...x })) };
+}
+
+/** An id of `from`'s range at the same offset in `to`'s; ids outside `from`'s range stay. */
+function shiftId(id: number, from: number, to: number, size: number): number {
+  if (from === 0) return id < size ? to + id : id;
+  return id >= from && id < from + size ? to + (id - from) : id;
+}
+
+/**
+ * Re-owns every file under dir (dir included) from one range to the other, without following
+ * symlinks. chown clears set-uid/set-gid bits, so the mode is put back afterwards.
+ */
+export async function shiftTree(dir: string, from: number, to: number, size: number): Promise<number> {
+  let n = 0;
+  const stack = [dir];
+  while (stack.length) {
+    const p = stack.pop()!;
+    const st = await lstat(p);
+    const uid = shiftId(st.uid, from, to, size);
+    const gid = shiftId(st.gid, from, to, size);
+    if (uid !== st.uid || gid !== st.gid) {
+      await lchown(p, uid, gid);
+      if (!st.isSymbolicLink() && st.mode & 0o6000) await chmod(p, st.mode & 0o7777);
+      n++;
+    }
+    if (st.isDirectory()) for (const e of await readdir(p)) stack.push(path.join(p, e));
+  }
+  return n;
+}
+
+interface IdsFile {
+  /** Owner base of the private area: 0 = the node's ids. */
+  base: number;
+  size: number;
+}
+
+export interface PrivateArea {
+  /** <stateDir>/containers/<id> */
+  dir: string;
+  upper: string;
+  work: string;
+  rootfs: string;
+}
+
+/**
+ * Before a start: the container dir and the private area owned by the ids the container runs
+ * with. With a user namespace the container dir belongs to the range's root (0700), so the
+ * container's root can reach its upper/work dirs (runc mounts the overlay inside the namespace)
+ * while nobody else can.
+ */
+export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespace | undefined): Promise<{ shifted: number; from: number; to: number }> {
+  const file = path.join(pa.dir, 'ids.json');
+  const recorded = await readJson<IdsFile>(file).catch(() => undefined);
+  // Never run with a user namespace: owned by the node's ids as created, nothing to do.
+  if (!recorded && !userns) return { shifted: 0, from: 0, to: 0 };
+  const had = recorded ?? { base: 0, size: 65_536 };
+  const to = userns ? userns.uidMappings[0]!.hostID : 0;
+  const size = userns ? userns.uidMappings[0]!.size : had.size;
+  let shifted = 0;
+  if (had.base !== to) {
+    // overlayfs' work dir holds nothing between mounts; it is simply emptied.
+    await rm(pa.work, { recursive: true, force: true });
+    shifted = await shiftTree(pa.upper, had.base, to, Math.min(size, had.size));
+    await writeJsonAtomic(file, { base: to, size } satisfies IdsFile);
+  }
+  const owner = to;
+  await mkdir(pa.work, { recursive: true, mode: 0o700 });
+  for (const d of [pa.dir, pa.upper, pa.work]) await chown(d, owner, owner);
+  // The upper dir is the container's `/`: 0755 as on any system (the container dir keeps it private).
+  if (userns) await chmod(pa.upper, 0o755);
+  return { shifted, from: had.base, to };
+}
+
+/**
+ * The container's root (an id of the range) must be able to walk from `/` to its private area
+ * and its template: dirs on that path owned by node root get o+x (0711: no listing, no reading),
+ * as Docker's data root does under userns-remap. Ancestors outside acetate's dirs are not changed:
+ * a clear error names them.
+ */
+export async function ensureTraversable(target: string, ownDirs: readonly string[]): Promise<void> {
+  const parts = path.resolve(target).split('/').filter(Boolean);
+  let p = '/';
+  for (const part of parts.slice(0, -1)) {
+    p = path.join(p, part);
+    const st = await lstat(p);
+    if ((st.mode & 0o001) !== 0) continue;
+    if (ownDirs.some((d) => p === d || p.startsWith(`${d}/`))) {
+      await chmod(p, (st.mode & 0o7777) | 0o711);
+      continue;
+    }
+    throw new UserNamespaceError(
+      `${p} (mode ${(st.mode & 0o777).toString(8)}) cannot be traversed by the container's unprivileged root; ` +
+        `user namespaces need o+x on every directory above the state dir (chmod o+x ${p})`,
+    );
+  }
+}
+
+/**
+ * An imported template as the range's ids own it: <templateDir>/rootfs-userns-<first>-<count>,
+ * a copy of rootfs shifted once at its first use with a user namespace (a temp dir renamed into
+ * place, so it is whole or absent). The template's removal deletes it with the rest.
+ */
+export async function shiftedTemplate(rootfs: string, range: IdRange): Promise<string> {
+  const dir = path.dirname(rootfs);
+  const target = path.join(dir, `rootfs-userns-${range.hostID}-${range.size}`);
+  const st = await lstat(target).catch(() => undefined);
+  if (st?.isDirectory()) return target;
+  const tmp = path.join(dir, `.shift-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await exec('cp', ['-a', '--', rootfs, tmp]);
+    await shiftTree(tmp, 0, range.hostID, range.size);
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    if ((await lstat(target).catch(() => undefined))?.isDirectory()) return target; // another start made it
+    throw new UserNamespaceError(`cannot shift template ${rootfs} to ids ${range.hostID}+${range.size}`, { cause: err });
+  }
+  return target;
+}
