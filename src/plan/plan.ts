@@ -6,6 +6,7 @@ import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '
 import { hashOf } from '../api/hash.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
+import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 
 export interface PlanInput {
@@ -70,7 +71,7 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
     const discard = replaceFields.includes('template');
     const reason = discard
       ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
-      : `${replaceFields.join(', ')} changed: cannot change in place (private area kept)`;
+      : `${replaceFields.join(', ')} changed: cannot change in place (private area kept)${userNamespaceNote(had, want)}`;
     return [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }];
   }
 
@@ -143,7 +144,7 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (d && !a) {
-      out.actions.push({ kind: 'create', key, desired: d, reason: d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)' });
+      out.actions.push({ kind: 'create', key, desired: d, reason: (d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)') + isolationSummary(d.spec) });
       continue;
     }
     const actions = planOne(d!, a!);

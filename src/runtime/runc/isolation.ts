@@ -57,7 +57,7 @@ export async function isolationInputs(
     if (userNamespace && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
     if (userNamespace) {
       const own = [ctx.paths.stateDir];
-      await ensureTraversable(cp.upper, own);
+      await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea
       await ensureTraversable(lowerDir, own);
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);

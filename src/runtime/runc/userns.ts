@@ -127,6 +127,7 @@ export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespa
   const owner = to;
   await mkdir(pa.work, { recursive: true, mode: 0o700 });
   for (const d of [pa.dir, pa.upper, pa.work]) await chown(d, owner, owner);
+  await chmod(pa.dir, 0o700);
   // The upper dir is the container's `/`: 0755 as on any system (the container dir keeps it private).
   if (userns) await chmod(pa.upper, 0o755);
   return { shifted, from: had.base, to };

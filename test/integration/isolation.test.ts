@@ -1,0 +1,263 @@
+/**
+ * Isolation (issue 11), checked from inside real containers the way an attacker would try:
+ * the host template shows the node's OS but not its data (secrets, acetate's dirs, neighbours'
+ * private areas and logs, the node's Unix sockets); Docker's seccomp profile is on by default;
+ * user namespaces map the container's root to an unprivileged node range and keep its data across
+ * restart, replace and a change of the setting; hostPath ancestors of the state/run dir are refused.
+ */
+import assert from 'node:assert/strict';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { runCli } from '../support/cli.js';
+import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { waitFor } from '../support/wait.js';
+import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
+import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
+
+interface Got {
+  name: string;
+  pid?: number;
+  phase: string;
+  restartCount?: number;
+}
+
+function manifest(name: string, command: string, spec = '', template = 'host'): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata: { name: ${name} }
+spec:
+  template: ${template}
+  command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
+  terminationGracePeriodSeconds: 0
+${spec}`;
+}
+
+describe('isolation (real runc)', function () {
+  this.timeout(120_000);
+  let root: string;
+  let stateDir: string;
+  let runDir: string;
+  let dir: string;
+  const env = () => ({ ACETATE_RUN_DIR: runDir });
+  const cli = (args: string[]) => runCli(args, { stateDir, env: env() });
+  const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
+  const logs = async (name: string) => (await cli(['logs', name])).stdout;
+  const waitLog = (name: string, text: string) => waitFor(async () => (await logs(name)).includes(text), { what: `${name} logs '${text}'`, timeoutMs: 30_000 });
+  const get = async (name: string): Promise<Got> => {
+    const r = await cli(['get', '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const c = (JSON.parse(r.stdout) as { items: Got[] }).items.find((x) => x.name === name);
+    assert.ok(c, `${name} not listed`);
+    return c;
+  };
+
+  beforeEach(async () => {
+    root = await mkdtemp('/tmp/acetate-iso-');
+    // User namespaces: the container's unprivileged root must be able to walk to its private area.
+    await chmod(root, 0o711);
+    stateDir = path.join(root, 'state');
+    runDir = path.join(root, 'run'); // outside the state dir, as /run/acetate is
+    dir = path.join(root, 'manifests');
+    await mkdir(dir);
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir);
+    await apply().catch(() => undefined);
+    try {
+      await assertNoLeaks(stateDir, { runDir });
+    } finally {
+      await cleanupStateDir(stateDir, { runDir }).catch(() => undefined);
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  describe('the host template shows the OS, not the node data', () => {
+    it("hides /etc/shadow, /root, acetate's dirs and a neighbour's private area and log; the OS still works", async () => {
+      const secret = `password=s3cret-${process.pid}`;
+      await writeFile(path.join(dir, 'victim.yaml'), manifest('victim', `echo ${secret}; echo ${secret} > /victim-data; exec sleep 1000000`));
+      assert.equal((await apply()).code, 0);
+      await waitLog('victim', secret);
+      const victimUpper = path.join(stateDir, 'containers', 'default_victim', 'upper', 'victim-data');
+      const victimLog = path.join(stateDir, 'containers', 'default_victim', 'container.log');
+      assert.match(await readFile(victimUpper, 'utf8'), /s3cret/, 'the neighbour wrote its private area');
+      const probe = [
+        'for p in /etc/shadow /etc/gshadow; do if cat $p >/dev/null 2>&1 && [ -s $p ]; then echo "READ $p"; fi; done',
+        `for p in ${stateDir} ${runDir} ${victimUpper} ${victimLog} ${path.join(stateDir, 'containers')}; do if [ -e $p ]; then echo "SEEN $p"; fi; done`,
+        'if [ -n "$(ls -A /root)" ]; then echo "SEEN /root: $(ls -A /root)"; fi',
+        'if [ -n "$(ls -A /run)" ]; then echo "SEEN /run: $(ls -A /run)"; fi',
+        `grep -rl s3cret-${process.pid} /var/log /var/tmp /var/lib/acetate /srv /mnt /home /root /tmp /run 2>/dev/null | sed 's/^/FOUND /'`,
+        '. /etc/os-release && echo "os=$ID"',
+        '/usr/bin/env true && ls /lib >/dev/null && echo programs-work',
+        'echo tmp > /tmp/t && echo run > /run/r && cat /tmp/t /run/r',
+        'echo probe-done; exec sleep 1000000',
+      ].join('; ');
+      await writeFile(path.join(dir, 'probe.yaml'), manifest('probe', probe));
+      assert.equal((await apply()).code, 0);
+      await waitLog('probe', 'probe-done');
+      const out = await logs('probe');
+      assert.doesNotMatch(out, /READ |SEEN |FOUND /, out);
+      assert.match(out, /os=\w+/, 'os-release readable');
+      assert.match(out, /programs-work/);
+      assert.match(out, /tmp\s+run/, 'private /tmp and /run are writable');
+      // The describe command lists what is hidden, the own dirs included.
+      const d = await cli(['template', 'describe', 'host']);
+      assert.equal(d.code, 0, d.stderr);
+      for (const p of ['/etc/shadow', '/root', '/var/lib/kubelet', stateDir, runDir]) assert.ok(d.stdout.includes(p), `describe lists ${p}`);
+    });
+
+    it('no Unix socket of the node can be connected to from inside (/run, /tmp, the run dir)', async () => {
+      const sockets = [`/run/acetate-iso-${process.pid}.sock`, path.join(root, 'node.sock')];
+      const servers = await Promise.all(
+        sockets.map(
+          (p) =>
+            new Promise<net.Server>((resolve, reject) => {
+              const s = net.createServer((c) => c.end('hello from the node\n'));
+              s.once('error', reject);
+              s.listen(p, () => resolve(s));
+            }),
+        ),
+      );
+      try {
+        await writeFile(path.join(dir, 'sleeper.yaml'), manifest('sleeper', 'exec sleep 1000000')); // a neighbour
+        assert.equal((await apply()).code, 0);
+        // Every path socket the node has now, as the kernel lists them.
+        const listed = (await readFile('/proc/net/unix', 'utf8'))
+          .split('\n')
+          .slice(1)
+          .map((l) => l.trim().split(/\s+/)[7])
+          .filter((p): p is string => !!p && p.startsWith('/') && !p.startsWith('/proc/'));
+        for (const s of sockets) assert.ok(listed.includes(s), `${s} listed`);
+        const paths = [...new Set(listed)].filter((p) => p.length < 100);
+        const script = `const net=require('net');const ps=${JSON.stringify(paths)};let n=0;for(const p of ps){const c=net.connect(p);c.on('connect',()=>{console.log('CONNECTED '+p);c.destroy();if(++n===ps.length)console.log('sockets-done')});c.on('error',()=>{if(++n===ps.length)console.log('sockets-done')})}`;
+        await writeFile(path.join(dir, 'sock.yaml'), manifest('sock', '/usr/bin/node -e "$SCRIPT"; exec sleep 1000000', `  env: [{ name: SCRIPT, value: ${JSON.stringify(script)} }]\n`));
+        assert.equal((await apply()).code, 0);
+        await waitLog('sock', 'sockets-done');
+        assert.doesNotMatch(await logs('sock'), /CONNECTED/, await logs('sock'));
+      } finally {
+        await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+        await rm(sockets[0]!, { force: true });
+      }
+    });
+  });
+
+  describe('seccomp', () => {
+    it("Docker's profile by default (Seccomp: 2, unshare -Urm fails); Unconfined turns it off", async () => {
+      const cmd = 'grep "^Seccomp:" /proc/self/status; if unshare -Urm true; then echo unshare-ok; else echo unshare-refused; fi; exec sleep 1000000';
+      await writeFile(path.join(dir, 'def.yaml'), manifest('def', cmd));
+      await writeFile(path.join(dir, 'unc.yaml'), manifest('unc', cmd, '  securityContext: { seccompProfile: { type: Unconfined } }\n'));
+      assert.equal((await apply()).code, 0);
+      await waitLog('def', 'unshare-');
+      await waitLog('unc', 'unshare-');
+      assert.match(await logs('def'), /Seccomp:\s+2[\s\S]*unshare-refused/);
+      assert.match(await logs('unc'), /Seccomp:\s+0[\s\S]*unshare-ok/);
+      const plan = await cli(['plan', '-f', dir]);
+      assert.equal(plan.code, 0, plan.stderr);
+    });
+
+    it('Localhost reads a profile file from the node; a missing one is a clear error', async () => {
+      await writeFile(path.join(dir, 'loc.yaml'), manifest('loc', 'echo started; exec sleep 1000000', '  securityContext: { seccompProfile: { type: Localhost, localhostProfile: /usr/share/containers/seccomp.json } }\n'));
+      assert.equal((await apply()).code, 0);
+      await waitLog('loc', 'started');
+      assert.equal((await procStatus((await get('loc')).pid!)).Seccomp, '2');
+      await writeFile(path.join(dir, 'loc.yaml'), manifest('loc', 'exec sleep 1000001', `  securityContext: { seccompProfile: { type: Localhost, localhostProfile: ${root}/missing.json } }\n`));
+      const r = await apply();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /cannot read the seccomp profile .*missing\.json/);
+      assert.equal((await get('loc')).phase, 'Running', 'the running container is kept');
+    });
+  });
+
+  describe('user namespaces (hostUsers: false)', () => {
+    it('maps root to the node range; files it writes belong to the range; data survives restart, replace and the setting going off', async () => {
+      const bb = await makeBusyboxRootfs(path.join(root, 'bb'));
+      assert.equal((await cli(['template', 'import', 'bb', bb])).code, 0);
+      const base = DEFAULT_USERNS_RANGE.hostID;
+      const upper = path.join(stateDir, 'containers', 'default_u', 'upper');
+      const spec = '  securityContext: { hostUsers: false }\n';
+      await writeFile(path.join(dir, 'u.yaml'), manifest('u', 'cat /proc/self/uid_map; echo run >> /data/runs; echo x > /bin/edited; echo ready; exec sleep 1000000', spec, 'bb').replace('echo run', 'mkdir -p /data; echo run'));
+      const plan = await cli(['plan', '-f', dir]);
+      assert.match(plan.stdout, /user namespace/, plan.stdout);
+      assert.equal((await apply()).code, 0);
+      await waitLog('u', 'ready');
+      const map = (await logs('u')).split('\n').find((l) => /^\s*0\s+\d+\s+\d+\s*$/.test(l));
+      assert.ok(map, 'uid_map printed');
+      const [inside, host, size] = map.trim().split(/\s+/).map(Number);
+      assert.deepEqual([inside, host, size], [0, base, DEFAULT_USERNS_RANGE.size], `uid_map ${map}`);
+      assert.notEqual(host, 0);
+      const st = await stat(path.join(upper, 'data', 'runs'));
+      assert.equal(st.uid, base, 'a file created inside belongs to the range on the node');
+      assert.equal((await stat(path.join(upper, 'bin', 'edited'))).uid, base, 'a template dir is writable (the template is shifted)');
+      const pid = (await get('u')).pid!;
+      assert.equal((await procStatus(pid)).Uid.split(/\s+/)[0], String(base), 'the process runs as the range root on the node');
+      // Restart: the process dies, the restart policy starts it again with its data.
+      process.kill(pid, 'SIGKILL');
+      await cli(['apply', '-f', dir]);
+      await waitFor(async () => (await readFile(path.join(upper, 'data', 'runs'), 'utf8')).split('\n').filter(Boolean).length >= 2, { what: 'second run wrote', timeoutMs: 30_000 });
+      // Replace (another command), the private area kept.
+      await writeFile(path.join(dir, 'u.yaml'), manifest('u', 'cat /data/runs | wc -l | sed s/^/runs=/; echo run >> /data/runs; exec sleep 1000001', spec, 'bb'));
+      assert.equal((await apply()).code, 0);
+      await waitLog('u', 'runs=');
+      assert.match(await logs('u'), /runs=\s*2/);
+      // The setting goes off: the plan says the private area is re-owned; the data is kept and usable.
+      await writeFile(path.join(dir, 'u.yaml'), manifest('u', 'cat /data/runs | wc -l | sed s/^/after=/; echo run >> /data/runs; exec sleep 1000002', '', 'bb'));
+      const off = await cli(['plan', '-f', dir]);
+      assert.match(off.stdout, /re-owned back to the node's ids/, off.stdout);
+      assert.equal((await apply()).code, 0);
+      await waitLog('u', 'after=');
+      assert.match(await logs('u'), /after=\s*3/);
+      assert.equal((await stat(path.join(upper, 'data', 'runs'))).uid, 0, 'owned by the node root again');
+      assert.match(await readFile(path.join(upper, 'data', 'runs'), 'utf8'), /^(run\n){4}$/);
+    });
+
+    it('hostUsers: false on the host template is refused with the field named', async () => {
+      await writeFile(path.join(dir, 'h.yaml'), manifest('h', 'exec sleep 1000000', '  securityContext: { hostUsers: false }\n'));
+      const r = await apply();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /spec\.securityContext\.hostUsers: false needs an imported template/);
+    });
+  });
+
+  describe('hostPath', () => {
+    it('an ancestor of the state or run dir is refused, naming the field; so is a symlink to one, at start', async () => {
+      for (const [i, hostPath] of ['/', root, path.dirname(root)].entries()) {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir);
+        await writeFile(path.join(dir, `a${i}.yaml`), manifest(`a${i}`, 'exec sleep 1000000', `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt/x }]\n`));
+        const r = await apply();
+        assert.equal(r.code, 1, `${hostPath} accepted:\n${r.stdout}`);
+        assert.match(r.stderr, /spec\.mounts\[0\]\.hostPath: .* contains acetate's (state|run) dir/, r.stderr);
+      }
+      // A symlink that is harmless when applied, then made to point at an ancestor: refused at start.
+      const link = path.join(root, 'link');
+      const harmless = await mkdtemp('/tmp/acetate-iso-data-');
+      try {
+        await symlink(harmless, link);
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir);
+        await writeFile(path.join(dir, 'l.yaml'), manifest('l', 'exec sleep 1000000', `  mounts: [{ hostPath: ${link}, containerPath: /mnt/x }]\n`));
+        assert.equal((await apply()).code, 0);
+        await rm(link);
+        await symlink(root, link);
+        const pid = (await get('l')).pid!;
+        process.kill(pid, 'SIGKILL');
+        await waitFor(async () => (await cli(['apply', '-f', dir])).stderr.match(/symlink to .* contains acetate's/), { what: 'the restart refused', timeoutMs: 30_000 });
+        assert.notEqual((await get('l')).phase, 'Running');
+      } finally {
+        await rm(harmless, { recursive: true, force: true });
+        await lstat(link).then(() => rm(link), () => undefined);
+      }
+    });
+  });
+});
+
+async function procStatus(pid: number): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
