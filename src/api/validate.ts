@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { containerSchema, CRD_PATH } from './crd.js';
 import { API_VERSION, KIND, type ContainerManifest } from './types.js';
 import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
+import { protectedHostPathProblem } from './protected-paths.js';
 import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import type { PathSegment } from '../sources/files/yaml-documents.js';
 
@@ -283,6 +284,8 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
+    const own = typeof mnt.hostPath === 'string' ? protectedHostPathProblem(mnt.hostPath) : undefined;
+    if (own) out.push(issue(['spec', 'mounts', i, 'hostPath'], own));
     for (const f of ['hostPath', 'containerPath'] as const) {
       if (typeof mnt[f] === 'string' && mnt[f].includes('\0')) out.push(issue(['spec', 'mounts', i, f], 'must not contain a NUL character'));
       else if (typeof mnt[f] === 'string' && mnt[f].split('/').includes('..'))

@@ -6,6 +6,7 @@ import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../runtime/templates.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';
+import { setProtectedDirs } from '../api/protected-paths.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -19,6 +20,11 @@ export function resolveRunDir(stateDir: string, flag?: string): string {
 }
 
 export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)): CliContext {
+  // Manifests that mount these (or an ancestor) are refused at validation, naming the field.
+  setProtectedDirs([
+    { dir: stateDir, what: 'state dir' },
+    { dir: runDir, what: 'run dir' },
+  ]);
   let opened: ReturnType<CliContext['openRuntime']> | undefined;
   return {
     stateDir,

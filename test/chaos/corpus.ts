@@ -9,6 +9,7 @@ import { mkdir, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { isolationBadInputs } from './corpus-isolation.js';
 
 export type Category =
   | 'yaml-syntax'
@@ -137,7 +138,7 @@ export function badInputs(): BadInput[] {
     c('typo-command', 'unknown-fields', 'spec.comand (typo) instead of command', file('typo.yaml', m('bad-typo').replace('  command:', '  comand:')), /spec\.comand: unknown field \(did you mean command\?\)/),
     c('unknown-resource', 'unknown-fields', 'resources.gpu', file('gpu.yaml', m('bad-gpu', '  resources: { gpu: 1 }\n')), /spec\.resources\.gpu: unknown field/),
     c('proto-key', 'unknown-fields', '__proto__ key in spec', file('proto.yaml', m('bad-proto', '  __proto__: { privileged: true }\n')), /spec\.__proto__: unknown field/),
-    c('unknown-security', 'unknown-fields', 'securityContext.seccompProfile', file('seccomp.yaml', m('bad-sec', '  securityContext: { seccompProfile: Unconfined }\n')), /spec\.securityContext\.seccompProfile: unknown field/),
+    c('unknown-security', 'unknown-fields', 'securityContext.seLinuxOptions', file('seccomp.yaml', m('bad-sec', '  securityContext: { seLinuxOptions: { level: s0 } }\n')), /spec\.securityContext\.seLinuxOptions: unknown field/),
 
     // ---------------------------------------------------------------- huge
     c('huge-file', 'huge', '2 MiB file', file('huge.yaml', () => `${m('bad-huge')}# ${'x'.repeat(2 * 1024 * 1024)}\n`), /larger than the 1048576 bytes a manifest may have/),
@@ -247,6 +248,7 @@ export function badInputs(): BadInput[] {
     ignored('other-api', 'other', 'an apps/v1 Deployment (not ours)', file('deployment.yaml', 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec: { replicas: 3 }\n')),
     ignored('empty-file', 'other', 'an empty file', file('empty.yaml', '')),
     ignored('editor-swap', 'other', 'an editor swap file with garbage', file('.keeper.yaml.swp', Buffer.from([0, 1, 2, 3, 0xff]))),
+    ...isolationBadInputs(),
   ];
 }
 
