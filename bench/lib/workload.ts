@@ -8,7 +8,9 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { normalizeManifest } from '../../src/api/normalize.js';
 import type { ContainerManifest } from '../../src/api/types.js';
-import { buildOciConfig } from '../../src/runtime/runc/oci-config.js';
+import { buildOciConfig, resolveCapabilities, type OciConfigInput } from '../../src/runtime/runc/oci-config.js';
+import { seccompFor } from '../../src/runtime/runc/seccomp.js';
+import { hostMaskRules, isolationMounts, resolveHostMasks } from '../../src/runtime/host-isolation.js';
 import { hasSwapAccounting } from '../../src/runtime/runc/cgroups.js';
 import { hostNofileHard, readBoundingCapabilities } from '../../src/runtime/runc/procfs.js';
 
@@ -52,8 +54,11 @@ export async function saveAtomically(file: string, content: string): Promise<voi
  * The OCI config the bare loop uses: acetate's own config for the same container, with @ROOTFS@
  * and @ID@ placeholders and the baseline's own cgroup parent.
  */
-export async function baselineConfigTemplate(workRoot: string): Promise<{ file: string; cgroupParent: string }> {
+export async function baselineConfigTemplate(workRoot: string, extra?: Partial<OciConfigInput>): Promise<{ file: string; cgroupParent: string }> {
   const manifest = yaml.load(containerYaml('placeholder')) as ContainerManifest;
+  // The same isolation acetate gives a host-template container by default (seccomp, the host
+  // template's masks, its own work dir hidden as a state dir), unless the caller says otherwise.
+  extra ??= await defaultIsolation(workRoot);
   const d = normalizeManifest(manifest, { kind: 'file', file: '/bench', line: 1 });
   const cgroupParent = `acetate-bench-base-${path.basename(workRoot).replace(/[^a-zA-Z0-9]/g, '')}`;
   const config = buildOciConfig({
@@ -66,12 +71,22 @@ export async function baselineConfigTemplate(workRoot: string): Promise<{ file: 
     hostNofileHard: await hostNofileHard(),
     swapAccounting: await hasSwapAccounting(),
     boundingCapabilities: await readBoundingCapabilities(),
+    ...extra,
   });
   const text = JSON.stringify(config, null, 2).replace(/\/ROOTFS_PLACEHOLDER/g, '@ROOTFS@').replace(/ID_PLACEHOLDER|placeholder/g, '@ID@');
   const file = path.join(workRoot, 'config.template.json');
   await writeFile(file, text);
   return { file, cgroupParent };
 }
+
+/** What acetate adds by default to a host-template container's config: Docker's seccomp profile and the masks. */
+export async function defaultIsolation(workRoot: string, opts: { seccomp?: boolean; masks?: boolean } = {}): Promise<Partial<OciConfigInput>> {
+  const caps = resolveCapabilities({ privileged: false, noNewPrivileges: true, capAdd: [], capDrop: [] }).filter((c) => BOUNDING.includes(c));
+  const seccomp = opts.seccomp === false ? undefined : seccompFor(undefined, { capabilities: caps, privileged: false });
+  const masks = opts.masks === false ? undefined : isolationMounts(await resolveHostMasks(hostMaskRules({ stateDir: workRoot, runDir: workRoot }), '/'));
+  return { ...(seccomp ? { seccomp } : {}), ...(masks ? { isolationMounts: masks } : {}) };
+}
+const BOUNDING = await readBoundingCapabilities();
 
 /**
  * Where every benchmark directory goes (state dirs, the bare loop's work dirs, manifests): next to
