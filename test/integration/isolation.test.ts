@@ -14,6 +14,8 @@ import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
+import { makeRuntime } from '../support/tmp-state.js';
+import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 
 interface Got {
   name: string;
@@ -108,7 +110,27 @@ describe('isolation (real runc)', function () {
       for (const p of ['/etc/shadow', '/root', '/var/lib/kubelet', stateDir, runDir]) assert.ok(d.stdout.includes(p), `describe lists ${p}`);
     });
 
-    it('no Unix socket of the node can be connected to from inside (/run, /tmp, the run dir)', async () => {
+    it('is adjustable per node: ACETATE_HOST_HIDE hides more, ACETATE_HOST_SHOW shows a default entry', async () => {
+      const shown = `/srv/acetate-iso-${process.pid}`;
+      await writeFile(shown, 'shown\n');
+      try {
+        const extra = { ACETATE_HOST_HIDE: '/usr/share/doc', ACETATE_HOST_SHOW: '/srv' };
+        const run = (args: string[]) => runCli(args, { stateDir, env: { ...env(), ...extra } });
+        await writeFile(path.join(dir, 'adj.yaml'), manifest('adj', `echo "doc=$(ls -A /usr/share/doc | wc -l)"; cat ${shown}; echo adj-done; exec sleep 1000000`));
+        assert.equal((await run(['apply', '-f', dir])).code, 0);
+        await waitLog('adj', 'adj-done');
+        const out = await logs('adj');
+        assert.match(out, /doc=0\b/, out);
+        assert.match(out, /^shown$/m, out);
+        const d = await run(['template', 'describe', 'host']);
+        assert.match(d.stdout, /\/usr\/share\/doc\s+hidden/);
+        assert.doesNotMatch(d.stdout, /^\/srv\s/m);
+      } finally {
+        await rm(shown, { force: true });
+      }
+    });
+
+    it('no Unix socket of the node can be connected to from inside (/run, /tmp)', async () => {
       const sockets = [`/run/acetate-iso-${process.pid}.sock`, path.join(root, 'node.sock')];
       const servers = await Promise.all(
         sockets.map(
@@ -248,6 +270,25 @@ describe('isolation (real runc)', function () {
       } finally {
         await rm(harmless, { recursive: true, force: true });
         await lstat(link).then(() => rm(link), () => undefined);
+      }
+    });
+
+    it('the runtime refuses at start a hostPath symlink that came to point at an ancestor after the create', async () => {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      const rt = makeRuntime(stateDir, { runDir });
+      const link = path.join(root, 'later');
+      const harmless = await mkdtemp('/tmp/acetate-iso-data-');
+      try {
+        await symlink(harmless, link);
+        const spec = testSpec({ mounts: [{ hostPath: link, containerPath: '/mnt/x', readOnly: true }] });
+        await rt.create({ namespace: 'default', name: 'rl', spec, source: FILE_SOURCE });
+        await rm(link);
+        await symlink(path.dirname(root), link);
+        await assert.rejects(rt.start('default/rl'), /spec\.mounts\[0\]\.hostPath: .*\(a symlink to .*\) contains acetate's (state|run) dir/);
+        assert.equal((await rt.get('default/rl'))?.process.state === 'running', false, 'nothing runs');
+        await rt.remove('default/rl', { keepPrivateArea: false });
+      } finally {
+        await rm(harmless, { recursive: true, force: true });
       }
     });
   });
