@@ -6,6 +6,11 @@ import { hostMaskRules, isolationMounts, type ResolvedMask } from '../../src/run
 import { protectedHostPathProblem, setProtectedDirs } from '../../src/api/protected-paths.js';
 import { parseIdRange, userNamespaceFor } from '../../src/runtime/runc/userns.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
+import yaml from 'js-yaml';
+import { validateManifest } from '../../src/api/validate.js';
+import { normalizeSpec } from '../../src/api/normalize.js';
+import { hashOf } from '../../src/api/hash.js';
+import type { ContainerManifest } from '../../src/api/types.js';
 
 const profile = {
   defaultAction: 'SCMP_ACT_ERRNO',
@@ -113,5 +118,41 @@ describe('user namespace ranges', () => {
     assert.throws(() => parseIdRange('abc'), /FIRST:COUNT/);
     assert.equal(userNamespaceFor(undefined, parseIdRange(undefined)), undefined);
     assert.deepEqual(userNamespaceFor(false, { hostID: 2_000_000, size: 65_536 })!.uidMappings, [{ containerID: 0, hostID: 2_000_000, size: 65_536 }]);
+  });
+});
+
+describe('securityContext: seccompProfile and hostUsers', () => {
+  const doc = (sc: string, template = 'host') =>
+    yaml.load(`apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata: { name: x }
+spec:
+  template: ${template}
+  command: [/bin/true]
+  securityContext: ${sc}
+`);
+  const issues = (sc: string, template?: string) => {
+    const r = validateManifest(doc(sc, template));
+    return r.ok ? [] : r.issues.map((i) => `${i.field}: ${i.message}`);
+  };
+
+  it("validates Kubernetes' shape and the rules the schema cannot say, naming the field", () => {
+    assert.deepEqual(issues('{ seccompProfile: { type: RuntimeDefault } }'), []);
+    assert.deepEqual(issues('{ seccompProfile: { type: Localhost, localhostProfile: /etc/p.json } }'), []);
+    assert.match(issues('{ seccompProfile: { type: Localhost } }').join('\n'), /seccompProfile\.localhostProfile: required with type Localhost/);
+    assert.match(issues('{ seccompProfile: { type: Unconfined, localhostProfile: /x } }').join('\n'), /localhostProfile: only goes with type Localhost/);
+    assert.match(issues('{ hostUsers: false }').join('\n'), /spec\.securityContext\.hostUsers: false needs an imported template/);
+    assert.deepEqual(issues('{ hostUsers: false }', 'debian'), []);
+    assert.match(issues('{ hostUsers: false, privileged: true }', 'debian').join('\n'), /hostUsers: false cannot go with privileged/);
+  });
+
+  it('normalizes the defaults away, so that specs applied before keep their hash', () => {
+    const plain = normalizeSpec(doc('{}') as ContainerManifest);
+    assert.deepEqual(Object.keys(plain.security).sort(), ['capAdd', 'capDrop', 'noNewPrivileges', 'privileged']);
+    const def = normalizeSpec(doc('{ seccompProfile: { type: RuntimeDefault }, hostUsers: true }') as ContainerManifest);
+    assert.equal(hashOf(def), hashOf(plain));
+    const set = normalizeSpec(doc('{ seccompProfile: { type: Unconfined }, hostUsers: false }', 'debian') as ContainerManifest);
+    assert.deepEqual(set.security.seccompProfile, { type: 'Unconfined' });
+    assert.equal(set.security.hostUsers, false);
   });
 });
