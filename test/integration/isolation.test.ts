@@ -234,6 +234,16 @@ describe('isolation (real runc)', function () {
       assert.match(await readFile(path.join(upper, 'data', 'runs'), 'utf8'), /^(run\n){4}$/);
     });
 
+    it("with network: host it starts too (the node's /sys bound read-only: sysfs needs its own network namespace)", async () => {
+      const bb = await makeBusyboxRootfs(path.join(root, 'bb'));
+      assert.equal((await cli(['template', 'import', 'bb', bb])).code, 0);
+      await writeFile(path.join(dir, 'hn.yaml'), manifest('hn', 'ls /sys/class/net | grep -c . | sed s/^/nets=/; exec sleep 1000000', '  network: host\n  securityContext: { hostUsers: false }\n', 'bb'));
+      const r = await apply();
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      await waitLog('hn', 'nets=');
+      assert.equal((await get('hn')).phase, 'Running');
+    });
+
     it('hostUsers: false on the host template is refused with the field named', async () => {
       await writeFile(path.join(dir, 'h.yaml'), manifest('h', 'exec sleep 1000000', '  securityContext: { hostUsers: false }\n'));
       const r = await apply();

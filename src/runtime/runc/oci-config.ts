@@ -135,7 +135,11 @@ export interface RootfsOverlay {
 /** Characters that would split overlay's option string (`,`) or its layer list (`:`). */
 const OVERLAY_UNSAFE = /[,:\\\s]/;
 
-/** The mount at `/` that makes the container's root the template with the private area over it. */
+/**
+ * The mount at `/` that makes the container's root the template with the private area over it.
+ * `userxattr`: mounted inside a user namespace, overlayfs cannot set trusted.* xattrs (opaque
+ * dirs, redirects) and keeps them as user.overlay.* instead.
+ */
 export function overlayRootMount(o: RootfsOverlay, opts: { userxattr?: boolean } = {}): OciMount {
   for (const p of [o.lower, o.upper, o.work]) {
     if (!path.isAbsolute(p)) throw new OciConfigError(`overlay layer '${p}' must be absolute`);
@@ -203,6 +207,12 @@ function baseMounts(privileged: boolean): OciMount[] {
   ];
 }
 
+/**
+ * In a user namespace sysfs can only be mounted by the owner of the network namespace: a container
+ * sharing the node's network gets the node's /sys bound read-only instead (as Podman does).
+ */
+const SYS_BIND: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
+
 export function buildOciConfig(input: OciConfigInput): OciConfig {
   const { spec } = input;
   if (spec.command.length === 0) throw new OciConfigError('command must not be empty');
@@ -242,7 +252,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     hostname: spec.hostname || input.name,
     mounts: [
       ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
-      ...baseMounts(privileged),
+      ...baseMounts(privileged).map((m) => (input.userNamespace && spec.network === 'host' && m.type === 'sysfs' ? SYS_BIND : m)),
       ...(input.isolationMounts ?? []),
       ...binds,
     ],
