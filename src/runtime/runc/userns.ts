@@ -21,6 +21,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exec } from '../../util/exec.js';
 import { readJson, writeJsonAtomic } from './store.js';
+import { isAlive } from './procfs.js';
 
 export interface IdRange {
   /** First host id (container id 0 maps to it). */
@@ -167,6 +168,11 @@ export async function shiftedTemplate(rootfs: string, range: IdRange): Promise<s
   const target = path.join(dir, `rootfs-userns-${range.hostID}-${range.size}`);
   const st = await lstat(target).catch(() => undefined);
   if (st?.isDirectory()) return target;
+  // A shift interrupted by a crash left a temp copy: remove those whose process is gone.
+  for (const n of await readdir(dir)) {
+    const m = /^\.shift-(\d+)-/.exec(n);
+    if (m && !(await isAlive(Number(m[1])))) await rm(path.join(dir, n), { recursive: true, force: true });
+  }
   const tmp = path.join(dir, `.shift-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     await exec('cp', ['-a', '--', rootfs, tmp]);
