@@ -255,7 +255,8 @@ describe('security defaults (real runc)', function () {
     });
 
     it("a container's writes and deletes under / stay in its private area (the host's / is a read-only lower layer)", async () => {
-      const victim = `/tmp/acetate-sec-victim-${process.pid}`;
+      // Not under /tmp: the host template gives containers a /tmp of their own (host-isolation.ts).
+      const victim = `/var/lib/acetate-sec-victim-${process.pid}`;
       const planted = `/etc/acetate-sec-planted-${process.pid}`;
       await writeFile(victim, 'keep me\n');
       try {
