@@ -27,8 +27,8 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
       opened ??= (async () => {
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
-        // ACETATE_RUNC / ACETATE_CONMON: another runc or conmon binary (a wrapper, a newer build).
-        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined });
+        // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).
+        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined });
         await runtime.preflight();
         await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
         await fs.mkdir(runDir, { recursive: true, mode: 0o700 });

@@ -63,7 +63,8 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     const fromRunc = await new RuncCli({ binary: 'runc', root: st.runtime.paths.runcRoot }).stateFromRunc('default_sleeper');
     assert.equal(fromRunc?.status, 'running');
     assert.equal(fromRunc?.pid, pid);
-    assert.equal(await readFile(`/proc/${pid}/cmdline`, 'utf8'), 'sleep\u00001000\u0000', 'the container process, not runc init');
+    // The reported pid is the container's PID 1: the init (catatonit), running the command.
+    assert.equal(await readFile(`/proc/${pid}/cmdline`, 'utf8'), '/dev/.acetate-init\u0000--\u0000sleep\u00001000\u0000', 'the container init, not runc init');
 
     const list = await st.runtime.list();
     assert.equal(list.length, 1);

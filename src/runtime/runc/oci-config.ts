@@ -6,6 +6,7 @@ import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
 import path from 'node:path';
 import type { NormalizedSpec } from '../../api/types.js';
 import { ociLinuxResources, type OciLinuxResources } from './resources.js';
+import { argsWithInit, initMount } from './init.js';
 
 export const ANNOTATION_OWNER = 'acetate.dev/owner';
 export const ANNOTATION_NAMESPACE = 'acetate.dev/namespace';
@@ -110,6 +111,8 @@ export interface OciConfigInput {
   boundingCapabilities?: readonly string[];
   /** Where the node's root filesystem is seen; hostPath mounts are resolved under it. Default `/`. */
   hostRoot?: string;
+  /** The static init binary on the node (see init.ts); run as PID 1 unless spec.init is false. */
+  initPath?: string;
 }
 
 export interface RootfsOverlay {
@@ -214,13 +217,15 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
   const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
   const privileged = spec.security.privileged;
+  // The runtime refuses a spec that wants an init when the node has none (see ociConfigInput).
+  const useInit = spec.init !== false && input.initPath !== undefined;
 
   return {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [...spec.command, ...spec.args],
+      args: useInit ? argsWithInit([...spec.command, ...spec.args]) : [...spec.command, ...spec.args],
       env: envList(spec.env),
       cwd,
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps] },
@@ -229,7 +234,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     },
     root: { path: input.rootfsPath, readonly: false },
     hostname: spec.hostname || input.name,
-    mounts: [...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay)] : []), ...baseMounts(privileged), ...binds],
+    mounts: [...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay)] : []), ...baseMounts(privileged), ...binds, ...(useInit ? [initMount(input.initPath!)] : [])],
     annotations: {
       [ANNOTATION_OWNER]: OWNER_VALUE,
       [ANNOTATION_NAMESPACE]: input.namespace,

@@ -30,6 +30,7 @@ import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type Cgro
 import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, waitGone, type Waiter } from './cleanup.js';
 import { launchConmon, readExitCode, readPid, runcPidTempOf } from './conmon.js';
 import { readLogMessages } from './logs.js';
+import { findInit } from './init.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
@@ -57,6 +58,8 @@ export interface RuncRuntimeOptions {
   pollIntervalMs?: number;
   /** conmon truncates a container log beyond this size (bytes). Default 16 MiB. */
   logSizeMax?: number;
+  /** Path or bare name of the static init run as PID 1 (default catatonit; see init.ts). */
+  initPath?: string;
 }
 
 interface HostInfo {
@@ -64,6 +67,8 @@ interface HostInfo {
   swapAccounting: boolean;
   nofileHard: number;
   boundingCapabilities: string[];
+  /** The init binary, or the reason there is none (only an error for containers that want it). */
+  init: { path?: string; error?: Error };
 }
 
 interface Target {
@@ -170,6 +175,7 @@ export class RuncRuntime implements Runtime {
         swapAccounting: cgroupMode === 'v1' && (await hasSwapAccounting(this.cgroupRoot)),
         nofileHard: await hostNofileHard(),
         boundingCapabilities: await readBoundingCapabilities(),
+        init: await findInit(this.opts.initPath).then((path) => ({ path }), (error: Error) => ({ error })),
       };
     })();
     return this.hostInfoPromise;
@@ -273,6 +279,7 @@ export class RuncRuntime implements Runtime {
 
   private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths): Promise<OciConfigInput> {
     const host = await this.hostInfo();
+    if (record.spec.init !== false && host.init.error) throw host.init.error;
     const lower = await this.templates.resolve(record.spec.template);
     return {
       namespace: record.namespace,
@@ -286,6 +293,7 @@ export class RuncRuntime implements Runtime {
       swapAccounting: host.swapAccounting,
       boundingCapabilities: host.boundingCapabilities,
       hostRoot: this.templates.hostRoot,
+      initPath: host.init.path,
     };
   }
 
