@@ -19,6 +19,7 @@ import type {
   ProcessInfo,
   ResizeResult,
   Runtime,
+  ExecResult,
   StopOptions,
 } from '../../src/runtime/runtime.js';
 import type { DesiredSnapshot, DesiredSource } from '../../src/sources/source.js';
@@ -118,6 +119,10 @@ class MemRuntime implements Runtime {
   }
   async logs(): Promise<string> {
     return '';
+  }
+  async followLogs(): Promise<void> {}
+  async exec(): Promise<ExecResult> {
+    return { exitCode: 0, output: '' };
   }
   /** The process dies by itself. */
   exit(key: string, exitCode: number): void {

@@ -13,10 +13,14 @@ import type { Resources } from '../../api/types.js';
 import { containerKey, splitKey } from '../../api/types.js';
 import {
   NotFoundError,
+  NotRunningError,
   RuntimeUnavailableError,
   type ActualContainer,
   type AppliedRecord,
   type CreateRequest,
+  type ExecRequest,
+  type ExecResult,
+  type FollowOptions,
   type LogOptions,
   type RemoveOptions,
   type ResizeResult,
@@ -31,6 +35,8 @@ import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, wa
 import { launchConmon, readExitCode, readPid, runcPidTempOf } from './conmon.js';
 import { readLogMessages } from './logs.js';
 import { findInit } from './init.js';
+import { runcExec } from './exec.js';
+import { followLog } from './follow-log.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
@@ -272,7 +278,22 @@ export class RuncRuntime implements Runtime {
   async logs(key: string, opts: LogOptions = {}): Promise<string> {
     const t = this.target(key);
     await this.requireRecord(t);
-    return readLogMessages(t.cp.log, { tail: opts.tail });
+    return readLogMessages(t.cp.log, opts);
+  }
+
+  async followLogs(key: string, write: (text: string) => void, opts: FollowOptions = {}): Promise<void> {
+    const t = this.target(key);
+    await this.requireRecord(t);
+    await followLog({ file: t.cp.log, record: t.cp.record, write, ...opts });
+  }
+
+  async exec(key: string, req: ExecRequest): Promise<ExecResult> {
+    const t = this.target(key);
+    await this.requireRecord(t);
+    const runc = await this.runc();
+    const st = await this.ourState(t);
+    if (!st || !isRunning(st)) throw new NotRunningError(key);
+    return runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir }, req);
   }
 
   // ---------------------------------------------------------------- create / record
@@ -585,6 +606,9 @@ export class RuncRuntime implements Runtime {
    */
   private async removeRunFiles(cp: ContainerPaths): Promise<void> {
     await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+    // Pid files of execs a killed acetate left (see exec.ts).
+    const execPids = (await readdir(cp.runDir).catch(() => [] as string[])).filter((n) => n.startsWith('exec-') && n.endsWith('.pid'));
+    await removePaths(execPids.map((n) => path.join(cp.runDir, n)));
     if (cp.runDir !== cp.dir) await rmdir(cp.runDir).catch(() => undefined);
   }
 
