@@ -159,7 +159,9 @@ function acetate(inst: Instance, args: string[], extraNode: string[] = []): Prom
 async function listJson(inst: Instance): Promise<{ name: string; phase: string; pid?: number }[]> {
   const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json'], { env: inst.env });
   if (r.code !== 0) throw new Error(`acetate get failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { items: { name: string; phase: string; pid?: number }[] }).items;
+    // Container objects (Kubernetes' shape) in a List.
+  const list = JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { phase?: string; pid?: number } }[] };
+  return list.items.map((o) => ({ name: o.metadata.name, phase: o.status?.phase ?? 'Unknown', pid: o.status?.pid }));
 }
 
 function check(cond: unknown, what: string): asserts cond {

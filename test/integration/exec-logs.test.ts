@@ -73,8 +73,8 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
     const pid = Number((await cli(stateDir, ['exec', 'box', '--', 'sh', '-c', 'echo $$'])).stdout.trim());
     assert.ok(pid > 1, 'a process of its own in the container');
     // The container's PID 1 sees it through its root (from the host).
-    const get = JSON.parse((await runCli(['get', 'box', '-o', 'json'], { stateDir })).stdout) as { items: { status: { pid: number } }[] };
-    assert.equal(await readFile(`/proc/${get.items[0]!.status.pid}/root/tmp/marker`, 'utf8'), 'from-exec\n');
+    const box = JSON.parse((await runCli(['get', 'box', '-o', 'json'], { stateDir })).stdout) as { status: { pid: number } };
+    assert.equal(await readFile(`/proc/${box.status.pid}/root/tmp/marker`, 'utf8'), 'from-exec\n');
     assert.equal((await cli(stateDir, ['exec', 'box', '--', 'sh', '-c', 'exit 3'])).code, 3);
   });
 
