@@ -69,6 +69,12 @@ export interface CreateRequest {
 export interface StopOptions {
   /** Seconds between SIGTERM and SIGKILL. */
   graceSeconds: number;
+  /**
+   * Leave the container as a crashed one: the process is ended but the container reads as
+   * `exited` with its exit code, so restartPolicy and the crash-loop back-off decide its restart
+   * (a failed liveness probe). Default false: stopped and cleaned up.
+   */
+  leaveExited?: boolean;
 }
 
 export interface RemoveOptions {

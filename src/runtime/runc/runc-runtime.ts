@@ -499,11 +499,11 @@ export class RuncRuntime implements Runtime {
     const t = this.target(key);
     return this.locks.run(key, async () => {
       await this.requireRecord(t);
-      return this.stopLocked(t, opts.graceSeconds);
+      return this.stopLocked(t, opts.graceSeconds, opts.leaveExited);
     });
   }
 
-  private async stopLocked(t: Target, graceSeconds: number): Promise<{ exitCode?: number }> {
+  private async stopLocked(t: Target, graceSeconds: number, leaveExited = false): Promise<{ exitCode?: number }> {
     const runc = await this.runc();
     const st = await this.ourState(t);
     if (st && isRunning(st)) {
@@ -516,6 +516,8 @@ export class RuncRuntime implements Runtime {
     // A run that ended (now, or before): its exit code. `created` never ran: nothing to record.
     const ran = st !== undefined && st.status !== 'created' && st.status !== 'creating';
     const exitCode = ran ? await this.noteExit(t.cp) : (await readStatus(t.cp.status)).lastExitCode;
+    // As after a crash: runc's `stopped` state and conmon's exit file stay until the next start.
+    if (leaveExited) return exitCode === undefined ? {} : { exitCode };
     // Also clears what an interrupted start left (conmon, half-created runc state, cgroups).
     await this.scrub(t, runc, false);
     await unmountAll(t.cp.rootfs, { sleep: this.waiter.sleep });
