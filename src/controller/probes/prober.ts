@@ -167,6 +167,8 @@ export class Prober {
     }
     this.checks++;
     if (this.instances.get(key) !== inst) return; // forgotten (restarted, removed) meanwhile
+    // The first failure of a probe is shown too (the Ready message says why), later ones only when it flips.
+    const firstFailure = w.last === undefined && !outcome.ok;
     w.last = outcome;
     if (outcome.ok) {
       w.successes++;
@@ -175,7 +177,7 @@ export class Prober {
       w.failures++;
       w.successes = 0;
     }
-    if (this.apply(key, inst, w)) this.opts.onChange(key);
+    if (this.apply(key, inst, w) || firstFailure) this.opts.onChange(key);
     if (this.instances.get(key) === inst && !inst.failure && inst.workers.get(w.kind) === w) this.schedule(key, inst, w, false);
   }
 
