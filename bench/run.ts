@@ -12,7 +12,7 @@
  * chart.svg. Everything created is removed, also on failure or Ctrl-C.
  *
  * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
- *          --only create,noop,latency,rss (default all)   --out DIR (default bench/results)
+ *          --only create,noop,latency,rss (default all; `servers`: bench/servers.ts alone)   --out DIR (default bench/results)
  *          --sizes 100 (or 10,100): only these N for create/destroy
  *          --work-dir DIR: where state dirs, work dirs and manifests go (default /var/lib/acetate-bench,
  *          next to acetate's default state dir; removed at the end if empty)
@@ -730,6 +730,8 @@ async function writeResults(): Promise<void> {
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<number> {
+  // Issue 16's benchmarks (init, probes) are their own section: bench/servers.ts.
+  if (ONLY.has('servers')) return (await import('./servers.js')).serversBench({ quick: QUICK, out: OUT });
   if (LOADED) {
     Object.assign(results, LOADED);
     await writeResults();
