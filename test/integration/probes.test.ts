@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import os from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { CLI, runCli } from '../support/cli.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
@@ -154,6 +155,30 @@ describe('probes (acetate run, real containers)', function () {
       assert.ok(now.length <= 1, `${now.length} hung probes at once`);
       return seen.size >= 3;
     }, { timeoutMs: 20_000, intervalMs: 100 });
+  });
+
+  it('on the node\'s network (network: host) the checks connect directly: Ready once the server answers', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    await writeFile(path.join(dir, 'hostweb.yaml'), manifest('hostweb', { command: ['busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/usr/share/doc'], extra: `  network: host
+  readinessProbe:
+    httpGet: { path: /runc/copyright, port: ${port} }
+    periodSeconds: 1
+  livenessProbe:
+    tcpSocket: { port: ${port} }
+    periodSeconds: 1
+` }));
+    const c = await waitFor('hostweb Ready', async () => {
+      const r = await ready('hostweb');
+      return r?.status === 'True' ? r : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.match(c.message ?? '', /readiness probe succeeded/);
+    assert.equal((await describeJson('hostweb')).status.restartCount, 0, 'the liveness probe passes');
+    await rm(path.join(dir, 'hostweb.yaml'));
   });
 
   it('the loop is done with them when the containers go', async () => {
