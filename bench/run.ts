@@ -14,7 +14,7 @@
  * chart.svg. Everything created is removed, also on failure or Ctrl-C.
  *
  * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
- *          --only create,noop,latency,rss,isolation (default all; isolation: bench/isolation.ts)   --out DIR (default bench/results)
+ *          --only create,noop,latency,rss,isolation,servers (default all but servers; isolation: bench/isolation.ts, servers: bench/servers.ts alone)   --out DIR (default bench/results)
  *          --sizes 100 (or 10,100): only these N for create/destroy
  *          --work-dir DIR: where state dirs, work dirs and manifests go (default /var/lib/acetate-bench,
  *          next to acetate's default state dir; removed at the end if empty)
@@ -162,7 +162,9 @@ function acetate(inst: Instance, args: string[], extraNode: string[] = []): Prom
 async function listJson(inst: Instance): Promise<{ name: string; phase: string; pid?: number }[]> {
   const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json'], { env: inst.env });
   if (r.code !== 0) throw new Error(`acetate get failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { items: { name: string; phase: string; pid?: number }[] }).items;
+    // Container objects (Kubernetes' shape) in a List.
+  const list = JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { phase?: string; pid?: number } }[] };
+  return list.items.map((o) => ({ name: o.metadata.name, phase: o.status?.phase ?? 'Unknown', pid: o.status?.pid }));
 }
 
 function check(cond: unknown, what: string): asserts cond {
@@ -731,6 +733,8 @@ async function writeResults(): Promise<void> {
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<number> {
+  // Issue 16's benchmarks (init, probes) are their own section: bench/servers.ts.
+  if (ONLY.has('servers')) return (await import('./servers.js')).serversBench({ quick: QUICK, out: OUT });
   if (LOADED) {
     Object.assign(results, LOADED);
     await writeResults();

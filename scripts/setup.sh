@@ -12,6 +12,12 @@ command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 # and Podman's (containers' common files; ACETATE_SECCOMP_PROFILE can select it).
 [ -f /usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json ] || missing+=(golang-github-docker-docker-dev)
 [ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
+# The container init (spec.init, default on): a static binary bind-mounted into containers.
+command -v catatonit >/dev/null 2>&1 || missing+=(catatonit)
+# `systemd-analyze verify` of controller/systemd/acetate.service (a test), without systemd as PID 1.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# `acetate exec -t` is tested under a pseudo-terminal made by script(1).
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

@@ -1,6 +1,7 @@
 /** Fills in defaults and parses quantities: a validated manifest becomes a DesiredContainer. */
 import { parseCpu, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
+import { normalizeProbes } from './probes.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -47,6 +48,9 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
     spec.security.seccompProfile = seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
   }
   if (s.securityContext?.hostUsers === false) spec.security.hostUsers = false;
+  if (s.init === false) spec.init = false;
+  const probes = normalizeProbes(s);
+  if (probes) spec.probes = probes;
   return spec;
 }
 

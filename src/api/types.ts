@@ -39,6 +39,23 @@ export interface ContainerSpec {
     hostUsers?: boolean;
   };
   nodeName?: string;
+  /** Run a minimal init (catatonit) as PID 1 that forwards signals and reaps zombies. Default true. */
+  init?: boolean;
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+}
+
+/** Kubernetes' Probe (core/v1), the handlers acetate supports: exec, httpGet, tcpSocket. */
+export interface Probe {
+  exec?: { command: string[] };
+  httpGet?: { path?: string; port: number; host?: string; scheme?: 'HTTP' | 'HTTPS'; httpHeaders?: { name: string; value: string }[] };
+  tcpSocket?: { port: number; host?: string };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  successThreshold?: number;
+  failureThreshold?: number;
 }
 
 export interface ObjectMeta {
@@ -119,7 +136,31 @@ export interface NormalizedSpec {
     hostUsers?: false;
   };
   nodeName?: string;
+  /**
+   * `false` when the user turned the init off; absent means on (the default), so that records
+   * written before the field existed compare equal and are not replaced (they get the init at
+   * their next start).
+   */
+  init?: false;
+  /** Probes with Kubernetes' defaults filled in (see src/controller/probes/spec.ts). */
+  probes?: NormalizedProbes;
 }
+
+export type ProbeKind = 'startup' | 'readiness' | 'liveness';
+
+export interface NormalizedProbe {
+  handler:
+    | { kind: 'exec'; command: string[] }
+    | { kind: 'httpGet'; path: string; port: number; host?: string; scheme: 'HTTP' | 'HTTPS'; headers: { name: string; value: string }[] }
+    | { kind: 'tcpSocket'; port: number; host?: string };
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+  successThreshold: number;
+  failureThreshold: number;
+}
+
+export type NormalizedProbes = Partial<Record<ProbeKind, NormalizedProbe>>;
 
 /** Where a desired container was declared. */
 export type SourceRef =

@@ -13,6 +13,7 @@ import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
 import { protectedHostPathProblem } from './protected-paths.js';
 import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import type { PathSegment } from '../sources/files/yaml-documents.js';
+import { probeIssues } from './validate-probes.js';
 
 export interface ValidationIssue {
   /** Field path as segments, e.g. ['spec', 'resources', 'memory']. */
@@ -304,6 +305,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
     if (envNames.has(e.name)) out.push(issue(['spec', 'env', i, 'name'], `${show(e.name)} is set twice`));
     envNames.add(e.name);
   });
+  for (const p of probeIssues(spec as unknown as Record<string, unknown>)) out.push(issue(p.path, p.message));
   return out;
 }
 

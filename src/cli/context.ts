@@ -7,6 +7,7 @@ import { TemplateStore } from '../runtime/templates.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
+import { parseMemory } from '../api/quantity.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -17,6 +18,17 @@ export function resolveStateDir(flag?: string): string {
 /** --run-dir, else $ACETATE_RUN_DIR, else /run/acetate for the default state dir and <stateDir>/run for others. */
 export function resolveRunDir(stateDir: string, flag?: string): string {
   return path.resolve(flag || process.env.ACETATE_RUN_DIR || defaultRunDirOf(stateDir));
+}
+
+/** $ACETATE_LOG_SIZE_MAX (e.g. 16Mi): conmon keeps each container log under it (default 16 MiB). */
+function logSizeMaxFromEnv(): number | undefined {
+  const v = process.env.ACETATE_LOG_SIZE_MAX;
+  if (!v) return undefined;
+  try {
+    return parseMemory(v);
+  } catch (err) {
+    throw new Error(`ACETATE_LOG_SIZE_MAX: '${v}' is not a size such as 16Mi`, { cause: err });
+  }
 }
 
 export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)): CliContext {
@@ -34,8 +46,8 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
       opened ??= (async () => {
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
-        // ACETATE_RUNC / ACETATE_CONMON: another runc or conmon binary (a wrapper, a newer build).
-        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, isolation: isolationSettingsFromEnv(process.env) });
+        // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).
+        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env) });
         await runtime.preflight();
         await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
         await fs.mkdir(runDir, { recursive: true, mode: 0o700 });

@@ -29,6 +29,9 @@ import { mergeSnapshots, originOfRef, problemsForKey, type MergedSnapshot } from
 import { isDetailedSink, type RecordedAction, type StatusRecord, type StatusStore } from './status-store.js';
 import { logAction, silentLogger, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { Prober } from './probes/prober.js';
+import { killUnhealthy } from './probes/unhealthy.js';
+import { probeTools } from './probes/tools.js';
 
 export type PlanFn = (input: PlanInput) => Plan;
 export type ExecuteFn = (action: Action, ctx: { runtime: Runtime }) => Promise<ActionResult>;
@@ -65,6 +68,8 @@ export interface ControllerOptions {
   metrics?: Metrics;
   /** Reported in status.node. Default: the host name. */
   nodeName?: string;
+  /** Probe checks run at once across all containers (see probes/prober.ts). Default 8. */
+  probeConcurrency?: number;
 }
 
 /** What one reconcile of a key did (returned for tests and callers). */
@@ -99,6 +104,8 @@ function problemText(p: SourceProblem): string {
 export class Controller {
   readonly queue: WorkQueue;
   readonly crashLoop: CrashLoopTracker;
+  /** Startup, readiness and liveness probes, on timers of their own; results enqueue keys. */
+  readonly prober: Prober;
   private readonly runtime: Runtime;
   private readonly sources: DesiredSource[];
   private readonly clock: Clock;
@@ -150,6 +157,7 @@ export class Controller {
     this.nodeName = opts.nodeName ?? os.hostname();
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff });
     this.crashLoop = new CrashLoopTracker(opts.crashLoop, this.clock);
+    this.prober = new Prober({ runtime: this.runtime, clock: this.clock, concurrency: opts.probeConcurrency, tools: probeTools, onChange: (key) => this.queue.add(key, 'change') });
     this.metrics?.addCollector(() => this.collectMetrics());
   }
 
@@ -199,6 +207,7 @@ export class Controller {
       if (this.pollTimer) this.clock.clearTimeout(this.pollTimer);
       this.pollTimer = undefined;
       this.queue.shutdown();
+      this.prober.stop();
       await Promise.all(this.workers);
       await this.resyncInFlight?.catch(() => undefined);
       await this.pollInFlight?.catch(() => undefined);
@@ -373,6 +382,16 @@ export class Controller {
       await this.publish(key, { desired, actual: undefined, snap, report, deferred: [] });
       return report;
     }
+    // A failed liveness (or startup) probe: kill the process, as if it crashed (see probes/).
+    const unhealthy = this.prober.takeFailure(key, actual?.process.pid);
+    if (unhealthy && actual && desired?.spec.state === 'Running') {
+      try {
+        await killUnhealthy({ runtime: this.runtime, key, graceSeconds: desired.spec.terminationGracePeriodSeconds, failure: unhealthy, emit: (ev) => this.emit(key, ev), logger: this.logger });
+        actual = await this.runtime.get(key);
+      } catch (err) {
+        this.logger.warn(`${key}: cannot kill the unhealthy process`, { container: key, error: messageOf(err) });
+      }
+    }
 
     const plan = this.opts.plan({
       desired: desired ? new Map([[key, desired]]) : new Map(),
@@ -475,6 +494,7 @@ export class Controller {
         // keep what we read before; the next reconcile reads again
       }
     }
+    this.prober.sync(key, actual); // before publish: a new process starts not ready until its probes pass
     report.status = await this.publish(key, { desired, actual, snap, report, deferred, exitedBefore });
     const result = report.error ? 'error' : report.results.length ? 'changed' : report.requeue.kind === 'after' ? 'requeued' : skipped ? 'skipped' : 'converged';
     this.metrics?.reconciles.inc({ result });
@@ -550,6 +570,7 @@ export class Controller {
       lastExitCode: ctx.exitedBefore,
       pendingActions,
       node: this.nodeName,
+      probe: this.prober.verdict(key, actual?.process.pid),
       now: this.clock.now(),
     });
     this.statuses.set(key, status);
@@ -606,6 +627,7 @@ export class Controller {
   }
 
   private async forgetKey(key: string): Promise<void> {
+    this.prober.forget(key);
     this.statuses.delete(key);
     this.phases.delete(key);
     this.recent.delete(key);

@@ -55,6 +55,8 @@ export interface StatusInput {
   pendingActions?: string[];
   /** The node's name, reported in status.node. */
   node?: string;
+  /** The startup/readiness probes' verdict on the running process (see probes/prober.ts). */
+  probe?: { ready: boolean; reason: string; message: string };
   /** Now, epoch ms. */
   now: number;
 }
@@ -99,8 +101,11 @@ function readyCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime
       ? { type: CONDITION_READY, status: 'False', reason: 'Stopping', message: 'desired state is Stopped but the process runs' }
       : { type: CONDITION_READY, status: 'True', reason: 'Stopped', message: 'stopped as desired' };
   }
+  if (state === 'running' && input.probe && !input.probe.ready) {
+    return { type: CONDITION_READY, status: 'False', reason: input.probe.reason, message: input.probe.message };
+  }
   if (state === 'running') {
-    return { type: CONDITION_READY, status: 'True', reason: 'Running', message: `running with pid ${actual?.process.pid ?? '?'}` };
+    return { type: CONDITION_READY, status: 'True', reason: 'Running', message: input.probe?.message ?? `running with pid ${actual?.process.pid ?? '?'}` };
   }
   if (input.waiting) return { type: CONDITION_READY, status: 'False', reason: input.waiting.reason, message: input.waiting.message };
   if (state === 'exited') {

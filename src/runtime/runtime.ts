@@ -69,6 +69,12 @@ export interface CreateRequest {
 export interface StopOptions {
   /** Seconds between SIGTERM and SIGKILL. */
   graceSeconds: number;
+  /**
+   * Leave the container as a crashed one: the process is ended but the container reads as
+   * `exited` with its exit code, so restartPolicy and the crash-loop back-off decide its restart
+   * (a failed liveness probe). Default false: stopped and cleaned up.
+   */
+  leaveExited?: boolean;
 }
 
 export interface RemoveOptions {
@@ -79,6 +85,40 @@ export interface RemoveOptions {
 export interface LogOptions {
   /** Only the last N lines. */
   tail?: number;
+  /** Only lines written at or after this time (epoch ms). */
+  sinceMs?: number;
+  /** Prefix each line with the time it was written (RFC 3339, as `kubectl logs --timestamps`). */
+  timestamps?: boolean;
+}
+
+export interface FollowOptions extends LogOptions {
+  /** Ends the follow early (e.g. the user pressed ^C). */
+  signal?: AbortSignal;
+  /** How often the log is looked at (ms; default 100). */
+  pollIntervalMs?: number;
+}
+
+/** A process run inside a running container (its namespaces and cgroup), as `kubectl exec`. */
+export interface ExecRequest {
+  command: string[];
+  /**
+   * inherit: the caller's stdout/stderr (and stdin with `interactive`), for a user at a terminal;
+   * capture: output collected (the first 10 KiB, as Kubernetes keeps of a probe), stdin closed.
+   */
+  stdio: 'inherit' | 'capture';
+  interactive?: boolean;
+  /** A terminal (inherit only; the caller's stdin must be one). */
+  tty?: boolean;
+  /** The process is killed after this long and the result says timedOut. */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  /** The process's exit code (128 + signal number when a signal ended it). */
+  exitCode: number;
+  /** stdout and stderr, interleaved (capture only). */
+  output?: string;
+  timedOut?: boolean;
 }
 
 export interface Runtime {
@@ -103,6 +143,18 @@ export interface Runtime {
   /** Stops (if needed) and removes the container: runtime state, mounts, cgroups, directories. */
   remove(key: string, opts: RemoveOptions): Promise<void>;
   logs(key: string, opts?: LogOptions): Promise<string>;
+  /** Writes the log as it grows (after what logs() would print) until the container is removed. */
+  followLogs(key: string, write: (text: string) => void, opts?: FollowOptions): Promise<void>;
+  /** Runs a process in the running container; throws NotRunningError when it does not run. */
+  exec(key: string, req: ExecRequest): Promise<ExecResult>;
+}
+
+/** The container exists but its process does not run (exec needs a running container). */
+export class NotRunningError extends Error {
+  constructor(key: string) {
+    super(`container ${key} is not running`);
+    this.name = 'NotRunningError';
+  }
 }
 
 /** acetate cannot run here (not root, runc missing...): the message says how to fix it in one line. */

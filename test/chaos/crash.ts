@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
+import { flatContainers } from '../support/get.js';
 import {
   allMarkersWritten,
   assertNoCrash,
@@ -272,7 +273,7 @@ export async function interruptedStop(): Promise<void> {
     await writeModel(dir, model);
     assert.equal((await runCli(['apply', '-f', dir], { stateDir })).code, 0);
     await waitFor(() => allMarkersWritten(stateDir, model), { what: 'marker', timeoutMs: 20_000 });
-    const pid = (await runCli(['get', '-o', 'json'], { stateDir }).then((r) => JSON.parse(r.stdout) as { items: { pid: number }[] })).items[0]!.pid;
+    const pid = flatContainers((await runCli(['get', '-o', 'json'], { stateDir })).stdout)[0]!.pid!;
     // The stop got as far as killing the process; acetate died before cleaning up.
     process.kill(pid, 'SIGKILL');
     await waitFor(async () => !(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).length || (await readFile(`/proc/${pid}/stat`, 'utf8')).includes(') Z'), { what: 'process gone' });

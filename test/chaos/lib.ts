@@ -14,6 +14,7 @@ import { cgroupHierarchies } from '../../src/runtime/runc/cgroups.js';
 import { readMountInfo } from '../../src/runtime/runc/mounts.js';
 import { readProcStat } from '../../src/runtime/runc/procfs.js';
 import { exec } from '../../src/util/exec.js';
+import { flatContainers } from '../support/get.js';
 
 // ------------------------------------------------------------------ seeded randomness
 
@@ -102,7 +103,7 @@ export interface GotContainer {
 export async function getAll(stateDir: string, env?: NodeJS.ProcessEnv): Promise<GotContainer[]> {
   const r = await runCli(['get', '-o', 'json'], { stateDir, env });
   assert.equal(r.code, 0, `acetate get failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout) as { items: GotContainer[] }).items;
+  return flatContainers(r.stdout);
 }
 
 /** A CLI run must end with an exit code (0 or 1), never a signal, crash or unhandled error. */

@@ -13,6 +13,7 @@ import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
 import { CLI } from '../support/cli.js';
 import { manifest as baseManifest, type ManifestOptions } from '../support/manifest.js';
+import { flatContainers } from '../support/get.js';
 
 /** A container that says hello (checked in its log), then sleeps. */
 function manifest(name: string, o: ManifestOptions = {}): string {
@@ -37,7 +38,7 @@ describe('acetate apply (real runc)', function () {
   const get = async (): Promise<Got[]> => {
     const r = await runCli(['get', '-o', 'json'], { stateDir });
     assert.equal(r.code, 0, r.stderr);
-    return (JSON.parse(r.stdout) as { items: Got[] }).items;
+    return flatContainers(r.stdout);
   };
   const one = async (name: string): Promise<Got> => {
     const c = (await get()).find((x) => x.name === name);

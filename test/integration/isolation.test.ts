@@ -12,17 +12,12 @@ import path from 'node:path';
 import { runCli } from '../support/cli.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
+import { flatContainers, type FlatContainer } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { makeRuntime } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 
-interface Got {
-  name: string;
-  pid?: number;
-  phase: string;
-  restartCount?: number;
-}
 
 function manifest(name: string, command: string, spec = '', template = 'host'): string {
   return `apiVersion: acetate.dev/v1alpha1
@@ -46,10 +41,10 @@ describe('isolation (real runc)', function () {
   const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
   const logs = async (name: string) => (await cli(['logs', name])).stdout;
   const waitLog = (name: string, text: string) => waitFor(async () => (await logs(name)).includes(text), { what: `${name} logs '${text}'`, timeoutMs: 30_000 });
-  const get = async (name: string): Promise<Got> => {
+  const get = async (name: string): Promise<FlatContainer> => {
     const r = await cli(['get', '-o', 'json']);
     assert.equal(r.code, 0, r.stderr);
-    const c = (JSON.parse(r.stdout) as { items: Got[] }).items.find((x) => x.name === name);
+    const c = flatContainers(r.stdout).find((x) => x.name === name);
     assert.ok(c, `${name} not listed`);
     return c;
   };

@@ -18,6 +18,7 @@ import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { findBinary } from '../../src/runtime/preflight.js';
 import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/controller/status-store.js';
+import { flatContainers } from '../support/get.js';
 
 const MI = 1024 * 1024;
 
@@ -196,11 +197,11 @@ describe('acetate run (real runc, real files)', function () {
     // `acetate get` lists the container, still running as last applied.
     const got = await runCli(['get', '-o', 'json'], { stateDir });
     assert.equal(got.code, 0, got.stderr);
-    const listed = JSON.parse(got.stdout) as { items: { name: string; pid?: number; conditions?: { type: string; status: string; reason?: string }[] }[]; problems: { message: string }[] };
+    const listed = { items: flatContainers(got.stdout) };
     const web = listed.items.find((c) => c.name === 'web' && c.pid === pid);
     assert.ok(web, 'web listed with the same pid');
     assert.equal(web.conditions?.find((c) => c.type === 'Synced')?.reason, 'InvalidManifest');
-    assert.ok(listed.problems.some((p) => /YAML syntax error/.test(p.message)));
+    assert.match(got.stderr, /manifest problem: .*YAML syntax error/, 'problems on stderr, the objects on stdout');
     const table = await runCli(['get'], { stateDir });
     assert.match(table.stdout, /^web\s+Running\s+\d+.*InvalidManifest/m);
     assert.match(table.stdout, /Manifest errors reported by acetate run.*\n\s+.*web\.yaml:\d+: YAML syntax error/);

@@ -92,7 +92,8 @@ describe('RuncRuntime across acetate processes', function () {
     assert.equal(list[0]!.process.pid, pid);
     await waitFor('log line', async () => (await fresh.logs('default/orphan')).includes('alive'));
     assert.deepEqual(await fresh.start('default/orphan'), { pid }, 'the adopted container is left running');
-    assert.deepEqual(await fresh.stop('default/orphan', { graceSeconds: 0 }), { exitCode: 137 });
+    // The init passes SIGTERM on before the SIGKILL of a zero grace period lands, or not: either way it ended.
+    assert.ok([137, 143].includes((await fresh.stop('default/orphan', { graceSeconds: 0 })).exitCode!));
     await fresh.remove('default/orphan', { keepPrivateArea: false });
     await assertNoLeaks(st.dir);
   });

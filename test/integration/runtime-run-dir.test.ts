@@ -17,6 +17,7 @@ import { runCli } from '../support/cli.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeRuntime, makeTmpStateDir, tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { flatContainers } from '../support/get.js';
 
 const sleeper = (name: string) => ({ namespace: 'default', name, spec: testSpec({ command: ['sleep', '100000'] }), source: FILE_SOURCE });
 
@@ -161,7 +162,7 @@ describe('acetate --run-dir (CLI, real runc)', function () {
     assert.equal(await exists(path.join(runDir, 'runc', 'default_d', 'state.json')), true);
     assert.equal(await exists(path.join(stateDir, 'run')), false);
     const got = await runCli(['get', '-o', 'json', '--run-dir', runDir], { stateDir });
-    assert.equal((JSON.parse(got.stdout) as { items: { phase: string }[] }).items[0]?.phase, 'Running');
+    assert.equal(flatContainers(got.stdout)[0]?.phase, 'Running');
     const missing = await runCli(['--run-dir'], { stateDir });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /--run-dir needs a directory/);

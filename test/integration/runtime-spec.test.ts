@@ -144,8 +144,20 @@ describe('OCI config as seen from inside a container', function () {
     assert.equal(await st.runtime.get('default/escape'), undefined);
   });
 
-  it('a command that does not exist fails start() with runc’s reason and leaves nothing running', async () => {
-    await st.runtime.create({ namespace: 'default', name: 'bad', spec: testSpec({ command: ['/no/such/binary'] }), source: FILE_SOURCE });
+  it('with the init, a command that does not exist ends the container at once, the reason in its log', async () => {
+    await st.runtime.create({ namespace: 'default', name: 'badinit', spec: testSpec({ command: ['/no/such/binary'] }), source: FILE_SOURCE });
+    await st.runtime.start('default/badinit');
+    const c = await waitFor('exited', async () => {
+      const a = await st.runtime.get('default/badinit');
+      return a?.process.state === 'exited' ? a : undefined;
+    });
+    assert.equal(c.process.exitCode, 1);
+    assert.match(await st.runtime.logs('default/badinit'), /failed to exec pid1: No such file or directory/);
+    await st.runtime.remove('default/badinit', { keepPrivateArea: false });
+  });
+
+  it('without the init, a command that does not exist fails start() with runc’s reason and leaves nothing running', async () => {
+    await st.runtime.create({ namespace: 'default', name: 'bad', spec: testSpec({ command: ['/no/such/binary'], init: false }), source: FILE_SOURCE });
     await assert.rejects(st.runtime.start('default/bad'), /cannot start default\/bad: .*no such file or directory/);
     const c = await st.runtime.get('default/bad');
     assert.equal(c!.process.state, 'absent');

@@ -18,6 +18,7 @@ import { waitFor } from '../support/wait.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress } from '../../src/observability/http.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
+import { flatContainers } from '../support/get.js';
 
 interface Got {
   name: string;
@@ -66,7 +67,7 @@ describe('security defaults (real runc)', function () {
   const get = async (name: string): Promise<Got> => {
     const r = await runCli(['get', '-o', 'json'], { stateDir });
     assert.equal(r.code, 0, r.stderr);
-    const c = (JSON.parse(r.stdout) as { items: Got[] }).items.find((x) => x.name === name);
+    const c = (flatContainers(r.stdout) as Got[]).find((x) => x.name === name);
     assert.ok(c, `${name} not listed`);
     return c;
   };
@@ -229,7 +230,7 @@ describe('security defaults (real runc)', function () {
         assert.equal(r.code, 1, `a container mounting ${hostPath} was created:\n${r.stdout}`);
         assert.match(r.stderr, /state dir/, 'the error says why');
         const listed = await runCli(['get', '-o', 'json'], { stateDir });
-        const running = (JSON.parse(listed.stdout) as { items: Got[] }).items.filter((c) => c.phase === 'Running');
+        const running = (flatContainers(listed.stdout) as Got[]).filter((c) => c.phase === 'Running');
         assert.deepEqual(running, [], 'nothing runs with the state dir mounted');
       }
     });
@@ -246,7 +247,7 @@ describe('security defaults (real runc)', function () {
         assert.equal(r.code, 1, `a container mounting ${hostPath} was created:\n${r.stdout}`);
         assert.match(r.stderr, /run dir/, 'the error says why');
         const listed = await runCli(['get', '-o', 'json'], { stateDir, env });
-        assert.deepEqual((JSON.parse(listed.stdout) as { items: Got[] }).items.filter((c) => c.phase === 'Running'), [], 'nothing runs with the run dir mounted');
+        assert.deepEqual((flatContainers(listed.stdout) as Got[]).filter((c) => c.phase === 'Running'), [], 'nothing runs with the run dir mounted');
       }
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir);

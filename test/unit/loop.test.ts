@@ -19,6 +19,7 @@ import type {
   ProcessInfo,
   ResizeResult,
   Runtime,
+  ExecResult,
   StopOptions,
 } from '../../src/runtime/runtime.js';
 import type { DesiredSnapshot, DesiredSource } from '../../src/sources/source.js';
@@ -93,9 +94,14 @@ class MemRuntime implements Runtime {
     b.limits = { ...b.applied.spec.resources };
     return { pid: b.process.pid! };
   }
-  async stop(key: string, _opts: StopOptions): Promise<{ exitCode?: number }> {
-    await this.enter('stop', key);
+  async stop(key: string, opts: StopOptions): Promise<{ exitCode?: number }> {
+    await this.enter(opts.leaveExited ? 'stop(leaveExited)' : 'stop', key);
     const b = this.boxes.get(key);
+    if (b && opts.leaveExited) {
+      b.process = { state: 'exited', exitCode: 143, startedAt: b.process.startedAt, finishedAt: new Date(this.clock.now()).toISOString() };
+      b.limits = {};
+      return { exitCode: 143 };
+    }
     if (b) {
       b.process = { state: 'absent' };
       b.limits = {};
@@ -118,6 +124,12 @@ class MemRuntime implements Runtime {
   }
   async logs(): Promise<string> {
     return '';
+  }
+  async followLogs(): Promise<void> {}
+  /** What exec (probes) answers. */
+  execResult: ExecResult = { exitCode: 0, output: '' };
+  async exec(): Promise<ExecResult> {
+    return this.execResult;
   }
   /** The process dies by itself. */
   exit(key: string, exitCode: number): void {
@@ -394,5 +406,37 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     assert.equal(rt.boxes.get('default/web')!.process.pid, pid);
     assert.ok(c2.ready());
     await c2.stop();
+  });
+
+  it('probes: readiness drives Ready; a liveness failure is an Unhealthy event with the output, then a kill and a back-off restart', async () => {
+    const probed = desired('web', {
+      readinessProbe: { exec: { command: ['ready'] }, periodSeconds: 5 },
+      livenessProbe: { exec: { command: ['live'] }, periodSeconds: 5, failureThreshold: 2 },
+    });
+    rt.execResult = { exitCode: 1, output: 'disk full' };
+    await startWith([probed]);
+    const ready = () => sink.statuses.get('default/web')?.conditions?.find((x) => x.type === 'Ready');
+    assert.equal(ready()?.status, 'False', 'not ready before the readiness probe passed');
+    assert.equal(ready()?.reason, 'ReadinessProbe');
+    const pid = rt.boxes.get('default/web')!.process.pid;
+    clock.advance(0);
+    await settle(c);
+    assert.match(ready()?.message ?? '', /disk full/, 'the first failure says why');
+    clock.advance(5000);
+    await settle(c);
+    const unhealthy = sink.events.find((e) => e.ev.reason === 'Unhealthy');
+    assert.equal(unhealthy?.ev.message, 'Liveness probe failed 2 times: disk full');
+    assert.ok(rt.calls.includes('stop(leaveExited) default/web'), 'killed as a crash, not stopped');
+    assert.ok(sink.events.some((e) => e.ev.reason === 'BackOff'), 'the restart waits for the crash-loop back-off');
+    rt.execResult = { exitCode: 0, output: '' };
+    clock.advance(10_000);
+    await settle(c);
+    const b = rt.boxes.get('default/web')!;
+    assert.equal(b.process.state, 'running');
+    assert.notEqual(b.process.pid, pid);
+    assert.equal(b.restartCount, 1);
+    clock.advance(0);
+    await settle(c);
+    assert.equal(ready()?.status, 'True');
   });
 });

@@ -8,6 +8,7 @@ import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
 import { readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
 import { formatProblem } from '../problems.js';
+import { containerList, containerObject } from '../container-object.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -66,7 +67,12 @@ export const getCommand: Command = {
   usage: `Usage: acetate get [NAME...] [-n NAMESPACE] [-o wide|json|yaml]
 
 Shows each managed container: name, state, pid, cpu and memory as desired/actual (actual
-is read from the container's cgroup), restarts and age.`,
+is read from the container's cgroup), restarts and age.
+
+-o json|yaml prints Container objects as Kubernetes does (apiVersion, kind, metadata, spec,
+status with conditions): one NAME gives the object, otherwise a \`kind: List\`. The same jq/yq
+expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
+  acetate get -o json | jq -r '.items[] | select(.status.phase=="Running") | .metadata.name'`,
   async run(argv, ctx) {
     const { values, positionals } = parse(argv, { output: { type: 'string', short: 'o', default: 'table' }, namespace: { type: 'string', short: 'n' } });
     if (!['table', 'wide', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be json, yaml or wide, not '${values.output}'`);
@@ -83,13 +89,14 @@ is read from the container's cgroup), restarts and age.`,
     }
     const records = new Map((await readStatusRecords(ctx.stateDir)).map((r) => [r.key, r]));
     const problems = (await readProblems(ctx.stateDir))?.problems ?? [];
-    const items = () => list.map((c) => toJson(c, records.get(c.key)));
-    if (values.output === 'json') {
-      print(ctx.stdout, JSON.stringify({ items: items(), problems }, null, 2));
-      return 0;
-    }
-    if (values.output === 'yaml') {
-      ctx.stdout.write(yaml.dump({ items: items(), problems }, { noRefs: true }));
+    if (values.output === 'json' || values.output === 'yaml') {
+      // Kubernetes' shape: one NAME → the object, else a List (as kubectl). Manifest problems go to
+      // stderr, so stdout stays a valid object.
+      const objects = list.map((c) => containerObject(c, records.get(c.key)));
+      const out = positionals.length === 1 && objects.length === 1 ? objects[0] : containerList(objects);
+      if (values.output === 'json') print(ctx.stdout, JSON.stringify(out, null, 2));
+      else ctx.stdout.write(yaml.dump(out, { noRefs: true }));
+      for (const p of problems) print(ctx.stderr, `manifest problem: ${formatProblem(p)}`);
       return 0;
     }
     const printProblemLines = () => {

@@ -77,9 +77,28 @@ export async function readTail(file: string, lines: number | undefined, chunkSiz
   }
 }
 
-/** The messages of a CRI log (last `tail` lines), each followed by a newline. */
-export async function readLogMessages(file: string, opts: { tail?: number } = {}): Promise<string> {
-  const lines = parseCriLog(await readTail(file, opts.tail));
-  const picked = opts.tail === undefined ? lines : opts.tail <= 0 ? [] : lines.slice(-opts.tail);
-  return picked.map((l) => `${l.message}\n`).join('');
+export interface PickOptions {
+  tail?: number;
+  /** Only lines written at or after this time (epoch ms). */
+  sinceMs?: number;
+  /** Each line prefixed with its time, as `kubectl logs --timestamps`. */
+  timestamps?: boolean;
+}
+
+/** Epoch ms of a CRI time (RFC 3339 with nanoseconds, cut to the millisecond Date understands). */
+export function criTimeMs(time: string): number {
+  return Date.parse(time.replace(/(\.\d{3})\d+/, '$1'));
+}
+
+/** The lines `since` and `tail` select, formatted (each followed by a newline). */
+export function formatLines(lines: LogLine[], opts: PickOptions = {}): string {
+  let picked = opts.sinceMs === undefined ? lines : lines.filter((l) => criTimeMs(l.time) >= opts.sinceMs!);
+  if (opts.tail !== undefined) picked = opts.tail <= 0 ? [] : picked.slice(-opts.tail);
+  return picked.map((l) => (opts.timestamps ? `${l.time} ${l.message}\n` : `${l.message}\n`)).join('');
+}
+
+/** The messages of a CRI log (last `tail` lines, those since `sinceMs`), each followed by a newline. */
+export async function readLogMessages(file: string, opts: PickOptions = {}): Promise<string> {
+  // With --since the tail counts lines after the cut, so the whole file is read.
+  return formatLines(parseCriLog(await readTail(file, opts.sinceMs === undefined ? opts.tail : undefined)), opts);
 }

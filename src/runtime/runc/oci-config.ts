@@ -8,6 +8,7 @@ import type { NormalizedSpec } from '../../api/types.js';
 import { ociLinuxResources, type OciLinuxResources } from './resources.js';
 import type { OciSeccomp } from './seccomp.js';
 import type { OciUserNamespace } from './userns.js';
+import { argsWithInit, initMount } from './init.js';
 
 export const ANNOTATION_OWNER = 'acetate.dev/owner';
 export const ANNOTATION_NAMESPACE = 'acetate.dev/namespace';
@@ -121,6 +122,8 @@ export interface OciConfigInput {
   seccomp?: OciSeccomp;
   /** A user namespace with these id mappings (see userns.ts); the node's ids without it. */
   userNamespace?: OciUserNamespace;
+  /** The static init binary on the node (see init.ts); run as PID 1 unless spec.init is false. */
+  initPath?: string;
 }
 
 export interface RootfsOverlay {
@@ -235,13 +238,15 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
   const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network']), ...(input.userNamespace ? ['user'] : [])].map((type) => ({ type }));
   const privileged = spec.security.privileged;
+  // The runtime refuses a spec that wants an init when the node has none (see ociConfigInput).
+  const useInit = spec.init !== false && input.initPath !== undefined;
 
   return {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [...spec.command, ...spec.args],
+      args: useInit ? argsWithInit([...spec.command, ...spec.args]) : [...spec.command, ...spec.args],
       env: envList(spec.env),
       cwd,
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps] },
@@ -255,6 +260,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       ...baseMounts(privileged).map((m) => (input.userNamespace && spec.network === 'host' && m.type === 'sysfs' ? SYS_BIND : m)),
       ...(input.isolationMounts ?? []),
       ...binds,
+      ...(useInit ? [initMount(input.initPath!)] : []),
     ],
     annotations: {
       [ANNOTATION_OWNER]: OWNER_VALUE,

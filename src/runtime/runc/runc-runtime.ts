@@ -13,10 +13,14 @@ import type { Resources } from '../../api/types.js';
 import { containerKey, splitKey } from '../../api/types.js';
 import {
   NotFoundError,
+  NotRunningError,
   RuntimeUnavailableError,
   type ActualContainer,
   type AppliedRecord,
   type CreateRequest,
+  type ExecRequest,
+  type ExecResult,
+  type FollowOptions,
   type LogOptions,
   type RemoveOptions,
   type ResizeResult,
@@ -30,6 +34,9 @@ import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type Cgro
 import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, waitGone, type Waiter } from './cleanup.js';
 import { launchConmon, readExitCode, readPid, runcPidTempOf } from './conmon.js';
 import { readLogMessages } from './logs.js';
+import { findInit } from './init.js';
+import { runcExec } from './exec.js';
+import { followLog } from './follow-log.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isolationInputs, type IsolationSettings } from './isolation.js';
@@ -61,6 +68,8 @@ export interface RuncRuntimeOptions {
   logSizeMax?: number;
   /** What the host template hides, the user namespace range, the seccomp profile (see isolation.ts). */
   isolation?: IsolationSettings;
+  /** Path or bare name of the static init run as PID 1 (default catatonit; see init.ts). */
+  initPath?: string;
 }
 
 interface HostInfo {
@@ -68,6 +77,8 @@ interface HostInfo {
   swapAccounting: boolean;
   nofileHard: number;
   boundingCapabilities: string[];
+  /** The init binary, or the reason there is none (only an error for containers that want it). */
+  init: { path?: string; error?: Error };
 }
 
 interface Target {
@@ -174,6 +185,7 @@ export class RuncRuntime implements Runtime {
         swapAccounting: cgroupMode === 'v1' && (await hasSwapAccounting(this.cgroupRoot)),
         nofileHard: await hostNofileHard(),
         boundingCapabilities: await readBoundingCapabilities(),
+        init: await findInit(this.opts.initPath).then((path) => ({ path }), (error: Error) => ({ error })),
       };
     })();
     return this.hostInfoPromise;
@@ -270,13 +282,29 @@ export class RuncRuntime implements Runtime {
   async logs(key: string, opts: LogOptions = {}): Promise<string> {
     const t = this.target(key);
     await this.requireRecord(t);
-    return readLogMessages(t.cp.log, { tail: opts.tail });
+    return readLogMessages(t.cp.log, opts);
+  }
+
+  async followLogs(key: string, write: (text: string) => void, opts: FollowOptions = {}): Promise<void> {
+    const t = this.target(key);
+    await this.requireRecord(t);
+    await followLog({ file: t.cp.log, record: t.cp.record, write, ...opts });
+  }
+
+  async exec(key: string, req: ExecRequest): Promise<ExecResult> {
+    const t = this.target(key);
+    await this.requireRecord(t);
+    const runc = await this.runc();
+    const st = await this.ourState(t);
+    if (!st || !isRunning(st)) throw new NotRunningError(key);
+    return runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir }, req);
   }
 
   // ---------------------------------------------------------------- create / record
 
   private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths, prepare = false): Promise<OciConfigInput> {
     const host = await this.hostInfo();
+    if (record.spec.init !== false && host.init.error) throw host.init.error;
     const template = await this.templates.resolve(record.spec.template);
     const iso = { paths: this.paths, settings: this.opts.isolation ?? {}, hostRoot: this.templates.hostRoot, boundingCapabilities: host.boundingCapabilities };
     const { lower, ...isolation } = await isolationInputs(record, cp, template, iso, { prepare });
@@ -293,6 +321,7 @@ export class RuncRuntime implements Runtime {
       swapAccounting: host.swapAccounting,
       boundingCapabilities: host.boundingCapabilities,
       hostRoot: this.templates.hostRoot,
+      initPath: host.init.path,
     };
   }
 
@@ -478,11 +507,11 @@ export class RuncRuntime implements Runtime {
     const t = this.target(key);
     return this.locks.run(key, async () => {
       await this.requireRecord(t);
-      return this.stopLocked(t, opts.graceSeconds);
+      return this.stopLocked(t, opts.graceSeconds, opts.leaveExited);
     });
   }
 
-  private async stopLocked(t: Target, graceSeconds: number): Promise<{ exitCode?: number }> {
+  private async stopLocked(t: Target, graceSeconds: number, leaveExited = false): Promise<{ exitCode?: number }> {
     const runc = await this.runc();
     const st = await this.ourState(t);
     if (st && isRunning(st)) {
@@ -495,6 +524,8 @@ export class RuncRuntime implements Runtime {
     // A run that ended (now, or before): its exit code. `created` never ran: nothing to record.
     const ran = st !== undefined && st.status !== 'created' && st.status !== 'creating';
     const exitCode = ran ? await this.noteExit(t.cp) : (await readStatus(t.cp.status)).lastExitCode;
+    // As after a crash: runc's `stopped` state and conmon's exit file stay until the next start.
+    if (leaveExited) return exitCode === undefined ? {} : { exitCode };
     // Also clears what an interrupted start left (conmon, half-created runc state, cgroups).
     await this.scrub(t, runc, false);
     await unmountAll(t.cp.rootfs, { sleep: this.waiter.sleep });
@@ -585,6 +616,9 @@ export class RuncRuntime implements Runtime {
    */
   private async removeRunFiles(cp: ContainerPaths): Promise<void> {
     await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+    // Pid files of execs a killed acetate left (see exec.ts).
+    const execPids = (await readdir(cp.runDir).catch(() => [] as string[])).filter((n) => n.startsWith('exec-') && n.endsWith('.pid'));
+    await removePaths(execPids.map((n) => path.join(cp.runDir, n)));
     if (cp.runDir !== cp.dir) await rmdir(cp.runDir).catch(() => undefined);
   }
 

@@ -1,0 +1,48 @@
+/** `acetate exec NAME [-i] [-t] -- CMD ARGS...`: a process in a running container, like `kubectl exec`. */
+import type { Command } from '../command.js';
+import { print, UsageError } from '../command.js';
+import { keyOf, parse } from '../args.js';
+import { NotFoundError, NotRunningError } from '../../runtime/runtime.js';
+
+export const execCommand: Command = {
+  name: 'exec',
+  summary: 'Run a command in a running container (its namespaces and cgroup)',
+  usage: `Usage: acetate exec NAME [-n NAMESPACE] [-i] [-t] -- COMMAND [ARGS...]
+
+Runs COMMAND inside the running container NAME, as \`kubectl exec\` does: in the container's
+namespaces (pid, mount, network, uts, ipc) and cgroup, with its environment. The exit status
+is COMMAND's.
+
+  -i, --stdin   pass this terminal's (or pipe's) standard input to COMMAND
+  -t, --tty     give COMMAND a terminal (needs a terminal on stdin; e.g. acetate exec -it web -- sh)`,
+  async run(argv, ctx) {
+    const dash = argv.indexOf('--');
+    const own = dash < 0 ? argv : argv.slice(0, dash);
+    const { values, positionals } = parse(own, {
+      namespace: { type: 'string', short: 'n' },
+      stdin: { type: 'boolean', short: 'i' },
+      tty: { type: 'boolean', short: 't' },
+    });
+    const command = dash < 0 ? positionals.slice(1) : [...positionals.slice(1), ...argv.slice(dash + 1)];
+    if (positionals.length < 1) throw new UsageError('exec needs a container NAME');
+    if (command.length === 0) throw new UsageError('exec needs a COMMAND after --');
+    let tty = !!values.tty;
+    if (tty && !process.stdin.isTTY) {
+      // As kubectl: the command still runs, without a terminal.
+      print(ctx.stderr, 'Unable to use a TTY - input is not a terminal or the right kind of file');
+      tty = false;
+    }
+    const { runtime } = await ctx.openRuntime();
+    const key = keyOf(positionals[0]!, values.namespace);
+    try {
+      const r = await runtime.exec(key, { command, stdio: 'inherit', interactive: !!values.stdin, tty });
+      return r.exitCode;
+    } catch (err) {
+      if (err instanceof NotFoundError || err instanceof NotRunningError) {
+        print(ctx.stderr, `acetate: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,44 @@
+/**
+ * A managed container as a Kubernetes object (`acetate get -o yaml|json`): apiVersion, kind,
+ * metadata, spec (the applied spec, in the CRD's shape) and status (the loop's last status when
+ * `acetate run` wrote one, else computed from what runs now), the shape `kubectl get container -o
+ * yaml` shows in Kubernetes mode, so one jq/yq expression works in both modes.
+ */
+import { API_VERSION, KIND, type ContainerManifest, type ContainerStatus } from '../api/types.js';
+import { specToManifest } from '../api/to-manifest.js';
+import type { ActualContainer } from '../runtime/runtime.js';
+import type { StatusRecord } from '../controller/status-store.js';
+import { computeStatus, formatResources } from '../controller/status.js';
+
+export const SOURCE_ANNOTATION = 'acetate.dev/source';
+
+function statusOf(c: ActualContainer, rec: StatusRecord | undefined, now: number): ContainerStatus {
+  // The loop's status is what `acetate run` last saw; a process that changed since (apply-only
+  // use, or a run that stopped) is described as it is now.
+  if (rec && rec.status.pid === c.process.pid && (rec.status.phase === 'Running') === (c.process.state === 'running')) {
+    // Limits and restarts as they are now (an apply may have resized since the loop looked).
+    const status: ContainerStatus = { ...rec.status, restartCount: c.restartCount };
+    if (c.process.state === 'running') status.resources = formatResources(c.limits);
+    return status;
+  }
+  const desired = { key: c.key, namespace: c.namespace, name: c.name, spec: c.applied.spec, source: c.applied.source };
+  return computeStatus({ key: c.key, desired, actual: c, previous: rec?.status, now });
+}
+
+export function containerObject(c: ActualContainer, rec?: StatusRecord, now = Date.now()): ContainerManifest {
+  const src = c.applied.source;
+  const metadata: ContainerManifest['metadata'] = { name: c.name, namespace: c.namespace, creationTimestamp: c.applied.createdAt };
+  if (src.kind === 'kube') {
+    metadata.uid = src.uid;
+    metadata.generation = src.generation;
+    if (src.resourceVersion) metadata.resourceVersion = src.resourceVersion;
+  } else {
+    metadata.annotations = { [SOURCE_ANNOTATION]: `${src.file}:${src.line}` };
+  }
+  return { apiVersion: API_VERSION, kind: KIND, metadata, spec: specToManifest(c.applied.spec), status: statusOf(c, rec, now) };
+}
+
+/** Several objects, as kubectl prints a list. */
+export function containerList(items: ContainerManifest[]): { apiVersion: 'v1'; kind: 'List'; metadata: { resourceVersion: string }; items: ContainerManifest[] } {
+  return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items };
+}

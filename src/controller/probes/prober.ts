@@ -1,0 +1,217 @@
+/**
+ * The prober: Kubernetes' startup, readiness and liveness probes for running containers, on timers
+ * of its own (an injected clock), beside the reconcile loop rather than in it.
+ *
+ * - The loop calls sync(key, actual) after each reconcile: probe workers follow the running
+ *   process (identified by pid and start time; a restart starts them afresh) and the probes of its
+ *   applied spec. forget(key) and stop() end them.
+ * - Each worker runs its check every periodSeconds, the first one initialDelaySeconds after the
+ *   process started. Checks run concurrently through one Limiter, so many probes, or slow ones,
+ *   never hold a reconcile: a check is never awaited by the loop.
+ * - Results are counted as Kubernetes does: successThreshold consecutive successes make a probe
+ *   pass, failureThreshold consecutive failures make it fail. Until the startup probe passes, the
+ *   others do not run and the container is not ready. Readiness starts as not ready.
+ * - What the loop must act on only enqueues the key (onChange): readiness flipped, startup passed,
+ *   or a liveness (or startup) probe failed. The loop then reads verdict() for the Ready condition
+ *   and takeFailure() to kill the process, which restartPolicy and the crash-loop back-off restart.
+ */
+import { canonicalJson } from '../../api/hash.js';
+import type { NormalizedProbe, ProbeKind } from '../../api/types.js';
+import type { ActualContainer, Runtime } from '../../runtime/runtime.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import { runCheck, type CheckTools, type ProbeOutcome } from './check.js';
+import { Limiter } from './limiter.js';
+
+export interface ProberOptions {
+  runtime: Runtime;
+  clock: Clock;
+  /** A key's probe state changed in a way the loop must see. */
+  onChange: (key: string) => void;
+  /** Checks at once across all containers. Default 8. */
+  concurrency?: number;
+  /** Binaries for network checks inside a container's namespace (resolved lazily). */
+  tools: () => Promise<CheckTools>;
+  /** For tests: replaces runCheck. */
+  check?: typeof runCheck;
+}
+
+/** What the Ready condition says about a running container with probes. */
+export interface ProbeVerdict {
+  ready: boolean;
+  reason: 'StartupProbe' | 'ReadinessProbe' | 'ProbesPassed';
+  message: string;
+}
+
+/** A liveness (or startup) probe failed failureThreshold times: the process must be killed. */
+export interface ProbeFailure {
+  kind: ProbeKind;
+  /** pid of the process that failed, so a failure is never applied to the next run. */
+  pid: number;
+  message: string;
+}
+
+interface Worker {
+  kind: ProbeKind;
+  probe: NormalizedProbe;
+  timer?: TimerHandle;
+  successes: number;
+  failures: number;
+  last?: ProbeOutcome;
+  inFlight: boolean;
+}
+
+interface Instance {
+  /** pid|startedAt|probes hash. */
+  id: string;
+  pid: number;
+  network: string;
+  startedAtMs: number;
+  workers: Map<ProbeKind, Worker>;
+  started: boolean;
+  ready: boolean;
+  failure?: ProbeFailure;
+}
+
+export class Prober {
+  readonly limiter: Limiter;
+  private readonly instances = new Map<string, Instance>();
+  private stopped = false;
+  /** Checks completed (for tests and the benchmark). */
+  checks = 0;
+
+  constructor(private readonly opts: ProberOptions) {
+    this.limiter = new Limiter(Math.max(1, opts.concurrency ?? 8));
+  }
+
+  /** Follow the container as it is now: start, keep or end its probe workers. */
+  sync(key: string, actual: ActualContainer | undefined): void {
+    if (this.stopped) return;
+    const probes = actual?.applied.spec.probes;
+    const running = actual?.process.state === 'running' && actual.process.pid !== undefined;
+    if (!running || !probes || Object.keys(probes).length === 0) {
+      this.forget(key);
+      return;
+    }
+    const pid = actual.process.pid!;
+    const id = `${pid}|${actual.process.startedAt ?? ''}|${canonicalJson(probes)}`;
+    if (this.instances.get(key)?.id === id) return;
+    this.forget(key);
+    const startedAtMs = Date.parse(actual.process.startedAt ?? '') || this.opts.clock.now();
+    const inst: Instance = { id, pid, network: actual.applied.spec.network, startedAtMs, workers: new Map(), started: !probes.startup, ready: !probes.readiness };
+    for (const kind of ['startup', 'readiness', 'liveness'] as const) {
+      const probe = probes[kind];
+      if (probe) inst.workers.set(kind, { kind, probe, successes: 0, failures: 0, inFlight: false });
+    }
+    this.instances.set(key, inst);
+    for (const w of inst.workers.values()) if (w.kind === 'startup' || inst.started) this.schedule(key, inst, w, true);
+  }
+
+  /** The Ready verdict for the running process, undefined when it has no startup or readiness probe. */
+  verdict(key: string, pid: number | undefined): ProbeVerdict | undefined {
+    const inst = this.instances.get(key);
+    if (!inst || inst.pid !== pid) return undefined;
+    const startup = inst.workers.get('startup');
+    const readiness = inst.workers.get('readiness');
+    if (!startup && !readiness) return undefined;
+    if (!inst.started) return { ready: false, reason: 'StartupProbe', message: lastWords('startup probe has not succeeded yet', startup?.last) };
+    if (!inst.ready) return { ready: false, reason: 'ReadinessProbe', message: lastWords('readiness probe has not succeeded yet', readiness?.last) };
+    return { ready: true, reason: 'ProbesPassed', message: `running with pid ${pid}; ${readiness ? 'readiness' : 'startup'} probe succeeded` };
+  }
+
+  /** A probe failure the loop must act on for this process (taken once). */
+  takeFailure(key: string, pid: number | undefined): ProbeFailure | undefined {
+    const inst = this.instances.get(key);
+    if (!inst?.failure || inst.failure.pid !== pid) return undefined;
+    const f = inst.failure;
+    this.forget(key); // the process is being killed; the next run gets new workers
+    return f;
+  }
+
+  forget(key: string): void {
+    const inst = this.instances.get(key);
+    if (!inst) return;
+    for (const w of inst.workers.values()) if (w.timer) this.opts.clock.clearTimeout(w.timer);
+    this.instances.delete(key);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const key of [...this.instances.keys()]) this.forget(key);
+  }
+
+  /** Containers with probes followed now. */
+  get size(): number {
+    return this.instances.size;
+  }
+
+  private schedule(key: string, inst: Instance, w: Worker, first: boolean): void {
+    const now = this.opts.clock.now();
+    const delay = first ? Math.max(0, inst.startedAtMs + w.probe.initialDelaySeconds * 1000 - now) : w.probe.periodSeconds * 1000;
+    w.timer = this.opts.clock.setTimeout(() => {
+      w.timer = undefined;
+      void this.tick(key, inst, w);
+    }, delay);
+  }
+
+  private async tick(key: string, inst: Instance, w: Worker): Promise<void> {
+    if (this.instances.get(key) !== inst || w.inFlight) return;
+    w.inFlight = true;
+    let outcome: ProbeOutcome;
+    try {
+      const check = this.opts.check ?? runCheck;
+      outcome = await this.limiter.run(() => check(w.probe, { key, pid: inst.pid, network: inst.network }, { runtime: this.opts.runtime, tools: this.opts.tools }));
+    } catch (err) {
+      outcome = { ok: false, output: err instanceof Error ? err.message : String(err) };
+    } finally {
+      w.inFlight = false;
+    }
+    this.checks++;
+    if (this.instances.get(key) !== inst) return; // forgotten (restarted, removed) meanwhile
+    // The first failure of a probe is shown too (the Ready message says why), later ones only when it flips.
+    const firstFailure = w.last === undefined && !outcome.ok;
+    w.last = outcome;
+    if (outcome.ok) {
+      w.successes++;
+      w.failures = 0;
+    } else {
+      w.failures++;
+      w.successes = 0;
+    }
+    if (this.apply(key, inst, w) || firstFailure) this.opts.onChange(key);
+    if (this.instances.get(key) === inst && !inst.failure && inst.workers.get(w.kind) === w) this.schedule(key, inst, w, false);
+  }
+
+  /** Counts the result into the instance's state; true when the loop must look. */
+  private apply(key: string, inst: Instance, w: Worker): boolean {
+    const p = w.probe;
+    switch (w.kind) {
+      case 'startup':
+        if (w.successes >= p.successThreshold) {
+          inst.started = true;
+          inst.workers.delete('startup'); // a startup probe runs until it passes once
+          for (const other of inst.workers.values()) this.schedule(key, inst, other, true);
+          return true;
+        }
+        if (w.failures >= p.failureThreshold) return this.fail(inst, w, 'Startup');
+        return false;
+      case 'readiness': {
+        const was = inst.ready;
+        if (w.successes >= p.successThreshold) inst.ready = true;
+        else if (w.failures >= p.failureThreshold) inst.ready = false;
+        return was !== inst.ready;
+      }
+      case 'liveness':
+        return w.failures >= p.failureThreshold ? this.fail(inst, w, 'Liveness') : false;
+    }
+  }
+
+  private fail(inst: Instance, w: Worker, what: string): boolean {
+    inst.failure = { kind: w.kind, pid: inst.pid, message: `${what} probe failed ${w.failures} times: ${w.last?.output ?? ''}`.trim() };
+    for (const other of inst.workers.values()) if (other.timer) this.opts.clock.clearTimeout(other.timer);
+    return true;
+  }
+}
+
+function lastWords(base: string, last: ProbeOutcome | undefined): string {
+  return last && !last.ok ? `${base}: ${last.output}` : base;
+}
