@@ -5,6 +5,7 @@ import type { CliContext } from './command.js';
 import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../runtime/templates.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
+import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -18,8 +19,9 @@ export function resolveRunDir(stateDir: string, flag?: string): string {
 }
 
 export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)): CliContext {
-  let opened: ReturnType<CliContext['openRuntime']> | undefined;
-  return {
+  let opened: Promise<{ runtime: RuncRuntime; templates: TemplateStore }> | undefined;
+  let lock: NodeLock | undefined;
+  const ctx: CliContext = {
     stateDir,
     stdout: process.stdout,
     stderr: process.stderr,
@@ -36,5 +38,17 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
       })();
       return opened;
     },
+    async lockNode(opts) {
+      if (lock) return;
+      // Preflight first: "not root" or "runc missing" is a better first message than a lock error.
+      await ctx.openRuntime();
+      const { runtime } = await opened!;
+      lock = await acquireNodeLock([stateDir, runDir], {
+        ...opts,
+        onWait: (h, file) => process.stderr.write(`acetate: waiting for ${h ? `pid ${h.pid} (${h.command})` : 'another acetate process'} to release ${file}\n`),
+      });
+      runtime.holdsNodeLock();
+    },
   };
+  return ctx;
 }

@@ -34,6 +34,11 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
   };
 }
 
+/** The command line of this process, as the node lock shows it to another one. */
+export function commandLine(): string {
+  return ['acetate', ...process.argv.slice(2)].join(' ');
+}
+
 export const CONVERGE_OPTIONS = {
   file: { type: 'string', short: 'f' },
   'allow-empty': { type: 'boolean' },

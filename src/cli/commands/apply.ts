@@ -7,7 +7,7 @@ import { applyPlan } from '../../apply/apply.js';
 import { messageOf } from '../../apply/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
+import { CONVERGE_OPTIONS, commandLine, nodeName, readConvergeInput } from '../converge-input.js';
 import { printProblems } from '../problems.js';
 
 function describeResult(r: ActionResult): string {
@@ -36,11 +36,16 @@ declared are left exactly as they are.
 
   --concurrency N  containers changed at once (default 4)
   --dry-run        print the plan and stop (same as acetate plan)
+  --wait           when another acetate (apply, run, template) is changing this state dir,
+                   wait for it to finish instead of exiting 1
 Exit status: 0 converged, 1 any error.`,
   async run(argv, ctx) {
-    const { values } = parse(argv, { ...CONVERGE_OPTIONS, concurrency: { type: 'string', default: '4' }, 'dry-run': { type: 'boolean' } });
+    const { values } = parse(argv, { ...CONVERGE_OPTIONS, concurrency: { type: 'string', default: '4' }, 'dry-run': { type: 'boolean' }, wait: { type: 'boolean' } });
     if (!values.file) throw new UsageError('apply needs -f DIR');
     const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
+    // Held until exit, before actual state is read: a plan made while another process changes
+    // the same containers would be carried out over its work.
+    if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
     const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
     const p = plan(input.planInput);

@@ -57,6 +57,12 @@ export interface RuncRuntimeOptions {
   pollIntervalMs?: number;
   /** conmon truncates a container log beyond this size (bytes). Default 16 MiB. */
   logSizeMax?: number;
+  /**
+   * This process holds the node lock (see ../node-lock.ts), so list() may sweep what killed
+   * acetates left (`.creating-…`/`.removing-…` dirs). Default false: a read-only command must never
+   * remove what the lock holder is building. Also set later by holdsNodeLock().
+   */
+  sweepLeftovers?: boolean;
 }
 
 interface HostInfo {
@@ -102,6 +108,7 @@ export class RuncRuntime implements Runtime {
   private readonly pathsById = new Map<string, ContainerPaths>();
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
   private readonly tempInFlight = new Set<string>();
+  private sweepLeftovers: boolean;
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -110,6 +117,12 @@ export class RuncRuntime implements Runtime {
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
+    this.sweepLeftovers = opts.sweepLeftovers ?? false;
+  }
+
+  /** This process now holds the node lock: list() sweeps leftovers of killed acetates. */
+  holdsNodeLock(): void {
+    this.sweepLeftovers = true;
   }
 
   // ---------------------------------------------------------------- setup
@@ -239,7 +252,7 @@ export class RuncRuntime implements Runtime {
     }
     const temp = ids.filter((n) => n.startsWith('.'));
     if (temp.length) {
-      await this.sweepTemp(temp);
+      if (this.sweepLeftovers) await this.sweepTemp(temp);
       ids = ids.filter((n) => !n.startsWith('.'));
     }
     const found = await mapLimit(ids.sort(), 64, async (id) => {
