@@ -120,6 +120,8 @@ export class Controller {
   private lastProblems = new Map<string, SourceProblem>();
   private lastIncomplete?: string;
   private statuses = new Map<string, ContainerStatus>();
+  /** The container (its createdAt) that statuses and recent actions of a key are about. */
+  private incarnations = new Map<string, string>();
   private phases = new Map<string, Phase>();
   private waitingShown = new Map<string, string>();
   private recent = new Map<string, RecordedAction[]>();
@@ -170,6 +172,7 @@ export class Controller {
     if (this.opts.statusStore) {
       for (const r of await this.opts.statusStore.load().catch(() => [])) {
         this.statuses.set(r.key, r.status);
+        if (r.incarnation) this.incarnations.set(r.key, r.incarnation);
         if (r.recentActions) this.recent.set(r.key, r.recentActions);
       }
     }
@@ -312,14 +315,16 @@ export class Controller {
   async pollProcesses(): Promise<string[]> {
     if (this.queue.isShuttingDown) return [];
     const list = await this.runtime.list();
-    const now = new Map(list.map((a) => [a.key, `${a.process.state}|${a.process.pid ?? ''}|${a.process.startedAt ?? ''}`]));
+    // A supervisor lost under a running process changes the key too: reported within one poll.
+    const now = new Map(list.map((a) => [a.key, `${a.process.state}|${a.process.pid ?? ''}|${a.process.startedAt ?? ''}|${a.process.unsupervised ? 'u' : ''}`]));
     const changed: string[] = [];
     for (const [k, v] of now) if (this.seenProcesses.get(k) !== v) changed.push(k);
     for (const k of this.seenProcesses.keys()) if (!now.has(k)) changed.push(k);
     const first = !this.polledOnce;
     this.polledOnce = true;
     this.seenProcesses = now;
-    if (first) return []; // the first poll only learns; the first sync covered every key
+    // The first poll only learns (the first sync covered every key), but a supervisor lost since is news.
+    if (first) changed.splice(0, changed.length, ...list.filter((a) => a.process.unsupervised).map((a) => a.key));
     for (const k of changed) this.queue.add(k, 'resync');
     if (changed.length) this.logger.debug('process states changed', { keys: changed });
     return changed;
@@ -405,13 +410,16 @@ export class Controller {
         }
       } else if (!actions.some((a) => a.kind === 'replace') && !policyAllowsRestart(desired.spec.restartPolicy, actual.process.exitCode)) {
         const code = actual.process.exitCode;
-        report.waiting = {
-          reason: 'RestartPolicy',
-          message: `exited ${code === undefined ? '(exit code unknown)' : `with code ${code}`}; restartPolicy ${desired.spec.restartPolicy} does not restart it`,
-        };
+        report.waiting = code === undefined
+          ? {
+            reason: 'ExitCodeUnknown',
+            message: `exited with an unknown exit code (${actual.process.unsupervised ?? 'not recorded'}); restartPolicy ${desired.spec.restartPolicy} does not run again a container that may have succeeded (change its manifest to run it again)`,
+          }
+          : { reason: 'RestartPolicy', message: `exited with code ${code}; restartPolicy ${desired.spec.restartPolicy} does not restart it` };
       }
     }
     if (report.waiting) this.noteWaiting(key, report.waiting);
+    else if (actual?.process.unsupervised && actual.process.state === 'running') this.noteWaiting(key, { reason: 'SupervisorLost', message: actual.process.unsupervised });
     else this.waitingShown.delete(key);
 
     const exitedBefore = actual?.process.state === 'exited' ? actual.process.exitCode : undefined;
@@ -492,8 +500,10 @@ export class Controller {
     const text = `${w.reason}: ${w.message}`;
     if (this.waitingShown.get(key) === text) return;
     this.waitingShown.set(key, text);
-    this.logger.info(`${key}: ${w.message}`, { container: key, reason: w.reason });
-    this.emit(key, { type: 'Warning', reason: w.reason === 'CrashLoopBackOff' ? 'BackOff' : 'NotRestarted', message: w.message });
+    if (w.reason === 'SupervisorLost' || w.reason === 'ExitCodeUnknown') this.logger.warn(`${key}: ${w.message}`, { container: key, reason: w.reason });
+    else this.logger.info(`${key}: ${w.message}`, { container: key, reason: w.reason });
+    const event = w.reason === 'CrashLoopBackOff' ? 'BackOff' : w.reason === 'SupervisorLost' ? 'SupervisorLost' : 'NotRestarted';
+    this.emit(key, { type: 'Warning', reason: event, message: w.message });
   }
 
   private remember(key: string, a: RecordedAction): void {
@@ -535,6 +545,15 @@ export class Controller {
       await this.forgetKey(key);
       return undefined;
     }
+    const incarnation = actual?.applied.createdAt;
+    const known = this.incarnations.get(key);
+    if (incarnation && known && known !== incarnation) {
+      // Destroyed and created again since: nothing of the earlier container's status carries over
+      // (its pid, exit code, conditions), only the actions that made this one.
+      this.statuses.delete(key);
+      this.recent.set(key, (this.recent.get(key) ?? []).filter((a) => a.time >= incarnation));
+    }
+    if (incarnation) this.incarnations.set(key, incarnation);
     const pendingActions: string[] = [];
     if (report.skipped && !isProtected) pendingActions.push(`left alone: ${report.skipped}`);
     const status = computeStatus({
@@ -561,6 +580,7 @@ export class Controller {
     }
     const record: StatusRecord = {
       key,
+      ...(incarnation ? { incarnation } : {}),
       namespace: desired?.namespace ?? actual?.namespace ?? key.split('/')[0] ?? 'default',
       name: desired?.name ?? actual?.name ?? key.split('/').slice(1).join('/'),
       status,
@@ -589,6 +609,8 @@ export class Controller {
       };
       if (actual.process.pid !== undefined) record.actual.pid = actual.process.pid;
       if (actual.process.exitCode !== undefined) record.actual.exitCode = actual.process.exitCode;
+      if (actual.process.reason) record.actual.reason = actual.process.reason;
+      if (actual.process.unsupervised) record.actual.unsupervised = actual.process.unsupervised;
       if (actual.process.startedAt) record.actual.startedAt = actual.process.startedAt;
       if (actual.process.finishedAt) record.actual.finishedAt = actual.process.finishedAt;
     }
@@ -607,6 +629,7 @@ export class Controller {
 
   private async forgetKey(key: string): Promise<void> {
     this.statuses.delete(key);
+    this.incarnations.delete(key);
     this.phases.delete(key);
     this.recent.delete(key);
     this.lastErrors.delete(key);

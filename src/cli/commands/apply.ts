@@ -9,6 +9,7 @@ import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
 import { CONVERGE_OPTIONS, commandLine, nodeName, readConvergeInput } from '../converge-input.js';
 import { printProblems } from '../problems.js';
+import { removeStatusRecord } from '../../controller/status-store.js';
 
 function describeResult(r: ActionResult): string {
   const bits = [`${r.outcome} ${r.key}`];
@@ -70,6 +71,8 @@ Exit status: 0 converged, 1 any error.`,
       onDone: (_a, r) => print(ctx.stdout, `  ✓ ${describeResult(r)}`),
       onError: (_a, e) => print(ctx.stderr, `  ✗ ${e.kind} ${e.key} failed: ${messageOf(e.cause)}`),
     });
+    // A destroyed container's status goes with it (a container created later under the name is another one).
+    for (const r of summary.results) if (r.outcome === 'destroyed') await removeStatusRecord(ctx.stateDir, r.key).catch(() => undefined);
     const counts = new Map<string, number>();
     for (const r of summary.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);

@@ -6,14 +6,18 @@ import { age, table } from '../table.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
-import { readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
+import { isOfIncarnation, readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
 import { formatProblem } from '../problems.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
 function phase(c: ActualContainer): string {
   if (c.process.state === 'running') return 'Running';
-  if (c.process.state === 'exited') return c.process.exitCode === 0 ? 'Succeeded' : `Failed(${c.process.exitCode ?? '?'})`;
+  if (c.process.state === 'exited') {
+    if (c.process.reason === 'OOMKilled') return `OOMKilled(${c.process.exitCode ?? '?'})`;
+    if (c.process.exitCode === undefined) return 'Unknown'; // ended unsupervised: see describe
+    return c.process.exitCode === 0 ? 'Succeeded' : `Failed(${c.process.exitCode})`;
+  }
   return c.applied.spec.state === 'Stopped' ? 'Stopped' : 'Pending';
 }
 
@@ -30,7 +34,7 @@ function statusColumn(rec: StatusRecord | undefined): string {
   const sum = statusSummary(rec);
   const text = sum.ready && !sum.reason ? 'Ready' : (sum.reason ?? 'NotReady');
   const msg = rec.lastError?.message ?? sum.message;
-  return msg && !sum.ready ? `${text}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}` : text;
+  return msg && (!sum.ready || sum.reason) ? `${text}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}` : text;
 }
 
 export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, unknown> {
@@ -41,6 +45,8 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
     phase: phase(c),
     pid: c.process.pid,
     exitCode: c.process.exitCode,
+    ...(c.process.reason ? { reason: c.process.reason } : {}),
+    ...(c.process.unsupervised ? { unsupervised: c.process.unsupervised } : {}),
     restarts: c.restartCount,
     template: c.applied.spec.template,
     desired: {
@@ -81,7 +87,9 @@ is read from the container's cgroup), restarts and age.`,
     } else if (values.namespace) {
       list = list.filter((c) => c.namespace === values.namespace);
     }
-    const records = new Map((await readStatusRecords(ctx.stateDir)).map((r) => [r.key, r]));
+    // Only records of the containers that exist now (not of an earlier one of the same name).
+    const createdAt = new Map(list.map((c) => [c.key, c.applied.createdAt]));
+    const records = new Map((await readStatusRecords(ctx.stateDir)).filter((r) => isOfIncarnation(r, createdAt.get(r.key))).map((r) => [r.key, r]));
     const problems = (await readProblems(ctx.stateDir))?.problems ?? [];
     const items = () => list.map((c) => toJson(c, records.get(c.key)));
     if (values.output === 'json') {
@@ -112,7 +120,7 @@ is read from the container's cgroup), restarts and age.`,
       pair(c, 'memory'),
       String(c.restartCount),
       age(c.applied.createdAt),
-      statusColumn(records.get(c.key)),
+      c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...` : statusColumn(records.get(c.key)),
       ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));

@@ -32,7 +32,8 @@ import { launchConmon, readExitCode, readPid, runcPidTempOf } from './conmon.js'
 import { readLogMessages } from './logs.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
-import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
+import { exitReason, isOurs, isRunning, mtimeOf, processInfo, unfinishedRun } from './observe.js';
+import { currentBootId } from './supervision.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
@@ -227,7 +228,7 @@ export class RuncRuntime implements Runtime {
   private async actual(id: string, record: AppliedRecord, st: RuncState | undefined): Promise<ActualContainer> {
     const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
-    const process = await processInfo(cp, st, status);
+    const process = await processInfo(cp, st, status, await this.cgroupOf(cp));
     const limits = process.state === 'running' ? await readLimits(await this.cgroupOf(cp)) : {};
     return {
       key: containerKey(record.namespace, record.name),
@@ -454,7 +455,7 @@ export class RuncRuntime implements Runtime {
       throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const status = await readStatus(cp.status);
-    const next: ContainerStatusFile = { starts: status.starts + 1, startedAt: new Date(this.now()).toISOString() };
+    const next: ContainerStatusFile = { starts: status.starts + 1, startedAt: new Date(this.now()).toISOString(), bootId: currentBootId() };
     if (status.lastExitCode !== undefined) next.lastExitCode = status.lastExitCode;
     await writeJsonAtomic(cp.status, next);
     return { pid };
@@ -473,8 +474,21 @@ export class RuncRuntime implements Runtime {
     const next: ContainerStatusFile = { ...status, finishedAt: (await mtimeOf(cp.exitFile)) ?? new Date(this.now()).toISOString() };
     if (exitCode !== undefined) next.lastExitCode = exitCode;
     else delete next.lastExitCode;
+    const reason = await exitReason(exitCode, await this.cgroupOf(cp));
+    if (reason) next.lastReason = reason;
+    else delete next.lastReason;
     await writeJsonAtomic(cp.status, next);
     return exitCode;
+  }
+
+  /** A run whose end was never recorded (its runc state was lost) ends now, with its exit code unknown. */
+  private async noteUnseenEnd(cp: ContainerPaths): Promise<void> {
+    const status = await readStatus(cp.status);
+    if (!unfinishedRun(status)) return;
+    const next: ContainerStatusFile = { ...status, finishedAt: new Date(this.now()).toISOString() };
+    delete next.lastExitCode;
+    delete next.lastReason;
+    await writeJsonAtomic(cp.status, next);
   }
 
   // ---------------------------------------------------------------- stop
@@ -500,6 +514,7 @@ export class RuncRuntime implements Runtime {
     // A run that ended (now, or before): its exit code. `created` never ran: nothing to record.
     const ran = st !== undefined && st.status !== 'created' && st.status !== 'creating';
     const exitCode = ran ? await this.noteExit(t.cp) : (await readStatus(t.cp.status)).lastExitCode;
+    if (!ran) await this.noteUnseenEnd(t.cp);
     // Also clears what an interrupted start left (conmon, half-created runc state, cgroups).
     await this.scrub(t, runc, false);
     await unmountAll(t.cp.rootfs, { sleep: this.waiter.sleep });
