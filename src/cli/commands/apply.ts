@@ -8,7 +8,7 @@ import { messageOf } from '../../apply/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
 import { CONVERGE_OPTIONS, commandLine, nodeName, readConvergeInput } from '../converge-input.js';
-import { printProblems } from '../problems.js';
+import { printProblems, printWarnings } from '../problems.js';
 import { removeStatusRecord } from '../../controller/status-store.js';
 
 function describeResult(r: ActionResult): string {
@@ -50,6 +50,7 @@ Exit status: 0 converged, 1 any error.`,
     const { runtime } = await ctx.openRuntime();
     const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
     const p = plan(input.planInput);
+    printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);
     if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
     if (values['dry-run']) {

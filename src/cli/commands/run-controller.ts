@@ -9,6 +9,8 @@ import { messageOf } from '../../apply/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
+import { detectNodeCapacity } from '../../sources/kube/desired.js';
+import { formatProblem } from '../problems.js';
 import type { KubeSource, SelectorMode } from '../../sources/kube/index.js';
 import { createLogger, type LogLevel } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
@@ -101,6 +103,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     debounceMs,
     relistMs,
     onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
+    capacity: detectNodeCapacity(),
+    onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
   });
   const controller = new Controller({
     runtime,

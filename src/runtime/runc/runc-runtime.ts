@@ -34,6 +34,7 @@ import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { exitReason, isOurs, isRunning, mtimeOf, processInfo, unfinishedRun } from './observe.js';
 import { currentBootId } from './supervision.js';
+import { refuseMissingHostPaths } from './mount-checks.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
@@ -397,6 +398,7 @@ export class RuncRuntime implements Runtime {
    */
   private async refuseStateDirMounts(mounts: readonly { hostPath: string }[]): Promise<void> {
     if (mounts.length === 0) return;
+    refuseMissingHostPaths(mounts, this.templates.hostRoot);
     const own: { dir: string; what: string }[] = [];
     for (const [dir, what] of [[this.paths.stateDir, 'state dir'], [this.paths.runDir, 'run dir']] as const) {
       own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
