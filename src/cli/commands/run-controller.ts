@@ -79,7 +79,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
   } catch (err) {
     if ((err as Error).name !== 'NodeLockBusyError') throw err;
-    logger.error(messageOf(err));
+    ctx.stderr.write(`acetate: ${messageOf(err)}\n`); // one line, as apply prints it
     return 1;
   }
   const { runtime } = await ctx.openRuntime();
