@@ -8,6 +8,7 @@ missing=()
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 [ -x /usr/bin/busybox ] || [ -x /bin/busybox ] || missing+=(busybox-static)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/runtime/node-lock.ts)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
