@@ -91,6 +91,8 @@ const EVENT_REASON: Record<string, { type: ContainerEvent['type']; reason: strin
 };
 
 const MAX_RECENT_ACTIONS = 10;
+/** Manifest problem lines logged per file at once (the rest are counted). */
+const MAX_LOGGED_PER_ORIGIN = 20;
 
 function problemText(p: SourceProblem): string {
   return `${p.origin}${p.line !== undefined ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
@@ -263,12 +265,20 @@ export class Controller {
     const snap = this.snapshot();
     const now = new Map<string, SourceProblem>();
     for (const p of snap.problems) now.set(problemText(p), p);
+    // At most MAX_LOGGED_PER_ORIGIN lines per file each way, then a count: 10,000 bad documents are not 10,000 log lines.
+    const logged = new Map<string, number>();
+    const logCapped = (p: SourceProblem, log: () => void): void => {
+      const n = (logged.get(p.origin) ?? 0) + 1;
+      logged.set(p.origin, n);
+      if (n <= MAX_LOGGED_PER_ORIGIN) log();
+    };
     for (const [text, p] of now) {
-      if (!this.lastProblems.has(text)) this.logger.warn(`manifest problem: ${text}`, { origin: p.origin, kind: p.kind, keys: p.keys, line: p.line, field: p.field });
+      if (!this.lastProblems.has(text)) logCapped(p, () => this.logger.warn(`manifest problem: ${text}`, { origin: p.origin, kind: p.kind, keys: p.keys, line: p.line, field: p.field }));
     }
     for (const [text, p] of this.lastProblems) {
-      if (!now.has(text)) this.logger.info(`manifest problem resolved: ${text}`, { origin: p.origin });
+      if (!now.has(text)) logCapped(p, () => this.logger.info(`manifest problem resolved: ${text}`, { origin: p.origin }));
     }
+    for (const [origin, n] of logged) if (n > MAX_LOGGED_PER_ORIGIN) this.logger.warn(`${origin}: ${n - MAX_LOGGED_PER_ORIGIN} more manifest problems changed (not logged one by one)`, { origin });
     this.lastProblems = now;
     if (snap.incompleteReason !== this.lastIncomplete) {
       if (snap.incompleteReason) this.logger.warn(`desired state is incomplete: ${snap.incompleteReason}; no container will be destroyed (--allow-empty allows it)`);

@@ -7,7 +7,7 @@ import { formatResource } from '../../plan/compare.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
 import { isOfIncarnation, readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
-import { formatProblem } from '../problems.js';
+import { cappedLines } from '../problems.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -103,7 +103,7 @@ is read from the container's cgroup), restarts and age.`,
     const printProblemLines = () => {
       if (!problems.length) return;
       print(ctx.stdout, `\nManifest errors reported by acetate run (containers they declare are left as last applied):`);
-      for (const p of problems) print(ctx.stdout, `  ${formatProblem(p)}`);
+      for (const line of cappedLines(problems)) print(ctx.stdout, `  ${line}`);
     };
     if (!list.length) {
       print(ctx.stdout, 'No containers managed by acetate on this node.');

@@ -24,6 +24,7 @@ Exit status: 0 all valid, 1 any error.`,
     const results = [];
     const capacity = detectNodeCapacity();
     const dirProblems = [];
+    const dirWarnings = [];
     for (const p of positionals) {
       const abs = path.resolve(p);
       let isDir: boolean;
@@ -33,12 +34,13 @@ Exit status: 0 all valid, 1 any error.`,
         dirProblems.push({ origin: abs, kind: 'unreadable' as const, keys: [], message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
         continue;
       }
-      const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [] };
+      const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [], warnings: [] };
       dirProblems.push(...files.problems);
+      dirWarnings.push(...files.warnings);
       results.push(...(await Promise.all(files.files.map((f) => loadManifestFile(f, { capacity })))));
     }
     const snap = mergeFileResults(results, { dirProblems });
-    printWarnings(ctx.stderr, snap.warnings);
+    printWarnings(ctx.stderr, [...dirWarnings, ...snap.warnings]);
     printProblems(ctx.stderr, snap.problems);
     const docs = results.reduce((n, r) => n + r.containers.length, 0);
     if (snap.problems.length) {

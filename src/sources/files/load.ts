@@ -181,9 +181,10 @@ export class ManifestCache {
 }
 
 /** Lists manifest files under dir (sorted), skipping ignored names and symlink loops. */
-export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[] }> {
+export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[] }> {
   const files: string[] = [];
   const problems: SourceProblem[] = [];
+  const warnings: SourceProblem[] = [];
   const seen = new Set<string>();
   async function walk(d: string, depth: number): Promise<void> {
     let real: string;
@@ -227,10 +228,11 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       }
       if (isDir) await walk(p, depth + 1);
       else if (isFile && isManifestPath(p)) files.push(p);
+      else if (!isFile && isManifestPath(p)) warnings.push({ origin: p, kind: 'skipped', keys: [], message: 'not a regular file (a FIFO, socket or device): skipped' });
     }
   }
   await walk(dir, 0);
-  return { files, problems };
+  return { files, problems, warnings };
 }
 
 /** Merges per-file results: duplicate keys are conflicts whose containers are left untouched. */
@@ -276,10 +278,11 @@ export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Prom
     const reason = `manifest directory ${root} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
     return incomplete(reason, opts, [{ origin: root, kind: 'unreadable', keys: [], message: reason }]);
   }
-  const listed = st.isDirectory() ? await listManifestFiles(root) : { files: [root], problems: [] };
+  const listed = st.isDirectory() ? await listManifestFiles(root) : { files: [root], problems: [], warnings: [] };
   const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, opts)));
   opts.cache?.retainOnly(listed.files);
   const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
+  snap.warnings.unshift(...listed.warnings);
   const rootUnreadable = listed.problems.some((p) => p.origin === root);
   if (rootUnreadable) {
     snap.complete = !!opts.allowEmpty;

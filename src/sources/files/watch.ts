@@ -75,6 +75,8 @@ export class FileSource implements DesiredSource {
   /** Keys each file declared the last time it loaded without problems. */
   private lastGood = new Map<string, Set<string>>();
   private dirProblems: SourceProblem[] = [];
+  /** Special files with a manifest name (FIFOs...), skipped: reported once through onWarning. */
+  private dirWarnings: SourceProblem[] = [];
   private rootState: 'ok' | 'missing' | 'unreadable' | 'unknown' = 'unknown';
   private watcher?: FSWatcher;
   private onChange?: (keys: string[] | 'all') => void;
@@ -157,7 +159,7 @@ export class FileSource implements DesiredSource {
       } catch (err) {
         rootState = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
       }
-      let listed: { files: string[]; problems: SourceProblem[] } = { files: [], problems: [] };
+      let listed: { files: string[]; problems: SourceProblem[]; warnings?: SourceProblem[] } = { files: [], problems: [] };
       if (rootState === 'ok' && st) {
         if (st.isDirectory()) {
           listed = await listManifestFiles(this.root);
@@ -176,6 +178,7 @@ export class FileSource implements DesiredSource {
       const wasMissing = this.rootState === 'missing' || this.rootState === 'unreadable';
       this.rootState = rootState;
       this.dirProblems = listed.problems;
+      this.dirWarnings = listed.warnings ?? [];
       const seen = new Set(listed.files);
       for (const file of [...this.files.keys()]) {
         if (!seen.has(file)) this.removeFile(file, changed);
@@ -256,7 +259,7 @@ export class FileSource implements DesiredSource {
     const results = this.fileResults();
     const snap = mergeFileResults(results, { allowEmpty: this.opts.allowEmpty, nodeName: this.opts.nodeName, dirProblems: this.dirProblems });
     const warned = new Set<string>();
-    for (const w of snap.warnings) {
+    for (const w of [...this.dirWarnings, ...snap.warnings]) {
       const text = `${w.origin}:${w.line ?? ''}:${w.message}`;
       warned.add(text);
       if (!this.warned.has(text)) this.opts.onWarning?.(w);
