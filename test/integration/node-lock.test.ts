@@ -73,6 +73,22 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
     assert.equal(await exited, 0, err);
   });
 
+  it('two state dirs sharing one run dir: the run dir\'s lock refuses the second', async () => {
+    const runDir = path.join(stateDir, 'shared-run');
+    const other = await makeTmpStateDir();
+    const first = await acquireNodeLock([stateDir, runDir], { wait: false, command: 'acetate first' });
+    try {
+      await assert.rejects(acquireNodeLock([other, runDir], { wait: false, command: 'acetate second' }), (err: Error) => {
+        assert.equal(err.name, 'NodeLockBusyError');
+        assert.match(err.message, new RegExp(`^${runDir} is in use by pid ${process.pid} \\(acetate first\\)`));
+        return true;
+      });
+    } finally {
+      first.release();
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
   it('describe after destroy and create again shows the new container, not the old pid or conditions', async () => {
     await writeFile(path.join(dir, 'a.yaml'), manifest('a'));
     const loop = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--process-poll', '500ms'], { stdio: 'ignore' });
