@@ -398,7 +398,6 @@ export class RuncRuntime implements Runtime {
    */
   private async refuseStateDirMounts(mounts: readonly { hostPath: string }[]): Promise<void> {
     if (mounts.length === 0) return;
-    refuseMissingHostPaths(mounts, this.templates.hostRoot);
     const own: { dir: string; what: string }[] = [];
     for (const [dir, what] of [[this.paths.stateDir, 'state dir'], [this.paths.runDir, 'run dir']] as const) {
       own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
@@ -409,6 +408,8 @@ export class RuncRuntime implements Runtime {
       const hit = own.find(({ dir }) => [host, real].some((p) => p === dir || p.startsWith(`${dir}/`)));
       if (hit) throw new OciConfigError(`mount hostPath '${m.hostPath}' is inside acetate's ${hit.what} ${hit.dir}: refused`);
     }
+    // After the check above: a path inside acetate's dirs is refused for that, whether it exists yet or not.
+    refuseMissingHostPaths(mounts, this.templates.hostRoot);
   }
 
   private scrub(t: Target, runc: RuncCli, scan: boolean): Promise<void> {
