@@ -90,6 +90,25 @@ describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + co
     assert.equal((await st.runtime.get('default/lost'))!.process.state, 'absent');
   });
 
+  it('conmon\'s exit dir and pid files removed by hand: the lock holder puts them back, so the exit code is still recorded', async () => {
+    const pid = await start('files', {});
+    const run = runDirOf('files');
+    await rm(path.join(run, 'exits'), { recursive: true, force: true });
+    await rm(path.join(run, 'conmon.pid'), { force: true });
+    await rm(path.join(run, 'pid'), { force: true });
+    const a = (await st.runtime.get('default/files'))!; // st.runtime holds the lock's role (sweepLeftovers)
+    assert.equal(a.process.unsupervised, undefined);
+    assert.ok((await readPid(path.join(run, 'conmon.pid'))) !== undefined, 'conmon.pid put back');
+    assert.equal(await readPid(path.join(run, 'pid')), pid);
+    process.kill(pid, 'SIGKILL');
+    const b = await waitFor(async () => {
+      const got = await st.runtime.get('default/files');
+      return got?.process.state === 'exited' && got.process.exitCode !== undefined ? got : undefined;
+    }, { what: 'the exit code to be recorded' });
+    assert.equal(b.process.exitCode, 137);
+    assert.equal(b.process.unsupervised, undefined);
+  });
+
   it('a process killed by the memory limit: exit 137, reason OOMKilled, kept after the stop', async () => {
     // dd (the container's init) fills a 64 MiB buffer: over the 16 MiB limit, the kernel's OOM killer kills it.
     await start('oom', { command: ['/bin/sh', '-c', 'exec dd if=/dev/zero of=/dev/null bs=64M count=1'], resources: { memoryBytes: 16 * 2 ** 20 }, restartPolicy: 'Never' });

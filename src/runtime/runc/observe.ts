@@ -8,7 +8,7 @@ import { isAlive } from './procfs.js';
 import type { RuncState } from './runc-cli.js';
 import type { ContainerStatusFile } from './store.js';
 import type { CgroupLocation } from './cgroups.js';
-import { cgroupMembers, currentBootId, oomKills, supervisionProblem } from './supervision.js';
+import { cgroupMembers, currentBootId, oomKills, repairRunFiles, supervisionOf } from './supervision.js';
 
 /** A run that acetate saw start in this boot and never saw end (its end was not recorded). */
 export function unfinishedRun(status: ContainerStatusFile): boolean {
@@ -46,10 +46,11 @@ export async function mtimeOf(file: string): Promise<string | undefined> {
  * ProcessInfo from runc's state (undefined: runc does not know the container). Reads a file or two
  * for exited containers; spawns nothing.
  */
-export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile, cgroup?: CgroupLocation): Promise<ProcessInfo> {
+export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile, cgroup?: CgroupLocation, opts: { repair?: boolean } = {}): Promise<ProcessInfo> {
   const started = status.startedAt ? { startedAt: status.startedAt } : {};
   if (st && isRunning(st)) {
-    const unsupervised = await supervisionProblem(st.pid, cp);
+    const { problem: unsupervised, conmonPid } = await supervisionOf(st.pid, cp);
+    if (conmonPid !== undefined && opts.repair) repairRunFiles(cp, st.pid, conmonPid);
     return { state: 'running', pid: st.pid, ...started, ...(unsupervised ? { unsupervised } : {}) };
   }
   if (st?.status === 'stopped') {
@@ -65,7 +66,7 @@ export async function processInfo(cp: ContainerPaths, st: RuncState | undefined,
     }
     const finishedAt = await mtimeOf(cp.exitFile);
     const reason = await exitReason(exitCode, cgroup);
-    const unsupervised = exitCode === undefined ? 'it ended while its supervisor (conmon) was gone: exit code unknown' : undefined;
+    const unsupervised = exitCode === undefined ? 'its exit code was not recorded (its supervisor, conmon, was gone, or its exit file was removed): exit code unknown' : undefined;
     return {
       state: 'exited',
       ...started,

@@ -229,7 +229,8 @@ export class RuncRuntime implements Runtime {
   private async actual(id: string, record: AppliedRecord, st: RuncState | undefined): Promise<ActualContainer> {
     const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
-    const process = await processInfo(cp, st, status, await this.cgroupOf(cp));
+    // The lock holder also puts back run-dir files removed by hand under a supervised process.
+    const process = await processInfo(cp, st, status, await this.cgroupOf(cp), { repair: this.sweepLeftovers });
     const limits = process.state === 'running' ? await readLimits(await this.cgroupOf(cp)) : {};
     return {
       key: containerKey(record.namespace, record.name),

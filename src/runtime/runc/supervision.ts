@@ -15,7 +15,7 @@
  * found in the container's cgroup with no runc state is running, unsupervised; a run that started
  * in this boot and whose end acetate never recorded ended with an unknown exit code.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readSmallFile } from '../../util/small-file.js';
 import { cgroupProcs, detectCgroupMode, type CgroupLocation } from './cgroups.js';
@@ -40,12 +40,13 @@ export function currentBootId(): string {
 const checked = new Map<string, boolean>();
 
 /**
- * Why a running container's init is unsupervised, or undefined when its parent is its conmon.
- * One /proc read per call; the parent's command line is read once per (init, parent) pair.
+ * Why a running container's init is unsupervised (`problem`), or its conmon's pid when its parent
+ * is its conmon. One /proc read per call; the parent's command line is read once per (init,
+ * parent) pair.
  */
-export async function supervisionProblem(initPid: number, cp: ContainerPaths): Promise<string | undefined> {
+export async function supervisionOf(initPid: number, cp: ContainerPaths): Promise<{ problem?: string; conmonPid?: number }> {
   const st = await readProcStat(initPid);
-  if (!st) return undefined; // gone meanwhile: the next look reports the exit
+  if (!st) return {}; // gone meanwhile: the next look reports the exit
   const pair = `${initPid}:${st.ppid}`;
   let ours = checked.get(pair);
   if (ours === undefined) {
@@ -54,8 +55,19 @@ export async function supervisionProblem(initPid: number, cp: ContainerPaths): P
     if (checked.size > 10_000) checked.clear();
     checked.set(pair, ours);
   }
-  if (ours) return undefined;
-  return `its supervisor (conmon) is gone: the process (pid ${initPid}) keeps running, but its output is no longer logged and its exit code will not be known`;
+  if (ours) return { conmonPid: st.ppid };
+  return { problem: `its supervisor (conmon) is gone: the process (pid ${initPid}) keeps running, but its output is no longer logged and its exit code will not be known` };
+}
+
+/**
+ * Put back what conmon and acetate need at the end of a supervised run when it was removed by
+ * hand under it: the exit dir (where conmon writes the exit code; without it the code is lost)
+ * and the pid files (which tell acetate whom to wait for). Only the lock holder calls this.
+ */
+export function repairRunFiles(cp: ContainerPaths, initPid: number, conmonPid: number): void {
+  if (!existsSync(cp.exitDir)) mkdirSync(cp.exitDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(cp.conmonPidFile)) writeFileSync(cp.conmonPidFile, `${conmonPid}`, { mode: 0o600 });
+  if (!existsSync(cp.pidFile)) writeFileSync(cp.pidFile, `${initPid}`, { mode: 0o600 });
 }
 
 /** Live processes in the container's cgroup (for a container runc no longer knows). */
