@@ -18,6 +18,7 @@ command -v catatonit >/dev/null 2>&1 || missing+=(catatonit)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # `acetate exec -t` is tested under a pseudo-terminal made by script(1).
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/runtime/node-lock.ts)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

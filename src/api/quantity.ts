@@ -7,7 +7,12 @@ const BINARY: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, 
 const DECIMAL: Record<string, number> = { k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
 
 export const MEMORY_PATTERN = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E|[eE][0-9]+)?$/;
-export const CPU_PATTERN = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)m?$/;
+/**
+ * A CPU quantity by Kubernetes' quantity grammar (unsigned): cores, millicores (`500m`), a decimal
+ * SI suffix (`1k`) or a decimal exponent (`1e3`, `5e-1`). YAML reads `cpu: 1e3` as the number 1000,
+ * so the string "1e3" means the same; both are then checked against what the node has.
+ */
+export const CPU_PATTERN = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$/;
 
 export class QuantityError extends Error {}
 
@@ -38,6 +43,17 @@ function coresToMillis(cores: string): number {
   return /[1-9]/.test(frac.slice(3)) ? millis + 1 : millis;
 }
 
+/** cores × 10^exp in millicores, rounded up: by moving the decimal point in the digits (no float error). */
+function scaledMillis(cores: string, exp: number): number {
+  if (exp > 30) return Infinity; // too large either way (reported by the caller)
+  const [int = '', frac = ''] = cores.split('.');
+  const digits = `${int}${frac}`;
+  const point = int.length + exp + 3;
+  if (point <= 0) return /[1-9]/.test(digits) ? 1 : 0;
+  const whole = Number(digits.slice(0, point).padEnd(point, '0') || '0');
+  return /[1-9]/.test(digits.slice(point)) ? whole + 1 : whole;
+}
+
 /** Parse a CPU quantity to millicores (rounded up to a whole millicore, as Kubernetes does). */
 export function parseCpu(q: string | number): number {
   if (typeof q === 'number') {
@@ -48,7 +64,8 @@ export function parseCpu(q: string | number): number {
   const s = q.trim();
   const m = CPU_PATTERN.exec(s);
   if (!m) throw new QuantityError(`'${q}' is not a CPU quantity such as 500m or 2`);
-  const millis = s.endsWith('m') ? Math.ceil(Number(m[1])) : coresToMillis(m[1]!);
+  const suffix = m[3] ?? '';
+  const millis = suffix === 'm' ? Math.ceil(Number(m[1])) : suffix === '' ? coresToMillis(m[1]!) : scaledMillis(m[1]!, suffix in DECIMAL ? Math.log10(DECIMAL[suffix]!) : Number(suffix.slice(1)));
   if (!Number.isSafeInteger(millis)) throw new QuantityError(`'${q}' is too large`);
   return millis;
 }

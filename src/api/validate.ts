@@ -295,6 +295,8 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
     if (typeof mnt.containerPath === 'string') {
       const norm = mnt.containerPath.replace(/\/+$/, '') || '/';
       if (norm === '/') out.push(issue(['spec', 'mounts', i, 'containerPath'], 'cannot mount over the container\'s root'));
+      // runc refuses mounts on /proc (procfs, which it mounts itself), and a bind there would hide the container's processes.
+      if (norm === '/proc' || norm.startsWith('/proc/')) out.push(issue(['spec', 'mounts', i, 'containerPath'], `${show(mnt.containerPath)} is inside /proc, the kernel's process filesystem: runc refuses mounts there`));
       if (seen.has(norm)) out.push(issue(['spec', 'mounts', i, 'containerPath'], `${show(mnt.containerPath)} is mounted twice`));
       seen.add(norm);
     }

@@ -10,6 +10,12 @@ export interface CliContext {
   stderr: Writable;
   /** Opens the runtime (checks root and runc first). */
   openRuntime(): Promise<{ runtime: Runtime; templates: TemplateStore }>;
+  /**
+   * Takes the node lock of the state and run dirs for the rest of this process (commands that
+   * change the node call it first; see runtime/node-lock.ts). Throws NodeLockBusyError naming the
+   * holder, or waits for it with `wait`.
+   */
+  lockNode(opts: { wait: boolean; command: string }): Promise<void>;
 }
 
 export interface Command {

@@ -8,6 +8,7 @@ import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
+import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -37,8 +38,9 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
     { dir: stateDir, what: 'state dir' },
     { dir: runDir, what: 'run dir' },
   ]);
-  let opened: ReturnType<CliContext['openRuntime']> | undefined;
-  return {
+  let opened: Promise<{ runtime: RuncRuntime; templates: TemplateStore }> | undefined;
+  let lock: NodeLock | undefined;
+  const ctx: CliContext = {
     stateDir,
     stdout: process.stdout,
     stderr: process.stderr,
@@ -55,5 +57,17 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
       })();
       return opened;
     },
+    async lockNode(opts) {
+      if (lock) return;
+      // Preflight first: "not root" or "runc missing" is a better first message than a lock error.
+      await ctx.openRuntime();
+      const { runtime } = await opened!;
+      lock = await acquireNodeLock([stateDir, runDir], {
+        ...opts,
+        onWait: (h, file) => process.stderr.write(`acetate: waiting for ${h ? `pid ${h.pid} (${h.command})` : 'another acetate process'} to release ${file}\n`),
+      });
+      runtime.holdsNodeLock();
+    },
   };
+  return ctx;
 }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import { loadManifestDir, type DirSnapshot } from '../sources/files/load.js';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
 import type { PlanInput } from '../plan/plan.js';
+import { detectNodeCapacity } from '../sources/kube/desired.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
@@ -16,7 +17,7 @@ export function nodeName(flag?: string): string {
 
 export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean; node: string; runtime: Runtime }): Promise<ConvergeInput> {
   const [snapshot, list] = await Promise.all([
-    loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node }),
+    loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity: detectNodeCapacity() }),
     opts.runtime.list(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
@@ -32,6 +33,11 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
       incompleteReason: snapshot.incompleteReason,
     },
   };
+}
+
+/** The command line of this process, as the node lock shows it to another one. */
+export function commandLine(): string {
+  return ['acetate', ...process.argv.slice(2)].join(' ');
 }
 
 export const CONVERGE_OPTIONS = {

@@ -4,8 +4,9 @@
  * When a container's process has exited while its desired state is Running, the loop asks
  * decide(): restart now, restart later (CrashLoopBackOff), or never (the policy says so).
  *
- * - Always restarts after any exit; OnFailure only after a non-zero (or unknown) exit code; Never
- *   leaves the container exited.
+ * - Always restarts after any exit; OnFailure only after a known non-zero exit code (an unknown
+ *   one may have been 0: a job that may have succeeded is not run again); Never leaves the
+ *   container exited.
  * - The n-th consecutive exit waits min(base · 2^(n-1), max) after the exit before the restart:
  *   10s, 20s, 40s … 5 min by default.
  * - A run that lasted at least resetAfter (10 min) resets the streak, so a container that runs
@@ -41,7 +42,7 @@ export function policyAllowsRestart(policy: RestartPolicy, exitCode: number | un
     case 'Always':
       return true;
     case 'OnFailure':
-      return exitCode !== 0;
+      return exitCode !== undefined && exitCode !== 0;
     case 'Never':
       return false;
   }

@@ -96,6 +96,8 @@ const EVENT_REASON: Record<string, { type: ContainerEvent['type']; reason: strin
 };
 
 const MAX_RECENT_ACTIONS = 10;
+/** Manifest problem lines logged per file at once (the rest are counted). */
+const MAX_LOGGED_PER_ORIGIN = 20;
 
 function problemText(p: SourceProblem): string {
   return `${p.origin}${p.line !== undefined ? `:${p.line}` : ''}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
@@ -127,6 +129,8 @@ export class Controller {
   private lastProblems = new Map<string, SourceProblem>();
   private lastIncomplete?: string;
   private statuses = new Map<string, ContainerStatus>();
+  /** The container (its createdAt) that statuses and recent actions of a key are about. */
+  private incarnations = new Map<string, string>();
   private phases = new Map<string, Phase>();
   private waitingShown = new Map<string, string>();
   private recent = new Map<string, RecordedAction[]>();
@@ -178,6 +182,7 @@ export class Controller {
     if (this.opts.statusStore) {
       for (const r of await this.opts.statusStore.load().catch(() => [])) {
         this.statuses.set(r.key, r.status);
+        if (r.incarnation) this.incarnations.set(r.key, r.incarnation);
         if (r.recentActions) this.recent.set(r.key, r.recentActions);
       }
     }
@@ -269,12 +274,20 @@ export class Controller {
     const snap = this.snapshot();
     const now = new Map<string, SourceProblem>();
     for (const p of snap.problems) now.set(problemText(p), p);
+    // At most MAX_LOGGED_PER_ORIGIN lines per file each way, then a count: 10,000 bad documents are not 10,000 log lines.
+    const logged = new Map<string, number>();
+    const logCapped = (p: SourceProblem, log: () => void): void => {
+      const n = (logged.get(p.origin) ?? 0) + 1;
+      logged.set(p.origin, n);
+      if (n <= MAX_LOGGED_PER_ORIGIN) log();
+    };
     for (const [text, p] of now) {
-      if (!this.lastProblems.has(text)) this.logger.warn(`manifest problem: ${text}`, { origin: p.origin, kind: p.kind, keys: p.keys, line: p.line, field: p.field });
+      if (!this.lastProblems.has(text)) logCapped(p, () => this.logger.warn(`manifest problem: ${text}`, { origin: p.origin, kind: p.kind, keys: p.keys, line: p.line, field: p.field }));
     }
     for (const [text, p] of this.lastProblems) {
-      if (!now.has(text)) this.logger.info(`manifest problem resolved: ${text}`, { origin: p.origin });
+      if (!now.has(text)) logCapped(p, () => this.logger.info(`manifest problem resolved: ${text}`, { origin: p.origin }));
     }
+    for (const [origin, n] of logged) if (n > MAX_LOGGED_PER_ORIGIN) this.logger.warn(`${origin}: ${n - MAX_LOGGED_PER_ORIGIN} more manifest problems changed (not logged one by one)`, { origin });
     this.lastProblems = now;
     if (snap.incompleteReason !== this.lastIncomplete) {
       if (snap.incompleteReason) this.logger.warn(`desired state is incomplete: ${snap.incompleteReason}; no container will be destroyed (--allow-empty allows it)`);
@@ -321,14 +334,16 @@ export class Controller {
   async pollProcesses(): Promise<string[]> {
     if (this.queue.isShuttingDown) return [];
     const list = await this.runtime.list();
-    const now = new Map(list.map((a) => [a.key, `${a.process.state}|${a.process.pid ?? ''}|${a.process.startedAt ?? ''}`]));
+    // A supervisor lost under a running process changes the key too: reported within one poll.
+    const now = new Map(list.map((a) => [a.key, `${a.process.state}|${a.process.pid ?? ''}|${a.process.startedAt ?? ''}|${a.process.unsupervised ? 'u' : ''}`]));
     const changed: string[] = [];
     for (const [k, v] of now) if (this.seenProcesses.get(k) !== v) changed.push(k);
     for (const k of this.seenProcesses.keys()) if (!now.has(k)) changed.push(k);
     const first = !this.polledOnce;
     this.polledOnce = true;
     this.seenProcesses = now;
-    if (first) return []; // the first poll only learns; the first sync covered every key
+    // The first poll only learns (the first sync covered every key), but a supervisor lost since is news.
+    if (first) changed.splice(0, changed.length, ...list.filter((a) => a.process.unsupervised).map((a) => a.key));
     for (const k of changed) this.queue.add(k, 'resync');
     if (changed.length) this.logger.debug('process states changed', { keys: changed });
     return changed;
@@ -424,13 +439,16 @@ export class Controller {
         }
       } else if (!actions.some((a) => a.kind === 'replace') && !policyAllowsRestart(desired.spec.restartPolicy, actual.process.exitCode)) {
         const code = actual.process.exitCode;
-        report.waiting = {
-          reason: 'RestartPolicy',
-          message: `exited ${code === undefined ? '(exit code unknown)' : `with code ${code}`}; restartPolicy ${desired.spec.restartPolicy} does not restart it`,
-        };
+        report.waiting = code === undefined
+          ? {
+            reason: 'ExitCodeUnknown',
+            message: `exited with an unknown exit code (${actual.process.unsupervised ?? 'not recorded'}); restartPolicy ${desired.spec.restartPolicy} does not run again a container that may have succeeded (change its manifest to run it again)`,
+          }
+          : { reason: 'RestartPolicy', message: `exited with code ${code}; restartPolicy ${desired.spec.restartPolicy} does not restart it` };
       }
     }
     if (report.waiting) this.noteWaiting(key, report.waiting);
+    else if (actual?.process.unsupervised && actual.process.state === 'running') this.noteWaiting(key, { reason: 'SupervisorLost', message: actual.process.unsupervised });
     else this.waitingShown.delete(key);
 
     const exitedBefore = actual?.process.state === 'exited' ? actual.process.exitCode : undefined;
@@ -512,8 +530,10 @@ export class Controller {
     const text = `${w.reason}: ${w.message}`;
     if (this.waitingShown.get(key) === text) return;
     this.waitingShown.set(key, text);
-    this.logger.info(`${key}: ${w.message}`, { container: key, reason: w.reason });
-    this.emit(key, { type: 'Warning', reason: w.reason === 'CrashLoopBackOff' ? 'BackOff' : 'NotRestarted', message: w.message });
+    if (w.reason === 'SupervisorLost' || w.reason === 'ExitCodeUnknown') this.logger.warn(`${key}: ${w.message}`, { container: key, reason: w.reason });
+    else this.logger.info(`${key}: ${w.message}`, { container: key, reason: w.reason });
+    const event = w.reason === 'CrashLoopBackOff' ? 'BackOff' : w.reason === 'SupervisorLost' ? 'SupervisorLost' : 'NotRestarted';
+    this.emit(key, { type: 'Warning', reason: event, message: w.message });
   }
 
   private remember(key: string, a: RecordedAction): void {
@@ -555,6 +575,15 @@ export class Controller {
       await this.forgetKey(key);
       return undefined;
     }
+    const incarnation = actual?.applied.createdAt;
+    const known = this.incarnations.get(key);
+    if (incarnation && known && known !== incarnation) {
+      // Destroyed and created again since: nothing of the earlier container's status carries over
+      // (its pid, exit code, conditions), only the actions that made this one.
+      this.statuses.delete(key);
+      this.recent.set(key, (this.recent.get(key) ?? []).filter((a) => a.time >= incarnation));
+    }
+    if (incarnation) this.incarnations.set(key, incarnation);
     const pendingActions: string[] = [];
     if (report.skipped && !isProtected) pendingActions.push(`left alone: ${report.skipped}`);
     const status = computeStatus({
@@ -582,6 +611,7 @@ export class Controller {
     }
     const record: StatusRecord = {
       key,
+      ...(incarnation ? { incarnation } : {}),
       namespace: desired?.namespace ?? actual?.namespace ?? key.split('/')[0] ?? 'default',
       name: desired?.name ?? actual?.name ?? key.split('/').slice(1).join('/'),
       status,
@@ -610,6 +640,8 @@ export class Controller {
       };
       if (actual.process.pid !== undefined) record.actual.pid = actual.process.pid;
       if (actual.process.exitCode !== undefined) record.actual.exitCode = actual.process.exitCode;
+      if (actual.process.reason) record.actual.reason = actual.process.reason;
+      if (actual.process.unsupervised) record.actual.unsupervised = actual.process.unsupervised;
       if (actual.process.startedAt) record.actual.startedAt = actual.process.startedAt;
       if (actual.process.finishedAt) record.actual.finishedAt = actual.process.finishedAt;
     }
@@ -629,6 +661,7 @@ export class Controller {
   private async forgetKey(key: string): Promise<void> {
     this.prober.forget(key);
     this.statuses.delete(key);
+    this.incarnations.delete(key);
     this.phases.delete(key);
     this.recent.delete(key);
     this.lastErrors.delete(key);

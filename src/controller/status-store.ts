@@ -32,6 +32,12 @@ export interface StatusRecord {
   key: string;
   namespace: string;
   name: string;
+  /**
+   * The container this status is of: its creation time (AppliedRecord.createdAt). A container
+   * destroyed and created again under the same name is another one: readers ignore a record of an
+   * earlier incarnation (see isOfIncarnation).
+   */
+  incarnation?: string;
   status: ContainerStatus;
   /** Where the container is declared (or was, when it was last applied). */
   source?: SourceRef;
@@ -49,6 +55,10 @@ export interface StatusRecord {
     state: string;
     pid?: number;
     exitCode?: number;
+    /** Why the last run ended beyond its code (OOMKilled). */
+    reason?: string;
+    /** The process runs (or ended) without its supervisor: what happened. */
+    unsupervised?: string;
     startedAt?: string;
     finishedAt?: string;
     restartCount: number;
@@ -281,6 +291,23 @@ export function controllerAlive(rec: ControllerRecord | undefined): boolean {
 }
 
 /**
+ * Whether a stored record describes the container that exists now (`createdAt` of its applied
+ * record; undefined: none exists). A record without incarnation predates it and is accepted
+ * while a container exists.
+ */
+export function isOfIncarnation(rec: StatusRecord, createdAt: string | undefined): boolean {
+  if (createdAt === undefined) return rec.actual === undefined;
+  return rec.incarnation === undefined || rec.incarnation === createdAt;
+}
+
+/** Removes the stored status of a container (after a destroy by `acetate apply`). */
+export async function removeStatusRecord(stateDir: string, key: string): Promise<void> {
+  const file = recordPath(stateDir, key);
+  await fs.rm(file, { force: true });
+  await fs.rmdir(path.dirname(file)).catch(() => undefined); // only when empty
+}
+
+/**
  * What `acetate get` shows of a record in one line: the phase, and the condition that explains
  * best why the container is not simply converged (Synced=False first, then Ready=False, then a
  * pending resize), with its message.
@@ -291,8 +318,9 @@ export function statusSummary(rec: StatusRecord): { phase: string; ready: boolea
   const synced = conds.find((c) => c.type === 'Synced');
   const readyCond = conds.find((c) => c.type === 'Ready');
   const resize = conds.find((c) => c.type === 'ResizePending');
+  const supervised = conds.find((c) => c.type === 'Supervised');
   const pick =
-    synced?.status === 'False' ? synced : readyCond?.status === 'False' ? readyCond : resize?.status === 'True' ? resize : undefined;
+    synced?.status === 'False' ? synced : readyCond?.status === 'False' ? readyCond : supervised?.status === 'False' ? supervised : resize?.status === 'True' ? resize : undefined;
   const out: { phase: string; ready: boolean; reason?: string; message?: string } = { phase: rec.status.phase ?? 'Unknown', ready };
   if (pick?.reason) out.reason = pick.reason;
   if (pick?.message) out.message = pick.message;

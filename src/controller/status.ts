@@ -19,6 +19,8 @@ import type { SourceProblem } from '../sources/source.js';
 export const CONDITION_READY = 'Ready';
 export const CONDITION_SYNCED = 'Synced';
 export const CONDITION_RESIZE_PENDING = 'ResizePending';
+/** Present once a container's supervisor was found gone (see runtime/runc/supervision.ts). */
+export const CONDITION_SUPERVISED = 'Supervised';
 
 /** Why a container desired Running is not being started now. */
 export interface Waiting {
@@ -83,6 +85,7 @@ export function computePhase(input: StatusInput): Phase {
   if (!desired) return actual ? (state === 'exited' && (actual.process.exitCode ?? 1) !== 0 ? 'Failed' : 'Stopped') : 'Unknown';
   if (desired.spec.state === 'Stopped') return 'Stopped';
   if (state === 'exited') {
+    if (input.waiting?.reason === 'ExitCodeUnknown') return 'Unknown';
     if (input.waiting?.reason === 'RestartPolicy') return (actual?.process.exitCode ?? 1) === 0 ? 'Stopped' : 'Failed';
     return 'Pending';
   }
@@ -166,6 +169,18 @@ function resizeCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
 }
 
 /**
+ * Supervised: False while the process runs without its supervisor or ended unseen; True again
+ * after a start under a new one. Only present once it was False, so that statuses of containers
+ * that never lost theirs do not change.
+ */
+function supervisedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> | undefined {
+  const lost = input.actual?.process.unsupervised;
+  if (lost) return { type: CONDITION_SUPERVISED, status: 'False', reason: input.actual?.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown', message: lost };
+  if (!findCondition(input.previous, CONDITION_SUPERVISED)) return undefined;
+  return { type: CONDITION_SUPERVISED, status: 'True', reason: 'Supervised', message: 'the process runs under its supervisor' };
+}
+
+/**
  * Merges new conditions with the previous ones: lastTransitionTime is kept when a condition's
  * status did not change.
  */
@@ -195,7 +210,8 @@ export function findCondition(status: ContainerStatus | undefined, type: string)
 export function computeStatus(input: StatusInput): ContainerStatus {
   const { desired, actual, previous } = input;
   const generation = desired?.source.kind === 'kube' ? desired.source.generation : undefined;
-  const conds = [readyCondition(input), syncedCondition(input), resizeCondition(input)].map((c) =>
+  const supervised = supervisedCondition(input);
+  const conds = [readyCondition(input), syncedCondition(input), resizeCondition(input), ...(supervised ? [supervised] : [])].map((c) =>
     generation !== undefined ? { ...c, observedGeneration: generation } : c,
   );
   const status: ContainerStatus = {};

@@ -35,10 +35,14 @@ export interface Plan {
   skipped: Skipped[];
 }
 
-/** Whether a process that exited should run again under its restart policy. */
+/**
+ * Whether a process that exited should run again under its restart policy. An unknown exit code
+ * (its supervisor was gone when it ended) may have been 0: OnFailure does not run it again, so a
+ * job that succeeded never runs twice (see runtime/runc/supervision.ts).
+ */
 export function restartWanted(spec: NormalizedSpec, exitCode: number | undefined): boolean {
   if (spec.restartPolicy === 'Always') return true;
-  if (spec.restartPolicy === 'OnFailure') return exitCode !== 0;
+  if (spec.restartPolicy === 'OnFailure') return exitCode !== undefined && exitCode !== 0;
   return false;
 }
 

@@ -29,6 +29,13 @@ export interface ProcessInfo {
   finishedAt?: string;
   /** Exit code of the last run (recorded by the supervisor, e.g. conmon). */
   exitCode?: number;
+  /** Why the last run ended, when more is known than its code: `OOMKilled`. */
+  reason?: string;
+  /**
+   * Set when the runtime cannot vouch for the process: its supervisor is gone (it runs on,
+   * unlogged, and its exit code will not be known), or a run ended unseen. Says what happened.
+   */
+  unsupervised?: string;
 }
 
 /** A container as it actually is on the node. Only containers this acetate instance created. */

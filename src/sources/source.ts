@@ -14,7 +14,8 @@ export interface SourceProblem {
   message: string;
   /** Keys this problem concerns when known (their containers are left exactly as they are). */
   keys: string[];
-  kind: 'invalid' | 'conflict' | 'unreadable';
+  /** `skipped`: a warning (a document of another kind, a FIFO), never in `problems`. */
+  kind: 'invalid' | 'conflict' | 'unreadable' | 'skipped';
 }
 
 export interface DesiredSnapshot {

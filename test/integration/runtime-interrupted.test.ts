@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { tmpState, type TmpState } from '../support/tmp-state.js';
+import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 
 describe('RuncRuntime: creates and removals interrupted by a SIGKILL', function () {
@@ -40,6 +40,10 @@ describe('RuncRuntime: creates and removals interrupted by a SIGKILL', function 
     }
     const live = `.creating-1-default_z-0f0f0f0f`; // pid 1 is alive: another acetate at work
     await mkdir(path.join(containers(), live), { recursive: true });
+    // A runtime that does not hold the node lock (a read-only command) sweeps nothing.
+    const reader = makeRuntime(st.dir, { sweepLeftovers: false });
+    assert.deepEqual(await reader.list(), []);
+    assert.deepEqual((await readdir(containers())).sort(), [...leftovers, live].sort());
     assert.deepEqual(await st.runtime.list(), []);
     assert.deepEqual(await readdir(containers()), [live]);
   });

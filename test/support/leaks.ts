@@ -143,7 +143,7 @@ export async function assertNoLeaks(stateDir: string, opts: NoLeakOptions = {}):
 export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtime; runDir?: string } = {}): Promise<void> {
   const ip = instancePaths(stateDir, opts.runDir);
   const errors: unknown[] = [];
-  const runtime = opts.runtime ?? new RuncRuntime({ stateDir, runDir: opts.runDir, templates: new TemplateStore({ stateDir }) });
+  const runtime = opts.runtime ?? new RuncRuntime({ stateDir, runDir: opts.runDir, templates: new TemplateStore({ stateDir }), sweepLeftovers: true });
   // 1. Through the runtime: every container dir, with or without a record.
   const ids = await readdir(ip.containersDir).catch(() => [] as string[]);
   for (const id of ids) {

@@ -19,8 +19,9 @@ export async function makeTmpStateDir(prefix = 'acetate-state-'): Promise<string
 }
 
 /** A RuncRuntime with its TemplateStore on a state dir. */
-export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string; runDir?: string } = {}): RuncRuntime {
-  return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), ...extra });
+export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string; runDir?: string; sweepLeftovers?: boolean } = {}): RuncRuntime {
+  // The test is the only process changing this state dir: it may sweep, as a lock holder does.
+  return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), sweepLeftovers: true, ...extra });
 }
 
 export interface TmpState {

@@ -26,7 +26,10 @@ describe('crash-loop backoff', () => {
     assert.equal(policyAllowsRestart('Always', 1), true);
     assert.equal(policyAllowsRestart('OnFailure', 0), false);
     assert.equal(policyAllowsRestart('OnFailure', 137), true);
-    assert.equal(policyAllowsRestart('OnFailure', undefined), true);
+    // Unknown (its supervisor was gone when it ended): it may have succeeded, so it is not run again.
+    assert.equal(policyAllowsRestart('OnFailure', undefined), false);
+    assert.equal(policyAllowsRestart('Always', undefined), true);
+    assert.equal(t.decide('k', { policy: 'OnFailure', process: exited(undefined) }).kind, 'never');
     assert.equal(policyAllowsRestart('Never', 1), false);
     assert.equal(t.decide('k', { policy: 'Never', process: exited(1) }).kind, 'never');
     assert.equal(t.decide('k', { policy: 'OnFailure', process: exited(0) }).kind, 'never');

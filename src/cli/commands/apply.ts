@@ -7,8 +7,9 @@ import { applyPlan } from '../../apply/apply.js';
 import { messageOf } from '../../apply/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
-import { printProblems } from '../problems.js';
+import { CONVERGE_OPTIONS, commandLine, nodeName, readConvergeInput } from '../converge-input.js';
+import { printProblems, printWarnings } from '../problems.js';
+import { removeStatusRecord } from '../../controller/status-store.js';
 
 function describeResult(r: ActionResult): string {
   const bits = [`${r.outcome} ${r.key}`];
@@ -36,14 +37,20 @@ declared are left exactly as they are.
 
   --concurrency N  containers changed at once (default 4)
   --dry-run        print the plan and stop (same as acetate plan)
+  --wait           when another acetate (apply, run, template) is changing this state dir,
+                   wait for it to finish instead of exiting 1
 Exit status: 0 converged, 1 any error.`,
   async run(argv, ctx) {
-    const { values } = parse(argv, { ...CONVERGE_OPTIONS, concurrency: { type: 'string', default: '4' }, 'dry-run': { type: 'boolean' } });
+    const { values } = parse(argv, { ...CONVERGE_OPTIONS, concurrency: { type: 'string', default: '4' }, 'dry-run': { type: 'boolean' }, wait: { type: 'boolean' } });
     if (!values.file) throw new UsageError('apply needs -f DIR');
     const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
+    // Held until exit, before actual state is read: a plan made while another process changes
+    // the same containers would be carried out over its work.
+    if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
     const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
     const p = plan(input.planInput);
+    printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);
     if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
     if (values['dry-run']) {
@@ -65,6 +72,8 @@ Exit status: 0 converged, 1 any error.`,
       onDone: (_a, r) => print(ctx.stdout, `  ✓ ${describeResult(r)}`),
       onError: (_a, e) => print(ctx.stderr, `  ✗ ${e.kind} ${e.key} failed: ${messageOf(e.cause)}`),
     });
+    // A destroyed container's status goes with it (a container created later under the name is another one).
+    for (const r of summary.results) if (r.outcome === 'destroyed') await removeStatusRecord(ctx.stateDir, r.key).catch(() => undefined);
     const counts = new Map<string, number>();
     for (const r of summary.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);

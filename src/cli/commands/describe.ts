@@ -8,6 +8,7 @@ import { formatProblem } from '../problems.js';
 import { formatResources } from '../../controller/status.js';
 import {
   controllerAlive,
+  isOfIncarnation,
   readControllerRecord,
   readProblems,
   readStatusRecord,
@@ -52,6 +53,8 @@ function fromRuntime(a: ActualContainer): StatusRecord {
   };
   if (a.process.pid !== undefined) rec.actual!.pid = a.process.pid;
   if (a.process.exitCode !== undefined) rec.actual!.exitCode = a.process.exitCode;
+  if (a.process.reason) rec.actual!.reason = a.process.reason;
+  if (a.process.unsupervised) rec.actual!.unsupervised = a.process.unsupervised;
   if (a.process.startedAt) rec.actual!.startedAt = a.process.startedAt;
   if (a.process.finishedAt) rec.actual!.finishedAt = a.process.finishedAt;
   return rec;
@@ -77,7 +80,9 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   field('Node', s.node);
   field('PID', rec.actual?.pid ?? s.pid);
   field('Restarts', rec.actual?.restartCount ?? s.restartCount ?? 0);
-  field('Last exit code', rec.actual?.exitCode ?? s.lastExitCode);
+  const code = rec.actual?.exitCode ?? s.lastExitCode;
+  field('Last exit code', code === undefined ? undefined : `${code}${rec.actual?.reason ? ` (${rec.actual.reason})` : ''}`);
+  if (rec.actual?.unsupervised) field('Supervision', `lost: ${rec.actual.unsupervised}`);
   field('Started', ago(rec.actual?.startedAt ?? s.startedAt, now));
   if (rec.actual?.finishedAt) field('Finished', ago(rec.actual.finishedAt, now));
   lines.push('Desired:');
@@ -164,7 +169,8 @@ The actual part is read from the runtime now; the rest is what the loop last rec
     } catch (err) {
       runtimeError = messageOf(err);
     }
-    let rec: StatusRecord | undefined = stored;
+    // A record of an earlier container of the same name (destroyed, created again) says nothing of this one.
+    let rec: StatusRecord | undefined = stored && (runtimeError || isOfIncarnation(stored, actual?.applied.createdAt)) ? stored : undefined;
     if (rec && !runtimeError) rec = withFreshActual(rec, actual);
     else if (!rec && actual) rec = fromRuntime(actual);
     if (!rec) {

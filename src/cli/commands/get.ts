@@ -6,15 +6,19 @@ import { age, table } from '../table.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
-import { readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
-import { formatProblem } from '../problems.js';
+import { isOfIncarnation, readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
+import { cappedLines, formatProblem } from '../problems.js';
 import { containerList, containerObject } from '../container-object.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
 function phase(c: ActualContainer): string {
   if (c.process.state === 'running') return 'Running';
-  if (c.process.state === 'exited') return c.process.exitCode === 0 ? 'Succeeded' : `Failed(${c.process.exitCode ?? '?'})`;
+  if (c.process.state === 'exited') {
+    if (c.process.reason === 'OOMKilled') return `OOMKilled(${c.process.exitCode ?? '?'})`;
+    if (c.process.exitCode === undefined) return 'Unknown'; // ended unsupervised: see describe
+    return c.process.exitCode === 0 ? 'Succeeded' : `Failed(${c.process.exitCode})`;
+  }
   return c.applied.spec.state === 'Stopped' ? 'Stopped' : 'Pending';
 }
 
@@ -31,7 +35,7 @@ function statusColumn(rec: StatusRecord | undefined): string {
   const sum = statusSummary(rec);
   const text = sum.ready && !sum.reason ? 'Ready' : (sum.reason ?? 'NotReady');
   const msg = rec.lastError?.message ?? sum.message;
-  return msg && !sum.ready ? `${text}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}` : text;
+  return msg && (!sum.ready || sum.reason) ? `${text}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}` : text;
 }
 
 export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, unknown> {
@@ -42,6 +46,8 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
     phase: phase(c),
     pid: c.process.pid,
     exitCode: c.process.exitCode,
+    ...(c.process.reason ? { reason: c.process.reason } : {}),
+    ...(c.process.unsupervised ? { unsupervised: c.process.unsupervised } : {}),
     restarts: c.restartCount,
     template: c.applied.spec.template,
     desired: {
@@ -87,7 +93,9 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     } else if (values.namespace) {
       list = list.filter((c) => c.namespace === values.namespace);
     }
-    const records = new Map((await readStatusRecords(ctx.stateDir)).map((r) => [r.key, r]));
+    // Only records of the containers that exist now (not of an earlier one of the same name).
+    const createdAt = new Map(list.map((c) => [c.key, c.applied.createdAt]));
+    const records = new Map((await readStatusRecords(ctx.stateDir)).filter((r) => isOfIncarnation(r, createdAt.get(r.key))).map((r) => [r.key, r]));
     const problems = (await readProblems(ctx.stateDir))?.problems ?? [];
     if (values.output === 'json' || values.output === 'yaml') {
       // Kubernetes' shape: one NAME → the object, else a List (as kubectl). Manifest problems go to
@@ -102,7 +110,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     const printProblemLines = () => {
       if (!problems.length) return;
       print(ctx.stdout, `\nManifest errors reported by acetate run (containers they declare are left as last applied):`);
-      for (const p of problems) print(ctx.stdout, `  ${formatProblem(p)}`);
+      for (const line of cappedLines(problems)) print(ctx.stdout, `  ${line}`);
     };
     if (!list.length) {
       print(ctx.stdout, 'No containers managed by acetate on this node.');
@@ -119,7 +127,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       pair(c, 'memory'),
       String(c.restartCount),
       age(c.applied.createdAt),
-      statusColumn(records.get(c.key)),
+      c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...` : statusColumn(records.get(c.key)),
       ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));

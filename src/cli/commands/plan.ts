@@ -4,7 +4,7 @@ import { parse } from '../args.js';
 import { plan } from '../../plan/plan.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
 import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
-import { printProblems } from '../problems.js';
+import { printProblems, printWarnings } from '../problems.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -27,6 +27,7 @@ containers are left as they are).`,
     const { runtime } = await ctx.openRuntime();
     const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
     const p = plan(input.planInput);
+    printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);
     if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
     if (values.output === 'json') {

@@ -1,15 +1,16 @@
 /** `acetate run`: the continuous reconcile loop over a manifest directory (and/or Kubernetes). */
-import { readFile } from 'node:fs/promises';
 import type { CliContext } from '../command.js';
 import { UsageError } from '../command.js';
 import { parse, parseDuration, parsePositiveInt } from '../args.js';
-import { nodeName } from '../converge-input.js';
+import { commandLine, nodeName } from '../converge-input.js';
 import { plan } from '../../plan/plan.js';
 import { executeAction } from '../../apply/execute.js';
 import { messageOf } from '../../apply/errors.js';
 import { Controller } from '../../controller/loop.js';
-import { StatusStore, controllerAlive, readControllerRecord } from '../../controller/status-store.js';
+import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
+import { detectNodeCapacity } from '../../sources/kube/desired.js';
+import { formatProblem } from '../problems.js';
 import type { KubeSource, SelectorMode } from '../../sources/kube/index.js';
 import { createLogger, type LogLevel } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
@@ -22,11 +23,6 @@ function envMs(name: string): number | undefined {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name}: '${v}' is not a number of milliseconds`);
   return n;
-}
-
-async function isAcetateRun(pid: number): Promise<boolean> {
-  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return cmd.split('\0').includes('run');
 }
 
 /** `acetate run`'s work, loaded only by that command: the controller, the file watcher, logging and metrics (winston, prom-client, chokidar) cost the other commands ~55 ms of start-up. */
@@ -46,6 +42,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     node: { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     'log-format': { type: 'string' },
+    wait: { type: 'boolean' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   if (!values.file && !values.kube) throw new UsageError('run needs -f DIR and/or --kube');
@@ -76,12 +73,15 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   const logger = createLogger({ level: level as LogLevel, ...(format ? { json: format === 'json' } : {}) });
   const node = nodeName(values.node);
 
-  const previous = await readControllerRecord(ctx.stateDir).catch(() => undefined);
-  if (previous && previous.pid !== process.pid && controllerAlive(previous) && (await isAcetateRun(previous.pid))) {
-    logger.error(`another acetate run (pid ${previous.pid}) already manages ${ctx.stateDir}`);
+  // The node lock, for the life of the loop: a second `run`, or an `apply` next to it, exits 1
+  // naming this process (or waits, with --wait). It replaces the earlier check of controller.json.
+  try {
+    await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
+  } catch (err) {
+    if ((err as Error).name !== 'NodeLockBusyError') throw err;
+    ctx.stderr.write(`acetate: ${messageOf(err)}\n`); // one line, as apply prints it
     return 1;
   }
-
   const { runtime } = await ctx.openRuntime();
   const store = new StatusStore(ctx.stateDir);
   const metrics = new Metrics();
@@ -103,6 +103,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     debounceMs,
     relistMs,
     onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
+    capacity: detectNodeCapacity(),
+    onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
   });
   const controller = new Controller({
     runtime,

@@ -37,6 +37,8 @@ restarting them.
   --node NAME           this node's name (default $NODE_NAME or the host name)
   --log-level LEVEL     error, warn, info (default) or debug
   --log-format FORMAT   json or text (default: json unless stdout is a terminal)
+  --wait                when another acetate (run, apply, template) holds this state dir's
+                        lock, wait for it instead of exiting 1
 
 Restarts follow restartPolicy (Always, OnFailure, Never) with crash-loop back-off: 10s
 doubling to 5 min, reset after 10 min of running. An invalid file leaves its containers

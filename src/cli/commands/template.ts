@@ -4,12 +4,15 @@ import { print, UsageError } from '../command.js';
 import { parse } from '../args.js';
 import { table, age } from '../table.js';
 import { describeTemplate } from './template-describe.js';
+import { commandLine } from '../converge-input.js';
 
 const USAGE = `Usage:
   acetate template import NAME SOURCE   install a template from a directory or a .tar/.tar.gz rootfs
   acetate template list                 list installed templates (host = this node's root filesystem)
   acetate template rm NAME              remove a template (refused while a container uses it)
-  acetate template describe NAME        what a template is; for host, what it hides on this node`;
+  acetate template describe NAME        what a template is; for host, what it hides on this node
+
+import and rm take the state dir's lock (see acetate apply --help); --wait waits for its holder.`;
 
 export const templateCommand: Command = {
   name: 'template',
@@ -17,8 +20,9 @@ export const templateCommand: Command = {
   usage: USAGE,
   async run(argv, ctx) {
     const [sub, ...rest] = argv;
-    const { positionals, values } = parse(rest, { output: { type: 'string', short: 'o', default: 'table' } });
+    const { positionals, values } = parse(rest, { output: { type: 'string', short: 'o', default: 'table' }, wait: { type: 'boolean' } });
     if (!sub) throw new UsageError('template needs a subcommand: import, list or rm');
+    if (['import', 'rm', 'remove'].includes(sub)) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime, templates } = await ctx.openRuntime();
     switch (sub) {
       case 'import': {

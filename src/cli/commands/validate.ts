@@ -4,7 +4,8 @@ import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { parse } from '../args.js';
 import { listManifestFiles, loadManifestFile, mergeFileResults } from '../../sources/files/load.js';
-import { printProblems } from '../problems.js';
+import { printProblems, printWarnings } from '../problems.js';
+import { detectNodeCapacity } from '../../sources/kube/desired.js';
 
 export const validateCommand: Command = {
   name: 'validate',
@@ -12,13 +13,18 @@ export const validateCommand: Command = {
   usage: `Usage: acetate validate PATH...
 
 Checks every manifest file (.yaml, .yml, .json; multi-document files too) under each PATH
-against the Container CRD's schema. Every error names the file, line and field.
+against the Container CRD's schema, and that this node can give what they ask. Every error
+names the file, line and field (after 20 per file, the rest is counted). Containers inside a
+\`kind: List\` or \`ContainerList\` (items) count; documents of other kinds, and files that are
+not regular files (a FIFO), are skipped with a warning.
 Exit status: 0 all valid, 1 any error.`,
   async run(argv, ctx) {
     const { positionals } = parse(argv, {});
     if (!positionals.length) throw new UsageError('validate needs at least one PATH');
     const results = [];
+    const capacity = detectNodeCapacity();
     const dirProblems = [];
+    const dirWarnings = [];
     for (const p of positionals) {
       const abs = path.resolve(p);
       let isDir: boolean;
@@ -28,11 +34,13 @@ Exit status: 0 all valid, 1 any error.`,
         dirProblems.push({ origin: abs, kind: 'unreadable' as const, keys: [], message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
         continue;
       }
-      const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [] };
+      const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [], warnings: [] };
       dirProblems.push(...files.problems);
-      results.push(...(await Promise.all(files.files.map((f) => loadManifestFile(f)))));
+      dirWarnings.push(...files.warnings);
+      results.push(...(await Promise.all(files.files.map((f) => loadManifestFile(f, { capacity })))));
     }
     const snap = mergeFileResults(results, { dirProblems });
+    printWarnings(ctx.stderr, [...dirWarnings, ...snap.warnings]);
     printProblems(ctx.stderr, snap.problems);
     const docs = results.reduce((n, r) => n + r.containers.length, 0);
     if (snap.problems.length) {

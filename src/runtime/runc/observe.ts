@@ -7,6 +7,21 @@ import type { ContainerPaths } from './paths.js';
 import { isAlive } from './procfs.js';
 import type { RuncState } from './runc-cli.js';
 import type { ContainerStatusFile } from './store.js';
+import type { CgroupLocation } from './cgroups.js';
+import { cgroupMembers, currentBootId, oomKills, repairRunFiles, supervisionOf } from './supervision.js';
+
+/** A run that acetate saw start in this boot and never saw end (its end was not recorded). */
+export function unfinishedRun(status: ContainerStatusFile): boolean {
+  if (!status.startedAt || status.bootId === undefined || status.bootId !== currentBootId()) return false;
+  return !status.finishedAt || status.finishedAt < status.startedAt;
+}
+
+/** 'OOMKilled' when the cgroup's OOM killer killed a process and the run ended by SIGKILL. */
+export async function exitReason(exitCode: number | undefined, cgroup: CgroupLocation | undefined): Promise<string | undefined> {
+  if (!cgroup || (exitCode !== undefined && exitCode !== 137)) return undefined;
+  const n = await oomKills(cgroup);
+  return n !== undefined && n > 0 ? 'OOMKilled' : undefined;
+}
 
 /** running, or paused (acetate never pauses; a paused process still exists). */
 export function isRunning(st: RuncState | undefined): boolean {
@@ -31,9 +46,13 @@ export async function mtimeOf(file: string): Promise<string | undefined> {
  * ProcessInfo from runc's state (undefined: runc does not know the container). Reads a file or two
  * for exited containers; spawns nothing.
  */
-export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile): Promise<ProcessInfo> {
+export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile, cgroup?: CgroupLocation, opts: { repair?: boolean } = {}): Promise<ProcessInfo> {
   const started = status.startedAt ? { startedAt: status.startedAt } : {};
-  if (st && isRunning(st)) return { state: 'running', pid: st.pid, ...started };
+  if (st && isRunning(st)) {
+    const { problem: unsupervised, conmonPid } = await supervisionOf(st.pid, cp);
+    if (conmonPid !== undefined && opts.repair) repairRunFiles(cp, st.pid, conmonPid);
+    return { state: 'running', pid: st.pid, ...started, ...(unsupervised ? { unsupervised } : {}) };
+  }
   if (st?.status === 'stopped') {
     let exitCode = await readExitCode(cp.exitFile);
     if (exitCode === undefined) {
@@ -46,7 +65,26 @@ export async function processInfo(cp: ContainerPaths, st: RuncState | undefined,
       exitCode = await readExitCode(cp.exitFile);
     }
     const finishedAt = await mtimeOf(cp.exitFile);
-    return { state: 'exited', ...started, ...(finishedAt ? { finishedAt } : {}), ...(exitCode !== undefined ? { exitCode } : {}) };
+    const reason = await exitReason(exitCode, cgroup);
+    const unsupervised = exitCode === undefined ? 'its exit code was not recorded (its supervisor, conmon, was gone, or its exit file was removed): exit code unknown' : undefined;
+    return {
+      state: 'exited',
+      ...started,
+      ...(finishedAt ? { finishedAt } : {}),
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      ...(reason ? { reason } : {}),
+      ...(unsupervised ? { unsupervised } : {}),
+    };
+  }
+  if (unfinishedRun(status)) {
+    // runc has no state for a run that started in this boot and whose end was never recorded:
+    // its runc state was removed by hand. Its process may still be in the cgroup...
+    const pids = cgroup ? await cgroupMembers(cgroup) : [];
+    if (pids.length) {
+      return { state: 'running', pid: pids[0]!, ...started, unsupervised: `runc has no state for it (removed by hand?): its process (pid ${pids[0]}) keeps running unsupervised, its exit code will not be known` };
+    }
+    // ...or it ended unseen: exit code unknown (a finished job must not run again, see supervision.ts).
+    return { state: 'exited', ...started, unsupervised: 'it ended while acetate had no runc state or supervisor for it: exit code unknown' };
   }
   // Never started, stopped and cleaned up, or created by a start that was interrupted.
   return {
@@ -54,5 +92,6 @@ export async function processInfo(cp: ContainerPaths, st: RuncState | undefined,
     ...started,
     ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
     ...(status.lastExitCode !== undefined ? { exitCode: status.lastExitCode } : {}),
+    ...(status.lastReason ? { reason: status.lastReason } : {}),
   };
 }

@@ -41,7 +41,9 @@ import { mountsUnder, unmountAll } from './mounts.js';
 import { buildOciConfig, OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isolationInputs, type IsolationSettings } from './isolation.js';
 import { refuseOwnDirAncestors } from './hostpath-guard.js';
-import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
+import { exitReason, isOurs, isRunning, mtimeOf, processInfo, unfinishedRun } from './observe.js';
+import { currentBootId } from './supervision.js';
+import { refuseMissingHostPaths } from './mount-checks.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
@@ -70,6 +72,12 @@ export interface RuncRuntimeOptions {
   isolation?: IsolationSettings;
   /** Path or bare name of the static init run as PID 1 (default catatonit; see init.ts). */
   initPath?: string;
+  /**
+   * This process holds the node lock (see ../node-lock.ts), so list() may sweep what killed
+   * acetates left (`.creating-…`/`.removing-…` dirs). Default false: a read-only command must never
+   * remove what the lock holder is building. Also set later by holdsNodeLock().
+   */
+  sweepLeftovers?: boolean;
 }
 
 interface HostInfo {
@@ -117,6 +125,7 @@ export class RuncRuntime implements Runtime {
   private readonly pathsById = new Map<string, ContainerPaths>();
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
   private readonly tempInFlight = new Set<string>();
+  private sweepLeftovers: boolean;
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -125,6 +134,12 @@ export class RuncRuntime implements Runtime {
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
+    this.sweepLeftovers = opts.sweepLeftovers ?? false;
+  }
+
+  /** This process now holds the node lock: list() sweeps leftovers of killed acetates. */
+  holdsNodeLock(): void {
+    this.sweepLeftovers = true;
   }
 
   // ---------------------------------------------------------------- setup
@@ -230,7 +245,8 @@ export class RuncRuntime implements Runtime {
   private async actual(id: string, record: AppliedRecord, st: RuncState | undefined): Promise<ActualContainer> {
     const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
-    const process = await processInfo(cp, st, status);
+    // The lock holder also puts back run-dir files removed by hand under a supervised process.
+    const process = await processInfo(cp, st, status, await this.cgroupOf(cp), { repair: this.sweepLeftovers });
     const limits = process.state === 'running' ? await readLimits(await this.cgroupOf(cp)) : {};
     return {
       key: containerKey(record.namespace, record.name),
@@ -255,7 +271,7 @@ export class RuncRuntime implements Runtime {
     }
     const temp = ids.filter((n) => n.startsWith('.'));
     if (temp.length) {
-      await this.sweepTemp(temp);
+      if (this.sweepLeftovers) await this.sweepTemp(temp);
       ids = ids.filter((n) => !n.startsWith('.'));
     }
     const found = await mapLimit(ids.sort(), 64, async (id) => {
@@ -430,6 +446,8 @@ export class RuncRuntime implements Runtime {
       if (hit) throw new OciConfigError(`mount hostPath '${m.hostPath}' is inside acetate's ${hit.what} ${hit.dir}: refused`);
     }
     await refuseOwnDirAncestors(mounts, own, this.templates.hostRoot);
+    // After the check above: a path inside acetate's dirs is refused for that, whether it exists yet or not.
+    refuseMissingHostPaths(mounts, this.templates.hostRoot);
   }
 
   private scrub(t: Target, runc: RuncCli, scan: boolean): Promise<void> {
@@ -478,7 +496,7 @@ export class RuncRuntime implements Runtime {
       throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const status = await readStatus(cp.status);
-    const next: ContainerStatusFile = { starts: status.starts + 1, startedAt: new Date(this.now()).toISOString() };
+    const next: ContainerStatusFile = { starts: status.starts + 1, startedAt: new Date(this.now()).toISOString(), bootId: currentBootId() };
     if (status.lastExitCode !== undefined) next.lastExitCode = status.lastExitCode;
     await writeJsonAtomic(cp.status, next);
     return { pid };
@@ -497,8 +515,21 @@ export class RuncRuntime implements Runtime {
     const next: ContainerStatusFile = { ...status, finishedAt: (await mtimeOf(cp.exitFile)) ?? new Date(this.now()).toISOString() };
     if (exitCode !== undefined) next.lastExitCode = exitCode;
     else delete next.lastExitCode;
+    const reason = await exitReason(exitCode, await this.cgroupOf(cp));
+    if (reason) next.lastReason = reason;
+    else delete next.lastReason;
     await writeJsonAtomic(cp.status, next);
     return exitCode;
+  }
+
+  /** A run whose end was never recorded (its runc state was lost) ends now, with its exit code unknown. */
+  private async noteUnseenEnd(cp: ContainerPaths): Promise<void> {
+    const status = await readStatus(cp.status);
+    if (!unfinishedRun(status)) return;
+    const next: ContainerStatusFile = { ...status, finishedAt: new Date(this.now()).toISOString() };
+    delete next.lastExitCode;
+    delete next.lastReason;
+    await writeJsonAtomic(cp.status, next);
   }
 
   // ---------------------------------------------------------------- stop
@@ -524,6 +555,7 @@ export class RuncRuntime implements Runtime {
     // A run that ended (now, or before): its exit code. `created` never ran: nothing to record.
     const ran = st !== undefined && st.status !== 'created' && st.status !== 'creating';
     const exitCode = ran ? await this.noteExit(t.cp) : (await readStatus(t.cp.status)).lastExitCode;
+    if (!ran) await this.noteUnseenEnd(t.cp);
     // As after a crash: runc's `stopped` state and conmon's exit file stay until the next start.
     if (leaveExited) return exitCode === undefined ? {} : { exitCode };
     // Also clears what an interrupted start left (conmon, half-created runc state, cgroups).

@@ -13,6 +13,10 @@ export interface ContainerStatusFile {
   startedAt?: string;
   finishedAt?: string;
   lastExitCode?: number;
+  /** Why the last run ended beyond its code (`OOMKilled`). */
+  lastReason?: string;
+  /** The boot the last start happened in (see supervision.ts): a run of an earlier boot ended with it. */
+  bootId?: string;
 }
 
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {

@@ -8,9 +8,11 @@ import { sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cac
 import path from 'node:path';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
-import { API_GROUP, type DesiredContainer } from '../../api/types.js';
+import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, SourceProblem } from '../source.js';
 import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
+import { beyondCapacity, containerDocuments } from './documents.js';
+import type { NodeCapacity } from '../kube/desired.js';
 import { isIgnoredName, isManifestPath } from './ignore.js';
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
@@ -22,6 +24,8 @@ export interface FileResult {
   problems: SourceProblem[];
   /** Documents of other APIs (e.g. a kustomization) that were skipped. */
   ignoredDocuments: number;
+  /** What was skipped and why (documents of other kinds, a FIFO...): reported, not errors. */
+  warnings: SourceProblem[];
 }
 
 export interface LoadOptions {
@@ -31,10 +35,14 @@ export interface LoadOptions {
   nodeName?: string;
   /** Reuse the result for files that did not change since they were last loaded (see ManifestCache). */
   cache?: ManifestCache;
+  /** What this node can give a container: larger requests are refused, as in Kubernetes mode. */
+  capacity?: NodeCapacity;
 }
 
 export interface DirSnapshot extends DesiredSnapshot {
   files: FileResult[];
+  /** Skipped documents and files (see FileResult.warnings). */
+  warnings: SourceProblem[];
   /** Files failing as a whole or in part: plan leaves containers last applied from them alone. */
   failingOrigins: Set<string>;
   /** Why the snapshot is not complete, if it is not. */
@@ -49,7 +57,7 @@ function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem 
 export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
   if (opts.cache) return opts.cache.load(file, opts);
   const st = statManifest(file);
-  return 'problems' in st ? st : parseManifestFile(file, st, opts);
+  return 'problems' in st ? st : (notRegular(file, st) ?? parseManifestFile(file, st, opts));
 }
 
 /** The file's stat, or the result reporting why it cannot be read. */
@@ -62,12 +70,19 @@ function statManifest(file: string): Stats | FileResult {
 }
 
 function unreadable(file: string, message: string): FileResult {
-  return { file, containers: [], problems: [problem(file, { kind: 'unreadable', keys: [], message })], ignoredDocuments: 0 };
+  return { file, containers: [], problems: [problem(file, { kind: 'unreadable', keys: [], message })], ignoredDocuments: 0, warnings: [] };
+}
+
+/** A FIFO, socket or device is never read: reading a FIFO would wait forever for a writer. */
+function notRegular(file: string, st: Stats): FileResult | undefined {
+  if (st.isFile()) return undefined;
+  const what = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'a device or special file';
+  return { file, containers: [], problems: [], ignoredDocuments: 0, warnings: [problem(file, { kind: 'skipped', keys: [], message: `${what}, not a regular file: skipped` })] };
 }
 
 /** Reads (synchronously: a local file of at most 1 MiB, see util/small-file.ts), parses, validates. */
 function parseManifestFile(file: string, st: Stats, opts: LoadOptions): FileResult {
-  const result: FileResult = { file, containers: [], problems: [], ignoredDocuments: 0 };
+  const result: FileResult = { file, containers: [], problems: [], ignoredDocuments: 0, warnings: [] };
   if (st.size > MAX_MANIFEST_BYTES) {
     return unreadable(file, `file is ${st.size} bytes, larger than the ${MAX_MANIFEST_BYTES} bytes a manifest may have`);
   }
@@ -93,29 +108,33 @@ function parseManifestFile(file: string, st: Stats, opts: LoadOptions): FileResu
     return result;
   }
   for (const doc of docs) {
-    if (doc.value === null || doc.value === undefined) continue;
-    const v = doc.value as Record<string, unknown>;
-    if (v && typeof v === 'object' && typeof v.apiVersion === 'string' && !v.apiVersion.startsWith(`${API_GROUP}/`) && typeof v.kind === 'string') {
-      result.ignoredDocuments++;
-      continue;
-    }
-    const meta = v && typeof v === 'object' ? (v.metadata as Record<string, unknown> | undefined) : undefined;
-    const name = typeof meta?.name === 'string' ? meta.name : undefined;
-    const namespace = typeof meta?.namespace === 'string' ? meta.namespace : 'default';
-    const keys = name ? [`${namespace}/${name}`] : [];
-    const res = validateManifest(doc.value);
-    if (!res.ok) {
-      for (const i of res.issues) {
-        result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(i.path), field: i.field, message: i.message }));
+    for (const item of containerDocuments(doc, file, result)) {
+      const v = item.value as Record<string, unknown>;
+      const meta = v && typeof v === 'object' ? (v.metadata as Record<string, unknown> | undefined) : undefined;
+      const name = typeof meta?.name === 'string' ? meta.name : undefined;
+      const namespace = typeof meta?.namespace === 'string' ? meta.namespace : 'default';
+      const keys = name ? [`${namespace}/${name}`] : [];
+      const res = validateManifest(item.value);
+      if (!res.ok) {
+        for (const i of res.issues) {
+          const at = [...item.at, ...i.path];
+          result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: i.message }));
+        }
+        continue;
       }
-      continue;
+      const desired = normalizeManifest(res.manifest, { kind: 'file', file, line: doc.lineOf([...item.at, 'metadata', 'name']) });
+      if (opts.nodeName && desired.spec.nodeName && desired.spec.nodeName !== opts.nodeName) {
+        result.ignoredDocuments++;
+        continue;
+      }
+      const over = opts.capacity ? beyondCapacity(desired, opts.capacity) : undefined;
+      if (over) {
+        const at = [...item.at, 'spec', 'resources', over.resource];
+        result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: over.message }));
+        continue;
+      }
+      result.containers.push(desired);
     }
-    const desired = normalizeManifest(res.manifest, { kind: 'file', file, line: doc.lineOf(['metadata', 'name']) });
-    if (opts.nodeName && desired.spec.nodeName && desired.spec.nodeName !== opts.nodeName) {
-      result.ignoredDocuments++;
-      continue;
-    }
-    result.containers.push(desired);
   }
   return result;
 }
@@ -162,9 +181,10 @@ export class ManifestCache {
 }
 
 /** Lists manifest files under dir (sorted), skipping ignored names and symlink loops. */
-export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[] }> {
+export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[] }> {
   const files: string[] = [];
   const problems: SourceProblem[] = [];
+  const warnings: SourceProblem[] = [];
   const seen = new Set<string>();
   async function walk(d: string, depth: number): Promise<void> {
     let real: string;
@@ -208,10 +228,11 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       }
       if (isDir) await walk(p, depth + 1);
       else if (isFile && isManifestPath(p)) files.push(p);
+      else if (!isFile && isManifestPath(p)) warnings.push({ origin: p, kind: 'skipped', keys: [], message: 'not a regular file (a FIFO, socket or device): skipped' });
     }
   }
   await walk(dir, 0);
-  return { files, problems };
+  return { files, problems, warnings };
 }
 
 /** Merges per-file results: duplicate keys are conflicts whose containers are left untouched. */
@@ -244,7 +265,7 @@ export function mergeFileResults(results: FileResult[], opts: LoadOptions & { di
       problems.push({ origin: where[0]!.replace(/:\d+$/, ''), line: Number(where[0]!.split(':').pop()), kind: 'conflict', keys: [key], message: `${key} is declared ${where.length} times (${where.join(', ')}); the running container is left untouched until only one remains` });
     }
   }
-  return { containers, protectedKeys, problems, failingOrigins, complete: true, files: results };
+  return { containers, protectedKeys, problems, failingOrigins, complete: true, files: results, warnings: results.flatMap((r) => r.warnings) };
 }
 
 /** Loads a whole manifest tree. Missing, unreadable or empty → `complete: false` unless allowEmpty. */
@@ -257,10 +278,11 @@ export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Prom
     const reason = `manifest directory ${root} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
     return incomplete(reason, opts, [{ origin: root, kind: 'unreadable', keys: [], message: reason }]);
   }
-  const listed = st.isDirectory() ? await listManifestFiles(root) : { files: [root], problems: [] };
+  const listed = st.isDirectory() ? await listManifestFiles(root) : { files: [root], problems: [], warnings: [] };
   const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, opts)));
   opts.cache?.retainOnly(listed.files);
   const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
+  snap.warnings.unshift(...listed.warnings);
   const rootUnreadable = listed.problems.some((p) => p.origin === root);
   if (rootUnreadable) {
     snap.complete = !!opts.allowEmpty;
@@ -283,6 +305,7 @@ function incomplete(reason: string, opts: LoadOptions, problems: SourceProblem[]
     complete: !!opts.allowEmpty,
     incompleteReason: opts.allowEmpty ? undefined : reason,
     files: [],
+    warnings: [],
   };
 }
 

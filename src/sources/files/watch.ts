@@ -22,6 +22,7 @@ import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../source.js
 import { listManifestFiles, loadManifestFile, ManifestCache, mergeFileResults, type FileResult } from './load.js';
 import { isIgnoredPath, isManifestPath } from './ignore.js';
 import { realClock, type Clock, type TimerHandle } from '../../controller/clock.js';
+import type { NodeCapacity } from '../kube/desired.js';
 
 export interface FileSourceOptions {
   dir: string;
@@ -39,6 +40,10 @@ export interface FileSourceOptions {
   onError?: (err: Error) => void;
   /** Use polling (for file systems without inotify). */
   usePolling?: boolean;
+  /** What this node can give a container (larger requests are invalid). Default: not checked. */
+  capacity?: NodeCapacity;
+  /** Called once per new warning (a skipped document or file). */
+  onWarning?: (w: SourceProblem) => void;
 }
 
 /** A file source snapshot: the DesiredSnapshot plus what `acetate get`/metrics want to show. */
@@ -55,19 +60,23 @@ interface FileEntry {
 }
 
 function fingerprint(r: FileResult): string {
-  return canonicalJson({ c: r.containers, p: r.problems });
+  return canonicalJson({ c: r.containers, p: r.problems, w: r.warnings });
 }
 
 export class FileSource implements DesiredSource {
   readonly name: string;
   readonly root: string;
-  private readonly opts: Required<Omit<FileSourceOptions, 'nodeName' | 'onError'>> & Pick<FileSourceOptions, 'nodeName' | 'onError'>;
+  private readonly opts: Required<Omit<FileSourceOptions, 'nodeName' | 'onError' | 'capacity' | 'onWarning'>> & Pick<FileSourceOptions, 'nodeName' | 'onError' | 'capacity' | 'onWarning'>;
+  /** Warnings already reported (by text). */
+  private warned = new Set<string>();
   private readonly clock: Clock;
   private files = new Map<string, FileEntry>();
   private readonly manifestCache = new ManifestCache();
   /** Keys each file declared the last time it loaded without problems. */
   private lastGood = new Map<string, Set<string>>();
   private dirProblems: SourceProblem[] = [];
+  /** Special files with a manifest name (FIFOs...), skipped: reported once through onWarning. */
+  private dirWarnings: SourceProblem[] = [];
   private rootState: 'ok' | 'missing' | 'unreadable' | 'unknown' = 'unknown';
   private watcher?: FSWatcher;
   private onChange?: (keys: string[] | 'all') => void;
@@ -97,6 +106,8 @@ export class FileSource implements DesiredSource {
       clock: this.clock,
       onError: opts.onError,
       usePolling: opts.usePolling ?? false,
+      capacity: opts.capacity,
+      onWarning: opts.onWarning,
     };
   }
 
@@ -148,7 +159,7 @@ export class FileSource implements DesiredSource {
       } catch (err) {
         rootState = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
       }
-      let listed: { files: string[]; problems: SourceProblem[] } = { files: [], problems: [] };
+      let listed: { files: string[]; problems: SourceProblem[]; warnings?: SourceProblem[] } = { files: [], problems: [] };
       if (rootState === 'ok' && st) {
         if (st.isDirectory()) {
           listed = await listManifestFiles(this.root);
@@ -167,11 +178,12 @@ export class FileSource implements DesiredSource {
       const wasMissing = this.rootState === 'missing' || this.rootState === 'unreadable';
       this.rootState = rootState;
       this.dirProblems = listed.problems;
+      this.dirWarnings = listed.warnings ?? [];
       const seen = new Set(listed.files);
       for (const file of [...this.files.keys()]) {
         if (!seen.has(file)) this.removeFile(file, changed);
       }
-      const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { nodeName: this.opts.nodeName, cache: this.manifestCache })));
+      const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { nodeName: this.opts.nodeName, cache: this.manifestCache, capacity: this.opts.capacity })));
       this.manifestCache.retainOnly(listed.files);
       for (const r of results) this.applyResult(r, changed);
       this.cached = undefined;
@@ -246,6 +258,13 @@ export class FileSource implements DesiredSource {
   private compute(): FileSnapshot {
     const results = this.fileResults();
     const snap = mergeFileResults(results, { allowEmpty: this.opts.allowEmpty, nodeName: this.opts.nodeName, dirProblems: this.dirProblems });
+    const warned = new Set<string>();
+    for (const w of [...this.dirWarnings, ...snap.warnings]) {
+      const text = `${w.origin}:${w.line ?? ''}:${w.message}`;
+      warned.add(text);
+      if (!this.warned.has(text)) this.opts.onWarning?.(w);
+    }
+    this.warned = warned;
     // Last known good: the keys a failing file declared when it was last valid stay protected.
     for (const r of results) {
       if (r.problems.length === 0) continue;
@@ -375,7 +394,7 @@ export class FileSource implements DesiredSource {
           if (this.files.has(file)) this.removeFile(file, changed);
           continue;
         }
-        const r = await loadManifestFile(file, { nodeName: this.opts.nodeName, cache: this.manifestCache });
+        const r = await loadManifestFile(file, { nodeName: this.opts.nodeName, cache: this.manifestCache, capacity: this.opts.capacity });
         this.applyResult(r, changed);
       }
       this.cached = undefined;
