@@ -1,6 +1,7 @@
 /** Fills in defaults and parses quantities: a validated manifest becomes a DesiredContainer. */
 import { parseCpu, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
+import { normalizePorts } from './ports.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -42,6 +43,7 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.resources?.memory !== undefined) spec.resources.memoryBytes = parseMemory(s.resources.memory);
   if (s.resources?.pids !== undefined) spec.resources.pids = s.resources.pids;
   if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
+  if (s.ports?.length) spec.ports = normalizePorts(s.ports);
   return spec;
 }
 

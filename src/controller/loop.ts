@@ -11,6 +11,7 @@
  * - stop(): no new work is taken, in-flight actions finish. Containers keep running: a new loop
  *   adopts them (converged → no actions).
  */
+import { networkSummary } from './network-status.js';
 import os from 'node:os';
 import type { ContainerStatus, DesiredContainer, Phase } from '../api/types.js';
 import type { Action } from '../plan/actions.js';
@@ -87,6 +88,8 @@ const EVENT_REASON: Record<string, { type: ContainerEvent['type']; reason: strin
   restarted: { type: 'Normal', reason: 'Restarted' },
   replaced: { type: 'Normal', reason: 'Replaced' },
   configured: { type: 'Normal', reason: 'Configured' },
+  published: { type: 'Normal', reason: 'PortsPublished' },
+  repaired: { type: 'Warning', reason: 'NetworkRepaired' },
   destroyed: { type: 'Normal', reason: 'Destroyed' },
 };
 
@@ -452,7 +455,8 @@ export class Controller {
         const cause = err instanceof ActionError ? err.cause : err;
         const retry = err instanceof ActionError ? err.retry : 'backoff';
         const durationMs = Math.round(performance.now() - a0);
-        report.error = { message: messageOf(cause), action: action.kind, retry };
+        const reason = (cause as { reason?: unknown } | undefined)?.reason;
+        report.error = { message: messageOf(cause), action: action.kind, retry, ...(typeof reason === 'string' ? { reason } : {}) };
         report.requeue = retry === 'terminal' ? { kind: 'terminal', error: err } : { kind: 'backoff', error: err };
         this.metrics?.actions.inc({ kind: action.kind, outcome: 'error' });
         this.metrics?.actionDuration.observe({ kind: action.kind, outcome: 'error' }, durationMs / 1000);
@@ -591,6 +595,7 @@ export class Controller {
       if (actual.process.exitCode !== undefined) record.actual.exitCode = actual.process.exitCode;
       if (actual.process.startedAt) record.actual.startedAt = actual.process.startedAt;
       if (actual.process.finishedAt) record.actual.finishedAt = actual.process.finishedAt;
+      record.actual.network = networkSummary(actual);
     }
     if (lastError) record.lastError = lastError;
     if (report.waiting) record.waiting = report.waiting;

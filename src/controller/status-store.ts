@@ -9,6 +9,7 @@
  *
  * Every write is atomic (temporary file + rename) and happens only when the content changed.
  */
+import type { NetworkSummary } from './network-status.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ContainerStatus, SourceRef } from '../api/types.js';
@@ -54,6 +55,7 @@ export interface StatusRecord {
     restartCount: number;
     limits: { cpu?: string; memory?: string; pids?: number };
     applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number } };
+    network?: NetworkSummary;
   };
   lastError?: {
     message: string;

@@ -8,6 +8,7 @@ import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
 import { readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
 import { formatProblem } from '../problems.js';
+import { networkSummary } from '../../controller/network-status.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -56,6 +57,7 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
     specHash: c.applied.specHash,
     createdAt: c.applied.createdAt,
     startedAt: c.process.startedAt,
+    network: networkSummary(c),
     ...(rec ? { conditions: rec.status.conditions ?? [], lastError: rec.lastError, problems: rec.problems } : {}),
   };
 }
@@ -103,7 +105,7 @@ is read from the container's cgroup), restarts and age.`,
       return 0;
     }
     const wide = values.output === 'wide';
-    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['PIDS', 'TEMPLATE', 'SOURCE'] : [])];
+    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['IP', 'PORTS', 'PIDS', 'TEMPLATE', 'SOURCE'] : [])];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
       phase(c),
@@ -113,7 +115,7 @@ is read from the container's cgroup), restarts and age.`,
       String(c.restartCount),
       age(c.applied.createdAt),
       statusColumn(records.get(c.key)),
-      ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));
     printProblemLines();

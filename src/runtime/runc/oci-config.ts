@@ -78,7 +78,7 @@ export interface OciConfig {
   linux: {
     cgroupsPath: string;
     resources: OciLinuxResources;
-    namespaces: { type: string }[];
+    namespaces: { type: string; path?: string }[];
     maskedPaths: string[];
     readonlyPaths: string[];
   };
@@ -110,6 +110,8 @@ export interface OciConfigInput {
   boundingCapabilities?: readonly string[];
   /** Where the node's root filesystem is seen; hostPath mounts are resolved under it. Default `/`. */
   hostRoot?: string;
+  /** network: bridge: the persistent namespace to join, and the /etc files written for it. */
+  network?: { netnsPath: string; etcFiles: { hosts: string; hostname: string; resolvConf: string } };
 }
 
 export interface RootfsOverlay {
@@ -192,6 +194,16 @@ function baseMounts(privileged: boolean): OciMount[] {
   ];
 }
 
+/** /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see network/etc-files.ts). */
+function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): OciMount[] {
+  return ([['/etc/hosts', f.hosts], ['/etc/hostname', f.hostname], ['/etc/resolv.conf', f.resolvConf]] as const).map(([destination, source]) => ({
+    destination,
+    type: 'bind',
+    source,
+    options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'],
+  }));
+}
+
 export function buildOciConfig(input: OciConfigInput): OciConfig {
   const { spec } = input;
   if (spec.command.length === 0) throw new OciConfigError('command must not be empty');
@@ -212,7 +224,10 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const bounding = input.boundingCapabilities;
   const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
+  const namespaces: { type: string; path?: string }[] = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
+  const netnsPath = spec.network === 'bridge' ? input.network?.netnsPath : undefined;
+  if (netnsPath) namespaces.find((n) => n.type === 'network')!.path = netnsPath;
+  const etc = netnsPath ? etcMounts(input.network!.etcFiles) : [];
   const privileged = spec.security.privileged;
 
   return {
@@ -229,7 +244,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     },
     root: { path: input.rootfsPath, readonly: false },
     hostname: spec.hostname || input.name,
-    mounts: [...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay)] : []), ...baseMounts(privileged), ...binds],
+    mounts: [...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay)] : []), ...baseMounts(privileged), ...etc, ...binds],
     annotations: {
       [ANNOTATION_OWNER]: OWNER_VALUE,
       [ANNOTATION_NAMESPACE]: input.namespace,

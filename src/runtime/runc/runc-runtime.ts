@@ -38,6 +38,9 @@ import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
 import { RuncCli, type RuncState } from './runc-cli.js';
 import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
+import type { NetworkDriver, NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
+import type { NodeNetworkOptions } from '../network/node-config.js';
+import { NetworkHooks } from './network-hooks.js';
 
 export interface RuncRuntimeOptions {
   stateDir: string;
@@ -57,6 +60,10 @@ export interface RuncRuntimeOptions {
   pollIntervalMs?: number;
   /** conmon truncates a container log beyond this size (bytes). Default 16 MiB. */
   logSizeMax?: number;
+  /** The node network of `network: bridge` containers (bridge, subnet; see network/node-config.ts). */
+  network?: NodeNetworkOptions & { cniPath?: string; deepCheckIntervalMs?: number };
+  /** Another network backend than the CNI plugins. */
+  networkDriver?: NetworkDriver;
 }
 
 interface HostInfo {
@@ -102,6 +109,8 @@ export class RuncRuntime implements Runtime {
   private readonly pathsById = new Map<string, ContainerPaths>();
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
   private readonly tempInFlight = new Set<string>();
+  /** network: bridge (see network-hooks.ts). */
+  readonly net: NetworkHooks;
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -110,6 +119,7 @@ export class RuncRuntime implements Runtime {
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
+    this.net = new NetworkHooks({ paths: this.paths, hostRoot: opts.templates.hostRoot, network: opts.network, driver: opts.networkDriver, now: this.now });
   }
 
   // ---------------------------------------------------------------- setup
@@ -211,7 +221,7 @@ export class RuncRuntime implements Runtime {
 
   // ---------------------------------------------------------------- reading
 
-  private async actual(id: string, record: AppliedRecord, st: RuncState | undefined): Promise<ActualContainer> {
+  private async actual(id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
     const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
     const process = await processInfo(cp, st, status);
@@ -225,6 +235,7 @@ export class RuncRuntime implements Runtime {
       process,
       limits,
       restartCount: restartCountOf(status),
+      ...(record.spec.network === 'bridge' ? { network: await this.net.observe(id, process.state === 'running', deep) } : {}),
     };
   }
 
@@ -247,6 +258,7 @@ export class RuncRuntime implements Runtime {
       return record ? { id, record } : undefined;
     });
     const records = found.filter((r): r is { id: string; record: AppliedRecord } => r !== undefined);
+    await this.net.collectGarbageOnce();
     if (records.length === 0) return [];
     const states = new Map((await (await this.runc()).list()).map((s) => [s.id, s]));
     return mapLimit(records, 64, ({ id, record }) => {
@@ -260,7 +272,8 @@ export class RuncRuntime implements Runtime {
     const record = await readRecord(t.cp.record);
     if (!record) return undefined;
     const st = await (await this.runc()).state(t.id);
-    return this.actual(t.id, record, st && isOurs(st, t.namespace, t.name) ? st : undefined);
+    // One container at a time (the loop's reconcile of a key): its network is checked in depth.
+    return this.actual(t.id, record, st && isOurs(st, t.namespace, t.name) ? st : undefined, true);
   }
 
   async logs(key: string, opts: LogOptions = {}): Promise<string> {
@@ -339,6 +352,15 @@ export class RuncRuntime implements Runtime {
     });
   }
 
+  get nodeNetwork(): NodeNetworkConfig {
+    return this.net.config;
+  }
+
+  async updateNetwork(key: string, opts: { repair: boolean }): Promise<NetworkStatus | undefined> {
+    const t = this.target(key);
+    return this.locks.run(key, async () => this.net.update(t.id, await this.requireRecord(t), opts.repair));
+  }
+
   async recordApplied(key: string, record: AppliedRecord): Promise<void> {
     const t = this.target(key);
     await this.locks.run(key, async () => {
@@ -410,7 +432,8 @@ export class RuncRuntime implements Runtime {
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
-    const config = buildOciConfig(await this.ociConfigInput(record, cp));
+    const network = await this.net.setUp(t.id, record);
+    const config = buildOciConfig({ ...(await this.ociConfigInput(record, cp)), ...(network ? { network } : {}) });
     await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
     await removePaths([cp.exitFile]);
     let pid: number;
@@ -547,6 +570,7 @@ export class RuncRuntime implements Runtime {
       const left = await mountsUnder(cp.dir);
       if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
       await this.removeEmptyCgroupParent();
+      await this.net.tearDown(t.id);
       // The run dir's part first: while the record exists, list() shows the container and an
       // interrupted removal is retried, so nothing of it can be left behind without a record.
       await this.removeRunFiles(cp);
@@ -576,7 +600,7 @@ export class RuncRuntime implements Runtime {
    * that left it empty.
    */
   private async removeRunFiles(cp: ContainerPaths): Promise<void> {
-    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, path.join(cp.runDir, 'etc'), cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
     if (cp.runDir !== cp.dir) await rmdir(cp.runDir).catch(() => undefined);
   }
 
