@@ -248,7 +248,7 @@ export class CniNetworkDriver implements NetworkDriver {
 
   private leases(): { ip: string; id: string }[] {
     const dir = path.join(this.leasesDir, this.config.name);
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(dir);
     } catch {

@@ -29,7 +29,7 @@ export class PortClaims {
   /** Every claim: file name → container id. */
   all(): Map<string, string> {
     const out = new Map<string, string>();
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(this.dir);
     } catch {
