@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
-import { normalizeManifest } from '../../src/api/normalize.js';
 import type { DesiredContainer } from '../../src/api/types.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { exec } from '../../src/util/exec.js';

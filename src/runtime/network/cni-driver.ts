@@ -30,6 +30,7 @@ import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.j
 import { parseSubnet } from './node-config.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
+import { sweepContainerRules } from './iptables-sweep.js';
 
 export interface CniDriverOptions {
   config: NodeNetworkConfig;
@@ -232,7 +233,10 @@ export class CniNetworkDriver implements NetworkDriver {
     const t = this.target(id);
     const prev = st?.result ?? this.resultFromLease(id);
     const hadAnything = !!st || !!prev || existsSync(t.netns);
+    const nsGone = !isNetnsMounted(t.netns);
     if (hadAnything) await delList(this.config, this.plugins, t, st?.ports ?? [], prev);
+    // Without its namespace the bridge plugin cannot find the masquerade rules to remove.
+    if (hadAnything && nsGone) await sweepContainerRules(this.config.name, id);
     if (!o.keepNetns) await removeNetns(t.netns);
     await this.claims.release(id);
     const file = this.opts.stateFileOf(id);
