@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server */
 /**
  * Kubernetes mode with network: bridge: the same fields through the CRD (the fake API server
  * validates with it), a published port that answers on 127.0.0.1, status.ip written back.
