@@ -21,13 +21,13 @@ import { findBinary } from '../preflight.js';
 import { RuntimeUnavailableError } from '../runtime.js';
 import { KeyedMutex } from '../runc/async.js';
 import { readJson, writeJsonAtomic, forgetFiles } from '../runc/store.js';
-import { readSmallFileNow, removePaths } from '../../util/small-file.js';
+import { removePaths } from '../../util/small-file.js';
 import { CniError, DEFAULT_CNI_PATH, type CniResult } from './cni-exec.js';
 import { addList, addressOf, callOne, checkList, delList, loopbackUp, pluginList, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkDriver, type NetworkRequest, type NetworkSetup, type NetworkStatus, type NodeNetworkConfig } from './driver.js';
 import { writeEtcFiles } from './etc-files.js';
 import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
-import { parseSubnet } from './node-config.js';
+import { readLeases, resultFromLease } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
 import { sweepContainerRules } from './iptables-sweep.js';
@@ -253,41 +253,18 @@ export class CniNetworkDriver implements NetworkDriver {
     this.lastDeep.delete(id);
   }
 
-  /** The container's address from host-local's lease files (their content is the container id). */
   private leaseOf(id: string): string | undefined {
-    return this.leases().find((l) => l.id === id)?.ip;
-  }
-
-  private leases(): { ip: string; id: string }[] {
-    const dir = path.join(this.leasesDir, this.config.name);
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return [];
-    }
-    const out: { ip: string; id: string }[] = [];
-    for (const n of names) {
-      if (!/^\d+\.\d+\.\d+\.\d+$/.test(n)) continue;
-      try {
-        out.push({ ip: n, id: readSmallFileNow(path.join(dir, n)).split(/\r?\n/)[0]!.trim() });
-      } catch {
-        /* released meanwhile */
-      }
-    }
-    return out;
+    return readLeases(this.leasesDir, this.config.name).find((l) => l.id === id)?.ip;
   }
 
   private resultFromLease(id: string): CniResult | undefined {
     const ip = this.leaseOf(id);
-    if (!ip) return undefined;
-    const { prefix, gateway } = parseSubnet(this.config.subnet);
-    return { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: netnsPathOf(this.opts.runDir, id) }], ips: [{ address: `${ip}/${prefix}`, gateway, interface: 0 }] };
+    return ip ? resultFromLease(ip, this.config.subnet, netnsPathOf(this.opts.runDir, id)) : undefined;
   }
 
   async collectGarbage(exists: (id: string) => boolean): Promise<string[]> {
     return this.lock.run(GLOBAL, async () => {
-      const ids = new Set<string>([...this.leases().map((l) => l.id), ...this.claims.holders()]);
+      const ids = new Set<string>([...readLeases(this.leasesDir, this.config.name).map((l) => l.id), ...this.claims.holders()]);
       const nsDir = path.join(this.opts.runDir, 'netns');
       for (const n of existsSync(nsDir) ? readdirSync(nsDir) : []) ids.add(n);
       const gone: string[] = [];
