@@ -4,7 +4,7 @@
  * bridge and a /24 of its own.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
@@ -13,7 +13,7 @@ import { NetworkError } from '../../src/runtime/network/driver.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
-import { tmpState, type TmpState } from '../support/tmp-state.js';
+import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { isAlive } from '../support/proc.js';
 
@@ -135,6 +135,30 @@ describe('network: bridge (real CNI plugins)', function () {
     const rule = stdout.split('\n').find((l) => l.includes('id: \\"default_web\\"'))!;
     await exec('iptables', ['-w', '-t', 'nat', ...rule.replace(/^-A /, '-D ').match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map((x) => (x.startsWith('"') ? x.slice(1, -1).replace(/\\"/g, '"') : x))]);
     await repair(/port rules of .* missing/);
+  });
+
+  it('garbage collection: what a container whose record is gone left (lease, rules, namespace, claim) is removed by the next acetate', async () => {
+    const port = await freePort();
+    const a = await startWeb('orphan', port);
+    await startWeb('kept', await freePort());
+    // As if acetate died while the container was being removed: process gone, record gone.
+    const conmon = Number(await readFile(`${st.runtime.paths.runContainersDir}/default_orphan/conmon.pid`, 'utf8'));
+    for (const pid of [a.pid, conmon]) process.kill(pid, 'SIGKILL');
+    await waitFor(() => !isAlive(a.pid) && !isAlive(conmon));
+    await exec('runc', ['--root', st.runtime.paths.runcRoot, 'delete', '--force', 'default_orphan']);
+    await rm(`${st.runtime.paths.containersDir}/default_orphan`, { recursive: true, force: true });
+    const before = await snapshotNetworkLeaks(st.dir, n);
+    assert.ok(before.netns.includes('default_orphan') && before.leases.includes(a.ip));
+
+    const fresh = makeRuntime(st.dir, { network: n });
+    assert.deepEqual((await fresh.list()).map((c) => c.name), ['kept']);
+    const after = await snapshotNetworkLeaks(st.dir, n);
+    assert.deepEqual(after.netns, ['default_kept']);
+    assert.ok(!after.leases.includes(a.ip), 'the lease is released');
+    assert.equal(after.veths.length, 1);
+    assert.deepEqual(after.iptables.filter((r) => r.includes('default_orphan') || r.includes(`${a.ip}/32`)), []);
+    assert.equal(await httpGet('127.0.0.1', port), undefined);
+    await rm(`${st.runtime.paths.runContainersDir}/default_orphan`, { recursive: true, force: true });
   });
 
   it('a host port claimed twice: the second is not started, the first untouched; a port in use on the node is refused', async () => {
