@@ -112,7 +112,8 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
       const env = { RUN_DIR: run };
       const cleanup = ctx.onCleanup(async () => {
         await measure('bash', [path.join(BASELINE, 'destroy-bridge.sh'), work, file, netw.bridge, netw.subnet], { env });
-        await cleanupNetwork(root, netw);
+        // The bare loop's DEL can leave masquerade rules: remove them, or later runs pay for them.
+        await cleanupNetwork(root, netw, `bench-${netw.bridge}`);
         await rm(root, { recursive: true, force: true });
         await rm(run, { recursive: true, force: true });
       });

@@ -73,13 +73,19 @@ export async function setupNetSuite(n: number): Promise<NetSuite> {
     fullApplyMs: 0,
     stats: { trials: 0, kills: 0, reboots: 0, changes: 0, leaks: 0 },
   };
-  for (let i = 0; i < n; i++) s.model.set(`n${i}`, { mode: 'bridge', hostPort: await freePort() });
-  await writeModel(s);
-  const t0 = performance.now();
-  await apply(s);
-  s.fullApplyMs = since(t0);
-  await checkNetwork(s, false);
-  return s;
+  try {
+    for (let i = 0; i < n; i++) s.model.set(`n${i}`, { mode: 'bridge', hostPort: await freePort() });
+    await writeModel(s);
+    const t0 = performance.now();
+    await apply(s);
+    s.fullApplyMs = since(t0);
+    await checkNetwork(s, false);
+    return s;
+  } catch (err) {
+    // The suite's after() never sees it: leave nothing (bridge, rules, containers) behind.
+    await teardownNetSuite(s).catch(() => undefined);
+    throw err;
+  }
 }
 
 export async function teardownNetSuite(s: NetSuite | undefined): Promise<void> {

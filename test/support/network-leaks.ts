@@ -9,6 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
+import { sweepContainerRules } from '../../src/runtime/network/iptables-sweep.js';
 
 export interface TestNetwork {
   bridge: string;
@@ -87,7 +88,9 @@ export function networkProblems(l: NetworkLeaks): string[] {
 }
 
 /** Removes what the instance's network left: its iptables rules (deleted one by one) and its bridge. */
-export async function cleanupNetwork(stateDir: string, n: TestNetwork): Promise<void> {
+export async function cleanupNetwork(stateDir: string, n: TestNetwork, cniNetwork = `acetate-${instancePaths(stateDir).instanceHash}`): Promise<void> {
+  // Rules by the network's name, with the per-container chains they used; then any by subnet.
+  await sweepContainerRules(cniNetwork).catch(() => undefined);
   for (const { table, rule } of (await instanceRules(stateDir, n)).reverse()) {
     const args = rule.slice(3).match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
     await exec('iptables', ['-w', '-t', table, '-D', ...args]).catch(() => undefined);
