@@ -24,8 +24,8 @@ import { readJson, writeJsonAtomic, forgetFiles } from '../runc/store.js';
 import { removePaths } from '../../util/small-file.js';
 import { CniError, DEFAULT_CNI_PATH, type CniResult } from './cni-exec.js';
 import { addList, addressOf, callOne, checkList, delList, loopbackUp, pluginList, type CniTarget, type PluginConfig } from './cni-list.js';
-import { NetworkError, type NetworkDriver, type NetworkRequest, type NetworkSetup, type NetworkStatus, type NodeNetworkConfig } from './driver.js';
-import { writeEtcFiles } from './etc-files.js';
+import { NetworkError, type NetworkDriver, type NetworkPrepared, type NetworkRequest, type NetworkSetup, type NetworkStatus, type NodeNetworkConfig } from './driver.js';
+import { rewriteHosts, writeEtcFiles } from './etc-files.js';
 import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
 import { readLeases, resultFromLease } from './leases.js';
 import { PortClaims } from './port-claims.js';
@@ -109,16 +109,28 @@ export class CniNetworkDriver implements NetworkDriver {
   }
 
   async setUp(req: NetworkRequest): Promise<NetworkSetup> {
-    return this.lock.run(GLOBAL, async () => {
-      let st = await this.readState(req.id);
-      if (st && !this.shallowProblem(st)) {
-        if (!samePorts(st.ports, req.ports)) st = await this.swapPorts(st, req);
-      } else {
-        st = await this.attach(req, st);
-      }
-      const etcFiles = await writeEtcFiles(this.opts.etcDirOf(req.id), { hostname: req.hostname, ip: st.ip, hostRoot: this.opts.hostRoot });
-      return { netnsPath: st.netns, ip: st.ip, etcFiles };
+    return (await this.prepare(req)).finish();
+  }
+
+  async prepare(req: NetworkRequest): Promise<NetworkPrepared> {
+    const first = await this.lock.run(GLOBAL, async (): Promise<{ reuse?: NetworkStateFile; wantIp?: string }> => {
+      const st = await this.readState(req.id);
+      if (st && !this.shallowProblem(st)) return { reuse: st };
+      return { wantIp: await this.attachBegin(req, st, false) };
     });
+    const netnsPath = this.target(req.id).netns;
+    const ipNow = first.reuse?.ip ?? first.wantIp;
+    const etcFiles = await writeEtcFiles(this.opts.etcDirOf(req.id), { hostname: req.hostname, ip: ipNow, hostRoot: this.opts.hostRoot });
+    const finish = () =>
+      this.lock.run(GLOBAL, async (): Promise<NetworkSetup> => {
+        let st: NetworkStateFile;
+        if (first.reuse) st = samePorts(first.reuse.ports, req.ports) ? first.reuse : await this.swapPorts(first.reuse, req);
+        else st = await this.attachEnd(req, first.wantIp, false);
+        // runc may have bind-mounted the file already: written in place, not replaced.
+        if (st.ip !== ipNow) rewriteHosts(etcFiles.hosts, req.hostname, st.ip);
+        return { netnsPath: st.netns, ip: st.ip, etcFiles };
+      });
+    return { netnsPath, etcFiles, finish };
   }
 
   /**
@@ -127,12 +139,28 @@ export class CniNetworkDriver implements NetworkDriver {
    * left: no half-configured namespace.
    */
   private async attach(req: NetworkRequest, old: NetworkStateFile | undefined, keepNetns = false): Promise<NetworkStateFile> {
+    return this.attachEnd(req, await this.attachBegin(req, old, keepNetns), keepNetns);
+  }
+
+  /** The old attachment removed, the ports claimed, the namespace made; returns the address to ask for. */
+  private async attachBegin(req: NetworkRequest, old: NetworkStateFile | undefined, keepNetns: boolean): Promise<string | undefined> {
     const t = this.target(req.id);
     const wantIp = old?.ip ?? this.leaseOf(req.id);
     await this.detach(req.id, old, { keepNetns }).catch(() => undefined);
     await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
     try {
       await createNetns(t.netns);
+    } catch (err) {
+      await this.claims.release(req.id).catch(() => undefined);
+      throw classify(err, req.key, this.config);
+    }
+    return wantIp;
+  }
+
+  /** The plugins' ADD in the namespace; the result kept. On failure: DEL, namespace and claims gone. */
+  private async attachEnd(req: NetworkRequest, wantIp: string | undefined, keepNetns: boolean): Promise<NetworkStateFile> {
+    const t = this.target(req.id);
+    try {
       await loopbackUp(t);
       let result: CniResult;
       try {
@@ -152,7 +180,7 @@ export class CniNetworkDriver implements NetworkDriver {
     } catch (err) {
       await delList(this.config, this.plugins, t, req.ports).catch(() => undefined);
       if (!keepNetns) await removeNetns(t.netns).catch(() => undefined);
-      await this.claims.release(req.id, old && keepNetns ? old.ports : []).catch(() => undefined);
+      await this.claims.release(req.id).catch(() => undefined);
       throw classify(err, req.key, this.config);
     }
   }

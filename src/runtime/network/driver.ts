@@ -49,12 +49,25 @@ export interface NetworkSetup {
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
 }
 
+/**
+ * The first half of a set-up: the namespace exists (runc can be told to join it) and the /etc
+ * files are written; the ports are claimed. `finish()` gives the address and publishes the ports:
+ * it may run while runc creates the container, and must end before the process starts.
+ */
+export interface NetworkPrepared {
+  netnsPath: string;
+  etcFiles: NetworkSetup['etcFiles'];
+  finish(): Promise<NetworkSetup>;
+}
+
 export interface NetworkDriver {
   readonly config: NodeNetworkConfig;
   /** Throws a RuntimeUnavailableError when the plugins or iptables are missing. */
   preflight(): Promise<void>;
   /** Before the process starts: namespace, address, ports, /etc files. Kept across restarts. */
   setUp(req: NetworkRequest): Promise<NetworkSetup>;
+  /** setUp in two halves (see NetworkPrepared). */
+  prepare(req: NetworkRequest): Promise<NetworkPrepared>;
   /** Reads the container's network; `deep` also asks the plugins (CNI CHECK), which costs processes. */
   observe(id: string, opts: { deep: boolean }): Promise<NetworkStatus | undefined>;
   /** Published ports changed, or the network was found broken: fixed in place, same namespace. */

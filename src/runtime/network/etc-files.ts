@@ -8,7 +8,7 @@
  * upstream servers systemd-resolved lists in /run/systemd/resolve/resolv.conf, else by public
  * resolvers, as Docker does.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeDirs, writeSmallFileAtomic } from '../../util/small-file.js';
 
@@ -37,15 +37,21 @@ export function containerResolvConf(node: string, upstream: string | undefined):
   return `${[body, extra].filter(Boolean).join('\n')}\n`;
 }
 
-export function hostsFile(hostname: string, ip: string): string {
+/** Without an address yet (a first start: it comes from the plugins), the name is left out. */
+export function hostsFile(hostname: string, ip: string | undefined): string {
   return [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
     'ff02::1\tip6-allnodes',
     'ff02::2\tip6-allrouters',
-    `${ip}\t${hostname}`,
+    ...(ip ? [`${ip}\t${hostname}`] : []),
     '',
   ].join('\n');
+}
+
+/** The hosts file rewritten in place (same inode): a bind mount of it shows the new content. */
+export function rewriteHosts(file: string, hostname: string, ip: string): void {
+  writeFileSync(file, hostsFile(hostname, ip), { mode: 0o644 });
 }
 
 function readOr(file: string): string | undefined {
@@ -57,7 +63,7 @@ function readOr(file: string): string | undefined {
 }
 
 /** Writes the three files into `dir` and returns their paths. */
-export async function writeEtcFiles(dir: string, opts: { hostname: string; ip: string; hostRoot?: string }): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
+export async function writeEtcFiles(dir: string, opts: { hostname: string; ip: string | undefined; hostRoot?: string }): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
   await makeDirs([dir]);
   const root = opts.hostRoot ?? '/';
   const node = readOr(path.join(root, 'etc/resolv.conf')) ?? '';

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { existsNow, makeDirs, readSmallFileNow, writeSmallFileAtomic } from '../../util/small-file.js';
 import { CniNetworkDriver } from '../network/cni-driver.js';
-import type { NetworkDriver, NetworkRequest, NetworkSetup, NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
+import type { NetworkDriver, NetworkPrepared, NetworkRequest, NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
 import { resolveNodeNetwork, type NodeNetworkOptions } from '../network/node-config.js';
 import { keyOfId, type InstancePaths } from './paths.js';
 import type { AppliedRecord } from '../runtime.js';
@@ -91,8 +91,8 @@ export class NetworkHooks {
     return { id, key: `${record.namespace}/${record.name}`, hostname: record.spec.hostname || record.name, ports: record.spec.ports ?? [] };
   }
 
-  /** Before the process starts. */
-  async setUp(id: string, record: AppliedRecord): Promise<NetworkSetup | undefined> {
+  /** Before runc creates the container: the namespace to join and the /etc files (see NetworkPrepared). */
+  async prepare(id: string, record: AppliedRecord): Promise<NetworkPrepared | undefined> {
     if (record.spec.network !== 'bridge') return undefined;
     const d = await this.readyDriver();
     if (!this.saved) {
@@ -104,7 +104,7 @@ export class NetworkHooks {
       }
       this.saved = true;
     }
-    return d.setUp(this.request(id, record));
+    return d.prepare(this.request(id, record));
   }
 
   async update(id: string, record: AppliedRecord, repair: boolean): Promise<NetworkStatus | undefined> {

@@ -38,7 +38,7 @@ import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
 import { RuncCli, type RuncState } from './runc-cli.js';
 import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
-import type { NetworkDriver, NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
+import { NetworkError, type NetworkDriver, type NetworkStatus, type NodeNetworkConfig } from '../network/driver.js';
 import type { NodeNetworkOptions } from '../network/node-config.js';
 import { NetworkHooks } from './network-hooks.js';
 
@@ -432,11 +432,15 @@ export class RuncRuntime implements Runtime {
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
-    const network = await this.net.setUp(t.id, record);
+    const network = await this.net.prepare(t.id, record);
     const config = buildOciConfig({ ...(await this.ociConfigInput(record, cp)), ...(network ? { network } : {}) });
     await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
     await removePaths([cp.exitFile]);
     let pid: number;
+    // The plugins' ADD runs while conmon has runc create the container (which only joins the
+    // namespace); the process starts (runc start) after both.
+    const attached = network?.finish();
+    attached?.catch(() => undefined); // awaited below; a failure before that must not go unhandled
     try {
       ({ pid } = await launchConmon({
         conmonPath: conmon,
@@ -455,12 +459,15 @@ export class RuncRuntime implements Runtime {
         conmonOut: cp.conmonOut,
         logSizeMax: this.opts.logSizeMax ?? 16 * 1024 * 1024,
       }));
+      await attached;
       await runc.start(t.id, { initPid: pid });
     } catch (err) {
       // Leave nothing half-created behind: the next start() begins from scratch.
+      await attached?.catch(() => undefined);
       await runc.delete(t.id, { force: true }).catch(() => undefined);
       await reapConmon(cp, this.waiter).catch(() => undefined);
       await unmountAll(cp.rootfs, { sleep: this.waiter.sleep }).catch(() => undefined);
+      if (err instanceof NetworkError) throw err; // its reason (PortConflict, SubnetFull...) is the condition's
       throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const status = await readStatus(cp.status);
