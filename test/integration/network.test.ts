@@ -110,7 +110,7 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.match(p3.actions[0]!.reason, /network bridge → none/);
   });
 
-  it('a veth or a port rule deleted by hand is found and repaired in place: same pid, same address', async () => {
+  it('a veth, a port rule or the namespace file removed by hand is found and repaired in place: same pid, same address', async () => {
     const port = await freePort();
     const a = await startWeb('web', port);
     await waitFor(() => httpGet('127.0.0.1', port));
@@ -135,6 +135,10 @@ describe('network: bridge (real CNI plugins)', function () {
     const rule = stdout.split('\n').find((l) => l.includes('id: \\"default_web\\"'))!;
     await exec('iptables', ['-w', '-t', 'nat', ...rule.replace(/^-A /, '-D ').match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map((x) => (x.startsWith('"') ? x.slice(1, -1).replace(/\\"/g, '"') : x))]);
     await repair(/port rules of .* missing/);
+
+    // The namespace file unmounted by hand: bound again from the process, and nothing else changes.
+    await exec('umount', [`${st.runtime.paths.runDir}/netns/default_web`]);
+    await repair(/network namespace .* is gone/);
   });
 
   it('garbage collection: what a container whose record is gone left (lease, rules, namespace, claim) is removed by the next acetate', async () => {

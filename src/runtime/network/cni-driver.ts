@@ -26,7 +26,7 @@ import { CniError, DEFAULT_CNI_PATH, type CniResult } from './cni-exec.js';
 import { addList, addressOf, callOne, checkList, delList, loopbackUp, pluginList, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkDriver, type NetworkPrepared, type NetworkRequest, type NetworkSetup, type NetworkStatus, type NodeNetworkConfig } from './driver.js';
 import { rewriteHosts, writeEtcFiles } from './etc-files.js';
-import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
+import { bindNetnsOf, createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
 import { readLeases, resultFromLease } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
@@ -246,6 +246,9 @@ export class CniNetworkDriver implements NetworkDriver {
   async update(req: NetworkRequest, opts: { repair: boolean }): Promise<NetworkStatus> {
     return this.lock.run(GLOBAL, async () => {
       let st = await this.readState(req.id);
+      // The namespace file was unmounted or deleted by hand, the process still runs in it: bind it
+      // again from the process, so the repair happens where the process is.
+      if (st && req.pid && !isNetnsMounted(st.netns)) await bindNetnsOf(req.pid, st.netns).catch(() => undefined);
       if (!st || opts.repair || this.shallowProblem(st)) {
         // Repaired inside the namespace the process is in, when it is still there.
         const keep = !!st && isNetnsMounted(st.netns);

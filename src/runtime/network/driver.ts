@@ -40,6 +40,8 @@ export interface NetworkRequest {
   key: string;
   hostname: string;
   ports: readonly PublishedPort[];
+  /** The container's process, when it runs: its namespace is bound again if its file was lost. */
+  pid?: number;
 }
 
 export interface NetworkSetup {

@@ -38,6 +38,13 @@ export async function createNetns(file: string): Promise<void> {
   }
 }
 
+/** Binds the network namespace of a running process at `file` again (`mount --bind /proc/PID/ns/net`). */
+export async function bindNetnsOf(pid: number, file: string): Promise<void> {
+  await makeDirs([path.dirname(file)]);
+  if (!existsNow(file)) closeSync(openSync(file, 'w', 0o600));
+  await exec('mount', ['--bind', `/proc/${pid}/ns/net`, file], { timeoutMs: 30_000 });
+}
+
 /** Unmounts and deletes the namespace file (idempotent). */
 export async function removeNetns(file: string): Promise<void> {
   if (!existsNow(file)) return;

@@ -107,9 +107,9 @@ export class NetworkHooks {
     return d.prepare(this.request(id, record));
   }
 
-  async update(id: string, record: AppliedRecord, repair: boolean): Promise<NetworkStatus | undefined> {
+  async update(id: string, record: AppliedRecord, repair: boolean, pid?: number): Promise<NetworkStatus | undefined> {
     if (record.spec.network !== 'bridge') return undefined;
-    return (await this.readyDriver()).update(this.request(id, record), { repair });
+    return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}) }, { repair });
   }
 
   /** A running bridge container without any network state has a problem too. */

@@ -358,7 +358,11 @@ export class RuncRuntime implements Runtime {
 
   async updateNetwork(key: string, opts: { repair: boolean }): Promise<NetworkStatus | undefined> {
     const t = this.target(key);
-    return this.locks.run(key, async () => this.net.update(t.id, await this.requireRecord(t), opts.repair));
+    return this.locks.run(key, async () => {
+      const record = await this.requireRecord(t);
+      const st = await this.ourState(t);
+      return this.net.update(t.id, record, opts.repair, st && isRunning(st) ? st.pid : undefined);
+    });
   }
 
   async recordApplied(key: string, record: AppliedRecord): Promise<void> {
