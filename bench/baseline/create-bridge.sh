@@ -43,7 +43,8 @@ for ((i = 0; i < n; i++)); do
   r=$(cni bridge eth0 '{"cniVersion":"1.0.0","name":"'"$net"'","type":"bridge","bridge":"'"$bridge"'","isGateway":true,"ipMasq":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"'"$subnet"'","gateway":"'"$gw"'"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"'"$work/leases"'"}}')
   r=$(cni portmap eth0 '{"cniVersion":"1.0.0","name":"'"$net"'","type":"portmap","snat":true,"runtimeConfig":{"portMappings":[{"hostPort":'"$port"',"containerPort":80,"protocol":"tcp","hostIP":"127.0.0.1"}]},"prevResult":'"$r"'}')
   r=$(cni firewall eth0 '{"cniVersion":"1.0.0","name":"'"$net"'","type":"firewall","backend":"iptables","prevResult":'"$r"'}')
-  printf '%s\n%s\n' "$port" "$r" >"$d/cni-result"
+  echo "$port" >"$d/cni-port"
+  printf '%s\n' "$r" >"$d/cni-result.json"
   sed -e "s|@ROOTFS@|$d/rootfs|g" -e "s|@ID@|$id|g" -e "s|@NETNS@|$ns|g" "$template" >"$b/config.json"
   if ! runc --root "$root" run -d --bundle "$b" "$id" </dev/null >/dev/null 2>"$d/stdio.log"; then
     cat "$d/stdio.log" >&2

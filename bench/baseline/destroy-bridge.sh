@@ -23,9 +23,9 @@ for d in "$work"/c/*/; do
   ns=$run/netns/$id
   runc --root "$root" kill "$id" KILL 2>/dev/null || true
   runc --root "$root" delete --force "$id" 2>/dev/null || true
-  if [ -f "$d/cni-result" ]; then
-    port=$(sed -n 1p "$d/cni-result")
-    r=$(sed -n 2p "$d/cni-result")
+  if [ -f "$d/cni-result.json" ]; then
+    port=$(cat "$d/cni-port")
+    r=$(cat "$d/cni-result.json")  # the plugins print indented JSON: several lines
     export CNI_CONTAINERID=$id CNI_NETNS=$ns
     del firewall '{"cniVersion":"1.0.0","name":"'"$net"'","type":"firewall","backend":"iptables","prevResult":'"$r"'}'
     del portmap '{"cniVersion":"1.0.0","name":"'"$net"'","type":"portmap","snat":true,"runtimeConfig":{"portMappings":[{"hostPort":'"$port"',"containerPort":80,"protocol":"tcp","hostIP":"127.0.0.1"}]},"prevResult":'"$r"'}'
