@@ -11,7 +11,6 @@
  * - stop(): no new work is taken, in-flight actions finish. Containers keep running: a new loop
  *   adopts them (converged → no actions).
  */
-import { networkSummary } from './network-status.js';
 import os from 'node:os';
 import type { ContainerStatus, DesiredContainer, Phase } from '../api/types.js';
 import type { Action } from '../plan/actions.js';
@@ -30,6 +29,7 @@ import { mergeSnapshots, originOfRef, problemsForKey, type MergedSnapshot } from
 import { isDetailedSink, type RecordedAction, type StatusRecord, type StatusStore } from './status-store.js';
 import { logAction, silentLogger, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { networkSummary } from './network-status.js';
 
 export type PlanFn = (input: PlanInput) => Plan;
 export type ExecuteFn = (action: Action, ctx: { runtime: Runtime }) => Promise<ActionResult>;

@@ -9,13 +9,13 @@
  *
  * Every write is atomic (temporary file + rename) and happens only when the content changed.
  */
-import type { NetworkSummary } from './network-status.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ContainerStatus, SourceRef } from '../api/types.js';
 import type { SourceProblem } from '../sources/source.js';
 import type { StatusSink } from './sinks.js';
 import type { Waiting } from './status.js';
+import type { NetworkSummary } from './network-status.js';
 
 export const STATUS_DIR = 'status';
 
