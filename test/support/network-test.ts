@@ -19,8 +19,20 @@ export function httpGet(host: string, port: number): Promise<string | undefined>
   });
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel's choice), for a hostPort. */
-export function freePort(): Promise<number> {
+/** Ports handed out in this process: a published port is a DNAT rule, not a bound socket, so the kernel would hand it out again. */
+const handedOut = new Set<number>();
+
+/** A free TCP port on 127.0.0.1 (the kernel's choice), never one handed out before, for a hostPort. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await kernelPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
