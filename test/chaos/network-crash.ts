@@ -34,6 +34,8 @@ export interface NetSuite {
   /** Address of each bridge container at the last check. */
   ips: Map<string, string>;
   fullApplyMs: number;
+  /** How long the last apply of a change took (ms): the kills aim inside such an apply. */
+  changeApplyMs: number;
   stats: { trials: number; kills: number; reboots: number; changes: number; leaks: number };
 }
 
@@ -71,6 +73,7 @@ export async function setupNetSuite(n: number): Promise<NetSuite> {
     model: new Map(),
     ips: new Map(),
     fullApplyMs: 0,
+    changeApplyMs: 0,
     stats: { trials: 0, kills: 0, reboots: 0, changes: 0, leaks: 0 },
   };
   try {
@@ -79,6 +82,7 @@ export async function setupNetSuite(n: number): Promise<NetSuite> {
     const t0 = performance.now();
     await apply(s);
     s.fullApplyMs = since(t0);
+    s.changeApplyMs = Math.round(s.fullApplyMs / 2);
     await checkNetwork(s, false);
     return s;
   } catch (err) {
@@ -155,14 +159,17 @@ async function checkNetwork(s: NetSuite, keepAddresses: boolean): Promise<void> 
 export async function netCrashTrial(s: NetSuite, rng: Rng, t: number, log: (m: string) => void): Promise<void> {
   s.stats.trials++;
   await change(s, rng);
-  const killAfter = rng.int(Math.max(50, s.fullApplyMs));
+  // Within the time an apply of a change takes (the last one), so that most kills land mid-work.
+  const killAfter = rng.int(Math.max(50, s.changeApplyMs));
   const child = spawnCli(['apply', '-f', s.dir, '--concurrency', '4', '--allow-empty'], { stateDir: s.stateDir, env: s.env });
   const timer = setTimeout(() => child.child.kill('SIGKILL'), killAfter);
   const end = await child.exited;
   clearTimeout(timer);
   if (end.signal === 'SIGKILL') s.stats.kills++;
   log(`trial ${t}: ${s.model.size} declared, SIGKILL after ${killAfter} ms (${end.signal ?? `exit ${end.code}`})`);
+  const t0 = performance.now();
   await apply(s);
+  s.changeApplyMs = Math.max(since(t0), end.signal === 'SIGKILL' ? killAfter : 0);
   await checkNetwork(s, true);
 }
 
