@@ -161,15 +161,16 @@ export async function netCrashTrial(s: NetSuite, rng: Rng, t: number, log: (m: s
   await change(s, rng);
   // Within the time an apply of a change takes (the last one), so that most kills land mid-work.
   const killAfter = rng.int(Math.max(50, s.changeApplyMs));
+  const tk = performance.now();
   const child = spawnCli(['apply', '-f', s.dir, '--concurrency', '4', '--allow-empty'], { stateDir: s.stateDir, env: s.env });
   const timer = setTimeout(() => child.child.kill('SIGKILL'), killAfter);
   const end = await child.exited;
   clearTimeout(timer);
   if (end.signal === 'SIGKILL') s.stats.kills++;
   log(`trial ${t}: ${s.model.size} declared, SIGKILL after ${killAfter} ms (${end.signal ?? `exit ${end.code}`})`);
-  const t0 = performance.now();
+  // An apply that ended before the kill: its duration is what the next kill aims inside.
+  if (end.signal !== 'SIGKILL') s.changeApplyMs = since(tk);
   await apply(s);
-  s.changeApplyMs = Math.max(since(t0), end.signal === 'SIGKILL' ? killAfter : 0);
   await checkNetwork(s, true);
 }
 
