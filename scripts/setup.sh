@@ -19,6 +19,12 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # `acetate exec -t` is tested under a pseudo-terminal made by script(1).
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/runtime/node-lock.ts)
+# network: bridge: the CNI reference plugins (bridge, host-local, portmap, firewall, loopback),
+# the iptables their rules go through, and util-linux's unshare for the network namespaces.
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/portmap ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)  # unshare: the network namespaces
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

@@ -2,6 +2,7 @@
 import { parseCpu, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
 import { normalizeProbes } from './probes.js';
+import { normalizePorts } from './ports.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -51,6 +52,7 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.init === false) spec.init = false;
   const probes = normalizeProbes(s);
   if (probes) spec.probes = probes;
+  if (s.ports?.length) spec.ports = normalizePorts(s.ports);
   return spec;
 }
 

@@ -11,7 +11,17 @@ export type DesiredProcessState = 'Running' | 'Stopped';
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 export type ResizeRestartPolicy = 'NotRequired' | 'RestartContainer';
 export type ResourceName = 'cpu' | 'memory' | 'pids';
-export type NetworkMode = 'none' | 'host';
+export type NetworkMode = 'none' | 'host' | 'bridge';
+export type PortProtocol = 'TCP' | 'UDP';
+
+/** A port of the container, published on the node when hostPort is set (Kubernetes' ContainerPort). */
+export interface PublishedPort {
+  name?: string;
+  containerPort: number;
+  hostPort?: number;
+  hostIP?: string;
+  protocol: PortProtocol;
+}
 export const RESOURCE_NAMES: readonly ResourceName[] = ['cpu', 'memory', 'pids'];
 
 /** The spec as a user writes it (YAML / Kubernetes object). */
@@ -29,6 +39,7 @@ export interface ContainerSpec {
   terminationGracePeriodSeconds?: number;
   mounts?: { hostPath: string; containerPath: string; readOnly?: boolean }[];
   network?: NetworkMode;
+  ports?: { name?: string; containerPort: number; hostPort?: number; hostIP?: string; protocol?: PortProtocol }[];
   securityContext?: {
     privileged?: boolean;
     noNewPrivileges?: boolean;
@@ -90,6 +101,8 @@ export interface ContainerStatus {
   restartCount?: number;
   lastExitCode?: number;
   startedAt?: string;
+  /** The container's address on the node's bridge (network: bridge). */
+  ip?: string;
   resources?: { cpu?: string; memory?: string; pids?: number };
   conditions?: Condition[];
 }
@@ -125,6 +138,8 @@ export interface NormalizedSpec {
   terminationGracePeriodSeconds: number;
   mounts: { hostPath: string; containerPath: string; readOnly: boolean }[];
   network: NetworkMode;
+  /** Absent when there are none (so specs written before ports existed keep their hash). */
+  ports?: PublishedPort[];
   security: {
     privileged: boolean;
     noNewPrivileges: boolean;

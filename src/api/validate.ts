@@ -14,6 +14,7 @@ import { protectedHostPathProblem } from './protected-paths.js';
 import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import type { PathSegment } from '../sources/files/yaml-documents.js';
 import { probeIssues } from './validate-probes.js';
+import { portIssues } from './validate-ports.js';
 
 export interface ValidationIssue {
   /** Field path as segments, e.g. ['spec', 'resources', 'memory']. */
@@ -104,7 +105,7 @@ export function formatPath(path: readonly PathSegment[]): string {
   return out || '(document)';
 }
 
-function issue(path: PathSegment[], message: string): ValidationIssue {
+export function issue(path: PathSegment[], message: string): ValidationIssue {
   return { path, field: formatPath(path), message };
 }
 
@@ -179,6 +180,8 @@ function patternMessage(path: PathSegment[], value: unknown): string {
   if (parent === 'env' || path.includes('env')) return `${show(value)} is not a valid environment variable name`;
   if (['template', 'hostname', 'nodeName'].includes(last))
     return `${show(value)} is not a valid name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)`;
+  if (last === 'hostIP') return `${show(value)} is not an IPv4 address such as 127.0.0.1`;
+  if (parent === 'ports' || path.includes('ports')) return `${show(value)} is not a port name (lowercase letters, digits and '-', at most 15 characters)`;
   if (path.includes('capabilities')) return `${show(value)} is not a capability name such as NET_ADMIN`;
   return `${show(value)} has an invalid format`;
 }
@@ -301,6 +304,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
       seen.add(norm);
     }
   });
+  out.push(...portIssues(spec));
   const envNames = new Set<string>();
   (Array.isArray(spec.env) ? spec.env : []).forEach((e, i) => {
     if (!isRecord(e) || typeof e.name !== 'string') return;

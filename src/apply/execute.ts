@@ -87,6 +87,14 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
       const { pid } = await rt.start(key);
       return { outcome: 'replaced', pid };
     }
+    case 'ports':
+    case 'network': {
+      // The record first: the driver publishes the record's ports. Should this fail, the plan
+      // still sees the ports in force (read from the network) differ, and it is tried again.
+      await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
+      await rt.updateNetwork(key, { repair: action.kind === 'network' });
+      return { outcome: action.kind === 'ports' ? 'published' : 'repaired' };
+    }
     case 'configure': {
       await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
       return { outcome: 'configured' };

@@ -9,6 +9,7 @@ import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
+import type { NodeNetworkOptions } from '../runtime/network/node-config.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -32,7 +33,7 @@ function logSizeMaxFromEnv(): number | undefined {
   }
 }
 
-export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)): CliContext {
+export function createContext(stateDir: string, runDir = resolveRunDir(stateDir), network: NodeNetworkOptions = {}): CliContext {
   // Manifests that mount these (or an ancestor) are refused at validation, naming the field.
   setProtectedDirs([
     { dir: stateDir, what: 'state dir' },
@@ -49,7 +50,7 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
         // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).
-        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env) });
+        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env), network });
         await runtime.preflight();
         await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
         await fs.mkdir(runDir, { recursive: true, mode: 0o700 });

@@ -4,6 +4,7 @@ import { COMMANDS } from './commands/index.js';
 import { print, UsageError, type Command } from './command.js';
 import { createContext, resolveRunDir, resolveStateDir, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './context.js';
 import { RuntimeUnavailableError } from '../runtime/runtime.js';
+import { DEFAULT_BRIDGE, DEFAULT_SUBNET } from '../runtime/network/node-config.js';
 import { ActionError, messageOf } from '../apply/errors.js';
 
 const VERSION = '0.1.0';
@@ -23,6 +24,9 @@ Global options:
   --run-dir DIR    acetate's runc root, OCI bundles and conmon's files: what a reboot
                    ends, best on a tmpfs (default ${DEFAULT_RUN_DIR} with the default state
                    dir, <state-dir>/run with another, or $ACETATE_RUN_DIR)
+  --network-bridge NAME, --network-subnet CIDR
+                   the node network of \`network: bridge\` containers (default ${DEFAULT_BRIDGE},
+                   ${DEFAULT_SUBNET}; or $ACETATE_NETWORK_BRIDGE, $ACETATE_NETWORK_SUBNET)
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -30,10 +34,10 @@ Run 'acetate COMMAND --help' for a command's options.
 `;
 }
 
-type GlobalArgs = { stateDir?: string; runDir?: string; help: boolean; version: boolean; command?: string; rest: string[] };
+type GlobalArgs = { stateDir?: string; runDir?: string; bridge?: string; subnet?: string; help: boolean; version: boolean; command?: string; rest: string[] };
 
 /** Global options that take a directory, by flag. */
-const DIR_FLAGS = { '--state-dir': 'stateDir', '--run-dir': 'runDir' } as const;
+const DIR_FLAGS = { '--state-dir': 'stateDir', '--run-dir': 'runDir', '--network-bridge': 'bridge', '--network-subnet': 'subnet' } as const;
 
 /** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
 function splitGlobal(argv: string[]): GlobalArgs {
@@ -76,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const stateDir = resolveStateDir(g.stateDir);
-    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir)));
+    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }));
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `acetate: ${err.message}`);

@@ -32,6 +32,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { Prober } from './probes/prober.js';
 import { killUnhealthy } from './probes/unhealthy.js';
 import { probeTools } from './probes/tools.js';
+import { networkSummary } from './network-status.js';
 
 export type PlanFn = (input: PlanInput) => Plan;
 export type ExecuteFn = (action: Action, ctx: { runtime: Runtime }) => Promise<ActionResult>;
@@ -92,6 +93,8 @@ const EVENT_REASON: Record<string, { type: ContainerEvent['type']; reason: strin
   restarted: { type: 'Normal', reason: 'Restarted' },
   replaced: { type: 'Normal', reason: 'Replaced' },
   configured: { type: 'Normal', reason: 'Configured' },
+  published: { type: 'Normal', reason: 'PortsPublished' },
+  repaired: { type: 'Warning', reason: 'NetworkRepaired' },
   destroyed: { type: 'Normal', reason: 'Destroyed' },
 };
 
@@ -489,7 +492,8 @@ export class Controller {
         const cause = err instanceof ActionError ? err.cause : err;
         const retry = err instanceof ActionError ? err.retry : 'backoff';
         const durationMs = Math.round(performance.now() - a0);
-        report.error = { message: messageOf(cause), action: action.kind, retry };
+        const reason = (cause as { reason?: unknown } | undefined)?.reason;
+        report.error = { message: messageOf(cause), action: action.kind, retry, ...(typeof reason === 'string' ? { reason } : {}) };
         report.requeue = retry === 'terminal' ? { kind: 'terminal', error: err } : { kind: 'backoff', error: err };
         this.metrics?.actions.inc({ kind: action.kind, outcome: 'error' });
         this.metrics?.actionDuration.observe({ kind: action.kind, outcome: 'error' }, durationMs / 1000);
@@ -644,6 +648,7 @@ export class Controller {
       if (actual.process.unsupervised) record.actual.unsupervised = actual.process.unsupervised;
       if (actual.process.startedAt) record.actual.startedAt = actual.process.startedAt;
       if (actual.process.finishedAt) record.actual.finishedAt = actual.process.finishedAt;
+      record.actual.network = networkSummary(actual);
     }
     if (lastError) record.lastError = lastError;
     if (report.waiting) record.waiting = report.waiting;

@@ -15,6 +15,7 @@ import type { ContainerStatus, SourceRef } from '../api/types.js';
 import type { SourceProblem } from '../sources/source.js';
 import type { StatusSink } from './sinks.js';
 import type { Waiting } from './status.js';
+import type { NetworkSummary } from './network-status.js';
 
 export const STATUS_DIR = 'status';
 
@@ -64,6 +65,7 @@ export interface StatusRecord {
     restartCount: number;
     limits: { cpu?: string; memory?: string; pids?: number };
     applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number } };
+    network?: NetworkSummary;
   };
   lastError?: {
     message: string;

@@ -34,6 +34,8 @@ export interface ReconcileError {
   action?: string;
   /** backoff: retried automatically; terminal: waits for the next change of the key. */
   retry: 'backoff' | 'terminal';
+  /** A CamelCase reason the error carries (e.g. PortConflict, SubnetFull from the network driver). */
+  reason?: string;
 }
 
 export interface StatusInput {
@@ -111,6 +113,7 @@ function readyCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime
     return { type: CONDITION_READY, status: 'True', reason: 'Running', message: input.probe?.message ?? `running with pid ${actual?.process.pid ?? '?'}` };
   }
   if (input.waiting) return { type: CONDITION_READY, status: 'False', reason: input.waiting.reason, message: input.waiting.message };
+  if (input.error?.reason) return { type: CONDITION_READY, status: 'False', reason: input.error.reason, message: input.error.message };
   if (state === 'exited') {
     const code = actual?.process.exitCode;
     return { type: CONDITION_READY, status: 'False', reason: 'Exited', message: `exited${code !== undefined ? ` with code ${code}` : ''}` };
@@ -141,7 +144,7 @@ function syncedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
     return {
       type: CONDITION_SYNCED,
       status: 'False',
-      reason: input.error.retry === 'terminal' ? 'Failed' : 'ReconcileError',
+      reason: input.error.reason ?? (input.error.retry === 'terminal' ? 'Failed' : 'ReconcileError'),
       message: `${input.error.action ? `${input.error.action}: ` : ''}${input.error.message}${input.error.retry === 'terminal' ? ' (waiting for a change of the manifest)' : ' (retrying with backoff)'}`,
     };
   }
@@ -224,6 +227,7 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   const lastExitCode = exitCode ?? input.lastExitCode ?? actual?.process.exitCode ?? previous?.lastExitCode;
   if (lastExitCode !== undefined) status.lastExitCode = lastExitCode;
   if (actual?.process.startedAt) status.startedAt = actual.process.startedAt;
+  if (actual?.network?.ip) status.ip = actual.network.ip;
   if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);
   status.conditions = mergeConditions(previous?.conditions, conds, input.now);
   return status;

@@ -2,7 +2,7 @@
  * The actions a plan is made of. A plan is computed without I/O by plan() and carried out by
  * apply; each action carries the reason it was chosen, in words a user reads in `acetate plan`.
  */
-import type { DesiredContainer, Resources } from '../api/types.js';
+import type { DesiredContainer, PublishedPort, Resources } from '../api/types.js';
 
 interface Base {
   key: string;
@@ -32,6 +32,10 @@ export interface ReplaceAction extends Base {
 }
 /** Only fields that need no runtime action changed (restartPolicy, grace period...): record them. */
 export interface ConfigureAction extends Base { kind: 'configure'; desired: DesiredContainer; fields: string[] }
+/** Published ports changed on a running bridge container: port rules replaced, same namespace and pid. */
+export interface PortsAction extends Base { kind: 'ports'; desired: DesiredContainer; from: PublishedPort[]; to: PublishedPort[] }
+/** The network of a running bridge container is broken (a veth or rule deleted by hand): rebuilt in place, same address. */
+export interface NetworkRepairAction extends Base { kind: 'network'; desired: DesiredContainer }
 /** A managed container no longer desired: stop it and delete it with its private area. */
 export interface DestroyAction extends Base { kind: 'destroy'; graceSeconds: number }
 
@@ -43,6 +47,8 @@ export type Action =
   | RestartAction
   | ReplaceAction
   | ConfigureAction
+  | PortsAction
+  | NetworkRepairAction
   | DestroyAction;
 
 export type ActionKind = Action['kind'];
@@ -57,5 +63,7 @@ export type Outcome =
   | 'restarted'
   | 'replaced'
   | 'configured'
+  | 'published'
+  | 'repaired'
   | 'destroyed'
   | 'deferred';

@@ -7,6 +7,7 @@ import { hashOf } from '../api/hash.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
 import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
+import { planNetwork } from './network.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 
 export interface PlanInput {
@@ -75,7 +76,7 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
     const discard = replaceFields.includes('template');
     const reason = discard
       ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
-      : `${replaceFields.join(', ')} changed: cannot change in place (private area kept)${userNamespaceNote(had, want)}`;
+      : `${replaceFields.join(', ')} changed${replaceFields.includes('network') ? ` (network ${had.network} → ${want.network})` : ''}: cannot change in place (private area kept)${userNamespaceNote(had, want)}`;
     return [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }];
   }
 
@@ -100,6 +101,7 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
         actions.push({ kind: 'resize', key, desired: d, from: inForce, to: want.resources, reason: `${change} (in place${drift ? ', repairing drift' : ''})` });
       }
     }
+    actions.push(...planNetwork(d, a));
   } else if (wantsRunning && (a.process.state === 'absent' || restartWanted(want, a.process.exitCode))) {
     const why = a.process.state === 'exited'
       ? `process exited${a.process.exitCode !== undefined ? ` with code ${a.process.exitCode}` : ''}; restartPolicy ${want.restartPolicy}`

@@ -2,6 +2,7 @@
 import type { Action, ActionKind } from './actions.js';
 import type { Plan } from './plan.js';
 import { formatResource } from './compare.js';
+import { formatPorts, publishedOnly } from '../api/ports.js';
 
 const SYMBOL: Record<ActionKind, string> = {
   create: '+',
@@ -11,6 +12,8 @@ const SYMBOL: Record<ActionKind, string> = {
   restart: '~',
   replace: '-/+',
   configure: '~',
+  ports: '~',
+  network: '~',
   destroy: '-',
 };
 
@@ -22,6 +25,7 @@ function detail(a: Action): string {
       s.resources.cpuMillis !== undefined ? `cpu ${formatResource('cpu', s.resources.cpuMillis)}` : '',
       s.resources.memoryBytes !== undefined ? `memory ${formatResource('memory', s.resources.memoryBytes)}` : '',
       s.resources.pids !== undefined ? `pids ${s.resources.pids}` : '',
+      s.network === 'bridge' ? `network bridge${publishedOnly(s.ports).length ? `, ports ${formatPorts(s.ports)}` : ''}` : '',
     ].filter(Boolean);
     return `${res.join(', ')}: ${a.reason}`;
   }
@@ -33,7 +37,7 @@ export function renderPlanLines(plan: Plan): string[] {
   return plan.actions.map((a) => `  ${SYMBOL[a.kind].padStart(3)} ${a.kind.padEnd(9)} ${a.key.padEnd(width)}  ${detail(a)}`);
 }
 
-const SUMMARY_ORDER: ActionKind[] = ['create', 'start', 'resize', 'restart', 'replace', 'configure', 'stop', 'destroy'];
+const SUMMARY_ORDER: ActionKind[] = ['create', 'start', 'resize', 'ports', 'network', 'restart', 'replace', 'configure', 'stop', 'destroy'];
 
 export function summarizePlan(plan: Plan): string {
   if (!plan.actions.length) {
@@ -65,7 +69,7 @@ export function planToJson(plan: Plan): unknown {
       reason: a.reason,
       ...(a.kind === 'replace' ? { fields: a.fields, discardPrivateArea: a.discardPrivateArea } : {}),
       ...(a.kind === 'configure' ? { fields: a.fields } : {}),
-      ...(a.kind === 'resize' || a.kind === 'restart' ? { from: a.from, to: a.to } : {}),
+      ...(a.kind === 'resize' || a.kind === 'restart' || a.kind === 'ports' ? { from: a.from, to: a.to } : {}),
     })),
     unchanged: plan.unchanged,
     skipped: plan.skipped,

@@ -7,6 +7,7 @@
  * interrupted half way, e.g. acetate was SIGKILLed) converges and leaks nothing.
  */
 import type { NormalizedSpec, Resources, SourceRef, ResourceName } from '../api/types.js';
+import type { NetworkStatus, NodeNetworkConfig } from './network/driver.js';
 
 /** What acetate last applied to a container; stored by the runtime next to the container. */
 export interface AppliedRecord {
@@ -51,6 +52,8 @@ export interface ActualContainer {
   limits: Resources;
   /** How many times the process has been started again after its first start. */
   restartCount: number;
+  /** network: bridge: its address, namespace, published ports, and what is broken (see network/driver.ts). */
+  network?: NetworkStatus;
 }
 
 export interface DeferredResize {
@@ -145,11 +148,18 @@ export interface Runtime {
   stop(key: string, opts: StopOptions): Promise<{ exitCode?: number }>;
   /** Changes limits of a running container in place (same pid) and records them as applied. */
   updateResources(key: string, resources: Resources): Promise<ResizeResult>;
+  /**
+   * network: bridge, running: publishes the record's ports in place (same namespace, same pid), or
+   * with `repair` rebuilds a network found broken (CNI DEL + ADD with the same address).
+   */
+  updateNetwork(key: string, opts: { repair: boolean }): Promise<NetworkStatus | undefined>;
   /** Rewrites the applied record (e.g. after a change that needs no runtime action). */
   recordApplied(key: string, record: AppliedRecord): Promise<void>;
   /** Stops (if needed) and removes the container: runtime state, mounts, cgroups, directories. */
   remove(key: string, opts: RemoveOptions): Promise<void>;
   logs(key: string, opts?: LogOptions): Promise<string>;
+  /** The node network of bridge containers (bridge, subnet, gateway), for `acetate describe`. */
+  readonly nodeNetwork?: NodeNetworkConfig;
   /** Writes the log as it grows (after what logs() would print) until the container is removed. */
   followLogs(key: string, write: (text: string) => void, opts?: FollowOptions): Promise<void>;
   /** Runs a process in the running container; throws NotRunningError when it does not run. */

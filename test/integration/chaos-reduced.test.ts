@@ -8,6 +8,7 @@ import { badInputs } from '../chaos/corpus.js';
 import { checkAllAtOnce, startKeeper, stopKeeper, type Keeper } from '../chaos/corpus-check.js';
 import { applyCrashTrial, describeStats, setupCrashSuite, teardownCrashSuite, type CrashSuite } from '../chaos/crash.js';
 import { runcStartFails } from '../chaos/faults.js';
+import { describeNetStats, netCrashTrial, netRebootTrial, setupNetSuite, teardownNetSuite, type NetSuite } from '../chaos/network-crash.js';
 
 describe('reliability (reduced; full suite: npm run test:chaos)', function () {
   this.timeout(120_000);
@@ -47,4 +48,18 @@ describe('reliability (reduced; full suite: npm run test:chaos)', function () {
   });
 
   it('runc fails to start one container: reported, the others converge, nothing leaks', runcStartFails);
+
+  describe('network bridge: SIGKILL during apply, and a reboot', function () {
+    const rng = new Rng(chaosSeed('reduced/network'));
+    let s: NetSuite | undefined;
+    before(async () => {
+      s = await setupNetSuite(4);
+    });
+    after(async () => {
+      if (s) console.log(`      ${describeNetStats(s.stats)}`);
+      await teardownNetSuite(s);
+    });
+    it('converges after a SIGKILL: addresses kept, nothing of a removed container left', () => netCrashTrial(s!, rng.fork('t1'), 1, (m) => console.log(`      ${m}`)));
+    it('after a reboot the survivors get their addresses back, nothing of the removed left', () => netRebootTrial(s!, rng.fork('r1'), 1, (m) => console.log(`      ${m}`)));
+  });
 });

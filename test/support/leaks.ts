@@ -16,6 +16,7 @@ import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/templates.js';
 import { exec } from '../../src/util/exec.js';
 import { exists } from '../../src/util/exists.js';
+import { cleanupNetwork, networkProblems, snapshotNetworkLeaks, type TestNetwork } from './network-leaks.js';
 
 export interface LeakedProcess {
   pid: number;
@@ -108,6 +109,8 @@ export interface NoLeakOptions {
   allowContainerDirs?: string[];
   /** Poll this long for stragglers (e.g. a conmon finishing its exit) before failing. Default 3000. */
   waitMs?: number;
+  /** The instance's bridge network: also no netns, lease, veth or iptables rule (and, with dirRemoved, no bridge). */
+  network?: TestNetwork;
 }
 
 function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
@@ -129,6 +132,7 @@ export async function assertNoLeaks(stateDir: string, opts: NoLeakOptions = {}):
   const deadline = Date.now() + (opts.waitMs ?? 3000);
   for (;;) {
     const found = problems(await snapshotLeaks(stateDir, opts), opts);
+    if (opts.network) found.push(...networkProblems(await snapshotNetworkLeaks(stateDir, opts.network, { runDir: opts.runDir, bridgeGone: opts.dirRemoved })));
     if (found.length === 0) return;
     if (Date.now() >= deadline) throw new Error(`acetate left things behind for ${stateDir}:\n  ${found.join('\n  ')}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -140,7 +144,7 @@ export async function assertNoLeaks(stateDir: string, opts: NoLeakOptions = {}):
  * (foreign runc containers created by tests in the instance's root, processes, mounts, cgroups)
  * and delete the dir. Safe to call twice.
  */
-export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtime; runDir?: string } = {}): Promise<void> {
+export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtime; runDir?: string; network?: TestNetwork } = {}): Promise<void> {
   const ip = instancePaths(stateDir, opts.runDir);
   const errors: unknown[] = [];
   const runtime = opts.runtime ?? new RuncRuntime({ stateDir, runDir: opts.runDir, templates: new TemplateStore({ stateDir }), sweepLeftovers: true });
@@ -197,6 +201,8 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
       }
     }
   }
+  // 5b. The instance's bridge and any iptables rule of its network.
+  if (opts.network) await cleanupNetwork(stateDir, opts.network).catch((e: unknown) => errors.push(e));
   // 6. The dir, unless something is still mounted in it (never delete through a mount).
   for (const dir of instanceDirs(ip)) {
     if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });

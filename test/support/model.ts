@@ -28,6 +28,7 @@ export function actualFrom(d: DesiredContainer, process: ActualContainer['proces
     process,
     limits: process.state === 'running' ? { ...spec.resources } : {},
     restartCount: 0,
+    ...(spec.network === 'bridge' ? { network: { ip: '10.90.0.2', ports: spec.ports ?? [] } } : {}),
   };
 }
 
@@ -49,6 +50,8 @@ export function simulate(actions: Action[], actual: Map<string, ActualContainer>
         next.set(a.key, actualFrom(a.desired, { state: 'absent' }));
         break;
       case 'resize':
+      case 'ports':
+      case 'network':
         next.set(a.key, actualFrom(a.desired, cur!.process));
         break;
       case 'configure':

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/templates.js';
 import { assertNoLeaks, cleanupStateDir } from './leaks.js';
+import type { TestNetwork } from './network-leaks.js';
 
 export { cleanupStateDir };
 
@@ -19,9 +20,11 @@ export async function makeTmpStateDir(prefix = 'acetate-state-'): Promise<string
 }
 
 /** A RuncRuntime with its TemplateStore on a state dir. */
-export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string; runDir?: string; sweepLeftovers?: boolean } = {}): RuncRuntime {
+export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string; runDir?: string; sweepLeftovers?: boolean; network?: TestNetwork } = {}): RuncRuntime {
+  const { network, ...rest } = extra;
   // The test is the only process changing this state dir: it may sweep, as a lock holder does.
-  return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), sweepLeftovers: true, ...extra });
+  // A test network: checked in depth at every get() (no 60 s throttle).
+  return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), sweepLeftovers: true, ...rest, ...(network ? { network: { ...network, deepCheckIntervalMs: 0 } } : {}) });
 }
 
 export interface TmpState {
@@ -34,10 +37,10 @@ export interface TmpState {
 }
 
 /** mkdtemp + runtime; call cleanup() in afterEach/after. `runDir`: a run dir of its own (removed by cleanup too). */
-export async function tmpState(prefix?: string, opts: { runDir?: string } = {}): Promise<TmpState> {
+export async function tmpState(prefix?: string, opts: { runDir?: string; network?: TestNetwork } = {}): Promise<TmpState> {
   const dir = await makeTmpStateDir(prefix);
-  const runtime = makeRuntime(dir, { runDir: opts.runDir });
-  const cleanup = (): Promise<void> => cleanupStateDir(dir, { runtime, runDir: opts.runDir });
+  const runtime = makeRuntime(dir, { runDir: opts.runDir, network: opts.network });
+  const cleanup = (): Promise<void> => cleanupStateDir(dir, { runtime, runDir: opts.runDir, network: opts.network });
   return {
     dir,
     runtime,
@@ -45,7 +48,7 @@ export async function tmpState(prefix?: string, opts: { runDir?: string } = {}):
     cleanup,
     async cleanupAndAssertNoLeaks() {
       await cleanup();
-      await assertNoLeaks(dir, { dirRemoved: true, runDir: opts.runDir });
+      await assertNoLeaks(dir, { dirRemoved: true, runDir: opts.runDir, network: opts.network });
     },
   };
 }

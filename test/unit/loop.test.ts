@@ -114,6 +114,9 @@ class MemRuntime implements Runtime {
     b.limits = { ...resources };
     return { limits: { ...resources }, deferred: [] };
   }
+  async updateNetwork(): Promise<undefined> {
+    return undefined;
+  }
   async recordApplied(key: string, record: AppliedRecord): Promise<void> {
     await this.enter('recordApplied', key);
     this.boxes.get(key)!.applied = structuredClone(record);

@@ -102,6 +102,15 @@ describe('status', () => {
     assert.match(findCondition(s, 'Synced')!.message!, /waiting for a change/);
   });
 
+  it('an error with a reason (the network driver\'s SubnetFull, PortConflict, PortInUse) is the reason of Ready=False and Synced=False', () => {
+    const s = status({ desired: d, actual: actualFrom(d, { state: 'absent' }), error: { message: 'no address left for default/web in 10.90.0.0/29', action: 'start', retry: 'backoff', reason: 'SubnetFull' } });
+    assert.deepEqual([findCondition(s, 'Ready')?.status, findCondition(s, 'Ready')?.reason], ['False', 'SubnetFull']);
+    assert.match(findCondition(s, 'Ready')!.message!, /no address left/);
+    assert.equal(findCondition(s, 'Synced')?.reason, 'SubnetFull');
+    const running = status({ desired: d, actual: { ...actualFrom(d), network: { ip: '10.90.0.9', ports: [] } } });
+    assert.equal(running.ip, '10.90.0.9', 'status.ip');
+  });
+
   it('observedGeneration comes from a Kubernetes source', () => {
     const k: DesiredContainer = { ...d, source: { kind: 'kube', uid: 'u1', generation: 7 } };
     const s = status({ desired: k, actual: actualFrom(k) });

@@ -17,6 +17,8 @@ import {
 import { messageOf } from '../../apply/errors.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { SourceRef } from '../../api/types.js';
+import { networkSummary } from '../../controller/network-status.js';
+import type { NodeNetworkConfig } from '../../runtime/network/driver.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';
@@ -57,6 +59,7 @@ function fromRuntime(a: ActualContainer): StatusRecord {
   if (a.process.unsupervised) rec.actual!.unsupervised = a.process.unsupervised;
   if (a.process.startedAt) rec.actual!.startedAt = a.process.startedAt;
   if (a.process.finishedAt) rec.actual!.finishedAt = a.process.finishedAt;
+  rec.actual!.network = networkSummary(a);
   return rec;
 }
 
@@ -67,7 +70,7 @@ function withFreshActual(rec: StatusRecord, a: ActualContainer | undefined): Sta
   return { ...rec, actual: fresh.actual };
 }
 
-export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()): string {
+export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now(), node?: NodeNetworkConfig): string {
   const s = rec.status;
   const lines: string[] = [];
   const field = (k: string, v: string | number | undefined): void => {
@@ -79,6 +82,7 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   field('Phase', s.phase ?? 'Unknown');
   field('Node', s.node);
   field('PID', rec.actual?.pid ?? s.pid);
+  field('IP', rec.actual?.network?.ip ?? s.ip);
   field('Restarts', rec.actual?.restartCount ?? s.restartCount ?? 0);
   const code = rec.actual?.exitCode ?? s.lastExitCode;
   field('Last exit code', code === undefined ? undefined : `${code}${rec.actual?.reason ? ` (${rec.actual.reason})` : ''}`);
@@ -100,6 +104,12 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
     lines.push(`  Process:        ${rec.actual.state}${rec.actual.pid ? ` (pid ${rec.actual.pid})` : ''}`);
     lines.push(`  Limits:         ${rec.actual.state === 'running' ? res(rec.actual.limits) : '-'}`);
     lines.push(`  Applied:        state ${rec.actual.applied.state}, ${res(rec.actual.applied.resources)}`);
+    const n = rec.actual.network;
+    if (n) {
+      lines.push(`  Network:        ${n.mode}${n.ip ? ` ${n.ip}` : ''}${n.mode === 'bridge' ? `, ports ${n.ports}` : ''}${n.problem ? ` (broken: ${n.problem})` : ''}`);
+      if (n.netns) lines.push(`  Net namespace:  ${n.netns}`);
+      if (n.mode === 'bridge' && node) lines.push(`  Node network:   bridge ${node.bridge}, subnet ${node.subnet}, gateway ${node.gateway} (CNI network ${node.name})`);
+    }
     lines.push(`  Runtime id:     ${rec.actual.id}`);
   } else {
     lines.push('  (no container on this node)');
@@ -163,9 +173,15 @@ The actual part is read from the runtime now; the rest is what the loop last rec
     const stored = await readStatusRecord(ctx.stateDir, key);
     let actual: ActualContainer | undefined;
     let runtimeError: string | undefined;
+    let node: NodeNetworkConfig | undefined;
     try {
       const { runtime } = await ctx.openRuntime();
       actual = await runtime.get(key);
+      try {
+        node = runtime.nodeNetwork;
+      } catch (err) {
+        print(ctx.stderr, `warning: ${messageOf(err)}`);
+      }
     } catch (err) {
       runtimeError = messageOf(err);
     }
@@ -190,14 +206,14 @@ The actual part is read from the runtime now; the rest is what the loop last rec
         ? `not running (last stopped ${ctl.stoppedAt ?? 'unexpectedly'}); status may be stale`
         : 'acetate run has never run with this state dir';
     if (values.output === 'json') {
-      print(ctx.stdout, JSON.stringify({ ...rec, loop }, null, 2));
+      print(ctx.stdout, JSON.stringify({ ...rec, loop, ...(node ? { nodeNetwork: node } : {}) }, null, 2));
       return 0;
     }
     if (values.output === 'yaml') {
       ctx.stdout.write(yaml.dump({ ...rec, loop }, { noRefs: true }));
       return 0;
     }
-    ctx.stdout.write(renderDescribe(rec, loop));
+    ctx.stdout.write(renderDescribe(rec, loop, Date.now(), node));
     if (runtimeError) print(ctx.stderr, `warning: cannot read the runtime: ${runtimeError}`);
     return 0;
   },

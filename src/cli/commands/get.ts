@@ -9,6 +9,7 @@ import type { ResourceName, Resources } from '../../api/types.js';
 import { isOfIncarnation, readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
 import { cappedLines, formatProblem } from '../problems.js';
 import { containerList, containerObject } from '../container-object.js';
+import { networkSummary } from '../../controller/network-status.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -63,6 +64,7 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
     specHash: c.applied.specHash,
     createdAt: c.applied.createdAt,
     startedAt: c.process.startedAt,
+    network: networkSummary(c),
     ...(rec ? { conditions: rec.status.conditions ?? [], lastError: rec.lastError, problems: rec.problems } : {}),
   };
 }
@@ -118,7 +120,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       return 0;
     }
     const wide = values.output === 'wide';
-    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['PIDS', 'TEMPLATE', 'SOURCE'] : [])];
+    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['IP', 'PORTS', 'PIDS', 'TEMPLATE', 'SOURCE'] : [])];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
       phase(c),
@@ -128,7 +130,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       String(c.restartCount),
       age(c.applied.createdAt),
       c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...` : statusColumn(records.get(c.key)),
-      ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));
     printProblemLines();

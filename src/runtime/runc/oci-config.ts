@@ -81,7 +81,7 @@ export interface OciConfig {
   linux: {
     cgroupsPath: string;
     resources: OciLinuxResources;
-    namespaces: { type: string }[];
+    namespaces: { type: string; path?: string }[];
     maskedPaths: string[];
     readonlyPaths: string[];
     seccomp?: OciSeccomp;
@@ -124,6 +124,8 @@ export interface OciConfigInput {
   userNamespace?: OciUserNamespace;
   /** The static init binary on the node (see init.ts); run as PID 1 unless spec.init is false. */
   initPath?: string;
+  /** network: bridge: the persistent namespace to join, and the /etc files written for it. */
+  network?: { netnsPath: string; etcFiles: { hosts: string; hostname: string; resolvConf: string } };
 }
 
 export interface RootfsOverlay {
@@ -215,6 +217,15 @@ function baseMounts(privileged: boolean): OciMount[] {
  * sharing the node's network gets the node's /sys bound read-only instead (as Podman does).
  */
 const SYS_BIND: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
+/** /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see network/etc-files.ts). */
+function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): OciMount[] {
+  return ([['/etc/hosts', f.hosts], ['/etc/hostname', f.hostname], ['/etc/resolv.conf', f.resolvConf]] as const).map(([destination, source]) => ({
+    destination,
+    type: 'bind',
+    source,
+    options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'],
+  }));
+}
 
 export function buildOciConfig(input: OciConfigInput): OciConfig {
   const { spec } = input;
@@ -236,7 +247,12 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const bounding = input.boundingCapabilities;
   const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network']), ...(input.userNamespace ? ['user'] : [])].map((type) => ({ type }));
+  const namespaces: { type: string; path?: string }[] = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network']), ...(input.userNamespace ? ['user'] : [])].map((type) => ({ type }));
+  const netnsPath = spec.network === 'bridge' ? input.network?.netnsPath : undefined;
+  if (netnsPath) namespaces.find((n) => n.type === 'network')!.path = netnsPath;
+  const etc = netnsPath ? etcMounts(input.network!.etcFiles) : [];
+  // A network namespace the container's user namespace does not own (the node's, or acetate's bridge one).
+  const foreignNetns = spec.network === 'host' || netnsPath !== undefined;
   const privileged = spec.security.privileged;
   // The runtime refuses a spec that wants an init when the node has none (see ociConfigInput).
   const useInit = spec.init !== false && input.initPath !== undefined;
@@ -257,8 +273,9 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     hostname: spec.hostname || input.name,
     mounts: [
       ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
-      ...baseMounts(privileged).map((m) => (input.userNamespace && spec.network === 'host' && m.type === 'sysfs' ? SYS_BIND : m)),
+      ...baseMounts(privileged).map((m) => (input.userNamespace && foreignNetns && m.type === 'sysfs' ? SYS_BIND : m)),
       ...(input.isolationMounts ?? []),
+      ...etc,
       ...binds,
       ...(useInit ? [initMount(input.initPath!)] : []),
     ],

@@ -49,6 +49,9 @@ import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
 import { RuncCli, type RuncState } from './runc-cli.js';
 import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
+import { NetworkError, type NetworkDriver, type NetworkStatus, type NodeNetworkConfig } from '../network/driver.js';
+import type { NodeNetworkOptions } from '../network/node-config.js';
+import { NetworkHooks } from './network-hooks.js';
 
 export interface RuncRuntimeOptions {
   stateDir: string;
@@ -78,6 +81,10 @@ export interface RuncRuntimeOptions {
    * remove what the lock holder is building. Also set later by holdsNodeLock().
    */
   sweepLeftovers?: boolean;
+  /** The node network of `network: bridge` containers (bridge, subnet; see network/node-config.ts). */
+  network?: NodeNetworkOptions & { cniPath?: string; deepCheckIntervalMs?: number };
+  /** Another network backend than the CNI plugins. */
+  networkDriver?: NetworkDriver;
 }
 
 interface HostInfo {
@@ -126,6 +133,8 @@ export class RuncRuntime implements Runtime {
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
   private readonly tempInFlight = new Set<string>();
   private sweepLeftovers: boolean;
+  /** network: bridge (see network-hooks.ts). */
+  readonly net: NetworkHooks;
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -135,6 +144,7 @@ export class RuncRuntime implements Runtime {
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
     this.sweepLeftovers = opts.sweepLeftovers ?? false;
+    this.net = new NetworkHooks({ paths: this.paths, hostRoot: opts.templates.hostRoot, network: opts.network, driver: opts.networkDriver, now: this.now });
   }
 
   /** This process now holds the node lock: list() sweeps leftovers of killed acetates. */
@@ -242,7 +252,7 @@ export class RuncRuntime implements Runtime {
 
   // ---------------------------------------------------------------- reading
 
-  private async actual(id: string, record: AppliedRecord, st: RuncState | undefined): Promise<ActualContainer> {
+  private async actual(id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
     const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
     // The lock holder also puts back run-dir files removed by hand under a supervised process.
@@ -257,6 +267,7 @@ export class RuncRuntime implements Runtime {
       process,
       limits,
       restartCount: restartCountOf(status),
+      ...(record.spec.network === 'bridge' ? { network: await this.net.observe(id, process.state === 'running', deep) } : {}),
     };
   }
 
@@ -279,6 +290,8 @@ export class RuncRuntime implements Runtime {
       return record ? { id, record } : undefined;
     });
     const records = found.filter((r): r is { id: string; record: AppliedRecord } => r !== undefined);
+    // Like the sweep above, only in the process that holds the node lock: a read-only command changes nothing.
+    if (this.sweepLeftovers) await this.net.collectGarbageOnce();
     if (records.length === 0) return [];
     const states = new Map((await (await this.runc()).list()).map((s) => [s.id, s]));
     return mapLimit(records, 64, ({ id, record }) => {
@@ -292,7 +305,8 @@ export class RuncRuntime implements Runtime {
     const record = await readRecord(t.cp.record);
     if (!record) return undefined;
     const st = await (await this.runc()).state(t.id);
-    return this.actual(t.id, record, st && isOurs(st, t.namespace, t.name) ? st : undefined);
+    // One container at a time (the loop's reconcile of a key): its network is checked in depth.
+    return this.actual(t.id, record, st && isOurs(st, t.namespace, t.name) ? st : undefined, true);
   }
 
   async logs(key: string, opts: LogOptions = {}): Promise<string> {
@@ -391,6 +405,19 @@ export class RuncRuntime implements Runtime {
     });
   }
 
+  get nodeNetwork(): NodeNetworkConfig {
+    return this.net.config;
+  }
+
+  async updateNetwork(key: string, opts: { repair: boolean }): Promise<NetworkStatus | undefined> {
+    const t = this.target(key);
+    return this.locks.run(key, async () => {
+      const record = await this.requireRecord(t);
+      const st = await this.ourState(t);
+      return this.net.update(t.id, record, opts.repair, st && isRunning(st) ? st.pid : undefined);
+    });
+  }
+
   async recordApplied(key: string, record: AppliedRecord): Promise<void> {
     const t = this.target(key);
     await this.locks.run(key, async () => {
@@ -465,10 +492,15 @@ export class RuncRuntime implements Runtime {
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
-    const config = buildOciConfig(await this.ociConfigInput(record, cp, true));
+    const network = await this.net.prepare(t.id, record);
+    const config = buildOciConfig({ ...(await this.ociConfigInput(record, cp, true)), ...(network ? { network } : {}) });
     await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
     await removePaths([cp.exitFile]);
     let pid: number;
+    // The plugins' ADD runs while conmon has runc create the container (which only joins the
+    // namespace); the process starts (runc start) after both.
+    const attached = network?.finish();
+    attached?.catch(() => undefined); // awaited below; a failure before that must not go unhandled
     try {
       ({ pid } = await launchConmon({
         conmonPath: conmon,
@@ -487,12 +519,15 @@ export class RuncRuntime implements Runtime {
         conmonOut: cp.conmonOut,
         logSizeMax: this.opts.logSizeMax ?? 16 * 1024 * 1024,
       }));
+      await attached;
       await runc.start(t.id, { initPid: pid });
     } catch (err) {
       // Leave nothing half-created behind: the next start() begins from scratch.
+      await attached?.catch(() => undefined);
       await runc.delete(t.id, { force: true }).catch(() => undefined);
       await reapConmon(cp, this.waiter).catch(() => undefined);
       await unmountAll(cp.rootfs, { sleep: this.waiter.sleep }).catch(() => undefined);
+      if (err instanceof NetworkError) throw err; // its reason (PortConflict, SubnetFull...) is the condition's
       throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     const status = await readStatus(cp.status);
@@ -618,6 +653,7 @@ export class RuncRuntime implements Runtime {
       const left = await mountsUnder(cp.dir);
       if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
       await this.removeEmptyCgroupParent();
+      await this.net.tearDown(t.id);
       // The run dir's part first: while the record exists, list() shows the container and an
       // interrupted removal is retried, so nothing of it can be left behind without a record.
       await this.removeRunFiles(cp);
@@ -647,7 +683,7 @@ export class RuncRuntime implements Runtime {
    * that left it empty.
    */
   private async removeRunFiles(cp: ContainerPaths): Promise<void> {
-    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+    await removePaths([path.join(this.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, path.join(cp.runDir, 'etc'), cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
     // Pid files of execs a killed acetate left (see exec.ts).
     const execPids = (await readdir(cp.runDir).catch(() => [] as string[])).filter((n) => n.startsWith('exec-') && n.endsWith('.pid'));
     await removePaths(execPids.map((n) => path.join(cp.runDir, n)));

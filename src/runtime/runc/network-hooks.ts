@@ -1,0 +1,142 @@
+/**
+ * What the runc runtime does for `network: bridge`, in one place: the driver (CNI by default)
+ * made lazily, so that nodes without the plugins still run none/host containers; the status of a
+ * container's network; the garbage collection of what removed containers left, once per process.
+ */
+import path from 'node:path';
+import { existsNow, makeDirs, readSmallFileNow, writeSmallFileAtomic } from '../../util/small-file.js';
+import { CniNetworkDriver } from '../network/cni-driver.js';
+import type { NetworkDriver, NetworkPrepared, NetworkRequest, NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
+import { resolveNodeNetwork, type NodeNetworkOptions } from '../network/node-config.js';
+import { keyOfId, type InstancePaths } from './paths.js';
+import type { AppliedRecord } from '../runtime.js';
+
+export interface NetworkHooksOptions {
+  paths: InstancePaths;
+  hostRoot?: string;
+  network?: NodeNetworkOptions & { cniPath?: string; deepCheckIntervalMs?: number };
+  driver?: NetworkDriver;
+  now?: () => number;
+}
+
+/** A container's network.json (next to its record: it must survive a reboot, for the address). */
+export function networkStateFileOf(paths: InstancePaths, id: string): string {
+  return `${paths.containersDir}/${id}/network.json`;
+}
+
+/** The dir of a container's /etc/hosts, hostname, resolv.conf (in the run dir). */
+export function etcDirOf(paths: InstancePaths, id: string): string {
+  return `${paths.runContainersDir}/${id}/etc`;
+}
+
+function readSaved(file: string): NodeNetworkOptions {
+  try {
+    const v = JSON.parse(readSmallFileNow(file)) as NodeNetworkOptions;
+    return { bridge: typeof v.bridge === 'string' ? v.bridge : undefined, subnet: typeof v.subnet === 'string' ? v.subnet : undefined };
+  } catch {
+    return {};
+  }
+}
+
+export class NetworkHooks {
+  private driverInstance?: NetworkDriver;
+  private ready?: Promise<void>;
+  private gcDone = false;
+  /** node.json written (or found up to date) by this process. */
+  private saved = false;
+
+  constructor(private readonly opts: NetworkHooksOptions) {}
+
+  private get savedFile(): string {
+    return path.join(this.opts.paths.stateDir, 'network', 'node.json');
+  }
+
+  /** The node network (without checking that the plugins are installed). */
+  get config(): NodeNetworkConfig {
+    return this.driver().config;
+  }
+
+  driver(): NetworkDriver {
+    if (!this.driverInstance) {
+      const { paths } = this.opts;
+      const env = process.env.ACETATE_NETWORK_CHECK_MS;
+      this.driverInstance =
+        this.opts.driver ??
+        new CniNetworkDriver({
+          config: resolveNodeNetwork(this.opts.network ?? {}, paths.instanceHash, readSaved(this.savedFile)),
+          stateDir: paths.stateDir,
+          runDir: paths.runDir,
+          stateFileOf: (id) => networkStateFileOf(paths, id),
+          etcDirOf: (id) => etcDirOf(paths, id),
+          keyOf: (id) => keyOfId(id)?.key ?? id,
+          cniPath: this.opts.network?.cniPath,
+          hostRoot: this.opts.hostRoot,
+          deepCheckIntervalMs: this.opts.network?.deepCheckIntervalMs ?? (env ? Number(env) : undefined),
+          now: this.opts.now,
+        });
+    }
+    return this.driverInstance;
+  }
+
+  /** The driver after its preflight (plugins and iptables present), asked once. */
+  private async readyDriver(): Promise<NetworkDriver> {
+    const d = this.driver();
+    this.ready ??= d.preflight();
+    this.ready.catch(() => (this.ready = undefined));
+    await this.ready;
+    return d;
+  }
+
+  private request(id: string, record: AppliedRecord): NetworkRequest {
+    return { id, key: `${record.namespace}/${record.name}`, hostname: record.spec.hostname || record.name, ports: record.spec.ports ?? [] };
+  }
+
+  /** Before runc creates the container: the namespace to join and the /etc files (see NetworkPrepared). */
+  async prepare(id: string, record: AppliedRecord): Promise<NetworkPrepared | undefined> {
+    if (record.spec.network !== 'bridge') return undefined;
+    const d = await this.readyDriver();
+    if (!this.saved) {
+      const { bridge, subnet } = d.config;
+      const prev = readSaved(this.savedFile);
+      if (prev.bridge !== bridge || prev.subnet !== subnet) {
+        await makeDirs([path.dirname(this.savedFile)]);
+        await writeSmallFileAtomic(this.savedFile, `${JSON.stringify({ bridge, subnet })}\n`);
+      }
+      this.saved = true;
+    }
+    return d.prepare(this.request(id, record));
+  }
+
+  async update(id: string, record: AppliedRecord, repair: boolean, pid?: number): Promise<NetworkStatus | undefined> {
+    if (record.spec.network !== 'bridge') return undefined;
+    return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}) }, { repair });
+  }
+
+  /** A running bridge container without any network state has a problem too. */
+  async observe(id: string, running: boolean, deep: boolean): Promise<NetworkStatus | undefined> {
+    const st = await this.driver().observe(id, { deep: deep && running });
+    if (!st && running) return { ports: [], problem: 'the network was never set up' };
+    if (st && !running) delete st.problem; // repaired at the next start
+    return st;
+  }
+
+  /** On removal: anything the container had (also when its network.json is gone). */
+  async tearDown(id: string): Promise<void> {
+    const { paths } = this.opts;
+    const had = existsNow(networkStateFileOf(paths, id)) || existsNow(path.join(paths.runDir, 'netns', id));
+    if (!had && !this.driverInstance) return; // never networked, and no driver needed: skip the plugin checks
+    await this.driver().tearDown(id);
+  }
+
+  /** Once per process (first list()): what containers that no longer exist left behind. */
+  async collectGarbageOnce(): Promise<void> {
+    if (this.gcDone) return;
+    const { paths } = this.opts;
+    if (!existsNow(path.join(paths.stateDir, 'network')) && !existsNow(path.join(paths.runDir, 'netns'))) {
+      this.gcDone = true;
+      return;
+    }
+    await this.driver().collectGarbage((id) => existsNow(`${paths.containersDir}/${id}/record.json`));
+    this.gcDone = true;
+  }
+}

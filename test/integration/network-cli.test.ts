@@ -1,0 +1,182 @@
+/**
+ * network: bridge through the real CLI: validation errors with file and line, `acetate run`
+ * changing a published port in place, a port conflict reported as Ready=False, and a simulated
+ * reboot after which the survivor gets its address back and nothing of the removed is left.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CLI, runCli } from '../support/cli.js';
+import { assertNoLeaks, cleanupStateDir, snapshotLeaks } from '../support/leaks.js';
+import { networkEnv, snapshotNetworkLeaks, testNetwork, type TestNetwork } from '../support/network-leaks.js';
+import { freePort, httpdScript, httpGet } from '../support/network-test.js';
+import { makeTmpStateDir } from '../support/tmp-state.js';
+import { waitFor } from '../support/wait.js';
+import { isAlive } from '../support/proc.js';
+import { instancePaths } from '../../src/runtime/runc/paths.js';
+import { unmountAll } from '../../src/runtime/runc/mounts.js';
+import { exec } from '../../src/util/exec.js';
+import type { StatusRecord } from '../../src/controller/status-store.js';
+
+function web(name: string, hostPort: number, extra = ''): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  template: host
+  command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
+  network: bridge
+  terminationGracePeriodSeconds: 1
+  ports:
+    - name: http
+      containerPort: 80
+      hostPort: ${hostPort}
+      hostIP: 127.0.0.1
+${extra}`;
+}
+
+describe('network: bridge through the CLI (real CNI plugins)', function () {
+  this.timeout(180_000);
+  let stateDir: string;
+  let dir: string;
+  let n: TestNetwork;
+  let env: NodeJS.ProcessEnv;
+  let run: ReturnType<typeof spawn> | undefined;
+
+  const cli = (args: string[]) => runCli(args, { stateDir, env });
+  const describeJson = async (name: string): Promise<StatusRecord & { nodeNetwork?: { bridge: string; subnet: string } }> => {
+    const r = await cli(['describe', name, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as StatusRecord;
+  };
+  const ready = (rec: StatusRecord) => rec.status.conditions?.find((c) => c.type === 'Ready');
+
+  before(async () => {
+    stateDir = await makeTmpStateDir();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-net-manifests-'));
+    n = await testNetwork();
+    env = networkEnv(n);
+  });
+  after(async () => {
+    if (run && run.exitCode === null) run.kill('SIGKILL');
+    await cleanupStateDir(stateDir, { network: n });
+    await assertNoLeaks(stateDir, { network: n });
+    await rm(stateDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('validate names file, line and field of bad ports', async () => {
+    const bad = path.join(dir, '..', `${path.basename(dir)}-bad.yaml`);
+    await writeFile(bad, `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: bad
+spec:
+  template: host
+  command: ["sleep", "1"]
+  network: bridge
+  ports:
+    - containerPort: 70000
+    - containerPort: 80
+      hostPort: 8080
+      protocol: SCTP
+    - containerPort: 81
+      hostPort: 8081
+      hostIP: 300.1.2.3
+`);
+    const r = await cli(['validate', bad]);
+    await unlink(bad);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr + r.stdout, /bad\.yaml:10: spec\.ports\[0\]\.containerPort: 70000 must be at most 65535/);
+    assert.match(r.stderr + r.stdout, /bad\.yaml:13: spec\.ports\[1\]\.protocol: 'SCTP' is not one of TCP, UDP/);
+    assert.match(r.stderr + r.stdout, /bad\.yaml:16: spec\.ports\[2\]\.hostIP: '300\.1\.2\.3' is not an IPv4 address/);
+  });
+
+  it('acetate run: a changed hostPort is published in place (same pid); a claimed port is a PortConflict; after a reboot the survivor has its address back and the removed leave nothing', async () => {
+    const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p1));
+    await writeFile(path.join(dir, 'b.yaml'), web('web-b', p2));
+    run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--process-poll', '500ms', '--relist', '2s', '--debounce', '100ms'], {
+      env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    assert.equal(await waitFor(() => httpGet('127.0.0.1', p1), { timeoutMs: 30_000 }), 'hello-web-a\n');
+    assert.equal(await waitFor(() => httpGet('127.0.0.1', p2), { timeoutMs: 30_000 }), 'hello-web-b\n');
+    const a = await waitFor(async () => {
+      const rec = await describeJson('web-a');
+      return rec.status.ip && ready(rec)?.status === 'True' ? rec : undefined;
+    }, { timeoutMs: 20_000 });
+    const ipA = a.status.ip!;
+    const pidA = a.actual!.pid!;
+    assert.equal(a.actual?.network?.ip, ipA);
+    assert.deepEqual(a.nodeNetwork && { bridge: a.nodeNetwork.bridge, subnet: a.nodeNetwork.subnet }, n);
+    const wide = await cli(['get', '-o', 'wide']);
+    assert.match(wide.stdout, new RegExp(`web-a .*${ipA.replace(/\./g, '\\.')}\\s+127\\.0\\.0\\.1:${p1}→80/TCP`));
+    const text = await cli(['describe', 'web-a']);
+    assert.match(text.stdout, new RegExp(`IP:\\s+${ipA.replace(/\./g, '\\.')}`));
+    assert.match(text.stdout, new RegExp(`Node network:\\s+bridge ${n.bridge}, subnet ${n.subnet.replace(/\./g, '\\.')}`));
+
+    // The plan says it is in place; `run` does it: same pid, the old port stops answering.
+    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p3));
+    const planned = await cli(['plan', '-f', dir]);
+    assert.match(planned.stdout, new RegExp(`~ ports\\s+default/web-a\\s+ports 127\\.0\\.0\\.1:${p1}→80/TCP → 127\\.0\\.0\\.1:${p3}→80/TCP \\(in place\\)`));
+    assert.equal(await waitFor(() => httpGet('127.0.0.1', p3), { timeoutMs: 20_000 }), 'hello-web-a\n');
+    assert.equal(await httpGet('127.0.0.1', p1), undefined, 'the old port no longer answers');
+    assert.equal((await describeJson('web-a')).actual?.pid, pidA, 'same pid');
+
+    // A third container claims b's port: reported, not started; b untouched.
+    await writeFile(path.join(dir, 'c.yaml'), web('web-c', p2));
+    const c = await waitFor(async () => {
+      const rec = await describeJson('web-c');
+      return ready(rec)?.reason === 'PortConflict' ? rec : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.equal(ready(c)?.status, 'False');
+    assert.match(ready(c)?.message ?? '', /already published by default\/web-b/);
+    assert.equal(c.actual?.state, 'absent');
+    assert.equal(await httpGet('127.0.0.1', p2), 'hello-web-b\n');
+
+    // Reboot: acetate stops, every process ends, the run dir (tmpfs) and the bridge are gone.
+    run.kill('SIGTERM');
+    await new Promise((r) => run!.once('exit', r));
+    const ip = instancePaths(stateDir);
+    for (const p of (await snapshotLeaks(stateDir)).processes) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await waitFor(async () => (await snapshotLeaks(stateDir)).processes.length === 0, { timeoutMs: 10_000 });
+    for (const ns of await readdir(path.join(ip.runDir, 'netns'))) await unmountAll(path.join(ip.runDir, 'netns', ns));
+    await rm(ip.runDir, { recursive: true, force: true });
+    await exec('ip', ['link', 'del', n.bridge]);
+    const rulesBefore = (await snapshotNetworkLeaks(stateDir, n)).iptables;
+    assert.ok(rulesBefore.some((r) => r.includes('default_web-b')), 'rules of b survive this simulated reboot (a real one flushes them)');
+
+    // b and c are no longer declared.
+    await unlink(path.join(dir, 'b.yaml'));
+    await unlink(path.join(dir, 'c.yaml'));
+    const applied = await cli(['apply', '-f', dir]);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    const after = await describeJson('web-a');
+    assert.equal(after.actual?.network?.ip, ipA, 'the survivor has its address back');
+    assert.notEqual(after.actual?.pid, pidA);
+    assert.ok(isAlive(after.actual!.pid!));
+    assert.equal(await waitFor(() => httpGet('127.0.0.1', p3), { timeoutMs: 20_000 }), 'hello-web-a\n');
+    assert.equal(await waitFor(() => httpGet(ipA, 80)), 'hello-web-a\n');
+    const left = await snapshotNetworkLeaks(stateDir, n);
+    assert.deepEqual(left.netns, ['default_web-a']);
+    assert.deepEqual(left.leases, [ipA]);
+    assert.equal(left.veths.length, 1);
+    assert.deepEqual(left.iptables.filter((r) => /web-b|web-c/.test(r)), [], 'no rule of the removed');
+
+    await unlink(path.join(dir, 'a.yaml'));
+    const destroyed = await cli(['apply', '-f', dir, '--allow-empty']);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    const empty = await snapshotNetworkLeaks(stateDir, n);
+    assert.deepEqual(empty, { netns: [], leases: [], veths: [], iptables: [] }, 'nothing of any container is left');
+  });
+});

@@ -1,0 +1,231 @@
+/**
+ * network: bridge with the real CNI plugins, real namespaces and real iptables rules. Traffic goes
+ * only to 127.0.0.1 and to the addresses of containers these tests create; every instance has a
+ * bridge and a /24 of its own.
+ */
+import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { executeAction } from '../../src/apply/execute.js';
+import { plan } from '../../src/plan/plan.js';
+import type { DesiredContainer } from '../../src/api/types.js';
+import { NetworkError } from '../../src/runtime/network/driver.js';
+import { exec } from '../../src/util/exec.js';
+import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
+import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
+import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
+import { waitFor } from '../support/wait.js';
+import { isAlive } from '../support/proc.js';
+
+function desiredOf(req: ReturnType<typeof webRequest>): DesiredContainer {
+  return { key: `${req.namespace}/${req.name}`, namespace: req.namespace, name: req.name, spec: req.spec, source: req.source };
+}
+
+describe('network: bridge (real CNI plugins)', function () {
+  this.timeout(120_000);
+  let st: TmpState;
+  let n: TestNetwork;
+  beforeEach(async () => {
+    n = await testNetwork();
+    st = await tmpState(undefined, { network: n });
+  });
+  afterEach(async () => {
+    await st.cleanupAndAssertNoLeaks();
+  });
+
+  async function startWeb(name: string, hostPort?: number): Promise<{ pid: number; ip: string }> {
+    await st.runtime.create(webRequest(name, hostPort ? published(hostPort) : []));
+    const { pid } = await st.runtime.start(`default/${name}`);
+    const ip = (await st.runtime.get(`default/${name}`))?.network?.ip;
+    assert.ok(ip, `${name} has an address`);
+    return { pid, ip };
+  }
+
+  it('each container has its own address: the node reaches it, two serve :80 on two published ports, one reaches the other', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const a = await startWeb('web-a', pa);
+    const b = await startWeb('web-b', pb);
+    assert.notEqual(a.ip, b.ip);
+    const prefix = n.subnet.split('.').slice(0, 3).join('.');
+    assert.ok(a.ip.startsWith(prefix) && b.ip.startsWith(prefix), `addresses from ${n.subnet}: ${a.ip}, ${b.ip}`);
+    assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-web-a\n', 'node → container address');
+    assert.equal(await waitFor(() => httpGet(b.ip, 80)), 'hello-web-b\n');
+    assert.equal(await httpGet('127.0.0.1', pa), 'hello-web-a\n', 'node → 127.0.0.1:hostPort of a');
+    assert.equal(await httpGet('127.0.0.1', pb), 'hello-web-b\n', 'node → 127.0.0.1:hostPort of b');
+
+    // A third container fetches b's page by address and prints it.
+    await st.runtime.create(webRequest('client', [], `until wget -q -T 2 -O - http://${b.ip}/; do sleep 0.2; done; exec sleep 100000`));
+    await st.runtime.start('default/client');
+    await waitFor('the client to print b\'s page', async () => (await st.runtime.logs('default/client')).includes('hello-web-b'), { timeoutMs: 20_000 });
+
+    // /etc of a bridge container: its name and address, a resolver it can reach.
+    const hosts = await readFile(`/proc/${a.pid}/root/etc/hosts`, 'utf8');
+    assert.match(hosts, new RegExp(`^${a.ip.replace(/\./g, '\\.')}\\tweb-a$`, 'm'));
+    assert.equal((await readFile(`/proc/${a.pid}/root/etc/hostname`, 'utf8')).trim(), 'web-a');
+    const resolv = await readFile(`/proc/${a.pid}/root/etc/resolv.conf`, 'utf8');
+    assert.match(resolv, /^nameserver \S+$/m);
+    assert.doesNotMatch(resolv, /^nameserver 127\./m, 'no loopback resolver: it would be the container\'s own lo');
+
+    // Destroy a: nothing of it is left, b is untouched.
+    const leaseCount = (await snapshotNetworkLeaks(st.dir, n)).leases.length;
+    await st.runtime.remove('default/web-a', { keepPrivateArea: false });
+    const left = await snapshotNetworkLeaks(st.dir, n);
+    assert.ok(!left.netns.includes('default_web-a'), 'its namespace is gone');
+    assert.ok(!left.leases.includes(a.ip), 'its lease is released');
+    assert.equal(left.leases.length, leaseCount - 1);
+    assert.ok(!left.iptables.some((r) => r.includes(`"default_web-a"`) || r.includes(`${a.ip}/32`)), `no rule of a: ${left.iptables.join('\n')}`);
+    assert.equal(left.veths.length, 2, 'the veths of b and client only');
+    assert.equal(await httpGet('127.0.0.1', pa), undefined, 'a\'s port is gone');
+    assert.equal(await httpGet('127.0.0.1', pb), 'hello-web-b\n', 'b still answers');
+    assert.ok(isAlive(b.pid));
+  });
+
+  it('a stopped and started container keeps its address (its namespace persists); a changed port is published in place, same pid', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const a = await startWeb('web', p1);
+    await st.runtime.stop('default/web', { graceSeconds: 0 });
+    const again = await st.runtime.start('default/web');
+    assert.notEqual(again.pid, a.pid);
+    assert.equal((await st.runtime.get('default/web'))?.network?.ip, a.ip, 'same address after a restart');
+    await waitFor(() => httpGet('127.0.0.1', p1));
+
+    // The manifest now says p2: the plan is an in-place ports change.
+    const req = webRequest('web', published(p2));
+    const actual = (await st.runtime.get('default/web'))!;
+    const p = plan({ desired: new Map([['default/web', desiredOf(req)]]), actual: new Map([['default/web', actual]]), complete: true });
+    assert.deepEqual(p.actions.map((x) => x.kind), ['ports']);
+    assert.match(p.actions[0]!.reason, new RegExp(`127\\.0\\.0\\.1:${p1}→80/TCP → 127\\.0\\.0\\.1:${p2}→80/TCP \\(in place\\)`));
+    await executeAction(p.actions[0]!, { runtime: st.runtime });
+    const after = (await st.runtime.get('default/web'))!;
+    assert.equal(after.process.pid, again.pid, 'same pid');
+    assert.equal(after.network?.ip, a.ip, 'same address');
+    assert.equal(await httpGet('127.0.0.1', p2), 'hello-web\n', 'the new port answers');
+    assert.equal(await httpGet('127.0.0.1', p1), undefined, 'the old one no longer does');
+
+    // Network mode none → bridge is a replace, and the plan says so.
+    const none = webRequest('web', []);
+    none.spec = { ...none.spec, network: 'none' };
+    const p3 = plan({ desired: new Map([['default/web', desiredOf(none)]]), actual: new Map([['default/web', after]]), complete: true });
+    assert.equal(p3.actions[0]?.kind, 'replace');
+    assert.match(p3.actions[0]!.reason, /network bridge → none/);
+  });
+
+  it('a veth, a port rule or the namespace file removed by hand is found and repaired in place: same pid, same address', async () => {
+    const port = await freePort();
+    const a = await startWeb('web', port);
+    await waitFor(() => httpGet('127.0.0.1', port));
+    const repair = async (what: RegExp) => {
+      const actual = (await st.runtime.get('default/web'))!;
+      assert.match(actual.network?.problem ?? '', what);
+      const p = plan({ desired: new Map([['default/web', desiredOf(webRequest('web', published(port)))]]), actual: new Map([['default/web', actual]]), complete: true });
+      assert.deepEqual(p.actions.map((x) => x.kind), ['network']);
+      await executeAction(p.actions[0]!, { runtime: st.runtime });
+      const after = (await st.runtime.get('default/web'))!;
+      assert.equal(after.network?.problem, undefined);
+      assert.equal(after.process.pid, a.pid);
+      assert.equal(after.network?.ip, a.ip);
+      assert.equal(await waitFor(() => httpGet('127.0.0.1', port)), 'hello-web\n');
+      assert.equal(await httpGet(a.ip, 80), 'hello-web\n');
+    };
+    const veth = (await snapshotNetworkLeaks(st.dir, n)).veths[0]!;
+    await exec('ip', ['link', 'del', veth]);
+    await repair(/veth .* is gone/);
+
+    const { stdout } = await exec('iptables', ['-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']);
+    const rule = stdout.split('\n').find((l) => l.includes('id: \\"default_web\\"'))!;
+    await exec('iptables', ['-w', '-t', 'nat', ...rule.replace(/^-A /, '-D ').match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map((x) => (x.startsWith('"') ? x.slice(1, -1).replace(/\\"/g, '"') : x))]);
+    await repair(/port rules of .* missing/);
+
+    // The namespace file unmounted by hand: bound again from the process, and nothing else changes.
+    await exec('umount', [`${st.runtime.paths.runDir}/netns/default_web`]);
+    await repair(/network namespace .* is gone/);
+  });
+
+  it('garbage collection: what a container whose record is gone left (lease, rules, namespace, claim) is removed by the next acetate', async () => {
+    const port = await freePort();
+    const a = await startWeb('orphan', port);
+    await startWeb('kept', await freePort());
+    // As if acetate died while the container was being removed: process gone, record gone.
+    const conmon = Number(await readFile(`${st.runtime.paths.runContainersDir}/default_orphan/conmon.pid`, 'utf8'));
+    for (const pid of [a.pid, conmon]) process.kill(pid, 'SIGKILL');
+    await waitFor(() => !isAlive(a.pid) && !isAlive(conmon));
+    await exec('runc', ['--root', st.runtime.paths.runcRoot, 'delete', '--force', 'default_orphan']);
+    await rm(`${st.runtime.paths.containersDir}/default_orphan`, { recursive: true, force: true });
+    const before = await snapshotNetworkLeaks(st.dir, n);
+    assert.ok(before.netns.includes('default_orphan') && before.leases.includes(a.ip));
+
+    const fresh = makeRuntime(st.dir, { network: n });
+    assert.deepEqual((await fresh.list()).map((c) => c.name), ['kept']);
+    const after = await snapshotNetworkLeaks(st.dir, n);
+    assert.deepEqual(after.netns, ['default_kept']);
+    assert.ok(!after.leases.includes(a.ip), 'the lease is released');
+    assert.equal(after.veths.length, 1);
+    assert.deepEqual(after.iptables.filter((r) => r.includes('default_orphan') || r.includes(`${a.ip}/32`)), []);
+    assert.equal(await httpGet('127.0.0.1', port), undefined);
+    await rm(`${st.runtime.paths.runContainersDir}/default_orphan`, { recursive: true, force: true });
+  });
+
+  it('a host port claimed twice: the second is not started, the first untouched; a port in use on the node is refused', async () => {
+    const port = await freePort();
+    const a = await startWeb('first', port);
+    await waitFor(() => httpGet('127.0.0.1', port));
+    await st.runtime.create(webRequest('second', [{ containerPort: 80, hostPort: port, protocol: 'TCP' }])); // 0.0.0.0 overlaps 127.0.0.1
+    await assert.rejects(st.runtime.start('default/second'), (err: Error) => {
+      assert.equal((err as NetworkError).reason, 'PortConflict', err.message);
+      assert.match(err.message, new RegExp(`${port}/TCP is already published by default/first`));
+      return true;
+    });
+    const second = await st.runtime.get('default/second');
+    assert.equal(second?.process.state, 'absent');
+    assert.equal(second?.network, undefined, 'no half-configured namespace');
+    assert.deepEqual((await snapshotNetworkLeaks(st.dir, n)).netns, ['default_first']);
+    assert.equal(await httpGet('127.0.0.1', port), 'hello-first\n', 'the first still answers');
+    assert.equal((await st.runtime.get('default/first'))?.process.pid, a.pid);
+
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen({ host: '127.0.0.1', port: 0 }, r));
+    try {
+      const used = (busy.address() as net.AddressInfo).port;
+      await st.runtime.create(webRequest('third', published(used)));
+      await assert.rejects(st.runtime.start('default/third'), (err: Error) => {
+        assert.equal((err as NetworkError).reason, 'PortInUse', err.message);
+        return true;
+      });
+    } finally {
+      busy.close();
+    }
+  });
+});
+
+describe('network: bridge, a full subnet (real CNI plugins)', function () {
+  this.timeout(120_000);
+  let st: TmpState;
+  let n: TestNetwork;
+  before(async () => {
+    const base = await testNetwork();
+    n = { bridge: base.bridge, subnet: base.subnet.replace(/\.0\/24$/, '.0/29') };
+    st = await tmpState(undefined, { network: n });
+  });
+  after(async () => {
+    await st.cleanupAndAssertNoLeaks();
+  });
+
+  it('the container after the last address fails with SubnetFull and leaves nothing; the others run', async () => {
+    // A /29: .1 is the gateway, .2–.6 the five addresses.
+    for (let i = 0; i < 5; i++) {
+      await st.runtime.create(webRequest(`c${i}`, [], 'exec sleep 100000'));
+      await st.runtime.start(`default/c${i}`);
+    }
+    await st.runtime.create(webRequest('c5', [], 'exec sleep 100000'));
+    await assert.rejects(st.runtime.start('default/c5'), (err: Error) => {
+      assert.equal((err as NetworkError).reason, 'SubnetFull', err.message);
+      assert.match(err.message, new RegExp(`no address left for default/c5 in ${n.subnet.replace(/\./g, '\\.')}`));
+      return true;
+    });
+    const leaks = await snapshotNetworkLeaks(st.dir, n);
+    assert.equal(leaks.netns.length, 5, 'no namespace of c5');
+    assert.equal(leaks.leases.length, 5);
+    assert.equal(leaks.veths.length, 5);
+    assert.deepEqual(networkProblems({ ...leaks, netns: [], leases: [], veths: [], iptables: leaks.iptables.filter((r) => r.includes('default_c5')) }), []);
+  });
+});
