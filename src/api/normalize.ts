@@ -1,6 +1,7 @@
 /** Fills in defaults and parses quantities: a validated manifest becomes a DesiredContainer. */
 import { parseCpu, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
+import { defaultPullPolicy, formatReference, parseReference } from '../images/reference.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -18,11 +19,12 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   for (const p of s.resizePolicy ?? []) resizePolicy[p.resourceName] = p.restartPolicy;
   const privileged = s.securityContext?.privileged ?? false;
   const spec: NormalizedSpec = {
-    template: s.template,
-    command: [...s.command],
+    template: s.template ?? '',
+    command: [...(s.command ?? [])],
     args: [...(s.args ?? [])],
     env: (s.env ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-    workingDir: s.workingDir ?? '/',
+    // With an image, no workingDir means the image's WorkingDir (see images/process.ts).
+    workingDir: s.workingDir ?? (s.image !== undefined ? '' : '/'),
     hostname: s.hostname ?? m.metadata.name,
     state: s.state ?? 'Running',
     resources: {},
@@ -42,6 +44,11 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.resources?.memory !== undefined) spec.resources.memoryBytes = parseMemory(s.resources.memory);
   if (s.resources?.pids !== undefined) spec.resources.pids = s.resources.pids;
   if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
+  if (s.image !== undefined) {
+    const ref = parseReference(s.image);
+    spec.image = { ref: formatReference(ref) };
+    spec.imagePullPolicy = s.imagePullPolicy ?? defaultPullPolicy(ref);
+  }
   return spec;
 }
 

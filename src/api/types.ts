@@ -12,12 +12,18 @@ export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 export type ResizeRestartPolicy = 'NotRequired' | 'RestartContainer';
 export type ResourceName = 'cpu' | 'memory' | 'pids';
 export type NetworkMode = 'none' | 'host';
+export type ImagePullPolicy = 'Always' | 'IfNotPresent' | 'Never';
 export const RESOURCE_NAMES: readonly ResourceName[] = ['cpu', 'memory', 'pids'];
 
 /** The spec as a user writes it (YAML / Kubernetes object). */
 export interface ContainerSpec {
-  template: string;
-  command: string[];
+  /** Exactly one of template and image. */
+  template?: string;
+  /** An OCI image reference (`debian:12`, `host:5000/team/app@sha256:…`); see src/images. */
+  image?: string;
+  imagePullPolicy?: ImagePullPolicy;
+  /** Required with a template; with an image it overrides the image's Entrypoint. */
+  command?: string[];
   args?: string[];
   env?: { name: string; value?: string }[];
   workingDir?: string;
@@ -69,6 +75,9 @@ export interface ContainerStatus {
   restartCount?: number;
   lastExitCode?: number;
   startedAt?: string;
+  /** The image the container runs, and its resolved digest (as Kubernetes' containerStatuses[].imageID). */
+  image?: string;
+  imageID?: string;
   resources?: { cpu?: string; memory?: string; pids?: number };
   conditions?: Condition[];
 }
@@ -91,7 +100,15 @@ export interface Resources {
 
 /** The spec with every default filled in and every quantity parsed: what plan and runtime work on. */
 export interface NormalizedSpec {
+  /** '' when the container is made from an image. */
   template: string;
+  /**
+   * The image (canonical reference), and the digest it was resolved to before planning (absent in
+   * a spec straight from a manifest; src/images/pin.ts fills it in). Absent for templates, so the
+   * specs and hashes of template containers are what they were before images existed.
+   */
+  image?: { ref: string; digest?: string };
+  imagePullPolicy?: ImagePullPolicy;
   command: string[];
   args: string[];
   env: { name: string; value: string }[];

@@ -12,6 +12,7 @@ import { API_VERSION, KIND, type ContainerManifest } from './types.js';
 import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
 import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import type { PathSegment } from '../sources/files/yaml-documents.js';
+import { imageSpecIssues } from '../images/validate-image.js';
 
 export interface ValidationIssue {
   /** Field path as segments, e.g. ['spec', 'resources', 'memory']. */
@@ -174,6 +175,7 @@ function patternMessage(path: PathSegment[], value: unknown): string {
   if (parent === 'resources' && last === 'memory') return `${show(value)} is not a quantity such as 512Mi`;
   if (parent === 'resources' && last === 'cpu') return `${show(value)} is not a CPU quantity such as 500m or 2`;
   if (['hostPath', 'containerPath', 'workingDir'].includes(last)) return `${show(value)} is not an absolute path`;
+  if (last === 'image' && parent === 'spec') return `${show(value)} is not an image reference such as debian:12 or registry.example.com/app@sha256:…`;
   if (parent === 'env' || path.includes('env')) return `${show(value)} is not a valid environment variable name`;
   if (['template', 'hostname', 'nodeName'].includes(last))
     return `${show(value)} is not a valid name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)`;
@@ -294,6 +296,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
       seen.add(norm);
     }
   });
+  for (const i of imageSpecIssues(spec as unknown as Record<string, unknown>)) out.push(issue(i.path, i.message));
   const envNames = new Set<string>();
   (Array.isArray(spec.env) ? spec.env : []).forEach((e, i) => {
     if (!isRecord(e) || typeof e.name !== 'string') return;

@@ -3,6 +3,8 @@ import os from 'node:os';
 import { loadManifestDir, type DirSnapshot } from '../sources/files/load.js';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
 import type { PlanInput } from '../plan/plan.js';
+import { pinAll } from '../images/pin.js';
+import { ImageResolver } from '../images/resolver.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
@@ -20,12 +22,15 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
     opts.runtime.list(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
+  // Image digests are facts found before planning (a registry lookup for `Always`); see images/pin.ts.
+  const images = opts.runtime.images ? await pinAll(snapshot.containers, actual, new ImageResolver(opts.runtime.images)) : undefined;
   return {
     snapshot,
     actual,
     planInput: {
-      desired: snapshot.containers,
+      desired: images?.desired ?? snapshot.containers,
       actual,
+      ...(images?.held.size ? { heldKeys: images.held } : {}),
       protectedKeys: snapshot.protectedKeys,
       failingOrigins: snapshot.failingOrigins,
       complete: snapshot.complete,

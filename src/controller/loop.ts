@@ -29,6 +29,8 @@ import { mergeSnapshots, originOfRef, problemsForKey, type MergedSnapshot } from
 import { isDetailedSink, type RecordedAction, type StatusRecord, type StatusStore } from './status-store.js';
 import { logAction, silentLogger, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ImageResolver } from '../images/resolver.js';
+import { pinForReconcile, pullWaiting } from './image-pull.js';
 
 export type PlanFn = (input: PlanInput) => Plan;
 export type ExecuteFn = (action: Action, ctx: { runtime: Runtime }) => Promise<ActionResult>;
@@ -131,6 +133,7 @@ export class Controller {
   private isReady = false;
   private initialPending?: Set<string>;
   private stopping?: Promise<void>;
+  private readonly imageResolver?: ImageResolver;
   /** Reconciles done (for tests). */
   reconcileCount = 0;
 
@@ -150,6 +153,7 @@ export class Controller {
     this.nodeName = opts.nodeName ?? os.hostname();
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff });
     this.crashLoop = new CrashLoopTracker(opts.crashLoop, this.clock);
+    if (opts.runtime.images) this.imageResolver = new ImageResolver(opts.runtime.images, { now: () => this.clock.now() });
     this.metrics?.addCollector(() => this.collectMetrics());
   }
 
@@ -360,7 +364,7 @@ export class Controller {
     this.reconcileCount++;
     const report: ReconcileReport = { key, requeue: { kind: 'done' }, results: [] };
     const snap = this.snapshot();
-    const desired = snap.containers.get(key);
+    let desired = snap.containers.get(key);
     let actual: ActualContainer | undefined;
     try {
       actual = await this.runtime.get(key);
@@ -374,9 +378,13 @@ export class Controller {
       return report;
     }
 
+    // The image's digest is a fact found before planning (images/pin.ts); a pull failure holds the key.
+    const pinned = await pinForReconcile(key, desired, actual, this.imageResolver, this.queue.failures(key));
+    desired = pinned.desired;
     const plan = this.opts.plan({
       desired: desired ? new Map([[key, desired]]) : new Map(),
       actual: actual ? new Map([[key, actual]]) : new Map(),
+      ...(pinned.heldKeys ? { heldKeys: pinned.heldKeys } : {}),
       protectedKeys: snap.protectedKeys,
       failingOrigins: snap.failingOrigins,
       complete: snap.complete,
@@ -410,6 +418,12 @@ export class Controller {
           message: `exited ${code === undefined ? '(exit code unknown)' : `with code ${code}`}; restartPolicy ${desired.spec.restartPolicy} does not restart it`,
         };
       }
+    }
+    if (pinned.error) {
+      report.error = pinned.error;
+      report.requeue = { kind: 'backoff', error: new Error(pinned.error.message) };
+      if (pinned.waiting && !report.waiting) report.waiting = pinned.waiting;
+      this.lastErrors.set(key, { message: pinned.error.message, action: 'pull', retry: 'backoff', time: new Date(this.clock.now()).toISOString(), failures: this.queue.failures(key) + 1 });
     }
     if (report.waiting) this.noteWaiting(key, report.waiting);
     else this.waitingShown.delete(key);
@@ -453,6 +467,8 @@ export class Controller {
         const retry = err instanceof ActionError ? err.retry : 'backoff';
         const durationMs = Math.round(performance.now() - a0);
         report.error = { message: messageOf(cause), action: action.kind, retry };
+        const pull = pullWaiting(cause, this.queue.failures(key));
+        if (pull) report.waiting = pull;
         report.requeue = retry === 'terminal' ? { kind: 'terminal', error: err } : { kind: 'backoff', error: err };
         this.metrics?.actions.inc({ kind: action.kind, outcome: 'error' });
         this.metrics?.actionDuration.observe({ kind: action.kind, outcome: 'error' }, durationMs / 1000);
@@ -493,7 +509,7 @@ export class Controller {
     if (this.waitingShown.get(key) === text) return;
     this.waitingShown.set(key, text);
     this.logger.info(`${key}: ${w.message}`, { container: key, reason: w.reason });
-    this.emit(key, { type: 'Warning', reason: w.reason === 'CrashLoopBackOff' ? 'BackOff' : 'NotRestarted', message: w.message });
+    this.emit(key, { type: 'Warning', reason: w.reason === 'CrashLoopBackOff' || w.reason === 'ImagePullBackOff' ? 'BackOff' : w.reason.startsWith('ErrImage') ? 'Failed' : 'NotRestarted', message: w.message });
   }
 
   private remember(key: string, a: RecordedAction): void {

@@ -15,6 +15,7 @@ import type { Condition, ContainerStatus, DesiredContainer, Phase, Resources } f
 import { formatCpu, formatMemory } from '../api/quantity.js';
 import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
 import type { SourceProblem } from '../sources/source.js';
+import { imageStatus } from '../images/status.js';
 
 export const CONDITION_READY = 'Ready';
 export const CONDITION_SYNCED = 'Synced';
@@ -203,6 +204,7 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   const lastExitCode = exitCode ?? input.lastExitCode ?? actual?.process.exitCode ?? previous?.lastExitCode;
   if (lastExitCode !== undefined) status.lastExitCode = lastExitCode;
   if (actual?.process.startedAt) status.startedAt = actual.process.startedAt;
+  Object.assign(status, imageStatus(actual?.applied.spec.image));
   if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);
   status.conditions = mergeConditions(previous?.conditions, conds, input.now);
   return status;

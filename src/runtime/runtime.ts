@@ -7,6 +7,7 @@
  * interrupted half way, e.g. acetate was SIGKILLed) converges and leaks nothing.
  */
 import type { NormalizedSpec, Resources, SourceRef, ResourceName } from '../api/types.js';
+import type { ImageStore } from '../images/store.js';
 
 /** What acetate last applied to a container; stored by the runtime next to the container. */
 export interface AppliedRecord {
@@ -83,6 +84,8 @@ export interface LogOptions {
 
 export interface Runtime {
   readonly name: string;
+  /** Images as templates (src/images), when this runtime can run them. */
+  readonly images?: ImageStore;
   /** Checks the runtime can work here (binaries, privileges); throws a RuntimeUnavailableError otherwise. */
   preflight(): Promise<void>;
   /** Every container this acetate instance manages. */

@@ -16,6 +16,7 @@ import {
 import { messageOf } from '../../apply/errors.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { SourceRef } from '../../api/types.js';
+import { imageStatus } from '../../images/status.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';
@@ -37,7 +38,7 @@ function fromRuntime(a: ActualContainer): StatusRecord {
     key: a.key,
     namespace: a.namespace,
     name: a.name,
-    status: { restartCount: a.restartCount },
+    status: { restartCount: a.restartCount, ...imageStatus(a.applied.spec.image) },
     source: a.applied.source,
     actual: {
       id: a.id,
@@ -79,6 +80,8 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   field('Restarts', rec.actual?.restartCount ?? s.restartCount ?? 0);
   field('Last exit code', rec.actual?.exitCode ?? s.lastExitCode);
   field('Started', ago(rec.actual?.startedAt ?? s.startedAt, now));
+  if (s.image) field('Image', s.image);
+  if (s.image) field('Image ID', s.imageID ?? '(not resolved yet)');
   if (rec.actual?.finishedAt) field('Finished', ago(rec.actual.finishedAt, now));
   lines.push('Desired:');
   if (rec.desired) {

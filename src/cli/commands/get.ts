@@ -8,6 +8,8 @@ import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
 import { readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
 import { formatProblem } from '../problems.js';
+import { imageStatus } from '../../images/status.js';
+import { templateColumn } from '../../images/describe.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -43,6 +45,7 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
     exitCode: c.process.exitCode,
     restarts: c.restartCount,
     template: c.applied.spec.template,
+    ...imageStatus(c.applied.spec.image),
     desired: {
       state: c.applied.spec.state,
       cpu: formatResource('cpu', c.applied.spec.resources.cpuMillis),
@@ -113,7 +116,7 @@ is read from the container's cgroup), restarts and age.`,
       String(c.restartCount),
       age(c.applied.createdAt),
       statusColumn(records.get(c.key)),
-      ...(wide ? [pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+      ...(wide ? [pair(c, 'pids'), templateColumn(c.applied.spec), c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));
     printProblemLines();

@@ -7,5 +7,6 @@ import { getCommand } from './get.js';
 import { describeCommand } from './describe.js';
 import { logsCommand } from './logs.js';
 import { templateCommand } from './template.js';
+import { imageCommand } from './image.js';
 
-export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, runCommand, getCommand, describeCommand, logsCommand, templateCommand];
+export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, runCommand, getCommand, describeCommand, logsCommand, templateCommand, imageCommand];

@@ -25,6 +25,7 @@ import {
 } from '../runtime.js';
 import { findBinary, preflight } from '../preflight.js';
 import type { TemplateStore } from '../templates.js';
+import { ensureImageRootfs, ImageStore } from '../../images/store.js';
 import { KeyedMutex, mapLimit, pollUntil, realSleep, type Sleep } from './async.js';
 import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type CgroupLocation, type CgroupMode } from './cgroups.js';
 import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, waitGone, type Waiter } from './cleanup.js';
@@ -44,6 +45,8 @@ export interface RuncRuntimeOptions {
   /** Volatile runtime state: runc root, bundles, conmon files (default: see defaultRunDirOf). */
   runDir?: string;
   templates: TemplateStore;
+  /** Images as templates (default: a store in <stateDir>/images). */
+  images?: ImageStore;
   /** Path or bare name of runc (default: found in $PATH or the sbin dirs). */
   runcPath?: string;
   /** Path or bare name of conmon. */
@@ -86,6 +89,7 @@ export class RuncRuntime implements Runtime {
   readonly name = 'runc';
   readonly paths: InstancePaths;
   readonly templates: TemplateStore;
+  readonly images: ImageStore;
   private readonly opts: RuncRuntimeOptions;
   private readonly waiter: Waiter;
   private readonly now: () => number;
@@ -107,6 +111,7 @@ export class RuncRuntime implements Runtime {
     this.opts = opts;
     this.paths = instancePaths(opts.stateDir, opts.runDir);
     this.templates = opts.templates;
+    this.images = opts.images ?? new ImageStore({ stateDir: opts.stateDir });
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
@@ -273,8 +278,11 @@ export class RuncRuntime implements Runtime {
 
   private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths): Promise<OciConfigInput> {
     const host = await this.hostInfo();
-    const lower = await this.templates.resolve(record.spec.template);
+    // An image is pulled here if it is not on the node yet (create and replace's check come first).
+    const image = record.spec.image ? await ensureImageRootfs(this.images, record.spec.image) : undefined;
+    const lower = image ? image.lowerDirs : await this.templates.resolve(record.spec.template);
     return {
+      ...(image ? { image: { config: image.config, passwd: image.passwd, group: image.group } } : {}),
       namespace: record.namespace,
       name: record.name,
       spec: record.spec,
