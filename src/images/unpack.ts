@@ -23,7 +23,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { exec } from '../util/exec.js';
@@ -134,23 +135,33 @@ async function extract(blob: string, compression: Compression, dir: string): Pro
     tar.on('close', (code) => resolve(code));
   });
   const hash = createHash('sha256');
-  const tee = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  const stages: (Readable | Transform)[] = [createReadStream(blob)];
+  // GNU tar stops reading at the end-of-archive blocks and exits, leaving the record padding
+  // unread: the rest of the stream is still hashed (the diff_id covers all of it), and a write to
+  // a tar that is gone (EPIPE) is expected, not an error.
+  let tarGone = false;
+  void exited.then(() => (tarGone = true), () => (tarGone = true));
+  tar.stdin.on('error', () => undefined);
   let zstd: ReturnType<typeof spawn> | undefined;
+  let source: Readable;
+  let feeding: Promise<void> = Promise.resolve();
   if (compression === 'zstd') {
     zstd = spawn('zstd', ['-d', '-c', '-q', blob], { stdio: ['ignore', 'pipe', 'ignore'] });
-    stages[0] = zstd.stdout!;
+    source = zstd.stdout!;
   } else {
-    const d = decompressor(compression);
-    if (d) stages.push(d);
+    const out = decompressor(compression) ?? new PassThrough();
+    feeding = pipeline(createReadStream(blob), out);
+    source = out;
   }
   try {
-    await (pipeline as unknown as (...streams: unknown[]) => Promise<void>)(...stages, tee, tar.stdin);
+    const copying = (async () => {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        if (tarGone || tar.stdin.destroyed) continue;
+        if (!tar.stdin.write(chunk)) await Promise.race([once(tar.stdin, 'drain'), exited]);
+      }
+      tar.stdin.end();
+    })();
+    await Promise.all([copying, feeding]);
   } catch (err) {
     tar.kill('SIGKILL');
     zstd?.kill('SIGKILL');
