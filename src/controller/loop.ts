@@ -67,6 +67,8 @@ export interface ControllerOptions {
   metrics?: Metrics;
   /** Reported in status.node. Default: the host name. */
   nodeName?: string;
+  /** How long a registry's answer for an image name (imagePullPolicy Always) is reused. Default 10 s. */
+  imageResolveCacheMs?: number;
 }
 
 /** What one reconcile of a key did (returned for tests and callers). */
@@ -153,7 +155,7 @@ export class Controller {
     this.nodeName = opts.nodeName ?? os.hostname();
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff });
     this.crashLoop = new CrashLoopTracker(opts.crashLoop, this.clock);
-    if (opts.runtime.images) this.imageResolver = new ImageResolver(opts.runtime.images, { now: () => this.clock.now() });
+    if (opts.runtime.images) this.imageResolver = new ImageResolver(opts.runtime.images, { now: () => this.clock.now(), ...(opts.imageResolveCacheMs !== undefined ? { cacheMs: opts.imageResolveCacheMs } : {}) });
     this.metrics?.addCollector(() => this.collectMetrics());
   }
 
@@ -364,7 +366,7 @@ export class Controller {
     this.reconcileCount++;
     const report: ReconcileReport = { key, requeue: { kind: 'done' }, results: [] };
     const snap = this.snapshot();
-    let desired = snap.containers.get(key);
+    const desired = snap.containers.get(key);
     let actual: ActualContainer | undefined;
     try {
       actual = await this.runtime.get(key);
@@ -380,9 +382,8 @@ export class Controller {
 
     // The image's digest is a fact found before planning (images/pin.ts); a pull failure holds the key.
     const pinned = await pinForReconcile(key, desired, actual, this.imageResolver, this.queue.failures(key));
-    desired = pinned.desired;
     const plan = this.opts.plan({
-      desired: desired ? new Map([[key, desired]]) : new Map(),
+      desired: pinned.desired ? new Map([[key, pinned.desired]]) : new Map(),
       actual: actual ? new Map([[key, actual]]) : new Map(),
       ...(pinned.heldKeys ? { heldKeys: pinned.heldKeys } : {}),
       protectedKeys: snap.protectedKeys,
