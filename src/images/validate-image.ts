@@ -10,7 +10,7 @@ export function imageSpecIssues(spec: Record<string, unknown>): { path: string[]
   const hasImage = spec.image !== undefined;
   if (hasTemplate && hasImage) out.push({ path: ['spec', 'image'], message: 'give exactly one of template and image, not both' });
   if (!hasTemplate && !hasImage) out.push({ path: ['spec', 'template'], message: 'required field is missing (or give an image)' });
-  if (!hasImage && spec.command === undefined) out.push({ path: ['spec', 'command'], message: 'required field is missing (it is optional only with an image)' });
+  if (!hasImage && spec.command === undefined) out.push({ path: ['spec', 'command'], message: 'required field is missing' });
   if (!hasImage && spec.imagePullPolicy !== undefined) out.push({ path: ['spec', 'imagePullPolicy'], message: 'applies to an image only' });
   if (typeof spec.image === 'string' && spec.image.length > 0) {
     try {
