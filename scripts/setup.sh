@@ -8,6 +8,10 @@ missing=()
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 [ -x /usr/bin/busybox ] || [ -x /bin/busybox ] || missing+=(busybox-static)
+# Images (src/images): skopeo pulls, setfattr marks overlay opaque dirs; the tests' registry.
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v setfattr >/dev/null 2>&1 || missing+=(attr)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

@@ -85,6 +85,8 @@ export class ImageStore {
   private readonly tmpDir: string;
   readonly skopeo: Skopeo;
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
+  /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
+  private readonly rootfsCache = new Map<string, ImageRootfs>();
 
   constructor(opts: ImageStoreOptions) {
     this.dir = path.join(path.resolve(opts.stateDir), 'images');
@@ -132,6 +134,8 @@ export class ImageStore {
 
   /** Layer dirs and config of an image on this node; throws if it is not (complete) here. */
   async rootfs(id: string): Promise<ImageRootfs> {
+    const cached = this.rootfsCache.get(id);
+    if (cached && (await this.get(id))) return cached;
     const rec = await this.get(id);
     if (!rec) throw new ImageStoreError(`image ${id} is not on this node`);
     const lowerDirs = rec.layers.map((l) => layerDir(this.layersDir, l.diffID)).reverse();
@@ -143,6 +147,7 @@ export class ImageStore {
     const group = await topmostFile(lowerDirs, 'etc/group');
     if (passwd !== undefined) out.passwd = passwd;
     if (group !== undefined) out.group = group;
+    this.rootfsCache.set(id, out);
     return out;
   }
 
@@ -294,6 +299,7 @@ export class ImageStore {
     if (users.length) throw new ImageStoreError(`image ${nameOrId} (${id}) is in use by ${users.join(', ')}; remove those containers first`);
     await rm(this.recordPath(id), { force: true });
     forgetFiles([this.recordPath(id)]);
+    this.rootfsCache.delete(id);
     for (const f of await readdir(this.refsDir).catch(() => [] as string[])) {
       const p = path.join(this.refsDir, f);
       const e = await readJson<RefEntry>(p).catch(() => undefined);

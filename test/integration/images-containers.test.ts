@@ -10,7 +10,7 @@ import { exec } from '../../src/util/exec.js';
 import { runCli } from '../support/cli.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeRuntime, makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 
@@ -51,6 +51,7 @@ describe('containers from images (real registry, real runc)', function () {
     await cleanupStateDir(stateDir, { runtime: makeRuntime(stateDir) });
     await assertNoLeaks(stateDir, { dirRemoved: true });
     await reg.stop();
+    assert.deepEqual(await registryProcessesOf(reg.dir), [], 'registry process stopped');
     await rm(work, { recursive: true, force: true });
   });
 

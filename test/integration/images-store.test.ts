@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ImageStore } from '../../src/images/store.js';
 import { exec } from '../../src/util/exec.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
 
 describe('image store (real registry)', function () {
   this.timeout(120_000);
@@ -28,6 +28,7 @@ describe('image store (real registry)', function () {
 
   after(async () => {
     await reg.stop();
+    assert.deepEqual(await registryProcessesOf(reg.dir), [], 'registry process stopped');
     await rm(work, { recursive: true, force: true });
     await assert.rejects(stat(reg.dir), { code: 'ENOENT' }, 'registry dir removed');
   });

@@ -98,3 +98,14 @@ export async function startRegistry(opts: { auth?: boolean } = {}): Promise<Test
     },
   };
 }
+
+/** docker-registry processes still serving the test registry of `dir` (none after stop()). */
+export async function registryProcessesOf(dir: string): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const out: number[] = [];
+  for (const p of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
+    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.startsWith(REGISTRY_BIN) && cmd.includes(`${dir}/`)) out.push(Number(p));
+  }
+  return out;
+}
