@@ -74,7 +74,8 @@ describe('containers from images (real registry, real runc)', function () {
       if (i === 2) extra = '  args: ["echo args-replace-cmd > /tmp/out; exec sleep 1000"]\n';
       if (i === 3) extra = '  command: ["/bin/sh", "-c", "echo command-$FROM_IMAGE-$GREETING > /tmp/out; exec sleep 1000"]\n';
       if (i === 4) extra = '  workingDir: /tmp\n';
-      await writeFile(path.join(dir, `c${i}.yaml`), imageManifest(`c${i}`, image, extra));
+      // c5 names the image by digest: the same image, the same layers.
+      await writeFile(path.join(dir, `c${i}.yaml`), imageManifest(`c${i}`, i === 5 ? `${reg.host}/test/app@${v1}` : image, extra));
     }
     const applied = await cli('apply', '-f', dir);
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
@@ -83,6 +84,7 @@ describe('containers from images (real registry, real runc)', function () {
     assert.equal(await inside('c2', '/tmp/out'), 'args-replace-cmd\n', 'args replace Cmd, Entrypoint stays');
     assert.equal(await inside('c3', '/tmp/out'), 'command-yes-image-default\n', 'command replaces Entrypoint and Cmd; image Env kept');
     assert.equal(await inside('c4', '/tmp/out'), 'image-default from /tmp\n', "the manifest's workingDir");
+    assert.equal(await inside('c5', '/tmp/out'), 'image-default from /app\n', 'pulled by digest');
     const pid = await pidOf('c0');
     await assert.rejects(readFile(`/proc/${pid}/root/etc/doomed`), { code: 'ENOENT' }, 'the file deleted by a later layer is absent');
     assert.deepEqual((await readdir(`/proc/${pid}/root/opq`)).sort(), ['c'], 'the opaque dir hides the lower layer');
