@@ -126,7 +126,7 @@ export function plan(input: PlanInput): Plan {
   const { desired, actual } = input;
   const protectedKeys = input.protectedKeys ?? new Set<string>();
   const failing = input.failingOrigins ?? new Set<string>();
-  const keys = [...new Set([...desired.keys(), ...actual.keys()])].sort();
+  const keys = [...new Set([...desired.keys(), ...actual.keys(), ...(input.heldKeys?.keys() ?? [])])].sort();
   const out: Plan = { actions: [], unchanged: [], skipped: [] };
   for (const key of keys) {
     const d = desired.get(key);
