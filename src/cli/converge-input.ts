@@ -25,9 +25,10 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
   // Image digests are facts found before planning (a registry lookup for `Always`); see images/pin.ts.
   const images = opts.runtime.images ? await pinAll(snapshot.containers, actual, new ImageResolver(opts.runtime.images)) : undefined;
   // A pull failure is reported as a problem of the manifest's image field (stderr, exit status 1).
-  for (const [key, reason] of images?.held ?? []) {
+  for (const [key, err] of images?.errors ?? []) {
     const src = snapshot.containers.get(key)?.source;
-    snapshot.problems.push({ origin: src?.kind === 'file' ? src.file : key, ...(src?.kind === 'file' ? { line: src.line } : {}), field: 'spec.image', message: `${reason}; the container is left as it is`, keys: [key], kind: 'invalid' });
+    const message = images?.held.has(key) ? `${images.held.get(key)}; the container is left as it is` : `${err.reason}: ${err.message}; the container keeps the digest it runs`;
+    snapshot.problems.push({ origin: src?.kind === 'file' ? src.file : key, ...(src?.kind === 'file' ? { line: src.line } : {}), field: 'spec.image', message, keys: [key], kind: 'invalid' });
   }
   return {
     snapshot,
