@@ -13,16 +13,17 @@
  * never a half layer that is used.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../util/exec.js';
-import { isAlive } from '../runtime/runc/procfs.js';
 import { forgetFiles, readJson, writeJsonAtomic } from '../runtime/runc/store.js';
 import { ImagePullError, ImageStoreError } from './errors.js';
 import type { ImageProcessConfig } from './process.js';
 import { formatReference, parseReference, pinnedReference, repositoryOf, type ImageReference } from './reference.js';
 import { Skopeo, type SkopeoOptions } from './skopeo.js';
 import { digestHex, layerDir, unpackLayer, verifyBlob } from './unpack.js';
+import { pruneStore, sweepStoreTemp } from './gc.js';
+import { archiveName, isDir, pick, topmostFile } from './store-files.js';
 
 export interface ImageLayer {
   /** Compressed blob digest. */
@@ -82,7 +83,7 @@ export class ImageStore {
   readonly layersDir: string;
   private readonly recordsDir: string;
   private readonly refsDir: string;
-  private readonly tmpDir: string;
+  readonly tmpDir: string;
   readonly skopeo: Skopeo;
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
   /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
@@ -325,106 +326,14 @@ export class ImageStore {
     }
   }
 
-  /**
-   * `acetate image prune`: removes layers and blobs no image record references, and what killed
-   * pulls left; with `unusedImages`, first the images no container uses. Skipped (and said so)
-   * while another pull runs, whose blobs are not referenced yet.
-   */
-  async prune(opts: { unusedImages?: string[] } = {}): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
-    const images: string[] = [];
-    for (const id of opts.unusedImages ?? []) {
-      await this.remove(id, { inUseBy: () => [] });
-      images.push(id);
-    }
-    await this.sweepTemp();
-    const live = (await readdir(this.tmpDir).catch(() => [] as string[])).filter((n) => n.startsWith('pull-'));
-    if (live.length) return { images, layers: 0, blobs: 0, bytes: 0, skipped: `a pull is in progress (${live.join(', ')}); layers and blobs kept` };
-    const keepLayers = new Set<string>();
-    const keepBlobs = new Set<string>();
-    for (const r of await this.list()) {
-      keepBlobs.add(digestHex(r.manifestDigest)).add(digestHex(r.configDigest));
-      for (const l of r.layers) {
-        keepBlobs.add(digestHex(l.digest));
-        keepLayers.add(digestHex(l.diffID));
-      }
-    }
-    let layers = 0;
-    let blobs = 0;
-    let bytes = 0;
-    for (const n of await readdir(this.layersDir).catch(() => [] as string[])) {
-      if (keepLayers.has(n) || (n.startsWith('.unpack-') && (await isAlive(pidOf(n))))) continue;
-      await rm(path.join(this.layersDir, n), { recursive: true, force: true });
-      if (!n.startsWith('.')) layers++;
-    }
-    const blobDir = path.join(this.blobsDir, 'sha256');
-    for (const n of await readdir(blobDir).catch(() => [] as string[])) {
-      if (keepBlobs.has(n)) continue;
-      bytes += (await stat(path.join(blobDir, n)).catch(() => ({ size: 0 }))).size;
-      await rm(path.join(blobDir, n), { force: true });
-      blobs++;
-    }
-    return { images, layers, blobs, bytes };
+  /** See gc.ts. */
+  prune(opts: { unusedImages?: string[] } = {}): ReturnType<typeof pruneStore> {
+    return pruneStore(this, opts);
   }
 
-  /** Temp dirs of pulls and unpacks whose process is gone. */
-  async sweepTemp(): Promise<void> {
-    for (const [dir, prefix] of [[this.tmpDir, 'pull-'], [this.layersDir, '.unpack-']] as const) {
-      for (const n of await readdir(dir).catch(() => [] as string[])) {
-        if (n.startsWith(prefix) && !(await isAlive(pidOf(n)))) await rm(path.join(dir, n), { recursive: true, force: true });
-        // skopeo's own temp files of a killed pull
-        else if (dir === this.tmpDir && !n.startsWith('pull-')) {
-          const age = Date.now() - (await stat(path.join(dir, n)).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
-          if (age > 3_600_000) await rm(path.join(dir, n), { recursive: true, force: true });
-        }
-      }
-    }
-  }
-}
-
-function pidOf(name: string): number {
-  const m = /^(?:pull-|\.unpack-)(\d+)-/.exec(name);
-  return m ? Number(m[1]) : 0;
-}
-
-function pick(c: ImageProcessConfig): ImageProcessConfig {
-  const out: ImageProcessConfig = {};
-  if (c.Entrypoint) out.Entrypoint = c.Entrypoint;
-  if (c.Cmd) out.Cmd = c.Cmd;
-  if (c.Env) out.Env = c.Env;
-  if (c.WorkingDir) out.WorkingDir = c.WorkingDir;
-  if (c.User) out.User = c.User;
-  return out;
-}
-
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await lstat(p)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** A small file of the merged image: from the topmost layer that has it (a whiteout hides it). */
-async function topmostFile(lowerDirs: string[], rel: string): Promise<string | undefined> {
-  for (const d of lowerDirs) {
-    const st = await lstat(path.join(d, rel)).catch(() => undefined);
-    if (!st) continue;
-    if (!st.isFile() || st.size > 1024 * 1024) return undefined;
-    return readFile(path.join(d, rel), 'utf8');
-  }
-  return undefined;
-}
-
-/** The name a `docker save` (RepoTags) or OCI archive (ref.name annotation) carries, if any. */
-async function archiveName(file: string, transport: 'docker-archive' | 'oci-archive'): Promise<string | undefined> {
-  const member = transport === 'docker-archive' ? 'manifest.json' : 'index.json';
-  const text = await exec('tar', ['-xOf', file, member]).then((r) => r.stdout, () => exec('tar', ['-xOf', file, `./${member}`]).then((r) => r.stdout, () => ''));
-  try {
-    if (transport === 'docker-archive') return (JSON.parse(text) as { RepoTags?: string[] }[])[0]?.RepoTags?.[0];
-    const ann = (JSON.parse(text) as { manifests?: { annotations?: Record<string, string> }[] }).manifests?.[0]?.annotations?.['org.opencontainers.image.ref.name'];
-    return ann && /[/:]/.test(ann) ? ann : undefined;
-  } catch {
-    return undefined;
+  /** Temp dirs of pulls and unpacks whose process is gone (see gc.ts). */
+  sweepTemp(): Promise<void> {
+    return sweepStoreTemp(this);
   }
 }
 
