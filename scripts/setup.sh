@@ -11,6 +11,7 @@ command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 # Images (src/images): skopeo pulls, setfattr marks overlay opaque dirs; the tests' registry.
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v setfattr >/dev/null 2>&1 || missing+=(attr)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -121,6 +121,22 @@ describe('containers from images (real registry, real runc)', function () {
     assert.equal(down.code, 0, down.stderr);
   });
 
+  it("runs as the image's User, a name looked up in the image's own /etc/passwd", async () => {
+    const layers = testImageLayers('user', [{ build: async (d) => {
+      await mkdir(path.join(d, 'etc'));
+      await writeFile(path.join(d, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:34:www:/var/www:/bin/sh\n');
+    } }]);
+    const img = await buildImage(path.join(work, 'user'), layers, { ...TEST_IMAGE_CONFIG, User: 'www', Cmd: ['echo "$(id -u):$(id -g)" > /tmp/out; exec sleep 1000'] });
+    await pushLayout(img.layout, `${reg.host}/test/user:1`);
+    await writeFile(path.join(dir, 'user.yaml'), imageManifest('user', `${reg.host}/test/user:1`));
+    const applied = await cli('apply', '-f', dir);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    assert.equal(await inside('user', '/tmp/out'), '33:34\n');
+    await rm(path.join(dir, 'user.yaml'));
+    assert.equal((await cli('apply', '-f', dir, '--allow-empty')).code, 0);
+    assert.equal((await cli('image', 'prune', '--all')).code, 0, 'no container uses any image now');
+  });
+
   it('a tag pushed again: nothing under IfNotPresent; under Always a replace with both digests that keeps the private area', async () => {
     const image = `${reg.host}/test/app:moving`;
     await writeFile(path.join(dir, 'keep.yaml'), imageManifest('keep', image, '  imagePullPolicy: IfNotPresent\n'));

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { ImageStore } from '../../src/images/store.js';
 import { exec } from '../../src/util/exec.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
@@ -62,6 +63,31 @@ describe('image store (real registry)', function () {
     assert.equal(byDigest.id, v1Digest);
     assert.deepEqual(await inodes(), before, 'the same layer dirs (inodes)');
     assert.equal((await store.list()).length, 1);
+  });
+
+  it('picks linux/amd64 from a multi-arch index', async () => {
+    const amd = await buildImage(path.join(work, 'multi'), testImageLayers('multi'), TEST_IMAGE_CONFIG);
+    // A second manifest for arm64 in the same layout (its config says so), then an index of both.
+    const blobs = path.join(amd.layout, 'blobs', 'sha256');
+    const m = JSON.parse(await readFile(path.join(blobs, amd.manifestDigest.slice(7)), 'utf8')) as { config: { digest: string; size: number } };
+    const cfg = JSON.parse(await readFile(path.join(blobs, m.config.digest.slice(7)), 'utf8')) as { architecture: string };
+    const armCfg = JSON.stringify({ ...cfg, architecture: 'arm64' });
+    const sha = (t: string) => `sha256:${createHash('sha256').update(t).digest('hex')}`;
+    await writeFile(path.join(blobs, sha(armCfg).slice(7)), armCfg);
+    const armManifest = JSON.stringify({ ...m, config: { ...m.config, digest: sha(armCfg), size: Buffer.byteLength(armCfg) } });
+    await writeFile(path.join(blobs, sha(armManifest).slice(7)), armManifest);
+    const mt = 'application/vnd.oci.image.manifest.v1+json';
+    const amdSize = (await stat(path.join(blobs, amd.manifestDigest.slice(7)))).size;
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [
+      { mediaType: mt, digest: sha(armManifest), size: Buffer.byteLength(armManifest), platform: { os: 'linux', architecture: 'arm64' } },
+      { mediaType: mt, digest: amd.manifestDigest, size: amdSize, platform: { os: 'linux', architecture: 'amd64' } },
+    ] });
+    await writeFile(path.join(blobs, sha(index).slice(7)), index);
+    await writeFile(path.join(amd.layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha(index), size: Buffer.byteLength(index) }] }));
+    await exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${amd.layout}`, `docker://${reg.host}/test/multi:1`]);
+    const rec = await store.pull(`${reg.host}/test/multi:1`);
+    assert.equal(rec.id, amd.manifestDigest, 'the amd64 manifest of the index');
+    assert.equal(rec.layers.length, 3);
   });
 
   it('unknown tags and unknown registries fail with the registry\'s words, and leave nothing', async () => {

@@ -3,7 +3,7 @@
  * paths.ts); a new acetate process adopts whatever an earlier one left running, since nothing is
  * kept in memory.
  */
-import { readdir, realpath, rm, rmdir } from 'node:fs/promises';
+import { chmod, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { existsNow, makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
 import { renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -415,6 +415,9 @@ export class RuncRuntime implements Runtime {
     const { cp } = t;
     const { conmon } = await this.binaries();
     await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
+    // The merged root takes the upper dir's mode: 0755 as the image's root, so an image's non-root
+    // User can reach its files (the container dir around it stays 0700 to the node's users).
+    if (record.spec.image) await chmod(cp.upper, 0o755);
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
