@@ -25,6 +25,11 @@ command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)  # unshare: the network namespaces
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# Images (src/images): skopeo pulls, setfattr marks overlay opaque dirs; the tests' registry.
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v setfattr >/dev/null 2>&1 || missing+=(attr)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

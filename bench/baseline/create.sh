@@ -6,6 +6,7 @@
 #
 # Usage: [RUN_DIR=DIR] create.sh WORKDIR N CONFIG_TEMPLATE
 #   WORKDIR          its own directory: containers' private areas in WORKDIR/c/<id>
+#   LOWER            the overlay's lower dir(s) (default /; the images benchmark: an image's layers)
 #   RUN_DIR          what describes processes, as acetate's run dir: runc root RUN_DIR/runc,
 #                    bundles RUN_DIR/bundles/<id> (default WORKDIR)
 #   N                containers b0..b<N-1>
@@ -27,7 +28,7 @@ for ((i = 0; i < n; i++)); do
   d=$work/c/$id
   b=$run/bundles/$id
   mkdir -p "$d/upper" "$d/work" "$d/rootfs" "$b"
-  mount -t overlay overlay -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$d/rootfs"
+  mount -t overlay overlay -o "lowerdir=${LOWER:-/},upperdir=$d/upper,workdir=$d/work" "$d/rootfs"
   sed -e "s|@ROOTFS@|$d/rootfs|g" -e "s|@ID@|$id|g" "$template" >"$b/config.json"
   # The container's stdio is runc's: keep it away from our caller's pipes.
   if ! runc --root "$root" run -d --bundle "$b" "$id" </dev/null >/dev/null 2>"$d/stdio.log"; then

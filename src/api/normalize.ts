@@ -3,6 +3,7 @@ import { parseCpu, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
 import { normalizeProbes } from './probes.js';
 import { normalizePorts } from './ports.js';
+import { defaultPullPolicy, formatReference, parseReference } from '../images/reference.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -20,11 +21,12 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   for (const p of s.resizePolicy ?? []) resizePolicy[p.resourceName] = p.restartPolicy;
   const privileged = s.securityContext?.privileged ?? false;
   const spec: NormalizedSpec = {
-    template: s.template,
-    command: [...s.command],
+    template: s.template ?? '',
+    command: [...(s.command ?? [])],
     args: [...(s.args ?? [])],
     env: (s.env ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-    workingDir: s.workingDir ?? '/',
+    // With an image, no workingDir means the image's WorkingDir (see images/process.ts).
+    workingDir: s.workingDir ?? (s.image !== undefined ? '' : '/'),
     hostname: s.hostname ?? m.metadata.name,
     state: s.state ?? 'Running',
     resources: {},
@@ -53,6 +55,11 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   const probes = normalizeProbes(s);
   if (probes) spec.probes = probes;
   if (s.ports?.length) spec.ports = normalizePorts(s.ports);
+  if (s.image !== undefined) {
+    const ref = parseReference(s.image);
+    spec.image = { ref: formatReference(ref) };
+    spec.imagePullPolicy = s.imagePullPolicy ?? defaultPullPolicy(ref);
+  }
   return spec;
 }
 

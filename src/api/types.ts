@@ -22,12 +22,18 @@ export interface PublishedPort {
   hostIP?: string;
   protocol: PortProtocol;
 }
+export type ImagePullPolicy = 'Always' | 'IfNotPresent' | 'Never';
 export const RESOURCE_NAMES: readonly ResourceName[] = ['cpu', 'memory', 'pids'];
 
 /** The spec as a user writes it (YAML / Kubernetes object). */
 export interface ContainerSpec {
-  template: string;
-  command: string[];
+  /** Exactly one of template and image. */
+  template?: string;
+  /** An OCI image reference (`debian:12`, `host:5000/team/app@sha256:…`); see src/images. */
+  image?: string;
+  imagePullPolicy?: ImagePullPolicy;
+  /** Required with a template; with an image it overrides the image's Entrypoint. */
+  command?: string[];
   args?: string[];
   env?: { name: string; value?: string }[];
   workingDir?: string;
@@ -103,6 +109,9 @@ export interface ContainerStatus {
   startedAt?: string;
   /** The container's address on the node's bridge (network: bridge). */
   ip?: string;
+  /** The image the container runs, and its resolved digest (as Kubernetes' containerStatuses[].imageID). */
+  image?: string;
+  imageID?: string;
   resources?: { cpu?: string; memory?: string; pids?: number };
   conditions?: Condition[];
 }
@@ -125,7 +134,15 @@ export interface Resources {
 
 /** The spec with every default filled in and every quantity parsed: what plan and runtime work on. */
 export interface NormalizedSpec {
+  /** '' when the container is made from an image. */
   template: string;
+  /**
+   * The image (canonical reference), and the digest it was resolved to before planning (absent in
+   * a spec straight from a manifest; src/images/pin.ts fills it in). Absent for templates, so the
+   * specs and hashes of template containers are what they were before images existed.
+   */
+  image?: { ref: string; digest?: string };
+  imagePullPolicy?: ImagePullPolicy;
   command: string[];
   args: string[];
   env: { name: string; value: string }[];

@@ -15,6 +15,7 @@ import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } fro
 import type { PathSegment } from '../sources/files/yaml-documents.js';
 import { probeIssues } from './validate-probes.js';
 import { portIssues } from './validate-ports.js';
+import { imageSpecIssues } from '../images/validate-image.js';
 
 export interface ValidationIssue {
   /** Field path as segments, e.g. ['spec', 'resources', 'memory']. */
@@ -177,6 +178,7 @@ function patternMessage(path: PathSegment[], value: unknown): string {
   if (parent === 'resources' && last === 'memory') return `${show(value)} is not a quantity such as 512Mi`;
   if (parent === 'resources' && last === 'cpu') return `${show(value)} is not a CPU quantity such as 500m or 2`;
   if (['hostPath', 'containerPath', 'workingDir'].includes(last)) return `${show(value)} is not an absolute path`;
+  if (last === 'image' && parent === 'spec') return `${show(value)} is not an image reference such as debian:12 or registry.example.com/app@sha256:…`;
   if (parent === 'env' || path.includes('env')) return `${show(value)} is not a valid environment variable name`;
   if (['template', 'hostname', 'nodeName'].includes(last))
     return `${show(value)} is not a valid name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)`;
@@ -284,7 +286,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
       }
     });
   }
-  out.push(...securityContextIssues(spec.securityContext, spec.template));
+  out.push(...securityContextIssues(spec.securityContext, spec.template, spec.image));
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
@@ -305,6 +307,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
     }
   });
   out.push(...portIssues(spec));
+  for (const i of imageSpecIssues(spec as unknown as Record<string, unknown>)) out.push(issue(i.path, i.message));
   const envNames = new Set<string>();
   (Array.isArray(spec.env) ? spec.env : []).forEach((e, i) => {
     if (!isRecord(e) || typeof e.name !== 'string') return;
@@ -316,7 +319,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
 }
 
 /** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/runc/seccomp.ts, userns.ts). */
-function securityContextIssues(sc: unknown, template: unknown): ValidationIssue[] {
+function securityContextIssues(sc: unknown, template: unknown, image: unknown): ValidationIssue[] {
   if (!isRecord(sc)) return [];
   const out: ValidationIssue[] = [];
   const at = (...p: PathSegment[]): PathSegment[] => ['spec', 'securityContext', ...p];
@@ -328,6 +331,9 @@ function securityContextIssues(sc: unknown, template: unknown): ValidationIssue[
   if (sc.hostUsers === false && sc.privileged === true) out.push(issue(at('hostUsers'), 'false cannot go with privileged: true (a privileged container uses the node\'s ids)'));
   if (sc.hostUsers === false && template === 'host') {
     out.push(issue(at('hostUsers'), "false needs an imported template: the host template's files belong to the node's root and overlayfs cannot use the node's / in a user namespace (see README, User namespaces)"));
+  }
+  if (sc.hostUsers === false && image !== undefined) {
+    out.push(issue(at('hostUsers'), "false cannot go with image yet: an image's layers are shared by every container of the image and belong to the node's root (use an imported template)"));
   }
   return out;
 }

@@ -34,7 +34,7 @@ export class SpecError extends Error {
 }
 
 /** Errors of the runtime that say the spec itself cannot run (same spec, same failure). */
-const SPEC_ERROR_NAMES = new Set(['SpecError', 'OciConfigError']);
+const SPEC_ERROR_NAMES = new Set(['SpecError', 'OciConfigError', 'ImageProcessError']);
 
 export function classify(err: unknown): RetryHint {
   if (err instanceof Error && SPEC_ERROR_NAMES.has(err.name)) return 'terminal';

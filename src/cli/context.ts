@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { CliContext } from './command.js';
 import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../runtime/templates.js';
+import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
@@ -50,7 +51,7 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
         // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).
-        const runtime = new RuncRuntime({ stateDir, runDir, templates, runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env), network });
+        const runtime = new RuncRuntime({ stateDir, runDir, templates, images: imageStoreFromEnv(stateDir), runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env), network });
         await runtime.preflight();
         await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
         await fs.mkdir(runDir, { recursive: true, mode: 0o700 });

@@ -4,6 +4,8 @@ import { loadManifestDir, type DirSnapshot } from '../sources/files/load.js';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
 import type { PlanInput } from '../plan/plan.js';
 import { detectNodeCapacity } from '../sources/kube/desired.js';
+import { pinAll } from '../images/pin.js';
+import { ImageResolver } from '../images/resolver.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
@@ -21,12 +23,21 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
     opts.runtime.list(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
+  // Image digests are facts found before planning (a registry lookup for `Always`); see images/pin.ts.
+  const images = opts.runtime.images ? await pinAll(snapshot.containers, actual, new ImageResolver(opts.runtime.images)) : undefined;
+  // A pull failure is reported as a problem of the manifest's image field (stderr, exit status 1).
+  for (const [key, err] of images?.errors ?? []) {
+    const src = snapshot.containers.get(key)?.source;
+    const message = images?.held.has(key) ? `${images.held.get(key)}; the container is left as it is` : `${err.reason}: ${err.message}; the container keeps the digest it runs`;
+    snapshot.problems.push({ origin: src?.kind === 'file' ? src.file : key, ...(src?.kind === 'file' ? { line: src.line } : {}), field: 'spec.image', message, keys: [key], kind: 'invalid' });
+  }
   return {
     snapshot,
     actual,
     planInput: {
-      desired: snapshot.containers,
+      desired: images?.desired ?? snapshot.containers,
       actual,
+      ...(images?.held.size ? { heldKeys: images.held } : {}),
       protectedKeys: snapshot.protectedKeys,
       failingOrigins: snapshot.failingOrigins,
       complete: snapshot.complete,

@@ -33,6 +33,8 @@ import { Prober } from './probes/prober.js';
 import { killUnhealthy } from './probes/unhealthy.js';
 import { probeTools } from './probes/tools.js';
 import { networkSummary } from './network-status.js';
+import { ImageResolver } from '../images/resolver.js';
+import { pinForReconcile, pullWaiting } from './image-pull.js';
 
 export type PlanFn = (input: PlanInput) => Plan;
 export type ExecuteFn = (action: Action, ctx: { runtime: Runtime }) => Promise<ActionResult>;
@@ -71,6 +73,8 @@ export interface ControllerOptions {
   nodeName?: string;
   /** Probe checks run at once across all containers (see probes/prober.ts). Default 8. */
   probeConcurrency?: number;
+  /** How long a registry's answer for an image name (imagePullPolicy Always) is reused. Default 10 s. */
+  imageResolveCacheMs?: number;
 }
 
 /** What one reconcile of a key did (returned for tests and callers). */
@@ -145,6 +149,7 @@ export class Controller {
   private isReady = false;
   private initialPending?: Set<string>;
   private stopping?: Promise<void>;
+  private readonly imageResolver?: ImageResolver;
   /** Reconciles done (for tests). */
   reconcileCount = 0;
 
@@ -165,6 +170,7 @@ export class Controller {
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff });
     this.crashLoop = new CrashLoopTracker(opts.crashLoop, this.clock);
     this.prober = new Prober({ runtime: this.runtime, clock: this.clock, concurrency: opts.probeConcurrency, tools: probeTools, onChange: (key) => this.queue.add(key, 'change') });
+    if (opts.runtime.images) this.imageResolver = new ImageResolver(opts.runtime.images, { now: () => this.clock.now(), ...(opts.imageResolveCacheMs !== undefined ? { cacheMs: opts.imageResolveCacheMs } : {}) });
     this.metrics?.addCollector(() => this.collectMetrics());
   }
 
@@ -411,9 +417,12 @@ export class Controller {
       }
     }
 
+    // The image's digest is a fact found before planning (images/pin.ts); a pull failure holds the key.
+    const pinned = await pinForReconcile(key, desired, actual, this.imageResolver, this.queue.failures(key));
     const plan = this.opts.plan({
-      desired: desired ? new Map([[key, desired]]) : new Map(),
+      desired: pinned.desired ? new Map([[key, pinned.desired]]) : new Map(),
       actual: actual ? new Map([[key, actual]]) : new Map(),
+      ...(pinned.heldKeys ? { heldKeys: pinned.heldKeys } : {}),
       protectedKeys: snap.protectedKeys,
       failingOrigins: snap.failingOrigins,
       complete: snap.complete,
@@ -449,6 +458,12 @@ export class Controller {
           }
           : { reason: 'RestartPolicy', message: `exited with code ${code}; restartPolicy ${desired.spec.restartPolicy} does not restart it` };
       }
+    }
+    if (pinned.error) {
+      report.error = pinned.error;
+      report.requeue = { kind: 'backoff', error: new Error(pinned.error.message) };
+      if (pinned.waiting && !report.waiting) report.waiting = pinned.waiting;
+      this.lastErrors.set(key, { message: pinned.error.message, action: 'pull', retry: 'backoff', time: new Date(this.clock.now()).toISOString(), failures: this.queue.failures(key) + 1 });
     }
     if (report.waiting) this.noteWaiting(key, report.waiting);
     else if (actual?.process.unsupervised && actual.process.state === 'running') this.noteWaiting(key, { reason: 'SupervisorLost', message: actual.process.unsupervised });
@@ -494,6 +509,8 @@ export class Controller {
         const durationMs = Math.round(performance.now() - a0);
         const reason = (cause as { reason?: unknown } | undefined)?.reason;
         report.error = { message: messageOf(cause), action: action.kind, retry, ...(typeof reason === 'string' ? { reason } : {}) };
+        const pull = pullWaiting(cause, this.queue.failures(key));
+        if (pull) report.waiting = pull;
         report.requeue = retry === 'terminal' ? { kind: 'terminal', error: err } : { kind: 'backoff', error: err };
         this.metrics?.actions.inc({ kind: action.kind, outcome: 'error' });
         this.metrics?.actionDuration.observe({ kind: action.kind, outcome: 'error' }, durationMs / 1000);
@@ -536,7 +553,8 @@ export class Controller {
     this.waitingShown.set(key, text);
     if (w.reason === 'SupervisorLost' || w.reason === 'ExitCodeUnknown') this.logger.warn(`${key}: ${w.message}`, { container: key, reason: w.reason });
     else this.logger.info(`${key}: ${w.message}`, { container: key, reason: w.reason });
-    const event = w.reason === 'CrashLoopBackOff' ? 'BackOff' : w.reason === 'SupervisorLost' ? 'SupervisorLost' : 'NotRestarted';
+    const event =
+      w.reason === 'CrashLoopBackOff' || w.reason === 'ImagePullBackOff' ? 'BackOff' : w.reason === 'SupervisorLost' ? 'SupervisorLost' : w.reason.startsWith('ErrImage') ? 'Failed' : 'NotRestarted';
     this.emit(key, { type: 'Warning', reason: event, message: w.message });
   }
 

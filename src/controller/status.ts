@@ -15,6 +15,7 @@ import type { Condition, ContainerStatus, DesiredContainer, Phase, Resources } f
 import { formatCpu, formatMemory } from '../api/quantity.js';
 import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
 import type { SourceProblem } from '../sources/source.js';
+import { imageStatus } from '../images/status.js';
 
 export const CONDITION_READY = 'Ready';
 export const CONDITION_SYNCED = 'Synced';
@@ -228,6 +229,7 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   if (lastExitCode !== undefined) status.lastExitCode = lastExitCode;
   if (actual?.process.startedAt) status.startedAt = actual.process.startedAt;
   if (actual?.network?.ip) status.ip = actual.network.ip;
+  Object.assign(status, imageStatus(actual?.applied.spec.image));
   if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);
   status.conditions = mergeConditions(previous?.conditions, conds, input.now);
   return status;

@@ -4,9 +4,9 @@ import { canonicalJson } from '../api/hash.js';
 import { formatCpu, formatMemory } from '../api/quantity.js';
 
 /** Fields that can only change by creating the container again. */
-export const REPLACE_FIELDS = ['template', 'command', 'args', 'env', 'workingDir', 'hostname', 'mounts', 'network', 'security', 'init'] as const;
+export const REPLACE_FIELDS = ['template', 'image', 'command', 'args', 'env', 'workingDir', 'hostname', 'mounts', 'network', 'security', 'init'] as const;
 /** Fields that need no runtime action: recorded only. */
-export const RECORD_FIELDS = ['restartPolicy', 'terminationGracePeriodSeconds', 'resizePolicy', 'nodeName', 'probes', 'ports'] as const;
+export const RECORD_FIELDS = ['restartPolicy', 'terminationGracePeriodSeconds', 'resizePolicy', 'nodeName', 'probes', 'ports', 'imagePullPolicy'] as const;
 
 const RESOURCE_FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 /** The kernel rounds memory limits down to a page. */

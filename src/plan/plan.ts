@@ -9,12 +9,15 @@ import type { Action } from './actions.js';
 import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
 import { planNetwork } from './network.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
+import { describeImageChange } from './image-change.js';
 
 export interface PlanInput {
   desired: Map<string, DesiredContainer>;
   actual: Map<string, ActualContainer>;
   /** Keys whose declarations are invalid or conflicting: their containers are left as they are. */
   protectedKeys?: Set<string>;
+  /** Keys left alone for a reason found before planning (an image that cannot be resolved), and why. */
+  heldKeys?: Map<string, string>;
   /** Manifest files that fail: containers last applied from them are never destroyed. */
   failingOrigins?: Set<string>;
   /** The desired state is a complete view: managed containers missing from it may be destroyed. */
@@ -73,6 +76,8 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
 
   const replaceFields = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
   if (replaceFields.length) {
+    const image = describeImageChange(had, want, replaceFields);
+    if (image) return [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: image.discard, reason: image.reason }];
     const discard = replaceFields.includes('template');
     const reason = discard
       ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
@@ -128,13 +133,18 @@ export function plan(input: PlanInput): Plan {
   const { desired, actual } = input;
   const protectedKeys = input.protectedKeys ?? new Set<string>();
   const failing = input.failingOrigins ?? new Set<string>();
-  const keys = [...new Set([...desired.keys(), ...actual.keys()])].sort();
+  const keys = [...new Set([...desired.keys(), ...actual.keys(), ...(input.heldKeys?.keys() ?? [])])].sort();
   const out: Plan = { actions: [], unchanged: [], skipped: [] };
   for (const key of keys) {
     const d = desired.get(key);
     const a = actual.get(key);
     if (protectedKeys.has(key)) {
       out.skipped.push({ key, reason: 'its declaration is invalid or conflicting: left as last applied' });
+      continue;
+    }
+    const held = input.heldKeys?.get(key);
+    if (held !== undefined) {
+      out.skipped.push({ key, reason: held });
       continue;
     }
     if (!d && !a) continue;

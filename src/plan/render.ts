@@ -21,7 +21,7 @@ function detail(a: Action): string {
   if (a.kind === 'create') {
     const s = a.desired.spec;
     const res = [
-      `template ${s.template}`,
+      s.image ? `image ${s.image.ref}${s.image.digest ? `@${s.image.digest}` : ''}` : `template ${s.template}`,
       s.resources.cpuMillis !== undefined ? `cpu ${formatResource('cpu', s.resources.cpuMillis)}` : '',
       s.resources.memoryBytes !== undefined ? `memory ${formatResource('memory', s.resources.memoryBytes)}` : '',
       s.resources.pids !== undefined ? `pids ${s.resources.pids}` : '',

@@ -8,6 +8,7 @@
  */
 import type { NormalizedSpec, Resources, SourceRef, ResourceName } from '../api/types.js';
 import type { NetworkStatus, NodeNetworkConfig } from './network/driver.js';
+import type { ImageStore } from '../images/store.js';
 
 /** What acetate last applied to a container; stored by the runtime next to the container. */
 export interface AppliedRecord {
@@ -133,6 +134,8 @@ export interface ExecResult {
 
 export interface Runtime {
   readonly name: string;
+  /** Images as templates (src/images), when this runtime can run them. */
+  readonly images?: ImageStore;
   /** Checks the runtime can work here (binaries, privileges); throws a RuntimeUnavailableError otherwise. */
   preflight(): Promise<void>;
   /** Every container this acetate instance manages. */

@@ -296,9 +296,9 @@ describe('kube: CRD', () => {
     assert.equal(root.properties.spec.properties.nodeName.type, 'string');
   });
 
-  it('printer columns: node, state, cpu, memory, ready, ip, age; each path exists in the schema', () => {
+  it('printer columns: node, state, cpu, memory, ready, ip, image, age; each path exists in the schema', () => {
     const cols = version.additionalPrinterColumns as Schema[];
-    assert.deepEqual(cols.map((c) => c.name.toLowerCase()), ['node', 'state', 'cpu', 'memory', 'ready', 'ip', 'age']);
+    assert.deepEqual(cols.map((c) => c.name.toLowerCase()), ['node', 'state', 'cpu', 'memory', 'ready', 'ip', 'image', 'age']);
     for (const c of cols) {
       assert.ok(['integer', 'number', 'string', 'boolean', 'date'].includes(c.type), `${c.name}: type ${c.type}`);
       if (c.jsonPath === '.metadata.creationTimestamp') continue;

@@ -40,6 +40,8 @@ export interface LeakSnapshot {
   runContainerDirs: string[];
   /** Whether the state dir itself still exists. */
   dirExists: boolean;
+  /** What pulls left in the image store: OCI layouts in images/tmp, half-unpacked layers. */
+  imageTemps: string[];
 }
 
 async function listDir(p: string): Promise<string[]> {
@@ -97,6 +99,10 @@ export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } 
     containerDirs: await listDir(ip.containersDir),
     runContainerDirs: await listDir(ip.runContainersDir),
     dirExists: await exists(ip.stateDir),
+    imageTemps: [
+      ...(await listDir(path.join(ip.stateDir, 'images', 'tmp'))).map((n) => `images/tmp/${n}`),
+      ...(await listDir(path.join(ip.stateDir, 'images', 'layers'))).filter((n) => n.startsWith('.')).map((n) => `images/layers/${n}`),
+    ],
   };
 }
 
@@ -124,6 +130,7 @@ function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
   const runDirs = s.runContainerDirs.filter((d) => !(opts.allowContainerDirs ?? []).includes(d));
   if (runDirs.length) out.push(`container run dirs: ${runDirs.join(', ')}`);
   if (opts.dirRemoved && s.dirExists) out.push(`state dir still exists: ${s.stateDir}`);
+  if (s.imageTemps.length) out.push(`image pull leftovers: ${s.imageTemps.join(', ')}`);
   return out;
 }
 

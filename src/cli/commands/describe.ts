@@ -19,6 +19,7 @@ import type { ActualContainer } from '../../runtime/runtime.js';
 import type { SourceRef } from '../../api/types.js';
 import { networkSummary } from '../../controller/network-status.js';
 import type { NodeNetworkConfig } from '../../runtime/network/driver.js';
+import { imageStatus } from '../../images/status.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';
@@ -40,7 +41,7 @@ function fromRuntime(a: ActualContainer): StatusRecord {
     key: a.key,
     namespace: a.namespace,
     name: a.name,
-    status: { restartCount: a.restartCount },
+    status: { restartCount: a.restartCount, ...imageStatus(a.applied.spec.image) },
     source: a.applied.source,
     actual: {
       id: a.id,
@@ -88,6 +89,8 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   field('Last exit code', code === undefined ? undefined : `${code}${rec.actual?.reason ? ` (${rec.actual.reason})` : ''}`);
   if (rec.actual?.unsupervised) field('Supervision', `lost: ${rec.actual.unsupervised}`);
   field('Started', ago(rec.actual?.startedAt ?? s.startedAt, now));
+  if (s.image) field('Image', s.image);
+  if (s.image) field('Image ID', s.imageID ?? '(not resolved yet)');
   if (rec.actual?.finishedAt) field('Finished', ago(rec.actual.finishedAt, now));
   lines.push('Desired:');
   if (rec.desired) {

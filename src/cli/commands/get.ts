@@ -10,6 +10,8 @@ import { isOfIncarnation, readProblems, readStatusRecords, statusSummary, type S
 import { cappedLines, formatProblem } from '../problems.js';
 import { containerList, containerObject } from '../container-object.js';
 import { networkSummary } from '../../controller/network-status.js';
+import { imageStatus } from '../../images/status.js';
+import { templateColumn } from '../../images/describe.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
 
@@ -51,6 +53,7 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
     ...(c.process.unsupervised ? { unsupervised: c.process.unsupervised } : {}),
     restarts: c.restartCount,
     template: c.applied.spec.template,
+    ...imageStatus(c.applied.spec.image),
     desired: {
       state: c.applied.spec.state,
       cpu: formatResource('cpu', c.applied.spec.resources.cpuMillis),
@@ -130,7 +133,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       String(c.restartCount),
       age(c.applied.createdAt),
       c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...` : statusColumn(records.get(c.key)),
-      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), c.applied.spec.template, c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), templateColumn(c.applied.spec), c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));
     printProblemLines();

@@ -8,5 +8,6 @@ import { describeCommand } from './describe.js';
 import { logsCommand } from './logs.js';
 import { templateCommand } from './template.js';
 import { execCommand } from './exec.js';
+import { imageCommand } from './image.js';
 
-export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, runCommand, getCommand, describeCommand, logsCommand, execCommand, templateCommand];
+export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, runCommand, getCommand, describeCommand, logsCommand, execCommand, templateCommand, imageCommand];

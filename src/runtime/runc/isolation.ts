@@ -42,20 +42,23 @@ export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'sett
 export async function isolationInputs(
   record: Pick<AppliedRecord, 'spec'>,
   cp: ContainerPaths,
-  lower: string,
+  lower: string | string[],
   ctx: IsolationContext,
   opts: { prepare: boolean },
-): Promise<Pick<OciConfigInput, 'isolationMounts' | 'seccomp' | 'userNamespace'> & { lower: string }> {
+): Promise<Pick<OciConfigInput, 'isolationMounts' | 'seccomp' | 'userNamespace'> & { lower: string | string[] }> {
   const { spec } = record;
   const range = ctx.settings.usernsRange ?? DEFAULT_USERNS_RANGE;
   const userNamespace = userNamespaceFor(spec.security.hostUsers, range);
   const caps = resolveCapabilities(spec.security).filter((c) => ctx.boundingCapabilities.includes(c));
   const seccomp = seccompFor(spec.security.seccompProfile, { capabilities: caps, privileged: spec.security.privileged, defaultProfile: ctx.settings.seccompProfile });
   const isolation = spec.template === HOST_TEMPLATE ? isolationMounts(await resolveHostMasks(hostMaskRules(hostIsolationOptions(ctx)), ctx.hostRoot)) : undefined;
+  // An image's layers are shared by every container of the image: there is no shifted copy of them
+  // (validation refuses hostUsers: false with image; this guards other callers).
+  if (userNamespace && Array.isArray(lower)) throw new Error('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
   let lowerDir = lower;
   if (opts.prepare) {
-    if (userNamespace && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
-    if (userNamespace) {
+    if (userNamespace && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
+    if (userNamespace && typeof lowerDir === 'string') {
       const own = [ctx.paths.stateDir];
       await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea
       await ensureTraversable(lowerDir, own);

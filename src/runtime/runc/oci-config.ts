@@ -9,6 +9,7 @@ import { ociLinuxResources, type OciLinuxResources } from './resources.js';
 import type { OciSeccomp } from './seccomp.js';
 import type { OciUserNamespace } from './userns.js';
 import { argsWithInit, initMount } from './init.js';
+import { imageProcess, MOUNT_DATA_MAX, type ImageProcessInput } from '../../images/oci-process.js';
 
 export const ANNOTATION_OWNER = 'acetate.dev/owner';
 export const ANNOTATION_NAMESPACE = 'acetate.dev/namespace';
@@ -126,11 +127,13 @@ export interface OciConfigInput {
   initPath?: string;
   /** network: bridge: the persistent namespace to join, and the /etc files written for it. */
   network?: { netnsPath: string; etcFiles: { hosts: string; hostname: string; resolvConf: string } };
+  /** The image's config, for a container made from an image (Entrypoint, Cmd, Env, WorkingDir, User). */
+  image?: ImageProcessInput;
 }
 
 export interface RootfsOverlay {
-  /** The template's root (read-only layer). */
-  lower: string;
+  /** The template's root (read-only layer), or an image's layer dirs, topmost first. */
+  lower: string | readonly string[];
   /** The private area: the container's writes. */
   upper: string;
   /** overlayfs's work dir, on the same filesystem as upper. */
@@ -141,16 +144,21 @@ export interface RootfsOverlay {
 const OVERLAY_UNSAFE = /[,:\\\s]/;
 
 /**
- * The mount at `/` that makes the container's root the template with the private area over it.
- * `userxattr`: mounted inside a user namespace, overlayfs cannot set trusted.* xattrs (opaque
- * dirs, redirects) and keeps them as user.overlay.* instead.
+ * The mount at `/` that makes the container's root the template (or an image's layers, topmost
+ * first) with the private area over it. `userxattr`: mounted inside a user namespace, overlayfs
+ * cannot set trusted.* xattrs (opaque dirs, redirects) and keeps them as user.overlay.* instead.
  */
 export function overlayRootMount(o: RootfsOverlay, opts: { userxattr?: boolean } = {}): OciMount {
-  for (const p of [o.lower, o.upper, o.work]) {
+  const lowers = typeof o.lower === 'string' ? [o.lower] : o.lower;
+  for (const p of [...lowers, o.upper, o.work]) {
     if (!path.isAbsolute(p)) throw new OciConfigError(`overlay layer '${p}' must be absolute`);
     if (OVERLAY_UNSAFE.test(p)) throw new OciConfigError(`cannot use '${p}' in an overlay mount: the path must not contain ',', ':', '\\' or spaces`);
   }
-  return { destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${o.lower}`, `upperdir=${o.upper}`, `workdir=${o.work}`, ...(opts.userxattr ? ['userxattr'] : [])] };
+  const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${o.upper}`, `workdir=${o.work}`, ...(opts.userxattr ? ['userxattr'] : [])];
+  if (options.join(',').length >= MOUNT_DATA_MAX) {
+    throw new OciConfigError(`the image's ${lowers.length} layers do not fit in overlayfs' mount options (${options.join(',').length} of ${MOUNT_DATA_MAX} bytes): use a shorter state dir or an image with fewer layers`);
+  }
+  return { destination: '/', type: 'overlay', source: 'overlay', options };
 }
 
 export class OciConfigError extends Error {
@@ -229,9 +237,10 @@ function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): 
 
 export function buildOciConfig(input: OciConfigInput): OciConfig {
   const { spec } = input;
-  if (spec.command.length === 0) throw new OciConfigError('command must not be empty');
+  if (spec.command.length === 0 && !input.image) throw new OciConfigError('command must not be empty');
   if (!path.isAbsolute(input.rootfsPath)) throw new OciConfigError(`rootfs path '${input.rootfsPath}' must be absolute`);
-  const cwd = spec.workingDir || '/';
+  const fromImage = input.image ? imageProcess(spec, input.image) : undefined;
+  const cwd = fromImage?.cwd ?? (spec.workingDir || '/');
   if (!cwd.startsWith('/')) throw new OciConfigError(`workingDir '${cwd}' must be absolute`);
 
   const binds: OciMount[] = spec.mounts.map((m) => {
@@ -261,9 +270,9 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
-      args: useInit ? argsWithInit([...spec.command, ...spec.args]) : [...spec.command, ...spec.args],
-      env: envList(spec.env),
+      user: fromImage?.user ?? { uid: 0, gid: 0 },
+      args: useInit ? argsWithInit(fromImage?.args ?? [...spec.command, ...spec.args]) : (fromImage?.args ?? [...spec.command, ...spec.args]),
+      env: envList(fromImage?.env ?? spec.env),
       cwd,
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps] },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],

@@ -3,7 +3,7 @@
  * paths.ts); a new acetate process adopts whatever an earlier one left running, since nothing is
  * kept in memory.
  */
-import { readdir, realpath, rm, rmdir } from 'node:fs/promises';
+import { chmod, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { existsNow, makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
 import { renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -29,6 +29,7 @@ import {
 } from '../runtime.js';
 import { findBinary, preflight } from '../preflight.js';
 import type { TemplateStore } from '../templates.js';
+import { ensureImageRootfs, ImageStore } from '../../images/store.js';
 import { KeyedMutex, mapLimit, pollUntil, realSleep, type Sleep } from './async.js';
 import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type CgroupLocation, type CgroupMode } from './cgroups.js';
 import { KILL_WAIT_MS, reapConmon, removeCgroupParentIfEmpty, scrubContainer, waitGone, type Waiter } from './cleanup.js';
@@ -58,6 +59,8 @@ export interface RuncRuntimeOptions {
   /** Volatile runtime state: runc root, bundles, conmon files (default: see defaultRunDirOf). */
   runDir?: string;
   templates: TemplateStore;
+  /** Images as templates (default: a store in <stateDir>/images). */
+  images?: ImageStore;
   /** Path or bare name of runc (default: found in $PATH or the sbin dirs). */
   runcPath?: string;
   /** Path or bare name of conmon. */
@@ -116,6 +119,7 @@ export class RuncRuntime implements Runtime {
   readonly name = 'runc';
   readonly paths: InstancePaths;
   readonly templates: TemplateStore;
+  readonly images: ImageStore;
   private readonly opts: RuncRuntimeOptions;
   private readonly waiter: Waiter;
   private readonly now: () => number;
@@ -140,6 +144,7 @@ export class RuncRuntime implements Runtime {
     this.opts = opts;
     this.paths = instancePaths(opts.stateDir, opts.runDir);
     this.templates = opts.templates;
+    this.images = opts.images ?? new ImageStore({ stateDir: opts.stateDir });
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
@@ -335,11 +340,14 @@ export class RuncRuntime implements Runtime {
   private async ociConfigInput(record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths, prepare = false): Promise<OciConfigInput> {
     const host = await this.hostInfo();
     if (record.spec.init !== false && host.init.error) throw host.init.error;
-    const template = await this.templates.resolve(record.spec.template);
+    // An image is pulled here if it is not on the node yet (create and replace's check come first).
+    const image = record.spec.image ? await ensureImageRootfs(this.images, record.spec.image) : undefined;
+    const template = image ? image.lowerDirs : await this.templates.resolve(record.spec.template);
     const iso = { paths: this.paths, settings: this.opts.isolation ?? {}, hostRoot: this.templates.hostRoot, boundingCapabilities: host.boundingCapabilities };
     const { lower, ...isolation } = await isolationInputs(record, cp, template, iso, { prepare });
     return {
       ...isolation,
+      ...(image ? { image: { config: image.config, passwd: image.passwd, group: image.group } } : {}),
       namespace: record.namespace,
       name: record.name,
       spec: record.spec,
@@ -489,6 +497,9 @@ export class RuncRuntime implements Runtime {
     const { cp } = t;
     const { conmon } = await this.binaries();
     await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
+    // The merged root takes the upper dir's mode: 0755 as the image's root, so an image's non-root
+    // User can reach its files (the container dir around it stays 0700 to the node's users).
+    if (record.spec.image) await chmod(cp.upper, 0o755);
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });

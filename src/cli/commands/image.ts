@@ -1,0 +1,83 @@
+import path from 'node:path';
+import type { Command } from '../command.js';
+import { print, UsageError } from '../command.js';
+import { parse } from '../args.js';
+import { table, age } from '../table.js';
+import { shortDigest } from '../../images/reference.js';
+import type { ActualContainer } from '../../runtime/runtime.js';
+
+const USAGE = `Usage:
+  acetate image list [-o json]          images on this node: names, id (digest), layers, size
+  acetate image pull REF                resolve REF at its registry now and pull what is missing
+  acetate image import FILE [NAME]      an image from a \`docker save\` or OCI archive (offline)
+  acetate image rm REF|ID...            remove images (refused while a container uses one)
+  acetate image prune [--all]           delete layers and blobs no image uses; --all: also images no container uses
+
+Images are stored once per node under <state-dir>/images, content-addressed; each layer is
+unpacked once and shared by every container of every image that has it.`;
+
+function usersOf(list: ActualContainer[], id: string): string[] {
+  return list.filter((c) => c.applied.spec.image?.digest === id).map((c) => c.key);
+}
+
+export const imageCommand: Command = {
+  name: 'image',
+  summary: 'Manage OCI images used as templates (list, pull, import, rm, prune)',
+  usage: USAGE,
+  async run(argv, ctx) {
+    const [sub, ...rest] = argv;
+    const { positionals, values } = parse(rest, { output: { type: 'string', short: 'o', default: 'table' }, all: { type: 'boolean' } });
+    if (!sub) throw new UsageError('image needs a subcommand: list, pull, import, rm or prune');
+    const { runtime } = await ctx.openRuntime();
+    const images = runtime.images;
+    if (!images) throw new UsageError(`the ${runtime.name} runtime cannot run images`);
+    switch (sub) {
+      case 'list':
+      case 'ls': {
+        const list = await images.list();
+        if (values.output === 'json') {
+          print(ctx.stdout, JSON.stringify(list, null, 2));
+          return 0;
+        }
+        const rows = list.map((r) => [r.names.join(',') || '<none>', shortDigest(r.id), String(r.layers.length), mib(r.layers.reduce((n, l) => n + l.size, 0)), age(r.pulledAt)]);
+        ctx.stdout.write(table(['NAME', 'ID', 'LAYERS', 'SIZE', 'AGE'], rows));
+        return 0;
+      }
+      case 'pull': {
+        if (positionals.length !== 1) throw new UsageError('image pull needs REF');
+        const rec = await images.pull(positionals[0]!);
+        print(ctx.stdout, `${positionals[0]}: ${rec.id} (${rec.layers.length} layers)`);
+        return 0;
+      }
+      case 'import': {
+        if (positionals.length < 1 || positionals.length > 2) throw new UsageError('image import needs FILE [NAME]');
+        const rec = await images.importArchive(path.resolve(positionals[0]!), positionals[1]);
+        print(ctx.stdout, `${rec.names.join(', ') || '<no name>'}: ${rec.id} (${rec.layers.length} layers) imported from ${positionals[0]}`);
+        return 0;
+      }
+      case 'rm':
+      case 'remove': {
+        if (positionals.length === 0) throw new UsageError('image rm needs REF or ID');
+        const list = await runtime.list();
+        for (const p of positionals) {
+          const rec = await images.remove(p, { inUseBy: (id) => usersOf(list, id) });
+          print(ctx.stdout, `removed ${p} (${rec.id}); its layers go at the next \`acetate image prune\``);
+        }
+        return 0;
+      }
+      case 'prune': {
+        const list = await runtime.list();
+        const unused = values.all ? (await images.list()).filter((r) => usersOf(list, r.id).length === 0).map((r) => r.id) : [];
+        const r = await images.prune({ unusedImages: unused });
+        print(ctx.stdout, `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs${r.skipped ? `; ${r.skipped}` : ''}`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown image subcommand '${sub}'`);
+    }
+  },
+};
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)}MiB`;
+}

@@ -1,0 +1,49 @@
+/**
+ * The loop's side of images: pins a desired container's image before its plan (see
+ * images/pin.ts) and words pull failures as Kubernetes does: `ErrImagePull` for the attempt that
+ * failed, `ImagePullBackOff` while the back-off waits to try again, with the registry's message.
+ */
+import type { DesiredContainer } from '../api/types.js';
+import { ImagePullError } from '../images/errors.js';
+import { pinImage } from '../images/pin.js';
+import type { ImageResolver } from '../images/resolver.js';
+import type { ActualContainer } from '../runtime/runtime.js';
+import type { ReconcileError, Waiting } from './status.js';
+
+export interface PinnedForReconcile {
+  desired?: DesiredContainer;
+  heldKeys?: Map<string, string>;
+  error?: ReconcileError;
+  waiting?: Waiting;
+}
+
+/** `failures`: how many reconciles of the key failed in a row before this one. */
+export function pullWaiting(err: unknown, failures: number): Waiting | undefined {
+  let e: unknown = err;
+  while (e instanceof Error && !(e instanceof ImagePullError) && e.cause !== undefined) e = e.cause;
+  if (!(e instanceof ImagePullError)) return undefined;
+  if (e.reason === 'ErrImageNeverPull') return { reason: e.reason, message: e.message };
+  return { reason: failures > 0 ? 'ImagePullBackOff' : 'ErrImagePull', message: e.message };
+}
+
+export async function pinForReconcile(
+  key: string,
+  desired: DesiredContainer | undefined,
+  actual: ActualContainer | undefined,
+  resolver: ImageResolver | undefined,
+  failures: number,
+): Promise<PinnedForReconcile> {
+  if (!desired?.spec.image) return { desired };
+  if (!resolver) return { heldKeys: new Map([[key, 'this runtime cannot run images']]), error: { message: 'this runtime cannot run images', retry: 'terminal' } };
+  const r = await pinImage(desired, actual, resolver);
+  const out: PinnedForReconcile = {};
+  if (r.desired) out.desired = r.desired;
+  if (r.held) out.heldKeys = new Map([[key, r.held]]);
+  if (r.error) {
+    out.error = { message: r.error.message, action: 'pull', retry: 'backoff' };
+    const w = pullWaiting(r.error, failures);
+    // A container that runs keeps running: its Ready condition stays as it is.
+    if (w && !(actual?.process.state === 'running')) out.waiting = w;
+  }
+  return out;
+}

@@ -1,0 +1,16 @@
+/**
+ * The image store of a CLI process. skopeo itself reads the node's registries.conf (+ drop-ins),
+ * policy.json and the usual auth files (${XDG_RUNTIME_DIR}/containers/auth.json,
+ * ~/.config/containers/auth.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE). Two variables add to
+ * that: $ACETATE_AUTH_FILE (passed as --authfile) and $ACETATE_REGISTRIES_CONF (another
+ * registries.conf whose `insecure` registries are reached without TLS verification).
+ */
+import { ImageStore } from './store.js';
+
+export function imageStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv = process.env): ImageStore {
+  return new ImageStore({
+    stateDir,
+    ...(env.ACETATE_AUTH_FILE ? { authFile: env.ACETATE_AUTH_FILE } : {}),
+    ...(env.ACETATE_REGISTRIES_CONF ? { registriesConf: env.ACETATE_REGISTRIES_CONF } : {}),
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * The process of a container made from an image, the way Kubernetes combines a Pod's container
+ * with its image's config (kubelet's kuberuntime, Docker's rules). Pure.
+ *
+ * - `command` replaces the image's Entrypoint, and then the image's Cmd is ignored too;
+ * - `args` replaces the image's Cmd;
+ * - env: the image's Env first, the manifest's entries override by name;
+ * - workingDir: the manifest's, else the image's WorkingDir, else `/`;
+ * - user: the image's User (`uid`, `uid:gid`, `name`, `name:group`, resolved against the image's
+ *   /etc/passwd and /etc/group by the caller).
+ */
+
+/** The parts of an OCI image config (`config` object) that shape the process. */
+export interface ImageProcessConfig {
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+}
+
+export interface ProcessSpecInput {
+  command: string[];
+  args: string[];
+  env: { name: string; value: string }[];
+  /** '' = not given. */
+  workingDir: string;
+}
+
+export interface EffectiveProcess {
+  args: string[];
+  env: { name: string; value: string }[];
+  cwd: string;
+}
+
+export class ImageProcessError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageProcessError';
+  }
+}
+
+export function effectiveProcess(spec: ProcessSpecInput, image: ImageProcessConfig): EffectiveProcess {
+  const entrypoint = spec.command.length > 0 ? spec.command : (image.Entrypoint ?? []);
+  // Kubernetes: with a command and no args, the image's Cmd is not used.
+  const cmd = spec.args.length > 0 ? spec.args : spec.command.length > 0 ? [] : (image.Cmd ?? []);
+  const args = [...entrypoint, ...cmd];
+  if (args.length === 0) throw new ImageProcessError('the image has neither Entrypoint nor Cmd and the manifest gives no command: nothing to run');
+  const env = new Map<string, string>();
+  for (const kv of image.Env ?? []) {
+    const i = kv.indexOf('=');
+    if (i > 0) env.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  for (const e of spec.env) env.set(e.name, e.value);
+  const cwd = spec.workingDir || image.WorkingDir || '/';
+  if (!cwd.startsWith('/')) throw new ImageProcessError(`the image's WorkingDir '${cwd}' is not absolute`);
+  return { args, env: [...env].map(([name, value]) => ({ name, value })), cwd };
+}
+
+/**
+ * uid and gid of an image's User. Names are looked up in the image's passwd and group files
+ * (their text, or undefined when the image has none); numbers need no lookup.
+ */
+export function resolveUser(user: string | undefined, files: { passwd?: string; group?: string }): { uid: number; gid: number } {
+  if (!user) return { uid: 0, gid: 0 };
+  const [u, g] = user.split(':', 2) as [string, string | undefined];
+  const passwd = parseColonFile(files.passwd);
+  let uid: number;
+  let gid: number | undefined;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const entry = passwd.find((p) => p[2] === u);
+    if (entry && /^\d+$/.test(entry[3] ?? '')) gid = Number(entry[3]);
+  } else {
+    const entry = passwd.find((p) => p[0] === u);
+    if (!entry) throw new ImageProcessError(`the image's User '${user}': no user '${u}' in the image's /etc/passwd`);
+    uid = Number(entry[2]);
+    gid = Number(entry[3]);
+  }
+  if (g !== undefined && g !== '') {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const entry = parseColonFile(files.group).find((p) => p[0] === g);
+      if (!entry) throw new ImageProcessError(`the image's User '${user}': no group '${g}' in the image's /etc/group`);
+      gid = Number(entry[2]);
+    }
+  }
+  return { uid, gid: gid ?? 0 };
+}
+
+function parseColonFile(text: string | undefined): string[][] {
+  if (!text) return [];
+  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+}

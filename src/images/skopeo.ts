@@ -1,0 +1,134 @@
+/**
+ * The registry transport: skopeo (containers/image, the library of Podman, CRI-O and Buildah),
+ * rather than a registry client of our own. It honours registries.conf and its drop-ins (mirrors,
+ * `insecure`, blocked registries), the usual auth files (${XDG_RUNTIME_DIR}/containers/auth.json,
+ * ~/.docker/config.json, $REGISTRY_AUTH_FILE), the signature policy (/etc/containers/policy.json),
+ * and verifies every blob it fetches against its digest.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { exec, ExecError } from '../util/exec.js';
+import { ImagePullError } from './errors.js';
+import { isInsecure } from './registries-conf.js';
+
+export const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
+const POLICY = '/etc/containers/policy.json';
+
+export interface SkopeoOptions {
+  binary?: string;
+  /** A registries.conf to use instead of /etc/containers/registries.conf (CONTAINERS_REGISTRIES_CONF). */
+  registriesConf?: string;
+  /** An auth file (`--authfile`); otherwise skopeo's defaults. */
+  authFile?: string;
+  /** Where skopeo keeps temporary files (e.g. an archive being imported). */
+  tmpDir?: string;
+  /** Per call. Default 10 minutes for copies, 60 s for manifest lookups. */
+  copyTimeoutMs?: number;
+  inspectTimeoutMs?: number;
+}
+
+interface Descriptor {
+  mediaType?: string;
+  digest: string;
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+
+/**
+ * The digest of the linux/amd64 image manifest a raw manifest names: its own digest when it is an
+ * image manifest, the matching entry's when it is an index (multi-arch). Pure.
+ */
+export function platformDigest(raw: string, source: string): string {
+  const own = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+  let m: { mediaType?: string; manifests?: Descriptor[]; schemaVersion?: number };
+  try {
+    m = JSON.parse(raw) as typeof m;
+  } catch (err) {
+    throw new ImagePullError(`${source}: the registry's manifest is not JSON`, 'ErrImagePull', { cause: err });
+  }
+  const isIndex = (m.mediaType !== undefined && INDEX_TYPES.has(m.mediaType)) || (m.mediaType === undefined && Array.isArray(m.manifests));
+  if (!isIndex) {
+    if (m.schemaVersion === 1) throw new ImagePullError(`${source}: Docker schema 1 manifests are not supported; push the image again with a current client`);
+    return own;
+  }
+  const match = (m.manifests ?? []).find((d) => d.platform?.os === PLATFORM.os && d.platform?.architecture === PLATFORM.architecture);
+  if (!match) {
+    const have = (m.manifests ?? []).map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}`).join(', ');
+    throw new ImagePullError(`${source}: no ${PLATFORM.os}/${PLATFORM.architecture} image in the index (it has ${have || 'none'})`);
+  }
+  return match.digest;
+}
+
+/** The registry's own words from a failed skopeo run (its last error line), without the command line. */
+export function skopeoMessage(err: unknown): string {
+  if (err instanceof ExecError) {
+    if (err.signal === 'SIGKILL' && !err.stderr) return 'timed out';
+    const lines = (err.stderr || err.stdout).trim().split('\n').filter(Boolean);
+    const last = lines[lines.length - 1] ?? `exit code ${err.exitCode}`;
+    return last
+      .replace(/^time="[^"]*" level=\w+ msg="(.*)"$/, '$1')
+      .replace(/\\"/g, '"')
+      .replace(/^Error: /, '')
+      .replace(/^Error parsing image name "[^"]*": /, '');
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class Skopeo {
+  constructor(private readonly opts: SkopeoOptions = {}) {}
+
+  private env(): NodeJS.ProcessEnv {
+    return this.opts.registriesConf ? { ...process.env, CONTAINERS_REGISTRIES_CONF: this.opts.registriesConf } : process.env;
+  }
+
+  /** `--tls-verify=false` for a registry another registries.conf marks insecure (see registries-conf.ts). */
+  private tlsArgs(flag: string, ref: string): string[] {
+    return this.opts.registriesConf && isInsecure(this.opts.registriesConf, ref) ? [`${flag}=false`] : [];
+  }
+
+  private globalArgs(): string[] {
+    return [
+      ...(existsSync(POLICY) ? [] : ['--insecure-policy']), // no policy file on this node: nothing to enforce
+      ...(this.opts.tmpDir ? ['--tmpdir', this.opts.tmpDir] : []),
+      '--override-os', PLATFORM.os, '--override-arch', PLATFORM.architecture,
+    ];
+  }
+
+  private authArgs(flag: string): string[] {
+    return this.opts.authFile ? [flag, this.opts.authFile] : [];
+  }
+
+  /** The registry's raw manifest (index or image) of `docker://REF`. */
+  async rawManifest(ref: string): Promise<string> {
+    try {
+      const r = await exec(this.opts.binary ?? 'skopeo', [...this.globalArgs(), 'inspect', '--raw', '--retry-times', '2', ...this.authArgs('--authfile'), ...this.tlsArgs('--tls-verify', ref), `docker://${ref}`], {
+        env: this.env(),
+        timeoutMs: this.opts.inspectTimeoutMs ?? 60_000,
+      });
+      return r.stdout;
+    } catch (err) {
+      throw new ImagePullError(`${ref}: ${skopeoMessage(err)}`, 'ErrImagePull', { cause: err });
+    }
+  }
+
+  /** The linux/amd64 image manifest digest `REF` names now (one registry round trip, nothing written). */
+  async resolveDigest(ref: string): Promise<string> {
+    return platformDigest(await this.rawManifest(ref), ref);
+  }
+
+  /** Copies an image into an OCI layout whose blobs go to a shared, content-addressed blob dir. */
+  async copyToLayout(source: string, layoutDir: string, sharedBlobDir: string, what: string): Promise<void> {
+    const remote = source.startsWith('docker://');
+    const auth = remote ? [...this.authArgs('--src-authfile'), ...this.tlsArgs('--src-tls-verify', source.slice('docker://'.length))] : [];
+    try {
+      await exec(
+        this.opts.binary ?? 'skopeo',
+        [...this.globalArgs(), 'copy', '--quiet', '--retry-times', '2', ...auth, '--dest-shared-blob-dir', sharedBlobDir, source, `oci:${layoutDir}:image`],
+        { env: this.env(), timeoutMs: this.opts.copyTimeoutMs ?? 600_000 },
+      );
+    } catch (err) {
+      throw new ImagePullError(`${what}: ${skopeoMessage(err)}`, 'ErrImagePull', { cause: err });
+    }
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * The image store: content-addressed, under the state dir, shared by every container of the node.
+ *
+ *   <stateDir>/images/blobs/sha256/<hex>   manifests, configs, compressed layers (skopeo's shared blob dir)
+ *   <stateDir>/images/layers/<hex>/        each layer unpacked once, named by its diff_id: overlay lower dirs
+ *   <stateDir>/images/images/<hex>.json    one record per image, named by its id (see ImageRecord)
+ *   <stateDir>/images/refs/<hex>.json      a name (`repo:tag`, `repo@digest`) → image id
+ *   <stateDir>/images/tmp/pull-<pid>-…     OCI layouts of pulls in progress
+ *
+ * An image exists when its record exists, and the record is written last, after every blob was
+ * verified and every layer unpacked: a pull killed at any moment leaves at most blobs and whole
+ * layers nobody references (removed by prune) and a temp dir (swept by the next pull or prune),
+ * never a half layer that is used.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { exec } from '../util/exec.js';
+import { forgetFiles, readJson, writeJsonAtomic } from '../runtime/runc/store.js';
+import { ImagePullError, ImageStoreError } from './errors.js';
+import type { ImageProcessConfig } from './process.js';
+import { formatReference, parseReference, pinnedReference, repositoryOf, type ImageReference } from './reference.js';
+import { Skopeo, type SkopeoOptions } from './skopeo.js';
+import { digestHex, layerDir, unpackLayer, verifyBlob } from './unpack.js';
+import { pruneStore, sweepStoreTemp } from './gc.js';
+import { archiveName, isDir, pick, topmostFile } from './store-files.js';
+
+export interface ImageLayer {
+  /** Compressed blob digest. */
+  digest: string;
+  /** Uncompressed digest: names the unpacked layer dir. */
+  diffID: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface ImageRecord {
+  /** The image's id: the digest of its linux/amd64 manifest at the registry (or in the archive). */
+  id: string;
+  /** Names it was pulled or imported as (canonical). */
+  names: string[];
+  /** `repo@id` for each repository it came from. */
+  repoDigests: string[];
+  /** Digest of the manifest as stored locally (skopeo may convert a Docker manifest to OCI). */
+  manifestDigest: string;
+  configDigest: string;
+  config: ImageProcessConfig;
+  /** Bottom layer first, as in the manifest. */
+  layers: ImageLayer[];
+  pulledAt: string;
+  /** Where it came from: `docker://…`, `docker-archive:…`, `oci-archive:…`. */
+  source: string;
+}
+
+/** What a container needs of an image: its lower dirs (topmost first) and its config. */
+export interface ImageRootfs {
+  id: string;
+  lowerDirs: string[];
+  config: ImageProcessConfig;
+  /** Text of the image's /etc/passwd and /etc/group (topmost layer that has them), for User names. */
+  passwd?: string;
+  group?: string;
+}
+
+export interface ImageStoreOptions extends SkopeoOptions {
+  stateDir: string;
+}
+
+interface RefEntry {
+  name: string;
+  id: string;
+}
+
+interface OciDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+export class ImageStore {
+  readonly dir: string;
+  readonly blobsDir: string;
+  readonly layersDir: string;
+  private readonly recordsDir: string;
+  private readonly refsDir: string;
+  readonly tmpDir: string;
+  readonly skopeo: Skopeo;
+  private readonly inFlight = new Map<string, Promise<ImageRecord>>();
+  /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
+  private readonly rootfsCache = new Map<string, ImageRootfs>();
+
+  constructor(opts: ImageStoreOptions) {
+    this.dir = path.join(path.resolve(opts.stateDir), 'images');
+    this.blobsDir = path.join(this.dir, 'blobs');
+    this.layersDir = path.join(this.dir, 'layers');
+    this.recordsDir = path.join(this.dir, 'images');
+    this.refsDir = path.join(this.dir, 'refs');
+    this.tmpDir = path.join(this.dir, 'tmp');
+    this.skopeo = new Skopeo({ ...opts, tmpDir: opts.tmpDir ?? this.tmpDir });
+  }
+
+  private recordPath(id: string): string {
+    return path.join(this.recordsDir, `${digestHex(id)}.json`);
+  }
+
+  private refPath(name: string): string {
+    return path.join(this.refsDir, `${createHash('sha256').update(name).digest('hex')}.json`);
+  }
+
+  blobPath(digest: string): string {
+    return path.join(this.blobsDir, 'sha256', digestHex(digest));
+  }
+
+  /** The record of an image, or undefined. */
+  async get(id: string): Promise<ImageRecord | undefined> {
+    return readJson<ImageRecord>(this.recordPath(id)).catch(() => undefined);
+  }
+
+  /** The image id a name (`repo:tag` or `repo@digest`, canonical) points to on this node. */
+  async lookup(name: string): Promise<string | undefined> {
+    const ref = await readJson<RefEntry>(this.refPath(name)).catch(() => undefined);
+    if (!ref || ref.name !== name) return undefined;
+    return (await this.get(ref.id)) ? ref.id : undefined;
+  }
+
+  async list(): Promise<ImageRecord[]> {
+    const names = await readdir(this.recordsDir).catch(() => [] as string[]);
+    const out: ImageRecord[] = [];
+    for (const n of names.filter((x) => /^[a-f0-9]{64}\.json$/.test(x)).sort()) {
+      const r = await this.get(`sha256:${n.slice(0, 64)}`);
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => a.pulledAt.localeCompare(b.pulledAt));
+  }
+
+  /** Layer dirs and config of an image on this node; throws if it is not (complete) here. */
+  async rootfs(id: string): Promise<ImageRootfs> {
+    const cached = this.rootfsCache.get(id);
+    if (cached && (await this.get(id))) return cached;
+    const rec = await this.get(id);
+    if (!rec) throw new ImageStoreError(`image ${id} is not on this node`);
+    const lowerDirs = rec.layers.map((l) => layerDir(this.layersDir, l.diffID)).reverse();
+    for (const d of lowerDirs) {
+      if (!(await isDir(d))) throw new ImageStoreError(`image ${id}: layer ${d} is missing (removed by hand?); pull the image again`);
+    }
+    const out: ImageRootfs = { id, lowerDirs, config: rec.config };
+    const passwd = await topmostFile(lowerDirs, 'etc/passwd');
+    const group = await topmostFile(lowerDirs, 'etc/group');
+    if (passwd !== undefined) out.passwd = passwd;
+    if (group !== undefined) out.group = group;
+    this.rootfsCache.set(id, out);
+    return out;
+  }
+
+  /**
+   * Makes sure the image `id` (what `ref` resolved to) is here, pulling `repo@id` if it is not.
+   * Concurrent calls for one id share one pull.
+   */
+  async ensure(ref: string, id: string): Promise<ImageRecord> {
+    const have = await this.get(id);
+    if (have) return have;
+    const running = this.inFlight.get(id);
+    if (running) return running;
+    const r = parseReference(ref);
+    const p = this.pullPinned(r, id).finally(() => this.inFlight.delete(id));
+    this.inFlight.set(id, p);
+    return p;
+  }
+
+  /** `acetate image pull`: resolves the name at the registry now, pulls what is missing, tags it. */
+  async pull(ref: string): Promise<ImageRecord> {
+    const r = parseReference(ref);
+    const id = await this.skopeo.resolveDigest(formatReference(r));
+    const rec = await this.ensure(formatReference(r), id);
+    await this.tag(formatReference(r), id);
+    return rec;
+  }
+
+  private async pullPinned(r: ImageReference, id: string): Promise<ImageRecord> {
+    const pinned = pinnedReference(r, id);
+    return this.withLayout(async (layout) => {
+      await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned);
+      const names = r.tag !== undefined ? [formatReference({ ...r, digest: undefined })] : [];
+      return this.commit(layout, { id, names, repoDigests: [pinned], source: `docker://${pinned}` });
+    });
+  }
+
+  /** `acetate image import FILE [NAME]`: a `docker save` or OCI archive, offline. */
+  async importArchive(file: string, name?: string): Promise<ImageRecord> {
+    const members = (await exec('tar', ['-tf', file], { maxBuffer: 64 * 1024 * 1024 }).catch((err: unknown) => {
+      throw new ImageStoreError(`${file} is not a tar archive`, { cause: err });
+    })).stdout.split('\n').map((m) => m.replace(/^\.\//, ''));
+    const transport = members.includes('oci-layout') ? 'oci-archive' : members.includes('manifest.json') ? 'docker-archive' : undefined;
+    if (!transport) throw new ImageStoreError(`${file} is neither a \`docker save\` archive (manifest.json) nor an OCI archive (oci-layout)`);
+    const given = name ?? (await archiveName(file, transport));
+    const canonical = given ? formatReference(parseReference(given)) : undefined;
+    return this.withLayout(async (layout) => {
+      await this.skopeo.copyToLayout(`${transport}:${file}`, layout, this.blobsDir, file);
+      const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: OciDescriptor[] };
+      const id = index.manifests[0]!.digest;
+      const rec = await this.commit(layout, { id, names: canonical ? [canonical] : [], repoDigests: [], source: `${transport}:${file}` });
+      if (canonical) await this.tag(canonical, id);
+      return rec;
+    });
+  }
+
+  /** Records that `name` points to `id` on this node. */
+  async tag(name: string, id: string): Promise<void> {
+    await mkdir(this.refsDir, { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(this.refPath(name), { name, id } satisfies RefEntry);
+  }
+
+  private async withLayout<T>(fn: (layout: string) => Promise<T>): Promise<T> {
+    await this.sweepTemp();
+    await mkdir(path.join(this.blobsDir, 'sha256'), { recursive: true, mode: 0o700 });
+    await mkdir(this.layersDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.recordsDir, { recursive: true, mode: 0o700 });
+    const layout = path.join(this.tmpDir, `pull-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(layout, { recursive: true, mode: 0o700 });
+    try {
+      return await fn(layout);
+    } finally {
+      await rm(layout, { recursive: true, force: true });
+    }
+  }
+
+  /** Verifies every blob of the copied image, unpacks its layers, and writes its record (last). */
+  private async commit(layout: string, meta: { id: string; names: string[]; repoDigests: string[]; source: string }): Promise<ImageRecord> {
+    const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: OciDescriptor[] };
+    const md = index.manifests[0];
+    if (!md) throw new ImageStoreError(`${meta.source}: the copied layout has no manifest`);
+    // Never trust what is on disk: a corrupt blob must not become a layer.
+    await this.verifyOrDrop(md.digest, 'manifest');
+    const manifest = JSON.parse(await readFile(this.blobPath(md.digest), 'utf8')) as { config: OciDescriptor; layers: OciDescriptor[] };
+    await this.verifyOrDrop(manifest.config.digest, 'config');
+    const config = JSON.parse(await readFile(this.blobPath(manifest.config.digest), 'utf8')) as {
+      config?: ImageProcessConfig;
+      rootfs?: { diff_ids?: string[] };
+      os?: string;
+      architecture?: string;
+    };
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new ImageStoreError(`${meta.source}: the config lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
+    }
+    const layers: ImageLayer[] = [];
+    for (const [i, l] of manifest.layers.entries()) {
+      const diffID = diffIDs[i]!;
+      layers.push({ digest: l.digest, diffID, mediaType: l.mediaType, size: l.size });
+      if (await isDir(layerDir(this.layersDir, diffID))) continue; // unpacked once, shared
+      await this.verifyOrDrop(l.digest, 'layer');
+      try {
+        await unpackLayer({ blob: this.blobPath(l.digest), mediaType: l.mediaType, diffID, layersDir: this.layersDir });
+      } catch (err) {
+        await rm(this.blobPath(l.digest), { force: true }); // its content does not match the config: fetch it again next time
+        throw new ImagePullError(`${meta.source}: ${err instanceof Error ? err.message : String(err)}`, 'ErrImagePull', { cause: err });
+      }
+    }
+    const c = config.config ?? {};
+    const rec: ImageRecord = {
+      id: meta.id,
+      names: meta.names,
+      repoDigests: meta.repoDigests,
+      manifestDigest: md.digest,
+      configDigest: manifest.config.digest,
+      config: pick(c),
+      layers,
+      pulledAt: new Date().toISOString(),
+      source: meta.source,
+    };
+    const prev = await this.get(meta.id);
+    if (prev) {
+      rec.names = [...new Set([...prev.names, ...rec.names])];
+      rec.repoDigests = [...new Set([...prev.repoDigests, ...rec.repoDigests])];
+    }
+    await writeJsonAtomic(this.recordPath(meta.id), rec);
+    for (const n of meta.names) await this.tag(n, meta.id);
+    for (const n of meta.repoDigests) await this.tag(n, meta.id);
+    return rec;
+  }
+
+  private async verifyOrDrop(digest: string, what: string): Promise<void> {
+    try {
+      await verifyBlob(this.blobPath(digest), digest, what);
+    } catch (err) {
+      await rm(this.blobPath(digest), { force: true }); // corrupt: the next pull fetches it again
+      throw new ImagePullError(err instanceof Error ? err.message : String(err), 'ErrImagePull', { cause: err });
+    }
+  }
+
+  /**
+   * `acetate image rm`: drops the names and the record of an image (by name or id); refused while
+   * containers use it (`inUseBy`). Its layers stay until `prune`.
+   */
+  async remove(nameOrId: string, opts: { inUseBy: (id: string) => string[] }): Promise<ImageRecord> {
+    const id = await this.idOf(nameOrId);
+    const rec = id ? await this.get(id) : undefined;
+    if (!id || !rec) throw new ImageStoreError(`image '${nameOrId}' is not on this node`);
+    const users = opts.inUseBy(id);
+    if (users.length) throw new ImageStoreError(`image ${nameOrId} (${id}) is in use by ${users.join(', ')}; remove those containers first`);
+    await rm(this.recordPath(id), { force: true });
+    forgetFiles([this.recordPath(id)]);
+    this.rootfsCache.delete(id);
+    for (const f of await readdir(this.refsDir).catch(() => [] as string[])) {
+      const p = path.join(this.refsDir, f);
+      const e = await readJson<RefEntry>(p).catch(() => undefined);
+      if (!e || e.id === id) {
+        await rm(p, { force: true });
+        forgetFiles([p]);
+      }
+    }
+    return rec;
+  }
+
+  /** A name, a full id or a unique id prefix (at least 12 hex digits) → id. */
+  async idOf(nameOrId: string): Promise<string | undefined> {
+    const hex = nameOrId.replace(/^sha256:/, '');
+    if (/^[a-f0-9]{12,64}$/.test(hex)) {
+      const hits = (await this.list()).filter((r) => digestHex(r.id).startsWith(hex));
+      if (hits.length === 1) return hits[0]!.id;
+    }
+    try {
+      return await this.lookup(formatReference(parseReference(nameOrId)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** See gc.ts. */
+  prune(opts: { unusedImages?: string[] } = {}): ReturnType<typeof pruneStore> {
+    return pruneStore(this, opts);
+  }
+
+  /** Temp dirs of pulls and unpacks whose process is gone (see gc.ts). */
+  sweepTemp(): Promise<void> {
+    return sweepStoreTemp(this);
+  }
+}
+
+export { repositoryOf };
+
+/** The rootfs of a container's pinned image, pulled first if it is not on the node. */
+export async function ensureImageRootfs(store: ImageStore, image: { ref: string; digest?: string }): Promise<ImageRootfs> {
+  if (!image.digest) throw new ImagePullError(`image ${image.ref} has not been resolved to a digest`);
+  await store.ensure(image.ref, image.digest);
+  return store.rootfs(image.digest);
+}

@@ -1,0 +1,71 @@
+/**
+ * A tiny HTTP proxy on 127.0.0.1 in front of a test registry that misbehaves on demand: answers
+ * 500, or flips bytes of blob downloads (a corrupted blob), or passes everything through.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+
+export type ProxyMode = 'pass' | 'error500' | 'corrupt-blobs' | 'error500-blobs';
+
+export interface FaultyProxy {
+  host: string;
+  mode: ProxyMode;
+  /** Requests seen (method path). */
+  seen: string[];
+  close(): Promise<void>;
+}
+
+export async function startFaultyProxy(upstreamPort: number, mode: ProxyMode = 'pass'): Promise<FaultyProxy> {
+  const seen: string[] = [];
+  const state = { mode };
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const isBlob = /\/blobs\/sha256:/.test(req.url ?? '');
+    if (state.mode === 'error500' || (state.mode === 'error500-blobs' && isBlob)) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}');
+      return;
+    }
+    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${upstreamPort}` } }, (ur) => {
+      const headers = { ...ur.headers };
+      // Blob redirects must come back through us.
+      if (headers.location) headers.location = headers.location.replace(`127.0.0.1:${upstreamPort}`, `127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+      res.writeHead(ur.statusCode ?? 502, headers);
+      if (state.mode === 'corrupt-blobs' && isBlob && req.method === 'GET') {
+        let first = true;
+        ur.on('data', (chunk: Buffer) => {
+          if (first && chunk.length > 0) {
+            chunk = Buffer.from(chunk);
+            chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
+            first = false;
+          }
+          res.write(chunk);
+        });
+        ur.on('end', () => res.end());
+      } else {
+        ur.pipe(res);
+      }
+    });
+    up.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    get mode() {
+      return state.mode;
+    },
+    set mode(m: ProxyMode) {
+      state.mode = m;
+    },
+    seen,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
