@@ -591,6 +591,7 @@ export class Controller {
       if (actual.process.exitCode !== undefined) record.actual.exitCode = actual.process.exitCode;
       if (actual.process.startedAt) record.actual.startedAt = actual.process.startedAt;
       if (actual.process.finishedAt) record.actual.finishedAt = actual.process.finishedAt;
+      if (actual.disk) record.actual.disk = { ...actual.disk };
     }
     if (lastError) record.lastError = lastError;
     if (report.waiting) record.waiting = report.waiting;
@@ -649,5 +650,6 @@ export class Controller {
     m.invalidManifests.set(invalid.size);
     m.manifestConflicts.set(conflicts.size);
     m.ready.set(this.isReady ? 1 : 0);
+    m.setDiskUsage(this.statuses);
   }
 }

@@ -65,6 +65,7 @@ export function formatResources(r: Resources | undefined): ContainerStatus['reso
   if (r.cpuMillis !== undefined) out.cpu = formatCpu(r.cpuMillis);
   if (r.memoryBytes !== undefined) out.memory = formatMemory(r.memoryBytes);
   if (r.pids !== undefined) out.pids = r.pids;
+  if (r.diskBytes !== undefined) out.disk = formatMemory(r.diskBytes);
   return out;
 }
 
@@ -153,7 +154,8 @@ function resizeCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
     return {
       type: CONDITION_RESIZE_PENDING,
       status: 'True',
-      reason: 'Deferred',
+      // Infeasible: cannot be done with the data in use (a disk shrink); Deferred: later (kernel refused, or at the next restart).
+      reason: deferred.some((d) => d.infeasible) ? 'Infeasible' : 'Deferred',
       message: deferred.map((d) => `${d.resource}: ${d.reason}`).join('; '),
     };
   }
@@ -204,6 +206,7 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   if (lastExitCode !== undefined) status.lastExitCode = lastExitCode;
   if (actual?.process.startedAt) status.startedAt = actual.process.startedAt;
   if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);
+  if (actual?.disk) status.disk = { usedBytes: actual.disk.usedBytes, totalBytes: actual.disk.totalBytes };
   status.conditions = mergeConditions(previous?.conditions, conds, input.now);
   return status;
 }

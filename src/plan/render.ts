@@ -22,6 +22,7 @@ function detail(a: Action): string {
       s.resources.cpuMillis !== undefined ? `cpu ${formatResource('cpu', s.resources.cpuMillis)}` : '',
       s.resources.memoryBytes !== undefined ? `memory ${formatResource('memory', s.resources.memoryBytes)}` : '',
       s.resources.pids !== undefined ? `pids ${s.resources.pids}` : '',
+      s.resources.diskBytes !== undefined ? `disk ${formatResource('disk', s.resources.diskBytes)}` : '',
     ].filter(Boolean);
     return `${res.join(', ')}: ${a.reason}`;
   }

@@ -44,12 +44,25 @@ export interface ActualContainer {
   limits: Resources;
   /** How many times the process has been started again after its first start. */
   restartCount: number;
+  /** The private area's own filesystem (resources.disk), when it is attached. */
+  disk?: DiskUsage;
+}
+
+/** Size and use of a private area with a disk limit (see disk/driver.ts). */
+export interface DiskUsage {
+  /** The size in force (the image's size): what resources.disk is compared with. */
+  sizeBytes: number;
+  /** statfs of the filesystem: total data blocks and blocks in use (metadata included), in bytes. */
+  totalBytes: number;
+  usedBytes: number;
 }
 
 export interface DeferredResize {
   resource: ResourceName;
   /** e.g. "memory usage 300Mi is above the new limit 256Mi; the kernel refused it". */
   reason: string;
+  /** The change cannot be made at all with the data in use (a disk shrink that does not fit), not only not now. */
+  infeasible?: boolean;
 }
 
 export interface ResizeResult {
@@ -103,6 +116,12 @@ export interface Runtime {
   /** Stops (if needed) and removes the container: runtime state, mounts, cgroups, directories. */
   remove(key: string, opts: RemoveOptions): Promise<void>;
   logs(key: string, opts?: LogOptions): Promise<string>;
+  /**
+   * Clears what killed acetates left on the node outside a container's own operations (loop
+   * devices and mounts of private-area images whose container is gone). Called by the process
+   * that changes the node (apply, run) before it works, never by read-only commands.
+   */
+  sweepLeftovers?(): Promise<void>;
 }
 
 /** acetate cannot run here (not root, runc missing...): the message says how to fix it in one line. */

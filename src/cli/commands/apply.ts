@@ -50,6 +50,7 @@ Exit status: 0 converged, 1 any error.`,
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length ? 1 : 0;
     }
+    await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left (not on a dry run)
     if (!p.actions.length) {
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length ? 1 : 0;

@@ -36,6 +36,8 @@ import { isOurs, isRunning, mtimeOf, processInfo } from './observe.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
+import { DiskHooks } from '../disk/hooks.js';
+import type { DiskDriver } from '../disk/driver.js';
 import { RuncCli, type RuncState } from './runc-cli.js';
 import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
 
@@ -57,6 +59,8 @@ export interface RuncRuntimeOptions {
   pollIntervalMs?: number;
   /** conmon truncates a container log beyond this size (bytes). Default 16 MiB. */
   logSizeMax?: number;
+  /** How resources.disk bounds a private area (default: XFS on a loop device, see ../disk/). */
+  disk?: DiskDriver;
 }
 
 interface HostInfo {
@@ -102,6 +106,8 @@ export class RuncRuntime implements Runtime {
   private readonly pathsById = new Map<string, ContainerPaths>();
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
   private readonly tempInFlight = new Set<string>();
+  /** resources.disk: the private area's own filesystem (see ../disk/hooks.ts). */
+  private readonly disk: DiskHooks;
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -110,6 +116,7 @@ export class RuncRuntime implements Runtime {
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
+    this.disk = new DiskHooks(opts.disk);
   }
 
   // ---------------------------------------------------------------- setup
@@ -216,6 +223,8 @@ export class RuncRuntime implements Runtime {
     const status = await readStatus(cp.status);
     const process = await processInfo(cp, st, status);
     const limits = process.state === 'running' ? await readLimits(await this.cgroupOf(cp)) : {};
+    const disk = await this.disk.usage(cp, record);
+    if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;
     return {
       key: containerKey(record.namespace, record.name),
       namespace: record.namespace,
@@ -225,6 +234,7 @@ export class RuncRuntime implements Runtime {
       process,
       limits,
       restartCount: restartCountOf(status),
+      ...(disk ? { disk } : {}),
     };
   }
 
@@ -280,7 +290,7 @@ export class RuncRuntime implements Runtime {
       spec: record.spec,
       specHash: record.specHash,
       rootfsPath: cp.rootfs,
-      rootfsOverlay: { lower, upper: cp.upper, work: cp.work },
+      rootfsOverlay: { lower, ...this.disk.layers(cp, record) },
       cgroupsPath: cp.cgroupsPath,
       hostNofileHard: host.nofileHard,
       swapAccounting: host.swapAccounting,
@@ -318,7 +328,7 @@ export class RuncRuntime implements Runtime {
       };
       if (dirExists) {
         // Re-created over a kept private area (a replace), or a record being rewritten.
-        await makeDirs([cp.upper, cp.work, cp.rootfs]);
+        await makeDirs([...this.disk.plainLayers(cp, record), cp.rootfs]);
         // No record: a status file here is of an earlier container; none reads as never started.
         if (!existing) await removePaths([cp.status]);
         await writeJsonAtomic(cp.record, record);
@@ -332,7 +342,7 @@ export class RuncRuntime implements Runtime {
         // rename, so the record needs no write-and-rename of its own. The run dir's part (bundle,
         // exit dir) is made by each start.
         const under = (p: string) => tmp + p.slice(cp.dir.length);
-        await makeDirs([cp.upper, cp.work, cp.rootfs].map(under));
+        await makeDirs([...this.disk.plainLayers(cp, record), cp.rootfs].map(under));
         await writeSmallFile(under(cp.record), `${JSON.stringify(record)}\n`);
         renameSync(tmp, cp.dir);
       });
@@ -360,6 +370,8 @@ export class RuncRuntime implements Runtime {
       // that never reported): record the exit, clear everything it left, start from scratch.
       if (st?.status === 'stopped') await this.noteExit(t.cp);
       await this.scrub(t, runc, false);
+      // The private area's filesystem: attached (again after a reboot), grown or shrunk to the record.
+      await this.disk.prepare(t.cp, record);
       this.startsInFlight++;
       try {
         try {
@@ -406,7 +418,8 @@ export class RuncRuntime implements Runtime {
   private async launch(t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
     const { cp } = t;
     const { conmon } = await this.binaries();
-    await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
+    const layers = this.disk.layers(cp, record);
+    await makeDirs([layers.upper, layers.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
@@ -514,6 +527,10 @@ export class RuncRuntime implements Runtime {
         inForce: record.spec.resources,
         swapAccounting: (await this.hostInfo()).swapAccounting,
       });
+      const disk = await this.disk.resizeLive(t.cp, record, resources);
+      if (disk.sizeBytes === undefined) delete r.applied.diskBytes;
+      else r.applied.diskBytes = r.limits.diskBytes = disk.sizeBytes;
+      if (disk.deferred) r.deferred.push(disk.deferred);
       await this.writeResources(t.cp, record, r.applied);
       return { limits: r.limits, deferred: r.deferred };
     });
@@ -525,6 +542,7 @@ export class RuncRuntime implements Runtime {
     if (resources.cpuMillis !== undefined) clean.cpuMillis = resources.cpuMillis;
     if (resources.memoryBytes !== undefined) clean.memoryBytes = resources.memoryBytes;
     if (resources.pids !== undefined) clean.pids = resources.pids;
+    if (resources.diskBytes !== undefined) clean.diskBytes = resources.diskBytes;
     const spec = { ...record.spec, resources: clean };
     await writeJsonAtomic(cp.record, { ...record, spec, specHash: hashOf(spec) } satisfies AppliedRecord);
   }
@@ -607,6 +625,10 @@ export class RuncRuntime implements Runtime {
       if (pid !== process.pid && (await isAlive(pid))) continue;
       await rm(full, { recursive: true, force: true });
     }
+  }
+
+  async sweepLeftovers(): Promise<void> {
+    await this.disk.sweep(this.paths.containersDir);
   }
 
   private async removeEmptyCgroupParent(): Promise<void> {
