@@ -6,7 +6,16 @@
  * the next restart too.
  */
 import { formatMemory } from '../api/quantity.js';
-import type { ActualContainer } from '../runtime/runtime.js';
+import type { ActualContainer, DiskUsage } from '../runtime/runtime.js';
+
+/**
+ * Whether the blocks in use (metadata included) fit in a new filesystem of `target` bytes: its
+ * overhead (log, AG headers) is taken to be the current one's, size − total. The copy itself has
+ * the last word (it stops at ENOSPC and keeps the current image).
+ */
+export function fitsIn(u: DiskUsage, target: number): boolean {
+  return u.usedBytes <= target - (u.sizeBytes - u.totalBytes);
+}
 
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1).replace(/\.0$/, '')}Mi`;
 
@@ -22,7 +31,7 @@ export function diskChangeNote(a: ActualContainer, from: number | undefined, to:
     return `disk: Deferred to the next restart (the private area moves ${to === undefined ? 'out of' : 'into'} its own filesystem)`;
   }
   const u = a.disk;
-  if (u && u.usedBytes > Math.floor((to * u.totalBytes) / u.sizeBytes)) {
+  if (u && !fitsIn(u, to)) {
     return `disk: Infeasible: ${mib(u.usedBytes)} in use does not fit in ${formatMemory(to)}; the disk stays ${formatMemory(from)}`;
   }
   return `disk: Deferred to the next restart (XFS cannot shrink while mounted; the private area${u ? `, ${mib(u.usedBytes)} in use,` : ''} is copied into a new image then)`;

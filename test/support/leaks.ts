@@ -39,6 +39,17 @@ export interface LeakSnapshot {
   runContainerDirs: string[];
   /** Whether the state dir itself still exists. */
   dirExists: boolean;
+  /** Loop devices whose backing file is under the state dir (disk images of resources.disk). */
+  loops: string[];
+}
+
+/** Loop devices backed by a file under `dir` ("/dev/loop3 (/tmp/…/disk.img)"). */
+export async function loopsUnder(dir: string): Promise<{ name: string; backFile: string }[]> {
+  const base = `${path.resolve(dir)}/`;
+  const { stdout } = await exec('losetup', ['-l', '-J', '-O', 'NAME,BACK-FILE']);
+  if (!stdout.trim()) return [];
+  const devs = (JSON.parse(stdout) as { loopdevices?: { name: string; 'back-file'?: string | null }[] }).loopdevices ?? [];
+  return devs.map((d) => ({ name: d.name, backFile: d['back-file'] ?? '' })).filter((d) => d.backFile.startsWith(base));
 }
 
 async function listDir(p: string): Promise<string[]> {
@@ -96,6 +107,7 @@ export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } 
     containerDirs: await listDir(ip.containersDir),
     runContainerDirs: await listDir(ip.runContainersDir),
     dirExists: await exists(ip.stateDir),
+    loops: (await loopsUnder(ip.stateDir)).map((d) => `${d.name} (${d.backFile})`),
   };
 }
 
@@ -113,6 +125,7 @@ export interface NoLeakOptions {
 function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
   const out: string[] = [];
   if (s.mounts.length) out.push(`mounts: ${s.mounts.join(', ')}`);
+  if (s.loops.length) out.push(`loop devices: ${s.loops.join(', ')}`);
   if (s.cgroups.length) out.push(`cgroups: ${s.cgroups.join(', ')}`);
   if (s.runcStates.length) out.push(`runc state: ${s.runcStates.join(', ')}`);
   if (s.processes.length) out.push(`processes: ${s.processes.map((p) => `${p.pid} (${p.why}) ${p.cmdline}`).join('; ')}`);
@@ -169,6 +182,8 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
   }
   // 4. Mounts, deepest first.
   for (const m of await mountsUnder(stateDir)) await unmountAll(m).catch((e: unknown) => errors.push(e));
+  // 4b. Loop devices of disk images under the dir (autoclear ones went with their mount).
+  for (const d of await loopsUnder(stateDir)) await exec('losetup', ['-d', d.name]).catch((e: unknown) => errors.push(e));
   // 5. Cgroups of the instance.
   const rel = ip.cgroupParent.replace(/^\/+/, '');
   for (const h of await cgroupHierarchies()) {

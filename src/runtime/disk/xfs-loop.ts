@@ -20,6 +20,7 @@ import { exists } from '../../util/exists.js';
 import { findBinary } from '../preflight.js';
 import { readMountInfo } from '../runc/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
+import { fitsIn } from '../../plan/disk.js';
 import { DiskLimitError, type DiskArea, type DiskDriver, type DiskResult, type OverlayLayers } from './driver.js';
 import {
   copyOwnership,
@@ -71,11 +72,6 @@ async function isEmptyDir(p: string): Promise<boolean> {
 }
 
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1).replace(/\.0$/, '')}Mi`;
-
-/** Whether `used` bytes of a filesystem of `total` (image `size`) fit in an image of `target`: its total scales with its size. */
-export function fitsIn(u: DiskUsage, target: number): boolean {
-  return u.usedBytes <= Math.floor((target * u.totalBytes) / u.sizeBytes);
-}
 
 /**
  * Refuses an image that could not be filled: growing it by `growBy` must fit in the free space of
