@@ -8,6 +8,8 @@ missing=()
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 [ -x /usr/bin/busybox ] || [ -x /bin/busybox ] || missing+=(busybox-static)
+# resources.disk: the private area's XFS image (mkfs.xfs, xfs_growfs); losetup and mount are util-linux's.
+command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

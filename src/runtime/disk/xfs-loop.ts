@@ -172,10 +172,17 @@ export class XfsLoopDriver implements DiskDriver {
     const f = files(area.dir);
     await unmountImage(f.newMnt);
     const has = async (p: string) => exists(p);
-    if (!(await has(f.img)) && !(await has(f.upper))) {
+    // An empty upper/ is no data: create() makes one for a container without a limit, also over
+    // a private area that is still in its image or half way through a move.
+    if (!(await has(f.img)) && (await isEmptyDir(f.upper))) {
       // The old one was set aside after the copy completed: the new one is whole.
-      if ((await has(f.newImg)) && ((await has(f.oldImg)) || (await has(f.oldUpper)))) await rename(f.newImg, f.img);
-      else if ((await has(f.newUpper)) && (await has(f.oldImg))) await rename(f.newUpper, f.upper);
+      if ((await has(f.newImg)) && ((await has(f.oldImg)) || (await has(f.oldUpper)))) {
+        await rm(f.upper, { recursive: true, force: true });
+        await rename(f.newImg, f.img);
+      } else if ((await has(f.newUpper)) && (await has(f.oldImg))) {
+        await rm(f.upper, { recursive: true, force: true });
+        await rename(f.newUpper, f.upper);
+      }
     }
     if ((await has(f.img)) && (await has(f.upper))) {
       // create() of a replace makes an empty upper/ beside the image: not data.
