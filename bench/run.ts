@@ -12,7 +12,7 @@
  * chart.svg. Everything created is removed, also on failure or Ctrl-C.
  *
  * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
- *          --only create,noop,latency,rss (default all)   --out DIR (default bench/results)
+ *          --only create,noop,latency,rss,disk (default all; disk: see disk.ts, results in disk.md)   --out DIR (default bench/results)
  *          --sizes 100 (or 10,100): only these N for create/destroy
  *          --work-dir DIR: where state dirs, work dirs and manifests go (default /var/lib/acetate-bench,
  *          next to acetate's default state dir; removed at the end if empty)
@@ -35,6 +35,7 @@ import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, quantile, round } from './lib/
 import { CpuGroup, duBytes, fileCreateMicros, findProcs, machine, measure, procCpuMs, pssBytes, vmRssBytes, type Measured } from './lib/sys.js';
 import { baselineConfigTemplate, containerYaml, getWorkRoot, nameOf, saveAtomically, setWorkRoot, tmpDir, writeFilePerContainer, writeOneFile } from './lib/workload.js';
 import type { PassSample } from './noop-pass.js';
+import { diskBenchmark } from './disk.js';
 
 // ------------------------------------------------------------------ configuration
 
@@ -44,7 +45,7 @@ const FROM = argv.includes('--from') ? path.resolve(argv[argv.indexOf('--from') 
 const LOADED = FROM ? (JSON.parse(readFileSync(FROM, 'utf8')) as Results) : undefined;
 const QUICK = LOADED ? LOADED.mode === 'quick' : argv.includes('--quick') || process.env.ACETATE_BENCH_QUICK === '1';
 const onlyArg = argv.find((a) => a.startsWith('--only'))?.split('=')[1] ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined);
-const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss').split(','));
+const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss,disk').split(','));
 /** --sizes 100 or --sizes 10,100: only these N for the create/destroy benchmark (repetitions as configured). */
 const sizesArg = argv.includes('--sizes') ? argv[argv.indexOf('--sizes') + 1]!.split(',').map(Number) : undefined;
 const OUT = path.resolve(argv.includes('--out') ? argv[argv.indexOf('--out') + 1]! : path.join(PACKAGE_ROOT, 'bench', 'results'));
@@ -761,6 +762,10 @@ async function main(): Promise<number> {
       await createProfile(CFG.sizes.includes(100) ? 100 : CFG.sizes[CFG.sizes.length - 1]!);
     }
     if (ONLY.has('noop') || ONLY.has('rss') || ONLY.has('latency')) await loopBenchmarks();
+    if (ONLY.has('disk')) {
+      const run = (file: string, args: string[], env: Record<string, string>) => measure(file, args, { group: cpuGroup, env });
+      await diskBenchmark({ n: sizesArg?.[0] ?? (QUICK ? 20 : 100), reps: QUICK ? 1 : 3, grows: QUICK ? 20 : 100, out: OUT, baselineDir: BASELINE, newInstance, newBaseline, acetate, run, log });
+    }
   } catch (err) {
     failed = true;
     console.error(`acetate bench failed: ${(err as Error).stack ?? String(err)}`);
