@@ -104,6 +104,8 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
     assert.match(c1.message ?? '', /does not fit in 64Mi/);
     const pid = (await describeJson('web')).actual!.pid!;
     await inContainer(pid, 'rm /fill; sync');
+    // XFS frees an unlinked file's blocks in the background (inodegc): wait until statfs shows it.
+    await waitFor('the space freed', async () => (await dfRoot(pid)).used < 30 * MI);
     const plan2 = await runCli(['plan', '-f', dir], { stateDir });
     assert.match(plan2.stdout, /disk: Deferred to the next restart/);
     // The loop retries deferred resizes every 15 s; a restart of the process applies it.

@@ -102,6 +102,8 @@ describe('resources.disk: XFS on a loop device', function () {
 
     // Free the space: now Deferred (not live), then done by the next start.
     await inContainer(pidFull, 'rm /fill && sync');
+    // XFS frees an unlinked file's blocks in the background (inodegc): wait until statfs shows it.
+    await waitFor('the space freed', async () => ((await st.runtime.get('default/grow'))!.disk?.usedBytes ?? Infinity) < 30 * MI);
     const later = await st.runtime.updateResources('default/grow', { diskBytes: 64 * MI });
     assert.equal(later.deferred[0]?.infeasible, undefined, JSON.stringify(later));
     assert.match(later.deferred[0]!.reason, /next restart/);

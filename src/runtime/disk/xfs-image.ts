@@ -4,10 +4,11 @@
  * state is kept in memory: everything is read back from the node (the image's size, /proc's
  * mounts, `losetup`), so a new acetate adopts what an earlier one attached.
  */
+import path from 'node:path';
 import { chmod, chown, mkdir, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { exec, ExecError } from '../../util/exec.js';
 import { formatMemory } from '../../api/quantity.js';
-import { isMounted, unmountAll } from '../runc/mounts.js';
+import { unmountAll } from '../runc/mounts.js';
 import { DiskLimitError } from './driver.js';
 
 /** xfsprogs ≥ 5.19 refuses filesystems below 300 MB unless run by fstests (see makeXfsImage). */
@@ -39,7 +40,7 @@ export async function makeXfsImage(file: string, bytes: number): Promise<void> {
  */
 export async function mountImage(file: string, mountPoint: string): Promise<void> {
   await mkdir(mountPoint, { recursive: true, mode: 0o700 });
-  if (await isMounted(mountPoint)) return;
+  if (await isMountPoint(mountPoint, path.dirname(mountPoint))) return;
   await exec('mount', ['--make-private', '-t', 'xfs', '-o', 'loop', file, mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
 }
 

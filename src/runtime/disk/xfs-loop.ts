@@ -170,7 +170,7 @@ export class XfsLoopDriver implements DiskDriver {
   /** Finishes or undoes a move or shrink an earlier (killed) call left half done. */
   private async recover(area: DiskArea): Promise<void> {
     const f = files(area.dir);
-    await unmountImage(f.newMnt);
+    if (await exists(f.newMnt)) await unmountImage(f.newMnt);
     const has = async (p: string) => exists(p);
     // An empty upper/ is no data: create() makes one for a container without a limit, also over
     // a private area that is still in its image or half way through a move.
@@ -213,6 +213,18 @@ export class XfsLoopDriver implements DiskDriver {
   private async moveIn(area: DiskArea, bytes: number): Promise<void> {
     const f = files(area.dir);
     await this.checkSpace(area, bytes, bytes);
+    if (await isEmptyDir(f.upper)) {
+      // Nothing to copy (a new container): format, take the name (a half-formatted image never
+      // has it), mount once.
+      await makeXfsImage(f.newImg, bytes);
+      await rename(f.newImg, f.img);
+      await rm(f.upper, { recursive: true, force: true });
+      await rm(f.work, { recursive: true, force: true });
+      await mountImage(f.img, f.mnt);
+      await copyOwnership(area.dir, f.mnt);
+      await makeLayerDirs(f.mnt);
+      return;
+    }
     await this.newImage(area, bytes);
     let copied = false;
     try {
