@@ -175,6 +175,17 @@ describe('resources.disk: XFS on a loop device', function () {
     assert.equal((await st.runtime.get(key))!.disk?.sizeBytes, 48 * MI);
   });
 
+  it('a grow killed between truncate and xfs_growfs is seen (the filesystem is what counts) and finished', async () => {
+    const pid = await createRunning('half', { resources: { diskBytes: 32 * MI } });
+    // What a SIGKILL after `truncate` leaves: the file is larger, the filesystem is not.
+    await exec('truncate', ['-s', String(48 * MI), path.join(dirOf('half'), 'disk.img')]);
+    assert.equal((await st.runtime.get('default/half'))!.disk?.sizeBytes, 32 * MI, 'the size in force is the filesystem\'s');
+    const r = await st.runtime.updateResources('default/half', { diskBytes: 48 * MI });
+    assert.deepEqual(r.deferred, []);
+    assert.equal((await st.runtime.get('default/half'))!.disk?.sizeBytes, 48 * MI);
+    assert.ok((await dfRoot(pid)).size > 40 * MI);
+  });
+
   it('mounts privately on the node, out of sight of other containers, and removes everything on destroy', async () => {
     const a = await createRunning('a', { resources: { diskBytes: 16 * MI } });
     const b = await createRunning('b', { resources: { diskBytes: 16 * MI } });

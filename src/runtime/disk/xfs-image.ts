@@ -5,7 +5,7 @@
  * mounts, `losetup`), so a new acetate adopts what an earlier one attached.
  */
 import path from 'node:path';
-import { chmod, chown, mkdir, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { exec, ExecError } from '../../util/exec.js';
 import { formatMemory } from '../../api/quantity.js';
 import { unmountAll } from '../runc/mounts.js';
@@ -130,4 +130,25 @@ export async function copyTree(from: string, to: string): Promise<'ok' | 'nospac
     if (err instanceof ExecError && /No space left on device|Disk quota exceeded/i.test(err.stderr)) return 'nospace';
     throw err;
   }
+}
+
+/**
+ * The size of a mounted filesystem, which is what is in force: the image file's size is not (a grow
+ * killed between `truncate` and `xfs_growfs` leaves the file larger than the filesystem). statfs's
+ * f_blocks is XFS's data blocks minus its internal log, whose size is fixed at mkfs and written next
+ * to the private area, at the filesystem's root, when the image is made (META).
+ */
+const META = '.acetate-disk.json';
+
+/** Right after mkfs and the first mount (file and filesystem the same size): note the log's size. */
+export async function writeFsMeta(mountPoint: string, fileBytes: number): Promise<void> {
+  const s = await statfs(mountPoint);
+  await writeFile(path.join(mountPoint, META), `${JSON.stringify({ logBytes: fileBytes - s.blocks * s.bsize })}\n`, { mode: 0o600 });
+}
+
+export async function fsSize(mountPoint: string): Promise<number | undefined> {
+  const meta = await readFile(path.join(mountPoint, META), 'utf8').then((t) => JSON.parse(t) as { logBytes?: number }, () => undefined);
+  if (typeof meta?.logBytes !== 'number') return undefined;
+  const s = await statfs(mountPoint);
+  return s.blocks * s.bsize + meta.logBytes;
 }

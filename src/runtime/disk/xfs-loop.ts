@@ -26,6 +26,7 @@ import {
   copyOwnership,
   copyTree,
   detachLoop,
+  fsSize,
   fsUsage,
   growImage,
   imageSize,
@@ -34,6 +35,7 @@ import {
   makeXfsImage,
   mountImage,
   unmountImage,
+  writeFsMeta,
 } from './xfs-image.js';
 
 interface AreaFiles {
@@ -106,10 +108,16 @@ export class XfsLoopDriver implements DiskDriver {
 
   async usage(area: DiskArea): Promise<DiskUsage | undefined> {
     const f = files(area.dir);
-    const sizeBytes = await imageSize(f.img);
-    if (sizeBytes === undefined || !(await isMountPoint(f.mnt, area.dir))) return undefined;
+    const file = await imageSize(f.img);
+    if (file === undefined || !(await isMountPoint(f.mnt, area.dir))) return undefined;
     const u = await fsUsage(f.mnt);
-    return { sizeBytes, totalBytes: u.totalBytes, usedBytes: u.usedBytes };
+    return { sizeBytes: (await fsSize(f.mnt)) ?? file, totalBytes: u.totalBytes, usedBytes: u.usedBytes };
+  }
+
+  /** The size in force of an attached image: its filesystem's (see fsSize). */
+  private async current(area: DiskArea): Promise<number> {
+    const f = files(area.dir);
+    return (await fsSize(f.mnt)) ?? (await imageSize(f.img))!;
   }
 
   async release(area: DiskArea): Promise<void> {
@@ -120,16 +128,18 @@ export class XfsLoopDriver implements DiskDriver {
 
   async resizeLive(area: DiskArea, sizeBytes: number | undefined): Promise<DiskResult> {
     const f = files(area.dir);
-    const current = await imageSize(f.img);
-    if (current === undefined && sizeBytes === undefined) return {};
-    if (current === undefined || sizeBytes === undefined) {
+    const file = await imageSize(f.img);
+    if (file === undefined && sizeBytes === undefined) return {};
+    if (file === undefined || sizeBytes === undefined) {
+      const current = file === undefined ? undefined : await this.current(area);
       const what = sizeBytes === undefined ? 'removing the disk limit moves the private area out of its image' : `a disk limit of ${formatMemory(sizeBytes)} moves the private area into an image`;
       return { sizeBytes: current, deferred: { resource: 'disk', reason: `${what}: done at the next restart (resizePolicy RestartContainer does it now)` } };
     }
+    await mountImage(f.img, f.mnt); // normally mounted already; after a manual umount, again
+    const current = await this.current(area);
     if (sizeBytes === current) return { sizeBytes };
     if (sizeBytes > current) {
       await this.checkSpace(area, sizeBytes - current, sizeBytes);
-      await mountImage(f.img, f.mnt); // normally mounted already; after a manual umount, again
       await growImage(f.img, f.mnt, sizeBytes);
       return { sizeBytes };
     }
@@ -155,7 +165,7 @@ export class XfsLoopDriver implements DiskDriver {
       return { sizeBytes };
     }
     await mountImage(f.img, f.mnt);
-    const current = (await imageSize(f.img))!;
+    const current = await this.current(area);
     if (sizeBytes > current) {
       await this.checkSpace(area, sizeBytes - current, sizeBytes);
       await growImage(f.img, f.mnt, sizeBytes);
@@ -206,6 +216,7 @@ export class XfsLoopDriver implements DiskDriver {
     const f = files(area.dir);
     await makeXfsImage(f.newImg, bytes);
     await mountImage(f.newImg, f.newMnt);
+    await writeFsMeta(f.newMnt, bytes);
     await copyOwnership(area.dir, f.newMnt);
   }
 
@@ -221,6 +232,7 @@ export class XfsLoopDriver implements DiskDriver {
       await rm(f.upper, { recursive: true, force: true });
       await rm(f.work, { recursive: true, force: true });
       await mountImage(f.img, f.mnt);
+      await writeFsMeta(f.mnt, bytes);
       await copyOwnership(area.dir, f.mnt);
       await makeLayerDirs(f.mnt);
       return;
