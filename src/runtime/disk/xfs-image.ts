@@ -8,7 +8,7 @@ import path from 'node:path';
 import { chmod, chown, mkdir, readFile, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { exec, ExecError } from '../../util/exec.js';
 import { formatMemory } from '../../api/quantity.js';
-import { unmountAll } from '../runc/mounts.js';
+import { readMountInfo, unmountAll } from '../runc/mounts.js';
 import { DiskLimitError } from './driver.js';
 
 /** xfsprogs ≥ 5.19 refuses filesystems below 300 MB unless run by fstests (see makeXfsImage). */
@@ -81,7 +81,9 @@ export async function detachLoop(dev: string): Promise<void> {
  * (`losetup -c`), grow the filesystem to the device (`xfs_growfs`). The container keeps running.
  */
 export async function growImage(file: string, mountPoint: string, bytes: number): Promise<void> {
-  const devs = await loopDevicesOf(file);
+  // The device is the mount's source (no `losetup -j` process); losetup's answer otherwise.
+  const src = (await readMountInfo()).find((m) => m.mountPoint === mountPoint && m.fsType === 'xfs')?.source;
+  const devs = src?.startsWith('/dev/loop') ? [src] : await loopDevicesOf(file);
   if (devs.length === 0) throw new Error(`${file} is not attached to a loop device`);
   await truncate(file, bytes);
   for (const d of devs) await exec('losetup', ['-c', d], { timeoutMs: TOOL_TIMEOUT_MS });
