@@ -51,6 +51,11 @@ export interface DiskResults {
   n: number;
   sizeMi: number;
   createMs: { acetate: number[]; bare: number[] };
+  /** The same N without a disk limit, in the same repetitions: how loaded the machine was, and what the disk adds. */
+  plainCreateMs: { acetate: number[]; bare: number[] };
+  plainRatio: number;
+  /** acetate/bare of each repetition (create with disks). */
+  repRatios: number[];
   destroyMs: { acetate: number[]; bare: number[] };
   ratio: number;
   growMs: { acetate: { p50: number; p99: number; samples: number }; bare: { p50: number; p99: number; samples: number } };
@@ -120,6 +125,9 @@ export async function diskBenchmark<I extends InstanceLike>(ctx: DiskBenchContex
     n: ctx.n,
     sizeMi: SIZE_MI,
     createMs: { acetate: [], bare: [] },
+    plainCreateMs: { acetate: [], bare: [] },
+    plainRatio: NaN,
+    repRatios: [],
     destroyMs: { acetate: [], bare: [] },
     ratio: NaN,
     growMs: { acetate: { p50: NaN, p99: NaN, samples: 0 }, bare: { p50: NaN, p99: NaN, samples: 0 } },
@@ -128,6 +136,7 @@ export async function diskBenchmark<I extends InstanceLike>(ctx: DiskBenchContex
   const growA: number[] = [];
   const growB: number[] = [];
   for (let rep = 1; rep <= ctx.reps; rep++) {
+    await plainPair(ctx, res);
     const b = await ctx.newBaseline();
     try {
       const c = await ctx.run('bash', [path.join(ctx.baselineDir, 'create-disk.sh'), b.work, String(ctx.n), b.template, `${SIZE_MI}M`], b.env);
@@ -165,16 +174,44 @@ export async function diskBenchmark<I extends InstanceLike>(ctx: DiskBenchContex
       const leaks = await snapshotLeaks(inst.stateDir, { runDir: inst.runDir });
       check(leaks.mounts.length + leaks.loops.length + leaks.containerDirs.length === 0, `acetate destroy left ${JSON.stringify(leaks)}`);
       ctx.log(`disk N=${ctx.n} rep ${rep}: acetate create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);
+      res.repRatios.push(round(c.wallMs / res.createMs.bare[res.createMs.bare.length - 1]!, 2));
     } finally {
       await inst.cleanup();
     }
   }
   res.ratio = round(median(res.createMs.acetate) / median(res.createMs.bare), 2);
+  res.plainRatio = round(median(res.plainCreateMs.acetate) / median(res.plainCreateMs.bare), 2);
   const q = (xs: number[]) => ({ p50: round(quantile(xs, 0.5), 1), p99: round(quantile(xs, 0.99), 1), samples: xs.length });
   res.growMs = { acetate: q(growA), bare: q(growB) };
   await writeDiskResults(ctx.out, res);
   ctx.log(`disk: create ${ctx.n} with ${SIZE_MI}Mi disks ${fmtRatio(res.ratio)} the bare loop; grow p50/p99 ${res.growMs.acetate.p50}/${res.growMs.acetate.p99} ms (bare ${res.growMs.bare.p50}/${res.growMs.bare.p99} ms)`);
   return res;
+}
+
+/** The same N without disks, acetate and the bare loop (create.sh), to read the disk figures against. */
+async function plainPair<I extends InstanceLike>(ctx: DiskBenchContext<I>, res: DiskResults): Promise<void> {
+  const b = await ctx.newBaseline();
+  try {
+    const c = await ctx.run('bash', [path.join(ctx.baselineDir, 'create.sh'), b.work, String(ctx.n), b.template], b.env);
+    check(c.code === 0, `bare create failed: ${c.stderr}`);
+    res.plainCreateMs.bare.push(round(c.wallMs));
+    check((await ctx.run('bash', [path.join(ctx.baselineDir, 'destroy.sh'), b.work, b.template], b.env)).code === 0, 'bare destroy failed');
+  } finally {
+    await b.cleanup();
+  }
+  const inst = await ctx.newInstance();
+  try {
+    await mkdir(inst.dir, { recursive: true });
+    await writeFile(path.join(inst.dir, 'containers.yaml'), Array.from({ length: ctx.n }, (_, i) => diskYaml(nameOf(i)).replace(/, disk: \d+Mi/, '')).join('---\n'));
+    const c = await ctx.acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '1']);
+    check(c.code === 0, `acetate apply failed: ${c.stderr}`);
+    res.plainCreateMs.acetate.push(round(c.wallMs));
+    await rm(path.join(inst.dir, 'containers.yaml'));
+    check((await ctx.acetate(inst, ['apply', '-f', inst.dir, '--allow-empty', '--concurrency', '1'])).code === 0, 'acetate destroy failed');
+  } finally {
+    await inst.cleanup();
+  }
+  ctx.log(`plain N=${ctx.n}: bare loop create ${fmtMs(res.plainCreateMs.bare.at(-1)!)}, acetate ${fmtMs(res.plainCreateMs.acetate.at(-1)!)}`);
 }
 
 async function writeDiskResults(out: string, r: DiskResults): Promise<void> {
@@ -187,7 +224,9 @@ ${new Date().toISOString().slice(0, 10)}; N=${r.n} containers with \`disk: ${r.s
 
 | what | acetate | bare loop (same steps by hand) | ratio | target |
 | --- | ---: | ---: | ---: | --- |
-| create ${r.n} (\`apply --concurrency 1\` vs create-disk.sh) | ${fmtMs(median(r.createMs.acetate))} (${r.createMs.acetate.map(fmtMs).join(', ')}) | ${fmtMs(median(r.createMs.bare))} (${r.createMs.bare.map(fmtMs).join(', ')}) | ${fmtRatio(r.ratio)} | ≤ 1.2× ${r.ratio <= 1.2 ? 'met' : 'NOT MET'} |
+| create ${r.n} with disks (\`apply --concurrency 1\` vs create-disk.sh; per repetition ${r.repRatios.map(fmtRatio).join(', ')}) | ${fmtMs(median(r.createMs.acetate))} (${r.createMs.acetate.map(fmtMs).join(', ')}) | ${fmtMs(median(r.createMs.bare))} (${r.createMs.bare.map(fmtMs).join(', ')}) | ${fmtRatio(r.ratio)} | ≤ 1.2× ${r.ratio <= 1.2 ? 'met' : 'NOT MET'} |
+| create ${r.n} without disks, same repetitions (create.sh) | ${fmtMs(median(r.plainCreateMs.acetate))} (${r.plainCreateMs.acetate.map(fmtMs).join(', ')}) | ${fmtMs(median(r.plainCreateMs.bare))} (${r.plainCreateMs.bare.map(fmtMs).join(', ')}) | ${fmtRatio(r.plainRatio)} | (reference) |
+| what the disk adds per container | ${fmtMs((median(r.createMs.acetate) - median(r.plainCreateMs.acetate)) / r.n)} | ${fmtMs((median(r.createMs.bare) - median(r.plainCreateMs.bare)) / r.n)} | | |
 | destroy ${r.n} | ${fmtMs(median(r.destroyMs.acetate))} | ${fmtMs(median(r.destroyMs.bare))} | ${fmtRatio(median(r.destroyMs.acetate) / median(r.destroyMs.bare))} | |
 | live grow +4Mi, p50 / p99 (${r.growMs.acetate.samples} grows) | ${r.growMs.acetate.p50} / ${r.growMs.acetate.p99} ms | ${r.growMs.bare.p50} / ${r.growMs.bare.p99} ms | | |
 | disk allocated by a fresh container's image | ${kib(r.allocatedKiB.acetateImage)} | ${kib(r.allocatedKiB.bareImage)} | | |
