@@ -65,7 +65,9 @@ export class DiskHooks {
     return this.run({ ...r, spec: { ...r.spec, resources: wanted } }, () => this.driver.resizeLive(areaOf(cp, r), wanted.diskBytes));
   }
 
-  usage(cp: ContainerPaths, r: Rec): Promise<DiskUsage | undefined> {
+  /** Only for records with a limit: list() asks for every container on every pass of the loop. */
+  async usage(cp: ContainerPaths, r: Rec): Promise<DiskUsage | undefined> {
+    if (r.spec.resources.diskBytes === undefined) return undefined;
     return this.driver.usage(areaOf(cp, r));
   }
 
