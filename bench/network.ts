@@ -145,8 +145,8 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
         await writeFile(path.join(dir, 'containers.yaml'), manifests(n, base, ['/bin/sleep', '1000000']));
         const c = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--concurrency', '1']);
         if (c.code !== 0) throw new Error(`acetate apply failed: ${c.stderr}\n${c.stdout.slice(-2000)}`);
-        const got = JSON.parse((await acetate(stateDir, runDir, netw, ['get', '-o', 'json'])).stdout) as { items: { phase: string; network?: { ip?: string } }[] };
-        if (got.items.length !== n || !got.items.every((x) => x.phase === 'Running' && x.network?.ip)) throw new Error('acetate: not all running with an address');
+        const got = JSON.parse((await acetate(stateDir, runDir, netw, ['get', '-o', 'json'])).stdout) as { items: { status?: { phase?: string; ip?: string } }[] };
+        if (got.items.length !== n || !got.items.every((x) => x.status?.phase === 'Running' && x.status.ip)) throw new Error('acetate: not all running with an address');
         await rm(path.join(dir, 'containers.yaml'));
         const d = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--allow-empty', '--concurrency', '1']);
         if (d.code !== 0) throw new Error(`acetate destroy failed: ${d.stderr}`);
@@ -219,7 +219,7 @@ async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promi
   };
   try {
     for (let i = 0; i < k; i++) await waitAnswer(ports.get(i)!, `n${i}\n`, 60_000);
-    const pids = async () => (JSON.parse((await measure(process.execPath, [ctx.cli, '--state-dir', stateDir, 'get', '-o', 'json'], { env })).stdout) as { items: { name: string; pid?: number }[] }).items.map((x) => `${x.name}:${x.pid}`).join();
+    const pids = async () => (JSON.parse((await measure(process.execPath, [ctx.cli, '--state-dir', stateDir, 'get', '-o', 'json'], { env })).stdout) as { items: { metadata: { name: string }; status?: { pid?: number } }[] }).items.map((x) => `${x.metadata.name}:${x.status?.pid}`).join();
     const before = await pids();
     const samples: number[] = [];
     for (let e = 0; e < edits; e++) {

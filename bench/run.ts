@@ -14,7 +14,7 @@
  * chart.svg. Everything created is removed, also on failure or Ctrl-C.
  *
  * Options: --quick (or ACETATE_BENCH_QUICK=1): smaller N and fewer repetitions.
- *          --only create,noop,latency,rss,isolation,network,images,servers (default all but servers; isolation: bench/isolation.ts, network: bench/network.ts, images: bench/images.ts, servers: bench/servers.ts alone)   --out DIR (default bench/results)
+ *          --only create,noop,latency,rss,isolation,network,images,disk,servers (default all but servers; isolation: bench/isolation.ts, network: bench/network.ts, images: bench/images.ts, disk: bench/disk.ts, servers: bench/servers.ts alone)   --out DIR (default bench/results)
  *          --sizes 100 (or 10,100): only these N for create/destroy
  *          --work-dir DIR: where state dirs, work dirs and manifests go (default /var/lib/acetate-bench,
  *          next to acetate's default state dir; removed at the end if empty)
@@ -40,6 +40,7 @@ import type { PassSample } from './noop-pass.js';
 import { isolationBenchmark } from './isolation.js';
 import { networkBenchmark } from './network.js';
 import { runImageBench } from './images.js';
+import { diskBenchmark } from './disk.js';
 
 // ------------------------------------------------------------------ configuration
 
@@ -49,7 +50,7 @@ const FROM = argv.includes('--from') ? path.resolve(argv[argv.indexOf('--from') 
 const LOADED = FROM ? (JSON.parse(readFileSync(FROM, 'utf8')) as Results) : undefined;
 const QUICK = LOADED ? LOADED.mode === 'quick' : argv.includes('--quick') || process.env.ACETATE_BENCH_QUICK === '1';
 const onlyArg = argv.find((a) => a.startsWith('--only'))?.split('=')[1] ?? (argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined);
-const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss,isolation,network,images').split(','));
+const ONLY = new Set((onlyArg ?? 'create,noop,latency,rss,isolation,network,images,disk').split(','));
 /** --sizes 100 or --sizes 10,100: only these N for the create/destroy benchmark (repetitions as configured). */
 const sizesArg = argv.includes('--sizes') ? argv[argv.indexOf('--sizes') + 1]!.split(',').map(Number) : undefined;
 const OUT = path.resolve(argv.includes('--out') ? argv[argv.indexOf('--out') + 1]! : path.join(PACKAGE_ROOT, 'bench', 'results'));
@@ -778,6 +779,10 @@ async function main(): Promise<number> {
     }
     if (ONLY.has('network')) await networkBenchmark({ runRoot, cpuGroup, nodeFlags: NODE_FLAGS, cli: CLI, quick: QUICK, n: sizesArg?.[0], outDir: OUT, log, onCleanup });
     if (ONLY.has('images')) await runImageBench({ out: OUT, workRoot: getWorkRoot(), runRoot, quick: QUICK, log });
+    if (ONLY.has('disk')) {
+      const run = (file: string, args: string[], env: Record<string, string>) => measure(file, args, { group: cpuGroup, env });
+      await diskBenchmark({ n: sizesArg?.[0] ?? (QUICK ? 20 : 100), reps: QUICK ? 1 : 3, grows: QUICK ? 20 : 100, out: OUT, baselineDir: BASELINE, newInstance, newBaseline, acetate, run, log });
+    }
   } catch (err) {
     failed = true;
     console.error(`acetate bench failed: ${(err as Error).stack ?? String(err)}`);

@@ -30,6 +30,8 @@ command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v setfattr >/dev/null 2>&1 || missing+=(attr)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+# resources.disk: the private area's XFS image (mkfs.xfs, xfs_growfs); losetup and mount are util-linux's.
+command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

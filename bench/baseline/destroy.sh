@@ -17,6 +17,8 @@ for d in "$work"/c/*/; do
   runc --root "$root" kill "$id" KILL 2>/dev/null || true
   runc --root "$root" delete --force "$id"
   umount "$d/rootfs"
+  # create-disk.sh: the private area's XFS image (its loop device autoclears on umount).
+  if [ -d "$d/disk" ]; then umount "$d/disk"; fi
   rm -rf "$d" "$run/bundles/$id"
 done
 # The cgroup parent runc leaves behind.

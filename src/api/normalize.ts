@@ -1,5 +1,5 @@
 /** Fills in defaults and parses quantities: a validated manifest becomes a DesiredContainer. */
-import { parseCpu, parseMemory } from './quantity.js';
+import { parseCpu, parseDisk, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
 import { normalizeProbes } from './probes.js';
 import { normalizePorts } from './ports.js';
@@ -10,14 +10,12 @@ import {
   type ContainerManifest,
   type DesiredContainer,
   type NormalizedSpec,
-  type ResizeRestartPolicy,
-  type ResourceName,
   type SourceRef,
 } from './types.js';
 
 export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   const s = m.spec;
-  const resizePolicy = Object.fromEntries(RESOURCE_NAMES.map((r) => [r, 'NotRequired'])) as Record<ResourceName, ResizeRestartPolicy>;
+  const resizePolicy = Object.fromEntries(RESOURCE_NAMES.map((r) => [r, 'NotRequired'])) as NormalizedSpec['resizePolicy'];
   for (const p of s.resizePolicy ?? []) resizePolicy[p.resourceName] = p.restartPolicy;
   const privileged = s.securityContext?.privileged ?? false;
   const spec: NormalizedSpec = {
@@ -45,6 +43,7 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.resources?.cpu !== undefined) spec.resources.cpuMillis = parseCpu(s.resources.cpu);
   if (s.resources?.memory !== undefined) spec.resources.memoryBytes = parseMemory(s.resources.memory);
   if (s.resources?.pids !== undefined) spec.resources.pids = s.resources.pids;
+  if (s.resources?.disk !== undefined) spec.resources.diskBytes = parseDisk(s.resources.disk);
   if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
   const seccomp = s.securityContext?.seccompProfile;
   if (seccomp && seccomp.type !== 'RuntimeDefault') {

@@ -82,3 +82,13 @@ export function formatMemory(bytes: number): string {
   }
   return String(bytes);
 }
+
+/** XFS's smallest data section (4096 blocks of 4 KiB): a disk limit below it cannot be formatted. */
+export const MIN_DISK_BYTES = 16 * 2 ** 20;
+/** The granularity of a disk image: sizes are rounded up to whole 4 KiB filesystem blocks. */
+export const DISK_BLOCK = 4096;
+
+/** Parse a disk quantity to bytes, rounded up to a whole 4 KiB block (what the image really gets). */
+export function parseDisk(q: string | number): number {
+  return Math.ceil(parseMemory(q) / DISK_BLOCK) * DISK_BLOCK;
+}

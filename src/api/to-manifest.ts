@@ -5,7 +5,7 @@
  */
 import { formatCpu, formatMemory } from './quantity.js';
 import { PROBE_FIELDS, PROBE_KINDS } from './probes.js';
-import { RESOURCE_NAMES, type ContainerSpec, type NormalizedProbe, type NormalizedSpec, type Probe } from './types.js';
+import { RESOURCE_NAMES, type ContainerSpec, type ResourceName, type NormalizedProbe, type NormalizedSpec, type Probe } from './types.js';
 
 export function probeToManifest(p: NormalizedProbe): Probe {
   const h = p.handler;
@@ -29,14 +29,17 @@ export function probeToManifest(p: NormalizedProbe): Probe {
 
 export function specToManifest(s: NormalizedSpec): ContainerSpec {
   const out: ContainerSpec = {
-    template: s.template,
+    ...(s.image ? { image: s.image.ref, ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}) } : { template: s.template }),
     command: [...s.command],
     args: [...s.args],
     env: s.env.map((e) => ({ name: e.name, value: e.value })),
     workingDir: s.workingDir,
     state: s.state,
     resources: {},
-    resizePolicy: RESOURCE_NAMES.map((r) => ({ resourceName: r, restartPolicy: s.resizePolicy[r] })),
+    resizePolicy: [
+      ...RESOURCE_NAMES.map((r) => ({ resourceName: r, restartPolicy: s.resizePolicy[r as Exclude<ResourceName, 'disk'>] })),
+      ...(s.resizePolicy.disk ? [{ resourceName: 'disk' as const, restartPolicy: s.resizePolicy.disk }] : []),
+    ],
     restartPolicy: s.restartPolicy,
     terminationGracePeriodSeconds: s.terminationGracePeriodSeconds,
     mounts: s.mounts.map((m) => ({ ...m })),
@@ -45,13 +48,17 @@ export function specToManifest(s: NormalizedSpec): ContainerSpec {
       privileged: s.security.privileged,
       noNewPrivileges: s.security.noNewPrivileges,
       capabilities: { add: [...s.security.capAdd], drop: [...s.security.capDrop] },
+      ...(s.security.seccompProfile ? { seccompProfile: { ...s.security.seccompProfile } } : {}),
+      ...(s.security.hostUsers === false ? { hostUsers: false } : {}),
     },
+    ...(s.ports?.length ? { ports: s.ports.map((p) => ({ ...p })) } : {}),
     init: s.init !== false,
   };
   if (s.hostname) out.hostname = s.hostname;
   if (s.resources.cpuMillis !== undefined) out.resources!.cpu = formatCpu(s.resources.cpuMillis);
   if (s.resources.memoryBytes !== undefined) out.resources!.memory = formatMemory(s.resources.memoryBytes);
   if (s.resources.pids !== undefined) out.resources!.pids = s.resources.pids;
+  if (s.resources.diskBytes !== undefined) out.resources!.disk = formatMemory(s.resources.diskBytes);
   if (s.nodeName !== undefined) out.nodeName = s.nodeName;
   for (const kind of PROBE_KINDS) {
     const p = s.probes?.[kind];

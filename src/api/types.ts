@@ -10,7 +10,7 @@ export const KIND = 'Container';
 export type DesiredProcessState = 'Running' | 'Stopped';
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 export type ResizeRestartPolicy = 'NotRequired' | 'RestartContainer';
-export type ResourceName = 'cpu' | 'memory' | 'pids';
+export type ResourceName = 'cpu' | 'memory' | 'pids' | 'disk';
 export type NetworkMode = 'none' | 'host' | 'bridge';
 export type PortProtocol = 'TCP' | 'UDP';
 
@@ -23,6 +23,7 @@ export interface PublishedPort {
   protocol: PortProtocol;
 }
 export type ImagePullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+/** Resources every normalized resizePolicy names (disk only when set, so that specs without it hash as before). */
 export const RESOURCE_NAMES: readonly ResourceName[] = ['cpu', 'memory', 'pids'];
 
 /** The spec as a user writes it (YAML / Kubernetes object). */
@@ -39,7 +40,7 @@ export interface ContainerSpec {
   workingDir?: string;
   hostname?: string;
   state?: DesiredProcessState;
-  resources?: { cpu?: string | number; memory?: string | number; pids?: number };
+  resources?: { cpu?: string | number; memory?: string | number; pids?: number; disk?: string | number };
   resizePolicy?: { resourceName: ResourceName; restartPolicy: ResizeRestartPolicy }[];
   restartPolicy?: RestartPolicy;
   terminationGracePeriodSeconds?: number;
@@ -112,7 +113,9 @@ export interface ContainerStatus {
   /** The image the container runs, and its resolved digest (as Kubernetes' containerStatuses[].imageID). */
   image?: string;
   imageID?: string;
-  resources?: { cpu?: string; memory?: string; pids?: number };
+  resources?: { cpu?: string; memory?: string; pids?: number; disk?: string };
+  /** The private area's filesystem (with resources.disk): bytes used and total, from statfs. */
+  disk?: { usedBytes: number; totalBytes: number };
   conditions?: Condition[];
 }
 
@@ -130,6 +133,8 @@ export interface Resources {
   cpuMillis?: number;
   memoryBytes?: number;
   pids?: number;
+  /** Size of the private area's own filesystem (resources.disk); absent: the private area is unbounded. */
+  diskBytes?: number;
 }
 
 /** The spec with every default filled in and every quantity parsed: what plan and runtime work on. */
@@ -150,7 +155,7 @@ export interface NormalizedSpec {
   hostname: string;
   state: DesiredProcessState;
   resources: Resources;
-  resizePolicy: Record<ResourceName, ResizeRestartPolicy>;
+  resizePolicy: Record<Exclude<ResourceName, 'disk'>, ResizeRestartPolicy> & { disk?: ResizeRestartPolicy };
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;
   mounts: { hostPath: string; containerPath: string; readOnly: boolean }[];

@@ -11,7 +11,7 @@ import { containerSchema, CRD_PATH } from './crd.js';
 import { API_VERSION, KIND, type ContainerManifest } from './types.js';
 import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
 import { protectedHostPathProblem } from './protected-paths.js';
-import { CPU_PATTERN, MEMORY_PATTERN, parseCpu, parseMemory, QuantityError } from './quantity.js';
+import { CPU_PATTERN, MEMORY_PATTERN, MIN_DISK_BYTES, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import type { PathSegment } from '../sources/files/yaml-documents.js';
 import { probeIssues } from './validate-probes.js';
 import { portIssues } from './validate-ports.js';
@@ -176,6 +176,7 @@ function patternMessage(path: PathSegment[], value: unknown): string {
   const last = String(path[path.length - 1]);
   const parent = String(path[path.length - 2] ?? '');
   if (parent === 'resources' && last === 'memory') return `${show(value)} is not a quantity such as 512Mi`;
+  if (parent === 'resources' && last === 'disk') return `${show(value)} is not a quantity such as 2Gi`;
   if (parent === 'resources' && last === 'cpu') return `${show(value)} is not a CPU quantity such as 500m or 2`;
   if (['hostPath', 'containerPath', 'workingDir'].includes(last)) return `${show(value)} is not an absolute path`;
   if (last === 'image' && parent === 'spec') return `${show(value)} is not an image reference such as debian:12 or registry.example.com/app@sha256:…`;
@@ -255,7 +256,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
     out.push(issue(['metadata', 'namespace'], `${show(namespace)} is not a valid namespace: lowercase letters, digits and '-', at most 63 characters`));
   const spec = m.spec;
   const r = isRecord(spec.resources) ? spec.resources : undefined;
-  const quantity = (field: 'cpu' | 'memory', parse: (q: string | number) => number, pattern: RegExp, min: number, minText: string, what: string) => {
+  const quantity = (field: 'cpu' | 'memory' | 'disk', parse: (q: string | number) => number, pattern: RegExp, min: number, minText: string, what: string) => {
     const q = r?.[field];
     if (q === undefined || (typeof q !== 'number' && (typeof q !== 'string' || !pattern.test(q)))) return; // the schema reports it
     try {
@@ -267,6 +268,7 @@ function semanticIssues(m: ContainerManifest): ValidationIssue[] {
   };
   quantity('memory', parseMemory, MEMORY_PATTERN, MIN_MEMORY_BYTES, '4Mi', 'memory limit');
   quantity('cpu', parseCpu, CPU_PATTERN, MIN_CPU_MILLIS, '10m', 'CPU limit');
+  quantity('disk', parseMemory, MEMORY_PATTERN, MIN_DISK_BYTES, '16Mi, the smallest XFS filesystem', 'disk');
   const strings: [PathSegment[], unknown][] = [
     [['spec', 'workingDir'], spec.workingDir],
     ...(Array.isArray(spec.command) ? spec.command.map((v, i): [PathSegment[], unknown] => [['spec', 'command', i], v]) : []),

@@ -24,7 +24,7 @@ export interface ExecuteContext {
   now?: () => number;
 }
 
-const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
+const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
 
 function record(d: DesiredContainer, createdAt: string, resources?: Resources): AppliedRecord {
   const spec = resources ? { ...d.spec, resources } : d.spec;

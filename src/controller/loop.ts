@@ -667,6 +667,7 @@ export class Controller {
       if (actual.process.startedAt) record.actual.startedAt = actual.process.startedAt;
       if (actual.process.finishedAt) record.actual.finishedAt = actual.process.finishedAt;
       record.actual.network = networkSummary(actual);
+      if (actual.disk) record.actual.disk = { ...actual.disk };
     }
     if (lastError) record.lastError = lastError;
     if (report.waiting) record.waiting = report.waiting;
@@ -727,5 +728,6 @@ export class Controller {
     m.invalidManifests.set(invalid.size);
     m.manifestConflicts.set(conflicts.size);
     m.ready.set(this.isReady ? 1 : 0);
+    m.setDiskUsage(this.statuses);
   }
 }

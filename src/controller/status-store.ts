@@ -48,7 +48,7 @@ export interface StatusRecord {
     template: string;
     command: string[];
     restartPolicy: string;
-    resources: { cpu?: string; memory?: string; pids?: number };
+    resources: { cpu?: string; memory?: string; pids?: number; disk?: string };
   };
   /** What runs on the node. */
   actual?: {
@@ -63,8 +63,10 @@ export interface StatusRecord {
     startedAt?: string;
     finishedAt?: string;
     restartCount: number;
-    limits: { cpu?: string; memory?: string; pids?: number };
-    applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number } };
+    limits: { cpu?: string; memory?: string; pids?: number; disk?: string };
+    applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number; disk?: string } };
+    /** The private area's filesystem (resources.disk): statfs bytes used and total, and the image size. */
+    disk?: { usedBytes: number; totalBytes: number; sizeBytes: number };
     network?: NetworkSummary;
   };
   lastError?: {

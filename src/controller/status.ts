@@ -72,6 +72,7 @@ export function formatResources(r: Resources | undefined): ContainerStatus['reso
   if (r.cpuMillis !== undefined) out.cpu = formatCpu(r.cpuMillis);
   if (r.memoryBytes !== undefined) out.memory = formatMemory(r.memoryBytes);
   if (r.pids !== undefined) out.pids = r.pids;
+  if (r.diskBytes !== undefined) out.disk = formatMemory(r.diskBytes);
   return out;
 }
 
@@ -165,7 +166,8 @@ function resizeCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
     return {
       type: CONDITION_RESIZE_PENDING,
       status: 'True',
-      reason: 'Deferred',
+      // Infeasible: cannot be done with the data in use (a disk shrink); Deferred: later (kernel refused, or at the next restart).
+      reason: deferred.some((d) => d.infeasible) ? 'Infeasible' : 'Deferred',
       message: deferred.map((d) => `${d.resource}: ${d.reason}`).join('; '),
     };
   }
@@ -231,6 +233,7 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   if (actual?.network?.ip) status.ip = actual.network.ip;
   Object.assign(status, imageStatus(actual?.applied.spec.image));
   if (actual && actual.process.state === 'running') status.resources = formatResources(actual.limits);
+  if (actual?.disk) status.disk = { usedBytes: actual.disk.usedBytes, totalBytes: actual.disk.totalBytes };
   status.conditions = mergeConditions(previous?.conditions, conds, input.now);
   return status;
 }

@@ -3,7 +3,7 @@
  * (tests) do not collide.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Phase } from '../api/types.js';
+import type { ContainerStatus, Phase } from '../api/types.js';
 
 export interface MetricsOptions {
   /** Include process metrics (cpu, memory, fds, event loop lag). Default true. */
@@ -29,6 +29,7 @@ export class Metrics {
   readonly resyncs: Counter<never>;
   readonly restarts: Counter<never>;
   readonly ready: Gauge<never>;
+  readonly diskBytes: Gauge<'container' | 'kind'>;
   private collectors: (() => void)[] = [];
 
   constructor(opts: MetricsOptions = {}) {
@@ -49,6 +50,7 @@ export class Metrics {
     this.resyncs = new Counter({ name: 'acetate_resyncs_total', help: 'Periodic full resyncs of actual state', registers });
     this.restarts = new Counter({ name: 'acetate_container_restarts_total', help: 'Restarts of exited processes under their restartPolicy', registers });
     this.ready = new Gauge({ name: 'acetate_ready', help: '1 after the first full sync of every source', registers, collect });
+    this.diskBytes = new Gauge({ name: 'acetate_container_disk_bytes', help: "A container's private-area filesystem (resources.disk), by kind: used, total", labelNames: ['container', 'kind'], registers, collect });
     for (const p of PHASES) this.containers.set({ phase: p }, 0);
     this.invalidManifests.set(0);
     this.manifestConflicts.set(0);
@@ -73,6 +75,16 @@ export class Metrics {
   /** Sets the per-phase container gauge from a count per phase. */
   setPhases(counts: Map<Phase, number>): void {
     for (const p of PHASES) this.containers.set({ phase: p }, counts.get(p) ?? 0);
+  }
+
+  /** acetate_container_disk_bytes from the loop's last status of each container. */
+  setDiskUsage(statuses: ReadonlyMap<string, ContainerStatus>): void {
+    this.diskBytes.reset();
+    for (const [key, st] of statuses) {
+      if (!st.disk) continue;
+      this.diskBytes.set({ container: key, kind: 'used' }, st.disk.usedBytes);
+      this.diskBytes.set({ container: key, kind: 'total' }, st.disk.totalBytes);
+    }
   }
 
   text(): Promise<string> {

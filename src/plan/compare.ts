@@ -8,7 +8,7 @@ export const REPLACE_FIELDS = ['template', 'image', 'command', 'args', 'env', 'w
 /** Fields that need no runtime action: recorded only. */
 export const RECORD_FIELDS = ['restartPolicy', 'terminationGracePeriodSeconds', 'resizePolicy', 'nodeName', 'probes', 'ports', 'imagePullPolicy'] as const;
 
-const RESOURCE_FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
+const RESOURCE_FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
 /** The kernel rounds memory limits down to a page. */
 const PAGE = 4096;
 
@@ -19,6 +19,7 @@ export function changedFields<F extends keyof NormalizedSpec>(fields: readonly F
 export function sameResource(r: ResourceName, a: number | undefined, b: number | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   if (r === 'memory') return Math.floor(a / PAGE) === Math.floor(b / PAGE);
+  if (r === 'disk') return Math.ceil(a / PAGE) === Math.ceil(b / PAGE); // images are whole 4 KiB blocks
   return a === b;
 }
 
@@ -28,13 +29,13 @@ export function resourceValue(res: Resources, r: ResourceName): number | undefin
 
 /** Resources whose values differ between two resource sets. */
 export function changedResources(from: Resources, to: Resources): ResourceName[] {
-  return (['cpu', 'memory', 'pids'] as const).filter((r) => !sameResource(r, resourceValue(from, r), resourceValue(to, r)));
+  return (['cpu', 'memory', 'pids', 'disk'] as const).filter((r) => !sameResource(r, resourceValue(from, r), resourceValue(to, r)));
 }
 
 export function formatResource(r: ResourceName, v: number | undefined): string {
   if (v === undefined) return 'unlimited';
   if (r === 'cpu') return formatCpu(v);
-  if (r === 'memory') return formatMemory(v);
+  if (r === 'memory' || r === 'disk') return formatMemory(v);
   return String(v);
 }
 

@@ -8,6 +8,7 @@ import type { ActualContainer } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
 import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
 import { planNetwork } from './network.js';
+import { diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 import { describeImageChange } from './image-change.js';
 
@@ -103,7 +104,8 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
         actions.push({ kind: 'restart', key, desired: d, from: inForce, to: want.resources, reason: `${change} (resizePolicy RestartContainer for ${restartFor.join(', ')})` });
       } else {
         const drift = changedResources(had.resources, want.resources).length === 0;
-        actions.push({ kind: 'resize', key, desired: d, from: inForce, to: want.resources, reason: `${change} (in place${drift ? ', repairing drift' : ''})` });
+        const disk = resChanged.includes('disk') ? diskChangeNote(a, inForce.diskBytes, want.resources.diskBytes) : '';
+        actions.push({ kind: 'resize', key, desired: d, from: inForce, to: want.resources, reason: `${change} (in place${drift ? ', repairing drift' : ''}${disk ? `; ${disk}` : ''})` });
       }
     }
     actions.push(...planNetwork(d, a));

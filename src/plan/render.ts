@@ -26,6 +26,7 @@ function detail(a: Action): string {
       s.resources.memoryBytes !== undefined ? `memory ${formatResource('memory', s.resources.memoryBytes)}` : '',
       s.resources.pids !== undefined ? `pids ${s.resources.pids}` : '',
       s.network === 'bridge' ? `network bridge${publishedOnly(s.ports).length ? `, ports ${formatPorts(s.ports)}` : ''}` : '',
+      s.resources.diskBytes !== undefined ? `disk ${formatResource('disk', s.resources.diskBytes)}` : '',
     ].filter(Boolean);
     return `${res.join(', ')}: ${a.reason}`;
   }

@@ -55,12 +55,25 @@ export interface ActualContainer {
   restartCount: number;
   /** network: bridge: its address, namespace, published ports, and what is broken (see network/driver.ts). */
   network?: NetworkStatus;
+  /** The private area's own filesystem (resources.disk), when it is attached. */
+  disk?: DiskUsage;
+}
+
+/** Size and use of a private area with a disk limit (see disk/driver.ts). */
+export interface DiskUsage {
+  /** The size in force (the image's size): what resources.disk is compared with. */
+  sizeBytes: number;
+  /** statfs of the filesystem: total data blocks and blocks in use (metadata included), in bytes. */
+  totalBytes: number;
+  usedBytes: number;
 }
 
 export interface DeferredResize {
   resource: ResourceName;
   /** e.g. "memory usage 300Mi is above the new limit 256Mi; the kernel refused it". */
   reason: string;
+  /** The change cannot be made at all with the data in use (a disk shrink that does not fit), not only not now. */
+  infeasible?: boolean;
 }
 
 export interface ResizeResult {
@@ -167,6 +180,12 @@ export interface Runtime {
   followLogs(key: string, write: (text: string) => void, opts?: FollowOptions): Promise<void>;
   /** Runs a process in the running container; throws NotRunningError when it does not run. */
   exec(key: string, req: ExecRequest): Promise<ExecResult>;
+  /**
+   * Clears what killed acetates left on the node outside a container's own operations (loop
+   * devices and mounts of private-area images whose container is gone). Called by the process
+   * that changes the node (apply, run) before it works, never by read-only commands.
+   */
+  sweepLeftovers?(): Promise<void>;
 }
 
 /** The container exists but its process does not run (exec needs a running container). */

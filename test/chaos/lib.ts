@@ -14,7 +14,7 @@ import { cgroupHierarchies } from '../../src/runtime/runc/cgroups.js';
 import { readMountInfo } from '../../src/runtime/runc/mounts.js';
 import { readProcStat } from '../../src/runtime/runc/procfs.js';
 import { exec } from '../../src/util/exec.js';
-import { flatContainers } from '../support/get.js';
+import { flatContainers, type FlatContainer } from '../support/get.js';
 
 // ------------------------------------------------------------------ seeded randomness
 
@@ -89,16 +89,8 @@ export function spawnCli(args: string[], opts: { stateDir: string; env?: NodeJS.
 
 export { runCli, type CliResult };
 
-export interface GotContainer {
-  name: string;
-  namespace: string;
-  id: string;
-  phase: string;
-  pid?: number;
-  restarts: number;
-  desired: { state: string; cpu: string; memory: string; pids: number | string };
-  actual: { cpu: string; memory: string; pids: number | string } | null;
-}
+/** A container as `acetate get -o json` shows it, flattened (see ../support/get.ts). */
+export type GotContainer = FlatContainer;
 
 export async function getAll(stateDir: string, env?: NodeJS.ProcessEnv): Promise<GotContainer[]> {
   const r = await runCli(['get', '-o', 'json'], { stateDir, env });

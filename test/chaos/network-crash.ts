@@ -120,13 +120,13 @@ async function change(s: NetSuite, rng: Rng): Promise<void> {
 
 /** Everything that must hold after convergence (see the file comment). */
 async function checkNetwork(s: NetSuite, keepAddresses: boolean): Promise<void> {
-  const got = new Map((await getAll(s.stateDir, s.env)).map((c) => [c.name, c as typeof c & { network?: { ip?: string } }]));
+  const got = new Map((await getAll(s.stateDir, s.env)).map((c) => [c.name, c]));
   const bridge = [...s.model].filter(([, c]) => c.mode === 'bridge');
   assert.deepEqual([...got.keys()].sort(), [...s.model.keys()].sort(), 'the declared containers exist');
   for (const [name] of s.model) assert.equal(got.get(name)?.phase, 'Running', `${name} runs`);
   const next = new Map<string, string>();
   for (const [name, c] of bridge) {
-    const ip = got.get(name)?.network?.ip;
+    const ip = got.get(name)?.object.status?.ip;
     assert.ok(ip, `${name} has an address`);
     if (keepAddresses && s.ips.has(name)) assert.equal(ip, s.ips.get(name), `${name} kept its address`);
     next.set(name, ip);

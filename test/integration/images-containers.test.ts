@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { runCli } from '../support/cli.js';
+import { flatContainers } from '../support/get.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
 import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
@@ -104,8 +105,8 @@ describe('containers from images (real registry, real runc)', function () {
     const du = Number((await exec('du', ['-s', '-k', path.join(stateDir, 'containers')])).stdout.split('\t')[0]);
     assert.ok(du < 20 * 64, `20 private areas take ${du} KiB (no copy of the image)`);
     // The digest is recorded and shown.
-    const got = JSON.parse((await cli('get', '-o', 'json')).stdout) as { items: { name: string; imageID?: string }[] };
-    assert.equal(got.items.find((i) => i.name === 'c0')!.imageID, `${reg.host}/test/app@${v1}`);
+    const got = flatContainers((await cli('get', '-o', 'json')).stdout);
+    assert.equal(got.find((i) => i.name === 'c0')!.object.status?.imageID, `${reg.host}/test/app@${v1}`);
     const wide = await cli('get', '-o', 'wide');
     assert.match(wide.stdout, new RegExp(`test/app:v1@${v1.slice(0, 19)}`));
     const desc = await cli('describe', 'c0');

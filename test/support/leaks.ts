@@ -42,6 +42,17 @@ export interface LeakSnapshot {
   dirExists: boolean;
   /** What pulls left in the image store: OCI layouts in images/tmp, half-unpacked layers. */
   imageTemps: string[];
+  /** Loop devices whose backing file is under the state dir (disk images of resources.disk). */
+  loops: string[];
+}
+
+/** Loop devices backed by a file under `dir` ("/dev/loop3 (/tmp/…/disk.img)"). */
+export async function loopsUnder(dir: string): Promise<{ name: string; backFile: string }[]> {
+  const base = `${path.resolve(dir)}/`;
+  const { stdout } = await exec('losetup', ['-l', '-J', '-O', 'NAME,BACK-FILE']);
+  if (!stdout.trim()) return [];
+  const devs = (JSON.parse(stdout) as { loopdevices?: { name: string; 'back-file'?: string | null }[] }).loopdevices ?? [];
+  return devs.map((d) => ({ name: d.name, backFile: d['back-file'] ?? '' })).filter((d) => d.backFile.startsWith(base));
 }
 
 async function listDir(p: string): Promise<string[]> {
@@ -103,6 +114,7 @@ export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } 
       ...(await listDir(path.join(ip.stateDir, 'images', 'tmp'))).map((n) => `images/tmp/${n}`),
       ...(await listDir(path.join(ip.stateDir, 'images', 'layers'))).filter((n) => n.startsWith('.')).map((n) => `images/layers/${n}`),
     ],
+    loops: (await loopsUnder(ip.stateDir)).map((d) => `${d.name} (${d.backFile})`),
   };
 }
 
@@ -122,6 +134,7 @@ export interface NoLeakOptions {
 function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
   const out: string[] = [];
   if (s.mounts.length) out.push(`mounts: ${s.mounts.join(', ')}`);
+  if (s.loops.length) out.push(`loop devices: ${s.loops.join(', ')}`);
   if (s.cgroups.length) out.push(`cgroups: ${s.cgroups.join(', ')}`);
   if (s.runcStates.length) out.push(`runc state: ${s.runcStates.join(', ')}`);
   if (s.processes.length) out.push(`processes: ${s.processes.map((p) => `${p.pid} (${p.why}) ${p.cmdline}`).join('; ')}`);
@@ -180,6 +193,8 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
   }
   // 4. Mounts, deepest first.
   for (const m of await mountsUnder(stateDir)) await unmountAll(m).catch((e: unknown) => errors.push(e));
+  // 4b. Loop devices of disk images under the dir (autoclear ones went with their mount).
+  for (const d of await loopsUnder(stateDir)) await exec('losetup', ['-d', d.name]).catch((e: unknown) => errors.push(e));
   // 5. Cgroups of the instance.
   const rel = ip.cgroupParent.replace(/^\/+/, '');
   for (const h of await cgroupHierarchies()) {

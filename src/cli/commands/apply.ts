@@ -16,9 +16,9 @@ function describeResult(r: ActionResult): string {
   if (r.pid) bits.push(`pid ${r.pid}`);
   if (r.limits && r.outcome !== 'deferred') {
     const l = r.limits;
-    bits.push(`cpu ${formatResource('cpu', l.cpuMillis)}, memory ${formatResource('memory', l.memoryBytes)}, pids ${formatResource('pids', l.pids)}`);
+    bits.push(`cpu ${formatResource('cpu', l.cpuMillis)}, memory ${formatResource('memory', l.memoryBytes)}, pids ${formatResource('pids', l.pids)}${l.diskBytes !== undefined ? `, disk ${formatResource('disk', l.diskBytes)}` : ''}`);
   }
-  for (const d of r.deferred ?? []) bits.push(`${d.resource} deferred: ${d.reason}`);
+  for (const d of r.deferred ?? []) bits.push(`${d.resource} ${d.infeasible ? 'infeasible' : 'deferred'}: ${d.reason}`);
   return `${bits.join(' · ')} (${(r.durationMs / 1000).toFixed(1)}s)`;
 }
 
@@ -57,6 +57,7 @@ Exit status: 0 converged, 1 any error.`,
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length ? 1 : 0;
     }
+    await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left (not on a dry run)
     if (!p.actions.length) {
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length ? 1 : 0;

@@ -31,6 +31,12 @@ function res(r: { cpu?: string; memory?: string; pids?: number } | undefined): s
   return `cpu ${r.cpu ?? 'unlimited'}, memory ${r.memory ?? 'unlimited'}, pids ${r.pids ?? 'unlimited'}`;
 }
 
+/** "12.3Mi used of 61.5Mi (image 64Mi, 20%)" */
+export function diskText(d: { usedBytes: number; totalBytes: number; sizeBytes: number }): string {
+  const mi = (n: number) => `${(n / 2 ** 20).toFixed(1).replace(/\.0$/, '')}Mi`;
+  return `${mi(d.usedBytes)} used of ${mi(d.totalBytes)} (image ${mi(d.sizeBytes)}, ${Math.round((100 * d.usedBytes) / Math.max(1, d.totalBytes))}%)`;
+}
+
 function ago(iso: string | undefined, now: number): string {
   return iso ? `${age(iso, now)} ago (${iso})` : '-';
 }
@@ -49,6 +55,7 @@ function fromRuntime(a: ActualContainer): StatusRecord {
       restartCount: a.restartCount,
       limits: formatResources(a.limits) ?? {},
       applied: { state: a.applied.spec.state, resources: formatResources(a.applied.spec.resources) ?? {} },
+      ...(a.disk ? { disk: { ...a.disk } } : {}),
     },
     problems: [],
     recentActions: [],
@@ -113,6 +120,7 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
       if (n.netns) lines.push(`  Net namespace:  ${n.netns}`);
       if (n.mode === 'bridge' && node) lines.push(`  Node network:   bridge ${node.bridge}, subnet ${node.subnet}, gateway ${node.gateway} (CNI network ${node.name})`);
     }
+    if (rec.actual.disk) lines.push(`  Disk:           ${diskText(rec.actual.disk)}`);
     lines.push(`  Runtime id:     ${rec.actual.id}`);
   } else {
     lines.push('  (no container on this node)');

@@ -13,7 +13,7 @@ import { networkSummary } from '../../controller/network-status.js';
 import { imageStatus } from '../../images/status.js';
 import { templateColumn } from '../../images/describe.js';
 
-const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids' };
+const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
 
 function phase(c: ActualContainer): string {
   if (c.process.state === 'running') return 'Running';
@@ -30,6 +30,13 @@ function pair(c: ActualContainer, r: ResourceName): string {
   const want = formatResource(r, c.applied.spec.resources[FIELD[r]]);
   if (c.process.state !== 'running') return `${want}/-`;
   return `${want}/${formatResource(r, c.limits[FIELD[r]])}`;
+}
+
+/** DISK column: "used/total" of the private area's filesystem, "-" without a disk limit. */
+function diskColumn(c: ActualContainer): string {
+  if (!c.disk) return c.applied.spec.resources.diskBytes === undefined ? '-' : `?/${formatResource('disk', c.applied.spec.resources.diskBytes)}`;
+  const mi = (n: number) => `${(n / 2 ** 20).toFixed(1).replace(/\.0$/, '')}Mi`;
+  return `${mi(c.disk.usedBytes)}/${mi(c.disk.totalBytes)}`;
 }
 
 /** STATUS column: Ready, or the reason it is not (from the loop's last reconcile), with the error. */
@@ -59,10 +66,12 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
       cpu: formatResource('cpu', c.applied.spec.resources.cpuMillis),
       memory: formatResource('memory', c.applied.spec.resources.memoryBytes),
       pids: c.applied.spec.resources.pids ?? 'unlimited',
+      ...(c.applied.spec.resources.diskBytes !== undefined ? { disk: formatResource('disk', c.applied.spec.resources.diskBytes) } : {}),
     },
     actual: c.process.state === 'running'
       ? { cpu: formatResource('cpu', c.limits.cpuMillis), memory: formatResource('memory', c.limits.memoryBytes), pids: c.limits.pids ?? 'unlimited' }
       : null,
+    ...(c.disk ? { disk: { ...c.disk } } : {}),
     source: c.applied.source,
     specHash: c.applied.specHash,
     createdAt: c.applied.createdAt,
@@ -123,7 +132,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       return 0;
     }
     const wide = values.output === 'wide';
-    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['IP', 'PORTS', 'PIDS', 'TEMPLATE', 'SOURCE'] : [])];
+    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'TEMPLATE', 'SOURCE'] : [])];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
       phase(c),
@@ -133,7 +142,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       String(c.restartCount),
       age(c.applied.createdAt),
       c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...` : statusColumn(records.get(c.key)),
-      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), templateColumn(c.applied.spec), c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), diskColumn(c), templateColumn(c.applied.spec), c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
     ]);
     ctx.stdout.write(table(headers, rows));
     printProblemLines();

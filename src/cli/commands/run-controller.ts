@@ -83,6 +83,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     return 1;
   }
   const { runtime } = await ctx.openRuntime();
+  await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left
   const store = new StatusStore(ctx.stateDir);
   const metrics = new Metrics();
   let kube: KubeSource | undefined;

@@ -48,6 +48,8 @@ import { refuseMissingHostPaths } from './mount-checks.js';
 import { MAX_ID_LENGTH, containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
+import { DiskHooks } from '../disk/hooks.js';
+import type { DiskDriver } from '../disk/driver.js';
 import { RuncCli, type RuncState } from './runc-cli.js';
 import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
 import { NetworkError, type NetworkDriver, type NetworkStatus, type NodeNetworkConfig } from '../network/driver.js';
@@ -88,6 +90,8 @@ export interface RuncRuntimeOptions {
   network?: NodeNetworkOptions & { cniPath?: string; deepCheckIntervalMs?: number };
   /** Another network backend than the CNI plugins. */
   networkDriver?: NetworkDriver;
+  /** How resources.disk bounds a private area (default: XFS on a loop device, see ../disk/). */
+  disk?: DiskDriver;
 }
 
 interface HostInfo {
@@ -136,9 +140,12 @@ export class RuncRuntime implements Runtime {
   private readonly pathsById = new Map<string, ContainerPaths>();
   /** Temporary dirs of creates and removals in progress in this process (never swept). */
   private readonly tempInFlight = new Set<string>();
-  private sweepLeftovers: boolean;
+  /** This process holds the node lock (see RuncRuntimeOptions.sweepLeftovers). */
+  private lockHeld: boolean;
   /** network: bridge (see network-hooks.ts). */
   readonly net: NetworkHooks;
+  /** resources.disk: the private area's own filesystem (see ../disk/hooks.ts). */
+  private readonly disk: DiskHooks;
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
@@ -148,13 +155,14 @@ export class RuncRuntime implements Runtime {
     this.now = opts.now ?? Date.now;
     this.waiter = { sleep: opts.sleep ?? realSleep, now: this.now, pollIntervalMs: opts.pollIntervalMs ?? 50 };
     this.cgroupRoot = opts.cgroupRoot ?? CGROUP_ROOT;
-    this.sweepLeftovers = opts.sweepLeftovers ?? false;
+    this.lockHeld = opts.sweepLeftovers ?? false;
     this.net = new NetworkHooks({ paths: this.paths, hostRoot: opts.templates.hostRoot, network: opts.network, driver: opts.networkDriver, now: this.now });
+    this.disk = new DiskHooks(opts.disk);
   }
 
   /** This process now holds the node lock: list() sweeps leftovers of killed acetates. */
   holdsNodeLock(): void {
-    this.sweepLeftovers = true;
+    this.lockHeld = true;
   }
 
   // ---------------------------------------------------------------- setup
@@ -261,8 +269,10 @@ export class RuncRuntime implements Runtime {
     const cp = this.pathsOf(id);
     const status = await readStatus(cp.status);
     // The lock holder also puts back run-dir files removed by hand under a supervised process.
-    const process = await processInfo(cp, st, status, await this.cgroupOf(cp), { repair: this.sweepLeftovers });
+    const process = await processInfo(cp, st, status, await this.cgroupOf(cp), { repair: this.lockHeld });
     const limits = process.state === 'running' ? await readLimits(await this.cgroupOf(cp)) : {};
+    const disk = await this.disk.usage(cp, record);
+    if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;
     return {
       key: containerKey(record.namespace, record.name),
       namespace: record.namespace,
@@ -273,6 +283,7 @@ export class RuncRuntime implements Runtime {
       limits,
       restartCount: restartCountOf(status),
       ...(record.spec.network === 'bridge' ? { network: await this.net.observe(id, process.state === 'running', deep) } : {}),
+      ...(disk ? { disk } : {}),
     };
   }
 
@@ -287,7 +298,7 @@ export class RuncRuntime implements Runtime {
     }
     const temp = ids.filter((n) => n.startsWith('.'));
     if (temp.length) {
-      if (this.sweepLeftovers) await this.sweepTemp(temp);
+      if (this.lockHeld) await this.sweepTemp(temp);
       ids = ids.filter((n) => !n.startsWith('.'));
     }
     const found = await mapLimit(ids.sort(), 64, async (id) => {
@@ -296,7 +307,7 @@ export class RuncRuntime implements Runtime {
     });
     const records = found.filter((r): r is { id: string; record: AppliedRecord } => r !== undefined);
     // Like the sweep above, only in the process that holds the node lock: a read-only command changes nothing.
-    if (this.sweepLeftovers) await this.net.collectGarbageOnce();
+    if (this.lockHeld) await this.net.collectGarbageOnce();
     if (records.length === 0) return [];
     const states = new Map((await (await this.runc()).list()).map((s) => [s.id, s]));
     return mapLimit(records, 64, ({ id, record }) => {
@@ -344,7 +355,8 @@ export class RuncRuntime implements Runtime {
     const image = record.spec.image ? await ensureImageRootfs(this.images, record.spec.image) : undefined;
     const template = image ? image.lowerDirs : await this.templates.resolve(record.spec.template);
     const iso = { paths: this.paths, settings: this.opts.isolation ?? {}, hostRoot: this.templates.hostRoot, boundingCapabilities: host.boundingCapabilities };
-    const { lower, ...isolation } = await isolationInputs(record, cp, template, iso, { prepare });
+    // With resources.disk the private area's upper and work dirs live on its own filesystem.
+    const { lower, ...isolation } = await isolationInputs(record, { ...cp, ...this.disk.layers(cp, record) }, template, iso, { prepare });
     return {
       ...isolation,
       ...(image ? { image: { config: image.config, passwd: image.passwd, group: image.group } } : {}),
@@ -353,7 +365,7 @@ export class RuncRuntime implements Runtime {
       spec: record.spec,
       specHash: record.specHash,
       rootfsPath: cp.rootfs,
-      rootfsOverlay: { lower, upper: cp.upper, work: cp.work },
+      rootfsOverlay: { lower, ...this.disk.layers(cp, record) },
       cgroupsPath: cp.cgroupsPath,
       hostNofileHard: host.nofileHard,
       swapAccounting: host.swapAccounting,
@@ -392,7 +404,7 @@ export class RuncRuntime implements Runtime {
       };
       if (dirExists) {
         // Re-created over a kept private area (a replace), or a record being rewritten.
-        await makeDirs([cp.upper, cp.work, cp.rootfs]);
+        await makeDirs([...this.disk.plainLayers(cp, record), cp.rootfs]);
         // No record: a status file here is of an earlier container; none reads as never started.
         if (!existing) await removePaths([cp.status]);
         await writeJsonAtomic(cp.record, record);
@@ -406,7 +418,7 @@ export class RuncRuntime implements Runtime {
         // rename, so the record needs no write-and-rename of its own. The run dir's part (bundle,
         // exit dir) is made by each start.
         const under = (p: string) => tmp + p.slice(cp.dir.length);
-        await makeDirs([cp.upper, cp.work, cp.rootfs].map(under));
+        await makeDirs([...this.disk.plainLayers(cp, record), cp.rootfs].map(under));
         await writeSmallFile(under(cp.record), `${JSON.stringify(record)}\n`);
         renameSync(tmp, cp.dir);
       });
@@ -447,6 +459,8 @@ export class RuncRuntime implements Runtime {
       // that never reported): record the exit, clear everything it left, start from scratch.
       if (st?.status === 'stopped') await this.noteExit(t.cp);
       await this.scrub(t, runc, false);
+      // The private area's filesystem: attached (again after a reboot), grown or shrunk to the record.
+      await this.disk.prepare(t.cp, record);
       this.startsInFlight++;
       try {
         try {
@@ -496,10 +510,11 @@ export class RuncRuntime implements Runtime {
   private async launch(t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
     const { cp } = t;
     const { conmon } = await this.binaries();
-    await makeDirs([cp.upper, cp.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
+    const layers = this.disk.layers(cp, record);
+    await makeDirs([layers.upper, layers.work, cp.rootfs, cp.bundle, cp.exitDir, this.paths.socketDir]);
     // The merged root takes the upper dir's mode: 0755 as the image's root, so an image's non-root
     // User can reach its files (the container dir around it stays 0700 to the node's users).
-    if (record.spec.image) await chmod(cp.upper, 0o755);
+    if (record.spec.image) await chmod(layers.upper, 0o755);
     await this.refuseStateDirMounts(record.spec.mounts);
     // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
     await unmountAll(cp.rootfs, { sleep: this.waiter.sleep });
@@ -631,6 +646,10 @@ export class RuncRuntime implements Runtime {
         inForce: record.spec.resources,
         swapAccounting: (await this.hostInfo()).swapAccounting,
       });
+      const disk = await this.disk.resizeLive(t.cp, record, resources);
+      if (disk.sizeBytes === undefined) delete r.applied.diskBytes;
+      else r.applied.diskBytes = r.limits.diskBytes = disk.sizeBytes;
+      if (disk.deferred) r.deferred.push(disk.deferred);
       await this.writeResources(t.cp, record, r.applied);
       return { limits: r.limits, deferred: r.deferred };
     });
@@ -642,6 +661,7 @@ export class RuncRuntime implements Runtime {
     if (resources.cpuMillis !== undefined) clean.cpuMillis = resources.cpuMillis;
     if (resources.memoryBytes !== undefined) clean.memoryBytes = resources.memoryBytes;
     if (resources.pids !== undefined) clean.pids = resources.pids;
+    if (resources.diskBytes !== undefined) clean.diskBytes = resources.diskBytes;
     const spec = { ...record.spec, resources: clean };
     await writeJsonAtomic(cp.record, { ...record, spec, specHash: hashOf(spec) } satisfies AppliedRecord);
   }
@@ -728,6 +748,10 @@ export class RuncRuntime implements Runtime {
       if (pid !== process.pid && (await isAlive(pid))) continue;
       await rm(full, { recursive: true, force: true });
     }
+  }
+
+  async sweepLeftovers(): Promise<void> {
+    await this.disk.sweep(this.paths.containersDir);
   }
 
   private async removeEmptyCgroupParent(): Promise<void> {

@@ -1,0 +1,38 @@
+/**
+ * What the plan says about a change of resources.disk on a running container. Pure. A larger disk
+ * is grown live; a smaller one cannot be (XFS does not shrink), so it is Deferred to the next
+ * restart, where the private area is copied into a smaller image, or Infeasible when the data in
+ * use would not fit (the size then stays). Adding or removing the limit moves the private area at
+ * the next restart too.
+ */
+import { formatMemory } from '../api/quantity.js';
+import type { ActualContainer, DiskUsage } from '../runtime/runtime.js';
+
+/**
+ * Whether the blocks in use (metadata included) fit in a new filesystem of `target` bytes: its
+ * overhead (log, AG headers) is taken to be the current one's, size − total. The copy itself has
+ * the last word (it stops at ENOSPC and keeps the current image).
+ */
+export function fitsIn(u: DiskUsage, target: number): boolean {
+  return u.usedBytes <= target - (u.sizeBytes - u.totalBytes);
+}
+
+const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1).replace(/\.0$/, '')}Mi`;
+
+/** Whether a running container's disk can go from `from` to `to` without a restart. */
+export function diskChangeIsLive(from: number | undefined, to: number | undefined): boolean {
+  return from !== undefined && to !== undefined && to >= from;
+}
+
+/** "Deferred to the next restart (…)" / "Infeasible: …" for a change that is not live; '' when it is. */
+export function diskChangeNote(a: ActualContainer, from: number | undefined, to: number | undefined): string {
+  if (diskChangeIsLive(from, to)) return '';
+  if (from === undefined || to === undefined) {
+    return `disk: Deferred to the next restart (the private area moves ${to === undefined ? 'out of' : 'into'} its own filesystem)`;
+  }
+  const u = a.disk;
+  if (u && !fitsIn(u, to)) {
+    return `disk: Infeasible: ${mib(u.usedBytes)} in use does not fit in ${formatMemory(to)}; the disk stays ${formatMemory(from)}`;
+  }
+  return `disk: Deferred to the next restart (XFS cannot shrink while mounted; the private area${u ? `, ${mib(u.usedBytes)} in use,` : ''} is copied into a new image then)`;
+}

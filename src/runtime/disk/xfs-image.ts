@@ -1,0 +1,156 @@
+/**
+ * The steps of an XFS filesystem in a sparse image file on a loop device, each one standard tool
+ * (truncate, mkfs.xfs, mount -o loop, losetup, xfs_growfs, cp) run through the exec helper. No
+ * state is kept in memory: everything is read back from the node (the image's size, /proc's
+ * mounts, `losetup`), so a new acetate adopts what an earlier one attached.
+ */
+import path from 'node:path';
+import { chmod, chown, mkdir, readFile, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { exec, ExecError } from '../../util/exec.js';
+import { formatMemory } from '../../api/quantity.js';
+import { readMountInfo, unmountAll } from '../runc/mounts.js';
+import { DiskLimitError } from './driver.js';
+
+/** xfsprogs ≥ 5.19 refuses filesystems below 300 MB unless run by fstests (see makeXfsImage). */
+const XFSPROGS_SUPPORTED_MIN = 300 * 10 ** 6;
+const TOOL_TIMEOUT_MS = 120_000;
+
+/** Creates a sparse file of `bytes` and formats it XFS. The file must not exist or be attached. */
+export async function makeXfsImage(file: string, bytes: number): Promise<void> {
+  await writeFile(file, '', { mode: 0o600 });
+  await truncate(file, bytes); // sparse: only what mkfs writes (log, AG headers) is allocated
+  // xfsprogs ≥ 5.19 refuses filesystems smaller than 300 MB ("not supported": the log is small)
+  // unless it is run by fstests, which it recognizes by these three variables. The kernel mounts
+  // and grows such filesystems fine (the test suite checks 16–128 MiB ones); below 300 MB acetate
+  // sets them, so that a small container disk is possible. -K: no discard pass over a new sparse file.
+  const env = bytes < XFSPROGS_SUPPORTED_MIN ? { ...process.env, TEST_DIR: '/nonexistent', TEST_DEV: '/nonexistent', QA_CHECK_FS: '0' } : process.env;
+  try {
+    await exec('mkfs.xfs', ['-q', '-f', '-K', file], { env, timeoutMs: TOOL_TIMEOUT_MS });
+  } catch (err) {
+    const msg = err instanceof ExecError ? err.stderr.split('\n')[0] ?? err.message : String(err);
+    throw new DiskLimitError(`cannot make an XFS filesystem of ${formatMemory(bytes)}: ${msg}`, { cause: err });
+  }
+}
+
+/**
+ * Attaches the image on a loop device and mounts it on `mountPoint`, private: nothing mounted under
+ * it propagates to other mount namespaces, and unmounting it on the node is not propagated either.
+ * `-o loop` makes mount(8) set up the loop device with autoclear: the device detaches itself when
+ * the filesystem is unmounted for the last time, so a mount that is gone never leaves a device.
+ */
+export async function mountImage(file: string, mountPoint: string): Promise<void> {
+  await mkdir(mountPoint, { recursive: true, mode: 0o700 });
+  if (await isMountPoint(mountPoint, path.dirname(mountPoint))) return;
+  await exec('mount', ['--make-private', '-t', 'xfs', '-o', 'loop', file, mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
+}
+
+export async function unmountImage(mountPoint: string): Promise<void> {
+  await unmountAll(mountPoint);
+}
+
+/** The owner and mode of `like` on the root of a new filesystem (kept generic: a user-namespaced private area is chowned). */
+export async function copyOwnership(like: string, root: string): Promise<void> {
+  const st = await stat(like);
+  await chown(root, st.uid, st.gid);
+  await chmod(root, st.mode & 0o7777);
+}
+
+/** Loop devices attached to `file` (`losetup -j`). */
+export async function loopDevicesOf(file: string): Promise<string[]> {
+  const { stdout } = await exec('losetup', ['-j', file], { timeoutMs: TOOL_TIMEOUT_MS });
+  return stdout.split('\n').map((l) => l.split(':')[0]!.trim()).filter((d) => d.startsWith('/dev/'));
+}
+
+/** Every loop device with its backing file (`losetup -l -J`); a deleted file ends in " (deleted)". */
+export async function listLoopDevices(): Promise<{ name: string; backFile: string }[]> {
+  const { stdout } = await exec('losetup', ['-l', '-J', '-O', 'NAME,BACK-FILE'], { timeoutMs: TOOL_TIMEOUT_MS });
+  if (!stdout.trim()) return [];
+  const parsed = JSON.parse(stdout) as { loopdevices?: { name: string; 'back-file'?: string | null }[] };
+  return (parsed.loopdevices ?? []).map((d) => ({ name: d.name, backFile: d['back-file'] ?? '' }));
+}
+
+/** `losetup -d`: detaches a device, or marks a busy one autoclear (it goes with its last user). */
+export async function detachLoop(dev: string): Promise<void> {
+  await exec('losetup', ['-d', dev], { timeoutMs: TOOL_TIMEOUT_MS }).catch((err: unknown) => {
+    if (!(err instanceof ExecError) || !/No such device|not a block device|No such file/i.test(err.stderr)) throw err;
+  });
+}
+
+/**
+ * Grows a mounted image live: extend the file (sparse), have the loop device pick up the new size
+ * (`losetup -c`), grow the filesystem to the device (`xfs_growfs`). The container keeps running.
+ */
+export async function growImage(file: string, mountPoint: string, bytes: number): Promise<void> {
+  // The device is the mount's source (no `losetup -j` process); losetup's answer otherwise.
+  const src = (await readMountInfo()).find((m) => m.mountPoint === mountPoint && m.fsType === 'xfs')?.source;
+  const devs = src?.startsWith('/dev/loop') ? [src] : await loopDevicesOf(file);
+  if (devs.length === 0) throw new Error(`${file} is not attached to a loop device`);
+  await truncate(file, bytes);
+  for (const d of devs) await exec('losetup', ['-c', d], { timeoutMs: TOOL_TIMEOUT_MS });
+  await exec('xfs_growfs', ['-d', mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
+}
+
+/** The image's size, or undefined when it does not exist. */
+export async function imageSize(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Whether something is mounted on `mountPoint` (its device differs from its parent's): two
+ * stat calls, cheap enough for every container on every pass of the loop.
+ */
+export async function isMountPoint(mountPoint: string, parent: string): Promise<boolean> {
+  try {
+    const [a, b] = await Promise.all([stat(mountPoint), stat(parent)]);
+    return a.dev !== b.dev;
+  } catch {
+    return false;
+  }
+}
+
+/** statfs of a mounted filesystem: total data blocks, and blocks in use (metadata included). */
+export async function fsUsage(mountPoint: string): Promise<{ totalBytes: number; usedBytes: number; freeBytes: number }> {
+  const s = await statfs(mountPoint);
+  return { totalBytes: s.blocks * s.bsize, usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes: s.bavail * s.bsize };
+}
+
+/**
+ * Copies a directory tree with everything overlayfs keeps in it: owners, modes, timestamps, hard
+ * links, xattrs (trusted.overlay.* opaque dirs), device nodes (whiteouts), sparse files.
+ * Returns 'nospace' when the target filled up (nothing is removed from the source).
+ */
+export async function copyTree(from: string, to: string): Promise<'ok' | 'nospace'> {
+  try {
+    await exec('cp', ['-a', '--sparse=always', '--no-target-directory', from, to], { timeoutMs: 24 * 3600_000 });
+    return 'ok';
+  } catch (err) {
+    if (err instanceof ExecError && /No space left on device|Disk quota exceeded/i.test(err.stderr)) return 'nospace';
+    throw err;
+  }
+}
+
+/**
+ * The size of a mounted filesystem, which is what is in force: the image file's size is not (a grow
+ * killed between `truncate` and `xfs_growfs` leaves the file larger than the filesystem). statfs's
+ * f_blocks is XFS's data blocks minus its internal log, whose size is fixed at mkfs and written next
+ * to the private area, at the filesystem's root, when the image is made (META).
+ */
+const META = '.acetate-disk.json';
+
+/** Right after mkfs and the first mount (file and filesystem the same size): note the log's size. */
+export async function writeFsMeta(mountPoint: string, fileBytes: number): Promise<void> {
+  const s = await statfs(mountPoint);
+  await writeFile(path.join(mountPoint, META), `${JSON.stringify({ logBytes: fileBytes - s.blocks * s.bsize })}\n`, { mode: 0o600 });
+}
+
+export async function fsSize(mountPoint: string): Promise<number | undefined> {
+  const meta = await readFile(path.join(mountPoint, META), 'utf8').then((t) => JSON.parse(t) as { logBytes?: number }, () => undefined);
+  if (typeof meta?.logBytes !== 'number') return undefined;
+  const s = await statfs(mountPoint);
+  return s.blocks * s.bsize + meta.logBytes;
+}
