@@ -17,6 +17,7 @@ import { makeTmpStateDir } from '../support/tmp-state.js';
 import { mountLines } from '../support/disk.js';
 import { exists } from '../../src/util/exists.js';
 import { exec } from '../../src/util/exec.js';
+import { formatMemory } from '../../src/api/quantity.js';
 import { assertNoCrash, getAll, idOf, runCli, since, spawnCli, waitFor, writeAtomic, type Rng } from './lib.js';
 
 export interface DiskModelContainer {
@@ -111,7 +112,7 @@ export function mutateDisks(model: DiskModel, universe: string[], rng: Rng): { n
 export async function diskProblems(stateDir: string, model: DiskModel): Promise<string[]> {
   const problems: string[] = [];
   const containersDir = instancePaths(stateDir).containersDir;
-  const got = new Map((await getAll(stateDir)).map((g) => [g.name, g as typeof g & { disk?: { sizeBytes: number } }]));
+  const got = new Map((await getAll(stateDir)).map((g) => [g.name, g]));
   for (const [name, c] of model) {
     const g = got.get(name);
     if (!g) {
@@ -119,8 +120,10 @@ export async function diskProblems(stateDir: string, model: DiskModel): Promise<
       continue;
     }
     if (c.state === 'Running' && g.phase !== 'Running') problems.push(`${name}: phase ${g.phase}, expected Running`);
-    if (c.state === 'Running' && (g.disk?.sizeBytes ?? undefined) !== (c.diskMi === undefined ? undefined : c.diskMi * 2 ** 20)) {
-      problems.push(`${name}: disk ${g.disk?.sizeBytes ?? 'none'}, declared ${c.diskMi ?? 'none'}Mi`);
+    // The size in force of a running container's disk: status.resources.disk (read from its filesystem).
+    const inForce = g.object.status?.resources?.disk;
+    if (c.state === 'Running' && inForce !== (c.diskMi === undefined ? undefined : formatMemory(c.diskMi * 2 ** 20))) {
+      problems.push(`${name}: disk ${inForce ?? 'none'}, declared ${c.diskMi ?? 'none'}Mi`);
     }
     if (c.marker !== undefined) {
       const m = await readMarker(stateDir, name);
