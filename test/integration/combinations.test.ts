@@ -14,6 +14,7 @@ import { compiledSchema, containerAjv, validateManifest } from '../../src/api/va
 import type { ContainerManifest } from '../../src/api/types.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { exec } from '../../src/util/exec.js';
+import { LOCK_FILE, readLockHolder } from '../../src/runtime/node-lock.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { CLI, runCli } from '../support/cli.js';
 import { inContainer, MI } from '../support/disk.js';
@@ -260,14 +261,14 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     // `apply` while `run` holds the node lock: exit 1 naming the holder.
     run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0'], {
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'ignore'],
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
-    let last = '';
-    const refused = await waitFor('apply refused', async () => {
-      const a = await apply();
-      last = `${a.code} ${a.stdout} ${a.stderr}`;
-      return a.code === 1 && /in use by pid/.test(a.stderr) ? a : undefined;
-    }, { timeoutMs: 30_000 }).catch((e: Error) => Promise.reject(new Error(`${e.message}: ${last}`)));
+    let runErr = '';
+    run.stderr!.on('data', (d: Buffer) => (runErr += d.toString()));
+    // Only once `run` wrote itself as the holder (an apply polled earlier would take the lock first).
+    await waitFor('run holds the lock', () => readLockHolder(path.join(stateDir, LOCK_FILE))?.pid === run!.pid || (run!.exitCode !== null ? Promise.reject(new Error(`run exited: ${runErr}`)) : false), { timeoutMs: 30_000 });
+    const refused = await apply();
+    assert.equal(refused.code, 1, refused.stdout + refused.stderr);
     assert.match(refused.stderr, new RegExp(String(run.pid)), refused.stderr);
   });
 });
