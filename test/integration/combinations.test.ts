@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { StatusRecord } from '../../src/controller/status-store.js';
 import { compiledSchema, containerAjv, validateManifest } from '../../src/api/validate.js';
@@ -166,17 +166,25 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     assert.ok(size < 64 * MI, `stopped before 64 MiB: ${size}`);
   });
 
-  it('hostUsers: false + network: bridge: starts and answers on its address', async () => {
+  it('hostUsers: false + network: bridge: starts and its server on :80 answers on its address and on the published port', async () => {
+    const port = await freePort();
     await importBusybox();
     await writeFile(path.join(dir, 'u.yaml'), manifest('u', `  template: bb
   command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript('u'))}]
   network: bridge
+  ports:
+    - { name: http, containerPort: 80, hostPort: ${port}, hostIP: 127.0.0.1 }
   securityContext: { hostUsers: false }
 `));
     const r = await apply();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const ip = await waitFor('an address', async () => (await describeJson('u')).actual?.network?.ip, { timeoutMs: 30_000 });
     assert.equal(await waitFor('answers', () => httpGet(ip, 80), { timeoutMs: 20_000 }), 'hello-u\n');
+    assert.equal(await httpGet('127.0.0.1', port), 'hello-u\n');
+    // Root inside is an unprivileged uid on the node.
+    const pid = await pidOf('u');
+    const uidLine = (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n').find((l) => l.startsWith('Uid:'))!;
+    assert.equal(uidLine.split(/\s+/)[1], String(DEFAULT_USERNS_RANGE.hostID), uidLine);
   });
 
   describe('with a registry', () => {
