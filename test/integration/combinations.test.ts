@@ -62,6 +62,12 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   };
   const pidOf = async (name: string): Promise<number> =>
     waitFor(`${name} running`, async () => (await describeJson(name)).actual?.pid, { timeoutMs: 30_000 });
+  /** A second pass finds nothing to do: the combination does not make the plan replace it forever. */
+  const assertConverged = async () => {
+    const p = await cli(['plan', '-f', dir]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /No changes/, p.stdout);
+  };
   const importBusybox = async () => {
     const bb = await makeBusyboxRootfs(path.join(root, 'bb'));
     const r = await cli(['template', 'import', 'bb', bb]);
@@ -164,6 +170,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     assert.match(fill.stdout + fill.stderr, /No space left on device/, fill.stdout + fill.stderr);
     const size = Number((await inContainer(pid, 'stat -c %s /data/big')).out.trim());
     assert.ok(size < 64 * MI, `stopped before 64 MiB: ${size}`);
+    await assertConverged();
   });
 
   it('hostUsers: false + network: bridge: starts and its server on :80 answers on its address and on the published port', async () => {
@@ -185,6 +192,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     const pid = await pidOf('u');
     const uidLine = (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n').find((l) => l.startsWith('Uid:'))!;
     assert.equal(uidLine.split(/\s+/)[1], String(DEFAULT_USERNS_RANGE.hostID), uidLine);
+    await assertConverged();
   });
 
   describe('with a registry', () => {
@@ -225,6 +233,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
       const e = await cli(['exec', 'img', '--', 'cat', '/etc/hostname']);
       assert.equal(e.code, 0, e.stderr);
       assert.equal(e.stdout.trim(), 'img');
+      await assertConverged();
 
       // get -o json: a Container object the CRD schema accepts, with its status.
       const g = await cli(['get', 'img', '-o', 'json']);
