@@ -30,10 +30,12 @@ export function probeToManifest(p: NormalizedProbe): Probe {
 export function specToManifest(s: NormalizedSpec): ContainerSpec {
   const out: ContainerSpec = {
     ...(s.image ? { image: s.image.ref, ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}) } : { template: s.template }),
-    command: [...s.command],
+    // An image container may leave command and workingDir to the image (normalized to [] and ''),
+    // which the CRD refuses (command needs an item, workingDir an absolute path): left out, as written.
+    ...(s.command.length ? { command: [...s.command] } : {}),
     args: [...s.args],
     env: s.env.map((e) => ({ name: e.name, value: e.value })),
-    workingDir: s.workingDir,
+    ...(s.workingDir ? { workingDir: s.workingDir } : {}),
     state: s.state,
     resources: {},
     resizePolicy: [

@@ -32,7 +32,12 @@ export async function createNetns(file: string): Promise<void> {
   await makeDirs([path.dirname(file)]);
   if (!existsNow(file)) closeSync(openSync(file, 'w', 0o600));
   try {
-    await exec('unshare', [`--net=${file}`, 'true'], { timeoutMs: 30_000 });
+    // Ports below 1024 bindable by any uid in the namespace, as Docker and containerd do for a
+    // container's own network namespace: under a user namespace (hostUsers: false) the container's
+    // root has no CAP_NET_BIND_SERVICE in this namespace (owned by the node's user namespace), so
+    // a server on :80 would fail with EACCES. The namespace holds only the container: nothing else
+    // on the node is reachable through these ports. /proc/sys/net is the writer's namespace's.
+    await exec('unshare', [`--net=${file}`, '/bin/sh', '-c', 'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start'], { timeoutMs: 30_000 });
   } catch (err) {
     throw new Error(`cannot create the network namespace ${file}`, { cause: err });
   }

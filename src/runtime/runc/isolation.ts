@@ -62,6 +62,9 @@ export async function isolationInputs(
       const own = [ctx.paths.stateDir];
       await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea
       await ensureTraversable(lowerDir, own);
+      // With resources.disk the upper dir sits on the disk image's root (disk/), made 0700 root
+      // like the container dir was at the image's creation: the range root must cross it too.
+      await ensureTraversable(cp.upper, own);
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);
   }
