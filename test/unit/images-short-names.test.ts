@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { normalizeManifest } from '../../src/api/normalize.js';
+import type { ContainerManifest } from '../../src/api/types.js';
+import { validateManifest } from '../../src/api/validate.js';
 import { normalizeReference } from '../../src/images/reference.js';
 import { isShortName, parseAliases, registriesConfFiles, resolveShortName } from '../../src/images/short-names.js';
 
@@ -63,6 +66,33 @@ describe('registries.conf short-name aliases', () => {
       assert.deepEqual(registriesConfFiles('/o.conf', path.join(dir, 'd'), '/main.conf'), ['/main.conf', path.join(dir, 'd', 'a.conf'), path.join(dir, 'd', 'b.conf'), '/o.conf']);
       assert.deepEqual(registriesConfFiles(undefined, path.join(dir, 'missing'), '/main.conf'), ['/main.conf']);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a manifest\'s short name is qualified through $ACETATE_REGISTRIES_CONF; a broken alias table is that manifest\'s problem', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-aliases-'));
+    const saved = process.env.ACETATE_REGISTRIES_CONF;
+    const manifest = (image: string) => ({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'a' }, spec: { image } });
+    try {
+      const good = path.join(dir, 'good.conf');
+      await writeFile(good, '[aliases]\n"myapp" = "127.0.0.1:5000/team/myapp"\n');
+      process.env.ACETATE_REGISTRIES_CONF = good;
+      const v = validateManifest(manifest('myapp:1'));
+      assert.ok(v.ok);
+      const d = normalizeManifest(v.manifest as ContainerManifest, { kind: 'file', file: 'a.yaml', line: 1 });
+      assert.equal(d.spec.image?.ref, '127.0.0.1:5000/team/myapp:1');
+      assert.equal(d.spec.imagePullPolicy, 'IfNotPresent');
+      const bad = path.join(dir, 'bad.conf');
+      await writeFile(bad, '[aliases]\n"myapp" = "myapp"\n');
+      process.env.ACETATE_REGISTRIES_CONF = bad;
+      const r = validateManifest(manifest('myapp:1'));
+      assert.ok(!r.ok);
+      assert.equal(r.issues[0]!.field, 'spec.image');
+      assert.match(r.issues[0]!.message, new RegExp(`cannot resolve the short name 'myapp:1' through registries.conf: ${bad}:2: \\[aliases\\]`));
+    } finally {
+      if (saved === undefined) delete process.env.ACETATE_REGISTRIES_CONF;
+      else process.env.ACETATE_REGISTRIES_CONF = saved;
       await rm(dir, { recursive: true, force: true });
     }
   });
