@@ -86,8 +86,8 @@ export function skopeoMessage(err: unknown): string {
 
 /**
  * A HOME for skopeo whose per-user registries.conf is `conf` (a symlink: edits apply at once).
- * The user's auth files are linked in too, so changing HOME does not lose ~/.docker/config.json
- * or ~/.config/containers/auth.json. Symlinks are replaced by rename, so concurrent CLI processes
+ * The user's auth files, signature policy and registries.d are linked in too, so changing HOME
+ * does not lose ~/.docker/config.json, ~/.config/containers/{auth,policy}.json. Symlinks are replaced by rename, so concurrent CLI processes
  * may prepare it at once.
  */
 export function prepareHome(home: string, conf: string): string {
@@ -99,7 +99,8 @@ export function prepareHome(home: string, conf: string): string {
     renameSync(tmp, at);
   };
   link(path.resolve(conf), path.join(home, '.config', 'containers', 'registries.conf'));
-  link(path.join(realHome, '.config', 'containers', 'auth.json'), path.join(home, '.config', 'containers', 'auth.json'));
+  // The user's own files skopeo looks for under HOME (a dangling link counts as absent).
+  for (const f of ['auth.json', 'policy.json', 'registries.d']) link(path.join(realHome, '.config', 'containers', f), path.join(home, '.config', 'containers', f));
   link(path.join(realHome, '.docker'), path.join(home, '.docker'));
   link(path.join(realHome, '.dockercfg'), path.join(home, '.dockercfg'));
   return home;
