@@ -6,7 +6,7 @@
  * and verifies every blob it fetches against its digest.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { exec, ExecError } from '../util/exec.js';
@@ -95,6 +95,7 @@ export function prepareHome(home: string, conf: string): string {
   const link = (target: string, at: string) => {
     mkdirSync(path.dirname(at), { recursive: true, mode: 0o700 });
     const tmp = `${at}.${process.pid}.tmp`;
+    rmSync(tmp, { force: true }); // left by a killed process whose pid this one reuses
     symlinkSync(target, tmp);
     renameSync(tmp, at);
   };
