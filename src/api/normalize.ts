@@ -4,6 +4,7 @@ import { capabilityName } from './capabilities.js';
 import { normalizeProbes } from './probes.js';
 import { normalizePorts } from './ports.js';
 import { defaultPullPolicy, formatReference, parseReference } from '../images/reference.js';
+import { qualifyImage } from '../images/short-names.js';
 import {
   containerKey,
   RESOURCE_NAMES,
@@ -55,7 +56,7 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (probes) spec.probes = probes;
   if (s.ports?.length) spec.ports = normalizePorts(s.ports);
   if (s.image !== undefined) {
-    const ref = parseReference(s.image);
+    const ref = parseReference(qualifyImage(s.image)); // registries.conf short-name aliases, else docker.io
     spec.image = { ref: formatReference(ref) };
     spec.imagePullPolicy = s.imagePullPolicy ?? defaultPullPolicy(ref);
   }

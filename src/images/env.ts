@@ -3,7 +3,8 @@
  * policy.json and the usual auth files (${XDG_RUNTIME_DIR}/containers/auth.json,
  * ~/.config/containers/auth.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE). Two variables add to
  * that: $ACETATE_AUTH_FILE (passed as --authfile) and $ACETATE_REGISTRIES_CONF (another
- * registries.conf whose `insecure` registries are reached without TLS verification).
+ * registries.conf: skopeo's mirrors/insecure/blocked in place of the node's, and short-name
+ * aliases read after the node's; see short-names.ts and skopeo.ts).
  */
 import { ImageStore } from './store.js';
 

@@ -3,9 +3,9 @@
  * (distribution/reference's ParseNormalizedNamed): `busybox` → `docker.io/library/busybox:latest`,
  * `registry:5000/team/app@sha256:…` stays as it is. Pure.
  *
- * Short names are completed with docker.io, as Kubernetes and Docker do; registries.conf's
- * short-name aliases and unqualified-search-registries (a Podman feature) are not consulted, so a
- * manifest means the same image on every node.
+ * Short names are completed with docker.io, as Kubernetes and Docker do. registries.conf's
+ * short-name aliases are applied before this, by short-names.ts; unqualified-search-registries (a
+ * Podman feature) are not consulted, so a manifest means the same image on every node.
  */
 
 export type ImagePullPolicy = 'Always' | 'IfNotPresent' | 'Never';

@@ -2,10 +2,9 @@
  * Which registries registries.conf marks `insecure` (plain HTTP or unverified TLS).
  *
  * skopeo reads /etc/containers/registries.conf and its drop-ins itself (mirrors, blocked
- * registries, insecure); skopeo 1.9, Debian 12's, has no flag for another file and ignores
- * $CONTAINERS_REGISTRIES_CONF. For another file (acetate's `--registries-conf`,
- * $ACETATE_REGISTRIES_CONF; tests) acetate reads its `insecure` entries here and passes
- * `--tls-verify=false` for those registries only. A minimal reader of the v2 format's
+ * registries, insecure), and another file ($ACETATE_REGISTRIES_CONF) as its per-user file (see
+ * skopeo.ts `registriesConf`). acetate also reads that file's `insecure` entries here and passes
+ * `--tls-verify=false` for those registries (belt and braces for the plain-HTTP test registry). A minimal reader of the v2 format's
  * `[[registry]]` tables (location / prefix, insecure), not a TOML parser.
  */
 import { readFileSync } from 'node:fs';

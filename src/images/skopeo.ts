@@ -1,12 +1,14 @@
 /**
  * The registry transport: skopeo (containers/image, the library of Podman, CRI-O and Buildah),
- * rather than a registry client of our own. It honours registries.conf and its drop-ins (mirrors,
- * `insecure`, blocked registries), the usual auth files (${XDG_RUNTIME_DIR}/containers/auth.json,
+ * rather than a registry client of our own. It honours registries.conf and its drop-ins (mirrors
+ * with `pull-from-mirror`, `insecure`, blocked registries; another file: see `registriesConf`), the usual auth files (${XDG_RUNTIME_DIR}/containers/auth.json,
  * ~/.docker/config.json, $REGISTRY_AUTH_FILE), the signature policy (/etc/containers/policy.json),
  * and verifies every blob it fetches against its digest.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { exec, ExecError } from '../util/exec.js';
 import { ImagePullError } from './errors.js';
 import { isInsecure } from './registries-conf.js';
@@ -16,8 +18,15 @@ const POLICY = '/etc/containers/policy.json';
 
 export interface SkopeoOptions {
   binary?: string;
-  /** A registries.conf to use instead of /etc/containers/registries.conf (CONTAINERS_REGISTRIES_CONF). */
+  /**
+   * A registries.conf to use instead of the node's (mirrors, insecure, blocked). skopeo 1.9 has no
+   * flag for it and ignores $CONTAINERS_REGISTRIES_CONF, but it reads the per-user file
+   * `$HOME/.config/containers/registries.conf` (for root too) in place of the node's file and
+   * drop-ins: so skopeo runs with HOME=`homeDir`, where that file is a symlink to this one.
+   */
   registriesConf?: string;
+  /** The HOME skopeo runs with when `registriesConf` is set (default: a dir beside tmpDir). */
+  homeDir?: string;
   /** An auth file (`--authfile`); otherwise skopeo's defaults. */
   authFile?: string;
   /** Where skopeo keeps temporary files (e.g. an archive being imported). */
@@ -75,11 +84,39 @@ export function skopeoMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * A HOME for skopeo whose per-user registries.conf is `conf` (a symlink: edits apply at once).
+ * The user's auth files, signature policy and registries.d are linked in too, so changing HOME
+ * does not lose ~/.docker/config.json, ~/.config/containers/{auth,policy}.json. Symlinks are replaced by rename, so concurrent CLI processes
+ * may prepare it at once.
+ */
+export function prepareHome(home: string, conf: string): string {
+  const realHome = os.homedir();
+  const link = (target: string, at: string) => {
+    mkdirSync(path.dirname(at), { recursive: true, mode: 0o700 });
+    const tmp = `${at}.${process.pid}.tmp`;
+    rmSync(tmp, { force: true }); // left by a killed process whose pid this one reuses
+    symlinkSync(target, tmp);
+    renameSync(tmp, at);
+  };
+  link(path.resolve(conf), path.join(home, '.config', 'containers', 'registries.conf'));
+  // The user's own files skopeo looks for under HOME (a dangling link counts as absent).
+  for (const f of ['auth.json', 'policy.json', 'registries.d']) link(path.join(realHome, '.config', 'containers', f), path.join(home, '.config', 'containers', f));
+  link(path.join(realHome, '.docker'), path.join(home, '.docker'));
+  link(path.join(realHome, '.dockercfg'), path.join(home, '.dockercfg'));
+  return home;
+}
+
 export class Skopeo {
   constructor(private readonly opts: SkopeoOptions = {}) {}
 
+  private home: string | undefined;
+
   private env(): NodeJS.ProcessEnv {
-    return this.opts.registriesConf ? { ...process.env, CONTAINERS_REGISTRIES_CONF: this.opts.registriesConf } : process.env;
+    if (!this.opts.registriesConf) return process.env;
+    this.home ??= prepareHome(this.opts.homeDir ?? path.join(this.opts.tmpDir ?? os.tmpdir(), '..', 'skopeo-home'), this.opts.registriesConf);
+    // CONTAINERS_REGISTRIES_CONF for skopeo versions that honour it (newer than 1.9).
+    return { ...process.env, HOME: this.home, CONTAINERS_REGISTRIES_CONF: path.resolve(this.opts.registriesConf) };
   }
 
   /** `--tls-verify=false` for a registry another registries.conf marks insecure (see registries-conf.ts). */

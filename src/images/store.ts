@@ -20,6 +20,7 @@ import { forgetFiles, readJson, writeJsonAtomic } from '../runtime/runc/store.js
 import { ImagePullError, ImageStoreError } from './errors.js';
 import type { ImageProcessConfig } from './process.js';
 import { formatReference, parseReference, pinnedReference, repositoryOf, type ImageReference } from './reference.js';
+import { qualifyImage } from './short-names.js';
 import { Skopeo, type SkopeoOptions } from './skopeo.js';
 import { digestHex, layerDir, unpackLayer, verifyBlob } from './unpack.js';
 import { pruneStore, sweepStoreTemp } from './gc.js';
@@ -85,6 +86,7 @@ export class ImageStore {
   private readonly refsDir: string;
   readonly tmpDir: string;
   readonly skopeo: Skopeo;
+  private readonly registriesConf: string | undefined;
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
   /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
   private readonly rootfsCache = new Map<string, ImageRootfs>();
@@ -96,7 +98,8 @@ export class ImageStore {
     this.recordsDir = path.join(this.dir, 'images');
     this.refsDir = path.join(this.dir, 'refs');
     this.tmpDir = path.join(this.dir, 'tmp');
-    this.skopeo = new Skopeo({ ...opts, tmpDir: opts.tmpDir ?? this.tmpDir });
+    this.skopeo = new Skopeo({ ...opts, tmpDir: opts.tmpDir ?? this.tmpDir, homeDir: opts.homeDir ?? path.join(this.dir, 'skopeo-home') });
+    this.registriesConf = opts.registriesConf;
   }
 
   private recordPath(id: string): string {
@@ -169,7 +172,7 @@ export class ImageStore {
 
   /** `acetate image pull`: resolves the name at the registry now, pulls what is missing, tags it. */
   async pull(ref: string): Promise<ImageRecord> {
-    const r = parseReference(ref);
+    const r = parseReference(qualifyImage(ref, this.registriesConf));
     const id = await this.skopeo.resolveDigest(formatReference(r));
     const rec = await this.ensure(formatReference(r), id);
     await this.tag(formatReference(r), id);
@@ -320,7 +323,7 @@ export class ImageStore {
       if (hits.length === 1) return hits[0]!.id;
     }
     try {
-      return await this.lookup(formatReference(parseReference(nameOrId)));
+      return await this.lookup(formatReference(parseReference(qualifyImage(nameOrId, this.registriesConf))));
     } catch {
       return undefined;
     }

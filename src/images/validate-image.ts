@@ -3,6 +3,7 @@
  * server runs but ajv does not) and what it cannot say at all (the reference's grammar).
  */
 import { ImageReferenceError, parseReference } from './reference.js';
+import { qualifyImage } from './short-names.js';
 
 export function imageSpecIssues(spec: Record<string, unknown>): { path: string[]; message: string }[] {
   const out: { path: string[]; message: string }[] = [];
@@ -18,6 +19,13 @@ export function imageSpecIssues(spec: Record<string, unknown>): { path: string[]
     } catch (err) {
       if (!(err instanceof ImageReferenceError)) throw err;
       out.push({ path: ['spec', 'image'], message: `'${spec.image.slice(0, 80)}' is not a valid image reference: ${err.message}` });
+      return out;
+    }
+    try {
+      qualifyImage(spec.image); // a broken [aliases] table is this manifest's problem, not the whole file's
+    } catch (err) {
+      if (!(err instanceof ImageReferenceError)) throw err;
+      out.push({ path: ['spec', 'image'], message: `cannot resolve the short name '${spec.image.slice(0, 80)}' through registries.conf: ${err.message}` });
     }
   }
   return out;

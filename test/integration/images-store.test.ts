@@ -4,12 +4,13 @@
  * that try to escape, rm refused while in use, prune.
  */
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { ImageStore } from '../../src/images/store.js';
 import { exec } from '../../src/util/exec.js';
-import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
+import { buildImage, pushLayout, tarOf, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
 import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
 
 describe('image store (real registry)', function () {
@@ -141,6 +142,34 @@ describe('image store (real registry)', function () {
     await assert.rejects(lstat(path.join(store.layersDir, img.diffIDs[1]!.slice(7))), { code: 'ENOENT' }, 'no layer dir for the refused layer');
     assert.deepEqual((await readdir(store.layersDir)).filter((n) => n.startsWith('.')), [], 'no half-unpacked dir left');
     assert.equal(await store.lookup(`${reg.host}/test/evil:1`), undefined);
+  });
+
+  it('keeps setuid/setgid bits and creates device nodes from a layer, as runc/containerd do as root', async () => {
+    const stage = path.join(work, 'special-stage');
+    await mkdir(path.join(stage, 'bin'), { recursive: true });
+    await mkdir(path.join(stage, 'dev'));
+    await writeFile(path.join(stage, 'bin', 'suid'), '#!/bin/sh\necho suid\n');
+    await chmod(path.join(stage, 'bin', 'suid'), 0o4755);
+    await writeFile(path.join(stage, 'bin', 'sgid'), '#!/bin/sh\necho sgid\n');
+    await chmod(path.join(stage, 'bin', 'sgid'), 0o2755);
+    await exec('mknod', ['-m', '666', path.join(stage, 'dev', 'mynull'), 'c', '1', '3']); // /dev/null's major:minor
+    const layers = testImageLayers('special');
+    const img = await buildImage(path.join(work, 'special'), [layers[0]!, { build: async () => undefined, tar: await tarOf(stage) }], TEST_IMAGE_CONFIG);
+    assert.match((await exec('tar', ['-tvf', '-'], { input: gunzipSync(await readFile(path.join(img.layout, 'blobs', 'sha256', img.layerDigests[1]!.slice(7)))) })).stdout, /crw-rw-rw- 0\/0 +1,3 .*dev\/mynull/);
+    await pushLayout(img.layout, `${reg.host}/test/special:1`);
+    const rec = await store.pull(`${reg.host}/test/special:1`);
+    const dir = path.join(store.layersDir, rec.layers[1]!.diffID.slice(7));
+    const suid = await lstat(path.join(dir, 'bin', 'suid'));
+    assert.equal(suid.mode & 0o7777, 0o4755, 'setuid bit kept');
+    assert.equal(suid.uid, 0, 'owned by root');
+    assert.equal((await lstat(path.join(dir, 'bin', 'sgid'))).mode & 0o7777, 0o2755, 'setgid bit kept');
+    const dev = await lstat(path.join(dir, 'dev', 'mynull'));
+    assert.ok(dev.isCharacterDevice(), 'the device node is created');
+    assert.equal(dev.rdev, (1 << 8) | 3, 'with its major:minor 1:3');
+    assert.equal(dev.mode & 0o777, 0o666);
+    await store.remove(`${reg.host}/test/special:1`, { inUseBy: () => [] });
+    await store.prune();
+    await assert.rejects(lstat(dir), { code: 'ENOENT' }, 'pruned with its image');
   });
 
   it('rm is refused while a container uses the image; prune removes what no image uses', async () => {
