@@ -23,11 +23,11 @@ import { KeyedMutex } from '../runc/async.js';
 import { readJson, writeJsonAtomic, forgetFiles } from '../runc/store.js';
 import { removePaths } from '../../util/small-file.js';
 import { CniError, DEFAULT_CNI_PATH, type CniResult } from './cni-exec.js';
-import { addList, addressOf, callOne, checkList, delList, loopbackUp, pluginList, type CniTarget, type PluginConfig } from './cni-list.js';
+import { addList, addressOf, callOne, checkList, delList, IFNAME, loopbackUp, pluginList, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkDriver, type NetworkPrepared, type NetworkRequest, type NetworkSetup, type NetworkStatus, type NodeNetworkConfig } from './driver.js';
 import { rewriteHosts, writeEtcFiles } from './etc-files.js';
 import { bindNetnsOf, createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
-import { readLeases, resultFromLease } from './leases.js';
+import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
 import { sweepContainerRules } from './iptables-sweep.js';
@@ -147,10 +147,19 @@ export class CniNetworkDriver implements NetworkDriver {
     const t = this.target(req.id);
     const wantIp = old?.ip ?? this.leaseOf(req.id);
     await this.detach(req.id, old, { keepNetns }).catch(() => undefined);
-    await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
+    // Its address stays its own until the ADD in attachEnd asks for it again (see holdLease).
+    if (wantIp) holdLease(this.leasesDir, this.config.name, wantIp, t.containerId, IFNAME);
+    const unhold = () => wantIp && releaseHeldLease(this.leasesDir, this.config.name, wantIp, t.containerId);
+    try {
+      await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
+    } catch (err) {
+      unhold();
+      throw err;
+    }
     try {
       await createNetns(t.netns);
     } catch (err) {
+      unhold();
       await this.claims.release(req.id).catch(() => undefined);
       throw classify(err, req.key, this.config);
     }
@@ -163,6 +172,7 @@ export class CniNetworkDriver implements NetworkDriver {
     try {
       await loopbackUp(t);
       let result: CniResult;
+      if (wantIp) releaseHeldLease(this.leasesDir, this.config.name, wantIp, t.containerId);
       try {
         result = await addList(this.config, this.plugins, t, req.ports, wantIp);
       } catch (err) {

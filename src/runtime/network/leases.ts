@@ -3,7 +3,7 @@
  * container id (then the interface name). What lets acetate find the address of a container whose
  * network.json is gone (a crash between ADD and writing it) and the containers that no longer exist.
  */
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readSmallFileNow } from '../../util/small-file.js';
 import type { CniResult } from './cni-exec.js';
@@ -33,4 +33,33 @@ export function readLeases(dataDir: string, network: string): { ip: string; id: 
 export function resultFromLease(ip: string, subnet: string, netns: string): CniResult {
   const { prefix, gateway } = parseSubnet(subnet);
   return { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: netns }], ips: [{ address: `${ip}/${prefix}`, gateway, interface: 0 }] };
+}
+
+/**
+ * Holds `ip` for container `id` between the DEL and the ADD of a re-attachment (a namespace
+ * re-made after a reboot or a repair): the DEL releases the lease, and another container's ADD in
+ * between would take the freed address, so the container would come back with a new one. A lease
+ * file as host-local writes it makes host-local skip the address (it reserves with O_EXCL); it is
+ * released right before the ADD that asks for the address. False when the address is taken.
+ */
+export function holdLease(dataDir: string, network: string, ip: string, id: string, ifname: string): boolean {
+  const dir = path.join(dataDir, network);
+  mkdirSync(dir, { recursive: true });
+  try {
+    writeFileSync(path.join(dir, ip), `${id}\r\n${ifname}`, { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new Error(`cannot hold address ${ip} for ${id}`, { cause: err });
+  }
+}
+
+/** Releases a hold of holdLease (only one of `id`: an address another container has stays). */
+export function releaseHeldLease(dataDir: string, network: string, ip: string, id: string): void {
+  const file = path.join(dataDir, network, ip);
+  try {
+    if (readSmallFileNow(file).split(/\r?\n/)[0]!.trim() === id) unlinkSync(file);
+  } catch {
+    /* not held */
+  }
 }
