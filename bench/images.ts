@@ -14,19 +14,14 @@
  */
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import yaml from 'js-yaml';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
-import { normalizeManifest } from '../src/api/normalize.js';
-import type { ContainerManifest } from '../src/api/types.js';
-import { hasSwapAccounting } from '../src/runtime/runc/cgroups.js';
-import { buildOciConfig } from '../src/runtime/runc/oci-config.js';
-import { hostNofileHard, readBoundingCapabilities } from '../src/runtime/runc/procfs.js';
 import { cleanupStateDir } from '../test/support/leaks.js';
 import { buildFiveLayerImage } from '../test/support/five-layer-image.js';
 import { pushLayout } from '../test/support/oci-image.js';
 import { startRegistry } from '../test/support/registry.js';
 import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, round } from './lib/stats.js';
 import { duBytes, measure } from './lib/sys.js';
+import { baselineConfigTemplate, defaultIsolation } from './lib/workload.js';
 
 export interface ImageBenchOptions {
   out: string;
@@ -57,25 +52,14 @@ spec:
 `;
 }
 
+/**
+ * The bare loop's config: acetate's own for a container of the image (the shared builder in
+ * lib/workload.ts), with the seccomp profile acetate gives it (no masks: they are the host
+ * template's) and the image's PATH, so both sides start the same process.
+ */
 async function baselineTemplate(dir: string, image: string): Promise<{ file: string }> {
-  const m = yaml.load(imageYaml('placeholder', image).replace(/---\n$/, '')) as ContainerManifest;
-  const d = normalizeManifest(m, { kind: 'file', file: '/bench', line: 1 });
-  const cgroupParent = `acetate-bench-img-${path.basename(dir).replace(/[^a-zA-Z0-9]/g, '')}`;
-  const config = buildOciConfig({
-    namespace: 'default',
-    name: 'placeholder',
-    spec: { ...d.spec, hostname: 'ID_PLACEHOLDER' },
-    specHash: 'baseline',
-    rootfsPath: '/ROOTFS_PLACEHOLDER',
-    cgroupsPath: `/${cgroupParent}/ID_PLACEHOLDER`,
-    hostNofileHard: await hostNofileHard(),
-    swapAccounting: await hasSwapAccounting(),
-    boundingCapabilities: await readBoundingCapabilities(),
-    image: { config: { Env: ['PATH=/bin:/usr/bin'] } },
-  });
-  const file = path.join(dir, 'config.template.json');
-  await writeFile(file, JSON.stringify(config, null, 2).replace(/\/ROOTFS_PLACEHOLDER/g, '@ROOTFS@').replace(/ID_PLACEHOLDER|placeholder/g, '@ID@'));
-  return { file };
+  const extra = { ...(await defaultIsolation(dir, { masks: false })), image: { config: { Env: ['PATH=/bin:/usr/bin'] } } };
+  return baselineConfigTemplate(dir, extra, { manifestYaml: imageYaml('placeholder', image).replace(/---\n$/, '') });
 }
 
 async function must(p: Promise<{ code: number | null; stderr: string; wallMs: number }>, what: string): Promise<number> {

@@ -54,8 +54,8 @@ export async function saveAtomically(file: string, content: string): Promise<voi
  * The OCI config the bare loop uses: acetate's own config for the same container, with @ROOTFS@
  * and @ID@ placeholders and the baseline's own cgroup parent.
  */
-export async function baselineConfigTemplate(workRoot: string, extra?: Partial<OciConfigInput>): Promise<{ file: string; cgroupParent: string }> {
-  const manifest = yaml.load(containerYaml('placeholder')) as ContainerManifest;
+export async function baselineConfigTemplate(workRoot: string, extra?: Partial<OciConfigInput>, opts: { manifestYaml?: string } = {}): Promise<{ file: string; cgroupParent: string }> {
+  const manifest = yaml.load(opts.manifestYaml ?? containerYaml('placeholder')) as ContainerManifest;
   // The same isolation acetate gives a host-template container by default (seccomp, the host
   // template's masks, its own work dir hidden as a state dir), unless the caller says otherwise.
   extra ??= await defaultIsolation(workRoot);
