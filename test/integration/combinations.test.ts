@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { StatusRecord } from '../../src/controller/status-store.js';
-import { compiledSchema, containerAjv, validateManifest } from '../../src/api/validate.js';
+import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { exec } from '../../src/util/exec.js';
@@ -239,14 +239,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
       const g = await cli(['get', 'img', '-o', 'json']);
       assert.equal(g.code, 0, g.stderr);
       const obj = JSON.parse(g.stdout) as ContainerManifest;
-      const v = validateManifest(obj);
-      assert.ok(v.ok, v.ok ? '' : JSON.stringify(v.issues));
-      // The schema with status closed too (the CRD's status preserves unknown fields).
-      const strict = compiledSchema() as { properties: { status: Record<string, unknown> } };
-      delete strict.properties.status['x-kubernetes-preserve-unknown-fields'];
-      strict.properties.status.additionalProperties = false;
-      const check = containerAjv().compile(strict);
-      assert.ok(check(obj), JSON.stringify(check.errors));
+      assertValidContainerObject(obj);
       const status = obj.status as Record<string, unknown> | undefined;
       assert.ok(status?.ip, `status.ip: ${g.stdout}`);
       assert.ok(status?.imageID, 'status.imageID');

@@ -13,7 +13,7 @@ import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { validateManifest } from '../../src/api/validate.js';
-import { containerAjv, compiledSchema } from '../../src/api/validate.js';
+import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 
 const PROBES = `  init: false
@@ -49,14 +49,7 @@ describe('acetate get -o yaml|json: Container objects (real runc)', function () 
     const r = await runCli(['get', 'alpha', '-o', 'yaml'], { stateDir });
     assert.equal(r.code, 0, r.stderr);
     const obj = yaml.load(r.stdout) as ContainerManifest;
-    const v = validateManifest(obj);
-    assert.ok(v.ok, v.ok ? '' : JSON.stringify(v.issues));
-    // The schema with status closed too (the CRD's status preserves unknown fields; ours has none).
-    const strict = compiledSchema() as { properties: { status: Record<string, unknown> } };
-    delete strict.properties.status['x-kubernetes-preserve-unknown-fields'];
-    strict.properties.status.additionalProperties = false;
-    const check = containerAjv().compile(strict);
-    assert.ok(check(obj), JSON.stringify(check.errors));
+    assertValidContainerObject(obj);
     assert.equal(obj.apiVersion, 'acetate.dev/v1alpha1');
     assert.equal(obj.kind, 'Container');
     assert.equal(obj.metadata.name, 'alpha');
