@@ -17,7 +17,7 @@ import { loadManifestDir, ManifestCache } from '../src/sources/files/load.js';
 import { RACY_MS } from '../src/util/stat-cache.js';
 import { plan } from '../src/plan/plan.js';
 import { RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
-import { TemplateStore } from '../src/runtime/templates.js';
+import { TemplateStore } from '../src/runtime/runc/templates.js';
 
 export interface PassSample {
   cpuMs: number;

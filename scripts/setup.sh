@@ -48,5 +48,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
+rm -rf dist  # a moved or deleted source must not leave a stale compiled test behind
 npx --no-install tsc -p . >&2
 node dist/src/api/validator-build.js >&2

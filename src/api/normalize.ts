@@ -5,14 +5,7 @@ import { normalizeProbes } from './probes.js';
 import { normalizePorts } from './ports.js';
 import { defaultPullPolicy, formatReference, parseReference } from '../images/reference.js';
 import { qualifyImage } from '../images/short-names.js';
-import {
-  containerKey,
-  RESOURCE_NAMES,
-  type ContainerManifest,
-  type DesiredContainer,
-  type NormalizedSpec,
-  type SourceRef,
-} from './types.js';
+import { containerKey, RESOURCE_NAMES, type ContainerManifest, type DesiredContainer, type NormalizedSpec, type SourceRef } from './types.js';
 
 export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   const s = m.spec;

@@ -1,7 +1,7 @@
 /** What every CLI command looks like. */
 import type { Writable } from 'node:stream';
 import type { Runtime } from '../runtime/runtime.js';
-import type { TemplateStore } from '../runtime/templates.js';
+import type { TemplateStore } from '../runtime/runc/templates.js';
 
 export interface CliContext {
   /** Holds templates, private areas, logs and status: what survives a reboot. */

@@ -7,8 +7,8 @@
 import { API_VERSION, KIND, type ContainerManifest, type ContainerStatus } from '../api/types.js';
 import { specToManifest } from '../api/to-manifest.js';
 import type { ActualContainer } from '../runtime/runtime.js';
-import type { StatusRecord } from '../controller/status-store.js';
 import { computeStatus, formatResources } from '../controller/status.js';
+import type { StatusRecord } from '../contracts/status-record.js';
 
 export const SOURCE_ANNOTATION = 'acetate.dev/source';
 

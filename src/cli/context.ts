@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from './command.js';
 import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
-import { TemplateStore } from '../runtime/templates.js';
+import { TemplateStore } from '../runtime/runc/templates.js';
 import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';

@@ -1,6 +1,6 @@
 /** Prints manifest problems as `file:line: field: message`, the form editors and CI understand. */
 import type { Writable } from 'node:stream';
-import type { SourceProblem } from '../sources/source.js';
+import type { SourceProblem } from '../contracts/source.js';
 
 /** Lines printed per file before the rest is summarized (10,000 bad documents are not 20,000 lines). */
 export const MAX_LINES_PER_FILE = 20;

@@ -17,8 +17,8 @@
  */
 import type { RestartPolicy } from '../api/types.js';
 import type { ProcessInfo } from '../runtime/runtime.js';
-import { backoffDelay } from './backoff.js';
-import { formatDuration, realClock, type Clock } from './clock.js';
+import { backoffDelay } from '../util/backoff.js';
+import { formatDuration, realClock, type Clock } from '../contracts/clock.js';
 
 export interface CrashLoopOptions {
   /** Delay after the first exit. Default 10s. */

@@ -8,7 +8,8 @@ import { ImagePullError } from '../images/errors.js';
 import { pinImage } from '../images/pin.js';
 import type { ImageResolver } from '../images/resolver.js';
 import type { ActualContainer } from '../runtime/runtime.js';
-import type { ReconcileError, Waiting } from './status.js';
+import type { ReconcileError } from './status.js';
+import type { Waiting } from '../contracts/status-record.js';
 
 export interface PinnedForReconcile {
   desired?: DesiredContainer;

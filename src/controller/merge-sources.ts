@@ -5,7 +5,7 @@
  * the declarations goes away.
  */
 import type { DesiredContainer, SourceRef } from '../api/types.js';
-import type { DesiredSnapshot, SourceProblem } from '../sources/source.js';
+import type { DesiredSnapshot, SourceProblem } from '../contracts/source.js';
 
 /** Where a desired container was declared, as a SourceProblem origin: a file path, or `kube:ns/name`. */
 export function originOf(dc: Pick<DesiredContainer, 'key' | 'source'>): string {

@@ -1,16 +1,7 @@
 /** A container's network as `acetate get`/`describe` and the status record show it. */
 import { formatPorts } from '../api/ports.js';
 import type { ActualContainer } from '../runtime/runtime.js';
-
-export interface NetworkSummary {
-  mode: string;
-  ip?: string;
-  /** "127.0.0.1:8080→80/TCP, ..." or "none". */
-  ports: string;
-  /** The persistent network namespace (`nsenter --net=PATH`). */
-  netns?: string;
-  problem?: string;
-}
+import type { NetworkSummary } from '../contracts/status-record.js';
 
 export function networkSummary(a: ActualContainer): NetworkSummary {
   const out: NetworkSummary = { mode: a.applied.spec.network, ports: formatPorts(a.network?.ports ?? a.applied.spec.ports) };

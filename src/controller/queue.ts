@@ -10,8 +10,8 @@
  *   (terminal error) until the next change of that key.
  * - Time comes from an injected Clock, so tests drive it.
  */
-import { KeyedBackoff, type BackoffOptions } from './backoff.js';
-import { realClock, type Clock, type TimerHandle } from './clock.js';
+import { KeyedBackoff, type BackoffOptions } from '../util/backoff.js';
+import { realClock, type Clock, type TimerHandle } from '../contracts/clock.js';
 
 /** What a reconcile asks the queue to do with its key. */
 export type Requeue =

@@ -11,78 +11,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ContainerStatus, SourceRef } from '../api/types.js';
-import type { SourceProblem } from '../sources/source.js';
-import type { StatusSink } from './sinks.js';
-import type { Waiting } from './status.js';
-import type { NetworkSummary } from './network-status.js';
+import type { ContainerStatus } from '../api/types.js';
+import type { SourceProblem } from '../contracts/source.js';
+import type { DetailedStatusSink } from '../contracts/sinks.js';
+import type { StatusRecord } from '../contracts/status-record.js';
 
 export const STATUS_DIR = 'status';
-
-export interface RecordedAction {
-  kind: string;
-  /** Outcome, or "error". */
-  outcome: string;
-  reason?: string;
-  durationMs?: number;
-  time: string;
-  error?: string;
-}
-
-export interface StatusRecord {
-  key: string;
-  namespace: string;
-  name: string;
-  /**
-   * The container this status is of: its creation time (AppliedRecord.createdAt). A container
-   * destroyed and created again under the same name is another one: readers ignore a record of an
-   * earlier incarnation (see isOfIncarnation).
-   */
-  incarnation?: string;
-  status: ContainerStatus;
-  /** Where the container is declared (or was, when it was last applied). */
-  source?: SourceRef;
-  /** The desired spec in user units, when the container is desired. */
-  desired?: {
-    state: string;
-    template: string;
-    command: string[];
-    restartPolicy: string;
-    resources: { cpu?: string; memory?: string; pids?: number; disk?: string };
-  };
-  /** What runs on the node. */
-  actual?: {
-    id: string;
-    state: string;
-    pid?: number;
-    exitCode?: number;
-    /** Why the last run ended beyond its code (OOMKilled). */
-    reason?: string;
-    /** The process runs (or ended) without its supervisor: what happened. */
-    unsupervised?: string;
-    startedAt?: string;
-    finishedAt?: string;
-    restartCount: number;
-    limits: { cpu?: string; memory?: string; pids?: number; disk?: string };
-    applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number; disk?: string } };
-    /** The private area's filesystem (resources.disk): statfs bytes used and total, and the image size. */
-    disk?: { usedBytes: number; totalBytes: number; sizeBytes: number };
-    network?: NetworkSummary;
-  };
-  lastError?: {
-    message: string;
-    action?: string;
-    retry: 'backoff' | 'terminal';
-    time: string;
-    /** Consecutive failures. */
-    failures?: number;
-    nextRetryAt?: string;
-  };
-  waiting?: Waiting;
-  problems: SourceProblem[];
-  recentActions: RecordedAction[];
-  updatedAt: string;
-}
 
 export interface ProblemsRecord {
   problems: SourceProblem[];
@@ -100,16 +34,6 @@ export interface ControllerRecord {
   updatedAt: string;
   /** Set when the loop stopped cleanly. */
   stoppedAt?: string;
-}
-
-/** A StatusSink that also takes the details only the loop knows. */
-export interface DetailedStatusSink extends StatusSink {
-  publishDetailed(record: StatusRecord): Promise<void>;
-  remove(key: string): Promise<void>;
-}
-
-export function isDetailedSink(s: StatusSink): s is DetailedStatusSink {
-  return typeof (s as Partial<DetailedStatusSink>).publishDetailed === 'function';
 }
 
 function statusRoot(stateDir: string): string {

@@ -14,7 +14,8 @@
 import type { Condition, ContainerStatus, DesiredContainer, Phase, Resources } from '../api/types.js';
 import { formatCpu, formatMemory } from '../api/quantity.js';
 import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
-import type { SourceProblem } from '../sources/source.js';
+import type { SourceProblem } from '../contracts/source.js';
+import type { Waiting } from '../contracts/status-record.js';
 import { imageStatus } from '../images/status.js';
 
 export const CONDITION_READY = 'Ready';
@@ -24,11 +25,6 @@ export const CONDITION_RESIZE_PENDING = 'ResizePending';
 export const CONDITION_SUPERVISED = 'Supervised';
 
 /** Why a container desired Running is not being started now. */
-export interface Waiting {
-  reason: 'CrashLoopBackOff' | 'RestartPolicy' | string;
-  message: string;
-}
-
 export interface ReconcileError {
   message: string;
   /** The action that failed, if any. */

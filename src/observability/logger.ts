@@ -5,8 +5,8 @@
  */
 import winston from 'winston';
 import type { Writable } from 'node:stream';
+import type { Logger } from '../contracts/logger.js';
 
-export type Logger = winston.Logger;
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export interface LoggerOptions {
@@ -31,7 +31,7 @@ function readable(): winston.Logform.Format {
   });
 }
 
-export function createLogger(opts: LoggerOptions = {}): Logger {
+export function createLogger(opts: LoggerOptions = {}): winston.Logger {
   const stream = opts.stream ?? process.stdout;
   const json = opts.json ?? !stream.isTTY;
   const level = opts.level ?? ((process.env.ACETATE_LOG_LEVEL as LogLevel | undefined) ?? 'info');
@@ -43,11 +43,6 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       : winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), readable()),
     transports: [new winston.transports.Stream({ stream })],
   });
-}
-
-/** A logger that drops everything (unit tests). */
-export function silentLogger(): Logger {
-  return createLogger({ silent: true, json: true });
 }
 
 export interface ActionLogEntry {

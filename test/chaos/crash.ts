@@ -11,21 +11,7 @@ import path from 'node:path';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { flatContainers } from '../support/get.js';
-import {
-  allMarkersWritten,
-  assertNoCrash,
-  cloneModel,
-  convergenceProblems,
-  runCli,
-  since,
-  spawnCli,
-  waitFor,
-  writeModel,
-  type Model,
-  type ModelContainer,
-  type Rng,
-  type RunningCli,
-} from './lib.js';
+import { allMarkersWritten, assertNoCrash, cloneModel, convergenceProblems, runCli, since, spawnCli, waitFor, writeModel, type Model, type ModelContainer, type Rng, type RunningCli } from './lib.js';
 
 export interface CrashSuite {
   stateDir: string;

@@ -13,24 +13,7 @@ import { makeTmpStateDir } from '../support/tmp-state.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { cgroupValue } from '../support/proc.js';
 import { exec } from '../../src/util/exec.js';
-import {
-  allMarkersWritten,
-  assertNoCrash,
-  cloneModel,
-  convergenceProblems,
-  getAll,
-  killHungRuncs,
-  makeFaultyRunc,
-  runCli,
-  spawnCli,
-  waitFor,
-  writeAtomic,
-  writeModel,
-  type CliResult,
-  type FaultyRunc,
-  type Model,
-  type Rng,
-} from './lib.js';
+import { allMarkersWritten, assertNoCrash, cloneModel, convergenceProblems, getAll, killHungRuncs, makeFaultyRunc, runCli, spawnCli, waitFor, writeAtomic, writeModel, type CliResult, type FaultyRunc, type Model, type Rng } from './lib.js';
 import { mutate } from './crash.js';
 
 export interface FaultStats {

@@ -10,20 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
-import {
-  Rng,
-  allMarkersWritten,
-  chaosSeed,
-  chaosManifest,
-  convergenceProblems,
-  runCli,
-  spawnCli,
-  waitFor,
-  writeAtomic,
-  writeModel,
-  type Model,
-  type RunningCli,
-} from './lib.js';
+import { Rng, allMarkersWritten, chaosSeed, chaosManifest, convergenceProblems, runCli, spawnCli, waitFor, writeAtomic, writeModel, type Model, type RunningCli } from './lib.js';
 
 const N = Number(process.env.ACETATE_LOAD_CONTAINERS ?? 500);
 const WRITERS = Number(process.env.ACETATE_LOAD_WRITERS ?? 4);

@@ -15,7 +15,7 @@ import { manifest } from '../support/manifest.js';
 import { cgroupValue } from '../support/proc.js';
 import { flatContainers } from '../support/get.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
-import type { StatusRecord } from '../../src/controller/status-store.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const MI = 1024 * 1024;
 const HANGERS = Number(process.env.ACETATE_CHAOS_HANGERS ?? 20);

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { StatusRecord } from '../../src/controller/status-store.js';
 import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
@@ -24,6 +23,7 @@ import { freePort, httpdScript, httpGet } from '../support/network-test.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { waitFor } from '../support/wait.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 function manifest(name: string, spec: string): string {
   return `apiVersion: acetate.dev/v1alpha1

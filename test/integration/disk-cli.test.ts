@@ -9,7 +9,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { StatusRecord } from '../../src/controller/status-store.js';
 import { CLI, runCli } from '../support/cli.js';
 import { dfRoot, inContainer, MI } from '../support/disk.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
@@ -17,6 +16,7 @@ import { manifest } from '../support/manifest.js';
 import { isAlive } from '../support/proc.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 function diskManifest(name: string, disk: string, extra = ''): string {
   return `${manifest(name, { cpu: null, memory: null, pids: null })}  resources:\n    disk: ${disk}\n${extra}`;

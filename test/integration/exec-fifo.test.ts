@@ -12,7 +12,7 @@ import { startThroughExecFifo } from '../../src/runtime/runc/exec-fifo.js';
 import { buildOciConfig } from '../../src/runtime/runc/oci-config.js';
 import { isAlive } from '../../src/runtime/runc/procfs.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
-import { findBinary } from '../../src/runtime/preflight.js';
+import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { testSpec } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';

@@ -18,7 +18,7 @@ import { isAlive } from '../support/proc.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { unmountAll } from '../../src/runtime/runc/mounts.js';
 import { exec } from '../../src/util/exec.js';
-import type { StatusRecord } from '../../src/controller/status-store.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 function web(name: string, hostPort: number, extra = ''): string {
   return `apiVersion: acetate.dev/v1alpha1

@@ -16,7 +16,7 @@ import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
-import type { StatusRecord } from '../../src/controller/status-store.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const WEB = 'mkdir -p /tmp/www; echo ok > /tmp/www/index.html; while [ ! -e /tmp/serve ]; do sleep 0.1; done; exec busybox httpd -f -p 8080 -h /tmp/www';
 

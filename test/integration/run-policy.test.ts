@@ -13,7 +13,7 @@ import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { manifest, type ManifestOptions } from '../support/manifest.js';
-import type { StatusRecord } from '../../src/controller/status-store.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 /** Only memory is limited here; the script says how the process ends. */
 function policyManifest(name: string, script: string, restartPolicy: ManifestOptions['restartPolicy'], memory = '32Mi'): string {

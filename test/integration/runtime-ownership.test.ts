@@ -10,7 +10,7 @@ import { NotFoundError } from '../../src/runtime/runtime.js';
 import { buildOciConfig } from '../../src/runtime/runc/oci-config.js';
 import { isAlive } from '../../src/runtime/runc/procfs.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
-import { findBinary } from '../../src/runtime/preflight.js';
+import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';

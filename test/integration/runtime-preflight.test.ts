@@ -1,6 +1,6 @@
 /** preflight(): passes here (root, runc, conmon, overlayfs), and says how to fix each failure. */
 import assert from 'node:assert/strict';
-import { preflight } from '../../src/runtime/preflight.js';
+import { preflight } from '../../src/runtime/runc/preflight.js';
 import { RuntimeUnavailableError } from '../../src/runtime/runtime.js';
 import { makeRuntime, makeTmpStateDir, cleanupStateDir } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { lstat, mkdtemp, readFile, readlink, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
-import { TemplateStore } from '../../src/runtime/templates.js';
+import { TemplateStore } from '../../src/runtime/runc/templates.js';
 import { makeBusyboxRootfs, makeBusyboxTarball } from '../support/busybox-rootfs.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';

@@ -18,15 +18,15 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
-import { findBinary } from '../../src/runtime/preflight.js';
+import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { Controller } from '../../src/controller/loop.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { silentLogger } from '../../src/contracts/logger.js';
 import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
 import { loadKubeConfig } from '../../src/sources/kube/config.js';
 import { FINALIZER, GROUP, NODE_LABEL, PLURAL, VERSION } from '../../src/sources/kube/constants.js';
-import { MemoryLogger } from '../../src/sources/kube/logger.js';
+import { MemoryLogger } from '../../src/contracts/logger.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
@@ -79,7 +79,7 @@ describe('kube: e2e against a real cluster', function () {
       recorders: source.recorders(),
       resyncMs: 2000,
       nodeName: node,
-      logger: silentLogger(),
+      logger: silentLogger,
     });
     await controller.start();
   });

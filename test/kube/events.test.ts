@@ -4,8 +4,8 @@ import type { FakeApiServer } from '../support/fake-apiserver.js';
 import type { KubeApi } from '../../src/sources/kube/client.js';
 import { KubeEventRecorder } from '../../src/sources/kube/events.js';
 import type { KubeContainer } from '../../src/sources/kube/client.js';
-import { MemoryLogger } from '../../src/sources/kube/logger.js';
-import { FakeClock } from '../../src/controller/clock.js';
+import { MemoryLogger } from '../../src/contracts/logger.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import { containerObj, NODE, startFake } from './helpers.js';
 
 describe('kube: events', () => {

@@ -10,11 +10,11 @@ import path from 'node:path';
 import { executeAction } from '../../src/apply/execute.js';
 import { Controller } from '../../src/controller/loop.js';
 import { ImageStore } from '../../src/images/store.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { silentLogger } from '../../src/contracts/logger.js';
 import { plan } from '../../src/plan/plan.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
-import { TemplateStore } from '../../src/runtime/templates.js';
-import { MemoryLogger } from '../../src/sources/kube/logger.js';
+import { TemplateStore } from '../../src/runtime/runc/templates.js';
+import { MemoryLogger } from '../../src/contracts/logger.js';
 import { createKubeSource } from '../../src/sources/kube/source.js';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
@@ -53,7 +53,7 @@ describe('kube: containers from images (real registry, real runc)', function () 
       informer: { backoff: { baseMs: 50, maxMs: 500 } },
       finalizer: { sweepIntervalMs: 200, backoff: { baseMs: 50, maxMs: 500 } },
     });
-    controller = new Controller({ runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger(), backoff: { baseMs: 200, maxMs: 2000 } });
+    controller = new Controller({ runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger, backoff: { baseMs: 200, maxMs: 2000 } });
     await controller.start();
   });
 

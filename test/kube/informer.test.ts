@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
 import type { KubeApi } from '../../src/sources/kube/client.js';
 import { ContainerInformer, type InformerEvent, type InformerOptions } from '../../src/sources/kube/informer.js';
-import { MemoryLogger } from '../../src/sources/kube/logger.js';
-import { FakeClock } from '../../src/controller/clock.js';
+import { MemoryLogger } from '../../src/contracts/logger.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import { waitFor } from '../support/wait.js';
 import { containerObj, NODE, startFake } from './helpers.js';
 

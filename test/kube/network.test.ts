@@ -9,9 +9,9 @@ import type { FakeApiServer } from '../support/fake-apiserver.js';
 import { Controller } from '../../src/controller/loop.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { silentLogger } from '../../src/contracts/logger.js';
 import { createKubeSource } from '../../src/sources/kube/source.js';
-import { MemoryLogger } from '../../src/sources/kube/logger.js';
+import { MemoryLogger } from '../../src/contracts/logger.js';
 import { testNetwork } from '../support/network-leaks.js';
 import { freePort, httpdScript, httpGet } from '../support/network-test.js';
 import { containerObj, NODE, startFake } from './helpers.js';
@@ -44,7 +44,7 @@ describe('kube: network bridge (real runc, real CNI plugins)', function () {
       informer: { backoff: { baseMs: 50, maxMs: 500 } },
       finalizer: { sweepIntervalMs: 200, backoff: { baseMs: 50, maxMs: 500 } },
     });
-    controller = new Controller({ runtime: st.runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger(), backoff: { baseMs: 200, maxMs: 2000 } });
+    controller = new Controller({ runtime: st.runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger, backoff: { baseMs: 200, maxMs: 2000 } });
     await controller.start();
     const obj = await waitFor(() => {
       const o = fake.get('default', 'web');

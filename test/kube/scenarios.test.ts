@@ -16,11 +16,11 @@ import type { FakeApiServer, KObject } from '../support/fake-apiserver.js';
 import { Controller } from '../../src/controller/loop.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { silentLogger } from '../../src/contracts/logger.js';
 import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
-import { MemoryLogger } from '../../src/sources/kube/logger.js';
-import { findBinary } from '../../src/runtime/preflight.js';
+import { MemoryLogger } from '../../src/contracts/logger.js';
+import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { containerObj, NODE, startFake } from './helpers.js';
 
 const MI = 2 ** 20;
@@ -79,7 +79,7 @@ describe('kube: scenarios with real runc containers', function () {
       recorders: source.recorders(),
       resyncMs: 1000,
       nodeName: NODE,
-      logger: silentLogger(),
+      logger: silentLogger,
       backoff: { baseMs: 200, maxMs: 2000 },
     });
     await controller.start();

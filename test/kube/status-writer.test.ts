@@ -9,7 +9,7 @@ import type { KubeApi } from '../../src/sources/kube/client.js';
 import { KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
 import { computeStatus } from '../../src/controller/status.js';
-import { FakeClock } from '../../src/controller/clock.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import type { ContainerStatus } from '../../src/api/types.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
 import { waitFor } from '../support/wait.js';

@@ -7,13 +7,13 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { findBinary } from '../../src/runtime/preflight.js';
+import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { cgroupHierarchies, cgroupProcs, removeCgroupDir } from '../../src/runtime/runc/cgroups.js';
 import { mountsUnder, unmountAll } from '../../src/runtime/runc/mounts.js';
 import { instancePaths, keyOfId, type InstancePaths } from '../../src/runtime/runc/paths.js';
 import { readProcStat } from '../../src/runtime/runc/procfs.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
-import { TemplateStore } from '../../src/runtime/templates.js';
+import { TemplateStore } from '../../src/runtime/runc/templates.js';
 import { exec } from '../../src/util/exec.js';
 import { exists } from '../../src/util/exists.js';
 import { cleanupNetwork, networkProblems, snapshotNetworkLeaks, type TestNetwork } from './network-leaks.js';

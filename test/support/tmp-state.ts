@@ -7,7 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
-import { TemplateStore } from '../../src/runtime/templates.js';
+import { TemplateStore } from '../../src/runtime/runc/templates.js';
 import { assertNoLeaks, cleanupStateDir } from './leaks.js';
 import type { TestNetwork } from './network-leaks.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { backoffDelay, KeyedBackoff } from '../../src/controller/backoff.js';
-import { formatDuration, parseDuration, FakeClock } from '../../src/controller/clock.js';
+import { backoffDelay, KeyedBackoff } from '../../src/util/backoff.js';
+import { formatDuration, parseDuration, FakeClock } from '../../src/contracts/clock.js';
 
 describe('backoff', () => {
   it('doubles from the base up to the cap', () => {

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { containerObject, containerList } from '../../src/cli/container-object.js';
 import { validateManifest } from '../../src/api/validate.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
-import type { StatusRecord } from '../../src/controller/status-store.js';
 import { testSpec } from '../support/test-spec.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const NOW = Date.UTC(2026, 0, 2);
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { CrashLoopTracker, policyAllowsRestart } from '../../src/controller/crashloop.js';
-import { FakeClock } from '../../src/controller/clock.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import type { ProcessInfo } from '../../src/runtime/runtime.js';
 
 describe('crash-loop backoff', () => {

@@ -6,7 +6,7 @@ import { loadManifestDir, loadManifestFile } from '../../src/sources/files/load.
 import { validateManifest } from '../../src/api/validate.js';
 import { parseCpu } from '../../src/api/quantity.js';
 import { cappedLines, MAX_LINES_PER_FILE } from '../../src/cli/problems.js';
-import type { SourceProblem } from '../../src/sources/source.js';
+import type { SourceProblem } from '../../src/contracts/source.js';
 import { withTmpDir, writeFiles } from '../support/tmpdir.js';
 
 const item = (name: string, extra = '') => `- apiVersion: acetate.dev/v1alpha1

@@ -4,25 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { Controller } from '../../src/controller/loop.js';
-import { FakeClock } from '../../src/controller/clock.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import { findCondition } from '../../src/controller/status.js';
-import type { ContainerEvent, EventRecorder, StatusSink } from '../../src/controller/sinks.js';
+import type { ContainerEvent, EventRecorder, StatusSink } from '../../src/contracts/sinks.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
 import { SpecError } from '../../src/apply/errors.js';
 import { hashOf } from '../../src/api/hash.js';
 import type { ContainerStatus, DesiredContainer, Resources } from '../../src/api/types.js';
-import type {
-  ActualContainer,
-  AppliedRecord,
-  CreateRequest,
-  ProcessInfo,
-  ResizeResult,
-  Runtime,
-  ExecResult,
-  StopOptions,
-} from '../../src/runtime/runtime.js';
-import type { DesiredSnapshot, DesiredSource } from '../../src/sources/source.js';
+import type { ActualContainer, AppliedRecord, CreateRequest, ProcessInfo, ResizeResult, Runtime, ExecResult, StopOptions } from '../../src/runtime/runtime.js';
+import type { DesiredSnapshot, DesiredSource } from '../../src/contracts/source.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { desired } from '../support/model.js';
 

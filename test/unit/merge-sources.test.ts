@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { failingOrigins, mergeOrigins, mergeSnapshots, problemsForKey } from '../../src/controller/merge-sources.js';
-import type { DesiredSnapshot } from '../../src/sources/source.js';
+import type { DesiredSnapshot } from '../../src/contracts/source.js';
 import { desired } from '../support/model.js';
 
 function snap(containers: ReturnType<typeof desired>[], extra: Partial<DesiredSnapshot> = {}): DesiredSnapshot {

@@ -1,17 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  ALL_CAPABILITIES,
-  DEFAULT_CAPABILITIES,
-  DEFAULT_PATH,
-  MASKED_PATHS,
-  READONLY_PATHS,
-  OciConfigError,
-  buildOciConfig,
-  checkContainerPath,
-  resolveCapabilities,
-  type OciConfigInput,
-} from '../../src/runtime/runc/oci-config.js';
+import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS, OciConfigError, buildOciConfig, checkContainerPath, resolveCapabilities, type OciConfigInput } from '../../src/runtime/runc/oci-config.js';
 import { cpuAndPidsUpdateFlags, cpuQuotaOf, memoryUpdateFlags, ociLinuxResources } from '../../src/runtime/runc/resources.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { testSpec } from '../support/test-spec.js';

@@ -4,7 +4,7 @@
  * process, the concurrency limit, and that nothing is left scheduled after forget/stop.
  */
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/controller/clock.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import { Prober } from '../../src/controller/probes/prober.js';
 import { normalizeProbe } from '../../src/api/probes.js';
 import type { NormalizedProbes, Probe } from '../../src/api/types.js';

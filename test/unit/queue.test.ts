@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { WorkQueue, type AddCause, type Requeue } from '../../src/controller/queue.js';
-import { FakeClock } from '../../src/controller/clock.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 
 function drainKeys(q: WorkQueue): string[] {
   const out: string[] = [];

@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
-import {
-  StatusStore,
-  readStatusRecords,
-  readStatusRecord,
-  readProblems,
-  readControllerRecord,
-  controllerAlive,
-  recordPath,
-  type StatusRecord,
-} from '../../src/controller/status-store.js';
+import { StatusStore, readStatusRecords, readStatusRecord, readProblems, readControllerRecord, controllerAlive, recordPath } from '../../src/controller/status-store.js';
 import { withTmpDir } from '../support/tmpdir.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 function record(key: string, phase: 'Running' | 'Pending' = 'Running'): StatusRecord {
   const [namespace, name] = key.split('/') as [string, string];

@@ -6,20 +6,14 @@ import { keyOf, parse } from '../args.js';
 import { age, table } from '../table.js';
 import { formatProblem } from '../problems.js';
 import { formatResources } from '../../controller/status.js';
-import {
-  controllerAlive,
-  isOfIncarnation,
-  readControllerRecord,
-  readProblems,
-  readStatusRecord,
-  type StatusRecord,
-} from '../../controller/status-store.js';
+import { controllerAlive, isOfIncarnation, readControllerRecord, readProblems, readStatusRecord } from '../../controller/status-store.js';
 import { messageOf } from '../../apply/errors.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { SourceRef } from '../../api/types.js';
 import { networkSummary } from '../../controller/network-status.js';
 import type { NodeNetworkConfig } from '../../runtime/network/driver.js';
 import { imageStatus } from '../../images/status.js';
+import type { StatusRecord } from '../../contracts/status-record.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';

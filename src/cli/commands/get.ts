@@ -6,12 +6,13 @@ import { age, table } from '../table.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { ResourceName, Resources } from '../../api/types.js';
-import { isOfIncarnation, readProblems, readStatusRecords, statusSummary, type StatusRecord } from '../../controller/status-store.js';
+import { isOfIncarnation, readProblems, readStatusRecords, statusSummary } from '../../controller/status-store.js';
 import { cappedLines, formatProblem } from '../problems.js';
 import { containerList, containerObject } from '../container-object.js';
 import { networkSummary } from '../../controller/network-status.js';
 import { imageStatus } from '../../images/status.js';
 import { templateColumn } from '../../images/describe.js';
+import type { StatusRecord } from '../../contracts/status-record.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
 

@@ -2,7 +2,7 @@
 import type { CliContext } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { table } from '../table.js';
-import { HOST_TEMPLATE } from '../../runtime/templates.js';
+import { HOST_TEMPLATE } from '../../runtime/runc/templates.js';
 import { hostMaskRules, resolveHostMasks } from '../../runtime/host-isolation.js';
 import { RuncRuntime } from '../../runtime/runc/runc-runtime.js';
 import { instancePaths } from '../../runtime/runc/paths.js';

@@ -18,7 +18,7 @@
 import { canonicalJson } from '../../api/hash.js';
 import type { NormalizedProbe, ProbeKind } from '../../api/types.js';
 import type { ActualContainer, Runtime } from '../../runtime/runtime.js';
-import type { Clock, TimerHandle } from '../clock.js';
+import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { runCheck, type CheckTools, type ProbeOutcome } from './check.js';
 import { Limiter } from './limiter.js';
 

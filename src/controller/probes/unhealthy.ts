@@ -4,9 +4,9 @@
  * period, SIGKILL) and leave the container exited, so that restartPolicy and the crash-loop
  * back-off decide when it runs again, exactly as for a process that crashed.
  */
-import type { ContainerEvent } from '../sinks.js';
+import type { ContainerEvent } from '../../contracts/sinks.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import type { Logger } from '../../observability/logger.js';
+import type { Logger } from '../../contracts/logger.js';
 import type { ProbeFailure } from './prober.js';
 
 export async function killUnhealthy(o: {

@@ -17,26 +17,12 @@ import { mkdir, readdir, rename, rm, rmdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { formatMemory } from '../../api/quantity.js';
 import { exists } from '../../util/exists.js';
-import { findBinary } from '../preflight.js';
+import { findBinary } from '../runc/preflight.js';
 import { readMountInfo } from '../runc/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
 import { fitsIn } from '../../plan/disk.js';
 import { DiskLimitError, type DiskArea, type DiskDriver, type DiskResult, type OverlayLayers } from './driver.js';
-import {
-  copyOwnership,
-  copyTree,
-  detachLoop,
-  fsSize,
-  fsUsage,
-  growImage,
-  imageSize,
-  isMountPoint,
-  listLoopDevices,
-  makeXfsImage,
-  mountImage,
-  unmountImage,
-  writeFsMeta,
-} from './xfs-image.js';
+import { copyOwnership, copyTree, detachLoop, fsSize, fsUsage, growImage, imageSize, isMountPoint, listLoopDevices, makeXfsImage, mountImage, unmountImage, writeFsMeta } from './xfs-image.js';
 
 interface AreaFiles {
   img: string;

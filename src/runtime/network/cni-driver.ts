@@ -17,7 +17,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { PublishedPort } from '../../api/types.js';
 import { samePorts } from '../../api/ports.js';
-import { findBinary } from '../preflight.js';
+import { findBinary } from '../runc/preflight.js';
 import { RuntimeUnavailableError } from '../runtime.js';
 import { KeyedMutex } from '../runc/async.js';
 import { readJson, writeJsonAtomic, forgetFiles } from '../runc/store.js';

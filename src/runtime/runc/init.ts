@@ -11,7 +11,7 @@
  * later mount (e.g. a tmpfs masking /run) hides it.
  */
 import { open } from 'node:fs/promises';
-import { findBinary } from '../preflight.js';
+import { findBinary } from './preflight.js';
 import { RuntimeUnavailableError } from '../runtime.js';
 import type { OciMount } from './oci-config.js';
 

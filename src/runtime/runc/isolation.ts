@@ -5,7 +5,7 @@
  * container runs with.
  */
 import type { AppliedRecord } from '../runtime.js';
-import { HOST_TEMPLATE } from '../templates.js';
+import { HOST_TEMPLATE } from './templates.js';
 import { hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from '../host-isolation.js';
 import { resolveCapabilities, type OciConfigInput } from './oci-config.js';
 import type { ContainerPaths, InstancePaths } from './paths.js';

@@ -5,10 +5,10 @@ import { readExitCode, readPid } from './conmon.js';
 import { ANNOTATION_NAME, ANNOTATION_NAMESPACE, ANNOTATION_OWNER, OWNER_VALUE } from './oci-config.js';
 import type { ContainerPaths } from './paths.js';
 import { isAlive } from './procfs.js';
-import type { RuncState } from './runc-cli.js';
 import type { ContainerStatusFile } from './store.js';
 import type { CgroupLocation } from './cgroups.js';
 import { cgroupMembers, currentBootId, oomKills, repairRunFiles, supervisionOf } from './supervision.js';
+import type { RuncState } from './runc-state.js';
 
 /** A run that acetate saw start in this boot and never saw end (its end was not recorded). */
 export function unfinishedRun(status: ContainerStatusFile): boolean {

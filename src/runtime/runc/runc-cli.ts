@@ -5,19 +5,7 @@
 import { exec, ExecError } from '../../util/exec.js';
 import { startThroughExecFifo } from './exec-fifo.js';
 import { readRuncStateFile, readRuncStateFiles, UnreadableStateError } from './runc-state-file.js';
-
-export type RuncStatus = 'creating' | 'created' | 'running' | 'pausing' | 'paused' | 'stopped';
-
-/** One entry of `runc list --format json` / `runc state`. */
-export interface RuncState {
-  id: string;
-  pid: number;
-  status: RuncStatus;
-  bundle: string;
-  rootfs?: string;
-  created: string;
-  annotations?: Record<string, string>;
-}
+import type { RuncState } from './runc-state.js';
 
 export class RuncError extends Error {
   /** runc's own message (its `msg="..."`), without the log prefix. */

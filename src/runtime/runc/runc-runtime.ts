@@ -11,24 +11,9 @@ import path from 'node:path';
 import { hashOf } from '../../api/hash.js';
 import type { Resources } from '../../api/types.js';
 import { containerKey, splitKey } from '../../api/types.js';
-import {
-  NotFoundError,
-  NotRunningError,
-  RuntimeUnavailableError,
-  type ActualContainer,
-  type AppliedRecord,
-  type CreateRequest,
-  type ExecRequest,
-  type ExecResult,
-  type FollowOptions,
-  type LogOptions,
-  type RemoveOptions,
-  type ResizeResult,
-  type Runtime,
-  type StopOptions,
-} from '../runtime.js';
-import { findBinary, preflight } from '../preflight.js';
-import type { TemplateStore } from '../templates.js';
+import { NotFoundError, NotRunningError, RuntimeUnavailableError, type ActualContainer, type AppliedRecord, type CreateRequest, type ExecRequest, type ExecResult, type FollowOptions, type LogOptions, type RemoveOptions, type ResizeResult, type Runtime, type StopOptions } from '../runtime.js';
+import { findBinary, preflight } from './preflight.js';
+import type { TemplateStore } from './templates.js';
 import { ensureImageRootfs, ImageStore } from '../../images/store.js';
 import { KeyedMutex, mapLimit, pollUntil, realSleep, type Sleep } from './async.js';
 import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, readLimits, type CgroupLocation, type CgroupMode } from './cgroups.js';
@@ -50,11 +35,12 @@ import { hostNofileHard, isAlive, readBoundingCapabilities } from './procfs.js';
 import { resizeInPlace } from './resize.js';
 import { DiskHooks } from '../disk/hooks.js';
 import type { DiskDriver } from '../disk/driver.js';
-import { RuncCli, type RuncState } from './runc-cli.js';
+import { RuncCli } from './runc-cli.js';
 import { forgetFiles, readRecord, readStatus, restartCountOf, writeJsonAtomic, type ContainerStatusFile } from './store.js';
 import { NetworkError, type NetworkDriver, type NetworkStatus, type NodeNetworkConfig } from '../network/driver.js';
 import type { NodeNetworkOptions } from '../network/node-config.js';
 import { NetworkHooks } from './network-hooks.js';
+import type { RuncState } from './runc-state.js';
 
 export interface RuncRuntimeOptions {
   stateDir: string;

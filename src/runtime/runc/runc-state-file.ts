@@ -8,7 +8,7 @@ import { readdir } from 'node:fs/promises';
 import { existsNow, readSmallFile } from '../../util/small-file.js';
 import { ParsedFileCache } from '../../util/stat-cache.js';
 import path from 'node:path';
-import type { RuncState } from './runc-cli.js';
+import type { RuncState } from './runc-state.js';
 
 interface StateJson {
   id?: string;

@@ -7,7 +7,7 @@
  */
 import { formatCpu, formatMemory } from '../../api/quantity.js';
 import { API_GROUP, API_VERSION, KIND, type DesiredContainer, type ResourceName } from '../../api/types.js';
-import type { SourceProblem } from '../source.js';
+import type { SourceProblem } from '../../contracts/source.js';
 import type { NodeCapacity } from '../kube/desired.js';
 import type { PathSegment, YamlDocument } from './yaml-documents.js';
 

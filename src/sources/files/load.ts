@@ -9,7 +9,7 @@ import path from 'node:path';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
 import type { DesiredContainer } from '../../api/types.js';
-import type { DesiredSnapshot, SourceProblem } from '../source.js';
+import type { DesiredSnapshot, SourceProblem } from '../../contracts/source.js';
 import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';

@@ -18,10 +18,10 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { canonicalJson } from '../../api/hash.js';
 import type { DesiredContainer } from '../../api/types.js';
-import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../source.js';
+import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { listManifestFiles, loadManifestFile, ManifestCache, mergeFileResults, type FileResult } from './load.js';
 import { isIgnoredPath, isManifestPath } from './ignore.js';
-import { realClock, type Clock, type TimerHandle } from '../../controller/clock.js';
+import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
 import type { NodeCapacity } from '../kube/desired.js';
 
 export interface FileSourceOptions {

@@ -13,7 +13,7 @@ import { containerKey, type DesiredContainer, type ResourceName } from '../../ap
 import { validateManifest } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
 import { formatCpu, formatMemory } from '../../api/quantity.js';
-import type { SourceProblem } from '../source.js';
+import type { SourceProblem } from '../../contracts/source.js';
 import type { KubeContainer } from './client.js';
 import { NODE_LABEL } from './constants.js';
 

@@ -12,12 +12,12 @@
  * Failures are counted and logged at debug level (a missing RBAC verb is logged once as a warning).
  */
 import type { CoreV1Event } from '@kubernetes/client-node';
-import type { ContainerEvent, EventRecorder } from '../../controller/sinks.js';
-import type { Clock } from '../../controller/clock.js';
-import { realClock } from '../../controller/clock.js';
+import type { ContainerEvent, EventRecorder } from '../../contracts/sinks.js';
+import type { Clock } from '../../contracts/clock.js';
+import { realClock } from '../../contracts/clock.js';
 import { KubeApiError, type KubeApi, type KubeContainer } from './client.js';
 import { API_VERSION, COMPONENT, KIND } from './constants.js';
-import { silentLogger, type KubeLogger } from './logger.js';
+import { silentLogger, type Logger } from '../../contracts/logger.js';
 
 export interface KubeEventRecorderOptions {
   api: KubeApi;
@@ -25,7 +25,7 @@ export interface KubeEventRecorderOptions {
   /** The informer's copy of the object for a key; events for other keys are not posted. */
   lookup: (key: string) => KubeContainer | undefined;
   clock?: Clock;
-  logger?: KubeLogger;
+  logger?: Logger;
   burst?: number;
   /** One token back per object every refillMs. Default 10 s. */
   refillMs?: number;
@@ -62,7 +62,7 @@ export class KubeEventRecorder implements EventRecorder {
   private readonly posted = new Map<string, Posted>();
   private readonly buckets = new Map<string, Bucket>();
   private readonly clock: Clock;
-  private readonly log: KubeLogger;
+  private readonly log: Logger;
   private worker?: Promise<void>;
   private seq = 0;
   private closed = false;

@@ -15,12 +15,12 @@
  * An object whose node never comes back keeps its finalizer; remove it by hand:
  *   kubectl patch container NAME --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]'
  */
-import type { Clock, TimerHandle } from '../../controller/clock.js';
-import { realClock } from '../../controller/clock.js';
+import type { Clock, TimerHandle } from '../../contracts/clock.js';
+import { realClock } from '../../contracts/clock.js';
 import { KubeApiError, type KubeApi, type KubeContainer } from './client.js';
 import { FINALIZER } from './constants.js';
 import { keyOfObject } from './informer.js';
-import { silentLogger, type KubeLogger } from './logger.js';
+import { silentLogger, type Logger } from '../../contracts/logger.js';
 
 export function hasFinalizer(obj: KubeContainer): boolean {
   return (obj.metadata.finalizers ?? []).includes(FINALIZER);
@@ -35,7 +35,7 @@ export interface FinalizerOptions {
   /** Called when something about a key changed (an add failed or recovered). */
   onChange?: (key: string) => void;
   clock?: Clock;
-  logger?: KubeLogger;
+  logger?: Logger;
   /** Retry backoff after a failed patch: base default 1 s, max default 60 s. */
   backoff?: { baseMs?: number; maxMs?: number };
   /** How often terminating objects are checked against the runtime; default 5 s, 0 = never. */
@@ -55,7 +55,7 @@ export class FinalizerManager {
   readonly stats = { added: 0, removed: 0, conflicts: 0, failures: 0 };
   private readonly states = new Map<string, KeyState>();
   private readonly clock: Clock;
-  private readonly log: KubeLogger;
+  private readonly log: Logger;
   private sweepTimer?: TimerHandle;
   private stopped = false;
   private inflight = new Set<Promise<void>>();

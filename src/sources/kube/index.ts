@@ -9,4 +9,4 @@ export { KubeEventRecorder } from './events.js';
 export { FinalizerManager, hasFinalizer } from './finalizer.js';
 export { type SelectorMode } from './node-selector.js';
 export { FINALIZER, NODE_LABEL, NODE_FIELD, GROUP, VERSION, PLURAL } from './constants.js';
-export { silentLogger, MemoryLogger, type KubeLogger } from './logger.js';
+export { silentLogger, MemoryLogger, type Logger } from '../../contracts/logger.js';

@@ -19,19 +19,12 @@
  * ask for bookmarks, stops for good on any error other than 410, has no backoff and no notion of
  * "complete", and its list errors only reach an error callback.
  */
-import type { Clock, TimerHandle } from '../../controller/clock.js';
-import { realClock } from '../../controller/clock.js';
+import type { Clock, TimerHandle } from '../../contracts/clock.js';
+import { realClock } from '../../contracts/clock.js';
 import { containerKey } from '../../api/types.js';
 import { KubeApiError, type KubeApi, type KubeContainer, type WatchHandle } from './client.js';
-import { silentLogger, type KubeLogger } from './logger.js';
-import {
-  describeSelector,
-  isFieldSelectorUnsupported,
-  labelValueProblem,
-  selectorFor,
-  type EffectiveSelector,
-  type SelectorMode,
-} from './node-selector.js';
+import { silentLogger, type Logger } from '../../contracts/logger.js';
+import { describeSelector, isFieldSelectorUnsupported, labelValueProblem, selectorFor, type EffectiveSelector, type SelectorMode } from './node-selector.js';
 
 export type InformerEvent =
   /** The cache was replaced by a list: any key may have changed. */
@@ -48,7 +41,7 @@ export interface InformerOptions {
   node: string;
   selector?: SelectorMode;
   clock?: Clock;
-  logger?: KubeLogger;
+  logger?: Logger;
   /** Reconnect/re-list backoff after failures: base (default 1 s) doubling up to max (default 30 s). */
   backoff?: { baseMs?: number; maxMs?: number };
   /** Server-side timeout of each watch; default a random 300–600 s, as client-go. */
@@ -88,7 +81,7 @@ export class ContainerInformer {
   private readonly api: KubeApi;
   private readonly node: string;
   private readonly clock: Clock;
-  private readonly log: KubeLogger;
+  private readonly log: Logger;
   private readonly random: () => number;
   private readonly mode: SelectorMode;
   private effective: EffectiveSelector | undefined;

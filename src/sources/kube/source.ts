@@ -17,18 +17,18 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { DesiredContainer } from '../../api/types.js';
 import { canonicalJson } from '../../api/hash.js';
-import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../source.js';
-import type { Clock } from '../../controller/clock.js';
-import type { EventRecorder, StatusSink } from '../../controller/sinks.js';
+import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
+import type { Clock } from '../../contracts/clock.js';
+import type { EventRecorder, StatusSink } from '../../contracts/sinks.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import { realClock } from '../../controller/clock.js';
+import { realClock } from '../../contracts/clock.js';
 import { createKubeApi, type KubeApi, type KubeContainer } from './client.js';
 import { loadKubeConfig } from './config.js';
 import { convertObject, detectNodeCapacity, originOfKey, type Conversion, type NodeCapacity } from './desired.js';
 import { KubeEventRecorder, type KubeEventRecorderOptions } from './events.js';
 import { FinalizerManager, hasFinalizer, type FinalizerOptions } from './finalizer.js';
 import { ContainerInformer, type InformerEvent, type InformerOptions } from './informer.js';
-import { silentLogger, type KubeLogger } from './logger.js';
+import { silentLogger, type Logger } from '../../contracts/logger.js';
 import type { SelectorMode } from './node-selector.js';
 import { KubeStatusWriter, type KeyVerdict, type KubeStatusWriterOptions } from './status-writer.js';
 
@@ -53,7 +53,7 @@ export interface KubeSourceOptions {
   /** Shorthand for actualExists: asks runtime.get(key). */
   runtime?: Pick<Runtime, 'get'>;
   clock?: Clock;
-  logger?: KubeLogger;
+  logger?: Logger;
   informer?: Omit<InformerOptions, 'api' | 'node' | 'clock' | 'logger' | 'selector'>;
   finalizer?: Pick<FinalizerOptions, 'backoff' | 'sweepIntervalMs'>;
   events?: Pick<KubeEventRecorderOptions, 'burst' | 'refillMs' | 'dedupWindowMs' | 'maxQueue'>;
@@ -77,7 +77,7 @@ export class KubeSource implements DesiredSource {
   /** Register with the loop as an EventRecorder. */
   readonly eventRecorder: KubeEventRecorder;
   readonly finalizers: FinalizerManager;
-  private readonly log: KubeLogger;
+  private readonly log: Logger;
   private readonly capacity: NodeCapacity | false;
   private readonly memo = new Map<string, Memo>();
   private readonly fingerprints = new Map<string, string>();

@@ -22,13 +22,14 @@
  */
 import type { Condition, ContainerStatus } from '../../api/types.js';
 import { canonicalJson } from '../../api/hash.js';
-import type { DetailedStatusSink, StatusRecord } from '../../controller/status-store.js';
-import type { Clock, TimerHandle } from '../../controller/clock.js';
-import { realClock } from '../../controller/clock.js';
+import type { Clock, TimerHandle } from '../../contracts/clock.js';
+import { realClock } from '../../contracts/clock.js';
 import type { ResourceName } from '../../api/types.js';
 import { KubeApiError, type KubeApi, type KubeContainer } from './client.js';
-import { silentLogger, type KubeLogger } from './logger.js';
+import { silentLogger, type Logger } from '../../contracts/logger.js';
 import { API_VERSION, KIND } from './constants.js';
+import type { DetailedStatusSink } from '../../contracts/sinks.js';
+import type { StatusRecord } from '../../contracts/status-record.js';
 
 /** What the source knows about a key that the loop's status may not say. */
 export interface KeyVerdict {
@@ -46,7 +47,7 @@ export interface KubeStatusWriterOptions {
   lookup: (key: string) => KubeContainer | undefined;
   verdict?: (key: string) => KeyVerdict | undefined;
   clock?: Clock;
-  logger?: KubeLogger;
+  logger?: Logger;
   /** Called by remove(key): the loop found neither desired nor actual for key. */
   onConverged?: (key: string) => void;
   /** Re-reads after a 409 before giving up this round. Default 5. */
@@ -79,7 +80,7 @@ export class KubeStatusWriter implements DetailedStatusSink {
   readonly stats = { writes: 0, skipped: 0, conflicts: 0, failures: 0 };
   private readonly states = new Map<string, KeyState>();
   private readonly clock: Clock;
-  private readonly log: KubeLogger;
+  private readonly log: Logger;
   private closed = false;
 
   constructor(private readonly opts: KubeStatusWriterOptions) {

@@ -4,8 +4,8 @@
  */
 import { access, constants, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { exec } from '../util/exec.js';
-import { RuntimeUnavailableError } from './runtime.js';
+import { exec } from '../../util/exec.js';
+import { RuntimeUnavailableError } from '../runtime.js';
 
 /** Directories searched for a bare binary name besides $PATH (sbin is often missing from PATH). */
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];

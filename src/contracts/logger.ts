@@ -1,16 +1,17 @@
 /**
- * The logger the Kubernetes integration writes to: the subset of a winston Logger it uses, so the
- * run command can pass its winston logger as is, and tests can capture lines.
+ * The logger every part of acetate writes to: the four levels of a winston Logger, so the run
+ * command passes its winston logger as is (observability/logger.ts) and tests can capture lines.
  */
 
-export interface KubeLogger {
+export interface Logger {
   error(message: string, meta?: Record<string, unknown>): unknown;
   warn(message: string, meta?: Record<string, unknown>): unknown;
   info(message: string, meta?: Record<string, unknown>): unknown;
   debug(message: string, meta?: Record<string, unknown>): unknown;
 }
 
-export const silentLogger: KubeLogger = {
+/** Drops everything (unit tests, library use without a logger). */
+export const silentLogger: Logger = {
   error: () => undefined,
   warn: () => undefined,
   info: () => undefined,
@@ -18,7 +19,7 @@ export const silentLogger: KubeLogger = {
 };
 
 /** A logger that remembers lines (tests). */
-export class MemoryLogger implements KubeLogger {
+export class MemoryLogger implements Logger {
   readonly lines: { level: string; message: string; meta?: Record<string, unknown> }[] = [];
   error(message: string, meta?: Record<string, unknown>): void {
     this.lines.push({ level: 'error', message, meta });

@@ -4,6 +4,7 @@
  * implement these; the loop calls every registered sink after each reconcile of a key.
  */
 import type { ContainerStatus } from '../api/types.js';
+import type { StatusRecord } from './status-record.js';
 
 export interface StatusSink {
   /** Publishes the status of one container; implementations write only when it changed. */
@@ -19,4 +20,14 @@ export interface ContainerEvent {
 
 export interface EventRecorder {
   record(key: string, event: ContainerEvent): void;
+}
+
+/** A StatusSink that also takes the details only the loop knows. */
+export interface DetailedStatusSink extends StatusSink {
+  publishDetailed(record: StatusRecord): Promise<void>;
+  remove(key: string): Promise<void>;
+}
+
+export function isDetailedSink(s: StatusSink): s is DetailedStatusSink {
+  return typeof (s as Partial<DetailedStatusSink>).publishDetailed === 'function';
 }

@@ -1,0 +1,90 @@
+/**
+ * What the loop publishes about one container: the record `acetate get`/`describe` read from the
+ * status store and the Kubernetes status writer turns into `.status`. Shared by the controller
+ * (which writes it) and the sinks (which store or send it).
+ */
+import type { ContainerStatus, SourceRef } from '../api/types.js';
+import type { SourceProblem } from './source.js';
+
+/** Why a container that should run is not running (yet): CrashLoopBackOff, ImagePullBackOff... */
+export interface Waiting {
+  reason: 'CrashLoopBackOff' | 'RestartPolicy' | string;
+  message: string;
+}
+
+/** The network of a container in words (`acetate get`, status.ip). */
+export interface NetworkSummary {
+  mode: string;
+  ip?: string;
+  /** "127.0.0.1:8080→80/TCP, ..." or "none". */
+  ports: string;
+  /** The persistent network namespace (`nsenter --net=PATH`). */
+  netns?: string;
+  problem?: string;
+}
+
+export interface RecordedAction {
+  kind: string;
+  /** Outcome, or "error". */
+  outcome: string;
+  reason?: string;
+  durationMs?: number;
+  time: string;
+  error?: string;
+}
+
+export interface StatusRecord {
+  key: string;
+  namespace: string;
+  name: string;
+  /**
+   * The container this status is of: its creation time (AppliedRecord.createdAt). A container
+   * destroyed and created again under the same name is another one: readers ignore a record of an
+   * earlier incarnation (see isOfIncarnation).
+   */
+  incarnation?: string;
+  status: ContainerStatus;
+  /** Where the container is declared (or was, when it was last applied). */
+  source?: SourceRef;
+  /** The desired spec in user units, when the container is desired. */
+  desired?: {
+    state: string;
+    template: string;
+    command: string[];
+    restartPolicy: string;
+    resources: { cpu?: string; memory?: string; pids?: number; disk?: string };
+  };
+  /** What runs on the node. */
+  actual?: {
+    id: string;
+    state: string;
+    pid?: number;
+    exitCode?: number;
+    /** Why the last run ended beyond its code (OOMKilled). */
+    reason?: string;
+    /** The process runs (or ended) without its supervisor: what happened. */
+    unsupervised?: string;
+    startedAt?: string;
+    finishedAt?: string;
+    restartCount: number;
+    limits: { cpu?: string; memory?: string; pids?: number; disk?: string };
+    applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number; disk?: string } };
+    /** The private area's filesystem (resources.disk): statfs bytes used and total, and the image size. */
+    disk?: { usedBytes: number; totalBytes: number; sizeBytes: number };
+    network?: NetworkSummary;
+  };
+  lastError?: {
+    message: string;
+    action?: string;
+    retry: 'backoff' | 'terminal';
+    time: string;
+    /** Consecutive failures. */
+    failures?: number;
+    nextRetryAt?: string;
+  };
+  waiting?: Waiting;
+  problems: SourceProblem[];
+  recentActions: RecordedAction[];
+  updatedAt: string;
+}
+
