@@ -12,6 +12,7 @@
  */
 import { KeyedBackoff, type BackoffOptions } from '../util/backoff.js';
 import { realClock, type Clock, type TimerHandle } from '../contracts/clock.js';
+import { failureKind } from '../contracts/errors.js';
 
 /** What a reconcile asks the queue to do with its key. */
 export type Requeue =
@@ -22,13 +23,35 @@ export type Requeue =
   /** Come back after ms (e.g. a crash-loop restart is due then). Not an error: backoff is forgotten. */
   | { kind: 'after'; ms: number }
   /** Failed in a way retrying cannot fix: wait for the next change of the key (resyncs do not wake it). */
-  | { kind: 'terminal'; error?: unknown };
+  | { kind: 'terminal'; error?: unknown }
+  /** Lost a write race (a conflict): process again at once, re-reading everything. */
+  | { kind: 'now'; error?: unknown };
+
+/**
+ * The Requeue a failure asks for, by its kind (contracts/errors.ts): conflict → now, gone → done,
+ * invalid → terminal, anything else → backoff.
+ */
+export function requeueFor(error: unknown): Requeue {
+  switch (failureKind(error)) {
+    case 'conflict':
+      return { kind: 'now', error };
+    case 'gone':
+      return { kind: 'done' };
+    case 'invalid':
+      return { kind: 'terminal', error };
+    case 'transient':
+      return { kind: 'backoff', error };
+  }
+}
 
 /**
  * Why a key is added. `change`: its desired state may have changed (wakes a parked key, skips its
  * backoff). `resync`: periodic full resync (does not wake a parked key nor cut a backoff short).
  * `retry`: a delayed add that came due.
  */
+/** Conflicts retried at once in a row before the key backs off. */
+export const IMMEDIATE_RETRIES = 3;
+
 export type AddCause = 'change' | 'resync' | 'retry';
 
 export interface WorkQueueOptions {
@@ -67,6 +90,8 @@ export class WorkQueue {
   private waiters: ((key: string | undefined) => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private shuttingDown = false;
+  /** Consecutive `now` requeues (conflicts) per key. */
+  private immediate = new Map<string, number>();
 
   constructor(opts: WorkQueueOptions = {}) {
     this.clock = opts.clock ?? realClock;
@@ -134,7 +159,16 @@ export class WorkQueue {
         this.backoff.reset(key);
         decision = { key, action: 'park' };
         break;
+      case 'now': {
+        // A conflict is retried at once, re-reading everything; a key that keeps losing the race
+        // (IMMEDIATE_RETRIES in a row) backs off like any failure, so it cannot spin.
+        const n = (this.immediate.get(key) ?? 0) + 1;
+        this.immediate.set(key, n);
+        decision = n <= IMMEDIATE_RETRIES ? { key, action: 'retry', delayMs: 0 } : { key, action: 'retry', delayMs: this.backoff.next(key) };
+        break;
+      }
     }
+    if (result.kind !== 'now') this.immediate.delete(key);
     const strong = this.strongDirty.delete(key);
     if (this.dirty.has(key) && !strong && (result.kind === 'backoff' || result.kind === 'terminal')) {
       // Only a periodic resync re-added it while it was failing: that must not cut its backoff
@@ -157,6 +191,7 @@ export class WorkQueue {
   /** Forgets everything about key (e.g. the container is gone and no longer desired). */
   forget(key: string): void {
     this.backoff.reset(key);
+    this.immediate.delete(key);
     this.parked.delete(key);
     this.cancelDelayed(key);
   }
