@@ -150,3 +150,14 @@ export function backoffFromRecord(r: CrashLoopRecord | undefined, incarnation: s
   if (restartAt === undefined) return undefined;
   return { exitId: r.exitId, streak: r.streak, restartAt, delayMs: r.delayMs };
 }
+
+/** backoffFromRecord over the published records of the containers that exist (`acetate plan`). */
+export function backoffFacts(records: { key: string; crashLoop?: CrashLoopRecord }[], actual: ReadonlyMap<string, ActualContainer>): Map<string, RestartBackoff> {
+  const out = new Map<string, RestartBackoff>();
+  for (const r of records) {
+    const a = actual.get(r.key);
+    const f = a ? backoffFromRecord(r.crashLoop, a.applied.createdAt) : undefined;
+    if (f) out.set(r.key, f);
+  }
+  return out;
+}
