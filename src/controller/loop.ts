@@ -14,67 +14,26 @@
 import os from 'node:os';
 import type { Runtime } from '../runtime/runtime.js';
 import type { DesiredSource } from '../contracts/source.js';
-import type { EventRecorder, StatusSink } from '../contracts/sinks.js';
 import { messageOf } from '../contracts/errors.js';
 import { WorkQueue, type Requeue } from './queue.js';
-import type { BackoffOptions } from '../util/backoff.js';
 import { realClock, type Clock, type TimerHandle } from '../contracts/clock.js';
-import { CrashLoopTracker, type CrashLoopOptions } from './crashloop.js';
+import { CrashLoopTracker } from './crashloop.js';
 import { mergeSnapshots, type MergedSnapshot } from './merge-sources.js';
-import type { StatusStore } from './status-store.js';
 import { silentLogger, type Logger } from '../contracts/logger.js';
-import type { Metrics } from '../observability/metrics.js';
 import { Prober } from './probes/prober.js';
 import { probeTools } from './probes/tools.js';
 import { ImageResolver } from '../images/resolver.js';
-import { Reconciler, type PlanFn, type ReconcileReport } from './reconcile.js';
-import type { ExecuteFn } from './run-actions.js';
+import { Reconciler, type ReconcileReport } from './reconcile.js';
 import { StatusPublisher } from './publish.js';
 import { Notices } from './notices.js';
 import { ProblemLog } from './problem-log.js';
 import { ProcessPoll } from './process-poll.js';
 import { collectLoopMetrics } from './loop-metrics.js';
+import type { ControllerOptions } from './loop-options.js';
 
 export type { PlanFn, ReconcileReport } from './reconcile.js';
 export type { ExecuteFn } from './run-actions.js';
-
-export interface ControllerOptions {
-  runtime: Runtime;
-  sources: DesiredSource[];
-  /** plan() from src/plan/plan.ts (injected so the loop can be tested with fakes). */
-  plan: PlanFn;
-  /** executeAction() from src/apply/execute.ts. */
-  execute: ExecuteFn;
-  clock?: Clock;
-  /** Keys reconciled at once. Default 4. */
-  concurrency?: number;
-  /** Full resync period of actual state; 0 disables. Default 30 s. */
-  resyncMs?: number;
-  /**
-   * Period of a light poll of process states (runtime.list) that enqueues only the keys whose
-   * process changed (exited, vanished, appeared), so an exit is noticed within this period rather
-   * than at the next full resync. 0 disables. Default 2 s.
-   */
-  processPollMs?: number;
-  /** Error backoff per key. Default 1 s doubling to 5 min. */
-  backoff?: BackoffOptions;
-  /** Crash-loop restart backoff. Default 10 s doubling to 5 min, reset after 10 min running. */
-  crashLoop?: CrashLoopOptions;
-  /** Retry period of a resize the kernel deferred. Default 15 s. */
-  deferredRetryMs?: number;
-  statusSinks?: StatusSink[];
-  recorders?: EventRecorder[];
-  /** Seeds previous statuses and crash-loop streaks, and receives source problems. */
-  statusStore?: StatusStore;
-  logger?: Logger;
-  metrics?: Metrics;
-  /** Reported in status.node. Default: the host name. */
-  nodeName?: string;
-  /** Probe checks run at once across all containers (see probes/prober.ts). Default 8. */
-  probeConcurrency?: number;
-  /** How long a registry's answer for an image name (imagePullPolicy Always) is reused. Default 10 s. */
-  imageResolveCacheMs?: number;
-}
+export type { ControllerOptions } from './loop-options.js';
 
 export class Controller {
   readonly queue: WorkQueue;
