@@ -2,10 +2,10 @@
  * Carries out one planned action against a Runtime and reports what it did. Every action is
  * idempotent: repeated, or finished after an interruption, it converges.
  */
-import type { DesiredContainer, Resources, ResourceName } from '../api/types.js';
-import { hashOf } from '../api/hash.js';
+import type { Resources, ResourceName } from '../api/types.js';
 import type { Action, ActionKind, Outcome } from '../plan/actions.js';
-import type { AppliedRecord, DeferredResize, Runtime } from '../runtime/runtime.js';
+import type { DeferredResize, Runtime } from '../runtime/runtime.js';
+import { appliedRecord as record } from '../runtime/applied-record.js';
 import { ActionError, classify } from './errors.js';
 
 export interface ActionResult {
@@ -25,11 +25,6 @@ export interface ExecuteContext {
 }
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
-
-function record(d: DesiredContainer, createdAt: string, resources?: Resources): AppliedRecord {
-  const spec = resources ? { ...d.spec, resources } : d.spec;
-  return { namespace: d.namespace, name: d.name, spec, specHash: hashOf(spec), source: d.source, createdAt };
-}
 
 async function createdAtOf(ctx: ExecuteContext, key: string): Promise<string> {
   return (await ctx.runtime.get(key))?.applied.createdAt ?? new Date().toISOString();

@@ -42,6 +42,7 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
       failingOrigins: snapshot.failingOrigins,
       complete: snapshot.complete,
       incompleteReason: snapshot.incompleteReason,
+      ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
     },
   };
 }

@@ -33,6 +33,25 @@ export interface RecordedAction {
   error?: string;
 }
 
+/**
+ * The crash-loop bookkeeping of a container (controller/crashloop.ts), published so that
+ * `acetate plan` weighs the same back-off as the loop and a restarted loop goes on counting.
+ */
+export interface CrashLoopRecord {
+  /** Consecutive exits counted. */
+  streak: number;
+  /** The container (AppliedRecord.createdAt) the streak is of. */
+  incarnation?: string;
+  /** The exit counted last (plan/restart.ts exitIdentity). */
+  exitId?: string;
+  /** When the restart after that exit is due (ISO); absent once it was restarted. */
+  restartAt?: string;
+  /** The back-off of this streak (ms). */
+  delayMs?: number;
+  /** When the loop last started the process (ISO). */
+  lastStartAt?: string;
+}
+
 export interface StatusRecord {
   key: string;
   namespace: string;
@@ -83,6 +102,8 @@ export interface StatusRecord {
     nextRetryAt?: string;
   };
   waiting?: Waiting;
+  /** Crash-loop back-off of the last exits, while there is a streak. */
+  crashLoop?: CrashLoopRecord;
   problems: SourceProblem[];
   recentActions: RecordedAction[];
   updatedAt: string;

@@ -1,24 +1,20 @@
 /**
- * restartPolicy and crash-loop backoff, Kubernetes style.
+ * Crash-loop bookkeeping, Kubernetes style: the streak of consecutive exits of each key and when
+ * its restart is due. It decides nothing: the plan weighs these facts (plan/restart.ts holds the
+ * restart-policy rule and the gating), and the loop does what the plan says.
  *
- * When a container's process has exited while its desired state is Running, the loop asks
- * decide(): restart now, restart later (CrashLoopBackOff), or never (the policy says so).
- *
- * - Always restarts after any exit; OnFailure only after a known non-zero exit code (an unknown
- *   one may have been 0: a job that may have succeeded is not run again); Never leaves the
- *   container exited.
  * - The n-th consecutive exit waits min(base · 2^(n-1), max) after the exit before the restart:
  *   10s, 20s, 40s … 5 min by default.
  * - A run that lasted at least resetAfter (10 min) resets the streak, so a container that runs
  *   for a long time and then exits is restarted after the base delay again.
- *
- * The streak lives in memory: a restarted acetate starts counting again (the restart count itself
- * is kept by the runtime).
+ * - The state is published in each container's status record (toRecord), so `acetate plan` sees
+ *   the same back-off and a restarted `acetate run` goes on counting (seed).
  */
-import type { RestartPolicy } from '../api/types.js';
-import type { ProcessInfo } from '../runtime/runtime.js';
+import type { ActualContainer } from '../runtime/runtime.js';
+import { exitIdentity, type RestartBackoff } from '../plan/restart.js';
 import { backoffDelay } from '../util/backoff.js';
-import { formatDuration, realClock, type Clock } from '../contracts/clock.js';
+import { realClock, type Clock } from '../contracts/clock.js';
+import type { CrashLoopRecord } from '../contracts/status-record.js';
 
 export interface CrashLoopOptions {
   /** Delay after the first exit. Default 10s. */
@@ -31,24 +27,9 @@ export interface CrashLoopOptions {
 
 export const DEFAULT_CRASHLOOP = { baseMs: 10_000, maxMs: 5 * 60_000, resetAfterMs: 10 * 60_000 } as const;
 
-export type RestartDecision =
-  | { kind: 'now'; reason: string; streak: number }
-  | { kind: 'later'; delayMs: number; at: number; reason: string; streak: number }
-  | { kind: 'never'; reason: string };
-
-/** Whether restartPolicy asks for a restart after an exit with exitCode (undefined: unknown, e.g. killed). */
-export function policyAllowsRestart(policy: RestartPolicy, exitCode: number | undefined): boolean {
-  switch (policy) {
-    case 'Always':
-      return true;
-    case 'OnFailure':
-      return exitCode !== undefined && exitCode !== 0;
-    case 'Never':
-      return false;
-  }
-}
-
 interface Entry {
+  /** The container (AppliedRecord.createdAt) the streak is of. */
+  incarnation?: string;
   /** Identity of the last exit seen, so one exit is counted once however often it is reconciled. */
   exitId?: string;
   streak: number;
@@ -57,22 +38,13 @@ interface Entry {
   lastStartAt?: number;
 }
 
-export interface ExitObservation {
-  policy: RestartPolicy;
-  process: ProcessInfo;
-  /** The runtime's restart count, part of the identity of an exit. */
-  restartCount?: number;
-}
-
 function parseTime(t: string | undefined): number | undefined {
   if (!t) return undefined;
   const n = Date.parse(t);
   return Number.isNaN(n) ? undefined : n;
 }
 
-function describeExit(p: ProcessInfo): string {
-  return p.exitCode === undefined ? 'exited (exit code unknown)' : `exited with code ${p.exitCode}`;
-}
+const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
 
 export class CrashLoopTracker {
   private readonly opts: Required<CrashLoopOptions>;
@@ -90,15 +62,18 @@ export class CrashLoopTracker {
     return this.opts;
   }
 
-  /** Decides what to do about an exited process whose desired state is Running. */
-  decide(key: string, obs: ExitObservation): RestartDecision {
-    const p = obs.process;
-    if (!policyAllowsRestart(obs.policy, p.exitCode)) {
-      return { kind: 'never', reason: `${describeExit(p)}; restartPolicy ${obs.policy} does not restart it` };
-    }
+  /**
+   * Counts the exit of `a`'s process (once per exit) and returns the back-off facts of it, for
+   * the plan. Call it for an exited process whose desired state is Running.
+   */
+  observe(a: ActualContainer): RestartBackoff {
+    const p = a.process;
     const now = this.clock.now();
-    const entry = this.entries.get(key) ?? { streak: 0 };
-    const exitId = `${obs.restartCount ?? ''}|${p.startedAt ?? ''}|${p.finishedAt ?? ''}|${p.exitCode ?? ''}|${p.pid ?? ''}`;
+    const incarnation = a.applied.createdAt;
+    let entry = this.entries.get(a.key);
+    if (!entry || (entry.incarnation !== undefined && entry.incarnation !== incarnation)) entry = { streak: 0 };
+    entry.incarnation = incarnation;
+    const exitId = exitIdentity(p, a.restartCount);
     if (entry.exitId !== exitId || entry.restartAt === undefined) {
       const startedAt = parseTime(p.startedAt) ?? entry.lastStartAt;
       const exitAt = parseTime(p.finishedAt) ?? now;
@@ -107,20 +82,9 @@ export class CrashLoopTracker {
       entry.delayMs = backoffDelay(entry.streak, { baseMs: this.opts.baseMs, maxMs: this.opts.maxMs });
       entry.restartAt = exitAt + entry.delayMs;
       entry.exitId = exitId;
-      this.entries.set(key, entry);
     }
-    const at = entry.restartAt;
-    if (now >= at) {
-      return { kind: 'now', reason: `${describeExit(p)}; restarting (restartPolicy ${obs.policy})`, streak: entry.streak };
-    }
-    const delayMs = at - now;
-    return {
-      kind: 'later',
-      delayMs,
-      at,
-      streak: entry.streak,
-      reason: `back-off ${formatDuration(entry.delayMs ?? delayMs)} restarting failed container: ${describeExit(p)}`,
-    };
+    this.entries.set(a.key, entry);
+    return { exitId, streak: entry.streak, restartAt: entry.restartAt, delayMs: entry.delayMs ?? this.opts.baseMs };
   }
 
   /** Records that the loop (re)started the process now. */
@@ -141,8 +105,59 @@ export class CrashLoopTracker {
     return this.entries.get(key)?.restartAt;
   }
 
-  /** Forgets key (destroyed, replaced, or its spec changed). */
+  /** Forgets key (destroyed, replaced, or created again). */
   forget(key: string): void {
     this.entries.delete(key);
   }
+
+  /** The bookkeeping of key as the status record carries it (undefined: nothing counted). */
+  toRecord(key: string): CrashLoopRecord | undefined {
+    const e = this.entries.get(key);
+    if (!e || e.streak === 0) return undefined;
+    const out: CrashLoopRecord = { streak: e.streak };
+    if (e.incarnation !== undefined) out.incarnation = e.incarnation;
+    if (e.exitId !== undefined) out.exitId = e.exitId;
+    if (e.restartAt !== undefined) out.restartAt = iso(e.restartAt);
+    if (e.delayMs !== undefined) out.delayMs = e.delayMs;
+    if (e.lastStartAt !== undefined) out.lastStartAt = iso(e.lastStartAt);
+    return out;
+  }
+
+  /** Takes up the bookkeeping a previous `acetate run` published (it goes on counting the streak). */
+  seed(key: string, r: CrashLoopRecord): void {
+    if (this.entries.has(key) || !(r.streak > 0)) return;
+    const entry: Entry = { streak: r.streak };
+    if (r.incarnation !== undefined) entry.incarnation = r.incarnation;
+    if (r.exitId !== undefined) entry.exitId = r.exitId;
+    const restartAt = parseTime(r.restartAt);
+    if (restartAt !== undefined) entry.restartAt = restartAt;
+    if (r.delayMs !== undefined) entry.delayMs = r.delayMs;
+    const lastStartAt = parseTime(r.lastStartAt);
+    if (lastStartAt !== undefined) entry.lastStartAt = lastStartAt;
+    this.entries.set(key, entry);
+  }
+}
+
+/**
+ * The back-off facts of a published record, for a plan made by another process (`acetate plan`):
+ * only a pending restart, of the container that exists now. The plan honours them only when the
+ * exit they are about is still the process's last one.
+ */
+export function backoffFromRecord(r: CrashLoopRecord | undefined, incarnation: string | undefined): RestartBackoff | undefined {
+  if (!r?.exitId || r.restartAt === undefined || r.delayMs === undefined) return undefined;
+  if (r.incarnation !== undefined && r.incarnation !== incarnation) return undefined;
+  const restartAt = parseTime(r.restartAt);
+  if (restartAt === undefined) return undefined;
+  return { exitId: r.exitId, streak: r.streak, restartAt, delayMs: r.delayMs };
+}
+
+/** backoffFromRecord over the published records of the containers that exist (`acetate plan`). */
+export function backoffFacts(records: { key: string; crashLoop?: CrashLoopRecord }[], actual: ReadonlyMap<string, ActualContainer>): Map<string, RestartBackoff> {
+  const out = new Map<string, RestartBackoff>();
+  for (const r of records) {
+    const a = actual.get(r.key);
+    const f = a ? backoffFromRecord(r.crashLoop, a.applied.createdAt) : undefined;
+    if (f) out.set(r.key, f);
+  }
+  return out;
 }

@@ -2,6 +2,7 @@
  * The loop's side of images: pins a desired container's image before its plan (see
  * images/pin.ts) and words pull failures as Kubernetes does: `ErrImagePull` for the attempt that
  * failed, `ImagePullBackOff` while the back-off waits to try again, with the registry's message.
+ * It decides no delay: the failure itself goes to the reconcile's Requeue (requeueFor).
  */
 import type { DesiredContainer } from '../api/types.js';
 import { ImagePullError } from '../images/errors.js';
@@ -10,11 +11,14 @@ import type { ImageResolver } from '../images/resolver.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { ReconcileError } from './status.js';
 import type { Waiting } from '../contracts/status-record.js';
+import { InvalidError } from '../contracts/errors.js';
 
 export interface PinnedForReconcile {
   desired?: DesiredContainer;
   heldKeys?: Map<string, string>;
   error?: ReconcileError;
+  /** The failure itself, for the Requeue (requeueFor: by its kind). */
+  failure?: unknown;
   waiting?: Waiting;
 }
 
@@ -35,13 +39,17 @@ export async function pinForReconcile(
   failures: number,
 ): Promise<PinnedForReconcile> {
   if (!desired?.spec.image) return { desired };
-  if (!resolver) return { heldKeys: new Map([[key, 'this runtime cannot run images']]), error: { message: 'this runtime cannot run images', retry: 'terminal' } };
+  if (!resolver) {
+    const failure = new InvalidError('this runtime cannot run images');
+    return { heldKeys: new Map([[key, failure.message]]), error: { message: failure.message, retry: 'terminal' }, failure };
+  }
   const r = await pinImage(desired, actual, resolver);
   const out: PinnedForReconcile = {};
   if (r.desired) out.desired = r.desired;
   if (r.held) out.heldKeys = new Map([[key, r.held]]);
   if (r.error) {
     out.error = { message: r.error.message, action: 'pull', retry: 'backoff' };
+    out.failure = r.error;
     const w = pullWaiting(r.error, failures);
     // A container that runs keeps running: its Ready condition stays as it is.
     if (w && !(actual?.process.state === 'running')) out.waiting = w;

@@ -1,16 +1,18 @@
 /**
- * plan(desired, actual) → ordered actions with reasons. Pure: no I/O, no clock. Everything
- * `acetate plan`, `acetate apply` and the loop do starts here.
+ * plan(desired, actual, facts) → ordered actions with reasons, the starts held back, and when to
+ * plan again. Pure: no I/O, no clock (now is an input). Everything `acetate plan`, `acetate apply`
+ * and the loop do starts here, and the loop does exactly what it returns.
  */
 import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '../api/types.js';
 import { hashOf } from '../api/hash.js';
-import type { ActualContainer } from '../runtime/runtime.js';
+import type { ActualContainer, ResourceGranularity } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
 import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
 import { planNetwork } from './network.js';
 import { diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 import { describeImageChange } from './image-change.js';
+import { decideRestart, type HeldStart, type RestartBackoff } from './restart.js';
 
 export interface PlanInput {
   desired: Map<string, DesiredContainer>;
@@ -25,6 +27,12 @@ export interface PlanInput {
   complete: boolean;
   /** Why it is not complete (shown in skipped reasons). */
   incompleteReason?: string;
+  /** Now (epoch ms): what the crash-loop back-off is weighed against. Required with restartBackoff. */
+  now?: number;
+  /** The crash-loop back-off of exited processes, per key (none known: a restart is not held). */
+  restartBackoff?: ReadonlyMap<string, RestartBackoff>;
+  /** How the node rounds resource values (Runtime.granularity); none: compared exactly. */
+  granularity?: ResourceGranularity;
 }
 
 export interface Skipped {
@@ -32,23 +40,22 @@ export interface Skipped {
   reason: string;
 }
 
+/** Plan this key again at `at` (epoch ms), though nothing changes: a held start comes due. */
+export interface PlanRequeue {
+  key: string;
+  at: number;
+}
+
 export interface Plan {
   actions: Action[];
-  /** Keys that are converged. */
+  /** Keys that are converged (nothing to do now, nor due later). */
   unchanged: string[];
   /** Keys left alone on purpose, and why. */
   skipped: Skipped[];
-}
-
-/**
- * Whether a process that exited should run again under its restart policy. An unknown exit code
- * (its supervisor was gone when it ended) may have been 0: OnFailure does not run it again, so a
- * job that succeeded never runs twice (see runtime/runc/supervision.ts).
- */
-export function restartWanted(spec: NormalizedSpec, exitCode: number | undefined): boolean {
-  if (spec.restartPolicy === 'Always') return true;
-  if (spec.restartPolicy === 'OnFailure') return exitCode !== undefined && exitCode !== 0;
-  return false;
+  /** Starts of exited processes not taken now: crash-loop back-off (until a time) or restartPolicy. */
+  held: HeldStart[];
+  /** When to plan keys again on their own. */
+  requeue: PlanRequeue[];
 }
 
 /** The limits in force: read from the cgroup when running, else what was applied. */
@@ -67,7 +74,12 @@ function specHash(spec: NormalizedSpec): string {
   return h;
 }
 
-function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
+interface KeyPlan {
+  actions: Action[];
+  held?: HeldStart;
+}
+
+function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): KeyPlan {
   const want = d.spec;
   const had = a.applied.spec;
   const key = d.key;
@@ -78,15 +90,17 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
   const replaceFields = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
   if (replaceFields.length) {
     const image = describeImageChange(had, want, replaceFields);
-    if (image) return [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: image.discard, reason: image.reason }];
+    if (image) return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: image.discard, reason: image.reason }] };
     const discard = replaceFields.includes('template');
     const reason = discard
       ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
       : `${replaceFields.join(', ')} changed${replaceFields.includes('network') ? ` (network ${had.network} → ${want.network})` : ''}: cannot change in place (private area kept)${userNamespaceNote(had, want)}`;
-    return [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }];
+    return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }] };
   }
+  const g = input.granularity;
 
   const actions: Action[] = [];
+  let held: HeldStart | undefined;
   const inForce = limitsInForce(a);
   const wantsRunning = want.state === 'Running';
   if (running && !wantsRunning) {
@@ -96,31 +110,33 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
     // that was interrupted: stopping again finishes it.
     actions.push({ kind: 'stop', key, desired: d, reason: 'desired Stopped; finishing the stop' });
   } else if (running) {
-    const resChanged = changedResources(inForce, want.resources);
+    const resChanged = changedResources(inForce, want.resources, g);
     if (resChanged.length) {
       const restartFor = resChanged.filter((r) => want.resizePolicy[r] === 'RestartContainer');
-      const change = describeResourceChange(inForce, want.resources);
+      const change = describeResourceChange(inForce, want.resources, resChanged);
       if (restartFor.length) {
         actions.push({ kind: 'restart', key, desired: d, from: inForce, to: want.resources, reason: `${change} (resizePolicy RestartContainer for ${restartFor.join(', ')})` });
       } else {
-        const drift = changedResources(had.resources, want.resources).length === 0;
+        const drift = changedResources(had.resources, want.resources, g).length === 0;
         const disk = resChanged.includes('disk') ? diskChangeNote(a, inForce.diskBytes, want.resources.diskBytes) : '';
         actions.push({ kind: 'resize', key, desired: d, from: inForce, to: want.resources, reason: `${change} (in place${drift ? ', repairing drift' : ''}${disk ? `; ${disk}` : ''})` });
       }
     }
     actions.push(...planNetwork(d, a));
-  } else if (wantsRunning && (a.process.state === 'absent' || restartWanted(want, a.process.exitCode))) {
-    const why = a.process.state === 'exited'
-      ? `process exited${a.process.exitCode !== undefined ? ` with code ${a.process.exitCode}` : ''}; restartPolicy ${want.restartPolicy}`
-      : 'desired Running, not running';
-    actions.push({ kind: 'start', key, desired: d, reason: why });
+  } else if (wantsRunning && a.process.state === 'absent') {
+    actions.push({ kind: 'start', key, desired: d, reason: 'desired Running, not running' });
+  } else if (wantsRunning) {
+    const facts = input.restartBackoff ? { now: input.now!, backoff: input.restartBackoff.get(key) } : undefined;
+    const restart = decideRestart(want, a, facts);
+    if ('start' in restart) actions.push({ kind: 'start', key, desired: d, reason: restart.start });
+    else held = restart.held;
   }
   if (!actions.length) {
     // Nothing to do to the process, yet the record may be stale (policy fields, state, limits of a stopped container).
     const fields: string[] = [
       ...(sameSpec ? [] : changedFields(RECORD_FIELDS, had, want)),
       ...(had.state !== want.state ? ['state'] : []),
-      ...changedResources(had.resources, want.resources).map((r: ResourceName) => `resources.${r}`),
+      ...changedResources(had.resources, want.resources, g).map((r: ResourceName) => `resources.${r}`),
     ];
     if (fields.length) {
       actions.push({ kind: 'configure', key, desired: d, fields, reason: `${fields.join(', ')} changed (no restart needed)` });
@@ -128,15 +144,16 @@ function planOne(d: DesiredContainer, a: ActualContainer): Action[] {
       actions.push({ kind: 'configure', key, desired: d, fields: ['record'], reason: 'applied record is out of date' });
     }
   }
-  return actions;
+  return held ? { actions, held } : { actions };
 }
 
 export function plan(input: PlanInput): Plan {
   const { desired, actual } = input;
+  if (input.restartBackoff && input.now === undefined) throw new Error('plan: restartBackoff needs now');
   const protectedKeys = input.protectedKeys ?? new Set<string>();
   const failing = input.failingOrigins ?? new Set<string>();
   const keys = [...new Set([...desired.keys(), ...actual.keys(), ...(input.heldKeys?.keys() ?? [])])].sort();
-  const out: Plan = { actions: [], unchanged: [], skipped: [] };
+  const out: Plan = { actions: [], unchanged: [], skipped: [], held: [], requeue: [] };
   for (const key of keys) {
     const d = desired.get(key);
     const a = actual.get(key);
@@ -144,9 +161,9 @@ export function plan(input: PlanInput): Plan {
       out.skipped.push({ key, reason: 'its declaration is invalid or conflicting: left as last applied' });
       continue;
     }
-    const held = input.heldKeys?.get(key);
-    if (held !== undefined) {
-      out.skipped.push({ key, reason: held });
+    const heldBefore = input.heldKeys?.get(key);
+    if (heldBefore !== undefined) {
+      out.skipped.push({ key, reason: heldBefore });
       continue;
     }
     if (!d && !a) continue;
@@ -165,9 +182,11 @@ export function plan(input: PlanInput): Plan {
       out.actions.push({ kind: 'create', key, desired: d, reason: (d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)') + isolationSummary(d.spec) });
       continue;
     }
-    const actions = planOne(d!, a!);
-    if (actions.length) out.actions.push(...actions);
-    else out.unchanged.push(key);
+    const { actions, held } = planOne(d!, a!, input);
+    out.actions.push(...actions);
+    if (held) out.held.push(held);
+    if (held?.until !== undefined) out.requeue.push({ key, at: held.until });
+    else if (!actions.length) out.unchanged.push(key);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 /** Renders a plan the way `terraform plan` / `nomad job plan` do, and as JSON. */
 import type { Action, ActionKind } from './actions.js';
 import type { Plan } from './plan.js';
+import type { HeldStart } from './restart.js';
 import { formatResource } from './compare.js';
 import { formatPorts, publishedOnly } from '../api/ports.js';
 
@@ -38,16 +39,29 @@ export function renderPlanLines(plan: Plan): string[] {
   return plan.actions.map((a) => `  ${SYMBOL[a.kind].padStart(3)} ${a.kind.padEnd(9)} ${a.key.padEnd(width)}  ${detail(a)}`);
 }
 
+/** "12:03:10": the time of day a held start is due, in the local time zone (what the user's clock shows). */
+function timeOfDay(ms: number): string {
+  return new Date(ms).toTimeString().slice(0, 8);
+}
+
+/** "start blocked by crash-loop back-off until 12:03:10 (back-off 20s restarting failed container: exited with code 1)" */
+export function describeHeld(h: HeldStart): string {
+  if (h.until !== undefined) return `start blocked by crash-loop back-off until ${timeOfDay(h.until)} (${h.message})`;
+  return `not started again: ${h.message}`;
+}
+
 const SUMMARY_ORDER: ActionKind[] = ['create', 'start', 'resize', 'ports', 'network', 'restart', 'replace', 'configure', 'stop', 'destroy'];
 
 export function summarizePlan(plan: Plan): string {
+  const due = plan.held.filter((h) => h.until !== undefined).length;
+  const waiting = due ? `, ${due} start(s) held by crash-loop back-off` : '';
   if (!plan.actions.length) {
-    return `No changes. ${plan.unchanged.length} container(s) converged${plan.skipped.length ? `, ${plan.skipped.length} left alone` : ''}.`;
+    return `No changes. ${plan.unchanged.length} container(s) converged${plan.skipped.length ? `, ${plan.skipped.length} left alone` : ''}${waiting}.`;
   }
   const counts = new Map<ActionKind, number>();
   for (const a of plan.actions) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
   const parts = SUMMARY_ORDER.filter((k) => counts.has(k)).map((k) => `${counts.get(k)} to ${k}`);
-  return `Plan: ${parts.join(', ')}; ${plan.unchanged.length} unchanged${plan.skipped.length ? `, ${plan.skipped.length} left alone` : ''}.`;
+  return `Plan: ${parts.join(', ')}; ${plan.unchanged.length} unchanged${plan.skipped.length ? `, ${plan.skipped.length} left alone` : ''}${waiting}.`;
 }
 
 export function renderPlan(plan: Plan): string {
@@ -55,8 +69,9 @@ export function renderPlan(plan: Plan): string {
   if (plan.actions.length) {
     lines.push('acetate will perform the following actions:', '', ...renderPlanLines(plan), '');
   }
+  for (const h of plan.held) lines.push(`  ! held       ${h.key}: ${describeHeld(h)}`);
   for (const s of plan.skipped) lines.push(`  ! left alone ${s.key}: ${s.reason}`);
-  if (plan.skipped.length) lines.push('');
+  if (plan.skipped.length || plan.held.length) lines.push('');
   lines.push(summarizePlan(plan));
   return lines.join('\n') + '\n';
 }
@@ -74,5 +89,7 @@ export function planToJson(plan: Plan): unknown {
     })),
     unchanged: plan.unchanged,
     skipped: plan.skipped,
+    held: plan.held.map((h) => ({ key: h.key, action: 'start', reason: h.reason, message: h.message, ...(h.until !== undefined ? { until: new Date(h.until).toISOString() } : {}) })),
+    requeue: plan.requeue.map((r) => ({ key: r.key, at: new Date(r.at).toISOString() })),
   };
 }

@@ -21,6 +21,17 @@ export interface AppliedRecord {
   createdAt: string;
 }
 
+/**
+ * How the node stores a resource value it is given: memory limits in whole pages rounded down,
+ * disk images in whole blocks rounded up. The plan compares what it reads back with what is
+ * desired as the node would store it, so a rounded value is not taken for drift.
+ */
+export interface Granularity {
+  step: number;
+  rounding: 'down' | 'up';
+}
+export type ResourceGranularity = Partial<Record<ResourceName, Granularity>>;
+
 /** Whether the container's process is running. `absent`: never started, or stopped and cleaned up. */
 export type ProcessState = 'running' | 'exited' | 'absent';
 
@@ -149,6 +160,8 @@ export interface Runtime {
   readonly name: string;
   /** Images as templates (src/images), when this runtime can run them. */
   readonly images?: ImageStore;
+  /** How this runtime's node rounds resource values (none: values are kept as given). */
+  readonly granularity?: ResourceGranularity;
   /** Checks the runtime can work here (binaries, privileges); throws a RuntimeUnavailableError otherwise. */
   preflight(): Promise<void>;
   /** Every container this acetate instance manages. */

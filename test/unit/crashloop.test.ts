@@ -1,9 +1,15 @@
+/**
+ * Crash-loop bookkeeping (CrashLoopTracker) and the plan's gating of a restart on it, driven by a
+ * fake clock: the tracker counts exits, plan() decides from its facts.
+ */
 import assert from 'node:assert/strict';
-import { CrashLoopTracker, policyAllowsRestart } from '../../src/controller/crashloop.js';
+import { backoffFromRecord, CrashLoopTracker } from '../../src/controller/crashloop.js';
 import { FakeClock } from '../../src/contracts/clock.js';
-import type { ProcessInfo } from '../../src/runtime/runtime.js';
+import { plan } from '../../src/plan/plan.js';
+import type { ActualContainer, ProcessInfo } from '../../src/runtime/runtime.js';
+import { actualFrom, desired } from '../support/model.js';
 
-describe('crash-loop backoff', () => {
+describe('crash-loop back-off', () => {
   let clock: FakeClock;
   let t: CrashLoopTracker;
   beforeEach(() => {
@@ -11,90 +17,108 @@ describe('crash-loop backoff', () => {
     t = new CrashLoopTracker({}, clock);
   });
 
+  const web = desired('web', { restartPolicy: 'Always' });
   const iso = (ms: number): string => new Date(ms).toISOString();
   let runs = 0;
-  /** A process that ran for ranMs and exited now. */
-  function exited(exitCode: number | undefined, ranMs = 1000): ProcessInfo {
+  /** The container after a process that ran for ranMs exited now. */
+  function exited(exitCode: number | undefined, opts: { ranMs?: number; restartCount?: number } = {}): ActualContainer {
     runs++;
-    const p: ProcessInfo = { state: 'exited', startedAt: iso(clock.now() - ranMs), finishedAt: iso(clock.now()), pid: 1000 + runs };
+    const p: ProcessInfo = { state: 'exited', startedAt: iso(clock.now() - (opts.ranMs ?? 1000)), finishedAt: iso(clock.now()), pid: 1000 + runs };
     if (exitCode !== undefined) p.exitCode = exitCode;
-    return p;
+    return { ...actualFrom(web, p), restartCount: opts.restartCount ?? 0 };
   }
-
-  it('restartPolicy decides whether an exit is restarted', () => {
-    assert.equal(policyAllowsRestart('Always', 0), true);
-    assert.equal(policyAllowsRestart('Always', 1), true);
-    assert.equal(policyAllowsRestart('OnFailure', 0), false);
-    assert.equal(policyAllowsRestart('OnFailure', 137), true);
-    // Unknown (its supervisor was gone when it ended): it may have succeeded, so it is not run again.
-    assert.equal(policyAllowsRestart('OnFailure', undefined), false);
-    assert.equal(policyAllowsRestart('Always', undefined), true);
-    assert.equal(t.decide('k', { policy: 'OnFailure', process: exited(undefined) }).kind, 'never');
-    assert.equal(policyAllowsRestart('Never', 1), false);
-    assert.equal(t.decide('k', { policy: 'Never', process: exited(1) }).kind, 'never');
-    assert.equal(t.decide('k', { policy: 'OnFailure', process: exited(0) }).kind, 'never');
-  });
+  /** What the loop does: count the exit, then plan with the facts. */
+  function planAfter(a: ActualContainer) {
+    const facts = t.observe(a);
+    return plan({ desired: new Map([[web.key, web]]), actual: new Map([[a.key, a]]), complete: true, now: clock.now(), restartBackoff: new Map([[a.key, facts]]) });
+  }
+  const starts = (p: ReturnType<typeof plan>): number => p.actions.filter((a) => a.kind === 'start').length;
 
   it('waits 10s, 20s, 40s … capped at 5 min between consecutive crashes', () => {
     const delays: number[] = [];
     for (let i = 0; i < 8; i++) {
-      const p = exited(1);
-      const d = t.decide('k', { policy: 'Always', process: p, restartCount: i });
-      assert.equal(d.kind, 'later');
-      if (d.kind !== 'later') return;
-      delays.push(d.delayMs);
-      assert.match(d.reason, /back-off (\d+m)?(\d+s)? restarting failed container: exited with code 1/);
-      clock.advance(d.delayMs - 1);
-      assert.equal(t.decide('k', { policy: 'Always', process: p, restartCount: i }).kind, 'later', 'same exit, not yet');
+      const a = exited(1, { restartCount: i });
+      const first = planAfter(a);
+      assert.equal(starts(first), 0, 'held at the exit');
+      const held = first.held[0]!;
+      assert.equal(held.reason, 'CrashLoopBackOff');
+      assert.match(held.message, /back-off (\d+m)?(\d+s)? restarting failed container: exited with code 1/);
+      delays.push(held.until! - clock.now());
+      assert.deepEqual(first.requeue, [{ key: web.key, at: held.until }], 'the plan asks to come back when it is due');
+      clock.advance(held.until! - clock.now() - 1);
+      assert.equal(starts(planAfter(a)), 0, 'same exit, not yet');
       clock.advance(1);
-      assert.equal(t.decide('k', { policy: 'Always', process: p, restartCount: i }).kind, 'now');
-      t.noteStarted('k');
+      const due = planAfter(a);
+      assert.equal(starts(due), 1, 'released at T');
+      assert.deepEqual(due.held, []);
+      t.noteStarted(web.key);
       clock.advance(1000); // runs 1s, then crashes again
     }
     assert.deepEqual(delays, [10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000]);
-    assert.equal(t.streak('k'), 8);
+    assert.equal(t.streak(web.key), 8);
   });
 
   it('the same exit seen many times counts once', () => {
-    const p = exited(2);
-    for (let i = 0; i < 5; i++) t.decide('k', { policy: 'OnFailure', process: p, restartCount: 0 });
-    assert.equal(t.streak('k'), 1);
+    const a = exited(2);
+    for (let i = 0; i < 5; i++) t.observe(a);
+    assert.equal(t.streak(web.key), 1);
   });
 
   it('a run of 10 minutes resets the streak', () => {
     for (let i = 0; i < 4; i++) {
-      const d = t.decide('k', { policy: 'Always', process: exited(1), restartCount: i });
-      if (d.kind === 'later') clock.advance(d.delayMs);
-      t.noteStarted('k');
+      const f = t.observe(exited(1, { restartCount: i }));
+      clock.advance(f.restartAt - clock.now());
+      t.noteStarted(web.key);
       clock.advance(1000);
     }
-    assert.equal(t.streak('k'), 4);
+    assert.equal(t.streak(web.key), 4);
     clock.advance(10 * 60_000);
-    const d = t.decide('k', { policy: 'Always', process: exited(1, 10 * 60_000), restartCount: 4 });
-    assert.equal(t.streak('k'), 1);
-    assert.equal(d.kind, 'later');
-    if (d.kind === 'later') assert.equal(d.delayMs, 10_000);
+    const f = t.observe(exited(1, { ranMs: 10 * 60_000, restartCount: 4 }));
+    assert.equal(t.streak(web.key), 1);
+    assert.equal(f.restartAt - clock.now(), 10_000);
   });
 
   it('an exit long ago (e.g. while acetate was down) restarts now', () => {
-    const p: ProcessInfo = { state: 'exited', exitCode: 1, startedAt: iso(clock.now() - 120_000), finishedAt: iso(clock.now() - 60_000) };
-    assert.equal(t.decide('k', { policy: 'Always', process: p }).kind, 'now');
+    const a = { ...actualFrom(web, { state: 'exited', exitCode: 1, startedAt: iso(clock.now() - 120_000), finishedAt: iso(clock.now() - 60_000) }) };
+    assert.equal(starts(planAfter(a)), 1);
   });
 
   it('without timestamps, uses the time the exit was first seen and the time of the last start', () => {
-    t.noteStarted('k');
+    t.noteStarted(web.key);
     clock.advance(5000);
-    const d = t.decide('k', { policy: 'Always', process: { state: 'exited', exitCode: 3 }, restartCount: 0 });
-    assert.equal(d.kind, 'later');
-    if (d.kind === 'later') assert.equal(d.at, clock.now() + 10_000);
+    const f = t.observe(actualFrom(web, { state: 'exited', exitCode: 3 }));
+    assert.equal(f.restartAt, clock.now() + 10_000);
   });
 
   it('honours injected base and cap, and forget()', () => {
     t = new CrashLoopTracker({ baseMs: 100, maxMs: 300 }, clock);
-    const d1 = t.decide('k', { policy: 'Always', process: exited(1) });
-    assert.ok(d1.kind === 'later' && d1.delayMs === 100);
-    t.forget('k');
-    assert.equal(t.streak('k'), 0);
-    assert.equal(t.restartAt('k'), undefined);
+    assert.equal(t.observe(exited(1)).delayMs, 100);
+    t.forget(web.key);
+    assert.equal(t.streak(web.key), 0);
+    assert.equal(t.restartAt(web.key), undefined);
+  });
+
+  it('a restarted loop takes up the published streak; another process reads the pending restart', () => {
+    const a = exited(1);
+    t.observe(a);
+    clock.advance(10_000);
+    t.noteStarted(web.key);
+    clock.advance(1000);
+    const b = exited(1, { restartCount: 1 });
+    const facts = t.observe(b);
+    const rec = t.toRecord(web.key)!;
+    assert.equal(rec.streak, 2);
+    assert.equal(rec.restartAt, iso(facts.restartAt));
+    // `acetate plan`: the same facts, for the container that exists now only.
+    assert.deepEqual(backoffFromRecord(rec, b.applied.createdAt), facts);
+    assert.equal(backoffFromRecord(rec, '2030-01-01T00:00:00Z'), undefined, 'a container created again since is another one');
+    // A new `acetate run`: the same exit is not counted again, the next one is the third.
+    const t2 = new CrashLoopTracker({}, clock);
+    t2.seed(web.key, JSON.parse(JSON.stringify(rec)));
+    assert.deepEqual(t2.observe(b), facts);
+    clock.advance(facts.restartAt - clock.now());
+    t2.noteStarted(web.key);
+    clock.advance(1000);
+    assert.equal(t2.observe(exited(1, { restartCount: 2 })).streak, 3);
   });
 });

@@ -6,10 +6,13 @@ import assert from 'node:assert/strict';
 import { Controller } from '../../src/controller/loop.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { findCondition } from '../../src/controller/status.js';
-import type { ContainerEvent, EventRecorder, StatusSink } from '../../src/contracts/sinks.js';
+import type { ContainerEvent, DetailedStatusSink, EventRecorder, StatusSink } from '../../src/contracts/sinks.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
+import { StatusStore } from '../../src/controller/status-store.js';
+import { withTmpDir } from '../support/tmpdir.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
-import { SpecError } from '../../src/apply/errors.js';
+import { ConflictError, GoneError, InvalidError, TransientError } from '../../src/contracts/errors.js';
 import { hashOf } from '../../src/api/hash.js';
 import type { ContainerStatus, DesiredContainer, Resources } from '../../src/api/types.js';
 import type { ActualContainer, AppliedRecord, CreateRequest, ProcessInfo, ResizeResult, Runtime, ExecResult, StopOptions } from '../../src/runtime/runtime.js';
@@ -165,6 +168,26 @@ class Sink implements StatusSink, EventRecorder {
   }
   record(key: string, ev: ContainerEvent): void {
     this.events.push({ key, ev });
+  }
+}
+
+/** A Kubernetes-like detailed sink whose next writes fail as told. */
+class FlakySink implements DetailedStatusSink {
+  records = new Map<string, StatusRecord>();
+  removed: string[] = [];
+  failPublish: Error[] = [];
+  failRemove: Error[] = [];
+  async publish(): Promise<void> {}
+  async publishDetailed(r: StatusRecord): Promise<void> {
+    const err = this.failPublish.shift();
+    if (err) throw err;
+    this.records.set(r.key, r);
+  }
+  async remove(key: string): Promise<void> {
+    const err = this.failRemove.shift();
+    if (err) throw err;
+    this.removed.push(key);
+    this.records.delete(key);
   }
 }
 
@@ -356,7 +379,7 @@ describe('Controller (in-memory runtime, fake clock)', () => {
   });
 
   it('a terminal error waits for the next change of the key (resyncs do not retry it)', async () => {
-    rt.fail.set('create', new SpecError('template nope not found'));
+    rt.fail.set('create', new InvalidError('template nope not found'));
     await startWith([web]);
     assert.ok(c.queue.isParked('default/web'));
     rt.calls = [];
@@ -432,5 +455,71 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     clock.advance(0);
     await settle(c);
     assert.equal(ready()?.status, 'True');
+  });
+  it('a status sink that fails is the reconcile\'s Requeue, by the failure\'s kind (not a logged warning)', async () => {
+    const flaky = new FlakySink();
+    c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, statusSinks: [flaky], nodeName: 'node1' });
+    await startWith([web]);
+    assert.equal(flaky.records.get('default/web')?.status.phase, 'Running');
+    flaky.failPublish.push(new ConflictError('the object was modified'));
+    assert.deepEqual((await c.reconcile('default/web')).requeue.kind, 'now', 'a conflict: again at once');
+    flaky.failPublish.push(new TransientError('apiserver 503'));
+    const r = await c.reconcile('default/web');
+    assert.equal(r.requeue.kind, 'backoff', 'a transient failure: back off');
+    flaky.failPublish.push(new GoneError('the object is gone'));
+    assert.equal((await c.reconcile('default/web')).requeue.kind, 'done', 'gone: nothing left to do');
+    // Through the queue: a transient failure is retried after the backoff and then written.
+    flaky.failPublish.push(new TransientError('apiserver 503'));
+    rt.boxes.get('default/web')!.limits.memoryBytes = 1; // something to publish
+    await c.resync();
+    await settle(c);
+    assert.equal(c.queue.failures('default/web'), 1);
+    clock.advance(1000);
+    await settle(c);
+    assert.equal(c.queue.failures('default/web'), 0);
+    assert.equal(flaky.failPublish.length, 0);
+  });
+
+  it('removing the status of a destroyed container (a finalizer) is a reconcile step: retried until it is done', async () => {
+    const flaky = new FlakySink();
+    c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, statusSinks: [flaky], nodeName: 'node1' });
+    await startWith([web]);
+    flaky.failRemove.push(new TransientError('apiserver 503'));
+    src.set([]);
+    await settle(c);
+    assert.ok(!rt.boxes.has('default/web'), 'destroyed');
+    assert.deepEqual(flaky.removed, [], 'the removal failed');
+    assert.equal(c.queue.failures('default/web'), 1, 'and backs off');
+    clock.advance(1000);
+    await settle(c);
+    assert.deepEqual(flaky.removed, ['default/web'], 'removed at the retry');
+  });
+
+  it('a restarted loop goes on counting the crash-loop streak it published', async () => {
+    await withTmpDir(async (dir) => {
+      const store = new StatusStore(dir);
+      c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, statusStore: store, nodeName: 'node1' });
+      await startWith([web]);
+      rt.exit('default/web', 1);
+      await c.resync();
+      await settle(c);
+      clock.advance(10_000);
+      await settle(c);
+      assert.equal(rt.boxes.get('default/web')!.process.state, 'running', 'first restart after 10s');
+      rt.exit('default/web', 1);
+      await c.stop();
+      const c2 = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, statusStore: new StatusStore(dir), nodeName: 'node1' });
+      try {
+        await c2.start();
+        await settle(c2);
+        const r = await c2.reconcile('default/web');
+        assert.deepEqual(r.results, []);
+        assert.equal(r.waiting?.reason, 'CrashLoopBackOff');
+        assert.match(r.waiting!.message, /back-off 20s/, 'the second crash in a row, not a first one');
+        assert.deepEqual(r.requeue, { kind: 'after', ms: 20_000 });
+      } finally {
+        await c2.stop();
+      }
+    });
   });
 });

@@ -9,6 +9,8 @@ import { renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { hashOf } from '../../api/hash.js';
+import { appliedRecord } from '../applied-record.js';
+import { RUNC_GRANULARITY } from './granularity.js';
 import type { Resources } from '../../api/types.js';
 import { containerKey, splitKey } from '../../api/types.js';
 import { NotFoundError, NotRunningError, RuntimeUnavailableError, type ActualContainer, type AppliedRecord, type CreateRequest, type ExecRequest, type ExecResult, type FollowOptions, type LogOptions, type RemoveOptions, type ResizeResult, type Runtime, type StopOptions } from '../runtime.js';
@@ -107,6 +109,7 @@ const INSTALL_HINT = 'install it with `apt-get install -y runc conmon`';
 
 export class RuncRuntime implements Runtime {
   readonly name = 'runc';
+  readonly granularity = RUNC_GRANULARITY;
   readonly paths: InstancePaths;
   readonly templates: TemplateStore;
   readonly images: ImageStore;
@@ -380,14 +383,7 @@ export class RuncRuntime implements Runtime {
     await this.locks.run(t.key, async () => {
       const dirExists = existsNow(cp.dir);
       const existing = dirExists ? await readRecord(cp.record) : undefined;
-      const record: AppliedRecord = {
-        namespace: req.namespace,
-        name: req.name,
-        spec: req.spec,
-        specHash,
-        source: req.source,
-        createdAt: existing?.createdAt ?? new Date(this.now()).toISOString(),
-      };
+      const record = appliedRecord(req, existing?.createdAt ?? new Date(this.now()).toISOString());
       if (dirExists) {
         // Re-created over a kept private area (a replace), or a record being rewritten.
         await makeDirs([...this.disk.plainLayers(cp, record), cp.rootfs]);
@@ -648,8 +644,7 @@ export class RuncRuntime implements Runtime {
     if (resources.memoryBytes !== undefined) clean.memoryBytes = resources.memoryBytes;
     if (resources.pids !== undefined) clean.pids = resources.pids;
     if (resources.diskBytes !== undefined) clean.diskBytes = resources.diskBytes;
-    const spec = { ...record.spec, resources: clean };
-    await writeJsonAtomic(cp.record, { ...record, spec, specHash: hashOf(spec) } satisfies AppliedRecord);
+    await writeJsonAtomic(cp.record, appliedRecord(record, record.createdAt, clean));
   }
 
   // ---------------------------------------------------------------- remove

@@ -1,0 +1,50 @@
+/** What the loop (controller/loop.ts) is made of and tuned with. */
+import type { Runtime } from '../runtime/runtime.js';
+import type { DesiredSource } from '../contracts/source.js';
+import type { EventRecorder, StatusSink } from '../contracts/sinks.js';
+import type { BackoffOptions } from '../util/backoff.js';
+import type { Clock } from '../contracts/clock.js';
+import type { Logger } from '../contracts/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { CrashLoopOptions } from './crashloop.js';
+import type { StatusStore } from './status-store.js';
+import type { PlanFn } from './reconcile.js';
+import type { ExecuteFn } from './run-actions.js';
+
+export interface ControllerOptions {
+  runtime: Runtime;
+  sources: DesiredSource[];
+  /** plan() from src/plan/plan.ts (injected so the loop can be tested with fakes). */
+  plan: PlanFn;
+  /** executeAction() from src/apply/execute.ts. */
+  execute: ExecuteFn;
+  clock?: Clock;
+  /** Keys reconciled at once. Default 4. */
+  concurrency?: number;
+  /** Full resync period of actual state; 0 disables. Default 30 s. */
+  resyncMs?: number;
+  /**
+   * Period of a light poll of process states (runtime.list) that enqueues only the keys whose
+   * process changed (exited, vanished, appeared), so an exit is noticed within this period rather
+   * than at the next full resync. 0 disables. Default 2 s.
+   */
+  processPollMs?: number;
+  /** Error backoff per key. Default 1 s doubling to 5 min. */
+  backoff?: BackoffOptions;
+  /** Crash-loop restart backoff. Default 10 s doubling to 5 min, reset after 10 min running. */
+  crashLoop?: CrashLoopOptions;
+  /** Retry period of a resize the kernel deferred. Default 15 s. */
+  deferredRetryMs?: number;
+  statusSinks?: StatusSink[];
+  recorders?: EventRecorder[];
+  /** Seeds previous statuses and crash-loop streaks, and receives source problems. */
+  statusStore?: StatusStore;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** Reported in status.node. Default: the host name. */
+  nodeName?: string;
+  /** Probe checks run at once across all containers (see probes/prober.ts). Default 8. */
+  probeConcurrency?: number;
+  /** How long a registry's answer for an image name (imagePullPolicy Always) is reused. Default 10 s. */
+  imageResolveCacheMs?: number;
+}

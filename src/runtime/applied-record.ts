@@ -1,0 +1,21 @@
+/**
+ * The one builder of an AppliedRecord, used by the actions (apply/execute.ts) and by the runtime
+ * when it creates a container or records the resources in force: the spec hash always follows
+ * the spec it is written with.
+ */
+import type { NormalizedSpec, Resources, SourceRef } from '../api/types.js';
+import { hashOf } from '../api/hash.js';
+import type { AppliedRecord } from './runtime.js';
+
+export interface AppliedOf {
+  namespace: string;
+  name: string;
+  spec: NormalizedSpec;
+  source: SourceRef;
+}
+
+/** The record of `of` applied, created at createdAt; with `resources`, those replace the spec's (what is in force). */
+export function appliedRecord(of: AppliedOf, createdAt: string, resources?: Resources): AppliedRecord {
+  const spec = resources ? { ...of.spec, resources } : of.spec;
+  return { namespace: of.namespace, name: of.name, spec, specHash: hashOf(spec), source: of.source, createdAt };
+}
