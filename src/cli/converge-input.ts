@@ -6,6 +6,8 @@ import type { PlanInput } from '../plan/plan.js';
 import { detectNodeCapacity } from '../sources/kube/desired.js';
 import { pinAll } from '../images/pin.js';
 import { ImageResolver } from '../images/resolver.js';
+import { readStatusRecords } from '../controller/status-store.js';
+import { backoffFacts } from '../controller/crashloop.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
@@ -17,10 +19,16 @@ export function nodeName(flag?: string): string {
   return flag ?? process.env.NODE_NAME ?? os.hostname();
 }
 
-export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean; node: string; runtime: Runtime }): Promise<ConvergeInput> {
-  const [snapshot, list] = await Promise.all([
+/**
+ * Reads everything plan and apply decide on. `stateDir` gives the crash-loop back-off `acetate
+ * run` published (read only; honoured only for the exit it is about), so plan shows, and apply
+ * takes, the same held starts the loop does.
+ */
+export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean; node: string; runtime: Runtime; stateDir: string; now?: number }): Promise<ConvergeInput> {
+  const [snapshot, list, records] = await Promise.all([
     loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity: detectNodeCapacity() }),
     opts.runtime.list(),
+    readStatusRecords(opts.stateDir),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
   // Image digests are facts found before planning (a registry lookup for `Always`); see images/pin.ts.
@@ -43,6 +51,8 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
       complete: snapshot.complete,
       incompleteReason: snapshot.incompleteReason,
       ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
+      now: opts.now ?? Date.now(),
+      restartBackoff: backoffFacts(records, actual),
     },
   };
 }

@@ -48,7 +48,7 @@ Exit status: 0 converged, 1 any error.`,
     // the same containers would be carried out over its work.
     if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
+    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime, stateDir: ctx.stateDir });
     const p = plan(input.planInput);
     printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);

@@ -5,8 +5,6 @@ import { plan } from '../../plan/plan.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
 import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
 import { printProblems, printWarnings } from '../problems.js';
-import { readStatusRecords } from '../../controller/status-store.js';
-import { backoffFacts } from '../../controller/crashloop.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -21,7 +19,7 @@ and prints the actions apply would take:
   -/+ replace   a field that cannot change in place changed (the reason lists them)
   -   destroy   a container no longer declared
   !   held      a restart not taken now: crash-loop back-off (until the time shown, as
-                \`acetate run\` does) or restartPolicy
+                \`acetate run\` and \`apply\` do) or restartPolicy
 Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
 containers are left as they are).`,
   async run(argv, ctx) {
@@ -29,11 +27,8 @@ containers are left as they are).`,
     if (!values.file) throw new UsageError('plan needs -f DIR');
     if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
     const { runtime } = await ctx.openRuntime();
-    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime });
-    // The crash-loop back-off `acetate run` published: the plan holds the same starts the loop
-    // holds, until the same time (read only; honoured only for the exit it is about).
-    const restartBackoff = backoffFacts(await readStatusRecords(ctx.stateDir), input.actual);
-    const p = plan({ ...input.planInput, now: Date.now(), restartBackoff });
+    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime, stateDir: ctx.stateDir });
+    const p = plan(input.planInput);
     printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);
     if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
