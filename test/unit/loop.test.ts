@@ -9,7 +9,7 @@ import { findCondition } from '../../src/controller/status.js';
 import type { ContainerEvent, EventRecorder, StatusSink } from '../../src/contracts/sinks.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
-import { SpecError } from '../../src/apply/errors.js';
+import { InvalidError } from '../../src/contracts/errors.js';
 import { hashOf } from '../../src/api/hash.js';
 import type { ContainerStatus, DesiredContainer, Resources } from '../../src/api/types.js';
 import type { ActualContainer, AppliedRecord, CreateRequest, ProcessInfo, ResizeResult, Runtime, ExecResult, StopOptions } from '../../src/runtime/runtime.js';
@@ -356,7 +356,7 @@ describe('Controller (in-memory runtime, fake clock)', () => {
   });
 
   it('a terminal error waits for the next change of the key (resyncs do not retry it)', async () => {
-    rt.fail.set('create', new SpecError('template nope not found'));
+    rt.fail.set('create', new InvalidError('template nope not found'));
     await startWith([web]);
     assert.ok(c.queue.isParked('default/web'));
     rt.calls = [];

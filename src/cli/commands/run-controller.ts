@@ -5,7 +5,7 @@ import { parse, parseDuration, parsePositiveInt } from '../args.js';
 import { commandLine, nodeName } from '../converge-input.js';
 import { plan } from '../../plan/plan.js';
 import { executeAction } from '../../apply/execute.js';
-import { messageOf } from '../../apply/errors.js';
+import { messageOf } from '../../contracts/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
