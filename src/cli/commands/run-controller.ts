@@ -91,7 +91,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     if (values.kube) {
       // Loaded only in Kubernetes mode: the client costs ~80 MiB and ~0.4 s of start-up.
       const { createKubeSource } = await import('../../sources/kube/index.js');
-      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime });
+      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger });
     }
   } catch (err) {
     logger.error(messageOf(err));
