@@ -9,23 +9,13 @@ import { judgeCompleteness, type ReadOutcome } from '../../src/sources/files/com
 import { loadManifestDir } from '../../src/sources/files/load.js';
 import { FileSource } from '../../src/sources/files/watch.js';
 import { withTmpDir, writeFiles } from '../support/tmpdir.js';
+import { manifest } from '../support/manifest.js';
 
 const ROOT = '/etc/acetate/manifests';
 
 function judge(over: Partial<ReadOutcome>) {
   return judgeCompleteness({ root: ROOT, rootState: { kind: 'ok' }, files: [], containers: 0, allowEmpty: false, ...over });
 }
-
-const manifest = (name: string, memory = '64Mi') => `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sleep", "1000"]
-  resources:
-    memory: ${memory}
-`;
 
 describe('files: completeness (the safety rule)', () => {
   it('not read yet: incomplete, even with --allow-empty', () => {
@@ -81,7 +71,7 @@ describe('files: completeness (the safety rule)', () => {
       { what: 'only other files', files: { 'README.md': '# hi' }, complete: false, reason: /^no manifest files in / },
       { what: 'only a YAML syntax error', files: { 'bad.yaml': 'kind: [' }, complete: false, reason: /^no valid manifest in / },
       { what: 'only a conflict', files: { 'a.yaml': manifest('web'), 'b.yaml': manifest('web') }, complete: false, reason: /^no valid manifest in / },
-      { what: 'a valid and an invalid file', files: { 'ok.yaml': manifest('ok'), 'bad.yaml': manifest('bad', '12 GB') }, complete: true },
+      { what: 'a valid and an invalid file', files: { 'ok.yaml': manifest('ok'), 'bad.yaml': manifest('bad', { memory: '12 GB' }) }, complete: true },
     ];
     for (const c of cases) {
       it(c.what, async () => {
