@@ -1,6 +1,10 @@
-/** Failures of an action, and the one place that decides whether retrying can help. */
+/**
+ * Failures of an action. Whether retrying can help is not decided here: it is the failure's kind
+ * (contracts/errors.ts: a runtime refusal is an InvalidError, anything untyped is transient), and
+ * WorkQueue.done turns the kind into a delay. ActionError only says which action failed.
+ */
 import type { ActionKind } from '../plan/actions.js';
-import { NotFoundError, RuntimeUnavailableError } from '../runtime/runtime.js';
+import { failureKind, messageOf } from '../contracts/errors.js';
 
 /**
  * backoff: retry with per-key exponential backoff (runtime hiccup, disk full, busy...).
@@ -20,25 +24,7 @@ export class ActionError extends Error {
   }
 }
 
-export function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
-
-/** Errors that no retry of the same spec fixes. */
-export class SpecError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SpecError';
-  }
-}
-
-/** Errors of the runtime that say the spec itself cannot run (same spec, same failure). */
-const SPEC_ERROR_NAMES = new Set(['SpecError', 'OciConfigError', 'ImageProcessError']);
-
+/** The retry hint of a failure, from its kind: an invalid input is terminal, anything else backs off. */
 export function classify(err: unknown): RetryHint {
-  if (err instanceof Error && SPEC_ERROR_NAMES.has(err.name)) return 'terminal';
-  if (err instanceof RuntimeUnavailableError) return 'backoff';
-  if (err instanceof NotFoundError) return 'backoff';
-  return 'backoff';
+  return failureKind(err) === 'invalid' ? 'terminal' : 'backoff';
 }

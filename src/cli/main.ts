@@ -5,7 +5,8 @@ import { print, UsageError, type Command } from './command.js';
 import { createContext, resolveRunDir, resolveStateDir, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './context.js';
 import { RuntimeUnavailableError } from '../runtime/runtime.js';
 import { DEFAULT_BRIDGE, DEFAULT_SUBNET } from '../runtime/network/node-config.js';
-import { ActionError, messageOf } from '../apply/errors.js';
+import { ActionError } from '../apply/errors.js';
+import { messageOf } from '../contracts/errors.js';
 
 const VERSION = '0.1.0';
 

@@ -9,6 +9,7 @@
  * - user: the image's User (`uid`, `uid:gid`, `name`, `name:group`, resolved against the image's
  *   /etc/passwd and /etc/group by the caller).
  */
+import { InvalidError } from '../contracts/errors.js';
 
 /** The parts of an OCI image config (`config` object) that shape the process. */
 export interface ImageProcessConfig {
@@ -33,9 +34,10 @@ export interface EffectiveProcess {
   cwd: string;
 }
 
-export class ImageProcessError extends Error {
-  constructor(message: string) {
-    super(message);
+/** The image and the manifest together give no process that can run (terminal until either changes). */
+export class ImageProcessError extends InvalidError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'ImageProcessError';
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Per-key exponential backoff for reconcile errors: base, doubling, capped; forgotten on success.
- * The queue owns one; nothing else decides retry delays for errors.
+ * Exponential backoff: base, doubling, capped. The work queue owns the per-key one (KeyedBackoff)
+ * and alone decides retry delays of reconciles; the kube informer's reconnect uses backoffDelay
+ * for its own schedule (with jitter, so that many nodes do not reconnect in step).
  */
 
 export interface BackoffOptions {
@@ -10,6 +11,10 @@ export interface BackoffOptions {
   maxMs?: number;
   /** Multiplier between consecutive failures. Default 2. */
   factor?: number;
+  /** Fraction of the delay taken off at random (0.25: between 75% and 100% of it). Default 0. */
+  jitter?: number;
+  /** Random source in [0, 1) for the jitter. Default Math.random. */
+  random?: () => number;
 }
 
 export const DEFAULT_BACKOFF = { baseMs: 1000, maxMs: 5 * 60_000, factor: 2 } as const;
@@ -23,7 +28,10 @@ export function backoffDelay(failures: number, opts: BackoffOptions = {}): numbe
   // Avoid overflow for huge failure counts: once past the cap, stay there.
   const exp = Math.min(failures - 1, 64);
   const d = base * Math.pow(factor, exp);
-  return Number.isFinite(d) ? Math.min(d, max) : max;
+  const capped = Number.isFinite(d) ? Math.min(d, max) : max;
+  const jitter = opts.jitter ?? 0;
+  if (jitter <= 0) return capped;
+  return Math.round(capped * (1 - jitter + (opts.random ?? Math.random)() * jitter));
 }
 
 export class KeyedBackoff {

@@ -25,7 +25,7 @@ import { KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
 import { computeStatus } from '../../src/controller/status.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
 
 const run = promisify(execFile);
 const CTRL = path.join(PACKAGE_ROOT, 'controller');
@@ -165,20 +165,22 @@ describe('kube: controller/ deployment', () => {
     // Everything the kube source does, against the fake: list, watch, add finalizer, status
     // (with a 409 re-read), events (new and repeated), remove finalizer.
     const { fake, api } = await startFake();
-    const source = new KubeSource({ node: NODE, api, capacity: false, finalizer: { sweepIntervalMs: 0 } });
+    const source = new KubeSource({ node: NODE, api, capacity: false });
     try {
       fake.create(containerObj('web'));
       await source.start(() => undefined);
+      await stepLikeTheLoop(() => source.finalizers.publish('default/web'));
       await waitFor(() => source.snapshot().containers.has('default/web'), { what: 'web desired' });
       const desired = source.snapshot().containers.get('default/web')!;
       fake.failNext({ method: 'PUT', path: /\/status$/ }, 409);
-      await source.statusSink.publish('default/web', computeStatus({ key: 'default/web', desired, node: NODE, now: Date.now() }));
+      const status = computeStatus({ key: 'default/web', desired, node: NODE, now: Date.now() });
+      assert.deepEqual((await stepLikeTheLoop(() => source.statusSink.publish('default/web', status))).map((d) => d.action), ['retry', 'forget'], 'the 409 is retried at once, re-read');
       source.eventRecorder.record('default/web', { type: 'Normal', reason: 'Created', message: 'x' });
       source.eventRecorder.record('default/web', { type: 'Normal', reason: 'Created', message: 'x' });
       await source.eventRecorder.flush();
       fake.remove('default', 'web');
       await waitFor(() => source.informer.get('default/web')?.metadata.deletionTimestamp, { what: 'deletion seen' });
-      await source.statusSink.remove('default/web');
+      await stepLikeTheLoop(() => source.finalizers.remove('default/web'));
       await waitFor(() => !fake.get('default', 'web'), { what: 'finalizer removed' });
     } finally {
       await source.stop();

@@ -69,7 +69,7 @@ describe('kube: e2e against a real cluster', function () {
     await core.createNamespace({ body: { metadata: { name: ns } } });
     st = await tmpState('acetate-e2e-');
     log = new MemoryLogger();
-    source = createKubeSource({ node, kubeConfig: kc, runtime: st.runtime, logger: log, finalizer: { sweepIntervalMs: 1000 } });
+    source = createKubeSource({ node, kubeConfig: kc, logger: log });
     controller = new Controller({
       runtime: st.runtime,
       sources: [source],

@@ -2,6 +2,8 @@
 /** Shared bits of the Kubernetes tests: Container objects, a started fake API server, a quiet source. */
 import { FakeApiServer, type FakeApiServerOptions, type KObject } from '../support/fake-apiserver.js';
 import { createKubeApi, type KubeApi } from '../../src/sources/kube/client.js';
+import { WorkQueue, requeueFor, type Decision, type Requeue } from '../../src/controller/queue.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 
 export const NODE = 'node-a';
 
@@ -80,4 +82,25 @@ export async function readWatch(fake: FakeApiServer, query: string, n: number, t
     clearTimeout(timer);
   }
   return events;
+}
+
+/**
+ * Runs a write step for a key the way the loop's reconcile does: a failure becomes
+ * requeueFor(err) and WorkQueue.done alone decides what follows; a retry due now (a conflict) runs
+ * again at once, a backoff waits for the queue's clock (advance it and call again). Returns the
+ * queue's decisions, in order.
+ */
+export async function stepLikeTheLoop(step: () => Promise<void>, q: WorkQueue = new WorkQueue({ clock: new FakeClock() }), key = 'default/web'): Promise<Decision[]> {
+  const decisions: Decision[] = [];
+  q.add(key);
+  for (let k = q.tryGet(); k !== undefined; k = q.tryGet()) {
+    let requeue: Requeue = { kind: 'done' };
+    try {
+      await step();
+    } catch (err) {
+      requeue = requeueFor(err);
+    }
+    decisions.push(q.done(k, requeue));
+  }
+  return decisions;
 }

@@ -47,11 +47,9 @@ describe('kube: containers from images (real registry, real runc)', function () 
     const source = createKubeSource({
       node: NODE,
       kubeConfig: fake.kubeConfig(),
-      runtime,
       logger: new MemoryLogger(),
       capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 * 2 ** 20 },
       informer: { backoff: { baseMs: 50, maxMs: 500 } },
-      finalizer: { sweepIntervalMs: 200, backoff: { baseMs: 50, maxMs: 500 } },
     });
     controller = new Controller({ runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger, backoff: { baseMs: 200, maxMs: 2000 } });
     await controller.start();

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
 import type { KubeApi } from '../../src/sources/kube/client.js';
-import { ContainerInformer, type InformerEvent, type InformerOptions } from '../../src/sources/kube/informer.js';
+import { ContainerInformer } from '../../src/sources/kube/informer.js';
+import type { InformerEvent, InformerOptions } from '../../src/sources/kube/informer-types.js';
 import { MemoryLogger } from '../../src/contracts/logger.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { waitFor } from '../support/wait.js';

@@ -64,11 +64,9 @@ describe('kube: scenarios with real runc containers', function () {
     source = createKubeSource({
       node: NODE,
       kubeConfig: fake.kubeConfig(),
-      runtime: st.runtime,
       logger: log,
       capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 * MI },
       informer: { backoff: { baseMs: 50, maxMs: 500 } },
-      finalizer: { sweepIntervalMs: 200, backoff: { baseMs: 50, maxMs: 500 } },
     });
     controller = new Controller({
       runtime: st.runtime,

@@ -1,7 +1,8 @@
 /**
  * KubeSource against the fake API server: what its snapshot says, when it wakes the loop, the
- * finalizer flow (added before a container may exist, removed once it is gone), and files and
- * Kubernetes claiming the same name.
+ * finalizer flow (added by the loop's reconcile before a container may exist, removed once the
+ * loop found it gone; failures typed, retried by the work queue only), and files and Kubernetes
+ * claiming the same name.
  */
 import assert from 'node:assert/strict';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
@@ -14,7 +15,9 @@ import { normalizeManifest } from '../../src/api/normalize.js';
 import type { DesiredSnapshot } from '../../src/contracts/source.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
+import { WorkQueue } from '../../src/controller/queue.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 
 describe('kube: source (snapshot, changes, finalizers)', () => {
   let fake: FakeApiServer;
@@ -32,7 +35,6 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
       logger: log,
       capacity: { cpuMillis: 8000, memoryBytes: 16 * 2 ** 30 },
       informer: { backoff: { baseMs: 20, maxMs: 100 } },
-      finalizer: { backoff: { baseMs: 20, maxMs: 100 }, sweepIntervalMs: 50 },
       ...opts,
     });
     await source.start((keys) => changes.push(keys));
@@ -80,11 +82,13 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     assert.equal(s.synced(), false);
   });
 
-  it('adds the finalizer first: the object is protected (not desired) until it carries it, then desired', async () => {
+  it('adds the finalizer when the loop reconciles the key: protected (not desired) until it carries it, then desired', async () => {
     fake.create(containerObj('web'));
     const s = await start();
-    // as listed: no finalizer yet
-    await waitFor(() => fake.get('default', 'web')!.metadata.finalizers?.includes(FINALIZER), { what: 'the finalizer' });
+    assert.ok(s.snapshot().protectedKeys.has('default/web'), 'as listed: no finalizer yet, protected');
+    assert.equal(fake.get('default', 'web')!.metadata.finalizers, undefined, 'nothing is written outside a reconcile');
+    assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.publish('default/web')), [{ key: 'default/web', action: 'forget' }]);
+    assert.deepEqual(fake.get('default', 'web')!.metadata.finalizers, [FINALIZER]);
     await waitFor(() => s.snapshot().containers.has('default/web'), { what: 'web desired' });
     const snap = s.snapshot();
     assert.equal(snap.protectedKeys.size, 0);
@@ -92,18 +96,28 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     assert.equal(snap.containers.get('default/web')!.source.kind, 'kube');
     assert.ok(changes.some((c) => c !== 'all' && c.includes('default/web')), 'the loop is told when it becomes desired');
     assert.equal(s.finalizers.stats.added, 1);
+    await s.finalizers.publish('default/web');
+    assert.equal(fake.requestsTo('PATCH', /containers\/web$/).length, 1, 'added once');
   });
 
-  it('an object whose finalizer cannot be added stays protected with a problem saying why', async () => {
+  it('a finalizer that cannot be added: the key stays protected with a problem saying why, and the queue backs off', async () => {
     fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 403, { times: 100, message: 'containers.acetate.dev "web" is forbidden: User cannot patch' });
     fake.create(containerObj('web'));
     const s = await start();
-    await waitFor(() => s.snapshot().problems.length === 1, { what: 'the problem' });
+    const clock = new FakeClock();
+    const q = new WorkQueue({ clock, backoff: { baseMs: 1000 } });
+    assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.publish('default/web'), q), [{ key: 'default/web', action: 'retry', delayMs: 1000 }]);
+    assert.ok(changes.some((c) => c !== 'all' && c.includes('default/web')), 'the new problem is news for the loop');
     const snap = s.snapshot();
     assert.ok(snap.protectedKeys.has('default/web'));
     assert.equal(snap.containers.size, 0);
     assert.equal(snap.problems[0]!.kind, 'unreadable');
     assert.match(snap.problems[0]!.message, /cannot add finalizer acetate.dev\/cleanup: .*forbidden/);
+    const patches = () => fake.requestsTo('PATCH', /containers\/web$/).length;
+    assert.equal(patches(), 1, 'one attempt, no retry of its own');
+    clock.advance(1000);
+    assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.publish('default/web'), q), [{ key: 'default/web', action: 'retry', delayMs: 2000 }]);
+    assert.equal(patches(), 2);
   });
 
   it('invalid and infeasible objects: protected, one problem each, looked at again only when they change', async () => {
@@ -134,13 +148,14 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     fake.create(containerObj('theirs', { node: 'node-b' }));
     const s = await start();
     assert.deepEqual([...s.snapshot().containers.keys()], ['default/mine']);
+    await s.finalizers.publish('default/theirs');
     assert.equal(fake.get('default', 'theirs')!.metadata.finalizers, undefined, 'no finalizer on objects of other nodes');
     fake.update('default', 'mine', (o) => (o.spec.nodeName = 'node-b'));
     await waitFor(() => !s.snapshot().containers.has('default/mine'), { what: 'mine gone' });
     assert.deepEqual(changes[changes.length - 1], ['default/mine']);
   });
 
-  it('deletion: not desired any more; the finalizer goes once the loop says the container is gone, then the object', async () => {
+  it('deletion: not desired any more; the finalizer goes once the loop finds the container gone (remove), then the object', async () => {
     fake.create(containerObj('web', { finalizers: [FINALIZER] }));
     const s = await start();
     assert.ok(s.snapshot().containers.has('default/web'));
@@ -148,44 +163,52 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     await waitFor(() => !s.snapshot().containers.has('default/web'), { what: 'web not desired' });
     assert.equal(s.snapshot().protectedKeys.has('default/web'), false);
     assert.ok(fake.get('default', 'web'), 'the object waits for acetate');
-    // the loop reconciled: destroyed → neither desired nor actual → statusSink.remove(key)
-    await s.statusSink.remove('default/web');
+    assert.deepEqual(changes[changes.length - 1], ['default/web'], 'the loop is told');
+    await s.finalizers.publish('default/web');
+    assert.ok(fake.get('default', 'web')!.metadata.finalizers!.includes(FINALIZER), 'publish never removes it');
+    // the loop reconciled: destroyed → neither desired nor actual → the sinks' remove(key)
+    assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.remove('default/web')), [{ key: 'default/web', action: 'forget' }]);
     await waitFor(() => fake.get('default', 'web') === undefined, { what: 'the object to go' });
     assert.equal(s.finalizers.stats.removed, 1);
     assert.ok(log.has('info', /removed finalizer acetate.dev\/cleanup/));
   });
 
-  it('deletion with an actualExists callback: the finalizer stays while the container exists and goes once it is gone', async () => {
+  it('a 409 while removing: retried at once by the queue, on a re-read object; other finalizers are kept', async () => {
     fake.create(containerObj('web', { finalizers: [FINALIZER, 'other.io/keep'] }));
-    let exists = true;
-    let asked = 0;
-    const s = await start({
-      actualExists: async () => {
-        asked++;
-        return exists;
-      },
-    });
-    fake.remove('default', 'web');
-    await waitFor(() => asked >= 2, { what: 'the runtime to be asked twice (on the change, then by the sweep)' });
-    assert.ok(fake.get('default', 'web')!.metadata.finalizers!.includes(FINALIZER), 'kept while the container exists');
-    assert.equal(s.finalizers.stats.removed, 0);
-    exists = false; // the loop destroyed the container; the periodic check notices
-    await waitFor(() => !fake.get('default', 'web')!.metadata.finalizers!.includes(FINALIZER), { what: 'our finalizer to go' });
-    assert.deepEqual(fake.get('default', 'web')!.metadata.finalizers, ['other.io/keep'], 'other finalizers are kept');
-  });
-
-  it('onKeyConverged with actualExists: true keeps the finalizer; a 409 while removing is re-read and retried', async () => {
-    fake.create(containerObj('web', { finalizers: [FINALIZER] }));
     const s = await start();
     fake.remove('default', 'web');
     await waitFor(() => s.informer.get('default/web')?.metadata.deletionTimestamp, { what: 'the deletion' });
-    s.onKeyConverged('default/web', { actualExists: true });
-    await s.finalizers.flush();
-    assert.ok(fake.get('default', 'web'));
     fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 409, { reason: 'Conflict' });
-    s.onKeyConverged('default/web', { actualExists: false });
-    await waitFor(() => fake.get('default', 'web') === undefined, { what: 'the object to go' });
+    const decisions = await stepLikeTheLoop(() => s.finalizers.remove('default/web'));
+    assert.deepEqual(decisions, [
+      { key: 'default/web', action: 'retry', delayMs: 0 },
+      { key: 'default/web', action: 'forget' },
+    ]);
     assert.equal(s.finalizers.stats.conflicts, 1);
+    assert.equal(fake.requestsTo('GET', /containers\/web$/).length, 1, 'one re-read');
+    assert.deepEqual(fake.get('default', 'web')!.metadata.finalizers, ['other.io/keep']);
+  });
+
+  it('an object already gone (404) is done; a 422 when adding (deletion started) is decided again at once', async () => {
+    fake.create(containerObj('web'));
+    const s = await start();
+    fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 404, { reason: 'NotFound' });
+    assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.publish('default/web')), [{ key: 'default/web', action: 'forget' }]);
+    assert.equal(s.finalizers.addError('default/web'), undefined, 'not a problem of the key');
+    fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 422, { reason: 'Invalid', message: 'no new finalizers can be added if the object is being deleted' });
+    const decisions = await stepLikeTheLoop(() => s.finalizers.publish('default/web'));
+    assert.deepEqual(decisions.map((d) => d.action), ['retry', 'forget']);
+    assert.deepEqual(fake.get('default', 'web')!.metadata.finalizers, [FINALIZER]);
+  });
+
+  it('after a restart or re-list, objects being deleted are named to the loop (after "all"), so their finalizer can go', async () => {
+    fake.create(containerObj('web', { finalizers: [FINALIZER] }));
+    fake.create(containerObj('kept', { finalizers: [FINALIZER] }));
+    fake.remove('default', 'web');
+    await start();
+    const i = changes.indexOf('all');
+    assert.ok(i >= 0, 'the first list tells the loop "all"');
+    assert.deepEqual(changes[i + 1], ['default/web'], 'then the terminating key, which "all" does not cover once its container is gone');
   });
 
   it('a re-list after 410 tells the loop "all", and the snapshot is incomplete until it completes', async () => {

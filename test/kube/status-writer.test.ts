@@ -1,7 +1,9 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
 /**
  * The status writer: only changed status reaches the status subresource, conditions keep their
- * lastTransitionTime, 409 re-reads, failures are retried, rejected generations are observed.
+ * lastTransitionTime, rejected generations are observed; one attempt per call, failures typed and
+ * retried by the work queue alone (409 at once on a re-read object, 404 done, 422 parked, 5xx
+ * backoff).
  */
 import assert from 'node:assert/strict';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
@@ -13,7 +15,9 @@ import { FakeClock } from '../../src/contracts/clock.js';
 import type { ContainerStatus } from '../../src/api/types.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
+import { WorkQueue } from '../../src/controller/queue.js';
+import { ConflictError, GoneError, TransientError } from '../../src/contracts/errors.js';
 
 const STATUS_PATH = /\/containers\/[^/]+\/status$/;
 
@@ -29,7 +33,6 @@ describe('kube: status writer', () => {
       capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 },
       clock,
       informer: { backoff: { baseMs: 20, maxMs: 100 }, resyncIntervalMs: 0 },
-      status: { backoff: { baseMs: 1000, maxMs: 4000 } },
     });
     await source.start(() => undefined);
     await source.waitForSync();
@@ -114,15 +117,18 @@ describe('kube: status writer', () => {
     assert.equal(puts().length, before);
   });
 
-  it('409 Conflict: re-reads the object, compares again, writes on the fresh version', async () => {
+  it('409 Conflict: a ConflictError; the queue retries at once, on the object read again, and the write lands', async () => {
     fake.create(containerObj('web', { finalizers: [FINALIZER] }));
     const s = await start();
     // someone else changes the object; our cached copy is stale when we write
     const hold = fake.hold({ method: 'GET', path: '/apis/acetate.dev/v1alpha1/containers' }); // the watch reconnect, if any
     fake.update('default', 'web', (o) => (o.metadata.labels = { touched: 'yes' }));
     fake.failNext({ method: 'PUT', path: STATUS_PATH }, 409, { reason: 'Conflict' });
-    await s.statusSink.publish('default/web', running(s, 'default/web'));
+    const st = running(s, 'default/web');
+    await assert.rejects(s.statusSink.publish('default/web', st), ConflictError);
+    const decisions = await stepLikeTheLoop(() => s.statusSink.publish('default/web', st));
     hold.release();
+    assert.deepEqual(decisions, [{ key: 'default/web', action: 'forget' }], 'the retry wrote');
     assert.equal(s.statusSink.stats.conflicts, 1);
     assert.equal(fake.get('default', 'web')!.status.phase, 'Running');
     assert.equal(fake.get('default', 'web')!.metadata.labels.touched, 'yes');
@@ -130,43 +136,74 @@ describe('kube: status writer', () => {
     assert.equal(gets.length, 1, 'one re-read');
   });
 
-  it('a failed write is retried with backoff; the newest status wins', async () => {
+  it('a 409 every time: at once three times in a row, then the queue backs off', async () => {
+    fake.create(containerObj('web', { finalizers: [FINALIZER] }));
+    const s = await start();
+    fake.failNext({ method: 'PUT', path: STATUS_PATH }, 409, { reason: 'Conflict', times: 100 });
+    const decisions = await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web')));
+    assert.deepEqual(decisions.map((d) => d.delayMs), [0, 0, 0, 1000]);
+    assert.equal(puts().length, 4);
+  });
+
+  it('a failed write (503) is a TransientError backed off by the queue; the writer keeps no retry of its own and the newest status wins', async () => {
     const clock = new FakeClock();
     fake.create(containerObj('web', { finalizers: [FINALIZER] }));
     const s = await start(clock);
+    const q = new WorkQueue({ clock, backoff: { baseMs: 1000 } });
     fake.failNext({ method: 'PUT', path: STATUS_PATH }, 503, { times: 1 });
-    await s.statusSink.publish('default/web', running(s, 'default/web', 1));
+    await assert.rejects(s.statusSink.publish('default/web', running(s, 'default/web', 1)), TransientError);
     assert.equal(s.statusSink.stats.failures, 1);
+    clock.advance(10 * 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(puts().length, 1, 'nothing written by the writer on its own');
     assert.equal(fake.get('default', 'web')!.status, undefined);
-    await s.statusSink.publish('default/web', running(s, 'default/web', 2)); // replaces the pending one
-    assert.equal(puts().length, 1, 'waits for the backoff');
+    fake.failNext({ method: 'PUT', path: STATUS_PATH }, 503, { times: 1 });
+    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web', 1)), q), [{ key: 'default/web', action: 'retry', delayMs: 1000 }]);
     clock.advance(1000);
-    await waitFor(() => fake.get('default', 'web')!.status?.pid === 2, { what: 'the retried write' });
-    assert.equal(puts().length, 2);
+    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web', 2)), q), [{ key: 'default/web', action: 'forget' }]);
+    assert.equal(fake.get('default', 'web')!.status.pid, 2);
+    assert.equal(puts().length, 3);
   });
 
-  it('publishes for keys it does not know (files, other nodes) are ignored; a vanished object is not an error', async () => {
+  it('a 422 is terminal: the key is parked until it changes', async () => {
+    fake.create(containerObj('web', { finalizers: [FINALIZER] }));
+    const s = await start();
+    fake.failNext({ method: 'PUT', path: STATUS_PATH }, 422, { reason: 'Invalid', message: 'status.phase: Unsupported value' });
+    const q = new WorkQueue({ clock: new FakeClock() });
+    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web')), q), [{ key: 'default/web', action: 'park' }]);
+    assert.ok(q.isParked('default/web'));
+    assert.equal(s.statusSink.stats.failures, 1);
+  });
+
+  it('publishes for keys it does not know (files, other nodes) are ignored; a vanished object (404) is done', async () => {
     fake.create(containerObj('web', { finalizers: [FINALIZER] }));
     const s = await start();
     const st = running(s, 'default/web');
     await s.statusSink.publish('default/file-only', st);
     fake.failNext({ method: 'PUT', path: STATUS_PATH }, 404, { reason: 'NotFound' });
-    await s.statusSink.publish('default/web', st);
-    assert.equal(puts().length, 1);
+    await assert.rejects(s.statusSink.publish('default/web', st), GoneError);
+    fake.failNext({ method: 'PUT', path: STATUS_PATH }, 404, { reason: 'NotFound' });
+    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', st)), [{ key: 'default/web', action: 'forget' }]);
+    assert.equal(puts().length, 2);
     assert.equal(s.statusSink.stats.failures, 0);
   });
 
-  it('coalesces bursts: several publishes while a write is in flight make one more write with the last status', async () => {
-    fake.create(containerObj('web', { finalizers: [FINALIZER] }));
+  it('a finalizer patch and a status write in one reconcile do not conflict with each other', async () => {
+    fake.create(containerObj('web'));
     const s = await start();
-    const hold = fake.hold({ method: 'PUT', path: STATUS_PATH });
-    const p1 = s.statusSink.publish('default/web', running(s, 'default/web', 1));
+    // the watch is down, so the informer does not see the patch: the writer must use the patch's answer
+    const hold = fake.hold({ method: 'GET', path: '/apis/acetate.dev/v1alpha1/containers' });
+    fake.dropWatches();
     await hold.waitHeld(1);
-    const rest = [2, 3, 4, 5].map((pid) => s.statusSink.publish('default/web', running(s, 'default/web', pid)));
+    await s.finalizers.publish('default/web');
+    const status = computeStatus({ key: 'default/web', problems: [], protectedKey: true, node: NODE, now: Date.UTC(2024, 0, 1) });
+    await s.statusSink.publish('default/web', status);
+    assert.equal(s.informer.get('default/web')!.metadata.finalizers, undefined, 'the informer is behind');
     hold.release();
-    await Promise.all([p1, ...rest]);
-    assert.equal(puts().length, 2);
-    assert.equal(fake.get('default', 'web')!.status.pid, 5);
+    assert.equal(s.statusSink.stats.conflicts, 0);
+    assert.equal(fake.requestsTo('PUT', STATUS_PATH).length, 1);
+    assert.deepEqual(fake.get('default', 'web')!.metadata.finalizers, [FINALIZER]);
+    assert.equal(fake.get('default', 'web')!.status.conditions.find((c: any) => c.type === 'Synced')?.status !== undefined, true);
   });
 
   it('an invalid object: Synced=False with the rejected generation observed', async () => {

@@ -24,6 +24,13 @@ describe('backoff', () => {
     );
   });
 
+  it('jitter takes up to its fraction off the delay, from the injected random source', () => {
+    assert.equal(backoffDelay(3, { baseMs: 1000, jitter: 0.25, random: () => 0 }), 3000);
+    assert.equal(backoffDelay(3, { baseMs: 1000, jitter: 0.25, random: () => 0.5 }), 3500);
+    assert.equal(backoffDelay(3, { baseMs: 1000, jitter: 0.25, random: () => 1 }), 4000);
+    assert.equal(backoffDelay(20, { baseMs: 1000, maxMs: 30_000, jitter: 0.25, random: () => 0 }), 22_500, 'the cap is jittered too');
+  });
+
   it('KeyedBackoff counts per key and resets', () => {
     const b = new KeyedBackoff({ baseMs: 100, maxMs: 1000 });
     assert.equal(b.next('a'), 100);

@@ -83,7 +83,7 @@ describe('manifest files', () => {
     await withTmpDir(async (dir) => {
       const missing = await loadManifestDir(path.join(dir, 'nope'));
       assert.equal(missing.complete, false);
-      assert.match(missing.incompleteReason!, /cannot be read: ENOENT/);
+      assert.match(missing.incompleteReason!, /manifest directory .*nope is missing/);
       assert.equal((await loadManifestDir(dir)).complete, false);
       assert.equal((await loadManifestDir(dir, { allowEmpty: true })).complete, true);
       await writeFiles(dir, { 'bad.yaml': 'kind: [' });

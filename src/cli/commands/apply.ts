@@ -4,7 +4,7 @@ import { parse, parsePositiveInt } from '../args.js';
 import { plan } from '../../plan/plan.js';
 import { renderPlan, renderPlanLines } from '../../plan/render.js';
 import { applyPlan } from '../../apply/apply.js';
-import { messageOf } from '../../apply/errors.js';
+import { messageOf } from '../../contracts/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
 import { CONVERGE_OPTIONS, commandLine, nodeName, readConvergeInput } from '../converge-input.js';

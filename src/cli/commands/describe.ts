@@ -7,7 +7,7 @@ import { age, table } from '../table.js';
 import { formatProblem } from '../problems.js';
 import { formatResources } from '../../controller/status.js';
 import { controllerAlive, isOfIncarnation, readControllerRecord, readProblems, readStatusRecord } from '../../controller/status-store.js';
-import { messageOf } from '../../apply/errors.js';
+import { messageOf } from '../../contracts/errors.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 import type { SourceRef } from '../../api/types.js';
 import { networkSummary } from '../../controller/network-status.js';

@@ -5,7 +5,7 @@ import { parse, parseDuration, parsePositiveInt } from '../args.js';
 import { commandLine, nodeName } from '../converge-input.js';
 import { plan } from '../../plan/plan.js';
 import { executeAction } from '../../apply/execute.js';
-import { messageOf } from '../../apply/errors.js';
+import { messageOf } from '../../contracts/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
@@ -91,7 +91,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     if (values.kube) {
       // Loaded only in Kubernetes mode: the client costs ~80 MiB and ~0.4 s of start-up.
       const { createKubeSource } = await import('../../sources/kube/index.js');
-      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, runtime });
+      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger });
     }
   } catch (err) {
     logger.error(messageOf(err));

@@ -18,7 +18,7 @@ import net from 'node:net';
 import { exec, ExecError } from '../../util/exec.js';
 import type { NetworkMode, NormalizedProbe } from '../../api/types.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import { messageOf } from '../../apply/errors.js';
+import { messageOf } from '../../contracts/errors.js';
 
 export interface ProbeTarget {
   key: string;

@@ -5,6 +5,7 @@
  * container runs with.
  */
 import type { AppliedRecord } from '../runtime.js';
+import { InvalidError } from '../../contracts/errors.js';
 import { HOST_TEMPLATE } from './templates.js';
 import { hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from '../host-isolation.js';
 import { resolveCapabilities, type OciConfigInput } from './oci-config.js';
@@ -54,7 +55,7 @@ export async function isolationInputs(
   const isolation = spec.template === HOST_TEMPLATE ? isolationMounts(await resolveHostMasks(hostMaskRules(hostIsolationOptions(ctx)), ctx.hostRoot)) : undefined;
   // An image's layers are shared by every container of the image: there is no shifted copy of them
   // (validation refuses hostUsers: false with image; this guards other callers).
-  if (userNamespace && Array.isArray(lower)) throw new Error('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
+  if (userNamespace && Array.isArray(lower)) throw new InvalidError('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
   let lowerDir = lower;
   if (opts.prepare) {
     if (userNamespace && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);

@@ -4,6 +4,7 @@
  */
 import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
 import path from 'node:path';
+import { InvalidError } from '../../contracts/errors.js';
 import type { NormalizedSpec } from '../../api/types.js';
 import { ociLinuxResources, type OciLinuxResources } from './resources.js';
 import type { OciSeccomp } from './seccomp.js';
@@ -161,9 +162,10 @@ export function overlayRootMount(o: RootfsOverlay, opts: { userxattr?: boolean }
   return { destination: '/', type: 'overlay', source: 'overlay', options };
 }
 
-export class OciConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+/** The spec cannot be turned into a runnable OCI config: the same spec fails the same way (terminal). */
+export class OciConfigError extends InvalidError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'OciConfigError';
   }
 }

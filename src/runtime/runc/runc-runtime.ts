@@ -43,6 +43,7 @@ import { NetworkError, type NetworkDriver, type NetworkStatus, type NodeNetworkC
 import type { NodeNetworkOptions } from '../network/node-config.js';
 import { NetworkHooks } from './network-hooks.js';
 import type { RuncState } from './runc-state.js';
+import { InvalidError } from '../../contracts/errors.js';
 
 export interface RuncRuntimeOptions {
   stateDir: string;
@@ -371,10 +372,10 @@ export class RuncRuntime implements Runtime {
   }
 
   async create(req: CreateRequest): Promise<void> {
-    if (!DNS_LABEL.test(req.namespace)) throw new Error(`invalid namespace '${req.namespace}': must be a DNS-1123 label`);
-    if (!DNS_SUBDOMAIN.test(req.name)) throw new Error(`invalid name '${req.name}': must be a DNS-1123 subdomain`);
+    if (!DNS_LABEL.test(req.namespace)) throw new InvalidError(`invalid namespace '${req.namespace}': must be a DNS-1123 label`);
+    if (!DNS_SUBDOMAIN.test(req.name)) throw new InvalidError(`invalid name '${req.name}': must be a DNS-1123 subdomain`);
     const t = this.target(containerKey(req.namespace, req.name));
-    if (t.id.length > MAX_ID_LENGTH) throw new Error(`${t.key}: namespace and name are too long together (max ${MAX_ID_LENGTH} characters)`);
+    if (t.id.length > MAX_ID_LENGTH) throw new InvalidError(`${t.key}: namespace and name are too long together (max ${MAX_ID_LENGTH} characters)`);
     const { cp } = t;
     // Fail early: a missing template, or what the OCI config refuses (a mount path with '..'...).
     await this.refuseStateDirMounts(req.spec.mounts);

@@ -21,60 +21,14 @@
  */
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { realClock } from '../../contracts/clock.js';
-import { containerKey } from '../../api/types.js';
-import { KubeApiError, type KubeApi, type KubeContainer, type WatchHandle } from './client.js';
+
+import { backoffDelay } from '../../util/backoff.js';
+import { KubeApiError, type KubeApi, type KubeContainer } from './client.js';
+import { watchOnce, type WatchEnd } from './watch-once.js';
+import { InformerCache } from './informer-cache.js';
+import type { InformerEvent, InformerOptions, InformerStats } from './informer-types.js';
 import { silentLogger, type Logger } from '../../contracts/logger.js';
-import { describeSelector, isFieldSelectorUnsupported, labelValueProblem, selectorFor, type EffectiveSelector, type SelectorMode } from './node-selector.js';
-
-export type InformerEvent =
-  /** The cache was replaced by a list: any key may have changed. */
-  | { kind: 'relisted'; keys: string[] }
-  | { kind: 'upsert'; key: string; obj: KubeContainer; prev?: KubeContainer }
-  | { kind: 'delete'; key: string; obj: KubeContainer }
-  /** Periodic replay of the whole cache. */
-  | { kind: 'resync' }
-  /** complete() changed (false after a 410, true after the next list). */
-  | { kind: 'complete'; complete: boolean };
-
-export interface InformerOptions {
-  api: KubeApi;
-  node: string;
-  selector?: SelectorMode;
-  clock?: Clock;
-  logger?: Logger;
-  /** Reconnect/re-list backoff after failures: base (default 1 s) doubling up to max (default 30 s). */
-  backoff?: { baseMs?: number; maxMs?: number };
-  /** Server-side timeout of each watch; default a random 300–600 s, as client-go. */
-  watchTimeoutSeconds?: number;
-  /** A watch with no event for this long is abandoned; default watch timeout + 60 s. */
-  idleTimeoutMs?: number;
-  /** Replay the cache to listeners this often; default 5 min, 0 = never. */
-  resyncIntervalMs?: number;
-  /** Re-list this often even when the watch is healthy; default 0 = never. */
-  relistIntervalMs?: number;
-  /** Jitter source in [0, 1); default Math.random. */
-  random?: () => number;
-}
-
-export interface InformerStats {
-  lists: number;
-  listFailures: number;
-  watches: number;
-  watchFailures: number;
-  gone: number;
-  bookmarks: number;
-  events: number;
-}
-
-type WatchEnd =
-  | { kind: 'gone'; message: string }
-  | { kind: 'closed'; events: number; ms: number }
-  | { kind: 'error'; err: KubeApiError }
-  | { kind: 'aborted' };
-
-export function keyOfObject(obj: KubeContainer): string {
-  return containerKey(obj.metadata.namespace ?? 'default', obj.metadata.name);
-}
+import { describeSelector, labelValueProblem, listForNode, selectorFor, type EffectiveSelector, type SelectorMode } from './node-selector.js';
 
 export class ContainerInformer {
   readonly stats: InformerStats = { lists: 0, listFailures: 0, watches: 0, watchFailures: 0, gone: 0, bookmarks: 0, events: 0 };
@@ -85,8 +39,7 @@ export class ContainerInformer {
   private readonly random: () => number;
   private readonly mode: SelectorMode;
   private effective: EffectiveSelector | undefined;
-  private cache = new Map<string, KubeContainer>();
-  private rv = '';
+  private readonly cache = new InformerCache();
   private isComplete = false;
   private hasSynced = false;
   private needList = true;
@@ -161,15 +114,15 @@ export class ContainerInformer {
   }
 
   list(): KubeContainer[] {
-    return [...this.cache.values()];
+    return this.cache.list();
   }
 
   keys(): string[] {
-    return [...this.cache.keys()];
+    return this.cache.keys();
   }
 
   resourceVersion(): string {
-    return this.rv;
+    return this.cache.resourceVersion();
   }
 
   /** The server-side selector in use ('field' or 'label'); undefined before the first list in auto mode. */
@@ -200,11 +153,9 @@ export class ContainerInformer {
     this.emit({ kind: 'complete', complete: v });
   }
 
+  /** The reconnect schedule: the shared exponential backoff, with jitter so nodes do not reconnect in step. */
   private backoffMs(): number {
-    const base = this.opts.backoff?.baseMs ?? 1000;
-    const max = this.opts.backoff?.maxMs ?? 30_000;
-    const d = Math.min(max, base * 2 ** Math.min(this.failures - 1, 30));
-    return Math.round(d * (0.75 + this.random() * 0.25));
+    return backoffDelay(this.failures, { baseMs: this.opts.backoff?.baseMs ?? 1000, maxMs: this.opts.backoff?.maxMs ?? 30_000, jitter: 0.25, random: this.random });
   }
 
   private sleep(ms: number): Promise<void> {
@@ -281,11 +232,11 @@ export class ContainerInformer {
           if (end.events === 0 && end.ms < 1000) {
             this.failures += 1;
             const wait = this.backoffMs();
-            this.log.debug(`watch of Containers ended at once; resuming from resourceVersion ${this.rv} in ${wait} ms`);
+            this.log.debug(`watch of Containers ended at once; resuming from resourceVersion ${this.cache.resourceVersion()} in ${wait} ms`);
             await this.sleep(wait);
           } else {
             this.failures = 0;
-            this.log.debug(`watch of Containers ended after ${end.events} events; resuming from resourceVersion ${this.rv}`);
+            this.log.debug(`watch of Containers ended after ${end.events} events; resuming from resourceVersion ${this.cache.resourceVersion()}`);
           }
           break;
         case 'error': {
@@ -293,7 +244,7 @@ export class ContainerInformer {
           this.error = end.err;
           this.failures += 1;
           const wait = this.backoffMs();
-          this.log.warn(`watch of Containers failed (${end.err.message}); resuming from resourceVersion ${this.rv} in ${wait} ms`, {
+          this.log.warn(`watch of Containers failed (${end.err.message}); resuming from resourceVersion ${this.cache.resourceVersion()} in ${wait} ms`, {
             code: end.err.code,
             reason: end.err.reason,
             attempt: this.failures,
@@ -308,120 +259,50 @@ export class ContainerInformer {
   }
 
   private async doList(): Promise<void> {
-    let mode: EffectiveSelector = this.effective ?? 'field';
-    let res;
-    try {
-      res = await this.api.listContainers(selectorFor(mode, this.node));
-    } catch (err) {
-      if (this.mode === 'auto' && this.effective === undefined && mode === 'field' && isFieldSelectorUnsupported(err)) {
-        const p = labelValueProblem(this.node);
-        if (p) throw new KubeApiError(400, 'BadRequest', `the API server rejects the field selector (${(err as Error).message}) and ${p}`);
-        mode = 'label';
-        this.log.warn(
-          `the API server does not support the field selector spec.nodeName (${(err as Error).message}): it is older than Kubernetes 1.31 or the CRD lacks selectableFields. Falling back to ${describeSelector('label', this.node)}: only Containers carrying that label are seen on this node`,
-        );
-        res = await this.api.listContainers(selectorFor(mode, this.node));
-      } else throw err;
-    }
+    const { res, mode } = await listForNode({ api: this.api, node: this.node, mode: this.mode, effective: this.effective, logger: this.log });
     if (this.stopped) return;
     if (this.effective === undefined) {
       this.effective = mode;
       this.log.info(`watching Containers for node ${this.node} with the ${describeSelector(mode, this.node)}`);
     }
     this.stats.lists += 1;
-    const next = new Map<string, KubeContainer>();
-    for (const obj of res.items) next.set(keyOfObject(obj), obj);
-    const keys = new Set([...this.cache.keys(), ...next.keys()]);
-    this.cache = next;
-    this.rv = res.resourceVersion;
+    const keys = this.cache.replace(res.items, res.resourceVersion);
     this.needList = false;
     this.error = undefined;
     const first = !this.hasSynced;
     this.hasSynced = true;
     this.setComplete(true);
-    this.log.debug(`listed ${next.size} Containers for node ${this.node} at resourceVersion ${this.rv}`);
-    this.emit({ kind: 'relisted', keys: [...keys] });
+    this.log.debug(`listed ${this.cache.size} Containers for node ${this.node} at resourceVersion ${this.cache.resourceVersion()}`);
+    this.emit({ kind: 'relisted', keys });
     if (first) for (const w of this.syncWaiters.splice(0)) w();
   }
 
   private watch(): Promise<WatchEnd> {
-    const sel = selectorFor(this.effective ?? 'field', this.node);
     const timeoutSeconds = this.watchTimeoutSeconds();
-    const idleMs = this.opts.idleTimeoutMs ?? timeoutSeconds * 1000 + 60_000;
-    const started = this.clock.now();
     this.stats.watches += 1;
-    return new Promise<WatchEnd>((resolve) => {
-      let settled = false;
-      let events = 0;
-      let handle: WatchHandle | undefined;
-      let idle: TimerHandle | undefined;
-      const finish = (end: WatchEnd): void => {
-        if (settled) return;
-        settled = true;
-        if (idle) this.clock.clearTimeout(idle);
-        this.abortWatch = undefined;
-        handle?.abort();
-        resolve(end);
-      };
-      const arm = (): void => {
-        if (idle) this.clock.clearTimeout(idle);
-        idle = this.clock.setTimeout(
-          () => finish({ kind: 'error', err: new KubeApiError(0, 'Timeout', `no event or bookmark for ${idleMs} ms; the connection is presumed dead`) }),
-          idleMs,
-        );
-      };
-      this.abortWatch = () => finish({ kind: 'aborted' });
-      arm();
-      void this.api
-        .watchContainers(
-          { ...sel, resourceVersion: this.rv, timeoutSeconds },
-          (type, raw) => {
-            if (settled || this.stopped) return;
-            arm();
-            events += 1;
-            if (type === 'ERROR') {
-              const code = Number(raw.code ?? 0);
-              const reason = String(raw.reason ?? '');
-              const message = String(raw.message ?? 'watch error');
-              if (code === 410 || reason === 'Expired' || reason === 'Gone') finish({ kind: 'gone', message });
-              else finish({ kind: 'error', err: new KubeApiError(code, reason || 'Unknown', `watch error: ${message}`) });
-              return;
-            }
-            const obj = raw as unknown as KubeContainer;
-            const rv = obj?.metadata?.resourceVersion;
-            if (type === 'BOOKMARK') {
-              this.stats.bookmarks += 1;
-              if (rv) this.rv = rv;
-              return;
-            }
-            if (!obj?.metadata?.name) {
-              this.log.warn(`ignoring a malformed ${type} watch event`);
-              return;
-            }
-            this.stats.events += 1;
-            this.error = undefined;
-            const key = keyOfObject(obj);
-            if (type === 'ADDED' || type === 'MODIFIED') {
-              const prev = this.cache.get(key);
-              this.cache.set(key, obj);
-              if (rv) this.rv = rv;
-              this.emit({ kind: 'upsert', key, obj, prev });
-            } else if (type === 'DELETED') {
-              this.cache.delete(key);
-              if (rv) this.rv = rv;
-              this.emit({ kind: 'delete', key, obj });
-            }
-          },
-          (err) => {
-            if (!err) finish({ kind: 'closed', events, ms: this.clock.now() - started });
-            else if (err instanceof KubeApiError && err.code === 410) finish({ kind: 'gone', message: err.message });
-            else finish({ kind: 'error', err: err instanceof KubeApiError ? err : new KubeApiError(0, 'Unknown', String(err)) });
-          },
-        )
-        .then((h) => {
-          handle = h;
-          if (settled) h.abort();
-        });
+    return watchOnce({
+      api: this.api,
+      clock: this.clock,
+      selector: selectorFor(this.effective ?? 'field', this.node),
+      resourceVersion: this.cache.resourceVersion(),
+      timeoutSeconds,
+      idleMs: this.opts.idleTimeoutMs ?? timeoutSeconds * 1000 + 60_000,
+      setAbort: (abort) => (this.abortWatch = abort),
+      onEvent: (type, obj) => this.apply(type, obj),
+      onMalformed: (type) => this.log.warn(`ignoring a malformed ${type} watch event`),
+      stopped: () => this.stopped,
     });
+  }
+
+  /** One decoded watch event into the cache. */
+  private apply(type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK', obj: KubeContainer): void {
+    const change = this.cache.apply(type, obj);
+    if (!change) {
+      this.stats.bookmarks += 1;
+      return;
+    }
+    this.stats.events += 1;
+    this.error = undefined;
+    this.emit(change);
   }
 }

@@ -1,0 +1,45 @@
+/** Parse results of manifest files kept while the files do not change (see util/stat-cache.ts). */
+import { sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
+import { parseManifestFile, statManifest, type FileResult, type LoadOptions } from './manifest-file.js';
+
+/**
+ * Results of files that did not change, for a long-running controller whose periodic re-list
+ * would otherwise parse and validate every manifest again (most of a no-op pass's cost).
+ *
+ * A file is unchanged when its device, inode, size, mtime and ctime are; as for acetate's own
+ * files, a result is only reused when the file was already older than RACY_MS when it was read
+ * (see util/stat-cache.ts).
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
+  private readonly now: () => number;
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
+    const st = statManifest(file);
+    if ('problems' in st) {
+      this.entries.delete(file);
+      return st;
+    }
+    const hit = this.entries.get(file);
+    if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName) return hit.result;
+    const result = parseManifestFile(file, st, opts);
+    if (settled(st, this.now())) this.entries.set(file, { stamp: stampOf(st), nodeName: opts.nodeName, result });
+    else this.entries.delete(file);
+    return result;
+  }
+
+  /** Forget files that are no longer listed. */
+  retainOnly(files: Iterable<string>): void {
+    const keep = new Set(files);
+    for (const f of this.entries.keys()) if (!keep.has(f)) this.entries.delete(f);
+  }
+}
+

@@ -1,0 +1,127 @@
+/**
+ * One manifest file: stat, read (at most MAX_MANIFEST_BYTES), parse, validate. Bad content and I/O
+ * errors become problems with file, line and field; nothing here throws for a bad file.
+ */
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { validateManifest, formatPath } from '../../api/validate.js';
+import { normalizeManifest } from '../../api/normalize.js';
+import type { DesiredContainer } from '../../api/types.js';
+import type { SourceProblem } from '../../contracts/source.js';
+import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
+import { beyondCapacity, containerDocuments } from './documents.js';
+import type { NodeCapacity } from '../kube/desired.js';
+import type { ManifestCache } from './manifest-cache.js';
+
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+export interface FileResult {
+  file: string;
+  containers: DesiredContainer[];
+  problems: SourceProblem[];
+  /** Documents of other APIs (e.g. a kustomization) that were skipped. */
+  ignoredDocuments: number;
+  /** What was skipped and why (documents of other kinds, a FIFO...): reported, not errors. */
+  warnings: SourceProblem[];
+}
+
+export interface LoadOptions {
+  /** Destroying everything is allowed even when the directory is missing or has no valid manifest. */
+  allowEmpty?: boolean;
+  /** This node's name: manifests whose spec.nodeName names another node are not desired here. */
+  nodeName?: string;
+  /** Reuse the result for files that did not change since they were last loaded (see ManifestCache). */
+  cache?: ManifestCache;
+  /** What this node can give a container: larger requests are refused, as in Kubernetes mode. */
+  capacity?: NodeCapacity;
+}
+
+function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem {
+  return { origin: file, ...p };
+}
+
+/** Parses and validates one file. Never throws for bad content; I/O errors become problems too. */
+export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
+  if (opts.cache) return opts.cache.load(file, opts);
+  const st = statManifest(file);
+  return 'problems' in st ? st : (notRegular(file, st) ?? parseManifestFile(file, st, opts));
+}
+
+/** The file's stat, or the result reporting why it cannot be read. */
+export function statManifest(file: string): Stats | FileResult {
+  try {
+    return statSync(file);
+  } catch (err) {
+    return unreadable(file, `cannot read: ${(err as Error).message}`);
+  }
+}
+
+function unreadable(file: string, message: string): FileResult {
+  return { file, containers: [], problems: [problem(file, { kind: 'unreadable', keys: [], message })], ignoredDocuments: 0, warnings: [] };
+}
+
+/** A FIFO, socket or device is never read: reading a FIFO would wait forever for a writer. */
+function notRegular(file: string, st: Stats): FileResult | undefined {
+  if (st.isFile()) return undefined;
+  const what = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'a device or special file';
+  return { file, containers: [], problems: [], ignoredDocuments: 0, warnings: [problem(file, { kind: 'skipped', keys: [], message: `${what}, not a regular file: skipped` })] };
+}
+
+/** Reads (synchronously: a local file of at most 1 MiB, see util/small-file.ts), parses, validates. */
+export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): FileResult {
+  const result: FileResult = { file, containers: [], problems: [], ignoredDocuments: 0, warnings: [] };
+  if (st.size > MAX_MANIFEST_BYTES) {
+    return unreadable(file, `file is ${st.size} bytes, larger than the ${MAX_MANIFEST_BYTES} bytes a manifest may have`);
+  }
+  let buf: Buffer;
+  try {
+    buf = readFileSync(file);
+  } catch (err) {
+    return unreadable(file, `cannot read: ${(err as Error).message}`);
+  }
+  if (buf.includes(0)) {
+    result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: 'binary file (contains NUL bytes), not YAML or JSON' }));
+    return result;
+  }
+  let docs;
+  try {
+    docs = parseYamlDocuments(buf.toString('utf8'), file);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) {
+      result.problems.push(problem(file, { kind: 'invalid', keys: [], line: err.line, message: `YAML syntax error: ${err.message} (column ${err.column})` }));
+    } else {
+      result.problems.push(problem(file, { kind: 'invalid', keys: [], message: `cannot parse: ${(err as Error).message}` }));
+    }
+    return result;
+  }
+  for (const doc of docs) {
+    for (const item of containerDocuments(doc, file, result)) {
+      const v = item.value as Record<string, unknown>;
+      const meta = v && typeof v === 'object' ? (v.metadata as Record<string, unknown> | undefined) : undefined;
+      const name = typeof meta?.name === 'string' ? meta.name : undefined;
+      const namespace = typeof meta?.namespace === 'string' ? meta.namespace : 'default';
+      const keys = name ? [`${namespace}/${name}`] : [];
+      const res = validateManifest(item.value);
+      if (!res.ok) {
+        for (const i of res.issues) {
+          const at = [...item.at, ...i.path];
+          result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: i.message }));
+        }
+        continue;
+      }
+      const desired = normalizeManifest(res.manifest, { kind: 'file', file, line: doc.lineOf([...item.at, 'metadata', 'name']) });
+      if (opts.nodeName && desired.spec.nodeName && desired.spec.nodeName !== opts.nodeName) {
+        result.ignoredDocuments++;
+        continue;
+      }
+      const over = opts.capacity ? beyondCapacity(desired, opts.capacity) : undefined;
+      if (over) {
+        const at = [...item.at, 'spec', 'resources', over.resource];
+        result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: over.message }));
+        continue;
+      }
+      result.containers.push(desired);
+    }
+  }
+  return result;
+}
+

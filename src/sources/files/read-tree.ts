@@ -1,0 +1,95 @@
+/**
+ * Finding the manifest files of a tree: what reading its root gave (missing, unreadable, a
+ * directory, a single file) and the manifest files under it. Used alike by `apply`/`plan`
+ * (loadManifestDir) and `run` (FileSource), so both see the same tree the same way.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { SourceProblem } from '../../contracts/source.js';
+import { isIgnoredName, isManifestPath } from './ignore.js';
+import type { RootState } from './completeness.js';
+
+const MAX_DEPTH = 32;
+
+/** Lists manifest files under dir (sorted), skipping ignored names and symlink loops. */
+export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[] }> {
+  const files: string[] = [];
+  const problems: SourceProblem[] = [];
+  const warnings: SourceProblem[] = [];
+  const seen = new Set<string>();
+  async function walk(d: string, depth: number): Promise<void> {
+    let real: string;
+    try {
+      real = await fs.realpath(d);
+    } catch (err) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot resolve: ${(err as Error).message}` });
+      return;
+    }
+    if (seen.has(real)) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: 'symlink loop: directory already read, skipped' });
+      return;
+    }
+    if (depth > MAX_DEPTH) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `nested more than ${MAX_DEPTH} directories deep, skipped` });
+      return;
+    }
+    seen.add(real);
+    let entries;
+    try {
+      entries = await fs.readdir(d, { withFileTypes: true });
+    } catch (err) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot read directory: ${(err as Error).message}` });
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      if (isIgnoredName(e.name)) continue;
+      const p = path.join(d, e.name);
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        try {
+          const st = await fs.stat(p);
+          isDir = st.isDirectory();
+          isFile = st.isFile();
+        } catch {
+          problems.push({ origin: p, kind: 'unreadable', keys: [], message: 'broken symlink, skipped' });
+          continue;
+        }
+      }
+      if (isDir) await walk(p, depth + 1);
+      else if (isFile && isManifestPath(p)) files.push(p);
+      else if (!isFile && isManifestPath(p)) warnings.push({ origin: p, kind: 'skipped', keys: [], message: 'not a regular file (a FIFO, socket or device): skipped' });
+    }
+  }
+  await walk(dir, 0);
+  return { files, problems, warnings };
+}
+
+
+/** What reading a manifest root gave. */
+export interface TreeListing {
+  rootState: RootState;
+  files: string[];
+  /** Directories that could not be read (the root's own failure included). */
+  problems: SourceProblem[];
+  /** Special files with a manifest name, skipped. */
+  warnings: SourceProblem[];
+}
+
+/** Stats root and lists its manifest files; a root that is a file is its only manifest file. */
+export async function readManifestTree(root: string): Promise<TreeListing> {
+  let st;
+  try {
+    st = await fs.stat(root);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const rootState: RootState = code === 'ENOENT' ? { kind: 'missing' } : { kind: 'unreadable', detail: code ?? (err as Error).message };
+    return { rootState, files: [], problems: [{ origin: root, kind: 'unreadable', keys: [], message: `manifest directory ${root} cannot be read: ${code ?? (err as Error).message}` }], warnings: [] };
+  }
+  if (!st.isDirectory()) return { rootState: { kind: 'ok' }, files: [root], problems: [], warnings: [] };
+  const listed = await listManifestFiles(root);
+  const rootProblem = listed.problems.find((p) => p.origin === root);
+  const rootState: RootState = rootProblem ? { kind: 'unreadable', detail: rootProblem.message.replace(/^cannot (read directory|resolve): /, '') } : { kind: 'ok' };
+  return { rootState, ...listed };
+}

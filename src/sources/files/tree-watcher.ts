@@ -1,0 +1,132 @@
+/**
+ * Watches a manifest tree with chokidar and hands over debounced batches of changed paths: the
+ * files touched within `debounceMs` of each other are read once, so an editor's or git's atomic
+ * save (write a temporary file, rename it over the manifest) is one change. A directory added or
+ * removed (or the root itself changing) asks for a full re-list instead.
+ */
+import path from 'node:path';
+import type { Stats } from 'node:fs';
+import { watch, type FSWatcher } from 'chokidar';
+import { isIgnoredPath, isManifestPath } from './ignore.js';
+import type { Clock, TimerHandle } from '../../contracts/clock.js';
+
+/** Changed manifest files, or `full`: re-list the whole tree. */
+export interface WatchBatch {
+  full: boolean;
+  files: string[];
+}
+
+export interface TreeWatcherOptions {
+  root: string;
+  clock: Clock;
+  debounceMs: number;
+  usePolling: boolean;
+  onBatch: (batch: WatchBatch) => void;
+  onError?: (err: Error) => void;
+}
+
+export class TreeWatcher {
+  private watcher?: FSWatcher;
+  private closed = false;
+  private pending = new Set<string>();
+  private pendingFull = false;
+  private debounceTimer?: TimerHandle;
+  private firstPendingAt?: number;
+
+  constructor(private readonly opts: TreeWatcherOptions) {}
+
+  get running(): boolean {
+    return this.watcher !== undefined;
+  }
+
+  /** Starts watching; resolves when chokidar is ready (or after 2 s: a missing root may never be). */
+  async start(): Promise<void> {
+    if (this.closed) return;
+    const { root } = this.opts;
+    const w = watch(root, {
+      ignoreInitial: true,
+      persistent: true,
+      atomic: true,
+      usePolling: this.opts.usePolling,
+      interval: 100,
+      ignored: (p: string, stats?: Stats) => {
+        if (isIgnoredPath(root, p)) return true;
+        return !!stats?.isFile() && !isManifestPath(p);
+      },
+    });
+    w.on('all', (event, p) => this.onFsEvent(event, p));
+    w.on('error', (err) => this.opts.onError?.(err instanceof Error ? err : new Error(String(err))));
+    this.watcher = w;
+    await new Promise<void>((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        resolve();
+      };
+      w.once('ready', finish);
+      // A missing root may never be 'ready'-reported on some platforms; the re-list covers it.
+      const t = setTimeout(finish, 2000);
+      t.unref();
+    });
+  }
+
+  /** Starts over (the root came back: the old watcher may have lost it). */
+  async restart(): Promise<void> {
+    await this.stopWatcher();
+    await this.start();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.debounceTimer) this.opts.clock.clearTimeout(this.debounceTimer);
+    this.debounceTimer = undefined;
+    await this.stopWatcher();
+  }
+
+  private async stopWatcher(): Promise<void> {
+    const w = this.watcher;
+    this.watcher = undefined;
+    if (w) await w.close();
+  }
+
+  private onFsEvent(event: string, p: string): void {
+    if (this.closed) return;
+    const { root } = this.opts;
+    const abs = path.resolve(p);
+    if (isIgnoredPath(root, abs)) return;
+    if (event === 'addDir' || event === 'unlinkDir') {
+      if (abs === root && event === 'addDir') return;
+      this.pendingFull = true;
+    } else if (event === 'add' || event === 'change' || event === 'unlink') {
+      if (!isManifestPath(abs) && abs !== root) return;
+      this.pending.add(abs);
+    } else {
+      return;
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    const { clock, debounceMs } = this.opts;
+    const now = clock.now();
+    this.firstPendingAt ??= now;
+    if (this.debounceTimer) clock.clearTimeout(this.debounceTimer);
+    // Trailing debounce, but never wait more than 10 quiet periods in a row under constant churn.
+    const maxWait = debounceMs * 10;
+    const wait = Math.max(0, Math.min(debounceMs, this.firstPendingAt + maxWait - now));
+    this.debounceTimer = clock.setTimeout(() => {
+      this.debounceTimer = undefined;
+      this.firstPendingAt = undefined;
+      this.flush();
+    }, wait);
+  }
+
+  private flush(): void {
+    const full = this.pendingFull || this.pending.has(this.opts.root);
+    const files = full ? [] : [...this.pending];
+    this.pendingFull = false;
+    this.pending.clear();
+    if (full || files.length > 0) this.opts.onBatch({ full, files });
+  }
+}
