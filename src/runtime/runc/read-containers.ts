@@ -20,8 +20,9 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   const cp = rc.pathsOf(id);
   const status = await readStatus(cp.status);
   // The lock holder also puts back run-dir files removed by hand under a supervised process.
-  const process = await processInfo(cp, st, status, await rc.cgroupOf(cp), { repair: rc.lockHeld });
-  const limits = process.state === 'running' ? await readLimits(await rc.cgroupOf(cp)) : {};
+  const cgroup = await rc.cgroupOf(cp);
+  const process = await processInfo(cp, st, status, cgroup, { repair: rc.lockHeld });
+  const limits = process.state === 'running' ? await readLimits(cgroup) : {};
   const disk = await rc.disk.usage(cp, record);
   if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;
   return {
