@@ -1,4 +1,9 @@
-/** Builds the CLI context: state and run dirs, and the runtime opened lazily after preflight checks. */
+/**
+ * Builds the CLI context: state and run dirs, and the runtime opened lazily after preflight checks.
+ * Opening the runtime writes nothing: read-only commands (plan, get, describe, logs, validate,
+ * template list, image list) run on a state dir that does not exist yet and leave it so. The
+ * dirs are made by lockNode, i.e. by the process that is about to change the node.
+ */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from './command.js';
@@ -53,8 +58,6 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
         // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).
         const runtime = new RuncRuntime({ stateDir, runDir, templates, images: imageStoreFromEnv(stateDir), runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env), network });
         await runtime.preflight();
-        await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
-        await fs.mkdir(runDir, { recursive: true, mode: 0o700 });
         return { runtime, templates };
       })();
       return opened;
@@ -64,6 +67,9 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
       // Preflight first: "not root" or "runc missing" is a better first message than a lock error.
       await ctx.openRuntime();
       const { runtime } = await opened!;
+      // The writer makes the dirs (the lock file lives in them), private to root.
+      await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+      await fs.mkdir(runDir, { recursive: true, mode: 0o700 });
       lock = await acquireNodeLock([stateDir, runDir], {
         ...opts,
         onWait: (h, file) => process.stderr.write(`acetate: waiting for ${h ? `pid ${h.pid} (${h.command})` : 'another acetate process'} to release ${file}\n`),

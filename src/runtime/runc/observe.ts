@@ -49,7 +49,7 @@ export async function mtimeOf(file: string): Promise<string | undefined> {
 export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile, cgroup?: CgroupLocation, opts: { repair?: boolean } = {}): Promise<ProcessInfo> {
   const started = status.startedAt ? { startedAt: status.startedAt } : {};
   if (st && isRunning(st)) {
-    const { problem: unsupervised, conmonPid } = await supervisionOf(st.pid, cp);
+    const { problem: unsupervised, conmonPid } = await supervisionOf(st.pid, cp, st.initPpid);
     if (conmonPid !== undefined && opts.repair) repairRunFiles(cp, st.pid, conmonPid);
     return { state: 'running', pid: st.pid, ...started, ...(unsupervised ? { unsupervised } : {}) };
   }

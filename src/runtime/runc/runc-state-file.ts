@@ -21,12 +21,12 @@ interface StateJson {
 /** The state file could not be understood; ask runc itself. */
 export class UnreadableStateError extends Error {}
 
-/** Start time of a process in clock ticks (field 22 of /proc/PID/stat), undefined if it is gone. */
-async function startTimeOf(pid: number): Promise<number | undefined> {
+/** Start time of a process in clock ticks (field 22 of /proc/PID/stat) and its parent, undefined if it is gone. */
+async function startOf(pid: number): Promise<{ start: number; ppid: number } | undefined> {
   try {
     const stat = await readSmallFile(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
+    return { start: Number(fields[19]), ppid: Number(fields[1]) };
   } catch {
     return undefined;
   }
@@ -85,7 +85,8 @@ export async function readRuncStateFile(root: string, id: string): Promise<RuncS
   const { pid } = facts;
   // As runc: the init process alive with the same start time is running (or created, while the
   // exec fifo still waits for `runc start`); otherwise the container is stopped.
-  const alive = pid > 0 && (await startTimeOf(pid)) === facts.start;
+  const proc = pid > 0 ? await startOf(pid) : undefined;
+  const alive = proc !== undefined && proc.start === facts.start;
   const created = alive && !facts.started && existsNow(path.join(root, id, 'exec.fifo'));
   if (alive && !created) facts.started = true;
   return {
@@ -96,6 +97,7 @@ export async function readRuncStateFile(root: string, id: string): Promise<RuncS
     ...(facts.rootfs ? { rootfs: facts.rootfs } : {}),
     created: facts.created,
     annotations: facts.annotations,
+    ...(alive ? { initPpid: proc.ppid } : {}),
   };
 }
 

@@ -41,21 +41,22 @@ const checked = new Map<string, boolean>();
 
 /**
  * Why a running container's init is unsupervised (`problem`), or its conmon's pid when its parent
- * is its conmon. One /proc read per call; the parent's command line is read once per (init,
+ * is its conmon. One /proc read per call, none when the caller read the parent already
+ * (`knownPpid`, see RuncState.initPpid); the parent's command line is read once per (init,
  * parent) pair.
  */
-export async function supervisionOf(initPid: number, cp: ContainerPaths): Promise<{ problem?: string; conmonPid?: number }> {
-  const st = await readProcStat(initPid);
-  if (!st) return {}; // gone meanwhile: the next look reports the exit
-  const pair = `${initPid}:${st.ppid}`;
+export async function supervisionOf(initPid: number, cp: ContainerPaths, knownPpid?: number): Promise<{ problem?: string; conmonPid?: number }> {
+  const ppid = knownPpid ?? (await readProcStat(initPid))?.ppid;
+  if (ppid === undefined) return {}; // gone meanwhile: the next look reports the exit
+  const pair = `${initPid}:${ppid}`;
   let ours = checked.get(pair);
   if (ours === undefined) {
-    const cmd = await readCmdline(st.ppid);
+    const cmd = await readCmdline(ppid);
     ours = cmd.includes('conmon') && cmd.includes(cp.bundle);
     if (checked.size > 10_000) checked.clear();
     checked.set(pair, ours);
   }
-  if (ours) return { conmonPid: st.ppid };
+  if (ours) return { conmonPid: ppid };
   return { problem: `its supervisor (conmon) is gone: the process (pid ${initPid}) keeps running, but its output is no longer logged and its exit code will not be known` };
 }
 

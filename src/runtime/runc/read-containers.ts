@@ -1,0 +1,78 @@
+/**
+ * Reading containers as they are: records, runc's state, conmon's files, cgroup limits, network
+ * and disk. Everything here only reads, except what the node lock's holder alone may do on the
+ * way (sweep temporary dirs killed acetates left, collect network garbage, put back run-dir files
+ * removed by hand): `acetate get` or `plan` next to a busy `acetate run` changes nothing.
+ */
+import { readdir } from 'node:fs/promises';
+import { containerKey } from '../../api/types.js';
+import type { ActualContainer, AppliedRecord } from '../runtime.js';
+import { mapLimit } from './async.js';
+import { readLimits } from './cgroups.js';
+import { isOurs, processInfo } from './observe.js';
+import type { RuncContext } from './runc-context.js';
+import type { RuncState } from './runc-state.js';
+import { readRecord, readStatus, restartCountOf } from './store.js';
+import { sweepTempDirs } from './temp-dirs.js';
+
+/** One container from its record and runc state; `deep`: its network is checked in depth. */
+async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
+  const cp = rc.pathsOf(id);
+  const status = await readStatus(cp.status);
+  // The lock holder also puts back run-dir files removed by hand under a supervised process.
+  const cgroup = await rc.cgroupOf(cp);
+  const process = await processInfo(cp, st, status, cgroup, { repair: rc.lockHeld });
+  const limits = process.state === 'running' ? await readLimits(cgroup) : {};
+  const disk = await rc.disk.usage(cp, record);
+  if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;
+  return {
+    key: containerKey(record.namespace, record.name),
+    namespace: record.namespace,
+    name: record.name,
+    id,
+    applied: record,
+    process,
+    limits,
+    restartCount: restartCountOf(status),
+    ...(record.spec.network === 'bridge' ? { network: await rc.net.observe(id, process.state === 'running', deep) } : {}),
+    ...(disk ? { disk } : {}),
+  };
+}
+
+/** Reads the records, ONE `runc list`, and cgroup files of running containers; no per-container process. */
+export async function listContainers(rc: RuncContext): Promise<ActualContainer[]> {
+  let ids: string[];
+  try {
+    ids = await readdir(rc.paths.containersDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new Error(`cannot list ${rc.paths.containersDir}`, { cause: err });
+  }
+  const temp = ids.filter((n) => n.startsWith('.'));
+  if (temp.length) {
+    await sweepTempDirs(rc, temp); // only in the process that holds the node lock
+    ids = ids.filter((n) => !n.startsWith('.'));
+  }
+  const found = await mapLimit(ids.sort(), 64, async (id) => {
+    const record = await readRecord(rc.pathsOf(id).record);
+    return record ? { id, record } : undefined;
+  });
+  const records = found.filter((r): r is { id: string; record: AppliedRecord } => r !== undefined);
+  // Like the sweep above, only in the process that holds the node lock: a read-only command changes nothing.
+  if (rc.lockHeld) await rc.net.collectGarbageOnce();
+  if (records.length === 0) return [];
+  const states = new Map((await (await rc.runc()).list()).map((s) => [s.id, s]));
+  return mapLimit(records, 64, ({ id, record }) => {
+    const st = states.get(id);
+    return actualOf(rc, id, record, st && isOurs(st, record.namespace, record.name) ? st : undefined);
+  });
+}
+
+export async function getContainer(rc: RuncContext, key: string): Promise<ActualContainer | undefined> {
+  const t = rc.target(key);
+  const record = await readRecord(t.cp.record);
+  if (!record) return undefined;
+  const st = await (await rc.runc()).state(t.id);
+  // One container at a time (the loop's reconcile of a key): its network is checked in depth.
+  return actualOf(rc, t.id, record, st && isOurs(st, t.namespace, t.name) ? st : undefined, true);
+}

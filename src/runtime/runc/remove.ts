@@ -1,0 +1,71 @@
+/**
+ * remove(): stop, unmount, tear the network down, and delete the container's files: the run
+ * dir's part first, the record last (or the whole dir in one rename), so that an interrupted
+ * removal is seen by the next list() and retried.
+ */
+import { renameSync } from 'node:fs';
+import { readdir, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import { removePaths } from '../../util/small-file.js';
+import type { RemoveOptions } from '../runtime.js';
+import { runcPidTempOf } from './conmon.js';
+import { mountsUnder, unmountAll } from './mounts.js';
+import { isOurs, isRunning } from './observe.js';
+import type { ContainerPaths } from './paths.js';
+import type { RuncContext } from './runc-context.js';
+import { forgetFiles, readRecord } from './store.js';
+import { stopLocked } from './stop.js';
+import { withTempDir } from './temp-dirs.js';
+
+export async function removeContainer(rc: RuncContext, key: string, opts: RemoveOptions): Promise<void> {
+  const t = rc.target(key);
+  const { cp } = t;
+  await rc.locks.run(key, async () => {
+    const record = await readRecord(cp.record).catch(() => undefined);
+    const runc = await rc.runc();
+    const st = await runc.state(t.id);
+    const ours = st !== undefined && isOurs(st, t.namespace, t.name);
+    if (ours && isRunning(st)) await stopLocked(rc, t, record?.spec.terminationGracePeriodSeconds ?? 0);
+    // A runc container with this id that is not ours is left alone (and so are its cgroups).
+    if (!st || ours) await rc.scrub(t, runc, false);
+    // Unmount everything under the container dir before deleting anything in it.
+    for (const m of await mountsUnder(cp.dir)) await unmountAll(m, { sleep: rc.waiter.sleep });
+    const left = await mountsUnder(cp.dir);
+    if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
+    await rc.removeEmptyCgroupParent();
+    await rc.net.tearDown(t.id);
+    // The run dir's part first: while the record exists, list() shows the container and an
+    // interrupted removal is retried, so nothing of it can be left behind without a record.
+    await removeRunFiles(rc, cp);
+    if (opts.keepPrivateArea) {
+      await removePaths([cp.rootfs, cp.log, cp.status], { recursive: true });
+      // The record goes last: while it exists, list() shows the container and removal is retried.
+      await removePaths([cp.record]);
+    } else {
+      // The whole directory, record included, leaves in one rename; what a SIGKILL leaves of
+      // the deletion is swept by the next list() of the lock holder.
+      await withTempDir(rc, 'removing', t.id, async (trash) => {
+        try {
+          renameSync(cp.dir, trash);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      });
+    }
+    forgetFiles([cp.record, cp.status]);
+    rc.pathsById.delete(t.id);
+  });
+}
+
+/**
+ * A container's files in the run dir, one by one (never the dir recursively: with
+ * `--run-dir <stateDir>`, the earlier layout, it is the container dir itself), then the dir if
+ * that left it empty.
+ */
+async function removeRunFiles(rc: RuncContext, cp: ContainerPaths): Promise<void> {
+  await removePaths([path.join(rc.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, path.join(cp.runDir, 'etc'), cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+  // Pid files of execs a killed acetate left (see exec.ts).
+  const execPids = (await readdir(cp.runDir).catch(() => [] as string[])).filter((n) => n.startsWith('exec-') && n.endsWith('.pid'));
+  await removePaths(execPids.map((n) => path.join(cp.runDir, n)));
+  if (cp.runDir !== cp.dir) await rmdir(cp.runDir).catch(() => undefined);
+}

@@ -1,0 +1,105 @@
+/**
+ * start(): write config.json, have conmon create the container (runc create under conmon), join
+ * the network, runc start. A start that fails leaves nothing half-created: the next one begins
+ * from scratch.
+ */
+import { chmod } from 'node:fs/promises';
+import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
+import type { AppliedRecord } from '../runtime.js';
+import { reapConmon } from './cleanup.js';
+import { launchConmon } from './conmon.js';
+import { unmountAll } from './mounts.js';
+import { buildOciConfig } from './oci-config.js';
+import { isRunning } from './observe.js';
+import type { RuncCli } from './runc-cli.js';
+import type { RuncContext, Target } from './runc-context.js';
+import { NetworkError } from '../network/driver.js';
+import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
+import { noteExit, noteStart } from './run-status.js';
+
+/** Starts the process with the applied spec; a running container is left alone. */
+export async function startContainer(rc: RuncContext, key: string): Promise<{ pid: number }> {
+  const t = rc.target(key);
+  return rc.locks.run(key, async () => {
+    const record = await rc.requireRecord(t);
+    const runc = await rc.runc();
+    const st = await rc.ourState(t);
+    if (st && isRunning(st)) return { pid: st.pid };
+    // A previous run exited (stopped), or an earlier start was interrupted (created, or a launch
+    // that never reported): record the exit, clear everything it left, start from scratch.
+    if (st?.status === 'stopped') await noteExit(rc, t.cp);
+    await rc.scrub(t, runc, false);
+    // The private area's filesystem: attached (again after a reboot), grown or shrunk to the record.
+    await rc.disk.prepare(t.cp, record);
+    rc.startsInFlight++;
+    try {
+      try {
+        return await launch(rc, t, record, runc);
+      } catch (err) {
+        // Another conmon (from an acetate killed while it launched one) got there first.
+        if (!/already exists/.test(String((err as Error).message))) throw err;
+        await rc.scrub(t, runc, true);
+        return await launch(rc, t, record, runc);
+      }
+    } finally {
+      rc.startsInFlight--;
+    }
+  });
+}
+
+/**
+ * Write config.json, have conmon create the container, start it. The root overlay is mounted by
+ * runc inside the container's mount namespace (no `mount` process, nothing mounted on the node).
+ */
+async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
+  const { cp } = t;
+  const { conmon } = await rc.binaries();
+  const layers = rc.disk.layers(cp, record);
+  await makeDirs([layers.upper, layers.work, cp.rootfs, cp.bundle, cp.exitDir, rc.paths.socketDir]);
+  // The merged root takes the upper dir's mode: 0755 as the image's root, so an image's non-root
+  // User can reach its files (the container dir around it stays 0700 to the node's users).
+  if (record.spec.image) await chmod(layers.upper, 0o755);
+  await refuseStateDirMounts(rc, record.spec.mounts);
+  // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
+  await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep });
+  const network = await rc.net.prepare(t.id, record);
+  const config = buildOciConfig({ ...(await ociConfigInput(rc, record, cp, true)), ...(network ? { network } : {}) });
+  await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
+  await removePaths([cp.exitFile]);
+  let pid: number;
+  // The plugins' ADD runs while conmon has runc create the container (which only joins the
+  // namespace); the process starts (runc start) after both.
+  const attached = network?.finish();
+  attached?.catch(() => undefined); // awaited below; a failure before that must not go unhandled
+  try {
+    ({ pid } = await launchConmon({
+      conmonPath: conmon,
+      runcPath: runc.binary,
+      runtimeArgs: runc.globalArgs(),
+      id: t.id,
+      cuuid: cp.cuuid,
+      name: t.key,
+      bundle: cp.bundle,
+      pidFile: cp.pidFile,
+      conmonPidFile: cp.conmonPidFile,
+      logFile: cp.log,
+      exitDir: cp.exitDir,
+      socketDir: rc.paths.socketDir,
+      syncFile: cp.syncFile,
+      conmonOut: cp.conmonOut,
+      logSizeMax: rc.opts.logSizeMax ?? 16 * 1024 * 1024,
+    }));
+    await attached;
+    await runc.start(t.id, { initPid: pid });
+  } catch (err) {
+    // Leave nothing half-created behind: the next start() begins from scratch.
+    await attached?.catch(() => undefined);
+    await runc.delete(t.id, { force: true }).catch(() => undefined);
+    await reapConmon(cp, rc.waiter).catch(() => undefined);
+    await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep }).catch(() => undefined);
+    if (err instanceof NetworkError) throw err; // its reason (PortConflict, SubnetFull...) is the condition's
+    throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  await noteStart(rc, cp);
+  return { pid };
+}

@@ -1,0 +1,49 @@
+/**
+ * Temporary dirs in the containers dir: a new container is built under `.creating-<pid>-…` and
+ * renamed into place, a removed one leaves under `.removing-<pid>-…`. What a killed acetate left
+ * of them is swept, but only by the process that holds the node lock: a read-only command
+ * (`plan`, `get`, `describe`) next to a busy `acetate run` must never remove a dir that the other
+ * process is building.
+ */
+import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { makeDirs } from '../../util/small-file.js';
+import { isAlive } from './procfs.js';
+import type { RuncContext } from './runc-context.js';
+
+/** `.creating-<pid>-…` / `.removing-<pid>-…` in the containers dir (see withTempDir). */
+const TEMP_NAME = /^\.(?:creating|removing)-(\d+)-/;
+
+/**
+ * Runs fn with a fresh temporary path in the containers dir (`.<what>-<pid>-<id>-<random>`),
+ * removed afterwards whatever fn did with it. Leftovers of a killed acetate are swept by list().
+ */
+export async function withTempDir(rc: RuncContext, what: 'creating' | 'removing', id: string, fn: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = path.join(rc.paths.containersDir, `.${what}-${process.pid}-${id}-${randomBytes(4).toString('hex')}`);
+  rc.tempInFlight.add(tmp);
+  try {
+    await makeDirs([rc.paths.containersDir]);
+    await fn(tmp);
+  } finally {
+    await rm(tmp, { recursive: true, force: true }); // a private area can be large: off the event loop
+    rc.tempInFlight.delete(tmp);
+  }
+}
+
+/**
+ * Remove what killed acetates left of creates and removals (their pid is gone, or it is ours and
+ * idle). Does nothing unless this process holds the node lock.
+ */
+export async function sweepTempDirs(rc: RuncContext, names: readonly string[]): Promise<void> {
+  if (!rc.lockHeld) return;
+  for (const n of names) {
+    const m = TEMP_NAME.exec(n);
+    if (!m) continue;
+    const full = path.join(rc.paths.containersDir, n);
+    if (rc.tempInFlight.has(full)) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && (await isAlive(pid))) continue;
+    await rm(full, { recursive: true, force: true });
+  }
+}
