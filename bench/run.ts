@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
 import { instancePaths } from '../src/runtime/runc/paths.js';
-import { cleanupStateDir, snapshotLeaks } from '../test/support/leaks.js';
+import { cleanupStateDir, snapshotLeaks } from './lib/leaks.js';
 import { renderChart, type Panel } from './lib/chart.js';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
 import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
