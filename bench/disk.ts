@@ -15,7 +15,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../src/runtime/runc/templates.js';
-import { snapshotLeaks } from '../test/support/leaks.js';
+import { snapshotLeaks } from './lib/leaks.js';
 import { fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
 import { duBytes, measure, type Measured } from './lib/sys.js';
 

@@ -15,10 +15,10 @@
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
-import { cleanupStateDir } from '../test/support/leaks.js';
-import { buildFiveLayerImage } from '../test/support/five-layer-image.js';
-import { pushLayout } from '../test/support/oci-image.js';
-import { startRegistry } from '../test/support/registry.js';
+import { cleanupStateDir } from './lib/leaks.js';
+import { buildFiveLayerImage } from './lib/five-layer-image.js';
+import { pushLayout } from './lib/oci-image.js';
+import { startRegistry } from './lib/registry.js';
 import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, round } from './lib/stats.js';
 import { duBytes, measure } from './lib/sys.js';
 import { baselineConfigTemplate, defaultIsolation } from './lib/workload.js';

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { baselineConfigTemplate, defaultIsolation, getWorkRoot, tmpDir } from './lib/workload.js';
 import { median, round } from './lib/stats.js';
 import type { CpuGroup, Measured, RunOptions } from './lib/sys.js';
-import { makeBusyboxRootfs } from '../test/support/busybox-rootfs.js';
+import { makeBusyboxRootfs } from './lib/busybox-rootfs.js';
 import { DEFAULT_USERNS_RANGE, shiftedTemplate, userNamespaceFor } from '../src/runtime/runc/userns.js';
 
 export interface BenchInstance {

@@ -4,6 +4,7 @@
  */
 import { Rng, chaosSeed } from './lib.js';
 import { describeNetStats, netCrashTrial, netRebootTrial, setupNetSuite, teardownNetSuite, type NetSuite } from './network-crash.js';
+import { skipBecause } from '../support/prerequisites.js';
 
 const N = Number(process.env.ACETATE_CHAOS_NET_CONTAINERS ?? 12);
 const TRIALS = Number(process.env.ACETATE_CHAOS_NET_TRIALS ?? 8);
@@ -27,13 +28,13 @@ describe(`chaos: network bridge, SIGKILL during apply and reboots (${N} containe
   });
   for (let t = 1; t <= TRIALS; t++) {
     it(`trial ${t}: converges after a SIGKILL; addresses kept, no namespace, lease, veth, claim or rule of a removed container`, async function () {
-      if (failed) this.skip();
+      if (failed) skipBecause(this, 'an earlier trial failed; the rest would only repeat it');
       await netCrashTrial(s!, rng.fork(`net-${t}`), t, log);
     });
   }
   for (let t = 1; t <= 2; t++) {
     it(`reboot ${t}: survivors get their addresses back, nothing of the removed is left`, async function () {
-      if (failed) this.skip();
+      if (failed) skipBecause(this, 'an earlier trial failed; the rest would only repeat it');
       await netRebootTrial(s!, rng.fork(`reboot-${t}`), t, log);
     });
   }

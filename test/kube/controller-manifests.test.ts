@@ -26,6 +26,7 @@ import { FINALIZER } from '../../src/sources/kube/constants.js';
 import { computeStatus } from '../../src/controller/status.js';
 import { waitFor } from '../support/wait.js';
 import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
+import { requirePrerequisites, skipBecause } from '../support/prerequisites.js';
 
 const run = promisify(execFile);
 const CTRL = path.join(PACKAGE_ROOT, 'controller');
@@ -104,10 +105,8 @@ describe('kube: controller/ deployment', () => {
   });
 
   it('kubectl kustomize builds it into CRD, namespace, RBAC and DaemonSet', async function () {
-    if (!(await which('kubectl'))) {
-      console.log('    (skipped: kubectl not installed)');
-      this.skip();
-    }
+    // kubectl is optional on a node (setup.sh does not install it): a kustomize build is a bonus check.
+    if (!(await which('kubectl'))) skipBecause(this, 'kubectl not installed');
     const { stdout } = await run('kubectl', ['kustomize', CTRL], { maxBuffer: 10 * 2 ** 20 });
     const objs = yaml.loadAll(stdout) as Obj[];
     assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'DaemonSet', 'Namespace', 'ServiceAccount']);
@@ -244,10 +243,10 @@ describe('kube: controller/ deployment', () => {
     });
 
     it('with ACETATE_HOST_CGROUPNS=true: refuses to run without hostPID, and joins the node cgroup namespace through nsenter', async function () {
-      if (process.getuid?.() !== 0 || !(await which('unshare')) || !(await which('nsenter'))) {
-        console.log('    (skipped: needs root, unshare and nsenter)');
-        this.skip();
-      }
+      const missing = [];
+      if (process.getuid?.() !== 0) missing.push('root');
+      for (const b of ['unshare', 'nsenter']) if (!(await which(b))) missing.push(b);
+      requirePrerequisites(missing, 'the entrypoint test with ACETATE_HOST_CGROUPNS');
       const hostEnv = { ...env, ACETATE_HOST_CGROUPNS: 'true' };
       // PID 1 of its own PID namespace = no hostPID
       await assert.rejects(run('unshare', ['--pid', '--fork', 'sh', entry, '--help'], { env: hostEnv }), (e: { stderr: string }) =>

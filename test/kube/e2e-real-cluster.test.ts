@@ -18,7 +18,6 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { Controller } from '../../src/controller/loop.js';
 import { plan } from '../../src/plan/plan.js';
 import { executeAction } from '../../src/apply/execute.js';
@@ -30,6 +29,7 @@ import { MemoryLogger } from '../../src/contracts/logger.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
+import { missingForContainers, requirePrerequisites, skipBecause } from '../support/prerequisites.js';
 
 const HOW = `set KUBECONFIG (a cluster where you may create CRDs and namespaces) and ACETATE_E2E_NODE (the node name this machine plays), run as root with runc and conmon installed:
       KUBECONFIG=~/.kube/config ACETATE_E2E_NODE=$(hostname) npx mocha --no-config --timeout 300000 dist/test/kube/e2e-real-cluster.test.js`;
@@ -48,19 +48,11 @@ describe('kube: e2e against a real cluster', function () {
   let log: MemoryLogger;
 
   before(async function () {
-    if (!process.env.KUBECONFIG) {
-      console.log(`    (skipped: no real cluster. To run it, ${HOW})`);
-      this.skip();
-    }
+    // A real cluster is optional (the fake API server covers the same paths in test/kube); asking
+    // for it (KUBECONFIG and the node's name) and then lacking root or runc is a failure.
     node = process.env.ACETATE_E2E_NODE ?? process.env.NODE_NAME ?? '';
-    const missing = [];
-    if (!node) missing.push('ACETATE_E2E_NODE');
-    if (process.getuid?.() !== 0) missing.push('root');
-    for (const b of ['runc', 'conmon']) if (!(await findBinary(b).catch(() => undefined))) missing.push(b);
-    if (missing.length) {
-      console.log(`    (skipped: missing ${missing.join(', ')}. To run it, ${HOW})`);
-      this.skip();
-    }
+    if (!process.env.KUBECONFIG || !node) skipBecause(this, `no real cluster (KUBECONFIG and ACETATE_E2E_NODE). To run it, ${HOW}`);
+    requirePrerequisites(await missingForContainers(), 'the e2e against a real cluster');
     kc = loadKubeConfig();
     custom = kc.makeApiClient(CustomObjectsApi);
     core = kc.makeApiClient(CoreV1Api);

@@ -11,7 +11,6 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/runc/templates.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
@@ -20,6 +19,7 @@ import { waitFor } from '../support/wait.js';
 import { isAlive } from '../support/proc.js';
 import type { FakeApiServer, KObject } from '../support/fake-apiserver.js';
 import { containerObj, NODE, startFake } from './helpers.js';
+import { missingForContainers, requirePrerequisites } from '../support/prerequisites.js';
 
 const CLI = path.join(PACKAGE_ROOT, 'bin', 'acetate');
 const WAIT = { timeoutMs: 30_000, intervalMs: 100 };
@@ -75,13 +75,7 @@ describe('kube: acetate run --kube (CLI, real runc)', function () {
   let acetate: Acetate | undefined;
 
   before(async function () {
-    const missing = [];
-    if (process.getuid?.() !== 0) missing.push('root');
-    for (const b of ['runc', 'conmon']) if (!(await findBinary(b).catch(() => undefined))) missing.push(b);
-    if (missing.length) {
-      console.log(`    (skipped: needs ${missing.join(', ')})`);
-      this.skip();
-    }
+    requirePrerequisites(await missingForContainers(), 'acetate run --kube (real runc containers)');
     ({ fake } = await startFake());
     stateDir = await makeTmpStateDir('acetate-kcli-');
   });

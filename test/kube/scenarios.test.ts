@@ -20,8 +20,8 @@ import { silentLogger } from '../../src/contracts/logger.js';
 import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
 import { MemoryLogger } from '../../src/contracts/logger.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
 import { containerObj, NODE, startFake } from './helpers.js';
+import { missingForContainers, requirePrerequisites } from '../support/prerequisites.js';
 
 const MI = 2 ** 20;
 const WAIT = { timeoutMs: 30_000, intervalMs: 100 };
@@ -39,13 +39,7 @@ describe('kube: scenarios with real runc containers', function () {
   let log: MemoryLogger;
 
   before(async function () {
-    const missing = [];
-    if (process.getuid?.() !== 0) missing.push('root');
-    for (const b of ['runc', 'conmon']) if (!(await findBinary(b).catch(() => undefined))) missing.push(b);
-    if (missing.length) {
-      console.log(`    (skipped: these scenarios run real containers and need ${missing.join(', ')})`);
-      this.skip();
-    }
+    requirePrerequisites(await missingForContainers(), 'kube scenarios (real runc containers)');
     ({ fake } = await startFake());
     st = await tmpState('acetate-kube-');
   });

@@ -384,6 +384,8 @@ export class FakeApiServer {
   static async start(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
     const s = new FakeApiServer(opts);
     s.server = http.createServer((req, res) => {
+      // Fire and forget: http does not await a request handler, and handle() answers every failure
+      // itself (as an error response), so its promise never rejects.
       void s.handle(req, res);
     });
     s.server.on('connection', (sock) => {
