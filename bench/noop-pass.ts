@@ -59,6 +59,7 @@ async function pass(runtime: RuncRuntime, dir: string, cache: ManifestCache): Pr
     failingOrigins: snapshot.failingOrigins,
     complete: snapshot.complete,
     incompleteReason: snapshot.incompleteReason,
+    granularity: runtime.granularity,
   });
   const c3 = process.cpuUsage(c0);
   const t3 = performance.now();
