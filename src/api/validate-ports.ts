@@ -1,5 +1,5 @@
 /** Rules about published ports that the CRD schema cannot say (checked after it, on any input). */
-import { issue, type ValidationIssue } from './validate.js';
+import { issue, type ValidationIssue } from './validation-issue.js';
 import { ANY_IPV4, sameClaim } from './ports.js';
 import type { ContainerSpec, PublishedPort } from './types.js';
 

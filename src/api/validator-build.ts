@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { compiledSchema, containerAjv, crdFingerprint, PRECOMPILED_VALIDATOR } from './validate.js';
+import { compiledSchema, containerAjv, crdFingerprint, PRECOMPILED_VALIDATOR } from './schema-validator.js';
 
 const require = createRequire(import.meta.url);
 

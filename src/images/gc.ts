@@ -5,16 +5,25 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlive } from '../runtime/runc/procfs.js';
-import type { ImageStore } from './store.js';
+import { isAlive } from '../util/processes.js';
+import type { ImageRecord } from './image-record.js';
 import { digestHex } from './unpack.js';
+
+/** What collecting garbage needs of the store (see store.ts): its dirs, its records, removing an image. */
+export interface CollectableStore {
+  readonly tmpDir: string;
+  readonly layersDir: string;
+  readonly blobsDir: string;
+  list(): Promise<ImageRecord[]>;
+  remove(id: string, opts: { inUseBy: (id: string) => string[] }): Promise<unknown>;
+}
 
 /**
  * `acetate image prune`: removes layers and blobs no image record references, and what killed
  * pulls left; with `unusedImages`, first the images no container uses. Skipped (and said so)
  * while another pull runs, whose blobs are not referenced yet.
  */
-export async function pruneStore(store: ImageStore, opts: { unusedImages?: string[] } = {}): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
+export async function pruneStore(store: CollectableStore, opts: { unusedImages?: string[] } = {}): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
   const images: string[] = [];
   for (const id of opts.unusedImages ?? []) {
     await store.remove(id, { inUseBy: () => [] });
@@ -51,7 +60,7 @@ export async function pruneStore(store: ImageStore, opts: { unusedImages?: strin
 }
 
 /** Temp dirs of pulls and unpacks whose process is gone. */
-export async function sweepStoreTemp(store: ImageStore): Promise<void> {
+export async function sweepStoreTemp(store: CollectableStore): Promise<void> {
   for (const [dir, prefix] of [[store.tmpDir, 'pull-'], [store.layersDir, '.unpack-']] as const) {
     for (const n of await readdir(dir).catch(() => [] as string[])) {
       if (n.startsWith(prefix) && !(await isAlive(pidOf(n)))) await rm(path.join(dir, n), { recursive: true, force: true });

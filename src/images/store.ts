@@ -13,55 +13,19 @@
  * never a half layer that is used.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../util/exec.js';
-import { forgetFiles, readJson, writeJsonAtomic } from '../runtime/runc/store.js';
+import { forgetFiles, readJson, writeJsonAtomic } from '../util/json-file.js';
 import { ImagePullError, ImageStoreError } from './errors.js';
-import type { ImageProcessConfig } from './process.js';
-import { formatReference, parseReference, pinnedReference, repositoryOf, type ImageReference } from './reference.js';
+import type { ImageRecord, ImageRootfs } from './image-record.js';
+import { commitLayout, readLayoutIndex, type LayoutMeta } from './layout-commit.js';
+import { formatReference, parseReference, pinnedReference, type ImageReference } from './reference.js';
 import { qualifyImage } from './short-names.js';
 import { Skopeo, type SkopeoOptions } from './skopeo.js';
-import { digestHex, layerDir, unpackLayer, verifyBlob } from './unpack.js';
+import { digestHex, layerDir } from './unpack.js';
 import { pruneStore, sweepStoreTemp } from './gc.js';
-import { archiveName, isDir, pick, topmostFile } from './store-files.js';
-
-export interface ImageLayer {
-  /** Compressed blob digest. */
-  digest: string;
-  /** Uncompressed digest: names the unpacked layer dir. */
-  diffID: string;
-  mediaType: string;
-  size: number;
-}
-
-export interface ImageRecord {
-  /** The image's id: the digest of its linux/amd64 manifest at the registry (or in the archive). */
-  id: string;
-  /** Names it was pulled or imported as (canonical). */
-  names: string[];
-  /** `repo@id` for each repository it came from. */
-  repoDigests: string[];
-  /** Digest of the manifest as stored locally (skopeo may convert a Docker manifest to OCI). */
-  manifestDigest: string;
-  configDigest: string;
-  config: ImageProcessConfig;
-  /** Bottom layer first, as in the manifest. */
-  layers: ImageLayer[];
-  pulledAt: string;
-  /** Where it came from: `docker://…`, `docker-archive:…`, `oci-archive:…`. */
-  source: string;
-}
-
-/** What a container needs of an image: its lower dirs (topmost first) and its config. */
-export interface ImageRootfs {
-  id: string;
-  lowerDirs: string[];
-  config: ImageProcessConfig;
-  /** Text of the image's /etc/passwd and /etc/group (topmost layer that has them), for User names. */
-  passwd?: string;
-  group?: string;
-}
+import { archiveName, isDir, topmostFile } from './store-files.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
   stateDir: string;
@@ -70,12 +34,6 @@ export interface ImageStoreOptions extends SkopeoOptions {
 interface RefEntry {
   name: string;
   id: string;
-}
-
-interface OciDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
 }
 
 export class ImageStore {
@@ -199,8 +157,7 @@ export class ImageStore {
     const canonical = given ? formatReference(parseReference(given)) : undefined;
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`${transport}:${file}`, layout, this.blobsDir, file);
-      const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: OciDescriptor[] };
-      const id = index.manifests[0]!.digest;
+      const id = (await readLayoutIndex(layout)).manifests[0]!.digest;
       const rec = await this.commit(layout, { id, names: canonical ? [canonical] : [], repoDigests: [], source: `${transport}:${file}` });
       if (canonical) await this.tag(canonical, id);
       return rec;
@@ -227,50 +184,9 @@ export class ImageStore {
     }
   }
 
-  /** Verifies every blob of the copied image, unpacks its layers, and writes its record (last). */
-  private async commit(layout: string, meta: { id: string; names: string[]; repoDigests: string[]; source: string }): Promise<ImageRecord> {
-    const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: OciDescriptor[] };
-    const md = index.manifests[0];
-    if (!md) throw new ImageStoreError(`${meta.source}: the copied layout has no manifest`);
-    // Never trust what is on disk: a corrupt blob must not become a layer.
-    await this.verifyOrDrop(md.digest, 'manifest');
-    const manifest = JSON.parse(await readFile(this.blobPath(md.digest), 'utf8')) as { config: OciDescriptor; layers: OciDescriptor[] };
-    await this.verifyOrDrop(manifest.config.digest, 'config');
-    const config = JSON.parse(await readFile(this.blobPath(manifest.config.digest), 'utf8')) as {
-      config?: ImageProcessConfig;
-      rootfs?: { diff_ids?: string[] };
-      os?: string;
-      architecture?: string;
-    };
-    const diffIDs = config.rootfs?.diff_ids ?? [];
-    if (diffIDs.length !== manifest.layers.length) {
-      throw new ImageStoreError(`${meta.source}: the config lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
-    }
-    const layers: ImageLayer[] = [];
-    for (const [i, l] of manifest.layers.entries()) {
-      const diffID = diffIDs[i]!;
-      layers.push({ digest: l.digest, diffID, mediaType: l.mediaType, size: l.size });
-      if (await isDir(layerDir(this.layersDir, diffID))) continue; // unpacked once, shared
-      await this.verifyOrDrop(l.digest, 'layer');
-      try {
-        await unpackLayer({ blob: this.blobPath(l.digest), mediaType: l.mediaType, diffID, layersDir: this.layersDir });
-      } catch (err) {
-        await rm(this.blobPath(l.digest), { force: true }); // its content does not match the config: fetch it again next time
-        throw new ImagePullError(`${meta.source}: ${err instanceof Error ? err.message : String(err)}`, 'ErrImagePull', { cause: err });
-      }
-    }
-    const c = config.config ?? {};
-    const rec: ImageRecord = {
-      id: meta.id,
-      names: meta.names,
-      repoDigests: meta.repoDigests,
-      manifestDigest: md.digest,
-      configDigest: manifest.config.digest,
-      config: pick(c),
-      layers,
-      pulledAt: new Date().toISOString(),
-      source: meta.source,
-    };
+  /** Verifies and unpacks the copied image (see layout-commit.ts), then writes its record (last) and its names. */
+  private async commit(layout: string, meta: LayoutMeta): Promise<ImageRecord> {
+    const rec = await commitLayout(layout, meta, { layersDir: this.layersDir, blobPath: (d) => this.blobPath(d) });
     const prev = await this.get(meta.id);
     if (prev) {
       rec.names = [...new Set([...prev.names, ...rec.names])];
@@ -280,15 +196,6 @@ export class ImageStore {
     for (const n of meta.names) await this.tag(n, meta.id);
     for (const n of meta.repoDigests) await this.tag(n, meta.id);
     return rec;
-  }
-
-  private async verifyOrDrop(digest: string, what: string): Promise<void> {
-    try {
-      await verifyBlob(this.blobPath(digest), digest, what);
-    } catch (err) {
-      await rm(this.blobPath(digest), { force: true }); // corrupt: the next pull fetches it again
-      throw new ImagePullError(err instanceof Error ? err.message : String(err), 'ErrImagePull', { cause: err });
-    }
   }
 
   /**
@@ -339,8 +246,6 @@ export class ImageStore {
     return sweepStoreTemp(this);
   }
 }
-
-export { repositoryOf };
 
 /** The rootfs of a container's pinned image, pulled first if it is not on the node. */
 export async function ensureImageRootfs(store: ImageStore, image: { ref: string; digest?: string }): Promise<ImageRootfs> {

@@ -20,7 +20,7 @@
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { OciMount } from './runc/oci-config.js';
+import type { OciMount } from './runc/oci-types.js';
 import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './runc/paths.js';
 
 export type MaskKind = 'private' | 'hidden';

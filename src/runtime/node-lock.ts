@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { readProcStat } from './runc/procfs.js';
+import { readProcStat } from '../util/processes.js';
 
 export const LOCK_FILE = 'acetate.lock';
 /** flock's exit status when the lock is held by another process (--conflict-exit-code). */

@@ -12,7 +12,7 @@ import { CLI, runCli, type CliResult } from '../support/cli.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { cgroupHierarchies } from '../../src/runtime/runc/cgroups.js';
 import { readMountInfo } from '../../src/runtime/runc/mounts.js';
-import { readProcStat } from '../../src/runtime/runc/procfs.js';
+import { readProcStat } from '../../src/util/processes.js';
 import { exec } from '../../src/util/exec.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
 

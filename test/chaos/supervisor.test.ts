@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, waitFor, writeAtomic } from './lib.js';
-import { readProcStat } from '../../src/runtime/runc/procfs.js';
+import { readProcStat } from '../../src/util/processes.js';
 import { cgroupMembersOf, conmonPidOf, countingManifest, makeBed, startLoop, startsOf, teardownBed, writeCounting, type Bed } from './concurrency.js';
 
 const POLL_MS = 1000;

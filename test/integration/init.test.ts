@@ -10,7 +10,7 @@ import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { isStaticElf, INIT_IN_CONTAINER } from '../../src/runtime/runc/init.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
+import { findBinary } from '../../src/util/find-binary.js';
 
 const LOOP = ['sh', '-c', 'while true; do sleep 1; done'];
 

@@ -15,7 +15,7 @@ import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { manifest } from '../support/manifest.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
+import { findBinary } from '../../src/util/find-binary.js';
 import { exec } from '../../src/util/exec.js';
 import { flatContainers } from '../support/get.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';

@@ -1,7 +1,7 @@
 /** Reading runc's state.json directly gives what `runc state` says: running, stopped, annotations. */
 import assert from 'node:assert/strict';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
+import { findBinary } from '../../src/util/find-binary.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';

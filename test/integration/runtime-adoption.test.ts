@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { isAlive } from '../../src/runtime/runc/procfs.js';
+import { isAlive } from '../../src/util/processes.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mountsUnder, parseMountInfo } from '../../src/runtime/runc/mounts.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
-import { isAlive } from '../../src/runtime/runc/procfs.js';
+import { isAlive } from '../../src/util/processes.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';

@@ -11,7 +11,7 @@ import type { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { pollUntil } from '../../src/runtime/runc/async.js';
 import { readPid } from '../../src/runtime/runc/conmon.js';
 import { containerPaths } from '../../src/runtime/runc/paths.js';
-import { isAlive } from '../../src/runtime/runc/procfs.js';
+import { isAlive } from '../../src/util/processes.js';
 import { exists } from '../../src/util/exists.js';
 import { runCli } from '../support/cli.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';

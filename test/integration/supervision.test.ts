@@ -9,7 +9,7 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { plan } from '../../src/plan/plan.js';
 import { readPid } from '../../src/runtime/runc/conmon.js';
-import { isAlive } from '../../src/runtime/runc/procfs.js';
+import { isAlive } from '../../src/util/processes.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';

@@ -1,6 +1,7 @@
 /** What `acetate get -o json|yaml` prints must be a Container the CRD accepts, status included. */
 import assert from 'node:assert/strict';
-import { compiledSchema, containerAjv, validateManifest } from '../../src/api/validate.js';
+import { compiledSchema, containerAjv } from '../../src/api/schema-validator.js';
+import { validateManifest } from '../../src/api/validate.js';
 
 export function assertValidContainerObject(obj: unknown): void {
   const v = validateManifest(obj);

@@ -7,7 +7,8 @@ import { parseCpuV1, parseCpuV2, parseMemoryLimit, parsePidsMax, sameMemory } fr
 import { parseCriLog, readLogMessages, readTail } from '../../src/runtime/runc/logs.js';
 import { parseMountInfo } from '../../src/runtime/runc/mounts.js';
 import { containerIdOf, containerPaths, defaultRunDirOf, instancePaths, keyOfId } from '../../src/runtime/runc/paths.js';
-import { capabilitiesOfMask, parseProcStat } from '../../src/runtime/runc/procfs.js';
+import { capabilitiesOfMask } from '../../src/runtime/runc/procfs.js';
+import { parseProcStat } from '../../src/util/processes.js';
 import { runcMessageOf } from '../../src/runtime/runc/runc-cli.js';
 import { exec, ExecError } from '../../src/util/exec.js';
 

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import yaml from 'js-yaml';
 import type { ValidateFunction } from 'ajv';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
-import { compiledSchema, containerAjv, crdFingerprint, PRECOMPILED_VALIDATOR } from '../../src/api/validate.js';
+import { compiledSchema, containerAjv, crdFingerprint, PRECOMPILED_VALIDATOR } from '../../src/api/schema-validator.js';
 
 const require = createRequire(import.meta.url);
 const GENERATED = path.join(PACKAGE_ROOT, 'dist', 'src', 'api', PRECOMPILED_VALIDATOR);

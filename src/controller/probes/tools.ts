@@ -1,5 +1,5 @@
 /** The node's nsenter and static busybox, for httpGet/tcpSocket checks inside a container's network namespace. */
-import { findBinary } from '../../runtime/runc/preflight.js';
+import { findBinary } from '../../util/find-binary.js';
 import type { CheckTools } from './check.js';
 
 let found: Promise<CheckTools> | undefined;

@@ -17,7 +17,7 @@ import { mkdir, readdir, rename, rm, rmdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { formatMemory } from '../../api/quantity.js';
 import { exists } from '../../util/exists.js';
-import { findBinary } from '../runc/preflight.js';
+import { findBinary } from '../../util/find-binary.js';
 import { readMountInfo } from '../runc/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
 import { fitsIn } from '../../plan/disk.js';

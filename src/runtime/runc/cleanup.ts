@@ -9,7 +9,7 @@ import { pollUntil, type Sleep } from './async.js';
 import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
 import { readPid, readSync } from './conmon.js';
 import type { ContainerPaths } from './paths.js';
-import { findProcessesByCmdline, isAlive, readCmdline } from './procfs.js';
+import { findProcessesByCmdline, isAlive, readCmdline } from '../../util/processes.js';
 import type { RuncCli } from './runc-cli.js';
 import { exists } from '../../util/exists.js';
 

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { readSmallFile, removePaths } from '../../util/small-file.js';
-import { isAlive } from './procfs.js';
+import { isAlive } from '../../util/processes.js';
 
 export interface ConmonLaunch {
   conmonPath: string;

@@ -15,7 +15,7 @@
 import { closeSync, constants, lstatSync, openSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { isAlive } from './procfs.js';
+import { isAlive } from '../../util/processes.js';
 
 export const EXEC_FIFO = 'exec.fifo';
 

@@ -11,9 +11,9 @@
  * later mount (e.g. a tmpfs masking /run) hides it.
  */
 import { open } from 'node:fs/promises';
-import { findBinary } from './preflight.js';
+import { findBinary } from '../../util/find-binary.js';
 import { RuntimeUnavailableError } from '../runtime.js';
-import type { OciMount } from './oci-config.js';
+import type { OciMount } from './oci-types.js';
 
 export const INIT_IN_CONTAINER = '/dev/.acetate-init';
 export const DEFAULT_INIT_BINARY = 'catatonit';

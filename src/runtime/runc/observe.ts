@@ -4,7 +4,7 @@ import type { ProcessInfo } from '../runtime.js';
 import { readExitCode, readPid } from './conmon.js';
 import { ANNOTATION_NAME, ANNOTATION_NAMESPACE, ANNOTATION_OWNER, OWNER_VALUE } from './oci-config.js';
 import type { ContainerPaths } from './paths.js';
-import { isAlive } from './procfs.js';
+import { isAlive } from '../../util/processes.js';
 import type { ContainerStatusFile } from './store.js';
 import type { CgroupLocation } from './cgroups.js';
 import { cgroupMembers, currentBootId, oomKills, repairRunFiles, supervisionOf } from './supervision.js';

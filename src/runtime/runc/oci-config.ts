@@ -6,9 +6,10 @@ import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
 import path from 'node:path';
 import { InvalidError } from '../../contracts/errors.js';
 import type { NormalizedSpec } from '../../api/types.js';
-import { ociLinuxResources, type OciLinuxResources } from './resources.js';
+import { ociLinuxResources } from './resources.js';
 import type { OciSeccomp } from './seccomp.js';
 import type { OciUserNamespace } from './userns.js';
+import type { OciConfig, OciMount } from './oci-types.js';
 import { argsWithInit, initMount } from './init.js';
 import { imageProcess, MOUNT_DATA_MAX, type ImageProcessInput } from '../../images/oci-process.js';
 
@@ -56,41 +57,6 @@ export const MASKED_PATHS: readonly string[] = [
   '/proc/scsi',
 ];
 export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
-
-export interface OciMount {
-  destination: string;
-  type: string;
-  source: string;
-  options?: string[];
-}
-
-export interface OciConfig {
-  ociVersion: string;
-  process: {
-    terminal: boolean;
-    user: { uid: number; gid: number };
-    args: string[];
-    env: string[];
-    cwd: string;
-    capabilities: { bounding: string[]; effective: string[]; permitted: string[] };
-    rlimits: { type: string; hard: number; soft: number }[];
-    noNewPrivileges: boolean;
-  };
-  root: { path: string; readonly: boolean };
-  hostname: string;
-  mounts: OciMount[];
-  annotations: Record<string, string>;
-  linux: {
-    cgroupsPath: string;
-    resources: OciLinuxResources;
-    namespaces: { type: string; path?: string }[];
-    maskedPaths: string[];
-    readonlyPaths: string[];
-    seccomp?: OciSeccomp;
-    uidMappings?: OciUserNamespace['uidMappings'];
-    gidMappings?: OciUserNamespace['gidMappings'];
-  };
-}
 
 export interface OciConfigInput {
   namespace: string;

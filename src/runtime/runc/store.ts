@@ -1,11 +1,13 @@
 /**
  * The per-container files acetate itself keeps: record.json (the AppliedRecord; its presence is
  * what makes a container exist for acetate) and status.json (start count, last exit). Writes are
- * atomic (temp file + rename), so a SIGKILL never leaves a torn file.
+ * atomic (see util/json-file.ts), so a SIGKILL never leaves a torn file.
  */
-import { writeSmallFileAtomic } from '../../util/small-file.js';
-import { ParsedFileCache } from '../../util/stat-cache.js';
+import { readJson } from '../../util/json-file.js';
 import type { AppliedRecord } from '../runtime.js';
+
+// runc-runtime.ts imports these from here; new code imports them from util/json-file.ts.
+export { forgetFiles, writeJsonAtomic } from '../../util/json-file.js';
 
 export interface ContainerStatusFile {
   /** Successful starts since the record was created; restartCount = starts - 1. */
@@ -17,38 +19,6 @@ export interface ContainerStatusFile {
   lastReason?: string;
   /** The boot the last start happened in (see supervision.ts): a run of an earlier boot ended with it. */
   bootId?: string;
-}
-
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeSmallFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
-}
-
-function parseJson(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new Error(`${file} is not valid JSON`, { cause: err });
-  }
-}
-
-/** acetate's own files, parsed once per change (see util/stat-cache.ts). */
-const jsonFiles = new ParsedFileCache<unknown>(parseJson);
-
-/** Parsed JSON, or undefined when the file does not exist. The value is shared: do not modify it. */
-export async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return jsonFiles.read(file) as T | undefined;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') return undefined;
-    if (code === undefined) throw err; // not valid JSON (parseJson's error names the file)
-    throw new Error(`cannot read ${file}`, { cause: err });
-  }
-}
-
-/** Drop remembered contents of removed files. */
-export function forgetFiles(files: readonly string[]): void {
-  for (const f of files) jsonFiles.forget(f);
 }
 
 export function readRecord(file: string): Promise<AppliedRecord | undefined> {

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { readSmallFile } from '../../util/small-file.js';
 import { cgroupProcs, detectCgroupMode, type CgroupLocation } from './cgroups.js';
 import type { ContainerPaths } from './paths.js';
-import { readCmdline, readProcStat } from './procfs.js';
+import { readCmdline, readProcStat } from '../../util/processes.js';
 
 let bootId: string | undefined;
 

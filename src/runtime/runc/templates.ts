@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
-import { isAlive } from './procfs.js';
-import { readJson, writeJsonAtomic } from './store.js';
+import { isAlive } from '../../util/processes.js';
+import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 
 export const HOST_TEMPLATE = 'host';
 export const TEMPLATE_NAME_PATTERN = /^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/;

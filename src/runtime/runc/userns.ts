@@ -20,8 +20,8 @@ import { chmod, chown, lchown, lstat, mkdir, readdir, rename, rm } from 'node:fs
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exec } from '../../util/exec.js';
-import { readJson, writeJsonAtomic } from './store.js';
-import { isAlive } from './procfs.js';
+import { readJson, writeJsonAtomic } from '../../util/json-file.js';
+import { isAlive } from '../../util/processes.js';
 
 export interface IdRange {
   /** First host id (container id 0 maps to it). */

@@ -1,0 +1,37 @@
+/**
+ * acetate's own JSON files (container records, image records and refs, network state): written
+ * atomically, read through a cache that parses a file once per change (see stat-cache.ts).
+ */
+import { writeSmallFileAtomic } from './small-file.js';
+import { ParsedFileCache } from './stat-cache.js';
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await writeSmallFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON`, { cause: err });
+  }
+}
+
+const jsonFiles = new ParsedFileCache<unknown>(parseJson);
+
+/** Parsed JSON, or undefined when the file does not exist. The value is shared: do not modify it. */
+export async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return jsonFiles.read(file) as T | undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') return undefined;
+    if (code === undefined) throw err; // not valid JSON (parseJson's error names the file)
+    throw new Error(`cannot read ${file}`, { cause: err });
+  }
+}
+
+/** Drop remembered contents of removed files. */
+export function forgetFiles(files: readonly string[]): void {
+  for (const f of files) jsonFiles.forget(f);
+}
