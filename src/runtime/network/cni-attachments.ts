@@ -1,0 +1,190 @@
+/**
+ * The CNI steps of one container's attachment, each undone on failure: attach (namespace, address,
+ * ports), swap the published ports in place, detach. No locking here: CniNetworkDriver runs them
+ * one at a time (see cni-driver.ts).
+ */
+import { existsSync } from 'node:fs';
+import type { PublishedPort } from '../../api/types.js';
+import { forgetFiles, readJson, writeJsonAtomic } from '../../util/json-file.js';
+import { removePaths } from '../../util/small-file.js';
+import { CniError, type CniResult } from './cni-exec.js';
+import { addList, addressOf, callOne, checkList, delList, IFNAME, loopbackUp, type CniTarget, type PluginConfig } from './cni-list.js';
+import { NetworkError, type NetworkRequest, type NodeNetworkConfig } from './driver.js';
+import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
+import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
+import type { PortClaims } from './port-claims.js';
+import { sweepContainerRules } from './iptables-sweep.js';
+
+/** What network.json holds. */
+export interface NetworkStateFile {
+  network: string;
+  containerId: string;
+  netns: string;
+  ip: string;
+  hostVeth?: string;
+  ports: PublishedPort[];
+  result: CniResult;
+}
+
+export interface CniAttachmentsOptions {
+  config: NodeNetworkConfig;
+  plugins: PluginConfig[];
+  leasesDir: string;
+  claims: PortClaims;
+  runDir: string;
+  cniPath?: string;
+  /** network.json of a container. */
+  stateFileOf(id: string): string;
+  /** `namespace/name` of a container id, for messages. */
+  keyOf(id: string): string;
+  /** An attachment was made (ADD) or removed (DEL): the driver's deep-check times follow. */
+  onAttached(id: string): void;
+  onDetached(id: string): void;
+}
+
+export class CniAttachments {
+  private readonly config: NodeNetworkConfig;
+  private readonly plugins: PluginConfig[];
+  private readonly leasesDir: string;
+  private readonly claims: PortClaims;
+
+  constructor(private readonly opts: CniAttachmentsOptions) {
+    this.config = opts.config;
+    this.plugins = opts.plugins;
+    this.leasesDir = opts.leasesDir;
+    this.claims = opts.claims;
+  }
+
+  target(id: string): CniTarget {
+    return { containerId: id, netns: netnsPathOf(this.opts.runDir, id), cniPath: this.opts.cniPath };
+  }
+
+  /** CNI CHECK of the attachment network.json describes. */
+  async check(id: string, st: NetworkStateFile): Promise<void> {
+    await checkList(this.config, this.plugins, this.target(id), st.ports, st.result);
+  }
+
+  async readState(id: string): Promise<NetworkStateFile | undefined> {
+    return readJson<NetworkStateFile>(this.opts.stateFileOf(id)).catch(() => undefined);
+  }
+
+  /**
+   * A fresh namespace with an address (the one it had, when it had one) and the ports. Whatever
+   * an earlier attachment left (rules, lease, namespace) is removed first. On failure nothing is
+   * left: no half-configured namespace.
+   */
+  async attach(req: NetworkRequest, old: NetworkStateFile | undefined, keepNetns = false): Promise<NetworkStateFile> {
+    return this.end(req, await this.begin(req, old, keepNetns), keepNetns);
+  }
+
+  /** The old attachment removed, the ports claimed, the namespace made; returns the address to ask for. */
+  async begin(req: NetworkRequest, old: NetworkStateFile | undefined, keepNetns: boolean): Promise<string | undefined> {
+    const t = this.target(req.id);
+    const wantIp = old?.ip ?? this.leaseOf(req.id);
+    await this.detach(req.id, old, { keepNetns }).catch(() => undefined);
+    // Its address stays its own until the ADD in end() asks for it again (see holdLease).
+    if (wantIp) holdLease(this.leasesDir, this.config.name, wantIp, t.containerId, IFNAME);
+    const unhold = () => wantIp && releaseHeldLease(this.leasesDir, this.config.name, wantIp, t.containerId);
+    try {
+      await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
+    } catch (err) {
+      unhold();
+      throw err;
+    }
+    try {
+      await createNetns(t.netns);
+    } catch (err) {
+      unhold();
+      await this.claims.release(req.id).catch(() => undefined);
+      throw classify(err, req.key, this.config);
+    }
+    return wantIp;
+  }
+
+  /** The plugins' ADD in the namespace; the result kept. On failure: DEL, namespace and claims gone. */
+  async end(req: NetworkRequest, wantIp: string | undefined, keepNetns: boolean): Promise<NetworkStateFile> {
+    const t = this.target(req.id);
+    try {
+      await loopbackUp(t);
+      let result: CniResult;
+      if (wantIp) releaseHeldLease(this.leasesDir, this.config.name, wantIp, t.containerId);
+      try {
+        result = await addList(this.config, this.plugins, t, req.ports, wantIp);
+      } catch (err) {
+        if (!wantIp || !/not available|already allocated/.test(String((err as Error).message))) throw err;
+        // Its old address went to another container meanwhile: take a new one.
+        await delList(this.config, this.plugins, t, req.ports).catch(() => undefined);
+        result = await addList(this.config, this.plugins, t, req.ports);
+      }
+      const { ip, hostVeth } = addressOf(result, this.config.bridge);
+      if (!ip) throw new Error(`the bridge plugin gave ${req.key} no IPv4 address`);
+      const st: NetworkStateFile = { network: this.config.name, containerId: req.id, netns: t.netns, ip, ports: [...req.ports], result, ...(hostVeth ? { hostVeth } : {}) };
+      await writeJsonAtomic(this.opts.stateFileOf(req.id), st);
+      this.opts.onAttached(req.id);
+      return st;
+    } catch (err) {
+      await delList(this.config, this.plugins, t, req.ports).catch(() => undefined);
+      if (!keepNetns) await removeNetns(t.netns).catch(() => undefined);
+      await this.claims.release(req.id).catch(() => undefined);
+      throw classify(err, req.key, this.config);
+    }
+  }
+
+  /** portmap DEL of the old ports, ADD of the new: same namespace, same address, same process. */
+  async swapPorts(st: NetworkStateFile, req: NetworkRequest): Promise<NetworkStateFile> {
+    const t = this.target(req.id);
+    const portmap = this.plugins.find((p) => p.type === 'portmap')!;
+    await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
+    try {
+      await callOne(this.config, portmap, 'DEL', t, st.ports, st.result);
+      await callOne(this.config, portmap, 'ADD', t, req.ports, st.result);
+    } catch (err) {
+      // Put the old ports back, so the container keeps what it had.
+      await callOne(this.config, portmap, 'DEL', t, req.ports, st.result).catch(() => undefined);
+      await callOne(this.config, portmap, 'ADD', t, st.ports, st.result).catch(() => undefined);
+      await this.claims.release(req.id, st.ports).catch(() => undefined);
+      throw classify(err, req.key, this.config);
+    }
+    const next: NetworkStateFile = { ...st, ports: [...req.ports] };
+    await writeJsonAtomic(this.opts.stateFileOf(req.id), next);
+    await this.claims.release(req.id, req.ports);
+    return next;
+  }
+
+  /** DEL (with the cached result, or one rebuilt from the lease), namespace, claims, network.json. */
+  async detach(id: string, st: NetworkStateFile | undefined, o: { keepNetns: boolean }): Promise<void> {
+    const t = this.target(id);
+    const prev = st?.result ?? this.resultFromLease(id);
+    const hadAnything = !!st || !!prev || existsSync(t.netns);
+    const nsGone = !isNetnsMounted(t.netns);
+    if (hadAnything) await delList(this.config, this.plugins, t, st?.ports ?? [], prev);
+    // Without its namespace the bridge plugin cannot find the masquerade rules to remove.
+    if (hadAnything && nsGone) await sweepContainerRules(this.config.name, id);
+    if (!o.keepNetns) await removeNetns(t.netns);
+    await this.claims.release(id);
+    const file = this.opts.stateFileOf(id);
+    await removePaths([file]);
+    forgetFiles([file]);
+    this.opts.onDetached(id);
+  }
+
+  leaseOf(id: string): string | undefined {
+    return readLeases(this.leasesDir, this.config.name).find((l) => l.id === id)?.ip;
+  }
+
+  resultFromLease(id: string): CniResult | undefined {
+    const ip = this.leaseOf(id);
+    return ip ? resultFromLease(ip, this.config.subnet, netnsPathOf(this.opts.runDir, id)) : undefined;
+  }
+}
+
+/** Plugin errors as NetworkErrors with a reason (a full subnet), the cause kept. */
+function classify(err: unknown, key: string, cfg: NodeNetworkConfig): Error {
+  if (err instanceof NetworkError) return err;
+  const msg = (err as Error)?.message ?? String(err);
+  if (/no IP addresses available|range set .* is exhausted/i.test(msg)) {
+    return new NetworkError('SubnetFull', `no address left for ${key} in ${cfg.subnet} (bridge ${cfg.bridge}): ${msg}`, { cause: err });
+  }
+  const what = err instanceof CniError ? err.message : msg;
+  return new NetworkError('NetworkSetupFailed', `cannot set up the network of ${key}: ${what}`, { cause: err });
+}
