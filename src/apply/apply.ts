@@ -2,6 +2,7 @@
  * Carries out a whole plan: the actions of one key in order, different keys concurrently
  * (up to `concurrency`). A failing key does not stop the others.
  */
+import pLimit from 'p-limit';
 import type { Action } from '../plan/actions.js';
 import type { Plan } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -30,21 +31,9 @@ export function groupByKey(actions: Action[]): Action[][] {
   return [...groups.values()];
 }
 
-/** Runs `fn` over items with at most `limit` in flight. */
-export async function forEachConcurrent<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  });
-  await Promise.all(workers);
-}
-
 export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplySummary> {
   const summary: ApplySummary = { results: [], errors: [] };
-  await forEachConcurrent(groupByKey(plan.actions), opts.concurrency, async (group) => {
+  await pLimit(Math.max(1, opts.concurrency)).map(groupByKey(plan.actions), async (group) => {
     for (const action of group) {
       opts.onStart?.(action);
       try {

@@ -11,6 +11,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import type { ContainerStatus } from '../api/types.js';
 import type { SourceProblem } from '../contracts/source.js';
 import type { DetailedStatusSink } from '../contracts/sinks.js';
@@ -55,17 +56,10 @@ export function recordPath(stateDir: string, key: string): string {
   return path.join(statusRoot(stateDir), 'containers', safeSegment(namespace), `${safeSegment(name)}.json`);
 }
 
-let tmpSeq = 0;
 async function writeAtomic(file: string, content: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++tmpSeq}.tmp`);
-  try {
-    await fs.writeFile(tmp, content, { mode: 0o644 });
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+  // Its temp file (`<name>.json.<n>`) does not end in .json: readStatusRecords passes over it.
+  await writeFileAtomic(file, content, { mode: 0o644, fsync: false });
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import { RuntimeUnavailableError } from '../../src/runtime/runtime.js';
 import type { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
-import { pollUntil } from '../../src/runtime/runc/async.js';
+import { pollUntil } from '../../src/util/poll.js';
 import { readPid } from '../../src/runtime/runc/conmon.js';
 import { containerPaths } from '../../src/runtime/runc/paths.js';
 import { isAlive } from '../../src/util/processes.js';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ManifestCache } from '../../src/sources/files/load.js';
 import { ParsedFileCache, RACY_MS } from '../../src/util/stat-cache.js';
-import { pollUntil } from '../../src/runtime/runc/async.js';
+import { pollUntil } from '../../src/util/poll.js';
 
 const manifest = (memory: string): string => `apiVersion: acetate.dev/v1alpha1
 kind: Container

@@ -142,7 +142,7 @@ describe('Prober (fake clock, scripted checks)', () => {
       prober.sync(`default/c${i}`, { ...a, key: `default/c${i}` });
     }
     await tick(0);
-    assert.deepEqual(prober.limiter.load, { running: 2, waiting: 3 });
+    assert.deepEqual({ running: prober.limiter.activeCount, waiting: prober.limiter.pendingCount }, { running: 2, waiting: 3 });
     release();
     for (let i = 0; i < 5; i++) await flush();
     assert.equal(prober.checks, 5);

@@ -6,7 +6,7 @@
  *   process (identified by pid and start time; a restart starts them afresh) and the probes of its
  *   applied spec. forget(key) and stop() end them.
  * - Each worker runs its check every periodSeconds, the first one initialDelaySeconds after the
- *   process started. Checks run concurrently through one Limiter, so many probes, or slow ones,
+ *   process started. Checks run concurrently through one limiter (p-limit), so many probes, or slow ones,
  *   never hold a reconcile: a check is never awaited by the loop.
  * - Results are counted as Kubernetes does: successThreshold consecutive successes make a probe
  *   pass, failureThreshold consecutive failures make it fail. Until the startup probe passes, the
@@ -20,7 +20,7 @@ import type { NormalizedProbe, ProbeKind } from '../../api/types.js';
 import type { ActualContainer, Runtime } from '../../runtime/runtime.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { runCheck, type CheckTools, type ProbeOutcome } from './check.js';
-import { Limiter } from './limiter.js';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 export interface ProberOptions {
   runtime: Runtime;
@@ -73,14 +73,14 @@ interface Instance {
 }
 
 export class Prober {
-  readonly limiter: Limiter;
+  readonly limiter: LimitFunction;
   private readonly instances = new Map<string, Instance>();
   private stopped = false;
   /** Checks completed (for tests and the benchmark). */
   checks = 0;
 
   constructor(private readonly opts: ProberOptions) {
-    this.limiter = new Limiter(Math.max(1, opts.concurrency ?? 8));
+    this.limiter = pLimit(Math.max(1, opts.concurrency ?? 8));
   }
 
   /** Follow the container as it is now: start, keep or end its probe workers. */
@@ -159,7 +159,7 @@ export class Prober {
     let outcome: ProbeOutcome;
     try {
       const check = this.opts.check ?? runCheck;
-      outcome = await this.limiter.run(() => check(w.probe, { key, pid: inst.pid, network: inst.network }, { runtime: this.opts.runtime, tools: this.opts.tools }));
+      outcome = await this.limiter(() => check(w.probe, { key, pid: inst.pid, network: inst.network }, { runtime: this.opts.runtime, tools: this.opts.tools }));
     } catch (err) {
       outcome = { ok: false, output: err instanceof Error ? err.message : String(err) };
     } finally {

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { samePorts } from '../../api/ports.js';
 import { findBinary } from '../../util/find-binary.js';
 import { RuntimeUnavailableError } from '../runtime.js';
-import { KeyedMutex } from '../runc/async.js';
+import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { DEFAULT_CNI_PATH } from './cni-exec.js';
 import { pluginList } from './cni-list.js';
 import { CniAttachments, type NetworkStateFile } from './cni-attachments.js';

@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pollUntil, type Sleep } from './async.js';
+import { pollUntil, type Sleep } from '../../util/poll.js';
 import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
 import { readPid, readSync } from './conmon.js';
 import type { ContainerPaths } from './paths.js';
