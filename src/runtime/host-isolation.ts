@@ -32,54 +32,59 @@ export interface MaskRule {
   why: string;
 }
 
-const PRIVATE: MaskRule[] = [
-  { path: '/run', kind: 'private', why: "the node's control sockets (containerd, docker, systemd, dbus) and runtime state" },
-  { path: '/var/run', kind: 'private', why: 'the same as /run where it is not a symlink' },
-  { path: '/tmp', kind: 'private', why: "other programs' temporary files and sockets (also state dirs kept there)" },
-  { path: '/var/tmp', kind: 'private', why: "other programs' temporary files" },
-  { path: '/var/log', kind: 'private', why: "the node's and other containers' logs" },
-  { path: '/root', kind: 'private', why: "root's home: ssh keys, kubeconfigs (~/.kube), docker credentials" },
-  { path: '/home', kind: 'private', why: "users' homes: ssh keys, kubeconfigs, credentials" },
-];
+/** [path, why] pairs of one kind, as MaskRules. */
+function rules(kind: MaskKind, pairs: [string, string][]): MaskRule[] {
+  return pairs.map(([where, why]) => ({ path: where, kind, why }));
+}
 
-const HIDDEN: MaskRule[] = [
-  { path: '/etc/shadow', kind: 'hidden', why: 'password hashes' },
-  { path: '/etc/gshadow', kind: 'hidden', why: 'group password hashes' },
-  { path: '/etc/shadow-', kind: 'hidden', why: 'backup of the password hashes' },
-  { path: '/etc/gshadow-', kind: 'hidden', why: 'backup of the group password hashes' },
-  { path: '/etc/security/opasswd', kind: 'hidden', why: 'old password hashes' },
-  { path: '/var/backups', kind: 'hidden', why: 'backups of /etc/shadow and others' },
-  { path: '/etc/ssh/ssh_host_*key', kind: 'hidden', why: 'ssh host private keys' },
-  { path: '/etc/ssl/private', kind: 'hidden', why: 'TLS private keys' },
-  { path: '/etc/krb5.keytab', kind: 'hidden', why: 'Kerberos keys' },
-  { path: '/etc/kubernetes', kind: 'hidden', why: 'kubeconfigs (admin.conf, kubelet.conf) and cluster PKI' },
-  { path: '/etc/rancher', kind: 'hidden', why: 'k3s/rke2 kubeconfigs and tokens' },
-  { path: '/etc/docker', kind: 'hidden', why: "docker's daemon config and registry certificates" },
-  { path: '/etc/containerd', kind: 'hidden', why: "containerd's config (registry credentials)" },
-  { path: '/etc/containers/auth.json', kind: 'hidden', why: 'registry credentials' },
-  { path: '/var/lib/kubelet', kind: 'hidden', why: "kubelet's credentials, pods' volumes and secrets" },
-  { path: '/var/lib/containerd', kind: 'hidden', why: "containerd's images and containers" },
-  { path: '/var/lib/docker', kind: 'hidden', why: "docker's images, containers and volumes" },
-  { path: '/var/lib/containers', kind: 'hidden', why: "podman's and CRI-O's storage" },
-  { path: '/var/lib/lxc', kind: 'hidden', why: "LXC's containers" },
-  { path: '/var/lib/lxd', kind: 'hidden', why: "LXD's containers" },
-  { path: '/var/lib/incus', kind: 'hidden', why: "Incus' containers" },
-  { path: '/var/lib/vz', kind: 'hidden', why: "Virtuozzo/OpenVZ containers" },
-  { path: '/var/lib/machines', kind: 'hidden', why: "systemd-nspawn's machines" },
-  { path: '/var/lib/libvirt', kind: 'hidden', why: "libvirt's virtual machine disks" },
-  { path: '/var/lib/rancher', kind: 'hidden', why: 'k3s/rke2 state, tokens and containerd' },
-  { path: '/var/lib/etcd', kind: 'hidden', why: "etcd's data (the cluster's secrets)" },
-  { path: '/var/lib/cni', kind: 'hidden', why: 'CNI plugins\' IP allocations' },
-  { path: '/var/lib/private', kind: 'hidden', why: "systemd DynamicUser services' state" },
-  { path: '/var/lib/systemd/credential.secret', kind: 'hidden', why: "systemd's credential encryption key" },
-  { path: '/var/mail', kind: 'hidden', why: "users' mail" },
-  { path: '/var/spool', kind: 'hidden', why: 'mail, cron tables and print queues' },
-  { path: '/srv', kind: 'hidden', why: "the node's served data" },
-  { path: '/mnt', kind: 'hidden', why: 'mounted volumes' },
-  { path: '/media', kind: 'hidden', why: 'mounted removable media' },
-  { path: DEFAULT_STATE_DIR, kind: 'hidden', why: "acetate's default state dir (containers' private areas, records, logs)" },
-  { path: DEFAULT_RUN_DIR, kind: 'hidden', why: "acetate's default run dir (runc state, bundles, conmon's files)" },
-];
+const PRIVATE = rules('private', [
+  ['/run', "the node's control sockets (containerd, docker, systemd, dbus) and runtime state"],
+  ['/var/run', 'the same as /run where it is not a symlink'],
+  ['/tmp', "other programs' temporary files and sockets (also state dirs kept there)"],
+  ['/var/tmp', "other programs' temporary files"],
+  ['/var/log', "the node's and other containers' logs"],
+  ['/root', "root's home: ssh keys, kubeconfigs (~/.kube), docker credentials"],
+  ['/home', "users' homes: ssh keys, kubeconfigs, credentials"],
+]);
+
+const HIDDEN = rules('hidden', [
+  ['/etc/shadow', 'password hashes'],
+  ['/etc/gshadow', 'group password hashes'],
+  ['/etc/shadow-', 'backup of the password hashes'],
+  ['/etc/gshadow-', 'backup of the group password hashes'],
+  ['/etc/security/opasswd', 'old password hashes'],
+  ['/var/backups', 'backups of /etc/shadow and others'],
+  ['/etc/ssh/ssh_host_*key', 'ssh host private keys'],
+  ['/etc/ssl/private', 'TLS private keys'],
+  ['/etc/krb5.keytab', 'Kerberos keys'],
+  ['/etc/kubernetes', 'kubeconfigs (admin.conf, kubelet.conf) and cluster PKI'],
+  ['/etc/rancher', 'k3s/rke2 kubeconfigs and tokens'],
+  ['/etc/docker', "docker's daemon config and registry certificates"],
+  ['/etc/containerd', "containerd's config (registry credentials)"],
+  ['/etc/containers/auth.json', 'registry credentials'],
+  ['/var/lib/kubelet', "kubelet's credentials, pods' volumes and secrets"],
+  ['/var/lib/containerd', "containerd's images and containers"],
+  ['/var/lib/docker', "docker's images, containers and volumes"],
+  ['/var/lib/containers', "podman's and CRI-O's storage"],
+  ['/var/lib/lxc', "LXC's containers"],
+  ['/var/lib/lxd', "LXD's containers"],
+  ['/var/lib/incus', "Incus' containers"],
+  ['/var/lib/vz', "Virtuozzo/OpenVZ containers"],
+  ['/var/lib/machines', "systemd-nspawn's machines"],
+  ['/var/lib/libvirt', "libvirt's virtual machine disks"],
+  ['/var/lib/rancher', 'k3s/rke2 state, tokens and containerd'],
+  ['/var/lib/etcd', "etcd's data (the cluster's secrets)"],
+  ['/var/lib/cni', 'CNI plugins\' IP allocations'],
+  ['/var/lib/private', "systemd DynamicUser services' state"],
+  ['/var/lib/systemd/credential.secret', "systemd's credential encryption key"],
+  ['/var/mail', "users' mail"],
+  ['/var/spool', 'mail, cron tables and print queues'],
+  ['/srv', "the node's served data"],
+  ['/mnt', 'mounted volumes'],
+  ['/media', 'mounted removable media'],
+  [DEFAULT_STATE_DIR, "acetate's default state dir (containers' private areas, records, logs)"],
+  [DEFAULT_RUN_DIR, "acetate's default run dir (runc state, bundles, conmon's files)"],
+]);
 
 /** The built-in list (without the configured state and run dirs, which are always added). */
 export const DEFAULT_MASKS: readonly MaskRule[] = [...PRIVATE, ...HIDDEN];

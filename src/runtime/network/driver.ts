@@ -87,10 +87,12 @@ export type NetworkErrorReason = 'PortConflict' | 'PortInUse' | 'SubnetFull' | '
 
 /** A network failure with a CamelCase reason, shown as the reason of Ready=False. */
 export class NetworkError extends Error {
-  readonly reason: NetworkErrorReason;
-  constructor(reason: NetworkErrorReason, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: NetworkErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'NetworkError';
-    this.reason = reason;
   }
 }
