@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readMountInfo } from '../../src/runtime/runc/mounts.js';
+import { readMountInfo } from '../../src/util/mounts.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { assertNoLeaks, cleanupStateDir, loopsUnder } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { CLI, runCli, type CliResult } from '../support/cli.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { cgroupHierarchies } from '../../src/runtime/runc/cgroups.js';
-import { readMountInfo } from '../../src/runtime/runc/mounts.js';
+import { readMountInfo } from '../../src/util/mounts.js';
 import { readProcStat } from '../../src/util/processes.js';
 import { exec } from '../../src/util/exec.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';

@@ -12,7 +12,7 @@ import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
-import { unmountAll } from '../../src/runtime/runc/mounts.js';
+import { unmountAll } from '../../src/util/mounts.js';
 import { exec } from '../../src/util/exec.js';
 import { assertNoLeaks, cleanupStateDir, snapshotLeaks } from '../support/leaks.js';
 import { instanceRules, networkEnv, snapshotNetworkLeaks, testNetwork, type TestNetwork } from '../support/network-leaks.js';

@@ -16,7 +16,7 @@ import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { isAlive } from '../support/proc.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
-import { unmountAll } from '../../src/runtime/runc/mounts.js';
+import { unmountAll } from '../../src/util/mounts.js';
 import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mountsUnder, parseMountInfo } from '../../src/runtime/runc/mounts.js';
+import { mountsUnder, parseMountInfo } from '../../src/util/mounts.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
 import { isAlive } from '../../src/util/processes.js';
 import { assertNoLeaks } from '../support/leaks.js';

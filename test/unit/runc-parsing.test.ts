@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseCpuV1, parseCpuV2, parseMemoryLimit, parsePidsMax, sameMemory } from '../../src/runtime/runc/cgroups.js';
 import { parseCriLog, readLogMessages, readTail } from '../../src/runtime/runc/logs.js';
-import { parseMountInfo } from '../../src/runtime/runc/mounts.js';
+import { parseMountInfo } from '../../src/util/mounts.js';
 import { containerIdOf, containerPaths, defaultRunDirOf, instancePaths, keyOfId } from '../../src/runtime/runc/paths.js';
 import { capabilitiesOfMask } from '../../src/runtime/runc/procfs.js';
 import { parseProcStat } from '../../src/util/processes.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { chmod, chown, mkdir, readFile, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { exec, ExecError } from '../../util/exec.js';
 import { formatMemory } from '../../api/quantity.js';
-import { readMountInfo, unmountAll } from '../runc/mounts.js';
+import { readMountInfo, unmountAll } from '../../util/mounts.js';
 import { DiskLimitError } from './driver.js';
 
 /** xfsprogs ≥ 5.19 refuses filesystems below 300 MB unless run by fstests (see makeXfsImage). */

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { formatMemory } from '../../api/quantity.js';
 import { exists } from '../../util/exists.js';
 import { findBinary } from '../../util/find-binary.js';
-import { readMountInfo } from '../runc/mounts.js';
+import { readMountInfo } from '../../util/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
 import { fitsIn } from '../../plan/disk.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';

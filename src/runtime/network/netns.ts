@@ -8,7 +8,7 @@ import { closeSync, openSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { existsNow, makeDirs, removePaths } from '../../util/small-file.js';
-import { unmountAll } from '../runc/mounts.js';
+import { unmountAll } from '../../util/mounts.js';
 
 /** statfs f_type of nsfs (linux/magic.h NSFS_MAGIC). */
 const NSFS_MAGIC = 0x6e736673;
