@@ -89,14 +89,14 @@ export class SeccompError extends Error {
 }
 
 /** Node's process.arch → libseccomp's name and the Go name the profile's `arches` use. */
-const ARCHES: Record<string, { scmp: string; go: string }> = {
-  x64: { scmp: 'SCMP_ARCH_X86_64', go: 'amd64' },
-  arm64: { scmp: 'SCMP_ARCH_AARCH64', go: 'arm64' },
-  ia32: { scmp: 'SCMP_ARCH_X86', go: '386' },
-  arm: { scmp: 'SCMP_ARCH_ARM', go: 'arm' },
-  s390x: { scmp: 'SCMP_ARCH_S390X', go: 's390x' },
-  ppc64: { scmp: 'SCMP_ARCH_PPC64LE', go: 'ppc64le' },
-  riscv64: { scmp: 'SCMP_ARCH_RISCV64', go: 'riscv64' },
+const ARCHES: Record<string, [scmp: string, go: string]> = {
+  x64: ['SCMP_ARCH_X86_64', 'amd64'],
+  arm64: ['SCMP_ARCH_AARCH64', 'arm64'],
+  ia32: ['SCMP_ARCH_X86', '386'],
+  arm: ['SCMP_ARCH_ARM', 'arm'],
+  s390x: ['SCMP_ARCH_S390X', 's390x'],
+  ppc64: ['SCMP_ARCH_PPC64LE', 'ppc64le'],
+  riscv64: ['SCMP_ARCH_RISCV64', 'riscv64'],
 };
 
 /** "5.8" ≤ "6.18.44-fc" ? (major.minor, as containers/common compares). */
@@ -122,19 +122,20 @@ export function translateProfile(profile: unknown, opts: TranslateOptions): OciS
   if (!p || typeof p !== 'object' || typeof p.defaultAction !== 'string') throw new SeccompError('not a seccomp profile: no defaultAction');
   const arch = ARCHES[opts.arch ?? process.arch];
   if (!arch) throw new SeccompError(`no seccomp architecture known for ${opts.arch ?? process.arch}`);
+  const [scmpArch, goArch] = arch;
   const release = opts.kernelRelease ?? os.release();
   const caps = new Set(opts.capabilities);
   let architectures = p.architectures ?? [];
   if (architectures.length === 0 && p.archMap) {
-    const m = p.archMap.find((a) => a.architecture === arch.scmp);
+    const m = p.archMap.find((a) => a.architecture === scmpArch);
     architectures = m ? [m.architecture, ...(m.subArchitectures ?? [])] : [];
   }
   const syscalls: OciSeccompSyscall[] = [];
   for (const r of p.syscalls ?? []) {
     const inc = r.includes ?? {};
     const exc = r.excludes ?? {};
-    if (inc.arches?.length && !inc.arches.includes(arch.go)) continue;
-    if (exc.arches?.includes(arch.go)) continue;
+    if (inc.arches?.length && !inc.arches.includes(goArch)) continue;
+    if (exc.arches?.includes(goArch)) continue;
     if (inc.caps?.some((c) => !caps.has(c))) continue;
     if (exc.caps?.some((c) => caps.has(c))) continue;
     if (inc.minKernel && !kernelAtLeast(inc.minKernel, release)) continue;
