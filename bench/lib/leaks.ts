@@ -7,11 +7,11 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { findBinary } from '../../src/runtime/runc/preflight.js';
+import { findBinary } from '../../src/util/find-binary.js';
 import { cgroupHierarchies, cgroupProcs, removeCgroupDir } from '../../src/runtime/runc/cgroups.js';
-import { mountsUnder, unmountAll } from '../../src/runtime/runc/mounts.js';
+import { mountsUnder, unmountAll } from '../../src/util/mounts.js';
 import { instancePaths, keyOfId, type InstancePaths } from '../../src/runtime/runc/paths.js';
-import { readProcStat } from '../../src/runtime/runc/procfs.js';
+import { readProcStat } from '../../src/util/processes.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/runc/templates.js';
 import { exec } from '../../src/util/exec.js';

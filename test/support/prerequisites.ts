@@ -5,7 +5,7 @@
  * real cluster, kubectl), and always says why (skipBecause). test/unit/suite-guards.test.ts
  * holds every test file to this: no bare this.skip(), describe.skip or it.skip.
  */
-import { findBinary } from '../../src/runtime/runc/preflight.js';
+import { findBinary } from '../../src/util/find-binary.js';
 
 /** Throws, naming what is missing and how to get it, when `missing` is not empty. */
 export function requirePrerequisites(missing: string[], what: string): void {

@@ -12,7 +12,8 @@ import { InvalidError } from '../../contracts/errors.js';
 import { buildOciConfig } from './oci-config.js';
 import { MAX_ID_LENGTH } from './paths.js';
 import type { RuncContext } from './runc-context.js';
-import { readRecord, writeJsonAtomic } from './store.js';
+import { writeJsonAtomic } from '../../util/json-file.js';
+import { readRecord } from './store.js';
 import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
 import { withTempDir } from './temp-dirs.js';
 

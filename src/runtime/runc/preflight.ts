@@ -7,9 +7,6 @@ import { exec } from '../../util/exec.js';
 import { findBinary } from '../../util/find-binary.js';
 import { RuntimeUnavailableError } from '../runtime.js';
 
-// runc-runtime.ts imports findBinary from here; new code imports it from util/find-binary.ts.
-export { findBinary };
-
 export interface PreflightOptions {
   runcPath?: string;
   conmonPath?: string;

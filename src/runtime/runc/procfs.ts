@@ -2,9 +2,6 @@
 import { readFile } from 'node:fs/promises';
 import { ALL_CAPABILITIES } from '../../api/capabilities.js';
 
-// runc-runtime.ts imports isAlive from here; new code imports it from util/processes.ts.
-export { isAlive } from '../../util/processes.js';
-
 /** The process's hard RLIMIT_NOFILE, from /proc/self/limits. */
 export async function hostNofileHard(): Promise<number> {
   try {

@@ -7,7 +7,7 @@
 import { readdir } from 'node:fs/promises';
 import { containerKey } from '../../api/types.js';
 import type { ActualContainer, AppliedRecord } from '../runtime.js';
-import { mapLimit } from './async.js';
+import pLimit from 'p-limit';
 import { readLimits } from './cgroups.js';
 import { isOurs, processInfo } from './observe.js';
 import type { RuncContext } from './runc-context.js';
@@ -53,7 +53,8 @@ export async function listContainers(rc: RuncContext): Promise<ActualContainer[]
     await sweepTempDirs(rc, temp); // only in the process that holds the node lock
     ids = ids.filter((n) => !n.startsWith('.'));
   }
-  const found = await mapLimit(ids.sort(), 64, async (id) => {
+  const limit = pLimit(64);
+  const found = await limit.map(ids.sort(), async (id) => {
     const record = await readRecord(rc.pathsOf(id).record);
     return record ? { id, record } : undefined;
   });
@@ -62,7 +63,7 @@ export async function listContainers(rc: RuncContext): Promise<ActualContainer[]
   if (rc.lockHeld) await rc.net.collectGarbageOnce();
   if (records.length === 0) return [];
   const states = new Map((await (await rc.runc()).list()).map((s) => [s.id, s]));
-  return mapLimit(records, 64, ({ id, record }) => {
+  return limit.map(records, ({ id, record }) => {
     const st = states.get(id);
     return actualOf(rc, id, record, st && isOurs(st, record.namespace, record.name) ? st : undefined);
   });

@@ -9,11 +9,12 @@ import path from 'node:path';
 import { removePaths } from '../../util/small-file.js';
 import type { RemoveOptions } from '../runtime.js';
 import { runcPidTempOf } from './conmon.js';
-import { mountsUnder, unmountAll } from './mounts.js';
+import { mountsUnder, unmountAll } from '../../util/mounts.js';
 import { isOurs, isRunning } from './observe.js';
 import type { ContainerPaths } from './paths.js';
 import type { RuncContext } from './runc-context.js';
-import { forgetFiles, readRecord } from './store.js';
+import { forgetFiles } from '../../util/json-file.js';
+import { readRecord } from './store.js';
 import { stopLocked } from './stop.js';
 import { withTempDir } from './temp-dirs.js';
 

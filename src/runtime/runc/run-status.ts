@@ -2,13 +2,14 @@
  * A container's status file at the edges of a run: when it started (and in which boot), how it
  * ended (exit code, OOMKilled), or that it ended unseen. get/list read it back (observe.ts).
  */
-import { pollUntil } from './async.js';
+import { pollUntil } from '../../util/poll.js';
 import { readExitCode, readPid } from './conmon.js';
 import { exitReason, mtimeOf, unfinishedRun } from './observe.js';
 import type { ContainerPaths } from './paths.js';
-import { isAlive } from './procfs.js';
+import { isAlive } from '../../util/processes.js';
 import type { RuncContext } from './runc-context.js';
-import { readStatus, writeJsonAtomic, type ContainerStatusFile } from './store.js';
+import { writeJsonAtomic } from '../../util/json-file.js';
+import { readStatus, type ContainerStatusFile } from './store.js';
 import { currentBootId } from './supervision.js';
 
 /** How long conmon may take to record an exit code after the process is gone. */

@@ -8,7 +8,7 @@ import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js'
 import type { AppliedRecord } from '../runtime.js';
 import { reapConmon } from './cleanup.js';
 import { launchConmon } from './conmon.js';
-import { unmountAll } from './mounts.js';
+import { unmountAll } from '../../util/mounts.js';
 import { buildOciConfig } from './oci-config.js';
 import { isRunning } from './observe.js';
 import type { RuncCli } from './runc-cli.js';

@@ -1,7 +1,7 @@
 /** stop(): SIGTERM, the grace period, SIGKILL; the exit recorded; what the run left cleared. */
 import type { StopOptions } from '../runtime.js';
 import { KILL_WAIT_MS, waitGone } from './cleanup.js';
-import { unmountAll } from './mounts.js';
+import { unmountAll } from '../../util/mounts.js';
 import { isRunning } from './observe.js';
 import type { RuncContext, Target } from './runc-context.js';
 import { readStatus } from './store.js';

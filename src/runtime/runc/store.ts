@@ -6,9 +6,6 @@
 import { readJson } from '../../util/json-file.js';
 import type { AppliedRecord } from '../runtime.js';
 
-// runc-runtime.ts imports these from here; new code imports them from util/json-file.ts.
-export { forgetFiles, writeJsonAtomic } from '../../util/json-file.js';
-
 export interface ContainerStatusFile {
   /** Successful starts since the record was created; restartCount = starts - 1. */
   starts: number;

@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { makeDirs } from '../../util/small-file.js';
-import { isAlive } from './procfs.js';
+import { isAlive } from '../../util/processes.js';
 import type { RuncContext } from './runc-context.js';
 
 /** `.creating-<pid>-…` / `.removing-<pid>-…` in the containers dir (see withTempDir). */

@@ -9,7 +9,7 @@ import { isRunning } from './observe.js';
 import type { ContainerPaths } from './paths.js';
 import { resizeInPlace } from './resize.js';
 import type { RuncContext } from './runc-context.js';
-import { writeJsonAtomic } from './store.js';
+import { writeJsonAtomic } from '../../util/json-file.js';
 import { appliedRecord } from '../applied-record.js';
 
 export async function updateResources(rc: RuncContext, key: string, resources: Resources): Promise<ResizeResult> {
