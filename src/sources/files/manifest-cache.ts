@@ -1,6 +1,6 @@
 /** Parse results of manifest files kept while the files do not change (see util/stat-cache.ts). */
 import { sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
-import { parseManifestFile, statManifest, type FileResult, type LoadOptions } from './manifest-file.js';
+import { parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
 
 /**
  * Results of files that did not change, for a long-running controller whose periodic re-list
@@ -10,7 +10,7 @@ import { parseManifestFile, statManifest, type FileResult, type LoadOptions } fr
  * files, a result is only reused when the file was already older than RACY_MS when it was read
  * (see util/stat-cache.ts).
  */
-export class ManifestCache {
+export class ManifestCache implements FileResultCache {
   private readonly entries = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
   private readonly now: () => number;
 

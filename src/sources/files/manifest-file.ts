@@ -10,7 +10,6 @@ import type { SourceProblem } from '../../contracts/source.js';
 import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
-import type { ManifestCache } from './manifest-cache.js';
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
@@ -24,13 +23,20 @@ export interface FileResult {
   warnings: SourceProblem[];
 }
 
+/** What loadManifestFile asks of a cache (ManifestCache in manifest-cache.ts, which builds on this file). */
+export interface FileResultCache {
+  load(file: string, opts: LoadOptions): Promise<FileResult>;
+  /** Forgets files no longer in the tree. */
+  retainOnly(files: Iterable<string>): void;
+}
+
 export interface LoadOptions {
   /** Destroying everything is allowed even when the directory is missing or has no valid manifest. */
   allowEmpty?: boolean;
   /** This node's name: manifests whose spec.nodeName names another node are not desired here. */
   nodeName?: string;
   /** Reuse the result for files that did not change since they were last loaded (see ManifestCache). */
-  cache?: ManifestCache;
+  cache?: FileResultCache;
   /** What this node can give a container: larger requests are refused, as in Kubernetes mode. */
   capacity?: NodeCapacity;
 }
