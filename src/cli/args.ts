@@ -1,6 +1,7 @@
 /** Argument parsing on node:util parseArgs, with errors a user can act on. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './command.js';
+import { parseDuration as parseDurationText } from '../util/duration.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -13,12 +14,13 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
 }
 
 /** "30s", "2m", "500ms", "1h" or a plain number of seconds → milliseconds. */
+/** A duration flag: "30s", "2m", "1m30s", "500ms", or a bare number of seconds. */
 export function parseDuration(s: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim());
-  if (!m) throw new UsageError(`${flag}: '${s}' is not a duration such as 30s, 2m or 500ms`);
-  const n = Number(m[1]);
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
-  return Math.round(n * mult);
+  try {
+    return parseDurationText(s);
+  } catch (err) {
+    throw new UsageError(`${flag}: '${s}' is not a duration such as 30s, 2m or 500ms`, { cause: err });
+  }
 }
 
 export function parsePositiveInt(s: string, flag: string): number {

@@ -27,8 +27,8 @@ export interface Command {
 
 /** A usage error: printed with the command's usage, exit status 1. */
 export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'UsageError';
   }
 }

@@ -12,7 +12,7 @@
  */
 import type { NormalizedSpec, RestartPolicy } from '../api/types.js';
 import type { ActualContainer, ProcessInfo } from '../runtime/runtime.js';
-import { formatDuration } from '../contracts/clock.js';
+import { formatDuration } from '../util/duration.js';
 
 /** What is known of the crash-loop back-off of a key's last exit (CrashLoopTracker's bookkeeping). */
 export interface RestartBackoff {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { backoffDelay, KeyedBackoff } from '../../src/util/backoff.js';
-import { formatDuration, parseDuration, FakeClock } from '../../src/contracts/clock.js';
+import { FakeClock } from '../../src/contracts/clock.js';
+import { formatDuration, parseDuration } from '../../src/util/duration.js';
 
 describe('backoff', () => {
   it('doubles from the base up to the cap', () => {
@@ -68,7 +69,8 @@ describe('clock', () => {
     assert.equal(parseDuration('100ms'), 100);
     assert.equal(parseDuration('1m30s'), 90_000);
     assert.equal(parseDuration('2h'), 7_200_000);
-    assert.equal(parseDuration('250'), 250);
+    assert.equal(parseDuration('250', { bareUnit: 'ms' }), 250);
+    assert.equal(parseDuration('2'), 2000); // a bare number in a flag is seconds
     assert.throws(() => parseDuration('soon'), /not a duration/);
     assert.throws(() => parseDuration('10s later'), /not a duration/);
     assert.equal(formatDuration(90_000), '1m30s');

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SECCOMP_PROFILE, PODMAN_SECCOMP_PROFILE, seccompFor, translateProfile } from '../../src/runtime/runc/seccomp.js';
-import { hostMaskRules, isolationMounts, type ResolvedMask } from '../../src/runtime/host-isolation.js';
+import { hostMaskRules, isolationMounts, type ResolvedMask } from '../../src/runtime/runc/host-isolation.js';
 import { protectedHostPathProblem, setProtectedDirs } from '../../src/api/protected-paths.js';
 import { parseIdRange, userNamespaceFor } from '../../src/runtime/runc/userns.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';

@@ -3,7 +3,7 @@ import type { CliContext } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { table } from '../table.js';
 import { HOST_TEMPLATE } from '../../runtime/runc/templates.js';
-import { hostMaskRules, resolveHostMasks } from '../../runtime/host-isolation.js';
+import { hostMaskRules, resolveHostMasks } from '../../runtime/runc/host-isolation.js';
 import { RuncRuntime } from '../../runtime/runc/runc-runtime.js';
 import { instancePaths } from '../../runtime/runc/paths.js';
 import { hostIsolationOptions } from '../../runtime/runc/isolation.js';

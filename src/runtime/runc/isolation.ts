@@ -7,7 +7,7 @@
 import type { AppliedRecord } from '../runtime.js';
 import { InvalidError } from '../../contracts/errors.js';
 import { HOST_TEMPLATE } from './templates.js';
-import { hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from '../host-isolation.js';
+import { hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from './host-isolation.js';
 import { resolveCapabilities, type OciConfigInput } from './oci-config.js';
 import type { ContainerPaths, InstancePaths } from './paths.js';
 import { seccompFor } from './seccomp.js';

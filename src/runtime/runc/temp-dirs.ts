@@ -9,7 +9,6 @@ import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { makeDirs } from '../../util/small-file.js';
-import { isAlive } from '../../util/processes.js';
 import type { RuncContext } from './runc-context.js';
 
 /** `.creating-<pid>-…` / `.removing-<pid>-…` in the containers dir (see withTempDir). */
@@ -32,8 +31,10 @@ export async function withTempDir(rc: RuncContext, what: 'creating' | 'removing'
 }
 
 /**
- * Remove what killed acetates left of creates and removals (their pid is gone, or it is ours and
- * idle). Does nothing unless this process holds the node lock.
+ * Remove what killed acetates left of creates and removals. Does nothing unless this process
+ * holds the node lock; and holding it, every temp dir not in flight here is a leftover, whatever
+ * its pid says: only the holder creates or removes containers, so the writer of another pid's dir
+ * is gone even when its pid now names an unrelated process (pids are reused: pid_max may be 32768).
  */
 export async function sweepTempDirs(rc: RuncContext, names: readonly string[]): Promise<void> {
   if (!rc.lockHeld) return;
@@ -42,8 +43,6 @@ export async function sweepTempDirs(rc: RuncContext, names: readonly string[]): 
     if (!m) continue;
     const full = path.join(rc.paths.containersDir, n);
     if (rc.tempInFlight.has(full)) continue;
-    const pid = Number(m[1]);
-    if (pid !== process.pid && (await isAlive(pid))) continue;
     await rm(full, { recursive: true, force: true });
   }
 }

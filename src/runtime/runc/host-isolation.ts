@@ -20,8 +20,8 @@
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { OciMount } from './runc/oci-types.js';
-import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './runc/paths.js';
+import type { OciMount } from './oci-types.js';
+import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './paths.js';
 
 export type MaskKind = 'private' | 'hidden';
 
