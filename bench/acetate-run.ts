@@ -20,10 +20,14 @@ export interface Loop {
 }
 
 export async function startLoop(h: Harness, inst: Instance, extra: string[] = []): Promise<Loop> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'run', '-f', inst.dir, '--metrics-addr', '0', '--log-format', 'json', '--concurrency', '8', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...inst.env },
-  });
+  const child = spawn(
+    process.execPath,
+    [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'run', '-f', inst.dir, '--metrics-addr', '0', '--log-format', 'json', '--concurrency', '8', ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...inst.env },
+    },
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -61,8 +65,17 @@ export async function loopWindow(ctx: RunContext, h: Harness, inst: Instance, n:
     const seconds = (performance.now() - t0) / 1000;
     const resyncS = Number(cfg.resync.replace('s', ''));
     results.rss.push({ n, medianBytes: median(rss), maxBytes: Math.max(...rss) });
-    results.loop.push({ n, windowS: round(seconds, 1), resync: cfg.resync, cpuMsPerSecond: round(cpuMs / seconds, 1), cpuMsPerResync: round((cpuMs / seconds) * resyncS), rssBytes: median(rss) });
-    log(`acetate run with ${n} containers: RSS ${fmtMiB(median(rss))} (max ${fmtMiB(Math.max(...rss))}), CPU ${round(cpuMs / seconds, 1)} ms/s with --resync ${cfg.resync}`);
+    results.loop.push({
+      n,
+      windowS: round(seconds, 1),
+      resync: cfg.resync,
+      cpuMsPerSecond: round(cpuMs / seconds, 1),
+      cpuMsPerResync: round((cpuMs / seconds) * resyncS),
+      rssBytes: median(rss),
+    });
+    log(
+      `acetate run with ${n} containers: RSS ${fmtMiB(median(rss))} (max ${fmtMiB(Math.max(...rss))}), CPU ${round(cpuMs / seconds, 1)} ms/s with --resync ${cfg.resync}`,
+    );
   } finally {
     await loop.stop();
   }
@@ -128,5 +141,7 @@ export async function latencyBenchmark(ctx: RunContext, h: Harness, inst: Instan
     runcUpdateMs: round(median(update), 1),
     samplesMs: samples.map((s) => round(s, 1)),
   };
-  log(`latency file save → cgroup limit (${n} containers, ${cfg.edits} edits): p50 ${fmtMs(results.latency.p50Ms)}, p99 ${fmtMs(results.latency.p99Ms)}, ${failures} not seen within 10 s`);
+  log(
+    `latency file save → cgroup limit (${n} containers, ${cfg.edits} edits): p50 ${fmtMs(results.latency.p50Ms)}, p99 ${fmtMs(results.latency.p99Ms)}, ${failures} not seen within 10 s`,
+  );
 }

@@ -111,7 +111,11 @@ async function growBare<I extends InstanceLike>(ctx: DiskBenchContext<I>, b: Bas
   for (let i = 0; i < ctx.grows; i++) {
     size += 4 * 2 ** 20;
     const t0 = performance.now();
-    for (const [f, a] of [['truncate', ['-s', String(size), img]], ['losetup', ['-c', dev]], ['xfs_growfs', ['-d', path.join(d, 'disk')]]] as const) {
+    for (const [f, a] of [
+      ['truncate', ['-s', String(size), img]],
+      ['losetup', ['-c', dev]],
+      ['xfs_growfs', ['-d', path.join(d, 'disk')]],
+    ] as const) {
       const m = await measure(f, [...a]);
       check(m.code === 0, `bare grow: ${f}: ${m.stderr}`);
     }
@@ -144,7 +148,8 @@ export async function diskBenchmark<I extends InstanceLike>(ctx: DiskBenchContex
       res.createMs.bare.push(round(c.wallMs));
       if (rep === 1) {
         res.allocatedKiB.bareImage = (await duBytes(path.join(b.work, 'c', 'b0', 'disk.img'))) / 1024;
-        res.allocatedKiB.bareDir = (await measure('du', ['-s', '-x', '--block-size=1', path.join(b.work, 'c', 'b0')]).then((m) => Number(m.stdout.split(/\s+/)[0]))) / 1024;
+        res.allocatedKiB.bareDir =
+          (await measure('du', ['-s', '-x', '--block-size=1', path.join(b.work, 'c', 'b0')]).then((m) => Number(m.stdout.split(/\s+/)[0]))) / 1024;
         growB.push(...(await growBare(ctx, b)));
       }
       const d = await ctx.run('bash', [path.join(ctx.baselineDir, 'destroy.sh'), b.work, b.template], b.env);
@@ -184,7 +189,9 @@ export async function diskBenchmark<I extends InstanceLike>(ctx: DiskBenchContex
   const q = (xs: number[]) => ({ p50: round(quantile(xs, 0.5), 1), p99: round(quantile(xs, 0.99), 1), samples: xs.length });
   res.growMs = { acetate: q(growA), bare: q(growB) };
   await writeDiskResults(ctx.out, res);
-  ctx.log(`disk: create ${ctx.n} with ${SIZE_MI}Mi disks ${fmtRatio(res.ratio)} the bare loop; grow p50/p99 ${res.growMs.acetate.p50}/${res.growMs.acetate.p99} ms (bare ${res.growMs.bare.p50}/${res.growMs.bare.p99} ms)`);
+  ctx.log(
+    `disk: create ${ctx.n} with ${SIZE_MI}Mi disks ${fmtRatio(res.ratio)} the bare loop; grow p50/p99 ${res.growMs.acetate.p50}/${res.growMs.acetate.p99} ms (bare ${res.growMs.bare.p50}/${res.growMs.bare.p99} ms)`,
+  );
   return res;
 }
 
@@ -202,7 +209,10 @@ async function plainPair<I extends InstanceLike>(ctx: DiskBenchContext<I>, res: 
   const inst = await ctx.newInstance();
   try {
     await mkdir(inst.dir, { recursive: true });
-    await writeFile(path.join(inst.dir, 'containers.yaml'), Array.from({ length: ctx.n }, (_, i) => diskYaml(nameOf(i)).replace(/, disk: \d+Mi/, '')).join('---\n'));
+    await writeFile(
+      path.join(inst.dir, 'containers.yaml'),
+      Array.from({ length: ctx.n }, (_, i) => diskYaml(nameOf(i)).replace(/, disk: \d+Mi/, '')).join('---\n'),
+    );
     const c = await ctx.acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '1']);
     check(c.code === 0, `acetate apply failed: ${c.stderr}`);
     res.plainCreateMs.acetate.push(round(c.wallMs));

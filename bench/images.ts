@@ -79,7 +79,9 @@ export async function runImageBench(o: ImageBenchOptions): Promise<void> {
     const img = await buildFiveLayerImage(path.join(work, 'img'), { mib: 24 });
     const ref = `${reg.host}/bench/app:1`;
     await pushLayout(img.layout, ref);
-    const blobBytes = (await Promise.all(img.layerDigests.map((d) => readFile(path.join(img.layout, 'blobs', 'sha256', d.slice(7))).then((b) => b.length)))).reduce((a, b) => a + b, 0);
+    const blobBytes = (
+      await Promise.all(img.layerDigests.map((d) => readFile(path.join(img.layout, 'blobs', 'sha256', d.slice(7))).then((b) => b.length)))
+    ).reduce((a, b) => a + b, 0);
     o.log(`images: 5-layer image of ${fmtMiB(blobBytes)} compressed pushed to ${reg.host}`);
 
     // 1. First pull, side by side, alternating.
@@ -92,9 +94,14 @@ export async function runImageBench(o: ImageBenchOptions): Promise<void> {
       const b = path.join(work, `pull-base-${r}`);
       await mkdir(b, { recursive: true });
       const t0 = performance.now();
-      await must(measure('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${b}/layout:img`]), 'skopeo copy');
+      await must(
+        measure('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${b}/layout:img`]),
+        'skopeo copy',
+      );
       const index = JSON.parse(await readFile(path.join(b, 'layout', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-      const manifest = JSON.parse(await readFile(path.join(b, 'layout', 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+      const manifest = JSON.parse(await readFile(path.join(b, 'layout', 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as {
+        layers: { digest: string }[];
+      };
       for (const [i, l] of manifest.layers.entries()) {
         await mkdir(path.join(b, 'layers', String(i)), { recursive: true });
         await must(measure('tar', ['-xzf', path.join(b, 'layout', 'blobs', 'sha256', l.digest.slice(7)), '-C', path.join(b, 'layers', String(i))]), 'tar');
@@ -110,8 +117,13 @@ export async function runImageBench(o: ImageBenchOptions): Promise<void> {
     const runDir = await mkdtemp(path.join(o.runRoot, 'img-acetate-'));
     await must(measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'image', 'pull', ref], { env }), 'pull');
     const layersDir = path.join(stateDir, 'images', 'layers');
-    const rec = JSON.parse((await measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'image', 'list', '-o', 'json'])).stdout) as { layers: { diffID: string }[] }[];
-    const lower = rec[0]!.layers.map((l) => path.join(layersDir, l.diffID.slice(7))).reverse().join(':');
+    const rec = JSON.parse((await measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'image', 'list', '-o', 'json'])).stdout) as {
+      layers: { diffID: string }[];
+    }[];
+    const lower = rec[0]!.layers
+      .map((l) => path.join(layersDir, l.diffID.slice(7)))
+      .reverse()
+      .join(':');
     const manifests = path.join(work, 'manifests');
     const empty = path.join(work, 'empty');
     await mkdir(manifests);
@@ -122,13 +134,23 @@ export async function runImageBench(o: ImageBenchOptions): Promise<void> {
     const createB: number[] = [];
     let perContainer = 0;
     for (let r = 0; r < reps; r++) {
-      createA.push(await must(measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'apply', '-f', manifests, '--concurrency', '1'], { env }), 'acetate apply'));
+      createA.push(
+        await must(
+          measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'apply', '-f', manifests, '--concurrency', '1'], { env }),
+          'acetate apply',
+        ),
+      );
       if (r === 0) perContainer = (await duBytes(path.join(stateDir, 'containers'))) / n;
-      await must(measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'apply', '-f', empty, '--allow-empty', '--concurrency', '8'], { env }), 'acetate destroy');
+      await must(
+        measure(process.execPath, [CLI, '--state-dir', stateDir, '--run-dir', runDir, 'apply', '-f', empty, '--allow-empty', '--concurrency', '8'], { env }),
+        'acetate destroy',
+      );
       const bw = path.join(work, `base-${r}`);
       const br = await mkdtemp(path.join(o.runRoot, 'img-base-'));
       try {
-        createB.push(await must(measure(path.join(BASELINE, 'create.sh'), [bw, String(n), tpl.file], { env: { RUN_DIR: br, LOWER: lower } }), 'baseline create'));
+        createB.push(
+          await must(measure(path.join(BASELINE, 'create.sh'), [bw, String(n), tpl.file], { env: { RUN_DIR: br, LOWER: lower } }), 'baseline create'),
+        );
       } finally {
         await measure(path.join(BASELINE, 'cleanup.sh'), [bw, tpl.file], { env: { RUN_DIR: br } });
         await rm(br, { recursive: true, force: true });
@@ -137,7 +159,9 @@ export async function runImageBench(o: ImageBenchOptions): Promise<void> {
     const layerBytes = await duBytes(layersDir);
     results.create = { acetateMs: createA.map(round), baselineMs: createB.map(round), ratio: round(median(createA) / median(createB), 2) };
     results.disk = { layersBytes: layerBytes, layerDirs: (await readdir(layersDir)).length, perContainerBytes: round(perContainer) };
-    o.log(`images: create ${n} acetate ${fmtMs(median(createA))} vs bare loop ${fmtMs(median(createB))} (${fmtRatio(median(createA) / median(createB))}); layers ${fmtMiB(layerBytes)} once, ${fmtKiB(perContainer)} per container`);
+    o.log(
+      `images: create ${n} acetate ${fmtMs(median(createA))} vs bare loop ${fmtMs(median(createB))} (${fmtRatio(median(createA) / median(createB))}); layers ${fmtMiB(layerBytes)} once, ${fmtKiB(perContainer)} per container`,
+    );
     await cleanupStateDir(stateDir, { runDir });
     await rm(runDir, { recursive: true, force: true });
   } finally {

@@ -57,7 +57,8 @@ export interface IsolationRow {
 
 function manifests(v: Variant, n: number): string {
   const template = v === 'imported' || v === 'userns' ? 'bb' : 'host';
-  const sc = v === 'unconfined' ? '  securityContext: { seccompProfile: { type: Unconfined } }\n' : v === 'userns' ? '  securityContext: { hostUsers: false }\n' : '';
+  const sc =
+    v === 'unconfined' ? '  securityContext: { seccompProfile: { type: Unconfined } }\n' : v === 'userns' ? '  securityContext: { hostUsers: false }\n' : '';
   return Array.from(
     { length: n },
     (_, i) => `apiVersion: acetate.dev/v1alpha1
@@ -114,7 +115,10 @@ export async function isolationBenchmark(kit: IsolationBenchKit): Promise<Isolat
     const a = median(s.acetate);
     return { variant: v, n, bareMs: s.bare, acetateMs: s.acetate, bareMedianMs: b, acetateMedianMs: a, ratio: round(a / b, 2) };
   });
-  await writeFile(path.join(kit.out, 'isolation.json'), `${JSON.stringify({ startedAt: new Date().toISOString(), n, reps, templateShiftMs: shiftMs, rows }, null, 2)}\n`);
+  await writeFile(
+    path.join(kit.out, 'isolation.json'),
+    `${JSON.stringify({ startedAt: new Date().toISOString(), n, reps, templateShiftMs: shiftMs, rows }, null, 2)}\n`,
+  );
   await writeFile(path.join(kit.out, 'isolation.md'), markdown(rows, shiftMs, reps));
   return rows;
 }
@@ -142,7 +146,10 @@ async function bare(kit: IsolationBenchKit, v: Variant, n: number, rootfs: strin
     // create-userns.sh: the same steps with the template as lower and the private area's owner.
     const imported = v === 'imported' || v === 'userns';
     if (imported) Object.assign(env, { LOWER: v === 'userns' ? shifted : rootfs, OWNER: v === 'userns' ? String(DEFAULT_USERNS_RANGE.hostID) : '0' });
-    const c = await kit.measure('bash', [path.join(kit.baselineDir, imported ? 'create-userns.sh' : 'create.sh'), work, String(n), file], { group: kit.cpuGroup, env });
+    const c = await kit.measure('bash', [path.join(kit.baselineDir, imported ? 'create-userns.sh' : 'create.sh'), work, String(n), file], {
+      group: kit.cpuGroup,
+      env,
+    });
     check(c.code === 0, `baseline ${v} create failed: ${c.stderr}`);
     const d = await kit.measure('bash', [path.join(kit.baselineDir, 'destroy.sh'), work, file], { env });
     check(d.code === 0, `baseline ${v} destroy failed: ${d.stderr}`);
@@ -190,7 +197,10 @@ function markdown(rows: IsolationRow[], shiftMs: number, reps: number): string {
     '',
     '| variant | bare loop | acetate | ratio |',
     '| --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.variant} | ${r.bareMedianMs} ms (${per(r.bareMedianMs, r.n)} ms/container) | ${r.acetateMedianMs} ms (${per(r.acetateMedianMs, r.n)} ms/container) | ${r.ratio.toFixed(2)}× |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.variant} | ${r.bareMedianMs} ms (${per(r.bareMedianMs, r.n)} ms/container) | ${r.acetateMedianMs} ms (${per(r.acetateMedianMs, r.n)} ms/container) | ${r.ratio.toFixed(2)}× |`,
+    ),
     '',
     `- seccomp (Docker's profile) per container: bare loop ${cost('default', 'unconfined', 'bareMedianMs')} ms, acetate ${cost('default', 'unconfined', 'acetateMedianMs')} ms`,
     `- user namespace per container: bare loop ${cost('userns', 'imported', 'bareMedianMs')} ms, acetate ${cost('userns', 'imported', 'acetateMedianMs')} ms`,

@@ -39,7 +39,17 @@ export interface NetworkBenchContext {
 
 export interface NetworkResults {
   startedAt: string;
-  create: { n: number; reps: number; bareMs: number[]; acetateMs: number[]; bareMedianMs: number; acetateMedianMs: number; ratio: number; bareCpuPerContainerMs: number; acetateCpuPerContainerMs: number };
+  create: {
+    n: number;
+    reps: number;
+    bareMs: number[];
+    acetateMs: number[];
+    bareMedianMs: number;
+    acetateMedianMs: number;
+    ratio: number;
+    bareCpuPerContainerMs: number;
+    acetateCpuPerContainerMs: number;
+  };
   destroy: { bareMs: number[]; acetateMs: number[]; ratio: number };
   portChange?: { containers: number; edits: number; p50Ms: number; p90Ms: number; maxMs: number; samplesMs: number[]; samePid: boolean };
 }
@@ -72,7 +82,9 @@ async function freeRange(n: number): Promise<number> {
 }
 
 function manifests(n: number, base: number, command: string[]): string {
-  return Array.from({ length: n }, (_, i) => `apiVersion: acetate.dev/v1alpha1
+  return Array.from(
+    { length: n },
+    (_, i) => `apiVersion: acetate.dev/v1alpha1
 kind: Container
 metadata:
   name: n${i}
@@ -83,7 +95,8 @@ spec:
   resources: { cpu: 100m, memory: 32Mi, pids: 16 }
   network: bridge
   ports: [{ name: http, containerPort: 80, hostPort: ${base + i}, hostIP: 127.0.0.1 }]
-`).join('---\n');
+`,
+  ).join('---\n');
 }
 
 export async function networkBenchmark(ctx: NetworkBenchContext): Promise<NetworkResults> {
@@ -119,7 +132,10 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
       });
       try {
         const base = await freeRange(n);
-        const c = await measure('bash', [path.join(BASELINE, 'create-bridge.sh'), work, String(n), file, netw.bridge, netw.subnet, String(base)], { group: ctx.cpuGroup, env });
+        const c = await measure('bash', [path.join(BASELINE, 'create-bridge.sh'), work, String(n), file, netw.bridge, netw.subnet, String(base)], {
+          group: ctx.cpuGroup,
+          env,
+        });
         if (c.code !== 0) throw new Error(`baseline create-bridge failed: ${c.stderr}`);
         const d = await measure('bash', [path.join(BASELINE, 'destroy-bridge.sh'), work, file, netw.bridge, netw.subnet], { group: ctx.cpuGroup, env });
         if (d.code !== 0) throw new Error(`baseline destroy-bridge failed: ${d.stderr}`);
@@ -145,8 +161,11 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
         await writeFile(path.join(dir, 'containers.yaml'), manifests(n, base, ['/bin/sleep', '1000000']));
         const c = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--concurrency', '1']);
         if (c.code !== 0) throw new Error(`acetate apply failed: ${c.stderr}\n${c.stdout.slice(-2000)}`);
-        const got = JSON.parse((await acetate(stateDir, runDir, netw, ['get', '-o', 'json'])).stdout) as { items: { status?: { phase?: string; ip?: string } }[] };
-        if (got.items.length !== n || !got.items.every((x) => x.status?.phase === 'Running' && x.status.ip)) throw new Error('acetate: not all running with an address');
+        const got = JSON.parse((await acetate(stateDir, runDir, netw, ['get', '-o', 'json'])).stdout) as {
+          items: { status?: { phase?: string; ip?: string } }[];
+        };
+        if (got.items.length !== n || !got.items.every((x) => x.status?.phase === 'Running' && x.status.ip))
+          throw new Error('acetate: not all running with an address');
         await rm(path.join(dir, 'containers.yaml'));
         const d = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--allow-empty', '--concurrency', '1']);
         if (d.code !== 0) throw new Error(`acetate destroy failed: ${d.stderr}`);
@@ -196,7 +215,10 @@ async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promi
     ports.set(i, await freeRange(1));
     await write(i, ports.get(i)!);
   }
-  const child = spawn(process.execPath, [...ctx.nodeFlags, ctx.cli, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--log-format', 'json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...ctx.nodeFlags, ctx.cli, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--log-format', 'json'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -219,7 +241,14 @@ async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promi
   };
   try {
     for (let i = 0; i < k; i++) await waitAnswer(ports.get(i)!, `n${i}\n`, 60_000);
-    const pids = async () => (JSON.parse((await measure(process.execPath, [ctx.cli, '--state-dir', stateDir, 'get', '-o', 'json'], { env })).stdout) as { items: { metadata: { name: string }; status?: { pid?: number } }[] }).items.map((x) => `${x.metadata.name}:${x.status?.pid}`).join();
+    const pids = async () =>
+      (
+        JSON.parse((await measure(process.execPath, [ctx.cli, '--state-dir', stateDir, 'get', '-o', 'json'], { env })).stdout) as {
+          items: { metadata: { name: string }; status?: { pid?: number } }[];
+        }
+      ).items
+        .map((x) => `${x.metadata.name}:${x.status?.pid}`)
+        .join();
     const before = await pids();
     const samples: number[] = [];
     for (let e = 0; e < edits; e++) {
@@ -233,7 +262,15 @@ async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promi
     }
     const samePid = (await pids()) === before;
     ctx.log(`port change latency over ${edits} edits: p50 ${fmtMs(quantile(samples, 0.5))}, p90 ${fmtMs(quantile(samples, 0.9))}; pids unchanged: ${samePid}`);
-    return { containers: k, edits, p50Ms: round(quantile(samples, 0.5)), p90Ms: round(quantile(samples, 0.9)), maxMs: Math.max(...samples), samplesMs: samples, samePid };
+    return {
+      containers: k,
+      edits,
+      p50Ms: round(quantile(samples, 0.5)),
+      p90Ms: round(quantile(samples, 0.9)),
+      maxMs: Math.max(...samples),
+      samplesMs: samples,
+      samePid,
+    };
   } finally {
     await cleanup();
   }

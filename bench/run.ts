@@ -87,7 +87,9 @@ async function measureAll(opts: BenchOptions): Promise<number> {
     results.machine.runRootFs = rr.fs;
     log(`run dirs (acetate's --run-dir, the bare loop's runc root and bundles) in ${rr.dir}: ${rr.fs}`);
     results.machine.fileCreateUs = { workDir: await fileCreateMicros(getWorkRoot()), tmp: await fileCreateMicros(os.tmpdir()) };
-    log(`work dir ${getWorkRoot()}: creating a small file costs ${results.machine.fileCreateUs.workDir} µs there (${results.machine.fileCreateUs.tmp} µs in ${os.tmpdir()})`);
+    log(
+      `work dir ${getWorkRoot()}: creating a small file costs ${results.machine.fileCreateUs.workDir} µs there (${results.machine.fileCreateUs.tmp} µs in ${os.tmpdir()})`,
+    );
     log(`${quick ? 'quick' : 'full'} run: sizes ${cfg.sizes.join(', ')}; loop benchmarks with ${cfg.big} and ${cfg.mid} containers; results to ${out}`);
     const cpuGroup = new CpuGroup(`acetate-bench-${process.pid}`);
     await cpuGroup.create();

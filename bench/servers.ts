@@ -82,7 +82,9 @@ async function destroyExamples(init: boolean, reps: number): Promise<number[]> {
 
 async function destroyLoop(init: boolean): Promise<number> {
   return withInstance(async (stateDir, dir) => {
-    await writeFile(path.join(dir, 'loop.yaml'), `apiVersion: acetate.dev/v1alpha1
+    await writeFile(
+      path.join(dir, 'loop.yaml'),
+      `apiVersion: acetate.dev/v1alpha1
 kind: Container
 metadata: { name: loop }
 spec:
@@ -90,7 +92,8 @@ spec:
   command: [sh, -c, 'while true; do sleep 1; done']
   terminationGracePeriodSeconds: 30
   init: ${init}
-`);
+`,
+    );
     const a = await cli(stateDir, ['apply', '-f', dir]);
     if (a.code !== 0) throw new Error(`apply failed: ${a.stderr}`);
     await rm(path.join(dir, 'loop.yaml'));
@@ -124,18 +127,24 @@ async function loopSample(n: number, probes: boolean, windowS: number, edits: nu
     for (let i = 0; i < n; i++) await writeFile(path.join(dir, `c${i}.yaml`), manifestOf(`c${i}`, 64, probes));
     const a = await cli(stateDir, ['apply', '-f', dir, '--concurrency', '8']);
     if (a.code !== 0) throw new Error(`apply failed: ${a.stderr}`);
-    const child: ChildProcess = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--debounce', '20ms'], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const child: ChildProcess = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--debounce', '20ms'], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
     try {
       const pidOf = async (name: string): Promise<number> => {
         const r = await cli(stateDir, ['get', name, '-o', 'json']);
         return (JSON.parse(r.stdout) as { status: { pid: number } }).status.pid;
       };
       // Every container adopted (Ready), probes running.
-      await waitUntil('ready', async () => {
-        const r = await cli(stateDir, ['get', '-o', 'json']);
-        const items = (JSON.parse(r.stdout) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] }).items;
-        return items.length === n && items.every((o) => o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
-      }, 120_000);
+      await waitUntil(
+        'ready',
+        async () => {
+          const r = await cli(stateDir, ['get', '-o', 'json']);
+          const items = (JSON.parse(r.stdout) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] }).items;
+          return items.length === n && items.every((o) => o.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
+        },
+        120_000,
+      );
       await new Promise((r) => setTimeout(r, 2000));
       const c0 = await procCpuMs(child.pid!);
       const t0 = performance.now();
@@ -146,7 +155,12 @@ async function loopSample(n: number, probes: boolean, windowS: number, edits: nu
         const name = `c${e % n}`;
         const pid = await pidOf(name);
         const mem = e % 2 === 0 ? 96 : 64;
-        const limitFile = `/sys/fs/cgroup/memory${(await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => l.includes(':memory:'))!.split(':')[2]}/memory.limit_in_bytes`;
+        const limitFile = `/sys/fs/cgroup/memory${
+          (await readFile(`/proc/${pid}/cgroup`, 'utf8'))
+            .split('\n')
+            .find((l) => l.includes(':memory:'))!
+            .split(':')[2]
+        }/memory.limit_in_bytes`;
         const e0 = performance.now();
         await writeFile(path.join(dir, `${name}.yaml`), manifestOf(name, mem, probes));
         await waitUntil('the new limit', async () => (await readFile(limitFile, 'utf8')).trim() === String(mem * 1024 * 1024), 30_000);

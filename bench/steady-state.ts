@@ -22,13 +22,22 @@ async function noopPass(ctx: RunContext, inst: Instance, n: number, profile: boo
   const r = await measure(process.execPath, [...NODE_FLAGS, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)], { timeoutMs: 600_000, env: inst.env });
   check(r.code === 0, `noop-pass failed: ${r.stderr}`);
   const { first, samples } = JSON.parse(r.stdout) as { first: PassSample; samples: PassSample[] };
-  check(samples.every((s) => s.actions === 0 && s.unchanged === n), `the no-op pass is not a no-op: ${JSON.stringify(samples[0])}`);
+  check(
+    samples.every((s) => s.actions === 0 && s.unchanged === n),
+    `the no-op pass is not a no-op: ${JSON.stringify(samples[0])}`,
+  );
   const m = (f: (s: PassSample) => number) => round(median(samples.map(f)), 1);
   results.noop.push({
     n,
     passes: samples.length,
     cpuMs: m((s) => s.cpuMs),
-    cpuP90Ms: round(quantile(samples.map((s) => s.cpuMs), 0.9), 1),
+    cpuP90Ms: round(
+      quantile(
+        samples.map((s) => s.cpuMs),
+        0.9,
+      ),
+      1,
+    ),
     firstCpuMs: round(first.cpuMs, 1),
     wallMs: m((s) => s.wallMs),
     loadCpuMs: m((s) => s.loadCpuMs),
@@ -37,11 +46,17 @@ async function noopPass(ctx: RunContext, inst: Instance, n: number, profile: boo
     runcListCpuMs: m((s) => s.childCpuMs),
     runcListWallMs: m((s) => s.listWallMs),
   });
-  log(`no-op pass over ${n}: ${m((s) => s.cpuMs)} ms CPU (load ${m((s) => s.loadCpuMs)}, list ${m((s) => s.listCpuMs)}, plan ${m((s) => s.planCpuMs)}), ${m((s) => s.wallMs)} ms wall`);
+  log(
+    `no-op pass over ${n}: ${m((s) => s.cpuMs)} ms CPU (load ${m((s) => s.loadCpuMs)}, list ${m((s) => s.listCpuMs)}, plan ${m((s) => s.planCpuMs)}), ${m((s) => s.wallMs)} ms wall`,
+  );
   if (profile) {
     const profDir = await tmpDir('acetate-bench-prof-');
     try {
-      const p = await measure(process.execPath, [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)], { env: inst.env });
+      const p = await measure(
+        process.execPath,
+        [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)],
+        { env: inst.env },
+      );
       check(p.code === 0, p.stderr);
       const prof = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
       if (prof) results.profiles[`no-op pass over ${n} (${cfg.noopPasses + 2} passes)`] = await summarizeProfile(path.join(profDir, prof));
@@ -82,7 +97,9 @@ async function overhead(ctx: RunContext, h: Harness, inst: Instance, n: number, 
     runDirBytes,
     createAt8Ms: round(createAt8Ms),
   };
-  log(`per container: conmon RSS ${fmtKiB(median(rss))} (PSS ${fmtKiB(median(pss))}), private area ${fmtKiB(privateAreaBytes)}, container dir ${fmtKiB(containerDirBytes)}, run dir ${fmtKiB(runDirBytes)}`);
+  log(
+    `per container: conmon RSS ${fmtKiB(median(rss))} (PSS ${fmtKiB(median(pss))}), private area ${fmtKiB(privateAreaBytes)}, container dir ${fmtKiB(containerDirBytes)}, run dir ${fmtKiB(runDirBytes)}`,
+  );
 }
 
 export async function steadyStateBenchmarks(ctx: RunContext, h: Harness): Promise<void> {

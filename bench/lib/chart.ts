@@ -74,14 +74,22 @@ function panelSvg(p: Panel, x0: number, width: number, height: number, colors: M
       const bx = start + bi * bw;
       const top = y(Number.isFinite(b.value) ? b.value : 0);
       const color = colors.get(b.series) ?? '#999';
-      out.push(`<rect x="${bx.toFixed(1)}" y="${top.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(m.top + h - top).toFixed(1)}" fill="${color}"><title>${esc(`${g.label} ${b.series}: ${b.label ?? fmt(b.value)}`)}</title></rect>`);
-      out.push(`<text x="${(bx + bw / 2 - 1).toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9">${esc(b.label ?? fmt(b.value))}</text>`);
+      out.push(
+        `<rect x="${bx.toFixed(1)}" y="${top.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(m.top + h - top).toFixed(1)}" fill="${color}"><title>${esc(`${g.label} ${b.series}: ${b.label ?? fmt(b.value)}`)}</title></rect>`,
+      );
+      out.push(
+        `<text x="${(bx + bw / 2 - 1).toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9">${esc(b.label ?? fmt(b.value))}</text>`,
+      );
     });
     out.push(`<text x="${m.left + gi * gw + gw / 2}" y="${m.top + h + 14}" text-anchor="middle" font-size="10">${esc(g.label)}</text>`);
   });
   for (const r of refs) {
-    out.push(`<line x1="${m.left}" x2="${m.left + w}" y1="${y(r.value)}" y2="${y(r.value)}" stroke="#c00" stroke-width="1.2"${r.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
-    out.push(`<text x="${r.left ? m.left + 3 : m.left + w}" y="${y(r.value) - 3}" text-anchor="${r.left ? 'start' : 'end'}" font-size="9" fill="#c00">${esc(r.label)}</text>`);
+    out.push(
+      `<line x1="${m.left}" x2="${m.left + w}" y1="${y(r.value)}" y2="${y(r.value)}" stroke="#c00" stroke-width="1.2"${r.dashed ? ' stroke-dasharray="5,3"' : ''}/>`,
+    );
+    out.push(
+      `<text x="${r.left ? m.left + 3 : m.left + w}" y="${y(r.value) - 3}" text-anchor="${r.left ? 'start' : 'end'}" font-size="9" fill="#c00">${esc(r.label)}</text>`,
+    );
   }
   out.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + h}" stroke="#333"/>`);
   out.push(`<line x1="${m.left}" x2="${m.left + w}" y1="${m.top + h}" y2="${m.top + h}" stroke="#333"/>`);

@@ -21,5 +21,9 @@ export function dataLayer(name: string, files: number, bytesEach: number): Layer
 export function buildFiveLayerImage(layout: string, opts: { mib?: number; version?: string } = {}): Promise<BuiltImage> {
   const mib = opts.mib ?? 16;
   const half = Math.max(1, Math.floor(mib / 2));
-  return buildImage(layout, testImageLayers(opts.version ?? 'v1', [dataLayer('a', 64 * half, 16 * 1024), dataLayer('b', 4 * half, 256 * 1024)]), TEST_IMAGE_CONFIG);
+  return buildImage(
+    layout,
+    testImageLayers(opts.version ?? 'v1', [dataLayer('a', 64 * half, 16 * 1024), dataLayer('b', 4 * half, 256 * 1024)]),
+    TEST_IMAGE_CONFIG,
+  );
 }

@@ -92,7 +92,10 @@ export async function cleanupNetwork(stateDir: string, n: TestNetwork, cniNetwor
   // Rules by the network's name, with the per-container chains they used; then any by subnet.
   await sweepContainerRules(cniNetwork).catch(() => undefined);
   for (const { table, rule } of (await instanceRules(stateDir, n)).reverse()) {
-    const args = rule.slice(3).match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
+    const args = rule
+      .slice(3)
+      .match(/"(?:[^"\\]|\\.)*"|\S+/g)!
+      .map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
     await exec('iptables', ['-w', '-t', table, '-D', ...args]).catch(() => undefined);
   }
   // The per-container chains the rules jumped to (CNI-<hash>, CNI-DN-<hash>) are empty now only if

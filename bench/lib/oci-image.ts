@@ -84,7 +84,10 @@ export async function buildImage(layout: string, layers: LayerSpec[], config: Im
   await writeFile(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   await writeFile(
     path.join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: Buffer.byteLength(manifest) }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: Buffer.byteLength(manifest) }],
+    }),
   );
   return { layout, manifestDigest, layerDigests: descs.map((d) => d.digest), diffIDs };
 }
@@ -135,9 +138,15 @@ export const TEST_IMAGE_CONFIG: ImageConfigSpec = {
 export async function pushLayout(layout: string, dest: string, opts: { creds?: string } = {}): Promise<string> {
   const digestFile = `${layout}.digest`;
   await exec('skopeo', [
-    '--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', '--digestfile', digestFile,
+    '--insecure-policy',
+    'copy',
+    '--quiet',
+    '--dest-tls-verify=false',
+    '--digestfile',
+    digestFile,
     ...(opts.creds ? ['--dest-creds', opts.creds] : []),
-    `oci:${layout}`, `docker://${dest}`,
+    `oci:${layout}`,
+    `docker://${dest}`,
   ]);
   const d = (await readFile(digestFile, 'utf8')).trim();
   await rm(digestFile, { force: true });

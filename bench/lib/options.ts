@@ -110,7 +110,17 @@ export interface BenchConfig {
 export function benchConfig(quick: boolean, sizes?: number[]): BenchConfig {
   const cfg: BenchConfig = quick
     ? { sizes: [10, 50], reps: { 10: 3, 50: 2 }, concurrencies: [1, 8], big: 200, mid: 50, edits: 20, noopPasses: 5, rssWindowS: 12, resync: '5s' }
-    : { sizes: [10, 100, 500], reps: { 10: 5, 100: 3, 500: 2 }, concurrencies: [1, 8], big: 1000, mid: 100, edits: 50, noopPasses: 10, rssWindowS: 31, resync: '10s' };
+    : {
+        sizes: [10, 100, 500],
+        reps: { 10: 5, 100: 3, 500: 2 },
+        concurrencies: [1, 8],
+        big: 1000,
+        mid: 100,
+        edits: 50,
+        noopPasses: 10,
+        rssWindowS: 31,
+        resync: '10s',
+      };
   if (sizes) cfg.sizes = sizes;
   return cfg;
 }

@@ -71,5 +71,11 @@ export async function summarizeProfile(file: string, topN = 10): Promise<Profile
     [...m]
       .sort((a, b) => b[1] - a[1])
       .map(([what, selfMs]) => ({ what, selfMs: Math.round(selfMs * 10) / 10, share: busy > 0 ? Math.round((selfMs / busy) * 1000) / 10 : 0 }));
-  return { totalMs: Math.round(total), idleMs: Math.round(idle), gcMs: Math.round(gc), byArea: entries(byArea).slice(0, topN), top: entries(byFn).slice(0, topN) };
+  return {
+    totalMs: Math.round(total),
+    idleMs: Math.round(idle),
+    gcMs: Math.round(gc),
+    byArea: entries(byArea).slice(0, topN),
+    top: entries(byFn).slice(0, topN),
+  };
 }

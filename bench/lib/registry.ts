@@ -65,7 +65,9 @@ export async function startRegistry(opts: { auth?: boolean } = {}): Promise<Test
   const launch = async () => {
     child = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', 'ignore', 'ignore'] });
     const c = child;
-    await waitFor(`registry on ${host}`, async () => (c.exitCode !== null ? Promise.reject(new Error(`registry exited ${c.exitCode}`)) : answers(port)), { timeoutMs: 15_000 });
+    await waitFor(`registry on ${host}`, async () => (c.exitCode !== null ? Promise.reject(new Error(`registry exited ${c.exitCode}`)) : answers(port)), {
+      timeoutMs: 15_000,
+    });
   };
   const kill = async () => {
     const c = child;

@@ -30,14 +30,30 @@ export function targetRows(results: Results, cfg: BenchConfig): TargetRow[] {
   if (big) rows.push({ what: `no-op pass CPU, ${cfg.big} containers`, target: '< 100 ms', measured: fmtMs(big.cpuMs), met: big.cpuMs < 100 });
   if (big && mid) {
     const growth = big.cpuMs / mid.cpuMs;
-    rows.push({ what: `no-op pass growth ${cfg.mid} → ${cfg.big} (${cfg.big / cfg.mid}× containers)`, target: `≈ ${cfg.big / cfg.mid}× (linear) or less`, measured: fmtRatio(growth), met: growth <= (cfg.big / cfg.mid) * 1.25 });
+    rows.push({
+      what: `no-op pass growth ${cfg.mid} → ${cfg.big} (${cfg.big / cfg.mid}× containers)`,
+      target: `≈ ${cfg.big / cfg.mid}× (linear) or less`,
+      measured: fmtRatio(growth),
+      met: growth <= (cfg.big / cfg.mid) * 1.25,
+    });
   }
   if (results.latency) {
-    rows.push({ what: 'save → limit in cgroup, p50', target: '< 150 ms', measured: fmtMs(results.latency.p50Ms), met: results.latency.p50Ms < 150 && results.latency.failures === 0 });
-    rows.push({ what: 'save → limit in cgroup, p99', target: '< 500 ms', measured: fmtMs(results.latency.p99Ms), met: results.latency.p99Ms < 500 && results.latency.failures === 0 });
+    rows.push({
+      what: 'save → limit in cgroup, p50',
+      target: '< 150 ms',
+      measured: fmtMs(results.latency.p50Ms),
+      met: results.latency.p50Ms < 150 && results.latency.failures === 0,
+    });
+    rows.push({
+      what: 'save → limit in cgroup, p99',
+      target: '< 500 ms',
+      measured: fmtMs(results.latency.p99Ms),
+      met: results.latency.p99Ms < 500 && results.latency.failures === 0,
+    });
   }
   const rssBig = results.rss.find((r) => r.n === cfg.big);
-  if (rssBig) rows.push({ what: `acetate run RSS, ${cfg.big} containers`, target: '< 100 MB', measured: fmtMiB(rssBig.medianBytes), met: rssBig.medianBytes < 100e6 });
+  if (rssBig)
+    rows.push({ what: `acetate run RSS, ${cfg.big} containers`, target: '< 100 MB', measured: fmtMiB(rssBig.medianBytes), met: rssBig.medianBytes < 100e6 });
   return rows;
 }
 
@@ -45,9 +61,15 @@ export function markdown(results: Results, cfg: BenchConfig): string {
   const L: string[] = [];
   const m = results.machine;
   L.push(`# acetate benchmark results (${results.mode})`, '');
-  L.push(`${results.startedAt.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · Linux ${m.kernel} · Node ${m.node} · ${m.runc} · ${m.conmon} · took ${Math.round(results.durationS / 60)} min`, '');
+  L.push(
+    `${results.startedAt.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · Linux ${m.kernel} · Node ${m.node} · ${m.runc} · ${m.conmon} · took ${Math.round(results.durationS / 60)} min`,
+    '',
+  );
   if (m.workDir && m.fileCreateUs) {
-    L.push(`State and work dirs of both acetate and the bare loop in \`${m.workDir}\`, where creating a small file (write + rename) cost ${m.fileCreateUs.workDir} µs (${m.fileCreateUs.tmp} µs in ${os.tmpdir()}).${m.runRoot ? ` Run dirs (acetate's \`--run-dir\`, the bare loop's runc root and bundles) in \`${m.runRoot}\`: ${m.runRootFs}.` : ''}`, '');
+    L.push(
+      `State and work dirs of both acetate and the bare loop in \`${m.workDir}\`, where creating a small file (write + rename) cost ${m.fileCreateUs.workDir} µs (${m.fileCreateUs.tmp} µs in ${os.tmpdir()}).${m.runRoot ? ` Run dirs (acetate's \`--run-dir\`, the bare loop's runc root and bundles) in \`${m.runRoot}\`: ${m.runRootFs}.` : ''}`,
+      '',
+    );
   }
   L.push('How to read this: docs/benchmarks.md. Times are medians over repetitions; ratios are to the bare loop (< 1 is faster than it).', '');
   L.push('## Targets', '', '| what | target | measured | |', '| --- | --- | --- | --- |');
@@ -56,17 +78,28 @@ export function markdown(results: Results, cfg: BenchConfig): string {
   if (results.ops.length) {
     for (const op of ['create', 'destroy'] as const) {
       L.push(`## ${op === 'create' ? '1. Create N containers until all run' : '4. Destroy N containers'}`, '');
-      L.push('| N | variant | reps | median | × bare loop | per container | CPU per container (all processes) | acetate process CPU per container |', '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+      L.push(
+        '| N | variant | reps | median | × bare loop | per container | CPU per container (all processes) | acetate process CPU per container |',
+        '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      );
       for (const r of results.ops.filter((x) => x.op === op)) {
-        L.push(`| ${r.n} | ${r.variant} | ${r.samplesMs.length} | ${fmtMs(r.medianMs)} | ${fmtRatio(r.ratio!)} | ${fmtMs(r.medianMs / r.n)} | ${fmtMs(r.cpuPerContainerMs)} | ${r.ownCpuPerContainerMs !== undefined ? fmtMs(r.ownCpuPerContainerMs) : '–'} |`);
+        L.push(
+          `| ${r.n} | ${r.variant} | ${r.samplesMs.length} | ${fmtMs(r.medianMs)} | ${fmtRatio(r.ratio!)} | ${fmtMs(r.medianMs / r.n)} | ${fmtMs(r.cpuPerContainerMs)} | ${r.ownCpuPerContainerMs !== undefined ? fmtMs(r.ownCpuPerContainerMs) : '–'} |`,
+        );
       }
       L.push('');
     }
   }
   if (results.noop.length) {
     L.push('## 2. No-op reconcile pass (load + list + plan, nothing to do)', '');
-    L.push('| containers | passes | CPU (median) | CPU p90 | load | list | plan | wall | first pass, empty caches | runc child CPU |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of results.noop) L.push(`| ${r.n} | ${r.passes} | ${fmtMs(r.cpuMs)} | ${fmtMs(r.cpuP90Ms)} | ${fmtMs(r.loadCpuMs)} | ${fmtMs(r.listCpuMs)} | ${fmtMs(r.planCpuMs)} | ${fmtMs(r.wallMs)} | ${r.firstCpuMs === undefined ? '–' : fmtMs(r.firstCpuMs)} | ${fmtMs(r.runcListCpuMs)} |`);
+    L.push(
+      '| containers | passes | CPU (median) | CPU p90 | load | list | plan | wall | first pass, empty caches | runc child CPU |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const r of results.noop)
+      L.push(
+        `| ${r.n} | ${r.passes} | ${fmtMs(r.cpuMs)} | ${fmtMs(r.cpuP90Ms)} | ${fmtMs(r.loadCpuMs)} | ${fmtMs(r.listCpuMs)} | ${fmtMs(r.planCpuMs)} | ${fmtMs(r.wallMs)} | ${r.firstCpuMs === undefined ? '–' : fmtMs(r.firstCpuMs)} | ${fmtMs(r.runcListCpuMs)} |`,
+      );
     L.push('');
   }
   if (results.loop.length) {
@@ -78,8 +111,14 @@ export function markdown(results: Results, cfg: BenchConfig): string {
   if (results.latency) {
     const l = results.latency;
     L.push(`## 3. Save a file → new memory limit in the cgroup (acetate run, ${l.n} containers)`, '');
-    L.push('| edits | p50 | p90 | p99 | max | not seen in 10 s | loop saw the change (median) | runc update (median) |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    L.push(`| ${l.edits} | ${fmtMs(l.p50Ms)} | ${fmtMs(l.p90Ms)} | ${fmtMs(l.p99Ms)} | ${fmtMs(l.maxMs)} | ${l.failures} | ${fmtMs(l.detectMs)} | ${fmtMs(l.runcUpdateMs)} |`, '');
+    L.push(
+      '| edits | p50 | p90 | p99 | max | not seen in 10 s | loop saw the change (median) | runc update (median) |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    L.push(
+      `| ${l.edits} | ${fmtMs(l.p50Ms)} | ${fmtMs(l.p90Ms)} | ${fmtMs(l.p99Ms)} | ${fmtMs(l.maxMs)} | ${l.failures} | ${fmtMs(l.detectMs)} | ${fmtMs(l.runcUpdateMs)} |`,
+      '',
+    );
   }
   if (results.rss.length || results.overhead) {
     L.push('## 5. Memory and disk', '');
@@ -123,18 +162,20 @@ export function chart(results: Results, cfg: BenchConfig): string {
     panels.push({
       title: `${op}: time ÷ bare loop`,
       yLabel: '× bare loop (lower is faster)',
-      groups: cfg.sizes.map((n) => ({ label: `N=${n}`, bars: rows.filter((r) => r.n === n).map((r) => ({ series: r.variant, value: r.ratio!, label: fmtRatio(r.ratio!) })) })),
-      refLines: [
-        { value: 1, label: 'bare loop = 1', left: true },
-        ...(op === 'create' ? [{ value: 1.2, label: 'target c1 ≤ 1.2×', dashed: true }] : []),
-      ],
+      groups: cfg.sizes.map((n) => ({
+        label: `N=${n}`,
+        bars: rows.filter((r) => r.n === n).map((r) => ({ series: r.variant, value: r.ratio!, label: fmtRatio(r.ratio!) })),
+      })),
+      refLines: [{ value: 1, label: 'bare loop = 1', left: true }, ...(op === 'create' ? [{ value: 1.2, label: 'target c1 ≤ 1.2×', dashed: true }] : [])],
     });
   }
   if (results.noop.length) {
     panels.push({
       title: 'no-op pass: CPU per pass',
       yLabel: 'ms CPU',
-      groups: [...results.noop].sort((a, b) => a.n - b.n).map((r) => ({ label: `${r.n} containers`, bars: [{ series: 'no-op pass', value: r.cpuMs, label: fmtMs(r.cpuMs) }] })),
+      groups: [...results.noop]
+        .sort((a, b) => a.n - b.n)
+        .map((r) => ({ label: `${r.n} containers`, bars: [{ series: 'no-op pass', value: r.cpuMs, label: fmtMs(r.cpuMs) }] })),
       refLines: [{ value: 100, label: 'target 100 ms', dashed: true, left: true }],
     });
   }
@@ -157,7 +198,9 @@ export function chart(results: Results, cfg: BenchConfig): string {
     panels.push({
       title: 'acetate run RSS, by containers',
       yLabel: 'MiB',
-      groups: [...results.rss].sort((a, b) => a.n - b.n).map((r) => ({ label: `${r.n}`, bars: [{ series: 'RSS', value: r.medianBytes / 2 ** 20, label: fmtMiB(r.medianBytes) }] })),
+      groups: [...results.rss]
+        .sort((a, b) => a.n - b.n)
+        .map((r) => ({ label: `${r.n}`, bars: [{ series: 'RSS', value: r.medianBytes / 2 ** 20, label: fmtMiB(r.medianBytes) }] })),
       refLines: [{ value: 100e6 / 2 ** 20, label: 'target 100 MB', dashed: true, left: true }],
     });
   }

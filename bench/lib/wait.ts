@@ -18,11 +18,7 @@ export interface WaitOptions {
 export function waitFor<T>(cond: () => T | Promise<T>, opts?: WaitOptions): Promise<NonNullable<T>>;
 /** The same, naming what is awaited first: waitFor('exit', async () => ...). */
 export function waitFor<T>(what: string, cond: () => T | Promise<T>, opts?: WaitOptions): Promise<NonNullable<T>>;
-export async function waitFor<T>(
-  a: string | (() => T | Promise<T>),
-  b?: WaitOptions | (() => T | Promise<T>),
-  c?: WaitOptions,
-): Promise<NonNullable<T>> {
+export async function waitFor<T>(a: string | (() => T | Promise<T>), b?: WaitOptions | (() => T | Promise<T>), c?: WaitOptions): Promise<NonNullable<T>> {
   if (typeof a === 'string') return waitUntil(b as () => T | Promise<T>, { ...c, what: a });
   return waitUntil(a, (b as WaitOptions | undefined) ?? {});
 }

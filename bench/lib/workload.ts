@@ -54,7 +54,11 @@ export async function saveAtomically(file: string, content: string): Promise<voi
  * The OCI config the bare loop uses: acetate's own config for the same container, with @ROOTFS@
  * and @ID@ placeholders and the baseline's own cgroup parent.
  */
-export async function baselineConfigTemplate(workRoot: string, extra?: Partial<OciConfigInput>, opts: { manifestYaml?: string } = {}): Promise<{ file: string; cgroupParent: string }> {
+export async function baselineConfigTemplate(
+  workRoot: string,
+  extra?: Partial<OciConfigInput>,
+  opts: { manifestYaml?: string } = {},
+): Promise<{ file: string; cgroupParent: string }> {
   const manifest = yaml.load(opts.manifestYaml ?? containerYaml('placeholder')) as ContainerManifest;
   // The same isolation acetate gives a host-template container by default (seccomp, the host
   // template's masks, its own work dir hidden as a state dir), unless the caller says otherwise.
@@ -73,7 +77,9 @@ export async function baselineConfigTemplate(workRoot: string, extra?: Partial<O
     boundingCapabilities: await readBoundingCapabilities(),
     ...extra,
   });
-  const text = JSON.stringify(config, null, 2).replace(/\/ROOTFS_PLACEHOLDER/g, '@ROOTFS@').replace(/ID_PLACEHOLDER|placeholder/g, '@ID@');
+  const text = JSON.stringify(config, null, 2)
+    .replace(/\/ROOTFS_PLACEHOLDER/g, '@ROOTFS@')
+    .replace(/ID_PLACEHOLDER|placeholder/g, '@ID@');
   const file = path.join(workRoot, 'config.template.json');
   await writeFile(file, text);
   return { file, cgroupParent };

@@ -41,7 +41,8 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
   const seccomp = s.securityContext?.seccompProfile;
   if (seccomp && seccomp.type !== 'RuntimeDefault') {
-    spec.security.seccompProfile = seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
+    spec.security.seccompProfile =
+      seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
   }
   if (s.securityContext?.hostUsers === false) spec.security.hostUsers = false;
   if (s.init === false) spec.init = false;

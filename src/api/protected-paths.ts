@@ -26,7 +26,8 @@ export function protectedDirs(): readonly ProtectedDir[] {
 
 function problemOf(p: string, hostPath: string, via: string): string | undefined {
   for (const { dir, what } of dirs) {
-    if (p === dir || dir.startsWith(p === '/' ? '/' : `${p}/`)) return `'${hostPath}'${via} contains acetate's ${what} ${dir}: a container would see every container's private area, record and log`;
+    if (p === dir || dir.startsWith(p === '/' ? '/' : `${p}/`))
+      return `'${hostPath}'${via} contains acetate's ${what} ${dir}: a container would see every container's private area, record and log`;
     if (p.startsWith(`${dir}/`)) return `'${hostPath}'${via} is inside acetate's ${what} ${dir}`;
   }
   return undefined;

@@ -65,7 +65,12 @@ export function parseCpu(q: string | number): number {
   const m = CPU_PATTERN.exec(s);
   if (!m) throw new QuantityError(`'${q}' is not a CPU quantity such as 500m or 2`);
   const suffix = m[3] ?? '';
-  const millis = suffix === 'm' ? Math.ceil(Number(m[1])) : suffix === '' ? coresToMillis(m[1]!) : scaledMillis(m[1]!, suffix in DECIMAL ? Math.log10(DECIMAL[suffix]!) : Number(suffix.slice(1)));
+  const millis =
+    suffix === 'm'
+      ? Math.ceil(Number(m[1]))
+      : suffix === ''
+        ? coresToMillis(m[1]!)
+        : scaledMillis(m[1]!, suffix in DECIMAL ? Math.log10(DECIMAL[suffix]!) : Number(suffix.slice(1)));
   if (!Number.isSafeInteger(millis)) throw new QuantityError(`'${q}' is too large`);
   return millis;
 }

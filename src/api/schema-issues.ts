@@ -84,7 +84,14 @@ function describeAjvError(e: ErrorObject, data: unknown): ValidationIssue {
     case 'enum':
       return issue(path, `${show(value)} is not one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`);
     case 'type':
-      return issue(path, `must be ${String(p.type).replace('integer', 'a whole number').replace(/^(array)$/, 'a list').replace(/^(object)$/, 'a mapping').replace(/^(string|boolean|number)$/, 'a $1')}, not ${typeName(value)}`);
+      return issue(
+        path,
+        `must be ${String(p.type)
+          .replace('integer', 'a whole number')
+          .replace(/^(array)$/, 'a list')
+          .replace(/^(object)$/, 'a mapping')
+          .replace(/^(string|boolean|number)$/, 'a $1')}, not ${typeName(value)}`,
+      );
     case 'pattern':
       return issue(path, patternMessage(path, value));
     case 'minimum':

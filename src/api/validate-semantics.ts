@@ -27,7 +27,12 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
   const { name, namespace } = m.metadata;
   if (name === undefined) out.push(issue(['metadata', 'name'], 'required field is missing'));
   else if (typeof name !== 'string' || name.length > 63 || !DNS1123_LABEL.test(name))
-    out.push(issue(['metadata', 'name'], `${show(name)} is not a valid name: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`));
+    out.push(
+      issue(
+        ['metadata', 'name'],
+        `${show(name)} is not a valid name: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`,
+      ),
+    );
   if (namespace !== undefined && (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)))
     out.push(issue(['metadata', 'namespace'], `${show(namespace)} is not a valid namespace: lowercase letters, digits and '-', at most 63 characters`));
   const spec = m.spec;
@@ -51,7 +56,8 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
     ...(Array.isArray(spec.args) ? spec.args.map((v, i): [PathSegment[], unknown] => [['spec', 'args', i], v]) : []),
     ...(Array.isArray(spec.env) ? spec.env.map((v, i): [PathSegment[], unknown] => [['spec', 'env', i, 'value'], isRecord(v) ? v.value : undefined]) : []),
   ];
-  for (const [p, v] of strings) if (typeof v === 'string' && v.includes('\0')) out.push(issue(p, 'must not contain a NUL character (a process cannot receive one)'));
+  for (const [p, v] of strings)
+    if (typeof v === 'string' && v.includes('\0')) out.push(issue(p, 'must not contain a NUL character (a process cannot receive one)'));
   const caps = isRecord(spec.securityContext) && isRecord(spec.securityContext.capabilities) ? spec.securityContext.capabilities : {};
   for (const list of ['add', 'drop'] as const) {
     const names = (caps as Record<string, unknown>)[list];
@@ -60,7 +66,9 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
       if (typeof c !== 'string' || !/^(CAP_)?[A-Z_]+$|^ALL$/.test(c)) return; // the schema reports it
       const name = capabilityName(c);
       if (name !== 'ALL' && !ALL_CAPABILITIES.includes(name)) {
-        out.push(issue(['spec', 'securityContext', 'capabilities', list, i], `${show(c)} is not a Linux capability this node knows (e.g. NET_ADMIN, SYS_PTRACE)`));
+        out.push(
+          issue(['spec', 'securityContext', 'capabilities', list, i], `${show(c)} is not a Linux capability this node knows (e.g. NET_ADMIN, SYS_PTRACE)`),
+        );
       }
     });
   }
@@ -77,9 +85,15 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
     }
     if (typeof mnt.containerPath === 'string') {
       const norm = mnt.containerPath.replace(/\/+$/, '') || '/';
-      if (norm === '/') out.push(issue(['spec', 'mounts', i, 'containerPath'], 'cannot mount over the container\'s root'));
+      if (norm === '/') out.push(issue(['spec', 'mounts', i, 'containerPath'], "cannot mount over the container's root"));
       // runc refuses mounts on /proc (procfs, which it mounts itself), and a bind there would hide the container's processes.
-      if (norm === '/proc' || norm.startsWith('/proc/')) out.push(issue(['spec', 'mounts', i, 'containerPath'], `${show(mnt.containerPath)} is inside /proc, the kernel's process filesystem: runc refuses mounts there`));
+      if (norm === '/proc' || norm.startsWith('/proc/'))
+        out.push(
+          issue(
+            ['spec', 'mounts', i, 'containerPath'],
+            `${show(mnt.containerPath)} is inside /proc, the kernel's process filesystem: runc refuses mounts there`,
+          ),
+        );
       if (seen.has(norm)) out.push(issue(['spec', 'mounts', i, 'containerPath'], `${show(mnt.containerPath)} is mounted twice`));
       seen.add(norm);
     }
@@ -103,15 +117,28 @@ function securityContextIssues(sc: unknown, template: unknown, image: unknown): 
   const at = (...p: PathSegment[]): PathSegment[] => ['spec', 'securityContext', ...p];
   const sp = sc.seccompProfile;
   if (isRecord(sp) && typeof sp.type === 'string') {
-    if (sp.type === 'Localhost' && typeof sp.localhostProfile !== 'string') out.push(issue(at('seccompProfile', 'localhostProfile'), 'required with type Localhost (an absolute path of a profile on the node)'));
-    if (sp.type !== 'Localhost' && sp.localhostProfile !== undefined) out.push(issue(at('seccompProfile', 'localhostProfile'), `only goes with type Localhost, not ${show(sp.type)}`));
+    if (sp.type === 'Localhost' && typeof sp.localhostProfile !== 'string')
+      out.push(issue(at('seccompProfile', 'localhostProfile'), 'required with type Localhost (an absolute path of a profile on the node)'));
+    if (sp.type !== 'Localhost' && sp.localhostProfile !== undefined)
+      out.push(issue(at('seccompProfile', 'localhostProfile'), `only goes with type Localhost, not ${show(sp.type)}`));
   }
-  if (sc.hostUsers === false && sc.privileged === true) out.push(issue(at('hostUsers'), 'false cannot go with privileged: true (a privileged container uses the node\'s ids)'));
+  if (sc.hostUsers === false && sc.privileged === true)
+    out.push(issue(at('hostUsers'), "false cannot go with privileged: true (a privileged container uses the node's ids)"));
   if (sc.hostUsers === false && template === 'host') {
-    out.push(issue(at('hostUsers'), "false needs an imported template: the host template's files belong to the node's root and overlayfs cannot use the node's / in a user namespace (see README, User namespaces)"));
+    out.push(
+      issue(
+        at('hostUsers'),
+        "false needs an imported template: the host template's files belong to the node's root and overlayfs cannot use the node's / in a user namespace (see README, User namespaces)",
+      ),
+    );
   }
   if (sc.hostUsers === false && image !== undefined) {
-    out.push(issue(at('hostUsers'), "false cannot go with image yet: an image's layers are shared by every container of the image and belong to the node's root (use an imported template)"));
+    out.push(
+      issue(
+        at('hostUsers'),
+        "false cannot go with image yet: an image's layers are shared by every container of the image and belong to the node's root (use an imported template)",
+      ),
+    );
   }
   return out;
 }

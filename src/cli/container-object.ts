@@ -39,6 +39,11 @@ export function containerObject(c: ActualContainer, rec?: StatusRecord, now = Da
 }
 
 /** Several objects, as kubectl prints a list. */
-export function containerList(items: ContainerManifest[]): { apiVersion: 'v1'; kind: 'List'; metadata: { resourceVersion: string }; items: ContainerManifest[] } {
+export function containerList(items: ContainerManifest[]): {
+  apiVersion: 'v1';
+  kind: 'List';
+  metadata: { resourceVersion: string };
+  items: ContainerManifest[];
+} {
   return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items };
 }

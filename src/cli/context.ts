@@ -56,7 +56,18 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
         // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).
-        const runtime = new RuncRuntime({ stateDir, runDir, templates, images: imageStoreFromEnv(stateDir), runcPath: process.env.ACETATE_RUNC || undefined, conmonPath: process.env.ACETATE_CONMON || undefined, initPath: process.env.ACETATE_INIT || undefined, logSizeMax: logSizeMaxFromEnv(), isolation: isolationSettingsFromEnv(process.env), network });
+        const runtime = new RuncRuntime({
+          stateDir,
+          runDir,
+          templates,
+          images: imageStoreFromEnv(stateDir),
+          runcPath: process.env.ACETATE_RUNC || undefined,
+          conmonPath: process.env.ACETATE_CONMON || undefined,
+          initPath: process.env.ACETATE_INIT || undefined,
+          logSizeMax: logSizeMaxFromEnv(),
+          isolation: isolationSettingsFromEnv(process.env),
+          network,
+        });
         await runtime.preflight();
         return { runtime, templates };
       })();

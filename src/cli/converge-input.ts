@@ -24,7 +24,14 @@ export function nodeName(flag?: string): string {
  * run` published (read only; honoured only for the exit it is about), so plan shows, and apply
  * takes, the same held starts the loop does.
  */
-export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean; node: string; runtime: Runtime; stateDir: string; now?: number }): Promise<ConvergeInput> {
+export async function readConvergeInput(opts: {
+  dir: string;
+  allowEmpty: boolean;
+  node: string;
+  runtime: Runtime;
+  stateDir: string;
+  now?: number;
+}): Promise<ConvergeInput> {
   const [snapshot, list, records] = await Promise.all([
     loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity: detectNodeCapacity() }),
     opts.runtime.list(),
@@ -36,8 +43,17 @@ export async function readConvergeInput(opts: { dir: string; allowEmpty: boolean
   // A pull failure is reported as a problem of the manifest's image field (stderr, exit status 1).
   for (const [key, err] of images?.errors ?? []) {
     const src = snapshot.containers.get(key)?.source;
-    const message = images?.held.has(key) ? `${images.held.get(key)}; the container is left as it is` : `${err.reason}: ${err.message}; the container keeps the digest it runs`;
-    snapshot.problems.push({ origin: src?.kind === 'file' ? src.file : key, ...(src?.kind === 'file' ? { line: src.line } : {}), field: 'spec.image', message, keys: [key], kind: 'invalid' });
+    const message = images?.held.has(key)
+      ? `${images.held.get(key)}; the container is left as it is`
+      : `${err.reason}: ${err.message}; the container keeps the digest it runs`;
+    snapshot.problems.push({
+      origin: src?.kind === 'file' ? src.file : key,
+      ...(src?.kind === 'file' ? { line: src.line } : {}),
+      field: 'spec.image',
+      message,
+      keys: [key],
+      kind: 'invalid',
+    });
   }
   return {
     snapshot,

@@ -108,4 +108,3 @@ export interface StatusRecord {
   recentActions: RecordedAction[];
   updatedAt: string;
 }
-

@@ -50,7 +50,10 @@ export class CrashLoopTracker {
   private readonly opts: Required<CrashLoopOptions>;
   private entries = new Map<string, Entry>();
 
-  constructor(opts: CrashLoopOptions = {}, private readonly clock: Clock = realClock) {
+  constructor(
+    opts: CrashLoopOptions = {},
+    private readonly clock: Clock = realClock,
+  ) {
     this.opts = {
       baseMs: opts.baseMs ?? DEFAULT_CRASHLOOP.baseMs,
       maxMs: opts.maxMs ?? DEFAULT_CRASHLOOP.maxMs,
@@ -152,7 +155,10 @@ export function backoffFromRecord(r: CrashLoopRecord | undefined, incarnation: s
 }
 
 /** backoffFromRecord over the published records of the containers that exist (`acetate plan`). */
-export function backoffFacts(records: { key: string; crashLoop?: CrashLoopRecord }[], actual: ReadonlyMap<string, ActualContainer>): Map<string, RestartBackoff> {
+export function backoffFacts(
+  records: { key: string; crashLoop?: CrashLoopRecord }[],
+  actual: ReadonlyMap<string, ActualContainer>,
+): Map<string, RestartBackoff> {
   const out = new Map<string, RestartBackoff>();
   for (const r of records) {
     const a = actual.get(r.key);

@@ -74,7 +74,13 @@ export class Controller {
     this.processPollMs = opts.processPollMs ?? 2_000;
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff });
     this.crashLoop = new CrashLoopTracker(opts.crashLoop, this.clock);
-    this.prober = new Prober({ runtime: this.runtime, clock: this.clock, concurrency: opts.probeConcurrency, tools: probeTools, onChange: (key) => this.queue.add(key, 'change') });
+    this.prober = new Prober({
+      runtime: this.runtime,
+      clock: this.clock,
+      concurrency: opts.probeConcurrency,
+      tools: probeTools,
+      onChange: (key) => this.queue.add(key, 'change'),
+    });
     this.publisher = new StatusPublisher(sinks, { nodeName: opts.nodeName ?? os.hostname(), now: () => this.clock.now(), logger: this.logger });
     this.problems = new ProblemLog({ logger: this.logger, ...(opts.statusStore ? { store: opts.statusStore } : {}) });
     const images = opts.runtime.images;
@@ -90,13 +96,26 @@ export class Controller {
       notices: new Notices(opts.recorders ?? [], this.logger),
       queue: this.queue,
       prober: this.prober,
-      ...(images ? { imageResolver: new ImageResolver(images, { now: () => this.clock.now(), ...(opts.imageResolveCacheMs !== undefined ? { cacheMs: opts.imageResolveCacheMs } : {}) }) } : {}),
+      ...(images
+        ? {
+            imageResolver: new ImageResolver(images, {
+              now: () => this.clock.now(),
+              ...(opts.imageResolveCacheMs !== undefined ? { cacheMs: opts.imageResolveCacheMs } : {}),
+            }),
+          }
+        : {}),
       deferredRetryMs: opts.deferredRetryMs ?? 15_000,
       snapshot: () => this.snapshot(),
     });
     const metrics = opts.metrics;
     metrics?.addCollector(() =>
-      collectLoopMetrics(metrics, { queue: this.queue, phases: this.publisher.phases(), statuses: this.publisher.allStatuses(), snapshot: this.snapshot(), ready: this.isReady }),
+      collectLoopMetrics(metrics, {
+        queue: this.queue,
+        phases: this.publisher.phases(),
+        statuses: this.publisher.allStatuses(),
+        snapshot: this.snapshot(),
+        ready: this.isReady,
+      }),
     );
   }
 

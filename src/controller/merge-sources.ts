@@ -107,11 +107,16 @@ export function failingOrigins(snapshot: DesiredSnapshot & { failingOrigins?: Se
  */
 export function mergeSnapshots(snaps: NamedSnapshot[]): MergedSnapshot {
   if (snaps.length === 0) {
-    return { containers: new Map(), protectedKeys: new Set(), problems: [], complete: false, failingOrigins: new Set(), incompleteReason: 'no desired-state source' };
+    return {
+      containers: new Map(),
+      protectedKeys: new Set(),
+      problems: [],
+      complete: false,
+      failingOrigins: new Set(),
+      incompleteReason: 'no desired-state source',
+    };
   }
-  const merged = mergeOrigins(
-    snaps.map((s) => ({ origin: s.source, containers: [...s.snapshot.containers.values()], problems: s.snapshot.problems })),
-  );
+  const merged = mergeOrigins(snaps.map((s) => ({ origin: s.source, containers: [...s.snapshot.containers.values()], problems: s.snapshot.problems })));
   const failing = new Set<string>();
   for (const s of snaps) {
     for (const k of s.snapshot.protectedKeys) merged.protectedKeys.add(k);

@@ -35,12 +35,14 @@ export class ProblemLog {
       if (n <= MAX_LOGGED_PER_ORIGIN) log();
     };
     for (const [text, p] of now) {
-      if (!this.last.has(text)) logCapped(p, () => logger.warn(`manifest problem: ${text}`, { origin: p.origin, kind: p.kind, keys: p.keys, line: p.line, field: p.field }));
+      if (!this.last.has(text))
+        logCapped(p, () => logger.warn(`manifest problem: ${text}`, { origin: p.origin, kind: p.kind, keys: p.keys, line: p.line, field: p.field }));
     }
     for (const [text, p] of this.last) {
       if (!now.has(text)) logCapped(p, () => logger.info(`manifest problem resolved: ${text}`, { origin: p.origin }));
     }
-    for (const [origin, n] of logged) if (n > MAX_LOGGED_PER_ORIGIN) logger.warn(`${origin}: ${n - MAX_LOGGED_PER_ORIGIN} more manifest problems changed (not logged one by one)`, { origin });
+    for (const [origin, n] of logged)
+      if (n > MAX_LOGGED_PER_ORIGIN) logger.warn(`${origin}: ${n - MAX_LOGGED_PER_ORIGIN} more manifest problems changed (not logged one by one)`, { origin });
     this.last = now;
     if (snap.incompleteReason !== this.lastIncomplete) {
       if (snap.incompleteReason) logger.warn(`desired state is incomplete: ${snap.incompleteReason}; no container will be destroyed (--allow-empty allows it)`);

@@ -12,7 +12,9 @@ export class ProcessPoll {
 
   /** The keys whose process changed since the last call. The first call only learns (the first sync covers every key), except a lost supervisor, which is news. */
   changed(list: ActualContainer[]): string[] {
-    const now = new Map(list.map((a) => [a.key, `${a.process.state}|${a.process.pid ?? ''}|${a.process.startedAt ?? ''}|${a.process.unsupervised ? 'u' : ''}`]));
+    const now = new Map(
+      list.map((a) => [a.key, `${a.process.state}|${a.process.pid ?? ''}|${a.process.startedAt ?? ''}|${a.process.unsupervised ? 'u' : ''}`]),
+    );
     const first = !this.polledOnce;
     this.polledOnce = true;
     const changed: string[] = [];

@@ -106,7 +106,10 @@ export class StatusPublisher {
       // Destroyed and created again since: nothing of the earlier container's status carries over
       // (its pid, exit code, conditions), only the actions that made this one.
       this.statuses.delete(key);
-      this.recent.set(key, (this.recent.get(key) ?? []).filter((a) => a.time >= incarnation));
+      this.recent.set(
+        key,
+        (this.recent.get(key) ?? []).filter((a) => a.time >= incarnation),
+      );
     }
     if (incarnation) this.incarnations.set(key, incarnation);
     const status = computeStatus({

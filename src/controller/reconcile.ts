@@ -131,10 +131,17 @@ export class Reconciler {
       const requeue = requeueFor(pinned.failure);
       fail({ ...pinned.error, retry: retryOf(requeue) }, requeue);
       if (pinned.waiting && !report.waiting) report.waiting = pinned.waiting;
-      d.publisher.setError(key, { message: pinned.error.message, action: 'pull', retry: retryOf(requeue), time: new Date(now).toISOString(), failures: d.queue.failures(key) + 1 });
+      d.publisher.setError(key, {
+        message: pinned.error.message,
+        action: 'pull',
+        retry: retryOf(requeue),
+        time: new Date(now).toISOString(),
+        failures: d.queue.failures(key) + 1,
+      });
     }
     if (report.waiting) d.notices.waiting(key, report.waiting);
-    else if (actual?.process.unsupervised && actual.process.state === 'running') d.notices.waiting(key, { reason: 'SupervisorLost', message: actual.process.unsupervised });
+    else if (actual?.process.unsupervised && actual.process.state === 'running')
+      d.notices.waiting(key, { reason: 'SupervisorLost', message: actual.process.unsupervised });
     else d.notices.waiting(key, undefined);
 
     // --- execute
@@ -159,7 +166,15 @@ export class Reconciler {
     const failure = await this.publish(key, report, { snap, desired, actual, deferred: done.deferred, exitedBefore: exited?.process.exitCode });
     if (failure !== undefined) report.requeue = mergeRequeue(report.requeue, requeueFor(failure));
 
-    const result = report.error ? 'error' : report.results.length ? 'changed' : report.requeue.kind === 'after' ? 'requeued' : skipped ? 'skipped' : 'converged';
+    const result = report.error
+      ? 'error'
+      : report.results.length
+        ? 'changed'
+        : report.requeue.kind === 'after'
+          ? 'requeued'
+          : skipped
+            ? 'skipped'
+            : 'converged';
     d.metrics?.reconciles.inc({ result });
     d.metrics?.reconcileDuration.observe((performance.now() - started) / 1000);
     if (!desired && !actual && !snap.protectedKeys.has(key) && report.requeue.kind === 'done') {

@@ -49,7 +49,12 @@ export function retryOf(r: Requeue): ReconcileError['retry'] {
  * Carries out `actions` of key. `wasExited`: the process had exited (a start is then a restart).
  * `failuresBefore`: the key's failures in a row so far (the queue's count).
  */
-export async function runActions(deps: ActionStepDeps, key: string, actions: Action[], opts: { wasExited: boolean; failuresBefore: number }): Promise<ActionsOutcome> {
+export async function runActions(
+  deps: ActionStepDeps,
+  key: string,
+  actions: Action[],
+  opts: { wasExited: boolean; failuresBefore: number },
+): Promise<ActionsOutcome> {
   const out: ActionsOutcome = { results: [], deferred: [] };
   const now = (): string => new Date(deps.clock.now()).toISOString();
   for (const action of actions) {

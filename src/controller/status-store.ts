@@ -152,9 +152,11 @@ export class StatusStore implements DetailedStatusSink {
     const prev = this.writes.get(id) ?? Promise.resolve();
     const next = prev.catch(() => undefined).then(fn);
     this.writes.set(id, next);
-    void next.finally(() => {
-      if (this.writes.get(id) === next) this.writes.delete(id);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.writes.get(id) === next) this.writes.delete(id);
+      })
+      .catch(() => undefined);
     return next;
   }
 }
@@ -242,7 +244,15 @@ export function statusSummary(rec: StatusRecord): { phase: string; ready: boolea
   const resize = conds.find((c) => c.type === 'ResizePending');
   const supervised = conds.find((c) => c.type === 'Supervised');
   const pick =
-    synced?.status === 'False' ? synced : readyCond?.status === 'False' ? readyCond : supervised?.status === 'False' ? supervised : resize?.status === 'True' ? resize : undefined;
+    synced?.status === 'False'
+      ? synced
+      : readyCond?.status === 'False'
+        ? readyCond
+        : supervised?.status === 'False'
+          ? supervised
+          : resize?.status === 'True'
+            ? resize
+            : undefined;
   const out: { phase: string; ready: boolean; reason?: string; message?: string } = { phase: rec.status.phase ?? 'Unknown', ready };
   if (pick?.reason) out.reason = pick.reason;
   if (pick?.message) out.message = pick.message;

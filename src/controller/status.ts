@@ -177,7 +177,13 @@ function resizeCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
  */
 function supervisedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> | undefined {
   const lost = input.actual?.process.unsupervised;
-  if (lost) return { type: CONDITION_SUPERVISED, status: 'False', reason: input.actual?.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown', message: lost };
+  if (lost)
+    return {
+      type: CONDITION_SUPERVISED,
+      status: 'False',
+      reason: input.actual?.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown',
+      message: lost,
+    };
   if (!findCondition(input.previous, CONDITION_SUPERVISED)) return undefined;
   return { type: CONDITION_SUPERVISED, status: 'True', reason: 'Supervised', message: 'the process runs under its supervisor' };
 }
@@ -186,11 +192,7 @@ function supervisedCondition(input: StatusInput): Omit<Condition, 'lastTransitio
  * Merges new conditions with the previous ones: lastTransitionTime is kept when a condition's
  * status did not change.
  */
-export function mergeConditions(
-  previous: Condition[] | undefined,
-  next: Omit<Condition, 'lastTransitionTime'>[],
-  now: number,
-): Condition[] {
+export function mergeConditions(previous: Condition[] | undefined, next: Omit<Condition, 'lastTransitionTime'>[], now: number): Condition[] {
   const nowIso = new Date(now).toISOString();
   return next.map((c) => {
     const prev = previous?.find((p) => p.type === c.type);

@@ -23,7 +23,10 @@ export interface CollectableStore {
  * pulls left; with `unusedImages`, first the images no container uses. Skipped (and said so)
  * while another pull runs, whose blobs are not referenced yet.
  */
-export async function pruneStore(store: CollectableStore, opts: { unusedImages?: string[] } = {}): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
+export async function pruneStore(
+  store: CollectableStore,
+  opts: { unusedImages?: string[] } = {},
+): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
   const images: string[] = [];
   for (const id of opts.unusedImages ?? []) {
     await store.remove(id, { inUseBy: () => [] });
@@ -61,7 +64,10 @@ export async function pruneStore(store: CollectableStore, opts: { unusedImages?:
 
 /** Temp dirs of pulls and unpacks whose process is gone. */
 export async function sweepStoreTemp(store: CollectableStore): Promise<void> {
-  for (const [dir, prefix] of [[store.tmpDir, 'pull-'], [store.layersDir, '.unpack-']] as const) {
+  for (const [dir, prefix] of [
+    [store.tmpDir, 'pull-'],
+    [store.layersDir, '.unpack-'],
+  ] as const) {
     for (const n of await readdir(dir).catch(() => [] as string[])) {
       if (n.startsWith(prefix) && !(await isAlive(pidOf(n)))) await rm(path.join(dir, n), { recursive: true, force: true });
       // skopeo's own temp files of a killed pull

@@ -92,5 +92,8 @@ export function resolveUser(user: string | undefined, files: { passwd?: string; 
 
 function parseColonFile(text: string | undefined): string[][] {
   if (!text) return [];
-  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }

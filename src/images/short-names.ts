@@ -75,7 +75,10 @@ export function resolveShortName(input: string, aliases: ReadonlyMap<string, str
 export function registriesConfFiles(override: string | undefined, confD = NODE_REGISTRIES_CONF_D, main = NODE_REGISTRIES_CONF): string[] {
   let dropIns: string[] = [];
   try {
-    dropIns = readdirSync(confD).filter((f) => f.endsWith('.conf')).sort().map((f) => path.join(confD, f));
+    dropIns = readdirSync(confD)
+      .filter((f) => f.endsWith('.conf'))
+      .sort()
+      .map((f) => path.join(confD, f));
   } catch {
     // no drop-in dir
   }
@@ -90,14 +93,16 @@ let cache: { key: string; aliases: Map<string, string> } | undefined;
  */
 export function nodeAliases(override: string | undefined = process.env.ACETATE_REGISTRIES_CONF): Map<string, string> {
   const files = registriesConfFiles(override);
-  const key = files.map((f) => {
-    try {
-      const st = statSync(f);
-      return `${f}:${st.mtimeMs}:${st.size}`;
-    } catch {
-      return `${f}:-`;
-    }
-  }).join('|');
+  const key = files
+    .map((f) => {
+      try {
+        const st = statSync(f);
+        return `${f}:${st.mtimeMs}:${st.size}`;
+      } catch {
+        return `${f}:-`;
+      }
+    })
+    .join('|');
   if (cache?.key === key) return cache.aliases;
   const aliases = new Map<string, string>();
   for (const f of files) {

@@ -101,7 +101,8 @@ export function prepareHome(home: string, conf: string): string {
   };
   link(path.resolve(conf), path.join(home, '.config', 'containers', 'registries.conf'));
   // The user's own files skopeo looks for under HOME (a dangling link counts as absent).
-  for (const f of ['auth.json', 'policy.json', 'registries.d']) link(path.join(realHome, '.config', 'containers', f), path.join(home, '.config', 'containers', f));
+  for (const f of ['auth.json', 'policy.json', 'registries.d'])
+    link(path.join(realHome, '.config', 'containers', f), path.join(home, '.config', 'containers', f));
   link(path.join(realHome, '.docker'), path.join(home, '.docker'));
   link(path.join(realHome, '.dockercfg'), path.join(home, '.dockercfg'));
   return home;
@@ -128,7 +129,10 @@ export class Skopeo {
     return [
       ...(existsSync(POLICY) ? [] : ['--insecure-policy']), // no policy file on this node: nothing to enforce
       ...(this.opts.tmpDir ? ['--tmpdir', this.opts.tmpDir] : []),
-      '--override-os', PLATFORM.os, '--override-arch', PLATFORM.architecture,
+      '--override-os',
+      PLATFORM.os,
+      '--override-arch',
+      PLATFORM.architecture,
     ];
   }
 
@@ -139,10 +143,23 @@ export class Skopeo {
   /** The registry's raw manifest (index or image) of `docker://REF`. */
   async rawManifest(ref: string): Promise<string> {
     try {
-      const r = await exec(this.opts.binary ?? 'skopeo', [...this.globalArgs(), 'inspect', '--raw', '--retry-times', '2', ...this.authArgs('--authfile'), ...this.tlsArgs('--tls-verify', ref), `docker://${ref}`], {
-        env: this.env(),
-        timeoutMs: this.opts.inspectTimeoutMs ?? 60_000,
-      });
+      const r = await exec(
+        this.opts.binary ?? 'skopeo',
+        [
+          ...this.globalArgs(),
+          'inspect',
+          '--raw',
+          '--retry-times',
+          '2',
+          ...this.authArgs('--authfile'),
+          ...this.tlsArgs('--tls-verify', ref),
+          `docker://${ref}`,
+        ],
+        {
+          env: this.env(),
+          timeoutMs: this.opts.inspectTimeoutMs ?? 60_000,
+        },
+      );
       return r.stdout;
     } catch (err) {
       throw new ImagePullError(`${ref}: ${skopeoMessage(err)}`, 'ErrImagePull', { cause: err });

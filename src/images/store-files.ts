@@ -36,10 +36,19 @@ export async function topmostFile(lowerDirs: string[], rel: string): Promise<str
 /** The name a `docker save` (RepoTags) or OCI archive (ref.name annotation) carries, if any. */
 export async function archiveName(file: string, transport: 'docker-archive' | 'oci-archive'): Promise<string | undefined> {
   const member = transport === 'docker-archive' ? 'manifest.json' : 'index.json';
-  const text = await exec('tar', ['-xOf', file, member]).then((r) => r.stdout, () => exec('tar', ['-xOf', file, `./${member}`]).then((r) => r.stdout, () => ''));
+  const text = await exec('tar', ['-xOf', file, member]).then(
+    (r) => r.stdout,
+    () =>
+      exec('tar', ['-xOf', file, `./${member}`]).then(
+        (r) => r.stdout,
+        () => '',
+      ),
+  );
   try {
     if (transport === 'docker-archive') return (JSON.parse(text) as { RepoTags?: string[] }[])[0]?.RepoTags?.[0];
-    const ann = (JSON.parse(text) as { manifests?: { annotations?: Record<string, string> }[] }).manifests?.[0]?.annotations?.['org.opencontainers.image.ref.name'];
+    const ann = (JSON.parse(text) as { manifests?: { annotations?: Record<string, string> }[] }).manifests?.[0]?.annotations?.[
+      'org.opencontainers.image.ref.name'
+    ];
     return ann && /[/:]/.test(ann) ? ann : undefined;
   } catch {
     return undefined;

@@ -148,9 +148,13 @@ export class ImageStore {
 
   /** `acetate image import FILE [NAME]`: a `docker save` or OCI archive, offline. */
   async importArchive(file: string, name?: string): Promise<ImageRecord> {
-    const members = (await exec('tar', ['-tf', file], { maxBuffer: 64 * 1024 * 1024 }).catch((err: unknown) => {
-      throw new ImageStoreError(`${file} is not a tar archive`, { cause: err });
-    })).stdout.split('\n').map((m) => m.replace(/^\.\//, ''));
+    const members = (
+      await exec('tar', ['-tf', file], { maxBuffer: 64 * 1024 * 1024 }).catch((err: unknown) => {
+        throw new ImageStoreError(`${file} is not a tar archive`, { cause: err });
+      })
+    ).stdout
+      .split('\n')
+      .map((m) => m.replace(/^\.\//, ''));
     const transport = members.includes('oci-layout') ? 'oci-archive' : members.includes('manifest.json') ? 'docker-archive' : undefined;
     if (!transport) throw new ImageStoreError(`${file} is neither a \`docker save\` archive (manifest.json) nor an OCI archive (oci-layout)`);
     const given = name ?? (await archiveName(file, transport));

@@ -123,7 +123,19 @@ async function isDir(p: string): Promise<boolean> {
 async function extract(blob: string, compression: Compression, dir: string): Promise<string> {
   const tar = spawn(
     'tar',
-    ['-x', '-f', '-', '-C', dir, '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=security.capability', '--no-overwrite-dir'],
+    [
+      '-x',
+      '-f',
+      '-',
+      '-C',
+      dir,
+      '--numeric-owner',
+      '--same-owner',
+      '--same-permissions',
+      '--xattrs',
+      '--xattrs-include=security.capability',
+      '--no-overwrite-dir',
+    ],
     { stdio: ['pipe', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -139,7 +151,10 @@ async function extract(blob: string, compression: Compression, dir: string): Pro
   // unread: the rest of the stream is still hashed (the diff_id covers all of it), and a write to
   // a tar that is gone (EPIPE) is expected, not an error.
   let tarGone = false;
-  void exited.then(() => (tarGone = true), () => (tarGone = true));
+  void exited.then(
+    () => (tarGone = true),
+    () => (tarGone = true),
+  );
   tar.stdin.on('error', () => undefined);
   let zstd: ReturnType<typeof spawn> | undefined;
   let source: Readable;

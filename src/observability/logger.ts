@@ -34,7 +34,7 @@ function readable(): winston.Logform.Format {
 export function createLogger(opts: LoggerOptions = {}): winston.Logger {
   const stream = opts.stream ?? process.stdout;
   const json = opts.json ?? !stream.isTTY;
-  const level = opts.level ?? ((process.env.ACETATE_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  const level = opts.level ?? (process.env.ACETATE_LOG_LEVEL as LogLevel | undefined) ?? 'info';
   return winston.createLogger({
     level,
     silent: opts.silent ?? false,

@@ -11,15 +11,34 @@ interface Base {
 }
 
 /** Create the container (private area, record) and, if its desired state is Running, start it. */
-export interface CreateAction extends Base { kind: 'create'; desired: DesiredContainer }
+export interface CreateAction extends Base {
+  kind: 'create';
+  desired: DesiredContainer;
+}
 /** Start the process of an existing container (desired Running, not running). */
-export interface StartAction extends Base { kind: 'start'; desired: DesiredContainer }
+export interface StartAction extends Base {
+  kind: 'start';
+  desired: DesiredContainer;
+}
 /** Stop the process (desired Stopped, running). */
-export interface StopAction extends Base { kind: 'stop'; desired: DesiredContainer }
+export interface StopAction extends Base {
+  kind: 'stop';
+  desired: DesiredContainer;
+}
 /** Change limits of the running process in place: same pid. */
-export interface ResizeAction extends Base { kind: 'resize'; desired: DesiredContainer; from: Resources; to: Resources }
+export interface ResizeAction extends Base {
+  kind: 'resize';
+  desired: DesiredContainer;
+  from: Resources;
+  to: Resources;
+}
 /** A resize whose resizePolicy says RestartContainer: stop, then start with the new limits. */
-export interface RestartAction extends Base { kind: 'restart'; desired: DesiredContainer; from: Resources; to: Resources }
+export interface RestartAction extends Base {
+  kind: 'restart';
+  desired: DesiredContainer;
+  from: Resources;
+  to: Resources;
+}
 /**
  * Fields that cannot change in place changed: stop, remove and create again. The private area is
  * kept unless the template changed (discardPrivateArea).
@@ -31,39 +50,34 @@ export interface ReplaceAction extends Base {
   discardPrivateArea: boolean;
 }
 /** Only fields that need no runtime action changed (restartPolicy, grace period...): record them. */
-export interface ConfigureAction extends Base { kind: 'configure'; desired: DesiredContainer; fields: string[] }
+export interface ConfigureAction extends Base {
+  kind: 'configure';
+  desired: DesiredContainer;
+  fields: string[];
+}
 /** Published ports changed on a running bridge container: port rules replaced, same namespace and pid. */
-export interface PortsAction extends Base { kind: 'ports'; desired: DesiredContainer; from: PublishedPort[]; to: PublishedPort[] }
+export interface PortsAction extends Base {
+  kind: 'ports';
+  desired: DesiredContainer;
+  from: PublishedPort[];
+  to: PublishedPort[];
+}
 /** The network of a running bridge container is broken (a veth or rule deleted by hand): rebuilt in place, same address. */
-export interface NetworkRepairAction extends Base { kind: 'network'; desired: DesiredContainer }
+export interface NetworkRepairAction extends Base {
+  kind: 'network';
+  desired: DesiredContainer;
+}
 /** A managed container no longer desired: stop it and delete it with its private area. */
-export interface DestroyAction extends Base { kind: 'destroy'; graceSeconds: number }
+export interface DestroyAction extends Base {
+  kind: 'destroy';
+  graceSeconds: number;
+}
 
 export type Action =
-  | CreateAction
-  | StartAction
-  | StopAction
-  | ResizeAction
-  | RestartAction
-  | ReplaceAction
-  | ConfigureAction
-  | PortsAction
-  | NetworkRepairAction
-  | DestroyAction;
+  CreateAction | StartAction | StopAction | ResizeAction | RestartAction | ReplaceAction | ConfigureAction | PortsAction | NetworkRepairAction | DestroyAction;
 
 export type ActionKind = Action['kind'];
 
 /** What an idempotent operation reports it did. */
 export type Outcome =
-  | 'unchanged'
-  | 'created'
-  | 'started'
-  | 'stopped'
-  | 'resized'
-  | 'restarted'
-  | 'replaced'
-  | 'configured'
-  | 'published'
-  | 'repaired'
-  | 'destroyed'
-  | 'deferred';
+  'unchanged' | 'created' | 'started' | 'stopped' | 'resized' | 'restarted' | 'replaced' | 'configured' | 'published' | 'repaired' | 'destroyed' | 'deferred';

@@ -42,7 +42,5 @@ export function formatResource(r: ResourceName, v: number | undefined): string {
 
 /** "memory 256Mi → 512Mi, cpu 1 → 500m" */
 export function describeResourceChange(from: Resources, to: Resources, only: ResourceName[]): string {
-  return only
-    .map((r) => `${r} ${formatResource(r, resourceValue(from, r))} → ${formatResource(r, resourceValue(to, r))}`)
-    .join(', ');
+  return only.map((r) => `${r} ${formatResource(r, resourceValue(from, r))} → ${formatResource(r, resourceValue(to, r))}`).join(', ');
 }

@@ -15,6 +15,9 @@ export function userNamespaceNote(had: NormalizedSpec, want: NormalizedSpec): st
 export function isolationSummary(spec: NormalizedSpec): string {
   const parts: string[] = [];
   if (spec.security.hostUsers === false) parts.push('user namespace: root is an unprivileged node uid');
-  if (spec.security.seccompProfile) parts.push(`seccomp ${spec.security.seccompProfile.type}${spec.security.seccompProfile.localhostProfile ? ` ${spec.security.seccompProfile.localhostProfile}` : ''}`);
+  if (spec.security.seccompProfile)
+    parts.push(
+      `seccomp ${spec.security.seccompProfile.type}${spec.security.seccompProfile.localhostProfile ? ` ${spec.security.seccompProfile.localhostProfile}` : ''}`,
+    );
   return parts.length ? ` (${parts.join('; ')})` : '';
 }

@@ -115,11 +115,25 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
       const restartFor = resChanged.filter((r) => want.resizePolicy[r] === 'RestartContainer');
       const change = describeResourceChange(inForce, want.resources, resChanged);
       if (restartFor.length) {
-        actions.push({ kind: 'restart', key, desired: d, from: inForce, to: want.resources, reason: `${change} (resizePolicy RestartContainer for ${restartFor.join(', ')})` });
+        actions.push({
+          kind: 'restart',
+          key,
+          desired: d,
+          from: inForce,
+          to: want.resources,
+          reason: `${change} (resizePolicy RestartContainer for ${restartFor.join(', ')})`,
+        });
       } else {
         const drift = changedResources(had.resources, want.resources, g).length === 0;
         const disk = resChanged.includes('disk') ? diskChangeNote(a, inForce.diskBytes, want.resources.diskBytes) : '';
-        actions.push({ kind: 'resize', key, desired: d, from: inForce, to: want.resources, reason: `${change} (in place${drift ? ', repairing drift' : ''}${disk ? `; ${disk}` : ''})` });
+        actions.push({
+          kind: 'resize',
+          key,
+          desired: d,
+          from: inForce,
+          to: want.resources,
+          reason: `${change} (in place${drift ? ', repairing drift' : ''}${disk ? `; ${disk}` : ''})`,
+        });
       }
     }
     actions.push(...planNetwork(d, a));
@@ -179,7 +193,12 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (d && !a) {
-      out.actions.push({ kind: 'create', key, desired: d, reason: (d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)') + isolationSummary(d.spec) });
+      out.actions.push({
+        kind: 'create',
+        key,
+        desired: d,
+        reason: (d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)') + isolationSummary(d.spec),
+      });
       continue;
     }
     const { actions, held } = planOne(d!, a!, input);

@@ -89,7 +89,13 @@ export function planToJson(plan: Plan): unknown {
     })),
     unchanged: plan.unchanged,
     skipped: plan.skipped,
-    held: plan.held.map((h) => ({ key: h.key, action: 'start', reason: h.reason, message: h.message, ...(h.until !== undefined ? { until: new Date(h.until).toISOString() } : {}) })),
+    held: plan.held.map((h) => ({
+      key: h.key,
+      action: 'start',
+      reason: h.reason,
+      message: h.message,
+      ...(h.until !== undefined ? { until: new Date(h.until).toISOString() } : {}),
+    })),
     requeue: plan.requeue.map((r) => ({ key: r.key, at: new Date(r.at).toISOString() })),
   };
 }

@@ -80,13 +80,14 @@ export function decideRestart(
   const p = a.process;
   const policy = want.restartPolicy;
   if (!restartWanted(policy, p.exitCode)) {
-    const held: HeldStart = p.exitCode === undefined
-      ? {
-        key: a.key,
-        reason: 'ExitCodeUnknown',
-        message: `exited with an unknown exit code (${p.unsupervised ?? 'not recorded'}); restartPolicy ${policy} does not run again a container that may have succeeded (change its manifest to run it again)`,
-      }
-      : { key: a.key, reason: 'RestartPolicy', message: `exited with code ${p.exitCode}; restartPolicy ${policy} does not restart it` };
+    const held: HeldStart =
+      p.exitCode === undefined
+        ? {
+            key: a.key,
+            reason: 'ExitCodeUnknown',
+            message: `exited with an unknown exit code (${p.unsupervised ?? 'not recorded'}); restartPolicy ${policy} does not run again a container that may have succeeded (change its manifest to run it again)`,
+          }
+        : { key: a.key, reason: 'RestartPolicy', message: `exited with code ${p.exitCode}; restartPolicy ${policy} does not restart it` };
     return { held };
   }
   const b = facts?.backoff;

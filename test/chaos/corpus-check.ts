@@ -52,7 +52,11 @@ export async function clearCases(dir: string): Promise<void> {
 /** The keeper still runs, same pid, same limit, and nothing else was created. */
 export async function assertKeeperUntouched(k: Keeper, what: string): Promise<void> {
   const all = await getAll(k.stateDir);
-  assert.deepEqual(all.map((c) => c.name), [KEEPER], `${what}: containers now ${all.map((c) => c.name).join(', ')}`);
+  assert.deepEqual(
+    all.map((c) => c.name),
+    [KEEPER],
+    `${what}: containers now ${all.map((c) => c.name).join(', ')}`,
+  );
   assert.equal(all[0]!.pid, k.pid, `${what}: keeper was restarted or replaced`);
   assert.equal(all[0]!.phase, 'Running', `${what}: keeper is ${all[0]!.phase}`);
   assert.equal(await cgroupValue(k.pid, 'memory', 'memory.limit_in_bytes'), k.memoryLimit, `${what}: keeper's memory limit changed`);
@@ -66,7 +70,11 @@ function escapeRe(s: string): string {
 export function assertReported(r: CliResult, file: string, c: BadInput, what: string): void {
   const lines = r.stderr.split('\n').filter((l) => l.startsWith(`error: ${file}:`) || l.startsWith(`error: ${file} `) || l === `error: ${file}`);
   assert.ok(lines.length > 0, `${what}: no error line names ${file}\nstderr:\n${r.stderr.slice(0, 3000)}`);
-  if (c.message) assert.ok(lines.some((l) => c.message!.test(l)), `${what}: no line for ${file} matches ${c.message}\n${lines.slice(0, 5).join('\n')}`);
+  if (c.message)
+    assert.ok(
+      lines.some((l) => c.message!.test(l)),
+      `${what}: no line for ${file} matches ${c.message}\n${lines.slice(0, 5).join('\n')}`,
+    );
   assert.ok(new RegExp(`^error: ${escapeRe(file)}`, 'm').test(r.stderr));
 }
 
@@ -127,7 +135,10 @@ export async function checkAllAtOnce(k: Keeper, cases: BadInput[]): Promise<void
     await mkdir(sub, { recursive: true });
     files.set(c.id, await c.write(sub));
   }
-  for (const cmd of [['validate', k.dir], ['apply', '-f', k.dir]]) {
+  for (const cmd of [
+    ['validate', k.dir],
+    ['apply', '-f', k.dir],
+  ]) {
     const r = await runCli(cmd, { stateDir: k.stateDir, timeoutMs: 120_000 });
     assertNoCrash(r, cmd[0]!);
     assert.equal(r.code, 1, `${cmd[0]} should exit 1`);

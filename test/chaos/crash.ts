@@ -11,7 +11,21 @@ import path from 'node:path';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { flatContainers } from '../support/get.js';
-import { allMarkersWritten, assertNoCrash, cloneModel, convergenceProblems, runCli, since, spawnCli, waitFor, writeModel, type Model, type ModelContainer, type Rng, type RunningCli } from './lib.js';
+import {
+  allMarkersWritten,
+  assertNoCrash,
+  cloneModel,
+  convergenceProblems,
+  runCli,
+  since,
+  spawnCli,
+  waitFor,
+  writeModel,
+  type Model,
+  type ModelContainer,
+  type Rng,
+  type RunningCli,
+} from './lib.js';
 
 export interface CrashSuite {
   stateDir: string;
@@ -117,7 +131,11 @@ async function killAt(cli: RunningCli, rng: Rng, workMs: number): Promise<{ midw
   if (rng.chance(0.2)) {
     first = await Promise.race([sleep(rng.int(400)), exited]);
   } else {
-    const planned = waitFor(() => /[+~-] \w+|No changes/.test(cli.out()) || cli.child.exitCode !== null, { what: 'plan printed', timeoutMs: 60_000, intervalMs: 5 });
+    const planned = waitFor(() => /[+~-] \w+|No changes/.test(cli.out()) || cli.child.exitCode !== null, {
+      what: 'plan printed',
+      timeoutMs: 60_000,
+      intervalMs: 5,
+    });
     first = await Promise.race([planned.then(() => 'timer' as const), exited]);
     if (first === 'timer') first = await Promise.race([sleep(rng.int(Math.max(1, Math.round(workMs)))), exited]);
   }
@@ -194,10 +212,28 @@ export async function applyCrashTrial(s: CrashSuite, rng: Rng, trial: number, lo
 
 /** Starts `acetate run` on the suite (fast back-offs), waiting for it to be ready. */
 export function startLoop(s: CrashSuite, env: NodeJS.ProcessEnv = {}): RunningCli {
-  const loop = spawnCli(['run', '-f', s.dir, '--concurrency', String(s.concurrency), '--metrics-addr', '0', '--allow-empty', '--log-format', 'json', '--resync', '2s', '--relist', '5s'], {
-    stateDir: s.stateDir,
-    env: { ACETATE_BACKOFF_BASE_MS: '200', ACETATE_BACKOFF_MAX_MS: '2000', ACETATE_CRASHLOOP_BASE_MS: '200', ACETATE_CRASHLOOP_MAX_MS: '2000', ...env },
-  });
+  const loop = spawnCli(
+    [
+      'run',
+      '-f',
+      s.dir,
+      '--concurrency',
+      String(s.concurrency),
+      '--metrics-addr',
+      '0',
+      '--allow-empty',
+      '--log-format',
+      'json',
+      '--resync',
+      '2s',
+      '--relist',
+      '5s',
+    ],
+    {
+      stateDir: s.stateDir,
+      env: { ACETATE_BACKOFF_BASE_MS: '200', ACETATE_BACKOFF_MAX_MS: '2000', ACETATE_CRASHLOOP_BASE_MS: '200', ACETATE_CRASHLOOP_MAX_MS: '2000', ...env },
+    },
+  );
   s.loop = loop;
   return loop;
 }
@@ -230,7 +266,15 @@ export async function runCrashTrial(s: CrashSuite, rng: Rng, trial: number, log:
   const midway = loop.child.exitCode === null;
   loop.child.kill('SIGKILL');
   await loop.exited;
-  const k = { midway, done: (loop.out().slice(offset).match(/"result":/g) ?? []).length };
+  const k = {
+    midway,
+    done: (
+      loop
+        .out()
+        .slice(offset)
+        .match(/"result":/g) ?? []
+    ).length,
+  };
   s.loop = undefined;
   s.stats.trials++;
   s.stats.kills++;
@@ -262,7 +306,10 @@ export async function interruptedStop(): Promise<void> {
     const pid = flatContainers((await runCli(['get', '-o', 'json'], { stateDir })).stdout)[0]!.pid!;
     // The stop got as far as killing the process; acetate died before cleaning up.
     process.kill(pid, 'SIGKILL');
-    await waitFor(async () => !(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).length || (await readFile(`/proc/${pid}/stat`, 'utf8')).includes(') Z'), { what: 'process gone' });
+    await waitFor(
+      async () => !(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).length || (await readFile(`/proc/${pid}/stat`, 'utf8')).includes(') Z'),
+      { what: 'process gone' },
+    );
     model.get('s0')!.state = 'Stopped';
     await writeModel(dir, model);
     const r = await runCli(['apply', '-f', dir], { stateDir });

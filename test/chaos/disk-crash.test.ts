@@ -28,7 +28,9 @@ describe(`chaos: SIGKILL during apply with disk limits (${N} containers, ${TRIAL
   after(async function () {
     if (s) {
       const t = s.stats;
-      log(`${t.trials} trials, ${t.kills} SIGKILLs (${t.killsMidway} midway), ${t.changes} changes planned; private areas lost: ${t.lost}; leaked: ${t.leaked}`);
+      log(
+        `${t.trials} trials, ${t.kills} SIGKILLs (${t.killsMidway} midway), ${t.changes} changes planned; private areas lost: ${t.lost}; leaked: ${t.leaked}`,
+      );
     }
     await teardownDiskCrashSuite(s);
   });

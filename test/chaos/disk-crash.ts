@@ -203,15 +203,21 @@ export async function diskCrashTrial(s: DiskCrashSuite, rng: Rng, trial: number,
   s.model = next;
   let last: string[] = [];
   try {
-    await waitFor(async () => {
-      await learnMarkers(s.stateDir, s.model);
-      last = await diskProblems(s.stateDir, s.model);
-      return last.length === 0;
-    }, { what: `trial ${trial}: convergence`, timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor(
+      async () => {
+        await learnMarkers(s.stateDir, s.model);
+        last = await diskProblems(s.stateDir, s.model);
+        return last.length === 0;
+      },
+      { what: `trial ${trial}: convergence`, timeoutMs: 60_000, intervalMs: 250 },
+    );
   } catch (err) {
     s.stats.lost += last.filter((p) => p.includes('lost')).length;
     s.stats.leaked += last.filter((p) => /left|attached|loop devices/.test(p)).length;
-    throw new Error(`trial ${trial}: not converged:\n  ${last.join('\n  ')}\nkilled apply:\n${cli.out().slice(-3000)}\nrecovery apply:\n${r.stdout.slice(-3000)}`, { cause: err });
+    throw new Error(
+      `trial ${trial}: not converged:\n  ${last.join('\n  ')}\nkilled apply:\n${cli.out().slice(-3000)}\nrecovery apply:\n${r.stdout.slice(-3000)}`,
+      { cause: err },
+    );
   }
 }
 

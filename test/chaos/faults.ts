@@ -13,7 +13,24 @@ import { makeTmpStateDir } from '../support/tmp-state.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { cgroupValue } from '../support/proc.js';
 import { exec } from '../../src/util/exec.js';
-import { allMarkersWritten, assertNoCrash, cloneModel, convergenceProblems, getAll, killHungRuncs, makeFaultyRunc, runCli, spawnCli, waitFor, writeAtomic, writeModel, type CliResult, type FaultyRunc, type Model, type Rng } from './lib.js';
+import {
+  allMarkersWritten,
+  assertNoCrash,
+  cloneModel,
+  convergenceProblems,
+  getAll,
+  killHungRuncs,
+  makeFaultyRunc,
+  runCli,
+  spawnCli,
+  waitFor,
+  writeAtomic,
+  writeModel,
+  type CliResult,
+  type FaultyRunc,
+  type Model,
+  type Rng,
+} from './lib.js';
 import { mutate } from './crash.js';
 
 export interface FaultStats {
@@ -131,7 +148,11 @@ export async function runcStartFails(): Promise<void> {
     assert.equal(await cgroupValue(after.get('f0')!, 'memory', 'memory.limit_in_bytes'), String(80 * MI), 'f0 resized despite the other failure');
     assert.ok((await e.runc.injected()).length >= 1);
     const inv = await convergenceProblems(e.stateDir, new Map([...e.model].filter(([n]) => n !== 'fnew')), { checkMarkers: true });
-    assert.deepEqual(inv.filter((p) => !p.includes('fnew')), [], 'nothing else is off');
+    assert.deepEqual(
+      inv.filter((p) => !p.includes('fnew')),
+      [],
+      'nothing else is off',
+    );
     assert.ok(!inv.some((p) => /conmon|mounted|runc state|cgroups/.test(p)), `the failed start left things behind:\n${inv.join('\n')}`);
     await converge(e, 'runc start failing');
   });
@@ -159,8 +180,14 @@ export async function runcFailsUnderLoop(): Promise<void> {
       const t = await attempts();
       const gaps = t.slice(1).map((x, i) => x - t[i]!);
       assert.ok(gaps[gaps.length - 1]! > gaps[0]!, `retries back off: gaps ${gaps.join(', ')} ms`);
-      assert.ok(gaps.every((g) => g >= 100), `no tight retry loop: gaps ${gaps.join(', ')} ms`);
-      assert.ok(/default\/fnew/.test(loop.out() + loop.err()) && /injected fault/.test(loop.out() + loop.err()), 'the loop logs the failure with runc\'s message');
+      assert.ok(
+        gaps.every((g) => g >= 100),
+        `no tight retry loop: gaps ${gaps.join(', ')} ms`,
+      );
+      assert.ok(
+        /default\/fnew/.test(loop.out() + loop.err()) && /injected fault/.test(loop.out() + loop.err()),
+        "the loop logs the failure with runc's message",
+      );
       assert.equal(loop.child.exitCode, null, 'acetate run keeps running');
       const now = await pids(e.stateDir);
       for (const n of ['f0', 'f1']) assert.equal(now.get(n), before.get(n), `${n} untouched`);

@@ -28,7 +28,10 @@ async function listing(dir: string): Promise<string> {
 async function processesMentioning(text: string): Promise<number[]> {
   const out: number[] = [];
   for (const p of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
-    const cmd = await exec('cat', [`/proc/${p}/cmdline`]).then((r) => r.stdout, () => '');
+    const cmd = await exec('cat', [`/proc/${p}/cmdline`]).then(
+      (r) => r.stdout,
+      () => '',
+    );
     if (cmd.includes(text) && Number(p) !== process.pid) out.push(Number(p));
   }
   return out;
@@ -87,7 +90,11 @@ describe('chaos: SIGKILL during image pulls', function () {
         assert.equal(await listing(path.join(store.layersDir, d)), expected.get(d), `trial ${t} (killed after ${delay} ms): layer ${d} is complete`);
       }
       for (const r of await store.list()) {
-        for (const l of r.layers) assert.ok(expected.has(l.diffID.slice(7)) && (await readdir(store.layersDir)).includes(l.diffID.slice(7)), `trial ${t}: the record names only present layers`);
+        for (const l of r.layers)
+          assert.ok(
+            expected.has(l.diffID.slice(7)) && (await readdir(store.layersDir)).includes(l.diffID.slice(7)),
+            `trial ${t}: the record names only present layers`,
+          );
       }
       const again = await runCli(['image', 'pull', ref], { stateDir, env });
       assert.equal(again.code, 0, `trial ${t}: the next pull completes: ${again.stderr}`);

@@ -103,7 +103,11 @@ export function assertNoCrash(r: CliResult | { code: number | null; signal: Node
   assert.equal(r.signal, null, `${what}: killed by ${r.signal}`);
   assert.ok(r.code === 0 || r.code === 1 || r.code === 2, `${what}: exit code ${r.code}\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+\)?\n/, `${what}: printed a stack trace\n${r.stderr}`);
-  assert.doesNotMatch(r.stderr, /\b(TypeError|ReferenceError|RangeError|SyntaxError: Unexpected|Maximum call stack|heap out of memory|Unhandled)/, `${what}: internal error\n${r.stderr}`);
+  assert.doesNotMatch(
+    r.stderr,
+    /\b(TypeError|ReferenceError|RangeError|SyntaxError: Unexpected|Maximum call stack|heap out of memory|Unhandled)/,
+    `${what}: internal error\n${r.stderr}`,
+  );
 }
 
 // ------------------------------------------------------------------ containers under test
@@ -196,7 +200,13 @@ export async function inventory(stateDir: string): Promise<Inventory> {
   const runDirs = (await readdir(ip.runContainersDir).catch(() => [] as string[])).sort();
   const records: string[] = [];
   for (const id of containerDirs) {
-    if (await readFile(path.join(ip.containersDir, id, 'record.json')).then(() => true, () => false)) records.push(id);
+    if (
+      await readFile(path.join(ip.containersDir, id, 'record.json')).then(
+        () => true,
+        () => false,
+      )
+    )
+      records.push(id);
   }
   const mounts = new Map<string, number>();
   for (const m of await readMountInfo()) {
@@ -235,7 +245,10 @@ export async function inventory(stateDir: string): Promise<Inventory> {
 
 export async function readMarker(stateDir: string, name: string): Promise<string | undefined> {
   const p = path.join(instancePaths(stateDir).containersDir, idOf(name), 'upper', 'marker');
-  return readFile(p, 'utf8').then((t) => t.trim() || undefined, () => undefined);
+  return readFile(p, 'utf8').then(
+    (t) => t.trim() || undefined,
+    () => undefined,
+  );
 }
 
 function isAlive(pid: number | undefined): boolean {

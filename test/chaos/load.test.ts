@@ -10,7 +10,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
-import { Rng, allMarkersWritten, chaosSeed, chaosManifest, convergenceProblems, runCli, spawnCli, waitFor, writeAtomic, writeModel, type Model, type RunningCli } from './lib.js';
+import {
+  Rng,
+  allMarkersWritten,
+  chaosSeed,
+  chaosManifest,
+  convergenceProblems,
+  runCli,
+  spawnCli,
+  waitFor,
+  writeAtomic,
+  writeModel,
+  type Model,
+  type RunningCli,
+} from './lib.js';
 
 const N = Number(process.env.ACETATE_LOAD_CONTAINERS ?? 500);
 const WRITERS = Number(process.env.ACETATE_LOAD_WRITERS ?? 4);
@@ -114,7 +127,11 @@ describe(`chaos: ${N} manifests edited by ${WRITERS} writers for ${SECONDS} s un
     await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
     const edits = Object.values(counts).reduce((a, b) => a + b, 0);
     const tEdits = Date.now();
-    console.log(`      ${edits} edits (${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')}); ${model.size} containers declared at the end`);
+    console.log(
+      `      ${edits} edits (${Object.entries(counts)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')}); ${model.size} containers declared at the end`,
+    );
     await converged('convergence on the final files', 600_000);
     const rss = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${loop.child.pid}/status`, 'utf8'))?.[1];
     console.log(`      converged ${Math.round((Date.now() - tEdits) / 1000)} s after the last edit; acetate run RSS ${Math.round(Number(rss) / 1024)} MiB`);

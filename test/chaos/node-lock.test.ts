@@ -27,7 +27,10 @@ describe(`chaos: two processes on one state dir (${N} containers)`, function () 
     const args = ['apply', '-f', b.dir, '--concurrency', '8'];
     const [x, y] = [spawnCli(args, { stateDir: b.stateDir }), spawnCli(args, { stateDir: b.stateDir })];
     const [rx, ry] = await Promise.all([x.exited, y.exited]);
-    const results = [{ ...rx, stderr: x.err() }, { ...ry, stderr: y.err() }];
+    const results = [
+      { ...rx, stderr: x.err() },
+      { ...ry, stderr: y.err() },
+    ];
     for (const r of results) assertNoCrash(r, 'apply');
     const winner = results.findIndex((r) => r.code === 0);
     assert.ok(winner >= 0, `no apply succeeded:\n${results.map((r) => r.stderr).join('\n---\n')}`);

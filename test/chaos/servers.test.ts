@@ -59,9 +59,18 @@ describe('chaos: servers (probes, exec, logs -f)', function () {
 
   it(`${HANGERS} containers whose exec probes all hang: the loop still applies an edit at once; hung probes never pile up`, async () => {
     for (let i = 0; i < HANGERS; i++) {
-      await writeFile(path.join(dir, `hang-${i}.yaml`), manifest(`hang-${i}`, { extra: `  readinessProbe:\n    exec: { command: [sleep, '3600'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n  livenessProbe:\n    exec: { command: [sleep, '3601'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n` }));
+      await writeFile(
+        path.join(dir, `hang-${i}.yaml`),
+        manifest(`hang-${i}`, {
+          extra: `  readinessProbe:\n    exec: { command: [sleep, '3600'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n  livenessProbe:\n    exec: { command: [sleep, '3601'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n`,
+        }),
+      );
     }
-    await waitFor(`${HANGERS} running`, async () => flatContainers((await runCli(['get', '-o', 'json'], { stateDir })).stdout).filter((c) => c.phase === 'Running').length === HANGERS, { timeoutMs: 120_000, intervalMs: 500 });
+    await waitFor(
+      `${HANGERS} running`,
+      async () => flatContainers((await runCli(['get', '-o', 'json'], { stateDir })).stdout).filter((c) => c.phase === 'Running').length === HANGERS,
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
     await waitFor('readiness probes timing out', async () => /timed out after 2s/.test((await ready('hang-0'))?.message ?? ''), { timeoutMs: 30_000 });
     let most = 0;
     const sample = async () => {
@@ -72,11 +81,21 @@ describe('chaos: servers (probes, exec, logs -f)', function () {
     // An edit of one container while 2×HANGERS probes hang: applied as fast as without probes.
     const pid = (await pidOf('hang-0'))!;
     const t0 = performance.now();
-    await writeFile(path.join(dir, 'hang-0.yaml'), manifest('hang-0', { memory: '96Mi', extra: `  readinessProbe:\n    exec: { command: [sleep, '3600'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n  livenessProbe:\n    exec: { command: [sleep, '3601'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n` }));
-    await waitFor('the new memory limit in the cgroup', async () => {
-      await sample();
-      return (await cgroupValue(pid, 'memory', 'memory.limit_in_bytes')) === String(96 * MI);
-    }, { timeoutMs: 10_000, intervalMs: 20 });
+    await writeFile(
+      path.join(dir, 'hang-0.yaml'),
+      manifest('hang-0', {
+        memory: '96Mi',
+        extra: `  readinessProbe:\n    exec: { command: [sleep, '3600'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n  livenessProbe:\n    exec: { command: [sleep, '3601'] }\n    periodSeconds: 1\n    timeoutSeconds: 2\n`,
+      }),
+    );
+    await waitFor(
+      'the new memory limit in the cgroup',
+      async () => {
+        await sample();
+        return (await cgroupValue(pid, 'memory', 'memory.limit_in_bytes')) === String(96 * MI);
+      },
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
     const ms = since(t0);
     for (let i = 0; i < 20; i++) await sample();
     console.log(`      edit applied in ${ms} ms with ${2 * HANGERS} hanging probes; at most ${most} hung probe processes at once (limit ${PROBE_CONCURRENCY})`);
@@ -85,16 +104,30 @@ describe('chaos: servers (probes, exec, logs -f)', function () {
     // A liveness probe that times out fails too: they were killed and restarted with back-off.
     for (let i = 0; i < HANGERS; i++) await rm(path.join(dir, `hang-${i}.yaml`));
     await writeFile(path.join(dir, 'keep.yaml'), manifest('keep', { state: 'Stopped' }));
-    await waitFor('all destroyed', async () => flatContainers((await runCli(['get', '-o', 'json'], { stateDir })).stdout).length === 1, { timeoutMs: 120_000, intervalMs: 500 });
-    await waitFor('no probe process left', async () => (await processesRunning(['sleep', '3600'])).length + (await processesRunning(['sleep', '3601'])).length === 0, { timeoutMs: 10_000 });
+    await waitFor('all destroyed', async () => flatContainers((await runCli(['get', '-o', 'json'], { stateDir })).stdout).length === 1, {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+    });
+    await waitFor(
+      'no probe process left',
+      async () => (await processesRunning(['sleep', '3600'])).length + (await processesRunning(['sleep', '3601'])).length === 0,
+      { timeoutMs: 10_000 },
+    );
   });
 
-  it('a probe whose binary does not exist: Ready False with runc\'s reason, the loop goes on', async () => {
-    await writeFile(path.join(dir, 'nobin.yaml'), manifest('nobin', { extra: `  readinessProbe:\n    exec: { command: [/no/such/probe] }\n    periodSeconds: 1\n` }));
-    const c = await waitFor('nobin not ready', async () => {
-      const r = await ready('nobin');
-      return r?.status === 'False' && r.reason === 'ReadinessProbe' && /no such file|not found/i.test(r.message ?? '') ? r : undefined;
-    }, { timeoutMs: 30_000 });
+  it("a probe whose binary does not exist: Ready False with runc's reason, the loop goes on", async () => {
+    await writeFile(
+      path.join(dir, 'nobin.yaml'),
+      manifest('nobin', { extra: `  readinessProbe:\n    exec: { command: [/no/such/probe] }\n    periodSeconds: 1\n` }),
+    );
+    const c = await waitFor(
+      'nobin not ready',
+      async () => {
+        const r = await ready('nobin');
+        return r?.status === 'False' && r.reason === 'ReadinessProbe' && /no such file|not found/i.test(r.message ?? '') ? r : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     assert.match(c.message ?? '', /\/no\/such\/probe/);
     assert.equal(loop.child.exitCode, null);
     await rm(path.join(dir, 'nobin.yaml'));
@@ -118,7 +151,11 @@ describe('chaos: servers (probes, exec, logs -f)', function () {
     assert.ok(ms < 10_000, `execs ended ${ms} ms after the destroy began (the init forwards SIGTERM; no 30 s grace)`);
     assert.deepEqual(await processesRunning(['sleep', '3602']), []);
     const runContainers = path.join(instancePaths(stateDir).runDir, 'containers');
-    assert.deepEqual((await readdir(runContainers).catch(() => [] as string[])).filter((n) => n.includes('victim')), [], 'no exec pid file keeps its run dir');
+    assert.deepEqual(
+      (await readdir(runContainers).catch(() => [] as string[])).filter((n) => n.includes('victim')),
+      [],
+      'no exec pid file keeps its run dir',
+    );
   });
 
   it('logs -f while the container is destroyed: shows its lines and ends with exit 0', async () => {
@@ -131,7 +168,11 @@ describe('chaos: servers (probes, exec, logs -f)', function () {
       const r = await Promise.race([f.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000))]);
       assert.notEqual(r, 'hung', 'logs -f ended when the container was destroyed');
       assert.equal((r as { code: number }).code, 0, f.err());
-      const nums = f.out().trim().split('\n').map((l) => Number(/tick (\d+)/.exec(l)?.[1]));
+      const nums = f
+        .out()
+        .trim()
+        .split('\n')
+        .map((l) => Number(/tick (\d+)/.exec(l)?.[1]));
       nums.forEach((n, i) => assert.equal(n, i, 'every line, in order, once'));
     }
   });

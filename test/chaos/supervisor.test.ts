@@ -41,18 +41,29 @@ describe('chaos: supervisor killed under acetate run', function () {
     await writeCounting(b.dir, ['svc']);
     await startLoop(b);
     const bed = b;
-    await waitFor(async () => (await startsOf(bed.stateDir, 'job')) === 1 && (await startsOf(bed.stateDir, 'svc')) === 1, { what: 'both started', timeoutMs: 30_000 });
+    await waitFor(async () => (await startsOf(bed.stateDir, 'job')) === 1 && (await startsOf(bed.stateDir, 'svc')) === 1, {
+      what: 'both started',
+      timeoutMs: 30_000,
+    });
     const svcPid = (await describe_(b, 'svc')).actual?.pid;
     assert.ok(svcPid);
     const t0 = performance.now();
     for (const n of ['job', 'svc']) process.kill(await conmonPidOf(b.stateDir, n), 'SIGKILL');
     // The loop notices at its next poll and writes the condition.
-    await waitFor(async () => supervised(await describe_(bed, 'svc')) === 'SupervisorLost', { what: 'Supervised=False on svc', timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor(async () => supervised(await describe_(bed, 'svc')) === 'SupervisorLost', {
+      what: 'Supervised=False on svc',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     const detectedMs = Math.round(performance.now() - t0);
     log(`supervisor loss reported by the loop ${detectedMs} ms after the SIGKILL (process poll ${POLL_MS} ms)`);
     assert.ok(detectedMs < POLL_MS + 1500, `reported after ${detectedMs} ms`);
     // The job ends (exit 0, unseen): its exit code is unknown, and it must not run again.
-    await waitFor(async () => supervised(await describe_(bed, 'job')) === 'ExitCodeUnknown', { what: 'the job to end, reported', timeoutMs: 20_000, intervalMs: 200 });
+    await waitFor(async () => supervised(await describe_(bed, 'job')) === 'ExitCodeUnknown', {
+      what: 'the job to end, reported',
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
     const job = await describe_(b, 'job');
     assert.equal(job.actual?.state, 'exited');
     assert.equal(job.status.phase, 'Unknown');
@@ -68,7 +79,7 @@ describe('chaos: supervisor killed under acetate run', function () {
     assert.ok(members.includes(svcPid), `the init ${svcPid} is in the cgroup: ${members.join(', ')}`);
     const others = members.filter((p) => p !== svcPid);
     assert.equal(others.length, 1, `one service process besides the init: ${members.join(', ')}`);
-    assert.equal((await readProcStat(others[0]!))?.ppid, svcPid, 'the service process is the init\'s child');
+    assert.equal((await readProcStat(others[0]!))?.ppid, svcPid, "the service process is the init's child");
     assert.equal(await startsOf(b.stateDir, 'svc'), 1);
   });
 
@@ -78,7 +89,12 @@ describe('chaos: supervisor killed under acetate run', function () {
     const first = await runCli(['apply', '-f', b.dir], { stateDir: b.stateDir });
     assert.equal(first.code, 0, first.stderr);
     const pids = await Promise.all(['a', 'b'].map(async (n) => (await describe_(b!, n)).actual?.pid));
-    const indent = (t: string): string => t.trimEnd().split('\n').map((l, i) => `${i === 0 ? '- ' : '  '}${l}`).join('\n');
+    const indent = (t: string): string =>
+      t
+        .trimEnd()
+        .split('\n')
+        .map((l, i) => `${i === 0 ? '- ' : '  '}${l}`)
+        .join('\n');
     await writeAtomic(path.join(b.dir, 'list.yaml'), `apiVersion: v1\nkind: List\nitems:\n${['a', 'b'].map((n) => indent(countingManifest(n))).join('\n')}\n`);
     for (const n of ['a', 'b']) await rm(path.join(b.dir, `${n}.yaml`));
     const plan = await runCli(['plan', '-f', b.dir], { stateDir: b.stateDir });

@@ -103,7 +103,9 @@ describe('acetate apply (real runc)', function () {
     await writeFile(path.join(dir, 'w.yaml'), manifest('w', { command: ['/bin/sh', '-c', 'echo kept > /root-note; exec sleep 100000'] }));
     assert.equal((await apply()).code, 0);
     const before = await one('w');
-    await waitFor(async () => (await stat(path.join(stateDir, 'containers', 'default_w', 'upper', 'root-note')).catch(() => undefined)) !== undefined, { what: 'file in private area' });
+    await waitFor(async () => (await stat(path.join(stateDir, 'containers', 'default_w', 'upper', 'root-note')).catch(() => undefined)) !== undefined, {
+      what: 'file in private area',
+    });
     await writeFile(path.join(dir, 'w.yaml'), manifest('w', { command: ['/bin/sh', '-c', 'cat /root-note; exec sleep 100001'] }));
     const plan = await runCli(['plan', '-f', dir], { stateDir });
     assert.match(plan.stdout, /-\/\+ replace\s+default\/w\s+command changed: cannot change in place \(private area kept\)/);
@@ -113,7 +115,9 @@ describe('acetate apply (real runc)', function () {
     const after = await one('w');
     assert.notEqual(after.pid, before.pid);
     assert.ok(!isAlive(before.pid!), 'old process gone');
-    await waitFor(async () => (await runCli(['logs', 'w'], { stateDir })).stdout.includes('kept'), { what: 'new process reads the file kept in the private area' });
+    await waitFor(async () => (await runCli(['logs', 'w'], { stateDir })).stdout.includes('kept'), {
+      what: 'new process reads the file kept in the private area',
+    });
   });
 
   it('destroys a container whose manifest was removed, with all its mounts, cgroups and dirs', async () => {
@@ -125,7 +129,10 @@ describe('acetate apply (real runc)', function () {
     const r = await apply();
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /- destroy\s+default\/a\s+no longer declared/);
-    assert.deepEqual((await get()).map((c) => c.name), ['b']);
+    assert.deepEqual(
+      (await get()).map((c) => c.name),
+      ['b'],
+    );
     assert.ok(!isAlive(a.pid!));
     const mounts = await readFile('/proc/self/mountinfo', 'utf8');
     assert.ok(!mounts.includes(path.join(stateDir, 'containers', 'default_a')), 'overlay unmounted');

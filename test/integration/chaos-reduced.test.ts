@@ -60,7 +60,9 @@ describe('reliability (reduced; full suite: npm run test:chaos)', function () {
       if (s) console.log(`      ${describeNetStats(s.stats)}`);
       await teardownNetSuite(s);
     });
-    it('converges after a SIGKILL: addresses kept, nothing of a removed container left', () => netCrashTrial(s!, rng.fork('t1'), 1, (m) => console.log(`      ${m}`)));
-    it('after a reboot the survivors get their addresses back, nothing of the removed left', () => netRebootTrial(s!, rng.fork('r1'), 1, (m) => console.log(`      ${m}`)));
+    it('converges after a SIGKILL: addresses kept, nothing of a removed container left', () =>
+      netCrashTrial(s!, rng.fork('t1'), 1, (m) => console.log(`      ${m}`)));
+    it('after a reboot the survivors get their addresses back, nothing of the removed left', () =>
+      netRebootTrial(s!, rng.fork('r1'), 1, (m) => console.log(`      ${m}`)));
   });
 });

@@ -60,8 +60,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as StatusRecord;
   };
-  const pidOf = async (name: string): Promise<number> =>
-    waitFor(`${name} running`, async () => (await describeJson(name)).actual?.pid, { timeoutMs: 30_000 });
+  const pidOf = async (name: string): Promise<number> => waitFor(`${name} running`, async () => (await describeJson(name)).actual?.pid, { timeoutMs: 30_000 });
   /** A second pass finds nothing to do: the combination does not make the plan replace it forever. */
   const assertConverged = async () => {
     const p = await cli(['plan', '-f', dir]);
@@ -106,7 +105,11 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
 
   it('bridge + published port + default init + host masks + readiness httpGet under `acetate run`', async () => {
     const port = await freePort();
-    await writeFile(path.join(dir, 'web.yaml'), manifest('web', `  template: host
+    await writeFile(
+      path.join(dir, 'web.yaml'),
+      manifest(
+        'web',
+        `  template: host
   command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript('web'))}]
   network: bridge
   ports:
@@ -114,16 +117,26 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   readinessProbe:
     httpGet: { path: /index.html, port: 80 }
     periodSeconds: 1
-`));
-    run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--process-poll', '500ms', '--debounce', '100ms'], {
-      env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+`,
+      ),
+    );
+    run = spawn(
+      process.execPath,
+      [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--process-poll', '500ms', '--debounce', '100ms'],
+      {
+        env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     assert.equal(await waitFor('port answers', () => httpGet('127.0.0.1', port), { timeoutMs: 30_000 }), 'hello-web\n');
-    const rec = await waitFor('Ready True', async () => {
-      const r = await describeJson('web');
-      return ready(r)?.status === 'True' ? r : undefined;
-    }, { timeoutMs: 30_000 });
+    const rec = await waitFor(
+      'Ready True',
+      async () => {
+        const r = await describeJson('web');
+        return ready(r)?.status === 'True' ? r : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     const pid = rec.actual!.pid!;
     const ip = rec.status.ip!;
     assert.ok(ip, 'an address');
@@ -148,12 +161,18 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
 
   it('resources.disk 64Mi + hostUsers: false on an imported template: files owned by the range, ENOSPC past 64 MiB', async () => {
     await importBusybox();
-    await writeFile(path.join(dir, 'd.yaml'), manifest('d', `  template: bb
+    await writeFile(
+      path.join(dir, 'd.yaml'),
+      manifest(
+        'd',
+        `  template: bb
   command: ["/bin/sh", "-c", "mkdir -p /data && echo hi > /data/f && exec sleep 1000000"]
   securityContext: { hostUsers: false }
   resources:
     disk: 64Mi
-`));
+`,
+      ),
+    );
     const r = await apply();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const pid = await pidOf('d');
@@ -176,13 +195,19 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   it('hostUsers: false + network: bridge: starts and its server on :80 answers on its address and on the published port', async () => {
     const port = await freePort();
     await importBusybox();
-    await writeFile(path.join(dir, 'u.yaml'), manifest('u', `  template: bb
+    await writeFile(
+      path.join(dir, 'u.yaml'),
+      manifest(
+        'u',
+        `  template: bb
   command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript('u'))}]
   network: bridge
   ports:
     - { name: http, containerPort: 80, hostPort: ${port}, hostIP: 127.0.0.1 }
   securityContext: { hostUsers: false }
-`));
+`,
+      ),
+    );
     const r = await apply();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const ip = await waitFor('an address', async () => (await describeJson('u')).actual?.network?.ip, { timeoutMs: 30_000 });
@@ -216,13 +241,19 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
 
     it('image + disk + bridge + port: entrypoint under the init, exec works; get -o json validates against the CRD', async () => {
       const port = await freePort();
-      await writeFile(path.join(dir, 'img.yaml'), manifest('img', `  image: ${image}
+      await writeFile(
+        path.join(dir, 'img.yaml'),
+        manifest(
+          'img',
+          `  image: ${image}
   network: bridge
   ports:
     - { name: http, containerPort: 80, hostPort: ${port}, hostIP: 127.0.0.1 }
   resources:
     disk: 64Mi
-`));
+`,
+        ),
+      );
       const r = await apply();
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const pid = await pidOf('img');
@@ -248,22 +279,41 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   });
 
   it('get/describe/plan of a bridge and a disk container create and delete no file in the state and run dirs', async () => {
-    await writeFile(path.join(dir, 'net.yaml'), manifest('net', `  template: host
+    await writeFile(
+      path.join(dir, 'net.yaml'),
+      manifest(
+        'net',
+        `  template: host
   command: ["/bin/sh", "-c", "exec sleep 1000000"]
   network: bridge
-`));
-    await writeFile(path.join(dir, 'disk.yaml'), manifest('disk', `  template: host
+`,
+      ),
+    );
+    await writeFile(
+      path.join(dir, 'disk.yaml'),
+      manifest(
+        'disk',
+        `  template: host
   command: ["/bin/sh", "-c", "exec sleep 1000000"]
   resources:
     disk: 32Mi
-`));
+`,
+      ),
+    );
     const r = await apply();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     await pidOf('net');
     await pidOf('disk');
     const files = async () => (await exec('find', [stateDir, runDir, '-xdev'])).stdout.split('\n').sort().join('\n');
     const before = await files();
-    for (const args of [['get'], ['get', '-o', 'json'], ['get', 'net', '-o', 'yaml'], ['describe', 'net'], ['describe', 'disk', '-o', 'json'], ['plan', '-f', dir]]) {
+    for (const args of [
+      ['get'],
+      ['get', '-o', 'json'],
+      ['get', 'net', '-o', 'yaml'],
+      ['describe', 'net'],
+      ['describe', 'disk', '-o', 'json'],
+      ['plan', '-f', dir],
+    ]) {
       const c = await cli(args);
       assert.equal(c.code, 0, `${args.join(' ')}: ${c.stderr}`);
       assert.equal(await files(), before, `acetate ${args.join(' ')} changed the state or run dir`);
@@ -276,7 +326,13 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     let runErr = '';
     run.stderr!.on('data', (d: Buffer) => (runErr += d.toString()));
     // Only once `run` wrote itself as the holder (an apply polled earlier would take the lock first).
-    await waitFor('run holds the lock', () => readLockHolder(path.join(stateDir, LOCK_FILE))?.pid === run!.pid || (run!.exitCode !== null ? Promise.reject(new Error(`run exited: ${runErr}`)) : false), { timeoutMs: 30_000 });
+    await waitFor(
+      'run holds the lock',
+      () =>
+        readLockHolder(path.join(stateDir, LOCK_FILE))?.pid === run!.pid ||
+        (run!.exitCode !== null ? Promise.reject(new Error(`run exited: ${runErr}`)) : false),
+      { timeoutMs: 30_000 },
+    );
     const refused = await apply();
     assert.equal(refused.code, 1, refused.stdout + refused.stderr);
     assert.match(refused.stderr, new RegExp(String(run.pid)), refused.stderr);

@@ -54,10 +54,14 @@ describe('acetate plan shows the crash-loop back-off acetate run keeps (real run
     stateDir = await makeTmpStateDir();
     dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
     await writeFile(path.join(dir, 'crash.yaml'), manifest('crash', { script: 'exit 1', restartPolicy: 'Always', cpu: null, pids: null, memory: '32Mi' }));
-    run = spawn(process.execPath, [BIN, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--resync', '2s', '--process-poll', '200ms', '--log-format', 'json'], {
-      env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: String(BACKOFF_MS), ACETATE_CRASHLOOP_MAX_MS: String(2 * BACKOFF_MS) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    run = spawn(
+      process.execPath,
+      [BIN, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--resync', '2s', '--process-poll', '200ms', '--log-format', 'json'],
+      {
+        env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: String(BACKOFF_MS), ACETATE_CRASHLOOP_MAX_MS: String(2 * BACKOFF_MS) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     run.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     run.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     exited = new Promise((resolve) => run!.on('exit', (code) => resolve(code)));
@@ -84,17 +88,25 @@ describe('acetate plan shows the crash-loop back-off acetate run keeps (real run
 
   it('plan -o json lists the held start with its time; run starts nothing before it', async () => {
     // acetate run holds the restart: its status record says so, with the back-off it keeps.
-    const held = await waitFor('run holding the restart back', async () => {
-      const r = await readStatusRecord(stateDir, KEY);
-      const due = r?.crashLoop?.restartAt ? Date.parse(r.crashLoop.restartAt) : 0;
-      return r?.waiting?.reason === 'CrashLoopBackOff' && r.actual?.state === 'exited' && due - Date.now() > BACKOFF_MS / 2 ? r : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 50, message: () => `no held restart; run said:\n${err}${out.slice(-3000)}` });
+    const held = await waitFor(
+      'run holding the restart back',
+      async () => {
+        const r = await readStatusRecord(stateDir, KEY);
+        const due = r?.crashLoop?.restartAt ? Date.parse(r.crashLoop.restartAt) : 0;
+        return r?.waiting?.reason === 'CrashLoopBackOff' && r.actual?.state === 'exited' && due - Date.now() > BACKOFF_MS / 2 ? r : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, message: () => `no held restart; run said:\n${err}${out.slice(-3000)}` },
+    );
     const until = held.crashLoop!.restartAt!;
 
     const planned = await acetate(stateDir, ['plan', '-f', dir, '-o', 'json']);
     assert.equal(planned.code, 0, `nothing to do now:\n${planned.stdout}${planned.stderr}`);
     const p = JSON.parse(planned.stdout) as { actions: { key: string; kind: string }[]; held: HeldJson[]; requeue: { key: string; at: string }[] };
-    assert.deepEqual(p.actions.filter((a) => a.key === KEY), [], 'plan takes no start now, as run does not');
+    assert.deepEqual(
+      p.actions.filter((a) => a.key === KEY),
+      [],
+      'plan takes no start now, as run does not',
+    );
     assert.deepEqual(p.held, [{ key: KEY, action: 'start', reason: 'CrashLoopBackOff', message: held.waiting!.message, until }]);
     assert.deepEqual(p.requeue, [{ key: KEY, at: until }]);
     assert.match(held.waiting!.message, /back-off \d+s restarting failed container: exited with code 1/);
@@ -103,15 +115,22 @@ describe('acetate plan shows the crash-loop back-off acetate run keeps (real run
 
     // acetate run: the restart comes at that time, not before.
     const exitAt = Date.parse(held.actual!.finishedAt!);
-    const restarted = await waitFor('the restart after the back-off', async () => {
-      const r = await readStatusRecord(stateDir, KEY);
-      return (r?.actual?.restartCount ?? 0) > held.actual!.restartCount ? r : undefined;
-    }, { timeoutMs: 3 * BACKOFF_MS, intervalMs: 100 });
-    const startsAfterExit = (rec: StatusRecord): number[] => rec.recentActions.filter((a) => a.kind === 'start' && a.outcome === 'started' && Date.parse(a.time) > exitAt).map((a) => Date.parse(a.time));
+    const restarted = await waitFor(
+      'the restart after the back-off',
+      async () => {
+        const r = await readStatusRecord(stateDir, KEY);
+        return (r?.actual?.restartCount ?? 0) > held.actual!.restartCount ? r : undefined;
+      },
+      { timeoutMs: 3 * BACKOFF_MS, intervalMs: 100 },
+    );
+    const startsAfterExit = (rec: StatusRecord): number[] =>
+      rec.recentActions.filter((a) => a.kind === 'start' && a.outcome === 'started' && Date.parse(a.time) > exitAt).map((a) => Date.parse(a.time));
     const recorded = startsAfterExit(restarted);
     assert.ok(recorded.length >= 1, JSON.stringify(restarted.recentActions));
     assert.ok(Math.min(...recorded) >= Date.parse(until), `a start at ${new Date(Math.min(...recorded)).toISOString()}, before ${until}`);
-    const logged = startLines().map((l) => Date.parse(l.timestamp)).filter((t) => t > exitAt);
+    const logged = startLines()
+      .map((l) => Date.parse(l.timestamp))
+      .filter((t) => t > exitAt);
     assert.ok(logged.length >= 1, 'the restart is logged');
     assert.ok(Math.min(...logged) >= Date.parse(until), `a start logged at ${new Date(Math.min(...logged)).toISOString()}, before ${until}`);
   });

@@ -54,10 +54,14 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
 
   it('grows 64Mi → 128Mi under acetate run: same pid, 100 MiB now fits, earlier data intact', async () => {
     await writeFile(path.join(dir, 'web.yaml'), diskManifest('web', '64Mi'));
-    child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '2s', '--process-poll', '500ms', '--debounce', '100ms'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ACETATE_BACKOFF_BASE_MS: '200' },
-    });
+    child = spawn(
+      process.execPath,
+      [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '2s', '--process-poll', '500ms', '--debounce', '100ms'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ACETATE_BACKOFF_BASE_MS: '200' },
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
@@ -100,7 +104,9 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
     await writeFile(path.join(dir, 'web.yaml'), diskManifest('web', '64Mi'));
     const plan1 = await runCli(['plan', '-f', dir], { stateDir });
     assert.match(plan1.stdout, /disk 128Mi → 64Mi .*disk: Infeasible/);
-    const c1 = await waitFor('Infeasible', async () => ((await resizePending('web'))?.reason === 'Infeasible' ? await resizePending('web') : undefined), { timeoutMs: 20_000 });
+    const c1 = await waitFor('Infeasible', async () => ((await resizePending('web'))?.reason === 'Infeasible' ? await resizePending('web') : undefined), {
+      timeoutMs: 20_000,
+    });
     assert.match(c1.message ?? '', /does not fit in 64Mi/);
     const pid = (await describeJson('web')).actual!.pid!;
     await inContainer(pid, 'rm /fill; sync');
@@ -110,10 +116,14 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
     assert.match(plan2.stdout, /disk: Deferred to the next restart/);
     // The loop retries deferred resizes every 15 s; a restart of the process applies it.
     process.kill(pid, 'SIGKILL');
-    const pid2 = await waitFor('restarted', async () => {
-      const r = await describeJson('web');
-      return r.actual?.pid !== pid && r.actual?.state === 'running' ? r.actual.pid : undefined;
-    }, { timeoutMs: 30_000 });
+    const pid2 = await waitFor(
+      'restarted',
+      async () => {
+        const r = await describeJson('web');
+        return r.actual?.pid !== pid && r.actual?.state === 'running' ? r.actual.pid : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     await waitFor('64Mi in force', async () => (await dfRoot(pid2)).size <= 64 * MI, { timeoutMs: 20_000 });
     assert.match((await inContainer(pid2, 'cat /kept')).out, /before-grow/);
     await waitFor('no resize pending', async () => (await resizePending('web'))?.status === 'False', { timeoutMs: 30_000 });

@@ -93,7 +93,11 @@ describe('resources.disk: XFS on a loop device', function () {
     assert.equal(no.limits.diskBytes, 128 * MI);
     const actual = (await st.runtime.get('default/grow'))!;
     const desiredSpec = { ...actual.applied.spec, resources: { diskBytes: 64 * MI } };
-    const p1 = plan({ desired: new Map([['default/grow', { key: 'default/grow', namespace: 'default', name: 'grow', spec: desiredSpec, source: FILE_SOURCE }]]), actual: new Map([['default/grow', actual]]), complete: true });
+    const p1 = plan({
+      desired: new Map([['default/grow', { key: 'default/grow', namespace: 'default', name: 'grow', spec: desiredSpec, source: FILE_SOURCE }]]),
+      actual: new Map([['default/grow', actual]]),
+      complete: true,
+    });
     assert.match(p1.actions[0]!.reason, /disk: Infeasible: .* in use does not fit in 64Mi/);
     // A restart with the smaller size keeps the data and the size.
     const pidFull = await restartWith('grow', 64 * MI);
@@ -107,7 +111,11 @@ describe('resources.disk: XFS on a loop device', function () {
     const later = await st.runtime.updateResources('default/grow', { diskBytes: 64 * MI });
     assert.equal(later.deferred[0]?.infeasible, undefined, JSON.stringify(later));
     assert.match(later.deferred[0]!.reason, /next restart/);
-    const p2 = plan({ desired: new Map([['default/grow', { key: 'default/grow', namespace: 'default', name: 'grow', spec: desiredSpec, source: FILE_SOURCE }]]), actual: new Map([['default/grow', (await st.runtime.get('default/grow'))!]]), complete: true });
+    const p2 = plan({
+      desired: new Map([['default/grow', { key: 'default/grow', namespace: 'default', name: 'grow', spec: desiredSpec, source: FILE_SOURCE }]]),
+      actual: new Map([['default/grow', (await st.runtime.get('default/grow'))!]]),
+      complete: true,
+    });
     assert.match(p2.actions[0]!.reason, /disk: Deferred to the next restart/);
     const pid2 = await restartWith('grow', 64 * MI);
     const after = (await st.runtime.get('default/grow'))!;
@@ -179,7 +187,7 @@ describe('resources.disk: XFS on a loop device', function () {
     const pid = await createRunning('half', { resources: { diskBytes: 32 * MI } });
     // What a SIGKILL after `truncate` leaves: the file is larger, the filesystem is not.
     await exec('truncate', ['-s', String(48 * MI), path.join(dirOf('half'), 'disk.img')]);
-    assert.equal((await st.runtime.get('default/half'))!.disk?.sizeBytes, 32 * MI, 'the size in force is the filesystem\'s');
+    assert.equal((await st.runtime.get('default/half'))!.disk?.sizeBytes, 32 * MI, "the size in force is the filesystem's");
     const r = await st.runtime.updateResources('default/half', { diskBytes: 48 * MI });
     assert.deepEqual(r.deferred, []);
     assert.equal((await st.runtime.get('default/half'))!.disk?.sizeBytes, 48 * MI);
@@ -223,7 +231,10 @@ describe('resources.disk: XFS on a loop device', function () {
     await rm(stray, { recursive: true });
 
     await st.runtime.create({ namespace: 'default', name: 'huge', spec: testSpec({ command: SLEEP, resources: { diskBytes: 2 ** 52 } }), source: FILE_SOURCE });
-    await assert.rejects(st.runtime.start('default/huge'), /\/test\/containers\.yaml:1: spec\.resources\.disk: 4Pi is more than the state dir's filesystem can hold: .* refused/);
+    await assert.rejects(
+      st.runtime.start('default/huge'),
+      /\/test\/containers\.yaml:1: spec\.resources\.disk: 4Pi is more than the state dir's filesystem can hold: .* refused/,
+    );
     assert.deepEqual(await loopsUnder(st.dir), []);
   });
 });

@@ -59,7 +59,7 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('exec runs in the container: PID 1 is the init running the command, the hostname is the container\'s', async () => {
+  it("exec runs in the container: PID 1 is the init running the command, the hostname is the container's", async () => {
     const r = await cli(stateDir, ['exec', 'box', '--', 'cat', '/proc/1/cmdline']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.split('\0').slice(0, 3), ['/dev/.acetate-init', '--', '/bin/sh']);
@@ -67,7 +67,7 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
     assert.equal(h.stdout.trim(), 'box');
   });
 
-  it('exec writes a file the container sees, and returns the command\'s exit code', async () => {
+  it("exec writes a file the container sees, and returns the command's exit code", async () => {
     const w = await cli(stateDir, ['exec', 'box', '--', 'sh', '-c', 'echo from-exec > /tmp/marker']);
     assert.equal(w.code, 0, w.stderr);
     const pid = Number((await cli(stateDir, ['exec', 'box', '--', 'sh', '-c', 'echo $$'])).stdout.trim());
@@ -92,7 +92,7 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
     });
     assert.match(r.stdout, /\/dev\/pts\/\d+/, 'the shell has a terminal');
     assert.match(r.stdout, /answer=42/);
-    assert.equal(r.code, 5, 'script -e returns the shell\'s exit code');
+    assert.equal(r.code, 5, "script -e returns the shell's exit code");
   });
 
   it('exec into a stopped container says so', async () => {
@@ -125,7 +125,10 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const first = Number((await waitFor('the first line', () => /line (\d+)\n/.exec(out)))[1]);
     await waitFor('three more lines', () => out.trim().split('\n').length >= 4);
-    const nums = out.trim().split('\n').map((l) => Number(/line (\d+)/.exec(l)?.[1]));
+    const nums = out
+      .trim()
+      .split('\n')
+      .map((l) => Number(/line (\d+)/.exec(l)?.[1]));
     nums.slice(0, 4).forEach((n, i) => assert.equal(n, first + i, 'consecutive lines, none lost or repeated'));
     await rm(path.join(dir, 'box.yaml'));
     await writeFile(path.join(dir, 'off.yaml'), manifest('off', { state: 'Stopped' }));
@@ -138,11 +141,21 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
 describe('container log size limit (conmon --log-size-max)', function () {
   this.timeout(60_000);
 
-  it('keeps the log under its limit, and a follower reads on across conmon\'s replacement of the file', async () => {
+  it("keeps the log under its limit, and a follower reads on across conmon's replacement of the file", async () => {
     const st = await tmpState();
     try {
       const rt = new RuncRuntime({ stateDir: st.dir, templates: st.templates, logSizeMax: 8192 });
-      await rt.create({ namespace: 'default', name: 'chatty', spec: testSpec({ command: ['sh', '-c'], args: ['i=0; while [ $i -lt 2000 ]; do echo "line $i ......................................"; i=$((i+1)); [ $((i % 50)) -eq 0 ] && sleep 0.05; done; sleep 100000'] }), source: FILE_SOURCE });
+      await rt.create({
+        namespace: 'default',
+        name: 'chatty',
+        spec: testSpec({
+          command: ['sh', '-c'],
+          args: [
+            'i=0; while [ $i -lt 2000 ]; do echo "line $i ......................................"; i=$((i+1)); [ $((i % 50)) -eq 0 ] && sleep 0.05; done; sleep 100000',
+          ],
+        }),
+        source: FILE_SOURCE,
+      });
       let out = '';
       const follow = rt.followLogs('default/chatty', (t) => (out += t), { pollIntervalMs: 20 });
       await rt.start('default/chatty');

@@ -74,7 +74,10 @@ describe('acetate get -o yaml|json: Container objects (real runc)', function () 
     const list = JSON.parse(r.stdout) as { apiVersion: string; kind: string; items: ContainerManifest[] };
     assert.equal(list.kind, 'List');
     assert.equal(list.apiVersion, 'v1');
-    assert.deepEqual(list.items.map((o) => o.metadata.name), ['alpha', 'beta']);
+    assert.deepEqual(
+      list.items.map((o) => o.metadata.name),
+      ['alpha', 'beta'],
+    );
     for (const o of list.items) {
       const v = validateManifest(o);
       assert.ok(v.ok, v.ok ? '' : JSON.stringify(v.issues));

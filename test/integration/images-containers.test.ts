@@ -123,11 +123,19 @@ describe('containers from images (real registry, real runc)', function () {
   });
 
   it("runs as the image's User, a name looked up in the image's own /etc/passwd", async () => {
-    const layers = testImageLayers('user', [{ build: async (d) => {
-      await mkdir(path.join(d, 'etc'));
-      await writeFile(path.join(d, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:34:www:/var/www:/bin/sh\n');
-    } }]);
-    const img = await buildImage(path.join(work, 'user'), layers, { ...TEST_IMAGE_CONFIG, User: 'www', Cmd: ['echo "$(id -u):$(id -g)" > /tmp/out; exec sleep 1000'] });
+    const layers = testImageLayers('user', [
+      {
+        build: async (d) => {
+          await mkdir(path.join(d, 'etc'));
+          await writeFile(path.join(d, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:34:www:/var/www:/bin/sh\n');
+        },
+      },
+    ]);
+    const img = await buildImage(path.join(work, 'user'), layers, {
+      ...TEST_IMAGE_CONFIG,
+      User: 'www',
+      Cmd: ['echo "$(id -u):$(id -g)" > /tmp/out; exec sleep 1000'],
+    });
     await pushLayout(img.layout, `${reg.host}/test/user:1`);
     await writeFile(path.join(dir, 'user.yaml'), imageManifest('user', `${reg.host}/test/user:1`));
     const applied = await cli('apply', '-f', dir);

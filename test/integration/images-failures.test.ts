@@ -37,7 +37,12 @@ class StaticSource implements DesiredSource {
     return { containers: this.containers, protectedKeys: new Set(), problems: [], complete: true };
   }
   set(name: string, image: string, policy = 'IfNotPresent'): string {
-    const m = { apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name }, spec: { image, imagePullPolicy: policy, terminationGracePeriodSeconds: 1 } } as ContainerManifest;
+    const m = {
+      apiVersion: 'acetate.dev/v1alpha1',
+      kind: 'Container',
+      metadata: { name },
+      spec: { image, imagePullPolicy: policy, terminationGracePeriodSeconds: 1 },
+    } as ContainerManifest;
     const d = normalizeManifest(m, { kind: 'file', file: `/m/${name}.yaml`, line: 1 });
     this.containers.set(d.key, d);
     return d.key;
@@ -61,8 +66,17 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     authReg = await startRegistry({ auth: true });
     proxy = await startFaultyProxy(reg.port);
     work = await mkdtemp('/tmp/acetate-imgf-');
-    for (const [tag, layout] of [['v1', 'a'], ['other', 'b'], ['corrupt', 'c'], ['blob500', 'd']] as const) {
-      const img = await buildImage(path.join(work, layout), testImageLayers(tag, [{ build: (d) => writeFile(path.join(d, `only-${tag}`), `${tag}\n`) }]), TEST_IMAGE_CONFIG);
+    for (const [tag, layout] of [
+      ['v1', 'a'],
+      ['other', 'b'],
+      ['corrupt', 'c'],
+      ['blob500', 'd'],
+    ] as const) {
+      const img = await buildImage(
+        path.join(work, layout),
+        testImageLayers(tag, [{ build: (d) => writeFile(path.join(d, `only-${tag}`), `${tag}\n`) }]),
+        TEST_IMAGE_CONFIG,
+      );
       await pushLayout(img.layout, `${reg.host}/test/app:${tag}`);
       if (tag === 'v1') await pushLayout(img.layout, `${authReg.host}/test/app:v1`, { creds: `${TEST_USER}:${TEST_PASSWORD}` });
     }
@@ -87,7 +101,11 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
 
   async function noHalfPulls(opts: { orphansAllowed?: boolean } = {}): Promise<void> {
     assert.deepEqual(await readdir(path.join(store.dir, 'tmp')).catch(() => []), [], 'no pull dir left');
-    assert.deepEqual((await readdir(store.layersDir).catch(() => [] as string[])).filter((n) => n.startsWith('.')), [], 'no half layer left');
+    assert.deepEqual(
+      (await readdir(store.layersDir).catch(() => [] as string[])).filter((n) => n.startsWith('.')),
+      [],
+      'no half layer left',
+    );
     if (opts.orphansAllowed) return; // an `image rm` leaves whole layers for prune
     const used = new Set((await store.list()).flatMap((r) => r.layers.map((l) => l.diffID.slice(7))));
     for (const d of await readdir(store.layersDir).catch(() => [] as string[])) assert.ok(used.has(d), `layer ${d} belongs to a complete image`);
@@ -166,7 +184,10 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     src.containers.clear();
     await store.remove(id, { inUseBy: () => [] });
     await rm(path.join(store.layersDir, top.diffID.slice(7)), { recursive: true });
-    await assert.rejects(store.ensure(`${proxy.host}/test/app:corrupt`, id), (err: Error) => err instanceof ImagePullError && /does not match its digest/.test(err.message));
+    await assert.rejects(
+      store.ensure(`${proxy.host}/test/app:corrupt`, id),
+      (err: Error) => err instanceof ImagePullError && /does not match its digest/.test(err.message),
+    );
     await assert.rejects(readFile(blob), { code: 'ENOENT' }, 'the corrupt blob is dropped');
     await noHalfPulls({ orphansAllowed: true });
     const again = await store.ensure(`${proxy.host}/test/app:corrupt`, id);

@@ -78,7 +78,10 @@ ${aliases}`;
     // And the origin alone (no mirror) really is unreachable.
     const none = path.join(work, 'none.conf');
     await writeFile(none, `[[registry]]\nlocation = "${origin}"\ninsecure = true\n`);
-    await assert.rejects(new ImageStore({ stateDir: path.join(work, 'state-n'), registriesConf: none }).pull(`${origin}/team/app@${digest}`), /connection refused/);
+    await assert.rejects(
+      new ImageStore({ stateDir: path.join(work, 'state-n'), registriesConf: none }).pull(`${origin}/team/app@${digest}`),
+      /connection refused/,
+    );
   });
 
   it('a short-name alias points a short name at the registry; the container runs; plan and status show the full name', async () => {

@@ -36,7 +36,7 @@ describe('device nodes and setuid files from an image, in a container (real regi
     await rm(work, { recursive: true, force: true });
   });
 
-  it('a layer\'s device nodes exist but only runc\'s default devices open; setuid bits stay, under no_new_privs', async () => {
+  it("a layer's device nodes exist but only runc's default devices open; setuid bits stay, under no_new_privs", async () => {
     const stage = path.join(work, 'stage');
     await mkdir(path.join(stage, 'devs'), { recursive: true });
     await exec('mknod', ['-m', '666', path.join(stage, 'devs', 'nul'), 'c', '1', '3']);
@@ -48,9 +48,12 @@ describe('device nodes and setuid files from an image, in a container (real regi
     await pushLayout(img.layout, `${reg.host}/test/special:1`);
     const dir = path.join(work, 'manifests');
     await mkdir(dir);
-    const script = 'head -c1 /devs/mem >/dev/null 2>/tmp/mem.err; m=$?; echo hi > /devs/nul; n=$?; '
-      + 'echo "mem=$m nul=$n $(stat -c %a:%u /suid) $(grep NoNewPrivs /proc/self/status | tr -d "\\t ")" > /tmp/out; exec sleep 1000';
-    await writeFile(path.join(dir, 's.yaml'), `apiVersion: acetate.dev/v1alpha1
+    const script =
+      'head -c1 /devs/mem >/dev/null 2>/tmp/mem.err; m=$?; echo hi > /devs/nul; n=$?; ' +
+      'echo "mem=$m nul=$n $(stat -c %a:%u /suid) $(grep NoNewPrivs /proc/self/status | tr -d "\\t ")" > /tmp/out; exec sleep 1000';
+    await writeFile(
+      path.join(dir, 's.yaml'),
+      `apiVersion: acetate.dev/v1alpha1
 kind: Container
 metadata:
   name: special
@@ -58,7 +61,8 @@ spec:
   image: ${reg.host}/test/special:1
   terminationGracePeriodSeconds: 1
   args: [${JSON.stringify(script)}]
-`);
+`,
+    );
     const applied = await runCli(['apply', '-f', dir], { stateDir, env: { ACETATE_REGISTRIES_CONF: reg.registriesConf } });
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const c = await makeRuntime(stateDir).get('default/special');

@@ -79,19 +79,37 @@ describe('image store (real registry)', function () {
     await writeFile(path.join(blobs, sha(armManifest).slice(7)), armManifest);
     const mt = 'application/vnd.oci.image.manifest.v1+json';
     const amdSize = (await stat(path.join(blobs, amd.manifestDigest.slice(7)))).size;
-    const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [
-      { mediaType: mt, digest: sha(armManifest), size: Buffer.byteLength(armManifest), platform: { os: 'linux', architecture: 'arm64' } },
-      { mediaType: mt, digest: amd.manifestDigest, size: amdSize, platform: { os: 'linux', architecture: 'amd64' } },
-    ] });
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { mediaType: mt, digest: sha(armManifest), size: Buffer.byteLength(armManifest), platform: { os: 'linux', architecture: 'arm64' } },
+        { mediaType: mt, digest: amd.manifestDigest, size: amdSize, platform: { os: 'linux', architecture: 'amd64' } },
+      ],
+    });
     await writeFile(path.join(blobs, sha(index).slice(7)), index);
-    await writeFile(path.join(amd.layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha(index), size: Buffer.byteLength(index) }] }));
-    await exec('skopeo', ['--insecure-policy', 'copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${amd.layout}`, `docker://${reg.host}/test/multi:1`]);
+    await writeFile(
+      path.join(amd.layout, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha(index), size: Buffer.byteLength(index) }],
+      }),
+    );
+    await exec('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '--quiet',
+      '--all',
+      '--dest-tls-verify=false',
+      `oci:${amd.layout}`,
+      `docker://${reg.host}/test/multi:1`,
+    ]);
     const rec = await store.pull(`${reg.host}/test/multi:1`);
     assert.equal(rec.id, amd.manifestDigest, 'the amd64 manifest of the index');
     assert.equal(rec.layers.length, 3);
   });
 
-  it('unknown tags and unknown registries fail with the registry\'s words, and leave nothing', async () => {
+  it("unknown tags and unknown registries fail with the registry's words, and leave nothing", async () => {
     await assert.rejects(store.pull(`${reg.host}/test/app:nope`), (err: Error) => err.name === 'ImagePullError' && /manifest unknown/i.test(err.message));
     await assert.rejects(store.pull(`${reg.host}/test/none:v1`), (err: Error) => err.name === 'ImagePullError' && /(name|manifest) unknown/i.test(err.message));
     assert.deepEqual(await readdir(path.join(store.dir, 'tmp')), []);
@@ -129,7 +147,22 @@ describe('image store (real registry)', function () {
     await writeFile(path.join(stage, 'via-rel', 'pwned2'), 'written through a relative symlink\n');
     const evilTar = path.join(work, 'evil.tar');
     // GNU tar itself crafts the names: -P keeps them as given, --transform rewrites them.
-    await exec('tar', ['-c', '-P', '-f', evilTar, '-C', stage, '--transform', `s,^dotdot$,../../../../../../..${outside}/dotdot,;s,^abs$,${outside}/abs,;s,^via-link,link,;s,^via-rel,rel-link,`, 'dotdot', 'abs', 'link', 'via-link/pwned', 'rel-link', 'via-rel/pwned2']);
+    await exec('tar', [
+      '-c',
+      '-P',
+      '-f',
+      evilTar,
+      '-C',
+      stage,
+      '--transform',
+      `s,^dotdot$,../../../../../../..${outside}/dotdot,;s,^abs$,${outside}/abs,;s,^via-link,link,;s,^via-rel,rel-link,`,
+      'dotdot',
+      'abs',
+      'link',
+      'via-link/pwned',
+      'rel-link',
+      'via-rel/pwned2',
+    ]);
     const listing = (await exec('tar', ['-tvf', evilTar])).stdout;
     assert.match(listing, /\.\.\/\.\.\/.*dotdot/);
     assert.match(listing, /link\/pwned/);
@@ -137,10 +170,17 @@ describe('image store (real registry)', function () {
     const img = await buildImage(path.join(work, 'evil'), [layers[0]!, { build: async () => undefined, tar: await readFile(evilTar) }], TEST_IMAGE_CONFIG);
     await pushLayout(img.layout, `${reg.host}/test/evil:1`);
     // GNU tar refuses the `..` member and will not write through the link: the layer is refused whole.
-    await assert.rejects(store.pull(`${reg.host}/test/evil:1`), (err: Error) => err.name === 'ImagePullError' && /Member name contains '\.\.'|Cannot open/.test(err.message));
+    await assert.rejects(
+      store.pull(`${reg.host}/test/evil:1`),
+      (err: Error) => err.name === 'ImagePullError' && /Member name contains '\.\.'|Cannot open/.test(err.message),
+    );
     assert.deepEqual(await readdir(outside), [], 'nothing written outside the store');
     await assert.rejects(lstat(path.join(store.layersDir, img.diffIDs[1]!.slice(7))), { code: 'ENOENT' }, 'no layer dir for the refused layer');
-    assert.deepEqual((await readdir(store.layersDir)).filter((n) => n.startsWith('.')), [], 'no half-unpacked dir left');
+    assert.deepEqual(
+      (await readdir(store.layersDir)).filter((n) => n.startsWith('.')),
+      [],
+      'no half-unpacked dir left',
+    );
     assert.equal(await store.lookup(`${reg.host}/test/evil:1`), undefined);
   });
 
@@ -155,7 +195,10 @@ describe('image store (real registry)', function () {
     await exec('mknod', ['-m', '666', path.join(stage, 'dev', 'mynull'), 'c', '1', '3']); // /dev/null's major:minor
     const layers = testImageLayers('special');
     const img = await buildImage(path.join(work, 'special'), [layers[0]!, { build: async () => undefined, tar: await tarOf(stage) }], TEST_IMAGE_CONFIG);
-    assert.match((await exec('tar', ['-tvf', '-'], { input: gunzipSync(await readFile(path.join(img.layout, 'blobs', 'sha256', img.layerDigests[1]!.slice(7)))) })).stdout, /crw-rw-rw- 0\/0 +1,3 .*dev\/mynull/);
+    assert.match(
+      (await exec('tar', ['-tvf', '-'], { input: gunzipSync(await readFile(path.join(img.layout, 'blobs', 'sha256', img.layerDigests[1]!.slice(7)))) })).stdout,
+      /crw-rw-rw- 0\/0 +1,3 .*dev\/mynull/,
+    );
     await pushLayout(img.layout, `${reg.host}/test/special:1`);
     const rec = await store.pull(`${reg.host}/test/special:1`);
     const dir = path.join(store.layersDir, rec.layers[1]!.diffID.slice(7));

@@ -32,8 +32,7 @@ async function childStates(pid: number): Promise<string[]> {
 describe('container init as PID 1 (real runc + conmon)', function () {
   this.timeout(90_000);
   let st: TmpState;
-  const create = (name: string, spec: Partial<NormalizedSpec>) =>
-    st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
+  const create = (name: string, spec: Partial<NormalizedSpec>) => st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
 
   before(async () => {
     st = await tmpState();
@@ -79,10 +78,14 @@ describe('container init as PID 1 (real runc + conmon)', function () {
     await create('orphans', { command: ['sh', '-c'], args: [ORPHANS] });
     const { pid } = await st.runtime.start('default/orphans');
     // The five orphaned sleeps end within a second; then the init has one child left, `sleep 100000`.
-    await waitFor('the orphans gone and reaped', async () => {
-      const states = await childStates(pid);
-      return states.length === 1 && !states.includes('Z');
-    }, { timeoutMs: 10_000 });
+    await waitFor(
+      'the orphans gone and reaped',
+      async () => {
+        const states = await childStates(pid);
+        return states.length === 1 && !states.includes('Z');
+      },
+      { timeoutMs: 10_000 },
+    );
     await st.runtime.remove('default/orphans', { keepPrivateArea: false });
   });
 
@@ -93,7 +96,7 @@ describe('container init as PID 1 (real runc + conmon)', function () {
     await st.runtime.remove('default/zombies', { keepPrivateArea: false });
   });
 
-  it('the exit code of the command is the container\'s exit code through the init', async () => {
+  it("the exit code of the command is the container's exit code through the init", async () => {
     await create('exit3', { command: ['sh', '-c'], args: ['exit 3'], restartPolicy: 'Never' });
     await st.runtime.start('default/exit3');
     const c = await waitFor('exited', async () => {

@@ -18,7 +18,6 @@ import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { makeRuntime } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 
-
 function manifest(name: string, command: string, spec = '', template = 'host'): string {
   return `apiVersion: acetate.dev/v1alpha1
 kind: Container
@@ -111,7 +110,10 @@ describe('isolation (real runc)', function () {
       try {
         const extra = { ACETATE_HOST_HIDE: '/usr/share/doc', ACETATE_HOST_SHOW: '/srv' };
         const run = (args: string[]) => runCli(args, { stateDir, env: { ...env(), ...extra } });
-        await writeFile(path.join(dir, 'adj.yaml'), manifest('adj', `echo "doc=$(ls -A /usr/share/doc | wc -l)"; cat ${shown}; echo adj-done; exec sleep 1000000`));
+        await writeFile(
+          path.join(dir, 'adj.yaml'),
+          manifest('adj', `echo "doc=$(ls -A /usr/share/doc | wc -l)"; cat ${shown}; echo adj-done; exec sleep 1000000`),
+        );
         assert.equal((await run(['apply', '-f', dir])).code, 0);
         await waitLog('adj', 'adj-done');
         const out = await logs('adj');
@@ -149,7 +151,10 @@ describe('isolation (real runc)', function () {
         for (const s of sockets) assert.ok(listed.includes(s), `${s} listed`);
         const paths = [...new Set(listed)].filter((p) => p.length < 100);
         const script = `const net=require('net');const ps=${JSON.stringify(paths)};let n=0;for(const p of ps){const c=net.connect(p);c.on('connect',()=>{console.log('CONNECTED '+p);c.destroy();if(++n===ps.length)console.log('sockets-done')});c.on('error',()=>{if(++n===ps.length)console.log('sockets-done')})}`;
-        await writeFile(path.join(dir, 'sock.yaml'), manifest('sock', '/usr/bin/node -e "$SCRIPT"; exec sleep 1000000', `  env: [{ name: SCRIPT, value: ${JSON.stringify(script)} }]\n`));
+        await writeFile(
+          path.join(dir, 'sock.yaml'),
+          manifest('sock', '/usr/bin/node -e "$SCRIPT"; exec sleep 1000000', `  env: [{ name: SCRIPT, value: ${JSON.stringify(script)} }]\n`),
+        );
         assert.equal((await apply()).code, 0);
         await waitLog('sock', 'sockets-done');
         assert.doesNotMatch(await logs('sock'), /CONNECTED/, await logs('sock'));
@@ -175,11 +180,21 @@ describe('isolation (real runc)', function () {
     });
 
     it('Localhost reads a profile file from the node; a missing one is a clear error', async () => {
-      await writeFile(path.join(dir, 'loc.yaml'), manifest('loc', 'echo started; exec sleep 1000000', '  securityContext: { seccompProfile: { type: Localhost, localhostProfile: /usr/share/containers/seccomp.json } }\n'));
+      await writeFile(
+        path.join(dir, 'loc.yaml'),
+        manifest(
+          'loc',
+          'echo started; exec sleep 1000000',
+          '  securityContext: { seccompProfile: { type: Localhost, localhostProfile: /usr/share/containers/seccomp.json } }\n',
+        ),
+      );
       assert.equal((await apply()).code, 0);
       await waitLog('loc', 'started');
       assert.equal((await procStatus((await get('loc')).pid!)).Seccomp, '2');
-      await writeFile(path.join(dir, 'loc.yaml'), manifest('loc', 'exec sleep 1000001', `  securityContext: { seccompProfile: { type: Localhost, localhostProfile: ${root}/missing.json } }\n`));
+      await writeFile(
+        path.join(dir, 'loc.yaml'),
+        manifest('loc', 'exec sleep 1000001', `  securityContext: { seccompProfile: { type: Localhost, localhostProfile: ${root}/missing.json } }\n`),
+      );
       const r = await apply();
       assert.equal(r.code, 1);
       assert.match(r.stderr, /cannot read the seccomp profile .*missing\.json/);
@@ -194,7 +209,13 @@ describe('isolation (real runc)', function () {
       const base = DEFAULT_USERNS_RANGE.hostID;
       const upper = path.join(stateDir, 'containers', 'default_u', 'upper');
       const spec = '  securityContext: { hostUsers: false }\n';
-      await writeFile(path.join(dir, 'u.yaml'), manifest('u', 'cat /proc/self/uid_map; echo run >> /data/runs; echo x > /bin/edited; echo ready; exec sleep 1000000', spec, 'bb').replace('echo run', 'mkdir -p /data; echo run'));
+      await writeFile(
+        path.join(dir, 'u.yaml'),
+        manifest('u', 'cat /proc/self/uid_map; echo run >> /data/runs; echo x > /bin/edited; echo ready; exec sleep 1000000', spec, 'bb').replace(
+          'echo run',
+          'mkdir -p /data; echo run',
+        ),
+      );
       const plan = await cli(['plan', '-f', dir]);
       assert.match(plan.stdout, /user namespace/, plan.stdout);
       assert.equal((await apply()).code, 0);
@@ -212,14 +233,23 @@ describe('isolation (real runc)', function () {
       // Restart: the process dies, the restart policy starts it again with its data.
       process.kill(pid, 'SIGKILL');
       await cli(['apply', '-f', dir]);
-      await waitFor(async () => (await readFile(path.join(upper, 'data', 'runs'), 'utf8')).split('\n').filter(Boolean).length >= 2, { what: 'second run wrote', timeoutMs: 30_000 });
+      await waitFor(async () => (await readFile(path.join(upper, 'data', 'runs'), 'utf8')).split('\n').filter(Boolean).length >= 2, {
+        what: 'second run wrote',
+        timeoutMs: 30_000,
+      });
       // Replace (another command), the private area kept.
-      await writeFile(path.join(dir, 'u.yaml'), manifest('u', 'cat /data/runs | wc -l | sed s/^/runs=/; echo run >> /data/runs; exec sleep 1000001', spec, 'bb'));
+      await writeFile(
+        path.join(dir, 'u.yaml'),
+        manifest('u', 'cat /data/runs | wc -l | sed s/^/runs=/; echo run >> /data/runs; exec sleep 1000001', spec, 'bb'),
+      );
       assert.equal((await apply()).code, 0);
       await waitLog('u', 'runs=');
       assert.match(await logs('u'), /runs=\s*2/);
       // The setting goes off: the plan says the private area is re-owned; the data is kept and usable.
-      await writeFile(path.join(dir, 'u.yaml'), manifest('u', 'cat /data/runs | wc -l | sed s/^/after=/; echo run >> /data/runs; exec sleep 1000002', '', 'bb'));
+      await writeFile(
+        path.join(dir, 'u.yaml'),
+        manifest('u', 'cat /data/runs | wc -l | sed s/^/after=/; echo run >> /data/runs; exec sleep 1000002', '', 'bb'),
+      );
       const off = await cli(['plan', '-f', dir]);
       assert.match(off.stdout, /re-owned back to the node's ids/, off.stdout);
       assert.equal((await apply()).code, 0);
@@ -232,7 +262,15 @@ describe('isolation (real runc)', function () {
     it("with network: host it starts too (the node's /sys bound read-only: sysfs needs its own network namespace)", async () => {
       const bb = await makeBusyboxRootfs(path.join(root, 'bb'));
       assert.equal((await cli(['template', 'import', 'bb', bb])).code, 0);
-      await writeFile(path.join(dir, 'hn.yaml'), manifest('hn', 'ls /sys/class/net | grep -c . | sed s/^/nets=/; exec sleep 1000000', '  network: host\n  securityContext: { hostUsers: false }\n', 'bb'));
+      await writeFile(
+        path.join(dir, 'hn.yaml'),
+        manifest(
+          'hn',
+          'ls /sys/class/net | grep -c . | sed s/^/nets=/; exec sleep 1000000',
+          '  network: host\n  securityContext: { hostUsers: false }\n',
+          'bb',
+        ),
+      );
       const r = await apply();
       assert.equal(r.code, 0, r.stdout + r.stderr);
       await waitLog('hn', 'nets=');
@@ -252,7 +290,10 @@ describe('isolation (real runc)', function () {
       for (const [i, hostPath] of ['/', root, path.dirname(root)].entries()) {
         await rm(dir, { recursive: true, force: true });
         await mkdir(dir);
-        await writeFile(path.join(dir, `a${i}.yaml`), manifest(`a${i}`, 'exec sleep 1000000', `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt/x }]\n`));
+        await writeFile(
+          path.join(dir, `a${i}.yaml`),
+          manifest(`a${i}`, 'exec sleep 1000000', `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt/x }]\n`),
+        );
         const r = await apply();
         assert.equal(r.code, 1, `${hostPath} accepted:\n${r.stdout}`);
         assert.match(r.stderr, /spec\.mounts\[0\]\.hostPath: .* contains acetate's (state|run) dir/, r.stderr);
@@ -270,11 +311,17 @@ describe('isolation (real runc)', function () {
         await symlink(root, link);
         const pid = (await get('l')).pid!;
         process.kill(pid, 'SIGKILL');
-        await waitFor(async () => (await cli(['apply', '-f', dir])).stderr.match(/symlink to .* contains acetate's/), { what: 'the restart refused', timeoutMs: 30_000 });
+        await waitFor(async () => (await cli(['apply', '-f', dir])).stderr.match(/symlink to .* contains acetate's/), {
+          what: 'the restart refused',
+          timeoutMs: 30_000,
+        });
         assert.notEqual((await get('l')).phase, 'Running');
       } finally {
         await rm(harmless, { recursive: true, force: true });
-        await lstat(link).then(() => rm(link), () => undefined);
+        await lstat(link).then(
+          () => rm(link),
+          () => undefined,
+        );
       }
     });
 

@@ -70,7 +70,9 @@ describe('network: bridge through the CLI (real CNI plugins)', function () {
 
   it('validate names file, line and field of bad ports', async () => {
     const bad = path.join(dir, '..', `${path.basename(dir)}-bad.yaml`);
-    await writeFile(bad, `apiVersion: acetate.dev/v1alpha1
+    await writeFile(
+      bad,
+      `apiVersion: acetate.dev/v1alpha1
 kind: Container
 metadata:
   name: bad
@@ -86,7 +88,8 @@ spec:
     - containerPort: 81
       hostPort: 8081
       hostIP: 300.1.2.3
-`);
+`,
+    );
     const r = await cli(['validate', bad]);
     await unlink(bad);
     assert.equal(r.code, 1);
@@ -99,16 +102,40 @@ spec:
     const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
     await writeFile(path.join(dir, 'a.yaml'), web('web-a', p1));
     await writeFile(path.join(dir, 'b.yaml'), web('web-b', p2));
-    run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--process-poll', '500ms', '--relist', '2s', '--debounce', '100ms'], {
-      env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    run = spawn(
+      process.execPath,
+      [
+        CLI,
+        '--state-dir',
+        stateDir,
+        'run',
+        '-f',
+        dir,
+        '--metrics-addr',
+        '127.0.0.1:0',
+        '--resync',
+        '1s',
+        '--process-poll',
+        '500ms',
+        '--relist',
+        '2s',
+        '--debounce',
+        '100ms',
+      ],
+      {
+        env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     assert.equal(await waitFor(() => httpGet('127.0.0.1', p1), { timeoutMs: 30_000 }), 'hello-web-a\n');
     assert.equal(await waitFor(() => httpGet('127.0.0.1', p2), { timeoutMs: 30_000 }), 'hello-web-b\n');
-    const a = await waitFor(async () => {
-      const rec = await describeJson('web-a');
-      return rec.status.ip && ready(rec)?.status === 'True' ? rec : undefined;
-    }, { timeoutMs: 20_000 });
+    const a = await waitFor(
+      async () => {
+        const rec = await describeJson('web-a');
+        return rec.status.ip && ready(rec)?.status === 'True' ? rec : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     const ipA = a.status.ip!;
     const pidA = a.actual!.pid!;
     assert.equal(a.actual?.network?.ip, ipA);
@@ -129,10 +156,13 @@ spec:
 
     // A third container claims b's port: reported, not started; b untouched.
     await writeFile(path.join(dir, 'c.yaml'), web('web-c', p2));
-    const c = await waitFor(async () => {
-      const rec = await describeJson('web-c');
-      return ready(rec)?.reason === 'PortConflict' ? rec : undefined;
-    }, { timeoutMs: 20_000 });
+    const c = await waitFor(
+      async () => {
+        const rec = await describeJson('web-c');
+        return ready(rec)?.reason === 'PortConflict' ? rec : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     assert.equal(ready(c)?.status, 'False');
     assert.match(ready(c)?.message ?? '', /already published by default\/web-b/);
     assert.equal(c.actual?.state, 'absent');
@@ -154,7 +184,10 @@ spec:
     await rm(ip.runDir, { recursive: true, force: true });
     await exec('ip', ['link', 'del', n.bridge]);
     const rulesBefore = (await snapshotNetworkLeaks(stateDir, n)).iptables;
-    assert.ok(rulesBefore.some((r) => r.includes('default_web-b')), 'rules of b survive this simulated reboot (a real one flushes them)');
+    assert.ok(
+      rulesBefore.some((r) => r.includes('default_web-b')),
+      'rules of b survive this simulated reboot (a real one flushes them)',
+    );
 
     // b and c are no longer declared.
     await unlink(path.join(dir, 'b.yaml'));
@@ -171,7 +204,11 @@ spec:
     assert.deepEqual(left.netns, ['default_web-a']);
     assert.deepEqual(left.leases, [ipA]);
     assert.equal(left.veths.length, 1);
-    assert.deepEqual(left.iptables.filter((r) => /web-b|web-c/.test(r)), [], 'no rule of the removed');
+    assert.deepEqual(
+      left.iptables.filter((r) => /web-b|web-c/.test(r)),
+      [],
+      'no rule of the removed',
+    );
 
     await unlink(path.join(dir, 'a.yaml'));
     const destroyed = await cli(['apply', '-f', dir, '--allow-empty']);

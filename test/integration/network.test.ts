@@ -56,7 +56,7 @@ describe('network: bridge (real CNI plugins)', function () {
     // A third container fetches b's page by address and prints it.
     await st.runtime.create(webRequest('client', [], `until wget -q -T 2 -O - http://${b.ip}/; do sleep 0.2; done; exec sleep 100000`));
     await st.runtime.start('default/client');
-    await waitFor('the client to print b\'s page', async () => (await st.runtime.logs('default/client')).includes('hello-web-b'), { timeoutMs: 20_000 });
+    await waitFor("the client to print b's page", async () => (await st.runtime.logs('default/client')).includes('hello-web-b'), { timeoutMs: 20_000 });
 
     // /etc of a bridge container: its name and address, a resolver it can reach.
     const hosts = await readFile(`/proc/${a.pid}/root/etc/hosts`, 'utf8');
@@ -64,7 +64,7 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.equal((await readFile(`/proc/${a.pid}/root/etc/hostname`, 'utf8')).trim(), 'web-a');
     const resolv = await readFile(`/proc/${a.pid}/root/etc/resolv.conf`, 'utf8');
     assert.match(resolv, /^nameserver \S+$/m);
-    assert.doesNotMatch(resolv, /^nameserver 127\./m, 'no loopback resolver: it would be the container\'s own lo');
+    assert.doesNotMatch(resolv, /^nameserver 127\./m, "no loopback resolver: it would be the container's own lo");
 
     // Destroy a: nothing of it is left, b is untouched.
     const leaseCount = (await snapshotNetworkLeaks(st.dir, n)).leases.length;
@@ -75,7 +75,7 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.equal(left.leases.length, leaseCount - 1);
     assert.ok(!left.iptables.some((r) => r.includes(`"default_web-a"`) || r.includes(`${a.ip}/32`)), `no rule of a: ${left.iptables.join('\n')}`);
     assert.equal(left.veths.length, 2, 'the veths of b and client only');
-    assert.equal(await httpGet('127.0.0.1', pa), undefined, 'a\'s port is gone');
+    assert.equal(await httpGet('127.0.0.1', pa), undefined, "a's port is gone");
     assert.equal(await httpGet('127.0.0.1', pb), 'hello-web-b\n', 'b still answers');
     assert.ok(isAlive(b.pid));
   });
@@ -93,7 +93,10 @@ describe('network: bridge (real CNI plugins)', function () {
     const req = webRequest('web', published(p2));
     const actual = (await st.runtime.get('default/web'))!;
     const p = plan({ desired: new Map([['default/web', desiredOf(req)]]), actual: new Map([['default/web', actual]]), complete: true });
-    assert.deepEqual(p.actions.map((x) => x.kind), ['ports']);
+    assert.deepEqual(
+      p.actions.map((x) => x.kind),
+      ['ports'],
+    );
     assert.match(p.actions[0]!.reason, new RegExp(`127\\.0\\.0\\.1:${p1}→80/TCP → 127\\.0\\.0\\.1:${p2}→80/TCP \\(in place\\)`));
     await executeAction(p.actions[0]!, { runtime: st.runtime });
     const after = (await st.runtime.get('default/web'))!;
@@ -117,8 +120,15 @@ describe('network: bridge (real CNI plugins)', function () {
     const repair = async (what: RegExp) => {
       const actual = (await st.runtime.get('default/web'))!;
       assert.match(actual.network?.problem ?? '', what);
-      const p = plan({ desired: new Map([['default/web', desiredOf(webRequest('web', published(port)))]]), actual: new Map([['default/web', actual]]), complete: true });
-      assert.deepEqual(p.actions.map((x) => x.kind), ['network']);
+      const p = plan({
+        desired: new Map([['default/web', desiredOf(webRequest('web', published(port)))]]),
+        actual: new Map([['default/web', actual]]),
+        complete: true,
+      });
+      assert.deepEqual(
+        p.actions.map((x) => x.kind),
+        ['network'],
+      );
       await executeAction(p.actions[0]!, { runtime: st.runtime });
       const after = (await st.runtime.get('default/web'))!;
       assert.equal(after.network?.problem, undefined);
@@ -133,7 +143,15 @@ describe('network: bridge (real CNI plugins)', function () {
 
     const { stdout } = await exec('iptables', ['-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']);
     const rule = stdout.split('\n').find((l) => l.includes('id: \\"default_web\\"'))!;
-    await exec('iptables', ['-w', '-t', 'nat', ...rule.replace(/^-A /, '-D ').match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map((x) => (x.startsWith('"') ? x.slice(1, -1).replace(/\\"/g, '"') : x))]);
+    await exec('iptables', [
+      '-w',
+      '-t',
+      'nat',
+      ...rule
+        .replace(/^-A /, '-D ')
+        .match(/"(?:[^"\\]|\\.)*"|\S+/g)!
+        .map((x) => (x.startsWith('"') ? x.slice(1, -1).replace(/\\"/g, '"') : x)),
+    ]);
     await repair(/port rules of .* missing/);
 
     // The namespace file unmounted by hand: bound again from the process, and nothing else changes.
@@ -155,12 +173,18 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.ok(before.netns.includes('default_orphan') && before.leases.includes(a.ip));
 
     const fresh = makeRuntime(st.dir, { network: n });
-    assert.deepEqual((await fresh.list()).map((c) => c.name), ['kept']);
+    assert.deepEqual(
+      (await fresh.list()).map((c) => c.name),
+      ['kept'],
+    );
     const after = await snapshotNetworkLeaks(st.dir, n);
     assert.deepEqual(after.netns, ['default_kept']);
     assert.ok(!after.leases.includes(a.ip), 'the lease is released');
     assert.equal(after.veths.length, 1);
-    assert.deepEqual(after.iptables.filter((r) => r.includes('default_orphan') || r.includes(`${a.ip}/32`)), []);
+    assert.deepEqual(
+      after.iptables.filter((r) => r.includes('default_orphan') || r.includes(`${a.ip}/32`)),
+      [],
+    );
     assert.equal(await httpGet('127.0.0.1', port), undefined);
     await rm(`${st.runtime.paths.runContainersDir}/default_orphan`, { recursive: true, force: true });
   });

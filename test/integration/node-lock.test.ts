@@ -48,7 +48,7 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
       assert.notEqual(r.signal, 'SIGKILL', `${args.join(' ')} hung`);
       assert.doesNotMatch(r.stderr, /in use by/, `${args.join(' ')} took the lock`);
     }
-    assert.deepEqual(await readdir(ip.containersDir), [path.basename(leftover)], 'a read-only command swept the holder\'s dir');
+    assert.deepEqual(await readdir(ip.containersDir), [path.basename(leftover)], "a read-only command swept the holder's dir");
     const refused = await runCli(['template', 'import', 't', dir], { stateDir });
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /is in use by another acetate process; pass --wait/);
@@ -57,14 +57,16 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
     assert.deepEqual(await readdir(ip.containersDir), ['default_a'], 'the lock holder swept the leftover');
   });
 
-  it('acquireNodeLock: the second taker gets the holder\'s pid and command; --wait takes it once released', async () => {
+  it("acquireNodeLock: the second taker gets the holder's pid and command; --wait takes it once released", async () => {
     const first = await acquireNodeLock([stateDir, path.join(stateDir, 'run')], { wait: false, command: 'acetate test first' });
     assert.equal(readLockHolder(path.join(stateDir, 'acetate.lock'))?.command, 'acetate test first');
     const other = await runCli(['apply', '-f', dir], { stateDir });
     assert.equal(other.code, 1);
     assert.match(other.stderr, new RegExp(`in use by pid ${process.pid} \\(acetate test first\\)`));
     assert.equal(other.stderr.trim().split('\n').length, 1, `not one line:\n${other.stderr}`);
-    const waiting = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'apply', '-f', dir, '--allow-empty', '--wait'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const waiting = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'apply', '-f', dir, '--allow-empty', '--wait'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     waiting.stderr.on('data', (d) => (err += d));
     const exited = new Promise<number | null>((r) => waiting.on('close', (c) => r(c)));
@@ -73,7 +75,7 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
     assert.equal(await exited, 0, err);
   });
 
-  it('two state dirs sharing one run dir: the run dir\'s lock refuses the second', async () => {
+  it("two state dirs sharing one run dir: the run dir's lock refuses the second", async () => {
     const runDir = path.join(stateDir, 'shared-run');
     const other = await makeTmpStateDir();
     const first = await acquireNodeLock([stateDir, runDir], { wait: false, command: 'acetate first' });
@@ -91,15 +93,20 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
 
   it('describe after destroy and create again shows the new container, not the old pid or conditions', async () => {
     await writeFile(path.join(dir, 'a.yaml'), manifest('a'));
-    const loop = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--process-poll', '500ms'], { stdio: 'ignore' });
+    const loop = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--process-poll', '500ms'], {
+      stdio: 'ignore',
+    });
     const described = async (): Promise<{ status: { pid?: number; conditions?: { type: string; status: string }[] }; actual?: { pid?: number } }> => {
       const r = await runCli(['describe', 'a', '-o', 'json'], { stateDir });
       return r.code === 0 ? JSON.parse(r.stdout) : { status: {} };
     };
-    const old = await waitFor(async () => {
-      const d = await described();
-      return d.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? d : undefined;
-    }, { what: 'Ready from the loop', timeoutMs: 30_000 });
+    const old = await waitFor(
+      async () => {
+        const d = await described();
+        return d.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? d : undefined;
+      },
+      { what: 'Ready from the loop', timeoutMs: 30_000 },
+    );
     loop.kill('SIGTERM');
     await new Promise((r) => loop.on('close', r));
     const oldPid = old.actual!.pid!;

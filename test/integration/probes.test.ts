@@ -53,14 +53,19 @@ describe('probes (acetate run, real containers)', function () {
 
   it('bad probes are reported with file, line and field', async () => {
     const bad = path.join(dir, 'bad.yaml');
-    await writeFile(bad, manifest('bad', { extra: `  readinessProbe:
+    await writeFile(
+      bad,
+      manifest('bad', {
+        extra: `  readinessProbe:
     exec: { command: [/bin/true] }
     httpGet: { port: 8080 }
     periodSeconds: -1
   livenessProbe:
     tcpSocket: { port: 70000 }
     successThreshold: 2
-` }));
+`,
+      }),
+    );
     const r = await runCli(['validate', bad], { stateDir });
     await rm(bad);
     assert.equal(r.code, 1);
@@ -72,7 +77,11 @@ describe('probes (acetate run, real containers)', function () {
   });
 
   it('readiness (httpGet) and startup (tcpSocket) drive Ready as the server starts and stops answering', async () => {
-    await writeFile(path.join(dir, 'web.yaml'), manifest('web', { script: WEB, extra: `  startupProbe:
+    await writeFile(
+      path.join(dir, 'web.yaml'),
+      manifest('web', {
+        script: WEB,
+        extra: `  startupProbe:
     tcpSocket: { port: 8080 }
     periodSeconds: 1
     failureThreshold: 600
@@ -80,37 +89,57 @@ describe('probes (acetate run, real containers)', function () {
     httpGet: { path: /index.html, port: 8080 }
     periodSeconds: 1
     failureThreshold: 1
-` }));
-    await writeFile(path.join(dir, 'sick.yaml'), manifest('sick', { extra: `  livenessProbe:
+`,
+      }),
+    );
+    await writeFile(
+      path.join(dir, 'sick.yaml'),
+      manifest('sick', {
+        extra: `  livenessProbe:
     exec: { command: [sh, -c, 'echo no-heartbeat-file; exit 1'] }
     initialDelaySeconds: 1
     periodSeconds: 1
     failureThreshold: 1
-` }));
-    await writeFile(path.join(dir, 'hang.yaml'), manifest('hang', { extra: `  readinessProbe:
+`,
+      }),
+    );
+    await writeFile(
+      path.join(dir, 'hang.yaml'),
+      manifest('hang', {
+        extra: `  readinessProbe:
     exec: { command: [sleep, '1000'] }
     periodSeconds: 1
     timeoutSeconds: 1
-` }));
+`,
+      }),
+    );
     loop = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--process-poll', '300ms', '--log-format', 'json'], {
       env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: '1500', ACETATE_CRASHLOOP_MAX_MS: '60000' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     loop.stdout!.on('data', (d) => (out += d));
     loop.stderr!.on('data', (d) => (out += d));
-    const notStarted = await waitFor('web running, not ready', async () => {
-      const c = await ready('web');
-      return c?.status === 'False' && c.reason === 'StartupProbe' ? c : undefined;
-    }, { timeoutMs: 20_000 });
+    const notStarted = await waitFor(
+      'web running, not ready',
+      async () => {
+        const c = await ready('web');
+        return c?.status === 'False' && c.reason === 'StartupProbe' ? c : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     assert.match(notStarted.message ?? '', /startup probe has not succeeded yet/);
     assert.equal((await describeJson('web')).actual?.state, 'running');
     assert.equal((await exec('web', 'touch', '/tmp/serve')).code, 0);
     await waitFor('web Ready', async () => (await ready('web'))?.status === 'True', { timeoutMs: 15_000 });
     assert.equal((await exec('web', 'rm', '/tmp/www/index.html')).code, 0);
-    const c = await waitFor('web not ready', async () => {
-      const r = await ready('web');
-      return r?.status === 'False' ? r : undefined;
-    }, { timeoutMs: 15_000 });
+    const c = await waitFor(
+      'web not ready',
+      async () => {
+        const r = await ready('web');
+        return r?.status === 'False' ? r : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     assert.equal(c.reason, 'ReadinessProbe');
     assert.match(c.message ?? '', /404/);
     assert.equal((await exec('web', 'sh', '-c', 'echo ok > /tmp/www/index.html')).code, 0);
@@ -118,24 +147,34 @@ describe('probes (acetate run, real containers)', function () {
   });
 
   it('a failing liveness probe restarts the container with the crash-loop back-off, logging its output', async () => {
-    const rec = await waitFor('two restarts', async () => {
-      const r = await describeJson('sick');
-      return r.status.restartCount !== undefined && r.status.restartCount >= 2 ? r : undefined;
-    }, { timeoutMs: 40_000 });
+    const rec = await waitFor(
+      'two restarts',
+      async () => {
+        const r = await describeJson('sick');
+        return r.status.restartCount !== undefined && r.status.restartCount >= 2 ? r : undefined;
+      },
+      { timeoutMs: 40_000 },
+    );
     assert.ok(rec);
     const lines = out.split('\n').filter((l) => l.includes('default/sick'));
     const kills = lines.filter((l) => /Liveness probe failed 1 times: no-heartbeat-file; killing pid \d+/.test(l));
-    assert.ok(kills.length >= 2, 'the probe\'s output is in the log of each kill');
-    const backoffs = lines.filter((l) => /back-off \d+(\.\d+)?s restarting failed container/.test(l)).map((l) => Number(/back-off (\d+(?:\.\d+)?)s/.exec(l)![1]));
+    assert.ok(kills.length >= 2, "the probe's output is in the log of each kill");
+    const backoffs = lines
+      .filter((l) => /back-off \d+(\.\d+)?s restarting failed container/.test(l))
+      .map((l) => Number(/back-off (\d+(?:\.\d+)?)s/.exec(l)![1]));
     assert.ok(backoffs.length >= 2, `back-offs: ${backoffs.join(', ')}`);
     assert.ok(backoffs[1]! > backoffs[0]!, `the back-off grows: ${backoffs.join(', ')}`);
   });
 
   it('a hanging exec probe is killed at its timeout: Ready False, no pile of hung probes', async () => {
-    const c = await waitFor('hang not ready, timed out', async () => {
-      const r = await ready('hang');
-      return r?.status === 'False' && /timed out after 1s/.test(r.message ?? '') ? r : undefined;
-    }, { timeoutMs: 20_000 });
+    const c = await waitFor(
+      'hang not ready, timed out',
+      async () => {
+        const r = await ready('hang');
+        return r?.status === 'False' && /timed out after 1s/.test(r.message ?? '') ? r : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     assert.equal(c.reason, 'ReadinessProbe');
     // The probes' `sleep 1000` processes, seen from the host: each one ends at its timeout.
     const seen = new Set<number>();
@@ -149,33 +188,47 @@ describe('probes (acetate run, real containers)', function () {
       }
       return pids;
     };
-    await waitFor('three probe processes come and go', async () => {
-      const now = await hung();
-      now.forEach((p) => seen.add(p));
-      assert.ok(now.length <= 1, `${now.length} hung probes at once`);
-      return seen.size >= 3;
-    }, { timeoutMs: 20_000, intervalMs: 100 });
+    await waitFor(
+      'three probe processes come and go',
+      async () => {
+        const now = await hung();
+        now.forEach((p) => seen.add(p));
+        assert.ok(now.length <= 1, `${now.length} hung probes at once`);
+        return seen.size >= 3;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
   });
 
-  it('on the node\'s network (network: host) the checks connect directly: Ready once the server answers', async () => {
+  it("on the node's network (network: host) the checks connect directly: Ready once the server answers", async () => {
     const port = await new Promise<number>((resolve) => {
       const srv = net.createServer().listen(0, '127.0.0.1', () => {
         const p = (srv.address() as net.AddressInfo).port;
         srv.close(() => resolve(p));
       });
     });
-    await writeFile(path.join(dir, 'hostweb.yaml'), manifest('hostweb', { command: ['busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/usr/share/doc'], extra: `  network: host
+    await writeFile(
+      path.join(dir, 'hostweb.yaml'),
+      manifest('hostweb', {
+        command: ['busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/usr/share/doc'],
+        extra: `  network: host
   readinessProbe:
     httpGet: { path: /runc/copyright, port: ${port} }
     periodSeconds: 1
   livenessProbe:
     tcpSocket: { port: ${port} }
     periodSeconds: 1
-` }));
-    const c = await waitFor('hostweb Ready', async () => {
-      const r = await ready('hostweb');
-      return r?.status === 'True' ? r : undefined;
-    }, { timeoutMs: 20_000 });
+`,
+      }),
+    );
+    const c = await waitFor(
+      'hostweb Ready',
+      async () => {
+        const r = await ready('hostweb');
+        return r?.status === 'True' ? r : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     assert.match(c.message ?? '', /readiness probe succeeded/);
     assert.equal((await describeJson('hostweb')).status.restartCount, 0, 'the liveness probe passes');
     await rm(path.join(dir, 'hostweb.yaml'));
@@ -184,9 +237,13 @@ describe('probes (acetate run, real containers)', function () {
   it('the loop is done with them when the containers go', async () => {
     for (const f of ['web.yaml', 'sick.yaml', 'hang.yaml']) await rm(path.join(dir, f));
     await writeFile(path.join(dir, 'keep.yaml'), manifest('keep', { state: 'Stopped' }));
-    await waitFor('web, sick and hang destroyed', async () => {
-      const r = await runCli(['get', '-o', 'json'], { stateDir });
-      return (JSON.parse(r.stdout) as { items: unknown[] }).items.length === 1;
-    }, { timeoutMs: 20_000 });
+    await waitFor(
+      'web, sick and hang destroyed',
+      async () => {
+        const r = await runCli(['get', '-o', 'json'], { stateDir });
+        return (JSON.parse(r.stdout) as { items: unknown[] }).items.length === 1;
+      },
+      { timeoutMs: 20_000 },
+    );
   });
 });

@@ -88,7 +88,9 @@ describe('read-only commands write nothing (real CLI)', function () {
     it('plan, get and describe in a loop never fail on the lock and disturb no create: all 40 end Running', async () => {
       const lines: { level?: string; action?: string; result?: string; container?: string; message?: string }[] = [];
       let stderr = '';
-      run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--log-format', 'json', '--concurrency', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--log-format', 'json', '--concurrency', '8'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       runExit = new Promise((resolve) => run!.once('exit', resolve));
       let buf = '';
       run.stdout!.on('data', (d: Buffer) => {
@@ -172,18 +174,27 @@ describe('read-only commands write nothing (real CLI)', function () {
       assert.deepEqual(failures, [], 'a reader failed or met the lock');
       assert.ok(calls >= 9, `the readers ran ${calls} times`);
       assert.ok(lists >= 100, `the in-process reader listed ${lists} times`);
-      assert.ok(runningSeen.some((n) => n > 0 && n < N), `no reader ran while containers were being created (seen: ${runningSeen.join(',')})`);
+      assert.ok(
+        runningSeen.some((n) => n > 0 && n < N),
+        `no reader ran while containers were being created (seen: ${runningSeen.join(',')})`,
+      );
       // No create failed: one `created` per container, no error logged.
       const errors = lines.filter((l) => l.level === 'error' || l.result === 'error');
       assert.deepEqual(errors, [], 'acetate run logged errors');
       const creates = lines.filter((l) => l.action === 'create');
       assert.equal(creates.length, N, JSON.stringify(creates.filter((l) => l.result !== 'created')));
-      assert.ok(creates.every((l) => l.result === 'created'), JSON.stringify(creates));
+      assert.ok(
+        creates.every((l) => l.result === 'created'),
+        JSON.stringify(creates),
+      );
       const got = await runCli(['get', '-o', 'json'], { stateDir });
       assert.equal(got.code, 0, got.stderr);
       const all = flatContainers(got.stdout);
       assert.equal(all.length, N);
-      assert.deepEqual(all.filter((c) => c.phase !== 'Running' || c.restarts !== 0).map((c) => `${c.name}: ${c.phase}, ${c.restarts} restarts`), []);
+      assert.deepEqual(
+        all.filter((c) => c.phase !== 'Running' || c.restarts !== 0).map((c) => `${c.name}: ${c.phase}, ${c.restarts} restarts`),
+        [],
+      );
       assert.equal(run.exitCode, null, `acetate run exited: ${stderr}`);
     });
   });

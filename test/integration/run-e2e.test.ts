@@ -44,7 +44,27 @@ class Acetate {
   constructor(stateDir: string, dir: string, extra: string[] = []) {
     this.child = spawn(
       process.execPath,
-      [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '2s', '--process-poll', '500ms', '--relist', '2s', '--debounce', '100ms', '--log-level', 'debug', ...extra],
+      [
+        CLI,
+        '--state-dir',
+        stateDir,
+        'run',
+        '-f',
+        dir,
+        '--metrics-addr',
+        '127.0.0.1:0',
+        '--resync',
+        '2s',
+        '--process-poll',
+        '500ms',
+        '--relist',
+        '2s',
+        '--debounce',
+        '100ms',
+        '--log-level',
+        'debug',
+        ...extra,
+      ],
       {
         env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: '1500', ACETATE_CRASHLOOP_MAX_MS: '3000', ACETATE_BACKOFF_BASE_MS: '200' },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -169,7 +189,10 @@ describe('acetate run (real runc, real files)', function () {
     const changes = a.lines.slice(from).filter((l) => l.message === 'source changed' && l.keys?.includes('default/web'));
     assert.equal(changes.length, 1, JSON.stringify(changes));
     const resizes = a.actions('default/web', from);
-    assert.deepEqual(resizes.map((l) => `${l.action}:${l.result}`), ['resize:resized']);
+    assert.deepEqual(
+      resizes.map((l) => `${l.action}:${l.result}`),
+      ['resize:resized'],
+    );
   });
 
   it('a broken file leaves the container untouched and reports the error (describe, get, /metrics); fixing it converges', async () => {
@@ -193,7 +216,10 @@ describe('acetate run (real runc, real files)', function () {
     const m = await a.metrics();
     assert.match(m, /acetate_invalid_manifests 1/);
     assert.match(m, new RegExp(`acetate_manifest_problems\\{origin="${path.join(dir, 'web.yaml').replace(/[.]/g, '\\.')}",kind="invalid"\\} 1`));
-    assert.ok(a.lines.some((l) => l.level === 'warn' && /manifest problem: .*web\.yaml/.test(l.message)), 'logged');
+    assert.ok(
+      a.lines.some((l) => l.level === 'warn' && /manifest problem: .*web\.yaml/.test(l.message)),
+      'logged',
+    );
     // `acetate get` lists the container, still running as last applied.
     const got = await runCli(['get', '-o', 'json'], { stateDir });
     assert.equal(got.code, 0, got.stderr);
@@ -228,10 +254,13 @@ describe('acetate run (real runc, real files)', function () {
     const pid1 = await runningPid('web');
     let killedAt = Date.now();
     process.kill(pid1, 'SIGKILL');
-    const pid2 = await waitFor(async () => {
-      const p = await runningPid('web');
-      return p !== pid1 ? p : undefined;
-    }, { message: 'restarted', timeoutMs: 20_000 });
+    const pid2 = await waitFor(
+      async () => {
+        const p = await runningPid('web');
+        return p !== pid1 ? p : undefined;
+      },
+      { message: 'restarted', timeoutMs: 20_000 },
+    );
     assert.ok(Date.now() - killedAt >= 1400, `restarted after ${Date.now() - killedAt} ms, before the 1.5 s back-off`);
     let rec = await describeJson('web');
     assert.equal(rec.actual?.restartCount, 1);
@@ -239,10 +268,13 @@ describe('acetate run (real runc, real files)', function () {
     // Again: the second restart waits twice as long (3 s with the test base of 1.5 s).
     killedAt = Date.now();
     process.kill(pid2, 'SIGKILL');
-    await waitFor(async () => {
-      const p = await runningPid('web');
-      return p !== pid2 ? p : undefined;
-    }, { message: 'restarted again', timeoutMs: 20_000 });
+    await waitFor(
+      async () => {
+        const p = await runningPid('web');
+        return p !== pid2 ? p : undefined;
+      },
+      { message: 'restarted again', timeoutMs: 20_000 },
+    );
     assert.ok(Date.now() - killedAt >= 2900, `restarted after ${Date.now() - killedAt} ms, before the 3 s back-off`);
     rec = await describeJson('web');
     assert.equal(rec.actual?.restartCount, 2);
@@ -277,7 +309,9 @@ describe('acetate run (real runc, real files)', function () {
     const from = acetate!.lines.length;
     await unlink(path.join(dir, 'keep.yaml'));
     await waitFor(() => acetate!.lines.slice(from).some((l) => l.message === 'source changed'), { message: 'the change seen' });
-    await waitFor(() => acetate!.lines.slice(from).filter((l) => l.message === 'reconciled' && l.container === 'default/keep').length >= 2, { message: 'keep reconciled' });
+    await waitFor(() => acetate!.lines.slice(from).filter((l) => l.message === 'reconciled' && l.container === 'default/keep').length >= 2, {
+      message: 'keep reconciled',
+    });
     assert.ok(isAlive(keepPid), 'not destroyed: the directory is empty (no --allow-empty)');
     const rec = await describeJson('keep');
     assert.match(cond(rec, 'Synced')?.message ?? '', /not destroying: no manifest files/);

@@ -63,25 +63,34 @@ describe('acetate run: restart policies and conflicts (real runc)', function () 
 
   it('Always and OnFailure (non-zero exit) restart again and again, counting restarts and the exit code', async () => {
     for (const name of ['always', 'onfailure']) {
-      const rec = await waitFor(async () => {
-        const r = await describeJson(name);
-        return r && (r.actual?.restartCount ?? 0) >= 2 ? r : undefined;
-      }, { timeoutMs: 30_000, message: `${name} restarted twice` });
+      const rec = await waitFor(
+        async () => {
+          const r = await describeJson(name);
+          return r && (r.actual?.restartCount ?? 0) >= 2 ? r : undefined;
+        },
+        { timeoutMs: 30_000, message: `${name} restarted twice` },
+      );
       assert.equal(rec.status.lastExitCode, name === 'always' ? 0 : 3);
     }
   });
 
   it('OnFailure after exit 0 and Never leave the container exited, with the reason', async () => {
-    const done = await waitFor(async () => {
-      const r = await describeJson('done');
-      return r?.actual?.state === 'exited' && cond(r, 'Ready')?.reason === 'RestartPolicy' ? r : undefined;
-    }, { message: 'done exited, not restarted' });
+    const done = await waitFor(
+      async () => {
+        const r = await describeJson('done');
+        return r?.actual?.state === 'exited' && cond(r, 'Ready')?.reason === 'RestartPolicy' ? r : undefined;
+      },
+      { message: 'done exited, not restarted' },
+    );
     assert.equal(done.status.phase, 'Stopped');
     assert.equal(done.actual?.restartCount, 0);
-    const never = await waitFor(async () => {
-      const r = await describeJson('never');
-      return r?.actual?.state === 'exited' && cond(r, 'Ready')?.reason === 'RestartPolicy' ? r : undefined;
-    }, { message: 'never exited, not restarted' });
+    const never = await waitFor(
+      async () => {
+        const r = await describeJson('never');
+        return r?.actual?.state === 'exited' && cond(r, 'Ready')?.reason === 'RestartPolicy' ? r : undefined;
+      },
+      { message: 'never exited, not restarted' },
+    );
     assert.equal(never.status.phase, 'Failed');
     assert.equal(never.status.lastExitCode, 5);
     assert.match(cond(never, 'Ready')!.message!, /exited with code 5; restartPolicy Never does not restart it/);
@@ -89,15 +98,21 @@ describe('acetate run: restart policies and conflicts (real runc)', function () 
   });
 
   it('the same container in two files is a conflict: reported, the running container untouched', async () => {
-    const web = await waitFor(async () => {
-      const r = await describeJson('web');
-      return r?.actual?.state === 'running' ? r : undefined;
-    }, { message: 'web running' });
+    const web = await waitFor(
+      async () => {
+        const r = await describeJson('web');
+        return r?.actual?.state === 'running' ? r : undefined;
+      },
+      { message: 'web running' },
+    );
     await writeFile(path.join(dir, 'web-copy.yaml'), policyManifest('web', 'exec sleep 100000', 'Always', '64Mi'));
-    const rec = await waitFor(async () => {
-      const r = await describeJson('web');
-      return cond(r, 'Synced')?.reason === 'Conflict' ? r : undefined;
-    }, { message: 'Synced=False Conflict' });
+    const rec = await waitFor(
+      async () => {
+        const r = await describeJson('web');
+        return cond(r, 'Synced')?.reason === 'Conflict' ? r : undefined;
+      },
+      { message: 'Synced=False Conflict' },
+    );
     assert.match(cond(rec, 'Synced')!.message!, /web\.yaml|web-copy\.yaml/);
     assert.equal(rec.actual?.pid, web.actual?.pid);
     assert.ok(isAlive(web.actual!.pid!));

@@ -27,7 +27,10 @@ describe('runc state from state.json (no runc process per container)', function 
     assert.equal(fromFile?.status, 'running');
     assert.equal(fromFile?.pid, pid);
     for (const k of ['id', 'pid', 'status', 'bundle', 'rootfs', 'annotations'] as const) assert.deepEqual(fromFile![k], fromRunc![k], k);
-    assert.deepEqual((await runc.list()).map((s) => [s.id, s.status, s.pid]), [['default_sf', 'running', pid]]);
+    assert.deepEqual(
+      (await runc.list()).map((s) => [s.id, s.status, s.pid]),
+      [['default_sf', 'running', pid]],
+    );
 
     process.kill(pid, 'SIGKILL');
     await waitFor(async () => (await runc.stateFromRunc('default_sf'))?.status === 'stopped', { what: 'runc says stopped' });

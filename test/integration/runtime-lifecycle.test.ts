@@ -25,8 +25,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
   this.timeout(60_000);
   let st: TmpState;
 
-  const create = (name: string, spec: Partial<NormalizedSpec>) =>
-    st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
+  const create = (name: string, spec: Partial<NormalizedSpec>) => st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
 
   before(async () => {
     st = await tmpState();

@@ -69,7 +69,10 @@ describe('RuncRuntime ownership and isolation', function () {
     await a.runtime.create({ namespace: 'default', name: 'mine', spec: testSpec(), source: FILE_SOURCE });
     await a.runtime.start('default/mine');
 
-    assert.deepEqual((await a.runtime.list()).map((c) => c.key), ['default/mine']);
+    assert.deepEqual(
+      (await a.runtime.list()).map((c) => c.key),
+      ['default/mine'],
+    );
     assert.equal(await a.runtime.get('default/ghost'), undefined);
     await assert.rejects(a.runtime.start('default/ghost'), NotFoundError);
     await assert.rejects(a.runtime.stop('default/ghost', { graceSeconds: 0 }), NotFoundError);
@@ -91,8 +94,14 @@ describe('RuncRuntime ownership and isolation', function () {
     assert.notEqual(a.runtime.paths.cgroupParent, b.runtime.paths.cgroupParent);
     assert.match(await readFile(`/proc/${pa}/cgroup`, 'utf8'), new RegExp(`:memory:${a.runtime.paths.cgroupParent}/default_same$`, 'm'));
     assert.match(await readFile(`/proc/${pb}/cgroup`, 'utf8'), new RegExp(`:memory:${b.runtime.paths.cgroupParent}/default_same$`, 'm'));
-    assert.deepEqual((await a.runtime.list()).map((c) => c.process.pid), [pa]);
-    assert.deepEqual((await b.runtime.list()).map((c) => c.process.pid), [pb]);
+    assert.deepEqual(
+      (await a.runtime.list()).map((c) => c.process.pid),
+      [pa],
+    );
+    assert.deepEqual(
+      (await b.runtime.list()).map((c) => c.process.pid),
+      [pb],
+    );
 
     await a.runtime.remove('default/same', { keepPrivateArea: false });
     await assertNoLeaks(a.dir);

@@ -95,8 +95,20 @@ describe('OCI config as seen from inside a container', function () {
     assert.equal(got.foo, 'bar baz');
     assert.equal(got.ifaces, 'lo,', 'network none: a private netns with only loopback');
     const expected = capMask([
-      'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP',
-      'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE', 'CAP_NET_ADMIN',
+      'CAP_DAC_OVERRIDE',
+      'CAP_FSETID',
+      'CAP_FOWNER',
+      'CAP_MKNOD',
+      'CAP_NET_RAW',
+      'CAP_SETGID',
+      'CAP_SETUID',
+      'CAP_SETFCAP',
+      'CAP_SETPCAP',
+      'CAP_NET_BIND_SERVICE',
+      'CAP_SYS_CHROOT',
+      'CAP_KILL',
+      'CAP_AUDIT_WRITE',
+      'CAP_NET_ADMIN',
     ]);
     assert.equal(BigInt(`0x${got.capeff}`), expected, `CapEff ${got.capeff}`);
     assert.equal(got.nnp, '1');

@@ -113,14 +113,23 @@ describe('TemplateStore and template-based containers', function () {
     await st.runtime.remove('default/bb', { keepPrivateArea: false });
     await st.templates.remove('busybox', { inUseBy: [] });
     await st.templates.remove('busybox-tgz', { inUseBy: [] });
-    assert.deepEqual((await st.templates.list()).map((t) => t.name), ['host']);
-    await assert.rejects(st.runtime.create({ namespace: 'default', name: 'bb2', spec: testSpec({ template: 'busybox' }), source: FILE_SOURCE }), /not installed/);
+    assert.deepEqual(
+      (await st.templates.list()).map((t) => t.name),
+      ['host'],
+    );
+    await assert.rejects(
+      st.runtime.create({ namespace: 'default', name: 'bb2', spec: testSpec({ template: 'busybox' }), source: FILE_SOURCE }),
+      /not installed/,
+    );
     await assertNoLeaks(st.dir);
   });
 
   it('a fresh TemplateStore on the same state dir sees the same templates', async () => {
     const src = await makeBusyboxRootfs(path.join(work, 'again'));
     await st.templates.import('again', src);
-    assert.deepEqual((await new TemplateStore({ stateDir: st.dir }).list()).map((t) => t.name), ['host', 'again']);
+    assert.deepEqual(
+      (await new TemplateStore({ stateDir: st.dir }).list()).map((t) => t.name),
+      ['host', 'again'],
+    );
   });
 });

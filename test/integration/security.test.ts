@@ -101,7 +101,9 @@ describe('security defaults (real runc)', function () {
 
     it('acetate run --metrics-addr :0 listens on 127.0.0.1 only (not reachable on other addresses)', async () => {
       await writeFile(path.join(dir, 'm.yaml'), manifest('m', ''));
-      const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', ':0', '--log-format', 'text'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', ':0', '--log-format', 'text'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));
@@ -149,9 +151,14 @@ describe('security defaults (real runc)', function () {
 
     for (const umask of ['022', '000']) {
       it(`is 0700 and nothing in it is world-writable (acetate run with umask ${umask})`, async () => {
-        await writeFile(path.join(dir, 's.yaml'), manifest('s', '  env: [{ name: API_TOKEN, value: not-for-other-users }]\n', 'echo a log line; exec sleep 1000000'));
+        await writeFile(
+          path.join(dir, 's.yaml'),
+          manifest('s', '  env: [{ name: API_TOKEN, value: not-for-other-users }]\n', 'echo a log line; exec sleep 1000000'),
+        );
         const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
-          const child = spawn('/bin/sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, CLI, '--state-dir', stateDir, 'apply', '-f', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+          const child = spawn('/bin/sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, CLI, '--state-dir', stateDir, 'apply', '-f', dir], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
           let err = '';
           child.stderr.on('data', (d) => (err += d));
           child.on('close', (code) => resolve({ code, err }));
@@ -164,7 +171,9 @@ describe('security defaults (real runc)', function () {
         assert.ok(entries.some((e) => e.p.endsWith('record.json')) && entries.some((e) => e.p.endsWith('container.log')), 'walked the records and logs');
         const worldWritable = entries.filter((e) => e.type !== 'link' && (e.mode & 0o002) !== 0).map((e) => `${e.p} ${e.mode.toString(8)}`);
         assert.deepEqual(worldWritable, [], 'world-writable files in the state dir');
-        const secretsReadable = entries.filter((e) => /record\.json|config\.json|container\.log$/.test(e.p) && (e.mode & 0o044) !== 0).map((e) => `${e.p} ${e.mode.toString(8)}`);
+        const secretsReadable = entries
+          .filter((e) => /record\.json|config\.json|container\.log$/.test(e.p) && (e.mode & 0o044) !== 0)
+          .map((e) => `${e.p} ${e.mode.toString(8)}`);
         assert.deepEqual(secretsReadable, [], 'records, OCI configs (env values) and logs readable by others');
       });
     }
@@ -184,7 +193,11 @@ describe('security defaults (real runc)', function () {
         ['default', 'x_y'],
         ['default', ''],
       ] as const) {
-        await assert.rejects(rt.create({ namespace, name, spec: testSpec(), source: FILE_SOURCE }), /invalid (name|namespace)/, `${namespace}/${name} accepted`);
+        await assert.rejects(
+          rt.create({ namespace, name, spec: testSpec(), source: FILE_SOURCE }),
+          /invalid (name|namespace)/,
+          `${namespace}/${name} accepted`,
+        );
       }
       assert.deepEqual((await readdir(root)).sort(), before, 'nothing created next to the state dir');
       assert.deepEqual(await readdir(path.join(stateDir, 'containers')).catch(() => []), [], 'no container dir created');
@@ -202,13 +215,19 @@ describe('security defaults (real runc)', function () {
         await waitFor(async () => (await runCli(['logs', 'e'], { stateDir })).stdout.includes('planted'), { what: 'symlink planted' });
         assert.equal(await readlink(path.join(stateDir, 'containers', 'default_e', 'upper', 'escape')), hostTarget);
         // 2. A new spec bind-mounts a host dir on /escape (replace; the private area is kept).
-        await writeFile(path.join(dir, 'e.yaml'), manifest('e', `  mounts: [{ hostPath: ${source}, containerPath: /escape, readOnly: true }]\n`, 'ls /escape/; exec sleep 1000001'));
+        await writeFile(
+          path.join(dir, 'e.yaml'),
+          manifest('e', `  mounts: [{ hostPath: ${source}, containerPath: /escape, readOnly: true }]\n`, 'ls /escape/; exec sleep 1000001'),
+        );
         const r = await apply();
         // Either refused, or mounted inside the container's rootfs: never on the host's path.
         const mounts = await readFile('/proc/self/mountinfo', 'utf8');
         assert.ok(!mounts.split('\n').some((l) => l.split(' ')[4] === hostTarget), `a mount landed on the host path ${hostTarget}`);
         assert.deepEqual((await readdir(hostTarget)).sort(), ['host-file'], 'the host dir is unchanged');
-        if (r.code === 0) await waitFor(async () => (await runCli(['logs', 'e'], { stateDir })).stdout.includes('from-source'), { what: 'the container sees the mount at /escape' });
+        if (r.code === 0)
+          await waitFor(async () => (await runCli(['logs', 'e'], { stateDir })).stdout.includes('from-source'), {
+            what: 'the container sees the mount at /escape',
+          });
       } finally {
         await rm(dir, { recursive: true, force: true });
         await mkdir(dir);
@@ -225,7 +244,10 @@ describe('security defaults (real runc)', function () {
       for (const [i, hostPath] of [stateDir, path.join(stateDir, 'containers')].entries()) {
         await rm(dir, { recursive: true, force: true });
         await mkdir(dir);
-        await writeFile(path.join(dir, 'sd.yaml'), manifest(`sd${i}`, `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt }]\n`, 'ls /mnt; exec sleep 1000000'));
+        await writeFile(
+          path.join(dir, 'sd.yaml'),
+          manifest(`sd${i}`, `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt }]\n`, 'ls /mnt; exec sleep 1000000'),
+        );
         const r = await apply();
         assert.equal(r.code, 1, `a container mounting ${hostPath} was created:\n${r.stdout}`);
         assert.match(r.stderr, /state dir/, 'the error says why');
@@ -242,12 +264,19 @@ describe('security defaults (real runc)', function () {
       for (const [i, hostPath] of [runDir, path.join(runDir, 'runc')].entries()) {
         await rm(dir, { recursive: true, force: true });
         await mkdir(dir);
-        await writeFile(path.join(dir, 'rd.yaml'), manifest(`rd${i}`, `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt }]\n`, 'ls /mnt; exec sleep 1000000'));
+        await writeFile(
+          path.join(dir, 'rd.yaml'),
+          manifest(`rd${i}`, `  mounts: [{ hostPath: ${hostPath}, containerPath: /mnt }]\n`, 'ls /mnt; exec sleep 1000000'),
+        );
         const r = await apply(env);
         assert.equal(r.code, 1, `a container mounting ${hostPath} was created:\n${r.stdout}`);
         assert.match(r.stderr, /run dir/, 'the error says why');
         const listed = await runCli(['get', '-o', 'json'], { stateDir, env });
-        assert.deepEqual((flatContainers(listed.stdout) as Got[]).filter((c) => c.phase === 'Running'), [], 'nothing runs with the run dir mounted');
+        assert.deepEqual(
+          (flatContainers(listed.stdout) as Got[]).filter((c) => c.phase === 'Running'),
+          [],
+          'nothing runs with the run dir mounted',
+        );
       }
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir);
@@ -309,7 +338,10 @@ describe('security defaults (real runc)', function () {
       await writeFile(path.join(dir, 'iso.yaml'), manifest('iso', ''));
       await writeFile(path.join(dir, 'hostnet.yaml'), manifest('hostnet', '  network: host\n'));
       assert.equal((await apply()).code, 0);
-      for (const [name, shared] of [['iso', []], ['hostnet', ['net']]] as const) {
+      for (const [name, shared] of [
+        ['iso', []],
+        ['hostnet', ['net']],
+      ] as const) {
         const pid = (await get(name)).pid!;
         for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
           const mine = await readlink(`/proc/self/ns/${ns}`);

@@ -37,17 +37,22 @@ describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + co
     const actual = await st.runtime.get(key);
     const desired = { key, namespace: 'default', name, spec: { ...actual!.applied.spec, ...spec }, source: FILE_SOURCE };
     // A changed policy also rewrites the record (configure): only what touches the process counts here.
-    return plan({ desired: new Map([[key, desired]]), actual: new Map([[key, actual!]]), complete: true }).actions.map((a) => a.kind).filter((k) => k !== 'configure');
+    return plan({ desired: new Map([[key, desired]]), actual: new Map([[key, actual!]]), complete: true })
+      .actions.map((a) => a.kind)
+      .filter((k) => k !== 'configure');
   };
 
   it('conmon SIGKILLed: the process keeps running, same pid, reported unsupervised', async () => {
     const pid = await start('svc', {});
     assert.equal((await st.runtime.get('default/svc'))!.process.unsupervised, undefined);
     process.kill((await readPid(path.join(runDirOf('svc'), 'conmon.pid')))!, 'SIGKILL');
-    const a = await waitFor(async () => {
-      const got = await st.runtime.get('default/svc');
-      return got?.process.unsupervised ? got : undefined;
-    }, { what: 'the lost supervisor to show' });
+    const a = await waitFor(
+      async () => {
+        const got = await st.runtime.get('default/svc');
+        return got?.process.unsupervised ? got : undefined;
+      },
+      { what: 'the lost supervisor to show' },
+    );
     assert.equal(a.process.state, 'running');
     assert.equal(a.process.pid, pid);
     assert.match(a.process.unsupervised!, /supervisor \(conmon\) is gone/);
@@ -58,10 +63,13 @@ describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + co
   it('an OnFailure job that ends while unsupervised: exit code unknown, not run again; Always is restarted', async () => {
     await start('job', { command: ['/bin/sh', '-c', 'sleep 1; exit 0'], restartPolicy: 'OnFailure' });
     process.kill((await readPid(path.join(runDirOf('job'), 'conmon.pid')))!, 'SIGKILL');
-    const a = await waitFor(async () => {
-      const got = await st.runtime.get('default/job');
-      return got?.process.state === 'exited' ? got : undefined;
-    }, { what: 'the job to end' });
+    const a = await waitFor(
+      async () => {
+        const got = await st.runtime.get('default/job');
+        return got?.process.state === 'exited' ? got : undefined;
+      },
+      { what: 'the job to end' },
+    );
     assert.equal(a.process.exitCode, undefined);
     assert.match(a.process.unsupervised!, /exit code unknown/);
     assert.deepEqual(await actionsFor('job', { restartPolicy: 'OnFailure' }), []);
@@ -78,10 +86,13 @@ describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + co
     assert.match(a.process.unsupervised!, /runc has no state/);
     assert.deepEqual(await actionsFor('lost', {}), [], 'no second process is started');
     process.kill(pid, 'SIGKILL');
-    const b = await waitFor(async () => {
-      const got = await st.runtime.get('default/lost');
-      return got?.process.state === 'exited' ? got : undefined;
-    }, { what: 'the end to show' });
+    const b = await waitFor(
+      async () => {
+        const got = await st.runtime.get('default/lost');
+        return got?.process.state === 'exited' ? got : undefined;
+      },
+      { what: 'the end to show' },
+    );
     assert.equal(b.process.exitCode, undefined);
     assert.deepEqual(await actionsFor('lost', { restartPolicy: 'OnFailure' }), [], 'OnFailure: may have succeeded, not run again');
     // Desired Stopped finishes it once: the unseen end is recorded, nothing more to do.
@@ -90,7 +101,7 @@ describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + co
     assert.equal((await st.runtime.get('default/lost'))!.process.state, 'absent');
   });
 
-  it('conmon\'s exit dir and pid files removed by hand: the lock holder puts them back, so the exit code is still recorded', async () => {
+  it("conmon's exit dir and pid files removed by hand: the lock holder puts them back, so the exit code is still recorded", async () => {
     const pid = await start('files', {});
     const run = runDirOf('files');
     await rm(path.join(run, 'exits'), { recursive: true, force: true });
@@ -101,22 +112,36 @@ describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + co
     assert.ok((await readPid(path.join(run, 'conmon.pid'))) !== undefined, 'conmon.pid put back');
     assert.equal(await readPid(path.join(run, 'pid')), pid);
     process.kill(pid, 'SIGKILL');
-    const b = await waitFor(async () => {
-      const got = await st.runtime.get('default/files');
-      return got?.process.state === 'exited' && got.process.exitCode !== undefined ? got : undefined;
-    }, { what: 'the exit code to be recorded' });
+    const b = await waitFor(
+      async () => {
+        const got = await st.runtime.get('default/files');
+        return got?.process.state === 'exited' && got.process.exitCode !== undefined ? got : undefined;
+      },
+      { what: 'the exit code to be recorded' },
+    );
     assert.equal(b.process.exitCode, 137);
     assert.equal(b.process.unsupervised, undefined);
   });
 
   it('a process killed by the memory limit: exit 137, reason OOMKilled, kept after the stop', async () => {
     // dd (the container's init) fills a 64 MiB buffer: over the 16 MiB limit, the kernel's OOM killer kills it.
-    await start('oom', { command: ['/bin/sh', '-c', 'exec dd if=/dev/zero of=/dev/null bs=64M count=1'], resources: { memoryBytes: 16 * 2 ** 20 }, restartPolicy: 'Never' });
-    const a = await waitFor(async () => {
-      const got = await st.runtime.get('default/oom');
-      return got?.process.state === 'exited' ? got : undefined;
-    }, { what: 'the OOM kill', timeoutMs: 20_000 });
-    assert.equal(a.process.exitCode, 137, `exit ${a.process.exitCode}; log: ${await readFile(path.join(st.runtime.paths.containersDir, 'default_oom', 'container.log'), 'utf8').catch(() => '')}`);
+    await start('oom', {
+      command: ['/bin/sh', '-c', 'exec dd if=/dev/zero of=/dev/null bs=64M count=1'],
+      resources: { memoryBytes: 16 * 2 ** 20 },
+      restartPolicy: 'Never',
+    });
+    const a = await waitFor(
+      async () => {
+        const got = await st.runtime.get('default/oom');
+        return got?.process.state === 'exited' ? got : undefined;
+      },
+      { what: 'the OOM kill', timeoutMs: 20_000 },
+    );
+    assert.equal(
+      a.process.exitCode,
+      137,
+      `exit ${a.process.exitCode}; log: ${await readFile(path.join(st.runtime.paths.containersDir, 'default_oom', 'container.log'), 'utf8').catch(() => '')}`,
+    );
     assert.equal(a.process.reason, 'OOMKilled');
     await st.runtime.stop('default/oom', { graceSeconds: 0 });
     const b = (await st.runtime.get('default/oom'))!;

@@ -32,7 +32,11 @@ describe('systemd unit (controller/systemd/acetate.service)', function () {
     unit = await readFile(UNIT, 'utf8');
   });
 
-  const directive = (name: string) => unit.split('\n').filter((l) => l.startsWith(`${name}=`)).map((l) => l.slice(name.length + 1));
+  const directive = (name: string) =>
+    unit
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}=`))
+      .map((l) => l.slice(name.length + 1));
 
   it('runs acetate run -f on a directory set by an optional EnvironmentFile, restarts on failure, and kills only acetate', () => {
     assert.deepEqual(directive('ExecStart'), [`${INSTALLED_BINARY} run -f \${ACETATE_MANIFESTS} $ACETATE_OPTS`]);

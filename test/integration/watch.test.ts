@@ -101,13 +101,17 @@ describe('FileSource (real files, chokidar)', function () {
   });
 
   it('debounces: files written together are read once, in one change', async () => {
-    await withSource({ 'web.yaml': manifest('web') }, async ({ dir, src, changes }) => {
-      await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => writeFile(path.join(dir, `${n}.yaml`), manifest(n))));
-      await waitFor(() => src.snapshot().containers.size === 6, { message: 'five new containers' });
-      await barrier(dir, changes, 1);
-      assert.equal(changes.length, 2, `changes: ${JSON.stringify(changes)}`);
-      assert.deepEqual(changes[0], ['default/a', 'default/b', 'default/c', 'default/d', 'default/e']);
-    }, { debounceMs: 300 });
+    await withSource(
+      { 'web.yaml': manifest('web') },
+      async ({ dir, src, changes }) => {
+        await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => writeFile(path.join(dir, `${n}.yaml`), manifest(n))));
+        await waitFor(() => src.snapshot().containers.size === 6, { message: 'five new containers' });
+        await barrier(dir, changes, 1);
+        assert.equal(changes.length, 2, `changes: ${JSON.stringify(changes)}`);
+        assert.deepEqual(changes[0], ['default/a', 'default/b', 'default/c', 'default/d', 'default/e']);
+      },
+      { debounceMs: 300 },
+    );
   });
 
   it('an invalid file keeps its last good keys protected; fixing it brings them back; deleting it removes them', async () => {
@@ -175,9 +179,13 @@ describe('FileSource (real files, chokidar)', function () {
   });
 
   it('--allow-empty: an empty directory is a complete snapshot', async () => {
-    await withSource({}, async ({ src }) => {
-      assert.equal(src.snapshot().complete, true);
-    }, { allowEmpty: true });
+    await withSource(
+      {},
+      async ({ src }) => {
+        assert.equal(src.snapshot().complete, true);
+      },
+      { allowEmpty: true },
+    );
   });
 
   it('the periodic re-list catches what the watcher missed, and reports nothing when nothing changed', async () => {

@@ -58,7 +58,14 @@ function rbacOf(r: { method: string; path: string; query: URLSearchParams }): st
   if ((m = /^\/apis\/([^/]+)\/[^/]+\/(?:namespaces\/[^/]+\/)?([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(r.path))) {
     const [, group, resource, name, sub] = m;
     const res = sub ? `${resource}/${sub}` : resource!;
-    const verb = r.method === 'GET' ? (name ? 'get' : r.query.get('watch') === 'true' ? 'watch' : 'list') : { PUT: 'update', PATCH: 'patch', POST: 'create', DELETE: 'delete' }[r.method]!;
+    const verb =
+      r.method === 'GET'
+        ? name
+          ? 'get'
+          : r.query.get('watch') === 'true'
+            ? 'watch'
+            : 'list'
+        : { PUT: 'update', PATCH: 'patch', POST: 'create', DELETE: 'delete' }[r.method]!;
     return `${group}|${res}|${verb}`;
   }
   if ((m = /^\/api\/v1\/namespaces\/[^/]+\/([^/]+)(?:\/([^/]+))?$/.exec(r.path))) {
@@ -101,7 +108,10 @@ describe('kube: controller/ deployment', () => {
     assert.ok((k.resources as string[]).includes('../crds'));
     const ds = byKind('DaemonSet')[0]!;
     const image = ds.spec.template.spec.containers[0].image as string;
-    assert.ok((k.images as Obj[]).some((i) => image.startsWith(`${i.name}:`)), 'the images entry names the DaemonSet image');
+    assert.ok(
+      (k.images as Obj[]).some((i) => image.startsWith(`${i.name}:`)),
+      'the images entry names the DaemonSet image',
+    );
   });
 
   it('kubectl kustomize builds it into CRD, namespace, RBAC and DaemonSet', async function () {
@@ -109,8 +119,16 @@ describe('kube: controller/ deployment', () => {
     if (!(await which('kubectl'))) skipBecause(this, 'kubectl not installed');
     const { stdout } = await run('kubectl', ['kustomize', CTRL], { maxBuffer: 10 * 2 ** 20 });
     const objs = yaml.loadAll(stdout) as Obj[];
-    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'DaemonSet', 'Namespace', 'ServiceAccount']);
-    for (const o of objs) if (o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace') assert.equal(o.metadata.labels['app.kubernetes.io/part-of'], 'acetate');
+    assert.deepEqual(objs.map((o) => o.kind).sort(), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'CustomResourceDefinition',
+      'DaemonSet',
+      'Namespace',
+      'ServiceAccount',
+    ]);
+    for (const o of objs)
+      if (o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace') assert.equal(o.metadata.labels['app.kubernetes.io/part-of'], 'acetate');
   });
 
   it('the DaemonSet gives acetate what it needs: privileges, NODE_NAME, the state and run dirs, probes on the metrics port', () => {
@@ -145,12 +163,19 @@ describe('kube: controller/ deployment', () => {
     assert.equal(hostRoot.readOnly, true);
     const addr = c.args[c.args.indexOf('--metrics-addr') + 1] as string;
     const port = Number(addr.split(':').pop());
-    for (const [probe, p] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz'], ['startupProbe', '/healthz']] as const) {
+    for (const [probe, p] of [
+      ['livenessProbe', '/healthz'],
+      ['readinessProbe', '/readyz'],
+      ['startupProbe', '/healthz'],
+    ] as const) {
       assert.equal(c[probe].httpGet.path, p);
       assert.equal(c[probe].httpGet.port, port, `${probe} on the metrics port`);
       assert.equal(c[probe].httpGet.host, addr.split(':')[0], `${probe} where acetate listens`);
     }
-    assert.ok(pod.tolerations.some((t: Obj) => t.operator === 'Exists'), 'runs on every node');
+    assert.ok(
+      pod.tolerations.some((t: Obj) => t.operator === 'Exists'),
+      'runs on every node',
+    );
   });
 
   it('the ClusterRole grants every verb the code uses, and only those (least privilege)', async function () {
@@ -173,7 +198,11 @@ describe('kube: controller/ deployment', () => {
       const desired = source.snapshot().containers.get('default/web')!;
       fake.failNext({ method: 'PUT', path: /\/status$/ }, 409);
       const status = computeStatus({ key: 'default/web', desired, node: NODE, now: Date.now() });
-      assert.deepEqual((await stepLikeTheLoop(() => source.statusSink.publish('default/web', status))).map((d) => d.action), ['retry', 'forget'], 'the 409 is retried at once, re-read');
+      assert.deepEqual(
+        (await stepLikeTheLoop(() => source.statusSink.publish('default/web', status))).map((d) => d.action),
+        ['retry', 'forget'],
+        'the 409 is retried at once, re-read',
+      );
       source.eventRecorder.record('default/web', { type: 'Normal', reason: 'Created', message: 'x' });
       source.eventRecorder.record('default/web', { type: 'Normal', reason: 'Created', message: 'x' });
       await source.eventRecorder.flush();
@@ -186,18 +215,23 @@ describe('kube: controller/ deployment', () => {
       await fake.close();
     }
     const used = [...new Set(fake.requests.map(rbacOf))].sort();
-    assert.deepEqual([...used].sort(), [
-      '|events|create',
-      '|events|patch',
-      'acetate.dev|containers/status|update',
-      'acetate.dev|containers|get',
-      'acetate.dev|containers|list',
-      'acetate.dev|containers|patch',
-      'acetate.dev|containers|watch',
-    ].sort());
+    assert.deepEqual(
+      [...used].sort(),
+      [
+        '|events|create',
+        '|events|patch',
+        'acetate.dev|containers/status|update',
+        'acetate.dev|containers|get',
+        'acetate.dev|containers|list',
+        'acetate.dev|containers|patch',
+        'acetate.dev|containers|watch',
+      ].sort(),
+    );
     for (const u of used) assert.ok(allowed(role, u), `ClusterRole allows ${u}`);
     // nothing beyond what the brief and the code call for
-    const granted = role.rules.flatMap((r: Obj) => r.apiGroups.flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}|${res}|${v}`))));
+    const granted = role.rules.flatMap((r: Obj) =>
+      r.apiGroups.flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}|${res}|${v}`))),
+    );
     const extra = granted.filter((g: string) => !used.includes(g));
     assert.deepEqual(extra.sort(), ['acetate.dev|containers/finalizers|update', 'acetate.dev|containers/status|patch', 'acetate.dev|containers|update']);
     assert.ok(!granted.some((g: string) => g.includes('*')));
@@ -206,7 +240,11 @@ describe('kube: controller/ deployment', () => {
 
   it('the Dockerfile copies files that exist, and its entrypoint and CMD match the DaemonSet', () => {
     const text = readFileSync(path.join(CTRL, 'Dockerfile'), 'utf8');
-    const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const lines = text
+      .replace(/\\\n/g, ' ')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     const froms = lines.filter((l) => l.startsWith('FROM '));
     assert.equal(froms.length, 2, 'a build stage and a runtime stage');
     for (const l of lines.filter((x) => x.startsWith('COPY ') && !x.includes('--from='))) {
@@ -229,7 +267,11 @@ describe('kube: controller/ deployment', () => {
 
   it('the image build compiles src/ (tsc -p controller/tsconfig.image.json)', async function () {
     this.timeout(120_000);
-    await run(process.execPath, [path.join(PACKAGE_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(CTRL, 'tsconfig.image.json'), '--noEmit'], { cwd: PACKAGE_ROOT });
+    await run(
+      process.execPath,
+      [path.join(PACKAGE_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(CTRL, 'tsconfig.image.json'), '--noEmit'],
+      { cwd: PACKAGE_ROOT },
+    );
   });
 
   describe('entrypoint.sh', () => {

@@ -33,25 +33,118 @@ const root = version.schema.openAPIV3Schema as Schema;
 
 /** Fields of apiextensions.k8s.io/v1 JSONSchemaProps. */
 const PROPS_KEYS = new Set([
-  '$ref', '$schema', 'additionalItems', 'additionalProperties', 'allOf', 'anyOf', 'default', 'definitions', 'dependencies',
-  'description', 'enum', 'example', 'exclusiveMaximum', 'exclusiveMinimum', 'externalDocs', 'format', 'id', 'items',
-  'maxItems', 'maxLength', 'maxProperties', 'maximum', 'minItems', 'minLength', 'minProperties', 'minimum', 'multipleOf',
-  'not', 'nullable', 'oneOf', 'pattern', 'patternProperties', 'properties', 'required', 'title', 'type', 'uniqueItems',
-  'x-kubernetes-embedded-resource', 'x-kubernetes-int-or-string', 'x-kubernetes-list-map-keys', 'x-kubernetes-list-type',
-  'x-kubernetes-map-type', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-validations',
+  '$ref',
+  '$schema',
+  'additionalItems',
+  'additionalProperties',
+  'allOf',
+  'anyOf',
+  'default',
+  'definitions',
+  'dependencies',
+  'description',
+  'enum',
+  'example',
+  'exclusiveMaximum',
+  'exclusiveMinimum',
+  'externalDocs',
+  'format',
+  'id',
+  'items',
+  'maxItems',
+  'maxLength',
+  'maxProperties',
+  'maximum',
+  'minItems',
+  'minLength',
+  'minProperties',
+  'minimum',
+  'multipleOf',
+  'not',
+  'nullable',
+  'oneOf',
+  'pattern',
+  'patternProperties',
+  'properties',
+  'required',
+  'title',
+  'type',
+  'uniqueItems',
+  'x-kubernetes-embedded-resource',
+  'x-kubernetes-int-or-string',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-list-type',
+  'x-kubernetes-map-type',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-validations',
 ]);
 /** Rejected by the API server for CRDs (specStandardValidatorV3). */
 const FORBIDDEN = ['$ref', 'id', 'definitions', 'dependencies', 'patternProperties', 'additionalItems'];
 /** Not allowed inside anyOf/allOf/oneOf/not (validateNestedValueValidation). */
 const NESTED_FORBIDDEN = [
-  'type', 'description', 'default', 'additionalProperties', 'title', 'nullable', 'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-embedded-resource', 'x-kubernetes-int-or-string', 'x-kubernetes-list-map-keys', 'x-kubernetes-list-type',
-  'x-kubernetes-map-type', 'x-kubernetes-validations',
+  'type',
+  'description',
+  'default',
+  'additionalProperties',
+  'title',
+  'nullable',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-embedded-resource',
+  'x-kubernetes-int-or-string',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-list-type',
+  'x-kubernetes-map-type',
+  'x-kubernetes-validations',
 ];
 /** With the status subresource, only these may be set at the root (allowedFieldsAtRootSchema). */
-const ROOT_ALLOWED = new Set(['description', 'type', 'format', 'title', 'maximum', 'exclusiveMaximum', 'minimum', 'exclusiveMinimum', 'maxLength', 'minLength', 'pattern', 'maxItems', 'minItems', 'uniqueItems', 'multipleOf', 'required', 'items', 'properties', 'externalDocs', 'example', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-validations']);
+const ROOT_ALLOWED = new Set([
+  'description',
+  'type',
+  'format',
+  'title',
+  'maximum',
+  'exclusiveMaximum',
+  'minimum',
+  'exclusiveMinimum',
+  'maxLength',
+  'minLength',
+  'pattern',
+  'maxItems',
+  'minItems',
+  'uniqueItems',
+  'multipleOf',
+  'required',
+  'items',
+  'properties',
+  'externalDocs',
+  'example',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-validations',
+]);
 const TYPES = new Set(['string', 'number', 'integer', 'boolean', 'array', 'object']);
-const FORMATS = new Set(['int32', 'int64', 'float', 'double', 'byte', 'binary', 'date', 'date-time', 'password', 'uri', 'email', 'hostname', 'ipv4', 'ipv6', 'cidr', 'mac', 'uuid', 'duration', 'quantity', 'int-or-string', '']);
+const FORMATS = new Set([
+  'int32',
+  'int64',
+  'float',
+  'double',
+  'byte',
+  'binary',
+  'date',
+  'date-time',
+  'password',
+  'uri',
+  'email',
+  'hostname',
+  'ipv4',
+  'ipv6',
+  'cidr',
+  'mac',
+  'uuid',
+  'duration',
+  'quantity',
+  'int-or-string',
+  '',
+]);
 
 const INT_OR_STRING_ANYOF = [{ type: 'integer' }, { type: 'string' }];
 
@@ -65,7 +158,8 @@ function nodes(schema: Schema, p = 'openAPIV3Schema', level: Node['level'] = 'ro
   out.push({ schema, path: p, level });
   for (const [k, v] of Object.entries(schema.properties ?? {})) nodes(v as Schema, `${p}.properties[${k}]`, 'field', out);
   if (schema.items && !Array.isArray(schema.items)) nodes(schema.items, `${p}.items`, 'item', out);
-  if (schema.additionalProperties && typeof schema.additionalProperties === 'object') nodes(schema.additionalProperties, `${p}.additionalProperties`, 'field', out);
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object')
+    nodes(schema.additionalProperties, `${p}.additionalProperties`, 'field', out);
   return out;
 }
 
@@ -79,7 +173,9 @@ function nested(schema: Schema): { s: Schema; where: string }[] {
 /** Structural and CRD validation errors, in the API server's words. */
 export function crdSchemaErrors(rootSchema: Schema, statusSubresource: boolean): string[] {
   const errs: string[] = [];
-  if (statusSubresource) for (const k of Object.keys(rootSchema)) if (!ROOT_ALLOWED.has(k)) errs.push(`openAPIV3Schema.${k}: only ${[...ROOT_ALLOWED].join(', ')} are allowed at the root with the status subresource`);
+  if (statusSubresource)
+    for (const k of Object.keys(rootSchema))
+      if (!ROOT_ALLOWED.has(k)) errs.push(`openAPIV3Schema.${k}: only ${[...ROOT_ALLOWED].join(', ')} are allowed at the root with the status subresource`);
   if (rootSchema.type !== 'object') errs.push('openAPIV3Schema.type: must be object at the root');
   if (rootSchema.nullable) errs.push('openAPIV3Schema.nullable: cannot be true at the root');
   for (const { schema: s, path: p, level } of nodes(rootSchema)) {
@@ -130,15 +226,22 @@ export function crdSchemaErrors(rootSchema: Schema, statusSubresource: boolean):
         if (!ks) errs.push(`${p}.x-kubernetes-list-map-keys: entries must all be names of item properties (${k})`);
         else {
           if (ks.type === 'array' || ks.type === 'object') errs.push(`${p}.items.properties[${k}].type: must be a scalar type`);
-          if (!(s.items.required ?? []).includes(k) && ks.default === undefined) errs.push(`${p}.items.properties[${k}].default: Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property`);
+          if (!(s.items.required ?? []).includes(k) && ks.default === undefined)
+            errs.push(
+              `${p}.items.properties[${k}].default: Required value: this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property`,
+            );
         }
       }
     }
     for (const [i, r] of (s['x-kubernetes-validations'] ?? []).entries()) {
       if (!String(r.rule ?? '').trim()) errs.push(`${p}.x-kubernetes-validations[${i}].rule: rule is not specified`);
-      if (r.message !== undefined && /[\n\r]/.test(String(r.message).trim())) errs.push(`${p}.x-kubernetes-validations[${i}].message: must not contain line breaks`);
-      if (/[\n\r]/.test(String(r.rule).trim()) && !r.message) errs.push(`${p}.x-kubernetes-validations[${i}].message: must be specified if rule contains line breaks`);
-      for (const k of Object.keys(r)) if (!['rule', 'message', 'messageExpression', 'reason', 'fieldPath', 'optionalOldSelf'].includes(k)) errs.push(`${p}.x-kubernetes-validations[${i}].${k}: unknown field`);
+      if (r.message !== undefined && /[\n\r]/.test(String(r.message).trim()))
+        errs.push(`${p}.x-kubernetes-validations[${i}].message: must not contain line breaks`);
+      if (/[\n\r]/.test(String(r.rule).trim()) && !r.message)
+        errs.push(`${p}.x-kubernetes-validations[${i}].message: must be specified if rule contains line breaks`);
+      for (const k of Object.keys(r))
+        if (!['rule', 'message', 'messageExpression', 'reason', 'fieldPath', 'optionalOldSelf'].includes(k))
+          errs.push(`${p}.x-kubernetes-validations[${i}].${k}: unknown field`);
     }
   }
   // metadata at the root: nothing but type object (and name/generateName restrictions)
@@ -146,7 +249,8 @@ export function crdSchemaErrors(rootSchema: Schema, statusSubresource: boolean):
   if (meta) {
     const extra = Object.keys(meta).filter((k) => k !== 'type' && k !== 'properties');
     const props = Object.keys(meta.properties ?? {}).filter((k) => k !== 'name' && k !== 'generateName');
-    if (meta.type !== 'object' || extra.length || props.length) errs.push('openAPIV3Schema.properties[metadata]: must not specify anything other than name and generateName');
+    if (meta.type !== 'object' || extra.length || props.length)
+      errs.push('openAPIV3Schema.properties[metadata]: must not specify anything other than name and generateName');
   }
   for (const k of ['apiVersion', 'kind']) {
     const f = rootSchema.properties?.[k];
@@ -178,7 +282,9 @@ interface Rule {
 }
 
 function rules(): Rule[] {
-  return nodes(root).flatMap(({ schema, path: p }) => (schema['x-kubernetes-validations'] ?? []).map((r: Schema) => ({ path: p, rule: r.rule, message: r.message, schema })));
+  return nodes(root).flatMap(({ schema, path: p }) =>
+    (schema['x-kubernetes-validations'] ?? []).map((r: Schema) => ({ path: p, rule: r.rule, message: r.message, schema })),
+  );
 }
 
 /**
@@ -230,7 +336,12 @@ describe('kube: CRD', () => {
           properties: {
             q: { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
             untyped: { description: 'no type' },
-            list: { type: 'array', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['k'], items: { type: 'object', properties: { k: { type: 'string' } } } },
+            list: {
+              type: 'array',
+              'x-kubernetes-list-type': 'map',
+              'x-kubernetes-list-map-keys': ['k'],
+              items: { type: 'object', properties: { k: { type: 'string' } } },
+            },
             typo: { type: 'string', maxLenght: 3 },
           },
         },
@@ -245,7 +356,10 @@ describe('kube: CRD', () => {
       /maxLenght: unknown field/,
       /properties\[metadata\]: must not specify anything other than name and generateName/,
     ]) {
-      assert.ok(errs.some((e) => want.test(e)), `expected ${want} in:\n${errs.join('\n')}`);
+      assert.ok(
+        errs.some((e) => want.test(e)),
+        `expected ${want} in:\n${errs.join('\n')}`,
+      );
     }
   });
 
@@ -298,12 +412,18 @@ describe('kube: CRD', () => {
 
   it('printer columns: node, state, cpu, memory, ready, ip, image, age; each path exists in the schema', () => {
     const cols = version.additionalPrinterColumns as Schema[];
-    assert.deepEqual(cols.map((c) => c.name.toLowerCase()), ['node', 'state', 'cpu', 'memory', 'ready', 'ip', 'image', 'age']);
+    assert.deepEqual(
+      cols.map((c) => c.name.toLowerCase()),
+      ['node', 'state', 'cpu', 'memory', 'ready', 'ip', 'image', 'age'],
+    );
     for (const c of cols) {
       assert.ok(['integer', 'number', 'string', 'boolean', 'date'].includes(c.type), `${c.name}: type ${c.type}`);
       if (c.jsonPath === '.metadata.creationTimestamp') continue;
       let s: Schema | undefined = root;
-      for (const seg of c.jsonPath.replace(/\[\?\(@\.type=="[A-Za-z]+"\)\]/g, '[]').split('.').slice(1)) {
+      for (const seg of c.jsonPath
+        .replace(/\[\?\(@\.type=="[A-Za-z]+"\)\]/g, '[]')
+        .split('.')
+        .slice(1)) {
         const [name, arr] = [seg.replace('[]', ''), seg.endsWith('[]')];
         s = s?.properties?.[name];
         if (arr) s = s?.items;
@@ -330,19 +450,32 @@ describe('kube: CRD', () => {
     for (const bad of ['0', '0m', '5m', '8.9m', '0.0', '0.005', '.001', '000', 0]) assert.equal(celOk(cpu, bad), false, `cpu ${bad}`);
     const mem = rule('memory');
     for (const ok of ['4Mi', '64Mi', '1Gi', '0.5Gi', '5000000', '5M', '4096Ki', 4194304, 2 ** 30]) assert.equal(celOk(mem, ok), true, `memory ${ok}`);
-    for (const bad of ['512', '0', '0Gi', '0.0Mi', '100Ki', '999k', '3Mi', '3M', '1048576', '0e3', 100, 0]) assert.equal(celOk(mem, bad), false, `memory ${bad}`);
+    for (const bad of ['512', '0', '0Gi', '0.0Mi', '100Ki', '999k', '3Mi', '3M', '1048576', '0e3', 100, 0])
+      assert.equal(celOk(mem, bad), false, `memory ${bad}`);
   });
 
   it('never rejects a quantity acetate accepts (the rules are a subset of acetate validation)', () => {
     const cpuRule = rules().find((r) => r.path.endsWith('properties[cpu]'))!.rule;
     const memRule = rules().find((r) => r.path.endsWith('properties[memory]'))!.rule;
-    const num = fc.tuple(fc.stringMatching(/^[0-9]{0,8}$/), fc.option(fc.stringMatching(/^[0-9]{0,4}$/))).map(([i, f]) => `${i}${f === null ? '' : `.${f}`}`).filter((s) => /[0-9]/.test(s));
-    const cpu = fc.oneof(fc.tuple(num, fc.constantFrom('', 'm')).map(([n, u]) => `${n}${u}`), fc.nat({ max: 2000 }));
+    const num = fc
+      .tuple(fc.stringMatching(/^[0-9]{0,8}$/), fc.option(fc.stringMatching(/^[0-9]{0,4}$/)))
+      .map(([i, f]) => `${i}${f === null ? '' : `.${f}`}`)
+      .filter((s) => /[0-9]/.test(s));
+    const cpu = fc.oneof(
+      fc.tuple(num, fc.constantFrom('', 'm')).map(([n, u]) => `${n}${u}`),
+      fc.nat({ max: 2000 }),
+    );
     const mem = fc.oneof(
       fc.tuple(num, fc.constantFrom('', 'k', 'K', 'Ki', 'M', 'Mi', 'G', 'Gi', 'T', 'Ti', 'E', 'e3', 'e6')).map(([n, u]) => `${n}${u}`),
       fc.nat({ max: 2 ** 31 }),
     );
-    fc.assert(fc.property(cpu, (q) => !(celOk(cpuRule, q) === false && acetateAccepts({ cpu: q }))), { numRuns: 2000 });
-    fc.assert(fc.property(mem, (q) => !(celOk(memRule, q) === false && acetateAccepts({ memory: q }))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(cpu, (q) => !(celOk(cpuRule, q) === false && acetateAccepts({ cpu: q }))),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(mem, (q) => !(celOk(memRule, q) === false && acetateAccepts({ memory: q }))),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -6,7 +6,10 @@ import type { KubeContainer } from '../../src/sources/kube/client.js';
 import { containerObj, NODE } from './helpers.js';
 
 function stored(o: Record<string, any>, meta: Record<string, unknown> = {}): KubeContainer {
-  return { ...o, metadata: { uid: 'uid-1', generation: 3, resourceVersion: '42', creationTimestamp: '2024-01-01T00:00:00Z', ...o.metadata, ...meta } } as KubeContainer;
+  return {
+    ...o,
+    metadata: { uid: 'uid-1', generation: 3, resourceVersion: '42', creationTimestamp: '2024-01-01T00:00:00Z', ...o.metadata, ...meta },
+  } as KubeContainer;
 }
 
 const ctx = { node: NODE, capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30, pids: 32768 } };

@@ -16,7 +16,15 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 import { Controller } from '../../src/controller/loop.js';
 import { plan } from '../../src/plan/plan.js';
@@ -80,7 +88,9 @@ describe('kube: e2e against a real cluster', function () {
     await controller?.stop();
     if (ns) {
       // objects left with our finalizer would keep the namespace terminating
-      const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL }).catch(() => ({ items: [] }))) as { items: any[] };
+      const list = (await custom
+        .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
+        .catch(() => ({ items: [] }))) as { items: any[] };
       for (const o of list.items) {
         await custom
           .patchNamespacedCustomObject(
@@ -108,7 +118,13 @@ describe('kube: e2e against a real cluster', function () {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: 'Container',
       metadata: { name, namespace: ns, labels: { [NODE_LABEL]: node } },
-      spec: { nodeName: node, template: 'host', command: ['/bin/sh', '-c', 'exec sleep 100000'], terminationGracePeriodSeconds: 1, resources: { cpu: '250m', memory } },
+      spec: {
+        nodeName: node,
+        template: 'host',
+        command: ['/bin/sh', '-c', 'exec sleep 100000'],
+        terminationGracePeriodSeconds: 1,
+        resources: { cpu: '250m', memory },
+      },
     };
   }
 
@@ -121,11 +137,21 @@ describe('kube: e2e against a real cluster', function () {
 
   it('create → finalizer, running container, status Ready; resize in place; Events; delete → destroyed, object gone', async () => {
     await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body: obj('web', '64Mi') });
-    const ready = await waitFor(async () => {
-      const o = await get('web');
-      const c = o?.status?.conditions?.find((x: any) => x.type === 'Ready');
-      return c?.status === 'True' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
-    }, { ...WAIT, message: () => `web Ready (log: ${log.lines.slice(-20).map((l) => l.message).join(' | ')})` });
+    const ready = await waitFor(
+      async () => {
+        const o = await get('web');
+        const c = o?.status?.conditions?.find((x: any) => x.type === 'Ready');
+        return c?.status === 'True' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+      },
+      {
+        ...WAIT,
+        message: () =>
+          `web Ready (log: ${log.lines
+            .slice(-20)
+            .map((l) => l.message)
+            .join(' | ')})`,
+      },
+    );
     assert.deepEqual(ready.metadata.finalizers, [FINALIZER]);
     const pid = ready.status.pid;
     assert.equal((await st!.runtime.get(`${ns}/web`))?.process.pid, pid);
@@ -134,16 +160,22 @@ describe('kube: e2e against a real cluster', function () {
       { group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: { spec: { resources: { memory: '128Mi' } } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
-    const resized = await waitFor(async () => {
-      const o = await get('web');
-      return o?.status?.resources?.memory === '128Mi' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
-    }, { ...WAIT, what: 'the resize in status' });
+    const resized = await waitFor(
+      async () => {
+        const o = await get('web');
+        return o?.status?.resources?.memory === '128Mi' && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+      },
+      { ...WAIT, what: 'the resize in status' },
+    );
     assert.equal(resized.status.pid, pid, 'same process');
 
-    await waitFor(async () => {
-      const evs = (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === 'web').map((e) => e.reason);
-      return evs.includes('Created') && evs.includes('Resized');
-    }, { ...WAIT, what: 'Created and Resized events' });
+    await waitFor(
+      async () => {
+        const evs = (await core.listNamespacedEvent({ namespace: ns })).items.filter((e) => e.involvedObject.name === 'web').map((e) => e.reason);
+        return evs.includes('Created') && evs.includes('Resized');
+      },
+      { ...WAIT, what: 'Created and Resized events' },
+    );
 
     await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web' });
     await waitFor(async () => (await get('web')) === undefined, { ...WAIT, what: 'the object to go' });
@@ -160,8 +192,11 @@ async function ensureCrd(kc: KubeConfig): Promise<void> {
   const have = await ext.readCustomResourceDefinition({ name }).catch(() => undefined);
   if (!have) await ext.createCustomResourceDefinition({ body: want });
   else await ext.replaceCustomResourceDefinition({ name, body: { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata!.resourceVersion } } });
-  await waitFor(async () => {
-    const c = await ext.readCustomResourceDefinition({ name });
-    return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
-  }, { timeoutMs: 60_000, what: 'the CRD to be Established' });
+  await waitFor(
+    async () => {
+      const c = await ext.readCustomResourceDefinition({ name });
+      return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
+    },
+    { timeoutMs: 60_000, what: 'the CRD to be Established' },
+  );
 }

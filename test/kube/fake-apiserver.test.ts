@@ -32,7 +32,10 @@ describe('kube: fake API server', () => {
     assert.ok(Number(b.metadata.resourceVersion) > Number(a.metadata.resourceVersion));
     const list = await api.listContainers({});
     assert.equal(list.resourceVersion, b.metadata.resourceVersion);
-    assert.deepEqual(list.items.map((i) => `${i.metadata.namespace}/${i.metadata.name}`), ['default/a', 'other/b']);
+    assert.deepEqual(
+      list.items.map((i) => `${i.metadata.namespace}/${i.metadata.name}`),
+      ['default/a', 'other/b'],
+    );
     assert.equal(a.metadata.generation, 1);
     assert.ok(a.metadata.uid);
     assert.match(a.metadata.creationTimestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -59,14 +62,21 @@ describe('kube: fake API server', () => {
       ['ADDED b', 'MODIFIED b', 'ADDED c', 'DELETED c'],
     );
     const rvs = events.map((e) => Number(e.object.metadata.resourceVersion));
-    assert.deepEqual([...rvs].sort((x, y) => x - y), rvs, 'events come in resourceVersion order');
+    assert.deepEqual(
+      [...rvs].sort((x, y) => x - y),
+      rvs,
+      'events come in resourceVersion order',
+    );
   });
 
   it('a watch from "" or "0" starts with the current objects as ADDED', async () => {
     fake.create(containerObj('a'));
     fake.create(containerObj('b'));
     const events = await readWatch(fake, 'resourceVersion=0', 2);
-    assert.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED a', 'ADDED b']);
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${e.object.metadata.name}`),
+      ['ADDED a', 'ADDED b'],
+    );
   });
 
   it('sends BOOKMARKs (only metadata.resourceVersion) when allowed, none otherwise', async () => {
@@ -81,7 +91,10 @@ describe('kube: fake API server', () => {
     assert.deepEqual(ev.object, { kind: 'Container', apiVersion: 'acetate.dev/v1alpha1', metadata: { resourceVersion: rv } });
     // the watcher that did not ask for bookmarks sees the next real event first
     fake.create(containerObj('z'));
-    assert.deepEqual((await without).map((e) => `${e.type} ${e.object.metadata.name}`), ['ADDED z']);
+    assert.deepEqual(
+      (await without).map((e) => `${e.type} ${e.object.metadata.name}`),
+      ['ADDED z'],
+    );
   });
 
   it('410 Gone for a resourceVersion older than the retained history: ERROR event, or HTTP 410 when configured', async () => {
@@ -136,7 +149,11 @@ describe('kube: fake API server', () => {
     assert.equal(viaStatus.status?.phase, 'Running');
     assert.equal((viaStatus.spec as any).template, 'host');
     assert.equal(viaStatus.metadata.generation, 1);
-    const main = await http(fake, 'PUT', `${BASE}/namespaces/default/containers/a`, { ...viaStatus, status: { phase: 'Failed' }, spec: { ...(viaStatus.spec as object), template: 'other' } });
+    const main = await http(fake, 'PUT', `${BASE}/namespaces/default/containers/a`, {
+      ...viaStatus,
+      status: { phase: 'Failed' },
+      spec: { ...(viaStatus.spec as object), template: 'other' },
+    });
     assert.equal(main.status, 200);
     assert.equal(main.body.status.phase, 'Running');
     assert.equal(main.body.spec.template, 'other');
@@ -150,7 +167,10 @@ describe('kube: fake API server', () => {
   it('409 Conflict on a stale resourceVersion (PUT, status PUT, merge patch with resourceVersion); 422 without one', async () => {
     const a = fake.create(containerObj('a'));
     fake.update('default', 'a', (o) => (o.metadata.labels = { bump: '1' }));
-    await assert.rejects(api.replaceContainerStatus({ ...a, status: { phase: 'Running' } } as any), (e: KubeApiError) => e.code === 409 && e.reason === 'Conflict');
+    await assert.rejects(
+      api.replaceContainerStatus({ ...a, status: { phase: 'Running' } } as any),
+      (e: KubeApiError) => e.code === 409 && e.reason === 'Conflict',
+    );
     const put = await http(fake, 'PUT', `${BASE}/namespaces/default/containers/a`, a);
     assert.equal(put.status, 409);
     assert.match(put.body.message, /the object has been modified/);
@@ -175,13 +195,21 @@ describe('kube: fake API server', () => {
     // no new finalizer while deleting
     const cur = fake.get('default', 'a')!;
     await assert.rejects(
-      api.patchContainer('default', 'a', { metadata: { resourceVersion: cur.metadata.resourceVersion, finalizers: ['acetate.dev/cleanup', 'other/x'] } }, 'merge'),
+      api.patchContainer(
+        'default',
+        'a',
+        { metadata: { resourceVersion: cur.metadata.resourceVersion, finalizers: ['acetate.dev/cleanup', 'other/x'] } },
+        'merge',
+      ),
       (e: KubeApiError) => e.code === 422,
     );
     await api.patchContainer('default', 'a', { metadata: { resourceVersion: cur.metadata.resourceVersion, finalizers: [] } }, 'merge');
     assert.equal(fake.get('default', 'a'), undefined);
     const events = await p;
-    assert.deepEqual(events.map((e) => e.type), ['MODIFIED', 'MODIFIED', 'DELETED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['MODIFIED', 'MODIFIED', 'DELETED'],
+    );
     assert.ok(events[2].object.metadata.deletionTimestamp);
     // without finalizers, DELETE removes at once
     fake.create(containerObj('b'));
@@ -201,7 +229,10 @@ describe('kube: fake API server', () => {
     assert.deepEqual(await names({ labelSelector: 'acetate.dev/node=n1' }), ['a']);
     assert.deepEqual(await names({ labelSelector: 'acetate.dev/node in (n1,n2),!tier' }), ['b']);
     assert.deepEqual(await names({ labelSelector: 'tier' }), ['a']);
-    await assert.rejects(api.listContainers({ fieldSelector: 'spec.template=host' }), (e: KubeApiError) => e.code === 400 && /field label not supported/.test(e.message));
+    await assert.rejects(
+      api.listContainers({ fieldSelector: 'spec.template=host' }),
+      (e: KubeApiError) => e.code === 400 && /field label not supported/.test(e.message),
+    );
 
     const { fake: old, api: oldApi } = await startFake({ selectableFields: [] });
     try {
@@ -219,7 +250,10 @@ describe('kube: fake API server', () => {
     fake.update('default', 'a', (o) => (o.spec.nodeName = 'n2'));
     fake.update('default', 'a', (o) => (o.spec.nodeName = 'n3'));
     const events = await p;
-    assert.deepEqual(events.map((e) => e.type), ['ADDED', 'DELETED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['ADDED', 'DELETED'],
+    );
   });
 
   it('patches: merge patch and json patch (Content-Type as the client sends it); 415 for strategic merge on the CR', async () => {

@@ -39,7 +39,13 @@ export async function startFake(opts: FakeApiServerOptions = {}): Promise<{ fake
 }
 
 /** Raw HTTP against the fake (for what the client does not expose). */
-export async function http(fake: FakeApiServer, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: any }> {
+export async function http(
+  fake: FakeApiServer,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${fake.url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': contentType },
@@ -90,7 +96,11 @@ export async function readWatch(fake: FakeApiServer, query: string, n: number, t
  * again at once, a backoff waits for the queue's clock (advance it and call again). Returns the
  * queue's decisions, in order.
  */
-export async function stepLikeTheLoop(step: () => Promise<void>, q: WorkQueue = new WorkQueue({ clock: new FakeClock() }), key = 'default/web'): Promise<Decision[]> {
+export async function stepLikeTheLoop(
+  step: () => Promise<void>,
+  q: WorkQueue = new WorkQueue({ clock: new FakeClock() }),
+  key = 'default/web',
+): Promise<Decision[]> {
   const decisions: Decision[] = [];
   q.add(key);
   for (let k = q.tryGet(); k !== undefined; k = q.tryGet()) {

@@ -43,7 +43,11 @@ describe('kube: containers from images (real registry, real runc)', function () 
     digest = await pushLayout(img.layout, `${reg.host}/test/app:k1`);
     ({ fake } = await startFake());
     stateDir = await makeTmpStateDir('acetate-kimg-state-');
-    runtime = new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), images: new ImageStore({ stateDir, registriesConf: reg.registriesConf }) });
+    runtime = new RuncRuntime({
+      stateDir,
+      templates: new TemplateStore({ stateDir }),
+      images: new ImageStore({ stateDir, registriesConf: reg.registriesConf }),
+    });
     const source = createKubeSource({
       node: NODE,
       kubeConfig: fake.kubeConfig(),
@@ -51,7 +55,18 @@ describe('kube: containers from images (real registry, real runc)', function () 
       capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 * 2 ** 20 },
       informer: { backoff: { baseMs: 50, maxMs: 500 } },
     });
-    controller = new Controller({ runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger, backoff: { baseMs: 200, maxMs: 2000 } });
+    controller = new Controller({
+      runtime,
+      sources: [source],
+      plan,
+      execute: executeAction,
+      statusSinks: source.sinks(),
+      recorders: source.recorders(),
+      resyncMs: 1000,
+      nodeName: NODE,
+      logger: silentLogger,
+      backoff: { baseMs: 200, maxMs: 2000 },
+    });
     await controller.start();
   });
 
@@ -80,15 +95,18 @@ describe('kube: containers from images (real registry, real runc)', function () 
     assert.equal(c?.process.state, 'running');
   });
 
-  it('an object naming an unknown tag waits with Ready=False ErrImagePull/ImagePullBackOff and the registry\'s words', async () => {
+  it("an object naming an unknown tag waits with Ready=False ErrImagePull/ImagePullBackOff and the registry's words", async () => {
     const obj = containerObj('missing', { spec: { image: `${reg.host}/test/app:nope` } });
     delete (obj.spec as any).template;
     delete (obj.spec as any).command;
     fake.create(obj);
-    const c = await waitFor(() => {
-      const r = ready('missing');
-      return r && /ErrImagePull|ImagePullBackOff/.test(r.reason) ? r : undefined;
-    }, { ...WAIT, what: 'missing to report a pull error' });
+    const c = await waitFor(
+      () => {
+        const r = ready('missing');
+        return r && /ErrImagePull|ImagePullBackOff/.test(r.reason) ? r : undefined;
+      },
+      { ...WAIT, what: 'missing to report a pull error' },
+    );
     assert.equal(c.status, 'False');
     assert.match(c.message, /manifest unknown/i);
     assert.equal(await runtime.get('default/missing'), undefined);

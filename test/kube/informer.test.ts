@@ -136,7 +136,10 @@ describe('kube: informer', () => {
     const relisted = events.filter((e) => e.kind === 'relisted');
     assert.equal(relisted.length, 2);
     assert.deepEqual((relisted[1] as { keys: string[] }).keys.sort(), ['default/a', 'default/b', 'default/c']);
-    assert.deepEqual(events.filter((e) => e.kind === 'complete').map((e) => (e as { complete: boolean }).complete), [true, false, true]);
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'complete').map((e) => (e as { complete: boolean }).complete),
+      [true, false, true],
+    );
     assert.ok(log.has('info', /expired \(410/));
   });
 
@@ -218,7 +221,10 @@ describe('kube: informer', () => {
     assert.equal(events.filter((e) => e.kind === 'resync').length, 1);
     clock.advance(540_000);
     await waitFor(() => lists().length === 2 && fake.watchCount() === 1 && watches().length === 2, { what: 'the periodic re-list' });
-    assert.deepEqual(events.filter((e) => e.kind === 'complete').map((e) => (e as { complete: boolean }).complete), [true]);
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'complete').map((e) => (e as { complete: boolean }).complete),
+      [true],
+    );
   });
 
   it('a watch silent for longer than its idle timeout is abandoned and resumed', async () => {

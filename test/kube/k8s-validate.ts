@@ -77,7 +77,11 @@ function celErrors(schema: Schema, value: unknown, at: string, out: string[]): v
 export function serverValidate(obj: unknown): string[] {
   const v = validator();
   const errs: string[] = [];
-  if (!v(obj)) for (const e of v.errors ?? []) errs.push(`${e.instancePath || '(root)'}: ${e.message}${e.keyword === 'additionalProperties' ? ` (${String((e.params as Schema).additionalProperty)})` : ''}`);
+  if (!v(obj))
+    for (const e of v.errors ?? [])
+      errs.push(
+        `${e.instancePath || '(root)'}: ${e.message}${e.keyword === 'additionalProperties' ? ` (${String((e.params as Schema).additionalProperty)})` : ''}`,
+      );
   celErrors(crdSchema(), obj, '', errs);
   return errs;
 }

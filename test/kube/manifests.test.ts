@@ -19,7 +19,9 @@ const DIR = path.join(PACKAGE_ROOT, 'manifests');
 
 function documents(): { file: string; index: number; doc: Record<string, any> }[] {
   // No catch: without manifests/ there is nothing to check, and that must fail, not pass empty.
-  const files = readdirSync(DIR).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => /\.(ya?ml|json)$/.test(f))
+    .sort();
   return files.flatMap((f) =>
     yaml
       .loadAll(readFileSync(path.join(DIR, f), 'utf8'))

@@ -34,7 +34,15 @@ describe('kube: network bridge (real runc, real CNI plugins)', function () {
 
   it('a Container with network bridge and ports runs, answers on its hostPort, and its status carries the IP', async () => {
     const port = await freePort();
-    fake.create(containerObj('web', { spec: { command: ['/bin/sh', '-c', httpdScript('web')], network: 'bridge', ports: [{ name: 'http', containerPort: 80, hostPort: port, hostIP: '127.0.0.1', protocol: 'TCP' }] } }));
+    fake.create(
+      containerObj('web', {
+        spec: {
+          command: ['/bin/sh', '-c', httpdScript('web')],
+          network: 'bridge',
+          ports: [{ name: 'http', containerPort: 80, hostPort: port, hostIP: '127.0.0.1', protocol: 'TCP' }],
+        },
+      }),
+    );
     const source = createKubeSource({
       node: NODE,
       kubeConfig: fake.kubeConfig(),
@@ -42,12 +50,26 @@ describe('kube: network bridge (real runc, real CNI plugins)', function () {
       capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 },
       informer: { backoff: { baseMs: 50, maxMs: 500 } },
     });
-    controller = new Controller({ runtime: st.runtime, sources: [source], plan, execute: executeAction, statusSinks: source.sinks(), recorders: source.recorders(), resyncMs: 1000, nodeName: NODE, logger: silentLogger, backoff: { baseMs: 200, maxMs: 2000 } });
+    controller = new Controller({
+      runtime: st.runtime,
+      sources: [source],
+      plan,
+      execute: executeAction,
+      statusSinks: source.sinks(),
+      recorders: source.recorders(),
+      resyncMs: 1000,
+      nodeName: NODE,
+      logger: silentLogger,
+      backoff: { baseMs: 200, maxMs: 2000 },
+    });
     await controller.start();
-    const obj = await waitFor(() => {
-      const o = fake.get('default', 'web');
-      return o?.status?.ip ? o : undefined;
-    }, { timeoutMs: 30_000, what: 'status.ip' });
+    const obj = await waitFor(
+      () => {
+        const o = fake.get('default', 'web');
+        return o?.status?.ip ? o : undefined;
+      },
+      { timeoutMs: 30_000, what: 'status.ip' },
+    );
     assert.equal(obj.status.ip, (await st.runtime.get('default/web'))?.network?.ip);
     assert.equal(await waitFor(() => httpGet('127.0.0.1', port)), 'hello-web\n');
     assert.equal(await httpGet(obj.status.ip as string, 80), 'hello-web\n');

@@ -33,7 +33,23 @@ class Acetate {
   constructor(stateDir: string, kubeconfig: string) {
     this.child = spawn(
       process.execPath,
-      [CLI, '--state-dir', stateDir, 'run', '--kube', '--node', NODE, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--log-format', 'json', '--log-level', 'debug'],
+      [
+        CLI,
+        '--state-dir',
+        stateDir,
+        'run',
+        '--kube',
+        '--node',
+        NODE,
+        '--metrics-addr',
+        '127.0.0.1:0',
+        '--resync',
+        '1s',
+        '--log-format',
+        'json',
+        '--log-level',
+        'debug',
+      ],
       { env: { ...process.env, KUBECONFIG: kubeconfig, NODE_NAME: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let buf = '';
@@ -65,7 +81,10 @@ class Acetate {
 }
 
 function ready(o: KObject | undefined): boolean {
-  return o?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') && o.status.observedGeneration === o.metadata.generation;
+  return (
+    o?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') &&
+    o.status.observedGeneration === o.metadata.generation
+  );
 }
 
 describe('kube: acetate run --kube (CLI, real runc)', function () {

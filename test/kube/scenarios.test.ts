@@ -85,16 +85,23 @@ describe('kube: scenarios with real runc containers', function () {
   }
 
   const pidOf = async (key: string) => (await st.runtime.get(key))?.process.pid;
-  const eventReasons = (name: string) => fake.events('default').filter((e) => e.involvedObject.name === name).map((e) => e.reason);
+  const eventReasons = (name: string) =>
+    fake
+      .events('default')
+      .filter((e) => e.involvedObject.name === name)
+      .map((e) => e.reason);
 
   it('an object for this node: finalizer, container running, status Ready with observedGeneration, Created event', async () => {
     fake.create(containerObj('elsewhere', { node: 'node-b' }));
     await startAcetate();
     fake.create(containerObj('web', { cpu: '500m', memory: '64Mi' }));
-    const obj = await waitFor(() => {
-      const o = fake.get('default', 'web');
-      return condition(o, 'Ready')?.status === 'True' && o!.status.observedGeneration === o!.metadata.generation ? o : undefined;
-    }, { ...WAIT, what: 'web Ready' });
+    const obj = await waitFor(
+      () => {
+        const o = fake.get('default', 'web');
+        return condition(o, 'Ready')?.status === 'True' && o!.status.observedGeneration === o!.metadata.generation ? o : undefined;
+      },
+      { ...WAIT, what: 'web Ready' },
+    );
     assert.deepEqual(obj.metadata.finalizers, [FINALIZER]);
     const c = await st.runtime.get('default/web');
     assert.equal(c?.process.state, 'running');
@@ -117,10 +124,13 @@ describe('kube: scenarios with real runc containers', function () {
       o.spec.resources.memory = '128Mi';
       o.spec.resources.cpu = '1';
     });
-    const obj = await waitFor(() => {
-      const o = fake.get('default', 'web');
-      return o?.status?.observedGeneration === 2 && o.status.resources?.memory === '128Mi' ? o : undefined;
-    }, { ...WAIT, what: 'the resized status' });
+    const obj = await waitFor(
+      () => {
+        const o = fake.get('default', 'web');
+        return o?.status?.observedGeneration === 2 && o.status.resources?.memory === '128Mi' ? o : undefined;
+      },
+      { ...WAIT, what: 'the resized status' },
+    );
     assert.equal(obj.status.resources.cpu, '1');
     assert.equal(obj.status.pid, pid, 'same process');
     assert.equal(await pidOf('default/web'), pid);
@@ -130,10 +140,13 @@ describe('kube: scenarios with real runc containers', function () {
 
   it('an object the node cannot satisfy: Synced=False on the object, no container, no retry storm', async () => {
     fake.create(containerObj('huge', { memory: '64Gi' }));
-    const obj = await waitFor(() => {
-      const o = fake.get('default', 'huge');
-      return condition(o, 'Synced')?.status === 'False' ? o : undefined;
-    }, { ...WAIT, what: 'huge Synced=False' });
+    const obj = await waitFor(
+      () => {
+        const o = fake.get('default', 'huge');
+        return condition(o, 'Synced')?.status === 'False' ? o : undefined;
+      },
+      { ...WAIT, what: 'huge Synced=False' },
+    );
     assert.match(condition(obj, 'Synced')!.message, /memory 64Gi is more than node node-a has/);
     assert.equal(obj.status.observedGeneration, 1);
     assert.equal(await st.runtime.get('default/huge'), undefined);
@@ -169,8 +182,15 @@ describe('kube: scenarios with real runc containers', function () {
     await waitFor(() => controller!.queue.len() === 0 && controller!.reconcileCount >= 2, { ...WAIT, what: 'the first reconciles' });
     assert.deepEqual({ web: await pidOf('default/web'), worker: await pidOf('default/worker') }, before);
     assert.equal((await st.runtime.get('default/web'))!.restartCount, 0);
-    const after = fake.events('default').slice(events).map((e) => `${e.involvedObject.name} ${e.reason}`);
-    assert.deepEqual(after.filter((e) => /Created|Started|Restarted|Destroyed|Replaced/.test(e)), [], 'no action on adoption');
+    const after = fake
+      .events('default')
+      .slice(events)
+      .map((e) => `${e.involvedObject.name} ${e.reason}`);
+    assert.deepEqual(
+      after.filter((e) => /Created|Started|Restarted|Destroyed|Replaced/.test(e)),
+      [],
+      'no action on adoption',
+    );
     assert.equal(condition(fake.get('default', 'web'), 'Ready')?.status, 'True');
   });
 

@@ -94,7 +94,10 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     assert.equal(snap.protectedKeys.size, 0);
     assert.equal(snap.problems.length, 0);
     assert.equal(snap.containers.get('default/web')!.source.kind, 'kube');
-    assert.ok(changes.some((c) => c !== 'all' && c.includes('default/web')), 'the loop is told when it becomes desired');
+    assert.ok(
+      changes.some((c) => c !== 'all' && c.includes('default/web')),
+      'the loop is told when it becomes desired',
+    );
     assert.equal(s.finalizers.stats.added, 1);
     await s.finalizers.publish('default/web');
     assert.equal(fake.requestsTo('PATCH', /containers\/web$/).length, 1, 'added once');
@@ -107,7 +110,10 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     const clock = new FakeClock();
     const q = new WorkQueue({ clock, backoff: { baseMs: 1000 } });
     assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.publish('default/web'), q), [{ key: 'default/web', action: 'retry', delayMs: 1000 }]);
-    assert.ok(changes.some((c) => c !== 'all' && c.includes('default/web')), 'the new problem is news for the loop');
+    assert.ok(
+      changes.some((c) => c !== 'all' && c.includes('default/web')),
+      'the new problem is news for the loop',
+    );
     const snap = s.snapshot();
     assert.ok(snap.protectedKeys.has('default/web'));
     assert.equal(snap.containers.size, 0);
@@ -195,9 +201,15 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
     fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 404, { reason: 'NotFound' });
     assert.deepEqual(await stepLikeTheLoop(() => s.finalizers.publish('default/web')), [{ key: 'default/web', action: 'forget' }]);
     assert.equal(s.finalizers.addError('default/web'), undefined, 'not a problem of the key');
-    fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 422, { reason: 'Invalid', message: 'no new finalizers can be added if the object is being deleted' });
+    fake.failNext({ method: 'PATCH', path: /containers\/web$/ }, 422, {
+      reason: 'Invalid',
+      message: 'no new finalizers can be added if the object is being deleted',
+    });
     const decisions = await stepLikeTheLoop(() => s.finalizers.publish('default/web'));
-    assert.deepEqual(decisions.map((d) => d.action), ['retry', 'forget']);
+    assert.deepEqual(
+      decisions.map((d) => d.action),
+      ['retry', 'forget'],
+    );
     assert.deepEqual(fake.get('default', 'web')!.metadata.finalizers, [FINALIZER]);
   });
 

@@ -141,7 +141,10 @@ describe('kube: status writer', () => {
     const s = await start();
     fake.failNext({ method: 'PUT', path: STATUS_PATH }, 409, { reason: 'Conflict', times: 100 });
     const decisions = await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web')));
-    assert.deepEqual(decisions.map((d) => d.delayMs), [0, 0, 0, 1000]);
+    assert.deepEqual(
+      decisions.map((d) => d.delayMs),
+      [0, 0, 0, 1000],
+    );
     assert.equal(puts().length, 4);
   });
 
@@ -158,9 +161,13 @@ describe('kube: status writer', () => {
     assert.equal(puts().length, 1, 'nothing written by the writer on its own');
     assert.equal(fake.get('default', 'web')!.status, undefined);
     fake.failNext({ method: 'PUT', path: STATUS_PATH }, 503, { times: 1 });
-    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web', 1)), q), [{ key: 'default/web', action: 'retry', delayMs: 1000 }]);
+    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web', 1)), q), [
+      { key: 'default/web', action: 'retry', delayMs: 1000 },
+    ]);
     clock.advance(1000);
-    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web', 2)), q), [{ key: 'default/web', action: 'forget' }]);
+    assert.deepEqual(await stepLikeTheLoop(() => s.statusSink.publish('default/web', running(s, 'default/web', 2)), q), [
+      { key: 'default/web', action: 'forget' },
+    ]);
     assert.equal(fake.get('default', 'web')!.status.pid, 2);
     assert.equal(puts().length, 3);
   });

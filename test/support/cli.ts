@@ -12,7 +12,7 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { stateDir: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } ): Promise<CliResult> {
+export function runCli(args: string[], opts: { stateDir: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, '--state-dir', opts.stateDir, ...args], {
       env: { ...process.env, ...opts.env },

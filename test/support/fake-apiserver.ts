@@ -165,8 +165,7 @@ function sortKeys(v: unknown): unknown {
 /** RFC 7386 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
-  const out: Record<string, unknown> =
-    target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -277,7 +276,10 @@ export function jsonPatch(doc: unknown, ops: unknown): unknown {
 function parseFieldSelector(s: string | null, allowed: Set<string>): Requirement[] {
   if (!s) return [];
   const out: Requirement[] = [];
-  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of s
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([^!=]+)(==|=|!=)(.*)$/.exec(part);
     if (!m) throw new HttpError(400, 'BadRequest', `invalid field selector: '${part}'`);
     const field = m[1]!.trim();
@@ -506,7 +508,8 @@ export class FakeApiServer {
   /** Sends a BOOKMARK with the current resourceVersion to every watcher that allows bookmarks. */
   bookmark(): void {
     for (const w of this.watchers) {
-      if (w.bookmarks) this.send(w, { type: 'BOOKMARK', object: { kind: 'Container', apiVersion: API_VERSION, metadata: { resourceVersion: String(this.rv) } } });
+      if (w.bookmarks)
+        this.send(w, { type: 'BOOKMARK', object: { kind: 'Container', apiVersion: API_VERSION, metadata: { resourceVersion: String(this.rv) } } });
     }
   }
 
@@ -608,9 +611,15 @@ export class FakeApiServer {
   private doUpdate(namespace: string, name: string, body: KObject, target: 'main' | 'status'): KObject {
     const cur = this.mustGet(namespace, name);
     const rv = body?.metadata?.resourceVersion;
-    if (rv === undefined || rv === '') throw new HttpError(422, 'Invalid', `Container.${GROUP} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`);
+    if (rv === undefined || rv === '')
+      throw new HttpError(
+        422,
+        'Invalid',
+        `Container.${GROUP} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`,
+      );
     if (String(rv) !== cur.metadata.resourceVersion) throw this.conflict(name);
-    if (body.metadata.name !== undefined && body.metadata.name !== name) throw new HttpError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
+    if (body.metadata.name !== undefined && body.metadata.name !== name)
+      throw new HttpError(400, 'BadRequest', 'the name of the object does not match the name on the URL');
     let next: KObject;
     if (target === 'status') {
       next = clone(cur);
@@ -636,7 +645,11 @@ export class FakeApiServer {
         const before = new Set<string>(cur.metadata.finalizers ?? []);
         const added = (next.metadata.finalizers ?? []).filter((f: string) => !before.has(f));
         if (added.length)
-          throw new HttpError(422, 'Invalid', `Container.${GROUP} "${name}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
+          throw new HttpError(
+            422,
+            'Invalid',
+            `Container.${GROUP} "${name}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`,
+          );
       } else {
         delete next.metadata.deletionTimestamp;
         delete next.metadata.deletionGracePeriodSeconds;
@@ -656,7 +669,7 @@ export class FakeApiServer {
     const key = keyOf(namespace, name);
     this.objects.set(key, next);
     this.record('MODIFIED', next, cur);
-    if (next.metadata.deletionTimestamp && !(next.metadata.finalizers?.length)) {
+    if (next.metadata.deletionTimestamp && !next.metadata.finalizers?.length) {
       this.objects.delete(key);
       const gone = clone(next);
       gone.metadata.resourceVersion = this.nextRv();
@@ -828,7 +841,11 @@ export class FakeApiServer {
       if (fault) {
         fault.times -= 1;
         if (fault.times === 0) this.faults = this.faults.filter((f) => f !== fault);
-        throw new HttpError(fault.status, fault.reason ?? http.STATUS_CODES[fault.status]?.replace(/\s/g, '') ?? 'Unknown', fault.message ?? `injected ${fault.status}`);
+        throw new HttpError(
+          fault.status,
+          fault.reason ?? http.STATUS_CODES[fault.status]?.replace(/\s/g, '') ?? 'Unknown',
+          fault.message ?? `injected ${fault.status}`,
+        );
       }
       const out = this.route(req, res, method, u, body, contentType);
       if (out !== undefined) {
@@ -889,10 +906,15 @@ export class FakeApiServer {
           if (contentType === 'application/merge-patch+json') patched = mergePatch(clone(cur), body) as KObject;
           else if (contentType === 'application/json-patch+json') patched = jsonPatch(cur, body) as KObject;
           else
-            throw new HttpError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`);
+            throw new HttpError(
+              415,
+              'UnsupportedMediaType',
+              `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
+            );
           if (!patched || typeof patched !== 'object' || !patched.metadata) throw new HttpError(422, 'Invalid', 'patch removed metadata');
           if (patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-            if (patched.metadata.resourceVersion === undefined || patched.metadata.resourceVersion === null) patched.metadata.resourceVersion = cur.metadata.resourceVersion;
+            if (patched.metadata.resourceVersion === undefined || patched.metadata.resourceVersion === null)
+              patched.metadata.resourceVersion = cur.metadata.resourceVersion;
             else throw this.conflict(name);
           }
           return { code: 200, body: this.doUpdate(ns, name, patched, target) };
@@ -902,7 +924,10 @@ export class FakeApiServer {
           {
             const out = this.doDelete(ns, name);
             if (this.objects.has(keyOf(ns, name))) return { code: 200, body: out };
-            return { code: 200, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: GROUP, kind: PLURAL, uid: out.metadata.uid } } };
+            return {
+              code: 200,
+              body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: GROUP, kind: PLURAL, uid: out.metadata.uid } },
+            };
           }
         default:
           throw new HttpError(405, 'MethodNotAllowed', 'method not allowed');
@@ -911,7 +936,12 @@ export class FakeApiServer {
     throw new HttpError(404, 'NotFound', `the server could not find the requested resource (${method} ${p})`);
   }
 
-  private listOrWatch(req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams, ns: string | undefined): { code: number; body: unknown } | undefined {
+  private listOrWatch(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    q: URLSearchParams,
+    ns: string | undefined,
+  ): { code: number; body: unknown } | undefined {
     if (q.get('watch') === 'true' || q.get('watch') === '1') {
       this.startWatch(req, res, q, ns);
       return undefined;
@@ -934,9 +964,14 @@ export class FakeApiServer {
     if (method === 'POST' && !name) {
       const ev = clone(body as KObject);
       if (!ev?.metadata?.name) throw new HttpError(422, 'Invalid', 'Event "" is invalid: metadata.name: Required value');
-      if (ev.metadata.namespace && ev.metadata.namespace !== ns) throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+      if (ev.metadata.namespace && ev.metadata.namespace !== ns)
+        throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
       if (ev.involvedObject?.namespace && ev.involvedObject.namespace !== ns)
-        throw new HttpError(422, 'Invalid', `Event "${ev.metadata.name}" is invalid: involvedObject.namespace: Invalid value: "${ev.involvedObject.namespace}": does not match event.namespace`);
+        throw new HttpError(
+          422,
+          'Invalid',
+          `Event "${ev.metadata.name}" is invalid: involvedObject.namespace: Invalid value: "${ev.involvedObject.namespace}": does not match event.namespace`,
+        );
       const key = keyOf(ns, ev.metadata.name);
       if (this.eventStore.has(key)) throw new HttpError(409, 'AlreadyExists', `events "${ev.metadata.name}" already exists`);
       ev.metadata = { ...ev.metadata, namespace: ns, uid: randomUUID(), resourceVersion: this.nextRv(), creationTimestamp: k8sTime() };
@@ -948,7 +983,8 @@ export class FakeApiServer {
       if (!cur) throw new HttpError(404, 'NotFound', `events "${name}" not found`);
       if (method === 'GET') return { code: 200, body: cur };
       let next: KObject;
-      if (contentType === 'application/merge-patch+json' || contentType === 'application/strategic-merge-patch+json') next = mergePatch(clone(cur), body) as KObject;
+      if (contentType === 'application/merge-patch+json' || contentType === 'application/strategic-merge-patch+json')
+        next = mergePatch(clone(cur), body) as KObject;
       else if (contentType === 'application/json-patch+json') next = jsonPatch(cur, body) as KObject;
       else throw new HttpError(415, 'UnsupportedMediaType', 'unsupported patch type');
       next.metadata.resourceVersion = this.nextRv();

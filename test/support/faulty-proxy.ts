@@ -26,26 +26,30 @@ export async function startFaultyProxy(upstreamPort: number, mode: ProxyMode = '
       res.end('{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}');
       return;
     }
-    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${upstreamPort}` } }, (ur) => {
-      const headers = { ...ur.headers };
-      // Blob redirects must come back through us.
-      if (headers.location) headers.location = headers.location.replace(`127.0.0.1:${upstreamPort}`, `127.0.0.1:${(server.address() as net.AddressInfo).port}`);
-      res.writeHead(ur.statusCode ?? 502, headers);
-      if (state.mode === 'corrupt-blobs' && isBlob && req.method === 'GET') {
-        let first = true;
-        ur.on('data', (chunk: Buffer) => {
-          if (first && chunk.length > 0) {
-            chunk = Buffer.from(chunk);
-            chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
-            first = false;
-          }
-          res.write(chunk);
-        });
-        ur.on('end', () => res.end());
-      } else {
-        ur.pipe(res);
-      }
-    });
+    const up = http.request(
+      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${upstreamPort}` } },
+      (ur) => {
+        const headers = { ...ur.headers };
+        // Blob redirects must come back through us.
+        if (headers.location)
+          headers.location = headers.location.replace(`127.0.0.1:${upstreamPort}`, `127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+        res.writeHead(ur.statusCode ?? 502, headers);
+        if (state.mode === 'corrupt-blobs' && isBlob && req.method === 'GET') {
+          let first = true;
+          ur.on('data', (chunk: Buffer) => {
+            if (first && chunk.length > 0) {
+              chunk = Buffer.from(chunk);
+              chunk[Math.floor(chunk.length / 2)]! ^= 0xff;
+              first = false;
+            }
+            res.write(chunk);
+          });
+          ur.on('end', () => res.end());
+        } else {
+          ur.pipe(res);
+        }
+      },
+    );
     up.on('error', () => {
       res.writeHead(502);
       res.end();

@@ -18,7 +18,11 @@ export function desired(name: string, spec: Partial<ContainerManifest['spec']> =
   return normalizeManifest(m, { kind: 'file', file, line: 1 });
 }
 
-export function actualFrom(d: DesiredContainer, process: ActualContainer['process'] = { state: 'running', pid: 100 }, spec: NormalizedSpec = d.spec): ActualContainer {
+export function actualFrom(
+  d: DesiredContainer,
+  process: ActualContainer['process'] = { state: 'running', pid: 100 },
+  spec: NormalizedSpec = d.spec,
+): ActualContainer {
   return {
     key: d.key,
     namespace: d.namespace,

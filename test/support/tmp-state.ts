@@ -20,11 +20,20 @@ export async function makeTmpStateDir(prefix = 'acetate-state-'): Promise<string
 }
 
 /** A RuncRuntime with its TemplateStore on a state dir. */
-export function makeRuntime(stateDir: string, extra: { runcPath?: string; conmonPath?: string; runDir?: string; sweepLeftovers?: boolean; network?: TestNetwork } = {}): RuncRuntime {
+export function makeRuntime(
+  stateDir: string,
+  extra: { runcPath?: string; conmonPath?: string; runDir?: string; sweepLeftovers?: boolean; network?: TestNetwork } = {},
+): RuncRuntime {
   const { network, ...rest } = extra;
   // The test is the only process changing this state dir: it may sweep, as a lock holder does.
   // A test network: checked in depth at every get() (no 60 s throttle).
-  return new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), sweepLeftovers: true, ...rest, ...(network ? { network: { ...network, deepCheckIntervalMs: 0 } } : {}) });
+  return new RuncRuntime({
+    stateDir,
+    templates: new TemplateStore({ stateDir }),
+    sweepLeftovers: true,
+    ...rest,
+    ...(network ? { network: { ...network, deepCheckIntervalMs: 0 } } : {}),
+  });
 }
 
 export interface TmpState {

@@ -6,7 +6,10 @@ import { formatDuration, parseDuration } from '../../src/util/duration.js';
 
 describe('backoff', () => {
   it('doubles from the base up to the cap', () => {
-    assert.deepEqual([1, 2, 3, 4].map((n) => backoffDelay(n)), [1000, 2000, 4000, 8000]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map((n) => backoffDelay(n)),
+      [1000, 2000, 4000, 8000],
+    );
     assert.equal(backoffDelay(9), 256_000);
     assert.equal(backoffDelay(10), 300_000);
     assert.equal(backoffDelay(10_000), 300_000);

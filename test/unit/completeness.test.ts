@@ -27,7 +27,11 @@ describe('files: completeness (the safety rule)', () => {
   });
 
   it('missing root: incomplete; complete with --allow-empty', () => {
-    assert.deepEqual(judge({ rootState: { kind: 'missing' } }), { complete: false, incompleteReason: `manifest directory ${ROOT} is missing`, failingOrigins: new Set() });
+    assert.deepEqual(judge({ rootState: { kind: 'missing' } }), {
+      complete: false,
+      incompleteReason: `manifest directory ${ROOT} is missing`,
+      failingOrigins: new Set(),
+    });
     assert.deepEqual(judge({ rootState: { kind: 'missing' }, allowEmpty: true }), { complete: true, failingOrigins: new Set() });
   });
 

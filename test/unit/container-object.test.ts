@@ -14,8 +14,18 @@ const NOW = Date.UTC(2026, 0, 2);
 
 function actual(source: ActualContainer['applied']['source']): ActualContainer {
   return {
-    key: 'team/web', namespace: 'team', name: 'web', id: 'team_web',
-    applied: { namespace: 'team', name: 'web', spec: testSpec({ resources: { memoryBytes: 64 * 2 ** 20 } }), specHash: 'h', source, createdAt: '2026-01-01T00:00:00.000Z' },
+    key: 'team/web',
+    namespace: 'team',
+    name: 'web',
+    id: 'team_web',
+    applied: {
+      namespace: 'team',
+      name: 'web',
+      spec: testSpec({ resources: { memoryBytes: 64 * 2 ** 20 } }),
+      specHash: 'h',
+      source,
+      createdAt: '2026-01-01T00:00:00.000Z',
+    },
     process: { state: 'running', pid: 4242, startedAt: '2026-01-01T00:00:01.000Z' },
     limits: { memoryBytes: 64 * 2 ** 20 },
     restartCount: 2,
@@ -23,15 +33,37 @@ function actual(source: ActualContainer['applied']['source']): ActualContainer {
 }
 
 describe('Container objects (acetate get -o yaml|json)', () => {
-  it('Kubernetes mode: uid and generation, and the loop\'s status as the status writer sends it', () => {
+  it("Kubernetes mode: uid and generation, and the loop's status as the status writer sends it", () => {
     const a = actual({ kind: 'kube', uid: 'u-1', generation: 7, resourceVersion: '99' });
     const status = {
-      observedGeneration: 7, phase: 'Running' as const, node: 'n1', pid: 4242, restartCount: 2, startedAt: '2026-01-01T00:00:01.000Z', resources: { memory: '64Mi' },
-      conditions: [{ type: 'Ready', status: 'False' as const, reason: 'ReadinessProbe', message: 'readiness probe has not succeeded yet', lastTransitionTime: '2026-01-01T00:00:02.000Z', observedGeneration: 7 }],
+      observedGeneration: 7,
+      phase: 'Running' as const,
+      node: 'n1',
+      pid: 4242,
+      restartCount: 2,
+      startedAt: '2026-01-01T00:00:01.000Z',
+      resources: { memory: '64Mi' },
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'False' as const,
+          reason: 'ReadinessProbe',
+          message: 'readiness probe has not succeeded yet',
+          lastTransitionTime: '2026-01-01T00:00:02.000Z',
+          observedGeneration: 7,
+        },
+      ],
     };
     const rec = { key: 'team/web', namespace: 'team', name: 'web', status, problems: [], recentActions: [], updatedAt: '' } as StatusRecord;
     const o = containerObject(a, rec, NOW);
-    assert.deepEqual(o.metadata, { name: 'web', namespace: 'team', creationTimestamp: '2026-01-01T00:00:00.000Z', uid: 'u-1', generation: 7, resourceVersion: '99' });
+    assert.deepEqual(o.metadata, {
+      name: 'web',
+      namespace: 'team',
+      creationTimestamp: '2026-01-01T00:00:00.000Z',
+      uid: 'u-1',
+      generation: 7,
+      resourceVersion: '99',
+    });
     assert.deepEqual(o.status, status);
     const v = validateManifest(o);
     assert.ok(v.ok, v.ok ? '' : JSON.stringify(v.issues));

@@ -30,7 +30,13 @@ describe('crash-loop back-off', () => {
   /** What the loop does: count the exit, then plan with the facts. */
   function planAfter(a: ActualContainer) {
     const facts = t.observe(a);
-    return plan({ desired: new Map([[web.key, web]]), actual: new Map([[a.key, a]]), complete: true, now: clock.now(), restartBackoff: new Map([[a.key, facts]]) });
+    return plan({
+      desired: new Map([[web.key, web]]),
+      actual: new Map([[a.key, a]]),
+      complete: true,
+      now: clock.now(),
+      restartBackoff: new Map([[a.key, facts]]),
+    });
   }
   const starts = (p: ReturnType<typeof plan>): number => p.actions.filter((a) => a.kind === 'start').length;
 

@@ -30,10 +30,15 @@ describe('resources.disk (pure)', () => {
     assert.equal(validateManifest(manifest('2Gi')).ok, true);
     const small = validateManifest(manifest('8Mi'));
     assert.equal(small.ok, false);
-    assert.deepEqual(!small.ok && small.issues.map((i) => [i.field, i.message]), [['spec.resources.disk', "'8Mi' is below the smallest disk a container can run with (16Mi, the smallest XFS filesystem)"]]);
+    assert.deepEqual(!small.ok && small.issues.map((i) => [i.field, i.message]), [
+      ['spec.resources.disk', "'8Mi' is below the smallest disk a container can run with (16Mi, the smallest XFS filesystem)"],
+    ]);
     const word = validateManifest(manifest('lots'));
     assert.deepEqual(!word.ok && word.issues.map((i) => [i.field, i.message]), [['spec.resources.disk', "'lots' is not a quantity such as 2Gi"]]);
-    const policy = validateManifest({ ...(manifest('1Gi') as object), spec: { template: 'host', command: ['sh'], resizePolicy: [{ resourceName: 'disk', restartPolicy: 'RestartContainer' }] } });
+    const policy = validateManifest({
+      ...(manifest('1Gi') as object),
+      spec: { template: 'host', command: ['sh'], resizePolicy: [{ resourceName: 'disk', restartPolicy: 'RestartContainer' }] },
+    });
     assert.equal(policy.ok, true);
   });
 
@@ -53,16 +58,22 @@ describe('resources.disk (pure)', () => {
     assert.equal(grow.actions[0]!.reason, 'disk 64Mi → 128Mi (in place)');
     const big = actualFrom(desired('web', { resources: { disk: '128Mi' } }));
     const deferred = one(desired('web', { resources: { disk: '64Mi' } }), withDisk(big, 10));
-    assert.match(renderPlan(deferred), /resize +default\/web +disk 128Mi → 64Mi \(in place; disk: Deferred to the next restart \(XFS cannot shrink while mounted; the private area, 10Mi in use, is copied into a new image then\)\)/);
+    assert.match(
+      renderPlan(deferred),
+      /resize +default\/web +disk 128Mi → 64Mi \(in place; disk: Deferred to the next restart \(XFS cannot shrink while mounted; the private area, 10Mi in use, is copied into a new image then\)\)/,
+    );
     const infeasible = one(desired('web', { resources: { disk: '64Mi' } }), withDisk(big, 70));
     assert.match(infeasible.actions[0]!.reason, /disk: Infeasible: 70Mi in use does not fit in 64Mi; the disk stays 128Mi/);
-    const restart = one(desired('web', { resources: { disk: '64Mi' }, resizePolicy: [{ resourceName: 'disk', restartPolicy: 'RestartContainer' }] }), withDisk(big, 10));
+    const restart = one(
+      desired('web', { resources: { disk: '64Mi' }, resizePolicy: [{ resourceName: 'disk', restartPolicy: 'RestartContainer' }] }),
+      withDisk(big, 10),
+    );
     assert.equal(restart.actions[0]!.kind, 'restart');
     const removed = one(desired('web'), withDisk(big, 10));
     assert.match(removed.actions[0]!.reason, /disk: Deferred to the next restart \(the private area moves out of its own filesystem\)/);
   });
 
-  it('fitsIn takes the new filesystem to have the current one\'s overhead', () => {
+  it("fitsIn takes the new filesystem to have the current one's overhead", () => {
     const u = { sizeBytes: 128 * MI, totalBytes: 123 * MI, usedBytes: 58 * MI };
     assert.equal(fitsIn(u, 64 * MI), true);
     assert.equal(fitsIn({ ...u, usedBytes: 60 * MI }, 64 * MI), false);

@@ -45,10 +45,13 @@ describe('documents: List, other kinds, FIFOs, capacity', () => {
       });
       const snap = await loadManifestDir(dir);
       assert.deepEqual([...snap.containers.keys()], ['default/ok']);
-      assert.deepEqual(snap.warnings.map((w) => [path.basename(w.origin), w.line, w.field, w.message]), [
-        ['list.yaml', 4, 'items[0]', "v1 ConfigMap 'cm' is not a Container (acetate.dev/v1alpha1): skipped"],
-        ['mixed.yaml', 1, undefined, "apps/v1 Deployment 'd' is not a Container (acetate.dev/v1alpha1): skipped"],
-      ]);
+      assert.deepEqual(
+        snap.warnings.map((w) => [path.basename(w.origin), w.line, w.field, w.message]),
+        [
+          ['list.yaml', 4, 'items[0]', "v1 ConfigMap 'cm' is not a Container (acetate.dev/v1alpha1): skipped"],
+          ['mixed.yaml', 1, undefined, "apps/v1 Deployment 'd' is not a Container (acetate.dev/v1alpha1): skipped"],
+        ],
+      );
       const errors = snap.problems.map((p) => [p.line, p.field, p.keys]);
       assert.deepEqual(errors, [
         [6, 'apiVersion', ['default/web']],
@@ -71,7 +74,12 @@ describe('documents: List, other kinds, FIFOs, capacity', () => {
   });
 
   it('reads cpu: 1e3 (a YAML number) and "1e3" (a string) the same, and refuses both beyond the node', async () => {
-    const doc = (cpu: string | number) => ({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'x' }, spec: { template: 'host', command: ['/bin/true'], resources: { cpu } } });
+    const doc = (cpu: string | number) => ({
+      apiVersion: 'acetate.dev/v1alpha1',
+      kind: 'Container',
+      metadata: { name: 'x' },
+      spec: { template: 'host', command: ['/bin/true'], resources: { cpu } },
+    });
     for (const cpu of [1e3, '1e3', '1k', '0.5', '5e-1', '500m']) assert.equal(validateManifest(doc(cpu)).ok, true, String(cpu));
     assert.equal(parseCpu('1e3'), parseCpu(1e3));
     assert.equal(parseCpu('5e-1'), 500);
@@ -79,19 +87,28 @@ describe('documents: List, other kinds, FIFOs, capacity', () => {
     assert.equal(validateManifest(doc('1e-3')).ok, false, 'below 10m');
     assert.equal(validateManifest(doc('1 e3')).ok, false);
     await withTmpDir(async (dir) => {
-      const yaml = (name: string, cpu: string) => `apiVersion: acetate.dev/v1alpha1\nkind: Container\nmetadata:\n  name: ${name}\nspec:\n  template: host\n  command: ["/bin/true"]\n  resources:\n    cpu: ${cpu}\n`;
+      const yaml = (name: string, cpu: string) =>
+        `apiVersion: acetate.dev/v1alpha1\nkind: Container\nmetadata:\n  name: ${name}\nspec:\n  template: host\n  command: ["/bin/true"]\n  resources:\n    cpu: ${cpu}\n`;
       await writeFiles(dir, { 'n.yaml': yaml('n', '1e3'), 's.yaml': yaml('s', '"1e3"'), 'ok.yaml': yaml('ok', '1') });
       const snap = await loadManifestDir(dir, { capacity: { cpuMillis: 2000 } });
       assert.deepEqual([...snap.containers.keys()], ['default/ok']);
-      assert.deepEqual(snap.problems.map((p) => [path.basename(p.origin), p.line, p.field, p.message]), [
-        ['n.yaml', 9, 'spec.resources.cpu', 'cpu 1000 is more than this node has (2): the node cannot satisfy it'],
-        ['s.yaml', 9, 'spec.resources.cpu', 'cpu 1000 is more than this node has (2): the node cannot satisfy it'],
-      ]);
+      assert.deepEqual(
+        snap.problems.map((p) => [path.basename(p.origin), p.line, p.field, p.message]),
+        [
+          ['n.yaml', 9, 'spec.resources.cpu', 'cpu 1000 is more than this node has (2): the node cannot satisfy it'],
+          ['s.yaml', 9, 'spec.resources.cpu', 'cpu 1000 is more than this node has (2): the node cannot satisfy it'],
+        ],
+      );
     });
   });
 
   it('refuses a mount inside /proc', () => {
-    const r = validateManifest({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'x' }, spec: { template: 'host', command: ['/bin/true'], mounts: [{ hostPath: '/tmp', containerPath: '/proc' }] } });
+    const r = validateManifest({
+      apiVersion: 'acetate.dev/v1alpha1',
+      kind: 'Container',
+      metadata: { name: 'x' },
+      spec: { template: 'host', command: ['/bin/true'], mounts: [{ hostPath: '/tmp', containerPath: '/proc' }] },
+    });
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.issues[0]!.field, 'spec.mounts[0].containerPath');
   });

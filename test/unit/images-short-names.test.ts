@@ -29,11 +29,14 @@ location = "other.example"
 describe('registries.conf short-name aliases', () => {
   it('reads only the [aliases] table', () => {
     const a = parseAliases(CONF);
-    assert.deepEqual([...a.entries()], [
-      ['myapp', '127.0.0.1:5000/team/myapp'],
-      ['team/app', 'registry.example.com/team/app'],
-      ['fedora', 'registry.fedoraproject.org/fedora'],
-    ]);
+    assert.deepEqual(
+      [...a.entries()],
+      [
+        ['myapp', '127.0.0.1:5000/team/myapp'],
+        ['team/app', 'registry.example.com/team/app'],
+        ['fedora', 'registry.fedoraproject.org/fedora'],
+      ],
+    );
   });
 
   it('refuses an alias to a short name or with a tag, naming the file and line', () => {
@@ -63,14 +66,19 @@ describe('registries.conf short-name aliases', () => {
     try {
       await mkdir(path.join(dir, 'd'));
       for (const f of ['b.conf', 'a.conf', 'c.txt']) await writeFile(path.join(dir, 'd', f), '');
-      assert.deepEqual(registriesConfFiles('/o.conf', path.join(dir, 'd'), '/main.conf'), ['/main.conf', path.join(dir, 'd', 'a.conf'), path.join(dir, 'd', 'b.conf'), '/o.conf']);
+      assert.deepEqual(registriesConfFiles('/o.conf', path.join(dir, 'd'), '/main.conf'), [
+        '/main.conf',
+        path.join(dir, 'd', 'a.conf'),
+        path.join(dir, 'd', 'b.conf'),
+        '/o.conf',
+      ]);
       assert.deepEqual(registriesConfFiles(undefined, path.join(dir, 'missing'), '/main.conf'), ['/main.conf']);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
-  it('a manifest\'s short name is qualified through $ACETATE_REGISTRIES_CONF; a broken alias table is that manifest\'s problem', async () => {
+  it("a manifest's short name is qualified through $ACETATE_REGISTRIES_CONF; a broken alias table is that manifest's problem", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-aliases-'));
     const saved = process.env.ACETATE_REGISTRIES_CONF;
     const manifest = (image: string) => ({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'a' }, spec: { image } });

@@ -25,10 +25,11 @@ describe('images (pure)', () => {
     assert.equal(formatReference(parseReference('127.0.0.1:5000/a/b:c')), '127.0.0.1:5000/a/b:c');
     assert.equal(formatReference(parseReference(`localhost/app@${D1}`)), `localhost/app@${D1}`);
     assert.equal(formatReference(parseReference(`reg.example.com/app:1@${D1}`)), `reg.example.com/app:1@${D1}`);
-    for (const bad of ['', 'UPPER/case', 'app@sha256:short', 'app:bad tag', 'a//b']) assert.throws(() => parseReference(bad), /image reference|not a|valid/, bad);
+    for (const bad of ['', 'UPPER/case', 'app@sha256:short', 'app:bad tag', 'a//b'])
+      assert.throws(() => parseReference(bad), /image reference|not a|valid/, bad);
   });
 
-  it("defaults imagePullPolicy as Kubernetes: Always for :latest or no tag, IfNotPresent otherwise", () => {
+  it('defaults imagePullPolicy as Kubernetes: Always for :latest or no tag, IfNotPresent otherwise', () => {
     assert.equal(defaultPullPolicy(parseReference('busybox')), 'Always');
     assert.equal(defaultPullPolicy(parseReference('busybox:latest')), 'Always');
     assert.equal(defaultPullPolicy(parseReference('busybox:1.36')), 'IfNotPresent');
@@ -37,12 +38,21 @@ describe('images (pure)', () => {
 
   it('command overrides Entrypoint (and drops Cmd), args override Cmd, image Env under the manifest, WorkingDir', () => {
     const image = { Entrypoint: ['/ep'], Cmd: ['c1'], Env: ['A=image', 'B=image'], WorkingDir: '/w' };
-    const spec = (o: Partial<{ command: string[]; args: string[]; env: { name: string; value: string }[]; workingDir: string }>) => ({ command: [], args: [], env: [], workingDir: '', ...o });
+    const spec = (o: Partial<{ command: string[]; args: string[]; env: { name: string; value: string }[]; workingDir: string }>) => ({
+      command: [],
+      args: [],
+      env: [],
+      workingDir: '',
+      ...o,
+    });
     assert.deepEqual(effectiveProcess(spec({}), image).args, ['/ep', 'c1']);
     assert.deepEqual(effectiveProcess(spec({ args: ['x'] }), image).args, ['/ep', 'x']);
     assert.deepEqual(effectiveProcess(spec({ command: ['/bin/true'] }), image).args, ['/bin/true']);
     assert.deepEqual(effectiveProcess(spec({ command: ['/c'], args: ['y'] }), image).args, ['/c', 'y']);
-    assert.deepEqual(effectiveProcess(spec({ env: [{ name: 'B', value: 'manifest' }] }), image).env, [{ name: 'A', value: 'image' }, { name: 'B', value: 'manifest' }]);
+    assert.deepEqual(effectiveProcess(spec({ env: [{ name: 'B', value: 'manifest' }] }), image).env, [
+      { name: 'A', value: 'image' },
+      { name: 'B', value: 'manifest' },
+    ]);
     assert.equal(effectiveProcess(spec({}), image).cwd, '/w');
     assert.equal(effectiveProcess(spec({ workingDir: '/m' }), image).cwd, '/m');
     assert.equal(effectiveProcess(spec({ command: ['/x'] }), {}).cwd, '/', 'no WorkingDir anywhere: /');
@@ -72,22 +82,41 @@ describe('images (pure)', () => {
     assert.deepEqual(issues({ command: ['sh'] }), ['spec.template: required field is missing (or give an image)']);
     assert.deepEqual(issues({ template: 'host' }), ['spec.command: required field is missing']);
     assert.deepEqual(issues({ template: 'host', command: ['sh'], imagePullPolicy: 'Always' }), ['spec.imagePullPolicy: applies to an image only']);
-    assert.deepEqual(issues({ image: 'debian:12', imagePullPolicy: 'Sometimes' }), ["spec.imagePullPolicy: 'Sometimes' is not one of Always, IfNotPresent, Never"]);
+    assert.deepEqual(issues({ image: 'debian:12', imagePullPolicy: 'Sometimes' }), [
+      "spec.imagePullPolicy: 'Sometimes' is not one of Always, IfNotPresent, Never",
+    ]);
     assert.match(issues({ image: 'Debian:12' }).join(), /spec\.image: .*not/);
   });
 
   it('plans a new digest of the same image as a replace that keeps the private area, saying both digests', () => {
-    const m = { apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'web' }, spec: { image: 'reg.example.com/app:1' } } as ContainerManifest;
+    const m = {
+      apiVersion: 'acetate.dev/v1alpha1',
+      kind: 'Container',
+      metadata: { name: 'web' },
+      spec: { image: 'reg.example.com/app:1' },
+    } as ContainerManifest;
     const d = normalizeManifest(m, { kind: 'file', file: '/m.yaml', line: 1 });
     const had = { ...d.spec, image: { ref: d.spec.image!.ref, digest: D1 } };
     const want = { ...d.spec, image: { ref: d.spec.image!.ref, digest: D2 } };
-    const actual = { key: d.key, namespace: 'default', name: 'web', id: 'default_web', applied: { namespace: 'default', name: 'web', spec: had, specHash: 'x', source: d.source, createdAt: '' }, process: { state: 'running' as const, pid: 1 }, limits: {}, restartCount: 0 };
+    const actual = {
+      key: d.key,
+      namespace: 'default',
+      name: 'web',
+      id: 'default_web',
+      applied: { namespace: 'default', name: 'web', spec: had, specHash: 'x', source: d.source, createdAt: '' },
+      process: { state: 'running' as const, pid: 1 },
+      limits: {},
+      restartCount: 0,
+    };
     const p = plan({ desired: new Map([[d.key, { ...d, spec: want }]]), actual: new Map([[d.key, actual]]), complete: true });
     assert.equal(p.actions.length, 1);
     const a = p.actions[0]!;
     assert.equal(a.kind, 'replace');
     assert.equal(a.kind === 'replace' && a.discardPrivateArea, false);
-    assert.match(renderPlan(p), new RegExp(`-/\\+ replace\\s+default/web\\s+image reg.example.com/app:1: image digest ${D1} → ${D2}: the private area is kept`));
+    assert.match(
+      renderPlan(p),
+      new RegExp(`-/\\+ replace\\s+default/web\\s+image reg.example.com/app:1: image digest ${D1} → ${D2}: the private area is kept`),
+    );
     // Another repository is another base OS: the private area goes, and the plan says so.
     const other = describeImageChange(had, { ...want, image: { ref: 'reg.example.com/other:1', digest: D2 } }, ['image'])!;
     assert.equal(other.discard, true);
@@ -95,8 +124,15 @@ describe('images (pure)', () => {
     const fromTemplate = describeImageChange(testSpec(), want, ['template', 'image'])!;
     assert.equal(fromTemplate.discard, true);
     // A policy change alone is recorded, not replaced.
-    const policy = plan({ desired: new Map([[d.key, { ...d, spec: { ...had, imagePullPolicy: 'IfNotPresent' as const } }]]), actual: new Map([[d.key, actual]]), complete: true });
-    assert.deepEqual(policy.actions.map((x) => x.kind), ['configure']);
+    const policy = plan({
+      desired: new Map([[d.key, { ...d, spec: { ...had, imagePullPolicy: 'IfNotPresent' as const } }]]),
+      actual: new Map([[d.key, actual]]),
+      complete: true,
+    });
+    assert.deepEqual(
+      policy.actions.map((x) => x.kind),
+      ['configure'],
+    );
     // Held (the image cannot be resolved): left alone with the reason, never destroyed.
     const held = plan({ desired: new Map(), actual: new Map([[d.key, actual]]), heldKeys: new Map([[d.key, 'ErrImagePull: x']]), complete: true });
     assert.deepEqual(held.actions, []);
@@ -104,13 +140,23 @@ describe('images (pure)', () => {
   });
 
   it('reads insecure registries from registries.conf; picks linux/amd64 from an index', () => {
-    const conf = '# c\nunqualified-search-registries = ["docker.io"]\n[[registry]]\nlocation = "127.0.0.1:5000"\ninsecure = true\n\n[[registry]]\nlocation="quay.io"\n[[registry]]\nprefix = "example.com/team"\nlocation = "mirror.local"\ninsecure=true\n';
+    const conf =
+      '# c\nunqualified-search-registries = ["docker.io"]\n[[registry]]\nlocation = "127.0.0.1:5000"\ninsecure = true\n\n[[registry]]\nlocation="quay.io"\n[[registry]]\nprefix = "example.com/team"\nlocation = "mirror.local"\ninsecure=true\n';
     assert.deepEqual(insecureRegistries(conf), ['127.0.0.1:5000', 'example.com/team']);
     const manifest = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}';
     assert.equal(platformDigest(manifest, 'x'), `sha256:${createHash('sha256').update(manifest).digest('hex')}`);
-    const index = JSON.stringify({ mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ digest: D1, platform: { os: 'linux', architecture: 'arm64' } }, { digest: D2, platform: { os: 'linux', architecture: 'amd64' } }] });
+    const index = JSON.stringify({
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { digest: D1, platform: { os: 'linux', architecture: 'arm64' } },
+        { digest: D2, platform: { os: 'linux', architecture: 'amd64' } },
+      ],
+    });
     assert.equal(platformDigest(index, 'x'), D2);
-    assert.throws(() => platformDigest(JSON.stringify({ manifests: [{ digest: D1, platform: { os: 'linux', architecture: 's390x' } }] }), 'x'), /no linux\/amd64 image/);
+    assert.throws(
+      () => platformDigest(JSON.stringify({ manifests: [{ digest: D1, platform: { os: 'linux', architecture: 's390x' } }] }), 'x'),
+      /no linux\/amd64 image/,
+    );
   });
 
   it('the overlay takes every layer, topmost first, and refuses options longer than a page', () => {

@@ -19,18 +19,39 @@ const one = (d: ReturnType<typeof desired>, a: ReturnType<typeof actualFrom>) =>
   plan({ desired: new Map([[d.key, d]]), actual: new Map([[a.key, a]]), complete: true });
 
 const ociInput = (spec = testSpec()) => ({
-  namespace: 'default', name: 'a', spec, specHash: 'h', rootfsPath: '/r', cgroupsPath: '/acetate/a', hostNofileHard: 1024, swapAccounting: false, initPath: '/usr/bin/catatonit',
+  namespace: 'default',
+  name: 'a',
+  spec,
+  specHash: 'h',
+  rootfsPath: '/r',
+  cgroupsPath: '/acetate/a',
+  hostNofileHard: 1024,
+  swapAccounting: false,
+  initPath: '/usr/bin/catatonit',
 });
 
 describe('spec.init and probes (pure parts)', () => {
   it('normalizes: init absent when on (old records compare equal), probes with Kubernetes defaults', () => {
-    const m = (spec: Record<string, unknown>) => ({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'a' }, spec: { template: 'host', command: ['x'], ...spec } }) as ContainerManifest;
+    const m = (spec: Record<string, unknown>) =>
+      ({
+        apiVersion: 'acetate.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name: 'a' },
+        spec: { template: 'host', command: ['x'], ...spec },
+      }) as ContainerManifest;
     assert.equal('init' in normalizeSpec(m({})), false);
     assert.equal('init' in normalizeSpec(m({ init: true })), false);
     assert.equal(normalizeSpec(m({ init: false })).init, false);
     assert.equal('probes' in normalizeSpec(m({})), false);
     assert.deepEqual(normalizeSpec(m({ livenessProbe: { httpGet: { port: 80 } } })).probes, {
-      liveness: { handler: { kind: 'httpGet', path: '/', port: 80, scheme: 'HTTP', headers: [] }, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
+      liveness: {
+        handler: { kind: 'httpGet', path: '/', port: 80, scheme: 'HTTP', headers: [] },
+        initialDelaySeconds: 0,
+        periodSeconds: 10,
+        timeoutSeconds: 1,
+        successThreshold: 1,
+        failureThreshold: 3,
+      },
     });
   });
 
@@ -59,12 +80,21 @@ describe('spec.init and probes (pure parts)', () => {
     assert.ok(m?.options?.includes('ro'));
     const bare = buildOciConfig(ociInput(testSpec({ command: ['sleep'], args: ['1'], init: false })));
     assert.deepEqual(bare.process.args, ['sleep', '1']);
-    assert.equal(bare.mounts.some((x) => x.destination === INIT_IN_CONTAINER), false);
+    assert.equal(
+      bare.mounts.some((x) => x.destination === INIT_IN_CONTAINER),
+      false,
+    );
   });
 
   it('specToManifest gives back what normalizeSpec read (the CRD shape)', () => {
-    const spec = { template: 'host', command: ['sh'], args: ['-c', 'x'], init: false, resources: { cpu: '500m', memory: '64Mi', pids: 10 },
-      readinessProbe: { exec: { command: ['true'] }, initialDelaySeconds: 1, periodSeconds: 2, timeoutSeconds: 3, successThreshold: 4, failureThreshold: 5 } };
+    const spec = {
+      template: 'host',
+      command: ['sh'],
+      args: ['-c', 'x'],
+      init: false,
+      resources: { cpu: '500m', memory: '64Mi', pids: 10 },
+      readinessProbe: { exec: { command: ['true'] }, initialDelaySeconds: 1, periodSeconds: 2, timeoutSeconds: 3, successThreshold: 4, failureThreshold: 5 },
+    };
     const norm = normalizeSpec({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'a' }, spec } as ContainerManifest);
     const back = specToManifest(norm);
     assert.equal(back.init, false);

@@ -22,7 +22,13 @@ const profile = {
   syscalls: [
     { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW', args: [], includes: {}, excludes: {} },
     { names: ['mount', 'unshare'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] }, excludes: {} },
-    { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 2114060288, op: 'SCMP_CMP_MASKED_EQ' }], includes: {}, excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390x'] } },
+    {
+      names: ['clone'],
+      action: 'SCMP_ACT_ALLOW',
+      args: [{ index: 0, value: 2114060288, op: 'SCMP_CMP_MASKED_EQ' }],
+      includes: {},
+      excludes: { caps: ['CAP_SYS_ADMIN'], arches: ['s390x'] },
+    },
     { names: ['arch_prctl'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64', 'x32'] }, excludes: {} },
     { names: ['sync_file_range2'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['ppc64le'] }, excludes: {} },
     { names: ['io_uring_setup'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, includes: { minKernel: '99.0' }, excludes: {} },
@@ -45,14 +51,20 @@ describe('seccomp translation (containers/common format → OCI)', () => {
   it('with CAP_SYS_ADMIN: mount/unshare allowed, the restricted clone rule dropped (as Docker does)', () => {
     const out = translateProfile(profile, { capabilities: [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'], arch: 'arm64', kernelRelease: '6.1.0' });
     assert.deepEqual(out.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
-    assert.deepEqual(out.syscalls!.map((s) => s.names.join(',')), ['read,write', 'mount,unshare']);
+    assert.deepEqual(
+      out.syscalls!.map((s) => s.names.join(',')),
+      ['read,write', 'mount,unshare'],
+    );
   });
 
   it("translates Docker's and Podman's profiles as Debian ships them; Docker's leaves unshare to CAP_SYS_ADMIN", () => {
     for (const file of [DEFAULT_SECCOMP_PROFILE, PODMAN_SECCOMP_PROFILE]) {
       const out = translateProfile(JSON.parse(readFileSync(file, 'utf8')), { capabilities: DEFAULT_CAPABILITIES });
       assert.ok(out.syscalls!.length > 5, file);
-      assert.ok(out.syscalls!.some((s) => s.names.includes('read') && s.action === 'SCMP_ACT_ALLOW'), file);
+      assert.ok(
+        out.syscalls!.some((s) => s.names.includes('read') && s.action === 'SCMP_ACT_ALLOW'),
+        file,
+      );
     }
     const docker = translateProfile(JSON.parse(readFileSync(DEFAULT_SECCOMP_PROFILE, 'utf8')), { capabilities: DEFAULT_CAPABILITIES });
     assert.ok(!docker.syscalls!.some((s) => s.names.includes('unshare') && s.action === 'SCMP_ACT_ALLOW'), 'unshare allowed without CAP_SYS_ADMIN');
@@ -87,7 +99,10 @@ describe('host template masks', () => {
       { path: '/tmp', kind: 'private', why: '', covers: [{ path: '/tmp', dir: true }] },
     ];
     const m = isolationMounts(masks);
-    assert.deepEqual(m.map((x) => x.destination), ['/srv', '/run', '/tmp', '/etc/shadow']);
+    assert.deepEqual(
+      m.map((x) => x.destination),
+      ['/srv', '/run', '/tmp', '/etc/shadow'],
+    );
     assert.deepEqual(m[0]!.options, ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=755']);
     assert.ok(m[2]!.options!.includes('mode=1777') && !m[2]!.options!.includes('ro'), '/tmp is writable');
     assert.equal(m[3]!.source, '/dev/null');

@@ -33,7 +33,12 @@ describe('manifest files', () => {
 
   it('reads multi-document YAML and JSON, with lines per document', async () => {
     await withTmpDir(async (dir) => {
-      const json = JSON.stringify({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'j' }, spec: { template: 'host', command: ['/bin/true'] } });
+      const json = JSON.stringify({
+        apiVersion: 'acetate.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name: 'j' },
+        spec: { template: 'host', command: ['/bin/true'] },
+      });
       await writeFiles(dir, { 'multi.yml': `${web('a')}---\n${web('b').replace('500m', 'x')}---\n`, 'j.json': json });
       const snap = await loadManifestDir(dir);
       assert.deepEqual([...snap.containers.keys()].sort(), ['default/a', 'default/j']);
@@ -59,7 +64,8 @@ describe('manifest files', () => {
 
   it('ignores dotfiles, .git, editor and backup files, and other extensions', async () => {
     assert.equal(isManifestPath('/m/web.yaml'), true);
-    for (const p of ['/m/.web.yaml', '/m/web.yaml~', '/m/web.yaml.bak', '/m/.web.yaml.swp', '/m/#web.yaml#', '/m/web.txt', '/m/x.yaml.swx']) assert.equal(isManifestPath(p), false, p);
+    for (const p of ['/m/.web.yaml', '/m/web.yaml~', '/m/web.yaml.bak', '/m/.web.yaml.swp', '/m/#web.yaml#', '/m/web.txt', '/m/x.yaml.swx'])
+      assert.equal(isManifestPath(p), false, p);
     await withTmpDir(async (dir) => {
       await writeFiles(dir, { 'web.yaml': web(), '.git/x.yaml': web('git'), 'web.yaml.bak': web('bak'), 'sub/deep.yaml': web('deep'), 'README.md': '# hi' });
       const snap = await loadManifestDir(dir);

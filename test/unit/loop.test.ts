@@ -52,7 +52,16 @@ class MemRuntime implements Runtime {
 
   private view(key: string, b: Box): ActualContainer {
     const [namespace, name] = key.split('/') as [string, string];
-    return structuredClone({ key, namespace, name, id: `${namespace}_${name}`, applied: b.applied, process: b.process, limits: b.limits, restartCount: b.restartCount });
+    return structuredClone({
+      key,
+      namespace,
+      name,
+      id: `${namespace}_${name}`,
+      applied: b.applied,
+      process: b.process,
+      limits: b.limits,
+      restartCount: b.restartCount,
+    });
   }
 
   async preflight(): Promise<void> {}
@@ -71,7 +80,14 @@ class MemRuntime implements Runtime {
     await this.enter('create', key);
     if (this.boxes.has(key)) return;
     this.boxes.set(key, {
-      applied: { namespace: req.namespace, name: req.name, spec: req.spec, specHash: hashOf(req.spec), source: req.source, createdAt: new Date(this.clock.now()).toISOString() },
+      applied: {
+        namespace: req.namespace,
+        name: req.name,
+        spec: req.spec,
+        specHash: hashOf(req.spec),
+        source: req.source,
+        createdAt: new Date(this.clock.now()).toISOString(),
+      },
       process: { state: 'absent' },
       limits: {},
       restartCount: 0,
@@ -214,7 +230,19 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     src = new MemSource();
     sink = new Sink();
     metrics = new Metrics({ defaultMetrics: false });
-    c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, concurrency: 2, resyncMs: 30_000, statusSinks: [sink], recorders: [sink], metrics, nodeName: 'node1' });
+    c = new Controller({
+      runtime: rt,
+      sources: [src],
+      plan,
+      execute: executeAction,
+      clock,
+      concurrency: 2,
+      resyncMs: 30_000,
+      statusSinks: [sink],
+      recorders: [sink],
+      metrics,
+      nodeName: 'node1',
+    });
   });
   afterEach(async () => {
     await c.stop();
@@ -444,7 +472,10 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     const unhealthy = sink.events.find((e) => e.ev.reason === 'Unhealthy');
     assert.equal(unhealthy?.ev.message, 'Liveness probe failed 2 times: disk full');
     assert.ok(rt.calls.includes('stop(leaveExited) default/web'), 'killed as a crash, not stopped');
-    assert.ok(sink.events.some((e) => e.ev.reason === 'BackOff'), 'the restart waits for the crash-loop back-off');
+    assert.ok(
+      sink.events.some((e) => e.ev.reason === 'BackOff'),
+      'the restart waits for the crash-loop back-off',
+    );
     rt.execResult = { exitCode: 0, output: '' };
     clock.advance(10_000);
     await settle(c);
@@ -456,7 +487,7 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     await settle(c);
     assert.equal(ready()?.status, 'True');
   });
-  it('a status sink that fails is the reconcile\'s Requeue, by the failure\'s kind (not a logged warning)', async () => {
+  it("a status sink that fails is the reconcile's Requeue, by the failure's kind (not a logged warning)", async () => {
     const flaky = new FlakySink();
     c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, statusSinks: [flaky], nodeName: 'node1' });
     await startWith([web]);

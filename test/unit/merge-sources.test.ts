@@ -26,7 +26,11 @@ describe('merge-sources', () => {
 
   it("keeps origins' own problems and protects their keys", () => {
     const r = mergeOrigins([
-      { origin: '/m/1.yaml', containers: [desired('a', {}, '/m/1.yaml')], problems: [{ origin: '/m/1.yaml', message: 'bad', keys: ['default/a'], kind: 'invalid' }] },
+      {
+        origin: '/m/1.yaml',
+        containers: [desired('a', {}, '/m/1.yaml')],
+        problems: [{ origin: '/m/1.yaml', message: 'bad', keys: ['default/a'], kind: 'invalid' }],
+      },
     ]);
     assert.equal(r.containers.size, 0);
     assert.ok(r.protectedKeys.has('default/a'));
@@ -40,7 +44,10 @@ describe('merge-sources', () => {
       problems: [{ origin: 'kube:default/z', message: 'invalid', keys: ['default/z'], kind: 'invalid' }],
     });
     (s2 as DesiredSnapshot & { incompleteReason: string }).incompleteReason = 'not listed yet';
-    const m = mergeSnapshots([{ source: 'files', snapshot: s1 }, { source: 'kube', snapshot: s2 }]);
+    const m = mergeSnapshots([
+      { source: 'files', snapshot: s1 },
+      { source: 'kube', snapshot: s2 },
+    ]);
     assert.deepEqual([...m.containers.keys()].sort(), ['default/x', 'default/y']);
     assert.deepEqual([...m.protectedKeys].sort(), ['default/a', 'default/z']);
     assert.equal(m.complete, false);

@@ -14,7 +14,12 @@ import { actualFrom, desired } from '../support/model.js';
 import { testSpec } from '../support/test-spec.js';
 
 function issues(spec: Record<string, unknown>): string[] {
-  const r = validateManifest({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'web' }, spec: { template: 'host', command: ['/bin/true'], ...spec } });
+  const r = validateManifest({
+    apiVersion: 'acetate.dev/v1alpha1',
+    kind: 'Container',
+    metadata: { name: 'web' },
+    spec: { template: 'host', command: ['/bin/true'], ...spec },
+  });
   return r.ok ? [] : r.issues.map((i) => `${i.field}: ${i.message}`);
 }
 
@@ -29,8 +34,12 @@ describe('network: API', () => {
     assert.deepEqual(issues({ network: 'bridge', ports: [http(8080, '127.0.0.1'), { containerPort: 53, hostPort: 5353, protocol: 'UDP' }] }), []);
     assert.deepEqual(issues({ network: 'bridge', ports: [{ containerPort: 0 }] }), ['spec.ports[0].containerPort: 0 must be at least 1']);
     assert.deepEqual(issues({ network: 'bridge', ports: [{ containerPort: 80, hostPort: 65536 }] }), ['spec.ports[0].hostPort: 65536 must be at most 65535']);
-    assert.deepEqual(issues({ network: 'bridge', ports: [{ containerPort: 80, protocol: 'SCTP' }] }), ["spec.ports[0].protocol: 'SCTP' is not one of TCP, UDP"]);
-    assert.deepEqual(issues({ network: 'bridge', ports: [{ containerPort: 80, hostPort: 1, hostIP: '::1' }] }), ["spec.ports[0].hostIP: '::1' is not an IPv4 address such as 127.0.0.1"]);
+    assert.deepEqual(issues({ network: 'bridge', ports: [{ containerPort: 80, protocol: 'SCTP' }] }), [
+      "spec.ports[0].protocol: 'SCTP' is not one of TCP, UDP",
+    ]);
+    assert.deepEqual(issues({ network: 'bridge', ports: [{ containerPort: 80, hostPort: 1, hostIP: '::1' }] }), [
+      "spec.ports[0].hostIP: '::1' is not an IPv4 address such as 127.0.0.1",
+    ]);
     assert.deepEqual(issues({ network: 'bridged' }), ["spec.network: 'bridged' is not one of none, host, bridge"]);
   });
 
@@ -39,20 +48,33 @@ describe('network: API', () => {
     assert.deepEqual(issues({ network: 'bridge', ports: [http(8080), { containerPort: 81, hostPort: 8080, hostIP: '127.0.0.1' }] }), [
       'spec.ports[1].hostPort: 127.0.0.1:8080/TCP is already published by ports[0]',
     ]);
-    assert.deepEqual(issues({ network: 'bridge', ports: [http(8080), { containerPort: 8080, hostPort: 8080, protocol: 'UDP' }] }), [], 'TCP and UDP are two sockets');
-    assert.deepEqual(issues({ network: 'bridge', ports: [http(8080), { name: 'http', containerPort: 81 }] }), ["spec.ports[1].name: 'http' is already the name of ports[0]"]);
+    assert.deepEqual(
+      issues({ network: 'bridge', ports: [http(8080), { containerPort: 8080, hostPort: 8080, protocol: 'UDP' }] }),
+      [],
+      'TCP and UDP are two sockets',
+    );
+    assert.deepEqual(issues({ network: 'bridge', ports: [http(8080), { name: 'http', containerPort: 81 }] }), [
+      "spec.ports[1].name: 'http' is already the name of ports[0]",
+    ]);
   });
 
   it('a spec without ports keeps the hash it had before ports existed', () => {
     const d = desired('web');
     assert.equal('ports' in d.spec, false);
     assert.equal(hashOf(d.spec), hashOf({ ...d.spec }));
-    assert.deepEqual(desired('web', { network: 'bridge', ports: [http(8080, '0.0.0.0')] }).spec.ports, [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP' }]);
+    assert.deepEqual(desired('web', { network: 'bridge', ports: [http(8080, '0.0.0.0')] }).spec.ports, [
+      { name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP' },
+    ]);
   });
 
   it('claims: 0.0.0.0 overlaps every address; ports compare without names and order', () => {
     assert.ok(sameClaim({ containerPort: 1, hostPort: 80, protocol: 'TCP' }, { containerPort: 2, hostPort: 80, hostIP: '127.0.0.1', protocol: 'TCP' }));
-    assert.ok(!sameClaim({ containerPort: 1, hostPort: 80, hostIP: '127.0.0.2', protocol: 'TCP' }, { containerPort: 2, hostPort: 80, hostIP: '127.0.0.1', protocol: 'TCP' }));
+    assert.ok(
+      !sameClaim(
+        { containerPort: 1, hostPort: 80, hostIP: '127.0.0.2', protocol: 'TCP' },
+        { containerPort: 2, hostPort: 80, hostIP: '127.0.0.1', protocol: 'TCP' },
+      ),
+    );
     assert.ok(samePorts([{ name: 'a', containerPort: 1, hostPort: 2, protocol: 'TCP' }], [{ containerPort: 1, hostPort: 2, protocol: 'TCP' }]));
   });
 });
@@ -62,7 +84,10 @@ describe('network: plan', () => {
     const before = desired('web', { network: 'bridge', ports: [http(8080, '127.0.0.1')] });
     const after = desired('web', { network: 'bridge', ports: [http(8081, '127.0.0.1')] });
     const p = one(after, actualFrom(before));
-    assert.deepEqual(p.actions.map((a) => a.kind), ['ports']);
+    assert.deepEqual(
+      p.actions.map((a) => a.kind),
+      ['ports'],
+    );
     assert.match(renderPlan(p), /~ ports\s+default\/web\s+ports 127\.0\.0\.1:8080→80\/TCP → 127\.0\.0\.1:8081→80\/TCP \(in place\)/);
   });
 
@@ -70,14 +95,20 @@ describe('network: plan', () => {
     const before = desired('web', { network: 'bridge', ports: [http(8080)], state: 'Stopped' });
     const after = desired('web', { network: 'bridge', ports: [http(8081)], state: 'Stopped' });
     const p = one(after, actualFrom(before, { state: 'absent' }));
-    assert.deepEqual(p.actions.map((a) => [a.kind, a.kind === 'configure' ? a.fields : []]), [['configure', ['ports']]]);
+    assert.deepEqual(
+      p.actions.map((a) => [a.kind, a.kind === 'configure' ? a.fields : []]),
+      [['configure', ['ports']]],
+    );
   });
 
-  it('a ports change that failed is planned again: the ports in force are the network\'s, not the record\'s', () => {
+  it("a ports change that failed is planned again: the ports in force are the network's, not the record's", () => {
     const d = desired('web', { network: 'bridge', ports: [http(8081)] });
     const a = actualFrom(d);
     a.network = { ip: '10.90.0.2', ports: [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP' }] };
-    assert.deepEqual(one(d, a).actions.map((x) => x.kind), ['ports']);
+    assert.deepEqual(
+      one(d, a).actions.map((x) => x.kind),
+      ['ports'],
+    );
   });
 
   it('a broken network is repaired in place; a mode change is a replace and says so', () => {
@@ -85,7 +116,10 @@ describe('network: plan', () => {
     const a = actualFrom(d);
     a.network = { ip: '10.90.0.2', ports: [], problem: 'veth veth1234 of 10.90.0.2 is gone' };
     const p = one(d, a);
-    assert.deepEqual(p.actions.map((x) => x.kind), ['network']);
+    assert.deepEqual(
+      p.actions.map((x) => x.kind),
+      ['network'],
+    );
     assert.match(p.actions[0]!.reason, /veth veth1234 of 10\.90\.0\.2 is gone: rebuilding it in place \(same address, same pid\)/);
     const r = one(desired('web', { network: 'none' }), actualFrom(d));
     assert.equal(r.actions[0]?.kind, 'replace');
@@ -112,7 +146,10 @@ describe('network: node and /etc files', () => {
   });
 
   it('resolv.conf: a loopback resolver is replaced by the upstream servers, else public ones; search kept', () => {
-    assert.equal(containerResolvConf('nameserver 127.0.0.53\nsearch lan\n', 'nameserver 192.0.2.1\nnameserver 192.0.2.2\n'), 'search lan\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n');
+    assert.equal(
+      containerResolvConf('nameserver 127.0.0.53\nsearch lan\n', 'nameserver 192.0.2.1\nnameserver 192.0.2.2\n'),
+      'search lan\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n',
+    );
     assert.equal(containerResolvConf('nameserver 127.0.0.1\n', undefined), 'nameserver 8.8.8.8\nnameserver 8.8.4.4\n');
     assert.equal(containerResolvConf('nameserver 10.0.0.2\noptions edns0\n', undefined), 'nameserver 10.0.0.2\noptions edns0\n');
     assert.match(hostsFile('web', '10.90.0.7'), /^10\.90\.0\.7\tweb$/m);
@@ -121,10 +158,20 @@ describe('network: node and /etc files', () => {
   it('the OCI config joins the persistent namespace and bind-mounts the /etc files before user mounts', () => {
     const etcFiles = { hosts: '/r/etc/hosts', hostname: '/r/etc/hostname', resolvConf: '/r/etc/resolv.conf' };
     const cfg = buildOciConfig({
-      namespace: 'default', name: 'web', spec: testSpec({ network: 'bridge', mounts: [{ hostPath: '/srv/hosts', containerPath: '/etc/hosts', readOnly: true }] }), specHash: 'h',
-      rootfsPath: '/r/rootfs', cgroupsPath: '/a/b', hostNofileHard: 1024, swapAccounting: false, network: { netnsPath: '/run/x/netns/default_web', etcFiles },
+      namespace: 'default',
+      name: 'web',
+      spec: testSpec({ network: 'bridge', mounts: [{ hostPath: '/srv/hosts', containerPath: '/etc/hosts', readOnly: true }] }),
+      specHash: 'h',
+      rootfsPath: '/r/rootfs',
+      cgroupsPath: '/a/b',
+      hostNofileHard: 1024,
+      swapAccounting: false,
+      network: { netnsPath: '/run/x/netns/default_web', etcFiles },
     });
-    assert.deepEqual(cfg.linux.namespaces.find((n) => n.type === 'network'), { type: 'network', path: '/run/x/netns/default_web' });
+    assert.deepEqual(
+      cfg.linux.namespaces.find((n) => n.type === 'network'),
+      { type: 'network', path: '/run/x/netns/default_web' },
+    );
     const dests = cfg.mounts.map((m) => `${m.destination}<-${m.source}`);
     assert.ok(dests.indexOf('/etc/hosts<-/r/etc/hosts') < dests.indexOf('/etc/hosts<-/srv/hosts'), 'a user mount over /etc/hosts wins');
     assert.ok(dests.includes('/etc/resolv.conf<-/r/etc/resolv.conf'));

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS, OciConfigError, buildOciConfig, checkContainerPath, resolveCapabilities, type OciConfigInput } from '../../src/runtime/runc/oci-config.js';
+import {
+  ALL_CAPABILITIES,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_PATH,
+  MASKED_PATHS,
+  READONLY_PATHS,
+  OciConfigError,
+  buildOciConfig,
+  checkContainerPath,
+  resolveCapabilities,
+  type OciConfigInput,
+} from '../../src/runtime/runc/oci-config.js';
 import { cpuAndPidsUpdateFlags, cpuQuotaOf, memoryUpdateFlags, ociLinuxResources } from '../../src/runtime/runc/resources.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { testSpec } from '../support/test-spec.js';
@@ -38,7 +49,15 @@ describe('buildOciConfig (pure)', () => {
   });
 
   it('keeps a PATH given in env, and the last value of a repeated name', () => {
-    const c = buildOciConfig(input({ env: [{ name: 'PATH', value: '/x' }, { name: 'B', value: '1' }, { name: 'B', value: '2' }] }));
+    const c = buildOciConfig(
+      input({
+        env: [
+          { name: 'PATH', value: '/x' },
+          { name: 'B', value: '1' },
+          { name: 'B', value: '2' },
+        ],
+      }),
+    );
     assert.deepEqual(c.process.env, ['PATH=/x', 'B=2']);
   });
 
@@ -59,8 +78,14 @@ describe('buildOciConfig (pure)', () => {
   });
 
   it('namespaces: pid ipc uts mount + network, except for network host', () => {
-    assert.deepEqual(buildOciConfig(input({ network: 'none' })).linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount', 'network']);
-    assert.deepEqual(buildOciConfig(input({ network: 'host' })).linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount']);
+    assert.deepEqual(
+      buildOciConfig(input({ network: 'none' })).linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'uts', 'mount', 'network'],
+    );
+    assert.deepEqual(
+      buildOciConfig(input({ network: 'host' })).linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'uts', 'mount'],
+    );
   });
 
   it('standard mounts, then the spec bind mounts (rbind, ro when readOnly)', () => {
@@ -72,7 +97,10 @@ describe('buildOciConfig (pure)', () => {
         ],
       }),
     );
-    assert.deepEqual(c.mounts.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/data', '/var/cache']);
+    assert.deepEqual(
+      c.mounts.map((m) => m.destination),
+      ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/data', '/var/cache'],
+    );
     assert.deepEqual(c.mounts[6], { destination: '/data', type: 'bind', source: '/data', options: ['rbind', 'rprivate', 'ro'] });
     assert.deepEqual(c.mounts[7], { destination: '/var/cache', type: 'bind', source: '/cache', options: ['rbind', 'rprivate'] });
     assert.ok(c.mounts.find((m) => m.destination === '/sys')!.options!.includes('ro'));
@@ -113,9 +141,7 @@ describe('buildOciConfig (pure)', () => {
 
   it('RLIMIT_NOFILE within the host hard limit', () => {
     assert.deepEqual(buildOciConfig(input({}, { hostNofileHard: 4096 })).process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }]);
-    assert.deepEqual(buildOciConfig(input({}, { hostNofileHard: 10_000_000 })).process.rlimits, [
-      { type: 'RLIMIT_NOFILE', hard: 1_048_576, soft: 1_048_576 },
-    ]);
+    assert.deepEqual(buildOciConfig(input({}, { hostNofileHard: 10_000_000 })).process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 1_048_576, soft: 1_048_576 }]);
   });
 
   it('cgroup limits: cpu quota/period, memory (+ swap = memory on v1 with memsw), pids; devices denied', () => {
@@ -179,7 +205,10 @@ describe('resolveCapabilities (Docker rules)', () => {
   it('an added capability wins over the same one dropped; no duplicates; kernel order', () => {
     const caps = resolveCapabilities(security({ capAdd: ['CAP_KILL', 'KILL'], capDrop: ['CAP_KILL'] }));
     assert.equal(caps.filter((c) => c === 'CAP_KILL').length, 1);
-    assert.deepEqual(caps, ALL_CAPABILITIES.filter((c) => caps.includes(c)));
+    assert.deepEqual(
+      caps,
+      ALL_CAPABILITIES.filter((c) => caps.includes(c)),
+    );
   });
 
   it('refuses an unknown capability', () => {

@@ -7,7 +7,6 @@ import type { ContainerSpec, DesiredContainer } from '../../src/api/types.js';
 import { actualFrom, desired, simulate } from '../support/model.js';
 import { RUNC_GRANULARITY } from '../../src/runtime/runc/granularity.js';
 
-
 function one(d: DesiredContainer | undefined, a: ActualContainer | undefined, extra: Partial<Parameters<typeof plan>[0]> = {}) {
   const key = (d ?? a)!.key;
   return plan({
@@ -193,7 +192,10 @@ describe('plan (pure)', () => {
           const first = plan({ desired: d, actual: a, complete: true });
           const after = simulate(first.actions, a);
           const second = plan({ desired: d, actual: after, complete: true });
-          assert.deepEqual(second.actions.map((x) => `${x.kind} ${x.key}: ${x.reason}`), []);
+          assert.deepEqual(
+            second.actions.map((x) => `${x.kind} ${x.key}: ${x.reason}`),
+            [],
+          );
           // and the node now holds exactly the desired keys
           assert.deepEqual([...after.keys()].sort(), [...d.keys()].sort());
         }),

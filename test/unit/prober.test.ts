@@ -14,14 +14,23 @@ import { testSpec, FILE_SOURCE } from '../support/test-spec.js';
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
-function actual(probes: Partial<Record<'startup' | 'readiness' | 'liveness', Probe>>, pid = 100, startedAt = new Date(Date.UTC(2024, 0, 1)).toISOString()): ActualContainer {
+function actual(
+  probes: Partial<Record<'startup' | 'readiness' | 'liveness', Probe>>,
+  pid = 100,
+  startedAt = new Date(Date.UTC(2024, 0, 1)).toISOString(),
+): ActualContainer {
   const norm: NormalizedProbes = {};
   for (const [k, p] of Object.entries(probes)) norm[k as 'startup'] = normalizeProbe(p);
   const spec = testSpec({ probes: norm });
   return {
-    key: 'default/a', namespace: 'default', name: 'a', id: 'default_a',
+    key: 'default/a',
+    namespace: 'default',
+    name: 'a',
+    id: 'default_a',
     applied: { namespace: 'default', name: 'a', spec, specHash: 'h', source: FILE_SOURCE, createdAt: startedAt },
-    process: { state: 'running', pid, startedAt }, limits: {}, restartCount: 0,
+    process: { state: 'running', pid, startedAt },
+    limits: {},
+    restartCount: 0,
   };
 }
 
@@ -61,7 +70,10 @@ describe('Prober (fake clock, scripted checks)', () => {
   };
 
   it('readiness: not ready until successThreshold successes, not ready again after failureThreshold failures', async () => {
-    prober.sync('default/a', actual({ readiness: { exec: { command: ['ready'] }, initialDelaySeconds: 2, periodSeconds: 1, successThreshold: 2, failureThreshold: 2 } }));
+    prober.sync(
+      'default/a',
+      actual({ readiness: { exec: { command: ['ready'] }, initialDelaySeconds: 2, periodSeconds: 1, successThreshold: 2, failureThreshold: 2 } }),
+    );
     assert.deepEqual(prober.verdict('default/a', 100), { ready: false, reason: 'ReadinessProbe', message: 'readiness probe has not succeeded yet' });
     await tick(1999);
     assert.deepEqual(calls, [], 'initialDelaySeconds counts from the start of the process');
@@ -81,11 +93,14 @@ describe('Prober (fake clock, scripted checks)', () => {
   });
 
   it('startup gates readiness and liveness; it stops once it passed', async () => {
-    prober.sync('default/a', actual({
-      startup: { exec: { command: ['boot'] }, periodSeconds: 1, failureThreshold: 30 },
-      readiness: { exec: { command: ['ready'] }, periodSeconds: 1 },
-      liveness: { exec: { command: ['live'] }, periodSeconds: 1 },
-    }));
+    prober.sync(
+      'default/a',
+      actual({
+        startup: { exec: { command: ['boot'] }, periodSeconds: 1, failureThreshold: 30 },
+        readiness: { exec: { command: ['ready'] }, periodSeconds: 1 },
+        liveness: { exec: { command: ['live'] }, periodSeconds: 1 },
+      }),
+    );
     results.set('ready', true).set('live', true);
     await tick(0);
     await tick(1000);

@@ -95,7 +95,10 @@ describe('WorkQueue: typed failures (requeueFor → done)', () => {
   });
 
   it('a runtime refusal is terminal: OciConfigError and ImageProcessError are InvalidErrors, through ActionError too', () => {
-    for (const refusal of [new OciConfigError("mount containerPath 'a/b' must be absolute"), new ImageProcessError('the image has neither Entrypoint nor Cmd')]) {
+    for (const refusal of [
+      new OciConfigError("mount containerPath 'a/b' must be absolute"),
+      new ImageProcessError('the image has neither Entrypoint nor Cmd'),
+    ]) {
       assert.equal(failureKind(refusal), 'invalid');
       assert.equal(classify(refusal), 'terminal');
       const action = new ActionError(KEY, 'create', classify(refusal), { cause: refusal });

@@ -212,7 +212,7 @@ describe('WorkQueue', () => {
           inFlight.push(k);
           owed.delete(k);
         };
-        const toRequeue = (kind: Requeue['kind'], ms: number): Requeue => (kind === 'after' ? { kind, ms } : { kind } as Requeue);
+        const toRequeue = (kind: Requeue['kind'], ms: number): Requeue => (kind === 'after' ? { kind, ms } : ({ kind } as Requeue));
         for (const c of cmds) {
           switch (c.op) {
             case 'add':

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
-import { StatusStore, readStatusRecords, readStatusRecord, readProblems, readControllerRecord, controllerAlive, recordPath } from '../../src/controller/status-store.js';
+import {
+  StatusStore,
+  readStatusRecords,
+  readStatusRecord,
+  readProblems,
+  readControllerRecord,
+  controllerAlive,
+  recordPath,
+} from '../../src/controller/status-store.js';
 import { withTmpDir } from '../support/tmpdir.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 
@@ -25,9 +33,16 @@ describe('status store', () => {
       assert.notEqual((await stat(file)).ino, ino, 'changed content is rewritten');
       await s.publishDetailed(record('default/web'));
       const all = await readStatusRecords(dir);
-      assert.deepEqual(all.map((r) => r.key), ['default/web', 'team-a/db']);
+      assert.deepEqual(
+        all.map((r) => r.key),
+        ['default/web', 'team-a/db'],
+      );
       assert.equal((await readStatusRecord(dir, 'team-a/db'))?.status.phase, 'Pending');
-      assert.deepEqual((await readdir(path.dirname(file))).filter((f) => f.startsWith('.')), [], 'no temporary files left');
+      assert.deepEqual(
+        (await readdir(path.dirname(file))).filter((f) => f.startsWith('.')),
+        [],
+        'no temporary files left',
+      );
       // StatusSink.publish keeps the details
       await s.publishDetailed({ ...record('default/web'), source: { kind: 'file', file: '/m/web.yaml', line: 4 } });
       await s.publish('default/web', { phase: 'Failed' });

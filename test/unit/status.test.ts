@@ -65,7 +65,11 @@ describe('status', () => {
   });
 
   it('a conflict: Synced=False Conflict', () => {
-    const s = status({ actual: actualFrom(d), protectedKey: true, problems: [{ origin: '/m/b.yaml', message: 'declared twice', keys: ['default/web'], kind: 'conflict' }] });
+    const s = status({
+      actual: actualFrom(d),
+      protectedKey: true,
+      problems: [{ origin: '/m/b.yaml', message: 'declared twice', keys: ['default/web'], kind: 'conflict' }],
+    });
     assert.equal(findCondition(s, 'Synced')?.reason, 'Conflict');
   });
 
@@ -102,8 +106,12 @@ describe('status', () => {
     assert.match(findCondition(s, 'Synced')!.message!, /waiting for a change/);
   });
 
-  it('an error with a reason (the network driver\'s SubnetFull, PortConflict, PortInUse) is the reason of Ready=False and Synced=False', () => {
-    const s = status({ desired: d, actual: actualFrom(d, { state: 'absent' }), error: { message: 'no address left for default/web in 10.90.0.0/29', action: 'start', retry: 'backoff', reason: 'SubnetFull' } });
+  it("an error with a reason (the network driver's SubnetFull, PortConflict, PortInUse) is the reason of Ready=False and Synced=False", () => {
+    const s = status({
+      desired: d,
+      actual: actualFrom(d, { state: 'absent' }),
+      error: { message: 'no address left for default/web in 10.90.0.0/29', action: 'start', retry: 'backoff', reason: 'SubnetFull' },
+    });
     assert.deepEqual([findCondition(s, 'Ready')?.status, findCondition(s, 'Ready')?.reason], ['False', 'SubnetFull']);
     assert.match(findCondition(s, 'Ready')!.message!, /no address left/);
     assert.equal(findCondition(s, 'Synced')?.reason, 'SubnetFull');

@@ -59,7 +59,9 @@ describe('test suite guards', () => {
   });
 
   it('every spec pattern matches built test files', () => {
-    const built = (readdirSync(path.join(PACKAGE_ROOT, 'dist', 'test'), { recursive: true }) as string[]).map((f) => `dist/test/${f.split(path.sep).join('/')}`);
+    const built = (readdirSync(path.join(PACKAGE_ROOT, 'dist', 'test'), { recursive: true }) as string[]).map(
+      (f) => `dist/test/${f.split(path.sep).join('/')}`,
+    );
     const patterns = specPatterns();
     assert.ok(patterns.length >= 3, `spec patterns found: ${patterns.join(', ')}`);
     const empty = patterns.filter((p) => !built.some((f) => globRegExp(p).test(f)));

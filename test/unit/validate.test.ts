@@ -20,12 +20,23 @@ function issues(obj: unknown): string[] {
 describe('validateManifest (CRD schema through ajv)', () => {
   it('accepts a full, valid Container', () => {
     assert.deepEqual(
-      issues(base({
-        args: ['x'], env: [{ name: 'A', value: '1' }], workingDir: '/tmp', hostname: 'web-1', state: 'Stopped',
-        resources: { cpu: '500m', memory: '256Mi', pids: 100 }, resizePolicy: [{ resourceName: 'memory', restartPolicy: 'RestartContainer' }],
-        restartPolicy: 'OnFailure', mounts: [{ hostPath: '/srv', containerPath: '/data', readOnly: true }], network: 'host', nodeName: 'node-1',
-        securityContext: { capabilities: { add: ['NET_ADMIN'] } }, terminationGracePeriodSeconds: 3,
-      })),
+      issues(
+        base({
+          args: ['x'],
+          env: [{ name: 'A', value: '1' }],
+          workingDir: '/tmp',
+          hostname: 'web-1',
+          state: 'Stopped',
+          resources: { cpu: '500m', memory: '256Mi', pids: 100 },
+          resizePolicy: [{ resourceName: 'memory', restartPolicy: 'RestartContainer' }],
+          restartPolicy: 'OnFailure',
+          mounts: [{ hostPath: '/srv', containerPath: '/data', readOnly: true }],
+          network: 'host',
+          nodeName: 'node-1',
+          securityContext: { capabilities: { add: ['NET_ADMIN'] } },
+          terminationGracePeriodSeconds: 3,
+        }),
+      ),
       [],
     );
   });
@@ -54,8 +65,12 @@ describe('validateManifest (CRD schema through ajv)', () => {
   });
 
   it('refuses path escapes, mounts over / and limits no container can run with', () => {
-    assert.deepEqual(issues(base({ mounts: [{ hostPath: '/srv/../etc', containerPath: '/data' }] })), ["spec.mounts[0].hostPath: '/srv/../etc' must not contain '..'"]);
-    assert.deepEqual(issues(base({ mounts: [{ hostPath: '/srv', containerPath: '/' }] })), ["spec.mounts[0].containerPath: cannot mount over the container's root"]);
+    assert.deepEqual(issues(base({ mounts: [{ hostPath: '/srv/../etc', containerPath: '/data' }] })), [
+      "spec.mounts[0].hostPath: '/srv/../etc' must not contain '..'",
+    ]);
+    assert.deepEqual(issues(base({ mounts: [{ hostPath: '/srv', containerPath: '/' }] })), [
+      "spec.mounts[0].containerPath: cannot mount over the container's root",
+    ]);
     assert.deepEqual(issues(base({ mounts: [{ hostPath: 'srv', containerPath: '/x' }] })), ["spec.mounts[0].hostPath: 'srv' is not an absolute path"]);
     assert.match(issues(base({ resources: { memory: '1Ki' } }))[0]!, /below the smallest memory limit/);
     assert.match(issues(base({ resources: { cpu: '1m' } }))[0]!, /below the smallest CPU limit/);
@@ -69,7 +84,14 @@ describe('validateManifest (CRD schema through ajv)', () => {
       metadata: fc.oneof(fc.anything(), fc.record({ name: fc.anything(), namespace: fc.anything() })),
       spec: fc.oneof(
         fc.anything(),
-        fc.dictionary(fc.constantFrom(...specKeys), fc.oneof(fc.anything(), fc.array(fc.anything()), fc.dictionary(fc.constantFrom('cpu', 'memory', 'pids', 'name', 'hostPath', 'containerPath'), fc.anything()))),
+        fc.dictionary(
+          fc.constantFrom(...specKeys),
+          fc.oneof(
+            fc.anything(),
+            fc.array(fc.anything()),
+            fc.dictionary(fc.constantFrom('cpu', 'memory', 'pids', 'name', 'hostPath', 'containerPath'), fc.anything()),
+          ),
+        ),
       ),
     });
     fc.assert(

@@ -33,9 +33,23 @@ describe('precompiled validator', () => {
     const runtime = containerAjv().compile(compiledSchema());
     const base = examples();
     assert.ok(base.length >= 3, 'the example manifests are found');
-    const verdict = (fn: ValidateFunction, obj: unknown) => ({ ok: fn(obj), errors: (fn.errors ?? []).map((e) => `${e.instancePath} ${e.keyword} ${e.message}`) });
+    const verdict = (fn: ValidateFunction, obj: unknown) => ({
+      ok: fn(obj),
+      errors: (fn.errors ?? []).map((e) => `${e.instancePath} ${e.keyword} ${e.message}`),
+    });
     for (const m of base) assert.deepEqual(verdict(pre, m), verdict(runtime, m));
-    const field = fc.constantFrom('resources', 'command', 'state', 'mounts', 'env', 'restartPolicy', 'securityContext', 'terminationGracePeriodSeconds', 'resizePolicy', 'unknownField');
+    const field = fc.constantFrom(
+      'resources',
+      'command',
+      'state',
+      'mounts',
+      'env',
+      'restartPolicy',
+      'securityContext',
+      'terminationGracePeriodSeconds',
+      'resizePolicy',
+      'unknownField',
+    );
     fc.assert(
       fc.property(fc.nat(base.length - 1), field, fc.jsonValue({ maxDepth: 3 }), (i, f, v) => {
         const m = structuredClone(base[i]) as { spec: Record<string, unknown> };

@@ -16,7 +16,9 @@ function describeResult(r: ActionResult): string {
   if (r.pid) bits.push(`pid ${r.pid}`);
   if (r.limits && r.outcome !== 'deferred') {
     const l = r.limits;
-    bits.push(`cpu ${formatResource('cpu', l.cpuMillis)}, memory ${formatResource('memory', l.memoryBytes)}, pids ${formatResource('pids', l.pids)}${l.diskBytes !== undefined ? `, disk ${formatResource('disk', l.diskBytes)}` : ''}`);
+    bits.push(
+      `cpu ${formatResource('cpu', l.cpuMillis)}, memory ${formatResource('memory', l.memoryBytes)}, pids ${formatResource('pids', l.pids)}${l.diskBytes !== undefined ? `, disk ${formatResource('disk', l.diskBytes)}` : ''}`,
+    );
   }
   for (const d of r.deferred ?? []) bits.push(`${d.resource} ${d.infeasible ? 'infeasible' : 'deferred'}: ${d.reason}`);
   return `${bits.join(' · ')} (${(r.durationMs / 1000).toFixed(1)}s)`;
@@ -41,18 +43,30 @@ declared are left exactly as they are.
                    wait for it to finish instead of exiting 1
 Exit status: 0 converged, 1 any error.`,
   async run(argv, ctx) {
-    const { values } = parse(argv, { ...CONVERGE_OPTIONS, concurrency: { type: 'string', default: '4' }, 'dry-run': { type: 'boolean' }, wait: { type: 'boolean' } });
+    const { values } = parse(argv, {
+      ...CONVERGE_OPTIONS,
+      concurrency: { type: 'string', default: '4' },
+      'dry-run': { type: 'boolean' },
+      wait: { type: 'boolean' },
+    });
     if (!values.file) throw new UsageError('apply needs -f DIR');
     const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
     // Held until exit, before actual state is read: a plan made while another process changes
     // the same containers would be carried out over its work.
     if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime, stateDir: ctx.stateDir });
+    const input = await readConvergeInput({
+      dir: values.file,
+      allowEmpty: !!values['allow-empty'],
+      node: nodeName(values.node),
+      runtime,
+      stateDir: ctx.stateDir,
+    });
     const p = plan(input.planInput);
     printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);
-    if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+    if (input.snapshot.incompleteReason)
+      print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
     if (values['dry-run']) {
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length ? 1 : 0;
@@ -80,7 +94,10 @@ Exit status: 0 converged, 1 any error.`,
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);
     parts.push(`${p.unchanged.length} unchanged`);
     if (summary.errors.length) parts.push(`${summary.errors.length} failed`);
-    print(ctx.stdout, `\nApply ${summary.errors.length ? 'finished with errors' : 'complete'}: ${parts.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)}s.`);
+    print(
+      ctx.stdout,
+      `\nApply ${summary.errors.length ? 'finished with errors' : 'complete'}: ${parts.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)}s.`,
+    );
     return summary.errors.length || input.snapshot.problems.length ? 1 : 0;
   },
 };

@@ -110,9 +110,12 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
     lines.push(`  Applied:        state ${rec.actual.applied.state}, ${res(rec.actual.applied.resources)}`);
     const n = rec.actual.network;
     if (n) {
-      lines.push(`  Network:        ${n.mode}${n.ip ? ` ${n.ip}` : ''}${n.mode === 'bridge' ? `, ports ${n.ports}` : ''}${n.problem ? ` (broken: ${n.problem})` : ''}`);
+      lines.push(
+        `  Network:        ${n.mode}${n.ip ? ` ${n.ip}` : ''}${n.mode === 'bridge' ? `, ports ${n.ports}` : ''}${n.problem ? ` (broken: ${n.problem})` : ''}`,
+      );
       if (n.netns) lines.push(`  Net namespace:  ${n.netns}`);
-      if (n.mode === 'bridge' && node) lines.push(`  Node network:   bridge ${node.bridge}, subnet ${node.subnet}, gateway ${node.gateway} (CNI network ${node.name})`);
+      if (n.mode === 'bridge' && node)
+        lines.push(`  Node network:   bridge ${node.bridge}, subnet ${node.subnet}, gateway ${node.gateway} (CNI network ${node.name})`);
     }
     if (rec.actual.disk) lines.push(`  Disk:           ${diskText(rec.actual.disk)}`);
     lines.push(`  Runtime id:     ${rec.actual.id}`);
@@ -134,7 +137,10 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   }
   if (rec.lastError) {
     const e = rec.lastError;
-    const retry = e.retry === 'terminal' ? 'not retried until the manifest changes' : `retrying with back-off${e.failures ? ` (${e.failures} failures)` : ''}${e.nextRetryAt ? `, next at ${e.nextRetryAt}` : ''}`;
+    const retry =
+      e.retry === 'terminal'
+        ? 'not retried until the manifest changes'
+        : `retrying with back-off${e.failures ? ` (${e.failures} failures)` : ''}${e.nextRetryAt ? `, next at ${e.nextRetryAt}` : ''}`;
     field('Last error', `${e.action ? `${e.action}: ` : ''}${e.message} (${ago(e.time, now)}; ${retry})`);
   } else {
     field('Last error', '-');
@@ -148,7 +154,13 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
     const rows = rec.recentActions
       .slice()
       .reverse()
-      .map((a) => [age(a.time, now), a.kind, a.outcome, a.durationMs !== undefined ? `${(a.durationMs / 1000).toFixed(2)}s` : '-', a.error ? `${a.reason ?? ''}: ${a.error}` : (a.reason ?? '')]);
+      .map((a) => [
+        age(a.time, now),
+        a.kind,
+        a.outcome,
+        a.durationMs !== undefined ? `${(a.durationMs / 1000).toFixed(2)}s` : '-',
+        a.error ? `${a.reason ?? ''}: ${a.error}` : (a.reason ?? ''),
+      ]);
     lines.push(
       ...table(['AGE', 'ACTION', 'RESULT', 'DURATION', 'REASON'], rows)
         .trimEnd()

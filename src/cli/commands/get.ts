@@ -69,9 +69,10 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
       pids: c.applied.spec.resources.pids ?? 'unlimited',
       ...(c.applied.spec.resources.diskBytes !== undefined ? { disk: formatResource('disk', c.applied.spec.resources.diskBytes) } : {}),
     },
-    actual: c.process.state === 'running'
-      ? { cpu: formatResource('cpu', c.limits.cpuMillis), memory: formatResource('memory', c.limits.memoryBytes), pids: c.limits.pids ?? 'unlimited' }
-      : null,
+    actual:
+      c.process.state === 'running'
+        ? { cpu: formatResource('cpu', c.limits.cpuMillis), memory: formatResource('memory', c.limits.memoryBytes), pids: c.limits.pids ?? 'unlimited' }
+        : null,
     ...(c.disk ? { disk: { ...c.disk } } : {}),
     source: c.applied.source,
     specHash: c.applied.specHash,
@@ -133,7 +134,17 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       return 0;
     }
     const wide = values.output === 'wide';
-    const headers = ['NAME', 'STATE', 'PID', 'CPU', 'MEMORY', 'RESTARTS', 'AGE', 'STATUS', ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'TEMPLATE', 'SOURCE'] : [])];
+    const headers = [
+      'NAME',
+      'STATE',
+      'PID',
+      'CPU',
+      'MEMORY',
+      'RESTARTS',
+      'AGE',
+      'STATUS',
+      ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'TEMPLATE', 'SOURCE'] : []),
+    ];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
       phase(c),
@@ -142,8 +153,19 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       pair(c, 'memory'),
       String(c.restartCount),
       age(c.applied.createdAt),
-      c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...` : statusColumn(records.get(c.key)),
-      ...(wide ? [c.network?.ip ?? '-', c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-', pair(c, 'pids'), diskColumn(c), templateColumn(c.applied.spec), c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`] : []),
+      c.process.unsupervised
+        ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...`
+        : statusColumn(records.get(c.key)),
+      ...(wide
+        ? [
+            c.network?.ip ?? '-',
+            c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-',
+            pair(c, 'pids'),
+            diskColumn(c),
+            templateColumn(c.applied.spec),
+            c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`,
+          ]
+        : []),
     ]);
     ctx.stdout.write(table(headers, rows));
     printProblemLines();

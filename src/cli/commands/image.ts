@@ -39,7 +39,13 @@ export const imageCommand: Command = {
           print(ctx.stdout, JSON.stringify(list, null, 2));
           return 0;
         }
-        const rows = list.map((r) => [r.names.join(',') || '<none>', shortDigest(r.id), String(r.layers.length), mib(r.layers.reduce((n, l) => n + l.size, 0)), age(r.pulledAt)]);
+        const rows = list.map((r) => [
+          r.names.join(',') || '<none>',
+          shortDigest(r.id),
+          String(r.layers.length),
+          mib(r.layers.reduce((n, l) => n + l.size, 0)),
+          age(r.pulledAt),
+        ]);
         ctx.stdout.write(table(['NAME', 'ID', 'LAYERS', 'SIZE', 'AGE'], rows));
         return 0;
       }
@@ -69,7 +75,10 @@ export const imageCommand: Command = {
         const list = await runtime.list();
         const unused = values.all ? (await images.list()).filter((r) => usersOf(list, r.id).length === 0).map((r) => r.id) : [];
         const r = await images.prune({ unusedImages: unused });
-        print(ctx.stdout, `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs${r.skipped ? `; ${r.skipped}` : ''}`);
+        print(
+          ctx.stdout,
+          `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs${r.skipped ? `; ${r.skipped}` : ''}`,
+        );
         return 0;
       }
       default:

@@ -10,4 +10,15 @@ import { templateCommand } from './template.js';
 import { execCommand } from './exec.js';
 import { imageCommand } from './image.js';
 
-export const COMMANDS: Command[] = [validateCommand, planCommand, applyCommand, runCommand, getCommand, describeCommand, logsCommand, execCommand, templateCommand, imageCommand];
+export const COMMANDS: Command[] = [
+  validateCommand,
+  planCommand,
+  applyCommand,
+  runCommand,
+  getCommand,
+  describeCommand,
+  logsCommand,
+  execCommand,
+  templateCommand,
+  imageCommand,
+];

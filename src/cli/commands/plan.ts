@@ -27,11 +27,18 @@ containers are left as they are).`,
     if (!values.file) throw new UsageError('plan needs -f DIR');
     if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
     const { runtime } = await ctx.openRuntime();
-    const input = await readConvergeInput({ dir: values.file, allowEmpty: !!values['allow-empty'], node: nodeName(values.node), runtime, stateDir: ctx.stateDir });
+    const input = await readConvergeInput({
+      dir: values.file,
+      allowEmpty: !!values['allow-empty'],
+      node: nodeName(values.node),
+      runtime,
+      stateDir: ctx.stateDir,
+    });
     const p = plan(input.planInput);
     printWarnings(ctx.stderr, input.snapshot.warnings);
     printProblems(ctx.stderr, input.snapshot.problems);
-    if (input.snapshot.incompleteReason) print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+    if (input.snapshot.incompleteReason)
+      print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
     if (values.output === 'json') {
       print(ctx.stdout, JSON.stringify({ ...(planToJson(p) as object), problems: input.snapshot.problems }, null, 2));
     } else {

@@ -97,16 +97,19 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     logger.error(messageOf(err));
     return 1;
   }
-  const source = values.file === undefined ? undefined : new FileSource({
-    dir: values.file,
-    allowEmpty: !!values['allow-empty'],
-    nodeName: node,
-    debounceMs,
-    relistMs,
-    onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
-    capacity: detectNodeCapacity(),
-    onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
-  });
+  const source =
+    values.file === undefined
+      ? undefined
+      : new FileSource({
+          dir: values.file,
+          allowEmpty: !!values['allow-empty'],
+          nodeName: node,
+          debounceMs,
+          relistMs,
+          onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
+          capacity: detectNodeCapacity(),
+          onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
+        });
   const controller = new Controller({
     runtime,
     sources: [...(source ? [source] : []), ...(kube ? [kube] : [])],

@@ -15,7 +15,11 @@ export async function describeTemplate(name: string, output: string, ctx: CliCon
   if (!info) throw new UsageError(`template '${name}' is not installed on this node`);
   if (name !== HOST_TEMPLATE) {
     if (output === 'json') print(ctx.stdout, JSON.stringify(info, null, 2));
-    else print(ctx.stdout, `Name: ${info.name}\nPath: ${info.path}\nSource: ${info.source ?? '-'}\nImported: ${info.importedAt ?? '-'}\nSize: ${info.sizeBytes ?? '-'} bytes`);
+    else
+      print(
+        ctx.stdout,
+        `Name: ${info.name}\nPath: ${info.path}\nSource: ${info.source ?? '-'}\nImported: ${info.importedAt ?? '-'}\nSize: ${info.sizeBytes ?? '-'} bytes`,
+      );
     return 0;
   }
   const paths = runtime instanceof RuncRuntime ? runtime.paths : instancePaths(ctx.stateDir);

@@ -39,7 +39,12 @@ export const templateCommand: Command = {
           print(ctx.stdout, JSON.stringify(list, null, 2));
           return 0;
         }
-        ctx.stdout.write(table(['NAME', 'PATH', 'AGE'], list.map((t) => [t.name, t.path, t.importedAt ? age(t.importedAt) : '-'])));
+        ctx.stdout.write(
+          table(
+            ['NAME', 'PATH', 'AGE'],
+            list.map((t) => [t.name, t.path, t.importedAt ? age(t.importedAt) : '-']),
+          ),
+        );
         return 0;
       }
       case 'describe': {

@@ -31,7 +31,12 @@ Exit status: 0 all valid, 1 any error.`,
       try {
         isDir = (await fs.stat(abs)).isDirectory();
       } catch (err) {
-        dirProblems.push({ origin: abs, kind: 'unreadable' as const, keys: [], message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+        dirProblems.push({
+          origin: abs,
+          kind: 'unreadable' as const,
+          keys: [],
+          message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        });
         continue;
       }
       const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [], warnings: [] };

@@ -59,7 +59,13 @@ export async function runCheck(p: NormalizedProbe, target: ProbeTarget, deps: { 
     if (h.kind === 'tcpSocket') {
       if (hostNet) return await tcpDirect(host, h.port, timeoutMs);
       const { nsenter, busybox } = await deps.tools();
-      return await inNetns(nsenter, target.pid, [busybox, 'nc', '-w', String(p.timeoutSeconds), host, String(h.port), '-e', busybox, 'true'], timeoutMs, `tcp ${host}:${h.port} accepted`);
+      return await inNetns(
+        nsenter,
+        target.pid,
+        [busybox, 'nc', '-w', String(p.timeoutSeconds), host, String(h.port), '-e', busybox, 'true'],
+        timeoutMs,
+        `tcp ${host}:${h.port} accepted`,
+      );
     }
     const url = `${h.scheme.toLowerCase()}://${host.includes(':') ? `[${host}]` : host}:${h.port}${h.path}`;
     if (hostNet) return await httpDirect(url, h.headers, timeoutMs);

@@ -97,7 +97,15 @@ export class Prober {
     if (this.instances.get(key)?.id === id) return;
     this.forget(key);
     const startedAtMs = Date.parse(actual.process.startedAt ?? '') || this.opts.clock.now();
-    const inst: Instance = { id, pid, network: actual.applied.spec.network, startedAtMs, workers: new Map(), started: !probes.startup, ready: !probes.readiness };
+    const inst: Instance = {
+      id,
+      pid,
+      network: actual.applied.spec.network,
+      startedAtMs,
+      workers: new Map(),
+      started: !probes.startup,
+      ready: !probes.readiness,
+    };
     for (const kind of ['startup', 'readiness', 'liveness'] as const) {
       const probe = probes[kind];
       if (probe) inst.workers.set(kind, { kind, probe, successes: 0, failures: 0, inFlight: false });

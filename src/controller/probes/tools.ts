@@ -10,7 +10,9 @@ export function probeTools(): Promise<CheckTools> {
     const busybox = await findBinary('busybox');
     if (!nsenter || !busybox) {
       found = undefined; // look again next time (installed meanwhile)
-      throw new Error(`httpGet/tcpSocket probes of a container with its own network need ${!nsenter ? 'nsenter (util-linux)' : 'busybox (apt-get install -y busybox-static)'}`);
+      throw new Error(
+        `httpGet/tcpSocket probes of a container with its own network need ${!nsenter ? 'nsenter (util-linux)' : 'busybox (apt-get install -y busybox-static)'}`,
+      );
     }
     return { nsenter, busybox };
   })();

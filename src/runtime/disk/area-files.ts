@@ -56,7 +56,9 @@ export async function checkSpace(area: DiskArea, growBy: number, total: number):
   const s = await statfs(area.dir);
   const free = s.bavail * s.bsize;
   if (growBy > free) {
-    throw new DiskLimitError(`${formatMemory(total)} is more than the state dir's filesystem can hold: it needs ${mib(growBy)} more and ${mib(free)} is free under ${path.dirname(path.dirname(area.dir))}; refused`);
+    throw new DiskLimitError(
+      `${formatMemory(total)} is more than the state dir's filesystem can hold: it needs ${mib(growBy)} more and ${mib(free)} is free under ${path.dirname(path.dirname(area.dir))}; refused`,
+    );
   }
 }
 

@@ -34,7 +34,9 @@ export async function recoverArea(area: DiskArea): Promise<void> {
       await rmdir(f.upper);
       await rm(f.work, { recursive: true, force: true });
     } else {
-      throw new Error(`${area.key}: both ${f.img} and a non-empty ${f.upper} exist; acetate does not know which holds the private area and leaves both (remove the stale one by hand)`);
+      throw new Error(
+        `${area.key}: both ${f.img} and a non-empty ${f.upper} exist; acetate does not know which holds the private area and leaves both (remove the stale one by hand)`,
+      );
     }
   }
   // Whatever is left of a copy is incomplete (or already superseded): the data is in img or upper.
@@ -75,7 +77,9 @@ export async function moveIn(area: DiskArea, bytes: number): Promise<void> {
   let copied = false;
   try {
     if (!(await isEmptyDir(f.upper)) && (await copyTree(f.upper, `${f.newMnt}/upper`)) === 'nospace') {
-      throw new Error(`${area.key}: the private area does not fit in a disk of ${formatMemory(bytes)}: it keeps no limit (raise resources.disk or free space in the container)`);
+      throw new Error(
+        `${area.key}: the private area does not fit in a disk of ${formatMemory(bytes)}: it keeps no limit (raise resources.disk or free space in the container)`,
+      );
     }
     copied = true;
   } finally {
@@ -114,7 +118,11 @@ export async function shrink(area: DiskArea, current: number, bytes: number): Pr
   const f = files(area.dir);
   const keep = (why: string): DiskResult => ({
     sizeBytes: current,
-    deferred: { resource: 'disk', infeasible: true, reason: `${why} does not fit in ${formatMemory(bytes)}; the disk stays ${formatMemory(current)} (free space in the container first)` },
+    deferred: {
+      resource: 'disk',
+      infeasible: true,
+      reason: `${why} does not fit in ${formatMemory(bytes)}; the disk stays ${formatMemory(current)} (free space in the container first)`,
+    },
   });
   const u = await areaUsage(area);
   if (u && !fitsIn(u, bytes)) return keep(`${mib(u.usedBytes)} in use`);

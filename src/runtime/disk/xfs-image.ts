@@ -27,7 +27,7 @@ export async function makeXfsImage(file: string, bytes: number): Promise<void> {
   try {
     await exec('mkfs.xfs', ['-q', '-f', '-K', file], { env, timeoutMs: TOOL_TIMEOUT_MS });
   } catch (err) {
-    const msg = err instanceof ExecError ? err.stderr.split('\n')[0] ?? err.message : String(err);
+    const msg = err instanceof ExecError ? (err.stderr.split('\n')[0] ?? err.message) : String(err);
     throw new DiskLimitError(`cannot make an XFS filesystem of ${formatMemory(bytes)}: ${msg}`, { cause: err });
   }
 }
@@ -58,7 +58,10 @@ export async function copyOwnership(like: string, root: string): Promise<void> {
 /** Loop devices attached to `file` (`losetup -j`). */
 export async function loopDevicesOf(file: string): Promise<string[]> {
   const { stdout } = await exec('losetup', ['-j', file], { timeoutMs: TOOL_TIMEOUT_MS });
-  return stdout.split('\n').map((l) => l.split(':')[0]!.trim()).filter((d) => d.startsWith('/dev/'));
+  return stdout
+    .split('\n')
+    .map((l) => l.split(':')[0]!.trim())
+    .filter((d) => d.startsWith('/dev/'));
 }
 
 /** Every loop device with its backing file (`losetup -l -J`); a deleted file ends in " (deleted)". */
@@ -149,7 +152,10 @@ export async function writeFsMeta(mountPoint: string, fileBytes: number): Promis
 }
 
 export async function fsSize(mountPoint: string): Promise<number | undefined> {
-  const meta = await readFile(path.join(mountPoint, META), 'utf8').then((t) => JSON.parse(t) as { logBytes?: number }, () => undefined);
+  const meta = await readFile(path.join(mountPoint, META), 'utf8').then(
+    (t) => JSON.parse(t) as { logBytes?: number },
+    () => undefined,
+  );
   if (typeof meta?.logBytes !== 'number') return undefined;
   const s = await statfs(mountPoint);
   return s.blocks * s.bsize + meta.logBytes;

@@ -30,7 +30,8 @@ export class XfsLoopDriver implements DiskDriver {
 
   async preflight(): Promise<void> {
     for (const tool of ['mkfs.xfs', 'xfs_growfs', 'losetup']) {
-      if (!(await findBinary(tool))) throw new RuntimeUnavailableError(`${tool} not found (needed for resources.disk): install it with \`apt-get install -y xfsprogs util-linux\``);
+      if (!(await findBinary(tool)))
+        throw new RuntimeUnavailableError(`${tool} not found (needed for resources.disk): install it with \`apt-get install -y xfsprogs util-linux\``);
     }
   }
 
@@ -55,7 +56,10 @@ export class XfsLoopDriver implements DiskDriver {
     if (file === undefined && sizeBytes === undefined) return {};
     if (file === undefined || sizeBytes === undefined) {
       const current = file === undefined ? undefined : await currentSize(area);
-      const what = sizeBytes === undefined ? 'removing the disk limit moves the private area out of its image' : `a disk limit of ${formatMemory(sizeBytes)} moves the private area into an image`;
+      const what =
+        sizeBytes === undefined
+          ? 'removing the disk limit moves the private area out of its image'
+          : `a disk limit of ${formatMemory(sizeBytes)} moves the private area into an image`;
       return { sizeBytes: current, deferred: { resource: 'disk', reason: `${what}: done at the next restart (resizePolicy RestartContainer does it now)` } };
     }
     await mountImage(f.img, f.mnt); // normally mounted already; after a manual umount, again
@@ -68,11 +72,21 @@ export class XfsLoopDriver implements DiskDriver {
     }
     const u = await this.usage(area);
     if (u && !fitsIn(u, sizeBytes)) {
-      return { sizeBytes: current, deferred: { resource: 'disk', infeasible: true, reason: `${mib(u.usedBytes)} in use does not fit in ${formatMemory(sizeBytes)}; the disk stays ${formatMemory(current)} (free space in the container first)` } };
+      return {
+        sizeBytes: current,
+        deferred: {
+          resource: 'disk',
+          infeasible: true,
+          reason: `${mib(u.usedBytes)} in use does not fit in ${formatMemory(sizeBytes)}; the disk stays ${formatMemory(current)} (free space in the container first)`,
+        },
+      };
     }
     return {
       sizeBytes: current,
-      deferred: { resource: 'disk', reason: `XFS cannot shrink while mounted: ${formatMemory(current)} → ${formatMemory(sizeBytes)} is done at the next restart by copying the private area (${u ? mib(u.usedBytes) : 'its data'}) into a new image` },
+      deferred: {
+        resource: 'disk',
+        reason: `XFS cannot shrink while mounted: ${formatMemory(current)} → ${formatMemory(sizeBytes)} is done at the next restart by copying the private area (${u ? mib(u.usedBytes) : 'its data'}) into a new image`,
+      },
     };
   }
 
@@ -119,4 +133,3 @@ export class XfsLoopDriver implements DiskDriver {
     }
   }
 }
-

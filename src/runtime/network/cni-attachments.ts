@@ -118,7 +118,15 @@ export class CniAttachments {
       }
       const { ip, hostVeth } = addressOf(result, this.config.bridge);
       if (!ip) throw new Error(`the bridge plugin gave ${req.key} no IPv4 address`);
-      const st: NetworkStateFile = { network: this.config.name, containerId: req.id, netns: t.netns, ip, ports: [...req.ports], result, ...(hostVeth ? { hostVeth } : {}) };
+      const st: NetworkStateFile = {
+        network: this.config.name,
+        containerId: req.id,
+        netns: t.netns,
+        ip,
+        ports: [...req.ports],
+        result,
+        ...(hostVeth ? { hostVeth } : {}),
+      };
       await writeJsonAtomic(this.opts.stateFileOf(req.id), st);
       this.opts.onAttached(req.id);
       return st;

@@ -83,7 +83,10 @@ export class CniNetworkDriver implements NetworkDriver {
   async preflight(): Promise<void> {
     const dir = this.opts.cniPath ?? DEFAULT_CNI_PATH;
     const missing = PLUGINS.filter((p) => !existsSync(path.join(dir, p)));
-    if (missing.length) throw new RuntimeUnavailableError(`CNI plugins ${missing.join(', ')} not found in ${dir}: install them with \`apt-get install -y containernetworking-plugins\``);
+    if (missing.length)
+      throw new RuntimeUnavailableError(
+        `CNI plugins ${missing.join(', ')} not found in ${dir}: install them with \`apt-get install -y containernetworking-plugins\``,
+      );
     if (!(await findBinary('iptables'))) throw new RuntimeUnavailableError('iptables not found: install it with `apt-get install -y iptables`');
   }
 

@@ -63,7 +63,13 @@ function configOf(cfg: NodeNetworkConfig, plugin: PluginConfig, ports: readonly 
   return c;
 }
 
-export async function addList(cfg: NodeNetworkConfig, plugins: PluginConfig[], t: CniTarget, ports: readonly PublishedPort[], requestIp?: string): Promise<CniResult> {
+export async function addList(
+  cfg: NodeNetworkConfig,
+  plugins: PluginConfig[],
+  t: CniTarget,
+  ports: readonly PublishedPort[],
+  requestIp?: string,
+): Promise<CniResult> {
   let result: CniResult | undefined;
   for (const p of plugins) {
     result = await callPlugin({
@@ -80,10 +86,23 @@ export async function addList(cfg: NodeNetworkConfig, plugins: PluginConfig[], t
 }
 
 /** CHECK of every plugin but portmap (see portmap-check.ts for why and what replaces it). */
-export async function checkList(cfg: NodeNetworkConfig, plugins: PluginConfig[], t: CniTarget, ports: readonly PublishedPort[], prev: CniResult): Promise<void> {
+export async function checkList(
+  cfg: NodeNetworkConfig,
+  plugins: PluginConfig[],
+  t: CniTarget,
+  ports: readonly PublishedPort[],
+  prev: CniResult,
+): Promise<void> {
   for (const p of plugins) {
     if (p.type === 'portmap') continue;
-    await callPlugin({ command: 'CHECK', containerId: t.containerId, netns: t.netns, ifname: IFNAME, config: configOf(cfg, p, ports, prev), cniPath: t.cniPath });
+    await callPlugin({
+      command: 'CHECK',
+      containerId: t.containerId,
+      netns: t.netns,
+      ifname: IFNAME,
+      config: configOf(cfg, p, ports, prev),
+      cniPath: t.cniPath,
+    });
   }
 }
 
@@ -92,7 +111,14 @@ export async function delList(cfg: NodeNetworkConfig, plugins: PluginConfig[], t
   let first: unknown;
   for (const p of [...plugins].reverse()) {
     try {
-      await callPlugin({ command: 'DEL', containerId: t.containerId, netns: t.netns, ifname: IFNAME, config: configOf(cfg, p, ports, prev), cniPath: t.cniPath });
+      await callPlugin({
+        command: 'DEL',
+        containerId: t.containerId,
+        netns: t.netns,
+        ifname: IFNAME,
+        config: configOf(cfg, p, ports, prev),
+        cniPath: t.cniPath,
+      });
     } catch (err) {
       first ??= err;
     }
@@ -101,12 +127,26 @@ export async function delList(cfg: NodeNetworkConfig, plugins: PluginConfig[], t
 }
 
 /** One plugin of the list alone (portmap, for a change of published ports). */
-export async function callOne(cfg: NodeNetworkConfig, plugin: PluginConfig, command: 'ADD' | 'DEL', t: CniTarget, ports: readonly PublishedPort[], prev: CniResult): Promise<void> {
+export async function callOne(
+  cfg: NodeNetworkConfig,
+  plugin: PluginConfig,
+  command: 'ADD' | 'DEL',
+  t: CniTarget,
+  ports: readonly PublishedPort[],
+  prev: CniResult,
+): Promise<void> {
   await callPlugin({ command, containerId: t.containerId, netns: t.netns, ifname: IFNAME, config: configOf(cfg, plugin, ports, prev), cniPath: t.cniPath });
 }
 
 export async function loopbackUp(t: CniTarget): Promise<void> {
-  await callPlugin({ command: 'ADD', containerId: t.containerId, netns: t.netns, ifname: 'lo', config: { cniVersion: CNI_VERSION, name: 'lo', type: 'loopback' }, cniPath: t.cniPath });
+  await callPlugin({
+    command: 'ADD',
+    containerId: t.containerId,
+    netns: t.netns,
+    ifname: 'lo',
+    config: { cniVersion: CNI_VERSION, name: 'lo', type: 'loopback' },
+    cniPath: t.cniPath,
+  });
 }
 
 /** The container's IPv4 address and the host side of its veth, from an ADD result. */

@@ -23,7 +23,11 @@ function isLoopback(addr: string): boolean {
 /** The node's resolv.conf made usable from another network namespace. Pure. */
 export function containerResolvConf(node: string, upstream: string | undefined): string {
   const lines = node.split('\n');
-  const servers = (text: string) => text.split('\n').map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((s): s is string => !!s);
+  const servers = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((s): s is string => !!s);
   const nodeServers = servers(node);
   const usable = nodeServers.filter((s) => !isLoopback(s));
   let replacement: string[] = [];
@@ -63,7 +67,10 @@ function readOr(file: string): string | undefined {
 }
 
 /** Writes the three files into `dir` and returns their paths. */
-export async function writeEtcFiles(dir: string, opts: { hostname: string; ip: string | undefined; hostRoot?: string }): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
+export async function writeEtcFiles(
+  dir: string,
+  opts: { hostname: string; ip: string | undefined; hostRoot?: string },
+): Promise<{ hosts: string; hostname: string; resolvConf: string }> {
   await makeDirs([dir]);
   const root = opts.hostRoot ?? '/';
   const node = readOr(path.join(root, 'etc/resolv.conf')) ?? '';

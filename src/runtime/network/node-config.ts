@@ -61,7 +61,11 @@ export function inSubnet(ip: string, subnet: string): boolean {
  * CNI network name, per acetate instance (its state dir's hash), so two instances' rules and
  * leases never meet.
  */
-export function resolveNodeNetwork(opts: NodeNetworkOptions, instanceHash: string, saved: NodeNetworkOptions = {}): { bridge: string; subnet: string; gateway: string; name: string } {
+export function resolveNodeNetwork(
+  opts: NodeNetworkOptions,
+  instanceHash: string,
+  saved: NodeNetworkOptions = {},
+): { bridge: string; subnet: string; gateway: string; name: string } {
   const bridge = opts.bridge || process.env.ACETATE_NETWORK_BRIDGE || saved.bridge || DEFAULT_BRIDGE;
   const subnet = opts.subnet || process.env.ACETATE_NETWORK_SUBNET || saved.subnet || DEFAULT_SUBNET;
   if (!IFNAME.test(bridge)) throw new NodeNetworkConfigError(`bridge '${bridge}' is not an interface name (at most 15 letters, digits, '.', '_' or '-')`);

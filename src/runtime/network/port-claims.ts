@@ -57,13 +57,17 @@ export class PortClaims {
       for (const [name, holder] of claims) {
         const other = parse(name);
         if (other && holder !== id && sameClaim(other, p)) {
-          throw new NetworkError('PortConflict', `${formatPort(p)} of ${key}: ${other.hostIP ?? ANY_IPV4}:${other.hostPort}/${other.protocol} is already published by ${holderKey(holder)}`);
+          throw new NetworkError(
+            'PortConflict',
+            `${formatPort(p)} of ${key}: ${other.hostIP ?? ANY_IPV4}:${other.hostPort}/${other.protocol} is already published by ${holderKey(holder)}`,
+          );
         }
       }
       if (claims.get(fileOf(p)) !== id) fresh.push(p);
     }
     for (const p of fresh) {
-      if (await inUseOnNode(p)) throw new NetworkError('PortInUse', `${formatPort(p)} of ${key}: ${p.hostIP ?? ANY_IPV4}:${p.hostPort}/${p.protocol} is in use on the node`);
+      if (await inUseOnNode(p))
+        throw new NetworkError('PortInUse', `${formatPort(p)} of ${key}: ${p.hostIP ?? ANY_IPV4}:${p.hostPort}/${p.protocol} is in use on the node`);
     }
     await makeDirs([this.dir]);
     const made: string[] = [];
@@ -77,7 +81,8 @@ export class PortClaims {
       }
     } catch (err) {
       await removePaths(made);
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new NetworkError('PortConflict', `a port of ${key} was claimed by another container meanwhile`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new NetworkError('PortConflict', `a port of ${key} was claimed by another container meanwhile`, { cause: err });
       throw err;
     }
   }

@@ -14,7 +14,12 @@ import { refuseMissingHostPaths } from './mount-checks.js';
 import type { ContainerPaths } from './paths.js';
 import type { RuncContext } from './runc-context.js';
 
-export async function ociConfigInput(rc: RuncContext, record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>, cp: ContainerPaths, prepare = false): Promise<OciConfigInput> {
+export async function ociConfigInput(
+  rc: RuncContext,
+  record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec' | 'specHash'>,
+  cp: ContainerPaths,
+  prepare = false,
+): Promise<OciConfigInput> {
   const host = await rc.hostInfo();
   if (record.spec.init !== false && host.init.error) throw host.init.error;
   // An image is pulled here if it is not on the node yet (create and replace's check come first).
@@ -49,7 +54,10 @@ export async function ociConfigInput(rc: RuncContext, record: Pick<AppliedRecord
 export async function refuseStateDirMounts(rc: RuncContext, mounts: readonly { hostPath: string }[]): Promise<void> {
   if (mounts.length === 0) return;
   const own: { dir: string; what: string }[] = [];
-  for (const [dir, what] of [[rc.paths.stateDir, 'state dir'], [rc.paths.runDir, 'run dir']] as const) {
+  for (const [dir, what] of [
+    [rc.paths.stateDir, 'state dir'],
+    [rc.paths.runDir, 'run dir'],
+  ] as const) {
     own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
   }
   for (const m of mounts) {

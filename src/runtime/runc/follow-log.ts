@@ -66,12 +66,19 @@ export async function followLog(o: FollowLogOptions): Promise<void> {
     pending += text;
     const cut = pending.lastIndexOf('\n');
     if (cut < 0) return;
-    let rawLines = pending.slice(0, cut + 1).split('\n').filter(Boolean);
+    let rawLines = pending
+      .slice(0, cut + 1)
+      .split('\n')
+      .filter(Boolean);
     pending = pending.slice(cut + 1);
     // Hold back trailing partial entries (tag P) until their final part arrives.
     let end = rawLines.length;
     while (end > 0 && / (?:stdout|stderr) P(?::\S*)? /.test(rawLines[end - 1]!)) end--;
-    pending = rawLines.slice(end).map((l) => `${l}\n`).join('') + pending;
+    pending =
+      rawLines
+        .slice(end)
+        .map((l) => `${l}\n`)
+        .join('') + pending;
     rawLines = rawLines.slice(0, end);
     if (!rawLines.length) return;
     const lines = parseCriLog(rawLines.join('\n'));

@@ -27,7 +27,9 @@ export async function refuseOwnDirAncestors(mounts: readonly { hostPath: string 
       const hit = own.find(({ dir }) => isAncestor(p, dir));
       if (!hit) continue;
       const via = p === host ? '' : ` (a symlink to ${p})`;
-      throw new OciConfigError(`spec.mounts[${i}].hostPath: '${m.hostPath}'${via} contains acetate's ${hit.what} ${hit.dir}: refused (it would show every container's private area)`);
+      throw new OciConfigError(
+        `spec.mounts[${i}].hostPath: '${m.hostPath}'${via} contains acetate's ${hit.what} ${hit.dir}: refused (it would show every container's private area)`,
+      );
     }
   }
 }

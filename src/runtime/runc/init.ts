@@ -58,9 +58,14 @@ export async function isStaticElf(file: string): Promise<boolean> {
 /** The init binary on this node (absolute path), checked to be a static executable. */
 export async function findInit(nameOrPath = DEFAULT_INIT_BINARY): Promise<string> {
   const p = await findBinary(nameOrPath);
-  if (!p) throw new RuntimeUnavailableError(`${nameOrPath} not found (the container init): install it with \`apt-get install -y catatonit\`, or set spec.init: false`);
+  if (!p)
+    throw new RuntimeUnavailableError(
+      `${nameOrPath} not found (the container init): install it with \`apt-get install -y catatonit\`, or set spec.init: false`,
+    );
   if (!(await isStaticElf(p).catch(() => false))) {
-    throw new RuntimeUnavailableError(`${p} is not a static executable: the container init is bind-mounted into templates that may lack its libraries; use Debian's catatonit or tini-static (ACETATE_INIT)`);
+    throw new RuntimeUnavailableError(
+      `${p} is not a static executable: the container init is bind-mounted into templates that may lack its libraries; use Debian's catatonit or tini-static (ACETATE_INIT)`,
+    );
   }
   return p;
 }

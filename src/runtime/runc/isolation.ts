@@ -51,11 +51,17 @@ export async function isolationInputs(
   const range = ctx.settings.usernsRange ?? DEFAULT_USERNS_RANGE;
   const userNamespace = userNamespaceFor(spec.security.hostUsers, range);
   const caps = resolveCapabilities(spec.security).filter((c) => ctx.boundingCapabilities.includes(c));
-  const seccomp = seccompFor(spec.security.seccompProfile, { capabilities: caps, privileged: spec.security.privileged, defaultProfile: ctx.settings.seccompProfile });
-  const isolation = spec.template === HOST_TEMPLATE ? isolationMounts(await resolveHostMasks(hostMaskRules(hostIsolationOptions(ctx)), ctx.hostRoot)) : undefined;
+  const seccomp = seccompFor(spec.security.seccompProfile, {
+    capabilities: caps,
+    privileged: spec.security.privileged,
+    defaultProfile: ctx.settings.seccompProfile,
+  });
+  const isolation =
+    spec.template === HOST_TEMPLATE ? isolationMounts(await resolveHostMasks(hostMaskRules(hostIsolationOptions(ctx)), ctx.hostRoot)) : undefined;
   // An image's layers are shared by every container of the image: there is no shifted copy of them
   // (validation refuses hostUsers: false with image; this guards other callers).
-  if (userNamespace && Array.isArray(lower)) throw new InvalidError('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
+  if (userNamespace && Array.isArray(lower))
+    throw new InvalidError('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
   let lowerDir = lower;
   if (opts.prepare) {
     if (userNamespace && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
@@ -69,5 +75,10 @@ export async function isolationInputs(
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);
   }
-  return { lower: lowerDir, ...(isolation ? { isolationMounts: isolation } : {}), ...(seccomp ? { seccomp } : {}), ...(userNamespace ? { userNamespace } : {}) };
+  return {
+    lower: lowerDir,
+    ...(isolation ? { isolationMounts: isolation } : {}),
+    ...(seccomp ? { seccomp } : {}),
+    ...(userNamespace ? { userNamespace } : {}),
+  };
 }

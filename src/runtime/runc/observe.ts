@@ -46,7 +46,13 @@ export async function mtimeOf(file: string): Promise<string | undefined> {
  * ProcessInfo from runc's state (undefined: runc does not know the container). Reads a file or two
  * for exited containers; spawns nothing.
  */
-export async function processInfo(cp: ContainerPaths, st: RuncState | undefined, status: ContainerStatusFile, cgroup?: CgroupLocation, opts: { repair?: boolean } = {}): Promise<ProcessInfo> {
+export async function processInfo(
+  cp: ContainerPaths,
+  st: RuncState | undefined,
+  status: ContainerStatusFile,
+  cgroup?: CgroupLocation,
+  opts: { repair?: boolean } = {},
+): Promise<ProcessInfo> {
   const started = status.startedAt ? { startedAt: status.startedAt } : {};
   if (st && isRunning(st)) {
     const { problem: unsupervised, conmonPid } = await supervisionOf(st.pid, cp, st.initPpid);
@@ -66,7 +72,8 @@ export async function processInfo(cp: ContainerPaths, st: RuncState | undefined,
     }
     const finishedAt = await mtimeOf(cp.exitFile);
     const reason = await exitReason(exitCode, cgroup);
-    const unsupervised = exitCode === undefined ? 'its exit code was not recorded (its supervisor, conmon, was gone, or its exit file was removed): exit code unknown' : undefined;
+    const unsupervised =
+      exitCode === undefined ? 'its exit code was not recorded (its supervisor, conmon, was gone, or its exit file was removed): exit code unknown' : undefined;
     return {
       state: 'exited',
       ...started,
@@ -81,7 +88,12 @@ export async function processInfo(cp: ContainerPaths, st: RuncState | undefined,
     // its runc state was removed by hand. Its process may still be in the cgroup...
     const pids = cgroup ? await cgroupMembers(cgroup) : [];
     if (pids.length) {
-      return { state: 'running', pid: pids[0]!, ...started, unsupervised: `runc has no state for it (removed by hand?): its process (pid ${pids[0]}) keeps running unsupervised, its exit code will not be known` };
+      return {
+        state: 'running',
+        pid: pids[0]!,
+        ...started,
+        unsupervised: `runc has no state for it (removed by hand?): its process (pid ${pids[0]}) keeps running unsupervised, its exit code will not be known`,
+      };
     }
     // ...or it ended unseen: exit code unknown (a finished job must not run again, see supervision.ts).
     return { state: 'exited', ...started, unsupervised: 'it ended while acetate had no runc state or supervisor for it: exit code unknown' };

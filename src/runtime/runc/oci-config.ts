@@ -123,7 +123,9 @@ export function overlayRootMount(o: RootfsOverlay, opts: { userxattr?: boolean }
   }
   const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${o.upper}`, `workdir=${o.work}`, ...(opts.userxattr ? ['userxattr'] : [])];
   if (options.join(',').length >= MOUNT_DATA_MAX) {
-    throw new OciConfigError(`the image's ${lowers.length} layers do not fit in overlayfs' mount options (${options.join(',').length} of ${MOUNT_DATA_MAX} bytes): use a shorter state dir or an image with fewer layers`);
+    throw new OciConfigError(
+      `the image's ${lowers.length} layers do not fit in overlayfs' mount options (${options.join(',').length} of ${MOUNT_DATA_MAX} bytes): use a shorter state dir or an image with fewer layers`,
+    );
   }
   return { destination: '/', type: 'overlay', source: 'overlay', options };
 }
@@ -195,7 +197,13 @@ function baseMounts(privileged: boolean): OciMount[] {
 const SYS_BIND: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
 /** /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see network/etc-files.ts). */
 function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): OciMount[] {
-  return ([['/etc/hosts', f.hosts], ['/etc/hostname', f.hostname], ['/etc/resolv.conf', f.resolvConf]] as const).map(([destination, source]) => ({
+  return (
+    [
+      ['/etc/hosts', f.hosts],
+      ['/etc/hostname', f.hostname],
+      ['/etc/resolv.conf', f.resolvConf],
+    ] as const
+  ).map(([destination, source]) => ({
     destination,
     type: 'bind',
     source,
@@ -224,7 +232,14 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const bounding = input.boundingCapabilities;
   const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
-  const namespaces: { type: string; path?: string }[] = ['pid', 'ipc', 'uts', 'mount', ...(spec.network === 'host' ? [] : ['network']), ...(input.userNamespace ? ['user'] : [])].map((type) => ({ type }));
+  const namespaces: { type: string; path?: string }[] = [
+    'pid',
+    'ipc',
+    'uts',
+    'mount',
+    ...(spec.network === 'host' ? [] : ['network']),
+    ...(input.userNamespace ? ['user'] : []),
+  ].map((type) => ({ type }));
   const netnsPath = spec.network === 'bridge' ? input.network?.netnsPath : undefined;
   if (netnsPath) namespaces.find((n) => n.type === 'network')!.path = netnsPath;
   const etc = netnsPath ? etcMounts(input.network!.etcFiles) : [];

@@ -64,7 +64,20 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
  * that left it empty.
  */
 async function removeRunFiles(rc: RuncContext, cp: ContainerPaths): Promise<void> {
-  await removePaths([path.join(rc.paths.socketDir, cp.cuuid), cp.bundle, cp.exitDir, path.join(cp.runDir, 'etc'), cp.pidFile, runcPidTempOf(cp.pidFile), cp.conmonPidFile, cp.syncFile, cp.conmonOut], { recursive: true });
+  await removePaths(
+    [
+      path.join(rc.paths.socketDir, cp.cuuid),
+      cp.bundle,
+      cp.exitDir,
+      path.join(cp.runDir, 'etc'),
+      cp.pidFile,
+      runcPidTempOf(cp.pidFile),
+      cp.conmonPidFile,
+      cp.syncFile,
+      cp.conmonOut,
+    ],
+    { recursive: true },
+  );
   // Pid files of execs a killed acetate left (see exec.ts).
   const execPids = (await readdir(cp.runDir).catch(() => [] as string[])).filter((n) => n.startsWith('exec-') && n.endsWith('.pid'));
   await removePaths(execPids.map((n) => path.join(cp.runDir, n)));

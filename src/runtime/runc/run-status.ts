@@ -27,10 +27,13 @@ export async function noteStart(rc: RuncContext, cp: ContainerPaths): Promise<vo
 export async function noteExit(rc: RuncContext, cp: ContainerPaths): Promise<number | undefined> {
   // runc reports `stopped` as soon as the process is a zombie; conmon writes the code right after.
   const conmonPid = await readPid(cp.conmonPidFile);
-  await pollUntil(
-    async () => (await readExitCode(cp.exitFile)) !== undefined || conmonPid === undefined || !(await isAlive(conmonPid)),
-    { timeoutMs: EXIT_FILE_WAIT_MS, intervalMs: 20, firstIntervalMs: 2, sleep: rc.waiter.sleep, now: rc.now },
-  );
+  await pollUntil(async () => (await readExitCode(cp.exitFile)) !== undefined || conmonPid === undefined || !(await isAlive(conmonPid)), {
+    timeoutMs: EXIT_FILE_WAIT_MS,
+    intervalMs: 20,
+    firstIntervalMs: 2,
+    sleep: rc.waiter.sleep,
+    now: rc.now,
+  });
   const exitCode = await readExitCode(cp.exitFile);
   const status = await readStatus(cp.status);
   const next: ContainerStatusFile = { ...status, finishedAt: (await mtimeOf(cp.exitFile)) ?? new Date(rc.now()).toISOString() };

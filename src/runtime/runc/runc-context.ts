@@ -182,7 +182,10 @@ export class RuncContext {
         swapAccounting: cgroupMode === 'v1' && (await hasSwapAccounting(this.cgroupRoot)),
         nofileHard: await hostNofileHard(),
         boundingCapabilities: await readBoundingCapabilities(),
-        init: await findInit(this.opts.initPath).then((path) => ({ path }), (error: Error) => ({ error })),
+        init: await findInit(this.opts.initPath).then(
+          (path) => ({ path }),
+          (error: Error) => ({ error }),
+        ),
       };
     })();
     return this.hostInfoPromise;

@@ -9,7 +9,20 @@
  * sweep (temp-dirs.ts).
  */
 import type { Resources } from '../../api/types.js';
-import { NotRunningError, type ActualContainer, type AppliedRecord, type CreateRequest, type ExecRequest, type ExecResult, type FollowOptions, type LogOptions, type RemoveOptions, type ResizeResult, type Runtime, type StopOptions } from '../runtime.js';
+import {
+  NotRunningError,
+  type ActualContainer,
+  type AppliedRecord,
+  type CreateRequest,
+  type ExecRequest,
+  type ExecResult,
+  type FollowOptions,
+  type LogOptions,
+  type RemoveOptions,
+  type ResizeResult,
+  type Runtime,
+  type StopOptions,
+} from '../runtime.js';
 import { preflight } from './preflight.js';
 import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';

@@ -65,7 +65,15 @@ function factsOf(text: string, file: string): StateFacts {
     if (l.slice(0, i) === 'bundle') bundle = l.slice(i + 1);
     else annotations[l.slice(0, i)] = l.slice(i + 1);
   }
-  return { id: raw.id, pid, start: raw.init_process_start, bundle, ...(raw.config?.rootfs ? { rootfs: raw.config.rootfs } : {}), created: raw.created ?? '', annotations };
+  return {
+    id: raw.id,
+    pid,
+    start: raw.init_process_start,
+    bundle,
+    ...(raw.config?.rootfs ? { rootfs: raw.config.rootfs } : {}),
+    created: raw.created ?? '',
+    annotations,
+  };
 }
 
 /** Parsed once per change of the file (see util/stat-cache.ts); liveness is checked every time. */

@@ -101,7 +101,11 @@ const ARCHES: Record<string, [scmp: string, go: string]> = {
 
 /** "5.8" ≤ "6.18.44-fc" ? (major.minor, as containers/common compares). */
 function kernelAtLeast(min: string, release: string): boolean {
-  const parse = (v: string) => v.split(/[.-]/).slice(0, 2).map((n) => parseInt(n, 10) || 0);
+  const parse = (v: string) =>
+    v
+      .split(/[.-]/)
+      .slice(0, 2)
+      .map((n) => parseInt(n, 10) || 0);
   const [a, b] = parse(release);
   const [c, d] = parse(min);
   return a! > c! || (a === c && b! >= d!);
@@ -163,7 +167,12 @@ export function loadProfile(file: string): unknown {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      const hint = file === DEFAULT_SECCOMP_PROFILE ? ' (install golang-github-docker-docker-dev: scripts/setup.sh does)' : file === PODMAN_SECCOMP_PROFILE ? ' (install golang-github-containers-common)' : '';
+      const hint =
+        file === DEFAULT_SECCOMP_PROFILE
+          ? ' (install golang-github-docker-docker-dev: scripts/setup.sh does)'
+          : file === PODMAN_SECCOMP_PROFILE
+            ? ' (install golang-github-containers-common)'
+            : '';
       throw new SeccompError(`cannot read the seccomp profile ${file}${hint}`, { cause: err });
     }
     try {
@@ -180,7 +189,10 @@ export function loadProfile(file: string): unknown {
  * The `linux.seccomp` of a container: Docker's/Podman's default unless the spec says Unconfined
  * (none) or Localhost (a profile file on the node). Privileged containers get none, as with Docker.
  */
-export function seccompFor(ref: SeccompProfileRef | undefined, opts: TranslateOptions & { privileged: boolean; defaultProfile?: string }): OciSeccomp | undefined {
+export function seccompFor(
+  ref: SeccompProfileRef | undefined,
+  opts: TranslateOptions & { privileged: boolean; defaultProfile?: string },
+): OciSeccomp | undefined {
   const type = ref?.type ?? 'RuntimeDefault';
   if (type === 'Unconfined' || (opts.privileged && type === 'RuntimeDefault')) return undefined;
   const file = type === 'Localhost' ? ref?.localhostProfile : (opts.defaultProfile ?? DEFAULT_SECCOMP_PROFILE);

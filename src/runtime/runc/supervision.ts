@@ -57,7 +57,9 @@ export async function supervisionOf(initPid: number, cp: ContainerPaths, knownPp
     checked.set(pair, ours);
   }
   if (ours) return { conmonPid: ppid };
-  return { problem: `its supervisor (conmon) is gone: the process (pid ${initPid}) keeps running, but its output is no longer logged and its exit code will not be known` };
+  return {
+    problem: `its supervisor (conmon) is gone: the process (pid ${initPid}) keeps running, but its output is no longer logged and its exit code will not be known`,
+  };
 }
 
 /**

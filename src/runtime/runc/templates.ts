@@ -83,9 +83,7 @@ export class TemplateStore {
   static checkName(name: string): void {
     if (name === HOST_TEMPLATE) return;
     if (!TEMPLATE_NAME_PATTERN.test(name) || name.length > 128) {
-      throw new TemplateError(
-        `invalid template name '${name}': use lowercase letters, digits, '-', '.', '_' (starting and ending with a letter or digit)`,
-      );
+      throw new TemplateError(`invalid template name '${name}': use lowercase letters, digits, '-', '.', '_' (starting and ending with a letter or digit)`);
     }
   }
 

@@ -52,7 +52,14 @@ export function containerDocuments(doc: YamlDocument, file: string, sink: Sink):
   const ours = v.apiVersion.startsWith(`${API_GROUP}/`);
   if (LIST_KINDS.has(v.kind) && (v.kind === 'List' ? v.apiVersion === 'v1' || ours : ours)) {
     if (!Array.isArray(v.items)) {
-      sink.problems.push({ origin: file, kind: 'invalid', keys: [], line: doc.lineOf(['items']), field: 'items', message: `a ${v.kind} needs items: a list of Containers` });
+      sink.problems.push({
+        origin: file,
+        kind: 'invalid',
+        keys: [],
+        line: doc.lineOf(['items']),
+        field: 'items',
+        message: `a ${v.kind} needs items: a list of Containers`,
+      });
       return [];
     }
     const out: ContainerDocument[] = [];
@@ -70,7 +77,14 @@ export function containerDocuments(doc: YamlDocument, file: string, sink: Sink):
     // Ours (validated: a wrong kind is an error), or a Container under another apiVersion: an
     // error too, since skipping it would destroy the container it declares.
     if (!ours) {
-      sink.problems.push({ origin: file, kind: 'invalid', keys: keysOf(v), line: doc.lineOf(['apiVersion']), field: 'apiVersion', message: `'${v.apiVersion}' is not ${API_VERSION}: a Container of another API is not understood (its container is left as it is)` });
+      sink.problems.push({
+        origin: file,
+        kind: 'invalid',
+        keys: keysOf(v),
+        line: doc.lineOf(['apiVersion']),
+        field: 'apiVersion',
+        message: `'${v.apiVersion}' is not ${API_VERSION}: a Container of another API is not understood (its container is left as it is)`,
+      });
       return [];
     }
     return [{ value: v, at: [] }];
@@ -97,7 +111,10 @@ export function beyondCapacity(d: DesiredContainer, cap: NodeCapacity): { resour
     return { resource: 'cpu', message: `cpu ${formatCpu(r.cpuMillis)} is more than this node has (${formatCpu(cap.cpuMillis)}): the node cannot satisfy it` };
   }
   if (cap.memoryBytes !== undefined && r.memoryBytes !== undefined && r.memoryBytes > cap.memoryBytes) {
-    return { resource: 'memory', message: `memory ${formatMemory(r.memoryBytes)} is more than this node has (${formatMemory(cap.memoryBytes)}): the node cannot satisfy it` };
+    return {
+      resource: 'memory',
+      message: `memory ${formatMemory(r.memoryBytes)} is more than this node has (${formatMemory(cap.memoryBytes)}): the node cannot satisfy it`,
+    };
   }
   if (cap.pids !== undefined && r.pids !== undefined && r.pids > cap.pids) {
     return { resource: 'pids', message: `pids ${r.pids} is more than this node allows (kernel.pid_max ${cap.pids})` };

@@ -51,11 +51,25 @@ export function mergeFileResults(results: FileResult[], opts: LoadOptions & { di
   }
   for (const [key, where] of declaredIn) {
     if (where.length > 1) {
-      problems.push({ origin: where[0]!.replace(/:\d+$/, ''), line: Number(where[0]!.split(':').pop()), kind: 'conflict', keys: [key], message: `${key} is declared ${where.length} times (${where.join(', ')}); the running container is left untouched until only one remains` });
+      problems.push({
+        origin: where[0]!.replace(/:\d+$/, ''),
+        line: Number(where[0]!.split(':').pop()),
+        kind: 'conflict',
+        keys: [key],
+        message: `${key} is declared ${where.length} times (${where.join(', ')}); the running container is left untouched until only one remains`,
+      });
     }
   }
   // complete is judged by the caller (judgeCompleteness): this only merges what was read.
-  return { containers, protectedKeys, problems, failingOrigins: failingOriginsOf(results), complete: true, files: results, warnings: results.flatMap((r) => r.warnings) };
+  return {
+    containers,
+    protectedKeys,
+    problems,
+    failingOrigins: failingOriginsOf(results),
+    complete: true,
+    files: results,
+    warnings: results.flatMap((r) => r.warnings),
+  };
 }
 
 /** Loads a whole manifest tree. Missing, unreadable or empty → `complete: false` unless allowEmpty. */

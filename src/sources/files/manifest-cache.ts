@@ -42,4 +42,3 @@ export class ManifestCache implements FileResultCache {
     for (const f of this.entries.keys()) if (!keep.has(f)) this.entries.delete(f);
   }
 }
-

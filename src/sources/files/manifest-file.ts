@@ -69,7 +69,13 @@ function unreadable(file: string, message: string): FileResult {
 function notRegular(file: string, st: Stats): FileResult | undefined {
   if (st.isFile()) return undefined;
   const what = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'a device or special file';
-  return { file, containers: [], problems: [], ignoredDocuments: 0, warnings: [problem(file, { kind: 'skipped', keys: [], message: `${what}, not a regular file: skipped` })] };
+  return {
+    file,
+    containers: [],
+    problems: [],
+    ignoredDocuments: 0,
+    warnings: [problem(file, { kind: 'skipped', keys: [], message: `${what}, not a regular file: skipped` })],
+  };
 }
 
 /** Reads (synchronously: a local file of at most 1 MiB, see util/small-file.ts), parses, validates. */
@@ -130,4 +136,3 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
   }
   return result;
 }
-

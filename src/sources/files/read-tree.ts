@@ -59,13 +59,13 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       }
       if (isDir) await walk(p, depth + 1);
       else if (isFile && isManifestPath(p)) files.push(p);
-      else if (!isFile && isManifestPath(p)) warnings.push({ origin: p, kind: 'skipped', keys: [], message: 'not a regular file (a FIFO, socket or device): skipped' });
+      else if (!isFile && isManifestPath(p))
+        warnings.push({ origin: p, kind: 'skipped', keys: [], message: 'not a regular file (a FIFO, socket or device): skipped' });
     }
   }
   await walk(dir, 0);
   return { files, problems, warnings };
 }
-
 
 /** What reading a manifest root gave. */
 export interface TreeListing {
@@ -85,11 +85,18 @@ export async function readManifestTree(root: string): Promise<TreeListing> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const rootState: RootState = code === 'ENOENT' ? { kind: 'missing' } : { kind: 'unreadable', detail: code ?? (err as Error).message };
-    return { rootState, files: [], problems: [{ origin: root, kind: 'unreadable', keys: [], message: `manifest directory ${root} cannot be read: ${code ?? (err as Error).message}` }], warnings: [] };
+    return {
+      rootState,
+      files: [],
+      problems: [{ origin: root, kind: 'unreadable', keys: [], message: `manifest directory ${root} cannot be read: ${code ?? (err as Error).message}` }],
+      warnings: [],
+    };
   }
   if (!st.isDirectory()) return { rootState: { kind: 'ok' }, files: [root], problems: [], warnings: [] };
   const listed = await listManifestFiles(root);
   const rootProblem = listed.problems.find((p) => p.origin === root);
-  const rootState: RootState = rootProblem ? { kind: 'unreadable', detail: rootProblem.message.replace(/^cannot (read directory|resolve): /, '') } : { kind: 'ok' };
+  const rootState: RootState = rootProblem
+    ? { kind: 'unreadable', detail: rootProblem.message.replace(/^cannot (read directory|resolve): /, '') }
+    : { kind: 'ok' };
   return { rootState, ...listed };
 }

@@ -174,7 +174,13 @@ export class FileSource implements DesiredSource {
   private compute(): FileSnapshot {
     const snap = this.table.merge(this.dirProblems);
     this.reportNewWarnings([...this.dirWarnings, ...snap.warnings]);
-    const verdict = judgeCompleteness({ root: this.root, rootState: this.rootState, files: snap.files, containers: snap.containers.size, allowEmpty: this.opts.allowEmpty ?? false });
+    const verdict = judgeCompleteness({
+      root: this.root,
+      rootState: this.rootState,
+      files: snap.files,
+      containers: snap.containers.size,
+      allowEmpty: this.opts.allowEmpty ?? false,
+    });
     const out: FileSnapshot = {
       containers: snap.containers,
       protectedKeys: snap.protectedKeys,

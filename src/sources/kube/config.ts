@@ -45,9 +45,7 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
     } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SA_TOKEN)) {
       kc.loadFromCluster();
     } else {
-      throw new KubeConfigError(
-        'no Kubernetes configuration: set KUBECONFIG, pass --kubeconfig, or run acetate in a pod with a service account',
-      );
+      throw new KubeConfigError('no Kubernetes configuration: set KUBECONFIG, pass --kubeconfig, or run acetate in a pod with a service account');
     }
   } catch (err) {
     if (err instanceof KubeConfigError) throw err;

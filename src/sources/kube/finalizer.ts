@@ -85,7 +85,11 @@ export class FinalizerWriter implements DetailedStatusSink {
     if (!cached?.metadata.deletionTimestamp || !hasFinalizer(cached)) return;
     const obj = await this.opts.objects.current(key);
     if (!obj?.metadata.deletionTimestamp || !hasFinalizer(obj)) return;
-    await this.patch(key, obj, (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER));
+    await this.patch(
+      key,
+      obj,
+      (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+    );
     this.stats.removed += 1;
     this.log.info(`container ${key} is gone; removed finalizer ${FINALIZER} so the object can be deleted`);
   }

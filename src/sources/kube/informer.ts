@@ -155,7 +155,12 @@ export class ContainerInformer {
 
   /** The reconnect schedule: the shared exponential backoff, with jitter so nodes do not reconnect in step. */
   private backoffMs(): number {
-    return backoffDelay(this.failures, { baseMs: this.opts.backoff?.baseMs ?? 1000, maxMs: this.opts.backoff?.maxMs ?? 30_000, jitter: 0.25, random: this.random });
+    return backoffDelay(this.failures, {
+      baseMs: this.opts.backoff?.baseMs ?? 1000,
+      maxMs: this.opts.backoff?.maxMs ?? 30_000,
+      jitter: 0.25,
+      random: this.random,
+    });
   }
 
   private sleep(ms: number): Promise<void> {

@@ -43,7 +43,13 @@ export function describeSelector(mode: EffectiveSelector, node: string): string 
  * Lists this node's Containers with the selector in use; in auto mode, before a selector was
  * settled on, a 400 for the field selector falls back to the label selector (logged loudly).
  */
-export async function listForNode(o: { api: KubeApi; node: string; mode: SelectorMode; effective: EffectiveSelector | undefined; logger: Logger }): Promise<{ res: ContainerList; mode: EffectiveSelector }> {
+export async function listForNode(o: {
+  api: KubeApi;
+  node: string;
+  mode: SelectorMode;
+  effective: EffectiveSelector | undefined;
+  logger: Logger;
+}): Promise<{ res: ContainerList; mode: EffectiveSelector }> {
   const mode: EffectiveSelector = o.effective ?? 'field';
   try {
     return { res: await o.api.listContainers(selectorFor(mode, o.node)), mode };

@@ -92,7 +92,13 @@ export class KubeSource implements DesiredSource {
       list: () => this.informer.list(),
       addError: (key) => this.finalizers.addError(key),
     });
-    this.finalizers = new FinalizerWriter({ api: this.api, objects: this.objects, isOurs: (o) => this.view.isOurs(o), onAddErrorChange: (key) => this.changed([key]), logger: this.log });
+    this.finalizers = new FinalizerWriter({
+      api: this.api,
+      objects: this.objects,
+      isOurs: (o) => this.view.isOurs(o),
+      onAddErrorChange: (key) => this.changed([key]),
+      logger: this.log,
+    });
     this.statusSink = new KubeStatusWriter({ api: this.api, objects: this.objects, verdict: (k) => this.view.verdict(k), clock, logger: this.log });
     this.eventRecorder = new KubeEventRecorder({ ...opts.events, api: this.api, node: opts.node, lookup, clock, logger: this.log });
     this.informer.on((e) => this.handle(e));

@@ -134,5 +134,4 @@ export class KubeStatusWriter implements DetailedStatusSink {
     }
     return out;
   }
-
 }

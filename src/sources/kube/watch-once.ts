@@ -51,7 +51,10 @@ export function watchOnce(o: WatchOnceOptions): Promise<WatchEnd> {
     };
     const arm = (): void => {
       if (idle) clock.clearTimeout(idle);
-      idle = clock.setTimeout(() => finish({ kind: 'error', err: new KubeApiError(0, 'Timeout', `no event or bookmark for ${o.idleMs} ms; the connection is presumed dead`) }), o.idleMs);
+      idle = clock.setTimeout(
+        () => finish({ kind: 'error', err: new KubeApiError(0, 'Timeout', `no event or bookmark for ${o.idleMs} ms; the connection is presumed dead`) }),
+        o.idleMs,
+      );
     };
     o.setAbort(() => finish({ kind: 'aborted' }));
     arm();
