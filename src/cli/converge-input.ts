@@ -2,7 +2,10 @@
 import os from 'node:os';
 import { loadManifestDir, type DirSnapshot } from '../sources/files/load.js';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
-import type { PlanInput } from '../plan/plan.js';
+import { plan, type Plan, type PlanInput } from '../plan/plan.js';
+import type { Writable } from 'node:stream';
+import { print } from './command.js';
+import { printProblems, printWarnings } from './problems.js';
 import { detectNodeCapacity } from '../sources/kube/desired.js';
 import { pinAll } from '../images/pin.js';
 import { ImageResolver } from '../images/resolver.js';
@@ -83,3 +86,26 @@ export const CONVERGE_OPTIONS = {
   'allow-empty': { type: 'boolean' },
   node: { type: 'string' },
 } as const;
+
+/**
+ * What `plan` and `apply` share: read both states, plan, and report the manifests' warnings and
+ * problems on stderr, so the two commands cannot show different plans for the same input.
+ */
+export async function planFromFlags(
+  values: { file: string; 'allow-empty'?: boolean; node?: string },
+  ctx: { runtime: Runtime; stateDir: string; stderr: Writable },
+): Promise<{ input: ConvergeInput; plan: Plan }> {
+  const input = await readConvergeInput({
+    dir: values.file,
+    allowEmpty: !!values['allow-empty'],
+    node: nodeName(values.node),
+    runtime: ctx.runtime,
+    stateDir: ctx.stateDir,
+  });
+  const p = plan(input.planInput);
+  printWarnings(ctx.stderr, input.snapshot.warnings);
+  printProblems(ctx.stderr, input.snapshot.problems);
+  if (input.snapshot.incompleteReason)
+    print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+  return { input, plan: p };
+}

@@ -1,14 +1,12 @@
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { parse, parsePositiveInt } from '../args.js';
-import { plan } from '../../plan/plan.js';
 import { renderPlan, renderPlanLines } from '../../plan/render.js';
 import { applyPlan } from '../../apply/apply.js';
 import { messageOf } from '../../contracts/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, commandLine, nodeName, readConvergeInput } from '../converge-input.js';
-import { printProblems, printWarnings } from '../problems.js';
+import { CONVERGE_OPTIONS, commandLine, planFromFlags } from '../converge-input.js';
 import { removeStatusRecord } from '../../controller/status-store.js';
 
 function describeResult(r: ActionResult): string {
@@ -55,18 +53,7 @@ Exit status: 0 converged, 1 any error.`,
     // the same containers would be carried out over its work.
     if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const input = await readConvergeInput({
-      dir: values.file,
-      allowEmpty: !!values['allow-empty'],
-      node: nodeName(values.node),
-      runtime,
-      stateDir: ctx.stateDir,
-    });
-    const p = plan(input.planInput);
-    printWarnings(ctx.stderr, input.snapshot.warnings);
-    printProblems(ctx.stderr, input.snapshot.problems);
-    if (input.snapshot.incompleteReason)
-      print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+    const { input, plan: p } = await planFromFlags({ ...values, file: values.file }, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
     if (values['dry-run']) {
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length ? 1 : 0;

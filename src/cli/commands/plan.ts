@@ -1,10 +1,8 @@
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { parse } from '../args.js';
-import { plan } from '../../plan/plan.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
-import { CONVERGE_OPTIONS, nodeName, readConvergeInput } from '../converge-input.js';
-import { printProblems, printWarnings } from '../problems.js';
+import { CONVERGE_OPTIONS, planFromFlags } from '../converge-input.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -27,18 +25,7 @@ containers are left as they are).`,
     if (!values.file) throw new UsageError('plan needs -f DIR');
     if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
     const { runtime } = await ctx.openRuntime();
-    const input = await readConvergeInput({
-      dir: values.file,
-      allowEmpty: !!values['allow-empty'],
-      node: nodeName(values.node),
-      runtime,
-      stateDir: ctx.stateDir,
-    });
-    const p = plan(input.planInput);
-    printWarnings(ctx.stderr, input.snapshot.warnings);
-    printProblems(ctx.stderr, input.snapshot.problems);
-    if (input.snapshot.incompleteReason)
-      print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+    const { input, plan: p } = await planFromFlags({ ...values, file: values.file }, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
     if (values.output === 'json') {
       print(ctx.stdout, JSON.stringify({ ...(planToJson(p) as object), problems: input.snapshot.problems }, null, 2));
     } else {
