@@ -60,7 +60,8 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
           stateDir,
           runDir,
           templates,
-          images: imageStoreFromEnv(stateDir),
+          // Until this process takes the node lock it writes nothing in the state dir (skopeo's HOME).
+          images: imageStoreFromEnv(stateDir, process.env, { readOnly: () => !lock }),
           runcPath: process.env.ACETATE_RUNC || undefined,
           conmonPath: process.env.ACETATE_CONMON || undefined,
           initPath: process.env.ACETATE_INIT || undefined,

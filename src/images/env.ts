@@ -8,9 +8,10 @@
  */
 import { ImageStore } from './store.js';
 
-export function imageStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv = process.env): ImageStore {
+export function imageStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv = process.env, opts: { readOnly?: () => boolean } = {}): ImageStore {
   return new ImageStore({
     stateDir,
+    ...opts,
     ...(env.ACETATE_AUTH_FILE ? { authFile: env.ACETATE_AUTH_FILE } : {}),
     ...(env.ACETATE_REGISTRIES_CONF ? { registriesConf: env.ACETATE_REGISTRIES_CONF } : {}),
   });

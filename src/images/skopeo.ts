@@ -6,7 +6,7 @@
  * and verifies every blob it fetches against its digest.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { exec, ExecError } from '../util/exec.js';
@@ -27,6 +27,12 @@ export interface SkopeoOptions {
   registriesConf?: string;
   /** The HOME skopeo runs with when `registriesConf` is set (default: a dir beside tmpDir). */
   homeDir?: string;
+  /**
+   * A process that must write nothing in the state dir (`plan`, `get`: they do not hold the node
+   * lock): it uses `homeDir` only when that is already as needed, else a private HOME in the
+   * system's temporary dir, removed when the process exits.
+   */
+  readOnly?: () => boolean;
   /** An auth file (`--authfile`); otherwise skopeo's defaults. */
   authFile?: string;
   /** Where skopeo keeps temporary files (e.g. an archive being imported). */
@@ -90,22 +96,52 @@ export function skopeoMessage(err: unknown): string {
  * does not lose ~/.docker/config.json, ~/.config/containers/{auth,policy}.json. Symlinks are replaced by rename, so concurrent CLI processes
  * may prepare it at once.
  */
-export function prepareHome(home: string, conf: string): string {
+/** The links HOME must hold for skopeo to read `conf` and the user's own files: [target, at]. */
+function homeLinks(home: string, conf: string): [string, string][] {
   const realHome = os.homedir();
-  const link = (target: string, at: string) => {
+  const user = (f: string): [string, string] => [path.join(realHome, '.config', 'containers', f), path.join(home, '.config', 'containers', f)];
+  return [
+    [path.resolve(conf), path.join(home, '.config', 'containers', 'registries.conf')],
+    // The user's own files skopeo looks for under HOME (a dangling link counts as absent).
+    user('auth.json'),
+    user('policy.json'),
+    user('registries.d'),
+    [path.join(realHome, '.docker'), path.join(home, '.docker')],
+    [path.join(realHome, '.dockercfg'), path.join(home, '.dockercfg')],
+  ];
+}
+
+function linkedAs(at: string, target: string): boolean {
+  try {
+    return readlinkSync(at) === target;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether home already holds every link for conf (then nothing needs writing). */
+export function homeIsReady(home: string, conf: string): boolean {
+  return homeLinks(home, conf).every(([target, at]) => linkedAs(at, target));
+}
+
+/** Makes home hold the links for conf; a link already right is left untouched. */
+export function prepareHome(home: string, conf: string): string {
+  for (const [target, at] of homeLinks(home, conf)) {
+    if (linkedAs(at, target)) continue;
     mkdirSync(path.dirname(at), { recursive: true, mode: 0o700 });
     const tmp = `${at}.${process.pid}.tmp`;
     rmSync(tmp, { force: true }); // left by a killed process whose pid this one reuses
     symlinkSync(target, tmp);
     renameSync(tmp, at);
-  };
-  link(path.resolve(conf), path.join(home, '.config', 'containers', 'registries.conf'));
-  // The user's own files skopeo looks for under HOME (a dangling link counts as absent).
-  for (const f of ['auth.json', 'policy.json', 'registries.d'])
-    link(path.join(realHome, '.config', 'containers', f), path.join(home, '.config', 'containers', f));
-  link(path.join(realHome, '.docker'), path.join(home, '.docker'));
-  link(path.join(realHome, '.dockercfg'), path.join(home, '.dockercfg'));
+  }
   return home;
+}
+
+/** A private HOME for a read-only process, removed when it exits. */
+function privateHome(conf: string): string {
+  const home = mkdtempSync(path.join(os.tmpdir(), 'acetate-skopeo-home-'));
+  process.once('exit', () => rmSync(home, { recursive: true, force: true }));
+  return prepareHome(home, conf);
 }
 
 export class Skopeo {
@@ -115,7 +151,9 @@ export class Skopeo {
 
   private env(): NodeJS.ProcessEnv {
     if (!this.opts.registriesConf) return process.env;
-    this.home ??= prepareHome(this.opts.homeDir ?? path.join(this.opts.tmpDir ?? os.tmpdir(), '..', 'skopeo-home'), this.opts.registriesConf);
+    const conf = this.opts.registriesConf;
+    const shared = this.opts.homeDir ?? path.join(this.opts.tmpDir ?? os.tmpdir(), '..', 'skopeo-home');
+    this.home ??= !this.opts.readOnly?.() ? prepareHome(shared, conf) : homeIsReady(shared, conf) ? shared : privateHome(conf);
     // CONTAINERS_REGISTRIES_CONF for skopeo versions that honour it (newer than 1.9).
     return { ...process.env, HOME: this.home, CONTAINERS_REGISTRIES_CONF: path.resolve(this.opts.registriesConf) };
   }
