@@ -16,7 +16,8 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { DesiredSource } from '../contracts/source.js';
 import { messageOf } from '../contracts/errors.js';
 import { WorkQueue, type Requeue } from './queue.js';
-import { realClock, type Clock, type TimerHandle } from '../contracts/clock.js';
+import { realClock, type Clock } from '../contracts/clock.js';
+import { Periodic } from '../util/periodic.js';
 import { CrashLoopTracker } from './crashloop.js';
 import { mergeSnapshots, type MergedSnapshot } from './merge-sources.js';
 import { silentLogger, type Logger } from '../contracts/logger.js';
@@ -51,12 +52,12 @@ export class Controller {
   private readonly reconciler: Reconciler;
   private readonly problems: ProblemLog;
   private readonly poll = new ProcessPoll();
-  private pollTimer?: TimerHandle;
-  private pollInFlight?: Promise<void>;
+  /** The light poll of process states, every processPollMs. */
+  private readonly pollTask: Periodic;
   private merged?: MergedSnapshot;
   private workers: Promise<void>[] = [];
-  private resyncTimer?: TimerHandle;
-  private resyncInFlight?: Promise<void>;
+  /** The full resync (resyncMs). */
+  private readonly resyncTask: Periodic;
   private isRunning = false;
   private isReady = false;
   private initialPending?: Set<string>;
@@ -73,6 +74,18 @@ export class Controller {
     this.resyncMs = opts.resyncMs ?? 30_000;
     this.processPollMs = opts.processPollMs ?? 2_000;
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff });
+    this.resyncTask = new Periodic({
+      clock: this.clock,
+      ms: this.resyncMs,
+      run: () => this.resync(),
+      onError: (err) => this.logger.warn('resync failed', { error: messageOf(err) }),
+    });
+    this.pollTask = new Periodic({
+      clock: this.clock,
+      ms: this.processPollMs,
+      run: () => this.pollProcesses(),
+      onError: (err) => this.logger.debug('process poll failed', { error: messageOf(err) }),
+    });
     this.crashLoop = new CrashLoopTracker(opts.crashLoop, this.clock);
     this.prober = new Prober({
       runtime: this.runtime,
@@ -156,23 +169,21 @@ export class Controller {
     this.initialPending = new Set(keys);
     for (const k of keys) this.queue.add(k, 'change');
     this.checkReady();
-    this.scheduleResync();
-    this.schedulePoll();
+    this.resyncTask.start();
+    this.pollTask.start();
   }
 
   /** Stops taking work, lets in-flight reconciles finish, stops the sources. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('stopping: finishing in-flight work', { inFlight: this.queue.processingCount() });
-      if (this.resyncTimer) this.clock.clearTimeout(this.resyncTimer);
-      this.resyncTimer = undefined;
-      if (this.pollTimer) this.clock.clearTimeout(this.pollTimer);
-      this.pollTimer = undefined;
+      this.resyncTask.cancel();
+      this.pollTask.cancel();
       this.queue.shutdown();
       this.prober.stop();
       await Promise.all(this.workers);
-      await this.resyncInFlight?.catch(() => undefined);
-      await this.pollInFlight?.catch(() => undefined);
+      await this.resyncTask.settled();
+      await this.pollTask.settled();
       await Promise.all(this.sources.map((s) => s.stop().catch(() => undefined)));
       await this.opts.statusStore?.flush().catch(() => undefined);
       this.isRunning = false;
@@ -237,37 +248,6 @@ export class Controller {
     }
     this.logger.debug('source changed', { source: source.name, keys });
     for (const k of keys) this.queue.add(k, 'change');
-  }
-
-  private scheduleResync(): void {
-    if (this.resyncMs <= 0 || this.queue.isShuttingDown) return;
-    this.resyncTimer = this.clock.setTimeout(() => {
-      this.resyncTimer = undefined;
-      this.resyncInFlight = this.resync()
-        .catch((err: unknown) => {
-          this.logger.warn('resync failed', { error: messageOf(err) });
-        })
-        .finally(() => {
-          this.resyncInFlight = undefined;
-          this.scheduleResync();
-        });
-    }, this.resyncMs);
-  }
-
-  private schedulePoll(): void {
-    if (this.processPollMs <= 0 || this.queue.isShuttingDown) return;
-    this.pollTimer = this.clock.setTimeout(() => {
-      this.pollTimer = undefined;
-      this.pollInFlight = this.pollProcesses()
-        .then(() => undefined)
-        .catch((err: unknown) => {
-          this.logger.debug('process poll failed', { error: messageOf(err) });
-        })
-        .finally(() => {
-          this.pollInFlight = undefined;
-          this.schedulePoll();
-        });
-    }, this.processPollMs);
   }
 
   private async worker(): Promise<void> {

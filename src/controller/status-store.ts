@@ -80,8 +80,8 @@ function comparable(r: StatusRecord | ProblemsRecord | ControllerRecord): string
 
 export class StatusStore implements DetailedStatusSink {
   private records = new Map<string, StatusRecord>();
-  private lastProblems?: string;
-  private lastController?: string;
+  /** What was last written to each node-wide file (problems.json, controller.json), comparable. */
+  private lastWritten = new Map<string, string>();
   private writes = new Map<string, Promise<void>>();
 
   constructor(readonly stateDir: string) {}
@@ -128,19 +128,19 @@ export class StatusStore implements DetailedStatusSink {
   }
 
   async writeProblems(p: Omit<ProblemsRecord, 'updatedAt'>): Promise<void> {
-    const rec: ProblemsRecord = { ...p, updatedAt: new Date().toISOString() };
-    const c = comparable(rec);
-    if (c === this.lastProblems) return;
-    this.lastProblems = c;
-    await this.serialize('#problems', () => writeAtomic(path.join(statusRoot(this.stateDir), 'problems.json'), `${JSON.stringify(rec, null, 2)}\n`));
+    await this.writeNodeFile('problems.json', { ...p, updatedAt: new Date().toISOString() });
   }
 
   async writeController(c: Omit<ControllerRecord, 'updatedAt'>): Promise<void> {
-    const rec: ControllerRecord = { ...c, updatedAt: new Date().toISOString() };
-    const s = comparable(rec);
-    if (s === this.lastController) return;
-    this.lastController = s;
-    await this.serialize('#controller', () => writeAtomic(path.join(statusRoot(this.stateDir), 'controller.json'), `${JSON.stringify(rec, null, 2)}\n`));
+    await this.writeNodeFile('controller.json', { ...c, updatedAt: new Date().toISOString() });
+  }
+
+  /** Writes a node-wide record only when it changed (apart from its time). */
+  private async writeNodeFile(name: string, rec: ProblemsRecord | ControllerRecord): Promise<void> {
+    const c = comparable(rec);
+    if (c === this.lastWritten.get(name)) return;
+    this.lastWritten.set(name, c);
+    await this.serialize(`#${name}`, () => writeAtomic(path.join(statusRoot(this.stateDir), name), `${JSON.stringify(rec, null, 2)}\n`));
   }
 
   /** Waits for pending writes. */
