@@ -6,7 +6,7 @@
  * and verifies every blob it fetches against its digest.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { exec, ExecError } from '../util/exec.js';
@@ -137,11 +137,28 @@ export function prepareHome(home: string, conf: string): string {
   return home;
 }
 
-/** A private HOME for a read-only process, removed when it exits. */
+/**
+ * A private HOME for a read-only process, removed when it exits. A process killed by a signal
+ * cannot remove its own: the next one removes those whose process is gone (the pid is in the name).
+ */
 function privateHome(conf: string): string {
-  const home = mkdtempSync(path.join(os.tmpdir(), 'acetate-skopeo-home-'));
+  const prefix = 'acetate-skopeo-home-';
+  for (const name of readdirSync(os.tmpdir())) {
+    const pid = Number(/^acetate-skopeo-home-(\d+)-/.exec(name)?.[1]);
+    if (pid && pid !== process.pid && !pidAlive(pid)) rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+  const home = mkdtempSync(path.join(os.tmpdir(), `${prefix}${process.pid}-`));
   process.once('exit', () => rmSync(home, { recursive: true, force: true }));
   return prepareHome(home, conf);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export class Skopeo {
