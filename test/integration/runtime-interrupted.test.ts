@@ -49,4 +49,24 @@ describe('RuncRuntime: creates and removals interrupted by a SIGKILL', function 
     assert.deepEqual(await st.runtime.list(), []);
     assert.deepEqual(await readdir(containers()), []);
   });
+
+  it("remove() of a container clears what its own SIGKILLed removal left in the trash, and not another container's", async () => {
+    const deadPid = 2 ** 22 + 9;
+    await st.runtime.create({ namespace: 'default', name: 'y', spec: testSpec(), source: FILE_SOURCE });
+    const mine = `.removing-${deadPid}-default_y-01020304`;
+    const other = `.removing-${deadPid}-default_y2-05060708`;
+    for (const l of [mine, other]) await mkdir(path.join(containers(), l, 'upper'), { recursive: true });
+    await st.runtime.remove('default/y', { keepPrivateArea: false });
+    assert.deepEqual(await readdir(containers()), [other]);
+    // Removing a container that is already gone clears its trash too (the retried removal).
+    await mkdir(path.join(containers(), mine), { recursive: true });
+    await st.runtime.remove('default/y', { keepPrivateArea: false });
+    assert.deepEqual(await readdir(containers()), [other]);
+    // A runtime without the node lock leaves it alone; the holder's list() sweeps the rest.
+    await mkdir(path.join(containers(), mine), { recursive: true });
+    await makeRuntime(st.dir, { sweepLeftovers: false }).remove('default/y', { keepPrivateArea: false });
+    assert.deepEqual((await readdir(containers())).sort(), [mine, other].sort());
+    await st.runtime.list();
+    assert.deepEqual(await readdir(containers()), []);
+  });
 });

@@ -16,7 +16,7 @@ import type { RuncContext } from './runc-context.js';
 import { forgetFiles } from '../../util/json-file.js';
 import { readRecord } from './store.js';
 import { stopLocked } from './stop.js';
-import { withTempDir } from './temp-dirs.js';
+import { sweepTempDirsOf, withTempDir } from './temp-dirs.js';
 
 export async function removeContainer(rc: RuncContext, key: string, opts: RemoveOptions): Promise<void> {
   const t = rc.target(key);
@@ -53,6 +53,8 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
         }
       });
     }
+    // What an earlier removal of this container, SIGKILLed after its rename, left in the trash.
+    await sweepTempDirsOf(rc, t.id);
     forgetFiles([cp.record, cp.status]);
     rc.pathsById.delete(t.id);
   });
