@@ -17,42 +17,30 @@ export type FailureKind = 'conflict' | 'gone' | 'invalid' | 'transient';
 /** Base of the typed failures: `kind` says how it is retried. */
 export abstract class ReconcileFailure extends Error {
   abstract readonly kind: FailureKind;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name; // ConflictError, GoneError, …: what a log line shows
+  }
 }
 
 /** The write lost a race (HTTP 409, a resourceVersion that moved on): retry at once. */
 export class ConflictError extends ReconcileFailure {
   readonly kind = 'conflict';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConflictError';
-  }
 }
 
 /** What the work was for is gone (HTTP 404 on a status or finalizer write): done. */
 export class GoneError extends ReconcileFailure {
   readonly kind = 'gone';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'GoneError';
-  }
 }
 
 /** The input itself cannot work (a refused spec, HTTP 422): terminal until the key changes. */
 export class InvalidError extends ReconcileFailure {
   readonly kind = 'invalid';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'InvalidError';
-  }
 }
 
 /** Worth retrying later (HTTP 5xx, a timeout, a busy runtime): back off. */
 export class TransientError extends ReconcileFailure {
   readonly kind = 'transient';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TransientError';
-  }
 }
 
 /** The kind of a failure: the first typed failure on its cause chain; untyped errors are transient. */

@@ -35,75 +35,43 @@ export class Metrics {
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
     const collect = (): void => this.runCollectors();
-    this.reconciles = new Counter({
-      name: 'acetate_reconciles_total',
-      help: 'Reconciles of one container key, by result (converged, error, requeued, skipped)',
-      labelNames: ['result'],
-      registers,
-    });
-    this.reconcileErrors = new Counter({
-      name: 'acetate_reconcile_errors_total',
-      help: 'Reconciles that ended in an error, by retry decision (backoff, terminal)',
-      labelNames: ['retry'],
-      registers,
-    });
-    this.reconcileDuration = new Histogram({
-      name: 'acetate_reconcile_duration_seconds',
-      help: 'Time to reconcile one key',
-      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
-    this.actions = new Counter({
-      name: 'acetate_actions_total',
-      help: 'Actions carried out, by kind and outcome (outcome "error" for failures)',
-      labelNames: ['kind', 'outcome'],
-      registers,
-    });
-    this.actionDuration = new Histogram({
-      name: 'acetate_action_duration_seconds',
-      help: 'Duration of actions, by kind and outcome',
-      labelNames: ['kind', 'outcome'],
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    });
-    this.queueDepth = new Gauge({ name: 'acetate_queue_depth', help: 'Keys waiting in the work queue (ready to be processed)', registers, collect });
-    this.queueRetries = new Gauge({
-      name: 'acetate_queue_delayed',
-      help: 'Keys waiting for a delayed retry (backoff, crash-loop restart)',
-      registers,
-      collect,
-    });
-    this.containers = new Gauge({ name: 'acetate_containers', help: 'Containers by phase', labelNames: ['phase'], registers, collect });
-    this.invalidManifests = new Gauge({
-      name: 'acetate_invalid_manifests',
-      help: 'Manifest files (or objects) that currently fail to load or validate',
-      registers,
-      collect,
-    });
-    this.manifestConflicts = new Gauge({ name: 'acetate_manifest_conflicts', help: 'Container keys declared more than once', registers, collect });
-    this.manifestProblems = new Gauge({
-      name: 'acetate_manifest_problems',
-      help: 'Current problems by origin (file) and kind (invalid, unreadable, conflict)',
-      labelNames: ['origin', 'kind'],
-      registers,
-      collect,
-    });
-    this.sourceChanges = new Counter({
-      name: 'acetate_source_changes_total',
-      help: 'Change notifications from desired-state sources',
-      labelNames: ['source'],
-      registers,
-    });
-    this.resyncs = new Counter({ name: 'acetate_resyncs_total', help: 'Periodic full resyncs of actual state', registers });
-    this.restarts = new Counter({ name: 'acetate_container_restarts_total', help: 'Restarts of exited processes under their restartPolicy', registers });
-    this.ready = new Gauge({ name: 'acetate_ready', help: '1 after the first full sync of every source', registers, collect });
-    this.diskBytes = new Gauge({
-      name: 'acetate_container_disk_bytes',
-      help: "A container's private-area filesystem (resources.disk), by kind: used, total",
-      labelNames: ['container', 'kind'],
-      registers,
-      collect,
-    });
+    // Gauges are set from the loop's state just before a scrape (collect); counters as things happen.
+    const counter = <L extends string>(name: string, help: string, labelNames: L[] = []): Counter<L> => new Counter({ name, help, labelNames, registers });
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []): Gauge<L> => new Gauge({ name, help, labelNames, registers, collect });
+    const histogram = <L extends string>(name: string, help: string, buckets: number[], labelNames: L[] = []): Histogram<L> =>
+      new Histogram({ name, help, buckets, labelNames, registers });
+
+    this.reconciles = counter('acetate_reconciles_total', 'Reconciles of one container key, by result (converged, error, requeued, skipped)', ['result']);
+    this.reconcileErrors = counter('acetate_reconcile_errors_total', 'Reconciles that ended in an error, by retry decision (backoff, terminal)', ['retry']);
+    this.reconcileDuration = histogram(
+      'acetate_reconcile_duration_seconds',
+      'Time to reconcile one key',
+      [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    );
+    this.actions = counter('acetate_actions_total', 'Actions carried out, by kind and outcome (outcome "error" for failures)', ['kind', 'outcome']);
+    this.actionDuration = histogram(
+      'acetate_action_duration_seconds',
+      'Duration of actions, by kind and outcome',
+      [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      ['kind', 'outcome'],
+    );
+    this.queueDepth = gauge('acetate_queue_depth', 'Keys waiting in the work queue (ready to be processed)');
+    this.queueRetries = gauge('acetate_queue_delayed', 'Keys waiting for a delayed retry (backoff, crash-loop restart)');
+    this.containers = gauge('acetate_containers', 'Containers by phase', ['phase']);
+    this.invalidManifests = gauge('acetate_invalid_manifests', 'Manifest files (or objects) that currently fail to load or validate');
+    this.manifestConflicts = gauge('acetate_manifest_conflicts', 'Container keys declared more than once');
+    this.manifestProblems = gauge('acetate_manifest_problems', 'Current problems by origin (file) and kind (invalid, unreadable, conflict)', [
+      'origin',
+      'kind',
+    ]);
+    this.sourceChanges = counter('acetate_source_changes_total', 'Change notifications from desired-state sources', ['source']);
+    this.resyncs = counter('acetate_resyncs_total', 'Periodic full resyncs of actual state');
+    this.restarts = counter('acetate_container_restarts_total', 'Restarts of exited processes under their restartPolicy');
+    this.ready = gauge('acetate_ready', '1 after the first full sync of every source');
+    this.diskBytes = gauge('acetate_container_disk_bytes', "A container's private-area filesystem (resources.disk), by kind: used, total", [
+      'container',
+      'kind',
+    ]);
     for (const p of PHASES) this.containers.set({ phase: p }, 0);
     this.invalidManifests.set(0);
     this.manifestConflicts.set(0);

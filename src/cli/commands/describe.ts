@@ -2,7 +2,7 @@
 import yaml from 'js-yaml';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
-import { keyOf, parse } from '../args.js';
+import { keyOf, outputOption, parse } from '../args.js';
 import { age, table } from '../table.js';
 import { formatProblem } from '../problems.js';
 import { formatResources } from '../../controller/status.js';
@@ -183,7 +183,7 @@ resources, conditions (Ready, Synced, ResizePending) with reasons and messages, 
 error, restarts and last exit code, the manifest file it comes from, and its recent actions.
 The actual part is read from the runtime now; the rest is what the loop last recorded.`,
   async run(argv, ctx) {
-    const { values, positionals } = parse(argv, { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o', default: 'text' } });
+    const { values, positionals } = parse(argv, { namespace: { type: 'string', short: 'n' }, output: outputOption('text') });
     if (positionals.length !== 1) throw new UsageError('describe needs exactly one NAME');
     if (!['text', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be text, json or yaml, not '${values.output}'`);
     const key = keyOf(positionals[0]!, values.namespace);

@@ -1,7 +1,7 @@
 import yaml from 'js-yaml';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
-import { keyOf, parse } from '../args.js';
+import { keyOf, outputOption, parse } from '../args.js';
 import { age, table } from '../table.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
@@ -96,7 +96,7 @@ status with conditions): one NAME gives the object, otherwise a \`kind: List\`. 
 expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
   acetate get -o json | jq -r '.items[] | select(.status.phase=="Running") | .metadata.name'`,
   async run(argv, ctx) {
-    const { values, positionals } = parse(argv, { output: { type: 'string', short: 'o', default: 'table' }, namespace: { type: 'string', short: 'n' } });
+    const { values, positionals } = parse(argv, { output: outputOption('table'), namespace: { type: 'string', short: 'n' } });
     if (!['table', 'wide', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be json, yaml or wide, not '${values.output}'`);
     const { runtime } = await ctx.openRuntime();
     let list = (await runtime.list()).sort((a, b) => (a.key < b.key ? -1 : 1));

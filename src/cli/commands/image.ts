@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
-import { parse } from '../args.js';
+import { outputOption, parseSubcommand } from '../args.js';
 import { table, age } from '../table.js';
 import { shortDigest } from '../../images/reference.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
@@ -20,20 +20,19 @@ function usersOf(list: ActualContainer[], id: string): string[] {
   return list.filter((c) => c.applied.spec.image?.digest === id).map((c) => c.key);
 }
 
+const IMAGE_SUBCOMMANDS = { list: 'list', ls: 'list', pull: 'pull', import: 'import', rm: 'rm', remove: 'rm', prune: 'prune' } as const;
+
 export const imageCommand: Command = {
   name: 'image',
   summary: 'Manage OCI images used as templates (list, pull, import, rm, prune)',
   usage: USAGE,
   async run(argv, ctx) {
-    const [sub, ...rest] = argv;
-    const { positionals, values } = parse(rest, { output: { type: 'string', short: 'o', default: 'table' }, all: { type: 'boolean' } });
-    if (!sub) throw new UsageError('image needs a subcommand: list, pull, import, rm or prune');
+    const { sub, positionals, values } = parseSubcommand('image', argv, IMAGE_SUBCOMMANDS, { output: outputOption('table'), all: { type: 'boolean' } });
     const { runtime } = await ctx.openRuntime();
     const images = runtime.images;
     if (!images) throw new UsageError(`the ${runtime.name} runtime cannot run images`);
     switch (sub) {
-      case 'list':
-      case 'ls': {
+      case 'list': {
         const list = await images.list();
         if (values.output === 'json') {
           print(ctx.stdout, JSON.stringify(list, null, 2));
@@ -61,8 +60,7 @@ export const imageCommand: Command = {
         print(ctx.stdout, `${rec.names.join(', ') || '<no name>'}: ${rec.id} (${rec.layers.length} layers) imported from ${positionals[0]}`);
         return 0;
       }
-      case 'rm':
-      case 'remove': {
+      case 'rm': {
         if (positionals.length === 0) throw new UsageError('image rm needs REF or ID');
         const list = await runtime.list();
         for (const p of positionals) {
@@ -81,8 +79,6 @@ export const imageCommand: Command = {
         );
         return 0;
       }
-      default:
-        throw new UsageError(`unknown image subcommand '${sub}'`);
     }
   },
 };

@@ -1,6 +1,6 @@
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
-import { parse } from '../args.js';
+import { outputOption, parse } from '../args.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
 import { CONVERGE_OPTIONS, planFromFlags } from '../converge-input.js';
 
@@ -21,7 +21,7 @@ and prints the actions apply would take:
 Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
 containers are left as they are).`,
   async run(argv, ctx) {
-    const { values } = parse(argv, { ...CONVERGE_OPTIONS, output: { type: 'string', short: 'o', default: 'text' }, 'dry-run': { type: 'boolean' } });
+    const { values } = parse(argv, { ...CONVERGE_OPTIONS, output: outputOption('text'), 'dry-run': { type: 'boolean' } });
     if (!values.file) throw new UsageError('plan needs -f DIR');
     if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
     const { runtime } = await ctx.openRuntime();

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
-import { parse } from '../args.js';
+import { outputOption, parseSubcommand } from '../args.js';
 import { table, age } from '../table.js';
 import { describeTemplate } from './template-describe.js';
 import { commandLine } from '../converge-input.js';
@@ -14,15 +14,15 @@ const USAGE = `Usage:
 
 import and rm take the state dir's lock (see acetate apply --help); --wait waits for its holder.`;
 
+const TEMPLATE_SUBCOMMANDS = { import: 'import', list: 'list', ls: 'list', describe: 'describe', rm: 'rm', remove: 'rm' } as const;
+
 export const templateCommand: Command = {
   name: 'template',
   summary: 'Manage base OS templates (import, list, rm)',
   usage: USAGE,
   async run(argv, ctx) {
-    const [sub, ...rest] = argv;
-    const { positionals, values } = parse(rest, { output: { type: 'string', short: 'o', default: 'table' }, wait: { type: 'boolean' } });
-    if (!sub) throw new UsageError('template needs a subcommand: import, list or rm');
-    if (['import', 'rm', 'remove'].includes(sub)) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
+    const { sub, positionals, values } = parseSubcommand('template', argv, TEMPLATE_SUBCOMMANDS, { output: outputOption('table'), wait: { type: 'boolean' } });
+    if (sub === 'import' || sub === 'rm') await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime, templates } = await ctx.openRuntime();
     switch (sub) {
       case 'import': {
@@ -32,8 +32,7 @@ export const templateCommand: Command = {
         print(ctx.stdout, `template ${name} imported from ${source}`);
         return 0;
       }
-      case 'list':
-      case 'ls': {
+      case 'list': {
         const list = await templates.list();
         if (values.output === 'json') {
           print(ctx.stdout, JSON.stringify(list, null, 2));
@@ -51,8 +50,7 @@ export const templateCommand: Command = {
         if (positionals.length !== 1) throw new UsageError('template describe needs NAME');
         return describeTemplate(positionals[0]!, String(values.output), ctx);
       }
-      case 'rm':
-      case 'remove': {
+      case 'rm': {
         if (positionals.length !== 1) throw new UsageError('template rm needs NAME');
         const name = positionals[0]!;
         const inUseBy = (await runtime.list()).filter((c) => c.applied.spec.template === name).map((c) => c.key);
@@ -60,8 +58,6 @@ export const templateCommand: Command = {
         print(ctx.stdout, `template ${name} removed`);
         return 0;
       }
-      default:
-        throw new UsageError(`unknown template subcommand '${sub}'`);
     }
   },
 };
