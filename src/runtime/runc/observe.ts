@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import type { ProcessInfo } from '../runtime.js';
 import { readExitCode, readPid } from './conmon.js';
-import { ANNOTATION_NAME, ANNOTATION_NAMESPACE, ANNOTATION_OWNER, OWNER_VALUE } from './oci-config.js';
+import { hasOwnerMarks } from './ownership.js';
 import type { ContainerPaths } from './paths.js';
 import { isAlive } from '../../util/processes.js';
 import type { ContainerStatusFile } from './store.js';
@@ -30,8 +30,7 @@ export function isRunning(st: RuncState | undefined): boolean {
 
 /** A runc container is acetate's when its annotations say so and name the same container. */
 export function isOurs(st: RuncState, namespace: string, name: string): boolean {
-  const a = st.annotations ?? {};
-  return a[ANNOTATION_OWNER] === OWNER_VALUE && a[ANNOTATION_NAMESPACE] === namespace && a[ANNOTATION_NAME] === name;
+  return hasOwnerMarks(st.annotations, namespace, name);
 }
 
 /** When a file was last written (ISO), e.g. conmon's exit file = when the run finished. */

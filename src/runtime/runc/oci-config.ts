@@ -11,13 +11,8 @@ import type { OciSeccomp } from './seccomp.js';
 import type { OciUserNamespace } from './userns.js';
 import type { OciConfig, OciMount } from './oci-types.js';
 import { argsWithInit, initMount } from './init.js';
+import { ownerAnnotations } from './ownership.js';
 import { imageProcess, MOUNT_DATA_MAX, type ImageProcessInput } from '../../images/oci-process.js';
-
-export const ANNOTATION_OWNER = 'acetate.dev/owner';
-export const ANNOTATION_NAMESPACE = 'acetate.dev/namespace';
-export const ANNOTATION_NAME = 'acetate.dev/name';
-export const ANNOTATION_SPEC_HASH = 'acetate.dev/spec-hash';
-export const OWNER_VALUE = 'acetate';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Upper bound of RLIMIT_NOFILE given to containers (further capped by the host's hard limit). */
@@ -271,12 +266,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       ...binds,
       ...(useInit ? [initMount(input.initPath!)] : []),
     ],
-    annotations: {
-      [ANNOTATION_OWNER]: OWNER_VALUE,
-      [ANNOTATION_NAMESPACE]: input.namespace,
-      [ANNOTATION_NAME]: input.name,
-      [ANNOTATION_SPEC_HASH]: input.specHash,
-    },
+    annotations: { ...ownerAnnotations(input.namespace, input.name), 'acetate.dev/spec-hash': input.specHash },
     linux: {
       cgroupsPath: input.cgroupsPath,
       resources: ociLinuxResources(spec.resources, { swapAccounting: input.swapAccounting, privileged }),
