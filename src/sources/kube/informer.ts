@@ -23,6 +23,7 @@ import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { realClock } from '../../contracts/clock.js';
 
 import { backoffDelay } from '../../util/backoff.js';
+import { Periodic } from '../../util/periodic.js';
 import { KubeApiError, type KubeApi, type KubeContainer } from './client.js';
 import { watchOnce, type WatchEnd } from './watch-once.js';
 import { InformerCache } from './informer-cache.js';
@@ -50,8 +51,7 @@ export class ContainerInformer {
   private abortWatch?: () => void;
   private wake?: () => void;
   private sleepTimer?: TimerHandle;
-  private resyncTimer?: TimerHandle;
-  private relistTimer?: TimerHandle;
+  private periodic: Periodic[] = [];
   private error: KubeApiError | undefined;
   private syncWaiters: (() => void)[] = [];
 
@@ -76,8 +76,25 @@ export class ContainerInformer {
       if (p) throw new Error(`${p}; use the field selector (Kubernetes ≥ 1.31)`);
     }
     this.stopped = false;
-    this.scheduleResync();
-    this.scheduleRelist();
+    // resync: replay the cache to listeners (no API call); re-list: a fresh list (off by default).
+    const resync = (): Promise<void> => {
+      if (this.hasSynced) this.emit({ kind: 'resync' });
+      return Promise.resolve();
+    };
+    const relist = (): Promise<void> => {
+      this.log.debug('kube informer: periodic re-list');
+      this.needList = true;
+      this.abortWatch?.();
+      return Promise.resolve();
+    };
+    const onError = (err: unknown): void => {
+      this.log.error(`kube informer timer failed: ${String(err)}`);
+    };
+    this.periodic = [
+      new Periodic({ clock: this.clock, ms: this.opts.resyncIntervalMs ?? 5 * 60_000, run: resync, onError }),
+      new Periodic({ clock: this.clock, ms: this.opts.relistIntervalMs ?? 0, run: relist, onError }),
+    ];
+    for (const p of this.periodic) p.start();
     this.loop = this.run().catch((err) => {
       this.log.error(`kube informer stopped on an unexpected error: ${(err as Error).stack ?? String(err)}`);
     });
@@ -85,7 +102,8 @@ export class ContainerInformer {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of [this.resyncTimer, this.relistTimer, this.sleepTimer]) if (t) this.clock.clearTimeout(t);
+    for (const p of this.periodic) p.cancel();
+    if (this.sleepTimer) this.clock.clearTimeout(this.sleepTimer);
     this.abortWatch?.();
     this.wake?.();
     await this.loop;
@@ -174,28 +192,6 @@ export class ContainerInformer {
       this.wake = done;
       this.sleepTimer = this.clock.setTimeout(done, ms);
     });
-  }
-
-  private scheduleResync(): void {
-    const every = this.opts.resyncIntervalMs ?? 5 * 60_000;
-    if (!every || this.stopped) return;
-    this.resyncTimer = this.clock.setTimeout(() => {
-      if (this.stopped) return;
-      if (this.hasSynced) this.emit({ kind: 'resync' });
-      this.scheduleResync();
-    }, every);
-  }
-
-  private scheduleRelist(): void {
-    const every = this.opts.relistIntervalMs ?? 0;
-    if (!every || this.stopped) return;
-    this.relistTimer = this.clock.setTimeout(() => {
-      if (this.stopped) return;
-      this.log.debug('kube informer: periodic re-list');
-      this.needList = true;
-      this.abortWatch?.();
-      this.scheduleRelist();
-    }, every);
   }
 
   private watchTimeoutSeconds(): number {
