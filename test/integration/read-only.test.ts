@@ -51,6 +51,10 @@ describe('read-only commands write nothing (real CLI)', function () {
         { args: ['validate', manifests], code: 0, stdout: /1 Container\(s\) valid/ },
         { args: ['template', 'list'], code: 0, stdout: /host/ },
         { args: ['image', 'list'], code: 0 },
+        // An alias, and usage errors that name the subcommands there are.
+        { args: ['template', 'ls'], code: 0, stdout: /host/ },
+        { args: ['image'], code: 1, stderr: /image needs a subcommand: list, pull, import, rm, prune/ },
+        { args: ['template', 'bogus'], code: 1, stderr: /unknown template subcommand 'bogus' \(one of: import, list, describe, rm\)/ },
       ];
       for (const c of commands) {
         const r = await runCli(c.args, { stateDir });
