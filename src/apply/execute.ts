@@ -94,6 +94,13 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
       await rt.recordApplied(key, record(action.desired, await createdAtOf(ctx, key)));
       return { outcome: 'configured' };
     }
+    case 'kill': {
+      // Only the process the probe condemned; left exited, as a crash: the next plan restarts it.
+      const p = (await rt.get(key))?.process;
+      if (p?.state !== 'running' || p.pid !== action.pid) return { outcome: 'unchanged' };
+      const { exitCode } = await rt.stop(key, { graceSeconds: action.desired.spec.terminationGracePeriodSeconds, leaveExited: true });
+      return { outcome: 'killed', exitCode };
+    }
     case 'destroy': {
       await rt.stop(key, { graceSeconds: action.graceSeconds });
       await rt.remove(key, { keepPrivateArea: false });

@@ -11,6 +11,7 @@ import { pinAll } from '../images/pin.js';
 import { ImageResolver } from '../images/resolver.js';
 import { readStatusRecords } from '../controller/status-store.js';
 import { backoffFacts } from '../controller/crashloop.js';
+import { unhealthyFacts } from '../controller/probes/unhealthy.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
@@ -25,7 +26,8 @@ export function nodeName(flag?: string): string {
 /**
  * Reads everything plan and apply decide on. `stateDir` gives the crash-loop back-off `acetate
  * run` published (read only; honoured only for the exit it is about), so plan shows, and apply
- * takes, the same held starts the loop does.
+ * takes, the same held starts the loop does; and the failed liveness (or startup) probes it has
+ * not acted on yet (honoured only for the process they are about): the same kills.
  */
 export async function readConvergeInput(opts: {
   dir: string;
@@ -72,6 +74,7 @@ export async function readConvergeInput(opts: {
       ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
       now: opts.now ?? Date.now(),
       restartBackoff: backoffFacts(records, actual),
+      unhealthy: unhealthyFacts(records, actual),
     },
   };
 }

@@ -52,6 +52,18 @@ export interface CrashLoopRecord {
   lastStartAt?: string;
 }
 
+/**
+ * A liveness (or startup) probe failed for the running process (controller/probes/): the loop's
+ * plan kills it. Published so that `acetate plan` shows that kill while the loop has not made it.
+ */
+export interface UnhealthyRecord {
+  kind: 'liveness' | 'startup';
+  pid: number;
+  /** The process's start time: with the pid, which process the verdict is about. */
+  startedAt?: string;
+  message: string;
+}
+
 export interface StatusRecord {
   key: string;
   namespace: string;
@@ -104,6 +116,8 @@ export interface StatusRecord {
   waiting?: Waiting;
   /** Crash-loop back-off of the last exits, while there is a streak. */
   crashLoop?: CrashLoopRecord;
+  /** A failed liveness (or startup) probe of the running process, not yet acted on. */
+  unhealthy?: UnhealthyRecord;
   problems: SourceProblem[];
   recentActions: RecordedAction[];
   updatedAt: string;

@@ -10,7 +10,7 @@
 import type { ContainerStatus, DesiredContainer, Phase } from '../api/types.js';
 import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
 import { isDetailedSink, type StatusSink } from '../contracts/sinks.js';
-import type { CrashLoopRecord, RecordedAction, StatusRecord, Waiting } from '../contracts/status-record.js';
+import type { CrashLoopRecord, RecordedAction, StatusRecord, UnhealthyRecord, Waiting } from '../contracts/status-record.js';
 import type { Logger } from '../contracts/logger.js';
 import { messageOf } from '../contracts/errors.js';
 import { computeStatus, formatResources, type ReconcileError } from './status.js';
@@ -35,6 +35,8 @@ export interface PublishInput {
   exitedBefore?: number;
   probe?: { ready: boolean; reason: string; message: string };
   crashLoop?: CrashLoopRecord;
+  /** A failed liveness (or startup) probe of the running process, not yet acted on. */
+  unhealthy?: UnhealthyRecord;
   /** When the key's retry is due (epoch ms), if known. */
   retryAt?: number;
 }
@@ -200,6 +202,7 @@ export class StatusPublisher {
     if (x.lastError) record.lastError = x.lastError;
     if (x.waiting) record.waiting = x.waiting;
     if (x.crashLoop) record.crashLoop = x.crashLoop;
+    if (x.unhealthy) record.unhealthy = x.unhealthy;
     return record;
   }
 }

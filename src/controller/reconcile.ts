@@ -2,7 +2,8 @@
  * One reconcile of one key: read → decide → execute → publish → Requeue.
  *
  * - read: desired (the merged snapshots of the sources) and actual (runtime.get), and the facts
- *   the plan weighs: the image's digest (images/pin.ts) and the crash-loop back-off of an exit.
+ *   the plan weighs: the image's digest (images/pin.ts), the crash-loop back-off of an exit and
+ *   the failed liveness (or startup) probe of the running process (probes/prober.ts).
  * - decide: plan() of that key alone, pure. It returns the actions, the starts it holds back
  *   (restartPolicy, crash-loop back-off) and when to come back: the same plan `acetate plan`
  *   prints for the same facts.
@@ -26,7 +27,8 @@ import { requeueFor, type Requeue, type WorkQueue } from './queue.js';
 import type { ReconcileError } from './status.js';
 import { problemsForKey, type MergedSnapshot } from './merge-sources.js';
 import type { Prober } from './probes/prober.js';
-import { killUnhealthy } from './probes/unhealthy.js';
+import type { ProbeFailure } from '../plan/probe-kill.js';
+import { unhealthyRecord } from './probes/unhealthy.js';
 import { pinForReconcile } from './image-pull.js';
 import { retryOf, runActions, type ActionStepDeps } from './run-actions.js';
 
@@ -100,11 +102,11 @@ export class Reconciler {
       if (published.failure !== undefined) report.requeue = mergeRequeue(report.requeue, requeueFor(published.failure));
       return report;
     }
-    actual = await this.killIfUnhealthy(key, desired?.spec.state === 'Running' ? desired.spec.terminationGracePeriodSeconds : undefined, actual);
     // The image's digest is a fact found before planning (images/pin.ts); a pull failure holds the key.
     const pinned = await pinForReconcile(key, desired, actual, d.imageResolver, d.queue.failures(key));
     const exited = actual?.process.state === 'exited' ? actual : undefined;
     const backoff = exited && desired?.spec.state === 'Running' ? d.crashLoop.observe(exited) : undefined;
+    const unhealthy = d.prober.failure(key, actual?.process.pid);
 
     // --- decide
     const now = d.clock.now();
@@ -118,6 +120,7 @@ export class Reconciler {
       incompleteReason: snap.incompleteReason,
       now,
       restartBackoff: new Map<string, RestartBackoff>(backoff ? [[key, backoff]] : []),
+      unhealthy: new Map<string, ProbeFailure>(unhealthy ? [[key, unhealthy]] : []),
       ...(d.runtime.granularity ? { granularity: d.runtime.granularity } : {}),
     });
     const actions = plan.actions.filter((a) => a.key === key);
@@ -213,22 +216,9 @@ export class Reconciler {
       ...(crashLoop ? { crashLoop } : {}),
       ...(retryAt !== undefined ? { retryAt } : {}),
       probe: d.prober.verdict(key, actual?.process.pid),
+      unhealthy: unhealthyRecord(d.prober.failure(key, actual?.process.pid), actual),
     });
     report.status = published.status;
     return published.failure;
-  }
-
-  /** A failed liveness (or startup) probe: kill the process, as if it crashed (see probes/). */
-  private async killIfUnhealthy(key: string, graceSeconds: number | undefined, actual: ActualContainer | undefined): Promise<ActualContainer | undefined> {
-    const d = this.deps;
-    const unhealthy = d.prober.takeFailure(key, actual?.process.pid);
-    if (!unhealthy || !actual || graceSeconds === undefined) return actual;
-    try {
-      await killUnhealthy({ runtime: d.runtime, key, graceSeconds, failure: unhealthy, emit: (ev) => d.notices.emit(key, ev), logger: d.logger });
-      return await d.runtime.get(key);
-    } catch (err) {
-      d.logger.warn(`${key}: cannot kill the unhealthy process`, { container: key, error: messageOf(err) });
-      return actual;
-    }
   }
 }

@@ -4,7 +4,7 @@
  * key's actions (later ones depend on it) and says, by its kind, what the queue does next
  * (requeueFor: WorkQueue.done alone turns it into a delay).
  */
-import type { Action } from '../plan/actions.js';
+import type { Action, KillAction } from '../plan/actions.js';
 import type { ActionResult } from '../apply/execute.js';
 import { ActionError } from '../apply/errors.js';
 import type { DeferredResize, Runtime } from '../runtime/runtime.js';
@@ -20,6 +20,7 @@ import type { ReconcileError } from './status.js';
 import type { StatusPublisher } from './publish.js';
 import { EVENT_REASON, type Notices } from './notices.js';
 import { pullWaiting } from './image-pull.js';
+import { killEvents, killLogLine } from './probes/unhealthy.js';
 
 export type ExecuteFn = (action: Action, ctx: { runtime: Runtime }) => Promise<ActionResult>;
 
@@ -59,6 +60,7 @@ export async function runActions(
   const now = (): string => new Date(deps.clock.now()).toISOString();
   for (const action of actions) {
     const a0 = performance.now();
+    if (action.kind === 'kill') announceKill(deps, action);
     try {
       const r = await deps.execute(action, { runtime: deps.runtime });
       out.results.push(r);
@@ -70,7 +72,7 @@ export async function runActions(
       if (opts.wasExited && action.kind === 'start') {
         deps.metrics?.restarts.inc();
         deps.notices.emit(key, { type: 'Normal', reason: 'Restarted', message: `${action.reason}; pid ${r.pid ?? '?'}` });
-      } else {
+      } else if (action.kind !== 'kill') {
         const ev = EVENT_REASON[r.outcome] ?? { type: 'Normal' as const, reason: r.outcome };
         const extra = r.deferred?.length ? `: ${r.deferred.map((d) => `${d.resource}: ${d.reason}`).join('; ')}` : '';
         deps.notices.emit(key, { type: ev.type, reason: ev.reason, message: `${action.reason}${extra}` });
@@ -97,6 +99,12 @@ export async function runActions(
     }
   }
   return out;
+}
+
+/** A kill is told before it is made, as the kubelet does: the probe's output (Unhealthy), then Killing. */
+function announceKill(deps: ActionStepDeps, action: KillAction): void {
+  deps.logger.warn(killLogLine(action), { container: action.key, probe: action.probe });
+  for (const ev of killEvents(action)) deps.notices.emit(action.key, ev);
 }
 
 /** A new process starts a new run (the streak goes on); a new container starts a new streak. */

@@ -67,6 +67,20 @@ export interface NetworkRepairAction extends Base {
   kind: 'network';
   desired: DesiredContainer;
 }
+/**
+ * A liveness (or startup) probe failed for this very process (plan/probe-kill.ts): kill it as if
+ * it crashed (SIGTERM, the grace period, SIGKILL) and leave it exited, so that restartPolicy and
+ * the crash-loop back-off decide its restart in the next plan.
+ */
+export interface KillAction extends Base {
+  kind: 'kill';
+  desired: DesiredContainer;
+  probe: 'liveness' | 'startup';
+  /** The process the verdict is about: no other one is killed for it. */
+  pid: number;
+  /** The probe's words ("Liveness probe failed 3 times: HTTP 500"), the Unhealthy event. */
+  message: string;
+}
 /** A managed container no longer desired: stop it and delete it with its private area. */
 export interface DestroyAction extends Base {
   kind: 'destroy';
@@ -74,10 +88,32 @@ export interface DestroyAction extends Base {
 }
 
 export type Action =
-  CreateAction | StartAction | StopAction | ResizeAction | RestartAction | ReplaceAction | ConfigureAction | PortsAction | NetworkRepairAction | DestroyAction;
+  | CreateAction
+  | StartAction
+  | StopAction
+  | ResizeAction
+  | RestartAction
+  | ReplaceAction
+  | ConfigureAction
+  | PortsAction
+  | NetworkRepairAction
+  | KillAction
+  | DestroyAction;
 
 export type ActionKind = Action['kind'];
 
 /** What an idempotent operation reports it did. */
 export type Outcome =
-  'unchanged' | 'created' | 'started' | 'stopped' | 'resized' | 'restarted' | 'replaced' | 'configured' | 'published' | 'repaired' | 'destroyed' | 'deferred';
+  | 'unchanged'
+  | 'created'
+  | 'started'
+  | 'stopped'
+  | 'resized'
+  | 'restarted'
+  | 'replaced'
+  | 'configured'
+  | 'published'
+  | 'repaired'
+  | 'killed'
+  | 'destroyed'
+  | 'deferred';

@@ -13,6 +13,7 @@ import { diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 import { describeImageChange } from './image-change.js';
 import { decideRestart, type HeldStart, type RestartBackoff } from './restart.js';
+import { planKill, type ProbeFailure } from './probe-kill.js';
 
 export interface PlanInput {
   desired: Map<string, DesiredContainer>;
@@ -31,6 +32,11 @@ export interface PlanInput {
   now?: number;
   /** The crash-loop back-off of exited processes, per key (none known: a restart is not held). */
   restartBackoff?: ReadonlyMap<string, RestartBackoff>;
+  /**
+   * Liveness (or startup) probes that failed, per key, each about one process (the prober's
+   * verdict): that process is killed. Required with now (the key is planned again at once).
+   */
+  unhealthy?: ReadonlyMap<string, ProbeFailure>;
   /** How the node rounds resource values (Runtime.granularity); none: compared exactly. */
   granularity?: ResourceGranularity;
 }
@@ -110,6 +116,10 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
     // that was interrupted: stopping again finishes it.
     actions.push({ kind: 'stop', key, desired: d, reason: 'desired Stopped; finishing the stop' });
   } else if (running) {
+    // A process its probe condemned is killed and nothing else: resizing or repairing it is moot,
+    // and the next plan, after its exit, starts it again (restartPolicy) with the desired spec.
+    const kill = planKill(d, a, input.unhealthy?.get(key));
+    if (kill) return { actions: [kill] };
     const resChanged = changedResources(inForce, want.resources, g);
     if (resChanged.length) {
       const restartFor = resChanged.filter((r) => want.resizePolicy[r] === 'RestartContainer');
@@ -164,6 +174,7 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
 export function plan(input: PlanInput): Plan {
   const { desired, actual } = input;
   if (input.restartBackoff && input.now === undefined) throw new Error('plan: restartBackoff needs now');
+  if (input.unhealthy && input.now === undefined) throw new Error('plan: unhealthy needs now');
   const protectedKeys = input.protectedKeys ?? new Set<string>();
   const failing = input.failingOrigins ?? new Set<string>();
   const keys = [...new Set([...desired.keys(), ...actual.keys(), ...(input.heldKeys?.keys() ?? [])])].sort();
@@ -205,6 +216,8 @@ export function plan(input: PlanInput): Plan {
     out.actions.push(...actions);
     if (held) out.held.push(held);
     if (held?.until !== undefined) out.requeue.push({ key, at: held.until });
+    // A killed process is left exited: plan again at once, so restartPolicy decides its restart.
+    else if (actions.some((x) => x.kind === 'kill')) out.requeue.push({ key, at: input.now! });
     else if (!actions.length) out.unchanged.push(key);
   }
   return out;

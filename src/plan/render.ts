@@ -15,6 +15,7 @@ const SYMBOL: Record<ActionKind, string> = {
   configure: '~',
   ports: '~',
   network: '~',
+  kill: '~',
   destroy: '-',
 };
 
@@ -50,7 +51,7 @@ export function describeHeld(h: HeldStart): string {
   return `not started again: ${h.message}`;
 }
 
-const SUMMARY_ORDER: ActionKind[] = ['create', 'start', 'resize', 'ports', 'network', 'restart', 'replace', 'configure', 'stop', 'destroy'];
+const SUMMARY_ORDER: ActionKind[] = ['create', 'start', 'resize', 'ports', 'network', 'restart', 'replace', 'configure', 'kill', 'stop', 'destroy'];
 
 export function summarizePlan(plan: Plan): string {
   const due = plan.held.filter((h) => h.until !== undefined).length;
@@ -85,6 +86,7 @@ export function planToJson(plan: Plan): unknown {
       reason: a.reason,
       ...(a.kind === 'replace' ? { fields: a.fields, discardPrivateArea: a.discardPrivateArea } : {}),
       ...(a.kind === 'configure' ? { fields: a.fields } : {}),
+      ...(a.kind === 'kill' ? { probe: a.probe, pid: a.pid } : {}),
       ...(a.kind === 'resize' || a.kind === 'restart' || a.kind === 'ports' ? { from: a.from, to: a.to } : {}),
     })),
     unchanged: plan.unchanged,

@@ -146,7 +146,7 @@ describe('probes (acetate run, real containers)', function () {
     await waitFor('web Ready again', async () => (await ready('web'))?.status === 'True', { timeoutMs: 15_000 });
   });
 
-  it('a failing liveness probe restarts the container with the crash-loop back-off, logging its output', async () => {
+  it('a failing liveness probe is a kill of the plan: restarted with the crash-loop back-off, logging its output', async () => {
     const rec = await waitFor(
       'two restarts',
       async () => {
@@ -155,10 +155,23 @@ describe('probes (acetate run, real containers)', function () {
       },
       { timeoutMs: 40_000 },
     );
-    assert.ok(rec);
+    // What `acetate describe` shows: each kill is an action of the loop, with the probe's words
+    // and the pid it was about; restartPolicy then started a new process each time.
+    const kills = rec.recentActions.filter((a) => a.kind === 'kill');
+    assert.ok(kills.length >= 2, `kills among the recent actions: ${JSON.stringify(rec.recentActions)}`);
+    for (const k of kills) {
+      assert.equal(k.outcome, 'killed');
+      assert.match(k.reason ?? '', /^Liveness probe failed 1 times: no-heartbeat-file \(pid \d+\); restartPolicy Always decides the restart$/);
+    }
+    const killedPids = kills.map((k) => Number(/\(pid (\d+)\)/.exec(k.reason!)![1]));
+    assert.equal(new Set(killedPids).size, killedPids.length, `each kill is of another process: ${killedPids.join(', ')}`);
+    const after = rec.recentActions.slice(rec.recentActions.indexOf(kills[0]!) + 1);
+    assert.match(after.find((a) => a.kind === 'start')?.reason ?? '', /^process exited with code \d+; restartPolicy Always$/, 'restarted per restartPolicy');
+    const text = await runCli(['describe', 'sick'], { stateDir });
+    assert.match(text.stdout, /kill +killed +\S+ +Liveness probe failed 1 times: no-heartbeat-file \(pid \d+\)/);
     const lines = out.split('\n').filter((l) => l.includes('default/sick'));
-    const kills = lines.filter((l) => /Liveness probe failed 1 times: no-heartbeat-file; killing pid \d+/.test(l));
-    assert.ok(kills.length >= 2, "the probe's output is in the log of each kill");
+    const logged = lines.filter((l) => /Liveness probe failed 1 times: no-heartbeat-file; killing pid \d+/.test(l));
+    assert.ok(logged.length >= 2, "the probe's output is in the log of each kill");
     const backoffs = lines
       .filter((l) => /back-off \d+(\.\d+)?s restarting failed container/.test(l))
       .map((l) => Number(/back-off (\d+(?:\.\d+)?)s/.exec(l)![1]));

@@ -61,6 +61,9 @@ export function simulate(actions: Action[], actual: Map<string, ActualContainer>
       case 'configure':
         next.set(a.key, { ...actualFrom(a.desired, cur!.process), limits: cur!.limits });
         break;
+      case 'kill':
+        next.set(a.key, { ...cur!, process: { state: 'exited', exitCode: 143, pid: a.pid } });
+        break;
       case 'destroy':
         next.delete(a.key);
         break;

@@ -469,9 +469,13 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     assert.match(ready()?.message ?? '', /disk full/, 'the first failure says why');
     clock.advance(5000);
     await settle(c);
-    const unhealthy = sink.events.find((e) => e.ev.reason === 'Unhealthy');
-    assert.equal(unhealthy?.ev.message, 'Liveness probe failed 2 times: disk full');
+    const told = sink.events.filter((e) => ['Unhealthy', 'Killing', 'killed', 'Stopped'].includes(e.ev.reason)).map((e) => `${e.ev.reason}: ${e.ev.message}`);
+    assert.deepEqual(told, [
+      'Unhealthy: Liveness probe failed 2 times: disk full',
+      'Killing: Container failed liveness probe, will be restarted per restartPolicy',
+    ]);
     assert.ok(rt.calls.includes('stop(leaveExited) default/web'), 'killed as a crash, not stopped');
+    assert.match(await metrics.text(), /acetate_actions_total\{kind="kill",outcome="killed"\} 1/, 'the kill is an action of the plan');
     assert.ok(
       sink.events.some((e) => e.ev.reason === 'BackOff'),
       'the restart waits for the crash-loop back-off',

@@ -1,7 +1,7 @@
 /**
  * The prober on a fake clock with scripted check results: Kubernetes' counting (thresholds,
- * initial delay, period), startup gating, readiness verdicts, liveness failures taken once per
- * process, the concurrency limit, and that nothing is left scheduled after forget/stop.
+ * initial delay, period), startup gating, readiness verdicts, liveness failures kept for their
+ * process until it is gone, the concurrency limit, and that nothing is left scheduled after forget/stop.
  */
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/contracts/clock.js';
@@ -115,20 +115,25 @@ describe('Prober (fake clock, scripted checks)', () => {
     assert.ok(!calls.some((c) => c === 'boot@3000'), 'no startup check once it passed');
   });
 
-  it('liveness: failureThreshold failures make one failure for that pid, taken once; probing stops', async () => {
-    prober.sync('default/a', actual({ liveness: { exec: { command: ['live'] }, periodSeconds: 10, failureThreshold: 3 } }));
+  it('liveness: failureThreshold failures make one failure for that pid, kept until the process is gone; probing stops', async () => {
+    const live = { liveness: { exec: { command: ['live'] }, periodSeconds: 10, failureThreshold: 3 } };
+    prober.sync('default/a', actual(live));
     assert.equal(prober.verdict('default/a', 100), undefined, 'no readiness probe: Ready is the process state');
     await tick(0);
     await tick(10_000);
-    assert.equal(prober.takeFailure('default/a', 100), undefined);
+    assert.equal(prober.failure('default/a', 100), undefined);
     await tick(10_000);
     assert.deepEqual(changes, ['default/a', 'default/a'], 'the first failure (its message), then the third (kill)');
-    assert.equal(prober.takeFailure('default/a', 99), undefined, 'never applied to another process');
-    const f = prober.takeFailure('default/a', 100);
+    assert.equal(prober.failure('default/a', 99), undefined, 'never applied to another process');
+    const f = prober.failure('default/a', 100);
     assert.equal(f?.kind, 'liveness');
     assert.match(f!.message, /^Liveness probe failed 3 times: live says no to 100$/);
-    assert.equal(prober.takeFailure('default/a', 100), undefined, 'taken once');
-    assert.equal(clock.pending(), 0, 'nothing scheduled for the killed process');
+    assert.equal(clock.pending(), 0, 'nothing scheduled for the condemned process');
+    prober.sync('default/a', actual(live));
+    assert.deepEqual(prober.failure('default/a', 100), f, 'kept while that process runs (a kill that failed is planned again)');
+    prober.sync('default/a', actual(live, 200));
+    assert.equal(prober.failure('default/a', 100), undefined, 'gone with the process');
+    assert.equal(prober.failure('default/a', 200), undefined, 'the next process starts with no verdict');
   });
 
   it('a new process (another pid or start time) gets fresh workers; no probes, not running or forget end them', async () => {

@@ -15,6 +15,8 @@ and prints the actions apply would take:
   ~   resize    limits change in place (same process)
   ~   restart   a limit whose resizePolicy is RestartContainer changed
   -/+ replace   a field that cannot change in place changed (the reason lists them)
+  ~   kill      a liveness or startup probe of \`acetate run\` failed for the running
+                process: killed as a crash, restartPolicy decides its restart
   -   destroy   a container no longer declared
   !   held      a restart not taken now: crash-loop back-off (until the time shown, as
                 \`acetate run\` and \`apply\` do) or restartPolicy

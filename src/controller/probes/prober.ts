@@ -13,7 +13,8 @@
  *   others do not run and the container is not ready. Readiness starts as not ready.
  * - What the loop must act on only enqueues the key (onChange): readiness flipped, startup passed,
  *   or a liveness (or startup) probe failed. The loop then reads verdict() for the Ready condition
- *   and takeFailure() to kill the process, which restartPolicy and the crash-loop back-off restart.
+ *   and failure(): a fact its plan weighs (plan/probe-kill.ts), which kills that process; once
+ *   it is gone (sync sees another process, or none) the failure goes with its workers.
  */
 import { canonicalJson } from '../../api/hash.js';
 import type { NormalizedProbe, ProbeKind } from '../../api/types.js';
@@ -21,6 +22,9 @@ import type { ActualContainer, Runtime } from '../../runtime/runtime.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { runCheck, type CheckTools, type ProbeOutcome } from './check.js';
 import pLimit, { type LimitFunction } from 'p-limit';
+import type { ProbeFailure } from '../../plan/probe-kill.js';
+
+export type { ProbeFailure };
 
 export interface ProberOptions {
   runtime: Runtime;
@@ -39,14 +43,6 @@ export interface ProberOptions {
 export interface ProbeVerdict {
   ready: boolean;
   reason: 'StartupProbe' | 'ReadinessProbe' | 'ProbesPassed';
-  message: string;
-}
-
-/** A liveness (or startup) probe failed failureThreshold times: the process must be killed. */
-export interface ProbeFailure {
-  kind: ProbeKind;
-  /** pid of the process that failed, so a failure is never applied to the next run. */
-  pid: number;
   message: string;
 }
 
@@ -126,13 +122,13 @@ export class Prober {
     return { ready: true, reason: 'ProbesPassed', message: `running with pid ${pid}; ${readiness ? 'readiness' : 'startup'} probe succeeded` };
   }
 
-  /** A probe failure the loop must act on for this process (taken once). */
-  takeFailure(key: string, pid: number | undefined): ProbeFailure | undefined {
-    const inst = this.instances.get(key);
-    if (!inst?.failure || inst.failure.pid !== pid) return undefined;
-    const f = inst.failure;
-    this.forget(key); // the process is being killed; the next run gets new workers
-    return f;
+  /**
+   * The failed liveness (or startup) probe of this process, if any. It stays until the process is
+   * gone (its kill may fail and be planned again); it is never about another pid.
+   */
+  failure(key: string, pid: number | undefined): ProbeFailure | undefined {
+    const f = this.instances.get(key)?.failure;
+    return f && f.pid === pid ? f : undefined;
   }
 
   forget(key: string): void {
@@ -200,7 +196,7 @@ export class Prober {
           for (const other of inst.workers.values()) this.schedule(key, inst, other, true);
           return true;
         }
-        if (w.failures >= p.failureThreshold) return this.fail(inst, w, 'Startup');
+        if (w.failures >= p.failureThreshold) return this.fail(inst, w, 'startup');
         return false;
       case 'readiness': {
         const was = inst.ready;
@@ -209,12 +205,13 @@ export class Prober {
         return was !== inst.ready;
       }
       case 'liveness':
-        return w.failures >= p.failureThreshold ? this.fail(inst, w, 'Liveness') : false;
+        return w.failures >= p.failureThreshold ? this.fail(inst, w, 'liveness') : false;
     }
   }
 
-  private fail(inst: Instance, w: Worker, what: string): boolean {
-    inst.failure = { kind: w.kind, pid: inst.pid, message: `${what} probe failed ${w.failures} times: ${w.last?.output ?? ''}`.trim() };
+  private fail(inst: Instance, w: Worker, kind: ProbeFailure['kind']): boolean {
+    const what = kind === 'startup' ? 'Startup' : 'Liveness';
+    inst.failure = { kind, pid: inst.pid, message: `${what} probe failed ${w.failures} times: ${w.last?.output ?? ''}`.trim() };
     for (const other of inst.workers.values()) if (other.timer) this.opts.clock.clearTimeout(other.timer);
     return true;
   }
