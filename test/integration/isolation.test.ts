@@ -6,11 +6,11 @@
  * restart, replace and a change of the setting; hostPath ancestors of the state/run dir are refused.
  */
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { waitFor } from '../support/wait.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
@@ -49,26 +49,9 @@ describe('isolation (real runc)', function () {
   };
 
   beforeEach(async () => {
-    root = await mkdtemp('/tmp/acetate-iso-');
-    // User namespaces: the container's unprivileged root must be able to walk to its private area.
-    await chmod(root, 0o711);
-    stateDir = path.join(root, 'state');
-    runDir = path.join(root, 'run'); // outside the state dir, as /run/acetate is
-    dir = path.join(root, 'manifests');
-    await mkdir(dir);
+    ({ root, stateDir, runDir, dir } = await makeCliRoot('acetate-iso-', { userns: true }));
   });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir);
-    await apply().catch(() => undefined);
-    try {
-      await assertNoLeaks(stateDir, { runDir });
-    } finally {
-      await cleanupStateDir(stateDir, { runDir }).catch(() => undefined);
-      await rm(root, { recursive: true, force: true });
-    }
-  });
+  afterEach(() => destroyAllAndAssertNoLeaks({ root, stateDir, runDir, dir, apply }));
 
   describe('the host template shows the OS, not the node data', () => {
     it("hides /etc/shadow, /root, acetate's dirs and a neighbour's private area and log; the OS still works", async () => {

@@ -40,3 +40,15 @@ spec:
   terminationGracePeriodSeconds: ${o.grace ?? 1}
 ${res ? `  resources:\n${res}` : ''}${o.extra ?? ''}`;
 }
+
+/** A Container manifest of an image (no template, the image's command). */
+export function imageManifest(name: string, image: string, extra = ''): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  image: ${image}
+  terminationGracePeriodSeconds: 1
+${extra}`;
+}
