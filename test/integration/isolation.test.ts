@@ -17,17 +17,10 @@ import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { makeRuntime } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { shellManifest } from '../support/manifest.js';
+import { procStatus } from '../support/proc.js';
 
-function manifest(name: string, command: string, spec = '', template = 'host'): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata: { name: ${name} }
-spec:
-  template: ${template}
-  command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
-  terminationGracePeriodSeconds: 0
-${spec}`;
-}
+const manifest = (name: string, command: string, spec = '', template = 'host'): string => shellManifest(name, { command, spec, template });
 
 describe('isolation (real runc)', function () {
   this.timeout(120_000);
@@ -328,12 +321,3 @@ describe('isolation (real runc)', function () {
     });
   });
 });
-
-async function procStatus(pid: number): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return out;
-}

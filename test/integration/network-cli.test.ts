@@ -19,14 +19,10 @@ import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { unmountAll } from '../../src/util/mounts.js';
 import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
+import { manifestHead } from '../support/manifest.js';
 
 function web(name: string, hostPort: number, extra = ''): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
   network: bridge
   terminationGracePeriodSeconds: 1

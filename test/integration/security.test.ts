@@ -18,6 +18,8 @@ import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js'
 import { makeRuntime } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { shellManifest } from '../support/manifest.js';
+import { procStatus } from '../support/proc.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress } from '../../src/observability/http.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
 import { flatContainers } from '../support/get.js';
@@ -39,25 +41,7 @@ function capMask(caps: readonly string[]): bigint {
   return m;
 }
 
-async function procStatus(pid: number): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return out;
-}
-
-function manifest(name: string, spec: string, command = 'exec sleep 1000000'): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata: { name: ${name} }
-spec:
-  template: host
-  command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
-  terminationGracePeriodSeconds: 0
-${spec}`;
-}
+const manifest = (name: string, spec: string, command = 'exec sleep 1000000'): string => shellManifest(name, { command, spec });
 
 describe('security defaults (real runc)', function () {
   this.timeout(120_000);
