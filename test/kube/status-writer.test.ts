@@ -150,6 +150,8 @@ describe('kube: status writer', () => {
     await assert.rejects(s.statusSink.publish('default/web', running(s, 'default/web', 1)), TransientError);
     assert.equal(s.statusSink.stats.failures, 1);
     clock.advance(10 * 60_000);
+    // Nothing to wait for: a retry timer of the writer's own would have fired in advance(); the
+    // pause lets such a write reach the fake before asserting that none came.
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(puts().length, 1, 'nothing written by the writer on its own');
     assert.equal(fake.get('default', 'web')!.status, undefined);
