@@ -100,7 +100,7 @@ export async function latencyBenchmark(ctx: RunContext, h: Harness, inst: Instan
       const logOffset = loop.out().length;
       const wall0 = Date.now();
       const t0 = performance.now();
-      await saveAtomically(path.join(inst.dir, `${name}.yaml`), containerYaml(name, memoryMi));
+      await saveAtomically(path.join(inst.dir, `${name}.yaml`), containerYaml(name, { memoryMi }));
       let seen = NaN;
       while (performance.now() - t0 < 10_000) {
         if ((await readFile(limitFile, 'utf8').catch(() => '')).trim() === want) {

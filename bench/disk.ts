@@ -18,6 +18,7 @@ import { TemplateStore } from '../src/runtime/runc/templates.js';
 import { snapshotLeaks } from './lib/leaks.js';
 import { fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
 import { duBytes, measure, type Measured } from './lib/sys.js';
+import { containerYaml, nameOf } from './lib/workload.js';
 
 interface InstanceLike {
   stateDir: string;
@@ -63,21 +64,6 @@ export interface DiskResults {
 }
 
 const SIZE_MI = 64;
-
-function diskYaml(name: string): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sleep", "1000000"]
-  terminationGracePeriodSeconds: 0
-  resources: { cpu: 100m, memory: 32Mi, pids: 16, disk: ${SIZE_MI}Mi }
-`;
-}
-
-const nameOf = (i: number): string => `b${String(i).padStart(4, '0')}`;
 
 function check(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(what);
@@ -162,7 +148,10 @@ export async function diskBenchmark<I extends InstanceLike>(ctx: DiskBenchContex
     const inst = await ctx.newInstance();
     try {
       await mkdir(inst.dir, { recursive: true });
-      await writeFile(path.join(inst.dir, 'containers.yaml'), Array.from({ length: ctx.n }, (_, i) => diskYaml(nameOf(i))).join('---\n'));
+      await writeFile(
+        path.join(inst.dir, 'containers.yaml'),
+        Array.from({ length: ctx.n }, (_, i) => containerYaml(nameOf(i), { diskMi: SIZE_MI })).join('---\n'),
+      );
       const c = await ctx.acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '1']);
       check(c.code === 0, `acetate apply (disk) failed: ${c.stderr}\n${c.stdout.slice(-2000)}`);
       res.createMs.acetate.push(round(c.wallMs));
@@ -209,10 +198,7 @@ async function plainPair<I extends InstanceLike>(ctx: DiskBenchContext<I>, res: 
   const inst = await ctx.newInstance();
   try {
     await mkdir(inst.dir, { recursive: true });
-    await writeFile(
-      path.join(inst.dir, 'containers.yaml'),
-      Array.from({ length: ctx.n }, (_, i) => diskYaml(nameOf(i)).replace(/, disk: \d+Mi/, '')).join('---\n'),
-    );
+    await writeFile(path.join(inst.dir, 'containers.yaml'), Array.from({ length: ctx.n }, (_, i) => containerYaml(nameOf(i))).join('---\n'));
     const c = await ctx.acetate(inst, ['apply', '-f', inst.dir, '--concurrency', '1']);
     check(c.code === 0, `acetate apply failed: ${c.stderr}`);
     res.plainCreateMs.acetate.push(round(c.wallMs));

@@ -12,7 +12,7 @@
 import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { baselineConfigTemplate, defaultIsolation, getWorkRoot, tmpDir } from './lib/workload.js';
+import { baselineConfigTemplate, containerYaml, defaultIsolation, getWorkRoot, tmpDir } from './lib/workload.js';
 import { median, round } from './lib/stats.js';
 import type { CpuGroup, Measured, RunOptions } from './lib/sys.js';
 import { makeBusyboxRootfs } from './lib/busybox-rootfs.js';
@@ -59,19 +59,7 @@ function manifests(v: Variant, n: number): string {
   const template = v === 'imported' || v === 'userns' ? 'bb' : 'host';
   const sc =
     v === 'unconfined' ? '  securityContext: { seccompProfile: { type: Unconfined } }\n' : v === 'userns' ? '  securityContext: { hostUsers: false }\n' : '';
-  return Array.from(
-    { length: n },
-    (_, i) => `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: i${i}
-spec:
-  template: ${template}
-  command: ["/bin/sleep", "1000000"]
-  terminationGracePeriodSeconds: 0
-  resources: { cpu: 100m, memory: 32Mi, pids: 16 }
-${sc}`,
-  ).join('---\n');
+  return Array.from({ length: n }, (_, i) => containerYaml(`i${i}`, { template, extra: sc })).join('---\n');
 }
 
 function check(cond: unknown, what: string): asserts cond {

@@ -22,7 +22,7 @@ import { httpGet } from './lib/local-net.js';
 import { cleanupNetwork, snapshotNetworkLeaks, type TestNetwork } from './lib/network-leaks.js';
 import { fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
 import { measure, type CpuGroup, type Measured } from './lib/sys.js';
-import { baselineConfigTemplate, saveAtomically, tmpDir } from './lib/workload.js';
+import { baselineConfigTemplate, containerYaml, saveAtomically, tmpDir } from './lib/workload.js';
 
 export interface NetworkBenchContext {
   runRoot: string;
@@ -82,21 +82,8 @@ async function freeRange(n: number): Promise<number> {
 }
 
 function manifests(n: number, base: number, command: string[]): string {
-  return Array.from(
-    { length: n },
-    (_, i) => `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: n${i}
-spec:
-  template: host
-  command: ${JSON.stringify(command)}
-  terminationGracePeriodSeconds: 0
-  resources: { cpu: 100m, memory: 32Mi, pids: 16 }
-  network: bridge
-  ports: [{ name: http, containerPort: 80, hostPort: ${base + i}, hostIP: 127.0.0.1 }]
-`,
-  ).join('---\n');
+  const ports = (i: number) => `  network: bridge\n  ports: [{ name: http, containerPort: 80, hostPort: ${base + i}, hostIP: 127.0.0.1 }]\n`;
+  return Array.from({ length: n }, (_, i) => containerYaml(`n${i}`, { command, extra: ports(i) })).join('---\n');
 }
 
 export async function networkBenchmark(ctx: NetworkBenchContext): Promise<NetworkResults> {

@@ -14,17 +14,21 @@ import { hostMaskRules, isolationMounts, resolveHostMasks } from '../../src/runt
 import { hasSwapAccounting } from '../../src/runtime/runc/cgroups.js';
 import { hostNofileHard, readBoundingCapabilities } from '../../src/runtime/runc/procfs.js';
 
-export function containerYaml(name: string, memoryMi = 32): string {
+/**
+ * A benchmark container: `sleep` (or command) on the host template (or template) with small limits;
+ * diskMi: a disk of that size (resources.disk); extra: more lines under spec.
+ */
+export function containerYaml(name: string, o: { memoryMi?: number; diskMi?: number; template?: string; command?: string[]; extra?: string } = {}): string {
   return `apiVersion: acetate.dev/v1alpha1
 kind: Container
 metadata:
   name: ${name}
 spec:
-  template: host
-  command: ["/bin/sleep", "1000000"]
+  template: ${o.template ?? 'host'}
+  command: ${o.command ? JSON.stringify(o.command) : '["/bin/sleep", "1000000"]'}
   terminationGracePeriodSeconds: 0
-  resources: { cpu: 100m, memory: ${memoryMi}Mi, pids: 16 }
-`;
+  resources: { cpu: 100m, memory: ${o.memoryMi ?? 32}Mi, pids: 16${o.diskMi === undefined ? '' : `, disk: ${o.diskMi}Mi`} }
+${o.extra ?? ''}`;
 }
 
 export const nameOf = (i: number): string => `b${String(i).padStart(4, '0')}`;

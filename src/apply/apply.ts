@@ -41,7 +41,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplySu
         summary.results.push(result);
         opts.onDone?.(action, result);
       } catch (err) {
-        const e = err instanceof ActionError ? err : new ActionError(action.key, action.kind, 'backoff', { cause: err });
+        const e = err instanceof ActionError ? err : new ActionError(action.key, action.kind, { cause: err });
         summary.errors.push(e);
         opts.onError?.(action, e);
         return; // later actions of this key depend on this one

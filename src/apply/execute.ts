@@ -6,7 +6,7 @@ import type { Resources, ResourceName } from '../api/types.js';
 import type { Action, ActionKind, Outcome } from '../plan/actions.js';
 import type { DeferredResize, Runtime } from '../runtime/runtime.js';
 import { appliedRecord as record } from '../runtime/applied-record.js';
-import { ActionError, classify } from './errors.js';
+import { ActionError } from './errors.js';
 
 export interface ActionResult {
   key: string;
@@ -116,6 +116,6 @@ export async function executeAction(action: Action, ctx: ExecuteContext): Promis
     const r = await run(action, ctx);
     return { key: action.key, kind: action.kind, durationMs: Math.round(now() - t0), ...r };
   } catch (err) {
-    throw new ActionError(action.key, action.kind, classify(err), { cause: err });
+    throw new ActionError(action.key, action.kind, { cause: err });
   }
 }

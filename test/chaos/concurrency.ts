@@ -12,6 +12,7 @@ import { makeTmpStateDir } from '../support/tmp-state.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { cgroupProcs } from '../../src/runtime/runc/cgroups.js';
 import { assertNoCrash, convergenceProblems, getAll, idOf, runCli, spawnCli, waitFor, writeAtomic, type Model, type RunningCli } from './lib.js';
+import { manifestHead } from '../support/manifest.js';
 
 export interface Bed {
   stateDir: string;
@@ -36,12 +37,7 @@ export const names = (n: number, prefix = 'c'): string[] => Array.from({ length:
 /** A long-running container that appends a line to /starts at each start of its process. */
 export function countingManifest(name: string, o: { script?: string; restartPolicy?: string } = {}): string {
   const script = o.script ?? 'exec sleep 1000000';
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ["/bin/sh", "-c", ${JSON.stringify(`echo start >> /starts; ${script}`)}]
   restartPolicy: ${o.restartPolicy ?? 'Always'}
   terminationGracePeriodSeconds: 0

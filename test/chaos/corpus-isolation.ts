@@ -3,30 +3,9 @@
  * (the corpus' state dir is under /tmp), directly or through a symlink, and malformed
  * seccompProfile / hostUsers. Each must be refused with the file, line and field named.
  */
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { BadInput, Category } from './corpus.js';
-
-function manifest(name: string, extraSpec: string): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sleep", "1000000"]
-  terminationGracePeriodSeconds: 0
-${extraSpec}`;
-}
-
-function file(name: string, content: string): BadInput['write'] {
-  return async (dir) => {
-    const p = path.join(dir, name);
-    await mkdir(path.dirname(p), { recursive: true });
-    await writeFile(p, content);
-    return p;
-  };
-}
+import { c, file, manifest, type BadInput } from './corpus-cases.js';
 
 /** A manifest mounting <dir>/<link>, a symlink to `target` (a dot name: the loader does not walk it). */
 function viaSymlink(name: string, link: string, target: string): BadInput['write'] {
@@ -35,15 +14,6 @@ function viaSymlink(name: string, link: string, target: string): BadInput['write
     return file(`${name}.yaml`, manifest(name, `  mounts: [{ hostPath: ${path.join(dir, link)}, containerPath: /mnt/x }]\n`))(dir);
   };
 }
-
-const c = (id: string, category: Category, what: string, write: BadInput['write'], message: RegExp): BadInput => ({
-  id,
-  category,
-  what,
-  write,
-  expect: 'error',
-  message,
-});
 
 export function isolationBadInputs(): BadInput[] {
   const mount = (hostPath: string) => `  mounts: [{ hostPath: ${JSON.stringify(hostPath)}, containerPath: /mnt/x }]\n`;

@@ -5,42 +5,14 @@
  * acetate must report the case clearly (file and message), must not crash, and must leave the
  * keeper exactly as it is.
  */
-import { mkdir, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, symlink, copyFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { isolationBadInputs } from './corpus-isolation.js';
+import { c, file, ignored, manifest, type BadInput, type Category } from './corpus-cases.js';
 
-export type Category =
-  | 'yaml-syntax'
-  | 'wrong-types'
-  | 'unknown-fields'
-  | 'huge'
-  | 'deep-nesting'
-  | 'binary'
-  | 'duplicates'
-  | 'names'
-  | 'path-traversal'
-  | 'resources'
-  | 'symlinks'
-  | 'other';
-
-export interface BadInput {
-  id: string;
-  category: Category;
-  what: string;
-  /** Writes the input into the manifest dir; returns the path the error must name. */
-  write(dir: string): Promise<string>;
-  /**
-   * 'error': `validate` and `apply` exit 1 and print `error: <path>[:line]: ...message...`.
-   * 'ignored': not a manifest at all (device, fifo, other API): no error, nothing created, no hang.
-   */
-  expect: 'error' | 'ignored';
-  /** The problem line must match (after the path). */
-  message?: RegExp;
-  /** The case declares the keeper's own key (conflict or invalid redeclaration). */
-  touchesKeeper?: boolean;
-}
+export type { BadInput, Category } from './corpus-cases.js';
 
 export const KEEPER = 'keeper';
 
@@ -57,28 +29,6 @@ spec:
 `;
 }
 
-/** A valid manifest, with `spec` lines appended (each indented by two spaces) and the name replaced. */
-export function manifest(name: string, extraSpec = '', meta = ''): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-${meta}spec:
-  template: host
-  command: ["/bin/sleep", "1000000"]
-  terminationGracePeriodSeconds: 0
-${extraSpec}`;
-}
-
-function file(name: string, content: string | Buffer | (() => string | Buffer)): (dir: string) => Promise<string> {
-  return async (dir) => {
-    const p = path.join(dir, name);
-    await mkdir(path.dirname(p), { recursive: true });
-    await writeFile(p, typeof content === 'function' ? content() : content);
-    return p;
-  };
-}
-
 /** 9 levels of 9 aliases: ~387 million leaves if anything expands or serializes it. */
 function aliasBomb(indent = ''): string {
   const lines = [`${indent}l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]`];
@@ -90,18 +40,6 @@ function aliasBomb(indent = ''): string {
     );
   return lines.join('\n');
 }
-
-const c = (id: string, category: Category, what: string, write: BadInput['write'], message: RegExp, extra: Partial<BadInput> = {}): BadInput => ({
-  id,
-  category,
-  what,
-  write,
-  expect: 'error',
-  message,
-  ...extra,
-});
-
-const ignored = (id: string, category: Category, what: string, write: BadInput['write']): BadInput => ({ id, category, what, write, expect: 'ignored' });
 
 /** The whole corpus. Names of containers declared by cases start with `bad-` (never created). */
 export function badInputs(): BadInput[] {

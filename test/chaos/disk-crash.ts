@@ -19,6 +19,7 @@ import { exists } from '../../src/util/exists.js';
 import { exec } from '../../src/util/exec.js';
 import { formatMemory } from '../../src/api/quantity.js';
 import { assertNoCrash, getAll, idOf, runCli, since, spawnCli, waitFor, writeAtomic, type Rng } from './lib.js';
+import { manifestHead } from '../support/manifest.js';
 
 export interface DiskModelContainer {
   state: 'Running' | 'Stopped';
@@ -33,12 +34,7 @@ const SIZES = [undefined, 16, 24, 32, 48];
 
 /** Writes a marker and 2 MiB of data on its first start (so that a copy has something to move). */
 export function diskManifest(name: string, c: DiskModelContainer): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ["/bin/sh", "-c", "test -s /marker || { head -c 2097152 /dev/urandom > /filler; cat /proc/sys/kernel/random/uuid > /marker; }; exec sleep ${1_000_000 + c.variant}"]
   state: ${c.state}
   terminationGracePeriodSeconds: 0

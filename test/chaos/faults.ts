@@ -110,6 +110,16 @@ async function converge(e: Env, what: string): Promise<void> {
   const r = await apply(e);
   assertNoCrash(r, `${what}: apply after the fault cleared`);
   assert.equal(r.code, 0, `${what}: apply after the fault cleared failed:\n${r.stderr}\n${r.stdout}`);
+  await waitConverged(e, { what: `${what}: converged`, failure: `${what}: not converged after the fault cleared` }, (left) => {
+    faultStats.containersLost += left.filter((p) => /private area lost|not listed/.test(p)).length;
+  });
+}
+
+/**
+ * Waits until every container of the model runs as declared with its marker; if it does not
+ * within 30 s, hands what is still wrong to onTimeout and throws `failure` listing it.
+ */
+async function waitConverged(e: Env, o: { what: string; failure: string }, onTimeout?: (problems: string[]) => void): Promise<void> {
   let last: string[] = [];
   await waitFor(
     async () => {
@@ -117,10 +127,10 @@ async function converge(e: Env, what: string): Promise<void> {
       last = await convergenceProblems(e.stateDir, e.model);
       return last.length === 0;
     },
-    { what: `${what}: converged`, timeoutMs: 30_000, intervalMs: 200 },
+    { what: o.what, timeoutMs: 30_000, intervalMs: 200 },
   ).catch((err: unknown) => {
-    faultStats.containersLost += last.filter((p) => /private area lost|not listed/.test(p)).length;
-    throw new Error(`${what}: not converged after the fault cleared:\n  ${last.join('\n  ')}`, { cause: err });
+    onTimeout?.(last);
+    throw new Error(`${o.failure}:\n  ${last.join('\n  ')}`, { cause: err });
   });
 }
 
@@ -192,17 +202,7 @@ export async function runcFailsUnderLoop(): Promise<void> {
       const now = await pids(e.stateDir);
       for (const n of ['f0', 'f1']) assert.equal(now.get(n), before.get(n), `${n} untouched`);
       await e.runc.clear();
-      let last: string[] = [];
-      await waitFor(
-        async () => {
-          await allMarkersWritten(e.stateDir, e.model);
-          last = await convergenceProblems(e.stateDir, e.model);
-          return last.length === 0;
-        },
-        { what: 'the loop converges once the fault clears', timeoutMs: 30_000, intervalMs: 200 },
-      ).catch((err: unknown) => {
-        throw new Error(`not converged:\n  ${last.join('\n  ')}`, { cause: err });
-      });
+      await waitConverged(e, { what: 'the loop converges once the fault clears', failure: 'not converged' });
     } finally {
       loop.child.kill('SIGTERM');
       await loop.exited;

@@ -15,6 +15,7 @@ import { readMountInfo } from '../../src/util/mounts.js';
 import { readProcStat } from '../../src/util/processes.js';
 import { exec } from '../../src/util/exec.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
+import { manifestHead } from '../support/manifest.js';
 
 // ------------------------------------------------------------------ seeded randomness
 
@@ -129,12 +130,7 @@ export type Model = Map<string, ModelContainer>;
  * as long as the container stays declared: a different (or missing) marker means a lost private area.
  */
 export function chaosManifest(name: string, c: ModelContainer, grace = 0): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ["/bin/sh", "-c", "test -s /marker || cat /proc/sys/kernel/random/uuid > /marker; exec sleep ${1_000_000 + c.variant}"]
   state: ${c.state}
   terminationGracePeriodSeconds: ${grace}

@@ -19,6 +19,7 @@ import { instanceRules, networkEnv, snapshotNetworkLeaks, testNetwork, type Test
 import { freePort, httpdScript, httpGet } from '../support/network-test.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { assertNoCrash, getAll, runCli, since, spawnCli, waitFor, type Rng } from './lib.js';
+import { manifestHead } from '../support/manifest.js';
 
 interface NetContainer {
   mode: 'bridge' | 'none';
@@ -40,12 +41,7 @@ export interface NetSuite {
 }
 
 function manifest(name: string, c: NetContainer): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
   network: ${c.mode}
   terminationGracePeriodSeconds: 0

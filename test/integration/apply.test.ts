@@ -4,12 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { mkdtemp, readFile, rm, writeFile, unlink, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile, unlink, stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { runCli } from '../support/cli.js';
 import { cgroupValue, isAlive } from '../support/proc.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { cliDirs, type CliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { CLI } from '../support/cli.js';
 import { manifest as baseManifest, type ManifestOptions } from '../support/manifest.js';
@@ -33,6 +32,7 @@ interface Got {
 describe('acetate apply (real runc)', function () {
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
 
   const apply = (...extra: string[]) => runCli(['apply', '-f', dir, ...extra], { stateDir });
   const get = async (): Promise<Got[]> => {
@@ -47,15 +47,11 @@ describe('acetate apply (real runc)', function () {
   };
 
   beforeEach(async () => {
-    stateDir = await mkdtemp(path.join(os.tmpdir(), 'acetate-state-'));
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+    ({ stateDir, dir } = dirs = await cliDirs());
   });
 
   afterEach(async () => {
-    await cleanupStateDir(stateDir);
-    await assertNoLeaks(stateDir);
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('creates a running container, then does nothing the second time', async () => {

@@ -6,8 +6,7 @@
  * were. Real runc, real CNI plugins, real loop devices, a real registry.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
@@ -15,9 +14,10 @@ import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { exec } from '../../src/util/exec.js';
 import { LOCK_FILE, readLockHolder } from '../../src/runtime/node-lock.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
-import { CLI, runCli } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
+import { CliProcess } from '../support/cli-process.js';
 import { inContainer, MI } from '../support/disk.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { networkEnv, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { freePort, httpdScript, httpGet } from '../support/network-test.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
@@ -52,7 +52,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   let dir: string;
   let n: TestNetwork;
   let env: NodeJS.ProcessEnv;
-  let run: ChildProcess | undefined;
+  let run: CliProcess | undefined;
   const cli = (args: string[]) => runCli(args, { stateDir, env });
   const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
   const describeJson = async (name: string): Promise<StatusRecord> => {
@@ -74,33 +74,15 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   };
 
   beforeEach(async () => {
-    root = await mkdtemp('/tmp/acetate-combo-');
-    // User namespaces: the container's unprivileged root must be able to walk to its private area.
-    await chmod(root, 0o711);
-    stateDir = path.join(root, 'state');
-    runDir = path.join(root, 'run');
-    dir = path.join(root, 'manifests');
-    await mkdir(dir);
+    ({ root, stateDir, runDir, dir } = await makeCliRoot('acetate-combo-', { userns: true }));
     n = await testNetwork();
     env = { ...networkEnv(n), ACETATE_RUN_DIR: runDir };
   });
 
   afterEach(async () => {
-    if (run && run.exitCode === null && run.signalCode === null) {
-      const gone = new Promise((r) => run!.once('exit', r));
-      run.kill('SIGTERM');
-      await gone;
-    }
+    await run?.stop();
     run = undefined;
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir);
-    await apply().catch(() => undefined);
-    try {
-      await assertNoLeaks(stateDir, { runDir, network: n });
-    } finally {
-      await cleanupStateDir(stateDir, { runDir, network: n }).catch(() => undefined);
-      await rm(root, { recursive: true, force: true });
-    }
+    await destroyAllAndAssertNoLeaks({ root, stateDir, runDir, dir, network: n, apply });
   });
 
   it('bridge + published port + default init + host masks + readiness httpGet under `acetate run`', async () => {
@@ -120,14 +102,10 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
 `,
       ),
     );
-    run = spawn(
-      process.execPath,
-      [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--process-poll', '500ms', '--debounce', '100ms'],
-      {
-        env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    run = new CliProcess(['run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '1s', '--process-poll', '500ms', '--debounce', '100ms'], {
+      stateDir,
+      env: { ...env, ACETATE_BACKOFF_BASE_MS: '200' },
+    });
     assert.equal(await waitFor('port answers', () => httpGet('127.0.0.1', port), { timeoutMs: 30_000 }), 'hello-web\n');
     const rec = await waitFor(
       'Ready True',
@@ -319,18 +297,13 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
       assert.equal(await files(), before, `acetate ${args.join(' ')} changed the state or run dir`);
     }
     // `apply` while `run` holds the node lock: exit 1 naming the holder.
-    run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let runErr = '';
-    run.stderr!.on('data', (d: Buffer) => (runErr += d.toString()));
+    run = new CliProcess(['run', '-f', dir, '--metrics-addr', '127.0.0.1:0'], { stateDir, env });
     // Only once `run` wrote itself as the holder (an apply polled earlier would take the lock first).
     await waitFor(
       'run holds the lock',
       () =>
         readLockHolder(path.join(stateDir, LOCK_FILE))?.pid === run!.pid ||
-        (run!.exitCode !== null ? Promise.reject(new Error(`run exited: ${runErr}`)) : false),
+        (run!.child.exitCode !== null ? Promise.reject(new Error(`run exited: ${run!.stderr}`)) : false),
       { timeoutMs: 30_000 },
     );
     const refused = await apply();

@@ -5,11 +5,11 @@
  * `apply` name file, line and field for bad disk values.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, runCli } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
+import { CliProcess } from '../support/cli-process.js';
 import { dfRoot, inContainer, MI } from '../support/disk.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { manifest } from '../support/manifest.js';
@@ -26,8 +26,7 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
   this.timeout(120_000);
   let stateDir: string;
   let dir: string;
-  let child: ChildProcess | undefined;
-  let url: string | undefined;
+  let run: CliProcess | undefined;
 
   const describeJson = async (name: string): Promise<StatusRecord> => {
     const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
@@ -42,11 +41,7 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
   });
 
   after(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.on('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await run?.stop();
     await cleanupStateDir(stateDir);
     await assertNoLeaks(stateDir);
     await rm(dir, { recursive: true, force: true });
@@ -54,18 +49,9 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
 
   it('grows 64Mi → 128Mi under acetate run: same pid, 100 MiB now fits, earlier data intact', async () => {
     await writeFile(path.join(dir, 'web.yaml'), diskManifest('web', '64Mi'));
-    child = spawn(
-      process.execPath,
-      [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '2s', '--process-poll', '500ms', '--debounce', '100ms'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ACETATE_BACKOFF_BASE_MS: '200' },
-      },
-    );
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      url ??= /"metricsUrl":"([^"]+)"/.exec(out)?.[1];
+    run = new CliProcess(['run', '-f', dir, '--metrics-addr', '127.0.0.1:0', '--resync', '2s', '--process-poll', '500ms', '--debounce', '100ms'], {
+      stateDir,
+      env: { ACETATE_BACKOFF_BASE_MS: '200' },
     });
     const pid = await waitFor('web running', async () => (await describeJson('web').catch(() => undefined))?.actual?.pid, { timeoutMs: 30_000 });
     assert.ok((await dfRoot(pid)).size <= 64 * MI);
@@ -92,7 +78,7 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
     assert.match(wide.stdout, /\d+(\.\d)?Mi\/\d+(\.\d)?Mi/);
     const text = await runCli(['describe', 'web'], { stateDir });
     assert.match(text.stdout, /Disk: +[\d.]+Mi used of [\d.]+Mi \(image 128Mi/);
-    await waitFor('url', () => url);
+    const url = await waitFor('url', () => run!.url);
     const metrics = await waitFor('disk metric', async () => {
       const m = await (await fetch(`${url}/metrics`)).text();
       return /acetate_container_disk_bytes\{container="default\/web",kind="used"\} \d{9}/.test(m) ? m : undefined;

@@ -6,12 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import os from 'node:os';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { CLI, runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { makeTmpStateDir, tmpState } from '../support/tmp-state.js';
+import { type CliDirs, cliDirs, tmpState } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
@@ -42,10 +40,10 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
   this.timeout(90_000);
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+    ({ stateDir, dir } = dirs = await cliDirs());
     await writeFile(path.join(dir, 'box.yaml'), manifest('box', { script: 'i=0; while true; do echo "line $i"; i=$((i+1)); sleep 0.2; done' }));
     await writeFile(path.join(dir, 'off.yaml'), manifest('off', { state: 'Stopped' }));
     const r = await runCli(['apply', '-f', dir], { stateDir });
@@ -53,10 +51,7 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
   });
 
   after(async () => {
-    await cleanupStateDir(stateDir);
-    await assertNoLeaks(stateDir);
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it("exec runs in the container: PID 1 is the init running the command, the hostname is the container's", async () => {

@@ -5,12 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import os from 'node:os';
 import yaml from 'js-yaml';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { makeTmpStateDir } from '../support/tmp-state.js';
+import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { validateManifest } from '../../src/api/validate.js';
 import { assertValidContainerObject } from '../support/crd-object.js';
@@ -29,20 +27,17 @@ describe('acetate get -o yaml|json: Container objects (real runc)', function () 
   this.timeout(60_000);
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+    ({ stateDir, dir } = dirs = await cliDirs());
     await writeFile(path.join(dir, 'a.yaml'), manifest('alpha', { extra: PROBES }));
     await writeFile(path.join(dir, 'b.yaml'), manifest('beta', { state: 'Stopped', cpu: '2', memory: '1Gi' }));
     const r = await runCli(['apply', '-f', dir], { stateDir });
     assert.equal(r.code, 0, r.stderr);
   });
   after(async () => {
-    await cleanupStateDir(stateDir);
-    await assertNoLeaks(stateDir);
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('get NAME -o yaml is one Container that validates against the CRD schema, status and conditions included', async () => {

@@ -9,27 +9,17 @@ import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { runCli } from '../support/cli.js';
 import { flatContainers } from '../support/get.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
-import { makeRuntime, makeTmpStateDir } from '../support/tmp-state.js';
+import { startRegistry, stopRegistryAndAssertGone, type TestRegistry } from '../support/registry.js';
+import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
-
-export function imageManifest(name: string, image: string, extra = ''): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  image: ${image}
-  terminationGracePeriodSeconds: 1
-${extra}`;
-}
+import { imageManifest } from '../support/manifest.js';
 
 describe('containers from images (real registry, real runc)', function () {
   this.timeout(180_000);
   let reg: TestRegistry;
   let work: string;
+  let st: TmpState;
   let stateDir: string;
   let dir: string;
   let v1: string;
@@ -42,17 +32,16 @@ describe('containers from images (real registry, real runc)', function () {
     const img = await buildImage(path.join(work, 'v1'), testImageLayers('v1'), TEST_IMAGE_CONFIG);
     v1 = await pushLayout(img.layout, `${reg.host}/test/app:v1`);
     await pushLayout(img.layout, `${reg.host}/test/app:moving`);
-    stateDir = await makeTmpStateDir('acetate-imgc-state-');
+    st = await tmpState('acetate-imgc-state-');
+    stateDir = st.dir;
     dir = path.join(work, 'manifests');
     await mkdir(dir);
     env = { ACETATE_REGISTRIES_CONF: reg.registriesConf };
   });
 
   after(async () => {
-    await cleanupStateDir(stateDir, { runtime: makeRuntime(stateDir) });
-    await assertNoLeaks(stateDir, { dirRemoved: true });
-    await reg.stop();
-    assert.deepEqual(await registryProcessesOf(reg.dir), [], 'registry process stopped');
+    await st.cleanupAndAssertNoLeaks();
+    await stopRegistryAndAssertGone(reg);
     await rm(work, { recursive: true, force: true });
   });
 

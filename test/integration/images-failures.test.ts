@@ -22,7 +22,7 @@ import type { DesiredSnapshot, DesiredSource } from '../../src/contracts/source.
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { startFaultyProxy, type FaultyProxy } from '../support/faulty-proxy.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { registryProcessesOf, startRegistry, TEST_PASSWORD, TEST_USER, writeRegistriesConf, type TestRegistry } from '../support/registry.js';
+import { startRegistry, stopRegistryAndAssertGone, TEST_PASSWORD, TEST_USER, writeRegistriesConf, type TestRegistry } from '../support/registry.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 
 class StaticSource implements DesiredSource {
@@ -92,10 +92,8 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     await cleanupStateDir(stateDir, { runtime });
     await assertNoLeaks(stateDir, { dirRemoved: true });
     await proxy.close();
-    await reg.stop();
-    assert.deepEqual(await registryProcessesOf(reg.dir), [], 'registry process stopped');
-    await authReg.stop();
-    assert.deepEqual(await registryProcessesOf(authReg.dir), [], 'registry process stopped');
+    await stopRegistryAndAssertGone(reg);
+    await stopRegistryAndAssertGone(authReg);
     await rm(work, { recursive: true, force: true });
   });
 

@@ -10,29 +10,28 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { buildImage, pushLayout, tarOf, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
-import { makeRuntime, makeTmpStateDir } from '../support/tmp-state.js';
+import { startRegistry, stopRegistryAndAssertGone, type TestRegistry } from '../support/registry.js';
+import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 
 describe('device nodes and setuid files from an image, in a container (real registry, real runc)', function () {
   this.timeout(180_000);
   let reg: TestRegistry;
   let work: string;
+  let st: TmpState;
   let stateDir: string;
 
   before(async () => {
     reg = await startRegistry();
     work = await mkdtemp('/tmp/acetate-imgs-');
-    stateDir = await makeTmpStateDir('acetate-imgs-state-');
+    st = await tmpState('acetate-imgs-state-');
+    stateDir = st.dir;
   });
 
   after(async () => {
-    await cleanupStateDir(stateDir, { runtime: makeRuntime(stateDir) });
-    await assertNoLeaks(stateDir, { dirRemoved: true });
-    await reg.stop();
-    assert.deepEqual(await registryProcessesOf(reg.dir), [], 'registry process stopped');
+    await st.cleanupAndAssertNoLeaks();
+    await stopRegistryAndAssertGone(reg);
     await rm(work, { recursive: true, force: true });
   });
 

@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { ImageStore } from '../../src/images/store.js';
 import { exec } from '../../src/util/exec.js';
 import { buildImage, pushLayout, tarOf, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
+import { startRegistry, stopRegistryAndAssertGone, type TestRegistry } from '../support/registry.js';
 
 describe('image store (real registry)', function () {
   this.timeout(120_000);
@@ -29,8 +29,7 @@ describe('image store (real registry)', function () {
   });
 
   after(async () => {
-    await reg.stop();
-    assert.deepEqual(await registryProcessesOf(reg.dir), [], 'registry process stopped');
+    await stopRegistryAndAssertGone(reg);
     await rm(work, { recursive: true, force: true });
     await assert.rejects(stat(reg.dir), { code: 'ENOENT' }, 'registry dir removed');
   });

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { tmpState, type TmpState } from '../support/tmp-state.js';
-import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
+import { createTestContainer } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { isStaticElf, INIT_IN_CONTAINER } from '../../src/runtime/runc/init.js';
@@ -32,15 +32,8 @@ async function childStates(pid: number): Promise<string[]> {
 describe('container init as PID 1 (real runc + conmon)', function () {
   this.timeout(90_000);
   let st: TmpState;
-  const create = (name: string, spec: Partial<NormalizedSpec>) => st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
-
-  before(async () => {
-    st = await tmpState();
-    await st.runtime.preflight();
-  });
-  after(async () => {
-    await st.cleanupAndAssertNoLeaks();
-  });
+  tmpStateForSuite((s) => (st = s), { preflight: true });
+  const create = (name: string, spec: Partial<NormalizedSpec>) => createTestContainer(st.runtime, name, spec);
 
   it('the init Debian ships (catatonit) is a static executable; a dynamic one is told apart', async () => {
     assert.equal(await isStaticElf((await findBinary('catatonit'))!), true);

@@ -6,28 +6,21 @@
  * restart, replace and a change of the setting; hostPath ancestors of the state/run dir are refused.
  */
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { waitFor } from '../support/wait.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
 import { makeRuntime } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { shellManifest } from '../support/manifest.js';
+import { procStatus } from '../support/proc.js';
 
-function manifest(name: string, command: string, spec = '', template = 'host'): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata: { name: ${name} }
-spec:
-  template: ${template}
-  command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
-  terminationGracePeriodSeconds: 0
-${spec}`;
-}
+const manifest = (name: string, command: string, spec = '', template = 'host'): string => shellManifest(name, { command, spec, template });
 
 describe('isolation (real runc)', function () {
   this.timeout(120_000);
@@ -49,26 +42,9 @@ describe('isolation (real runc)', function () {
   };
 
   beforeEach(async () => {
-    root = await mkdtemp('/tmp/acetate-iso-');
-    // User namespaces: the container's unprivileged root must be able to walk to its private area.
-    await chmod(root, 0o711);
-    stateDir = path.join(root, 'state');
-    runDir = path.join(root, 'run'); // outside the state dir, as /run/acetate is
-    dir = path.join(root, 'manifests');
-    await mkdir(dir);
+    ({ root, stateDir, runDir, dir } = await makeCliRoot('acetate-iso-', { userns: true }));
   });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir);
-    await apply().catch(() => undefined);
-    try {
-      await assertNoLeaks(stateDir, { runDir });
-    } finally {
-      await cleanupStateDir(stateDir, { runDir }).catch(() => undefined);
-      await rm(root, { recursive: true, force: true });
-    }
-  });
+  afterEach(() => destroyAllAndAssertNoLeaks({ root, stateDir, runDir, dir, apply }));
 
   describe('the host template shows the OS, not the node data', () => {
     it("hides /etc/shadow, /root, acetate's dirs and a neighbour's private area and log; the OS still works", async () => {
@@ -345,12 +321,3 @@ describe('isolation (real runc)', function () {
     });
   });
 });
-
-async function procStatus(pid: number): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return out;
-}

@@ -4,11 +4,11 @@
  * reboot after which the survivor gets its address back and nothing of the removed is left.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, runCli } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
+import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { assertNoLeaks, cleanupStateDir, snapshotLeaks } from '../support/leaks.js';
 import { networkEnv, snapshotNetworkLeaks, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { freePort, httpdScript, httpGet } from '../support/network-test.js';
@@ -19,14 +19,10 @@ import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { unmountAll } from '../../src/util/mounts.js';
 import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
+import { manifestHead } from '../support/manifest.js';
 
 function web(name: string, hostPort: number, extra = ''): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
   network: bridge
   terminationGracePeriodSeconds: 1
@@ -44,7 +40,7 @@ describe('network: bridge through the CLI (real CNI plugins)', function () {
   let dir: string;
   let n: TestNetwork;
   let env: NodeJS.ProcessEnv;
-  let run: ReturnType<typeof spawn> | undefined;
+  let run: CliProcess | undefined;
 
   const cli = (args: string[]) => runCli(args, { stateDir, env });
   const describeJson = async (name: string): Promise<StatusRecord & { nodeNetwork?: { bridge: string; subnet: string } }> => {
@@ -61,7 +57,7 @@ describe('network: bridge through the CLI (real CNI plugins)', function () {
     env = networkEnv(n);
   });
   after(async () => {
-    if (run && run.exitCode === null) run.kill('SIGKILL');
+    await run?.stop('SIGKILL');
     await cleanupStateDir(stateDir, { network: n });
     await assertNoLeaks(stateDir, { network: n });
     await rm(stateDir, { recursive: true, force: true });
@@ -102,31 +98,7 @@ spec:
     const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
     await writeFile(path.join(dir, 'a.yaml'), web('web-a', p1));
     await writeFile(path.join(dir, 'b.yaml'), web('web-b', p2));
-    run = spawn(
-      process.execPath,
-      [
-        CLI,
-        '--state-dir',
-        stateDir,
-        'run',
-        '-f',
-        dir,
-        '--metrics-addr',
-        '127.0.0.1:0',
-        '--resync',
-        '1s',
-        '--process-poll',
-        '500ms',
-        '--relist',
-        '2s',
-        '--debounce',
-        '100ms',
-      ],
-      {
-        env: { ...process.env, ...env, ACETATE_BACKOFF_BASE_MS: '200' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    run = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '1s' })], { stateDir, env: { ...env, ACETATE_BACKOFF_BASE_MS: '200' } });
     assert.equal(await waitFor(() => httpGet('127.0.0.1', p1), { timeoutMs: 30_000 }), 'hello-web-a\n');
     assert.equal(await waitFor(() => httpGet('127.0.0.1', p2), { timeoutMs: 30_000 }), 'hello-web-b\n');
     const a = await waitFor(
@@ -169,8 +141,7 @@ spec:
     assert.equal(await httpGet('127.0.0.1', p2), 'hello-web-b\n');
 
     // Reboot: acetate stops, every process ends, the run dir (tmpfs) and the bridge are gone.
-    run.kill('SIGTERM');
-    await new Promise((r) => run!.once('exit', r));
+    await run.stop();
     const ip = instancePaths(stateDir);
     for (const p of (await snapshotLeaks(stateDir)).processes) {
       try {

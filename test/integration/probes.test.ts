@@ -7,13 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import os from 'node:os';
-import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { CLI, runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { makeTmpStateDir } from '../support/tmp-state.js';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { runCli } from '../support/cli.js';
+import { CliProcess } from '../support/cli-process.js';
+import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
@@ -24,8 +22,8 @@ describe('probes (acetate run, real containers)', function () {
   this.timeout(120_000);
   let stateDir: string;
   let dir: string;
-  let loop: ChildProcess | undefined;
-  let out = '';
+  let dirs: CliDirs;
+  let loop: CliProcess | undefined;
 
   const describeJson = async (name: string): Promise<StatusRecord> => {
     const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
@@ -36,19 +34,11 @@ describe('probes (acetate run, real containers)', function () {
   const exec = (name: string, ...cmd: string[]) => runCli(['exec', name, '--', ...cmd], { stateDir });
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+    ({ stateDir, dir } = dirs = await cliDirs());
   });
   after(async () => {
-    if (loop && loop.exitCode === null) {
-      const exited = new Promise((r) => loop!.once('exit', r));
-      loop.kill('SIGTERM');
-      await exited;
-    }
-    await cleanupStateDir(stateDir);
-    await assertNoLeaks(stateDir);
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await loop?.stop();
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('bad probes are reported with file, line and field', async () => {
@@ -113,12 +103,10 @@ describe('probes (acetate run, real containers)', function () {
 `,
       }),
     );
-    loop = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--process-poll', '300ms', '--log-format', 'json'], {
-      env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: '1500', ACETATE_CRASHLOOP_MAX_MS: '60000' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    loop = new CliProcess(['run', '-f', dir, '--metrics-addr', '0', '--process-poll', '300ms', '--log-format', 'json'], {
+      stateDir,
+      env: { ACETATE_CRASHLOOP_BASE_MS: '1500', ACETATE_CRASHLOOP_MAX_MS: '60000' },
     });
-    loop.stdout!.on('data', (d) => (out += d));
-    loop.stderr!.on('data', (d) => (out += d));
     const notStarted = await waitFor(
       'web running, not ready',
       async () => {
@@ -169,7 +157,7 @@ describe('probes (acetate run, real containers)', function () {
     assert.match(after.find((a) => a.kind === 'start')?.reason ?? '', /^process exited with code \d+; restartPolicy Always$/, 'restarted per restartPolicy');
     const text = await runCli(['describe', 'sick'], { stateDir });
     assert.match(text.stdout, /kill +killed +\S+ +Liveness probe failed 1 times: no-heartbeat-file \(pid \d+\)/);
-    const lines = out.split('\n').filter((l) => l.includes('default/sick'));
+    const lines = `${loop!.stdout}\n${loop!.stderr}`.split('\n').filter((l) => l.includes('default/sick'));
     const logged = lines.filter((l) => /Liveness probe failed 1 times: no-heartbeat-file; killing pid \d+/.test(l));
     assert.ok(logged.length >= 2, "the probe's output is in the log of each kill");
     const backoffs = lines

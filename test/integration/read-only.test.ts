@@ -9,11 +9,11 @@
  *   end Running with no restart.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, runCli, type CliResult } from '../support/cli.js';
+import { runCli, type CliResult } from '../support/cli.js';
+import { CliProcess } from '../support/cli-process.js';
 import { flatContainers } from '../support/get.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { manifest } from '../support/manifest.js';
@@ -74,45 +74,25 @@ describe('read-only commands write nothing (real CLI)', function () {
     const N = 40;
     let stateDir: string;
     let dir: string;
-    let run: ChildProcess | undefined;
-    let runExit: Promise<unknown> | undefined;
+    let run: CliProcess | undefined;
 
     before(async () => {
       stateDir = await makeTmpStateDir();
       dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-ro-run-'));
     });
     after(async () => {
-      if (run && run.exitCode === null && run.signalCode === null) run.kill('SIGTERM');
-      await runExit;
+      await run?.stop();
       await cleanupStateDir(stateDir);
       await assertNoLeaks(stateDir, { dirRemoved: true });
       await rm(dir, { recursive: true, force: true });
     });
 
     it('plan, get and describe in a loop never fail on the lock and disturb no create: all 40 end Running', async () => {
-      const lines: { level?: string; action?: string; result?: string; container?: string; message?: string }[] = [];
-      let stderr = '';
-      run = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--log-format', 'json', '--concurrency', '8'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      runExit = new Promise((resolve) => run!.once('exit', resolve));
-      let buf = '';
-      run.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          try {
-            lines.push(JSON.parse(line) as (typeof lines)[number]);
-          } catch {
-            lines.push({ level: 'raw', message: line });
-          }
-        }
-      });
-      run.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      run = new CliProcess(['run', '-f', dir, '--log-format', 'json', '--concurrency', '8'], { stateDir });
+      const { lines } = run;
+      const stderr = () => run!.stderr;
       // The loop holds the lock once it logs; a reader started before would prove nothing.
-      await waitFor(() => lines.length > 0, { timeoutMs: 20_000, message: () => `acetate run to start (stderr: ${stderr})` });
+      await waitFor(() => lines.length > 0, { timeoutMs: 20_000, message: () => `acetate run to start (stderr: ${stderr()})` });
 
       // Readers: real CLI processes, one after another in three loops, until every container runs.
       let done = false;
@@ -167,7 +147,7 @@ describe('read-only commands write nothing (real CLI)', function () {
               const r = await runCli(['get', '-o', 'json'], { stateDir });
               return r.code === 0 && flatContainers(r.stdout).filter((c) => c.phase === 'Running').length === want;
             },
-            { timeoutMs: 60_000, intervalMs: 200, message: () => `${want} containers Running (acetate run stderr: ${stderr})` },
+            { timeoutMs: 60_000, intervalMs: 200, message: () => `${want} containers Running (acetate run stderr: ${stderr()})` },
           );
         }
       } finally {
@@ -199,7 +179,7 @@ describe('read-only commands write nothing (real CLI)', function () {
         all.filter((c) => c.phase !== 'Running' || c.restarts !== 0).map((c) => `${c.name}: ${c.phase}, ${c.restarts} restarts`),
         [],
       );
-      assert.equal(run.exitCode, null, `acetate run exited: ${stderr}`);
+      assert.equal(run.child.exitCode, null, `acetate run exited: ${stderr()}`);
     });
   });
 });

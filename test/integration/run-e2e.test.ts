@@ -5,13 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import os from 'node:os';
-import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI, runCli } from '../support/cli.js';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { runCli } from '../support/cli.js';
+import { CliProcess, quickRunFlags, type LogLine } from '../support/cli-process.js';
 import { cgroupValue, isAlive } from '../support/proc.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { makeTmpStateDir } from '../support/tmp-state.js';
+import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { manifest } from '../support/manifest.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
@@ -22,72 +20,13 @@ import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const MI = 1024 * 1024;
 
-interface LogLine {
-  level: string;
-  message: string;
-  container?: string;
-  action?: string;
-  result?: string;
-  keys?: string[];
-  metricsUrl?: string;
-  [k: string]: unknown;
-}
-
-/** One `acetate run` child process, its parsed JSON log lines and its metrics URL. */
-class Acetate {
-  child: ChildProcess;
-  lines: LogLine[] = [];
-  stderr = '';
-  url?: string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(stateDir: string, dir: string, extra: string[] = []) {
-    this.child = spawn(
-      process.execPath,
-      [
-        CLI,
-        '--state-dir',
-        stateDir,
-        'run',
-        '-f',
-        dir,
-        '--metrics-addr',
-        '127.0.0.1:0',
-        '--resync',
-        '2s',
-        '--process-poll',
-        '500ms',
-        '--relist',
-        '2s',
-        '--debounce',
-        '100ms',
-        '--log-level',
-        'debug',
-        ...extra,
-      ],
-      {
-        env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: '1500', ACETATE_CRASHLOOP_MAX_MS: '3000', ACETATE_BACKOFF_BASE_MS: '200' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let buf = '';
-    this.child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const l = JSON.parse(line) as LogLine;
-          this.lines.push(l);
-          if (l.metricsUrl) this.url = l.metricsUrl;
-        } catch {
-          this.lines.push({ level: 'raw', message: line });
-        }
-      }
+/** One `acetate run` child process over the manifests of dir, with quick timings. */
+class Acetate extends CliProcess {
+  constructor(stateDir: string, dir: string) {
+    super(['run', '-f', dir, ...quickRunFlags(), '--log-level', 'debug'], {
+      stateDir,
+      env: { ACETATE_CRASHLOOP_BASE_MS: '1500', ACETATE_CRASHLOOP_MAX_MS: '3000', ACETATE_BACKOFF_BASE_MS: '200' },
     });
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exit = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
   /** Actions logged for a container since line index `from`. */
@@ -103,17 +42,13 @@ class Acetate {
   async metrics(): Promise<string> {
     return (await fetch(`${this.url}/metrics`)).text();
   }
-
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    return this.exit;
-  }
 }
 
 describe('acetate run (real runc, real files)', function () {
   this.timeout(120_000);
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
   let acetate: Acetate | undefined;
 
   const describeJson = async (name: string): Promise<StatusRecord> => {
@@ -134,16 +69,12 @@ describe('acetate run (real runc, real files)', function () {
   const memLimit = (pid: number) => cgroupValue(pid, 'memory', 'memory.limit_in_bytes');
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+    ({ stateDir, dir } = dirs = await cliDirs());
   });
 
   after(async () => {
     if (acetate) await acetate.stop();
-    await cleanupStateDir(stateDir);
-    await assertNoLeaks(stateDir);
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('starts, answers /healthz and /readyz, and creates the container of a new file', async () => {

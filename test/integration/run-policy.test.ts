@@ -4,13 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import os from 'node:os';
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI, runCli } from '../support/cli.js';
+import { unlink, writeFile } from 'node:fs/promises';
+import { runCli } from '../support/cli.js';
+import { CliProcess } from '../support/cli-process.js';
 import { isAlive } from '../support/proc.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { makeTmpStateDir } from '../support/tmp-state.js';
+import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { manifest, type ManifestOptions } from '../support/manifest.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
@@ -24,9 +22,8 @@ describe('acetate run: restart policies and conflicts (real runc)', function () 
   this.timeout(90_000);
   let stateDir: string;
   let dir: string;
-  let child: ChildProcess | undefined;
-  let exited: Promise<number | null>;
-  let stderr = '';
+  let dirs: CliDirs;
+  let run: CliProcess | undefined;
 
   const describeJson = async (name: string): Promise<StatusRecord | undefined> => {
     const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
@@ -35,30 +32,21 @@ describe('acetate run: restart policies and conflicts (real runc)', function () 
   const cond = (rec: StatusRecord | undefined, type: string) => rec?.status.conditions?.find((c) => c.type === type);
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+    ({ stateDir, dir } = dirs = await cliDirs());
     await writeFile(path.join(dir, 'always.yaml'), policyManifest('always', 'sleep 0.2; exit 0', 'Always'));
     await writeFile(path.join(dir, 'onfailure.yaml'), policyManifest('onfailure', 'sleep 0.2; exit 3', 'OnFailure'));
     await writeFile(path.join(dir, 'done.yaml'), policyManifest('done', 'exit 0', 'OnFailure'));
     await writeFile(path.join(dir, 'never.yaml'), policyManifest('never', 'exit 5', 'Never'));
     await writeFile(path.join(dir, 'web.yaml'), policyManifest('web', 'exec sleep 100000', 'Always'));
-    child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--resync', '2s', '--process-poll', '300ms'], {
-      env: { ...process.env, ACETATE_CRASHLOOP_BASE_MS: '300', ACETATE_CRASHLOOP_MAX_MS: '600' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    run = new CliProcess(['run', '-f', dir, '--metrics-addr', '0', '--resync', '2s', '--process-poll', '300ms'], {
+      stateDir,
+      env: { ACETATE_CRASHLOOP_BASE_MS: '300', ACETATE_CRASHLOOP_MAX_MS: '600' },
     });
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    exited = new Promise((resolve) => child!.on('exit', (code) => resolve(code)));
   });
 
   after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, stderr);
-    }
-    await cleanupStateDir(stateDir);
-    await assertNoLeaks(stateDir);
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    if (run?.running()) assert.equal((await run.stop()).code, 0, run.stderr);
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('Always and OnFailure (non-zero exit) restart again and again, counting restarts and the exit code', async () => {

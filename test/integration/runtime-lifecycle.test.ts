@@ -9,8 +9,8 @@ import { mountsUnder, parseMountInfo } from '../../src/util/mounts.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
 import { isAlive } from '../../src/util/processes.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { tmpState, type TmpState } from '../support/tmp-state.js';
-import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
+import { createTestContainer } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { exists } from '../../src/util/exists.js';
@@ -24,17 +24,8 @@ async function cg(ctrl: string, rel: string, file: string): Promise<string> {
 describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
   this.timeout(60_000);
   let st: TmpState;
-
-  const create = (name: string, spec: Partial<NormalizedSpec>) => st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
-
-  before(async () => {
-    st = await tmpState();
-    await st.runtime.preflight();
-  });
-
-  after(async () => {
-    await st.cleanupAndAssertNoLeaks();
-  });
+  tmpStateForSuite((s) => (st = s), { preflight: true });
+  const create = (name: string, spec: Partial<NormalizedSpec>) => createTestContainer(st.runtime, name, spec);
 
   it('starts a host-template container: the process runs in the instance cgroup with its limits', async () => {
     await create('sleeper', { command: ['sleep'], args: ['1000'], resources: { cpuMillis: 500, memoryBytes: 64 * MI, pids: 32 } });

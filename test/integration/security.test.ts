@@ -12,10 +12,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CLI, runCli } from '../support/cli.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { CliProcess } from '../support/cli-process.js';
+import { assertNoLeaks } from '../support/leaks.js';
+import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { makeRuntime } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { shellManifest } from '../support/manifest.js';
+import { procStatus } from '../support/proc.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress } from '../../src/observability/http.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
 import { flatContainers } from '../support/get.js';
@@ -37,25 +41,7 @@ function capMask(caps: readonly string[]): bigint {
   return m;
 }
 
-async function procStatus(pid: number): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return out;
-}
-
-function manifest(name: string, spec: string, command = 'exec sleep 1000000'): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata: { name: ${name} }
-spec:
-  template: host
-  command: ["/bin/sh", "-c", ${JSON.stringify(command)}]
-  terminationGracePeriodSeconds: 0
-${spec}`;
-}
+const manifest = (name: string, spec: string, command = 'exec sleep 1000000'): string => shellManifest(name, { command, spec });
 
 describe('security defaults (real runc)', function () {
   this.timeout(120_000);
@@ -73,23 +59,9 @@ describe('security defaults (real runc)', function () {
   };
 
   beforeEach(async () => {
-    root = await mkdtemp('/tmp/acetate-sec-');
-    stateDir = path.join(root, 'state'); // not created: acetate creates it
-    dir = path.join(root, 'manifests');
-    await mkdir(dir);
+    ({ root, stateDir, dir } = await makeCliRoot('acetate-sec-')); // the state dir is not created: acetate creates it
   });
-
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir);
-    await apply().catch(() => undefined);
-    try {
-      await assertNoLeaks(stateDir);
-    } finally {
-      await cleanupStateDir(stateDir).catch(() => undefined);
-      await rm(root, { recursive: true, force: true });
-    }
-  });
+  afterEach(() => destroyAllAndAssertNoLeaks({ root, stateDir, dir, apply }));
 
   describe('metrics endpoint', () => {
     it('defaults to loopback; an address without a host binds loopback too', () => {
@@ -101,15 +73,12 @@ describe('security defaults (real runc)', function () {
 
     it('acetate run --metrics-addr :0 listens on 127.0.0.1 only (not reachable on other addresses)', async () => {
       await writeFile(path.join(dir, 'm.yaml'), manifest('m', ''));
-      const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', ':0', '--log-format', 'text'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      const exited = new Promise((r) => child.on('close', r));
+      const run = new CliProcess(['run', '-f', dir, '--metrics-addr', ':0', '--log-format', 'text'], { stateDir });
       try {
-        const url = await waitFor(() => /metrics listening on (http:\/\/\S+)/.exec(out)?.[1], { what: 'metrics URL in the log', timeoutMs: 30_000 });
+        const url = await waitFor(() => /metrics listening on (http:\/\/\S+)/.exec(run.stdout + run.stderr)?.[1], {
+          what: 'metrics URL in the log',
+          timeoutMs: 30_000,
+        });
         const u = new URL(url);
         assert.equal(u.hostname, '127.0.0.1');
         const res = await fetch(`${url}/healthz`);
@@ -130,8 +99,7 @@ describe('security defaults (real runc)', function () {
           assert.ok(refused, `metrics reachable on ${addr}:${u.port}`);
         }
       } finally {
-        child.kill('SIGTERM');
-        await exited;
+        await run.stop();
       }
     });
   });

@@ -11,24 +11,18 @@ import { plan } from '../../src/plan/plan.js';
 import { readPid } from '../../src/runtime/runc/conmon.js';
 import { isAlive } from '../../src/util/processes.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
-import { tmpState, type TmpState } from '../support/tmp-state.js';
-import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
+import { tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
+import { createTestContainer, FILE_SOURCE } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
 
 describe('RuncRuntime: supervision lost, exit codes unknown, OOM (real runc + conmon)', function () {
   this.timeout(60_000);
   let st: TmpState;
 
-  before(async () => {
-    st = await tmpState();
-    await st.runtime.preflight();
-  });
-  after(async () => {
-    await st.cleanupAndAssertNoLeaks();
-  });
+  tmpStateForSuite((s) => (st = s), { preflight: true });
 
   const start = async (name: string, spec: Partial<NormalizedSpec>): Promise<number> => {
-    await st.runtime.create({ namespace: 'default', name, spec: testSpec(spec), source: FILE_SOURCE });
+    await createTestContainer(st.runtime, name, spec);
     return (await st.runtime.start(`default/${name}`)).pid;
   };
   const runDirOf = (name: string): string => path.join(st.runtime.paths.runContainersDir, `default_${name}`);

@@ -26,11 +26,8 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
-import { Controller } from '../../src/controller/loop.js';
-import { plan } from '../../src/plan/plan.js';
-import { executeAction } from '../../src/apply/execute.js';
-import { silentLogger } from '../../src/contracts/logger.js';
-import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
+import type { Controller } from '../../src/controller/loop.js';
+import type { KubeSource } from '../../src/sources/kube/source.js';
 import { loadKubeConfig } from '../../src/sources/kube/config.js';
 import { FINALIZER, GROUP, NODE_LABEL, PLURAL, VERSION } from '../../src/sources/kube/constants.js';
 import { MemoryLogger } from '../../src/contracts/logger.js';
@@ -38,6 +35,7 @@ import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
 import { missingForContainers, requirePrerequisites, skipBecause } from '../support/prerequisites.js';
+import { startKubeController } from './helpers.js';
 
 const HOW = `set KUBECONFIG (a cluster where you may create CRDs and namespaces) and ACETATE_E2E_NODE (the node name this machine plays), run as root with runc and conmon installed:
       KUBECONFIG=~/.kube/config ACETATE_E2E_NODE=$(hostname) npx mocha --no-config --timeout 300000 dist/test/kube/e2e-real-cluster.test.js`;
@@ -69,19 +67,14 @@ describe('kube: e2e against a real cluster', function () {
     await core.createNamespace({ body: { metadata: { name: ns } } });
     st = await tmpState('acetate-e2e-');
     log = new MemoryLogger();
-    source = createKubeSource({ node, kubeConfig: kc, logger: log });
-    controller = new Controller({
+    ({ source, controller } = await startKubeController({
       runtime: st.runtime,
-      sources: [source],
-      plan,
-      execute: executeAction,
-      statusSinks: source.sinks(),
-      recorders: source.recorders(),
-      resyncMs: 2000,
-      nodeName: node,
-      logger: silentLogger,
-    });
-    await controller.start();
+      kubeConfig: kc,
+      node,
+      logger: log,
+      fast: false,
+      controller: { resyncMs: 2000 },
+    }));
   });
 
   after(async () => {

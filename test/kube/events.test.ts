@@ -6,7 +6,7 @@ import { KubeEventRecorder } from '../../src/sources/kube/events.js';
 import type { KubeContainer } from '../../src/sources/kube/client.js';
 import { MemoryLogger } from '../../src/contracts/logger.js';
 import { FakeClock } from '../../src/contracts/clock.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, fakeApiServerEachTest, NODE } from './helpers.js';
 
 describe('kube: events', () => {
   let fake: FakeApiServer;
@@ -20,13 +20,10 @@ describe('kube: events', () => {
     return new KubeEventRecorder({ api, node: NODE, clock, logger: log, lookup: (k) => (k === 'default/web' ? obj : undefined), ...extra });
   }
 
-  beforeEach(async () => {
-    ({ fake, api } = await startFake());
+  fakeApiServerEachTest((started) => ({ fake, api } = started));
+  beforeEach(() => {
     obj = fake.create(containerObj('web')) as KubeContainer;
     clock = new FakeClock(Date.UTC(2024, 0, 1));
-  });
-  afterEach(async () => {
-    await fake.close();
   });
 
   it('posts a core/v1 Event about the Container', async () => {

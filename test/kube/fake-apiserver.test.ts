@@ -9,7 +9,7 @@ import type { FakeApiServer } from '../support/fake-apiserver.js';
 import { mergePatch, jsonPatch } from '../support/fake-apiserver.js';
 import type { KubeApi } from '../../src/sources/kube/client.js';
 import { KubeApiError } from '../../src/sources/kube/client.js';
-import { containerObj, http, readWatch, startFake } from './helpers.js';
+import { containerObj, fakeApiServerEachTest, http, readWatch, startFake } from './helpers.js';
 
 const BASE = '/apis/acetate.dev/v1alpha1';
 
@@ -17,12 +17,7 @@ describe('kube: fake API server', () => {
   let fake: FakeApiServer;
   let api: KubeApi;
 
-  beforeEach(async () => {
-    ({ fake, api } = await startFake());
-  });
-  afterEach(async () => {
-    await fake.close();
-  });
+  fakeApiServerEachTest((started) => ({ fake, api } = started));
 
   it('lists with a global, monotonically increasing resourceVersion', async () => {
     const rv0 = Number(fake.resourceVersion);

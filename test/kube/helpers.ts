@@ -1,9 +1,16 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- untyped JSON from the API server and YAML files */
-/** Shared bits of the Kubernetes tests: Container objects, a started fake API server, a quiet source. */
+/** Shared bits of the Kubernetes tests: Container objects, a started fake API server, the loop of `acetate run --kube`. */
+import type { KubeConfig } from '@kubernetes/client-node';
 import { FakeApiServer, type FakeApiServerOptions, type KObject } from '../support/fake-apiserver.js';
 import { createKubeApi, type KubeApi } from '../../src/sources/kube/client.js';
+import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
 import { WorkQueue, requeueFor, type Decision, type Requeue } from '../../src/controller/queue.js';
+import { Controller, type ControllerOptions } from '../../src/controller/loop.js';
+import { plan } from '../../src/plan/plan.js';
+import { executeAction } from '../../src/apply/execute.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
 import { FakeClock } from '../../src/contracts/clock.js';
+import { MemoryLogger, silentLogger, type Logger } from '../../src/contracts/logger.js';
 
 export const NODE = 'node-a';
 
@@ -36,6 +43,93 @@ export function containerObj(name: string, o: ObjOpts = {}): KObject {
 export async function startFake(opts: FakeApiServerOptions = {}): Promise<{ fake: FakeApiServer; api: KubeApi }> {
   const fake = await FakeApiServer.start(opts);
   return { fake, api: createKubeApi(fake.kubeConfig(), { requestTimeoutMs: 5000 }) };
+}
+
+export interface KubeControllerOptions {
+  runtime: Runtime;
+  kubeConfig: KubeConfig;
+  /** This node's name. Default NODE. */
+  node?: string;
+  /** The source's logger (the loop's own is silent). Default a MemoryLogger. */
+  logger?: Logger;
+  /**
+   * Timings for the fake API server, so tests wait little: informer backoff 50-500 ms, resync 1 s,
+   * retries 200 ms-2 s, and a node of 4 CPUs and 8 GiB whatever this machine has. Default true;
+   * false leaves the source and the loop on their defaults (a real cluster).
+   */
+  fast?: boolean;
+  /** More or other loop options (e.g. resyncMs). */
+  controller?: Partial<ControllerOptions>;
+}
+
+/** The loop of `acetate run --kube` as src/cli/commands/run-controller.ts wires it (source, its sinks and recorders), started. */
+export async function startKubeController(o: KubeControllerOptions): Promise<{ source: KubeSource; controller: Controller }> {
+  const fast = o.fast ?? true;
+  const node = o.node ?? NODE;
+  const source = createKubeSource({
+    node,
+    kubeConfig: o.kubeConfig,
+    logger: o.logger ?? new MemoryLogger(),
+    ...(fast ? { capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 }, informer: { backoff: { baseMs: 50, maxMs: 500 } } } : {}),
+  });
+  const controller = new Controller({
+    runtime: o.runtime,
+    sources: [source],
+    plan,
+    execute: executeAction,
+    statusSinks: source.sinks(),
+    recorders: source.recorders(),
+    nodeName: node,
+    logger: silentLogger,
+    ...(fast ? { resyncMs: 1000, backoff: { baseMs: 200, maxMs: 2000 } } : {}),
+    ...o.controller,
+  });
+  await controller.start();
+  return { source, controller };
+}
+
+/** What a test starts on the fake and the hooks stop after it (a source, an informer). */
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export interface FakeEachTest {
+  /** Stops `started` after the test, before the server closes. */
+  stopAfterTest<T extends Stoppable>(started: T): T;
+  /** Closes this test's server and starts one with other options instead (given to `set` too). */
+  restartFake(opts: FakeApiServerOptions): Promise<{ fake: FakeApiServer; api: KubeApi }>;
+}
+
+/**
+ * The hooks of a suite that wants a fresh fake API server for each test: before each test `set`
+ * receives it and a client on it; after the test, what the test handed to stopAfterTest is
+ * stopped (last first), then the server is closed.
+ */
+export function fakeApiServerEachTest(set: (started: { fake: FakeApiServer; api: KubeApi }) => void): FakeEachTest {
+  let fake: FakeApiServer | undefined;
+  const toStop: Stoppable[] = [];
+  const restartFake = async (opts: FakeApiServerOptions = {}) => {
+    await fake?.close();
+    const started = await startFake(opts);
+    fake = started.fake;
+    set(started);
+    return started;
+  };
+  beforeEach(async () => {
+    fake = undefined;
+    await restartFake();
+  });
+  afterEach(async () => {
+    for (const s of toStop.splice(0).reverse()) await s.stop();
+    await fake?.close();
+  });
+  return {
+    stopAfterTest: (started) => {
+      toStop.push(started);
+      return started;
+    },
+    restartFake,
+  };
 }
 
 /** Raw HTTP against the fake (for what the client does not expose). */

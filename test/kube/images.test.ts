@@ -7,22 +7,17 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { executeAction } from '../../src/apply/execute.js';
-import { Controller } from '../../src/controller/loop.js';
+import type { Controller } from '../../src/controller/loop.js';
 import { ImageStore } from '../../src/images/store.js';
-import { silentLogger } from '../../src/contracts/logger.js';
-import { plan } from '../../src/plan/plan.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/runc/templates.js';
-import { MemoryLogger } from '../../src/contracts/logger.js';
-import { createKubeSource } from '../../src/sources/kube/source.js';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
-import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
+import { startRegistry, stopRegistryAndAssertGone, type TestRegistry } from '../support/registry.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, startFake, startKubeController } from './helpers.js';
 
 const WAIT = { timeoutMs: 30_000, intervalMs: 100 };
 
@@ -48,26 +43,7 @@ describe('kube: containers from images (real registry, real runc)', function () 
       templates: new TemplateStore({ stateDir }),
       images: new ImageStore({ stateDir, registriesConf: reg.registriesConf }),
     });
-    const source = createKubeSource({
-      node: NODE,
-      kubeConfig: fake.kubeConfig(),
-      logger: new MemoryLogger(),
-      capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 * 2 ** 20 },
-      informer: { backoff: { baseMs: 50, maxMs: 500 } },
-    });
-    controller = new Controller({
-      runtime,
-      sources: [source],
-      plan,
-      execute: executeAction,
-      statusSinks: source.sinks(),
-      recorders: source.recorders(),
-      resyncMs: 1000,
-      nodeName: NODE,
-      logger: silentLogger,
-      backoff: { baseMs: 200, maxMs: 2000 },
-    });
-    await controller.start();
+    ({ controller } = await startKubeController({ runtime, kubeConfig: fake.kubeConfig() }));
   });
 
   after(async () => {
@@ -75,8 +51,7 @@ describe('kube: containers from images (real registry, real runc)', function () 
     await cleanupStateDir(stateDir, { runtime });
     await assertNoLeaks(stateDir, { dirRemoved: true });
     await fake?.close();
-    await reg.stop();
-    assert.deepEqual(await registryProcessesOf(reg.dir), []);
+    await stopRegistryAndAssertGone(reg);
     await rm(work, { recursive: true, force: true });
   });
 

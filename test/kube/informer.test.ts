@@ -11,36 +11,27 @@ import type { InformerEvent, InformerOptions } from '../../src/sources/kube/info
 import { MemoryLogger } from '../../src/contracts/logger.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, fakeApiServerEachTest, NODE } from './helpers.js';
 
 const LIST = '/apis/acetate.dev/v1alpha1/containers';
 
 describe('kube: informer', () => {
   let fake: FakeApiServer;
   let api: KubeApi;
-  let informer: ContainerInformer | undefined;
+  const { stopAfterTest, restartFake } = fakeApiServerEachTest((started) => ({ fake, api } = started));
   let events: InformerEvent[];
   let log: MemoryLogger;
 
   function make(opts: Partial<InformerOptions> = {}): ContainerInformer {
     log = new MemoryLogger();
     events = [];
-    informer = new ContainerInformer({ api, node: NODE, logger: log, backoff: { baseMs: 20, maxMs: 100 }, random: () => 1, ...opts });
+    const informer = stopAfterTest(new ContainerInformer({ api, node: NODE, logger: log, backoff: { baseMs: 20, maxMs: 100 }, random: () => 1, ...opts }));
     informer.on((e) => events.push(e));
     return informer;
   }
 
   const lists = () => fake.requests.filter((r) => r.path === LIST && r.query.get('watch') !== 'true');
   const watches = () => fake.requests.filter((r) => r.path === LIST && r.query.get('watch') === 'true');
-
-  beforeEach(async () => {
-    ({ fake, api } = await startFake());
-  });
-  afterEach(async () => {
-    await informer?.stop();
-    informer = undefined;
-    await fake.close();
-  });
 
   it('lists, then watches from the list resourceVersion with bookmarks and the node field selector', async () => {
     fake.create(containerObj('a'));
@@ -144,8 +135,7 @@ describe('kube: informer', () => {
   });
 
   it('410 as HTTP status on the watch: re-list too', async () => {
-    await fake.close();
-    ({ fake, api } = await startFake({ goneAsHttpStatus: true }));
+    await restartFake({ goneAsHttpStatus: true });
     fake.create(containerObj('a'));
     const inf = make();
     inf.start();
@@ -173,8 +163,7 @@ describe('kube: informer', () => {
   });
 
   it('falls back to the label selector when the field selector is not supported (Kubernetes < 1.31), and says so', async () => {
-    await fake.close();
-    ({ fake, api } = await startFake({ selectableFields: [] }));
+    await restartFake({ selectableFields: [] });
     fake.create(containerObj('labelled', { labels: { 'acetate.dev/node': NODE } }));
     fake.create(containerObj('unlabelled'));
     const inf = make();

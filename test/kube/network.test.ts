@@ -5,16 +5,11 @@
 import assert from 'node:assert/strict';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
+import type { Controller } from '../../src/controller/loop.js';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
-import { Controller } from '../../src/controller/loop.js';
-import { plan } from '../../src/plan/plan.js';
-import { executeAction } from '../../src/apply/execute.js';
-import { silentLogger } from '../../src/contracts/logger.js';
-import { createKubeSource } from '../../src/sources/kube/source.js';
-import { MemoryLogger } from '../../src/contracts/logger.js';
 import { testNetwork } from '../support/network-leaks.js';
 import { freePort, httpdScript, httpGet } from '../support/network-test.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, startFake, startKubeController } from './helpers.js';
 
 describe('kube: network bridge (real runc, real CNI plugins)', function () {
   this.timeout(120_000);
@@ -43,26 +38,7 @@ describe('kube: network bridge (real runc, real CNI plugins)', function () {
         },
       }),
     );
-    const source = createKubeSource({
-      node: NODE,
-      kubeConfig: fake.kubeConfig(),
-      logger: new MemoryLogger(),
-      capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 },
-      informer: { backoff: { baseMs: 50, maxMs: 500 } },
-    });
-    controller = new Controller({
-      runtime: st.runtime,
-      sources: [source],
-      plan,
-      execute: executeAction,
-      statusSinks: source.sinks(),
-      recorders: source.recorders(),
-      resyncMs: 1000,
-      nodeName: NODE,
-      logger: silentLogger,
-      backoff: { baseMs: 200, maxMs: 2000 },
-    });
-    await controller.start();
+    ({ controller } = await startKubeController({ runtime: st.runtime, kubeConfig: fake.kubeConfig() }));
     const obj = await waitFor(
       () => {
         const o = fake.get('default', 'web');

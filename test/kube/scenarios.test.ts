@@ -13,14 +13,11 @@ import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { cgroupValue, isAlive } from '../support/proc.js';
 import type { FakeApiServer, KObject } from '../support/fake-apiserver.js';
-import { Controller } from '../../src/controller/loop.js';
-import { plan } from '../../src/plan/plan.js';
-import { executeAction } from '../../src/apply/execute.js';
-import { silentLogger } from '../../src/contracts/logger.js';
-import { createKubeSource, type KubeSource } from '../../src/sources/kube/source.js';
+import type { Controller } from '../../src/controller/loop.js';
+import type { KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
 import { MemoryLogger } from '../../src/contracts/logger.js';
-import { containerObj, NODE, startFake } from './helpers.js';
+import { containerObj, NODE, startFake, startKubeController } from './helpers.js';
 import { missingForContainers, requirePrerequisites } from '../support/prerequisites.js';
 
 const MI = 2 ** 20;
@@ -55,26 +52,7 @@ describe('kube: scenarios with real runc containers', function () {
 
   async function startAcetate(): Promise<void> {
     log = new MemoryLogger();
-    source = createKubeSource({
-      node: NODE,
-      kubeConfig: fake.kubeConfig(),
-      logger: log,
-      capacity: { cpuMillis: 4000, memoryBytes: 8 * 1024 * MI },
-      informer: { backoff: { baseMs: 50, maxMs: 500 } },
-    });
-    controller = new Controller({
-      runtime: st.runtime,
-      sources: [source],
-      plan,
-      execute: executeAction,
-      statusSinks: source.sinks(),
-      recorders: source.recorders(),
-      resyncMs: 1000,
-      nodeName: NODE,
-      logger: silentLogger,
-      backoff: { baseMs: 200, maxMs: 2000 },
-    });
-    await controller.start();
+    ({ source, controller } = await startKubeController({ runtime: st.runtime, kubeConfig: fake.kubeConfig(), logger: log }));
     await waitFor(() => controller!.ready(), { ...WAIT, what: 'the loop to be ready' });
   }
 

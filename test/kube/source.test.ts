@@ -15,46 +15,39 @@ import { normalizeManifest } from '../../src/api/normalize.js';
 import type { DesiredSnapshot } from '../../src/contracts/source.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
+import { containerObj, fakeApiServerEachTest, NODE, stepLikeTheLoop } from './helpers.js';
 import { WorkQueue } from '../../src/controller/queue.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 
 describe('kube: source (snapshot, changes, finalizers)', () => {
   let fake: FakeApiServer;
   let api: KubeApi;
-  let source: KubeSource | undefined;
+  const { stopAfterTest } = fakeApiServerEachTest((started) => ({ fake, api } = started));
   let changes: (string[] | 'all')[];
   let log: MemoryLogger;
 
   async function start(opts: Partial<KubeSourceOptions> = {}): Promise<KubeSource> {
     changes = [];
     log = new MemoryLogger();
-    source = new KubeSource({
-      node: NODE,
-      api,
-      logger: log,
-      capacity: { cpuMillis: 8000, memoryBytes: 16 * 2 ** 30 },
-      informer: { backoff: { baseMs: 20, maxMs: 100 } },
-      ...opts,
-    });
+    const source = stopAfterTest(
+      new KubeSource({
+        node: NODE,
+        api,
+        logger: log,
+        capacity: { cpuMillis: 8000, memoryBytes: 16 * 2 ** 30 },
+        informer: { backoff: { baseMs: 20, maxMs: 100 } },
+        ...opts,
+      }),
+    );
     await source.start((keys) => changes.push(keys));
     await source.waitForSync();
     return source;
   }
 
-  beforeEach(async () => {
-    ({ fake, api } = await startFake());
-  });
-  afterEach(async () => {
-    await source?.stop();
-    source = undefined;
-    await fake.close();
-  });
-
   it('is incomplete and empty until the first list, complete after', async () => {
     const hold = fake.hold({ method: 'GET', path: '/apis/acetate.dev/v1alpha1/containers' });
     const s = new KubeSource({ node: NODE, api, capacity: false, waitForSync: false });
-    source = s;
+    stopAfterTest(s);
     await s.start(() => undefined);
     await hold.waitHeld();
     assert.equal(s.synced(), false);
@@ -71,7 +64,7 @@ describe('kube: source (snapshot, changes, finalizers)', () => {
   it('start() waits for the first list, and returns when stopped before the API server ever answered', async () => {
     fake.failNext({ method: 'GET', path: '/apis/acetate.dev/v1alpha1/containers' }, 503, { times: 1000 });
     const s = new KubeSource({ node: NODE, api, capacity: false, informer: { backoff: { baseMs: 10, maxMs: 20 } } });
-    source = s;
+    stopAfterTest(s);
     let started = false;
     const starting = s.start(() => undefined).then(() => (started = true));
     await waitFor(() => s.informer.stats.listFailures >= 2, { what: 'failing lists' });

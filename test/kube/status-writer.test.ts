@@ -15,7 +15,7 @@ import { FakeClock } from '../../src/contracts/clock.js';
 import type { ContainerStatus } from '../../src/api/types.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
 import { waitFor } from '../support/wait.js';
-import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
+import { containerObj, fakeApiServerEachTest, NODE, stepLikeTheLoop } from './helpers.js';
 import { WorkQueue } from '../../src/controller/queue.js';
 import { ConflictError, GoneError, TransientError } from '../../src/contracts/errors.js';
 
@@ -24,16 +24,18 @@ const STATUS_PATH = /\/containers\/[^/]+\/status$/;
 describe('kube: status writer', () => {
   let fake: FakeApiServer;
   let api: KubeApi;
-  let source: KubeSource | undefined;
+  const { stopAfterTest } = fakeApiServerEachTest((started) => ({ fake, api } = started));
 
   async function start(clock?: FakeClock): Promise<KubeSource> {
-    source = new KubeSource({
-      node: NODE,
-      api,
-      capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 },
-      clock,
-      informer: { backoff: { baseMs: 20, maxMs: 100 }, resyncIntervalMs: 0 },
-    });
+    const source = stopAfterTest(
+      new KubeSource({
+        node: NODE,
+        api,
+        capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 },
+        clock,
+        informer: { backoff: { baseMs: 20, maxMs: 100 }, resyncIntervalMs: 0 },
+      }),
+    );
     await source.start(() => undefined);
     await source.waitForSync();
     return source;
@@ -56,15 +58,6 @@ describe('kube: status writer', () => {
   }
 
   const puts = () => fake.requests.filter((r) => r.method === 'PUT' && STATUS_PATH.test(r.path));
-
-  beforeEach(async () => {
-    ({ fake, api } = await startFake());
-  });
-  afterEach(async () => {
-    await source?.stop();
-    source = undefined;
-    await fake.close();
-  });
 
   it('writes through the status subresource, then not again while nothing changed', async () => {
     fake.create(containerObj('web', { finalizers: [FINALIZER] }));
@@ -157,6 +150,8 @@ describe('kube: status writer', () => {
     await assert.rejects(s.statusSink.publish('default/web', running(s, 'default/web', 1)), TransientError);
     assert.equal(s.statusSink.stats.failures, 1);
     clock.advance(10 * 60_000);
+    // Nothing to wait for: a retry timer of the writer's own would have fired in advance(); the
+    // pause lets such a write reach the fake before asserting that none came.
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(puts().length, 1, 'nothing written by the writer on its own');
     assert.equal(fake.get('default', 'web')!.status, undefined);

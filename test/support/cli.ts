@@ -4,6 +4,8 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 
 export const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+/** What a user installs and runs (a script that imports CLI). */
+export const BIN = path.join(PACKAGE_ROOT, 'bin', 'acetate');
 
 export interface CliResult {
   code: number | null;
@@ -12,9 +14,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { stateDir: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+/** Runs `acetate --state-dir <stateDir> ...args` to its end; entry: the script node runs (default CLI, BIN as installed). */
+export function runCli(args: string[], opts: { stateDir: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; entry?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, '--state-dir', opts.stateDir, ...args], {
+    const child = spawn(process.execPath, [opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -17,6 +17,16 @@ export interface ManifestOptions {
   extra?: string;
 }
 
+/** The lines every Container manifest starts with, down to `spec:`; the spec's lines follow, indented by two spaces. */
+export function manifestHead(name: string): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+`;
+}
+
 /**
  * A Container manifest. Line numbers are stable: apiVersion 1, kind 2, metadata 3, name 4,
  * spec 5, template 6, command 7, state 8, restartPolicy 9, grace 10, resources 11, cpu/memory/pids after.
@@ -28,15 +38,29 @@ export function manifest(name: string, o: ManifestOptions = {}): string {
     o.memory === null ? '' : `    memory: ${o.memory ?? '64Mi'}\n`,
     o.pids === null ? '' : `    pids: ${o.pids ?? 64}\n`,
   ].join('');
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
+  return `${manifestHead(name)}  template: host
   command: ${JSON.stringify(command)}
   state: ${o.state ?? 'Running'}
   restartPolicy: ${o.restartPolicy ?? 'Always'}
   terminationGracePeriodSeconds: ${o.grace ?? 1}
 ${res ? `  resources:\n${res}` : ''}${o.extra ?? ''}`;
+}
+
+/** A Container manifest of an image (no template, the image's command). */
+export function imageManifest(name: string, image: string, extra = ''): string {
+  return `${manifestHead(name)}  image: ${image}
+  terminationGracePeriodSeconds: 1
+${extra}`;
+}
+
+/** A Container whose process is `sh -c command`, with no grace period and extra lines under spec. */
+export function shellManifest(name: string, o: { command: string; spec?: string; template?: string }): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata: { name: ${name} }
+spec:
+  template: ${o.template ?? 'host'}
+  command: ["/bin/sh", "-c", ${JSON.stringify(o.command)}]
+  terminationGracePeriodSeconds: 0
+${o.spec ?? ''}`;
 }

@@ -1,4 +1,4 @@
-/** What a user checks about a container's process from the host: alive, and its cgroup limits. */
+/** What a user checks about a container's process from the host: alive, its cgroup limits, /proc/<pid>/status. */
 import { readFile } from 'node:fs/promises';
 
 export function isAlive(pid: number): boolean {
@@ -22,4 +22,14 @@ export async function cgroupPath(pid: number, controller: string): Promise<strin
 
 export async function cgroupValue(pid: number, controller: string, file: string): Promise<string> {
   return (await readFile(`/sys/fs/cgroup/${controller}${await cgroupPath(pid, controller)}/${file}`, 'utf8')).trim();
+}
+
+/** The fields of /proc/<pid>/status (Uid, Seccomp, CapBnd...), by name. */
+export async function procStatus(pid: number): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const line of (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
  * node as it was: every container removed (private areas too), anything still mounted under the
  * dir unmounted, stray runc state, processes and cgroups of the instance removed, the dir deleted.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
@@ -58,6 +58,46 @@ export async function tmpState(prefix?: string, opts: { runDir?: string; network
     async cleanupAndAssertNoLeaks() {
       await cleanup();
       await assertNoLeaks(dir, { dirRemoved: true, runDir: opts.runDir, network: opts.network });
+    },
+  };
+}
+
+/**
+ * The hooks of a suite on one state dir: before it, `set` receives a fresh tmpState (its runtime
+ * preflighted with `preflight`, so a missing runc or conmon fails there); after it, everything is
+ * cleaned up and nothing may be left behind.
+ */
+export function tmpStateForSuite(set: (st: TmpState) => void, opts: { preflight?: boolean } = {}): void {
+  let st: TmpState | undefined;
+  before(async () => {
+    st = await tmpState();
+    set(st);
+    if (opts.preflight) await st.runtime.preflight();
+  });
+  after(async () => {
+    await st?.cleanupAndAssertNoLeaks();
+  });
+}
+
+/** A state dir (--state-dir) and a dir of manifests (-f), as a user of the CLI has them. */
+export interface CliDirs {
+  stateDir: string;
+  dir: string;
+  /** Every container removed, both dirs deleted; then asserts that nothing is left behind. */
+  cleanupAndAssertNoLeaks(): Promise<void>;
+}
+
+export async function cliDirs(): Promise<CliDirs> {
+  const stateDir = await makeTmpStateDir();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+  return {
+    stateDir,
+    dir,
+    async cleanupAndAssertNoLeaks() {
+      await cleanupStateDir(stateDir);
+      await assertNoLeaks(stateDir);
+      await rm(stateDir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { WorkQueue, requeueFor, IMMEDIATE_RETRIES } from '../../src/controller/queue.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { ConflictError, GoneError, InvalidError, TransientError, failureKind } from '../../src/contracts/errors.js';
-import { ActionError, classify } from '../../src/apply/errors.js';
+import { ActionError } from '../../src/apply/errors.js';
 import { OciConfigError } from '../../src/runtime/runc/oci-config.js';
 import { ImageProcessError } from '../../src/images/process.js';
 
@@ -100,14 +100,14 @@ describe('WorkQueue: typed failures (requeueFor → done)', () => {
       new ImageProcessError('the image has neither Entrypoint nor Cmd'),
     ]) {
       assert.equal(failureKind(refusal), 'invalid');
-      assert.equal(classify(refusal), 'terminal');
-      const action = new ActionError(KEY, 'create', classify(refusal), { cause: refusal });
-      assert.equal(action.retry, 'terminal');
-      assert.equal(requeueFor(action).kind, 'terminal', 'the kind is found on the cause chain');
+      assert.equal(requeueFor(refusal).kind, 'terminal');
+      const action = new ActionError(KEY, 'create', { cause: refusal });
+      assert.equal(failureKind(action), 'invalid', 'the kind is found on the cause chain');
+      assert.equal(requeueFor(action).kind, 'terminal');
     }
     q.add(KEY);
-    const d = failOnce(new ActionError(KEY, 'create', 'terminal', { cause: new OciConfigError('unknown capability FOO') }));
+    const d = failOnce(new ActionError(KEY, 'create', { cause: new OciConfigError('unknown capability FOO') }));
     assert.equal(d.action, 'park', 'not retried forever');
-    assert.equal(classify(new Error('runc: device busy')), 'backoff', 'a plain error is still retried');
+    assert.equal(requeueFor(new ActionError(KEY, 'create', { cause: new Error('runc: device busy') })).kind, 'backoff', 'a plain error is still retried');
   });
 });
