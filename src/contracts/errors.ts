@@ -2,7 +2,7 @@
  * Typed failures, in the spirit of kopf's TemporaryError/PermanentError and controller-runtime's
  * TerminalError. Whatever fails inside a reconcile (an action, a Kubernetes status or finalizer
  * write, an image pull) says which kind of failure it is; WorkQueue.done alone turns the kind
- * into what happens next (see requeueFor in controller/queue.ts):
+ * into what happens next (see requeueFor in controller/requeue.ts):
  *
  * - conflict:  someone else changed the object first; re-read and try again now.
  * - gone:      the object the write was for no longer exists; nothing left to do.

@@ -12,46 +12,13 @@
  */
 import { KeyedBackoff, type BackoffOptions } from '../util/backoff.js';
 import { realClock, type Clock, type TimerHandle } from '../contracts/clock.js';
-import { failureKind } from '../contracts/errors.js';
-
-/** What a reconcile asks the queue to do with its key. */
-export type Requeue =
-  /** Converged (or nothing more to do until something changes): forget the key's backoff. */
-  | { kind: 'done' }
-  /** Failed, worth retrying: wait the key's next exponential backoff delay. */
-  | { kind: 'backoff'; error?: unknown }
-  /** Come back after ms (e.g. a crash-loop restart is due then). Not an error: backoff is forgotten. */
-  | { kind: 'after'; ms: number }
-  /** Failed in a way retrying cannot fix: wait for the next change of the key (resyncs do not wake it). */
-  | { kind: 'terminal'; error?: unknown }
-  /** Lost a write race (a conflict): process again at once, re-reading everything. */
-  | { kind: 'now'; error?: unknown };
-
-/**
- * The Requeue a failure asks for, by its kind (contracts/errors.ts): conflict → now, gone → done,
- * invalid → terminal, anything else → backoff.
- */
-export function requeueFor(error: unknown): Requeue {
-  switch (failureKind(error)) {
-    case 'conflict':
-      return { kind: 'now', error };
-    case 'gone':
-      return { kind: 'done' };
-    case 'invalid':
-      return { kind: 'terminal', error };
-    case 'transient':
-      return { kind: 'backoff', error };
-  }
-}
+import { IMMEDIATE_RETRIES, type Requeue } from './requeue.js';
 
 /**
  * Why a key is added. `change`: its desired state may have changed (wakes a parked key, skips its
  * backoff). `resync`: periodic full resync (does not wake a parked key nor cut a backoff short).
  * `retry`: a delayed add that came due.
  */
-/** Conflicts retried at once in a row before the key backs off. */
-export const IMMEDIATE_RETRIES = 3;
-
 export type AddCause = 'change' | 'resync' | 'retry';
 
 export interface WorkQueueOptions {

@@ -14,7 +14,7 @@ import type { Logger } from '../contracts/logger.js';
 import { messageOf } from '../contracts/errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { logAction } from '../observability/logger.js';
-import { requeueFor, type Requeue } from './queue.js';
+import { requeueFor, type Requeue } from './requeue.js';
 import type { CrashLoopTracker } from './crashloop.js';
 import type { ReconcileError } from './status.js';
 import type { StatusPublisher } from './publish.js';

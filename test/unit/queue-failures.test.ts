@@ -3,7 +3,8 @@
  * requeueFor(err) by kind, then what the queue does with the key on a FakeClock.
  */
 import assert from 'node:assert/strict';
-import { WorkQueue, requeueFor, IMMEDIATE_RETRIES } from '../../src/controller/queue.js';
+import { WorkQueue } from '../../src/controller/queue.js';
+import { requeueFor, IMMEDIATE_RETRIES } from '../../src/controller/requeue.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { ConflictError, GoneError, InvalidError, TransientError, failureKind } from '../../src/contracts/errors.js';
 import { ActionError } from '../../src/apply/errors.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { WorkQueue, type AddCause, type Requeue } from '../../src/controller/queue.js';
+import { WorkQueue, type AddCause } from '../../src/controller/queue.js';
+import type { Requeue } from '../../src/controller/requeue.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 
 function drainKeys(q: WorkQueue): string[] {
