@@ -10,21 +10,11 @@ import { exec } from '../../src/util/exec.js';
 import { runCli } from '../support/cli.js';
 import { flatContainers } from '../support/get.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
+import { imageManifest } from '../support/manifest.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
 import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeRuntime, makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
-
-export function imageManifest(name: string, image: string, extra = ''): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  image: ${image}
-  terminationGracePeriodSeconds: 1
-${extra}`;
-}
 
 describe('containers from images (real registry, real runc)', function () {
   this.timeout(180_000);

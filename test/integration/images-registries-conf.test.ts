@@ -12,19 +12,10 @@ import { ImageStore } from '../../src/images/store.js';
 import { runCli } from '../support/cli.js';
 import { flatContainers } from '../support/get.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
+import { buildImage, imageManifest, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
 import { registryProcessesOf, startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeRuntime, makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
-
-const imageManifest = (name: string, image: string) => `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  image: ${image}
-  terminationGracePeriodSeconds: 1
-`;
 
 describe('registries.conf: mirrors and short-name aliases (two real registries)', function () {
   this.timeout(180_000);

@@ -40,3 +40,6 @@ spec:
   terminationGracePeriodSeconds: ${o.grace ?? 1}
 ${res ? `  resources:\n${res}` : ''}${o.extra ?? ''}`;
 }
+
+/** Manifests of images: shared with the images benchmark. */
+export { imageManifest } from '../../bench/lib/oci-image.js';
