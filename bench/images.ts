@@ -17,7 +17,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
 import { cleanupStateDir } from './lib/leaks.js';
 import { buildFiveLayerImage } from './lib/five-layer-image.js';
-import { pushLayout } from './lib/oci-image.js';
+import { imageManifest, pushLayout } from './lib/oci-image.js';
 import { startRegistry } from './lib/registry.js';
 import { fmtKiB, fmtMiB, fmtMs, fmtRatio, median, round } from './lib/stats.js';
 import { duBytes, measure } from './lib/sys.js';
@@ -38,18 +38,12 @@ const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 const BASELINE = path.join(PACKAGE_ROOT, 'bench', 'baseline');
 
 function imageYaml(name: string, image: string): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  image: ${image}
-  imagePullPolicy: IfNotPresent
+  const extra = `  imagePullPolicy: IfNotPresent
   command: ["/bin/sleep", "1000000"]
-  terminationGracePeriodSeconds: 0
   resources: { cpu: 100m, memory: 32Mi, pids: 16 }
 ---
 `;
+  return imageManifest(name, image, extra, 0);
 }
 
 /**

@@ -152,3 +152,15 @@ export async function pushLayout(layout: string, dest: string, opts: { creds?: s
   await rm(digestFile, { force: true });
   return d;
 }
+
+/** A Container manifest of an image (`extra`: lines appended under spec, indented by two spaces). */
+export function imageManifest(name: string, image: string, extra = '', grace = 1): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  image: ${image}
+  terminationGracePeriodSeconds: ${grace}
+${extra}`;
+}

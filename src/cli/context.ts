@@ -61,7 +61,10 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
           runDir,
           templates,
           // Until this process takes the node lock it writes nothing in the state dir (skopeo's HOME).
-          images: imageStoreFromEnv(stateDir, process.env, { readOnly: () => !lock }),
+          images: imageStoreFromEnv(stateDir, process.env, {
+            readOnly: () => !lock,
+            lock: { onSharedWait: (file) => process.stderr.write(`acetate: waiting for \`acetate image rm|prune\` to release ${file}\n`) },
+          }),
           runcPath: process.env.ACETATE_RUNC || undefined,
           conmonPath: process.env.ACETATE_CONMON || undefined,
           initPath: process.env.ACETATE_INIT || undefined,

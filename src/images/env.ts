@@ -6,9 +6,9 @@
  * registries.conf: skopeo's mirrors/insecure/blocked in place of the node's, and short-name
  * aliases read after the node's; see short-names.ts and skopeo.ts).
  */
-import { ImageStore } from './store.js';
+import { ImageStore, type ImageStoreOptions } from './store.js';
 
-export function imageStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv = process.env, opts: { readOnly?: () => boolean } = {}): ImageStore {
+export function imageStoreFromEnv(stateDir: string, env: NodeJS.ProcessEnv = process.env, opts: Pick<ImageStoreOptions, 'readOnly' | 'lock'> = {}): ImageStore {
   return new ImageStore({
     stateDir,
     ...opts,

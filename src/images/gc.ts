@@ -1,7 +1,8 @@
 /**
  * Garbage collection of the image store: `acetate image prune` and the sweep of what killed pulls
  * left. Layers and blobs are referenced only by image records, so whatever no record names is
- * garbage, except while another pull runs (its blobs are not referenced yet).
+ * garbage. Blobs and layers of a pull in progress are not referenced yet: the pull holds the images
+ * lock shared until its record is written, and a prune runs with it exclusive (images-lock.ts).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,21 +21,19 @@ export interface CollectableStore {
 
 /**
  * `acetate image prune`: removes layers and blobs no image record references, and what killed
- * pulls left; with `unusedImages`, first the images no container uses. Skipped (and said so)
- * while another pull runs, whose blobs are not referenced yet.
+ * pulls left; with `unusedImages`, first the images no container uses. Called with the images
+ * lock held exclusive: no pull is in progress.
  */
 export async function pruneStore(
   store: CollectableStore,
   opts: { unusedImages?: string[] } = {},
-): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
+): Promise<{ images: string[]; layers: number; blobs: number; bytes: number }> {
   const images: string[] = [];
   for (const id of opts.unusedImages ?? []) {
     await store.remove(id, { inUseBy: () => [] });
     images.push(id);
   }
   await sweepStoreTemp(store);
-  const live = (await readdir(store.tmpDir).catch(() => [] as string[])).filter((n) => n.startsWith('pull-'));
-  if (live.length) return { images, layers: 0, blobs: 0, bytes: 0, skipped: `a pull is in progress (${live.join(', ')}); layers and blobs kept` };
   const keepLayers = new Set<string>();
   const keepBlobs = new Set<string>();
   for (const r of await store.list()) {

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSy
 import os from 'node:os';
 import path from 'node:path';
 import { exec, ExecError } from '../util/exec.js';
+import { pidExists } from '../util/processes.js';
 import { ImagePullError } from './errors.js';
 import { isInsecure } from './registries-conf.js';
 
@@ -145,20 +146,11 @@ function privateHome(conf: string): string {
   const prefix = 'acetate-skopeo-home-';
   for (const name of readdirSync(os.tmpdir())) {
     const pid = Number(/^acetate-skopeo-home-(\d+)-/.exec(name)?.[1]);
-    if (pid && pid !== process.pid && !pidAlive(pid)) rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+    if (pid && pid !== process.pid && !pidExists(pid)) rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
   }
   const home = mkdtempSync(path.join(os.tmpdir(), `${prefix}${process.pid}-`));
   process.once('exit', () => rmSync(home, { recursive: true, force: true }));
   return prepareHome(home, conf);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class Skopeo {

@@ -6,11 +6,13 @@
  *   <stateDir>/images/images/<hex>.json    one record per image, named by its id (see ImageRecord)
  *   <stateDir>/images/refs/<hex>.json      a name (`repo:tag`, `repo@digest`) → image id
  *   <stateDir>/images/tmp/pull-<pid>-…     OCI layouts of pulls in progress
+ *   <stateDir>/images/acetate-images.lock  users shared, `image rm|prune` exclusive (images-lock.ts)
  *
  * An image exists when its record exists, and the record is written last, after every blob was
  * verified and every layer unpacked: a pull killed at any moment leaves at most blobs and whole
  * layers nobody references (removed by prune) and a temp dir (swept by the next pull or prune),
- * never a half layer that is used.
+ * never a half layer that is used. A pull or import holds the images lock shared until its record
+ * and names are written, so a prune never takes its blobs and layers for garbage.
  */
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -26,9 +28,11 @@ import { Skopeo, type SkopeoOptions } from './skopeo.js';
 import { digestHex, layerDir } from './unpack.js';
 import { pruneStore, sweepStoreTemp } from './gc.js';
 import { archiveName, isDir, topmostFile } from './store-files.js';
+import { ImagesLock, type ImagesLockOptions } from './images-lock.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
   stateDir: string;
+  lock?: ImagesLockOptions;
 }
 
 interface RefEntry {
@@ -44,6 +48,8 @@ export class ImageStore {
   private readonly refsDir: string;
   readonly tmpDir: string;
   readonly skopeo: Skopeo;
+  /** Shared by users of the store, exclusive for `image rm|prune` (see images-lock.ts). */
+  readonly lock: ImagesLock;
   private readonly registriesConf: string | undefined;
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
   /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
@@ -58,6 +64,7 @@ export class ImageStore {
     this.tmpDir = path.join(this.dir, 'tmp');
     this.skopeo = new Skopeo({ ...opts, tmpDir: opts.tmpDir ?? this.tmpDir, homeDir: opts.homeDir ?? path.join(this.dir, 'skopeo-home') });
     this.registriesConf = opts.registriesConf;
+    this.lock = new ImagesLock(this.dir, opts.lock);
   }
 
   private recordPath(id: string): string {
@@ -115,7 +122,8 @@ export class ImageStore {
 
   /**
    * Makes sure the image `id` (what `ref` resolved to) is here, pulling `repo@id` if it is not.
-   * Concurrent calls for one id share one pull.
+   * Concurrent calls for one id share one pull. Whoever goes on to use the image holds the images
+   * lock shared across this call and that use (see ensureImageRootfs).
    */
   async ensure(ref: string, id: string): Promise<ImageRecord> {
     const have = await this.get(id);
@@ -123,7 +131,7 @@ export class ImageStore {
     const running = this.inFlight.get(id);
     if (running) return running;
     const r = parseReference(ref);
-    const p = this.pullPinned(r, id).finally(() => this.inFlight.delete(id));
+    const p = this.lock.shared(() => this.pullPinned(r, id)).finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, p);
     return p;
   }
@@ -132,9 +140,12 @@ export class ImageStore {
   async pull(ref: string): Promise<ImageRecord> {
     const r = parseReference(qualifyImage(ref, this.registriesConf));
     const id = await this.skopeo.resolveDigest(formatReference(r));
-    const rec = await this.ensure(formatReference(r), id);
-    await this.tag(formatReference(r), id);
-    return rec;
+    // Until the name is written: a prune --all between the record and the name would remove the image just pulled.
+    return this.lock.shared(async () => {
+      const rec = await this.ensure(formatReference(r), id);
+      await this.tag(formatReference(r), id);
+      return rec;
+    });
   }
 
   private async pullPinned(r: ImageReference, id: string): Promise<ImageRecord> {
@@ -174,7 +185,12 @@ export class ImageStore {
     await writeJsonAtomic(this.refPath(name), { name, id } satisfies RefEntry);
   }
 
-  private async withLayout<T>(fn: (layout: string) => Promise<T>): Promise<T> {
+  /** Runs fn on a temp OCI layout, holding the images lock shared: what it writes is garbage to a prune until its record is. */
+  private withLayout<T>(fn: (layout: string) => Promise<T>): Promise<T> {
+    return this.lock.shared(() => this.inLayout(fn));
+  }
+
+  private async inLayout<T>(fn: (layout: string) => Promise<T>): Promise<T> {
     await this.sweepTemp();
     await mkdir(path.join(this.blobsDir, 'sha256'), { recursive: true, mode: 0o700 });
     await mkdir(this.layersDir, { recursive: true, mode: 0o755 });
@@ -196,17 +212,34 @@ export class ImageStore {
       rec.names = [...new Set([...prev.names, ...rec.names])];
       rec.repoDigests = [...new Set([...prev.repoDigests, ...rec.repoDigests])];
     }
-    await writeJsonAtomic(this.recordPath(meta.id), rec);
+    await this.writeRecord(rec);
     for (const n of meta.names) await this.tag(n, meta.id);
     for (const n of meta.repoDigests) await this.tag(n, meta.id);
     return rec;
+  }
+
+  /** The step that makes an image exist, after its layers are in place (a method of its own: tests pause a pull here). */
+  protected async writeRecord(rec: ImageRecord): Promise<void> {
+    await writeJsonAtomic(this.recordPath(rec.id), rec);
+  }
+
+  /**
+   * Runs fn with the images lock exclusive: `image rm|prune` decide what is unused and delete it
+   * there, after the users in flight are done (onWait: when it starts waiting for them).
+   */
+  exclusive<T>(fn: () => Promise<T>, opts: { onWait?: (file: string) => void } = {}): Promise<T> {
+    return this.lock.exclusive(fn, opts);
   }
 
   /**
    * `acetate image rm`: drops the names and the record of an image (by name or id); refused while
    * containers use it (`inUseBy`). Its layers stay until `prune`.
    */
-  async remove(nameOrId: string, opts: { inUseBy: (id: string) => string[] }): Promise<ImageRecord> {
+  remove(nameOrId: string, opts: { inUseBy: (id: string) => string[] }): Promise<ImageRecord> {
+    return this.lock.exclusive(() => this.removeUnlocked(nameOrId, opts));
+  }
+
+  private async removeUnlocked(nameOrId: string, opts: { inUseBy: (id: string) => string[] }): Promise<ImageRecord> {
     const id = await this.idOf(nameOrId);
     const rec = id ? await this.get(id) : undefined;
     if (!id || !rec) throw new ImageStoreError(`image '${nameOrId}' is not on this node`);
@@ -242,7 +275,7 @@ export class ImageStore {
 
   /** See gc.ts. */
   prune(opts: { unusedImages?: string[] } = {}): ReturnType<typeof pruneStore> {
-    return pruneStore(this, opts);
+    return this.lock.exclusive(() => pruneStore(this, opts));
   }
 
   /** Temp dirs of pulls and unpacks whose process is gone (see gc.ts). */
@@ -251,7 +284,11 @@ export class ImageStore {
   }
 }
 
-/** The rootfs of a container's pinned image, pulled first if it is not on the node. */
+/**
+ * The rootfs of a container's pinned image, pulled first if it is not on the node. A caller that
+ * is not yet a user of the image (a create: no record names it) holds the images lock shared
+ * across this and until its record is written.
+ */
 export async function ensureImageRootfs(store: ImageStore, image: { ref: string; digest?: string }): Promise<ImageRootfs> {
   if (!image.digest) throw new ImagePullError(`image ${image.ref} has not been resolved to a digest`);
   await store.ensure(image.ref, image.digest);

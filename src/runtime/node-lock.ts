@@ -4,26 +4,17 @@
  * state dir would both create, start and sweep the same containers (runc "already exists",
  * conmon racing conmon, a process started twice); read-only commands never take the lock.
  *
- * Why flock(2), taken through util-linux's `flock` command: the kernel releases the lock when
- * the holder dies, however it dies (SIGKILL, OOM, power loss of the tmpfs), so there is no stale
- * lock to detect, no pid-reuse race and no takeover protocol to get right, which a hand-written
- * O_EXCL lock file needs. Node has no flock binding, and the npm packages that add one build
- * native code at install. The lock belongs to the open file description, not the process that
- * called flock: `flock FD` run on a descriptor we pass it locks our open file, and the lock stays
- * with us after that child exits (as `exec 9>lock; flock 9` does in shell). Node opens every file
- * with O_CLOEXEC, so no child acetate starts (conmon, runc) inherits it and outlives us holding it.
+ * Why flock(2), and how it is taken without a native module: see util/flock.ts.
  *
  * The file also says who holds it (pid, command line, start time), for the one line a second
  * process prints.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { flockFd, openLockFile } from '../util/flock.js';
 import { readProcStat } from '../util/processes.js';
 
 export const LOCK_FILE = 'acetate.lock';
-/** flock's exit status when the lock is held by another process (--conflict-exit-code). */
-const CONFLICT = 75;
 
 export interface LockHolder {
   pid: number;
@@ -74,19 +65,6 @@ export function readLockHolder(file: string): LockHolder | undefined {
   }
 }
 
-function runFlock(fd: number, args: string[], flockPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(flockPath, [...args, '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    child.once('error', (e) => reject(new Error(`cannot run ${flockPath} (util-linux): ${e.message}`, { cause: e })));
-    child.once('exit', (code, signal) => {
-      if (code === 0 || code === CONFLICT) resolve(code);
-      else reject(new Error(`${flockPath} failed (${code ?? signal}): ${err.trim()}`));
-    });
-  });
-}
-
 /** The holder as written in the file; a holder that just took the lock may not have written it yet. */
 async function holderOf(file: string): Promise<LockHolder | undefined> {
   for (let i = 0; i < 20; i++) {
@@ -98,16 +76,14 @@ async function holderOf(file: string): Promise<LockHolder | undefined> {
 }
 
 async function lockOne(file: string, opts: NodeLockOptions, me: LockHolder): Promise<number> {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const fd = openSync(file, 'a+', 0o644);
-  const flock = opts.flockPath ?? 'flock';
+  const fd = openLockFile(file);
+  const flockPath = opts.flockPath;
   try {
-    let code = await runFlock(fd, ['--exclusive', '--nonblock', '--conflict-exit-code', String(CONFLICT)], flock);
-    if (code === CONFLICT) {
+    if (!(await flockFd(fd, { mode: 'exclusive', wait: false, flockPath }))) {
       const holder = await holderOf(file);
       if (!opts.wait) throw new NodeLockBusyError(file, holder);
       opts.onWait?.(holder, file);
-      code = await runFlock(fd, ['--exclusive'], flock);
+      await flockFd(fd, { mode: 'exclusive', wait: true, flockPath });
     }
     // Ours now: say who we are (the file was opened for appending, so truncate and write at 0).
     ftruncateSync(fd, 0);

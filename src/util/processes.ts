@@ -30,6 +30,16 @@ export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   }
 }
 
+/** Whether a pid exists now (signal 0; synchronous, zombies count): for checks on a hot path. */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Alive = exists and is not a zombie; with startTime, also the same process (not a reused pid). */
 export async function isAlive(pid: number, startTime?: number): Promise<boolean> {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;

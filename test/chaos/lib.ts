@@ -5,10 +5,10 @@
  * the marker file each container writes into its private area).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile, chmod, unlink, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { CLI, runCli, type CliResult } from '../support/cli.js';
+import { runCli, startCli, type CliResult } from '../support/cli.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { cgroupHierarchies } from '../../src/runtime/runc/cgroups.js';
 import { readMountInfo } from '../../src/util/mounts.js';
@@ -74,18 +74,8 @@ export interface RunningCli {
 
 /** Starts the acetate CLI without waiting for it (so that it can be killed at any moment). */
 export function spawnCli(args: string[], opts: { stateDir: string; env?: NodeJS.ProcessEnv }): RunningCli {
-  const child = spawn(process.execPath, [CLI, '--state-dir', opts.stateDir, ...args], {
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal }));
-  });
-  return { child, out: () => out, err: () => err, exited };
+  const c = startCli(args, opts);
+  return { child: c.child, out: c.stdout, err: c.stderr, exited: c.done.then(({ code, signal }) => ({ code, signal })) };
 }
 
 export { runCli, type CliResult };

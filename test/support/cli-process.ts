@@ -3,8 +3,8 @@
  * printed (stdout as JSON log lines, and as text), its stderr and its exit. runCli (cli.ts) is for
  * the commands that end by themselves.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI } from './cli.js';
+import type { ChildProcess } from 'node:child_process';
+import { startCli } from './cli.js';
 
 /** One line acetate logged on stdout (--log-format json); a line that is not JSON is { level: 'raw', message }. */
 export interface LogLine {
@@ -42,10 +42,8 @@ export class CliProcess {
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[], opts: CliProcessOptions) {
-    this.child = spawn(process.execPath, [opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args], {
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const started = startCli(args, opts); // spawned in one place (cli.ts); here its log lines are parsed
+    this.child = started.child;
     let buf = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       this.stdout += d.toString();
@@ -59,6 +57,8 @@ export class CliProcess {
       }
     });
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    // 'exit', not the 'close' of started.done: after a SIGTERM its containers live on, and a test
+    // must not depend on whether they hold a copy of the pipes.
     this.exit = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
   }
 

@@ -1,5 +1,5 @@
 /** Runs the real acetate CLI (dist/src/cli/main.js) as a child process, as a user would. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 
@@ -14,22 +14,49 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `acetate --state-dir <stateDir> ...args` to its end; entry: the script node runs (default CLI, BIN as installed). */
-export function runCli(args: string[], opts: { stateDir: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; entry?: string }): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args], {
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
+export interface StartedCli {
+  child: ChildProcess;
+  /** What it printed so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Whether it has exited. */
+  exited(): boolean;
+  done: Promise<CliResult>;
+}
+
+export interface CliOptions {
+  stateDir: string;
+  env?: NodeJS.ProcessEnv;
+  /** SIGKILLed after this long (runCli: default 90 s; startCli: none). */
+  timeoutMs?: number;
+  /** The script node runs: default CLI; BIN, as installed. */
+  entry?: string;
+}
+
+/** Starts the CLI and returns at once: for a command watched while it runs (it waits, it prints). */
+export function startCli(args: string[], opts: CliOptions): StartedCli {
+  const child = spawn(process.execPath, [opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let exited = false;
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+  const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      exited = true;
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
   });
+  return { child, stdout: () => stdout, stderr: () => stderr, exited: () => exited, done };
+}
+
+/** Runs `acetate --state-dir <stateDir> ...args` to its end. */
+export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
+  return startCli(args, { ...opts, timeoutMs: opts.timeoutMs ?? 90_000 }).done;
 }

@@ -46,13 +46,8 @@ export function manifest(name: string, o: ManifestOptions = {}): string {
 ${res ? `  resources:\n${res}` : ''}${o.extra ?? ''}`;
 }
 
-/** A Container manifest of an image (no template, the image's command). */
-export function imageManifest(name: string, image: string, extra = ''): string {
-  return `${manifestHead(name)}  image: ${image}
-  terminationGracePeriodSeconds: 1
-${extra}`;
-}
-
+/** Manifests of images: shared with the images benchmark. */
+export { imageManifest } from '../../bench/lib/oci-image.js';
 /** A Container whose process is `sh -c command`, with no grace period and extra lines under spec. */
 export function shellManifest(name: string, o: { command: string; spec?: string; template?: string }): string {
   return `apiVersion: acetate.dev/v1alpha1

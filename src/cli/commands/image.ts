@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { outputOption, parseSubcommand } from '../args.js';
@@ -14,7 +15,14 @@ const USAGE = `Usage:
   acetate image prune [--all]           delete layers and blobs no image uses; --all: also images no container uses
 
 Images are stored once per node under <state-dir>/images, content-addressed; each layer is
-unpacked once and shared by every container of every image that has it.`;
+unpacked once and shared by every container of every image that has it. rm and prune run beside
+\`acetate run\`: they wait (up to 60 s) for the containers being created from images and the
+pulls in progress, never for run itself.`;
+
+/** What rm and prune say when they wait for the images lock. */
+function waiting(ctx: { stderr: Writable }): (file: string) => void {
+  return (file) => ctx.stderr.write(`acetate: waiting for image users (creates from images, pulls and imports in progress) to let go of ${file}\n`);
+}
 
 function usersOf(list: ActualContainer[], id: string): string[] {
   return list.filter((c) => c.applied.spec.image?.digest === id).map((c) => c.key);
@@ -62,21 +70,29 @@ export const imageCommand: Command = {
       }
       case 'rm': {
         if (positionals.length === 0) throw new UsageError('image rm needs REF or ID');
-        const list = await runtime.list();
-        for (const p of positionals) {
-          const rec = await images.remove(p, { inUseBy: (id) => usersOf(list, id) });
-          print(ctx.stdout, `removed ${p} (${rec.id}); its layers go at the next \`acetate image prune\``);
-        }
+        // Who uses an image is read under the lock: a create in flight has its record by then.
+        await images.exclusive(
+          async () => {
+            const list = await runtime.list();
+            for (const p of positionals) {
+              const rec = await images.remove(p, { inUseBy: (id) => usersOf(list, id) });
+              print(ctx.stdout, `removed ${p} (${rec.id}); its layers go at the next \`acetate image prune\``);
+            }
+          },
+          { onWait: waiting(ctx) },
+        );
         return 0;
       }
       case 'prune': {
-        const list = await runtime.list();
-        const unused = values.all ? (await images.list()).filter((r) => usersOf(list, r.id).length === 0).map((r) => r.id) : [];
-        const r = await images.prune({ unusedImages: unused });
-        print(
-          ctx.stdout,
-          `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs${r.skipped ? `; ${r.skipped}` : ''}`,
+        const r = await images.exclusive(
+          async () => {
+            const list = await runtime.list();
+            const unused = values.all ? (await images.list()).filter((i) => usersOf(list, i.id).length === 0).map((i) => i.id) : [];
+            return images.prune({ unusedImages: unused });
+          },
+          { onWait: waiting(ctx) },
         );
+        print(ctx.stdout, `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs`);
         return 0;
       }
     }

@@ -20,14 +20,29 @@ import { withTempDir } from './temp-dirs.js';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-/** Throws what create(req) would refuse; changes nothing. */
-export async function checkCreate(rc: RuncContext, req: CreateRequest): Promise<void> {
-  const t = rc.target(containerKey(req.namespace, req.name));
-  await refuseStateDirMounts(rc, req.spec.mounts);
-  buildOciConfig(await ociConfigInput(rc, { namespace: req.namespace, name: req.name, spec: req.spec, specHash: hashOf(req.spec) }, t.cp));
+/**
+ * fn as a user of the image store when the container is made from an image: no `image rm|prune`
+ * removes the image between the moment its layers are resolved and the moment the container's
+ * record names it (from then on the container is a user `runtime.list()` shows).
+ */
+function asImageUser<T>(rc: RuncContext, req: CreateRequest, fn: () => Promise<T>): Promise<T> {
+  return req.spec.image ? rc.images.lock.shared(fn) : fn();
 }
 
-export async function createContainer(rc: RuncContext, req: CreateRequest): Promise<void> {
+/** Throws what create(req) would refuse; changes nothing (but pulls the image if it is not here). */
+export function checkCreate(rc: RuncContext, req: CreateRequest): Promise<void> {
+  return asImageUser(rc, req, async () => {
+    const t = rc.target(containerKey(req.namespace, req.name));
+    await refuseStateDirMounts(rc, req.spec.mounts);
+    buildOciConfig(await ociConfigInput(rc, { namespace: req.namespace, name: req.name, spec: req.spec, specHash: hashOf(req.spec) }, t.cp));
+  });
+}
+
+export function createContainer(rc: RuncContext, req: CreateRequest): Promise<void> {
+  return asImageUser(rc, req, () => create(rc, req));
+}
+
+async function create(rc: RuncContext, req: CreateRequest): Promise<void> {
   if (!DNS_LABEL.test(req.namespace)) throw new InvalidError(`invalid namespace '${req.namespace}': must be a DNS-1123 label`);
   if (!DNS_SUBDOMAIN.test(req.name)) throw new InvalidError(`invalid name '${req.name}': must be a DNS-1123 subdomain`);
   const t = rc.target(containerKey(req.namespace, req.name));

@@ -77,6 +77,8 @@ export class RuncRuntime implements Runtime {
   /** This process now holds the node lock: it may clear what killed acetates left (see sweepLeftovers). */
   holdsNodeLock(): void {
     this.rc.lockHeld = true;
+    // Creates follow creates here: keep the images lock between them, let go when a prune wants it.
+    this.rc.images.lock.keepBetweenUsers();
   }
 
   async preflight(): Promise<void> {
