@@ -26,8 +26,10 @@ export class Periodic {
     if (this.opts.ms <= 0 || this.cancelled) return;
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;
-      this.inFlight = this.opts
-        .run()
+      // Through a then: a run that throws before returning its promise is an error like any
+      // other, and the next run is scheduled all the same.
+      this.inFlight = Promise.resolve()
+        .then(() => this.opts.run())
         .then(() => undefined, this.opts.onError)
         .finally(() => {
           this.inFlight = undefined;
