@@ -27,7 +27,8 @@ export function nodeName(flag?: string): string {
  * Reads everything plan and apply decide on. `stateDir` gives the crash-loop back-off `acetate
  * run` published (read only; honoured only for the exit it is about), so plan shows, and apply
  * takes, the same held starts the loop does; and the failed liveness (or startup) probes it has
- * not acted on yet (honoured only for the process they are about): the same kills.
+ * not acted on yet (honoured only while that loop runs, and only for the process they are
+ * about): the same kills.
  */
 export async function readConvergeInput(opts: {
   dir: string;
@@ -74,7 +75,7 @@ export async function readConvergeInput(opts: {
       ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
       now: opts.now ?? Date.now(),
       restartBackoff: backoffFacts(records, actual),
-      unhealthy: unhealthyFacts(records, actual),
+      unhealthy: await unhealthyFacts(records, actual),
     },
   };
 }

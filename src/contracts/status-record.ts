@@ -55,6 +55,8 @@ export interface CrashLoopRecord {
 /**
  * A liveness (or startup) probe failed for the running process (controller/probes/): the loop's
  * plan kills it. Published so that `acetate plan` shows that kill while the loop has not made it.
+ * A verdict is a fact only while the prober that made it lives: readers honour it only while
+ * `by` runs (controller/probes/unhealthy.ts), and only for the probe as declared now (probeHash).
  */
 export interface UnhealthyRecord {
   kind: 'liveness' | 'startup';
@@ -62,6 +64,10 @@ export interface UnhealthyRecord {
   /** The process's start time: with the pid, which process the verdict is about. */
   startedAt?: string;
   message: string;
+  /** hashOf the probe that failed (plan/probe-kill.ts probeHash). */
+  probeHash: string;
+  /** The process whose prober made the verdict (the status store's writer signs it). */
+  by?: { pid: number; startTicks: number };
 }
 
 export interface StatusRecord {

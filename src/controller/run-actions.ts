@@ -60,7 +60,6 @@ export async function runActions(
   const now = (): string => new Date(deps.clock.now()).toISOString();
   for (const action of actions) {
     const a0 = performance.now();
-    if (action.kind === 'kill') announceKill(deps, action);
     try {
       const r = await deps.execute(action, { runtime: deps.runtime });
       out.results.push(r);
@@ -72,7 +71,9 @@ export async function runActions(
       if (opts.wasExited && action.kind === 'start') {
         deps.metrics?.restarts.inc();
         deps.notices.emit(key, { type: 'Normal', reason: 'Restarted', message: `${action.reason}; pid ${r.pid ?? '?'}` });
-      } else if (action.kind !== 'kill') {
+      } else if (action.kind === 'kill') {
+        if (r.outcome === 'killed') tellKill(deps, action);
+      } else {
         const ev = EVENT_REASON[r.outcome] ?? { type: 'Normal' as const, reason: r.outcome };
         const extra = r.deferred?.length ? `: ${r.deferred.map((d) => `${d.resource}: ${d.reason}`).join('; ')}` : '';
         deps.notices.emit(key, { type: ev.type, reason: ev.reason, message: `${action.reason}${extra}` });
@@ -101,8 +102,12 @@ export async function runActions(
   return out;
 }
 
-/** A kill is told before it is made, as the kubelet does: the probe's output (Unhealthy), then Killing. */
-function announceKill(deps: ActionStepDeps, action: KillAction): void {
+/**
+ * A kill is told as the kubelet tells it, the probe's output (Unhealthy) then Killing, but only
+ * once it was made: not when execute found the process already gone (`unchanged`), nor for an
+ * attempt that failed (its retry tells it, once).
+ */
+function tellKill(deps: ActionStepDeps, action: KillAction): void {
   deps.logger.warn(killLogLine(action), { container: action.key, probe: action.probe });
   for (const ev of killEvents(action)) deps.notices.emit(action.key, ev);
 }

@@ -16,6 +16,7 @@ import type { ContainerStatus } from '../api/types.js';
 import type { SourceProblem } from '../contracts/source.js';
 import type { DetailedStatusSink } from '../contracts/sinks.js';
 import type { StatusRecord } from '../contracts/status-record.js';
+import { selfIdentity, type ProcessIdentity } from '../util/processes.js';
 
 export const STATUS_DIR = 'status';
 
@@ -101,17 +102,27 @@ export class StatusStore implements DetailedStatusSink {
     return [...this.records.keys()];
   }
 
-  /** StatusSink: only the status part changes; the rest of the record is kept. */
+  /**
+   * StatusSink: only the status part changes; the rest of the record is kept, but for a probe
+   * verdict (a verdict is only ever the one given now: see publishDetailed).
+   */
   async publish(key: string, status: ContainerStatus): Promise<void> {
     const prev = this.records.get(key);
     const { namespace, name } = keyParts(key);
     const rec: StatusRecord = prev
       ? { ...prev, status, updatedAt: new Date().toISOString() }
       : { key, namespace, name, status, problems: [], recentActions: [], updatedAt: new Date().toISOString() };
+    delete rec.unhealthy;
     await this.publishDetailed(rec);
   }
 
-  async publishDetailed(record: StatusRecord): Promise<void> {
+  /**
+   * A probe verdict in the record is signed with this process (pid and start time): it was made
+   * by this process's prober and is a fact only while that prober lives, which is what readers
+   * check (`acetate plan` beside a live `acetate run`; never a verdict a dead loop left).
+   */
+  async publishDetailed(given: StatusRecord): Promise<void> {
+    const record = signed(given, await selfIdentity()); // awaited by every call: they keep their order
     const prev = this.records.get(record.key);
     this.records.set(record.key, record);
     if (prev && comparable(prev) === comparable(record)) return;
@@ -159,6 +170,13 @@ export class StatusStore implements DetailedStatusSink {
       .catch(() => undefined);
     return next;
   }
+}
+
+/** The record with its probe verdict signed by `by` (none known: unsigned, so never honoured). */
+function signed(record: StatusRecord, by: ProcessIdentity | undefined): StatusRecord {
+  if (!record.unhealthy) return record;
+  const { by: _other, ...verdict } = record.unhealthy;
+  return { ...record, unhealthy: by ? { ...verdict, by: { pid: by.pid, startTicks: by.startTicks } } : verdict };
 }
 
 // --- readers, for `acetate get` / `acetate describe` ------------------------------------------------

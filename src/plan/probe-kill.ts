@@ -6,9 +6,12 @@
  * As the kubelet does, the process is killed as if it crashed and left exited, so that
  * restartPolicy and the crash-loop back-off decide its restart in the next plan. A verdict is
  * about one process: it is honoured only while that very pid runs and the desired state is
- * Running, so it can never kill the next run, nor a container the user stopped.
+ * Running, so it can never kill the next run, nor a container the user stopped; and only while
+ * the desired spec declares the very probe that failed (probeHash), so an edited or removed probe
+ * never kills on the old one's verdict.
  */
-import type { DesiredContainer } from '../api/types.js';
+import type { DesiredContainer, NormalizedProbe } from '../api/types.js';
+import { hashOf } from '../api/hash.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { KillAction } from './actions.js';
 
@@ -19,11 +22,19 @@ export interface ProbeFailure {
   pid: number;
   /** The probe's words, as the Unhealthy event: "Liveness probe failed 3 times: HTTP 500". */
   message: string;
+  /** probeHash of the probe that failed. */
+  probeHash: string;
 }
 
-/** The kill action for `failure`, when it is about the process running now; else undefined. */
+/** What identifies a probe as declared (normalized: defaults filled in); none declared hashes as ''. */
+export function probeHash(probe: NormalizedProbe | undefined): string {
+  return probe ? hashOf(probe) : '';
+}
+
+/** The kill action for `failure`, when it is about the process running now and the probe declared now; else undefined. */
 export function planKill(d: DesiredContainer, a: ActualContainer, failure: ProbeFailure | undefined): KillAction | undefined {
   if (!failure || d.spec.state !== 'Running' || a.process.state !== 'running' || a.process.pid !== failure.pid) return undefined;
+  if (probeHash(d.spec.probes?.[failure.kind]) !== failure.probeHash) return undefined;
   return {
     kind: 'kill',
     key: d.key,

@@ -48,6 +48,23 @@ export async function isAlive(pid: number, startTime?: number): Promise<boolean>
   return startTime === undefined || st.startTime === startTime;
 }
 
+/**
+ * A process as another one can check it later: its pid and its start time (clock ticks since
+ * boot, /proc/PID/stat field 22), so that a reused pid is never taken for it.
+ */
+export interface ProcessIdentity {
+  pid: number;
+  startTicks: number;
+}
+
+let self: Promise<ProcessIdentity | undefined> | undefined;
+
+/** This process's identity (read once); undefined without /proc. */
+export function selfIdentity(): Promise<ProcessIdentity | undefined> {
+  self ??= readProcStat(process.pid).then((st) => (st ? { pid: process.pid, startTicks: st.startTime } : undefined));
+  return self;
+}
+
 /** The command line of a process (NUL-separated args joined by spaces), '' if gone. */
 export async function readCmdline(pid: number): Promise<string> {
   try {

@@ -158,7 +158,7 @@ describe('probes (acetate run, real containers)', function () {
     const text = await runCli(['describe', 'sick'], { stateDir });
     assert.match(text.stdout, /kill +killed +\S+ +Liveness probe failed 1 times: no-heartbeat-file \(pid \d+\)/);
     const lines = `${loop!.stdout}\n${loop!.stderr}`.split('\n').filter((l) => l.includes('default/sick'));
-    const logged = lines.filter((l) => /Liveness probe failed 1 times: no-heartbeat-file; killing pid \d+/.test(l));
+    const logged = lines.filter((l) => /Liveness probe failed 1 times: no-heartbeat-file; killed pid \d+/.test(l));
     assert.ok(logged.length >= 2, "the probe's output is in the log of each kill");
     const backoffs = lines
       .filter((l) => /back-off \d+(\.\d+)?s restarting failed container/.test(l))

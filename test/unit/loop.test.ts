@@ -491,6 +491,44 @@ describe('Controller (in-memory runtime, fake clock)', () => {
     await settle(c);
     assert.equal(ready()?.status, 'True');
   });
+  describe('a kill is told (Unhealthy, then Killing) only once it is made', () => {
+    const sick = desired('web', { livenessProbe: { exec: { command: ['live'] }, periodSeconds: 5, failureThreshold: 1 } });
+    const told = () => sink.events.filter((e) => ['Unhealthy', 'Killing', 'Failed'].includes(e.ev.reason)).map((e) => `${e.ev.reason}: ${e.ev.message}`);
+
+    it('not when the process is already gone as the kill comes (outcome unchanged)', async () => {
+      // The process ends by itself between the plan and the kill: execute finds no such pid.
+      const execute: typeof executeAction = async (a, ctx) => {
+        if (a.kind === 'kill') rt.exit(a.key, 1);
+        return executeAction(a, ctx);
+      };
+      c = new Controller({ runtime: rt, sources: [src], plan, execute, clock, statusSinks: [sink], recorders: [sink], metrics, nodeName: 'node1' });
+      rt.execResult = { exitCode: 1, output: 'no heartbeat' };
+      await startWith([sick]);
+      clock.advance(0);
+      await settle(c);
+      assert.match(await metrics.text(), /acetate_actions_total\{kind="kill",outcome="unchanged"\} 1/, 'the kill was planned and found nothing to kill');
+      assert.deepEqual(told(), []);
+      assert.ok(!rt.calls.includes('stop(leaveExited) default/web'));
+    });
+
+    it('not for an attempt that failed; once, when its retry makes it', async () => {
+      rt.execResult = { exitCode: 1, output: 'no heartbeat' };
+      rt.fail.set('stop(leaveExited)', new TransientError('runc: container is busy'));
+      await startWith([sick]);
+      clock.advance(0);
+      await settle(c);
+      assert.deepEqual(told(), ['Failed: kill failed: runc: container is busy'], 'the process still runs: no kill to tell of');
+      clock.advance(1000); // the queue's back-off
+      await settle(c);
+      assert.deepEqual(told(), [
+        'Failed: kill failed: runc: container is busy',
+        'Unhealthy: Liveness probe failed 1 times: no heartbeat',
+        'Killing: Container failed liveness probe, will be restarted per restartPolicy',
+      ]);
+      assert.equal(rt.boxes.get('default/web')?.process.state, 'exited', 'killed, left exited');
+    });
+  });
+
   it("a status sink that fails is the reconcile's Requeue, by the failure's kind (not a logged warning)", async () => {
     const flaky = new FlakySink();
     c = new Controller({ runtime: rt, sources: [src], plan, execute: executeAction, clock, statusSinks: [flaky], nodeName: 'node1' });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { Prober } from '../../src/controller/probes/prober.js';
 import { normalizeProbe } from '../../src/api/probes.js';
+import { probeHash } from '../../src/plan/probe-kill.js';
 import type { NormalizedProbes, Probe } from '../../src/api/types.js';
 import type { ActualContainer, Runtime } from '../../src/runtime/runtime.js';
 import type { ProbeOutcome } from '../../src/controller/probes/check.js';
@@ -127,6 +128,7 @@ describe('Prober (fake clock, scripted checks)', () => {
     assert.equal(prober.failure('default/a', 99), undefined, 'never applied to another process');
     const f = prober.failure('default/a', 100);
     assert.equal(f?.kind, 'liveness');
+    assert.equal(f?.probeHash, probeHash(normalizeProbe(live.liveness)), 'about the probe that failed (the plan honours it only while declared)');
     assert.match(f!.message, /^Liveness probe failed 3 times: live says no to 100$/);
     assert.equal(clock.pending(), 0, 'nothing scheduled for the condemned process');
     prober.sync('default/a', actual(live));

@@ -11,6 +11,7 @@ import {
   recordPath,
 } from '../../src/controller/status-store.js';
 import { withTmpDir } from '../support/tmpdir.js';
+import { readProcStat } from '../../src/util/processes.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 function record(key: string, phase: 'Running' | 'Pending' = 'Running'): StatusRecord {
@@ -55,6 +56,18 @@ describe('status store', () => {
       const s2 = new StatusStore(dir);
       await s2.load();
       assert.equal(s2.previous('team-a/db')?.status.phase, 'Pending');
+    });
+  });
+
+  it("signs a probe verdict with the writer (this process's pid and /proc start time); a plain publish never keeps one", async () => {
+    await withTmpDir(async (dir) => {
+      const s = new StatusStore(dir);
+      const verdict = { kind: 'liveness' as const, pid: 4242, message: 'Liveness probe failed 3 times: HTTP 500', probeHash: 'abc' };
+      await s.publishDetailed({ ...record('default/web'), unhealthy: { ...verdict, by: { pid: 1, startTicks: 1 } } });
+      const me = { pid: process.pid, startTicks: (await readProcStat(process.pid))!.startTime };
+      assert.deepEqual((await readStatusRecord(dir, 'default/web'))?.unhealthy, { ...verdict, by: me }, 'the writer signs, whatever it was given');
+      await s.publish('default/web', { phase: 'Running' });
+      assert.equal((await readStatusRecord(dir, 'default/web'))?.unhealthy, undefined, "only a verdict given now is written: a loaded one is a dead prober's");
     });
   });
 

@@ -22,7 +22,7 @@ import type { ActualContainer, Runtime } from '../../runtime/runtime.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { runCheck, type CheckTools, type ProbeOutcome } from './check.js';
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { ProbeFailure } from '../../plan/probe-kill.js';
+import { probeHash, type ProbeFailure } from '../../plan/probe-kill.js';
 
 export type { ProbeFailure };
 
@@ -211,7 +211,12 @@ export class Prober {
 
   private fail(inst: Instance, w: Worker, kind: ProbeFailure['kind']): boolean {
     const what = kind === 'startup' ? 'Startup' : 'Liveness';
-    inst.failure = { kind, pid: inst.pid, message: `${what} probe failed ${w.failures} times: ${w.last?.output ?? ''}`.trim() };
+    inst.failure = {
+      kind,
+      pid: inst.pid,
+      message: `${what} probe failed ${w.failures} times: ${w.last?.output ?? ''}`.trim(),
+      probeHash: probeHash(w.probe), // the plan honours it only while this probe is the declared one
+    };
     for (const other of inst.workers.values()) if (other.timer) this.opts.clock.clearTimeout(other.timer);
     return true;
   }
