@@ -26,10 +26,15 @@ export class Periodic {
     if (this.opts.ms <= 0 || this.cancelled) return;
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;
-      // Through a then: a run that throws before returning its promise is an error like any
-      // other, and the next run is scheduled all the same.
-      this.inFlight = Promise.resolve()
-        .then(() => this.opts.run())
+      // A run that throws before returning its promise is an error like any other, and the
+      // next run is scheduled all the same. It starts here, synchronously, as the timer fires.
+      let started: Promise<unknown>;
+      try {
+        started = this.opts.run();
+      } catch (err) {
+        started = Promise.reject(err);
+      }
+      this.inFlight = started
         .then(() => undefined, this.opts.onError)
         .finally(() => {
           this.inFlight = undefined;
