@@ -72,12 +72,18 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
     }
     case 'replace': {
       const d = action.desired;
-      // Refuse before touching the old container: a spec that cannot be created must not cost it.
-      await rt.check({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source });
-      const current = await rt.get(key);
-      await rt.stop(key, { graceSeconds: current?.applied.spec.terminationGracePeriodSeconds ?? d.spec.terminationGracePeriodSeconds });
-      await rt.remove(key, { keepPrivateArea: !action.discardPrivateArea });
-      await rt.create({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source });
+      const req = { namespace: d.namespace, name: d.name, spec: d.spec, source: d.source };
+      // One use of the new image from the check to the create: between them no container names
+      // it yet, and an `image prune --all` would remove it, after the old container is gone.
+      const asUser = <T>(fn: () => Promise<T>): Promise<T> => (rt.withImageUse ? rt.withImageUse(req, fn) : fn());
+      await asUser(async () => {
+        // Refuse before touching the old container: a spec that cannot be created must not cost it.
+        await rt.check(req);
+        const current = await rt.get(key);
+        await rt.stop(key, { graceSeconds: current?.applied.spec.terminationGracePeriodSeconds ?? d.spec.terminationGracePeriodSeconds });
+        await rt.remove(key, { keepPrivateArea: !action.discardPrivateArea });
+        await rt.create(req);
+      });
       if (d.spec.state !== 'Running') return { outcome: 'replaced' };
       const { pid } = await rt.start(key);
       return { outcome: 'replaced', pid };

@@ -22,18 +22,24 @@ export interface CollectableStore {
 /**
  * `acetate image prune`: removes layers and blobs no image record references, and what killed
  * pulls left; with `unusedImages`, first the images no container uses. Called with the images
- * lock held exclusive: no pull is in progress.
+ * lock held exclusive: no pull of this acetate is in progress. Layers and blobs are kept (and
+ * `skipped` says why) while a live process still has a pull's temp dir: see below.
  */
 export async function pruneStore(
   store: CollectableStore,
   opts: { unusedImages?: string[] } = {},
-): Promise<{ images: string[]; layers: number; blobs: number; bytes: number }> {
+): Promise<{ images: string[]; layers: number; blobs: number; bytes: number; skipped?: string }> {
   const images: string[] = [];
   for (const id of opts.unusedImages ?? []) {
     await store.remove(id, { inUseBy: () => [] });
     images.push(id);
   }
   await sweepStoreTemp(store);
+  // Under the lock no pull of ours runs, so a `pull-<live pid>-…` dir left after the sweep is a
+  // pull of an acetate from before the images lock, which does not take it (a node during a
+  // rolling upgrade): its blobs and layers are not referenced yet. Cheap, and kept for that.
+  const live = (await readdir(store.tmpDir).catch(() => [] as string[])).filter((n) => n.startsWith('pull-'));
+  if (live.length) return { images, layers: 0, blobs: 0, bytes: 0, skipped: `a pull is in progress (${live.join(', ')}); layers and blobs kept` };
   const keepLayers = new Set<string>();
   const keepBlobs = new Set<string>();
   for (const r of await store.list()) {

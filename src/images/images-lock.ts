@@ -17,12 +17,20 @@
  * closes the file, which releases it. The process that holds the node lock (`run`, `apply`) makes
  * a create after create, so it keeps its hold between users (keepBetweenUsers) and spawns nothing
  * per create; a prune that finds the lock taken says so in a "want" file
- * (`acetate-images.want-<pid>`, looked at on each user's entry and exit and every 250 ms while the
- * hold is idle), and the holder lets go at the first moment no user is in flight, new users
- * waiting meanwhile. That also gives a waiting prune the turn that flock(2), which prefers no
- * writer, would not: without it a stream of overlapping creates could hold it off for ever.
+ * (`acetate-images.want-<pid>-<start time>`, looked at on each user's entry and exit and every
+ * 250 ms while the hold is idle), and the holder lets go at the first moment no user is in flight,
+ * new users waiting meanwhile. That also gives a waiting prune the turn that flock(2), which
+ * prefers no writer, would not: without it a stream of overlapping creates could hold it off for
+ * ever. For the same reason a process with no hold does not take a new one while a prune wants the
+ * lock (flock(2) would let the new shared lock in ahead of the waiting exclusive one, beside the
+ * other processes' users): it waits for the want file to go, up to sharedWaitMs.
  * A long pull still holds it off, up to the prune's bound: it then gives up, having removed
  * nothing, and the users held back for it go on.
+ *
+ * A want file counts only while its process lives: the pid with the start time (field 22 of
+ * /proc/PID/stat) in its name, since a pid alone may be reused by a process that wants nothing
+ * (which would make every holder let go for ever). The prune removes it when it gets the lock or
+ * gives up, and on SIGINT, SIGTERM or SIGHUP; one a SIGKILL left is removed by the next prune.
  *
  * Nesting: an exclusive section may use the store (shared inside it runs at once, the process
  * holds more than that); asking for it exclusive while holding it shared would wait for
@@ -32,21 +40,32 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { flockFd, openLockFile } from '../util/flock.js';
-import { pidExists } from '../util/processes.js';
+import { liveStartTimeNow } from '../util/processes.js';
+import { withSignalCleanup } from '../util/signal-cleanup.js';
 import { ImageStoreError } from './errors.js';
 
 export const IMAGES_LOCK_FILE = 'acetate-images.lock';
 const WANT_PREFIX = 'acetate-images.want-';
+/** `<pid>-<start time>`: see wantLive. */
+const WANT_NAME = /^acetate-images\.want-(\d+)-(\d+)$/;
 const IDLE_CHECK_MS = 250;
+
+/** Whether a want file's process is the live process that wrote it (an earlier format, `want-<pid>`, is not). */
+function wantLive(name: string): boolean {
+  const m = WANT_NAME.exec(name);
+  return m !== null && liveStartTimeNow(Number(m[1])) === Number(m[2]);
+}
 
 export interface ImagesLockOptions {
   /** How long a user waits for an `image rm|prune` in progress (default 120 s). */
   sharedWaitMs?: number;
   /** How long `image rm|prune` waits for the users in flight (default 60 s). */
   exclusiveWaitMs?: number;
-  /** Called when a user starts to wait for an `image rm|prune`. */
+  /** Called when a user starts to wait for an `image rm|prune` (once per wait, not per user). */
   onSharedWait?: (file: string) => void;
   flockPath?: string;
+  /** The clock of the bounded wait for a want file to go (default Date.now). */
+  now?: () => number;
 }
 
 /** The images lock stayed held by others for as long as we could wait. */
@@ -86,6 +105,8 @@ export class ImagesLock {
   readonly file: string;
   private readonly dir: string;
   private hold: SharedHold | undefined;
+  /** Users with no hold wait for a prune's want file to go (one wait, shared). */
+  private yielding: Promise<void> | undefined;
   private keep = false;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Which mode the current async call chain holds, for nesting. */
@@ -136,18 +157,35 @@ export class ImagesLock {
   }
 
   private async join(): Promise<SharedHold> {
+    // A wait for a prune is told once (onSharedWait), by the first user held back in it.
+    let told = false;
+    const tell = (first: boolean): void => {
+      if (first && !told) this.opts.onSharedWait?.(this.file);
+      told = true;
+    };
+    let yielded = false;
     for (;;) {
       const cur = this.hold;
       if (cur?.acquired !== undefined && this.wanted()) {
         // A prune waits: it goes first, then this user takes the lock again. Should the prune
         // give up (its bound) or die first, this user joins the hold after all.
+        tell(!cur.draining);
         if (cur.users === 0) this.letGo(cur);
         cur.draining = true;
         while (this.hold === cur && this.wanted()) await Promise.race([cur.released, delay(IDLE_CHECK_MS)]);
         cur.draining = this.hold !== cur;
         continue;
       }
-      const hold = cur ?? this.newHold();
+      if (!cur && !yielded && this.wanted()) {
+        // No hold here and a prune waits (for other processes' users, or for the hold just let
+        // go): flock(2) would grant a new shared lock at once, ahead of it. Wait for it first.
+        yielded = true;
+        tell(!this.yielding);
+        this.yielding ??= this.waitUnwanted().finally(() => (this.yielding = undefined));
+        await this.yielding;
+        continue;
+      }
+      const hold = cur ?? this.newHold(told ? undefined : this.opts.onSharedWait);
       hold.users++;
       try {
         await hold.fd;
@@ -157,6 +195,13 @@ export class ImagesLock {
         throw err;
       }
     }
+  }
+
+  /** Until no live want file is left (the prune got the lock, gave up or died), or sharedWaitMs. */
+  private async waitUnwanted(): Promise<void> {
+    const now = this.opts.now ?? Date.now;
+    const until = now() + (this.opts.sharedWaitMs ?? 120_000);
+    while (now() < until && this.wanted()) await delay(IDLE_CHECK_MS);
   }
 
   private leave(hold: SharedHold): void {
@@ -179,10 +224,10 @@ export class ImagesLock {
     hold.release();
   }
 
-  private newHold(): SharedHold {
+  private newHold(onWait: ((file: string) => void) | undefined): SharedHold {
     let resolve!: () => void;
     const released = new Promise<void>((r) => (resolve = r));
-    const fd = this.take('shared', this.opts.sharedWaitMs ?? 120_000, this.opts.onSharedWait);
+    const fd = this.take('shared', this.opts.sharedWaitMs ?? 120_000, onWait);
     const hold: SharedHold = { users: 0, fd, draining: false, released, release: () => undefined };
     // Only an acquired hold is let go (by its last user, or idle), and only once.
     hold.release = () => {
@@ -202,7 +247,7 @@ export class ImagesLock {
   /** An `image rm|prune` of a live process waits for the lock (its want file). */
   private wanted(): boolean {
     try {
-      return readdirSync(this.dir).some((n) => n.startsWith(WANT_PREFIX) && pidExists(Number(n.slice(WANT_PREFIX.length))));
+      return readdirSync(this.dir).some((n) => n.startsWith(WANT_PREFIX) && wantLive(n));
     } catch {
       return false;
     }
@@ -213,26 +258,34 @@ export class ImagesLock {
     // Only users and removers get here: read-only commands never make the dir or the file.
     const fd = openLockFile(this.file);
     const flockPath = this.opts.flockPath;
-    const want = path.join(this.dir, `${WANT_PREFIX}${process.pid}`);
     try {
       if (await flockFd(fd, { mode, wait: false, flockPath })) return fd;
-      if (mode === 'exclusive') this.sayWanted(want);
-      onWait?.(this.file);
-      if (await flockFd(fd, { mode, wait: waitMs, flockPath })) return fd;
+      // onWait once the want file is there: from then on the users of this process let the prune go first.
+      const waiting = (): Promise<boolean> => {
+        onWait?.(this.file);
+        return flockFd(fd, { mode, wait: waitMs, flockPath });
+      };
+      if (await (mode === 'exclusive' ? this.wantWhile(waiting) : waiting())) return fd;
       throw new ImagesLockTimeoutError(this.file, mode, waitMs);
     } catch (err) {
       closeSync(fd);
       throw err;
-    } finally {
-      if (mode === 'exclusive') rmSync(want, { force: true });
     }
   }
 
-  /** Writes our want file, and removes those of killed prunes. */
-  private sayWanted(want: string): void {
+  /** Runs wait with our want file in place (removed after, however it ends), and those of killed prunes removed. */
+  private async wantWhile<T>(wait: () => Promise<T>): Promise<T> {
+    const start = liveStartTimeNow(process.pid);
+    const want = path.join(this.dir, `${WANT_PREFIX}${process.pid}-${start}`);
     for (const n of readdirSync(this.dir)) {
-      if (n.startsWith(WANT_PREFIX) && !pidExists(Number(n.slice(WANT_PREFIX.length)))) rmSync(path.join(this.dir, n), { force: true });
+      if (n.startsWith(WANT_PREFIX) && !wantLive(n)) rmSync(path.join(this.dir, n), { force: true });
     }
-    writeFileSync(want, '');
+    const remove = (): void => rmSync(want, { force: true });
+    try {
+      writeFileSync(want, '');
+      return await withSignalCleanup(remove, wait);
+    } finally {
+      remove();
+    }
   }
 }

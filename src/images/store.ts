@@ -124,16 +124,22 @@ export class ImageStore {
    * Makes sure the image `id` (what `ref` resolved to) is here, pulling `repo@id` if it is not.
    * Concurrent calls for one id share one pull. Whoever goes on to use the image holds the images
    * lock shared across this call and that use (see ensureImageRootfs).
+   *
+   * The lock is taken before the pull in flight is looked up: a pull shared is then always one
+   * that holds the lock. Were it shared first, a pull started by a caller with no hold could be
+   * parked for a waiting prune while a caller holding the lock (a create) awaits it: the prune
+   * waits for that holder, which waits for the parked pull, until the prune gives up.
    */
-  async ensure(ref: string, id: string): Promise<ImageRecord> {
-    const have = await this.get(id);
-    if (have) return have;
-    const running = this.inFlight.get(id);
-    if (running) return running;
-    const r = parseReference(ref);
-    const p = this.lock.shared(() => this.pullPinned(r, id)).finally(() => this.inFlight.delete(id));
-    this.inFlight.set(id, p);
-    return p;
+  ensure(ref: string, id: string): Promise<ImageRecord> {
+    return this.lock.shared(async () => {
+      const have = await this.get(id);
+      if (have) return have;
+      const running = this.inFlight.get(id);
+      if (running) return running;
+      const p = this.pullPinned(parseReference(ref), id).finally(() => this.inFlight.delete(id));
+      this.inFlight.set(id, p);
+      return p;
+    });
   }
 
   /** `acetate image pull`: resolves the name at the registry now, pulls what is missing, tags it. */
@@ -271,6 +277,14 @@ export class ImageStore {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Whether the store was ever made on this node (its dir exists). `image rm|prune` on a node
+   * without it have nothing to do, and make nothing: the lock file would make the dirs.
+   */
+  exists(): Promise<boolean> {
+    return isDir(this.dir);
   }
 
   /** See gc.ts. */

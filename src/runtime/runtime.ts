@@ -171,6 +171,13 @@ export interface Runtime {
   check(req: CreateRequest): Promise<void>;
   /** Prepares the container (private area, record) without starting it. */
   create(req: CreateRequest): Promise<void>;
+  /**
+   * Runs fn as a user of what req is made from (its image): nothing removes it meanwhile (no
+   * `image rm|prune`), though no container names it yet. A replace checks, stops and removes the
+   * old container, and creates the new one inside, so that what check() found is still there for
+   * create() once the old container is gone. check() and create() inside fn join that use.
+   */
+  withImageUse?<T>(req: CreateRequest, fn: () => Promise<T>): Promise<T>;
   /** Starts the process with the applied spec; returns the pid. A running container is left alone. */
   start(key: string): Promise<{ pid: number }>;
   /** SIGTERM, grace period, SIGKILL; cleans up the runtime state of the process. */

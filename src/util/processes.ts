@@ -1,6 +1,6 @@
 /** Process checks through /proc (no process spawned): is a pid alive, and the same process as before? */
 import { readdir } from 'node:fs/promises';
-import { readSmallFile } from './small-file.js';
+import { readSmallFile, readSmallFileNow } from './small-file.js';
 
 export interface ProcStat {
   pid: number;
@@ -25,6 +25,21 @@ export function parseProcStat(text: string): ProcStat | undefined {
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   try {
     return parseProcStat(await readSmallFile(`/proc/${pid}/stat`));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The start time of a live (not zombie) process, read at once (one synchronous /proc read, for
+ * checks on a hot path); undefined when it is gone. With the pid, it names the process: a pid
+ * alone may be reused.
+ */
+export function liveStartTimeNow(pid: number): number | undefined {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  try {
+    const st = parseProcStat(readSmallFileNow(`/proc/${pid}/stat`));
+    return !st || st.state === 'Z' || st.state === 'X' ? undefined : st.startTime;
   } catch {
     return undefined;
   }

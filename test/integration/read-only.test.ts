@@ -1,8 +1,8 @@
 /**
  * Read-only commands change nothing on disk (issue 12), through the real CLI:
  * - on a state dir that does not exist yet, `plan`, `get`, `describe`, `logs`, `validate`,
- *   `template list`, `image list` and `apply --dry-run` create nothing: the listing of its parent
- *   is the same before and after each;
+ *   `template list`, `image list` and `apply --dry-run` create nothing, nor do `image prune` and
+ *   `image rm` (nothing to remove): the listing of its parent is the same before and after each;
  * - run in a loop while `acetate run` creates 40 containers, `plan`, `get` and `describe` never
  *   wait for or fail on the node lock, and never disturb a create (a reader that swept the
  *   writer's `.creating-…` dir would make its rename fail): every create succeeds once, all 40
@@ -33,7 +33,7 @@ const LOCK_TROUBLE = /in use by|waiting for|acetate\.lock/;
 describe('read-only commands write nothing (real CLI)', function () {
   this.timeout(120_000);
 
-  it('on a state dir that does not exist, plan, get, describe, logs, validate, template list, image list and apply --dry-run create nothing', async () => {
+  it('on a state dir that does not exist, plan, get, describe, logs, validate, template list, image list|prune|rm and apply --dry-run create nothing', async () => {
     const parent = await mkdtemp(path.join('/tmp', 'acetate-ro-'));
     const manifests = await mkdtemp(path.join(os.tmpdir(), 'acetate-ro-m-'));
     try {
@@ -51,6 +51,10 @@ describe('read-only commands write nothing (real CLI)', function () {
         { args: ['validate', manifests], code: 0, stdout: /1 Container\(s\) valid/ },
         { args: ['template', 'list'], code: 0, stdout: /host/ },
         { args: ['image', 'list'], code: 0 },
+        // Removers with nothing to remove: taking the images lock would make the dirs and the lock file.
+        { args: ['image', 'prune'], code: 0, stdout: /removed 0 image\(s\), 0 layer\(s\), 0 blob\(s\)/ },
+        { args: ['image', 'prune', '--all'], code: 0, stdout: /removed 0 image\(s\)/ },
+        { args: ['image', 'rm', 'nosuch'], code: 1, stderr: /image 'nosuch' is not on this node/ },
         // An alias, and usage errors that name the subcommands there are.
         { args: ['template', 'ls'], code: 0, stdout: /host/ },
         { args: ['image'], code: 1, stderr: /image needs a subcommand: list, pull, import, rm, prune/ },

@@ -6,23 +6,14 @@
  * open file).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ImagesLock, ImagesLockTimeoutError } from '../../src/images/images-lock.js';
+import { readProcStat } from '../../src/util/processes.js';
+import { flocksOn, freeForOthers } from '../support/flock-locks.js';
 import { waitFor } from '../support/wait.js';
-
-/** Whether another process could take the file exclusive now (flock -n, as `image prune` first tries). */
-function freeForOthers(file: string): boolean {
-  return spawnSync('flock', ['--nonblock', '--exclusive', file, 'true']).status === 0;
-}
-
-/** flock(2) locks on the file's inode, as /proc/locks lists them (granted ones, not waiters). */
-async function locksOn(file: string): Promise<string[]> {
-  const ino = (await stat(file)).ino;
-  return (await readFile('/proc/locks', 'utf8')).split('\n').filter((l) => / FLOCK /.test(l) && !/->/.test(l) && l.includes(`:${ino} `));
-}
 
 function gate(): { open: () => void; wait: Promise<void> } {
   let open!: () => void;
@@ -31,14 +22,27 @@ function gate(): { open: () => void; wait: Promise<void> } {
 }
 
 /** A user of `lock` in flight until open(): once it holds the lock; `events` gets `name` when it is done. */
-async function userInFlight(lock: ImagesLock, name: string, events: string[] = []): Promise<{ open: () => void; done: Promise<void> }> {
+async function userInFlight(lock: ImagesLock, name: string, events: string[] = []): Promise<{ open: () => void; done: Promise<void>; file: string }> {
   const g = gate();
   const done = lock.shared(async () => {
     await g.wait;
     events.push(name);
   });
   await waitFor(`${name} to hold the lock`, () => !freeForOthers(lock.file));
-  return { open: g.open, done };
+  return { open: g.open, done, file: lock.file };
+}
+
+/** A prune of another process (another lock object), once it waits for the users in flight: `events` gets 'prune' when it runs. */
+async function waitingPrune(imagesDir: string, events: string[]): Promise<{ done: Promise<void> }> {
+  let waiting = false;
+  const done = new ImagesLock(imagesDir).exclusive(
+    async () => {
+      events.push('prune');
+    },
+    { onWait: () => (waiting = true) },
+  );
+  await waitFor('the prune to wait', () => waiting);
+  return { done };
 }
 
 /** The real flock, through a wrapper that counts its runs (one per hold taken). */
@@ -71,14 +75,14 @@ describe('images lock (real flock)', function () {
     const inA = lock.shared(() => a.wait);
     const inB = lock.shared(() => b.wait);
     await waitFor('the users to hold the lock', () => !freeForOthers(lock.file));
-    assert.equal((await locksOn(lock.file)).length, 1, 'two users, one flock');
+    assert.equal((await flocksOn(lock.file)).granted.length, 1, 'two users, one flock');
     a.open();
     await inA;
     assert.equal(freeForOthers(lock.file), false, 'still held while B is in');
     b.open();
     await inB;
     assert.equal(freeForOthers(lock.file), true, 'released when the last user left');
-    assert.deepEqual(await locksOn(lock.file), []);
+    assert.deepEqual((await flocksOn(lock.file)).granted, []);
     // A later user takes it again.
     await lock.shared(async () => assert.equal(freeForOthers(lock.file), false));
   });
@@ -162,14 +166,7 @@ describe('images lock (real flock)', function () {
     lock.keepBetweenUsers();
     const events: string[] = [];
     const userA = await userInFlight(lock, 'A', events);
-    let waiting = false;
-    const prune = new ImagesLock(imagesDir).exclusive(
-      async () => {
-        events.push('prune');
-      },
-      { onWait: () => (waiting = true) },
-    );
-    await waitFor('the prune to wait', () => waiting);
+    const prune = await waitingPrune(imagesDir, events);
     // B comes while A is in flight: flock(2) alone would let it share A's lock, ahead of the prune.
     const userB = lock.shared(async () => {
       events.push('B');
@@ -177,11 +174,11 @@ describe('images lock (real flock)', function () {
     await new Promise((r) => setImmediate(r));
     assert.equal(events.length, 0, 'B waits');
     userA.open();
-    await Promise.all([userA.done, prune, userB]);
+    await Promise.all([userA.done, prune.done, userB]);
     assert.deepEqual(events, ['A', 'prune', 'B']);
     // The want file of a prune that was killed (a pid that is gone) makes no one let go.
     const dead = spawnSync('true').pid;
-    await writeFile(path.join(imagesDir, `acetate-images.want-${dead}`), '');
+    await writeFile(path.join(imagesDir, `acetate-images.want-${dead}-1`), '');
     await lock.shared(async () => undefined);
     assert.equal(freeForOthers(lock.file), false, 'still kept');
     lock.stopKeeping();
@@ -206,6 +203,59 @@ describe('images lock (real flock)', function () {
     await userA.done;
     lock.stopKeeping();
     assert.equal(freeForOthers(lock.file), true);
+  });
+
+  it('a process with no hold does not take one ahead of a prune that waits for another process (flock(2) would let it share that lock)', async () => {
+    const events: string[] = [];
+    const other = await userInFlight(new ImagesLock(imagesDir), 'A', events); // a pull of another process
+    const prune = await waitingPrune(imagesDir, events);
+    let heldBack = false;
+    const user = new ImagesLock(imagesDir, { onSharedWait: () => (heldBack = true) }).shared(async () => {
+      events.push('B');
+    });
+    await waitFor('B to be held back, or to run', () => heldBack || events.includes('B'));
+    assert.deepEqual(events, [], 'B waits for the prune');
+    other.open();
+    await Promise.all([other.done, prune.done, user]);
+    assert.deepEqual(events, ['A', 'prune', 'B']);
+  });
+
+  it('a want file counts only for the live process that wrote it: a reused pid (another start time, or the older name with none) wants nothing', async () => {
+    const lock = new ImagesLock(imagesDir);
+    lock.keepBetweenUsers();
+    await lock.shared(async () => undefined);
+    const start = (await readProcStat(process.pid))!.startTime;
+    // This process lives and is no prune: as a process that got the pid of a killed prune.
+    for (const n of [`${process.pid}`, `${process.pid}-${start + 1}`]) await writeFile(path.join(imagesDir, `acetate-images.want-${n}`), '');
+    await lock.shared(async () => undefined);
+    assert.equal(freeForOthers(lock.file), false, 'the hold is kept');
+    let heldBack = false;
+    await new ImagesLock(imagesDir, { onSharedWait: () => (heldBack = true) }).shared(async () => undefined);
+    assert.equal(heldBack, false, 'a process with no hold takes one at once');
+    // The pid with its own start time: a prune that waits. The idle hold is let go for it.
+    await writeFile(path.join(imagesDir, `acetate-images.want-${process.pid}-${start}`), '');
+    await waitFor('the idle hold to be let go', () => freeForOthers(lock.file));
+    lock.stopKeeping();
+  });
+
+  it('a prune interrupted (SIGINT) while it waits removes its want file and dies of the signal, as without the lock', async () => {
+    const user = await userInFlight(new ImagesLock(imagesDir), 'A');
+    const mod = new URL('../../src/images/images-lock.js', import.meta.url).href;
+    const script = `const { ImagesLock } = await import(${JSON.stringify(mod)}); await new ImagesLock(${JSON.stringify(imagesDir)}).exclusive(async () => undefined);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    const exited = new Promise<string | number | null>((r) => child.once('exit', (code, signal) => r(signal ?? code)));
+    const wants = async (): Promise<string[]> => (await readdir(imagesDir)).filter((n) => n.startsWith('acetate-images.want-'));
+    await waitFor('the prune to wait (its want file)', async () => (await wants()).length > 0);
+    child.kill('SIGINT');
+    assert.equal(await exited, 'SIGINT');
+    assert.deepEqual(await wants(), [], 'no want file left');
+    user.open();
+    await user.done;
+    // Its flock, left waiting, gets the lock once the user is gone, and exits.
+    await waitFor('no flock left on the file', async () => {
+      const l = await flocksOn(user.file);
+      return l.granted.length === 0 && l.waiting.length === 0;
+    });
   });
 
   it('nests within one call chain: shared and exclusive inside exclusive run at once; exclusive inside shared is refused', async () => {

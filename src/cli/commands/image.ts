@@ -5,6 +5,7 @@ import { print, UsageError } from '../command.js';
 import { outputOption, parseSubcommand } from '../args.js';
 import { table, age } from '../table.js';
 import { shortDigest } from '../../images/reference.js';
+import { ImageStoreError } from '../../images/errors.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 
 const USAGE = `Usage:
@@ -70,6 +71,8 @@ export const imageCommand: Command = {
       }
       case 'rm': {
         if (positionals.length === 0) throw new UsageError('image rm needs REF or ID');
+        // No store here yet: no such image, and taking the lock would make its dirs (see prune).
+        if (!(await images.exists())) throw new ImageStoreError(`image '${positionals[0]}' is not on this node`);
         // Who uses an image is read under the lock: a create in flight has its record by then.
         await images.exclusive(
           async () => {
@@ -84,15 +87,21 @@ export const imageCommand: Command = {
         return 0;
       }
       case 'prune': {
-        const r = await images.exclusive(
-          async () => {
-            const list = await runtime.list();
-            const unused = values.all ? (await images.list()).filter((i) => usersOf(list, i.id).length === 0).map((i) => i.id) : [];
-            return images.prune({ unusedImages: unused });
-          },
-          { onWait: waiting(ctx) },
+        // A node that never had an image: nothing to remove, and nothing made (the lock file would make the dirs).
+        const r = !(await images.exists())
+          ? { images: [], layers: 0, blobs: 0, bytes: 0, skipped: undefined }
+          : await images.exclusive(
+              async () => {
+                const list = await runtime.list();
+                const unused = values.all ? (await images.list()).filter((i) => usersOf(list, i.id).length === 0).map((i) => i.id) : [];
+                return images.prune({ unusedImages: unused });
+              },
+              { onWait: waiting(ctx) },
+            );
+        print(
+          ctx.stdout,
+          `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs${r.skipped ? `; ${r.skipped}` : ''}`,
         );
-        print(ctx.stdout, `removed ${r.images.length} image(s), ${r.layers} layer(s), ${r.blobs} blob(s), ${mib(r.bytes)} of blobs`);
         return 0;
       }
     }

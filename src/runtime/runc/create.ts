@@ -23,9 +23,10 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 /**
  * fn as a user of the image store when the container is made from an image: no `image rm|prune`
  * removes the image between the moment its layers are resolved and the moment the container's
- * record names it (from then on the container is a user `runtime.list()` shows).
+ * record names it (from then on the container is a user `runtime.list()` shows). Nested calls
+ * (check and create inside a replace's) join the caller's hold.
  */
-function asImageUser<T>(rc: RuncContext, req: CreateRequest, fn: () => Promise<T>): Promise<T> {
+export function asImageUser<T>(rc: RuncContext, req: CreateRequest, fn: () => Promise<T>): Promise<T> {
   return req.spec.image ? rc.images.lock.shared(fn) : fn();
 }
 

@@ -36,7 +36,7 @@ import type { NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
 import type { NetworkHooks } from './network-hooks.js';
 import { RuncContext, type RuncRuntimeOptions } from './runc-context.js';
 import { getContainer, listContainers } from './read-containers.js';
-import { checkCreate, createContainer } from './create.js';
+import { asImageUser, checkCreate, createContainer } from './create.js';
 import { startContainer } from './start.js';
 import { stopContainer } from './stop.js';
 import { removeContainer } from './remove.js';
@@ -121,6 +121,10 @@ export class RuncRuntime implements Runtime {
 
   create(req: CreateRequest): Promise<void> {
     return createContainer(this.rc, req);
+  }
+
+  withImageUse<T>(req: CreateRequest, fn: () => Promise<T>): Promise<T> {
+    return asImageUser(this.rc, req, fn);
   }
 
   start(key: string): Promise<{ pid: number }> {
