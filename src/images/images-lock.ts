@@ -40,7 +40,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { flockFd, openLockFile } from '../util/flock.js';
-import { liveStartTimeNow } from '../util/processes.js';
+import { liveStartTimeNow, selfIdentity } from '../util/processes.js';
 import { withSignalCleanup } from '../util/signal-cleanup.js';
 import { ImageStoreError } from './errors.js';
 
@@ -275,8 +275,8 @@ export class ImagesLock {
 
   /** Runs wait with our want file in place (removed after, however it ends), and those of killed prunes removed. */
   private async wantWhile<T>(wait: () => Promise<T>): Promise<T> {
-    const start = liveStartTimeNow(process.pid);
-    const want = path.join(this.dir, `${WANT_PREFIX}${process.pid}-${start}`);
+    const self = await selfIdentity();
+    const want = path.join(this.dir, `${WANT_PREFIX}${process.pid}-${self?.startTicks}`);
     for (const n of readdirSync(this.dir)) {
       if (n.startsWith(WANT_PREFIX) && !wantLive(n)) rmSync(path.join(this.dir, n), { force: true });
     }

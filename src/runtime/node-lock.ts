@@ -12,7 +12,7 @@
 import { closeSync, ftruncateSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { flockFd, openLockFile } from '../util/flock.js';
-import { readProcStat } from '../util/processes.js';
+import { readProcStat, selfIdentity } from '../util/processes.js';
 
 export const LOCK_FILE = 'acetate.lock';
 
@@ -101,8 +101,8 @@ async function lockOne(file: string, opts: NodeLockOptions, me: LockHolder): Pro
  */
 export async function acquireNodeLock(dirs: string[], opts: NodeLockOptions): Promise<NodeLock> {
   const files = [...new Set(dirs.map((d) => path.join(path.resolve(d), LOCK_FILE)))];
-  const stat = await readProcStat(process.pid);
-  const me: LockHolder = { pid: process.pid, command: opts.command, startedAt: new Date().toISOString(), ...(stat ? { startTicks: stat.startTime } : {}) };
+  const self = await selfIdentity();
+  const me: LockHolder = { pid: process.pid, command: opts.command, startedAt: new Date().toISOString(), ...(self ? { startTicks: self.startTicks } : {}) };
   const fds: number[] = [];
   const release = (): void => {
     for (const fd of fds.splice(0)) {
