@@ -47,4 +47,6 @@ export interface ControllerOptions {
   probeConcurrency?: number;
   /** How long a registry's answer for an image name (imagePullPolicy Always) is reused. Default 10 s. */
   imageResolveCacheMs?: number;
+  /** Called once, when ready() first turns true (systemd's READY=1 is sent from here). */
+  onReady?: () => void;
 }

@@ -276,6 +276,7 @@ export class Controller {
     if (this.initialPending.size === 0 && this.sources.every((s) => s.synced())) {
       this.isReady = true;
       this.logger.info('ready: first sync done');
+      this.opts.onReady?.();
     }
   }
 }

@@ -15,6 +15,7 @@ import type { KubeSource, SelectorMode } from '../../sources/kube/index.js';
 import { createLogger, type LogLevel } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress, startMetricsServer, type MetricsServer } from '../../observability/http.js';
+import { SystemdNotifier, takeNotifySettings } from '../../observability/sd-notify.js';
 
 /** Test-only knobs, read from the environment (not flags: users should not need them). */
 function envMs(name: string): number | undefined {
@@ -27,6 +28,8 @@ function envMs(name: string): number | undefined {
 
 /** `acetate run`'s work, loaded only by that command: the controller, the file watcher, logging and metrics (winston, prom-client, chokidar) cost the other commands ~55 ms of start-up. */
 export async function runController(argv: string[], ctx: CliContext): Promise<number> {
+  // First, before any child is spawned: no runc or probe may inherit $NOTIFY_SOCKET.
+  const notifySettings = takeNotifySettings();
   const { values, positionals } = parse(argv, {
     file: { type: 'string', short: 'f' },
     concurrency: { type: 'string', default: '4' },
@@ -72,6 +75,23 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
 
   const logger = createLogger({ level: level as LogLevel, ...(format ? { json: format === 'json' } : {}) });
   const node = nodeName(values.node);
+  // Under a Type=notify unit (controller/systemd/acetate.service): READY=1, STATUS=, WATCHDOG=1, STOPPING=1.
+  const loop: { controller?: Controller } = {}; // set once the loop is built, below
+  const notifier =
+    notifySettings &&
+    new SystemdNotifier({
+      settings: notifySettings,
+      // Before the loop exists acetate is starting (taking the node lock, opening the runtime):
+      // alive; from then on, what /healthz answers.
+      healthy: () => loop.controller?.healthy() ?? true,
+      onError: (message) => logger.warn(message),
+    });
+  const declared = (): string => {
+    const n = loop.controller?.snapshot().containers.size ?? 0;
+    return `${n} container${n === 1 ? '' : 's'} declared`;
+  };
+  void notifier?.status('starting: taking the node lock');
+  notifier?.startWatchdog();
 
   // The node lock, for the life of the loop: a second `run`, or an `apply` next to it, exits 1
   // naming this process (or waits, with --wait). It replaces the earlier check of controller.json.
@@ -126,7 +146,9 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     nodeName: node,
     crashLoop: Object.fromEntries(Object.entries(crashLoop).filter(([, v]) => v !== undefined)),
     backoff: Object.fromEntries(Object.entries(backoff).filter(([, v]) => v !== undefined)),
+    onReady: () => void notifier?.ready(`ready: ${declared()}, first sync done`),
   });
+  loop.controller = controller;
 
   let server: MetricsServer | undefined;
   if (listen) {
@@ -164,6 +186,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
       process.exit(1);
     }
     logger.info(`${why}: shutting down (containers keep running)`);
+    const stopping = notifier?.stopping('stopping: finishing in-flight actions (containers keep running)');
     if (timers.record) clearInterval(timers.record);
     try {
       await controller.stop();
@@ -172,6 +195,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     }
     await server?.close();
     await writeRecord({ stoppedAt: new Date().toISOString() });
+    await stopping;
     logger.info('bye');
     // Safety net: nothing should keep the process alive now; if something does, leave anyway.
     setTimeout(() => process.exit(0), 3000).unref();
@@ -187,6 +211,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   process.on('SIGINT', onInt);
   process.on('SIGHUP', onHup);
 
+  void notifier?.status('starting: first sync');
   try {
     await controller.start();
   } catch (err) {
@@ -199,7 +224,10 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     return 1;
   }
   await writeRecord();
-  timers.record = setInterval(() => void writeRecord(), 1000);
+  timers.record = setInterval(() => {
+    void writeRecord();
+    if (controller.ready()) void notifier?.status(`running: ${declared()}`);
+  }, 1000);
   timers.record.unref();
   const code = await done;
   process.off('SIGTERM', onTerm);
