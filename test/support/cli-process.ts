@@ -25,6 +25,8 @@ export interface CliProcessOptions {
   env?: NodeJS.ProcessEnv;
   /** The script node runs: default dist/src/cli/main.js; bin/acetate (BIN) to run what a user installs. */
   entry?: string;
+  /** Cgroup dirs it runs in from the start (a systemd unit's cgroup, modelled). */
+  cgroups?: readonly string[];
 }
 
 /** `acetate run` flags that make a test wait little: metrics on a free loopback port, short resync, process poll, relist and debounce. */

@@ -31,12 +31,20 @@ export interface CliOptions {
   timeoutMs?: number;
   /** The script node runs: default CLI; BIN, as installed. */
   entry?: string;
+  /**
+   * Cgroup dirs the command runs in from its first instruction (a shell joins them, then execs
+   * node), as systemd starts a unit's process in the unit's cgroup.
+   */
+  cgroups?: readonly string[];
 }
 
 /** Starts the CLI and returns at once: for a command watched while it runs (it waits, it prints). */
 export function startCli(args: string[], opts: CliOptions): StartedCli {
-  const child = spawn(process.execPath, [opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args], {
-    env: { ...process.env, ...opts.env },
+  const argv = [process.execPath, opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args];
+  const join = 'for d in $ACETATE_TEST_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 97; done; unset ACETATE_TEST_CGROUPS; exec "$@"';
+  const [file, ...rest] = opts.cgroups?.length ? ['/bin/sh', '-c', join, 'sh', ...argv] : argv;
+  const child = spawn(file!, rest, {
+    env: { ...process.env, ...opts.env, ...(opts.cgroups?.length ? { ACETATE_TEST_CGROUPS: opts.cgroups.join(' ') } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

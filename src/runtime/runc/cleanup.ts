@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pollUntil, type Sleep } from '../../util/poll.js';
 import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
 import { readPid, readSync } from './conmon.js';
+import { removeConmonCgroupsIfEmpty } from './conmon-cgroup.js';
 import type { ContainerPaths } from './paths.js';
 import { findProcessesByCmdline, isAlive, readCmdline } from '../../util/processes.js';
 import type { RuncCli } from './runc-cli.js';
@@ -77,8 +78,9 @@ export async function removeContainerCgroups(cp: ContainerPaths, cgroupRoot: str
   }
 }
 
-/** rmdir the instance's cgroup parent in every hierarchy where it is empty. */
+/** rmdir the instance's cgroup parent in every hierarchy where it is empty (the conmons' cgroup first, when no conmon is left). */
 export async function removeCgroupParentIfEmpty(cgroupParent: string, cgroupRoot: string): Promise<void> {
+  await removeConmonCgroupsIfEmpty(cgroupParent, cgroupRoot);
   const rel = cgroupParent.replace(/^\/+/, '');
   for (const h of await cgroupHierarchies(cgroupRoot)) {
     await removeCgroupDirIfEmpty(path.join(h, rel)).catch(() => false);

@@ -8,15 +8,17 @@
  * keeps that fd open for its whole life, and a pipe whose reader (acetate) went away could not be
  * written safely. conmon's own stdio goes to a file too, so it never holds acetate's stdio open.
  *
- * conmon stays in acetate's own cgroups (the containers have theirs). Under systemd, the unit
- * running acetate needs KillMode=process, or a restart of the unit kills every conmon (the
- * containers would survive, but lose their log and exit-code supervisor).
+ * conmon leaves acetate's cgroup before it does anything (cgroupDirs, see conmon-cgroup.ts): it
+ * waits for a byte on $_OCI_STARTPIPE, which acetate writes once it has moved conmon. So a stop or
+ * restart of the systemd unit running acetate never reaches a conmon or a container.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { readSmallFile, removePaths } from '../../util/small-file.js';
 import { isAlive } from '../../util/processes.js';
+import { joinCgroups } from './conmon-cgroup.js';
 
 export interface ConmonLaunch {
   conmonPath: string;
@@ -34,6 +36,8 @@ export interface ConmonLaunch {
   socketDir: string;
   syncFile: string;
   conmonOut: string;
+  /** Cgroup dirs conmon is moved into before it starts the container (none: it stays in ours). */
+  cgroupDirs?: readonly string[];
   /** conmon truncates the log when it grows beyond this (bytes). */
   logSizeMax?: number;
   timeoutMs?: number;
@@ -187,11 +191,16 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
   try {
     let exited: Promise<number | null>;
     try {
+      const move = (l.cgroupDirs?.length ?? 0) > 0;
       const child = spawn(l.conmonPath, conmonArgs(l), {
         cwd: '/',
         detached: true,
-        stdio: ['ignore', out, out, sync],
-        env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+        stdio: ['ignore', out, out, sync, move ? 'pipe' : 'ignore'],
+        env: {
+          PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          _OCI_SYNCPIPE: '3',
+          ...(move ? { _OCI_STARTPIPE: '4' } : {}),
+        },
       });
       // Not unref()'d: this first conmon process exits at once, and awaiting its exit must keep
       // node's event loop alive.
@@ -199,6 +208,7 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
         child.once('error', () => resolve(null));
         child.once('exit', (code) => resolve(code));
       });
+      if (move) await releaseIntoCgroups(child, l.cgroupDirs!);
     } finally {
       closeSync(sync);
       closeSync(out);
@@ -229,6 +239,24 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
   } finally {
     syncChanged.close();
   }
+}
+
+/**
+ * conmon waits on its start pipe (fd 4) before forking: move it, then let it go. A conmon that
+ * could not be moved is killed before it creates anything (an EOF on the pipe would let it go on).
+ */
+async function releaseIntoCgroups(child: ChildProcess, dirs: readonly string[]): Promise<void> {
+  const pipe = child.stdio[4] as Writable | null;
+  try {
+    if (child.pid === undefined || !pipe) throw new Error('conmon did not start');
+    await joinCgroups(child.pid, dirs);
+  } catch (err) {
+    child.kill('SIGKILL');
+    pipe?.destroy();
+    throw new ConmonError(`cannot place conmon outside acetate's cgroup: ${(err as Error).message}`, { cause: err });
+  }
+  pipe.on('error', () => undefined); // conmon gone already: its exit code tells
+  pipe.end('go');
 }
 
 /** The exit code conmon recorded for the last run, if any. */

@@ -8,6 +8,7 @@ import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js'
 import type { AppliedRecord } from '../runtime.js';
 import { reapConmon } from './cleanup.js';
 import { launchConmon } from './conmon.js';
+import { conmonCgroupDirs } from './conmon-cgroup.js';
 import { unmountAll } from '../../util/mounts.js';
 import { buildOciConfig } from './oci-config.js';
 import { isRunning } from './observe.js';
@@ -88,6 +89,8 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
       syncFile: cp.syncFile,
       conmonOut: cp.conmonOut,
       logSizeMax: rc.opts.logSizeMax ?? 16 * 1024 * 1024,
+      // Out of the cgroup of the unit (or shell) that runs acetate: see conmon-cgroup.ts.
+      cgroupDirs: await conmonCgroupDirs(rc.paths.cgroupParent, rc.cgroupRoot),
     }));
     await attached;
     await runc.start(t.id, { initPid: pid });
