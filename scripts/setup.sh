@@ -14,8 +14,11 @@ command -v conmon >/dev/null 2>&1 || missing+=(conmon)
 [ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
 # The container init (spec.init, default on): a static binary bind-mounted into containers.
 command -v catatonit >/dev/null 2>&1 || missing+=(catatonit)
-# `systemd-analyze verify` of controller/systemd/acetate.service (a test), without systemd as PID 1.
+# `systemd-analyze verify` of controller/systemd/*.service (a test), without systemd as PID 1, and
+# systemd-notify, which `acetate run` sends its sd_notify messages with under a Type=notify unit.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# The sd_notify test's service-manager end: a unix datagram socket held by python3 (Node cannot bind one).
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # `acetate exec -t` is tested under a pseudo-terminal made by script(1).
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/runtime/node-lock.ts)

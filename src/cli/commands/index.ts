@@ -9,6 +9,7 @@ import { logsCommand } from './logs.js';
 import { templateCommand } from './template.js';
 import { execCommand } from './exec.js';
 import { imageCommand } from './image.js';
+import { shutdownCommand } from './shutdown.js';
 
 export const COMMANDS: Command[] = [
   validateCommand,
@@ -21,4 +22,5 @@ export const COMMANDS: Command[] = [
   execCommand,
   templateCommand,
   imageCommand,
+  shutdownCommand,
 ];
