@@ -101,4 +101,27 @@ describe('systemd: containers and conmons outside the unit cgroup of acetate', f
     assert.ok(isAlive(conmon));
     assert.equal(acetate.lines.filter((l) => l.container === 'default/web' && typeof l.action === 'string').length, 0, 'no action on web');
   });
+
+  it('at system shutdown, acetate-shutdown.service (after acetate.service stopped) ends each container with its own grace period; the next run starts them again', async () => {
+    await acetate?.stop();
+    await writeFile(path.join(dirs.dir, 'polite.yaml'), manifest('polite', { script: "trap 'exit 7' TERM; while true; do sleep 1; done", grace: 30 }));
+    await writeFile(path.join(dirs.dir, 'stubborn.yaml'), manifest('stubborn', { script: "trap '' TERM; while true; do sleep 1; done", grace: 2 }));
+    acetate = start();
+    const polite = await runningPid('polite');
+    const stubborn = await runningPid('stubborn');
+    assert.deepEqual(await acetate.stop('SIGTERM'), { code: 0, signal: null });
+
+    const r = await runCli(['shutdown'], { stateDir: dirs.stateDir });
+    assert.equal(r.code, 0, r.stderr);
+    // SIGTERM handled: its own exit code, long before its 30 s; SIGTERM ignored: SIGKILL after 2 s.
+    assert.match(r.stdout, /^stopped default\/polite: exit 7 after \d+\.\ds \(grace period 30s\)$/m);
+    assert.match(r.stdout, /^stopped default\/stubborn: exit 137 after [2-9]\.\ds \(grace period 2s\)$/m);
+    assert.match(r.stdout, /^stopped default\/web: /m);
+    assert.ok(!isAlive(polite) && !isAlive(stubborn));
+    assert.match((await runCli(['shutdown'], { stateDir: dirs.stateDir })).stdout, /^no container is running$/m);
+
+    acetate = start();
+    const again = await runningPid('polite');
+    assert.notEqual(again, polite, 'started again by the next run');
+  });
 });
