@@ -62,6 +62,7 @@ export class SystemdNotifier {
   private lastStatus?: string;
   private failed = false;
   private unhealthyTold = false;
+  private pingQueued = false;
 
   constructor(private readonly opts: NotifierOptions) {}
 
@@ -115,7 +116,13 @@ export class SystemdNotifier {
   private ping(): void {
     if (this.opts.healthy()) {
       this.unhealthyTold = false;
-      void this.send(['WATCHDOG=1']);
+      // One ping waiting is enough: a slow sender must not pile them up.
+      if (this.pingQueued) return;
+      this.pingQueued = true;
+      this.queue = this.queue.then(() => {
+        this.pingQueued = false;
+        return this.sendNow(['WATCHDOG=1']);
+      });
       return;
     }
     if (!this.unhealthyTold) this.opts.onError('the loop is not healthy (/healthz says 503): the systemd watchdog is no longer pinged');
