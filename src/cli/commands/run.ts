@@ -48,6 +48,10 @@ Status, conditions and the last error of each container: acetate describe NAME.
 SIGTERM or SIGINT: stop taking work, finish in-flight actions, exit 0. Containers keep
 running; SIGHUP re-reads DIR.
 
+Under a systemd Type=notify unit ($NOTIFY_SOCKET set): READY=1 after the first sync, STATUS=
+lines, WATCHDOG=1 every WATCHDOG_USEC/2 while /healthz says healthy, STOPPING=1 at SIGTERM
+(sent with systemd-notify; see controller/systemd/acetate.service).
+
 For tests only, environment variables shorten the back-offs:
   ACETATE_CRASHLOOP_BASE_MS, ACETATE_CRASHLOOP_MAX_MS, ACETATE_CRASHLOOP_RESET_MS,
   ACETATE_BACKOFF_BASE_MS, ACETATE_BACKOFF_MAX_MS.`,
