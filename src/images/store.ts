@@ -22,13 +22,14 @@ import { forgetFiles, readJson, writeJsonAtomic } from '../util/json-file.js';
 import { ImagePullError, ImageStoreError } from './errors.js';
 import type { ImageRecord, ImageRootfs } from './image-record.js';
 import { commitLayout, readLayoutIndex, type LayoutMeta } from './layout-commit.js';
-import { formatReference, parseReference, pinnedReference, type ImageReference } from './reference.js';
+import { formatReference, parseReference, pinnedReference, transportReference, type ImageReference } from './reference.js';
 import { qualifyImage } from './short-names.js';
 import { Skopeo, type SkopeoOptions } from './skopeo.js';
 import { digestHex, layerDir } from './unpack.js';
 import { pruneStore, sweepStoreTemp } from './gc.js';
-import { archiveName, isDir, topmostFile } from './store-files.js';
+import { archiveName, isDir } from './store-files.js';
 import { ImagesLock, type ImagesLockOptions } from './images-lock.js';
+import { ImagePathError, readImageFile } from './layered-path.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
   stateDir: string;
@@ -112,8 +113,11 @@ export class ImageStore {
       if (!(await isDir(d))) throw new ImageStoreError(`image ${id}: layer ${d} is missing (removed by hand?); pull the image again`);
     }
     const out: ImageRootfs = { id, lowerDirs, config: rec.config };
-    const passwd = await topmostFile(lowerDirs, 'etc/passwd');
-    const group = await topmostFile(lowerDirs, 'etc/group');
+    // Resolved inside the image's rootfs: an image whose /etc links to the node's /etc has no passwd
+    // of its own. One the container could not read either (a link loop, too large) is none: a User
+    // name is then refused by resolveUser, saying so; a numeric User needs no file.
+    const passwd = await imageFileOrNone(lowerDirs, 'etc/passwd');
+    const group = await imageFileOrNone(lowerDirs, 'etc/group');
     if (passwd !== undefined) out.passwd = passwd;
     if (group !== undefined) out.group = group;
     this.rootfsCache.set(id, out);
@@ -144,12 +148,13 @@ export class ImageStore {
 
   /** `acetate image pull`: resolves the name at the registry now, pulls what is missing, tags it. */
   async pull(ref: string): Promise<ImageRecord> {
-    const r = parseReference(qualifyImage(ref, this.registriesConf));
-    const id = await this.skopeo.resolveDigest(formatReference(r));
+    // With a digest the tag beside it means nothing (as Docker takes `name:tag@sha256:…`): the name kept is repo@digest.
+    const name = transportReference(parseReference(qualifyImage(ref, this.registriesConf)));
+    const id = await this.skopeo.resolveDigest(name);
     // Until the name is written: a prune --all between the record and the name would remove the image just pulled.
     return this.lock.shared(async () => {
-      const rec = await this.ensure(formatReference(r), id);
-      await this.tag(formatReference(r), id);
+      const rec = await this.ensure(name, id);
+      await this.tag(name, id);
       return rec;
     });
   }
@@ -158,7 +163,7 @@ export class ImageStore {
     const pinned = pinnedReference(r, id);
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned);
-      const names = r.tag !== undefined ? [formatReference({ ...r, digest: undefined })] : [];
+      const names = r.tag !== undefined && r.digest === undefined ? [formatReference({ ...r, digest: undefined })] : [];
       return this.commit(layout, { id, names, repoDigests: [pinned], source: `docker://${pinned}` });
     });
   }
@@ -175,10 +180,23 @@ export class ImageStore {
     const transport = members.includes('oci-layout') ? 'oci-archive' : members.includes('manifest.json') ? 'docker-archive' : undefined;
     if (!transport) throw new ImageStoreError(`${file} is neither a \`docker save\` archive (manifest.json) nor an OCI archive (oci-layout)`);
     const given = name ?? (await archiveName(file, transport));
-    const canonical = given ? formatReference(parseReference(given)) : undefined;
+    const parsed = given ? parseReference(given) : undefined;
+    if (parsed?.digest !== undefined && name === undefined) {
+      // Docker's load refuses RepoTags that are not tags: an archive cannot name a digest for itself.
+      throw new ImageStoreError(
+        `${file}: the archive names itself ${JSON.stringify(given!.slice(0, 200))}, a digest name; only tags are taken from an archive (give NAME to import it under a tag)`,
+      );
+    }
+    const canonical = parsed ? formatReference(parsed) : undefined;
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`${transport}:${file}`, layout, this.blobsDir, file);
       const id = (await readLayoutIndex(layout)).manifests[0]!.digest;
+      if (parsed?.digest !== undefined && parsed.digest !== id) {
+        // A digest name means that content: `@sha256:X` on other bytes would let a pinned container run them.
+        throw new ImageStoreError(
+          `${file}: NAME ${canonical} names digest ${parsed.digest}, but the archive's manifest is ${id}; import it under a tag, or with its own digest`,
+        );
+      }
       const rec = await this.commit(layout, { id, names: canonical ? [canonical] : [], repoDigests: [], source: `${transport}:${file}` });
       if (canonical) await this.tag(canonical, id);
       return rec;
@@ -296,6 +314,13 @@ export class ImageStore {
   sweepTemp(): Promise<void> {
     return sweepStoreTemp(this);
   }
+}
+
+function imageFileOrNone(lowerDirs: string[], rel: string): Promise<string | undefined> {
+  return readImageFile(lowerDirs, rel).catch((err: unknown) => {
+    if (err instanceof ImagePathError) return undefined;
+    throw err;
+  });
 }
 
 /**
