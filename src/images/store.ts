@@ -6,6 +6,7 @@
  *   <stateDir>/images/images/<hex>.json    one record per image, named by its id (see ImageRecord)
  *   <stateDir>/images/refs/<hex>.json      a name (`repo:tag`, `repo@digest`) → image id
  *   <stateDir>/images/tmp/pull-<pid>-…     OCI layouts of pulls in progress
+ *   <stateDir>/images/pulls/<hex>.lock     flock(2) per image: one download of an image on the node at a time
  *   <stateDir>/images/acetate-images.lock  users shared, `image rm|prune` exclusive (images-lock.ts)
  *
  * An image exists when its record exists, and the record is written last, after every blob was
@@ -15,6 +16,7 @@
  * and names are written, so a prune never takes its blobs and layers for garbage.
  */
 import { randomBytes, createHash } from 'node:crypto';
+import { closeSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../util/exec.js';
@@ -24,11 +26,13 @@ import type { ImageRecord, ImageRootfs } from './image-record.js';
 import { commitLayout, readLayoutIndex, type LayoutMeta } from './layout-commit.js';
 import { formatReference, parseReference, pinnedReference, transportReference, type ImageReference } from './reference.js';
 import { qualifyImage } from './short-names.js';
-import { Skopeo, type SkopeoOptions } from './skopeo.js';
+import { platformDigest, Skopeo, type SkopeoOptions } from './skopeo.js';
 import { digestHex, layerDir } from './unpack.js';
 import { pruneStore, sweepStoreTemp } from './gc.js';
 import { archiveName, isDir } from './store-files.js';
 import { ImagesLock, type ImagesLockOptions } from './images-lock.js';
+import { flockFd, openLockFile } from '../util/flock.js';
+import { layersThatFit } from './oci-process.js';
 import { ImagePathError, readImageFile } from './layered-path.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
@@ -48,10 +52,13 @@ export class ImageStore {
   private readonly recordsDir: string;
   private readonly refsDir: string;
   readonly tmpDir: string;
+  readonly pullLocksDir: string;
   readonly skopeo: Skopeo;
   /** Shared by users of the store, exclusive for `image rm|prune` (see images-lock.ts). */
   readonly lock: ImagesLock;
   private readonly registriesConf: string | undefined;
+  /** How long a pull waits for another process's pull of the same image (its copy's own limit). */
+  private readonly pullWaitMs: number;
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
   /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
   private readonly rootfsCache = new Map<string, ImageRootfs>();
@@ -63,8 +70,10 @@ export class ImageStore {
     this.recordsDir = path.join(this.dir, 'images');
     this.refsDir = path.join(this.dir, 'refs');
     this.tmpDir = path.join(this.dir, 'tmp');
+    this.pullLocksDir = path.join(this.dir, 'pulls');
     this.skopeo = new Skopeo({ ...opts, tmpDir: opts.tmpDir ?? this.tmpDir, homeDir: opts.homeDir ?? path.join(this.dir, 'skopeo-home') });
     this.registriesConf = opts.registriesConf;
+    this.pullWaitMs = opts.copyTimeoutMs ?? 600_000;
     this.lock = new ImagesLock(this.dir, opts.lock);
   }
 
@@ -160,7 +169,45 @@ export class ImageStore {
   }
 
   private async pullPinned(r: ImageReference, id: string): Promise<ImageRecord> {
+    // One download per image on the node: another process pulling the same image is waited for, then found.
+    return this.withPullLock(id, async () => {
+      const have = await this.get(id);
+      if (have) return have;
+      return this.download(r, id);
+    });
+  }
+
+  private async withPullLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const fd = openLockFile(path.join(this.pullLocksDir, `${digestHex(id)}.lock`));
+    try {
+      if (!(await flockFd(fd, { mode: 'exclusive', wait: this.pullWaitMs }))) {
+        throw new ImagePullError(`${id}: another process has been pulling this image for ${Math.round(this.pullWaitMs / 1000)} s; try again`);
+      }
+      return await fn();
+    } finally {
+      closeSync(fd); // releases the lock
+    }
+  }
+
+  /**
+   * The image manifest, read (and hashed against id) before anything is downloaded: an image with
+   * more layers than its overlay mount can take is refused here, not after its last blob.
+   */
+  private async checkManifest(pinned: string, id: string): Promise<void> {
+    const raw = await this.skopeo.rawManifest(pinned);
+    if (platformDigest(raw, pinned, id) !== id) throw new ImagePullError(`${pinned}: is an index, not the image manifest it was resolved to`);
+    const layers = (JSON.parse(raw) as { layers?: unknown[] }).layers?.length ?? 0;
+    const fit = layersThatFit(this.layersDir);
+    if (layers > fit) {
+      throw new ImagePullError(
+        `${pinned}: the image has ${layers} layers; at most ${fit} fit in an overlay mount with the store at ${this.layersDir} (nothing downloaded)`,
+      );
+    }
+  }
+
+  private async download(r: ImageReference, id: string): Promise<ImageRecord> {
     const pinned = pinnedReference(r, id);
+    await this.checkManifest(pinned, id);
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned);
       const names = r.tag !== undefined && r.digest === undefined ? [formatReference({ ...r, digest: undefined })] : [];

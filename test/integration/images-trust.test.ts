@@ -143,4 +143,33 @@ describe('image trust: digests, names, paths inside the image (real registry)', 
     const p = imageProcess(processSpec, await store.rootfs(img.manifestDigest));
     assert.deepEqual(p.user, { uid: 1234, gid: 4321 });
   });
+
+  it('an image with more layers than an overlay mount takes is refused from its manifest, before any blob is fetched', async () => {
+    const many = Array.from({ length: 45 }, (_, i) => ({ build: (d: string) => writeFile(path.join(d, `f${i}`), `${i}\n`) }));
+    const img = await buildImage(path.join(work, 'many'), many, { Entrypoint: ['/bin/true'] });
+    await pushLayout(img.layout, `${reg.host}/t/many:1`);
+    proxy.seen.length = 0;
+    await assert.rejects(store.pull(`${proxy.host}/t/many:1`), /the image has 45 layers; at most \d+ fit in an overlay mount .* \(nothing downloaded\)/);
+    assert.deepEqual(
+      proxy.seen.filter((r) => r.startsWith('GET') && r.includes('/blobs/')),
+      [],
+      'no blob was downloaded',
+    );
+    for (const l of img.layerDigests) assert.equal(await storedBlob(l), false);
+  });
+
+  it('two stores (two processes) pulling one image at once download each blob once', async () => {
+    const img = await buildImage(path.join(work, 'shared'), testImageLayers('shared'), TEST_IMAGE_CONFIG);
+    await pushLayout(img.layout, `${reg.host}/t/shared:1`);
+    const conf = await writeRegistriesConf(path.join(work, 'registries2.conf'), [reg.host, proxy.host]);
+    const stateDir = path.join(work, 'shared-state');
+    const one = new ImageStore({ stateDir, registriesConf: conf });
+    const two = new ImageStore({ stateDir, registriesConf: conf });
+    proxy.seen.length = 0;
+    const [x, y] = await Promise.all([one.ensure(`${proxy.host}/t/shared`, img.manifestDigest), two.ensure(`${proxy.host}/t/shared`, img.manifestDigest)]);
+    assert.equal(x.id, img.manifestDigest);
+    assert.equal(y.id, img.manifestDigest);
+    const blobGets = proxy.seen.filter((r) => r.startsWith('GET') && r.includes('/blobs/'));
+    for (const l of img.layerDigests) assert.equal(blobGets.filter((r) => r.endsWith(l)).length, 1, `layer ${l} fetched once`);
+  });
 });
