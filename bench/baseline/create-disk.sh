@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The bare loop for containers with a disk limit: for each container, by hand, what acetate does
-# for resources.disk (a sparse image, mkfs.xfs, mounted through a loop device, the overlay's upper
+# for resources.disk (an image allocated whole as acetate makes it by default, mkfs.xfs, mounted through a loop device, the overlay's upper
 # and work dirs on it) and then the same overlay + `runc run -d` as create.sh. Sequential.
 #
 # Usage: [RUN_DIR=DIR] create-disk.sh WORKDIR N CONFIG_TEMPLATE SIZE
@@ -23,6 +23,7 @@ for ((i = 0; i < n; i++)); do
   b=$run/bundles/$id
   mkdir -p "$d/disk" "$d/rootfs" "$b"
   truncate -s "$size" "$d/disk.img"
+  fallocate -l "$size" "$d/disk.img"
   TEST_DIR=/nonexistent TEST_DEV=/nonexistent QA_CHECK_FS=0 mkfs.xfs -q -f -K "$d/disk.img"
   mount --make-private -t xfs -o loop "$d/disk.img" "$d/disk"
   mkdir -p "$d/disk/upper" "$d/disk/work"

@@ -13,6 +13,8 @@ import { digestHex } from './unpack.js';
 /** What collecting garbage needs of the store (see store.ts): its dirs, its records, removing an image. */
 export interface CollectableStore {
   readonly tmpDir: string;
+  /** Per-image pull locks (store.ts): files nobody holds while prune has the images lock. */
+  readonly pullLocksDir: string;
   readonly layersDir: string;
   readonly blobsDir: string;
   list(): Promise<ImageRecord[]>;
@@ -35,6 +37,7 @@ export async function pruneStore(
     images.push(id);
   }
   await sweepStoreTemp(store);
+  await rm(store.pullLocksDir, { recursive: true, force: true }); // every pull holds the images lock shared: none is held now
   // Under the lock no pull of ours runs, so a `pull-<live pid>-…` dir left after the sweep is a
   // pull of an acetate from before the images lock, which does not take it (a node during a
   // rolling upgrade): its blobs and layers are not referenced yet. Cheap, and kept for that.

@@ -40,6 +40,8 @@ export async function readLayoutIndex(layout: string): Promise<{ manifests: OciD
 export async function commitLayout(layout: string, meta: LayoutMeta, store: BlobStore): Promise<ImageRecord> {
   const md = (await readLayoutIndex(layout)).manifests[0];
   if (!md) throw new ImageStoreError(`${meta.source}: the copied layout has no manifest`);
+  // The image is stored under meta.id: what was copied must be that manifest, whatever the transport said.
+  if (md.digest !== meta.id) throw new ImagePullError(`${meta.source}: asked for ${meta.id}, got a manifest whose digest is ${md.digest}; refused`);
   await verifyOrDrop(store, md.digest, 'manifest');
   const manifest = JSON.parse(await readFile(store.blobPath(md.digest), 'utf8')) as { config: OciDescriptor; layers: OciDescriptor[] };
   await verifyOrDrop(store, manifest.config.digest, 'config');

@@ -27,3 +27,13 @@ export function imageProcess(spec: NormalizedSpec, image: ImageProcessInput): Im
  * where its store is.
  */
 export const MOUNT_DATA_MAX = 4096;
+
+/**
+ * How many layers an image stored under `layersDir` may have and still fit that page, leaving
+ * `reserve` bytes for the container's upperdir, workdir and flags: checked from the manifest before
+ * a pull downloads anything, where the exact check above comes only at create.
+ */
+export function layersThatFit(layersDir: string, reserve = 512): number {
+  const perLayer = layersDir.length + 1 + 64 + 1; // "<layersDir>/<64 hex>:"
+  return Math.max(0, Math.floor((MOUNT_DATA_MAX - 'lowerdir='.length - reserve) / perLayer));
+}

@@ -42,7 +42,30 @@ export class ImageProcessError extends InvalidError {
   }
 }
 
+/**
+ * An image's config is untrusted: a NUL byte cannot pass to execve or runc's JSON as the image
+ * meant it, so it is refused here, naming the field, rather than reaching runc raw.
+ */
+function refuseNul(image: ImageProcessConfig): void {
+  const fields: [string, unknown][] = [
+    ['Entrypoint', image.Entrypoint],
+    ['Cmd', image.Cmd],
+    ['Env', image.Env],
+    ['WorkingDir', image.WorkingDir],
+    ['User', image.User],
+  ];
+  for (const [name, v] of fields) {
+    const values = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+    const i = values.findIndex((x) => typeof x !== 'string' || x.includes('\0'));
+    if (i >= 0)
+      throw new ImageProcessError(
+        `the image's ${name}${Array.isArray(v) ? `[${i}]` : ''} ${typeof values[i] === 'string' ? 'holds a NUL byte' : 'is not a string'}`,
+      );
+  }
+}
+
 export function effectiveProcess(spec: ProcessSpecInput, image: ImageProcessConfig): EffectiveProcess {
+  refuseNul(image);
   const entrypoint = spec.command.length > 0 ? spec.command : (image.Entrypoint ?? []);
   // Kubernetes: with a command and no args, the image's Cmd is not used.
   const cmd = spec.args.length > 0 ? spec.args : spec.command.length > 0 ? [] : (image.Cmd ?? []);
@@ -65,6 +88,19 @@ export function effectiveProcess(spec: ProcessSpecInput, image: ImageProcessConf
  */
 export function resolveUser(user: string | undefined, files: { passwd?: string; group?: string }): { uid: number; gid: number } {
   if (!user) return { uid: 0, gid: 0 };
+  if (user.includes('\0')) throw new ImageProcessError("the image's User holds a NUL byte");
+  const ids = resolveNames(user, files);
+  for (const [what, v] of [['uid', ids.uid] as const, ['gid', ids.gid] as const]) {
+    // Linux ids are 32-bit and (uid_t)-1 means "no change": what passwd or the config says beyond is refused, not wrapped.
+    if (!Number.isSafeInteger(v) || v < 0 || v > MAX_ID)
+      throw new ImageProcessError(`the image's User '${user.slice(0, 64)}': ${what} ${v} is not between 0 and ${MAX_ID}`);
+  }
+  return ids;
+}
+
+const MAX_ID = 4294967294;
+
+function resolveNames(user: string, files: { passwd?: string; group?: string }): { uid: number; gid: number } {
   const [u, g] = user.split(':', 2) as [string, string | undefined];
   const passwd = parseColonFile(files.passwd);
   let uid: number;

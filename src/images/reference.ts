@@ -68,6 +68,8 @@ export function parseReference(input: string): ImageReference {
     if (!PATH_COMPONENT.test(p)) throw new ImageReferenceError(`'${p}' is not a valid repository name component (lowercase letters, digits, '.', '_', '-')`);
   }
   const ref: ImageReference = { domain, path: parts.join('/') };
+  // distribution/reference's NameTotalLengthMax: Docker, containerd and registries refuse longer names.
+  if (repositoryOf(ref).length > 255) throw new ImageReferenceError(`the repository name is ${repositoryOf(ref).length} characters long, more than 255`);
   if (tag === undefined && digest === undefined) tag = 'latest';
   if (tag !== undefined) ref.tag = tag;
   if (digest !== undefined) ref.digest = digest;
@@ -87,6 +89,14 @@ export function formatReference(r: ImageReference): string {
 /** Canonical form of a reference string (throws if it is invalid). */
 export function normalizeReference(input: string): string {
   return formatReference(parseReference(input));
+}
+
+/**
+ * What a registry is asked for: with a digest the tag is dropped (`repo:tag@sha256:…` means the
+ * digest, as Docker, containerd and Podman take it; skopeo refuses both together).
+ */
+export function transportReference(r: ImageReference): string {
+  return r.digest !== undefined ? pinnedReference(r, r.digest) : formatReference(r);
 }
 
 /** The reference pinned to a digest: `repo@sha256:…` (what is pulled, so a moving tag cannot race). */

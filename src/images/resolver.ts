@@ -13,7 +13,7 @@
  */
 import type { ImagePullPolicy } from '../api/types.js';
 import { ImagePullError } from './errors.js';
-import { formatReference, parseReference } from './reference.js';
+import { parseReference, transportReference } from './reference.js';
 import type { ImageStore } from './store.js';
 
 export interface ResolverOptions {
@@ -37,7 +37,7 @@ export class ImageResolver {
 
   /** The digest for `ref` under `policy`; `applied`: the digest the existing container runs (same ref). */
   async resolve(ref: string, policy: ImagePullPolicy, applied?: string): Promise<string> {
-    const canonical = formatReference(parseReference(ref));
+    const canonical = transportReference(parseReference(ref)); // name:tag@digest means the digest
     if (applied && policy !== 'Always') return applied;
     if (policy !== 'Always') {
       const local = await this.store.lookup(canonical);

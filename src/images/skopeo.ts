@@ -13,6 +13,7 @@ import { exec, ExecError } from '../util/exec.js';
 import { pidExists } from '../util/processes.js';
 import { ImagePullError } from './errors.js';
 import { isInsecure } from './registries-conf.js';
+import { parseReference, transportReference } from './reference.js';
 
 export const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
 const POLICY = '/etc/containers/policy.json';
@@ -55,8 +56,15 @@ const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'applica
  * The digest of the linux/amd64 image manifest a raw manifest names: its own digest when it is an
  * image manifest, the matching entry's when it is an index (multi-arch). Pure.
  */
-export function platformDigest(raw: string, source: string): string {
+export function platformDigest(raw: string, source: string, requested?: string): string {
   const own = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+  // `skopeo inspect --raw` does not check what the registry returned against the digest asked
+  // for (containers/image verifies only in copy): a pin names content, so the bytes decide.
+  if (requested !== undefined && own !== requested) {
+    throw new ImagePullError(
+      `${source}: the registry answered for ${requested} with a manifest whose digest is ${own}; refused (a digest names exactly one content)`,
+    );
+  }
   let m: { mediaType?: string; manifests?: Descriptor[]; schemaVersion?: number };
   try {
     m = JSON.parse(raw) as typeof m;
@@ -213,9 +221,14 @@ export class Skopeo {
     }
   }
 
-  /** The linux/amd64 image manifest digest `REF` names now (one registry round trip, nothing written). */
+  /**
+   * The linux/amd64 image manifest digest `REF` names now (one registry round trip, nothing
+   * written). A reference with a digest is asked for by that digest alone (a tag beside it is
+   * ignored, as Docker does) and the answer must hash to it.
+   */
   async resolveDigest(ref: string): Promise<string> {
-    return platformDigest(await this.rawManifest(ref), ref);
+    const r = parseReference(ref);
+    return platformDigest(await this.rawManifest(transportReference(r)), ref, r.digest);
   }
 
   /** Copies an image into an OCI layout whose blobs go to a shared, content-addressed blob dir. */

@@ -1,6 +1,5 @@
 /** Small readers of the image store (pure helpers and files of unpacked layers or archives). */
-import { lstat, readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { lstat } from 'node:fs/promises';
 import { exec } from '../util/exec.js';
 import type { ImageProcessConfig } from './process.js';
 
@@ -20,17 +19,6 @@ export async function isDir(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** A small file of the merged image: from the topmost layer that has it (a whiteout hides it). */
-export async function topmostFile(lowerDirs: string[], rel: string): Promise<string | undefined> {
-  for (const d of lowerDirs) {
-    const st = await lstat(path.join(d, rel)).catch(() => undefined);
-    if (!st) continue;
-    if (!st.isFile() || st.size > 1024 * 1024) return undefined;
-    return readFile(path.join(d, rel), 'utf8');
-  }
-  return undefined;
 }
 
 /** The name a `docker save` (RepoTags) or OCI archive (ref.name annotation) carries, if any. */

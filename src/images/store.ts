@@ -6,6 +6,7 @@
  *   <stateDir>/images/images/<hex>.json    one record per image, named by its id (see ImageRecord)
  *   <stateDir>/images/refs/<hex>.json      a name (`repo:tag`, `repo@digest`) → image id
  *   <stateDir>/images/tmp/pull-<pid>-…     OCI layouts of pulls in progress
+ *   <stateDir>/images/pulls/<hex>.lock     flock(2) per image: one download of an image on the node at a time
  *   <stateDir>/images/acetate-images.lock  users shared, `image rm|prune` exclusive (images-lock.ts)
  *
  * An image exists when its record exists, and the record is written last, after every blob was
@@ -15,6 +16,7 @@
  * and names are written, so a prune never takes its blobs and layers for garbage.
  */
 import { randomBytes, createHash } from 'node:crypto';
+import { closeSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../util/exec.js';
@@ -22,13 +24,16 @@ import { forgetFiles, readJson, writeJsonAtomic } from '../util/json-file.js';
 import { ImagePullError, ImageStoreError } from './errors.js';
 import type { ImageRecord, ImageRootfs } from './image-record.js';
 import { commitLayout, readLayoutIndex, type LayoutMeta } from './layout-commit.js';
-import { formatReference, parseReference, pinnedReference, type ImageReference } from './reference.js';
+import { formatReference, parseReference, pinnedReference, transportReference, type ImageReference } from './reference.js';
 import { qualifyImage } from './short-names.js';
-import { Skopeo, type SkopeoOptions } from './skopeo.js';
+import { platformDigest, Skopeo, type SkopeoOptions } from './skopeo.js';
 import { digestHex, layerDir } from './unpack.js';
 import { pruneStore, sweepStoreTemp } from './gc.js';
-import { archiveName, isDir, topmostFile } from './store-files.js';
+import { archiveName, isDir } from './store-files.js';
 import { ImagesLock, type ImagesLockOptions } from './images-lock.js';
+import { flockFd, openLockFile } from '../util/flock.js';
+import { layersThatFit } from './oci-process.js';
+import { ImagePathError, readImageFile } from './layered-path.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
   stateDir: string;
@@ -47,10 +52,13 @@ export class ImageStore {
   private readonly recordsDir: string;
   private readonly refsDir: string;
   readonly tmpDir: string;
+  readonly pullLocksDir: string;
   readonly skopeo: Skopeo;
   /** Shared by users of the store, exclusive for `image rm|prune` (see images-lock.ts). */
   readonly lock: ImagesLock;
   private readonly registriesConf: string | undefined;
+  /** How long a pull waits for another process's pull of the same image (its copy's own limit). */
+  private readonly pullWaitMs: number;
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
   /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
   private readonly rootfsCache = new Map<string, ImageRootfs>();
@@ -62,8 +70,10 @@ export class ImageStore {
     this.recordsDir = path.join(this.dir, 'images');
     this.refsDir = path.join(this.dir, 'refs');
     this.tmpDir = path.join(this.dir, 'tmp');
+    this.pullLocksDir = path.join(this.dir, 'pulls');
     this.skopeo = new Skopeo({ ...opts, tmpDir: opts.tmpDir ?? this.tmpDir, homeDir: opts.homeDir ?? path.join(this.dir, 'skopeo-home') });
     this.registriesConf = opts.registriesConf;
+    this.pullWaitMs = opts.copyTimeoutMs ?? 600_000;
     this.lock = new ImagesLock(this.dir, opts.lock);
   }
 
@@ -112,8 +122,11 @@ export class ImageStore {
       if (!(await isDir(d))) throw new ImageStoreError(`image ${id}: layer ${d} is missing (removed by hand?); pull the image again`);
     }
     const out: ImageRootfs = { id, lowerDirs, config: rec.config };
-    const passwd = await topmostFile(lowerDirs, 'etc/passwd');
-    const group = await topmostFile(lowerDirs, 'etc/group');
+    // Resolved inside the image's rootfs: an image whose /etc links to the node's /etc has no passwd
+    // of its own. One the container could not read either (a link loop, too large) is none: a User
+    // name is then refused by resolveUser, saying so; a numeric User needs no file.
+    const passwd = await imageFileOrNone(lowerDirs, 'etc/passwd');
+    const group = await imageFileOrNone(lowerDirs, 'etc/group');
     if (passwd !== undefined) out.passwd = passwd;
     if (group !== undefined) out.group = group;
     this.rootfsCache.set(id, out);
@@ -144,21 +157,60 @@ export class ImageStore {
 
   /** `acetate image pull`: resolves the name at the registry now, pulls what is missing, tags it. */
   async pull(ref: string): Promise<ImageRecord> {
-    const r = parseReference(qualifyImage(ref, this.registriesConf));
-    const id = await this.skopeo.resolveDigest(formatReference(r));
+    // With a digest the tag beside it means nothing (as Docker takes `name:tag@sha256:…`): the name kept is repo@digest.
+    const name = transportReference(parseReference(qualifyImage(ref, this.registriesConf)));
+    const id = await this.skopeo.resolveDigest(name);
     // Until the name is written: a prune --all between the record and the name would remove the image just pulled.
     return this.lock.shared(async () => {
-      const rec = await this.ensure(formatReference(r), id);
-      await this.tag(formatReference(r), id);
+      const rec = await this.ensure(name, id);
+      await this.tag(name, id);
       return rec;
     });
   }
 
   private async pullPinned(r: ImageReference, id: string): Promise<ImageRecord> {
+    // One download per image on the node: another process pulling the same image is waited for, then found.
+    return this.withPullLock(id, async () => {
+      const have = await this.get(id);
+      if (have) return have;
+      return this.download(r, id);
+    });
+  }
+
+  private async withPullLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const fd = openLockFile(path.join(this.pullLocksDir, `${digestHex(id)}.lock`));
+    try {
+      if (!(await flockFd(fd, { mode: 'exclusive', wait: this.pullWaitMs }))) {
+        throw new ImagePullError(`${id}: another process has been pulling this image for ${Math.round(this.pullWaitMs / 1000)} s; try again`);
+      }
+      return await fn();
+    } finally {
+      closeSync(fd); // releases the lock
+    }
+  }
+
+  /**
+   * The image manifest, read (and hashed against id) before anything is downloaded: an image with
+   * more layers than its overlay mount can take is refused here, not after its last blob.
+   */
+  private async checkManifest(pinned: string, id: string): Promise<void> {
+    const raw = await this.skopeo.rawManifest(pinned);
+    if (platformDigest(raw, pinned, id) !== id) throw new ImagePullError(`${pinned}: is an index, not the image manifest it was resolved to`);
+    const layers = (JSON.parse(raw) as { layers?: unknown[] }).layers?.length ?? 0;
+    const fit = layersThatFit(this.layersDir);
+    if (layers > fit) {
+      throw new ImagePullError(
+        `${pinned}: the image has ${layers} layers; at most ${fit} fit in an overlay mount with the store at ${this.layersDir} (nothing downloaded)`,
+      );
+    }
+  }
+
+  private async download(r: ImageReference, id: string): Promise<ImageRecord> {
     const pinned = pinnedReference(r, id);
+    await this.checkManifest(pinned, id);
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned);
-      const names = r.tag !== undefined ? [formatReference({ ...r, digest: undefined })] : [];
+      const names = r.tag !== undefined && r.digest === undefined ? [formatReference({ ...r, digest: undefined })] : [];
       return this.commit(layout, { id, names, repoDigests: [pinned], source: `docker://${pinned}` });
     });
   }
@@ -175,10 +227,23 @@ export class ImageStore {
     const transport = members.includes('oci-layout') ? 'oci-archive' : members.includes('manifest.json') ? 'docker-archive' : undefined;
     if (!transport) throw new ImageStoreError(`${file} is neither a \`docker save\` archive (manifest.json) nor an OCI archive (oci-layout)`);
     const given = name ?? (await archiveName(file, transport));
-    const canonical = given ? formatReference(parseReference(given)) : undefined;
+    const parsed = given ? parseReference(given) : undefined;
+    if (parsed?.digest !== undefined && name === undefined) {
+      // Docker's load refuses RepoTags that are not tags: an archive cannot name a digest for itself.
+      throw new ImageStoreError(
+        `${file}: the archive names itself ${JSON.stringify(given!.slice(0, 200))}, a digest name; only tags are taken from an archive (give NAME to import it under a tag)`,
+      );
+    }
+    const canonical = parsed ? formatReference(parsed) : undefined;
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`${transport}:${file}`, layout, this.blobsDir, file);
       const id = (await readLayoutIndex(layout)).manifests[0]!.digest;
+      if (parsed?.digest !== undefined && parsed.digest !== id) {
+        // A digest name means that content: `@sha256:X` on other bytes would let a pinned container run them.
+        throw new ImageStoreError(
+          `${file}: NAME ${canonical} names digest ${parsed.digest}, but the archive's manifest is ${id}; import it under a tag, or with its own digest`,
+        );
+      }
       const rec = await this.commit(layout, { id, names: canonical ? [canonical] : [], repoDigests: [], source: `${transport}:${file}` });
       if (canonical) await this.tag(canonical, id);
       return rec;
@@ -296,6 +361,13 @@ export class ImageStore {
   sweepTemp(): Promise<void> {
     return sweepStoreTemp(this);
   }
+}
+
+function imageFileOrNone(lowerDirs: string[], rel: string): Promise<string | undefined> {
+  return readImageFile(lowerDirs, rel).catch((err: unknown) => {
+    if (err instanceof ImagePathError) return undefined;
+    throw err;
+  });
 }
 
 /**

@@ -24,6 +24,14 @@ export function diskChangeIsLive(from: number | undefined, to: number | undefine
   return from !== undefined && to !== undefined && to >= from;
 }
 
+/**
+ * Whether a shrink cannot be made with the data in use: a restart would not make it either (the
+ * copy would not fit and the size stays), so a RestartContainer policy must not restart for it.
+ */
+export function diskChangeInfeasible(a: ActualContainer, from: number | undefined, to: number | undefined): boolean {
+  return from !== undefined && to !== undefined && to < from && a.disk !== undefined && !fitsIn(a.disk, to);
+}
+
 /** "Deferred to the next restart (…)" / "Infeasible: …" for a change that is not live; '' when it is. */
 export function diskChangeNote(a: ActualContainer, from: number | undefined, to: number | undefined): string {
   if (diskChangeIsLive(from, to)) return '';
@@ -31,7 +39,7 @@ export function diskChangeNote(a: ActualContainer, from: number | undefined, to:
     return `disk: Deferred to the next restart (the private area moves ${to === undefined ? 'out of' : 'into'} its own filesystem)`;
   }
   const u = a.disk;
-  if (u && !fitsIn(u, to)) {
+  if (u && diskChangeInfeasible(a, from, to)) {
     return `disk: Infeasible: ${mib(u.usedBytes)} in use does not fit in ${formatMemory(to)}; the disk stays ${formatMemory(from)}`;
   }
   return `disk: Deferred to the next restart (XFS cannot shrink while mounted; the private area${u ? `, ${mib(u.usedBytes)} in use,` : ''} is copied into a new image then)`;

@@ -9,7 +9,7 @@ import type { ActualContainer, ResourceGranularity } from '../runtime/runtime.js
 import type { Action } from './actions.js';
 import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
 import { planNetwork } from './network.js';
-import { diskChangeNote } from './disk.js';
+import { diskChangeInfeasible, diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 import { describeImageChange } from './image-change.js';
 import { decideRestart, type HeldStart, type RestartBackoff } from './restart.js';
@@ -122,7 +122,9 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
     if (kill) return { actions: [kill] };
     const resChanged = changedResources(inForce, want.resources, g);
     if (resChanged.length) {
-      const restartFor = resChanged.filter((r) => want.resizePolicy[r] === 'RestartContainer');
+      // An infeasible shrink stays Infeasible whatever the policy: restarting for it would restart for ever.
+      const infeasibleDisk = resChanged.includes('disk') && diskChangeInfeasible(a, inForce.diskBytes, want.resources.diskBytes);
+      const restartFor = resChanged.filter((r) => want.resizePolicy[r] === 'RestartContainer' && !(r === 'disk' && infeasibleDisk));
       const change = describeResourceChange(inForce, want.resources, resChanged);
       if (restartFor.length) {
         actions.push({

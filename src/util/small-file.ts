@@ -12,6 +12,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
+import { releaseSpaceReserve } from './space-reserve.js';
 
 /** One buffer for all reads: they are synchronous, so never two at a time. */
 const buffer = Buffer.allocUnsafe(64 * 1024);
@@ -50,6 +51,15 @@ export async function writeSmallFileAtomic(file: string, text: string, mode = 0o
   try {
     writeFileAtomic.sync(file, text, { mode, fsync: false });
   } catch (err) {
+    // A full state dir: give up the space reserve kept for this (space-reserve.ts) and try once more.
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC' && releaseSpaceReserve(file)) {
+      try {
+        writeFileAtomic.sync(file, text, { mode, fsync: false });
+        return;
+      } catch (again) {
+        throw new Error(`cannot write ${file}`, { cause: again });
+      }
+    }
     throw new Error(`cannot write ${file}`, { cause: err });
   }
 }

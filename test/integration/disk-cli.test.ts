@@ -86,15 +86,28 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
     assert.match(metrics, /acetate_container_disk_bytes\{container="default\/web",kind="total"\} \d+/);
   });
 
-  it('reports a shrink as ResizePending Infeasible, then Deferred once the data fits, and applies it at the next restart', async () => {
-    await writeFile(path.join(dir, 'web.yaml'), diskManifest('web', '64Mi'));
+  it('reports a shrink as ResizePending Infeasible (never restarting for it, whatever the policy), then Deferred once the data fits, and applies it at the next restart', async () => {
+    const pid = (await describeJson('web')).actual!.pid!;
+    // resizePolicy RestartContainer for disk: a restart cannot make an infeasible shrink, so none is made.
+    await writeFile(
+      path.join(dir, 'web.yaml'),
+      diskManifest('web', '64Mi', '  resizePolicy:\n    - { resourceName: disk, restartPolicy: RestartContainer }\n'),
+    );
     const plan1 = await runCli(['plan', '-f', dir], { stateDir });
-    assert.match(plan1.stdout, /disk 128Mi → 64Mi .*disk: Infeasible/);
+    assert.match(plan1.stdout, /resize .*disk 128Mi → 64Mi .*disk: Infeasible/);
     const c1 = await waitFor('Infeasible', async () => ((await resizePending('web'))?.reason === 'Infeasible' ? await resizePending('web') : undefined), {
       timeoutMs: 20_000,
     });
     assert.match(c1.message ?? '', /does not fit in 64Mi/);
-    const pid = (await describeJson('web')).actual!.pid!;
+    const url = await waitFor('url', () => run!.url);
+    const resyncs = async () => Number(/^acetate_resyncs_total (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? NaN);
+    const from = await resyncs();
+    await waitFor('three more passes over the node', async () => (await resyncs()) >= from + 3, { timeoutMs: 30_000 });
+    const still = await describeJson('web');
+    assert.equal(still.actual?.pid, pid, 'the same process: no restart for an infeasible shrink');
+    assert.equal(still.actual?.restartCount, 0);
+    // Back to the default policy: once the data fits, the shrink waits for the next restart.
+    await writeFile(path.join(dir, 'web.yaml'), diskManifest('web', '64Mi'));
     await inContainer(pid, 'rm /fill; sync');
     // XFS frees an unlinked file's blocks in the background (inodegc): wait until statfs shows it.
     await waitFor('the space freed', async () => (await dfRoot(pid)).used < 30 * MI);

@@ -1,6 +1,8 @@
 /**
  * A tiny HTTP proxy on 127.0.0.1 in front of a test registry that misbehaves on demand: answers
- * 500, or flips bytes of blob downloads (a corrupted blob), or passes everything through.
+ * 500, or flips bytes of blob downloads (a corrupted blob), or passes everything through; and, in
+ * any mode, answers a manifest request for a digest with another manifest's bytes (`swaps`: what a
+ * compromised registry or mirror would do to a pinned reference), claiming the digest asked for.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -12,14 +14,24 @@ export interface FaultyProxy {
   mode: ProxyMode;
   /** Requests seen (method path). */
   seen: string[];
+  /** Manifest requests for the key digest are answered with this body and media type. */
+  swaps: Map<string, { body: Buffer; mediaType: string }>;
   close(): Promise<void>;
 }
 
 export async function startFaultyProxy(upstreamPort: number, mode: ProxyMode = 'pass'): Promise<FaultyProxy> {
   const seen: string[] = [];
   const state = { mode };
+  const swaps = new Map<string, { body: Buffer; mediaType: string }>();
   const server = http.createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
+    const asked = /\/manifests\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '')?.[1];
+    const swap = asked ? swaps.get(asked) : undefined;
+    if (swap) {
+      res.writeHead(200, { 'content-type': swap.mediaType, 'content-length': swap.body.length, 'docker-content-digest': asked });
+      res.end(req.method === 'HEAD' ? undefined : swap.body);
+      return;
+    }
     const isBlob = /\/blobs\/sha256:/.test(req.url ?? '');
     if (state.mode === 'error500' || (state.mode === 'error500-blobs' && isBlob)) {
       res.writeHead(500, { 'content-type': 'application/json' });
@@ -67,6 +79,7 @@ export async function startFaultyProxy(upstreamPort: number, mode: ProxyMode = '
       state.mode = m;
     },
     seen,
+    swaps,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

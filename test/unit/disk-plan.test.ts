@@ -69,6 +69,19 @@ describe('resources.disk (pure)', () => {
       withDisk(big, 10),
     );
     assert.equal(restart.actions[0]!.kind, 'restart');
+    // An infeasible shrink is not restarted for, whatever the policy (a restart cannot make it; it would restart for ever).
+    const restartPolicy = [{ resourceName: 'disk' as const, restartPolicy: 'RestartContainer' as const }];
+    const noRestart = one(desired('web', { resources: { disk: '64Mi' }, resizePolicy: restartPolicy }), withDisk(big, 70));
+    assert.equal(noRestart.actions[0]!.kind, 'resize');
+    assert.match(noRestart.actions[0]!.reason, /disk: Infeasible: 70Mi in use does not fit in 64Mi; the disk stays 128Mi/);
+    const withMemory = one(
+      desired('web', {
+        resources: { disk: '64Mi', memory: '96Mi' },
+        resizePolicy: [...restartPolicy, { resourceName: 'memory', restartPolicy: 'RestartContainer' } as const],
+      }),
+      withDisk(big, 70),
+    );
+    assert.equal(withMemory.actions[0]!.kind, 'restart', 'another resource asking for a restart still gets it');
     const removed = one(desired('web'), withDisk(big, 10));
     assert.match(removed.actions[0]!.reason, /disk: Deferred to the next restart \(the private area moves out of its own filesystem\)/);
   });

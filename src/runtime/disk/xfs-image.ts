@@ -15,10 +15,42 @@ import { DiskLimitError } from './driver.js';
 const XFSPROGS_SUPPORTED_MIN = 300 * 10 ** 6;
 const TOOL_TIMEOUT_MS = 120_000;
 
-/** Creates a sparse file of `bytes` and formats it XFS. The file must not exist or be attached. */
+/**
+ * How disk images take space on the state dir's filesystem (ACETATE_DISK_PROVISIONING):
+ * - `full` (the default): every image is allocated whole when made or grown (fallocate(2), no
+ *   zeroing, so fast). Disks can then never promise together more than the node has: a container
+ *   that fills its disk gets ENOSPC inside it, and no write it was told succeeded is lost for want
+ *   of space on the node. Overcommit is refused by the filesystem itself at create and grow.
+ * - `thin`: sparse images, mounted with `discard` so space freed inside returns to the node.
+ *   Several disks may promise more than is free (as LVM thin pools and ploop allow); when the
+ *   state dir fills, the kernel's writeback to an image fails and writes a container already saw
+ *   succeed are LOST (loop: writeback error). Only for nodes whose admin watches free space.
+ */
+export type DiskProvisioning = 'full' | 'thin';
+
+export function diskProvisioning(env: NodeJS.ProcessEnv = process.env): DiskProvisioning {
+  const v = env.ACETATE_DISK_PROVISIONING;
+  if (v === undefined || v === '' || v === 'full') return 'full';
+  if (v === 'thin') return 'thin';
+  throw new DiskLimitError(`ACETATE_DISK_PROVISIONING=${JSON.stringify(v.slice(0, 40))}: give full or thin`);
+}
+
+/** Allocates an image's blocks up to `bytes` (full provisioning); ENOSPC is a clear refusal. */
+export async function allocate(file: string, bytes: number): Promise<void> {
+  if (diskProvisioning() !== 'full') return;
+  try {
+    await exec('fallocate', ['-l', String(bytes), file], { timeoutMs: TOOL_TIMEOUT_MS });
+  } catch (err) {
+    const msg = err instanceof ExecError ? (err.stderr.trim().split('\n')[0] ?? err.message) : String(err);
+    throw new DiskLimitError(`cannot allocate ${formatMemory(bytes)} for the disk on the state dir's filesystem: ${msg}`, { cause: err });
+  }
+}
+
+/** Creates an image file of `bytes` (allocated whole, or sparse when thin) and formats it XFS. The file must not exist or be attached. */
 export async function makeXfsImage(file: string, bytes: number): Promise<void> {
   await writeFile(file, '', { mode: 0o600 });
-  await truncate(file, bytes); // sparse: only what mkfs writes (log, AG headers) is allocated
+  await truncate(file, bytes); // sparse until allocated: mkfs writes only the log and AG headers
+  await allocate(file, bytes);
   // xfsprogs ≥ 5.19 refuses filesystems smaller than 300 MB ("not supported": the log is small)
   // unless it is run by fstests, which it recognizes by these three variables. The kernel mounts
   // and grows such filesystems fine (the test suite checks 16–128 MiB ones); below 300 MB acetate
@@ -41,7 +73,9 @@ export async function makeXfsImage(file: string, bytes: number): Promise<void> {
 export async function mountImage(file: string, mountPoint: string): Promise<void> {
   await mkdir(mountPoint, { recursive: true, mode: 0o700 });
   if (await isMountPoint(mountPoint, path.dirname(mountPoint))) return;
-  await exec('mount', ['--make-private', '-t', 'xfs', '-o', 'loop', file, mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
+  // Thin images return what is freed inside to the node (the loop device punches holes); whole ones must not.
+  const opts = diskProvisioning() === 'thin' ? 'loop,discard' : 'loop';
+  await exec('mount', ['--make-private', '-t', 'xfs', '-o', opts, file, mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
 }
 
 export async function unmountImage(mountPoint: string): Promise<void> {
@@ -88,6 +122,7 @@ export async function growImage(file: string, mountPoint: string, bytes: number)
   const src = (await readMountInfo()).find((m) => m.mountPoint === mountPoint && m.fsType === 'xfs')?.source;
   const devs = src?.startsWith('/dev/loop') ? [src] : await loopDevicesOf(file);
   if (devs.length === 0) throw new Error(`${file} is not attached to a loop device`);
+  await allocate(file, bytes); // first: a node without the room refuses before the file or filesystem changes
   await truncate(file, bytes);
   for (const d of devs) await exec('losetup', ['-c', d], { timeoutMs: TOOL_TIMEOUT_MS });
   await exec('xfs_growfs', ['-d', mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });

@@ -23,7 +23,7 @@ import { fitsIn } from '../../plan/disk.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';
 import { areaUsage, checkSpace, currentSize, files, makeLayerDirs, mib } from './area-files.js';
 import { moveIn, moveOut, recoverArea, shrink } from './area-moves.js';
-import { detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
+import { allocate, detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
 
 export class XfsLoopDriver implements DiskDriver {
   readonly name = 'xfs-loop';
@@ -103,6 +103,10 @@ export class XfsLoopDriver implements DiskDriver {
     }
     await mountImage(f.img, f.mnt);
     const current = await currentSize(area);
+    // An image made sparse (thin, or by an acetate before full provisioning) is taken whole at its
+    // start, where the node has the room; where it has not, the container still starts as it ran
+    // before (refusing would take down a service that ran): the next grow is refused instead.
+    await allocate(f.img, (await imageSize(f.img)) ?? current).catch(() => undefined);
     if (sizeBytes > current) {
       await checkSpace(area, sizeBytes - current, sizeBytes);
       await growImage(f.img, f.mnt, sizeBytes);

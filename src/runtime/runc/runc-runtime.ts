@@ -8,6 +8,7 @@
  * (stop.ts), remove (remove.ts), changes in place (update-in-place.ts), temporary dirs and their
  * sweep (temp-dirs.ts).
  */
+import { holdSpaceReserve } from '../../util/space-reserve.js';
 import type { Resources } from '../../api/types.js';
 import {
   NotRunningError,
@@ -77,6 +78,7 @@ export class RuncRuntime implements Runtime {
   /** This process now holds the node lock: it may clear what killed acetates left (see sweepLeftovers). */
   holdsNodeLock(): void {
     this.rc.lockHeld = true;
+    holdSpaceReserve(this.rc.opts.stateDir);
     // Creates follow creates here: keep the images lock between them, let go when a prune wants it.
     this.rc.images.lock.keepBetweenUsers();
   }
@@ -120,6 +122,7 @@ export class RuncRuntime implements Runtime {
   }
 
   create(req: CreateRequest): Promise<void> {
+    holdSpaceReserve(this.rc.opts.stateDir); // made again here once a full state dir has room
     return createContainer(this.rc, req);
   }
 
