@@ -18,14 +18,20 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** Upper bound of RLIMIT_NOFILE given to containers (further capped by the host's hard limit). */
 export const MAX_NOFILE = 1_048_576;
 
-/** Docker's default capability set. */
+/**
+ * Docker's default capability set without CAP_NET_RAW (as Podman's since 4.0, and Kubernetes'
+ * restricted Pod Security level): raw and packet sockets let a container craft frames with any
+ * source (ARP spoofing, packets to the node's loopback through the gateway). `ping` still works
+ * through ICMP datagram sockets where net.ipv4.ping_group_range allows them; a container that
+ * needs raw sockets asks with securityContext.capabilities.add: [NET_RAW] (shown by `plan`).
+ * docs/networking.md compares the set with Docker's and Podman's.
+ */
 export const DEFAULT_CAPABILITIES: readonly string[] = [
   'CAP_CHOWN',
   'CAP_DAC_OVERRIDE',
   'CAP_FSETID',
   'CAP_FOWNER',
   'CAP_MKNOD',
-  'CAP_NET_RAW',
   'CAP_SETGID',
   'CAP_SETUID',
   'CAP_SETFCAP',
@@ -190,7 +196,14 @@ function baseMounts(privileged: boolean): OciMount[] {
  * sharing the node's network gets the node's /sys bound read-only instead (as Podman does).
  */
 const SYS_BIND: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
-/** /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see network/etc-files.ts). */
+/**
+ * /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see
+ * network/etc-files.ts), bound read-only. They live in the run dir, outside the private area and
+ * any disk limit (a tmpfs on most nodes: node RAM), so a writable bind let a 32Mi container write
+ * 150 MB there. Docker, Podman and Kubernetes bind them writable (from a dir on disk); here the
+ * container reads them, acetate rewrites them (the hosts file when the address changes), and a
+ * container that needs other entries mounts its own file over them (spec.mounts wins).
+ */
 function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): OciMount[] {
   return (
     [
@@ -202,7 +215,7 @@ function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): 
     destination,
     type: 'bind',
     source,
-    options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'],
+    options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec', 'ro'],
   }));
 }
 
