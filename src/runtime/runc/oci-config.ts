@@ -2,7 +2,7 @@
  * The OCI runtime config (bundle/config.json) of a container, generated from its normalized spec.
  * Pure: every host-dependent input (paths, host rlimit, swap accounting) is passed in.
  */
-import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
+import { ALL_CAPABILITIES, capabilityName, capabilitySet, DEFAULT_CAPABILITIES } from '../../api/capabilities.js';
 import path from 'node:path';
 import { InvalidError } from '../../contracts/errors.js';
 import type { NormalizedSpec } from '../../api/types.js';
@@ -18,31 +18,7 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** Upper bound of RLIMIT_NOFILE given to containers (further capped by the host's hard limit). */
 export const MAX_NOFILE = 1_048_576;
 
-/**
- * Docker's default capability set without CAP_NET_RAW (as Podman's since 4.0, and Kubernetes'
- * restricted Pod Security level): raw and packet sockets let a container craft frames with any
- * source (ARP spoofing, packets to the node's loopback through the gateway). `ping` still works
- * through ICMP datagram sockets where net.ipv4.ping_group_range allows them; a container that
- * needs raw sockets asks with securityContext.capabilities.add: [NET_RAW] (shown by `plan`).
- * docs/networking.md compares the set with Docker's and Podman's.
- */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
-
-export { ALL_CAPABILITIES };
+export { ALL_CAPABILITIES, DEFAULT_CAPABILITIES };
 
 /** runc's `runc spec` defaults. */
 export const MASKED_PATHS: readonly string[] = [
@@ -146,17 +122,9 @@ function capName(raw: string): string {
   return name;
 }
 
-/** Docker's rules: add ALL = every cap minus drops; drop ALL = only adds; else (base − drops) ∪ adds. */
+/** The container's capabilities (capabilitySet), every name checked: an unknown one is an OciConfigError. */
 export function resolveCapabilities(security: NormalizedSpec['security']): string[] {
-  const add = security.capAdd.map(capName);
-  const drop = security.capDrop.map(capName);
-  const base = security.privileged ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES;
-  let caps: string[];
-  if (add.includes('ALL')) caps = ALL_CAPABILITIES.filter((c) => !drop.includes(c));
-  else if (drop.includes('ALL')) caps = [...add];
-  else caps = [...base.filter((c) => !drop.includes(c)), ...add];
-  // Keep the kernel's order and drop duplicates.
-  return ALL_CAPABILITIES.filter((c) => caps.includes(c));
+  return capabilitySet({ ...security, capAdd: security.capAdd.map(capName), capDrop: security.capDrop.map(capName) });
 }
 
 /** A container path must be absolute and must not contain `..` (it could escape the rootfs). */
