@@ -7,12 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import net from 'node:net';
 import type { NormalizedSpec } from '../../src/api/types.js';
+import { executeAction } from '../../src/apply/execute.js';
+import { plan } from '../../src/plan/plan.js';
 import { parseSubnet } from '../../src/runtime/network/node-config.js';
 import { exec } from '../../src/util/exec.js';
-import { wallsTable } from '../../src/runtime/network/walls.js';
+import { listEnrolled, wallsTable } from '../../src/runtime/network/walls.js';
 import { testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
 import { rawFramesCommand } from '../support/raw-frames.js';
@@ -145,6 +148,42 @@ describe('network walls (real containers, crafted frames)', function () {
     assert.equal(await httpGet('127.0.0.1', port), 'hello-victim\n', "the neighbour's published port still answers");
     assert.equal(await httpGet(victim.ip!, 80), 'hello-victim\n');
     assert.equal((await st.runtime.get('default/victim'))?.process.pid, pid, 'the victim kept running');
+  });
+
+  it("walls removed by hand (a table deleted, a port's entry deleted) are found by the deep check and put back in place: same pid, same address", async () => {
+    const port = await freePort();
+    const req = webRequest('web', published(port));
+    await st.runtime.create(req);
+    const { pid } = await st.runtime.start('default/web');
+    const ip = (await st.runtime.get('default/web'))!.network!.ip!;
+    const repair = async (what: RegExp) => {
+      const actual = (await st.runtime.get('default/web'))!;
+      assert.match(actual.network?.problem ?? '', what);
+      const desired = { key: 'default/web', namespace: 'default', name: 'web', spec: req.spec, source: req.source };
+      const p = plan({ desired: new Map([['default/web', desired]]), actual: new Map([['default/web', actual]]), complete: true });
+      assert.deepEqual(
+        p.actions.map((x) => x.kind),
+        ['network'],
+      );
+      await executeAction(p.actions[0]!, { runtime: st.runtime });
+      const after = (await st.runtime.get('default/web'))!;
+      assert.equal(after.network?.problem, undefined);
+      assert.equal(after.process.pid, pid);
+      assert.equal(after.network?.ip, ip);
+      const enrolled = (await listEnrolled(n.bridge)).ports;
+      assert.ok(
+        enrolled.length === 1 && existsSync(`/sys/class/net/${n.bridge}/brif/${enrolled[0]}`),
+        `its veth is the one port enrolled: ${enrolled.join(', ')}`,
+      );
+      assert.equal(await waitFor(() => httpGet('127.0.0.1', port)), 'hello-web\n');
+    };
+    await exec('nft', ['delete', 'table', 'ip', wallsTable(n.bridge)]);
+    await repair(/loopback wall of bridge .* is missing/);
+    assert.match((await exec('nft', ['list', 'chain', 'ip', wallsTable(n.bridge), 'loopback'])).stdout, /127\.0\.0\.0\/8/);
+    const [veth] = (await listEnrolled(n.bridge)).ports;
+    await exec('nft', ['delete', 'element', 'bridge', wallsTable(n.bridge), 'ports', `{ "${veth}" }`]);
+    await repair(/is not enrolled in the address check/);
+    assert.equal((await listEnrolled(n.bridge)).ports.length, 1, 'one port enrolled: the old one pruned');
   });
 
   it('/etc/hosts, /etc/resolv.conf and /etc/hostname are read-only: a 100 MB write fails at once and the node-side files stay small', async () => {
