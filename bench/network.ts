@@ -157,7 +157,8 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
         const d = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--allow-empty', '--concurrency', '1']);
         if (d.code !== 0) throw new Error(`acetate destroy failed: ${d.stderr}`);
         const left = await snapshotNetworkLeaks(stateDir, netw, { runDir });
-        if (left.netns.length + left.leases.length + left.veths.length + left.iptables.length) throw new Error(`acetate destroy left ${JSON.stringify(left)}`);
+        if (left.netns.length + left.leases.length + left.veths.length + left.iptables.length + left.walls.length)
+          throw new Error(`acetate destroy left ${JSON.stringify(left)}`);
         ace.c.push(c);
         ace.d.push(d);
         ctx.log(`network N=${n} rep ${rep}: acetate c1 create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);

@@ -26,6 +26,10 @@ command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/
 # the iptables their rules go through, and util-linux's unshare for the network namespaces.
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/portmap ] || missing+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+# nft: the walls around bridge containers (src/runtime/network/walls.ts); python3: the network
+# walls test crafts raw frames from inside a container of the host template.
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+[ -x /usr/bin/python3 ] || missing+=(python3-minimal)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)  # unshare: the network namespaces
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Images (src/images): skopeo pulls, setfattr marks overlay opaque dirs; the tests' registry.

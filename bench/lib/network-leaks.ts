@@ -10,6 +10,7 @@ import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { sweepContainerRules } from '../../src/runtime/network/iptables-sweep.js';
+import { listEnrolled, removeWalls, wallsTable } from '../../src/runtime/network/walls.js';
 
 export interface TestNetwork {
   bridge: string;
@@ -37,6 +38,8 @@ export interface NetworkLeaks {
   leases: string[];
   veths: string[];
   iptables: string[];
+  /** Ports still enrolled in the bridge's address check (walls.ts), and with bridgeGone its nft tables. */
+  walls: string[];
   bridge?: string;
 }
 
@@ -73,8 +76,20 @@ export async function snapshotNetworkLeaks(stateDir: string, n: TestNetwork, opt
     leases: listDir(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
     veths: listDir(`/sys/class/net/${n.bridge}/brif`),
     iptables: (await instanceRules(stateDir, n)).map((r) => `${r.table}: ${r.rule}`),
+    walls: await wallsLeft(n, !!opts.bridgeGone),
     ...(opts.bridgeGone && existsSync(`/sys/class/net/${n.bridge}`) ? { bridge: n.bridge } : {}),
   };
+}
+
+/** Enrolled ports of the bridge (each a container that was never torn down); the tables too once the bridge should be gone. */
+async function wallsLeft(n: TestNetwork, bridgeGone: boolean): Promise<string[]> {
+  const { ports } = await listEnrolled(n.bridge);
+  const out = ports.map((p) => `port ${p}`);
+  if (bridgeGone) {
+    const { stdout } = await exec('nft', ['list', 'tables']).catch(() => ({ stdout: '' }));
+    for (const l of stdout.split('\n')) if (l.trim().endsWith(` ${wallsTable(n.bridge)}`)) out.push(l.trim());
+  }
+  return out;
 }
 
 export function networkProblems(l: NetworkLeaks): string[] {
@@ -83,11 +98,12 @@ export function networkProblems(l: NetworkLeaks): string[] {
   if (l.leases.length) out.push(`leases: ${l.leases.join(', ')}`);
   if (l.veths.length) out.push(`veths: ${l.veths.join(', ')}`);
   if (l.iptables.length) out.push(`iptables rules: ${l.iptables.join(' | ')}`);
+  if (l.walls.length) out.push(`nft walls: ${l.walls.join(', ')}`);
   if (l.bridge) out.push(`bridge still exists: ${l.bridge}`);
   return out;
 }
 
-/** Removes what the instance's network left: its iptables rules (deleted one by one) and its bridge. */
+/** Removes what the instance's network left: its iptables rules (deleted one by one), its bridge and the bridge's nft walls. */
 export async function cleanupNetwork(stateDir: string, n: TestNetwork, cniNetwork = `acetate-${instancePaths(stateDir).instanceHash}`): Promise<void> {
   // Rules by the network's name, with the per-container chains they used; then any by subnet.
   await sweepContainerRules(cniNetwork).catch(() => undefined);
@@ -101,4 +117,6 @@ export async function cleanupNetwork(stateDir: string, n: TestNetwork, cniNetwor
   // The per-container chains the rules jumped to (CNI-<hash>, CNI-DN-<hash>) are empty now only if
   // their container was torn down; those of this instance are found by their rules above.
   if (existsSync(`/sys/class/net/${n.bridge}`)) await exec('ip', ['link', 'del', n.bridge]).catch(() => undefined);
+  // The bridge's walls stay while it exists (walls.ts): they go with it.
+  await removeWalls(n.bridge).catch(() => undefined);
 }

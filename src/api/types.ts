@@ -50,6 +50,7 @@ export interface ContainerSpec {
   securityContext?: {
     privileged?: boolean;
     noNewPrivileges?: boolean;
+    /** Added to or dropped from the default set (DEFAULT_CAPABILITIES in capabilities.ts: Docker's without NET_RAW). */
     capabilities?: { add?: string[]; drop?: string[] };
     /** Kubernetes' shape: RuntimeDefault (Docker's/Podman's profile, the default), Unconfined, Localhost + path. */
     seccompProfile?: { type: 'RuntimeDefault' | 'Unconfined' | 'Localhost'; localhostProfile?: string };

@@ -7,7 +7,7 @@ import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '
 import { hashOf } from '../api/hash.js';
 import type { ActualContainer, ResourceGranularity } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
-import { isolationSummary, userNamespaceNote } from './isolation-notes.js';
+import { capabilityNote, isolationSummary, userNamespaceNote } from './isolation-notes.js';
 import { planNetwork } from './network.js';
 import { diskChangeInfeasible, diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
@@ -100,7 +100,7 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
     const discard = replaceFields.includes('template');
     const reason = discard
       ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
-      : `${replaceFields.join(', ')} changed${replaceFields.includes('network') ? ` (network ${had.network} → ${want.network})` : ''}: cannot change in place (private area kept)${userNamespaceNote(had, want)}`;
+      : `${replaceFields.join(', ')} changed${replaceFields.includes('network') ? ` (network ${had.network} → ${want.network})` : ''}: cannot change in place (private area kept)${userNamespaceNote(had, want)}${capabilityNote(had, want)}`;
     return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }] };
   }
   const g = input.granularity;

@@ -185,6 +185,6 @@ spec:
     const destroyed = await cli(['apply', '-f', dir, '--allow-empty']);
     assert.equal(destroyed.code, 0, destroyed.stderr);
     const empty = await snapshotNetworkLeaks(stateDir, n);
-    assert.deepEqual(empty, { netns: [], leases: [], veths: [], iptables: [] }, 'nothing of any container is left');
+    assert.deepEqual(empty, { netns: [], leases: [], veths: [], iptables: [], walls: [] }, 'nothing of any container is left');
   });
 });

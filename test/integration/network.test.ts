@@ -250,6 +250,11 @@ describe('network: bridge, a full subnet (real CNI plugins)', function () {
     assert.equal(leaks.netns.length, 5, 'no namespace of c5');
     assert.equal(leaks.leases.length, 5);
     assert.equal(leaks.veths.length, 5);
-    assert.deepEqual(networkProblems({ ...leaks, netns: [], leases: [], veths: [], iptables: leaks.iptables.filter((r) => r.includes('default_c5')) }), []);
+    // The five running containers' ports stay enrolled in the bridge's address check; no other one.
+    const walls = leaks.walls.filter((w) => !leaks.veths.some((v) => w === `port ${v}`));
+    assert.deepEqual(
+      networkProblems({ ...leaks, netns: [], leases: [], veths: [], iptables: leaks.iptables.filter((r) => r.includes('default_c5')), walls }),
+      [],
+    );
   });
 });

@@ -99,7 +99,6 @@ describe('OCI config as seen from inside a container', function () {
       'CAP_FSETID',
       'CAP_FOWNER',
       'CAP_MKNOD',
-      'CAP_NET_RAW',
       'CAP_SETGID',
       'CAP_SETUID',
       'CAP_SETFCAP',

@@ -280,10 +280,11 @@ describe('security defaults (real runc)', function () {
         nnp: '1',
       },
       { name: 'nnp-off', spec: '  securityContext: { noNewPrivileges: false }\n', caps: DEFAULT_CAPABILITIES, nnp: '0' },
+      { name: 'net-raw', spec: '  securityContext: { capabilities: { add: [NET_RAW] } }\n', caps: [...DEFAULT_CAPABILITIES, 'CAP_NET_RAW'], nnp: '1' },
       { name: 'privileged', spec: '  securityContext: { privileged: true }\n', caps: ALL_CAPABILITIES, nnp: '0' },
     ];
 
-    it("has Docker's default capability set and no_new_privs unless asked otherwise (CapEff, CapBnd, NoNewPrivs)", async () => {
+    it("has Docker's default capability set without NET_RAW and no_new_privs unless asked otherwise (CapEff, CapBnd, NoNewPrivs)", async () => {
       for (const c of cases) await writeFile(path.join(dir, `${c.name}.yaml`), manifest(c.name, c.spec));
       const r = await apply();
       assert.equal(r.code, 0, r.stderr);
@@ -299,7 +300,11 @@ describe('security defaults (real runc)', function () {
         assert.equal(BigInt(`0x${st.CapInh}`), 0n, `${c.name}: CapInh`);
         assert.equal(st.NoNewPrivs, c.nnp, `${c.name}: NoNewPrivs`);
       }
-      assert.equal(capMask(DEFAULT_CAPABILITIES), 0xa80425fbn, "the default is Docker's set");
+      // Docker's set is 0xa80425fb; NET_RAW (bit 13) is out, as in Podman's.
+      assert.equal(capMask(DEFAULT_CAPABILITIES), 0xa80425fbn & ~(1n << 13n), "the default is Docker's set without NET_RAW");
+      const netRaw = 1n << 13n;
+      assert.equal(BigInt(`0x${(await procStatus((await get('default')).pid!)).CapEff}`) & netRaw, 0n, 'no NET_RAW by default');
+      assert.equal(BigInt(`0x${(await procStatus((await get('net-raw')).pid!)).CapEff}`) & netRaw, netRaw, 'NET_RAW with capabilities.add: [NET_RAW]');
     });
 
     it('runs in its own pid, mount, uts, ipc and network namespaces (network: host shares only the network)', async () => {

@@ -175,5 +175,7 @@ describe('network: node and /etc files', () => {
     const dests = cfg.mounts.map((m) => `${m.destination}<-${m.source}`);
     assert.ok(dests.indexOf('/etc/hosts<-/r/etc/hosts') < dests.indexOf('/etc/hosts<-/srv/hosts'), 'a user mount over /etc/hosts wins');
     assert.ok(dests.includes('/etc/resolv.conf<-/r/etc/resolv.conf'));
+    for (const f of Object.values(etcFiles))
+      assert.ok(cfg.mounts.find((m) => m.source === f)?.options?.includes('ro'), `${f} is bound read-only: it is outside the private area and its disk limit`);
   });
 });

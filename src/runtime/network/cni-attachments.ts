@@ -14,6 +14,7 @@ import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.j
 import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
 import type { PortClaims } from './port-claims.js';
 import { sweepContainerRules } from './iptables-sweep.js';
+import { enrollPort, pruneWalls, walledPortOf } from './walls.js';
 
 /** What network.json holds. */
 export interface NetworkStateFile {
@@ -118,6 +119,10 @@ export class CniAttachments {
       }
       const { ip, hostVeth } = addressOf(result, this.config.bridge);
       if (!ip) throw new Error(`the bridge plugin gave ${req.key} no IPv4 address`);
+      // Before the process starts: its port may send only its own address and MAC (walls.ts).
+      const port = walledPortOf(result, ip, hostVeth);
+      if (!port) throw new Error(`the bridge plugin gave ${req.key} no host veth or MAC to check its frames against`);
+      await enrollPort(this.config.bridge, port);
       const st: NetworkStateFile = {
         network: this.config.name,
         containerId: req.id,
@@ -168,6 +173,8 @@ export class CniAttachments {
     if (hadAnything) await delList(this.config, this.plugins, t, st?.ports ?? [], prev);
     // Without its namespace the bridge plugin cannot find the masquerade rules to remove.
     if (hadAnything && nsGone) await sweepContainerRules(this.config.name, id);
+    // Its veth is gone with the DEL: so is its port's entry in the address check.
+    if (hadAnything) await pruneWalls(this.config.bridge).catch(() => undefined);
     if (!o.keepNetns) await removeNetns(t.netns);
     await this.claims.release(id);
     const file = this.opts.stateFileOf(id);

@@ -29,6 +29,7 @@ import { bindNetnsOf, isNetnsMounted } from './netns.js';
 import { readLeases } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
+import { pruneWalls, walledPortOf, wallsProblem } from './walls.js';
 
 export interface CniDriverOptions {
   config: NodeNetworkConfig;
@@ -88,6 +89,8 @@ export class CniNetworkDriver implements NetworkDriver {
         `CNI plugins ${missing.join(', ')} not found in ${dir}: install them with \`apt-get install -y containernetworking-plugins\``,
       );
     if (!(await findBinary('iptables'))) throw new RuntimeUnavailableError('iptables not found: install it with `apt-get install -y iptables`');
+    // The walls around the containers (walls.ts).
+    if (!(await findBinary('nft'))) throw new RuntimeUnavailableError('nft not found: install it with `apt-get install -y nftables`');
   }
 
   private vethPresent(st: NetworkStateFile): boolean {
@@ -155,6 +158,8 @@ export class CniNetworkDriver implements NetworkDriver {
       await this.lock.run(GLOBAL, () => this.attachments.check(id, st));
       const missing = await missingPortRules(this.config.name, id, st.ports);
       if (missing.length) problem = `port rules of ${missing.join(', ')} are missing`;
+      const port = walledPortOf(st.result, st.ip, st.hostVeth);
+      problem ??= port ? await wallsProblem(this.config.bridge, port) : undefined;
     } catch (err) {
       problem = `CNI CHECK failed: ${(err as Error).message}`;
     }
@@ -198,6 +203,8 @@ export class CniNetworkDriver implements NetworkDriver {
         gone.push(id);
         await this.attachments.detach(id, undefined, { keepNetns: false }).catch(() => undefined);
       }
+      // Ports whose veth went without a DEL (deleted by hand, a DEL killed half way).
+      await pruneWalls(this.config.bridge).catch(() => undefined);
       return gone;
     });
   }

@@ -2,7 +2,7 @@
  * The OCI runtime config (bundle/config.json) of a container, generated from its normalized spec.
  * Pure: every host-dependent input (paths, host rlimit, swap accounting) is passed in.
  */
-import { ALL_CAPABILITIES, capabilityName } from '../../api/capabilities.js';
+import { ALL_CAPABILITIES, capabilityName, capabilitySet, DEFAULT_CAPABILITIES } from '../../api/capabilities.js';
 import path from 'node:path';
 import { InvalidError } from '../../contracts/errors.js';
 import type { NormalizedSpec } from '../../api/types.js';
@@ -18,25 +18,7 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** Upper bound of RLIMIT_NOFILE given to containers (further capped by the host's hard limit). */
 export const MAX_NOFILE = 1_048_576;
 
-/** Docker's default capability set. */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
-
-export { ALL_CAPABILITIES };
+export { ALL_CAPABILITIES, DEFAULT_CAPABILITIES };
 
 /** runc's `runc spec` defaults. */
 export const MASKED_PATHS: readonly string[] = [
@@ -140,17 +122,9 @@ function capName(raw: string): string {
   return name;
 }
 
-/** Docker's rules: add ALL = every cap minus drops; drop ALL = only adds; else (base − drops) ∪ adds. */
+/** The container's capabilities (capabilitySet), every name checked: an unknown one is an OciConfigError. */
 export function resolveCapabilities(security: NormalizedSpec['security']): string[] {
-  const add = security.capAdd.map(capName);
-  const drop = security.capDrop.map(capName);
-  const base = security.privileged ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES;
-  let caps: string[];
-  if (add.includes('ALL')) caps = ALL_CAPABILITIES.filter((c) => !drop.includes(c));
-  else if (drop.includes('ALL')) caps = [...add];
-  else caps = [...base.filter((c) => !drop.includes(c)), ...add];
-  // Keep the kernel's order and drop duplicates.
-  return ALL_CAPABILITIES.filter((c) => caps.includes(c));
+  return capabilitySet({ ...security, capAdd: security.capAdd.map(capName), capDrop: security.capDrop.map(capName) });
 }
 
 /** A container path must be absolute and must not contain `..` (it could escape the rootfs). */
@@ -190,7 +164,14 @@ function baseMounts(privileged: boolean): OciMount[] {
  * sharing the node's network gets the node's /sys bound read-only instead (as Podman does).
  */
 const SYS_BIND: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
-/** /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see network/etc-files.ts). */
+/**
+ * /etc/hosts, /etc/hostname, /etc/resolv.conf of a bridge container: files acetate writes (see
+ * network/etc-files.ts), bound read-only. They live in the run dir, outside the private area and
+ * any disk limit (a tmpfs on most nodes: node RAM), so a writable bind let a 32Mi container write
+ * 150 MB there. Docker, Podman and Kubernetes bind them writable (from a dir on disk); here the
+ * container reads them, acetate rewrites them (the hosts file when the address changes), and a
+ * container that needs other entries mounts its own file over them (spec.mounts wins).
+ */
 function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): OciMount[] {
   return (
     [
@@ -202,7 +183,7 @@ function etcMounts(f: { hosts: string; hostname: string; resolvConf: string }): 
     destination,
     type: 'bind',
     source,
-    options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec'],
+    options: ['rbind', 'rprivate', 'nosuid', 'nodev', 'noexec', 'ro'],
   }));
 }
 
