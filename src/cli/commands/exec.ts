@@ -42,7 +42,8 @@ export const execCommand: Command = {
 
 Runs COMMAND inside the running container NAME, as \`kubectl exec\` does: in the container's
 namespaces (pid, mount, network, uts, ipc) and cgroup, with its environment. The exit status
-is COMMAND's.
+is COMMAND's; 127 when COMMAND is not found, 126 when it cannot be run (as Podman and Docker).
+COMMAND's own options need -- before COMMAND (as with kubectl).
 
   -i, --stdin   pass this terminal's (or pipe's) standard input to COMMAND
   -t, --tty     give COMMAND a terminal (needs a terminal on stdin; e.g. acetate exec -it web -- sh)`,
