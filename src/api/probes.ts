@@ -1,7 +1,8 @@
 /**
  * Probes as written (Kubernetes' core/v1 Probe) → NormalizedProbe with Kubernetes' defaults:
  * periodSeconds 10, timeoutSeconds 1, successThreshold 1, failureThreshold 3,
- * initialDelaySeconds 0; httpGet path "/", scheme HTTP.
+ * initialDelaySeconds 0; httpGet path "/", scheme HTTP. A field given as 0 takes its default too, as in
+ * Kubernetes (periodSeconds: 0 is 10).
  */
 import type { NormalizedProbe, NormalizedProbes, Probe, ProbeKind, ContainerSpec } from './types.js';
 
@@ -34,10 +35,11 @@ export function normalizeProbe(p: Probe): NormalizedProbe {
   return {
     handler,
     initialDelaySeconds: p.initialDelaySeconds ?? 0,
-    periodSeconds: p.periodSeconds ?? 10,
-    timeoutSeconds: p.timeoutSeconds ?? 1,
-    successThreshold: p.successThreshold ?? 1,
-    failureThreshold: p.failureThreshold ?? 3,
+    // 0 (or absent) is the default, as Kubernetes' SetDefaults_Probe.
+    periodSeconds: p.periodSeconds || 10,
+    timeoutSeconds: p.timeoutSeconds || 1,
+    successThreshold: p.successThreshold || 1,
+    failureThreshold: p.failureThreshold || 3,
   };
 }
 

@@ -23,7 +23,8 @@ export function probeIssues(spec: Record<string, unknown>): ProbeIssue[] {
     const set = HANDLERS.filter((h) => probe[h] !== undefined);
     if (set.length === 0) out.push({ path: ['spec', field], message: 'needs one of exec, httpGet or tcpSocket' });
     else if (set.length > 1) out.push({ path: ['spec', field, set[1]!], message: `a probe has exactly one handler: ${set.join(' and ')} are both set` });
-    if (kind !== 'readiness' && typeof probe.successThreshold === 'number' && probe.successThreshold !== 1) {
+    // 0 is the default (1), as Kubernetes defaults it before it validates.
+    if (kind !== 'readiness' && typeof probe.successThreshold === 'number' && probe.successThreshold !== 1 && probe.successThreshold !== 0) {
       out.push({ path: ['spec', field, 'successThreshold'], message: `must be 1 for a ${kind} probe (as in Kubernetes)` });
     }
   }

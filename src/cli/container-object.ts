@@ -12,7 +12,7 @@ import type { StatusRecord } from '../contracts/status-record.js';
 
 export const SOURCE_ANNOTATION = 'acetate.dev/source';
 
-function statusOf(c: ActualContainer, rec: StatusRecord | undefined, now: number): ContainerStatus {
+export function currentStatus(c: ActualContainer, rec: StatusRecord | undefined, now: number): ContainerStatus {
   // The loop's status is what `acetate run` last saw; a process that changed since (apply-only
   // use, or a run that stopped) is described as it is now.
   if (rec && rec.status.pid === c.process.pid && (rec.status.phase === 'Running') === (c.process.state === 'running')) {
@@ -35,7 +35,7 @@ export function containerObject(c: ActualContainer, rec?: StatusRecord, now = Da
   } else {
     metadata.annotations = { [SOURCE_ANNOTATION]: `${src.file}:${src.line}` };
   }
-  return { apiVersion: API_VERSION, kind: KIND, metadata, spec: specToManifest(c.applied.spec), status: statusOf(c, rec, now) };
+  return { apiVersion: API_VERSION, kind: KIND, metadata, spec: specToManifest(c.applied.spec), status: currentStatus(c, rec, now) };
 }
 
 /** Several objects, as kubectl prints a list. */

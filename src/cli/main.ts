@@ -76,7 +76,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     command = COMMANDS.find((c) => c.name === g.command);
     if (!command) throw new UsageError(`unknown command '${g.command}'`);
-    if (g.help || g.rest.includes('--help') || g.rest.includes('-h')) {
+    // Only before `--`: what follows is a command's (`acetate exec web -- ls -h`).
+    const own = g.rest.includes('--') ? g.rest.slice(0, g.rest.indexOf('--')) : g.rest;
+    if (g.help || own.includes('--help') || own.includes('-h')) {
       print(process.stdout, command.usage);
       return 0;
     }

@@ -7,7 +7,7 @@
  * A sink that fails is not swallowed: the failure is returned, and the reconcile turns it into
  * its Requeue (contracts/errors.ts: a conflict is retried at once, a gone object is done...).
  */
-import type { ContainerStatus, DesiredContainer, Phase } from '../api/types.js';
+import type { ContainerStatus, DesiredContainer, NormalizedSpec, Phase } from '../api/types.js';
 import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
 import { isDetailedSink, type StatusSink } from '../contracts/sinks.js';
 import type { CrashLoopRecord, RecordedAction, StatusRecord, UnhealthyRecord, Waiting } from '../contracts/status-record.js';
@@ -189,15 +189,7 @@ export class StatusPublisher {
     };
     const source = desired?.source ?? actual?.applied.source;
     if (source) record.source = source;
-    if (desired) {
-      record.desired = {
-        state: desired.spec.state,
-        template: desired.spec.template,
-        command: [...desired.spec.command, ...desired.spec.args],
-        restartPolicy: desired.spec.restartPolicy,
-        resources: formatResources(desired.spec.resources) ?? {},
-      };
-    }
+    if (desired) record.desired = desiredPart(desired.spec);
     if (actual) record.actual = actualPart(actual);
     if (x.lastError) record.lastError = x.lastError;
     if (x.waiting) record.waiting = x.waiting;
@@ -205,6 +197,17 @@ export class StatusPublisher {
     if (x.unhealthy) record.unhealthy = x.unhealthy;
     return record;
   }
+}
+
+/** A desired spec in user units, as the status record holds it (also what `describe` shows of an applied spec). */
+export function desiredPart(spec: NormalizedSpec): NonNullable<StatusRecord['desired']> {
+  return {
+    state: spec.state,
+    template: spec.template,
+    command: [...spec.command, ...spec.args],
+    restartPolicy: spec.restartPolicy,
+    resources: formatResources(spec.resources) ?? {},
+  };
 }
 
 function actualPart(actual: ActualContainer): NonNullable<StatusRecord['actual']> {

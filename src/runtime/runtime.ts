@@ -154,6 +154,8 @@ export interface ExecResult {
   /** stdout and stderr, interleaved (capture only). */
   output?: string;
   timedOut?: boolean;
+  /** The command could not be started (inherit only): why, in one line; exitCode is 127 (not found) or 126 (not executable), as Podman. */
+  startError?: string;
 }
 
 export interface Runtime {

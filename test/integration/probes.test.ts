@@ -61,7 +61,7 @@ describe('probes (acetate run, real containers)', function () {
     assert.equal(r.code, 1);
     const text = r.stdout + r.stderr;
     assert.match(text, new RegExp(`bad\\.yaml:17: spec\\.readinessProbe\\.httpGet: a probe has exactly one handler: exec and httpGet are both set`));
-    assert.match(text, /bad\.yaml:18: spec\.readinessProbe\.periodSeconds: -1 must be at least 1/);
+    assert.match(text, /bad\.yaml:18: spec\.readinessProbe\.periodSeconds: -1 must be at least 0/);
     assert.match(text, /bad\.yaml:20: spec\.livenessProbe\.tcpSocket\.port: 70000 must be at most 65535/);
     assert.match(text, /bad\.yaml:21: spec\.livenessProbe\.successThreshold: must be 1 for a liveness probe/);
   });

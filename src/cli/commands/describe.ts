@@ -6,6 +6,8 @@ import { keyOf, outputOption, parse } from '../args.js';
 import { age, table } from '../table.js';
 import { formatProblem } from '../problems.js';
 import { formatResources } from '../../controller/status.js';
+import { desiredPart } from '../../controller/publish.js';
+import { currentStatus } from '../container-object.js';
 import { controllerAlive, isOfIncarnation, readControllerRecord, readProblems, readStatusRecord } from '../../controller/status-store.js';
 import { messageOf } from '../../contracts/errors.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
@@ -65,11 +67,25 @@ function fromRuntime(a: ActualContainer): StatusRecord {
   return rec;
 }
 
-/** Updates the record's actual part with a fresh read of the runtime. */
-function withFreshActual(rec: StatusRecord, a: ActualContainer | undefined): StatusRecord {
+/**
+ * The record as true now, read as `get` reads it: the actual part fresh from the runtime; the
+ * status (phase, pid, conditions) of the process that runs now (currentStatus: the loop's when it
+ * saw this process, else computed from the runtime, as `get -o yaml`); the desired spec the loop
+ * works on while it runs, else the applied one (what `apply`, or a run since stopped, converged to).
+ */
+function withCurrentTruth(
+  rec: StatusRecord,
+  a: ActualContainer | undefined,
+  loopRecord: StatusRecord | undefined,
+  loopAlive: boolean,
+  now: number,
+): StatusRecord {
   if (!a) return { ...rec, actual: undefined };
-  const fresh = fromRuntime(a);
-  return { ...rec, actual: fresh.actual };
+  const out: StatusRecord = { ...rec, actual: fromRuntime(a).actual, status: currentStatus(a, loopRecord, now) };
+  const desired = loopAlive && loopRecord ? loopRecord.desired : desiredPart(a.applied.spec);
+  if (desired) out.desired = desired;
+  else delete out.desired;
+  return out;
 }
 
 export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now(), node?: NodeNetworkConfig): string {
@@ -178,10 +194,12 @@ export const describeCommand: Command = {
   summary: 'Show status, conditions, last error and source of one container',
   usage: `Usage: acetate describe NAME [-n NAMESPACE] [-o text|json|yaml]
 
-Shows one container as the loop (acetate run) last saw it: phase, desired and actual
-resources, conditions (Ready, Synced, ResizePending) with reasons and messages, the last
-error, restarts and last exit code, the manifest file it comes from, and its recent actions.
-The actual part is read from the runtime now; the rest is what the loop last recorded.`,
+Shows one container: phase, desired and actual resources, conditions (Ready, Synced,
+ResizePending) with reasons and messages, the last error, restarts and last exit code, the
+manifest file it comes from, and its recent actions. Phase, status and the actual part are
+read as \`acetate get\` reads them (the runtime now; the loop's status while it saw this
+process); Desired is what a running \`acetate run\` works on, else the spec last applied.
+The last error and recent actions are what the loop last recorded.`,
   async run(argv, ctx) {
     const { values, positionals } = parse(argv, { namespace: { type: 'string', short: 'n' }, output: outputOption('text') });
     if (positionals.length !== 1) throw new UsageError('describe needs exactly one NAME');
@@ -202,10 +220,11 @@ The actual part is read from the runtime now; the rest is what the loop last rec
     } catch (err) {
       runtimeError = messageOf(err);
     }
+    const ctl = await readControllerRecord(ctx.stateDir);
     // A record of an earlier container of the same name (destroyed, created again) says nothing of this one.
-    let rec: StatusRecord | undefined = stored && (runtimeError || isOfIncarnation(stored, actual?.applied.createdAt)) ? stored : undefined;
-    if (rec && !runtimeError) rec = withFreshActual(rec, actual);
-    else if (!rec && actual) rec = fromRuntime(actual);
+    const ofThis = stored && (runtimeError || isOfIncarnation(stored, actual?.applied.createdAt)) ? stored : undefined;
+    let rec: StatusRecord | undefined = ofThis;
+    if (!runtimeError && (ofThis || actual)) rec = withCurrentTruth(ofThis ?? fromRuntime(actual!), actual, ofThis, controllerAlive(ctl), Date.now());
     if (!rec) {
       // Maybe a manifest problem names it without any container existing.
       const problems = (await readProblems(ctx.stateDir))?.problems.filter((p) => p.keys.includes(key)) ?? [];
@@ -216,7 +235,6 @@ The actual part is read from the runtime now; the rest is what the loop last rec
       print(ctx.stderr, `container ${key} not found${runtimeError ? ` (runtime: ${runtimeError})` : ''}`);
       return 1;
     }
-    const ctl = await readControllerRecord(ctx.stateDir);
     const loop = controllerAlive(ctl)
       ? `acetate run (pid ${ctl!.pid}) ${ctl!.ready ? 'ready' : 'starting'}${ctl!.metricsUrl ? `, metrics ${ctl!.metricsUrl}` : ''}`
       : ctl

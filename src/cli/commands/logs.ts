@@ -1,6 +1,6 @@
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
-import { keyOf, parse, parseDuration, parsePositiveInt } from '../args.js';
+import { print, UsageError } from '../command.js';
+import { keyOf, parse, parseDuration } from '../args.js';
 import type { LogOptions } from '../../runtime/runtime.js';
 
 /** --since: a duration back from now (5m, 1h, 30s) or an RFC 3339 time. */
@@ -11,6 +11,27 @@ export function parseSince(s: string, now = Date.now()): number {
   return t;
 }
 
+/**
+ * --tail as kubectl takes it: a whole number, negative meaning all (kubectl's default -1), 0
+ * none; undefined for all.
+ */
+export function parseTail(s: string): number | undefined {
+  const n = /^-?\d+$/.test(s.trim()) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--tail: '${s}' is not a whole number (-1: all lines, 0: none)`);
+  return n < 0 ? undefined : n;
+}
+
+/** `--tail -1` as `--tail=-1`: parseArgs would take -1 for an option (kubectl's flags take it as the value). */
+function withNegativeTail(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') return [...out, ...argv.slice(i)];
+    if (argv[i] === '--tail' && /^-\d+$/.test(argv[i + 1] ?? '')) out.push(`--tail=${argv[++i]!}`);
+    else out.push(argv[i]!);
+  }
+  return out;
+}
+
 export const logsCommand: Command = {
   name: 'logs',
   summary: "Print a container's output (stdout and stderr)",
@@ -19,14 +40,14 @@ export const logsCommand: Command = {
 Prints what the container wrote to stdout and stderr, as recorded by its supervisor (conmon)
 in <state-dir>/containers/<namespace>_<name>/container.log (Kubernetes' CRI log format).
 
-  --tail N       only the last N lines
+  --tail N       only the last N lines (-1: all, the default; 0: none, with -f only new lines)
   -f, --follow   keep printing new lines as they are written, until the container is
                  destroyed (or ^C); restarts of its process do not end it
   --since WHEN   only lines written since WHEN: a duration back from now (30s, 5m, 2h) or an
                  RFC 3339 time (2026-01-02T15:04:05Z)
   --timestamps   prefix each line with the time it was written (RFC 3339, nanoseconds)`,
   async run(argv, ctx) {
-    const { values, positionals } = parse(argv, {
+    const { values, positionals } = parse(withNegativeTail(argv), {
       namespace: { type: 'string', short: 'n' },
       tail: { type: 'string' },
       follow: { type: 'boolean', short: 'f' },
@@ -35,13 +56,14 @@ in <state-dir>/containers/<namespace>_<name>/container.log (Kubernetes' CRI log 
     });
     if (positionals.length !== 1) throw new UsageError('logs needs exactly one NAME');
     const opts: LogOptions = {};
-    if (values.tail) opts.tail = parsePositiveInt(values.tail, '--tail');
+    const tail = values.tail === undefined ? undefined : parseTail(values.tail);
+    if (tail !== undefined) opts.tail = tail;
     if (values.since) opts.sinceMs = parseSince(values.since);
     if (values.timestamps) opts.timestamps = true;
     const { runtime } = await ctx.openRuntime();
     const key = keyOf(positionals[0]!, values.namespace);
     if (!(await runtime.get(key))) {
-      ctx.stderr.write(`container ${key} not found\n`);
+      print(ctx.stderr, `acetate: container ${key} not found`);
       return 1;
     }
     if (!values.follow) {

@@ -11,8 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { removePaths } from '../../util/small-file.js';
+import { existsNow, removePaths } from '../../util/small-file.js';
 import type { ExecRequest, ExecResult } from '../runtime.js';
+import { relayExecStderr } from './exec-start-error.js';
 
 /** What Kubernetes keeps of a probe's output. */
 export const MAX_CAPTURE_BYTES = 10 * 1024;
@@ -24,6 +25,8 @@ export interface RuncExecOptions {
   id: string;
   /** A directory for the exec's pid file (the container's run dir). */
   pidDir: string;
+  /** namespace/name, for the message of a command that cannot start. */
+  key?: string;
 }
 
 export function runcExecArgs(o: RuncExecOptions, req: ExecRequest, pidFile: string): string[] {
@@ -38,8 +41,10 @@ export function runcExec(o: RuncExecOptions, req: ExecRequest): Promise<ExecResu
   const pidFile = path.join(o.pidDir, `exec-${randomBytes(6).toString('hex')}.pid`);
   const capture = req.stdio === 'capture';
   const child = spawn(o.runcPath, runcExecArgs(o, req, pidFile), {
-    stdio: capture ? ['ignore', 'pipe', 'pipe'] : [req.interactive || req.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+    // stderr through a relay: runc's own error line of a command that cannot start becomes exit 127/126 and one line (exec-start-error.ts).
+    stdio: capture ? ['ignore', 'pipe', 'pipe'] : [req.interactive || req.tty ? 'inherit' : 'ignore', 'inherit', 'pipe'],
   });
+  const relay = capture ? undefined : relayExecStderr(child.stderr!, process.stderr, o.key ?? o.id);
   const chunks: Buffer[] = [];
   let size = 0;
   const keep = (d: Buffer) => {
@@ -67,10 +72,13 @@ export function runcExec(o: RuncExecOptions, req: ExecRequest): Promise<ExecResu
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      const started = existsNow(pidFile);
       void removePaths([pidFile]).catch(() => undefined);
       const r: ExecResult = { exitCode: code ?? 128 + signalNumber(signal) };
       if (capture) r.output = Buffer.concat(chunks).toString('utf8');
       if (timedOut) r.timedOut = true;
+      const failure = relay?.finish(r.exitCode, started);
+      if (failure) Object.assign(r, { exitCode: failure.exitCode, startError: failure.message });
       resolve(r);
     });
   });

@@ -114,7 +114,7 @@ export class RuncRuntime implements Runtime {
     const runc = await this.rc.runc();
     const st = await this.rc.ourState(t);
     if (!st || !isRunning(st)) throw new NotRunningError(key);
-    return runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir }, req);
+    return runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir, key: t.key }, req);
   }
 
   check(req: CreateRequest): Promise<void> {

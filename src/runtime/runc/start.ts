@@ -3,7 +3,6 @@
  * the network, runc start. A start that fails leaves nothing half-created: the next one begins
  * from scratch.
  */
-import { chmod } from 'node:fs/promises';
 import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js';
 import type { AppliedRecord } from '../runtime.js';
 import { reapConmon } from './cleanup.js';
@@ -57,9 +56,7 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
   const { conmon } = await rc.binaries();
   const layers = rc.disk.layers(cp, record);
   await makeDirs([layers.upper, layers.work, cp.rootfs, cp.bundle, cp.exitDir, rc.paths.socketDir]);
-  // The merged root takes the upper dir's mode: 0755 as the image's root, so an image's non-root
-  // User can reach its files (the container dir around it stays 0700 to the node's users).
-  if (record.spec.image) await chmod(layers.upper, 0o755);
+  // The root's mode (0755) is set with its owner by ociConfigInput's preparePrivateArea (userns.ts).
   await refuseStateDirMounts(rc, record.spec.mounts);
   // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
   await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep });

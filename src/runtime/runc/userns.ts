@@ -113,8 +113,11 @@ export interface PrivateArea {
 export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespace | undefined): Promise<{ shifted: number; from: number; to: number }> {
   const file = path.join(pa.dir, 'ids.json');
   const recorded = await readJson<IdsFile>(file).catch(() => undefined);
-  // Never run with a user namespace: owned by the node's ids as created, nothing to do.
-  if (!recorded && !userns) return { shifted: 0, from: 0, to: 0 };
+  // Never run with a user namespace: owned by the node's ids as created, nothing to shift.
+  if (!recorded && !userns) {
+    await openContainerRoot(pa.upper);
+    return { shifted: 0, from: 0, to: 0 };
+  }
   const had = recorded ?? { base: 0, size: 65_536 };
   const to = userns ? userns.uidMappings[0]!.hostID : 0;
   const size = userns ? userns.uidMappings[0]!.size : had.size;
@@ -129,9 +132,22 @@ export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespa
   await mkdir(pa.work, { recursive: true, mode: 0o700 });
   for (const d of [pa.dir, pa.upper, pa.work]) await chown(d, owner, owner);
   await chmod(pa.dir, 0o700);
-  // The upper dir is the container's `/`: 0755 as on any system (the container dir keeps it private).
-  if (userns) await chmod(pa.upper, 0o755);
+  await openContainerRoot(pa.upper); // after the chown, which would clear set-id bits
   return { shifted, from: had.base, to };
+}
+
+/**
+ * The upper dir is the container's `/` (the merged root takes its mode): 0755, as Docker, Podman
+ * and Kubernetes give, so a program that drops to a non-root uid (nginx workers, `busybox httpd
+ * -u`, sshd's privilege separation) can reach its files. It is created 0700 like every dir of
+ * the container's (the container dir around it stays 0700, so node users still cannot reach it).
+ * 0700, which acetate gave the root of every template container before, is opened on each start,
+ * so existing containers are fixed; any other mode is the container's own (a `chmod 750 /` inside
+ * it) and is kept, as Docker keeps it across restarts.
+ */
+async function openContainerRoot(upper: string): Promise<void> {
+  const st = await lstat(upper);
+  if ((st.mode & 0o7777) === 0o700) await chmod(upper, 0o755);
 }
 
 /**
