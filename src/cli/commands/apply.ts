@@ -54,14 +54,16 @@ Exit status: 0 converged, 1 any error.`,
     if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
     const { input, plan: p } = await planFromFlags({ ...values, file: values.file }, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
+    const refused = !!p.network?.refused;
+    if (refused) print(ctx.stderr, `acetate: ${p.network!.message}`);
     if (values['dry-run']) {
       ctx.stdout.write(renderPlan(p));
-      return input.snapshot.problems.length ? 1 : 0;
+      return input.snapshot.problems.length || refused ? 1 : 0;
     }
     await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left (not on a dry run)
     if (!p.actions.length) {
       ctx.stdout.write(renderPlan(p));
-      return input.snapshot.problems.length ? 1 : 0;
+      return input.snapshot.problems.length || refused ? 1 : 0;
     }
     print(ctx.stdout, renderPlanLines(p).join('\n'));
     for (const s of p.skipped) print(ctx.stdout, `  ! left alone ${s.key}: ${s.reason}`);
@@ -85,6 +87,6 @@ Exit status: 0 converged, 1 any error.`,
       ctx.stdout,
       `\nApply ${summary.errors.length ? 'finished with errors' : 'complete'}: ${parts.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)}s.`,
     );
-    return summary.errors.length || input.snapshot.problems.length ? 1 : 0;
+    return summary.errors.length || input.snapshot.problems.length || refused ? 1 : 0;
   },
 };

@@ -83,7 +83,7 @@ export interface NetworkDriver {
   collectGarbage(exists: (id: string) => boolean): Promise<string[]>;
 }
 
-export type NetworkErrorReason = 'PortConflict' | 'PortInUse' | 'SubnetFull' | 'NetworkSetupFailed';
+export type NetworkErrorReason = 'PortConflict' | 'PortInUse' | 'SubnetFull' | 'NetworkSetupFailed' | 'NetworkChanged';
 
 /** A network failure with a CamelCase reason, shown as the reason of Ready=False. */
 export class NetworkError extends Error {
