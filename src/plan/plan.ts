@@ -152,7 +152,9 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
     }
     actions.push(...planNetwork(d, a));
   } else if (wantsRunning && a.process.state === 'absent') {
-    actions.push({ kind: 'start', key, desired: d, reason: 'desired Running, not running' });
+    // What is missing, in words: a container stopped on purpose, or one whose start never happened (or failed).
+    const why = had.state === 'Stopped' ? 'stopped' : 'created, not started yet';
+    actions.push({ kind: 'start', key, desired: d, reason: `desired Running, ${why}` });
   } else if (wantsRunning) {
     const facts = input.restartBackoff ? { now: input.now!, backoff: input.restartBackoff.get(key) } : undefined;
     const restart = decideRestart(want, a, facts);
@@ -220,7 +222,7 @@ export function plan(input: PlanInput): Plan {
         kind: 'create',
         key,
         desired: d,
-        reason: (d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)') + isolationSummary(d.spec),
+        reason: (d.spec.state === 'Running' ? 'not created yet' : 'not created yet (created stopped)') + isolationSummary(d.spec),
       });
       continue;
     }

@@ -6,7 +6,8 @@ import { applyPlan } from '../../apply/apply.js';
 import { messageOf } from '../../contracts/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, commandLine, planFromFlags } from '../converge-input.js';
+import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags } from '../converge-input.js';
+import { recordApplyStatus } from '../apply-status.js';
 import { removeStatusRecord } from '../../controller/status-store.js';
 
 function describeResult(r: ActionResult): string {
@@ -78,6 +79,10 @@ Exit status: 0 converged, 1 any error.`,
     });
     // A destroyed container's status goes with it (a container created later under the name is another one).
     for (const r of summary.results) if (r.outcome === 'destroyed') await removeStatusRecord(ctx.stateDir, r.key).catch(() => undefined);
+    // Failures stay visible in `get` and `describe` after apply exits (no loop needed to tell them).
+    await recordApplyStatus(p, summary, { stateDir: ctx.stateDir, runtime, snapshot: input.snapshot, nodeName: nodeName(values.node) }).catch((err: unknown) =>
+      print(ctx.stderr, `acetate: warning: cannot record the status of what apply did: ${messageOf(err)}`),
+    );
     const counts = new Map<string, number>();
     for (const r of summary.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);

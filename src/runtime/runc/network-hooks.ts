@@ -178,9 +178,12 @@ export class NetworkHooks {
     return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}) }, { repair });
   }
 
-  /** A running bridge container without any network state has a problem too. */
-  async observe(id: string, running: boolean, deep: boolean): Promise<NetworkStatus | undefined> {
-    const st = await this.driver().observe(id, { deep: deep && running });
+  /**
+   * A running bridge container without any network state has a problem too. `rules`: its published
+   * ports' rules are looked for too (the node lock's holder, i.e. `acetate run`'s poll and apply).
+   */
+  async observe(id: string, running: boolean, deep: boolean, rules = false): Promise<NetworkStatus | undefined> {
+    const st = await this.driver().observe(id, { deep: deep && running, rules: rules && running });
     if (!st && running) return { ports: [], problem: 'the network was never set up' };
     if (st && !running) delete st.problem; // repaired at the next start
     return st;
