@@ -25,10 +25,13 @@ export async function recordApplyStatus(
   const now = o.now ?? Date.now;
   const store = new StatusStore(o.stateDir);
   const publisher = new StatusPublisher([store], { nodeName: o.nodeName, now, logger: silentLogger });
-  publisher.seed(await store.load());
+  const previous = new Map((await store.load()).map((r) => [r.key, r]));
+  publisher.seed([...previous.values()]);
   const destroyed = new Set(summary.results.filter((r) => r.outcome === 'destroyed').map((r) => r.key));
   const errors = new Map(summary.errors.map((e) => [e.key, e]));
   const time = new Date(now()).toISOString();
+  // One list for every key (cheap reads; no CNI CHECK per container as get() would run).
+  const actuals = new Map((await o.runtime.list()).map((a) => [a.key, a]));
   for (const key of [...new Set(p.actions.map((a) => a.key))]) {
     if (destroyed.has(key)) continue;
     const failed = errors.get(key);
@@ -42,8 +45,17 @@ export async function recordApplyStatus(
       publisher.remember(key, { kind: failed.kind, outcome: 'error', time, error: error.message });
     }
     for (const r of summary.results.filter((x) => x.key === key)) publisher.remember(key, { kind: r.kind, outcome: r.outcome, time, durationMs: r.durationMs });
-    const actual = await o.runtime.get(key).catch(() => undefined);
-    await publisher.publish(key, { desired: o.snapshot.containers.get(key), actual, snap: o.snapshot, ...(error ? { error } : {}), deferred: [] });
+    const actual = actuals.get(key);
+    // The loop's crash-loop streak is its to keep (a restarted loop goes on counting from it).
+    const crashLoop = previous.get(key)?.crashLoop;
+    await publisher.publish(key, {
+      desired: o.snapshot.containers.get(key),
+      actual,
+      snap: o.snapshot,
+      ...(error ? { error } : {}),
+      ...(crashLoop ? { crashLoop } : {}),
+      deferred: [],
+    });
   }
   await store.flush();
 }
