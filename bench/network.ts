@@ -5,7 +5,10 @@
  *      --concurrency 1`, against the bare loop doing the same CNI calls plus `runc run -d` per
  *      container (bench/baseline/create-bridge.sh), side by side in one run, alternating;
  *   2. port change latency under `acetate run`: a manifest saved with a new hostPort → the new
- *      port answers on 127.0.0.1 (p50/p90), with the pid unchanged.
+ *      port answers on 127.0.0.1 (p50/p90), with the pid unchanged;
+ *   3. repair times under the same `acetate run` (default resync 30 s and process poll 2 s): a
+ *      container's veth, its DNAT rule, or the whole bridge deleted → its published port answers
+ *      again, with the same pid and the same MAC (the node's neighbour entry stays right).
  *
  * Each side has its own bridge and /24, created for the run and removed at the end. Traffic goes
  * only to 127.0.0.1. Results: bench/results/network.{md,json}.
@@ -52,6 +55,8 @@ export interface NetworkResults {
   };
   destroy: { bareMs: number[]; acetateMs: number[]; ratio: number };
   portChange?: { containers: number; edits: number; p50Ms: number; p90Ms: number; maxMs: number; samplesMs: number[]; samePid: boolean };
+  /** Deleted → the published port answers again (ms), per kind of damage; samePid and sameMac over all. */
+  repair?: { vethMs: number[]; ruleMs: number[]; bridgeMs: number[]; samePid: boolean; sameMac: boolean };
 }
 
 const BASELINE = path.join(PACKAGE_ROOT, 'bench', 'baseline');
@@ -183,13 +188,19 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
     },
     destroy: { bareMs: bare.d.map((m) => round(m.wallMs)), acetateMs: ace.d.map((m) => round(m.wallMs)), ratio: round(med(ace.d) / med(bare.d), 2) },
   };
-  results.portChange = await portChangeLatency(ctx, ctx.quick ? 8 : 20);
+  const changed = await portChangeLatency(ctx, ctx.quick ? 8 : 20, ctx.quick ? 1 : 3);
+  results.portChange = changed.portChange;
+  results.repair = changed.repair;
   await writeNetworkResults(ctx.outDir, results);
   return results;
 }
 
-/** acetate run over 5 httpd containers; each edit moves one container's hostPort. */
-async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promise<NetworkResults['portChange']> {
+/** acetate run over 5 httpd containers; each edit moves one container's hostPort; then `trials` rounds of repairs. */
+async function portChangeLatency(
+  ctx: NetworkBenchContext,
+  edits: number,
+  trials: number,
+): Promise<{ portChange: NetworkResults['portChange']; repair: NetworkResults['repair'] }> {
   const k = 5;
   const netw = await freshNetwork();
   const stateDir = await tmpDir('acetate-bench-ls-');
@@ -250,7 +261,7 @@ async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promi
     }
     const samePid = (await pids()) === before;
     ctx.log(`port change latency over ${edits} edits: p50 ${fmtMs(quantile(samples, 0.5))}, p90 ${fmtMs(quantile(samples, 0.9))}; pids unchanged: ${samePid}`);
-    return {
+    const portChange = {
       containers: k,
       edits,
       p50Ms: round(quantile(samples, 0.5)),
@@ -259,6 +270,38 @@ async function portChangeLatency(ctx: NetworkBenchContext, edits: number): Promi
       samplesMs: samples,
       samePid,
     };
+
+    // Repairs: damage one container's network (or the bridge), time until its port answers again.
+    const stateOf = async (i: number) =>
+      JSON.parse(await readFile(path.join(stateDir, 'containers', `default_n${i}`, 'network.json'), 'utf8')) as { hostVeth: string; netns: string };
+    const macOf = async (i: number) => (await measure('nsenter', [`--net=${(await stateOf(i)).netns}`, 'cat', '/sys/class/net/eth0/address'])).stdout.trim();
+    const macs = new Map<number, string>();
+    for (let i = 0; i < k; i++) macs.set(i, await macOf(i));
+    const beforeRepairs = await pids();
+    const repair = { vethMs: [] as number[], ruleMs: [] as number[], bridgeMs: [] as number[], samePid: true, sameMac: true };
+    const timed = async (i: number, damage: () => Promise<unknown>): Promise<number> => {
+      await damage();
+      const ms = round(await waitAnswer(ports.get(i)!, `n${i}\n`, 180_000));
+      // The repair writes network.json right after the ADD that made the port answer.
+      for (let t = 0; t < 200 && !(await stateOf(i).catch(() => undefined)); t++) await new Promise((r) => setTimeout(r, 10));
+      return ms;
+    };
+    for (let t = 0; t < trials; t++) {
+      const i = t % k;
+      repair.vethMs.push(await timed(i, async () => measure('ip', ['link', 'del', (await stateOf(i)).hostVeth])));
+      const rules = (await measure('iptables', ['-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT'])).stdout
+        .split('\n')
+        .filter((l) => l.includes(`id: \\"default_n${i}\\"`));
+      repair.ruleMs.push(await timed(i, async () => Promise.all(rules.map((r) => measure('sh', ['-c', `iptables -w -t nat ${r.replace(/^-A /, '-D ')}`])))));
+      repair.bridgeMs.push(await timed(i, () => measure('ip', ['link', 'del', netw.bridge])));
+    }
+    for (let i = 0; i < k; i++) await waitAnswer(ports.get(i)!, `n${i}\n`, 180_000);
+    for (let i = 0; i < k; i++) if ((await macOf(i)) !== macs.get(i)) repair.sameMac = false;
+    repair.samePid = (await pids()) === beforeRepairs;
+    ctx.log(
+      `repairs under acetate run: veth ${repair.vethMs.map(fmtMs).join(', ')}; DNAT rule ${repair.ruleMs.map(fmtMs).join(', ')}; bridge ${repair.bridgeMs.map(fmtMs).join(', ')}; same pids ${repair.samePid}, same MACs ${repair.sameMac}`,
+    );
+    return { portChange, repair };
   } finally {
     await cleanup();
   }
@@ -268,6 +311,7 @@ export async function writeNetworkResults(outDir: string, r: NetworkResults): Pr
   await mkdir(outDir, { recursive: true });
   await writeFile(path.join(outDir, 'network.json'), `${JSON.stringify(r, null, 2)}\n`);
   const pc = r.portChange;
+  const rp = r.repair;
   const md = `# Network benchmark (network: bridge, CNI reference plugins)
 
 Run ${r.startedAt}. \`npm run bench -- --only network\`; method in bench/network.ts.
@@ -276,7 +320,7 @@ Run ${r.startedAt}. \`npm run bench -- --only network\`; method in bench/network
 | --- | --- | --- | --- |
 | create ${r.create.n} bridge containers with a published port, \`--concurrency 1\`, vs the bare loop (same CNI calls + \`runc run -d\`) | ≤ 1.2× | ${fmtRatio(r.create.ratio)} (acetate ${fmtMs(r.create.acetateMedianMs)}, bare loop ${fmtMs(r.create.bareMedianMs)}; medians of ${r.create.reps}) | ${r.create.ratio <= 1.2 ? 'met' : 'NOT MET'} |
 | destroy them, vs the bare loop (CNI DEL + runc delete) | - | ${fmtRatio(r.destroy.ratio)} | |
-${pc ? `| port change under \`acetate run\`: manifest saved → new hostPort answers on 127.0.0.1, p50 / p90 | - | ${fmtMs(pc.p50Ms)} / ${fmtMs(pc.p90Ms)} (${pc.edits} edits, max ${fmtMs(pc.maxMs)}; pids unchanged: ${pc.samePid}) | |\n` : ''}
+${pc ? `| port change under \`acetate run\`: manifest saved → new hostPort answers on 127.0.0.1, p50 / p90 | - | ${fmtMs(pc.p50Ms)} / ${fmtMs(pc.p90Ms)} (${pc.edits} edits, max ${fmtMs(pc.maxMs)}; pids unchanged: ${pc.samePid}) | |\n` : ''}${rp ? `| repair under \`acetate run\` (resync 30 s, poll 2 s): veth deleted → port answers again, max | seconds, not minutes | ${fmtMs(Math.max(...rp.vethMs))} (${rp.vethMs.map(fmtMs).join(', ')}) | ${Math.max(...rp.vethMs) < 10_000 ? 'met' : 'NOT MET'} |\n| … DNAT rule deleted | seconds | ${fmtMs(Math.max(...rp.ruleMs))} (${rp.ruleMs.map(fmtMs).join(', ')}) | ${Math.max(...rp.ruleMs) < 10_000 ? 'met' : 'NOT MET'} |\n| … bridge deleted (every container's network repaired, one CNI DEL + ADD at a time; this one's port answering) | seconds | ${fmtMs(Math.max(...rp.bridgeMs))} (${rp.bridgeMs.map(fmtMs).join(', ')}); same pids ${rp.samePid}, same MACs ${rp.sameMac} | ${Math.max(...rp.bridgeMs) < 10_000 ? 'met' : 'NOT MET'} |\n` : ''}
 Samples (ms): acetate create ${r.create.acetateMs.join(', ')}; bare loop create ${r.create.bareMs.join(', ')}.
 CPU per container (the command and everything it started): acetate ${r.create.acetateCpuPerContainerMs} ms, bare loop ${r.create.bareCpuPerContainerMs} ms.
 `;

@@ -38,10 +38,11 @@ export async function readConvergeInput(opts: {
   stateDir: string;
   now?: number;
 }): Promise<ConvergeInput> {
-  const [snapshot, list, records] = await Promise.all([
+  const [snapshot, list, records, network] = await Promise.all([
     loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity: detectNodeCapacity() }),
     opts.runtime.list(),
     readStatusRecords(opts.stateDir),
+    opts.runtime.networkFacts?.(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
   // Image digests are facts found before planning (a registry lookup for `Always`); see images/pin.ts.
@@ -73,6 +74,7 @@ export async function readConvergeInput(opts: {
       complete: snapshot.complete,
       incompleteReason: snapshot.incompleteReason,
       ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
+      ...(network ? { network } : {}),
       now: opts.now ?? Date.now(),
       restartBackoff: backoffFacts(records, actual),
       unhealthy: await unhealthyFacts(records, actual),

@@ -4,7 +4,8 @@ import { COMMANDS } from './commands/index.js';
 import { print, UsageError, type Command } from './command.js';
 import { createContext, resolveRunDir, resolveStateDir, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './context.js';
 import { RuntimeUnavailableError } from '../runtime/runtime.js';
-import { DEFAULT_BRIDGE, DEFAULT_SUBNET } from '../runtime/network/node-config.js';
+import { DEFAULT_BRIDGE, DEFAULT_SUBNET, nodeNetworkFlagProblem } from '../runtime/network/node-config.js';
+import { readNodeRoutes } from '../runtime/network/node-routes.js';
 import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
 
@@ -81,6 +82,12 @@ export async function main(argv: string[]): Promise<number> {
     if (g.help || own.includes('--help') || own.includes('-h')) {
       print(process.stdout, command.usage);
       return 0;
+    }
+    // Bad network flags are refused before anything is read or written (validate and plan too).
+    const netProblem = nodeNetworkFlagProblem({ bridge: g.bridge, subnet: g.subnet }, process.env, readNodeRoutes());
+    if (netProblem) {
+      print(process.stderr, `acetate: ${netProblem}`);
+      return 1;
     }
     const stateDir = resolveStateDir(g.stateDir);
     return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }));

@@ -108,6 +108,7 @@ export class Reconciler {
     const exited = actual?.process.state === 'exited' ? actual : undefined;
     const backoff = exited && desired?.spec.state === 'Running' ? d.crashLoop.observe(exited) : undefined;
     const unhealthy = d.prober.failure(key, actual?.process.pid);
+    const network = await d.runtime.networkFacts?.().catch(() => undefined);
 
     // --- decide
     const now = d.clock.now();
@@ -123,6 +124,7 @@ export class Reconciler {
       restartBackoff: new Map<string, RestartBackoff>(backoff ? [[key, backoff]] : []),
       unhealthy: new Map<string, ProbeFailure>(unhealthy ? [[key, unhealthy]] : []),
       ...(d.runtime.granularity ? { granularity: d.runtime.granularity } : {}),
+      ...(network ? { network } : {}),
     });
     const actions = plan.actions.filter((a) => a.key === key);
     const skipped = plan.skipped.find((s) => s.key === key);

@@ -6,7 +6,7 @@ import type { DesiredContainer, PublishedPort, Resources } from '../api/types.js
 
 interface Base {
   key: string;
-  /** Why: "not on this node", "memory 256Mi → 512Mi", "command changed"... */
+  /** Why: "not created yet", "memory 256Mi → 512Mi", "command changed"... */
   reason: string;
 }
 

@@ -1,7 +1,7 @@
 /** The network part of a running container's plan: published ports changed, or the network found broken. Pure. */
 import type { DesiredContainer } from '../api/types.js';
 import { formatPorts, samePorts } from '../api/ports.js';
-import type { ActualContainer } from '../runtime/runtime.js';
+import type { ActualContainer, NodeNetworkFacts } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
 
 export function planNetwork(d: DesiredContainer, a: ActualContainer): Action[] {
@@ -15,4 +15,42 @@ export function planNetwork(d: DesiredContainer, a: ActualContainer): Action[] {
   const to = d.spec.ports ?? [];
   if (samePorts(from, to)) return [];
   return [{ kind: 'ports', key: d.key, desired: d, from: [...from], to: [...to], reason: `ports ${formatPorts(from)} → ${formatPorts(to)} (in place)` }];
+}
+
+/** A change of the node network (`--network-subnet`/`--network-bridge`), as plan shows it. */
+export interface NetworkChange {
+  /** e.g. "subnet 10.90.0.0/16 → 10.91.0.0/16". */
+  change: string;
+  /** Containers hold addresses on the old network: bridge containers are left alone, nothing is rewritten. */
+  refused: boolean;
+  /** What plan prints, in words. */
+  message: string;
+}
+
+export function planNetworkChange(facts: NodeNetworkFacts | undefined): NetworkChange | undefined {
+  const from = facts?.recorded;
+  if (!facts || !from) return undefined;
+  const to = facts.wanted;
+  const parts: string[] = [];
+  if (from.bridge !== to.bridge) parts.push(`bridge ${from.bridge} → ${to.bridge}`);
+  if (from.subnet !== to.subnet) parts.push(`subnet ${from.subnet} → ${to.subnet}`);
+  if (!parts.length) return undefined;
+  const change = parts.join(', ');
+  const n = facts.holders.length;
+  if (!n) {
+    return {
+      change,
+      refused: false,
+      message: `node network: ${change} (no container holds an address on the old one: the next bridge container sets the new one up)`,
+    };
+  }
+  const shown = facts.holders.slice(0, 5).join(', ') + (n > 5 ? `, and ${n - 5} more` : '');
+  return {
+    change,
+    refused: true,
+    message:
+      `node network: ${change} refused: ${n} container(s) hold addresses on the old one (${shown}); ` +
+      `bridge containers are left as they are and the node's network record is kept. Destroy them (or set their network to none) first, ` +
+      `or keep --network-bridge ${from.bridge} --network-subnet ${from.subnet}`,
+  };
 }

@@ -5,10 +5,10 @@
  */
 import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '../api/types.js';
 import { hashOf } from '../api/hash.js';
-import type { ActualContainer, ResourceGranularity } from '../runtime/runtime.js';
+import type { ActualContainer, NodeNetworkFacts, ResourceGranularity } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
 import { capabilityNote, isolationSummary, userNamespaceNote } from './isolation-notes.js';
-import { planNetwork } from './network.js';
+import { planNetwork, planNetworkChange, type NetworkChange } from './network.js';
 import { diskChangeInfeasible, diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
 import { describeImageChange } from './image-change.js';
@@ -39,6 +39,8 @@ export interface PlanInput {
   unhealthy?: ReadonlyMap<string, ProbeFailure>;
   /** How the node rounds resource values (Runtime.granularity); none: compared exactly. */
   granularity?: ResourceGranularity;
+  /** The node network asked for and the one recorded (Runtime.networkFacts): a change is planned, not silent. */
+  network?: NodeNetworkFacts;
 }
 
 export interface Skipped {
@@ -62,6 +64,8 @@ export interface Plan {
   held: HeldStart[];
   /** When to plan keys again on their own. */
   requeue: PlanRequeue[];
+  /** The node network changes (flags): what it does, or why it is refused. */
+  network?: NetworkChange;
 }
 
 /** The limits in force: read from the cgroup when running, else what was applied. */
@@ -150,7 +154,9 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
     }
     actions.push(...planNetwork(d, a));
   } else if (wantsRunning && a.process.state === 'absent') {
-    actions.push({ kind: 'start', key, desired: d, reason: 'desired Running, not running' });
+    // What is missing, in words: a container stopped on purpose, or one whose start never happened (or failed).
+    const why = had.state === 'Stopped' ? 'stopped' : 'created, not started yet';
+    actions.push({ kind: 'start', key, desired: d, reason: `desired Running, ${why}` });
   } else if (wantsRunning) {
     const facts = input.restartBackoff ? { now: input.now!, backoff: input.restartBackoff.get(key) } : undefined;
     const restart = decideRestart(want, a, facts);
@@ -181,6 +187,8 @@ export function plan(input: PlanInput): Plan {
   const failing = input.failingOrigins ?? new Set<string>();
   const keys = [...new Set([...desired.keys(), ...actual.keys(), ...(input.heldKeys?.keys() ?? [])])].sort();
   const out: Plan = { actions: [], unchanged: [], skipped: [], held: [], requeue: [] };
+  const netChange = planNetworkChange(input.network);
+  if (netChange) out.network = netChange;
   for (const key of keys) {
     const d = desired.get(key);
     const a = actual.get(key);
@@ -194,6 +202,12 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (!d && !a) continue;
+    // A refused network change: a bridge container would be set up, repaired or readdressed on the
+    // new network while others hold the old one. Destroys and moves to network none go ahead.
+    if (netChange?.refused && d?.spec.network === 'bridge') {
+      out.skipped.push({ key, reason: `node network ${netChange.change} refused while containers hold addresses on the old one: left as it is` });
+      continue;
+    }
     if (!d && a) {
       const src = a.applied.source;
       if (src.kind === 'file' && failing.has(src.file)) {
@@ -210,7 +224,7 @@ export function plan(input: PlanInput): Plan {
         kind: 'create',
         key,
         desired: d,
-        reason: (d.spec.state === 'Running' ? 'not on this node' : 'not on this node (created stopped)') + isolationSummary(d.spec),
+        reason: (d.spec.state === 'Running' ? 'not created yet' : 'not created yet (created stopped)') + isolationSummary(d.spec),
       });
       continue;
     }

@@ -72,7 +72,8 @@ export function renderPlan(plan: Plan): string {
   }
   for (const h of plan.held) lines.push(`  ! held       ${h.key}: ${describeHeld(h)}`);
   for (const s of plan.skipped) lines.push(`  ! left alone ${s.key}: ${s.reason}`);
-  if (plan.skipped.length || plan.held.length) lines.push('');
+  if (plan.network) lines.push(`  ${plan.network.refused ? '!' : '~'} ${plan.network.message}`);
+  if (plan.skipped.length || plan.held.length || plan.network) lines.push('');
   lines.push(summarizePlan(plan));
   return lines.join('\n') + '\n';
 }
@@ -99,5 +100,6 @@ export function planToJson(plan: Plan): unknown {
       ...(h.until !== undefined ? { until: new Date(h.until).toISOString() } : {}),
     })),
     requeue: plan.requeue.map((r) => ({ key: r.key, at: new Date(r.at).toISOString() })),
+    ...(plan.network ? { network: plan.network } : {}),
   };
 }

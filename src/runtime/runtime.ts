@@ -198,6 +198,8 @@ export interface Runtime {
   logs(key: string, opts?: LogOptions): Promise<string>;
   /** The node network of bridge containers (bridge, subnet, gateway), for `acetate describe`. */
   readonly nodeNetwork?: NodeNetworkConfig;
+  /** The node network asked for and the one containers were set up on: a fact of plan (see NodeNetworkFacts). */
+  networkFacts?(): Promise<NodeNetworkFacts | undefined>;
   /** Writes the log as it grows (after what logs() would print) until the container is removed. */
   followLogs(key: string, write: (text: string) => void, opts?: FollowOptions): Promise<void>;
   /** Runs a process in the running container; throws NotRunningError when it does not run. */
@@ -208,6 +210,19 @@ export interface Runtime {
    * that changes the node (apply, run) before it works, never by read-only commands.
    */
   sweepLeftovers?(): Promise<void>;
+}
+
+/**
+ * The node network as plan sees it: a change of `--network-subnet`/`--network-bridge` is planned
+ * (refused while containers hold addresses on the old one), never a silent overwrite.
+ */
+export interface NodeNetworkFacts {
+  /** What the flags and environment ask for now (else the record, else the defaults). */
+  wanted: { bridge: string; subnet: string };
+  /** What the node's bridge containers were set up on (<stateDir>/network/node.json), when any was. */
+  recorded?: { bridge: string; subnet: string };
+  /** Keys of the containers that hold network state (an address) on the recorded network; read only when it differs. */
+  holders: string[];
 }
 
 /** The container exists but its process does not run (exec needs a running container). */

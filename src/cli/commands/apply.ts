@@ -6,7 +6,8 @@ import { applyPlan } from '../../apply/apply.js';
 import { messageOf } from '../../contracts/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, commandLine, planFromFlags } from '../converge-input.js';
+import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags } from '../converge-input.js';
+import { recordApplyStatus } from '../apply-status.js';
 import { removeStatusRecord } from '../../controller/status-store.js';
 
 function describeResult(r: ActionResult): string {
@@ -54,14 +55,16 @@ Exit status: 0 converged, 1 any error.`,
     if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
     const { input, plan: p } = await planFromFlags({ ...values, file: values.file }, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
+    const refused = !!p.network?.refused;
+    if (refused) print(ctx.stderr, `acetate: ${p.network!.message}`);
     if (values['dry-run']) {
       ctx.stdout.write(renderPlan(p));
-      return input.snapshot.problems.length ? 1 : 0;
+      return input.snapshot.problems.length || refused ? 1 : 0;
     }
     await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left (not on a dry run)
     if (!p.actions.length) {
       ctx.stdout.write(renderPlan(p));
-      return input.snapshot.problems.length ? 1 : 0;
+      return input.snapshot.problems.length || refused ? 1 : 0;
     }
     print(ctx.stdout, renderPlanLines(p).join('\n'));
     for (const s of p.skipped) print(ctx.stdout, `  ! left alone ${s.key}: ${s.reason}`);
@@ -76,6 +79,10 @@ Exit status: 0 converged, 1 any error.`,
     });
     // A destroyed container's status goes with it (a container created later under the name is another one).
     for (const r of summary.results) if (r.outcome === 'destroyed') await removeStatusRecord(ctx.stateDir, r.key).catch(() => undefined);
+    // Failures stay visible in `get` and `describe` after apply exits (no loop needed to tell them).
+    await recordApplyStatus(p, summary, { stateDir: ctx.stateDir, runtime, snapshot: input.snapshot, nodeName: nodeName(values.node) }).catch((err: unknown) =>
+      print(ctx.stderr, `acetate: warning: cannot record the status of what apply did: ${messageOf(err)}`),
+    );
     const counts = new Map<string, number>();
     for (const r of summary.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);
@@ -85,6 +92,6 @@ Exit status: 0 converged, 1 any error.`,
       ctx.stdout,
       `\nApply ${summary.errors.length ? 'finished with errors' : 'complete'}: ${parts.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)}s.`,
     );
-    return summary.errors.length || input.snapshot.problems.length ? 1 : 0;
+    return summary.errors.length || input.snapshot.problems.length || refused ? 1 : 0;
   },
 };

@@ -20,6 +20,8 @@ and prints the actions apply would take:
   -   destroy   a container no longer declared
   !   held      a restart not taken now: crash-loop back-off (until the time shown, as
                 \`acetate run\` and \`apply\` do) or restartPolicy
+A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
+containers left alone) while containers hold addresses on the old network.
 Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
 containers are left as they are).`,
   async run(argv, ctx) {
@@ -33,7 +35,7 @@ containers are left as they are).`,
     } else {
       ctx.stdout.write(renderPlan(p));
     }
-    if (input.snapshot.problems.length) return 1;
+    if (input.snapshot.problems.length || p.network?.refused) return 1;
     return p.actions.length ? 2 : 0;
   },
 };

@@ -8,7 +8,7 @@ import type { PublishedPort } from '../../api/types.js';
 import { forgetFiles, readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { removePaths } from '../../util/small-file.js';
 import { CniError, type CniResult } from './cni-exec.js';
-import { addList, addressOf, callOne, checkList, delList, IFNAME, loopbackUp, type CniTarget, type PluginConfig } from './cni-list.js';
+import { addList, addressOf, callOne, checkList, containerMacOf, delList, IFNAME, loopbackUp, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkRequest, type NodeNetworkConfig } from './driver.js';
 import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
 import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
@@ -75,7 +75,10 @@ export class CniAttachments {
    * left: no half-configured namespace.
    */
   async attach(req: NetworkRequest, old: NetworkStateFile | undefined, keepNetns = false): Promise<NetworkStateFile> {
-    return this.end(req, await this.begin(req, old, keepNetns), keepNetns);
+    // A repair keeps the MAC too: the node's neighbour entry for the address stays right, and a
+    // published port answers at once instead of after the entry goes stale (20–30 s).
+    const mac = containerMacOf(old?.result);
+    return this.end(req, await this.begin(req, old, keepNetns), keepNetns, mac);
   }
 
   /** The old attachment removed, the ports claimed, the namespace made; returns the address to ask for. */
@@ -103,19 +106,19 @@ export class CniAttachments {
   }
 
   /** The plugins' ADD in the namespace; the result kept. On failure: DEL, namespace and claims gone. */
-  async end(req: NetworkRequest, wantIp: string | undefined, keepNetns: boolean): Promise<NetworkStateFile> {
+  async end(req: NetworkRequest, wantIp: string | undefined, keepNetns: boolean, wantMac?: string): Promise<NetworkStateFile> {
     const t = this.target(req.id);
     try {
       await loopbackUp(t);
       let result: CniResult;
       if (wantIp) releaseHeldLease(this.leasesDir, this.config.name, wantIp, t.containerId);
       try {
-        result = await addList(this.config, this.plugins, t, req.ports, wantIp);
+        result = await addList(this.config, this.plugins, t, req.ports, wantIp, wantMac);
       } catch (err) {
         if (!wantIp || !/not available|already allocated/.test(String((err as Error).message))) throw err;
         // Its old address went to another container meanwhile: take a new one.
         await delList(this.config, this.plugins, t, req.ports).catch(() => undefined);
-        result = await addList(this.config, this.plugins, t, req.ports);
+        result = await addList(this.config, this.plugins, t, req.ports, undefined, wantMac);
       }
       const { ip, hostVeth } = addressOf(result, this.config.bridge);
       if (!ip) throw new Error(`the bridge plugin gave ${req.key} no IPv4 address`);

@@ -14,7 +14,7 @@
  * iptables chains and host-local's lease dir, and a port claim must be checked and taken before
  * another is. The driver also keeps when each container was last checked deeply (CNI CHECK).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { samePorts } from '../../api/ports.js';
 import { findBinary } from '../../util/find-binary.js';
@@ -28,7 +28,7 @@ import { rewriteHosts, writeEtcFiles } from './etc-files.js';
 import { bindNetnsOf, isNetnsMounted } from './netns.js';
 import { readLeases } from './leases.js';
 import { PortClaims } from './port-claims.js';
-import { missingPortRules } from './portmap-check.js';
+import { missingPortRules, missingPortRulesIn, readPortRules } from './portmap-check.js';
 import { pruneWalls, walledPortOf, wallsProblem } from './walls.js';
 
 export interface CniDriverOptions {
@@ -45,6 +45,8 @@ export interface CniDriverOptions {
   hostRoot?: string;
   /** A deep check (CNI CHECK) of a container at most this often. Default 60 s. */
   deepCheckIntervalMs?: number;
+  /** The published ports' DNAT rules (observe with `rules`) are listed at most this often, for all containers at once. Default 2 s. */
+  ruleListMs?: number;
   now?: () => number;
 }
 
@@ -60,6 +62,8 @@ export class CniNetworkDriver implements NetworkDriver {
   private readonly lock = new KeyedMutex();
   private readonly lastDeep = new Map<string, { at: number; problem?: string }>();
   private readonly now: () => number;
+  /** The last listing of the DNAT rules (one iptables process for every container's check). */
+  private portRules?: { at: number; rules: Promise<string | undefined> };
 
   constructor(opts: CniDriverOptions) {
     this.opts = opts;
@@ -77,7 +81,10 @@ export class CniNetworkDriver implements NetworkDriver {
       stateFileOf: opts.stateFileOf,
       keyOf: opts.keyOf,
       onAttached: (id) => this.freshlyMade(id),
-      onDetached: (id) => this.lastDeep.delete(id),
+      onDetached: (id) => {
+        this.lastDeep.delete(id);
+        this.portRules = undefined;
+      },
     });
   }
 
@@ -97,11 +104,35 @@ export class CniNetworkDriver implements NetworkDriver {
     return !st.hostVeth || existsSync(`/sys/class/net/${st.hostVeth}`);
   }
 
-  /** The cheap look: the namespace is mounted and the host side of the veth exists. */
+  /** The bridge the host side of the veth is a port of (its `master` link), if any. */
+  private masterOf(veth: string): string | undefined {
+    try {
+      return path.basename(readlinkSync(`/sys/class/net/${veth}/master`));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The cheap look (a few sysfs reads, no process): the namespace is mounted, the host side of the
+   * veth exists and is still a port of the bridge (a deleted bridge leaves its veths unattached).
+   */
   private shallowProblem(st: NetworkStateFile): string | undefined {
     if (!isNetnsMounted(st.netns)) return `network namespace ${st.netns} is gone`;
     if (!this.vethPresent(st)) return `veth ${st.hostVeth} of ${st.ip} is gone`;
+    if (st.hostVeth && this.masterOf(st.hostVeth) !== this.config.bridge) {
+      return existsSync(`/sys/class/net/${this.config.bridge}`)
+        ? `veth ${st.hostVeth} of ${st.ip} is not on bridge ${this.config.bridge}`
+        : `bridge ${this.config.bridge} is gone`;
+    }
     return undefined;
+  }
+
+  /** The DNAT rules, listed once for every container checked within ruleListMs. */
+  private listPortRules(): Promise<string | undefined> {
+    const at = this.now();
+    if (!this.portRules || at - this.portRules.at >= (this.opts.ruleListMs ?? 2_000)) this.portRules = { at, rules: readPortRules() };
+    return this.portRules.rules;
   }
 
   async setUp(req: NetworkRequest): Promise<NetworkSetup> {
@@ -120,8 +151,10 @@ export class CniNetworkDriver implements NetworkDriver {
     const finish = () =>
       this.lock.run(GLOBAL, async (): Promise<NetworkSetup> => {
         let st: NetworkStateFile;
-        if (first.reuse) st = samePorts(first.reuse.ports, req.ports) ? first.reuse : await this.attachments.swapPorts(first.reuse, req);
-        else st = await this.attachments.end(req, first.wantIp, false);
+        if (first.reuse) {
+          st = samePorts(first.reuse.ports, req.ports) ? first.reuse : await this.attachments.swapPorts(first.reuse, req);
+          this.portRules = undefined;
+        } else st = await this.attachments.end(req, first.wantIp, false);
         // runc may have bind-mounted the file already: written in place, not replaced.
         if (st.ip !== ipNow) rewriteHosts(etcFiles.hosts, req.hostname, st.ip);
         return { netnsPath: st.netns, ip: st.ip, etcFiles };
@@ -135,9 +168,10 @@ export class CniNetworkDriver implements NetworkDriver {
    */
   private freshlyMade(id: string): void {
     this.lastDeep.set(id, { at: this.now() });
+    this.portRules = undefined; // a listing from before the change would miss its rules
   }
 
-  async observe(id: string, opts: { deep: boolean }): Promise<NetworkStatus | undefined> {
+  async observe(id: string, opts: { deep: boolean; rules?: boolean }): Promise<NetworkStatus | undefined> {
     const st = await this.attachments.readState(id);
     if (!st) return undefined;
     const out: NetworkStatus = { ip: st.ip, netnsPath: st.netns, ports: st.ports };
@@ -145,6 +179,13 @@ export class CniNetworkDriver implements NetworkDriver {
     if (shallow) {
       out.problem = shallow;
       return out;
+    }
+    if (opts.rules) {
+      const missing = missingPortRulesIn(await this.listPortRules(), this.config.name, id, st.ports);
+      if (missing.length) {
+        out.problem = `port rules of ${missing.join(', ')} are missing`;
+        return out;
+      }
     }
     if (!opts.deep) return out;
     const last = this.lastDeep.get(id);

@@ -69,15 +69,19 @@ export async function addList(
   t: CniTarget,
   ports: readonly PublishedPort[],
   requestIp?: string,
+  requestMac?: string,
 ): Promise<CniResult> {
   let result: CniResult | undefined;
   for (const p of plugins) {
+    // host-local takes IP= from the bridge plugin's CNI_ARGS; the bridge plugin takes MAC= (the
+    // container side of the veth keeps its address across a repair, so the node's ARP entry holds).
+    const args = p.type === 'bridge' ? { ...(requestIp ? { IP: requestIp } : {}), ...(requestMac ? { MAC: requestMac } : {}) } : {};
     result = await callPlugin({
       command: 'ADD',
       containerId: t.containerId,
       netns: t.netns,
       ifname: IFNAME,
-      args: requestIp && p.type === 'bridge' ? { IP: requestIp } : undefined,
+      args: Object.keys(args).length ? args : undefined,
       config: configOf(cfg, p, ports, result),
       cniPath: t.cniPath,
     });
@@ -147,6 +151,12 @@ export async function loopbackUp(t: CniTarget): Promise<void> {
     config: { cniVersion: CNI_VERSION, name: 'lo', type: 'loopback' },
     cniPath: t.cniPath,
   });
+}
+
+/** The MAC of the container's side of the veth, from an ADD result. */
+export function containerMacOf(result: CniResult | undefined): string | undefined {
+  const mac = result?.interfaces?.find((i) => i.sandbox && i.name === IFNAME)?.mac;
+  return mac && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac) ? mac : undefined;
 }
 
 /** The container's IPv4 address and the host side of its veth, from an ADD result. */

@@ -70,8 +70,11 @@ export interface NetworkDriver {
   setUp(req: NetworkRequest): Promise<NetworkSetup>;
   /** setUp in two halves (see NetworkPrepared). */
   prepare(req: NetworkRequest): Promise<NetworkPrepared>;
-  /** Reads the container's network; `deep` also asks the plugins (CNI CHECK), which costs processes. */
-  observe(id: string, opts: { deep: boolean }): Promise<NetworkStatus | undefined>;
+  /**
+   * Reads the container's network; `deep` also asks the plugins (CNI CHECK), which costs processes;
+   * `rules` looks for its published ports' rules in one listing shared by every container.
+   */
+  observe(id: string, opts: { deep: boolean; rules?: boolean }): Promise<NetworkStatus | undefined>;
   /** Published ports changed, or the network was found broken: fixed in place, same namespace. */
   update(req: NetworkRequest, opts: { repair: boolean }): Promise<NetworkStatus>;
   /** Releases the address, removes the rules and the namespace. */
@@ -83,7 +86,7 @@ export interface NetworkDriver {
   collectGarbage(exists: (id: string) => boolean): Promise<string[]>;
 }
 
-export type NetworkErrorReason = 'PortConflict' | 'PortInUse' | 'SubnetFull' | 'NetworkSetupFailed';
+export type NetworkErrorReason = 'PortConflict' | 'PortInUse' | 'SubnetFull' | 'NetworkSetupFailed' | 'NetworkChanged';
 
 /** A network failure with a CamelCase reason, shown as the reason of Ready=False. */
 export class NetworkError extends Error {

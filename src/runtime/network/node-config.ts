@@ -39,11 +39,57 @@ export function parseSubnet(subnet: string): { network: string; prefix: number; 
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
   if (!m || !net.isIPv4(m[1]!)) throw new NodeNetworkConfigError(`subnet '${subnet}' is not an IPv4 CIDR such as ${DEFAULT_SUBNET}`);
   const prefix = Number(m[2]);
-  if (prefix < 8 || prefix > 29) throw new NodeNetworkConfigError(`subnet '${subnet}': the prefix length must be between /8 and /29`);
+  if (prefix > 32) throw new NodeNetworkConfigError(`subnet '${subnet}': a prefix length is at most /32 (and /29 here)`);
   const size = 2 ** (32 - prefix);
   const base = ipToInt(m[1]!);
+  const reserved = RESERVED.find((r) => overlaps(base - (base % size), size, ipToInt(r.network), 2 ** (32 - r.prefix)));
+  if (reserved)
+    throw new NodeNetworkConfigError(
+      `subnet '${subnet}' overlaps ${reserved.network}/${reserved.prefix}, ${reserved.what}: pick a private range such as ${DEFAULT_SUBNET}`,
+    );
+  if (prefix > 29)
+    throw new NodeNetworkConfigError(
+      `subnet '${subnet}' is too small: a /${prefix} leaves ${Math.max(0, size - 3)} address(es) for containers after the network, gateway and broadcast addresses; use /29 or larger`,
+    );
+  if (prefix < 8) throw new NodeNetworkConfigError(`subnet '${subnet}' is too large: the prefix length must be between /8 and /29`);
   if (base % size !== 0) throw new NodeNetworkConfigError(`subnet '${subnet}' has host bits set (did you mean ${intToIp(base - (base % size))}/${prefix}?)`);
   return { network: m[1]!, prefix, gateway: intToIp(base + 1), size };
+}
+
+/** IPv4 ranges a container subnet must not meet (RFC 6890): the kernel treats them specially. */
+const RESERVED = [
+  { network: '0.0.0.0', prefix: 8, what: '"this network" (RFC 1122)' },
+  { network: '127.0.0.0', prefix: 8, what: "the node's loopback" },
+  { network: '169.254.0.0', prefix: 16, what: 'link-local addresses' },
+  { network: '224.0.0.0', prefix: 4, what: 'multicast' },
+  { network: '240.0.0.0', prefix: 4, what: 'reserved addresses and the broadcast address 255.255.255.255' },
+];
+
+function overlaps(aBase: number, aSize: number, bBase: number, bSize: number): boolean {
+  return aBase < bBase + bSize && bBase < aBase + aSize;
+}
+
+/** One IPv4 route of the node (from /proc/net/route, see node-routes.ts). */
+export interface NodeRoute {
+  dev: string;
+  /** e.g. 192.0.2.0/24; 0.0.0.0/0 is the default route. */
+  dst: string;
+}
+
+/**
+ * A node route the subnet would meet, other than the default route and the routes through the
+ * bridge itself (its own subnet, once made): traffic to those addresses would go to the
+ * containers, or the containers could not reach them.
+ */
+export function overlappingRoute(subnet: string, bridge: string, routes: readonly NodeRoute[]): NodeRoute | undefined {
+  const { network, size } = parseSubnet(subnet);
+  const base = ipToInt(network);
+  return routes.find((r) => {
+    const [dst, len] = r.dst.split('/');
+    const prefix = Number(len);
+    if (r.dev === bridge || prefix === 0) return false;
+    return overlaps(base, size, ipToInt(dst!), 2 ** (32 - prefix));
+  });
 }
 
 /** Whether an IPv4 address is inside the subnet. */
@@ -71,4 +117,27 @@ export function resolveNodeNetwork(
   if (!IFNAME.test(bridge)) throw new NodeNetworkConfigError(`bridge '${bridge}' is not an interface name (at most 15 letters, digits, '.', '_' or '-')`);
   const { gateway } = parseSubnet(subnet);
   return { bridge, subnet, gateway, name: `acetate-${instanceHash}` };
+}
+
+/**
+ * The flags and environment checked before anything is read or written (validate, plan, apply,
+ * run...): the first problem, naming the flag (or variable) it came from. `routes`: the node's,
+ * to refuse a subnet that meets one of them.
+ */
+export function nodeNetworkFlagProblem(opts: NodeNetworkOptions, env: NodeJS.ProcessEnv, routes: readonly NodeRoute[]): string | undefined {
+  const bridgeFrom = opts.bridge ? '--network-bridge' : env.ACETATE_NETWORK_BRIDGE ? 'ACETATE_NETWORK_BRIDGE' : undefined;
+  const subnetFrom = opts.subnet ? '--network-subnet' : env.ACETATE_NETWORK_SUBNET ? 'ACETATE_NETWORK_SUBNET' : undefined;
+  const bridge = opts.bridge || env.ACETATE_NETWORK_BRIDGE || DEFAULT_BRIDGE;
+  const subnet = opts.subnet || env.ACETATE_NETWORK_SUBNET;
+  if (bridgeFrom && !IFNAME.test(bridge)) return `${bridgeFrom}: '${bridge}' is not an interface name (at most 15 letters, digits, '.', '_' or '-')`;
+  if (!subnet || !subnetFrom) return undefined;
+  try {
+    parseSubnet(subnet);
+  } catch (err) {
+    return `${subnetFrom}: ${(err as Error).message}`;
+  }
+  const r = overlappingRoute(subnet, bridge, routes);
+  if (r)
+    return `${subnetFrom}: subnet '${subnet}' overlaps the node's route ${r.dst} dev ${r.dev}: containers could not reach those addresses; pick another subnet`;
+  return undefined;
 }

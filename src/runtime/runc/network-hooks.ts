@@ -3,13 +3,14 @@
  * made lazily, so that nodes without the plugins still run none/host containers; the status of a
  * container's network; the garbage collection of what removed containers left, once per process.
  */
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { existsNow, makeDirs, readSmallFileNow, writeSmallFileAtomic } from '../../util/small-file.js';
 import { CniNetworkDriver } from '../network/cni-driver.js';
-import type { NetworkDriver, NetworkPrepared, NetworkRequest, NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
+import { NetworkError, type NetworkDriver, type NetworkPrepared, type NetworkRequest, type NetworkStatus, type NodeNetworkConfig } from '../network/driver.js';
 import { resolveNodeNetwork, type NodeNetworkOptions } from '../network/node-config.js';
 import { keyOfId, type InstancePaths } from './paths.js';
-import type { AppliedRecord } from '../runtime.js';
+import type { AppliedRecord, NodeNetworkFacts } from '../runtime.js';
 
 export interface NetworkHooksOptions {
   paths: InstancePaths;
@@ -29,6 +30,14 @@ export function etcDirOf(paths: InstancePaths, id: string): string {
   return `${paths.runContainersDir}/${id}/etc`;
 }
 
+/** The facts' words for a change of node network, e.g. "subnet 10.90.0.0/16 → 10.91.0.0/16". */
+export function describeNetworkChange(from: { bridge: string; subnet: string }, to: { bridge: string; subnet: string }): string {
+  const parts: string[] = [];
+  if (from.bridge !== to.bridge) parts.push(`bridge ${from.bridge} → ${to.bridge}`);
+  if (from.subnet !== to.subnet) parts.push(`subnet ${from.subnet} → ${to.subnet}`);
+  return parts.join(', ');
+}
+
 function readSaved(file: string): NodeNetworkOptions {
   try {
     const v = JSON.parse(readSmallFileNow(file)) as NodeNetworkOptions;
@@ -38,12 +47,22 @@ function readSaved(file: string): NodeNetworkOptions {
   }
 }
 
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 export class NetworkHooks {
   private driverInstance?: NetworkDriver;
   private ready?: Promise<void>;
   private gcDone = false;
   /** node.json written (or found up to date) by this process. */
   private saved = false;
+  /** node.json as last read or written by this process (only this process writes it: it holds the node lock). */
+  private recorded?: NodeNetworkOptions;
 
   constructor(private readonly opts: NetworkHooksOptions) {}
 
@@ -91,16 +110,63 @@ export class NetworkHooks {
     return { id, key: `${record.namespace}/${record.name}`, hostname: record.spec.hostname || record.name, ports: record.spec.ports ?? [] };
   }
 
+  private recordedNow(): NodeNetworkOptions {
+    return (this.recorded ??= readSaved(this.savedFile));
+  }
+
+  /** Ids of the containers with network state (network.json or a namespace file), but `except`. */
+  private holderIds(except?: string): string[] {
+    const { paths } = this.opts;
+    const ids = new Set<string>();
+    for (const id of listDir(paths.containersDir)) if (existsNow(networkStateFileOf(paths, id))) ids.add(id);
+    for (const id of listDir(path.join(paths.runDir, 'netns'))) ids.add(id);
+    ids.delete(except ?? '');
+    return [...ids].filter((id) => !id.startsWith('.')).sort();
+  }
+
+  /**
+   * The node network asked for and the one recorded (see NodeNetworkFacts). No I/O once node.json
+   * was read, unless the two differ (then the holders are listed).
+   */
+  async facts(): Promise<NodeNetworkFacts | undefined> {
+    let wanted: NodeNetworkConfig;
+    try {
+      wanted = this.config;
+    } catch {
+      return undefined; // flags refused before (cli/main.ts); a broken node.json is the driver's to report
+    }
+    const rec = this.recordedNow();
+    const recorded = rec.bridge && rec.subnet ? { bridge: rec.bridge, subnet: rec.subnet } : undefined;
+    const same = !recorded || (recorded.bridge === wanted.bridge && recorded.subnet === wanted.subnet);
+    return {
+      wanted: { bridge: wanted.bridge, subnet: wanted.subnet },
+      ...(recorded ? { recorded } : {}),
+      holders: same ? [] : this.holderIds().map((id) => keyOfId(id)?.key ?? id),
+    };
+  }
+
   /** Before runc creates the container: the namespace to join and the /etc files (see NetworkPrepared). */
   async prepare(id: string, record: AppliedRecord): Promise<NetworkPrepared | undefined> {
     if (record.spec.network !== 'bridge') return undefined;
     const d = await this.readyDriver();
     if (!this.saved) {
       const { bridge, subnet } = d.config;
-      const prev = readSaved(this.savedFile);
+      const prev = this.recordedNow();
       if (prev.bridge !== bridge || prev.subnet !== subnet) {
+        // Never overwritten under containers set up on the old network (plan refuses it first).
+        const holders = prev.bridge && prev.subnet ? this.holderIds(id) : [];
+        if (holders.length) {
+          throw new NetworkError(
+            'NetworkChanged',
+            `the node network would change (${describeNetworkChange({ bridge: prev.bridge!, subnet: prev.subnet! }, { bridge, subnet })}) while ${holders.length} container(s) hold addresses on the old one (${holders
+              .slice(0, 5)
+              .map((h) => keyOfId(h)?.key ?? h)
+              .join(', ')}): not changed`,
+          );
+        }
         await makeDirs([path.dirname(this.savedFile)]);
         await writeSmallFileAtomic(this.savedFile, `${JSON.stringify({ bridge, subnet })}\n`);
+        this.recorded = { bridge, subnet };
       }
       this.saved = true;
     }
@@ -112,9 +178,12 @@ export class NetworkHooks {
     return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}) }, { repair });
   }
 
-  /** A running bridge container without any network state has a problem too. */
-  async observe(id: string, running: boolean, deep: boolean): Promise<NetworkStatus | undefined> {
-    const st = await this.driver().observe(id, { deep: deep && running });
+  /**
+   * A running bridge container without any network state has a problem too. `rules`: its published
+   * ports' rules are looked for too (the node lock's holder, i.e. `acetate run`'s poll and apply).
+   */
+  async observe(id: string, running: boolean, deep: boolean, rules = false): Promise<NetworkStatus | undefined> {
+    const st = await this.driver().observe(id, { deep: deep && running, rules: rules && running });
     if (!st && running) return { ports: [], problem: 'the network was never set up' };
     if (st && !running) delete st.problem; // repaired at the next start
     return st;

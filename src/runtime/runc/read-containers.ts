@@ -34,7 +34,8 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
     process,
     limits,
     restartCount: restartCountOf(status),
-    ...(record.spec.network === 'bridge' ? { network: await rc.net.observe(id, process.state === 'running', deep) } : {}),
+    // The lock holder (`acetate run`'s 2 s poll) also looks for the port rules: one iptables listing for all.
+    ...(record.spec.network === 'bridge' ? { network: await rc.net.observe(id, process.state === 'running', deep, rc.lockHeld) } : {}),
     ...(disk ? { disk } : {}),
   };
 }

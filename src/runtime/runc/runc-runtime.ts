@@ -21,6 +21,7 @@ import {
   type LogOptions,
   type RemoveOptions,
   type ResizeResult,
+  type NodeNetworkFacts,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -73,6 +74,10 @@ export class RuncRuntime implements Runtime {
 
   get nodeNetwork(): NodeNetworkConfig {
     return this.rc.net.config;
+  }
+
+  networkFacts(): Promise<NodeNetworkFacts | undefined> {
+    return this.rc.net.facts();
   }
 
   /** This process now holds the node lock: it may clear what killed acetates left (see sweepLeftovers). */

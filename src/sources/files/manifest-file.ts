@@ -10,6 +10,7 @@ import type { SourceProblem } from '../../contracts/source.js';
 import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
+import { unassignableHostIP } from '../node-addresses.js';
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
@@ -129,6 +130,12 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
       if (over) {
         const at = [...item.at, 'spec', 'resources', over.resource];
         result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: over.message }));
+        continue;
+      }
+      const badIP = opts.capacity?.addresses ? unassignableHostIP(desired, opts.capacity.addresses) : undefined;
+      if (badIP) {
+        const at = [...item.at, 'spec', 'ports', badIP.index, 'hostIP'];
+        result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: badIP.message }));
         continue;
       }
       result.containers.push(desired);

@@ -16,18 +16,22 @@ import { formatCpu, formatMemory } from '../../api/quantity.js';
 import type { SourceProblem } from '../../contracts/source.js';
 import type { KubeContainer } from './client.js';
 import { NODE_LABEL } from './constants.js';
+import { detectNodeAddresses, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
 
 /** What this node can give a container at most. An absent field is not checked. */
 export interface NodeCapacity {
   cpuMillis?: number;
   memoryBytes?: number;
   pids?: number;
+  /** The node's addresses: a published port's hostIP must be one (see node-addresses.ts). */
+  addresses?: NodeAddresses;
 }
 
 export function detectNodeCapacity(): NodeCapacity {
   const cap: NodeCapacity = {
     cpuMillis: (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) * 1000,
     memoryBytes: os.totalmem(),
+    addresses: detectNodeAddresses(),
   };
   try {
     const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
@@ -119,6 +123,8 @@ export function convertObject(obj: KubeContainer, ctx: ConvertContext): Conversi
         over.map((o) => o.res),
       );
     }
+    const badIP = cap.addresses ? unassignableHostIP(desired, cap.addresses) : undefined;
+    if (badIP) return invalid(key, obj, `spec.ports[${badIP.index}].hostIP`, badIP.message);
   }
   return { kind: 'desired', key, desired };
 }

@@ -1,0 +1,58 @@
+/**
+ * A published port's hostIP must be an address of this node: portmap would write a DNAT rule for
+ * any address, and the container would be shown Running with a port that can never receive
+ * traffic. Docker refuses the same at bind(2) ("cannot assign requested address"); acetate
+ * refuses it at validation, naming the field, so `validate`, `plan`, `apply` and `run` agree.
+ */
+import os from 'node:os';
+import net from 'node:net';
+import type { DesiredContainer } from '../api/types.js';
+
+/** The node's local addresses: each interface's, and whole loopback ranges (127.0.0.0/8 binds). */
+export interface NodeAddresses {
+  addresses: string[];
+  /** CIDRs every address of which is local (the loopback interface's). */
+  localRanges: string[];
+}
+
+export function detectNodeAddresses(): NodeAddresses {
+  const out: NodeAddresses = { addresses: [], localRanges: [] };
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      out.addresses.push(a.address);
+      if (a.internal && a.family === 'IPv4' && a.cidr) out.localRanges.push(a.cidr);
+    }
+  }
+  return out;
+}
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+}
+
+function inRange(ip: string, cidr: string): boolean {
+  const [base, len] = cidr.split('/');
+  if (!net.isIPv4(ip) || !net.isIPv4(base ?? '')) return false;
+  const size = 2 ** (32 - Number(len));
+  const start = ipv4ToInt(base!) - (ipv4ToInt(base!) % size);
+  const n = ipv4ToInt(ip);
+  return n >= start && n < start + size;
+}
+
+export function isNodeAddress(ip: string, node: NodeAddresses): boolean {
+  return node.addresses.includes(ip) || node.localRanges.some((r) => inRange(ip, r));
+}
+
+/** The first published port whose hostIP is not an address of this node: its index and why. */
+export function unassignableHostIP(d: DesiredContainer, node: NodeAddresses): { index: number; message: string } | undefined {
+  const ports = d.spec.ports ?? [];
+  for (let i = 0; i < ports.length; i++) {
+    const ip = ports[i]!.hostIP;
+    if (ports[i]!.hostPort === undefined || !ip || ip === '0.0.0.0' || isNodeAddress(ip, node)) continue;
+    return {
+      index: i,
+      message: `${ip} is not an address of this node: cannot assign requested address (a published port can only listen on the node's own addresses, or on 0.0.0.0)`,
+    };
+  }
+  return undefined;
+}
