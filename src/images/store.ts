@@ -33,6 +33,7 @@ import { archiveName, isDir } from './store-files.js';
 import { ImagesLock, type ImagesLockOptions } from './images-lock.js';
 import { flockFd, openLockFile } from '../util/flock.js';
 import { layersThatFit } from './oci-process.js';
+import { checkFreeSpace } from '../runtime/free-space.js';
 import { ImagePathError, readImageFile } from './layered-path.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
@@ -207,6 +208,8 @@ export class ImageStore {
 
   private async download(r: ImageReference, id: string): Promise<ImageRecord> {
     const pinned = pinnedReference(r, id);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    checkFreeSpace(this.dir, `pulling ${pinned}`);
     await this.checkManifest(pinned, id);
     return this.withLayout(async (layout) => {
       await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned);

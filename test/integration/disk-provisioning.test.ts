@@ -25,6 +25,7 @@ describe('disk provisioning on a small state dir (real loop devices, XFS, tmpfs)
   let stateDir: string;
   let runtime: RuncRuntime;
   const saved = process.env.ACETATE_DISK_PROVISIONING;
+  const savedFloor = process.env.ACETATE_MIN_FREE;
 
   beforeEach(async () => {
     mnt = await mkdtemp('/tmp/acetate-smallfs-');
@@ -42,6 +43,8 @@ describe('disk provisioning on a small state dir (real loop devices, XFS, tmpfs)
     await rm(mnt, { recursive: true, force: true });
     if (saved === undefined) delete process.env.ACETATE_DISK_PROVISIONING;
     else process.env.ACETATE_DISK_PROVISIONING = saved;
+    if (savedFloor === undefined) delete process.env.ACETATE_MIN_FREE;
+    else process.env.ACETATE_MIN_FREE = savedFloor;
   });
 
   async function createRunning(name: string, spec: Partial<NormalizedSpec>): Promise<number> {
@@ -56,6 +59,7 @@ describe('disk provisioning on a small state dir (real loop devices, XFS, tmpfs)
 
   it('full (default): a second disk that does not fit is refused; with the node full, writes inside are kept and destroy works', async () => {
     delete process.env.ACETATE_DISK_PROVISIONING;
+    process.env.ACETATE_MIN_FREE = '0'; // this state dir is smaller than the default floor: the disk's own check is under test
     const pid = await createRunning('one', { resources: { diskBytes: 200 * MI } });
     assert.ok((await allocatedBytes(img('one'))) >= 200 * MI, 'the image holds its whole size on the node');
     await assert.rejects(createRunning('two', { resources: { diskBytes: 200 * MI } }), /more than the state dir's filesystem can hold/);
@@ -85,11 +89,29 @@ describe('disk provisioning on a small state dir (real loop devices, XFS, tmpfs)
     await waitFor('100 MiB taken on the node', async () => before - (await freeBytes()) > 90 * MI);
     await inContainer(pid, 'rm /fill && sync');
     // XFS frees (and discards) an unlinked file's blocks in the background: wait until the node sees them back.
-    await waitFor('the space returned to the node', async () => before - (await freeBytes()) < 20 * MI, { timeoutMs: 30_000 });
+    await waitFor('the space returned to the node', async () => before - (await freeBytes()) < 20 * MI, { timeoutMs: 90_000 });
   });
 
   it('refuses an unknown provisioning value by name', async () => {
     process.env.ACETATE_DISK_PROVISIONING = 'fat';
     await assert.rejects(createRunning('bad', { resources: { diskBytes: 64 * MI } }), /ACETATE_DISK_PROVISIONING="fat": give full or thin/);
+  });
+
+  it('below the free-space floor (ACETATE_MIN_FREE) creates and pulls are refused with the figures; what runs is untouched', async () => {
+    const pid = await createRunning('runs', {});
+    process.env.ACETATE_MIN_FREE = '295Mi'; // more than this 300M filesystem has free
+    await assert.rejects(
+      createRunning('next', {}),
+      /creating default\/next refused: the state dir's filesystem has [\d.]+\w+ free, below the 295Mi kept free on the node \(ACETATE_MIN_FREE\)/,
+    );
+    const digest = `sha256:${'a'.repeat(64)}`;
+    await assert.rejects(
+      runtime.images.ensure('127.0.0.1:1/never/pulled', digest),
+      new RegExp(`pulling 127\\.0\\.0\\.1:1/never/pulled@${digest} refused: the state dir's filesystem has`),
+    );
+    assert.equal((await runtime.get('default/runs'))?.process.pid, pid, 'the running container is untouched');
+    assert.equal(await runtime.get('default/next'), undefined, 'nothing of the refused create is left');
+    process.env.ACETATE_MIN_FREE = '0';
+    await createRunning('next', {});
   });
 });

@@ -9,6 +9,7 @@
  * sweep (temp-dirs.ts).
  */
 import { holdSpaceReserve } from '../../util/space-reserve.js';
+import { checkFreeSpace } from '../free-space.js';
 import type { Resources } from '../../api/types.js';
 import {
   NotRunningError,
@@ -128,6 +129,7 @@ export class RuncRuntime implements Runtime {
 
   create(req: CreateRequest): Promise<void> {
     holdSpaceReserve(this.rc.opts.stateDir); // made again here once a full state dir has room
+    checkFreeSpace(this.rc.opts.stateDir, `creating ${req.namespace}/${req.name}`);
     return createContainer(this.rc, req);
   }
 
