@@ -14,7 +14,7 @@
  * bench/results/probes.{md,json}. Everything created is removed, also on failure.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
 import { cleanupStateDir } from './lib/leaks.js';
@@ -32,6 +32,8 @@ interface Window {
   windowS: number;
   /** Probed containers not Ready at the end of the window (their checks failed or timed out). */
   notReady: number;
+  /** Checks of the probed containers made in the window. */
+  checks: number;
 }
 
 export interface ProbesResults {
@@ -48,7 +50,8 @@ const PERIOD_S = 10;
 function manifestOf(name: string, probe: 'none' | 'quiet' | 'loud'): string {
   const probes = {
     none: '',
-    quiet: `  readinessProbe:\n    exec: { command: [/bin/true] }\n    periodSeconds: ${PERIOD_S}\n`,
+    // Each check adds a byte to the container's /tmp/checks (its private area, seen from the host): checks are counted.
+    quiet: `  readinessProbe:\n    exec: { command: [sh, -c, 'echo >> /tmp/checks'] }\n    periodSeconds: ${PERIOD_S}\n`,
     loud: "  readinessProbe:\n    exec: { command: [sh, -c, 'head -c 100000000 /dev/zero; exit 0'] }\n    periodSeconds: 1\n    timeoutSeconds: 5\n",
   }[probe];
   return `apiVersion: acetate.dev/v1alpha1
@@ -76,6 +79,13 @@ async function readiness(stateDir: string): Promise<Map<string, string | undefin
   return new Map(items.map((o) => [o.metadata.name, o.status?.conditions?.find((c) => c.type === 'Ready')?.status]));
 }
 
+/** Checks made so far: the bytes of /tmp/checks in the probed containers' private areas. */
+async function countChecks(stateDir: string, names: string[]): Promise<number> {
+  let n = 0;
+  for (const name of names) n += (await stat(path.join(stateDir, 'containers', `default_${name}`, 'upper', 'tmp', 'checks')).catch(() => ({ size: 0 }))).size;
+  return n;
+}
+
 /** One `acetate run` on the state dir: waits for `settled`, then measures its CPU over windowS. */
 async function runWindow(stateDir: string, dir: string, what: string, windowS: number, settled: () => Promise<boolean>, probed: string[]): Promise<Window> {
   const child: ChildProcess = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0'], { stdio: 'ignore' });
@@ -83,15 +93,19 @@ async function runWindow(stateDir: string, dir: string, what: string, windowS: n
     await waitUntil(`${what}: steady state`, settled, 300_000);
     // One period more: the first checks (all due at once when the loop adopts the containers) are past.
     await new Promise((r) => setTimeout(r, PERIOD_S * 1000));
+    const k0 = await countChecks(stateDir, probed);
     const c0 = await procCpuMs(child.pid!);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, windowS * 1000));
     const seconds = (performance.now() - t0) / 1000;
     const cpuMsPerS = round(((await procCpuMs(child.pid!)) - c0) / seconds, 1);
+    const checks = (await countChecks(stateDir, probed)) - k0;
     const ready = await readiness(stateDir);
     const notReady = probed.filter((x) => ready.get(x) !== 'True').length;
-    log(`${what}: ${cpuMsPerS} ms/s of CPU over ${round(seconds, 1)} s; ${notReady} of ${probed.length} probed containers not Ready at its end`);
-    return { what, cpuMsPerS, windowS: round(seconds, 1), notReady };
+    log(
+      `${what}: ${cpuMsPerS} ms/s of CPU over ${round(seconds, 1)} s, ${checks} checks; ${notReady} of ${probed.length} probed containers not Ready at its end`,
+    );
+    return { what, cpuMsPerS, windowS: round(seconds, 1), notReady, checks };
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
@@ -141,8 +155,8 @@ export async function probesBench(opts: { quick: boolean; out: string; n?: numbe
   await writeFile(path.join(opts.out, 'probes.json'), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(
     path.join(opts.out, 'probes.md'),
-    `# Probes' cost on \`acetate run\` (issue 20)\n\nRun ${results.date} (${results.mode}), ${CLI}.\n\n| what | acetate run CPU (own + runc exec children) | probed containers not Ready at the end |\n| --- | ---: | ---: |\n${windows
-      .map((w) => `| ${w.what} | ${w.cpuMsPerS} ms/s (${w.windowS} s) | ${w.notReady} |`)
+    `# Probes' cost on \`acetate run\` (issue 20)\n\nRun ${results.date} (${results.mode}), ${CLI}.\n\n| what | acetate run CPU (own + runc exec children) | checks | probed containers not Ready at the end |\n| --- | ---: | ---: | ---: |\n${windows
+      .map((w) => `| ${w.what} | ${w.cpuMsPerS} ms/s (${w.windowS} s) | ${w.checks} | ${w.notReady} |`)
       .join('\n')}\n`,
   );
   log(`results in ${path.join(opts.out, 'probes.md')}`);

@@ -140,7 +140,7 @@ export interface ExecRequest {
    * inherit: the caller's stdout/stderr (and stdin with `interactive`), for a user at a terminal;
    * capture: output collected (the first 10 KiB, as Kubernetes keeps of a probe), stdin closed.
    * A capture ends when the process exits, though a child it left behind holds its output open,
-   * and reads a bounded amount of output: beyond it the pipes are closed (a writer gets EPIPE).
+   * and reads a bounded amount of output: beyond it the pipes are closed (the command gets SIGPIPE).
    */
   stdio: 'inherit' | 'capture';
   interactive?: boolean;

@@ -20,7 +20,7 @@ export const MAX_CAPTURE_BYTES = 10 * 1024;
  * What a capture reads at most. Beyond what is kept, output is read and dropped up to this bound,
  * so that a command printing more than it should (`curl` of a 50 KB health page) still exits
  * with its own code, as under Kubernetes; then the pipes are closed and a command still writing
- * gets EPIPE (SIGPIPE): a probe printing 100 MB costs acetate the reading of 1 MiB (~1 ms of CPU,
+ * gets SIGPIPE (runc passes it on): a probe printing 100 MB costs acetate the reading of 1 MiB (~1 ms of CPU,
  * a tenth of what starting `runc exec` costs), not of 100 MB.
  */
 export const MAX_READ_BYTES = 1024 * 1024;
