@@ -50,7 +50,7 @@ const PERIOD_S = 10;
 function manifestOf(name: string, probe: 'none' | 'quiet' | 'loud'): string {
   const probes = {
     none: '',
-    // Each check adds a byte to the container's /tmp/checks (its private area, seen from the host): checks are counted.
+    // Each check adds a byte to the container's /tmp/checks: checks are counted.
     quiet: `  readinessProbe:\n    exec: { command: [sh, -c, 'echo >> /tmp/checks'] }\n    periodSeconds: ${PERIOD_S}\n`,
     loud: "  readinessProbe:\n    exec: { command: [sh, -c, 'head -c 100000000 /dev/zero; exit 0'] }\n    periodSeconds: 1\n    timeoutSeconds: 5\n",
   }[probe];
@@ -79,10 +79,17 @@ async function readiness(stateDir: string): Promise<Map<string, string | undefin
   return new Map(items.map((o) => [o.metadata.name, o.status?.conditions?.find((c) => c.type === 'Ready')?.status]));
 }
 
-/** Checks made so far: the bytes of /tmp/checks in the probed containers' private areas. */
+/** Checks made so far: the bytes of /tmp/checks (a tmpfs of the container, seen through its PID 1's root) of the probed containers. */
 async function countChecks(stateDir: string, names: string[]): Promise<number> {
+  if (!names.length) return 0;
+  const r = await cli(stateDir, ['get', '-o', 'json']);
+  const items = (JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { pid?: number } }[] }).items;
+  const want = new Set(names);
   let n = 0;
-  for (const name of names) n += (await stat(path.join(stateDir, 'containers', `default_${name}`, 'upper', 'tmp', 'checks')).catch(() => ({ size: 0 }))).size;
+  for (const o of items) {
+    if (!want.has(o.metadata.name) || o.status?.pid === undefined) continue;
+    n += (await stat(`/proc/${o.status.pid}/root/tmp/checks`).catch(() => ({ size: 0 }))).size;
+  }
   return n;
 }
 
