@@ -13,8 +13,12 @@
  */
 import { readFile } from 'node:fs/promises';
 
-/** How long a kill waits for `runc exec` to write the pid file. */
-const PID_FILE_WAIT_MS = 1000;
+/**
+ * How long a kill waits for `runc exec` to write the pid file while runc lives. Long: runc is
+ * killed only after it (killed, runc would leave its process running, its parent gone), and on
+ * a loaded node (load 27 on 2 cores, seen in tests) runc took over a second to write it.
+ */
+const PID_FILE_WAIT_MS = 10_000;
 
 export async function readPidFile(pidFile: string): Promise<number | undefined> {
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
