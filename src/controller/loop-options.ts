@@ -43,7 +43,7 @@ export interface ControllerOptions {
   metrics?: Metrics;
   /** Reported in status.node. Default: the host name. */
   nodeName?: string;
-  /** Probe checks run at once across all containers (see probes/prober.ts). Default 8. */
+  /** Probe checks starting at once across all containers, shared fairly (see probes/fair-limiter.ts). Default 8. */
   probeConcurrency?: number;
   /** How long a registry's answer for an image name (imagePullPolicy Always) is reused. Default 10 s. */
   imageResolveCacheMs?: number;

@@ -181,8 +181,10 @@ export class Controller {
       this.resyncTask.cancel();
       this.pollTask.cancel();
       this.queue.shutdown();
-      this.prober.stop();
+      // Checks in flight are aborted (their processes killed), not waited for to their timeoutSeconds.
+      const probes = this.prober.stop();
       await Promise.all(this.workers);
+      await probes;
       await this.resyncTask.settled();
       await this.pollTask.settled();
       await Promise.all(this.sources.map((s) => s.stop().catch(() => undefined)));

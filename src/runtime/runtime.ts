@@ -139,6 +139,8 @@ export interface ExecRequest {
   /**
    * inherit: the caller's stdout/stderr (and stdin with `interactive`), for a user at a terminal;
    * capture: output collected (the first 10 KiB, as Kubernetes keeps of a probe), stdin closed.
+   * A capture ends when the process exits, though a child it left behind holds its output open,
+   * and reads a bounded amount of output: beyond it the pipes are closed (the command gets SIGPIPE).
    */
   stdio: 'inherit' | 'capture';
   interactive?: boolean;
@@ -146,6 +148,8 @@ export interface ExecRequest {
   tty?: boolean;
   /** The process is killed after this long and the result says timedOut. */
   timeoutMs?: number;
+  /** Kills the process (as at the timeout) when aborted; the result then says aborted. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -153,9 +157,12 @@ export interface ExecResult {
   exitCode: number;
   /** stdout and stderr, interleaved (capture only). */
   output?: string;
+  /** Capture only: the output went on beyond this many bytes, which were all that was read. */
+  outputCut?: number;
   timedOut?: boolean;
   /** The command could not be started (inherit only): why, in one line; exitCode is 127 (not found) or 126 (not executable), as Podman. */
   startError?: string;
+  aborted?: boolean;
 }
 
 export interface Runtime {

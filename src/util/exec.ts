@@ -15,6 +15,8 @@ export interface ExecOptions {
   okExitCodes?: readonly number[];
   /** Stop collecting output beyond this many bytes per stream (the rest is dropped). Default 16 MiB. */
   maxBuffer?: number;
+  /** Kills the child (SIGKILL) when aborted; the error then says aborted. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -101,6 +103,13 @@ export function exec(file: string, args: readonly string[], opts: ExecOptions = 
             timedOut = true;
             child.kill('SIGKILL');
           }, opts.timeoutMs);
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill('SIGKILL');
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (err) => {
       spawnError = err;
     });
@@ -112,12 +121,15 @@ export function exec(file: string, args: readonly string[], opts: ExecOptions = 
     }
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(errOut).toString('utf8');
       const base = { file, args, exitCode: code, signal, stdout, stderr };
       if (spawnError) {
         const reason = (spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : 'could not start';
         reject(new ExecError({ ...base, reason, cause: spawnError }));
+      } else if (aborted) {
+        reject(new ExecError({ ...base, reason: 'aborted' }));
       } else if (timedOut) {
         reject(new ExecError({ ...base, reason: `timed out after ${opts.timeoutMs} ms` }));
       } else if (code === null) {

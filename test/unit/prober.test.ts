@@ -1,7 +1,8 @@
 /**
  * The prober on a fake clock with scripted check results: Kubernetes' counting (thresholds,
  * initial delay, period), startup gating, readiness verdicts, liveness failures kept for their
- * process until it is gone, the concurrency limit, and that nothing is left scheduled after forget/stop.
+ * process until it is gone, the concurrency limit (a hanging check of one container does not hold
+ * another's), checks in flight aborted by forget/stop, and that nothing is left scheduled after them.
  */
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/contracts/clock.js';
@@ -40,6 +41,7 @@ describe('Prober (fake clock, scripted checks)', () => {
   let results: Map<string, boolean>;
   let calls: string[];
   let changes: string[];
+  let aborted: string[];
   let prober: Prober;
   const make = (opts: { concurrency?: number; hold?: Promise<void> } = {}) =>
     new Prober({
@@ -48,9 +50,15 @@ describe('Prober (fake clock, scripted checks)', () => {
       concurrency: opts.concurrency,
       tools: () => Promise.reject(new Error('not used')),
       onChange: (k) => changes.push(k),
-      check: async (p, t): Promise<ProbeOutcome> => {
+      check: async (p, t, deps): Promise<ProbeOutcome> => {
         const cmd = p.handler.kind === 'exec' ? p.handler.command[0]! : p.handler.kind;
         calls.push(`${cmd}@${clock.now() - Date.UTC(2024, 0, 1)}`);
+        // "hang": runs until aborted, as a real check killed by the prober.
+        if (cmd === 'hang') {
+          await new Promise<void>((resolve) => deps.signal?.addEventListener('abort', () => resolve(), { once: true }));
+          aborted.push(t.key);
+          return { ok: false, output: 'killed' };
+        }
         if (opts.hold) await opts.hold;
         return { ok: results.get(cmd) ?? false, output: `${cmd} says ${results.get(cmd) ? 'yes' : 'no'} to ${t.pid}` };
       },
@@ -61,6 +69,7 @@ describe('Prober (fake clock, scripted checks)', () => {
     results = new Map();
     calls = [];
     changes = [];
+    aborted = [];
     prober = make();
   });
   afterEach(() => prober.stop());
@@ -157,7 +166,7 @@ describe('Prober (fake clock, scripted checks)', () => {
   it('runs at most `concurrency` checks at once; the others wait, none is dropped', async () => {
     let release!: () => void;
     const hold = new Promise<void>((r) => (release = r));
-    prober.stop();
+    await prober.stop();
     prober = make({ concurrency: 2, hold });
     for (let i = 0; i < 5; i++) {
       const a = actual({ readiness: { exec: { command: [`c${i}`] }, periodSeconds: 1 } }, 100 + i);
@@ -168,5 +177,40 @@ describe('Prober (fake clock, scripted checks)', () => {
     release();
     for (let i = 0; i < 5; i++) await flush();
     assert.equal(prober.checks, 5);
+  });
+
+  it("one container's hanging checks hold its slot for a second, never another container's probes", async () => {
+    await prober.stop();
+    prober = make({ concurrency: 1 });
+    const hang = actual({ readiness: { exec: { command: ['hang'] }, periodSeconds: 1, timeoutSeconds: 86400 } }, 100);
+    prober.sync('default/hang', { ...hang, key: 'default/hang' });
+    const sick = actual({ liveness: { exec: { command: ['sick'] }, periodSeconds: 1, failureThreshold: 2 } }, 200);
+    prober.sync('default/sick', { ...sick, key: 'default/sick' });
+    await tick(0);
+    assert.deepEqual(calls, ['hang@0'], 'one slot, taken by the hanging check');
+    await tick(1000);
+    assert.deepEqual(calls, ['hang@0', 'sick@1000'], 'the hanging check gave its slot back after a second');
+    await tick(1000);
+    assert.equal(prober.failure('default/sick', 200)?.kind, 'liveness', 'failed on time beside the hanging check');
+    assert.deepEqual(
+      calls.filter((c) => c.startsWith('hang')),
+      ['hang@0'],
+      'one check in flight per probe',
+    );
+  });
+
+  it('forget and stop abort the checks in flight; stop resolves once they ended', async () => {
+    for (const k of ['a', 'b']) {
+      const a = actual({ readiness: { exec: { command: ['hang'] }, periodSeconds: 1, timeoutSeconds: 3600 } }, 100);
+      prober.sync(`default/${k}`, { ...a, key: `default/${k}` });
+    }
+    await tick(0);
+    prober.forget('default/a');
+    await flush();
+    assert.deepEqual(aborted, ['default/a']);
+    await prober.stop();
+    assert.deepEqual(aborted, ['default/a', 'default/b']);
+    assert.deepEqual(changes, [], 'an aborted check is no result');
+    assert.equal(clock.pending(), 0);
   });
 });

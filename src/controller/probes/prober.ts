@@ -6,8 +6,12 @@
  *   process (identified by pid and start time; a restart starts them afresh) and the probes of its
  *   applied spec. forget(key) and stop() end them.
  * - Each worker runs its check every periodSeconds, the first one initialDelaySeconds after the
- *   process started. Checks run concurrently through one limiter (p-limit), so many probes, or slow ones,
- *   never hold a reconcile: a check is never awaited by the loop.
+ *   process started, with at most one check in flight (as the kubelet's worker per probe). A check
+ *   is never awaited by the loop, so many probes, or slow ones, never hold a reconcile.
+ * - Checks start under a node-wide cap, fair across containers, that a slow check gives back
+ *   after a second (fair-limiter.ts): one container's hanging checks never hold another's.
+ *   forget() and stop() abort the checks in flight (their processes are killed), so a container
+ *   gone or an acetate stopping never waits for a check's timeoutSeconds.
  * - Results are counted as Kubernetes does: successThreshold consecutive successes make a probe
  *   pass, failureThreshold consecutive failures make it fail. Until the startup probe passes, the
  *   others do not run and the container is not ready. Readiness starts as not ready.
@@ -21,7 +25,7 @@ import type { NormalizedProbe, ProbeKind } from '../../api/types.js';
 import type { ActualContainer, Runtime } from '../../runtime/runtime.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 import { runCheck, type CheckTools, type ProbeOutcome } from './check.js';
-import pLimit, { type LimitFunction } from 'p-limit';
+import { FairLimiter } from './fair-limiter.js';
 import { probeHash, type ProbeFailure } from '../../plan/probe-kill.js';
 
 export type { ProbeFailure };
@@ -31,8 +35,10 @@ export interface ProberOptions {
   clock: Clock;
   /** A key's probe state changed in a way the loop must see. */
   onChange: (key: string) => void;
-  /** Checks at once across all containers. Default 8. */
+  /** Checks starting at once across all containers (fair-limiter.ts). Default 8. */
   concurrency?: number;
+  /** A check still running after this long gives its slot back and runs on. Default 1000 ms. */
+  releaseSlotAfterMs?: number;
   /** Binaries for network checks inside a container's namespace (resolved lazily). */
   tools: () => Promise<CheckTools>;
   /** For tests: replaces runCheck. */
@@ -53,7 +59,8 @@ interface Worker {
   successes: number;
   failures: number;
   last?: ProbeOutcome;
-  inFlight: boolean;
+  /** The check in flight: aborted by forget() and stop(). */
+  inFlight?: AbortController;
 }
 
 interface Instance {
@@ -69,14 +76,16 @@ interface Instance {
 }
 
 export class Prober {
-  readonly limiter: LimitFunction;
+  readonly limiter: FairLimiter;
   private readonly instances = new Map<string, Instance>();
   private stopped = false;
+  /** Checks in flight (waiting for a slot or running), aborted or not, until they settle. */
+  private readonly running = new Set<Promise<void>>();
   /** Checks completed (for tests and the benchmark). */
   checks = 0;
 
   constructor(private readonly opts: ProberOptions) {
-    this.limiter = pLimit(Math.max(1, opts.concurrency ?? 8));
+    this.limiter = new FairLimiter({ slots: Math.max(1, opts.concurrency ?? 8), releaseAfterMs: opts.releaseSlotAfterMs ?? 1000, clock: opts.clock });
   }
 
   /** Follow the container as it is now: start, keep or end its probe workers. */
@@ -104,7 +113,7 @@ export class Prober {
     };
     for (const kind of ['startup', 'readiness', 'liveness'] as const) {
       const probe = probes[kind];
-      if (probe) inst.workers.set(kind, { kind, probe, successes: 0, failures: 0, inFlight: false });
+      if (probe) inst.workers.set(kind, { kind, probe, successes: 0, failures: 0 });
     }
     this.instances.set(key, inst);
     for (const w of inst.workers.values()) if (w.kind === 'startup' || inst.started) this.schedule(key, inst, w, true);
@@ -131,16 +140,22 @@ export class Prober {
     return f && f.pid === pid ? f : undefined;
   }
 
+  /** Ends the key's workers: no more checks, and the ones in flight are aborted (killed). */
   forget(key: string): void {
     const inst = this.instances.get(key);
     if (!inst) return;
-    for (const w of inst.workers.values()) if (w.timer) this.opts.clock.clearTimeout(w.timer);
+    for (const w of inst.workers.values()) {
+      if (w.timer) this.opts.clock.clearTimeout(w.timer);
+      w.inFlight?.abort(new Error('probe worker stopped'));
+    }
     this.instances.delete(key);
   }
 
-  stop(): void {
+  /** Ends every worker; resolves once the checks in flight, aborted, have ended. */
+  async stop(): Promise<void> {
     this.stopped = true;
     for (const key of [...this.instances.keys()]) this.forget(key);
+    await Promise.all(this.running);
   }
 
   /** Containers with probes followed now. */
@@ -153,24 +168,33 @@ export class Prober {
     const delay = first ? Math.max(0, inst.startedAtMs + w.probe.initialDelaySeconds * 1000 - now) : w.probe.periodSeconds * 1000;
     w.timer = this.opts.clock.setTimeout(() => {
       w.timer = undefined;
-      void this.tick(key, inst, w);
+      this.tick(key, inst, w);
     }, delay);
   }
 
-  private async tick(key: string, inst: Instance, w: Worker): Promise<void> {
+  private tick(key: string, inst: Instance, w: Worker): void {
     if (this.instances.get(key) !== inst || w.inFlight) return;
-    w.inFlight = true;
+    const abort = new AbortController();
+    w.inFlight = abort;
+    const done: Promise<void> = this.runOne(key, inst, w, abort.signal).finally(() => {
+      if (w.inFlight === abort) w.inFlight = undefined;
+      this.running.delete(done);
+    });
+    this.running.add(done);
+  }
+
+  private async runOne(key: string, inst: Instance, w: Worker, signal: AbortSignal): Promise<void> {
     let outcome: ProbeOutcome;
     try {
       const check = this.opts.check ?? runCheck;
-      outcome = await this.limiter(() => check(w.probe, { key, pid: inst.pid, network: inst.network }, { runtime: this.opts.runtime, tools: this.opts.tools }));
+      const target = { key, pid: inst.pid, network: inst.network };
+      outcome = await this.limiter.run(key, () => check(w.probe, target, { runtime: this.opts.runtime, tools: this.opts.tools, signal }), signal);
     } catch (err) {
       outcome = { ok: false, output: err instanceof Error ? err.message : String(err) };
-    } finally {
-      w.inFlight = false;
     }
+    w.inFlight = undefined;
+    if (signal.aborted || this.instances.get(key) !== inst) return; // forgotten (restarted, removed, stopping) meanwhile
     this.checks++;
-    if (this.instances.get(key) !== inst) return; // forgotten (restarted, removed) meanwhile
     // The first failure of a probe is shown too (the Ready message says why), later ones only when it flips.
     const firstFailure = w.last === undefined && !outcome.ok;
     w.last = outcome;
