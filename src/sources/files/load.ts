@@ -76,13 +76,15 @@ export function mergeFileResults(results: FileResult[], opts: LoadOptions & { di
 export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Promise<DirSnapshot> {
   const root = path.resolve(dir);
   const listed = await readManifestTree(root);
-  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, opts)));
+  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { ...opts, within: listed.rootReal })));
   opts.cache?.retainOnly(listed.files);
   const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
   snap.warnings.unshift(...listed.warnings);
   const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: results, containers: snap.containers.size, allowEmpty: !!opts.allowEmpty });
   snap.complete = verdict.complete;
   snap.failingOrigins = verdict.failingOrigins;
+  // A link refused or a directory unreadable: what was declared under it is left as last applied.
+  for (const p of listed.problems) snap.failingOrigins.add(p.origin);
   if (verdict.incompleteReason) snap.incompleteReason = verdict.incompleteReason;
   return snap;
 }
