@@ -39,6 +39,8 @@ export interface FileSourceOptions {
   clock?: Clock;
   /** Called with watcher errors (the source keeps going; the re-list repairs). */
   onError?: (err: Error) => void;
+  /** Watch the tree (default). Off when only the owner changes it and re-lists it itself (the Git source). */
+  watch?: boolean;
   /** Use polling (for file systems without inotify). */
   usePolling?: boolean;
   /** What this node can give a container (larger requests are invalid). Default: not checked. */
@@ -101,6 +103,7 @@ export class FileSource implements DesiredSource {
     this.onChange = onChange;
     this.stopped = false;
     await this.relist({ notify: false });
+    if (this.opts.watch === false) return;
     await this.watcher.start();
     // Swapped (a symlink renamed over the root) between the first read and the watch: read again now.
     if (realRoot(this.root) !== this.rootReal) await this.relist();
