@@ -50,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
   if (opts.workDir) setWorkRoot(opts.workDir);
   // Issue 16's benchmarks (init, probes) are their own section: bench/servers.ts.
   if (opts.only.has('servers')) return (await import('./servers.js')).serversBench({ quick: opts.quick, out: opts.out });
+  // Issue 24's Git source: its own section too (bench/git.ts).
+  if (opts.only.has('git')) return (await import('./git.js')).gitBench({ quick: opts.quick, out: opts.out });
   if (opts.from) return rerender(opts, opts.from);
   if (process.geteuid?.() !== 0) {
     console.error('acetate bench: needs root (it runs containers)');

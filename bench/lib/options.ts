@@ -7,10 +7,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 /** Every section --only accepts. servers runs alone (bench/servers.ts); the others in this order. */
-export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'isolation', 'network', 'images', 'disk', 'servers'] as const;
+export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'isolation', 'network', 'images', 'disk', 'servers', 'git'] as const;
 export type Section = (typeof SECTIONS)[number];
-/** What a run without --only measures: all but servers. */
-export const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'servers');
+/** What a run without --only measures: all but servers and git (each run alone). */
+export const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'servers' && s !== 'git');
 
 export const USAGE = `Usage: npm run bench -- [options]   (or: node dist/bench/run.js [options]; as root)
 
@@ -21,7 +21,7 @@ Options:
   --quick              smaller N and fewer repetitions (also ACETATE_BENCH_QUICK=1)
   --only LIST          comma-separated sections: ${SECTIONS.join(',')}
                        (default all but servers; isolation: bench/isolation.ts, network: bench/network.ts,
-                       images: bench/images.ts, disk: bench/disk.ts, servers: bench/servers.ts alone)
+                       images: bench/images.ts, disk: bench/disk.ts, servers: bench/servers.ts and git: bench/git.ts alone)
   --out DIR            where results go (default bench/results)
   --sizes N[,N...]     only these N for create/destroy (e.g. 100 or 10,100); isolation, network and
                        disk take the first as their N
