@@ -171,13 +171,6 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
   return held ? { actions, held } : { actions };
 }
 
-/** A file fails when it, or a directory above it (unreadable, a link refused), is a failing origin. */
-function failsToLoad(file: string, failing: Set<string>): boolean {
-  if (failing.has(file)) return true;
-  for (let i = file.lastIndexOf('/'); i > 0; i = file.lastIndexOf('/', i - 1)) if (failing.has(file.slice(0, i))) return true;
-  return false;
-}
-
 export function plan(input: PlanInput): Plan {
   const { desired, actual } = input;
   if (input.restartBackoff && input.now === undefined) throw new Error('plan: restartBackoff needs now');
@@ -201,7 +194,7 @@ export function plan(input: PlanInput): Plan {
     if (!d && !a) continue;
     if (!d && a) {
       const src = a.applied.source;
-      if (src.kind === 'file' && failsToLoad(src.file, failing)) {
+      if (src.kind === 'file' && failing.has(src.file)) {
         out.skipped.push({ key, reason: `${src.file} fails to load: left as last applied` });
       } else if (!input.complete) {
         out.skipped.push({ key, reason: `not destroying: ${input.incompleteReason ?? 'desired state is incomplete'}` });

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, SourceProblem } from '../../contracts/source.js';
-import { failingOriginsOf, judgeCompleteness } from './completeness.js';
+import { addListingProblems, failingOriginsOf, judgeCompleteness } from './completeness.js';
 import { loadManifestFile, type FileResult, type LoadOptions } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
 
@@ -82,9 +82,7 @@ export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Prom
   snap.warnings.unshift(...listed.warnings);
   const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: results, containers: snap.containers.size, allowEmpty: !!opts.allowEmpty });
   snap.complete = verdict.complete;
-  snap.failingOrigins = verdict.failingOrigins;
-  // A link refused or a directory unreadable: what was declared under it is left as last applied.
-  for (const p of listed.problems) snap.failingOrigins.add(p.origin);
+  snap.failingOrigins = addListingProblems(verdict.failingOrigins, listed.problems, root);
   if (verdict.incompleteReason) snap.incompleteReason = verdict.incompleteReason;
   return snap;
 }

@@ -17,7 +17,7 @@ import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
 import type { NodeCapacity } from '../kube/desired.js';
-import { judgeCompleteness, type RootState } from './completeness.js';
+import { addListingProblems, judgeCompleteness, type RootState } from './completeness.js';
 import { realRoot } from './contained.js';
 import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
@@ -197,7 +197,7 @@ export class FileSource implements DesiredSource {
       protectedKeys: snap.protectedKeys,
       problems: snap.problems,
       complete: verdict.complete,
-      failingOrigins: verdict.failingOrigins,
+      failingOrigins: addListingProblems(verdict.failingOrigins, this.dirProblems, this.root),
       files: snap.files,
     };
     if (verdict.incompleteReason) out.incompleteReason = verdict.incompleteReason;
