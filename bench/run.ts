@@ -52,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
   if (opts.only.has('servers')) return (await import('./servers.js')).serversBench({ quick: opts.quick, out: opts.out });
   // Issue 20's: probes' CPU on the loop at steady state, bench/probes.ts.
   if (opts.only.has('probes')) return (await import('./probes.js')).probesBench({ quick: opts.quick, out: opts.out, n: opts.sizes?.[0] });
+  // Issue 24's Git source: its own section too (bench/git.ts).
+  if (opts.only.has('git')) return (await import('./git.js')).gitBench({ quick: opts.quick, out: opts.out });
   if (opts.from) return rerender(opts, opts.from);
   if (process.geteuid?.() !== 0) {
     console.error('acetate bench: needs root (it runs containers)');

@@ -39,6 +39,11 @@ command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 # resources.disk: the private area's XFS image (mkfs.xfs, xfs_growfs); losetup and mount are util-linux's.
 command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
+# The Git source (src/sources/git): Debian's git and gpg (--verify-signatures; the tests sign commits, which needs the agent).
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v gpg >/dev/null 2>&1 || missing+=(gpg)
+command -v gpg-agent >/dev/null 2>&1 || missing+=(gpg-agent)
+command -v gpgconf >/dev/null 2>&1 || missing+=(gpgconf)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2

@@ -6,11 +6,11 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-/** Every section --only accepts. servers and probes run alone (bench/servers.ts, bench/probes.ts); the others in this order. */
-export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'isolation', 'network', 'images', 'disk', 'servers', 'probes'] as const;
+/** Every section --only accepts. servers, probes and git run alone (bench/servers.ts, bench/probes.ts, bench/git.ts); the others in this order. */
+export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'isolation', 'network', 'images', 'disk', 'servers', 'probes', 'git'] as const;
 export type Section = (typeof SECTIONS)[number];
-/** What a run without --only measures: all but servers and probes. */
-export const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'servers' && s !== 'probes');
+/** What a run without --only measures: all but servers, probes and git. */
+export const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'servers' && s !== 'probes' && s !== 'git');
 
 export const USAGE = `Usage: npm run bench -- [options]   (or: node dist/bench/run.js [options]; as root)
 
@@ -20,9 +20,9 @@ Results: bench/results/*.md, *.json, chart.svg. Everything created is removed, a
 Options:
   --quick              smaller N and fewer repetitions (also ACETATE_BENCH_QUICK=1)
   --only LIST          comma-separated sections: ${SECTIONS.join(',')}
-                       (default all but servers and probes; isolation: bench/isolation.ts, network: bench/network.ts,
+                       (default all but servers, probes and git; isolation: bench/isolation.ts, network: bench/network.ts,
                        images: bench/images.ts, disk: bench/disk.ts, servers: bench/servers.ts alone,
-                       probes: bench/probes.ts alone, its N the first of --sizes)
+                       probes: bench/probes.ts alone, its N the first of --sizes, git: bench/git.ts alone)
   --out DIR            where results go (default bench/results)
   --sizes N[,N...]     only these N for create/destroy (e.g. 100 or 10,100); isolation, network and
                        disk take the first as their N

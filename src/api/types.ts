@@ -201,7 +201,9 @@ export interface NormalizedProbe {
 export type NormalizedProbes = Partial<Record<ProbeKind, NormalizedProbe>>;
 
 /** Where a desired container was declared. */
-export type SourceRef = { kind: 'file'; file: string; line: number } | { kind: 'kube'; uid: string; generation: number; resourceVersion?: string };
+export type SourceRef =
+  /** revision: the Git commit (full hash) the file was read from, for the Git source. */
+  { kind: 'file'; file: string; line: number; revision?: string } | { kind: 'kube'; uid: string; generation: number; resourceVersion?: string };
 
 /** One container the user wants, keyed by `namespace/name`. */
 export interface DesiredContainer {

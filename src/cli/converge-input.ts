@@ -1,5 +1,8 @@
 /** Reads desired state (a manifest directory) and actual state (the runtime) for plan and apply. */
 import os from 'node:os';
+import path from 'node:path';
+import { GIT_OPTIONS } from './git-usage.js';
+import type { GitFlagValues } from './git-flags.js';
 import { loadManifestDir, type DirSnapshot } from '../sources/files/load.js';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
 import { plan, type Plan, type PlanInput } from '../plan/plan.js';
@@ -15,6 +18,8 @@ import { unhealthyFacts } from '../controller/probes/unhealthy.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
+  /** With --git: the commit the snapshot is of. */
+  gitNote?: string;
   actual: Map<string, ActualContainer>;
   planInput: PlanInput;
 }
@@ -31,7 +36,9 @@ export function nodeName(flag?: string): string {
  * about): the same kills.
  */
 export async function readConvergeInput(opts: {
-  dir: string;
+  dir?: string;
+  /** --git and its flags: one sync of the Git source (see git-once.ts). */
+  git?: GitFlagValues;
   allowEmpty: boolean;
   node: string;
   runtime: Runtime;
@@ -39,7 +46,7 @@ export async function readConvergeInput(opts: {
   now?: number;
 }): Promise<ConvergeInput> {
   const [snapshot, list, records, network] = await Promise.all([
-    loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity: detectNodeCapacity() }),
+    loadDesired(opts),
     opts.runtime.list(),
     readStatusRecords(opts.stateDir),
     opts.runtime.networkFacts?.(),
@@ -64,6 +71,7 @@ export async function readConvergeInput(opts: {
   }
   return {
     snapshot,
+    ...(gitNotes.has(snapshot) ? { gitNote: gitNotes.get(snapshot) } : {}),
     actual,
     planInput: {
       desired: images?.desired ?? snapshot.containers,
@@ -82,6 +90,26 @@ export async function readConvergeInput(opts: {
   };
 }
 
+const gitNotes = new WeakMap<DirSnapshot, string>();
+
+/** -f DIR, --git URL, or both (merged under the conflict rule of `run`). */
+async function loadDesired(opts: { dir?: string; git?: GitFlagValues; allowEmpty: boolean; node: string; stateDir: string }): Promise<DirSnapshot> {
+  const capacity = detectNodeCapacity();
+  const dir = opts.dir !== undefined ? await loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity }) : undefined;
+  if (opts.git?.git === undefined) return dir!;
+  // Loaded only with --git: the Git source brings the file source's watcher along.
+  const { loadGitOnce } = await import('./git-once.js');
+  const { snapshot, note } = await loadGitOnce(opts.git, {
+    stateDir: opts.stateDir,
+    node: opts.node,
+    allowEmpty: opts.allowEmpty,
+    capacity,
+    ...(dir ? { dir: { ...dir, name: `files:${path.resolve(opts.dir!)}` } } : {}),
+  });
+  gitNotes.set(snapshot, note);
+  return snapshot;
+}
+
 /** The command line of this process, as the node lock shows it to another one. */
 export function commandLine(): string {
   return ['acetate', ...process.argv.slice(2)].join(' ');
@@ -89,6 +117,7 @@ export function commandLine(): string {
 
 export const CONVERGE_OPTIONS = {
   file: { type: 'string', short: 'f' },
+  ...GIT_OPTIONS,
   'allow-empty': { type: 'boolean' },
   node: { type: 'string' },
 } as const;
@@ -98,17 +127,19 @@ export const CONVERGE_OPTIONS = {
  * problems on stderr, so the two commands cannot show different plans for the same input.
  */
 export async function planFromFlags(
-  values: { file: string; 'allow-empty'?: boolean; node?: string },
+  values: { file?: string; 'allow-empty'?: boolean; node?: string } & GitFlagValues,
   ctx: { runtime: Runtime; stateDir: string; stderr: Writable },
 ): Promise<{ input: ConvergeInput; plan: Plan }> {
   const input = await readConvergeInput({
-    dir: values.file,
+    ...(values.file !== undefined ? { dir: values.file } : {}),
+    ...(values.git !== undefined ? { git: values } : {}),
     allowEmpty: !!values['allow-empty'],
     node: nodeName(values.node),
     runtime: ctx.runtime,
     stateDir: ctx.stateDir,
   });
   const p = plan(input.planInput);
+  if (input.gitNote) print(ctx.stderr, `git: ${input.gitNote}`);
   printWarnings(ctx.stderr, input.snapshot.warnings);
   printProblems(ctx.stderr, input.snapshot.problems);
   if (input.snapshot.incompleteReason)

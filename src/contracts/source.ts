@@ -43,3 +43,17 @@ export interface DesiredSource {
   /** True after the first complete list/scan. */
   synced(): boolean;
 }
+
+/** A source that fetches revisions (Git): what `describe` and the controller record show of it. */
+export interface SourceSyncState {
+  url: string;
+  ref: string;
+  path: string;
+  /** The commit applied (full hash), once one is good. */
+  revision?: string;
+  /** The last sync's failure, while it lasts: the last good revision stays applied. */
+  lastError?: { message: string; time: string; failures: number; nextRetryAt?: string };
+  /** With --verify-signatures: what the check found on the applied commit. */
+  signature?: string;
+  lastSyncAt?: string;
+}

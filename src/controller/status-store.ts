@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { ContainerStatus } from '../api/types.js';
-import type { SourceProblem } from '../contracts/source.js';
+import type { SourceProblem, SourceSyncState } from '../contracts/source.js';
 import type { DetailedStatusSink } from '../contracts/sinks.js';
 import type { StatusRecord } from '../contracts/status-record.js';
 import { selfIdentity, type ProcessIdentity } from '../util/processes.js';
@@ -32,6 +32,8 @@ export interface ControllerRecord {
   startedAt: string;
   metricsUrl?: string;
   sources: string[];
+  /** Sources that fetch revisions (Git): the commit applied, the last error. */
+  syncs?: SourceSyncState[];
   ready: boolean;
   updatedAt: string;
   /** Set when the loop stopped cleanly. */

@@ -153,7 +153,13 @@ function syncedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
   if (input.pendingActions && input.pendingActions.length > 0) {
     return { type: CONDITION_SYNCED, status: 'False', reason: 'Pending', message: `still to do: ${input.pendingActions.join(', ')}` };
   }
-  return { type: CONDITION_SYNCED, status: 'True', reason: 'Converged', message: 'the desired spec is applied' };
+  const rev = input.desired.source.kind === 'file' ? input.desired.source.revision : undefined;
+  return {
+    type: CONDITION_SYNCED,
+    status: 'True',
+    reason: 'Converged',
+    message: rev ? `the desired spec of commit ${rev.slice(0, 7)} is applied` : 'the desired spec is applied',
+  };
 }
 
 function resizeCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> {

@@ -42,6 +42,8 @@ export interface HealthProbe {
   healthy(): boolean;
   /** The first full sync of every source is done. */
   ready(): boolean;
+  /** POST /sync: fetch the sources that poll (Git) now; resolves with what was applied, rejects when the sync failed. Absent: 404. */
+  sync?: () => Promise<string>;
 }
 
 export interface MetricsServer {
@@ -58,6 +60,16 @@ export async function startMetricsServer(addr: ListenAddress, metrics: Metrics, 
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
+    if (url === '/sync') {
+      // Webhook-free "fetch now" (a CI step, a git hook): POST only, on the loopback address by default.
+      if (!probe.sync) return reply(404, 'no source to sync (run --git)\n');
+      if (req.method !== 'POST') return reply(405, 'POST /sync\n');
+      probe.sync().then(
+        (applied) => reply(200, `${applied}\n`),
+        (err: unknown) => reply(502, `${(err as Error).message}\n`),
+      );
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, 'method not allowed\n');
     switch (url) {
       case '/metrics':
@@ -71,7 +83,7 @@ export async function startMetricsServer(addr: ListenAddress, metrics: Metrics, 
       case '/readyz':
         return probe.ready() ? reply(200, 'ok\n') : reply(503, 'not ready: first sync not finished\n');
       case '/':
-        return reply(200, 'acetate: /metrics /healthz /readyz\n');
+        return reply(200, `acetate: /metrics /healthz /readyz${probe.sync ? ' POST /sync' : ''}\n`);
       default:
         return reply(404, 'not found\n');
     }

@@ -26,6 +26,8 @@ export class Metrics {
   readonly manifestConflicts: Gauge<never>;
   readonly manifestProblems: Gauge<'origin' | 'kind'>;
   readonly sourceChanges: Counter<'source'>;
+  /** 1 for the revision (commit) each Git source applies. */
+  readonly sourceRevision: Gauge<'source' | 'revision'>;
   readonly resyncs: Counter<never>;
   readonly restarts: Counter<never>;
   readonly ready: Gauge<never>;
@@ -65,6 +67,12 @@ export class Metrics {
       'kind',
     ]);
     this.sourceChanges = counter('acetate_source_changes_total', 'Change notifications from desired-state sources', ['source']);
+    this.sourceRevision = new Gauge({
+      name: 'acetate_source_revision_info',
+      help: 'The revision (Git commit, full hash) a source applies: 1 for the current one',
+      labelNames: ['source', 'revision'],
+      registers,
+    });
     this.resyncs = counter('acetate_resyncs_total', 'Periodic full resyncs of actual state');
     this.restarts = counter('acetate_container_restarts_total', 'Restarts of exited processes under their restartPolicy');
     this.ready = gauge('acetate_ready', '1 after the first full sync of every source');

@@ -9,6 +9,7 @@ import type { ActionResult } from '../../apply/execute.js';
 import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags } from '../converge-input.js';
 import { recordApplyStatus } from '../apply-status.js';
 import { removeStatusRecord } from '../../controller/status-store.js';
+import { GIT_USAGE } from '../git-usage.js';
 
 function describeResult(r: ActionResult): string {
   const bits = [`${r.outcome} ${r.key}`];
@@ -26,7 +27,8 @@ function describeResult(r: ActionResult): string {
 export const applyCommand: Command = {
   name: 'apply',
   summary: 'Converge this node to the Containers declared in a directory',
-  usage: `Usage: acetate apply -f DIR [--concurrency N] [--allow-empty] [--dry-run] [--node NAME]
+  usage: `Usage: acetate apply [-f DIR] [--git URL [--ref REF] [--path SUBDIR] [--verify-signatures KEYRING]]
+                     [--concurrency N] [--allow-empty] [--dry-run] [--node NAME]
 
 Plans (see \`acetate plan\`) and carries out the plan: creates, resizes in place, restarts,
 replaces and destroys containers, independent containers concurrently. Applying again
@@ -36,6 +38,7 @@ Safety: if DIR is missing, unreadable or has no valid manifest, nothing is destr
 --allow-empty is given. A file that fails validation is reported and the containers it
 declared are left exactly as they are.
 
+${GIT_USAGE}
   --concurrency N  containers changed at once (default 4)
   --dry-run        print the plan and stop (same as acetate plan)
   --wait           when another acetate (apply, run, template) is changing this state dir,
@@ -48,13 +51,13 @@ Exit status: 0 converged, 1 any error.`,
       'dry-run': { type: 'boolean' },
       wait: { type: 'boolean' },
     });
-    if (!values.file) throw new UsageError('apply needs -f DIR');
+    if (!values.file && !values.git) throw new UsageError('apply needs -f DIR and/or --git URL');
     const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
     // Held until exit, before actual state is read: a plan made while another process changes
     // the same containers would be carried out over its work.
-    if (!values['dry-run']) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
+    if (!values['dry-run'] || values.git) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const { input, plan: p } = await planFromFlags({ ...values, file: values.file }, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
+    const { input, plan: p } = await planFromFlags(values, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
     const refused = !!p.network?.refused;
     if (refused) print(ctx.stderr, `acetate: ${p.network!.message}`);
     if (values['dry-run']) {

@@ -16,10 +16,12 @@ import { networkSummary } from '../../controller/network-status.js';
 import type { NodeNetworkConfig } from '../../runtime/network/driver.js';
 import { imageStatus } from '../../images/status.js';
 import type { StatusRecord } from '../../contracts/status-record.js';
+import type { SourceSyncState } from '../../contracts/source.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';
-  return s.kind === 'file' ? `${s.file}:${s.line}` : `kube uid ${s.uid} (generation ${s.generation})`;
+  if (s.kind === 'kube') return `kube uid ${s.uid} (generation ${s.generation})`;
+  return `${s.file}:${s.line}${s.revision ? ` (commit ${s.revision})` : ''}`;
 }
 
 function res(r: { cpu?: string; memory?: string; pids?: number } | undefined): string {
@@ -88,7 +90,22 @@ function withCurrentTruth(
   return out;
 }
 
-export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now(), node?: NodeNetworkConfig): string {
+/** The Git source's state, for a container read from it: the commit applied, a failing sync, the signature check. */
+export function gitLines(syncs: SourceSyncState[] | undefined, rec: StatusRecord): string[] {
+  if (rec.source?.kind !== 'file' || !rec.source.revision || !syncs?.length) return [];
+  const out: string[] = [];
+  for (const g of syncs) {
+    out.push(`Git:            ${g.url} ref ${g.ref}${g.path ? ` path ${g.path}` : ''}: commit ${g.revision ?? 'none yet'}`);
+    if (g.signature) out.push(`  Signature:    ${g.signature}`);
+    if (g.lastError)
+      out.push(
+        `  Sync failing: ${g.lastError.message} (${g.lastError.failures} in a row since ${g.lastError.time}${g.lastError.nextRetryAt ? `, next try ${g.lastError.nextRetryAt}` : ''})`,
+      );
+  }
+  return out;
+}
+
+export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now(), node?: NodeNetworkConfig, syncs?: SourceSyncState[]): string {
   const s = rec.status;
   const lines: string[] = [];
   const field = (k: string, v: string | number | undefined): void => {
@@ -97,6 +114,7 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   field('Name', rec.name);
   field('Namespace', rec.namespace);
   field('Source', sourceText(rec.source));
+  lines.push(...gitLines(syncs, rec));
   field('Phase', s.phase ?? 'Unknown');
   field('Node', s.node);
   field('PID', rec.actual?.pid ?? s.pid);
@@ -240,15 +258,16 @@ The last error and recent actions are what the loop last recorded.`,
       : ctl
         ? `not running (last stopped ${ctl.stoppedAt ?? 'unexpectedly'}); status may be stale`
         : 'acetate run has never run with this state dir';
+    const syncs = controllerAlive(ctl) && rec.source?.kind === 'file' && rec.source.revision ? ctl!.syncs : undefined;
     if (values.output === 'json') {
-      print(ctx.stdout, JSON.stringify({ ...rec, loop, ...(node ? { nodeNetwork: node } : {}) }, null, 2));
+      print(ctx.stdout, JSON.stringify({ ...rec, loop, ...(node ? { nodeNetwork: node } : {}), ...(syncs ? { git: syncs } : {}) }, null, 2));
       return 0;
     }
     if (values.output === 'yaml') {
       ctx.stdout.write(yaml.dump({ ...rec, loop }, { noRefs: true }));
       return 0;
     }
-    ctx.stdout.write(renderDescribe(rec, loop, Date.now(), node));
+    ctx.stdout.write(renderDescribe(rec, loop, Date.now(), node, syncs));
     if (runtimeError) print(ctx.stderr, `warning: cannot read the runtime: ${runtimeError}`);
     return 0;
   },

@@ -1,3 +1,4 @@
+import type { SourceRef } from '../../api/types.js';
 import yaml from 'js-yaml';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
@@ -83,6 +84,11 @@ export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, u
   };
 }
 
+/** The Git commit the container's spec is synced to, short as git prints it; - for other sources. */
+function revisionColumn(src: SourceRef): string {
+  return src.kind === 'file' && src.revision ? src.revision.slice(0, 7) : '-';
+}
+
 export const getCommand: Command = {
   name: 'get',
   summary: 'List the containers acetate manages on this node',
@@ -143,7 +149,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       'RESTARTS',
       'AGE',
       'STATUS',
-      ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'TEMPLATE', 'SOURCE'] : []),
+      ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'TEMPLATE', 'SOURCE', 'REVISION'] : []),
     ];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
@@ -164,6 +170,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
             diskColumn(c),
             templateColumn(c.applied.spec),
             c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`,
+            revisionColumn(records.get(c.key)?.source ?? c.applied.source),
           ]
         : []),
     ]);

@@ -2,12 +2,16 @@ import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { outputOption, parse } from '../args.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
-import { CONVERGE_OPTIONS, planFromFlags } from '../converge-input.js';
+import { CONVERGE_OPTIONS, commandLine, planFromFlags } from '../converge-input.js';
+import { GIT_USAGE } from '../git-usage.js';
 
 export const planCommand: Command = {
   name: 'plan',
   summary: 'Show what apply would change, and why (changes nothing)',
-  usage: `Usage: acetate plan -f DIR [--output text|json] [--allow-empty] [--node NAME]
+  usage: `Usage: acetate plan [-f DIR] [--git URL [--ref REF] [--path SUBDIR]] [--output text|json]
+                    [--allow-empty] [--node NAME]
+
+${GIT_USAGE}
 
 Compares the Containers declared under DIR with the containers acetate runs on this node
 and prints the actions apply would take:
@@ -26,10 +30,12 @@ Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported
 containers are left as they are).`,
   async run(argv, ctx) {
     const { values } = parse(argv, { ...CONVERGE_OPTIONS, output: outputOption('text'), 'dry-run': { type: 'boolean' } });
-    if (!values.file) throw new UsageError('plan needs -f DIR');
+    if (!values.file && !values.git) throw new UsageError('plan needs -f DIR and/or --git URL');
     if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
+    // --git updates the checkout under the state dir that `run --git` reads: not while another acetate holds the node.
+    if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const { input, plan: p } = await planFromFlags({ ...values, file: values.file }, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
+    const { input, plan: p } = await planFromFlags(values, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
     if (values.output === 'json') {
       print(ctx.stdout, JSON.stringify({ ...(planToJson(p) as object), problems: input.snapshot.problems }, null, 2));
     } else {

@@ -11,11 +11,20 @@ import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
 import { detectNodeCapacity } from '../../sources/kube/desired.js';
 import { formatProblem } from '../problems.js';
+import { gitSourceFromFlags } from '../git-flags.js';
+import type { SourceSyncState } from '../../contracts/source.js';
+import { GIT_OPTIONS } from '../git-usage.js';
 import type { KubeSource, SelectorMode } from '../../sources/kube/index.js';
 import { createLogger, type LogLevel } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress, startMetricsServer, type MetricsServer } from '../../observability/http.js';
 import { SystemdNotifier, takeNotifySettings } from '../../observability/sd-notify.js';
+
+/** What POST /sync answers: the commit applied, or the failure (the last good commit is kept). */
+function syncOutcome(s: SourceSyncState): string {
+  if (s.lastError) throw new Error(`sync failed: ${s.lastError.message}`);
+  return `synced: commit ${s.revision ?? 'none'}`;
+}
 
 /** Test-only knobs, read from the environment (not flags: users should not need them). */
 function envMs(name: string): number | undefined {
@@ -46,9 +55,12 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     'log-level': { type: 'string', default: 'info' },
     'log-format': { type: 'string' },
     wait: { type: 'boolean' },
+    ...GIT_OPTIONS,
+    interval: { type: 'string' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  if (!values.file && !values.kube) throw new UsageError('run needs -f DIR and/or --kube');
+  if (!values.file && !values.kube && !values.git) throw new UsageError('run needs -f DIR, --git URL and/or --kube');
+  if (values.interval !== undefined && !values.git) throw new UsageError('--interval needs --git URL');
   const selector = values['kube-selector'] as SelectorMode;
   if (!['auto', 'field', 'label'].includes(selector)) throw new UsageError(`--kube-selector must be auto, field or label, not '${selector}'`);
   const concurrency = parsePositiveInt(values.concurrency, '--concurrency');
@@ -130,9 +142,21 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
           capacity: detectNodeCapacity(),
           onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
         });
+  const git = gitSourceFromFlags(values, {
+    stateDir: ctx.stateDir,
+    node,
+    allowEmpty: !!values['allow-empty'],
+    capacity: detectNodeCapacity(),
+    logger,
+    onRevision: (revision) => {
+      metrics.sourceRevision.reset();
+      metrics.sourceRevision.set({ source: git!.name, revision }, 1);
+    },
+    onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
+  });
   const controller = new Controller({
     runtime,
-    sources: [...(source ? [source] : []), ...(kube ? [kube] : [])],
+    sources: [...(source ? [source] : []), ...(git ? [git] : []), ...(kube ? [kube] : [])],
     statusSinks: kube?.sinks(),
     recorders: kube?.recorders(),
     plan,
@@ -153,7 +177,11 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   let server: MetricsServer | undefined;
   if (listen) {
     try {
-      server = await startMetricsServer(listen, metrics, { healthy: () => controller.healthy(), ready: () => controller.ready() });
+      server = await startMetricsServer(listen, metrics, {
+        healthy: () => controller.healthy(),
+        ready: () => controller.ready(),
+        ...(git ? { sync: () => git.syncNow().then(() => syncOutcome(git.state())) } : {}),
+      });
     } catch (err) {
       logger.error(`cannot listen on ${values['metrics-addr']}: ${messageOf(err)}`);
       return 1;
@@ -167,7 +195,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
         pid: process.pid,
         startedAt,
         ...(server ? { metricsUrl: server.url } : {}),
-        sources: [...(source ? [source.name] : []), ...(kube ? [kube.name] : [])],
+        sources: [...(source ? [source.name] : []), ...(git ? [git.name] : []), ...(kube ? [kube.name] : [])],
+        ...(git ? { syncs: [git.state()] } : {}),
         ready: controller.ready(),
         ...extra,
       })
@@ -204,8 +233,9 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   const onTerm = (): void => void shutdown('SIGTERM');
   const onInt = (): void => void shutdown('SIGINT');
   const onHup = (): void => {
-    logger.info('SIGHUP: re-reading the manifest directory');
+    logger.info(`SIGHUP: re-reading ${[...(source ? ['the manifest directory'] : []), ...(git ? ['fetching the Git source'] : [])].join(', ') || 'nothing'}`);
     void source?.relist();
+    void git?.syncNow();
   };
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);

@@ -1,11 +1,13 @@
 /** `acetate run`: the command line; the work is in run-controller.ts, loaded only when it runs. */
 import type { Command } from '../command.js';
 import { DEFAULT_METRICS_ADDR } from '../../observability/http.js';
+import { GIT_USAGE } from '../git-usage.js';
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'Keep this node converged to a manifest directory (watch, reconcile, restart)',
-  usage: `Usage: acetate run [-f DIR] [--kube] [--concurrency N] [--resync 30s]
+  usage: `Usage: acetate run [-f DIR] [--git URL [--ref REF] [--path SUBDIR] [--interval 1m]] [--kube]
+                   [--concurrency N] [--resync 30s]
                    [--metrics-addr 127.0.0.1:9464] [--allow-empty] [--node NAME] [--state-dir DIR]
 
 Runs the reconcile loop in the foreground: watches DIR, and whenever a manifest changes,
@@ -17,6 +19,9 @@ restarting them.
 
   -f, --file DIR        manifest directory (watched recursively; dotfiles, .git, editor
                         temporary/backup files and non .yaml/.yml/.json files are ignored)
+${GIT_USAGE}
+  --interval DURATION   how often the Git source is polled (default 1m); SIGHUP or
+                        POST /sync on the metrics address fetch at once
   --concurrency N       containers reconciled at once (default 4)
   --resync DURATION     full resync of actual state (drift repair) every DURATION (default 30s)
   --relist DURATION     full re-read of DIR, catching what the watcher missed (default 30s)
@@ -46,7 +51,7 @@ running as last applied until it is fixed; deleting a file destroys its containe
 Status, conditions and the last error of each container: acetate describe NAME.
 
 SIGTERM or SIGINT: stop taking work, finish in-flight actions, exit 0. Containers keep
-running; SIGHUP re-reads DIR.
+running; SIGHUP re-reads DIR and fetches the Git source.
 
 Under a systemd Type=notify unit ($NOTIFY_SOCKET set): READY=1 after the first sync, STATUS=
 lines, WATCHDOG=1 every WATCHDOG_USEC/2 while /healthz says healthy, STOPPING=1 at SIGTERM

@@ -39,10 +39,12 @@ Exit status: 0 all valid, 1 any error.`,
         });
         continue;
       }
-      const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [], warnings: [] };
+      const files = isDir ? await listManifestFiles(abs) : { files: [abs], problems: [], warnings: [], rootReal: undefined };
       dirProblems.push(...files.problems);
       dirWarnings.push(...files.warnings);
-      results.push(...(await Promise.all(files.files.map((f) => loadManifestFile(f, { capacity })))));
+      results.push(
+        ...(await Promise.all(files.files.map((f) => loadManifestFile(f, { capacity, ...(files.rootReal !== undefined ? { within: files.rootReal } : {}) })))),
+      );
     }
     const snap = mergeFileResults(results, { dirProblems });
     printWarnings(ctx.stderr, [...dirWarnings, ...snap.warnings]);

@@ -62,3 +62,13 @@ function incompleteReason(read: ReadOutcome): string | undefined {
       return read.files.length === 0 ? `no manifest files in ${root}` : `no valid manifest in ${root}`;
   }
 }
+
+/**
+ * The listing's problems below the root (a manifest link refused because it leads out of the tree,
+ * a link that cannot be resolved) as failing origins: a container last applied from such a path
+ * is left as it is, as for a file that fails to parse. The root's own problem is the verdict's.
+ */
+export function addListingProblems(failing: Set<string>, problems: readonly { origin: string }[], root: string): Set<string> {
+  for (const p of problems) if (p.origin !== root) failing.add(p.origin);
+  return failing;
+}

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, SourceProblem } from '../../contracts/source.js';
-import { failingOriginsOf, judgeCompleteness } from './completeness.js';
+import { addListingProblems, failingOriginsOf, judgeCompleteness } from './completeness.js';
 import { loadManifestFile, type FileResult, type LoadOptions } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
 
@@ -76,13 +76,13 @@ export function mergeFileResults(results: FileResult[], opts: LoadOptions & { di
 export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Promise<DirSnapshot> {
   const root = path.resolve(dir);
   const listed = await readManifestTree(root);
-  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, opts)));
+  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { ...opts, within: listed.rootReal })));
   opts.cache?.retainOnly(listed.files);
   const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
   snap.warnings.unshift(...listed.warnings);
   const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: results, containers: snap.containers.size, allowEmpty: !!opts.allowEmpty });
   snap.complete = verdict.complete;
-  snap.failingOrigins = verdict.failingOrigins;
+  snap.failingOrigins = addListingProblems(verdict.failingOrigins, listed.problems, root);
   if (verdict.incompleteReason) snap.incompleteReason = verdict.incompleteReason;
   return snap;
 }

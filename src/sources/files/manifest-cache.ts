@@ -23,7 +23,7 @@ export class ManifestCache implements FileResultCache {
   }
 
   async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
-    const st = statManifest(file);
+    const st = statManifest(file, opts.within);
     if ('problems' in st) {
       this.entries.delete(file);
       return st;

@@ -2,7 +2,7 @@
  * One manifest file: stat, read (at most MAX_MANIFEST_BYTES), parse, validate. Bad content and I/O
  * errors become problems with file, line and field; nothing here throws for a bad file.
  */
-import { readFileSync, statSync, type Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
 import type { DesiredContainer } from '../../api/types.js';
@@ -11,6 +11,8 @@ import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
 import { unassignableHostIP } from '../node-addresses.js';
+import { outsideReason, readContained } from './contained.js';
+import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
@@ -40,21 +42,33 @@ export interface LoadOptions {
   cache?: FileResultCache;
   /** What this node can give a container: larger requests are refused, as in Kubernetes mode. */
   capacity?: NodeCapacity;
+  /**
+   * The manifest tree's resolved root: a file (or symlink) resolving outside it is refused without
+   * being read (see contained.ts). Unset: the file is read wherever it is (`validate FILE`).
+   */
+  within?: string;
 }
 
+/** A problem whose field and message (built from the file's keys and values) are short, escaped excerpts. */
 function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem {
-  return { origin: file, ...p };
+  const out: SourceProblem = { origin: file, ...p, message: excerpt(p.message, MAX_MESSAGE_CHARS) };
+  if (p.field !== undefined) out.field = excerpt(p.field, MAX_FIELD_CHARS);
+  return out;
 }
 
 /** Parses and validates one file. Never throws for bad content; I/O errors become problems too. */
 export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
   if (opts.cache) return opts.cache.load(file, opts);
-  const st = statManifest(file);
+  const st = statManifest(file, opts.within);
   return 'problems' in st ? st : (notRegular(file, st) ?? parseManifestFile(file, st, opts));
 }
 
-/** The file's stat, or the result reporting why it cannot be read. */
-export function statManifest(file: string): Stats | FileResult {
+/** The file's stat, or the result reporting why it cannot be read (or is refused: outside `within`). */
+export function statManifest(file: string, within?: string): Stats | FileResult {
+  if (within !== undefined) {
+    const refused = outsideReason(file, within);
+    if (refused) return unreadable(file, refused);
+  }
   try {
     return statSync(file);
   } catch (err) {
@@ -85,12 +99,10 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
   if (st.size > MAX_MANIFEST_BYTES) {
     return unreadable(file, `file is ${st.size} bytes, larger than the ${MAX_MANIFEST_BYTES} bytes a manifest may have`);
   }
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (err) {
-    return unreadable(file, `cannot read: ${(err as Error).message}`);
-  }
+  // Read through the opened file, checked again to lie inside the tree: a link swapped since the stat reads nothing outside.
+  const read = readContained(file, opts.within, MAX_MANIFEST_BYTES);
+  if (!read.ok) return read.special ? (notRegular(file, read.special) ?? unreadable(file, read.message)) : unreadable(file, read.message);
+  const buf = read.buf;
   if (buf.includes(0)) {
     result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: 'binary file (contains NUL bytes), not YAML or JSON' }));
     return result;

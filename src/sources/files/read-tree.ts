@@ -8,11 +8,21 @@ import path from 'node:path';
 import type { SourceProblem } from '../../contracts/source.js';
 import { isIgnoredName, isManifestPath } from './ignore.js';
 import type { RootState } from './completeness.js';
+import { isInside, OUTSIDE_MESSAGE } from './contained.js';
 
 const MAX_DEPTH = 32;
 
-/** Lists manifest files under dir (sorted), skipping ignored names and symlink loops. */
-export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[] }> {
+/**
+ * Lists manifest files under dir (sorted), skipping ignored names and symlink loops. A symlink
+ * resolving outside dir is refused (a problem of its path) without being followed: see contained.ts.
+ */
+export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string }> {
+  let rootReal = path.resolve(dir);
+  try {
+    rootReal = await fs.realpath(dir);
+  } catch {
+    // reported by walk()
+  }
   const files: string[] = [];
   const problems: SourceProblem[] = [];
   const warnings: SourceProblem[] = [];
@@ -49,6 +59,11 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       let isFile = e.isFile();
       if (e.isSymbolicLink()) {
         try {
+          // Resolved before anything is stat()ed or read through it.
+          if (!isInside(await fs.realpath(p), rootReal)) {
+            if (isManifestPath(p) || !/\.[^/]*$/.test(e.name)) problems.push({ origin: p, kind: 'unreadable', keys: [], message: OUTSIDE_MESSAGE });
+            continue;
+          }
           const st = await fs.stat(p);
           isDir = st.isDirectory();
           isFile = st.isFile();
@@ -64,12 +79,14 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
     }
   }
   await walk(dir, 0);
-  return { files, problems, warnings };
+  return { files, problems, warnings, rootReal };
 }
 
 /** What reading a manifest root gave. */
 export interface TreeListing {
   rootState: RootState;
+  /** The root, resolved: files are read only from inside it (LoadOptions.within). */
+  rootReal: string;
   files: string[];
   /** Directories that could not be read (the root's own failure included). */
   problems: SourceProblem[];
@@ -87,12 +104,14 @@ export async function readManifestTree(root: string): Promise<TreeListing> {
     const rootState: RootState = code === 'ENOENT' ? { kind: 'missing' } : { kind: 'unreadable', detail: code ?? (err as Error).message };
     return {
       rootState,
+      rootReal: path.resolve(root),
       files: [],
       problems: [{ origin: root, kind: 'unreadable', keys: [], message: `manifest directory ${root} cannot be read: ${code ?? (err as Error).message}` }],
       warnings: [],
     };
   }
-  if (!st.isDirectory()) return { rootState: { kind: 'ok' }, files: [root], problems: [], warnings: [] };
+  // A root that is a file is read wherever it points: the user named it.
+  if (!st.isDirectory()) return { rootState: { kind: 'ok' }, rootReal: await fs.realpath(root), files: [root], problems: [], warnings: [] };
   const listed = await listManifestFiles(root);
   const rootProblem = listed.problems.find((p) => p.origin === root);
   const rootState: RootState = rootProblem

@@ -17,7 +17,8 @@ import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
 import type { NodeCapacity } from '../kube/desired.js';
-import { judgeCompleteness, type RootState } from './completeness.js';
+import { addListingProblems, judgeCompleteness, type RootState } from './completeness.js';
+import { realRoot } from './contained.js';
 import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
@@ -38,6 +39,8 @@ export interface FileSourceOptions {
   clock?: Clock;
   /** Called with watcher errors (the source keeps going; the re-list repairs). */
   onError?: (err: Error) => void;
+  /** Watch the tree (default). Off when only the owner changes it and re-lists it itself (the Git source). */
+  watch?: boolean;
   /** Use polling (for file systems without inotify). */
   usePolling?: boolean;
   /** What this node can give a container (larger requests are invalid). Default: not checked. */
@@ -67,6 +70,8 @@ export class FileSource implements DesiredSource {
   /** Special files with a manifest name (FIFOs...), skipped: reported once through onWarning. */
   private dirWarnings: SourceProblem[] = [];
   private rootState: RootState = { kind: 'not-read' };
+  /** The root, resolved at the last re-list: files are read only from inside it (contained.ts). */
+  private rootReal: string;
   private readonly watcher: TreeWatcher;
   private onChange?: (keys: string[] | 'all') => void;
   private stopped = false;
@@ -79,6 +84,7 @@ export class FileSource implements DesiredSource {
 
   constructor(opts: FileSourceOptions) {
     this.root = path.resolve(opts.dir);
+    this.rootReal = this.root;
     this.name = `files:${this.root}`;
     this.clock = opts.clock ?? realClock;
     this.relistMs = opts.relistMs ?? 30_000;
@@ -97,7 +103,10 @@ export class FileSource implements DesiredSource {
     this.onChange = onChange;
     this.stopped = false;
     await this.relist({ notify: false });
+    if (this.opts.watch === false) return;
     await this.watcher.start();
+    // Swapped (a symlink renamed over the root) between the first read and the watch: read again now.
+    if (realRoot(this.root) !== this.rootReal) await this.relist();
     this.scheduleRelist();
   }
 
@@ -131,6 +140,8 @@ export class FileSource implements DesiredSource {
       const listed = await readManifestTree(this.root);
       const wasLost = this.rootState.kind === 'missing' || this.rootState.kind === 'unreadable';
       this.rootState = listed.rootState;
+      const moved = this.rootReal !== listed.rootReal;
+      this.rootReal = listed.rootReal;
       this.dirProblems = listed.problems;
       this.dirWarnings = listed.warnings;
       const seen = new Set(listed.files);
@@ -140,13 +151,13 @@ export class FileSource implements DesiredSource {
       for (const r of results) this.table.apply(r, changed);
       this.cached = undefined;
       if (opts.notify !== false) this.notify(changed, before !== this.snapshotMeta());
-      // The directory came back: the watcher may have lost it.
-      if (wasLost && listed.rootState.kind === 'ok' && this.watcher.running && !this.stopped) await this.watcher.restart();
+      // The directory came back, or the root is now another directory (a symlink swapped): the watcher may have lost it.
+      if ((wasLost || moved) && listed.rootState.kind === 'ok' && this.watcher.running && !this.stopped) await this.watcher.restart();
     });
   }
 
   private load(file: string): Promise<FileResult> {
-    return loadManifestFile(file, { nodeName: this.opts.nodeName, cache: this.manifestCache, capacity: this.opts.capacity });
+    return loadManifestFile(file, { nodeName: this.opts.nodeName, cache: this.manifestCache, capacity: this.opts.capacity, within: this.rootReal });
   }
 
   private snapshotMeta(): string {
@@ -186,7 +197,7 @@ export class FileSource implements DesiredSource {
       protectedKeys: snap.protectedKeys,
       problems: snap.problems,
       complete: verdict.complete,
-      failingOrigins: verdict.failingOrigins,
+      failingOrigins: addListingProblems(verdict.failingOrigins, this.dirProblems, this.root),
       files: snap.files,
     };
     if (verdict.incompleteReason) out.incompleteReason = verdict.incompleteReason;

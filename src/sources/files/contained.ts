@@ -1,0 +1,83 @@
+/**
+ * Keeping a manifest tree's reads inside the tree. A repository (or whoever writes the manifest
+ * directory) is less trusted than the node: a committed `x.yaml -> /etc/shadow` must not make
+ * acetate, running as root, read that file and quote it in errors, logs and status (Argo CD's
+ * CVE-2022-24348). Symlinks that stay inside the tree are followed; one resolving outside it is
+ * refused before anything is opened or stat()ed through it.
+ *
+ * The check is done twice: on the path (realpath) before the file is opened, and on the opened
+ * file itself (/proc/self/fd/N names what was really opened), so a link swapped between the two
+ * still reads nothing from outside.
+ */
+import { closeSync, fstatSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
+import path from 'node:path';
+
+/** True when `real` (a resolved path) is `rootReal` or under it. */
+export function isInside(real: string, rootReal: string): boolean {
+  if (real === rootReal) return true;
+  const base = rootReal.endsWith(path.sep) ? rootReal : rootReal + path.sep;
+  return real.startsWith(base);
+}
+
+/** The reason a path is refused, or undefined when it resolves inside rootReal. Never reads the target. */
+export function outsideReason(p: string, rootReal: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(p);
+  } catch (err) {
+    return `cannot resolve: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  return isInside(real, rootReal) ? undefined : OUTSIDE_MESSAGE;
+}
+
+export const OUTSIDE_MESSAGE = 'symlink resolves outside the manifest directory: refused, not read';
+
+/** The resolved root, or the root itself when it cannot be resolved (reads then fail on their own). */
+export function realRoot(root: string): string {
+  try {
+    return realpathSync(root);
+  } catch {
+    return path.resolve(root);
+  }
+}
+
+export type ContainedRead = { ok: true; buf: Buffer; st: Stats } | { ok: false; message: string; special?: Stats };
+
+/**
+ * Opens file (non-blocking: a FIFO never waits for a writer), checks that what was opened lies
+ * inside rootReal, and reads at most maxBytes. Nothing of a file outside is read.
+ */
+export function readContained(file: string, rootReal: string | undefined, maxBytes: number): ContainedRead {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  }
+  try {
+    if (rootReal !== undefined) {
+      let opened: string;
+      try {
+        opened = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        opened = '';
+      }
+      if (!isInside(opened, rootReal)) return { ok: false, message: OUTSIDE_MESSAGE };
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { ok: false, message: 'not a regular file', special: st };
+    if (st.size > maxBytes) return { ok: false, message: `file is ${st.size} bytes, larger than the ${maxBytes} bytes a manifest may have` };
+    const buf = Buffer.allocUnsafe(st.size);
+    let n = 0;
+    while (n < st.size) {
+      const r = readSync(fd, buf, n, st.size - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return { ok: true, buf: buf.subarray(0, n), st };
+  } catch (err) {
+    return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  } finally {
+    closeSync(fd);
+  }
+}

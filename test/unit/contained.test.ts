@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { isInside, readContained } from '../../src/sources/files/contained.js';
+import { escapeControl, excerpt } from '../../src/sources/files/excerpt.js';
+import { loadManifestDir } from '../../src/sources/files/load.js';
+import { withTmpDir } from '../support/tmpdir.js';
+
+describe('manifest reads stay inside the tree; errors quote only escaped excerpts', () => {
+  it('isInside: a sibling with the same prefix is outside', () => {
+    assert.ok(isInside('/srv/m/a.yaml', '/srv/m'));
+    assert.ok(isInside('/srv/m', '/srv/m'));
+    assert.ok(!isInside('/srv/m2/a.yaml', '/srv/m'));
+    assert.ok(!isInside('/etc/shadow', '/srv/m'));
+  });
+
+  it('readContained reads nothing through a link that leaves the root', () =>
+    withTmpDir(async (d) => {
+      await mkdir(path.join(d, 'm'));
+      await writeFile(path.join(d, 'secret'), 'SECRET');
+      await symlink(path.join(d, 'secret'), path.join(d, 'm', 'x.yaml'));
+      const r = readContained(path.join(d, 'm', 'x.yaml'), path.join(d, 'm'), 1024);
+      assert.equal(r.ok, false);
+      assert.ok(!r.ok && /outside the manifest directory/.test(r.message));
+      const inside = readContained(path.join(d, 'secret'), d, 1024);
+      assert.ok(inside.ok && inside.buf.toString() === 'SECRET');
+    }));
+
+  it('a link out of the tree is a problem of its path: its containers are never destroyed for it', () =>
+    withTmpDir(async (d) => {
+      await mkdir(path.join(d, 'm'));
+      await writeFile(path.join(d, 'secret'), 'apiVersion: acetate.dev/v1alpha1\nkind: Container\nmetadata: {name: stolen}\n');
+      await symlink(path.join(d, 'secret'), path.join(d, 'm', 'x.yaml'));
+      const snap = await loadManifestDir(path.join(d, 'm'));
+      assert.equal(snap.containers.size, 0);
+      assert.deepEqual(
+        snap.problems.map((p) => [path.basename(p.origin), p.message]),
+        [['x.yaml', 'symlink resolves outside the manifest directory: refused, not read']],
+      );
+      assert.ok(snap.failingOrigins.has(path.join(d, 'm', 'x.yaml')));
+      assert.equal(snap.complete, false);
+    }));
+
+  it('escapes control characters and cuts long text', () => {
+    assert.equal(escapeControl('a\u001b[31mb\nc\u2028'), 'a\\u001b[31mb\\nc\\u2028');
+    assert.equal(excerpt('x'.repeat(100), 10), `${'x'.repeat(9)}…`);
+    assert.equal(excerpt('short', 10), 'short');
+  });
+});
