@@ -23,6 +23,8 @@ command -v flock >/dev/null 2>&1 || missing+=(util-linux)  # the node lock (src/
 # the iptables their rules go through, and util-linux's unshare for the network namespaces.
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/portmap ] || missing+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+# conntrack: the tracked flows of a removed port mapping are deleted (src/runtime/network/conntrack.ts).
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)  # unshare: the network namespaces
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Images (src/images): skopeo pulls, setfattr marks overlay opaque dirs; the tests' registry.

@@ -29,6 +29,7 @@ import { bindNetnsOf, isNetnsMounted } from './netns.js';
 import { readLeases } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
+import { forwardAddresses, ruleOwners, sweepForwardRules } from './iptables-sweep.js';
 
 export interface CniDriverOptions {
   config: NodeNetworkConfig;
@@ -49,6 +50,8 @@ export interface CniDriverOptions {
 
 const PLUGINS = ['bridge', 'host-local', 'portmap', 'firewall', 'loopback'];
 const GLOBAL = '*';
+/** The start of the problem a deep check finds when only the holders of host ports are gone. */
+const UNHELD = 'host ports not held open:';
 
 export class CniNetworkDriver implements NetworkDriver {
   readonly config: NodeNetworkConfig;
@@ -88,6 +91,7 @@ export class CniNetworkDriver implements NetworkDriver {
         `CNI plugins ${missing.join(', ')} not found in ${dir}: install them with \`apt-get install -y containernetworking-plugins\``,
       );
     if (!(await findBinary('iptables'))) throw new RuntimeUnavailableError('iptables not found: install it with `apt-get install -y iptables`');
+    if (!(await findBinary('conntrack'))) throw new RuntimeUnavailableError('conntrack not found: install it with `apt-get install -y conntrack`');
   }
 
   private vethPresent(st: NetworkStateFile): boolean {
@@ -155,6 +159,8 @@ export class CniNetworkDriver implements NetworkDriver {
       await this.lock.run(GLOBAL, () => this.attachments.check(id, st));
       const missing = await missingPortRules(this.config.name, id, st.ports);
       if (missing.length) problem = `port rules of ${missing.join(', ')} are missing`;
+      const unheld = this.claims.unheld(id);
+      if (!problem && unheld.length) problem = `${UNHELD} ${unheld.join(', ')} (holder process gone)`;
     } catch (err) {
       problem = `CNI CHECK failed: ${(err as Error).message}`;
     }
@@ -169,7 +175,10 @@ export class CniNetworkDriver implements NetworkDriver {
       // The namespace file was unmounted or deleted by hand, the process still runs in it: bind it
       // again from the process, so the repair happens where the process is.
       if (st && req.pid && !isNetnsMounted(st.netns)) await bindNetnsOf(req.pid, st.netns).catch(() => undefined);
-      if (!st || opts.repair || this.shallowProblem(st)) {
+      if (st && opts.repair && !this.shallowProblem(st) && this.lastDeep.get(req.id)?.problem?.startsWith(UNHELD)) {
+        // Only the holders are gone: started again (PortInUse if a process of the node took the port).
+        await this.claims.claim(req.id, req.key, st.ports, (id) => this.opts.keyOf(id));
+      } else if (!st || opts.repair || this.shallowProblem(st)) {
         // Repaired inside the namespace the process is in, when it is still there.
         const keep = !!st && isNetnsMounted(st.netns);
         st = await this.attachments.attach(req, st, keep);
@@ -189,7 +198,9 @@ export class CniNetworkDriver implements NetworkDriver {
 
   async collectGarbage(exists: (id: string) => boolean): Promise<string[]> {
     return this.lock.run(GLOBAL, async () => {
-      const ids = new Set<string>([...readLeases(this.leasesDir, this.config.name).map((l) => l.id), ...this.claims.holders()]);
+      const leases = readLeases(this.leasesDir, this.config.name);
+      // Rules are owners too: a DEL killed half way may have left nothing else of the container.
+      const ids = new Set<string>([...leases.map((l) => l.id), ...this.claims.holders(), ...(await ruleOwners(this.config.name))]);
       const nsDir = path.join(this.opts.runDir, 'netns');
       for (const n of existsSync(nsDir) ? readdirSync(nsDir) : []) ids.add(n);
       const gone: string[] = [];
@@ -198,6 +209,12 @@ export class CniNetworkDriver implements NetworkDriver {
         gone.push(id);
         await this.attachments.detach(id, undefined, { keepNetns: false }).catch(() => undefined);
       }
+      // The firewall plugin's accept rules name only an address: those of addresses no one leases.
+      const leased = new Set(readLeases(this.leasesDir, this.config.name).map((l) => l.ip));
+      await sweepForwardRules(
+        this.config.subnet,
+        (await forwardAddresses(this.config.subnet)).filter((ip) => !leased.has(ip)),
+      );
       return gone;
     });
   }
