@@ -17,7 +17,8 @@ import { plan } from '../../src/plan/plan.js';
 import type { DesiredContainer, PublishedPort } from '../../src/api/types.js';
 import { exec } from '../../src/util/exec.js';
 import { findProcessesByCmdline } from '../../src/util/processes.js';
-import { testNetwork, networkEnv, type TestNetwork } from '../support/network-leaks.js';
+import { testNetwork, networkEnv, snapshotNetworkLeaks, type TestNetwork } from '../support/network-leaks.js';
+import { NetworkError } from '../../src/runtime/network/driver.js';
 import { freePort, httpdScript, httpGet, webRequest } from '../support/network-test.js';
 import { tmpState, makeTmpStateDir, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
@@ -234,5 +235,62 @@ describe('network: two containers swap host ports in one edit (real CNI plugins,
     await waitFor(() => run!.logged(/ready/), { timeoutMs: 30_000, what: 'run ready' });
     await write(p1, p2);
     await waitFor(() => answers(p1, p2), { timeoutMs: 20_000, what: 'the swap back under acetate run' });
+  });
+});
+
+describe('network: two acetate instances (two state dirs) on one node (real CNI plugins)', function () {
+  this.timeout(180_000);
+  let a: TmpState;
+  let b: TmpState | undefined;
+  let n: TestNetwork;
+  let n2: TestNetwork;
+  beforeEach(async () => {
+    n = await testNetwork();
+    n2 = await testNetwork();
+    a = await tmpState(undefined, { network: n });
+    b = undefined;
+  });
+  afterEach(async () => {
+    await b?.cleanupAndAssertNoLeaks();
+    await a.cleanupAndAssertNoLeaks();
+  });
+
+  it('a second instance on the same bridge is refused with one line naming the first, and leaves nothing; the first is untouched', async () => {
+    const port = await freePort();
+    await a.runtime.create(webRequest('first', [{ name: 'http', containerPort: 80, hostPort: port, hostIP: '127.0.0.1', protocol: 'TCP' }]));
+    await a.runtime.start('default/first');
+    const ipA = (await a.runtime.get('default/first'))!.network!.ip!;
+    b = await tmpState(undefined, { network: n });
+    await b.runtime.create(webRequest('second'));
+    await assert.rejects(b.runtime.start('default/second'), (err: Error) => {
+      assert.equal(err.message.split('\n').length, 1, 'one line');
+      assert.match(err.message, new RegExp(`bridge ${n.bridge} belongs to the acetate instance of ${a.dir}`));
+      return true;
+    });
+    const second = await b.runtime.get('default/second');
+    assert.equal(second?.network, undefined, 'no address handed out');
+    assert.deepEqual((await snapshotNetworkLeaks(b.dir, n)).leases, [], 'no lease in the second instance');
+    assert.equal(await httpGet(ipA, 80), 'hello-first\n', 'the first still answers on its address');
+    assert.equal(await httpGet('127.0.0.1', port), 'hello-first\n');
+  });
+
+  it('instances on two bridges cannot publish the same host port (the second gets PortInUse); destroying one leaves the other’s rules', async () => {
+    const port = await freePort();
+    await a.runtime.create(webRequest('first', [{ name: 'http', containerPort: 80, hostPort: port, protocol: 'TCP' }]));
+    await a.runtime.start('default/first');
+    const ipA = (await a.runtime.get('default/first'))!.network!.ip!;
+    b = await tmpState(undefined, { network: n2 });
+    await b.runtime.create(webRequest('second', [{ name: 'http', containerPort: 80, hostPort: port, hostIP: '127.0.0.1', protocol: 'TCP' }]));
+    await assert.rejects(b.runtime.start('default/second'), (err: Error) => {
+      assert.equal((err as NetworkError).reason, 'PortInUse', err.message);
+      return true;
+    });
+    await b.runtime.create(webRequest('other'));
+    await b.runtime.start('default/other');
+    const rulesA = (await snapshotNetworkLeaks(a.dir, n)).iptables;
+    await b.runtime.remove('default/other', { keepPrivateArea: false });
+    assert.deepEqual((await snapshotNetworkLeaks(a.dir, n)).iptables, rulesA, "the first instance's rules are all there");
+    assert.equal(await httpGet('127.0.0.1', port), 'hello-first\n');
+    assert.equal(await httpGet(ipA, 80), 'hello-first\n');
   });
 });

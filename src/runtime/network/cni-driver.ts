@@ -29,6 +29,7 @@ import { bindNetnsOf, isNetnsMounted } from './netns.js';
 import { readLeases } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules } from './portmap-check.js';
+import { claimBridge } from './bridge-owner.js';
 import { forwardAddresses, ruleOwners, sweepForwardRules } from './iptables-sweep.js';
 
 export interface CniDriverOptions {
@@ -92,6 +93,8 @@ export class CniNetworkDriver implements NetworkDriver {
       );
     if (!(await findBinary('iptables'))) throw new RuntimeUnavailableError('iptables not found: install it with `apt-get install -y iptables`');
     if (!(await findBinary('conntrack'))) throw new RuntimeUnavailableError('conntrack not found: install it with `apt-get install -y conntrack`');
+    // One instance per bridge: a second one would hand out the first one's addresses again.
+    await claimBridge(this.config.bridge, this.opts.stateDir);
   }
 
   private vethPresent(st: NetworkStateFile): boolean {
@@ -175,6 +178,8 @@ export class CniNetworkDriver implements NetworkDriver {
       // The namespace file was unmounted or deleted by hand, the process still runs in it: bind it
       // again from the process, so the repair happens where the process is.
       if (st && req.pid && !isNetnsMounted(st.netns)) await bindNetnsOf(req.pid, st.netns).catch(() => undefined);
+      // A bridge deleted by hand comes back from the plugin without its owner: written again.
+      if (opts.repair && !existsSync(`/sys/class/net/${this.config.bridge}`)) await claimBridge(this.config.bridge, this.opts.stateDir);
       if (st && opts.repair && !this.shallowProblem(st) && this.lastDeep.get(req.id)?.problem?.startsWith(UNHELD)) {
         // Only the holders are gone: started again (PortInUse if a process of the node took the port).
         await this.claims.claim(req.id, req.key, st.ports, (id) => this.opts.keyOf(id));
