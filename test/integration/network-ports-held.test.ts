@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,8 @@ import { findProcessesByCmdline } from '../../src/util/processes.js';
 import { testNetwork, networkEnv, snapshotNetworkLeaks, type TestNetwork } from '../support/network-leaks.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { freePort, httpdScript, httpGet, webRequest } from '../support/network-test.js';
-import { tmpState, makeTmpStateDir, type TmpState } from '../support/tmp-state.js';
+import { tmpState, makeRuntime, makeTmpStateDir, type TmpState } from '../support/tmp-state.js';
+import { unmountAll } from '../../src/util/mounts.js';
 import { waitFor } from '../support/wait.js';
 import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
@@ -123,6 +124,43 @@ describe('network: published host ports held, flows ended, swaps converge (real 
     for (const x of p.actions) await executeAction(x, { runtime: st.runtime });
     assert.equal(await bindError('TCP', '127.0.0.1', port), 'EADDRINUSE', 'held again');
     assert.equal((await st.runtime.get('default/rehold'))?.process.pid, pid, 'same pid');
+  });
+
+  it('garbage collection: rules whose container left nothing else (a DEL killed half way, then the record lost) and a holder no claim names are removed by the next acetate', async () => {
+    const port = await freePort();
+    await st.runtime.create(webRequest('orphan', [{ name: 'http', containerPort: 80, hostPort: port, hostIP: '127.0.0.1', protocol: 'TCP' }]));
+    await st.runtime.start('default/orphan');
+    await st.runtime.create(webRequest('kept'));
+    await st.runtime.start('default/kept');
+    const orphan = (await st.runtime.get('default/orphan'))!;
+    const ip = orphan.network!.ip!;
+    const paths = st.runtime.paths;
+    // What the bridge plugin's DEL killed before its iptables step leaves: no lease, no veth; then
+    // acetate killed before the rest: the process, namespace, network.json and record gone too.
+    await st.runtime.stop('default/orphan', { graceSeconds: 0 });
+    const net = JSON.parse(await readFile(`${paths.containersDir}/default_orphan/network.json`, 'utf8')) as { hostVeth: string };
+    await exec('ip', ['link', 'del', net.hostVeth]);
+    await rm(path.join(st.dir, 'network', 'leases', `acetate-${paths.instanceHash}`, ip));
+    await unmountAll(path.join(paths.runDir, 'netns', 'default_orphan'));
+    await rm(path.join(paths.runDir, 'netns', 'default_orphan'), { force: true });
+    await exec('runc', ['--root', paths.runcRoot, 'delete', '--force', 'default_orphan']).catch(() => undefined);
+    await rm(`${paths.containersDir}/default_orphan`, { recursive: true, force: true });
+    await rm(`${paths.runContainersDir}/default_orphan`, { recursive: true, force: true });
+    // The claim file lost too: its holder is named by nothing.
+    await rm(path.join(st.dir, 'network', 'ports', `tcp_127.0.0.1_${port}`));
+    const mine = (r: string) => r.includes('"default_orphan"') || r.includes(`${ip}/32`);
+    const before = await snapshotNetworkLeaks(st.dir, n);
+    assert.ok(before.iptables.filter((r) => r.startsWith('nat:') && mine(r)).length > 0, 'nat rules left');
+    assert.ok(before.iptables.filter((r) => r.startsWith('filter:') && mine(r)).length > 0, 'filter rules left');
+    assert.equal(await bindError('TCP', '127.0.0.1', port), 'EADDRINUSE', 'still held by the stray holder');
+
+    const fresh = makeRuntime(st.dir, { network: n });
+    assert.deepEqual(
+      (await fresh.list()).map((c) => c.name),
+      ['kept'],
+    );
+    assert.deepEqual((await snapshotNetworkLeaks(st.dir, n)).iptables.filter(mine), [], 'no rule of the orphan in nat or filter');
+    assert.equal(await bindError('TCP', '127.0.0.1', port), undefined, 'the stray holder is ended');
   });
 
   it('a UDP flow to a port removed in place stops reaching the container at the change (its tracked flow deleted)', async () => {

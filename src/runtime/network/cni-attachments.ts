@@ -181,12 +181,13 @@ export class CniAttachments {
    * or a lost namespace leaves (iptables-sweep.ts), the tracked flows of its ports, namespace,
    * claims (holders ended), network.json last: a retry after any failure still knows the address.
    */
-  async detach(id: string, st: NetworkStateFile | undefined, o: { keepNetns: boolean }): Promise<void> {
+  async detach(id: string, st: NetworkStateFile | undefined, o: { keepNetns: boolean; rulesLeft?: boolean }): Promise<void> {
     const t = this.target(id);
     const leased = this.leaseOf(id);
     const prev = st?.result ?? (leased ? resultFromLease(leased, this.config.subnet, t.netns) : undefined);
     const ip = st?.ip ?? leased;
-    const hadAnything = !!st || !!prev || existsSync(t.netns);
+    // rulesLeft: garbage collection found rules naming it, though nothing else of it is left.
+    const hadAnything = !!st || !!prev || existsSync(t.netns) || !!o.rulesLeft;
     if (hadAnything) {
       let failed: unknown;
       await delList(this.config, this.plugins, t, st?.ports ?? [], prev).catch((err: unknown) => (failed = err));

@@ -205,15 +205,17 @@ export class CniNetworkDriver implements NetworkDriver {
     return this.lock.run(GLOBAL, async () => {
       const leases = readLeases(this.leasesDir, this.config.name);
       // Rules are owners too: a DEL killed half way may have left nothing else of the container.
-      const ids = new Set<string>([...leases.map((l) => l.id), ...this.claims.holders(), ...(await ruleOwners(this.config.name))]);
+      const owners = await ruleOwners(this.config.name);
+      const ids = new Set<string>([...leases.map((l) => l.id), ...this.claims.holders(), ...owners]);
       const nsDir = path.join(this.opts.runDir, 'netns');
       for (const n of existsSync(nsDir) ? readdirSync(nsDir) : []) ids.add(n);
       const gone: string[] = [];
       for (const id of [...ids].sort()) {
         if (!id || exists(id)) continue;
         gone.push(id);
-        await this.attachments.detach(id, undefined, { keepNetns: false }).catch(() => undefined);
+        await this.attachments.detach(id, undefined, { keepNetns: false, rulesLeft: owners.has(id) }).catch(() => undefined);
       }
+      await this.claims.endStrayHolders();
       // The firewall plugin's accept rules name only an address: those of addresses no one leases.
       const leased = new Set(readLeases(this.leasesDir, this.config.name).map((l) => l.ip));
       await sweepForwardRules(

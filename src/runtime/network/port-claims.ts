@@ -12,7 +12,11 @@ import { ANY_IPV4, formatPort, publishedOnly, sameClaim } from '../../api/ports.
 import type { PublishedPort } from '../../api/types.js';
 import { makeDirs, readSmallFileNow, removePaths, writeSmallFileAtomic } from '../../util/small-file.js';
 import { NetworkError } from './driver.js';
+import { findProcessesByCmdline, liveStartTimeNow } from '../../util/processes.js';
 import { formatHolder, holdHostPort, holderAlive, parseHolder, releaseHolder, type PortHolder } from './port-holders.js';
+
+/** argv[0] of a holder: this, then its claim file's path. */
+const HOLDER_LABEL = 'acetate-port-holder:';
 
 function fileOf(p: PublishedPort): string {
   return `${p.protocol.toLowerCase()}_${p.hostIP ?? ANY_IPV4}_${p.hostPort}`;
@@ -113,7 +117,7 @@ export class PortClaims {
   private async hold(p: PublishedPort, key: string, file: string): Promise<PortHolder> {
     const where = `${p.hostIP ?? ANY_IPV4}:${p.hostPort}/${p.protocol}`;
     try {
-      return await holdHostPort(p, `acetate-port-holder:${file}`);
+      return await holdHostPort(p, `${HOLDER_LABEL}${file}`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE') throw new NetworkError('PortInUse', `${formatPort(p)} of ${key}: ${where} is in use on the node`, { cause: err });
@@ -136,6 +140,26 @@ export class PortClaims {
   /** Ports `id` claims whose holder is gone (killed by hand, or a reboot): the port is not held. */
   unheld(id: string): string[] {
     return [...this.claims()].filter(([, c]) => c.id === id && !(c.holder && holderAlive(c.holder))).map(([n]) => n);
+  }
+
+  /**
+   * Holders of this instance's ports that no claim names (acetate killed between starting one and
+   * writing it down, or a claim file removed by hand): ended, so the port is not held for no one.
+   * Scans /proc: for garbage collection only.
+   */
+  async endStrayHolders(): Promise<number> {
+    const claims = this.claims();
+    let n = 0;
+    for (const p of await findProcessesByCmdline(`${HOLDER_LABEL}${this.dir}/`)) {
+      const name = p.cmdline.split(' ')[0]!.slice(`${HOLDER_LABEL}${this.dir}/`.length);
+      const recorded = claims.get(name)?.holder;
+      if (recorded?.pid === p.pid) continue;
+      const startTime = liveStartTimeNow(p.pid);
+      if (startTime === undefined) continue;
+      await releaseHolder({ pid: p.pid, startTime });
+      n++;
+    }
+    return n;
   }
 
   holders(): Set<string> {
