@@ -6,13 +6,16 @@
  *
  * Who holds the socket: a holder process per port, `sleep infinity` started detached (its own
  * session, like conmon) with the bound socket as its fd 3; its argv[0] names the claim file, so
- * `ps` says what it is. Killing it closes the socket: that is the release. Why not conmon, as
- * Podman does: conmon keeps the fds it inherits, but only those given at its start, and acetate
- * changes published ports in place (same process, no new conmon); a socket given to conmon could
- * never be closed again without stopping the container. Why not acetate's own process: `acetate
- * apply` is one-shot and exits, the ports must stay held. A process per port costs ~1 ms to start
- * and ~100 KiB; it needs no code of its own (nothing to keep, update or crash), and a holder that
- * is gone is seen (pid and start time kept in the claim) and started again.
+ * `ps` says what it is. Killing it closes the socket: that is the release.
+ *
+ * Why not conmon, as Podman does (the bound sockets passed to conmon at its start): whether or not
+ * conmon 2.1.6 keeps them (not relied on, not checked here), it can only hold what it was given
+ * when it started, and acetate changes published ports in place (same process, no new conmon): a
+ * port added later could not be given to it, one removed could not be closed without stopping
+ * the container. Why not acetate's own process: `acetate apply` is one-shot and exits, the ports
+ * must stay held. A process per port costs a few ms to start and little memory (bench: holding
+ * ports row); it needs no code of its own (nothing to keep, update or crash), and a holder that is
+ * gone is seen (pid and start time kept in the claim) and started again.
  *
  * Node has no public way to pass a socket to a child's fd 3 except by its fd number; the handle's
  * fd is read from the internals (`_handle.fd`, stable since Node 0.x; for dgram, its state symbol).
