@@ -25,6 +25,7 @@ import { httpGet } from './lib/local-net.js';
 import { cleanupNetwork, snapshotNetworkLeaks, type TestNetwork } from './lib/network-leaks.js';
 import { fmtMs, fmtRatio, median, quantile, round } from './lib/stats.js';
 import { measure, type CpuGroup, type Measured } from './lib/sys.js';
+import { holderMemory, holdTiming, type HolderMemory, type HoldTiming } from './lib/port-hold-cost.js';
 import { baselineConfigTemplate, containerYaml, saveAtomically, tmpDir } from './lib/workload.js';
 
 export interface NetworkBenchContext {
@@ -35,6 +36,8 @@ export interface NetworkBenchContext {
   quick: boolean;
   /** Containers for the create comparison (default 100; 20 with --quick). */
   n?: number;
+  /** Measure the port change latency too (default true; $ACETATE_BENCH_NETWORK_PORT_CHANGE=0 skips it). */
+  portChange?: boolean;
   outDir: string;
   log: (m: string) => void;
   onCleanup: (fn: () => Promise<void>) => () => Promise<void>;
@@ -54,6 +57,8 @@ export interface NetworkResults {
     acetateCpuPerContainerMs: number;
   };
   destroy: { bareMs: number[]; acetateMs: number[]; ratio: number };
+  /** The cost of holding published ports open (bench/lib/port-hold-cost.ts). */
+  holding?: HolderMemory & HoldTiming;
   portChange?: { containers: number; edits: number; p50Ms: number; p90Ms: number; maxMs: number; samplesMs: number[]; samePid: boolean };
   /** Deleted → the published port answers again (ms), per kind of damage; samePid and sameMac over all. */
   repair?: { vethMs: number[]; ruleMs: number[]; bridgeMs: number[]; samePid: boolean; sameMac: boolean };
@@ -97,6 +102,7 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
   const startedAt = new Date().toISOString();
   const bare: { c: Measured[]; d: Measured[] } = { c: [], d: [] };
   const ace: { c: Measured[]; d: Measured[] } = { c: [], d: [] };
+  let memory: HolderMemory | undefined;
   const acetate = (stateDir: string, runDir: string, netw: TestNetwork, args: string[]) =>
     measure(process.execPath, [...ctx.nodeFlags, ctx.cli, '--state-dir', stateDir, ...args], {
       group: ctx.cpuGroup,
@@ -158,6 +164,7 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
         };
         if (got.items.length !== n || !got.items.every((x) => x.status?.phase === 'Running' && x.status.ip))
           throw new Error('acetate: not all running with an address');
+        memory ??= await holderMemory(stateDir);
         await rm(path.join(dir, 'containers.yaml'));
         const d = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--allow-empty', '--concurrency', '1']);
         if (d.code !== 0) throw new Error(`acetate destroy failed: ${d.stderr}`);
@@ -188,9 +195,18 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
     },
     destroy: { bareMs: bare.d.map((m) => round(m.wallMs)), acetateMs: ace.d.map((m) => round(m.wallMs)), ratio: round(med(ace.d) / med(bare.d), 2) },
   };
-  const changed = await portChangeLatency(ctx, ctx.quick ? 8 : 20, ctx.quick ? 1 : 3);
-  results.portChange = changed.portChange;
-  results.repair = changed.repair;
+  if (memory) results.holding = { ...memory, ...(await holdTiming(await freeRange(n), n)) };
+  if (results.holding) {
+    const h = results.holding;
+    ctx.log(
+      `holding ports: ${h.holders} holders, ${h.pssKiBPerHolder} KiB PSS (${h.rssKiBPerHolder} KiB RSS) each; hold ${h.holdMsPerPort} ms, release ${h.releaseMsPerPort} ms per port`,
+    );
+  }
+  if (ctx.portChange !== false) {
+    const changed = await portChangeLatency(ctx, ctx.quick ? 8 : 20, ctx.quick ? 1 : 3);
+    results.portChange = changed.portChange;
+    results.repair = changed.repair;
+  }
   await writeNetworkResults(ctx.outDir, results);
   return results;
 }
@@ -318,9 +334,13 @@ Run ${r.startedAt}. \`npm run bench -- --only network\`; method in bench/network
 
 | what | target | measured | |
 | --- | --- | --- | --- |
-| create ${r.create.n} bridge containers with a published port, \`--concurrency 1\`, vs the bare loop (same CNI calls + \`runc run -d\`) | ≤ 1.2× | ${fmtRatio(r.create.ratio)} (acetate ${fmtMs(r.create.acetateMedianMs)}, bare loop ${fmtMs(r.create.bareMedianMs)}; medians of ${r.create.reps}) | ${r.create.ratio <= 1.2 ? 'met' : 'NOT MET'} |
+| create ${r.create.n} bridge containers with a published port, \`--concurrency 1\`, vs the bare loop (same CNI calls + \`runc run -d\`; acetate also holds each port open) | ≤ 1.0× | ${fmtRatio(r.create.ratio)} (acetate ${fmtMs(r.create.acetateMedianMs)}, bare loop ${fmtMs(r.create.bareMedianMs)}; medians of ${r.create.reps}) | ${r.create.ratio <= 1.0 ? 'met' : 'NOT MET'} |
 | destroy them, vs the bare loop (CNI DEL + runc delete) | - | ${fmtRatio(r.destroy.ratio)} | |
+<<<<<<< HEAD
 ${pc ? `| port change under \`acetate run\`: manifest saved → new hostPort answers on 127.0.0.1, p50 / p90 | - | ${fmtMs(pc.p50Ms)} / ${fmtMs(pc.p90Ms)} (${pc.edits} edits, max ${fmtMs(pc.maxMs)}; pids unchanged: ${pc.samePid}) | |\n` : ''}${rp ? `| repair under \`acetate run\` (resync 30 s, poll 2 s): veth deleted → port answers again, max | seconds, not minutes | ${fmtMs(Math.max(...rp.vethMs))} (${rp.vethMs.map(fmtMs).join(', ')}) | ${Math.max(...rp.vethMs) < 10_000 ? 'met' : 'NOT MET'} |\n| … DNAT rule deleted | seconds | ${fmtMs(Math.max(...rp.ruleMs))} (${rp.ruleMs.map(fmtMs).join(', ')}) | ${Math.max(...rp.ruleMs) < 10_000 ? 'met' : 'NOT MET'} |\n| … bridge deleted (every container's network repaired, one CNI DEL + ADD at a time; this one's port answering) | seconds | ${fmtMs(Math.max(...rp.bridgeMs))} (${rp.bridgeMs.map(fmtMs).join(', ')}); same pids ${rp.samePid}, same MACs ${rp.sameMac} | ${Math.max(...rp.bridgeMs) < 10_000 ? 'met' : 'NOT MET'} |\n` : ''}
+=======
+${r.holding ? `| holding published ports open: per port, memory of its holder (PSS / RSS), time to hold and to release | - | ${r.holding.pssKiBPerHolder} / ${r.holding.rssKiBPerHolder} KiB (${r.holding.holders} holders); ${r.holding.holdMsPerPort} ms / ${r.holding.releaseMsPerPort} ms | |\n` : ''}${pc ? `| port change under \`acetate run\`: manifest saved → new hostPort answers on 127.0.0.1, p50 / p90 | - | ${fmtMs(pc.p50Ms)} / ${fmtMs(pc.p90Ms)} (${pc.edits} edits, max ${fmtMs(pc.maxMs)}; pids unchanged: ${pc.samePid}) | |\n` : ''}
+>>>>>>> i21b
 Samples (ms): acetate create ${r.create.acetateMs.join(', ')}; bare loop create ${r.create.bareMs.join(', ')}.
 CPU per container (the command and everything it started): acetate ${r.create.acetateCpuPerContainerMs} ms, bare loop ${r.create.bareCpuPerContainerMs} ms.
 `;

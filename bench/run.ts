@@ -138,7 +138,19 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
   }
   if (only.has('network')) {
     const onCleanup = (fn: () => Promise<void>) => h.cleanups.add(fn);
-    await networkBenchmark({ runRoot: h.runRoot, cpuGroup: h.cpuGroup, nodeFlags: NODE_FLAGS, cli: CLI, quick, n: sizes?.[0], outDir: out, log, onCleanup });
+    const portChange = process.env.ACETATE_BENCH_NETWORK_PORT_CHANGE !== '0';
+    await networkBenchmark({
+      runRoot: h.runRoot,
+      cpuGroup: h.cpuGroup,
+      nodeFlags: NODE_FLAGS,
+      cli: CLI,
+      quick,
+      n: sizes?.[0],
+      portChange,
+      outDir: out,
+      log,
+      onCleanup,
+    });
   }
   if (only.has('images')) await runImageBench({ out, workRoot: getWorkRoot(), runRoot: h.runRoot, quick, log });
   if (only.has('disk')) {

@@ -30,6 +30,8 @@ command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 # walls test crafts raw frames from inside a container of the host template.
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 [ -x /usr/bin/python3 ] || missing+=(python3-minimal)
+# conntrack: the tracked flows of a removed port mapping are deleted (src/runtime/network/conntrack.ts).
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)  # unshare: the network namespaces
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Images (src/images): skopeo pulls, setfattr marks overlay opaque dirs; the tests' registry.

@@ -31,9 +31,21 @@ export function groupByKey(actions: Action[]): Action[][] {
   return [...groups.values()];
 }
 
+/**
+ * The actions that free host ports (releasesPorts) first, all of them, then the rest: a port that
+ * moves between containers of the plan is free when claimed. A key whose release failed does
+ * nothing more.
+ */
 export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplySummary> {
   const summary: ApplySummary = { results: [], errors: [] };
-  await pLimit(Math.max(1, opts.concurrency)).map(groupByKey(plan.actions), async (group) => {
+  const failed = new Set<string>();
+  await runGroups(groupByKey(plan.actions.filter((a) => a.releasesPorts)), opts, summary, failed);
+  await runGroups(groupByKey(plan.actions.filter((a) => !a.releasesPorts && !failed.has(a.key))), opts, summary, failed);
+  return summary;
+}
+
+async function runGroups(groups: Action[][], opts: ApplyOptions, summary: ApplySummary, failed: Set<string>): Promise<void> {
+  await pLimit(Math.max(1, opts.concurrency)).map(groups, async (group) => {
     for (const action of group) {
       opts.onStart?.(action);
       try {
@@ -43,10 +55,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplySu
       } catch (err) {
         const e = err instanceof ActionError ? err : new ActionError(action.key, action.kind, { cause: err });
         summary.errors.push(e);
+        failed.add(action.key);
         opts.onError?.(action, e);
         return; // later actions of this key depend on this one
       }
     }
   });
-  return summary;
 }

@@ -34,6 +34,9 @@ import { collectLoopMetrics } from './loop-metrics.js';
 import type { ControllerOptions } from './loop-options.js';
 
 export type { PlanFn, ReconcileReport } from './reconcile.js';
+
+/** Action kinds after which host ports may be free (see wakePortWaiters). */
+const FREES_PORTS = new Set<string>(['ports', 'network', 'destroy', 'replace']);
 export type { ExecuteFn } from './run-actions.js';
 export type { ControllerOptions } from './loop-options.js';
 
@@ -63,6 +66,8 @@ export class Controller {
   private isReady = false;
   private initialPending?: Set<string>;
   private stopping?: Promise<void>;
+  /** Keys whose last reconcile failed on a host port another container published (PortConflict). */
+  private readonly waitingForPorts = new Set<string>();
 
   constructor(private readonly opts: ControllerOptions) {
     this.runtime = opts.runtime;
@@ -259,7 +264,9 @@ export class Controller {
       if (key === undefined) return;
       let requeue: Requeue;
       try {
-        requeue = (await this.reconciler.reconcile(key)).requeue;
+        const report = await this.reconciler.reconcile(key);
+        requeue = report.requeue;
+        this.wakePortWaiters(key, report);
       } catch (err) {
         // reconcile() handles its own errors; this is a bug guard.
         this.logger.error('reconcile crashed', { container: key, error: messageOf(err) });
@@ -271,6 +278,18 @@ export class Controller {
       }
       if (this.initialPending?.delete(key)) this.checkReady();
     }
+  }
+
+  /**
+   * A container that frees host ports (a release, a destroy, a replace) wakes the keys waiting for
+   * a port another container held, at once rather than after their back-off: two containers that
+   * swap ports in one edit converge in one pass (plan/network.ts releases before it claims).
+   */
+  private wakePortWaiters(key: string, report: ReconcileReport): void {
+    if (report.error?.reason === 'PortConflict') this.waitingForPorts.add(key);
+    else this.waitingForPorts.delete(key);
+    if (!report.results.some((r) => FREES_PORTS.has(r.kind))) return;
+    for (const k of this.waitingForPorts) if (k !== key) this.queue.add(k, 'change');
   }
 
   private checkReady(): void {

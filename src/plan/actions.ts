@@ -8,6 +8,12 @@ interface Base {
   key: string;
   /** Why: "not created yet", "memory 256Mi → 512Mi", "command changed"... */
   reason: string;
+  /**
+   * It frees host ports and claims none: apply carries out every such action of a plan before the
+   * others, so a port that moves between containers of one edit (a swap, a chain, a container
+   * destroyed and another created on its port) is free when claimed.
+   */
+  releasesPorts?: boolean;
 }
 
 /** Create the container (private area, record) and, if its desired state is Running, start it. */
@@ -55,7 +61,11 @@ export interface ConfigureAction extends Base {
   desired: DesiredContainer;
   fields: string[];
 }
-/** Published ports changed on a running bridge container: port rules replaced, same namespace and pid. */
+/**
+ * Published ports changed on a running bridge container: port rules replaced, same namespace and
+ * pid. A change that drops ports and adds others is two of these: first the release (`to` is
+ * what it keeps, `releasesPorts`), then the claim.
+ */
 export interface PortsAction extends Base {
   kind: 'ports';
   desired: DesiredContainer;

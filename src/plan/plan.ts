@@ -5,6 +5,7 @@
  */
 import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '../api/types.js';
 import { hashOf } from '../api/hash.js';
+import { publishedOnly } from '../api/ports.js';
 import type { ActualContainer, NodeNetworkFacts, ResourceGranularity } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
 import { capabilityNote, isolationSummary, userNamespaceNote } from './isolation-notes.js';
@@ -215,7 +216,14 @@ export function plan(input: PlanInput): Plan {
       } else if (!input.complete) {
         out.skipped.push({ key, reason: `not destroying: ${input.incompleteReason ?? 'desired state is incomplete'}` });
       } else {
-        out.actions.push({ kind: 'destroy', key, graceSeconds: a.applied.spec.terminationGracePeriodSeconds, reason: 'no longer declared' });
+        const frees = a.applied.spec.network === 'bridge' && publishedOnly(a.network?.ports ?? a.applied.spec.ports).length > 0;
+        out.actions.push({
+          kind: 'destroy',
+          key,
+          graceSeconds: a.applied.spec.terminationGracePeriodSeconds,
+          reason: 'no longer declared',
+          ...(frees ? { releasesPorts: true } : {}),
+        });
       }
       continue;
     }

@@ -1,7 +1,8 @@
 /**
  * The reliability suite, reduced for CI (well under 2 minutes): the whole bad-input corpus in one
  * directory through validate and apply next to a running container, 3 seeded SIGKILL trials
- * during apply of 12 containers, one runc fault. The full suite is `npm run test:chaos`.
+ * during apply of 12 containers, one runc fault, the bridge plugin SIGKILLed once during each of
+ * ADD, CHECK and DEL. The full suite is `npm run test:chaos`.
  */
 import { Rng, chaosSeed } from '../chaos/lib.js';
 import { badInputs } from '../chaos/corpus.js';
@@ -10,6 +11,14 @@ import { applyCrashTrial, describeStats, setupCrashSuite, teardownCrashSuite, ty
 import { runcStartFails } from '../chaos/faults.js';
 import { describeNetStats, netCrashTrial, netRebootTrial, setupNetSuite, teardownNetSuite, type NetSuite } from '../chaos/network-crash.js';
 import { skipBecause } from '../support/prerequisites.js';
+import {
+  describePluginKillStats,
+  pluginKillTrial,
+  setupPluginKillSuite,
+  teardownPluginKillSuite,
+  type PluginKillSuite,
+  type CniOp,
+} from '../chaos/network-plugin-kill.js';
 
 describe('reliability (reduced; full suite: npm run test:chaos)', function () {
   this.timeout(120_000);
@@ -64,5 +73,26 @@ describe('reliability (reduced; full suite: npm run test:chaos)', function () {
       netCrashTrial(s!, rng.fork('t1'), 1, (m) => console.log(`      ${m}`)));
     it('after a reboot the survivors get their addresses back, nothing of the removed left', () =>
       netRebootTrial(s!, rng.fork('r1'), 1, (m) => console.log(`      ${m}`)));
+  });
+
+  describe('CNI bridge plugin SIGKILLed during ADD, CHECK and DEL', function () {
+    const rng = new Rng(chaosSeed('reduced/cni-plugins'));
+    let s: PluginKillSuite | undefined;
+    before(async () => {
+      s = await setupPluginKillSuite();
+    });
+    after(async () => {
+      if (s) console.log(`      ${describePluginKillStats(s.stats)}`);
+      await teardownPluginKillSuite(s);
+    });
+    (['ADD', 'CHECK', 'DEL'] as CniOp[]).forEach((op, i) => {
+      it(`bridge killed during ${op}${op === 'DEL' ? ' (address released, veth gone, masquerade rules not yet removed)' : ''}: retried, it converges; nothing of the removed container is left (nat, filter, lease, veth, namespace, claim, holder)`, async () => {
+        await pluginKillTrial(s!, rng.fork(`cni-${op}`), i + 1, (m) => console.log(`      ${m}`), {
+          op,
+          plugin: 'bridge',
+          ...(op === 'DEL' ? { when: 'iptables' as const } : {}),
+        });
+      });
+    });
   });
 });

@@ -121,7 +121,12 @@ spec:
     // The plan says it is in place; `run` does it: same pid, the old port stops answering.
     await writeFile(path.join(dir, 'a.yaml'), web('web-a', p3));
     const planned = await cli(['plan', '-f', dir]);
-    assert.match(planned.stdout, new RegExp(`~ ports\\s+default/web-a\\s+ports 127\\.0\\.0\\.1:${p1}→80/TCP → 127\\.0\\.0\\.1:${p3}→80/TCP \\(in place\\)`));
+    // Two steps: the old port released, then the new one claimed (plan/network.ts).
+    assert.match(
+      planned.stdout,
+      new RegExp(`~ ports\\s+default/web-a\\s+ports 127\\.0\\.0\\.1:${p1}→80/TCP released first \\(in place\\), then 127\\.0\\.0\\.1:${p3}→80/TCP claimed`),
+    );
+    assert.match(planned.stdout, new RegExp(`~ ports\\s+default/web-a\\s+ports none → 127\\.0\\.0\\.1:${p3}→80/TCP \\(in place\\)`));
     assert.equal(await waitFor(() => httpGet('127.0.0.1', p3), { timeoutMs: 20_000 }), 'hello-web-a\n');
     assert.equal(await httpGet('127.0.0.1', p1), undefined, 'the old port no longer answers');
     assert.equal((await describeJson('web-a')).actual?.pid, pidA, 'same pid');

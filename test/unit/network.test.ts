@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { validateManifest } from '../../src/api/validate.js';
 import { hashOf } from '../../src/api/hash.js';
-import { sameClaim, samePorts } from '../../src/api/ports.js';
+import { formatPorts, sameClaim, samePorts } from '../../src/api/ports.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
 import { containerResolvConf, hostsFile } from '../../src/runtime/network/etc-files.js';
@@ -84,11 +84,49 @@ describe('network: plan', () => {
     const before = desired('web', { network: 'bridge', ports: [http(8080, '127.0.0.1')] });
     const after = desired('web', { network: 'bridge', ports: [http(8081, '127.0.0.1')] });
     const p = one(after, actualFrom(before));
+    // A change that drops a port and adds one: the release first (it claims nothing), then the claim.
     assert.deepEqual(
-      p.actions.map((a) => a.kind),
-      ['ports'],
+      p.actions.map((a) => [a.kind, a.releasesPorts ?? false]),
+      [
+        ['ports', true],
+        ['ports', false],
+      ],
     );
-    assert.match(renderPlan(p), /~ ports\s+default\/web\s+ports 127\.0\.0\.1:8080→80\/TCP → 127\.0\.0\.1:8081→80\/TCP \(in place\)/);
+    const out = renderPlan(p);
+    assert.match(out, /~ ports\s+default\/web\s+ports 127\.0\.0\.1:8080→80\/TCP released first \(in place\), then 127\.0\.0\.1:8081→80\/TCP claimed/);
+    assert.match(out, /~ ports\s+default\/web\s+ports none → 127\.0\.0\.1:8081→80\/TCP \(in place\)/);
+    // Only added (or only dropped): one action.
+    const more = desired('web', { network: 'bridge', ports: [http(8080, '127.0.0.1'), { ...http(8081, '127.0.0.1'), name: 'two', containerPort: 81 }] });
+    assert.deepEqual(
+      one(more, actualFrom(before)).actions.map((a) => [a.kind, a.releasesPorts ?? false]),
+      [['ports', false]],
+    );
+  });
+
+  it('a swap of host ports between two containers: both releases come before either claim when applied', () => {
+    const a0 = desired('a', { network: 'bridge', ports: [http(8080)] });
+    const b0 = desired('b', { network: 'bridge', ports: [http(8081)] });
+    const a1 = desired('a', { network: 'bridge', ports: [http(8081)] });
+    const b1 = desired('b', { network: 'bridge', ports: [http(8080)] });
+    const p = plan({
+      desired: new Map([
+        ['default/a', a1],
+        ['default/b', b1],
+      ]),
+      actual: new Map([
+        ['default/a', actualFrom(a0)],
+        ['default/b', actualFrom(b0)],
+      ]),
+      complete: true,
+    });
+    const release = p.actions.filter((x) => x.releasesPorts);
+    assert.deepEqual(
+      release.map((x) => [x.key, x.kind === 'ports' ? formatPorts(x.to) : '']),
+      [
+        ['default/a', 'none'],
+        ['default/b', 'none'],
+      ],
+    );
   });
 
   it('of a stopped container the new ports are recorded only (published at the next start)', () => {
@@ -107,7 +145,7 @@ describe('network: plan', () => {
     a.network = { ip: '10.90.0.2', ports: [{ name: 'http', containerPort: 80, hostPort: 8080, protocol: 'TCP' }] };
     assert.deepEqual(
       one(d, a).actions.map((x) => x.kind),
-      ['ports'],
+      ['ports', 'ports'],
     );
   });
 

@@ -10,11 +10,12 @@ import { removePaths } from '../../util/small-file.js';
 import { CniError, type CniResult } from './cni-exec.js';
 import { addList, addressOf, callOne, checkList, containerMacOf, delList, IFNAME, loopbackUp, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkRequest, type NodeNetworkConfig } from './driver.js';
-import { createNetns, isNetnsMounted, netnsPathOf, removeNetns } from './netns.js';
+import { createNetns, netnsPathOf, removeNetns } from './netns.js';
 import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
 import type { PortClaims } from './port-claims.js';
-import { sweepContainerRules } from './iptables-sweep.js';
+import { sweepContainerRules, sweepForwardRules } from './iptables-sweep.js';
 import { enrollPort, pruneWalls, walledPortOf } from './walls.js';
+import { deletePortFlows } from './conntrack.js';
 
 /** What network.json holds. */
 export interface NetworkStateFile {
@@ -146,38 +147,68 @@ export class CniAttachments {
     }
   }
 
-  /** portmap DEL of the old ports, ADD of the new: same namespace, same address, same process. */
+  /**
+   * portmap DEL of the old ports, ADD of the new: same namespace, same address, same process. The
+   * ports it drops are released (holder ended, claim gone, tracked flows deleted) before the new
+   * ones are claimed, so two containers that swap ports, or pass one along a chain, in one edit
+   * converge: whichever goes first frees what the other claims. Should a claim or the ADD fail,
+   * the container keeps the ports it keeps in both (what it drops stays dropped: the user asked).
+   */
   async swapPorts(st: NetworkStateFile, req: NetworkRequest): Promise<NetworkStateFile> {
     const t = this.target(req.id);
     const portmap = this.plugins.find((p) => p.type === 'portmap')!;
-    await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
+    const kept = st.ports.filter((p) => req.ports.some((q) => samePort(p, q)));
+    const dropped = st.ports.filter((p) => !kept.includes(p));
     try {
       await callOne(this.config, portmap, 'DEL', t, st.ports, st.result);
+      await this.claims.release(req.id, kept);
+      await deletePortFlows(st.ip, dropped);
+    } catch (err) {
+      throw classify(err, req.key, this.config);
+    }
+    try {
+      await this.claims.claim(req.id, req.key, req.ports, (id) => this.opts.keyOf(id));
       await callOne(this.config, portmap, 'ADD', t, req.ports, st.result);
     } catch (err) {
-      // Put the old ports back, so the container keeps what it had.
       await callOne(this.config, portmap, 'DEL', t, req.ports, st.result).catch(() => undefined);
-      await callOne(this.config, portmap, 'ADD', t, st.ports, st.result).catch(() => undefined);
-      await this.claims.release(req.id, st.ports).catch(() => undefined);
+      await this.claims.release(req.id, kept).catch(() => undefined);
+      const rest = await callOne(this.config, portmap, 'ADD', t, kept, st.result).then(
+        () => kept,
+        () => [] as PublishedPort[],
+      );
+      await writeJsonAtomic(this.opts.stateFileOf(req.id), { ...st, ports: rest }).catch(() => undefined);
       throw classify(err, req.key, this.config);
     }
     const next: NetworkStateFile = { ...st, ports: [...req.ports] };
     await writeJsonAtomic(this.opts.stateFileOf(req.id), next);
-    await this.claims.release(req.id, req.ports);
     return next;
   }
 
-  /** DEL (with the cached result, or one rebuilt from the lease), namespace, claims, network.json. */
-  async detach(id: string, st: NetworkStateFile | undefined, o: { keepNetns: boolean }): Promise<void> {
+  /**
+   * DEL (with the cached result, or one rebuilt from the lease), then what a DEL killed half way
+   * or a lost namespace leaves (iptables-sweep.ts), the tracked flows of its ports, namespace,
+   * claims (holders ended), network.json last: a retry after any failure still knows the address.
+   */
+  async detach(id: string, st: NetworkStateFile | undefined, o: { keepNetns: boolean; rulesLeft?: boolean }): Promise<void> {
     const t = this.target(id);
-    const prev = st?.result ?? this.resultFromLease(id);
-    const hadAnything = !!st || !!prev || existsSync(t.netns);
-    const nsGone = !isNetnsMounted(t.netns);
-    if (hadAnything) await delList(this.config, this.plugins, t, st?.ports ?? [], prev);
-    // Without its namespace the bridge plugin cannot find the masquerade rules to remove.
-    if (hadAnything && nsGone) await sweepContainerRules(this.config.name, id);
-    // Its veth is gone with the DEL: so is its port's entry in the address check.
-    if (hadAnything) await pruneWalls(this.config.bridge).catch(() => undefined);
+    const leased = this.leaseOf(id);
+    const prev = st?.result ?? (leased ? resultFromLease(leased, this.config.subnet, t.netns) : undefined);
+    const ip = st?.ip ?? leased;
+    // rulesLeft: garbage collection found rules naming it, though nothing else of it is left.
+    const hadAnything = !!st || !!prev || existsSync(t.netns) || !!o.rulesLeft;
+    if (hadAnything) {
+      let failed: unknown;
+      await delList(this.config, this.plugins, t, st?.ports ?? [], prev).catch((err: unknown) => (failed = err));
+      await sweepContainerRules(this.config.name, id);
+      // The address's accept rules, unless the address went to another container meanwhile.
+      const now = ip ? readLeases(this.leasesDir, this.config.name).find((l) => l.ip === ip) : undefined;
+      if (ip && (!now || now.id === id)) await sweepForwardRules(this.config.subnet, [ip]);
+      if (ip && st?.ports.length) await deletePortFlows(ip, st.ports);
+      // Its veth is gone with the DEL: so is its port's entry in the address check.
+      await pruneWalls(this.config.bridge).catch(() => undefined);
+      // A DEL that failed is tried again, whole, by the next detach: the lease may still be there.
+      if (failed) throw failed;
+    }
     if (!o.keepNetns) await removeNetns(t.netns);
     await this.claims.release(id);
     const file = this.opts.stateFileOf(id);
@@ -194,6 +225,11 @@ export class CniAttachments {
     const ip = this.leaseOf(id);
     return ip ? resultFromLease(ip, this.config.subnet, netnsPathOf(this.opts.runDir, id)) : undefined;
   }
+}
+
+/** The same mapping: host socket and container port. */
+function samePort(a: PublishedPort, b: PublishedPort): boolean {
+  return a.hostPort === b.hostPort && (a.hostIP ?? '') === (b.hostIP ?? '') && a.containerPort === b.containerPort && a.protocol === b.protocol;
 }
 
 /** Plugin errors as NetworkErrors with a reason (a full subnet), the cause kept. */

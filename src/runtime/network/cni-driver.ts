@@ -30,6 +30,8 @@ import { readLeases } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules, missingPortRulesIn, readPortRules } from './portmap-check.js';
 import { pruneWalls, walledPortOf, wallsProblem } from './walls.js';
+import { claimBridge } from './bridge-owner.js';
+import { forwardAddresses, ruleOwners, sweepForwardRules } from './iptables-sweep.js';
 
 export interface CniDriverOptions {
   config: NodeNetworkConfig;
@@ -52,6 +54,8 @@ export interface CniDriverOptions {
 
 const PLUGINS = ['bridge', 'host-local', 'portmap', 'firewall', 'loopback'];
 const GLOBAL = '*';
+/** The start of the problem a deep check finds when only the holders of host ports are gone. */
+const UNHELD = 'host ports not held open:';
 
 export class CniNetworkDriver implements NetworkDriver {
   readonly config: NodeNetworkConfig;
@@ -98,6 +102,9 @@ export class CniNetworkDriver implements NetworkDriver {
     if (!(await findBinary('iptables'))) throw new RuntimeUnavailableError('iptables not found: install it with `apt-get install -y iptables`');
     // The walls around the containers (walls.ts).
     if (!(await findBinary('nft'))) throw new RuntimeUnavailableError('nft not found: install it with `apt-get install -y nftables`');
+    if (!(await findBinary('conntrack'))) throw new RuntimeUnavailableError('conntrack not found: install it with `apt-get install -y conntrack`');
+    // One instance per bridge: a second one would hand out the first one's addresses again.
+    await claimBridge(this.config.bridge, this.opts.stateDir);
   }
 
   private vethPresent(st: NetworkStateFile): boolean {
@@ -201,6 +208,8 @@ export class CniNetworkDriver implements NetworkDriver {
       if (missing.length) problem = `port rules of ${missing.join(', ')} are missing`;
       const port = walledPortOf(st.result, st.ip, st.hostVeth);
       problem ??= port ? await wallsProblem(this.config.bridge, port) : undefined;
+      const unheld = this.claims.unheld(id);
+      if (!problem && unheld.length) problem = `${UNHELD} ${unheld.join(', ')} (holder process gone)`;
     } catch (err) {
       problem = `CNI CHECK failed: ${(err as Error).message}`;
     }
@@ -215,7 +224,12 @@ export class CniNetworkDriver implements NetworkDriver {
       // The namespace file was unmounted or deleted by hand, the process still runs in it: bind it
       // again from the process, so the repair happens where the process is.
       if (st && req.pid && !isNetnsMounted(st.netns)) await bindNetnsOf(req.pid, st.netns).catch(() => undefined);
-      if (!st || opts.repair || this.shallowProblem(st)) {
+      // A bridge deleted by hand comes back from the plugin without its owner: written again.
+      if (opts.repair && !existsSync(`/sys/class/net/${this.config.bridge}`)) await claimBridge(this.config.bridge, this.opts.stateDir);
+      if (st && opts.repair && !this.shallowProblem(st) && this.lastDeep.get(req.id)?.problem?.startsWith(UNHELD)) {
+        // Only the holders are gone: started again (PortInUse if a process of the node took the port).
+        await this.claims.claim(req.id, req.key, st.ports, (id) => this.opts.keyOf(id));
+      } else if (!st || opts.repair || this.shallowProblem(st)) {
         // Repaired inside the namespace the process is in, when it is still there.
         const keep = !!st && isNetnsMounted(st.netns);
         st = await this.attachments.attach(req, st, keep);
@@ -235,17 +249,27 @@ export class CniNetworkDriver implements NetworkDriver {
 
   async collectGarbage(exists: (id: string) => boolean): Promise<string[]> {
     return this.lock.run(GLOBAL, async () => {
-      const ids = new Set<string>([...readLeases(this.leasesDir, this.config.name).map((l) => l.id), ...this.claims.holders()]);
+      const leases = readLeases(this.leasesDir, this.config.name);
+      // Rules are owners too: a DEL killed half way may have left nothing else of the container.
+      const owners = await ruleOwners(this.config.name);
+      const ids = new Set<string>([...leases.map((l) => l.id), ...this.claims.holders(), ...owners]);
       const nsDir = path.join(this.opts.runDir, 'netns');
       for (const n of existsSync(nsDir) ? readdirSync(nsDir) : []) ids.add(n);
       const gone: string[] = [];
       for (const id of [...ids].sort()) {
         if (!id || exists(id)) continue;
         gone.push(id);
-        await this.attachments.detach(id, undefined, { keepNetns: false }).catch(() => undefined);
+        await this.attachments.detach(id, undefined, { keepNetns: false, rulesLeft: owners.has(id) }).catch(() => undefined);
       }
       // Ports whose veth went without a DEL (deleted by hand, a DEL killed half way).
       await pruneWalls(this.config.bridge).catch(() => undefined);
+      await this.claims.endStrayHolders();
+      // The firewall plugin's accept rules name only an address: those of addresses no one leases.
+      const leased = new Set(readLeases(this.leasesDir, this.config.name).map((l) => l.ip));
+      await sweepForwardRules(
+        this.config.subnet,
+        (await forwardAddresses(this.config.subnet)).filter((ip) => !leased.has(ip)),
+      );
       return gone;
     });
   }

@@ -7,7 +7,15 @@
  * rules jumped to or lived in (CNI-<hash>, CNI-DN-<hash>: named after the network and the
  * container, so no one else's), flushed and deleted once nothing jumps to them. The chains the
  * plugins share (CNI-HOSTPORT-*, CNI-FORWARD, CNI-ADMIN) stay.
+ *
+ * The same holds when a plugin was killed half way through its DEL (or hit its timeout): the
+ * bridge plugin releases the address and deletes the veth before it removes the masquerade rules,
+ * so its retry finds no address to remove them by. So every DEL is followed by this sweep, and the
+ * firewall plugin's two accept rules of the address (in CNI-FORWARD, without a comment: found by
+ * the address) go the same way. Garbage collection finds the owners of rules (ruleOwners, and
+ * forwardAddresses for the firewall's) that no longer exist.
  */
+import { inSubnet } from './node-config.js';
 import { exec } from '../../util/exec.js';
 
 const SHARED = /^CNI-(HOSTPORT-|FORWARD$|ADMIN$)/;
@@ -39,4 +47,47 @@ export async function sweepContainerRules(network: string, containerId?: string)
     }
   }
   return ours.length;
+}
+
+/** Container ids named by the nat rules of the network (the plugins' comments). */
+export async function ruleOwners(network: string): Promise<Set<string>> {
+  const { stdout } = await exec('iptables-save', ['-t', 'nat'], T);
+  const out = new Set<string>();
+  const re = new RegExp(`name: \\\\"${network.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\\\" id: \\\\"([^"\\\\]+)\\\\"`);
+  for (const l of stdout.split('\n')) {
+    const m = l.startsWith('-A ') ? re.exec(l) : null;
+    if (m) out.add(m[1]!);
+  }
+  return out;
+}
+
+/** CNI-FORWARD's accept rules (the firewall plugin's) of addresses in the subnet, by address. */
+async function forwardRules(subnet: string): Promise<Map<string, string[][]>> {
+  const { stdout } = await exec('iptables', ['-w', '-t', 'filter', '-S', 'CNI-FORWARD'], T).catch(() => ({ stdout: '' }));
+  const out = new Map<string, string[][]>();
+  for (const l of stdout.split('\n')) {
+    const m = /^-A CNI-FORWARD (?:-s|-d) (\d+\.\d+\.\d+\.\d+)\/32 .*-j ACCEPT$/.exec(l);
+    if (!m || !inSubnet(m[1]!, subnet)) continue;
+    out.set(m[1]!, [...(out.get(m[1]!) ?? []), tokens(l.slice(3))]);
+  }
+  return out;
+}
+
+/** Addresses of the subnet with accept rules in CNI-FORWARD. */
+export async function forwardAddresses(subnet: string): Promise<string[]> {
+  return [...(await forwardRules(subnet)).keys()];
+}
+
+/** Removes the firewall plugin's accept rules of these addresses (every copy). */
+export async function sweepForwardRules(subnet: string, ips: readonly string[]): Promise<number> {
+  if (!ips.length) return 0;
+  const rules = await forwardRules(subnet);
+  let n = 0;
+  for (const ip of ips) {
+    for (const args of rules.get(ip) ?? []) {
+      await exec('iptables', ['-w', '-t', 'filter', '-D', ...args], T).catch(() => undefined);
+      n++;
+    }
+  }
+  return n;
 }
