@@ -5,7 +5,9 @@
  * - `logs --previous` after a restart and after a replace;
  * - `logs -f` over 200,000 fast lines with a small rotation size loses none;
  * - `get`, `describe` (text) never print a raw control character a probe's output holds, while
- *   `-o json` keeps it exactly.
+ *   `-o json` keeps it exactly;
+ * - an image whose config `User` and `Env` hold escape sequences: `plan`, `apply`, `get` and
+ *   `describe` print none raw.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -18,6 +20,8 @@ import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
+import { buildImage, imageManifest, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
+import { startRegistry, stopRegistryAndAssertGone, type TestRegistry } from '../support/registry.js';
 
 /** Every C0 control but newline, DEL, every C1 control: what a terminal acts on. */
 // eslint-disable-next-line no-control-regex -- what the test looks for
@@ -193,5 +197,50 @@ describe('container output reaches the terminal as it should (real runc, real CL
     } finally {
       await loop.stop();
     }
+  });
+});
+
+describe("an image config's escape sequences (User, Env) never reach the terminal raw (real registry, real CLI)", function () {
+  this.timeout(240_000);
+  let reg: TestRegistry;
+  let work: string;
+  let dirs: CliDirs;
+  let image: string;
+
+  before(async () => {
+    reg = await startRegistry();
+    work = await mkdtemp('/tmp/acetate-esc-img-');
+    const img = await buildImage(path.join(work, 'img'), testImageLayers('esc'), {
+      ...TEST_IMAGE_CONFIG,
+      // No such user in the image: the error quotes it.
+      User: 'nobody\x1b]0;pwned\x07\x1b]52;c;aGk=\x07\u009b2J',
+      Env: ['PATH=/bin:/usr/bin', 'X=\x1b[2J\x1b[H'],
+    });
+    await pushLayout(img.layout, `${reg.host}/test/esc:v1`);
+    image = `${reg.host}/test/esc:v1`;
+    dirs = await cliDirs();
+  });
+
+  after(async () => {
+    await dirs.cleanupAndAssertNoLeaks();
+    await stopRegistryAndAssertGone(reg);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('plan, apply, get and describe show the User escaped', async () => {
+    const env = { ACETATE_REGISTRIES_CONF: reg.registriesConf };
+    await writeFile(path.join(dirs.dir, 'u.yaml'), imageManifest('u', image));
+    const shown: string[] = [];
+    for (const args of [['plan', '-f', dirs.dir], ['apply', '-f', dirs.dir], ['get'], ['get', 'u', '-o', 'wide'], ['describe', 'u']]) {
+      const r = await runCli(args, { stateDir: dirs.stateDir, env });
+      assert.doesNotMatch(r.stdout, RAW_CONTROL, `${args[0]}: ${JSON.stringify(r.stdout)}`);
+      assert.doesNotMatch(r.stderr, RAW_CONTROL, `${args[0]} (stderr): ${JSON.stringify(r.stderr)}`);
+      shown.push(r.stdout + r.stderr);
+    }
+    // The refusal names the User, escaped (apply cannot create the container).
+    assert.ok(
+      shown.some((t) => t.includes('nobody\\x1b]0;pwned\\a')),
+      shown.join('\n---\n'),
+    );
   });
 });
