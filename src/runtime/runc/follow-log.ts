@@ -133,6 +133,8 @@ export async function followLog(o: FollowLogOptions): Promise<void> {
   const pollMs = o.pollIntervalMs ?? 100;
   const gens = new Generations(o.file);
   let wake: (() => void) | undefined;
+  // What is there when the follow is asked for, at once (the catcher thread takes a moment to start).
+  gens.capture();
   const catcher = catchLogGenerations(o.file, {
     onFile: (f) => {
       gens.adopt(f);
@@ -146,7 +148,7 @@ export async function followLog(o: FollowLogOptions): Promise<void> {
   // Once the catcher watches, it alone brings new files, in the order conmon made them: a file
   // opened here as well could come back from it after it was read and closed, and be read twice.
   const caught = await catcher.ready;
-  gens.capture();
+  gens.capture(); // a file made while the catcher started (one already held is not taken twice)
   let rest = Buffer.alloc(0);
   let first = true;
   let missedTold = 0;
