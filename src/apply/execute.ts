@@ -81,7 +81,7 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
         await rt.check(req);
         const current = await rt.get(key);
         await rt.stop(key, { graceSeconds: current?.applied.spec.terminationGracePeriodSeconds ?? d.spec.terminationGracePeriodSeconds });
-        await rt.remove(key, { keepPrivateArea: !action.discardPrivateArea });
+        await rt.remove(key, { keepPrivateArea: !action.discardPrivateArea, keepLog: true });
         await rt.create(req);
       });
       if (d.spec.state !== 'Running') return { outcome: 'replaced' };

@@ -6,8 +6,11 @@ import type { TemplateStore } from '../runtime/runc/templates.js';
 export interface CliContext {
   /** Holds templates, private areas, logs and status: what survives a reboot. */
   stateDir: string;
+  /** Human output: escaped for terminals (see util/terminal-stream.ts). */
   stdout: Writable;
   stderr: Writable;
+  /** The process's own stdout, for bytes that must pass unchanged (a container's log); default stdout. */
+  rawStdout?: Writable;
   /** Opens the runtime (checks root and runc first). */
   openRuntime(): Promise<{ runtime: Runtime; templates: TemplateStore }>;
   /**

@@ -16,6 +16,7 @@ import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
 import type { NodeNetworkOptions } from '../runtime/network/node-config.js';
+import { TerminalSafeStream } from '../util/terminal-stream.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -49,8 +50,9 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
   let lock: NodeLock | undefined;
   const ctx: CliContext = {
     stateDir,
-    stdout: process.stdout,
-    stderr: process.stderr,
+    stdout: new TerminalSafeStream(process.stdout),
+    stderr: new TerminalSafeStream(process.stderr),
+    rawStdout: process.stdout,
     openRuntime() {
       opened ??= (async () => {
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).

@@ -8,6 +8,7 @@ import { DEFAULT_BRIDGE, DEFAULT_SUBNET, nodeNetworkFlagProblem } from '../runti
 import { readNodeRoutes } from '../runtime/network/node-routes.js';
 import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
+import { terminalLines } from '../util/terminal-text.js';
 
 const VERSION = '0.1.0';
 
@@ -93,19 +94,23 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }));
   } catch (err) {
     if (err instanceof UsageError) {
-      print(process.stderr, `acetate: ${err.message}`);
+      print(process.stderr, `acetate: ${terminalLines(err.message)}`);
       print(process.stderr, command ? `Run 'acetate ${command.name} --help' for usage.` : "Run 'acetate --help' for usage.");
       return 1;
     }
     if (err instanceof RuntimeUnavailableError) {
-      print(process.stderr, `acetate: ${err.message}`);
+      print(process.stderr, `acetate: ${terminalLines(err.message)}`);
       return 1;
     }
     if (err instanceof ActionError) {
-      print(process.stderr, `acetate: ${err.message}`);
+      print(process.stderr, `acetate: ${terminalLines(err.message)}`);
       return 1;
     }
-    print(process.stderr, `acetate: ${messageOf(err)}${process.env.ACETATE_DEBUG ? `\n${(err as Error).stack}` : ''}`);
+    // Errors quote what registries and containers said: escaped and bounded (an index of 17k platforms is not 441 KB here).
+    print(
+      process.stderr,
+      `acetate: ${terminalLines(messageOf(err))}${process.env.ACETATE_DEBUG ? `\n${terminalLines(String((err as Error).stack), 65536)}` : ''}`,
+    );
     return 1;
   }
 }

@@ -1,14 +1,16 @@
 /** Prints manifest problems as `file:line: field: message`, the form editors and CI understand. */
 import type { Writable } from 'node:stream';
 import type { SourceProblem } from '../contracts/source.js';
+import { MAX_ERROR_CHARS, terminalText } from '../util/terminal-text.js';
 
 /** Lines printed per file before the rest is summarized (10,000 bad documents are not 20,000 lines). */
 export const MAX_LINES_PER_FILE = 20;
 
 export function formatProblem(p: SourceProblem): string {
-  const where = p.line ? `${p.origin}:${p.line}` : p.origin;
-  const field = p.field ? `${p.field}: ` : '';
-  return `${where}: ${field}${p.message}`;
+  // File names come from repositories and messages quote registries: escaped, one line, bounded.
+  const where = terminalText(p.line ? `${p.origin}:${p.line}` : p.origin);
+  const field = p.field ? `${terminalText(p.field)}: ` : '';
+  return `${where}: ${field}${terminalText(p.message, MAX_ERROR_CHARS)}`;
 }
 
 /** The first `max` problems of each origin, then one line per origin saying how many more there are. */

@@ -1,5 +1,9 @@
 /** Plain aligned tables for terminal output, kubectl style. */
-export function table(headers: string[], rows: string[][]): string {
+import { terminalText } from '../util/terminal-text.js';
+
+/** Cells are escaped and bounded (terminalText): a probe's output or an image's name is one visible line. */
+export function table(headers: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((r) => r.map((c) => terminalText(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

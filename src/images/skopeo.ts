@@ -78,7 +78,9 @@ export function platformDigest(raw: string, source: string, requested?: string):
   }
   const match = (m.manifests ?? []).find((d) => d.platform?.os === PLATFORM.os && d.platform?.architecture === PLATFORM.architecture);
   if (!match) {
-    const have = (m.manifests ?? []).map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}`).join(', ');
+    const all = (m.manifests ?? []).map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}`);
+    // An index may list thousands of entries: the first few name the problem.
+    const have = all.slice(0, 20).join(', ') + (all.length > 20 ? `, and ${all.length - 20} more` : '');
     throw new ImagePullError(`${source}: no ${PLATFORM.os}/${PLATFORM.architecture} image in the index (it has ${have || 'none'})`);
   }
   return match.digest;

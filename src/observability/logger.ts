@@ -6,6 +6,8 @@
 import winston from 'winston';
 import type { Writable } from 'node:stream';
 import type { Logger } from '../contracts/logger.js';
+import { MAX_ERROR_CHARS, terminalText } from '../util/terminal-text.js';
+import { TerminalSafeStream } from '../util/terminal-stream.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -18,6 +20,20 @@ export interface LoggerOptions {
   /** Silence everything (tests). */
   silent?: boolean;
 }
+
+/**
+ * Messages and string fields quote containers, probes and registries: escaped and bounded
+ * (terminalText) in both forms, so neither a terminal nor a log viewer showing the JSON lines
+ * acts on an escape sequence, and one registry error is not a 441 KB log line.
+ */
+const safeText = winston.format((info) => {
+  const out = info as Record<string | symbol, unknown>;
+  for (const key of Object.keys(out)) {
+    const v = out[key];
+    if (typeof v === 'string' && key !== 'level' && key !== 'timestamp') out[key] = terminalText(v, MAX_ERROR_CHARS);
+  }
+  return info;
+});
 
 function readable(): winston.Logform.Format {
   return winston.format.printf((info) => {
@@ -39,9 +55,10 @@ export function createLogger(opts: LoggerOptions = {}): winston.Logger {
     level,
     silent: opts.silent ?? false,
     format: json
-      ? winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), winston.format.json())
-      : winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), readable()),
-    transports: [new winston.transports.Stream({ stream })],
+      ? winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), safeText(), winston.format.json())
+      : winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), safeText(), readable()),
+    // And whatever a field nests: no control character reaches the stream raw (JSON stays exact).
+    transports: [new winston.transports.Stream({ stream: new TerminalSafeStream(stream) })],
   });
 }
 

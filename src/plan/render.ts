@@ -4,6 +4,7 @@ import type { Plan } from './plan.js';
 import type { HeldStart } from './restart.js';
 import { formatResource } from './compare.js';
 import { formatPorts, publishedOnly } from '../api/ports.js';
+import { MAX_ERROR_CHARS, terminalText } from '../util/terminal-text.js';
 
 const SYMBOL: Record<ActionKind, string> = {
   create: '+',
@@ -37,7 +38,8 @@ function detail(a: Action): string {
 
 export function renderPlanLines(plan: Plan): string[] {
   const width = Math.max(0, ...plan.actions.map((a) => a.key.length));
-  return plan.actions.map((a) => `  ${SYMBOL[a.kind].padStart(3)} ${a.kind.padEnd(9)} ${a.key.padEnd(width)}  ${detail(a)}`);
+  // Reasons quote images and registries (a tag, an error): escaped, one line, bounded.
+  return plan.actions.map((a) => `  ${SYMBOL[a.kind].padStart(3)} ${a.kind.padEnd(9)} ${a.key.padEnd(width)}  ${terminalText(detail(a), MAX_ERROR_CHARS)}`);
 }
 
 /** "12:03:10": the time of day a held start is due, in the local time zone (what the user's clock shows). */
@@ -70,9 +72,9 @@ export function renderPlan(plan: Plan): string {
   if (plan.actions.length) {
     lines.push('acetate will perform the following actions:', '', ...renderPlanLines(plan), '');
   }
-  for (const h of plan.held) lines.push(`  ! held       ${h.key}: ${describeHeld(h)}`);
-  for (const s of plan.skipped) lines.push(`  ! left alone ${s.key}: ${s.reason}`);
-  if (plan.network) lines.push(`  ${plan.network.refused ? '!' : '~'} ${plan.network.message}`);
+  for (const h of plan.held) lines.push(`  ! held       ${h.key}: ${terminalText(describeHeld(h), MAX_ERROR_CHARS)}`);
+  for (const s of plan.skipped) lines.push(`  ! left alone ${s.key}: ${terminalText(s.reason, MAX_ERROR_CHARS)}`);
+  if (plan.network) lines.push(`  ${plan.network.refused ? '!' : '~'} ${terminalText(plan.network.message, MAX_ERROR_CHARS)}`);
   if (plan.skipped.length || plan.held.length || plan.network) lines.push('');
   lines.push(summarizePlan(plan));
   return lines.join('\n') + '\n';

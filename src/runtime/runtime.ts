@@ -115,6 +115,11 @@ export interface StopOptions {
 export interface RemoveOptions {
   /** Keep the container's private area (its writable upper layer) for a replacement. */
   keepPrivateArea: boolean;
+  /**
+   * Keep the container's log as the previous log (`acetate logs --previous`): a replace does,
+   * as Kubernetes keeps the previous container's log; a destroy removes both.
+   */
+  keepLog?: boolean;
 }
 
 export interface LogOptions {
@@ -124,6 +129,8 @@ export interface LogOptions {
   sinceMs?: number;
   /** Prefix each line with the time it was written (RFC 3339, as `kubectl logs --timestamps`). */
   timestamps?: boolean;
+  /** The previous container's log (before the last restart or replace), as `kubectl logs --previous`. */
+  previous?: boolean;
 }
 
 export interface FollowOptions extends LogOptions {
@@ -131,6 +138,8 @@ export interface FollowOptions extends LogOptions {
   signal?: AbortSignal;
   /** How often the log is looked at (ms; default 100). */
   pollIntervalMs?: number;
+  /** Told when rotated log files were replaced before they could be read (their lines are lost). */
+  onMissed?: (files: number) => void;
 }
 
 /** A process run inside a running container (its namespaces and cgroup), as `kubectl exec`. */
@@ -202,13 +211,16 @@ export interface Runtime {
   recordApplied(key: string, record: AppliedRecord): Promise<void>;
   /** Stops (if needed) and removes the container: runtime state, mounts, cgroups, directories. */
   remove(key: string, opts: RemoveOptions): Promise<void>;
+  /** The container's output as text (UTF-8 decoded: for people and tests; see logBytes). */
   logs(key: string, opts?: LogOptions): Promise<string>;
+  /** The container's output, byte for byte as it wrote it. */
+  logBytes(key: string, opts?: LogOptions): Promise<Buffer>;
   /** The node network of bridge containers (bridge, subnet, gateway), for `acetate describe`. */
   readonly nodeNetwork?: NodeNetworkConfig;
   /** The node network asked for and the one containers were set up on: a fact of plan (see NodeNetworkFacts). */
   networkFacts?(): Promise<NodeNetworkFacts | undefined>;
   /** Writes the log as it grows (after what logs() would print) until the container is removed. */
-  followLogs(key: string, write: (text: string) => void, opts?: FollowOptions): Promise<void>;
+  followLogs(key: string, write: (bytes: Buffer) => void | Promise<void>, opts?: FollowOptions): Promise<void>;
   /** Runs a process in the running container; throws NotRunningError when it does not run. */
   exec(key: string, req: ExecRequest): Promise<ExecResult>;
   /**

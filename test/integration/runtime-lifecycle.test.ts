@@ -148,7 +148,9 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     });
     assert.equal(again.restartCount, 1);
     assert.equal(again.process.exitCode, 3);
-    assert.equal((await st.runtime.logs('default/short')).split('\n').filter((l) => l === 'run').length, 2, 'the log keeps both runs');
+    // Each run its own log, as in Kubernetes: the current run's, and the one before (--previous).
+    assert.equal((await st.runtime.logs('default/short')).split('\n').filter((l) => l === 'run').length, 1, 'the log is the last run');
+    assert.equal((await st.runtime.logs('default/short', { previous: true })).split('\n').filter((l) => l === 'run').length, 1, 'the run before');
   });
 
   it('the private area survives stop/start and remove(keepPrivateArea: true), not remove(keepPrivateArea: false)', async () => {

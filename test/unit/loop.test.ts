@@ -138,6 +138,9 @@ class MemRuntime implements Runtime {
   async logs(): Promise<string> {
     return '';
   }
+  async logBytes(): Promise<Buffer> {
+    return Buffer.alloc(0);
+  }
   async followLogs(): Promise<void> {}
   /** What exec (probes) answers. */
   execResult: ExecResult = { exitCode: 0, output: '' };

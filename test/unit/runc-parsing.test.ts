@@ -65,7 +65,7 @@ describe('CRI log parsing', () => {
       '',
     ].join('\n');
     assert.deepEqual(
-      parseCriLog(text).map((l) => [l.stream, l.message]),
+      parseCriLog(text).map((l) => [l.stream, l.message.toString()]),
       [
         ['stderr', 'oops'],
         ['stdout', 'hello world'],
@@ -81,12 +81,12 @@ describe('CRI log parsing', () => {
       const file = path.join(dir, 'c.log');
       const lines = Array.from({ length: 5000 }, (_, i) => `2024-01-01T00:00:00Z stdout F line ${i}`);
       await writeFile(file, `${lines.join('\n')}\n`);
-      assert.equal(await readLogMessages(file, { tail: 2 }), 'line 4998\nline 4999\n');
-      assert.equal((await readLogMessages(file)).split('\n').length, 5001);
-      assert.equal(await readLogMessages(file, { tail: 0 }), '');
+      assert.equal((await readLogMessages(file, { tail: 2 })).toString(), 'line 4998\nline 4999\n');
+      assert.equal((await readLogMessages(file)).toString().split('\n').length, 5001);
+      assert.equal((await readLogMessages(file, { tail: 0 })).length, 0);
       const tail = await readTail(file, 3, 256);
       assert.ok(tail.length < 1024, 'read a few chunks, not the file');
-      assert.equal(await readLogMessages(path.join(dir, 'missing.log')), '');
+      assert.equal((await readLogMessages(path.join(dir, 'missing.log'))).length, 0);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

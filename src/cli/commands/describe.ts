@@ -17,6 +17,7 @@ import type { NodeNetworkConfig } from '../../runtime/network/driver.js';
 import { imageStatus } from '../../images/status.js';
 import type { StatusRecord } from '../../contracts/status-record.js';
 import type { SourceSyncState } from '../../contracts/source.js';
+import { MAX_ERROR_CHARS, terminalText } from '../../util/terminal-text.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';
@@ -109,7 +110,8 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   const s = rec.status;
   const lines: string[] = [];
   const field = (k: string, v: string | number | undefined): void => {
-    lines.push(`${`${k}:`.padEnd(16)}${v === undefined || v === '' ? '-' : v}`);
+    // Values quote probes, images and registries: escaped, one line, bounded.
+    lines.push(`${`${k}:`.padEnd(16)}${v === undefined || v === '' ? '-' : terminalText(String(v), MAX_ERROR_CHARS)}`);
   };
   field('Name', rec.name);
   field('Namespace', rec.namespace);
@@ -131,7 +133,7 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
   if (rec.desired) {
     lines.push(`  State:          ${rec.desired.state}`);
     lines.push(`  Template:       ${rec.desired.template}`);
-    lines.push(`  Command:        ${JSON.stringify(rec.desired.command)}`);
+    lines.push(`  Command:        ${terminalText(JSON.stringify(rec.desired.command), MAX_ERROR_CHARS)}`);
     lines.push(`  Restart policy: ${rec.desired.restartPolicy}`);
     lines.push(`  Resources:      ${res(rec.desired.resources)}`);
   } else {
@@ -145,7 +147,7 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
     const n = rec.actual.network;
     if (n) {
       lines.push(
-        `  Network:        ${n.mode}${n.ip ? ` ${n.ip}` : ''}${n.mode === 'bridge' ? `, ports ${n.ports}` : ''}${n.problem ? ` (broken: ${n.problem})` : ''}`,
+        `  Network:        ${n.mode}${n.ip ? ` ${n.ip}` : ''}${n.mode === 'bridge' ? `, ports ${n.ports}` : ''}${n.problem ? ` (broken: ${terminalText(n.problem)})` : ''}`,
       );
       if (n.netns) lines.push(`  Net namespace:  ${n.netns}`);
       if (n.mode === 'bridge' && node)

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { keyOf, parse, parseDuration } from '../args.js';
+import { createWriteStream } from 'node:fs';
 import type { LogOptions } from '../../runtime/runtime.js';
 
 /** --since: a duration back from now (5m, 1h, 30s) or an RFC 3339 time. */
@@ -35,14 +36,20 @@ function withNegativeTail(argv: string[]): string[] {
 export const logsCommand: Command = {
   name: 'logs',
   summary: "Print a container's output (stdout and stderr)",
-  usage: `Usage: acetate logs NAME [-n NAMESPACE] [--tail N] [-f] [--since 5m|RFC3339] [--timestamps]
+  usage: `Usage: acetate logs NAME [-n NAMESPACE] [--tail N] [-f] [-p] [--since 5m|RFC3339] [--timestamps]
 
 Prints what the container wrote to stdout and stderr, as recorded by its supervisor (conmon)
 in <state-dir>/containers/<namespace>_<name>/container.log (Kubernetes' CRI log format).
+The bytes are the container's own, unchanged (binary output included; escape sequences
+reach the terminal as with kubectl, docker and podman logs); output that does not end with a
+newline is printed without one.
 
   --tail N       only the last N lines (-1: all, the default; 0: none, with -f only new lines)
   -f, --follow   keep printing new lines as they are written, until the container is
-                 destroyed (or ^C); restarts of its process do not end it
+                 destroyed (or ^C); restarts of its process do not end it. Across the
+                 log's rotation (ACETATE_LOG_SIZE_MAX) nothing is lost unless a whole
+                 rotated file is replaced before it can be opened, which is then said
+  -p, --previous the log of the container's run before its last restart or replace
   --since WHEN   only lines written since WHEN: a duration back from now (30s, 5m, 2h) or an
                  RFC 3339 time (2026-01-02T15:04:05Z)
   --timestamps   prefix each line with the time it was written (RFC 3339, nanoseconds)`,
@@ -53,6 +60,7 @@ in <state-dir>/containers/<namespace>_<name>/container.log (Kubernetes' CRI log 
       follow: { type: 'boolean', short: 'f' },
       since: { type: 'string' },
       timestamps: { type: 'boolean' },
+      previous: { type: 'boolean', short: 'p' },
     });
     if (positionals.length !== 1) throw new UsageError('logs needs exactly one NAME');
     const opts: LogOptions = {};
@@ -62,12 +70,24 @@ in <state-dir>/containers/<namespace>_<name>/container.log (Kubernetes' CRI log 
     if (values.timestamps) opts.timestamps = true;
     const { runtime } = await ctx.openRuntime();
     const key = keyOf(positionals[0]!, values.namespace);
+    // The container's bytes as they are: not through the terminal escaping of human output.
+    const out = ctx.rawStdout ?? ctx.stdout;
+    if (values.previous) {
+      // A previous run's log does not grow: printed (with -f too), as kubectl does.
+      const bytes = await runtime.logBytes(key, { ...opts, previous: true });
+      if (!bytes.length && !(await runtime.get(key))) {
+        print(ctx.stderr, `acetate: container ${key} not found`);
+        return 1;
+      }
+      out.write(bytes);
+      return 0;
+    }
     if (!(await runtime.get(key))) {
       print(ctx.stderr, `acetate: container ${key} not found`);
       return 1;
     }
     if (!values.follow) {
-      ctx.stdout.write(await runtime.logs(key, opts));
+      out.write(await runtime.logBytes(key, opts));
       return 0;
     }
     const abort = new AbortController();
@@ -75,7 +95,28 @@ in <state-dir>/containers/<namespace>_<name>/container.log (Kubernetes' CRI log 
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     try {
-      await runtime.followLogs(key, (text) => ctx.stdout.write(text), { ...opts, signal: abort.signal });
+      // Written by libuv's thread pool, not by a blocking write(2) on the event loop (Node writes
+      // to a pipe synchronously): a slow reader must not keep the follower from opening the next
+      // rotated file in time. At most 8 MiB wait in memory; beyond that reading waits.
+      const async = out === process.stdout ? createWriteStream('', { fd: process.stdout.fd, autoClose: false, highWaterMark: 8 * 1024 * 1024 }) : out;
+      // A reader gone (EPIPE) ends the follow, as a closed pipe ends `tail -f`.
+      async.on('error', stop);
+      const write = (bytes: Buffer): void | Promise<void> => {
+        if (async.write(bytes)) return;
+        return new Promise<void>((resolve) => {
+          async.once('drain', resolve);
+          async.once('close', resolve); // an error closes it: nothing more to wait for
+        });
+      };
+      await runtime.followLogs(key, write, {
+        ...opts,
+        signal: abort.signal,
+        onMissed: (n) =>
+          ctx.stderr.write(
+            `acetate: ${n} rotated log file(s) of ${key} were replaced before they could be read: their lines are lost (a larger ACETATE_LOG_SIZE_MAX keeps up with faster output)\n`,
+          ),
+      });
+      if (async !== out) await new Promise<void>((resolve) => async.end(resolve));
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

@@ -16,6 +16,9 @@
  *       upper/ work/   the private area (overlay upper and work dirs)
  *       rootfs/        root.path: runc mounts the overlay on it in the container's mount namespace
  *       container.log  stdout/stderr in Kubernetes' log format (written by conmon)
+ *   <stateDir>/previous-logs/<id>.log      the log of the container before its last restart or
+ *                                          replace (logs --previous); outside the container dir,
+ *                                          which a replace may delete whole
  *
  *   <runDir>/runc/                         acetate's own `runc --root`
  *   <runDir>/sockets/                      conmon attach sockets (short names)
@@ -65,6 +68,8 @@ export interface ContainerPaths {
   bundle: string;
   config: string;
   log: string;
+  /** The log before the last restart or replace (`logs --previous`). */
+  previousLog: string;
   exitDir: string;
   exitFile: string;
   pidFile: string;
@@ -138,6 +143,7 @@ export function containerPaths(instance: InstancePaths, id: string): ContainerPa
     bundle: `${run}/bundle`,
     config: `${run}/bundle/config.json`,
     log: `${dir}/container.log`,
+    previousLog: `${instance.stateDir}/previous-logs/${id}.log`,
     exitDir,
     exitFile: `${exitDir}/${id}`,
     pidFile: `${run}/pid`,

@@ -17,6 +17,7 @@ import { forgetFiles } from '../../util/json-file.js';
 import { readRecord } from './store.js';
 import { stopLocked } from './stop.js';
 import { sweepTempDirsOf, withTempDir } from './temp-dirs.js';
+import { keepAsPreviousLog } from './previous-log.js';
 
 export async function removeContainer(rc: RuncContext, key: string, opts: RemoveOptions): Promise<void> {
   const t = rc.target(key);
@@ -38,6 +39,10 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
     // The run dir's part first: while the record exists, list() shows the container and an
     // interrupted removal is retried, so nothing of it can be left behind without a record.
     await removeRunFiles(rc, cp);
+    // A replace keeps the log as the previous one; a destroy removes the previous one first (while
+    // the record exists an interrupted removal is retried, so it is never left behind).
+    if (opts.keepLog) await keepAsPreviousLog(cp);
+    else await removePaths([cp.previousLog]);
     if (opts.keepPrivateArea) {
       await removePaths([cp.rootfs, cp.log, cp.status], { recursive: true });
       // The record goes last: while it exists, list() shows the container and removal is retried.

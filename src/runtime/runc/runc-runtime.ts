@@ -103,12 +103,18 @@ export class RuncRuntime implements Runtime {
   }
 
   async logs(key: string, opts: LogOptions = {}): Promise<string> {
+    return (await this.logBytes(key, opts)).toString('utf8');
+  }
+
+  async logBytes(key: string, opts: LogOptions = {}): Promise<Buffer> {
     const t = this.rc.target(key);
+    // The previous log outlives a replace (and names no record); the current one needs the container.
+    if (opts.previous) return readLogMessages(t.cp.previousLog, opts);
     await this.rc.requireRecord(t);
     return readLogMessages(t.cp.log, opts);
   }
 
-  async followLogs(key: string, write: (text: string) => void, opts: FollowOptions = {}): Promise<void> {
+  async followLogs(key: string, write: (bytes: Buffer) => void | Promise<void>, opts: FollowOptions = {}): Promise<void> {
     const t = this.rc.target(key);
     await this.rc.requireRecord(t);
     await followLog({ file: t.cp.log, record: t.cp.record, write, ...opts });

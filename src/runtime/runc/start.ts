@@ -16,6 +16,7 @@ import type { RuncContext, Target } from './runc-context.js';
 import { NetworkError } from '../network/driver.js';
 import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
 import { noteExit, noteStart } from './run-status.js';
+import { keepAsPreviousLog } from './previous-log.js';
 
 /** Starts the process with the applied spec; a running container is left alone. */
 export async function startContainer(rc: RuncContext, key: string): Promise<{ pid: number }> {
@@ -64,6 +65,9 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
   const config = buildOciConfig({ ...(await ociConfigInput(rc, record, cp, true)), ...(network ? { network } : {}) });
   await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
   await removePaths([cp.exitFile]);
+  // A new process, a new log: the last run's becomes the previous log (bounded as it was by
+  // --log-size-max), as Kubernetes keeps the previous container's for `logs --previous`.
+  await keepAsPreviousLog(cp);
   let pid: number;
   // The plugins' ADD runs while conmon has runc create the container (which only joins the
   // namespace); the process starts (runc start) after both.

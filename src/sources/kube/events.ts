@@ -18,6 +18,7 @@ import { realClock } from '../../contracts/clock.js';
 import { KubeApiError, type KubeApi, type KubeContainer } from './client.js';
 import { API_VERSION, COMPONENT, KIND } from './constants.js';
 import { silentLogger, type Logger } from '../../contracts/logger.js';
+import { terminalText } from '../../util/terminal-text.js';
 
 export interface KubeEventRecorderOptions {
   api: KubeApi;
@@ -149,7 +150,9 @@ export class KubeEventRecorder implements EventRecorder {
   private async post(q: Queued): Promise<void> {
     const { obj, event, at } = q;
     const namespace = obj.metadata.namespace ?? 'default';
-    const message = event.message.length > MAX_MESSAGE ? `${event.message.slice(0, MAX_MESSAGE - 3)}...` : event.message;
+    // Messages quote probes and registries; kubectl before 1.26 prints them raw: escaped, and
+    // bounded with the truncation marker within MAX_MESSAGE.
+    const message = terminalText(event.message, MAX_MESSAGE - 40);
     const dedupKey = `${obj.metadata.uid ?? q.key}\u0000${event.type}\u0000${event.reason}\u0000${message}`;
     const window = this.opts.dedupWindowMs ?? 10 * 60_000;
     this.expire(at, window);
