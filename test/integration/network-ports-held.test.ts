@@ -17,6 +17,7 @@ import { plan } from '../../src/plan/plan.js';
 import type { DesiredContainer, PublishedPort } from '../../src/api/types.js';
 import { exec } from '../../src/util/exec.js';
 import { findProcessesByCmdline } from '../../src/util/processes.js';
+import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { testNetwork, networkEnv, snapshotNetworkLeaks, type TestNetwork } from '../support/network-leaks.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { freePort, httpdScript, httpGet, webRequest } from '../support/network-test.js';
@@ -78,6 +79,12 @@ describe('network: published host ports held, flows ended, swaps converge (real 
     assert.equal(await bindError('UDP', '127.0.0.1', pu), 'EADDRINUSE', 'UDP on 127.0.0.1 (0.0.0.0 is published)');
     const holders = await findProcessesByCmdline(`acetate-port-holder:${st.dir}`);
     assert.equal(holders.length, 2, `one holder per port: ${holders.map((h) => h.cmdline).join('; ')}`);
+    // Beside the conmons, out of acetate's own cgroup (a restart of acetate.service keeps them).
+    const cgroupParent = instancePaths(st.dir).cgroupParent;
+    for (const h of holders) {
+      const cg = await readFile(`/proc/${h.pid}/cgroup`, 'utf8');
+      assert.match(cg, new RegExp(`:name=systemd:${cgroupParent}/conmon$`, 'm'), `holder ${h.pid} in the conmons' cgroup: ${cg}`);
+    }
 
     // In place: the TCP port moves to pt2, the UDP one is dropped.
     const moved = webRequest('held', [{ ...ports[0]!, hostPort: pt2 }]);

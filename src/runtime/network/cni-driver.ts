@@ -49,6 +49,11 @@ export interface CniDriverOptions {
   deepCheckIntervalMs?: number;
   /** The published ports' DNAT rules (observe with `rules`) are listed at most this often, for all containers at once. Default 2 s. */
   ruleListMs?: number;
+  /**
+   * Moves a new port holder process out of acetate's own cgroup (into the conmons' one): a
+   * restart of acetate.service (KillMode=mixed) must not end the holders and free the ports.
+   */
+  placeHolder?: (pid: number) => Promise<void>;
   now?: () => number;
 }
 
@@ -74,7 +79,7 @@ export class CniNetworkDriver implements NetworkDriver {
     this.config = opts.config;
     this.now = opts.now ?? Date.now;
     this.leasesDir = path.join(opts.stateDir, 'network', 'leases');
-    this.claims = new PortClaims(path.join(opts.stateDir, 'network', 'ports'));
+    this.claims = new PortClaims(path.join(opts.stateDir, 'network', 'ports'), opts.placeHolder);
     this.attachments = new CniAttachments({
       config: opts.config,
       plugins: pluginList(opts.config, this.leasesDir),

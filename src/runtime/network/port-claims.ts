@@ -35,7 +35,11 @@ export interface Claim {
 }
 
 export class PortClaims {
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    /** Where a new holder process goes (see CniDriverOptions.placeHolder). */
+    private readonly placeHolder?: (pid: number) => Promise<void>,
+  ) {}
 
   /** Every claim: file name → container id and holder. */
   claims(): Map<string, Claim> {
@@ -117,7 +121,7 @@ export class PortClaims {
   private async hold(p: PublishedPort, key: string, file: string): Promise<PortHolder> {
     const where = `${p.hostIP ?? ANY_IPV4}:${p.hostPort}/${p.protocol}`;
     try {
-      return await holdHostPort(p, `${HOLDER_LABEL}${file}`);
+      return await holdHostPort(p, `${HOLDER_LABEL}${file}`, this.placeHolder);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE') throw new NetworkError('PortInUse', `${formatPort(p)} of ${key}: ${where} is in use on the node`, { cause: err });

@@ -80,7 +80,7 @@ export function bindHostPort(p: PublishedPort): Promise<BoundSocket> {
  * Binds the port and hands the socket to a new holder process; `label` becomes its argv[0].
  * Rejects with EADDRINUSE when a process of the node has the port.
  */
-export async function holdHostPort(p: PublishedPort, label: string): Promise<PortHolder> {
+export async function holdHostPort(p: PublishedPort, label: string, place?: (pid: number) => Promise<void>): Promise<PortHolder> {
   const sock = await bindHostPort(p);
   try {
     // uv_spawn returns once the child has exec'd: the child has its copy of the socket by then.
@@ -92,7 +92,14 @@ export async function holdHostPort(p: PublishedPort, label: string): Promise<Por
     child.unref();
     const startTime = liveStartTimeNow(pid);
     if (startTime === undefined) throw new Error(`the holder of ${label} exited at once`);
-    return { pid, startTime };
+    const holder = { pid, startTime };
+    try {
+      await place?.(pid);
+    } catch (err) {
+      await releaseHolder(holder).catch(() => undefined); // a holder left in acetate's cgroup would go with acetate's unit
+      throw err;
+    }
+    return holder;
   } finally {
     sock.close();
   }

@@ -10,6 +10,7 @@ import { CniNetworkDriver } from '../network/cni-driver.js';
 import { NetworkError, type NetworkDriver, type NetworkPrepared, type NetworkRequest, type NetworkStatus, type NodeNetworkConfig } from '../network/driver.js';
 import { resolveNodeNetwork, type NodeNetworkOptions } from '../network/node-config.js';
 import { keyOfId, type InstancePaths } from './paths.js';
+import { conmonCgroupDirs, joinCgroups } from './conmon-cgroup.js';
 import type { AppliedRecord, NodeNetworkFacts } from '../runtime.js';
 
 export interface NetworkHooksOptions {
@@ -91,6 +92,8 @@ export class NetworkHooks {
           cniPath: this.opts.network?.cniPath,
           hostRoot: this.opts.hostRoot,
           deepCheckIntervalMs: this.opts.network?.deepCheckIntervalMs ?? (env ? Number(env) : undefined),
+          // Beside the conmons, out of the unit's cgroup: restarting acetate keeps the ports held.
+          placeHolder: async (pid) => joinCgroups(pid, await conmonCgroupDirs(paths.cgroupParent)),
           now: this.opts.now,
         });
     }
