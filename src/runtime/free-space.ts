@@ -29,15 +29,19 @@ export function minFreeBytes(env: NodeJS.ProcessEnv = process.env): number {
   }
 }
 
-/** Refuses `what` (a pull, a create) when the filesystem of `dir` has less than the floor free. */
-export function checkFreeSpace(dir: string, what: string, env: NodeJS.ProcessEnv = process.env): void {
+/**
+ * Refuses `what` (a pull, a create, a grow) when the filesystem of `dir` would have less than the
+ * floor free after it: `takes` is what it allocates at once (a disk image allocated whole).
+ */
+export function checkFreeSpace(dir: string, what: string, takes = 0, env: NodeJS.ProcessEnv = process.env): void {
   const floor = minFreeBytes(env);
   if (floor === 0) return;
   const s = statfsSync(dir);
   const free = s.bavail * s.bsize;
-  if (free < floor) {
+  if (free - takes < floor) {
+    const mi = (n: number): string => `${(n / 2 ** 20).toFixed(1)}Mi`;
     throw new NodeDiskPressureError(
-      `${what} refused: the state dir's filesystem has ${(free / 2 ** 20).toFixed(1)}Mi free, below the ${formatMemory(floor)} kept free on the node (ACETATE_MIN_FREE); free space first`,
+      `${what} refused: the state dir's filesystem has ${mi(free)} free${takes ? `, ${mi(takes)} of it for this disk` : ''}, leaving less than the ${formatMemory(floor)} kept free on the node (ACETATE_MIN_FREE); free space first`,
     );
   }
 }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { runCli, startCli, type CliResult } from '../support/cli.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { cgroupHierarchies } from '../../src/runtime/runc/cgroups.js';
+import { CONMON_CGROUP } from '../../src/runtime/runc/conmon-cgroup.js';
 import { readMountInfo } from '../../src/util/mounts.js';
 import { readProcStat } from '../../src/util/processes.js';
 import { exec } from '../../src/util/exec.js';
@@ -222,7 +223,8 @@ export async function inventory(stateDir: string): Promise<Inventory> {
   const rel = ip.cgroupParent.replace(/^\/+/, '');
   for (const h of await cgroupHierarchies()) {
     for (const id of await readdir(path.join(h, rel), { withFileTypes: true }).catch(() => [])) {
-      if (!id.isDirectory()) continue;
+      // The conmons' shared cgroup is no container's: it goes with the last conmon (assertNoLeaks checks that).
+      if (!id.isDirectory() || id.name === CONMON_CGROUP) continue;
       cgroups.set(id.name, [...(cgroups.get(id.name) ?? []), path.basename(h)]);
     }
   }

@@ -102,7 +102,7 @@ describe('disk provisioning on a small state dir (real loop devices, XFS, tmpfs)
     process.env.ACETATE_MIN_FREE = '295Mi'; // more than this 300M filesystem has free
     await assert.rejects(
       createRunning('next', {}),
-      /creating default\/next refused: the state dir's filesystem has [\d.]+\w+ free, below the 295Mi kept free on the node \(ACETATE_MIN_FREE\)/,
+      /creating default\/next refused: the state dir's filesystem has [\d.]+Mi free, leaving less than the 295Mi kept free on the node \(ACETATE_MIN_FREE\)/,
     );
     const digest = `sha256:${'a'.repeat(64)}`;
     await assert.rejects(
@@ -111,7 +111,20 @@ describe('disk provisioning on a small state dir (real loop devices, XFS, tmpfs)
     );
     assert.equal((await runtime.get('default/runs'))?.process.pid, pid, 'the running container is untouched');
     assert.equal(await runtime.get('default/next'), undefined, 'nothing of the refused create is left');
-    process.env.ACETATE_MIN_FREE = '0';
+    // The disk a create allocates counts: 100Mi free after a 180Mi disk is below a 150Mi floor.
+    process.env.ACETATE_MIN_FREE = '150Mi';
     await createRunning('next', {});
+    await assert.rejects(
+      createRunning('big', { resources: { diskBytes: 180 * MI } }),
+      /creating default\/big refused: the state dir's filesystem has [\d.]+Mi free, 180\.0Mi of it for this disk, leaving less than the 150Mi/,
+    );
+    assert.equal(await runtime.get('default/big'), undefined);
+    // So does a grow: 100Mi → 180Mi would take 80Mi of the ~190Mi free, leaving less than 150Mi.
+    const sized = await createRunning('sized', { resources: { diskBytes: 100 * MI } });
+    await assert.rejects(
+      runtime.updateResources('default/sized', { diskBytes: 180 * MI }),
+      /a disk of 180Mi for default\/sized refused: .* 80\.0Mi of it for this disk, leaving less than the 150Mi/,
+    );
+    assert.equal((await runtime.get('default/sized'))?.process.pid, sized, 'the container runs on, its disk as it was');
   });
 });

@@ -170,7 +170,11 @@ describe('the Git source (real git, git daemon, gpg, runc)', function () {
     const down = await sync();
     assert.equal(down.status, 502, down.text);
     assert.match(down.text, /keeping commit/);
-    const rec = (await describeJson('api'))!;
+    // The loop publishes its sources' state each second: describe shows the failure once it has.
+    const rec = await waitFor('the failed sync in the loop record', async () => {
+      const d = (await describeJson('api'))!;
+      return d.git?.[0]?.lastError ? d : undefined;
+    });
     assert.match(rec.git?.[0]?.lastError?.message ?? '', new RegExp(`keeping commit ${c1.slice(0, 7)}`));
     assert.match((await runCli(['describe', 'api'], { stateDir: r.stateDir })).stdout, /Sync failing: /);
     assert.ok(isAlive(pid));
@@ -214,7 +218,10 @@ describe('the Git source (real git, git daemon, gpg, runc)', function () {
     assert.equal(refused.status, 502);
     assert.match(refused.text, new RegExp(`commit ${unsigned} refused by --verify-signatures: not signed; keeping commit ${signed.slice(0, 7)}`));
     assert.ok(acetate.logged(/refused by --verify-signatures: not signed/));
-    assert.match((await runCli(['describe', 'sig'], { stateDir: r.stateDir })).stdout, /Sync failing: .*not signed/);
+    // Published by the loop each second.
+    await waitFor('describe showing the refused commit', async () =>
+      /Sync failing: .*not signed/.test((await runCli(['describe', 'sig'], { stateDir: r.stateDir })).stdout),
+    );
     assert.equal(await memLimit(pid), String(64 * MI));
 
     // Signed by another key: refused too.

@@ -120,7 +120,9 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
     const r = await runCli(['describe', 'a'], { stateDir });
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, new RegExp(`\\b${oldPid}\\b`));
-    assert.doesNotMatch(r.stdout, /Ready\s+True/);
+    // Its conditions are the new container's (stopped as desired, as `get` reads it), not the old Running ones.
+    assert.doesNotMatch(r.stdout, /Ready\s+True\s+Running/);
+    assert.match(r.stdout, /Ready\s+True\s+Stopped\s+\S+\s+stopped as desired/);
     assert.ok(!isAlive(oldPid));
   });
 

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { formatMemory } from '../../api/quantity.js';
 import type { DiskUsage } from '../runtime.js';
 import { DiskLimitError, type DiskArea } from './driver.js';
-import { fsSize, fsUsage, imageSize, isMountPoint } from './xfs-image.js';
+import { diskProvisioning, fsSize, fsUsage, imageSize, isMountPoint } from './xfs-image.js';
+import { checkFreeSpace } from '../free-space.js';
 
 export interface AreaFiles {
   img: string;
@@ -48,9 +49,9 @@ export const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1).replace(/\
 
 /**
  * Refuses an image that could not be filled: growing it by `growBy` must fit in the free space of
- * the state dir's filesystem now. Images are sparse, so several containers together may still
- * promise more than is free (thin provisioning, as ploop and LVM thin pools allow); a full state
- * dir then shows as I/O errors inside the containers that write, which is the admin's to avoid.
+ * the state dir's filesystem now, and, allocated whole (full provisioning, the default), leave the
+ * node's free-space floor (ACETATE_MIN_FREE) free after it. Thin images are sparse: several may
+ * still promise more than is free, which is the admin's explicit choice (see xfs-image.ts).
  */
 export async function checkSpace(area: DiskArea, growBy: number, total: number): Promise<void> {
   const s = await statfs(area.dir);
@@ -59,6 +60,13 @@ export async function checkSpace(area: DiskArea, growBy: number, total: number):
     throw new DiskLimitError(
       `${formatMemory(total)} is more than the state dir's filesystem can hold: it needs ${mib(growBy)} more and ${mib(free)} is free under ${path.dirname(path.dirname(area.dir))}; refused`,
     );
+  } // Allocated whole: the node's free-space floor must hold after it, as for a create.
+  if (diskProvisioning() === 'full') {
+    try {
+      checkFreeSpace(area.dir, `a disk of ${formatMemory(total)} for ${area.key}`, growBy);
+    } catch (err) {
+      throw new DiskLimitError(err instanceof Error ? err.message : String(err), { cause: err });
+    }
   }
 }
 

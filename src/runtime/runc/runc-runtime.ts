@@ -10,6 +10,7 @@
  */
 import { holdSpaceReserve } from '../../util/space-reserve.js';
 import { checkFreeSpace } from '../free-space.js';
+import { diskProvisioning } from '../disk/xfs-image.js';
 import type { Resources } from '../../api/types.js';
 import {
   NotRunningError,
@@ -135,7 +136,9 @@ export class RuncRuntime implements Runtime {
 
   create(req: CreateRequest): Promise<void> {
     holdSpaceReserve(this.rc.opts.stateDir); // made again here once a full state dir has room
-    checkFreeSpace(this.rc.opts.stateDir, `creating ${req.namespace}/${req.name}`);
+    // A disk image is allocated whole (full provisioning): the floor must hold after it.
+    const takes = diskProvisioning() === 'full' ? (req.spec.resources.diskBytes ?? 0) : 0;
+    checkFreeSpace(this.rc.opts.stateDir, `creating ${req.namespace}/${req.name}`, takes);
     return createContainer(this.rc, req);
   }
 
