@@ -34,8 +34,9 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
     for (const m of await mountsUnder(cp.dir)) await unmountAll(m, { sleep: rc.waiter.sleep });
     const left = await mountsUnder(cp.dir);
     if (left.length) throw new Error(`cannot remove ${key}: still mounted: ${left.join(', ')}`);
-    await rc.removeEmptyCgroupParent();
+    // The network first: its port holders live in the conmons' cgroup, which must be empty to go.
     await rc.net.tearDown(t.id);
+    await rc.removeEmptyCgroupParent();
     // The run dir's part first: while the record exists, list() shows the container and an
     // interrupted removal is retried, so nothing of it can be left behind without a record.
     await removeRunFiles(rc, cp);

@@ -10,7 +10,6 @@
  */
 import { holdSpaceReserve } from '../../util/space-reserve.js';
 import { checkFreeSpace } from '../free-space.js';
-import { diskProvisioning } from '../disk/xfs-image.js';
 import type { Resources } from '../../api/types.js';
 import {
   NotRunningError,
@@ -136,9 +135,9 @@ export class RuncRuntime implements Runtime {
 
   create(req: CreateRequest): Promise<void> {
     holdSpaceReserve(this.rc.opts.stateDir); // made again here once a full state dir has room
-    // A disk image is allocated whole (full provisioning): the floor must hold after it.
-    const takes = diskProvisioning() === 'full' ? (req.spec.resources.diskBytes ?? 0) : 0;
-    checkFreeSpace(this.rc.opts.stateDir, `creating ${req.namespace}/${req.name}`, takes);
+    // A disk image it allocates is counted where the disk is made (checkSpace), after the check
+    // that the disk fits on the filesystem at all, whose words are the more precise.
+    checkFreeSpace(this.rc.opts.stateDir, `creating ${req.namespace}/${req.name}`);
     return createContainer(this.rc, req);
   }
 
