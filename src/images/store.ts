@@ -15,6 +15,7 @@
  * never a half layer that is used. A pull or import holds the images lock shared until its record
  * and names are written, so a prune never takes its blobs and layers for garbage.
  */
+import { terminalText } from '../util/terminal-text.js';
 import { randomBytes, createHash } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -234,7 +235,7 @@ export class ImageStore {
     if (parsed?.digest !== undefined && name === undefined) {
       // Docker's load refuses RepoTags that are not tags: an archive cannot name a digest for itself.
       throw new ImageStoreError(
-        `${file}: the archive names itself ${JSON.stringify(given!.slice(0, 200))}, a digest name; only tags are taken from an archive (give NAME to import it under a tag)`,
+        `${file}: the archive names itself "${terminalText(given!, 200)}", a digest name; only tags are taken from an archive (give NAME to import it under a tag)`,
       );
     }
     const canonical = parsed ? formatReference(parsed) : undefined;
