@@ -16,7 +16,7 @@ import { baselineConfigTemplate, containerYaml, defaultIsolation, getWorkRoot, t
 import { median, round } from './lib/stats.js';
 import type { CpuGroup, Measured, RunOptions } from './lib/sys.js';
 import { makeBusyboxRootfs } from './lib/busybox-rootfs.js';
-import { DEFAULT_USERNS_RANGE, shiftedTemplate, userNamespaceFor } from '../src/runtime/runc/userns.js';
+import { DEFAULT_USERNS_RANGE, shiftedTemplate, userNamespaceFor } from '../src/runtime/walls/userns.js';
 
 export interface BenchInstance {
   stateDir: string;

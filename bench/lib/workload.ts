@@ -9,8 +9,8 @@ import yaml from 'js-yaml';
 import { normalizeManifest } from '../../src/api/normalize.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { buildOciConfig, resolveCapabilities, type OciConfigInput } from '../../src/runtime/runc/oci-config.js';
-import { seccompFor } from '../../src/runtime/runc/seccomp.js';
-import { hostMaskRules, isolationMounts, resolveHostMasks } from '../../src/runtime/runc/host-isolation.js';
+import { seccompFor } from '../../src/runtime/walls/seccomp.js';
+import { hostMaskRules, isolationMounts, resolveHostMasks } from '../../src/runtime/walls/host-masks.js';
 import { hasSwapAccounting } from '../../src/runtime/runc/cgroups.js';
 import { hostNofileHard, readBoundingCapabilities } from '../../src/runtime/runc/procfs.js';
 

@@ -110,7 +110,7 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
   return out;
 }
 
-/** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/runc/seccomp.ts, userns.ts). */
+/** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/walls/seccomp.ts, userns.ts). */
 function securityContextIssues(sc: unknown, template: unknown, image: unknown): ValidationIssue[] {
   if (!isRecord(sc)) return [];
   const out: ValidationIssue[] = [];

@@ -11,7 +11,7 @@ import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../runtime/runc/templates.js';
 import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
-import { isolationSettingsFromEnv } from '../runtime/runc/isolation-env.js';
+import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';

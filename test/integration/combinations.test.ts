@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
-import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
+import { DEFAULT_USERNS_RANGE } from '../../src/runtime/walls/userns.js';
 import { exec } from '../../src/util/exec.js';
 import { LOCK_FILE, readLockHolder } from '../../src/runtime/node-lock.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';

@@ -14,7 +14,7 @@ import { flatContainers } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { shellManifest } from '../support/manifest.js';
 import { cgroupPath, procStatus } from '../support/proc.js';
-import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
+import { DEFAULT_USERNS_RANGE } from '../../src/runtime/walls/userns.js';
 
 const WWW = 33; // www-data on Debian: the uid nginx/apache workers drop to
 const PORT = 8080; // inside the container's own network namespace (network: none): no clash

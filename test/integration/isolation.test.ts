@@ -14,7 +14,7 @@ import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js'
 import { waitFor } from '../support/wait.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
-import { DEFAULT_USERNS_RANGE } from '../../src/runtime/runc/userns.js';
+import { DEFAULT_USERNS_RANGE } from '../../src/runtime/walls/userns.js';
 import { makeRuntime } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { shellManifest } from '../support/manifest.js';

@@ -1,10 +1,10 @@
 /** Pure parts of isolation: the seccomp translation, the host template's masks, protected host paths, id ranges. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_SECCOMP_PROFILE, PODMAN_SECCOMP_PROFILE, seccompFor, translateProfile } from '../../src/runtime/runc/seccomp.js';
-import { hostMaskRules, isolationMounts, type ResolvedMask } from '../../src/runtime/runc/host-isolation.js';
+import { DEFAULT_SECCOMP_PROFILE, PODMAN_SECCOMP_PROFILE, seccompFor, translateProfile } from '../../src/runtime/walls/seccomp.js';
+import { hostMaskRules, isolationMounts, type ResolvedMask } from '../../src/runtime/walls/host-masks.js';
 import { protectedHostPathProblem, setProtectedDirs } from '../../src/api/protected-paths.js';
-import { parseIdRange, userNamespaceFor } from '../../src/runtime/runc/userns.js';
+import { parseIdRange, userNamespaceFor } from '../../src/runtime/walls/userns.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
 import yaml from 'js-yaml';
 import { validateManifest } from '../../src/api/validate.js';

@@ -3,11 +3,11 @@ import type { CliContext } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { table } from '../table.js';
 import { HOST_TEMPLATE } from '../../runtime/runc/templates.js';
-import { hostMaskRules, resolveHostMasks } from '../../runtime/runc/host-isolation.js';
+import { hostMaskRules, resolveHostMasks } from '../../runtime/walls/host-masks.js';
 import { RuncRuntime } from '../../runtime/runc/runc-runtime.js';
 import { instancePaths } from '../../runtime/runc/paths.js';
-import { hostIsolationOptions } from '../../runtime/runc/isolation.js';
-import { isolationSettingsFromEnv } from '../../runtime/runc/isolation-env.js';
+import { hostIsolationOptions } from '../../runtime/walls/walls.js';
+import { isolationSettingsFromEnv } from '../../runtime/walls/settings.js';
 
 export async function describeTemplate(name: string, output: string, ctx: CliContext): Promise<number> {
   const { runtime, templates } = await ctx.openRuntime();

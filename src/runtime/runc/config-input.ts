@@ -8,9 +8,9 @@ import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { ensureImageRootfs } from '../../images/store.js';
 import { OciConfigError, type OciConfigInput } from './oci-config.js';
-import { isolationInputs } from './isolation.js';
-import { refuseOwnDirAncestors } from './hostpath-guard.js';
-import { refuseMissingHostPaths } from './mount-checks.js';
+import { isolationInputs } from '../walls/walls.js';
+import { refuseOwnDirAncestors } from '../walls/hostpath-guard.js';
+import { refuseMissingHostPaths } from '../walls/mount-checks.js';
 import type { ContainerPaths } from './paths.js';
 import type { RuncContext } from './runc-context.js';
 

@@ -2,13 +2,15 @@
  * The OCI runtime config (bundle/config.json) of a container, generated from its normalized spec.
  * Pure: every host-dependent input (paths, host rlimit, swap accounting) is passed in.
  */
-import { ALL_CAPABILITIES, capabilityName, capabilitySet, DEFAULT_CAPABILITIES } from '../../api/capabilities.js';
+import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../api/capabilities.js';
 import path from 'node:path';
-import { InvalidError } from '../../contracts/errors.js';
 import type { NormalizedSpec } from '../../api/types.js';
 import { ociLinuxResources } from './resources.js';
-import type { OciSeccomp } from './seccomp.js';
-import type { OciUserNamespace } from './userns.js';
+import type { OciSeccomp } from '../walls/seccomp.js';
+import type { OciUserNamespace } from '../walls/userns.js';
+import { MASKED_PATHS, READONLY_PATHS } from '../walls/masks.js';
+import { resolveCapabilities } from '../walls/capabilities.js';
+import { OciConfigError } from '../walls/errors.js';
 import type { OciConfig, OciMount } from './oci-types.js';
 import { argsWithInit, initMount } from './init.js';
 import { ownerAnnotations } from './ownership.js';
@@ -18,22 +20,7 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** Upper bound of RLIMIT_NOFILE given to containers (further capped by the host's hard limit). */
 export const MAX_NOFILE = 1_048_576;
 
-export { ALL_CAPABILITIES, DEFAULT_CAPABILITIES };
-
-/** runc's `runc spec` defaults. */
-export const MASKED_PATHS: readonly string[] = [
-  '/proc/acpi',
-  '/proc/asound',
-  '/proc/kcore',
-  '/proc/keys',
-  '/proc/latency_stats',
-  '/proc/timer_list',
-  '/proc/timer_stats',
-  '/proc/sched_debug',
-  '/sys/firmware',
-  '/proc/scsi',
-];
-export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+export { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, OciConfigError, resolveCapabilities };
 
 export interface OciConfigInput {
   namespace: string;
@@ -105,26 +92,6 @@ export function overlayRootMount(o: RootfsOverlay, opts: { userxattr?: boolean }
     );
   }
   return { destination: '/', type: 'overlay', source: 'overlay', options };
-}
-
-/** The spec cannot be turned into a runnable OCI config: the same spec fails the same way (terminal). */
-export class OciConfigError extends InvalidError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'OciConfigError';
-  }
-}
-
-function capName(raw: string): string {
-  const name = capabilityName(raw.trim());
-  if (name === 'ALL') return name;
-  if (!ALL_CAPABILITIES.includes(name)) throw new OciConfigError(`unknown capability '${raw}'`);
-  return name;
-}
-
-/** The container's capabilities (capabilitySet), every name checked: an unknown one is an OciConfigError. */
-export function resolveCapabilities(security: NormalizedSpec['security']): string[] {
-  return capabilitySet({ ...security, capAdd: security.capAdd.map(capName), capDrop: security.capDrop.map(capName) });
 }
 
 /** A container path must be absolute and must not contain `..` (it could escape the rootfs). */

@@ -1,18 +1,14 @@
 /**
  * The shape of an OCI runtime config (bundle/config.json), as far as acetate writes it. Types
- * only, so that the modules that build parts of it (init.ts, ../host-isolation.ts) and oci-config.ts,
+ * only, so that the modules that build parts of it (init.ts, ../walls/) and oci-config.ts,
  * which puts them together, do not import each other.
  */
 import type { OciLinuxResources } from './resources.js';
-import type { OciSeccomp } from './seccomp.js';
-import type { OciUserNamespace } from './userns.js';
+import type { OciSeccomp } from '../walls/seccomp.js';
+import type { OciUserNamespace } from '../walls/userns.js';
+import type { OciMount } from '../walls/oci-mount.js';
 
-export interface OciMount {
-  destination: string;
-  type: string;
-  source: string;
-  options?: string[];
-}
+export type { OciMount };
 
 export interface OciConfig {
   ociVersion: string;

@@ -33,10 +33,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 
-/** Where acetate keeps its state unless told otherwise. */
-export const DEFAULT_STATE_DIR = '/var/lib/acetate';
-/** The run dir of the default state dir (a tmpfs on systemd hosts and Kubernetes nodes). */
-export const DEFAULT_RUN_DIR = '/run/acetate';
+import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from '../default-dirs.js';
+
+export { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR };
 
 export interface InstancePaths {
   stateDir: string;

@@ -18,7 +18,7 @@ import { realSleep, type Sleep } from '../../util/poll.js';
 import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, type CgroupLocation, type CgroupMode } from './cgroups.js';
 import { removeCgroupParentIfEmpty, scrubContainer, type Waiter } from './cleanup.js';
 import { findInit } from './init.js';
-import type { IsolationSettings } from './isolation.js';
+import type { IsolationSettings } from '../walls/walls.js';
 import { isOurs } from './observe.js';
 import { containerIdOf, containerPaths, instancePaths, type ContainerPaths, type InstancePaths } from './paths.js';
 import { hostNofileHard, readBoundingCapabilities } from './procfs.js';

@@ -10,7 +10,9 @@ import { exec } from '../../util/exec.js';
 import { isAlive } from '../../util/processes.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 
-export const HOST_TEMPLATE = 'host';
+import { HOST_TEMPLATE } from '../walls/host-masks.js';
+
+export { HOST_TEMPLATE };
 export const TEMPLATE_NAME_PATTERN = /^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/;
 
 export interface TemplateInfo {

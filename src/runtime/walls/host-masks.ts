@@ -20,8 +20,11 @@
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { OciMount } from './oci-types.js';
-import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from './paths.js';
+import type { OciMount } from './oci-mount.js';
+import { DEFAULT_RUN_DIR, DEFAULT_STATE_DIR } from '../default-dirs.js';
+
+/** The built-in template that is the node's own `/` (see ../runc/templates.ts). */
+export const HOST_TEMPLATE = 'host';
 
 export type MaskKind = 'private' | 'hidden';
 

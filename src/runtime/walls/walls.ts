@@ -1,17 +1,48 @@
 /**
- * The isolation parts of a container's OCI config, gathered in one place so that the runtime has
- * one call: what the host template hides (../host-isolation.ts), the seccomp filter (seccomp.ts)
- * and the user namespace (userns.ts), with the private area and template prepared for the ids the
- * container runs with.
+ * The walls of a container, the one call the runtime makes for them (../runc/runc-context.ts and
+ * config-input.ts): what the host template hides (host-masks.ts), the /proc and /sys masks
+ * (masks.ts), the capabilities (capabilities.ts), the seccomp filter (seccomp.ts) and the user
+ * namespace (userns.ts), with the private area and template prepared for the ids the container runs
+ * with. hostpath-guard.ts and mount-checks.ts check the mounts a spec asks for. This folder knows
+ * nothing of runc: it returns the parts of the OCI config, and runc/oci-config.ts puts them together.
  */
 import type { AppliedRecord } from '../runtime.js';
 import { InvalidError } from '../../contracts/errors.js';
-import { HOST_TEMPLATE } from './templates.js';
-import { hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from './host-isolation.js';
-import { resolveCapabilities, type OciConfigInput } from './oci-config.js';
-import type { ContainerPaths, InstancePaths } from './paths.js';
-import { seccompFor } from './seccomp.js';
-import { DEFAULT_USERNS_RANGE, ensureTraversable, preparePrivateArea, shiftedTemplate, userNamespaceFor, type IdRange } from './userns.js';
+import { HOST_TEMPLATE, hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from './host-masks.js';
+import { resolveCapabilities } from './capabilities.js';
+import type { OciMount } from './oci-mount.js';
+import { seccompFor, type OciSeccomp } from './seccomp.js';
+import {
+  DEFAULT_USERNS_RANGE,
+  ensureTraversable,
+  preparePrivateArea,
+  shiftedTemplate,
+  userNamespaceFor,
+  type IdRange,
+  type OciUserNamespace,
+} from './userns.js';
+
+/** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
+export interface WallPaths {
+  stateDir: string;
+  runDir: string;
+}
+
+/** A container's own dirs (runc/paths.ts ContainerPaths has them). */
+export interface WallContainerPaths {
+  dir: string;
+  upper: string;
+  work: string;
+  rootfs: string;
+}
+
+/** The parts of the OCI config the walls give (fields of runc/oci-config.ts OciConfigInput). */
+export interface WallInputs {
+  lower: string | string[];
+  isolationMounts?: OciMount[];
+  seccomp?: OciSeccomp;
+  userNamespace?: OciUserNamespace;
+}
 
 export interface IsolationSettings {
   /** More paths the host template hides on this node (ACETATE_HOST_HIDE). */
@@ -25,7 +56,7 @@ export interface IsolationSettings {
 }
 
 export interface IsolationContext {
-  paths: InstancePaths;
+  paths: WallPaths;
   settings: IsolationSettings;
   hostRoot: string;
   boundingCapabilities: readonly string[];
@@ -42,11 +73,11 @@ export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'sett
  */
 export async function isolationInputs(
   record: Pick<AppliedRecord, 'spec'>,
-  cp: ContainerPaths,
+  cp: WallContainerPaths,
   lower: string | string[],
   ctx: IsolationContext,
   opts: { prepare: boolean },
-): Promise<Pick<OciConfigInput, 'isolationMounts' | 'seccomp' | 'userNamespace'> & { lower: string | string[] }> {
+): Promise<WallInputs> {
   const { spec } = record;
   const range = ctx.settings.usernsRange ?? DEFAULT_USERNS_RANGE;
   const userNamespace = userNamespaceFor(spec.security.hostUsers, range);

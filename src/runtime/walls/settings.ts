@@ -5,8 +5,8 @@
  *   ACETATE_USERNS_RANGE=1000000000:65536 first node id and count of the user namespace range
  *   ACETATE_SECCOMP_PROFILE=/path.json    the RuntimeDefault profile (containers/common or OCI form)
  */
-import { parsePathList } from './host-isolation.js';
-import type { IsolationSettings } from './isolation.js';
+import { parsePathList } from './host-masks.js';
+import type { IsolationSettings } from './walls.js';
 import { parseIdRange } from './userns.js';
 
 export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv): IsolationSettings {

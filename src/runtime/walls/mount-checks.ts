@@ -5,7 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { OciConfigError } from './oci-config.js';
+import { OciConfigError } from './errors.js';
 
 /** Throws an OciConfigError naming `spec.mounts[i].hostPath` when a host path does not exist. */
 export function refuseMissingHostPaths(mounts: readonly { hostPath: string }[], hostRoot: string): void {

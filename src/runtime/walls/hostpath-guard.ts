@@ -7,7 +7,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { OciConfigError } from './oci-config.js';
+import { OciConfigError } from './errors.js';
 
 export interface OwnDir {
   dir: string;
