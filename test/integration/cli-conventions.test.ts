@@ -46,6 +46,28 @@ describe('CLI conventions: exec exit codes, --, logs --tail (real runc, real CLI
     }
   });
 
+  it('exec: a script whose #! interpreter is missing exits 127, a file of an unknown format 126, each with one acetate line', async () => {
+    const made = await cli([
+      'exec',
+      'box',
+      '--',
+      'sh',
+      '-c',
+      'printf "#!/nonexistent/sh\\necho hi\\n" > /tmp/noint.sh; printf "\\177ELFjunk" > /tmp/badfmt; chmod +x /tmp/noint.sh /tmp/badfmt',
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const a = await cli(['exec', 'box', '--', '/tmp/noint.sh']);
+    assert.deepEqual(
+      [a.code, a.stdout, a.stderr],
+      [127, '', 'acetate: exec in default/box: "/tmp/noint.sh": no such file or directory (is its #! interpreter missing from the container?)\n'],
+    );
+    const b = await cli(['exec', 'box', '--', '/tmp/badfmt']);
+    assert.deepEqual([b.code, b.stdout, b.stderr], [126, '', 'acetate: exec in default/box: "/tmp/badfmt": exec format error (cannot be run)\n']);
+    // The same text printed by a command that ran, then more output: passed through as it was, with its own code.
+    const own = await cli(['exec', 'box', '--', 'sh', '-c', 'echo "exec /tmp/badfmt: exec format error" >&2; echo more >&2; exit 1']);
+    assert.deepEqual([own.code, own.stderr], [1, 'exec /tmp/badfmt: exec format error\nmore\n']);
+  });
+
   it("exec: the command's own stderr and exit code pass through, also a line that looks like runc's", async () => {
     const r = await cli(['exec', 'box', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
     assert.deepEqual([r.code, r.stdout, r.stderr], [3, 'out\n', 'err\n']);

@@ -107,6 +107,9 @@ describe('container output reaches the terminal as it should (real runc, real CL
     await waitFor('the first run ended', exited);
     const first = (await logBytes(stateDir, ['runs'])).toString();
     assert.match(first, /^run [0-9a-f-]{36}\n$/);
+    // No previous run yet: an error, exit 1, as kubectl's "previous terminated container … not found".
+    const none = await runCli(['logs', 'runs', '-p'], { stateDir });
+    assert.deepEqual([none.code, none.stdout, none.stderr], [1, '', 'acetate: default/runs has no previous run: it has not restarted or been replaced\n']);
     await apply(); // starts it again: a new process, a new log
     await waitFor('the second run logged', async () => /^run /.test((await logBytes(stateDir, ['runs'])).toString()) && (await exited()));
     const second = (await logBytes(stateDir, ['runs'])).toString();

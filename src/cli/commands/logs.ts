@@ -3,6 +3,7 @@ import { print, UsageError } from '../command.js';
 import { keyOf, parse, parseDuration } from '../args.js';
 import { createWriteStream } from 'node:fs';
 import type { LogOptions } from '../../runtime/runtime.js';
+import { GoneError } from '../../contracts/errors.js';
 
 /** --since: a duration back from now (5m, 1h, 30s) or an RFC 3339 time. */
 export function parseSince(s: string, now = Date.now()): number {
@@ -74,13 +75,14 @@ newline is printed without one.
     const out = ctx.rawStdout ?? ctx.stdout;
     if (values.previous) {
       // A previous run's log does not grow: printed (with -f too), as kubectl does.
-      const bytes = await runtime.logBytes(key, { ...opts, previous: true });
-      if (!bytes.length && !(await runtime.get(key))) {
-        print(ctx.stderr, `acetate: container ${key} not found`);
+      try {
+        out.write(await runtime.logBytes(key, { ...opts, previous: true }));
+        return 0;
+      } catch (err) {
+        if (!(err instanceof GoneError)) throw err;
+        print(ctx.stderr, (await runtime.get(key)) ? `acetate: ${err.message}` : `acetate: container ${key} not found`);
         return 1;
       }
-      out.write(bytes);
-      return 0;
     }
     if (!(await runtime.get(key))) {
       print(ctx.stderr, `acetate: container ${key} not found`);

@@ -10,11 +10,21 @@
  * before it. The relay passes every chunk through as it comes, except one that is runc's error
  * line: that is held until runc exits, then replaced by acetate's message (exit 255 with it, and
  * no pid file: runc writes that once the command started) or else written out as it was.
+ *
+ * A file that is found and executable but that the kernel cannot run (a script whose `#!`
+ * interpreter is missing, a binary of another format) fails later, in runc's init after the pid
+ * file was written: it prints Go's plain `exec /path: no such file or directory` (or `exec format
+ * error`) as its only output and exits 1. That line is recognised only as the first chunk, naming
+ * the very command asked for, with exit 1, and becomes 127 (a missing interpreter: bash and Docker
+ * say 127 for ENOENT) or 126 (cannot be executed), as a shell does.
  */
 import type { Readable, Writable } from 'node:stream';
 
 /** runc's text-format error line of a failed start (not its warnings, which pass through). */
 const RUNC_EXEC_ERROR = /^time="[^"\n]*" level=error msg="exec failed: ((?:[^"\\\n]|\\.)*)"\s*$/;
+
+/** runc init's execve failure of the command itself (Go's *PathError text, no logrus framing). */
+const INIT_EXEC_ERROR = /^exec (.+): (no such file or directory|exec format error|permission denied)\n?$/;
 
 export interface StartFailure {
   /** 127: not found; 126: found but cannot be run (permission, a directory); 255: anything else runc refused. */
@@ -46,6 +56,16 @@ export function startFailure(text: string, key: string): StartFailure | undefine
   return { exitCode: 255, message: `exec in ${key}: ${escapeControls(detail)}` };
 }
 
+/** What runc init's execve line says of `command`, or undefined when `text` is not that line. */
+export function initExecFailure(text: string, command: string, key: string): StartFailure | undefined {
+  const m = INIT_EXEC_ERROR.exec(text);
+  if (!m || !(m[1] === command || m[1]!.endsWith(`/${command}`))) return undefined;
+  const what = `"${escapeControls(m[1]!)}"`;
+  if (m[2] === 'no such file or directory')
+    return { exitCode: 127, message: `exec in ${key}: ${what}: no such file or directory (is its #! interpreter missing from the container?)` };
+  return { exitCode: 126, message: `exec in ${key}: ${what}: ${m[2]} (cannot be run)` };
+}
+
 export interface StderrRelay {
   /**
    * After runc exited with `code`: the start failure its line told, else undefined (held text
@@ -54,16 +74,32 @@ export interface StderrRelay {
   finish(code: number, started: boolean): StartFailure | undefined;
 }
 
-/** Relays runc's stderr (the command's too) to `out`, holding back runc's own start error line. */
-export function relayExecStderr(from: Readable, out: Writable, key: string): StderrRelay {
+/**
+ * Relays runc's stderr (the command's too) to `out`, holding back runc's own start error line, and
+ * runc init's execve line of `command` when it is the first thing written.
+ */
+export function relayExecStderr(from: Readable, out: Writable, key: string, command = ''): StderrRelay {
   let held: Buffer | undefined;
+  let heldFromInit = false;
+  let first = true;
   from.on('data', (d: Buffer) => {
-    if (held === undefined && RUNC_EXEC_ERROR.test(d.toString('utf8'))) held = d;
-    else out.write(d);
+    const text = held === undefined ? d.toString('utf8') : '';
+    if (held === undefined && RUNC_EXEC_ERROR.test(text)) held = d;
+    else if (first && command && INIT_EXEC_ERROR.test(text)) [held, heldFromInit] = [d, true];
+    else if (held !== undefined && heldFromInit) {
+      // More came after it: the line was the command's own output.
+      out.write(held);
+      out.write(d);
+      held = undefined;
+      heldFromInit = false;
+    } else out.write(d);
+    first = false;
   });
   return {
     finish(code, started) {
-      const failure = held && code === 255 && !started ? startFailure(held.toString('utf8'), key) : undefined;
+      let failure: StartFailure | undefined;
+      if (held && heldFromInit) failure = code === 1 && started ? initExecFailure(held.toString('utf8'), command, key) : undefined;
+      else if (held) failure = code === 255 && !started ? startFailure(held.toString('utf8'), key) : undefined;
       if (held && !failure) out.write(held);
       return failure;
     },

@@ -68,7 +68,7 @@ export function runcExec(o: RuncExecOptions, req: ExecRequest): Promise<ExecResu
     // stderr through a relay: runc's own error line of a command that cannot start becomes exit 127/126 and one line (exec-start-error.ts).
     stdio: capture ? ['ignore', 'pipe', 'pipe'] : [req.interactive || req.tty ? 'inherit' : 'ignore', 'inherit', 'pipe'],
   });
-  const relay = capture ? undefined : relayExecStderr(child.stderr!, process.stderr, o.key ?? o.id);
+  const relay = capture ? undefined : relayExecStderr(child.stderr!, process.stderr, o.key ?? o.id, req.command[0]);
   const chunks: Buffer[] = [];
   let kept = 0;
   let read = 0;

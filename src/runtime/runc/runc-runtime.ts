@@ -31,6 +31,8 @@ import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';
 import type { ImageStore } from '../../images/store.js';
 import { readLogMessages } from './logs.js';
+import { exists } from '../../util/exists.js';
+import { GoneError } from '../../contracts/errors.js';
 import { runcExec } from './exec.js';
 import { followLog } from './follow-log.js';
 import { isRunning } from './observe.js';
@@ -109,7 +111,11 @@ export class RuncRuntime implements Runtime {
   async logBytes(key: string, opts: LogOptions = {}): Promise<Buffer> {
     const t = this.rc.target(key);
     // The previous log outlives a replace (and names no record); the current one needs the container.
-    if (opts.previous) return readLogMessages(t.cp.previousLog, opts);
+    if (opts.previous) {
+      // No file is not an empty log: kubectl says "previous terminated container … not found".
+      if (!(await exists(t.cp.previousLog))) throw new GoneError(`${key} has no previous run: it has not restarted or been replaced`);
+      return readLogMessages(t.cp.previousLog, opts);
+    }
     await this.rc.requireRecord(t);
     return readLogMessages(t.cp.log, opts);
   }
