@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { waitFor } from '../support/wait.js';
 import { isInside, readContained } from '../../src/sources/files/contained.js';
 import { escapeControl, excerpt } from '../../src/sources/files/excerpt.js';
 import { loadManifestDir } from '../../src/sources/files/load.js';
@@ -24,6 +26,31 @@ describe('manifest reads stay inside the tree; errors quote only escaped excerpt
       assert.ok(!r.ok && /outside the manifest directory/.test(r.message));
       const inside = readContained(path.join(d, 'secret'), d, 1024);
       assert.ok(inside.ok && inside.buf.toString() === 'SECRET');
+    }));
+
+  it('a FIFO (or device) behind a link is never opened: the writer waiting on it stays blocked; one inside is not a regular file', () =>
+    withTmpDir(async (d) => {
+      await mkdir(path.join(d, 'm'));
+      execFileSync('mkfifo', [path.join(d, 'fifo'), path.join(d, 'm', 'in.yaml')]);
+      await symlink(path.join(d, 'fifo'), path.join(d, 'm', 'x.yaml'));
+      // The shell's open for writing returns only once someone opens the FIFO for reading.
+      const writer = spawn('sh', ['-c', `echo x > ${path.join(d, 'fifo')}`], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => writer.once('exit', (code) => resolve(code)));
+      try {
+        await waitFor("the writer waits in the FIFO's open", async () => {
+          const wchan = await readFile(`/proc/${writer.pid}/wchan`, 'utf8').catch(() => '');
+          return /fifo|pipe|wait_for_partner/.test(wchan);
+        });
+        for (const f of ['x.yaml', 'in.yaml']) {
+          const r = readContained(path.join(d, 'm', f), path.join(d, 'm'), 1024);
+          assert.ok(!r.ok && (f === 'x.yaml' ? /outside the manifest directory/.test(r.message) : r.message === 'not a regular file'), f);
+        }
+        const still = await Promise.race([exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('blocked'), 300))]);
+        assert.equal(still, 'blocked', 'an open for reading (even non-blocking) would have let the writer go on');
+      } finally {
+        writer.kill('SIGKILL');
+        await exited;
+      }
     }));
 
   it('a link out of the tree is a problem of its path: its containers are never destroyed for it', () =>

@@ -7,7 +7,9 @@
  *
  * The check is done twice: on the path (realpath) before the file is opened, and on the opened
  * file itself (/proc/self/fd/N names what was really opened), so a link swapped between the two
- * still reads nothing from outside.
+ * still reads nothing from outside. The file is first opened with O_PATH, which does not open the
+ * file itself (a device's open, a FIFO's, has effects of its own), and reopened for reading
+ * through /proc/self/fd only once it is known to be a regular file inside the tree.
  */
 import { closeSync, fstatSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
 import path from 'node:path';
@@ -41,6 +43,9 @@ export function realRoot(root: string): string {
   }
 }
 
+/** Linux's O_PATH (the same on x86-64 and arm64); Node's fs.constants does not list it. */
+const O_PATH = 0o10000000;
+
 export type ContainedRead = { ok: true; buf: Buffer; st: Stats } | { ok: false; message: string; special?: Stats };
 
 /**
@@ -48,25 +53,28 @@ export type ContainedRead = { ok: true; buf: Buffer; st: Stats } | { ok: false; 
  * inside rootReal, and reads at most maxBytes. Nothing of a file outside is read.
  */
 export function readContained(file: string, rootReal: string | undefined, maxBytes: number): ContainedRead {
-  let fd: number;
+  let pathFd: number;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    pathFd = openSync(file, O_PATH);
   } catch (err) {
     return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   }
+  let fd: number | undefined;
   try {
     if (rootReal !== undefined) {
       let opened: string;
       try {
-        opened = readlinkSync(`/proc/self/fd/${fd}`);
+        opened = readlinkSync(`/proc/self/fd/${pathFd}`);
       } catch {
         opened = '';
       }
       if (!isInside(opened, rootReal)) return { ok: false, message: OUTSIDE_MESSAGE };
     }
-    const st = fstatSync(fd);
+    const st = fstatSync(pathFd);
     if (!st.isFile()) return { ok: false, message: 'not a regular file', special: st };
     if (st.size > maxBytes) return { ok: false, message: `file is ${st.size} bytes, larger than the ${maxBytes} bytes a manifest may have` };
+    // The very inode checked above: a magic link of /proc is not resolved again by name.
+    fd = openSync(`/proc/self/fd/${pathFd}`, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     const buf = Buffer.allocUnsafe(st.size);
     let n = 0;
     while (n < st.size) {
@@ -78,6 +86,7 @@ export function readContained(file: string, rootReal: string | undefined, maxByt
   } catch (err) {
     return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   } finally {
-    closeSync(fd);
+    closeSync(pathFd);
+    if (fd !== undefined) closeSync(fd);
   }
 }
