@@ -119,7 +119,7 @@ describe('network walls (real containers, crafted frames)', function () {
     assert.equal(await httpGet('127.0.0.1', port), 'hello-web\n', 'publishing on 127.0.0.1 still works for the node');
   });
 
-  it("ARP and NDP claiming a neighbour's address, its MAC, its address as IPv4 source: all dropped at the port; the node's neighbour entry and the neighbour's port unchanged", async () => {
+  it("ARP and NDP claiming a neighbour's address, its MAC, its address as IPv4 source, VLAN-tagged frames (VID 0 too): all dropped at the port; the node's neighbour entry and the neighbour's port unchanged", async () => {
     const port = await freePort();
     await st.runtime.create(webRequest('victim', published(port)));
     const { pid } = await st.runtime.start('default/victim');
@@ -130,7 +130,10 @@ describe('network walls (real containers, crafted frames)', function () {
     const neigh = async () => (await exec('ip', ['neigh', 'show', victim.ip!, 'dev', n.bridge])).stdout.trim();
     assert.match(await neigh(), new RegExp(`lladdr ${victimMac}`), 'the node knows the victim by its MAC');
     const dropped = async () =>
-      Number(/counter packets (\d+)/.exec((await exec('nft', ['list', 'chain', 'bridge', wallsTable(n.bridge), 'ports'])).stdout)?.[1] ?? NaN);
+      [...(await exec('nft', ['list', 'chain', 'bridge', wallsTable(n.bridge), 'ports'])).stdout.matchAll(/counter packets (\d+)/g)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
     const droppedBefore = await dropped();
 
     const ctl = await udpListener(gateway);
@@ -141,6 +144,10 @@ describe('network walls (real containers, crafted frames)', function () {
     assert.ok(sent > 0, out);
     assert.match(await neigh(), new RegExp(`lladdr ${victimMac}`), `the node's entry still has the victim's MAC: ${await neigh()}`);
     assert.ok(!ctl.got.includes('spoofed'), "a datagram with the victim's source address did not arrive");
+    assert.ok(
+      !ctl.got.includes('vlan0') && !ctl.got.includes('vlan5'),
+      `no VLAN-tagged datagram arrived, priority-tagged VID 0 included: ${ctl.got.join(',')}`,
+    );
     assert.ok((await dropped()) - droppedBefore >= sent, `all ${sent} frames dropped at the tenant's port (counter ${await dropped()} from ${droppedBefore})`);
     const tenantMac = (await readFile(`/proc/${tenant.pid}/root/sys/class/net/eth0/address`, 'utf8').catch(() => '')).trim();
     const v6 = (await exec('ip', ['-6', 'neigh', 'show', 'dev', n.bridge])).stdout;

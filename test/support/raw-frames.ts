@@ -13,7 +13,9 @@
  *                         ARP replies and gratuitous ARP claiming the victim's address with the
  *                         attacker's MAC (one of them sent from the victim's MAC), UDP with the
  *                         victim's address as source, an IPv6 neighbour advertisement for the
- *                         victim's link-local address; spread over 2.5 s (the kernel's ARP
+ *                         victim's link-local address, and UDP with the attacker's own
+ *                         addresses in VLAN-tagged frames (VID 0 priority-tagged, VID 5:
+ *                         `vlan0`, `vlan5`); spread over 2.5 s (the kernel's ARP
  *                         locktime is 1 s); prints `sent <n>` (frames that must all be dropped),
  *                         then one legitimate UDP datagram `legit` to UDP_CTL (the control)
  */
@@ -100,6 +102,8 @@ if mode == 'spoof':
             eth(gw_mac, 0x0806, arp(2, my_mac, victim_ip, gw_mac, gw_ip)),
             eth(gw_mac, 0x0800, udp(victim_ip, gw_ip, 44000, udp_ctl, b'spoofed')),
             eth(b'\x33\x33\0\0\0\x01', 0x86dd, ip6),
+            eth(gw_mac, 0x8100, struct.pack('!HH', 0x6000, 0x0800) + udp(my_ip, gw_ip, 44001, udp_ctl, b'vlan0')),
+            eth(gw_mac, 0x8100, struct.pack('!HH', 0x0005, 0x0800) + udp(my_ip, gw_ip, 44002, udp_ctl, b'vlan5')),
         ]
         for f in frames: s.send(f)
         sent += len(frames)

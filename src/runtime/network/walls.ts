@@ -13,7 +13,7 @@
  *   table bridge acetate-<bridge>   a container's port sends only frames with its own MAC, and ARP
  *                                   and IPv4 with its own address: it cannot claim a neighbour's
  *                                   IP or MAC (ARP spoofing moved the node's neighbour entry).
- *                                   Other ether types (IPv6, so NDP; VLAN tags) are dropped: the
+ *                                   Other ether types (IPv6, so NDP; VLAN tags, VID 0 too) are dropped: the
  *                                   network is IPv4 only. Ports not enrolled (another bridge's, or
  *                                   one whose container is being set up) are not looked at.
  *
@@ -69,6 +69,9 @@ export function wallsScript(bridge: string): string {
     `add chain bridge ${t} ports { type filter hook prerouting priority ${BRIDGE_PRIORITY}; policy accept; }`,
     `flush chain bridge ${t} ports`,
     `add rule bridge ${t} ports iifname != @ports accept`,
+    // Before the address checks: `ip saddr` also matches a tagged frame whose tag the bridge took
+    // off into the skb (a priority-tagged VID 0 frame with the container's own address passed).
+    `add rule bridge ${t} ports ether type { 8021q, 8021ad } counter drop comment "no VLAN tags, priority-tagged VID 0 included"`,
     `add rule bridge ${t} ports iifname . arp saddr ip . arp saddr ether @addresses iifname . arp saddr ip . ether saddr @addresses accept`,
     `add rule bridge ${t} ports iifname . ip saddr . ether saddr @addresses accept`,
     `add rule bridge ${t} ports counter drop comment "not its own address or MAC, or not IPv4/ARP"`,
