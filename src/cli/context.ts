@@ -12,6 +12,7 @@ import { TemplateStore } from '../runtime/runc/templates.js';
 import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
+import { minFreeBytes } from '../runtime/free-space.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
@@ -55,6 +56,9 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
     rawStdout: process.stdout,
     openRuntime() {
       opened ??= (async () => {
+        // A setting that cannot be read stops the command before anything runs, not at each create
+        // after the plan's destroys were done.
+        minFreeBytes(process.env);
         // ACETATE_HOST_ROOT: where the node's / is seen (the DaemonSet mounts it at /host).
         const templates = new TemplateStore({ stateDir, hostRoot: process.env.ACETATE_HOST_ROOT || undefined });
         // ACETATE_RUNC / ACETATE_CONMON / ACETATE_INIT: another runc, conmon or init binary (a wrapper, a newer build).

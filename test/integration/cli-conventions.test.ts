@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { runCli, startCli } from '../support/cli.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
@@ -124,6 +125,19 @@ describe('CLI conventions: exec exit codes, --, logs --tail (real runc, real CLI
       follow.child.kill('SIGINT');
       await follow.done;
     }
+  });
+
+  it('a node setting that cannot be read (ACETATE_MIN_FREE) stops apply before anything is done: nothing destroyed', async () => {
+    const pid = async () => JSON.parse((await cli(['get', 'box', '-o', 'json'])).stdout).status?.pid as number | undefined;
+    const before = await pid();
+    assert.ok(before, 'box runs');
+    const empty = await mkdtemp(path.join(os.tmpdir(), 'acetate-empty-'));
+    const r = await runCli(['apply', '-f', empty, '--allow-empty'], { stateDir, env: { ACETATE_MIN_FREE: 'lots' } }).finally(() =>
+      rm(empty, { recursive: true }),
+    );
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /^acetate: ACETATE_MIN_FREE="lots" is not a quantity such as 2Gi/);
+    assert.equal(await pid(), before, 'box kept running: the plan (destroy box) was not applied');
   });
 
   it('logs of an unknown container: the acetate: prefix, exit 1', async () => {
