@@ -68,6 +68,23 @@ describe('manifest reads stay inside the tree; errors quote only escaped excerpt
       assert.equal(snap.complete, false);
     }));
 
+  it('a file whose name is not UTF-8 is a problem named with its bytes escaped (a failing origin); the others load', () =>
+    withTmpDir(async (d) => {
+      const m = path.join(d, 'm');
+      await mkdir(m);
+      const doc = (name: string) =>
+        `apiVersion: acetate.dev/v1alpha1\nkind: Container\nmetadata: {name: ${name}}\nspec: {template: host, command: [sleep, '1']}\n`;
+      await writeFile(Buffer.concat([Buffer.from(m + '/caf'), Buffer.from([0xe9, 0x1b]), Buffer.from('.yaml')]), doc('latin1'));
+      await writeFile(path.join(m, 'ok.yaml'), doc('ok'));
+      const snap = await loadManifestDir(m);
+      assert.deepEqual([...snap.containers.keys()], ['default/ok']);
+      assert.deepEqual(
+        snap.problems.map((p) => [path.basename(p.origin), p.message]),
+        [['caf\\xe9\\x1b.yaml', 'the name is not valid UTF-8: not read (rename it)']],
+      );
+      assert.ok(snap.failingOrigins.has(path.join(m, 'caf\\xe9\\x1b.yaml')));
+    }));
+
   it('escapes control characters and cuts long text', () => {
     assert.equal(escapeControl('a\u001b[31mb\nc\u2028'), 'a\\u001b[31mb\\nc\\u2028');
     assert.equal(excerpt('x'.repeat(100), 10), `${'x'.repeat(9)}…`);

@@ -12,6 +12,13 @@ import { isInside, OUTSIDE_MESSAGE } from './contained.js';
 
 const MAX_DEPTH = 32;
 
+export const NOT_UTF8_MESSAGE = 'the name is not valid UTF-8: not read (rename it)';
+
+/** A file name's bytes, printable ASCII as it is and every other byte as \xNN. */
+function escapeNameBytes(name: Buffer): string {
+  return [...name].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+}
+
 /**
  * Lists manifest files under dir (sorted), skipping ignored names and symlink loops. A symlink
  * resolving outside dir is refused (a problem of its path) without being followed: see contained.ts.
@@ -44,12 +51,21 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       return;
     }
     seen.add(real);
-    let entries;
+    let raw;
     try {
-      entries = await fs.readdir(d, { withFileTypes: true });
+      raw = await fs.readdir(d, { withFileTypes: true, encoding: 'buffer' });
     } catch (err) {
       problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot read directory: ${(err as Error).message}` });
       return;
+    }
+    const entries = [];
+    for (const e of raw) {
+      const name = e.name.toString('utf8');
+      if (Buffer.from(name, 'utf8').equals(e.name)) entries.push(Object.assign(e, { name }));
+      // A name that is not UTF-8 cannot be a key, an origin in status or a path Node opens as a
+      // string: it is a problem of the tree (so nothing is destroyed for what it might hold), named
+      // with its bytes escaped.
+      else if (!isIgnoredName(name)) problems.push({ origin: path.join(d, escapeNameBytes(e.name)), kind: 'unreadable', keys: [], message: NOT_UTF8_MESSAGE });
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
