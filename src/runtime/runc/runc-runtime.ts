@@ -27,6 +27,7 @@ import {
   type StopOptions,
 } from '../runtime.js';
 import { preflight } from './preflight.js';
+import { admitOneMore, findNodeLimits, readNodeFacts, type NodeLimitFinding } from './node-limits.js';
 import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';
 import type { ImageStore } from '../../images/store.js';
@@ -94,6 +95,11 @@ export class RuncRuntime implements Runtime {
     await this.rc.refuseEarlierLayout();
   }
 
+  /** See Runtime.nodeLimits (node-limits.ts); scans /proc for namespaces, so once per plan, not per start. */
+  async nodeLimits(wanted: number): Promise<NodeLimitFinding[]> {
+    return findNodeLimits(await readNodeFacts({ namespaces: true }), wanted);
+  }
+
   list(): Promise<ActualContainer[]> {
     return listContainers(this.rc);
   }
@@ -145,7 +151,9 @@ export class RuncRuntime implements Runtime {
     return asImageUser(this.rc, req, fn);
   }
 
-  start(key: string): Promise<{ pid: number }> {
+  async start(key: string): Promise<{ pid: number }> {
+    // A node limit with no room left is named here, not met as runc's bare errno.
+    await admitOneMore(`starting ${key}`);
     return startContainer(this.rc, key);
   }
 
