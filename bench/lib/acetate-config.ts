@@ -36,7 +36,10 @@ export async function acetateConfigTemplate(h: Harness, manifestYaml: string): P
     const ip = instancePaths(inst.stateDir, inst.runDir);
     const id = `default_${PROBE_NAME}`;
     const raw = await readFile(path.join(ip.runContainersDir, id, 'bundle', 'config.json'), 'utf8');
-    return { text: templateOf(raw, { containerDir: path.join(ip.containersDir, id), id, stateDir: ip.stateDir, runDir: ip.runDir }), cgroupParent: ip.cgroupParent };
+    return {
+      text: templateOf(raw, { containerDir: path.join(ip.containersDir, id), id, stateDir: ip.stateDir, runDir: ip.runDir }),
+      cgroupParent: ip.cgroupParent,
+    };
   } finally {
     await inst.cleanup();
   }

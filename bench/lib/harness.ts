@@ -92,7 +92,11 @@ export function createHarness(opts: { runRoot: string; cpuGroup: CpuGroup; clean
     let file: string;
     if (opts.acetate) {
       file = path.join(root, 'config.template.json');
-      await writeBaselineTemplate(opts.acetate, file, { cgroupParent: `acetate-bench-base-${path.basename(root).replace(/[^a-zA-Z0-9]/g, '')}`, stateDir: root, runDir: run });
+      await writeBaselineTemplate(opts.acetate, file, {
+        cgroupParent: `acetate-bench-base-${path.basename(root).replace(/[^a-zA-Z0-9]/g, '')}`,
+        stateDir: root,
+        runDir: run,
+      });
     } else ({ file } = await baselineConfigTemplate(root));
     const work = path.join(root, 'w');
     const env = { RUN_DIR: run };

@@ -53,7 +53,11 @@ describe('node limits (issue 25 preflight)', () => {
     );
     await assert.rejects(
       admitOneMore('starting default/web', async () => full),
-      (err: unknown) => err instanceof NodeLimitError && /starting default\/web refused: kernel\.keys\.root_maxkeys is 1000 and 990 are in use: not one more container fits.*sysctl -w kernel\.keys\.root_maxkeys=/.test(err.message),
+      (err: unknown) =>
+        err instanceof NodeLimitError &&
+        /starting default\/web refused: kernel\.keys\.root_maxkeys is 1000 and 990 are in use: not one more container fits.*sysctl -w kernel\.keys\.root_maxkeys=/.test(
+          err.message,
+        ),
     );
     await admitOneMore('starting default/web', async () => ROOMY); // room: no error
   });

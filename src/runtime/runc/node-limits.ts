@@ -114,7 +114,14 @@ export function findNodeLimits(f: NodeFacts, wanted: number, per: { [K in keyof 
   ];
   if (f.memoryCgroups !== undefined) {
     out.push(
-      finding('memory cgroups (cgroup v1 ids)', MEMORY_CGROUP_ID_MAX, f.memoryCgroups, per.memoryCgroups, wanted, () => 'a kernel limit: remove unused cgroups (or move the node to cgroup v2)'),
+      finding(
+        'memory cgroups (cgroup v1 ids)',
+        MEMORY_CGROUP_ID_MAX,
+        f.memoryCgroups,
+        per.memoryCgroups,
+        wanted,
+        () => 'a kernel limit: remove unused cgroups (or move the node to cgroup v2)',
+      ),
     );
   }
   for (const [kind, n] of Object.entries(f.namespaces ?? {}) as [NamespaceKind, { used: number; max: number }][]) {
