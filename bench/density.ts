@@ -168,10 +168,22 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
   try {
     await writeManifests(inst.dir, n);
     const ip = instancePaths(inst.stateDir, inst.runDir);
+    const f0 = await readNodeFacts();
     const k0 = await kernelMemory();
     const c = await h.acetate(inst, ['apply', '-f', inst.dir]);
     check(c.code === 0, `acetate apply of ${n} failed: ${c.stderr.slice(-2000)}`);
     await allRunning(h, inst, n);
+    // What each container holds of the limits node-limits.ts checks (its PER_CONTAINER figures).
+    const f1 = await readNodeFacts();
+    const per = (a: number, b: number) => round((b - a) / n, 2);
+    r.limitsPerContainer = {
+      tasks: per(f0.tasks, f1.tasks),
+      keys: per(f0.rootKeys.keys, f1.rootKeys.keys),
+      keyBytes: per(f0.rootKeys.bytes, f1.rootKeys.bytes),
+      files: per(f0.files, f1.files),
+      memoryCgroups: per(f0.memoryCgroups ?? 0, f1.memoryCgroups ?? 0),
+    };
+    log(`per container: ${JSON.stringify(r.limitsPerContainer)}`);
     const grown = kernelGrowth(k0, await kernelMemory());
     const pm = await processMemoryUnder(ip.cgroupParent);
     check(pm.conmons === n, `expected ${n} conmons, found ${pm.conmons}`);

@@ -32,6 +32,8 @@ export interface DensityResults {
   nodeFacts?: NodeFacts;
   /** What acetate's node-limit check said about N more containers (nothing: they fit). */
   nodeLimits?: string[];
+  /** Growth of what node-limits.ts counts, per container, over acetate's create (other work on the node included). */
+  limitsPerContainer?: { tasks: number; keys: number; keyBytes: number; files: number; memoryCgroups: number };
   bare?: DensityCreate;
   acetate?: DensityCreate;
   loop?: { windowS: number; cpuMsPerSecond: number; rssBytes: number; rssMaxBytes: number };
@@ -130,6 +132,13 @@ export function densityMarkdown(r: DensityResults): string {
   for (const t of densityTargets(r)) L.push(`| ${t.what} | ${t.target} | ${t.measured} | ${t.met === undefined ? '' : t.met ? 'met' : '**not met**'} |`);
   L.push('');
   if (r.nodeLimits?.length) L.push(`Node limits for ${r.n} more: ${r.nodeLimits.join('; ')}`, '');
+  if (r.limitsPerContainer) {
+    const p = r.limitsPerContainer;
+    L.push(
+      `What each container holds of the node's limits (growth over the create ÷ N; acetate's check assumes ${'`'}PER_CONTAINER${'`'} in src/runtime/runc/node-limits.ts): ${p.tasks} tasks (kernel.pid_max, threads-max), ${p.keys} keys and ${p.keyBytes} key bytes (kernel.keys.root_maxkeys/maxbytes), ${p.files} open files (fs.file-max), ${p.memoryCgroups} memory cgroups.`,
+      '',
+    );
+  }
   L.push('| create | N | concurrency | all running | per container | CPU (all processes) | destroy |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const c of [r.bare, r.acetate, ...r.creates].filter((x): x is DensityCreate => !!x)) {
     L.push(
