@@ -122,9 +122,11 @@ export async function editLatency(
   inst: Instance,
   n: number,
   edits: number,
-  yamlOf: (name: string, memoryMi: number) => string = (name, memoryMi) => containerYaml(name, { memoryMi }),
-  memoryMi: [number, number] = [48, 40],
+  o: { yamlOf?: (name: string, memoryMi: number) => string; memoryMi?: [number, number]; nameOf?: (i: number) => string } = {},
 ): Promise<LatencyResult> {
+  const yamlOf = o.yamlOf ?? ((name: string, memoryMi: number) => containerYaml(name, { memoryMi }));
+  const memoryMi = o.memoryMi ?? [48, 40];
+  const nameOfI = o.nameOf ?? nameOf;
   const ip = instancePaths(inst.stateDir, inst.runDir);
   const samples: number[] = [];
   const detect: number[] = [];
@@ -132,7 +134,7 @@ export async function editLatency(
   let failures = 0;
   for (let e = 0; e < edits; e++) {
     const i = (e * 7919) % n;
-    const name = nameOf(i);
+    const name = nameOfI(i);
     const mi = memoryMi[e % 2]!;
     const limitFile = `/sys/fs/cgroup/memory${ip.cgroupParent}/default_${name}/memory.limit_in_bytes`;
     const want = String(mi * 2 ** 20);

@@ -15,7 +15,7 @@
  *
  * Results: bench/results/density.{md,json}, and the table in results.md (lib/density-report.ts).
  */
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { findNodeLimits, readNodeFacts } from '../src/runtime/runc/node-limits.js';
 import { instancePaths } from '../src/runtime/runc/paths.js';
@@ -27,7 +27,6 @@ import { kernelGrowth, kernelMemory, kernelTotal, processMemoryUnder } from './l
 import { writeDensityResults, type DensityCreate, type DensityResults } from './lib/density-report.js';
 import { fmtMs, median, round } from './lib/stats.js';
 import { duBytes, machine, measure, procCpuMs, vmRssBytes, type Measured } from './lib/sys.js';
-import { nameOf } from './lib/workload.js';
 import { writeFile } from 'node:fs/promises';
 import type { PassSample } from './noop-pass.js';
 
@@ -47,6 +46,9 @@ spec:
   resources: { memory: ${memoryMi}Mi, pids: 16 }
 `;
 }
+
+/** Its own names (not workload.ts's b0000...): its keyrings (`_ses.default_<name>`) are told apart from other runs' on the node. */
+export const nameOf = (i: number): string => `density-${String(i).padStart(4, '0')}`;
 
 export interface DensityOptions {
   n: number;
@@ -168,25 +170,24 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
   try {
     await writeManifests(inst.dir, n);
     const ip = instancePaths(inst.stateDir, inst.runDir);
-    const f0 = await readNodeFacts();
     const k0 = await kernelMemory();
     const c = await h.acetate(inst, ['apply', '-f', inst.dir]);
     check(c.code === 0, `acetate apply of ${n} failed: ${c.stderr.slice(-2000)}`);
     await allRunning(h, inst, n);
-    // What each container holds of the limits node-limits.ts checks (its PER_CONTAINER figures).
-    const f1 = await readNodeFacts();
-    const per = (a: number, b: number) => round((b - a) / n, 2);
-    r.limitsPerContainer = {
-      tasks: per(f0.tasks, f1.tasks),
-      keys: per(f0.rootKeys.keys, f1.rootKeys.keys),
-      keyBytes: per(f0.rootKeys.bytes, f1.rootKeys.bytes),
-      files: per(f0.files, f1.files),
-      memoryCgroups: per(f0.memoryCgroups ?? 0, f1.memoryCgroups ?? 0),
-    };
-    log(`per container: ${JSON.stringify(r.limitsPerContainer)}`);
     const grown = kernelGrowth(k0, await kernelMemory());
     const pm = await processMemoryUnder(ip.cgroupParent);
     check(pm.conmons === n, `expected ${n} conmons, found ${pm.conmons}`);
+    // What each container holds of the limits node-limits.ts checks (its PER_CONTAINER figures),
+    // counted on the instance's own processes, keyrings and cgroups (the node is shared).
+    const keys = (await readFile('/proc/keys', 'utf8')).split('\n').filter((l) => l.includes(' _ses.default_density-'));
+    const memcgs = (await readdir(`/sys/fs/cgroup/memory${ip.cgroupParent}`, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
+    r.limitsPerContainer = {
+      tasks: round(pm.threads / n, 2),
+      keys: round(keys.length / n, 2),
+      files: round(pm.fds / n, 2),
+      memoryCgroups: round(memcgs.length / n, 2),
+    };
+    log(`per container: ${JSON.stringify(r.limitsPerContainer)}`);
     const diskBytes = (await duBytes(ip.containersDir)) + (await duBytes(ip.runContainersDir)) + (await duBytes(ip.runcRoot));
     r.acetate = {
       variant: 'acetate',
@@ -217,7 +218,7 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
       r.loop = { windowS: round(s, 1), cpuMsPerSecond: round(cpuMs / s, 1), rssBytes: median(rss), rssMaxBytes: Math.max(...rss) };
       log(`acetate run with ${n}: ${r.loop.cpuMsPerSecond} ms CPU per second, RSS ${round(r.loop.rssBytes / 2 ** 20)} MiB`);
       const edits = o.quick ? 10 : 30;
-      r.latency = await editLatency(loop, inst, n, edits, densityYaml, [24, 20]);
+      r.latency = await editLatency(loop, inst, n, edits, { yamlOf: densityYaml, memoryMi: [24, 20], nameOf });
       check(r.latency.failures === 0, `${r.latency.failures} edits never reached the cgroup`);
       log(`atomic save → cgroup limit at ${n}: p50 ${fmtMs(r.latency.p50Ms)}, p90 ${fmtMs(r.latency.p90Ms)}`);
       const env = { ...process.env, ...inst.env };

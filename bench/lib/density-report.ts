@@ -32,8 +32,8 @@ export interface DensityResults {
   nodeFacts?: NodeFacts;
   /** What acetate's node-limit check said about N more containers (nothing: they fit). */
   nodeLimits?: string[];
-  /** Growth of what node-limits.ts counts, per container, over acetate's create (other work on the node included). */
-  limitsPerContainer?: { tasks: number; keys: number; keyBytes: number; files: number; memoryCgroups: number };
+  /** What node-limits.ts counts, per container: the instance's threads, `_ses.` keyrings, open fds (an upper bound of files), memory cgroups. */
+  limitsPerContainer?: { tasks: number; keys: number; files: number; memoryCgroups: number };
   bare?: DensityCreate;
   acetate?: DensityCreate;
   loop?: { windowS: number; cpuMsPerSecond: number; rssBytes: number; rssMaxBytes: number };
@@ -135,7 +135,7 @@ export function densityMarkdown(r: DensityResults): string {
   if (r.limitsPerContainer) {
     const p = r.limitsPerContainer;
     L.push(
-      `What each container holds of the node's limits (growth over the create ÷ N; acetate's check assumes ${'`'}PER_CONTAINER${'`'} in src/runtime/runc/node-limits.ts): ${p.tasks} tasks (kernel.pid_max, threads-max), ${p.keys} keys and ${p.keyBytes} key bytes (kernel.keys.root_maxkeys/maxbytes), ${p.files} open files (fs.file-max), ${p.memoryCgroups} memory cgroups.`,
+      `What each container holds of the node's limits (counted on the instance's processes, keyrings and cgroups ÷ N; acetate's check assumes ${'`'}PER_CONTAINER${'`'} in src/runtime/runc/node-limits.ts): ${p.tasks} tasks (kernel.pid_max, threads-max), ${p.keys} session keyrings (kernel.keys.root_maxkeys/maxbytes), ${p.files} open fds (fs.file-max), ${p.memoryCgroups} memory cgroups.`,
       '',
     );
   }

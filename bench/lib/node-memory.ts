@@ -51,6 +51,9 @@ export interface ProcessMemory {
   conmons: number;
   /** Summed PSS of the others (the containers' own processes: init and the command). */
   containerPssBytes: number;
+  /** Their threads (each a task under kernel.pid_max) and open fds, summed. */
+  threads: number;
+  fds: number;
 }
 
 /**
@@ -60,7 +63,7 @@ export interface ProcessMemory {
  */
 export async function processMemoryUnder(parent: string): Promise<ProcessMemory> {
   const prefix = `:/${parent.replace(/^\/+/, '')}/`;
-  const out: ProcessMemory = { processes: 0, conmonPssBytes: 0, conmons: 0, containerPssBytes: 0 };
+  const out: ProcessMemory = { processes: 0, conmonPssBytes: 0, conmons: 0, containerPssBytes: 0, threads: 0, fds: 0 };
   for (const e of await readdir('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     const cg = await readFile(`/proc/${e}/cgroup`, 'utf8').catch(() => '');
@@ -71,6 +74,8 @@ export async function processMemoryUnder(parent: string): Promise<ProcessMemory>
     const pss = Number(m[1]) * 1024;
     const exe = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0')[0] ?? '';
     out.processes++;
+    out.threads += Number(/^Threads:\s+(\d+)/m.exec(await readFile(`/proc/${e}/status`, 'utf8').catch(() => ''))?.[1] ?? 0);
+    out.fds += (await readdir(`/proc/${e}/fd`).catch(() => [])).length;
     if (exe.endsWith('conmon')) {
       out.conmons++;
       out.conmonPssBytes += pss;

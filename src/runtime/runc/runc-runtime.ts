@@ -95,9 +95,9 @@ export class RuncRuntime implements Runtime {
     await this.rc.refuseEarlierLayout();
   }
 
-  /** See Runtime.nodeLimits (node-limits.ts); scans /proc for namespaces, so once per plan, not per start. */
+  /** See Runtime.nodeLimits (node-limits.ts): once per plan (it may scan /proc for namespaces), not per start. */
   async nodeLimits(wanted: number): Promise<NodeLimitFinding[]> {
-    return findNodeLimits(await readNodeFacts({ namespaces: true }), wanted);
+    return findNodeLimits(await readNodeFacts({ namespaces: wanted }), wanted);
   }
 
   list(): Promise<ActualContainer[]> {
