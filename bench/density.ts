@@ -73,6 +73,13 @@ export async function densityBench(h: Harness, o: DensityOptions): Promise<Densi
   r.nodeFacts = facts;
   for (const m of r.nodeLimits) log(`node limit: ${m}`);
   check(r.nodeLimits.length === 0, `the node cannot take ${n} more containers: ${r.nodeLimits.join('; ')}`);
+  // This process holds no fd per container (it reads /proc one file at a time), the CLI it runs
+  // and runc inherit its limits: say what they are.
+  r.nofile =
+    /^Max open files\s+(\S+)\s+(\S+)/m
+      .exec(await readFile('/proc/self/limits', 'utf8'))
+      ?.slice(1, 3)
+      .join('/') ?? '?';
   const tpl = await acetateConfigTemplate(h, densityYaml(PROBE_NAME));
   try {
     // 1. The bare loop at N, acetate's default concurrency.

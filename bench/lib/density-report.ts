@@ -32,6 +32,8 @@ export interface DensityResults {
   nodeFacts?: NodeFacts;
   /** What acetate's node-limit check said about N more containers (nothing: they fit). */
   nodeLimits?: string[];
+  /** RLIMIT_NOFILE (soft/hard) of the benchmark, which acetate and runc inherit. */
+  nofile?: string;
   /** What node-limits.ts counts, per container: the instance's threads, `_ses.` keyrings, open fds (an upper bound of files), memory cgroups. */
   limitsPerContainer?: { tasks: number; keys: number; files: number; memoryCgroups: number };
   bare?: DensityCreate;
@@ -131,6 +133,7 @@ export function densityMarkdown(r: DensityResults): string {
   L.push('| what | target | measured | |', '| --- | --- | --- | --- |');
   for (const t of densityTargets(r)) L.push(`| ${t.what} | ${t.target} | ${t.measured} | ${t.met === undefined ? '' : t.met ? 'met' : '**not met**'} |`);
   L.push('');
+  if (r.nofile) L.push(`Open files limit of the benchmark (inherited by acetate, conmon and runc): ${r.nofile} (soft/hard).`, '');
   if (r.nodeLimits?.length) L.push(`Node limits for ${r.n} more: ${r.nodeLimits.join('; ')}`, '');
   if (r.limitsPerContainer) {
     const p = r.limitsPerContainer;
