@@ -67,6 +67,13 @@ describe('node limits (issue 25 preflight)', () => {
     assert.deepEqual(f.map((x) => x.limit).sort(), ['memory cgroups (cgroup v1 ids)', 'user.max_net_namespaces']);
   });
 
+  it("names systemd's TasksMax when acetate's own pids cgroup (cgroup v1: the conmons stay in it) is nearly full", () => {
+    const f = findNodeLimits({ ...ROOMY, ownPids: { cgroup: '/sys/fs/cgroup/pids/system.slice/acetate.service', max: 4_915, current: 4_800 } }, 100);
+    assert.equal(f.length, 1);
+    assert.equal(f[0]!.room, 16); // 4915 - 99 spare - 4800
+    assert.match(f[0]!.message, /pids\.max of acetate's cgroup is 4915 and 4800 are in use: only 16 of the 100 containers to start fit.*TasksMax=/);
+  });
+
   it('parses /proc/key-users and /proc/cgroups', () => {
     assert.deepEqual(parseRootKeys('    0:   410 409/409 404/1000000 7656/25000000\n1000000000:     1 1/1 1/200 15/20000\n'), { keys: 404, bytes: 7_656 });
     assert.deepEqual(parseRootKeys(''), { keys: 0, bytes: 0 });

@@ -24,6 +24,8 @@ export const PER_CONTAINER = {
   keyBytes: 32,
   /** conmon's fds (log, pipes, ctl/winsz fifos, eventfds, the oom_control) and the init's. */
   files: 32,
+  /** Its conmon, in acetate's own pids cgroup on cgroup v1 (ownPids). */
+  conmons: 1,
   /** Its own cgroup in each hierarchy; the memory controller's ids are the scarce ones. */
   memoryCgroups: 1,
   /** mount, pid, ipc, uts and network (network: none is an empty namespace of its own). */
@@ -54,6 +56,12 @@ export interface NodeFacts {
   fileMax: number;
   /** /proc/cgroups' num_cgroups of the memory controller (v1), if it is there. */
   memoryCgroups?: number;
+  /**
+   * cgroup v1: the pids cgroup acetate runs in and its pids.max (systemd's TasksMax for the unit),
+   * when bounded. conmons leave acetate's cgroup only in the hierarchies systemd tracks
+   * (conmon-cgroup.ts), so on v1 each container's conmon still counts here.
+   */
+  ownPids?: { cgroup: string; max: number; current: number };
   /** Namespaces in use by kind (distinct ids over /proc/<pid>/ns), and user.max_<kind>_namespaces. Only when asked (a scan of /proc). */
   namespaces?: Partial<Record<NamespaceKind, { used: number; max: number }>>;
 }
@@ -124,6 +132,10 @@ export function findNodeLimits(f: NodeFacts, wanted: number, per: { [K in keyof 
       ),
     );
   }
+  if (f.ownPids) {
+    const fix = () => `raise TasksMax= of acetate's systemd unit (e.g. TasksMax=infinity; pids.max of ${f.ownPids!.cgroup})`;
+    out.push(finding(`pids.max of acetate's cgroup`, f.ownPids.max, f.ownPids.current, per.conmons, wanted, fix));
+  }
   for (const [kind, n] of Object.entries(f.namespaces ?? {}) as [NamespaceKind, { used: number; max: number }][]) {
     out.push(finding(`user.max_${kind}_namespaces`, n.max, n.used, per.namespaces, wanted, sysctl(`user.max_${kind}_namespaces`)));
   }
@@ -140,6 +152,16 @@ export function parseRootKeys(text: string): { keys: number; bytes: number } {
 export function parseMemoryCgroups(text: string): number | undefined {
   const m = /^memory\s+(\d+)\s+(\d+)\s+1$/m.exec(text);
   return m && m[1] !== '0' ? Number(m[2]) : undefined;
+}
+
+/** cgroup v1's pids cgroup of this process, when it has a bound (pids.max not "max"). */
+async function ownPidsCgroup(proc: string): Promise<NodeFacts['ownPids']> {
+  const rel = /^\d+:pids:(.*)$/m.exec(await readFile(`${proc}/self/cgroup`, 'utf8').catch(() => ''))?.[1];
+  if (rel === undefined) return undefined;
+  const dir = `/sys/fs/cgroup/pids${rel === '/' ? '' : rel}`;
+  const max = (await readFile(`${dir}/pids.max`, 'utf8').catch(() => 'max')).trim();
+  if (max === 'max') return undefined;
+  return { cgroup: dir, max: Number(max), current: await num(`${dir}/pids.current`).catch(() => 0) };
 }
 
 async function num(file: string): Promise<number> {
@@ -183,6 +205,8 @@ export async function readNodeFacts(opts: { proc?: string; namespaces?: boolean 
     files,
     fileMax,
   };
+  const own = await ownPidsCgroup(proc);
+  if (own) facts.ownPids = own;
   const mem = parseMemoryCgroups(await readFile(`${proc}/cgroups`, 'utf8').catch(() => ''));
   if (mem !== undefined) facts.memoryCgroups = mem;
   if (typeof opts.namespaces === 'number') {
