@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { instancePaths } from '../src/runtime/runc/paths.js';
 import { CLI, NODE_FLAGS, log, type Harness, type Instance } from './lib/harness.js';
-import type { RunContext } from './lib/results.js';
+import type { LatencyResult, RunContext } from './lib/results.js';
 import { fmtMiB, fmtMs, median, quantile, round } from './lib/stats.js';
 import { procCpuMs, vmRssBytes } from './lib/sys.js';
 import { containerYaml, nameOf, saveAtomically } from './lib/workload.js';
@@ -19,10 +19,29 @@ export interface Loop {
   stop: () => Promise<void>;
 }
 
-export async function startLoop(h: Harness, inst: Instance, extra: string[] = []): Promise<Loop> {
+/**
+ * `acetate run` on the instance, once ready. The metrics listener on port 0 (benchmarks run side by
+ * side) and JSON logs (read back for the loop's own account); `--concurrency 8` unless `defaults`
+ * (the density benchmark: acetate's defaults otherwise).
+ */
+export async function startLoop(h: Harness, inst: Instance, extra: string[] = [], opts: { defaults?: boolean } = {}): Promise<Loop> {
   const child = spawn(
     process.execPath,
-    [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'run', '-f', inst.dir, '--metrics-addr', '0', '--log-format', 'json', '--concurrency', '8', ...extra],
+    [
+      ...NODE_FLAGS,
+      CLI,
+      '--state-dir',
+      inst.stateDir,
+      'run',
+      '-f',
+      inst.dir,
+      '--metrics-addr',
+      '0',
+      '--log-format',
+      'json',
+      ...(opts.defaults ? [] : ['--concurrency', '8']),
+      ...extra,
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...inst.env },
@@ -83,55 +102,74 @@ export async function loopWindow(ctx: RunContext, h: Harness, inst: Instance, n:
 
 /** 3: save a file changing memory; time until memory.limit_in_bytes shows it (polled every ~1 ms). */
 export async function latencyBenchmark(ctx: RunContext, h: Harness, inst: Instance, n: number): Promise<void> {
-  const { cfg, results } = ctx;
   const loop = await startLoop(h, inst);
+  try {
+    ctx.results.latency = await editLatency(loop, inst, n, ctx.cfg.edits);
+  } finally {
+    await loop.stop();
+  }
+  const l = ctx.results.latency;
+  log(`latency file save → cgroup limit (${n} containers, ${l.edits} edits): p50 ${fmtMs(l.p50Ms)}, p99 ${fmtMs(l.p99Ms)}, ${l.failures} not seen within 10 s`);
+}
+
+/**
+ * `edits` atomic saves (write + rename, as an editor saves) of one-container files nameOf(i) under
+ * a running loop, each changing memory between 48Mi and 40Mi (or the given pair); for each, the
+ * time until the container's memory.limit_in_bytes shows it. The loop is the caller's.
+ */
+export async function editLatency(
+  loop: Loop,
+  inst: Instance,
+  n: number,
+  edits: number,
+  o: { yamlOf?: (name: string, memoryMi: number) => string; memoryMi?: [number, number]; nameOf?: (i: number) => string } = {},
+): Promise<LatencyResult> {
+  const yamlOf = o.yamlOf ?? ((name: string, memoryMi: number) => containerYaml(name, { memoryMi }));
+  const memoryMi = o.memoryMi ?? [48, 40];
+  const nameOfI = o.nameOf ?? nameOf;
   const ip = instancePaths(inst.stateDir, inst.runDir);
   const samples: number[] = [];
   const detect: number[] = [];
   const update: number[] = [];
   let failures = 0;
-  try {
-    for (let e = 0; e < cfg.edits; e++) {
-      const i = (e * 7919) % n;
-      const name = nameOf(i);
-      const memoryMi = e % 2 === 0 ? 48 : 40;
-      const limitFile = `/sys/fs/cgroup/memory${ip.cgroupParent}/default_${name}/memory.limit_in_bytes`;
-      const want = String(memoryMi * 2 ** 20);
-      const logOffset = loop.out().length;
-      const wall0 = Date.now();
-      const t0 = performance.now();
-      await saveAtomically(path.join(inst.dir, `${name}.yaml`), containerYaml(name, { memoryMi }));
-      let seen = NaN;
-      while (performance.now() - t0 < 10_000) {
-        if ((await readFile(limitFile, 'utf8').catch(() => '')).trim() === want) {
-          seen = performance.now() - t0;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 1));
+  for (let e = 0; e < edits; e++) {
+    const i = (e * 7919) % n;
+    const name = nameOfI(i);
+    const mi = memoryMi[e % 2]!;
+    const limitFile = `/sys/fs/cgroup/memory${ip.cgroupParent}/default_${name}/memory.limit_in_bytes`;
+    const want = String(mi * 2 ** 20);
+    const logOffset = loop.out().length;
+    const wall0 = Date.now();
+    const t0 = performance.now();
+    await saveAtomically(path.join(inst.dir, `${name}.yaml`), yamlOf(name, mi));
+    let seen = NaN;
+    while (performance.now() - t0 < 10_000) {
+      if ((await readFile(limitFile, 'utf8').catch(() => '')).trim() === want) {
+        seen = performance.now() - t0;
+        break;
       }
-      if (Number.isNaN(seen)) failures++;
-      else samples.push(seen);
-      // Let the loop go quiet before the next edit (edits must not overlap).
-      await new Promise((r) => setTimeout(r, 150 + (e % 5) * 37));
-      // The loop's own account: when the resize action started and how long runc update took.
-      const line = loop
-        .out()
-        .slice(logOffset)
-        .split('\n')
-        .find((l) => l.includes(`"container":"default/${name}"`) && l.includes('"action":"resize"'));
-      if (line) {
-        const rec = JSON.parse(line) as { timestamp: string; durationMs: number };
-        const end = Date.parse(rec.timestamp);
-        detect.push(end - rec.durationMs - wall0);
-        update.push(rec.durationMs);
-      }
+      await new Promise((r) => setTimeout(r, 1));
     }
-  } finally {
-    await loop.stop();
+    if (Number.isNaN(seen)) failures++;
+    else samples.push(seen);
+    // Let the loop go quiet before the next edit (edits must not overlap).
+    await new Promise((r) => setTimeout(r, 150 + (e % 5) * 37));
+    // The loop's own account: when the resize action started and how long runc update took.
+    const line = loop
+      .out()
+      .slice(logOffset)
+      .split('\n')
+      .find((l) => l.includes(`"container":"default/${name}"`) && l.includes('"action":"resize"'));
+    if (line) {
+      const rec = JSON.parse(line) as { timestamp: string; durationMs: number };
+      const end = Date.parse(rec.timestamp);
+      detect.push(end - rec.durationMs - wall0);
+      update.push(rec.durationMs);
+    }
   }
-  results.latency = {
+  return {
     n,
-    edits: cfg.edits,
+    edits,
     p50Ms: round(quantile(samples, 0.5), 1),
     p90Ms: round(quantile(samples, 0.9), 1),
     p99Ms: round(quantile(samples, 0.99), 1),
@@ -141,7 +179,4 @@ export async function latencyBenchmark(ctx: RunContext, h: Harness, inst: Instan
     runcUpdateMs: round(median(update), 1),
     samplesMs: samples.map((s) => round(s, 1)),
   };
-  log(
-    `latency file save → cgroup limit (${n} containers, ${cfg.edits} edits): p50 ${fmtMs(results.latency.p50Ms)}, p99 ${fmtMs(results.latency.p99Ms)}, ${failures} not seen within 10 s`,
-  );
 }

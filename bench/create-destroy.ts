@@ -1,7 +1,7 @@
 /**
  * 1 + 4: create N containers from one manifest change until all run, then destroy them: acetate
- * apply (concurrency 1 and 8) vs the bare loop (overlay mount + `runc run -d` per container,
- * bench/baseline), each repetition checking that everything ran and nothing was left. Plus a V8
+ * apply (concurrency 1 and 8) vs the bare loop (`runc run -d` per container with the config.json
+ * acetate writes, bench/baseline/create.sh), each repetition checking that everything ran and nothing was left. Plus a V8
  * profile of acetate apply creating the reference N at concurrency 8.
  */
 import { existsSync } from 'node:fs';
@@ -13,10 +13,13 @@ import { summarizeProfile } from './lib/profile.js';
 import type { OpRow, RunContext } from './lib/results.js';
 import { fmtMs, median, round } from './lib/stats.js';
 import { measure, type Measured } from './lib/sys.js';
-import { tmpDir, writeOneFile } from './lib/workload.js';
+import { containerYaml, tmpDir, writeOneFile } from './lib/workload.js';
+import { acetateConfigTemplate, PROBE_NAME } from './lib/acetate-config.js';
 
 export async function createDestroyBenchmark(ctx: RunContext, h: Harness): Promise<void> {
   const { cfg, results } = ctx;
+  // The bare loop runs the very config acetate writes for the same container (lib/acetate-config.ts).
+  const tpl = await acetateConfigTemplate(h, containerYaml(PROBE_NAME));
   for (const n of cfg.sizes) {
     const reps = cfg.reps[n] ?? 2;
     const rows = new Map<string, { create: Measured[]; destroy: Measured[]; cpuC: number[]; cpuD: number[]; ownC: number[]; ownD: number[] }>();
@@ -24,7 +27,7 @@ export async function createDestroyBenchmark(ctx: RunContext, h: Harness): Promi
     for (let rep = 1; rep <= reps; rep++) {
       // bare loop
       {
-        const b = await h.newBaseline();
+        const b = await h.newBaseline({ acetate: tpl });
         try {
           const c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: h.cpuGroup, env: b.env });
           check(c.code === 0, `baseline create failed: ${c.stderr}`);

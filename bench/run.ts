@@ -8,6 +8,7 @@
  *   3. latency from saving a file that changes memory to the new limit in the cgroup (acetate run)
  *   4. destroy N containers: acetate vs the bare loop
  *   5. acetate run's RSS with 0, 100 and 1000 containers; per-container overhead on the node
+ *   D. density: N long-running containers (200; --density N alone), bench/density.ts
  *   6. what isolation costs at create: seccomp and user namespaces, each against the bare loop
  *      with the same settings (bench/isolation.ts; results/isolation.{md,json})
  *   and the sections with files of their own: network, images, disk, servers (bench/<name>.ts).
@@ -22,6 +23,7 @@ import { mkdir, rmdir } from 'node:fs/promises';
 import os from 'node:os';
 import { PACKAGE_ROOT } from '../src/api/crd.js';
 import { createDestroyBenchmark, createProfile } from './create-destroy.js';
+import { densityBench } from './density.js';
 import { diskBenchmark } from './disk.js';
 import { runImageBench } from './images.js';
 import { isolationBenchmark } from './isolation.js';
@@ -129,6 +131,11 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
     await createProfile(ctx, h, referenceSize(cfg));
   }
   if (only.has('noop') || only.has('rss') || only.has('latency')) await steadyStateBenchmarks(ctx, h);
+  if (only.has('density')) {
+    // Issue 25: N long-running containers, their cost, acetate's behaviour with them (bench/density.ts).
+    await mkdir(out, { recursive: true });
+    await densityBench(h, { n: opts.density, quick, out });
+  }
   if (only.has('isolation')) {
     const n = sizes?.[0] ?? (quick ? 20 : 50);
     const onCleanup = (fn: () => Promise<void>) => h.cleanups.add(fn);

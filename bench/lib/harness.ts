@@ -11,6 +11,7 @@ import type { Cleanups } from './cleanup.js';
 import { cleanupStateDir } from './leaks.js';
 import { CpuGroup, measure, type Measured } from './sys.js';
 import { baselineConfigTemplate, getWorkRoot, tmpDir } from './workload.js';
+import { writeBaselineTemplate, type AcetateTemplate } from './acetate-config.js';
 
 export const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 /** The node flags bin/acetate runs with (its `#!/usr/bin/env -S node ...` line): measured as users run it. */
@@ -59,7 +60,12 @@ export interface Harness {
   cpuGroup: CpuGroup;
   cleanups: Cleanups;
   newInstance(): Promise<Instance>;
-  newBaseline(): Promise<Baseline>;
+  /**
+   * A bare loop. With `acetate`, its config is that template (acetate's own config, see
+   * acetate-config.ts) with the loop's own cgroup parent and dirs; else the config rebuilt by
+   * workload.ts's baselineConfigTemplate (rootfs mounted by create.sh).
+   */
+  newBaseline(opts?: { acetate?: AcetateTemplate }): Promise<Baseline>;
   /** `acetate --state-dir … <args>` in the cpu group, with its own CPU reported. */
   acetate(inst: Instance, args: string[], extraNode?: string[]): Promise<Measured>;
   /** `acetate get -o json`, flattened. */
@@ -80,10 +86,18 @@ export function createHarness(opts: { runRoot: string; cpuGroup: CpuGroup; clean
     return { stateDir, runDir, dir, env: { ACETATE_RUN_DIR: runDir }, cleanup };
   }
 
-  async function newBaseline(): Promise<Baseline> {
+  async function newBaseline(opts: { acetate?: AcetateTemplate } = {}): Promise<Baseline> {
     const root = await tmpDir('acetate-bench-b-');
     const run = await mkdtemp(path.join(runRoot, 'acetate-bench-b-'));
-    const { file } = await baselineConfigTemplate(root);
+    let file: string;
+    if (opts.acetate) {
+      file = path.join(root, 'config.template.json');
+      await writeBaselineTemplate(opts.acetate, file, {
+        cgroupParent: `acetate-bench-base-${path.basename(root).replace(/[^a-zA-Z0-9]/g, '')}`,
+        stateDir: root,
+        runDir: run,
+      });
+    } else ({ file } = await baselineConfigTemplate(root));
     const work = path.join(root, 'w');
     const env = { RUN_DIR: run };
     const cleanup = cleanups.add(async () => {

@@ -7,10 +7,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 /** Every section --only accepts. servers, probes and git run alone (bench/servers.ts, bench/probes.ts, bench/git.ts); the others in this order. */
-export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'isolation', 'network', 'images', 'disk', 'servers', 'probes', 'git'] as const;
+export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'density', 'isolation', 'network', 'images', 'disk', 'servers', 'probes', 'git'] as const;
 export type Section = (typeof SECTIONS)[number];
 /** What a run without --only measures: all but servers, probes and git. */
 export const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'servers' && s !== 'probes' && s !== 'git');
+
+/** The density benchmark's N in a normal run, and with --quick. */
+export const DEFAULT_DENSITY = 200;
+export const QUICK_DENSITY = 50;
 
 export const USAGE = `Usage: npm run bench -- [options]   (or: node dist/bench/run.js [options]; as root)
 
@@ -31,6 +35,8 @@ Options:
   --run-root DIR       where run dirs go (acetate's --run-dir, the bare loop's runc root and bundles).
                        Default: under /run if it is a tmpfs, as on systemd hosts and Kubernetes nodes;
                        otherwise on a tmpfs the benchmark mounts for the run (and removes)
+  --density N          only the density benchmark (bench/density.ts) with N containers (e.g. 2500);
+                       the normal run measures it with ${DEFAULT_DENSITY} (--quick: ${QUICK_DENSITY})
   --from FILE          no measurement: re-render results.md and chart.svg from an earlier results.json
   -h, --help           this text
 `;
@@ -48,6 +54,8 @@ export interface BenchOptions {
   runRoot?: string;
   /** --from: an earlier results.json to re-render (absolute). */
   from?: string;
+  /** The density benchmark's N (--density N; else the default or quick size). */
+  density: number;
 }
 
 /** Throws an Error whose message is meant for the user (with the usage) on a bad command line. */
@@ -65,12 +73,19 @@ export function parseBenchArgs(argv: string[], opts: { env: NodeJS.ProcessEnv; p
       'work-dir': { type: 'string' },
       'run-root': { type: 'string' },
       from: { type: 'string' },
+      density: { type: 'string' },
     },
   });
+  const quick = (values.quick ?? false) || opts.env.ACETATE_BENCH_QUICK === '1';
+  const density = values.density === undefined ? undefined : Number(values.density);
+  if (density !== undefined && !(Number.isSafeInteger(density) && density > 0))
+    throw new Error(`--density: expected a number of containers such as 2500, got ${values.density}`);
+  if (density !== undefined && values.only !== undefined) throw new Error('--density runs the density benchmark alone: give it without --only');
   return {
     help: values.help ?? false,
-    quick: (values.quick ?? false) || opts.env.ACETATE_BENCH_QUICK === '1',
-    only: new Set(values.only === undefined ? DEFAULT_SECTIONS : parseSections(values.only)),
+    quick,
+    only: new Set(density !== undefined ? ['density'] : values.only === undefined ? DEFAULT_SECTIONS : parseSections(values.only)),
+    density: density ?? (quick ? QUICK_DENSITY : DEFAULT_DENSITY),
     ...(values.sizes !== undefined ? { sizes: parseSizes(values.sizes) } : {}),
     out: path.resolve(values.out ?? path.join(opts.packageRoot, 'bench', 'results')),
     ...(values['work-dir'] !== undefined ? { workDir: path.resolve(values['work-dir']) } : {}),

@@ -2,6 +2,7 @@
  * The main benchmarks' report: the targets (met or not), results.md (tables), chart.svg, and
  * results.json (the results plus the targets), all from the recorded Results.
  */
+import { densityBlockOf } from './density-report.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -211,7 +212,9 @@ export function chart(results: Results, cfg: BenchConfig): string {
 export async function writeResults(results: Results, cfg: BenchConfig, out: string, log: (m: string) => void): Promise<void> {
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'results.json'), `${JSON.stringify({ ...results, targets: targetRows(results, cfg) }, null, 2)}\n`);
-  await writeFile(path.join(out, 'results.md'), markdown(results, cfg));
+  // The density benchmark's table (written by its own run) stays in results.md.
+  const density = await densityBlockOf(path.join(out, 'results.md'));
+  await writeFile(path.join(out, 'results.md'), markdown(results, cfg) + (density ? `\n${density}` : ''));
   await writeFile(path.join(out, 'chart.svg'), chart(results, cfg));
   log(`results in ${path.relative(process.cwd(), out) || out}/results.md, results.json, chart.svg`);
 }

@@ -182,6 +182,12 @@ export interface Runtime {
   readonly granularity?: ResourceGranularity;
   /** Checks the runtime can work here (binaries, privileges); throws a RuntimeUnavailableError otherwise. */
   preflight(): Promise<void>;
+  /**
+   * The node limits (kernel ceilings: tasks, keyrings, files, cgroups, namespaces) that `wanted`
+   * more running containers would cross, each in one line naming the sysctl that raises it;
+   * refuse: not one more fits (each start is then refused with the same words).
+   */
+  nodeLimits?(wanted: number): Promise<{ refuse: boolean; message: string }[]>;
   /** Every container this acetate instance manages. */
   list(): Promise<ActualContainer[]>;
   get(key: string): Promise<ActualContainer | undefined>;

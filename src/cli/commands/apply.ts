@@ -1,4 +1,6 @@
-import type { Command } from '../command.js';
+import type { CliContext, Command } from '../command.js';
+import type { Plan } from '../../plan/plan.js';
+import type { Runtime } from '../../runtime/runtime.js';
 import { print, UsageError } from '../command.js';
 import { parse, parsePositiveInt } from '../args.js';
 import { renderPlan, renderPlanLines } from '../../plan/render.js';
@@ -22,6 +24,25 @@ function describeResult(r: ActionResult): string {
   }
   for (const d of r.deferred ?? []) bits.push(`${d.resource} ${d.infeasible ? 'infeasible' : 'deferred'}: ${d.reason}`);
   return `${bits.join(' · ')} (${(r.durationMs / 1000).toFixed(1)}s)`;
+}
+
+/**
+ * Containers the plan adds to the node (starts less those it stops or destroys), checked against
+ * the node's kernel limits: each one the plan would cross is named with the sysctl that raises it.
+ * The starts past it are refused one by one by the runtime, in the same words.
+ */
+async function warnNodeLimits(p: Plan, runtime: Runtime, ctx: CliContext): Promise<void> {
+  let wanted = 0;
+  for (const a of p.actions) {
+    if ((a.kind === 'create' && a.desired.spec.state === 'Running') || a.kind === 'start') wanted++;
+    else if (a.kind === 'destroy' || a.kind === 'stop') wanted--;
+  }
+  if (wanted <= 0 || !runtime.nodeLimits) return;
+  const found = await runtime.nodeLimits(wanted).catch((err: unknown) => {
+    print(ctx.stderr, `acetate: warning: cannot read the node's limits: ${messageOf(err)}`);
+    return [];
+  });
+  for (const f of found) print(ctx.stderr, `acetate: warning: ${f.message}`);
 }
 
 export const applyCommand: Command = {
@@ -60,6 +81,7 @@ Exit status: 0 converged, 1 any error.`,
     const { input, plan: p } = await planFromFlags(values, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
     const refused = !!p.network?.refused;
     if (refused) print(ctx.stderr, `acetate: ${p.network!.message}`);
+    await warnNodeLimits(p, runtime, ctx);
     if (values['dry-run']) {
       ctx.stdout.write(renderPlan(p));
       return input.snapshot.problems.length || refused ? 1 : 0;

@@ -27,6 +27,7 @@ import {
   type StopOptions,
 } from '../runtime.js';
 import { preflight } from './preflight.js';
+import { admitOneMore, findNodeLimits, readNodeFacts, type NodeLimitFinding } from './node-limits.js';
 import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';
 import type { ImageStore } from '../../images/store.js';
@@ -96,6 +97,11 @@ export class RuncRuntime implements Runtime {
     await this.rc.refuseEarlierLayout();
   }
 
+  /** See Runtime.nodeLimits (node-limits.ts): once per plan (it may scan /proc for namespaces), not per start. */
+  async nodeLimits(wanted: number): Promise<NodeLimitFinding[]> {
+    return findNodeLimits(await readNodeFacts({ namespaces: wanted }), wanted);
+  }
+
   list(): Promise<ActualContainer[]> {
     return listContainers(this.rc);
   }
@@ -151,7 +157,9 @@ export class RuncRuntime implements Runtime {
     return asImageUser(this.rc, req, fn);
   }
 
-  start(key: string): Promise<{ pid: number }> {
+  async start(key: string): Promise<{ pid: number }> {
+    // A node limit with no room left is named here, not met as runc's bare errno.
+    await admitOneMore(`starting ${key}`);
     return startContainer(this.rc, key);
   }
 

@@ -1,0 +1,256 @@
+/**
+ * Density (issue 25; `npm run bench -- --density N`, and N = 200 in the normal run): N long-running
+ * containers (host template, a shell loop, memory 16Mi, pids 16, network none), then what they
+ * cost and how acetate behaves with them:
+ *
+ *   0. the node's limits for N more containers (acetate's own check, src/runtime/runc/node-limits.ts)
+ *   1. the bare loop at N (bench/baseline/create.sh with the very config acetate writes, at
+ *      acetate's default concurrency), then acetate apply at N (default flags): time to all running
+ *   2. node memory per container (PSS of conmons and containers, kernel memory from /proc/meminfo),
+ *      disk per container
+ *   3. `acetate run` (default flags) at steady state: CPU ms per second, RSS; the no-op pass;
+ *      atomic save → new limit in the cgroup; `acetate get` and no-op `acetate plan`
+ *   4. teardown of N, the node checked clean (bench/lib/leaks.ts)
+ *   5. create at 100 (or N if smaller), one at a time and 8 at once, against the bare loop at the same
+ *
+ * Results: bench/results/density.{md,json}, and the table in results.md (lib/density-report.ts).
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { findNodeLimits, readNodeFacts } from '../src/runtime/runc/node-limits.js';
+import { instancePaths } from '../src/runtime/runc/paths.js';
+import { editLatency, startLoop } from './acetate-run.js';
+import { acetateConfigTemplate, PROBE_NAME, type AcetateTemplate } from './lib/acetate-config.js';
+import { BASELINE, CLI, NODE_FLAGS, NOOP, check, log, runcCount, type Harness, type Instance } from './lib/harness.js';
+import { assertNoLeaks } from './lib/leaks.js';
+import { kernelGrowth, kernelMemory, kernelTotal, processMemoryUnder } from './lib/node-memory.js';
+import { writeDensityResults, type DensityCreate, type DensityResults } from './lib/density-report.js';
+import { fmtMs, median, round } from './lib/stats.js';
+import { duBytes, machine, measure, procCpuMs, vmRssBytes, type Measured } from './lib/sys.js';
+import { writeFile } from 'node:fs/promises';
+import type { PassSample } from './noop-pass.js';
+
+/** acetate's default --concurrency (apply and run): the bare loop runs as many at once. */
+export const DEFAULT_CONCURRENCY = 4;
+
+export function densityYaml(name: string, memoryMi = 16): string {
+  return `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  template: host
+  command: ["/bin/sh", "-c", "while :; do sleep 3600; done"]
+  network: none
+  terminationGracePeriodSeconds: 0
+  resources: { memory: ${memoryMi}Mi, pids: 16 }
+`;
+}
+
+/** Its own names (not workload.ts's b0000...): its keyrings (`_ses.default_<name>`) are told apart from other runs' on the node. */
+export const nameOf = (i: number): string => `density-${String(i).padStart(4, '0')}`;
+
+export interface DensityOptions {
+  n: number;
+  quick: boolean;
+  out: string;
+}
+
+export async function densityBench(h: Harness, o: DensityOptions): Promise<DensityResults> {
+  const { n } = o;
+  const load = async () => (await import('node:os')).loadavg().map((x) => round(x, 2));
+  const r: DensityResults = {
+    startedAt: new Date().toISOString(),
+    n,
+    machine: machine(),
+    loadAvgStart: await load(),
+    creates: [],
+    notes: [],
+  } as DensityResults;
+  // 0. Would the node take N more? acetate's own check, as apply makes it.
+  const facts = await readNodeFacts({ namespaces: true });
+  r.nodeLimits = findNodeLimits(facts, n).map((f) => f.message);
+  r.nodeFacts = facts;
+  for (const m of r.nodeLimits) log(`node limit: ${m}`);
+  check(r.nodeLimits.length === 0, `the node cannot take ${n} more containers: ${r.nodeLimits.join('; ')}`);
+  // This process holds no fd per container (it reads /proc one file at a time), the CLI it runs
+  // and runc inherit its limits: say what they are.
+  r.nofile =
+    /^Max open files\s+(\S+)\s+(\S+)/m
+      .exec(await readFile('/proc/self/limits', 'utf8'))
+      ?.slice(1, 3)
+      .join('/') ?? '?';
+  const tpl = await acetateConfigTemplate(h, densityYaml(PROBE_NAME));
+  try {
+    // 1. The bare loop at N, acetate's default concurrency.
+    r.bare = await bareAt(h, tpl, n, DEFAULT_CONCURRENCY, true);
+    log(`bare loop: ${n} running in ${fmtMs(r.bare.createMs)} (c${DEFAULT_CONCURRENCY}), destroyed in ${fmtMs(r.bare.destroyMs ?? NaN)}`);
+    await acetateAt(h, r, o);
+    // 5. At 100: one at a time and 8 at once, each against the bare loop at the same.
+    const m = Math.min(100, n);
+    for (const c of [1, 8]) {
+      r.creates.push(await bareAt(h, tpl, m, c, false));
+      r.creates.push(await acetateCreate(h, m, c));
+    }
+  } finally {
+    r.loadAvgEnd = await load();
+  }
+  await writeDensityResults(r, o.out, log);
+  return r;
+}
+
+/** The bare loop: N containers with acetate's config, K at once; memory while they run; destroy. */
+async function bareAt(h: Harness, tpl: AcetateTemplate, n: number, k: number, full: boolean): Promise<DensityCreate> {
+  const b = await h.newBaseline({ acetate: tpl });
+  try {
+    const env = { ...b.env, CONCURRENCY: String(k) };
+    const k0 = await kernelMemory();
+    const c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: h.cpuGroup, env });
+    check(c.code === 0, `bare loop create failed: ${c.stderr}`);
+    check((await runcCount(path.join(b.env.RUN_DIR, 'runc'))) === n, 'bare loop: not all running');
+    const row: DensityCreate = { variant: 'bare loop', n, concurrency: k, createMs: round(c.wallMs), cpuMs: round(c.cpuMs) };
+    if (full) {
+      const grown = kernelGrowth(k0, await kernelMemory());
+      const parent = /"cgroupsPath": "\/([^/"]+)\//.exec(await import('node:fs/promises').then((f) => f.readFile(b.template, 'utf8')))?.[1] ?? '';
+      const pm = await processMemoryUnder(parent);
+      row.memory = { kernel: grown, processes: pm, perContainerBytes: round((kernelTotal(grown) + pm.conmonPssBytes + pm.containerPssBytes) / n) };
+    }
+    const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { group: h.cpuGroup, env });
+    check(d.code === 0, `bare loop destroy failed: ${d.stderr}`);
+    row.destroyMs = round(d.wallMs);
+    log(`bare loop ${n} at c${k}: create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);
+    return row;
+  } finally {
+    await b.cleanup();
+  }
+}
+
+async function writeManifests(dir: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await writeFile(path.join(dir, `${nameOf(i)}.yaml`), densityYaml(nameOf(i)));
+}
+
+async function allRunning(h: Harness, inst: Instance, n: number): Promise<void> {
+  const got = await h.listJson(inst);
+  const running = got.filter((x) => x.phase === 'Running').length;
+  check(got.length === n && running === n, `acetate: ${running}/${n} running`);
+}
+
+/** acetate apply of N at concurrency k, then its destroy (for the create comparison at 100). */
+async function acetateCreate(h: Harness, n: number, k: number): Promise<DensityCreate> {
+  const inst = await h.newInstance();
+  try {
+    await writeManifests(inst.dir, n);
+    const c = await h.acetate(inst, ['apply', '-f', inst.dir, '--concurrency', String(k)]);
+    check(c.code === 0, `acetate apply failed: ${c.stderr.slice(-2000)}`);
+    await allRunning(h, inst, n);
+    const d = await destroyAll(h, inst, n, k);
+    log(`acetate ${n} at c${k}: create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);
+    return { variant: 'acetate', n, concurrency: k, createMs: round(c.wallMs), cpuMs: round(c.cpuMs), destroyMs: round(d.wallMs) };
+  } finally {
+    await inst.cleanup();
+  }
+}
+
+/** Every manifest removed, apply --allow-empty; the node checked clean. */
+async function destroyAll(h: Harness, inst: Instance, n: number, k?: number): Promise<Measured> {
+  for (let i = 0; i < n; i++) await rm(path.join(inst.dir, `${nameOf(i)}.yaml`));
+  const d = await h.acetate(inst, ['apply', '-f', inst.dir, '--allow-empty', ...(k ? ['--concurrency', String(k)] : [])]);
+  check(d.code === 0, `acetate destroy failed: ${d.stderr.slice(-2000)}`);
+  await assertNoLeaks(inst.stateDir, { runDir: inst.runDir, waitMs: 30_000 });
+  return d;
+}
+
+async function timed(file: string, args: string[], env: NodeJS.ProcessEnv, times: number): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t = await measure(file, args, { env, timeoutMs: 600_000 });
+    check(t.code === 0, `${args.slice(-3).join(' ')} failed: ${t.stderr.slice(-1000)}`);
+    ms.push(t.wallMs);
+  }
+  return round(median(ms));
+}
+
+/** 1-4 for acetate at N. */
+async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Promise<void> {
+  const { n } = o;
+  const inst = await h.newInstance();
+  try {
+    await writeManifests(inst.dir, n);
+    const ip = instancePaths(inst.stateDir, inst.runDir);
+    const k0 = await kernelMemory();
+    const c = await h.acetate(inst, ['apply', '-f', inst.dir]);
+    check(c.code === 0, `acetate apply of ${n} failed: ${c.stderr.slice(-2000)}`);
+    await allRunning(h, inst, n);
+    const grown = kernelGrowth(k0, await kernelMemory());
+    const pm = await processMemoryUnder(ip.cgroupParent);
+    check(pm.conmons === n, `expected ${n} conmons, found ${pm.conmons}`);
+    // What each container holds of the limits node-limits.ts checks (its PER_CONTAINER figures),
+    // counted on the instance's own processes, keyrings and cgroups (the node is shared).
+    const keys = (await readFile('/proc/keys', 'utf8')).split('\n').filter((l) => l.includes(' _ses.default_density-'));
+    const memcgs = (await readdir(`/sys/fs/cgroup/memory${ip.cgroupParent}`, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
+    r.limitsPerContainer = {
+      tasks: round(pm.threads / n, 2),
+      keys: round(keys.length / n, 2),
+      files: round(pm.fds / n, 2),
+      memoryCgroups: round(memcgs.length / n, 2),
+    };
+    log(`per container: ${JSON.stringify(r.limitsPerContainer)}`);
+    const diskBytes = (await duBytes(ip.containersDir)) + (await duBytes(ip.runContainersDir)) + (await duBytes(ip.runcRoot));
+    r.acetate = {
+      variant: 'acetate',
+      n,
+      concurrency: DEFAULT_CONCURRENCY,
+      createMs: round(c.wallMs),
+      cpuMs: round(c.cpuMs),
+      memory: { kernel: grown, processes: pm, perContainerBytes: round((kernelTotal(grown) + pm.conmonPssBytes + pm.containerPssBytes) / n) },
+      diskPerContainerBytes: round(diskBytes / n),
+    };
+    log(
+      `acetate: ${n} running in ${fmtMs(c.wallMs)} (default concurrency); node memory ${round(r.acetate.memory!.perContainerBytes / 1024)} KiB per container`,
+    );
+    // 3. acetate run, default flags (no metrics listener: port 0, so parallel runs never collide).
+    const loop = await startLoop(h, inst, [], { defaults: true });
+    try {
+      await new Promise((res) => setTimeout(res, 5_000)); // past the first sync's tail
+      const windowS = o.quick ? 15 : 60;
+      const rss: number[] = [];
+      const cpu0 = await procCpuMs(loop.pid);
+      const t0 = performance.now();
+      while (performance.now() - t0 < windowS * 1000) {
+        rss.push(await vmRssBytes(loop.pid));
+        await new Promise((res) => setTimeout(res, 500));
+      }
+      const cpuMs = (await procCpuMs(loop.pid)) - cpu0;
+      const s = (performance.now() - t0) / 1000;
+      r.loop = { windowS: round(s, 1), cpuMsPerSecond: round(cpuMs / s, 1), rssBytes: median(rss), rssMaxBytes: Math.max(...rss) };
+      log(`acetate run with ${n}: ${r.loop.cpuMsPerSecond} ms CPU per second, RSS ${round(r.loop.rssBytes / 2 ** 20)} MiB`);
+      const edits = o.quick ? 10 : 30;
+      r.latency = await editLatency(loop, inst, n, edits, { yamlOf: densityYaml, memoryMi: [24, 20], nameOf });
+      check(r.latency.failures === 0, `${r.latency.failures} edits never reached the cgroup`);
+      log(`atomic save → cgroup limit at ${n}: p50 ${fmtMs(r.latency.p50Ms)}, p90 ${fmtMs(r.latency.p90Ms)}`);
+      const env = { ...process.env, ...inst.env };
+      r.getMs = await timed(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
+      r.planMs = await timed(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir], env, 3);
+      log(`acetate get ${fmtMs(r.getMs)}, no-op plan ${fmtMs(r.planMs)} at ${n}`);
+    } finally {
+      await loop.stop();
+    }
+    const np = await measure(process.execPath, [...NODE_FLAGS, NOOP, inst.stateDir, inst.dir, '5'], { timeoutMs: 600_000, env: inst.env });
+    check(np.code === 0, `noop-pass failed: ${np.stderr}`);
+    const { samples } = JSON.parse(np.stdout) as { samples: PassSample[] };
+    check(
+      samples.every((x) => x.actions === 0),
+      'the no-op pass is not a no-op',
+    );
+    r.noop = { wallMs: round(median(samples.map((x) => x.wallMs)), 1), cpuMs: round(median(samples.map((x) => x.cpuMs)), 1) };
+    // 4. Teardown, default concurrency; nothing left.
+    const k1 = await kernelMemory();
+    const d = await destroyAll(h, inst, n);
+    r.acetate.destroyMs = round(d.wallMs);
+    r.kernelAfterTeardown = kernelGrowth(k1, await kernelMemory());
+    r.kernelNetAfterTeardown = kernelGrowth(k0, await kernelMemory());
+    log(`acetate: ${n} destroyed in ${fmtMs(d.wallMs)}, node clean`);
+  } finally {
+    await inst.cleanup();
+  }
+}
