@@ -19,7 +19,7 @@ import { exists } from '../../util/exists.js';
 import { findBinary } from '../../util/find-binary.js';
 import { readMountInfo } from '../../util/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
-import { fitsIn } from '../../plan/disk.js';
+import { filesBytes, fitsIn } from '../../plan/disk.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';
 import { areaUsage, checkSpace, currentSize, files, makeLayerDirs, mib } from './area-files.js';
 import { moveIn, moveOut, recoverArea, shrink } from './area-moves.js';
@@ -77,7 +77,7 @@ export class XfsLoopDriver implements DiskDriver {
         deferred: {
           resource: 'disk',
           infeasible: true,
-          reason: `${mib(u.usedBytes)} in use does not fit in ${formatMemory(sizeBytes)}; the disk stays ${formatMemory(current)} (free space in the container first)`,
+          reason: `${mib(filesBytes(u))} of files in use does not fit in ${formatMemory(sizeBytes)}; the disk stays ${formatMemory(current)} (free space in the container first)`,
         },
       };
     }
@@ -85,7 +85,7 @@ export class XfsLoopDriver implements DiskDriver {
       sizeBytes: current,
       deferred: {
         resource: 'disk',
-        reason: `XFS cannot shrink while mounted: ${formatMemory(current)} → ${formatMemory(sizeBytes)} is done at the next restart by copying the private area (${u ? mib(u.usedBytes) : 'its data'}) into a new image`,
+        reason: `XFS cannot shrink while mounted: ${formatMemory(current)} → ${formatMemory(sizeBytes)} is done at the next restart by copying the private area (${u ? `${mib(filesBytes(u))} of files` : 'its data'}) into a new image`,
       },
     };
   }
