@@ -12,6 +12,10 @@ import { dfRoot, inContainer, MI } from '../support/disk.js';
 import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { diskText } from '../../src/cli/commands/describe.js';
+import { makeXfsImage, mountImage, unmountImage } from '../../src/runtime/disk/xfs-image.js';
+import { xfsOverheadBytes } from '../../src/plan/disk.js';
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import path from 'node:path';
 
 const SLEEP = ['sh', '-c', 'exec sleep 100000'];
 const GI = 2 ** 30;
@@ -58,6 +62,37 @@ describe('resources.disk shrink counts the files, not XFS metadata (real loop de
     });
     return p.actions.map((a) => a.reason).join('; ');
   }
+
+  it("XFS's own share per size is what the README documents, and the shrink estimate is above it", async () => {
+    // README "Disk limits": size → free in the empty filesystem (MiB), as df inside shows it.
+    const documented: [number, number][] = [
+      [16 * MI, 9.7],
+      [64 * MI, 54.8],
+      [256 * MI, 235.9],
+      [GI, 921],
+      [10 * GI, 10072.8],
+    ];
+    const dir = await mkdtemp(path.join(st.dir, 'xfs-sizes-'));
+    try {
+      for (const [size, free] of documented) {
+        const img = path.join(dir, 'probe.img');
+        const mnt = path.join(dir, 'probe');
+        await makeXfsImage(img, size);
+        await mountImage(img, mnt);
+        try {
+          const s = await statfs(mnt);
+          const avail = (s.bavail * s.bsize) / MI;
+          assert.ok(Math.abs(avail - free) < 1, `${size / MI}Mi: ${avail.toFixed(1)} MiB free, documented ${free}`);
+          assert.ok(size - s.bavail * s.bsize <= xfsOverheadBytes(size), `${size / MI}Mi: the estimate covers XFS's share`);
+        } finally {
+          await unmountImage(mnt);
+          await rm(img, { force: true });
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('an empty 10Gi disk shrinks to 64Mi (its 100 MiB of XFS metadata is not data), keeping its files', async () => {
     let pid = await createRunning('empty', { resources: { diskBytes: 10 * GI } });
