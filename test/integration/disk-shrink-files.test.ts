@@ -14,7 +14,7 @@ import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { diskText } from '../../src/cli/commands/describe.js';
 import { makeXfsImage, mountImage, unmountImage } from '../../src/runtime/disk/xfs-image.js';
 import { xfsOverheadBytes } from '../../src/plan/disk.js';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const SLEEP = ['sh', '-c', 'exec sleep 100000'];
@@ -110,6 +110,25 @@ describe('resources.disk shrink counts the files, not XFS metadata (real loop de
     assert.equal((await st.runtime.get('default/empty'))!.disk?.sizeBytes, 64 * MI, 'the smaller size is in force');
     assert.ok((await dfRoot(pid)).size <= 64 * MI, 'df inside shows it');
     assert.equal((await inContainer(pid, 'cat /marker')).out.trim(), 'kept');
+  });
+
+  it('a disk made before XFS metadata was recorded gets it measured at its next start, and can then shrink', async () => {
+    let pid = await createRunning('legacy', { resources: { diskBytes: 10 * GI } });
+    await inContainer(pid, 'head -c 5242880 /dev/urandom > /five && sync && md5sum /five > /five.md5');
+    // What an earlier acetate wrote: only the log's size.
+    const meta = path.join(st.dir, 'containers', 'default_legacy', 'disk', '.acetate-disk.json');
+    const { logBytes } = JSON.parse(await readFile(meta, 'utf8')) as { logBytes: number };
+    await writeFile(meta, `${JSON.stringify({ logBytes })}\n`);
+    const before = (await st.runtime.get('default/legacy'))!.disk!;
+    assert.equal(before.filesBytes, undefined, 'without the record everything used counts');
+    assert.match(await planReason('legacy', 64 * MI), /disk: Infeasible: 10\d\.\dMi of files in use/);
+
+    await restartWith('legacy', 10 * GI); // a start: measured then
+    const after = (await st.runtime.get('default/legacy'))!.disk!;
+    assert.ok(after.filesBytes! > 5 * MI && after.filesBytes! < 6 * MI, `the files' use, measured: ${JSON.stringify(after)}`);
+    pid = await restartWith('legacy', 64 * MI);
+    assert.equal((await st.runtime.get('default/legacy'))!.disk?.sizeBytes, 64 * MI);
+    assert.match((await inContainer(pid, 'md5sum -c /five.md5')).out, /five: OK/);
   });
 
   it('grown 16Mi → 40Gi live with 100 MiB of files, it returns to 256Mi with the data; 100Mi stays Infeasible', async () => {

@@ -222,6 +222,20 @@ export async function recordGrowth(mountPoint: string, grow: () => Promise<void>
   if (typeof meta?.metaBytes === 'number') await writeMeta(mountPoint, { ...meta, metaBytes: meta.metaBytes + Math.max(0, after - before) });
 }
 
+/**
+ * A disk made by an acetate before metaBytes was recorded: measured once, at a start (the process
+ * is not running, nothing writes), as statfs's use minus what `du` finds in the files and dirs
+ * (inode chunks then count as XFS's: a few KiB per 64 files).
+ */
+export async function backfillFsMeta(mountPoint: string): Promise<void> {
+  const meta = await readMeta(mountPoint);
+  if (typeof meta?.logBytes !== 'number' || typeof meta.metaBytes === 'number') return;
+  const { stdout } = await exec('du', ['-s', '-x', '-B1', mountPoint], { timeoutMs: TOOL_TIMEOUT_MS * 10 });
+  const files = Number(stdout.split(/\s/)[0]);
+  if (!Number.isFinite(files)) return;
+  await writeMeta(mountPoint, { ...meta, metaBytes: Math.max(0, usedOf(await statfs(mountPoint)) - files) });
+}
+
 export async function fsSize(mountPoint: string): Promise<number | undefined> {
   return (await fsState(mountPoint)).sizeBytes;
 }

@@ -23,7 +23,7 @@ import { filesBytes, fitsIn } from '../../plan/disk.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';
 import { areaUsage, checkSpace, currentSize, files, makeLayerDirs, mib } from './area-files.js';
 import { moveIn, moveOut, recoverArea, shrink } from './area-moves.js';
-import { allocate, detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
+import { allocate, backfillFsMeta, detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
 
 export class XfsLoopDriver implements DiskDriver {
   readonly name = 'xfs-loop';
@@ -102,6 +102,7 @@ export class XfsLoopDriver implements DiskDriver {
       return { sizeBytes };
     }
     await mountImage(f.img, f.mnt);
+    await backfillFsMeta(f.mnt); // made by an earlier acetate: its metadata measured once, while nothing writes
     const current = await currentSize(area);
     // An image made sparse (thin, or by an acetate before full provisioning) is taken whole at its
     // start, where the node has the room; where it has not, the container still starts as it ran
