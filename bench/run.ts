@@ -26,6 +26,7 @@ import { createDestroyBenchmark, createProfile } from './create-destroy.js';
 import { densityBench } from './density.js';
 import { diskBenchmark } from './disk.js';
 import { runImageBench } from './images.js';
+import { pullBench } from './pull.js';
 import { isolationBenchmark } from './isolation.js';
 import { Cleanups } from './lib/cleanup.js';
 import { BASELINE, CLI, NODE_FLAGS, createHarness, log, prepareRunRoot, type Harness } from './lib/harness.js';
@@ -160,6 +161,7 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
     });
   }
   if (only.has('images')) await runImageBench({ out, workRoot: getWorkRoot(), runRoot: h.runRoot, quick, log });
+  if (only.has('pull')) await pullBench({ out, workRoot: getWorkRoot(), quick, mib: sizes?.[0], log });
   if (only.has('disk')) {
     const run = (file: string, args: string[], env: Record<string, string>) => measure(file, args, { group: h.cpuGroup, env });
     await diskBenchmark({ n: sizes?.[0] ?? (quick ? 20 : 100), reps: quick ? 1 : 3, grows: quick ? 20 : 100, out, baselineDir: BASELINE, ...h, run, log });

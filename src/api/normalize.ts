@@ -3,6 +3,7 @@ import { parseCpu, parseDisk, parseMemory } from './quantity.js';
 import { capabilityName } from './capabilities.js';
 import { normalizeProbes } from './probes.js';
 import { normalizePorts } from './ports.js';
+import { nodeDefaultDisk } from './node-defaults.js';
 import { defaultPullPolicy, formatReference, parseReference } from '../images/reference.js';
 import { qualifyImage } from '../images/short-names.js';
 import { containerKey, RESOURCE_NAMES, type ContainerManifest, type DesiredContainer, type NormalizedSpec, type SourceRef } from './types.js';
@@ -37,7 +38,9 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
   if (s.resources?.cpu !== undefined) spec.resources.cpuMillis = parseCpu(s.resources.cpu);
   if (s.resources?.memory !== undefined) spec.resources.memoryBytes = parseMemory(s.resources.memory);
   if (s.resources?.pids !== undefined) spec.resources.pids = s.resources.pids;
-  if (s.resources?.disk !== undefined) spec.resources.diskBytes = parseDisk(s.resources.disk);
+  // No disk of its own: the node's default, when its admin set one (node-defaults.ts).
+  const diskBytes = s.resources?.disk !== undefined ? parseDisk(s.resources.disk) : nodeDefaultDisk();
+  if (diskBytes !== undefined) spec.resources.diskBytes = diskBytes;
   if (s.nodeName !== undefined) spec.nodeName = s.nodeName;
   const seccomp = s.securityContext?.seccompProfile;
   if (seccomp && seccomp.type !== 'RuntimeDefault') {

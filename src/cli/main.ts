@@ -8,6 +8,7 @@ import { DEFAULT_BRIDGE, DEFAULT_SUBNET, nodeNetworkFlagProblem } from '../runti
 import { readNodeRoutes } from '../runtime/network/node-routes.js';
 import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
+import { defaultDiskProblem } from '../api/node-defaults.js';
 import { terminalLines } from '../util/terminal-text.js';
 
 const VERSION = '0.1.0';
@@ -30,6 +31,9 @@ Global options:
   --network-bridge NAME, --network-subnet CIDR
                    the node network of \`network: bridge\` containers (default ${DEFAULT_BRIDGE},
                    ${DEFAULT_SUBNET}; or $ACETATE_NETWORK_BRIDGE, $ACETATE_NETWORK_SUBNET)
+  --default-disk QUANTITY
+                   resources.disk of containers that set none, e.g. 10Gi (or
+                   $ACETATE_DEFAULT_DISK); without it their private area is unbounded
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -37,10 +41,26 @@ Run 'acetate COMMAND --help' for a command's options.
 `;
 }
 
-type GlobalArgs = { stateDir?: string; runDir?: string; bridge?: string; subnet?: string; help: boolean; version: boolean; command?: string; rest: string[] };
+type GlobalArgs = {
+  stateDir?: string;
+  runDir?: string;
+  bridge?: string;
+  subnet?: string;
+  defaultDisk?: string;
+  help: boolean;
+  version: boolean;
+  command?: string;
+  rest: string[];
+};
 
-/** Global options that take a directory, by flag. */
-const DIR_FLAGS = { '--state-dir': 'stateDir', '--run-dir': 'runDir', '--network-bridge': 'bridge', '--network-subnet': 'subnet' } as const;
+/** Global options that take a value, by flag. */
+const DIR_FLAGS = {
+  '--state-dir': 'stateDir',
+  '--run-dir': 'runDir',
+  '--network-bridge': 'bridge',
+  '--network-subnet': 'subnet',
+  '--default-disk': 'defaultDisk',
+} as const;
 
 /** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
 function splitGlobal(argv: string[]): GlobalArgs {
@@ -52,7 +72,7 @@ function splitGlobal(argv: string[]): GlobalArgs {
       if (a.startsWith(`${flag}=`)) out[DIR_FLAGS[flag]] = a.slice(flag.length + 1);
       else if (i + 1 < argv.length) out[DIR_FLAGS[flag]] = argv[++i];
       else if (out.command) out.rest.push(a);
-      else throw new UsageError(`${flag} needs a directory`);
+      else throw new UsageError(`${flag} needs a ${flag === '--default-disk' ? 'quantity' : flag.startsWith('--network') ? 'value' : 'directory'}`);
     } else if (out.command) out.rest.push(a);
     else if (a === '-h' || a === '--help' || a === 'help') out.help = true;
     else if (a === '--version' || a === 'version') out.version = true;
@@ -84,6 +104,10 @@ export async function main(argv: string[]): Promise<number> {
       print(process.stdout, command.usage);
       return 0;
     }
+    // The node's default disk reaches every normalization (files, git, Kubernetes) through the environment, as $ACETATE_DEFAULT_DISK does.
+    if (g.defaultDisk !== undefined) process.env.ACETATE_DEFAULT_DISK = g.defaultDisk;
+    const diskProblem = defaultDiskProblem();
+    if (diskProblem) throw new UsageError(diskProblem);
     // Bad network flags are refused before anything is read or written (validate and plan too).
     const netProblem = nodeNetworkFlagProblem({ bridge: g.bridge, subnet: g.subnet }, process.env, readNodeRoutes());
     if (netProblem) {

@@ -106,8 +106,8 @@ export interface StatusRecord {
     restartCount: number;
     limits: { cpu?: string; memory?: string; pids?: number; disk?: string };
     applied: { state: string; resources: { cpu?: string; memory?: string; pids?: number; disk?: string } };
-    /** The private area's filesystem (resources.disk): statfs bytes used and total, and the image size. */
-    disk?: { usedBytes: number; totalBytes: number; sizeBytes: number };
+    /** The private area's filesystem (resources.disk): statfs bytes used and total, the image size, and what the files use of it. */
+    disk?: { usedBytes: number; totalBytes: number; sizeBytes: number; filesBytes?: number };
     network?: NetworkSummary;
   };
   lastError?: {

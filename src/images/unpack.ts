@@ -29,6 +29,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { exec } from '../util/exec.js';
 import { ImageStoreError } from './errors.js';
+import { LayerBudget, LayerSpaceError } from './unpack-limits.js';
+import { terminalText } from '../util/terminal-text.js';
 
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -92,9 +94,10 @@ export async function unpackLayer(req: UnpackRequest): Promise<string> {
   const tmp = path.join(req.layersDir, `.unpack-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp, { recursive: true, mode: 0o755 });
   try {
-    const diff = await extract(req.blob, compressionOf(req.mediaType), tmp);
+    const budget = new LayerBudget(req.layersDir, `layer ${req.diffID}`);
+    const diff = await extract(req.blob, compressionOf(req.mediaType), tmp, budget);
     if (diff !== req.diffID) throw new ImageStoreError(`layer ${req.diffID}: the uncompressed content has digest ${diff}; the layer is corrupt`);
-    await convertWhiteouts(tmp);
+    await convertWhiteouts(tmp, `layer ${req.diffID}`);
     try {
       await rename(tmp, target);
     } catch (err) {
@@ -119,8 +122,8 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-/** Streams blob → decompress → (hash, tar -x); returns the uncompressed stream's digest. */
-async function extract(blob: string, compression: Compression, dir: string): Promise<string> {
+/** Streams blob → decompress → (count, hash, tar -x); returns the uncompressed stream's digest. */
+async function extract(blob: string, compression: Compression, dir: string, budget: LayerBudget): Promise<string> {
   const tar = spawn(
     'tar',
     [
@@ -170,6 +173,7 @@ async function extract(blob: string, compression: Compression, dir: string): Pro
   try {
     const copying = (async () => {
       for await (const chunk of source as AsyncIterable<Buffer>) {
+        budget.add(chunk.length); // throws past a bound: tar is killed below, the caller removes the dir
         hash.update(chunk);
         if (tarGone || tar.stdin.destroyed) continue;
         if (!tar.stdin.write(chunk)) await Promise.race([once(tar.stdin, 'drain'), exited]);
@@ -181,21 +185,37 @@ async function extract(blob: string, compression: Compression, dir: string): Pro
     tar.kill('SIGKILL');
     zstd?.kill('SIGKILL');
     await exited.catch(() => undefined);
+    if (err instanceof LayerSpaceError) throw err;
     throw new ImageStoreError(`cannot decompress the layer blob ${blob}`, { cause: err });
   }
   const code = await exited;
-  if (code !== 0) throw new ImageStoreError(`tar failed to unpack ${blob} (exit ${code}): ${stderr.trim()}`);
+  // tar stopped at ENOSPC ("No space left on device", or a short write: "Wrote only N of M bytes");
+  // the stream was still read to its end (hashing), so what the layer needs is known.
+  if (code !== 0 && /No space left on device|Wrote only \d+ of \d+ bytes/.test(stderr)) throw budget.noSpace(terminalText(stderr.trim(), 300));
+  if (code !== 0) throw new ImageStoreError(`tar failed to unpack ${blob} (exit ${code}): ${terminalText(stderr.trim(), 2000)}`);
   return `sha256:${hash.digest('hex')}`;
 }
 
 /** Turns the OCI whiteouts of an unpacked layer into overlayfs whiteouts. */
-async function convertWhiteouts(dir: string): Promise<void> {
+async function convertWhiteouts(dir: string, what: string): Promise<void> {
   // find(1) lists without following symlinks; the names come back NUL-separated.
   const { stdout } = await exec('find', [dir, '-name', '.wh.*', '-print0']);
   for (const p of stdout.split('\0').filter(Boolean)) {
     // Other `.wh..wh.*` names are aufs metadata (hard-link dirs...): dropped, as containerd does.
     const parent = path.dirname(p);
     const base = path.basename(p);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) continue; // under a directory an earlier whiteout removed
+    if (st.isDirectory()) {
+      if (base.startsWith('.wh..wh.') && base !== '.wh..wh..opq') {
+        await rm(p, { recursive: true, force: true }); // aufs' hard-link dir (.wh..wh.plnk): dropped
+        continue;
+      }
+      // An OCI whiteout is an empty file: a directory by that name is a broken (or crafted) layer.
+      throw new ImageStoreError(
+        `${what}: the whiteout ${terminalText(path.relative(dir, p), 300)} is a directory (a whiteout is an empty file); the layer is refused`,
+      );
+    }
     await unlink(p);
     if (base === '.wh..wh..opq') {
       await exec('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', parent]);

@@ -77,6 +77,12 @@ export interface DiskUsage {
   /** statfs of the filesystem: total data blocks and blocks in use (metadata included), in bytes. */
   totalBytes: number;
   usedBytes: number;
+  /**
+   * What the files take of usedBytes: without XFS's own metadata (reserved pool, per-AG
+   * reservations), which grows with the filesystem (an empty 10Gi disk uses 103 MiB). Undefined
+   * for a disk made before acetate recorded its metadata: usedBytes counts then.
+   */
+  filesBytes?: number;
 }
 
 export interface DeferredResize {

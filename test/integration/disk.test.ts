@@ -102,7 +102,7 @@ describe('resources.disk: XFS on a loop device', function () {
       actual: new Map([['default/grow', actual]]),
       complete: true,
     });
-    assert.match(p1.actions[0]!.reason, /disk: Infeasible: .* in use does not fit in 64Mi/);
+    assert.match(p1.actions[0]!.reason, /disk: Infeasible: .* of files in use does not fit in 64Mi/);
     // A restart with the smaller size keeps the data and the size.
     const pidFull = await restartWith('grow', 64 * MI);
     assert.equal((await st.runtime.get('default/grow'))!.disk?.sizeBytes, 128 * MI, 'infeasible at the start too: size kept');

@@ -5,7 +5,7 @@ import { parseDisk } from '../../src/api/quantity.js';
 import { hashOf } from '../../src/api/hash.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
-import { fitsIn } from '../../src/plan/disk.js';
+import { fitsIn, xfsOverheadBytes } from '../../src/plan/disk.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
 import type { DesiredContainer } from '../../src/api/types.js';
 import { actualFrom, desired } from '../support/model.js';
@@ -60,10 +60,10 @@ describe('resources.disk (pure)', () => {
     const deferred = one(desired('web', { resources: { disk: '64Mi' } }), withDisk(big, 10));
     assert.match(
       renderPlan(deferred),
-      /resize +default\/web +disk 128Mi → 64Mi \(in place; disk: Deferred to the next restart \(XFS cannot shrink while mounted; the private area, 10Mi in use, is copied into a new image then\)\)/,
+      /resize +default\/web +disk 128Mi → 64Mi \(in place; disk: Deferred to the next restart \(XFS cannot shrink while mounted; the private area, 10Mi of files in use, is copied into a new image then\)\)/,
     );
     const infeasible = one(desired('web', { resources: { disk: '64Mi' } }), withDisk(big, 70));
-    assert.match(infeasible.actions[0]!.reason, /disk: Infeasible: 70Mi in use does not fit in 64Mi; the disk stays 128Mi/);
+    assert.match(infeasible.actions[0]!.reason, /disk: Infeasible: 70Mi of files in use does not fit in 64Mi; the disk stays 128Mi/);
     const restart = one(
       desired('web', { resources: { disk: '64Mi' }, resizePolicy: [{ resourceName: 'disk', restartPolicy: 'RestartContainer' }] }),
       withDisk(big, 10),
@@ -73,7 +73,7 @@ describe('resources.disk (pure)', () => {
     const restartPolicy = [{ resourceName: 'disk' as const, restartPolicy: 'RestartContainer' as const }];
     const noRestart = one(desired('web', { resources: { disk: '64Mi' }, resizePolicy: restartPolicy }), withDisk(big, 70));
     assert.equal(noRestart.actions[0]!.kind, 'resize');
-    assert.match(noRestart.actions[0]!.reason, /disk: Infeasible: 70Mi in use does not fit in 64Mi; the disk stays 128Mi/);
+    assert.match(noRestart.actions[0]!.reason, /disk: Infeasible: 70Mi of files in use does not fit in 64Mi; the disk stays 128Mi/);
     const withMemory = one(
       desired('web', {
         resources: { disk: '64Mi', memory: '96Mi' },
@@ -86,9 +86,24 @@ describe('resources.disk (pure)', () => {
     assert.match(removed.actions[0]!.reason, /disk: Deferred to the next restart \(the private area moves out of its own filesystem\)/);
   });
 
-  it("fitsIn takes the new filesystem to have the current one's overhead", () => {
-    const u = { sizeBytes: 128 * MI, totalBytes: 123 * MI, usedBytes: 58 * MI };
-    assert.equal(fitsIn(u, 64 * MI), true);
-    assert.equal(fitsIn({ ...u, usedBytes: 60 * MI }, 64 * MI), false);
+  it("fitsIn counts the files, not the metadata of the current filesystem, against an estimate of the new one's overhead", () => {
+    // Grown 16Mi → 40Gi: 440 MiB used by XFS itself, 100 MiB of files.
+    const u = { sizeBytes: 40 * 1024 * MI, totalBytes: 40954 * MI, usedBytes: 541 * MI, filesBytes: 100 * MI };
+    assert.equal(fitsIn(u, 256 * MI), true);
+    assert.equal(fitsIn(u, 110 * MI), false, 'the new filesystem keeps some for itself');
+    // A disk made before acetate recorded its metadata: everything used counts.
+    const { filesBytes: _f, ...legacy } = u;
+    assert.equal(fitsIn(legacy, 256 * MI), false);
+    // Above every measured fresh overhead (xfsprogs 6.1): 16Mi 5.3 MiB, 64Mi 9.2, 256Mi 20.1, 1Gi 103, 10Gi 167.
+    for (const [size, measured] of [
+      [16, 5.3],
+      [64, 9.2],
+      [256, 20.1],
+      [1024, 103],
+      [10240, 167],
+    ] as const) {
+      const est = xfsOverheadBytes(size * MI) / MI;
+      assert.ok(est >= measured && est < measured * 1.6 + 3, `${size}Mi: estimate ${est} vs measured ${measured}`);
+    }
   });
 });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { formatMemory } from '../../api/quantity.js';
 import type { DiskUsage } from '../runtime.js';
 import { DiskLimitError, type DiskArea } from './driver.js';
-import { diskProvisioning, fsSize, fsUsage, imageSize, isMountPoint } from './xfs-image.js';
+import { diskProvisioning, fsSize, fsState, imageSize, isMountPoint } from './xfs-image.js';
 import { checkFreeSpace } from '../free-space.js';
 
 export interface AreaFiles {
@@ -75,8 +75,8 @@ export async function areaUsage(area: DiskArea): Promise<DiskUsage | undefined> 
   const f = files(area.dir);
   const file = await imageSize(f.img);
   if (file === undefined || !(await isMountPoint(f.mnt, area.dir))) return undefined;
-  const u = await fsUsage(f.mnt);
-  return { sizeBytes: (await fsSize(f.mnt)) ?? file, totalBytes: u.totalBytes, usedBytes: u.usedBytes };
+  const u = await fsState(f.mnt);
+  return { ...u, sizeBytes: u.sizeBytes ?? file };
 }
 
 /** The size in force of an attached image: its filesystem's (see fsSize). */

@@ -6,7 +6,7 @@
 import { rename, rm, rmdir } from 'node:fs/promises';
 import { formatMemory } from '../../api/quantity.js';
 import { exists } from '../../util/exists.js';
-import { fitsIn } from '../../plan/disk.js';
+import { filesBytes, fitsIn } from '../../plan/disk.js';
 import type { DiskArea, DiskResult } from './driver.js';
 import { areaUsage, checkSpace, files, isEmptyDir, makeLayerDirs, mib } from './area-files.js';
 import { copyOwnership, copyTree, makeXfsImage, mountImage, unmountImage, writeFsMeta } from './xfs-image.js';
@@ -125,7 +125,7 @@ export async function shrink(area: DiskArea, current: number, bytes: number): Pr
     },
   });
   const u = await areaUsage(area);
-  if (u && !fitsIn(u, bytes)) return keep(`${mib(u.usedBytes)} in use`);
+  if (u && !fitsIn(u, bytes)) return keep(`${mib(filesBytes(u))} of files in use`);
   await newImage(area, bytes);
   let result: 'ok' | 'nospace' = 'ok';
   try {
@@ -136,7 +136,7 @@ export async function shrink(area: DiskArea, current: number, bytes: number): Pr
   }
   if (result === 'nospace') {
     await rm(f.newMnt, { recursive: true, force: true });
-    return keep(`the private area (${u ? mib(u.usedBytes) : '?'} in use)`);
+    return keep(`the private area (${u ? mib(filesBytes(u)) : '?'} of files in use)`);
   }
   await unmountImage(f.mnt);
   await rename(f.img, f.oldImg);

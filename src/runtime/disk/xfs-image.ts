@@ -5,7 +5,7 @@
  * mounts, `losetup`), so a new acetate adopts what an earlier one attached.
  */
 import path from 'node:path';
-import { chmod, chown, mkdir, readFile, stat, statfs, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { exec, ExecError } from '../../util/exec.js';
 import { formatMemory } from '../../api/quantity.js';
 import { readMountInfo, unmountAll } from '../../util/mounts.js';
@@ -125,7 +125,9 @@ export async function growImage(file: string, mountPoint: string, bytes: number)
   await allocate(file, bytes); // first: a node without the room refuses before the file or filesystem changes
   await truncate(file, bytes);
   for (const d of devs) await exec('losetup', ['-c', d], { timeoutMs: TOOL_TIMEOUT_MS });
-  await exec('xfs_growfs', ['-d', mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
+  await recordGrowth(mountPoint, async () => {
+    await exec('xfs_growfs', ['-d', mountPoint], { timeoutMs: TOOL_TIMEOUT_MS });
+  });
 }
 
 /** The image's size, or undefined when it does not exist. */
@@ -151,12 +153,6 @@ export async function isMountPoint(mountPoint: string, parent: string): Promise<
   }
 }
 
-/** statfs of a mounted filesystem: total data blocks, and blocks in use (metadata included). */
-export async function fsUsage(mountPoint: string): Promise<{ totalBytes: number; usedBytes: number; freeBytes: number }> {
-  const s = await statfs(mountPoint);
-  return { totalBytes: s.blocks * s.bsize, usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes: s.bavail * s.bsize };
-}
-
 /**
  * Copies a directory tree with everything overlayfs keeps in it: owners, modes, timestamps, hard
  * links, xattrs (trusted.overlay.* opaque dirs), device nodes (whiteouts), sparse files.
@@ -177,21 +173,82 @@ export async function copyTree(from: string, to: string): Promise<'ok' | 'nospac
  * killed between `truncate` and `xfs_growfs` leaves the file larger than the filesystem). statfs's
  * f_blocks is XFS's data blocks minus its internal log, whose size is fixed at mkfs and written next
  * to the private area, at the filesystem's root, when the image is made (META).
+ *
+ * META also holds `metaBytes`: what XFS itself uses of f_blocks (reserved pool, per-AG metadata
+ * reservations, AG headers), measured on the empty filesystem right after mkfs and increased by what
+ * each xfs_growfs adds (statfs before and after it). The files' use is statfs's use minus it: a
+ * shrink is decided on what the files take, not on metadata that grows with the filesystem (an
+ * empty 10Gi disk uses 103 MiB; one grown from 16Mi to 40Gi, 440 MiB, as it has 2560 AGs).
  */
 const META = '.acetate-disk.json';
 
-/** Right after mkfs and the first mount (file and filesystem the same size): note the log's size. */
+interface FsMeta {
+  logBytes?: number;
+  metaBytes?: number;
+}
+
+async function readMeta(mountPoint: string): Promise<FsMeta | undefined> {
+  return readFile(path.join(mountPoint, META), 'utf8').then(
+    (t) => JSON.parse(t) as FsMeta,
+    () => undefined,
+  );
+}
+
+async function writeMeta(mountPoint: string, meta: FsMeta): Promise<void> {
+  // Written aside then renamed: a kill in between leaves the old record, never half of one.
+  const tmp = path.join(mountPoint, `${META}.tmp`);
+  await writeFile(tmp, `${JSON.stringify(meta)}\n`, { mode: 0o600 });
+  await rename(tmp, path.join(mountPoint, META));
+}
+
+const usedOf = (s: { blocks: number; bfree: number; bsize: number }): number => (s.blocks - s.bfree) * s.bsize;
+
+/** Right after mkfs and the first mount (file and filesystem the same size, nothing written): note the log's size and XFS's own use. */
 export async function writeFsMeta(mountPoint: string, fileBytes: number): Promise<void> {
   const s = await statfs(mountPoint);
-  await writeFile(path.join(mountPoint, META), `${JSON.stringify({ logBytes: fileBytes - s.blocks * s.bsize })}\n`, { mode: 0o600 });
+  await writeMeta(mountPoint, { logBytes: fileBytes - s.blocks * s.bsize, metaBytes: usedOf(s) });
+}
+
+/**
+ * Runs `grow` (xfs_growfs) and adds the metadata it made (new AGs' headers and reservations, a larger
+ * reserved pool) to META. Files written by the container in the same few milliseconds count as
+ * metadata then: the shrink check is an estimate either way, and the copy has the last word.
+ */
+export async function recordGrowth(mountPoint: string, grow: () => Promise<void>): Promise<void> {
+  const before = usedOf(await statfs(mountPoint));
+  await grow();
+  const after = usedOf(await statfs(mountPoint));
+  const meta = await readMeta(mountPoint);
+  if (typeof meta?.metaBytes === 'number') await writeMeta(mountPoint, { ...meta, metaBytes: meta.metaBytes + Math.max(0, after - before) });
+}
+
+/**
+ * A disk made by an acetate before metaBytes was recorded: measured once, at a start (the process
+ * is not running, nothing writes), as statfs's use minus what `du` finds in the files and dirs
+ * (inode chunks then count as XFS's: a few KiB per 64 files).
+ */
+export async function backfillFsMeta(mountPoint: string): Promise<void> {
+  const meta = await readMeta(mountPoint);
+  if (typeof meta?.logBytes !== 'number' || typeof meta.metaBytes === 'number') return;
+  const { stdout } = await exec('du', ['-s', '-x', '-B1', mountPoint], { timeoutMs: TOOL_TIMEOUT_MS * 10 });
+  const files = Number(stdout.split(/\s/)[0]);
+  if (!Number.isFinite(files)) return;
+  await writeMeta(mountPoint, { ...meta, metaBytes: Math.max(0, usedOf(await statfs(mountPoint)) - files) });
 }
 
 export async function fsSize(mountPoint: string): Promise<number | undefined> {
-  const meta = await readFile(path.join(mountPoint, META), 'utf8').then(
-    (t) => JSON.parse(t) as { logBytes?: number },
-    () => undefined,
-  );
-  if (typeof meta?.logBytes !== 'number') return undefined;
-  const s = await statfs(mountPoint);
-  return s.blocks * s.bsize + meta.logBytes;
+  return (await fsState(mountPoint)).sizeBytes;
+}
+
+/** statfs of a mounted image with what META says: the size in force, and what the files use (both undefined without META). */
+export async function fsState(mountPoint: string): Promise<{ sizeBytes?: number; totalBytes: number; usedBytes: number; filesBytes?: number }> {
+  const [meta, s] = await Promise.all([readMeta(mountPoint), statfs(mountPoint)]);
+  const totalBytes = s.blocks * s.bsize;
+  const usedBytes = usedOf(s);
+  return {
+    ...(typeof meta?.logBytes === 'number' ? { sizeBytes: totalBytes + meta.logBytes } : {}),
+    totalBytes,
+    usedBytes,
+    ...(typeof meta?.metaBytes === 'number' ? { filesBytes: Math.max(0, usedBytes - meta.metaBytes) } : {}),
+  };
 }

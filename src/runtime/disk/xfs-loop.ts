@@ -19,11 +19,11 @@ import { exists } from '../../util/exists.js';
 import { findBinary } from '../../util/find-binary.js';
 import { readMountInfo } from '../../util/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
-import { fitsIn } from '../../plan/disk.js';
+import { filesBytes, fitsIn } from '../../plan/disk.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';
 import { areaUsage, checkSpace, currentSize, files, makeLayerDirs, mib } from './area-files.js';
 import { moveIn, moveOut, recoverArea, shrink } from './area-moves.js';
-import { allocate, detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
+import { allocate, backfillFsMeta, detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
 
 export class XfsLoopDriver implements DiskDriver {
   readonly name = 'xfs-loop';
@@ -77,7 +77,7 @@ export class XfsLoopDriver implements DiskDriver {
         deferred: {
           resource: 'disk',
           infeasible: true,
-          reason: `${mib(u.usedBytes)} in use does not fit in ${formatMemory(sizeBytes)}; the disk stays ${formatMemory(current)} (free space in the container first)`,
+          reason: `${mib(filesBytes(u))} of files in use does not fit in ${formatMemory(sizeBytes)}; the disk stays ${formatMemory(current)} (free space in the container first)`,
         },
       };
     }
@@ -85,7 +85,7 @@ export class XfsLoopDriver implements DiskDriver {
       sizeBytes: current,
       deferred: {
         resource: 'disk',
-        reason: `XFS cannot shrink while mounted: ${formatMemory(current)} → ${formatMemory(sizeBytes)} is done at the next restart by copying the private area (${u ? mib(u.usedBytes) : 'its data'}) into a new image`,
+        reason: `XFS cannot shrink while mounted: ${formatMemory(current)} → ${formatMemory(sizeBytes)} is done at the next restart by copying the private area (${u ? `${mib(filesBytes(u))} of files` : 'its data'}) into a new image`,
       },
     };
   }
@@ -102,6 +102,7 @@ export class XfsLoopDriver implements DiskDriver {
       return { sizeBytes };
     }
     await mountImage(f.img, f.mnt);
+    await backfillFsMeta(f.mnt); // made by an earlier acetate: its metadata measured once, while nothing writes
     const current = await currentSize(area);
     // An image made sparse (thin, or by an acetate before full provisioning) is taken whole at its
     // start, where the node has the room; where it has not, the container still starts as it ran
