@@ -16,6 +16,7 @@ import { formatCpu, formatMemory } from '../../api/quantity.js';
 import type { SourceProblem } from '../../contracts/source.js';
 import type { KubeContainer } from './client.js';
 import { NODE_LABEL } from './constants.js';
+import type { NodeSecurity } from '../../policy/node-levels.js';
 import { detectNodeAddresses, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
 
 /** What this node can give a container at most. An absent field is not checked. */
@@ -25,6 +26,11 @@ export interface NodeCapacity {
   pids?: number;
   /** The node's addresses: a published port's hostIP must be one (see node-addresses.ts). */
   addresses?: NodeAddresses;
+  /**
+   * The security levels this node enforces (src/policy): what it allows a container, as the rest
+   * is what it can give. Absent: no level is checked (in-process callers that did not ask).
+   */
+  security?: NodeSecurity;
 }
 
 export function detectNodeCapacity(): NodeCapacity {
