@@ -77,6 +77,8 @@ function within(p: string, dirs: readonly string[]): boolean {
  */
 export function checkSecurityLevel(spec: unknown, level: SecurityLevel, node: NodeSecurityPolicy): SecurityViolation[] {
   if (level === 'privileged' || !isRecord(spec)) return [];
+  // Rules are checked in this order, each independently (a capability beyond the default set breaks
+  // capabilities_baseline and, under restricted, capabilities_restricted), as the CEL policy does.
   const out: SecurityViolation[] = [];
   const sc = isRecord(spec.securityContext) ? spec.securityContext : {};
   const at = (...p: PathSegment[]): PathSegment[] => ['spec', ...p];
@@ -146,7 +148,7 @@ export function checkSecurityLevel(spec: unknown, level: SecurityLevel, node: No
   if (!drop.some((c) => c === 'ALL'))
     out.push(violation('capabilities_restricted', 'restricted', scAt('capabilities', 'drop'), 'must include ALL (add back only NET_BIND_SERVICE)'));
   add.forEach((c, i) => {
-    if (typeof c === 'string' && capabilityName(c) !== 'CAP_NET_BIND_SERVICE' && BASELINE_ADD.has(capabilityName(c)))
+    if (typeof c === 'string' && capabilityName(c) !== 'CAP_NET_BIND_SERVICE')
       out.push(violation('capabilities_restricted', 'restricted', scAt('capabilities', 'add', i), `${show(c)}: only NET_BIND_SERVICE may be added`));
   });
   mounts.forEach((m, i) => {
