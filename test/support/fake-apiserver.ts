@@ -513,7 +513,13 @@ export class FakeApiServer {
     const prev = this.namespaces.get(name);
     const obj: KObject = prev
       ? clone(prev)
-      : { apiVersion: 'v1', kind: 'Namespace', metadata: { name, uid: randomUUID(), creationTimestamp: k8sTime() }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } };
+      : {
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name, uid: randomUUID(), creationTimestamp: k8sTime() },
+          spec: { finalizers: ['kubernetes'] },
+          status: { phase: 'Active' },
+        };
     obj.metadata.labels = { ...labels, 'kubernetes.io/metadata.name': name };
     obj.metadata.resourceVersion = this.nextRv();
     this.namespaces.set(name, obj);

@@ -111,7 +111,9 @@ export class KubeSource implements DesiredSource {
       get: lookup,
       list: () => this.informer.list(),
       addError: (key) => this.finalizers.addError(key),
-      ...(security && this.namespaces ? { security: securityOf(security, this.namespaces), onAdvisory: (key, mode, level, found) => this.advise(key, mode, level, found) } : {}),
+      ...(security && this.namespaces
+        ? { security: securityOf(security, this.namespaces), onAdvisory: (key, mode, level, found) => this.advise(key, mode, level, found) }
+        : {}),
     });
     this.finalizers = new FinalizerWriter({
       api: this.api,
