@@ -14,6 +14,9 @@ import { baselineConfigTemplate, getWorkRoot, tmpDir } from './workload.js';
 import { writeBaselineTemplate, type AcetateTemplate } from './acetate-config.js';
 
 export const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+// The benchmarks measure the runtime, not the security levels: their containers (host ids, host
+// network, mounts) run under privileged, as the test suites do (test/support/cli.ts).
+process.env.ACETATE_POD_SECURITY ??= 'default=privileged';
 /** The node flags bin/acetate runs with (its `#!/usr/bin/env -S node ...` line): measured as users run it. */
 export const NODE_FLAGS = (/^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(PACKAGE_ROOT, 'bin', 'acetate'), 'utf8'))?.[1] ?? '')
   .trim()

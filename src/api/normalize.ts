@@ -48,6 +48,9 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
       seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
   }
   if (s.securityContext?.hostUsers === false) spec.security.hostUsers = false;
+  if (s.securityContext?.runAsUser !== undefined) spec.security.runAsUser = s.securityContext.runAsUser;
+  if (s.securityContext?.runAsGroup !== undefined) spec.security.runAsGroup = s.securityContext.runAsGroup;
+  if (s.securityContext?.runAsNonRoot === true) spec.security.runAsNonRoot = true;
   if (s.init === false) spec.init = false;
   const probes = normalizeProbes(s);
   if (probes) spec.probes = probes;

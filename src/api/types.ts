@@ -56,6 +56,12 @@ export interface ContainerSpec {
     seccompProfile?: { type: 'RuntimeDefault' | 'Unconfined' | 'Localhost'; localhostProfile?: string };
     /** false: a user namespace, the container's root an unprivileged node uid (Kubernetes' hostUsers). */
     hostUsers?: boolean;
+    /** The uid the process runs as (Kubernetes' name); default the image's User, else 0. */
+    runAsUser?: number;
+    /** The gid the process runs as; default the image's group, else 0 (with runAsUser alone: 0, as in Kubernetes). */
+    runAsGroup?: number;
+    /** true: the container is not started when its process would run as uid 0 (Kubernetes' check). */
+    runAsNonRoot?: boolean;
   };
   nodeName?: string;
   /** Run a minimal init (catatonit) as PID 1 that forwards signals and reaps zombies. Default true. */
@@ -172,6 +178,10 @@ export interface NormalizedSpec {
     seccompProfile?: { type: 'Unconfined' | 'Localhost'; localhostProfile?: string };
     /** Present only as false (a user namespace); absent: the node's ids. */
     hostUsers?: false;
+    /** Present only when set (so that specs written before these fields keep their hash). */
+    runAsUser?: number;
+    runAsGroup?: number;
+    runAsNonRoot?: true;
   };
   nodeName?: string;
   /**

@@ -9,7 +9,7 @@ import { plan, type Plan, type PlanInput } from '../plan/plan.js';
 import type { Writable } from 'node:stream';
 import { print } from './command.js';
 import { printProblems, printWarnings } from './problems.js';
-import { detectNodeCapacity } from '../sources/kube/desired.js';
+import { nodeCapacity } from './node-capacity.js';
 import { pinAll } from '../images/pin.js';
 import { ImageResolver } from '../images/resolver.js';
 import { readStatusRecords } from '../controller/status-store.js';
@@ -94,7 +94,7 @@ const gitNotes = new WeakMap<DirSnapshot, string>();
 
 /** -f DIR, --git URL, or both (merged under the conflict rule of `run`). */
 async function loadDesired(opts: { dir?: string; git?: GitFlagValues; allowEmpty: boolean; node: string; stateDir: string }): Promise<DirSnapshot> {
-  const capacity = detectNodeCapacity();
+  const capacity = nodeCapacity();
   const dir = opts.dir !== undefined ? await loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity }) : undefined;
   if (opts.git?.git === undefined) return dir!;
   // Loaded only with --git: the Git source brings the file source's watcher along.

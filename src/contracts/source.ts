@@ -14,8 +14,14 @@ export interface SourceProblem {
   message: string;
   /** Keys this problem concerns when known (their containers are left exactly as they are). */
   keys: string[];
-  /** `skipped`: a warning (a document of another kind, a FIFO), never in `problems`. */
-  kind: 'invalid' | 'conflict' | 'unreadable' | 'skipped';
+  /**
+   * `skipped`: a warning (a document of another kind, a FIFO), never in `problems`. `forbidden`:
+   * valid, but beyond the security level of its namespace (src/policy): not created, and a
+   * running container of the key is held as it is.
+   */
+  kind: 'invalid' | 'conflict' | 'unreadable' | 'skipped' | 'forbidden';
+  /** With `forbidden`: the level and the rule broken (e.g. baseline, capabilities_baseline). */
+  securityRule?: { level: string; rule: string };
 }
 
 export interface DesiredSnapshot {

@@ -6,6 +6,7 @@
 import type { ContainerEvent, EventRecorder } from '../contracts/sinks.js';
 import type { Waiting } from '../contracts/status-record.js';
 import type { Logger } from '../contracts/logger.js';
+import type { SourceProblem } from '../contracts/source.js';
 import { messageOf } from '../contracts/errors.js';
 
 /** The event an action's outcome is reported as. */
@@ -32,6 +33,8 @@ function eventOfWaiting(w: Waiting): string {
 export class Notices {
   /** The waiting reason last told per key. */
   private shown = new Map<string, string>();
+  /** The security-level refusals last told per key. */
+  private refused = new Map<string, string>();
 
   constructor(
     private readonly recorders: EventRecorder[],
@@ -63,7 +66,23 @@ export class Notices {
     this.emit(key, { type: 'Warning', reason: eventOfWaiting(w), message: w.message });
   }
 
+  /**
+   * Tells the security-level refusals of key once (a Warning event `Forbidden` naming level, rule
+   * and field, as Kubernetes' admission names the PodSecurity rule); [] once it complies again.
+   */
+  forbidden(key: string, problems: readonly SourceProblem[]): void {
+    const text = problems.map((p) => `${p.field ? `${p.field}: ` : ''}${p.message}`).join('; ');
+    if (!text) {
+      this.refused.delete(key);
+      return;
+    }
+    if (this.refused.get(key) === text) return;
+    this.refused.set(key, text);
+    this.emit(key, { type: 'Warning', reason: 'Forbidden', message: text });
+  }
+
   forget(key: string): void {
     this.shown.delete(key);
+    this.refused.delete(key);
   }
 }

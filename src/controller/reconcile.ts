@@ -89,6 +89,11 @@ export class Reconciler {
     // --- read
     const snap = d.snapshot();
     const desired = snap.containers.get(key);
+    // A Container its namespace's security level refuses: one event per refusal (the status says it at every reconcile).
+    d.notices.forbidden(
+      key,
+      problemsForKey(snap, key).filter((p) => p.kind === 'forbidden'),
+    );
     let actual: ActualContainer | undefined;
     try {
       actual = await d.runtime.get(key);

@@ -126,6 +126,12 @@ function syncedCondition(input: StatusInput): Omit<Condition, 'lastTransitionTim
   if (conflict) {
     return { type: CONDITION_SYNCED, status: 'False', reason: 'Conflict', message: `${problemMessage(conflict)}; the container is left as it is` };
   }
+  const forbidden = problems.find((p) => p.kind === 'forbidden');
+  if (forbidden) {
+    // Kubernetes' word for an object its admission refuses; the message names the level and rule.
+    const held = input.actual ? 'the running container is held as it is (not destroyed, not changed)' : 'the container is not created';
+    return { type: CONDITION_SYNCED, status: 'False', reason: 'Forbidden', message: `${problemMessage(forbidden)}; ${held}` };
+  }
   const invalid = problems.find((p) => p.kind === 'invalid' || p.kind === 'unreadable');
   if (invalid) {
     return {

@@ -20,9 +20,13 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { ValidatingAdmissionPolicy } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy';
+import { ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 import { KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
+import { parseInlineSetting } from '../../src/policy/node-levels.js';
 import { computeStatus } from '../../src/controller/status.js';
 import { waitFor } from '../support/wait.js';
 import { containerObj, NODE, startFake, stepLikeTheLoop } from './helpers.js';
@@ -68,6 +72,7 @@ function rbacOf(r: { method: string; path: string; query: URLSearchParams }): st
         : { PUT: 'update', PATCH: 'patch', POST: 'create', DELETE: 'delete' }[r.method]!;
     return `${group}|${res}|${verb}`;
   }
+  if (r.path === '/api/v1/namespaces') return `|namespaces|${r.query.get('watch') === 'true' ? 'watch' : 'list'}`;
   if ((m = /^\/api\/v1\/namespaces\/[^/]+\/([^/]+)(?:\/([^/]+))?$/.exec(r.path))) {
     const verb = r.method === 'GET' ? (m[2] ? 'get' : 'list') : { PUT: 'update', PATCH: 'patch', POST: 'create', DELETE: 'delete' }[r.method]!;
     return `|${m[1]}|${verb}`;
@@ -90,8 +95,24 @@ describe('kube: controller/ deployment', () => {
       ClusterRole,
       ClusterRoleBinding,
       CustomResourceDefinition,
+      ConfigMap,
+      ValidatingAdmissionPolicy,
+      ValidatingAdmissionPolicyBinding,
     };
-    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'Namespace', 'ServiceAccount']);
+    assert.deepEqual(objs.map((o) => o.kind).sort(), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'ConfigMap',
+      'ConfigMap',
+      'DaemonSet',
+      'Namespace',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicyBinding',
+    ]);
     for (const o of objs) new models[o.kind]!(o as never).validate();
   });
 
@@ -122,10 +143,17 @@ describe('kube: controller/ deployment', () => {
     assert.deepEqual(objs.map((o) => o.kind).sort(), [
       'ClusterRole',
       'ClusterRoleBinding',
+      'ConfigMap',
+      'ConfigMap',
+      'ConfigMap',
       'CustomResourceDefinition',
       'DaemonSet',
       'Namespace',
       'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicyBinding',
+      'ValidatingAdmissionPolicyBinding',
     ]);
     for (const o of objs)
       if (o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace') assert.equal(o.metadata.labels['app.kubernetes.io/part-of'], 'acetate');
@@ -187,9 +215,11 @@ describe('kube: controller/ deployment', () => {
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
 
     // Everything the kube source does, against the fake: list, watch, add finalizer, status
-    // (with a 409 re-read), events (new and repeated), remove finalizer.
+    // (with a 409 re-read), events (new and repeated), remove finalizer, namespaces' labels
+    // (list, watch: the security levels).
     const { fake, api } = await startFake();
-    const source = new KubeSource({ node: NODE, api, capacity: false });
+    const security = parseInlineSetting('default=privileged', 'test', { hostUsersByDefault: false });
+    const source = new KubeSource({ node: NODE, api, capacity: { security } });
     try {
       fake.create(containerObj('web'));
       await source.start(() => undefined);
@@ -225,6 +255,8 @@ describe('kube: controller/ deployment', () => {
         'acetate.dev|containers|list',
         'acetate.dev|containers|patch',
         'acetate.dev|containers|watch',
+        '|namespaces|list',
+        '|namespaces|watch',
       ].sort(),
     );
     for (const u of used) assert.ok(allowed(role, u), `ClusterRole allows ${u}`);

@@ -12,6 +12,7 @@ import { executeAction } from '../../src/apply/execute.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { MemoryLogger, silentLogger, type Logger } from '../../src/contracts/logger.js';
+import type { NodeSecurity } from '../../src/policy/node-levels.js';
 
 export const NODE = 'node-a';
 
@@ -61,6 +62,8 @@ export interface KubeControllerOptions {
   fast?: boolean;
   /** More or other loop options (e.g. resyncMs). */
   controller?: Partial<ControllerOptions>;
+  /** The node's security levels (as run-controller.ts passes them); absent: levels are not checked. */
+  security?: NodeSecurity;
 }
 
 /** The loop of `acetate run --kube` as src/cli/commands/run-controller.ts wires it (source, its sinks and recorders), started. */
@@ -72,6 +75,7 @@ export async function startKubeController(o: KubeControllerOptions): Promise<{ s
     kubeConfig: o.kubeConfig,
     logger: o.logger ?? new MemoryLogger(),
     ...(fast ? { capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 }, informer: { backoff: { baseMs: 50, maxMs: 500 } } } : {}),
+    ...(o.security ? { capacity: { ...(fast ? { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 } : {}), security: o.security } } : {}),
   });
   const controller = new Controller({
     runtime: o.runtime,

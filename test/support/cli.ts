@@ -4,6 +4,15 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 
 export const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+/**
+ * The suites written before security levels existed mount host dirs, join the host network and
+ * run with the node's ids, which the built-in level (baseline, src/policy/node-levels.ts) refuses:
+ * every acetate this process starts runs them under privileged unless a test sets the variable
+ * itself (test/integration/security-levels.test.ts runs the built-in default and others). Set on
+ * process.env so that the tests spawning main.js directly inherit it too.
+ */
+process.env.ACETATE_POD_SECURITY ??= 'default=privileged';
 /** What a user installs and runs (a script that imports CLI). */
 export const BIN = path.join(PACKAGE_ROOT, 'bin', 'acetate');
 

@@ -368,6 +368,10 @@ export class FakeApiServer {
   /** Watches from a resourceVersion below this get 410 Gone. */
   private compactedRv = 1;
   private watchers = new Set<Watcher>();
+  /** core/v1 Namespaces (cluster-scoped; their labels carry the pod-security levels), their history and watches, apart from the Containers'. */
+  private namespaces = new Map<string, KObject>();
+  private nsHistory: HistoryEntry[] = [];
+  private nsWatchers = new Set<Watcher>();
   private eventStore = new Map<string, KObject>();
   private faults: Fault[] = [];
   private holds: Hold[] = [];
@@ -435,6 +439,7 @@ export class FakeApiServer {
     if (this.bookmarkTimer) clearInterval(this.bookmarkTimer);
     for (const h of this.holds) this.releaseHold(h);
     this.dropWatches({ abrupt: true });
+    for (const w of [...this.nsWatchers]) this.closeWatcher(w, true);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -498,6 +503,47 @@ export class FakeApiServer {
     const n = this.watchers.size;
     for (const w of [...this.watchers]) this.closeWatcher(w, opts.abrupt ?? false);
     return n;
+  }
+
+  /**
+   * Creates or relabels a Namespace (as `kubectl create namespace` / `kubectl label ns`): labels
+   * replace the old ones, plus kubernetes.io/metadata.name as the API server adds it.
+   */
+  setNamespace(name: string, labels: Record<string, string> = {}): KObject {
+    const prev = this.namespaces.get(name);
+    const obj: KObject = prev
+      ? clone(prev)
+      : {
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name, uid: randomUUID(), creationTimestamp: k8sTime() },
+          spec: { finalizers: ['kubernetes'] },
+          status: { phase: 'Active' },
+        };
+    obj.metadata.labels = { ...labels, 'kubernetes.io/metadata.name': name };
+    obj.metadata.resourceVersion = this.nextRv();
+    this.namespaces.set(name, obj);
+    this.recordNamespace(prev ? 'MODIFIED' : 'ADDED', obj);
+    return clone(obj);
+  }
+
+  /** Deletes a Namespace (at once: no finalization of its content). */
+  removeNamespace(name: string): void {
+    const prev = this.namespaces.get(name);
+    if (!prev) return;
+    this.namespaces.delete(name);
+    const obj = { ...clone(prev), metadata: { ...prev.metadata, resourceVersion: this.nextRv() } };
+    this.recordNamespace('DELETED', obj);
+  }
+
+  /** Open namespace watch connections. */
+  namespaceWatchCount(): number {
+    return this.nsWatchers.size;
+  }
+
+  /** Ends every namespace watch (abruptly: socket destroyed, or cleanly). */
+  dropNamespaceWatches(opts: { abrupt?: boolean } = {}): void {
+    for (const w of [...this.nsWatchers]) this.closeWatcher(w, opts.abrupt ?? false);
   }
 
   /** Open watch connections. */
@@ -571,6 +617,48 @@ export class FakeApiServer {
     this.history.push(entry);
     this.trimHistory();
     for (const w of [...this.watchers]) this.deliver(w, entry);
+  }
+
+  private recordNamespace(type: HistoryEntry['type'], obj: KObject): void {
+    const entry: HistoryEntry = { rv: Number(obj.metadata.resourceVersion), type, obj: clone(obj) };
+    this.nsHistory.push(entry);
+    while (this.nsHistory.length > this.historyWindow) this.nsHistory.shift();
+    for (const w of this.nsWatchers) this.send(w, { type, object: entry.obj });
+  }
+
+  /** GET /api/v1/namespaces: a NamespaceList, or a watch (from resourceVersion: its history after it; none or 0: ADDED for each). */
+  private namespacesListOrWatch(req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): { code: number; body: unknown } | undefined {
+    if (q.get('watch') !== 'true' && q.get('watch') !== '1') {
+      const items = [...this.namespaces.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+      return { code: 200, body: { apiVersion: 'v1', kind: 'NamespaceList', metadata: { resourceVersion: String(this.rv) }, items } };
+    }
+    const rvParam = q.get('resourceVersion') ?? '';
+    const from = rvParam === '' || rvParam === '0' ? undefined : Number(rvParam);
+    if (from !== undefined && !Number.isFinite(from)) throw new HttpError(400, 'BadRequest', `invalid resource version '${rvParam}'`);
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders();
+    const w: Watcher = { res, fieldSel: [], labelSel: [], bookmarks: q.get('allowWatchBookmarks') === 'true', closed: false };
+    const oldest = this.nsHistory[0]?.rv;
+    if (from !== undefined && oldest !== undefined && from < oldest - 1 && this.nsHistory.length >= this.historyWindow) {
+      this.send(w, { type: 'ERROR', object: this.statusObject(410, 'Expired', `too old resource version: ${from} (${oldest})`) });
+      res.end();
+      return undefined;
+    }
+    // Namespace watches are tracked apart: closeWatcher removes from the Container set, so remove here too.
+    this.nsWatchers.add(w);
+    res.on('close', () => {
+      this.nsWatchers.delete(w);
+      this.closeWatcher(w, false);
+    });
+    const timeout = Number(q.get('timeoutSeconds') ?? '0');
+    if (timeout > 0)
+      w.timer = setTimeout(() => {
+        this.nsWatchers.delete(w);
+        this.closeWatcher(w, false);
+      }, timeout * 1000);
+    if (from === undefined) for (const o of this.namespaces.values()) this.send(w, { type: 'ADDED', object: o });
+    else for (const e of this.nsHistory) if (e.rv > from) this.send(w, { type: e.type, object: e.obj });
+    return undefined;
   }
 
   private trimHistory(): void {
@@ -877,6 +965,16 @@ export class FakeApiServer {
     const base = `/apis/${GROUP}/${VERSION}`;
     let m: RegExpExecArray | null;
 
+    // core/v1 namespaces
+    if (p === '/api/v1/namespaces') {
+      if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', 'method not allowed');
+      return this.namespacesListOrWatch(req, res, q);
+    }
+    if ((m = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(p)) && method === 'GET') {
+      const ns = this.namespaces.get(m[1]!);
+      if (!ns) throw new HttpError(404, 'NotFound', `namespaces "${m[1]}" not found`, { name: m[1], kind: 'namespaces' });
+      return { code: 200, body: ns };
+    }
     // core/v1 events
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/events(?:\/([^/]+))?$/.exec(p))) {
       return this.routeEvents(method, m[1]!, m[2], body, contentType);

@@ -9,7 +9,7 @@ import { messageOf } from '../../contracts/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
-import { detectNodeCapacity } from '../../sources/kube/desired.js';
+import { nodeCapacity } from '../node-capacity.js';
 import { formatProblem } from '../problems.js';
 import { gitSourceFromFlags } from '../git-flags.js';
 import type { SourceSyncState } from '../../contracts/source.js';
@@ -119,11 +119,13 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   const store = new StatusStore(ctx.stateDir);
   const metrics = new Metrics();
   let kube: KubeSource | undefined;
+  let capacity: ReturnType<typeof nodeCapacity>;
   try {
+    capacity = nodeCapacity(); // with the security levels: a setting that cannot be read stops the start
     if (values.kube) {
       // Loaded only in Kubernetes mode: the client costs ~80 MiB and ~0.4 s of start-up.
       const { createKubeSource } = await import('../../sources/kube/index.js');
-      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger });
+      kube = createKubeSource({ node, kubeconfig: values.kubeconfig, selector, logger, capacity });
     }
   } catch (err) {
     logger.error(messageOf(err));
@@ -139,14 +141,14 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
           debounceMs,
           relistMs,
           onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
-          capacity: detectNodeCapacity(),
+          capacity,
           onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
         });
   const git = gitSourceFromFlags(values, {
     stateDir: ctx.stateDir,
     node,
     allowEmpty: !!values['allow-empty'],
-    capacity: detectNodeCapacity(),
+    capacity,
     logger,
     onRevision: (revision) => {
       metrics.sourceRevision.reset();

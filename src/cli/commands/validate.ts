@@ -5,7 +5,7 @@ import { print, UsageError } from '../command.js';
 import { parse } from '../args.js';
 import { listManifestFiles, loadManifestFile, mergeFileResults } from '../../sources/files/load.js';
 import { printProblems, printWarnings } from '../problems.js';
-import { detectNodeCapacity } from '../../sources/kube/desired.js';
+import { nodeCapacity } from '../node-capacity.js';
 
 export const validateCommand: Command = {
   name: 'validate',
@@ -22,7 +22,7 @@ Exit status: 0 all valid, 1 any error.`,
     const { positionals } = parse(argv, {});
     if (!positionals.length) throw new UsageError('validate needs at least one PATH');
     const results = [];
-    const capacity = detectNodeCapacity();
+    const capacity = nodeCapacity();
     const dirProblems = [];
     const dirWarnings = [];
     for (const p of positionals) {

@@ -160,6 +160,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   if (!path.isAbsolute(input.rootfsPath)) throw new OciConfigError(`rootfs path '${input.rootfsPath}' must be absolute`);
   const fromImage = input.image ? imageProcess(spec, input.image) : undefined;
   const cwd = fromImage?.cwd ?? (spec.workingDir || '/');
+  processUser(spec.security, fromImage?.user); // refuses runAsNonRoot with uid 0 before anything else is built
   if (!cwd.startsWith('/')) throw new OciConfigError(`workingDir '${cwd}' must be absolute`);
 
   const binds: OciMount[] = spec.mounts.map((m) => {
@@ -196,7 +197,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: fromImage?.user ?? { uid: 0, gid: 0 },
+      user: processUser(spec.security, fromImage?.user),
       args: useInit ? argsWithInit(fromImage?.args ?? [...spec.command, ...spec.args]) : (fromImage?.args ?? [...spec.command, ...spec.args]),
       env: envList(fromImage?.env ?? spec.env),
       cwd,
@@ -225,4 +226,20 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       ...(input.userNamespace ? { uidMappings: input.userNamespace.uidMappings, gidMappings: input.userNamespace.gidMappings } : {}),
     },
   };
+}
+
+/**
+ * The process's uid and gid: securityContext.runAsUser / runAsGroup over the image's User (else
+ * 0:0); runAsUser alone gives gid 0, as Kubernetes does. runAsNonRoot refuses uid 0 here, when the
+ * image's user is known (the kubelet's check: "container has runAsNonRoot and image will run as root").
+ */
+export function processUser(security: NormalizedSpec['security'], fromImage: { uid: number; gid: number } | undefined): { uid: number; gid: number } {
+  const base = fromImage ?? { uid: 0, gid: 0 };
+  const uid = security.runAsUser ?? base.uid;
+  const gid = security.runAsGroup ?? (security.runAsUser !== undefined ? 0 : base.gid);
+  if (security.runAsNonRoot && uid === 0)
+    throw new OciConfigError(
+      `securityContext.runAsNonRoot is true but the process would run as uid 0 (${security.runAsUser === 0 ? 'runAsUser: 0' : fromImage ? "the image's User" : 'no runAsUser'}): set runAsUser to a non-zero uid`,
+    );
+  return { uid, gid };
 }

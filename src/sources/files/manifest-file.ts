@@ -13,6 +13,29 @@ import type { NodeCapacity } from '../kube/desired.js';
 import { unassignableHostIP } from '../node-addresses.js';
 import { outsideReason, readContained } from './contained.js';
 import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
+import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
+import { checkSecurityLevel, violationMessage } from '../../policy/levels.js';
+import type { PathSegment } from './yaml-documents.js';
+
+/** The rules of its namespace's level a valid Container breaks, each a `forbidden` problem (field path relative to the document). */
+function securityProblems(
+  value: unknown,
+  namespace: string,
+  sec: NodeSecurity,
+  keys: string[],
+): { path: PathSegment[]; problem: Omit<SourceProblem, 'origin'> }[] {
+  const level = levelFor(sec, namespace);
+  const spec = (value as { spec?: unknown }).spec;
+  return checkSecurityLevel(spec, level, sec.policy).map((v) => ({
+    path: v.path,
+    problem: {
+      kind: 'forbidden',
+      keys,
+      message: `${violationMessage(v, level)} (namespace ${namespace}: ${sec.origin})`,
+      securityRule: { level, rule: v.rule },
+    },
+  }));
+}
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
@@ -148,6 +171,14 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
       if (badIP) {
         const at = [...item.at, 'spec', 'ports', badIP.index, 'hostIP'];
         result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: badIP.message }));
+        continue;
+      }
+      const refused = opts.capacity?.security ? securityProblems(item.value, desired.namespace, opts.capacity.security, keys) : [];
+      if (refused.length) {
+        for (const p of refused) {
+          const at = [...item.at, ...p.path];
+          result.problems.push(problem(file, { ...p.problem, line: doc.lineOf(at), field: formatPath(at) }));
+        }
         continue;
       }
       result.containers.push(desired);

@@ -31,6 +31,11 @@ export interface KubeContainer {
   status?: ContainerStatus;
 }
 
+/** A Namespace as acetate reads it: its name and labels (the pod-security.kubernetes.io levels). */
+export interface KubeNamespace {
+  metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
 export interface Selector {
   fieldSelector?: string;
   labelSelector?: string;
@@ -84,6 +89,14 @@ export interface KubeApi {
   patchContainer(namespace: string, name: string, patch: unknown, type: 'merge' | 'json'): Promise<KubeContainer>;
   createEvent(namespace: string, event: CoreV1Event): Promise<CoreV1Event>;
   patchEvent(namespace: string, name: string, patch: Record<string, unknown>): Promise<CoreV1Event>;
+  /** GET /api/v1/namespaces (their labels carry the security levels). */
+  listNamespaces(): Promise<{ items: KubeNamespace[]; resourceVersion: string }>;
+  /** Watches Namespaces from resourceVersion (with bookmarks); as watchContainers. */
+  watchNamespaces(
+    opts: { resourceVersion: string; timeoutSeconds?: number },
+    onEvent: (type: WatchEventType, obj: Record<string, unknown>) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<WatchHandle>;
 }
 
 function bodyOf(err: ApiException<unknown>): { reason?: string; message?: string } {
@@ -244,6 +257,43 @@ export function createKubeApi(kc: KubeConfig, opts: KubeApiOptions = {}): KubeAp
         return await core.createNamespacedEvent({ namespace, body: event }, withTimeout);
       } catch (err) {
         throw toKubeApiError(err, `create event in ${namespace}`);
+      }
+    },
+
+    async listNamespaces() {
+      try {
+        const list = await core.listNamespace({}, withTimeout);
+        return {
+          items: (list.items ?? []).map((n) => ({
+            metadata: { name: n.metadata?.name ?? '', resourceVersion: n.metadata?.resourceVersion, labels: n.metadata?.labels ?? {} },
+          })),
+          resourceVersion: list.metadata?.resourceVersion ?? '',
+        };
+      } catch (err) {
+        throw toKubeApiError(err, 'list namespaces');
+      }
+    },
+
+    async watchNamespaces(o, onEvent, onDone) {
+      const params: Record<string, string | number | boolean> = { allowWatchBookmarks: true, resourceVersion: o.resourceVersion };
+      if (o.timeoutSeconds) params.timeoutSeconds = o.timeoutSeconds;
+      let done = false;
+      const finish = (err: unknown): void => {
+        if (done) return;
+        done = true;
+        onDone(err ? toKubeApiError(err, 'watch namespaces') : null);
+      };
+      try {
+        const controller = await watch.watch(
+          '/api/v1/namespaces',
+          params,
+          (type: string, obj: unknown) => onEvent(type as WatchEventType, (obj ?? {}) as Record<string, unknown>),
+          finish,
+        );
+        return { abort: () => controller.abort() };
+      } catch (err) {
+        finish(err);
+        return { abort: () => undefined };
       }
     },
 

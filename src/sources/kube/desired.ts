@@ -16,6 +16,8 @@ import { formatCpu, formatMemory } from '../../api/quantity.js';
 import type { SourceProblem } from '../../contracts/source.js';
 import type { KubeContainer } from './client.js';
 import { NODE_LABEL } from './constants.js';
+import type { NodeSecurity } from '../../policy/node-levels.js';
+import { checkSecurityLevel, violationMessage, type NodeSecurityPolicy, type SecurityLevel } from '../../policy/levels.js';
 import { detectNodeAddresses, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
 
 /** What this node can give a container at most. An absent field is not checked. */
@@ -25,6 +27,11 @@ export interface NodeCapacity {
   pids?: number;
   /** The node's addresses: a published port's hostIP must be one (see node-addresses.ts). */
   addresses?: NodeAddresses;
+  /**
+   * The security levels this node enforces (src/policy): what it allows a container, as the rest
+   * is what it can give. Absent: no level is checked (in-process callers that did not ask).
+   */
+  security?: NodeSecurity;
 }
 
 export function detectNodeCapacity(): NodeCapacity {
@@ -55,6 +62,8 @@ export interface ConvertContext {
   node: string;
   /** false: do not check capacity. */
   capacity?: NodeCapacity | false;
+  /** The object's namespace's enforced level and what the node allows (absent: not checked). */
+  security?: { level: SecurityLevel; policy: NodeSecurityPolicy; why: string };
 }
 
 export function originOfKey(key: string): string {
@@ -125,6 +134,16 @@ export function convertObject(obj: KubeContainer, ctx: ConvertContext): Conversi
     }
     const badIP = cap.addresses ? unassignableHostIP(desired, cap.addresses) : undefined;
     if (badIP) return invalid(key, obj, `spec.ports[${badIP.index}].hostIP`, badIP.message);
+  }
+  if (ctx.security) {
+    const { level, policy, why } = ctx.security;
+    const [first, ...more] = checkSecurityLevel(result.manifest.spec, level, policy);
+    if (first) {
+      const extra = more.length ? ` (and ${more.map((v) => `${v.field}: rule ${v.rule}`).join('; ')})` : '';
+      const conv = invalid(key, obj, first.field, `${violationMessage(first, level)}${extra} (${why})`);
+      if (conv.kind === 'invalid') Object.assign(conv.problem, { kind: 'forbidden', securityRule: { level, rule: first.rule } });
+      return conv;
+    }
   }
   return { kind: 'desired', key, desired };
 }

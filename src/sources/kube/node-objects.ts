@@ -11,10 +11,22 @@ import type { KubeContainer } from './client.js';
 import { convertObject, originOfKey, type Conversion, type NodeCapacity } from './desired.js';
 import { hasFinalizer } from './finalizer.js';
 import type { KeyVerdict } from './status-writer.js';
+import { checkSecurityLevel, type NodeSecurityPolicy, type SecurityLevel, type SecurityViolation } from '../../policy/levels.js';
+import type { NamespaceLevels } from '../../policy/namespace-labels.js';
 
 interface Memo {
   rv: string | undefined;
+  /** The namespace's levels the conversion was made under (a label change converts again). */
+  levels: string;
   conv: Conversion;
+}
+
+/** The security levels of a namespace, and what the node allows (see namespace-labels.ts). */
+export interface SecurityContextOf {
+  levels: NamespaceLevels;
+  policy: NodeSecurityPolicy;
+  /** Where the enforced level comes from, for messages. */
+  why: string;
 }
 
 export interface NodeObjectsOptions {
@@ -25,6 +37,10 @@ export interface NodeObjectsOptions {
   list: () => KubeContainer[];
   /** Why adding the finalizer to key failed last, if it did. */
   addError: (key: string) => string | undefined;
+  /** The levels of a namespace; absent: levels are not checked. */
+  security?: (namespace: string) => SecurityContextOf;
+  /** Told, at each new conversion, what the warn and audit levels would refuse (nothing when they allow it). */
+  onAdvisory?: (key: string, mode: 'warn' | 'audit', level: SecurityLevel, violations: SecurityViolation[]) => void;
 }
 
 export class NodeObjects {
@@ -33,11 +49,24 @@ export class NodeObjects {
   constructor(private readonly opts: NodeObjectsOptions) {}
 
   convert(obj: KubeContainer): Conversion {
-    const key = `${obj.metadata.namespace ?? 'default'}/${obj.metadata.name}`;
+    const namespace = obj.metadata.namespace ?? 'default';
+    const key = `${namespace}/${obj.metadata.name}`;
+    const sec = this.opts.security?.(namespace);
+    const levels = sec ? `${sec.levels.enforce}|${sec.levels.warn}|${sec.levels.audit}|${sec.why}` : '';
     const m = this.memo.get(key);
-    if (m && m.rv === obj.metadata.resourceVersion && obj.metadata.resourceVersion !== undefined) return m.conv;
-    const conv = convertObject(obj, { node: this.opts.node, capacity: this.opts.capacity });
-    this.memo.set(key, { rv: obj.metadata.resourceVersion, conv });
+    if (m && m.rv === obj.metadata.resourceVersion && obj.metadata.resourceVersion !== undefined && m.levels === levels) return m.conv;
+    const conv = convertObject(obj, {
+      node: this.opts.node,
+      capacity: this.opts.capacity,
+      ...(sec ? { security: { level: sec.levels.enforce, policy: sec.policy, why: sec.why } } : {}),
+    });
+    this.memo.set(key, { rv: obj.metadata.resourceVersion, levels, conv });
+    if (sec && conv.kind === 'desired' && this.opts.onAdvisory) {
+      for (const mode of ['warn', 'audit'] as const) {
+        const found = checkSecurityLevel(obj.spec, sec.levels[mode], sec.policy);
+        if (found.length) this.opts.onAdvisory(key, mode, sec.levels[mode], found);
+      }
+    }
     return conv;
   }
 

@@ -30,7 +30,11 @@ import { FinalizerWriter } from './finalizer.js';
 import { ContainerInformer } from './informer.js';
 import type { InformerEvent, InformerOptions } from './informer-types.js';
 import { LatestObjects } from './latest-objects.js';
-import { NodeObjects } from './node-objects.js';
+import { NodeObjects, type SecurityContextOf } from './node-objects.js';
+import { NamespaceWatcher } from './namespaces.js';
+import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
+import { levelLabel, namespaceLevels } from '../../policy/namespace-labels.js';
+import type { SecurityLevel, SecurityViolation } from '../../policy/levels.js';
 import { silentLogger, type Logger } from '../../contracts/logger.js';
 import type { SelectorMode } from './node-selector.js';
 import { KubeStatusWriter } from './status-writer.js';
@@ -74,6 +78,8 @@ export class KubeSource implements DesiredSource {
   private cached?: DesiredSnapshot & { incompleteReason?: string };
   private onChange?: (keys: string[] | 'all') => void;
   private readonly waitOnStart: boolean;
+  /** Namespace labels (the security levels), when the node enforces levels (capacity.security). */
+  readonly namespaces?: NamespaceWatcher;
 
   constructor(opts: KubeSourceOptions) {
     this.node = opts.node;
@@ -85,12 +91,29 @@ export class KubeSource implements DesiredSource {
     this.informer = new ContainerInformer({ ...opts.informer, api: this.api, node: opts.node, clock, logger: this.log, selector: opts.selector });
     const lookup = (key: string) => this.informer.get(key);
     this.objects = new LatestObjects(this.api, lookup);
+    const capacity = opts.capacity === undefined ? detectNodeCapacity() : opts.capacity;
+    const security = capacity ? capacity.security : undefined;
+    if (security) {
+      this.namespaces = new NamespaceWatcher({
+        api: this.api,
+        clock,
+        logger: this.log,
+        onChange: (names) => {
+          const prefixes = names.map((n) => `${n}/`);
+          const keys = this.informer.keys().filter((k) => prefixes.some((p) => k.startsWith(p)));
+          if (keys.length) this.changed(keys);
+        },
+      });
+    }
     this.view = new NodeObjects({
       node: opts.node,
-      capacity: opts.capacity === undefined ? detectNodeCapacity() : opts.capacity,
+      capacity,
       get: lookup,
       list: () => this.informer.list(),
       addError: (key) => this.finalizers.addError(key),
+      ...(security && this.namespaces
+        ? { security: securityOf(security, this.namespaces), onAdvisory: (key, mode, level, found) => this.advise(key, mode, level, found) }
+        : {}),
     });
     this.finalizers = new FinalizerWriter({
       api: this.api,
@@ -112,11 +135,17 @@ export class KubeSource implements DesiredSource {
    */
   async start(onChange: (keys: string[] | 'all') => void): Promise<void> {
     this.onChange = onChange;
+    this.namespaces?.start();
     this.informer.start();
-    if (this.waitOnStart) await this.informer.waitForSync();
+    if (this.waitOnStart) {
+      await this.informer.waitForSync();
+      // The labels too, so that the first sync judges each Container by its namespace's level.
+      await this.namespaces?.waitForSync();
+    }
   }
 
   async stop(): Promise<void> {
+    this.namespaces?.stop();
     await this.informer.stop();
     await this.eventRecorder.close();
   }
@@ -169,6 +198,20 @@ export class KubeSource implements DesiredSource {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** warn: a Warning event on the Container; audit: a log line (Kubernetes writes it to its audit log). */
+  private advise(key: string, mode: 'warn' | 'audit', level: SecurityLevel, found: SecurityViolation[]): void {
+    const text = `would be forbidden by security level ${level} (${levelLabel(mode)}): ${found.map((v) => `${v.field}: rule ${v.rule}`).join('; ')}`;
+    if (mode === 'audit') {
+      this.log.warn(`audit: ${key}: ${text}`, { container: key, securityLevel: level, rules: found.map((v) => v.rule).join(',') });
+      return;
+    }
+    try {
+      this.eventRecorder.record(key, { type: 'Warning', reason: 'SecurityLevelWarning', message: text });
+    } catch (err) {
+      this.log.warn('event recorder failed', { error: (err as Error).message });
+    }
+  }
 
   private changed(keys: string[] | 'all'): void {
     this.cached = undefined;
@@ -236,4 +279,19 @@ export class KubeSource implements DesiredSource {
 /** Builds the Kubernetes source for `acetate run --kube`. */
 export function createKubeSource(opts: KubeSourceOptions): KubeSource {
   return new KubeSource(opts);
+}
+
+/** The levels of a namespace: its labels, else the node's setting for it (see namespace-labels.ts). */
+function securityOf(sec: NodeSecurity, ns: NamespaceWatcher): (namespace: string) => SecurityContextOf {
+  return (namespace) => {
+    const labels = ns.labelsOf(namespace);
+    const fallback = levelFor(sec, namespace);
+    const levels = namespaceLevels(labels, fallback);
+    const enforce = labels?.[levelLabel('enforce')];
+    const why =
+      enforce !== undefined
+        ? `namespace ${namespace}: label ${levelLabel('enforce')}=${enforce}`
+        : `namespace ${namespace}${labels ? ' has no ' + levelLabel('enforce') + ' label' : ' not seen yet'}: ${sec.origin}`;
+    return { levels, policy: sec.policy, why };
+  };
 }
