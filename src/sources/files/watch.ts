@@ -96,6 +96,7 @@ export class FileSource implements DesiredSource {
       usePolling: opts.usePolling ?? false,
       onError: opts.onError,
       onBatch: (b) => void this.onBatch(b),
+      isKnown: (file) => this.table.has(file),
     });
   }
 
