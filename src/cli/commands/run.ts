@@ -25,7 +25,7 @@ ${GIT_USAGE}
   --concurrency N       containers reconciled at once (default 4)
   --resync DURATION     full resync of actual state (drift repair) every DURATION (default 5m;
                         exits are seen as they happen, see --process-poll)
-  --relist DURATION     full re-read of DIR, catching what the watcher missed (default 30s)
+  --relist DURATION     full re-read of DIR, catching what the watcher missed (default 5m)
   --debounce DURATION   quiet period before changed files are read (default 100ms)
   --process-poll DURATION
                         exits are seen as conmon records them (inotify); this often the
