@@ -16,10 +16,11 @@
  * Every event only enqueues the key: the reconcile re-reads the container (level-triggered), so a
  * spurious event (acetate's own removal of the old exit file at a restart) costs one no-op pass.
  */
-import { existsSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, statSync, watch, type FSWatcher } from 'node:fs';
 import type { ProcessWatch } from '../runtime.js';
 import type { ContainerPaths } from './paths.js';
 import { pidExists } from '../../util/processes.js';
+import { readSmallFileNow } from '../../util/small-file.js';
 
 interface Tracked {
   /** The exit dir's watch, and the dir's inode: a dir removed and made again is watched again. */
@@ -31,7 +32,7 @@ interface Tracked {
 
 function pidIn(file: string): number | undefined {
   try {
-    const n = Number(readFileSync(file, 'utf8').trim());
+    const n = Number(readSmallFileNow(file).trim());
     return Number.isSafeInteger(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;
@@ -76,7 +77,8 @@ export class ExitWatch implements ProcessWatch {
       t.ino = ino;
       added = t.watcher !== undefined;
     }
-    t.conmon = this.runningConmon(cp);
+    // The same run as at the last look (its conmon alive, no exit yet): nothing to read again.
+    if (added || t.conmon === undefined || !pidExists(t.conmon) || existsSync(cp.exitFile)) t.conmon = this.runningConmon(cp);
     // An exit between the reconcile's look and this watch wrote its file unseen: look again.
     if (added && existsSync(cp.exitFile)) this.onChange(key);
   }
