@@ -43,6 +43,16 @@ describe('ExitWatch on real containers', function () {
     }
   });
 
+  it('list with keys reads only those containers (the light poll of bridge containers)', async () => {
+    const some = await st.runtime.list({ keys: ['default/ev', 'default/not-there'] });
+    assert.deepEqual(
+      some.map((a) => a.key),
+      ['default/ev'],
+    );
+    assert.equal(some[0]!.process.state, 'exited');
+    assert.ok((await st.runtime.list()).length >= 1);
+  });
+
   it('a lost conmon is found by the sweep (one signal 0 each), and reported once', async () => {
     await createTestContainer(st.runtime, 'sv', {});
     await st.runtime.start('default/sv');
