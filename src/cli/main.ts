@@ -96,8 +96,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(globalHelp());
       return g.help ? 0 : 1;
     }
-    command = COMMANDS.find((c) => c.name === g.command);
-    if (!command) throw new UsageError(`unknown command '${g.command}'`);
+    const entry = COMMANDS.find((c) => c.name === g.command);
+    if (!entry) throw new UsageError(`unknown command '${g.command}'`);
+    command = await entry.load();
     // Only before `--`: what follows is a command's (`acetate exec web -- ls -h`).
     const own = g.rest.includes('--') ? g.rest.slice(0, g.rest.indexOf('--')) : g.rest;
     if (g.help || own.includes('--help') || own.includes('-h')) {

@@ -21,12 +21,14 @@ export interface ControllerOptions {
   clock?: Clock;
   /** Keys reconciled at once. Default 4. */
   concurrency?: number;
-  /** Full resync period of actual state; 0 disables. Default 30 s. */
+  /** Full resync period of actual state; 0 disables. Default 5 min (DEFAULT_RESYNC_MS). */
   resyncMs?: number;
   /**
-   * Period of a light poll of process states (runtime.list) that enqueues only the keys whose
-   * process changed (exited, vanished, appeared), so an exit is noticed within this period rather
-   * than at the next full resync. 0 disables. Default 2 s.
+   * Period of a light poll of process states that enqueues only the keys whose process changed
+   * (exited, vanished, appeared, lost its supervisor), so a change is noticed within this period
+   * rather than at the next full resync. With a runtime that reports exits as events
+   * (watchProcesses) it is a signal-0 sweep plus a relist of bridge containers only; without, a
+   * relist of every container (runtime.list). 0 disables. Default 2 s.
    */
   processPollMs?: number;
   /** Error backoff per key. Default 1 s doubling to 5 min. */

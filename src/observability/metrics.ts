@@ -83,7 +83,10 @@ export class Metrics {
     for (const p of PHASES) this.containers.set({ phase: p }, 0);
     this.invalidManifests.set(0);
     this.manifestConflicts.set(0);
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'acetate_' });
+    // The event-loop lag histogram samples on a libuv timer: at prom-client's default 10 ms that
+    // alone woke an idle `acetate run` 200 times a second (~8 ms of CPU per second, issue 25).
+    // Once a second is plenty for a loop whose work is reconciles of tens of milliseconds.
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'acetate_', eventLoopMonitoringPrecision: 1000 });
   }
 
   /** fn runs before every scrape (to set gauges from the loop's state). */

@@ -194,8 +194,8 @@ export interface Runtime {
    * refuse: not one more fits (each start is then refused with the same words).
    */
   nodeLimits?(wanted: number): Promise<{ refuse: boolean; message: string }[]>;
-  /** Every container this acetate instance manages. */
-  list(): Promise<ActualContainer[]>;
+  /** Every container this acetate instance manages (with keys: only those of them). */
+  list(opts?: ListOptions): Promise<ActualContainer[]>;
   get(key: string): Promise<ActualContainer | undefined>;
   /** Throws if create(req) would refuse it (missing template, a mount it refuses...); changes nothing. */
   check(req: CreateRequest): Promise<void>;
@@ -241,6 +241,30 @@ export interface Runtime {
    * that changes the node (apply, run) before it works, never by read-only commands.
    */
   sweepLeftovers?(): Promise<void>;
+  /**
+   * Event-driven process watch for the long-running loop: onChange(key) when a tracked
+   * container's process may have changed (it exited, its supervisor or process vanished), so that
+   * the loop does not have to relist every container to notice. Best effort: the loop's slow
+   * resync still catches what an event missed.
+   */
+  watchProcesses?(onChange: (key: string) => void): ProcessWatch;
+  /** The keys of every container this instance manages, cheaply (no per-container reads). */
+  keys?(): Promise<string[]>;
+}
+
+export interface ListOptions {
+  /** Only these containers (the ones of them that exist): a look at a few costs a few reads, not N. */
+  keys?: Iterable<string>;
+}
+
+/** What watchProcesses returns. */
+export interface ProcessWatch {
+  /** (Re)starts watching key as it is now; the loop calls it after each reconcile of key. */
+  track(key: string): void;
+  /** Cheap liveness look over the tracked running containers: the keys whose process or supervisor is gone. */
+  sweep(): string[];
+  /** Stops watching everything. */
+  close(): void;
 }
 
 /**

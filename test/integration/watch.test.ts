@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { FileSource } from '../../src/sources/files/watch.js';
+import { FakeClock } from '../../src/contracts/clock.js';
 import { withTmpDir } from '../support/tmpdir.js';
 import { waitFor } from '../support/wait.js';
 
@@ -22,14 +23,20 @@ type Change = string[] | 'all';
 async function withSource(
   files: Record<string, string>,
   fn: (ctx: { dir: string; src: FileSource; changes: Change[] }) => Promise<void>,
-  opts: { debounceMs?: number; allowEmpty?: boolean } = {},
+  opts: { debounceMs?: number; allowEmpty?: boolean; clock?: FakeClock } = {},
 ): Promise<void> {
   await withTmpDir(async (dir) => {
     for (const [rel, text] of Object.entries(files)) {
       await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
       await writeFile(path.join(dir, rel), text);
     }
-    const src = new FileSource({ dir, debounceMs: opts.debounceMs ?? 100, relistMs: 0, allowEmpty: opts.allowEmpty });
+    const src = new FileSource({
+      dir,
+      debounceMs: opts.debounceMs ?? 100,
+      relistMs: 0,
+      allowEmpty: opts.allowEmpty,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
     const changes: Change[] = [];
     await src.start((keys) => changes.push(keys));
     try {
@@ -44,6 +51,15 @@ async function withSource(
 async function barrier(dir: string, changes: Change[], n: number): Promise<void> {
   await writeFile(path.join(dir, `zz-sentinel-${n}.yaml`), manifest(`sentinel-${n}`));
   await waitFor(() => changes.some((c) => c !== 'all' && c.includes(`default/sentinel-${n}`)), { message: `sentinel ${n}` });
+}
+
+/** Saves a known manifest atomically and waits for its change: read at once, every earlier event seen. */
+async function barrierAtomic(dir: string, changes: Change[], name: string, memory = '96Mi'): Promise<void> {
+  const n = changes.length;
+  const tmp = path.join(dir, `.${name}.yaml.tmp`);
+  await writeFile(tmp, manifest(name, memory));
+  await rename(tmp, path.join(dir, `${name}.yaml`));
+  await waitFor(() => changes.slice(n).some((c) => c !== 'all' && c.includes(`default/${name}`)), { message: `atomic save of ${name}` });
 }
 
 describe('FileSource (real files, chokidar)', function () {
@@ -69,6 +85,53 @@ describe('FileSource (real files, chokidar)', function () {
       assert.equal(changes.length, 2, `changes: ${JSON.stringify(changes)}`);
       assert.deepEqual(changes[0], ['default/web']);
     });
+  });
+
+  // The debounce runs on a clock that never moves here: whatever arrives came without it.
+  it('an atomic save of a known manifest is read at once, without waiting for the debounce', async () => {
+    const clock = new FakeClock();
+    await withSource(
+      { 'web.yaml': manifest('web'), 'other.yaml': manifest('other') },
+      async ({ dir, src, changes }) => {
+        const tmp = path.join(dir, '.web.yaml.tmp-1');
+        await writeFile(tmp, manifest('web', '128Mi'));
+        await rename(tmp, path.join(dir, 'web.yaml'));
+        await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 128 * 2 ** 20, {
+          message: 'new memory, debounce not run',
+        });
+        assert.deepEqual(changes, [['default/web']]);
+        assert.ok(clock.pending() > 0, 'the debounced read (chokidar saw the change too) is still waiting on the clock');
+        clock.advance(100);
+        await barrierAtomic(dir, changes, 'other');
+        assert.deepEqual(changes, [['default/web'], ['default/other']], 'the debounced re-read found nothing new');
+      },
+      { clock },
+    );
+  });
+
+  it('a write in place waits out the debounce: a half-written manifest is not read', async () => {
+    const clock = new FakeClock();
+    await withSource(
+      { 'web.yaml': manifest('web'), 'other.yaml': manifest('other') },
+      async ({ dir, src, changes }) => {
+        const file = path.join(dir, 'web.yaml');
+        const full = manifest('web', '128Mi');
+        // Half of the new text, in place (same inode): valid YAML, but not the manifest meant.
+        await writeFile(file, full.slice(0, full.indexOf('resources:')));
+        // Events are delivered in order: once a later atomic save is in, the write was seen.
+        await barrierAtomic(dir, changes, 'other');
+        assert.equal(src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes, 64 * 2 ** 20, 'still the old manifest');
+        assert.deepEqual(src.snapshot().problems, []);
+        assert.deepEqual(changes, [['default/other']]);
+        await writeFile(file, full);
+        await barrierAtomic(dir, changes, 'other', '80Mi');
+        clock.advance(100);
+        await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 128 * 2 ** 20, {
+          message: 'the whole manifest, after the debounce',
+        });
+      },
+      { clock },
+    );
   });
 
   it('a vim-style save (rename the original away, write a new file) is one change', async () => {

@@ -42,8 +42,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   const { values, positionals } = parse(argv, {
     file: { type: 'string', short: 'f' },
     concurrency: { type: 'string', default: '4' },
-    resync: { type: 'string', default: '30s' },
-    relist: { type: 'string', default: '30s' },
+    resync: { type: 'string', default: '5m' },
+    relist: { type: 'string', default: '5m' },
     debounce: { type: 'string', default: '100ms' },
     'process-poll': { type: 'string', default: '2s' },
     'metrics-addr': { type: 'string', default: DEFAULT_METRICS_ADDR },

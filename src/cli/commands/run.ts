@@ -7,7 +7,7 @@ export const runCommand: Command = {
   name: 'run',
   summary: 'Keep this node converged to a manifest directory (watch, reconcile, restart)',
   usage: `Usage: acetate run [-f DIR] [--git URL [--ref REF] [--path SUBDIR] [--interval 1m]] [--kube]
-                   [--concurrency N] [--resync 30s]
+                   [--concurrency N] [--resync 5m]
                    [--metrics-addr 127.0.0.1:9464] [--allow-empty] [--node NAME] [--state-dir DIR]
 
 Runs the reconcile loop in the foreground: watches DIR, and whenever a manifest changes,
@@ -23,13 +23,15 @@ ${GIT_USAGE}
   --interval DURATION   how often the Git source is polled (default 1m); SIGHUP or
                         POST /sync on the metrics address fetch at once
   --concurrency N       containers reconciled at once (default 4)
-  --resync DURATION     full resync of actual state (drift repair) every DURATION (default 30s)
-  --relist DURATION     full re-read of DIR, catching what the watcher missed (default 30s)
+  --resync DURATION     full resync of actual state (drift repair) every DURATION (default 5m;
+                        exits are seen as they happen, see --process-poll)
+  --relist DURATION     full re-read of DIR, catching what the watcher missed (default 5m)
   --debounce DURATION   quiet period before changed files are read (default 100ms)
   --process-poll DURATION
-                        how often process states are polled, so that an exited process is
-                        noticed (and restarted per restartPolicy) quickly (default 2s; 0 = off,
-                        then exits are noticed by the resync)
+                        exits are seen as conmon records them (inotify); this often the
+                        running processes and their supervisors are checked alive (a signal 0
+                        each) and bridge containers' networks looked at (default 2s; 0 = off,
+                        then a lost supervisor is noticed by the resync)
   --metrics-addr ADDR   HTTP endpoint for /metrics, /healthz, /readyz (default ${DEFAULT_METRICS_ADDR};
                         "0" disables it; port 0 picks a free port, logged at start)
   --allow-empty         let a missing or empty DIR mean "no containers" (destroys them all)

@@ -40,14 +40,20 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   };
 }
 
-/** Reads the records, ONE `runc list`, and cgroup files of running containers; no per-container process. */
-export async function listContainers(rc: RuncContext): Promise<ActualContainer[]> {
+/**
+ * Reads the records, ONE `runc list`, and cgroup files of running containers; no per-container
+ * process. With keys, only those containers (runc's state read for each of them alone).
+ */
+export async function listContainers(rc: RuncContext, keys?: Iterable<string>): Promise<ActualContainer[]> {
   let ids: string[];
-  try {
-    ids = await readdir(rc.paths.containersDir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new Error(`cannot list ${rc.paths.containersDir}`, { cause: err });
+  if (keys) ids = [...new Set([...keys].map((k) => rc.target(k).id))];
+  else {
+    try {
+      ids = await readdir(rc.paths.containersDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new Error(`cannot list ${rc.paths.containersDir}`, { cause: err });
+    }
   }
   const temp = ids.filter((n) => n.startsWith('.'));
   if (temp.length) {
@@ -63,7 +69,9 @@ export async function listContainers(rc: RuncContext): Promise<ActualContainer[]
   // Like the sweep above, only in the process that holds the node lock: a read-only command changes nothing.
   if (rc.lockHeld) await rc.net.collectGarbageOnce();
   if (records.length === 0) return [];
-  const states = new Map((await (await rc.runc()).list()).map((s) => [s.id, s]));
+  const runc = await rc.runc();
+  const listed = keys ? await limit.map(records, ({ id }) => runc.state(id)) : await runc.list();
+  const states = new Map(listed.flatMap((s) => (s ? [[s.id, s] as const] : [])));
   return limit.map(records, ({ id, record }) => {
     const st = states.get(id);
     return actualOf(rc, id, record, st && isOurs(st, record.namespace, record.name) ? st : undefined);

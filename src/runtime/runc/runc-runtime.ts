@@ -23,6 +23,8 @@ import {
   type RemoveOptions,
   type ResizeResult,
   type NodeNetworkFacts,
+  type ProcessWatch,
+  type ListOptions,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -37,7 +39,7 @@ import { GoneError } from '../../contracts/errors.js';
 import { runcExec } from './exec.js';
 import { followLog } from './follow-log.js';
 import { isRunning } from './observe.js';
-import type { InstancePaths } from './paths.js';
+import { keyOfId, type InstancePaths } from './paths.js';
 import type { NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
 import type { NetworkHooks } from './network-hooks.js';
 import { RuncContext, type RuncRuntimeOptions } from './runc-context.js';
@@ -47,6 +49,8 @@ import { startContainer } from './start.js';
 import { stopContainer } from './stop.js';
 import { removeContainer } from './remove.js';
 import { recordApplied, updateNetwork, updateResources } from './update-in-place.js';
+import { ExitWatch } from './process-watch.js';
+import { readdir } from 'node:fs/promises';
 
 export type { RuncRuntimeOptions } from './runc-context.js';
 
@@ -102,8 +106,28 @@ export class RuncRuntime implements Runtime {
     return findNodeLimits(await readNodeFacts({ namespaces: wanted }), wanted);
   }
 
-  list(): Promise<ActualContainer[]> {
-    return listContainers(this.rc);
+  list(opts?: ListOptions): Promise<ActualContainer[]> {
+    return listContainers(this.rc, opts?.keys);
+  }
+
+  /** Exits seen as conmon writes them (inotify), a lost supervisor by a signal-0 sweep: see process-watch.ts. */
+  watchProcesses(onChange: (key: string) => void): ProcessWatch {
+    return new ExitWatch((key) => {
+      try {
+        return this.rc.target(key).cp;
+      } catch {
+        return undefined; // not a key acetate could have made
+      }
+    }, onChange);
+  }
+
+  /** The container dirs' names (one readdir): a key for every record, and for a create or removal in progress. */
+  async keys(): Promise<string[]> {
+    const ids = await readdir(this.rc.paths.containersDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw new Error(`cannot list ${this.rc.paths.containersDir}`, { cause: err });
+    });
+    return ids.flatMap((id) => (id.startsWith('.') ? [] : (keyOfId(id)?.key ?? [])));
   }
 
   get(key: string): Promise<ActualContainer | undefined> {

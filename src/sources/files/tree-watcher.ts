@@ -4,12 +4,18 @@
  * save (write a temporary file, rename it over the manifest) is one change. A directory added or
  * removed (or the root itself changing) asks for a full re-list instead.
  *
+ * A manifest moved into place (an editor's atomic save: a temporary name vanishes and the
+ * manifest changes in the very next event of its directory) is a complete file: it is read at
+ * once, without the debounce (issue 25: the debounce was most of the 128 ms from save to cgroup).
+ * Only a file already known qualifies (see onRaw); in-place writes and new files wait out the
+ * debounce as before, so a file being written is not read half-way.
+ *
  * The root's own name is watched in its parent directory too: git-sync and many deploy tools
  * publish a new checkout by renaming a new symlink over `current`, which the watch on the old
  * target never sees (it was noticed only at the next re-list, 24 s on average with the 30 s default).
  */
 import path from 'node:path';
-import { watch as fsWatch, type FSWatcher as NodeWatcher, type Stats } from 'node:fs';
+import { existsSync, watch as fsWatch, type FSWatcher as NodeWatcher, type Stats } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import { isIgnoredPath, isManifestPath } from './ignore.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
@@ -27,6 +33,8 @@ export interface TreeWatcherOptions {
   usePolling: boolean;
   onBatch: (batch: WatchBatch) => void;
   onError?: (err: Error) => void;
+  /** A manifest file already read: only such a file moved into place skips the debounce. */
+  isKnown?: (file: string) => boolean;
 }
 
 export class TreeWatcher {
@@ -38,6 +46,8 @@ export class TreeWatcher {
   private pendingFull = false;
   private debounceTimer?: TimerHandle;
   private firstPendingAt?: number;
+  /** The last raw event of each watched directory (what inotify said, in order). */
+  private lastRaw = new Map<string, { event: string; name: string }>();
 
   constructor(private readonly opts: TreeWatcherOptions) {}
 
@@ -61,6 +71,7 @@ export class TreeWatcher {
       },
     });
     w.on('all', (event, p) => this.onFsEvent(event, p));
+    w.on('raw', (event: string, name: unknown, details: unknown) => this.onRaw(event, name, details));
     this.watchRootName();
     w.on('error', (err) => this.opts.onError?.(err instanceof Error ? err : new Error(String(err))));
     this.watcher = w;
@@ -110,6 +121,7 @@ export class TreeWatcher {
   }
 
   private async stopWatcher(): Promise<void> {
+    this.lastRaw.clear();
     this.parentWatcher?.close();
     this.parentWatcher = undefined;
     const w = this.watcher;
@@ -132,6 +144,29 @@ export class TreeWatcher {
       return;
     }
     this.scheduleFlush();
+  }
+
+  /**
+   * fs.watch's events, before chokidar's own handling: a rename of one name directly followed, in
+   * the same directory, by a rename of a known manifest, while the first name is gone and the
+   * manifest is there, is a move into place (inotify's MOVED_FROM then MOVED_TO: fs.watch reports
+   * both as 'rename'). The manifest is read now; chokidar's own 'change' for it follows and is
+   * read again after the debounce, finding nothing new. What does not match exactly (a new file,
+   * a write in place, a move from another directory) waits out the debounce: the safe side.
+   */
+  private onRaw(event: string, name: unknown, details: unknown): void {
+    const dir = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+    if (this.closed || typeof dir !== 'string' || typeof name !== 'string' || !name) return;
+    // chokidar also watches each file; its events name the file itself: only directories' count.
+    if (path.basename(dir) === name) return;
+    const prev = this.lastRaw.get(dir);
+    this.lastRaw.set(dir, { event, name });
+    if (event !== 'rename' || prev?.event !== 'rename' || prev.name === name) return;
+    const target = path.join(dir, name);
+    const { root } = this.opts;
+    if (isIgnoredPath(root, target) || !isManifestPath(target) || !this.opts.isKnown?.(target)) return;
+    if (existsSync(path.join(dir, prev.name)) || !existsSync(target)) return;
+    this.opts.onBatch({ full: false, files: [target] });
   }
 
   private scheduleFlush(): void {

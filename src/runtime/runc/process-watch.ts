@@ -1,0 +1,135 @@
+/**
+ * Event-driven process watch for `acetate run` (issue 25): the loop is told which container may
+ * have changed, instead of relisting every container every 2 s (which cost the loop ~0.5 ms of CPU
+ * per container per pass: 118 ms/s at 1,000 containers with nothing changing).
+ *
+ * - Exits: conmon writes the init's exit code to `<run>/exits/<id>` when it ends (an OOM kill
+ *   included). Each tracked container's exit dir is watched with inotify (fs.watch): the write is
+ *   an event, seen in milliseconds. One inotify watch per container; the kernel's default
+ *   fs.inotify.max_user_watches (≥ 8,192, far more on a machine with memory) is well above 2,500.
+ * - A lost supervisor (conmon killed) writes nothing: sweep(), called on the loop's poll period,
+ *   signals 0 to each running container's conmon (kill(pid, 0): one syscall, no file read, no
+ *   allocation).
+ * - Anything else (runc's state removed by hand, a pid reused before the sweep saw it die) is
+ *   found by the loop's resync, which re-reads every container.
+ *
+ * Every event only enqueues the key: the reconcile re-reads the container (level-triggered), so a
+ * spurious event (acetate's own removal of the old exit file at a restart) costs one no-op pass.
+ */
+import { existsSync, statSync, watch, type FSWatcher } from 'node:fs';
+import type { ProcessWatch } from '../runtime.js';
+import type { ContainerPaths } from './paths.js';
+import { pidExists } from '../../util/processes.js';
+import { readSmallFileNow } from '../../util/small-file.js';
+
+interface Tracked {
+  /** The exit dir's watch, and the dir's inode: a dir removed and made again is watched again. */
+  watcher?: FSWatcher;
+  ino?: number;
+  /** While running: its conmon's pid, which the sweep checks alive. */
+  conmon?: number;
+}
+
+function pidIn(file: string): number | undefined {
+  try {
+    const n = Number(readSmallFileNow(file).trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class ExitWatch implements ProcessWatch {
+  private readonly tracked = new Map<string, Tracked>();
+  private closed = false;
+
+  constructor(
+    /** The container's paths, undefined for a key that names no container acetate could have. */
+    private readonly pathsOf: (key: string) => ContainerPaths | undefined,
+    private readonly onChange: (key: string) => void,
+  ) {}
+
+  /** Keys with a watched exit dir (for tests and metrics). */
+  get size(): number {
+    return this.tracked.size;
+  }
+
+  track(key: string): void {
+    if (this.closed) return;
+    const cp = this.pathsOf(key);
+    let ino: number | undefined;
+    try {
+      ino = cp ? statSync(cp.exitDir).ino : undefined;
+    } catch {
+      ino = undefined;
+    }
+    if (!cp || ino === undefined) {
+      // Never started, or removed: nothing to watch until a start makes the dir.
+      this.untrack(key);
+      return;
+    }
+    let t = this.tracked.get(key);
+    if (!t) this.tracked.set(key, (t = {}));
+    let added = false;
+    if (!t.watcher || t.ino !== ino) {
+      t.watcher?.close();
+      t.watcher = this.watchDir(key, cp.exitDir);
+      t.ino = ino;
+      added = t.watcher !== undefined;
+    }
+    // The same run as at the last look (its conmon alive, no exit yet): nothing to read again.
+    if (added || t.conmon === undefined || !pidExists(t.conmon) || existsSync(cp.exitFile)) t.conmon = this.runningConmon(cp);
+    // An exit between the reconcile's look and this watch wrote its file unseen: look again.
+    if (added && existsSync(cp.exitFile)) this.onChange(key);
+  }
+
+  /**
+   * Keys whose running container's conmon is gone since they were tracked; each reported once.
+   * Only conmon is looked at: while it lives, the init's end is an exit file (an event); once it
+   * is gone the container is unsupervised whatever its init does. ~3 µs of CPU per container.
+   */
+  sweep(): string[] {
+    const gone: string[] = [];
+    for (const [key, t] of this.tracked) {
+      if (t.conmon === undefined || pidExists(t.conmon)) continue;
+      t.conmon = undefined;
+      gone.push(key);
+    }
+    return gone;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const key of [...this.tracked.keys()]) this.untrack(key);
+  }
+
+  private untrack(key: string): void {
+    this.tracked.get(key)?.watcher?.close();
+    this.tracked.delete(key);
+  }
+
+  private watchDir(key: string, dir: string): FSWatcher | undefined {
+    let w: FSWatcher;
+    try {
+      // Not persistent: the watches never keep the process alive on their own.
+      w = watch(dir, { persistent: false }, () => this.onChange(key));
+    } catch {
+      return undefined; // e.g. out of inotify watches: the resync still sees the exit
+    }
+    w.on('error', () => {
+      w.close();
+      const t = this.tracked.get(key);
+      if (t?.watcher === w) t.watcher = undefined;
+      this.onChange(key);
+    });
+    return w;
+  }
+
+  /** The conmon pid when the container runs under it now (no exit file yet, both alive). */
+  private runningConmon(cp: ContainerPaths): number | undefined {
+    if (existsSync(cp.exitFile)) return undefined;
+    const pid = pidIn(cp.pidFile);
+    const conmon = pidIn(cp.conmonPidFile);
+    return pid !== undefined && conmon !== undefined && pidExists(pid) && pidExists(conmon) ? conmon : undefined;
+  }
+}
