@@ -9,6 +9,7 @@ import { readNodeRoutes } from '../runtime/network/node-routes.js';
 import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
 import { terminalLines } from '../util/terminal-text.js';
+import { registryTimeoutMs } from '../images/env.js';
 
 const VERSION = '0.1.0';
 
@@ -30,6 +31,11 @@ Global options:
   --network-bridge NAME, --network-subnet CIDR
                    the node network of \`network: bridge\` containers (default ${DEFAULT_BRIDGE},
                    ${DEFAULT_SUBNET}; or $ACETATE_NETWORK_BRIDGE, $ACETATE_NETWORK_SUBNET)
+  --registry-timeout DURATION
+                   the registry time limit: a manifest lookup that takes longer, or a
+                   download that receives nothing for this long, is killed and the container
+                   waits in ErrImagePull, retried with back-off (default 30s, or
+                   $ACETATE_REGISTRY_TIMEOUT)
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -37,10 +43,26 @@ Run 'acetate COMMAND --help' for a command's options.
 `;
 }
 
-type GlobalArgs = { stateDir?: string; runDir?: string; bridge?: string; subnet?: string; help: boolean; version: boolean; command?: string; rest: string[] };
+type GlobalArgs = {
+  stateDir?: string;
+  runDir?: string;
+  bridge?: string;
+  subnet?: string;
+  registryTimeout?: string;
+  help: boolean;
+  version: boolean;
+  command?: string;
+  rest: string[];
+};
 
-/** Global options that take a directory, by flag. */
-const DIR_FLAGS = { '--state-dir': 'stateDir', '--run-dir': 'runDir', '--network-bridge': 'bridge', '--network-subnet': 'subnet' } as const;
+/** Global options that take a value, by flag. */
+const DIR_FLAGS = {
+  '--state-dir': 'stateDir',
+  '--run-dir': 'runDir',
+  '--network-bridge': 'bridge',
+  '--network-subnet': 'subnet',
+  '--registry-timeout': 'registryTimeout',
+} as const;
 
 /** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
 function splitGlobal(argv: string[]): GlobalArgs {
@@ -52,7 +74,7 @@ function splitGlobal(argv: string[]): GlobalArgs {
       if (a.startsWith(`${flag}=`)) out[DIR_FLAGS[flag]] = a.slice(flag.length + 1);
       else if (i + 1 < argv.length) out[DIR_FLAGS[flag]] = argv[++i];
       else if (out.command) out.rest.push(a);
-      else throw new UsageError(`${flag} needs a directory`);
+      else throw new UsageError(`${flag} needs a ${flag === '--registry-timeout' ? 'duration' : 'value'}`);
     } else if (out.command) out.rest.push(a);
     else if (a === '-h' || a === '--help' || a === 'help') out.help = true;
     else if (a === '--version' || a === 'version') out.version = true;
@@ -90,8 +112,22 @@ export async function main(argv: string[]): Promise<number> {
       print(process.stderr, `acetate: ${netProblem}`);
       return 1;
     }
+    let registry: number | undefined;
+    try {
+      registry = registryTimeoutMs(g.registryTimeout);
+    } catch (err) {
+      throw new UsageError(messageOf(err), { cause: err });
+    }
     const stateDir = resolveStateDir(g.stateDir);
-    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }));
+    return await command.run(
+      g.rest,
+      createContext(
+        stateDir,
+        resolveRunDir(stateDir, g.runDir),
+        { bridge: g.bridge, subnet: g.subnet },
+        registry !== undefined ? { registryTimeoutMs: registry } : {},
+      ),
+    );
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `acetate: ${terminalLines(err.message)}`);
