@@ -26,6 +26,8 @@ export interface ConvergeInput {
   planInput: PlanInput;
   /** Containers whose registry had not answered when the first plan was made (see image-rounds.ts). */
   pending: Map<string, Promise<PinResult>>;
+  /** When the images began to be resolved (epoch ms): late answers say how long they took. */
+  startedAt: number;
   /** Pull failures of the first round, by key. */
   imageErrors: Map<string, ImagePullError>;
 }
@@ -60,6 +62,7 @@ export async function readConvergeInput(opts: {
   const actual = new Map(list.map((c) => [c.key, c]));
   // Image digests are facts found before planning (a registry lookup for `Always`; see images/pin.ts),
   // for every container at once; a registry slow to answer holds its own containers only (image-rounds.ts).
+  const startedAt = Date.now();
   const images = opts.runtime.images ? await firstRound(snapshot.containers, actual, new ImageResolver(opts.runtime.images)) : undefined;
   // A pull failure is reported as a problem of the manifest's image field (stderr, exit status 1).
   snapshot.problems.push(...(images?.problems ?? []));
@@ -69,6 +72,7 @@ export async function readConvergeInput(opts: {
     actual,
     pending: images?.pending ?? new Map(),
     imageErrors: images?.errors ?? new Map(),
+    startedAt,
     planInput: {
       desired: images?.desired ?? snapshot.containers,
       actual,
@@ -155,7 +159,6 @@ export async function planLate(
 ): Promise<{ plans: Plan[]; problems: number; errors: Map<string, ImagePullError> }> {
   const out = { plans: [] as Plan[], problems: 0, errors: new Map<string, ImagePullError>() };
   if (!input.pending.size) return out;
-  const t0 = Date.now();
   const keys = [...input.pending.keys()];
   print(ctx.stderr, `waiting for the registry of ${keys.join(', ')}; the other containers go on`);
   await lateRounds(input.pending, async (key, r) => {
@@ -167,7 +170,7 @@ export async function planLate(
       out.problems++;
       out.errors.set(key, r.error);
     }
-    print(ctx.stdout, renderLate(key, late, Date.now() - t0));
+    print(ctx.stdout, renderLate(key, late, Date.now() - input.startedAt));
     out.plans.push(late);
     await run(late, key);
   });

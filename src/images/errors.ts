@@ -39,7 +39,7 @@ export class RegistryTimeoutError extends TransientError {
     what: string,
   ) {
     super(
-      `registry ${registry} ${what} within ${formatDuration(limitMs)} (the registry time limit, --registry-timeout or ACETATE_REGISTRY_TIMEOUT); killed, retried with back-off`,
+      `registry ${registry} ${what} within ${limitMs % 1000 ? `${limitMs}ms` : formatDuration(limitMs)} (the registry time limit, --registry-timeout or ACETATE_REGISTRY_TIMEOUT); the request was ended`,
     );
   }
 }
