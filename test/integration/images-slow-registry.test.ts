@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runCli, startCli } from '../support/cli.js';
+import { CLI, runCli, startCli } from '../support/cli.js';
+import { exec } from '../../src/util/exec.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { startFaultyProxy, type FaultyProxy } from '../support/faulty-proxy.js';
 import { manifest, imageManifest } from '../support/manifest.js';
@@ -176,6 +177,34 @@ describe('a slow registry stalls only its own containers (real registry, delayin
       assert.doesNotMatch((await cli('describe', 'slow')).stdout, /Pull:/, 'no progress once pulled');
     } finally {
       await run.stop();
+    }
+  });
+
+  it('image pull on a terminal prints layers and MiB received as they arrive; not when stderr is no terminal', async () => {
+    proxy.delay.ms = 0;
+    proxy.blobBytesPerSec = 768 * 1024; // ~3 MiB: about 4 s
+    // A real pseudo-terminal: script(1) runs the pull with its stdout and stderr on one.
+    const line = `${process.execPath} ${CLI} --state-dir ${dirs.stateDir} image pull ${slowRef()}`;
+    const r = await exec('script', ['-qec', line, '/dev/null'], { env: { ...process.env, ...env }, timeoutMs: 90_000 });
+    const progress = [...r.stdout.matchAll(/Pulling image \S+: (\d+)\/(\d+) layers, ([\d.]+)\/([\d.]+) MiB/g)];
+    assert.ok(progress.length >= 1, `progress lines on the terminal: ${r.stdout}`);
+    assert.ok(
+      progress.some((m) => Number(m[3]) < Number(m[4])),
+      `a line while bytes were still coming: ${progress.map((m) => m[0]).join(' | ')}`,
+    );
+    assert.ok(
+      progress.every((m) => m[2] === '4'),
+      'four layers in all',
+    );
+    assert.match(r.stdout, new RegExp(`${slowRef().replace(/[.:/]/g, '\\$&')}: sha256:[a-f0-9]{64} \\(4 layers\\)`));
+    // Not a terminal: no progress lines (scripts read stderr too), for the same paced download.
+    const other = path.join(work, 'plain-state');
+    try {
+      const plain = await runCli(['image', 'pull', slowRef()], { stateDir: other, env });
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.doesNotMatch(plain.stderr, /Pulling image/);
+    } finally {
+      await rm(other, { recursive: true, force: true });
     }
   });
 });
