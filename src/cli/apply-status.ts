@@ -16,6 +16,8 @@ import { retryOf } from '../controller/run-actions.js';
 import type { ReconcileError } from '../controller/status.js';
 import { messageOf } from '../contracts/errors.js';
 import { silentLogger } from '../contracts/logger.js';
+import { pullWaiting } from '../controller/image-pull.js';
+import type { ImagePullError } from '../images/errors.js';
 
 export async function recordApplyStatus(
   p: Plan,
@@ -54,6 +56,36 @@ export async function recordApplyStatus(
       snap: o.snapshot,
       ...(error ? { error } : {}),
       ...(crashLoop ? { crashLoop } : {}),
+      deferred: [],
+    });
+  }
+  await store.flush();
+}
+
+/**
+ * Containers apply left waiting on their image (a pull that failed, a registry that did not answer
+ * in time): their records say so, so `get NAME` and `describe` show the reason (ErrImagePull,
+ * ErrImageNeverPull) though no container exists, as kubectl shows a pod that waits.
+ */
+export async function recordImageWaiting(
+  errors: Map<string, ImagePullError>,
+  o: { stateDir: string; runtime: Runtime; snapshot: MergedSnapshot; nodeName: string; now?: () => number },
+): Promise<void> {
+  const now = o.now ?? Date.now;
+  const store = new StatusStore(o.stateDir);
+  const publisher = new StatusPublisher([store], { nodeName: o.nodeName, now, logger: silentLogger });
+  publisher.seed(await store.load());
+  const time = new Date(now()).toISOString();
+  for (const [key, err] of errors) {
+    const retry = retryOf(requeueFor(err));
+    const error: ReconcileError = { message: err.message, action: 'pull', retry, reason: err.reason };
+    publisher.setError(key, { message: err.message, action: 'pull', retry, time, failures: 1 });
+    await publisher.publish(key, {
+      desired: o.snapshot.containers.get(key),
+      actual: await o.runtime.get(key),
+      snap: o.snapshot,
+      error,
+      ...(pullWaiting(err, 0) ? { waiting: pullWaiting(err, 0)! } : {}),
       deferred: [],
     });
   }

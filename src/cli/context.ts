@@ -41,7 +41,12 @@ function logSizeMaxFromEnv(): number | undefined {
   }
 }
 
-export function createContext(stateDir: string, runDir = resolveRunDir(stateDir), network: NodeNetworkOptions = {}): CliContext {
+export function createContext(
+  stateDir: string,
+  runDir = resolveRunDir(stateDir),
+  network: NodeNetworkOptions = {},
+  images: { registryTimeoutMs?: number } = {},
+): CliContext {
   // Manifests that mount these (or an ancestor) are refused at validation, naming the field.
   setProtectedDirs([
     { dir: stateDir, what: 'state dir' },
@@ -69,6 +74,7 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
           // Until this process takes the node lock it writes nothing in the state dir (skopeo's HOME).
           images: imageStoreFromEnv(stateDir, process.env, {
             readOnly: () => !lock,
+            ...(images.registryTimeoutMs !== undefined ? { registryTimeoutMs: images.registryTimeoutMs } : {}),
             lock: { onSharedWait: (file) => process.stderr.write(`acetate: waiting for \`acetate image rm|prune\` to release ${file}\n`) },
           }),
           runcPath: process.env.ACETATE_RUNC || undefined,

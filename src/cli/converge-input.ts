@@ -10,7 +10,9 @@ import type { Writable } from 'node:stream';
 import { print } from './command.js';
 import { printProblems, printWarnings } from './problems.js';
 import { nodeCapacity } from './node-capacity.js';
-import { pinAll } from '../images/pin.js';
+import type { PinResult } from '../images/pin.js';
+import type { ImagePullError } from '../images/errors.js';
+import { firstRound, lateInput, lateRounds, pullProblem, renderLate } from './image-rounds.js';
 import { ImageResolver } from '../images/resolver.js';
 import { readStatusRecords } from '../controller/status-store.js';
 import { backoffFacts } from '../controller/crashloop.js';
@@ -22,6 +24,12 @@ export interface ConvergeInput {
   gitNote?: string;
   actual: Map<string, ActualContainer>;
   planInput: PlanInput;
+  /** Containers whose registry had not answered when the first plan was made (see image-rounds.ts). */
+  pending: Map<string, Promise<PinResult>>;
+  /** When the images began to be resolved (epoch ms): late answers say how long they took. */
+  startedAt: number;
+  /** Pull failures of the first round, by key. */
+  imageErrors: Map<string, ImagePullError>;
 }
 
 export function nodeName(flag?: string): string {
@@ -52,27 +60,19 @@ export async function readConvergeInput(opts: {
     opts.runtime.networkFacts?.(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
-  // Image digests are facts found before planning (a registry lookup for `Always`); see images/pin.ts.
-  const images = opts.runtime.images ? await pinAll(snapshot.containers, actual, new ImageResolver(opts.runtime.images)) : undefined;
+  // Image digests are facts found before planning (a registry lookup for `Always`; see images/pin.ts),
+  // for every container at once; a registry slow to answer holds its own containers only (image-rounds.ts).
+  const startedAt = Date.now();
+  const images = opts.runtime.images ? await firstRound(snapshot.containers, actual, new ImageResolver(opts.runtime.images)) : undefined;
   // A pull failure is reported as a problem of the manifest's image field (stderr, exit status 1).
-  for (const [key, err] of images?.errors ?? []) {
-    const src = snapshot.containers.get(key)?.source;
-    const message = images?.held.has(key)
-      ? `${images.held.get(key)}; the container is left as it is`
-      : `${err.reason}: ${err.message}; the container keeps the digest it runs`;
-    snapshot.problems.push({
-      origin: src?.kind === 'file' ? src.file : key,
-      ...(src?.kind === 'file' ? { line: src.line } : {}),
-      field: 'spec.image',
-      message,
-      keys: [key],
-      kind: 'invalid',
-    });
-  }
+  snapshot.problems.push(...(images?.problems ?? []));
   return {
     snapshot,
     ...(gitNotes.has(snapshot) ? { gitNote: gitNotes.get(snapshot) } : {}),
     actual,
+    pending: images?.pending ?? new Map(),
+    imageErrors: images?.errors ?? new Map(),
+    startedAt,
     planInput: {
       desired: images?.desired ?? snapshot.containers,
       actual,
@@ -145,4 +145,34 @@ export async function planFromFlags(
   if (input.snapshot.incompleteReason)
     print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
   return { input, plan: p };
+}
+
+/**
+ * The late rounds of `plan` and `apply` (image-rounds.ts): each container whose registry answered
+ * after the first plan is planned on its own, printed, and handed to `run` (apply carries it out).
+ * A pull failure is printed as a problem. Returns the late plans and their problems.
+ */
+export async function planLate(
+  input: ConvergeInput,
+  ctx: { stdout: Writable; stderr: Writable; runtime: Runtime; fresh: boolean },
+  run: (late: Plan, key: string) => Promise<void> = async () => undefined,
+): Promise<{ plans: Plan[]; problems: number; errors: Map<string, ImagePullError> }> {
+  const out = { plans: [] as Plan[], problems: 0, errors: new Map<string, ImagePullError>() };
+  if (!input.pending.size) return out;
+  const keys = [...input.pending.keys()];
+  print(ctx.stderr, `waiting for the registry of ${keys.join(', ')}; the other containers go on`);
+  await lateRounds(input.pending, async (key, r) => {
+    const fresh = ctx.fresh ? { actual: await ctx.runtime.get(key), network: await ctx.runtime.networkFacts?.() } : undefined;
+    const late = plan(lateInput(input.planInput, key, r, fresh));
+    if (r.error) {
+      const d = input.snapshot.containers.get(key)!;
+      printProblems(ctx.stderr, [pullProblem(d, r.error, !!r.held)]);
+      out.problems++;
+      out.errors.set(key, r.error);
+    }
+    print(ctx.stdout, renderLate(key, late, Date.now() - input.startedAt));
+    out.plans.push(late);
+    await run(late, key);
+  });
+  return out;
 }

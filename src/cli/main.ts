@@ -10,6 +10,7 @@ import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
 import { defaultDiskProblem } from '../api/node-defaults.js';
 import { terminalLines } from '../util/terminal-text.js';
+import { registryTimeoutMs } from '../images/env.js';
 
 const VERSION = '0.1.0';
 
@@ -34,6 +35,11 @@ Global options:
   --default-disk QUANTITY
                    resources.disk of containers that set none, e.g. 10Gi (or
                    $ACETATE_DEFAULT_DISK); without it their private area is unbounded
+  --registry-timeout DURATION
+                   the registry time limit: a manifest lookup that takes longer, or a
+                   download that receives nothing for this long, is killed and the container
+                   waits in ErrImagePull, retried with back-off (default 30s, or
+                   $ACETATE_REGISTRY_TIMEOUT)
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -47,6 +53,7 @@ type GlobalArgs = {
   bridge?: string;
   subnet?: string;
   defaultDisk?: string;
+  registryTimeout?: string;
   help: boolean;
   version: boolean;
   command?: string;
@@ -60,6 +67,7 @@ const DIR_FLAGS = {
   '--network-bridge': 'bridge',
   '--network-subnet': 'subnet',
   '--default-disk': 'defaultDisk',
+  '--registry-timeout': 'registryTimeout',
 } as const;
 
 /** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
@@ -72,7 +80,10 @@ function splitGlobal(argv: string[]): GlobalArgs {
       if (a.startsWith(`${flag}=`)) out[DIR_FLAGS[flag]] = a.slice(flag.length + 1);
       else if (i + 1 < argv.length) out[DIR_FLAGS[flag]] = argv[++i];
       else if (out.command) out.rest.push(a);
-      else throw new UsageError(`${flag} needs a ${flag === '--default-disk' ? 'quantity' : flag.startsWith('--network') ? 'value' : 'directory'}`);
+      else
+        throw new UsageError(
+          `${flag} needs a ${flag === '--default-disk' ? 'quantity' : flag === '--registry-timeout' ? 'duration' : flag.startsWith('--network') ? 'value' : 'directory'}`,
+        );
     } else if (out.command) out.rest.push(a);
     else if (a === '-h' || a === '--help' || a === 'help') out.help = true;
     else if (a === '--version' || a === 'version') out.version = true;
@@ -115,8 +126,22 @@ export async function main(argv: string[]): Promise<number> {
       print(process.stderr, `acetate: ${netProblem}`);
       return 1;
     }
+    let registry: number | undefined;
+    try {
+      registry = registryTimeoutMs(g.registryTimeout);
+    } catch (err) {
+      throw new UsageError(messageOf(err), { cause: err });
+    }
     const stateDir = resolveStateDir(g.stateDir);
-    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }));
+    return await command.run(
+      g.rest,
+      createContext(
+        stateDir,
+        resolveRunDir(stateDir, g.runDir),
+        { bridge: g.bridge, subnet: g.subnet },
+        registry !== undefined ? { registryTimeoutMs: registry } : {},
+      ),
+    );
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `acetate: ${terminalLines(err.message)}`);

@@ -10,6 +10,8 @@ import type { SourceProblem } from './source.js';
 export interface Waiting {
   reason: 'CrashLoopBackOff' | 'RestartPolicy' | string;
   message: string;
+  /** ContainerCreating while its image is pulled: the image's digest (describe shows the pull's progress). */
+  pulling?: string;
 }
 
 /** The network of a container in words (`acetate get`, status.ip). */

@@ -6,7 +6,8 @@
  */
 import type { DesiredContainer } from '../api/types.js';
 import { ImagePullError } from '../images/errors.js';
-import { pinImage } from '../images/pin.js';
+import { pinImage, withDigest } from '../images/pin.js';
+import type { PendingResolutions } from './image-resolving.js';
 import type { ImageResolver } from '../images/resolver.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { ReconcileError } from './status.js';
@@ -37,13 +38,15 @@ export async function pinForReconcile(
   actual: ActualContainer | undefined,
   resolver: ImageResolver | undefined,
   failures: number,
+  pending?: PendingResolutions,
 ): Promise<PinnedForReconcile> {
   if (!desired?.spec.image) return { desired };
   if (!resolver) {
     const failure = new InvalidError('this runtime cannot run images');
     return { heldKeys: new Map([[key, failure.message]]), error: { message: failure.message, retry: 'terminal' }, failure };
   }
-  const r = await pinImage(desired, actual, resolver);
+  const r = pending ? await pending.pin(key, desired, actual, resolver) : await pinImage(desired, actual, resolver);
+  if (r === 'resolving') return resolving(key, desired, actual, resolver);
   const out: PinnedForReconcile = {};
   if (r.desired) out.desired = r.desired;
   if (r.held) out.heldKeys = new Map([[key, r.held]]);
@@ -55,4 +58,19 @@ export async function pinForReconcile(
     if (w && !(actual?.process.state === 'running')) out.waiting = w;
   }
   return out;
+}
+
+/**
+ * The registry has not answered yet: a container that exists with this image is planned with the
+ * digest it runs (other changes still happen); a new one waits in ImageResolving, left alone.
+ */
+function resolving(key: string, desired: DesiredContainer, actual: ActualContainer | undefined, resolver: ImageResolver): PinnedForReconcile {
+  const image = desired.spec.image!;
+  const had = actual?.applied.spec.image;
+  const waiting: Waiting = {
+    reason: 'ImageResolving',
+    message: `asking the registry which digest ${image.ref} names (limit ${Math.round(resolver.store.skopeo.registryTimeoutMs / 1000)}s per request); other containers go on meanwhile`,
+  };
+  if (had?.digest && had.ref === image.ref) return { desired: withDigest(desired, had.digest), ...(actual?.process.state === 'running' ? {} : { waiting }) };
+  return { heldKeys: new Map([[key, `${waiting.reason}: ${waiting.message}`]]), waiting };
 }

@@ -200,6 +200,9 @@ export class Controller {
       this.resyncTask.cancel();
       this.pollTask.cancel();
       this.queue.shutdown();
+      // Registry requests in flight are killed, not waited for: a registry that hangs must not
+      // hold the stop past its grace period (the next loop resolves and pulls again).
+      this.runtime.images?.skopeo.abortAll('acetate is stopping; asked again by the next acetate run');
       // Checks in flight are aborted (their processes killed), not waited for to their timeoutSeconds.
       const probes = this.prober.stop();
       await Promise.all(this.workers);

@@ -31,6 +31,7 @@ import type { Prober } from './probes/prober.js';
 import type { ProbeFailure } from '../plan/probe-kill.js';
 import { unhealthyRecord } from './probes/unhealthy.js';
 import { pinForReconcile } from './image-pull.js';
+import { PendingResolutions } from './image-resolving.js';
 import { retryOf, runActions, type ActionStepDeps } from './run-actions.js';
 
 export type PlanFn = (input: PlanInput) => Plan;
@@ -72,7 +73,12 @@ export class Reconciler {
   /** Reconciles done (for tests). */
   count = 0;
 
-  constructor(private readonly deps: ReconcileDeps) {}
+  /** Registry answers that outlive a reconcile (image-resolving.ts): a slow registry holds no worker. */
+  private readonly resolutions: PendingResolutions;
+
+  constructor(private readonly deps: ReconcileDeps) {
+    this.resolutions = new PendingResolutions({ onSettled: (key) => deps.queue.add(key, 'change') });
+  }
 
   /** Reconciles one key. Never throws: errors become a Requeue and a status. */
   async reconcile(key: string): Promise<ReconcileReport> {
@@ -109,7 +115,8 @@ export class Reconciler {
       return report;
     }
     // The image's digest is a fact found before planning (images/pin.ts); a pull failure holds the key.
-    const pinned = await pinForReconcile(key, desired, actual, d.imageResolver, d.queue.failures(key));
+    if (!desired?.spec.image) this.resolutions.forget(key);
+    const pinned = await pinForReconcile(key, desired, actual, d.imageResolver, d.queue.failures(key), this.resolutions);
     const exited = actual?.process.state === 'exited' ? actual : undefined;
     const backoff = exited && desired?.spec.state === 'Running' ? d.crashLoop.observe(exited) : undefined;
     const unhealthy = d.prober.failure(key, actual?.process.pid);
@@ -138,6 +145,7 @@ export class Reconciler {
     if (held) report.waiting = { reason: held.reason, message: held.message };
     const due = plan.requeue.find((r) => r.key === key);
     if (due) report.requeue = mergeRequeue(report.requeue, { kind: 'after', ms: Math.max(0, due.at - now) });
+    if (pinned.waiting && !pinned.error && !report.waiting) report.waiting = pinned.waiting; // ImageResolving
     if (pinned.error) {
       const requeue = requeueFor(pinned.failure);
       fail({ ...pinned.error, retry: retryOf(requeue) }, requeue);
@@ -156,6 +164,12 @@ export class Reconciler {
     else d.notices.waiting(key, undefined);
 
     // --- execute
+    // A create that pulls its image first can take minutes: say so now (describe shows the pull's progress).
+    const pulling = await this.imageToPull(actions);
+    if (pulling) {
+      const waiting = { reason: 'ContainerCreating', message: `pulling image ${pulling.ref}@${pulling.digest}`, pulling: pulling.digest };
+      await d.publisher.publish(key, { desired, actual, snap, deferred: [], waiting }).catch(() => undefined);
+    }
     const done = await runActions(d, key, actions, { wasExited: exited !== undefined, failuresBefore: d.queue.failures(key) });
     report.results = done.results;
     if (done.failure) {
@@ -194,6 +208,17 @@ export class Reconciler {
     }
     d.logger.debug('reconciled', { container: key, result, ms: d.clock.now() - t0 });
     return report;
+  }
+
+  /** The image a create or replace among `actions` must pull first (not on the node yet), if any. */
+  private async imageToPull(actions: Plan['actions']): Promise<{ ref: string; digest: string } | undefined> {
+    const store = this.deps.runtime.images;
+    for (const a of actions) {
+      if (a.kind !== 'create' && a.kind !== 'replace') continue;
+      const image = a.desired.spec.image;
+      if (store && image?.digest && !(await store.get(image.digest))) return { ref: image.ref, digest: image.digest };
+    }
+    return undefined;
   }
 
   /** The publish step; returns a sink's failure. A key that exists nowhere is removed from the sinks. */

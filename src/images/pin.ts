@@ -30,30 +30,10 @@ export async function pinImage(d: DesiredContainer, actual: ActualContainer | un
   } catch (err) {
     const error = err instanceof ImagePullError ? err : new ImagePullError(err instanceof Error ? err.message : String(err), 'ErrImagePull', { cause: err });
     if (applied) return { desired: withDigest(d, applied), error };
-    return { error, held: `${error.reason}: ${error.message}` };
+    return { error, held: `${error.reason}: container ${d.name} waits: ${error.message}` };
   }
 }
 
-function withDigest(d: DesiredContainer, digest: string): DesiredContainer {
+export function withDigest(d: DesiredContainer, digest: string): DesiredContainer {
   return { ...d, spec: { ...d.spec, image: { ref: d.spec.image!.ref, digest } } };
-}
-
-/** pinImage over a whole desired state (for `acetate plan` and `apply`). */
-export async function pinAll(
-  desired: Map<string, DesiredContainer>,
-  actual: Map<string, ActualContainer>,
-  resolver: ImageResolver,
-): Promise<{ desired: Map<string, DesiredContainer>; held: Map<string, string>; errors: Map<string, ImagePullError> }> {
-  const out = new Map<string, DesiredContainer>();
-  const held = new Map<string, string>();
-  const errors = new Map<string, ImagePullError>();
-  await Promise.all(
-    [...desired].map(async ([key, d]) => {
-      const r = await pinImage(d, actual.get(key), resolver);
-      if (r.desired) out.set(key, r.desired);
-      if (r.held) held.set(key, r.held);
-      if (r.error) errors.set(key, r.error);
-    }),
-  );
-  return { desired: new Map([...desired.keys()].filter((k) => out.has(k)).map((k) => [k, out.get(k)!])), held, errors };
 }

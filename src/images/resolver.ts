@@ -43,7 +43,10 @@ export class ImageResolver {
       const local = await this.store.lookup(canonical);
       if (local) return local;
       if (policy === 'Never') {
-        throw new ImagePullError(`image ${canonical} is not on this node and imagePullPolicy is Never (acetate image pull / import it)`, 'ErrImageNeverPull');
+        throw new ImagePullError(
+          `image ${canonical} is not on this node and imagePullPolicy is Never; pull it first (acetate image pull, or image import)`,
+          'ErrImageNeverPull',
+        );
       }
     }
     return this.remote(canonical);

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { exec, ExecError } from '../util/exec.js';
 import { pidExists } from '../util/processes.js';
-import { ImagePullError } from './errors.js';
+import { ImagePullError, RegistryTimeoutError } from './errors.js';
 import { isInsecure } from './registries-conf.js';
 import { parseReference, transportReference } from './reference.js';
 
@@ -39,10 +39,24 @@ export interface SkopeoOptions {
   authFile?: string;
   /** Where skopeo keeps temporary files (e.g. an archive being imported). */
   tmpDir?: string;
-  /** Per call. Default 10 minutes for copies, 60 s for manifest lookups. */
+  /** A whole copy (download and unpack of every layer) at most. Default 10 minutes. */
   copyTimeoutMs?: number;
-  inspectTimeoutMs?: number;
+  /**
+   * The registry time limit (`--registry-timeout`, ACETATE_REGISTRY_TIMEOUT): a manifest lookup
+   * that takes longer, or a download that receives no byte for this long, is killed and fails with
+   * a RegistryTimeoutError naming the registry. Default 30 s.
+   */
+  registryTimeoutMs?: number;
 }
+
+/** What a copy reports while it runs, polled every second (see pull-progress.ts). */
+export interface CopyWatch {
+  /** Bytes received so far: a download that receives none for the registry time limit is killed. */
+  sample(): Promise<number>;
+}
+
+export const DEFAULT_REGISTRY_TIMEOUT_MS = 30_000;
+const WATCH_MS = 1000;
 
 interface Descriptor {
   mediaType?: string;
@@ -166,6 +180,72 @@ function privateHome(conf: string): string {
 export class Skopeo {
   constructor(private readonly opts: SkopeoOptions = {}) {}
 
+  /** Every skopeo child in flight: killed by abortAll (SIGTERM of `acetate run`). */
+  private readonly inFlight = new Set<AbortController>();
+  private closed: string | undefined;
+
+  get registryTimeoutMs(): number {
+    return this.opts.registryTimeoutMs ?? DEFAULT_REGISTRY_TIMEOUT_MS;
+  }
+
+  /**
+   * Kills every skopeo child in flight and refuses new ones: a registry that hangs must not hold
+   * a shutdown (their callers fail with `why`).
+   */
+  abortAll(why: string): void {
+    this.closed = why;
+    for (const c of this.inFlight) c.abort();
+  }
+
+  /**
+   * Runs skopeo under the registry time limit: `registry` is the one asked. Without `watch` the
+   * limit bounds the whole run (a manifest lookup); with it, the time without a new byte (a
+   * download), polled every second.
+   */
+  private async run(args: string[], o: { what: string; registry?: string; watch?: CopyWatch; totalMs: number }): Promise<string> {
+    if (this.closed) throw new ImagePullError(`${o.what}: ${this.closed}`);
+    const abort = new AbortController();
+    this.inFlight.add(abort);
+    const limit = this.registryTimeoutMs;
+    let expired: RegistryTimeoutError | undefined;
+    const expire = (what: string): void => {
+      expired = new RegistryTimeoutError(o.registry!, limit, what);
+      abort.abort();
+    };
+    let timer: NodeJS.Timeout | undefined;
+    if (o.registry !== undefined && !o.watch) timer = setTimeout(() => expire('did not answer'), limit);
+    if (o.registry !== undefined && o.watch) {
+      const watch = o.watch;
+      let last = -1;
+      let lastChange = Date.now();
+      let sampling = false;
+      timer = setInterval(() => {
+        if (sampling) return;
+        sampling = true;
+        watch
+          .sample()
+          .then((n) => {
+            if (n !== last) [last, lastChange] = [n, Date.now()];
+            else if (Date.now() - lastChange >= limit) expire('sent no data');
+          })
+          .catch(() => undefined)
+          .finally(() => (sampling = false));
+      }, WATCH_MS);
+    }
+    try {
+      const r = await exec(this.opts.binary ?? 'skopeo', args, { env: this.env(), timeoutMs: o.totalMs, signal: abort.signal });
+      return r.stdout;
+    } catch (err) {
+      if (expired) throw new ImagePullError(`${o.what}: ${expired.message}`, 'ErrImagePull', { cause: expired });
+      if (abort.signal.aborted && this.closed) throw new ImagePullError(`${o.what}: ${this.closed}`, 'ErrImagePull', { cause: err });
+      throw new ImagePullError(`${o.what}: ${skopeoMessage(err)}`, 'ErrImagePull', { cause: err });
+    } finally {
+      clearTimeout(timer);
+      clearInterval(timer);
+      this.inFlight.delete(abort);
+    }
+  }
+
   private home: string | undefined;
 
   private env(): NodeJS.ProcessEnv {
@@ -197,30 +277,12 @@ export class Skopeo {
     return this.opts.authFile ? [flag, this.opts.authFile] : [];
   }
 
-  /** The registry's raw manifest (index or image) of `docker://REF`. */
-  async rawManifest(ref: string): Promise<string> {
-    try {
-      const r = await exec(
-        this.opts.binary ?? 'skopeo',
-        [
-          ...this.globalArgs(),
-          'inspect',
-          '--raw',
-          '--retry-times',
-          '2',
-          ...this.authArgs('--authfile'),
-          ...this.tlsArgs('--tls-verify', ref),
-          `docker://${ref}`,
-        ],
-        {
-          env: this.env(),
-          timeoutMs: this.opts.inspectTimeoutMs ?? 60_000,
-        },
-      );
-      return r.stdout;
-    } catch (err) {
-      throw new ImagePullError(`${ref}: ${skopeoMessage(err)}`, 'ErrImagePull', { cause: err });
-    }
+  /** The registry's raw manifest (index or image) of `docker://REF`, under the registry time limit. */
+  rawManifest(ref: string): Promise<string> {
+    return this.run(
+      [...this.globalArgs(), 'inspect', '--raw', '--retry-times', '2', ...this.authArgs('--authfile'), ...this.tlsArgs('--tls-verify', ref), `docker://${ref}`],
+      { what: ref, registry: registryOf(ref), totalMs: this.registryTimeoutMs + 5000 }, // the registry limit, not exec's, words the failure
+    );
   }
 
   /**
@@ -233,18 +295,31 @@ export class Skopeo {
     return platformDigest(await this.rawManifest(transportReference(r)), ref, r.digest);
   }
 
-  /** Copies an image into an OCI layout whose blobs go to a shared, content-addressed blob dir. */
-  async copyToLayout(source: string, layoutDir: string, sharedBlobDir: string, what: string): Promise<void> {
+  /**
+   * Copies an image into an OCI layout whose blobs go to a shared, content-addressed blob dir. A
+   * download (`docker://`) that receives nothing for the registry time limit is killed (`watch`
+   * says how much arrived).
+   */
+  async copyToLayout(source: string, layoutDir: string, sharedBlobDir: string, what: string, watch?: CopyWatch): Promise<void> {
     const remote = source.startsWith('docker://');
     const auth = remote ? [...this.authArgs('--src-authfile'), ...this.tlsArgs('--src-tls-verify', source.slice('docker://'.length))] : [];
-    try {
-      await exec(
-        this.opts.binary ?? 'skopeo',
-        [...this.globalArgs(), 'copy', '--quiet', '--retry-times', '2', ...auth, '--dest-shared-blob-dir', sharedBlobDir, source, `oci:${layoutDir}:image`],
-        { env: this.env(), timeoutMs: this.opts.copyTimeoutMs ?? 600_000 },
-      );
-    } catch (err) {
-      throw new ImagePullError(`${what}: ${skopeoMessage(err)}`, 'ErrImagePull', { cause: err });
-    }
+    await this.run(
+      [...this.globalArgs(), 'copy', '--quiet', '--retry-times', '2', ...auth, '--dest-shared-blob-dir', sharedBlobDir, source, `oci:${layoutDir}:image`],
+      {
+        what,
+        // Without a watch only the whole copy is bounded: a slow but moving download is not a hang.
+        ...(remote && watch ? { registry: registryOf(source.slice('docker://'.length)), watch } : {}),
+        totalMs: this.opts.copyTimeoutMs ?? 600_000,
+      },
+    );
+  }
+}
+
+/** The registry host a reference asks (`127.0.0.1:5000`, `docker.io`). */
+function registryOf(ref: string): string {
+  try {
+    return parseReference(ref).domain;
+  } catch {
+    return ref.split('/')[0] ?? ref;
   }
 }

@@ -36,6 +36,7 @@ import { flockFd, openLockFile } from '../util/flock.js';
 import { layersThatFit } from './oci-process.js';
 import { checkFreeSpace } from '../runtime/free-space.js';
 import { ImagePathError, readImageFile } from './layered-path.js';
+import { PullWatch, type ManifestBlob, type PullProgress } from './pull-progress.js';
 
 export interface ImageStoreOptions extends SkopeoOptions {
   stateDir: string;
@@ -64,6 +65,8 @@ export class ImageStore {
   private readonly inFlight = new Map<string, Promise<ImageRecord>>();
   /** rootfs() per image id: layer dirs never change once in place (100 creates, one look). */
   private readonly rootfsCache = new Map<string, ImageRootfs>();
+  /** Told the progress of each download, about once a second (the terminal of `image pull` and `apply`). */
+  onPullProgress?: (p: PullProgress) => void;
 
   constructor(opts: ImageStoreOptions) {
     this.dir = path.join(path.resolve(opts.stateDir), 'images');
@@ -195,25 +198,36 @@ export class ImageStore {
    * The image manifest, read (and hashed against id) before anything is downloaded: an image with
    * more layers than its overlay mount can take is refused here, not after its last blob.
    */
-  private async checkManifest(pinned: string, id: string): Promise<void> {
+  private async checkManifest(pinned: string, id: string): Promise<ManifestBlob[]> {
     const raw = await this.skopeo.rawManifest(pinned);
     if (platformDigest(raw, pinned, id) !== id) throw new ImagePullError(`${pinned}: is an index, not the image manifest it was resolved to`);
-    const layers = (JSON.parse(raw) as { layers?: unknown[] }).layers?.length ?? 0;
+    const blobs = manifestBlobs(raw);
+    const layers = blobs.length;
     const fit = layersThatFit(this.layersDir);
     if (layers > fit) {
       throw new ImagePullError(
         `${pinned}: the image has ${layers} layers; at most ${fit} fit in an overlay mount with the store at ${this.layersDir} (nothing downloaded)`,
       );
     }
+    return blobs;
   }
 
   private async download(r: ImageReference, id: string): Promise<ImageRecord> {
     const pinned = pinnedReference(r, id);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     checkFreeSpace(this.dir, `pulling ${pinned}`);
-    await this.checkManifest(pinned, id);
+    const blobs = await this.checkManifest(pinned, id);
     return this.withLayout(async (layout) => {
-      await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned);
+      const watch = new PullWatch({
+        ref: pinned,
+        id,
+        layers: blobs,
+        blobPath: (d) => this.blobPath(d),
+        layoutDir: layout,
+        pullsDir: this.pullLocksDir,
+        onProgress: (p) => this.onPullProgress?.(p),
+      });
+      await this.skopeo.copyToLayout(`docker://${pinned}`, layout, this.blobsDir, pinned, watch).finally(() => watch.finish());
       const names = r.tag !== undefined && r.digest === undefined ? [formatReference({ ...r, digest: undefined })] : [];
       return this.commit(layout, { id, names, repoDigests: [pinned], source: `docker://${pinned}` });
     });
@@ -365,6 +379,17 @@ export class ImageStore {
   sweepTemp(): Promise<void> {
     return sweepStoreTemp(this);
   }
+}
+
+/** The layers an image manifest lists (digest and size; bounded and checked by commitLayout later). */
+function manifestBlobs(raw: string): ManifestBlob[] {
+  const layers = (JSON.parse(raw) as { layers?: unknown }).layers;
+  if (!Array.isArray(layers)) return [];
+  return (layers as { digest?: unknown; size?: unknown }[]).map((l) => ({
+    // Anything but a sha256 digest is refused by commitLayout; progress only needs a safe name.
+    digest: typeof l?.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(l.digest) ? l.digest : `sha256:${'0'.repeat(64)}`,
+    size: typeof l?.size === 'number' && Number.isSafeInteger(l.size) && l.size > 0 ? l.size : 0,
+  }));
 }
 
 function imageFileOrNone(lowerDirs: string[], rel: string): Promise<string | undefined> {

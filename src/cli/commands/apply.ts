@@ -4,13 +4,17 @@ import type { Runtime } from '../../runtime/runtime.js';
 import { print, UsageError } from '../command.js';
 import { parse, parsePositiveInt } from '../args.js';
 import { renderPlan, renderPlanLines } from '../../plan/render.js';
-import { applyPlan } from '../../apply/apply.js';
+import { applyPlan, type ApplySummary } from '../../apply/apply.js';
 import { messageOf } from '../../contracts/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags } from '../converge-input.js';
-import { recordApplyStatus } from '../apply-status.js';
-import { removeStatusRecord } from '../../controller/status-store.js';
+import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags, planLate } from '../converge-input.js';
+import { recordApplyStatus, recordImageWaiting } from '../apply-status.js';
+import type { Plan } from '../../plan/plan.js';
+import type { ImagePullError } from '../../images/errors.js';
+import { mergePlans } from '../image-rounds.js';
+import { terminalProgress } from '../pull-progress-view.js';
+import { readStatusRecords, removeStatusRecord } from '../../controller/status-store.js';
 import { GIT_USAGE } from '../git-usage.js';
 
 function describeResult(r: ActionResult): string {
@@ -84,39 +88,66 @@ Exit status: 0 converged, 1 any error.`,
     await warnNodeLimits(p, runtime, ctx);
     if (values['dry-run']) {
       ctx.stdout.write(renderPlan(p));
-      return input.snapshot.problems.length || refused ? 1 : 0;
+      const late = await planLate(input, { stdout: ctx.stdout, stderr: ctx.stderr, runtime, fresh: false });
+      return input.snapshot.problems.length || late.problems || refused ? 1 : 0;
     }
     await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left (not on a dry run)
-    if (!p.actions.length) {
+    if (!p.actions.length && !input.pending.size) {
       ctx.stdout.write(renderPlan(p));
+      await recordWaiting(input.imageErrors);
       return input.snapshot.problems.length || refused ? 1 : 0;
     }
-    print(ctx.stdout, renderPlanLines(p).join('\n'));
+    if (p.actions.length) print(ctx.stdout, renderPlanLines(p).join('\n'));
     for (const s of p.skipped) print(ctx.stdout, `  ! left alone ${s.key}: ${s.reason}`);
     print(ctx.stdout, '');
     const t0 = performance.now();
-    const summary = await applyPlan(p, {
-      runtime,
-      concurrency,
-      onStart: (a) => print(ctx.stdout, `  … ${a.kind} ${a.key}`),
-      onDone: (_a, r) => print(ctx.stdout, `  ✓ ${describeResult(r)}`),
-      onError: (_a, e) => print(ctx.stderr, `  ✗ ${e.kind} ${e.key} failed: ${messageOf(e.cause)}`),
-    });
+    const summary: ApplySummary = { results: [], errors: [] };
+    const carryOut = async (plan: Plan): Promise<void> => {
+      if (!plan.actions.length) return;
+      const done = await applyPlan(plan, {
+        runtime,
+        concurrency,
+        onStart: (a) => print(ctx.stdout, `  … ${a.kind} ${a.key}`),
+        onDone: (_a, r) => print(ctx.stdout, `  ✓ ${describeResult(r)}`),
+        onError: (_a, e) => print(ctx.stderr, `  ✗ ${e.kind} ${e.key} failed: ${messageOf(e.cause)}`),
+      });
+      summary.results.push(...done.results);
+      summary.errors.push(...done.errors);
+    };
+    // Pull progress on the terminal (stderr), about once a second per image.
+    if (process.stderr.isTTY && runtime.images) runtime.images.onPullProgress = terminalProgress(ctx.stderr);
+    // The first round at once; a container whose registry is slow, when it answers (image-rounds.ts).
+    const [, late] = await Promise.all([carryOut(p), planLate(input, { stdout: ctx.stdout, stderr: ctx.stderr, runtime, fresh: true }, carryOut)]);
+    const all = mergePlans(p, late.plans);
     // A destroyed container's status goes with it (a container created later under the name is another one).
     for (const r of summary.results) if (r.outcome === 'destroyed') await removeStatusRecord(ctx.stateDir, r.key).catch(() => undefined);
     // Failures stay visible in `get` and `describe` after apply exits (no loop needed to tell them).
-    await recordApplyStatus(p, summary, { stateDir: ctx.stateDir, runtime, snapshot: input.snapshot, nodeName: nodeName(values.node) }).catch((err: unknown) =>
-      print(ctx.stderr, `acetate: warning: cannot record the status of what apply did: ${messageOf(err)}`),
+    await recordApplyStatus(all, summary, { stateDir: ctx.stateDir, runtime, snapshot: input.snapshot, nodeName: nodeName(values.node) }).catch(
+      (err: unknown) => print(ctx.stderr, `acetate: warning: cannot record the status of what apply did: ${messageOf(err)}`),
     );
+    await recordWaiting(new Map([...input.imageErrors, ...late.errors]));
+    // A container that waited on its image and is declared no more: its record goes (get would show it waiting).
+    if (input.snapshot.complete)
+      for (const r of await readStatusRecords(ctx.stateDir))
+        if (!r.actual && r.waiting && !input.snapshot.containers.has(r.key) && !(await runtime.get(r.key)))
+          await removeStatusRecord(ctx.stateDir, r.key).catch(() => undefined);
     const counts = new Map<string, number>();
     for (const r of summary.results) counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);
-    parts.push(`${p.unchanged.length} unchanged`);
+    parts.push(`${all.unchanged.length} unchanged`);
     if (summary.errors.length) parts.push(`${summary.errors.length} failed`);
     print(
       ctx.stdout,
       `\nApply ${summary.errors.length ? 'finished with errors' : 'complete'}: ${parts.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)}s.`,
     );
-    return summary.errors.length || input.snapshot.problems.length || refused ? 1 : 0;
+    return summary.errors.length || input.snapshot.problems.length || late.problems || refused ? 1 : 0;
+
+    /** Containers left waiting on their image: `get` and `describe` show why (ErrImagePull...). */
+    async function recordWaiting(errors: Map<string, ImagePullError>): Promise<void> {
+      if (!errors.size) return;
+      await recordImageWaiting(errors, { stateDir: ctx.stateDir, runtime, snapshot: input.snapshot, nodeName: nodeName(values.node) }).catch((err: unknown) =>
+        print(ctx.stderr, `acetate: warning: cannot record why containers wait: ${messageOf(err)}`),
+      );
+    }
   },
 };

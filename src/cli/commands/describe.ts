@@ -18,6 +18,8 @@ import { imageStatus } from '../../images/status.js';
 import type { StatusRecord } from '../../contracts/status-record.js';
 import type { SourceSyncState } from '../../contracts/source.js';
 import { MAX_ERROR_CHARS, terminalText } from '../../util/terminal-text.js';
+import { progressText, readPullProgress, type PullProgress } from '../../images/pull-progress.js';
+import type { ImageStore } from '../../images/store.js';
 
 function sourceText(s: SourceRef | undefined): string {
   if (!s) return '-';
@@ -107,7 +109,14 @@ export function gitLines(syncs: SourceSyncState[] | undefined, rec: StatusRecord
   return out;
 }
 
-export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now(), node?: NodeNetworkConfig, syncs?: SourceSyncState[]): string {
+export function renderDescribe(
+  rec: StatusRecord,
+  loop: string,
+  now = Date.now(),
+  node?: NodeNetworkConfig,
+  syncs?: SourceSyncState[],
+  pull?: PullProgress,
+): string {
   const s = rec.status;
   const lines: string[] = [];
   const field = (k: string, v: string | number | undefined): void => {
@@ -160,6 +169,7 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
     lines.push('  (no container on this node)');
   }
   if (rec.waiting) field('Waiting', `${rec.waiting.reason}: ${rec.waiting.message}`);
+  if (pull) field('Pull', progressText(pull));
   lines.push('Conditions:');
   if (s.conditions?.length) {
     const rows = s.conditions.map((c) => [c.type, c.status, c.reason ?? '', c.lastTransitionTime ? age(c.lastTransitionTime, now) : '-', c.message ?? '']);
@@ -230,8 +240,10 @@ The last error and recent actions are what the loop last recorded.`,
     let actual: ActualContainer | undefined;
     let runtimeError: string | undefined;
     let node: NodeNetworkConfig | undefined;
+    let images: ImageStore | undefined;
     try {
       const { runtime } = await ctx.openRuntime();
+      images = runtime.images;
       actual = await runtime.get(key);
       try {
         node = runtime.nodeNetwork;
@@ -270,7 +282,9 @@ The last error and recent actions are what the loop last recorded.`,
       ctx.stdout.write(yaml.dump({ ...rec, loop }, { noRefs: true }));
       return 0;
     }
-    ctx.stdout.write(renderDescribe(rec, loop, Date.now(), node, syncs));
+    // The pull in progress of the image it waits for (by this loop, or an apply): "3/7 layers, 12.3/40.1 MiB".
+    const pull = rec.waiting?.pulling && images ? await readPullProgress(images.pullLocksDir, rec.waiting.pulling) : undefined;
+    ctx.stdout.write(renderDescribe(rec, loop, Date.now(), node, syncs, pull));
     if (runtimeError) print(ctx.stderr, `warning: cannot read the runtime: ${runtimeError}`);
     return 0;
   },

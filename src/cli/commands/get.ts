@@ -14,6 +14,7 @@ import { networkSummary } from '../../controller/network-status.js';
 import { imageStatus } from '../../images/status.js';
 import { templateColumn } from '../../images/describe.js';
 import type { StatusRecord } from '../../contracts/status-record.js';
+import { API_VERSION, KIND, type ContainerManifest } from '../../api/types.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
 
@@ -106,12 +107,17 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     if (!['table', 'wide', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be json, yaml or wide, not '${values.output}'`);
     const { runtime } = await ctx.openRuntime();
     let list = (await runtime.list()).sort((a, b) => (a.key < b.key ? -1 : 1));
+    let waitingOnly: StatusRecord[] = [];
     if (positionals.length) {
       const want = new Set(positionals.map((p) => keyOf(p, values.namespace)));
-      const missing = [...want].filter((k) => !list.some((c) => c.key === k));
+      let missing = [...want].filter((k) => !list.some((c) => c.key === k));
+      // Declared but not created yet, waiting (an image that cannot be pulled): shown with the
+      // reason, as kubectl shows a pod in ErrImagePull, rather than "not found".
+      waitingOnly = await waitingRecords(ctx.stateDir, missing);
+      missing = missing.filter((k) => !waitingOnly.some((r) => r.key === k));
       if (missing.length) print(ctx.stderr, `not found: ${missing.join(', ')}`);
       list = list.filter((c) => want.has(c.key));
-      if (!list.length) return 1;
+      if (!list.length && !waitingOnly.length) return 1;
     } else if (values.namespace) {
       list = list.filter((c) => c.namespace === values.namespace);
     }
@@ -122,7 +128,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     if (values.output === 'json' || values.output === 'yaml') {
       // Kubernetes' shape: one NAME → the object, else a List (as kubectl). Manifest problems go to
       // stderr, so stdout stays a valid object.
-      const objects = list.map((c) => containerObject(c, records.get(c.key)));
+      const objects = [...list.map((c) => containerObject(c, records.get(c.key))), ...waitingOnly.map(waitingObject)];
       const out = positionals.length === 1 && objects.length === 1 ? objects[0] : containerList(objects);
       if (values.output === 'json') print(ctx.stdout, JSON.stringify(out, null, 2));
       else ctx.stdout.write(yaml.dump(out, { noRefs: true }));
@@ -134,7 +140,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       print(ctx.stdout, `\nManifest errors reported by acetate run (containers they declare are left as last applied):`);
       for (const line of cappedLines(problems)) print(ctx.stdout, `  ${line}`);
     };
-    if (!list.length) {
+    if (!list.length && !waitingOnly.length) {
       print(ctx.stdout, 'No containers managed by acetate on this node.');
       printProblemLines();
       return 0;
@@ -174,8 +180,37 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
           ]
         : []),
     ]);
+    for (const r of waitingOnly) {
+      const cells = [
+        r.namespace === 'default' ? r.name : r.key,
+        'Waiting',
+        '-',
+        `${r.desired?.resources.cpu ?? 'unlimited'}/-`,
+        `${r.desired?.resources.memory ?? 'unlimited'}/-`,
+      ];
+      cells.push('0', '-', waitingColumn(r));
+      rows.push([...cells, ...(wide ? ['-', '-', '-', '-', r.desired?.template ?? '-', '-', '-'] : [])]);
+    }
     ctx.stdout.write(table(headers, rows));
     printProblemLines();
     return 0;
   },
 };
+
+/** The records of `keys` (no container on the node) that say the container waits, e.g. in ErrImagePull. */
+async function waitingRecords(stateDir: string, keys: string[]): Promise<StatusRecord[]> {
+  if (!keys.length) return [];
+  const want = new Set(keys);
+  return (await readStatusRecords(stateDir)).filter((r) => want.has(r.key) && r.actual === undefined && r.waiting !== undefined && r.desired !== undefined);
+}
+
+/** "ErrImagePull: registry 127.0.0.1:5000 did not answer..." (bounded as the STATUS column is). */
+function waitingColumn(r: StatusRecord): string {
+  const msg = r.waiting!.message;
+  return `${r.waiting!.reason}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}`;
+}
+
+/** A waiting container as an object: no spec was applied yet, the status says why. */
+function waitingObject(r: StatusRecord): ContainerManifest {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name: r.name, namespace: r.namespace }, status: r.status } as ContainerManifest;
+}

@@ -6,11 +6,13 @@ import { outputOption, parseSubcommand } from '../args.js';
 import { table, age } from '../table.js';
 import { shortDigest } from '../../images/reference.js';
 import { ImageStoreError } from '../../images/errors.js';
+import { terminalProgress } from '../pull-progress-view.js';
 import type { ActualContainer } from '../../runtime/runtime.js';
 
 const USAGE = `Usage:
   acetate image list [-o json]          images on this node: names, id (digest), layers, size
   acetate image pull REF                resolve REF at its registry now and pull what is missing
+                                        (on a terminal: layers and MiB received, every 2 s)
   acetate image import FILE [NAME]      an image from a \`docker save\` or OCI archive (offline)
   acetate image rm REF|ID...            remove images (refused while a container uses one)
   acetate image prune [--all]           delete layers and blobs no image uses; --all: also images no container uses
@@ -59,6 +61,8 @@ export const imageCommand: Command = {
       }
       case 'pull': {
         if (positionals.length !== 1) throw new UsageError('image pull needs REF');
+        // Bytes and layers as they arrive, where a person watches (stderr a terminal).
+        if (process.stderr.isTTY) images.onPullProgress = terminalProgress(ctx.stderr);
         const rec = await images.pull(positionals[0]!);
         print(ctx.stdout, `${positionals[0]}: ${rec.id} (${rec.layers.length} layers)`);
         return 0;

@@ -2,7 +2,9 @@ import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { outputOption, parse } from '../args.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
-import { CONVERGE_OPTIONS, commandLine, planFromFlags } from '../converge-input.js';
+import { PassThrough } from 'node:stream';
+import { CONVERGE_OPTIONS, commandLine, planFromFlags, planLate } from '../converge-input.js';
+import { mergePlans, pullProblem } from '../image-rounds.js';
 import { GIT_USAGE } from '../git-usage.js';
 
 export const planCommand: Command = {
@@ -24,6 +26,9 @@ and prints the actions apply would take:
   -   destroy   a container no longer declared
   !   held      a restart not taken now: crash-loop back-off (until the time shown, as
                 \`acetate run\` and \`apply\` do) or restartPolicy
+A container whose image's registry has not answered within a second is shown left alone
+(ImageResolving) and planned on its own, after the rest, when the answer comes (bounded by
+--registry-timeout), as apply does.
 A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
 containers left alone) while containers hold addresses on the old network.
 Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
@@ -37,11 +42,18 @@ containers are left as they are).`,
     const { runtime } = await ctx.openRuntime();
     const { input, plan: p } = await planFromFlags(values, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
     if (values.output === 'json') {
-      print(ctx.stdout, JSON.stringify({ ...(planToJson(p) as object), problems: input.snapshot.problems }, null, 2));
-    } else {
-      ctx.stdout.write(renderPlan(p));
+      // One object: the containers whose registry answered late are folded in.
+      const late = await planLate(input, { stdout: new PassThrough().resume(), stderr: ctx.stderr, runtime, fresh: false });
+      const all = mergePlans(p, late.plans);
+      const problems = [...input.snapshot.problems, ...[...late.errors].map(([k, e]) => pullProblem(input.snapshot.containers.get(k)!, e, true))];
+      print(ctx.stdout, JSON.stringify({ ...(planToJson(all) as object), problems }, null, 2));
+      if (problems.length || p.network?.refused) return 1;
+      return all.actions.length ? 2 : 0;
     }
-    if (input.snapshot.problems.length || p.network?.refused) return 1;
-    return p.actions.length ? 2 : 0;
+    ctx.stdout.write(renderPlan(p));
+    // Containers whose registry is slow: planned as their answers come, as apply does.
+    const late = await planLate(input, { stdout: ctx.stdout, stderr: ctx.stderr, runtime, fresh: false });
+    if (input.snapshot.problems.length || late.problems || p.network?.refused) return 1;
+    return p.actions.length || late.plans.some((l) => l.actions.length) ? 2 : 0;
   },
 };
