@@ -57,7 +57,7 @@ describe('isolation (real runc)', function () {
       assert.match(await readFile(victimUpper, 'utf8'), /s3cret/, 'the neighbour wrote its private area');
       const probe = [
         // The container's own copies: the accounts, every password locked (no hash).
-        "for p in /etc/shadow /etc/gshadow; do if grep -q '^[^:]*:[^:*!]' $p; then echo \"READ $p\"; fi; done",
+        'for p in /etc/shadow /etc/gshadow; do if grep -q \'^[^:]*:[^:*!]\' $p; then echo "READ $p"; fi; done',
         `for p in ${stateDir} ${runDir} ${victimUpper} ${victimLog} ${path.join(stateDir, 'containers')}; do if [ -e $p ]; then echo "SEEN $p"; fi; done`,
         'if [ -n "$(ls -A /root)" ]; then echo "SEEN /root: $(ls -A /root)"; fi',
         'if [ -n "$(ls -A /run)" ]; then echo "SEEN /run: $(ls -A /run)"; fi',

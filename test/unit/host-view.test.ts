@@ -23,7 +23,19 @@ const link = (name: string): NodeEntry => ({ name, type: 'symlink', uid: 0, mode
 const listing = new Map<string, NodeEntry[]>([
   ['/', ['bin', 'usr', 'etc', 'var', 'opt', 'home', 'root', 'srv', 'tmp', 'run', 'boot', 'data'].map((n) => (n === 'bin' ? link(n) : dir(n)))],
   ['/var', [dir('lib'), dir('cache'), dir('log'), link('run'), dir('www'), dir('spool')]],
-  ['/var/lib', [dir('dpkg'), dir('apt'), dir('postgresql', 105), dir('mysql', 106, 0o40700), dir('docker', 0, 0o40710), dir('myservice', 0, 0o40700), dir('acetate', 0, 0o40700), file('shells.state')]],
+  [
+    '/var/lib',
+    [
+      dir('dpkg'),
+      dir('apt'),
+      dir('postgresql', 105),
+      dir('mysql', 106, 0o40700),
+      dir('docker', 0, 0o40710),
+      dir('myservice', 0, 0o40700),
+      dir('acetate', 0, 0o40700),
+      file('shells.state'),
+    ],
+  ],
   ['/var/lib/dpkg', [file('status'), file('lock', 0, 0o100640), dir('info')]],
   ['/var/lib/apt', [dir('lists')]],
   ['/var/cache', [dir('apt'), dir('debconf'), dir('private', 0, 0o40700)]],
@@ -38,10 +50,15 @@ const shown = (v: ReturnType<typeof hostView>, p: string) => v.shown.find((s) =>
 
 describe('dpkg-owned entries', () => {
   it('takes the first-level entries of /var/lib, /var/cache and /opt from the list files, nothing else', () => {
-    assert.deepEqual(
-      [...ownedEntries(Object.values(LISTS))].sort(),
-      ['/opt/google', '/var/cache/apt', '/var/cache/debconf', '/var/lib/apt', '/var/lib/docker', '/var/lib/dpkg', '/var/lib/postgresql'],
-    );
+    assert.deepEqual([...ownedEntries(Object.values(LISTS))].sort(), [
+      '/opt/google',
+      '/var/cache/apt',
+      '/var/cache/debconf',
+      '/var/lib/apt',
+      '/var/lib/docker',
+      '/var/lib/dpkg',
+      '/var/lib/postgresql',
+    ]);
   });
 
   it('reads /var/lib/dpkg/info/*.list once per change of dpkg status; no dpkg: undefined (the fixed list applies)', async () => {
@@ -70,7 +87,8 @@ describe('host template view', () => {
   const v = hostView(listing, base);
 
   it('shows OS dirs and what packages own (root, readable by all); hides service data, unowned and private entries', () => {
-    for (const p of ['/usr', '/etc', '/bin', '/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt', '/var/cache/debconf', '/opt/google']) assert.ok(shown(v, p), `${p} shown`);
+    for (const p of ['/usr', '/etc', '/bin', '/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt', '/var/cache/debconf', '/opt/google'])
+      assert.ok(shown(v, p), `${p} shown`);
     assert.equal(shown(v, '/var/lib/dpkg')!.source, 'dpkg');
     assert.equal(shown(v, '/usr')!.source, 'FHS');
     const absent: [string, RegExp][] = [
@@ -106,13 +124,16 @@ describe('host template view', () => {
 
   it('lists parents before children and nothing under an entry already hidden', () => {
     const depth = v.entries.map((e) => e.path.split('/').length);
-    assert.deepEqual(depth, [...depth].sort((a, b) => a - b));
+    assert.deepEqual(
+      depth,
+      [...depth].sort((a, b) => a - b),
+    );
     const h = hostView(listing, { ...base, hide: ['/var/lib/dpkg', '/var/lib/dpkg/status'] });
     assert.equal(kindOf(h, '/var/lib/dpkg'), 'absent');
     assert.equal(kindOf(h, '/var/lib/dpkg/status'), undefined);
   });
 
-  it('is adjustable per node: SHOW opens an emptied place or an entry, HIDE hides more; acetate\'s own dirs stay hidden', () => {
+  it("is adjustable per node: SHOW opens an emptied place or an entry, HIDE hides more; acetate's own dirs stay hidden", () => {
     const a = hostView(listing, { ...base, show: ['/srv', '/opt/app', '/var/lib/acetate', '/etc/ssh/ssh_host_ed25519_key'], hide: ['/usr/share/doc'] });
     assert.equal(kindOf(a, '/srv'), undefined);
     assert.equal(shown(a, '/srv')!.source, 'node setting');
@@ -131,6 +152,9 @@ describe('host template view', () => {
   });
 
   it('locks every password of a shadow file, keeping the accounts', () => {
-    assert.equal(lockedCopy('root:$y$j9T$abc:19000:0:99999:7:::\nsvc:!:19000::::::\nu::1::::::\n'), 'root:*:19000:0:99999:7:::\nsvc:!:19000::::::\nu:*:1::::::\n');
+    assert.equal(
+      lockedCopy('root:$y$j9T$abc:19000:0:99999:7:::\nsvc:!:19000::::::\nu::1::::::\n'),
+      'root:*:19000:0:99999:7:::\nsvc:!:19000::::::\nu:*:1::::::\n',
+    );
   });
 });

@@ -210,7 +210,8 @@ export function hostView(listing: NodeListing, o: HostViewOptions): HostView {
   const show = new Set(o.show ?? []);
   const entries = new Map<string, ViewEntry>();
   const shown: ShownEntry[] = [];
-  const hidden = (p: string) => [...entries.values()].some((e) => (e.action.kind === 'absent' || e.action.kind === 'empty') && under(p, e.path) && p !== e.path);
+  const hidden = (p: string) =>
+    [...entries.values()].some((e) => (e.action.kind === 'absent' || e.action.kind === 'empty') && under(p, e.path) && p !== e.path);
   const add = (e: ViewEntry) => {
     if (!hidden(e.path) && !entries.has(e.path)) entries.set(e.path, e);
   };
@@ -246,12 +247,18 @@ export function hostView(listing: NodeListing, o: HostViewOptions): HostView {
     for (const e of listing.get(s.path) ?? []) {
       const p = path.posix.join(s.path, e.name);
       if (e.type !== 'symlink' && (e.mode & 0o077) === 0 && !show.has(p))
-        add({ path: p, action: { kind: 'absent' }, why: `mode ${(e.mode & 0o7777).toString(8).padStart(4, '0')}: readable only by its owner`, source: 'default' });
+        add({
+          path: p,
+          action: { kind: 'absent' },
+          why: `mode ${(e.mode & 0o7777).toString(8).padStart(4, '0')}: readable only by its owner`,
+          source: 'default',
+        });
     }
   }
   for (const s of SECRETS) {
     if (show.has(s.path) && s.action.kind !== 'machine-id') continue;
-    for (const p of expand(s.path, listing)) if (!show.has(p) || s.action.kind === 'machine-id') add({ path: p, action: s.action, why: s.why, source: 'default' });
+    for (const p of expand(s.path, listing))
+      if (!show.has(p) || s.action.kind === 'machine-id') add({ path: p, action: s.action, why: s.why, source: 'default' });
   }
   for (const p of o.hide ?? []) add({ path: p, action: { kind: 'absent' }, why: 'hidden on this node (ACETATE_HOST_HIDE)', source: 'node setting' });
   const own: [string, string][] = [
@@ -276,7 +283,7 @@ export function hostView(listing: NodeListing, o: HostViewOptions): HostView {
 function decide(place: string, e: NodeEntry, o: HostViewOptions, inEmptied: boolean): { show: boolean; why: string; source: Source } {
   if (inEmptied) return { show: false, why: 'in an emptied place (shown only by ACETATE_HOST_SHOW)', source: 'default' };
   const os = OS_DIRS[place];
-  if (os) return os.includes(e.name) ? { show: true, why: 'an OS dir', source: 'FHS' } : { show: false, why: 'not an OS dir (the site\'s data)', source: 'FHS' };
+  if (os) return os.includes(e.name) ? { show: true, why: 'an OS dir', source: 'FHS' } : { show: false, why: "not an OS dir (the site's data)", source: 'FHS' };
   const known = place === '/var/lib' ? KNOWN_DATA.find(([n]) => n === e.name) : undefined;
   if (known) return { show: false, why: known[1], source: 'default' };
   const p = path.posix.join(place, e.name);

@@ -55,11 +55,21 @@ async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<st
   };
   const first = await read(dirsToList(o));
   const dirs = dirsToList(o, first, o);
-  const mtimes = await Promise.all(dirs.map((d) => stat(path.join(hostRoot, d)).then((s) => `${d}@${s.mtimeMs}`, () => `${d}@-`)));
+  const mtimes = await Promise.all(
+    dirs.map((d) =>
+      stat(path.join(hostRoot, d)).then(
+        (s) => `${d}@${s.mtimeMs}`,
+        () => `${d}@-`,
+      ),
+    ),
+  );
   const key = `${JSON.stringify(o)}|${mtimes.join('|')}`;
   const cached = listings.get(hostRoot);
   if (cached?.key === key) return cached.listing;
-  const listing = await read(dirs.filter((d) => !first.has(d)), first);
+  const listing = await read(
+    dirs.filter((d) => !first.has(d)),
+    first,
+  );
   listings.set(hostRoot, { key, listing });
   return listing;
 }
@@ -251,7 +261,8 @@ async function markerTree(view: HostView, want: ReadonlyMap<string, Placed>, t: 
     throw new Error(`cannot make the host template's markers in ${base}`, { cause: err });
   }
   // Older trees are copy sources only (never a mounted layer): the previous views' are removed.
-  for (const n of await readdir(base)) if (n.startsWith('tree-') && n !== path.basename(dir)) await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
+  for (const n of await readdir(base))
+    if (n.startsWith('tree-') && n !== path.basename(dir)) await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
   return { dir, entries };
 }
 
