@@ -40,7 +40,7 @@ async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | und
   return out.filter((e): e is NodeEntry => !!e);
 }
 
-const listings = new Map<string, { key: string; listing: Map<string, NodeEntry[]> }>();
+const listings = new Map<string, { key: string; dirs: string[]; listing: Map<string, NodeEntry[]> }>();
 
 /** The node's listing hostView needs, read again only when one of its dirs changed. */
 async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<string, NodeEntry[]>> {
@@ -53,28 +53,31 @@ async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<st
     );
     return into;
   };
+  const keyOf = async (dirs: readonly string[]) => {
+    const mtimes = await Promise.all(
+      dirs.map((d) =>
+        stat(path.join(hostRoot, d)).then(
+          (s) => `${d}@${s.mtimeMs}`,
+          () => `${d}@-`,
+        ),
+      ),
+    );
+    return `${hostRoot}|${JSON.stringify(o)}|${mtimes.join('|')}`;
+  };
+  // A start only stats the dirs listed last time: the listing is read again when one changed.
+  const cached = listings.get(hostRoot);
+  if (cached && cached.key === (await keyOf(cached.dirs))) return cached.listing;
   const first = await read(dirsToList(o));
   const dirs = dirsToList(o, first, o);
-  const mtimes = await Promise.all(
-    dirs.map((d) =>
-      stat(path.join(hostRoot, d)).then(
-        (s) => `${d}@${s.mtimeMs}`,
-        () => `${d}@-`,
-      ),
-    ),
-  );
-  const key = `${JSON.stringify(o)}|${mtimes.join('|')}`;
-  const cached = listings.get(hostRoot);
-  if (cached?.key === key) return cached.listing;
+  const key = await keyOf(dirs);
   const listing = await read(
     dirs.filter((d) => !first.has(d)),
     first,
   );
-  listings.set(hostRoot, { key, listing });
+  listings.set(hostRoot, { key, dirs, listing });
   return listing;
 }
 
-/** The view of this node (host-masks.ts), from its current listing and dpkg's lists. */
 const views = new WeakMap<object, { owned?: Set<string>; view: HostView }>();
 
 /** The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object while neither changed. */
@@ -223,8 +226,9 @@ async function unplace(at: string, rec: Placed): Promise<void> {
  * owner base) under <stateDir>/host-view/tree-<hash>: copied whole into a new container's upper.
  */
 async function markerTree(view: HostView, want: ReadonlyMap<string, Placed>, t: ApplyTarget): Promise<{ dir: string; entries: ViewEntry[] }> {
-  const entries = view.entries.filter((e) => ['absent', 'empty'].includes(want.get(e.path)?.kind ?? ''));
-  const hash = sha(JSON.stringify([t.hostRoot, t.idBase, entries.map((e) => [e.path, e.action.kind])])).slice(0, 16);
+  // Everything but the machine id is the same for every container of the node.
+  const entries = view.entries.filter((e) => e.action.kind !== 'machine-id' && want.has(e.path));
+  const hash = sha(JSON.stringify([t.hostRoot, t.idBase, entries.map((e) => [e.path, want.get(e.path)])])).slice(0, 16);
   const base = path.join(t.stateDir, 'host-view');
   const dir = path.join(base, `tree-${hash}`);
   if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return { dir, entries };
@@ -241,6 +245,10 @@ async function markerTree(view: HostView, want: ReadonlyMap<string, Placed>, t: 
       const node = await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined);
       if (e.action.kind === 'absent') {
         whiteouts.push(at);
+        continue;
+      }
+      if (e.action.kind !== 'empty') {
+        await place(e, target, at);
         continue;
       }
       await mkdir(at);
@@ -294,9 +302,15 @@ export async function applyHostView(view: HostView, t: ApplyTarget): Promise<num
     // A new container: the whole tree in one copy.
     const tree = await markerTree(view, want, t);
     const top = await readdir(tree.dir);
-    if (top.length) await exec('cp', ['-a', '-t', t.upper, '--', ...top.map((n) => path.join(tree.dir, n))]);
-    for (const e of tree.entries) if ((await lstat(path.join(t.upper, e.path)).catch(() => undefined)) && want.has(e.path)) rec[e.path] = want.get(e.path)!;
-    changed += tree.entries.length;
+    // Should the copy fail (the tree replaced meanwhile), the loop below places each marker instead.
+    const copied =
+      top.length === 0 ||
+      (await exec('cp', ['-a', '-t', t.upper, '--', ...top.map((n) => path.join(tree.dir, n))]).then(
+        () => true,
+        () => false,
+      ));
+    if (copied) for (const e of tree.entries) rec[e.path] = want.get(e.path)!;
+    changed += copied ? tree.entries.length : 0;
   }
   for (const [p, r] of Object.entries(rec)) {
     if (same(want.get(p), r)) continue;
