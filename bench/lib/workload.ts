@@ -10,7 +10,8 @@ import { normalizeManifest } from '../../src/api/normalize.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { buildOciConfig, resolveCapabilities, type OciConfigInput } from '../../src/runtime/runc/oci-config.js';
 import { seccompFor } from '../../src/runtime/walls/seccomp.js';
-import { hostMaskRules, isolationMounts, resolveHostMasks } from '../../src/runtime/walls/host-masks.js';
+import { HOST_TMPFS } from '../../src/runtime/walls/host-masks.js';
+import { hostTemplateMounts } from '../../src/runtime/walls/walls.js';
 import { hasSwapAccounting } from '../../src/runtime/runc/cgroups.js';
 import { hostNofileHard, readBoundingCapabilities } from '../../src/runtime/runc/procfs.js';
 
@@ -93,7 +94,8 @@ export async function baselineConfigTemplate(
 export async function defaultIsolation(workRoot: string, opts: { seccomp?: boolean; masks?: boolean } = {}): Promise<Partial<OciConfigInput>> {
   const caps = resolveCapabilities({ privileged: false, noNewPrivileges: true, capAdd: [], capDrop: [] }).filter((c) => BOUNDING.includes(c));
   const seccomp = opts.seccomp === false ? undefined : seccompFor(undefined, { capabilities: caps, privileged: false });
-  const masks = opts.masks === false ? undefined : isolationMounts(await resolveHostMasks(hostMaskRules({ stateDir: workRoot, runDir: workRoot }), '/'));
+  // The host template's mounts (its private /run); the rest of its view is markers in the upper dir, not config.
+  const masks = opts.masks === false ? undefined : hostTemplateMounts({ tmpfs: HOST_TMPFS });
   return { ...(seccomp ? { seccomp } : {}), ...(masks ? { isolationMounts: masks } : {}) };
 }
 const BOUNDING = await readBoundingCapabilities();

@@ -56,7 +56,8 @@ describe('isolation (real runc)', function () {
       const victimLog = path.join(stateDir, 'containers', 'default_victim', 'container.log');
       assert.match(await readFile(victimUpper, 'utf8'), /s3cret/, 'the neighbour wrote its private area');
       const probe = [
-        'for p in /etc/shadow /etc/gshadow; do if cat $p >/dev/null 2>&1 && [ -s $p ]; then echo "READ $p"; fi; done',
+        // The container's own copies: the accounts, every password locked (no hash).
+        'for p in /etc/shadow /etc/gshadow; do if grep -q \'^[^:]*:[^:*!]\' $p; then echo "READ $p"; fi; done',
         `for p in ${stateDir} ${runDir} ${victimUpper} ${victimLog} ${path.join(stateDir, 'containers')}; do if [ -e $p ]; then echo "SEEN $p"; fi; done`,
         'if [ -n "$(ls -A /root)" ]; then echo "SEEN /root: $(ls -A /root)"; fi',
         'if [ -n "$(ls -A /run)" ]; then echo "SEEN /run: $(ls -A /run)"; fi',
@@ -74,10 +75,11 @@ describe('isolation (real runc)', function () {
       assert.match(out, /os=\w+/, 'os-release readable');
       assert.match(out, /programs-work/);
       assert.match(out, /tmp\s+run/, 'private /tmp and /run are writable');
-      // The describe command lists what is hidden, the own dirs included.
+      // The describe command lists what is hidden (this test's state and run dirs are under /tmp, shown empty).
       const d = await cli(['template', 'describe', 'host']);
       assert.equal(d.code, 0, d.stderr);
-      for (const p of ['/etc/shadow', '/root', '/var/lib/kubelet', stateDir, runDir]) assert.ok(d.stdout.includes(p), `describe lists ${p}`);
+      for (const p of [/^\/etc\/shadow\s+own copy, locked/m, /^\/root\s+empty/m, /^\/tmp\s+empty/m, /^\/run\s+private/m, /^\/var\/lib\/acetate\s+absent/m])
+        assert.match(d.stdout, p);
     });
 
     it('is adjustable per node: ACETATE_HOST_HIDE hides more, ACETATE_HOST_SHOW shows a default entry', async () => {
@@ -96,11 +98,78 @@ describe('isolation (real runc)', function () {
         assert.match(out, /doc=0\b/, out);
         assert.match(out, /^shown$/m, out);
         const d = await run(['template', 'describe', 'host']);
-        assert.match(d.stdout, /\/usr\/share\/doc\s+hidden/);
-        assert.doesNotMatch(d.stdout, /^\/srv\s/m);
+        assert.match(d.stdout, /^\/usr\/share\/doc\s+absent\s+node setting/m);
+        assert.match(d.stdout, /^\/srv\s+shown\s+node setting/m);
       } finally {
         await rm(shown, { force: true });
       }
+    });
+
+    it("a service's data under /var/lib and an app under /opt are neither listed nor readable; the OS and dpkg work; describe names both", async () => {
+      const tag = `acetate-iso-${process.pid}-${Date.now()}`;
+      const service = `/var/lib/${tag}`;
+      const app = `/opt/${tag}`;
+      const secret = `s3cret-${tag}`;
+      try {
+        for (const d of [service, app]) {
+          await mkdir(d, { mode: 0o700 });
+          await writeFile(path.join(d, 'secret.conf'), `${secret}\n`, { mode: 0o600 });
+        }
+        const probe = [
+          `ls -A /var/lib /opt | grep -q ${tag} && echo LISTED`,
+          `cat ${service}/secret.conf ${app}/secret.conf 2>/dev/null | grep -q ${secret} && echo READ`,
+          `grep -rqs ${secret} /var/lib /opt && echo FOUND`,
+          '/usr/bin/env true && ls /lib >/dev/null && . /etc/os-release && echo "os=$ID"',
+          'echo "packages=$(dpkg -l | grep -c ^ii)"',
+          // The package database is the container's own copy: writable, the node's untouched.
+          `touch /var/lib/dpkg/${tag} && apt-get check >/dev/null 2>&1 && echo apt-ok`,
+          'echo probe-done; exec sleep 1000000',
+        ].join('; ');
+        await writeFile(path.join(dir, 'data.yaml'), manifest('data', probe));
+        assert.equal((await apply()).code, 0);
+        await waitLog('data', 'probe-done');
+        const out = await logs('data');
+        assert.doesNotMatch(out, /LISTED|READ|FOUND/, out);
+        assert.match(out, /os=debian/, out);
+        assert.ok(Number(/packages=(\d+)/.exec(out)?.[1]) > 50, out);
+        assert.match(out, /apt-ok/, out);
+        await assert.rejects(stat(`/var/lib/dpkg/${tag}`), 'the write stayed in the container');
+        const d = await cli(['template', 'describe', 'host']);
+        assert.equal(d.code, 0, d.stderr);
+        assert.match(d.stdout, new RegExp(`^${service}\\s+absent\\s+dpkg\\s+no installed package owns it`, 'm'));
+        assert.match(d.stdout, new RegExp(`^${app}\\s+absent\\s+dpkg`, 'm'));
+        assert.match(d.stdout, /^\/var\/lib\/dpkg\s+shown\s+dpkg\s+installed by a package/m);
+        assert.match(d.stdout, /^\/usr\s+shown\s+FHS/m);
+      } finally {
+        await rm(service, { recursive: true, force: true });
+        await rm(app, { recursive: true, force: true });
+      }
+    });
+
+    it("each container has its own machine-id, not the node's nor its neighbour's, kept across a restart", async () => {
+      const node = (await readFile('/etc/machine-id', 'utf8')).trim();
+      const cmd = 'echo "mid=$(cat /etc/machine-id) dbus=$(cat /var/lib/dbus/machine-id 2>/dev/null)"; exec sleep 1000000';
+      await writeFile(path.join(dir, 'm1.yaml'), manifest('m1', cmd));
+      await writeFile(path.join(dir, 'm2.yaml'), manifest('m2', cmd));
+      assert.equal((await apply()).code, 0);
+      await waitLog('m1', 'mid=');
+      await waitLog('m2', 'mid=');
+      const idOf = async (n: string) => [...(await logs(n)).matchAll(/mid=(\S*)/g)].map((m) => m[1]!);
+      const [a] = await idOf('m1');
+      const [b] = await idOf('m2');
+      assert.match(a!, /^[0-9a-f]{32}$/);
+      assert.notEqual(a, node);
+      assert.notEqual(a, b);
+      assert.doesNotMatch(await logs('m1'), new RegExp(`dbus=${node}`), "D-Bus' copy is not the node's");
+      const before = (await get('m1')).pid!;
+      process.kill(before, 'SIGKILL');
+      await cli(['apply', '-f', dir]);
+      await waitFor(async () => (await get('m1')).pid !== before && (await get('m1')).phase === 'Running' && (await idOf('m1')).length > 0, {
+        what: 'm1 restarted',
+        timeoutMs: 30_000,
+      });
+      assert.deepEqual(new Set(await idOf('m1')), new Set([a]), 'the same id after the restart');
+      assert.equal((await readFile(path.join(stateDir, 'containers', 'default_m1', 'machine-id'), 'utf8')).trim(), a, 'kept with the container');
     });
 
     it('no Unix socket of the node can be connected to from inside (/run, /tmp)', async () => {

@@ -56,7 +56,17 @@ describe('RuncRuntime: the run dir (real runc)', function () {
     assert.match((await readFile(`/proc/${conmon}/cmdline`, 'utf8')).split('\0').join(' '), new RegExp(`--bundle ${runDir}/containers/default_a/bundle`));
     const top = await readdir(st.dir);
     for (const d of ['runc', 'sockets', 'run']) assert.ok(!top.includes(d), `no ${d} in the state dir (${top.join(', ')})`);
-    assert.deepEqual((await readdir(cp.dir)).sort(), ['container.log', 'record.json', 'rootfs', 'status.json', 'upper', 'work']);
+    // host-view.json and machine-id: what the host template placed in the private area, and the container's id.
+    assert.deepEqual((await readdir(cp.dir)).sort(), [
+      'container.log',
+      'host-view.json',
+      'machine-id',
+      'record.json',
+      'rootfs',
+      'status.json',
+      'upper',
+      'work',
+    ]);
     assert.equal((await st.runtime.get('default/a'))?.process.pid, pid);
 
     await st.runtime.remove('default/a', { keepPrivateArea: false });
@@ -110,7 +120,8 @@ describe('RuncRuntime: the earlier layout (run files in the state dir) (real run
     await rt.remove('default/c', { keepPrivateArea: true });
     assert.equal(await isAlive(pid), false);
     assert.equal(await readFile(path.join(cp.upper, 'data'), 'utf8'), 'keep\n', 'the private area is kept');
-    assert.deepEqual((await readdir(cp.dir)).sort(), ['upper', 'work']);
+    // The machine id and the record of the host template's markers stay with the private area.
+    assert.deepEqual((await readdir(cp.dir)).sort(), ['host-view.json', 'machine-id', 'upper', 'work']);
     await rt.create(sleeper('c'));
     const again = await rt.start('default/c');
     assert.equal(await readFile(`/proc/${again.pid}/root/data`, 'utf8'), 'keep\n');

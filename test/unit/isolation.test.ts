@@ -1,8 +1,7 @@
-/** Pure parts of isolation: the seccomp translation, the host template's masks, protected host paths, id ranges. */
+/** Pure parts of isolation: the seccomp translation, protected host paths, id ranges (the host template's view: host-view.test.ts). */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SECCOMP_PROFILE, PODMAN_SECCOMP_PROFILE, seccompFor, translateProfile } from '../../src/runtime/walls/seccomp.js';
-import { hostMaskRules, isolationMounts, type ResolvedMask } from '../../src/runtime/walls/host-masks.js';
 import { protectedHostPathProblem, setProtectedDirs } from '../../src/api/protected-paths.js';
 import { parseIdRange, userNamespaceFor } from '../../src/runtime/walls/userns.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
@@ -75,37 +74,6 @@ describe('seccomp translation (containers/common format → OCI)', () => {
     assert.equal(seccompFor(undefined, { capabilities: [], privileged: true }), undefined);
     assert.ok(seccompFor(undefined, { capabilities: DEFAULT_CAPABILITIES, privileged: false }));
     assert.throws(() => seccompFor({ type: 'Localhost', localhostProfile: 'x.json' }, { capabilities: [], privileged: false }), /absolute/);
-  });
-});
-
-describe('host template masks', () => {
-  const rules = hostMaskRules({ stateDir: '/srv/acetate', runDir: '/run/acetate-x', show: ['/home'], hide: ['/data'] });
-
-  it('always hides the configured state and run dirs; show and hide adjust the defaults', () => {
-    const paths = rules.map((r) => r.path);
-    for (const p of ['/srv/acetate', '/run/acetate-x', '/var/lib/acetate', '/run/acetate', '/etc/shadow', '/root', '/data']) assert.ok(paths.includes(p), p);
-    assert.ok(!paths.includes('/home'));
-    const own = hostMaskRules({ stateDir: '/var/lib/acetate', runDir: '/run/acetate', show: ['/var/lib/acetate', '/run/acetate'] });
-    assert.ok(own.some((r) => r.path === '/var/lib/acetate') && own.some((r) => r.path === '/run/acetate'), 'own dirs cannot be shown');
-  });
-
-  it('mounts parents first and skips what a covered dir already hides (a read-only tmpfs takes no mount point)', () => {
-    const masks: ResolvedMask[] = [
-      { path: '/srv/acetate', kind: 'hidden', why: '', covers: [{ path: '/srv/acetate', dir: true }] },
-      { path: '/etc/shadow', kind: 'hidden', why: '', covers: [{ path: '/etc/shadow', dir: false }] },
-      { path: '/srv', kind: 'hidden', why: '', covers: [{ path: '/srv', dir: true }] },
-      { path: '/var/run', kind: 'private', why: '', covers: [{ path: '/run', dir: true }] },
-      { path: '/run', kind: 'private', why: '', covers: [{ path: '/run', dir: true }] },
-      { path: '/tmp', kind: 'private', why: '', covers: [{ path: '/tmp', dir: true }] },
-    ];
-    const m = isolationMounts(masks);
-    assert.deepEqual(
-      m.map((x) => x.destination),
-      ['/srv', '/run', '/tmp', '/etc/shadow'],
-    );
-    assert.deepEqual(m[0]!.options, ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=755']);
-    assert.ok(m[2]!.options!.includes('mode=1777') && !m[2]!.options!.includes('ro'), '/tmp is writable');
-    assert.equal(m[3]!.source, '/dev/null');
   });
 });
 

@@ -1,13 +1,21 @@
-/** `acetate template describe NAME`: what a template is; for `host`, what it hides on this node. */
+/** `acetate template describe NAME`: what a template is; for `host`, what it shows and hides on this node, and why. */
 import type { CliContext } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { table } from '../table.js';
 import { HOST_TEMPLATE } from '../../runtime/runc/templates.js';
-import { hostMaskRules, resolveHostMasks } from '../../runtime/walls/host-masks.js';
 import { RuncRuntime } from '../../runtime/runc/runc-runtime.js';
 import { instancePaths } from '../../runtime/runc/paths.js';
-import { hostIsolationOptions } from '../../runtime/walls/walls.js';
+import { hostViewOf } from '../../runtime/walls/walls.js';
 import { isolationSettingsFromEnv } from '../../runtime/walls/settings.js';
+import type { ViewAction } from '../../runtime/walls/host-masks.js';
+
+const HOW: Record<ViewAction['kind'], string> = {
+  absent: 'absent',
+  empty: 'empty',
+  'locked-copy': 'own copy, locked',
+  'machine-id': 'own',
+  symlink: 'own link',
+};
 
 export async function describeTemplate(name: string, output: string, ctx: CliContext): Promise<number> {
   const { runtime, templates } = await ctx.openRuntime();
@@ -24,22 +32,23 @@ export async function describeTemplate(name: string, output: string, ctx: CliCon
   }
   const paths = runtime instanceof RuncRuntime ? runtime.paths : instancePaths(ctx.stateDir);
   const settings = isolationSettingsFromEnv(process.env);
-  const masks = await resolveHostMasks(hostMaskRules(hostIsolationOptions({ paths, settings })), templates.hostRoot);
+  const view = await hostViewOf({ paths, settings, hostRoot: templates.hostRoot });
   if (output === 'json') {
-    print(ctx.stdout, JSON.stringify({ ...info, hidden: masks }, null, 2));
+    print(ctx.stdout, JSON.stringify({ ...info, shown: view.shown, hidden: view.entries, private: view.tmpfs }, null, 2));
     return 0;
   }
   print(
     ctx.stdout,
     `Name: host\nPath: ${info.path} (the node's root filesystem, read-only lower layer)\n` +
-      `Shows the node's operating system; hides its data. private = an empty writable tmpfs of the container's own; hidden = an empty read-only tmpfs, or /dev/null for a file.\n` +
-      `Adjust per node: ACETATE_HOST_HIDE=/a:/b (hide more), ACETATE_HOST_SHOW=/srv:/home (show a default entry).\n`,
+      `Shows the node's operating system, not its data. In /, /var: the FHS' OS dirs. In /var/lib, /var/cache, /opt: what an installed package owns (dpkg's file lists; a fixed list without dpkg), owned by root and readable by every user. /home, /root, /srv, /mnt, /media, /tmp, /var/tmp, /var/log, /var/spool, /var/mail, /var/backups, /var/local, /var/opt: empty. Anything else there: absent.\n` +
+      `absent / empty: overlayfs markers in the container's private area (what it writes there is its own); own: the container's (machine-id made once per container); private: a tmpfs of its own.\n` +
+      `Adjust per node: ACETATE_HOST_HIDE=/a:/b (hide more), ACETATE_HOST_SHOW=/srv:/opt/app (show).\n`,
   );
-  ctx.stdout.write(
-    table(
-      ['PATH', 'KIND', 'ON THIS NODE', 'WHY'],
-      masks.map((m) => [m.path, m.kind, m.covers.length ? m.covers.map((c) => c.path).join(' ') : '(absent)', m.why]),
-    ),
-  );
+  const rows = [
+    ...view.shown.map((s) => [s.path, 'shown', s.source, s.why]),
+    ...view.tmpfs.map((t) => [t.path, 'private', 'default', t.why]),
+    ...view.entries.map((e) => [e.path, HOW[e.action.kind], e.source, e.why]),
+  ].sort((a, b) => a[0]!.localeCompare(b[0]!));
+  ctx.stdout.write(table(['PATH', 'SHOWN AS', 'SOURCE', 'WHY'], rows));
   return 0;
 }

@@ -1,6 +1,6 @@
 /**
  * The walls of a container, the one call the runtime makes for them (../runc/runc-context.ts and
- * config-input.ts): what the host template hides (host-masks.ts), the /proc and /sys masks
+ * config-input.ts): what the host template shows (host-masks.ts, carried out by host-view.ts), the /proc and /sys masks
  * (masks.ts), the capabilities (capabilities.ts), the seccomp filter (seccomp.ts) and the user
  * namespace (userns.ts), with the private area and template prepared for the ids the container runs
  * with. hostpath-guard.ts and mount-checks.ts check the mounts a spec asks for. This folder knows
@@ -8,7 +8,8 @@
  */
 import type { AppliedRecord } from '../runtime.js';
 import { InvalidError } from '../../contracts/errors.js';
-import { HOST_TEMPLATE, hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from './host-masks.js';
+import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
+import { applyHostView, currentHostView } from './host-view.js';
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
@@ -62,8 +63,21 @@ export interface IsolationContext {
   boundingCapabilities: readonly string[];
 }
 
-export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'settings'>): HostIsolationOptions {
+export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'settings'>): Omit<HostViewOptions, 'packageOwned'> {
   return { stateDir: ctx.paths.stateDir, runDir: ctx.paths.runDir, hide: ctx.settings.hostHide, show: ctx.settings.hostShow };
+}
+
+/** The host template's view of this node (what `template describe host` prints, what a start writes). */
+export function hostViewOf(ctx: Pick<IsolationContext, 'paths' | 'settings' | 'hostRoot'>): Promise<HostView> {
+  return currentHostView(ctx.hostRoot, hostIsolationOptions(ctx), ctx.paths.stateDir);
+}
+
+/**
+ * The host template's mounts: only the private /run (a tmpfs, as on any machine: emptied at each
+ * start). Everything else it hides is marked in the private area (host-view.ts), not mounted.
+ */
+export function hostTemplateMounts(view: { tmpfs: readonly { path: string }[] }): OciMount[] {
+  return view.tmpfs.map((t) => ({ destination: t.path, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755'] }));
 }
 
 /**
@@ -87,8 +101,8 @@ export async function isolationInputs(
     privileged: spec.security.privileged,
     defaultProfile: ctx.settings.seccompProfile,
   });
-  const isolation =
-    spec.template === HOST_TEMPLATE ? isolationMounts(await resolveHostMasks(hostMaskRules(hostIsolationOptions(ctx)), ctx.hostRoot)) : undefined;
+  const host = spec.template === HOST_TEMPLATE;
+  const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
   // An image's layers are shared by every container of the image: there is no shifted copy of them
   // (validation refuses hostUsers: false with image; this guards other callers).
   if (userNamespace && Array.isArray(lower))
@@ -105,6 +119,11 @@ export async function isolationInputs(
       await ensureTraversable(cp.upper, own);
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);
+    // After the private area is owned by the ids in use: the markers are written for them.
+    if (host) {
+      const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
+      await applyHostView(await hostViewOf(ctx), { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
+    }
   }
   return {
     lower: lowerDir,
