@@ -109,6 +109,8 @@ export interface StatusRecord {
     /** The private area's filesystem (resources.disk): statfs bytes used and total, and the image size. */
     disk?: { usedBytes: number; totalBytes: number; sizeBytes: number };
     network?: NetworkSummary;
+    /** The node ids its root is: `1000065536-1000131071` (its own range), or `node` (hostUsers: true). */
+    ids?: string;
   };
   lastError?: {
     message: string;
