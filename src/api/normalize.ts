@@ -44,7 +44,8 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
     spec.security.seccompProfile =
       seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
   }
-  if (s.securityContext?.hostUsers === false) spec.security.hostUsers = false;
+  // Kept as written, true too: absent is the node's default, which plan resolves (plan/user-namespace.ts).
+  if (s.securityContext?.hostUsers !== undefined) spec.security.hostUsers = s.securityContext.hostUsers;
   if (s.init === false) spec.init = false;
   const probes = normalizeProbes(s);
   if (probes) spec.probes = probes;

@@ -88,6 +88,11 @@ export interface UserNamespaceFacts {
   hostUsersDefault: boolean;
   /** --userns-pool / ACETATE_USERNS_POOL. */
   pool: IdRangeFact;
+  /**
+   * The plan sees only some containers (the loop plans one key at a time): it cannot tell which
+   * range is free or shared, so it names no range (the runtime takes the lowest free one).
+   */
+  othersUnseen?: boolean;
 }
 
 /** Size and use of a private area with a disk limit (see disk/driver.ts). */
