@@ -12,6 +12,7 @@ import { TemplateStore } from '../runtime/runc/templates.js';
 import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
+import type { IsolationSettings } from '../runtime/walls/walls.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
@@ -40,7 +41,12 @@ function logSizeMaxFromEnv(): number | undefined {
   }
 }
 
-export function createContext(stateDir: string, runDir = resolveRunDir(stateDir), network: NodeNetworkOptions = {}): CliContext {
+export function createContext(
+  stateDir: string,
+  runDir = resolveRunDir(stateDir),
+  network: NodeNetworkOptions = {},
+  isolation: IsolationSettings = isolationSettingsFromEnv(process.env),
+): CliContext {
   // Manifests that mount these (or an ancestor) are refused at validation, naming the field.
   setProtectedDirs([
     { dir: stateDir, what: 'state dir' },
@@ -71,7 +77,7 @@ export function createContext(stateDir: string, runDir = resolveRunDir(stateDir)
           conmonPath: process.env.ACETATE_CONMON || undefined,
           initPath: process.env.ACETATE_INIT || undefined,
           logSizeMax: logSizeMaxFromEnv(),
-          isolation: isolationSettingsFromEnv(process.env),
+          isolation,
           network,
         });
         await runtime.preflight();

@@ -6,6 +6,7 @@ import { createContext, resolveRunDir, resolveStateDir, DEFAULT_RUN_DIR, DEFAULT
 import { RuntimeUnavailableError } from '../runtime/runtime.js';
 import { DEFAULT_BRIDGE, DEFAULT_SUBNET, nodeNetworkFlagProblem } from '../runtime/network/node-config.js';
 import { readNodeRoutes } from '../runtime/network/node-routes.js';
+import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
 import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
 import { terminalLines } from '../util/terminal-text.js';
@@ -30,6 +31,13 @@ Global options:
   --network-bridge NAME, --network-subnet CIDR
                    the node network of \`network: bridge\` containers (default ${DEFAULT_BRIDGE},
                    ${DEFAULT_SUBNET}; or $ACETATE_NETWORK_BRIDGE, $ACETATE_NETWORK_SUBNET)
+  --host-users true|false
+                   what a container without securityContext.hostUsers gets: false (the
+                   default), a user namespace with its own range of node ids; true, the
+                   node's ids (or $ACETATE_HOST_USERS). A change is a replace \`plan\` shows
+  --userns-pool FIRST:COUNT
+                   the node ids containers' ranges (65536 each) are cut from (default
+                   1000000000:655360000, or $ACETATE_USERNS_POOL)
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -37,10 +45,24 @@ Run 'acetate COMMAND --help' for a command's options.
 `;
 }
 
-type GlobalArgs = { stateDir?: string; runDir?: string; bridge?: string; subnet?: string; help: boolean; version: boolean; command?: string; rest: string[] };
+type GlobalArgs = {
+  stateDir?: string;
+  runDir?: string;
+  bridge?: string;
+  subnet?: string;
+  hostUsers?: string;
+  usernsPool?: string;
+  help: boolean; version: boolean; command?: string; rest: string[] };
 
 /** Global options that take a directory, by flag. */
-const DIR_FLAGS = { '--state-dir': 'stateDir', '--run-dir': 'runDir', '--network-bridge': 'bridge', '--network-subnet': 'subnet' } as const;
+const DIR_FLAGS = {
+  '--state-dir': 'stateDir',
+  '--run-dir': 'runDir',
+  '--network-bridge': 'bridge',
+  '--network-subnet': 'subnet',
+  '--host-users': 'hostUsers',
+  '--userns-pool': 'usernsPool',
+} as const;
 
 /** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
 function splitGlobal(argv: string[]): GlobalArgs {
@@ -52,7 +74,7 @@ function splitGlobal(argv: string[]): GlobalArgs {
       if (a.startsWith(`${flag}=`)) out[DIR_FLAGS[flag]] = a.slice(flag.length + 1);
       else if (i + 1 < argv.length) out[DIR_FLAGS[flag]] = argv[++i];
       else if (out.command) out.rest.push(a);
-      else throw new UsageError(`${flag} needs a directory`);
+      else throw new UsageError(`${flag} needs a value`);
     } else if (out.command) out.rest.push(a);
     else if (a === '-h' || a === '--help' || a === 'help') out.help = true;
     else if (a === '--version' || a === 'version') out.version = true;
@@ -90,8 +112,16 @@ export async function main(argv: string[]): Promise<number> {
       print(process.stderr, `acetate: ${netProblem}`);
       return 1;
     }
+    // So are bad user namespace options: one line naming the flag or variable.
+    let isolation;
+    try {
+      isolation = isolationSettingsFromEnv(process.env, { hostUsers: g.hostUsers, usernsPool: g.usernsPool });
+    } catch (err) {
+      print(process.stderr, `acetate: ${terminalLines(messageOf(err))}`);
+      return 1;
+    }
     const stateDir = resolveStateDir(g.stateDir);
-    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }));
+    return await command.run(g.rest, createContext(stateDir, resolveRunDir(stateDir, g.runDir), { bridge: g.bridge, subnet: g.subnet }, isolation));
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `acetate: ${terminalLines(err.message)}`);
