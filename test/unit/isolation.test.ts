@@ -7,6 +7,7 @@ import { protectedHostPathProblem, setProtectedDirs } from '../../src/api/protec
 import { userNamespaceFor } from '../../src/runtime/walls/userns.js';
 import { DEFAULT_USERNS_POOL, parseIdPool } from '../../src/runtime/walls/id-pool.js';
 import { isolationSettingsFromEnv } from '../../src/runtime/walls/settings.js';
+import { resolveHostUsers } from '../../src/plan/user-namespace.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
 import yaml from 'js-yaml';
 import { validateManifest } from '../../src/api/validate.js';
@@ -173,14 +174,21 @@ spec:
     assert.match(issues('{ seccompProfile: { type: Unconfined, localhostProfile: /x } }').join('\n'), /localhostProfile: only goes with type Localhost/);
     assert.match(issues('{ hostUsers: false }').join('\n'), /spec\.securityContext\.hostUsers: false needs an imported template/);
     assert.deepEqual(issues('{ hostUsers: false }', 'debian'), []);
-    assert.match(issues('{ hostUsers: false, privileged: true }', 'debian').join('\n'), /hostUsers: false cannot go with privileged/);
+    assert.match(issues('{ hostUsers: false, privileged: true }', 'debian').join('\n'), /privileged: true needs hostUsers: true, not false/);
+    // Unprivileged by default: privileged and network: host need hostUsers: true said by the container.
+    assert.match(issues('{ privileged: true }', 'debian').join('\n'), /privileged: true needs hostUsers: true \(containers get a user namespace by default\)/);
+    assert.deepEqual(issues('{ privileged: true, hostUsers: true }', 'debian'), []);
   });
 
   it('normalizes the defaults away, so that specs applied before keep their hash', () => {
     const plain = normalizeSpec(doc('{}') as ContainerManifest);
     assert.deepEqual(Object.keys(plain.security).sort(), ['capAdd', 'capDrop', 'noNewPrivileges', 'privileged']);
+    // hostUsers: true is kept as written (absent is the node's default); plan resolves it to what
+    // specs applied before hold (absent: the node's ids), so they keep their hash.
     const def = normalizeSpec(doc('{ seccompProfile: { type: RuntimeDefault }, hostUsers: true }') as ContainerManifest);
-    assert.equal(hashOf(def), hashOf(plain));
+    assert.equal(def.security.hostUsers, true);
+    assert.equal(hashOf(resolveHostUsers(def, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL })), hashOf(plain));
+    assert.equal(resolveHostUsers(plain, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL }).security.hostUsers, false, 'absent: the default, a user namespace');
     const set = normalizeSpec(doc('{ seccompProfile: { type: Unconfined }, hostUsers: false }', 'debian') as ContainerManifest);
     assert.deepEqual(set.security.seccompProfile, { type: 'Unconfined' });
     assert.equal(set.security.hostUsers, false);
