@@ -52,7 +52,11 @@ type GlobalArgs = {
   subnet?: string;
   hostUsers?: string;
   usernsPool?: string;
-  help: boolean; version: boolean; command?: string; rest: string[] };
+  help: boolean;
+  version: boolean;
+  command?: string;
+  rest: string[];
+};
 
 /** Global options that take a directory, by flag. */
 const DIR_FLAGS = {

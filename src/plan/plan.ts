@@ -262,7 +262,9 @@ export function plan(input: PlanInput): Plan {
         kind: 'create',
         key,
         desired: dd,
-        reason: (d.spec.state === 'Running' ? 'not created yet' : 'not created yet (created stopped)') + isolationSummary(dd.spec, { idRange, nodeRootLoosens: input.userNamespaces?.hostUsersDefault === false }),
+        reason:
+          (d.spec.state === 'Running' ? 'not created yet' : 'not created yet (created stopped)') +
+          isolationSummary(dd.spec, { idRange, nodeRootLoosens: input.userNamespaces?.hostUsersDefault === false }),
         ...(idRange ? { idRange } : {}),
       });
       continue;

@@ -104,6 +104,10 @@ export function userNamespaceChange(had: NormalizedSpec, want: NormalizedSpec, a
   const move = was ? ranges.whyMove(a) : 'node root';
   if (!move) return undefined;
   const to = ranges.take();
-  const target = to ? idsText(to) : ranges.facts?.othersUnseen ? 'ids of its own range' : 'a range of its own (none free in the pool now: the create will fail)';
+  const target = to
+    ? idsText(to)
+    : ranges.facts?.othersUnseen
+      ? 'ids of its own range'
+      : 'a range of its own (none free in the pool now: the create will fail)';
   return { note: `user namespace: ${from}${was ? ` (${move})` : ''} → ${target}, ${KEEP}`, ...(to ? { idRange: to } : {}) };
 }

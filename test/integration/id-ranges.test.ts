@@ -79,7 +79,10 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
 
   it('a change of the default is a replace plan names, both ways; the private area stays usable', async () => {
     hostUsers = 'true'; // created when the node's default was the node's ids
-    await writeFile(path.join(dir, 'w.yaml'), manifest('w', 'cat /proc/self/uid_map; mkdir -p /data; echo run >> /data/runs; wc -l < /data/runs | sed s/^/runs=/; exec sleep 1000000'));
+    await writeFile(
+      path.join(dir, 'w.yaml'),
+      manifest('w', 'cat /proc/self/uid_map; mkdir -p /data; echo run >> /data/runs; wc -l < /data/runs | sed s/^/runs=/; exec sleep 1000000'),
+    );
     assert.equal((await apply()).code, 0);
     await waitLog('w', 'runs=1');
     assert.equal((await stat(upper('w', 'data', 'runs'))).uid, 0);
@@ -87,7 +90,11 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
     assert.match((await cli(['plan', '-f', dir])).stdout, /No changes/);
     hostUsers = ''; // the default becomes a user namespace: not applied silently, a named replace
     const plan = await cli(['plan', '-f', dir]);
-    assert.match(plan.stdout, /-\/\+ replace\s+default\/w\s+user namespace: node root → ids 1000000000–1000065535, the private area's files are re-owned/, plan.stdout);
+    assert.match(
+      plan.stdout,
+      /-\/\+ replace\s+default\/w\s+user namespace: node root → ids 1000000000–1000065535, the private area's files are re-owned/,
+      plan.stdout,
+    );
     assert.equal((await apply()).code, 0);
     await waitFor(async () => /runs=2/.test(await logs('w')), { what: 'second run', timeoutMs: 30_000 });
     assert.deepEqual(await uidMap('w'), [0, range(0).hostID, RANGE_SIZE]);

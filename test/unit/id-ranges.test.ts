@@ -29,7 +29,13 @@ describe('id pool (pure)', () => {
     assert.deepEqual(lowestFreeRange(POOL, [range(0), range(2)]), range(1));
     // An odd range (acetate's earlier shared one, anywhere) blocks every boundary range it touches.
     assert.deepEqual(lowestFreeRange(POOL, [{ hostID: POOL.hostID + 10, size: RANGE_SIZE }]), range(2));
-    assert.equal(lowestFreeRange(POOL, [0, 1, 2, 3].map((i) => range(i))), undefined);
+    assert.equal(
+      lowestFreeRange(
+        POOL,
+        [0, 1, 2, 3].map((i) => range(i)),
+      ),
+      undefined,
+    );
     assert.ok(rangeInPool(range(3), POOL));
     assert.ok(!rangeInPool(range(4), POOL), 'past the end');
     assert.ok(!rangeInPool({ hostID: POOL.hostID + 1, size: RANGE_SIZE }, POOL), 'off a boundary');
@@ -126,12 +132,26 @@ describe('plan: user namespace mapping changes', () => {
       [a.key, withRange(actualFrom(a), range(0))],
       [b.key, withRange(actualFrom(b), range(0))],
     ]);
-    const p = plan({ desired: new Map([[a.key, a], [b.key, b], [c.key, c]]), actual, complete: true, userNamespaces: facts(false) });
+    const p = plan({
+      desired: new Map([
+        [a.key, a],
+        [b.key, b],
+        [c.key, c],
+      ]),
+      actual,
+      complete: true,
+      userNamespaces: facts(false),
+    });
     const text = renderPlan(p);
     assert.doesNotMatch(text, /default\/a/, 'the first holder keeps it');
     assert.match(text, /replace\s+default\/b\s+user namespace: ids 1000000000–1000065535 \(held by another container too\) → ids 1000065536–1000131071/);
     assert.match(text, /create\s+default\/c.*user namespace: root is node ids 1000131072–1000196607/);
-    const moved = plan({ desired: new Map([[a.key, a]]), actual: new Map([[a.key, actual.get(a.key)!]]), complete: true, userNamespaces: facts(false, { hostID: 1_200_000_000, size: RANGE_SIZE * 2 }) });
+    const moved = plan({
+      desired: new Map([[a.key, a]]),
+      actual: new Map([[a.key, actual.get(a.key)!]]),
+      complete: true,
+      userNamespaces: facts(false, { hostID: 1_200_000_000, size: RANGE_SIZE * 2 }),
+    });
     assert.match(renderPlan(moved), /ids 1000000000–1000065535 \(outside the pool 1200000000–1200131071\) → ids 1200000000–1200065535/);
   });
 

@@ -188,7 +188,11 @@ spec:
     const def = normalizeSpec(doc('{ seccompProfile: { type: RuntimeDefault }, hostUsers: true }') as ContainerManifest);
     assert.equal(def.security.hostUsers, true);
     assert.equal(hashOf(resolveHostUsers(def, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL })), hashOf(plain));
-    assert.equal(resolveHostUsers(plain, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL }).security.hostUsers, false, 'absent: the default, a user namespace');
+    assert.equal(
+      resolveHostUsers(plain, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL }).security.hostUsers,
+      false,
+      'absent: the default, a user namespace',
+    );
     const set = normalizeSpec(doc('{ seccompProfile: { type: Unconfined }, hostUsers: false }', 'debian') as ContainerManifest);
     assert.deepEqual(set.security.seccompProfile, { type: 'Unconfined' });
     assert.equal(set.security.hostUsers, false);

@@ -155,7 +155,10 @@ export function renderDescribe(rec: StatusRecord, loop: string, now = Date.now()
         lines.push(`  Node network:   bridge ${node.bridge}, subnet ${node.subnet}, gateway ${node.gateway} (CNI network ${node.name})`);
     }
     if (rec.actual.disk) lines.push(`  Disk:           ${diskText(rec.actual.disk)}`);
-    if (rec.actual.ids) lines.push(`  User ids:       ${rec.actual.ids === 'node' ? "node (the node's own ids: root is the node's root)" : `${rec.actual.ids} (its own user namespace range)`}`);
+    if (rec.actual.ids)
+      lines.push(
+        `  User ids:       ${rec.actual.ids === 'node' ? "node (the node's own ids: root is the node's root)" : `${rec.actual.ids} (its own user namespace range)`}`,
+      );
     lines.push(`  Runtime id:     ${rec.actual.id}`);
   } else {
     lines.push('  (no container on this node)');

@@ -51,7 +51,10 @@ export function parseIdPool(value: string, what: string): IdRange {
 /** The range lies wholly in the pool, on a range boundary of it (as the allocator cuts it). */
 export function rangeInPool(range: IdRange, pool: IdRange): boolean {
   return (
-    range.size === RANGE_SIZE && range.hostID >= pool.hostID && range.hostID + range.size <= pool.hostID + pool.size && (range.hostID - pool.hostID) % RANGE_SIZE === 0
+    range.size === RANGE_SIZE &&
+    range.hostID >= pool.hostID &&
+    range.hostID + range.size <= pool.hostID + pool.size &&
+    (range.hostID - pool.hostID) % RANGE_SIZE === 0
   );
 }
 

@@ -23,7 +23,9 @@ export function parseHostUsers(value: string, what: string): boolean {
   const v = value.trim().toLowerCase();
   if (v === 'true' || v === '1' || v === 'yes') return true;
   if (v === 'false' || v === '0' || v === 'no') return false;
-  throw new IdPoolError(`${what} '${value}' must be true (containers use the node's ids unless they say hostUsers: false) or false (a user namespace unless they say hostUsers: true)`);
+  throw new IdPoolError(
+    `${what} '${value}' must be true (containers use the node's ids unless they say hostUsers: false) or false (a user namespace unless they say hostUsers: true)`,
+  );
 }
 
 export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv, flags: IsolationFlags = {}): IsolationSettings {
