@@ -16,7 +16,11 @@ import { baselineConfigTemplate, containerYaml, defaultIsolation, getWorkRoot, t
 import { median, round } from './lib/stats.js';
 import type { CpuGroup, Measured, RunOptions } from './lib/sys.js';
 import { makeBusyboxRootfs } from './lib/busybox-rootfs.js';
-import { DEFAULT_USERNS_RANGE, shiftedTemplate, userNamespaceFor } from '../src/runtime/walls/userns.js';
+import { shiftedTemplate, userNamespaceFor } from '../src/runtime/walls/userns.js';
+import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../src/runtime/walls/id-pool.js';
+
+/** The range the one unprivileged container of the state dir gets: the pool's first. */
+const DEFAULT_USERNS_RANGE = { hostID: DEFAULT_USERNS_POOL.hostID, size: RANGE_SIZE };
 
 export interface BenchInstance {
   stateDir: string;

@@ -39,7 +39,7 @@ export interface Instance {
   /** Its run dir (under the run root), given to every acetate process as $ACETATE_RUN_DIR. */
   runDir: string;
   dir: string;
-  env: { ACETATE_RUN_DIR: string };
+  env: { ACETATE_RUN_DIR: string; ACETATE_HOST_USERS?: string };
   cleanup: () => Promise<void>;
 }
 
@@ -86,7 +86,10 @@ export function createHarness(opts: { runRoot: string; cpuGroup: CpuGroup; clean
       await cleanupStateDir(stateDir, { runDir });
       await rm(dir, { recursive: true, force: true });
     });
-    return { stateDir, runDir, dir, env: { ACETATE_RUN_DIR: runDir }, cleanup };
+    // The benchmarks' host-template containers run with the node's ids, as they were measured:
+    // the host template cannot run in a user namespace until its layers are mounted idmapped.
+    // A benchmark of the unprivileged default sets ACETATE_HOST_USERS: '' in its instance's env.
+    return { stateDir, runDir, dir, env: { ACETATE_RUN_DIR: runDir, ACETATE_HOST_USERS: 'true' }, cleanup };
   }
 
   async function newBaseline(opts: { acetate?: AcetateTemplate } = {}): Promise<Baseline> {

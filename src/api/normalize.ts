@@ -47,7 +47,8 @@ export function normalizeSpec(m: ContainerManifest): NormalizedSpec {
     spec.security.seccompProfile =
       seccomp.type === 'Localhost' ? { type: 'Localhost', localhostProfile: seccomp.localhostProfile ?? '' } : { type: seccomp.type };
   }
-  if (s.securityContext?.hostUsers === false) spec.security.hostUsers = false;
+  // Kept as written, true too: absent is the node's default, which plan resolves (plan/user-namespace.ts).
+  if (s.securityContext?.hostUsers !== undefined) spec.security.hostUsers = s.securityContext.hostUsers;
   if (s.securityContext?.runAsUser !== undefined) spec.security.runAsUser = s.securityContext.runAsUser;
   if (s.securityContext?.runAsGroup !== undefined) spec.security.runAsGroup = s.securityContext.runAsGroup;
   if (s.securityContext?.runAsNonRoot === true) spec.security.runAsNonRoot = true;

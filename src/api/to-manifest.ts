@@ -51,7 +51,8 @@ export function specToManifest(s: NormalizedSpec): ContainerSpec {
       noNewPrivileges: s.security.noNewPrivileges,
       capabilities: { add: [...s.security.capAdd], drop: [...s.security.capDrop] },
       ...(s.security.seccompProfile ? { seccompProfile: { ...s.security.seccompProfile } } : {}),
-      ...(s.security.hostUsers === false ? { hostUsers: false } : {}),
+      // An applied spec holds hostUsers resolved (absent: the node's ids): said explicitly, whatever the node's default.
+      hostUsers: s.security.hostUsers !== false,
     },
     ...(s.ports?.length ? { ports: s.ports.map((p) => ({ ...p })) } : {}),
     init: s.init !== false,

@@ -176,12 +176,16 @@ export interface NormalizedSpec {
     capDrop: string[];
     /** Absent: RuntimeDefault (kept absent so that specs applied before seccomp keep their hash). */
     seccompProfile?: { type: 'Unconfined' | 'Localhost'; localhostProfile?: string };
-    /** Present only as false (a user namespace); absent: the node's ids. */
-    hostUsers?: false;
     /** Present only when set (so that specs written before these fields keep their hash). */
     runAsUser?: number;
     runAsGroup?: number;
     runAsNonRoot?: true;
+    /**
+     * As written: false, a user namespace (the container's own range of node ids); true, the
+     * node's ids; absent, the node's default (--host-users, false unless set). plan resolves it
+     * (plan/user-namespace.ts): what the runtime gets and records is false, or absent for the node's ids.
+     */
+    hostUsers?: boolean;
   };
   nodeName?: string;
   /**

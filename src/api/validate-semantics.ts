@@ -72,7 +72,7 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
       }
     });
   }
-  out.push(...securityContextIssues(spec.securityContext, spec.template, spec.image));
+  out.push(...securityContextIssues(spec.securityContext, spec.template, spec.image, spec.network));
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
@@ -111,9 +111,26 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
 }
 
 /** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/walls/seccomp.ts, userns.ts). */
-function securityContextIssues(sc: unknown, template: unknown, image: unknown): ValidationIssue[] {
-  if (!isRecord(sc)) return [];
+function securityContextIssues(sc: unknown, template: unknown, image: unknown, network: unknown): ValidationIssue[] {
   const out: ValidationIssue[] = [];
+  const hostUsers = isRecord(sc) ? sc.hostUsers : undefined;
+  // What cannot work in a user namespace, which is the default: the container must opt out of it
+  // by its own word (README, User namespaces), as Kubernetes refuses hostNetwork with hostUsers: false.
+  if (network === 'host' && hostUsers !== true)
+    out.push(
+      issue(
+        ['spec', 'network'],
+        `host needs securityContext.hostUsers: true${hostUsers === false ? ', not false' : ' (containers get a user namespace by default)'}: the node's network namespace belongs to the node's user namespace, so a container's root in its own could not configure it, and root of the node's network must be said explicitly`,
+      ),
+    );
+  if (isRecord(sc) && sc.privileged === true && hostUsers !== true)
+    out.push(
+      issue(
+        ['spec', 'securityContext', 'privileged'],
+        `true needs hostUsers: true${hostUsers === false ? ', not false' : ' (containers get a user namespace by default)'}: a privileged container is the node's root, with every capability over the node`,
+      ),
+    );
+  if (!isRecord(sc)) return out;
   const at = (...p: PathSegment[]): PathSegment[] => ['spec', 'securityContext', ...p];
   const sp = sc.seccompProfile;
   if (isRecord(sp) && typeof sp.type === 'string') {
@@ -122,8 +139,6 @@ function securityContextIssues(sc: unknown, template: unknown, image: unknown): 
     if (sp.type !== 'Localhost' && sp.localhostProfile !== undefined)
       out.push(issue(at('seccompProfile', 'localhostProfile'), `only goes with type Localhost, not ${show(sp.type)}`));
   }
-  if (sc.hostUsers === false && sc.privileged === true)
-    out.push(issue(at('hostUsers'), "false cannot go with privileged: true (a privileged container uses the node's ids)"));
   if (sc.hostUsers === false && template === 'host') {
     out.push(
       issue(

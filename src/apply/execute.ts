@@ -36,7 +36,7 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
   switch (action.kind) {
     case 'create': {
       const d = action.desired;
-      await rt.create({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source });
+      await rt.create({ namespace: d.namespace, name: d.name, spec: d.spec, source: d.source, ...(action.idRange ? { idRange: action.idRange } : {}) });
       if (d.spec.state !== 'Running') return { outcome: 'created' };
       const { pid } = await rt.start(key);
       return { outcome: 'created', pid };
@@ -72,7 +72,7 @@ async function run(action: Action, ctx: ExecuteContext): Promise<Omit<ActionResu
     }
     case 'replace': {
       const d = action.desired;
-      const req = { namespace: d.namespace, name: d.name, spec: d.spec, source: d.source };
+      const req = { namespace: d.namespace, name: d.name, spec: d.spec, source: d.source, ...(action.idRange ? { idRange: action.idRange } : {}) };
       // One use of the new image from the check to the create: between them no container names
       // it yet, and an `image prune --all` would remove it, after the old container is gone.
       const asUser = <T>(fn: () => Promise<T>): Promise<T> => (rt.withImageUse ? rt.withImageUse(req, fn) : fn());

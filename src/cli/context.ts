@@ -13,6 +13,7 @@ import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
 import { minFreeBytes } from '../runtime/free-space.js';
+import type { IsolationSettings } from '../runtime/walls/walls.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
@@ -46,6 +47,7 @@ export function createContext(
   runDir = resolveRunDir(stateDir),
   network: NodeNetworkOptions = {},
   images: { registryTimeoutMs?: number } = {},
+  isolation: IsolationSettings = isolationSettingsFromEnv(process.env),
 ): CliContext {
   // Manifests that mount these (or an ancestor) are refused at validation, naming the field.
   setProtectedDirs([
@@ -81,7 +83,7 @@ export function createContext(
           conmonPath: process.env.ACETATE_CONMON || undefined,
           initPath: process.env.ACETATE_INIT || undefined,
           logSizeMax: logSizeMaxFromEnv(),
-          isolation: isolationSettingsFromEnv(process.env),
+          isolation,
           network,
         });
         await runtime.preflight();

@@ -83,6 +83,7 @@ export async function readConvergeInput(opts: {
       incompleteReason: snapshot.incompleteReason,
       ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
       ...(network ? { network } : {}),
+      ...(opts.runtime.userNamespaceFacts ? { userNamespaces: opts.runtime.userNamespaceFacts() } : {}),
       now: opts.now ?? Date.now(),
       restartBackoff: backoffFacts(records, actual),
       unhealthy: await unhealthyFacts(records, actual),

@@ -6,6 +6,7 @@ import { createContext, resolveRunDir, resolveStateDir, DEFAULT_RUN_DIR, DEFAULT
 import { RuntimeUnavailableError } from '../runtime/runtime.js';
 import { DEFAULT_BRIDGE, DEFAULT_SUBNET, nodeNetworkFlagProblem } from '../runtime/network/node-config.js';
 import { readNodeRoutes } from '../runtime/network/node-routes.js';
+import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
 import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
 import { defaultDiskProblem } from '../api/node-defaults.js';
@@ -40,6 +41,13 @@ Global options:
                    download that receives nothing for this long, is killed and the container
                    waits in ErrImagePull, retried with back-off (default 30s, or
                    $ACETATE_REGISTRY_TIMEOUT)
+  --host-users true|false
+                   what a container without securityContext.hostUsers gets: false (the
+                   default), a user namespace with its own range of node ids; true, the
+                   node's ids (or $ACETATE_HOST_USERS). A change is a replace \`plan\` shows
+  --userns-pool FIRST:COUNT
+                   the node ids containers' ranges (65536 each) are cut from (default
+                   1000000000:655360000, or $ACETATE_USERNS_POOL)
   -h, --help       help (also: acetate COMMAND --help)
   --version        print the version
 
@@ -54,6 +62,8 @@ type GlobalArgs = {
   subnet?: string;
   defaultDisk?: string;
   registryTimeout?: string;
+  hostUsers?: string;
+  usernsPool?: string;
   help: boolean;
   version: boolean;
   command?: string;
@@ -68,6 +78,8 @@ const DIR_FLAGS = {
   '--network-subnet': 'subnet',
   '--default-disk': 'defaultDisk',
   '--registry-timeout': 'registryTimeout',
+  '--host-users': 'hostUsers',
+  '--userns-pool': 'usernsPool',
 } as const;
 
 /** Splits global flags (anywhere before the command, or after it) from the command and its arguments. */
@@ -132,6 +144,14 @@ export async function main(argv: string[]): Promise<number> {
     } catch (err) {
       throw new UsageError(messageOf(err), { cause: err });
     }
+    // So are bad user namespace options: one line naming the flag or variable.
+    let isolation;
+    try {
+      isolation = isolationSettingsFromEnv(process.env, { hostUsers: g.hostUsers, usernsPool: g.usernsPool });
+    } catch (err) {
+      print(process.stderr, `acetate: ${terminalLines(messageOf(err))}`);
+      return 1;
+    }
     const stateDir = resolveStateDir(g.stateDir);
     return await command.run(
       g.rest,
@@ -140,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
         resolveRunDir(stateDir, g.runDir),
         { bridge: g.bridge, subnet: g.subnet },
         registry !== undefined ? { registryTimeoutMs: registry } : {},
+        isolation,
       ),
     );
   } catch (err) {

@@ -111,6 +111,8 @@ export interface StatusRecord {
     /** The private area's filesystem (resources.disk): statfs bytes used and total, the image size, and what the files use of it. */
     disk?: { usedBytes: number; totalBytes: number; sizeBytes: number; filesBytes?: number };
     network?: NetworkSummary;
+    /** The node ids its root is: `1000065536-1000131071` (its own range), or `node` (hostUsers: true). */
+    ids?: string;
   };
   lastError?: {
     message: string;

@@ -16,6 +16,7 @@ import { messageOf } from '../contracts/errors.js';
 import { computeStatus, formatResources, type ReconcileError } from './status.js';
 import { originOfRef, problemsForKey, type MergedSnapshot } from './merge-sources.js';
 import { networkSummary } from './network-status.js';
+import { formatIdRange } from '../runtime/walls/id-pool.js';
 
 const MAX_RECENT_ACTIONS = 10;
 
@@ -210,6 +211,13 @@ export function desiredPart(spec: NormalizedSpec): NonNullable<StatusRecord['des
   };
 }
 
+/** The node ids a container's root is, as `get -o wide` and `describe` show them. */
+export function idsColumn(actual: Pick<ActualContainer, 'idRange' | 'applied'>): string {
+  if (actual.idRange) return formatIdRange(actual.idRange);
+  // hostUsers: false and no range yet (created before ranges were per container): its start assigns one.
+  return actual.applied.spec.security.hostUsers === false ? 'own range at start' : 'node';
+}
+
 function actualPart(actual: ActualContainer): NonNullable<StatusRecord['actual']> {
   const out: NonNullable<StatusRecord['actual']> = {
     id: actual.id,
@@ -227,5 +235,6 @@ function actualPart(actual: ActualContainer): NonNullable<StatusRecord['actual']
   if (p.finishedAt) out.finishedAt = p.finishedAt;
   out.network = networkSummary(actual);
   if (actual.disk) out.disk = { ...actual.disk };
+  out.ids = idsColumn(actual);
   return out;
 }

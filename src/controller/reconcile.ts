@@ -137,6 +137,8 @@ export class Reconciler {
       unhealthy: new Map<string, ProbeFailure>(unhealthy ? [[key, unhealthy]] : []),
       ...(d.runtime.granularity ? { granularity: d.runtime.granularity } : {}),
       ...(network ? { network } : {}),
+      // One key's plan: the other containers' ranges are not in view (see UserNamespaceFacts).
+      ...(d.runtime.userNamespaceFacts ? { userNamespaces: { ...d.runtime.userNamespaceFacts(), othersUnseen: true } } : {}),
     });
     const actions = plan.actions.filter((a) => a.key === key);
     const skipped = plan.skipped.find((s) => s.key === key);

@@ -3,6 +3,7 @@
  * apply; each action carries the reason it was chosen, in words a user reads in `acetate plan`.
  */
 import type { DesiredContainer, PublishedPort, Resources } from '../api/types.js';
+import type { IdRangeFact } from '../runtime/runtime.js';
 
 interface Base {
   key: string;
@@ -20,6 +21,8 @@ interface Base {
 export interface CreateAction extends Base {
   kind: 'create';
   desired: DesiredContainer;
+  /** hostUsers: false: the range of node ids plan announced (the runtime takes it while it is free). */
+  idRange?: IdRangeFact;
 }
 /** Start the process of an existing container (desired Running, not running). */
 export interface StartAction extends Base {
@@ -54,6 +57,8 @@ export interface ReplaceAction extends Base {
   desired: DesiredContainer;
   fields: string[];
   discardPrivateArea: boolean;
+  /** The new range of node ids plan announced, when the user namespace changes (see CreateAction). */
+  idRange?: IdRangeFact;
 }
 /** Only fields that need no runtime action changed (restartPolicy, grace period...): record them. */
 export interface ConfigureAction extends Base {

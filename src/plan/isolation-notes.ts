@@ -1,6 +1,8 @@
 /** Words the plan adds when a replace changes how a container is isolated (pure). */
 import type { NormalizedSpec } from '../api/types.js';
 import { capabilitySet, DEFAULT_CAPABILITIES } from '../api/capabilities.js';
+import type { IdRangeFact } from '../runtime/runtime.js';
+import { idsText } from './user-namespace.js';
 
 const short = (c: string) => c.replace(/^CAP_/, '');
 
@@ -22,23 +24,18 @@ export function capabilityNote(had: NormalizedSpec, want: NormalizedSpec): strin
   return changes.length ? `; capabilities ${changes.join(' ')}` : '';
 }
 
-/** hostUsers changed: what happens to the private area (it is re-owned, nothing is lost). */
-export function userNamespaceNote(had: NormalizedSpec, want: NormalizedSpec): string {
-  const was = had.security.hostUsers === false;
-  const is = want.security.hostUsers === false;
-  if (was === is) return '';
-  return is
-    ? "; user namespace on: root becomes an unprivileged node uid, the private area's files are re-owned to that range before the start (data kept)"
-    : "; user namespace off: the private area's files are re-owned back to the node's ids before the start (data kept)";
-}
-
 /** How a new container will be isolated, when it differs from the defaults. */
-export function isolationSummary(spec: NormalizedSpec): string {
+/**
+ * `userns`: the range plan gives a hostUsers: false container; `nodeRootLoosens`: the node's
+ * default is a user namespace, so hostUsers: true is a loosening to show.
+ */
+export function isolationSummary(spec: NormalizedSpec, userns: { idRange?: IdRangeFact; nodeRootLoosens?: boolean } = {}): string {
   const parts: string[] = [];
   if (spec.security.privileged) parts.push('privileged: every capability, no masks');
   const extra = extraCapabilities(spec);
   if (extra.length) parts.push(`capabilities beyond the default set: ${extra.join(', ')}`);
-  if (spec.security.hostUsers === false) parts.push('user namespace: root is an unprivileged node uid');
+  if (spec.security.hostUsers === false) parts.push(`user namespace: root is node ${userns.idRange ? idsText(userns.idRange) : 'ids of its own range'}`);
+  else if (userns.nodeRootLoosens) parts.push("no user namespace (hostUsers: true): root is the node's root");
   if (spec.security.seccompProfile)
     parts.push(
       `seccomp ${spec.security.seccompProfile.type}${spec.security.seccompProfile.localhostProfile ? ` ${spec.security.seccompProfile.localhostProfile}` : ''}`,

@@ -6,9 +6,11 @@
 import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '../api/types.js';
 import { hashOf } from '../api/hash.js';
 import { publishedOnly } from '../api/ports.js';
-import type { ActualContainer, NodeNetworkFacts, ResourceGranularity } from '../runtime/runtime.js';
+import type { ActualContainer, NodeNetworkFacts, ResourceGranularity, UserNamespaceFacts } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
-import { capabilityNote, isolationSummary, userNamespaceNote } from './isolation-notes.js';
+import { capabilityNote, isolationSummary } from './isolation-notes.js';
+import { RangePlanner, userNamespaceChange, withResolvedHostUsers } from './user-namespace.js';
+import { canonicalJson } from '../api/hash.js';
 import { planNetwork, planNetworkChange, type NetworkChange } from './network.js';
 import { diskChangeInfeasible, diskChangeNote } from './disk.js';
 import { changedFields, changedResources, describeResourceChange, RECORD_FIELDS, REPLACE_FIELDS } from './compare.js';
@@ -42,6 +44,11 @@ export interface PlanInput {
   granularity?: ResourceGranularity;
   /** The node network asked for and the one recorded (Runtime.networkFacts): a change is planned, not silent. */
   network?: NodeNetworkFacts;
+  /**
+   * What an absent hostUsers means and the id pool (Runtime.userNamespaceFacts): a change of either
+   * is a planned replace (user-namespace.ts). None: absent hostUsers is the node's ids.
+   */
+  userNamespaces?: UserNamespaceFacts;
 }
 
 export interface Skipped {
@@ -90,7 +97,16 @@ interface KeyPlan {
   held?: HeldStart;
 }
 
-function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): KeyPlan {
+/** Only hostUsers differs in security: the change is named as the user namespace's, not as security's. */
+function onlyHostUsersDiffers(had: NormalizedSpec, want: NormalizedSpec): boolean {
+  const { hostUsers: a, ...x } = had.security;
+  const { hostUsers: b, ...y } = want.security;
+  return a !== b && canonicalJson(x) === canonicalJson(y);
+}
+
+function planOne(desired: DesiredContainer, a: ActualContainer, input: PlanInput, ranges: RangePlanner): KeyPlan {
+  // hostUsers as the record keeps it (absent: the node's default, resolved), see user-namespace.ts.
+  const d = withResolvedHostUsers(desired, input.userNamespaces);
   const want = d.spec;
   const had = a.applied.spec;
   const key = d.key;
@@ -98,15 +114,26 @@ function planOne(d: DesiredContainer, a: ActualContainer, input: PlanInput): Key
   // The same spec as applied (the usual case): no field can differ, only the process and limits.
   const sameSpec = specHash(want) === a.applied.specHash && specHash(had) === a.applied.specHash;
 
-  const replaceFields = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
+  let replaceFields: string[] = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
+  // Node root → a range, back, or a range that cannot stay: a replace, whatever else changed.
+  const userns = replaceFields.length || want.security.hostUsers === false ? userNamespaceChange(had, want, a, ranges) : undefined;
+  if (userns) {
+    if (replaceFields.includes('security') && onlyHostUsersDiffers(had, want)) replaceFields = replaceFields.filter((f) => f !== 'security');
+    replaceFields.push('user namespace');
+  }
   if (replaceFields.length) {
+    const idRange = userns?.idRange ? { idRange: userns.idRange } : {};
     const image = describeImageChange(had, want, replaceFields);
-    if (image) return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: image.discard, reason: image.reason }] };
+    if (image)
+      return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: image.discard, reason: image.reason, ...idRange }] };
     const discard = replaceFields.includes('template');
+    const others = replaceFields.filter((f) => f !== 'user namespace');
     const reason = discard
       ? `template ${had.template} → ${want.template}${replaceFields.length > 1 ? ` (and ${replaceFields.filter((f) => f !== 'template').join(', ')})` : ''}: the private area will be deleted`
-      : `${replaceFields.join(', ')} changed${replaceFields.includes('network') ? ` (network ${had.network} → ${want.network})` : ''}: cannot change in place (private area kept)${userNamespaceNote(had, want)}${capabilityNote(had, want)}`;
-    return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason }] };
+      : others.length
+        ? `${others.join(', ')} changed${others.includes('network') ? ` (network ${had.network} → ${want.network})` : ''}: cannot change in place (private area kept)${userns ? `; ${userns.note}` : ''}${capabilityNote(had, want)}`
+        : userns!.note;
+    return { actions: [{ kind: 'replace', key, desired: d, fields: replaceFields, discardPrivateArea: discard, reason, ...idRange }] };
   }
   const g = input.granularity;
 
@@ -189,6 +216,7 @@ export function plan(input: PlanInput): Plan {
   const keys = [...new Set([...desired.keys(), ...actual.keys(), ...(input.heldKeys?.keys() ?? [])])].sort();
   const out: Plan = { actions: [], unchanged: [], skipped: [], held: [], requeue: [] };
   const netChange = planNetworkChange(input.network);
+  const ranges = new RangePlanner(input.userNamespaces, actual);
   if (netChange) out.network = netChange;
   for (const key of keys) {
     const d = desired.get(key);
@@ -228,15 +256,20 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (d && !a) {
+      const dd = withResolvedHostUsers(d, input.userNamespaces);
+      const idRange = dd.spec.security.hostUsers === false ? ranges.take() : undefined;
       out.actions.push({
         kind: 'create',
         key,
-        desired: d,
-        reason: (d.spec.state === 'Running' ? 'not created yet' : 'not created yet (created stopped)') + isolationSummary(d.spec),
+        desired: dd,
+        reason:
+          (d.spec.state === 'Running' ? 'not created yet' : 'not created yet (created stopped)') +
+          isolationSummary(dd.spec, { idRange, nodeRootLoosens: input.userNamespaces?.hostUsersDefault === false }),
+        ...(idRange ? { idRange } : {}),
       });
       continue;
     }
-    const { actions, held } = planOne(d!, a!, input);
+    const { actions, held } = planOne(d!, a!, input, ranges);
     out.actions.push(...actions);
     if (held) out.held.push(held);
     if (held?.until !== undefined) out.requeue.push({ key, at: held.until });

@@ -68,6 +68,31 @@ export interface ActualContainer {
   network?: NetworkStatus;
   /** The private area's own filesystem (resources.disk), when it is attached. */
   disk?: DiskUsage;
+  /** The node ids its root is (its own range, recorded at its create: walls/id-ranges.ts); absent: the node's own ids. */
+  idRange?: IdRangeFact;
+}
+
+/** A range of node ids: container id 0 is hostID (walls/id-pool.ts IdRange). */
+export interface IdRangeFact {
+  hostID: number;
+  size: number;
+}
+
+/**
+ * What plan needs to know of the node's user namespace options: what an absent hostUsers means,
+ * and the pool containers' ranges come from. A change of either is a planned replace of the
+ * containers it concerns (plan/user-namespace.ts), never a switch at their next start.
+ */
+export interface UserNamespaceFacts {
+  /** --host-users / ACETATE_HOST_USERS: true, the node's ids; false (the default), a user namespace. */
+  hostUsersDefault: boolean;
+  /** --userns-pool / ACETATE_USERNS_POOL. */
+  pool: IdRangeFact;
+  /**
+   * The plan sees only some containers (the loop plans one key at a time): it cannot tell which
+   * range is free or shared, so it names no range (the runtime takes the lowest free one).
+   */
+  othersUnseen?: boolean;
 }
 
 /** Size and use of a private area with a disk limit (see disk/driver.ts). */
@@ -105,6 +130,8 @@ export interface CreateRequest {
   name: string;
   spec: NormalizedSpec;
   source: SourceRef;
+  /** hostUsers: false: the range plan announced, taken when it is still free (else the lowest free one). */
+  idRange?: IdRangeFact;
 }
 
 export interface StopOptions {
@@ -231,6 +258,8 @@ export interface Runtime {
   readonly nodeNetwork?: NodeNetworkConfig;
   /** The node network asked for and the one containers were set up on: a fact of plan (see NodeNetworkFacts). */
   networkFacts?(): Promise<NodeNetworkFacts | undefined>;
+  /** The node's user namespace options, a fact of plan (see UserNamespaceFacts). */
+  userNamespaceFacts?(): UserNamespaceFacts;
   /** Writes the log as it grows (after what logs() would print) until the container is removed. */
   followLogs(key: string, write: (bytes: Buffer) => void | Promise<void>, opts?: FollowOptions): Promise<void>;
   /** Runs a process in the running container; throws NotRunningError when it does not run. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFile, writeFile, unlink, stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { runCli } from '../support/cli.js';
+import { runCli, NODE_IDS_BY_DEFAULT } from '../support/cli.js';
 import { cgroupValue, isAlive } from '../support/proc.js';
 import { cliDirs, type CliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
@@ -173,7 +173,10 @@ describe('acetate apply (real runc)', function () {
   it('finishes an apply that was SIGKILLed midway: converged, nothing duplicated or leaked', async () => {
     const names = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6'];
     for (const n of names) await writeFile(path.join(dir, `${n}.yaml`), manifest(n));
-    const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'apply', '-f', dir, '--concurrency', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'apply', '-f', dir, '--concurrency', '3'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...NODE_IDS_BY_DEFAULT, ...process.env },
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     await waitFor(() => /✓ created/.test(out), { what: 'first container created', timeoutMs: 60_000 });

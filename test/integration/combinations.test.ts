@@ -10,7 +10,10 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
-import { DEFAULT_USERNS_RANGE } from '../../src/runtime/walls/userns.js';
+import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+
+/** The range the first unprivileged container of a state dir gets: the pool's first. */
+const FIRST_RANGE = { hostID: DEFAULT_USERNS_POOL.hostID, size: RANGE_SIZE };
 import { exec } from '../../src/util/exec.js';
 import { LOCK_FILE, readLockHolder } from '../../src/runtime/node-lock.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
@@ -161,7 +164,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     assert.equal(inside.stdout.trim(), '0', `root inside: ${inside.stderr}`);
     const onNode = await stat(path.join(upper, 'data', 'f')).catch(() => undefined);
     assert.ok(onNode, `the file is in the private area (${upper})`);
-    assert.equal(onNode.uid, DEFAULT_USERNS_RANGE.hostID, 'owned by the mapped range on the node');
+    assert.equal(onNode.uid, FIRST_RANGE.hostID, 'owned by the mapped range on the node');
     // Written by the container's own root (through acetate exec), as the container would.
     const fill = await cli(['exec', 'd', '--', '/bin/sh', '-c', 'dd if=/dev/zero of=/data/big bs=1M count=100 2>&1; echo rc=$?']);
     assert.match(fill.stdout + fill.stderr, /No space left on device/, fill.stdout + fill.stderr);
@@ -194,7 +197,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
     // Root inside is an unprivileged uid on the node.
     const pid = await pidOf('u');
     const uidLine = (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n').find((l) => l.startsWith('Uid:'))!;
-    assert.equal(uidLine.split(/\s+/)[1], String(DEFAULT_USERNS_RANGE.hostID), uidLine);
+    assert.equal(uidLine.split(/\s+/)[1], String(FIRST_RANGE.hostID), uidLine);
     await assertConverged();
   });
 

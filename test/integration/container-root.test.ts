@@ -14,7 +14,10 @@ import { flatContainers } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { shellManifest } from '../support/manifest.js';
 import { cgroupPath, procStatus } from '../support/proc.js';
-import { DEFAULT_USERNS_RANGE } from '../../src/runtime/walls/userns.js';
+import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+
+/** The range the first unprivileged container of a state dir gets: the pool's first. */
+const FIRST_RANGE = { hostID: DEFAULT_USERNS_POOL.hostID, size: RANGE_SIZE };
 
 const WWW = 33; // www-data on Debian: the uid nginx/apache workers drop to
 const PORT = 8080; // inside the container's own network namespace (network: none): no clash
@@ -108,7 +111,7 @@ describe('container root mode (real runc): servers that drop to a non-root uid w
   it('imported template with a user namespace: uid 33 of the container (a range id on the node) serves', async () => {
     await importBusybox();
     await serve('nsweb', 'bb', '  network: none\n  securityContext: { hostUsers: false }\n');
-    assert.ok((await uids('nsweb')).includes(DEFAULT_USERNS_RANGE.hostID + WWW), 'the server runs as range id 33 on the node');
+    assert.ok((await uids('nsweb')).includes(FIRST_RANGE.hostID + WWW), 'the server runs as range id 33 on the node');
   });
 
   it('an existing root left 0700 (by an older acetate) is opened at the next start; a mode the container set is kept', async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { CLI, runCli } from '../support/cli.js';
+import { CLI, runCli, NODE_IDS_BY_DEFAULT } from '../support/cli.js';
 import { type CliDirs, cliDirs, tmpState } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
@@ -114,7 +114,10 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
   });
 
   it('logs -f shows new lines as they are written and ends when the container is destroyed', async () => {
-    const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'logs', '-f', '--tail', '1', 'box'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'logs', '-f', '--tail', '1', 'box'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...NODE_IDS_BY_DEFAULT, ...process.env },
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

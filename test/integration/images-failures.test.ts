@@ -83,7 +83,8 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     const conf = await writeRegistriesConf(path.join(work, 'registries.conf'), [reg.host, authReg.host, proxy.host]);
     stateDir = await makeTmpStateDir('acetate-imgf-state-');
     store = new ImageStore({ stateDir, registriesConf: conf });
-    runtime = new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), images: store });
+    // About pull failures: images run with the node's ids until their layers can be mounted idmapped.
+    runtime = new RuncRuntime({ stateDir, templates: new TemplateStore({ stateDir }), images: store, isolation: { hostUsersDefault: true } });
     src = new StaticSource();
     ctl = new Controller({ runtime, sources: [src], plan, execute: executeAction, resyncMs: 0, processPollMs: 0, imageResolveCacheMs: 0 });
   });

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { CLI, runCli } from '../support/cli.js';
+import { CLI, runCli, NODE_IDS_BY_DEFAULT } from '../support/cli.js';
 import { CliProcess } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
@@ -29,7 +29,10 @@ const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 
 /** The CLI, its stdout kept as bytes. */
 function startBytes(stateDir: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [CLI, '--state-dir', stateDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...NODE_IDS_BY_DEFAULT, ...process.env, ...env },
+  });
   const chunks: Buffer[] = [];
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => chunks.push(d));

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { acquireNodeLock, readLockHolder } from '../../src/runtime/node-lock.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
-import { CLI, runCli } from '../support/cli.js';
+import { CLI, runCli, NODE_IDS_BY_DEFAULT } from '../support/cli.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { manifest } from '../support/manifest.js';
 import { isAlive } from '../support/proc.js';
@@ -66,6 +66,7 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
     assert.equal(other.stderr.trim().split('\n').length, 1, `not one line:\n${other.stderr}`);
     const waiting = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'apply', '-f', dir, '--allow-empty', '--wait'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...NODE_IDS_BY_DEFAULT, ...process.env },
     });
     let err = '';
     waiting.stderr.on('data', (d) => (err += d));
@@ -95,6 +96,7 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
     await writeFile(path.join(dir, 'a.yaml'), manifest('a'));
     const loop = spawn(process.execPath, [CLI, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--process-poll', '500ms'], {
       stdio: 'ignore',
+      env: { ...NODE_IDS_BY_DEFAULT, ...process.env },
     });
     const described = async (): Promise<{ status: { pid?: number; conditions?: { type: string; status: string }[] }; actual?: { pid?: number } }> => {
       const r = await runCli(['describe', 'a', '-o', 'json'], { stateDir });

@@ -11,7 +11,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } fro
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, runCli } from '../support/cli.js';
+import { CLI, runCli, NODE_IDS_BY_DEFAULT } from '../support/cli.js';
 import { CliProcess } from '../support/cli-process.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
@@ -127,6 +127,7 @@ describe('security defaults (real runc)', function () {
         const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
           const child = spawn('/bin/sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, CLI, '--state-dir', stateDir, 'apply', '-f', dir], {
             stdio: ['ignore', 'ignore', 'pipe'],
+            env: { ...NODE_IDS_BY_DEFAULT, ...process.env },
           });
           let err = '';
           child.stderr.on('data', (d) => (err += d));

@@ -47,13 +47,22 @@ export interface CliOptions {
   cgroups?: readonly string[];
 }
 
+/**
+ * Tests drive acetate with the node's ids as the default (--host-users=true): until the host
+ * template and images can run in a user namespace (idmapped layers), the unprivileged default
+ * refuses every container of theirs that does not say hostUsers: true, and the suites that are
+ * about something else (most of them use the host template) need them to run. Tests of the
+ * default itself pass `env: { ACETATE_HOST_USERS: '' }` (unset: the project's default, false).
+ */
+export const NODE_IDS_BY_DEFAULT = { ACETATE_HOST_USERS: 'true' } as const;
+
 /** Starts the CLI and returns at once: for a command watched while it runs (it waits, it prints). */
 export function startCli(args: string[], opts: CliOptions): StartedCli {
   const argv = [process.execPath, opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args];
   const join = 'for d in $ACETATE_TEST_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 97; done; unset ACETATE_TEST_CGROUPS; exec "$@"';
   const [file, ...rest] = opts.cgroups?.length ? ['/bin/sh', '-c', join, 'sh', ...argv] : argv;
   const child = spawn(file!, rest, {
-    env: { ...process.env, ...opts.env, ...(opts.cgroups?.length ? { ACETATE_TEST_CGROUPS: opts.cgroups.join(' ') } : {}) },
+    env: { ...NODE_IDS_BY_DEFAULT, ...process.env, ...opts.env, ...(opts.cgroups?.length ? { ACETATE_TEST_CGROUPS: opts.cgroups.join(' ') } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -100,6 +100,11 @@ describe('spec.init and probes (pure parts)', () => {
     assert.equal(back.init, false);
     assert.deepEqual(back.readinessProbe, spec.readinessProbe);
     assert.deepEqual(back.resources, spec.resources);
-    assert.deepEqual(normalizeSpec({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'a' }, spec: back } as ContainerManifest), norm);
+    // An applied spec's absent hostUsers is the node's ids: the manifest says hostUsers: true explicitly.
+    assert.equal(back.securityContext?.hostUsers, true);
+    assert.deepEqual(normalizeSpec({ apiVersion: 'acetate.dev/v1alpha1', kind: 'Container', metadata: { name: 'a' }, spec: back } as ContainerManifest), {
+      ...norm,
+      security: { ...norm.security, hostUsers: true },
+    });
   });
 });

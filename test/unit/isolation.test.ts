@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SECCOMP_PROFILE, PODMAN_SECCOMP_PROFILE, seccompFor, translateProfile } from '../../src/runtime/walls/seccomp.js';
 import { protectedHostPathProblem, setProtectedDirs } from '../../src/api/protected-paths.js';
-import { parseIdRange, userNamespaceFor } from '../../src/runtime/walls/userns.js';
+import { userNamespaceFor } from '../../src/runtime/walls/userns.js';
+import { DEFAULT_USERNS_POOL, parseIdPool } from '../../src/runtime/walls/id-pool.js';
+import { isolationSettingsFromEnv } from '../../src/runtime/walls/settings.js';
+import { resolveHostUsers } from '../../src/plan/user-namespace.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
 import yaml from 'js-yaml';
 import { validateManifest } from '../../src/api/validate.js';
@@ -93,14 +96,27 @@ describe('protected host paths', () => {
   });
 });
 
-describe('user namespace ranges', () => {
-  it('parses FIRST:COUNT and refuses ranges that reach the node ids or are too small', () => {
-    assert.deepEqual(parseIdRange('2000000:65536'), { hostID: 2_000_000, size: 65_536 });
-    assert.throws(() => parseIdRange('0:65536'), /FIRST/);
-    assert.throws(() => parseIdRange('100000:1000'), /COUNT/);
-    assert.throws(() => parseIdRange('abc'), /FIRST:COUNT/);
-    assert.equal(userNamespaceFor(undefined, parseIdRange(undefined)), undefined);
+describe('user namespace pool', () => {
+  it('parses FIRST:COUNT and refuses pools that reach the node ids, hold no range or pass 2^32-2', () => {
+    assert.deepEqual(parseIdPool('2000000:65536', 'X'), { hostID: 2_000_000, size: 65_536 });
+    assert.throws(() => parseIdPool('0:65536', 'X'), /FIRST/);
+    assert.throws(() => parseIdPool('100000:1000', 'X'), /COUNT/);
+    assert.throws(() => parseIdPool('abc', 'X'), /X 'abc' must be FIRST:COUNT/);
+    assert.throws(() => parseIdPool('4294900000:131072', 'X'), /4294967294/);
+    assert.equal(userNamespaceFor(undefined, DEFAULT_USERNS_POOL), undefined);
     assert.deepEqual(userNamespaceFor(false, { hostID: 2_000_000, size: 65_536 })!.uidMappings, [{ containerID: 0, hostID: 2_000_000, size: 65_536 }]);
+  });
+
+  it('node options: the flag wins over ACETATE_USERNS_POOL, which wins over ACETATE_USERNS_RANGE (its earlier name); --host-users parses', () => {
+    const env = { ACETATE_USERNS_RANGE: '3000000000:65536', ACETATE_USERNS_POOL: '2000000000:131072', ACETATE_HOST_USERS: 'true' };
+    assert.deepEqual(isolationSettingsFromEnv({ ACETATE_USERNS_RANGE: '3000000000:65536' }).usernsPool, { hostID: 3_000_000_000, size: 65_536 });
+    assert.deepEqual(isolationSettingsFromEnv(env).usernsPool, { hostID: 2_000_000_000, size: 131_072 });
+    assert.deepEqual(isolationSettingsFromEnv(env, { usernsPool: '1200000000:655360' }).usernsPool, { hostID: 1_200_000_000, size: 655_360 });
+    assert.equal(isolationSettingsFromEnv(env).hostUsersDefault, true);
+    assert.equal(isolationSettingsFromEnv(env, { hostUsers: 'false' }).hostUsersDefault, false);
+    assert.equal(isolationSettingsFromEnv({}).hostUsersDefault, undefined);
+    assert.throws(() => isolationSettingsFromEnv({}, { hostUsers: 'maybe' }), /--host-users 'maybe' must be true .* or false/);
+    assert.throws(() => isolationSettingsFromEnv({ ACETATE_USERNS_POOL: '5:5' }), /ACETATE_USERNS_POOL '5:5'/);
   });
 });
 
@@ -126,14 +142,25 @@ spec:
     assert.match(issues('{ seccompProfile: { type: Unconfined, localhostProfile: /x } }').join('\n'), /localhostProfile: only goes with type Localhost/);
     assert.match(issues('{ hostUsers: false }').join('\n'), /spec\.securityContext\.hostUsers: false needs an imported template/);
     assert.deepEqual(issues('{ hostUsers: false }', 'debian'), []);
-    assert.match(issues('{ hostUsers: false, privileged: true }', 'debian').join('\n'), /hostUsers: false cannot go with privileged/);
+    assert.match(issues('{ hostUsers: false, privileged: true }', 'debian').join('\n'), /privileged: true needs hostUsers: true, not false/);
+    // Unprivileged by default: privileged and network: host need hostUsers: true said by the container.
+    assert.match(issues('{ privileged: true }', 'debian').join('\n'), /privileged: true needs hostUsers: true \(containers get a user namespace by default\)/);
+    assert.deepEqual(issues('{ privileged: true, hostUsers: true }', 'debian'), []);
   });
 
   it('normalizes the defaults away, so that specs applied before keep their hash', () => {
     const plain = normalizeSpec(doc('{}') as ContainerManifest);
     assert.deepEqual(Object.keys(plain.security).sort(), ['capAdd', 'capDrop', 'noNewPrivileges', 'privileged']);
+    // hostUsers: true is kept as written (absent is the node's default); plan resolves it to what
+    // specs applied before hold (absent: the node's ids), so they keep their hash.
     const def = normalizeSpec(doc('{ seccompProfile: { type: RuntimeDefault }, hostUsers: true }') as ContainerManifest);
-    assert.equal(hashOf(def), hashOf(plain));
+    assert.equal(def.security.hostUsers, true);
+    assert.equal(hashOf(resolveHostUsers(def, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL })), hashOf(plain));
+    assert.equal(
+      resolveHostUsers(plain, { hostUsersDefault: false, pool: DEFAULT_USERNS_POOL }).security.hostUsers,
+      false,
+      'absent: the default, a user namespace',
+    );
     const set = normalizeSpec(doc('{ seccompProfile: { type: Unconfined }, hostUsers: false }', 'debian') as ContainerManifest);
     assert.deepEqual(set.security.seccompProfile, { type: 'Unconfined' });
     assert.equal(set.security.hostUsers, false);

@@ -33,7 +33,7 @@ describe('validateManifest (CRD schema through ajv)', () => {
           mounts: [{ hostPath: '/srv', containerPath: '/data', readOnly: true }],
           network: 'host',
           nodeName: 'node-1',
-          securityContext: { capabilities: { add: ['NET_ADMIN'] } },
+          securityContext: { capabilities: { add: ['NET_ADMIN'] }, hostUsers: true }, // network: host needs hostUsers: true said
           terminationGracePeriodSeconds: 3,
         }),
       ),

@@ -10,7 +10,6 @@ import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
 import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags, planLate } from '../converge-input.js';
 import { recordApplyStatus, recordImageWaiting } from '../apply-status.js';
-import type { Plan } from '../../plan/plan.js';
 import type { ImagePullError } from '../../images/errors.js';
 import { mergePlans } from '../image-rounds.js';
 import { terminalProgress } from '../pull-progress-view.js';

@@ -6,7 +6,7 @@ import { keyOf, outputOption, parse } from '../args.js';
 import { age, table } from '../table.js';
 import { formatProblem } from '../problems.js';
 import { formatResources } from '../../controller/status.js';
-import { desiredPart } from '../../controller/publish.js';
+import { desiredPart, idsColumn } from '../../controller/publish.js';
 import { currentStatus } from '../container-object.js';
 import { controllerAlive, isOfIncarnation, readControllerRecord, readProblems, readStatusRecord } from '../../controller/status-store.js';
 import { messageOf } from '../../contracts/errors.js';
@@ -70,6 +70,7 @@ function fromRuntime(a: ActualContainer): StatusRecord {
   if (a.process.startedAt) rec.actual!.startedAt = a.process.startedAt;
   if (a.process.finishedAt) rec.actual!.finishedAt = a.process.finishedAt;
   rec.actual!.network = networkSummary(a);
+  rec.actual!.ids = idsColumn(a);
   return rec;
 }
 
@@ -164,6 +165,10 @@ export function renderDescribe(
         lines.push(`  Node network:   bridge ${node.bridge}, subnet ${node.subnet}, gateway ${node.gateway} (CNI network ${node.name})`);
     }
     if (rec.actual.disk) lines.push(`  Disk:           ${diskText(rec.actual.disk)}`);
+    if (rec.actual.ids)
+      lines.push(
+        `  User ids:       ${rec.actual.ids === 'node' ? "node (the node's own ids: root is the node's root)" : `${rec.actual.ids} (its own user namespace range)`}`,
+      );
     lines.push(`  Runtime id:     ${rec.actual.id}`);
   } else {
     lines.push('  (no container on this node)');

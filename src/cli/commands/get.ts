@@ -13,6 +13,7 @@ import { containerList, containerObject } from '../container-object.js';
 import { networkSummary } from '../../controller/network-status.js';
 import { imageStatus } from '../../images/status.js';
 import { templateColumn } from '../../images/describe.js';
+import { idsColumn } from '../../controller/publish.js';
 import type { StatusRecord } from '../../contracts/status-record.js';
 import { API_VERSION, KIND, type ContainerManifest } from '../../api/types.js';
 
@@ -155,7 +156,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       'RESTARTS',
       'AGE',
       'STATUS',
-      ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'TEMPLATE', 'SOURCE', 'REVISION'] : []),
+      ...(wide ? ['IP', 'PORTS', 'PIDS', 'DISK', 'IDS', 'TEMPLATE', 'SOURCE', 'REVISION'] : []),
     ];
     const rows = list.map((c) => [
       c.namespace === 'default' ? c.name : c.key,
@@ -174,6 +175,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
             c.applied.spec.network === 'bridge' ? networkSummary(c).ports : '-',
             pair(c, 'pids'),
             diskColumn(c),
+            idsColumn(c),
             templateColumn(c.applied.spec),
             c.applied.source.kind === 'file' ? `${c.applied.source.file}:${c.applied.source.line}` : `kube:${c.applied.source.uid}`,
             revisionColumn(records.get(c.key)?.source ?? c.applied.source),

@@ -16,6 +16,7 @@ import { writeJsonAtomic } from '../../util/json-file.js';
 import { readRecord } from './store.js';
 import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
 import { withTempDir } from './temp-dirs.js';
+import { assignContainerIds } from '../walls/walls.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -62,6 +63,8 @@ async function create(rc: RuncContext, req: CreateRequest): Promise<void> {
       await makeDirs([...rc.disk.plainLayers(cp, record), cp.rootfs]);
       // No record: a status file here is of an earlier container; none reads as never started.
       if (!existing) await removePaths([cp.status]);
+      // Before the record: a replace that changes the mapping records the new range first.
+      await assignIds(rc, cp.dir, req);
       await writeJsonAtomic(cp.record, record);
       return;
     }
@@ -77,5 +80,13 @@ async function create(rc: RuncContext, req: CreateRequest): Promise<void> {
       await writeSmallFile(under(cp.record), `${JSON.stringify(record)}\n`);
       renameSync(tmp, cp.dir);
     });
+    // After the rename: allocation reads the container dirs in place. A create killed before this
+    // leaves no range; the start assigns one (walls.ts isolationInputs).
+    await assignIds(rc, cp.dir, req);
   });
+}
+
+/** The container's own id range for hostUsers: false, or none (walls/id-ranges.ts). */
+function assignIds(rc: RuncContext, dir: string, req: CreateRequest): Promise<unknown> {
+  return assignContainerIds({ paths: rc.paths, settings: rc.opts.isolation ?? {} }, dir, req.spec, req.idRange);
 }

@@ -14,6 +14,7 @@ import type { RuncContext } from './runc-context.js';
 import type { RuncState } from './runc-state.js';
 import { readRecord, readStatus, restartCountOf } from './store.js';
 import { sweepTempDirs } from './temp-dirs.js';
+import { readIds, recordedRange } from '../walls/id-ranges.js';
 
 /** One container from its record and runc state; `deep`: its network is checked in depth. */
 async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
@@ -25,6 +26,8 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   const limits = process.state === 'running' ? await readLimits(cgroup) : {};
   const disk = await rc.disk.usage(cp, record);
   if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;
+  // A container of the node's ids may still have files of its earlier range (until its start re-owns them): no range of its own.
+  const idRange = record.spec.security.hostUsers === false ? recordedRange(await readIds(cp.dir)) : undefined;
   return {
     key: containerKey(record.namespace, record.name),
     namespace: record.namespace,
@@ -37,6 +40,7 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
     // The lock holder (`acetate run`'s 2 s poll) also looks for the port rules: one iptables listing for all.
     ...(record.spec.network === 'bridge' ? { network: await rc.net.observe(id, process.state === 'running', deep, rc.lockHeld) } : {}),
     ...(disk ? { disk } : {}),
+    ...(idRange ? { idRange: { hostID: idRange.hostID, size: idRange.size } } : {}),
   };
 }
 

@@ -25,11 +25,13 @@ import {
   type NodeNetworkFacts,
   type ProcessWatch,
   type ListOptions,
+  type UserNamespaceFacts,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
 import { preflight } from './preflight.js';
 import { admitOneMore, findNodeLimits, readNodeFacts, type NodeLimitFinding } from './node-limits.js';
+import { DEFAULT_USERNS_POOL } from '../walls/id-pool.js';
 import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';
 import type { ImageStore } from '../../images/store.js';
@@ -86,6 +88,11 @@ export class RuncRuntime implements Runtime {
 
   networkFacts(): Promise<NodeNetworkFacts | undefined> {
     return this.rc.net.facts();
+  }
+
+  userNamespaceFacts(): UserNamespaceFacts {
+    const iso = this.rc.opts.isolation ?? {};
+    return { hostUsersDefault: iso.hostUsersDefault ?? false, pool: iso.usernsPool ?? DEFAULT_USERNS_POOL };
   }
 
   /** This process now holds the node lock: it may clear what killed acetates left (see sweepLeftovers). */

@@ -1,53 +1,35 @@
 /**
- * User namespaces (`securityContext.hostUsers: false`, Kubernetes' field): the container's root is
- * an unprivileged uid of the node, so what escapes the container's mounts meets ordinary DAC.
+ * User namespaces: the container's root is an unprivileged uid of the node, so what escapes the
+ * container's mounts meets ordinary DAC. Whether a container gets one is `hostUsers` (Kubernetes'
+ * field; absent: the node's default, `--host-users`, which plan resolves, see
+ * plan/user-namespace.ts); which ids it gets is its own range (id-ranges.ts, id-pool.ts).
  *
- * Allocation: one range per node (per state dir), 65536 ids starting at 1 000 000 000 by default,
- * shared by every unprivileged container of the node, as Incus' default and Docker's userns-remap
- * do. Why shared and not one range per container: runc 1.1.5 has no idmapped mounts, so a
- * template's files must be owned by ids of the range (shifted once, see shiftedTemplate); with a
- * range per container every container would need its own shifted copy of its template. Containers
- * stay apart by their mount, pid and ipc namespaces. Set another range with
- * ACETATE_USERNS_RANGE=<first host id>:<count> (e.g. from /etc/subuid); ids 0..65535 of the
- * node are refused.
+ * runc 1.1.5 has no idmapped mounts, so an imported template's files must be owned by ids of the
+ * container's range: it is shifted once per range (shiftedTemplate) until layers are mounted
+ * idmapped. Images and the host template are refused with a user namespace until then
+ * (walls.ts refuseUnshiftableLower).
  *
  * What the private area is owned by is recorded in <containerDir>/ids.json (`base`: 0 = the node's
- * own ids, else the first host id of the range). When the setting or the range changes, the
- * private area is shifted before the start (every owner in the old range moves to the same offset
- * in the new one), so nothing written under one mapping becomes unusable under the other.
+ * own ids, else the first host id of the range; see id-ranges.ts). When the mapping changes (a
+ * planned replace), the private area is shifted before the start (every owner in the old range
+ * moves to the same offset in the new one), so nothing written under one mapping becomes unusable
+ * under the other.
  */
 import { chmod, chown, lchown, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exec } from '../../util/exec.js';
-import { readJson, writeJsonAtomic } from '../../util/json-file.js';
+import { readIds, recordOwner } from './id-ranges.js';
+import type { IdRange } from './id-pool.js';
 import { isAlive } from '../../util/processes.js';
 
-export interface IdRange {
-  /** First host id (container id 0 maps to it). */
-  hostID: number;
-  size: number;
-}
-
-export const DEFAULT_USERNS_RANGE: IdRange = { hostID: 1_000_000_000, size: 65_536 };
+export type { IdRange } from './id-pool.js';
 
 export class UserNamespaceError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'UserNamespaceError';
   }
-}
-
-/** `first:count` → a range; absent → the default. */
-export function parseIdRange(value: string | undefined): IdRange {
-  if (!value) return DEFAULT_USERNS_RANGE;
-  const m = /^(\d+):(\d+)$/.exec(value.trim());
-  const hostID = m ? Number(m[1]) : NaN;
-  const size = m ? Number(m[2]) : NaN;
-  if (!m || hostID < 65_536 || size < 65_536 || hostID + size > 4_294_967_294) {
-    throw new UserNamespaceError(`ACETATE_USERNS_RANGE '${value}' must be FIRST:COUNT with FIRST ≥ 65536, COUNT ≥ 65536, and the range below 2^32-1`);
-  }
-  return { hostID, size };
 }
 
 export interface OciUserNamespace {
@@ -90,12 +72,6 @@ export async function shiftTree(dir: string, from: number, to: number, size: num
   return n;
 }
 
-interface IdsFile {
-  /** Owner base of the private area: 0 = the node's ids. */
-  base: number;
-  size: number;
-}
-
 export interface PrivateArea {
   /** <stateDir>/containers/<id> */
   dir: string;
@@ -111,8 +87,7 @@ export interface PrivateArea {
  * while nobody else can.
  */
 export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespace | undefined): Promise<{ shifted: number; from: number; to: number }> {
-  const file = path.join(pa.dir, 'ids.json');
-  const recorded = await readJson<IdsFile>(file).catch(() => undefined);
+  const recorded = await readIds(pa.dir);
   // Never run with a user namespace: owned by the node's ids as created, nothing to shift.
   if (!recorded && !userns) {
     await openContainerRoot(pa.upper);
@@ -126,7 +101,7 @@ export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespa
     // overlayfs' work dir holds nothing between mounts; it is simply emptied.
     await rm(pa.work, { recursive: true, force: true });
     shifted = await shiftTree(pa.upper, had.base, to, Math.min(size, had.size));
-    await writeJsonAtomic(file, { base: to, size } satisfies IdsFile);
+    await recordOwner(pa.dir, to, size);
   }
   const owner = to;
   await mkdir(pa.work, { recursive: true, mode: 0o700 });

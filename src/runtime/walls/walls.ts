@@ -6,6 +6,7 @@
  * with. hostpath-guard.ts and mount-checks.ts check the mounts a spec asks for. This folder knows
  * nothing of runc: it returns the parts of the OCI config, and runc/oci-config.ts puts them together.
  */
+import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { InvalidError } from '../../contracts/errors.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
@@ -13,20 +14,16 @@ import { applyHostView, currentHostView } from './host-view.js';
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
-import {
-  DEFAULT_USERNS_RANGE,
-  ensureTraversable,
-  preparePrivateArea,
-  shiftedTemplate,
-  userNamespaceFor,
-  type IdRange,
-  type OciUserNamespace,
-} from './userns.js';
+import { ensureTraversable, preparePrivateArea, shiftedTemplate, userNamespaceFor, type OciUserNamespace } from './userns.js';
+import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js';
+import { assignIdRange, ID_RANGES_LOCK, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
 
 /** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
 export interface WallPaths {
   stateDir: string;
   runDir: string;
+  /** <stateDir>/containers: where the id ranges in use are recorded (id-ranges.ts). */
+  containersDir: string;
 }
 
 /** A container's own dirs (runc/paths.ts ContainerPaths has them). */
@@ -50,8 +47,10 @@ export interface IsolationSettings {
   hostHide?: string[];
   /** Default hidden paths shown on this node after all (ACETATE_HOST_SHOW). */
   hostShow?: string[];
-  /** The node's id range for user namespaces (ACETATE_USERNS_RANGE). */
-  usernsRange?: IdRange;
+  /** The node's pool of ids for containers' ranges (--userns-pool, ACETATE_USERNS_POOL; see id-pool.ts). */
+  usernsPool?: IdRange;
+  /** What an absent hostUsers means on this node (--host-users, ACETATE_HOST_USERS): default false, a user namespace. */
+  hostUsersDefault?: boolean;
   /** The RuntimeDefault seccomp profile file (default: Debian's containers-common one). */
   seccompProfile?: string;
 }
@@ -80,6 +79,42 @@ export function hostTemplateMounts(view: { tmpfs: readonly { path: string }[] })
   return view.tmpfs.map((t) => ({ destination: t.path, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755'] }));
 }
 
+export function idRangeStore(paths: WallPaths, settings: IsolationSettings): IdRangeStore {
+  return { containersDir: paths.containersDir, lockFile: path.join(paths.stateDir, ID_RANGES_LOCK), pool: settings.usernsPool ?? DEFAULT_USERNS_POOL };
+}
+
+/**
+ * At a create: the ids the container will run with, recorded with it (id-ranges.ts): its own range
+ * for hostUsers: false (kept across a replace while it is in the pool; `preferred`: the one plan
+ * announced), none for the node's ids.
+ */
+export function assignContainerIds(
+  ctx: Pick<IsolationContext, 'paths' | 'settings'>,
+  dir: string,
+  spec: Pick<AppliedRecord['spec'], 'security'>,
+  preferred?: IdRange,
+): Promise<IdRange | undefined> {
+  return assignIdRange(idRangeStore(ctx.paths, ctx.settings), dir, spec.security.hostUsers === false, preferred);
+}
+
+/**
+ * Where a container's lower layers cannot be used in a user namespace yet: an image's layers and
+ * the host template's / belong to the node's root and are shared, and runc 1.1.5 cannot mount them
+ * idmapped (an imported template is shifted to the range, see shiftedTemplate). The one place the
+ * refusal lives: idmapped layer mounts remove it.
+ */
+export function refuseUnshiftableLower(unprivileged: boolean, template: string, lower: string | string[]): void {
+  if (!unprivileged) return;
+  if (Array.isArray(lower))
+    throw new InvalidError(
+      'a user namespace (hostUsers: false, the default) cannot be used with an image yet: set securityContext.hostUsers: true, or use an imported template',
+    );
+  if (template === HOST_TEMPLATE)
+    throw new InvalidError(
+      "a user namespace (hostUsers: false, the default) cannot be used with the host template yet: its files belong to the node's root; set securityContext.hostUsers: true, or use an imported template",
+    );
+}
+
 /**
  * The OciConfigInput fields of isolation, for a template whose lower dir is `lower`. With
  * `prepare` (a start, not a check), the private area is re-owned for the ids in use and an
@@ -93,8 +128,18 @@ export async function isolationInputs(
   opts: { prepare: boolean },
 ): Promise<WallInputs> {
   const { spec } = record;
-  const range = ctx.settings.usernsRange ?? DEFAULT_USERNS_RANGE;
-  const userNamespace = userNamespaceFor(spec.security.hostUsers, range);
+  const unprivileged = spec.security.hostUsers === false;
+  refuseUnshiftableLower(unprivileged, spec.template, lower);
+  // The range recorded at the create, as it is: a change of pool is a planned replace, never a
+  // switch at the next start. None recorded (created before ranges were per container, or a
+  // check before the create): one is assigned at the start; a check builds with any range.
+  let range: IdRange | undefined;
+  if (unprivileged) {
+    const store = idRangeStore(ctx.paths, ctx.settings);
+    range = recordedRange(await readIds(cp.dir));
+    if (!range) range = opts.prepare ? await assignIdRange(store, cp.dir, true) : lowestFreeRange(store.pool, []);
+  }
+  const userNamespace = range ? userNamespaceFor(false, range) : undefined;
   const caps = resolveCapabilities(spec.security).filter((c) => ctx.boundingCapabilities.includes(c));
   const seccomp = seccompFor(spec.security.seccompProfile, {
     capabilities: caps,
@@ -103,13 +148,9 @@ export async function isolationInputs(
   });
   const host = spec.template === HOST_TEMPLATE;
   const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
-  // An image's layers are shared by every container of the image: there is no shifted copy of them
-  // (validation refuses hostUsers: false with image; this guards other callers).
-  if (userNamespace && Array.isArray(lower))
-    throw new InvalidError('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
   let lowerDir = lower;
   if (opts.prepare) {
-    if (userNamespace && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
+    if (range && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
     if (userNamespace && typeof lowerDir === 'string') {
       const own = [ctx.paths.stateDir];
       await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea

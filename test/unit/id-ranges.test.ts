@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { assignIdRange, idsFileOf, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
+import { formatIdRange, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap } from '../../src/runtime/walls/id-pool.js';
+import { forgetFiles } from '../../src/util/json-file.js';
+import { plan } from '../../src/plan/plan.js';
+import { renderPlan } from '../../src/plan/render.js';
+import type { ActualContainer, UserNamespaceFacts } from '../../src/runtime/runtime.js';
+import { actualFrom, desired } from '../support/model.js';
+import { withTmpDir } from '../support/tmpdir.js';
+
+const POOL = { hostID: 1_000_000_000, size: RANGE_SIZE * 4 };
+const range = (i: number, pool = POOL) => ({ hostID: pool.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
+
+function storeIn(dir: string, pool = POOL): IdRangeStore {
+  return { containersDir: path.join(dir, 'containers'), lockFile: path.join(dir, 'id-ranges.lock'), pool };
+}
+
+async function container(store: IdRangeStore, id: string): Promise<string> {
+  const d = path.join(store.containersDir, id);
+  await mkdir(d, { recursive: true });
+  return d;
+}
+
+describe('id pool (pure)', () => {
+  it('takes the lowest range no one holds, on the pool boundaries, and none when full', () => {
+    assert.deepEqual(lowestFreeRange(POOL, []), range(0));
+    assert.deepEqual(lowestFreeRange(POOL, [range(0), range(2)]), range(1));
+    // An odd range (acetate's earlier shared one, anywhere) blocks every boundary range it touches.
+    assert.deepEqual(lowestFreeRange(POOL, [{ hostID: POOL.hostID + 10, size: RANGE_SIZE }]), range(2));
+    assert.equal(
+      lowestFreeRange(
+        POOL,
+        [0, 1, 2, 3].map((i) => range(i)),
+      ),
+      undefined,
+    );
+    assert.ok(rangeInPool(range(3), POOL));
+    assert.ok(!rangeInPool(range(4), POOL), 'past the end');
+    assert.ok(!rangeInPool({ hostID: POOL.hostID + 1, size: RANGE_SIZE }, POOL), 'off a boundary');
+    assert.ok(rangesOverlap(range(1), { hostID: range(1).hostID + RANGE_SIZE - 1, size: 1 }));
+    assert.ok(!rangesOverlap(range(1), range(2)));
+    assert.equal(formatIdRange(range(1)), '1000065536-1000131071');
+  });
+});
+
+describe('id ranges (allocated per container, recorded in ids.json)', () => {
+  it('gives containers disjoint ranges, keeps a range across re-creates, frees it with the dir and reuses it', () =>
+    withTmpDir(async (dir) => {
+      const store = storeIn(dir);
+      const a = await container(store, 'default_a');
+      const b = await container(store, 'default_b');
+      const ra = await assignIdRange(store, a, true);
+      const rb = await assignIdRange(store, b, true);
+      assert.deepEqual([ra, rb], [range(0), range(1)]);
+      // Persisted: the record is a file of the container, read again from disk.
+      forgetFiles([idsFileOf(a)]);
+      assert.deepEqual(JSON.parse(await readFile(idsFileOf(a), 'utf8')).range, range(0));
+      assert.deepEqual(await assignIdRange(store, a, true), range(0), 'a re-create keeps its range');
+      // Destroy = the container dir goes: its range is free and the next container gets it.
+      await rm(a, { recursive: true });
+      const c = await container(store, 'default_c');
+      assert.deepEqual(await assignIdRange(store, c, true), range(0));
+      // hostUsers: true drops the range; the files' owner stays recorded until the start re-owns them.
+      await recordOwner(b, range(1).hostID, RANGE_SIZE);
+      assert.equal(await assignIdRange(store, b, false), undefined);
+      assert.deepEqual(await readIds(b), { base: range(1).hostID, size: RANGE_SIZE });
+      const d = await container(store, 'default_d');
+      assert.deepEqual(await assignIdRange(store, d, true), range(2), "b's files still own range 1: not given out");
+    }));
+
+  it('takes the range plan announced while it is free, and moves a range outside the pool or shared', () =>
+    withTmpDir(async (dir) => {
+      const store = storeIn(dir);
+      const a = await container(store, 'default_a');
+      assert.deepEqual(await assignIdRange(store, a, true, range(3)), range(3));
+      const b = await container(store, 'default_b');
+      assert.deepEqual(await assignIdRange(store, b, true, range(3)), range(0), 'announced range taken meanwhile: the lowest free');
+      // The pool moved: a's range is outside it; a re-create gives one of the new pool.
+      const moved = storeIn(dir, { hostID: 1_200_000_000, size: RANGE_SIZE * 2 });
+      assert.deepEqual(await assignIdRange(moved, a, true), { hostID: 1_200_000_000, size: RANGE_SIZE });
+      // Two containers on one range (acetate's earlier shared range: base only in ids.json).
+      const e = await container(store, 'default_e');
+      await recordOwner(e, range(0).hostID, RANGE_SIZE);
+      assert.deepEqual(await assignIdRange(store, e, true), range(1), 'b holds range 0 too: e gets its own');
+    }));
+
+  it('never gives one range twice to concurrent allocations', () =>
+    withTmpDir(async (dir) => {
+      const store = storeIn(dir, { hostID: 1_000_000_000, size: RANGE_SIZE * 16 });
+      const dirs = await Promise.all(Array.from({ length: 12 }, (_, i) => container(store, `default_c${i}`)));
+      const got = await Promise.all(dirs.map((d) => assignIdRange(store, d, true)));
+      assert.equal(new Set(got.map((r) => r!.hostID)).size, 12, JSON.stringify(got));
+      const full = await Promise.all(Array.from({ length: 5 }, (_, i) => container(store, `default_f${i}`)));
+      const res = await Promise.allSettled(full.map((d) => assignIdRange(store, d, true)));
+      assert.equal(res.filter((r) => r.status === 'fulfilled').length, 4);
+      const refused = res.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      assert.match(String(refused.reason), /no free range of 65536 ids left in the pool .* widen --userns-pool/);
+    }));
+});
+
+describe('plan: user namespace mapping changes', () => {
+  const facts = (hostUsersDefault: boolean, pool = POOL): UserNamespaceFacts => ({ hostUsersDefault, pool });
+  const withRange = (a: ActualContainer, r: { hostID: number; size: number }): ActualContainer => ({ ...a, idRange: r });
+
+  it('a default change is a named replace: node root → ids, and back', () => {
+    const d = desired('web');
+    const old = actualFrom(d); // created when containers got the node's ids
+    const p = plan({ desired: new Map([[d.key, d]]), actual: new Map([[d.key, old]]), complete: true, userNamespaces: facts(false) });
+    assert.equal(p.actions.length, 1);
+    const r = p.actions[0]!;
+    assert.equal(r.kind, 'replace');
+    assert.match(renderPlan(p), /-\/\+ replace\s+default\/web\s+user namespace: node root → ids 1000000000–1000065535, the private area's files are re-owned/);
+    assert.deepEqual(r.kind === 'replace' && r.idRange, range(0));
+    assert.equal(r.kind === 'replace' && r.desired.spec.security.hostUsers, false, 'the record will hold the choice');
+    // Applied: converged under the same default; the default going back is the reverse replace.
+    const now = withRange(actualFrom(r.desired), range(0));
+    assert.deepEqual(plan({ desired: new Map([[d.key, d]]), actual: new Map([[d.key, now]]), complete: true, userNamespaces: facts(false) }).actions, []);
+    const back = plan({ desired: new Map([[d.key, d]]), actual: new Map([[d.key, now]]), complete: true, userNamespaces: facts(true) });
+    assert.match(renderPlan(back), /replace\s+default\/web\s+user namespace: ids 1000000000–1000065535 → node root/);
+    // hostUsers: true said by the container: no change whatever the default.
+    const pinned = desired('web', { securityContext: { hostUsers: true } });
+    assert.deepEqual(plan({ desired: new Map([[d.key, pinned]]), actual: new Map([[d.key, old]]), complete: true, userNamespaces: facts(false) }).actions, []);
+  });
+
+  it('a range outside the pool, or held by two containers, is a replace naming both ranges; creates get disjoint ranges', () => {
+    const a = desired('a', { securityContext: { hostUsers: false } });
+    const b = desired('b', { securityContext: { hostUsers: false } });
+    const c = desired('c', { securityContext: { hostUsers: false } });
+    const actual = new Map([
+      [a.key, withRange(actualFrom(a), range(0))],
+      [b.key, withRange(actualFrom(b), range(0))],
+    ]);
+    const p = plan({
+      desired: new Map([
+        [a.key, a],
+        [b.key, b],
+        [c.key, c],
+      ]),
+      actual,
+      complete: true,
+      userNamespaces: facts(false),
+    });
+    const text = renderPlan(p);
+    assert.doesNotMatch(text, /default\/a/, 'the first holder keeps it');
+    assert.match(text, /replace\s+default\/b\s+user namespace: ids 1000000000–1000065535 \(held by another container too\) → ids 1000065536–1000131071/);
+    assert.match(text, /create\s+default\/c.*user namespace: root is node ids 1000131072–1000196607/);
+    const moved = plan({
+      desired: new Map([[a.key, a]]),
+      actual: new Map([[a.key, actual.get(a.key)!]]),
+      complete: true,
+      userNamespaces: facts(false, { hostID: 1_200_000_000, size: RANGE_SIZE * 2 }),
+    });
+    assert.match(renderPlan(moved), /ids 1000000000–1000065535 \(outside the pool 1200000000–1200131071\) → ids 1200000000–1200065535/);
+  });
+
+  it('without facts (a runtime without user namespaces) an absent hostUsers stays the node ids', () => {
+    const d = desired('web');
+    assert.deepEqual(plan({ desired: new Map([[d.key, d]]), actual: new Map([[d.key, actualFrom(d)]]), complete: true }).actions, []);
+  });
+});
