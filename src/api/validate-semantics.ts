@@ -72,7 +72,7 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
       }
     });
   }
-  out.push(...securityContextIssues(spec.securityContext, spec.template, spec.image));
+  out.push(...securityContextIssues(spec.securityContext));
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
@@ -111,7 +111,7 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
 }
 
 /** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/walls/seccomp.ts, userns.ts). */
-function securityContextIssues(sc: unknown, template: unknown, image: unknown): ValidationIssue[] {
+function securityContextIssues(sc: unknown): ValidationIssue[] {
   if (!isRecord(sc)) return [];
   const out: ValidationIssue[] = [];
   const at = (...p: PathSegment[]): PathSegment[] => ['spec', 'securityContext', ...p];
@@ -124,21 +124,5 @@ function securityContextIssues(sc: unknown, template: unknown, image: unknown): 
   }
   if (sc.hostUsers === false && sc.privileged === true)
     out.push(issue(at('hostUsers'), "false cannot go with privileged: true (a privileged container uses the node's ids)"));
-  if (sc.hostUsers === false && template === 'host') {
-    out.push(
-      issue(
-        at('hostUsers'),
-        "false needs an imported template: the host template's files belong to the node's root and overlayfs cannot use the node's / in a user namespace (see README, User namespaces)",
-      ),
-    );
-  }
-  if (sc.hostUsers === false && image !== undefined) {
-    out.push(
-      issue(
-        at('hostUsers'),
-        "false cannot go with image yet: an image's layers are shared by every container of the image and belong to the node's root (use an imported template)",
-      ),
-    );
-  }
   return out;
 }

@@ -17,6 +17,7 @@ import { NetworkError } from '../network/driver.js';
 import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
 import { noteExit, noteStart } from './run-status.js';
 import { keepAsPreviousLog } from './previous-log.js';
+import { idmapDir, releaseIdmappedLayers } from '../walls/idmap.js';
 
 /** Starts the process with the applied spec; a running container is left alone. */
 export async function startContainer(rc: RuncContext, key: string): Promise<{ pid: number }> {
@@ -93,6 +94,9 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
       // Out of the cgroup of the unit (or shell) that runs acetate: see conmon-cgroup.ts.
       cgroupDirs: await conmonCgroupDirs(rc.paths.cgroupParent, rc.cgroupRoot),
     }));
+    // runc create has mounted the overlay (with its own clones of the idmapped layers) in the
+    // container's mount namespace: the node's copies go now, nothing stays mounted on the node.
+    await releaseIdmappedLayers(idmapDir(cp.runDir));
     await attached;
     await runc.start(t.id, { initPid: pid });
   } catch (err) {
@@ -100,6 +104,7 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
     await attached?.catch(() => undefined);
     await runc.delete(t.id, { force: true }).catch(() => undefined);
     await reapConmon(cp, rc.waiter).catch(() => undefined);
+    await releaseIdmappedLayers(idmapDir(cp.runDir)).catch(() => undefined);
     await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep }).catch(() => undefined);
     if (err instanceof NetworkError) throw err; // its reason (PortConflict, SubnetFull...) is the condition's
     throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -4,10 +4,9 @@
  *
  * Allocation: one range per node (per state dir), 65536 ids starting at 1 000 000 000 by default,
  * shared by every unprivileged container of the node, as Incus' default and Docker's userns-remap
- * do. Why shared and not one range per container: runc 1.1.5 has no idmapped mounts, so a
- * template's files must be owned by ids of the range (shifted once, see shiftedTemplate); with a
- * range per container every container would need its own shifted copy of its template. Containers
- * stay apart by their mount, pid and ipc namespaces. Set another range with
+ * do. The template's or image's layers are not shifted: they are mounted idmapped into the range
+ * at each start (idmap.ts), so a range costs no copy. Containers stay apart by their mount, pid
+ * and ipc namespaces. Set another range with
  * ACETATE_USERNS_RANGE=<first host id>:<count> (e.g. from /etc/subuid); ids 0..65535 of the
  * node are refused.
  *
@@ -16,12 +15,9 @@
  * private area is shifted before the start (every owner in the old range moves to the same offset
  * in the new one), so nothing written under one mapping becomes unusable under the other.
  */
-import { chmod, chown, lchown, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { exec } from '../../util/exec.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
-import { isAlive } from '../../util/processes.js';
 
 export interface IdRange {
   /** First host id (container id 0 maps to it). */
@@ -172,32 +168,4 @@ export async function ensureTraversable(target: string, ownDirs: readonly string
         `user namespaces need o+x on every directory above the state dir (chmod o+x ${p})`,
     );
   }
-}
-
-/**
- * An imported template as the range's ids own it: <templateDir>/rootfs-userns-<first>-<count>,
- * a copy of rootfs shifted once at its first use with a user namespace (a temp dir renamed into
- * place, so it is whole or absent). The template's removal deletes it with the rest.
- */
-export async function shiftedTemplate(rootfs: string, range: IdRange): Promise<string> {
-  const dir = path.dirname(rootfs);
-  const target = path.join(dir, `rootfs-userns-${range.hostID}-${range.size}`);
-  const st = await lstat(target).catch(() => undefined);
-  if (st?.isDirectory()) return target;
-  // A shift interrupted by a crash left a temp copy: remove those whose process is gone.
-  for (const n of await readdir(dir)) {
-    const m = /^\.shift-(\d+)-/.exec(n);
-    if (m && !(await isAlive(Number(m[1])))) await rm(path.join(dir, n), { recursive: true, force: true });
-  }
-  const tmp = path.join(dir, `.shift-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await exec('cp', ['-a', '--', rootfs, tmp]);
-    await shiftTree(tmp, 0, range.hostID, range.size);
-    await rename(tmp, target);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    if ((await lstat(target).catch(() => undefined))?.isDirectory()) return target; // another start made it
-    throw new UserNamespaceError(`cannot shift template ${rootfs} to ids ${range.hostID}+${range.size}`, { cause: err });
-  }
-  return target;
 }

@@ -7,7 +7,7 @@
  * nothing of runc: it returns the parts of the OCI config, and runc/oci-config.ts puts them together.
  */
 import type { AppliedRecord } from '../runtime.js';
-import { InvalidError } from '../../contracts/errors.js';
+import { idmapDir, mountIdmappedLayers } from './idmap.js';
 import { HOST_TEMPLATE, hostMaskRules, isolationMounts, resolveHostMasks, type HostIsolationOptions } from './host-masks.js';
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
@@ -16,7 +16,6 @@ import {
   DEFAULT_USERNS_RANGE,
   ensureTraversable,
   preparePrivateArea,
-  shiftedTemplate,
   userNamespaceFor,
   type IdRange,
   type OciUserNamespace,
@@ -31,6 +30,8 @@ export interface WallPaths {
 /** A container's own dirs (runc/paths.ts ContainerPaths has them). */
 export interface WallContainerPaths {
   dir: string;
+  /** <runDir>/containers/<id>: the idmapped layers are mounted under it (see idmap.ts). */
+  runDir: string;
   upper: string;
   work: string;
   rootfs: string;
@@ -68,8 +69,9 @@ export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'sett
 
 /**
  * The OciConfigInput fields of isolation, for a template whose lower dir is `lower`. With
- * `prepare` (a start, not a check), the private area is re-owned for the ids in use and an
- * imported template shifted to the range at its first unprivileged use.
+ * `prepare` (a start, not a check), the private area is re-owned for the ids in use and, with a
+ * user namespace, the layers are mounted idmapped to its range (idmap.ts): the returned `lower`
+ * is then those mounts, which the caller releases once runc has created the container.
  */
 export async function isolationInputs(
   record: Pick<AppliedRecord, 'spec'>,
@@ -89,20 +91,19 @@ export async function isolationInputs(
   });
   const isolation =
     spec.template === HOST_TEMPLATE ? isolationMounts(await resolveHostMasks(hostMaskRules(hostIsolationOptions(ctx)), ctx.hostRoot)) : undefined;
-  // An image's layers are shared by every container of the image: there is no shifted copy of them
-  // (validation refuses hostUsers: false with image; this guards other callers).
-  if (userNamespace && Array.isArray(lower))
-    throw new InvalidError('a user namespace (hostUsers: false) cannot be used with an image yet: use an imported template');
   let lowerDir = lower;
   if (opts.prepare) {
-    if (userNamespace && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
-    if (userNamespace && typeof lowerDir === 'string') {
-      const own = [ctx.paths.stateDir];
+    if (userNamespace) {
+      const own = [ctx.paths.stateDir, ctx.paths.runDir];
+      const layers = typeof lower === 'string' ? [lower] : lower;
+      const dir = idmapDir(cp.runDir);
+      await ensureTraversable(dir, own); // the overlay is mounted by the range's root, through dir
       await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea
-      await ensureTraversable(lowerDir, own);
       // With resources.disk the upper dir sits on the disk image's root (disk/), made 0700 root
       // like the container dir was at the image's creation: the range root must cross it too.
       await ensureTraversable(cp.upper, own);
+      const mapped = await mountIdmappedLayers(dir, layers, userNamespace);
+      lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);
   }
