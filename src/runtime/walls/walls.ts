@@ -12,14 +12,7 @@ import { HOST_TEMPLATE, hostMaskRules, isolationMounts, resolveHostMasks, type H
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
-import {
-  DEFAULT_USERNS_RANGE,
-  ensureTraversable,
-  preparePrivateArea,
-  userNamespaceFor,
-  type IdRange,
-  type OciUserNamespace,
-} from './userns.js';
+import { DEFAULT_USERNS_RANGE, ensureTraversable, preparePrivateArea, userNamespaceFor, type IdRange, type OciUserNamespace } from './userns.js';
 
 /** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
 export interface WallPaths {
