@@ -2,7 +2,13 @@
  * acetate-idmap: idmapped bind mounts of a container's rootfs layers, in one call per start.
  *
  *   acetate-idmap HOSTID COUNT SRC TARGET [SRC TARGET...]
+ *   acetate-idmap --hold HOSTID COUNT SRC TARGET [SRC TARGET...]
  *   acetate-idmap --release TARGET...     detach what is mounted there (none: nothing to do)
+ *
+ * With --hold, once every layer is mounted it prints `ready` and waits for the end of its stdin,
+ * then detaches the targets itself: acetate closes stdin once runc has created the container (the
+ * overlay keeps its own clones of the layers), and if acetate dies before, the kernel closes it,
+ * so the mounts never outlive the start that made them (one process per start, none to release).
  *
  * Each SRC (a directory: the node's `/`, an imported template's rootfs, an image layer) is bound
  * read-only at TARGET (an existing empty directory) with ids 0..COUNT-1 of its files seen as
@@ -111,9 +117,15 @@ static int release(int n, char **targets) {
 int main(int argc, char **argv) {
   unsigned long host, count;
   if (argc >= 2 && strcmp(argv[1], "--release") == 0) return release(argc - 2, argv + 2);
+  int hold = argc >= 2 && strcmp(argv[1], "--hold") == 0;
+  if (hold) {
+    argv++;
+    argc--;
+    signal(SIGPIPE, SIG_IGN);
+  }
   if (argc < 5 || argc % 2 == 0 || (argc - 3) / 2 > MAX_LAYERS || parse_id(argv[1], &host) || parse_id(argv[2], &count) || count == 0 ||
       host + count > UINT32_MAX) {
-    fprintf(stderr, "usage: acetate-idmap HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)\n", MAX_LAYERS);
+    fprintf(stderr, "usage: acetate-idmap [--hold] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)\n", MAX_LAYERS);
     return 2;
   }
   int ns = userns_fd(host, count);
@@ -135,5 +147,12 @@ int main(int argc, char **argv) {
       return fail("move_mount to", target);
     }
   }
-  return 0;
+  if (!hold) return 0;
+  char *targets[MAX_LAYERS], buf[256];
+  for (int i = 0; i < n; i++) targets[i] = argv[4 + 2 * i];
+  /* A reader gone (write fails) or stdin at its end: either way the mounts go now. */
+  if (write(1, "ready\n", 6) == 6)
+    while (read(0, buf, sizeof buf) > 0) {
+    }
+  return release(n, targets);
 }
