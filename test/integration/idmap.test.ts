@@ -6,9 +6,12 @@
  * ranges use the one copy), and no idmapped mount is left on the node while it runs or after.
  */
 import assert from 'node:assert/strict';
-import { lstat, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { exec } from '../../src/util/exec.js';
+import { IDMAP_HELPER, IdmapError, mountIdmappedLayers, releaseIdmappedLayers } from '../../src/runtime/walls/idmap.js';
+import { userNamespaceFor } from '../../src/runtime/walls/userns.js';
 import { runCli } from '../support/cli.js';
 import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
@@ -167,6 +170,65 @@ describe('idmapped layers for user namespaces (real runc)', function () {
     assert.equal((await lstat(path.join(layers, (await readdir(layers))[0]!))).uid, 0, 'the layers stay node root');
     assert.deepEqual(await owners(layers), before, 'the layer store is neither copied nor chowned by the second range');
     assert.equal(await bytes(layers), size, 'one copy of the image for both');
+    assert.deepEqual(await nodeMountsOf(root), []);
+  });
+});
+
+describe('acetate-idmap (the helper): mounts whole or none, never outliving its holder', function () {
+  this.timeout(60_000);
+  let root: string;
+  const userns = userNamespaceFor(false, { hostID: 1_300_000_000, size: 65_536 })!;
+  beforeEach(async () => {
+    root = await mkdtemp('/tmp/acetate-idmap-helper-');
+  });
+  afterEach(async () => {
+    await releaseIdmappedLayers(path.join(root, 'lower')).catch(() => undefined);
+    assert.deepEqual(await nodeMountsOf(root), []);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('maps the layers read-only to the range and detaches them at release', async () => {
+    const layer = path.join(root, 'layer');
+    await mkdir(layer);
+    await writeFile(path.join(layer, 'f'), 'x');
+    const dir = path.join(root, 'lower');
+    const [t0, t1] = await mountIdmappedLayers(dir, [layer, '/'], userns);
+    assert.equal((await stat(path.join(t0!, 'f'))).uid, 1_300_000_000, "node root's file seen as the range's root");
+    assert.equal((await stat(path.join(t1!, 'etc', 'passwd'))).uid, 1_300_000_000);
+    await assert.rejects(writeFile(path.join(t0!, 'g'), 'y'), { code: 'EROFS' });
+    assert.equal((await stat(path.join(layer, 'f'))).uid, 0, 'the layer itself is unchanged');
+    await releaseIdmappedLayers(dir);
+    assert.deepEqual(await nodeMountsOf(root), []);
+    await assert.rejects(lstat(dir), { code: 'ENOENT' });
+  });
+
+  it('a missing layer: nothing mounted, the error names it', async () => {
+    const dir = path.join(root, 'lower');
+    await assert.rejects(mountIdmappedLayers(dir, ['/', path.join(root, 'missing')], userns), (err: unknown) => {
+      assert.ok(err instanceof IdmapError);
+      assert.match(String((err.cause as Error).message), /open_tree .*missing: No such file/);
+      return true;
+    });
+    assert.deepEqual(await nodeMountsOf(root), []);
+  });
+
+  it('the holder gone (acetate died: its stdin closed), the mounts go; a SIGKILLed helper is released by the next scrub', async () => {
+    const t = path.join(root, 'lower', '0');
+    await mkdir(t, { recursive: true });
+    const holder = spawn(IDMAP_HELPER, ['--hold', '1300000000', '65536', '/', t], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise((resolve) => holder.stdout.once('data', resolve));
+    assert.equal((await nodeMountsOf(root)).length, 1);
+    const exited = new Promise((resolve) => holder.once('exit', resolve));
+    holder.stdin.destroy();
+    assert.equal(await exited, 0);
+    assert.deepEqual(await nodeMountsOf(root), [], 'detached by the helper itself');
+    const killed = spawn(IDMAP_HELPER, ['--hold', '1300000000', '65536', '/', t], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise((resolve) => killed.stdout.once('data', resolve));
+    const gone = new Promise((resolve) => killed.once('exit', resolve));
+    killed.kill('SIGKILL');
+    await gone;
+    assert.equal((await nodeMountsOf(root)).length, 1, 'a killed helper cannot detach');
+    await releaseIdmappedLayers(path.join(root, 'lower'));
     assert.deepEqual(await nodeMountsOf(root), []);
   });
 });
