@@ -15,7 +15,7 @@
  * (`--release`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readdir, rmdir } from 'node:fs/promises';
+import { chown, mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../../util/exec.js';
@@ -47,7 +47,10 @@ export async function mountIdmappedLayers(dir: string, layers: readonly string[]
     throw new IdmapError('idmapped layers need one mapping from container id 0, the same for users and groups');
   }
   await releaseIdmappedLayers(dir, helper);
-  await mkdir(dir, { recursive: true, mode: 0o711 });
+  // Only the range's root (runc mounting the overlay in the container's user namespace) may walk
+  // in: through the mounts, node root's files are that uid's until they are detached.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chown(dir, m.hostID, g.hostID);
   const targets = layers.map((_, i) => path.join(dir, String(i)));
   for (const t of targets) await mkdir(t, { mode: 0o755 });
   const args = [String(m.hostID), String(m.size), ...layers.flatMap((l, i) => [l, targets[i]!])];
