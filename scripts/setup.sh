@@ -46,6 +46,9 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v gpg >/dev/null 2>&1 || missing+=(gpg)
 command -v gpg-agent >/dev/null 2>&1 || missing+=(gpg-agent)
 command -v gpgconf >/dev/null 2>&1 || missing+=(gpgconf)
+# User namespaces: native/acetate-idmap.c (idmapped layer mounts) is compiled at build time.
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/include/x86_64-linux-gnu/sys/mount.h ] || [ -f /usr/include/sys/mount.h ] || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "acetate setup: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
@@ -65,3 +68,4 @@ fi
 rm -rf dist  # a moved or deleted source must not leave a stale compiled test behind
 npx --no-install tsc -p . >&2
 node dist/src/api/validator-build.js >&2
+bash scripts/build-native.sh >&2

@@ -72,7 +72,7 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
       }
     });
   }
-  out.push(...securityContextIssues(spec.securityContext, spec.template, spec.image, spec.network));
+  out.push(...securityContextIssues(spec.securityContext, spec.network));
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
@@ -111,7 +111,7 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
 }
 
 /** seccompProfile and hostUsers rules the schema cannot say (see src/runtime/walls/seccomp.ts, userns.ts). */
-function securityContextIssues(sc: unknown, template: unknown, image: unknown, network: unknown): ValidationIssue[] {
+function securityContextIssues(sc: unknown, network: unknown): ValidationIssue[] {
   const out: ValidationIssue[] = [];
   const hostUsers = isRecord(sc) ? sc.hostUsers : undefined;
   // What cannot work in a user namespace, which is the default: the container must opt out of it
@@ -138,22 +138,6 @@ function securityContextIssues(sc: unknown, template: unknown, image: unknown, n
       out.push(issue(at('seccompProfile', 'localhostProfile'), 'required with type Localhost (an absolute path of a profile on the node)'));
     if (sp.type !== 'Localhost' && sp.localhostProfile !== undefined)
       out.push(issue(at('seccompProfile', 'localhostProfile'), `only goes with type Localhost, not ${show(sp.type)}`));
-  }
-  if (sc.hostUsers === false && template === 'host') {
-    out.push(
-      issue(
-        at('hostUsers'),
-        "false needs an imported template: the host template's files belong to the node's root and overlayfs cannot use the node's / in a user namespace (see README, User namespaces)",
-      ),
-    );
-  }
-  if (sc.hostUsers === false && image !== undefined) {
-    out.push(
-      issue(
-        at('hostUsers'),
-        "false cannot go with image yet: an image's layers are shared by every container of the image and belong to the node's root (use an imported template)",
-      ),
-    );
   }
   return out;
 }

@@ -5,7 +5,8 @@
  *
  * - OCI whiteouts become overlay whiteouts: `.wh.NAME` → a 0:0 character device NAME;
  *   `.wh..wh..opq` → the `trusted.overlay.opaque=y` xattr on its directory (what containerd's
- *   overlay snapshotter and Docker's overlay2 driver do).
+ *   overlay snapshotter and Docker's overlay2 driver do), and `user.overlay.opaque=y`, which
+ *   overlayfs reads instead when mounted in a user namespace (`userxattr`, hostUsers: false).
  * - Extraction is GNU tar's, with its default protections, which is what runs on every Debian node
  *   and is among the most scrutinised extractors there is: member names with `..` components are
  *   refused, leading `/` is stripped, and a symlink whose target is absolute or has `..` is first
@@ -219,6 +220,7 @@ async function convertWhiteouts(dir: string, what: string): Promise<void> {
     await unlink(p);
     if (base === '.wh..wh..opq') {
       await exec('setfattr', ['-h', '-n', 'trusted.overlay.opaque', '-v', 'y', parent]);
+      await exec('setfattr', ['-h', '-n', 'user.overlay.opaque', '-v', 'y', parent]);
     } else if (!base.startsWith('.wh..wh.')) {
       const name = base.slice(4);
       if (!name || name === '.' || name === '..' || name.includes('/')) continue;

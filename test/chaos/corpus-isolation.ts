@@ -75,13 +75,6 @@ export function isolationBadInputs(): BadInput[] {
       /spec\.securityContext\.seccompProfile\.localhostProfile: /,
     ),
     c(
-      'hostusers-host',
-      'other',
-      'hostUsers: false on the host template',
-      file('hu-host.yaml', manifest('bad-hu', '  securityContext: { hostUsers: false }\n')),
-      /spec\.securityContext\.hostUsers: false needs an imported template/,
-    ),
-    c(
       'hostusers-string',
       'wrong-types',
       'hostUsers: "false"',

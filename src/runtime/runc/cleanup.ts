@@ -13,6 +13,7 @@ import type { ContainerPaths } from './paths.js';
 import { findProcessesByCmdline, isAlive, readCmdline } from '../../util/processes.js';
 import type { RuncCli } from './runc-cli.js';
 import { exists } from '../../util/exists.js';
+import { idmapDir, releaseIdmappedLayers } from '../walls/idmap.js';
 
 export interface Waiter {
   sleep: Sleep;
@@ -116,5 +117,7 @@ export async function scrubContainer(s: ScrubInput, w: Waiter): Promise<void> {
     await rm(runcDir, { recursive: true, force: true }); // a create interrupted before runc wrote its state
   }
   await removeContainerCgroups(cp, s.cgroupRoot, w);
+  // A start interrupted between the idmapped mounts and runc create left them on the node.
+  await releaseIdmappedLayers(idmapDir(cp.runDir));
   if (interrupted) await rm(cp.syncFile, { force: true });
 }

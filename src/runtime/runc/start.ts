@@ -17,6 +17,7 @@ import { NetworkError } from '../network/driver.js';
 import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
 import { noteExit, noteStart } from './run-status.js';
 import { keepAsPreviousLog } from './previous-log.js';
+import { idmapDir, releaseIdmappedLayers } from '../walls/idmap.js';
 
 /** Starts the process with the applied spec; a running container is left alone. */
 export async function startContainer(rc: RuncContext, key: string): Promise<{ pid: number }> {
@@ -53,6 +54,16 @@ export async function startContainer(rc: RuncContext, key: string): Promise<{ pi
  * runc inside the container's mount namespace (no `mount` process, nothing mounted on the node).
  */
 async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
+  try {
+    return await launchOnce(rc, t, record, runc);
+  } catch (err) {
+    // Whatever failed after the layers were mounted idmapped (the OCI config, a write), they go.
+    await releaseIdmappedLayers(idmapDir(t.cp.runDir)).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function launchOnce(rc: RuncContext, t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
   const { cp } = t;
   const { conmon } = await rc.binaries();
   const layers = rc.disk.layers(cp, record);
@@ -69,6 +80,7 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
   // --log-size-max), as Kubernetes keeps the previous container's for `logs --previous`.
   await keepAsPreviousLog(cp);
   let pid: number;
+  let released: Promise<void> | undefined;
   // The plugins' ADD runs while conmon has runc create the container (which only joins the
   // namespace); the process starts (runc start) after both.
   const attached = network?.finish();
@@ -93,6 +105,11 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
       // Out of the cgroup of the unit (or shell) that runs acetate: see conmon-cgroup.ts.
       cgroupDirs: await conmonCgroupDirs(rc.paths.cgroupParent, rc.cgroupRoot),
     }));
+    // runc create has mounted the overlay (with its own clones of the idmapped layers) in the
+    // container's mount namespace: the node's copies go now (while the network attaches and the
+    // process starts), nothing stays mounted on the node.
+    released = releaseIdmappedLayers(idmapDir(cp.runDir));
+    released.catch(() => undefined); // awaited below
     await attached;
     await runc.start(t.id, { initPid: pid });
   } catch (err) {
@@ -100,10 +117,12 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
     await attached?.catch(() => undefined);
     await runc.delete(t.id, { force: true }).catch(() => undefined);
     await reapConmon(cp, rc.waiter).catch(() => undefined);
+    await (released ?? releaseIdmappedLayers(idmapDir(cp.runDir))).catch(() => undefined);
     await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep }).catch(() => undefined);
     if (err instanceof NetworkError) throw err; // its reason (PortConflict, SubnetFull...) is the condition's
     throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
+  await released;
   await noteStart(rc, cp);
   return { pid };
 }

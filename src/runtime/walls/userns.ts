@@ -4,10 +4,9 @@
  * field; absent: the node's default, `--host-users`, which plan resolves, see
  * plan/user-namespace.ts); which ids it gets is its own range (id-ranges.ts, id-pool.ts).
  *
- * runc 1.1.5 has no idmapped mounts, so an imported template's files must be owned by ids of the
- * container's range: it is shifted once per range (shiftedTemplate) until layers are mounted
- * idmapped. Images and the host template are refused with a user namespace until then
- * (walls.ts refuseUnshiftableLower).
+ * The template's or image's layers are not shifted: they are mounted idmapped into the
+ * container's range at each start (idmap.ts), so a range costs no copy and nothing in the layer
+ * store is chowned.
  *
  * What the private area is owned by is recorded in <containerDir>/ids.json (`base`: 0 = the node's
  * own ids, else the first host id of the range; see id-ranges.ts). When the mapping changes (a
@@ -15,13 +14,10 @@
  * moves to the same offset in the new one), so nothing written under one mapping becomes unusable
  * under the other.
  */
-import { chmod, chown, lchown, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { exec } from '../../util/exec.js';
 import { readIds, recordOwner } from './id-ranges.js';
 import type { IdRange } from './id-pool.js';
-import { isAlive } from '../../util/processes.js';
 
 export type { IdRange } from './id-pool.js';
 
@@ -147,32 +143,4 @@ export async function ensureTraversable(target: string, ownDirs: readonly string
         `user namespaces need o+x on every directory above the state dir (chmod o+x ${p})`,
     );
   }
-}
-
-/**
- * An imported template as the range's ids own it: <templateDir>/rootfs-userns-<first>-<count>,
- * a copy of rootfs shifted once at its first use with a user namespace (a temp dir renamed into
- * place, so it is whole or absent). The template's removal deletes it with the rest.
- */
-export async function shiftedTemplate(rootfs: string, range: IdRange): Promise<string> {
-  const dir = path.dirname(rootfs);
-  const target = path.join(dir, `rootfs-userns-${range.hostID}-${range.size}`);
-  const st = await lstat(target).catch(() => undefined);
-  if (st?.isDirectory()) return target;
-  // A shift interrupted by a crash left a temp copy: remove those whose process is gone.
-  for (const n of await readdir(dir)) {
-    const m = /^\.shift-(\d+)-/.exec(n);
-    if (m && !(await isAlive(Number(m[1])))) await rm(path.join(dir, n), { recursive: true, force: true });
-  }
-  const tmp = path.join(dir, `.shift-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await exec('cp', ['-a', '--', rootfs, tmp]);
-    await shiftTree(tmp, 0, range.hostID, range.size);
-    await rename(tmp, target);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    if ((await lstat(target).catch(() => undefined))?.isDirectory()) return target; // another start made it
-    throw new UserNamespaceError(`cannot shift template ${rootfs} to ids ${range.hostID}+${range.size}`, { cause: err });
-  }
-  return target;
 }

@@ -8,15 +8,15 @@
  */
 import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
-import { InvalidError } from '../../contracts/errors.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
 import { applyHostView, currentHostView } from './host-view.js';
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
-import { ensureTraversable, preparePrivateArea, shiftedTemplate, userNamespaceFor, type OciUserNamespace } from './userns.js';
+import { ensureTraversable, preparePrivateArea, userNamespaceFor, type OciUserNamespace } from './userns.js';
 import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js';
 import { assignIdRange, ID_RANGES_LOCK, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
+import { idmapDir, mountIdmappedLayers } from './idmap.js';
 
 /** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
 export interface WallPaths {
@@ -29,6 +29,8 @@ export interface WallPaths {
 /** A container's own dirs (runc/paths.ts ContainerPaths has them). */
 export interface WallContainerPaths {
   dir: string;
+  /** <runDir>/containers/<id>: the idmapped layers are mounted under it (see idmap.ts). */
+  runDir: string;
   upper: string;
   work: string;
   rootfs: string;
@@ -98,27 +100,10 @@ export function assignContainerIds(
 }
 
 /**
- * Where a container's lower layers cannot be used in a user namespace yet: an image's layers and
- * the host template's / belong to the node's root and are shared, and runc 1.1.5 cannot mount them
- * idmapped (an imported template is shifted to the range, see shiftedTemplate). The one place the
- * refusal lives: idmapped layer mounts remove it.
- */
-export function refuseUnshiftableLower(unprivileged: boolean, template: string, lower: string | string[]): void {
-  if (!unprivileged) return;
-  if (Array.isArray(lower))
-    throw new InvalidError(
-      'a user namespace (hostUsers: false, the default) cannot be used with an image yet: set securityContext.hostUsers: true, or use an imported template',
-    );
-  if (template === HOST_TEMPLATE)
-    throw new InvalidError(
-      "a user namespace (hostUsers: false, the default) cannot be used with the host template yet: its files belong to the node's root; set securityContext.hostUsers: true, or use an imported template",
-    );
-}
-
-/**
  * The OciConfigInput fields of isolation, for a template whose lower dir is `lower`. With
- * `prepare` (a start, not a check), the private area is re-owned for the ids in use and an
- * imported template shifted to the range at its first unprivileged use.
+ * `prepare` (a start, not a check), the private area is re-owned for the ids in use and, with a
+ * user namespace, the layers are mounted idmapped to its range (idmap.ts): the returned `lower`
+ * is then those mounts, which the caller releases once runc has created the container.
  */
 export async function isolationInputs(
   record: Pick<AppliedRecord, 'spec'>,
@@ -129,7 +114,6 @@ export async function isolationInputs(
 ): Promise<WallInputs> {
   const { spec } = record;
   const unprivileged = spec.security.hostUsers === false;
-  refuseUnshiftableLower(unprivileged, spec.template, lower);
   // The range recorded at the create, as it is: a change of pool is a planned replace, never a
   // switch at the next start. None recorded (created before ranges were per container, or a
   // check before the create): one is assigned at the start; a check builds with any range.
@@ -150,14 +134,17 @@ export async function isolationInputs(
   const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
   let lowerDir = lower;
   if (opts.prepare) {
-    if (range && typeof lower === 'string' && spec.template !== HOST_TEMPLATE) lowerDir = await shiftedTemplate(lower, range);
-    if (userNamespace && typeof lowerDir === 'string') {
-      const own = [ctx.paths.stateDir];
+    if (userNamespace) {
+      const own = [ctx.paths.stateDir, ctx.paths.runDir];
+      const layers = typeof lower === 'string' ? [lower] : lower;
+      const dir = idmapDir(cp.runDir);
+      await ensureTraversable(dir, own); // the overlay is mounted by the range's root, through dir
       await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea
-      await ensureTraversable(lowerDir, own);
       // With resources.disk the upper dir sits on the disk image's root (disk/), made 0700 root
       // like the container dir was at the image's creation: the range root must cross it too.
       await ensureTraversable(cp.upper, own);
+      const mapped = await mountIdmappedLayers(dir, layers, userNamespace);
+      lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);
     // After the private area is owned by the ids in use: the markers are written for them.
