@@ -148,6 +148,8 @@ export async function main(argv: string[]): Promise<number> {
     let isolation;
     try {
       isolation = isolationSettingsFromEnv(process.env, { hostUsers: g.hostUsers, usernsPool: g.usernsPool });
+      // The security levels read the same default (policy/node-levels.ts thisNodeSecurity).
+      if (g.hostUsers !== undefined) process.env.ACETATE_HOST_USERS = String(isolation.hostUsersDefault);
     } catch (err) {
       print(process.stderr, `acetate: ${terminalLines(messageOf(err))}`);
       return 1;

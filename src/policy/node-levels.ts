@@ -141,10 +141,11 @@ function realpathOrUndefined(p: string): string | undefined {
 }
 
 /**
- * This node's setting: containers run with the node's ids unless they set hostUsers: false (the
- * runtime's behaviour today; when user namespaces become the node's default, hostUsersByDefault
- * follows that node option), host paths resolved with realpath.
+ * This node's setting, host paths resolved with realpath. Whether a container that does not say
+ * hostUsers runs with the node's ids is the node option --host-users / ACETATE_HOST_USERS (main
+ * puts the flag into the environment, so every reader agrees); absent, it gets a user namespace.
  */
 export function thisNodeSecurity(env: NodeJS.ProcessEnv = process.env): NodeSecurity {
-  return nodeSecurityFromEnv(env, { hostUsersByDefault: true, resolve: realpathOrUndefined });
+  const v = env.ACETATE_HOST_USERS?.trim().toLowerCase();
+  return nodeSecurityFromEnv(env, { hostUsersByDefault: v === 'true' || v === '1' || v === 'yes', resolve: realpathOrUndefined });
 }

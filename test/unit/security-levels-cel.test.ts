@@ -83,8 +83,9 @@ const SAMPLES: Record<string, Record<string, unknown>> = {
   'mounts read-only': { mounts: [{ hostPath: '/srv', containerPath: '/srv', readOnly: true }] },
   'adds SYS_ADMIN': { securityContext: { capabilities: { add: ['SYS_ADMIN'] } } },
   'adds CAP_CHOWN': { securityContext: { capabilities: { add: ['CAP_CHOWN'] } } },
-  'host network': { network: 'host' },
-  privileged: { securityContext: { privileged: true } },
+  // Both need hostUsers: true (validation: neither works in a user namespace), itself a baseline refusal.
+  'host network': { network: 'host', securityContext: { hostUsers: true } },
+  privileged: { securityContext: { privileged: true, hostUsers: true } },
   unconfined: { securityContext: { seccompProfile: { type: 'Unconfined' } } },
   'hostUsers true': { securityContext: { hostUsers: true } },
   'restricted-compliant': {
@@ -124,18 +125,18 @@ describe('security levels: the ValidatingAdmissionPolicy and checkSecurityLevel 
 
   it('refuses the node /etc, SYS_ADMIN and the host network under baseline, naming the rule; allows them under privileged', () => {
     const enforce = paramsOf('acetate-security-enforce');
-    for (const [spec, rule] of [
+    for (const [spec, ...want] of [
       [SAMPLES['mounts the node /etc']!, 'hostPathVolumes'],
       [SAMPLES['adds SYS_ADMIN']!, 'capabilities_baseline'],
-      [SAMPLES['host network']!, 'hostNamespaces'],
+      [SAMPLES['host network']!, 'hostNamespaces', 'hostUsers'],
     ] as const) {
       const obj = container(spec);
       const r = celRefusals(obj, { [levelLabel('enforce')]: 'baseline' }, enforce);
-      assert.deepEqual(r.rules, [rule]);
-      assert.match(r.messages[0]!, new RegExp(`forbidden by security level baseline \\(rule ${rule}\\)`));
-      assert.deepEqual(celRefusals(obj, undefined, enforce).rules, [rule], 'unlabelled: baseline');
+      assert.deepEqual(r.rules, want);
+      assert.match(r.messages[0]!, new RegExp(`forbidden by security level baseline \\(rule ${want[0]}\\)`));
+      assert.deepEqual(celRefusals(obj, undefined, enforce).rules, want, 'unlabelled: baseline');
       assert.deepEqual(celRefusals(obj, { [levelLabel('enforce')]: 'privileged' }, enforce).rules, []);
-      assert.deepEqual(nodeRules(obj, { [levelLabel('enforce')]: 'baseline' }), [rule]);
+      assert.deepEqual(nodeRules(obj, { [levelLabel('enforce')]: 'baseline' }), want);
     }
   });
 

@@ -159,7 +159,7 @@ describe('security levels: a file manifest beyond its level', () => {
         'apiVersion: acetate.dev/v1alpha1',
         'kind: Container',
         'metadata: { name: ok, namespace: infra }',
-        'spec: { template: host, command: [sleep, "1"], network: host }',
+        'spec: { template: host, command: [sleep, "1"], network: host, securityContext: { hostUsers: true } }',
         '---',
         'apiVersion: acetate.dev/v1alpha1',
         'kind: Container',
