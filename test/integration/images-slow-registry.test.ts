@@ -82,10 +82,11 @@ describe('a slow registry stalls only its own containers (real registry, delayin
     await writeBoth();
     const t0 = Date.now();
     const apply = startCli(['apply', '-f', dirs.dir], { stateDir: dirs.stateDir, env });
-    // web runs within seconds although the registry holds slow's manifest for 90 s.
-    await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 15_000, message: 'web running' });
+    // web runs although the registry holds slow's manifest for 90 s: while it is still held (the
+    // bound is the hang, not a speed target: a loaded machine takes seconds to start processes).
+    await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 60_000, message: 'web running' });
     const webAfterMs = Date.now() - t0;
-    assert.ok(webAfterMs < 15_000, `web ran after ${webAfterMs} ms`);
+    assert.ok(webAfterMs < HANG_MS - 20_000, `web ran after ${webAfterMs} ms`);
     assert.equal(apply.child.exitCode, null, 'apply still waits for the slow registry');
     assert.ok(proxy.held() >= 1, 'the manifest request is still held');
     assert.match(apply.stdout(), /left alone default\/slow: ImageResolving: container slow waits for the registry/);
@@ -137,10 +138,10 @@ describe('a slow registry stalls only its own containers (real registry, delayin
     const run = new CliProcess(['--registry-timeout', '60s', 'run', '-f', dirs.dir, ...quickRunFlags()], { stateDir: dirs.stateDir, env });
     try {
       const t0 = Date.now();
-      await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 15_000, message: 'web running under run' });
-      assert.ok(Date.now() - t0 < 15_000);
+      await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 60_000, message: 'web running under run' });
+      assert.ok(Date.now() - t0 < HANG_MS - 20_000, 'web ran long before the registry would answer');
       await waitFor(async () => /^slow\s+Waiting\s.*ImageResolving: /.test((await getRow('slow')).row), {
-        timeoutMs: 10_000,
+        timeoutMs: 20_000,
         message: 'slow waiting in ImageResolving',
       });
       assert.ok(proxy.held() >= 1, 'the manifest request still hangs');
