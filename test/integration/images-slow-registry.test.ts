@@ -119,8 +119,15 @@ describe('a slow registry stalls only its own containers (real registry, delayin
     assert.match(described.stdout, /Waiting:\s+ErrImagePull: .*did not answer within 2s/);
 
     // The same limit through the environment, for plan: the first plan shows slow as resolving, then its failure.
+    // And an image that is not on the node under Never: it is the container that waits.
+    await writeFile(path.join(dirs.dir, 'never.yaml'), imageManifest('never', `${reg.host}/none/app:1`, '  imagePullPolicy: Never\n'));
     const p = await runCli(['plan', '-f', dirs.dir], { stateDir: dirs.stateDir, env: { ...env, ACETATE_REGISTRY_TIMEOUT: '1500ms' } });
     assert.equal(p.code, 1, p.stdout + p.stderr);
+    assert.match(
+      p.stderr,
+      /spec\.image: container never waits \(ErrImageNeverPull\): image \S+ is not on this node and imagePullPolicy is Never; pull it first/,
+    );
+    assert.match(p.stdout, /left alone default\/never: ErrImageNeverPull: container never waits: image /);
     assert.match(p.stdout, /left alone default\/slow: ImageResolving/);
     assert.match(
       p.stdout,
