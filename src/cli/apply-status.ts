@@ -80,14 +80,10 @@ export async function recordImageWaiting(
     const retry = retryOf(requeueFor(err));
     const error: ReconcileError = { message: err.message, action: 'pull', retry, reason: err.reason };
     publisher.setError(key, { message: err.message, action: 'pull', retry, time, failures: 1 });
-    await publisher.publish(key, {
-      desired: o.snapshot.containers.get(key),
-      actual: await o.runtime.get(key),
-      snap: o.snapshot,
-      error,
-      ...(pullWaiting(err, 0) ? { waiting: pullWaiting(err, 0)! } : {}),
-      deferred: [],
-    });
+    const actual = await o.runtime.get(key);
+    // A container that runs keeps running what it runs: its Ready condition stays as it is (as in the loop).
+    const waiting = actual?.process.state === 'running' ? undefined : pullWaiting(err, 0);
+    await publisher.publish(key, { desired: o.snapshot.containers.get(key), actual, snap: o.snapshot, error, ...(waiting ? { waiting } : {}), deferred: [] });
   }
   await store.flush();
 }

@@ -82,10 +82,11 @@ describe('a slow registry stalls only its own containers (real registry, delayin
     await writeBoth();
     const t0 = Date.now();
     const apply = startCli(['apply', '-f', dirs.dir], { stateDir: dirs.stateDir, env });
-    // web runs within seconds although the registry holds slow's manifest for 90 s.
-    await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 15_000, message: 'web running' });
+    // web runs although the registry holds slow's manifest for 90 s: while it is still held (the
+    // bound is the hang, not a speed target: a loaded machine takes seconds to start processes).
+    await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 60_000, message: 'web running' });
     const webAfterMs = Date.now() - t0;
-    assert.ok(webAfterMs < 15_000, `web ran after ${webAfterMs} ms`);
+    assert.ok(webAfterMs < HANG_MS - 20_000, `web ran after ${webAfterMs} ms`);
     assert.equal(apply.child.exitCode, null, 'apply still waits for the slow registry');
     assert.ok(proxy.held() >= 1, 'the manifest request is still held');
     assert.match(apply.stdout(), /left alone default\/slow: ImageResolving: container slow waits for the registry/);
@@ -118,8 +119,15 @@ describe('a slow registry stalls only its own containers (real registry, delayin
     assert.match(described.stdout, /Waiting:\s+ErrImagePull: .*did not answer within 2s/);
 
     // The same limit through the environment, for plan: the first plan shows slow as resolving, then its failure.
+    // And an image that is not on the node under Never: it is the container that waits.
+    await writeFile(path.join(dirs.dir, 'never.yaml'), imageManifest('never', `${reg.host}/none/app:1`, '  imagePullPolicy: Never\n'));
     const p = await runCli(['plan', '-f', dirs.dir], { stateDir: dirs.stateDir, env: { ...env, ACETATE_REGISTRY_TIMEOUT: '1500ms' } });
     assert.equal(p.code, 1, p.stdout + p.stderr);
+    assert.match(
+      p.stderr,
+      /spec\.image: container never waits \(ErrImageNeverPull\): image \S+ is not on this node and imagePullPolicy is Never; pull it first/,
+    );
+    assert.match(p.stdout, /left alone default\/never: ErrImageNeverPull: container never waits: image /);
     assert.match(p.stdout, /left alone default\/slow: ImageResolving/);
     assert.match(
       p.stdout,
@@ -137,10 +145,10 @@ describe('a slow registry stalls only its own containers (real registry, delayin
     const run = new CliProcess(['--registry-timeout', '60s', 'run', '-f', dirs.dir, ...quickRunFlags()], { stateDir: dirs.stateDir, env });
     try {
       const t0 = Date.now();
-      await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 15_000, message: 'web running under run' });
-      assert.ok(Date.now() - t0 < 15_000);
+      await waitFor(async () => /\bRunning\b/.test((await getRow('web')).row), { timeoutMs: 60_000, message: 'web running under run' });
+      assert.ok(Date.now() - t0 < HANG_MS - 20_000, 'web ran long before the registry would answer');
       await waitFor(async () => /^slow\s+Waiting\s.*ImageResolving: /.test((await getRow('slow')).row), {
-        timeoutMs: 10_000,
+        timeoutMs: 20_000,
         message: 'slow waiting in ImageResolving',
       });
       assert.ok(proxy.held() >= 1, 'the manifest request still hangs');

@@ -113,7 +113,7 @@ Exit status: 0 converged, 1 any error.`,
       summary.results.push(...done.results);
       summary.errors.push(...done.errors);
     };
-    // Pull progress on the terminal (stderr), about once a second per image.
+    // Pull progress on the terminal (stderr): a line per image at most every 2 s, when bytes moved.
     if (process.stderr.isTTY && runtime.images) runtime.images.onPullProgress = terminalProgress(ctx.stderr);
     // The first round at once; a container whose registry is slow, when it answers (image-rounds.ts).
     const [, late] = await Promise.all([carryOut(p), planLate(input, { stdout: ctx.stdout, stderr: ctx.stderr, runtime, fresh: true }, carryOut)]);

@@ -52,8 +52,12 @@ doubling to 5 min, reset after 10 min of running. An invalid file leaves its con
 running as last applied until it is fixed; deleting a file destroys its containers.
 Status, conditions and the last error of each container: acetate describe NAME.
 
-SIGTERM or SIGINT: stop taking work, finish in-flight actions, exit 0. Containers keep
-running; SIGHUP re-reads DIR and fetches the Git source.
+SIGTERM or SIGINT: stop taking work, finish in-flight actions, exit 0. Registry requests in
+flight (image lookups and pulls) are ended, not waited for. Containers keep running; SIGHUP
+re-reads DIR and fetches the Git source.
+
+A container whose image's registry is slow waits in ImageResolving (a reconcile waits 1 s for
+it) while the others go on; each request is bounded by the global --registry-timeout.
 
 Under a systemd Type=notify unit ($NOTIFY_SOCKET set): READY=1 after the first sync, STATUS=
 lines, WATCHDOG=1 every WATCHDOG_USEC/2 while /healthz says healthy, STOPPING=1 at SIGTERM
