@@ -7,7 +7,7 @@
  * level refuses is held (same process), not destroyed.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
@@ -124,5 +124,26 @@ describe('security levels in file mode (CLI, real containers)', function () {
       ['sysadmin'],
       'etc and hostnet were never created',
     );
+  });
+
+  it('runAsUser sets the process uid and gid (node view); runAsNonRoot with uid 0 is refused at create, naming the field', async () => {
+    await loop?.stop();
+    loop = undefined;
+    for (const name of Object.keys(BAD)) await writeFile(path.join(r.dir, `${name}.yaml`), '');
+    await writeFile(
+      path.join(r.dir, 'nonroot.yaml'),
+      container('nonroot', 'tenant-a', ['  securityContext:', '    runAsUser: 1000', '    runAsGroup: 1001', '    runAsNonRoot: true']),
+    );
+    const ok = await cli(['apply', '-f', r.dir, '--allow-empty'], 'default=privileged');
+    assert.equal(ok.code, 0, ok.stderr);
+    const c = flatContainers((await cli(['get', '-n', 'tenant-a', 'nonroot', '-o', 'json'])).stdout)[0]!;
+    const status = await readFile(`/proc/${c.pid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
+    assert.match(status, /^Gid:\s+1001\s+1001\s+1001\s+1001$/m);
+    await writeFile(path.join(r.dir, 'root.yaml'), container('root', 'tenant-a', ['  securityContext:', '    runAsNonRoot: true']));
+    const refused = await cli(['apply', '-f', r.dir, '--allow-empty'], 'default=privileged');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stdout + refused.stderr, /runAsNonRoot is true but the process would run as uid 0/);
+    assert.equal(flatContainers((await cli(['get', '-o', 'json'])).stdout).filter((x) => x.name === 'root' && x.phase === 'Running').length, 0);
   });
 });
