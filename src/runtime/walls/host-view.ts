@@ -298,7 +298,11 @@ async function takeFromStock(tree: string, upper: string): Promise<boolean> {
   const stock = `${tree}.stock`;
   const st = await lstat(upper);
   for (let attempt = 0; attempt < 2; attempt++) {
-    for (const n of await readdir(stock).catch(() => [] as string[])) {
+    // Names starting with '.' are copies still being made.
+    const ready = (await readdir(stock).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    // Running low: the next batch is made while this start goes on (one refill at a time per process).
+    if (ready.length <= STOCK_BATCH / 4 && attempt === 0 && ready.length > 0) void refill(tree, stock).catch(() => undefined);
+    for (const n of ready) {
       const claimed = path.join(path.dirname(tree), `.claim-${process.pid}-${randomBytes(4).toString('hex')}`);
       // Claimed by a rename, so two starts never take the same copy.
       if (
@@ -323,21 +327,33 @@ async function takeFromStock(tree: string, upper: string): Promise<boolean> {
       await chmod(upper, st.mode & 0o7777);
       return true;
     }
-    if (attempt === 0) {
-      await mkdir(stock, { recursive: true, mode: 0o700 });
-      const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-      const script =
-        'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" && mv -- "$dst/.$tag-$i" "$dst/$tag-$i" || exit 1; i=$((i+1)); done';
-      if (
-        !(await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(STOCK_BATCH)]).then(
-          () => true,
-          () => false,
-        ))
-      )
-        return false;
-    }
+    if (
+      attempt === 0 &&
+      !(await refill(tree, stock).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return false;
   }
   return false;
+}
+
+const refilling = new Map<string, Promise<void>>();
+
+/** STOCK_BATCH more copies of the tree in its stock, by one process (made under a '.' name, then renamed). */
+function refill(tree: string, stock: string): Promise<void> {
+  const running = refilling.get(stock);
+  if (running) return running;
+  const p = (async () => {
+    await mkdir(stock, { recursive: true, mode: 0o700 });
+    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const script =
+      'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" && mv -- "$dst/.$tag-$i" "$dst/$tag-$i" || exit 1; i=$((i+1)); done';
+    await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(STOCK_BATCH)]);
+  })().finally(() => refilling.delete(stock));
+  refilling.set(stock, p);
+  return p;
 }
 
 const nodeParts = new WeakMap<HostView, { hostRoot: string; placed: Map<string, Placed> }>();
