@@ -15,7 +15,7 @@
  * longer wants (a node setting changed) is removed if it is still as placed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, lchown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
@@ -270,8 +270,90 @@ async function markerTree(view: HostView, want: ReadonlyMap<string, Placed>, t: 
   }
   // Older trees are copy sources only (never a mounted layer): the previous views' are removed.
   for (const n of await readdir(base))
-    if (n.startsWith('tree-') && n !== path.basename(dir)) await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
+    if (n.startsWith('tree-') && n !== path.basename(dir) && n !== `${path.basename(dir)}.stock`)
+      await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
   return { dir, entries };
+}
+
+/** How many copies of the marker tree one refill makes: one process per this many new containers. */
+const STOCK_BATCH = 16;
+
+/** Copies the tree's entries into an (empty) upper dir with one `cp -a`; false if that failed. */
+async function copyTree(tree: string, upper: string): Promise<boolean> {
+  const top = await readdir(tree);
+  if (top.length === 0) return true;
+  return exec('cp', ['-a', '-t', upper, '--', ...top.map((n) => path.join(tree, n))]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Makes a new container's (empty) upper dir a ready copy of the marker tree: copies are made
+ * STOCK_BATCH at a time by one process (<tree>.stock/<n>) and each is renamed into place, keeping
+ * the upper dir's owner and mode. False when none can be used (the upper dir on another
+ * filesystem, e.g. a resources.disk image): the caller copies.
+ */
+async function takeFromStock(tree: string, upper: string): Promise<boolean> {
+  const stock = `${tree}.stock`;
+  const st = await lstat(upper);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // Names starting with '.' are copies still being made.
+    const ready = (await readdir(stock).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    // Running low: the next batch is made while this start goes on (one refill at a time per process).
+    if (ready.length <= STOCK_BATCH / 4 && attempt === 0 && ready.length > 0) void refill(tree, stock).catch(() => undefined);
+    for (const n of ready) {
+      const claimed = path.join(path.dirname(tree), `.claim-${process.pid}-${randomBytes(4).toString('hex')}`);
+      // Claimed by a rename, so two starts never take the same copy.
+      if (
+        !(await rename(path.join(stock, n), claimed).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      await rmdir(upper); // empty: checked by the caller
+      const moved = await rename(claimed, upper).then(
+        () => true,
+        () => false,
+      );
+      if (!moved) {
+        await rm(claimed, { recursive: true, force: true });
+        if (!(await lstat(upper).catch(() => undefined))) await mkdir(upper, { mode: st.mode & 0o7777 });
+        await chown(upper, st.uid, st.gid);
+        return false;
+      }
+      await chown(upper, st.uid, st.gid);
+      await chmod(upper, st.mode & 0o7777);
+      return true;
+    }
+    if (
+      attempt === 0 &&
+      !(await refill(tree, stock).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return false;
+  }
+  return false;
+}
+
+const refilling = new Map<string, Promise<void>>();
+
+/** STOCK_BATCH more copies of the tree in its stock, by one process (made under a '.' name, then renamed). */
+function refill(tree: string, stock: string): Promise<void> {
+  const running = refilling.get(stock);
+  if (running) return running;
+  const p = (async () => {
+    await mkdir(stock, { recursive: true, mode: 0o700 });
+    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const script =
+      'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" && mv -- "$dst/.$tag-$i" "$dst/$tag-$i" || exit 1; i=$((i+1)); done';
+    await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(STOCK_BATCH)]);
+  })().finally(() => refilling.delete(stock));
+  refilling.set(stock, p);
+  return p;
 }
 
 const nodeParts = new WeakMap<HostView, { hostRoot: string; placed: Map<string, Placed> }>();
@@ -299,16 +381,9 @@ export async function applyHostView(view: HostView, t: ApplyTarget): Promise<num
   if (want.size === Object.keys(rec).length && [...want].every(([p, w]) => same(w, rec[p]))) return 0;
   let changed = 0;
   if (Object.keys(rec).length === 0 && (await readdir(t.upper)).length === 0) {
-    // A new container: the whole tree in one copy.
+    // A new container: a copy of the tree taken from the stock (one rename), else copied in.
     const tree = await markerTree(view, want, t);
-    const top = await readdir(tree.dir);
-    // Should the copy fail (the tree replaced meanwhile), the loop below places each marker instead.
-    const copied =
-      top.length === 0 ||
-      (await exec('cp', ['-a', '-t', t.upper, '--', ...top.map((n) => path.join(tree.dir, n))]).then(
-        () => true,
-        () => false,
-      ));
+    const copied = (await takeFromStock(tree.dir, t.upper)) || (await copyTree(tree.dir, t.upper));
     if (copied) for (const e of tree.entries) rec[e.path] = want.get(e.path)!;
     changed += copied ? tree.entries.length : 0;
   }
