@@ -21,6 +21,8 @@ import { exec } from '../../util/exec.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { dirsToList, hostView, lockedCopy, type HostView, type HostViewOptions, type NodeEntry, type ViewEntry } from './host-masks.js';
 import { packageOwned } from './dpkg-owned.js';
+import { shiftTree } from './userns.js';
+import { RANGE_SIZE } from './id-pool.js';
 
 /** /etc/shadow and /etc/gshadow larger than this are not copied (locked copies are made of at most this). */
 const MAX_SHADOW_BYTES = 4 * 1024 * 1024;
@@ -222,8 +224,9 @@ async function unplace(at: string, rec: Placed): Promise<void> {
 }
 
 /**
- * The markers of every absent and empty entry as a tree of their own, made once per view (and
- * owner base) under <stateDir>/host-view/tree-<hash>: copied whole into a new container's upper.
+ * The markers of every absent and empty entry as a tree of their own, made once per view under
+ * <stateDir>/host-view/tree-<hash> (owned by the node's ids): copied whole into a new container's
+ * upper, then re-owned to its range.
  */
 async function markerTree(view: HostView, want: ReadonlyMap<string, Placed>, t: ApplyTarget): Promise<{ dir: string; entries: ViewEntry[] }> {
   // Everything but the machine id is the same for every container of the node.
@@ -382,8 +385,12 @@ export async function applyHostView(view: HostView, t: ApplyTarget): Promise<num
   let changed = 0;
   if (Object.keys(rec).length === 0 && (await readdir(t.upper)).length === 0) {
     // A new container: a copy of the tree taken from the stock (one rename), else copied in.
-    const tree = await markerTree(view, want, t);
+    // One tree for the node, owned by the node's ids: each container has its own range, so a tree
+    // per range would be made (and its stock filled) for every container. The copy is re-owned to
+    // the container's range (the upper holds only the markers yet: a few dozen entries).
+    const tree = await markerTree(view, want, { ...t, idBase: 0 });
     const copied = (await takeFromStock(tree.dir, t.upper)) || (await copyTree(tree.dir, t.upper));
+    if (copied && t.idBase) await shiftTree(t.upper, 0, t.idBase, RANGE_SIZE);
     if (copied) for (const e of tree.entries) rec[e.path] = want.get(e.path)!;
     changed += copied ? tree.entries.length : 0;
   }
