@@ -299,7 +299,7 @@ describe('isolation (real runc)', function () {
         manifest('u', 'cat /data/runs | wc -l | sed s/^/after=/; echo run >> /data/runs; exec sleep 1000002', '', 'bb'),
       );
       const off = await cli(['plan', '-f', dir]);
-      assert.match(off.stdout, /re-owned back to the node's ids/, off.stdout);
+      assert.match(off.stdout, /user namespace: ids 1000000000–1000065535 → node root, the private area's files are re-owned/, off.stdout);
       assert.equal((await apply()).code, 0);
       await waitLog('u', 'after=');
       assert.match(await logs('u'), /after=\s*3/);

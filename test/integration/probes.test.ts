@@ -213,6 +213,7 @@ describe('probes (acetate run, real containers)', function () {
       manifest('hostweb', {
         command: ['busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/usr/share/doc'],
         extra: `  network: host
+  securityContext: { hostUsers: true }
   readinessProbe:
     httpGet: { path: /runc/copyright, port: ${port} }
     periodSeconds: 1

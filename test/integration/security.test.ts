@@ -283,7 +283,8 @@ describe('security defaults (real runc)', function () {
       },
       { name: 'nnp-off', spec: '  securityContext: { noNewPrivileges: false }\n', caps: DEFAULT_CAPABILITIES, nnp: '0' },
       { name: 'net-raw', spec: '  securityContext: { capabilities: { add: [NET_RAW] } }\n', caps: [...DEFAULT_CAPABILITIES, 'CAP_NET_RAW'], nnp: '1' },
-      { name: 'privileged', spec: '  securityContext: { privileged: true }\n', caps: ALL_CAPABILITIES, nnp: '0' },
+      // privileged (and network: host below) need hostUsers: true said, now that a user namespace is the default.
+      { name: 'privileged', spec: '  securityContext: { privileged: true, hostUsers: true }\n', caps: ALL_CAPABILITIES, nnp: '0' },
     ];
 
     it("has Docker's default capability set without NET_RAW and no_new_privs unless asked otherwise (CapEff, CapBnd, NoNewPrivs)", async () => {
@@ -311,7 +312,7 @@ describe('security defaults (real runc)', function () {
 
     it('runs in its own pid, mount, uts, ipc and network namespaces (network: host shares only the network)', async () => {
       await writeFile(path.join(dir, 'iso.yaml'), manifest('iso', ''));
-      await writeFile(path.join(dir, 'hostnet.yaml'), manifest('hostnet', '  network: host\n'));
+      await writeFile(path.join(dir, 'hostnet.yaml'), manifest('hostnet', '  network: host\n  securityContext: { hostUsers: true }\n'));
       assert.equal((await apply()).code, 0);
       for (const [name, shared] of [
         ['iso', []],

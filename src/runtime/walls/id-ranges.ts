@@ -97,6 +97,9 @@ async function rangesInUse(containersDir: string, except: string): Promise<IdRan
  * (its files stay owned by the range until the next start re-owns them). Throws when the pool is full.
  */
 export async function assignIdRange(store: IdRangeStore, dir: string, unprivileged: boolean, preferred?: IdRange): Promise<IdRange | undefined> {
+  // The node's ids and no range recorded (most creates with hostUsers: true): nothing to give or
+  // free, so no lock (a flock costs a process). The container's own operations never interleave.
+  if (!unprivileged && !(await readIds(dir))?.range) return undefined;
   return withRangesLock(store.lockFile, async () => {
     const ids = await readIds(dir);
     const had = recordedRange(ids);
