@@ -22,7 +22,7 @@
  *   - names, action, errnoRet and args are copied as they are.
  * No rule is written by hand: the profile file is the one source.
  */
-import { readFileSync } from 'node:fs';
+import { ProfileFileError, readProfileFile } from './seccomp-file.js';
 import os from 'node:os';
 
 /** Docker's default profile, from Debian's golang-github-docker-docker-dev. */
@@ -34,7 +34,7 @@ export type SeccompProfileType = 'RuntimeDefault' | 'Unconfined' | 'Localhost';
 
 export interface SeccompProfileRef {
   type: SeccompProfileType;
-  /** With Localhost: an absolute path on the node of a profile (containers/common or OCI form). */
+  /** With Localhost: an absolute path of a profile in one of the node's profile dirs (seccomp-file.ts). */
   localhostProfile?: string;
 }
 
@@ -159,13 +159,17 @@ export function translateProfile(profile: unknown, opts: TranslateOptions): OciS
 
 const cache = new Map<string, unknown>();
 
-/** Parsed once per process and path (the file is read at every start otherwise). */
-export function loadProfile(file: string): unknown {
-  let parsed = cache.get(file);
+/**
+ * Parsed once per process and path (the file is read at every start otherwise). A Localhost
+ * profile (`localhost`) is read again at each start: it is checked where it lies each time, and
+ * a node's profile dir may change.
+ */
+export function loadProfile(file: string, opts: { localhost?: boolean } = {}): unknown {
+  let parsed = opts.localhost ? undefined : cache.get(file);
   if (parsed === undefined) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readProfileFile(file, { localhost: !!opts.localhost });
     } catch (err) {
       const hint =
         file === DEFAULT_SECCOMP_PROFILE
@@ -173,14 +177,14 @@ export function loadProfile(file: string): unknown {
           : file === PODMAN_SECCOMP_PROFILE
             ? ' (install golang-github-containers-common)'
             : '';
-      throw new SeccompError(`cannot read the seccomp profile ${file}${hint}`, { cause: err });
+      throw new SeccompError(`${(err as Error).message}${hint}`, { cause: err });
     }
     try {
       parsed = JSON.parse(text) as unknown;
     } catch (err) {
       throw new SeccompError(`the seccomp profile ${file} is not JSON`, { cause: err });
     }
-    cache.set(file, parsed);
+    if (!opts.localhost) cache.set(file, parsed);
   }
   return parsed;
 }
@@ -198,9 +202,9 @@ export function seccompFor(
   const file = type === 'Localhost' ? ref?.localhostProfile : (opts.defaultProfile ?? DEFAULT_SECCOMP_PROFILE);
   if (!file || !file.startsWith('/')) throw new SeccompError(`seccompProfile Localhost needs an absolute localhostProfile path, not '${file ?? ''}'`);
   try {
-    return translateProfile(loadProfile(file), opts);
+    return translateProfile(loadProfile(file, { localhost: type === 'Localhost' }), opts);
   } catch (err) {
-    if (err instanceof SeccompError && err.message.startsWith('cannot read')) throw err;
+    if (err instanceof SeccompError && err.cause instanceof ProfileFileError) throw err;
     throw new SeccompError(`seccomp profile ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
