@@ -20,8 +20,8 @@ import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../s
 import { startRegistry, stopRegistryAndAssertGone, type TestRegistry } from '../support/registry.js';
 import { waitFor } from '../support/wait.js';
 
-const RANGE_A = '1300000000:65536';
-const RANGE_B = '1300065536:65536';
+/** The node's pool for these tests (ACETATE_USERNS_RANGE is read as the pool): two ranges of 65536. */
+const POOL = '1300000000:131072';
 
 /** uid, gid and ctime of every file under dir (not following symlinks): what a chown would change. */
 async function owners(dir: string): Promise<Map<string, string>> {
@@ -54,9 +54,8 @@ describe('idmapped layers for user namespaces (real runc)', function () {
   let stateDir: string;
   let runDir: string;
   let dir: string;
-  let range = RANGE_A;
   const cli = (args: string[]) =>
-    runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir, ACETATE_USERNS_RANGE: range, ACETATE_REGISTRIES_CONF: reg.registriesConf } });
+    runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir, ACETATE_USERNS_RANGE: POOL, ACETATE_REGISTRIES_CONF: reg.registriesConf } });
   const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
   const logs = async (name: string) => (await cli(['logs', name])).stdout;
   const waitLog = (name: string, text: string) => waitFor(async () => (await logs(name)).includes(text), { what: `${name} logs '${text}'`, timeoutMs: 60_000 });
@@ -83,7 +82,6 @@ describe('idmapped layers for user namespaces (real runc)', function () {
     await stopRegistryAndAssertGone(reg);
   });
   afterEach(async () => {
-    range = RANGE_A;
     await rm(dir, { recursive: true, force: true });
     await exec('mkdir', [dir]);
     assert.equal((await apply()).code, 0);
@@ -149,7 +147,7 @@ describe('idmapped layers for user namespaces (real runc)', function () {
     const layers = path.join(stateDir, 'images', 'layers');
     const before = await owners(layers);
     const size = await bytes(layers);
-    range = RANGE_B; // the next container gets another range (acetate started with another node range)
+    // The next container gets its own range of the pool: each container has one.
     await writeFile(path.join(dir, 'b.yaml'), man('b').replace('  template: host\n', ''));
     const r = await apply();
     assert.equal(r.code, 0, r.stdout + r.stderr);
