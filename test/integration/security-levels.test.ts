@@ -7,7 +7,7 @@
  * level refuses is held (same process), not destroyed.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
@@ -43,19 +43,23 @@ const BAD = {
     field: 'spec.securityContext.capabilities.add[0]',
     rule: 'capabilities_baseline',
   },
-  hostnet: { extra: ['  network: host'], line: 10, field: 'spec.network', rule: 'hostNamespaces' },
+  // network: host needs hostUsers: true written (validation), itself refused by baseline too.
+  hostnet: { extra: ['  network: host', '  securityContext:', '    hostUsers: true'], line: 10, field: 'spec.network', rule: 'hostNamespaces' },
 };
 
 describe('security levels in file mode (CLI, real containers)', function () {
   this.timeout(300_000);
   let r: CliRoot;
   let loop: CliProcess | undefined;
-  const env = (setting: string | undefined) => ({ ACETATE_RUN_DIR: r.runDir, ACETATE_POD_SECURITY: setting ?? '' });
+  // ACETATE_HOST_USERS empty: the project's default (a user namespace), not the harness's node ids.
+  const env = (setting: string | undefined) => ({ ACETATE_RUN_DIR: r.runDir, ACETATE_POD_SECURITY: setting ?? '', ACETATE_HOST_USERS: '' });
   const cli = (args: string[], setting?: string) => runCli(args, { stateDir: r.stateDir, env: env(setting) });
 
   before(async function () {
     requirePrerequisites(await missingForContainers(), 'security levels (real runc containers)');
     r = await makeCliRoot('acetate-levels-');
+    // The containers run in user namespaces (the project's default): their root crosses the test's dir.
+    await chmod(path.dirname(r.stateDir), 0o711);
     for (const [name, b] of Object.entries(BAD)) await writeFile(path.join(r.dir, `${name}.yaml`), container(name, 'tenant-a', b.extra));
   });
 
@@ -138,8 +142,12 @@ describe('security levels in file mode (CLI, real containers)', function () {
     assert.equal(ok.code, 0, ok.stderr);
     const c = flatContainers((await cli(['get', '-n', 'tenant-a', 'nonroot', '-o', 'json'])).stdout)[0]!;
     const status = await readFile(`/proc/${c.pid}/status`, 'utf8');
-    assert.match(status, /^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
-    assert.match(status, /^Gid:\s+1001\s+1001\s+1001\s+1001$/m);
+    // In its user namespace (the default): uid 1000 of the container is its range's first id + 1000 on the node.
+    const base = Number(/^\s*0\s+(\d+)\s+65536/m.exec(await readFile(`/proc/${c.pid}/uid_map`, 'utf8'))![1]);
+    assert.ok(base >= 65536, 'a range of node ids');
+    const [u, g] = [base + 1000, base + 1001];
+    assert.match(status, new RegExp(`^Uid:\\s+${u}\\s+${u}\\s+${u}\\s+${u}$`, 'm'));
+    assert.match(status, new RegExp(`^Gid:\\s+${g}\\s+${g}\\s+${g}\\s+${g}$`, 'm'));
     await writeFile(path.join(r.dir, 'root.yaml'), container('root', 'tenant-a', ['  securityContext:', '    runAsNonRoot: true']));
     const refused = await cli(['apply', '-f', r.dir, '--allow-empty'], 'default=privileged');
     assert.notEqual(refused.code, 0);

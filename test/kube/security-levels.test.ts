@@ -61,7 +61,7 @@ describe('kube: security levels from namespace labels (fake API server, real con
       rule: 'capabilities_baseline',
       field: 'spec.securityContext.capabilities.add[0]',
     },
-    hostnet: { spec: { network: 'host' }, rule: 'hostNamespaces', field: 'spec.network' },
+    hostnet: { spec: { network: 'host', securityContext: { hostUsers: true } }, rule: 'hostNamespaces', field: 'spec.network' },
   };
   const forbidden = (ns: string, name: string) => {
     const o = fake.get(ns, name);
