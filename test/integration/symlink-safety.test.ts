@@ -77,7 +77,7 @@ describe('symlinks out of a manifest directory (real files, real runc)', functio
         const rec = JSON.parse(d.stdout) as StatusRecord;
         return rec.actual?.state === 'running' ? rec.actual.pid : undefined;
       },
-      { timeoutMs: 30_000, message: () => `web running (stderr: ${acetate?.stderr})` },
+      { timeoutMs: 90_000, message: () => `web running (stderr: ${acetate?.stderr})` },
     );
     assert.equal(await cgroupValue(pid, 'memory', 'memory.limit_in_bytes'), String(64 * MI));
     await waitFor(() => acetate!.logged(/x\.yaml: symlink resolves outside the manifest directory/), { message: 'the refusal logged' });
@@ -109,7 +109,7 @@ describe('symlinks out of a manifest directory (real files, real runc)', functio
         const rec = d.code === 0 ? (JSON.parse(d.stdout) as StatusRecord) : undefined;
         return rec?.actual?.state === 'running' && rec.actual.limits.memory === '64Mi' ? rec.actual.pid : undefined;
       },
-      { timeoutMs: 30_000, message: () => `web running from rev1 (stderr: ${acetate?.stderr})` },
+      { timeoutMs: 90_000, message: () => `web running from rev1 (stderr: ${acetate?.stderr})` },
     );
     await waitFor(() => acetate!.url, { message: 'the metrics address logged' });
     await waitFor(async () => (await fetch(`${acetate!.url}/readyz`)).status === 200, { timeoutMs: 30_000, message: '/readyz' });
