@@ -17,7 +17,7 @@ import { filesContaining, secretPieces } from '../support/leak-scan.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const MI = 1024 * 1024;
-const SECRET = 'root:$y$j9T$SECRETMARK7f3a9Q$hashhashhash:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\n';
+const SECRET = 'root:$y$j9T$SECRETMARK7f3a9Q$hashhashhash:20228:0:99999:7:::\nsvcsecretuser:*:12345:0:99999:7:::\n';
 
 describe('symlinks out of a manifest directory (real files, real runc)', function () {
   this.timeout(120_000);

@@ -100,7 +100,8 @@ describe('kube: security levels from namespace labels (fake API server, real con
   it('under privileged (label) the same Containers run', async () => {
     for (const [name, b] of Object.entries(bad)) fake.create(containerObj(name, { namespace: 'infra', spec: b.spec }));
     for (const name of Object.keys(bad)) await waitFor(() => running(`infra/${name}`), { ...WAIT, what: `infra/${name} running` });
-    assert.equal(condition(fake.get('infra', 'sysadmin'), 'Synced')?.status, 'True');
+    // The status is written after the create: wait for it, as the relabel case does.
+    await waitFor(() => condition(fake.get('infra', 'sysadmin'), 'Synced')?.status === 'True', { ...WAIT, what: 'infra/sysadmin Synced' });
   });
 
   it('relabelling the namespace privileged creates them; back to baseline holds the running one (not destroyed, Forbidden)', async () => {
