@@ -183,6 +183,33 @@ export function createKubeApi(kc: KubeConfig, opts: KubeApiOptions = {}): KubeAp
     middlewareMergeStrategy: 'append' as const,
   });
   const base = { group: GROUP, version: VERSION, plural: PLURAL };
+  /** One watch of `path`: its end (or a failure to start it) reported once to onDone, as a KubeApiError naming `what`. */
+  const watchPath = async (
+    path: string,
+    params: Record<string, string | number | boolean>,
+    what: string,
+    onEvent: (type: WatchEventType, obj: Record<string, unknown>) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<WatchHandle> => {
+    let done = false;
+    const finish = (err: unknown): void => {
+      if (done) return;
+      done = true;
+      onDone(err ? toKubeApiError(err, what) : null);
+    };
+    try {
+      const controller = await watch.watch(
+        path,
+        params,
+        (type: string, obj: unknown) => onEvent(type as WatchEventType, (obj ?? {}) as Record<string, unknown>),
+        finish,
+      );
+      return { abort: () => controller.abort() };
+    } catch (err) {
+      finish(err);
+      return { abort: () => undefined };
+    }
+  };
 
   return {
     async listContainers(sel) {
@@ -197,29 +224,12 @@ export function createKubeApi(kc: KubeConfig, opts: KubeApiOptions = {}): KubeAp
       }
     },
 
-    async watchContainers(o, onEvent, onDone) {
+    watchContainers(o, onEvent, onDone) {
       const params: Record<string, string | number | boolean> = { allowWatchBookmarks: true, resourceVersion: o.resourceVersion };
       if (o.timeoutSeconds) params.timeoutSeconds = o.timeoutSeconds;
       if (o.fieldSelector) params.fieldSelector = o.fieldSelector;
       if (o.labelSelector) params.labelSelector = o.labelSelector;
-      let done = false;
-      const finish = (err: unknown): void => {
-        if (done) return;
-        done = true;
-        onDone(err ? toKubeApiError(err, 'watch containers') : null);
-      };
-      try {
-        const controller = await watch.watch(
-          `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-          params,
-          (type: string, obj: unknown) => onEvent(type as WatchEventType, (obj ?? {}) as Record<string, unknown>),
-          finish,
-        );
-        return { abort: () => controller.abort() };
-      } catch (err) {
-        finish(err);
-        return { abort: () => undefined };
-      }
+      return watchPath(`/apis/${GROUP}/${VERSION}/${PLURAL}`, params, 'watch containers', onEvent, onDone);
     },
 
     async getContainer(namespace, name) {
@@ -274,27 +284,10 @@ export function createKubeApi(kc: KubeConfig, opts: KubeApiOptions = {}): KubeAp
       }
     },
 
-    async watchNamespaces(o, onEvent, onDone) {
+    watchNamespaces(o, onEvent, onDone) {
       const params: Record<string, string | number | boolean> = { allowWatchBookmarks: true, resourceVersion: o.resourceVersion };
       if (o.timeoutSeconds) params.timeoutSeconds = o.timeoutSeconds;
-      let done = false;
-      const finish = (err: unknown): void => {
-        if (done) return;
-        done = true;
-        onDone(err ? toKubeApiError(err, 'watch namespaces') : null);
-      };
-      try {
-        const controller = await watch.watch(
-          '/api/v1/namespaces',
-          params,
-          (type: string, obj: unknown) => onEvent(type as WatchEventType, (obj ?? {}) as Record<string, unknown>),
-          finish,
-        );
-        return { abort: () => controller.abort() };
-      } catch (err) {
-        finish(err);
-        return { abort: () => undefined };
-      }
+      return watchPath('/api/v1/namespaces', params, 'watch namespaces', onEvent, onDone);
     },
 
     async patchEvent(namespace, name, patch) {
