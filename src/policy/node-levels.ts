@@ -18,6 +18,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
+import { hostUsersFromEnv } from '../runtime/walls/host-users-option.js';
 import { isRecord } from '../api/validation-issue.js';
 import { isSecurityLevel, SECURITY_LEVELS, type NodeSecurityPolicy, type SecurityLevel } from './levels.js';
 
@@ -143,9 +144,9 @@ function realpathOrUndefined(p: string): string | undefined {
 /**
  * This node's setting, host paths resolved with realpath. Whether a container that does not say
  * hostUsers runs with the node's ids is the node option --host-users / ACETATE_HOST_USERS (main
- * puts the flag into the environment, so every reader agrees); absent, it gets a user namespace.
+ * puts the flag into the environment, so every reader agrees; one parser, host-users-option.ts,
+ * so a spelling the runtime refuses is refused here too); absent, it gets a user namespace.
  */
 export function thisNodeSecurity(env: NodeJS.ProcessEnv = process.env): NodeSecurity {
-  const v = env.ACETATE_HOST_USERS?.trim().toLowerCase();
-  return nodeSecurityFromEnv(env, { hostUsersByDefault: v === 'true' || v === '1' || v === 'yes', resolve: realpathOrUndefined });
+  return nodeSecurityFromEnv(env, { hostUsersByDefault: hostUsersFromEnv(env) ?? false, resolve: realpathOrUndefined });
 }

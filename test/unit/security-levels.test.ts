@@ -9,7 +9,7 @@ import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkSecurityLevel, type NodeSecurityPolicy } from '../../src/policy/levels.js';
-import { levelFor, nodeSecurityFromEnv, parseInlineSetting, parseSettingFile, SecuritySettingError } from '../../src/policy/node-levels.js';
+import { levelFor, nodeSecurityFromEnv, parseInlineSetting, parseSettingFile, SecuritySettingError, thisNodeSecurity } from '../../src/policy/node-levels.js';
 import { levelLabel, namespaceLevels } from '../../src/policy/namespace-labels.js';
 import { loadManifestFile } from '../../src/sources/files/load.js';
 import { processUser } from '../../src/runtime/runc/oci-config.js';
@@ -127,6 +127,14 @@ describe('security levels: the node setting and namespace labels', () => {
     assert.throws(() => parseSettingFile('default: [', '/f.yaml', base), /\/f\.yaml: not YAML/);
     assert.throws(() => parseSettingFile('defaults: baseline', '/f.yaml', base), /unknown field 'defaults'/);
     assert.throws(() => nodeSecurityFromEnv({ ACETATE_POD_SECURITY: '/nonexistent/ps.yaml' }, base), /cannot read the security level setting \/nonexistent/);
+  });
+
+  it("reads ACETATE_HOST_USERS with the runtime's parser: the same spellings, and a bad one is refused, not read as false", () => {
+    const inline = { ACETATE_POD_SECURITY: 'default=baseline' };
+    assert.equal(thisNodeSecurity({ ...inline, ACETATE_HOST_USERS: ' Yes ' }).policy.hostUsersByDefault, true);
+    assert.equal(thisNodeSecurity({ ...inline, ACETATE_HOST_USERS: '0' }).policy.hostUsersByDefault, false);
+    assert.equal(thisNodeSecurity(inline).policy.hostUsersByDefault, false);
+    assert.throws(() => thisNodeSecurity({ ...inline, ACETATE_HOST_USERS: 'maybe' }), /ACETATE_HOST_USERS 'maybe' must be true .* or false/);
   });
 
   it('namespace labels: enforce, warn, audit; a typo counts as restricted; defaults', () => {

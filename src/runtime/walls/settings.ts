@@ -11,21 +11,13 @@
  */
 import { parsePathList } from './host-masks.js';
 import type { IsolationSettings } from './walls.js';
-import { IdPoolError, parseIdPool } from './id-pool.js';
+import { parseIdPool } from './id-pool.js';
+import { hostUsersFromEnv, parseHostUsers } from './host-users-option.js';
 
 /** Node options given as flags; they win over the environment. */
 export interface IsolationFlags {
   hostUsers?: string;
   usernsPool?: string;
-}
-
-export function parseHostUsers(value: string, what: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (v === 'true' || v === '1' || v === 'yes') return true;
-  if (v === 'false' || v === '0' || v === 'no') return false;
-  throw new IdPoolError(
-    `${what} '${value}' must be true (containers use the node's ids unless they say hostUsers: false) or false (a user namespace unless they say hostUsers: true)`,
-  );
 }
 
 export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv, flags: IsolationFlags = {}): IsolationSettings {
@@ -37,7 +29,7 @@ export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv, flags: Isolatio
   // The earlier name: one range every unprivileged container shared; now the pool their ranges come from.
   else if (env.ACETATE_USERNS_RANGE) out.usernsPool = parseIdPool(env.ACETATE_USERNS_RANGE, 'ACETATE_USERNS_RANGE');
   if (flags.hostUsers !== undefined) out.hostUsersDefault = parseHostUsers(flags.hostUsers, '--host-users');
-  else if (env.ACETATE_HOST_USERS) out.hostUsersDefault = parseHostUsers(env.ACETATE_HOST_USERS, 'ACETATE_HOST_USERS');
+  else if (env.ACETATE_HOST_USERS) out.hostUsersDefault = hostUsersFromEnv(env);
   if (env.ACETATE_SECCOMP_PROFILE) out.seccompProfile = env.ACETATE_SECCOMP_PROFILE;
   return out;
 }
