@@ -10,8 +10,9 @@
  * Every profile file, the node's own default too, is opened without blocking (a FIFO never waits
  * for a writer) and read up to MAX_PROFILE_BYTES: a start never hangs or fills memory on it.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
 
 export const DEFAULT_SECCOMP_DIRS: readonly string[] = ['/etc/acetate/seccomp', '/usr/share/containers'];
 /** Docker's default profile is 30 KB; a profile beyond 1 MiB is refused. */
@@ -54,7 +55,7 @@ export function readProfileFile(file: string, opts: { localhost: boolean; env?: 
     );
   let fd: number;
   try {
-    fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
+    fd = openForReadNonBlocking(real, constants.O_NOFOLLOW);
   } catch (err) {
     throw new ProfileFileError(`cannot read the seccomp profile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
@@ -67,14 +68,7 @@ export function readProfileFile(file: string, opts: { localhost: boolean; env?: 
       );
     if (st.size > MAX_PROFILE_BYTES)
       throw new ProfileFileError(`the seccomp profile ${file} is ${st.size} bytes, more than the ${MAX_PROFILE_BYTES} a profile may have`);
-    const buf = Buffer.alloc(st.size);
-    let n = 0;
-    while (n < st.size) {
-      const r = readSync(fd, buf, n, st.size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n).toString('utf8');
+    return readFdPrefix(fd, st.size).toString('utf8');
   } finally {
     closeSync(fd);
   }

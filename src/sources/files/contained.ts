@@ -11,8 +11,9 @@
  * file itself (a device's open, a FIFO's, has effects of its own), and reopened for reading
  * through /proc/self/fd only once it is known to be a regular file inside the tree.
  */
-import { closeSync, fstatSync, openSync, readlinkSync, readSync, realpathSync, constants, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
 
 /** True when `real` (a resolved path) is `rootReal` or under it. */
 export function isInside(real: string, rootReal: string): boolean {
@@ -74,15 +75,8 @@ export function readContained(file: string, rootReal: string | undefined, maxByt
     if (!st.isFile()) return { ok: false, message: 'not a regular file', special: st };
     if (st.size > maxBytes) return { ok: false, message: `file is ${st.size} bytes, larger than the ${maxBytes} bytes a manifest may have` };
     // The very inode checked above: a magic link of /proc is not resolved again by name.
-    fd = openSync(`/proc/self/fd/${pathFd}`, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-    const buf = Buffer.allocUnsafe(st.size);
-    let n = 0;
-    while (n < st.size) {
-      const r = readSync(fd, buf, n, st.size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return { ok: true, buf: buf.subarray(0, n), st };
+    fd = openForReadNonBlocking(`/proc/self/fd/${pathFd}`);
+    return { ok: true, buf: readFdPrefix(fd, st.size), st };
   } catch (err) {
     return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   } finally {
