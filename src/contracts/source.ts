@@ -39,6 +39,15 @@ export interface DesiredSnapshot {
   complete: boolean;
 }
 
+/**
+ * A snapshot that declares nothing and is not complete, with why: what a source shows before it
+ * has anything (no commit applied, no source at all). Incomplete, so no managed container is
+ * destroyed on its strength. Fresh collections on each call: callers may add to them.
+ */
+export function nothingYetSnapshot(incompleteReason: string): DesiredSnapshot & { failingOrigins: Set<string>; incompleteReason: string } {
+  return { containers: new Map(), protectedKeys: new Set(), problems: [], complete: false, failingOrigins: new Set(), incompleteReason };
+}
+
 export interface DesiredSource {
   readonly name: string;
   /** Starts watching; onChange receives the keys that may have changed ('all' after a re-list). */

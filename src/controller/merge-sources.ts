@@ -5,7 +5,7 @@
  * the declarations goes away.
  */
 import type { DesiredContainer, SourceRef } from '../api/types.js';
-import type { DesiredSnapshot, SourceProblem } from '../contracts/source.js';
+import { nothingYetSnapshot, type DesiredSnapshot, type SourceProblem } from '../contracts/source.js';
 
 /** Where a desired container was declared, as a SourceProblem origin: a file path, or `kube:ns/name`. */
 export function originOf(dc: Pick<DesiredContainer, 'key' | 'source'>): string {
@@ -107,14 +107,7 @@ export function failingOrigins(snapshot: DesiredSnapshot & { failingOrigins?: Se
  */
 export function mergeSnapshots(snaps: NamedSnapshot[]): MergedSnapshot {
   if (snaps.length === 0) {
-    return {
-      containers: new Map(),
-      protectedKeys: new Set(),
-      problems: [],
-      complete: false,
-      failingOrigins: new Set(),
-      incompleteReason: 'no desired-state source',
-    };
+    return nothingYetSnapshot('no desired-state source');
   }
   const merged = mergeOrigins(snaps.map((s) => ({ origin: s.source, containers: [...s.snapshot.containers.values()], problems: s.snapshot.problems })));
   const failing = new Set<string>();

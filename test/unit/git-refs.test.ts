@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { resolveRef, checkRefSyntax, shortHash } from '../../src/sources/git/refs.js';
-import { normalizeSubpath, changedKeys } from '../../src/sources/git/source.js';
+import { normalizeSubpath, changedKeys, GitSource } from '../../src/sources/git/source.js';
 import { maskCredentials } from '../../src/sources/git/git-cli.js';
 import { GitSourceError } from '../../src/sources/git/driver.js';
 import type { DesiredContainer } from '../../src/api/types.js';
@@ -75,5 +75,13 @@ describe('Git source: refs, paths, changes', () => {
       ['d', dc('d', 1)],
     ]);
     assert.deepEqual(changedKeys(before, after), ['b', 'c', 'd']);
+  });
+
+  it('before any commit is applied: nothing desired, incomplete with the reason, so nothing is destroyed', () => {
+    const src = new GitSource({ url: 'file:///nonexistent/r.git', intervalMs: 60_000, cacheDir: '/nonexistent/acetate-git-cache' });
+    const snap = src.snapshot();
+    assert.equal(snap.complete, false);
+    assert.equal(snap.incompleteReason, 'git:file:///nonexistent/r.git: no commit applied yet');
+    assert.deepEqual([snap.containers.size, snap.protectedKeys.size, snap.problems.length, snap.failingOrigins.size, snap.files.length], [0, 0, 0, 0, 0]);
   });
 });

@@ -77,4 +77,13 @@ describe('merge-sources', () => {
     assert.equal(problemsForKey(s, 'default/a', '/m/3.yaml').length, 0);
     assert.equal(problemsForKey(s, 'default/b').length, 1);
   });
+
+  it('no source at all: nothing desired and incomplete, so nothing is destroyed; each call a fresh snapshot', () => {
+    const none = mergeSnapshots([]);
+    assert.equal(none.complete, false);
+    assert.equal(none.incompleteReason, 'no desired-state source');
+    assert.equal(none.containers.size + none.protectedKeys.size + none.problems.length + none.failingOrigins.size, 0);
+    none.protectedKeys.add('default/x');
+    assert.equal(mergeSnapshots([]).protectedKeys.size, 0, 'a caller adding to one does not change the next');
+  });
 });

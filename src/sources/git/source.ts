@@ -17,7 +17,7 @@ import { readdir, readlink, realpath, rename, rm, stat, symlink } from 'node:fs/
 import path from 'node:path';
 import type { DesiredContainer } from '../../api/types.js';
 import { hashOf } from '../../api/hash.js';
-import type { DesiredSource } from '../../contracts/source.js';
+import { nothingYetSnapshot, type DesiredSource } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
 import { silentLogger, type Logger } from '../../contracts/logger.js';
 import { backoffDelay } from '../../util/backoff.js';
@@ -151,15 +151,7 @@ export class GitSource implements DesiredSource {
   snapshot(): FileSnapshot {
     const rev = this.revision;
     if (!rev) {
-      return {
-        containers: new Map(),
-        protectedKeys: new Set(),
-        problems: [],
-        complete: false,
-        failingOrigins: new Set(),
-        files: [],
-        incompleteReason: `${this.name}: no commit applied yet${this.lastError ? ` (${this.lastError.message})` : ''}`,
-      };
+      return { ...nothingYetSnapshot(`${this.name}: no commit applied yet${this.lastError ? ` (${this.lastError.message})` : ''}`), files: [] };
     }
     const inner = this.files.snapshot();
     if (this.stamped?.inner === inner && this.stamped.revision === rev) return this.stamped.out;
