@@ -13,7 +13,7 @@ import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { diskText } from '../../src/cli/commands/describe.js';
 import { makeXfsImage, mountImage, unmountImage } from '../../src/runtime/disk/xfs-image.js';
-import { xfsOverheadBytes } from '../../src/plan/disk.js';
+import { xfsOverheadBytes } from '../../src/runtime/disk/xfs-fit.js';
 import { mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 

@@ -5,7 +5,7 @@ import { parseDisk } from '../../src/api/quantity.js';
 import { hashOf } from '../../src/api/hash.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
-import { fitsIn, xfsOverheadBytes } from '../../src/plan/disk.js';
+import { fitsIn, xfsOverheadBytes } from '../../src/runtime/disk/xfs-fit.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
 import type { DesiredContainer } from '../../src/api/types.js';
 import { actualFrom, desired } from '../support/model.js';

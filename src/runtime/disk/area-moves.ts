@@ -6,7 +6,7 @@
 import { rename, rm, rmdir } from 'node:fs/promises';
 import { formatMemory } from '../../api/quantity.js';
 import { exists } from '../../util/exists.js';
-import { filesBytes, fitsIn } from '../../plan/disk.js';
+import { filesBytes, fitsIn } from './xfs-fit.js';
 import type { DiskArea, DiskResult } from './driver.js';
 import { areaUsage, checkSpace, files, isEmptyDir, makeLayerDirs, mib } from './area-files.js';
 import { copyOwnership, copyTree, makeXfsImage, mountImage, unmountImage, writeFsMeta } from './xfs-image.js';

@@ -19,7 +19,7 @@ import { exists } from '../../util/exists.js';
 import { findBinary } from '../../util/find-binary.js';
 import { readMountInfo } from '../../util/mounts.js';
 import { RuntimeUnavailableError, type DiskUsage } from '../runtime.js';
-import { filesBytes, fitsIn } from '../../plan/disk.js';
+import { filesBytes, fitsIn } from './xfs-fit.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';
 import { areaUsage, checkSpace, currentSize, files, makeLayerDirs, mib } from './area-files.js';
 import { moveIn, moveOut, recoverArea, shrink } from './area-moves.js';
