@@ -1,7 +1,6 @@
 /** ajv's errors against the Container schema, turned into one plain-words issue per field. */
 import type { ErrorObject } from 'ajv';
-import type { PathSegment } from '../sources/files/yaml-documents.js';
-import { issue, show, typeName, type ValidationIssue } from './validation-issue.js';
+import { issue, show, typeName, type PathSegment, type ValidationIssue } from './validation-issue.js';
 
 function pointerToPath(pointer: string, data: unknown): PathSegment[] {
   if (!pointer) return [];

@@ -3,7 +3,7 @@
  * CEL validation for the API server): exactly one handler per probe, and successThreshold 1 for
  * liveness and startup probes, as Kubernetes requires.
  */
-import type { PathSegment } from '../sources/files/yaml-documents.js';
+import type { PathSegment } from './validation-issue.js';
 import { PROBE_FIELDS, PROBE_KINDS } from './probes.js';
 
 export interface ProbeIssue {

@@ -8,11 +8,10 @@ import type { ContainerManifest } from './types.js';
 import { ALL_CAPABILITIES, capabilityName } from './capabilities.js';
 import { protectedHostPathProblem } from './protected-paths.js';
 import { CPU_PATTERN, MEMORY_PATTERN, MIN_DISK_BYTES, parseCpu, parseMemory, QuantityError } from './quantity.js';
-import type { PathSegment } from '../sources/files/yaml-documents.js';
 import { probeIssues } from './validate-probes.js';
 import { portIssues } from './validate-ports.js';
 import { imageSpecIssues } from '../images/validate-image.js';
-import { isRecord, issue, show, type ValidationIssue } from './validation-issue.js';
+import { isRecord, issue, show, type PathSegment, type ValidationIssue } from './validation-issue.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** Smallest limits runc and the kernel can actually run a container with. */

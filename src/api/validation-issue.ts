@@ -1,5 +1,6 @@
 /** One problem found in a Container object: where (field path) and what, in plain words. */
-import type { PathSegment } from '../sources/files/yaml-documents.js';
+/** One step of a field path: a key, or an index in a list. */
+export type PathSegment = string | number;
 
 export interface ValidationIssue {
   /** Field path as segments, e.g. ['spec', 'resources', 'memory']. */

@@ -13,8 +13,7 @@
  */
 import path from 'node:path';
 import { capabilityName, DEFAULT_CAPABILITIES } from '../api/capabilities.js';
-import { formatPath, isRecord, show } from '../api/validation-issue.js';
-import type { PathSegment } from '../sources/files/yaml-documents.js';
+import { formatPath, isRecord, show, type PathSegment } from '../api/validation-issue.js';
 
 export type SecurityLevel = 'privileged' | 'baseline' | 'restricted';
 export const SECURITY_LEVELS: readonly SecurityLevel[] = ['privileged', 'baseline', 'restricted'];

@@ -9,7 +9,8 @@ import { formatCpu, formatMemory } from '../../api/quantity.js';
 import { API_GROUP, API_VERSION, KIND, type DesiredContainer, type ResourceName } from '../../api/types.js';
 import type { SourceProblem } from '../../contracts/source.js';
 import type { NodeCapacity } from '../kube/desired.js';
-import type { PathSegment, YamlDocument } from './yaml-documents.js';
+import type { PathSegment } from '../../api/validation-issue.js';
+import type { YamlDocument } from './yaml-documents.js';
 
 /** A Container candidate inside a document: its value and where it sits (`['items', 3]`, or `[]`). */
 export interface ContainerDocument {

@@ -15,7 +15,7 @@ import { outsideReason, readContained } from './contained.js';
 import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
 import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
 import { checkSecurityLevel, violationMessage } from '../../policy/levels.js';
-import type { PathSegment } from './yaml-documents.js';
+import type { PathSegment } from '../../api/validation-issue.js';
 
 /** The rules of its namespace's level a valid Container breaks, each a `forbidden` problem (field path relative to the document). */
 function securityProblems(

@@ -3,8 +3,7 @@
  * stands, so validation errors can name the line of the exact field.
  */
 import yaml from 'js-yaml';
-
-export type PathSegment = string | number;
+import type { PathSegment } from '../../api/validation-issue.js';
 
 export interface YamlDocument {
   value: unknown;
