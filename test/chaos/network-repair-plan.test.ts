@@ -13,30 +13,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
+import { describeRecord } from '../support/describe-record.js';
 import { CliProcess } from '../support/cli-process.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
 import { testNetwork, type TestNetwork } from '../support/network-leaks.js';
-import { freePort, httpdScript, httpGet } from '../support/network-test.js';
-import { makeTmpStateDir } from '../support/tmp-state.js';
+import { bridgeWebManifest, freePort, httpGet } from '../support/network-test.js';
+import { cliDirs, type CliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { exec } from '../../src/util/exec.js';
-import type { StatusRecord } from '../../src/contracts/status-record.js';
-import { manifestHead } from '../support/manifest.js';
 
 /** Line 14 is the hostIP's. */
-function web(name: string, hostPort: number, hostIP = '127.0.0.1'): string {
-  return `${manifestHead(name)}  template: host
-  command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
-  network: bridge
-  terminationGracePeriodSeconds: 1
-  ports:
-    - name: http
-      containerPort: 80
-      hostPort: ${hostPort}
-      hostIP: ${hostIP}
-`;
-}
+const web = (name: string, hostPort: number, hostIP = '127.0.0.1'): string => bridgeWebManifest(name, hostPort, { hostIP });
 
 const ID = 'default_web-a';
 
@@ -44,34 +31,27 @@ describe('network: bridge flags, repairs, subnet changes and failures after appl
   this.timeout(240_000);
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
   let n: TestNetwork;
   let env: NodeJS.ProcessEnv;
   let run: CliProcess | undefined;
 
   // The deep check keeps its default period (60 s): what brings a repair in seconds is the poll.
   const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, { stateDir, env: { ...env, ...extraEnv } });
-  const describeJson = async (name: string): Promise<StatusRecord> => {
-    const r = await cli(['describe', name, '-o', 'json']);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as StatusRecord;
-  };
+  const describeJson = (name: string) => describeRecord(name, { stateDir, env });
   const networkJson = async (): Promise<{ ip: string; hostVeth: string; netns: string }> =>
     JSON.parse(await readFile(path.join(instancePaths(stateDir).containersDir, ID, 'network.json'), 'utf8')) as { ip: string; hostVeth: string; netns: string };
   /** The MAC of eth0 inside the container's namespace, as the kernel has it. */
   const macInside = async (netns: string) => (await exec('nsenter', [`--net=${netns}`, 'cat', '/sys/class/net/eth0/address'])).stdout.trim();
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-netrepair-'));
     n = await testNetwork();
+    ({ stateDir, dir } = dirs = await cliDirs({ network: n }));
     env = { ACETATE_NETWORK_BRIDGE: n.bridge, ACETATE_NETWORK_SUBNET: n.subnet };
   });
   after(async () => {
     await run?.stop('SIGKILL');
-    await cleanupStateDir(stateDir, { network: n });
-    await assertNoLeaks(stateDir, { network: n });
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('refuses bad network flags and hostIPs with a clear message, writing nothing', async () => {

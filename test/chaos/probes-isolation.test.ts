@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { runCli } from '../support/cli.js';
+import { describeRecord, readyCondition } from '../support/describe-record.js';
 import { CliProcess } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
 import { flatContainers } from '../support/get.js';
-import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const HANGERS = 10;
 
@@ -45,12 +45,8 @@ describe('probes: isolation between containers, background children, bounded out
   let dirs: CliDirs;
   let loop: CliProcess | undefined;
 
-  const describeJson = async (name: string): Promise<StatusRecord> => {
-    const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as StatusRecord;
-  };
-  const ready = async (name: string) => (await describeJson(name)).status.conditions?.find((c) => c.type === 'Ready');
+  const describeJson = (name: string) => describeRecord(name, { stateDir });
+  const ready = async (name: string) => readyCondition(await describeJson(name));
   /** The pids cgroups of these containers (of their running process: the execs join it). */
   const cgroups = async (names: string[]): Promise<string[]> => {
     const out: string[] = [];

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
+import { describeRecord } from '../support/describe-record.js';
 import { CliProcess } from '../support/cli-process.js';
 import { dfRoot, inContainer, MI } from '../support/disk.js';
 import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
@@ -16,7 +17,6 @@ import { manifest } from '../support/manifest.js';
 import { isAlive } from '../support/proc.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
-import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 function diskManifest(name: string, disk: string, extra = ''): string {
   return `${manifest(name, { cpu: null, memory: null, pids: null })}  resources:\n    disk: ${disk}\n${extra}`;
@@ -28,11 +28,7 @@ describe('resources.disk through the CLI (acetate run, get, describe, metrics, v
   let dir: string;
   let run: CliProcess | undefined;
 
-  const describeJson = async (name: string): Promise<StatusRecord> => {
-    const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as StatusRecord;
-  };
+  const describeJson = (name: string) => describeRecord(name, { stateDir });
   const resizePending = async (name: string) => (await describeJson(name)).status.conditions?.find((c) => c.type === 'ResizePending');
 
   before(async () => {

@@ -4,64 +4,46 @@
  * reboot after which the survivor gets its address back and nothing of the removed is left.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
+import { describeRecord, readyCondition } from '../support/describe-record.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
-import { assertNoLeaks, cleanupStateDir, snapshotLeaks } from '../support/leaks.js';
+import { snapshotLeaks } from '../support/leaks.js';
 import { networkEnv, snapshotNetworkLeaks, testNetwork, type TestNetwork } from '../support/network-leaks.js';
-import { freePort, httpdScript, httpGet } from '../support/network-test.js';
-import { makeTmpStateDir } from '../support/tmp-state.js';
+import { bridgeWebManifest, freePort, httpGet } from '../support/network-test.js';
+import { cliDirs, type CliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { isAlive } from '../support/proc.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { unmountAll } from '../../src/util/mounts.js';
 import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
-import { manifestHead } from '../support/manifest.js';
 
-function web(name: string, hostPort: number, extra = ''): string {
-  return `${manifestHead(name)}  template: host
-  command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
-  network: bridge
-  terminationGracePeriodSeconds: 1
-  ports:
-    - name: http
-      containerPort: 80
-      hostPort: ${hostPort}
-      hostIP: 127.0.0.1
-${extra}`;
-}
+const web = (name: string, hostPort: number, extra = ''): string => bridgeWebManifest(name, hostPort, { extra });
 
 describe('network: bridge through the CLI (real CNI plugins)', function () {
   this.timeout(180_000);
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
   let n: TestNetwork;
   let env: NodeJS.ProcessEnv;
   let run: CliProcess | undefined;
 
   const cli = (args: string[]) => runCli(args, { stateDir, env });
-  const describeJson = async (name: string): Promise<StatusRecord & { nodeNetwork?: { bridge: string; subnet: string } }> => {
-    const r = await cli(['describe', name, '-o', 'json']);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as StatusRecord;
-  };
-  const ready = (rec: StatusRecord) => rec.status.conditions?.find((c) => c.type === 'Ready');
+  const describeJson = async (name: string) =>
+    (await describeRecord(name, { stateDir, env })) as StatusRecord & { nodeNetwork?: { bridge: string; subnet: string } };
+  const ready = readyCondition;
 
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-net-manifests-'));
     n = await testNetwork();
+    ({ stateDir, dir } = dirs = await cliDirs({ network: n }));
     env = networkEnv(n);
   });
   after(async () => {
     await run?.stop('SIGKILL');
-    await cleanupStateDir(stateDir, { network: n });
-    await assertNoLeaks(stateDir, { network: n });
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
 
   it('validate names file, line and field of bad ports', async () => {

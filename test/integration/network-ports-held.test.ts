@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
@@ -20,14 +19,12 @@ import { findProcessesByCmdline } from '../../src/util/processes.js';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { testNetwork, networkEnv, snapshotNetworkLeaks, type TestNetwork } from '../support/network-leaks.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
-import { freePort, httpdScript, httpGet, webRequest } from '../support/network-test.js';
-import { tmpState, makeRuntime, makeTmpStateDir, type TmpState } from '../support/tmp-state.js';
+import { bridgeWebManifest, freePort, httpGet, webRequest } from '../support/network-test.js';
+import { tmpState, makeRuntime, cliDirs, type CliDirs, type TmpState } from '../support/tmp-state.js';
 import { unmountAll } from '../../src/util/mounts.js';
 import { waitFor } from '../support/wait.js';
 import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
-import { assertNoLeaks, cleanupStateDir } from '../support/leaks.js';
-import { manifestHead } from '../support/manifest.js';
 
 function desiredOf(req: ReturnType<typeof webRequest>): DesiredContainer {
   return { key: `${req.namespace}/${req.name}`, namespace: req.namespace, name: req.name, spec: req.spec, source: req.source };
@@ -222,35 +219,24 @@ describe('network: published host ports held, flows ended, swaps converge (real 
   });
 });
 
-function web(name: string, hostPort: number): string {
-  return `${manifestHead(name)}  template: host
-  command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
-  network: bridge
-  terminationGracePeriodSeconds: 0
-  ports:
-    - { name: http, containerPort: 80, hostPort: ${hostPort}, hostIP: 127.0.0.1 }
-`;
-}
+const web = (name: string, hostPort: number): string => bridgeWebManifest(name, hostPort, { gracePeriodSeconds: 0 });
 
 describe('network: two containers swap host ports in one edit (real CNI plugins, CLI)', function () {
   this.timeout(180_000);
   let stateDir: string;
   let dir: string;
+  let dirs: CliDirs;
   let n: TestNetwork;
   let env: NodeJS.ProcessEnv;
   let run: CliProcess | undefined;
   before(async () => {
-    stateDir = await makeTmpStateDir();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-swap-'));
     n = await testNetwork();
+    ({ stateDir, dir } = dirs = await cliDirs({ network: n }));
     env = networkEnv(n);
   });
   after(async () => {
     await run?.stop('SIGKILL');
-    await cleanupStateDir(stateDir, { network: n });
-    await assertNoLeaks(stateDir, { network: n });
-    await rm(stateDir, { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await dirs.cleanupAndAssertNoLeaks();
   });
   const write = async (pa: number, pb: number) => {
     await writeFile(path.join(dir, 'a.yaml'), web('swap-a', pa));

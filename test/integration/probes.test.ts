@@ -10,11 +10,11 @@ import path from 'node:path';
 import net from 'node:net';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { runCli } from '../support/cli.js';
+import { describeRecord, readyCondition } from '../support/describe-record.js';
 import { CliProcess } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { manifest } from '../support/manifest.js';
 import { waitFor } from '../support/wait.js';
-import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const WEB = 'mkdir -p /tmp/www; echo ok > /tmp/www/index.html; while [ ! -e /tmp/serve ]; do sleep 0.1; done; exec busybox httpd -f -p 8080 -h /tmp/www';
 
@@ -25,12 +25,8 @@ describe('probes (acetate run, real containers)', function () {
   let dirs: CliDirs;
   let loop: CliProcess | undefined;
 
-  const describeJson = async (name: string): Promise<StatusRecord> => {
-    const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as StatusRecord;
-  };
-  const ready = async (name: string) => (await describeJson(name)).status.conditions?.find((c) => c.type === 'Ready');
+  const describeJson = (name: string) => describeRecord(name, { stateDir });
+  const ready = async (name: string) => readyCondition(await describeJson(name));
   const exec = (name: string, ...cmd: string[]) => runCli(['exec', name, '--', ...cmd], { stateDir });
 
   before(async () => {

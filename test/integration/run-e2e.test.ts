@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { runCli } from '../support/cli.js';
+import { describeRecord } from '../support/describe-record.js';
 import { CliProcess, quickRunFlags, type LogLine } from '../support/cli-process.js';
 import { cgroupValue, isAlive } from '../support/proc.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
@@ -51,11 +52,7 @@ describe('acetate run (real runc, real files)', function () {
   let dirs: CliDirs;
   let acetate: Acetate | undefined;
 
-  const describeJson = async (name: string): Promise<StatusRecord> => {
-    const r = await runCli(['describe', name, '-o', 'json'], { stateDir });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as StatusRecord;
-  };
+  const describeJson = (name: string) => describeRecord(name, { stateDir });
   const cond = (rec: StatusRecord, type: string) => rec.status.conditions?.find((c) => c.type === type);
   /** The running pid of a container, once Ready. */
   const runningPid = async (name: string): Promise<number> =>

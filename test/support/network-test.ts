@@ -2,6 +2,7 @@
 import type { CreateRequest } from '../../src/runtime/runtime.js';
 import type { PublishedPort } from '../../src/api/types.js';
 import { FILE_SOURCE, testSpec } from './test-spec.js';
+import { manifestHead } from './manifest.js';
 
 // Shared with the network benchmark (bench must not import test code).
 export { freePort, httpGet } from '../../bench/lib/local-net.js';
@@ -22,4 +23,21 @@ export function webRequest(name: string, ports: PublishedPort[] = [], script = h
 
 export function published(hostPort: number, hostIP = '127.0.0.1'): PublishedPort[] {
   return [{ name: 'http', containerPort: 80, hostPort, hostIP, protocol: 'TCP' }];
+}
+
+/**
+ * A manifest of an httpd container (httpdScript) on the bridge, publishing port 80 on hostPort.
+ * The hostIP stands on line 14 (tests that break it look for that line); `extra` follows the ports.
+ */
+export function bridgeWebManifest(name: string, hostPort: number, opts: { hostIP?: string; gracePeriodSeconds?: number; extra?: string } = {}): string {
+  return `${manifestHead(name)}  template: host
+  command: ["/bin/sh", "-c", ${JSON.stringify(httpdScript(name))}]
+  network: bridge
+  terminationGracePeriodSeconds: ${opts.gracePeriodSeconds ?? 1}
+  ports:
+    - name: http
+      containerPort: 80
+      hostPort: ${hostPort}
+      hostIP: ${opts.hostIP ?? '127.0.0.1'}
+${opts.extra ?? ''}`;
 }

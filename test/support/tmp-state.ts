@@ -87,15 +87,20 @@ export interface CliDirs {
   cleanupAndAssertNoLeaks(): Promise<void>;
 }
 
-export async function cliDirs(): Promise<CliDirs> {
+/**
+ * `network`: the test's own bridge and subnet (testNetwork()); its containers' veths, rules and
+ * leases are removed and checked too.
+ */
+export async function cliDirs(opts: { network?: TestNetwork } = {}): Promise<CliDirs> {
   const stateDir = await makeTmpStateDir();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-manifests-'));
+  const network = opts.network;
   return {
     stateDir,
     dir,
     async cleanupAndAssertNoLeaks() {
-      await cleanupStateDir(stateDir);
-      await assertNoLeaks(stateDir);
+      await cleanupStateDir(stateDir, { network });
+      await assertNoLeaks(stateDir, { network });
       await rm(stateDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
     },
