@@ -4,8 +4,8 @@ import { capabilityName } from './capabilities.js';
 import { normalizeProbes } from './probes.js';
 import { normalizePorts } from './ports.js';
 import { nodeDefaultDisk } from './node-defaults.js';
-import { defaultPullPolicy, formatReference, parseReference } from '../images/reference.js';
-import { qualifyImage } from '../images/short-names.js';
+import { defaultPullPolicy, formatReference, parseReference } from './image-reference.js';
+import { qualifyImage } from './image-short-names.js';
 import { containerKey, RESOURCE_NAMES, type ContainerManifest, type DesiredContainer, type NormalizedSpec, type SourceRef } from './types.js';
 
 export function normalizeSpec(m: ContainerManifest): NormalizedSpec {

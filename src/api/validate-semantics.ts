@@ -10,7 +10,7 @@ import { protectedHostPathProblem } from './protected-paths.js';
 import { CPU_PATTERN, MEMORY_PATTERN, MIN_DISK_BYTES, parseCpu, parseMemory, QuantityError } from './quantity.js';
 import { probeIssues } from './validate-probes.js';
 import { portIssues } from './validate-ports.js';
-import { imageSpecIssues } from '../images/validate-image.js';
+import { imageSpecIssues } from './validate-image.js';
 import { isRecord, issue, show, type PathSegment, type ValidationIssue } from './validation-issue.js';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

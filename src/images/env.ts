@@ -4,7 +4,7 @@
  * ~/.config/containers/auth.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE). Two variables add to
  * that: $ACETATE_AUTH_FILE (passed as --authfile) and $ACETATE_REGISTRIES_CONF (another
  * registries.conf: skopeo's mirrors/insecure/blocked in place of the node's, and short-name
- * aliases read after the node's; see short-names.ts and skopeo.ts).
+ * aliases read after the node's; see api/image-short-names.ts and skopeo.ts).
  */
 import { ImageStore, type ImageStoreOptions } from './store.js';
 import { parseDuration } from '../util/duration.js';

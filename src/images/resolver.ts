@@ -13,7 +13,7 @@
  */
 import type { ImagePullPolicy } from '../api/types.js';
 import { ImagePullError } from './errors.js';
-import { parseReference, transportReference } from './reference.js';
+import { parseReference, transportReference } from '../api/image-reference.js';
 import type { ImageStore } from './store.js';
 
 export interface ResolverOptions {

@@ -13,7 +13,7 @@ import { exec, ExecError } from '../util/exec.js';
 import { pidExists } from '../util/processes.js';
 import { ImagePullError, RegistryTimeoutError } from './errors.js';
 import { isInsecure } from './registries-conf.js';
-import { parseReference, transportReference } from './reference.js';
+import { parseReference, transportReference } from '../api/image-reference.js';
 
 export const PLATFORM = { os: 'linux', architecture: 'amd64' } as const;
 const POLICY = '/etc/containers/policy.json';

@@ -1,5 +1,5 @@
 /** status.image / status.imageID of a container made from an image, as Kubernetes reports them. Pure. */
-import { parseReference, repositoryOf } from './reference.js';
+import { parseReference, repositoryOf } from '../api/image-reference.js';
 
 export function imageStatus(image: { ref: string; digest?: string } | undefined): { image?: string; imageID?: string } {
   if (!image) return {};

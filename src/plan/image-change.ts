@@ -7,7 +7,7 @@
  * private area is deleted, as for a change of template.
  */
 import type { NormalizedSpec } from '../api/types.js';
-import { parseReference, repositoryOf } from '../images/reference.js';
+import { parseReference, repositoryOf } from '../api/image-reference.js';
 
 function repo(ref: string): string {
   try {

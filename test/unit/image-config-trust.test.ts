@@ -1,7 +1,7 @@
 /** An image's config and references are untrusted input: NUL bytes, ids out of range, overlong names. */
 import assert from 'node:assert/strict';
 import { effectiveProcess, resolveUser } from '../../src/images/process.js';
-import { parseReference, transportReference } from '../../src/images/reference.js';
+import { parseReference, transportReference } from '../../src/api/image-reference.js';
 import { platformDigest } from '../../src/images/skopeo.js';
 import { createHash } from 'node:crypto';
 

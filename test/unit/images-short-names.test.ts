@@ -10,8 +10,8 @@ import path from 'node:path';
 import { normalizeManifest } from '../../src/api/normalize.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { validateManifest } from '../../src/api/validate.js';
-import { normalizeReference } from '../../src/images/reference.js';
-import { isShortName, parseAliases, registriesConfFiles, resolveShortName } from '../../src/images/short-names.js';
+import { normalizeReference } from '../../src/api/image-reference.js';
+import { isShortName, parseAliases, registriesConfFiles, resolveShortName } from '../../src/api/image-short-names.js';
 
 const CONF = `
 unqualified-search-registries = ["docker.io"]

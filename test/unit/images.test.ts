@@ -5,7 +5,7 @@ import { normalizeManifest } from '../../src/api/normalize.js';
 import type { ContainerManifest } from '../../src/api/types.js';
 import { validateManifest } from '../../src/api/validate.js';
 import { effectiveProcess, resolveUser } from '../../src/images/process.js';
-import { defaultPullPolicy, formatReference, parseReference } from '../../src/images/reference.js';
+import { defaultPullPolicy, formatReference, parseReference } from '../../src/api/image-reference.js';
 import { insecureRegistries } from '../../src/images/registries-conf.js';
 import { platformDigest } from '../../src/images/skopeo.js';
 import { describeImageChange } from '../../src/plan/image-change.js';

@@ -4,7 +4,7 @@ import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { outputOption, parseSubcommand } from '../args.js';
 import { table, age } from '../table.js';
-import { shortDigest } from '../../images/reference.js';
+import { shortDigest } from '../../api/image-reference.js';
 import { ImageStoreError } from '../../images/errors.js';
 import { terminalProgress } from '../pull-progress-view.js';
 import type { ActualContainer } from '../../runtime/runtime.js';

@@ -15,7 +15,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ImageReferenceError, parseReference } from './reference.js';
+import { ImageReferenceError, parseReference } from './image-reference.js';
 
 export const NODE_REGISTRIES_CONF = '/etc/containers/registries.conf';
 export const NODE_REGISTRIES_CONF_D = '/etc/containers/registries.conf.d';

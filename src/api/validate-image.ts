@@ -2,8 +2,8 @@
  * The rules of `spec.image` the CRD schema says in CEL (x-kubernetes-validations, which the API
  * server runs but ajv does not) and what it cannot say at all (the reference's grammar).
  */
-import { ImageReferenceError, parseReference } from './reference.js';
-import { qualifyImage } from './short-names.js';
+import { ImageReferenceError, parseReference } from './image-reference.js';
+import { qualifyImage } from './image-short-names.js';
 
 export function imageSpecIssues(spec: Record<string, unknown>): { path: string[]; message: string }[] {
   const out: { path: string[]; message: string }[] = [];

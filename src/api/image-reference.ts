@@ -4,7 +4,7 @@
  * `registry:5000/team/app@sha256:…` stays as it is. Pure.
  *
  * Short names are completed with docker.io, as Kubernetes and Docker do. registries.conf's
- * short-name aliases are applied before this, by short-names.ts; unqualified-search-registries (a
+ * short-name aliases are applied before this, by image-short-names.ts; unqualified-search-registries (a
  * Podman feature) are not consulted, so a manifest means the same image on every node.
  */
 
