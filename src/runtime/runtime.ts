@@ -271,6 +271,12 @@ export interface Runtime {
    */
   sweepLeftovers?(): Promise<void>;
   /**
+   * The security level and allowed host paths of each namespace, asked at every start to check
+   * where each hostPath leads then (walls/hostpath-open.ts): Kubernetes mode gives the namespaces'
+   * labels here, file and Git mode the node setting.
+   */
+  setHostPathRules?(rules: (namespace: string) => { level: 'privileged' | 'baseline' | 'restricted'; allowedHostPaths: readonly string[]; why: string }): void;
+  /**
    * Event-driven process watch for the long-running loop: onChange(key) when a tracked
    * container's process may have changed (it exited, its supervisor or process vanished), so that
    * the loop does not have to relist every container to notice. Best effort: the loop's slow
