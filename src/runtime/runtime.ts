@@ -88,6 +88,8 @@ export interface UserNamespaceFacts {
   hostUsersDefault: boolean;
   /** --userns-pool / ACETATE_USERNS_POOL. */
   pool: IdRangeFact;
+  /** Ranges other acetate instances of the node hold (the node's id records): not free for this one. */
+  heldElsewhere?: IdRangeFact[];
   /**
    * The plan sees only some containers (the loop plans one key at a time): it cannot tell which
    * range is free or shared, so it names no range (the runtime takes the lowest free one).
