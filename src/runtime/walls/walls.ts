@@ -6,7 +6,6 @@
  * with. hostpath-guard.ts and mount-checks.ts check the mounts a spec asks for. This folder knows
  * nothing of runc: it returns the parts of the OCI config, and runc/oci-config.ts puts them together.
  */
-import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
 import { applyHostView, currentHostView } from './host-view.js';
