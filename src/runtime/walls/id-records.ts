@@ -16,7 +16,7 @@
  * at the next allocation, so ranges come back without anyone's help. Read and written only under
  * the flock of <file>.lock (id-ranges.ts).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../../util/json-file.js';
@@ -79,10 +79,20 @@ export async function readIdRecords(file: string): Promise<IdRecord[]> {
   return parse(text, file);
 }
 
+/** The last parse of each file, by its size and mtime: the loop plans often, the file changes at creates. */
+const parsed = new Map<string, { stamp: string; records: IdRecord[] }>();
+
 /** For plan's facts (sync): the records, or none when the file cannot be read (plan only predicts; the allocator decides). */
 export function readIdRecordsSync(file: string): IdRecord[] {
   try {
-    return parse(readFileSync(file, 'utf8'), file);
+    const st = statSync(file);
+    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const hit = parsed.get(file);
+    if (hit?.stamp === stamp) return hit.records;
+    if (st.size > MAX_RECORDS_BYTES) return [];
+    const records = parse(readFileSync(file, 'utf8'), file);
+    parsed.set(file, { stamp, records });
+    return records;
   } catch {
     return [];
   }
