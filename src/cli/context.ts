@@ -15,6 +15,8 @@ import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
 import { minFreeBytes } from '../runtime/free-space.js';
 import type { IsolationSettings } from '../runtime/walls/walls.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
+import { hostPathRulesOf } from './node-capacity.js';
+import { thisNodeSecurity } from '../policy/node-levels.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
 import type { NodeNetworkOptions } from '../runtime/network/node-config.js';
@@ -55,6 +57,7 @@ export function createContext(
     { dir: runDir, what: 'run dir' },
   ]);
   let opened: Promise<{ runtime: RuncRuntime; templates: TemplateStore }> | undefined;
+  let nodeRules: ReturnType<typeof hostPathRulesOf> | undefined;
   let lock: NodeLock | undefined;
   const ctx: CliContext = {
     stateDir,
@@ -85,6 +88,13 @@ export function createContext(
           logSizeMax: logSizeMaxFromEnv(),
           isolation,
           network,
+          // Every start (apply's and run's) checks where each hostPath leads then, by the node
+          // setting (run in Kubernetes mode replaces it with the namespaces' labels). Read at the
+          // first start: a setting that cannot be read refuses that start, never a looser check.
+          hostPathRules: (namespace) => {
+            nodeRules ??= hostPathRulesOf(thisNodeSecurity());
+            return nodeRules(namespace);
+          },
         });
         await runtime.preflight();
         return { runtime, templates };

@@ -58,7 +58,7 @@ export class RangePlanner {
     actual: ReadonlyMap<string, ActualContainer>,
   ) {
     const held = [...actual.values()].filter((a) => a.idRange).sort((a, b) => (a.key < b.key ? -1 : 1));
-    this.used = held.map((a) => a.idRange!);
+    this.used = [...held.map((a) => a.idRange!), ...(facts?.heldElsewhere ?? [])];
     held.forEach((a, i) => {
       if (held.slice(0, i).some((b) => rangesOverlap(a.idRange!, b.idRange!))) this.sharing.add(a.key);
     });

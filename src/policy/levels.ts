@@ -63,6 +63,11 @@ function clean(p: string): string {
   return path.posix.normalize(p).replace(/(.)\/+$/, '$1');
 }
 
+/** Whether the host path p (clean, absolute) is one of dirs or below one (the start-time check uses it too: runtime/walls/hostpath-open.ts). */
+export function hostPathAllowed(p: string, dirs: readonly string[]): boolean {
+  return within(clean(p), dirs);
+}
+
 function within(p: string, dirs: readonly string[]): boolean {
   return dirs.some((d) => {
     const dir = clean(d);

@@ -88,6 +88,8 @@ export interface UserNamespaceFacts {
   hostUsersDefault: boolean;
   /** --userns-pool / ACETATE_USERNS_POOL. */
   pool: IdRangeFact;
+  /** Ranges other acetate instances of the node hold (the node's id records): not free for this one. */
+  heldElsewhere?: IdRangeFact[];
   /**
    * The plan sees only some containers (the loop plans one key at a time): it cannot tell which
    * range is free or shared, so it names no range (the runtime takes the lowest free one).
@@ -270,6 +272,12 @@ export interface Runtime {
    * that changes the node (apply, run) before it works, never by read-only commands.
    */
   sweepLeftovers?(): Promise<void>;
+  /**
+   * The security level and allowed host paths of each namespace, asked at every start to check
+   * where each hostPath leads then (walls/hostpath-open.ts): Kubernetes mode gives the namespaces'
+   * labels here, file and Git mode the node setting.
+   */
+  setHostPathRules?(rules: (namespace: string) => { level: 'privileged' | 'baseline' | 'restricted'; allowedHostPaths: readonly string[]; why: string }): void;
   /**
    * Event-driven process watch for the long-running loop: onChange(key) when a tracked
    * container's process may have changed (it exited, its supervisor or process vanished), so that

@@ -62,7 +62,16 @@ export function startCli(args: string[], opts: CliOptions): StartedCli {
   const join = 'for d in $ACETATE_TEST_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 97; done; unset ACETATE_TEST_CGROUPS; exec "$@"';
   const [file, ...rest] = opts.cgroups?.length ? ['/bin/sh', '-c', join, 'sh', ...argv] : argv;
   const child = spawn(file!, rest, {
-    env: { ...NODE_IDS_BY_DEFAULT, ...process.env, ...opts.env, ...(opts.cgroups?.length ? { ACETATE_TEST_CGROUPS: opts.cgroups.join(' ') } : {}) },
+    env: {
+      ...NODE_IDS_BY_DEFAULT,
+      ...process.env,
+      // Each instance its own node id records (in its state dir, gone with it), so that test files
+      // running side by side (and other checkouts' tests on the node) never meet; a test of
+      // instances sharing one sets ACETATE_ID_RECORDS itself.
+      ACETATE_ID_RECORDS: path.join(opts.stateDir, 'node-id-ranges.json'),
+      ...opts.env,
+      ...(opts.cgroups?.length ? { ACETATE_TEST_CGROUPS: opts.cgroups.join(' ') } : {}),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -27,9 +27,11 @@ export function makeRuntime(
   const { network, ...rest } = extra;
   // The test is the only process changing this state dir: it may sweep, as a lock holder does.
   // A test network: checked in depth at every get() (no 60 s throttle).
+  // Its own node id records (in the state dir, gone with it): test files running side by side never meet.
   return new RuncRuntime({
     stateDir,
     templates: new TemplateStore({ stateDir }),
+    isolation: { idRecords: path.join(stateDir, 'node-id-ranges.json') },
     sweepLeftovers: true,
     ...rest,
     ...(network ? { network: { ...network, deepCheckIntervalMs: 0 } } : {}),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assignIdRange, idsFileOf, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
+import { assignIdRange, idsFileOf, importIdRecords, rangesHeldElsewhere, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { formatIdRange, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap } from '../../src/runtime/walls/id-pool.js';
 import { forgetFiles } from '../../src/util/json-file.js';
 import { plan } from '../../src/plan/plan.js';
@@ -14,7 +14,7 @@ const POOL = { hostID: 1_000_000_000, size: RANGE_SIZE * 4 };
 const range = (i: number, pool = POOL) => ({ hostID: pool.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
 
 function storeIn(dir: string, pool = POOL): IdRangeStore {
-  return { containersDir: path.join(dir, 'containers'), lockFile: path.join(dir, 'id-ranges.lock'), pool };
+  return { containersDir: path.join(dir, 'containers'), recordsFile: path.join(dir, 'node-id-ranges.json'), pool };
 }
 
 async function container(store: IdRangeStore, id: string): Promise<string> {
@@ -159,4 +159,60 @@ describe('plan: user namespace mapping changes', () => {
     const d = desired('web');
     assert.deepEqual(plan({ desired: new Map([[d.key, d]]), actual: new Map([[d.key, actualFrom(d)]]), complete: true }).actions, []);
   });
+});
+
+describe('node-wide id records (two instances, one records file)', () => {
+  /** Instance `name`'s store in dir, every instance sharing dir/node-id-ranges.json. */
+  const instance = (dir: string, name: string, pool = POOL): IdRangeStore => ({
+    containersDir: path.join(dir, name, 'containers'),
+    recordsFile: path.join(dir, 'node-id-ranges.json'),
+    pool,
+  });
+
+  it('two state dirs get disjoint ranges; each record names its owner; a gone owner gives its range back', () =>
+    withTmpDir(async (dir) => {
+      const a = instance(dir, 'a');
+      const b = instance(dir, 'b');
+      const a1 = await container(a, 'default_web');
+      const b1 = await container(b, 'default_web');
+      const b2 = await container(b, 'default_db');
+      assert.deepEqual(await assignIdRange(a, a1, true), range(0));
+      assert.deepEqual(await assignIdRange(b, b1, true), range(1), "a's range is held: b takes the next");
+      assert.deepEqual(await assignIdRange(b, b2, true), range(2));
+      const file = JSON.parse(await readFile(a.recordsFile, 'utf8')) as { records: { owner: { stateDir: string; container: string }; ranges: unknown[] }[] };
+      assert.deepEqual(
+        file.records.map((r) => [path.basename(r.owner.stateDir), r.owner.container, r.ranges]).sort(),
+        [
+          ['a', 'default_web', [range(0)]],
+          ['b', 'default_db', [range(2)]],
+          ['b', 'default_web', [range(1)]],
+        ].sort(),
+      );
+      // Plan's prediction for a sees b's ranges as held.
+      assert.deepEqual(
+        rangesHeldElsewhere(a).sort((x, y) => x.hostID - y.hostID),
+        [range(1), range(2)],
+      );
+      // b's state dir is removed (a crashed test): its ranges come back at a's next allocation.
+      await rm(path.join(dir, 'b'), { recursive: true });
+      const a2 = await container(a, 'default_two');
+      assert.deepEqual(await assignIdRange(a, a2, true), range(1));
+      const after = JSON.parse(await readFile(a.recordsFile, 'utf8')) as { records: { owner: { stateDir: string } }[] };
+      assert.ok(
+        after.records.every((r) => path.basename(r.owner.stateDir) === 'a'),
+        "b's records were reclaimed",
+      );
+    }));
+
+  it("imports a state dir's per-container records (before node-wide records) at its first start", () =>
+    withTmpDir(async (dir) => {
+      const a = instance(dir, 'a');
+      const b = instance(dir, 'b');
+      // An acetate before node-wide records gave a's container range 0 and wrote only its ids.json.
+      const old = await container(a, 'default_old');
+      await writeFile(idsFileOf(old), JSON.stringify({ base: range(0).hostID, size: RANGE_SIZE, range: range(0) }));
+      await importIdRecords(a); // a's first start
+      const b1 = await container(b, 'default_web');
+      assert.deepEqual(await assignIdRange(b, b1, true), range(1), "a's imported range is held");
+    }));
 });

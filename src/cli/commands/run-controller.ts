@@ -9,7 +9,7 @@ import { messageOf } from '../../contracts/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { FileSource } from '../../sources/files/watch.js';
-import { nodeCapacity } from '../node-capacity.js';
+import { hostPathRulesOf, nodeCapacity } from '../node-capacity.js';
 import { formatProblem } from '../problems.js';
 import { gitSourceFromFlags } from '../git-flags.js';
 import type { SourceSyncState } from '../../contracts/source.js';
@@ -131,6 +131,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     logger.error(messageOf(err));
     return 1;
   }
+  // Every start checks where each hostPath leads then, by the level the namespace has then.
+  if (capacity.security) runtime.setHostPathRules?.(kube?.hostPathRules(capacity.security) ?? hostPathRulesOf(capacity.security));
   const source =
     values.file === undefined
       ? undefined

@@ -9,7 +9,8 @@ import type { AppliedRecord } from '../runtime.js';
 import { ensureImageRootfs } from '../../images/store.js';
 import { OciConfigError, type OciConfigInput } from './oci-config.js';
 import { isolationInputs } from '../walls/walls.js';
-import { refuseOwnDirAncestors } from '../walls/hostpath-guard.js';
+import { refuseOwnDirAncestors, type OwnDir } from '../walls/hostpath-guard.js';
+import { hostPathStagingDir, openHostPaths, stageHostPaths } from '../walls/hostpath-open.js';
 import { refuseMissingHostPaths } from '../walls/mount-checks.js';
 import type { ContainerPaths } from './paths.js';
 import type { RuncContext } from './runc-context.js';
@@ -46,6 +47,36 @@ export async function ociConfigInput(
   };
 }
 
+/** acetate's state and run dir, as given and as their symlinks resolve. */
+export async function ownDirs(rc: RuncContext): Promise<OwnDir[]> {
+  const own: OwnDir[] = [];
+  for (const [dir, what] of [
+    [rc.paths.stateDir, 'state dir'],
+    [rc.paths.runDir, 'run dir'],
+  ] as const) {
+    own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
+  }
+  return own;
+}
+
+/**
+ * At a start: every hostPath opened, checked where it leads now against acetate's dirs and the
+ * namespace's level, and the opened dirs staged under the container's run dir
+ * (../walls/hostpath-open.ts): runc's mount sources. The caller releases the staging dir once
+ * runc has created the container.
+ */
+export async function stageStartHostPaths(rc: RuncContext, record: Pick<AppliedRecord, 'namespace' | 'name' | 'spec'>, cp: ContainerPaths): Promise<string[]> {
+  if (record.spec.mounts.length === 0) return []; // nothing staged, no mountinfo read: most containers
+  const staging = hostPathStagingDir(cp.runDir);
+  const rule = rc.hostPathRules?.(record.namespace);
+  const opened = openHostPaths(`${record.namespace}/${record.name}`, record.spec.mounts, {
+    hostRoot: rc.templates.hostRoot,
+    own: await ownDirs(rc),
+    ...(rule ? { rule } : {}),
+  });
+  return stageHostPaths(opened, staging);
+}
+
 /**
  * A container must never see acetate's own state or run dir: with them, it could rewrite other
  * containers' records and OCI configs (e.g. make one privileged at its next start), or the pid
@@ -53,13 +84,7 @@ export async function ociConfigInput(
  */
 export async function refuseStateDirMounts(rc: RuncContext, mounts: readonly { hostPath: string }[]): Promise<void> {
   if (mounts.length === 0) return;
-  const own: { dir: string; what: string }[] = [];
-  for (const [dir, what] of [
-    [rc.paths.stateDir, 'state dir'],
-    [rc.paths.runDir, 'run dir'],
-  ] as const) {
-    own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
-  }
+  const own = await ownDirs(rc);
   for (const m of mounts) {
     const host = path.resolve(path.join(rc.templates.hostRoot, m.hostPath));
     const real = await realpath(host).catch(() => host);

@@ -48,6 +48,11 @@ export interface OciConfigInput {
   boundingCapabilities?: readonly string[];
   /** Where the node's root filesystem is seen; hostPath mounts are resolved under it. Default `/`. */
   hostRoot?: string;
+  /**
+   * At a start: each spec.mounts[i]'s source as opened and checked (/proc/<pid>/fd/N, see
+   * ../walls/hostpath-open.ts), so the dir mounted is the dir checked. Absent (a check): the path.
+   */
+  hostPathSources?: readonly string[];
   /** What the `host` template hides (see ../host-isolation.ts), mounted after the base mounts. */
   isolationMounts?: OciMount[];
   /** linux.seccomp (see seccomp.ts); none without it. */
@@ -163,12 +168,12 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   processUser(spec.security, fromImage?.user); // refuses runAsNonRoot with uid 0 before anything else is built
   if (!cwd.startsWith('/')) throw new OciConfigError(`workingDir '${cwd}' must be absolute`);
 
-  const binds: OciMount[] = spec.mounts.map((m) => {
+  const binds: OciMount[] = spec.mounts.map((m, i) => {
     if (!m.hostPath.startsWith('/')) throw new OciConfigError(`mount hostPath '${m.hostPath}' must be absolute`);
     return {
       destination: checkContainerPath(m.containerPath),
       type: 'bind',
-      source: input.hostRoot && input.hostRoot !== '/' ? path.join(input.hostRoot, m.hostPath) : m.hostPath,
+      source: input.hostPathSources?.[i] ?? (input.hostRoot && input.hostRoot !== '/' ? path.join(input.hostRoot, m.hostPath) : m.hostPath),
       options: ['rbind', 'rprivate', ...(m.readOnly ? ['ro'] : [])],
     };
   });

@@ -30,6 +30,7 @@ import type { NetworkDriver } from '../network/driver.js';
 import type { NodeNetworkOptions } from '../network/node-config.js';
 import { NetworkHooks } from './network-hooks.js';
 import type { RuncState } from './runc-state.js';
+import type { HostPathRules } from '../walls/hostpath-open.js';
 
 export interface RuncRuntimeOptions {
   stateDir: string;
@@ -53,6 +54,12 @@ export interface RuncRuntimeOptions {
   logSizeMax?: number;
   /** What the host template hides, the user namespace range, the seccomp profile (see isolation.ts). */
   isolation?: IsolationSettings;
+  /**
+   * The security level and allowed host paths of a namespace, asked at every start to check where
+   * each hostPath leads then (../walls/hostpath-open.ts). Absent: only acetate's own dirs are refused.
+   * Also set later by setHostPathRules (Kubernetes mode: the namespaces' labels).
+   */
+  hostPathRules?: HostPathRules;
   /** Path or bare name of the static init run as PID 1 (default catatonit; see init.ts). */
   initPath?: string;
   /**
@@ -95,6 +102,8 @@ export class RuncContext {
   readonly templates: TemplateStore;
   readonly images: ImageStore;
   readonly opts: RuncRuntimeOptions;
+  /** See RuncRuntimeOptions.hostPathRules. */
+  hostPathRules?: HostPathRules;
   readonly waiter: Waiter;
   readonly now: () => number;
   readonly cgroupRoot: string;
@@ -120,6 +129,7 @@ export class RuncContext {
 
   constructor(opts: RuncRuntimeOptions) {
     this.opts = opts;
+    this.hostPathRules = opts.hostPathRules;
     this.paths = instancePaths(opts.stateDir, opts.runDir);
     this.templates = opts.templates;
     this.images = opts.images ?? new ImageStore({ stateDir: opts.stateDir });

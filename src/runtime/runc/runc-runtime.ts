@@ -32,6 +32,9 @@ import {
 import { preflight } from './preflight.js';
 import { admitOneMore, findNodeLimits, readNodeFacts, type NodeLimitFinding } from './node-limits.js';
 import { DEFAULT_USERNS_POOL } from '../walls/id-pool.js';
+import { rangesHeldElsewhere } from '../walls/id-ranges.js';
+import { idRangeStore } from '../walls/walls.js';
+import type { HostPathRules } from '../walls/hostpath-open.js';
 import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';
 import type { ImageStore } from '../../images/store.js';
@@ -92,7 +95,13 @@ export class RuncRuntime implements Runtime {
 
   userNamespaceFacts(): UserNamespaceFacts {
     const iso = this.rc.opts.isolation ?? {};
-    return { hostUsersDefault: iso.hostUsersDefault ?? false, pool: iso.usernsPool ?? DEFAULT_USERNS_POOL };
+    const heldElsewhere = rangesHeldElsewhere(idRangeStore(this.rc.paths, iso));
+    return { hostUsersDefault: iso.hostUsersDefault ?? false, pool: iso.usernsPool ?? DEFAULT_USERNS_POOL, ...(heldElsewhere.length ? { heldElsewhere } : {}) };
+  }
+
+  /** What each namespace may mount, asked at every start (Kubernetes mode: its labels; see ../walls/hostpath-open.ts). */
+  setHostPathRules(rules: HostPathRules): void {
+    this.rc.hostPathRules = rules;
   }
 
   /** This process now holds the node lock: it may clear what killed acetates left (see sweepLeftovers). */

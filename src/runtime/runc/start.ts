@@ -14,7 +14,8 @@ import { isRunning } from './observe.js';
 import type { RuncCli } from './runc-cli.js';
 import type { RuncContext, Target } from './runc-context.js';
 import { NetworkError } from '../network/driver.js';
-import { ociConfigInput, refuseStateDirMounts } from './config-input.js';
+import { ociConfigInput, refuseStateDirMounts, stageStartHostPaths } from './config-input.js';
+import { hostPathStagingDir, releaseStagedHostPaths } from '../walls/hostpath-open.js';
 import { noteExit, noteStart } from './run-status.js';
 import { keepAsPreviousLog } from './previous-log.js';
 import { idmapDir, releaseIdmappedLayers } from '../walls/idmap.js';
@@ -65,15 +66,27 @@ async function launch(rc: RuncContext, t: Target, record: AppliedRecord, runc: R
 
 async function launchOnce(rc: RuncContext, t: Target, record: AppliedRecord, runc: RuncCli): Promise<{ pid: number }> {
   const { cp } = t;
-  const { conmon } = await rc.binaries();
   const layers = rc.disk.layers(cp, record);
   await makeDirs([layers.upper, layers.work, cp.rootfs, cp.bundle, cp.exitDir, rc.paths.socketDir]);
   // The root's mode (0755) is set with its owner by ociConfigInput's preparePrivateArea (userns.ts).
   await refuseStateDirMounts(rc, record.spec.mounts);
   // A rootfs left mounted on the node by an older acetate would hide the overlay's target.
   await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep });
+  // Opened and checked where they lead now (a dir swapped for a symlink since admission is
+  // refused here), and bound as opened at a staging dir: gone once runc has created the container.
+  const hostPathSources = await stageStartHostPaths(rc, record, cp);
+  try {
+    return await launchChecked(rc, t, record, runc, hostPathSources);
+  } finally {
+    if (hostPathSources.length) await releaseStagedHostPaths(hostPathStagingDir(cp.runDir));
+  }
+}
+
+async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, runc: RuncCli, hostPathSources: readonly string[]): Promise<{ pid: number }> {
+  const { cp } = t;
+  const { conmon } = await rc.binaries();
   const network = await rc.net.prepare(t.id, record);
-  const config = buildOciConfig({ ...(await ociConfigInput(rc, record, cp, true)), ...(network ? { network } : {}) });
+  const config = buildOciConfig({ ...(await ociConfigInput(rc, record, cp, true)), hostPathSources, ...(network ? { network } : {}) });
   await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
   await removePaths([cp.exitFile]);
   // A new process, a new log: the last run's becomes the previous log (bounded as it was by

@@ -8,20 +8,25 @@
  * private area's files now (0: the node's ids). They differ between a create that changed the
  * mapping and the start that re-owns the private area (userns.ts preparePrivateArea).
  *
- * Why a file per container and no table of the node: the range lives and dies with the container
- * dir. A destroy deletes the dir (so the range is free again, for the next allocation to reuse),
- * a replace keeps it with the private area (so the range stays, and the files it owns stay the
- * container's). Allocation reads every container's ids.json and takes the lowest free range, under
- * a flock of <stateDir>/id-ranges.lock (other acetate processes: `template import` next to `run`)
- * and a mutex of this process (concurrent creates of the loop): two containers never get one range.
- * Both ranges and bases count as used: files owned by a range not yet re-owned are still its.
+ * The range lives and dies with the container dir: a destroy deletes the dir (so the range is
+ * free again, for the next allocation to reuse), a replace keeps it with the private area (so the
+ * range stays, and the files it owns stay the container's). The pool is the node's, so the use of
+ * it is recorded for the node too (id-records.ts: one file every instance shares, each record
+ * naming its owner): an allocation takes the lowest range that neither another instance's live
+ * record nor a container of this state dir (its ids.json, read again each time: that also imports
+ * what an acetate before node-wide records gave out) holds, and writes this state dir's records
+ * back, dropping those whose owner is gone. All under a flock of <records file>.lock (every
+ * acetate process of the node) and a mutex of this process (concurrent creates of the loop): two
+ * containers never get one range. Both ranges and bases count as used: files owned by a range not
+ * yet re-owned are still its.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { flockFd, openLockFile } from '../../util/flock.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
+import { ownerExists, readIdRecords, readIdRecordsSync, writeIdRecords, type IdRecord } from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
 
 export interface IdsFile {
@@ -33,7 +38,6 @@ export interface IdsFile {
 }
 
 export const IDS_FILE = 'ids.json';
-export const ID_RANGES_LOCK = 'id-ranges.lock';
 
 export function idsFileOf(containerDir: string): string {
   return path.join(containerDir, IDS_FILE);
@@ -56,9 +60,13 @@ export function recordedRange(ids: IdsFile | undefined): IdRange | undefined {
 export interface IdRangeStore {
   /** <stateDir>/containers */
   containersDir: string;
-  /** <stateDir>/id-ranges.lock */
-  lockFile: string;
+  /** The node's records (id-records.ts); its flock is <recordsFile>.lock. */
+  recordsFile: string;
   pool: IdRange;
+}
+
+function lockFileOf(store: IdRangeStore): string {
+  return `${store.recordsFile}.lock`;
 }
 
 const inProcess = new KeyedMutex();
@@ -75,19 +83,69 @@ async function withRangesLock<T>(lockFile: string, fn: () => Promise<T>): Promis
   });
 }
 
-/** Every range held by a container other than `except` (its own range and the owner of its files). */
-async function rangesInUse(containersDir: string, except: string): Promise<IdRange[]> {
+/** The ranges an ids.json holds: the one it runs with, and the owner of its files when another. */
+function rangesOf(ids: IdsFile | undefined): IdRange[] {
+  const r = recordedRange(ids);
+  const out = r ? [r] : [];
+  if (ids && ids.base !== 0 && ids.base !== r?.hostID) out.push({ hostID: ids.base, size: ids.size });
+  return out;
+}
+
+/** This state dir's records, from its containers' ids.json. */
+async function ownRecords(containersDir: string): Promise<IdRecord[]> {
+  const stateDir = path.dirname(path.resolve(containersDir));
   const names = await readdir(containersDir).catch(() => [] as string[]);
-  const used: IdRange[] = [];
+  const out: IdRecord[] = [];
   for (const n of names) {
     // Dirs being built or deleted (.creating-…, .removing-…) hold no range of their own.
-    if (n.startsWith('.') || path.join(containersDir, n) === except) continue;
-    const ids = await readIds(path.join(containersDir, n));
-    const r = recordedRange(ids);
-    if (r) used.push(r);
-    if (ids && ids.base !== 0 && ids.base !== r?.hostID) used.push({ hostID: ids.base, size: ids.size });
+    if (n.startsWith('.')) continue;
+    const ranges = rangesOf(await readIds(path.join(containersDir, n)));
+    if (ranges.length) out.push({ owner: { stateDir, container: n }, ranges });
   }
-  return used;
+  return out;
+}
+
+/** Other instances' records whose owner still exists (the rest are reclaimed). */
+async function othersLive(store: IdRangeStore): Promise<IdRecord[]> {
+  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const live: IdRecord[] = [];
+  for (const r of await readIdRecords(store.recordsFile)) {
+    if (path.resolve(r.owner.stateDir) === stateDir) continue; // rebuilt from its ids.json files
+    if (await ownerExists(r.owner)) live.push(r);
+  }
+  return live;
+}
+
+/** Under the lock: the node's records with this state dir's as they are now. */
+async function syncRecords(store: IdRangeStore, others: readonly IdRecord[]): Promise<void> {
+  await writeIdRecords(store.recordsFile, [...others, ...(await ownRecords(store.containersDir))]);
+}
+
+const imported = new Map<string, Promise<void>>();
+
+/**
+ * Once per process and state dir: this state dir's ranges into the node's records, with no range
+ * to give (a start of a container that has its range). An instance upgraded from per-state-dir
+ * records, whose containers all have ranges, would otherwise show them to the others only at its
+ * next create.
+ */
+export function importIdRecords(store: IdRangeStore): Promise<void> {
+  const key = `${store.recordsFile}\0${path.resolve(store.containersDir)}`;
+  let p = imported.get(key);
+  if (!p) {
+    p = withRangesLock(lockFileOf(store), async () => syncRecords(store, await othersLive(store)));
+    p.catch(() => imported.delete(key)); // tried again at the next start
+    imported.set(key, p);
+  }
+  return p;
+}
+
+/** Ranges held by other instances' live containers, as the node's records say (plan's prediction; no lock). */
+export function rangesHeldElsewhere(store: IdRangeStore): IdRange[] {
+  const stateDir = path.dirname(path.resolve(store.containersDir));
+  return readIdRecordsSync(store.recordsFile)
+    .filter((r) => path.resolve(r.owner.stateDir) !== stateDir && existsSync(path.join(r.owner.stateDir, 'containers', r.owner.container)))
+    .flatMap((r) => r.ranges);
 }
 
 /**
@@ -100,14 +158,17 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
   // The node's ids and no range recorded (most creates with hostUsers: true): nothing to give or
   // free, so no lock (a flock costs a process). The container's own operations never interleave.
   if (!unprivileged && !(await readIds(dir))?.range) return undefined;
-  return withRangesLock(store.lockFile, async () => {
+  return withRangesLock(lockFileOf(store), async () => {
     const ids = await readIds(dir);
     const had = recordedRange(ids);
+    const others = await othersLive(store);
     if (!unprivileged) {
       if (ids?.range) await writeIds(dir, { base: ids.base, size: ids.size });
+      await syncRecords(store, others);
       return undefined;
     }
-    const used = await rangesInUse(store.containersDir, dir);
+    const self = path.basename(dir);
+    const used = [...others, ...(await ownRecords(store.containersDir)).filter((r) => r.owner.container !== self)].flatMap((r) => r.ranges);
     const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
     let range = had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
     if (!range) {
@@ -119,6 +180,7 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     if (ids?.range?.hostID !== range.hostID || ids.range.size !== range.size) {
       await writeIds(dir, { base: ids?.base ?? 0, size: ids?.size ?? RANGE_SIZE, range });
     }
+    await syncRecords(store, others);
     return range;
   });
 }

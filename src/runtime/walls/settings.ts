@@ -7,6 +7,8 @@
  *                                         false: a user namespace with the container's own range)
  *   ACETATE_USERNS_POOL=1000000000:655360000  first node id and count of the ids containers'
  *                                         ranges are cut from (ACETATE_USERNS_RANGE: earlier name)
+ *   ACETATE_ID_RECORDS=/path.json          the node's record of the ranges held, shared by every
+ *                                         instance (default /var/lib/acetate/node-id-ranges.json)
  *   ACETATE_SECCOMP_PROFILE=/path.json    the RuntimeDefault profile (containers/common or OCI form)
  */
 import { parsePathList } from './host-masks.js';
@@ -31,5 +33,9 @@ export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv, flags: Isolatio
   if (flags.hostUsers !== undefined) out.hostUsersDefault = parseHostUsers(flags.hostUsers, '--host-users');
   else if (env.ACETATE_HOST_USERS) out.hostUsersDefault = hostUsersFromEnv(env);
   if (env.ACETATE_SECCOMP_PROFILE) out.seccompProfile = env.ACETATE_SECCOMP_PROFILE;
+  if (env.ACETATE_ID_RECORDS) {
+    if (!env.ACETATE_ID_RECORDS.startsWith('/')) throw new IdPoolError(`ACETATE_ID_RECORDS '${env.ACETATE_ID_RECORDS}' must be an absolute path`);
+    out.idRecords = env.ACETATE_ID_RECORDS;
+  }
   return out;
 }

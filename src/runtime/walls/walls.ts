@@ -6,7 +6,6 @@
  * with. hostpath-guard.ts and mount-checks.ts check the mounts a spec asks for. This folder knows
  * nothing of runc: it returns the parts of the OCI config, and runc/oci-config.ts puts them together.
  */
-import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
 import { applyHostView, currentHostView } from './host-view.js';
@@ -15,7 +14,8 @@ import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
 import { ensureTraversable, preparePrivateArea, userNamespaceFor, type OciUserNamespace } from './userns.js';
 import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js';
-import { assignIdRange, ID_RANGES_LOCK, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
+import { assignIdRange, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
+import { DEFAULT_ID_RECORDS } from './id-records.js';
 import { idmapDir, mountIdmappedLayers } from './idmap.js';
 
 /** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
@@ -51,6 +51,8 @@ export interface IsolationSettings {
   hostShow?: string[];
   /** The node's pool of ids for containers' ranges (--userns-pool, ACETATE_USERNS_POOL; see id-pool.ts). */
   usernsPool?: IdRange;
+  /** The node's record of the ranges held, shared by every instance (ACETATE_ID_RECORDS; see id-records.ts). */
+  idRecords?: string;
   /** What an absent hostUsers means on this node (--host-users, ACETATE_HOST_USERS): default false, a user namespace. */
   hostUsersDefault?: boolean;
   /** The RuntimeDefault seccomp profile file (default: Debian's containers-common one). */
@@ -82,7 +84,7 @@ export function hostTemplateMounts(view: { tmpfs: readonly { path: string }[] })
 }
 
 export function idRangeStore(paths: WallPaths, settings: IsolationSettings): IdRangeStore {
-  return { containersDir: paths.containersDir, lockFile: path.join(paths.stateDir, ID_RANGES_LOCK), pool: settings.usernsPool ?? DEFAULT_USERNS_POOL };
+  return { containersDir: paths.containersDir, recordsFile: settings.idRecords ?? DEFAULT_ID_RECORDS, pool: settings.usernsPool ?? DEFAULT_USERNS_POOL };
 }
 
 /**
@@ -121,6 +123,7 @@ export async function isolationInputs(
   if (unprivileged) {
     const store = idRangeStore(ctx.paths, ctx.settings);
     range = recordedRange(await readIds(cp.dir));
+    if (range && opts.prepare) await importIdRecords(store); // an instance's first start: its ranges into the node's records
     if (!range) range = opts.prepare ? await assignIdRange(store, cp.dir, true) : lowestFreeRange(store.pool, []);
   }
   const userNamespace = range ? userNamespaceFor(false, range) : undefined;

@@ -81,6 +81,11 @@ export class KubeSource implements DesiredSource {
   /** Namespace labels (the security levels), when the node enforces levels (capacity.security). */
   readonly namespaces?: NamespaceWatcher;
 
+  /** What each namespace may mount at a start, by its labels (undefined: the node enforces no levels). */
+  hostPathRules(sec: NodeSecurity): ReturnType<typeof kubeHostPathRules> | undefined {
+    return this.namespaces ? kubeHostPathRules(sec, this.namespaces) : undefined;
+  }
+
   constructor(opts: KubeSourceOptions) {
     this.node = opts.node;
     this.name = `kube:${opts.node}`;
@@ -274,6 +279,18 @@ export class KubeSource implements DesiredSource {
         break;
     }
   }
+}
+
+/** The rules of hostPaths at a start in Kubernetes mode: the namespace's enforced level, from its labels (runtime setHostPathRules). */
+export function kubeHostPathRules(
+  sec: NodeSecurity,
+  ns: NamespaceWatcher,
+): (namespace: string) => { level: SecurityContextOf['levels']['enforce']; allowedHostPaths: readonly string[]; why: string } {
+  const of = securityOf(sec, ns);
+  return (namespace) => {
+    const s = of(namespace);
+    return { level: s.levels.enforce, allowedHostPaths: s.policy.allowedHostPaths, why: s.why };
+  };
 }
 
 /** Builds the Kubernetes source for `acetate run --kube`. */

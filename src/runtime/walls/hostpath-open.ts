@@ -1,0 +1,181 @@
+/**
+ * The hostPaths of a start, opened once and bound as opened. Admission (validate, plan, the
+ * Kubernetes source) checks the path as it was when the manifest was read; between then and any
+ * later start (a restart by `run` or `apply`, days later) someone on the node may swap an allowed
+ * dir for a symlink to `/etc`. So at every start each hostPath is opened here (O_PATH: no read
+ * access is needed, nothing is followed afterwards), where the kernel says the opened dir lives
+ * (readlink of /proc/self/fd/N, its d_path) is checked against acetate's own dirs and the
+ * namespace's security level, and that very dir is bound (`mount --bind /proc/<this pid>/fd/N`:
+ * mount(2) follows the magic link to the opened dir, not to whatever the name means now) at a
+ * staging dir under the container's run dir (root's, 0700 up the way), which runc binds into the
+ * container: a symlink planted after the check cannot change what is mounted. The staging mounts
+ * go once runc has created the container (its mount namespace keeps its own copies), as the
+ * idmapped layers do (idmap.ts). Why a staging mount and not /proc/<pid>/fd/N as runc's source:
+ * runc mounts inside the container's new mount namespace, and the kernel refuses (EINVAL) a bind
+ * from a mount of another namespace, which the opened fd's mount is.
+ *
+ * Why the kernel's own lookup and not a walk of O_NOFOLLOW opens: symlinks the node itself has
+ * (/var/run → /run) stay usable, and the path checked is the opened dir's real place whatever the
+ * walk met; the race a walk avoids (a name changing between check and mount) is closed by
+ * binding the fd instead.
+ */
+import { closeSync, openSync, readlinkSync, realpathSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { exec } from '../../util/exec.js';
+import { mountsUnder, unmountAll } from '../../util/mounts.js';
+import { hostPathAllowed, type SecurityLevel } from '../../policy/levels.js';
+import { TransientError } from '../../contracts/errors.js';
+import { OciConfigError } from './errors.js';
+import type { OwnDir } from './hostpath-guard.js';
+
+/** Linux O_PATH (the same value on x86_64 and arm64); Node's fs.constants leaves it out. */
+const O_PATH = 0o10000000;
+
+/** What the namespace of a container may mount at this moment (its enforced level, the node's allowlist). */
+export interface HostPathRule {
+  level: SecurityLevel;
+  /** Node paths a baseline or restricted Container may mount (with what lies below). */
+  allowedHostPaths: readonly string[];
+  /** Where the level comes from, for messages (a namespace label, the node setting). */
+  why: string;
+}
+
+/** The rule for a namespace, asked at each start (the level may have changed since admission). */
+export type HostPathRules = (namespace: string) => HostPathRule;
+
+/**
+ * A start refused because a hostPath now leads where it must not. Retried with back-off (the
+ * check runs again at each try), not terminal: the manifest is as admitted, the node changed,
+ * and once its dir is put back the container starts again without anyone touching the manifest.
+ */
+export class HostPathRefusedError extends TransientError {
+  /** The condition's reason (status.ts ReconcileError.reason). */
+  readonly reason = 'HostPathRefused';
+  constructor(
+    readonly container: string,
+    readonly field: string,
+    readonly rule: string,
+    detail: string,
+  ) {
+    super(`${container}: ${field}: ${detail} (rule ${rule}): not started, the container is kept`);
+  }
+}
+
+export interface OpenedHostPaths {
+  /** Of each spec.mounts[i]: /proc/<pid>/fd/N of the dir opened and checked. */
+  sources: string[];
+  /** Closes the fds (once staged). */
+  close(): void;
+}
+
+/** Where a container's checked hostPaths are staged during a start: <container run dir>/hostpaths/<i>. */
+export function hostPathStagingDir(containerRunDir: string): string {
+  return path.join(containerRunDir, 'hostpaths');
+}
+
+/** Whatever a start left staged (an acetate killed mid-start), unmounted and removed. Idempotent. */
+export async function releaseStagedHostPaths(stagingDir: string): Promise<void> {
+  for (const m of await mountsUnder(stagingDir).catch(() => [] as string[])) await unmountAll(m);
+  await rm(stagingDir, { recursive: true, force: true });
+}
+
+/**
+ * Binds each opened dir at <stagingDir>/<i> (the fds' own dirs, see the file comment) and returns
+ * those paths, runc's mount sources; the fds are closed either way. On error nothing stays mounted.
+ */
+export async function stageHostPaths(opened: OpenedHostPaths, stagingDir: string): Promise<string[]> {
+  try {
+    await releaseStagedHostPaths(stagingDir);
+    const targets: string[] = [];
+    for (const [i, source] of opened.sources.entries()) {
+      const target = path.join(stagingDir, String(i));
+      await mkdir(target, { recursive: true, mode: 0o700 });
+      // --no-canonicalize: mount(8) must hand the magic link to mount(2) as it is, not the name it reads as now.
+      await exec('mount', ['--no-canonicalize', '--rbind', source, target], { timeoutMs: 30_000 });
+      targets.push(target);
+    }
+    return targets;
+  } catch (err) {
+    await releaseStagedHostPaths(stagingDir).catch(() => undefined);
+    throw err;
+  } finally {
+    opened.close();
+  }
+}
+
+function inside(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
+}
+
+/** `seen` (acetate's view) as a node path: under hostRoot, without it. Undefined: not on the node's tree. */
+function nodePathOf(seen: string, hostRoot: string): string | undefined {
+  if (!seen.startsWith('/') || seen.endsWith(' (deleted)')) return undefined;
+  const root = path.resolve(hostRoot);
+  if (root === '/') return seen;
+  if (seen === root) return '/';
+  return seen.startsWith(`${root}/`) ? seen.slice(root.length) : undefined;
+}
+
+function realNodePath(p: string, hostRoot: string): string {
+  try {
+    return nodePathOf(realpathSync.native(path.join(hostRoot, p)), hostRoot) ?? p;
+  } catch {
+    return p; // an allowed dir that does not exist allows nothing that exists, as written
+  }
+}
+
+/**
+ * Opens every mount's hostPath and checks where it leads; throws (closing what it opened) a
+ * HostPathRefusedError naming the container, the field and the rule, or an OciConfigError for a
+ * path that does not exist. `rule` undefined: no level (the node's own check only).
+ */
+export function openHostPaths(
+  container: string,
+  mounts: readonly { hostPath: string }[],
+  opts: { hostRoot: string; own: readonly OwnDir[]; rule?: HostPathRule },
+): OpenedHostPaths {
+  const fds: number[] = [];
+  const close = (): void => {
+    for (const fd of fds.splice(0)) closeSync(fd);
+  };
+  try {
+    const allowed = opts.rule?.allowedHostPaths.map((d) => realNodePath(d, opts.hostRoot));
+    const sources = mounts.map((m, i) => {
+      const field = `spec.mounts[${i}].hostPath`;
+      let fd: number;
+      try {
+        fd = openSync(path.join(opts.hostRoot, m.hostPath), O_PATH);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist on this node' : `cannot be opened (${code ?? (err as Error).message})`;
+        throw new OciConfigError(`${container}: ${field}: '${m.hostPath}' ${why}`, { cause: err });
+      }
+      fds.push(fd);
+      const seen = readlinkSync(`/proc/self/fd/${fd}`);
+      const onNode = nodePathOf(seen, opts.hostRoot);
+      const via = onNode === m.hostPath ? '' : ` (it leads to ${JSON.stringify(seen)})`;
+      if (onNode === undefined)
+        throw new HostPathRefusedError(container, field, 'hostPathOnNode', `'${m.hostPath}'${via} is not on the node's filesystem tree`);
+      const own = opts.own.find(({ dir }) => inside(seen, dir) || inside(dir, seen));
+      if (own) throw new HostPathRefusedError(container, field, 'acetateDirs', `'${m.hostPath}'${via} holds or is inside acetate's ${own.what} ${own.dir}`);
+      const rule = opts.rule;
+      if (rule && rule.level !== 'privileged' && !hostPathAllowed(onNode, allowed ?? [])) {
+        const list = rule.allowedHostPaths.length
+          ? `the node's allowed host paths (${rule.allowedHostPaths.join(', ')})`
+          : 'no host path (this node allows none)';
+        throw new HostPathRefusedError(
+          container,
+          field,
+          'hostPathVolumes',
+          `'${m.hostPath}'${via} is outside ${list}, which security level ${rule.level} allows (${rule.why})`,
+        );
+      }
+      return `/proc/${process.pid}/fd/${fd}`;
+    });
+    return { sources, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}

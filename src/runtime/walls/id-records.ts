@@ -1,0 +1,113 @@
+/**
+ * The node's record of which id ranges are held, and by whom: one file for every acetate instance
+ * on the node (the pool, --userns-pool, is the node's, so must the record of its use be: two
+ * instances with their own state dirs each read only their own containers' ids.json and handed
+ * out the same ranges). Default /var/lib/acetate/node-id-ranges.json; ACETATE_ID_RECORDS names
+ * another (tests give each instance its own, or two instances one).
+ *
+ *   { "version": 1, "records": [ { "owner": { "stateDir": "/var/lib/acetate", "container": "default_web" },
+ *                                  "ranges": [ { "hostID": 1000065536, "size": 65536 } ] } ] }
+ *
+ * A record names its owner, the instance's state dir and the container's dir name in it; the
+ * ranges are what the container holds (the range it runs with, and the owner of its private
+ * area's files while they are not re-owned yet). The container's own ids.json stays its record
+ * of those (id-ranges.ts); this file is what the other instances see. A record whose owner's
+ * container dir no longer exists (destroyed, state dir removed, a test that crashed) is dropped
+ * at the next allocation, so ranges come back without anyone's help. Read and written only under
+ * the flock of <file>.lock (id-ranges.ts).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { writeJsonAtomic } from '../../util/json-file.js';
+import { IdPoolError, type IdRange } from './id-pool.js';
+
+export const DEFAULT_ID_RECORDS = '/var/lib/acetate/node-id-ranges.json';
+export const ID_RECORDS_ENV = 'ACETATE_ID_RECORDS';
+
+/** A bound on the file's size: 10,000 containers' records are ≈ 1.5 MB. */
+const MAX_RECORDS_BYTES = 16 * 1024 * 1024;
+
+export interface IdRecordOwner {
+  /** The instance's state dir (absolute). */
+  stateDir: string;
+  /** The container's dir name under <stateDir>/containers (namespace_name). */
+  container: string;
+}
+
+export interface IdRecord {
+  owner: IdRecordOwner;
+  ranges: IdRange[];
+}
+
+function isRange(v: unknown): v is IdRange {
+  const r = v as IdRange;
+  return typeof r === 'object' && r !== null && Number.isSafeInteger(r.hostID) && Number.isSafeInteger(r.size) && r.hostID >= 0 && r.size > 0;
+}
+
+/** The records in `text`; throws naming the file on anything else (never read as "none held": ranges would be given twice). */
+function parse(text: string, file: string): IdRecord[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new IdPoolError(`${file}: not JSON (${(err as Error).message}): fix or remove it (acetate rebuilds it from the state dirs that use it)`, {
+      cause: err,
+    });
+  }
+  const records = (doc as { records?: unknown })?.records;
+  if (!Array.isArray(records)) throw new IdPoolError(`${file}: must be { "version": 1, "records": [...] }`);
+  return records.map((r: unknown, i) => {
+    const o = (r as IdRecord)?.owner;
+    const ranges = (r as IdRecord)?.ranges;
+    if (typeof o?.stateDir !== 'string' || typeof o.container !== 'string' || !Array.isArray(ranges) || !ranges.every(isRange))
+      throw new IdPoolError(`${file}: records[${i}] must be { owner: { stateDir, container }, ranges: [{ hostID, size }] }`);
+    return { owner: { stateDir: o.stateDir, container: o.container }, ranges: ranges.map((x) => ({ hostID: x.hostID, size: x.size })) };
+  });
+}
+
+export async function readIdRecords(file: string): Promise<IdRecord[]> {
+  let text: string;
+  try {
+    const st = await stat(file);
+    if (st.size > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: ${st.size} bytes, more than ${MAX_RECORDS_BYTES}`);
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return parse(text, file);
+}
+
+/** The last parse of each file, by its size and mtime: the loop plans often, the file changes at creates. */
+const parsed = new Map<string, { stamp: string; records: IdRecord[] }>();
+
+/** For plan's facts (sync): the records, or none when the file cannot be read (plan only predicts; the allocator decides). */
+export function readIdRecordsSync(file: string): IdRecord[] {
+  try {
+    const st = statSync(file);
+    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const hit = parsed.get(file);
+    if (hit?.stamp === stamp) return hit.records;
+    if (st.size > MAX_RECORDS_BYTES) return [];
+    const records = parse(readFileSync(file, 'utf8'), file);
+    parsed.set(file, { stamp, records });
+    return records;
+  } catch {
+    return [];
+  }
+}
+
+export async function writeIdRecords(file: string, records: readonly IdRecord[]): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeJsonAtomic(file, { version: 1, records });
+}
+
+/** The owner's container dir still exists (its state dir too): the record holds its ranges. */
+export async function ownerExists(o: IdRecordOwner): Promise<boolean> {
+  try {
+    return (await stat(path.join(o.stateDir, 'containers', o.container))).isDirectory();
+  } catch {
+    return false;
+  }
+}
