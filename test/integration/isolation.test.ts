@@ -160,7 +160,12 @@ describe('isolation (real runc)', function () {
       ];
       const secret = `s3cret-${tag}`;
       // The tenant polls the names every 50 ms from before they exist (reads close at once: no fd is held).
-      const poll = made.map((m, i) => `cat ${m.path}/secret.conf 2>/dev/null | grep -q ${secret} && echo "READ-${i}"`).join('; ');
+      const poll = made
+        .map(
+          (m, i) =>
+            `cat ${m.path}/secret.conf 2>/dev/null | grep -q ${secret} && echo "READ-${i} $(date +%s%3N)"; ls -A ${path.dirname(m.path)} | grep -q ${tag} && echo "LISTED-${i} $(date +%s%3N)"`,
+        )
+        .join('; ');
       const cmd = `echo up; i=0; while true; do ${poll}; i=$((i+1)); echo "tick $i"; sleep 0.05; done`;
       await writeFile(path.join(dir, 'un.yaml'), manifest('un', cmd, '  securityContext: { hostUsers: false }\n'));
       await writeFile(path.join(dir, 'nd.yaml'), manifest('nd', cmd, '  securityContext: { hostUsers: true }\n'));
@@ -184,7 +189,12 @@ describe('isolation (real runc)', function () {
             },
             { what: `${name}: the new dirs neither listed nor readable`, timeoutMs: 10_000, intervalMs: 50 },
           );
-          console.log(`      ${name}: hidden ${Date.now() - t0} ms after the node made them`);
+        }
+        // How long each was seen from inside (the container's own clock is the node's).
+        for (const name of ['un', 'nd']) {
+          const out = await logs(name);
+          const last = (kind: string) => Math.max(0, ...[...out.matchAll(new RegExp(`${kind}-\\d (\\d+)`, 'g'))].map((m) => Number(m[1]) - t0));
+          console.log(`      ${name}: last listed ${last('LISTED')} ms, last read ${last('READ')} ms after the node began making them (0: never)`);
         }
         // The poller (which may have looked a root-owned name up before its marker) reads no more.
         for (const name of ['un', 'nd']) {
