@@ -4,6 +4,13 @@
  *   acetate-idmap HOSTID COUNT SRC TARGET [SRC TARGET...]
  *   acetate-idmap --hold HOSTID COUNT SRC TARGET [SRC TARGET...]
  *   acetate-idmap --release TARGET...     detach what is mounted there (none: nothing to do)
+ *   acetate-idmap [--hold] --ids UIDS GIDS HOSTID COUNT SRC TARGET...
+ *
+ * --ids maps only the listed ids (`0-99,65534`: ranges and ids below COUNT) for users and groups:
+ * the node's files owned by any other id are seen as the overflow id (nobody) and the container's
+ * root cannot override their permissions (the host template maps only the ids of the OS' files,
+ * so a service's data made on the node after the container started stays closed, see
+ * src/runtime/walls/host-ids.ts).
  *
  * With --hold, once every layer is mounted it prints `ready` and waits for the end of its stdin,
  * then detaches the targets itself: acetate closes stdin once runc has created the container (the
@@ -65,8 +72,37 @@ static int parse_id(const char *s, unsigned long *out) {
   return errno == 0 && *s && !*end && *out <= UINT32_MAX ? 0 : -1;
 }
 
-/* A user namespace mapping 0..count-1 to host..host+count-1: its fd, or -1. */
-static int userns_fd(unsigned long host, unsigned long count) {
+#define MAP_BYTES 8192
+
+/* `0-99,65534` → uid_map lines "first host+first n" (ids below count, at most 340 extents); -1 if malformed. */
+static int map_lines(const char *list, unsigned long host, unsigned long count, char *out, size_t size) {
+  size_t used = 0;
+  int extents = 0;
+  const char *s = list;
+  out[0] = 0;
+  while (*s) {
+    char *end;
+    errno = 0;
+    unsigned long a = strtoul(s, &end, 10), b = a;
+    if (errno || end == s) return -1;
+    s = end;
+    if (*s == '-') {
+      b = strtoul(s + 1, &end, 10);
+      if (errno || end == s + 1) return -1;
+      s = end;
+    }
+    if (*s == ',') s++;
+    else if (*s) return -1;
+    if (b < a || b >= count || ++extents > 340) return -1;
+    int n = snprintf(out + used, size - used, "%lu %lu %lu\n", a, host + a, b - a + 1);
+    if (n < 0 || (size_t)n >= size - used) return -1;
+    used += n;
+  }
+  return extents ? 0 : -1;
+}
+
+/* A user namespace with these uid_map and gid_map lines: its fd, or -1. */
+static int userns_fd(const char *uid_map, const char *gid_map) {
   int ready[2], hold[2];
   if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) return -1;
   pid_t pid = fork();
@@ -82,14 +118,13 @@ static int userns_fd(unsigned long host, unsigned long count) {
   }
   close(ready[1]);
   close(hold[0]);
-  char path[64], map[64], c = 'n';
+  char path[64], c = 'n';
   int fd = -1;
   if (read(ready[0], &c, 1) == 1 && c == 'y') {
-    snprintf(map, sizeof map, "0 %lu %lu\n", host, count);
     snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-    if (write_file(path, map) == 0) {
+    if (write_file(path, uid_map) == 0) {
       snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-      if (write_file(path, map) == 0) {
+      if (write_file(path, gid_map) == 0) {
         snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
       }
@@ -124,12 +159,29 @@ int main(int argc, char **argv) {
     argc--;
     signal(SIGPIPE, SIG_IGN);
   }
+  const char *uids = NULL, *gids = NULL;
+  if (argc >= 4 && strcmp(argv[1], "--ids") == 0) {
+    uids = argv[2];
+    gids = argv[3];
+    argv += 3;
+    argc -= 3;
+  }
   if (argc < 5 || argc % 2 == 0 || (argc - 3) / 2 > MAX_LAYERS || parse_id(argv[1], &host) || parse_id(argv[2], &count) || count == 0 ||
       host + count > UINT32_MAX) {
-    fprintf(stderr, "usage: acetate-idmap [--hold] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)\n", MAX_LAYERS);
+    fprintf(stderr, "usage: acetate-idmap [--hold] [--ids UIDS GIDS] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)\n", MAX_LAYERS);
     return 2;
   }
-  int ns = userns_fd(host, count);
+  static char uid_map[MAP_BYTES], gid_map[MAP_BYTES];
+  if (uids) {
+    if (map_lines(uids, host, count, uid_map, sizeof uid_map) || map_lines(gids, host, count, gid_map, sizeof gid_map)) {
+      fprintf(stderr, "acetate-idmap: --ids takes ids and ranges below COUNT, like 0-99,65534 (at most 340)\n");
+      return 2;
+    }
+  } else {
+    snprintf(uid_map, sizeof uid_map, "0 %lu %lu\n", host, count);
+    snprintf(gid_map, sizeof gid_map, "0 %lu %lu\n", host, count);
+  }
+  int ns = userns_fd(uid_map, gid_map);
   if (ns < 0) return fail("cannot make the user namespace", NULL);
   int n = (argc - 3) / 2, trees[MAX_LAYERS];
   for (int i = 0; i < n; i++) {

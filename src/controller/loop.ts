@@ -66,6 +66,7 @@ export class Controller {
   private readonly poll = new ProcessPoll();
   /** Exits as events (runtime.watchProcesses), when the runtime has them: see pollProcesses. */
   private watch?: ProcessWatch;
+  private hostViewWatch?: { close(): void };
   /** The light poll of process states, every processPollMs. */
   private readonly pollTask: Periodic;
   private merged?: MergedSnapshot;
@@ -177,6 +178,8 @@ export class Controller {
     this.watch = this.runtime.watchProcesses?.((key) => {
       if (!this.queue.isShuttingDown) this.queue.add(key, 'resync');
     });
+    // Host-template containers' view of the node kept current while this loop runs (not after it).
+    this.hostViewWatch = this.runtime.watchHostView?.((err) => this.logger.warn('host view update failed', { error: messageOf(err) }));
     this.merged = undefined;
     this.problems.refresh(this.snapshot());
     for (let i = 0; i < this.concurrency; i++) this.workers.push(this.worker());
@@ -210,6 +213,7 @@ export class Controller {
       await this.resyncTask.settled();
       await this.pollTask.settled();
       this.watch?.close();
+      this.hostViewWatch?.close();
       await Promise.all(this.sources.map((s) => s.stop().catch(() => undefined)));
       await this.opts.statusStore?.flush().catch(() => undefined);
       this.isRunning = false;

@@ -285,6 +285,12 @@ export interface Runtime {
    * resync still catches what an event missed.
    */
   watchProcesses?(onChange: (key: string) => void): ProcessWatch;
+  /**
+   * For the long-running loop: keeps host-template containers' view of the node current while
+   * they run (what the node makes in its data places after their start is hidden within
+   * moments; see walls/host-view-watch.ts). Errors are reported, never thrown.
+   */
+  watchHostView?(onError: (err: unknown) => void): { close(): void };
   /** The keys of every container this instance manages, cheaply (no per-container reads). */
   keys?(): Promise<string[]>;
 }

@@ -6,10 +6,11 @@
  * restart, replace and a change of the setting; hostPath ancestors of the state/run dir are refused.
  */
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
+import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { waitFor } from '../support/wait.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
@@ -146,6 +147,68 @@ describe('isolation (real runc)', function () {
       } finally {
         await rm(service, { recursive: true, force: true });
         await rm(app, { recursive: true, force: true });
+      }
+    });
+
+    it("node data made after the start (a service user's 0700 dir, root's 0700 dirs in /opt and at /) is hidden from running containers while `run` runs", async () => {
+      const tag = `acetate-live-${process.pid}-${Date.now()}`;
+      // uid 991: a dynamic system id (100-999), as adduser --system gives a service; no account is needed for ownership.
+      const made = [
+        { path: `/var/lib/${tag}-svc`, uid: 991 },
+        { path: `/opt/${tag}-app`, uid: 0 },
+        { path: `/${tag}-top`, uid: 0 },
+      ];
+      const secret = `s3cret-${tag}`;
+      // The tenant polls the names every 50 ms from before they exist (reads close at once: no fd is held).
+      const poll = made
+        .map(
+          (m, i) =>
+            `cat ${m.path}/secret.conf 2>/dev/null | grep -q ${secret} && echo "READ-${i} $(date +%s%3N)"; ls -A ${path.dirname(m.path)} | grep -q ${tag} && echo "LISTED-${i} $(date +%s%3N)"`,
+        )
+        .join('; ');
+      const cmd = `echo up; i=0; while true; do ${poll}; i=$((i+1)); echo "tick $i"; sleep 0.05; done`;
+      await writeFile(path.join(dir, 'un.yaml'), manifest('un', cmd, '  securityContext: { hostUsers: false }\n'));
+      await writeFile(path.join(dir, 'nd.yaml'), manifest('nd', cmd, '  securityContext: { hostUsers: true }\n'));
+      const run = new CliProcess(['run', '-f', dir, ...quickRunFlags()], { stateDir, env: env() });
+      try {
+        await waitLog('un', 'tick 2');
+        await waitLog('nd', 'tick 2');
+        const t0 = Date.now();
+        for (const m of made) {
+          await mkdir(m.path, { mode: 0o700 });
+          await writeFile(path.join(m.path, 'secret.conf'), `${secret}\n`, { mode: 0o600 });
+          await chown(path.join(m.path, 'secret.conf'), m.uid, m.uid);
+          await chown(m.path, m.uid, m.uid);
+        }
+        const probe = `ls -A /var/lib /opt / | grep ${tag}; cat ${made.map((m) => `${m.path}/secret.conf`).join(' ')} 2>/dev/null; echo probed`;
+        for (const name of ['un', 'nd']) {
+          await waitFor(
+            async () => {
+              const r = await cli(['exec', name, '--', 'sh', '-c', probe]);
+              return r.code === 0 && r.stdout.trim() === 'probed';
+            },
+            { what: `${name}: the new dirs neither listed nor readable`, timeoutMs: 10_000, intervalMs: 50 },
+          );
+        }
+        // How long each was seen from inside (the container's own clock is the node's).
+        for (const name of ['un', 'nd']) {
+          const out = await logs(name);
+          const last = (kind: string) => Math.max(0, ...[...out.matchAll(new RegExp(`${kind}-\\d (\\d+)`, 'g'))].map((m) => Number(m[1]) - t0));
+          console.log(`      ${name}: last listed ${last('LISTED')} ms, last read ${last('READ')} ms after the node began making them (0: never)`);
+        }
+        // The poller (which may have looked a root-owned name up before its marker) reads no more.
+        for (const name of ['un', 'nd']) {
+          const reads = (await logs(name)).match(/READ-/g)?.length ?? 0;
+          const tick = Number([...(await logs(name)).matchAll(/tick (\d+)/g)].pop()?.[1]);
+          await waitLog(name, `tick ${tick + 10}`);
+          assert.equal((await logs(name)).match(/READ-/g)?.length ?? 0, reads, `${name} still reads the node's new data`);
+        }
+        // A user-namespaced container's root never read the service's data, not even before its marker:
+        // the service's id is not mapped into its view of the node (host-ids.ts).
+        assert.doesNotMatch(await logs('un'), /READ-0/);
+      } finally {
+        await run.stop();
+        for (const m of made) await rm(m.path, { recursive: true, force: true });
       }
     });
 

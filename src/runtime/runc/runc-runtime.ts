@@ -56,6 +56,7 @@ import { removeContainer } from './remove.js';
 import { recordApplied, updateNetwork, updateResources } from './update-in-place.js';
 import { ExitWatch } from './process-watch.js';
 import { readdir } from 'node:fs/promises';
+import { watchHostView } from '../walls/walls.js';
 
 export type { RuncRuntimeOptions } from './runc-context.js';
 
@@ -135,6 +136,11 @@ export class RuncRuntime implements Runtime {
         return undefined; // not a key acetate could have made
       }
     }, onChange);
+  }
+
+  /** See Runtime.watchHostView: the node's data places watched with inotify (walls/host-view-watch.ts). */
+  watchHostView(onError: (err: unknown) => void): { close(): void } {
+    return watchHostView({ paths: this.rc.paths, settings: this.rc.opts.isolation ?? {}, hostRoot: this.rc.templates.hostRoot }, onError);
   }
 
   /** The container dirs' names (one readdir): a key for every record, and for a create or removal in progress. */

@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec } from '../../util/exec.js';
 import type { OciUserNamespace } from './userns.js';
+import type { HostIds } from './host-ids.js';
 
 export class IdmapError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -37,10 +38,16 @@ export function idmapDir(containerRunDir: string): string {
 }
 
 /**
- * Mounts each layer idmapped to the namespace's range at <dir>/<n> (n in layer order) and returns
+ * Mounts each layer idmapped to the namespace's range (or only the ids `only` names) at <dir>/<n> (n in layer order) and returns
  * those paths, in the same order. What an earlier interrupted start left there is released first.
  */
-export async function mountIdmappedLayers(dir: string, layers: readonly string[], userns: OciUserNamespace, helper = IDMAP_HELPER): Promise<string[]> {
+export async function mountIdmappedLayers(
+  dir: string,
+  layers: readonly string[],
+  userns: OciUserNamespace,
+  helper = IDMAP_HELPER,
+  only?: HostIds,
+): Promise<string[]> {
   const m = userns.uidMappings[0]!;
   const g = userns.gidMappings[0]!;
   if (userns.uidMappings.length !== 1 || m.containerID !== 0 || userns.gidMappings.length !== 1 || g.hostID !== m.hostID || g.size !== m.size) {
@@ -53,7 +60,8 @@ export async function mountIdmappedLayers(dir: string, layers: readonly string[]
   await chown(dir, m.hostID, g.hostID);
   const targets = layers.map((_, i) => path.join(dir, String(i)));
   for (const t of targets) await mkdir(t, { mode: 0o755 });
-  const args = [String(m.hostID), String(m.size), ...layers.flatMap((l, i) => [l, targets[i]!])];
+  // `only`: just these ids of the layers' files are mapped (the host template's `/`, host-ids.ts).
+  const args = [...(only ? ['--ids', only.uids, only.gids] : []), String(m.hostID), String(m.size), ...layers.flatMap((l, i) => [l, targets[i]!])];
   try {
     held.set(dir, await holdMounts(helper, args));
   } catch (err) {

@@ -3,6 +3,8 @@
  * the global flags that override it (`acetate --host-users … --userns-pool …`):
  *   ACETATE_HOST_HIDE=/data:/opt/secret   more paths the host template hides
  *   ACETATE_HOST_SHOW=/srv:/home          default hidden paths this node shows after all
+ *   ACETATE_HOST_IDS=1000,2000-2010       more node ids whose files the host template's `/` shows
+ *                                         as theirs in a user namespace (host-ids.ts)
  *   ACETATE_HOST_USERS=false              what an absent securityContext.hostUsers means (default
  *                                         false: a user namespace with the container's own range)
  *   ACETATE_USERNS_POOL=1000000000:655360000  first node id and count of the ids containers'
@@ -13,8 +15,9 @@
  */
 import { parsePathList } from './host-masks.js';
 import type { IsolationSettings } from './walls.js';
-import { parseIdPool } from './id-pool.js';
+import { IdPoolError, parseIdPool } from './id-pool.js';
 import { hostUsersFromEnv, parseHostUsers } from './host-users-option.js';
+import { parseIdSetting } from './host-ids.js';
 
 /** Node options given as flags; they win over the environment. */
 export interface IsolationFlags {
@@ -26,6 +29,7 @@ export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv, flags: Isolatio
   const out: IsolationSettings = {};
   if (env.ACETATE_HOST_HIDE) out.hostHide = parsePathList(env.ACETATE_HOST_HIDE);
   if (env.ACETATE_HOST_SHOW) out.hostShow = parsePathList(env.ACETATE_HOST_SHOW);
+  if (env.ACETATE_HOST_IDS) out.hostIds = parseIdSetting(env.ACETATE_HOST_IDS, 'ACETATE_HOST_IDS');
   if (flags.usernsPool !== undefined) out.usernsPool = parseIdPool(flags.usernsPool, '--userns-pool');
   else if (env.ACETATE_USERNS_POOL) out.usernsPool = parseIdPool(env.ACETATE_USERNS_POOL, 'ACETATE_USERNS_POOL');
   // The earlier name: one range every unprivileged container shared; now the pool their ranges come from.

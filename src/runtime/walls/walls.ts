@@ -17,6 +17,8 @@ import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js
 import { assignIdRange, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
 import { DEFAULT_ID_RECORDS } from './id-records.js';
 import { idmapDir, mountIdmappedLayers } from './idmap.js';
+import { hostOsIds } from './host-ids.js';
+import { HostViewWatch } from './host-view-watch.js';
 
 /** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
 export interface WallPaths {
@@ -49,6 +51,8 @@ export interface IsolationSettings {
   hostHide?: string[];
   /** Default hidden paths shown on this node after all (ACETATE_HOST_SHOW). */
   hostShow?: string[];
+  /** More node ids the host template's `/` maps into a user namespace (ACETATE_HOST_IDS; see host-ids.ts). */
+  hostIds?: number[];
   /** The node's pool of ids for containers' ranges (--userns-pool, ACETATE_USERNS_POOL; see id-pool.ts). */
   usernsPool?: IdRange;
   /** The node's record of the ranges held, shared by every instance (ACETATE_ID_RECORDS; see id-records.ts). */
@@ -73,6 +77,22 @@ export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'sett
 /** The host template's view of this node (what `template describe host` prints, what a start writes). */
 export function hostViewOf(ctx: Pick<IsolationContext, 'paths' | 'settings' | 'hostRoot'>): Promise<HostView> {
   return currentHostView(ctx.hostRoot, hostIsolationOptions(ctx), ctx.paths.stateDir);
+}
+
+/**
+ * While `acetate run` runs: what the node makes in its data places is hidden in running
+ * host-template containers too, not only at their next start (host-view-watch.ts).
+ */
+export function watchHostView(ctx: Pick<IsolationContext, 'paths' | 'settings' | 'hostRoot'>, onError: (err: unknown) => void): HostViewWatch {
+  const w = new HostViewWatch({
+    hostRoot: ctx.hostRoot,
+    stateDir: ctx.paths.stateDir,
+    containersDir: ctx.paths.containersDir,
+    view: () => hostViewOf(ctx),
+    onError,
+  });
+  w.start();
+  return w;
 }
 
 /**
@@ -146,7 +166,10 @@ export async function isolationInputs(
       // With resources.disk the upper dir sits on the disk image's root (disk/), made 0700 root
       // like the container dir was at the image's creation: the range root must cross it too.
       await ensureTraversable(cp.upper, own);
-      const mapped = await mountIdmappedLayers(dir, layers, userNamespace);
+      // The host template's `/`: only the ids of the OS' files (host-ids.ts): the node's data of
+      // other owners stays closed to the container's root even before a marker hides it.
+      const only = host ? await hostOsIds(ctx.hostRoot, ctx.settings.hostIds) : undefined;
+      const mapped = await mountIdmappedLayers(dir, layers, userNamespace, undefined, only);
       lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
     }
     await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);

@@ -1,0 +1,80 @@
+/**
+ * The node's dirs the host template's view is decided from (host-masks.ts), read once per change:
+ * the places' listings are cached by their dirs' mtimes, dpkg's lists by dpkg's (dpkg-owned.ts).
+ * A start only stats the dirs listed last time. host-view-watch.ts watches the same dirs.
+ */
+import { lstat, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { dirsToList, hostView, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
+import { packageOwned } from './dpkg-owned.js';
+
+async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | undefined> {
+  const names = await readdir(path.join(hostRoot, dir)).catch(() => undefined);
+  if (!names) return undefined;
+  const out = await Promise.all(
+    names.map(async (name): Promise<NodeEntry | undefined> => {
+      const st = await lstat(path.join(hostRoot, dir, name)).catch(() => undefined);
+      if (!st) return undefined;
+      const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
+      return { name, type, uid: st.uid, mode: st.mode };
+    }),
+  );
+  return out.filter((e): e is NodeEntry => !!e);
+}
+
+const listings = new Map<string, { key: string; dirs: string[]; listing: Map<string, NodeEntry[]> }>();
+
+/** The node's listing hostView needs, read again only when one of its dirs changed. */
+async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<string, NodeEntry[]>> {
+  const read = async (dirs: string[], into = new Map<string, NodeEntry[]>()) => {
+    await Promise.all(
+      dirs.map(async (d) => {
+        const l = await listDir(hostRoot, d);
+        if (l) into.set(d, l);
+      }),
+    );
+    return into;
+  };
+  const keyOf = async (dirs: readonly string[]) => {
+    const mtimes = await Promise.all(
+      dirs.map((d) =>
+        stat(path.join(hostRoot, d)).then(
+          (s) => `${d}@${s.mtimeMs}`,
+          () => `${d}@-`,
+        ),
+      ),
+    );
+    return `${hostRoot}|${JSON.stringify(o)}|${mtimes.join('|')}`;
+  };
+  // A start only stats the dirs listed last time: the listing is read again when one changed.
+  const cached = listings.get(hostRoot);
+  if (cached && cached.key === (await keyOf(cached.dirs))) return cached.listing;
+  const first = await read(dirsToList(o));
+  const dirs = dirsToList(o, first, o);
+  const key = await keyOf(dirs);
+  const listing = await read(
+    dirs.filter((d) => !first.has(d)),
+    first,
+  );
+  listings.set(hostRoot, { key, dirs, listing });
+  return listing;
+}
+
+/** The dirs of the node's last listing (what host-view-watch.ts watches); [] before the first. */
+export function listedDirs(hostRoot: string): readonly string[] {
+  return listings.get(hostRoot)?.dirs ?? [];
+}
+
+const views = new WeakMap<object, { owned?: Set<string>; view: HostView }>();
+
+/** The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object while neither changed. */
+export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions, 'packageOwned'>, stateDir: string): Promise<HostView> {
+  const owned = await packageOwned(hostRoot, path.join(stateDir, 'host-view'));
+  const opts: HostViewOptions = { ...o, ...(owned ? { packageOwned: owned } : {}) };
+  const listing = await nodeListing(hostRoot, opts);
+  const had = views.get(listing);
+  if (had && had.owned === owned) return had.view;
+  const view = hostView(listing, opts);
+  views.set(listing, { owned, view });
+  return view;
+}

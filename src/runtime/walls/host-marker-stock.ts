@@ -1,0 +1,147 @@
+/**
+ * The markers every host-template container of the node gets (all but its machine id), made once
+ * per view as a tree of their own under <stateDir>/host-view/tree-<hash>, and a stock of ready
+ * copies of it: a new container's upper dir is one of them, taken by a rename (host-view.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import { exec } from '../../util/exec.js';
+import type { HostView, ViewEntry } from './host-masks.js';
+import { ensureParents, OPAQUE_XATTRS, place, sha, type ApplyTarget, type Placed } from './host-markers.js';
+
+/**
+ * The markers of every absent and empty entry as a tree of their own, made once per view under
+ * <stateDir>/host-view/tree-<hash> (owned by the node's ids): copied whole into a new container's
+ * upper, then re-owned to its range.
+ */
+export async function markerTree(view: HostView, want: ReadonlyMap<string, Placed>, t: ApplyTarget): Promise<{ dir: string; entries: ViewEntry[] }> {
+  // Everything but the machine id is the same for every container of the node.
+  const entries = view.entries.filter((e) => e.action.kind !== 'machine-id' && want.has(e.path));
+  const hash = sha(JSON.stringify([t.hostRoot, t.idBase, entries.map((e) => [e.path, want.get(e.path)])])).slice(0, 16);
+  const base = path.join(t.stateDir, 'host-view');
+  const dir = path.join(base, `tree-${hash}`);
+  if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return { dir, entries };
+  await mkdir(base, { recursive: true, mode: 0o700 });
+  const tmp = path.join(base, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(tmp, { mode: 0o755 });
+  try {
+    const target: ApplyTarget = { ...t, upper: tmp };
+    const whiteouts: string[] = [];
+    const opaque: string[] = [];
+    for (const e of entries) {
+      if (!(await ensureParents(e.path, target))) continue;
+      const at = path.join(tmp, e.path);
+      const node = await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined);
+      if (e.action.kind === 'absent') {
+        whiteouts.push(at);
+        continue;
+      }
+      if (e.action.kind !== 'empty') {
+        await place(e, target, at);
+        continue;
+      }
+      await mkdir(at);
+      await chown(at, (node?.uid ?? 0) + t.idBase, (node?.gid ?? 0) + t.idBase);
+      await chmod(at, node?.isDirectory() ? node.mode & 0o7777 : 0o755);
+      opaque.push(at);
+    }
+    // One process for every whiteout, one per xattr name for the opaque dirs.
+    if (whiteouts.length) {
+      await exec('sh', ['-c', 'for p in "$@"; do mknod -- "$p" c 0 0 || exit 1; done', 'sh', ...whiteouts]);
+      if (t.idBase) await exec('chown', ['-h', `${t.idBase}:${t.idBase}`, '--', ...whiteouts]);
+    }
+    for (const n of OPAQUE_XATTRS) if (opaque.length) await exec('setfattr', ['-h', '-n', n, '-v', 'y', '--', ...opaque]);
+    await rename(tmp, dir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return { dir, entries };
+    throw new Error(`cannot make the host template's markers in ${base}`, { cause: err });
+  }
+  // Older trees are copy sources only (never a mounted layer): the previous views' are removed.
+  for (const n of await readdir(base))
+    if (n.startsWith('tree-') && n !== path.basename(dir) && n !== `${path.basename(dir)}.stock`)
+      await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
+  return { dir, entries };
+}
+
+/** How many copies of the marker tree one refill makes: one process per this many new containers. */
+const STOCK_BATCH = 16;
+
+/** Copies the tree's entries into an (empty) upper dir with one `cp -a`; false if that failed. */
+export async function copyTree(tree: string, upper: string): Promise<boolean> {
+  const top = await readdir(tree);
+  if (top.length === 0) return true;
+  return exec('cp', ['-a', '-t', upper, '--', ...top.map((n) => path.join(tree, n))]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Makes a new container's (empty) upper dir a ready copy of the marker tree: copies are made
+ * STOCK_BATCH at a time by one process (<tree>.stock/<n>) and each is renamed into place, keeping
+ * the upper dir's owner and mode. False when none can be used (the upper dir on another
+ * filesystem, e.g. a resources.disk image): the caller copies.
+ */
+export async function takeFromStock(tree: string, upper: string): Promise<boolean> {
+  const stock = `${tree}.stock`;
+  const st = await lstat(upper);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // Names starting with '.' are copies still being made.
+    const ready = (await readdir(stock).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    // Running low: the next batch is made while this start goes on (one refill at a time per process).
+    if (ready.length <= STOCK_BATCH / 4 && attempt === 0 && ready.length > 0) void refill(tree, stock).catch(() => undefined);
+    for (const n of ready) {
+      const claimed = path.join(path.dirname(tree), `.claim-${process.pid}-${randomBytes(4).toString('hex')}`);
+      // Claimed by a rename, so two starts never take the same copy.
+      if (
+        !(await rename(path.join(stock, n), claimed).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      await rmdir(upper); // empty: checked by the caller
+      const moved = await rename(claimed, upper).then(
+        () => true,
+        () => false,
+      );
+      if (!moved) {
+        await rm(claimed, { recursive: true, force: true });
+        if (!(await lstat(upper).catch(() => undefined))) await mkdir(upper, { mode: st.mode & 0o7777 });
+        await chown(upper, st.uid, st.gid);
+        return false;
+      }
+      await chown(upper, st.uid, st.gid);
+      await chmod(upper, st.mode & 0o7777);
+      return true;
+    }
+    if (
+      attempt === 0 &&
+      !(await refill(tree, stock).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return false;
+  }
+  return false;
+}
+
+const refilling = new Map<string, Promise<void>>();
+
+/** STOCK_BATCH more copies of the tree in its stock, by one process (made under a '.' name, then renamed). */
+function refill(tree: string, stock: string): Promise<void> {
+  const running = refilling.get(stock);
+  if (running) return running;
+  const p = (async () => {
+    await mkdir(stock, { recursive: true, mode: 0o700 });
+    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const script =
+      'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" && mv -- "$dst/.$tag-$i" "$dst/$tag-$i" || exit 1; i=$((i+1)); done';
+    await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(STOCK_BATCH)]);
+  })().finally(() => refilling.delete(stock));
+  refilling.set(stock, p);
+  return p;
+}

@@ -1,0 +1,162 @@
+/**
+ * While `acetate run` runs: what the node makes in its data places after a host-template container
+ * started (a service's dir under /var/lib, an app under /opt, a dir at `/`) is hidden in every
+ * host-template container within moments, not at its next start.
+ *
+ * Why so: the container's lower is the node's live `/`, and its markers (host-view.ts) are made
+ * at its start. The places are watched with inotify (fs.watch: one watch per listed dir, the
+ * few dozen host-listing.ts reads, one set per acetate process whatever the number of
+ * containers; no CPU while nothing changes). A change there makes a new view (the listing is read
+ * again: its dirs' mtimes changed) and its new markers are placed in every host-template
+ * container's upper dir, as a start would (applyHostView: what the container wrote there is
+ * kept). A new whiteout is seen by every later lookup and listing in the container.
+ *
+ * What remains (README, "The host template"): between the node's mkdir and the marker (a few ms
+ * to a few hundred with thousands of containers) the name is listed; a root-owned entry is also
+ * readable by the container's root then (a service user's is not: host-ids.ts). A tenant who
+ * looked the name up in that moment may keep it: overlayfs caches the dentry it made; the unused
+ * ones are dropped after markers are placed (drop_caches=2), one held open (a cwd, an fd) stays.
+ * Without `acetate run` (only `apply`) nothing watches: a container sees such new entries until
+ * its next start.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { readJson } from '../../util/json-file.js';
+import type { HostView } from './host-masks.js';
+import { listedDirs } from './host-listing.js';
+import { applyHostView, TARGET_FILE, type TargetRecord } from './host-view.js';
+
+/** Unused dentries and inodes (not the page cache): `echo 2 > /proc/sys/vm/drop_caches`. */
+export function dropDentries(): Promise<void> {
+  return writeFile('/proc/sys/vm/drop_caches', '2\n');
+}
+
+/** Containers updated at once after a change. */
+const CONCURRENCY = 8;
+
+export interface HostViewWatchDeps {
+  hostRoot: string;
+  stateDir: string;
+  /** <stateDir>/containers */
+  containersDir: string;
+  /** The node's current view (walls.ts hostViewOf). */
+  view: () => Promise<HostView>;
+  onError: (err: unknown) => void;
+  /** Drops the kernel's unused dentries (default: /proc/sys/vm/drop_caches = 2). */
+  dropDentries?: () => Promise<void>;
+  /** After each pass: how many containers and markers changed (logs, tests). */
+  onApplied?: (containers: number, markers: number) => void;
+}
+
+export class HostViewWatch {
+  private readonly watchers = new Map<string, FSWatcher>();
+  private running?: Promise<void>;
+  private again = false;
+  private closed = false;
+  private last?: HostView;
+
+  constructor(private readonly d: HostViewWatchDeps) {}
+
+  /**
+   * Reads the view (the dirs to watch), watches them, and brings every container up to it (one
+   * started by an earlier acetate may be behind): in the background, so the loop starts at once.
+   */
+  start(): void {
+    this.changed();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+
+  /** Resolves when no pass is running or queued (tests). */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private changed(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err: unknown) => this.d.onError(err))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.changed();
+        }
+      });
+  }
+
+  private async pass(): Promise<void> {
+    let view = await this.d.view();
+    // A dir made between that listing and its watch: read once more (a stat per dir when nothing changed).
+    if (this.rewatch()) view = await this.d.view();
+    if (view === this.last) return;
+    this.last = view;
+    const ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
+    let containers = 0;
+    let markers = 0;
+    for (let i = 0; i < ids.length; i += CONCURRENCY) {
+      await Promise.all(
+        ids.slice(i, i + CONCURRENCY).map(async (id) => {
+          if (id.startsWith('.')) return;
+          const containerDir = path.join(this.d.containersDir, id);
+          const t = await readJson<TargetRecord>(path.join(containerDir, TARGET_FILE)).catch(() => undefined);
+          if (!t || typeof t.upper !== 'string' || typeof t.idBase !== 'number') return; // not a host-template container
+          try {
+            const n = await applyHostView(view, { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase });
+            if (n) {
+              containers++;
+              markers += n;
+            }
+          } catch (err) {
+            // A container removed meanwhile has no dir: nothing to hide in it.
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.d.onError(new Error(`cannot update the host view of ${id}`, { cause: err }));
+          }
+        }),
+      );
+    }
+    // A container that looked a new name up before its marker came holds an overlayfs dentry
+    // that still leads to the node's entry (the marker hides it from later listings and from
+    // lookups not in the cache). The kernel's unused dentries are dropped so the next lookup
+    // meets the marker: node-wide, but only when markers were placed (a node change in a data
+    // place, rare), never at idle. One held open (a cwd, an fd) stays.
+    if (markers) await (this.d.dropDentries ?? dropDentries)().catch((err: unknown) => this.d.onError(err));
+    this.d.onApplied?.(containers, markers);
+  }
+
+  /** Watches exactly the dirs of the last listing (a shown dir may have come or gone); true if one was added. */
+  private rewatch(): boolean {
+    if (this.closed) return false;
+    let added = false;
+    const want = new Set(listedDirs(this.d.hostRoot));
+    for (const [dir, w] of this.watchers)
+      if (!want.has(dir)) {
+        w.close();
+        this.watchers.delete(dir);
+      }
+    for (const dir of want) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const w = watch(path.join(this.d.hostRoot, dir), { persistent: false }, () => this.changed());
+        w.on('error', () => {
+          w.close();
+          this.watchers.delete(dir);
+          this.changed();
+        });
+        this.watchers.set(dir, w);
+        added = true;
+      } catch {
+        // Absent on this node: its parent is watched, and its making is a change there.
+      }
+    }
+    return added;
+  }
+}
