@@ -54,8 +54,12 @@ one() { # one I: config, idmapped layers held, runc run -d, layers detached
   c=${c//@HOSTID@/$host}
   printf '%s' "${c//@ID@/$id}" >"$b/config.json" || return 1
   for ((k = 0; k < ${#layers[@]}; k++)); do args+=("${layers[k]}" "$run/containers/$id/lower/$k"); done
-  coproc IDMAP { exec "$IDMAP" --hold "$host" "$size" "${args[@]}" 2>"$d/idmap.log"; }
-  local in=${IDMAP[1]} out=${IDMAP[0]} pid=$IDMAP_PID
+  # One helper per container as a coprocess (its stdin and stdout are pipes to this shell), named
+  # after the container: bash unsets a finished coprocess's variables lazily, and would unset the
+  # next one's if they shared the name.
+  local in out pid
+  eval "coproc I$1 { exec \"\$IDMAP\" --hold \"\$host\" \"\$size\" \"\${args[@]}\" 2>\"\$d/idmap.log\"; }"
+  eval "in=\${I$1[1]} out=\${I$1[0]} pid=\$I$1_PID"
   if ! read -r ready <&"$out" || [[ $ready != ready ]]; then
     echo "acetate-idmap $id failed: $(<"$d/idmap.log")" >&2
     return 1
