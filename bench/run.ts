@@ -11,6 +11,8 @@
  *   D. density: N long-running containers (200; --density N alone), bench/density.ts
  *   6. what isolation costs at create: seccomp and user namespaces, each against the bare loop
  *      with the same settings (bench/isolation.ts; results/isolation.{md,json})
+ *   U. unprivileged create (issue 23): N containers in the default user namespace with idmapped
+ *      layers, host template and image, against the bare loop with the same mappings (bench/userns.ts)
  *   and the sections with files of their own: network, images, disk, servers (bench/<name>.ts).
  *
  * Medians over repetitions; ratios to the bare loop. Results: bench/results/results.{md,json},
@@ -28,6 +30,7 @@ import { diskBenchmark } from './disk.js';
 import { runImageBench } from './images.js';
 import { pullBench } from './pull.js';
 import { isolationBenchmark } from './isolation.js';
+import { usernsBench } from './userns.js';
 import { Cleanups } from './lib/cleanup.js';
 import { BASELINE, CLI, NODE_FLAGS, createHarness, log, prepareRunRoot, type Harness } from './lib/harness.js';
 import { USAGE, benchConfig, parseBenchArgs, referenceSize, type BenchOptions } from './lib/options.js';
@@ -143,6 +146,10 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
     const kit = { ...h, measure, onCleanup, log, baselineDir: BASELINE, n, reps: quick ? 2 : 3, out };
     await mkdir(out, { recursive: true });
     for (const r of await isolationBenchmark(kit)) log(`isolation ${r.variant}: ${r.ratio}× the bare loop with the same settings`);
+  }
+  if (only.has('userns')) {
+    // Issue 23: N unprivileged containers (100; --quick 20), host template and image (bench/userns.ts).
+    await usernsBench(h, { n: sizes?.[0] ?? (quick ? 20 : 100), reps: quick ? 1 : 2, out, workRoot: getWorkRoot() });
   }
   if (only.has('network')) {
     const onCleanup = (fn: () => Promise<void>) => h.cleanups.add(fn);

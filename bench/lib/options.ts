@@ -7,7 +7,22 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 /** Every section --only accepts. servers, probes and git run alone (bench/servers.ts, bench/probes.ts, bench/git.ts); the others in this order. */
-export const SECTIONS = ['create', 'noop', 'latency', 'rss', 'density', 'isolation', 'network', 'images', 'pull', 'disk', 'servers', 'probes', 'git'] as const;
+export const SECTIONS = [
+  'create',
+  'noop',
+  'latency',
+  'rss',
+  'density',
+  'isolation',
+  'userns',
+  'network',
+  'images',
+  'pull',
+  'disk',
+  'servers',
+  'probes',
+  'git',
+] as const;
 export type Section = (typeof SECTIONS)[number];
 /** What a run without --only measures: all but servers, probes and git. */
 export const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'servers' && s !== 'probes' && s !== 'git');
@@ -25,11 +40,12 @@ Options:
   --quick              smaller N and fewer repetitions (also ACETATE_BENCH_QUICK=1)
   --only LIST          comma-separated sections: ${SECTIONS.join(',')}
                        (default all but servers, probes and git; isolation: bench/isolation.ts, network: bench/network.ts,
+                       userns: bench/userns.ts (unprivileged create, host template and image; its N the first of --sizes),
                        images: bench/images.ts, pull: bench/pull.ts (the image's MiB the first of --sizes),
                        disk: bench/disk.ts, servers: bench/servers.ts alone,
                        probes: bench/probes.ts alone, its N the first of --sizes, git: bench/git.ts alone)
   --out DIR            where results go (default bench/results)
-  --sizes N[,N...]     only these N for create/destroy (e.g. 100 or 10,100); isolation, network and
+  --sizes N[,N...]     only these N for create/destroy (e.g. 100 or 10,100); isolation, userns, network and
                        disk take the first as their N
   --work-dir DIR       where state dirs, work dirs and manifests go (default /var/lib/acetate-bench,
                        next to acetate's default state dir; removed at the end if empty)

@@ -3,6 +3,7 @@
  * results.json (the results plus the targets), all from the recorded Results.
  */
 import { densityBlockOf } from './density-report.js';
+import { blockOf, USERNS_END, USERNS_START } from './userns-report.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -214,7 +215,9 @@ export async function writeResults(results: Results, cfg: BenchConfig, out: stri
   await writeFile(path.join(out, 'results.json'), `${JSON.stringify({ ...results, targets: targetRows(results, cfg) }, null, 2)}\n`);
   // The density benchmark's table (written by its own run) stays in results.md.
   const density = await densityBlockOf(path.join(out, 'results.md'));
-  await writeFile(path.join(out, 'results.md'), markdown(results, cfg) + (density ? `\n${density}` : ''));
+  // So does the unprivileged-create benchmark's (bench/userns.ts).
+  const userns = await blockOf(path.join(out, 'results.md'), USERNS_START, USERNS_END);
+  await writeFile(path.join(out, 'results.md'), markdown(results, cfg) + (density ? `\n${density}` : '') + (userns ? `\n${userns}` : ''));
   await writeFile(path.join(out, 'chart.svg'), chart(results, cfg));
   log(`results in ${path.relative(process.cwd(), out) || out}/results.md, results.json, chart.svg`);
 }
