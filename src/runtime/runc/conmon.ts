@@ -12,11 +12,13 @@
  * waits for a byte on $_OCI_STARTPIPE, which acetate writes once it has moved conmon. So a stop or
  * restart of the systemd unit running acetate never reaches a conmon or a container.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { readSmallFile, removePaths } from '../../util/small-file.js';
 import { isAlive } from '../../util/processes.js';
-import { runFirstConmon, type FirstConmonResult } from './conmon-spawn.js';
+import { joinCgroups } from './conmon-cgroup.js';
 
 export interface ConmonLaunch {
   conmonPath: string;
@@ -187,29 +189,34 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
   // Watch before conmon can write: its report wakes us at once instead of at the next poll.
   const syncChanged = new ChangeSignal(l.syncFile);
   try {
-    let first: FirstConmonResult;
+    let exited: Promise<number | null>;
     try {
-      // From a thread of its own (conmon-spawn.ts): the main thread is not blocked while it forks.
-      first = await runFirstConmon({
-        path: l.conmonPath,
-        args: conmonArgs(l),
-        out,
-        sync,
-        cgroupDirs: l.cgroupDirs ?? [],
+      const move = (l.cgroupDirs?.length ?? 0) > 0;
+      const child = spawn(l.conmonPath, conmonArgs(l), {
+        cwd: '/',
+        detached: true,
+        stdio: ['ignore', out, out, sync, move ? 'pipe' : 'ignore'],
         env: {
           PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
           _OCI_SYNCPIPE: '3',
-          ...((l.cgroupDirs?.length ?? 0) > 0 ? { _OCI_STARTPIPE: '4' } : {}),
+          ...(move ? { _OCI_STARTPIPE: '4' } : {}),
         },
       });
+      // Not unref()'d: this first conmon process exits at once, and awaiting its exit must keep
+      // node's event loop alive.
+      exited = new Promise((resolve) => {
+        child.once('error', () => resolve(null));
+        child.once('exit', (code) => resolve(code));
+      });
+      if (move) await releaseIntoCgroups(child, l.cgroupDirs!);
     } finally {
       closeSync(sync);
       closeSync(out);
     }
-    if (first.moveError !== undefined) throw new ConmonError(`cannot place conmon outside acetate's cgroup: ${first.moveError}`);
     // The first conmon process exits at once (after forking the monitor); a non-zero code is an error.
-    if (first.code !== 0) {
-      throw new ConmonError(`conmon failed to start (exit ${first.code ?? 'error'}): ${await readText(l.conmonOut)}`);
+    const firstExit = await exited;
+    if (firstExit !== 0) {
+      throw new ConmonError(`conmon failed to start (exit ${firstExit ?? 'error'}): ${await readText(l.conmonOut)}`);
     }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -232,6 +239,24 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
   } finally {
     syncChanged.close();
   }
+}
+
+/**
+ * conmon waits on its start pipe (fd 4) before forking: move it, then let it go. A conmon that
+ * could not be moved is killed before it creates anything (an EOF on the pipe would let it go on).
+ */
+async function releaseIntoCgroups(child: ChildProcess, dirs: readonly string[]): Promise<void> {
+  const pipe = child.stdio[4] as Writable | null;
+  try {
+    if (child.pid === undefined || !pipe) throw new Error('conmon did not start');
+    await joinCgroups(child.pid, dirs);
+  } catch (err) {
+    child.kill('SIGKILL');
+    pipe?.destroy();
+    throw new ConmonError(`cannot place conmon outside acetate's cgroup: ${(err as Error).message}`, { cause: err });
+  }
+  pipe.on('error', () => undefined); // conmon gone already: its exit code tells
+  pipe.end('go');
 }
 
 /** The exit code conmon recorded for the last run, if any. */
