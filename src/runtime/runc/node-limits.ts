@@ -12,7 +12,16 @@
  * init, one process): a workload with more processes holds more tasks, so the task figures are
  * the least a container needs, never a promise that N more fit.
  */
-import { readFile, readdir, readlink } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
+
+/**
+ * The kernel's own small files (/proc, /sys), read at every start (admitOneMore): read at once
+ * rather than through libuv's thread pool, whose round trip per file (a thread woken, then the
+ * main thread) took 40-90 ms for these ten files on a loaded 2-core node (issue 25). A failed read
+ * is a rejected promise, as with fs/promises.
+ */
+const readFile = async (file: string, encoding: 'utf8'): Promise<string> => readFileSync(file, encoding);
 
 /** What one running container holds of each limit (measured: bench/density.ts, per-container figures). */
 export const PER_CONTAINER = {
