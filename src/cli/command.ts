@@ -6,6 +6,8 @@ import type { TemplateStore } from '../runtime/runc/templates.js';
 export interface CliContext {
   /** Holds templates, private areas, logs and status: what survives a reboot. */
   stateDir: string;
+  /** The run dir (volatile: runc root, conmon files, caches); absent in tests that build a context of their own. */
+  runDir?: string;
   /** Human output: escaped for terminals (see util/terminal-stream.ts). */
   stdout: Writable;
   stderr: Writable;

@@ -61,6 +61,7 @@ export function createContext(
   let lock: NodeLock | undefined;
   const ctx: CliContext = {
     stateDir,
+    runDir,
     stdout: new TerminalSafeStream(process.stdout),
     stderr: new TerminalSafeStream(process.stderr),
     rawStdout: process.stdout,

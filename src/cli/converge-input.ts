@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { GIT_OPTIONS } from './git-usage.js';
 import type { GitFlagValues } from './git-flags.js';
-import { loadManifestDir, type DirSnapshot } from '../sources/files/load.js';
+import { loadManifestDir, ManifestCache, type DirSnapshot } from '../sources/files/load.js';
+import { loadManifestCacheFile, manifestFingerprint, saveManifestCacheFile } from '../sources/files/manifest-cache-file.js';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
 import { plan, type Plan, type PlanInput } from '../plan/plan.js';
 import type { Writable } from 'node:stream';
@@ -52,6 +53,8 @@ export async function readConvergeInput(opts: {
   runtime: Runtime;
   stateDir: string;
   now?: number;
+  /** What apply or run parsed of the manifests (manifest-cache-file.ts); `save`: this process holds the node lock. */
+  manifestCache?: { file: string; save: boolean };
 }): Promise<ConvergeInput> {
   const [snapshot, list, records, network] = await Promise.all([
     loadDesired(opts),
@@ -94,9 +97,17 @@ export async function readConvergeInput(opts: {
 const gitNotes = new WeakMap<DirSnapshot, string>();
 
 /** -f DIR, --git URL, or both (merged under the conflict rule of `run`). */
-async function loadDesired(opts: { dir?: string; git?: GitFlagValues; allowEmpty: boolean; node: string; stateDir: string }): Promise<DirSnapshot> {
+async function loadDesired(opts: {
+  dir?: string;
+  git?: GitFlagValues;
+  allowEmpty: boolean;
+  node: string;
+  stateDir: string;
+  manifestCache?: { file: string; save: boolean };
+}): Promise<DirSnapshot> {
   const capacity = nodeCapacity();
-  const dir = opts.dir !== undefined ? await loadManifestDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity }) : undefined;
+  const dir =
+    opts.dir !== undefined ? await loadFilesDir(opts.dir, { allowEmpty: opts.allowEmpty, nodeName: opts.node, capacity }, opts.manifestCache) : undefined;
   if (opts.git?.git === undefined) return dir!;
   // Loaded only with --git: the Git source brings the file source's watcher along.
   const { loadGitOnce } = await import('./git-once.js');
@@ -109,6 +120,27 @@ async function loadDesired(opts: { dir?: string; git?: GitFlagValues; allowEmpty
   });
   gitNotes.set(snapshot, note);
   return snapshot;
+}
+
+/** The manifest cache file of an instance (in its run dir: what a reboot ends, as the stamps of the files' inodes may). */
+export function manifestCacheOf(runDir: string, save: boolean): { file: string; save: boolean } {
+  return { file: path.join(runDir, 'manifest-cache.json'), save };
+}
+
+/** -f DIR through the manifest cache file when there is one (each entry checked against its file). */
+async function loadFilesDir(
+  dir: string,
+  opts: { allowEmpty: boolean; nodeName: string; capacity: ReturnType<typeof nodeCapacity> },
+  persisted?: { file: string; save: boolean },
+): Promise<DirSnapshot> {
+  if (!persisted) return loadManifestDir(dir, opts);
+  const cache = new ManifestCache();
+  const fingerprint = manifestFingerprint({ nodeName: opts.nodeName, capacity: opts.capacity });
+  loadManifestCacheFile(persisted.file, fingerprint, cache);
+  const loadedAt = cache.generation;
+  const snap = await loadManifestDir(dir, { ...opts, cache });
+  if (persisted.save && cache.generation !== loadedAt) await saveManifestCacheFile(persisted.file, fingerprint, cache);
+  return snap;
 }
 
 /** The command line of this process, as the node lock shows it to another one. */
@@ -129,9 +161,10 @@ export const CONVERGE_OPTIONS = {
  */
 export async function planFromFlags(
   values: { file?: string; 'allow-empty'?: boolean; node?: string } & GitFlagValues,
-  ctx: { runtime: Runtime; stateDir: string; stderr: Writable },
+  ctx: { runtime: Runtime; stateDir: string; stderr: Writable; manifestCache?: { file: string; save: boolean } },
 ): Promise<{ input: ConvergeInput; plan: Plan }> {
   const input = await readConvergeInput({
+    ...(ctx.manifestCache ? { manifestCache: ctx.manifestCache } : {}),
     ...(values.file !== undefined ? { dir: values.file } : {}),
     ...(values.git !== undefined ? { git: values } : {}),
     allowEmpty: !!values['allow-empty'],

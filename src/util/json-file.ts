@@ -19,6 +19,9 @@ function parseJson(text: string, file: string): unknown {
 
 const jsonFiles = new ParsedFileCache<unknown>(parseJson);
 
+/** The parsed files, kept across processes by runc/read-cache.ts (each entry checked against its file's stamp at use). */
+export const jsonFilesCache: Pick<ParsedFileCache<unknown>, 'exportEntries' | 'importEntries' | 'generation'> = jsonFiles;
+
 /** Parsed JSON, or undefined when the file does not exist. The value is shared: do not modify it. */
 export async function readJson<T>(file: string): Promise<T | undefined> {
   try {

@@ -50,6 +50,7 @@ export class ParsedFileCache<T> {
   private readonly now: () => number;
   private readonly racyMs: number;
   private readonly maxEntries: number;
+  private changes = 0;
 
   constructor(parse: (text: string, file: string) => T, opts: StatCacheOptions = {}) {
     this.parse = parse;
@@ -66,7 +67,7 @@ export class ParsedFileCache<T> {
   read(file: string): T | undefined {
     const st = statSync(file, { throwIfNoEntry: false });
     if (!st) {
-      this.entries.delete(file);
+      if (this.entries.delete(file)) this.changes++;
       return undefined;
     }
     const hit = this.entries.get(file);
@@ -83,13 +84,38 @@ export class ParsedFileCache<T> {
     if (settled(st, this.now(), this.racyMs)) {
       if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
       this.entries.set(file, { stamp: stampOf(st), value });
-    } else {
-      this.entries.delete(file);
-    }
+      this.changes++;
+    } else if (this.entries.delete(file)) this.changes++;
     return value;
   }
 
   forget(file: string): void {
-    this.entries.delete(file);
+    if (this.entries.delete(file)) this.changes++;
+  }
+
+  /** Counts changes of the remembered entries: a saved copy is out of date when it differs. */
+  get generation(): number {
+    return this.changes;
+  }
+
+  /**
+   * The remembered entries whose file is under `dir` (all with none), to be kept for another
+   * process (see runc/read-cache.ts): each is a settled file's stamp and parsed value.
+   */
+  exportEntries(dir?: string): [string, FileStamp, T][] {
+    const out: [string, FileStamp, T][] = [];
+    for (const [file, e] of this.entries) if (dir === undefined || file.startsWith(`${dir}/`)) out.push([file, e.stamp, e.value]);
+    return out;
+  }
+
+  /**
+   * Entries another process exported. Nothing is trusted beyond what this cache does itself: an
+   * entry is used only while its file's stamp is the same (checked at every read).
+   */
+  importEntries(list: readonly [string, FileStamp, T][]): void {
+    for (const [file, stamp, value] of list) {
+      if (this.entries.has(file) || this.entries.size >= this.maxEntries) continue;
+      this.entries.set(file, { stamp, value });
+    }
   }
 }

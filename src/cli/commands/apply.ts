@@ -8,7 +8,7 @@ import { applyPlan, type ApplySummary } from '../../apply/apply.js';
 import { messageOf } from '../../contracts/errors.js';
 import { formatResource } from '../../plan/compare.js';
 import type { ActionResult } from '../../apply/execute.js';
-import { CONVERGE_OPTIONS, commandLine, nodeName, planFromFlags, planLate } from '../converge-input.js';
+import { CONVERGE_OPTIONS, commandLine, manifestCacheOf, nodeName, planFromFlags, planLate } from '../converge-input.js';
 import { recordApplyStatus, recordImageWaiting } from '../apply-status.js';
 import type { ImagePullError } from '../../images/errors.js';
 import { mergePlans } from '../image-rounds.js';
@@ -81,7 +81,14 @@ Exit status: 0 converged, 1 any error.`,
     // the same containers would be carried out over its work.
     if (!values['dry-run'] || values.git) await ctx.lockNode({ wait: !!values.wait, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const { input, plan: p } = await planFromFlags(values, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
+    const holdsLock = !values['dry-run'] || !!values.git;
+    // Leaves what it parsed of the manifests for the next plan (manifest-cache-file.ts) when it holds the node lock.
+    const { input, plan: p } = await planFromFlags(values, {
+      runtime,
+      stateDir: ctx.stateDir,
+      stderr: ctx.stderr,
+      ...(ctx.runDir ? { manifestCache: manifestCacheOf(ctx.runDir, holdsLock) } : {}),
+    });
     const refused = !!p.network?.refused;
     if (refused) print(ctx.stderr, `acetate: ${p.network!.message}`);
     await warnNodeLimits(p, runtime, ctx);

@@ -3,7 +3,7 @@ import { print, UsageError } from '../command.js';
 import { outputOption, parse } from '../args.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
 import { PassThrough } from 'node:stream';
-import { CONVERGE_OPTIONS, commandLine, planFromFlags, planLate } from '../converge-input.js';
+import { CONVERGE_OPTIONS, commandLine, manifestCacheOf, planFromFlags, planLate } from '../converge-input.js';
 import { mergePlans, pullProblem } from '../image-rounds.js';
 import { GIT_USAGE } from '../git-usage.js';
 
@@ -40,7 +40,13 @@ containers are left as they are).`,
     // --git updates the checkout under the state dir that `run --git` reads: not while another acetate holds the node.
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const { input, plan: p } = await planFromFlags(values, { runtime, stateDir: ctx.stateDir, stderr: ctx.stderr });
+    // What apply or run parsed of the manifests, each checked against its file; plan writes nothing.
+    const { input, plan: p } = await planFromFlags(values, {
+      runtime,
+      stateDir: ctx.stateDir,
+      stderr: ctx.stderr,
+      ...(ctx.runDir ? { manifestCache: manifestCacheOf(ctx.runDir, false) } : {}),
+    });
     if (values.output === 'json') {
       // One object: the containers whose registry answered late are folded in.
       const late = await planLate(input, { stdout: new PassThrough().resume(), stderr: ctx.stderr, runtime, fresh: false });

@@ -2,7 +2,8 @@
 import type { CliContext } from '../command.js';
 import { UsageError } from '../command.js';
 import { parse, parseDuration, parsePositiveInt } from '../args.js';
-import { commandLine, nodeName } from '../converge-input.js';
+import { commandLine, manifestCacheOf, nodeName } from '../converge-input.js';
+import { manifestFingerprint } from '../../sources/files/manifest-cache-file.js';
 import { plan } from '../../plan/plan.js';
 import { executeAction } from '../../apply/execute.js';
 import { messageOf } from '../../contracts/errors.js';
@@ -145,6 +146,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
           onError: (err) => logger.warn('manifest watcher error', { error: err.message }),
           capacity,
           onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
+          // Left for `acetate plan` after each full read (this process holds the node lock).
+          ...(ctx.runDir ? { persistedCache: { ...manifestCacheOf(ctx.runDir, true), fingerprint: manifestFingerprint({ nodeName: node, capacity }) } } : {}),
         });
   const git = gitSourceFromFlags(values, {
     stateDir: ctx.stateDir,

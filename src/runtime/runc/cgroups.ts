@@ -103,12 +103,14 @@ export async function readLimits(loc: CgroupLocation): Promise<Resources> {
     if (pidsMax !== undefined) out.pids = pidsMax;
     return out;
   }
-  const [mem, quota, period, pids] = await Promise.all([
+  const [mem, quota, pids] = await Promise.all([
     readOptional(path.join(root, 'memory', rel, 'memory.limit_in_bytes')),
     readOptional(path.join(root, 'cpu', rel, 'cpu.cfs_quota_us')),
-    readOptional(path.join(root, 'cpu', rel, 'cpu.cfs_period_us')),
     readOptional(path.join(root, 'pids', rel, 'pids.max')),
   ]);
+  // No quota (-1), no cpu limit whatever the period: one file fewer per container without one
+  // (get and plan read these for every running container).
+  const period = quota === undefined || Number(quota.trim()) < 0 ? '100000' : await readOptional(path.join(root, 'cpu', rel, 'cpu.cfs_period_us'));
   const memoryBytes = mem === undefined ? undefined : parseMemoryLimit(mem);
   const cpuMillis = quota === undefined || period === undefined ? undefined : parseCpuV1(quota, period);
   const pidsMax = pids === undefined ? undefined : parsePidsMax(pids);

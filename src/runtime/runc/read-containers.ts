@@ -15,6 +15,7 @@ import type { RuncState } from './runc-state.js';
 import { readRecord, readStatus, restartCountOf } from './store.js';
 import { sweepTempDirs } from './temp-dirs.js';
 import { readIds, recordedRange } from '../walls/id-ranges.js';
+import { loadReadCache, saveReadCache } from './read-cache.js';
 
 /** One container from its record and runc state; `deep`: its network is checked in depth. */
 async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
@@ -59,6 +60,8 @@ export async function listContainers(rc: RuncContext, keys?: Iterable<string>): 
       throw new Error(`cannot list ${rc.paths.containersDir}`, { cause: err });
     }
   }
+  // What an earlier process parsed of these files (each entry checked against its file: read-cache.ts).
+  loadReadCache(rc.paths);
   const temp = ids.filter((n) => n.startsWith('.'));
   if (temp.length) {
     await sweepTempDirs(rc, temp); // only in the process that holds the node lock
@@ -76,10 +79,13 @@ export async function listContainers(rc: RuncContext, keys?: Iterable<string>): 
   const runc = await rc.runc();
   const listed = keys ? await limit.map(records, ({ id }) => runc.state(id)) : await runc.list();
   const states = new Map(listed.flatMap((s) => (s ? [[s.id, s] as const] : [])));
-  return limit.map(records, ({ id, record }) => {
+  const out = await limit.map(records, ({ id, record }) => {
     const st = states.get(id);
     return actualOf(rc, id, record, st && isOurs(st, record.namespace, record.name) ? st : undefined);
   });
+  // A full list by the lock holder (apply, run's resync) leaves what it parsed for the next get or plan.
+  if (rc.lockHeld && !keys) await saveReadCache(rc.paths);
+  return out;
 }
 
 export async function getContainer(rc: RuncContext, key: string): Promise<ActualContainer | undefined> {

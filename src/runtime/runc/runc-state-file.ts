@@ -145,6 +145,9 @@ function factsFromJson(raw: StateJson, file: string): StateFacts {
 /** Parsed once per change of the file (see util/stat-cache.ts); liveness is checked every time. */
 const stateFiles = new ParsedFileCache<StateFacts>(factsOf);
 
+/** The parsed state files, kept across processes by read-cache.ts (each entry checked against its file's stamp at use). */
+export const stateFactsCache: Pick<ParsedFileCache<unknown>, 'exportEntries' | 'importEntries' | 'generation'> = stateFiles as ParsedFileCache<unknown>;
+
 /** State of container `id` under `root`; undefined when runc does not know it. */
 export async function readRuncStateFile(root: string, id: string): Promise<RuncState | undefined> {
   let facts: StateFacts | undefined;

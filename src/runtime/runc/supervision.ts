@@ -40,6 +40,21 @@ export function currentBootId(): string {
 const checked = new Map<string, boolean>();
 
 /**
+ * The pairs found supervised, kept across processes by read-cache.ts: a pair names a live init
+ * (its start time checked by the caller) whose parent is still the conmon it was, since a
+ * process whose parent dies is re-parented, and its ppid changes with it.
+ */
+export const supervisedPairs = {
+  export: (): string[] => [...checked].flatMap(([pair, ours]) => (ours ? [pair] : [])),
+  import(pairs: readonly string[]): void {
+    for (const p of pairs) if (typeof p === 'string' && !checked.has(p)) checked.set(p, true);
+  },
+  get size(): number {
+    return checked.size;
+  },
+};
+
+/**
  * Why a running container's init is unsupervised (`problem`), or its conmon's pid when its parent
  * is its conmon. One /proc read per call, none when the caller read the parent already
  * (`knownPpid`, see RuncState.initPpid); the parent's command line is read once per (init,

@@ -13,6 +13,7 @@ import { parseManifestFile, statManifest, type FileResult, type FileResultCache,
 export class ManifestCache implements FileResultCache {
   private readonly entries = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
   private readonly now: () => number;
+  private changes = 0;
 
   constructor(opts: { now?: () => number } = {}) {
     this.now = opts.now ?? Date.now;
@@ -25,20 +26,44 @@ export class ManifestCache implements FileResultCache {
   async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
     const st = statManifest(file, opts.within);
     if ('problems' in st) {
-      this.entries.delete(file);
+      if (this.entries.delete(file)) this.changes++;
       return st;
     }
     const hit = this.entries.get(file);
     if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName) return hit.result;
     const result = parseManifestFile(file, st, opts);
-    if (settled(st, this.now())) this.entries.set(file, { stamp: stampOf(st), nodeName: opts.nodeName, result });
-    else this.entries.delete(file);
+    if (settled(st, this.now())) {
+      this.entries.set(file, { stamp: stampOf(st), nodeName: opts.nodeName, result });
+      this.changes++;
+    } else if (this.entries.delete(file)) this.changes++;
     return result;
   }
 
   /** Forget files that are no longer listed. */
   retainOnly(files: Iterable<string>): void {
     const keep = new Set(files);
-    for (const f of this.entries.keys()) if (!keep.has(f)) this.entries.delete(f);
+    for (const f of this.entries.keys()) if (!keep.has(f) && this.entries.delete(f)) this.changes++;
   }
+
+  /** Counts changes of the entries: a saved copy (manifest-cache-file.ts) is out of date when it differs. */
+  get generation(): number {
+    return this.changes;
+  }
+
+  /** The entries, to be kept for another process (manifest-cache-file.ts). */
+  exportEntries(): ManifestCacheEntry[] {
+    return [...this.entries].map(([file, e]) => ({ file, stamp: e.stamp, ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}), result: e.result }));
+  }
+
+  /** Entries another process exported: each is used only while its file's stamp is the same, as this cache's own. */
+  importEntries(list: readonly ManifestCacheEntry[]): void {
+    for (const e of list) if (!this.entries.has(e.file)) this.entries.set(e.file, { stamp: e.stamp, nodeName: e.nodeName, result: e.result });
+  }
+}
+
+export interface ManifestCacheEntry {
+  file: string;
+  stamp: FileStamp;
+  nodeName?: string;
+  result: FileResult;
 }

@@ -23,6 +23,7 @@ import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
+import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
 
 export interface FileSourceOptions {
@@ -47,6 +48,11 @@ export interface FileSourceOptions {
   capacity?: NodeCapacity;
   /** Called once per new warning (a skipped document or file). */
   onWarning?: (w: SourceProblem) => void;
+  /**
+   * A manifest cache file (manifest-cache-file.ts) to start from and to leave, after each full
+   * read, for `acetate plan`; `fingerprint`: manifestFingerprint of this source's node name and capacity.
+   */
+  persistedCache?: { file: string; fingerprint: string };
 }
 
 /** A file source snapshot: the DesiredSnapshot plus what `acetate get`/metrics want to show. */
@@ -66,6 +72,8 @@ export class FileSource implements DesiredSource {
   private warned = new Set<string>();
   private readonly table = new FileTable();
   private readonly manifestCache = new ManifestCache();
+  /** The cache's generation when last saved to opts.persistedCache. */
+  private savedGeneration = 0;
   private dirProblems: SourceProblem[] = [];
   /** Special files with a manifest name (FIFOs...), skipped: reported once through onWarning. */
   private dirWarnings: SourceProblem[] = [];
@@ -91,6 +99,7 @@ export class FileSource implements DesiredSource {
     // 30 s was most of an idle loop's CPU at thousands of manifests (issue 25).
     this.relistMs = opts.relistMs ?? 300_000;
     this.opts = opts;
+    if (opts.persistedCache) loadManifestCacheFile(opts.persistedCache.file, opts.persistedCache.fingerprint, this.manifestCache);
     this.watcher = new TreeWatcher({
       root: this.root,
       clock: this.clock,
@@ -152,11 +161,20 @@ export class FileSource implements DesiredSource {
       const results = await Promise.all(listed.files.map((f) => this.load(f)));
       this.manifestCache.retainOnly(listed.files);
       for (const r of results) this.table.apply(r, changed);
+      await this.savePersistedCache();
       this.cached = undefined;
       if (opts.notify !== false) this.notify(changed, before !== this.snapshotMeta());
       // The directory came back, or the root is now another directory (a symlink swapped): the watcher may have lost it.
       if ((wasLost || moved) && listed.rootState.kind === 'ok' && this.watcher.running && !this.stopped) await this.watcher.restart();
     });
+  }
+
+  /** After a full read, when the cache changed since it was loaded or saved. */
+  private async savePersistedCache(): Promise<void> {
+    const p = this.opts.persistedCache;
+    if (!p || this.manifestCache.generation === this.savedGeneration) return;
+    this.savedGeneration = this.manifestCache.generation;
+    await saveManifestCacheFile(p.file, p.fingerprint, this.manifestCache);
   }
 
   private load(file: string): Promise<FileResult> {

@@ -1,0 +1,98 @@
+/**
+ * A ManifestCache kept in a file across processes, so `acetate plan` over thousands of manifests
+ * does not parse and validate again what `acetate run` or `apply` already did: reading, YAML
+ * parsing, schema validation, normalization and hashing were most of a no-op plan's time.
+ *
+ * The cache file is only a shortcut: each entry is used only while its manifest has the same
+ * device, inode, size, mtime and ctime (and was settled when parsed, see util/stat-cache.ts), and
+ * the whole file only when everything else a result depends on is the same: this build of
+ * acetate, the node name, what the node can give and allows (capacity, addresses, security
+ * levels, as read now), the protected dirs and every ACETATE_* variable. Anything else (missing,
+ * unreadable, another fingerprint) and the manifests are read as without it.
+ *
+ * Written only by processes that hold the node lock (apply, run); plan only reads it.
+ */
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { readSmallFileNow, writeSmallFileAtomic } from '../../util/small-file.js';
+import { protectedDirs } from '../../api/protected-paths.js';
+import type { NodeCapacity } from '../kube/desired.js';
+import type { ManifestCache, ManifestCacheEntry } from './manifest-cache.js';
+
+const VERSION = 1;
+
+interface CacheFile {
+  version: number;
+  fingerprint: string;
+  entries: ManifestCacheEntry[];
+}
+
+/** This build: any rebuild of acetate (new rules, new defaults) starts a new cache. */
+function buildStamp(): string {
+  try {
+    const st = statSync(fileURLToPath(import.meta.url));
+    return `${st.mtimeMs}:${st.size}`;
+  } catch {
+    return String(Math.random()); // unknown: never matches
+  }
+}
+
+/** Maps and Sets as sorted entries, so equal settings give equal text. */
+function replacer(_key: string, value: unknown): unknown {
+  if (value instanceof Map) return [...value].sort();
+  if (value instanceof Set) return [...value].sort();
+  return value;
+}
+
+/** Everything a file's result depends on besides the file itself. */
+export function manifestFingerprint(opts: { nodeName?: string; capacity?: NodeCapacity; env?: NodeJS.ProcessEnv }): string {
+  const env = opts.env ?? process.env;
+  const acetateEnv = Object.keys(env)
+    .filter((k) => k.startsWith('ACETATE_'))
+    .sort()
+    .map((k) => [k, env[k]]);
+  const text = JSON.stringify(
+    { v: VERSION, build: buildStamp(), nodeName: opts.nodeName ?? null, capacity: opts.capacity ?? null, protectedDirs: protectedDirs(), env: acetateEnv },
+    replacer,
+  );
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Loads the saved entries into `cache` when the fingerprint is the same. Never throws. Returns whether it did. */
+export function loadManifestCacheFile(file: string, fingerprint: string, cache: ManifestCache): boolean {
+  let data: CacheFile;
+  try {
+    data = JSON.parse(readSmallFileNow(file)) as CacheFile;
+  } catch {
+    return false;
+  }
+  if (data?.version !== VERSION || data.fingerprint !== fingerprint || !Array.isArray(data.entries)) return false;
+  cache.importEntries(data.entries.filter(validEntry));
+  return true;
+}
+
+function validEntry(e: ManifestCacheEntry): boolean {
+  const s = e?.stamp as unknown as Record<string, unknown> | undefined;
+  const r = e?.result;
+  return (
+    typeof e?.file === 'string' &&
+    !!s &&
+    ['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'].every((k) => typeof s[k] === 'number') &&
+    !!r &&
+    r.file === e.file &&
+    Array.isArray(r.containers) &&
+    Array.isArray(r.problems) &&
+    Array.isArray(r.warnings)
+  );
+}
+
+/** Saves `cache` (lock holders only). A failure is ignored: the next reader parses the files. */
+export async function saveManifestCacheFile(file: string, fingerprint: string, cache: ManifestCache): Promise<void> {
+  const data: CacheFile = { version: VERSION, fingerprint, entries: cache.exportEntries() };
+  try {
+    await writeSmallFileAtomic(file, JSON.stringify(data));
+  } catch {
+    // a cache
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Caches kept across processes for get and plan (sources/files/manifest-cache-file.ts and
+ * ParsedFileCache's export/import, which runtime/runc/read-cache.ts saves): an entry is used only
+ * while its file is the same, the whole cache only under the same settings, and a broken file is
+ * ignored.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadManifestDir, ManifestCache } from '../../src/sources/files/load.js';
+import { loadManifestCacheFile, manifestFingerprint, saveManifestCacheFile } from '../../src/sources/files/manifest-cache-file.js';
+import { ParsedFileCache, RACY_MS } from '../../src/util/stat-cache.js';
+
+const manifest = (name: string, memory: string): string => `apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata:
+  name: ${name}
+spec:
+  template: host
+  command: ["/bin/sleep", "1000"]
+  network: bridge
+  env: [{ name: A, value: "1" }]
+  ports: [{ containerPort: 80, hostPort: 8080 }]
+  readinessProbe: { exec: { command: [cat, /etc/hostname] } }
+  resources: { memory: ${memory}, cpu: 250m, pids: 32 }
+`;
+
+async function stampBack(file: string, secondsAgo: number): Promise<void> {
+  const t = Date.now() / 1000 - secondsAgo;
+  await utimes(file, t, t);
+}
+const later = (): number => Date.now() + RACY_MS + 1000;
+
+describe('caches kept across processes', () => {
+  let dir: string;
+  let tree: string;
+  let cacheFile: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-pcache-'));
+    tree = path.join(dir, 'm');
+    cacheFile = path.join(dir, 'manifest-cache.json');
+    await (await import('node:fs/promises')).mkdir(tree);
+    await writeFile(path.join(tree, 'a.yaml'), manifest('a', '64Mi'));
+    await writeFile(path.join(tree, 'b.yaml'), manifest('b', '32Mi'));
+    await stampBack(path.join(tree, 'a.yaml'), 20);
+    await stampBack(path.join(tree, 'b.yaml'), 20);
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const opts = { nodeName: 'n1' };
+  const fp = manifestFingerprint(opts);
+
+  it('a saved manifest cache gives what parsing gives, and a changed file is parsed again', async () => {
+    const writer = new ManifestCache({ now: later });
+    const parsed = await loadManifestDir(tree, { ...opts, cache: writer });
+    assert.equal(parsed.containers.size, 2, JSON.stringify(parsed.problems));
+    await saveManifestCacheFile(cacheFile, fp, writer);
+
+    const reader = new ManifestCache({ now: later });
+    assert.equal(loadManifestCacheFile(cacheFile, fp, reader), true);
+    assert.equal(reader.size, 2, 'both files loaded from the cache file');
+    const generation = reader.generation;
+    const cached = await loadManifestDir(tree, { ...opts, cache: reader });
+    assert.equal(reader.generation, generation, 'nothing parsed again: both entries used');
+    assert.deepEqual(cached.containers, parsed.containers, 'the same desired containers, field by field');
+    assert.deepEqual(cached.problems, parsed.problems);
+
+    // Edited after the cache was saved: its entry no longer matches the file.
+    await writeFile(path.join(tree, 'a.yaml'), manifest('a', '128Mi'));
+    await stampBack(path.join(tree, 'a.yaml'), 10);
+    const edited = await loadManifestDir(tree, { ...opts, cache: reader });
+    assert.equal(edited.containers.get('default/a')?.spec.resources.memoryBytes, 128 * 2 ** 20, `the file as it is now: ${JSON.stringify(edited.problems)}`);
+    assert.equal(edited.containers.get('default/b')?.spec.resources.memoryBytes, 32 * 2 ** 20);
+  });
+
+  it('is not used under other settings (node name, ACETATE_* variables), nor when broken', async () => {
+    const writer = new ManifestCache({ now: later });
+    await loadManifestDir(tree, { ...opts, cache: writer });
+    await saveManifestCacheFile(cacheFile, fp, writer);
+    assert.notEqual(manifestFingerprint({ nodeName: 'n2' }), fp);
+    assert.notEqual(manifestFingerprint({ ...opts, env: { ...process.env, ACETATE_DEFAULT_DISK: '1Gi' } }), fp);
+    assert.equal(loadManifestCacheFile(cacheFile, manifestFingerprint({ nodeName: 'n2' }), new ManifestCache()), false);
+    await writeFile(cacheFile, '{"version":1,"fingerprint":"');
+    const reader = new ManifestCache();
+    assert.equal(loadManifestCacheFile(cacheFile, fp, reader), false);
+    assert.equal(reader.size, 0);
+    assert.equal(loadManifestCacheFile(path.join(dir, 'none.json'), fp, reader), false);
+  });
+
+  it('ParsedFileCache entries exported by one process are used by another only while the file is the same', async () => {
+    const f = path.join(dir, 'x.json');
+    await writeFile(f, '{"v":1}');
+    await stampBack(f, 20);
+    const first = new ParsedFileCache((t) => JSON.parse(t) as { v: number }, { now: later });
+    assert.equal(first.read(f)?.v, 1);
+    const exported = JSON.parse(JSON.stringify(first.exportEntries(dir))) as ReturnType<typeof first.exportEntries>;
+    assert.equal(exported.length, 1);
+    assert.deepEqual(first.exportEntries(path.join(dir, 'elsewhere')), [], 'only the entries under the dir asked for');
+
+    let parses = 0;
+    const second = new ParsedFileCache((t) => (parses++, JSON.parse(t) as { v: number }), { now: later });
+    second.importEntries(exported);
+    assert.equal(second.read(f)?.v, 1);
+    assert.equal(parses, 0, 'unchanged: the imported value');
+    await writeFile(f, '{"v":22}');
+    await stampBack(f, 10);
+    assert.equal(second.read(f)?.v, 22, 'changed: read again');
+    assert.equal(parses, 1);
+  });
+});
