@@ -42,6 +42,16 @@ export function isMemoryBusy(message: string): boolean {
   return /unable to set memory limit|device or resource busy|EBUSY/i.test(message);
 }
 
+/**
+ * runc update failed after the limit was written directly: the old value is written back (best
+ * effort), so that a failed resize leaves the limit, runc's state and acetate's record as they were
+ * (reported, retried: docs/reliability.md). Rethrows runc's error.
+ */
+async function putBack(direct: boolean, err: unknown, restore: () => Promise<void>): Promise<never> {
+  if (direct) await restore().catch(() => undefined);
+  throw err;
+}
+
 export async function resizeInPlace(i: ResizeInput): Promise<ResizeOutcome> {
   const before = await readLimits(i.cgroup);
   const { wanted } = i;
@@ -49,7 +59,7 @@ export async function resizeInPlace(i: ResizeInput): Promise<ResizeOutcome> {
   const direct = (i.cgroup.mode ?? (await detectCgroupMode(i.cgroup.root))) === 'v1';
   if (before.cpuMillis !== wantCpu || before.pids !== wanted.pids) {
     if (direct) await writeCpuAndPidsV1(i.cgroup, wanted);
-    await i.runc.update(i.id, cpuAndPidsUpdateFlags(wanted));
+    await i.runc.update(i.id, cpuAndPidsUpdateFlags(wanted)).catch((err: unknown) => putBack(direct, err, () => writeCpuAndPidsV1(i.cgroup, before)));
   }
   const deferred: DeferredResize[] = [];
   const applied: Resources = { ...wanted };
@@ -57,7 +67,9 @@ export async function resizeInPlace(i: ResizeInput): Promise<ResizeOutcome> {
     try {
       // A refusal here (EBUSY) leaves the files and runc's state as they were: no runc update.
       if (direct) await writeMemoryV1(i.cgroup, wanted.memoryBytes, { swapAccounting: i.swapAccounting });
-      await i.runc.update(i.id, memoryUpdateFlags(wanted.memoryBytes, { swapAccounting: i.swapAccounting }));
+      await i.runc
+        .update(i.id, memoryUpdateFlags(wanted.memoryBytes, { swapAccounting: i.swapAccounting }))
+        .catch((err: unknown) => putBack(direct, err, () => writeMemoryV1(i.cgroup, before.memoryBytes, { swapAccounting: i.swapAccounting })));
     } catch (err) {
       const busy = isBusy(err) || (err instanceof RuncError && isMemoryBusy(err.runcMessage));
       if (!busy) throw err;
