@@ -70,6 +70,8 @@ export class Controller {
   /** The light poll of process states, every processPollMs. */
   private readonly pollTask: Periodic;
   private merged?: MergedSnapshot;
+  /** bridgeKeys() of the merged snapshot it was computed from (the poll asks every period). */
+  private bridge?: { of: MergedSnapshot; keys: string[] };
   private workers: Promise<void>[] = [];
   /** The full resync (resyncMs). */
   private readonly resyncTask: Periodic;
@@ -267,8 +269,11 @@ export class Controller {
 
   /** Desired containers on the node network: their network can break with no event (see pollProcesses). */
   private bridgeKeys(): string[] {
+    const snap = this.snapshot();
+    if (this.bridge?.of === snap) return this.bridge.keys;
     const keys: string[] = [];
-    for (const [k, d] of this.snapshot().containers) if (d.spec.network === 'bridge') keys.push(k);
+    for (const [k, d] of snap.containers) if (d.spec.network === 'bridge') keys.push(k);
+    this.bridge = { of: snap, keys };
     return keys;
   }
 

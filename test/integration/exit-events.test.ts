@@ -8,6 +8,8 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { readPid } from '../../src/runtime/runc/conmon.js';
 import { ExitWatch } from '../../src/runtime/runc/process-watch.js';
+import { containerIdOf, containerPaths } from '../../src/runtime/runc/paths.js';
+import { LifelineBudget } from '../../src/runtime/runc/conmon-lifeline.js';
 import { runCli } from '../support/cli.js';
 import { CliProcess } from '../support/cli-process.js';
 import { cliDirs, tmpStateForSuite, type CliDirs, type TmpState } from '../support/tmp-state.js';
@@ -53,12 +55,39 @@ describe('ExitWatch on real containers', function () {
     assert.ok((await st.runtime.list()).length >= 1);
   });
 
-  it('a lost conmon is found by the sweep (one signal 0 each), and reported once', async () => {
+  it('a lost conmon is an event (its FIFO reaches its end): reported with no sweep, and once', async () => {
+    await createTestContainer(st.runtime, 'lf', {});
+    await st.runtime.start('default/lf');
+    const seen: string[] = [];
+    const w = st.runtime.watchProcesses((k) => seen.push(k)) as ExitWatch;
+    try {
+      w.track('default/lf');
+      w.track('default/lf'); // tracked again after each reconcile: still one lifeline
+      assert.equal(w.lifelines, 1, 'the running conmon is watched through its FIFO');
+      assert.deepEqual(w.sweep(), [], 'a watched conmon is not signalled by the sweep');
+      assert.equal(seen.length, 0, 'supervised: nothing to report');
+      process.kill(await conmonOf('lf'), 'SIGKILL');
+      await waitFor(() => seen.includes('default/lf'), { message: 'conmon gone reported as an event' });
+      assert.equal(w.lifelines, 0);
+      assert.deepEqual(w.sweep(), [], 'not reported again by the sweep');
+      assert.equal(seen.filter((k) => k === 'default/lf').length, 1, 'reported once');
+      assert.match((await st.runtime.get('default/lf'))!.process.unsupervised!, /supervisor \(conmon\) is gone/);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('without a lifeline (none left in the fd budget), a lost conmon is found by the sweep (one signal 0 each), and reported once', async () => {
     await createTestContainer(st.runtime, 'sv', {});
     await st.runtime.start('default/sv');
-    const w = st.runtime.watchProcesses(() => undefined);
+    const w = new ExitWatch(
+      (key) => containerPaths(st.runtime.paths, containerIdOf('default', key.split('/')[1]!)),
+      () => undefined,
+      new LifelineBudget(0),
+    );
     try {
       w.track('default/sv');
+      assert.equal(w.lifelines, 0);
       assert.deepEqual(w.sweep(), [], 'supervised: nothing');
       process.kill(await conmonOf('sv'), 'SIGKILL');
       await waitFor(() => w.sweep().includes('default/sv'), { message: 'the sweep to see conmon gone' });
@@ -124,7 +153,7 @@ describe('acetate run: exits noticed as events, the resync as the safety net (re
     assert.equal(job.actual?.restartCount, 0);
   });
 
-  it('an exit no event tells (conmon killed first, so no exit file): the resync restarts it', async () => {
+  it('conmon killed first, so no exit file: its end (or the resync) gets the container restarted', async () => {
     run = startRun(['--process-poll', '0', '--resync', '2s']);
     const before = await running('web');
     const restarts = before.actual!.restartCount ?? 0;

@@ -10,6 +10,7 @@ import { tmpState, type TmpState } from '../support/tmp-state.js';
 import { FILE_SOURCE, testSpec } from '../support/test-spec.js';
 import { waitFor } from '../support/wait.js';
 import { sameMemory } from '../../src/runtime/runc/cgroups.js';
+import { containerIdOf } from '../../src/runtime/runc/paths.js';
 
 const MI = 2 ** 20;
 
@@ -62,6 +63,24 @@ describe('RuncRuntime.updateResources against the kernel', function () {
     assert.deepEqual(down.deferred, []);
     assert.ok(sameMemory(down.limits.memoryBytes, 80 * MI));
     assert.equal((await st.runtime.get('default/hog'))!.process.pid, pid);
+
+    // The limits are written into the cgroup files directly (cgroup v1) and runc's own record
+    // follows: a later runc update of cpu and pids alone (it writes every limit from state.json)
+    // must not put an old memory limit back.
+    const runcState = async () =>
+      (
+        JSON.parse(await readFile(path.join(st.runtime.paths.runcRoot, containerIdOf('default', 'hog'), 'state.json'), 'utf8')) as {
+          config: { cgroups: { memory?: number; pids_limit?: number; cpu_quota?: number } };
+        }
+      ).config.cgroups;
+    assert.equal((await runcState()).memory, 80 * MI, "runc's state.json holds the memory limit in force");
+    const cpuOnly = await st.runtime.updateResources('default/hog', { cpuMillis: 300, memoryBytes: 80 * MI, pids: 20 });
+    assert.deepEqual(cpuOnly.deferred, []);
+    assert.deepEqual(cpuOnly.limits, { cpuMillis: 300, memoryBytes: 80 * MI, pids: 20 });
+    assert.equal((await readFile(path.join('/sys/fs/cgroup/memory', rel, 'memory.limit_in_bytes'), 'utf8')).trim(), String(80 * MI));
+    const after = await runcState();
+    assert.equal(after.pids_limit, 20);
+    assert.equal(after.cpu_quota, 30_000);
   });
 
   it('records new limits of a container that is not running; they apply at the next start', async () => {
