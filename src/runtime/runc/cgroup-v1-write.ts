@@ -11,7 +11,7 @@
  *
  * cgroup v2 (one file per limit too, but not testable on this node) goes through `runc update` alone.
  */
-import { promises as fs } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Resources } from '../../api/types.js';
 import { CPU_PERIOD_US, cpuQuotaOf } from './resources.js';
@@ -21,23 +21,28 @@ function dirOf(loc: CgroupLocation, controller: string): string {
   return path.join(loc.root ?? CGROUP_ROOT, controller, loc.cgroupsPath.replace(/^\/+/, ''));
 }
 
-/** One write to a cgroup file that exists (O_WRONLY, no create, no truncate: cgroup files take none). */
-async function writeCgroupFile(file: string, value: string): Promise<void> {
-  const fh = await fs.open(file, fs.constants.O_WRONLY);
+/**
+ * One write to a cgroup file that exists (O_WRONLY, no create, no truncate: cgroup files take none).
+ * Synchronous on purpose: three syscalls on a pseudo-file, where each of the ~10 thread-pool round
+ * trips of the asynchronous calls waited for a core on a loaded node (tens of ms in all). A
+ * memory limit below the usage makes the kernel reclaim first (bounded retries, then EBUSY).
+ */
+function writeCgroupFile(file: string, value: string): void {
+  const fd = openSync(file, constants.O_WRONLY);
   try {
-    await fh.write(value);
+    writeSync(fd, value);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
 /** cpu quota and pids limit (an absent one: unlimited), as `runc update --cpu-quota --pids-limit` sets them. */
-export async function writeCpuAndPidsV1(loc: CgroupLocation, wanted: Resources): Promise<void> {
+export function writeCpuAndPidsV1(loc: CgroupLocation, wanted: Resources): void {
   const cpu = dirOf(loc, 'cpu');
-  const period = (await fs.readFile(path.join(cpu, 'cpu.cfs_period_us'), 'utf8')).trim();
-  if (period !== String(CPU_PERIOD_US)) await writeCgroupFile(path.join(cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
-  await writeCgroupFile(path.join(cpu, 'cpu.cfs_quota_us'), wanted.cpuMillis === undefined ? '-1' : String(cpuQuotaOf(wanted.cpuMillis)));
-  await writeCgroupFile(path.join(dirOf(loc, 'pids'), 'pids.max'), wanted.pids === undefined ? 'max' : String(wanted.pids));
+  const period = readFileSync(path.join(cpu, 'cpu.cfs_period_us'), 'utf8').trim();
+  if (period !== String(CPU_PERIOD_US)) writeCgroupFile(path.join(cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+  writeCgroupFile(path.join(cpu, 'cpu.cfs_quota_us'), wanted.cpuMillis === undefined ? '-1' : String(cpuQuotaOf(wanted.cpuMillis)));
+  writeCgroupFile(path.join(dirOf(loc, 'pids'), 'pids.max'), wanted.pids === undefined ? 'max' : String(wanted.pids));
 }
 
 /**
@@ -45,20 +50,20 @@ export async function writeCpuAndPidsV1(loc: CgroupLocation, wanted: Resources):
  * order the kernel accepts (memory ≤ memory+swap at every step): raising, memsw first; lowering,
  * memory first. A limit below the usage the kernel cannot reclaim fails with EBUSY, the limit kept.
  */
-export async function writeMemoryV1(loc: CgroupLocation, memoryBytes: number | undefined, o: { swapAccounting: boolean }): Promise<void> {
+export function writeMemoryV1(loc: CgroupLocation, memoryBytes: number | undefined, o: { swapAccounting: boolean }): void {
   const dir = dirOf(loc, 'memory');
   const value = memoryBytes === undefined ? '-1' : String(memoryBytes);
   const limit = path.join(dir, 'memory.limit_in_bytes');
   if (!o.swapAccounting) return writeCgroupFile(limit, value);
   const memsw = path.join(dir, 'memory.memsw.limit_in_bytes');
-  const current = parseMemoryLimit(await fs.readFile(memsw, 'utf8'));
+  const current = parseMemoryLimit(readFileSync(memsw, 'utf8'));
   const raising = memoryBytes === undefined || (current !== undefined && memoryBytes > current);
   if (raising) {
-    await writeCgroupFile(memsw, value);
-    await writeCgroupFile(limit, value);
+    writeCgroupFile(memsw, value);
+    writeCgroupFile(limit, value);
   } else {
-    await writeCgroupFile(limit, value);
-    await writeCgroupFile(memsw, value);
+    writeCgroupFile(limit, value);
+    writeCgroupFile(memsw, value);
   }
 }
 

@@ -47,8 +47,14 @@ export function isMemoryBusy(message: string): boolean {
  * effort), so that a failed resize leaves the limit, runc's state and acetate's record as they were
  * (reported, retried: docs/reliability.md). Rethrows runc's error.
  */
-async function putBack(direct: boolean, err: unknown, restore: () => Promise<void>): Promise<never> {
-  if (direct) await restore().catch(() => undefined);
+function putBack(direct: boolean, err: unknown, restore: () => void): never {
+  if (direct) {
+    try {
+      restore();
+    } catch {
+      // best effort: the error reported is runc's
+    }
+  }
   throw err;
 }
 
@@ -58,7 +64,7 @@ export async function resizeInPlace(i: ResizeInput): Promise<ResizeOutcome> {
   const wantCpu = wanted.cpuMillis === undefined ? undefined : Math.round((cpuQuotaOf(wanted.cpuMillis) * 1000) / CPU_PERIOD_US);
   const direct = (i.cgroup.mode ?? (await detectCgroupMode(i.cgroup.root))) === 'v1';
   if (before.cpuMillis !== wantCpu || before.pids !== wanted.pids) {
-    if (direct) await writeCpuAndPidsV1(i.cgroup, wanted);
+    if (direct) writeCpuAndPidsV1(i.cgroup, wanted);
     await i.runc.update(i.id, cpuAndPidsUpdateFlags(wanted)).catch((err: unknown) => putBack(direct, err, () => writeCpuAndPidsV1(i.cgroup, before)));
   }
   const deferred: DeferredResize[] = [];
@@ -66,7 +72,7 @@ export async function resizeInPlace(i: ResizeInput): Promise<ResizeOutcome> {
   if (!sameMemory(before.memoryBytes, wanted.memoryBytes)) {
     try {
       // A refusal here (EBUSY) leaves the files and runc's state as they were: no runc update.
-      if (direct) await writeMemoryV1(i.cgroup, wanted.memoryBytes, { swapAccounting: i.swapAccounting });
+      if (direct) writeMemoryV1(i.cgroup, wanted.memoryBytes, { swapAccounting: i.swapAccounting });
       await i.runc
         .update(i.id, memoryUpdateFlags(wanted.memoryBytes, { swapAccounting: i.swapAccounting }))
         .catch((err: unknown) => putBack(direct, err, () => writeMemoryV1(i.cgroup, before.memoryBytes, { swapAccounting: i.swapAccounting })));
