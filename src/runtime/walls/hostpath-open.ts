@@ -91,8 +91,10 @@ export async function stageHostPaths(opened: OpenedHostPaths, stagingDir: string
     for (const [i, source] of opened.sources.entries()) {
       const target = path.join(stagingDir, String(i));
       await mkdir(target, { recursive: true, mode: 0o700 });
-      // --no-canonicalize: mount(8) must hand the magic link to mount(2) as it is, not the name it reads as now.
-      await exec('mount', ['--no-canonicalize', '--rbind', source, target], { timeoutMs: 30_000 });
+      // --no-canonicalize: mount(8) must hand the magic link to mount(2) as it is, not the name it
+      // reads as now. rprivate: the staging copy neither receives nor sends mounts of the node's
+      // peers while it exists (runc's own bind of it is rprivate too).
+      await exec('mount', ['--no-canonicalize', '--rbind', '--make-rprivate', source, target], { timeoutMs: 30_000 });
       targets.push(target);
     }
     return targets;
