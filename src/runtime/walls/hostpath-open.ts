@@ -19,7 +19,7 @@
  * walk met; the race a walk avoids (a name changing between check and mount) is closed by
  * binding the fd instead.
  */
-import { closeSync, openSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
@@ -76,6 +76,7 @@ export function hostPathStagingDir(containerRunDir: string): string {
 
 /** Whatever a start left staged (an acetate killed mid-start), unmounted and removed. Idempotent. */
 export async function releaseStagedHostPaths(stagingDir: string): Promise<void> {
+  if (!existsSync(stagingDir)) return; // most starts and removals: no mountinfo read
   for (const m of await mountsUnder(stagingDir).catch(() => [] as string[])) await unmountAll(m);
   await rm(stagingDir, { recursive: true, force: true });
 }
