@@ -20,7 +20,7 @@
  * binding the fd instead.
  */
 import { closeSync, existsSync, openSync, readlinkSync, realpathSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { mountsUnder, unmountAll } from '../../util/mounts.js';
@@ -74,11 +74,19 @@ export function hostPathStagingDir(containerRunDir: string): string {
   return path.join(containerRunDir, 'hostpaths');
 }
 
-/** Whatever a start left staged (an acetate killed mid-start), unmounted and removed. Idempotent. */
-export async function releaseStagedHostPaths(stagingDir: string): Promise<void> {
+/**
+ * Unmounts and removes what is staged. `targets`: what this start staged (one `umount` for them
+ * all, detached lazily: runc has its own copies, nothing waits on them); absent: whatever an
+ * acetate killed mid-start left (read from mountinfo, only when the dir exists). Idempotent.
+ */
+export async function releaseStagedHostPaths(stagingDir: string, targets?: readonly string[]): Promise<void> {
   if (!existsSync(stagingDir)) return; // most starts and removals: no mountinfo read
-  for (const m of await mountsUnder(stagingDir).catch(() => [] as string[])) await unmountAll(m);
-  await rm(stagingDir, { recursive: true, force: true });
+  if (targets?.length) await exec('umount', ['--recursive', '--lazy', ...targets], { timeoutMs: 30_000 });
+  else for (const m of await mountsUnder(stagingDir)) await unmountAll(m);
+  // rmdir, never a recursive rm: should a target still be mounted, it fails (EBUSY) instead of
+  // deleting the node's files through the bind.
+  for (const n of await readdir(stagingDir)) await rmdir(path.join(stagingDir, n));
+  await rmdir(stagingDir);
 }
 
 /**
