@@ -14,6 +14,7 @@ import { findProcessesByCmdline, isAlive, readCmdline } from '../../util/process
 import type { RuncCli } from './runc-cli.js';
 import { exists } from '../../util/exists.js';
 import { idmapDir, releaseIdmappedLayers } from '../walls/idmap.js';
+import { hostPathStagingDir, releaseStagedHostPaths } from '../walls/hostpath-open.js';
 
 export interface Waiter {
   sleep: Sleep;
@@ -119,5 +120,7 @@ export async function scrubContainer(s: ScrubInput, w: Waiter): Promise<void> {
   await removeContainerCgroups(cp, s.cgroupRoot, w);
   // A start interrupted between the idmapped mounts and runc create left them on the node.
   await releaseIdmappedLayers(idmapDir(cp.runDir));
+  // And the hostPaths it had staged for runc (walls/hostpath-open.ts).
+  await releaseStagedHostPaths(hostPathStagingDir(cp.runDir));
   if (interrupted) await rm(cp.syncFile, { force: true });
 }

@@ -78,7 +78,8 @@ async function launchOnce(rc: RuncContext, t: Target, record: AppliedRecord, run
   try {
     return await launchChecked(rc, t, record, runc, hostPathSources);
   } finally {
-    if (hostPathSources.length) await releaseStagedHostPaths(hostPathStagingDir(cp.runDir));
+    // A failure here must not turn a start into an error: the next scrub (start, removal) retries it.
+    if (hostPathSources.length) await releaseStagedHostPaths(hostPathStagingDir(cp.runDir), hostPathSources).catch(() => undefined);
   }
 }
 

@@ -19,8 +19,8 @@
  * walk met; the race a walk avoids (a name changing between check and mount) is closed by
  * binding the fd instead.
  */
-import { closeSync, openSync, readlinkSync, realpathSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readlinkSync, realpathSync } from 'node:fs';
+import { mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { mountsUnder, unmountAll } from '../../util/mounts.js';
@@ -74,10 +74,19 @@ export function hostPathStagingDir(containerRunDir: string): string {
   return path.join(containerRunDir, 'hostpaths');
 }
 
-/** Whatever a start left staged (an acetate killed mid-start), unmounted and removed. Idempotent. */
-export async function releaseStagedHostPaths(stagingDir: string): Promise<void> {
-  for (const m of await mountsUnder(stagingDir).catch(() => [] as string[])) await unmountAll(m);
-  await rm(stagingDir, { recursive: true, force: true });
+/**
+ * Unmounts and removes what is staged. `targets`: what this start staged (one `umount` for them
+ * all, detached lazily: runc has its own copies, nothing waits on them); absent: whatever an
+ * acetate killed mid-start left (read from mountinfo, only when the dir exists). Idempotent.
+ */
+export async function releaseStagedHostPaths(stagingDir: string, targets?: readonly string[]): Promise<void> {
+  if (!existsSync(stagingDir)) return; // most starts and removals: no mountinfo read
+  if (targets?.length) await exec('umount', ['--recursive', '--lazy', ...targets], { timeoutMs: 30_000 });
+  else for (const m of await mountsUnder(stagingDir)) await unmountAll(m);
+  // rmdir, never a recursive rm: should a target still be mounted, it fails (EBUSY) instead of
+  // deleting the node's files through the bind.
+  for (const n of await readdir(stagingDir)) await rmdir(path.join(stagingDir, n));
+  await rmdir(stagingDir);
 }
 
 /**
@@ -91,8 +100,10 @@ export async function stageHostPaths(opened: OpenedHostPaths, stagingDir: string
     for (const [i, source] of opened.sources.entries()) {
       const target = path.join(stagingDir, String(i));
       await mkdir(target, { recursive: true, mode: 0o700 });
-      // --no-canonicalize: mount(8) must hand the magic link to mount(2) as it is, not the name it reads as now.
-      await exec('mount', ['--no-canonicalize', '--rbind', source, target], { timeoutMs: 30_000 });
+      // --no-canonicalize: mount(8) must hand the magic link to mount(2) as it is, not the name it
+      // reads as now. rprivate: the staging copy neither receives nor sends mounts of the node's
+      // peers while it exists (runc's own bind of it is rprivate too).
+      await exec('mount', ['--no-canonicalize', '--rbind', '--make-rprivate', source, target], { timeoutMs: 30_000 });
       targets.push(target);
     }
     return targets;
