@@ -160,14 +160,17 @@ async function destroyAll(h: Harness, inst: Instance, n: number, k?: number): Pr
   return d;
 }
 
-async function timed(file: string, args: string[], env: NodeJS.ProcessEnv, times: number): Promise<number> {
+/** Median wall and CPU (the process's, from the cpu group) of `times` runs. */
+async function timed(h: Harness, file: string, args: string[], env: NodeJS.ProcessEnv, times: number): Promise<{ wallMs: number; cpuMs: number }> {
   const ms: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < times; i++) {
-    const t = await measure(file, args, { env, timeoutMs: 600_000 });
+    const t = await measure(file, args, { env, timeoutMs: 600_000, group: h.cpuGroup });
     check(t.code === 0, `${args.slice(-3).join(' ')} failed: ${t.stderr.slice(-1000)}`);
     ms.push(t.wallMs);
+    cpu.push(t.cpuMs);
   }
-  return round(median(ms));
+  return { wallMs: round(median(ms)), cpuMs: round(median(cpu)) };
 }
 
 /** 1-4 for acetate at N. */
@@ -229,9 +232,16 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
       check(r.latency.failures === 0, `${r.latency.failures} edits never reached the cgroup`);
       log(`atomic save → cgroup limit at ${n}: p50 ${fmtMs(r.latency.p50Ms)}, p90 ${fmtMs(r.latency.p90Ms)}`);
       const env = { ...process.env, ...inst.env };
-      r.getMs = await timed(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
-      r.planMs = await timed(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir], env, 3);
-      log(`acetate get ${fmtMs(r.getMs)}, no-op plan ${fmtMs(r.planMs)} at ${n}`);
+      // Beside them, a bare `node -e 0`: what starting Node alone costs on this (shared) machine now.
+      const bare = await timed(h, process.execPath, [...NODE_FLAGS, '-e', '0'], env, 3);
+      const get = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
+      const planned = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir], env, 3);
+      r.getMs = get.wallMs;
+      r.planMs = planned.wallMs;
+      r.getPlanCpu = { getMs: get.cpuMs, planMs: planned.cpuMs, bareNodeWallMs: bare.wallMs, bareNodeCpuMs: bare.cpuMs };
+      log(
+        `acetate get ${fmtMs(r.getMs)} (CPU ${fmtMs(get.cpuMs)}), no-op plan ${fmtMs(r.planMs)} (CPU ${fmtMs(planned.cpuMs)}) at ${n}; bare node ${fmtMs(bare.wallMs)} (CPU ${fmtMs(bare.cpuMs)})`,
+      );
     } finally {
       await loop.stop();
     }

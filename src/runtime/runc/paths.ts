@@ -20,6 +20,8 @@
  *                                          replace (logs --previous); outside the container dir,
  *                                          which a replace may delete whole
  *
+ *   <runDir>/read-cache.json               what the lock holder parsed of the files below, for get/plan (read-cache.ts)
+ *   <runDir>/manifest-cache.json           what apply/run parsed of the manifests, for plan (sources/files/manifest-cache-file.ts)
  *   <runDir>/runc/                         acetate's own `runc --root`
  *   <runDir>/sockets/                      conmon attach sockets (short names)
  *   <runDir>/containers/<id>/

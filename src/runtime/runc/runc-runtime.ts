@@ -30,7 +30,7 @@ import {
   type StopOptions,
 } from '../runtime.js';
 import { preflight } from './preflight.js';
-import { admitOneMore, findNodeLimits, readNodeFacts, type NodeLimitFinding } from './node-limits.js';
+import type { NodeLimitFinding } from './node-limits.js';
 import { DEFAULT_USERNS_POOL } from '../walls/id-pool.js';
 import { rangesHeldElsewhere } from '../walls/id-ranges.js';
 import { idRangeStore } from '../walls/walls.js';
@@ -38,27 +38,33 @@ import type { HostPathRules } from '../walls/hostpath-open.js';
 import { RUNC_GRANULARITY } from './granularity.js';
 import type { TemplateStore } from './templates.js';
 import type { ImageStore } from '../../images/store.js';
-import { readLogMessages } from './logs.js';
 import { exists } from '../../util/exists.js';
 import { GoneError } from '../../contracts/errors.js';
-import { runcExec } from './exec.js';
-import { followLog } from './follow-log.js';
 import { isRunning } from './observe.js';
 import { keyOfId, type InstancePaths } from './paths.js';
 import type { NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
 import type { NetworkHooks } from './network-hooks.js';
 import { RuncContext, type RuncRuntimeOptions } from './runc-context.js';
 import { getContainer, listContainers } from './read-containers.js';
-import { asImageUser, checkCreate, createContainer } from './create.js';
-import { startContainer } from './start.js';
-import { stopContainer } from './stop.js';
-import { removeContainer } from './remove.js';
-import { recordApplied, updateNetwork, updateResources } from './update-in-place.js';
 import { ExitWatch } from './process-watch.js';
 import { readdir } from 'node:fs/promises';
 import { watchHostView } from '../walls/walls.js';
 
 export type { RuncRuntimeOptions } from './runc-context.js';
+
+/*
+ * The operations that change containers, read logs or exec are loaded on first use: `acetate get`
+ * and `plan` only read (read-containers.ts), and module loading was a third of their time.
+ */
+const nodeLimitsModule = () => import('./node-limits.js');
+const logsModule = () => import('./logs.js');
+const execModule = () => import('./exec.js');
+const followModule = () => import('./follow-log.js');
+const createModule = () => import('./create.js');
+const startModule = () => import('./start.js');
+const stopModule = () => import('./stop.js');
+const removeModule = () => import('./remove.js');
+const inPlaceModule = () => import('./update-in-place.js');
 
 export class RuncRuntime implements Runtime {
   readonly name = 'runc';
@@ -120,6 +126,7 @@ export class RuncRuntime implements Runtime {
 
   /** See Runtime.nodeLimits (node-limits.ts): once per plan (it may scan /proc for namespaces), not per start. */
   async nodeLimits(wanted: number): Promise<NodeLimitFinding[]> {
+    const { findNodeLimits, readNodeFacts } = await nodeLimitsModule();
     return findNodeLimits(await readNodeFacts({ namespaces: wanted }), wanted);
   }
 
@@ -166,16 +173,16 @@ export class RuncRuntime implements Runtime {
     if (opts.previous) {
       // No file is not an empty log: kubectl says "previous terminated container … not found".
       if (!(await exists(t.cp.previousLog))) throw new GoneError(`${key} has no previous run: it has not restarted or been replaced`);
-      return readLogMessages(t.cp.previousLog, opts);
+      return (await logsModule()).readLogMessages(t.cp.previousLog, opts);
     }
     await this.rc.requireRecord(t);
-    return readLogMessages(t.cp.log, opts);
+    return (await logsModule()).readLogMessages(t.cp.log, opts);
   }
 
   async followLogs(key: string, write: (bytes: Buffer) => void | Promise<void>, opts: FollowOptions = {}): Promise<void> {
     const t = this.rc.target(key);
     await this.rc.requireRecord(t);
-    await followLog({ file: t.cp.log, record: t.cp.record, write, ...opts });
+    await (await followModule()).followLog({ file: t.cp.log, record: t.cp.record, write, ...opts });
   }
 
   async exec(key: string, req: ExecRequest): Promise<ExecResult> {
@@ -184,49 +191,49 @@ export class RuncRuntime implements Runtime {
     const runc = await this.rc.runc();
     const st = await this.rc.ourState(t);
     if (!st || !isRunning(st)) throw new NotRunningError(key);
-    return runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir, key: t.key }, req);
+    return (await execModule()).runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir, key: t.key }, req);
   }
 
-  check(req: CreateRequest): Promise<void> {
-    return checkCreate(this.rc, req);
+  async check(req: CreateRequest): Promise<void> {
+    return (await createModule()).checkCreate(this.rc, req);
   }
 
-  create(req: CreateRequest): Promise<void> {
+  async create(req: CreateRequest): Promise<void> {
     holdSpaceReserve(this.rc.opts.stateDir); // made again here once a full state dir has room
     // A disk image it allocates is counted where the disk is made (checkSpace), after the check
     // that the disk fits on the filesystem at all, whose words are the more precise.
     checkFreeSpace(this.rc.opts.stateDir, `creating ${req.namespace}/${req.name}`);
-    return createContainer(this.rc, req);
+    return (await createModule()).createContainer(this.rc, req);
   }
 
-  withImageUse<T>(req: CreateRequest, fn: () => Promise<T>): Promise<T> {
-    return asImageUser(this.rc, req, fn);
+  async withImageUse<T>(req: CreateRequest, fn: () => Promise<T>): Promise<T> {
+    return (await createModule()).asImageUser(this.rc, req, fn);
   }
 
   async start(key: string): Promise<{ pid: number }> {
     // A node limit with no room left is named here, not met as runc's bare errno.
-    await admitOneMore(`starting ${key}`);
-    return startContainer(this.rc, key);
+    await (await nodeLimitsModule()).admitOneMore(`starting ${key}`);
+    return (await startModule()).startContainer(this.rc, key);
   }
 
-  stop(key: string, opts: StopOptions): Promise<{ exitCode?: number }> {
-    return stopContainer(this.rc, key, opts);
+  async stop(key: string, opts: StopOptions): Promise<{ exitCode?: number }> {
+    return (await stopModule()).stopContainer(this.rc, key, opts);
   }
 
-  updateResources(key: string, resources: Resources): Promise<ResizeResult> {
-    return updateResources(this.rc, key, resources);
+  async updateResources(key: string, resources: Resources): Promise<ResizeResult> {
+    return (await inPlaceModule()).updateResources(this.rc, key, resources);
   }
 
-  updateNetwork(key: string, opts: { repair: boolean }): Promise<NetworkStatus | undefined> {
-    return updateNetwork(this.rc, key, opts);
+  async updateNetwork(key: string, opts: { repair: boolean }): Promise<NetworkStatus | undefined> {
+    return (await inPlaceModule()).updateNetwork(this.rc, key, opts);
   }
 
-  recordApplied(key: string, record: AppliedRecord): Promise<void> {
-    return recordApplied(this.rc, key, record);
+  async recordApplied(key: string, record: AppliedRecord): Promise<void> {
+    return (await inPlaceModule()).recordApplied(this.rc, key, record);
   }
 
-  remove(key: string, opts: RemoveOptions): Promise<void> {
-    return removeContainer(this.rc, key, opts);
+  async remove(key: string, opts: RemoveOptions): Promise<void> {
+    return (await removeModule()).removeContainer(this.rc, key, opts);
   }
 
   /**
