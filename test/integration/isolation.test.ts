@@ -109,6 +109,33 @@ describe('isolation (real runc)', function () {
       }
     });
 
+    it("with ACETATE_HOST_SHOW=/tmp another acetate instance's state and run dirs there are still absent", async () => {
+      const other = await mkdtemp('/tmp/acetate-other-');
+      const otherState = path.join(other, 'state');
+      const otherRun = path.join(other, 'run');
+      const otherDir = path.join(other, 'manifests');
+      await mkdir(otherDir);
+      try {
+        // The other instance has been used (apply took its lock): its dirs are on the node.
+        const o = await runCli(['apply', '-f', otherDir, '--allow-empty'], { stateDir: otherState, env: { ACETATE_RUN_DIR: otherRun } });
+        assert.equal(o.code, 0, o.stderr);
+        await writeFile(path.join(otherState, 'private-note'), 'other-instance-data\n');
+        const extra = { ACETATE_HOST_SHOW: '/tmp' };
+        const run = (args: string[]) => runCli(args, { stateDir, env: { ...env(), ...extra } });
+        const probe = `ls -A ${other}; for p in ${otherState} ${otherRun}; do [ -e $p ] && echo "SEEN $p"; done; grep -rls "other-instance-dat[a]" /tmp | sed "s/^/FOUND /"; echo probe-done; exec sleep 1000000`;
+        await writeFile(path.join(dir, 'show.yaml'), manifest('show', probe));
+        assert.equal((await run(['apply', '-f', dir])).code, 0);
+        await waitLog('show', 'probe-done');
+        const out = await logs('show');
+        assert.match(out, /manifests/, `the other root's plain dir is shown (/tmp is): ${out}`);
+        assert.doesNotMatch(out, /SEEN |FOUND/, out);
+        const d = await run(['template', 'describe', 'host']);
+        assert.match(d.stdout, new RegExp(`^${otherState}\\s+absent\\s+acetate\\s+another acetate instance's state dir`, 'm'));
+      } finally {
+        await rm(other, { recursive: true, force: true });
+      }
+    });
+
     it("a service's data under /var/lib and an app under /opt are neither listed nor readable; the OS and dpkg work; describe names both", async () => {
       const tag = `acetate-iso-${process.pid}-${Date.now()}`;
       const service = `/var/lib/${tag}`;

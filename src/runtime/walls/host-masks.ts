@@ -167,6 +167,8 @@ export interface HostViewOptions {
   hide?: readonly string[];
   /** Paths shown on this node after all (ACETATE_HOST_SHOW); never the state/run dirs. */
   show?: readonly string[];
+  /** Every acetate instance's state and run dir on the node (instances.ts): absent, like this instance's. */
+  instances?: readonly { stateDir: string; runDir: string }[];
   /** Entries of PACKAGE_PLACES that installed packages own (dpkg-owned.ts); undefined: no dpkg. */
   packageOwned?: ReadonlySet<string>;
 }
@@ -266,6 +268,10 @@ export function hostView(listing: NodeListing, o: HostViewOptions): HostView {
     [o.runDir, "acetate's run dir (runc state, bundles, conmon's files)"],
     [DEFAULT_STATE_DIR, "acetate's default state dir"],
     [DEFAULT_RUN_DIR, "acetate's default run dir"],
+    ...(o.instances ?? []).flatMap((i): [string, string][] => [
+      [i.stateDir, "another acetate instance's state dir (its marker file; instances.ts)"],
+      [i.runDir, "another acetate instance's run dir"],
+    ]),
   ];
   for (const [p, why] of own) {
     const abs = path.posix.resolve(p);
