@@ -2,9 +2,10 @@
  * What the `host` template shows: the node's operating system (programs, libraries, configuration,
  * the package manager's state), not the node's data. An allowlist, decided per place:
  *
- *  - filtered places (`/`, `/var`, `/var/lib`, `/var/cache`, `/opt`): an entry is shown only if the
+ *  - filtered places (`/`, `/var`, `/var/lib`, `/var/cache`, `/opt`, `/usr/local`): an entry is shown only if the
  *    OS owns it. In `/` and `/var` those are the FHS' OS dirs (usr, etc, lib, …); in `/var/lib`,
- *    `/var/cache` and `/opt` those a package installed (dpkg's own file lists, see dpkg-owned.ts;
+ *    `/var/cache`, `/opt` and `/usr/local` those a package installed (and inside those, again only
+ *    what a package installed, but for the package managers' own state, FIXED_OS_STATE) (dpkg's own file lists, see dpkg-owned.ts;
  *    a fixed list on nodes without dpkg), owned by root and readable by every user of the node.
  *    Anything else — a service's data (`/var/lib/postgresql`, owned by its user), `/opt/<app>`,
  *    `/data`, `/var/www` — is absent, whether acetate can name it or not;
@@ -12,10 +13,10 @@
  *    `/var/spool`, `/var/mail`, `/var/backups`, `/var/local`, `/var/opt`): FHS' site and user data;
  *    shown empty, and what the container writes there is its own;
  *  - inside shown OS dirs, secrets are absent (ssh host keys, Kerberos keytabs, kubeconfigs,
- *    credential stores, what only its owner may read), `/etc/shadow` is the container's own copy
+ *    credential stores, what only its owner may read, in /etc at any depth: etc-walk.ts), `/etc/shadow` is the container's own copy
  *    with every password locked, `/etc/machine-id` the container's own (see host-view.ts);
- *  - `/run` is a private tmpfs (the node's sockets, runtime state); acetate's state and run dirs
- *    are always absent.
+ *  - `/run` is a private tmpfs (the node's sockets, runtime state); acetate's state and run dirs,
+ *    every instance's (instances.ts), are always absent.
  *
  * How, and why so: overlayfs' own markers in the container's private area (its upper dir) — a
  * whiteout (absent), an opaque dir (empty) — written before the start (host-view.ts). No mount per
