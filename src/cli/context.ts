@@ -12,6 +12,7 @@ import { TemplateStore } from '../runtime/runc/templates.js';
 import { imageStoreFromEnv } from '../images/env.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
+import { INSTANCES_DIR, registerInstance } from '../runtime/walls/instances.js';
 import { minFreeBytes } from '../runtime/free-space.js';
 import type { IsolationSettings } from '../runtime/walls/walls.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
@@ -21,6 +22,7 @@ import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
 import type { NodeNetworkOptions } from '../runtime/network/node-config.js';
 import { TerminalSafeStream } from '../util/terminal-stream.js';
+import { messageOf } from '../contracts/errors.js';
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -110,6 +112,12 @@ export function createContext(
       // The writer makes the dirs (the lock file lives in them), private to root.
       await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
       await fs.mkdir(runDir, { recursive: true, mode: 0o700 });
+      // Known node-wide, so every instance's host-template containers hide this one's dirs (walls/instances.ts).
+      await registerInstance({ stateDir: path.resolve(stateDir), runDir: path.resolve(runDir) }).catch((err: unknown) =>
+        process.stderr.write(
+          `acetate: cannot record this state dir in ${INSTANCES_DIR} (other instances' host-template containers may list it): ${messageOf(err)}\n`,
+        ),
+      );
       lock = await acquireNodeLock([stateDir, runDir], {
         ...opts,
         onWait: (h, file) => process.stderr.write(`acetate: waiting for ${h ? `pid ${h.pid} (${h.command})` : 'another acetate process'} to release ${file}\n`),

@@ -109,20 +109,57 @@ describe('isolation (real runc)', function () {
       }
     });
 
+    it("with ACETATE_HOST_SHOW=/tmp another acetate instance's state and run dirs there are still absent", async () => {
+      const other = await mkdtemp('/tmp/acetate-other-');
+      const otherState = path.join(other, 'state');
+      const otherRun = path.join(other, 'run');
+      const otherDir = path.join(other, 'manifests');
+      await mkdir(otherDir);
+      try {
+        // The other instance has been used (apply took its lock): its dirs are on the node.
+        const o = await runCli(['apply', '-f', otherDir, '--allow-empty'], { stateDir: otherState, env: { ACETATE_RUN_DIR: otherRun } });
+        assert.equal(o.code, 0, o.stderr);
+        await writeFile(path.join(otherState, 'private-note'), 'other-instance-data\n');
+        const extra = { ACETATE_HOST_SHOW: '/tmp' };
+        const run = (args: string[]) => runCli(args, { stateDir, env: { ...env(), ...extra } });
+        const probe = `ls -A ${other}; for p in ${otherState} ${otherRun}; do [ -e $p ] && echo "SEEN $p"; done; grep -rls "other-instance-dat[a]" /tmp | sed "s/^/FOUND /"; echo probe-done; exec sleep 1000000`;
+        await writeFile(path.join(dir, 'show.yaml'), manifest('show', probe));
+        assert.equal((await run(['apply', '-f', dir])).code, 0);
+        await waitLog('show', 'probe-done');
+        const out = await logs('show');
+        assert.match(out, /manifests/, `the other root's plain dir is shown (/tmp is): ${out}`);
+        assert.doesNotMatch(out, /SEEN |FOUND/, out);
+        const d = await run(['template', 'describe', 'host']);
+        assert.match(d.stdout, new RegExp(`^${otherState}\\s+absent\\s+acetate\\s+another acetate instance's state dir`, 'm'));
+      } finally {
+        await rm(other, { recursive: true, force: true });
+      }
+    });
+
     it("a service's data under /var/lib and an app under /opt are neither listed nor readable; the OS and dpkg work; describe names both", async () => {
       const tag = `acetate-iso-${process.pid}-${Date.now()}`;
       const service = `/var/lib/${tag}`;
       const app = `/opt/${tag}`;
+      const siteRepo = `/var/lib/git/${tag}.git`;
+      const local = `/usr/local/${tag}`;
+      const etcDir = `/etc/${tag}`;
       const secret = `s3cret-${tag}`;
       try {
         for (const d of [service, app]) {
           await mkdir(d, { mode: 0o700 });
           await writeFile(path.join(d, 'secret.conf'), `${secret}\n`, { mode: 0o600 });
         }
+        // F7: site data inside a package's dir (git ships /var/lib/git); F4: /usr/local, an owner-only file deep in /etc.
+        await mkdir(siteRepo, { mode: 0o755 });
+        await writeFile(path.join(siteRepo, 'secret.conf'), `${secret}\n`, { mode: 0o644 });
+        await writeFile(local, `${secret}\n`, { mode: 0o644 });
+        await mkdir(etcDir, { mode: 0o755 });
+        await writeFile(path.join(etcDir, 'key.pem'), `${secret}\n`, { mode: 0o600 });
         const probe = [
-          `ls -A /var/lib /opt | grep -q ${tag} && echo LISTED`,
-          `cat ${service}/secret.conf ${app}/secret.conf 2>/dev/null | grep -q ${secret} && echo READ`,
-          `grep -rqs ${secret} /var/lib /opt && echo FOUND`,
+          `ls -A /var/lib /opt /var/lib/git /usr/local | grep -q ${tag} && echo LISTED`,
+          `cat ${service}/secret.conf ${app}/secret.conf ${siteRepo}/secret.conf ${local} ${etcDir}/key.pem 2>/dev/null | grep -q ${secret} && echo READ`,
+          `grep -rqs ${secret} /var/lib /opt /usr/local /etc && echo FOUND`,
+          `[ -d /usr/local ] && [ -d ${etcDir} ] && echo dirs-kept`,
           '/usr/bin/env true && ls /lib >/dev/null && . /etc/os-release && echo "os=$ID"',
           'echo "packages=$(dpkg -l | grep -c ^ii)"',
           // The package database is the container's own copy: writable, the node's untouched.
@@ -134,6 +171,7 @@ describe('isolation (real runc)', function () {
         await waitLog('data', 'probe-done');
         const out = await logs('data');
         assert.doesNotMatch(out, /LISTED|READ|FOUND/, out);
+        assert.match(out, /dirs-kept/, out);
         assert.match(out, /os=debian/, out);
         assert.ok(Number(/packages=(\d+)/.exec(out)?.[1]) > 50, out);
         assert.match(out, /apt-ok/, out);
@@ -144,9 +182,10 @@ describe('isolation (real runc)', function () {
         assert.match(d.stdout, new RegExp(`^${app}\\s+absent\\s+dpkg`, 'm'));
         assert.match(d.stdout, /^\/var\/lib\/dpkg\s+shown\s+dpkg\s+installed by a package/m);
         assert.match(d.stdout, /^\/usr\s+shown\s+FHS/m);
+        assert.match(d.stdout, new RegExp(`^${siteRepo}\\s+absent\\s+dpkg\\s+in a package's dir`, 'm'));
+        assert.match(d.stdout, new RegExp(`^${etcDir}/key.pem\\s+absent\\s+default\\s+mode 0600`, 'm'));
       } finally {
-        await rm(service, { recursive: true, force: true });
-        await rm(app, { recursive: true, force: true });
+        for (const p of [service, app, siteRepo, local, etcDir]) await rm(p, { recursive: true, force: true });
       }
     });
 

@@ -56,9 +56,11 @@ describe('RuncRuntime: the run dir (real runc)', function () {
     assert.match((await readFile(`/proc/${conmon}/cmdline`, 'utf8')).split('\0').join(' '), new RegExp(`--bundle ${runDir}/containers/default_a/bundle`));
     const top = await readdir(st.dir);
     for (const d of ['runc', 'sockets', 'run']) assert.ok(!top.includes(d), `no ${d} in the state dir (${top.join(', ')})`);
-    // host-view.json and machine-id: what the host template placed in the private area, and the container's id.
+    // host-view.json and machine-id: what the host template placed in the private area, and the container's id;
+    // host-view-target.json: where its markers go, for `acetate run`'s live updates (host-view-watch.ts).
     assert.deepEqual((await readdir(cp.dir)).sort(), [
       'container.log',
+      'host-view-target.json',
       'host-view.json',
       'machine-id',
       'record.json',
@@ -121,7 +123,7 @@ describe('RuncRuntime: the earlier layout (run files in the state dir) (real run
     assert.equal(await isAlive(pid), false);
     assert.equal(await readFile(path.join(cp.upper, 'data'), 'utf8'), 'keep\n', 'the private area is kept');
     // The machine id and the record of the host template's markers stay with the private area.
-    assert.deepEqual((await readdir(cp.dir)).sort(), ['host-view.json', 'machine-id', 'upper', 'work']);
+    assert.deepEqual((await readdir(cp.dir)).sort(), ['host-view-target.json', 'host-view.json', 'machine-id', 'upper', 'work']);
     await rt.create(sleeper('c'));
     const again = await rt.start('default/c');
     assert.equal(await readFile(`/proc/${again.pid}/root/data`, 'utf8'), 'keep\n');

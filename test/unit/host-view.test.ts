@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hostView, lockedCopy, type HostViewOptions, type NodeEntry } from '../../src/runtime/walls/host-masks.js';
 import { ownedEntries, packageOwned } from '../../src/runtime/walls/dpkg-owned.js';
+import { idList, parseIdSetting, statoverrideIds } from '../../src/runtime/walls/host-ids.js';
 
 /** dpkg list files as Debian 12 ships them (abridged). */
 const LISTS: Record<string, string> = {
@@ -14,6 +15,7 @@ const LISTS: Record<string, string> = {
   'docker.io.list': '/.\n/var/lib/docker\n/usr/bin/dockerd\n',
   'google-chrome-stable.list': '/.\n/opt/google/chrome/chrome\n/opt/google/chrome/locales\n',
   'debconf.list': '/.\n/var/cache/debconf\n/var/cache/debconf/templates.dat\n',
+  'git.list': '/.\n/var/lib/git\n/usr/bin/git\n',
 };
 
 const dir = (name: string, uid = 0, mode = 0o40755): NodeEntry => ({ name, type: 'dir', uid, mode });
@@ -33,9 +35,12 @@ const listing = new Map<string, NodeEntry[]>([
       dir('docker', 0, 0o40710),
       dir('myservice', 0, 0o40700),
       dir('acetate', 0, 0o40700),
+      dir('git'),
       file('shells.state'),
     ],
   ],
+  ['/var/lib/git', [dir('site-repo.git')]],
+  ['/usr/local', [dir('bin'), dir('cuda-13.0')]],
   ['/var/lib/dpkg', [file('status'), file('lock', 0, 0o100640), dir('info')]],
   ['/var/lib/apt', [dir('lists')]],
   ['/var/cache', [dir('apt'), dir('debconf'), dir('private', 0, 0o40700)]],
@@ -49,14 +54,22 @@ const kindOf = (v: ReturnType<typeof hostView>, p: string) => v.entries.find((e)
 const shown = (v: ReturnType<typeof hostView>, p: string) => v.shown.find((s) => s.path === p);
 
 describe('dpkg-owned entries', () => {
-  it('takes the first-level entries of /var/lib, /var/cache and /opt from the list files, nothing else', () => {
+  // Second-level entries too since F7 (inside a package's dir only what packages installed is shown).
+  it('takes the first- and second-level entries of /var/lib, /var/cache, /opt and /usr/local from the list files, nothing else', () => {
     assert.deepEqual([...ownedEntries(Object.values(LISTS))].sort(), [
       '/opt/google',
+      '/opt/google/chrome',
       '/var/cache/apt',
+      '/var/cache/apt/archives',
       '/var/cache/debconf',
+      '/var/cache/debconf/templates.dat',
       '/var/lib/apt',
+      '/var/lib/apt/lists',
       '/var/lib/docker',
       '/var/lib/dpkg',
+      '/var/lib/dpkg/alternatives',
+      '/var/lib/dpkg/info',
+      '/var/lib/git',
       '/var/lib/postgresql',
     ]);
   });
@@ -144,6 +157,30 @@ describe('host template view', () => {
     assert.equal(kindOf(a, '/var/lib/acetate'), 'absent', 'the state dir cannot be shown');
   });
 
+  it("F7: inside a package's dir only what packages installed; the package manager's state whole; SHOW opens one whole", () => {
+    assert.ok(shown(v, '/var/lib/git'));
+    const e = v.entries.find((x) => x.path === '/var/lib/git/site-repo.git');
+    assert.equal(e?.action.kind, 'absent');
+    assert.match(e.why, /no package installed it/);
+    assert.equal(kindOf(v, '/var/lib/dpkg/status'), undefined, "dpkg's own state (listed by no package) is shown");
+    assert.equal(kindOf(v, '/var/cache/debconf/config.dat'), undefined);
+    assert.equal(kindOf(hostView(listing, { ...base, show: ['/var/lib/git'] }), '/var/lib/git/site-repo.git'), undefined);
+  });
+
+  it('F4: /usr/local shows only what packages own; owner-only entries of /etc at any depth are absent; F8: other instances absent', () => {
+    assert.equal(kindOf(v, '/usr/local/bin'), 'absent');
+    assert.equal(kindOf(v, '/usr/local/cuda-13.0'), 'absent');
+    const w = hostView(listing, {
+      ...base,
+      ownerOnly: [{ path: '/etc/app/deep/key.pem', mode: 0o600 }],
+      instances: [{ stateDir: '/tmp/x/state', runDir: '/tmp/x/run' }],
+      show: ['/tmp'],
+    });
+    assert.equal(kindOf(w, '/etc/app/deep/key.pem'), 'absent');
+    assert.equal(kindOf(w, '/tmp/x/state'), 'absent');
+    assert.equal(kindOf(w, '/tmp/x/run'), 'absent');
+  });
+
   it('without dpkg, the fixed list of OS state decides', () => {
     const f = hostView(listing, { ...base, packageOwned: undefined });
     assert.equal(shown(f, '/var/lib/dpkg')!.source, 'fixed list');
@@ -156,5 +193,17 @@ describe('host template view', () => {
       lockedCopy('root:$y$j9T$abc:19000:0:99999:7:::\nsvc:!:19000::::::\nu::1::::::\n'),
       'root:*:19000:0:99999:7:::\nsvc:!:19000::::::\nu:*:1::::::\n',
     );
+  });
+});
+
+describe('host template ids in a user namespace (host-ids.ts)', () => {
+  it('maps the static system ids, nobody and the owners dpkg-statoverride gives OS files; not a service data dir owner', () => {
+    const so =
+      'root ssl-cert 710 /etc/ssl/private\nroot messagebus 4754 /usr/lib/dbus-1.0/dbus-daemon-launch-helper\npostgres postgres 700 /var/lib/postgresql/x\n';
+    const ids = statoverrideIds(so, 'root:x:0:0::/root:/bin/sh\npostgres:x:101:104::/:/bin/sh\n', 'ssl-cert:x:103:\nmessagebus:x:102:\npostgres:x:104:\n');
+    assert.deepEqual(ids, { users: [0, 0], groups: [103, 102] });
+    assert.equal(idList([0, 1, 2, 5, 102, 103, 65534]), '0-2,5,102-103,65534');
+    assert.deepEqual(parseIdSetting('1000, 2000-2002', 'ACETATE_HOST_IDS'), [1000, 2000, 2001, 2002]);
+    assert.throws(() => parseIdSetting('70000', 'ACETATE_HOST_IDS'), /ACETATE_HOST_IDS: '70000'/);
   });
 });

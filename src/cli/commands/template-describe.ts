@@ -7,6 +7,7 @@ import { RuncRuntime } from '../../runtime/runc/runc-runtime.js';
 import { instancePaths } from '../../runtime/runc/paths.js';
 import { hostViewOf } from '../../runtime/walls/walls.js';
 import { isolationSettingsFromEnv } from '../../runtime/walls/settings.js';
+import { hostOsIds } from '../../runtime/walls/host-ids.js';
 import type { ViewAction } from '../../runtime/walls/host-masks.js';
 
 const HOW: Record<ViewAction['kind'], string> = {
@@ -33,16 +34,19 @@ export async function describeTemplate(name: string, output: string, ctx: CliCon
   const paths = runtime instanceof RuncRuntime ? runtime.paths : instancePaths(ctx.stateDir);
   const settings = isolationSettingsFromEnv(process.env);
   const view = await hostViewOf({ paths, settings, hostRoot: templates.hostRoot });
+  const ids = await hostOsIds(templates.hostRoot, settings.hostIds);
   if (output === 'json') {
-    print(ctx.stdout, JSON.stringify({ ...info, shown: view.shown, hidden: view.entries, private: view.tmpfs }, null, 2));
+    print(ctx.stdout, JSON.stringify({ ...info, shown: view.shown, hidden: view.entries, private: view.tmpfs, userNamespaceIds: ids }, null, 2));
     return 0;
   }
   print(
     ctx.stdout,
     `Name: host\nPath: ${info.path} (the node's root filesystem, read-only lower layer)\n` +
-      `Shows the node's operating system, not its data. In /, /var: the FHS' OS dirs. In /var/lib, /var/cache, /opt: what an installed package owns (dpkg's file lists; a fixed list without dpkg), owned by root and readable by every user. /home, /root, /srv, /mnt, /media, /tmp, /var/tmp, /var/log, /var/spool, /var/mail, /var/backups, /var/local, /var/opt: empty. Anything else there: absent.\n` +
+      `Shows the node's operating system, not its data. In /, /var: the FHS' OS dirs. In /var/lib, /var/cache, /opt, /usr/local: what an installed package owns (dpkg's file lists; a fixed list without dpkg), owned by root and readable by every user; inside those, again only what a package installed, except the package managers' own state (dpkg, apt, debconf, …: shown whole). In /etc at any depth: what only its owner may read is absent. Every acetate instance's state and run dir: absent. /home, /root, /srv, /mnt, /media, /tmp, /var/tmp, /var/log, /var/spool, /var/mail, /var/backups, /var/local, /var/opt: empty. Anything else there: absent.\n` +
       `absent / empty: overlayfs markers in the container's private area (what it writes there is its own); own: the container's (machine-id made once per container); private: a tmpfs of its own.\n` +
-      `Adjust per node: ACETATE_HOST_HIDE=/a:/b (hide more), ACETATE_HOST_SHOW=/srv:/opt/app (show).\n`,
+      `In a user namespace the node's files are seen with only the OS' owners mapped (users ${ids.uids}; groups ${ids.gids}: Debian's static system ids, nobody, dpkg-statoverride's, ACETATE_HOST_IDS): files of any other owner (services' and people's data) are nobody's, closed to the container's root.\n` +
+      `What the node makes in these places after a container started is hidden in it within moments while \`acetate run\` runs (inotify); with \`apply\` alone, at its next start.\n` +
+      `Adjust per node: ACETATE_HOST_HIDE=/a:/b (hide more), ACETATE_HOST_SHOW=/srv:/opt/app (show), ACETATE_HOST_IDS=1000,2000-2010 (map more owners).\n`,
   );
   const rows = [
     ...view.shown.map((s) => [s.path, 'shown', s.source, s.why]),

@@ -1,5 +1,5 @@
 /**
- * Which entries of /var/lib, /var/cache and /opt the installed packages own: the host template shows
+ * Which entries of /var/lib, /var/cache, /opt and /usr/local (and of their dirs) the installed packages own: the host template shows
  * those (host-masks.ts). Read from dpkg's own file lists (/var/lib/dpkg/info/*.list, one path a
  * line, what each package installed) rather than a list of names kept here, so a package's state
  * dir is known the moment it is installed. Computed once per node and kept in
@@ -16,15 +16,18 @@ import { PACKAGE_PLACES } from './host-masks.js';
 /** A list file larger than this is not a dpkg list (the largest on Debian are a few MB). */
 const MAX_LIST_BYTES = 64 * 1024 * 1024;
 
-/** The first-level entries of PACKAGE_PLACES named in dpkg list files' text. */
+/** The first- and second-level entries of PACKAGE_PLACES named in dpkg list files' text. */
 export function ownedEntries(listTexts: Iterable<string>): Set<string> {
   const out = new Set<string>();
+  const ok = (n: string | undefined) => !!n && n !== '.' && n !== '..';
   for (const text of listTexts) {
     for (const line of text.split('\n')) {
       for (const place of PACKAGE_PLACES) {
         if (!line.startsWith(`${place}/`)) continue;
-        const name = line.slice(place.length + 1).split('/')[0];
-        if (name && name !== '.' && name !== '..') out.add(`${place}/${name}`);
+        const [name, child] = line.slice(place.length + 1).split('/');
+        if (!ok(name)) continue;
+        out.add(`${place}/${name}`);
+        if (ok(child)) out.add(`${place}/${name}/${child}`);
       }
     }
   }
@@ -43,7 +46,8 @@ export async function packageOwned(hostRoot: string, cacheDir: string): Promise<
   const info = path.join(hostRoot, 'var/lib/dpkg/info');
   const [st, si] = await Promise.all([stat(path.join(hostRoot, 'var/lib/dpkg/status')).catch(() => undefined), stat(info).catch(() => undefined)]);
   if (!si?.isDirectory()) return undefined;
-  const key = `${st?.mtimeMs ?? 0}:${si.mtimeMs}`;
+  // v2: second-level entries and /usr/local too (a cache of the first form is made again).
+  const key = `v2:${st?.mtimeMs ?? 0}:${si.mtimeMs}`;
   const mem = memory.get(hostRoot);
   if (mem?.key === key) return mem.owned;
   const file = path.join(cacheDir, 'dpkg-owned.json');

@@ -7,6 +7,8 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { dirsToList, hostView, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
 import { packageOwned } from './dpkg-owned.js';
+import { knownInstances } from './instances.js';
+import { etcOwnerOnly } from './etc-walk.js';
 
 async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | undefined> {
   const names = await readdir(path.join(hostRoot, dir)).catch(() => undefined);
@@ -70,7 +72,8 @@ const views = new WeakMap<object, { owned?: Set<string>; view: HostView }>();
 /** The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object while neither changed. */
 export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions, 'packageOwned'>, stateDir: string): Promise<HostView> {
   const owned = await packageOwned(hostRoot, path.join(stateDir, 'host-view'));
-  const opts: HostViewOptions = { ...o, ...(owned ? { packageOwned: owned } : {}) };
+  const [instances, ownerOnly] = await Promise.all([knownInstances(hostRoot), etcOwnerOnly(hostRoot)]);
+  const opts: HostViewOptions = { ...o, instances, ownerOnly, ...(owned ? { packageOwned: owned } : {}) };
   const listing = await nodeListing(hostRoot, opts);
   const had = views.get(listing);
   if (had && had.owned === owned) return had.view;

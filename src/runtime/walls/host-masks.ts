@@ -2,9 +2,10 @@
  * What the `host` template shows: the node's operating system (programs, libraries, configuration,
  * the package manager's state), not the node's data. An allowlist, decided per place:
  *
- *  - filtered places (`/`, `/var`, `/var/lib`, `/var/cache`, `/opt`): an entry is shown only if the
+ *  - filtered places (`/`, `/var`, `/var/lib`, `/var/cache`, `/opt`, `/usr/local`): an entry is shown only if the
  *    OS owns it. In `/` and `/var` those are the FHS' OS dirs (usr, etc, lib, …); in `/var/lib`,
- *    `/var/cache` and `/opt` those a package installed (dpkg's own file lists, see dpkg-owned.ts;
+ *    `/var/cache`, `/opt` and `/usr/local` those a package installed (and inside those, again only
+ *    what a package installed, but for the package managers' own state, FIXED_OS_STATE) (dpkg's own file lists, see dpkg-owned.ts;
  *    a fixed list on nodes without dpkg), owned by root and readable by every user of the node.
  *    Anything else — a service's data (`/var/lib/postgresql`, owned by its user), `/opt/<app>`,
  *    `/data`, `/var/www` — is absent, whether acetate can name it or not;
@@ -12,10 +13,10 @@
  *    `/var/spool`, `/var/mail`, `/var/backups`, `/var/local`, `/var/opt`): FHS' site and user data;
  *    shown empty, and what the container writes there is its own;
  *  - inside shown OS dirs, secrets are absent (ssh host keys, Kerberos keytabs, kubeconfigs,
- *    credential stores, what only its owner may read), `/etc/shadow` is the container's own copy
+ *    credential stores, what only its owner may read, in /etc at any depth: etc-walk.ts), `/etc/shadow` is the container's own copy
  *    with every password locked, `/etc/machine-id` the container's own (see host-view.ts);
- *  - `/run` is a private tmpfs (the node's sockets, runtime state); acetate's state and run dirs
- *    are always absent.
+ *  - `/run` is a private tmpfs (the node's sockets, runtime state); acetate's state and run dirs,
+ *    every instance's (instances.ts), are always absent.
  *
  * How, and why so: overlayfs' own markers in the container's private area (its upper dir) — a
  * whiteout (absent), an opaque dir (empty) — written before the start (host-view.ts). No mount per
@@ -85,8 +86,12 @@ const OS_DIRS: Record<string, readonly string[]> = {
   '/var': ['cache', 'lib', 'lock', 'run', 'tmp', 'log'],
 };
 
-/** Places whose entries a package must own (or the fixed list name, without dpkg). */
-export const PACKAGE_PLACES = ['/var/lib', '/var/cache', '/opt'] as const;
+/**
+ * Places whose entries a package must own (or the fixed list name, without dpkg). /usr/local is
+ * the local administrator's software (FHS): dpkg installs nothing there, so it is shown empty of
+ * what the site put there.
+ */
+export const PACKAGE_PLACES = ['/var/lib', '/var/cache', '/opt', '/usr/local'] as const;
 
 /** Where the node's data lives by the FHS: shown empty. [path, why] */
 export const EMPTIED: readonly [string, string][] = [
@@ -106,13 +111,19 @@ export const EMPTIED: readonly [string, string][] = [
 ];
 
 /**
- * Without dpkg (no /var/lib/dpkg/info): the package managers' and the base system's state, by name.
- * Debian nodes use dpkg's lists only.
+ * The package managers' and the base system's own state, by name: what they write at run time
+ * (dpkg's status, apt's lists, debconf's answers, ucf's hashes, systemd's enablement links) is
+ * listed by no package, yet the OS needs it. With dpkg these dirs are shown whole (where a package
+ * owns them); inside any other package's dir only what packages installed is shown (F7:
+ * /var/lib/git is git's, the repositories in it are the site's). Without dpkg (no
+ * /var/lib/dpkg/info) these names are the only entries shown. Adjust per node:
+ * ACETATE_HOST_SHOW=/var/lib/<name> shows a dir whole, ACETATE_HOST_HIDE hides one.
  */
 export const FIXED_OS_STATE: Record<string, readonly string[]> = {
-  '/var/lib': ['dpkg', 'apt', 'rpm', 'dnf', 'yum', 'alternatives', 'pacman', 'apk', 'systemd', 'dbus', 'ucf', 'misc', 'pam', 'sgml-base', 'xml-core'],
-  '/var/cache': ['apt', 'debconf', 'dnf', 'yum', 'pacman', 'apk', 'man'],
+  '/var/lib': ['dpkg', 'apt', 'rpm', 'dnf', 'yum', 'alternatives', 'pacman', 'apk', 'systemd', 'dbus', 'ucf', 'misc', 'pam', 'sgml-base', 'xml-core', 'python'],
+  '/var/cache': ['apt', 'debconf', 'dnf', 'yum', 'pacman', 'apk', 'man', 'ldconfig'],
   '/opt': [],
+  '/usr/local': [],
 };
 
 /**
@@ -167,7 +178,11 @@ export interface HostViewOptions {
   hide?: readonly string[];
   /** Paths shown on this node after all (ACETATE_HOST_SHOW); never the state/run dirs. */
   show?: readonly string[];
-  /** Entries of PACKAGE_PLACES that installed packages own (dpkg-owned.ts); undefined: no dpkg. */
+  /** Every acetate instance's state and run dir on the node (instances.ts): absent, like this instance's. */
+  instances?: readonly { stateDir: string; runDir: string }[];
+  /** Entries of /etc (any depth) only their owner may read (etc-walk.ts), not below one another. */
+  ownerOnly?: readonly { path: string; mode: number }[];
+  /** Entries of PACKAGE_PLACES and of their dirs that installed packages own (dpkg-owned.ts); undefined: no dpkg. */
   packageOwned?: ReadonlySet<string>;
 }
 
@@ -242,19 +257,34 @@ export function hostView(listing: NodeListing, o: HostViewOptions): HostView {
       else add({ path: p, action: { kind: 'absent' }, why: verdict.why, source: verdict.source });
     }
   }
-  // Inside shown package dirs: what only its owner may read (credential keys, debconf's passwords).
+  // Inside shown package dirs: what only its owner may read (credential keys, debconf's passwords);
+  // with dpkg, what no package installed (a package's dir holding the site's data: /var/lib/git).
   for (const s of shown.filter((x) => PACKAGE_PLACES.includes(parentOf(x.path) as (typeof PACKAGE_PLACES)[number]))) {
+    if (show.has(s.path)) continue; // shown whole on this node
+    const pmState = (FIXED_OS_STATE[parentOf(s.path)] ?? []).includes(path.posix.basename(s.path));
     for (const e of listing.get(s.path) ?? []) {
       const p = path.posix.join(s.path, e.name);
-      if (e.type !== 'symlink' && (e.mode & 0o077) === 0 && !show.has(p))
+      if (show.has(p)) continue;
+      if (e.type !== 'symlink' && (e.mode & 0o077) === 0)
         add({
           path: p,
           action: { kind: 'absent' },
           why: `mode ${(e.mode & 0o7777).toString(8).padStart(4, '0')}: readable only by its owner`,
           source: 'default',
         });
+      else if (o.packageOwned && !pmState && !o.packageOwned.has(p))
+        add({ path: p, action: { kind: 'absent' }, why: "in a package's dir, but no package installed it (the site's data)", source: 'dpkg' });
     }
   }
+  // In /etc at any depth (etc-walk.ts): what only its owner may read.
+  for (const e of o.ownerOnly ?? [])
+    if (!show.has(e.path) && !SECRETS.some((x) => x.path === e.path))
+      add({
+        path: e.path,
+        action: { kind: 'absent' },
+        why: `mode ${(e.mode & 0o7777).toString(8).padStart(4, '0')}: readable only by its owner`,
+        source: 'default',
+      });
   for (const s of SECRETS) {
     if (show.has(s.path) && s.action.kind !== 'machine-id') continue;
     for (const p of expand(s.path, listing))
@@ -266,6 +296,10 @@ export function hostView(listing: NodeListing, o: HostViewOptions): HostView {
     [o.runDir, "acetate's run dir (runc state, bundles, conmon's files)"],
     [DEFAULT_STATE_DIR, "acetate's default state dir"],
     [DEFAULT_RUN_DIR, "acetate's default run dir"],
+    ...(o.instances ?? []).flatMap((i): [string, string][] => [
+      [i.stateDir, "another acetate instance's state dir (its marker file; instances.ts)"],
+      [i.runDir, "another acetate instance's run dir"],
+    ]),
   ];
   for (const [p, why] of own) {
     const abs = path.posix.resolve(p);

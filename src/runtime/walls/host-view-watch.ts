@@ -25,6 +25,7 @@ import path from 'node:path';
 import { readJson } from '../../util/json-file.js';
 import type { HostView } from './host-masks.js';
 import { listedDirs } from './host-listing.js';
+import { INSTANCES_DIR } from './instances.js';
 import { applyHostView, TARGET_FILE, type TargetRecord } from './host-view.js';
 
 /** Unused dentries and inodes (not the page cache): `echo 2 > /proc/sys/vm/drop_caches`. */
@@ -136,7 +137,8 @@ export class HostViewWatch {
   private rewatch(): boolean {
     if (this.closed) return false;
     let added = false;
-    const want = new Set(listedDirs(this.d.hostRoot));
+    // The instances' registry too: a new acetate instance's dirs are hidden as the node's data is.
+    const want = new Set([...listedDirs(this.d.hostRoot), INSTANCES_DIR]);
     for (const [dir, w] of this.watchers)
       if (!want.has(dir)) {
         w.close();
