@@ -22,6 +22,22 @@ export async function markerTree(view: HostView, want: ReadonlyMap<string, Place
   const base = path.join(t.stateDir, 'host-view');
   const dir = path.join(base, `tree-${hash}`);
   if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return { dir, entries };
+  // Concurrent first starts of one view wait for one build: each build costs a few processes
+  // (mknod, chown, setfattr), and eight at once on a fresh node blocked the main thread ~240 ms
+  // per container (a create profile at --concurrency 8).
+  let build = building.get(dir);
+  if (!build) {
+    build = buildTree(entries, t, base, dir).finally(() => building.delete(dir));
+    building.set(dir, build);
+  }
+  await build;
+  return { dir, entries };
+}
+
+const building = new Map<string, Promise<void>>();
+
+async function buildTree(entries: ViewEntry[], t: ApplyTarget, base: string, dir: string): Promise<void> {
+  if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return;
   await mkdir(base, { recursive: true, mode: 0o700 });
   const tmp = path.join(base, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp, { mode: 0o755 });
@@ -55,14 +71,13 @@ export async function markerTree(view: HostView, want: ReadonlyMap<string, Place
     await rename(tmp, dir);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return { dir, entries };
+    if ((await lstat(dir).catch(() => undefined))?.isDirectory()) return;
     throw new Error(`cannot make the host template's markers in ${base}`, { cause: err });
   }
   // Older trees are copy sources only (never a mounted layer): the previous views' are removed.
   for (const n of await readdir(base))
     if (n.startsWith('tree-') && n !== path.basename(dir) && n !== `${path.basename(dir)}.stock`)
       await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
-  return { dir, entries };
 }
 
 /** How many copies of the marker tree one refill makes: one process per this many new containers. */
