@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assignIdRange, idsFileOf, importIdRecords, rangesHeldElsewhere, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
@@ -202,6 +204,38 @@ describe('node-wide id records (two instances, one records file)', () => {
         after.records.every((r) => path.basename(r.owner.stateDir) === 'a'),
         "b's records were reclaimed",
       );
+    }));
+
+  it('two processes allocating at once, in two state dirs and in one, never get one range twice', () =>
+    withTmpDir(async (dir) => {
+      const worker = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../support/id-alloc-worker.js');
+      const records = path.join(dir, 'node-id-ranges.json');
+      const run = (stateDir: string, prefix: string) =>
+        promisify(execFile)(process.execPath, [
+          worker,
+          records,
+          path.join(dir, stateDir, 'containers'),
+          prefix,
+          '15',
+          String(POOL.hostID),
+          String(RANGE_SIZE * 64),
+        ]);
+      // Two instances (two state dirs), then two processes of one state dir, all on one records file.
+      const outs = await Promise.all([run('a', 'x'), run('b', 'y')]);
+      outs.push(...(await Promise.all([run('a', 'p'), run('a', 'q')])));
+      const got = outs.flatMap((o) =>
+        o.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { container: string; range: { hostID: number } }),
+      );
+      assert.equal(got.length, 60);
+      const bases = got.map((g) => g.range.hostID);
+      assert.equal(new Set(bases).size, 60, `a range given twice: ${JSON.stringify(got)}`);
+      assert.ok(bases.every((b) => b >= POOL.hostID && b < POOL.hostID + RANGE_SIZE * 64 && (b - POOL.hostID) % RANGE_SIZE === 0));
+      // The node's records name every one of them, each with its range.
+      const file = JSON.parse(await readFile(records, 'utf8')) as { records: { owner: { container: string }; ranges: { hostID: number }[] }[] };
+      assert.deepEqual(file.records.map((r) => r.ranges[0]!.hostID).sort(), [...bases].sort());
     }));
 
   it("imports a state dir's per-container records (before node-wide records) at its first start", () =>
