@@ -19,7 +19,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { writeJsonAtomic } from '../../util/json-file.js';
+import { writeSmallFileAtomic } from '../../util/small-file.js';
 import { IdPoolError, type IdRange } from './id-pool.js';
 
 export const DEFAULT_ID_RECORDS = '/var/lib/acetate/node-id-ranges.json';
@@ -100,7 +100,10 @@ export function readIdRecordsSync(file: string): IdRecord[] {
 
 export async function writeIdRecords(file: string, records: readonly IdRecord[]): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await writeJsonAtomic(file, { version: 1, records });
+  // One line per record, not indented: written at every allocation, so its size is the cost
+  // (2,500 records: ≈ 230 KB, against ≈ 560 KB indented).
+  const lines = records.map((r) => JSON.stringify(r));
+  await writeSmallFileAtomic(file, `{ "version": 1, "records": [\n${lines.join(',\n')}\n] }\n`);
 }
 
 /** The owner's container dir still exists (its state dir too): the record holds its ranges. */
