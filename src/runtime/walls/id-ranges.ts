@@ -13,14 +13,17 @@
  * range stays, and the files it owns stay the container's). The pool is the node's, so the use of
  * it is recorded for the node too (id-records.ts: one file every instance shares, each record
  * naming its owner): an allocation takes the lowest range that neither another instance's live
- * record nor a container of this state dir (its ids.json, read again each time: that also imports
- * what an acetate before node-wide records gave out) holds, and writes this state dir's records
- * back, dropping those whose owner is gone. All under a flock of <records file>.lock (every
- * acetate process of the node) and a mutex of this process (concurrent creates of the loop): two
+ * record nor a container of this state dir (its ids.json: that also imports what an acetate before
+ * node-wide records gave out) holds, and writes this state dir's records back, dropping those
+ * whose owner is gone. What it knows of both is kept in memory between allocations (View below:
+ * read once per process, then checked by a stat of the records file and of the containers dir),
+ * so an allocation is not a read of every container's ids.json. All under a flock of <records
+ * file>.lock (every acetate process of the node; kept for a burst of allocations, id-lock.ts) and
+ * a mutex of this process (concurrent creates of the loop): two
  * containers never get one range. Both ranges and bases count as used: files owned by a range not
  * yet re-owned are still its.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
@@ -97,6 +100,23 @@ interface View {
   dirStamp?: string;
   /** Other instances' owners seen alive. */
   liveOwners: Set<string>;
+  /**
+   * The records file as last read or written, kept open: its inode cannot be given to another
+   * file while open, and the file is only ever replaced (atomic rename), so the same inode at the
+   * path is the same contents even when file times are too coarse to tell two writes apart.
+   */
+  recordsFd?: number;
+}
+
+/** Under the lock, after the records were read or written: keeps the file open (View.recordsFd). */
+function holdRecords(v: View, file: string): void {
+  if (v.recordsFd !== undefined) closeSync(v.recordsFd);
+  v.recordsFd = undefined;
+  try {
+    v.recordsFd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 const views = new Map<string, View>();
@@ -127,6 +147,7 @@ async function currentView(store: IdRangeStore, full = false): Promise<View> {
   const key = viewKey(store);
   let v = views.get(key);
   if (!v || full) {
+    if (v?.recordsFd !== undefined) closeSync(v.recordsFd);
     v = { others: [], own: new Map(), liveOwners: new Set() };
     views.set(key, v);
   }
@@ -160,6 +181,7 @@ async function currentView(store: IdRangeStore, full = false): Promise<View> {
     }
     v.others = others;
     v.recordsStamp = recordsStamp;
+    holdRecords(v, store.recordsFile);
   }
   return v;
 }
@@ -171,6 +193,7 @@ async function syncRecords(store: IdRangeStore, v: View): Promise<void> {
   for (const [container, ranges] of v.own) if (ranges.length) own.push({ owner: { stateDir, container }, ranges });
   await writeIdRecords(store.recordsFile, [...v.others, ...own]);
   v.recordsStamp = await stampOf(store.recordsFile);
+  holdRecords(v, store.recordsFile);
 }
 
 const imported = new Map<string, Promise<void>>();
