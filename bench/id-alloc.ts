@@ -35,8 +35,24 @@ async function populate(dir: string, n: number): Promise<{ containersDir: string
   return { containersDir, recordsFile };
 }
 
-async function measure(distDir: string, existing: number, allocations: number): Promise<{ firstUs: number; medianUs: number; meanUs: number }> {
+/** The flock processes the build started: counted by id-lock.ts where it exists, else one per allocation (before it). */
+async function spawnCounter(distDir: string, allocations: number): Promise<() => number | string> {
+  try {
+    const lock = (await import(pathToFileURL(path.join(distDir, 'src/runtime/walls/id-lock.js')).href)) as { idLockSpawns(): number };
+    const before = lock.idLockSpawns();
+    return () => lock.idLockSpawns() - before;
+  } catch {
+    return () => `${allocations} (one per allocation)`;
+  }
+}
+
+async function measure(
+  distDir: string,
+  existing: number,
+  allocations: number,
+): Promise<{ firstUs: number; medianUs: number; meanUs: number; spawns: number | string }> {
   const mod = (await import(pathToFileURL(path.join(distDir, 'src/runtime/walls/id-ranges.js')).href)) as Allocator;
+  const spawns = await spawnCounter(distDir, allocations + 1);
   const dir = await mkdtemp(path.join(tmpdir(), 'acetate-id-alloc-'));
   try {
     const { containersDir, recordsFile } = await populate(dir, existing);
@@ -50,7 +66,7 @@ async function measure(distDir: string, existing: number, allocations: number): 
       times.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
     const rest = times.slice(1).sort((a, b) => a - b);
-    return { firstUs: times[0]!, medianUs: rest[Math.floor(rest.length / 2)]!, meanUs: rest.reduce((a, b) => a + b, 0) / rest.length };
+    return { spawns: spawns(), firstUs: times[0]!, medianUs: rest[Math.floor(rest.length / 2)]!, meanUs: rest.reduce((a, b) => a + b, 0) / rest.length };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -66,12 +82,12 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(1))
       .join(' ')}; ${allocations} allocations after the first, one after another`,
   );
-  console.log('build       existing  first µs   median µs  mean µs');
+  console.log('build       existing  first µs   median µs  mean µs  flock processes');
   for (const existing of [1, 2500]) {
     for (const [name, dist] of builds) {
       const r = await measure(dist, existing, allocations);
       console.log(
-        `${name.padEnd(11)} ${String(existing).padStart(8)} ${r.firstUs.toFixed(0).padStart(9)} ${r.medianUs.toFixed(0).padStart(11)} ${r.meanUs.toFixed(0).padStart(8)}`,
+        `${name.padEnd(11)} ${String(existing).padStart(8)} ${r.firstUs.toFixed(0).padStart(9)} ${r.medianUs.toFixed(0).padStart(11)} ${r.meanUs.toFixed(0).padStart(8)} ${r.spawns}`,
       );
     }
   }

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assignIdRange, idsFileOf, importIdRecords, rangesHeldElsewhere, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { formatIdRange, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap } from '../../src/runtime/walls/id-pool.js';
+import { releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
+import { journalOf } from '../../src/runtime/walls/id-records.js';
 import { forgetFiles } from '../../src/util/json-file.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
@@ -181,6 +184,10 @@ describe('node-wide id records (two instances, one records file)', () => {
       assert.deepEqual(await assignIdRange(a, a1, true), range(0));
       assert.deepEqual(await assignIdRange(b, b1, true), range(1), "a's range is held: b takes the next");
       assert.deepEqual(await assignIdRange(b, b2, true), range(2));
+      // The allocations went to the records' journal; letting go of the lock folds it into the file.
+      assert.ok(existsSync(journalOf(a.recordsFile)));
+      releaseIdRecordsLocks();
+      assert.ok(!existsSync(journalOf(a.recordsFile)));
       const file = JSON.parse(await readFile(a.recordsFile, 'utf8')) as { records: { owner: { stateDir: string; container: string }; ranges: unknown[] }[] };
       assert.deepEqual(
         file.records.map((r) => [path.basename(r.owner.stateDir), r.owner.container, r.ranges]).sort(),
@@ -199,6 +206,7 @@ describe('node-wide id records (two instances, one records file)', () => {
       await rm(path.join(dir, 'b'), { recursive: true });
       const a2 = await container(a, 'default_two');
       assert.deepEqual(await assignIdRange(a, a2, true), range(1));
+      releaseIdRecordsLocks();
       const after = JSON.parse(await readFile(a.recordsFile, 'utf8')) as { records: { owner: { stateDir: string } }[] };
       assert.ok(
         after.records.every((r) => path.basename(r.owner.stateDir) === 'a'),

@@ -24,11 +24,14 @@ export const LINGER_MS = 2_000;
 interface Held {
   fd: number;
   timer?: NodeJS.Timeout;
+  /** Run (synchronously) while the lock is still ours, just before it is let go. */
+  beforeRelease?: () => void;
 }
 
 const inProcess = new KeyedMutex();
 const held = new Map<string, Held>();
 let flockSpawns = 0;
+let exitHooked = false;
 
 /** How many `flock` processes this process has started for id records (the benchmark's count). */
 export function idLockSpawns(): number {
@@ -36,7 +39,8 @@ export function idLockSpawns(): number {
 }
 
 /** Runs `fn` holding the lock of `lockFile` (in this process and on the node). */
-export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, lingerMs = LINGER_MS): Promise<T> {
+export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, opts: { lingerMs?: number; beforeRelease?: () => void } = {}): Promise<T> {
+  const lingerMs = opts.lingerMs ?? LINGER_MS;
   return inProcess.run(lockFile, async () => {
     let h = held.get(lockFile);
     if (h) {
@@ -53,7 +57,12 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, lin
       }
       h = { fd };
       held.set(lockFile, h);
+      if (!exitHooked) {
+        exitHooked = true;
+        process.once('exit', releaseIdRecordsLocks); // a CLI process exits before the timer
+      }
     }
+    h.beforeRelease = opts.beforeRelease;
     try {
       return await fn();
     } finally {
@@ -67,6 +76,11 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, lin
 function releaseIdRecordsLock(lockFile: string, h: Held): void {
   if (held.get(lockFile) !== h) return;
   held.delete(lockFile);
+  try {
+    h.beforeRelease?.();
+  } catch {
+    // Left as it is (the journal stays, read with the file): the next holder tries again.
+  }
   closeSync(h.fd); // releases the flock
 }
 

@@ -28,7 +28,17 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { withIdRecordsLock } from './id-lock.js';
-import { ownerExists, readIdRecords, readIdRecordsSync, writeIdRecords, type IdRecord, type IdRecordOwner } from './id-records.js';
+import {
+  appendIdRecords,
+  compactIdRecordsSync,
+  journalOf,
+  ownerExists,
+  readIdRecords,
+  readIdRecordsSync,
+  writeIdRecords,
+  type IdRecord,
+  type IdRecordOwner,
+} from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
 
 export interface IdsFile {
@@ -106,17 +116,38 @@ interface View {
    * path is the same contents even when file times are too coarse to tell two writes apart.
    */
   recordsFd?: number;
+  journalFd?: number;
+  /** Owners whose records are to go at the next append (destroyed containers, gone instances). */
+  removed: IdRecordOwner[];
+  /** Built anew: its first change writes the records whole (drops what no owner holds any more). */
+  whole: boolean;
 }
 
 /** Under the lock, after the records were read or written: keeps the file open (View.recordsFd). */
 function holdRecords(v: View, file: string): void {
+  closeHeld(v);
+  v.recordsFd = openIfThere(file);
+  v.journalFd = openIfThere(journalOf(file));
+}
+
+function closeHeld(v: View): void {
   if (v.recordsFd !== undefined) closeSync(v.recordsFd);
-  v.recordsFd = undefined;
+  if (v.journalFd !== undefined) closeSync(v.journalFd);
+  v.recordsFd = v.journalFd = undefined;
+}
+
+function openIfThere(file: string): number | undefined {
   try {
-    v.recordsFd = openSync(file, 'r');
+    return openSync(file, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return undefined;
   }
+}
+
+/** The records file and its journal as they are: another process changed them when it differs. */
+async function recordsStampOf(file: string): Promise<string> {
+  return `${await stampOf(file)}|${await stampOf(journalOf(file))}`;
 }
 
 const views = new Map<string, View>();
@@ -147,8 +178,8 @@ async function currentView(store: IdRangeStore, full = false): Promise<View> {
   const key = viewKey(store);
   let v = views.get(key);
   if (!v || full) {
-    if (v?.recordsFd !== undefined) closeSync(v.recordsFd);
-    v = { others: [], own: new Map(), liveOwners: new Set() };
+    if (v) closeHeld(v);
+    v = { others: [], own: new Map(), liveOwners: new Set(), removed: [], whole: true };
     views.set(key, v);
   }
   const stateDir = stateDirOf(store);
@@ -156,11 +187,15 @@ async function currentView(store: IdRangeStore, full = false): Promise<View> {
   if (v.dirStamp === undefined || dirStamp !== v.dirStamp) {
     const names = new Set((await readdir(store.containersDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.')));
     // Dirs being built or deleted (.creating-…, .removing-…) hold no range of their own.
-    for (const n of v.own.keys()) if (!names.has(n)) v.own.delete(n);
+    for (const n of v.own.keys()) {
+      if (names.has(n)) continue;
+      v.own.delete(n);
+      v.removed.push({ stateDir, container: n });
+    }
     for (const n of names) if (!v.own.has(n)) v.own.set(n, rangesOf(await readIds(path.join(store.containersDir, n))));
     v.dirStamp = dirStamp;
   }
-  const recordsStamp = await stampOf(store.recordsFile);
+  const recordsStamp = await recordsStampOf(store.recordsFile);
   if (v.recordsStamp === undefined || recordsStamp !== v.recordsStamp) {
     // Another process wrote the records. Other instances' records whose owner is gone are
     // reclaimed; an owner seen alive once is not checked again until a full look (its own
@@ -177,7 +212,7 @@ async function currentView(store: IdRangeStore, full = false): Promise<View> {
       if (v.liveOwners.has(k) || (await ownerExists(r.owner))) {
         v.liveOwners.add(k);
         others.push(r);
-      }
+      } else v.removed.push(r.owner);
     }
     v.others = others;
     v.recordsStamp = recordsStamp;
@@ -186,15 +221,33 @@ async function currentView(store: IdRangeStore, full = false): Promise<View> {
   return v;
 }
 
-/** Under the lock: the node's records with this state dir's as the view has them. */
+/** Under the lock: the node's records with this state dir's as the view has them, written whole. */
 async function syncRecords(store: IdRangeStore, v: View): Promise<void> {
   const stateDir = stateDirOf(store);
   const own: IdRecord[] = [];
   for (const [container, ranges] of v.own) if (ranges.length) own.push({ owner: { stateDir, container }, ranges });
   await writeIdRecords(store.recordsFile, [...v.others, ...own]);
-  v.recordsStamp = await stampOf(store.recordsFile);
+  v.removed = [];
+  v.whole = false;
+  v.recordsStamp = await recordsStampOf(store.recordsFile);
   holdRecords(v, store.recordsFile);
 }
+
+/** Under the lock: the container's ranges now (and what the view dropped) into the node's records. */
+async function recordChange(store: IdRangeStore, v: View, container: string): Promise<void> {
+  if (v.whole) return syncRecords(store, v);
+  const stateDir = stateDirOf(store);
+  appendIdRecords(store.recordsFile, [
+    ...v.removed.map((owner) => ({ owner, ranges: [] })),
+    { owner: { stateDir, container }, ranges: v.own.get(container) ?? [] },
+  ]);
+  v.removed = [];
+  v.recordsStamp = await recordsStampOf(store.recordsFile);
+  holdRecords(v, store.recordsFile);
+}
+
+/** What this process does as it lets go of the lock: the journal folded into the records. */
+const compact = (store: IdRangeStore) => () => compactIdRecordsSync(store.recordsFile);
 
 const imported = new Map<string, Promise<void>>();
 
@@ -208,7 +261,7 @@ export function importIdRecords(store: IdRangeStore): Promise<void> {
   const key = viewKey(store);
   let p = imported.get(key);
   if (!p) {
-    p = withIdRecordsLock(lockFileOf(store), async () => syncRecords(store, await currentView(store)));
+    p = withIdRecordsLock(lockFileOf(store), async () => syncRecords(store, await currentView(store)), { beforeRelease: compact(store) });
     p.catch(() => imported.delete(key)); // tried again at the next start
     imported.set(key, p);
   }
@@ -233,42 +286,46 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
   // The node's ids and no range recorded (most creates with hostUsers: true): nothing to give or
   // free, so no lock. The container's own operations never interleave.
   if (!unprivileged && !(await readIds(dir))?.range) return undefined;
-  return withIdRecordsLock(lockFileOf(store), async () => {
-    const self = path.basename(dir);
-    const ids = await readIds(dir);
-    const had = recordedRange(ids);
-    let v = await currentView(store);
-    if (!unprivileged) {
-      const now: IdsFile | undefined = ids ? { base: ids.base, size: ids.size } : undefined;
-      if (ids?.range) await writeIds(dir, now!);
+  return withIdRecordsLock(
+    lockFileOf(store),
+    async () => {
+      const self = path.basename(dir);
+      const ids = await readIds(dir);
+      const had = recordedRange(ids);
+      let v = await currentView(store);
+      if (!unprivileged) {
+        const now: IdsFile | undefined = ids ? { base: ids.base, size: ids.size } : undefined;
+        if (ids?.range) await writeIds(dir, now!);
+        v.own.set(self, rangesOf(now));
+        await recordChange(store, v, self);
+        return undefined;
+      }
+      const pick = (view: View): IdRange | undefined => {
+        const used: IdRange[] = view.others.flatMap((r) => r.ranges);
+        for (const [n, rs] of view.own) if (n !== self) used.push(...rs);
+        const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
+        return had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
+      };
+      let range = pick(v);
+      if (!range || (had && range !== had) || (preferred && !had && range !== preferred)) {
+        // Not what was asked for, or none: look again with everything read anew before settling.
+        v = await currentView(store, true);
+        range = pick(v);
+      }
+      if (!range) {
+        throw new IdPoolError(
+          `no free range of ${RANGE_SIZE} ids left in the pool ${formatIdRange(store.pool)} (${Math.floor(store.pool.size / RANGE_SIZE)} ranges, all held): widen --userns-pool, or destroy a container`,
+        );
+      }
+      range = { hostID: range.hostID, size: range.size };
+      const now: IdsFile = { base: ids?.base ?? 0, size: ids?.size ?? RANGE_SIZE, range };
+      if (ids?.range?.hostID !== range.hostID || ids.range.size !== range.size) await writeIds(dir, now);
       v.own.set(self, rangesOf(now));
-      await syncRecords(store, v);
-      return undefined;
-    }
-    const pick = (view: View): IdRange | undefined => {
-      const used: IdRange[] = view.others.flatMap((r) => r.ranges);
-      for (const [n, rs] of view.own) if (n !== self) used.push(...rs);
-      const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
-      return had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
-    };
-    let range = pick(v);
-    if (!range || (had && range !== had) || (preferred && !had && range !== preferred)) {
-      // Not what was asked for, or none: look again with everything read anew before settling.
-      v = await currentView(store, true);
-      range = pick(v);
-    }
-    if (!range) {
-      throw new IdPoolError(
-        `no free range of ${RANGE_SIZE} ids left in the pool ${formatIdRange(store.pool)} (${Math.floor(store.pool.size / RANGE_SIZE)} ranges, all held): widen --userns-pool, or destroy a container`,
-      );
-    }
-    range = { hostID: range.hostID, size: range.size };
-    const now: IdsFile = { base: ids?.base ?? 0, size: ids?.size ?? RANGE_SIZE, range };
-    if (ids?.range?.hostID !== range.hostID || ids.range.size !== range.size) await writeIds(dir, now);
-    v.own.set(self, rangesOf(now));
-    await syncRecords(store, v);
-    return range;
-  });
+      await recordChange(store, v, self);
+      return range;
+    },
+    { beforeRelease: compact(store) },
+  );
 }
 
 async function writeIds(dir: string, ids: IdsFile): Promise<void> {
