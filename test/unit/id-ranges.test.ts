@@ -7,7 +7,7 @@ import path from 'node:path';
 import { assignIdRange, idsFileOf, importIdRecords, rangesHeldElsewhere, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { formatIdRange, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap } from '../../src/runtime/walls/id-pool.js';
 import { releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
-import { journalOf } from '../../src/runtime/walls/id-records.js';
+import { journalOf, readIdRecords } from '../../src/runtime/walls/id-records.js';
 import { forgetFiles } from '../../src/util/json-file.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
@@ -244,6 +244,33 @@ describe('node-wide id records (two instances, one records file)', () => {
       // The node's records name every one of them, each with its range.
       const file = JSON.parse(await readFile(records, 'utf8')) as { records: { owner: { container: string }; ranges: { hostID: number }[] }[] };
       assert.deepEqual(file.records.map((r) => r.ranges[0]!.hostID).sort(), [...bases].sort());
+    }));
+
+  it("reads the records' journal with the file: later lines win, a removal drops, a line cut short is ignored, a bad line is named", () =>
+    withTmpDir(async (dir) => {
+      const a = instance(dir, 'a');
+      const b = instance(dir, 'b');
+      const other = path.join(dir, 'other');
+      await mkdir(path.join(other, 'containers', 'default_x'), { recursive: true });
+      await mkdir(path.join(other, 'containers', 'default_y'), { recursive: true });
+      const rec = (container: string, ...rs: number[]) => ({ owner: { stateDir: other, container }, ranges: rs.map((i) => range(i)) });
+      await writeFile(a.recordsFile, JSON.stringify({ version: 1, records: [rec('default_x', 0), rec('default_y', 1)] }));
+      // x moves to range 2, y is removed, a crash cut the last append short (range 3 never given).
+      const lines = [rec('default_x', 2), rec('default_y')].map((r) => JSON.stringify(r)).join('\n');
+      await writeFile(journalOf(a.recordsFile), `${lines}\n${JSON.stringify(rec('default_z', 3)).slice(0, 30)}`);
+      assert.deepEqual(await readIdRecords(a.recordsFile), [rec('default_x', 2)]);
+      const a1 = await container(a, 'default_web');
+      assert.deepEqual(await assignIdRange(a, a1, true), range(0), 'range 0 and 1 are free again, 2 is held');
+      releaseIdRecordsLocks();
+      assert.deepEqual(
+        (await readIdRecords(a.recordsFile)).map((r) => [r.owner.container, r.ranges]),
+        [
+          ['default_x', [range(2)]],
+          ['default_web', [range(0)]],
+        ],
+      );
+      await writeFile(journalOf(b.recordsFile), 'not json\n');
+      await assert.rejects(assignIdRange(b, await container(b, 'default_web'), true), new RegExp(`${journalOf(b.recordsFile)}:1: not JSON`));
     }));
 
   it("imports a state dir's per-container records (before node-wide records) at its first start", () =>
