@@ -13,8 +13,9 @@
  * area's files while they are not re-owned yet). The container's own ids.json stays its record
  * of those (id-ranges.ts); this file is what the other instances see. A record whose owner's
  * container dir no longer exists (destroyed, state dir removed, a test that crashed) is dropped
- * at the next allocation, so ranges come back without anyone's help. Read and written only under
- * the flock of <file>.lock (id-ranges.ts).
+ * when an allocation finds it so (id-ranges.ts), so ranges come back without anyone's help.
+ * Changes since the file was last written whole are lines of its journal, <file>.log (below),
+ * read with it. Written only under the flock of <file>.lock (id-ranges.ts, id-lock.ts).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
