@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assignIdRange, idsFileOf, importIdRecords, rangesHeldElsewhere, readIds, recordOwner, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { formatIdRange, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap } from '../../src/runtime/walls/id-pool.js';
+import { releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
+import { journalOf, readIdRecords } from '../../src/runtime/walls/id-records.js';
 import { forgetFiles } from '../../src/util/json-file.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
@@ -179,6 +184,10 @@ describe('node-wide id records (two instances, one records file)', () => {
       assert.deepEqual(await assignIdRange(a, a1, true), range(0));
       assert.deepEqual(await assignIdRange(b, b1, true), range(1), "a's range is held: b takes the next");
       assert.deepEqual(await assignIdRange(b, b2, true), range(2));
+      // The allocations went to the records' journal; letting go of the lock folds it into the file.
+      assert.ok(existsSync(journalOf(a.recordsFile)));
+      releaseIdRecordsLocks();
+      assert.ok(!existsSync(journalOf(a.recordsFile)));
       const file = JSON.parse(await readFile(a.recordsFile, 'utf8')) as { records: { owner: { stateDir: string; container: string }; ranges: unknown[] }[] };
       assert.deepEqual(
         file.records.map((r) => [path.basename(r.owner.stateDir), r.owner.container, r.ranges]).sort(),
@@ -197,11 +206,71 @@ describe('node-wide id records (two instances, one records file)', () => {
       await rm(path.join(dir, 'b'), { recursive: true });
       const a2 = await container(a, 'default_two');
       assert.deepEqual(await assignIdRange(a, a2, true), range(1));
+      releaseIdRecordsLocks();
       const after = JSON.parse(await readFile(a.recordsFile, 'utf8')) as { records: { owner: { stateDir: string } }[] };
       assert.ok(
         after.records.every((r) => path.basename(r.owner.stateDir) === 'a'),
         "b's records were reclaimed",
       );
+    }));
+
+  it('two processes allocating at once, in two state dirs and in one, never get one range twice', () =>
+    withTmpDir(async (dir) => {
+      const worker = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../support/id-alloc-worker.js');
+      const records = path.join(dir, 'node-id-ranges.json');
+      const run = (stateDir: string, prefix: string) =>
+        promisify(execFile)(process.execPath, [
+          worker,
+          records,
+          path.join(dir, stateDir, 'containers'),
+          prefix,
+          '15',
+          String(POOL.hostID),
+          String(RANGE_SIZE * 64),
+        ]);
+      // Two instances (two state dirs), then two processes of one state dir, all on one records file.
+      const outs = await Promise.all([run('a', 'x'), run('b', 'y')]);
+      outs.push(...(await Promise.all([run('a', 'p'), run('a', 'q')])));
+      const got = outs.flatMap((o) =>
+        o.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { container: string; range: { hostID: number } }),
+      );
+      assert.equal(got.length, 60);
+      const bases = got.map((g) => g.range.hostID);
+      assert.equal(new Set(bases).size, 60, `a range given twice: ${JSON.stringify(got)}`);
+      assert.ok(bases.every((b) => b >= POOL.hostID && b < POOL.hostID + RANGE_SIZE * 64 && (b - POOL.hostID) % RANGE_SIZE === 0));
+      // The node's records name every one of them, each with its range.
+      const file = JSON.parse(await readFile(records, 'utf8')) as { records: { owner: { container: string }; ranges: { hostID: number }[] }[] };
+      assert.deepEqual(file.records.map((r) => r.ranges[0]!.hostID).sort(), [...bases].sort());
+    }));
+
+  it("reads the records' journal with the file: later lines win, a removal drops, a line cut short is ignored, a bad line is named", () =>
+    withTmpDir(async (dir) => {
+      const a = instance(dir, 'a');
+      const b = instance(dir, 'b');
+      const other = path.join(dir, 'other');
+      await mkdir(path.join(other, 'containers', 'default_x'), { recursive: true });
+      await mkdir(path.join(other, 'containers', 'default_y'), { recursive: true });
+      const rec = (container: string, ...rs: number[]) => ({ owner: { stateDir: other, container }, ranges: rs.map((i) => range(i)) });
+      await writeFile(a.recordsFile, JSON.stringify({ version: 1, records: [rec('default_x', 0), rec('default_y', 1)] }));
+      // x moves to range 2, y is removed, a crash cut the last append short (range 3 never given).
+      const lines = [rec('default_x', 2), rec('default_y')].map((r) => JSON.stringify(r)).join('\n');
+      await writeFile(journalOf(a.recordsFile), `${lines}\n${JSON.stringify(rec('default_z', 3)).slice(0, 30)}`);
+      assert.deepEqual(await readIdRecords(a.recordsFile), [rec('default_x', 2)]);
+      const a1 = await container(a, 'default_web');
+      assert.deepEqual(await assignIdRange(a, a1, true), range(0), 'range 0 and 1 are free again, 2 is held');
+      releaseIdRecordsLocks();
+      assert.deepEqual(
+        (await readIdRecords(a.recordsFile)).map((r) => [r.owner.container, r.ranges]),
+        [
+          ['default_x', [range(2)]],
+          ['default_web', [range(0)]],
+        ],
+      );
+      await writeFile(journalOf(b.recordsFile), 'not json\n');
+      await assert.rejects(assignIdRange(b, await container(b, 'default_web'), true), new RegExp(`${journalOf(b.recordsFile)}:1: not JSON`));
     }));
 
   it("imports a state dir's per-container records (before node-wide records) at its first start", () =>

@@ -13,20 +13,32 @@
  * range stays, and the files it owns stay the container's). The pool is the node's, so the use of
  * it is recorded for the node too (id-records.ts: one file every instance shares, each record
  * naming its owner): an allocation takes the lowest range that neither another instance's live
- * record nor a container of this state dir (its ids.json, read again each time: that also imports
- * what an acetate before node-wide records gave out) holds, and writes this state dir's records
- * back, dropping those whose owner is gone. All under a flock of <records file>.lock (every
- * acetate process of the node) and a mutex of this process (concurrent creates of the loop): two
+ * record nor a container of this state dir (its ids.json: that also imports what an acetate before
+ * node-wide records gave out) holds, and writes this state dir's records back, dropping those
+ * whose owner is gone. What it knows of both is kept in memory between allocations (View below:
+ * read once per process, then checked by a stat of the records file and of the containers dir),
+ * so an allocation is not a read of every container's ids.json. All under a flock of <records
+ * file>.lock (every acetate process of the node; kept for a burst of allocations, id-lock.ts) and
+ * a mutex of this process (concurrent creates of the loop): two
  * containers never get one range. Both ranges and bases count as used: files owned by a range not
  * yet re-owned are still its.
  */
-import { closeSync, existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { flockFd, openLockFile } from '../../util/flock.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
-import { KeyedMutex } from '../../util/keyed-mutex.js';
-import { ownerExists, readIdRecords, readIdRecordsSync, writeIdRecords, type IdRecord } from './id-records.js';
+import { withIdRecordsLock } from './id-lock.js';
+import {
+  appendIdRecords,
+  compactIdRecordsSync,
+  journalOf,
+  ownerExists,
+  readIdRecords,
+  readIdRecordsSync,
+  writeIdRecords,
+  type IdRecord,
+  type IdRecordOwner,
+} from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
 
 export interface IdsFile {
@@ -69,20 +81,6 @@ function lockFileOf(store: IdRangeStore): string {
   return `${store.recordsFile}.lock`;
 }
 
-const inProcess = new KeyedMutex();
-
-async function withRangesLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
-  return inProcess.run(lockFile, async () => {
-    const fd = openLockFile(lockFile);
-    try {
-      await flockFd(fd, { mode: 'exclusive', wait: true });
-      return await fn();
-    } finally {
-      closeSync(fd); // releases the flock
-    }
-  });
-}
-
 /** The ranges an ids.json holds: the one it runs with, and the owner of its files when another. */
 function rangesOf(ids: IdsFile | undefined): IdRange[] {
   const r = recordedRange(ids);
@@ -91,35 +89,165 @@ function rangesOf(ids: IdsFile | undefined): IdRange[] {
   return out;
 }
 
-/** This state dir's records, from its containers' ids.json. */
-async function ownRecords(containersDir: string): Promise<IdRecord[]> {
-  const stateDir = path.dirname(path.resolve(containersDir));
-  const names = await readdir(containersDir).catch(() => [] as string[]);
-  const out: IdRecord[] = [];
-  for (const n of names) {
+function stateDirOf(store: IdRangeStore): string {
+  return path.dirname(path.resolve(store.containersDir));
+}
+
+/**
+ * What this process knows of the records, kept between allocations so that one costs no scan of
+ * every container (the scan of every ids.json at each create was O(N²) per apply of N). Valid only
+ * under the lock: `recordsStamp` is the records file as this process last read or wrote it (another
+ * process wrote it since when it differs: `others` is read again), `own` is this state dir's
+ * containers' ranges from their ids.json, read once and then kept up to date by this process's
+ * allocations; `dirStamp` is the containers dir as last listed (a create or destroy, by this
+ * process or another, changes it: the listing drops destroyed containers and reads the ids.json of
+ * new ones only).
+ */
+interface View {
+  recordsStamp?: string;
+  others: IdRecord[];
+  own: Map<string, IdRange[]>;
+  dirStamp?: string;
+  /** Other instances' owners seen alive. */
+  liveOwners: Set<string>;
+  /**
+   * The records file as last read or written, kept open: its inode cannot be given to another
+   * file while open, and the file is only ever replaced (atomic rename), so the same inode at the
+   * path is the same contents even when file times are too coarse to tell two writes apart.
+   */
+  recordsFd?: number;
+  journalFd?: number;
+  /** Owners whose records are to go at the next append (destroyed containers, gone instances). */
+  removed: IdRecordOwner[];
+  /** Built anew: its first change writes the records whole (drops what no owner holds any more). */
+  whole: boolean;
+}
+
+/** Under the lock, after the records were read or written: keeps the file open (View.recordsFd). */
+function holdRecords(v: View, file: string): void {
+  closeHeld(v);
+  v.recordsFd = openIfThere(file);
+  v.journalFd = openIfThere(journalOf(file));
+}
+
+function closeHeld(v: View): void {
+  if (v.recordsFd !== undefined) closeSync(v.recordsFd);
+  if (v.journalFd !== undefined) closeSync(v.journalFd);
+  v.recordsFd = v.journalFd = undefined;
+}
+
+function openIfThere(file: string): number | undefined {
+  try {
+    return openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return undefined;
+  }
+}
+
+/** The records file and its journal as they are: another process changed them when it differs. */
+async function recordsStampOf(file: string): Promise<string> {
+  return `${await stampOf(file)}|${await stampOf(journalOf(file))}`;
+}
+
+const views = new Map<string, View>();
+
+function viewKey(store: IdRangeStore): string {
+  return `${store.recordsFile}\0${path.resolve(store.containersDir)}`;
+}
+
+async function stampOf(file: string): Promise<string | undefined> {
+  try {
+    const st = await stat(file, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+const ownerKey = (o: IdRecordOwner) => `${path.resolve(o.stateDir)}\0${o.container}`;
+
+/**
+ * Under the lock: the view brought up to date, cheaply when nothing changed. `full`: everything
+ * read again (every other owner's liveness, every ids.json), as the first time: when the pool
+ * looks full or the range asked for is held, so that ranges given back without a trace in the
+ * records (an instance's state dir removed) are found before settling.
+ */
+async function currentView(store: IdRangeStore, full = false): Promise<View> {
+  const key = viewKey(store);
+  let v = views.get(key);
+  if (!v || full) {
+    if (v) closeHeld(v);
+    v = { others: [], own: new Map(), liveOwners: new Set(), removed: [], whole: true };
+    views.set(key, v);
+  }
+  const stateDir = stateDirOf(store);
+  const dirStamp = await stampOf(store.containersDir);
+  if (v.dirStamp === undefined || dirStamp !== v.dirStamp) {
+    const names = new Set((await readdir(store.containersDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.')));
     // Dirs being built or deleted (.creating-…, .removing-…) hold no range of their own.
-    if (n.startsWith('.')) continue;
-    const ranges = rangesOf(await readIds(path.join(containersDir, n)));
-    if (ranges.length) out.push({ owner: { stateDir, container: n }, ranges });
+    for (const n of v.own.keys()) {
+      if (names.has(n)) continue;
+      v.own.delete(n);
+      v.removed.push({ stateDir, container: n });
+    }
+    for (const n of names) if (!v.own.has(n)) v.own.set(n, rangesOf(await readIds(path.join(store.containersDir, n))));
+    v.dirStamp = dirStamp;
   }
-  return out;
+  const recordsStamp = await recordsStampOf(store.recordsFile);
+  if (v.recordsStamp === undefined || recordsStamp !== v.recordsStamp) {
+    // Another process wrote the records. Other instances' records whose owner is gone are
+    // reclaimed; an owner seen alive once is not checked again until a full look (its own
+    // instance drops it at its destroy). Records of this state dir (another process of it gave a
+    // range to a container this view has): held too, as well as what the view has.
+    const others: IdRecord[] = [];
+    for (const r of await readIdRecords(store.recordsFile)) {
+      if (path.resolve(r.owner.stateDir) === stateDir) {
+        const mine = v.own.get(r.owner.container);
+        if (mine) v.own.set(r.owner.container, [...mine, ...r.ranges.filter((x) => !mine.some((m) => m.hostID === x.hostID && m.size === x.size))]);
+        continue;
+      }
+      const k = ownerKey(r.owner);
+      if (v.liveOwners.has(k) || (await ownerExists(r.owner))) {
+        v.liveOwners.add(k);
+        others.push(r);
+      } else v.removed.push(r.owner);
+    }
+    v.others = others;
+    v.recordsStamp = recordsStamp;
+    holdRecords(v, store.recordsFile);
+  }
+  return v;
 }
 
-/** Other instances' records whose owner still exists (the rest are reclaimed). */
-async function othersLive(store: IdRangeStore): Promise<IdRecord[]> {
-  const stateDir = path.dirname(path.resolve(store.containersDir));
-  const live: IdRecord[] = [];
-  for (const r of await readIdRecords(store.recordsFile)) {
-    if (path.resolve(r.owner.stateDir) === stateDir) continue; // rebuilt from its ids.json files
-    if (await ownerExists(r.owner)) live.push(r);
-  }
-  return live;
+/** Under the lock: the node's records with this state dir's as the view has them, written whole. */
+async function syncRecords(store: IdRangeStore, v: View): Promise<void> {
+  const stateDir = stateDirOf(store);
+  const own: IdRecord[] = [];
+  for (const [container, ranges] of v.own) if (ranges.length) own.push({ owner: { stateDir, container }, ranges });
+  await writeIdRecords(store.recordsFile, [...v.others, ...own]);
+  v.removed = [];
+  v.whole = false;
+  v.recordsStamp = await recordsStampOf(store.recordsFile);
+  holdRecords(v, store.recordsFile);
 }
 
-/** Under the lock: the node's records with this state dir's as they are now. */
-async function syncRecords(store: IdRangeStore, others: readonly IdRecord[]): Promise<void> {
-  await writeIdRecords(store.recordsFile, [...others, ...(await ownRecords(store.containersDir))]);
+/** Under the lock: the container's ranges now (and what the view dropped) into the node's records. */
+async function recordChange(store: IdRangeStore, v: View, container: string): Promise<void> {
+  if (v.whole) return syncRecords(store, v);
+  const stateDir = stateDirOf(store);
+  appendIdRecords(store.recordsFile, [
+    ...v.removed.map((owner) => ({ owner, ranges: [] })),
+    { owner: { stateDir, container }, ranges: v.own.get(container) ?? [] },
+  ]);
+  v.removed = [];
+  v.recordsStamp = await recordsStampOf(store.recordsFile);
+  holdRecords(v, store.recordsFile);
 }
+
+/** What this process does as it lets go of the lock: the journal folded into the records. */
+const compact = (store: IdRangeStore) => () => compactIdRecordsSync(store.recordsFile);
 
 const imported = new Map<string, Promise<void>>();
 
@@ -130,10 +258,10 @@ const imported = new Map<string, Promise<void>>();
  * next create.
  */
 export function importIdRecords(store: IdRangeStore): Promise<void> {
-  const key = `${store.recordsFile}\0${path.resolve(store.containersDir)}`;
+  const key = viewKey(store);
   let p = imported.get(key);
   if (!p) {
-    p = withRangesLock(lockFileOf(store), async () => syncRecords(store, await othersLive(store)));
+    p = withIdRecordsLock(lockFileOf(store), async () => syncRecords(store, await currentView(store)), { beforeRelease: compact(store) });
     p.catch(() => imported.delete(key)); // tried again at the next start
     imported.set(key, p);
   }
@@ -142,7 +270,7 @@ export function importIdRecords(store: IdRangeStore): Promise<void> {
 
 /** Ranges held by other instances' live containers, as the node's records say (plan's prediction; no lock). */
 export function rangesHeldElsewhere(store: IdRangeStore): IdRange[] {
-  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const stateDir = stateDirOf(store);
   return readIdRecordsSync(store.recordsFile)
     .filter((r) => path.resolve(r.owner.stateDir) !== stateDir && existsSync(path.join(r.owner.stateDir, 'containers', r.owner.container)))
     .flatMap((r) => r.ranges);
@@ -156,33 +284,48 @@ export function rangesHeldElsewhere(store: IdRangeStore): IdRange[] {
  */
 export async function assignIdRange(store: IdRangeStore, dir: string, unprivileged: boolean, preferred?: IdRange): Promise<IdRange | undefined> {
   // The node's ids and no range recorded (most creates with hostUsers: true): nothing to give or
-  // free, so no lock (a flock costs a process). The container's own operations never interleave.
+  // free, so no lock. The container's own operations never interleave.
   if (!unprivileged && !(await readIds(dir))?.range) return undefined;
-  return withRangesLock(lockFileOf(store), async () => {
-    const ids = await readIds(dir);
-    const had = recordedRange(ids);
-    const others = await othersLive(store);
-    if (!unprivileged) {
-      if (ids?.range) await writeIds(dir, { base: ids.base, size: ids.size });
-      await syncRecords(store, others);
-      return undefined;
-    }
-    const self = path.basename(dir);
-    const used = [...others, ...(await ownRecords(store.containersDir)).filter((r) => r.owner.container !== self)].flatMap((r) => r.ranges);
-    const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
-    let range = had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
-    if (!range) {
-      throw new IdPoolError(
-        `no free range of ${RANGE_SIZE} ids left in the pool ${formatIdRange(store.pool)} (${Math.floor(store.pool.size / RANGE_SIZE)} ranges, all held): widen --userns-pool, or destroy a container`,
-      );
-    }
-    range = { hostID: range.hostID, size: range.size };
-    if (ids?.range?.hostID !== range.hostID || ids.range.size !== range.size) {
-      await writeIds(dir, { base: ids?.base ?? 0, size: ids?.size ?? RANGE_SIZE, range });
-    }
-    await syncRecords(store, others);
-    return range;
-  });
+  return withIdRecordsLock(
+    lockFileOf(store),
+    async () => {
+      const self = path.basename(dir);
+      const ids = await readIds(dir);
+      const had = recordedRange(ids);
+      let v = await currentView(store);
+      if (!unprivileged) {
+        const now: IdsFile | undefined = ids ? { base: ids.base, size: ids.size } : undefined;
+        if (ids?.range) await writeIds(dir, now!);
+        v.own.set(self, rangesOf(now));
+        await recordChange(store, v, self);
+        return undefined;
+      }
+      const pick = (view: View): IdRange | undefined => {
+        const used: IdRange[] = view.others.flatMap((r) => r.ranges);
+        for (const [n, rs] of view.own) if (n !== self) used.push(...rs);
+        const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
+        return had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
+      };
+      let range = pick(v);
+      if (!range || (had && range !== had) || (preferred && !had && range !== preferred)) {
+        // Not what was asked for, or none: look again with everything read anew before settling.
+        v = await currentView(store, true);
+        range = pick(v);
+      }
+      if (!range) {
+        throw new IdPoolError(
+          `no free range of ${RANGE_SIZE} ids left in the pool ${formatIdRange(store.pool)} (${Math.floor(store.pool.size / RANGE_SIZE)} ranges, all held): widen --userns-pool, or destroy a container`,
+        );
+      }
+      range = { hostID: range.hostID, size: range.size };
+      const now: IdsFile = { base: ids?.base ?? 0, size: ids?.size ?? RANGE_SIZE, range };
+      if (ids?.range?.hostID !== range.hostID || ids.range.size !== range.size) await writeIds(dir, now);
+      v.own.set(self, rangesOf(now));
+      await recordChange(store, v, self);
+      return range;
+    },
+    { beforeRelease: compact(store) },
+  );
 }
 
 async function writeIds(dir: string, ids: IdsFile): Promise<void> {
@@ -192,5 +335,9 @@ async function writeIds(dir: string, ids: IdsFile): Promise<void> {
 /** Records who owns the private area's files now, keeping the range (preparePrivateArea, after a re-own). */
 export async function recordOwner(dir: string, base: number, size: number): Promise<void> {
   const ids = await readIds(dir);
-  await writeIds(dir, { base, size, ...(ids?.range ? { range: ids.range } : {}) });
+  const now: IdsFile = { base, size, ...(ids?.range ? { range: ids.range } : {}) };
+  await writeIds(dir, now);
+  // The files' earlier owner is free now: the views of this state dir hold only what ids.json does.
+  const containersDir = path.resolve(path.dirname(dir));
+  for (const [key, v] of views) if (key.endsWith(`\0${containersDir}`) && v.own.has(path.basename(dir))) v.own.set(path.basename(dir), rangesOf(now));
 }
