@@ -23,6 +23,7 @@
 import { closeSync, existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { TransientError } from '../../contracts/errors.js';
 import { flockFd, openLockFile } from '../../util/flock.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
@@ -193,4 +194,34 @@ async function writeIds(dir: string, ids: IdsFile): Promise<void> {
 export async function recordOwner(dir: string, base: number, size: number): Promise<void> {
   const ids = await readIds(dir);
   await writeIds(dir, { base, size, ...(ids?.range ? { range: ids.range } : {}) });
+}
+
+/**
+ * A container's ids.json names a range another live owner holds: it is not started (checkRangeHeld).
+ * Transient: tried again with back-off; it starts once the other owner is gone, or once plan's
+ * replace (the range is another's) gave it a free one.
+ */
+export class IdRangeHeldError extends TransientError {}
+
+/**
+ * Before each start of a container with a range: the range its ids.json names must be no other
+ * live owner's in the node's records (another instance's container, or another of this state dir
+ * as last recorded). ids.json is root's (userns.ts closeContainerDir); this is the backstop for a
+ * record rewritten anyway (an earlier acetate left the dir to the range's root, which could move
+ * itself into a neighbour's range at the next restart). Refused, never started: a range shared
+ * by two containers gives each the other's files and processes.
+ */
+export async function checkRangeHeld(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
+  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const self = path.basename(dir);
+  // No flock: the file is replaced whole (writeJsonAtomic), so a read sees one version of it.
+  for (const r of await readIdRecords(store.recordsFile)) {
+    if (path.resolve(r.owner.stateDir) === stateDir && r.owner.container === self) continue;
+    if (!r.ranges.some((u) => rangesOverlap(u, range))) continue;
+    if (!(await ownerExists(r.owner))) continue;
+    throw new IdRangeHeldError(
+      `${idsFileOf(dir)}: range ${formatIdRange(range)} is held by ${path.join(r.owner.stateDir, 'containers', r.owner.container)} ` +
+        `(node records ${store.recordsFile}); not started: replace or re-create this container to give it a free range`,
+    );
+  }
 }
