@@ -97,7 +97,7 @@ describe('after a breakout as the range root (real runc): records stay root, mar
     assert.notEqual((await asRange(`echo '{}' > ${idsFileOf(cdir())}`)).exitCode, 0);
   });
 
-  it("the opaque /root the range root deleted in upper is placed again at the next start; so is the opaque xattr it took off", async () => {
+  it('the opaque /root the range root deleted in upper is placed again at the next start; so is the opaque xattr it took off', async () => {
     const upperRoot = path.join(cdir(), 'upper', 'root');
     const rmr = await asRange(`rm -rf ${upperRoot}`);
     assert.equal(rmr.exitCode, 0, rmr.stderr);
