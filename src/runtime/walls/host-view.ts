@@ -8,7 +8,8 @@
  * dpkg's lists by dpkg's, see dpkg-owned.ts). The markers are made once per view of the node in a
  * tree of <stateDir>/host-view/ (mknod and setfattr: Node has neither), and a container's first
  * start copies that tree into its upper dir with one `cp -a`. Later starts compare the view with
- * what <containerDir>/host-view.json records as placed: nothing to do unless the node changed.
+ * what <containerDir>/host-view.json records as placed: nothing to do unless the node changed or a
+ * placed marker is gone from the upper dir (host-marker-check.ts).
  *
  * What the container wrote over a marker is its own and kept (overlayfs makes a dir created over a
  * whiteout opaque, so the node's entry stays hidden). A marker acetate placed that the view no
@@ -22,6 +23,7 @@ import { shiftTree } from './userns.js';
 import { RANGE_SIZE } from './id-pool.js';
 import { ensureParents, place, placedFor, stillPlaced, unplace, type ApplyTarget, type Placed, type Record_ } from './host-markers.js';
 import { copyTree, markerTree, takeFromStock } from './host-marker-stock.js';
+import { recheckPlaced } from './host-marker-check.js';
 
 export { currentHostView } from './host-listing.js';
 export { machineId, type ApplyTarget } from './host-markers.js';
@@ -69,9 +71,11 @@ async function applyNow(view: HostView, t: ApplyTarget): Promise<number> {
     const p = e.action.kind === 'machine-id' ? await placedFor(e, t) : common.placed.get(e.path);
     if (p) want.set(e.path, p);
   }
+  // What the record says placed, checked against the upper dir (the range's root can remove markers there).
+  const rechecked = Object.keys(rec).length ? await recheckPlaced(rec, t.upper, t.idBase !== 0) : 0;
   const same = (a?: Placed, b?: Placed) => !!a && !!b && a.kind === b.kind && a.sha === b.sha;
-  if (want.size === Object.keys(rec).length && [...want].every(([p, w]) => same(w, rec[p]))) return 0;
-  let changed = 0;
+  if (want.size === Object.keys(rec).length && [...want].every(([p, w]) => same(w, rec[p]))) return rechecked;
+  let changed = rechecked;
   if (Object.keys(rec).length === 0 && (await readdir(t.upper)).length === 0) {
     // A new container: a copy of the tree taken from the stock (one rename), else copied in.
     // One tree for the node, owned by the node's ids: each container has its own range, so a tree

@@ -26,6 +26,7 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { TransientError } from '../../contracts/errors.js';
 import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { withIdRecordsLock } from './id-lock.js';
 import {
@@ -340,4 +341,34 @@ export async function recordOwner(dir: string, base: number, size: number): Prom
   // The files' earlier owner is free now: the views of this state dir hold only what ids.json does.
   const containersDir = path.resolve(path.dirname(dir));
   for (const [key, v] of views) if (key.endsWith(`\0${containersDir}`) && v.own.has(path.basename(dir))) v.own.set(path.basename(dir), rangesOf(now));
+}
+
+/**
+ * A container's ids.json names a range another live owner holds: it is not started (checkRangeHeld).
+ * Transient: tried again with back-off; it starts once the other owner is gone, or once plan's
+ * replace (the range is another's) gave it a free one.
+ */
+export class IdRangeHeldError extends TransientError {}
+
+/**
+ * Before each start of a container with a range: the range its ids.json names must be no other
+ * live owner's in the node's records (another instance's container, or another of this state dir
+ * as last recorded). ids.json is root's (userns.ts closeContainerDir); this is the backstop for a
+ * record rewritten anyway (an earlier acetate left the dir to the range's root, which could move
+ * itself into a neighbour's range at the next restart). Refused, never started: a range shared
+ * by two containers gives each the other's files and processes.
+ */
+export async function checkRangeHeld(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
+  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const self = path.basename(dir);
+  // No flock: the file is replaced whole (writeJsonAtomic), so a read sees one version of it.
+  for (const r of await readIdRecords(store.recordsFile)) {
+    if (path.resolve(r.owner.stateDir) === stateDir && r.owner.container === self) continue;
+    if (!r.ranges.some((u) => rangesOverlap(u, range))) continue;
+    if (!(await ownerExists(r.owner))) continue;
+    throw new IdRangeHeldError(
+      `${idsFileOf(dir)}: range ${formatIdRange(range)} is held by ${path.join(r.owner.stateDir, 'containers', r.owner.container)} ` +
+        `(node records ${store.recordsFile}); not started: replace or re-create this container to give it a free range`,
+    );
+  }
 }

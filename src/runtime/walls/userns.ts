@@ -77,10 +77,9 @@ export interface PrivateArea {
 }
 
 /**
- * Before a start: the container dir and the private area owned by the ids the container runs
- * with. With a user namespace the container dir belongs to the range's root (0700), so the
- * container's root can reach its upper/work dirs (runc mounts the overlay inside the namespace)
- * while nobody else can.
+ * Before a start: the private area (upper, work) owned by the ids the container runs with; the
+ * container dir around it and acetate's records in it (ids.json, record.json, host-view.json, …)
+ * stay node root's (closeContainerDir).
  */
 export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespace | undefined): Promise<{ shifted: number; from: number; to: number }> {
   const recorded = await readIds(pa.dir);
@@ -101,17 +100,40 @@ export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespa
   }
   const owner = to;
   await mkdir(pa.work, { recursive: true, mode: 0o700 });
-  for (const d of [pa.dir, pa.upper, pa.work]) await chown(d, owner, owner);
-  await chmod(pa.dir, 0o700);
+  for (const d of [pa.upper, pa.work]) await chown(d, owner, owner);
+  await closeContainerDir(pa.dir, owner);
   await openContainerRoot(pa.upper); // after the chown, which would clear set-id bits
   return { shifted, from: had.base, to };
+}
+
+/**
+ * The container dir is node root's: with a user namespace root:<the range's root group> 0710 (the
+ * range's root crosses it to its upper/work dirs, runc mounts the overlay inside the namespace,
+ * but cannot list it or write in it; other node users cannot even cross it to the 0755 upper),
+ * root:root 0700 without. Were it the range's, a process that escaped the container as the range's
+ * root could rewrite ids.json and start in a neighbour's range at the next restart, or reset
+ * host-view.json. A container dir of an earlier acetate (owned by the range, 0700) is closed at
+ * its next start, and any non-dir entry the range made or re-owned in it is made node root's and
+ * not writable by others (acetate writes its records as root; the dirs in it, upper, work,
+ * rootfs and a disk image's mount, keep their owners).
+ */
+async function closeContainerDir(dir: string, rangeRoot: number): Promise<void> {
+  await chown(dir, 0, rangeRoot);
+  await chmod(dir, rangeRoot ? 0o710 : 0o700);
+  for (const name of await readdir(dir)) {
+    const p = path.join(dir, name);
+    const st = await lstat(p);
+    if (st.isDirectory()) continue;
+    if (st.uid !== 0 || st.gid !== 0) await lchown(p, 0, 0);
+    if (!st.isSymbolicLink() && st.mode & 0o022) await chmod(p, st.mode & 0o7755);
+  }
 }
 
 /**
  * The upper dir is the container's `/` (the merged root takes its mode): 0755, as Docker, Podman
  * and Kubernetes give, so a program that drops to a non-root uid (nginx workers, `busybox httpd
  * -u`, sshd's privilege separation) can reach its files. It is created 0700 like every dir of
- * the container's (the container dir around it stays 0700, so node users still cannot reach it).
+ * the container's (the container dir around it stays closed, so node users still cannot reach it).
  * 0700, which acetate gave the root of every template container before, is opened on each start,
  * so existing containers are fixed; any other mode is the container's own (a `chmod 750 /` inside
  * it) and is kept, as Docker keeps it across restarts.

@@ -14,7 +14,7 @@ import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
 import { ensureTraversable, preparePrivateArea, userNamespaceFor, type OciUserNamespace } from './userns.js';
 import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js';
-import { assignIdRange, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
+import { assignIdRange, checkRangeHeld, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
 import { DEFAULT_ID_RECORDS } from './id-records.js';
 import { idmapDir, mountIdmappedLayers } from './idmap.js';
 import { hostOsIds } from './host-ids.js';
@@ -143,6 +143,8 @@ export async function isolationInputs(
   if (unprivileged) {
     const store = idRangeStore(ctx.paths, ctx.settings);
     range = recordedRange(await readIds(cp.dir));
+    // Before the import (which records what the ids.json files say): another live owner's range is refused.
+    if (range && opts.prepare) await checkRangeHeld(store, cp.dir, range);
     if (range && opts.prepare) await importIdRecords(store); // an instance's first start: its ranges into the node's records
     if (!range) range = opts.prepare ? await assignIdRange(store, cp.dir, true) : lowestFreeRange(store.pool, []);
   }
