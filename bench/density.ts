@@ -21,7 +21,8 @@ import { findNodeLimits, readNodeFacts } from '../src/runtime/runc/node-limits.j
 import { instancePaths } from '../src/runtime/runc/paths.js';
 import { editLatency, startLoop } from './acetate-run.js';
 import { acetateConfigTemplate, PROBE_NAME, type AcetateTemplate } from './lib/acetate-config.js';
-import { BASELINE, CLI, NODE_FLAGS, NOOP, check, log, runcCount, type Harness, type Instance } from './lib/harness.js';
+import { BASELINE, CLI, NODE_FLAGS, NOOP, check, log, runcCount, type Baseline, type Harness, type Instance } from './lib/harness.js';
+import { openDirsForRanges, probeTemplate, startIdmapLoop, unprivilegedInstance } from './lib/idmap-baseline.js';
 import { assertNoLeaks } from './lib/leaks.js';
 import { kernelGrowth, kernelMemory, kernelTotal, processMemoryUnder } from './lib/node-memory.js';
 import { writeDensityResults, type DensityCreate, type DensityResults } from './lib/density-report.js';
@@ -54,7 +55,14 @@ export interface DensityOptions {
   n: number;
   quick: boolean;
   out: string;
+  /** --density-host-users: the old mode (ACETATE_HOST_USERS=true, the node's ids; the bare loop create.sh). Else the default: a user namespace per container. */
+  hostUsers: boolean;
+  /** The work root (state dirs): opened o+x for the containers' ranges in the default mode. */
+  workRoot: string;
 }
+
+/** The bare loop's side: acetate's config as create.sh's template, or (user namespaces) as create-idmap.sh's. */
+type BareSide = { kind: 'host-users'; tpl: AcetateTemplate } | { kind: 'userns'; tpl: string };
 
 export async function densityBench(h: Harness, o: DensityOptions): Promise<DensityResults> {
   const { n } = o;
@@ -80,48 +88,90 @@ export async function densityBench(h: Harness, o: DensityOptions): Promise<Densi
       .exec(await readFile('/proc/self/limits', 'utf8'))
       ?.slice(1, 3)
       .join('/') ?? '?';
-  const tpl = await acetateConfigTemplate(h, densityYaml(PROBE_NAME));
+  r.userNamespaces = !o.hostUsers;
+  log(
+    o.hostUsers
+      ? 'mode: node ids (ACETATE_HOST_USERS=true), bare loop create.sh'
+      : 'mode: the default, a user namespace per container; bare loop create-idmap.sh',
+  );
+  const restore = o.hostUsers ? async () => undefined : await openDirsForRanges(h, [o.workRoot, h.runRoot]);
   try {
-    // 1. The bare loop at N, acetate's default concurrency.
-    r.bare = await bareAt(h, tpl, n, DEFAULT_CONCURRENCY, true);
-    log(`bare loop: ${n} running in ${fmtMs(r.bare.createMs)} (c${DEFAULT_CONCURRENCY}), destroyed in ${fmtMs(r.bare.destroyMs ?? NaN)}`);
-    await acetateAt(h, r, o);
-    // 5. At 100: one at a time and 8 at once, each against the bare loop at the same.
-    const m = Math.min(100, n);
-    for (const c of [1, 8]) {
-      r.creates.push(await bareAt(h, tpl, m, c, false));
-      r.creates.push(await acetateCreate(h, m, c));
-    }
+    const side = await bareSide(h, o);
+    await measureAll(h, r, o, side);
   } finally {
     r.loadAvgEnd = await load();
+    await restore();
   }
   await writeDensityResults(r, o.out, log);
   return r;
 }
 
-/** The bare loop: N containers with acetate's config, K at once; memory while they run; destroy. */
-async function bareAt(h: Harness, tpl: AcetateTemplate, n: number, k: number, full: boolean): Promise<DensityCreate> {
-  const b = await h.newBaseline({ acetate: tpl });
+/** A new acetate instance in the measured mode. */
+const instanceFor = (h: Harness, o: { hostUsers: boolean }): Promise<Instance> => (o.hostUsers ? h.newInstance() : unprivilegedInstance(h));
+
+async function bareSide(h: Harness, o: DensityOptions): Promise<BareSide> {
+  if (o.hostUsers) return { kind: 'host-users', tpl: await acetateConfigTemplate(h, densityYaml(PROBE_NAME)) };
+  const inst = await unprivilegedInstance(h);
   try {
+    return { kind: 'userns', tpl: await probeTemplate(h, inst, densityYaml(PROBE_NAME)) };
+  } finally {
+    await inst.cleanup();
+  }
+}
+
+/** 1-5: the bare loop at N, acetate at N, create at 100 against the bare loop. */
+async function measureAll(h: Harness, r: DensityResults, o: DensityOptions, tpl: BareSide): Promise<void> {
+  const { n } = o;
+  // 1. The bare loop at N, acetate's default concurrency.
+  r.bare = await bareAt(h, tpl, n, DEFAULT_CONCURRENCY, true);
+  log(`bare loop: ${n} running in ${fmtMs(r.bare.createMs)} (c${DEFAULT_CONCURRENCY}), destroyed in ${fmtMs(r.bare.destroyMs ?? NaN)}`);
+  await acetateAt(h, r, o);
+  // 5. At 100: one at a time and 8 at once, each against the bare loop at the same.
+  const m = Math.min(100, n);
+  for (const c of [1, 8]) {
+    r.creates.push(await bareAt(h, tpl, m, c, false));
+    r.creates.push(await acetateCreate(h, o, m, c));
+  }
+}
+
+/** The bare loop: N containers with acetate's config (and, in the default, its mappings), K at once; memory while they run; destroy. */
+async function bareAt(h: Harness, side: BareSide, n: number, k: number, full: boolean): Promise<DensityCreate> {
+  const k0 = await kernelMemory();
+  let b: Baseline;
+  let c: Measured;
+  let destroy: () => Promise<Measured>;
+  let cleanup: () => Promise<void>;
+  if (side.kind === 'userns') {
+    const loop = await startIdmapLoop(h, side.tpl, ['/'], n, k);
+    ({ b, destroy, cleanup } = loop);
+    c = loop.created;
+  } else {
+    b = await h.newBaseline({ acetate: side.tpl });
+    cleanup = b.cleanup;
     const env = { ...b.env, CONCURRENCY: String(k) };
-    const k0 = await kernelMemory();
-    const c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: h.cpuGroup, env });
+    c = await measure('bash', [path.join(BASELINE, 'create.sh'), b.work, String(n), b.template], { group: h.cpuGroup, env });
+    destroy = async () => {
+      const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { group: h.cpuGroup, env });
+      check(d.code === 0, `bare loop destroy failed: ${d.stderr}`);
+      return d;
+    };
+  }
+  try {
     check(c.code === 0, `bare loop create failed: ${c.stderr}`);
     check((await runcCount(path.join(b.env.RUN_DIR, 'runc'))) === n, 'bare loop: not all running');
     const row: DensityCreate = { variant: 'bare loop', n, concurrency: k, createMs: round(c.wallMs), cpuMs: round(c.cpuMs) };
     if (full) {
       const grown = kernelGrowth(k0, await kernelMemory());
-      const parent = /"cgroupsPath": "\/([^/"]+)\//.exec(await import('node:fs/promises').then((f) => f.readFile(b.template, 'utf8')))?.[1] ?? '';
+      const parent = /"cgroupsPath": "\/([^/"]+)\//.exec(await readFile(b.template, 'utf8'))?.[1] ?? '';
       const pm = await processMemoryUnder(parent);
       row.memory = { kernel: grown, processes: pm, perContainerBytes: round((kernelTotal(grown) + pm.conmonPssBytes + pm.containerPssBytes) / n) };
     }
-    const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { group: h.cpuGroup, env });
-    check(d.code === 0, `bare loop destroy failed: ${d.stderr}`);
+    const d = await destroy();
     row.destroyMs = round(d.wallMs);
     log(`bare loop ${n} at c${k}: create ${fmtMs(c.wallMs)}, destroy ${fmtMs(d.wallMs)}`);
     return row;
   } finally {
-    await b.cleanup();
+    await cleanup();
   }
 }
 
@@ -136,8 +186,8 @@ async function allRunning(h: Harness, inst: Instance, n: number): Promise<void> 
 }
 
 /** acetate apply of N at concurrency k, then its destroy (for the create comparison at 100). */
-async function acetateCreate(h: Harness, n: number, k: number): Promise<DensityCreate> {
-  const inst = await h.newInstance();
+async function acetateCreate(h: Harness, o: DensityOptions, n: number, k: number): Promise<DensityCreate> {
+  const inst = await instanceFor(h, o);
   try {
     await writeManifests(inst.dir, n);
     const c = await h.acetate(inst, ['apply', '-f', inst.dir, '--concurrency', String(k)]);
@@ -176,7 +226,7 @@ async function timed(h: Harness, file: string, args: string[], env: NodeJS.Proce
 /** 1-4 for acetate at N. */
 async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Promise<void> {
   const { n } = o;
-  const inst = await h.newInstance();
+  const inst = await instanceFor(h, o);
   try {
     await writeManifests(inst.dir, n);
     const ip = instancePaths(inst.stateDir, inst.runDir);

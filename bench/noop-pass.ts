@@ -12,6 +12,7 @@
  *
  * Usage: node dist/bench/noop-pass.js STATE_DIR MANIFEST_DIR PASSES [WARMUP]
  */
+import { isolationSettingsFromEnv } from '../src/runtime/walls/settings.js';
 import { readFile } from 'node:fs/promises';
 import { loadManifestDir, ManifestCache } from '../src/sources/files/load.js';
 import { RACY_MS } from '../src/util/stat-cache.js';
@@ -60,6 +61,9 @@ async function pass(runtime: RuncRuntime, dir: string, cache: ManifestCache): Pr
     complete: snapshot.complete,
     incompleteReason: snapshot.incompleteReason,
     granularity: runtime.granularity,
+    // What an absent hostUsers means, as the CLI's pass gives it (cli/converge-input.ts): without it
+    // every container in a user namespace would be planned for a replace.
+    ...(runtime.userNamespaceFacts ? { userNamespaces: runtime.userNamespaceFacts() } : {}),
   });
   const c3 = process.cpuUsage(c0);
   const t3 = performance.now();
@@ -83,7 +87,14 @@ async function main(): Promise<void> {
   const [stateDir, dir, passesText, warmupText] = process.argv.slice(2);
   if (!stateDir || !dir) throw new Error('usage: noop-pass.js STATE_DIR MANIFEST_DIR PASSES [WARMUP]');
   // $ACETATE_RUN_DIR: the instance's run dir, as the CLI reads it.
-  const runtime = new RuncRuntime({ stateDir, runDir: process.env.ACETATE_RUN_DIR || undefined, templates: new TemplateStore({ stateDir }) });
+  // Its isolation settings from the env as the CLI reads them: the plan compares each container's
+  // walls (user namespace or node ids) with the node default, so a pass without them is not a no-op.
+  const runtime = new RuncRuntime({
+    stateDir,
+    runDir: process.env.ACETATE_RUN_DIR || undefined,
+    templates: new TemplateStore({ stateDir }),
+    isolation: isolationSettingsFromEnv(process.env),
+  });
   const cache = new ManifestCache();
   const first = await pass(runtime, dir, cache);
   await new Promise((resolve) => setTimeout(resolve, RACY_MS + 500));

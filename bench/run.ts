@@ -138,7 +138,7 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
   if (only.has('density')) {
     // Issue 25: N long-running containers, their cost, acetate's behaviour with them (bench/density.ts).
     await mkdir(out, { recursive: true });
-    await densityBench(h, { n: opts.density, quick, out });
+    await densityBench(h, { n: opts.density, quick, out, hostUsers: opts.densityHostUsers, workRoot: getWorkRoot() });
   }
   if (only.has('isolation')) {
     const n = sizes?.[0] ?? (quick ? 20 : 50);

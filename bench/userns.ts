@@ -14,15 +14,15 @@
  *
  * Results: <out>/userns.{md,json}, and the same table in results.md (lib/userns-report.ts).
  */
-import { chmod, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { instancePaths } from '../src/runtime/runc/paths.js';
-import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../src/runtime/walls/id-pool.js';
-import { IDMAP_HELPER } from '../src/runtime/walls/idmap.js';
-import { PROBE_NAME, templateOf } from './lib/acetate-config.js';
+import { RANGE_SIZE } from '../src/runtime/walls/id-pool.js';
+import { PROBE_NAME } from './lib/acetate-config.js';
+import { openDirsForRanges, probeTemplate, startIdmapLoop, unprivilegedInstance } from './lib/idmap-baseline.js';
 import { buildFiveLayerImage } from './lib/five-layer-image.js';
-import { BASELINE, CLI, check, log, runcCount, type Harness, type Instance } from './lib/harness.js';
+import { CLI, check, log, runcCount, type Harness, type Instance } from './lib/harness.js';
 import { assertNoLeaks } from './lib/leaks.js';
 import { imageManifest, pushLayout } from './lib/oci-image.js';
 import { startRegistry } from './lib/registry.js';
@@ -80,14 +80,7 @@ export async function usernsBench(h: Harness, o: UsernsOptions): Promise<UsernsR
     loadAvgStart: os.loadavg().map((x) => round(x, 2)),
     kinds: [],
   };
-  // The containers' roots are ids of their ranges: they must walk to their private areas and
-  // idmapped layers (README: user namespaces need o+x above the state and run dirs).
-  const restore: (() => Promise<void>)[] = [];
-  for (const d of [o.workRoot, h.runRoot]) {
-    const mode = (await stat(d)).mode & 0o7777;
-    await chmod(d, mode | 0o711);
-    restore.push(h.cleanups.add(() => chmod(d, mode)));
-  }
+  const restore = await openDirsForRanges(h, [o.workRoot, h.runRoot]);
   const reg = await startRegistry();
   const stopReg = h.cleanups.add(() => reg.stop());
   const imgDir = await tmpDir('acetate-bench-uimg-');
@@ -102,18 +95,10 @@ export async function usernsBench(h: Harness, o: UsernsOptions): Promise<UsernsR
   } finally {
     r.loadAvgEnd = os.loadavg().map((x) => round(x, 2));
     await stopReg();
-    for (const f of restore) await f();
+    await restore();
   }
   await writeUsernsResults(r, o.out, log);
   return r;
-}
-
-/** An instance in acetate's default (a user namespace per container), with `env` added. */
-async function unprivilegedInstance(h: Harness, env: Record<string, string>): Promise<Instance> {
-  const inst = await h.newInstance();
-  // The harness runs the other benchmarks' containers with the node's ids; these get the default.
-  Object.assign(inst.env, { ACETATE_HOST_USERS: '' }, env);
-  return inst;
 }
 
 async function kindBench(h: Harness, o: UsernsOptions, kind: string, yamlOf: (name: string) => string, env: Record<string, string>): Promise<UsernsKind> {
@@ -150,29 +135,6 @@ async function kindBench(h: Harness, o: UsernsOptions, kind: string, yamlOf: (na
   }
 }
 
-/** The config acetate writes for one container (PROBE_NAME), as the bare loop's template; the probe is then removed. */
-async function probeTemplate(h: Harness, inst: Instance, yaml: string): Promise<string> {
-  const ip = instancePaths(inst.stateDir, inst.runDir);
-  const file = path.join(inst.dir, 'probe.yaml');
-  await writeFile(file, yaml);
-  const c = await h.acetate(inst, ['apply', '-f', inst.dir]);
-  check(c.code === 0, `acetate apply of the probe failed: ${c.stderr.slice(-2000)}`);
-  const id = `default_${PROBE_NAME}`;
-  const raw = await readFile(path.join(ip.runContainersDir, id, 'bundle', 'config.json'), 'utf8');
-  await rm(file);
-  const d = await h.acetate(inst, ['apply', '-f', inst.dir, '--allow-empty']);
-  check(d.code === 0, `acetate destroy of the probe failed: ${d.stderr.slice(-2000)}`);
-  const text = templateOf(raw, { containerDir: path.join(ip.containersDir, id), id, stateDir: ip.stateDir, runDir: ip.runDir });
-  // The probe had the pool's first range; the bare loop gives container I the I-th, as acetate does.
-  const mapped = new RegExp(`"hostID": ${DEFAULT_USERNS_POOL.hostID},`, 'g');
-  check(
-    (text.match(mapped) ?? []).length === 2,
-    `the probe's config does not map ids to ${DEFAULT_USERNS_POOL.hostID} (uid and gid): is the default not a user namespace?`,
-  );
-  check(text.includes('@RUN@/containers/@ID@/lower/0'), "the probe's root overlay is not over idmapped layers");
-  return text.replace(mapped, '"hostID": @HOSTID@,');
-}
-
 /** The layer dirs acetate mounts idmapped, in its order (the overlay's lowerdir: top first). */
 async function layersOf(inst: Instance, kind: string): Promise<string[]> {
   if (kind.startsWith('host')) return ['/'];
@@ -205,52 +167,22 @@ function checkRanges(maps: { host: number; size: number; inside: number }[], who
 }
 
 async function bareRun(h: Harness, tpl: string, layers: string[], n: number, first?: UsernsKind) {
-  const b = await h.newBaseline({ acetate: { text: tpl, cgroupParent: '' } });
-  const containers = path.join(b.env.RUN_DIR, 'containers');
-  // Whatever the helper left mounted (killed before its stdin's end) goes before any dir is removed.
-  const release = h.cleanups.add(() => releaseLowers(containers));
+  const loop = await startIdmapLoop(h, tpl, layers, n, DEFAULT_CONCURRENCY);
   try {
-    await chmod(path.dirname(b.work), 0o711);
-    await chmod(b.env.RUN_DIR, 0o711);
-    const env = {
-      ...b.env,
-      IDMAP: IDMAP_HELPER,
-      LAYERS: layers.join(':'),
-      BASE: String(DEFAULT_USERNS_POOL.hostID),
-      SIZE: String(RANGE_SIZE),
-      CONCURRENCY: String(DEFAULT_CONCURRENCY),
-    };
-    const c = await measure('bash', [path.join(BASELINE, 'create-idmap.sh'), b.work, String(n), b.template], { group: h.cpuGroup, env });
-    check(c.code === 0, `bare loop create failed: ${c.stderr.slice(-2000)}`);
-    const root = path.join(b.env.RUN_DIR, 'runc');
+    const root = path.join(loop.b.env.RUN_DIR, 'runc');
     check((await runcCount(root)) === n, 'bare loop: not all running');
     const st = JSON.parse((await measure('runc', ['--root', root, 'list', '--format', 'json'])).stdout) as { pid: number }[];
     checkRanges(await Promise.all(st.map((s) => uidMapOf(s.pid))), 'bare loop', n);
     if (first) {
-      const du = await Promise.all([path.join(b.work, 'c'), path.join(b.env.RUN_DIR, 'bundles'), root, containers].map(duBytes));
+      const containers = path.join(loop.b.env.RUN_DIR, 'containers');
+      const du = await Promise.all([path.join(loop.b.work, 'c'), path.join(loop.b.env.RUN_DIR, 'bundles'), root, containers].map(duBytes));
       first.bareDiskPerContainerBytes = round(du.reduce((x, y) => x + y, 0) / n);
     }
-    const d = await measure('bash', [path.join(BASELINE, 'destroy.sh'), b.work, b.template], { env: b.env });
-    check(d.code === 0, `bare loop destroy failed: ${d.stderr.slice(-2000)}`);
-    return c;
+    await loop.destroy();
+    return loop.created;
   } finally {
-    await release();
-    await b.cleanup();
+    await loop.cleanup();
   }
-}
-
-/** Detaches anything still mounted at <containers>/<id>/lower/<k> (acetate-idmap --release), then removes the dirs (rmdir only: never recursive over a layer). */
-async function releaseLowers(containers: string): Promise<void> {
-  const ids = await readdir(containers).catch(() => [] as string[]);
-  for (const id of ids) {
-    const lower = path.join(containers, id, 'lower');
-    const targets = (await readdir(lower).catch(() => [] as string[])).map((t) => path.join(lower, t));
-    if (targets.length) await measure(IDMAP_HELPER, ['--release', ...targets]);
-    for (const t of targets) await rmdir(t).catch(() => undefined);
-    await rmdir(lower).catch(() => undefined);
-    await rmdir(path.join(containers, id)).catch(() => undefined);
-  }
-  await rmdir(containers).catch(() => undefined);
 }
 
 async function acetateRun(h: Harness, inst: Instance, yamlOf: (name: string) => string, n: number, first?: UsernsKind) {

@@ -29,6 +29,8 @@ export interface DensityResults {
   machine: ReturnType<typeof machine>;
   loadAvgStart: number[];
   loadAvgEnd?: number[];
+  /** Measured in acetate's default (a user namespace per container, bare loop create-idmap.sh); false: --density-host-users (node ids, create.sh). Absent in older results: node ids. */
+  userNamespaces?: boolean;
   nodeFacts?: NodeFacts;
   /** What acetate's node-limit check said about N more containers (nothing: they fit). */
   nodeLimits?: string[];
@@ -138,7 +140,7 @@ export function densityMarkdown(r: DensityResults): string {
   const L: string[] = [];
   L.push(`## Density: ${r.n} containers (\`npm run bench -- --density ${r.n}\`)`, '');
   L.push(
-    `${r.startedAt.slice(0, 16).replace('T', ' ')} UTC · ${r.machine.cpus} × ${r.machine.cpuModel.split(' ').slice(0, 2).join(' ')} · ${r.machine.memGiB} GiB · load average ${r.loadAvgStart.join(' ')} at the start, ${(r.loadAvgEnd ?? []).join(' ')} at the end. Host template, \`sh -c 'while :; do sleep 3600; done'\`, memory 16Mi, pids 16, network none; the bare loop runs \`runc run -d\` with the config.json acetate wrote for the same container (bench/baseline/create.sh).`,
+    `${r.startedAt.slice(0, 16).replace('T', ' ')} UTC · ${r.machine.cpus} × ${r.machine.cpuModel.split(' ').slice(0, 2).join(' ')} · ${r.machine.memGiB} GiB · load average ${r.loadAvgStart.join(' ')} at the start, ${(r.loadAvgEnd ?? []).join(' ')} at the end. Host template, \`sh -c 'while :; do sleep 3600; done'\`, memory 16Mi, pids 16, network none. ${densityMode(r)}`,
     '',
   );
   L.push('| what | target | measured | |', '| --- | --- | --- | --- |');
@@ -221,4 +223,11 @@ export async function writeDensityResults(r: DensityResults, out: string, log: (
   const resultsMd = path.join(out, 'results.md');
   await writeFile(resultsMd, spliceDensity(await readFile(resultsMd, 'utf8').catch(() => ''), md));
   log(`density results in ${path.relative(process.cwd(), out) || out}/density.md, density.json (and results.md)`);
+}
+
+/** Which mode was measured, in words (the header of density.md and its table in results.md). */
+export function densityMode(r: Pick<DensityResults, 'userNamespaces'>): string {
+  return r.userNamespaces
+    ? "Mode: acetate's default, a user namespace per container (its own 65536-id range, layers mounted idmapped); the bare loop runs `runc run -d` with the config.json acetate wrote for the same container, the same range per container and the layers mounted idmapped by the same helper (bench/baseline/create-idmap.sh)."
+    : 'Mode: node ids (ACETATE_HOST_USERS=true, `--density-host-users`); the bare loop runs `runc run -d` with the config.json acetate wrote for the same container (bench/baseline/create.sh).';
 }

@@ -53,7 +53,10 @@ Options:
                        Default: under /run if it is a tmpfs, as on systemd hosts and Kubernetes nodes;
                        otherwise on a tmpfs the benchmark mounts for the run (and removes)
   --density N          only the density benchmark (bench/density.ts) with N containers (e.g. 2500);
-                       the normal run measures it with ${DEFAULT_DENSITY} (--quick: ${QUICK_DENSITY})
+                       the normal run measures it with ${DEFAULT_DENSITY} (--quick: ${QUICK_DENSITY}); it measures acetate's
+                       default, a user namespace per container, against the bare loop with the same mappings
+  --density-host-users the density benchmark in the old mode instead: containers with the node's ids
+                       (ACETATE_HOST_USERS=true), the bare loop without mappings
   --from FILE          no measurement: re-render results.md and chart.svg from an earlier results.json
   -h, --help           this text
 `;
@@ -73,6 +76,8 @@ export interface BenchOptions {
   from?: string;
   /** The density benchmark's N (--density N; else the default or quick size). */
   density: number;
+  /** --density-host-users: density measured with the node's ids (the old mode), not the default user namespaces. */
+  densityHostUsers: boolean;
 }
 
 /** Throws an Error whose message is meant for the user (with the usage) on a bad command line. */
@@ -91,6 +96,7 @@ export function parseBenchArgs(argv: string[], opts: { env: NodeJS.ProcessEnv; p
       'run-root': { type: 'string' },
       from: { type: 'string' },
       density: { type: 'string' },
+      'density-host-users': { type: 'boolean' },
     },
   });
   const quick = (values.quick ?? false) || opts.env.ACETATE_BENCH_QUICK === '1';
@@ -98,11 +104,16 @@ export function parseBenchArgs(argv: string[], opts: { env: NodeJS.ProcessEnv; p
   if (density !== undefined && !(Number.isSafeInteger(density) && density > 0))
     throw new Error(`--density: expected a number of containers such as 2500, got ${values.density}`);
   if (density !== undefined && values.only !== undefined) throw new Error('--density runs the density benchmark alone: give it without --only');
+  const only = new Set(density !== undefined ? ['density' as const] : values.only === undefined ? DEFAULT_SECTIONS : parseSections(values.only));
+  const densityHostUsers = values['density-host-users'] ?? false;
+  if (densityHostUsers && !only.has('density'))
+    throw new Error('--density-host-users: the density benchmark is not measured in this run (see --only, --density)');
   return {
     help: values.help ?? false,
     quick,
-    only: new Set(density !== undefined ? ['density'] : values.only === undefined ? DEFAULT_SECTIONS : parseSections(values.only)),
+    only,
     density: density ?? (quick ? QUICK_DENSITY : DEFAULT_DENSITY),
+    densityHostUsers,
     ...(values.sizes !== undefined ? { sizes: parseSizes(values.sizes) } : {}),
     out: path.resolve(values.out ?? path.join(opts.packageRoot, 'bench', 'results')),
     ...(values['work-dir'] !== undefined ? { workDir: path.resolve(values['work-dir']) } : {}),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { templateOf, PROBE_NAME } from '../../bench/lib/acetate-config.js';
-import { densityTargets, spliceDensity, DENSITY_START, DENSITY_END, type DensityResults } from '../../bench/lib/density-report.js';
+import { densityMode, densityTargets, spliceDensity, DENSITY_START, DENSITY_END, type DensityResults } from '../../bench/lib/density-report.js';
 import { parseBenchArgs, DEFAULT_DENSITY, QUICK_DENSITY } from '../../bench/lib/options.js';
 
 describe('bench: density (issue 25)', () => {
@@ -51,6 +51,16 @@ describe('bench: density (issue 25)', () => {
     assert.equal(parseBenchArgs(['--quick'], base).density, QUICK_DENSITY);
     assert.throws(() => parseBenchArgs(['--density', 'many'], base), /--density: expected a number/);
     assert.throws(() => parseBenchArgs(['--density', '10', '--only', 'create'], base), /alone/);
+  });
+
+  it("measures the default (user namespaces) unless --density-host-users asks for the node's ids, and says which", () => {
+    const base = { env: {}, packageRoot: '/p' };
+    assert.equal(parseBenchArgs(['--density', '20'], base).densityHostUsers, false);
+    assert.equal(parseBenchArgs(['--density', '20', '--density-host-users'], base).densityHostUsers, true);
+    assert.equal(parseBenchArgs(['--only', 'density', '--density-host-users'], base).densityHostUsers, true);
+    assert.throws(() => parseBenchArgs(['--only', 'create', '--density-host-users'], base), /--density-host-users: the density benchmark is not measured/);
+    assert.match(densityMode({ userNamespaces: true }), /user namespace per container.*create-idmap\.sh/);
+    assert.match(densityMode({ userNamespaces: false }), /ACETATE_HOST_USERS=true.*create\.sh/);
   });
 
   it('marks the targets met or not met from what was measured', () => {
