@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { dirsToList, hostView, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
+import { dirsToList, hostView, PACKAGE_PLACES, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
 import { packageOwned } from './dpkg-owned.js';
 import { knownInstances } from './instances.js';
 import { etcOwnerOnly } from './etc-walk.js';
@@ -81,17 +81,23 @@ export function listedDirs(hostRoot: string): readonly string[] {
   return listings.get(hostRoot)?.dirs ?? [];
 }
 
-const views = new WeakMap<object, { owned?: Set<string>; view: HostView }>();
+const views = new WeakMap<object, { owned?: Set<string>; ownerOnly: unknown; view: HostView }>();
 
 /** The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object while neither changed. */
 export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions, 'packageOwned'>, stateDir: string): Promise<HostView> {
   const owned = await packageOwned(hostRoot, path.join(stateDir, 'host-view'));
-  const [instances, ownerOnly] = await Promise.all([knownInstances(hostRoot), etcOwnerOnly(hostRoot)]);
-  const opts: HostViewOptions = { ...o, instances, ownerOnly, ...(owned ? { packageOwned: owned } : {}) };
-  const listing = await nodeListing(hostRoot, opts);
+  const instances = await knownInstances(hostRoot);
+  const base: HostViewOptions = { ...o, instances, ...(owned ? { packageOwned: owned } : {}) };
+  const listing = await nodeListing(hostRoot, base);
+  // The shown dirs of the package places (their listing's second level): owner-only entries at any
+  // depth inside them are absent, as in /etc (a dir shown whole on this node is not walked).
+  const show = new Set(o.show ?? []);
+  const inPackageDirs = [...listing.keys()].filter((d) => (PACKAGE_PLACES as readonly string[]).includes(path.posix.dirname(d)) && !show.has(d));
+  const ownerOnly = await etcOwnerOnly(hostRoot, Date.now(), inPackageDirs, path.join(stateDir, 'host-view'));
+  const opts: HostViewOptions = { ...base, ownerOnly };
   const had = views.get(listing);
-  if (had && had.owned === owned) return had.view;
+  if (had && had.owned === owned && had.ownerOnly === ownerOnly) return had.view;
   const view = hostView(listing, opts);
-  views.set(listing, { owned, view });
+  views.set(listing, { owned, ownerOnly, view });
   return view;
 }
