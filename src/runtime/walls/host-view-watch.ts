@@ -5,7 +5,8 @@
  *
  * Why so: the container's lower is the node's live `/`, and its markers (host-view.ts) are made
  * at its start. The places are watched with inotify (fs.watch: one watch per listed dir, the
- * few dozen host-listing.ts reads, one set per acetate process whatever the number of
+ * few dozen host-listing.ts reads, and every dir of /etc and of the shown package dirs that
+ * etc-walk.ts walks for owner-only entries: ≈200 here; one set per acetate process whatever the number of
  * containers; no CPU while nothing changes). A change there makes a new view (the listing is read
  * again: its dirs' mtimes changed) and its new markers are placed in every host-template
  * container's upper dir, as a start would (applyHostView: what the container wrote there is
