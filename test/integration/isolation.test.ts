@@ -143,6 +143,8 @@ describe('isolation (real runc)', function () {
       const siteRepo = `/var/lib/git/${tag}.git`;
       const local = `/usr/local/${tag}`;
       const etcDir = `/etc/${tag}`;
+      // An owner-only file below the first level of a package manager's state (shown whole but for such).
+      const aptDeep = `/var/lib/apt/${tag}`;
       const secret = `s3cret-${tag}`;
       try {
         for (const d of [service, app]) {
@@ -155,11 +157,13 @@ describe('isolation (real runc)', function () {
         await writeFile(local, `${secret}\n`, { mode: 0o644 });
         await mkdir(etcDir, { mode: 0o755 });
         await writeFile(path.join(etcDir, 'key.pem'), `${secret}\n`, { mode: 0o600 });
+        await mkdir(path.join(aptDeep, 'sub'), { recursive: true, mode: 0o755 });
+        await writeFile(path.join(aptDeep, 'sub', 'secret.conf'), `${secret}\n`, { mode: 0o600 });
         const probe = [
           `ls -A /var/lib /opt /var/lib/git /usr/local | grep -q ${tag} && echo LISTED`,
-          `cat ${service}/secret.conf ${app}/secret.conf ${siteRepo}/secret.conf ${local} ${etcDir}/key.pem 2>/dev/null | grep -q ${secret} && echo READ`,
+          `cat ${service}/secret.conf ${app}/secret.conf ${siteRepo}/secret.conf ${local} ${etcDir}/key.pem ${aptDeep}/sub/secret.conf 2>/dev/null | grep -q ${secret} && echo READ`,
           `grep -rqs ${secret} /var/lib /opt /usr/local /etc && echo FOUND`,
-          `[ -d /usr/local ] && [ -d ${etcDir} ] && echo dirs-kept`,
+          `[ -d /usr/local ] && [ -d ${etcDir} ] && [ -d ${aptDeep}/sub ] && echo dirs-kept`,
           '/usr/bin/env true && ls /lib >/dev/null && . /etc/os-release && echo "os=$ID"',
           'echo "packages=$(dpkg -l | grep -c ^ii)"',
           // The package database is the container's own copy: writable, the node's untouched.
@@ -184,18 +188,21 @@ describe('isolation (real runc)', function () {
         assert.match(d.stdout, /^\/usr\s+shown\s+FHS/m);
         assert.match(d.stdout, new RegExp(`^${siteRepo}\\s+absent\\s+dpkg\\s+in a package's dir`, 'm'));
         assert.match(d.stdout, new RegExp(`^${etcDir}/key.pem\\s+absent\\s+default\\s+mode 0600`, 'm'));
+        assert.match(d.stdout, new RegExp(`^${aptDeep}/sub/secret.conf\\s+absent\\s+default\\s+mode 0600`, 'm'));
       } finally {
-        for (const p of [service, app, siteRepo, local, etcDir]) await rm(p, { recursive: true, force: true });
+        for (const p of [service, app, siteRepo, local, etcDir, aptDeep]) await rm(p, { recursive: true, force: true });
       }
     });
 
-    it("node data made after the start (a service user's 0700 dir, root's 0700 dirs in /opt and at /) is hidden from running containers while `run` runs", async () => {
+    it("node data made after the start (a service user's 0700 dir, root's 0700 dirs in /opt, at / and in /etc) is hidden from running containers while `run` runs", async () => {
       const tag = `acetate-live-${process.pid}-${Date.now()}`;
       // uid 991: a dynamic system id (100-999), as adduser --system gives a service; no account is needed for ownership.
       const made = [
         { path: `/var/lib/${tag}-svc`, uid: 991 },
         { path: `/opt/${tag}-app`, uid: 0 },
         { path: `/${tag}-top`, uid: 0 },
+        // /etc is shown: its owner-only entries are hidden (etc-walk.ts), and run watches every dir of it.
+        { path: `/etc/${tag}-etc`, uid: 0 },
       ];
       const secret = `s3cret-${tag}`;
       // The tenant polls the names every 50 ms from before they exist (reads close at once: no fd is held).
@@ -219,7 +226,7 @@ describe('isolation (real runc)', function () {
           await chown(path.join(m.path, 'secret.conf'), m.uid, m.uid);
           await chown(m.path, m.uid, m.uid);
         }
-        const probe = `ls -A /var/lib /opt / | grep ${tag}; cat ${made.map((m) => `${m.path}/secret.conf`).join(' ')} 2>/dev/null; echo probed`;
+        const probe = `ls -A /var/lib /opt / /etc | grep ${tag}; cat ${made.map((m) => `${m.path}/secret.conf`).join(' ')} 2>/dev/null; echo probed`;
         for (const name of ['un', 'nd']) {
           await waitFor(
             async () => {

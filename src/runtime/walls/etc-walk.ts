@@ -6,9 +6,12 @@
  * Cost: one lstat per entry of /etc (≈1,200 on a Debian node; measured in the README), at most
  * once a minute per acetate process and again at once when /etc's own mtime changed: a start
  * otherwise takes the cached answer (a start must not cost in proportion to the node's files).
- * `acetate run` keeps it: the next pass of host-view-watch.ts after a minute sees a chmod.
+ * `acetate run` watches every walked dir (host-view-watch.ts): a change in one (a file made 0600,
+ * a chmod) makes the next pass walk again at once. The shown dirs of the package places (apt's,
+ * systemd's, dpkg's state: ≈5,500 entries on this node) are walked the same way.
  */
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import path from 'node:path';
 
 /** A walk stops after this many entries (an /etc this large is not one acetate expects). */
@@ -22,13 +25,15 @@ export interface OwnerOnly {
 }
 
 /** Entries under dir (a node path) whose mode has no group/other bits; not below one another. */
-export async function ownerOnlyEntries(hostRoot: string, dir = '/etc'): Promise<OwnerOnly[]> {
+export async function ownerOnlyEntries(hostRoot: string, dir = '/etc', dirs: string[] = []): Promise<OwnerOnly[]> {
   const out: OwnerOnly[] = [];
   const stack = [dir];
   let seen = 0;
   while (stack.length && seen < MAX_ENTRIES) {
     const d = stack.pop()!;
-    const names = await readdir(path.join(hostRoot, d)).catch(() => [] as string[]);
+    const names = await readdir(path.join(hostRoot, d)).catch(() => undefined);
+    if (!names) continue;
+    dirs.push(d);
     const batch = names.slice(0, Math.max(0, MAX_ENTRIES - seen));
     seen += batch.length;
     // One dir's entries at once (≈ 10 in flight on average): the walk is bound by lstat's latency.
@@ -44,19 +49,93 @@ export async function ownerOnlyEntries(hostRoot: string, dir = '/etc'): Promise<
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-const memory = new Map<string, { at: number; mtime: number; entries: OwnerOnly[] }>();
+const memory = new Map<string, { roots: string; at: number; mtimes: string; entries: OwnerOnly[]; dirs: string[] }>();
 
-/** ownerOnlyEntries of /etc, cached (see the file's comment); `now` injected for tests. */
-export async function etcOwnerOnly(hostRoot: string, now = Date.now()): Promise<OwnerOnly[]> {
-  const mtime = await stat(path.join(hostRoot, 'etc')).then(
-    (s) => s.mtimeMs,
-    () => 0,
+/**
+ * `run`'s watcher (host-view-watch.ts) saw a change in one of the walked dirs (a file made 0600, a
+ * chmod): the next call walks again at once instead of after the minute.
+ */
+export function forgetOwnerOnlyWalk(hostRoot: string): void {
+  memory.delete(hostRoot);
+  // Not the cache file either: a chmod changes no dir's mtime.
+  forgotten.add(hostRoot);
+}
+
+const forgotten = new Set<string>();
+
+/** Every dir the last walk read (host-view-watch.ts watches them): [] before the first. */
+export function walkedDirs(hostRoot: string): readonly string[] {
+  return memory.get(hostRoot)?.dirs ?? [];
+}
+
+interface CacheFile {
+  roots: string;
+  at: number;
+  dirs: [string, number][];
+  entries: OwnerOnly[];
+}
+
+/** A dir changed this recently (the coarse mtime tick) may change again unseen: no cache file then. */
+const SAME_TICK_MS = 50;
+
+/**
+ * The walk another acetate process made less than a minute ago (<cacheDir>/owner-only.json), if no
+ * walked dir has changed since (one stat per dir, ≈200, instead of one lstat per entry, ≈6,700):
+ * each `apply` is its own process, and walking at each would add 0.1-0.5 s to every start.
+ */
+async function fromFile(hostRoot: string, file: string, roots: string, now: number): Promise<CacheFile | undefined> {
+  const c = await readJson<CacheFile>(file).catch(() => undefined);
+  if (!c || c.roots !== roots || typeof c.at !== 'number' || now - c.at >= ETC_WALK_TTL_MS || now < c.at || !Array.isArray(c.dirs) || !Array.isArray(c.entries))
+    return undefined;
+  const same = await Promise.all(
+    c.dirs.map(([d, m]) =>
+      stat(path.join(hostRoot, d)).then(
+        (s) => s.mtimeMs === m,
+        () => false,
+      ),
+    ),
   );
+  return same.every(Boolean) ? c : undefined;
+}
+
+async function toFile(hostRoot: string, file: string, c: Omit<CacheFile, 'dirs'>, dirs: string[]): Promise<void> {
+  const stamped = await Promise.all(dirs.map((d) => stat(path.join(hostRoot, d)).then((s) => [d, s.mtimeMs] as [string, number])));
+  if (stamped.some(([, m]) => m > c.at - SAME_TICK_MS)) return; // changed while walked: the next process walks again
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeJsonAtomic(file, { ...c, dirs: stamped } satisfies CacheFile);
+}
+
+/**
+ * ownerOnlyEntries of /etc and of `more` roots (the shown dirs of the package places: apt's and
+ * systemd's state, whose owner-only entries at any depth are absent too), cached (see the file's
+ * comment); `now` injected for tests.
+ */
+export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: readonly string[] = [], cacheDir?: string): Promise<OwnerOnly[]> {
+  const roots = ['/etc', ...more];
+  const mtimes = (
+    await Promise.all(
+      roots.map((r) =>
+        stat(path.join(hostRoot, r)).then(
+          (s) => s.mtimeMs,
+          () => 0,
+        ),
+      ),
+    )
+  ).join(',');
   const had = memory.get(hostRoot);
-  if (had && had.mtime === mtime && now - had.at < ETC_WALK_TTL_MS) return had.entries;
-  const entries = await ownerOnlyEntries(hostRoot);
+  if (had && had.roots === roots.join(',') && had.mtimes === mtimes && now - had.at < ETC_WALK_TTL_MS) return had.entries;
+  const file = cacheDir && path.join(cacheDir, 'owner-only.json');
+  const stored = had || !file || forgotten.delete(hostRoot) ? undefined : await fromFile(hostRoot, file, roots.join(','), now);
+  if (stored) {
+    memory.set(hostRoot, { roots: stored.roots, at: stored.at, mtimes, entries: stored.entries, dirs: stored.dirs.map(([d]) => d) });
+    return stored.entries;
+  }
+  const dirs: string[] = [];
+  const entries = (await Promise.all(roots.map((r) => ownerOnlyEntries(hostRoot, r, dirs)))).flat();
+  // A cache that cannot be written is walked again by the next process; the answer is the same.
+  if (file) await toFile(hostRoot, file, { roots: roots.join(','), at: now, entries }, dirs).catch(() => undefined);
   // The same array while the answer is the same: the view built from it stays the same object.
   const same = had && JSON.stringify(had.entries) === JSON.stringify(entries);
-  memory.set(hostRoot, { at: now, mtime, entries: same ? had.entries : entries });
+  memory.set(hostRoot, { roots: roots.join(','), at: now, mtimes, entries: same ? had.entries : entries, dirs });
   return same ? had.entries : entries;
 }

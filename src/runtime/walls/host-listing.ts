@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { dirsToList, hostView, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
+import { dirsToList, hostView, PACKAGE_PLACES, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
 import { packageOwned } from './dpkg-owned.js';
 import { knownInstances } from './instances.js';
 import { etcOwnerOnly } from './etc-walk.js';
@@ -26,6 +26,13 @@ async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | und
 
 const listings = new Map<string, { key: string; dirs: string[]; listing: Map<string, NodeEntry[]> }>();
 
+/**
+ * A dir's mtime is the kernel's coarse clock (a tick of 4 ms here): a change in the same tick as a
+ * listing's stat leaves the same mtime. A dir changed this recently is not trusted to key a cache.
+ */
+const SAME_TICK_MS = 50;
+let unsure = 0;
+
 /** The node's listing hostView needs, read again only when one of its dirs changed. */
 async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<string, NodeEntry[]>> {
   const read = async (dirs: string[], into = new Map<string, NodeEntry[]>()) => {
@@ -37,27 +44,34 @@ async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<st
     );
     return into;
   };
-  const keyOf = async (dirs: readonly string[]) => {
+  // Each dir's mtime is taken before it is read: a change made while they are read (a service's
+  // mkdir as `run`'s watcher answers an earlier one) makes the next key differ, so the next pass
+  // reads again. Taken after, it would record the new mtime with the old listing, and the new
+  // entry would stay unhidden until the dir changed again.
+  const stamps = async (dirs: readonly string[]) => {
+    const now = Date.now();
     const mtimes = await Promise.all(
       dirs.map((d) =>
         stat(path.join(hostRoot, d)).then(
-          (s) => `${d}@${s.mtimeMs}`,
-          () => `${d}@-`,
+          (s) => (s.mtimeMs > now - SAME_TICK_MS ? `recent${++unsure}` : String(s.mtimeMs)),
+          () => '-',
         ),
       ),
     );
-    return `${hostRoot}|${JSON.stringify(o)}|${mtimes.join('|')}`;
+    return new Map(dirs.map((d, i) => [d, mtimes[i]]));
   };
+  const keyOf = (dirs: readonly string[], at: Map<string, string>) => JSON.stringify([hostRoot, o, dirs.map((d) => [d, at.get(d) ?? '-'])]);
   // A start only stats the dirs listed last time: the listing is read again when one changed.
   const cached = listings.get(hostRoot);
-  if (cached && cached.key === (await keyOf(cached.dirs))) return cached.listing;
-  const first = await read(dirsToList(o));
+  if (cached && cached.key === keyOf(cached.dirs, await stamps(cached.dirs))) return cached.listing;
+  const firstDirs = dirsToList(o);
+  const at = await stamps(firstDirs);
+  const first = await read(firstDirs);
   const dirs = dirsToList(o, first, o);
-  const key = await keyOf(dirs);
-  const listing = await read(
-    dirs.filter((d) => !first.has(d)),
-    first,
-  );
+  const more = dirs.filter((d) => !first.has(d));
+  for (const [d, m] of await stamps(more)) at.set(d, m);
+  const listing = await read(more, first);
+  const key = keyOf(dirs, at);
   listings.set(hostRoot, { key, dirs, listing });
   return listing;
 }
@@ -67,17 +81,23 @@ export function listedDirs(hostRoot: string): readonly string[] {
   return listings.get(hostRoot)?.dirs ?? [];
 }
 
-const views = new WeakMap<object, { owned?: Set<string>; view: HostView }>();
+const views = new WeakMap<object, { owned?: Set<string>; ownerOnly: unknown; view: HostView }>();
 
 /** The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object while neither changed. */
 export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions, 'packageOwned'>, stateDir: string): Promise<HostView> {
   const owned = await packageOwned(hostRoot, path.join(stateDir, 'host-view'));
-  const [instances, ownerOnly] = await Promise.all([knownInstances(hostRoot), etcOwnerOnly(hostRoot)]);
-  const opts: HostViewOptions = { ...o, instances, ownerOnly, ...(owned ? { packageOwned: owned } : {}) };
-  const listing = await nodeListing(hostRoot, opts);
+  const instances = await knownInstances(hostRoot);
+  const base: HostViewOptions = { ...o, instances, ...(owned ? { packageOwned: owned } : {}) };
+  const listing = await nodeListing(hostRoot, base);
+  // The shown dirs of the package places (their listing's second level): owner-only entries at any
+  // depth inside them are absent, as in /etc (a dir shown whole on this node is not walked).
+  const show = new Set(o.show ?? []);
+  const inPackageDirs = [...listing.keys()].filter((d) => (PACKAGE_PLACES as readonly string[]).includes(path.posix.dirname(d)) && !show.has(d));
+  const ownerOnly = await etcOwnerOnly(hostRoot, Date.now(), inPackageDirs, path.join(stateDir, 'host-view'));
+  const opts: HostViewOptions = { ...base, ownerOnly };
   const had = views.get(listing);
-  if (had && had.owned === owned) return had.view;
+  if (had && had.owned === owned && had.ownerOnly === ownerOnly) return had.view;
   const view = hostView(listing, opts);
-  views.set(listing, { owned, view });
+  views.set(listing, { owned, ownerOnly, view });
   return view;
 }

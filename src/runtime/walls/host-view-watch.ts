@@ -5,7 +5,8 @@
  *
  * Why so: the container's lower is the node's live `/`, and its markers (host-view.ts) are made
  * at its start. The places are watched with inotify (fs.watch: one watch per listed dir, the
- * few dozen host-listing.ts reads, one set per acetate process whatever the number of
+ * few dozen host-listing.ts reads, and every dir of /etc and of the shown package dirs that
+ * etc-walk.ts walks for owner-only entries: ≈200 here; one set per acetate process whatever the number of
  * containers; no CPU while nothing changes). A change there makes a new view (the listing is read
  * again: its dirs' mtimes changed) and its new markers are placed in every host-template
  * container's upper dir, as a start would (applyHostView: what the container wrote there is
@@ -26,6 +27,7 @@ import { readJson } from '../../util/json-file.js';
 import type { HostView } from './host-masks.js';
 import { listedDirs } from './host-listing.js';
 import { INSTANCES_DIR } from './instances.js';
+import { forgetOwnerOnlyWalk, walkedDirs } from './etc-walk.js';
 import { applyHostView, TARGET_FILE, type TargetRecord } from './host-view.js';
 
 /** Unused dentries and inodes (not the page cache): `echo 2 > /proc/sys/vm/drop_caches`. */
@@ -98,7 +100,11 @@ export class HostViewWatch {
   private async pass(): Promise<void> {
     let view = await this.d.view();
     // A dir made between that listing and its watch: read once more (a stat per dir when nothing changed).
-    if (this.rewatch()) view = await this.d.view();
+    // (A new dir in /etc or a package's dir: walked again for its owner-only entries.)
+    if (this.rewatch()) {
+      forgetOwnerOnlyWalk(this.d.hostRoot);
+      view = await this.d.view();
+    }
     if (view === this.last) return;
     this.last = view;
     const ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
@@ -138,7 +144,10 @@ export class HostViewWatch {
     if (this.closed) return false;
     let added = false;
     // The instances' registry too: a new acetate instance's dirs are hidden as the node's data is.
-    const want = new Set([...listedDirs(this.d.hostRoot), INSTANCES_DIR]);
+    // And every dir of /etc and of the shown package dirs (etc-walk.ts): a file made there owner-only
+    // (or a chmod) is hidden at once, not at the next walk a minute later (≈200 watches here).
+    const walked = new Set(walkedDirs(this.d.hostRoot));
+    const want = new Set([...listedDirs(this.d.hostRoot), ...walked, INSTANCES_DIR]);
     for (const [dir, w] of this.watchers)
       if (!want.has(dir)) {
         w.close();
@@ -147,7 +156,10 @@ export class HostViewWatch {
     for (const dir of want) {
       if (this.watchers.has(dir)) continue;
       try {
-        const w = watch(path.join(this.d.hostRoot, dir), { persistent: false }, () => this.changed());
+        const w = watch(path.join(this.d.hostRoot, dir), { persistent: false }, () => {
+          if (walked.has(dir)) forgetOwnerOnlyWalk(this.d.hostRoot);
+          this.changed();
+        });
         w.on('error', () => {
           w.close();
           this.watchers.delete(dir);
