@@ -14,10 +14,13 @@
  * of those (id-ranges.ts); this file is what the other instances see. A record whose owner's
  * container dir no longer exists (destroyed, state dir removed, a test that crashed) is dropped
  * at the next allocation, so ranges come back without anyone's help. Read and written only under
- * the flock of <file>.lock (id-ranges.ts).
+ * the flock of <file>.lock (id-ranges.ts). Every allocation follows it, so it is read only when
+ * it and its dir are root's and writable by root only, it is a plain file (not a symlink), and at
+ * most 16 MiB: anything else is an IdPoolError naming the file and why (a record planted by
+ * someone else could cover the whole pool or drop another's ranges).
  */
-import { readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../../util/json-file.js';
 import { IdPoolError, type IdRange } from './id-pool.js';
@@ -66,31 +69,68 @@ function parse(text: string, file: string): IdRecord[] {
   });
 }
 
-export async function readIdRecords(file: string): Promise<IdRecord[]> {
-  let text: string;
+/**
+ * Why the file (or its dir) cannot be trusted, or undefined. Every instance's allocations follow
+ * it: one that anyone but root could write could be given a record covering the whole pool (every
+ * create "pool full") or dropping another's ranges (two containers given one range).
+ */
+function untrusted(what: string, st: Stats): string | undefined {
+  if (st.uid !== 0) return `${what} is owned by uid ${st.uid}, not root`;
+  if (st.mode & 0o022) return `${what} is writable by ${st.mode & 0o020 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)})`;
+  return undefined;
+}
+
+/**
+ * The file's text, read through one fd (O_NOFOLLOW: the file itself, not where a symlink planted in
+ * its place leads) after checking its dir's and its own owner and mode and its size on that fd;
+ * undefined when it does not exist. Throws an IdPoolError naming the file and why.
+ */
+function readTrusted(file: string): string | undefined {
+  const dir = path.dirname(file);
+  let fd: number;
   try {
-    const st = await stat(file);
-    if (st.size > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: ${st.size} bytes, more than ${MAX_RECORDS_BYTES}`);
-    text = await readFile(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP')
+      throw new IdPoolError(`${file}: the node's id records file is a symlink: refused (make it a plain file owned by root)`, { cause: err });
+    throw new IdPoolError(`${file}: cannot read the node's id records (${code ?? (err as Error).message})`, { cause: err });
   }
-  return parse(text, file);
+  try {
+    const st = fstatSync(fd);
+    const why = untrusted(`its dir ${dir}`, statSync(dir)) ?? (st.isFile() ? untrusted('it', st) : 'it is not a plain file');
+    if (why) throw new IdPoolError(`${file}: the node's id records file is refused: ${why} (it must be root's and writable by root only)`);
+    if (st.size > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: ${st.size} bytes, more than ${MAX_RECORDS_BYTES}: refused`);
+    // Read up to the bound plus one on the fd: a file growing after fstat is still bounded.
+    const buf = Buffer.alloc(Math.min(st.size, MAX_RECORDS_BYTES) + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, n)) > 0;) n += r;
+    if (n > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: more than ${MAX_RECORDS_BYTES} bytes: refused`);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The records; throws (IdPoolError naming the file) on a file anyone but root could write, too large, or malformed. */
+export async function readIdRecords(file: string): Promise<IdRecord[]> {
+  const text = readTrusted(file);
+  return text === undefined ? [] : parse(text, file);
 }
 
 /** The last parse of each file, by its size and mtime: the loop plans often, the file changes at creates. */
 const parsed = new Map<string, { stamp: string; records: IdRecord[] }>();
 
-/** For plan's facts (sync): the records, or none when the file cannot be read (plan only predicts; the allocator decides). */
+/** For plan's facts (sync): the records, or none when the file cannot be read or is refused (plan only predicts; the allocator decides and refuses). */
 export function readIdRecordsSync(file: string): IdRecord[] {
   try {
     const st = statSync(file);
-    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}:${st.uid}:${st.mode}`;
     const hit = parsed.get(file);
     if (hit?.stamp === stamp) return hit.records;
-    if (st.size > MAX_RECORDS_BYTES) return [];
-    const records = parse(readFileSync(file, 'utf8'), file);
+    const text = readTrusted(file);
+    const records = text === undefined ? [] : parse(text, file);
     parsed.set(file, { stamp, records });
     return records;
   } catch {
