@@ -26,7 +26,10 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
   let allowed: string;
   let data: string;
   let sensitive: string;
-  const setting = (): string => `default=baseline,allow-host-path=${allowed}`;
+  let victim: string;
+  let other: { stateDir: string; runDir: string };
+  // The second allowed dir holds another acetate instance (finding 6b): allowed by the setting, refused as acetate's.
+  const setting = (): string => `default=baseline,allow-host-path=${allowed},allow-host-path=${path.dirname(other.stateDir)}`;
   // ACETATE_HOST_USERS empty: the project's default (a user namespace), which baseline requires.
   const env = () => ({ ACETATE_RUN_DIR: r.runDir, ACETATE_POD_SECURITY: setting(), ACETATE_HOST_USERS: '' });
   const cli = (args: string[]) => runCli(args, { stateDir: r.stateDir, env: env() });
@@ -46,6 +49,11 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
     await writeFile(path.join(data, 'ok.txt'), 'allowed\n', { mode: 0o644 });
     // Readable by anyone: if it were bound, the container would read it.
     await writeFile(path.join(sensitive, 'secret.txt'), 'SENSITIVE-MARKER\n', { mode: 0o644 });
+    // A "victim" dir with a data dir of its own, for the swap of the allowed dir itself.
+    victim = path.join(base, 'victim');
+    await mkdir(path.join(victim, 'data'), { recursive: true, mode: 0o755 });
+    await writeFile(path.join(victim, 'data', 'secret.txt'), 'VICTIM-MARKER\n', { mode: 0o644 });
+    other = { stateDir: path.join(base, 'other', 'state'), runDir: path.join(base, 'other', 'run') };
     await writeFile(
       path.join(r.dir, 'web.yaml'),
       [
@@ -71,6 +79,8 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
       // Put the dir back whatever the test left, so the final apply can remove the container.
       await rm(data, { force: true }).catch(() => undefined);
       await rename(`${data}.moved`, data).catch(() => undefined);
+      await rm(allowed, { force: true }).catch(() => undefined);
+      await rename(`${allowed}.orig`, allowed).catch(() => undefined);
       await destroyAllAndAssertNoLeaks({ ...r, apply: () => cli(['apply', '-f', r.dir, '--allow-empty']) });
     }
   });
@@ -118,5 +128,76 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
     const again = await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running again' });
     assert.notEqual(again!.pid, first!.pid);
     assert.equal((await cli(['exec', '-n', 'tenant-a', 'web', '--', 'cat', '/data/ok.txt'])).stdout, 'allowed\n');
+  });
+
+  it('a restart after the ALLOWED dir itself became a symlink to a victim dir is refused: the entry is not followed where it leads now (finding 7)', async () => {
+    const before = await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running' });
+    await rename(allowed, `${allowed}.orig`);
+    await symlink(victim, allowed);
+    process.kill(before!.pid!, 'SIGKILL');
+    const refused = await waitFor(
+      async () => {
+        const c = await get();
+        return c?.conditions.find((x) => x.type === 'Synced' && x.reason === 'HostPathRefused' && x.message?.includes(victim)) ? c : undefined;
+      },
+      { ...WAIT, what: 'Synced=False HostPathRefused naming the victim dir' },
+    );
+    const synced = refused.conditions.find((x) => x.type === 'Synced')!;
+    for (const part of ['tenant-a/web', 'spec.mounts[0].hostPath', 'rule hostPathVolumes', `${allowed} now leads to ${victim}, not followed`])
+      assert.ok(synced.message!.includes(part), `the condition names ${part}: ${synced.message}`);
+    assert.notEqual(refused.phase, 'Running');
+    const inside = await cli(['exec', '-n', 'tenant-a', 'web', '--', 'cat', '/data/secret.txt']);
+    assert.notEqual(inside.code, 0);
+    assert.doesNotMatch(inside.stdout, /VICTIM-MARKER/);
+
+    await rm(allowed);
+    await rename(`${allowed}.orig`, allowed);
+    await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running again' });
+    assert.equal((await cli(['exec', '-n', 'tenant-a', 'web', '--', 'cat', '/data/ok.txt'])).stdout, 'allowed\n');
+  });
+
+  it("a hostPath into another acetate instance's state dir is refused though the allowlist covers it (finding 6b)", async () => {
+    // A real second instance: its apply takes its node lock and registers it node-wide.
+    const empty = path.join(path.dirname(other.stateDir), 'manifests');
+    await mkdir(empty, { recursive: true });
+    const o = await runCli(['apply', '-f', empty, '--allow-empty'], {
+      stateDir: other.stateDir,
+      env: { ACETATE_RUN_DIR: other.runDir, ACETATE_HOST_USERS: '' },
+    });
+    assert.equal(o.code, 0, o.stderr);
+    const upper = path.join(other.stateDir, 'containers', 'default_ta', 'upper');
+    await mkdir(path.join(upper, 'srv'), { recursive: true });
+    await writeFile(path.join(upper, 'srv', 'app.conf'), 'OTHER-INSTANCE\n', { mode: 0o644 });
+    await writeFile(
+      path.join(r.dir, 'peek.yaml'),
+      [
+        'apiVersion: acetate.dev/v1alpha1',
+        'kind: Container',
+        'metadata: { name: peek, namespace: tenant-a }',
+        'spec:',
+        '  template: host',
+        '  command: [/bin/sh, -c, exec sleep 100000]',
+        '  securityContext: { hostUsers: false }',
+        '  mounts:',
+        `    - { hostPath: ${upper}, containerPath: /other, readOnly: true }`,
+        '',
+      ].join('\n'),
+    );
+    // Refused at its create (never created, so `get` lists nothing): the run's Failed line names the dir and why.
+    const line = await waitFor(
+      () =>
+        loop!.lines.find((l) => {
+          const x = l as { action?: string; container?: string; error?: string };
+          return x.action === 'create' && x.container === 'tenant-a/peek' && x.error?.includes(other.stateDir);
+        }) as { error: string } | undefined,
+      { ...WAIT, what: "peek's create refused naming the other instance's state dir" },
+    );
+    assert.match(line.error, /is inside acetate's state dir of an instance on this node \(registered in \/var\/lib\/acetate\/instances\)/, line.error);
+    const listed = flatContainers((await cli(['get', '-n', 'tenant-a', 'peek', '-o', 'json'])).stdout || '{"kind":"List","items":[]}')[0];
+    assert.notEqual(listed?.phase, 'Running');
+    const inside = await cli(['exec', '-n', 'tenant-a', 'peek', '--', 'cat', '/other/srv/app.conf']);
+    assert.notEqual(inside.code, 0);
+    assert.doesNotMatch(inside.stdout, /OTHER-INSTANCE/);
+    await rm(path.join(r.dir, 'peek.yaml'));
   });
 });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, readlink, rename, symlink, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, readlink, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HostPathRefusedError, openHostPaths, type HostPathRule } from '../../src/runtime/walls/hostpath-open.js';
 import { OciConfigError } from '../../src/runtime/walls/errors.js';
+import { otherInstanceDirs, registerInstance } from '../../src/runtime/walls/instances.js';
 import { failureKind } from '../../src/contracts/errors.js';
 import { withTmpDir } from '../support/tmpdir.js';
 
@@ -65,5 +66,73 @@ describe('hostPaths opened and checked at a start (walls/hostpath-open.ts)', () 
         () => openHostPaths('default/web', [{ hostPath: path.join(dir, 'missing') }], { hostRoot: '/', own }),
         (e: unknown) => e instanceof OciConfigError && /spec\.mounts\[0\]\.hostPath: '.*missing' does not exist on this node/.test((e as Error).message),
       );
+    }));
+
+  it('the allowed dir itself swapped for a symlink: the opened path must lie where the entry led when first used (finding 7)', () =>
+    withTmpDir(async (dir) => {
+      const allowed = path.join(dir, 'shared');
+      const victim = path.join(dir, 'victim');
+      await mkdir(path.join(allowed, 'data'), { recursive: true });
+      await mkdir(path.join(victim, 'data'), { recursive: true });
+      const first = openHostPaths('tenant-a/web', [{ hostPath: path.join(allowed, 'data') }], { hostRoot: '/', own: [], rule: rule(allowed) });
+      first.close();
+      await rename(allowed, `${allowed}.orig`);
+      await symlink(victim, allowed);
+      assert.throws(
+        () => openHostPaths('tenant-a/web', [{ hostPath: path.join(allowed, 'data') }], { hostRoot: '/', own: [], rule: rule(allowed) }),
+        (e: unknown) =>
+          e instanceof HostPathRefusedError &&
+          e.rule === 'hostPathVolumes' &&
+          e.message.includes(`leads to "${victim}/data"`) &&
+          e.message.includes(`${allowed} now leads to ${victim}, not followed`),
+      );
+    }));
+
+  it('an allowed dir reached through a symlink not owned by root allows nothing, even when first used after the swap', () =>
+    withTmpDir(async (dir) => {
+      const victim = path.join(dir, 'victim');
+      await mkdir(path.join(victim, 'data'), { recursive: true });
+      const allowed = path.join(dir, 'planted');
+      await symlink(victim, allowed);
+      await lchown(allowed, 1000, 1000);
+      assert.throws(
+        () => openHostPaths('tenant-a/web', [{ hostPath: path.join(allowed, 'data') }], { hostRoot: '/', own: [], rule: rule(allowed) }),
+        (e: unknown) =>
+          e instanceof HostPathRefusedError &&
+          e.rule === 'hostPathVolumes' &&
+          e.message.includes(`not counted: ${allowed} (${allowed} is a symlink owned by uid 1000, not root)`),
+      );
+      // The node's own (root's) symlinks stay usable in the setting.
+      const rootLink = path.join(dir, 'rootlink');
+      await symlink(victim, rootLink);
+      openHostPaths('tenant-a/web', [{ hostPath: path.join(rootLink, 'data') }], { hostRoot: '/', own: [], rule: rule(rootLink) }).close();
+    }));
+
+  it("refuses a path into or above another registered instance's state or run dir, or a state dir the id records name (finding 6b)", () =>
+    withTmpDir(async (dir) => {
+      const registry = path.join(dir, 'instances');
+      const other = { stateDir: path.join(dir, 'b', 'state'), runDir: path.join(dir, 'b', 'run') };
+      const upper = path.join(other.stateDir, 'containers', 'default_ta', 'upper');
+      await mkdir(upper, { recursive: true });
+      await mkdir(other.runDir, { recursive: true });
+      await registerInstance(other, registry);
+      const byRecords = path.join(dir, 'c', 'state');
+      await mkdir(byRecords, { recursive: true });
+      const own = await otherInstanceDirs('/', [byRecords, '/', 'relative'], registry);
+      const cases: [string, string][] = [
+        [upper, `state dir of an instance on this node (registered in ${registry}) ${other.stateDir}`],
+        [path.join(dir, 'b'), `state dir of an instance on this node (registered in ${registry}) ${other.stateDir}`],
+        [other.runDir, `run dir of an instance on this node (registered in ${registry}) ${other.runDir}`],
+        [byRecords, `state dir of an instance on this node (named by the node id records) ${byRecords}`],
+      ];
+      for (const [hostPath, named] of cases)
+        assert.throws(
+          () => openHostPaths('default/web', [{ hostPath }], { hostRoot: '/', own, rule: rule(dir) }),
+          (e: unknown) => e instanceof HostPathRefusedError && e.rule === 'acetateDirs' && e.message.includes(`acetate's ${named}`),
+          hostPath,
+        );
+      // Beside them (and '/' in a record refusing nothing else): allowed.
+      await mkdir(path.join(dir, 'shared'));
+      openHostPaths('default/web', [{ hostPath: path.join(dir, 'shared') }], { hostRoot: '/', own, rule: rule(dir) }).close();
     }));
 });

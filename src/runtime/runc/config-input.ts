@@ -8,10 +8,12 @@ import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { ensureImageRootfs } from '../../images/store.js';
 import { OciConfigError, type OciConfigInput } from './oci-config.js';
-import { isolationInputs } from '../walls/walls.js';
+import { idRangeStore, isolationInputs } from '../walls/walls.js';
 import { refuseOwnDirAncestors, type OwnDir } from '../walls/hostpath-guard.js';
 import { hostPathStagingDir, openHostPaths, stageHostPaths } from '../walls/hostpath-open.js';
 import { refuseMissingHostPaths } from '../walls/mount-checks.js';
+import { otherInstanceDirs } from '../walls/instances.js';
+import { readIdRecordsSync } from '../walls/id-records.js';
 import type { ContainerPaths } from './paths.js';
 import type { RuncContext } from './runc-context.js';
 
@@ -47,13 +49,15 @@ export async function ociConfigInput(
   };
 }
 
-/** acetate's state and run dir, as given and as their symlinks resolve. */
+/**
+ * acetate's state and run dir, and every other instance's the node knows of (walls/instances.ts),
+ * as given and as their symlinks resolve.
+ */
 export async function ownDirs(rc: RuncContext): Promise<OwnDir[]> {
   const own: OwnDir[] = [];
-  for (const [dir, what] of [
-    [rc.paths.stateDir, 'state dir'],
-    [rc.paths.runDir, 'run dir'],
-  ] as const) {
+  const records = readIdRecordsSync(idRangeStore(rc.paths, rc.opts.isolation ?? {}).recordsFile).map((r) => r.owner.stateDir);
+  const others = await otherInstanceDirs(rc.templates.hostRoot, records);
+  for (const { dir, what } of [{ dir: rc.paths.stateDir, what: 'state dir' }, { dir: rc.paths.runDir, what: 'run dir' }, ...others]) {
     own.push({ dir, what }, { dir: await realpath(dir).catch(() => dir), what });
   }
   return own;

@@ -19,7 +19,7 @@
  * walk met; the race a walk avoids (a name changing between check and mount) is closed by
  * binding the fd instead.
  */
-import { closeSync, existsSync, openSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import { mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
@@ -128,12 +128,64 @@ function nodePathOf(seen: string, hostRoot: string): string | undefined {
   return seen.startsWith(`${root}/`) ? seen.slice(root.length) : undefined;
 }
 
-function realNodePath(p: string, hostRoot: string): string {
+function realNodePath(p: string, hostRoot: string): string | undefined {
   try {
-    return nodePathOf(realpathSync.native(path.join(hostRoot, p)), hostRoot) ?? p;
+    return nodePathOf(realpathSync.native(path.join(hostRoot, p)), hostRoot);
   } catch {
-    return p; // an allowed dir that does not exist allows nothing that exists, as written
+    return undefined; // an allowed dir that does not exist allows nothing that exists
   }
+}
+
+/**
+ * Where each allowed dir led the first time this process used it (the node setting is read at the
+ * first start too: cli/context.ts), kept for the process's life. Why once and not at each check:
+ * the opened hostPath's real place must lie under what the admin allowed, not under wherever the
+ * entry points now; swapping the allowed dir itself for a symlink to /var/lib/victim would
+ * otherwise move the allowlist with it (tester finding 7). Why resolved and not compared as
+ * written: symlinks the node itself has (/var/run → /run) stay usable in the setting. A dir that
+ * does not exist yet is resolved again at the next check (an admin may create it later).
+ */
+const allowedAtFirstUse = new Map<string, string>();
+
+/**
+ * The first symlink on `entry`'s path (the entry included) that is not root's, or undefined. Read at
+ * every check: a process started after a swap would resolve the swapped entry afresh, and a
+ * symlink only root could have made (the node's own) is what the admin may have meant, one
+ * anyone else made is not.
+ */
+function foreignSymlink(entry: string, hostRoot: string): string | undefined {
+  const parts = path.resolve(entry).split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    try {
+      const st = lstatSync(path.join(hostRoot, p));
+      if (st.isSymbolicLink() && st.uid !== 0) return `${p} is a symlink owned by uid ${st.uid}, not root`;
+    } catch {
+      return undefined; // missing from here on: nothing more to follow
+    }
+  }
+  return undefined;
+}
+
+/** The allowed dirs' node paths as first resolved (above); a dir led through a foreign symlink allows nothing. */
+function allowedRealPaths(entries: readonly string[], hostRoot: string): { real: string[]; refusedEntries: string[] } {
+  const real: string[] = [];
+  const refusedEntries: string[] = [];
+  for (const d of entries) {
+    const why = foreignSymlink(d, hostRoot);
+    if (why) {
+      refusedEntries.push(`${d} (${why})`);
+      continue;
+    }
+    const key = `${hostRoot}\0${d}`;
+    let r = allowedAtFirstUse.get(key);
+    if (r === undefined) {
+      r = realNodePath(d, hostRoot);
+      if (r !== undefined) allowedAtFirstUse.set(key, r);
+    }
+    real.push(r ?? d);
+  }
+  return { real, refusedEntries };
 }
 
 /**
@@ -151,7 +203,7 @@ export function openHostPaths(
     for (const fd of fds.splice(0)) closeSync(fd);
   };
   try {
-    const allowed = opts.rule?.allowedHostPaths.map((d) => realNodePath(d, opts.hostRoot));
+    const allowed = opts.rule ? allowedRealPaths(opts.rule.allowedHostPaths, opts.hostRoot) : undefined;
     const sources = mounts.map((m, i) => {
       const field = `spec.mounts[${i}].hostPath`;
       let fd: number;
@@ -171,9 +223,16 @@ export function openHostPaths(
       const own = opts.own.find(({ dir }) => inside(seen, dir) || inside(dir, seen));
       if (own) throw new HostPathRefusedError(container, field, 'acetateDirs', `'${m.hostPath}'${via} holds or is inside acetate's ${own.what} ${own.dir}`);
       const rule = opts.rule;
-      if (rule && rule.level !== 'privileged' && !hostPathAllowed(onNode, allowed ?? [])) {
+      if (rule && rule.level !== 'privileged' && !hostPathAllowed(onNode, allowed?.real ?? [])) {
+        const moved = rule.allowedHostPaths.filter((d) => {
+          const now = realNodePath(d, opts.hostRoot);
+          const then = allowedAtFirstUse.get(`${opts.hostRoot}\0${d}`);
+          return now !== undefined && then !== undefined && now !== then;
+        });
         const list = rule.allowedHostPaths.length
-          ? `the node's allowed host paths (${rule.allowedHostPaths.join(', ')})`
+          ? `the node's allowed host paths (${rule.allowedHostPaths.join(', ')}, where they led when first used${
+              moved.length ? `; ${moved.map((d) => `${d} now leads to ${realNodePath(d, opts.hostRoot)}`).join(', ')}, not followed` : ''
+            }${allowed?.refusedEntries.length ? `; not counted: ${allowed.refusedEntries.join(', ')}` : ''})`
           : 'no host path (this node allows none)';
         throw new HostPathRefusedError(
           container,

@@ -15,9 +15,13 @@
  * container dir no longer exists (destroyed, state dir removed, a test that crashed) is dropped
  * when an allocation finds it so (id-ranges.ts), so ranges come back without anyone's help.
  * Changes since the file was last written whole are lines of its journal, <file>.log (below),
- * read with it. Written only under the flock of <file>.lock (id-ranges.ts, id-lock.ts).
+ * read with it. Written only under the flock of <file>.lock (id-ranges.ts, id-lock.ts). Every
+ * allocation follows it, so it (and its journal) is read only when it and its dir are root's and
+ * writable by root only, it is a plain file (not a symlink), and at most 16 MiB: anything else is
+ * an IdPoolError naming the file and why (a record planted by someone else could cover the whole
+ * pool or drop another's ranges).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
@@ -99,22 +103,11 @@ function applyJournal(records: IdRecord[], text: string, journal: string): IdRec
   return [...byOwner.values()];
 }
 
-function readBounded(file: string): string | undefined {
-  try {
-    const st = statSync(file);
-    if (st.size > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: ${st.size} bytes, more than ${MAX_RECORDS_BYTES}`);
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 /** The records and their journal; throws on anything unreadable (never read as "none held"). */
 function readIdRecordsStrictSync(file: string): IdRecord[] {
-  const text = readBounded(file);
+  const text = readTrusted(file);
   const records = text === undefined ? [] : parse(text, file);
-  const journal = readBounded(journalOf(file));
+  const journal = readTrusted(journalOf(file));
   return journal === undefined ? records : applyJournal(records, journal, journalOf(file));
 }
 
@@ -131,6 +124,51 @@ export function compactIdRecordsSync(file: string): void {
   writeIdRecordsSync(file, readIdRecordsStrictSync(file));
 }
 
+/**
+ * Why the file (or its dir) cannot be trusted, or undefined. Every instance's allocations follow
+ * it: one that anyone but root could write could be given a record covering the whole pool (every
+ * create "pool full") or dropping another's ranges (two containers given one range).
+ */
+function untrusted(what: string, st: Stats): string | undefined {
+  if (st.uid !== 0) return `${what} is owned by uid ${st.uid}, not root`;
+  if (st.mode & 0o022) return `${what} is writable by ${st.mode & 0o020 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)})`;
+  return undefined;
+}
+
+/**
+ * The file's text, read through one fd (O_NOFOLLOW: the file itself, not where a symlink planted in
+ * its place leads) after checking its dir's and its own owner and mode and its size on that fd;
+ * undefined when it does not exist. Throws an IdPoolError naming the file and why.
+ */
+function readTrusted(file: string): string | undefined {
+  const dir = path.dirname(file);
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP')
+      throw new IdPoolError(`${file}: the node's id records file is a symlink: refused (make it a plain file owned by root)`, { cause: err });
+    throw new IdPoolError(`${file}: cannot read the node's id records (${code ?? (err as Error).message})`, { cause: err });
+  }
+  try {
+    const st = fstatSync(fd);
+    const why = untrusted(`its dir ${dir}`, statSync(dir)) ?? (st.isFile() ? untrusted('it', st) : 'it is not a plain file');
+    if (why) throw new IdPoolError(`${file}: the node's id records file is refused: ${why} (it must be root's and writable by root only)`);
+    if (st.size > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: ${st.size} bytes, more than ${MAX_RECORDS_BYTES}: refused`);
+    // Read up to the bound plus one on the fd: a file growing after fstat is still bounded.
+    const buf = Buffer.alloc(Math.min(st.size, MAX_RECORDS_BYTES) + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, n)) > 0;) n += r;
+    if (n > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: more than ${MAX_RECORDS_BYTES} bytes: refused`);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The records and their journal; throws (IdPoolError naming the file) on a file anyone but root could write, too large, or malformed. */
 export async function readIdRecords(file: string): Promise<IdRecord[]> {
   return readIdRecordsStrictSync(file);
 }
@@ -138,12 +176,12 @@ export async function readIdRecords(file: string): Promise<IdRecord[]> {
 /** The last parse of each file, by its size and mtime: the loop plans often, the file changes at creates. */
 const parsed = new Map<string, { stamp: string; records: IdRecord[] }>();
 
-/** For plan's facts (sync): the records, or none when the file cannot be read (plan only predicts; the allocator decides). */
+/** For plan's facts (sync): the records, or none when the file cannot be read or is refused (plan only predicts; the allocator decides and refuses). */
 export function readIdRecordsSync(file: string): IdRecord[] {
   try {
     const st = statSync(file);
     const j = statSync(journalOf(file), { throwIfNoEntry: false });
-    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}:${j ? `${j.size}:${j.mtimeMs}:${j.ino}` : ''}`;
+    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}:${st.uid}:${st.mode}:${j ? `${j.size}:${j.mtimeMs}:${j.ino}:${j.uid}:${j.mode}` : ''}`;
     const hit = parsed.get(file);
     if (hit?.stamp === stamp) return hit.records;
     const records = readIdRecordsStrictSync(file);

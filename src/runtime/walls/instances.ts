@@ -60,3 +60,28 @@ export async function knownInstances(hostRoot: string, registry = INSTANCES_DIR)
   );
   return out.filter((e): e is Instance => !!e).sort((a, b) => a.stateDir.localeCompare(b.stateDir));
 }
+
+/**
+ * Every other acetate instance's state and run dir the node knows of, as dirs no hostPath may lead
+ * into or above (rule acetateDirs, hostpath-open.ts): a hostPath of another instance's
+ * containers/<id>/upper would show a tenant that instance's containers' files (tester finding 6b).
+ * From the registry above, and the state dirs the node's id records name as owners (an instance
+ * that has not registered, e.g. one started before the registry existed, still holds records).
+ * `recordsStateDirs`: those owners' state dirs (id-records.ts, read by the caller).
+ */
+export async function otherInstanceDirs(
+  hostRoot: string,
+  recordsStateDirs: readonly string[],
+  registry = INSTANCES_DIR,
+): Promise<{ dir: string; what: string }[]> {
+  const out: { dir: string; what: string }[] = [];
+  for (const i of await knownInstances(hostRoot, registry)) {
+    out.push({ dir: path.join(hostRoot, i.stateDir), what: `state dir of an instance on this node (registered in ${registry})` });
+    out.push({ dir: path.join(hostRoot, i.runDir), what: `run dir of an instance on this node (registered in ${registry})` });
+  }
+  // '/' or a relative name is no state dir: one in a record would refuse every hostPath.
+  for (const d of new Set(recordsStateDirs))
+    if (path.isAbsolute(d) && path.resolve(d) !== '/')
+      out.push({ dir: path.join(hostRoot, path.resolve(d)), what: 'state dir of an instance on this node (named by the node id records)' });
+  return out;
+}
