@@ -8,7 +8,9 @@
  * apply of many containers allocates every few hundred ms: taking the lock once and keeping it
  * while allocations keep coming (LINGER_MS after the last one) costs one process per burst, not one
  * per container. Another acetate process of the node waits at most that long after our last
- * allocation. The fd is closed (the lock released) by the timer, which does not keep the process
+ * allocation, and never longer than about MAX_HOLD_MS + LINGER_MS during a long apply (a burst
+ * holding it longer lets go after its next allocation: an instance once waited a whole
+ * 2,500-container apply for its first range). The fd is closed (the lock released) by the timer, which does not keep the process
  * alive, or by the process's exit.
  *
  * Callers are serialized in this process by a mutex per lock file (concurrent creates of the loop),
@@ -21,8 +23,17 @@ import { KeyedMutex } from '../../util/keyed-mutex.js';
 /** How long the lock is kept after the last allocation of a burst. */
 export const LINGER_MS = 2_000;
 
+/**
+ * The longest one burst keeps the lock: an apply of thousands allocates every few hundred ms for
+ * many minutes, and another instance (or a test's runtime) must not wait for all of it. Past this,
+ * the lock is let go after the allocation that ran over, and taken again by the next.
+ */
+export const MAX_HOLD_MS = 1_000;
+
 interface Held {
   fd: number;
+  /** When this process took the lock (Date.now()). */
+  since: number;
   timer?: NodeJS.Timeout;
   /** Run (synchronously) while the lock is still ours, just before it is let go. */
   beforeRelease?: () => void;
@@ -55,7 +66,7 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, opt
         closeSync(fd);
         throw err;
       }
-      h = { fd };
+      h = { fd, since: Date.now() };
       held.set(lockFile, h);
       if (!exitHooked) {
         exitHooked = true;
@@ -67,8 +78,11 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, opt
       return await fn();
     } finally {
       const mine = h;
-      mine.timer = setTimeout(() => releaseIdRecordsLock(lockFile, mine), lingerMs);
-      mine.timer.unref();
+      if (Date.now() - mine.since >= MAX_HOLD_MS) releaseIdRecordsLock(lockFile, mine);
+      else {
+        mine.timer = setTimeout(() => releaseIdRecordsLock(lockFile, mine), lingerMs);
+        mine.timer.unref();
+      }
     }
   });
 }
