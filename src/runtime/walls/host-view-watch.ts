@@ -58,6 +58,7 @@ export class HostViewWatch {
   private again = false;
   private closed = false;
   private last?: HostView;
+  private lastKey?: string;
 
   constructor(private readonly d: HostViewWatchDeps) {}
 
@@ -105,8 +106,13 @@ export class HostViewWatch {
       forgetOwnerOnlyWalk(this.d.hostRoot);
       view = await this.d.view();
     }
-    if (view === this.last) return;
+    // A new view object with the same entries (a watched dir changed in a way that hides nothing
+    // new: another instance registering, a file rewritten in /etc) needs no pass over every
+    // container: at 2,500 containers one such pass per test instance kept `run` busy (284 ms/s).
+    const key = JSON.stringify(view.entries);
+    if (view === this.last || key === this.lastKey) return;
     this.last = view;
+    this.lastKey = key;
     const ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
     let containers = 0;
     let markers = 0;
