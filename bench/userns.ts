@@ -30,7 +30,7 @@ import { fmtMs, median, round } from './lib/stats.js';
 import { duBytes, measure } from './lib/sys.js';
 import { tmpDir } from './lib/workload.js';
 import { writeUsernsResults, type UsernsKind, type UsernsResults } from './lib/userns-report.js';
-import { DEFAULT_CONCURRENCY } from './density.js';
+import { DEFAULT_CONCURRENCY, densityYaml } from './density.js';
 
 export interface UsernsOptions {
   n: number;
@@ -41,20 +41,9 @@ export interface UsernsOptions {
 
 const nameOf = (i: number): string => `u${String(i).padStart(4, '0')}`;
 
-/** A host-template container as density.ts has it (long-running shell loop, no network). */
+/** density.ts's container (long-running shell loop, no network), as one document of a file of N. */
 function hostYaml(name: string): string {
-  return `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sh", "-c", "while :; do sleep 3600; done"]
-  network: none
-  terminationGracePeriodSeconds: 0
-  resources: { memory: 16Mi, pids: 16 }
----
-`;
+  return `${densityYaml(name)}---\n`;
 }
 
 function imageYaml(name: string, ref: string): string {
