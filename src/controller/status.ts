@@ -11,7 +11,7 @@
  *   or conflicting manifest, an action still to do).
  * - ResizePending: a resize the kernel refused for now (reason Deferred) is still to be applied.
  */
-import type { Condition, ContainerStatus, DesiredContainer, Phase, Resources } from '../api/types.js';
+import type { Condition, ContainerStatus, DesiredContainer, NormalizedProbes, Phase, Resources } from '../api/types.js';
 import { formatCpu, formatMemory } from '../api/quantity.js';
 import type { ActualContainer, DeferredResize } from '../runtime/runtime.js';
 import type { SourceProblem } from '../contracts/source.js';
@@ -93,6 +93,11 @@ export function computePhase(input: StatusInput): Phase {
   return 'Pending';
 }
 
+/** Whether the probes hold Ready back until one passed (readiness or startup; liveness alone does not). */
+function gatesReady(probes: NormalizedProbes | undefined): boolean {
+  return Boolean(probes?.readiness || probes?.startup);
+}
+
 function readyCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> {
   const { desired, actual } = input;
   const state = actual?.process.state ?? 'absent';
@@ -106,6 +111,16 @@ function readyCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime
   }
   if (state === 'running' && input.probe && !input.probe.ready) {
     return { type: CONDITION_READY, status: 'False', reason: input.probe.reason, message: input.probe.message };
+  }
+  if (state === 'running' && !input.probe && gatesReady(actual?.applied.spec.probes ?? desired.spec.probes)) {
+    // No verdict yet for this process (the loop has not seen it, or is not running): as in
+    // Kubernetes, a container with a readiness or startup probe is not Ready until one passed.
+    return {
+      type: CONDITION_READY,
+      status: 'False',
+      reason: 'ProbesPending',
+      message: `running with pid ${actual?.process.pid ?? '?'}; no probe has passed for this process yet`,
+    };
   }
   if (state === 'running') {
     return { type: CONDITION_READY, status: 'True', reason: 'Running', message: input.probe?.message ?? `running with pid ${actual?.process.pid ?? '?'}` };

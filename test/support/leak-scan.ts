@@ -2,10 +2,30 @@
 import { readdir, readFile, lstat } from 'node:fs/promises';
 import path from 'node:path';
 
-/** Every regular file under dir that contains one of the markers (symlinks are not followed). */
+/** Mount points strictly under dir (/proc/self/mountinfo, octal escapes undone). */
+async function mountsUnder(dir: string): Promise<Set<string>> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const root = path.resolve(dir) + '/';
+  const out = new Set<string>();
+  for (const line of info.split('\n')) {
+    const at = line.split(' ')[4];
+    if (!at) continue;
+    const p = at.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (p.startsWith(root)) out.add(p);
+  }
+  return out;
+}
+
+/**
+ * Every regular file under dir that contains one of the markers (symlinks are not followed). Mount
+ * points are not entered: a running container's rootfs (the node's whole / for the host template)
+ * holds files acetate never wrote, and reading it all took most of a minute.
+ */
 export async function filesContaining(dir: string, markers: string[]): Promise<string[]> {
   const found: string[] = [];
+  const mounts = await mountsUnder(dir);
   async function walk(d: string): Promise<void> {
+    if (mounts.has(d)) return;
     let entries;
     try {
       entries = await readdir(d, { withFileTypes: true });

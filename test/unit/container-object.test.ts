@@ -8,6 +8,7 @@ import { containerObject, containerList } from '../../src/cli/container-object.j
 import { validateManifest } from '../../src/api/validate.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
 import { testSpec } from '../support/test-spec.js';
+import { normalizeProbe } from '../../src/api/probes.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const NOW = Date.UTC(2026, 0, 2);
@@ -78,5 +79,20 @@ describe('Container objects (acetate get -o yaml|json)', () => {
     const list = containerList([o]);
     assert.equal(list.kind, 'List');
     assert.equal(list.items.length, 1);
+  });
+
+  it('a running process with a readiness or startup probe is not Ready before the loop has seen a probe pass (liveness alone does not hold it back)', () => {
+    const probed = (kind: 'readiness' | 'startup' | 'liveness'): ActualContainer => {
+      const a = actual({ kind: 'file', file: '/etc/acetate/containers/web.yaml', line: 4 });
+      a.applied.spec = { ...a.applied.spec, probes: { [kind]: normalizeProbe({ tcpSocket: { port: 80 } }) } };
+      return a;
+    };
+    for (const kind of ['readiness', 'startup'] as const) {
+      const ready = containerObject(probed(kind), undefined, NOW).status?.conditions?.find((c) => c.type === 'Ready');
+      assert.equal(ready?.status, 'False', kind);
+      assert.equal(ready?.reason, 'ProbesPending', kind);
+      assert.match(ready?.message ?? '', /pid 4242; no probe has passed/);
+    }
+    assert.equal(containerObject(probed('liveness'), undefined, NOW).status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
   });
 });

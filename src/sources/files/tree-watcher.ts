@@ -13,9 +13,16 @@
  * The root's own name is watched in its parent directory too: git-sync and many deploy tools
  * publish a new checkout by renaming a new symlink over `current`, which the watch on the old
  * target never sees (it was noticed only at the next re-list, 24 s on average with the 30 s default).
+ *
+ * Symlinks are never followed: the root is resolved once (a `current` symlink is watched at its
+ * target; the swap above restarts the watch) and the tree below is watched as it is on disk.
+ * Following them let a link out of the tree (`up -> ..`) make chokidar walk and watch whatever it
+ * points at, 40 levels deep until ELOOP: the node's whole / when a state dir with a running
+ * container was below, and the paths it met printed in the log. A manifest reached through a link
+ * inside the tree is still read at every re-list; only its edits wait for that re-list.
  */
 import path from 'node:path';
-import { existsSync, watch as fsWatch, type FSWatcher as NodeWatcher, type Stats } from 'node:fs';
+import { existsSync, realpathSync, watch as fsWatch, type FSWatcher as NodeWatcher, type Stats } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import { isIgnoredPath, isManifestPath } from './ignore.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
@@ -48,6 +55,8 @@ export class TreeWatcher {
   private firstPendingAt?: number;
   /** The last raw event of each watched directory (what inotify said, in order). */
   private lastRaw = new Map<string, { event: string; name: string }>();
+  /** The root as resolved when the watch started (chokidar is given this, and reports paths in it). */
+  private realRoot = '';
 
   constructor(private readonly opts: TreeWatcherOptions) {}
 
@@ -59,15 +68,18 @@ export class TreeWatcher {
   async start(): Promise<void> {
     if (this.closed) return;
     const { root } = this.opts;
-    const w = watch(root, {
+    this.realRoot = realRootOf(root);
+    const w = watch(this.realRoot, {
       ignoreInitial: true,
+      followSymlinks: false,
       persistent: true,
       atomic: true,
       usePolling: this.opts.usePolling,
       interval: 100,
       ignored: (p: string, stats?: Stats) => {
-        if (isIgnoredPath(root, p)) return true;
-        return !!stats?.isFile() && !isManifestPath(p);
+        const named = this.underRoot(p);
+        if (isIgnoredPath(root, named)) return true;
+        return !!stats?.isFile() && !isManifestPath(named);
       },
     });
     w.on('all', (event, p) => this.onFsEvent(event, p));
@@ -132,7 +144,7 @@ export class TreeWatcher {
   private onFsEvent(event: string, p: string): void {
     if (this.closed) return;
     const { root } = this.opts;
-    const abs = path.resolve(p);
+    const abs = this.underRoot(path.resolve(p));
     if (isIgnoredPath(root, abs)) return;
     if (event === 'addDir' || event === 'unlinkDir') {
       if (abs === root && event === 'addDir') return;
@@ -155,8 +167,9 @@ export class TreeWatcher {
    * a write in place, a move from another directory) waits out the debounce: the safe side.
    */
   private onRaw(event: string, name: unknown, details: unknown): void {
-    const dir = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-    if (this.closed || typeof dir !== 'string' || typeof name !== 'string' || !name) return;
+    const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+    if (this.closed || typeof watched !== 'string' || typeof name !== 'string' || !name) return;
+    const dir = this.underRoot(path.resolve(watched));
     // chokidar also watches each file; its events name the file itself: only directories' count.
     if (path.basename(dir) === name) return;
     const prev = this.lastRaw.get(dir);
@@ -167,6 +180,14 @@ export class TreeWatcher {
     if (isIgnoredPath(root, target) || !isManifestPath(target) || !this.opts.isKnown?.(target)) return;
     if (existsSync(path.join(dir, prev.name)) || !existsSync(target)) return;
     this.opts.onBatch({ full: false, files: [target] });
+  }
+
+  /** A path chokidar reported (under the resolved root), named under the root as given, as the lister names it. */
+  private underRoot(p: string): string {
+    const { root } = this.opts;
+    if (!this.realRoot || this.realRoot === root) return p;
+    const rel = path.relative(this.realRoot, p);
+    return rel.startsWith('..') || path.isAbsolute(rel) ? p : path.join(root, rel);
   }
 
   private scheduleFlush(): void {
@@ -190,5 +211,14 @@ export class TreeWatcher {
     this.pendingFull = false;
     this.pending.clear();
     if (full || files.length > 0) this.opts.onBatch({ full, files });
+  }
+}
+
+/** The root's real path (a missing or unreadable root is watched by its name: chokidar waits for it). */
+function realRootOf(root: string): string {
+  try {
+    return realpathSync(root);
+  } catch {
+    return root;
   }
 }
