@@ -2,6 +2,12 @@
  * Waiting on a condition with a deadline, never a fixed sleep: the condition is polled every
  * intervalMs until it returns a truthy value (returned) or the deadline passes (throws, with the
  * last error the condition threw, and a description of what was awaited).
+ *
+ * A condition that costs (an `acetate describe` is a Node process: ~0.3 s of CPU) is polled no
+ * more than a third of the time: the pause after a check is at least twice what the check took
+ * (at most 2 s). Polled back to back, three test files' CLI polls took most of both cores of the
+ * test machine from the containers they were waiting for. Cheap checks (a cgroup file, a log
+ * line) keep their interval.
  */
 
 export interface WaitOptions {
@@ -29,6 +35,7 @@ async function waitUntil<T>(cond: () => T | Promise<T>, opts: WaitOptions): Prom
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
+    const began = Date.now();
     try {
       const v = await cond();
       if (v) return v as NonNullable<T>;
@@ -36,8 +43,9 @@ async function waitUntil<T>(cond: () => T | Promise<T>, opts: WaitOptions): Prom
     } catch (err) {
       lastError = err;
     }
+    const pause = Math.max(intervalMs, Math.min(2000, 2 * (Date.now() - began)));
     if (Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+    await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
   }
   const what = typeof opts.message === 'function' ? await opts.message() : (opts.message ?? opts.what ?? 'condition');
   const err = new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message ?? String(lastError)}` : ''}`);
