@@ -145,17 +145,33 @@ export async function takeFromStock(tree: string, upper: string): Promise<boolea
 }
 
 const refilling = new Map<string, Promise<void>>();
+/** How many copies the next refill of each stock makes: 2 at first, doubling to STOCK_BATCH. */
+const nextBatch = new Map<string, number>();
 
-/** STOCK_BATCH more copies of the tree in its stock, by one process (made under a '.' name, then renamed). */
+/**
+ * More copies of the tree in its stock, by one process (made under a '.' name, then renamed). The
+ * first refill of a stock in a process makes 2 and each next one twice as many, up to STOCK_BATCH:
+ * a node (or a test) that starts a few containers does not pay for 16 copies it never takes
+ * (1,900 `cp` and as many `mv` processes over one `npm test`), and a burst soon gets the full batch.
+ */
 function refill(tree: string, stock: string): Promise<void> {
   const running = refilling.get(stock);
   if (running) return running;
+  const n = nextBatch.get(stock) ?? 2;
+  nextBatch.set(stock, Math.min(STOCK_BATCH, n * 2));
   const p = (async () => {
     await mkdir(stock, { recursive: true, mode: 0o700 });
     const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-    const script =
-      'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" && mv -- "$dst/.$tag-$i" "$dst/$tag-$i" || exit 1; i=$((i+1)); done';
-    await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(STOCK_BATCH)]);
+    const script = 'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" || exit 1; i=$((i+1)); done';
+    const made = Array.from({ length: n }, (_, i) => path.join(stock, `.${tag}-${i}`));
+    try {
+      await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(n)]);
+    } catch (err) {
+      // Which copy was cut short is not known: none of this batch is published.
+      for (const m of made) await rm(m, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
+    for (const m of made) await rename(m, path.join(stock, path.basename(m).slice(1)));
   })().finally(() => refilling.delete(stock));
   refilling.set(stock, p);
   return p;
