@@ -53,12 +53,15 @@ export async function probeTemplate(h: Harness, inst: Instance, yaml: string): P
   const d = await h.acetate(inst, ['apply', '-f', inst.dir, '--allow-empty']);
   check(d.code === 0, `acetate destroy of the probe failed: ${d.stderr.slice(-2000)}`);
   const text = templateOf(raw, { containerDir: path.join(ip.containersDir, id), id, stateDir: ip.stateDir, runDir: ip.runDir });
-  // The probe had the pool's first range; the bare loop gives container I the I-th, as acetate does.
-  const mapped = new RegExp(`"hostID": ${DEFAULT_USERNS_POOL.hostID},`, 'g');
+  // The probe had the first range free on the node (other instances' records may hold the pool's
+  // first ones); the bare loop gives container I the I-th from the pool's start, as acetate does.
+  const first = /"hostID": (\d+),/.exec(text)?.[1];
   check(
-    (text.match(mapped) ?? []).length === 2,
-    `the probe's config does not map ids to ${DEFAULT_USERNS_POOL.hostID} (uid and gid): is the default not a user namespace?`,
+    first !== undefined && Number(first) >= DEFAULT_USERNS_POOL.hostID,
+    `the probe's config maps no ids into the pool at ${DEFAULT_USERNS_POOL.hostID}: is the default not a user namespace?`,
   );
+  const mapped = new RegExp(`"hostID": ${first},`, 'g');
+  check((text.match(mapped) ?? []).length === 2, `the probe's config does not map uid and gid to one range at ${first}`);
   check(text.includes('@RUN@/containers/@ID@/lower/0'), "the probe's root overlay is not over idmapped layers");
   return text.replace(mapped, '"hostID": @HOSTID@,');
 }
