@@ -7,7 +7,8 @@
  * more than a third of the time: the pause after a check is at least twice what the check took
  * (at most 2 s). Polled back to back, three test files' CLI polls took most of both cores of the
  * test machine from the containers they were waiting for. Cheap checks (a cgroup file, a log
- * line) keep their interval.
+ * line) keep their interval, and so does a wait that names its intervalMs: it measures a latency
+ * or needs that cadence.
  */
 
 export interface WaitOptions {
@@ -32,6 +33,7 @@ export async function waitFor<T>(a: string | (() => T | Promise<T>), b?: WaitOpt
 async function waitUntil<T>(cond: () => T | Promise<T>, opts: WaitOptions): Promise<NonNullable<T>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const intervalMs = opts.intervalMs ?? 50;
+  const paced = opts.intervalMs === undefined;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -43,7 +45,7 @@ async function waitUntil<T>(cond: () => T | Promise<T>, opts: WaitOptions): Prom
     } catch (err) {
       lastError = err;
     }
-    const pause = Math.max(intervalMs, Math.min(2000, 2 * (Date.now() - began)));
+    const pause = paced ? Math.max(intervalMs, Math.min(2000, 2 * (Date.now() - began))) : intervalMs;
     if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
   }

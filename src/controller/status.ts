@@ -112,9 +112,11 @@ function readyCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime
   if (state === 'running' && input.probe && !input.probe.ready) {
     return { type: CONDITION_READY, status: 'False', reason: input.probe.reason, message: input.probe.message };
   }
-  if (state === 'running' && !input.probe && gatesReady(actual?.applied.spec.probes ?? desired.spec.probes)) {
+  if (state === 'running' && !input.probe && gatesReady(actual?.applied.spec.probes)) {
     // No verdict yet for this process (the loop has not seen it, or is not running): as in
     // Kubernetes, a container with a readiness or startup probe is not Ready until one passed.
+    // The probes are those the process was started with (what the prober follows), not a desired
+    // spec whose probes are not applied yet.
     return {
       type: CONDITION_READY,
       status: 'False',

@@ -80,7 +80,7 @@ async function buildTree(entries: ViewEntry[], t: ApplyTarget, base: string, dir
       await rm(path.join(base, n), { recursive: true, force: true }).catch(() => undefined);
 }
 
-/** How many copies of the marker tree one refill makes: one process per this many new containers. */
+/** The most copies of the marker tree one refill makes (one process per refill; see refill). */
 const STOCK_BATCH = 16;
 
 /** Copies the tree's entries into an (empty) upper dir with one `cp -a`; false if that failed. */
@@ -95,7 +95,7 @@ export async function copyTree(tree: string, upper: string): Promise<boolean> {
 
 /**
  * Makes a new container's (empty) upper dir a ready copy of the marker tree: copies are made
- * STOCK_BATCH at a time by one process (<tree>.stock/<n>) and each is renamed into place, keeping
+ * up to STOCK_BATCH at a time by one process (<tree>.stock/<n>) and each is renamed into place, keeping
  * the upper dir's owner and mode. False when none can be used (the upper dir on another
  * filesystem, e.g. a resources.disk image): the caller copies.
  */
@@ -171,7 +171,12 @@ function refill(tree: string, stock: string): Promise<void> {
       for (const m of made) await rm(m, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
-    for (const m of made) await rename(m, path.join(stock, path.basename(m).slice(1)));
+    try {
+      for (const m of made) await rename(m, path.join(stock, path.basename(m).slice(1)));
+    } catch (err) {
+      for (const m of made) await rm(m, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
   })().finally(() => refilling.delete(stock));
   refilling.set(stock, p);
   return p;

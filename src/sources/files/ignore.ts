@@ -23,6 +23,6 @@ export function isManifestPath(p: string): boolean {
 /** True when a path (file or directory) lies under an ignored name, relative to the root. */
 export function isIgnoredPath(root: string, p: string): boolean {
   const rel = path.relative(root, p);
-  if (!rel || rel.startsWith('..')) return false;
+  if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) return false;
   return rel.split(path.sep).some(isIgnoredName);
 }

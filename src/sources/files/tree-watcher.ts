@@ -18,13 +18,15 @@
  * target; the swap above restarts the watch) and the tree below is watched as it is on disk.
  * Following them let a link out of the tree (`up -> ..`) make chokidar walk and watch whatever it
  * points at, 40 levels deep until ELOOP: the node's whole / when a state dir with a running
- * container was below, and the paths it met printed in the log. A manifest reached through a link
- * inside the tree is still read at every re-list; only its edits wait for that re-list.
+ * container was below, and the paths it met printed in the log. A link made, changed or removed
+ * inside the tree makes a full re-list at once; an edit of a file a link inside the tree points
+ * to is seen under the file's own name (if it is in the tree) or at the periodic re-list.
  */
 import path from 'node:path';
-import { existsSync, realpathSync, watch as fsWatch, type FSWatcher as NodeWatcher, type Stats } from 'node:fs';
+import { existsSync, watch as fsWatch, type FSWatcher as NodeWatcher, type Stats } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import { isIgnoredPath, isManifestPath } from './ignore.js';
+import { realRoot } from './contained.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 
 /** Changed manifest files, or `full`: re-list the whole tree. */
@@ -56,7 +58,7 @@ export class TreeWatcher {
   /** The last raw event of each watched directory (what inotify said, in order). */
   private lastRaw = new Map<string, { event: string; name: string }>();
   /** The root as resolved when the watch started (chokidar is given this, and reports paths in it). */
-  private realRoot = '';
+  private resolvedRoot = '';
 
   constructor(private readonly opts: TreeWatcherOptions) {}
 
@@ -68,8 +70,8 @@ export class TreeWatcher {
   async start(): Promise<void> {
     if (this.closed) return;
     const { root } = this.opts;
-    this.realRoot = realRootOf(root);
-    const w = watch(this.realRoot, {
+    this.resolvedRoot = realRoot(root);
+    const w = watch(this.resolvedRoot, {
       ignoreInitial: true,
       followSymlinks: false,
       persistent: true,
@@ -77,7 +79,7 @@ export class TreeWatcher {
       usePolling: this.opts.usePolling,
       interval: 100,
       ignored: (p: string, stats?: Stats) => {
-        const named = this.underRoot(p);
+        const named = this.asGivenRoot(p);
         if (isIgnoredPath(root, named)) return true;
         return !!stats?.isFile() && !isManifestPath(named);
       },
@@ -144,14 +146,16 @@ export class TreeWatcher {
   private onFsEvent(event: string, p: string): void {
     if (this.closed) return;
     const { root } = this.opts;
-    const abs = this.underRoot(path.resolve(p));
+    const abs = this.asGivenRoot(path.resolve(p));
     if (isIgnoredPath(root, abs)) return;
     if (event === 'addDir' || event === 'unlinkDir') {
       if (abs === root && event === 'addDir') return;
       this.pendingFull = true;
     } else if (event === 'add' || event === 'change' || event === 'unlink') {
-      if (!isManifestPath(abs) && abs !== root) return;
-      this.pending.add(abs);
+      // Another name that is not ignored: a symlink (links are not followed, so a link to a dir
+      // or a link swapped in the tree is only this event): the lister reads the tree again.
+      if (!isManifestPath(abs) && abs !== root) this.pendingFull = true;
+      else this.pending.add(abs);
     } else {
       return;
     }
@@ -169,7 +173,7 @@ export class TreeWatcher {
   private onRaw(event: string, name: unknown, details: unknown): void {
     const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
     if (this.closed || typeof watched !== 'string' || typeof name !== 'string' || !name) return;
-    const dir = this.underRoot(path.resolve(watched));
+    const dir = this.asGivenRoot(path.resolve(watched));
     // chokidar also watches each file; its events name the file itself: only directories' count.
     if (path.basename(dir) === name) return;
     const prev = this.lastRaw.get(dir);
@@ -183,11 +187,11 @@ export class TreeWatcher {
   }
 
   /** A path chokidar reported (under the resolved root), named under the root as given, as the lister names it. */
-  private underRoot(p: string): string {
+  private asGivenRoot(p: string): string {
     const { root } = this.opts;
-    if (!this.realRoot || this.realRoot === root) return p;
-    const rel = path.relative(this.realRoot, p);
-    return rel.startsWith('..') || path.isAbsolute(rel) ? p : path.join(root, rel);
+    if (!this.resolvedRoot || this.resolvedRoot === root) return p;
+    const rel = path.relative(this.resolvedRoot, p);
+    return rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel) ? p : path.join(root, rel);
   }
 
   private scheduleFlush(): void {
@@ -211,14 +215,5 @@ export class TreeWatcher {
     this.pendingFull = false;
     this.pending.clear();
     if (full || files.length > 0) this.opts.onBatch({ full, files });
-  }
-}
-
-/** The root's real path (a missing or unreadable root is watched by its name: chokidar waits for it). */
-function realRootOf(root: string): string {
-  try {
-    return realpathSync(root);
-  } catch {
-    return root;
   }
 }
