@@ -258,7 +258,7 @@ describe('FileSource (real files, chokidar)', function () {
     });
   });
 
-  it('a root that is a symlink (git-sync `current`): edits under it are seen at once and named under the root as given; a link added inside the tree re-reads it', async () => {
+  it('a root that is a symlink (git-sync `current`): edits under it are seen at once and named under the root as given; a link made inside the tree is read at once', async () => {
     await withTmpDir(async (base) => {
       const rev1 = path.join(base, 'rev1');
       await mkdir(rev1);
@@ -266,8 +266,7 @@ describe('FileSource (real files, chokidar)', function () {
       const current = path.join(base, 'current');
       await symlink(rev1, current);
       const src = new FileSource({ dir: current, debounceMs: 100, relistMs: 0 });
-      const changes: Change[] = [];
-      await src.start((keys) => changes.push(keys));
+      await src.start(() => undefined);
       try {
         await writeFile(path.join(rev1, 'web.yaml'), manifest('web', '96Mi'));
         await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 96 * 2 ** 20, {
@@ -280,52 +279,6 @@ describe('FileSource (real files, chokidar)', function () {
         await mkdir(store);
         await writeFile(path.join(store, 'db.yaml'), manifest('db'));
         await symlink(store, path.join(rev1, 'more'));
-        await waitFor(() => src.snapshot().containers.has('default/db'), { message: 'watching again' });
-      } finally {
-        await src.stop();
-      }
-    });
-  });
-
-  it('--allow-empty: an empty directory is a complete snapshot', async () => {
-    await withSource(
-      {},
-      async ({ src }) => {
-        assert.equal(src.snapshot().complete, true);
-      },
-      { allowEmpty: true },
-    );
-  });
-
-  it('the periodic re-list catches what the watcher missed, and reports nothing when nothing changed', async () => {
-    await withSource({ 'web.yaml': manifest('web') }, async ({ src, changes }) => {
-      await src.relist();
-      assert.deepEqual(changes, []);
-    });
-  });
-
-  it('a root that is a symlink (git-sync `current`): edits under it are seen at once and named under the root as given; a link added inside the tree re-reads it', async () => {
-    await withTmpDir(async (base) => {
-      const rev1 = path.join(base, 'rev1');
-      await mkdir(rev1);
-      await writeFile(path.join(rev1, 'web.yaml'), manifest('web'));
-      const current = path.join(base, 'current');
-      await symlink(rev1, current);
-      const src = new FileSource({ dir: current, debounceMs: 100, relistMs: 0 });
-      const changes: Change[] = [];
-      await src.start((keys) => changes.push(keys));
-      try {
-        await writeFile(path.join(rev1, 'web.yaml'), manifest('web', '96Mi'));
-        await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 96 * 2 ** 20, {
-          message: 'the edit under the symlinked root',
-        });
-        const source = src.snapshot().containers.get('default/web')?.source;
-        assert.equal(source?.kind === 'file' ? source.file : undefined, path.join(current, 'web.yaml'), 'named under the root as given, not its target');
-        // A link to a dir made inside the tree (links are not followed by the watch): read at once.
-        const extra = path.join(base, 'extra');
-        await mkdir(extra);
-        await writeFile(path.join(extra, 'db.yaml'), manifest('db'));
-        await symlink(extra, path.join(rev1, 'more'));
         await waitFor(() => src.snapshot().containers.has('default/db'), { message: 'the manifest under the new link' });
       } finally {
         await src.stop();
