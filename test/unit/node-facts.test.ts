@@ -75,7 +75,7 @@ describe('node facts kept once per node (walls/node-facts.ts)', function () {
       assert.deepEqual(c.owned, ['/var/lib/apt', '/var/lib/git', '/var/lib/gitweb']);
     }));
 
-  it("run's watcher saw a change (forgetOwnerOnlyWalk): no process takes the node-wide walk again", () =>
+  it("run's watcher saw a change (forgetOwnerOnlyWalk): this process walks again, and its walk replaces the node-wide one", () =>
     withTmpDir(async (tmp) => {
       const root = path.join(tmp, 'node');
       const nodeDir = path.join(tmp, 'node-facts');
@@ -88,13 +88,18 @@ describe('node facts kept once per node (walls/node-facts.ts)', function () {
       await stat(store.fileOf('owner-only'));
       await chmod(path.join(root, 'etc/open'), 0o600); // a chmod: no dir's mtime changes
       forgetOwnerOnlyWalk(root);
-      await assert.rejects(stat(store.fileOf('owner-only')), 'the node-wide file is removed');
-      assert.deepEqual((await firstProcess(root, nodeDir, path.join(tmp, 'b'))).ownerOnly, ['/etc/open', '/etc/secret'], 'another instance walks');
       assert.deepEqual(
         (await etcOwnerOnly(root, Date.now(), [], store)).map((e) => e.path),
         ['/etc/open', '/etc/secret'],
-        'this process too',
+        'walked, not the file',
       );
+      const kept = JSON.parse(await readFile(store.fileOf('owner-only'), 'utf8')) as { entries: { path: string }[] };
+      assert.deepEqual(
+        kept.entries.map((e) => e.path),
+        ['/etc/open', '/etc/secret'],
+        'the node-wide file holds the new walk',
+      );
+      assert.deepEqual((await firstProcess(root, nodeDir, path.join(tmp, 'b'))).ownerOnly, ['/etc/open', '/etc/secret'], 'another instance takes it');
     }));
 
   it('a node-wide file group-writable, a symlink, owned by another uid or not JSON is not taken; an untrusted dir: the state dir is used', () =>

@@ -58,19 +58,14 @@ const memory = new Map<string, { roots: string; at: number; mtimes: string; entr
  */
 export function forgetOwnerOnlyWalk(hostRoot: string): void {
   memory.delete(hostRoot);
-  // Not the cache file either (a chmod changes no dir's mtime), in this process nor in any other:
-  // the node-wide file is removed, so another instance's next start walks too.
+  // Not the cache file either (a chmod changes no dir's mtime): the walk made next is written over
+  // it, so the other processes (of every instance: node-facts.ts) take the new answer from then on.
+  // Not removed here: every `run` calls this at its first pass and at any write in /etc, and the
+  // node's other processes would all walk again until the next walk is written.
   forgotten.add(hostRoot);
-  try {
-    stores.get(hostRoot)?.forget('owner-only');
-  } catch {
-    // Not removed (a read-only dir): this process walks again; the file's other readers keep its TTL.
-  }
 }
 
 const forgotten = new Set<string>();
-/** The store each hostRoot's answer was last kept in (the one forgetOwnerOnlyWalk removes it from). */
-const stores = new Map<string, FactsStore>();
 
 /** Every dir the last walk read (host-view-watch.ts watches them): [] before the first. */
 export function walkedDirs(hostRoot: string): readonly string[] {
@@ -144,7 +139,6 @@ export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: rea
   ).join(',');
   const had = memory.get(hostRoot);
   if (had && had.roots === roots.join(',') && had.mtimes === mtimes && now - had.at < ETC_WALK_TTL_MS) return had.entries;
-  if (store) stores.set(hostRoot, store);
   const stored = had || !store || forgotten.delete(hostRoot) ? undefined : await fromFile(hostRoot, store, roots.join(','), now);
   if (stored) {
     memory.set(hostRoot, { roots: stored.roots, at: stored.at, mtimes, entries: stored.entries, dirs: stored.dirs.map(([d]) => d) });

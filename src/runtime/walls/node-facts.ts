@@ -17,7 +17,7 @@
  * else owns), the instance's own <stateDir>/host-view/ holds them, under the names it always did.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { readTrustedFileSync, untrustedWhy } from '../../util/trusted-file.js';
 import { writeSmallFileAtomic } from '../../util/small-file.js';
@@ -37,8 +37,6 @@ export interface FactsStore {
   read(name: FactName): unknown;
   /** Writes it whole (temp file and rename, mode 0600); throws when it cannot. */
   write(name: FactName, value: unknown): Promise<void>;
-  /** Removes it: no process takes it again (a change the callers' keys do not see). */
-  forget(name: FactName): void;
   /** The file `name` is kept in (for messages and tests). */
   fileOf(name: FactName): string;
 }
@@ -88,9 +86,6 @@ export function factsStore(hostRoot: string, nodeDir: string | undefined, fallba
       const file = fileOf(name);
       mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       await writeSmallFileAtomic(file, JSON.stringify(value), 0o600);
-    },
-    forget(name) {
-      rmSync(fileOf(name), { force: true });
     },
   };
 }
