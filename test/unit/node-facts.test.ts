@@ -22,8 +22,8 @@ interface Seen {
 }
 
 /** A first process of state dir `name`: what it takes as the node's facts. */
-async function firstProcess(root: string, nodeDir: string, stateDir: string): Promise<Seen> {
-  const { stdout } = await promisify(execFile)(process.execPath, [WORKER, root, nodeDir, stateDir]);
+async function firstProcess(root: string, nodeDir: string, stateDir: string, more: string[] = []): Promise<Seen> {
+  const { stdout } = await promisify(execFile)(process.execPath, [WORKER, root, nodeDir, stateDir, ...more]);
   return JSON.parse(stdout) as Seen;
 }
 
@@ -73,6 +73,22 @@ describe('node facts kept once per node (walls/node-facts.ts)', function () {
       const c = await firstProcess(root, nodeDir, path.join(tmp, 'c'));
       assert.deepEqual(c.ownerOnly, ['/etc/open', '/etc/secret']);
       assert.deepEqual(c.owned, ['/var/lib/apt', '/var/lib/git', '/var/lib/gitweb']);
+    }));
+
+  it('the shown package dirs walked with /etc, in whatever order the listing gave them, key one walk', () =>
+    withTmpDir(async (tmp) => {
+      const root = path.join(tmp, 'node');
+      const nodeDir = path.join(tmp, 'node-facts');
+      await makeNode(root);
+      for (const d of ['var/lib/apt', 'var/lib/git']) await mkdir(path.join(root, d), { recursive: true });
+      await writeFile(path.join(root, 'var/lib/git/token'), 't', { mode: 0o600 });
+      const past = new Date(Date.now() - 10_000);
+      for (const d of ['var/lib/apt', 'var/lib/git']) await utimes(path.join(root, d), past, past);
+      const a = await firstProcess(root, nodeDir, path.join(tmp, 'a'), ['/var/lib/git', '/var/lib/apt']);
+      assert.deepEqual(a.ownerOnly, ['/etc/secret', '/var/lib/git/token']);
+      await chmod(path.join(root, 'etc/open'), 0o600); // seen only by a walk
+      const b = await firstProcess(root, nodeDir, path.join(tmp, 'b'), ['/var/lib/apt', '/var/lib/git']);
+      assert.deepEqual(b.ownerOnly, ['/etc/secret', '/var/lib/git/token'], 'the cached walk, though the roots came in another order');
     }));
 
   it("run's watcher saw a change (forgetOwnerOnlyWalk): this process walks again, and its walk replaces the node-wide one", () =>

@@ -126,7 +126,9 @@ async function toFile(hostRoot: string, store: FactsStore, c: Omit<CacheFile, 'd
  * comment); `now` injected for tests.
  */
 export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: readonly string[] = [], store?: FactsStore): Promise<OwnerOnly[]> {
-  const roots = ['/etc', ...more];
+  // Sorted: `more` comes in the order the listing's reads finished, which differs between
+  // processes, and a cache keyed by the unsorted list was missed by most of them (measured).
+  const roots = ['/etc', ...[...new Set(more)].filter((r) => r !== '/etc').sort()];
   const mtimes = (
     await Promise.all(
       roots.map((r) =>
