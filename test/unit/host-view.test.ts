@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hostView, lockedCopy, type HostViewOptions, type NodeEntry } from '../../src/runtime/walls/host-masks.js';
 import { ownedEntries, packageOwned } from '../../src/runtime/walls/dpkg-owned.js';
+import { factsStore } from '../../src/runtime/walls/node-facts.js';
 import { idList, parseIdSetting, statoverrideIds } from '../../src/runtime/walls/host-ids.js';
 
 /** dpkg list files as Debian 12 ships them (abridged). */
@@ -78,7 +79,8 @@ describe('dpkg-owned entries', () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'acetate-dpkg-'));
     try {
       const info = path.join(root, 'var/lib/dpkg/info');
-      const cache = path.join(root, 'cache');
+      // The state dir's cache (no node-wide dir: node-facts.test.ts covers that one).
+      const cache = factsStore(root, '', path.join(root, 'cache'));
       assert.equal(await packageOwned(root, cache), undefined);
       await mkdir(info, { recursive: true });
       for (const [n, t] of Object.entries(LISTS)) await writeFile(path.join(info, n), t);

@@ -8,11 +8,12 @@
  * otherwise takes the cached answer (a start must not cost in proportion to the node's files).
  * `acetate run` watches every walked dir (host-view-watch.ts): a change in one (a file made 0600,
  * a chmod) makes the next pass walk again at once. The shown dirs of the package places (apt's,
- * systemd's, dpkg's state: ≈5,500 entries on this node) are walked the same way.
+ * systemd's, dpkg's state: ≈5,500 entries on this node) are walked the same way. The answer is
+ * kept node-wide for every instance's processes (node-facts.ts).
  */
-import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
-import { readJson, writeJsonAtomic } from '../../util/json-file.js';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { FactsStore } from './node-facts.js';
 
 /** A walk stops after this many entries (an /etc this large is not one acetate expects). */
 const MAX_ENTRIES = 100_000;
@@ -57,7 +58,10 @@ const memory = new Map<string, { roots: string; at: number; mtimes: string; entr
  */
 export function forgetOwnerOnlyWalk(hostRoot: string): void {
   memory.delete(hostRoot);
-  // Not the cache file either: a chmod changes no dir's mtime.
+  // Not the cache file either (a chmod changes no dir's mtime): the walk made next is written over
+  // it, so the other processes (of every instance: node-facts.ts) take the new answer from then on.
+  // Not removed here: every `run` calls this at its first pass and at any write in /etc, and the
+  // node's other processes would all walk again until the next walk is written.
   forgotten.add(hostRoot);
 }
 
@@ -75,18 +79,30 @@ interface CacheFile {
   entries: OwnerOnly[];
 }
 
+/** The file's shape (a file of another shape, e.g. cut short by a full disk, is walked again). */
+function isCacheFile(v: unknown): v is CacheFile {
+  const c = v as CacheFile;
+  return (
+    typeof c?.roots === 'string' &&
+    typeof c.at === 'number' &&
+    Array.isArray(c.dirs) &&
+    c.dirs.every((d) => Array.isArray(d) && typeof d[0] === 'string' && typeof d[1] === 'number') &&
+    Array.isArray(c.entries) &&
+    c.entries.every((e) => typeof e?.path === 'string' && typeof e.mode === 'number')
+  );
+}
+
 /** A dir changed this recently (the coarse mtime tick) may change again unseen: no cache file then. */
 const SAME_TICK_MS = 50;
 
 /**
- * The walk another acetate process made less than a minute ago (<cacheDir>/owner-only.json), if no
+ * The walk another acetate process made less than a minute ago (node-facts.ts: node-wide), if no
  * walked dir has changed since (one stat per dir, ≈200, instead of one lstat per entry, ≈6,700):
  * each `apply` is its own process, and walking at each would add 0.1-0.5 s to every start.
  */
-async function fromFile(hostRoot: string, file: string, roots: string, now: number): Promise<CacheFile | undefined> {
-  const c = await readJson<CacheFile>(file).catch(() => undefined);
-  if (!c || c.roots !== roots || typeof c.at !== 'number' || now - c.at >= ETC_WALK_TTL_MS || now < c.at || !Array.isArray(c.dirs) || !Array.isArray(c.entries))
-    return undefined;
+async function fromFile(hostRoot: string, store: FactsStore, roots: string, now: number): Promise<CacheFile | undefined> {
+  const c = store.read('owner-only');
+  if (!isCacheFile(c) || c.roots !== roots || now - c.at >= ETC_WALK_TTL_MS || now < c.at) return undefined;
   const same = await Promise.all(
     c.dirs.map(([d, m]) =>
       stat(path.join(hostRoot, d)).then(
@@ -98,11 +114,10 @@ async function fromFile(hostRoot: string, file: string, roots: string, now: numb
   return same.every(Boolean) ? c : undefined;
 }
 
-async function toFile(hostRoot: string, file: string, c: Omit<CacheFile, 'dirs'>, dirs: string[]): Promise<void> {
+async function toFile(hostRoot: string, store: FactsStore, c: Omit<CacheFile, 'dirs'>, dirs: string[]): Promise<void> {
   const stamped = await Promise.all(dirs.map((d) => stat(path.join(hostRoot, d)).then((s) => [d, s.mtimeMs] as [string, number])));
   if (stamped.some(([, m]) => m > c.at - SAME_TICK_MS)) return; // changed while walked: the next process walks again
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await writeJsonAtomic(file, { ...c, dirs: stamped } satisfies CacheFile);
+  await store.write('owner-only', { ...c, dirs: stamped } satisfies CacheFile);
 }
 
 /**
@@ -110,8 +125,10 @@ async function toFile(hostRoot: string, file: string, c: Omit<CacheFile, 'dirs'>
  * systemd's state, whose owner-only entries at any depth are absent too), cached (see the file's
  * comment); `now` injected for tests.
  */
-export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: readonly string[] = [], cacheDir?: string): Promise<OwnerOnly[]> {
-  const roots = ['/etc', ...more];
+export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: readonly string[] = [], store?: FactsStore): Promise<OwnerOnly[]> {
+  // Sorted: `more` comes in the order the listing's reads finished, which differs between
+  // processes, and a cache keyed by the unsorted list was missed by most of them (measured).
+  const roots = ['/etc', ...[...new Set(more)].filter((r) => r !== '/etc').sort()];
   const mtimes = (
     await Promise.all(
       roots.map((r) =>
@@ -124,8 +141,7 @@ export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: rea
   ).join(',');
   const had = memory.get(hostRoot);
   if (had && had.roots === roots.join(',') && had.mtimes === mtimes && now - had.at < ETC_WALK_TTL_MS) return had.entries;
-  const file = cacheDir && path.join(cacheDir, 'owner-only.json');
-  const stored = had || !file || forgotten.delete(hostRoot) ? undefined : await fromFile(hostRoot, file, roots.join(','), now);
+  const stored = had || !store || forgotten.delete(hostRoot) ? undefined : await fromFile(hostRoot, store, roots.join(','), now);
   if (stored) {
     memory.set(hostRoot, { roots: stored.roots, at: stored.at, mtimes, entries: stored.entries, dirs: stored.dirs.map(([d]) => d) });
     return stored.entries;
@@ -133,7 +149,7 @@ export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: rea
   const dirs: string[] = [];
   const entries = (await Promise.all(roots.map((r) => ownerOnlyEntries(hostRoot, r, dirs)))).flat();
   // A cache that cannot be written is walked again by the next process; the answer is the same.
-  if (file) await toFile(hostRoot, file, { roots: roots.join(','), at: now, entries }, dirs).catch(() => undefined);
+  if (store) await toFile(hostRoot, store, { roots: roots.join(','), at: now, entries }, dirs).catch(() => undefined);
   // The same array while the answer is the same: the view built from it stays the same object.
   const same = had && JSON.stringify(had.entries) === JSON.stringify(entries);
   memory.set(hostRoot, { roots: roots.join(','), at: now, mtimes, entries: same ? had.entries : entries, dirs });

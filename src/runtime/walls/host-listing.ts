@@ -1,6 +1,7 @@
 /**
  * The node's dirs the host template's view is decided from (host-masks.ts), read once per change:
- * the places' listings are cached by their dirs' mtimes, dpkg's lists by dpkg's (dpkg-owned.ts).
+ * the places' listings are cached by their dirs' mtimes, dpkg's lists by dpkg's (dpkg-owned.ts),
+ * both node-wide (node-facts.ts).
  * A start only stats the dirs listed last time. host-view-watch.ts watches the same dirs.
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { dirsToList, hostView, PACKAGE_PLACES, type HostView, type HostViewOptio
 import { packageOwned } from './dpkg-owned.js';
 import { knownInstances } from './instances.js';
 import { etcOwnerOnly } from './etc-walk.js';
+import { factsStore } from './node-facts.js';
 
 async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | undefined> {
   const names = await readdir(path.join(hostRoot, dir)).catch(() => undefined);
@@ -83,9 +85,14 @@ export function listedDirs(hostRoot: string): readonly string[] {
 
 const views = new WeakMap<object, { owned?: Set<string>; ownerOnly: unknown; view: HostView }>();
 
-/** The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object while neither changed. */
-export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions, 'packageOwned'>, stateDir: string): Promise<HostView> {
-  const owned = await packageOwned(hostRoot, path.join(stateDir, 'host-view'));
+/**
+ * The view of this node (host-masks.ts), from its current listing and dpkg's lists; the same object
+ * while neither changed. factsDir: the node-wide dir of the node facts (node-facts.ts; undefined:
+ * its default), <stateDir>/host-view when it cannot be used.
+ */
+export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions, 'packageOwned'>, stateDir: string, factsDir?: string): Promise<HostView> {
+  const facts = factsStore(hostRoot, factsDir, path.join(stateDir, 'host-view'));
+  const owned = await packageOwned(hostRoot, facts);
   const instances = await knownInstances(hostRoot);
   const base: HostViewOptions = { ...o, instances, ...(owned ? { packageOwned: owned } : {}) };
   const listing = await nodeListing(hostRoot, base);
@@ -93,7 +100,7 @@ export async function currentHostView(hostRoot: string, o: Omit<HostViewOptions,
   // depth inside them are absent, as in /etc (a dir shown whole on this node is not walked).
   const show = new Set(o.show ?? []);
   const inPackageDirs = [...listing.keys()].filter((d) => (PACKAGE_PLACES as readonly string[]).includes(path.posix.dirname(d)) && !show.has(d));
-  const ownerOnly = await etcOwnerOnly(hostRoot, Date.now(), inPackageDirs, path.join(stateDir, 'host-view'));
+  const ownerOnly = await etcOwnerOnly(hostRoot, Date.now(), inPackageDirs, facts);
   const opts: HostViewOptions = { ...base, ownerOnly };
   const had = views.get(listing);
   if (had && had.owned === owned && had.ownerOnly === ownerOnly) return had.view;

@@ -21,11 +21,12 @@
  * an IdPoolError naming the file and why (a record planted by someone else could cover the whole
  * pool or drop another's ranges).
  */
-import { appendFileSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, type Stats } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { IdPoolError, type IdRange } from './id-pool.js';
+import { readTrustedFileSync } from '../../util/trusted-file.js';
 
 export const DEFAULT_ID_RECORDS = '/var/lib/acetate/node-id-ranges.json';
 export const ID_RECORDS_ENV = 'ACETATE_ID_RECORDS';
@@ -125,47 +126,18 @@ export function compactIdRecordsSync(file: string): void {
 }
 
 /**
- * Why the file (or its dir) cannot be trusted, or undefined. Every instance's allocations follow
- * it: one that anyone but root could write could be given a record covering the whole pool (every
- * create "pool full") or dropping another's ranges (two containers given one range).
- */
-function untrusted(what: string, st: Stats): string | undefined {
-  if (st.uid !== 0) return `${what} is owned by uid ${st.uid}, not root`;
-  if (st.mode & 0o022) return `${what} is writable by ${st.mode & 0o020 ? 'its group' : 'others'} (mode ${(st.mode & 0o7777).toString(8)})`;
-  return undefined;
-}
-
-/**
- * The file's text, read through one fd (O_NOFOLLOW: the file itself, not where a symlink planted in
- * its place leads) after checking its dir's and its own owner and mode and its size on that fd;
- * undefined when it does not exist. Throws an IdPoolError naming the file and why.
+ * The file's text, or undefined when it does not exist; refused (an IdPoolError naming the file and
+ * why) unless it and its dir are root's and writable by root only, it is a plain file (not a
+ * symlink) and at most 16 MiB. Every instance's allocations follow it: one that anyone but root
+ * could write could be given a record covering the whole pool (every create "pool full") or
+ * dropping another's ranges (two containers given one range).
  */
 function readTrusted(file: string): string | undefined {
-  const dir = path.dirname(file);
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP')
-      throw new IdPoolError(`${file}: the node's id records file is a symlink: refused (make it a plain file owned by root)`, { cause: err });
-    throw new IdPoolError(`${file}: cannot read the node's id records (${code ?? (err as Error).message})`, { cause: err });
-  }
-  try {
-    const st = fstatSync(fd);
-    const why = untrusted(`its dir ${dir}`, statSync(dir)) ?? (st.isFile() ? untrusted('it', st) : 'it is not a plain file');
-    if (why) throw new IdPoolError(`${file}: the node's id records file is refused: ${why} (it must be root's and writable by root only)`);
-    if (st.size > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: ${st.size} bytes, more than ${MAX_RECORDS_BYTES}: refused`);
-    // Read up to the bound plus one on the fd: a file growing after fstat is still bounded.
-    const buf = Buffer.alloc(Math.min(st.size, MAX_RECORDS_BYTES) + 1);
-    let n = 0;
-    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, n)) > 0;) n += r;
-    if (n > MAX_RECORDS_BYTES) throw new IdPoolError(`${file}: more than ${MAX_RECORDS_BYTES} bytes: refused`);
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
+  return readTrustedFileSync(file, {
+    what: "the node's id records file",
+    maxBytes: MAX_RECORDS_BYTES,
+    error: (message, cause) => new IdPoolError(message, cause === undefined ? undefined : { cause }),
+  });
 }
 
 /** The records and their journal; throws (IdPoolError naming the file) on a file anyone but root could write, too large, or malformed. */

@@ -11,6 +11,8 @@
  *                                         ranges are cut from (ACETATE_USERNS_RANGE: earlier name)
  *   ACETATE_ID_RECORDS=/path.json          the node's record of the ranges held, shared by every
  *                                         instance (default /var/lib/acetate/node-id-ranges.json)
+ *   ACETATE_NODE_FACTS=/dir                where the host template's node facts are kept for every
+ *                                         instance (default /var/lib/acetate/node-facts; see node-facts.ts)
  *   ACETATE_SECCOMP_PROFILE=/path.json    the RuntimeDefault profile (containers/common or OCI form)
  */
 import { parsePathList } from './host-masks.js';
@@ -40,6 +42,10 @@ export function isolationSettingsFromEnv(env: NodeJS.ProcessEnv, flags: Isolatio
   if (env.ACETATE_ID_RECORDS) {
     if (!env.ACETATE_ID_RECORDS.startsWith('/')) throw new IdPoolError(`ACETATE_ID_RECORDS '${env.ACETATE_ID_RECORDS}' must be an absolute path`);
     out.idRecords = env.ACETATE_ID_RECORDS;
+  }
+  if (env.ACETATE_NODE_FACTS) {
+    if (!env.ACETATE_NODE_FACTS.startsWith('/')) throw new IdPoolError(`ACETATE_NODE_FACTS '${env.ACETATE_NODE_FACTS}' must be an absolute path`);
+    out.nodeFacts = env.ACETATE_NODE_FACTS;
   }
   return out;
 }

@@ -57,6 +57,8 @@ export interface IsolationSettings {
   usernsPool?: IdRange;
   /** The node's record of the ranges held, shared by every instance (ACETATE_ID_RECORDS; see id-records.ts). */
   idRecords?: string;
+  /** The node-wide dir of the host template's node facts (ACETATE_NODE_FACTS; see node-facts.ts). */
+  nodeFacts?: string;
   /** What an absent hostUsers means on this node (--host-users, ACETATE_HOST_USERS): default false, a user namespace. */
   hostUsersDefault?: boolean;
   /** The RuntimeDefault seccomp profile file (default: Debian's containers-common one). */
@@ -76,7 +78,7 @@ export function hostIsolationOptions(ctx: Pick<IsolationContext, 'paths' | 'sett
 
 /** The host template's view of this node (what `template describe host` prints, what a start writes). */
 export function hostViewOf(ctx: Pick<IsolationContext, 'paths' | 'settings' | 'hostRoot'>): Promise<HostView> {
-  return currentHostView(ctx.hostRoot, hostIsolationOptions(ctx), ctx.paths.stateDir);
+  return currentHostView(ctx.hostRoot, hostIsolationOptions(ctx), ctx.paths.stateDir, ctx.settings.nodeFacts);
 }
 
 /**
