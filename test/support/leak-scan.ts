@@ -1,11 +1,11 @@
 /** Scanning what a user or another process can read (output, logs, the state dir) for bytes that must not be there. */
-import { readdir, readFile, lstat } from 'node:fs/promises';
+import { readdir, readFile, lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 
-/** Mount points strictly under dir (/proc/self/mountinfo, octal escapes undone). */
-async function mountsUnder(dir: string): Promise<Set<string>> {
+/** Mount points strictly under dir, as real paths (/proc/self/mountinfo, octal escapes undone). */
+async function mountPointsUnder(dir: string): Promise<Set<string>> {
   const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const root = path.resolve(dir) + '/';
+  const root = (await realpath(dir)) + '/';
   const out = new Set<string>();
   for (const line of info.split('\n')) {
     const at = line.split(' ')[4];
@@ -19,11 +19,12 @@ async function mountsUnder(dir: string): Promise<Set<string>> {
 /**
  * Every regular file under dir that contains one of the markers (symlinks are not followed). Mount
  * points are not entered: a running container's rootfs (the node's whole / for the host template)
- * holds files acetate never wrote, and reading it all took most of a minute.
+ * holds files acetate never wrote, and reading it all took most of a minute; so is a disk image's
+ * mount (the container's own files, not acetate's).
  */
 export async function filesContaining(dir: string, markers: string[]): Promise<string[]> {
   const found: string[] = [];
-  const mounts = await mountsUnder(dir);
+  const mounts = await mountPointsUnder(dir);
   async function walk(d: string): Promise<void> {
     if (mounts.has(d)) return;
     let entries;
@@ -43,7 +44,7 @@ export async function filesContaining(dir: string, markers: string[]): Promise<s
       }
     }
   }
-  await walk(dir);
+  await walk(await realpath(dir));
   return found;
 }
 
