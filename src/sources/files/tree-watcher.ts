@@ -12,7 +12,7 @@
  *
  * The root's own name is watched in its parent directory too: git-sync and many deploy tools
  * publish a new checkout by renaming a new symlink over `current`, which the watch on the old
- * target never sees (it was noticed only at the next re-list, 24 s on average with the 30 s default).
+ * target never sees (it was noticed only at the next re-list, 24 s on average with the 30 s default of the time).
  *
  * Symlinks are never followed: the root is resolved once (a `current` symlink is watched at its
  * target; the swap above restarts the watch) and the tree below is watched as it is on disk.
