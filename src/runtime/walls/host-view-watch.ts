@@ -124,7 +124,11 @@ export class HostViewWatch {
           const t = await readJson<TargetRecord>(path.join(containerDir, TARGET_FILE)).catch(() => undefined);
           if (!t || typeof t.upper !== 'string' || typeof t.idBase !== 'number') return; // not a host-template container
           try {
-            const n = await applyHostView(view, { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase });
+            const n = await applyHostView(
+              view,
+              { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase },
+              { recheck: false },
+            );
             if (n) {
               containers++;
               markers += n;

@@ -41,16 +41,22 @@ export interface TargetRecord {
 /** One apply at a time per container (a start and host-view-watch.ts may both want it). */
 const busy = new Map<string, Promise<unknown>>();
 
-/** Before a start (and while it runs, host-view-watch.ts): the container's upper dir carries the view; returns how many markers changed. */
-export function applyHostView(view: HostView, t: ApplyTarget): Promise<number> {
+/**
+ * Before a start (and while it runs, host-view-watch.ts): the container's upper dir carries the view;
+ * returns how many markers changed. `recheck` (at a start): the placed markers are checked against
+ * the upper dir first (host-marker-check.ts: a getfattr process per container); the watcher's
+ * passes over every running container only place what a changed view adds (a getfattr per
+ * container made the first pass of `run` at 2,500 containers a minute of a core).
+ */
+export function applyHostView(view: HostView, t: ApplyTarget, opts: { recheck: boolean } = { recheck: true }): Promise<number> {
   const prev = busy.get(t.containerDir) ?? Promise.resolve();
-  const next = prev.catch(() => undefined).then(() => applyNow(view, t));
+  const next = prev.catch(() => undefined).then(() => applyNow(view, t, opts.recheck));
   busy.set(t.containerDir, next);
   void next.finally(() => busy.get(t.containerDir) === next && busy.delete(t.containerDir)).catch(() => undefined);
   return next;
 }
 
-async function applyNow(view: HostView, t: ApplyTarget): Promise<number> {
+async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promise<number> {
   const targetFile = path.join(t.containerDir, TARGET_FILE);
   const had = await readJson<TargetRecord>(targetFile).catch(() => undefined);
   if (had?.upper !== t.upper || had.idBase !== t.idBase) await writeJsonAtomic(targetFile, { upper: t.upper, idBase: t.idBase } satisfies TargetRecord);
@@ -72,7 +78,7 @@ async function applyNow(view: HostView, t: ApplyTarget): Promise<number> {
     if (p) want.set(e.path, p);
   }
   // What the record says placed, checked against the upper dir (the range's root can remove markers there).
-  const rechecked = Object.keys(rec).length ? await recheckPlaced(rec, t.upper, t.idBase !== 0) : 0;
+  const rechecked = recheck && Object.keys(rec).length ? await recheckPlaced(rec, t.upper, t.idBase !== 0) : 0;
   const same = (a?: Placed, b?: Placed) => !!a && !!b && a.kind === b.kind && a.sha === b.sha;
   if (want.size === Object.keys(rec).length && [...want].every(([p, w]) => same(w, rec[p]))) return rechecked;
   let changed = rechecked;
