@@ -1,20 +1,7 @@
 /** Scanning what a user or another process can read (output, logs, the state dir) for bytes that must not be there. */
 import { readdir, readFile, lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
-
-/** Mount points strictly under dir, as real paths (/proc/self/mountinfo, octal escapes undone). */
-async function mountPointsUnder(dir: string): Promise<Set<string>> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const root = (await realpath(dir)) + '/';
-  const out = new Set<string>();
-  for (const line of info.split('\n')) {
-    const at = line.split(' ')[4];
-    if (!at) continue;
-    const p = at.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (p.startsWith(root)) out.add(p);
-  }
-  return out;
-}
+import { mountsUnder } from '../../src/util/mounts.js';
 
 /**
  * Every regular file under dir that contains one of the markers (symlinks are not followed). Mount
@@ -24,7 +11,8 @@ async function mountPointsUnder(dir: string): Promise<Set<string>> {
  */
 export async function filesContaining(dir: string, markers: string[]): Promise<string[]> {
   const found: string[] = [];
-  const mounts = await mountPointsUnder(dir);
+  const root = await realpath(dir);
+  const mounts = new Set((await mountsUnder(root)).filter((m) => m !== root));
   async function walk(d: string): Promise<void> {
     if (mounts.has(d)) return;
     let entries;
@@ -44,7 +32,7 @@ export async function filesContaining(dir: string, markers: string[]): Promise<s
       }
     }
   }
-  await walk(await realpath(dir));
+  await walk(root);
   return found;
 }
 
