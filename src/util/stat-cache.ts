@@ -15,6 +15,13 @@ import { readSmallFileNow } from './small-file.js';
 
 export const RACY_MS = 2_000;
 
+/**
+ * A dir's mtime is the kernel's coarse clock (a tick of 4 ms here): a change in the same tick as a
+ * stat leaves the same mtime. The host view's caches keyed by dir mtimes (runtime/walls/
+ * host-listing.ts, etc-walk.ts) do not trust a dir changed this recently.
+ */
+export const RACY_DIR_MS = 50;
+
 export interface StatCacheOptions {
   now?: () => number;
   racyMs?: number;

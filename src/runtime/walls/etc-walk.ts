@@ -14,6 +14,7 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FactsStore } from './node-facts.js';
+import { RACY_DIR_MS } from '../../util/stat-cache.js';
 
 /** A walk stops after this many entries (an /etc this large is not one acetate expects). */
 const MAX_ENTRIES = 100_000;
@@ -92,9 +93,6 @@ function isCacheFile(v: unknown): v is CacheFile {
   );
 }
 
-/** A dir changed this recently (the coarse mtime tick) may change again unseen: no cache file then. */
-const SAME_TICK_MS = 50;
-
 /**
  * The walk another acetate process made less than a minute ago (node-facts.ts: node-wide), if no
  * walked dir has changed since (one stat per dir, ≈200, instead of one lstat per entry, ≈6,700):
@@ -116,7 +114,7 @@ async function fromFile(hostRoot: string, store: FactsStore, roots: string, now:
 
 async function toFile(hostRoot: string, store: FactsStore, c: Omit<CacheFile, 'dirs'>, dirs: string[]): Promise<void> {
   const stamped = await Promise.all(dirs.map((d) => stat(path.join(hostRoot, d)).then((s) => [d, s.mtimeMs] as [string, number])));
-  if (stamped.some(([, m]) => m > c.at - SAME_TICK_MS)) return; // changed while walked: the next process walks again
+  if (stamped.some(([, m]) => m > c.at - RACY_DIR_MS)) return; // changed while walked (or within the mtime's tick): the next process walks again
   await store.write('owner-only', { ...c, dirs: stamped } satisfies CacheFile);
 }
 

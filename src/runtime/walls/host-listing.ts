@@ -11,6 +11,7 @@ import { packageOwned } from './dpkg-owned.js';
 import { knownInstances } from './instances.js';
 import { etcOwnerOnly } from './etc-walk.js';
 import { factsStore } from './node-facts.js';
+import { RACY_DIR_MS } from '../../util/stat-cache.js';
 
 async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | undefined> {
   const names = await readdir(path.join(hostRoot, dir)).catch(() => undefined);
@@ -28,11 +29,7 @@ async function listDir(hostRoot: string, dir: string): Promise<NodeEntry[] | und
 
 const listings = new Map<string, { key: string; dirs: string[]; listing: Map<string, NodeEntry[]> }>();
 
-/**
- * A dir's mtime is the kernel's coarse clock (a tick of 4 ms here): a change in the same tick as a
- * listing's stat leaves the same mtime. A dir changed this recently is not trusted to key a cache.
- */
-const SAME_TICK_MS = 50;
+/** A dir changed within RACY_DIR_MS of its stat keys no cache (a unique key: read again next time). */
 let unsure = 0;
 
 /** The node's listing hostView needs, read again only when one of its dirs changed. */
@@ -55,7 +52,7 @@ async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<st
     const mtimes = await Promise.all(
       dirs.map((d) =>
         stat(path.join(hostRoot, d)).then(
-          (s) => (s.mtimeMs > now - SAME_TICK_MS ? `recent${++unsure}` : String(s.mtimeMs)),
+          (s) => (s.mtimeMs > now - RACY_DIR_MS ? `recent${++unsure}` : String(s.mtimeMs)),
           () => '-',
         ),
       ),
