@@ -34,6 +34,15 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
   const env = () => ({ ACETATE_RUN_DIR: r.runDir, ACETATE_POD_SECURITY: setting(), ACETATE_HOST_USERS: '' });
   const cli = (args: string[]) => runCli(args, { stateDir: r.stateDir, env: env() });
   const get = async () => flatContainers((await cli(['get', '-n', 'tenant-a', 'web', '-o', 'json'])).stdout || '{"kind":"List","items":[]}')[0];
+  /** The container once it runs (one `get` per check). */
+  const running = (what: string) =>
+    waitFor(
+      async () => {
+        const c = await get();
+        return c?.phase === 'Running' ? c : undefined;
+      },
+      { ...WAIT, what },
+    );
 
   before(async function () {
     requirePrerequisites(await missingForContainers(), 'hostPath re-check at start (real runc containers)');
@@ -87,14 +96,14 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
 
   it('a restart after the allowed dir became a symlink to a dir outside the allowlist is refused, named, and the container kept', async () => {
     loop = new CliProcess(['run', '-f', r.dir, ...quickRunFlags()], { stateDir: r.stateDir, env: env() });
-    const first = await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running' });
+    const first = await running('web running');
     const seen = await cli(['exec', '-n', 'tenant-a', 'web', '--', 'cat', '/data/ok.txt']);
     assert.equal(seen.stdout, 'allowed\n', `the allowed dir is bound: ${seen.stderr}`);
 
     // On the node: the allowed dir is swapped for a symlink to the sensitive one, then the process dies.
     await rename(data, `${data}.moved`);
     await symlink(sensitive, data);
-    process.kill(first!.pid!, 'SIGKILL');
+    process.kill(first.pid!, 'SIGKILL');
 
     const refused = await waitFor(
       async () => {
@@ -125,16 +134,16 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
     // The container was kept: with the dir back, the next retry starts it, the allowed dir bound.
     await rm(data);
     await rename(`${data}.moved`, data);
-    const again = await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running again' });
-    assert.notEqual(again!.pid, first!.pid);
+    const again = await running('web running again');
+    assert.notEqual(again.pid, first.pid);
     assert.equal((await cli(['exec', '-n', 'tenant-a', 'web', '--', 'cat', '/data/ok.txt'])).stdout, 'allowed\n');
   });
 
   it('a restart after the ALLOWED dir itself became a symlink to a victim dir is refused: the entry is not followed where it leads now (finding 7)', async () => {
-    const before = await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running' });
+    const before = await running('web running');
     await rename(allowed, `${allowed}.orig`);
     await symlink(victim, allowed);
-    process.kill(before!.pid!, 'SIGKILL');
+    process.kill(before.pid!, 'SIGKILL');
     const refused = await waitFor(
       async () => {
         const c = await get();
@@ -152,7 +161,7 @@ describe('hostPath re-checked at every start (run, restart after a symlink swap)
 
     await rm(allowed);
     await rename(`${allowed}.orig`, allowed);
-    await waitFor(async () => ((await get())?.phase === 'Running' ? get() : undefined), { ...WAIT, what: 'web running again' });
+    await running('web running again');
     assert.equal((await cli(['exec', '-n', 'tenant-a', 'web', '--', 'cat', '/data/ok.txt'])).stdout, 'allowed\n');
   });
 
