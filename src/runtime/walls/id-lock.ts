@@ -6,8 +6,8 @@
  * lock to take over), taken through util-linux's `flock` process, and Node's spawn blocks the main
  * thread until the child has exec'd (95–150 ms under load, bench/results/userns-profile.md). An
  * apply of many containers allocates every few hundred ms: taking the lock once and keeping it
- * while allocations keep coming (LINGER_MS after the last one) costs one process per burst, not one
- * per container. Another acetate process of the node waits at most that long after our last
+ * while allocations keep coming (LINGER_MS after the last one) costs one process per burst, and in a
+ * long burst one per MAX_HOLD_MS (it is let go and taken again), not one per container. Another acetate process of the node waits at most that long after our last
  * allocation, and never longer than about MAX_HOLD_MS + LINGER_MS during a long apply (a burst
  * holding it longer lets go after its next allocation: an instance once waited a whole
  * 2,500-container apply for its first range). The fd is closed (the lock released) by the timer, which does not keep the process
