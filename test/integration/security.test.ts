@@ -310,7 +310,7 @@ describe('security defaults (real runc)', function () {
       assert.equal(BigInt(`0x${(await procStatus((await get('net-raw')).pid!)).CapEff}`) & netRaw, netRaw, 'NET_RAW with capabilities.add: [NET_RAW]');
     });
 
-    it('runs in its own pid, mount, uts, ipc and network namespaces (network: host shares only the network)', async () => {
+    it('runs in its own pid, mount, uts, ipc, cgroup and network namespaces (network: host shares only the network); /proc/self/cgroup names no node path', async () => {
       await writeFile(path.join(dir, 'iso.yaml'), manifest('iso', ''));
       await writeFile(path.join(dir, 'hostnet.yaml'), manifest('hostnet', '  network: host\n  securityContext: { hostUsers: true }\n'));
       assert.equal((await apply()).code, 0);
@@ -319,12 +319,19 @@ describe('security defaults (real runc)', function () {
         ['hostnet', ['net']],
       ] as const) {
         const pid = (await get(name)).pid!;
-        for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'net']) {
+        for (const ns of ['pid', 'mnt', 'uts', 'ipc', 'cgroup', 'net']) {
           const mine = await readlink(`/proc/self/ns/${ns}`);
           const theirs = await readlink(`/proc/${pid}/ns/${ns}`);
           if ((shared as readonly string[]).includes(ns)) assert.equal(theirs, mine, `${name}: ${ns} shared`);
           else assert.notEqual(theirs, mine, `${name}: own ${ns} namespace`);
         }
+        // From inside, every hierarchy's path is the namespace's root: not the node's
+        // /acetate-<instance>/<namespace>_<name> (the node still sees that path).
+        const inside = await runCli(['exec', name, '--', 'cat', '/proc/self/cgroup'], { stateDir });
+        assert.equal(inside.code, 0, inside.stderr);
+        const paths = inside.stdout.trim().split('\n').map((l) => l.split(':').slice(2).join(':'));
+        assert.ok(paths.length > 0 && paths.every((p) => p === '/'), `${name}: /proc/self/cgroup inside: ${inside.stdout}`);
+        assert.match(await readFile(`/proc/${pid}/cgroup`, 'utf8'), /acetate-/, `${name}: the node sees its real cgroup`);
       }
     });
   });

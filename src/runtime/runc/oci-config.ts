@@ -186,6 +186,9 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     'ipc',
     'uts',
     'mount',
+    // Its own cgroup namespace (Docker's and Podman's default on cgroup v2, Kubernetes' with
+    // containerd): /proc/self/cgroup shows "/", not the node's paths (acetate's instance, the key).
+    'cgroup',
     ...(spec.network === 'host' ? [] : ['network']),
     ...(input.userNamespace ? ['user'] : []),
   ].map((type) => ({ type }));
