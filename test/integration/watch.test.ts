@@ -1,4 +1,4 @@
-/** FileSource on real files with real chokidar: what a user's editor, git and shell do. */
+/** FileSource on real files with real inotify watches: what a user's editor, git and shell do. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
@@ -62,7 +62,7 @@ async function barrierAtomic(dir: string, changes: Change[], name: string, memor
   await waitFor(() => changes.slice(n).some((c) => c !== 'all' && c.includes(`default/${name}`)), { message: `atomic save of ${name}` });
 }
 
-describe('FileSource (real files, chokidar)', function () {
+describe('FileSource (real files, inotify)', function () {
   this.timeout(30_000);
 
   it('reads the tree at start: synced, complete, containers by key', async () => {
@@ -100,7 +100,7 @@ describe('FileSource (real files, chokidar)', function () {
           message: 'new memory, debounce not run',
         });
         assert.deepEqual(changes, [['default/web']]);
-        assert.ok(clock.pending() > 0, 'the debounced read (chokidar saw the change too) is still waiting on the clock');
+        assert.ok(clock.pending() > 0, 'the debounced read (the watch saw the change too) is still waiting on the clock');
         clock.advance(100);
         await barrierAtomic(dir, changes, 'other');
         assert.deepEqual(changes, [['default/web'], ['default/other']], 'the debounced re-read found nothing new');
@@ -175,6 +175,37 @@ describe('FileSource (real files, chokidar)', function () {
       },
       { debounceMs: 300 },
     );
+  });
+
+  it('directories made after the start are watched (an edit deep inside is seen); one moved in or removed re-reads the tree', async () => {
+    await withSource({ 'web.yaml': manifest('web') }, async ({ dir, src }) => {
+      const has = (key: string, memory?: number) => {
+        const c = src.snapshot().containers.get(key);
+        return memory === undefined ? c !== undefined : c?.spec.resources.memoryBytes === memory;
+      };
+      // mkdir -p then a file: the new directories are watched, so a later edit in them is an event.
+      await mkdir(path.join(dir, 'team/a/b'), { recursive: true });
+      await writeFile(path.join(dir, 'team/a/b/api.yaml'), manifest('api'));
+      await waitFor(() => has('default/api'), { message: 'api in a new nested dir' });
+      await writeFile(path.join(dir, 'team/a/b/api.yaml'), manifest('api', '96Mi'));
+      await waitFor(() => has('default/api', 96 * 2 ** 20), { message: 'an edit in the new nested dir' });
+      // A directory made elsewhere and moved into the tree, with its files already in it.
+      const outside = `${dir}-outside`;
+      await mkdir(path.join(outside, 'batch'), { recursive: true });
+      try {
+        await writeFile(path.join(outside, 'batch/job.yaml'), manifest('job'));
+        await rename(path.join(outside, 'batch'), path.join(dir, 'batch'));
+        await waitFor(() => has('default/job'), { message: 'job in a dir moved in' });
+        await writeFile(path.join(dir, 'batch/job.yaml'), manifest('job', '96Mi'));
+        await waitFor(() => has('default/job', 96 * 2 ** 20), { message: 'an edit in the dir moved in' });
+      } finally {
+        await rm(outside, { recursive: true, force: true });
+      }
+      // Removed: its containers go; the others stay.
+      await rm(path.join(dir, 'team'), { recursive: true });
+      await waitFor(() => !has('default/api'), { message: 'api gone with its dir' });
+      assert.ok(has('default/web') && has('default/job'));
+    });
   });
 
   it('an invalid file keeps its last good keys protected; fixing it brings them back; deleting it removes them', async () => {

@@ -36,7 +36,7 @@ function envMs(name: string): number | undefined {
   return n;
 }
 
-/** `acetate run`'s work, loaded only by that command: the controller, the file watcher, logging and metrics (winston, prom-client, chokidar) cost the other commands ~55 ms of start-up. */
+/** `acetate run`'s work, loaded only by that command: the controller, the file watcher, logging and metrics (winston, prom-client) cost the other commands ~55 ms of start-up. */
 export async function runController(argv: string[], ctx: CliContext): Promise<number> {
   // First, before any child is spawned: no runc or probe may inherit $NOTIFY_SOCKET.
   const notifySettings = takeNotifySettings();

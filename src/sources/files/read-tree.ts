@@ -10,7 +10,7 @@ import { isIgnoredName, isManifestPath } from './ignore.js';
 import type { RootState } from './completeness.js';
 import { isInside, OUTSIDE_MESSAGE } from './contained.js';
 
-const MAX_DEPTH = 32;
+export const MAX_DEPTH = 32;
 
 export const NOT_UTF8_MESSAGE = 'the name is not valid UTF-8: not read (rename it)';
 

@@ -1,6 +1,6 @@
 /**
  * FileSource: a directory tree of manifests as a DesiredSource for `acetate run`, kept up to date
- * by a TreeWatcher (chokidar, debounced) and a periodic full re-list (`relistMs`) that catches
+ * by a TreeWatcher (inotify, debounced) and a periodic full re-list (`relistMs`) that catches
  * what the watcher missed.
  *
  * - A file whose containers and problems did not change emits nothing.
@@ -42,8 +42,6 @@ export interface FileSourceOptions {
   onError?: (err: Error) => void;
   /** Watch the tree (default). Off when only the owner changes it and re-lists it itself (the Git source). */
   watch?: boolean;
-  /** Use polling (for file systems without inotify). */
-  usePolling?: boolean;
   /** What this node can give a container (larger requests are invalid). Default: not checked. */
   capacity?: NodeCapacity;
   /** Called once per new warning (a skipped document or file). */
@@ -104,7 +102,6 @@ export class FileSource implements DesiredSource {
       root: this.root,
       clock: this.clock,
       debounceMs: opts.debounceMs ?? 100,
-      usePolling: opts.usePolling ?? false,
       onError: opts.onError,
       onBatch: (b) => void this.onBatch(b),
       isKnown: (file) => this.table.has(file),
