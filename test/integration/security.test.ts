@@ -329,7 +329,10 @@ describe('security defaults (real runc)', function () {
         // /acetate-<instance>/<namespace>_<name> (the node still sees that path).
         const inside = await runCli(['exec', name, '--', 'cat', '/proc/self/cgroup'], { stateDir });
         assert.equal(inside.code, 0, inside.stderr);
-        const paths = inside.stdout.trim().split('\n').map((l) => l.split(':').slice(2).join(':'));
+        const paths = inside.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(':').slice(2).join(':'));
         assert.ok(paths.length > 0 && paths.every((p) => p === '/'), `${name}: /proc/self/cgroup inside: ${inside.stdout}`);
         assert.match(await readFile(`/proc/${pid}/cgroup`, 'utf8'), /acetate-/, `${name}: the node sees its real cgroup`);
       }
