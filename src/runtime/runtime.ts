@@ -331,6 +331,21 @@ export class NotRunningError extends Error {
   }
 }
 
+/**
+ * runc 1.1.5 cannot exec into this container: `runc exec` joins the container's user namespace
+ * first, and then may not join a network namespace that namespace does not own (acetate's bridge
+ * namespace belongs to the node's): setns fails with EPERM. runc 1.2 tries the other namespaces
+ * first. The message names the way out.
+ */
+export class ExecUnsupportedError extends Error {
+  constructor(key: string) {
+    super(
+      `cannot exec in ${key}: it has a user namespace (hostUsers: false) and network: bridge, and runc 1.1.5 joins the user namespace before the network namespace, which belongs to the node's (setns: EPERM; runc 1.2 orders them). Its processes run; for exec (and exec probes) set securityContext.hostUsers: true on it`,
+    );
+    this.name = 'ExecUnsupportedError';
+  }
+}
+
 /** acetate cannot run here (not root, runc missing...): the message says how to fix it in one line. */
 export class RuntimeUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -65,12 +65,16 @@ describe('container init as PID 1 (real runc + conmon)', function () {
     await st.runtime.remove('default/bare', { keepPrivateArea: false });
   });
 
-  const ORPHANS = 'i=0; while [ $i -lt 5 ]; do sh -c "sleep 0.2 &"; i=$((i+1)); done; exec sleep 100000';
+  // The orphans outlive the loop: one that ended while the shell still looped would be reaped by the
+  // shell's own wait (as CI saw on a loaded node), not left a zombie.
+  const ORPHANS = 'i=0; while [ $i -lt 5 ]; do sh -c "sleep 2 &"; i=$((i+1)); done; exec sleep 100000';
 
   it('orphans a process forks are reaped by the init: no zombie', async () => {
     await create('orphans', { command: ['sh', '-c'], args: [ORPHANS] });
     const { pid } = await st.runtime.start('default/orphans');
-    // The five orphaned sleeps end within a second; then the init has one child left, `sleep 100000`.
+    // The init adopts the orphaned sleeps (more than its one child, the shell)...
+    await waitFor('orphans adopted by the init', async () => (await childStates(pid)).length > 1, { timeoutMs: 10_000, intervalMs: 20 });
+    // ...which end within a few seconds; then the init has one child left, `sleep 100000`.
     await waitFor(
       'the orphans gone and reaped',
       async () => {
@@ -85,7 +89,7 @@ describe('container init as PID 1 (real runc + conmon)', function () {
   it('without the init, the same orphans stay zombies (what the init is for)', async () => {
     await create('zombies', { command: ['sh', '-c'], args: [ORPHANS], init: false, terminationGracePeriodSeconds: 0 });
     const { pid } = await st.runtime.start('default/zombies');
-    await waitFor('five zombies', async () => (await childStates(pid)).filter((s) => s === 'Z').length === 5, { timeoutMs: 10_000 });
+    await waitFor('five zombies', async () => (await childStates(pid)).filter((s) => s === 'Z').length === 5, { timeoutMs: 20_000 });
     await st.runtime.remove('default/zombies', { keepPrivateArea: false });
   });
 

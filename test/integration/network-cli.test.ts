@@ -21,6 +21,8 @@ import { exec } from '../../src/util/exec.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const web = (name: string, hostPort: number, extra = ''): string => bridgeWebManifest(name, hostPort, { extra });
+/** web-a: a memory limit and, said explicitly, a user namespace of its own (the default). */
+const A_EXTRA = '  resources: { memory: 48Mi }\n  securityContext: { hostUsers: false }\n';
 
 describe('network: bridge through the CLI (real CNI plugins)', function () {
   this.timeout(180_000);
@@ -78,7 +80,7 @@ spec:
 
   it('acetate run: a changed hostPort is published in place (same pid); a claimed port is a PortConflict; after a reboot the survivor has its address back and the removed leave nothing', async () => {
     const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
-    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p1));
+    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p1, A_EXTRA));
     await writeFile(path.join(dir, 'b.yaml'), web('web-b', p2));
     run = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '1s' })], { stateDir, env: { ...env, ACETATE_BACKOFF_BASE_MS: '200' } });
     assert.equal(await waitFor(() => httpGet('127.0.0.1', p1), { timeoutMs: 30_000 }), 'hello-web-a\n');
@@ -92,6 +94,26 @@ spec:
     );
     const ipA = a.status.ip!;
     const pidA = a.actual!.pid!;
+    // A user namespace in acetate's network namespace sees the node's /sys, bound read-only (no
+    // sysfs of its own can be mounted there), so it keeps the node's cgroup namespace: what finds
+    // its memory limit through /proc/self/cgroup and /sys/fs/cgroup (libuv, the JVM) finds its own.
+    // Seen from inside its cgroup and mount namespaces, for its pid 1 (nsenter as the node's root: `acetate exec`
+    // cannot enter such a container with runc 1.1.5, as the next assertion says).
+    const limit = await exec('nsenter', [
+      `--target=${pidA}`,
+      '--cgroup',
+      '--mount',
+      'sh',
+      '-c',
+      'p=$(grep :memory: /proc/1/cgroup | cut -d: -f3); cat /sys/fs/cgroup/memory$p/memory.limit_in_bytes',
+    ]);
+    assert.equal(Number(limit.stdout.trim()), 48 * 2 ** 20, `the limit read inside: ${limit.stdout}`);
+    const denied = await cli(['exec', 'web-a', '--', 'true']);
+    assert.equal(denied.code, 1);
+    assert.match(
+      denied.stderr,
+      /cannot exec in default\/web-a: .*runc 1\.1\.5 joins the user namespace before the network namespace.*set securityContext\.hostUsers: true/,
+    );
     assert.equal(a.actual?.network?.ip, ipA);
     assert.deepEqual(a.nodeNetwork && { bridge: a.nodeNetwork.bridge, subnet: a.nodeNetwork.subnet }, n);
     const wide = await cli(['get', '-o', 'wide']);
@@ -101,7 +123,7 @@ spec:
     assert.match(text.stdout, new RegExp(`Node network:\\s+bridge ${n.bridge}, subnet ${n.subnet.replace(/\./g, '\\.')}`));
 
     // The plan says it is in place; `run` does it: same pid, the old port stops answering.
-    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p3));
+    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p3, A_EXTRA));
     const planned = await cli(['plan', '-f', dir]);
     // Two steps: the old port released, then the new one claimed (plan/network.ts).
     assert.match(

@@ -208,6 +208,43 @@ describe('FileSource (real files, inotify)', function () {
     });
   });
 
+  it('a directory replaced under the same name (rm -rf && mkdir; a blue/green mv) is watched again, and so is a root made again', async () => {
+    await withSource({ 'team/api.yaml': manifest('api'), 'cur/web.yaml': manifest('web'), 'spare/db.yaml': manifest('db') }, async ({ dir, src }) => {
+      const memOf = (key: string) => src.snapshot().containers.get(key)?.spec.resources.memoryBytes;
+      const Mi = (n: number) => n * 2 ** 20;
+      // rm -rf team && mkdir team && write: the old watch followed the deleted directory.
+      await rm(path.join(dir, 'team'), { recursive: true });
+      await mkdir(path.join(dir, 'team'));
+      await writeFile(path.join(dir, 'team/api.yaml'), manifest('api', '80Mi'));
+      await waitFor(() => memOf('default/api') === Mi(80), { message: 'api read from the new team/' });
+      await writeFile(path.join(dir, 'team/api.yaml'), manifest('api', '96Mi'));
+      await waitFor(() => memOf('default/api') === Mi(96), { message: 'an edit in the new team/ (its own watch)' });
+      // Blue/green: mv cur prev; mv next cur; rm -rf prev (next/ made beside the tree, so that no
+      // two files declare web at once): the new cur/ is watched, not the old one under its name.
+      const next = `${dir}-next`;
+      await mkdir(next);
+      await writeFile(path.join(next, 'web.yaml'), manifest('web', '72Mi'));
+      await rename(path.join(dir, 'cur'), path.join(dir, 'prev'));
+      await rename(next, path.join(dir, 'cur'));
+      await rm(path.join(dir, 'prev'), { recursive: true });
+      await waitFor(() => memOf('default/web') === Mi(72), { message: 'web from the swapped-in cur/' });
+      await writeFile(path.join(dir, 'cur/web.yaml'), manifest('web', '88Mi'));
+      await waitFor(() => memOf('default/web') === Mi(88), { message: 'an edit in the swapped-in cur/' });
+      // The root itself removed and made again at once (the source never sees it missing).
+      const saved = `${dir}-saved`;
+      await rename(dir, saved);
+      try {
+        await mkdir(dir);
+        await writeFile(path.join(dir, 'web.yaml'), manifest('web', '40Mi'));
+        await waitFor(() => memOf('default/web') === Mi(40), { message: 'the new root read' });
+        await writeFile(path.join(dir, 'web.yaml'), manifest('web', '48Mi'));
+        await waitFor(() => memOf('default/web') === Mi(48), { message: 'an edit in the new root (watched again)' });
+      } finally {
+        await rm(saved, { recursive: true, force: true });
+      }
+    });
+  });
+
   it('an invalid file keeps its last good keys protected; fixing it brings them back; deleting it removes them', async () => {
     await withSource({ 'web.yaml': manifest('web'), 'other.yaml': manifest('other') }, async ({ dir, src, changes }) => {
       const file = path.join(dir, 'web.yaml');

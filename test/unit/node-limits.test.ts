@@ -119,6 +119,15 @@ describe('node limits (issue 25 preflight)', () => {
       assert.deepEqual(f.rootKeys, { keys: 7, bytes: 140 });
       assert.equal(f.memoryCgroups, 90);
       assert.deepEqual(f.namespaces, { net: { used: 2, max: 100 } });
+      // Each container has a cgroup namespace of its own too: counted against user.max_cgroup_namespaces.
+      await w('sys/user/max_cgroup_namespaces', '100\n');
+      for (const [pid, ns] of [
+        ['1', 'cgroup:[7]'],
+        ['3', 'cgroup:[8]'],
+      ]) {
+        await import('node:fs/promises').then((fs) => fs.symlink(ns!, path.join(proc, pid!, 'ns', 'cgroup')));
+      }
+      assert.deepEqual((await readNodeFacts({ proc, namespaces: true })).namespaces, { cgroup: { used: 2, max: 100 }, net: { used: 2, max: 100 } });
     } finally {
       await rm(proc, { recursive: true, force: true });
     }

@@ -77,15 +77,30 @@ describe('buildOciConfig (pure)', () => {
     });
   });
 
-  it('namespaces: pid ipc uts mount + network, except for network host', () => {
+  it('namespaces: pid ipc uts mount cgroup + network, except for network host; no cgroup one where /sys is the node bound', () => {
     assert.deepEqual(
       buildOciConfig(input({ network: 'none' })).linux.namespaces.map((n) => n.type),
-      ['pid', 'ipc', 'uts', 'mount', 'network'],
+      ['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network'],
     );
     assert.deepEqual(
       buildOciConfig(input({ network: 'host' })).linux.namespaces.map((n) => n.type),
-      ['pid', 'ipc', 'uts', 'mount'],
+      ['pid', 'ipc', 'uts', 'mount', 'cgroup'],
     );
+    const ids = [{ containerID: 0, hostID: 2_000_000, size: 65_536 }];
+    const userNamespace = { uidMappings: ids, gidMappings: ids };
+    assert.deepEqual(
+      buildOciConfig(input({ network: 'none' }, { userNamespace })).linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network', 'user'],
+    );
+    // A user namespace in a network namespace it does not own: /sys is the node's, bound, and with
+    // it the node's /sys/fs/cgroup, where /proc/self/cgroup must name the container's real path.
+    const network = { netnsPath: '/run/netns/x', etcFiles: { hosts: '/h', hostname: '/n', resolvConf: '/r' } };
+    const bridged = buildOciConfig(input({ network: 'bridge' }, { userNamespace, network }));
+    assert.deepEqual(
+      bridged.linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'uts', 'mount', 'network', 'user'],
+    );
+    assert.equal(bridged.mounts.find((m) => m.destination === '/sys')?.type, 'bind');
   });
 
   it('standard mounts, then the spec bind mounts (rbind, ro when readOnly)', () => {

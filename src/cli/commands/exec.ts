@@ -2,7 +2,7 @@
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { keyOf, parse } from '../args.js';
-import { NotFoundError, NotRunningError } from '../../runtime/runtime.js';
+import { ExecUnsupportedError, NotFoundError, NotRunningError } from '../../runtime/runtime.js';
 
 const parseOwn = (argv: string[]) =>
   parse(argv, {
@@ -78,7 +78,7 @@ COMMAND's own options need -- before COMMAND (as with kubectl).
       if (r.startError) print(ctx.stderr, `acetate: ${r.startError}`);
       return r.exitCode;
     } catch (err) {
-      if (err instanceof NotFoundError || err instanceof NotRunningError) {
+      if (err instanceof NotFoundError || err instanceof NotRunningError || err instanceof ExecUnsupportedError) {
         print(ctx.stderr, `acetate: ${err.message}`);
         return 1;
       }

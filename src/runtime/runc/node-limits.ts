@@ -37,7 +37,7 @@ export const PER_CONTAINER = {
   conmons: 1,
   /** Its own cgroup in each hierarchy; the memory controller's ids are the scarce ones. */
   memoryCgroups: 1,
-  /** mount, pid, ipc, uts and network (network: none is an empty namespace of its own). */
+  /** mount, pid, ipc, uts, cgroup and network (network: none is an empty namespace of its own). */
   namespaces: 1,
 } as const;
 
@@ -48,8 +48,8 @@ export const MEMORY_CGROUP_ID_MAX = 65_535;
  * The namespaces every container gets. A user namespace only with spec.securityContext's user
  * namespace; then user.max_user_namespaces counts too (not checked here yet).
  */
-export type NamespaceKind = 'mnt' | 'pid' | 'ipc' | 'uts' | 'net';
-const NAMESPACE_KINDS: readonly NamespaceKind[] = ['mnt', 'pid', 'ipc', 'uts', 'net'];
+export type NamespaceKind = 'mnt' | 'pid' | 'ipc' | 'uts' | 'cgroup' | 'net';
+const NAMESPACE_KINDS: readonly NamespaceKind[] = ['mnt', 'pid', 'ipc', 'uts', 'cgroup', 'net'];
 
 export interface NodeFacts {
   /** /proc/loadavg's 4th field: tasks (threads) on the node now. */

@@ -181,6 +181,15 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const bounding = input.boundingCapabilities;
   const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
+  const netnsPath = spec.network === 'bridge' ? input.network?.netnsPath : undefined;
+  // A network namespace the container's user namespace does not own (the node's, or acetate's bridge one).
+  const foreignNetns = spec.network === 'host' || netnsPath !== undefined;
+  // Then /sys is the node's, bound read-only (SYS_BIND: no sysfs can be mounted there), and with it
+  // the node's /sys/fs/cgroup: a cgroup namespace would make /proc/self/cgroup say "/" there, and
+  // what reads its limits through that path (libuv, the JVM, Go's GOMEMLIMIT helpers) would read
+  // the node's root cgroup, unlimited. Such a container keeps the node's cgroup namespace until a
+  // cgroup file system of its own is mounted at /sys/fs/cgroup (as Docker does).
+  const sysBound = !!input.userNamespace && foreignNetns;
   const namespaces: { type: string; path?: string }[] = [
     'pid',
     'ipc',
@@ -188,15 +197,12 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     'mount',
     // Its own cgroup namespace (Docker's and Podman's default on cgroup v2, Kubernetes' with
     // containerd): /proc/self/cgroup shows "/", not the node's paths (acetate's instance, the key).
-    'cgroup',
+    ...(sysBound ? [] : ['cgroup']),
     ...(spec.network === 'host' ? [] : ['network']),
     ...(input.userNamespace ? ['user'] : []),
   ].map((type) => ({ type }));
-  const netnsPath = spec.network === 'bridge' ? input.network?.netnsPath : undefined;
   if (netnsPath) namespaces.find((n) => n.type === 'network')!.path = netnsPath;
   const etc = netnsPath ? etcMounts(input.network!.etcFiles) : [];
-  // A network namespace the container's user namespace does not own (the node's, or acetate's bridge one).
-  const foreignNetns = spec.network === 'host' || netnsPath !== undefined;
   const privileged = spec.security.privileged;
   // The runtime refuses a spec that wants an init when the node has none (see ociConfigInput).
   const useInit = spec.init !== false && input.initPath !== undefined;
@@ -217,7 +223,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     hostname: spec.hostname || input.name,
     mounts: [
       ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
-      ...baseMounts(privileged).map((m) => (input.userNamespace && foreignNetns && m.type === 'sysfs' ? SYS_BIND : m)),
+      ...baseMounts(privileged).map((m) => (sysBound && m.type === 'sysfs' ? SYS_BIND : m)),
       ...(input.isolationMounts ?? []),
       ...etc,
       ...binds,

@@ -13,6 +13,7 @@ import { checkFreeSpace } from '../free-space.js';
 import type { Resources } from '../../api/types.js';
 import {
   NotRunningError,
+  ExecUnsupportedError,
   type ActualContainer,
   type AppliedRecord,
   type CreateRequest,
@@ -187,10 +188,11 @@ export class RuncRuntime implements Runtime {
 
   async exec(key: string, req: ExecRequest): Promise<ExecResult> {
     const t = this.rc.target(key);
-    await this.rc.requireRecord(t);
+    const record = await this.rc.requireRecord(t);
     const runc = await this.rc.runc();
     const st = await this.rc.ourState(t);
     if (!st || !isRunning(st)) throw new NotRunningError(key);
+    if (record.spec.network === 'bridge' && record.spec.security.hostUsers === false) throw new ExecUnsupportedError(key);
     return (await execModule()).runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir, key: t.key }, req);
   }
 

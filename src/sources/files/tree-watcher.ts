@@ -112,12 +112,33 @@ export class TreeWatcher {
         if (this.closed) return;
         this.pendingFull = true;
         this.scheduleFlush();
+        this.checkRoot();
       });
       pw.on('error', () => undefined); // the parent went away: the periodic re-list still catches changes
       this.parentWatcher = pw;
     } catch {
       // No parent to watch (missing, not readable): the re-list catches a swap.
     }
+  }
+
+  /**
+   * The root's name changed in its parent: when a directory is there again that is not the one
+   * watched (removed and made again, or another renamed over it), the watch starts over on it.
+   * A symlink swapped is the source's to see (its resolved root moved: it restarts the watch).
+   */
+  private checkRoot(): void {
+    const w = this.watcher;
+    if (!w) return;
+    void lstat(this.resolvedRoot).then(
+      (st) => {
+        if (w !== this.watcher || this.closed || !st.isDirectory() || w.isWatching(this.resolvedRoot, st)) return;
+        void this.restart().then(() => {
+          this.pendingFull = true;
+          this.scheduleFlush();
+        });
+      },
+      () => undefined, // gone: the source sees the root missing, and restarts the watch when it is back
+    );
   }
 
   private async stopWatcher(): Promise<void> {
@@ -139,7 +160,9 @@ export class TreeWatcher {
   private onDirEvent(w: DirWatches, dir: string, event: string, name: string | null): void {
     if (this.closed || w !== this.watcher) return;
     if (name === null || name === '') {
-      this.pendingFull = true; // the name is unknown (inotify's queue overflowed)
+      // No name given. (An overflow of inotify's queue is not reported at all: libuv drops
+      // IN_Q_OVERFLOW; the periodic re-list is what catches that.)
+      this.pendingFull = true;
       this.scheduleFlush();
       return;
     }
@@ -155,23 +178,36 @@ export class TreeWatcher {
     void lstat(p).then(
       (st) => {
         if (w !== this.watcher) return;
+        const wasSpecial = w.specials.delete(p);
         if (st.isDirectory()) {
-          if (w.has(p)) return; // its own attributes changed
+          if (w.isWatching(p, st)) return; // the same directory: its own attributes changed
+          // New, or another directory under a watched name (rm -rf d && mkdir d; mv next cur): the old
+          // watch follows the old inode, so it goes. The tree is re-read once every new watch is in
+          // place, so a file made in it before its watch existed is read too.
+          w.remove(p);
           this.pendingFull = true;
-          void w.addTree(p, DirWatches.depthOf(this.resolvedRoot, p)).finally(() => this.scheduleFlush());
-        } else if (!st.isFile()) {
-          // A symlink (not followed: it may point at a directory) or a FIFO: the lister decides.
+          void w.addTree(p, DirWatches.depthOf(this.resolvedRoot, p)).finally(() => {
+            this.pendingFull = true;
+            this.scheduleFlush();
+          });
+        } else if (!st.isFile() || wasSpecial) {
+          // A symlink (not followed: it may point at a directory) or a FIFO, or one that became a
+          // plain file: the lister decides.
+          if (!st.isFile()) w.specials.add(p);
           this.pendingFull = true;
           this.scheduleFlush();
         }
       },
       () => {
         if (w !== this.watcher) return;
-        // Gone: a watched directory (its watches end), the directory itself, or an entry not known to be a plain file.
+        // Gone. A watched directory (its watches end), a symlink or FIFO, or this directory itself
+        // re-list the tree; a plain file that was not a manifest is nothing (a manifest is pending).
         const dirGone = !existsSync(dir);
-        if (w.has(p)) w.remove(p);
+        const wasDir = w.has(p);
+        const wasSpecial = w.specials.delete(p);
+        if (wasDir) w.remove(p);
         if (dirGone) w.remove(dir);
-        if (!isManifestPath(named) || dirGone) {
+        if (wasDir || wasSpecial || dirGone) {
           this.pendingFull = true;
           this.scheduleFlush();
         }
