@@ -149,6 +149,33 @@ spec:
     assert.deepEqual(issues('{ privileged: true, hostUsers: true }', 'debian'), []);
   });
 
+  it('an exec probe on the bridge needs hostUsers: true (runc 1.1.5 cannot exec there in a user namespace); httpGet is fine', () => {
+    const probeDoc = (probe: string, sc: string, network = 'bridge') =>
+      yaml.load(`apiVersion: acetate.dev/v1alpha1
+kind: Container
+metadata: { name: x }
+spec:
+  template: host
+  command: [/bin/sleep, '1000']
+  network: ${network}
+  securityContext: ${sc}
+  livenessProbe: ${probe}
+`);
+    const probeIssues = (probe: string, sc: string, network?: string) => {
+      const r = validateManifest(probeDoc(probe, sc, network));
+      return r.ok ? [] : r.issues.map((i) => `${i.field}: ${i.message}`);
+    };
+    const exec = '{ exec: { command: [/bin/true] } }';
+    assert.match(
+      probeIssues(exec, '{}').join('\n'),
+      /spec\.livenessProbe\.exec: with network: bridge needs securityContext\.hostUsers: true \(containers get a user namespace by default\)/,
+    );
+    assert.match(probeIssues(exec, '{ hostUsers: false }').join('\n'), /needs securityContext\.hostUsers: true, not false: runc 1\.1\.5 cannot exec/);
+    assert.deepEqual(probeIssues(exec, '{ hostUsers: true }'), []);
+    assert.deepEqual(probeIssues(exec, '{}', 'none'), []);
+    assert.deepEqual(probeIssues('{ httpGet: { port: 80 } }', '{}'), []);
+  });
+
   it('normalizes the defaults away, so that specs applied before keep their hash', () => {
     const plain = normalizeSpec(doc('{}') as ContainerManifest);
     assert.deepEqual(Object.keys(plain.security).sort(), ['capAdd', 'capDrop', 'noNewPrivileges', 'privileged']);
