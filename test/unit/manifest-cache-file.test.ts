@@ -22,7 +22,7 @@ spec:
   network: bridge
   env: [{ name: A, value: "1" }]
   ports: [{ containerPort: 80, hostPort: 8080 }]
-  readinessProbe: { exec: { command: [cat, /etc/hostname] } }
+  readinessProbe: { tcpSocket: { port: 80 } }
   resources: { memory: ${memory}, cpu: 250m, pids: 32 }
 `;
 
