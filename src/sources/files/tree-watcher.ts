@@ -1,9 +1,8 @@
 /**
  * Watches a manifest tree (an inotify watch per directory: dir-watches.ts) and hands over debounced
- * batches of changed paths: the
- * files touched within `debounceMs` of each other are read once, so an editor's or git's atomic
- * save (write a temporary file, rename it over the manifest) is one change. A directory added or
- * removed (or the root itself changing) asks for a full re-list instead.
+ * batches of changed paths: the files touched within `debounceMs` of each other are read once, so
+ * an editor's or git's atomic save (write a temporary file, rename it over the manifest) is one
+ * change. A directory added or removed (or the root itself changing) asks for a full re-list instead.
  *
  * A manifest moved into place (an editor's atomic save: a temporary name vanishes and the
  * manifest changes in the very next event of its directory) is a complete file: it is read at
