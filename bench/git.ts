@@ -20,7 +20,7 @@ import { measure } from './lib/sys.js';
 import { tmpDir } from './lib/workload.js';
 import { TestRepo } from './lib/git-repo.js';
 
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 const log = (m: string): void => console.log(`[bench git ${new Date().toISOString().slice(11, 19)}] ${m}`);
 const cli = (stateDir: string, args: string[]) => measure(process.execPath, [CLI, '--state-dir', stateDir, ...args], { timeoutMs: 600_000 });
 

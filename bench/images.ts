@@ -34,7 +34,7 @@ export interface ImageBenchOptions {
   log(m: string): void;
 }
 
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 const BASELINE = path.join(PACKAGE_ROOT, 'bench', 'baseline');
 
 function imageYaml(name: string, image: string): string {

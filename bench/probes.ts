@@ -22,7 +22,7 @@ import { round } from './lib/stats.js';
 import { measure, procCpuMs } from './lib/sys.js';
 import { tmpDir } from './lib/workload.js';
 
-const CLI = process.env.ACETATE_BENCH_CLI ?? path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = process.env.ACETATE_BENCH_CLI ?? path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 const log = (m: string): void => console.log(`[bench probes ${new Date().toISOString().slice(11, 19)}] ${m}`);
 const cli = (stateDir: string, args: string[]) => measure(process.execPath, [CLI, '--state-dir', stateDir, ...args], { timeoutMs: 600_000 });
 

@@ -40,7 +40,7 @@ export interface PullBenchOptions {
   log(m: string): void;
 }
 
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 const SIDES = ['bare', 'bare+sha', 'store', 'cli'] as const;
 type Side = (typeof SIDES)[number];
 

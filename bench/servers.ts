@@ -20,7 +20,7 @@ import { fmtMs, median, quantile, round } from './lib/stats.js';
 import { measure, procCpuMs } from './lib/sys.js';
 import { tmpDir } from './lib/workload.js';
 
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 const log = (m: string): void => console.log(`[bench servers ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
 interface ServersResults {

@@ -13,7 +13,7 @@ import { CpuGroup, measure, type Measured } from './sys.js';
 import { baselineConfigTemplate, getWorkRoot, tmpDir } from './workload.js';
 import { writeBaselineTemplate, type AcetateTemplate } from './acetate-config.js';
 
-export const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 // The benchmarks measure the runtime, not the security levels: their containers (host ids, host
 // network, mounts) run under privileged, as the test suites do (test/support/cli.ts).
 process.env.ACETATE_POD_SECURITY ??= 'default=privileged';

@@ -1,11 +1,10 @@
 /** Loads the Container CRD shipped in crds/, whose openAPIV3Schema is the one source of validation. */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import yaml from 'js-yaml';
+import { PACKAGE_ROOT } from '../util/package-root.js';
 
-/** The package root (works from src/ via tsc output in dist/src/api). */
-export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export { PACKAGE_ROOT };
 export const CRD_PATH = path.join(PACKAGE_ROOT, 'crds', 'containers.acetate.dev.yaml');
 
 export interface Crd {

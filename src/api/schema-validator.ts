@@ -6,13 +6,20 @@ import type { Ajv, ValidateFunction } from 'ajv';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { containerSchema, CRD_PATH } from './crd.js';
+import { DIST_SRC } from '../util/package-root.js';
 
 let compiled: ValidateFunction | undefined;
 const require = createRequire(import.meta.url);
 
-/** The validator `npm run build` precompiles from the CRD (see validator-build.ts), next to this file. */
-export const PRECOMPILED_VALIDATOR = './container-validator.generated.cjs';
+/**
+ * The validator `npm run build` precompiles from the CRD (see validator-build.ts), in tsc's output
+ * of this folder, beside the formats it requires. Named from the package root, not from this
+ * module: the CLI runs this code from its bundle (dist/cli/).
+ */
+export const PRECOMPILED_VALIDATOR = path.join(DIST_SRC, 'api', 'container-validator.generated.cjs');
+const FORMATS = path.join(DIST_SRC, 'api', 'validator-formats.cjs');
 
 /** Identifies the CRD's content: a precompiled validator is used only for the CRD it was built from. */
 export function crdFingerprint(): string {
@@ -42,7 +49,7 @@ export function containerAjv(opts: { source?: boolean } = {}): Ajv {
     allErrors: true,
     strict: false,
     verbose: true,
-    formats: require('./validator-formats.cjs') as Record<string, never>,
+    formats: require(FORMATS) as Record<string, never>,
     ...(opts.source ? { code: { source: true, formats: _`require("./validator-formats.cjs")` } } : {}),
   });
   return ajv;

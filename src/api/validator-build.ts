@@ -19,7 +19,7 @@ export function standaloneValidatorSource(): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = path.join(path.dirname(fileURLToPath(import.meta.url)), PRECOMPILED_VALIDATOR);
+  const out = PRECOMPILED_VALIDATOR;
   writeFileSync(out, standaloneValidatorSource());
   process.stdout.write(`wrote ${path.relative(process.cwd(), out)}\n`);
 }

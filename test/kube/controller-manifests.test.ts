@@ -285,6 +285,9 @@ describe('kube: controller/ deployment', () => {
     }
     // what the runtime stage takes from the build stage is produced there
     assert.match(text, /COPY --from=build \/src\/dist\/src\//);
+    // bin/acetate loads the bundle: it is built before the prune removes esbuild, and copied.
+    assert.match(text, /node scripts\/bundle\.mjs[^]*npm prune/);
+    assert.match(text, /COPY --from=build \/src\/dist\/cli\/ \.\/dist\/cli\//);
     const tsconfig = JSON.parse(readFileSync(path.join(CTRL, 'tsconfig.image.json'), 'utf8'));
     assert.equal(path.resolve(CTRL, tsconfig.compilerOptions.outDir), path.join(PACKAGE_ROOT, 'dist'));
     assert.equal(path.resolve(CTRL, tsconfig.compilerOptions.rootDir), PACKAGE_ROOT);

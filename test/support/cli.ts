@@ -1,9 +1,9 @@
-/** Runs the real acetate CLI (dist/src/cli/main.js) as a child process, as a user would. */
+/** Runs the real acetate CLI (dist/cli/main.js, the bundle bin/acetate loads) as a child process, as a user would. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/api/crd.js';
 
-export const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 
 /**
  * The suites written before security levels existed mount host dirs, join the host network and

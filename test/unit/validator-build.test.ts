@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from '../../src/api/crd.js';
 import { compiledSchema, containerAjv, crdFingerprint, PRECOMPILED_VALIDATOR } from '../../src/api/schema-validator.js';
 
 const require = createRequire(import.meta.url);
-const GENERATED = path.join(PACKAGE_ROOT, 'dist', 'src', 'api', PRECOMPILED_VALIDATOR);
+const GENERATED = PRECOMPILED_VALIDATOR;
 
 function examples(): unknown[] {
   const dir = path.join(PACKAGE_ROOT, 'manifests');

@@ -17,8 +17,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { exec } from '../../util/exec.js';
+import { PACKAGE_ROOT } from '../../util/package-root.js';
 import type { OciUserNamespace } from './userns.js';
 import type { HostIds } from './host-ids.js';
 
@@ -30,7 +30,7 @@ export class IdmapError extends Error {
 }
 
 /** dist/native/acetate-idmap, built from native/acetate-idmap.c by scripts/build-native.sh. */
-export const IDMAP_HELPER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'acetate-idmap');
+export const IDMAP_HELPER = path.join(PACKAGE_ROOT, 'dist', 'native', 'acetate-idmap');
 
 /** Where a container's idmapped layers are mounted: <container run dir>/lower. */
 export function idmapDir(containerRunDir: string): string {
