@@ -65,7 +65,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
-rm -rf dist  # a moved or deleted source must not leave a stale compiled test behind
-npx --no-install tsc -p . >&2
-node dist/src/api/validator-build.js >&2
-bash scripts/build-native.sh >&2
+# The build as `npm run build` does it (one definition: tsc, the precompiled validator, the native
+# helper, the CLI bundle). It starts with rm -rf dist: a moved or deleted source must not leave a
+# stale compiled test behind.
+npm run --silent build >&2
