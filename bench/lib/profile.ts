@@ -1,9 +1,13 @@
 /** Summarizes a V8 .cpuprofile (node --cpu-prof): self time per function, biggest first. */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface CpuProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   children?: number[];
 }
 
@@ -31,12 +35,36 @@ export interface ProfileSummary {
   top: ProfileEntry[];
 }
 
+const maps = new Map<string, SourceMap | undefined>();
+
+/**
+ * The CLI runs as esbuild's bundle (dist/cli/chunks/chunk-<hash>.js, scripts/bundle.mjs): a frame
+ * there is mapped back through the chunk's linked source map to the .ts file and line it came
+ * from, so areas and top entries name acetate's modules as they did before the bundle.
+ */
+function original(frame: CpuProfileNode['callFrame']): { url: string; lineNumber: number } {
+  if (!/\/dist\/cli\/.*\.js$/.test(frame.url)) return frame;
+  const file = fileURLToPath(frame.url);
+  if (!maps.has(file)) {
+    try {
+      maps.set(file, new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]));
+    } catch {
+      maps.set(file, undefined); // no map: the chunk's own name and line
+    }
+  }
+  const entry = maps.get(file)?.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as { originalSource?: string; originalLine?: number } | undefined;
+  // A chunk's top level (line 0, column 0: its modules' bodies run at import) maps to no one source.
+  if (!entry?.originalSource) return { url: 'acetate:(top level of a bundle chunk)', lineNumber: frame.lineNumber };
+  return { url: pathToFileURL(path.resolve(path.dirname(file), entry.originalSource)).href, lineNumber: entry.originalLine ?? frame.lineNumber };
+}
+
 function areaOf(url: string, fn: string): string {
   if (!url) return fn.startsWith('(') ? fn : '(native)';
+  if (url.startsWith('acetate:')) return url;
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return `npm:${nm[1]}`;
-  const src = /\/dist\/src\/([^/]+)\/(?:([^/]+)\/)?/.exec(url);
-  if (src) return `acetate:${src[1]}${src[2] && !src[2].endsWith('.js') ? `/${src[2]}` : ''}`;
+  const src = /\/(?:dist\/)?src\/([^/]+)\/(?:([^/]+)\/)?/.exec(url);
+  if (src) return `acetate:${src[1]}${src[2] && !/\.[jt]s$/.test(src[2]) ? `/${src[2]}` : ''}`;
   if (url.startsWith('node:')) return 'node:internal';
   return url.replace(/^file:\/\//, '');
 }
@@ -60,10 +88,11 @@ export async function summarizeProfile(file: string, topN = 10): Promise<Profile
       continue;
     }
     if (fn === '(garbage collector)') gc += ms;
-    const where = n.callFrame.url ? `${n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${n.callFrame.lineNumber + 1}` : '';
+    const frame = original(n.callFrame);
+    const where = frame.url ? `${frame.url.replace(/^.*\/(dist|node_modules|src)\//, '$1/')}:${frame.lineNumber + 1}` : '';
     const key = where ? `${fn} (${where})` : fn;
     byFn.set(key, (byFn.get(key) ?? 0) + ms);
-    const area = areaOf(n.callFrame.url, fn);
+    const area = areaOf(frame.url, fn);
     byArea.set(area, (byArea.get(area) ?? 0) + ms);
   }
   const busy = total - idle;

@@ -13,9 +13,13 @@ function findRoot(from: string): string {
     try {
       if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === 'acetate') return dir;
     } catch {
-      // no package.json here, or not ours: look further up
+      // no package.json here, or one that is not ours (or not JSON): look further up
     }
-    if (path.dirname(dir) === dir) throw new Error(`acetate's package.json not found above ${from}`);
+    if (path.dirname(dir) === dir) {
+      throw new Error(
+        `acetate's package.json (name "acetate") was not found in ${from} or above: package.json, crds/ and dist/ must stay together as \`npm run build\` left them`,
+      );
+    }
   }
 }
 
