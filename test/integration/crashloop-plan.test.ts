@@ -16,7 +16,7 @@ import type { StatusRecord } from '../../src/contracts/status-record.js';
 
 const KEY = 'default/crash';
 /** Long enough for `acetate plan` to run inside the back-off, short enough for the suite. */
-const BACKOFF_MS = 6000;
+const BACKOFF_MS = 10_000;
 
 interface HeldJson {
   key: string;
@@ -27,7 +27,7 @@ interface HeldJson {
 }
 
 describe('acetate plan shows the crash-loop back-off acetate run keeps (real runc)', function () {
-  this.timeout(60_000);
+  this.timeout(90_000);
   let stateDir: string;
   let dir: string;
   let dirs: CliDirs;
@@ -93,10 +93,17 @@ describe('acetate plan shows the crash-loop back-off acetate run keeps (real run
     const recorded = startsAfterExit(restarted);
     assert.ok(recorded.length >= 1, JSON.stringify(restarted.recentActions));
     assert.ok(Math.min(...recorded) >= Date.parse(until), `a start at ${new Date(Math.min(...recorded)).toISOString()}, before ${until}`);
-    const logged = startLines()
-      .map((l) => Date.parse(l.timestamp!))
-      .filter((t) => t > exitAt);
-    assert.ok(logged.length >= 1, 'the restart is logged');
+    // The record can be read before run has logged the start it records: the log line is waited for.
+    const logged = await waitFor(
+      'the restart logged',
+      () => {
+        const t = startLines()
+          .map((l) => Date.parse(l.timestamp!))
+          .filter((x) => x > exitAt);
+        return t.length ? t : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.ok(Math.min(...logged) >= Date.parse(until), `a start logged at ${new Date(Math.min(...logged)).toISOString()}, before ${until}`);
   });
 });

@@ -140,7 +140,9 @@ describe('acetate run: exits noticed as events, the resync as the safety net (re
     process.kill(before.actual!.pid!, 'SIGKILL');
     const after = await running('web', 1);
     assert.notEqual(after.actual!.pid, before.actual!.pid);
-    assert.equal(after.status.lastExitCode, 137);
+    // describe may show the new pid before the loop has written its record of the restart (the
+    // record is written after the start returns): the exit code it reports is waited for.
+    await waitFor(async () => (await describeJson('web'))?.status.lastExitCode === 137, { timeoutMs: 30_000, message: 'exit 137 recorded by the loop' });
     const job = await waitFor(
       async () => {
         const r = await describeJson('job');

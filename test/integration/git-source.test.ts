@@ -197,7 +197,7 @@ describe('the Git source (real git, git daemon, gpg, runc)', function () {
     const c3 = await repo.commit({ 'api/api.yaml': manifest('api', { memory: '56Mi' }) }, { branch: 'feature' });
     acetate.child.kill('SIGHUP');
     assert.equal(await runningWith('api', '56Mi', c3), pid);
-    assert.ok(acetate.logged(/syncs again/));
+    await waitFor(() => acetate!.logged(/syncs again/), { timeoutMs: 10_000, message: 'the recovery logged' });
   });
 
   it('--verify-signatures: unsigned or foreign-signed commits are refused, the last good one keeps running; apply --git too', async () => {

@@ -40,7 +40,7 @@ describe('container init as PID 1 (real runc + conmon)', function () {
     assert.equal(await isStaticElf(process.execPath), false, 'node is dynamically linked');
   });
 
-  it('with the init, destroying a shell loop with a 30 s grace period takes under a second', async () => {
+  it('with the init, destroying a shell loop with a 30 s grace period does not wait the grace period', async () => {
     await create('loop', { command: LOOP.slice(0, 1), args: LOOP.slice(1), terminationGracePeriodSeconds: 30 });
     const { pid } = await st.runtime.start('default/loop');
     await waitFor('the reported pid is the init', async () => (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[0] === INIT_IN_CONTAINER);
@@ -48,7 +48,9 @@ describe('container init as PID 1 (real runc + conmon)', function () {
     const t0 = performance.now();
     await st.runtime.remove('default/loop', { keepPrivateArea: false });
     const ms = performance.now() - t0;
-    assert.ok(ms < 1000, `destroy took ${Math.round(ms)} ms`);
+    // The init forwards SIGTERM and the shell ends at once (~0.3 s here); the bound only has to tell that from the 30 s
+    // a shell as PID 1 would make destroy wait (next test), with room for a loaded machine.
+    assert.ok(ms < 10_000, `destroy took ${Math.round(ms)} ms`);
   });
 
   it('without the init (spec.init false), the shell is PID 1, ignores SIGTERM, and destroy waits the grace period', async () => {

@@ -123,8 +123,16 @@ spec:
     assert.match(text.stdout, new RegExp(`Node network:\\s+bridge ${n.bridge}, subnet ${n.subnet.replace(/\./g, '\\.')}`));
 
     // The plan says it is in place; `run` does it: same pid, the old port stops answering.
-    await writeFile(path.join(dir, 'a.yaml'), web('web-a', p3, A_EXTRA));
-    const planned = await cli(['plan', '-f', dir]);
+    // `run` is paused (SIGSTOP) while plan reads: it would otherwise apply the same edit (debounced
+    // 100 ms) and plan could find the new port already in force. Its inotify events wait in the kernel.
+    process.kill(run!.child.pid!, 'SIGSTOP');
+    let planned: Awaited<ReturnType<typeof cli>>;
+    try {
+      await writeFile(path.join(dir, 'a.yaml'), web('web-a', p3, A_EXTRA));
+      planned = await cli(['plan', '-f', dir]);
+    } finally {
+      process.kill(run!.child.pid!, 'SIGCONT');
+    }
     // Two steps: the old port released, then the new one claimed (plan/network.ts).
     assert.match(
       planned.stdout,

@@ -303,7 +303,8 @@ describe('kube: fake API server', () => {
   });
 
   it('test controls: dropWatches, failNext, hold', async () => {
-    const p = readWatch(fake, 'resourceVersion=0', 5, 2000);
+    // A long own bound: the watch must still be open when the test drops it (connecting can take seconds under load).
+    const p = readWatch(fake, 'resourceVersion=0', 5, 10_000);
     await waitWatchers(fake, 1);
     assert.equal(fake.dropWatches(), 1);
     assert.deepEqual(await p, []);
@@ -323,5 +324,5 @@ describe('kube: fake API server', () => {
 
 async function waitWatchers(fake: FakeApiServer, n: number): Promise<void> {
   const { waitFor } = await import('../support/wait.js');
-  await waitFor(() => fake.watchCount() >= n, { timeoutMs: 3000, what: `${n} watch connection(s)` });
+  await waitFor(() => fake.watchCount() >= n, { timeoutMs: 10_000, what: `${n} watch connection(s)` });
 }

@@ -67,7 +67,7 @@ describe('file caches', () => {
       // Rewritten in place with the same size: only a re-read sees it.
       await writeFile(f, '{"v":2}');
       assert.equal(cache.read(f)?.v, 2);
-      now += RACY_MS + 1000;
+      now = Date.now() + RACY_MS + 1000; // from now, not from the test's start: a slow write must not eat the margin
       assert.equal(cache.read(f)?.v, 2);
       assert.equal(cache.size, 1, 'settled: kept');
     });
