@@ -24,6 +24,8 @@ import { startFaultyProxy, type FaultyProxy } from '../support/faulty-proxy.js';
 import { buildImage, pushLayout, TEST_IMAGE_CONFIG, testImageLayers } from '../support/oci-image.js';
 import { startRegistry, stopRegistryAndAssertGone, TEST_PASSWORD, TEST_USER, writeRegistriesConf, type TestRegistry } from '../support/registry.js';
 import { makeTmpStateDir } from '../support/tmp-state.js';
+import { waitFor } from '../support/wait.js';
+import type { ReconcileReport } from '../../src/controller/reconcile.js';
 
 class StaticSource implements DesiredSource {
   readonly name = 'test';
@@ -110,21 +112,36 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     for (const d of await readdir(store.layersDir).catch(() => [] as string[])) assert.ok(used.has(d), `layer ${d} belongs to a complete image`);
   }
 
+  /**
+   * A reconcile that took the registry's answer: one waits at most 1 s for skopeo (RESOLVE_WAIT_MS,
+   * controller/image-resolving.ts) and then goes on with the key "resolving"; the answer is the next
+   * reconcile's. On a loaded machine skopeo can take longer, so the reconcile is repeated until done.
+   */
+  const reconciled = (key: string, done: (r: ReconcileReport) => boolean = (r) => r.waiting?.reason !== 'ImageResolving') =>
+    waitFor(
+      `${key} reconciled with the registry's answer`,
+      async () => {
+        const r = await ctl.reconcile(key);
+        return done(r) ? r : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+
   it('a registry answering 500, then stopped: the running container is untouched, a new one waits with ErrImagePull', async () => {
     const web = src.set('web', `${proxy.host}/test/app:v1`, 'Always');
     await ctl.resync(); // the loop re-reads its source
-    const first = await ctl.reconcile(web);
+    const first = await reconciled(web);
     assert.equal(first.error, undefined, first.error?.message);
     const pid = (await runtime.get(web))!.process.pid!;
     proxy.mode = 'error500';
-    const during = await ctl.reconcile(web);
+    const during = await reconciled(web, (r) => r.error !== undefined);
     assert.match(during.error!.message, /500/);
     assert.equal((await runtime.get(web))!.process.pid, pid, 'running container untouched');
     assert.equal(findCondition(during.status, 'Ready')!.status, 'True');
     assert.equal(findCondition(during.status, 'Synced')!.status, 'False');
     const fresh = src.set('fresh', `${proxy.host}/test/app:other`);
     await ctl.resync(); // the loop re-reads its source
-    const r = await ctl.reconcile(fresh);
+    const r = await reconciled(fresh);
     const ready = findCondition(r.status, 'Ready')!;
     assert.equal(ready.status, 'False');
     assert.equal(ready.reason, 'ErrImagePull');
@@ -135,12 +152,12 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     // Stopped registry: connection refused, in the registry's (transport's) words.
     proxy.mode = 'pass';
     await reg.kill();
-    const stopped = await ctl.reconcile(fresh);
+    const stopped = await reconciled(fresh);
     assert.equal(findCondition(stopped.status, 'Ready')!.reason, 'ErrImagePull');
     assert.match(findCondition(stopped.status, 'Ready')!.message!, /connection refused|502|Bad Gateway/i);
     assert.equal((await runtime.get(web))!.process.pid, pid);
     await reg.restart();
-    const recovered = await ctl.reconcile(fresh);
+    const recovered = await reconciled(fresh);
     assert.equal(recovered.error, undefined, recovered.error?.message);
     assert.equal((await runtime.get(fresh))!.process.state, 'running');
     assert.equal((await runtime.get(web))!.process.pid, pid);
@@ -151,7 +168,7 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     const bad = src.set('bad', `${proxy.host}/test/app:corrupt`);
     await ctl.resync(); // the loop re-reads its source
     proxy.mode = 'corrupt-blobs';
-    const r = await ctl.reconcile(bad);
+    const r = await reconciled(bad);
     const ready = findCondition(r.status, 'Ready')!;
     assert.equal(ready.reason, 'ErrImagePull', JSON.stringify(r.status));
     assert.match(ready.message!, /digest|corrupt|checksum/i);
@@ -160,13 +177,13 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     proxy.mode = 'error500-blobs';
     const b5 = src.set('blob500', `${proxy.host}/test/app:blob500`);
     await ctl.resync(); // the loop re-reads its source
-    const r5 = await ctl.reconcile(b5);
+    const r5 = await reconciled(b5);
     assert.equal(findCondition(r5.status, 'Ready')!.reason, 'ErrImagePull');
     assert.match(findCondition(r5.status, 'Ready')!.message!, /500/);
     await noHalfPulls();
     proxy.mode = 'pass';
-    assert.equal((await ctl.reconcile(bad)).error, undefined);
-    assert.equal((await ctl.reconcile(b5)).error, undefined);
+    assert.equal((await reconciled(bad)).error, undefined);
+    assert.equal((await reconciled(b5)).error, undefined);
     assert.equal((await runtime.get(bad))!.process.state, 'running');
   });
 
@@ -197,7 +214,7 @@ describe('image pull failures (real registry, faulty proxy, real runc)', functio
     const image = `${authReg.host}/test/app:v1`;
     const key = src.set('private', image);
     await ctl.resync(); // the loop re-reads its source
-    const r = await ctl.reconcile(key);
+    const r = await reconciled(key);
     assert.equal(findCondition(r.status, 'Ready')!.reason, 'ErrImagePull');
     assert.match(findCondition(r.status, 'Ready')!.message!, /unauthorized|authentication required/i);
     assert.equal(pullWaiting(new ImagePullError('x'), 1)!.reason, 'ImagePullBackOff', 'the next attempts wait in ImagePullBackOff');
