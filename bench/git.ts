@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { PACKAGE_ROOT } from '../src/util/package-root.js';
 import { cleanupStateDir } from './lib/leaks.js';
 import { fmtMs, median, quantile, round } from './lib/stats.js';
 import { measure } from './lib/sys.js';

@@ -14,7 +14,7 @@
  */
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { PACKAGE_ROOT } from '../src/util/package-root.js';
 import { cleanupStateDir } from './lib/leaks.js';
 import { buildFiveLayerImage } from './lib/five-layer-image.js';
 import { imageManifest, pushLayout } from './lib/oci-image.js';

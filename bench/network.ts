@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { PACKAGE_ROOT } from '../src/util/package-root.js';
 import { cleanupStateDir } from './lib/leaks.js';
 import { httpGet } from './lib/local-net.js';
 import { cleanupNetwork, snapshotNetworkLeaks, type TestNetwork } from './lib/network-leaks.js';

@@ -22,7 +22,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { PACKAGE_ROOT } from '../src/util/package-root.js';
 import { ImageStore } from '../src/images/store.js';
 import { verifyBlob } from '../src/images/unpack.js';
 import { buildFiveLayerImage } from './lib/five-layer-image.js';

@@ -23,7 +23,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import os from 'node:os';
-import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { PACKAGE_ROOT } from '../src/util/package-root.js';
 import { createDestroyBenchmark, createProfile } from './create-destroy.js';
 import { densityBench } from './density.js';
 import { diskBenchmark } from './disk.js';

@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../src/api/crd.js';
+import { PACKAGE_ROOT } from '../src/util/package-root.js';
 import { cleanupStateDir } from './lib/leaks.js';
 import { fmtMs, median, quantile, round } from './lib/stats.js';
 import { measure, procCpuMs } from './lib/sys.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import type { Cleanups } from './cleanup.js';
 import { cleanupStateDir } from './leaks.js';
 import { CpuGroup, measure, type Measured } from './sys.js';

@@ -4,7 +4,6 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 
-export { PACKAGE_ROOT };
 export const CRD_PATH = path.join(PACKAGE_ROOT, 'crds', 'containers.acetate.dev.yaml');
 
 export interface Crd {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { exec } from '../../src/util/exec.js';
 
 const UNITS = path.join(PACKAGE_ROOT, 'controller', 'systemd');

@@ -23,7 +23,7 @@ import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { ValidatingAdmissionPolicy } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy';
 import { ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { KubeSource } from '../../src/sources/kube/source.js';
 import { FINALIZER } from '../../src/sources/kube/constants.js';
 import { parseInlineSetting } from '../../src/policy/node-levels.js';

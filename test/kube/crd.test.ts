@@ -20,7 +20,7 @@ import { Ajv } from 'ajv';
 import fc from 'fast-check';
 import { run, parse } from '@bufbuild/cel';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { validateManifest } from '../../src/api/validate.js';
 import { GROUP, KIND, PLURAL, VERSION, NODE_FIELD } from '../../src/sources/kube/constants.js';
 

@@ -25,7 +25,7 @@ import {
   setHeaderOptions,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import type { Controller } from '../../src/controller/loop.js';
 import type { KubeSource } from '../../src/sources/kube/source.js';
 import { loadKubeConfig } from '../../src/sources/kube/config.js';

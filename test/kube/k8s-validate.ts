@@ -11,7 +11,7 @@ import yaml from 'js-yaml';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { run } from '@bufbuild/cel';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
 type Schema = Record<string, any>;
 

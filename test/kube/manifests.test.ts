@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { validateManifest } from '../../src/api/validate.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { serverValidate } from './k8s-validate.js';

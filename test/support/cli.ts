@@ -1,7 +1,7 @@
 /** Runs the real acetate CLI (dist/cli/main.js, the bundle bin/acetate loads) as a child process, as a user would. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
 export const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 

@@ -17,7 +17,7 @@ import { parse, run } from '@bufbuild/cel';
 import { ValidatingAdmissionPolicy } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy';
 import { ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { DEFAULT_CAPABILITIES } from '../../src/api/capabilities.js';
 import { validateManifest } from '../../src/api/validate.js';
 import { checkSecurityLevel, type NodeSecurityPolicy } from '../../src/policy/levels.js';

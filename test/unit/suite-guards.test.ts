@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
 const TEST_DIR = path.join(PACKAGE_ROOT, 'test');
 /** The one file allowed to call mocha's skip: it prints the reason first. */

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { validateManifest } from '../../src/api/validate.js';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { normalizeManifest } from '../../src/api/normalize.js';
 import { parseCpu, parseMemory, formatCpu, formatMemory } from '../../src/api/quantity.js';
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import yaml from 'js-yaml';
 import type { ValidateFunction } from 'ajv';
-import { PACKAGE_ROOT } from '../../src/api/crd.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { compiledSchema, containerAjv, crdFingerprint, PRECOMPILED_VALIDATOR } from '../../src/api/schema-validator.js';
 
 const require = createRequire(import.meta.url);
