@@ -150,11 +150,12 @@ export class TreeWatcher {
   }
 
   /**
-   * One inotify event: `name` in `dir` (under the resolved root). A manifest's name is handed over
-   * as it is (added, written or removed: the source stats it when it reads); any other name is
-   * looked at once: a new directory is watched and the tree re-listed, a directory gone is
-   * forgotten and the tree re-listed, a symlink or anything else that is not a plain file (or is
-   * gone unseen) re-lists the tree; a plain file that is not a manifest is nothing.
+   * One inotify event: `name` in `dir` (under the resolved root). A manifest's name also goes to
+   * the debounced batch as it is (added, written or removed: the source stats it when it reads).
+   * Every name is looked at once (one lstat: a name that looks like a manifest may be a symlink or
+   * a directory): a new directory is watched and the tree re-listed, a directory gone is forgotten
+   * and the tree re-listed, a symlink or anything else that is not a plain file (or is gone unseen)
+   * re-lists the tree; a plain file that is not a manifest is nothing.
    */
   private onDirEvent(w: DirWatches, dir: string, event: string, name: string | null): void {
     if (this.closed || w !== this.watcher) return;
