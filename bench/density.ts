@@ -286,11 +286,15 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
       const bare = await timed(h, process.execPath, [...NODE_FLAGS, '-e', '0'], env, 3);
       const get = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
       const planned = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir], env, 3);
+      // Beside `run`, get and plan answer from its view (controller/observed.ts); --direct reads every container, as without it.
+      const getDirect = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '--direct'], env, 3);
+      const planDirect = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir, '--direct'], env, 3);
       r.getMs = get.wallMs;
       r.planMs = planned.wallMs;
       r.getPlanCpu = { getMs: get.cpuMs, planMs: planned.cpuMs, bareNodeWallMs: bare.wallMs, bareNodeCpuMs: bare.cpuMs };
+      r.getPlanDirect = { getMs: getDirect.wallMs, getCpuMs: getDirect.cpuMs, planMs: planDirect.wallMs, planCpuMs: planDirect.cpuMs };
       log(
-        `acetate get ${fmtMs(r.getMs)} (CPU ${fmtMs(get.cpuMs)}), no-op plan ${fmtMs(r.planMs)} (CPU ${fmtMs(planned.cpuMs)}) at ${n}; bare node ${fmtMs(bare.wallMs)} (CPU ${fmtMs(bare.cpuMs)})`,
+        `acetate get ${fmtMs(r.getMs)} (CPU ${fmtMs(get.cpuMs)}), no-op plan ${fmtMs(r.planMs)} (CPU ${fmtMs(planned.cpuMs)}) at ${n}; bare node ${fmtMs(bare.wallMs)} (CPU ${fmtMs(bare.cpuMs)}); --direct: get ${fmtMs(getDirect.wallMs)}, plan ${fmtMs(planDirect.wallMs)}`,
       );
     } finally {
       await loop.stop();

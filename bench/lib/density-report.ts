@@ -46,6 +46,8 @@ export interface DensityResults {
   planMs?: number;
   /** CPU of get and plan (medians), and a bare `node -e 0` run beside them (wall, CPU). */
   getPlanCpu?: { getMs: number; planMs: number; bareNodeWallMs: number; bareNodeCpuMs: number };
+  /** get and plan with --direct: every container's files read, as without a running loop (medians). */
+  getPlanDirect?: { getMs: number; getCpuMs: number; planMs: number; planCpuMs: number };
   noop?: { wallMs: number; cpuMs: number };
   kernelAfterTeardown?: KernelMemory;
   /** Kernel memory after teardown against before the create: what N containers left behind. */
@@ -121,6 +123,15 @@ export function densityTargets(r: DensityResults): DensityTarget[] {
       measured: `${fmtMs(r.planMs)}${cpuNote(c?.planMs)}`,
       met: r.planMs < 300,
     });
+  const d = r.getPlanDirect;
+  if (d) {
+    t.push({
+      what: `acetate get --direct (every container read; no loop to ask), ${r.n}`,
+      target: '(reference)',
+      measured: `${fmtMs(d.getMs)} (CPU ${fmtMs(d.getCpuMs)})`,
+    });
+    t.push({ what: `no-op acetate plan --direct, ${r.n}`, target: '(reference)', measured: `${fmtMs(d.planMs)} (CPU ${fmtMs(d.planCpuMs)})` });
+  }
   if (r.acetate?.destroyMs !== undefined)
     t.push({ what: `teardown of ${r.n}`, target: 'node left clean', measured: `${fmtMs(r.acetate.destroyMs)}, nothing left (leaks.ts)`, met: true });
   return t;

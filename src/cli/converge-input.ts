@@ -16,6 +16,7 @@ import type { ImagePullError } from '../images/errors.js';
 import { firstRound, lateInput, lateRounds, pullProblem, renderLate } from './image-rounds.js';
 import { ImageResolver } from '../images/resolver.js';
 import { readStatusRecords } from '../controller/status-store.js';
+import type { StatusRecord } from '../contracts/status-record.js';
 import { backoffFacts } from '../controller/crashloop.js';
 import { unhealthyFacts } from '../controller/probes/unhealthy.js';
 
@@ -55,11 +56,13 @@ export async function readConvergeInput(opts: {
   now?: number;
   /** What apply or run parsed of the manifests (manifest-cache-file.ts); `save`: this process holds the node lock. */
   manifestCache?: { file: string; save: boolean };
+  /** The running loop's view of the containers and their records (loop-view.ts), instead of reading them. */
+  observed?: { containers: ActualContainer[]; records: StatusRecord[] };
 }): Promise<ConvergeInput> {
   const [snapshot, list, records, network] = await Promise.all([
     loadDesired(opts),
-    opts.runtime.list(),
-    readStatusRecords(opts.stateDir),
+    opts.observed?.containers ?? opts.runtime.list(),
+    opts.observed?.records ?? readStatusRecords(opts.stateDir),
     opts.runtime.networkFacts?.(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
@@ -161,10 +164,17 @@ export const CONVERGE_OPTIONS = {
  */
 export async function planFromFlags(
   values: { file?: string; 'allow-empty'?: boolean; node?: string } & GitFlagValues,
-  ctx: { runtime: Runtime; stateDir: string; stderr: Writable; manifestCache?: { file: string; save: boolean } },
+  ctx: {
+    runtime: Runtime;
+    stateDir: string;
+    stderr: Writable;
+    manifestCache?: { file: string; save: boolean };
+    observed?: { containers: ActualContainer[]; records: StatusRecord[] };
+  },
 ): Promise<{ input: ConvergeInput; plan: Plan }> {
   const input = await readConvergeInput({
     ...(ctx.manifestCache ? { manifestCache: ctx.manifestCache } : {}),
+    ...(ctx.observed ? { observed: ctx.observed } : {}),
     ...(values.file !== undefined ? { dir: values.file } : {}),
     ...(values.git !== undefined ? { git: values } : {}),
     allowEmpty: !!values['allow-empty'],

@@ -10,6 +10,7 @@ import type { CrashLoopOptions } from './crashloop.js';
 import type { StatusStore } from './status-store.js';
 import type { PlanFn } from './reconcile.js';
 import type { ExecuteFn } from './run-actions.js';
+import type { ObservedContainers } from './observed.js';
 
 export interface ControllerOptions {
   runtime: Runtime;
@@ -51,4 +52,6 @@ export interface ControllerOptions {
   imageResolveCacheMs?: number;
   /** Called once, when ready() first turns true (systemd's READY=1 is sent from here). */
   onReady?: () => void;
+  /** Fed with every container the loop reads, whole from ready() on (served to get and plan: view-socket.ts). */
+  observed?: ObservedContainers;
 }

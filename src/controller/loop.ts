@@ -83,7 +83,8 @@ export class Controller {
   private readonly waitingForPorts = new Set<string>();
 
   constructor(private readonly opts: ControllerOptions) {
-    this.runtime = opts.runtime;
+    // Every read of a container by the loop also feeds the observed view, when there is one.
+    this.runtime = opts.observed ? opts.observed.wrap(opts.runtime) : opts.runtime;
     this.sources = opts.sources;
     this.clock = opts.clock ?? realClock;
     this.logger = opts.logger ?? silentLogger;
@@ -341,6 +342,8 @@ export class Controller {
     if (this.isReady || !this.initialPending) return;
     if (this.initialPending.size === 0 && this.sources.every((s) => s.synced())) {
       this.isReady = true;
+      // Every container known at the start was read by its reconcile, and every later one is read by its own.
+      this.opts.observed?.markWhole();
       this.logger.info('ready: first sync done');
       this.opts.onReady?.();
     }

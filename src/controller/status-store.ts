@@ -110,6 +110,11 @@ export class StatusStore implements DetailedStatusSink {
     return [...this.records.keys()];
   }
 
+  /** Every record as last published (what the files hold once the writes in flight are done), sorted by key. */
+  all(): StatusRecord[] {
+    return [...this.records.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
   /**
    * StatusSink: only the status part changes; the rest of the record is kept, but for a probe
    * verdict (a verdict is only ever the one given now: see publishDetailed).

@@ -14,6 +14,7 @@ import { networkSummary } from '../../controller/network-status.js';
 import { imageStatus } from '../../images/status.js';
 import { templateColumn } from '../../images/describe.js';
 import { idsColumn } from '../../controller/publish.js';
+import { askLoop } from '../loop-view.js';
 import type { StatusRecord } from '../../contracts/status-record.js';
 import { API_VERSION, KIND, type ContainerManifest } from '../../api/types.js';
 
@@ -94,27 +95,35 @@ function revisionColumn(src: SourceRef): string {
 export const getCommand: Command = {
   name: 'get',
   summary: 'List the containers acetate manages on this node',
-  usage: `Usage: acetate get [NAME...] [-n NAMESPACE] [-o wide|json|yaml]
+  usage: `Usage: acetate get [NAME...] [-n NAMESPACE] [-o wide|json|yaml] [--direct]
 
 Shows each managed container: name, state, pid, cpu and memory as desired/actual (actual
 is read from the container's cgroup), restarts and age.
+
+Beside a running \`acetate run\` of the same state dir, what it last read of each container is
+shown (as kubectl shows what the node last reported): exits, restarts and resizes within
+milliseconds, changes made by hand behind acetate's back (\`runc update\`) at its next resync.
+--direct reads every container's files instead (slower with many containers).
 
 -o json|yaml prints Container objects as Kubernetes does (apiVersion, kind, metadata, spec,
 status with conditions): one NAME gives the object, otherwise a \`kind: List\`. The same jq/yq
 expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
   acetate get -o json | jq -r '.items[] | select(.status.phase=="Running") | .metadata.name'`,
   async run(argv, ctx) {
-    const { values, positionals } = parse(argv, { output: outputOption('table'), namespace: { type: 'string', short: 'n' } });
+    const { values, positionals } = parse(argv, { output: outputOption('table'), namespace: { type: 'string', short: 'n' }, direct: { type: 'boolean' } });
     if (!['table', 'wide', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be json, yaml or wide, not '${values.output}'`);
-    const { runtime } = await ctx.openRuntime();
-    let list = (await runtime.list()).sort((a, b) => (a.key < b.key ? -1 : 1));
+    // The running loop's view when it answers (loop-view.ts), else every container's files.
+    const loop = values.direct ? undefined : await askLoop(ctx.runDir, 'get');
+    let list = loop ? loop.containers : await (await ctx.openRuntime()).runtime.list();
+    list = [...list].sort((a, b) => (a.key < b.key ? -1 : 1));
+    const stored = loop ? loop.records : await readStatusRecords(ctx.stateDir);
     let waitingOnly: StatusRecord[] = [];
     if (positionals.length) {
       const want = new Set(positionals.map((p) => keyOf(p, values.namespace)));
       let missing = [...want].filter((k) => !list.some((c) => c.key === k));
       // Declared but not created yet, waiting (an image that cannot be pulled): shown with the
       // reason, as kubectl shows a pod in ErrImagePull, rather than "not found".
-      waitingOnly = await waitingRecords(ctx.stateDir, missing);
+      waitingOnly = waitingRecords(stored, missing);
       missing = missing.filter((k) => !waitingOnly.some((r) => r.key === k));
       if (missing.length) print(ctx.stderr, `not found: ${missing.join(', ')}`);
       list = list.filter((c) => want.has(c.key));
@@ -124,7 +133,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     }
     // Only records of the containers that exist now (not of an earlier one of the same name).
     const createdAt = new Map(list.map((c) => [c.key, c.applied.createdAt]));
-    const records = new Map((await readStatusRecords(ctx.stateDir)).filter((r) => isOfIncarnation(r, createdAt.get(r.key))).map((r) => [r.key, r]));
+    const records = new Map(stored.filter((r) => isOfIncarnation(r, createdAt.get(r.key))).map((r) => [r.key, r]));
     const problems = (await readProblems(ctx.stateDir))?.problems ?? [];
     if (values.output === 'json' || values.output === 'yaml') {
       // Kubernetes' shape: one NAME → the object, else a List (as kubectl). Manifest problems go to
@@ -200,10 +209,10 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
 };
 
 /** The records of `keys` (no container on the node) that say the container waits, e.g. in ErrImagePull. */
-async function waitingRecords(stateDir: string, keys: string[]): Promise<StatusRecord[]> {
+function waitingRecords(stored: StatusRecord[], keys: string[]): StatusRecord[] {
   if (!keys.length) return [];
   const want = new Set(keys);
-  return (await readStatusRecords(stateDir)).filter((r) => want.has(r.key) && r.actual === undefined && r.waiting !== undefined && r.desired !== undefined);
+  return stored.filter((r) => want.has(r.key) && r.actual === undefined && r.waiting !== undefined && r.desired !== undefined);
 }
 
 /** "ErrImagePull: registry 127.0.0.1:5000 did not answer..." (bounded as the STATUS column is). */

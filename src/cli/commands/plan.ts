@@ -6,12 +6,13 @@ import { PassThrough } from 'node:stream';
 import { CONVERGE_OPTIONS, commandLine, manifestCacheOf, planFromFlags, planLate } from '../converge-input.js';
 import { mergePlans, pullProblem } from '../image-rounds.js';
 import { GIT_USAGE } from '../git-usage.js';
+import { askLoop } from '../loop-view.js';
 
 export const planCommand: Command = {
   name: 'plan',
   summary: 'Show what apply would change, and why (changes nothing)',
   usage: `Usage: acetate plan [-f DIR] [--git URL [--ref REF] [--path SUBDIR]] [--output text|json]
-                    [--allow-empty] [--node NAME]
+                    [--allow-empty] [--node NAME] [--direct]
 
 ${GIT_USAGE}
 
@@ -29,22 +30,26 @@ and prints the actions apply would take:
 A container whose image's registry has not answered within a second is shown left alone
 (ImageResolving) and planned on its own, after the rest, when the answer comes (bounded by
 --registry-timeout), as apply does.
+Beside a running \`acetate run\` of the same state dir, the containers are taken as it last read
+them (what it acts on); --direct reads every container's files instead.
 A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
 containers left alone) while containers hold addresses on the old network.
 Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
 containers are left as they are).`,
   async run(argv, ctx) {
-    const { values } = parse(argv, { ...CONVERGE_OPTIONS, output: outputOption('text'), 'dry-run': { type: 'boolean' } });
+    const { values } = parse(argv, { ...CONVERGE_OPTIONS, output: outputOption('text'), 'dry-run': { type: 'boolean' }, direct: { type: 'boolean' } });
     if (!values.file && !values.git) throw new UsageError('plan needs -f DIR and/or --git URL');
     if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not '${values.output}'`);
     // --git updates the checkout under the state dir that `run --git` reads: not while another acetate holds the node.
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
+    const observed = values.direct ? undefined : await askLoop(ctx.runDir, 'plan');
     // What apply or run parsed of the manifests, each checked against its file; plan writes nothing.
     const { input, plan: p } = await planFromFlags(values, {
       runtime,
       stateDir: ctx.stateDir,
       stderr: ctx.stderr,
+      ...(observed ? { observed } : {}),
       ...(ctx.runDir ? { manifestCache: manifestCacheOf(ctx.runDir, false) } : {}),
     });
     if (values.output === 'json') {

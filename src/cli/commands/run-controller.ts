@@ -9,6 +9,8 @@ import { executeAction } from '../../apply/execute.js';
 import { messageOf } from '../../contracts/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
+import { ObservedContainers } from '../../controller/observed.js';
+import { serveView } from '../../controller/view-socket.js';
 import { FileSource } from '../../sources/files/watch.js';
 import { hostPathRulesOf, nodeCapacity } from '../node-capacity.js';
 import { formatProblem } from '../problems.js';
@@ -161,8 +163,11 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     },
     onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
   });
+  // What the loop reads of its containers, served to `get` and `plan` beside it (view-socket.ts).
+  const observed = new ObservedContainers();
   const controller = new Controller({
     runtime,
+    observed,
     sources: [...(source ? [source] : []), ...(git ? [git] : []), ...(kube ? [kube] : [])],
     statusSinks: kube?.sinks(),
     recorders: kube?.recorders(),
@@ -195,6 +200,14 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     }
     logger.info(`metrics listening on ${server.url}`, { metricsUrl: server.url });
   }
+  const viewRuntime = observed.wrap(runtime);
+  const view = ctx.runDir
+    ? await serveView(ctx.runDir, {
+        containers: () => observed.containers(),
+        records: () => store.all(),
+        reread: async (keys) => void (await Promise.all(keys.map((k) => viewRuntime.get(k)))),
+      }).catch((err: unknown) => logger.warn(`get and plan will read the node themselves: ${messageOf(err)}`))
+    : undefined;
   const startedAt = new Date().toISOString();
   const writeRecord = (extra: { stoppedAt?: string } = {}): Promise<void> =>
     store
@@ -230,6 +243,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
       logger.error('error while stopping', { error: messageOf(err) });
     }
     await server?.close();
+    await view?.close();
     await writeRecord({ stoppedAt: new Date().toISOString() });
     await stopping;
     logger.info('bye');
@@ -255,6 +269,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     logger.error(`cannot start the loop: ${messageOf(err)}`);
     await controller.stop().catch(() => undefined);
     await server?.close();
+    await view?.close();
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     process.off('SIGHUP', onHup);

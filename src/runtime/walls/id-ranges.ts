@@ -269,12 +269,26 @@ export function importIdRecords(store: IdRangeStore): Promise<void> {
   return p;
 }
 
-/** Ranges held by other instances' live containers, as the node's records say (plan's prediction; no lock). */
+/** Other instances' records among the node's (by the parsed records' identity: read again only when the file changed). */
+const othersOf = new WeakMap<readonly IdRecord[], Map<string, IdRecord[]>>();
+
+/**
+ * Ranges held by other instances' live containers, as the node's records say (plan's prediction;
+ * no lock). Asked at every reconcile of the loop: its cost is that of the other instances'
+ * records (their containers' dirs looked at), not of this instance's thousands.
+ */
 export function rangesHeldElsewhere(store: IdRangeStore): IdRange[] {
   const stateDir = stateDirOf(store);
-  return readIdRecordsSync(store.recordsFile)
-    .filter((r) => path.resolve(r.owner.stateDir) !== stateDir && existsSync(path.join(r.owner.stateDir, 'containers', r.owner.container)))
-    .flatMap((r) => r.ranges);
+  const records = readIdRecordsSync(store.recordsFile);
+  let byStateDir = othersOf.get(records);
+  if (!byStateDir) othersOf.set(records, (byStateDir = new Map()));
+  let others = byStateDir.get(stateDir);
+  if (!others) {
+    const resolved = new Map<string, string>(); // one path.resolve per state dir named, not per record
+    const resolve = (d: string): string => resolved.get(d) ?? resolved.set(d, path.resolve(d)).get(d)!;
+    byStateDir.set(stateDir, (others = records.filter((r) => resolve(r.owner.stateDir) !== stateDir)));
+  }
+  return others.filter((r) => existsSync(path.join(r.owner.stateDir, 'containers', r.owner.container))).flatMap((r) => r.ranges);
 }
 
 /**

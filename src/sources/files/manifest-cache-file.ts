@@ -13,8 +13,7 @@
  * Written only by processes that hold the node lock (apply, run); plan only reads it.
  */
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { buildStamp } from '../../util/build-stamp.js';
 import { readSmallFileNow, writeSmallFileAtomic } from '../../util/small-file.js';
 import { protectedDirs } from '../../api/protected-paths.js';
 import type { NodeCapacity } from '../kube/desired.js';
@@ -26,16 +25,6 @@ interface CacheFile {
   version: number;
   fingerprint: string;
   entries: ManifestCacheEntry[];
-}
-
-/** This build: any rebuild of acetate (new rules, new defaults) starts a new cache. */
-function buildStamp(): string {
-  try {
-    const st = statSync(fileURLToPath(import.meta.url));
-    return `${st.mtimeMs}:${st.size}`;
-  } catch {
-    return String(Math.random()); // unknown: never matches
-  }
 }
 
 /** Maps and Sets as sorted entries, so equal settings give equal text. */

@@ -1,0 +1,155 @@
+/**
+ * `acetate get` and `acetate plan` beside a running `acetate run` answer from the loop's view of
+ * its containers (controller/observed.ts, served on <runDir>/loop.sock), not by reading every
+ * container's files again; `--direct` reads the node. What a user checks: the two agree on what
+ * the loop knows, an exit or an edit shows at once, a change made by hand behind acetate's back
+ * (`runc update`) shows with --direct and, in the view, once the loop reads the container again;
+ * a killed loop's socket is passed by, a new loop serves again, and a stopped one leaves no socket.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { lstat, writeFile, rm } from 'node:fs/promises';
+import { runCli } from '../support/cli.js';
+import { CliProcess, quickRunFlags } from '../support/cli-process.js';
+import { type CliDirs, cliDirs } from '../support/tmp-state.js';
+import { waitFor } from '../support/wait.js';
+import { manifest } from '../support/manifest.js';
+import { flatContainers, type FlatContainer } from '../support/get.js';
+import { defaultRunDirOf, instancePaths } from '../../src/runtime/runc/paths.js';
+import { findBinary } from '../../src/util/find-binary.js';
+import { exec } from '../../src/util/exec.js';
+
+const MI = 2 ** 20;
+
+describe("get and plan beside acetate run: the loop's view (real runc)", function () {
+  this.timeout(180_000);
+  let dirs: CliDirs;
+  let stateDir: string;
+  let dir: string;
+  let socket: string;
+  let acetate: CliProcess | undefined;
+
+  /** A loop whose resync does not come during the test: what it shows is what its events made it read. */
+  const startLoop = async (): Promise<CliProcess> => {
+    const a = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '30m' }), '--log-format', 'json'], { stateDir });
+    await waitFor(() => a.logged(/^ready: first sync done$/) || !a.running(), { timeoutMs: 60_000, message: 'loop ready' });
+    assert.ok(a.running(), a.stderr);
+    return a;
+  };
+  const get = async (...flags: string[]): Promise<Map<string, FlatContainer>> => {
+    const r = await runCli(['get', '-o', 'json', ...flags], { stateDir });
+    assert.equal(r.code, 0, r.stderr);
+    return new Map(flatContainers(r.stdout).map((c) => [c.name, c]));
+  };
+  /** The MEMORY column (desired/actual) of NAME in the table. */
+  const memoryColumn = async (name: string, ...flags: string[]): Promise<string> => {
+    const r = await runCli(['get', name, ...flags], { stateDir });
+    assert.equal(r.code, 0, r.stderr);
+    const row = r.stdout.split('\n').find((l) => l.startsWith(`${name} `));
+    assert.ok(row, r.stdout);
+    return row.split(/\s+/)[4]!;
+  };
+  const runcUpdateMemory = async (name: string, bytes: number): Promise<void> => {
+    const runc = await findBinary('runc');
+    assert.ok(runc);
+    await exec(runc, ['--root', instancePaths(stateDir).runcRoot, 'update', '--memory', String(bytes), `default_${name}`]);
+  };
+
+  before(async () => {
+    ({ stateDir, dir } = dirs = await cliDirs());
+    socket = path.join(defaultRunDirOf(stateDir), 'loop.sock');
+    await writeFile(path.join(dir, 'va.yaml'), manifest('va'));
+    await writeFile(path.join(dir, 'vb.yaml'), manifest('vb'));
+    acetate = await startLoop();
+  });
+  after(async () => {
+    await acetate?.stop();
+    await dirs.cleanupAndAssertNoLeaks();
+  });
+
+  it('answers get and plan as reading the node does, on a socket only root can use', async () => {
+    const st = await lstat(socket);
+    assert.ok(st.isSocket(), 'loop.sock is a socket');
+    assert.equal(st.mode & 0o777, 0o600, 'root alone may connect');
+    assert.equal(st.uid, 0);
+    const view = await get();
+    const direct = await get('--direct');
+    assert.deepEqual([...view.keys()].sort(), ['va', 'vb']);
+    for (const [name, c] of direct) {
+      const v = view.get(name)!;
+      assert.equal(v.phase, 'Running');
+      assert.deepEqual([v.phase, v.pid, v.restarts, v.actual, v.desired], [c.phase, c.pid, c.restarts, c.actual, c.desired], name);
+      assert.deepEqual(
+        v.conditions.map((x) => [x.type, x.status, x.reason]),
+        c.conditions.map((x) => [x.type, x.status, x.reason]),
+        `${name}: the same status records`,
+      );
+    }
+    for (const flags of [[], ['--direct']]) {
+      const p = await runCli(['plan', '-f', dir, ...flags], { stateDir });
+      assert.equal(p.code, 0, `no changes ${flags.join(' ')}: ${p.stdout}${p.stderr}`);
+    }
+  });
+
+  it('shows a limit changed by hand with --direct, and in the view once the loop reads the container again', async () => {
+    await runcUpdateMemory('va', 48 * MI);
+    assert.equal(await memoryColumn('va', '--direct'), '64Mi/48Mi', 'the cgroup, read now');
+    assert.equal(await memoryColumn('va'), '64Mi/64Mi', 'what the loop last read (its resync is 30 min away)');
+    // The plan of the view is the loop's: it has not seen the drift, so nothing to do; --direct sees it.
+    assert.equal((await runCli(['plan', '-f', dir], { stateDir })).code, 0);
+    const direct = await runCli(['plan', '-f', dir, '--direct'], { stateDir });
+    assert.equal(direct.code, 2, direct.stdout);
+    assert.match(direct.stdout, /resize\s+default\/va/);
+    // An edit makes the loop read va again: the drift is repaired with the edit, and the view shows the result at once.
+    await writeFile(path.join(dir, 'va.yaml'), manifest('va', { memory: '96Mi' }));
+    await waitFor(async () => (await memoryColumn('va')) === '96Mi/96Mi', { timeoutMs: 30_000, message: 'the edit in the view' });
+    assert.equal(await memoryColumn('va', '--direct'), '96Mi/96Mi');
+  });
+
+  it('shows a killed process restarted, with the new pid and the restart counted', async () => {
+    const before = (await get()).get('vb')!;
+    process.kill(before.pid!, 'SIGKILL');
+    const after = await waitFor(
+      async () => {
+        const c = (await get()).get('vb');
+        return c?.phase === 'Running' && c.pid !== before.pid ? c : undefined;
+      },
+      { timeoutMs: 60_000, message: 'vb restarted, in the view' },
+    );
+    assert.equal(after.restarts, before.restarts + 1);
+    const direct = (await get('--direct')).get('vb')!;
+    assert.deepEqual([direct.pid, direct.restarts], [after.pid, after.restarts]);
+  });
+
+  it("passes by a killed loop's socket, is served again by the next loop, and a stopped loop leaves none", async () => {
+    await acetate!.stop('SIGKILL');
+    acetate = undefined;
+    assert.ok((await lstat(socket)).isSocket(), 'a killed loop leaves its socket');
+    const t0 = Date.now();
+    const direct = await get();
+    assert.deepEqual([...direct.keys()].sort(), ['va', 'vb'], 'read from the node');
+    assert.ok(Date.now() - t0 < 20_000, 'no wait for a loop that is gone');
+
+    acetate = await startLoop();
+    await runcUpdateMemory('va', 80 * MI);
+    assert.equal(await memoryColumn('va', '--direct'), '96Mi/80Mi');
+    assert.equal(await memoryColumn('va'), '96Mi/96Mi', 'answered by the new loop');
+    await runcUpdateMemory('va', 96 * MI);
+
+    await acetate.stop();
+    acetate = undefined;
+    await assert.rejects(lstat(socket), /ENOENT/, 'a stopped loop removes its socket');
+    assert.equal(await memoryColumn('va'), '96Mi/96Mi', 'read from the node');
+
+    // Something else under the socket's name is not removed: the loop runs, get and plan read the node.
+    await writeFile(socket, 'not a socket\n');
+    acetate = await startLoop();
+    await waitFor(() => acetate!.logged(/get and plan will read the node themselves: .*not a socket/), { timeoutMs: 10_000, message: 'warned' });
+    await runcUpdateMemory('va', 80 * MI);
+    assert.equal(await memoryColumn('va'), '96Mi/80Mi', 'read from the node');
+    await runcUpdateMemory('va', 96 * MI);
+    await acetate.stop();
+    acetate = undefined;
+    await rm(socket, { force: true });
+  });
+});
