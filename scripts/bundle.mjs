@@ -5,6 +5,7 @@
 // `get`, `plan` and `exec` pays it. One file per command (esbuild's code splitting keeps the
 // commands' lazy imports lazy) saves ~0.1 s per call. Dependencies stay in node_modules
 // (--packages=external): the bundle is acetate's own code only, and tsc stays the type checker.
+import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
@@ -24,4 +25,7 @@ await build({
   sourcemap: 'linked',
   sourcesContent: false,
   logLevel: 'warning',
+  // This build's identity (src/util/build-stamp.ts): a new one at every bundle, whatever the
+  // files' times and sizes (a rebuild in place, or one with normalized times, is still another build).
+  define: { __ACETATE_BUILD_ID__: JSON.stringify(randomUUID()) },
 });

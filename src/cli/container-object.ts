@@ -12,7 +12,7 @@ import type { StatusRecord } from '../contracts/status-record.js';
 
 export const SOURCE_ANNOTATION = 'acetate.dev/source';
 
-export function currentStatus(c: ActualContainer, rec: StatusRecord | undefined, now: number): ContainerStatus {
+export function currentStatus(c: ActualContainer, rec: Pick<StatusRecord, 'status'> | undefined, now: number): ContainerStatus {
   // The loop's status is what `acetate run` last saw; a process that changed since (apply-only
   // use, or a run that stopped) is described as it is now.
   if (rec && rec.status.pid === c.process.pid && (rec.status.phase === 'Running') === (c.process.state === 'running')) {
@@ -25,7 +25,7 @@ export function currentStatus(c: ActualContainer, rec: StatusRecord | undefined,
   return computeStatus({ key: c.key, desired, actual: c, previous: rec?.status, now });
 }
 
-export function containerObject(c: ActualContainer, rec?: StatusRecord, now = Date.now()): ContainerManifest {
+export function containerObject(c: ActualContainer, rec?: Pick<StatusRecord, 'status'>, now = Date.now()): ContainerManifest {
   const src = c.applied.source;
   const metadata: ContainerManifest['metadata'] = { name: c.name, namespace: c.namespace, creationTimestamp: c.applied.createdAt };
   if (src.kind === 'kube') {

@@ -16,7 +16,8 @@ import type { ImagePullError } from '../images/errors.js';
 import { firstRound, lateInput, lateRounds, pullProblem, renderLate } from './image-rounds.js';
 import { ImageResolver } from '../images/resolver.js';
 import { readStatusRecords } from '../controller/status-store.js';
-import type { StatusRecord } from '../contracts/status-record.js';
+import type { PlanRecord } from '../controller/view-protocol.js';
+import type { LoopView } from './loop-view.js';
 import { backoffFacts } from '../controller/crashloop.js';
 import { unhealthyFacts } from '../controller/probes/unhealthy.js';
 
@@ -57,12 +58,12 @@ export async function readConvergeInput(opts: {
   /** What apply or run parsed of the manifests (manifest-cache-file.ts); `save`: this process holds the node lock. */
   manifestCache?: { file: string; save: boolean };
   /** The running loop's view of the containers and their records (loop-view.ts), instead of reading them. */
-  observed?: { containers: ActualContainer[]; records: StatusRecord[] };
+  fromLoop?: LoopView<PlanRecord>;
 }): Promise<ConvergeInput> {
   const [snapshot, list, records, network] = await Promise.all([
     loadDesired(opts),
-    opts.observed?.containers ?? opts.runtime.list(),
-    opts.observed?.records ?? readStatusRecords(opts.stateDir),
+    opts.fromLoop?.containers ?? opts.runtime.list(),
+    opts.fromLoop?.records ?? readStatusRecords(opts.stateDir),
     opts.runtime.networkFacts?.(),
   ]);
   const actual = new Map(list.map((c) => [c.key, c]));
@@ -169,12 +170,12 @@ export async function planFromFlags(
     stateDir: string;
     stderr: Writable;
     manifestCache?: { file: string; save: boolean };
-    observed?: { containers: ActualContainer[]; records: StatusRecord[] };
+    fromLoop?: LoopView<PlanRecord>;
   },
 ): Promise<{ input: ConvergeInput; plan: Plan }> {
   const input = await readConvergeInput({
     ...(ctx.manifestCache ? { manifestCache: ctx.manifestCache } : {}),
-    ...(ctx.observed ? { observed: ctx.observed } : {}),
+    ...(ctx.fromLoop ? { fromLoop: ctx.fromLoop } : {}),
     ...(values.file !== undefined ? { dir: values.file } : {}),
     ...(values.git !== undefined ? { git: values } : {}),
     allowEmpty: !!values['allow-empty'],

@@ -3,39 +3,40 @@
  * view-socket.ts) instead of reading every container's files: `get` and `plan` at 2,500
  * containers take a fraction of the time, and plan sees what the loop acts on.
  *
- * Any answer but a whole, well-formed one of this very build (no loop, one still in its first
- * sync, another build, a loop that does not answer within the timeout) gives undefined, and the
- * caller reads the node itself, as it always could: this is a shortcut, never a second truth.
+ * Any answer but a whole, well-formed one of this very build for this state dir (no loop, one
+ * still in its first sync, another build, a socket not root's, a loop that does not answer within
+ * the timeout) gives undefined, and the caller reads the node itself, as it always could.
  */
 import http from 'node:http';
 import { lstat } from 'node:fs/promises';
-import type { ActualContainer } from '../runtime/runtime.js';
-import type { StatusRecord } from '../contracts/status-record.js';
-import { VIEW_PATH, viewSocketPath, type ObservedAnswer, type Purpose } from '../controller/view-socket.js';
+import path from 'node:path';
+import type { ActualContainer, Runtime } from '../runtime/runtime.js';
+import { BUILD_HEADER, VIEW_PATH, viewSocketPath, type GetRecord, type ObservedAnswer, type PlanRecord, type Purpose } from '../controller/view-protocol.js';
 import { buildStamp } from '../util/build-stamp.js';
 
 /** A loop that does not answer within this is passed by (the node is read instead). */
 const ANSWER_TIMEOUT_MS = 3_000;
-/** An answer larger than this is not read (2,500 containers are ~10 MiB). */
+/** An answer larger than this is not read (2,500 containers are ~5 MiB). */
 const MAX_ANSWER_BYTES = 256 * 2 ** 20;
 
-export interface LoopView {
+export interface LoopView<R> {
   containers: ActualContainer[];
-  records: StatusRecord[];
-  /** The loop's pid. */
-  pid: number;
+  records: R[];
 }
 
-/** `purpose`: what the records are read for (controller/view-socket.ts recordFor): plan gets only what it weighs. */
-export async function askLoop(runDir: string | undefined, purpose: Purpose, opts: { timeoutMs?: number } = {}): Promise<LoopView | undefined> {
+export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'get'): Promise<LoopView<GetRecord> | undefined>;
+export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'plan'): Promise<LoopView<PlanRecord> | undefined>;
+export async function askLoop(runDir: string | undefined, stateDir: string, purpose: Purpose): Promise<LoopView<GetRecord | PlanRecord> | undefined> {
   if (!runDir) return undefined;
   const socketPath = viewSocketPath(runDir);
   try {
-    if (!(await lstat(socketPath)).isSocket()) return undefined;
+    // Only root's socket is asked: a run dir given by a flag may be a shared one.
+    const st = await lstat(socketPath);
+    if (!st.isSocket() || st.uid !== 0) return undefined;
   } catch {
     return undefined; // no loop has served here
   }
-  const text = await request(socketPath, `${VIEW_PATH}?for=${purpose}`, opts.timeoutMs ?? ANSWER_TIMEOUT_MS).catch(() => undefined);
+  const text = await request(socketPath, `${VIEW_PATH}?for=${purpose}`, ANSWER_TIMEOUT_MS).catch(() => undefined);
   if (text === undefined) return undefined;
   let body: Partial<ObservedAnswer>;
   try {
@@ -43,14 +44,33 @@ export async function askLoop(runDir: string | undefined, purpose: Purpose, opts
   } catch {
     return undefined;
   }
-  if (body.build !== buildStamp() || !Array.isArray(body.containers) || !Array.isArray(body.records) || typeof body.pid !== 'number') return undefined;
-  return { containers: body.containers, records: body.records, pid: body.pid };
+  if (body.build !== buildStamp() || body.stateDir !== path.resolve(stateDir) || !Array.isArray(body.containers) || !Array.isArray(body.records))
+    return undefined;
+  return { containers: body.containers, records: body.records };
+}
+
+/**
+ * The containers of `view` with a disk of their own, their use read again now (a statfs each):
+ * the one figure that changes with no event the loop would see.
+ */
+export async function withDiskUseNow(containers: ActualContainer[], runtime: () => Promise<Runtime>): Promise<ActualContainer[]> {
+  if (!containers.some((c) => c.disk)) return containers;
+  const rt = await runtime();
+  if (!rt.diskUsage) return containers;
+  return Promise.all(
+    containers.map(async (c) => {
+      if (!c.disk) return c;
+      const disk = await rt.diskUsage!(c).catch(() => undefined);
+      if (!disk) return c;
+      return { ...c, disk, limits: c.process.state === 'running' ? { ...c.limits, diskBytes: disk.sizeBytes } : c.limits };
+    }),
+  );
 }
 
 /** The body of a 200 answer; undefined for any other status. */
 function request(socketPath: string, urlPath: string, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path: urlPath, headers: { 'x-acetate-build': buildStamp() }, timeout: timeoutMs }, (res) => {
+    const req = http.get({ socketPath, path: urlPath, headers: { [BUILD_HEADER]: buildStamp() }, timeout: timeoutMs }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         resolve(undefined);

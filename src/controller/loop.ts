@@ -77,6 +77,8 @@ export class Controller {
   private readonly resyncTask: Periodic;
   private isRunning = false;
   private isReady = false;
+  /** The first sync reconciled the declared containers only (the node's could not be listed). */
+  private firstSyncPartial = false;
   private initialPending?: Set<string>;
   private stopping?: Promise<void>;
   /** Keys whose last reconcile failed on a host port another container published (PortConflict). */
@@ -189,6 +191,7 @@ export class Controller {
     // First full sync: every desired and every actual key, once, before we call ourselves ready.
     const keys = await this.allKeys().catch((err: unknown) => {
       this.logger.error('cannot list containers for the first sync', { error: messageOf(err) });
+      this.firstSyncPartial = true;
       return [...this.snapshot().containers.keys()];
     });
     this.logger.info('loop started', { sources: this.sources.map((s) => s.name), concurrency: this.concurrency, resyncMs: this.resyncMs, keys: keys.length });
@@ -342,8 +345,9 @@ export class Controller {
     if (this.isReady || !this.initialPending) return;
     if (this.initialPending.size === 0 && this.sources.every((s) => s.synced())) {
       this.isReady = true;
-      // Every container known at the start was read by its reconcile, and every later one is read by its own.
-      this.opts.observed?.markWhole();
+      // Every container known at the start was read by its reconcile, and every later one is read by its
+      // own. Not when the node's containers could not be listed: the view lacks those not declared.
+      if (!this.firstSyncPartial) this.opts.observed?.markWhole();
       this.logger.info('ready: first sync done');
       this.opts.onReady?.();
     }

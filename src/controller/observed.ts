@@ -1,31 +1,37 @@
 /**
- * What the loop last saw of each container: every `runtime.get` of a reconcile and every
+ * What the loop last read of each container: every `runtime.get` of a reconcile and every
  * `runtime.list` of the process poll, kept as it was read. `acetate get` and `acetate plan`
  * beside a running loop ask it for this (view-socket.ts) instead of reading every container's
- * files again: at 2,500 containers that read is ~1.5 s of CPU, the answer from memory a few ms.
+ * files again: at 2,500 containers that read is ~1.5 s of CPU, the answer a fraction of it.
  *
  * It is the kubelet's model (`kubectl get` shows the status the node last reported): a process
  * exit is an event (runtime.watchProcesses) whose reconcile reads the container again within
- * milliseconds, a lost supervisor or broken network is found by the 2 s poll, and what no event
- * tells (limits changed by hand with `runc update`) by the periodic resync. The loop acts on
- * exactly this view, so `plan` computed from it is the plan the loop is about to carry out.
+ * milliseconds, and so is every action the loop takes; a lost supervisor is found by the 2 s
+ * poll; what no event tells (limits changed by hand with `runc update`) waits for the periodic
+ * resync. The plan made from this view is the one the loop makes from its next reads.
  *
- * Ordering: a read that started before another one finished may return after it (the poll's
- * list beside a reconcile's get after a resize). Each observation carries the sequence number
- * of the call that made it, and an older call never overwrites a newer one, a removal included
- * (kept as a tombstone while calls are in flight).
+ * - Ordering: a read that started before another one finished may return after it (the poll's
+ *   list beside a reconcile's get after a resize). Each observation carries the sequence number
+ *   of the call that made it, and an older call never overwrites a newer one, a removal included
+ *   (kept as a tombstone while calls are in flight).
+ * - A read that failed leaves its container unknown: the view is not whole (readers read the
+ *   node themselves) until a later read of it succeeds.
  */
 import type { ActualContainer, ListOptions, Runtime } from '../runtime/runtime.js';
 
 interface Seen {
   /** Sequence number of the call that read it. */
   seq: number;
-  /** undefined: the container was found gone. */
+  /** undefined: the container was found gone (a tombstone, see end()). */
   actual: ActualContainer | undefined;
 }
 
 export class ObservedContainers {
   private readonly seen = new Map<string, Seen>();
+  /** Keys found gone while other calls were in flight. */
+  private readonly tombstones = new Set<string>();
+  /** Keys whose last read failed, with that read's sequence number. */
+  private readonly unknown = new Map<string, number>();
   private seq = 0;
   private inFlight = 0;
   private whole = false;
@@ -38,20 +44,27 @@ export class ObservedContainers {
         const actual = await runtime.get(key);
         this.saw(key, seq, actual);
         return actual;
+      } catch (err) {
+        this.failed([key], seq);
+        throw err;
       } finally {
         this.end();
       }
     };
     const list = async (opts?: ListOptions): Promise<ActualContainer[]> => {
       const seq = this.begin();
+      const keys = opts?.keys ? [...opts.keys] : undefined;
       try {
-        const keys = opts?.keys ? [...opts.keys] : undefined;
         const found = await runtime.list(keys ? { ...opts, keys } : opts);
         for (const a of found) this.saw(a.key, seq, a);
         // What was asked for and not found is gone (a full list: everything not in it).
         const present = new Set(found.map((a) => a.key));
         for (const k of keys ?? [...this.seen.keys()]) if (!present.has(k)) this.saw(k, seq, undefined);
         return found;
+      } catch (err) {
+        // A failed full list says nothing of any one container: those asked for are unknown.
+        if (keys) this.failed(keys, seq);
+        throw err;
       } finally {
         this.end();
       }
@@ -74,9 +87,9 @@ export class ObservedContainers {
     this.whole = true;
   }
 
-  /** Every container as last seen, sorted by key; undefined before markWhole(). */
+  /** Every container as last seen, sorted by key; undefined before markWhole() or while a container is unknown. */
   containers(): ActualContainer[] | undefined {
-    if (!this.whole) return undefined;
+    if (!this.whole || this.unknown.size) return undefined;
     const out: ActualContainer[] = [];
     for (const s of this.seen.values()) if (s.actual) out.push(s.actual);
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -89,12 +102,22 @@ export class ObservedContainers {
 
   private end(): void {
     // No call in flight: no older answer can come back, so the tombstones have done their work.
-    if (--this.inFlight === 0) for (const [k, s] of this.seen) if (!s.actual) this.seen.delete(k);
+    if (--this.inFlight === 0) {
+      for (const k of this.tombstones) this.seen.delete(k);
+      this.tombstones.clear();
+    }
   }
 
   private saw(key: string, seq: number, actual: ActualContainer | undefined): void {
     const prev = this.seen.get(key);
     if (prev && prev.seq > seq) return; // a newer read already answered
     this.seen.set(key, { seq, actual });
+    if (actual) this.tombstones.delete(key);
+    else this.tombstones.add(key);
+    if ((this.unknown.get(key) ?? 0) < seq) this.unknown.delete(key);
+  }
+
+  private failed(keys: string[], seq: number): void {
+    for (const k of keys) if ((this.seen.get(k)?.seq ?? 0) < seq) this.unknown.set(k, seq);
   }
 }

@@ -250,7 +250,7 @@ export function controllerAlive(rec: ControllerRecord | undefined): boolean {
  * record; undefined: none exists). A record without incarnation predates it and is accepted
  * while a container exists.
  */
-export function isOfIncarnation(rec: StatusRecord, createdAt: string | undefined): boolean {
+export function isOfIncarnation(rec: Pick<StatusRecord, 'incarnation' | 'actual'>, createdAt: string | undefined): boolean {
   if (createdAt === undefined) return rec.actual === undefined;
   return rec.incarnation === undefined || rec.incarnation === createdAt;
 }
@@ -267,7 +267,7 @@ export async function removeStatusRecord(stateDir: string, key: string): Promise
  * best why the container is not simply converged (Synced=False first, then Ready=False, then a
  * pending resize), with its message.
  */
-export function statusSummary(rec: StatusRecord): { phase: string; ready: boolean; reason?: string; message?: string } {
+export function statusSummary(rec: Pick<StatusRecord, 'status'>): { phase: string; ready: boolean; reason?: string; message?: string } {
   const conds = rec.status.conditions ?? [];
   const ready = conds.find((c) => c.type === 'Ready')?.status === 'True';
   const synced = conds.find((c) => c.type === 'Synced');

@@ -293,6 +293,8 @@ export interface Runtime {
   watchHostView?(onError: (err: unknown) => void): { close(): void };
   /** The keys of every container this instance manages, cheaply (no per-container reads). */
   keys?(): Promise<string[]>;
+  /** The disk use of a container read earlier (its private area's filesystem, now): `get` beside the loop's view. */
+  diskUsage?(c: ActualContainer): Promise<DiskUsage | undefined>;
 }
 
 export interface ListOptions {

@@ -85,7 +85,8 @@ export { runCli, type CliResult };
 export type GotContainer = FlatContainer;
 
 export async function getAll(stateDir: string, env?: NodeJS.ProcessEnv): Promise<GotContainer[]> {
-  const r = await runCli(['get', '-o', 'json'], { stateDir, env });
+  // --direct: the node's truth (every container's files and cgroup), not a running loop's view of it.
+  const r = await runCli(['get', '-o', 'json', '--direct'], { stateDir, env });
   assert.equal(r.code, 0, `acetate get failed: ${r.stderr}`);
   return flatContainers(r.stdout);
 }

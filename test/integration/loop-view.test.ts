@@ -31,7 +31,7 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
 
   /** A loop whose resync does not come during the test: what it shows is what its events made it read. */
   const startLoop = async (): Promise<CliProcess> => {
-    const a = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '30m' }), '--log-format', 'json'], { stateDir });
+    const a = (acetate = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '30m' }), '--log-format', 'json'], { stateDir }));
     await waitFor(() => a.logged(/^ready: first sync done$/) || !a.running(), { timeoutMs: 60_000, message: 'loop ready' });
     assert.ok(a.running(), a.stderr);
     return a;
@@ -60,7 +60,8 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     socket = path.join(defaultRunDirOf(stateDir), 'loop.sock');
     await writeFile(path.join(dir, 'va.yaml'), manifest('va'));
     await writeFile(path.join(dir, 'vb.yaml'), manifest('vb'));
-    acetate = await startLoop();
+    await writeFile(path.join(dir, 'vd.yaml'), `${manifest('vd', { cpu: null, memory: null, pids: null })}  resources:\n    disk: 64Mi\n`);
+    await startLoop();
   });
   after(async () => {
     await acetate?.stop();
@@ -74,7 +75,7 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.equal(st.uid, 0);
     const view = await get();
     const direct = await get('--direct');
-    assert.deepEqual([...view.keys()].sort(), ['va', 'vb']);
+    assert.deepEqual([...view.keys()].sort(), ['va', 'vb', 'vd']);
     for (const [name, c] of direct) {
       const v = view.get(name)!;
       assert.equal(v.phase, 'Running');
@@ -121,34 +122,49 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.deepEqual([direct.pid, direct.restarts], [after.pid, after.restarts]);
   });
 
+  it("shows a container's disk use as it is now, though the loop has not read the container since", async () => {
+    const pid = (await get()).get('vd')!.pid!;
+    const used = async (): Promise<number> => {
+      const r = await runCli(['get', 'vd', '-o', 'wide'], { stateDir });
+      assert.equal(r.code, 0, r.stderr);
+      const [head, row] = r.stdout.split('\n');
+      const cell = row!.split(/\s+/)[head!.split(/\s+/).indexOf('DISK')]!;
+      return Number(/^([\d.]+)Mi\//.exec(cell)?.[1]);
+    };
+    const before = await used();
+    await exec('nsenter', ['-t', String(pid), '-m', '--', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M count=24 conv=fsync 2>/dev/null']);
+    const after = await used();
+    assert.ok(after >= before + 20, `DISK used ${before}Mi → ${after}Mi after 24 MiB written`);
+  });
+
   it("passes by a killed loop's socket, is served again by the next loop, and a stopped loop leaves none", async () => {
     await acetate!.stop('SIGKILL');
     acetate = undefined;
     assert.ok((await lstat(socket)).isSocket(), 'a killed loop leaves its socket');
     const t0 = Date.now();
     const direct = await get();
-    assert.deepEqual([...direct.keys()].sort(), ['va', 'vb'], 'read from the node');
+    assert.deepEqual([...direct.keys()].sort(), ['va', 'vb', 'vd'], 'read from the node');
     assert.ok(Date.now() - t0 < 20_000, 'no wait for a loop that is gone');
 
-    acetate = await startLoop();
+    await startLoop();
     await runcUpdateMemory('va', 80 * MI);
     assert.equal(await memoryColumn('va', '--direct'), '96Mi/80Mi');
     assert.equal(await memoryColumn('va'), '96Mi/96Mi', 'answered by the new loop');
     await runcUpdateMemory('va', 96 * MI);
 
-    await acetate.stop();
+    await acetate!.stop();
     acetate = undefined;
     await assert.rejects(lstat(socket), /ENOENT/, 'a stopped loop removes its socket');
     assert.equal(await memoryColumn('va'), '96Mi/96Mi', 'read from the node');
 
     // Something else under the socket's name is not removed: the loop runs, get and plan read the node.
     await writeFile(socket, 'not a socket\n');
-    acetate = await startLoop();
+    await startLoop();
     await waitFor(() => acetate!.logged(/get and plan will read the node themselves: .*not a socket/), { timeoutMs: 10_000, message: 'warned' });
     await runcUpdateMemory('va', 80 * MI);
     assert.equal(await memoryColumn('va'), '96Mi/80Mi', 'read from the node');
     await runcUpdateMemory('va', 96 * MI);
-    await acetate.stop();
+    await acetate!.stop();
     acetate = undefined;
     await rm(socket, { force: true });
   });

@@ -81,8 +81,8 @@ describe('security defaults (real runc)', function () {
         });
         const u = new URL(url);
         assert.equal(u.hostname, '127.0.0.1');
-        const res = await fetch(`${url}/healthz`);
-        assert.equal(res.status, 200);
+        // 200 once the loop started (the listener comes up just before it): waited for, not sampled.
+        await waitFor(async () => (await fetch(`${url}/healthz`)).status === 200, { what: '/healthz 200', timeoutMs: 30_000 });
         const others = Object.values(os.networkInterfaces())
           .flat()
           .filter((i) => i && i.family === 'IPv4' && !i.internal)

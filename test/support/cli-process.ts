@@ -30,8 +30,8 @@ export interface CliProcessOptions {
 }
 
 /** `acetate run` flags that make a test wait little: metrics on a free loopback port, short resync, process poll, relist and debounce. */
-export function quickRunFlags(o: { resync?: string } = {}): string[] {
-  return ['--metrics-addr', '127.0.0.1:0', '--resync', o.resync ?? '2s', '--process-poll', '500ms', '--relist', '2s', '--debounce', '100ms'];
+export function quickRunFlags(o: { resync?: string; relist?: string } = {}): string[] {
+  return ['--metrics-addr', '127.0.0.1:0', '--resync', o.resync ?? '2s', '--process-poll', '500ms', '--relist', o.relist ?? '2s', '--debounce', '100ms'];
 }
 
 export class CliProcess {

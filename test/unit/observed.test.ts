@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { ObservedContainers } from '../../src/controller/observed.js';
+import { recordFor } from '../../src/controller/view-protocol.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
 import type { ActualContainer, ListOptions, Runtime } from '../../src/runtime/runtime.js';
 import { actualFrom, desired } from '../support/model.js';
 
@@ -15,11 +17,17 @@ class HeldReads {
   node = new Map<string, ActualContainer>();
   private held: (() => void)[] = [];
   readonly name = 'held';
-  marker = 'the runtime itself';
+  readonly #marker = 'the runtime itself';
+
+  /** The next get throws this (a runc that does not answer, a record that cannot be read). */
+  failNext?: Error;
 
   async get(key: string): Promise<ActualContainer | undefined> {
     const snapshot = this.node.get(key);
+    const fail = this.failNext;
+    this.failNext = undefined;
     await new Promise<void>((r) => this.held.push(r));
+    if (fail) throw fail;
     return snapshot;
   }
 
@@ -30,8 +38,9 @@ class HeldReads {
     return snapshot;
   }
 
+  /** Reads a private field: throws unless called with the runtime itself as `this`. */
   who(): string {
-    return this.marker;
+    return this.#marker;
   }
 
   /** Lets the i-th read still held answer. */
@@ -115,5 +124,61 @@ describe("the loop's observed view", () => {
     await rt.release(0);
     await emptied;
     assert.deepEqual(view.containers(), []);
+  });
+
+  it('answers nothing while a container is unknown (its last read failed), until a read of it succeeds', async () => {
+    const rt = new HeldReads();
+    const view = new ObservedContainers();
+    view.markWhole();
+    const wrapped = view.wrap(rt as unknown as Runtime);
+    rt.node.set('default/a', running('a', 1));
+    rt.node.set('default/b', running('b', 2));
+    const first = wrapped.list();
+    await rt.release(0);
+    await first;
+    rt.failNext = new Error('runc did not answer');
+    const failing = wrapped.get('default/a').then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    await rt.release(0);
+    assert.match((await failing)?.message ?? 'no error', /runc did not answer/, 'the error goes on to the caller');
+    assert.equal(view.containers(), undefined, 'a container the loop could not read: readers read the node');
+    const again = wrapped.get('default/a');
+    await rt.release(0);
+    await again;
+    assert.deepEqual(
+      view.containers()!.map((c) => c.key),
+      ['default/a', 'default/b'],
+    );
+  });
+});
+
+describe("the records in the loop's answer", () => {
+  const record: StatusRecord = {
+    key: 'default/a',
+    namespace: 'default',
+    name: 'a',
+    incarnation: '2026-01-01T00:00:00Z',
+    status: { phase: 'Running', conditions: [] },
+    problems: [],
+    recentActions: [{ kind: 'create', outcome: 'created', time: '2026-01-01T00:00:01Z' }],
+    updatedAt: '2026-01-01T00:00:02Z',
+    desired: { state: 'Running', template: 'host', command: [], restartPolicy: 'Always', resources: {} },
+    crashLoop: { streak: 2, incarnation: '2026-01-01T00:00:00Z' },
+  } as unknown as StatusRecord;
+
+  it('for plan: only records with a crash-loop streak or a probe verdict, with what plan weighs of them', () => {
+    assert.deepEqual(recordFor(record, 'plan', true), { key: 'default/a', incarnation: record.incarnation, crashLoop: record.crashLoop, unhealthy: undefined });
+    const { crashLoop: _c, ...quiet } = record;
+    assert.equal(recordFor(quiet as StatusRecord, 'plan', true), undefined);
+  });
+
+  it("for get: everything but describe's recent actions, and the summaries only of a container that does not exist", () => {
+    const withContainer = recordFor(record, 'get', true);
+    assert.deepEqual(Object.keys(withContainer).sort(), ['crashLoop', 'incarnation', 'key', 'name', 'namespace', 'problems', 'status']);
+    const waiting = recordFor(record, 'get', false);
+    assert.deepEqual(waiting.desired, record.desired, 'a waiting row shows what is declared');
+    assert.equal((waiting as Partial<StatusRecord>).recentActions, undefined);
   });
 });

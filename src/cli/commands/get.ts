@@ -14,8 +14,8 @@ import { networkSummary } from '../../controller/network-status.js';
 import { imageStatus } from '../../images/status.js';
 import { templateColumn } from '../../images/describe.js';
 import { idsColumn } from '../../controller/publish.js';
-import { askLoop } from '../loop-view.js';
-import type { StatusRecord } from '../../contracts/status-record.js';
+import { askLoop, withDiskUseNow } from '../loop-view.js';
+import type { GetRecord } from '../../controller/view-protocol.js';
 import { API_VERSION, KIND, type ContainerManifest } from '../../api/types.js';
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
@@ -45,7 +45,7 @@ function diskColumn(c: ActualContainer): string {
 }
 
 /** STATUS column: Ready, or the reason it is not (from the loop's last reconcile), with the error. */
-function statusColumn(rec: StatusRecord | undefined): string {
+function statusColumn(rec: GetRecord | undefined): string {
   if (!rec) return '-';
   const sum = statusSummary(rec);
   const text = sum.ready && !sum.reason ? 'Ready' : (sum.reason ?? 'NotReady');
@@ -53,7 +53,7 @@ function statusColumn(rec: StatusRecord | undefined): string {
   return msg && (!sum.ready || sum.reason) ? `${text}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}` : text;
 }
 
-export function toJson(c: ActualContainer, rec?: StatusRecord): Record<string, unknown> {
+export function toJson(c: ActualContainer, rec?: GetRecord): Record<string, unknown> {
   return {
     namespace: c.namespace,
     name: c.name,
@@ -98,12 +98,14 @@ export const getCommand: Command = {
   usage: `Usage: acetate get [NAME...] [-n NAMESPACE] [-o wide|json|yaml] [--direct]
 
 Shows each managed container: name, state, pid, cpu and memory as desired/actual (actual
-is read from the container's cgroup), restarts and age.
+as read from the container's cgroup), restarts and age.
 
-Beside a running \`acetate run\` of the same state dir, what it last read of each container is
-shown (as kubectl shows what the node last reported): exits, restarts and resizes within
-milliseconds, changes made by hand behind acetate's back (\`runc update\`) at its next resync.
---direct reads every container's files instead (slower with many containers).
+Beside a running \`acetate run\` of the same state dir (root, the same acetate build, its first
+sync done), what it last read of each container is shown, as kubectl shows what the node last
+reported: its own actions, exits and restarts at once, a bridge network every 2 s, disk use
+read now; a change made by hand behind acetate's back (\`runc update\`) at its next resync
+(--resync, 5 min by default). --direct reads every container's files instead (what get does
+without a loop; slower with many containers).
 
 -o json|yaml prints Container objects as Kubernetes does (apiVersion, kind, metadata, spec,
 status with conditions): one NAME gives the object, otherwise a \`kind: List\`. The same jq/yq
@@ -113,11 +115,12 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     const { values, positionals } = parse(argv, { output: outputOption('table'), namespace: { type: 'string', short: 'n' }, direct: { type: 'boolean' } });
     if (!['table', 'wide', 'json', 'yaml'].includes(values.output)) throw new UsageError(`--output must be json, yaml or wide, not '${values.output}'`);
     // The running loop's view when it answers (loop-view.ts), else every container's files.
-    const loop = values.direct ? undefined : await askLoop(ctx.runDir, 'get');
-    let list = loop ? loop.containers : await (await ctx.openRuntime()).runtime.list();
+    const fromLoop = values.direct ? undefined : await askLoop(ctx.runDir, ctx.stateDir, 'get');
+    const runtime = async () => (await ctx.openRuntime()).runtime;
+    let list = fromLoop ? await withDiskUseNow(fromLoop.containers, runtime) : await (await runtime()).list();
     list = [...list].sort((a, b) => (a.key < b.key ? -1 : 1));
-    const stored = loop ? loop.records : await readStatusRecords(ctx.stateDir);
-    let waitingOnly: StatusRecord[] = [];
+    const stored: GetRecord[] = fromLoop ? fromLoop.records : await readStatusRecords(ctx.stateDir);
+    let waitingOnly: GetRecord[] = [];
     if (positionals.length) {
       const want = new Set(positionals.map((p) => keyOf(p, values.namespace)));
       let missing = [...want].filter((k) => !list.some((c) => c.key === k));
@@ -209,19 +212,19 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
 };
 
 /** The records of `keys` (no container on the node) that say the container waits, e.g. in ErrImagePull. */
-function waitingRecords(stored: StatusRecord[], keys: string[]): StatusRecord[] {
+function waitingRecords(stored: GetRecord[], keys: string[]): GetRecord[] {
   if (!keys.length) return [];
   const want = new Set(keys);
   return stored.filter((r) => want.has(r.key) && r.actual === undefined && r.waiting !== undefined && r.desired !== undefined);
 }
 
 /** "ErrImagePull: registry 127.0.0.1:5000 did not answer..." (bounded as the STATUS column is). */
-function waitingColumn(r: StatusRecord): string {
+function waitingColumn(r: GetRecord): string {
   const msg = r.waiting!.message;
   return `${r.waiting!.reason}: ${msg.length > 60 ? `${msg.slice(0, 57)}...` : msg}`;
 }
 
 /** A waiting container as an object: no spec was applied yet, the status says why. */
-function waitingObject(r: StatusRecord): ContainerManifest {
+function waitingObject(r: GetRecord): ContainerManifest {
   return { apiVersion: API_VERSION, kind: KIND, metadata: { name: r.name, namespace: r.namespace }, status: r.status } as ContainerManifest;
 }

@@ -30,8 +30,10 @@ and prints the actions apply would take:
 A container whose image's registry has not answered within a second is shown left alone
 (ImageResolving) and planned on its own, after the rest, when the answer comes (bounded by
 --registry-timeout), as apply does.
-Beside a running \`acetate run\` of the same state dir, the containers are taken as it last read
-them (what it acts on); --direct reads every container's files instead.
+Beside a running \`acetate run\` of the same state dir (root, the same acetate build, its first
+sync done), the containers are taken as the loop last read them, as \`get\` shows them: a limit
+changed by hand behind acetate's back shows (and the loop repairs it) at its next resync.
+--direct reads every container's files instead: drift made by hand shows at once.
 A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
 containers left alone) while containers hold addresses on the old network.
 Exit status: 0 nothing to do, 2 changes, 1 error (invalid manifests are reported; their
@@ -43,13 +45,13 @@ containers are left as they are).`,
     // --git updates the checkout under the state dir that `run --git` reads: not while another acetate holds the node.
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const observed = values.direct ? undefined : await askLoop(ctx.runDir, 'plan');
+    const fromLoop = values.direct ? undefined : await askLoop(ctx.runDir, ctx.stateDir, 'plan');
     // What apply or run parsed of the manifests, each checked against its file; plan writes nothing.
     const { input, plan: p } = await planFromFlags(values, {
       runtime,
       stateDir: ctx.stateDir,
       stderr: ctx.stderr,
-      ...(observed ? { observed } : {}),
+      ...(fromLoop ? { fromLoop } : {}),
       ...(ctx.runDir ? { manifestCache: manifestCacheOf(ctx.runDir, false) } : {}),
     });
     if (values.output === 'json') {

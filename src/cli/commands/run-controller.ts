@@ -10,7 +10,7 @@ import { messageOf } from '../../contracts/errors.js';
 import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { ObservedContainers } from '../../controller/observed.js';
-import { serveView } from '../../controller/view-socket.js';
+import { serveView, type ViewServer } from '../../controller/view-socket.js';
 import { FileSource } from '../../sources/files/watch.js';
 import { hostPathRulesOf, nodeCapacity } from '../node-capacity.js';
 import { formatProblem } from '../problems.js';
@@ -200,14 +200,6 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     }
     logger.info(`metrics listening on ${server.url}`, { metricsUrl: server.url });
   }
-  const viewRuntime = observed.wrap(runtime);
-  const view = ctx.runDir
-    ? await serveView(ctx.runDir, {
-        containers: () => observed.containers(),
-        records: () => store.all(),
-        reread: async (keys) => void (await Promise.all(keys.map((k) => viewRuntime.get(k)))),
-      }).catch((err: unknown) => logger.warn(`get and plan will read the node themselves: ${messageOf(err)}`))
-    : undefined;
   const startedAt = new Date().toISOString();
   const writeRecord = (extra: { stoppedAt?: string } = {}): Promise<void> =>
     store
@@ -224,6 +216,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
         logger.warn('cannot write controller status', { error: messageOf(err) });
       });
 
+  let view: ViewServer | undefined; // served once the loop started (below)
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let signals = 0;
@@ -269,11 +262,18 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     logger.error(`cannot start the loop: ${messageOf(err)}`);
     await controller.stop().catch(() => undefined);
     await server?.close();
-    await view?.close();
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     process.off('SIGHUP', onHup);
     return 1;
+  }
+  // After the start (/healthz answers from then on): the view is whole only after the first sync anyway.
+  if (ctx.runDir) {
+    const source = { containers: () => observed.containers(), records: () => store.all() };
+    view = await serveView(ctx.runDir, ctx.stateDir, source).catch((err: unknown) => {
+      logger.warn(`get and plan will read the node themselves: ${messageOf(err)}`);
+      return undefined;
+    });
   }
   await writeRecord();
   timers.record = setInterval(() => {

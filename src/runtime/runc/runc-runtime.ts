@@ -16,6 +16,7 @@ import {
   ExecUnsupportedError,
   type ActualContainer,
   type AppliedRecord,
+  type DiskUsage,
   type CreateRequest,
   type ExecRequest,
   type ExecResult,
@@ -162,6 +163,11 @@ export class RuncRuntime implements Runtime {
 
   get(key: string): Promise<ActualContainer | undefined> {
     return getContainer(this.rc, key);
+  }
+
+  /** See Runtime.diskUsage: the private area's filesystem now (a statfs), nothing else read. */
+  diskUsage(c: ActualContainer): Promise<DiskUsage | undefined> {
+    return this.rc.disk.usage(this.rc.pathsOf(c.id), c.applied);
   }
 
   async logs(key: string, opts: LogOptions = {}): Promise<string> {

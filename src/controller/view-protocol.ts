@@ -1,0 +1,53 @@
+/**
+ * What `acetate run` answers on its view socket (controller/view-socket.ts) and `acetate get` /
+ * `acetate plan` read (cli/loop-view.ts): shared by the two sides, so neither imports the other.
+ */
+import path from 'node:path';
+import type { ActualContainer } from '../runtime/runtime.js';
+import type { StatusRecord } from '../contracts/status-record.js';
+
+export const VIEW_SOCKET = 'loop.sock';
+export const VIEW_PATH = '/v1/observed';
+/** The asker's build (util/build-stamp.ts): another build's shapes are not read, the node is. */
+export const BUILD_HEADER = 'x-acetate-build';
+
+export function viewSocketPath(runDir: string): string {
+  return path.join(runDir, VIEW_SOCKET);
+}
+
+/** What the asker reads of the records: plan weighs crash-loop back-offs and probe verdicts; get shows status. */
+export type Purpose = 'get' | 'plan';
+
+/** A record as plan reads it (controller/crashloop.ts backoffFacts, probes/unhealthy.ts unhealthyFacts). */
+export type PlanRecord = Pick<StatusRecord, 'key' | 'incarnation' | 'crashLoop' | 'unhealthy'>;
+/** A record as get reads it: describe's recent actions are left out, and the summaries of what exists. */
+export type GetRecord = Omit<StatusRecord, 'recentActions' | 'updatedAt'>;
+
+/** GET /v1/observed?for=get|plan. */
+export interface ObservedAnswer<R = GetRecord | PlanRecord> {
+  build: string;
+  /** The state dir the loop serves: an asker of another one (a run dir given twice) reads its own node. */
+  stateDir: string;
+  containers: ActualContainer[];
+  records: R[];
+}
+
+/**
+ * A record as far as the asker reads it (the rest was half of the answer at 2,500 containers):
+ * plan reads crashLoop and unhealthy, of records that have them; get reads the status, errors,
+ * problems and source, and the desired/actual summaries only of a container that does not exist
+ * (its waiting row, isOfIncarnation). recentActions are describe's, which reads the files.
+ */
+export function recordFor(r: StatusRecord, purpose: 'plan', hasContainer: boolean): PlanRecord | undefined;
+export function recordFor(r: StatusRecord, purpose: 'get', hasContainer: boolean): GetRecord;
+export function recordFor(r: StatusRecord, purpose: Purpose, hasContainer: boolean): GetRecord | PlanRecord | undefined;
+export function recordFor(r: StatusRecord, purpose: Purpose, hasContainer: boolean): GetRecord | PlanRecord | undefined {
+  if (purpose === 'plan') {
+    if (!r.crashLoop && !r.unhealthy) return undefined;
+    return { key: r.key, incarnation: r.incarnation, crashLoop: r.crashLoop, unhealthy: r.unhealthy };
+  }
+  const { recentActions: _a, updatedAt: _u, ...shown } = r;
+  if (!hasContainer) return shown;
+  const { desired: _d, actual: _x, ...withContainer } = shown;
+  return withContainer;
+}
