@@ -181,7 +181,9 @@ export class Controller {
     await Promise.all(this.sources.map((s) => s.start((keys) => this.onSourceChange(s, keys))));
     // Before the first sync: every reconcile tracks its key from then on.
     this.watch = this.runtime.watchProcesses?.((key) => {
-      if (!this.queue.isShuttingDown) this.queue.add(key, 'resync');
+      if (this.queue.isShuttingDown) return;
+      this.queue.add(key, 'resync');
+      this.observeAgain(key);
     });
     // Host-template containers' view of the node kept current while this loop runs (not after it).
     this.hostViewWatch = this.runtime.watchHostView?.((err) => this.logger.warn('host view update failed', { error: messageOf(err) }));
@@ -206,6 +208,7 @@ export class Controller {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('stopping: finishing in-flight work', { inFlight: this.queue.processingCount() });
+      this.opts.observed?.close(); // no more reads: get and plan read the node from now on
       this.resyncTask.cancel();
       this.pollTask.cancel();
       this.queue.shutdown();
@@ -264,12 +267,28 @@ export class Controller {
     const changed = new Set(this.watch?.sweep() ?? []);
     const keys = this.watch ? this.bridgeKeys() : undefined;
     if (!keys || keys.length) for (const k of this.poll.changed(await this.runtime.list(keys ? { keys } : undefined))) changed.add(k);
-    for (const k of changed) this.queue.add(k, 'resync');
+    for (const k of changed) {
+      this.queue.add(k, 'resync');
+      this.observeAgain(k);
+    }
     if (changed.size) this.logger.debug('process states changed', { keys: [...changed] });
     return [...changed];
   }
 
   // --- internals ------------------------------------------------------------------------------
+
+  /**
+   * News of a change to `key` reaches the observed view now, though its reconcile may wait (a
+   * back-off, busy workers): unknown at once, then read again outside the queue, as the poll reads
+   * (a list of one key: no network check in depth, no action). get and plan never show the
+   * container as it was before the news.
+   */
+  private observeAgain(key: string): void {
+    const view = this.opts.observed;
+    if (!view) return;
+    view.invalidate(key);
+    this.runtime.list({ keys: [key] }).catch(() => undefined);
+  }
 
   /** Desired containers on the node network: their network can break with no event (see pollProcesses). */
   private bridgeKeys(): string[] {

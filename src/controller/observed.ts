@@ -15,7 +15,9 @@
  *   of the call that made it, and an older call never overwrites a newer one, a removal included
  *   (kept as a tombstone while calls are in flight).
  * - A read that failed leaves its container unknown: the view is not whole (readers read the
- *   node themselves) until a later read of it succeeds.
+ *   node themselves) until a later read of it succeeds. So does news of a change no read has
+ *   followed yet (an exit event while the key waits out a back-off or the workers are busy: the
+ *   loop reads it again at once, outside its queue, as its poll does: see Controller).
  */
 import type { ActualContainer, ListOptions, Runtime } from '../runtime/runtime.js';
 
@@ -35,6 +37,8 @@ export class ObservedContainers {
   private seq = 0;
   private inFlight = 0;
   private whole = false;
+  /** Changes at every observation: answers built from the same generation are the same. */
+  generation = 0;
 
   /** The runtime whose get and list feed this view (every other member is the runtime's own). */
   wrap(runtime: Runtime): Runtime {
@@ -85,6 +89,19 @@ export class ObservedContainers {
    */
   markWhole(): void {
     this.whole = true;
+    this.generation++;
+  }
+
+  /** The loop stops reading (it is stopping): from now on nothing is answered. */
+  close(): void {
+    this.whole = false;
+    this.generation++;
+  }
+
+  /** News that `key` changed (an exit, a lost supervisor): unknown until a read that starts after now. */
+  invalidate(key: string): void {
+    this.unknown.set(key, ++this.seq);
+    this.generation++;
   }
 
   /** Every container as last seen, sorted by key; undefined before markWhole() or while a container is unknown. */
@@ -111,6 +128,7 @@ export class ObservedContainers {
   private saw(key: string, seq: number, actual: ActualContainer | undefined): void {
     const prev = this.seen.get(key);
     if (prev && prev.seq > seq) return; // a newer read already answered
+    this.generation++;
     this.seen.set(key, { seq, actual });
     if (actual) this.tombstones.delete(key);
     else this.tombstones.add(key);
@@ -119,5 +137,6 @@ export class ObservedContainers {
 
   private failed(keys: string[], seq: number): void {
     for (const k of keys) if ((this.seen.get(k)?.seq ?? 0) < seq) this.unknown.set(k, seq);
+    this.generation++;
   }
 }

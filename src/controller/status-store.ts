@@ -89,6 +89,8 @@ function comparable(r: StatusRecord | ProblemsRecord | ControllerRecord): string
 
 export class StatusStore implements DetailedStatusSink {
   private records = new Map<string, StatusRecord>();
+  /** Changes with every record set or removed (the loop's view socket builds an answer once per generation). */
+  generation = 0;
   /** What was last written to each node-wide file (problems.json, controller.json), comparable. */
   private lastWritten = new Map<string, string>();
   private writes = new Map<string, Promise<void>>();
@@ -99,6 +101,7 @@ export class StatusStore implements DetailedStatusSink {
   async load(): Promise<StatusRecord[]> {
     const list = await readStatusRecords(this.stateDir);
     for (const r of list) this.records.set(r.key, r);
+    this.generation++;
     return list;
   }
 
@@ -138,12 +141,14 @@ export class StatusStore implements DetailedStatusSink {
     const record = signed(given, await selfIdentity()); // awaited by every call: they keep their order
     const prev = this.records.get(record.key);
     this.records.set(record.key, record);
+    this.generation++;
     if (prev && comparable(prev) === comparable(record)) return;
     await this.serialize(record.key, () => writeAtomic(recordPath(this.stateDir, record.key), `${JSON.stringify(record, null, 2)}\n`));
   }
 
   async remove(key: string): Promise<void> {
     this.records.delete(key);
+    this.generation++;
     await this.serialize(key, async () => {
       const file = recordPath(this.stateDir, key);
       await fs.rm(file, { force: true });

@@ -16,7 +16,7 @@
  *   which `get` reads again itself: cli/loop-view.ts).
  */
 import http from 'node:http';
-import { chmod, lstat, mkdtemp, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { StatusRecord } from '../contracts/status-record.js';
@@ -26,11 +26,20 @@ import { BUILD_HEADER, VIEW_PATH, recordFor, viewSocketPath, type ObservedAnswer
 
 /** An asker that stops reading is dropped after this (its answer is ~5 MB at 2,500 containers). */
 const ANSWER_TIMEOUT_MS = 30_000;
+/** Askers served at once; more wait in the kernel's backlog or time out and read the node. */
+const MAX_ASKERS = 8;
+/** An answer larger than this is not made (specs are the users': 2,500 containers are ~5 MB). */
+const MAX_ANSWER_BYTES = 128 * 2 ** 20;
+/** Items turned into JSON between two turns of the event loop: reconciles and /healthz go on meanwhile. */
+const SLICE = 200;
+const BIND_DIR_PREFIX = '.loop-sock-';
 
 export interface ViewSource {
   /** Every container as last seen; undefined while the view is not whole. */
   containers(): ActualContainer[] | undefined;
   records(): StatusRecord[];
+  /** Changes whenever containers() or records() would give something else. */
+  generation(): string;
 }
 
 export interface ViewServer {
@@ -41,6 +50,7 @@ export interface ViewServer {
 export async function serveView(runDir: string, stateDir: string, view: ViewSource): Promise<ViewServer> {
   const file = viewSocketPath(runDir);
   const build = buildStamp(); // now, not at the first ask: a rebuild in place must not change this loop's stamp
+  const answers = new Answers(view, { build, stateDir });
   const server = http.createServer((req, res) => {
     const reply = (code: number, body: string): void => {
       res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
@@ -52,22 +62,30 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
       if (where !== VIEW_PATH) return reply(404, 'not found\n');
       if (req.headers[BUILD_HEADER] !== build) return reply(503, 'another build of acetate: read the node\n');
       const purpose: Purpose = new URLSearchParams(query).get('for') === 'plan' ? 'plan' : 'get';
-      const pieces = answer(view, purpose, { build, stateDir });
-      if (!pieces) return reply(503, 'not ready: the loop has not read every container\n');
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': pieces.reduce((n, b) => n + b.length, 0) });
-      res.cork();
-      for (const b of pieces) res.write(b);
-      res.end();
+      answers.get(purpose).then(
+        (a) => {
+          if (req.socket.destroyed) return; // the asker gave up meanwhile
+          if (a === 'not whole') return reply(503, 'not ready: the loop has not read every container\n');
+          if (a === 'too large') return reply(503, `the answer would be over ${MAX_ANSWER_BYTES} bytes: read the node\n`);
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': a.bytes });
+          res.cork();
+          for (const b of a.pieces) res.write(b);
+          res.end();
+        },
+        (err: unknown) => (res.headersSent ? res.destroy() : reply(500, `${messageOf(err)}\n`)),
+      );
     } catch (err) {
       if (!res.headersSent) reply(500, `${messageOf(err)}\n`);
       else res.destroy();
     }
   });
+  server.maxConnections = MAX_ASKERS;
   server.setTimeout(ANSWER_TIMEOUT_MS, (socket) => socket.destroy());
   server.on('error', () => undefined); // after listen: a failed accept is the asker's problem, never the loop's
   await removeStaleSocket(file);
+  await removeStaleBindDirs(runDir);
   // Bound inside a directory of our own (0700), made 0600, then moved to its name.
-  const tmp = await mkdtemp(path.join(runDir, '.loop-sock-'));
+  const tmp = await mkdtemp(path.join(runDir, BIND_DIR_PREFIX));
   try {
     const bound = path.join(tmp, 's');
     await new Promise<void>((resolve, reject) => {
@@ -97,22 +115,70 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
   };
 }
 
+interface Built {
+  pieces: Buffer[];
+  bytes: number;
+}
+
 /**
- * The answer as pieces off V8's heap (one Buffer per container and record): no 5 MB string is
- * built in the loop's small heap for each ask (at 2,500 containers that string, and the full
- * collection it set off, took 70-300 ms), and nothing is kept between asks.
+ * Answers made once per generation of the view and purpose, shared by every asker of it (a
+ * burst of `get`s costs the loop one answer), and kept only while they are current.
+ *
+ * Each is made as pieces off V8's heap (one Buffer per container and record), a slice at a time
+ * with the event loop turning between slices: no 5 MB string is built in the loop's small heap
+ * (that string, and the full collection it set off, took 70-300 ms at 2,500), and reconciles,
+ * probes and /healthz go on while an answer is made.
  */
-function answer(view: ViewSource, purpose: Purpose, head: Omit<ObservedAnswer, 'containers' | 'records'>): Buffer[] | undefined {
-  const containers = view.containers();
-  if (!containers) return undefined;
-  const out = [Buffer.from(`${JSON.stringify(head).slice(0, -1)},"containers":[`)];
-  const list = (items: object[]): void => items.forEach((o, i) => out.push(Buffer.from(i ? `,${JSON.stringify(o)}` : JSON.stringify(o))));
-  list(containers);
-  out.push(Buffer.from('],"records":['));
-  const present = new Set(containers.map((c) => c.key));
-  list(view.records().flatMap((r) => recordFor(r, purpose, present.has(r.key)) ?? []));
-  out.push(Buffer.from(']}'));
-  return out;
+class Answers {
+  private readonly made = new Map<Purpose, { generation: string; answer: Promise<Built | 'not whole' | 'too large'> }>();
+
+  constructor(
+    private readonly view: ViewSource,
+    private readonly head: Omit<ObservedAnswer, 'containers' | 'records'>,
+  ) {}
+
+  get(purpose: Purpose): Promise<Built | 'not whole' | 'too large'> {
+    const generation = this.view.generation();
+    const had = this.made.get(purpose);
+    if (had?.generation === generation) return had.answer;
+    const answer = this.make(purpose);
+    this.made.set(purpose, { generation, answer });
+    // Not kept past its askers: what a later ask needs is made again from the view then.
+    const forget = (): void => void setTimeout(() => this.made.get(purpose)?.answer === answer && this.made.delete(purpose), 1000).unref();
+    answer.then(forget, forget);
+    return answer;
+  }
+
+  private async make(purpose: Purpose): Promise<Built | 'not whole' | 'too large'> {
+    const containers = this.view.containers();
+    if (!containers) return 'not whole';
+    const present = new Set(containers.map((c) => c.key));
+    const records = this.view.records().flatMap((r) => recordFor(r, purpose, present.has(r.key)) ?? []);
+    const pieces = [Buffer.from(`${JSON.stringify(this.head).slice(0, -1)},"containers":[`)];
+    let bytes = pieces[0]!.length;
+    const add = async (items: object[], close: string): Promise<boolean> => {
+      for (let i = 0; i < items.length; i++) {
+        if (i && i % SLICE === 0) await new Promise((r) => setImmediate(r));
+        const b = Buffer.from(i ? `,${JSON.stringify(items[i])}` : JSON.stringify(items[i]));
+        bytes += b.length;
+        if (bytes > MAX_ANSWER_BYTES) return false;
+        pieces.push(b);
+      }
+      const end = Buffer.from(close);
+      pieces.push(end);
+      bytes += end.length;
+      return true;
+    };
+    if (!(await add(containers, '],"records":['))) return 'too large';
+    if (!(await add(records, ']}'))) return 'too large';
+    return { pieces, bytes };
+  }
+}
+
+/** Bind dirs a loop killed while it started left (the caller holds the node lock: none is in use). */
+async function removeStaleBindDirs(runDir: string): Promise<void> {
+  const names = await readdir(runDir).catch(() => [] as string[]);
+  for (const n of names) if (n.startsWith(BIND_DIR_PREFIX)) await rm(path.join(runDir, n), { recursive: true, force: true });
 }
 
 /**

@@ -31,7 +31,11 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
 
   /** A loop whose resync does not come during the test: what it shows is what its events made it read. */
   const startLoop = async (): Promise<CliProcess> => {
-    const a = (acetate = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '30m' }), '--log-format', 'json'], { stateDir }));
+    // A failed reconcile's retry a minute away: a key waiting it out is read again only on news of it.
+    const a = (acetate = new CliProcess(['run', '-f', dir, ...quickRunFlags({ resync: '30m' }), '--log-format', 'json'], {
+      stateDir,
+      env: { ACETATE_BACKOFF_BASE_MS: '60000' },
+    }));
     await waitFor(() => a.logged(/^ready: first sync done$/) || !a.running(), { timeoutMs: 60_000, message: 'loop ready' });
     assert.ok(a.running(), a.stderr);
     return a;
@@ -120,6 +124,24 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.equal(after.restarts, before.restarts + 1);
     const direct = (await get('--direct')).get('vb')!;
     assert.deepEqual([direct.pid, direct.restarts], [after.pid, after.restarts]);
+  });
+
+  it('shows an exit at once though its key waits out a back-off (its last reconcile failed)', async () => {
+    await writeFile(path.join(dir, 'vb.yaml'), manifest('vb').replace('template: host', 'template: nosuchtemplate'));
+    await waitFor(async () => (await get()).get('vb')?.conditions.some((c) => c.type === 'Synced' && c.status === 'False'), {
+      timeoutMs: 30_000,
+      message: 'the replace failed, retried in a minute',
+    });
+    const before = (await get()).get('vb')!;
+    assert.equal(before.phase, 'Running', 'the old container is kept');
+    process.kill(before.pid!, 'SIGKILL');
+    const t0 = Date.now();
+    await waitFor(async () => (await get()).get('vb')?.phase !== 'Running', { timeoutMs: 15_000, message: 'the exit in the view' });
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.notEqual((await get('--direct')).get('vb')?.phase, 'Running');
+    // Put back: a change wakes the key at once (the back-off is for retries), and it runs again.
+    await writeFile(path.join(dir, 'vb.yaml'), manifest('vb'));
+    await waitFor(async () => (await get()).get('vb')?.phase === 'Running', { timeoutMs: 60_000, message: 'vb running again' });
   });
 
   it("shows a container's disk use as it is now, though the loop has not read the container since", async () => {

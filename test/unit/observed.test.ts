@@ -152,6 +152,25 @@ describe("the loop's observed view", () => {
       ['default/a', 'default/b'],
     );
   });
+  it('answers nothing for a container with news no read has followed yet, until a read that started after the news', async () => {
+    const rt = new HeldReads();
+    const view = new ObservedContainers();
+    view.markWhole();
+    const wrapped = view.wrap(rt as unknown as Runtime);
+    rt.node.set('default/a', running('a', 1));
+    const old = wrapped.get('default/a'); // started before the news
+    view.invalidate('default/a'); // e.g. its process exited
+    await rt.release(0);
+    await old;
+    assert.equal(view.containers(), undefined, 'a read from before the news does not count');
+    rt.node.set('default/a', actualFrom(desired('a'), { state: 'exited', exitCode: 137 }));
+    const fresh = wrapped.list({ keys: ['default/a'] });
+    await rt.release(0);
+    await fresh;
+    assert.equal(view.containers()![0]!.process.state, 'exited');
+    view.close();
+    assert.equal(view.containers(), undefined, 'a stopping loop answers nothing');
+  });
 });
 
 describe("the records in the loop's answer", () => {

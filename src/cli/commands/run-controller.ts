@@ -230,13 +230,13 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     logger.info(`${why}: shutting down (containers keep running)`);
     const stopping = notifier?.stopping('stopping: finishing in-flight actions (containers keep running)');
     if (timers.record) clearInterval(timers.record);
+    await view?.close(); // first: from now on get and plan read the node
     try {
       await controller.stop();
     } catch (err) {
       logger.error('error while stopping', { error: messageOf(err) });
     }
     await server?.close();
-    await view?.close();
     await writeRecord({ stoppedAt: new Date().toISOString() });
     await stopping;
     logger.info('bye');
@@ -268,8 +268,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     return 1;
   }
   // After the start (/healthz answers from then on): the view is whole only after the first sync anyway.
-  if (ctx.runDir) {
-    const source = { containers: () => observed.containers(), records: () => store.all() };
+  if (ctx.runDir && signals === 0) {
+    const source = { containers: () => observed.containers(), records: () => store.all(), generation: () => `${observed.generation}:${store.generation}` };
     view = await serveView(ctx.runDir, ctx.stateDir, source).catch((err: unknown) => {
       logger.warn(`get and plan will read the node themselves: ${messageOf(err)}`);
       return undefined;
