@@ -53,6 +53,14 @@ class HeldReads {
 
 const running = (name: string, pid: number): ActualContainer => actualFrom(desired(name), { state: 'running', pid });
 
+/** A view marked whole over a runtime whose reads the test releases. */
+function wholeView(): { rt: HeldReads; view: ObservedContainers; wrapped: Runtime } {
+  const rt = new HeldReads();
+  const view = new ObservedContainers();
+  view.markWhole();
+  return { rt, view, wrapped: view.wrap(rt as unknown as Runtime) };
+}
+
 describe("the loop's observed view", () => {
   it('answers nothing until marked whole, then every container its reads found, sorted', async () => {
     const rt = new HeldReads();
@@ -77,10 +85,7 @@ describe("the loop's observed view", () => {
   });
 
   it("keeps the newer of two reads when the older answers last (a poll's list beside a reconcile's get)", async () => {
-    const rt = new HeldReads();
-    const view = new ObservedContainers();
-    view.markWhole();
-    const wrapped = view.wrap(rt as unknown as Runtime);
+    const { rt, view, wrapped } = wholeView();
     rt.node.set('default/a', running('a', 1));
     const oldList = wrapped.list({ keys: ['default/a'] }); // started first: sees pid 1
     rt.node.set('default/a', running('a', 2)); // restarted
@@ -93,10 +98,7 @@ describe("the loop's observed view", () => {
   });
 
   it('forgets a container a read found gone, and an older read does not bring it back', async () => {
-    const rt = new HeldReads();
-    const view = new ObservedContainers();
-    view.markWhole();
-    const wrapped = view.wrap(rt as unknown as Runtime);
+    const { rt, view, wrapped } = wholeView();
     rt.node.set('default/a', running('a', 1));
     rt.node.set('default/b', running('b', 3));
     const first = wrapped.list();
@@ -127,10 +129,7 @@ describe("the loop's observed view", () => {
   });
 
   it('answers nothing while a container is unknown (its last read failed), until a read of it succeeds', async () => {
-    const rt = new HeldReads();
-    const view = new ObservedContainers();
-    view.markWhole();
-    const wrapped = view.wrap(rt as unknown as Runtime);
+    const { rt, view, wrapped } = wholeView();
     rt.node.set('default/a', running('a', 1));
     rt.node.set('default/b', running('b', 2));
     const first = wrapped.list();
@@ -153,10 +152,7 @@ describe("the loop's observed view", () => {
     );
   });
   it('answers nothing for a container with news no read has followed yet, until a read that started after the news', async () => {
-    const rt = new HeldReads();
-    const view = new ObservedContainers();
-    view.markWhole();
-    const wrapped = view.wrap(rt as unknown as Runtime);
+    const { rt, view, wrapped } = wholeView();
     rt.node.set('default/a', running('a', 1));
     const old = wrapped.get('default/a'); // started before the news
     view.invalidate('default/a'); // e.g. its process exited
