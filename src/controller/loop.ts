@@ -266,11 +266,10 @@ export class Controller {
     if (this.queue.isShuttingDown) return [];
     const changed = new Set(this.watch?.sweep() ?? []);
     const keys = this.watch ? this.bridgeKeys() : undefined;
+    // The sweep's news of a container the list below does not read (no bridge) reaches the observed view now.
+    if (keys) for (const k of changed) if (!keys.includes(k)) this.observeAgain(k);
     if (!keys || keys.length) for (const k of this.poll.changed(await this.runtime.list(keys ? { keys } : undefined))) changed.add(k);
-    for (const k of changed) {
-      this.queue.add(k, 'resync');
-      this.observeAgain(k);
-    }
+    for (const k of changed) this.queue.add(k, 'resync');
     if (changed.size) this.logger.debug('process states changed', { keys: [...changed] });
     return [...changed];
   }

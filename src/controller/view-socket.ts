@@ -22,6 +22,7 @@ import type { ActualContainer } from '../runtime/runtime.js';
 import type { StatusRecord } from '../contracts/status-record.js';
 import { messageOf } from '../contracts/errors.js';
 import { buildStamp } from '../util/build-stamp.js';
+import { closeServer, listenOn } from '../util/http-server.js';
 import { BUILD_HEADER, VIEW_PATH, recordFor, viewSocketPath, type ObservedAnswer, type Purpose } from './view-protocol.js';
 
 /** An asker that stops reading is dropped after this (its answer is ~5 MB at 2,500 containers). */
@@ -88,13 +89,7 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
   const tmp = await mkdtemp(path.join(runDir, BIND_DIR_PREFIX));
   try {
     const bound = path.join(tmp, 's');
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(bound, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, { path: bound });
     await chmod(bound, 0o600);
     await rename(bound, file);
   } catch (err) {
@@ -106,10 +101,7 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
   return {
     path: file,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await closeServer(server);
       await rm(file, { force: true });
     },
   };

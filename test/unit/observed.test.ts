@@ -49,6 +49,12 @@ class HeldReads {
     r!();
     await new Promise((res) => setImmediate(res));
   }
+
+  /** A read that is the only one held, answered now. */
+  async answer<T>(read: Promise<T>): Promise<T> {
+    await this.release(0);
+    return read;
+  }
 }
 
 const running = (name: string, pid: number): ActualContainer => actualFrom(desired(name), { state: 'running', pid });
@@ -101,9 +107,7 @@ describe("the loop's observed view", () => {
     const { rt, view, wrapped } = wholeView();
     rt.node.set('default/a', running('a', 1));
     rt.node.set('default/b', running('b', 3));
-    const first = wrapped.list();
-    await rt.release(0);
-    await first;
+    await rt.answer(wrapped.list());
     const oldList = wrapped.list(); // sees a and b
     rt.node.delete('default/a'); // destroyed
     const gone = wrapped.get('default/a');
@@ -122,9 +126,7 @@ describe("the loop's observed view", () => {
     );
     // A full list drops what it did not find.
     rt.node.delete('default/b');
-    const emptied = wrapped.list();
-    await rt.release(0);
-    await emptied;
+    await rt.answer(wrapped.list());
     assert.deepEqual(view.containers(), []);
   });
 
@@ -132,9 +134,7 @@ describe("the loop's observed view", () => {
     const { rt, view, wrapped } = wholeView();
     rt.node.set('default/a', running('a', 1));
     rt.node.set('default/b', running('b', 2));
-    const first = wrapped.list();
-    await rt.release(0);
-    await first;
+    await rt.answer(wrapped.list());
     rt.failNext = new Error('runc did not answer');
     const failing = wrapped.get('default/a').then(
       () => undefined,
@@ -143,9 +143,7 @@ describe("the loop's observed view", () => {
     await rt.release(0);
     assert.match((await failing)?.message ?? 'no error', /runc did not answer/, 'the error goes on to the caller');
     assert.equal(view.containers(), undefined, 'a container the loop could not read: readers read the node');
-    const again = wrapped.get('default/a');
-    await rt.release(0);
-    await again;
+    await rt.answer(wrapped.get('default/a'));
     assert.deepEqual(
       view.containers()!.map((c) => c.key),
       ['default/a', 'default/b'],
@@ -160,9 +158,7 @@ describe("the loop's observed view", () => {
     await old;
     assert.equal(view.containers(), undefined, 'a read from before the news does not count');
     rt.node.set('default/a', actualFrom(desired('a'), { state: 'exited', exitCode: 137 }));
-    const fresh = wrapped.list({ keys: ['default/a'] });
-    await rt.release(0);
-    await fresh;
+    await rt.answer(wrapped.list({ keys: ['default/a'] }));
     assert.equal(view.containers()![0]!.process.state, 'exited');
     view.close();
     assert.equal(view.containers(), undefined, 'a stopping loop answers nothing');
