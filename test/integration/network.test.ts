@@ -143,7 +143,9 @@ describe('network: bridge (real CNI plugins)', function () {
     await repair(/veth .* is gone/);
 
     const { stdout } = await exec('iptables', ['-w', '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']);
-    const rule = stdout.split('\n').find((l) => l.includes('id: \\"default_web\\"'))!;
+    // This test's rule: by its port too (a suite beside it, in another worker, may run a default_web of its own).
+    const ownPort = new RegExp(`--dports (?:\\S*,)?${port}(?:,|\\s)`);
+    const rule = stdout.split('\n').find((l) => l.includes('id: \\"default_web\\"') && ownPort.test(l))!;
     await exec('iptables', [
       '-w',
       '-t',
