@@ -7,22 +7,22 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from './command.js';
-import { RuncRuntime } from '../runtime/runc/runc-runtime.js';
-import { TemplateStore } from '../runtime/runc/templates.js';
-import { imageStoreFromEnv } from '../images/env.js';
+import type { RuncRuntime } from '../runtime/runc/runc-runtime.js';
+import type { TemplateStore } from '../runtime/runc/templates.js';
 import { DEFAULT_STATE_DIR, defaultRunDirOf } from '../runtime/runc/paths.js';
 import { isolationSettingsFromEnv } from '../runtime/walls/settings.js';
 import { INSTANCES_DIR, registerInstance } from '../runtime/walls/instances.js';
 import { minFreeBytes } from '../runtime/free-space.js';
 import type { IsolationSettings } from '../runtime/walls/walls.js';
+import type { hostPathRulesOf } from './node-capacity.js';
 import { setProtectedDirs } from '../api/protected-paths.js';
-import { hostPathRulesOf } from './node-capacity.js';
-import { thisNodeSecurity } from '../policy/node-levels.js';
 import { parseMemory } from '../api/quantity.js';
 import { acquireNodeLock, type NodeLock } from '../runtime/node-lock.js';
 import type { NodeNetworkOptions } from '../runtime/network/node-config.js';
 import { TerminalSafeStream } from '../util/terminal-stream.js';
 import { messageOf } from '../contracts/errors.js';
+
+type HostPathRules = ReturnType<typeof hostPathRulesOf>;
 
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
@@ -59,7 +59,7 @@ export function createContext(
     { dir: runDir, what: 'run dir' },
   ]);
   let opened: Promise<{ runtime: RuncRuntime; templates: TemplateStore }> | undefined;
-  let nodeRules: ReturnType<typeof hostPathRulesOf> | undefined;
+  let nodeRules: HostPathRules | undefined;
   let lock: NodeLock | undefined;
   const ctx: CliContext = {
     stateDir,
@@ -69,6 +69,15 @@ export function createContext(
     rawStdout: process.stdout,
     openRuntime() {
       opened ??= (async () => {
+        // Loaded here, not at the top: `get` and `plan` answered by a running loop (loop-view.ts)
+        // never open the runtime, and loading it is a third of a short command's start.
+        const [{ RuncRuntime }, { TemplateStore }, { imageStoreFromEnv }, { hostPathRulesOf }, { thisNodeSecurity }] = await Promise.all([
+          import('../runtime/runc/runc-runtime.js'),
+          import('../runtime/runc/templates.js'),
+          import('../images/env.js'),
+          import('./node-capacity.js'),
+          import('../policy/node-levels.js'),
+        ]);
         // A setting that cannot be read stops the command before anything runs, not at each create
         // after the plan's destroys were done.
         minFreeBytes(process.env);

@@ -11,7 +11,7 @@ import { ActionError } from '../apply/errors.js';
 import { messageOf } from '../contracts/errors.js';
 import { defaultDiskProblem } from '../api/node-defaults.js';
 import { terminalLines } from '../util/terminal-text.js';
-import { registryTimeoutMs } from '../images/env.js';
+import { registryTimeoutMs } from '../images/registry-timeout.js';
 
 const VERSION = '0.1.0';
 

@@ -11,7 +11,7 @@
  */
 import { promises as fs, readdirSync } from 'node:fs';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../util/write-file-atomic.js';
 import type { ContainerStatus } from '../api/types.js';
 import type { SourceProblem, SourceSyncState } from '../contracts/source.js';
 import type { DetailedStatusSink } from '../contracts/sinks.js';
@@ -63,7 +63,7 @@ export function recordPath(stateDir: string, key: string): string {
 async function writeAtomic(file: string, content: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   // Its temp file (`<name>.json.<n>`) does not end in .json: readStatusRecords passes over it.
-  await writeFileAtomic(file, content, { mode: 0o644, fsync: false });
+  await writeFileAtomic()(file, content, { mode: 0o644, fsync: false });
 }
 
 /**

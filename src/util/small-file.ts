@@ -11,7 +11,7 @@
  * files, or for anything on a network filesystem.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from './write-file-atomic.js';
 import { releaseSpaceReserve } from './space-reserve.js';
 
 /** One buffer for all reads: they are synchronous, so never two at a time. */
@@ -49,12 +49,12 @@ export async function readSmallFile(file: string): Promise<string> {
  */
 export async function writeSmallFileAtomic(file: string, text: string, mode = 0o600): Promise<void> {
   try {
-    writeFileAtomic.sync(file, text, { mode, fsync: false });
+    writeFileAtomic().sync(file, text, { mode, fsync: false });
   } catch (err) {
     // A full state dir: give up the space reserve kept for this (space-reserve.ts) and try once more.
     if ((err as NodeJS.ErrnoException).code === 'ENOSPC' && releaseSpaceReserve(file)) {
       try {
-        writeFileAtomic.sync(file, text, { mode, fsync: false });
+        writeFileAtomic().sync(file, text, { mode, fsync: false });
         return;
       } catch (again) {
         throw new Error(`cannot write ${file}`, { cause: again });

@@ -5,7 +5,7 @@ import type { ContainerManifest, DesiredContainer } from '../../src/api/types.js
 import { PendingResolutions } from '../../src/controller/image-resolving.js';
 import { pinForReconcile } from '../../src/controller/image-pull.js';
 import { requeueFor } from '../../src/controller/requeue.js';
-import { registryTimeoutMs } from '../../src/images/env.js';
+import { registryTimeoutMs } from '../../src/images/registry-timeout.js';
 import { ImagePullError, RegistryTimeoutError } from '../../src/images/errors.js';
 import type { ImageResolver } from '../../src/images/resolver.js';
 
