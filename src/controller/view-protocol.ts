@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { StatusRecord } from '../contracts/status-record.js';
+import type { ContainerRow } from './container-rows.js';
 
 export const VIEW_SOCKET = 'loop.sock';
 export const VIEW_PATH = '/v1/observed';
@@ -15,20 +16,30 @@ export function viewSocketPath(runDir: string): string {
   return path.join(runDir, VIEW_SOCKET);
 }
 
-/** What the asker reads of the records: plan weighs crash-loop back-offs and probe verdicts; get shows status. */
-export type Purpose = 'get' | 'plan';
+/**
+ * What the asker reads: plan weighs crash-loop back-offs and probe verdicts; get -o wide|json|yaml
+ * shows objects and status; get's plain table only its rows (container-rows.ts).
+ */
+export type Purpose = 'get' | 'table' | 'plan';
+
+export function purposeOf(query: string | null): Purpose {
+  return query === 'plan' || query === 'table' ? query : 'get';
+}
 
 /** A record as plan reads it (controller/crashloop.ts backoffFacts, probes/unhealthy.ts unhealthyFacts). */
 export type PlanRecord = Pick<StatusRecord, 'key' | 'incarnation' | 'crashLoop' | 'unhealthy'>;
 /** A record as get reads it: describe's recent actions are left out, and the summaries of what exists. */
 export type GetRecord = Omit<StatusRecord, 'recentActions' | 'updatedAt'>;
 
-/** GET /v1/observed?for=get|plan. */
-export interface ObservedAnswer<R = GetRecord | PlanRecord> {
+/**
+ * GET /v1/observed?for=get|table|plan. For `table`, containers are the rows of the containers
+ * and records the rows of those that wait to be created (shown only when named).
+ */
+export interface ObservedAnswer<C = ActualContainer | ContainerRow, R = GetRecord | PlanRecord | ContainerRow> {
   build: string;
   /** The state dir the loop serves: an asker of another one (a run dir given twice) reads its own node. */
   stateDir: string;
-  containers: ActualContainer[];
+  containers: C[];
   records: R[];
 }
 
@@ -40,8 +51,8 @@ export interface ObservedAnswer<R = GetRecord | PlanRecord> {
  */
 export function recordFor(r: StatusRecord, purpose: 'plan', hasContainer: boolean): PlanRecord | undefined;
 export function recordFor(r: StatusRecord, purpose: 'get', hasContainer: boolean): GetRecord;
-export function recordFor(r: StatusRecord, purpose: Purpose, hasContainer: boolean): GetRecord | PlanRecord | undefined;
-export function recordFor(r: StatusRecord, purpose: Purpose, hasContainer: boolean): GetRecord | PlanRecord | undefined {
+export function recordFor(r: StatusRecord, purpose: 'get' | 'plan', hasContainer: boolean): GetRecord | PlanRecord | undefined;
+export function recordFor(r: StatusRecord, purpose: 'get' | 'plan', hasContainer: boolean): GetRecord | PlanRecord | undefined {
   if (purpose === 'plan') {
     if (!r.crashLoop && !r.unhealthy) return undefined;
     return { key: r.key, incarnation: r.incarnation, crashLoop: r.crashLoop, unhealthy: r.unhealthy };

@@ -7,7 +7,7 @@
  *   renamed into place (never reachable with the umask's mode, whatever the run dir's mode is),
  *   never a TCP port (container specs and environments are tenants' data; the metrics port is
  *   open to any local user).
- * - Read-only: GET /v1/observed?for=get|plan. The path, the build header and `for` are all a
+ * - Read-only: GET /v1/observed?for=get|table|plan. The path, the build header and `for` are all a
  *   request says that is read.
  * - Answers only when the view is whole (after the loop's first sync, no container unknown) and
  *   the asker is this very build (the shapes sent are this build's): otherwise 503, and the asker
@@ -23,13 +23,15 @@ import type { StatusRecord } from '../contracts/status-record.js';
 import { messageOf } from '../contracts/errors.js';
 import { buildStamp } from '../util/build-stamp.js';
 import { closeServer, listenOn } from '../util/http-server.js';
-import { BUILD_HEADER, VIEW_PATH, recordFor, viewSocketPath, type ObservedAnswer, type Purpose } from './view-protocol.js';
+import { BUILD_HEADER, VIEW_PATH, purposeOf, recordFor, viewSocketPath, type ObservedAnswer, type Purpose } from './view-protocol.js';
+import { containerRow, isWaiting, waitingRow } from './container-rows.js';
+import { isOfIncarnation } from './status-store.js';
 
-/** An asker that stops reading is dropped after this (its answer is ~5 MB at 2,500 containers). */
+/** An asker that stops reading is dropped after this (objects are ~4.4 MB at 2,500 containers, rows 0.45 MB). */
 const ANSWER_TIMEOUT_MS = 30_000;
 /** Askers served at once; more wait in the kernel's backlog or time out and read the node. */
 const MAX_ASKERS = 8;
-/** An answer larger than this is not made (specs are the users': 2,500 containers are ~5 MB). */
+/** An answer larger than this is not made (specs are the users': 2,500 containers' objects are ~4.4 MB). */
 const MAX_ANSWER_BYTES = 128 * 2 ** 20;
 /** Items turned into JSON between two turns of the event loop: reconciles and /healthz go on meanwhile. */
 const SLICE = 200;
@@ -62,7 +64,7 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
       if (req.method !== 'GET') return reply(405, 'GET only\n');
       if (where !== VIEW_PATH) return reply(404, 'not found\n');
       if (req.headers[BUILD_HEADER] !== build) return reply(503, 'another build of acetate: read the node\n');
-      const purpose: Purpose = new URLSearchParams(query).get('for') === 'plan' ? 'plan' : 'get';
+      const purpose = purposeOf(new URLSearchParams(query).get('for'));
       answers.get(purpose).then(
         (a) => {
           if (req.socket.destroyed) return; // the asker gave up meanwhile
@@ -135,17 +137,19 @@ class Answers {
     if (had?.generation === generation) return had.answer;
     const answer = this.make(purpose);
     this.made.set(purpose, { generation, answer });
-    // Not kept past its askers: what a later ask needs is made again from the view then.
-    const forget = (): void => void setTimeout(() => this.made.get(purpose)?.answer === answer && this.made.delete(purpose), 1000).unref();
-    answer.then(forget, forget);
+    // Objects (~4 MB at 2,500) are not kept past their askers: what a later ask needs is made
+    // again from the view then. The table's rows (a tenth of that) are kept while they are
+    // current: an idle node's `get`s are then answered without making anything.
+    const forget = (): void => void (this.made.get(purpose)?.answer === answer && this.made.delete(purpose));
+    const forgetSoon = (): void => void setTimeout(forget, 1000).unref();
+    answer.then(purpose === 'table' ? undefined : forgetSoon, forget); // one that failed is made again at the next ask
     return answer;
   }
 
   private async make(purpose: Purpose): Promise<Built | 'not whole' | 'too large'> {
     const containers = this.view.containers();
     if (!containers) return 'not whole';
-    const present = new Set(containers.map((c) => c.key));
-    const records = this.view.records().flatMap((r) => recordFor(r, purpose, present.has(r.key)) ?? []);
+    const [items, records] = purpose === 'table' ? this.rows(containers) : [containers, this.records(containers, purpose)];
     const pieces = [Buffer.from(`${JSON.stringify(this.head).slice(0, -1)},"containers":[`)];
     let bytes = pieces[0]!.length;
     const add = async (items: object[], close: string): Promise<boolean> => {
@@ -161,9 +165,25 @@ class Answers {
       bytes += end.length;
       return true;
     };
-    if (!(await add(containers, '],"records":['))) return 'too large';
+    if (!(await add(items, '],"records":['))) return 'too large';
     if (!(await add(records, ']}'))) return 'too large';
     return { pieces, bytes };
+  }
+
+  private records(containers: ActualContainer[], purpose: 'get' | 'plan'): object[] {
+    const present = new Set(containers.map((c) => c.key));
+    return this.view.records().flatMap((r) => recordFor(r, purpose, present.has(r.key)) ?? []);
+  }
+
+  /** get's table: a row per container (with its own record's status), and one per container that waits. */
+  private rows(containers: ActualContainer[]): [object[], object[]] {
+    const records = this.view.records();
+    const byKey = new Map(records.map((r) => [r.key, r]));
+    const own = (c: ActualContainer) => {
+      const r = byKey.get(c.key);
+      return r && isOfIncarnation(r, c.applied.createdAt) ? r : undefined;
+    };
+    return [containers.map((c) => containerRow(c, own(c))), records.filter(isWaiting).map(waitingRow)];
   }
 }
 

@@ -13,7 +13,7 @@ import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
-import { manifest } from '../support/manifest.js';
+import { imageManifest, manifest } from '../support/manifest.js';
 import { flatContainers, type FlatContainer } from '../support/get.js';
 import { defaultRunDirOf, instancePaths } from '../../src/runtime/runc/paths.js';
 import { findBinary } from '../../src/util/find-binary.js';
@@ -44,6 +44,15 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     const r = await runCli(['get', '-o', 'json', ...flags], { stateDir });
     assert.equal(r.code, 0, r.stderr);
     return new Map(flatContainers(r.stdout).map((c) => [c.name, c]));
+  };
+  /** The table's rows, cell by cell, but AGE and DISK (read at each call: they may turn between two). */
+  const tableRows = async (...flags: string[]): Promise<string[][]> => {
+    const r = await runCli(['get', ...flags], { stateDir });
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.trimEnd().split('\n');
+    assert.equal(rows.length, 4, r.stdout);
+    const disk = rows[0]!.split(/ {3,}/).indexOf('DISK');
+    return rows.map((l) => l.split(/ {3,}/).filter((_, i) => i !== 6 && i !== disk));
   };
   /** The MEMORY column (desired/actual) of NAME in the table. */
   const memoryColumn = async (name: string, ...flags: string[]): Promise<string> => {
@@ -90,6 +99,8 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
         `${name}: the same status records`,
       );
     }
+    // The table's rows are the loop's (controller/container-rows.ts), made as from the files.
+    for (const wide of [[], ['-o', 'wide']]) assert.deepEqual(await tableRows(...wide), await tableRows(...wide, '--direct'), `get ${wide.join(' ')}`);
     for (const flags of [[], ['--direct']]) {
       const p = await runCli(['plan', '-f', dir, ...flags], { stateDir });
       assert.equal(p.code, 0, `no changes ${flags.join(' ')}: ${p.stdout}${p.stderr}`);
@@ -157,6 +168,41 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     await exec('nsenter', ['-t', String(pid), '-m', '--', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M count=24 conv=fsync 2>/dev/null']);
     const after = await used();
     assert.ok(after >= before + 20, `DISK used ${before}Mi → ${after}Mi after 24 MiB written`);
+  });
+
+  it('shows a container that waits for its image when it is named, as reading the node does', async () => {
+    // Port 1 of the loopback: nothing listens, the pull fails at once (ErrImagePull), retried in a minute.
+    await writeFile(path.join(dir, 'vw.yaml'), imageManifest('vw', '127.0.0.1:1/none:1'));
+    const row = async (...flags: string[]): Promise<string[]> => {
+      const r = await runCli(['get', 'vw', 'va', ...flags], { stateDir });
+      assert.equal(r.code, 0, r.stderr);
+      return (
+        r.stdout
+          .split('\n')
+          .find((l) => l.startsWith('vw '))
+          ?.split(/ {3,}/) ?? []
+      );
+    };
+    const waiting = await waitFor(
+      async () => {
+        const r = await row();
+        return r[1] === 'Waiting' && r[7]?.startsWith('ErrImagePull: ') ? r : undefined; // after ImageResolving
+      },
+      { timeoutMs: 30_000, message: 'vw waits in ErrImagePull' },
+    );
+    assert.deepEqual(waiting, await row('--direct'));
+    // -o wide: a cell under each of the 16 columns, the view's as the node's.
+    const wide = async (...flags: string[]): Promise<string[]> => {
+      const r = await runCli(['get', 'vw', '-o', 'wide', ...flags], { stateDir });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.split('\n')[1]!.split(/ {3,}/);
+    };
+    const wideRow = await wide();
+    assert.equal(wideRow.length, 16, wideRow.join(' | '));
+    assert.deepEqual(wideRow, await wide('--direct'));
+    const plain = await runCli(['get'], { stateDir });
+    assert.doesNotMatch(plain.stdout, /^vw /m, 'not on the node: shown only when named');
+    await rm(path.join(dir, 'vw.yaml'));
   });
 
   it("passes by a killed loop's socket, is served again by the next loop, and a stopped loop leaves none", async () => {

@@ -1,0 +1,98 @@
+/**
+ * The loop's view socket answering `get`'s plain table (controller/view-socket.ts, `for=table`),
+ * as `acetate get` reads it (cli/loop-view.ts): a real Unix socket, a view given by the test.
+ * What the user checks: the rows are the ones `get --direct` makes of the same containers and
+ * records (container-rows.ts), an edit to the view shows at the next ask, and a view that is not
+ * whole is not answered (get then reads the node).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { serveView, type ViewServer, type ViewSource } from '../../src/controller/view-socket.js';
+import { askLoop } from '../../src/cli/loop-view.js';
+import { containerRow, waitingRow } from '../../src/controller/container-rows.js';
+import type { StatusRecord } from '../../src/contracts/status-record.js';
+import type { ActualContainer } from '../../src/runtime/runtime.js';
+import { actualFrom, desired } from '../support/model.js';
+
+function record(key: string, over: Partial<StatusRecord> = {}): StatusRecord {
+  const [namespace, name] = key.split('/') as [string, string];
+  return { key, namespace, name, status: { phase: 'Running' }, problems: [], recentActions: [], updatedAt: '2026-01-01T00:00:00Z', ...over };
+}
+
+const notReady = (message: string): StatusRecord['status'] => ({
+  phase: 'Running',
+  conditions: [{ type: 'Ready', status: 'False', reason: 'Unhealthy', message, lastTransitionTime: '2026-01-01T00:00:00Z' }],
+});
+
+describe("view socket: get's table rows from the loop", () => {
+  let dir: string;
+  let server: ViewServer | undefined;
+  let containers: ActualContainer[] | undefined;
+  let records: StatusRecord[];
+  let generation = 0;
+  let made = 0;
+  const source: ViewSource = {
+    containers: () => {
+      made++;
+      return containers;
+    },
+    records: () => records,
+    generation: () => String(generation),
+  };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'acetate-view-'));
+    const web = actualFrom(desired('web'));
+    const db = { ...actualFrom(desired('db'), { state: 'exited', exitCode: 3 }), namespace: 'shop', key: 'shop/db', restartCount: 2 };
+    containers = [db, web];
+    records = [
+      record('default/web', { incarnation: web.applied.createdAt, status: notReady('probe said 500') }),
+      // Of an earlier container of the same name: not this one's status.
+      record('shop/db', { incarnation: '2025-01-01T00:00:00Z', status: notReady('an old one') }),
+      record('default/queued', {
+        desired: { state: 'Running', template: 'host', command: [], restartPolicy: 'Always', resources: { cpu: '1' } },
+        waiting: { reason: 'ErrImagePull', message: 'x'.repeat(80) },
+      }),
+    ];
+    generation = 1;
+    made = 0;
+    server = await serveView(dir, '/var/lib/acetate-test-state', source);
+  });
+  afterEach(async () => {
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers the rows get --direct makes of the same containers and records', async () => {
+    const view = await askLoop(dir, '/var/lib/acetate-test-state', 'table');
+    assert.ok(view, 'answered');
+    const [db, web] = containers!;
+    assert.deepEqual(view.containers, [containerRow(db!, undefined), containerRow(web!, records[0])]);
+    assert.deepEqual(view.records, [waitingRow(records[2] as Parameters<typeof waitingRow>[0])]);
+    const cells = (r: { cells: string[] }) => [0, 1, 2, 5, 6].map((i) => r.cells[i]); // NAME STATE PID RESTARTS STATUS
+    assert.deepEqual(cells(view.containers[1]!), ['web', 'Running', '100', '0', 'Unhealthy: probe said 500']);
+    assert.deepEqual(cells(view.containers[0]!), ['shop/db', 'Failed(3)', '-', '2', '-'], "an earlier container's record is not shown");
+    assert.match(view.records[0]!.cells[6]!, /^ErrImagePull: x{57}\.\.\.$/);
+  });
+
+  it('makes the rows once while the view is unchanged, again once it changes; a view not whole is not answered', async () => {
+    await askLoop(dir, '/var/lib/acetate-test-state', 'table');
+    // Past the second that objects are kept after their askers: rows are kept while current.
+    await new Promise((r) => setTimeout(r, 1200));
+    await askLoop(dir, '/var/lib/acetate-test-state', 'table');
+    assert.equal(made, 1, 'the second ask is answered with the rows made for the first');
+    containers = [containers![1]!];
+    generation++;
+    const after = await askLoop(dir, '/var/lib/acetate-test-state', 'table');
+    assert.deepEqual(
+      after?.containers.map((r) => r.key),
+      ['default/web'],
+    );
+    assert.equal(await askLoop(dir, '/var/lib/another-state', 'table'), undefined, 'not for another state dir');
+    containers = undefined;
+    generation++;
+    assert.equal(await askLoop(dir, '/var/lib/acetate-test-state', 'table'), undefined, 'not while the view is not whole');
+  });
+});
