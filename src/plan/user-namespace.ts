@@ -44,6 +44,29 @@ export function idsText(r: IdRangeFact): string {
 }
 
 /**
+ * The containers whose ranges may overlap one another's, in groups (by start, each group a run
+ * of ranges that reach into the next): two that overlap are always in one group. Why: comparing
+ * every pair was 3 million comparisons, 40 ms of a `plan` over 2,500 containers, for groups
+ * that are one container each unless ranges are shared.
+ */
+function overlapClusters(held: ActualContainer[]): ActualContainer[][] {
+  const byStart = [...held].sort((a, b) => a.idRange!.hostID - b.idRange!.hostID);
+  const out: ActualContainer[][] = [];
+  let cluster: ActualContainer[] = [];
+  let reach = -Infinity;
+  for (const a of byStart) {
+    if (a.idRange!.hostID >= reach) {
+      if (cluster.length > 1) out.push(cluster);
+      cluster = [];
+    }
+    cluster.push(a);
+    reach = Math.max(reach, a.idRange!.hostID + a.idRange!.size);
+  }
+  if (cluster.length > 1) out.push(cluster);
+  return out;
+}
+
+/**
  * The ranges a plan gives out, in the order of its actions: the lowest of the pool that no
  * container holds and no earlier action of this plan took (the allocator's own rule, so apply,
  * which asks for this range, gets it while it is free).
@@ -59,9 +82,12 @@ export class RangePlanner {
   ) {
     const held = [...actual.values()].filter((a) => a.idRange).sort((a, b) => (a.key < b.key ? -1 : 1));
     this.used = [...held.map((a) => a.idRange!), ...(facts?.heldElsewhere ?? [])];
-    held.forEach((a, i) => {
-      if (held.slice(0, i).some((b) => rangesOverlap(a.idRange!, b.idRange!))) this.sharing.add(a.key);
-    });
+    for (const cluster of overlapClusters(held)) {
+      cluster.sort((a, b) => (a.key < b.key ? -1 : 1));
+      cluster.forEach((a, i) => {
+        if (cluster.slice(0, i).some((b) => rangesOverlap(a.idRange!, b.idRange!))) this.sharing.add(a.key);
+      });
+    }
   }
 
   /** The next free range of the pool, taken; undefined when the pool is full (the create then fails, saying so). */

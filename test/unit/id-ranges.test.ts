@@ -160,6 +160,21 @@ describe('plan: user namespace mapping changes', () => {
     assert.match(renderPlan(moved), /ids 1000000000–1000065535 \(outside the pool 1200000000–1200131071\) → ids 1200000000–1200065535/);
   });
 
+  it('among many containers, each one whose range one of a smaller name holds too moves, and only those', () => {
+    // By start: e and a hold range 0, z 1, m and b 3, k and q 5, n 10: three shared ranges among others.
+    const at: Record<string, number> = { e: 0, a: 0, z: 1, m: 3, b: 3, k: 5, q: 5, n: 10 };
+    const specs = Object.keys(at).map((name) => desired(name, { securityContext: { hostUsers: false } }));
+    const p = plan({
+      desired: new Map(specs.map((d) => [d.key, d])),
+      actual: new Map(specs.map((d) => [d.key, withRange(actualFrom(d), range(at[d.name]!))])),
+      complete: true,
+      userNamespaces: facts(false, { hostID: POOL.hostID, size: RANGE_SIZE * 16 }),
+    });
+    // The first holder by name keeps a shared range: a (not e), b (not m), k (not q).
+    assert.deepEqual(p.actions.map((x) => x.key).sort(), ['default/e', 'default/m', 'default/q'], renderPlan(p));
+    assert.match(renderPlan(p), /replace\s+default\/q\s+user namespace: ids 1000327680–1000393215 \(held by another container too\)/);
+  });
+
   it('without facts (a runtime without user namespaces) an absent hostUsers stays the node ids', () => {
     const d = desired('web');
     assert.deepEqual(plan({ desired: new Map([[d.key, d]]), actual: new Map([[d.key, actualFrom(d)]]), complete: true }).actions, []);
