@@ -75,8 +75,11 @@ function request(socketPath: string, urlPath: string, timeoutMs: number): Promis
   return new Promise((resolve, reject) => {
     // createConnection and no agent: http's agent would work out a TLS server name for the
     // request (net.isIP's first call compiles a large regex: 15 ms of a 250 ms `get`).
-    const createConnection = () => net.connect(socketPath);
-    const req = http.get({ createConnection, path: urlPath, headers: { [BUILD_HEADER]: buildStamp() }, timeout: timeoutMs }, (res) => {
+    // Without an agent, http.get's `timeout` is never armed on the socket: the socket's own idle
+    // timeout is (a stopped loop's socket accepts the connection and never answers).
+    const createConnection = () =>
+      net.connect(socketPath).setTimeout(timeoutMs, () => req.destroy(new Error(`the loop did not answer within ${timeoutMs} ms`)));
+    const req = http.get({ createConnection, path: urlPath, headers: { [BUILD_HEADER]: buildStamp() } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         resolve(undefined);
@@ -101,7 +104,6 @@ function request(socketPath: string, urlPath: string, timeoutMs: number): Promis
       res.on('end', () => (size === length ? resolve(body.toString('utf8')) : reject(new Error('the loop answered less than it announced'))));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`the loop did not answer within ${timeoutMs} ms`)));
     req.on('error', reject);
   });
 }

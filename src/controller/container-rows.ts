@@ -91,7 +91,7 @@ export function containerRow(c: ActualContainer, rec: RowRecord | undefined): Co
       pair(c, 'memory'),
       String(c.restartCount),
       c.process.unsupervised
-        ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${c.process.unsupervised.slice(0, 57)}...`
+        ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${clip60(c.process.unsupervised)}`
         : statusColumn(rec),
     ],
   };

@@ -99,6 +99,11 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
         `${name}: the same status records`,
       );
     }
+    // A NAME not found is said, the others printed, and the exit code is 1 (as kubectl's).
+    for (const flags of [[], ['--direct']]) {
+      const r = await runCli(['get', 'va', 'nope', ...flags], { stateDir });
+      assert.deepEqual([r.code, r.stderr.trim(), /^va /m.test(r.stdout)], [1, 'not found: default/nope', true], `${flags.join(' ')} ${r.stdout}`);
+    }
     // The table's rows are the loop's (controller/container-rows.ts), made as from the files.
     for (const wide of [[], ['-o', 'wide']]) assert.deepEqual(await tableRows(...wide), await tableRows(...wide, '--direct'), `get ${wide.join(' ')}`);
     for (const flags of [[], ['--direct']]) {

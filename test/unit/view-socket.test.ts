@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { serveView, type ViewServer, type ViewSource } from '../../src/controller/view-socket.js';
 import { askLoop } from '../../src/cli/loop-view.js';
@@ -75,6 +76,22 @@ describe("view socket: get's table rows from the loop", () => {
     assert.deepEqual(cells(view.containers[1]!), ['web', 'Running', '100', '0', 'Unhealthy: probe said 500']);
     assert.deepEqual(cells(view.containers[0]!), ['shop/db', 'Failed(3)', '-', '2', '-'], "an earlier container's record is not shown");
     assert.match(view.records[0]!.cells[6]!, /^ErrImagePull: x{57}\.\.\.$/);
+  });
+
+  it('a loop that accepts the connection and never answers (stopped) is passed by within the time limit', async function () {
+    this.timeout(20_000);
+    await server?.close();
+    server = undefined;
+    // A socket whose owner never reads: the kernel accepts the connection for it, as for a SIGSTOPped loop.
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(path.join(dir, 'loop.sock'), resolve));
+    try {
+      const t0 = Date.now();
+      assert.equal(await askLoop(dir, '/var/lib/acetate-test-state', 'table'), undefined);
+      assert.ok(Date.now() - t0 < 10_000, `gave up after ${Date.now() - t0} ms`);
+    } finally {
+      silent.close();
+    }
   });
 
   it('makes the rows once while the view is unchanged, again once it changes; a view not whole is not answered', async () => {

@@ -51,12 +51,13 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     if (values.output === 'table' && !values.direct) {
       const rows = await askLoop(ctx.runDir, ctx.stateDir, 'table');
       if (rows) {
-        const { items, waiting } = select(rows.containers, rows.records);
+        const { items, waiting, missing } = select(rows.containers, rows.records);
         if (want && !items.length && !waiting.length) return 1;
-        return printTable(
+        await printTable(
           ctx,
           [...items, ...waiting].map((r) => cellsAt(r, age)),
         );
+        return missing;
       }
     }
     // (A table the loop did not answer is not asked again as objects: the node is read.)
@@ -67,7 +68,11 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     const stored: GetRecord[] = fromLoop ? fromLoop.records : await readStatusRecords(ctx.stateDir);
     // Declared but not created yet, waiting (an image that cannot be pulled): shown when named, with
     // the reason, as kubectl shows a pod in ErrImagePull, rather than "not found".
-    const { items: list, waiting } = select(
+    const {
+      items: list,
+      waiting,
+      missing,
+    } = select(
       [...read].sort((a, b) => (a.key < b.key ? -1 : 1)),
       stored.filter(isWaiting),
     );
@@ -84,11 +89,11 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       // Loaded only here: js-yaml is most of what a table's `get` would otherwise load.
       else ctx.stdout.write((await import('js-yaml')).default.dump(out, { noRefs: true }));
       for (const p of (await readProblems(ctx.stateDir))?.problems ?? []) print(ctx.stderr, `manifest problem: ${formatProblem(p)}`);
-      return 0;
+      return missing;
     }
     const wide = values.output === 'wide';
     const printed = (row: ContainerRow, more: () => string[]) => [...cellsAt(row, age), ...(wide ? more() : [])];
-    return printTable(
+    await printTable(
       ctx,
       [
         ...list.map((c) => printed(containerRow(c, records.get(c.key)), () => wideCells(c, records.get(c.key)))),
@@ -96,6 +101,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       ],
       wide,
     );
+    return missing;
   },
 };
 
@@ -111,18 +117,19 @@ function selectByArgs<C extends Keyed, W extends Keyed>(
   want: Set<string> | undefined,
   namespace: string | undefined,
   ctx: CliContext,
-): { items: C[]; waiting: W[] } {
-  if (!want) return { items: namespace ? items.filter((c) => c.namespace === namespace) : items, waiting: [] };
+): { items: C[]; waiting: W[]; missing: 0 | 1 } {
+  if (!want) return { items: namespace ? items.filter((c) => c.namespace === namespace) : items, waiting: [], missing: 0 };
   const chosen = items.filter((c) => want.has(c.key));
   const present = new Set(chosen.map((c) => c.key));
   const waits = waiting.filter((r) => want.has(r.key) && !present.has(r.key));
   const missing = [...want].filter((k) => !present.has(k) && !waits.some((r) => r.key === k));
   if (missing.length) print(ctx.stderr, `not found: ${missing.join(', ')}`);
-  return { items: chosen, waiting: waits };
+  // Exit 1 when any NAME is not found, as kubectl: the ones found are printed all the same.
+  return { items: chosen, waiting: waits, missing: missing.length ? 1 : 0 };
 }
 
 /** The table, or the line that says there is none, and the manifest errors the loop reported. */
-async function printTable(ctx: CliContext, rows: string[][], wide = false): Promise<number> {
+async function printTable(ctx: CliContext, rows: string[][], wide = false): Promise<void> {
   if (rows.length) ctx.stdout.write(table([...HEADERS, ...(wide ? WIDE_HEADERS : [])], rows));
   else print(ctx.stdout, 'No containers managed by acetate on this node.');
   const problems = (await readProblems(ctx.stateDir))?.problems ?? [];
@@ -130,7 +137,6 @@ async function printTable(ctx: CliContext, rows: string[][], wide = false): Prom
     print(ctx.stdout, `\nManifest errors reported by acetate run (containers they declare are left as last applied):`);
     for (const line of cappedLines(problems)) print(ctx.stdout, `  ${line}`);
   }
-  return 0;
 }
 
 /** A waiting container as an object: no spec was applied yet, the status says why. */
