@@ -27,7 +27,8 @@ export const getCommand: Command = {
   usage: `Usage: acetate get [NAME...] [-n NAMESPACE] [-o wide|json|yaml] [--direct]
 
 Shows each managed container: name, state, pid, cpu and memory as desired/actual (actual
-as read from the container's cgroup), restarts and age.
+as read from the container's cgroup), restarts and age. With NAMEs, those; a NAME not found is
+said on stderr and the exit code is 1 (the others are printed).
 
 Beside a running \`acetate run\` of the same state dir (root, the same acetate build, its first
 sync done), what it last read of each container is shown, as kubectl shows what the node last
