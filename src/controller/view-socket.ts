@@ -109,6 +109,15 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
   };
 }
 
+/** A table row as JSON, and what it was made of. */
+interface MadeRow {
+  of: ActualContainer;
+  rec: StatusRecord | undefined;
+  json: Buffer;
+}
+
+const COMMA = Buffer.from(',');
+
 interface Built {
   pieces: Buffer[];
   bytes: number;
@@ -125,6 +134,7 @@ interface Built {
  */
 class Answers {
   private readonly made = new Map<Purpose, { generation: string; answer: Promise<Built | 'not whole' | 'too large'> }>();
+  private madeRows = new Map<string, MadeRow>();
 
   constructor(
     private readonly view: ViewSource,
@@ -150,14 +160,16 @@ class Answers {
     const containers = this.view.containers();
     if (!containers) return 'not whole';
     const [items, records] = purpose === 'table' ? this.rows(containers) : [containers, this.records(containers, purpose)];
-    const pieces = [Buffer.from(`${JSON.stringify(this.head).slice(0, -1)},"containers":[`)];
+    const pieces: Buffer[] = [Buffer.from(`${JSON.stringify(this.head).slice(0, -1)},"containers":[`)];
     let bytes = pieces[0]!.length;
-    const add = async (items: object[], close: string): Promise<boolean> => {
+    const add = async (items: readonly (object | Buffer)[], close: string): Promise<boolean> => {
       for (let i = 0; i < items.length; i++) {
         if (i && i % SLICE === 0) await new Promise((r) => setImmediate(r));
-        const b = Buffer.from(i ? `,${JSON.stringify(items[i])}` : JSON.stringify(items[i]));
-        bytes += b.length;
+        const item = items[i]!;
+        const b = Buffer.isBuffer(item) ? item : Buffer.from(JSON.stringify(item));
+        bytes += b.length + (i ? 1 : 0);
         if (bytes > MAX_ANSWER_BYTES) return false;
+        if (i) pieces.push(COMMA);
         pieces.push(b);
       }
       const end = Buffer.from(close);
@@ -175,15 +187,26 @@ class Answers {
     return this.view.records().flatMap((r) => recordFor(r, purpose, present.has(r.key)) ?? []);
   }
 
-  /** get's table: a row per container (with its own record's status), and one per container that waits. */
-  private rows(containers: ActualContainer[]): [object[], object[]] {
+  /**
+   * get's table: a row per container (with its own record's status), and one per container that
+   * waits. A row is made again only when what it is made of is another object than last time (the
+   * view and the status store replace what changed, and keep the rest): after an edit of one of
+   * 2,500 containers, one row is made, not 2,500 (which was 30-70 ms of the next `get`).
+   */
+  private rows(containers: ActualContainer[]): [Buffer[], object[]] {
     const records = this.view.records();
     const byKey = new Map(records.map((r) => [r.key, r]));
-    const own = (c: ActualContainer) => {
+    const made = new Map<string, MadeRow>();
+    const rows = containers.map((c) => {
       const r = byKey.get(c.key);
-      return r && isOfIncarnation(r, c.applied.createdAt) ? r : undefined;
-    };
-    return [containers.map((c) => containerRow(c, own(c))), records.filter(isWaiting).map(waitingRow)];
+      const rec = r && isOfIncarnation(r, c.applied.createdAt) ? r : undefined;
+      const had = this.madeRows.get(c.key);
+      const row = had?.of === c && had.rec === rec ? had : { of: c, rec, json: Buffer.from(JSON.stringify(containerRow(c, rec))) };
+      made.set(c.key, row);
+      return row.json;
+    });
+    this.madeRows = made; // the rows of containers gone are let go
+    return [rows, records.filter(isWaiting).map(waitingRow)];
   }
 }
 

@@ -101,11 +101,13 @@ describe("view socket: get's table rows from the loop", () => {
     await askLoop(dir, '/var/lib/acetate-test-state', 'table');
     assert.equal(made, 1, 'the second ask is answered with the rows made for the first');
     containers = [containers![1]!];
+    records = [{ ...records[0]!, status: notReady('probe said 503') }, ...records.slice(1)];
     generation++;
     const after = await askLoop(dir, '/var/lib/acetate-test-state', 'table');
     assert.deepEqual(
-      after?.containers.map((r) => r.key),
-      ['default/web'],
+      after?.containers.map((r) => [r.key, r.cells[6]]),
+      [['default/web', 'Unhealthy: probe said 503']],
+      'the container gone is not listed; the one whose record changed shows the new status',
     );
     assert.equal(await askLoop(dir, '/var/lib/another-state', 'table'), undefined, 'not for another state dir');
     containers = undefined;
