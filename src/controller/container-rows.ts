@@ -90,9 +90,7 @@ export function containerRow(c: ActualContainer, rec: RowRecord | undefined): Co
       pair(c, 'cpu'),
       pair(c, 'memory'),
       String(c.restartCount),
-      c.process.unsupervised
-        ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${clip60(c.process.unsupervised)}`
-        : statusColumn(rec),
+      c.process.unsupervised ? `${c.process.state === 'running' ? 'SupervisorLost' : 'ExitCodeUnknown'}: ${clip60(c.process.unsupervised)}` : statusColumn(rec),
     ],
   };
 }
