@@ -11,7 +11,7 @@ import type { ActualContainer } from '../runtime/runtime.js';
 import type { ResourceName, Resources, SourceRef } from '../api/types.js';
 import type { StatusRecord } from '../contracts/status-record.js';
 import { formatResource } from '../plan/compare.js';
-import { statusSummary } from './status-store.js';
+import { isOfIncarnation, statusSummary } from './status-store.js';
 import { networkSummary } from './network-status.js';
 import { idsColumn } from './publish.js';
 import { templateColumn } from '../images/describe.js';
@@ -77,7 +77,24 @@ function revisionColumn(src: SourceRef): string {
   return src.kind === 'file' && src.revision ? src.revision.slice(0, 7) : '-';
 }
 
-/** `rec` is the container's own record (status-store.ts isOfIncarnation), if it has one. */
+/**
+ * Each container's own status record, by key: not one of an earlier container of the same name
+ * (status-store.ts isOfIncarnation). What a row is made with, from the files and in the loop.
+ */
+export function ownRecords<R extends Pick<StatusRecord, 'key' | 'incarnation' | 'actual'>>(
+  containers: readonly Pick<ActualContainer, 'key' | 'applied'>[],
+  records: readonly R[],
+): Map<string, R> {
+  const byKey = new Map(records.map((r) => [r.key, r]));
+  const own = new Map<string, R>();
+  for (const c of containers) {
+    const r = byKey.get(c.key);
+    if (r && isOfIncarnation(r, c.applied.createdAt)) own.set(c.key, r);
+  }
+  return own;
+}
+
+/** `rec` is the container's own record (ownRecords), if it has one. */
 export function containerRow(c: ActualContainer, rec: RowRecord | undefined): ContainerRow {
   return {
     key: c.key,

@@ -24,8 +24,7 @@ import { messageOf } from '../contracts/errors.js';
 import { buildStamp } from '../util/build-stamp.js';
 import { closeServer, listenOn } from '../util/http-server.js';
 import { BUILD_HEADER, VIEW_PATH, purposeOf, recordFor, viewSocketPath, type ObservedAnswer, type Purpose } from './view-protocol.js';
-import { containerRow, isWaiting, waitingRow } from './container-rows.js';
-import { isOfIncarnation } from './status-store.js';
+import { containerRow, isWaiting, ownRecords, waitingRow } from './container-rows.js';
 
 /** An asker that stops reading is dropped after this (objects are ~4.4 MB at 2,500 containers, rows 0.45 MB). */
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -195,11 +194,10 @@ class Answers {
    */
   private rows(containers: ActualContainer[]): [Buffer[], object[]] {
     const records = this.view.records();
-    const byKey = new Map(records.map((r) => [r.key, r]));
+    const own = ownRecords(containers, records);
     const made = new Map<string, MadeRow>();
     const rows = containers.map((c) => {
-      const r = byKey.get(c.key);
-      const rec = r && isOfIncarnation(r, c.applied.createdAt) ? r : undefined;
+      const rec = own.get(c.key);
       const had = this.madeRows.get(c.key);
       const row = had?.of === c && had.rec === rec ? had : { of: c, rec, json: Buffer.from(JSON.stringify(containerRow(c, rec))) };
       made.set(c.key, row);

@@ -2,7 +2,7 @@ import type { CliContext, Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { keyOf, outputOption, parse } from '../args.js';
 import { age, table } from '../table.js';
-import { isOfIncarnation, readProblems, readStatusRecords } from '../../controller/status-store.js';
+import { readProblems, readStatusRecords } from '../../controller/status-store.js';
 import { cappedLines, formatProblem } from '../problems.js';
 import { containerList, containerObject } from '../container-object.js';
 import { askLoop, withDiskUseNow } from '../loop-view.js';
@@ -12,6 +12,7 @@ import {
   containerRow,
   HEADERS,
   isWaiting,
+  ownRecords,
   WIDE_HEADERS,
   waitingRow,
   waitingWideCells,
@@ -79,8 +80,7 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
     );
     if (want && !list.length && !waiting.length) return 1;
     // Only records of the containers that exist now (not of an earlier one of the same name).
-    const createdAt = new Map(list.map((c) => [c.key, c.applied.createdAt]));
-    const records = new Map(stored.filter((r) => isOfIncarnation(r, createdAt.get(r.key))).map((r) => [r.key, r]));
+    const records = ownRecords(list, stored);
     if (values.output === 'json' || values.output === 'yaml') {
       // Kubernetes' shape: one NAME → the object, else a List (as kubectl). Manifest problems go to
       // stderr, so stdout stays a valid object.
