@@ -34,6 +34,7 @@ export function networkEnv(n: TestNetwork): NodeJS.ProcessEnv {
 }
 
 export interface NetworkLeaks {
+  /** Network namespace files, and `userns/<id>` for the user namespaces that own them. */
   netns: string[];
   leases: string[];
   veths: string[];
@@ -72,7 +73,7 @@ export async function snapshotNetworkLeaks(stateDir: string, n: TestNetwork, opt
   const ip = instancePaths(stateDir, opts.runDir);
   const leaseDir = path.join(ip.stateDir, 'network', 'leases', `acetate-${ip.instanceHash}`);
   return {
-    netns: listDir(path.join(ip.runDir, 'netns')),
+    netns: [...listDir(path.join(ip.runDir, 'netns')), ...listDir(path.join(ip.runDir, 'userns')).map((id) => `userns/${id}`)],
     leases: listDir(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
     veths: listDir(`/sys/class/net/${n.bridge}/brif`),
     iptables: (await instanceRules(stateDir, n)).map((r) => `${r.table}: ${r.rule}`),

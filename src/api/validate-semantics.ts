@@ -72,7 +72,6 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
     });
   }
   out.push(...securityContextIssues(spec.securityContext, spec.network));
-  out.push(...bridgeExecProbeIssues(spec as unknown as Record<string, unknown>));
   const seen = new Set<string>();
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((mnt, i) => {
     if (!isRecord(mnt)) return;
@@ -107,30 +106,6 @@ export function validateSemantics(m: ContainerManifest): ValidationIssue[] {
     envNames.add(e.name);
   });
   for (const p of probeIssues(spec as unknown as Record<string, unknown>)) out.push(issue(p.path, p.message));
-  return out;
-}
-
-/**
- * An exec probe of a bridge container in a user namespace (the default) could never run: runc
- * 1.1.5's exec joins the user namespace first and then may not join acetate's bridge network
- * namespace (the node's own: setns EPERM; runtime.ts ExecUnsupportedError), so a liveness probe
- * would restart it forever. Refused unless the container says hostUsers: true, as network: host is.
- */
-function bridgeExecProbeIssues(spec: Record<string, unknown>): ValidationIssue[] {
-  if (spec.network !== 'bridge') return [];
-  const sc = spec.securityContext;
-  if (isRecord(sc) && sc.hostUsers === true) return [];
-  const out: ValidationIssue[] = [];
-  for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
-    const p = spec[probe];
-    if (!isRecord(p) || p.exec === undefined) continue;
-    out.push(
-      issue(
-        ['spec', probe, 'exec'],
-        `with network: bridge needs securityContext.hostUsers: true${isRecord(sc) && sc.hostUsers === false ? ', not false' : ' (containers get a user namespace by default)'}: runc 1.1.5 cannot exec into a user-namespaced container in acetate's bridge network namespace (it joins the user namespace first; setns EPERM). An httpGet or tcpSocket probe works there`,
-      ),
-    );
-  }
   return out;
 }
 

@@ -335,14 +335,14 @@ export class NotRunningError extends Error {
 
 /**
  * runc 1.1.5 cannot exec into this container: `runc exec` joins the container's user namespace
- * first, and then may not join a network namespace that namespace does not own (acetate's bridge
- * namespace belongs to the node's): setns fails with EPERM. runc 1.2 tries the other namespaces
- * first. The message names the way out.
+ * first, and then may not join a network namespace that namespace does not own. Only a container
+ * whose bridge namespace an older acetate made (owned by the node's user namespace) is such; its
+ * next start gives it one its own user namespace owns (network/netns.ts). The message names the way out.
  */
 export class ExecUnsupportedError extends Error {
   constructor(key: string) {
     super(
-      `cannot exec in ${key}: it has a user namespace (hostUsers: false) and network: bridge, and runc 1.1.5 joins the user namespace before the network namespace, which belongs to the node's (setns: EPERM; runc 1.2 orders them). Its processes run; for exec (and exec probes) set securityContext.hostUsers: true on it`,
+      `cannot exec in ${key}: its network namespace was made by an older acetate and belongs to the node's user namespace, not to the container's, and runc 1.1.5 joins the user namespace first (setns: EPERM). Its processes run; its next start (state: Stopped, then Running) gives it a network namespace of its own, and exec works`,
     );
     this.name = 'ExecUnsupportedError';
   }

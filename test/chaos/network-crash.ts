@@ -181,8 +181,9 @@ export async function simulateReboot(s: NetSuite): Promise<void> {
   }
   await waitFor(async () => (await snapshotLeaks(s.stateDir)).processes.length === 0, { timeoutMs: 20_000 });
   const { runDir } = instancePaths(s.stateDir);
-  const nsDir = path.join(runDir, 'netns');
-  for (const ns of await readdir(nsDir).catch(() => [] as string[])) await unmountAll(path.join(nsDir, ns));
+  for (const nsDir of ['netns', 'userns'].map((d) => path.join(runDir, d))) {
+    for (const ns of await readdir(nsDir).catch(() => [] as string[])) await unmountAll(path.join(nsDir, ns));
+  }
   await rm(runDir, { recursive: true, force: true });
   await exec('ip', ['link', 'del', s.network.bridge]).catch(() => undefined);
 }

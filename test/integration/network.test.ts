@@ -4,12 +4,13 @@
  * bridge and a /24 of its own.
  */
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
 import type { DesiredContainer } from '../../src/api/types.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
+import { isNsMounted } from '../../src/runtime/network/netns.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
@@ -112,6 +113,55 @@ describe('network: bridge (real CNI plugins)', function () {
     const p3 = plan({ desired: new Map([['default/web', desiredOf(none)]]), actual: new Map([['default/web', after]]), complete: true });
     assert.equal(p3.actions[0]?.kind, 'replace');
     assert.match(p3.actions[0]!.reason, /network bridge → none/);
+  });
+
+  it("a user-namespaced container's network namespace is its user namespace's (exec enters it); one an older acetate made gets its own at the next start, same address", async () => {
+    const port = await freePort();
+    const req = webRequest('uweb', published(port));
+    req.spec = { ...req.spec, security: { ...req.spec.security, hostUsers: false } };
+    await st.runtime.create(req);
+    const first = await st.runtime.start('default/uweb');
+    const ip = (await st.runtime.get('default/uweb'))?.network?.ip;
+    await waitFor(() => httpGet('127.0.0.1', port));
+    const paths = st.runtime.paths;
+    const netFile = `${paths.runDir}/netns/default_uweb`;
+    const userFile = `${paths.runDir}/userns/default_uweb`;
+    const stateFile = `${paths.containersDir}/default_uweb/network.json`;
+    const ino = async (f: string) => (await stat(f)).ino;
+    // runc exec joins the user namespace first, then the network namespace it owns.
+    const probe = async () => st.runtime.exec('default/uweb', { command: ['sh', '-c', 'cat /proc/self/uid_map; ls /sys/class/net'], stdio: 'capture' });
+    let r = await probe();
+    assert.equal(r.exitCode, 0, r.output);
+    assert.match(r.output!, /^\s*0\s+(\d+)\s+65536\n/);
+    assert.match(r.output!, /eth0\nlo\n$/);
+    assert.equal(await ino(`/proc/${first.pid}/ns/user`), await ino(userFile), 'runc joined the held user namespace');
+    const owner = (JSON.parse(await readFile(stateFile, 'utf8')) as { owner?: string }).owner;
+    assert.match(owner ?? '', /^\d+\+65536$/);
+
+    // What an older acetate left: network.json without an owner (its namespace the node's).
+    await st.runtime.stop('default/uweb', { graceSeconds: 0 });
+    const old = JSON.parse(await readFile(stateFile, 'utf8')) as Record<string, unknown>;
+    delete old.owner;
+    await writeFile(stateFile, JSON.stringify(old));
+    const again = await st.runtime.start('default/uweb');
+    // A new attachment (namespace inode numbers are reused: the veth, named at random, is not).
+    const now = JSON.parse(await readFile(stateFile, 'utf8')) as { hostVeth?: string };
+    assert.notEqual(now.hostVeth, old.hostVeth, 'a new network namespace, a new veth');
+    assert.equal(await ino(`/proc/${again.pid}/ns/user`), await ino(userFile));
+    assert.equal((await st.runtime.get('default/uweb'))?.network?.ip, ip, 'same address');
+    assert.equal((JSON.parse(await readFile(stateFile, 'utf8')) as { owner?: string }).owner, owner);
+    r = await probe();
+    assert.equal(r.exitCode, 0, r.output);
+    assert.equal(await waitFor(() => httpGet('127.0.0.1', port)), 'hello-uweb\n');
+
+    // A restart as is keeps the pair.
+    await st.runtime.stop('default/uweb', { graceSeconds: 0 });
+    await st.runtime.start('default/uweb');
+    const kept = JSON.parse(await readFile(stateFile, 'utf8')) as { hostVeth?: string };
+    assert.equal(kept.hostVeth, now.hostVeth, 'the same attachment across a restart');
+    assert.ok(isNsMounted(netFile) && isNsMounted(userFile));
+    await st.runtime.remove('default/uweb', { keepPrivateArea: false });
+    assert.deepEqual((await snapshotNetworkLeaks(st.dir, n)).netns, [], 'both namespace files gone with it');
   });
 
   it('a veth, a port rule or the namespace file removed by hand is found and repaired in place: same pid, same address', async () => {

@@ -77,7 +77,7 @@ describe('buildOciConfig (pure)', () => {
     });
   });
 
-  it('namespaces: pid ipc uts mount cgroup + network, except for network host; no cgroup one where /sys is the node bound', () => {
+  it('namespaces: pid ipc uts mount cgroup + network, except for network host; no cgroup one where /sys is the node bound; a joined user namespace that owns the network', () => {
     assert.deepEqual(
       buildOciConfig(input({ network: 'none' })).linux.namespaces.map((n) => n.type),
       ['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network'],
@@ -101,6 +101,26 @@ describe('buildOciConfig (pure)', () => {
       ['pid', 'ipc', 'uts', 'mount', 'network', 'user'],
     );
     assert.equal(bridged.mounts.find((m) => m.destination === '/sys')?.type, 'bind');
+    // One it owns (network/netns.ts): its user namespace is joined by path, its maps still given
+    // (runc writes none for a joined one), a sysfs of its own and a cgroup namespace.
+    const owned = buildOciConfig(input({ network: 'bridge' }, { userNamespace, network: { ...network, usernsPath: '/run/userns/x' } }));
+    assert.deepEqual(owned.linux.namespaces, [
+      { type: 'pid' },
+      { type: 'ipc' },
+      { type: 'uts' },
+      { type: 'mount' },
+      { type: 'cgroup' },
+      { type: 'network', path: '/run/netns/x' },
+      { type: 'user', path: '/run/userns/x' },
+    ]);
+    assert.deepEqual(owned.linux.uidMappings, ids);
+    assert.equal(owned.mounts.find((m) => m.destination === '/sys')?.type, 'sysfs');
+    // Without a user namespace the owner's path is not used.
+    const nodeIds = buildOciConfig(input({ network: 'bridge' }, { network: { ...network, usernsPath: '/run/userns/x' } }));
+    assert.equal(
+      nodeIds.linux.namespaces.find((n) => n.type === 'user'),
+      undefined,
+    );
   });
 
   it('standard mounts, then the spec bind mounts (rbind, ro when readOnly)', () => {

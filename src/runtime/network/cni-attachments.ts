@@ -10,7 +10,7 @@ import { removePaths } from '../../util/small-file.js';
 import { CniError, type CniResult } from './cni-exec.js';
 import { addList, addressOf, callOne, checkList, containerMacOf, delList, IFNAME, loopbackUp, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkRequest, type NodeNetworkConfig } from './driver.js';
-import { createNetns, netnsPathOf, removeNetns } from './netns.js';
+import { createNetns, netnsPathOf, ownerText, removeNetns } from './netns.js';
 import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
 import type { PortClaims } from './port-claims.js';
 import { sweepContainerRules, sweepForwardRules } from './iptables-sweep.js';
@@ -26,6 +26,8 @@ export interface NetworkStateFile {
   hostVeth?: string;
   ports: PublishedPort[];
   result: CniResult;
+  /** The range of the user namespace that owns the namespace (ownerText), absent: the node's. */
+  owner?: string;
 }
 
 export interface CniAttachmentsOptions {
@@ -97,7 +99,7 @@ export class CniAttachments {
       throw err;
     }
     try {
-      await createNetns(t.netns);
+      await createNetns(t.netns, req.owner);
     } catch (err) {
       unhold();
       await this.claims.release(req.id).catch(() => undefined);
@@ -135,6 +137,7 @@ export class CniAttachments {
         ports: [...req.ports],
         result,
         ...(hostVeth ? { hostVeth } : {}),
+        ...(req.owner ? { owner: ownerText(req.owner) } : {}),
       };
       await writeJsonAtomic(this.opts.stateFileOf(req.id), st);
       this.opts.onAttached(req.id);

@@ -25,7 +25,7 @@ import { pluginList } from './cni-list.js';
 import { CniAttachments, type NetworkStateFile } from './cni-attachments.js';
 import type { NetworkDriver, NetworkPrepared, NetworkRequest, NetworkSetup, NetworkStatus, NodeNetworkConfig } from './driver.js';
 import { rewriteHosts, writeEtcFiles } from './etc-files.js';
-import { bindNetnsOf, isNetnsMounted } from './netns.js';
+import { bindNetnsOf, isNsMounted, ownerFileOf, ownerOfText, ownerText } from './netns.js';
 import { readLeases } from './leases.js';
 import { PortClaims } from './port-claims.js';
 import { missingPortRules, missingPortRulesIn, readPortRules } from './portmap-check.js';
@@ -130,7 +130,7 @@ export class CniNetworkDriver implements NetworkDriver {
    * veth exists and is still a port of the bridge (a deleted bridge leaves its veths unattached).
    */
   private shallowProblem(st: NetworkStateFile): string | undefined {
-    if (!isNetnsMounted(st.netns)) return `network namespace ${st.netns} is gone`;
+    if (!isNsMounted(st.netns)) return `network namespace ${st.netns} is gone`;
     if (!this.vethPresent(st)) return `veth ${st.hostVeth} of ${st.ip} is gone`;
     if (st.hostVeth && this.masterOf(st.hostVeth) !== this.config.bridge) {
       return existsSync(`/sys/class/net/${this.config.bridge}`)
@@ -154,10 +154,11 @@ export class CniNetworkDriver implements NetworkDriver {
   async prepare(req: NetworkRequest): Promise<NetworkPrepared> {
     const first = await this.lock.run(GLOBAL, async (): Promise<{ reuse?: NetworkStateFile; wantIp?: string }> => {
       const st = await this.attachments.readState(req.id);
-      if (st && !this.shallowProblem(st)) return { reuse: st };
+      if (st && !this.shallowProblem(st) && this.ownedAsAsked(st, req)) return { reuse: st };
       return { wantIp: await this.attachments.begin(req, st, false) };
     });
     const netnsPath = this.attachments.target(req.id).netns;
+    const usernsPath = req.owner ? ownerFileOf(netnsPath) : undefined;
     const ipNow = first.reuse?.ip ?? first.wantIp;
     const etcFiles = await writeEtcFiles(this.opts.etcDirOf(req.id), { hostname: req.hostname, ip: ipNow, hostRoot: this.opts.hostRoot });
     const finish = () =>
@@ -169,9 +170,19 @@ export class CniNetworkDriver implements NetworkDriver {
         } else st = await this.attachments.end(req, first.wantIp, false);
         // runc may have bind-mounted the file already: written in place, not replaced.
         if (st.ip !== ipNow) rewriteHosts(etcFiles.hosts, req.hostname, st.ip);
-        return { netnsPath: st.netns, ip: st.ip, etcFiles };
+        return { netnsPath: st.netns, ...(usernsPath ? { usernsPath } : {}), ip: st.ip, etcFiles };
       });
-    return { netnsPath, etcFiles, finish };
+    return { netnsPath, ...(usernsPath ? { usernsPath } : {}), etcFiles, finish };
+  }
+
+  /**
+   * Whether the namespace is owned as the start asks (by the node's user namespace, or by one of
+   * the container's range, held at its file): a container whose range or hostUsers changed, or
+   * one set up before network namespaces had owners, gets a new one (same address, see begin).
+   */
+  private ownedAsAsked(st: NetworkStateFile, req: NetworkRequest): boolean {
+    if (st.owner !== ownerText(req.owner)) return false;
+    return !req.owner || isNsMounted(ownerFileOf(st.netns));
   }
 
   /**
@@ -223,12 +234,17 @@ export class CniNetworkDriver implements NetworkDriver {
     return out;
   }
 
-  async update(req: NetworkRequest, opts: { repair: boolean }): Promise<NetworkStatus> {
+  async update(asked: NetworkRequest, opts: { repair: boolean }): Promise<NetworkStatus> {
     return this.lock.run(GLOBAL, async () => {
-      let st = await this.attachments.readState(req.id);
+      let st = await this.attachments.readState(asked.id);
+      // The running process's namespace keeps the owner it was made with: a repair in place must
+      // not swap it for one of another owner (a new owner comes with the next start, see prepare).
+      const owner = st ? ownerOfText(st.owner) : asked.owner;
+      const { owner: _asked, ...rest } = asked;
+      const req: NetworkRequest = { ...rest, ...(owner ? { owner } : {}) };
       // The namespace file was unmounted or deleted by hand, the process still runs in it: bind it
       // again from the process, so the repair happens where the process is.
-      if (st && req.pid && !isNetnsMounted(st.netns)) await bindNetnsOf(req.pid, st.netns).catch(() => undefined);
+      if (st && req.pid) await bindNetnsOf(req.pid, st.netns, st.owner !== undefined).catch(() => undefined);
       // A bridge deleted by hand comes back from the plugin without its owner: written again.
       if (opts.repair && !existsSync(`/sys/class/net/${this.config.bridge}`)) await claimBridge(this.config.bridge, this.opts.stateDir);
       if (st && opts.repair && !this.shallowProblem(st) && this.lastDeep.get(req.id)?.problem?.startsWith(UNHELD)) {
@@ -236,7 +252,7 @@ export class CniNetworkDriver implements NetworkDriver {
         await this.claims.claim(req.id, req.key, st.ports, (id) => this.opts.keyOf(id));
       } else if (!st || opts.repair || this.shallowProblem(st)) {
         // Repaired inside the namespace the process is in, when it is still there.
-        const keep = !!st && isNetnsMounted(st.netns);
+        const keep = !!st && isNsMounted(st.netns);
         st = await this.attachments.attach(req, st, keep);
       } else if (!samePorts(st.ports, req.ports)) {
         st = await this.attachments.swapPorts(st, req);
@@ -258,8 +274,10 @@ export class CniNetworkDriver implements NetworkDriver {
       // Rules are owners too: a DEL killed half way may have left nothing else of the container.
       const owners = await ruleOwners(this.config.name);
       const ids = new Set<string>([...leases.map((l) => l.id), ...this.claims.holders(), ...owners]);
-      const nsDir = path.join(this.opts.runDir, 'netns');
-      for (const n of existsSync(nsDir) ? readdirSync(nsDir) : []) ids.add(n);
+      for (const dir of ['netns', 'userns']) {
+        const nsDir = path.join(this.opts.runDir, dir);
+        for (const n of existsSync(nsDir) ? readdirSync(nsDir) : []) ids.add(n);
+      }
       const gone: string[] = [];
       for (const id of [...ids].sort()) {
         if (!id || exists(id)) continue;

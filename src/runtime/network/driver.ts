@@ -42,10 +42,18 @@ export interface NetworkRequest {
   ports: readonly PublishedPort[];
   /** The container's process, when it runs: its namespace is bound again if its file was lost. */
   pid?: number;
+  /**
+   * The container's user namespace range, when it has one: its network namespace is then owned by
+   * a user namespace of that range (runc joins both), so the container's root administers its own
+   * network (sysfs, `runc exec`). A start whose owner differs from the one set up gets a new namespace.
+   */
+  owner?: { hostID: number; size: number };
 }
 
 export interface NetworkSetup {
   netnsPath: string;
+  /** The user namespace that owns it (request.owner), for runc to join first. */
+  usernsPath?: string;
   ip: string;
   /** Files to bind-mount at /etc/hosts, /etc/hostname and /etc/resolv.conf. */
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
@@ -58,6 +66,7 @@ export interface NetworkSetup {
  */
 export interface NetworkPrepared {
   netnsPath: string;
+  usernsPath?: string;
   etcFiles: NetworkSetup['etcFiles'];
   finish(): Promise<NetworkSetup>;
 }

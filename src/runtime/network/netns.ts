@@ -2,9 +2,19 @@
  * Persistent network namespaces: a namespace that outlives the processes in it, held by a bind
  * mount of its nsfs file (what `ip netns add` does under /run/netns). acetate keeps them under its
  * own run dir, `<runDir>/netns/<id>`, so they are the instance's, and a reboot (which empties the
- * run dir's tmpfs) ends them with the processes. Created with util-linux's `unshare --net=FILE`.
+ * run dir's tmpfs) ends them with the processes. Created with util-linux's `unshare`.
+ *
+ * A user-namespaced container's network namespace is owned by a user namespace of its own range,
+ * made with it and held beside it at `<runDir>/userns/<id>`; runc joins both (config.json paths).
+ * Why: a namespace is administered from the user namespace that owns it. Owned by the node's (as
+ * one made by node root is), the container's root could not mount a sysfs of its network (so /sys
+ * was the node's, and no cgroup namespace), and `runc exec` (1.1.5), which joins the container's
+ * user namespace first, could not then join the network namespace (setns: EPERM). Podman and
+ * rootlesskit make the network namespace inside the user namespace for the same reason.
  */
-import { closeSync, openSync, statfsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, statSync, statfsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { existsNow, makeDirs, removePaths } from '../../util/small-file.js';
@@ -12,13 +22,36 @@ import { unmountAll } from '../../util/mounts.js';
 
 /** statfs f_type of nsfs (linux/magic.h NSFS_MAGIC). */
 const NSFS_MAGIC = 0x6e736673;
+const TIMEOUT_MS = 30_000;
+
+/** The ids of the user namespace that owns a container's network namespace: its range. */
+export interface NetnsOwner {
+  hostID: number;
+  size: number;
+}
+
+/** How network.json records the owner, compared at the next start. */
+export function ownerText(owner: NetnsOwner | undefined): string | undefined {
+  return owner ? `${owner.hostID}+${owner.size}` : undefined;
+}
+
+/** ownerText read back (undefined: the node's, or not ours to read). */
+export function ownerOfText(text: string | undefined): NetnsOwner | undefined {
+  const m = /^(\d+)\+(\d+)$/.exec(text ?? '');
+  return m ? { hostID: Number(m[1]), size: Number(m[2]) } : undefined;
+}
 
 export function netnsPathOf(runDir: string, id: string): string {
   return path.join(runDir, 'netns', id);
 }
 
-/** Whether the file is a mounted network namespace (not just the empty mount point left behind). */
-export function isNetnsMounted(file: string): boolean {
+/** The owning user namespace's file of a network namespace file: `<runDir>/userns/<id>`. */
+export function ownerFileOf(netnsFile: string): string {
+  return path.join(path.dirname(path.dirname(netnsFile)), 'userns', path.basename(netnsFile));
+}
+
+/** Whether the file is a mounted namespace (not just the empty mount point left behind). */
+export function isNsMounted(file: string): boolean {
   try {
     return statfsSync(file).type === NSFS_MAGIC;
   } catch {
@@ -26,33 +59,107 @@ export function isNetnsMounted(file: string): boolean {
   }
 }
 
-/** Creates the namespace at `file` (idempotent: an existing one is kept). */
-export async function createNetns(file: string): Promise<void> {
-  if (isNetnsMounted(file)) return;
-  await makeDirs([path.dirname(file)]);
-  if (!existsNow(file)) closeSync(openSync(file, 'w', 0o600));
+// Ports below 1024 bindable by any uid in the namespace, as Docker and containerd do for a
+// container's own network namespace: a server on :80 run by a non-root user of the container
+// works as it would on a machine of its own. The namespace holds only the container: nothing else
+// on the node is reachable through these ports. /proc/sys/net is the writer's namespace's.
+const UNPRIVILEGED_PORTS = 'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start';
+
+/**
+ * Creates the namespace at `file` (idempotent: an existing one is kept), owned by a new user
+ * namespace mapping `owner`'s range when given (held at ownerFileOf(file)).
+ */
+export async function createNetns(file: string, owner?: NetnsOwner): Promise<void> {
+  const ownerFile = ownerFileOf(file);
+  if (isNsMounted(file) && (!owner || isNsMounted(ownerFile))) return;
+  await removeNetns(file); // a half-made pair of an interrupted create
+  await makeDirs([path.dirname(file), ...(owner ? [path.dirname(ownerFile)] : [])]);
+  for (const f of owner ? [file, ownerFile] : [file]) if (!existsNow(f)) closeSync(openSync(f, 'w', 0o600));
   try {
-    // Ports below 1024 bindable by any uid in the namespace, as Docker and containerd do for a
-    // container's own network namespace: under a user namespace (hostUsers: false) the container's
-    // root has no CAP_NET_BIND_SERVICE in this namespace (owned by the node's user namespace), so
-    // a server on :80 would fail with EACCES. The namespace holds only the container: nothing else
-    // on the node is reachable through these ports. /proc/sys/net is the writer's namespace's.
-    await exec('unshare', [`--net=${file}`, '/bin/sh', '-c', 'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start'], { timeoutMs: 30_000 });
+    if (owner) await createOwned(file, ownerFile, owner);
+    else await exec('unshare', [`--net=${file}`, '/bin/sh', '-c', UNPRIVILEGED_PORTS], { timeoutMs: TIMEOUT_MS });
   } catch (err) {
-    throw new Error(`cannot create the network namespace ${file}`, { cause: err });
+    await removeNetns(file).catch(() => undefined);
+    throw new Error(`cannot create the network namespace ${file}${owner ? ` owned by ids ${ownerText(owner)}` : ''}`, { cause: err });
   }
 }
 
-/** Binds the network namespace of a running process at `file` again (`mount --bind /proc/PID/ns/net`). */
-export async function bindNetnsOf(pid: number, file: string): Promise<void> {
-  await makeDirs([path.dirname(file)]);
-  if (!existsNow(file)) closeSync(openSync(file, 'w', 0o600));
-  await exec('mount', ['--bind', `/proc/${pid}/ns/net`, file], { timeoutMs: 30_000 });
+/**
+ * One `unshare --user --net` (a single unshare(2): the new network namespace is the new user
+ * namespace's), its id maps written by node root, both namespaces bound at their files. Not
+ * `unshare --user=FILE --map-users=…`: util-linux 2.38 writes the maps through newuidmap (not
+ * installed, and checking /etc/subuid) and its bind of the user namespace fails here (EPERM).
+ */
+async function createOwned(file: string, ownerFile: string, owner: NetnsOwner): Promise<void> {
+  const child = spawn('unshare', ['--user', '--net', '/bin/sh', '-c', `echo ready && read -r _ && ${UNPRIVILEGED_PORTS}`], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
+  exited.catch(() => undefined);
+  const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) resolve();
+      });
+      exited.then((code) => reject(new Error(`unshare exited (${code}) before its namespaces were made: ${stderr.trim()}`)), reject);
+    });
+    const pid = child.pid!;
+    const map = `0 ${owner.hostID} ${owner.size}\n`;
+    await writeFile(`/proc/${pid}/uid_map`, map);
+    await writeFile(`/proc/${pid}/gid_map`, map);
+    await exec('mount', ['--bind', `/proc/${pid}/ns/user`, ownerFile], { timeoutMs: TIMEOUT_MS });
+    await exec('mount', ['--bind', `/proc/${pid}/ns/net`, file], { timeoutMs: TIMEOUT_MS });
+    child.stdin.end('\n');
+    const code = await exited;
+    if (code !== 0) throw new Error(`the namespace's first command failed (${code}): ${stderr.trim()}`);
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
 }
 
-/** Unmounts and deletes the namespace file (idempotent). */
+/** Binds the namespaces of a running process at `file` (and its owner's) again (`mount --bind /proc/PID/ns/…`). */
+export async function bindNetnsOf(pid: number, file: string, owned: boolean): Promise<void> {
+  const binds: [string, string][] = [[`/proc/${pid}/ns/net`, file]];
+  if (owned) binds.push([`/proc/${pid}/ns/user`, ownerFileOf(file)]);
+  for (const [from, to] of binds) {
+    if (isNsMounted(to)) continue;
+    await makeDirs([path.dirname(to)]);
+    if (!existsNow(to)) closeSync(openSync(to, 'w', 0o600));
+    await exec('mount', ['--bind', from, to], { timeoutMs: TIMEOUT_MS });
+  }
+}
+
+/**
+ * Whether a process may enter its network namespace from its user namespace (what `runc exec`
+ * does): it has none of its own (the caller's), or it is the one held as the owner of `netnsFile`.
+ * A process in a user namespace whose network namespace an older acetate made (node-owned) may not.
+ */
+export function entersOwnNetns(pid: number, netnsFile: string): boolean {
+  const ino = (f: string) => {
+    try {
+      return statSync(f).ino;
+    } catch {
+      return undefined;
+    }
+  };
+  const its = ino(`/proc/${pid}/ns/user`);
+  return its !== undefined && (its === ino('/proc/self/ns/user') || its === ino(ownerFileOf(netnsFile)));
+}
+
+/** Unmounts and deletes the namespace file and its owner's (idempotent). */
 export async function removeNetns(file: string): Promise<void> {
-  if (!existsNow(file)) return;
-  await unmountAll(file);
-  await removePaths([file]);
+  for (const f of [file, ownerFileOf(file)]) {
+    if (!existsNow(f)) continue;
+    await unmountAll(f);
+    await removePaths([f]);
+  }
 }

@@ -12,6 +12,8 @@ import { resolveNodeNetwork, type NodeNetworkOptions } from '../network/node-con
 import { keyOfId, type InstancePaths } from './paths.js';
 import { conmonCgroupDirs, joinCgroups } from './conmon-cgroup.js';
 import type { AppliedRecord, NodeNetworkFacts } from '../runtime.js';
+import { readIds, recordedRange } from '../walls/id-ranges.js';
+import type { OciUserNamespace } from '../walls/userns.js';
 
 export interface NetworkHooksOptions {
   paths: InstancePaths;
@@ -19,6 +21,12 @@ export interface NetworkHooksOptions {
   network?: NodeNetworkOptions & { cniPath?: string; deepCheckIntervalMs?: number };
   driver?: NetworkDriver;
   now?: () => number;
+}
+
+/** The range a container's network namespace is to be owned by: its user namespace's, if any. */
+export function netnsOwnerOf(userns: OciUserNamespace | undefined): NetworkRequest['owner'] {
+  const m = userns?.uidMappings[0];
+  return m ? { hostID: m.hostID, size: m.size } : undefined;
 }
 
 /** A container's network.json (next to its record: it must survive a reboot, for the address). */
@@ -148,8 +156,11 @@ export class NetworkHooks {
     };
   }
 
-  /** Before runc creates the container: the namespace to join and the /etc files (see NetworkPrepared). */
-  async prepare(id: string, record: AppliedRecord): Promise<NetworkPrepared | undefined> {
+  /**
+   * Before runc creates the container: the namespace to join (owned by `owner`'s range, the
+   * container's user namespace's: netnsOwnerOf) and the /etc files (see NetworkPrepared).
+   */
+  async prepare(id: string, record: AppliedRecord, owner?: NetworkRequest['owner']): Promise<NetworkPrepared | undefined> {
     if (record.spec.network !== 'bridge') return undefined;
     const d = await this.readyDriver();
     if (!this.saved) {
@@ -173,12 +184,15 @@ export class NetworkHooks {
       }
       this.saved = true;
     }
-    return d.prepare(this.request(id, record));
+    return d.prepare({ ...this.request(id, record), ...(owner ? { owner } : {}) });
   }
 
   async update(id: string, record: AppliedRecord, repair: boolean, pid?: number): Promise<NetworkStatus | undefined> {
     if (record.spec.network !== 'bridge') return undefined;
-    return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}) }, { repair });
+    // The range it runs with (recorded at its start): a repair's new namespace is owned by it too.
+    const range = recordedRange(await readIds(path.join(this.opts.paths.containersDir, id)));
+    const owner = range ? { hostID: range.hostID, size: range.size } : undefined;
+    return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}), ...(owner ? { owner } : {}) }, { repair });
   }
 
   /**
@@ -195,7 +209,7 @@ export class NetworkHooks {
   /** On removal: anything the container had (also when its network.json is gone). */
   async tearDown(id: string): Promise<void> {
     const { paths } = this.opts;
-    const had = existsNow(networkStateFileOf(paths, id)) || existsNow(path.join(paths.runDir, 'netns', id));
+    const had = [networkStateFileOf(paths, id), path.join(paths.runDir, 'netns', id), path.join(paths.runDir, 'userns', id)].some(existsNow);
     if (!had && !this.driverInstance) return; // never networked, and no driver needed: skip the plugin checks
     await this.driver().tearDown(id);
   }

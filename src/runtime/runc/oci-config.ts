@@ -62,7 +62,8 @@ export interface OciConfigInput {
   /** The static init binary on the node (see init.ts); run as PID 1 unless spec.init is false. */
   initPath?: string;
   /** network: bridge: the persistent namespace to join, and the /etc files written for it. */
-  network?: { netnsPath: string; etcFiles: { hosts: string; hostname: string; resolvConf: string } };
+  /** usernsPath: the user namespace that owns netnsPath (network/netns.ts), joined instead of a new one. */
+  network?: { netnsPath: string; usernsPath?: string; etcFiles: { hosts: string; hostname: string; resolvConf: string } };
   /** The image's config, for a container made from an image (Entrypoint, Cmd, Env, WorkingDir, User). */
   image?: ImageProcessInput;
 }
@@ -182,8 +183,11 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   const caps = resolveCapabilities(spec.security).filter((c) => !bounding || bounding.includes(c));
   const nofile = Math.min(input.hostNofileHard, MAX_NOFILE);
   const netnsPath = spec.network === 'bridge' ? input.network?.netnsPath : undefined;
-  // A network namespace the container's user namespace does not own (the node's, or acetate's bridge one).
-  const foreignNetns = spec.network === 'host' || netnsPath !== undefined;
+  // Joined with the network namespace it owns: one of the container's range, made beside it.
+  const usernsPath = netnsPath && input.userNamespace ? input.network?.usernsPath : undefined;
+  // A network namespace the container's user namespace does not own (the node's, or a bridge one
+  // made by an older acetate, owned by the node's user namespace).
+  const foreignNetns = spec.network === 'host' || (netnsPath !== undefined && usernsPath === undefined);
   // Then /sys is the node's, bound read-only (SYS_BIND: no sysfs can be mounted there), and with it
   // the node's /sys/fs/cgroup: a cgroup namespace would make /proc/self/cgroup say "/" there, and
   // what reads its limits through that path (libuv, the JVM, Go's GOMEMLIMIT helpers) would read
@@ -202,6 +206,8 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     ...(input.userNamespace ? ['user'] : []),
   ].map((type) => ({ type }));
   if (netnsPath) namespaces.find((n) => n.type === 'network')!.path = netnsPath;
+  // runc joins it first (its uid/gid maps, still given below, are then not written again).
+  if (usernsPath) namespaces.find((n) => n.type === 'user')!.path = usernsPath;
   const etc = netnsPath ? etcMounts(input.network!.etcFiles) : [];
   const privileged = spec.security.privileged;
   // The runtime refuses a spec that wants an init when the node has none (see ociConfigInput).

@@ -45,6 +45,7 @@ import { GoneError } from '../../contracts/errors.js';
 import { isRunning } from './observe.js';
 import { keyOfId, type InstancePaths } from './paths.js';
 import type { NetworkStatus, NodeNetworkConfig } from '../network/driver.js';
+import { entersOwnNetns, netnsPathOf } from '../network/netns.js';
 import type { NetworkHooks } from './network-hooks.js';
 import { RuncContext, type RuncRuntimeOptions } from './runc-context.js';
 import { getContainer, listContainers } from './read-containers.js';
@@ -198,7 +199,7 @@ export class RuncRuntime implements Runtime {
     const runc = await this.rc.runc();
     const st = await this.rc.ourState(t);
     if (!st || !isRunning(st)) throw new NotRunningError(key);
-    if (record.spec.network === 'bridge' && record.spec.security.hostUsers === false) throw new ExecUnsupportedError(key);
+    if (record.spec.network === 'bridge' && !entersOwnNetns(st.pid, netnsPathOf(this.rc.paths.runDir, t.id))) throw new ExecUnsupportedError(key);
     return (await execModule()).runcExec({ runcPath: runc.binary, runtimeArgs: runc.globalArgs(), id: t.id, pidDir: t.cp.runDir, key: t.key }, req);
   }
 

@@ -14,6 +14,7 @@ import { isRunning } from './observe.js';
 import type { RuncCli } from './runc-cli.js';
 import type { RuncContext, Target } from './runc-context.js';
 import { NetworkError } from '../network/driver.js';
+import { netnsOwnerOf } from './network-hooks.js';
 import { ociConfigInput, refuseStateDirMounts, stageStartHostPaths } from './config-input.js';
 import { hostPathStagingDir, releaseStagedHostPaths } from '../walls/hostpath-open.js';
 import { noteExit, noteStart } from './run-status.js';
@@ -86,8 +87,10 @@ async function launchOnce(rc: RuncContext, t: Target, record: AppliedRecord, run
 async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, runc: RuncCli, hostPathSources: readonly string[]): Promise<{ pid: number }> {
   const { cp } = t;
   const { conmon } = await rc.binaries();
-  const network = await rc.net.prepare(t.id, record);
-  const config = buildOciConfig({ ...(await ociConfigInput(rc, record, cp, true)), hostPathSources, ...(network ? { network } : {}) });
+  const input = await ociConfigInput(rc, record, cp, true);
+  // Its network namespace is its user namespace's (network/netns.ts): made after the range is known.
+  const network = await rc.net.prepare(t.id, record, netnsOwnerOf(input.userNamespace));
+  const config = buildOciConfig({ ...input, hostPathSources, ...(network ? { network } : {}) });
   await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
   await removePaths([cp.exitFile]);
   // A new process, a new log: the last run's becomes the previous log (bounded as it was by
