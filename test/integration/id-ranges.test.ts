@@ -11,6 +11,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli } from '../support/cli.js';
 import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
+import { readIdRecords } from '../../src/runtime/walls/id-records.js';
 import { waitFor } from '../support/wait.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { shellManifest } from '../support/manifest.js';
@@ -70,6 +71,11 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
     // Destroy a: its range is free; the next container gets it, and b keeps its own.
     await writeFile(path.join(dir, 'a.yaml'), '');
     assert.equal((await apply()).code, 0);
+    // The node's records (with their journal) no longer name a at once; b is still there.
+    const recorded = (await readIdRecords(path.join(stateDir, 'node-id-ranges.json'))).map(
+      (r) => `${r.owner.container} ${r.ranges.map((x) => x.hostID).join(',')}`,
+    );
+    assert.deepEqual(recorded, [`default_b ${range(1).hostID}`]);
     await writeFile(path.join(dir, 'c.yaml'), manifest('c', script));
     assert.equal((await apply()).code, 0);
     await waitLog('c', 'ready');

@@ -18,6 +18,8 @@ import { readRecord } from './store.js';
 import { stopLocked } from './stop.js';
 import { sweepTempDirsOf, withTempDir } from './temp-dirs.js';
 import { keepAsPreviousLog } from './previous-log.js';
+import { readIds, releaseIdRanges } from '../walls/id-ranges.js';
+import { idRangeStore } from '../walls/walls.js';
 
 export async function removeContainer(rc: RuncContext, key: string, opts: RemoveOptions): Promise<void> {
   const t = rc.target(key);
@@ -49,6 +51,7 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
       // The record goes last: while it exists, list() shows the container and removal is retried.
       await removePaths([cp.record]);
     } else {
+      const ids = await readIds(cp.dir);
       // The whole directory, record included, leaves in one rename; what a SIGKILL leaves of
       // the deletion is swept by the next list() of the lock holder.
       await withTempDir(rc, 'removing', t.id, async (trash) => {
@@ -58,6 +61,8 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         }
       });
+      // Its id range is free: the node's records say so at once (a failure here is only a late note).
+      await releaseIdRanges(idRangeStore(rc.paths, rc.opts.isolation ?? {}), cp.dir, ids).catch(() => undefined);
     }
     // What an earlier removal of this container, SIGKILLed after its rename, left in the trash.
     await sweepTempDirsOf(rc, t.id);

@@ -343,6 +343,26 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
   );
 }
 
+/**
+ * At a destroy, once the container's dir is gone (renamed away): its ranges leave the node's
+ * records now, not at the next allocation that finds the dir gone (every reader checks the owner's
+ * dir, so the range was free already; the file no longer names it either). `held`: what its
+ * ids.json recorded before the dir went; nothing recorded, no lock.
+ */
+export async function releaseIdRanges(store: IdRangeStore, dir: string, held: IdsFile | undefined): Promise<void> {
+  if (rangesOf(held).length === 0) return;
+  const self = path.basename(dir);
+  await withIdRecordsLock(
+    lockFileOf(store),
+    async () => {
+      const v = await currentView(store);
+      v.own.delete(self);
+      await recordChange(store, v, self);
+    },
+    { beforeRelease: compact(store) },
+  );
+}
+
 async function writeIds(dir: string, ids: IdsFile): Promise<void> {
   await writeJsonAtomic(idsFileOf(dir), ids);
 }
