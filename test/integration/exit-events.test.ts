@@ -155,6 +155,18 @@ describe('acetate run: exits noticed as events, the resync as the safety net (re
     assert.equal(job.actual?.restartCount, 0);
   });
 
+  it('a container left running without its conmon: the end of its process is seen by the poll and it is restarted, with the resync an hour away', async () => {
+    run = startRun(['--resync', '1h']);
+    const before = await running('web');
+    const restarts = before.actual!.restartCount ?? 0;
+    process.kill((await readPid(path.join(dirs.stateDir, 'run', 'containers', 'default_web', 'conmon.pid')))!, 'SIGKILL');
+    // The loop has seen it unsupervised (its reconcile tracked it), the process still running.
+    await waitFor(async () => (await describeJson('web'))?.actual?.unsupervised !== undefined, { timeoutMs: 30_000, message: 'web shown unsupervised' });
+    process.kill(before.actual!.pid!, 'SIGKILL');
+    const after = await running('web', restarts + 1);
+    assert.notEqual(after.actual!.pid, before.actual!.pid);
+  });
+
   it('conmon killed first, so no exit file: its end (or the resync) gets the container restarted', async () => {
     run = startRun(['--process-poll', '0', '--resync', '2s']);
     const before = await running('web');

@@ -14,6 +14,9 @@
  *   sweep(), called on the loop's poll period, signals 0 only to the conmons without one (no FIFO,
  *   or past the fd budget): every 2 s it cost ~3-8 µs per container, most of the idle loop's CPU
  *   (1.2 ms/s at 300 containers, so ~10 ms/s at 2,500, the whole target).
+ * - A container left running without its conmon (unsupervised) has no exit file to come: its
+ *   process is signalled 0 by sweep() instead, so its end gets it restarted within a poll period,
+ *   not at the next resync (minutes). Such containers are few; a signal each costs microseconds.
  * - Anything else (runc's state removed by hand, a pid reused before the sweep saw it die) is
  *   found by the loop's resync, which re-reads every container.
  *
@@ -23,7 +26,7 @@
 import { existsSync, statSync, watch, type FSWatcher } from 'node:fs';
 import type { ProcessWatch } from '../runtime.js';
 import type { ContainerPaths } from './paths.js';
-import { pidExists } from '../../util/processes.js';
+import { liveStartTimeNow, pidExists } from '../../util/processes.js';
 import { readSmallFileNow } from '../../util/small-file.js';
 import { openLifeline, type Lifeline, LifelineBudget } from './conmon-lifeline.js';
 
@@ -35,7 +38,14 @@ interface Tracked {
   conmon?: number;
   /** Its conmon's FIFO, open for reading: its end of file is conmon's end. */
   lifeline?: Lifeline;
+  /** Running without its conmon: the container's own process, which the sweep checks alive. */
+  orphan?: { pid: number; start: number };
+  /** The pid of an unsupervised run whose end was reported (watchUnsupervised): not again. */
+  endSeen?: number;
 }
+
+/** Alive and not a zombie (one /proc read). */
+const isLive = (pid: number): boolean => liveStartTimeNow(pid) !== undefined;
 
 function pidIn(file: string): number | undefined {
   try {
@@ -50,6 +60,8 @@ export class ExitWatch implements ProcessWatch {
   private readonly tracked = new Map<string, Tracked>();
   /** Running keys whose conmon has no lifeline: the only ones the sweep looks at. */
   private readonly swept = new Set<string>();
+  /** Running keys whose conmon is gone (Tracked.orphan): their processes are swept. */
+  private readonly orphans = new Set<string>();
   private closed = false;
 
   constructor(
@@ -96,21 +108,32 @@ export class ExitWatch implements ProcessWatch {
       added = t.watcher !== undefined;
     }
     // The same run as at the last look (its conmon alive, no exit yet): nothing to read again.
-    if (added || t.conmon === undefined || !pidExists(t.conmon) || existsSync(cp.exitFile)) t.conmon = this.runningConmon(cp);
+    if (added || t.conmon === undefined || !isLive(t.conmon) || existsSync(cp.exitFile)) t.conmon = this.runningConmon(cp);
     this.holdLifeline(key, t, cp);
     if (t.conmon !== undefined && !t.lifeline) this.swept.add(key);
     else this.swept.delete(key);
+    this.watchUnsupervised(key, t, cp);
     // An exit between the reconcile's look and this watch wrote its file unseen: look again.
     if (added && existsSync(cp.exitFile)) this.onChange(key);
   }
 
   /**
-   * Keys whose running container's conmon is gone since they were tracked; each reported once.
-   * Only conmon is looked at: while it lives, the init's end is an exit file (an event); once it
-   * is gone the container is unsupervised whatever its init does. ~3 µs of CPU per container.
+   * Keys whose running container's conmon is gone since they were tracked, and keys of
+   * unsupervised containers whose process has ended; each reported once. Only conmon is looked at
+   * while it lives: the init's end is then an exit file (an event). ~3 µs of CPU per container.
    */
   sweep(): string[] {
     const gone: string[] = [];
+    for (const key of this.orphans) {
+      const t = this.tracked.get(key);
+      // The same process (its start time: not a reused pid), not a zombie.
+      if (t?.orphan !== undefined && liveStartTimeNow(t.orphan.pid) === t.orphan.start) continue;
+      this.orphans.delete(key);
+      if (t?.orphan === undefined) continue;
+      t.endSeen = t.orphan.pid;
+      t.orphan = undefined;
+      gone.push(key);
+    }
     for (const key of this.swept) {
       const t = this.tracked.get(key);
       if (t?.conmon !== undefined && !t.lifeline && pidExists(t.conmon)) continue;
@@ -133,6 +156,7 @@ export class ExitWatch implements ProcessWatch {
     if (t) this.dropLifeline(t);
     this.tracked.delete(key);
     this.swept.delete(key);
+    this.orphans.delete(key);
   }
 
   /** A lifeline to the conmon the container runs under now; none when it runs under none. */
@@ -172,11 +196,33 @@ export class ExitWatch implements ProcessWatch {
     return w;
   }
 
+  /**
+   * A container without its conmon and without an exit file: while its process lives, the sweep
+   * signals it; one that ended before this look (between the reconcile's read and now) is
+   * reported at once, once per pid (its reconcile tracks it again and must not be told again).
+   */
+  private watchUnsupervised(key: string, t: Tracked, cp: ContainerPaths): void {
+    t.orphan = undefined;
+    this.orphans.delete(key);
+    if (t.conmon !== undefined || existsSync(cp.exitFile)) return;
+    const pid = pidIn(cp.pidFile);
+    if (pid === undefined) return;
+    const start = liveStartTimeNow(pid);
+    if (start !== undefined) {
+      t.orphan = { pid, start };
+      this.orphans.add(key);
+    } else if (t.endSeen !== pid) {
+      t.endSeen = pid;
+      this.onChange(key);
+    }
+  }
+
   /** The conmon pid when the container runs under it now (no exit file yet, both alive). */
   private runningConmon(cp: ContainerPaths): number | undefined {
     if (existsSync(cp.exitFile)) return undefined;
     const pid = pidIn(cp.pidFile);
     const conmon = pidIn(cp.conmonPidFile);
-    return pid !== undefined && conmon !== undefined && pidExists(pid) && pidExists(conmon) ? conmon : undefined;
+    // A conmon just killed is a zombie until its new parent reaps it: gone already (its FIFO ended).
+    return pid !== undefined && conmon !== undefined && pidExists(pid) && isLive(conmon) ? conmon : undefined;
   }
 }

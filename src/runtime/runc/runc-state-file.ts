@@ -21,11 +21,14 @@ interface StateJson {
 /** The state file could not be understood; ask runc itself. */
 export class UnreadableStateError extends Error {}
 
-/** Start time of a process in clock ticks (field 22 of /proc/PID/stat) and its parent, undefined if it is gone. */
+/** Start time of a process in clock ticks (field 22 of /proc/PID/stat) and its parent, undefined if it is gone (or a zombie). */
 async function startOf(pid: number): Promise<{ start: number; ppid: number } | undefined> {
   try {
     const stat = await readSmallFile(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie has ended (as runc's own status says: Zombie or Dead is stopped). Without a
+    // supervisor its new parent reaps it when it gets to it, which may be seconds away.
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     return { start: Number(fields[19]), ppid: Number(fields[1]) };
   } catch {
     return undefined;
