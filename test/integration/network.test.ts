@@ -4,6 +4,7 @@
  * bridge and a /24 of its own.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
@@ -17,6 +18,12 @@ import { freePort, httpGet, published, webRequest } from '../support/network-tes
 import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { isAlive } from '../support/proc.js';
+
+/** The cgroup v1 freezer state file of a process's cgroup. */
+async function freezerStateFile(pid: number): Promise<string> {
+  const line = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => /^\d+:freezer:/.test(l))!;
+  return `/sys/fs/cgroup/freezer${line.split(':')[2]}/freezer.state`;
+}
 
 function desiredOf(req: ReturnType<typeof webRequest>): DesiredContainer {
   return { key: `${req.namespace}/${req.name}`, namespace: req.namespace, name: req.name, spec: req.spec, source: req.source };
@@ -164,6 +171,17 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.deepEqual((await snapshotNetworkLeaks(st.dir, n)).netns, [], 'both namespace files gone with it');
   });
 
+  it("a repair's pause left by an acetate that died in it is ended by the next lock holder's read", async () => {
+    const a = await startWeb('paused');
+    await exec('runc', ['--root', st.runtime.paths.runcRoot, 'pause', 'default_paused']);
+    const freezer = await freezerStateFile(a.pid);
+    assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN');
+    await writeFile(`${st.runtime.paths.runContainersDir}/default_paused/paused-for-repair`, `${a.pid}\n`);
+    assert.equal((await st.runtime.get('default/paused'))?.process.pid, a.pid);
+    assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
+    assert.ok(!existsSync(`${st.runtime.paths.runContainersDir}/default_paused/paused-for-repair`));
+  });
+
   it('a veth, a port rule or the namespace file removed by hand is found and repaired in place: same pid, same address', async () => {
     const port = await freePort();
     const a = await startWeb('web', port);
@@ -180,7 +198,21 @@ describe('network: bridge (real CNI plugins)', function () {
         p.actions.map((x) => x.kind),
         ['network'],
       );
-      await executeAction(p.actions[0]!, { runtime: st.runtime });
+      // Paused while the repair runs (a new veth is not walled yet), running again after it.
+      const freezer = await freezerStateFile(a.pid);
+      const seen = new Set<string>();
+      let repairing = true;
+      const sampling = (async () => {
+        while (repairing) {
+          seen.add((await readFile(freezer, 'utf8')).trim());
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      await executeAction(p.actions[0]!, { runtime: st.runtime }).finally(() => (repairing = false));
+      await sampling;
+      assert.ok(seen.has('FROZEN'), `the container was paused during the repair: ${[...seen].join(', ')}`);
+      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
+      assert.ok(!existsSync(`${st.runtime.paths.runContainersDir}/default_web/paused-for-repair`));
       const after = (await st.runtime.get('default/web'))!;
       assert.equal(after.network?.problem, undefined);
       assert.equal(after.process.pid, a.pid);

@@ -126,6 +126,21 @@ export class RuncCli {
     }
   }
 
+  /** `runc pause`: the container's processes frozen (cgroup freezer). */
+  async pause(id: string): Promise<void> {
+    await this.run(['pause', id], `pause ${id}`);
+  }
+
+  /** `runc resume` (idempotent: a container that is not paused, or gone, is left as it is). */
+  async resume(id: string): Promise<void> {
+    try {
+      await this.run(['resume', id], `resume ${id}`);
+    } catch (err) {
+      if (err instanceof RuncError && (NOT_EXIST.test(err.runcMessage) || /not paused/i.test(err.runcMessage))) return;
+      throw err;
+    }
+  }
+
   /** `runc update` with the given flags (see resources.ts). */
   async update(id: string, flags: string[]): Promise<void> {
     await this.run(['update', ...flags, id], `update ${id}`);

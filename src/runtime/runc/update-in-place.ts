@@ -2,7 +2,9 @@
  * Changes to a container that keep its process: limits resized in place (cgroups and the private
  * area's filesystem), ports published again or a broken network repaired, the record rewritten.
  */
+import path from 'node:path';
 import type { Resources } from '../../api/types.js';
+import { removePaths, writeSmallFile } from '../../util/small-file.js';
 import type { AppliedRecord, ResizeResult } from '../runtime.js';
 import type { NetworkStatus } from '../network/driver.js';
 import { isRunning } from './observe.js';
@@ -54,8 +56,30 @@ export async function updateNetwork(rc: RuncContext, key: string, opts: { repair
   return rc.locks.run(key, async () => {
     const record = await rc.requireRecord(t);
     const st = await rc.ourState(t);
-    return rc.net.update(t.id, record, opts.repair, st && isRunning(st) ? st.pid : undefined);
+    const pid = st && isRunning(st) ? st.pid : undefined;
+    if (!opts.repair || pid === undefined || record.spec.network !== 'bridge') return rc.net.update(t.id, record, opts.repair, pid);
+    // A repair may give the running container a new veth (its eth0 deleted: a container with
+    // NET_ADMIN can do that at will), which is a port of the bridge before its address and MAC
+    // are walled (walls.ts enrolls it after the plugins' ADD; this kernel has no bridge meta
+    // match to drop a port not enrolled yet). Its processes are paused (runc pause: the freezer)
+    // until the repair is done, so no frame of theirs crosses that gap. The marker says so to the
+    // next acetate, should this one die in between (read-containers.ts resumes it).
+    const runc = await rc.runc();
+    const marker = repairPauseMarker(t.cp);
+    await writeSmallFile(marker, `${pid}\n`);
+    try {
+      await runc.pause(t.id);
+      return await rc.net.update(t.id, record, opts.repair, pid);
+    } finally {
+      await runc.resume(t.id);
+      await removePaths([marker]);
+    }
   });
+}
+
+/** Present while a repair keeps the container paused (updateNetwork). */
+export function repairPauseMarker(cp: ContainerPaths): string {
+  return path.join(cp.runDir, 'paused-for-repair');
 }
 
 export async function recordApplied(rc: RuncContext, key: string, record: AppliedRecord): Promise<void> {
