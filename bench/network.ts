@@ -169,7 +169,7 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
         const d = await acetate(stateDir, runDir, netw, ['apply', '-f', dir, '--allow-empty', '--concurrency', '1']);
         if (d.code !== 0) throw new Error(`acetate destroy failed: ${d.stderr}`);
         const left = await snapshotNetworkLeaks(stateDir, netw, { runDir });
-        if (left.netns.length + left.leases.length + left.veths.length + left.iptables.length + left.walls.length)
+        if (left.netns.length + left.userns.length + left.leases.length + left.veths.length + left.iptables.length + left.walls.length)
           throw new Error(`acetate destroy left ${JSON.stringify(left)}`);
         ace.c.push(c);
         ace.d.push(d);

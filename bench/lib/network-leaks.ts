@@ -34,8 +34,9 @@ export function networkEnv(n: TestNetwork): NodeJS.ProcessEnv {
 }
 
 export interface NetworkLeaks {
-  /** Network namespace files, and `userns/<id>` for the user namespaces that own them. */
   netns: string[];
+  /** The files of the user namespaces that own network namespaces (network/netns.ts). */
+  userns: string[];
   leases: string[];
   veths: string[];
   iptables: string[];
@@ -73,7 +74,8 @@ export async function snapshotNetworkLeaks(stateDir: string, n: TestNetwork, opt
   const ip = instancePaths(stateDir, opts.runDir);
   const leaseDir = path.join(ip.stateDir, 'network', 'leases', `acetate-${ip.instanceHash}`);
   return {
-    netns: [...listDir(path.join(ip.runDir, 'netns')), ...listDir(path.join(ip.runDir, 'userns')).map((id) => `userns/${id}`)],
+    netns: listDir(path.join(ip.runDir, 'netns')),
+    userns: listDir(path.join(ip.runDir, 'userns')),
     leases: listDir(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
     veths: listDir(`/sys/class/net/${n.bridge}/brif`),
     iptables: (await instanceRules(stateDir, n)).map((r) => `${r.table}: ${r.rule}`),
@@ -96,6 +98,7 @@ async function wallsLeft(n: TestNetwork, bridgeGone: boolean): Promise<string[]>
 export function networkProblems(l: NetworkLeaks): string[] {
   const out: string[] = [];
   if (l.netns.length) out.push(`network namespaces: ${l.netns.join(', ')}`);
+  if (l.userns.length) out.push(`user namespaces of network namespaces: ${l.userns.join(', ')}`);
   if (l.leases.length) out.push(`leases: ${l.leases.join(', ')}`);
   if (l.veths.length) out.push(`veths: ${l.veths.join(', ')}`);
   if (l.iptables.length) out.push(`iptables rules: ${l.iptables.join(' | ')}`);

@@ -342,7 +342,7 @@ export class NotRunningError extends Error {
 export class ExecUnsupportedError extends Error {
   constructor(key: string) {
     super(
-      `cannot exec in ${key}: its network namespace was made by an older acetate and belongs to the node's user namespace, not to the container's, and runc 1.1.5 joins the user namespace first (setns: EPERM). Its processes run; its next start (state: Stopped, then Running) gives it a network namespace of its own, and exec works`,
+      `cannot exec in ${key}: its network namespace is not known to be its user namespace's (made by an older acetate, owned by the node's; or the file holding its owner was removed), and runc 1.1.5 joins the user namespace first (setns: EPERM). Its processes run; \`acetate run\` binds a removed file again within seconds, and its next start (state: Stopped, then Running) gives it a network namespace of its own`,
     );
     this.name = 'ExecUnsupportedError';
   }

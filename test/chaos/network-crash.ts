@@ -136,6 +136,9 @@ async function checkNetwork(s: NetSuite, keepAddresses: boolean): Promise<void> 
   const problems: string[] = [];
   const extraNs = leaks.netns.filter((id) => !ids.has(id));
   if (extraNs.length || leaks.netns.length !== ids.size) problems.push(`namespaces ${leaks.netns.join(', ')} (want ${[...ids].join(', ')})`);
+  // Owners only of the namespaces of live containers (none for node-id containers).
+  const extraUserns = leaks.userns.filter((id) => !ids.has(id));
+  if (extraUserns.length) problems.push(`user namespaces ${extraUserns.join(', ')} of no container`);
   const extraLeases = leaks.leases.filter((ip) => !ipSet.has(ip));
   if (extraLeases.length || leaks.leases.length !== ipSet.size) problems.push(`leases ${leaks.leases.join(', ')} (want ${[...ipSet].join(', ')})`);
   if (leaks.veths.length !== ids.size) problems.push(`${leaks.veths.length} veths on ${s.network.bridge} for ${ids.size} bridge containers`);

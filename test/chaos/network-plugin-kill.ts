@@ -130,6 +130,7 @@ async function leftOf(s: PluginKillSuite, id: string, ip: string | undefined, ho
   const out: string[] = [];
   const leaks = await snapshotNetworkLeaks(s.stateDir, s.network);
   if (leaks.netns.includes(id)) out.push(`namespace ${id}`);
+  if (leaks.userns.includes(id)) out.push(`user namespace ${id}`);
   if (ip && leaks.leases.includes(ip)) out.push(`lease ${ip}`);
   for (const { table, rule } of await instanceRules(s.stateDir, s.network)) {
     if (rule.includes(`id: \\"${id}\\"`) || (ip && rule.includes(`${ip}/32`))) out.push(`${table}: ${rule}`);

@@ -59,6 +59,7 @@ describe('network namespaces owned by the container’s user namespace', functio
   it("the pair's network namespace is owned by its user namespace, one node root made by the node's; exec's check tells them apart", async () => {
     const owned = netnsPathOf(runDir, 'owned');
     const nodeOwned = netnsPathOf(runDir, 'node');
+    await createNetns(owned, OWNER); // kept from the test before, or made here
     await createNetns(nodeOwned);
     assert.ok(!isNsMounted(ownerFileOf(nodeOwned)));
     // The owner of each network namespace, as the kernel says (lsns's ONS: NS_GET_USERNS), of a
@@ -79,8 +80,16 @@ describe('network namespaces owned by the container’s user namespace', functio
     assert.equal(entersOwnNetns(999_999_999, owned), false, 'no such process');
   });
 
-  it('removes both files and their mounts', async () => {
+  it('keeps a pair in use whose owner file is gone when told to (a repair), makes it again otherwise; removes both files', async () => {
     const net = netnsPathOf(runDir, 'owned');
+    await createNetns(net, OWNER);
+    const netIno = (await stat(net)).ino;
+    await exec('umount', [ownerFileOf(net)]);
+    await createNetns(net, OWNER, { keep: true });
+    assert.equal((await stat(net)).ino, netIno, 'kept: a process may be in it');
+    assert.ok(!isNsMounted(ownerFileOf(net)));
+    await createNetns(net, OWNER);
+    assert.ok(isNsMounted(net) && isNsMounted(ownerFileOf(net)), 'made again, with its owner');
     await removeNetns(net);
     assert.deepEqual(await readdir(path.join(runDir, 'userns')), []);
     assert.ok(!isNsMounted(net));

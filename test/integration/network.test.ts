@@ -11,7 +11,7 @@ import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
 import type { DesiredContainer } from '../../src/api/types.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
-import { isNsMounted } from '../../src/runtime/network/netns.js';
+import { createNetns, isNsMounted, netnsPathOf } from '../../src/runtime/network/netns.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
@@ -145,6 +145,21 @@ describe('network: bridge (real CNI plugins)', function () {
     const owner = (JSON.parse(await readFile(stateFile, 'utf8')) as { owner?: string }).owner;
     assert.match(owner ?? '', /^\d+\+65536$/);
 
+    // Its owner's file unmounted by hand while it runs: a problem, repaired by binding the
+    // process's own user namespace again (same pid, same namespace), and exec works after.
+    await exec('umount', [userFile]);
+    const broken = (await st.runtime.get('default/uweb'))!;
+    assert.match(broken.network?.problem ?? '', /user namespace .* of its network namespace is gone/);
+    const fix = plan({ desired: new Map([['default/uweb', desiredOf(req)]]), actual: new Map([['default/uweb', broken]]), complete: true });
+    assert.deepEqual(
+      fix.actions.map((x) => x.kind),
+      ['network'],
+    );
+    await executeAction(fix.actions[0]!, { runtime: st.runtime });
+    assert.equal(await ino(`/proc/${first.pid}/ns/user`), await ino(userFile), 'bound again from the process');
+    assert.equal((await st.runtime.get('default/uweb'))?.process.pid, first.pid);
+    assert.equal((await probe()).exitCode, 0);
+
     // What an older acetate left: network.json without an owner (its namespace the node's).
     await st.runtime.stop('default/uweb', { graceSeconds: 0 });
     const old = JSON.parse(await readFile(stateFile, 'utf8')) as Record<string, unknown>;
@@ -168,7 +183,8 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.equal(kept.hostVeth, now.hostVeth, 'the same attachment across a restart');
     assert.ok(isNsMounted(netFile) && isNsMounted(userFile));
     await st.runtime.remove('default/uweb', { keepPrivateArea: false });
-    assert.deepEqual((await snapshotNetworkLeaks(st.dir, n)).netns, [], 'both namespace files gone with it');
+    const gone = await snapshotNetworkLeaks(st.dir, n);
+    assert.deepEqual([gone.netns, gone.userns], [[], []], 'both namespace files gone with it');
   });
 
   it("a repair's pause left by an acetate that died in it is ended by the next lock holder's read", async () => {
@@ -257,6 +273,10 @@ describe('network: bridge (real CNI plugins)', function () {
     const before = await snapshotNetworkLeaks(st.dir, n);
     assert.ok(before.netns.includes('default_orphan') && before.leases.includes(a.ip));
 
+    // And a pair acetate was killed while making: an owner bound, the network file still empty.
+    const ghost = netnsPathOf(st.runtime.paths.runDir, 'default_ghost');
+    await createNetns(ghost, { hostID: 1_320_000_000, size: 65536 });
+    await exec('umount', [ghost]);
     const fresh = makeRuntime(st.dir, { network: n });
     assert.deepEqual(
       (await fresh.list()).map((c) => c.name),
@@ -264,6 +284,7 @@ describe('network: bridge (real CNI plugins)', function () {
     );
     const after = await snapshotNetworkLeaks(st.dir, n);
     assert.deepEqual(after.netns, ['default_kept']);
+    assert.deepEqual(after.userns, [], 'the ghost pair is gone, its owner unmounted');
     assert.ok(!after.leases.includes(a.ip), 'the lease is released');
     assert.equal(after.veths.length, 1);
     assert.deepEqual(
@@ -338,7 +359,7 @@ describe('network: bridge, a full subnet (real CNI plugins)', function () {
     // The five running containers' ports stay enrolled in the bridge's address check; no other one.
     const walls = leaks.walls.filter((w) => !leaks.veths.some((v) => w === `port ${v}`));
     assert.deepEqual(
-      networkProblems({ ...leaks, netns: [], leases: [], veths: [], iptables: leaks.iptables.filter((r) => r.includes('default_c5')), walls }),
+      networkProblems({ ...leaks, netns: [], userns: [], leases: [], veths: [], iptables: leaks.iptables.filter((r) => r.includes('default_c5')), walls }),
       [],
     );
   });

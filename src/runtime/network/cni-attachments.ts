@@ -10,7 +10,7 @@ import { removePaths } from '../../util/small-file.js';
 import { CniError, type CniResult } from './cni-exec.js';
 import { addList, addressOf, callOne, checkList, containerMacOf, delList, IFNAME, loopbackUp, type CniTarget, type PluginConfig } from './cni-list.js';
 import { NetworkError, type NetworkRequest, type NodeNetworkConfig } from './driver.js';
-import { createNetns, netnsPathOf, ownerText, removeNetns } from './netns.js';
+import { createNetns, isNsMounted, netnsPathOf, ownerText, removeNetns } from './netns.js';
 import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leases.js';
 import type { PortClaims } from './port-claims.js';
 import { sweepContainerRules, sweepForwardRules } from './iptables-sweep.js';
@@ -89,6 +89,9 @@ export class CniAttachments {
     const t = this.target(req.id);
     const wantIp = old?.ip ?? this.leaseOf(req.id);
     await this.detach(req.id, old, { keepNetns }).catch(() => undefined);
+    // A failed DEL leaves the namespace: a new one is made whatever its owner was (the owner may
+    // change here, and an existing pair's mapping is not checked by createNetns).
+    if (!keepNetns) await removeNetns(t.netns);
     // Its address stays its own until the ADD in end() asks for it again (see holdLease).
     if (wantIp) holdLease(this.leasesDir, this.config.name, wantIp, t.containerId, IFNAME);
     const unhold = () => wantIp && releaseHeldLease(this.leasesDir, this.config.name, wantIp, t.containerId);
@@ -99,7 +102,7 @@ export class CniAttachments {
       throw err;
     }
     try {
-      await createNetns(t.netns, req.owner);
+      await createNetns(t.netns, req.owner, { keep: keepNetns });
     } catch (err) {
       unhold();
       await this.claims.release(req.id).catch(() => undefined);
@@ -198,6 +201,9 @@ export class CniAttachments {
     const prev = st?.result ?? (leased ? resultFromLease(leased, this.config.subnet, t.netns) : undefined);
     const ip = st?.ip ?? leased;
     // rulesLeft: garbage collection found rules naming it, though nothing else of it is left.
+    // A namespace file that holds no namespace (acetate killed while making it): the plugins'
+    // DEL would refuse it ("unknown FS magic"), and with it every destroy. A missing one they take.
+    if (existsSync(t.netns) && !isNsMounted(t.netns)) await removeNetns(t.netns);
     const hadAnything = !!st || !!prev || existsSync(t.netns) || !!o.rulesLeft;
     if (hadAnything) {
       let failed: unknown;

@@ -131,6 +131,8 @@ export class CniNetworkDriver implements NetworkDriver {
    */
   private shallowProblem(st: NetworkStateFile): string | undefined {
     if (!isNsMounted(st.netns)) return `network namespace ${st.netns} is gone`;
+    // Its owner's file lost: bound again from the process by a repair (update), else made anew.
+    if (st.owner && !isNsMounted(ownerFileOf(st.netns))) return `user namespace ${ownerFileOf(st.netns)} of its network namespace is gone`;
     if (!this.vethPresent(st)) return `veth ${st.hostVeth} of ${st.ip} is gone`;
     if (st.hostVeth && this.masterOf(st.hostVeth) !== this.config.bridge) {
       return existsSync(`/sys/class/net/${this.config.bridge}`)
@@ -177,8 +179,9 @@ export class CniNetworkDriver implements NetworkDriver {
 
   /**
    * Whether the namespace is owned as the start asks (by the node's user namespace, or by one of
-   * the container's range, held at its file): a container whose range or hostUsers changed, or
-   * one set up before network namespaces had owners, gets a new one (same address, see begin).
+   * the container's range, held at its file): one set up before network namespaces had owners
+   * gets a new one (same address, see begin). A changed range or hostUsers is a planned replace,
+   * which tears the network down first; this compares anyway, so no start joins a pair of another range.
    */
   private ownedAsAsked(st: NetworkStateFile, req: NetworkRequest): boolean {
     if (st.owner !== ownerText(req.owner)) return false;

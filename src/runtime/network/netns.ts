@@ -67,11 +67,14 @@ const UNPRIVILEGED_PORTS = 'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_sta
 
 /**
  * Creates the namespace at `file` (idempotent: an existing one is kept), owned by a new user
- * namespace mapping `owner`'s range when given (held at ownerFileOf(file)).
+ * namespace mapping `owner`'s range when given (held at ownerFileOf(file)). A pair whose owner
+ * file is gone is made again, unless `keep`. Callers that change the owner remove the old pair
+ * first (cni-attachments.ts begin): an existing pair's mapping is not checked here.
  */
-export async function createNetns(file: string, owner?: NetnsOwner): Promise<void> {
+export async function createNetns(file: string, owner?: NetnsOwner, opts: { keep?: boolean } = {}): Promise<void> {
   const ownerFile = ownerFileOf(file);
-  if (isNsMounted(file) && (!owner || isNsMounted(ownerFile))) return;
+  // `keep`: a running process is in it (a repair in place): never replaced here, whatever its owner.
+  if (isNsMounted(file) && (opts.keep || !owner || isNsMounted(ownerFile))) return;
   await removeNetns(file); // a half-made pair of an interrupted create
   await makeDirs([path.dirname(file), ...(owner ? [path.dirname(ownerFile)] : [])]);
   for (const f of owner ? [file, ownerFile] : [file]) if (!existsNow(f)) closeSync(openSync(f, 'w', 0o600));
@@ -91,14 +94,18 @@ export async function createNetns(file: string, owner?: NetnsOwner): Promise<voi
  * installed, and checking /etc/subuid) and its bind of the user namespace fails here (EPERM).
  */
 async function createOwned(file: string, ownerFile: string, owner: NetnsOwner): Promise<void> {
-  const child = spawn('unshare', ['--user', '--net', '/bin/sh', '-c', `echo ready && read -r _ && ${UNPRIVILEGED_PORTS}`], {
+  // The port setting first (node root's uid, all capabilities in the new user namespace, which owns
+  // the new network namespace), so a pair is never bound without it; then it waits for its maps
+  // and binds, and ends when told (or at the end of its input, should acetate die).
+  const child = spawn('unshare', ['--user', '--net', '/bin/sh', '-c', `${UNPRIVILEGED_PORTS} && echo ready && read -r _`], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  child.stdin.on('error', () => undefined); // EPIPE once it has ended: seen as its exit
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  const exited = new Promise<number | null>((resolve, reject) => {
+  const exited = new Promise<string>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) => resolve(code));
+    child.once('exit', (code, signal) => resolve(signal ?? String(code)));
   });
   exited.catch(() => undefined);
   const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
@@ -109,7 +116,7 @@ async function createOwned(file: string, ownerFile: string, owner: NetnsOwner): 
         out += d.toString();
         if (out.includes('ready\n')) resolve();
       });
-      exited.then((code) => reject(new Error(`unshare exited (${code}) before its namespaces were made: ${stderr.trim()}`)), reject);
+      exited.then((end) => reject(new Error(`unshare ended (${end}) before its namespaces were made: ${stderr.trim()}`)), reject);
     });
     const pid = child.pid!;
     const map = `0 ${owner.hostID} ${owner.size}\n`;
@@ -117,9 +124,13 @@ async function createOwned(file: string, ownerFile: string, owner: NetnsOwner): 
     await writeFile(`/proc/${pid}/gid_map`, map);
     await exec('mount', ['--bind', `/proc/${pid}/ns/user`, ownerFile], { timeoutMs: TIMEOUT_MS });
     await exec('mount', ['--bind', `/proc/${pid}/ns/net`, file], { timeoutMs: TIMEOUT_MS });
+    // Still waiting for its word, so the pid was its own all along (not reused by another process
+    // after a kill at the timeout): the files hold its namespaces.
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`unshare ended (${child.signalCode ?? child.exitCode}) while its namespaces were bound`);
     child.stdin.end('\n');
-    const code = await exited;
-    if (code !== 0) throw new Error(`the namespace's first command failed (${code}): ${stderr.trim()}`);
+    const end = await exited;
+    if (end !== '0') throw new Error(`the namespace's shell failed (${end}): ${stderr.trim()}`);
   } finally {
     clearTimeout(timer);
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -146,7 +157,8 @@ export async function bindNetnsOf(pid: number, file: string, owned: boolean): Pr
 export function entersOwnNetns(pid: number, netnsFile: string): boolean {
   const ino = (f: string) => {
     try {
-      return statSync(f).ino;
+      const st = statSync(f);
+      return `${st.dev}:${st.ino}`;
     } catch {
       return undefined;
     }

@@ -134,7 +134,8 @@ function baseMounts(privileged: boolean): OciMount[] {
 
 /**
  * In a user namespace sysfs can only be mounted by the owner of the network namespace: a container
- * sharing the node's network gets the node's /sys bound read-only instead (as Podman does).
+ * in one it does not own gets the node's /sys bound read-only instead (as Podman does). Only a
+ * bridge container set up by an older acetate is such now (network: host needs hostUsers: true).
  */
 const SYS_BIND: OciMount = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
 /**
