@@ -28,6 +28,23 @@ export function untrustedWhy(what: string, st: Stats): string | undefined {
   return undefined;
 }
 
+/**
+ * Throws o.error(...) when the file's dir exists and is not root's (or this user's) and writable
+ * by its owner only: a file acetate is about to make there could be replaced (or its lock file
+ * planted) by anyone who may write in it. A missing dir is fine (the writer makes it, 0700).
+ */
+export function refuseUntrustedDirSync(file: string, o: Pick<TrustedReadOptions, 'what' | 'error'>): void {
+  const dir = path.dirname(file);
+  let st: Stats;
+  try {
+    st = statSync(dir);
+  } catch {
+    return;
+  }
+  const why = untrustedWhy(`its dir ${dir}`, st);
+  if (why) throw o.error(`${file}: ${o.what} is refused: ${why} (it must be root's and writable by root only)`);
+}
+
 /** The file's text; undefined when it does not exist. Throws o.error(...) naming the file and why on anything untrusted. */
 export function readTrustedFileSync(file: string, o: TrustedReadOptions): string | undefined {
   const dir = path.dirname(file);
@@ -36,7 +53,11 @@ export function readTrustedFileSync(file: string, o: TrustedReadOptions): string
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOENT') {
+      // None yet, so the writer will make it here: only in a dir nobody else may write in.
+      refuseUntrustedDirSync(file, o);
+      return undefined;
+    }
     if (code === 'ELOOP') throw o.error(`${file}: ${o.what} is a symlink: refused (make it a plain file owned by root)`, err);
     throw o.error(`${file}: cannot read ${o.what} (${code ?? (err as Error).message})`, err);
   }

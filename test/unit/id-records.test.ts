@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readIdRecords, readIdRecordsSync, writeIdRecords } from '../../src/runtime/walls/id-records.js';
 import { IdPoolError } from '../../src/runtime/walls/id-pool.js';
+import { assignIdRange } from '../../src/runtime/walls/id-ranges.js';
 import { withTmpDir } from '../support/tmpdir.js';
 
 const RECORD = { owner: { stateDir: '/var/lib/acetate', container: 'default_web' }, ranges: [{ hostID: 1_000_065_536, size: 65536 }] };
@@ -52,6 +53,23 @@ describe('node id records file: owner, mode and size checked when read (walls/id
       await chmod(recs, 0o755);
       await chown(recs, 1000, 1000);
       await refused(file, new RegExp(`its dir ${recs} is owned by uid 1000, not root`));
+    }));
+
+  it('no file yet in a dir others may write in (/tmp): refused before anything is written there, the lock included', () =>
+    withTmpDir(async (dir) => {
+      const recs = path.join(dir, 'shared');
+      await mkdir(recs, { mode: 0o755 });
+      await chmod(recs, 0o1777);
+      const file = path.join(recs, 'node-id-ranges.json');
+      await refused(file, new RegExp(`its dir ${recs} is writable by its group`));
+      const store = { containersDir: path.join(dir, 'containers'), recordsFile: file, pool: { hostID: 1_000_000_000, size: 131072 } };
+      await mkdir(path.join(store.containersDir, 'default_web'), { recursive: true });
+      await assert.rejects(assignIdRange(store, path.join(store.containersDir, 'default_web'), true), (err: unknown) => {
+        assert.ok(err instanceof IdPoolError, String(err));
+        assert.match(err.message, /is writable by its group/);
+        return true;
+      });
+      assert.deepEqual(await readdir(recs), [], 'no records file, no lock file made there');
     }));
 
   it('a symlink in place of the file, and a file over 16 MiB, are refused', () =>

@@ -36,6 +36,7 @@ import {
   ownerExists,
   readIdRecords,
   readIdRecordsSync,
+  refuseUntrustedRecordsDir,
   writeIdRecords,
   type IdRecord,
   type IdRecordOwner,
@@ -78,7 +79,9 @@ export interface IdRangeStore {
   pool: IdRange;
 }
 
+/** The records' lock file, once its dir is known to be root's alone (the lock is made there first). */
 function lockFileOf(store: IdRangeStore): string {
+  refuseUntrustedRecordsDir(store.recordsFile);
   return `${store.recordsFile}.lock`;
 }
 

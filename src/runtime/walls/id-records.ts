@@ -26,7 +26,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../../util/write-file-atomic.js';
 import { IdPoolError, type IdRange } from './id-pool.js';
-import { readTrustedFileSync } from '../../util/trusted-file.js';
+import { readTrustedFileSync, refuseUntrustedDirSync } from '../../util/trusted-file.js';
 
 export const DEFAULT_ID_RECORDS = '/var/lib/acetate/node-id-ranges.json';
 export const ID_RECORDS_ENV = 'ACETATE_ID_RECORDS';
@@ -132,12 +132,19 @@ export function compactIdRecordsSync(file: string): void {
  * could write could be given a record covering the whole pool (every create "pool full") or
  * dropping another's ranges (two containers given one range).
  */
+const TRUST = {
+  what: "the node's id records file",
+  maxBytes: MAX_RECORDS_BYTES,
+  error: (message: string, cause?: unknown) => new IdPoolError(message, cause === undefined ? undefined : { cause }),
+};
+
 function readTrusted(file: string): string | undefined {
-  return readTrustedFileSync(file, {
-    what: "the node's id records file",
-    maxBytes: MAX_RECORDS_BYTES,
-    error: (message, cause) => new IdPoolError(message, cause === undefined ? undefined : { cause }),
-  });
+  return readTrustedFileSync(file, TRUST);
+}
+
+/** Before the records' lock is made beside them: their dir must be root's alone (IdPoolError naming it). */
+export function refuseUntrustedRecordsDir(file: string): void {
+  refuseUntrustedDirSync(file, TRUST);
 }
 
 /** The records and their journal; throws (IdPoolError naming the file) on a file anyone but root could write, too large, or malformed. */
