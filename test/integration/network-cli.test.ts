@@ -96,20 +96,22 @@ spec:
     const pidA = a.actual!.pid!;
     // Its network namespace is its user namespace's (network/netns.ts): `acetate exec` enters it
     // (runc 1.1.5 joins the user namespace first), it has a sysfs of its own network instead of
-    // the node's /sys (which showed every container's cgroup, named by its key), and its own
-    // cgroup namespace.
+    // the node's /sys (which showed every container's cgroup, named by its key), its own cgroup
+    // namespace, and its own cgroups at /sys/fs/cgroup: what sizes itself from its memory limit
+    // (the JVM, libuv) finds it there, and nothing of the node's tree.
     const inside = await cli([
       'exec',
       'web-a',
       '--',
       'sh',
       '-c',
-      'grep :memory: /proc/self/cgroup; ls -A /sys/fs/cgroup | wc -l; ls /sys/class/net; cat /proc/self/uid_map',
+      'grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; find /sys/fs/cgroup/memory -mindepth 1 -type d | wc -l; ls /sys/class/net; cat /proc/self/uid_map',
     ]);
     assert.equal(inside.code, 0, inside.stderr);
-    const [cg, nodeCgroups, ...rest] = inside.stdout.trim().split('\n');
+    const [cg, limit, subdirs, ...rest] = inside.stdout.trim().split('\n');
     assert.match(cg!, /^\d+:memory:\/$/, `its own cgroup namespace: ${inside.stdout}`);
-    assert.equal(nodeCgroups!.trim(), '0', `none of the node's cgroups: ${inside.stdout}`);
+    assert.equal(Number(limit), 48 * 2 ** 20, `its memory limit, read inside: ${inside.stdout}`);
+    assert.equal(subdirs!.trim(), '0', `none of the node's cgroups: ${inside.stdout}`);
     assert.deepEqual(rest.slice(0, -1).sort(), ['eth0', 'lo'], `its own network's sysfs: ${inside.stdout}`);
     const [inner, outer] = rest.at(-1)!.trim().split(/\s+/).map(Number);
     assert.equal(inner, 0);

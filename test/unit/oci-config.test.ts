@@ -101,6 +101,11 @@ describe('buildOciConfig (pure)', () => {
       ['pid', 'ipc', 'uts', 'mount', 'network', 'user'],
     );
     assert.equal(bridged.mounts.find((m) => m.destination === '/sys')?.type, 'bind');
+    assert.equal(
+      bridged.mounts.find((m) => m.destination === '/sys/fs/cgroup'),
+      undefined,
+      "the node's, with its /sys",
+    );
     // One it owns (network/netns.ts): its user namespace is joined by path, its maps still given
     // (runc writes none for a joined one), a sysfs of its own and a cgroup namespace.
     const owned = buildOciConfig(input({ network: 'bridge' }, { userNamespace, network: { ...network, usernsPath: '/run/userns/x' } }));
@@ -134,11 +139,18 @@ describe('buildOciConfig (pure)', () => {
     );
     assert.deepEqual(
       c.mounts.map((m) => m.destination),
-      ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/data', '/var/cache'],
+      ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/data', '/var/cache'],
     );
-    assert.deepEqual(c.mounts[6], { destination: '/data', type: 'bind', source: '/data', options: ['rbind', 'rprivate', 'ro'] });
-    assert.deepEqual(c.mounts[7], { destination: '/var/cache', type: 'bind', source: '/cache', options: ['rbind', 'rprivate'] });
+    assert.deepEqual(c.mounts[7], { destination: '/data', type: 'bind', source: '/data', options: ['rbind', 'rprivate', 'ro'] });
+    assert.deepEqual(c.mounts[8], { destination: '/var/cache', type: 'bind', source: '/cache', options: ['rbind', 'rprivate'] });
     assert.ok(c.mounts.find((m) => m.destination === '/sys')!.options!.includes('ro'));
+    // Its own cgroups, read-only (what sizes itself from its limits finds them).
+    assert.deepEqual(c.mounts[6], {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+    });
     assert.equal(c.mounts.find((m) => m.destination === '/dev')!.type, 'tmpfs');
   });
 
@@ -211,6 +223,7 @@ describe('buildOciConfig (pure)', () => {
     assert.deepEqual(c.linux.maskedPaths, []);
     assert.deepEqual(c.linux.readonlyPaths, []);
     assert.ok(c.mounts.find((m) => m.destination === '/sys')!.options!.includes('rw'));
+    assert.ok(c.mounts.find((m) => m.destination === '/sys/fs/cgroup')!.options!.includes('rw'));
     const bounded = buildOciConfig(input({ security: security({ privileged: true }) }, { boundingCapabilities: ['CAP_KILL', 'CAP_SYS_ADMIN'] }));
     assert.deepEqual(bounded.process.capabilities.bounding, ['CAP_KILL', 'CAP_SYS_ADMIN']);
   });

@@ -133,6 +133,17 @@ function baseMounts(privileged: boolean): OciMount[] {
 }
 
 /**
+ * The container's own cgroups at /sys/fs/cgroup (Docker's and Podman's default), read-only unless
+ * privileged: with its cgroup namespace they are its own subtree, so what sizes itself from its
+ * limits (the JVM, libuv, Go's GOMEMLIMIT helpers) finds them instead of the node's memory and
+ * CPUs. runc mounts each v1 hierarchy of the node (or the v2 one). Not where /sys is the node's
+ * bound (SYS_BIND: no cgroup namespace, so the node's tree is already there).
+ */
+function cgroupMount(privileged: boolean): OciMount {
+  return { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', privileged ? 'rw' : 'ro'] };
+}
+
+/**
  * In a user namespace sysfs can only be mounted by the owner of the network namespace: a container
  * in one it does not own gets the node's /sys bound read-only instead (as Podman does). Only a
  * bridge container set up by an older acetate is such now (network: host needs hostUsers: true).
@@ -231,6 +242,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
     mounts: [
       ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
       ...baseMounts(privileged).map((m) => (sysBound && m.type === 'sysfs' ? SYS_BIND : m)),
+      ...(sysBound ? [] : [cgroupMount(privileged)]),
       ...(input.isolationMounts ?? []),
       ...etc,
       ...binds,
