@@ -1,4 +1,5 @@
 /** Process checks through /proc (no process spawned): is a pid alive, and the same process as before? */
+import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { readSmallFile, readSmallFileNow } from './small-file.js';
 
@@ -31,6 +32,18 @@ export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
 }
 
 /**
+ * A zombie leader (state Z) whose other threads are gone: the process has ended. A leader that
+ * called pthread_exit while its threads run on is Z too, and alive (/proc/PID/task lists them).
+ */
+export function groupEnded(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length <= 1;
+  } catch {
+    return true;
+  }
+}
+
+/**
  * The start time of a live (not zombie) process, read at once (one synchronous /proc read, for
  * checks on a hot path); undefined when it is gone. With the pid, it names the process: a pid
  * alone may be reused.
@@ -39,7 +52,7 @@ export function liveStartTimeNow(pid: number): number | undefined {
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   try {
     const st = parseProcStat(readSmallFileNow(`/proc/${pid}/stat`));
-    return !st || st.state === 'Z' || st.state === 'X' ? undefined : st.startTime;
+    return !st || ((st.state === 'Z' || st.state === 'X') && groupEnded(pid)) ? undefined : st.startTime;
   } catch {
     return undefined;
   }

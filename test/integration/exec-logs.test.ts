@@ -61,10 +61,19 @@ describe('acetate exec and logs (real runc, real CLI)', function () {
     const h = await cli(stateDir, ['exec', 'box', '--', 'hostname']);
     assert.equal(h.stdout.trim(), 'box');
     // Its own cgroups at /sys/fs/cgroup, read-only: its memory limit (manifest(): 64Mi) is readable inside.
-    const cg = await cli(stateDir, ['exec', 'box', '--', 'sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x 2>&1']);
-    const [limit, touched] = cg.stdout.trim().split('\n');
+    // The tmpfs holding the hierarchies too (runc 1.1.5 leaves it read-write: READONLY_PATHS).
+    const cg = await cli(stateDir, [
+      'exec',
+      'box',
+      '--',
+      'sh',
+      '-c',
+      'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x 2>&1; mkdir /sys/fs/cgroup/x 2>&1',
+    ]);
+    const [limit, touched, made] = cg.stdout.trim().split('\n');
     assert.equal(Number(limit), 64 * 2 ** 20, cg.stdout + cg.stderr);
     assert.match(touched ?? '', /Read-only file system/);
+    assert.match(made ?? '', /Read-only file system/);
   });
 
   it("exec writes a file the container sees, and returns the command's exit code", async () => {

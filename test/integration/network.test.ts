@@ -160,6 +160,22 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.equal((await st.runtime.get('default/uweb'))?.process.pid, first.pid);
     assert.equal((await probe()).exitCode, 0);
 
+    // What a failed or interrupted repair leaves: no network.json, the veth gone. The next repair
+    // keeps the process's own namespaces (never a new one beside it): eth0 is back where it runs.
+    const { hostVeth } = JSON.parse(await readFile(stateFile, 'utf8')) as { hostVeth: string };
+    await rm(stateFile);
+    await exec('ip', ['link', 'del', hostVeth]);
+    const lost = (await st.runtime.get('default/uweb'))!;
+    const rebuild = plan({ desired: new Map([['default/uweb', desiredOf(req)]]), actual: new Map([['default/uweb', lost]]), complete: true });
+    assert.deepEqual(
+      rebuild.actions.map((x) => x.kind),
+      ['network'],
+    );
+    await executeAction(rebuild.actions[0]!, { runtime: st.runtime });
+    assert.equal(await ino(`/proc/${first.pid}/ns/net`), await ino(netFile), "the namespace file is still the process's");
+    assert.equal((await exec('nsenter', [`--net=/proc/${first.pid}/ns/net`, 'cat', '/sys/class/net/eth0/operstate'])).stdout.trim(), 'up');
+    assert.equal(await waitFor(() => httpGet('127.0.0.1', port)), 'hello-uweb\n');
+
     // What an older acetate left: network.json without an owner (its namespace the node's).
     await st.runtime.stop('default/uweb', { graceSeconds: 0 });
     const old = JSON.parse(await readFile(stateFile, 'utf8')) as Record<string, unknown>;

@@ -247,7 +247,10 @@ export class CniNetworkDriver implements NetworkDriver {
       const req: NetworkRequest = { ...rest, ...(owner ? { owner } : {}) };
       // The namespace file was unmounted or deleted by hand, the process still runs in it: bind it
       // again from the process, so the repair happens where the process is.
-      if (st && req.pid) await bindNetnsOf(req.pid, st.netns, st.owner !== undefined).catch(() => undefined);
+      // Also with no network.json (an interrupted or failed repair removed it): the process's own
+      // namespaces are kept, never a new one made beside the running process.
+      const netns = st?.netns ?? this.attachments.target(req.id).netns;
+      if (req.pid) await bindNetnsOf(req.pid, netns, req.owner !== undefined).catch(() => undefined);
       // A bridge deleted by hand comes back from the plugin without its owner: written again.
       if (opts.repair && !existsSync(`/sys/class/net/${this.config.bridge}`)) await claimBridge(this.config.bridge, this.opts.stateDir);
       if (st && opts.repair && !this.shallowProblem(st) && this.lastDeep.get(req.id)?.problem?.startsWith(UNHELD)) {
@@ -255,7 +258,7 @@ export class CniNetworkDriver implements NetworkDriver {
         await this.claims.claim(req.id, req.key, st.ports, (id) => this.opts.keyOf(id));
       } else if (!st || opts.repair || this.shallowProblem(st)) {
         // Repaired inside the namespace the process is in, when it is still there.
-        const keep = !!st && isNsMounted(st.netns);
+        const keep = (!!st || !!req.pid) && isNsMounted(netns);
         st = await this.attachments.attach(req, st, keep);
       } else if (!samePorts(st.ports, req.ports)) {
         st = await this.attachments.swapPorts(st, req);

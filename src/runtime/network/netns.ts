@@ -137,12 +137,19 @@ async function createOwned(file: string, ownerFile: string, owner: NetnsOwner): 
   }
 }
 
-/** Binds the namespaces of a running process at `file` (and its owner's) again (`mount --bind /proc/PID/ns/…`). */
+/**
+ * Binds the namespaces of a running process at `file` (and its owner's) again (`mount --bind
+ * /proc/PID/ns/…`) where they are not bound, or bound to another namespace (a failed repair's
+ * new one): the running process's are the container's.
+ */
 export async function bindNetnsOf(pid: number, file: string, owned: boolean): Promise<void> {
   const binds: [string, string][] = [[`/proc/${pid}/ns/net`, file]];
   if (owned) binds.push([`/proc/${pid}/ns/user`, ownerFileOf(file)]);
   for (const [from, to] of binds) {
-    if (isNsMounted(to)) continue;
+    if (isNsMounted(to)) {
+      if (sameFile(from, to)) continue;
+      await unmountAll(to);
+    }
     await makeDirs([path.dirname(to)]);
     if (!existsNow(to)) closeSync(openSync(to, 'w', 0o600));
     await exec('mount', ['--bind', from, to], { timeoutMs: TIMEOUT_MS });
@@ -165,6 +172,16 @@ export function entersOwnNetns(pid: number, netnsFile: string): boolean {
   };
   const its = ino(`/proc/${pid}/ns/user`);
   return its !== undefined && (its === ino('/proc/self/ns/user') || its === ino(ownerFileOf(netnsFile)));
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** Unmounts and deletes the namespace file and its owner's (idempotent). */

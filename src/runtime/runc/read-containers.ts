@@ -16,7 +16,7 @@ import { readRecord, readStatus, restartCountOf } from './store.js';
 import { sweepTempDirs } from './temp-dirs.js';
 import { readIds, recordedRange } from '../walls/id-ranges.js';
 import { loadReadCache, saveReadCache } from './read-cache.js';
-import { repairPauseMarker } from './update-in-place.js';
+import { repairInProgress, repairPauseMarker } from './update-in-place.js';
 import { existsNow, removePaths } from '../../util/small-file.js';
 
 /** One container from its record and runc state; `deep`: its network is checked in depth. */
@@ -27,7 +27,7 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   const cgroup = await rc.cgroupOf(cp);
   const process = await processInfo(cp, st, status, cgroup, { repair: rc.lockHeld });
   // A repair's pause (update-in-place.ts) left by an acetate that died in it: the lock holder ends it.
-  if (rc.lockHeld && process.state === 'running' && existsNow(repairPauseMarker(cp))) {
+  if (rc.lockHeld && process.state === 'running' && !repairInProgress(id) && existsNow(repairPauseMarker(cp))) {
     await (await rc.runc()).resume(id);
     await removePaths([repairPauseMarker(cp)]);
   }

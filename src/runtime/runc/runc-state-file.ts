@@ -9,6 +9,7 @@ import { existsNow, readSmallFile } from '../../util/small-file.js';
 import { ParsedFileCache } from '../../util/stat-cache.js';
 import path from 'node:path';
 import type { RuncState } from './runc-state.js';
+import { groupEnded } from '../../util/processes.js';
 
 interface StateJson {
   id?: string;
@@ -26,9 +27,10 @@ async function startOf(pid: number): Promise<{ start: number; ppid: number } | u
   try {
     const stat = await readSmallFile(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // A zombie has ended (as runc's own status says: Zombie or Dead is stopped). Without a
-    // supervisor its new parent reaps it when it gets to it, which may be seconds away.
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    // A zombie has ended (as runc's own status says: Zombie or Dead is stopped), unless only its
+    // main thread did (its other threads run on). Without a supervisor its new parent reaps it
+    // when it gets to it, which may be seconds away.
+    if ((fields[0] === 'Z' || fields[0] === 'X') && groupEnded(pid)) return undefined;
     return { start: Number(fields[19]), ppid: Number(fields[1]) };
   } catch {
     return undefined;

@@ -66,15 +66,25 @@ export async function updateNetwork(rc: RuncContext, key: string, opts: { repair
     // next acetate, should this one die in between (read-containers.ts resumes it).
     const runc = await rc.runc();
     const marker = repairPauseMarker(t.cp);
-    await writeSmallFile(marker, `${pid}\n`);
+    repairing.add(t.id); // this process's reads leave this pause alone (read-containers.ts)
     try {
+      await writeSmallFile(marker, `${pid}\n`);
       await runc.pause(t.id);
       return await rc.net.update(t.id, record, opts.repair, pid);
     } finally {
       await runc.resume(t.id);
       await removePaths([marker]);
+      repairing.delete(t.id);
     }
   });
+}
+
+/** Ids whose repair (and pause) this process is running now. */
+const repairing = new Set<string>();
+
+/** Whether a pause marker is one of this process's repairs in progress (not one a dead acetate left). */
+export function repairInProgress(id: string): boolean {
+  return repairing.has(id);
 }
 
 /** Present while a repair keeps the container paused (updateNetwork). */

@@ -14,4 +14,6 @@ export const MASKED_PATHS: readonly string[] = [
   '/sys/firmware',
   '/proc/scsi',
 ];
-export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+// /sys/fs/cgroup: runc 1.1.5 mounts the tmpfs that holds the cgroup hierarchies read-write (only
+// the hierarchies are read-only): a tenant could plant files there that fool its own programs.
+export const READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger', '/sys/fs/cgroup'];
