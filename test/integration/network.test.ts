@@ -145,17 +145,21 @@ describe('network: bridge (real CNI plugins)', function () {
     const owner = (JSON.parse(await readFile(stateFile, 'utf8')) as { owner?: string }).owner;
     assert.match(owner ?? '', /^\d+\+65536$/);
 
+    /** The problem seen, the plan's one action a network repair, carried out. */
+    const repairPlanned = async (problem: RegExp) => {
+      const broken = (await st.runtime.get('default/uweb'))!;
+      assert.match(broken.network?.problem ?? '', problem);
+      const fix = plan({ desired: new Map([['default/uweb', desiredOf(req)]]), actual: new Map([['default/uweb', broken]]), complete: true });
+      assert.deepEqual(
+        fix.actions.map((x) => x.kind),
+        ['network'],
+      );
+      await executeAction(fix.actions[0]!, { runtime: st.runtime });
+    };
     // Its owner's file unmounted by hand while it runs: a problem, repaired by binding the
     // process's own user namespace again (same pid, same namespace), and exec works after.
     await exec('umount', [userFile]);
-    const broken = (await st.runtime.get('default/uweb'))!;
-    assert.match(broken.network?.problem ?? '', /user namespace .* of its network namespace is gone/);
-    const fix = plan({ desired: new Map([['default/uweb', desiredOf(req)]]), actual: new Map([['default/uweb', broken]]), complete: true });
-    assert.deepEqual(
-      fix.actions.map((x) => x.kind),
-      ['network'],
-    );
-    await executeAction(fix.actions[0]!, { runtime: st.runtime });
+    await repairPlanned(/user namespace .* of its network namespace is gone/);
     assert.equal(await ino(`/proc/${first.pid}/ns/user`), await ino(userFile), 'bound again from the process');
     assert.equal((await st.runtime.get('default/uweb'))?.process.pid, first.pid);
     assert.equal((await probe()).exitCode, 0);
@@ -165,13 +169,7 @@ describe('network: bridge (real CNI plugins)', function () {
     const { hostVeth } = JSON.parse(await readFile(stateFile, 'utf8')) as { hostVeth: string };
     await rm(stateFile);
     await exec('ip', ['link', 'del', hostVeth]);
-    const lost = (await st.runtime.get('default/uweb'))!;
-    const rebuild = plan({ desired: new Map([['default/uweb', desiredOf(req)]]), actual: new Map([['default/uweb', lost]]), complete: true });
-    assert.deepEqual(
-      rebuild.actions.map((x) => x.kind),
-      ['network'],
-    );
-    await executeAction(rebuild.actions[0]!, { runtime: st.runtime });
+    await repairPlanned(/never set up/);
     assert.equal(await ino(`/proc/${first.pid}/ns/net`), await ino(netFile), "the namespace file is still the process's");
     assert.equal((await exec('nsenter', [`--net=/proc/${first.pid}/ns/net`, 'cat', '/sys/class/net/eth0/operstate'])).stdout.trim(), 'up');
     assert.equal(await waitFor(() => httpGet('127.0.0.1', port)), 'hello-uweb\n');
