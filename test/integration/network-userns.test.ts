@@ -8,31 +8,19 @@ import assert from 'node:assert/strict';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
-import type { DesiredContainer } from '../../src/api/types.js';
 import { isNsMounted } from '../../src/runtime/network/netns.js';
 import { exec } from '../../src/util/exec.js';
-import { snapshotNetworkLeaks, testNetwork, type TestNetwork } from '../support/network-leaks.js';
-import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
-import { tmpState, type TmpState } from '../support/tmp-state.js';
+import { snapshotNetworkLeaks } from '../support/network-leaks.js';
+import { bridgeStatePerTest, desiredOf, freePort, httpGet, published, webRequest } from '../support/network-test.js';
 import { waitFor } from '../support/wait.js';
-
-function desiredOf(req: ReturnType<typeof webRequest>): DesiredContainer {
-  return { key: `${req.namespace}/${req.name}`, namespace: req.namespace, name: req.name, spec: req.spec, source: req.source };
-}
 
 describe('network: bridge with a user namespace (real CNI plugins)', function () {
   this.timeout(120_000);
-  let st: TmpState;
-  let n: TestNetwork;
-  beforeEach(async () => {
-    n = await testNetwork();
-    st = await tmpState(undefined, { network: n });
-  });
-  afterEach(async () => {
-    await st.cleanupAndAssertNoLeaks();
-  });
+  const suite = bridgeStatePerTest();
 
   it("a user-namespaced container's network namespace is its user namespace's (exec enters it); one an older acetate made gets its own at the next start, same address", async () => {
+    const st = suite.st();
+    const n = suite.n();
     const port = await freePort();
     const req = webRequest('uweb', published(port));
     req.spec = { ...req.spec, security: { ...req.spec.security, hostUsers: false } };

@@ -9,12 +9,11 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
-import type { DesiredContainer } from '../../src/api/types.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { createNetns, netnsPathOf } from '../../src/runtime/network/netns.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
-import { freePort, httpGet, published, webRequest } from '../support/network-test.js';
+import { desiredOf, freePort, httpGet, published, webRequest } from '../support/network-test.js';
 import { makeRuntime, tmpState, type TmpState } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
 import { isAlive } from '../support/proc.js';
@@ -23,10 +22,6 @@ import { isAlive } from '../support/proc.js';
 async function freezerStateFile(pid: number): Promise<string> {
   const line = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => /^\d+:freezer:/.test(l))!;
   return `/sys/fs/cgroup/freezer${line.split(':')[2]}/freezer.state`;
-}
-
-function desiredOf(req: ReturnType<typeof webRequest>): DesiredContainer {
-  return { key: `${req.namespace}/${req.name}`, namespace: req.namespace, name: req.name, spec: req.spec, source: req.source };
 }
 
 describe('network: bridge (real CNI plugins)', function () {
