@@ -32,12 +32,13 @@ export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
 }
 
 /**
- * A zombie leader (state Z) whose other threads are gone: the process has ended. A leader that
+ * A zombie (state Z, or X) whose other threads are gone: the process has ended. A leader that
  * called pthread_exit while its threads run on is Z too, and alive (/proc/PID/task lists them).
  */
-export function groupEnded(pid: number): boolean {
+export function hasEnded(st: ProcStat): boolean {
+  if (st.state !== 'Z' && st.state !== 'X') return false;
   try {
-    return readdirSync(`/proc/${pid}/task`).length <= 1;
+    return readdirSync(`/proc/${st.pid}/task`).length <= 1;
   } catch {
     return true;
   }
@@ -52,7 +53,7 @@ export function liveStartTimeNow(pid: number): number | undefined {
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   try {
     const st = parseProcStat(readSmallFileNow(`/proc/${pid}/stat`));
-    return !st || ((st.state === 'Z' || st.state === 'X') && groupEnded(pid)) ? undefined : st.startTime;
+    return !st || hasEnded(st) ? undefined : st.startTime;
   } catch {
     return undefined;
   }

@@ -42,12 +42,15 @@ export function refuseUntrustedDirSync(file: string, o: Pick<TrustedReadOptions,
     return;
   }
   const why = untrustedWhy(`its dir ${dir}`, st);
-  if (why) throw o.error(`${file}: ${o.what} is refused: ${why} (it must be root's and writable by root only)`);
+  if (why) throw refusal(file, o, why);
+}
+
+function refusal(file: string, o: Pick<TrustedReadOptions, 'what' | 'error'>, why: string): Error {
+  return o.error(`${file}: ${o.what} is refused: ${why} (it must be root's and writable by root only)`);
 }
 
 /** The file's text; undefined when it does not exist. Throws o.error(...) naming the file and why on anything untrusted. */
 export function readTrustedFileSync(file: string, o: TrustedReadOptions): string | undefined {
-  const dir = path.dirname(file);
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
@@ -62,9 +65,10 @@ export function readTrustedFileSync(file: string, o: TrustedReadOptions): string
     throw o.error(`${file}: cannot read ${o.what} (${code ?? (err as Error).message})`, err);
   }
   try {
+    refuseUntrustedDirSync(file, o);
     const st = fstatSync(fd);
-    const why = untrustedWhy(`its dir ${dir}`, statSync(dir)) ?? (st.isFile() ? untrustedWhy('it', st) : 'it is not a plain file');
-    if (why) throw o.error(`${file}: ${o.what} is refused: ${why} (it must be root's and writable by root only)`);
+    const why = st.isFile() ? untrustedWhy('it', st) : 'it is not a plain file';
+    if (why) throw refusal(file, o, why);
     if (st.size > o.maxBytes) throw o.error(`${file}: ${st.size} bytes, more than ${o.maxBytes}: refused`);
     // Read up to the bound plus one on the fd: a file growing after fstat is still bounded.
     const buf = Buffer.alloc(Math.min(st.size, o.maxBytes) + 1);

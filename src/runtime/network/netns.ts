@@ -19,16 +19,14 @@ import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { existsNow, makeDirs, removePaths } from '../../util/small-file.js';
 import { unmountAll } from '../../util/mounts.js';
+import type { NetworkRequest } from './driver.js';
 
 /** statfs f_type of nsfs (linux/magic.h NSFS_MAGIC). */
 const NSFS_MAGIC = 0x6e736673;
 const TIMEOUT_MS = 30_000;
 
 /** The ids of the user namespace that owns a container's network namespace: its range. */
-export interface NetnsOwner {
-  hostID: number;
-  size: number;
-}
+export type NetnsOwner = NonNullable<NetworkRequest['owner']>;
 
 /** How network.json records the owner, compared at the next start. */
 export function ownerText(owner: NetnsOwner | undefined): string | undefined {
@@ -147,7 +145,8 @@ export async function bindNetnsOf(pid: number, file: string, owned: boolean): Pr
   if (owned) binds.push([`/proc/${pid}/ns/user`, ownerFileOf(file)]);
   for (const [from, to] of binds) {
     if (isNsMounted(to)) {
-      if (sameFile(from, to)) continue;
+      const its = nsIdentity(from);
+      if (its !== undefined && its === nsIdentity(to)) continue;
       await unmountAll(to);
     }
     await makeDirs([path.dirname(to)]);
@@ -162,25 +161,17 @@ export async function bindNetnsOf(pid: number, file: string, owned: boolean): Pr
  * A process in a user namespace whose network namespace an older acetate made (node-owned) may not.
  */
 export function entersOwnNetns(pid: number, netnsFile: string): boolean {
-  const ino = (f: string) => {
-    try {
-      const st = statSync(f);
-      return `${st.dev}:${st.ino}`;
-    } catch {
-      return undefined;
-    }
-  };
-  const its = ino(`/proc/${pid}/ns/user`);
-  return its !== undefined && (its === ino('/proc/self/ns/user') || its === ino(ownerFileOf(netnsFile)));
+  const its = nsIdentity(`/proc/${pid}/ns/user`);
+  return its !== undefined && (its === nsIdentity('/proc/self/ns/user') || its === nsIdentity(ownerFileOf(netnsFile)));
 }
 
-function sameFile(a: string, b: string): boolean {
+/** Which namespace a nsfs file (a /proc/PID/ns link, or a bound file) is: its device and inode. */
+function nsIdentity(file: string): string | undefined {
   try {
-    const x = statSync(a);
-    const y = statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
+    const st = statSync(file);
+    return `${st.dev}:${st.ino}`;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

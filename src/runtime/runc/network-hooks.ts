@@ -190,8 +190,7 @@ export class NetworkHooks {
   async update(id: string, record: AppliedRecord, repair: boolean, pid?: number): Promise<NetworkStatus | undefined> {
     if (record.spec.network !== 'bridge') return undefined;
     // The range it runs with (recorded at its start): a repair's new namespace is owned by it too.
-    const range = recordedRange(await readIds(path.join(this.opts.paths.containersDir, id)));
-    const owner = range ? { hostID: range.hostID, size: range.size } : undefined;
+    const owner = recordedRange(await readIds(path.join(this.opts.paths.containersDir, id)));
     return (await this.readyDriver()).update({ ...this.request(id, record), ...(pid ? { pid } : {}), ...(owner ? { owner } : {}) }, { repair });
   }
 

@@ -5,11 +5,11 @@
  * libcontainer layout; anything unexpected makes the caller fall back to the runc binary.
  */
 import { readdir } from 'node:fs/promises';
-import { existsNow, readSmallFile } from '../../util/small-file.js';
+import { existsNow } from '../../util/small-file.js';
 import { ParsedFileCache } from '../../util/stat-cache.js';
 import path from 'node:path';
 import type { RuncState } from './runc-state.js';
-import { groupEnded } from '../../util/processes.js';
+import { hasEnded, readProcStat } from '../../util/processes.js';
 
 interface StateJson {
   id?: string;
@@ -24,17 +24,11 @@ export class UnreadableStateError extends Error {}
 
 /** Start time of a process in clock ticks (field 22 of /proc/PID/stat) and its parent, undefined if it is gone (or a zombie). */
 async function startOf(pid: number): Promise<{ start: number; ppid: number } | undefined> {
-  try {
-    const stat = await readSmallFile(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // A zombie has ended (as runc's own status says: Zombie or Dead is stopped), unless only its
-    // main thread did (its other threads run on). Without a supervisor its new parent reaps it
-    // when it gets to it, which may be seconds away.
-    if ((fields[0] === 'Z' || fields[0] === 'X') && groupEnded(pid)) return undefined;
-    return { start: Number(fields[19]), ppid: Number(fields[1]) };
-  } catch {
-    return undefined;
-  }
+  const st = await readProcStat(pid);
+  // A zombie has ended (as runc's own status says: Zombie or Dead is stopped), unless only its
+  // main thread did (its other threads run on). Without a supervisor its new parent reaps it
+  // when it gets to it, which may be seconds away.
+  return st && !hasEnded(st) ? { start: st.startTime, ppid: st.ppid } : undefined;
 }
 
 /** What acetate uses of a state.json; it changes only when runc writes the file. */

@@ -125,6 +125,12 @@ export function compactIdRecordsSync(file: string): void {
   writeIdRecordsSync(file, readIdRecordsStrictSync(file));
 }
 
+const TRUST = {
+  what: "the node's id records file",
+  maxBytes: MAX_RECORDS_BYTES,
+  error: (message: string, cause?: unknown) => new IdPoolError(message, cause === undefined ? undefined : { cause }),
+};
+
 /**
  * The file's text, or undefined when it does not exist; refused (an IdPoolError naming the file and
  * why) unless it and its dir are root's and writable by root only, it is a plain file (not a
@@ -132,12 +138,6 @@ export function compactIdRecordsSync(file: string): void {
  * could write could be given a record covering the whole pool (every create "pool full") or
  * dropping another's ranges (two containers given one range).
  */
-const TRUST = {
-  what: "the node's id records file",
-  maxBytes: MAX_RECORDS_BYTES,
-  error: (message: string, cause?: unknown) => new IdPoolError(message, cause === undefined ? undefined : { cause }),
-};
-
 function readTrusted(file: string): string | undefined {
   return readTrustedFileSync(file, TRUST);
 }
