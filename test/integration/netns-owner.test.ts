@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
+import { waitFor } from '../support/wait.js';
 import { createNetns, entersOwnNetns, isNsMounted, netnsPathOf, ownerFileOf, removeNetns } from '../../src/runtime/network/netns.js';
 
 const OWNER = { hostID: 1_310_000_000, size: 65536 };
@@ -33,8 +34,10 @@ describe('network namespaces owned by the container’s user namespace', functio
   async function sleeper(args: string[]): Promise<number> {
     const c = spawn('nsenter', [...args, 'sleep', '60'], { stdio: 'ignore' });
     children.push(c);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(c.exitCode, null, `nsenter ${args.join(' ')} is running`);
+    // In its namespaces once nsenter has exec'd sleep (it joins them before).
+    await waitFor(async () => c.exitCode === null && (await readFile(`/proc/${c.pid}/comm`, 'utf8').catch(() => '')).trim() === 'sleep', {
+      what: `nsenter ${args.join(' ')} running sleep`,
+    });
     return c.pid!;
   }
 
