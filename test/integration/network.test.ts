@@ -11,6 +11,7 @@ import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { createNetns, netnsPathOf } from '../../src/runtime/network/netns.js';
+import { framesHeld, holdFrames, netnsOfPid } from '../../src/runtime/network/repair-hold.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { desiredOf, freePort, httpGet, published, webRequest } from '../support/network-test.js';
@@ -117,15 +118,28 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.match(p3.actions[0]!.reason, /network bridge → none/);
   });
 
-  it("a repair's pause left by an acetate that died in it is ended by the next lock holder's read", async () => {
+  it("a repair's pause and hold left by an acetate that died in it are ended by the next lock holder's read, or by the next start", async () => {
     const a = await startWeb('paused');
     await exec('runc', ['--root', st.runtime.paths.runcRoot, 'pause', 'default_paused']);
     const freezer = await freezerStateFile(a.pid);
     assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN');
-    await writeFile(`${st.runtime.paths.runContainersDir}/default_paused/paused-for-repair`, `${a.pid}\n`);
+    const marker = `${st.runtime.paths.runContainersDir}/default_paused/paused-for-repair`;
+    await writeFile(marker, `${a.pid}\n`);
+    await holdFrames(netnsOfPid(a.pid));
     assert.equal((await st.runtime.get('default/paused'))?.process.pid, a.pid);
     assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
-    assert.ok(!existsSync(`${st.runtime.paths.runContainersDir}/default_paused/paused-for-repair`));
+    assert.equal(await framesHeld(netnsOfPid(a.pid)), false, 'its frames flow again');
+    assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-paused\n');
+    assert.ok(!existsSync(marker));
+
+    // Stopped while held (its namespace, and the hold in it, persist): the next start releases it.
+    await holdFrames(netnsOfPid(a.pid));
+    await writeFile(marker, `${a.pid}\n`);
+    await st.runtime.stop('default/paused', { graceSeconds: 0 });
+    const again = await st.runtime.start('default/paused');
+    assert.equal(await framesHeld(netnsOfPid(again.pid)), false);
+    assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-paused\n');
+    assert.ok(!existsSync(marker));
   });
 
   it('a veth, a port rule or the namespace file removed by hand is found and repaired in place: same pid, same address', async () => {
@@ -147,6 +161,7 @@ describe('network: bridge (real CNI plugins)', function () {
       // Paused while the repair runs (a new veth is not walled yet), running again after it.
       const freezer = await freezerStateFile(a.pid);
       const seen = new Set<string>();
+      let held = false;
       let repairing = true;
       const sampling = (async () => {
         while (repairing) {
@@ -154,10 +169,16 @@ describe('network: bridge (real CNI plugins)', function () {
           await new Promise((r) => setTimeout(r, 2));
         }
       })();
+      // And its kernel's frames held (a second sampler: an nsenter takes some milliseconds).
+      const holdSampling = (async () => {
+        while (repairing) if (await framesHeld(netnsOfPid(a.pid)).catch(() => false)) held = true;
+      })();
       await executeAction(p.actions[0]!, { runtime: st.runtime }).finally(() => (repairing = false));
-      await sampling;
+      await Promise.all([sampling, holdSampling]);
       assert.ok(seen.has('FROZEN'), `the container was paused during the repair: ${[...seen].join(', ')}`);
+      assert.ok(held, "the container's frames were held during the repair");
       assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
+      assert.equal(await framesHeld(netnsOfPid(a.pid)), false, 'and released after it');
       assert.ok(!existsSync(`${st.runtime.paths.runContainersDir}/default_web/paused-for-repair`));
       const after = (await st.runtime.get('default/web'))!;
       assert.equal(after.network?.problem, undefined);

@@ -16,8 +16,8 @@ import { readRecord, readStatus, restartCountOf } from './store.js';
 import { sweepTempDirs } from './temp-dirs.js';
 import { readIds, recordedRange } from '../walls/id-ranges.js';
 import { loadReadCache, saveReadCache } from './read-cache.js';
-import { repairInProgress, repairPauseMarker } from './update-in-place.js';
-import { existsNow, removePaths } from '../../util/small-file.js';
+import { endLeftRepair } from './update-in-place.js';
+import { netnsOfPid } from '../network/repair-hold.js';
 
 /** One container from its record and runc state; `deep`: its network is checked in depth. */
 async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
@@ -26,11 +26,8 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   // The lock holder also puts back run-dir files removed by hand under a supervised process.
   const cgroup = await rc.cgroupOf(cp);
   const process = await processInfo(cp, st, status, cgroup, { repair: rc.lockHeld });
-  // A repair's pause (update-in-place.ts) left by an acetate that died in it: the lock holder ends it.
-  if (rc.lockHeld && process.state === 'running' && !repairInProgress(id) && existsNow(repairPauseMarker(cp))) {
-    await (await rc.runc()).resume(id);
-    await removePaths([repairPauseMarker(cp)]);
-  }
+  // A repair's pause and hold (update-in-place.ts) left by an acetate that died in it: the lock holder ends them.
+  if (rc.lockHeld && process.state === 'running' && process.pid !== undefined) await endLeftRepair(rc, id, cp, netnsOfPid(process.pid));
   const limits = process.state === 'running' ? await readLimits(cgroup) : {};
   const disk = await rc.disk.usage(cp, record);
   if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { Resources } from '../../api/types.js';
-import { removePaths, writeSmallFile } from '../../util/small-file.js';
+import { existsNow, removePaths, writeSmallFile } from '../../util/small-file.js';
 import type { AppliedRecord, ResizeResult } from '../runtime.js';
 import type { NetworkStatus } from '../network/driver.js';
 import { isRunning } from './observe.js';
@@ -13,6 +13,7 @@ import { resizeInPlace } from './resize.js';
 import type { RuncContext } from './runc-context.js';
 import { writeJsonAtomic } from '../../util/json-file.js';
 import { appliedRecord } from '../applied-record.js';
+import { holdFrames, netnsOfPid, releaseFrames } from '../network/repair-hold.js';
 
 export async function updateResources(rc: RuncContext, key: string, resources: Resources): Promise<ResizeResult> {
   const t = rc.target(key);
@@ -62,21 +63,45 @@ export async function updateNetwork(rc: RuncContext, key: string, opts: { repair
     // NET_ADMIN can do that at will), which is a port of the bridge before its address and MAC
     // are walled (walls.ts enrolls it after the plugins' ADD; this kernel has no bridge meta
     // match to drop a port not enrolled yet). Its processes are paused (runc pause: the freezer)
-    // until the repair is done, so no frame of theirs crosses that gap. The marker says so to the
-    // next acetate, should this one die in between (read-containers.ts resumes it).
+    // and its kernel's own frames held (repair-hold.ts) until the repair is done, so nothing of
+    // it crosses that gap. The marker says so to the next acetate, should this one die in
+    // between (read-containers.ts ends both).
     const runc = await rc.runc();
     const marker = repairPauseMarker(t.cp);
     repairing.add(t.id); // this process's reads leave this pause alone (read-containers.ts)
     try {
       await writeSmallFile(marker, `${pid}\n`);
       await runc.pause(t.id);
+      await holdFrames(netnsOfPid(pid));
       return await rc.net.update(t.id, record, opts.repair, pid);
     } finally {
-      await runc.resume(t.id);
-      await removePaths([marker]);
-      repairing.delete(t.id);
+      // Not resumed while the hold could not be released: frozen is visible and safe, a running
+      // container without a network is neither. The marker stays; the next read ends both.
+      try {
+        await releaseFrames(netnsOfPid(pid));
+        await endRepairPause(rc, t.id, t.cp);
+      } finally {
+        repairing.delete(t.id);
+      }
     }
   });
+}
+
+/** Resumes a container paused for a repair and removes the marker saying so. */
+export async function endRepairPause(rc: RuncContext, id: string, cp: ContainerPaths): Promise<void> {
+  await (await rc.runc()).resume(id);
+  await removePaths([repairPauseMarker(cp)]);
+}
+
+/**
+ * A repair's pause and hold left by an acetate that died in it, ended: by the lock holder's read
+ * of the running container (`netns` its process's), or at the next start (the namespace file it
+ * will join: a stopped container's namespace persists, and the hold with it).
+ */
+export async function endLeftRepair(rc: RuncContext, id: string, cp: ContainerPaths, netns: string): Promise<void> {
+  if (repairInProgress(id) || !existsNow(repairPauseMarker(cp))) return;
+  await releaseFrames(netns);
+  await endRepairPause(rc, id, cp);
 }
 
 /** Ids whose repair (and pause) this process is running now. */

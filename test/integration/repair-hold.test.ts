@@ -1,0 +1,74 @@
+/**
+ * The hold a network repair puts on a container's outgoing frames (src/runtime/network/repair-hold.ts),
+ * checked on a real network namespace with a real veth: what the kernel sends by itself (neighbour
+ * probes, IPv6 DAD and MLD on link up) reaches the host side without the hold, and does not while
+ * it is in place. Counted by the host side's rx_packets: the frames did not arrive.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { framesHeld, holdFrames, netnsOfPid, releaseFrames } from '../../src/runtime/network/repair-hold.js';
+import { exec } from '../../src/util/exec.js';
+import { waitFor } from '../support/wait.js';
+
+describe('repair hold: no frame leaves a held network namespace', function () {
+  this.timeout(60_000);
+  let holder: ChildProcess;
+  let pid: number;
+  const host = `hh${process.pid % 100_000}`;
+  let probeCount = 10;
+
+  before(async () => {
+    // A network namespace of its own, held by a sleeping process (killed after: the namespace and its veth go with it).
+    holder = spawn('unshare', ['--net', '--', 'sleep', '600'], { stdio: 'ignore' });
+    pid = holder.pid!;
+    await waitFor('the new network namespace', async () => (await readlinkNs(pid)) !== (await readlinkNs(process.pid)));
+    await exec('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+    await exec('ip', ['link', 'set', host, 'up']);
+    await inNs('ip', 'addr', 'add', '10.251.7.2/24', 'dev', 'eth0');
+    await inNs('ip', 'link', 'set', 'eth0', 'up');
+  });
+  after(async () => {
+    holder.kill('SIGKILL');
+    await waitFor(`${host} gone with its namespace`, async () => (await exec('ip', ['link', 'show', host], { okExitCodes: [0, 1] })).exitCode === 1);
+  });
+
+  async function readlinkNs(p: number): Promise<string> {
+    return (await exec('readlink', [`/proc/${p}/ns/net`])).stdout.trim();
+  }
+  async function inNs(...argv: string[]) {
+    return exec('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...argv], { okExitCodes: [0, 1] });
+  }
+  async function rxPackets(): Promise<number> {
+    return Number((await readFile(`/sys/class/net/${host}/statistics/rx_packets`, 'utf8')).trim());
+  }
+  /** The kernel's own traffic, no process sending: a neighbour probe (ARP) and a link brought up again (IPv6 DAD, MLD). */
+  async function kernelTraffic(): Promise<number> {
+    const before = await rxPackets();
+    await inNs('ip', 'neigh', 'replace', `10.251.7.${probeCount++}`, 'lladdr', '02:00:00:00:00:09', 'dev', 'eth0', 'nud', 'probe');
+    await inNs('ip', 'link', 'set', 'eth0', 'down');
+    await inNs('ip', 'link', 'set', 'eth0', 'up');
+    await new Promise((r) => setTimeout(r, 2500));
+    return (await rxPackets()) - before;
+  }
+
+  it('without the hold the kernel sends; with it nothing arrives; after its release the kernel sends again', async () => {
+    assert.ok((await kernelTraffic()) > 0, 'the kernel sends frames of its own (the check can fail)');
+
+    // A table of the same name made by the tenant beforehand is replaced, not merged with.
+    await inNs('nft', 'add', 'table', 'inet', 'acetate_repair_hold');
+    await inNs('nft', 'add', 'chain', 'inet', 'acetate_repair_hold', 'out', '{ type filter hook output priority -2000; policy accept; }');
+    await holdFrames(netnsOfPid(pid));
+    await holdFrames(netnsOfPid(pid)); // idempotent
+    assert.equal(await framesHeld(netnsOfPid(pid)), true);
+    assert.equal(await kernelTraffic(), 0, 'no frame left the held namespace');
+    const ping = await inNs('busybox', 'ping', '-c', '1', '-W', '1', '10.251.7.1');
+    assert.notEqual(ping.exitCode, 0, 'a process cannot send either');
+
+    await releaseFrames(netnsOfPid(pid));
+    await releaseFrames(netnsOfPid(pid)); // idempotent
+    assert.equal(await framesHeld(netnsOfPid(pid)), false);
+    assert.equal((await inNs('nft', 'list', 'tables')).stdout.trim(), '', 'nothing of the hold (nor the table it replaced) is left');
+    assert.ok((await kernelTraffic()) > 0, 'frames pass again');
+  });
+});
