@@ -3,7 +3,7 @@
  * resize, stop with grace, restart, private area, logs, remove. Needs root.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mountsUnder, parseMountInfo } from '../../src/util/mounts.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
@@ -89,6 +89,13 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     assert.equal(after!.process.pid, pid, 'same process');
     assert.deepEqual(after!.applied.spec.resources, { cpuMillis: 1500, memoryBytes: 128 * MI, pids: 64 });
     assert.notEqual(after!.applied.specHash, before!.applied.specHash);
+    assert.equal(after!.appliedHashHolds, true, 'the rewritten record says the hash of its spec');
+    // A record whose hash is not its spec's (an older acetate's, or edited by hand) is reported so (plan rewrites it).
+    const recordFile = `${st.runtime.paths.containersDir}/default_sleeper/record.json`;
+    const text = await readFile(recordFile, 'utf8');
+    await writeFile(recordFile, text.replace(after!.applied.specHash, '0000000000000000'));
+    assert.equal((await st.runtime.get('default/sleeper'))!.appliedHashHolds, false);
+    await writeFile(recordFile, text);
 
     // A limit that is not page-aligned is rounded down by the kernel.
     const odd = await st.runtime.updateResources('default/sleeper', { cpuMillis: 1500, memoryBytes: 100 * MI + 1000, pids: 64 });

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { FileSource } from '../../src/sources/files/watch.js';
+import { loadManifestDir, ManifestCache } from '../../src/sources/files/load.js';
+import { loadManifestCacheFile, manifestFingerprint } from '../../src/sources/files/manifest-cache-file.js';
 import { FakeClock } from '../../src/contracts/clock.js';
 import { withTmpDir } from '../support/tmpdir.js';
 import { waitFor } from '../support/wait.js';
@@ -348,6 +350,35 @@ describe('FileSource (real files, inotify)', function () {
         await writeFile(path.join(store, 'db.yaml'), manifest('db'));
         await symlink(store, path.join(rev1, 'more'));
         await waitFor(() => src.snapshot().containers.has('default/db'), { message: 'the manifest under the new link' });
+      } finally {
+        await src.stop();
+      }
+    });
+  });
+
+  it('files read after a change are cached once old enough and the persisted cache saved: a later reader (acetate plan) parses nothing', async () => {
+    await withTmpDir(async (dir) => {
+      const tree = path.join(dir, 'm');
+      await mkdir(tree);
+      await writeFile(path.join(tree, 'a.yaml'), manifest('a'));
+      const cacheFile = path.join(dir, 'manifest-cache.json');
+      const fingerprint = manifestFingerprint({});
+      const src = new FileSource({ dir: tree, debounceMs: 50, relistMs: 0, persistedCache: { file: cacheFile, fingerprint } });
+      const changes: Change[] = [];
+      await src.start((keys) => changes.push(keys));
+      try {
+        await writeFile(path.join(tree, 'b.yaml'), manifest('b', '32Mi'));
+        await waitFor(() => changes.some((c) => c !== 'all' && c.includes('default/b')), { message: 'b read' });
+        // Too young to be cached when read; saved within RACY_MS and a margin.
+        const saved = async () => {
+          const reader = new ManifestCache();
+          if (!loadManifestCacheFile(cacheFile, fingerprint, reader)) return undefined;
+          const snap = await loadManifestDir(tree, { cache: reader });
+          return snap.containers.size === 2 && reader.generation === 0 ? snap : undefined;
+        };
+        const snap = await waitFor(saved, { timeoutMs: 10_000, message: 'both files served from the saved cache' });
+        assert.equal(snap.containers.get('default/b')?.spec.resources.memoryBytes, 32 * 2 ** 20);
+        assert.equal(changes.filter((c) => c === 'all' || c.includes('default/b')).length, 1, 'settling read b again and reported no change');
       } finally {
         await src.stop();
       }

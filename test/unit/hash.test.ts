@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { canonicalJson, hashOf } from '../../src/api/hash.js';
+import { canonicalJson, hashOf, sameJson } from '../../src/api/hash.js';
 
 /** How the hashes were made before (and still must be). */
 function reference(value: unknown): string {
@@ -81,5 +81,40 @@ describe('canonicalJson: the text spec hashes are made of', () => {
     // A spec's hash as earlier builds recorded it stays what it was.
     const spec = { template: 'host', resources: { memoryBytes: 16777216, pids: 16 }, command: ['/bin/sh'] };
     assert.equal(hashOf(spec), createHash('sha256').update(reference(spec)).digest('hex').slice(0, 16));
+  });
+});
+
+/** A deep copy with every object's keys in another order (the same JSON value). */
+function reordered(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(reordered);
+  if (v === null || typeof v !== 'object' || Object.getPrototypeOf(v) !== Object.prototype) return v;
+  return Object.fromEntries(
+    Object.entries(v as Record<string, unknown>)
+      .reverse()
+      .map(([k, x]) => [k, reordered(x)]),
+  );
+}
+
+describe('sameJson: equal canonical texts, without writing them', () => {
+  it('agrees with comparing canonicalJson texts on 20,000 generated pairs (equal ones in another key order, and near ones)', () => {
+    const gen = generator(11);
+    let equal = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const a = gen();
+      const b = i % 3 === 0 ? gen() : i % 3 === 1 ? reordered(a) : reordered(JSON.parse(JSON.stringify(a ?? null)) as unknown);
+      const want = canonicalJson(a) === canonicalJson(b);
+      if (want) equal++;
+      assert.equal(sameJson(a, b), want, `${canonicalJson(a)} vs ${canonicalJson(b)}`);
+    }
+    assert.ok(equal > 5_000 && equal < 19_000, `both outcomes are exercised: ${equal} equal`);
+  });
+
+  it('an undefined property is no property; in an array it is null; a changed leaf deep down is a difference', () => {
+    assert.equal(sameJson({ a: 1, b: undefined }, { a: 1 }), true);
+    assert.equal(sameJson([undefined], [null]), true);
+    assert.equal(sameJson({ a: { b: [1, { c: 2 }] } }, { a: { b: [1, { c: 3 }] } }), false);
+    assert.equal(sameJson({ a: 1 }, { a: 1, b: 2 }), false);
+    assert.equal(sameJson([1, 2], [1, 2, 3]), false);
+    assert.equal(sameJson({ 0: 'x' }, ['x']), false);
   });
 });

@@ -26,6 +26,25 @@ describe('plan (pure)', () => {
     assert.match(summarizePlan(p), /No changes\. 1 container/);
   });
 
+  it("a record whose hash does not match its spec is rewritten, whether the runtime reported that or plan hashed it; the runtime's word saves the hashing", () => {
+    const d = desired('web', { resources: { cpu: '500m', memory: '256Mi' } });
+    const stale = actualFrom(d);
+    stale.applied = { ...stale.applied, specHash: '0000000000000000' };
+    for (const holds of [undefined, false]) {
+      const a = holds === undefined ? stale : { ...stale, appliedHashHolds: holds };
+      const p = one(d, a);
+      assert.deepEqual(
+        p.actions.map((x) => [x.kind, x.reason]),
+        [['configure', 'applied record is out of date']],
+      );
+    }
+    // Reported as holding: taken as such (the runtime worked it out when it read the record).
+    assert.deepEqual(one(d, { ...stale, appliedHashHolds: true }).actions, []);
+    // A desired spec with its keys in another order is the same spec.
+    const reordered = { ...d, spec: Object.fromEntries(Object.entries(d.spec).reverse()) as typeof d.spec };
+    assert.deepEqual(one(reordered, actualFrom(d)).actions, []);
+  });
+
   it('creates a declared container that does not exist', () => {
     const p = one(desired('web'), undefined);
     assert.equal(p.actions.length, 1);

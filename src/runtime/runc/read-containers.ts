@@ -17,6 +17,7 @@ import { sweepTempDirs } from './temp-dirs.js';
 import { readIds, recordedRange } from '../walls/id-ranges.js';
 import { loadReadCache, saveReadCache } from './read-cache.js';
 import { endLeftRepair } from './update-in-place.js';
+import { specHashHolds } from '../applied-record.js';
 import { netnsOfPid } from '../network/repair-hold.js';
 
 /** One container from its record and runc state; `deep`: its network is checked in depth. */
@@ -39,6 +40,7 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
     name: record.name,
     id,
     applied: record,
+    appliedHashHolds: specHashHolds(record),
     process,
     limits,
     restartCount: restartCountOf(status),
