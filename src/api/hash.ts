@@ -79,18 +79,18 @@ function same(a: unknown, b: unknown, key: string): boolean {
   if (Array.isArray(a)) {
     const y = b as unknown[];
     if (a.length !== y.length) return false;
-    for (let i = 0; i < a.length; i++) if (!same(asArrayItem(a[i]), asArrayItem(y[i]), String(i))) return false;
+    for (let i = 0; i < a.length; i++) if (!same(asArrayItem(a[i], String(i)), asArrayItem(y[i], String(i)), String(i))) return false;
     return true;
   }
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
   let count = 0;
   for (const k of Object.keys(x)) {
-    if (omitted(x[k])) continue;
+    if (omitted(x[k], k)) continue;
     count++;
-    if (!Object.prototype.hasOwnProperty.call(y, k) || omitted(y[k]) || !same(x[k], y[k], k)) return false;
+    if (!Object.prototype.hasOwnProperty.call(y, k) || omitted(y[k], k) || !same(x[k], y[k], k)) return false;
   }
-  for (const k of Object.keys(y)) if (!omitted(y[k])) count--;
+  for (const k of Object.keys(y)) if (!omitted(y[k], k)) count--;
   return count === 0;
 }
 
@@ -101,14 +101,15 @@ function plain(v: object): boolean {
   return typeof (v as { toJSON?: unknown }).toJSON !== 'function';
 }
 
-/** Left out of an object by JSON.stringify. */
-function omitted(v: unknown): boolean {
-  return v === undefined || typeof v === 'function' || typeof v === 'symbol';
+/** Left out of an object by JSON.stringify (as the value of `key`: a toJSON may give undefined). */
+function omitted(v: unknown, key: string): boolean {
+  if (v === undefined || typeof v === 'function' || typeof v === 'symbol') return true;
+  return v !== null && typeof v === 'object' && !plain(v) && write(v, key) === undefined;
 }
 
 /** What JSON.stringify writes in an array for a value it leaves out of an object: null. */
-function asArrayItem(v: unknown): unknown {
-  return omitted(v) ? null : v;
+function asArrayItem(v: unknown, key: string): unknown {
+  return omitted(v, key) ? null : v;
 }
 
 /** A short, stable hash of any JSON value (used for the applied spec hash annotation). */

@@ -113,7 +113,7 @@ function planOne(desired: DesiredContainer, a: ActualContainer, input: PlanInput
   // The same spec as applied (the usual case): no field can differ, only the process and limits.
   // The record's own check (reported by the runtime, else hashed here) and a walk instead of
   // hashing the desired spec too: the two hashes were two thirds of a plan at 2,500.
-  const sameSpec = (a.appliedHashHolds ?? specHash(had) === a.applied.specHash) && sameJson(want, had);
+  const sameSpec = (a.appliedHashMatches ?? specHash(had) === a.applied.specHash) && sameJson(want, had);
 
   let replaceFields: string[] = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
   // Node root → a range, back, or a range that cannot stay: a replace, whatever else changed.

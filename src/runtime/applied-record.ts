@@ -28,7 +28,7 @@ const holds = new WeakMap<AppliedRecord, boolean>();
  * (the read cache keeps one per unchanged file) and reported with the container, so a plan
  * beside the loop does not hash 2,500 specs again (two thirds of its planning).
  */
-export function specHashHolds(record: AppliedRecord): boolean {
+export function specHashMatches(record: AppliedRecord): boolean {
   let h = holds.get(record);
   if (h === undefined) holds.set(record, (h = hashOf(record.spec) === record.specHash));
   return h;

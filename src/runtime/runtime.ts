@@ -59,8 +59,8 @@ export interface ActualContainer {
   /** Runtime-level id (for runc: the container id under acetate's own --root). */
   id: string;
   applied: AppliedRecord;
-  /** Whether applied.specHash is the hash of applied.spec (applied-record.ts specHashHolds); absent: not worked out (plan does). */
-  appliedHashHolds?: boolean;
+  /** Whether applied.specHash is the hash of applied.spec (applied-record.ts specHashMatches); absent: not worked out (plan does). */
+  appliedHashMatches?: boolean;
   process: ProcessInfo;
   /** Limits read back from the running container's cgroup (empty when not running). */
   limits: Resources;

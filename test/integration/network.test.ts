@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
@@ -140,6 +141,57 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.equal(await framesHeld(netnsOfPid(again.pid)), false);
     assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-paused\n');
     assert.ok(!existsSync(marker));
+  });
+
+  it('a hold that cannot be made leaves the container running; one that cannot be released is its network problem, ended by the repair it plans', async () => {
+    const a = await startWeb('held');
+    const freezer = await freezerStateFile(a.pid);
+    const marker = `${st.runtime.paths.runContainersDir}/default_held/paused-for-repair`;
+    // Fault injection: an nsenter that fails (the hold's and its release's only way in).
+    const faulty = path.join(st.dir, 'faulty-bin');
+    await mkdir(faulty);
+    await writeFile(path.join(faulty, 'nsenter'), '#!/bin/sh\necho "nsenter: injected failure" >&2\nexit 1\n', { mode: 0o755 });
+    const realPath = process.env.PATH;
+    const failing = () => (process.env.PATH = `${faulty}:${realPath}`);
+    const working = () => (process.env.PATH = realPath);
+    const repairAction = async (problem: RegExp) => {
+      const actual = (await st.runtime.get('default/held'))!;
+      assert.match(actual.network?.problem ?? '', problem);
+      const p = plan({ desired: new Map([['default/held', desiredOf(webRequest('held'))]]), actual: new Map([['default/held', actual]]), complete: true });
+      assert.deepEqual(
+        p.actions.map((x) => x.kind),
+        ['network'],
+      );
+      return p.actions[0]!;
+    };
+    try {
+      await exec('ip', ['link', 'del', (await snapshotNetworkLeaks(st.dir, n)).veths[0]!]);
+      const action = await repairAction(/veth .* is gone/);
+      failing();
+      await assert.rejects(executeAction(action, { runtime: st.runtime }), /injected failure/);
+      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED', 'not held, so not left paused');
+      assert.ok(!existsSync(marker));
+      working();
+
+      // Paused and held by a repair that could not release them: every read goes on, this container's network has a problem.
+      await exec('runc', ['--root', st.runtime.paths.runcRoot, 'pause', 'default_held']);
+      await writeFile(marker, `${a.pid}\n`);
+      await holdFrames(netnsOfPid(a.pid));
+      failing();
+      const seen = await repairAction(/paused by an interrupted repair, which could not be ended: .*injected failure/);
+      assert.equal((await st.runtime.list()).length, 1, 'the list is not failed by it');
+      assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN');
+      working();
+      await executeAction(seen, { runtime: st.runtime });
+      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
+      assert.equal(await framesHeld(netnsOfPid(a.pid)), false);
+      assert.ok(!existsSync(marker));
+      assert.equal((await st.runtime.get('default/held'))?.network?.problem, undefined);
+      assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-held\n', 'same pid, same address, its network back');
+      assert.ok(isAlive(a.pid));
+    } finally {
+      working();
+    }
   });
 
   it('a veth, a port rule or the namespace file removed by hand is found and repaired in place: same pid, same address', async () => {

@@ -27,6 +27,7 @@ describe('repair hold: no frame leaves a held network namespace', function () {
     await exec('ip', ['link', 'set', host, 'up']);
     await inNs('ip', 'addr', 'add', '10.251.7.2/24', 'dev', 'eth0');
     await inNs('ip', 'link', 'set', 'eth0', 'up');
+    await inNs('ip', 'link', 'set', 'lo', 'up');
   });
   after(async () => {
     holder.kill('SIGKILL');
@@ -64,6 +65,8 @@ describe('repair hold: no frame leaves a held network namespace', function () {
     assert.equal(await kernelTraffic(), 0, 'no frame left the held namespace');
     const ping = await inNs('busybox', 'ping', '-c', '1', '-W', '1', '10.251.7.1');
     assert.notEqual(ping.exitCode, 0, 'a process cannot send either');
+    const loopback = await inNs('busybox', 'ping', '-c', '1', '-W', '1', '127.0.0.1');
+    assert.equal(loopback.exitCode, 0, 'loopback stays open (it never leaves the namespace)');
 
     await releaseFrames(netnsOfPid(pid));
     await releaseFrames(netnsOfPid(pid)); // idempotent

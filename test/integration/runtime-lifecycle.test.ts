@@ -89,12 +89,12 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     assert.equal(after!.process.pid, pid, 'same process');
     assert.deepEqual(after!.applied.spec.resources, { cpuMillis: 1500, memoryBytes: 128 * MI, pids: 64 });
     assert.notEqual(after!.applied.specHash, before!.applied.specHash);
-    assert.equal(after!.appliedHashHolds, true, 'the rewritten record says the hash of its spec');
+    assert.equal(after!.appliedHashMatches, true, 'the rewritten record says the hash of its spec');
     // A record whose hash is not its spec's (an older acetate's, or edited by hand) is reported so (plan rewrites it).
     const recordFile = `${st.runtime.paths.containersDir}/default_sleeper/record.json`;
     const text = await readFile(recordFile, 'utf8');
     await writeFile(recordFile, text.replace(after!.applied.specHash, '0000000000000000'));
-    assert.equal((await st.runtime.get('default/sleeper'))!.appliedHashHolds, false);
+    assert.equal((await st.runtime.get('default/sleeper'))!.appliedHashMatches, false);
     await writeFile(recordFile, text);
 
     // A limit that is not page-aligned is rounded down by the kernel.

@@ -369,14 +369,20 @@ describe('FileSource (real files, inotify)', function () {
       try {
         await writeFile(path.join(tree, 'b.yaml'), manifest('b', '32Mi'));
         await waitFor(() => changes.some((c) => c !== 'all' && c.includes('default/b')), { message: 'b read' });
+        // A second file late in the burst: still too young when b is old enough, kept in its own time.
+        await new Promise((r) => setTimeout(r, 2_500));
+        await writeFile(path.join(tree, 'c.yaml'), manifest('c'));
+        await waitFor(() => changes.some((c) => c !== 'all' && c.includes('default/c')), { message: 'c read' });
         // Too young to be cached when read; saved within RACY_MS and a margin.
         const saved = async () => {
           const reader = new ManifestCache();
           if (!loadManifestCacheFile(cacheFile, fingerprint, reader)) return undefined;
+          if (!['a', 'b', 'c'].every((n) => reader.isKept(path.join(tree, `${n}.yaml`)))) return undefined;
+          // Each entry used as it is (one whose file differed would be parsed and replaced: a new generation).
           const snap = await loadManifestDir(tree, { cache: reader });
-          return snap.containers.size === 2 && reader.generation === 0 ? snap : undefined;
+          return snap.containers.size === 3 && reader.generation === 0 ? snap : undefined;
         };
-        const snap = await waitFor(saved, { timeoutMs: 10_000, message: 'both files served from the saved cache' });
+        const snap = await waitFor(saved, { timeoutMs: 12_000, message: 'every file served from the saved cache' });
         assert.equal(snap.containers.get('default/b')?.spec.resources.memoryBytes, 32 * 2 ** 20);
         assert.equal(changes.filter((c) => c === 'all' || c.includes('default/b')).length, 1, 'settling read b again and reported no change');
       } finally {

@@ -31,7 +31,7 @@ describe('plan (pure)', () => {
     const stale = actualFrom(d);
     stale.applied = { ...stale.applied, specHash: '0000000000000000' };
     for (const holds of [undefined, false]) {
-      const a = holds === undefined ? stale : { ...stale, appliedHashHolds: holds };
+      const a = holds === undefined ? stale : { ...stale, appliedHashMatches: holds };
       const p = one(d, a);
       assert.deepEqual(
         p.actions.map((x) => [x.kind, x.reason]),
@@ -39,7 +39,7 @@ describe('plan (pure)', () => {
       );
     }
     // Reported as holding: taken as such (the runtime worked it out when it read the record).
-    assert.deepEqual(one(d, { ...stale, appliedHashHolds: true }).actions, []);
+    assert.deepEqual(one(d, { ...stale, appliedHashMatches: true }).actions, []);
     // A desired spec with its keys in another order is the same spec.
     const reordered = { ...d, spec: Object.fromEntries(Object.entries(d.spec).reverse()) as typeof d.spec };
     assert.deepEqual(one(reordered, actualFrom(d)).actions, []);

@@ -17,25 +17,28 @@
  * container's own address (harmless, and true).
  *
  * The table is recreated from nothing (a table of the same name the tenant made is deleted in
- * the same transaction), at the lowest priority so it runs before any chain of the tenant's.
+ * the same transaction). Its priority does not matter for what it stops (a drop in any base
+ * chain is final, whatever a chain of the tenant's accepts before or after it); -1000 only makes
+ * it the first to look. Loopback stays open: it never leaves the namespace, and the kernel's own
+ * retransmissions there need not back off.
  */
 import { exec } from '../../util/exec.js';
 
 /** Its name in the container's namespace (`nft list tables` there shows it while a repair runs). */
-export const HOLD_TABLE = 'acetate_repair_hold';
+const HOLD_TABLE = 'acetate_repair_hold';
 const T = { timeoutMs: 30_000 };
-/** Before everything (conntrack is at -200, raw at -300): a drop is final whatever runs after. */
+/** Before conntrack (-200) and raw (-300): the first to look (see above). */
 const PRIORITY = -1000;
 
 /** The nft script that (re)creates the hold. Pure. */
-export function holdScript(): string {
-  const drop = (hook: string) => `  chain ${hook} {\n    type filter hook ${hook} priority ${PRIORITY}; policy drop;\n  }`;
+function holdScript(): string {
+  const drop = (hook: string, rules = '') => `  chain ${hook} {\n    type filter hook ${hook} priority ${PRIORITY}; policy drop;\n${rules}  }`;
   return [
     // `table` then `delete table`: one transaction, whether or not a table of that name exists.
     `table inet ${HOLD_TABLE}`,
     `delete table inet ${HOLD_TABLE}`,
     `table inet ${HOLD_TABLE} {`,
-    drop('output'),
+    drop('output', '    oif "lo" accept\n'),
     drop('forward'),
     '}',
     `table arp ${HOLD_TABLE}`,
@@ -69,8 +72,8 @@ export async function releaseFrames(netns: string): Promise<void> {
   await nftIn(netns, ['-f', '-'], script);
 }
 
-/** Whether the hold is in place in network namespace `netns` (tests, and a look by hand). */
+/** Whether the hold (both its tables) is in place in network namespace `netns` (tests, and a look by hand). */
 export async function framesHeld(netns: string): Promise<boolean> {
-  const r = await nftIn(netns, ['list', 'tables']);
-  return r.stdout.split('\n').some((l) => l.trim() === `table inet ${HOLD_TABLE}`);
+  const tables = new Set((await nftIn(netns, ['list', 'tables'])).stdout.split('\n').map((l) => l.trim()));
+  return tables.has(`table inet ${HOLD_TABLE}`) && tables.has(`table arp ${HOLD_TABLE}`);
 }

@@ -17,8 +17,13 @@ import { sweepTempDirs } from './temp-dirs.js';
 import { readIds, recordedRange } from '../walls/id-ranges.js';
 import { loadReadCache, saveReadCache } from './read-cache.js';
 import { endLeftRepair } from './update-in-place.js';
-import { specHashHolds } from '../applied-record.js';
+import { specHashMatches } from '../applied-record.js';
 import { netnsOfPid } from '../network/repair-hold.js';
+import type { NetworkStatus } from '../network/driver.js';
+
+function withProblem(network: NetworkStatus | undefined, problem: string | undefined): NetworkStatus | undefined {
+  return network && problem ? { ...network, problem } : network;
+}
 
 /** One container from its record and runc state; `deep`: its network is checked in depth. */
 async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: RuncState | undefined, deep = false): Promise<ActualContainer> {
@@ -27,25 +32,33 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   // The lock holder also puts back run-dir files removed by hand under a supervised process.
   const cgroup = await rc.cgroupOf(cp);
   const process = await processInfo(cp, st, status, cgroup, { repair: rc.lockHeld });
-  // A repair's pause and hold (update-in-place.ts) left by an acetate that died in it: the lock holder ends them.
-  if (rc.lockHeld && process.state === 'running' && process.pid !== undefined) await endLeftRepair(rc, id, cp, netnsOfPid(process.pid));
+  const key = containerKey(record.namespace, record.name);
+  // A repair's pause and hold (update-in-place.ts) left by an acetate that died in it: the lock
+  // holder ends them. One it cannot end is this container's network problem (the repair is
+  // planned and retried), not a failure of every container's read.
+  let leftRepair: string | undefined;
+  if (rc.lockHeld && process.state === 'running' && process.pid !== undefined) {
+    await endLeftRepair(rc, key, netnsOfPid(process.pid)).catch((err: unknown) => {
+      leftRepair = `paused by an interrupted repair, which could not be ended: ${err instanceof Error ? err.message : String(err)}`;
+    });
+  }
   const limits = process.state === 'running' ? await readLimits(cgroup) : {};
   const disk = await rc.disk.usage(cp, record);
   if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;
   // A container of the node's ids may still have files of its earlier range (until its start re-owns them): no range of its own.
   const idRange = record.spec.security.hostUsers === false ? recordedRange(await readIds(cp.dir)) : undefined;
   return {
-    key: containerKey(record.namespace, record.name),
+    key,
     namespace: record.namespace,
     name: record.name,
     id,
     applied: record,
-    appliedHashHolds: specHashHolds(record),
+    appliedHashMatches: specHashMatches(record),
     process,
     limits,
     restartCount: restartCountOf(status),
     // The lock holder (`acetate run`'s 2 s poll) also looks for the port rules: one iptables listing for all.
-    ...(record.spec.network === 'bridge' ? { network: await rc.net.observe(id, process.state === 'running', deep, rc.lockHeld) } : {}),
+    ...(record.spec.network === 'bridge' ? { network: withProblem(await rc.net.observe(id, process.state === 'running', deep, rc.lockHeld), leftRepair) } : {}),
     ...(disk ? { disk } : {}),
     ...(idRange ? { idRange: { hostID: idRange.hostID, size: idRange.size } } : {}),
   };

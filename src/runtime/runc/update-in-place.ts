@@ -67,39 +67,60 @@ export async function updateNetwork(rc: RuncContext, key: string, opts: { repair
     // it crosses that gap. The marker says so to the next acetate, should this one die in
     // between (read-containers.ts ends both).
     const runc = await rc.runc();
-    const marker = repairPauseMarker(t.cp);
     repairing.add(t.id); // this process's reads leave this pause alone (read-containers.ts)
+    let held = false;
+    let result: NetworkStatus | undefined;
+    let failure: unknown;
     try {
-      await writeSmallFile(marker, `${pid}\n`);
-      await runc.pause(t.id);
+      await writeSmallFile(repairPauseMarker(t.cp), `${pid}\n`);
+      if (st!.status !== 'paused') await runc.pause(t.id); // paused already: an interrupted repair's
       await holdFrames(netnsOfPid(pid));
-      return await rc.net.update(t.id, record, opts.repair, pid);
-    } finally {
-      // Not resumed while the hold could not be released: frozen is visible and safe, a running
-      // container without a network is neither. The marker stays; the next read ends both.
-      try {
-        await releaseFrames(netnsOfPid(pid));
-        await endRepairPause(rc, t.id, t.cp);
-      } finally {
-        repairing.delete(t.id);
-      }
+      held = true;
+      result = await rc.net.update(t.id, record, opts.repair, pid);
+    } catch (err) {
+      failure = err;
     }
+    try {
+      // A hold that could not be made (one nft transaction: all or nothing) is not released.
+      // One that cannot be released keeps the container paused (not running without a network,
+      // nor with its frames unwalled): the marker stays and the deep look reports it
+      // (read-containers.ts), so the repair is planned and retried.
+      if (held) await releaseFrames(netnsOfPid(pid));
+      await endRepairPause(rc, t.id, t.cp);
+    } catch (err) {
+      const what = failure ? `the repair failed (${failure instanceof Error ? failure.message : String(failure)}) and` : 'the repair was done but';
+      throw new Error(`${t.key}: ${what} its hold could not be released: left paused until a later repair or read ends it`, { cause: err });
+    } finally {
+      repairing.delete(t.id);
+    }
+    if (failure) throw failure;
+    return result;
   });
 }
 
 /** Resumes a container paused for a repair and removes the marker saying so. */
-export async function endRepairPause(rc: RuncContext, id: string, cp: ContainerPaths): Promise<void> {
+async function endRepairPause(rc: RuncContext, id: string, cp: ContainerPaths): Promise<void> {
   await (await rc.runc()).resume(id);
   await removePaths([repairPauseMarker(cp)]);
 }
 
 /**
- * A repair's pause and hold left by an acetate that died in it, ended: by the lock holder's read
- * of the running container (`netns` its process's), or at the next start (the namespace file it
- * will join: a stopped container's namespace persists, and the hold with it).
+ * A repair's pause and hold left by an acetate that died in it (or one that could not release
+ * them), ended by the lock holder's read of the running container (`netns` its process's).
+ * Under the container's lock: never beside a repair of it in this process.
  */
-export async function endLeftRepair(rc: RuncContext, id: string, cp: ContainerPaths, netns: string): Promise<void> {
-  if (repairInProgress(id) || !existsNow(repairPauseMarker(cp))) return;
+export async function endLeftRepair(rc: RuncContext, key: string, netns: string): Promise<void> {
+  const t = rc.target(key);
+  if (!existsNow(repairPauseMarker(t.cp))) return;
+  await rc.locks.run(key, () => endLeftRepairLocked(rc, t.id, t.cp, netns));
+}
+
+/**
+ * endLeftRepair by a caller that holds the container's lock: the start, with the namespace file
+ * it will join (a stopped container's namespace persists, and a hold left in it with it).
+ */
+export async function endLeftRepairLocked(rc: RuncContext, id: string, cp: ContainerPaths, netns: string): Promise<void> {
+  if (repairing.has(id) || !existsNow(repairPauseMarker(cp))) return;
   await releaseFrames(netns);
   await endRepairPause(rc, id, cp);
 }
@@ -107,13 +128,8 @@ export async function endLeftRepair(rc: RuncContext, id: string, cp: ContainerPa
 /** Ids whose repair (and pause) this process is running now. */
 const repairing = new Set<string>();
 
-/** Whether a pause marker is one of this process's repairs in progress (not one a dead acetate left). */
-export function repairInProgress(id: string): boolean {
-  return repairing.has(id);
-}
-
 /** Present while a repair keeps the container paused (updateNetwork). */
-export function repairPauseMarker(cp: ContainerPaths): string {
+function repairPauseMarker(cp: ContainerPaths): string {
   return path.join(cp.runDir, 'paused-for-repair');
 }
 

@@ -14,6 +14,7 @@
  * moves to the same offset in the new one), so nothing written under one mapping becomes unusable
  * under the other.
  */
+import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
 import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readIds, recordOwner } from './id-ranges.js';
@@ -46,24 +47,37 @@ function shiftId(id: number, from: number, to: number, size: number): number {
   return id >= from && id < from + size ? to + (id - from) : id;
 }
 
+/** Entries re-owned between two turns of the event loop (shiftTree). */
+const SHIFT_SLICE = 256;
+
 /**
  * Re-owns every file under dir (dir included) from one range to the other, without following
  * symlinks. chown clears set-uid/set-gid bits, so the mode is put back afterwards.
+ *
+ * Synchronous calls, a slice of entries at a time with the event loop turning in between: a
+ * promise per lstat and lchown was 3.4 ms of CPU per create (the host view's ~75 markers, every
+ * unprivileged container), several times the calls themselves; a large private area (a range
+ * change) still leaves the loop free every SHIFT_SLICE entries.
  */
 export async function shiftTree(dir: string, from: number, to: number, size: number): Promise<number> {
   let n = 0;
+  let sinceTurn = 0;
   const stack = [dir];
   while (stack.length) {
+    if (++sinceTurn > SHIFT_SLICE) {
+      sinceTurn = 0;
+      await new Promise((r) => setImmediate(r));
+    }
     const p = stack.pop()!;
-    const st = await lstat(p);
+    const st = lstatSync(p);
     const uid = shiftId(st.uid, from, to, size);
     const gid = shiftId(st.gid, from, to, size);
     if (uid !== st.uid || gid !== st.gid) {
-      await lchown(p, uid, gid);
-      if (!st.isSymbolicLink() && st.mode & 0o6000) await chmod(p, st.mode & 0o7777);
+      lchownSync(p, uid, gid);
+      if (!st.isSymbolicLink() && st.mode & 0o6000) chmodSync(p, st.mode & 0o7777);
       n++;
     }
-    if (st.isDirectory()) for (const e of await readdir(p)) stack.push(path.join(p, e));
+    if (st.isDirectory()) for (const e of readdirSync(p)) stack.push(path.join(p, e));
   }
   return n;
 }

@@ -54,6 +54,11 @@ export class ManifestCache implements FileResultCache {
     return this.entries.has(file);
   }
 
+  /** Whether a result of `file` is kept (one read while too young for its stamp is not). */
+  isKept(file: string): boolean {
+    return this.entries.has(file);
+  }
+
   /** Forget files that are no longer listed. */
   retainOnly(files: Iterable<string>): void {
     const keep = new Set(files);

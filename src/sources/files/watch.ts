@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
-import { RACY_MS } from '../../util/stat-cache.js';
+import { Settler } from './settle.js';
 import type { NodeCapacity } from '../kube/desired.js';
 import { addListingProblems, judgeCompleteness, type RootState } from './completeness.js';
 import { realRoot } from './contained.js';
@@ -26,9 +26,6 @@ import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
 import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
-
-/** Past the age at which a file's stamp identifies its content (RACY_MS), changed files are read again. */
-const SETTLE_MARGIN_MS = 1_000;
 
 export interface FileSourceOptions {
   dir: string;
@@ -87,9 +84,8 @@ export class FileSource implements DesiredSource {
   private stopped = false;
   private cached?: FileSnapshot;
   private relistTimer?: TimerHandle;
-  /** Files read while too young to be cached, read again by settle() once they are not. */
-  private readonly unsettled = new Set<string>();
-  private settleTimer?: TimerHandle;
+  /** Files read while too young to be cached, handed back to settle() once they are not. */
+  private readonly settler: Settler;
   /** Serializes reads so that results are applied in order. */
   private chain: Promise<void> = Promise.resolve();
   /** How many change notifications were emitted (for tests and metrics). */
@@ -105,6 +101,7 @@ export class FileSource implements DesiredSource {
     this.relistMs = opts.relistMs ?? 300_000;
     this.opts = opts;
     if (opts.persistedCache) loadManifestCacheFile(opts.persistedCache.file, opts.persistedCache.fingerprint, this.manifestCache);
+    this.settler = new Settler({ clock: this.clock, onDue: (files) => void this.enqueue(() => this.settle(files)) });
     this.watcher = new TreeWatcher({
       root: this.root,
       clock: this.clock,
@@ -130,8 +127,7 @@ export class FileSource implements DesiredSource {
     this.stopped = true;
     if (this.relistTimer) this.clock.clearTimeout(this.relistTimer);
     this.relistTimer = undefined;
-    if (this.settleTimer) this.clock.clearTimeout(this.settleTimer);
-    this.settleTimer = undefined;
+    this.settler.stop();
     await this.watcher.close();
     await this.chain.catch(() => undefined);
   }
@@ -167,7 +163,7 @@ export class FileSource implements DesiredSource {
       const results = await Promise.all(listed.files.map((f) => this.load(f)));
       this.manifestCache.retainOnly(listed.files);
       for (const r of results) this.table.apply(r, changed);
-      this.settleSoon(listed.files.filter((f) => !this.manifestCache.holds(f)));
+      this.settler.add(listed.files.filter((f) => !this.manifestCache.isKept(f)));
       await this.savePersistedCache();
       this.cached = undefined;
       if (opts.notify !== false) this.notify(changed, before !== this.snapshotMeta());
@@ -184,27 +180,9 @@ export class FileSource implements DesiredSource {
     await saveManifestCacheFile(p.file, p.fingerprint, this.manifestCache);
   }
 
-  /**
-   * Files read after a change were too young for their stamp to identify their content (see
-   * util/stat-cache.ts), so the cache kept nothing of them: every later read, and every
-   * `acetate plan`, parsed them again until the next re-list, minutes later (2,100 new files
-   * made a no-op plan at 2,500 take 0.5 s instead of 0.3 s). Once they are old enough they are
-   * read again (a parse each, once), so the cache holds them, and the persisted cache is saved:
-   * one round for a burst of changes.
-   */
-  private settleSoon(files: readonly string[]): void {
-    for (const f of files) this.unsettled.add(f);
-    if (this.settleTimer || this.stopped || this.unsettled.size === 0) return;
-    this.settleTimer = this.clock.setTimeout(() => {
-      this.settleTimer = undefined;
-      void this.enqueue(() => this.settle());
-    }, RACY_MS + SETTLE_MARGIN_MS);
-  }
-
-  private async settle(): Promise<void> {
+  /** Files the settler found old enough and unchanged: read again, so the cache keeps them, and the persisted cache saved. */
+  private async settle(files: string[]): Promise<void> {
     if (this.stopped) return;
-    const files = [...this.unsettled];
-    this.unsettled.clear();
     const before = this.snapshotMeta();
     const changed = new Set<string>();
     // Only files still known: one removed meanwhile went with its batch.
@@ -290,7 +268,7 @@ export class FileSource implements DesiredSource {
         }
         this.table.apply(await this.load(file), changed);
       }
-      this.settleSoon(batch.files.filter((f) => this.table.has(f) && !this.manifestCache.holds(f)));
+      this.settler.add(batch.files.filter((f) => this.table.has(f) && !this.manifestCache.isKept(f)));
       this.cached = undefined;
       this.notify(changed, this.snapshotMeta() !== before);
     });
