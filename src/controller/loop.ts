@@ -333,6 +333,7 @@ export class Controller {
         const report = await this.reconciler.reconcile(key);
         requeue = report.requeue;
         this.watch?.track(key);
+        if (report.results.length && !report.error) this.poll.forget(key); // acted on: the next poll's look at it is news
         this.wakePortWaiters(key, report);
       } catch (err) {
         // reconcile() handles its own errors; this is a bug guard.

@@ -28,4 +28,13 @@ export class ProcessPoll {
     this.seen = now;
     return first ? list.filter((a) => a.process.unsupervised).map((a) => a.key) : changed;
   }
+
+  /**
+   * Forgets what was seen of `key` (the loop just acted on it): whatever the next poll sees of it
+   * is news. A network repaired and broken again between two polls (a port rule repaired, then
+   * the bridge deleted) looked unchanged, broken both times, and was never repaired.
+   */
+  forget(key: string): void {
+    this.seen.delete(key);
+  }
 }

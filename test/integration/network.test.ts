@@ -12,7 +12,7 @@ import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { createNetns, netnsPathOf } from '../../src/runtime/network/netns.js';
-import { framesHeld, holdFrames, netnsOfPid } from '../../src/runtime/network/repair-hold.js';
+import { holdFrames, holdsIn, netnsOfPid, newHoldName } from '../../src/runtime/network/repair-hold.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { desiredOf, freePort, httpGet, published, webRequest } from '../support/network-test.js';
@@ -85,6 +85,24 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.ok(isAlive(b.pid));
   });
 
+  it("an address given again reaches its new container at once: the node's entry naming an earlier holder's MAC is dropped", async () => {
+    const a = await startWeb('first');
+    const prefix = a.ip.split('.').slice(0, 3).join('.');
+    // The entries an earlier holder of the next addresses left on the node (permanent: never corrected by the kernel on its own).
+    const stale = '02:00:00:00:0b:ad';
+    for (let i = 2; i <= 12; i++) {
+      if (`${prefix}.${i}` !== a.ip) await exec('ip', ['neigh', 'replace', `${prefix}.${i}`, 'lladdr', stale, 'dev', n.bridge, 'nud', 'permanent']);
+    }
+    const b = await startWeb('second');
+    assert.equal(await waitFor(() => httpGet(b.ip, 80), { timeoutMs: 5_000 }), 'hello-second\n', 'reached at its own address');
+    const entry = (await exec('ip', ['neigh', 'show', b.ip, 'dev', n.bridge])).stdout;
+    assert.doesNotMatch(entry, new RegExp(stale), `the node's entry: ${entry}`);
+    assert.match(entry, /lladdr/);
+    // Another container's entry is left as it was.
+    const other = `${prefix}.12`;
+    if (other !== b.ip) assert.match((await exec('ip', ['neigh', 'show', other, 'dev', n.bridge])).stdout, new RegExp(stale));
+  });
+
   it('a stopped and started container keeps its address (its namespace persists); a changed port is published in place, same pid', async () => {
     const [p1, p2] = [await freePort(), await freePort()];
     const a = await startWeb('web', p1);
@@ -119,31 +137,51 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.match(p3.actions[0]!.reason, /network bridge → none/);
   });
 
-  it("a repair's pause and hold left by an acetate that died in it are ended by the next lock holder's read, or by the next start", async () => {
+  /** A repair's pause and hold as an acetate that died in the repair (or could not end them) leaves them. */
+  async function leaveRepair(name: string, pid: number): Promise<string> {
+    await exec('runc', ['--root', st.runtime.paths.runcRoot, 'pause', `default_${name}`]);
+    const hold = newHoldName();
+    await writeFile(`${st.runtime.paths.runContainersDir}/default_${name}/paused-for-repair`, `${JSON.stringify({ pid, holds: [hold] })}\n`);
+    await holdFrames(netnsOfPid(pid), hold);
+    return hold;
+  }
+
+  /** The one action plan makes of the container's network problem (which must match). */
+  async function repairOf(name: string, problem: RegExp) {
+    const actual = (await st.runtime.get(`default/${name}`))!;
+    assert.match(actual.network?.problem ?? '', problem);
+    const p = plan({ desired: new Map([[`default/${name}`, desiredOf(webRequest(name))]]), actual: new Map([[`default/${name}`, actual]]), complete: true });
+    assert.deepEqual(
+      p.actions.map((x) => x.kind),
+      ['network'],
+    );
+    return p.actions[0]!;
+  }
+
+  it("a repair's pause and hold left by an acetate that died in it are not ended by a read (the new port may not be walled yet) but by the repair it plans, or by the next start", async () => {
     const a = await startWeb('paused');
-    await exec('runc', ['--root', st.runtime.paths.runcRoot, 'pause', 'default_paused']);
     const freezer = await freezerStateFile(a.pid);
-    assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN');
     const marker = `${st.runtime.paths.runContainersDir}/default_paused/paused-for-repair`;
-    await writeFile(marker, `${a.pid}\n`);
-    await holdFrames(netnsOfPid(a.pid));
-    assert.equal((await st.runtime.get('default/paused'))?.process.pid, a.pid);
+    await leaveRepair('paused', a.pid);
+    const action = await repairOf('paused', /an interrupted repair left it paused, its frames held/);
+    assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN', 'a read leaves it paused');
+    await executeAction(action, { runtime: st.runtime });
     assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
-    assert.equal(await framesHeld(netnsOfPid(a.pid)), false, 'its frames flow again');
+    assert.deepEqual(await holdsIn(netnsOfPid(a.pid)), [], 'its frames flow again');
     assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-paused\n');
     assert.ok(!existsSync(marker));
+    assert.equal((await st.runtime.get('default/paused'))?.process.pid, a.pid);
 
     // Stopped while held (its namespace, and the hold in it, persist): the next start releases it.
-    await holdFrames(netnsOfPid(a.pid));
-    await writeFile(marker, `${a.pid}\n`);
+    await leaveRepair('paused', a.pid);
     await st.runtime.stop('default/paused', { graceSeconds: 0 });
     const again = await st.runtime.start('default/paused');
-    assert.equal(await framesHeld(netnsOfPid(again.pid)), false);
+    assert.deepEqual(await holdsIn(netnsOfPid(again.pid)), []);
     assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-paused\n');
     assert.ok(!existsSync(marker));
   });
 
-  it('a hold that cannot be made leaves the container running; one that cannot be released is its network problem, ended by the repair it plans', async () => {
+  it('a hold that cannot be made leaves the container running; one that cannot be ended keeps it paused, a network problem every read reports, until a repair ends it', async () => {
     const a = await startWeb('held');
     const freezer = await freezerStateFile(a.pid);
     const marker = `${st.runtime.paths.runContainersDir}/default_held/paused-for-repair`;
@@ -154,37 +192,27 @@ describe('network: bridge (real CNI plugins)', function () {
     const realPath = process.env.PATH;
     const failing = () => (process.env.PATH = `${faulty}:${realPath}`);
     const working = () => (process.env.PATH = realPath);
-    const repairAction = async (problem: RegExp) => {
-      const actual = (await st.runtime.get('default/held'))!;
-      assert.match(actual.network?.problem ?? '', problem);
-      const p = plan({ desired: new Map([['default/held', desiredOf(webRequest('held'))]]), actual: new Map([['default/held', actual]]), complete: true });
-      assert.deepEqual(
-        p.actions.map((x) => x.kind),
-        ['network'],
-      );
-      return p.actions[0]!;
-    };
     try {
       await exec('ip', ['link', 'del', (await snapshotNetworkLeaks(st.dir, n)).veths[0]!]);
-      const action = await repairAction(/veth .* is gone/);
+      const action = await repairOf('held', /veth .* is gone/);
       failing();
       await assert.rejects(executeAction(action, { runtime: st.runtime }), /injected failure/);
-      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED', 'not held, so not left paused');
+      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED', 'nothing held, so not left paused');
       assert.ok(!existsSync(marker));
       working();
 
-      // Paused and held by a repair that could not release them: every read goes on, this container's network has a problem.
-      await exec('runc', ['--root', st.runtime.paths.runcRoot, 'pause', 'default_held']);
-      await writeFile(marker, `${a.pid}\n`);
-      await holdFrames(netnsOfPid(a.pid));
+      // Left paused and held; the release fails: the repair fails and leaves it so, every read goes on.
+      const hold = await leaveRepair('held', a.pid);
       failing();
-      const seen = await repairAction(/paused by an interrupted repair, which could not be ended: .*injected failure/);
+      const again = await repairOf('held', /an interrupted repair left it paused/);
       assert.equal((await st.runtime.list()).length, 1, 'the list is not failed by it');
+      await assert.rejects(executeAction(again, { runtime: st.runtime }), /could not be ended: left paused for the next repair/);
       assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN');
       working();
-      await executeAction(seen, { runtime: st.runtime });
+      assert.ok((await holdsIn(netnsOfPid(a.pid))).includes(hold));
+      await executeAction(await repairOf('held', /an interrupted repair left it paused/), { runtime: st.runtime });
       assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
-      assert.equal(await framesHeld(netnsOfPid(a.pid)), false);
+      assert.deepEqual(await holdsIn(netnsOfPid(a.pid)), []);
       assert.ok(!existsSync(marker));
       assert.equal((await st.runtime.get('default/held'))?.network?.problem, undefined);
       assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-held\n', 'same pid, same address, its network back');
@@ -223,14 +251,14 @@ describe('network: bridge (real CNI plugins)', function () {
       })();
       // And its kernel's frames held (a second sampler: an nsenter takes some milliseconds).
       const holdSampling = (async () => {
-        while (repairing) if (await framesHeld(netnsOfPid(a.pid)).catch(() => false)) held = true;
+        while (repairing) if ((await holdsIn(netnsOfPid(a.pid)).catch(() => [])).length) held = true;
       })();
       await executeAction(p.actions[0]!, { runtime: st.runtime }).finally(() => (repairing = false));
       await Promise.all([sampling, holdSampling]);
       assert.ok(seen.has('FROZEN'), `the container was paused during the repair: ${[...seen].join(', ')}`);
       assert.ok(held, "the container's frames were held during the repair");
       assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
-      assert.equal(await framesHeld(netnsOfPid(a.pid)), false, 'and released after it');
+      assert.deepEqual(await holdsIn(netnsOfPid(a.pid)), [], 'and released after it');
       assert.ok(!existsSync(`${st.runtime.paths.runContainersDir}/default_web/paused-for-repair`));
       const after = (await st.runtime.get('default/web'))!;
       assert.equal(after.network?.problem, undefined);
@@ -261,6 +289,10 @@ describe('network: bridge (real CNI plugins)', function () {
     // The namespace file unmounted by hand: bound again from the process, and nothing else changes.
     await exec('umount', [`${st.runtime.paths.runDir}/netns/default_web`]);
     await repair(/network namespace .* is gone/);
+
+    // The bridge deleted by hand (its ports are left, on no bridge): made again, the port on it.
+    await exec('ip', ['link', 'del', n.bridge]);
+    await repair(/bridge .* is gone/);
   });
 
   it('garbage collection: what a container whose record is gone left (lease, rules, namespace, claim) is removed by the next acetate', async () => {

@@ -168,4 +168,17 @@ describe('network checks: the process poll', () => {
     assert.deepEqual(poll.changed([broken]), []);
     assert.deepEqual(poll.changed([a]), ['default/a']);
   });
+
+  it('broken again right after the loop repaired it (between two polls) is news once the loop has forgotten the key', () => {
+    const a = actualFrom(desired('a', { network: 'bridge' }));
+    const rules = { ...a, network: { ...a.network!, problem: 'port rules of 8080/TCP are missing' } };
+    const bridge = { ...a, network: { ...a.network!, problem: 'bridge br0 is gone' } };
+    const poll = new ProcessPoll();
+    poll.changed([a]);
+    assert.deepEqual(poll.changed([rules]), ['default/a']);
+    // Repaired (the loop acted on it), then the bridge deleted before the next poll: broken both times.
+    poll.forget('default/a');
+    assert.deepEqual(poll.changed([bridge]), ['default/a']);
+    assert.deepEqual(poll.changed([bridge]), [], 'not news while nothing acts on it (the queue retries a failed repair)');
+  });
 });

@@ -15,6 +15,7 @@ import { holdLease, readLeases, releaseHeldLease, resultFromLease } from './leas
 import type { PortClaims } from './port-claims.js';
 import { sweepContainerRules, sweepForwardRules } from './iptables-sweep.js';
 import { enrollPort, pruneWalls, walledPortOf } from './walls.js';
+import { forgetStaleNeighbour } from './neighbours.js';
 import { deletePortFlows } from './conntrack.js';
 
 /** What network.json holds. */
@@ -132,6 +133,7 @@ export class CniAttachments {
       const port = walledPortOf(result, ip, hostVeth);
       if (!port) throw new Error(`the bridge plugin gave ${req.key} no host veth or MAC to check its frames against`);
       await enrollPort(this.config.bridge, port);
+      await forgetStaleNeighbour(this.config.bridge, ip, port.mac);
       const st: NetworkStateFile = {
         network: this.config.name,
         containerId: req.id,

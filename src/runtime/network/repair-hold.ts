@@ -6,48 +6,60 @@
  * ADD), and this kernel has no bridge match for "a port not enrolled yet" (CONFIG_NFT_BRIDGE_META
  * is not set). The container's processes are paused for the repair (update-in-place.ts), but its
  * kernel is not: TCP retransmissions of a socket bound to a neighbour's address, neighbour
- * probes, IPv6 DAD and MLD frames went out through the new port unwalled.
+ * probes, IPv6 DAD and MLD frames went out through the new port unwalled; and so did frames a
+ * tenant queued before the pause (a slow qdisc on an interface of its own, drained during the
+ * pause, its frames copied by a netdev `dup` rule to the ifindex the new eth0 would get): a
+ * hostile tester took a neighbour's address on the node that way, 3 times out of 3.
  *
- * So, for the length of the repair, a table inside the container's own network namespace drops
- * every packet leaving it: locally made IPv4/IPv6 (the output hook: TCP, ICMPv6 neighbour
- * discovery, MLD), forwarded ones (a tenant routing between interfaces of its own), and ARP (the
- * arp family's output hook: the kernel's neighbour probes). The tenant cannot remove it: its
- * processes are frozen until the hold is released. Not stopped by it: AF_PACKET frames (only a
- * process sends those, and none runs) and the bridge plugin's own gratuitous ARP for the
- * container's own address (harmless, and true).
- *
- * The table is recreated from nothing (a table of the same name the tenant made is deleted in
- * the same transaction). Its priority does not matter for what it stops (a drop in any base
- * chain is final, whatever a chain of the tenant's accepts before or after it); -1000 only makes
- * it the first to look. Loopback stays open: it never leaves the namespace, and the kernel's own
- * retransmissions there need not back off.
+ * So, for the length of the repair, tables inside the container's own network namespace drop
+ * what would leave it:
+ *   netdev  egress of "eth0", by name (bound before the device exists: this kernel attaches a
+ *           netdev chain to a device of that name when one appears, or is renamed so). Every
+ *           frame the new eth0 would send, whatever made it: the kernel, a queue, a dup or fwd
+ *           rule, a packet socket. The bridge plugin's own gratuitous ARP too (harmless to lose).
+ *   inet    output and forward (loopback excepted: it never leaves the namespace), and
+ *   arp     output: the same again at the IP and ARP layers, for any other way out.
+ * A frozen tenant cannot remove them. Their name is new for every repair (acetate_hold_<random>,
+ * kept in the repair's marker), so a tenant cannot make a table of that name beforehand (one
+ * flagged `owner` by a socket of its own could be neither replaced nor deleted). Their priority
+ * does not matter for what they stop: a drop in any base chain is final, whatever a chain of the
+ * tenant's accepts before or after it.
  */
+import { randomBytes } from 'node:crypto';
 import { exec } from '../../util/exec.js';
+import { IFNAME } from './cni-list.js';
 
-/** Its name in the container's namespace (`nft list tables` there shows it while a repair runs). */
-const HOLD_TABLE = 'acetate_repair_hold';
+const PREFIX = 'acetate_hold_';
+const FAMILIES = ['netdev', 'inet', 'arp'] as const;
 const T = { timeoutMs: 30_000 };
 /** Before conntrack (-200) and raw (-300): the first to look (see above). */
 const PRIORITY = -1000;
 
-/** The nft script that (re)creates the hold. Pure. */
-function holdScript(): string {
-  const drop = (hook: string, rules = '') => `  chain ${hook} {\n    type filter hook ${hook} priority ${PRIORITY}; policy drop;\n${rules}  }`;
-  return [
-    // `table` then `delete table`: one transaction, whether or not a table of that name exists.
-    `table inet ${HOLD_TABLE}`,
-    `delete table inet ${HOLD_TABLE}`,
-    `table inet ${HOLD_TABLE} {`,
-    drop('output', '    oif "lo" accept\n'),
-    drop('forward'),
-    '}',
-    `table arp ${HOLD_TABLE}`,
-    `delete table arp ${HOLD_TABLE}`,
-    `table arp ${HOLD_TABLE} {`,
-    drop('output'),
-    '}',
-    '',
-  ].join('\n');
+/** A hold's name: new for each repair. */
+export function newHoldName(): string {
+  return `${PREFIX}${randomBytes(6).toString('hex')}`;
+}
+
+/** Only names this module makes are ever put into an nft script (a marker file is read back). */
+export function isHoldName(name: unknown): name is string {
+  return typeof name === 'string' && /^acetate_hold_[0-9a-f]{12}$/.test(name);
+}
+
+function holdScript(name: string): string {
+  const chain = (hook: string, opts: { device?: string; rules?: string } = {}) =>
+    [
+      `  chain ${hook} {`,
+      `    type filter hook ${hook}${opts.device ? ` device "${opts.device}"` : ''} priority ${PRIORITY}; policy drop;`,
+      ...(opts.rules ? [opts.rules] : []),
+      '  }',
+    ].join('\n');
+  const body = {
+    netdev: chain('egress', { device: IFNAME }),
+    inet: `${chain('output', { rules: '    oif "lo" accept' })}\n${chain('forward')}`,
+    arp: chain('output'),
+  };
+  // `table` then `delete table`: one transaction, whether or not a table of that name exists.
+  return FAMILIES.map((f) => `table ${f} ${name}\ndelete table ${f} ${name}\ntable ${f} ${name} {\n${body[f]}\n}\n`).join('');
 }
 
 /** The network namespace of a running process, as a file nsenter takes. */
@@ -61,19 +73,22 @@ function nftIn(netns: string, args: string[], input?: string) {
   return exec('nsenter', [`--net=${netns}`, '--', 'nft', ...args], { ...T, ...(input !== undefined ? { input } : {}) });
 }
 
-/** Drops every packet leaving network namespace `netns` (a file: netnsOfPid, or a bound one) until releaseFrames. */
-export async function holdFrames(netns: string): Promise<void> {
-  await nftIn(netns, ['-f', '-'], holdScript());
+/** Drops what would leave network namespace `netns` (a file: netnsOfPid, or a bound one) until releaseFrames. One transaction. */
+export async function holdFrames(netns: string, name: string): Promise<void> {
+  if (!isHoldName(name)) throw new Error(`not a hold's name: ${name}`);
+  await nftIn(netns, ['-f', '-'], holdScript(name));
 }
 
-/** Removes the hold (idempotent: no hold, nothing done). */
-export async function releaseFrames(netns: string): Promise<void> {
-  const script = [`table inet ${HOLD_TABLE}`, `delete table inet ${HOLD_TABLE}`, `table arp ${HOLD_TABLE}`, `delete table arp ${HOLD_TABLE}`, ''].join('\n');
-  await nftIn(netns, ['-f', '-'], script);
+/** Removes holds (idempotent: a hold not there, nothing done). */
+export async function releaseFrames(netns: string, names: readonly string[]): Promise<void> {
+  const valid = names.filter(isHoldName);
+  if (!valid.length) return;
+  await nftIn(netns, ['-f', '-'], valid.flatMap((n) => FAMILIES.map((f) => `table ${f} ${n}\ndelete table ${f} ${n}\n`)).join(''));
 }
 
-/** Whether the hold (both its tables) is in place in network namespace `netns` (tests, and a look by hand). */
-export async function framesHeld(netns: string): Promise<boolean> {
-  const tables = new Set((await nftIn(netns, ['list', 'tables'])).stdout.split('\n').map((l) => l.trim()));
-  return tables.has(`table inet ${HOLD_TABLE}`) && tables.has(`table arp ${HOLD_TABLE}`);
+/** The holds in place in network namespace `netns` (each with its three tables): tests, and a look by hand. */
+export async function holdsIn(netns: string): Promise<string[]> {
+  const tables = (await nftIn(netns, ['list', 'tables'])).stdout.split('\n').map((l) => l.trim().split(' '));
+  const names = new Set(tables.flatMap(([, , n]) => (n?.startsWith(PREFIX) ? [n] : [])));
+  return [...names].filter((n) => FAMILIES.every((f) => tables.some(([t, family, x]) => t === 'table' && family === f && x === n))).sort();
 }

@@ -16,9 +16,8 @@ import { readRecord, readStatus, restartCountOf } from './store.js';
 import { sweepTempDirs } from './temp-dirs.js';
 import { readIds, recordedRange } from '../walls/id-ranges.js';
 import { loadReadCache, saveReadCache } from './read-cache.js';
-import { endLeftRepair } from './update-in-place.js';
+import { leftRepairProblem } from './repair-pause.js';
 import { specHashMatches } from '../applied-record.js';
-import { netnsOfPid } from '../network/repair-hold.js';
 import type { NetworkStatus } from '../network/driver.js';
 
 function withProblem(network: NetworkStatus | undefined, problem: string | undefined): NetworkStatus | undefined {
@@ -33,15 +32,10 @@ async function actualOf(rc: RuncContext, id: string, record: AppliedRecord, st: 
   const cgroup = await rc.cgroupOf(cp);
   const process = await processInfo(cp, st, status, cgroup, { repair: rc.lockHeld });
   const key = containerKey(record.namespace, record.name);
-  // A repair's pause and hold (update-in-place.ts) left by an acetate that died in it: the lock
-  // holder ends them. One it cannot end is this container's network problem (the repair is
-  // planned and retried), not a failure of every container's read.
-  let leftRepair: string | undefined;
-  if (rc.lockHeld && process.state === 'running' && process.pid !== undefined) {
-    await endLeftRepair(rc, key, netnsOfPid(process.pid)).catch((err: unknown) => {
-      leftRepair = `paused by an interrupted repair, which could not be ended: ${err instanceof Error ? err.message : String(err)}`;
-    });
-  }
+  // A repair's pause and hold left by an acetate that died in it (or could not end them): not
+  // ended here (its new port may not be walled yet) but reported to the lock holder, the one
+  // that repairs, so the repair is planned again and ends them.
+  const leftRepair = rc.lockHeld && process.state === 'running' ? leftRepairProblem(id, cp) : undefined;
   const limits = process.state === 'running' ? await readLimits(cgroup) : {};
   const disk = await rc.disk.usage(cp, record);
   if (disk && process.state === 'running') limits.diskBytes = disk.sizeBytes;

@@ -126,9 +126,15 @@ export class RuncCli {
     }
   }
 
-  /** `runc pause`: the container's processes frozen (cgroup freezer). */
+  /** `runc pause`: the container's processes frozen (cgroup freezer). Idempotent: a paused container stays paused. */
   async pause(id: string): Promise<void> {
-    await this.run(['pause', id], `pause ${id}`);
+    try {
+      await this.run(['pause', id], `pause ${id}`);
+    } catch (err) {
+      // runc says "not running" of a paused one (its state file alone does not tell: runc-state-file.ts).
+      if (err instanceof RuncError && /not running/i.test(err.runcMessage) && (await this.stateFromRunc(id))?.status === 'paused') return;
+      throw err;
+    }
   }
 
   /** `runc resume` (idempotent: a container that is not paused, or gone, is left as it is). */

@@ -20,7 +20,7 @@ import { hostPathStagingDir, releaseStagedHostPaths } from '../walls/hostpath-op
 import { noteExit, noteStart } from './run-status.js';
 import { keepAsPreviousLog } from './previous-log.js';
 import { idmapDir, releaseIdmappedLayers } from '../walls/idmap.js';
-import { endLeftRepairLocked } from './update-in-place.js';
+import { endLeftRepairAtStart } from './repair-pause.js';
 
 /** Starts the process with the applied spec; a running container is left alone. */
 export async function startContainer(rc: RuncContext, key: string): Promise<{ pid: number }> {
@@ -91,7 +91,7 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
   const input = await ociConfigInput(rc, record, cp, true);
   // Its network namespace is its user namespace's (network/netns.ts): made after the range is known.
   const network = await rc.net.prepare(t.id, record, netnsOwnerOf(input.userNamespace));
-  if (network?.netnsPath) await endLeftRepairLocked(rc, t.id, cp, network.netnsPath);
+  if (network?.netnsPath) await endLeftRepairAtStart(t.id, cp, network.netnsPath);
   const config = buildOciConfig({ ...input, hostPathSources, ...(network ? { network } : {}) });
   await writeSmallFile(cp.config, `${JSON.stringify(config, null, 2)}\n`);
   await removePaths([cp.exitFile]);

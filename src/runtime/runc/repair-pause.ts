@@ -1,0 +1,107 @@
+/**
+ * A network repair of a running container, paused and held.
+ *
+ * A repair may give the running container a new veth (its eth0 deleted: a container with
+ * NET_ADMIN can do that at will), which is a port of the bridge before its address and MAC are
+ * walled (walls.ts enrols it after the plugins' ADD; this kernel has no bridge meta match to drop
+ * a port not enrolled yet). So its processes are paused (runc pause: the freezer) and what would
+ * leave its network namespace is held (network/repair-hold.ts) until the repair is done.
+ *
+ * A marker in the container's run dir names the pause's process and every hold made for it, for
+ * the next acetate should this one die in between (or fail to release them): that acetate does
+ * not resume the container on its own (the new port may not be walled yet) but reports a network
+ * problem, so the repair is planned again and ends them (read-containers.ts); a start ends them
+ * in the namespace it joins (a stopped container's namespace persists, and a hold in it).
+ */
+import path from 'node:path';
+import { existsNow, readSmallFileNow, removePaths, writeSmallFile } from '../../util/small-file.js';
+import { holdFrames, isHoldName, netnsOfPid, newHoldName, releaseFrames } from '../network/repair-hold.js';
+import type { ContainerPaths } from './paths.js';
+import type { RuncContext, Target } from './runc-context.js';
+
+interface RepairMarker {
+  pid: number;
+  /** Every hold made for the pause (a repair retried after an interrupted one adds its own). */
+  holds: string[];
+}
+
+/** Ids whose repair (and pause) this process is running now. */
+const repairing = new Set<string>();
+
+/** `update` run with the container paused and its frames held; both ended after it, whatever it did. */
+export async function whilePausedAndHeld<T>(rc: RuncContext, t: Target, pid: number, update: () => Promise<T>): Promise<T> {
+  const runc = await rc.runc();
+  const netns = netnsOfPid(pid);
+  const hold = newHoldName();
+  // Holds an interrupted repair left (of this process, when the marker is its): released once this one is in place.
+  const left = readMarker(t.cp);
+  const holds = [...new Set([...(left?.pid === pid ? left.holds : []), hold])];
+  repairing.add(t.id); // this process's reads leave this pause alone (read-containers.ts)
+  let held = false;
+  let result: T | undefined;
+  let failure: unknown;
+  try {
+    await writeSmallFile(markerOf(t.cp), `${JSON.stringify({ pid, holds })}\n`);
+    await runc.pause(t.id); // paused already by an interrupted repair: left so
+    await holdFrames(netns, hold);
+    held = true;
+    result = await update();
+  } catch (err) {
+    failure = err;
+  }
+  try {
+    // A hold that could not be made (one nft transaction: all or nothing) has nothing to release,
+    // but those left before it do. One that cannot be released keeps the container paused (not
+    // running without a network, nor with its frames unwalled): the marker stays, and the next
+    // read reports it as a network problem, so the repair is planned and retried.
+    await releaseFrames(netns, held ? holds : holds.filter((h) => h !== hold));
+    await runc.resume(t.id);
+    await removePaths([markerOf(t.cp)]);
+  } catch (err) {
+    const what = failure ? `the repair failed (${failure instanceof Error ? failure.message : String(failure)}) and` : 'the repair was done but';
+    throw new Error(`${t.key}: ${what} its pause and hold could not be ended: left paused for the next repair`, { cause: err });
+  } finally {
+    repairing.delete(t.id);
+  }
+  if (failure) throw failure;
+  return result as T;
+}
+
+/**
+ * What a read says of a running container an interrupted repair left paused and held (its
+ * marker there, no repair of this process running): a network problem, so the repair is planned
+ * and ends them once its new port is walled. Undefined when there is none.
+ */
+export function leftRepairProblem(id: string, cp: ContainerPaths): string | undefined {
+  if (repairing.has(id) || !existsNow(markerOf(cp))) return undefined;
+  return 'an interrupted repair left it paused, its frames held: repairing';
+}
+
+/**
+ * At a start (its lock held): the holds an interrupted repair left in the namespace the
+ * container will join (`netns`, a bound file) released, the marker removed. Nothing runs yet.
+ */
+export async function endLeftRepairAtStart(id: string, cp: ContainerPaths, netns: string): Promise<void> {
+  if (repairing.has(id)) return;
+  const left = readMarker(cp);
+  if (!left && !existsNow(markerOf(cp))) return;
+  await releaseFrames(netns, left?.holds ?? []);
+  await removePaths([markerOf(cp)]);
+}
+
+function markerOf(cp: ContainerPaths): string {
+  return path.join(cp.runDir, 'paused-for-repair');
+}
+
+/** The marker as written (undefined: none, or not one this module wrote; hold names are checked before use). */
+function readMarker(cp: ContainerPaths): RepairMarker | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(readSmallFileNow(markerOf(cp)));
+  } catch {
+    return undefined;
+  }
+  const m = v as Partial<RepairMarker> | null;
+  if (!m || !Number.isSafeInteger(m.pid) || !Array.isArray(m.holds)) return undefined;
+  return { pid: m.pid!, holds: m.holds.filter(isHoldName) };
+}
