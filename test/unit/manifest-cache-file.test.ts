@@ -76,6 +76,31 @@ describe('caches kept across processes', () => {
     assert.equal(edited.containers.get('default/b')?.spec.resources.memoryBytes, 32 * 2 ** 20);
   });
 
+  it('a file read while too young is kept once settled only if its bytes are the ones parsed; nothing is parsed again', async () => {
+    let now = Date.now();
+    const cache = new ManifestCache({ now: () => now });
+    const file = path.join(tree, 'a.yaml');
+    await writeFile(file, manifest('a', '96Mi')); // young: its stamp is now
+    const first = await cache.load(file, opts);
+    assert.equal(cache.isKept(file), false, 'too young to be kept');
+    assert.equal(cache.keepIfSettled(file), false, 'still too young');
+    now += RACY_MS + 1000;
+    const generation = cache.generation;
+    assert.equal(cache.keepIfSettled(file), true);
+    assert.equal(cache.generation, generation + 1);
+    assert.equal(await cache.load(file, opts), first, 'the very result read before: not parsed again');
+
+    // Rewritten (another stamp) between the read and the settling: not kept, the next read parses it.
+    const other = path.join(tree, 'b.yaml');
+    await writeFile(other, manifest('b', '48Mi'));
+    now = Date.now();
+    await cache.load(other, opts);
+    await writeFile(other, manifest('b', '40Mi'));
+    now += RACY_MS + 1000;
+    assert.equal(cache.keepIfSettled(other), false);
+    assert.equal((await cache.load(other, opts)).containers[0]?.spec.resources.memoryBytes, 40 * 2 ** 20);
+  });
+
   it('is not used under other settings (node name, ACETATE_* variables), nor when broken', async () => {
     const writer = new ManifestCache({ now: later });
     await loadManifestDir(tree, { ...opts, cache: writer });

@@ -1,7 +1,7 @@
 /** Parse results of manifest files kept while the files do not change (see util/stat-cache.ts). */
-import { lstatSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
-import { parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
+import { digestOf, parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
 
 /**
  * Results of files that did not change, for a long-running controller whose periodic re-list
@@ -13,6 +13,8 @@ import { parseManifestFile, statManifest, type FileResult, type FileResultCache,
  */
 export class ManifestCache implements FileResultCache {
   private readonly entries = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
+  /** Results of files read while too young for their stamp to be trusted: kept only by keepIfSettled. */
+  private readonly young = new Map<string, { stamp: FileStamp; nodeName?: string; result: FileResult }>();
   private readonly now: () => number;
   private changes = 0;
 
@@ -25,15 +27,6 @@ export class ManifestCache implements FileResultCache {
   }
 
   async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
-    // A kept file, unchanged, and not a link: its result without resolving its path (a realpath
-    // per file was a third of reading 2,500 manifests through the cache). Nothing is read: the
-    // same inode with the same ctime was inside the tree when it was parsed (moving or linking it
-    // since would have changed its ctime).
-    const kept = this.entries.get(file);
-    if (kept && kept.nodeName === opts.nodeName) {
-      const l = lstatSync(file, { throwIfNoEntry: false });
-      if (l?.isFile() && sameStamp(kept.stamp, l)) return kept.result;
-    }
     const st = statManifest(file, opts.within);
     if ('problems' in st) {
       if (this.entries.delete(file)) this.changes++;
@@ -42,11 +35,45 @@ export class ManifestCache implements FileResultCache {
     const hit = this.entries.get(file);
     if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName) return hit.result;
     const result = parseManifestFile(file, st, opts);
+    this.young.delete(file);
     if (settled(st, this.now())) {
       this.entries.set(file, { stamp: stampOf(st), nodeName: opts.nodeName, result });
       this.changes++;
-    } else if (this.entries.delete(file)) this.changes++;
+    } else {
+      if (this.entries.delete(file)) this.changes++;
+      if (result.digest) this.young.set(file, { stamp: stampOf(st), nodeName: opts.nodeName, result });
+    }
     return result;
+  }
+
+  /**
+   * Keeps the result of a file read while too young (see settle.ts), now that it is not: when its
+   * stamp is still the one it was read at and its bytes are still the ones parsed (read again
+   * and compared by digest: a stamp alone does not tell a young file's content). Not parsed or
+   * validated again: the result is the one already in use, so nothing the source reported changes.
+   * Returns whether it was kept.
+   */
+  keepIfSettled(file: string): boolean {
+    const y = this.young.get(file);
+    if (!y) return false;
+    const st = statSync(file, { throwIfNoEntry: false });
+    if (!st || !sameStamp(y.stamp, st)) {
+      this.young.delete(file);
+      return false;
+    }
+    if (!settled(st, this.now())) return false;
+    this.young.delete(file);
+    let bytes: Buffer;
+    try {
+      // The same inode and size as the file parsed (its stamp): no other file is read here.
+      bytes = readFileSync(file);
+    } catch {
+      return false;
+    }
+    if (digestOf(bytes) !== y.result.digest || !sameStamp(y.stamp, statSync(file))) return false;
+    this.entries.set(file, y);
+    this.changes++;
+    return true;
   }
 
   /** Whether a result of `file` is kept (a file read while too young for its stamp is not). */
@@ -63,6 +90,7 @@ export class ManifestCache implements FileResultCache {
   retainOnly(files: Iterable<string>): void {
     const keep = new Set(files);
     for (const f of this.entries.keys()) if (!keep.has(f) && this.entries.delete(f)) this.changes++;
+    for (const f of this.young.keys()) if (!keep.has(f)) this.young.delete(f);
   }
 
   /** Counts changes of the entries: a saved copy (manifest-cache-file.ts) is out of date when it differs. */

@@ -2,6 +2,7 @@
  * One manifest file: stat, read (at most MAX_MANIFEST_BYTES), parse, validate. Bad content and I/O
  * errors become problems with file, line and field; nothing here throws for a bad file.
  */
+import { createHash } from 'node:crypto';
 import { statSync, type Stats } from 'node:fs';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
@@ -47,6 +48,8 @@ export interface FileResult {
   ignoredDocuments: number;
   /** What was skipped and why (documents of other kinds, a FIFO...): reported, not errors. */
   warnings: SourceProblem[];
+  /** sha256 of the bytes parsed, when the file was read (manifest-cache.ts keeps a young file's result by it). */
+  digest?: string;
 }
 
 /** What loadManifestFile asks of a cache (ManifestCache in manifest-cache.ts, which builds on this file). */
@@ -70,6 +73,11 @@ export interface LoadOptions {
    * being read (see contained.ts). Unset: the file is read wherever it is (`validate FILE`).
    */
   within?: string;
+}
+
+/** The digest FileResult.digest holds. */
+export function digestOf(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex');
 }
 
 /** A problem whose field and message (built from the file's keys and values) are short, escaped excerpts. */
@@ -126,6 +134,7 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
   const read = readContained(file, opts.within, MAX_MANIFEST_BYTES);
   if (!read.ok) return read.special ? (notRegular(file, read.special) ?? unreadable(file, read.message)) : unreadable(file, read.message);
   const buf = read.buf;
+  result.digest = digestOf(buf);
   if (buf.includes(0)) {
     result.problems.push(problem(file, { kind: 'unreadable', keys: [], message: 'binary file (contains NUL bytes), not YAML or JSON' }));
     return result;

@@ -180,16 +180,16 @@ export class FileSource implements DesiredSource {
     await saveManifestCacheFile(p.file, p.fingerprint, this.manifestCache);
   }
 
-  /** Files the settler found old enough and unchanged: read again, so the cache keeps them, and the persisted cache saved. */
+  /**
+   * Files the settler found old enough and unchanged: their results kept by the cache (each
+   * checked to be the bytes parsed, none parsed or validated again: nothing the source reported
+   * changes, no host path is looked at again between two re-lists), and the persisted cache saved.
+   */
   private async settle(files: string[]): Promise<void> {
     if (this.stopped) return;
-    const before = this.snapshotMeta();
-    const changed = new Set<string>();
-    // Only files still known: one removed meanwhile went with its batch.
-    for (const file of files) if (this.table.has(file)) this.table.apply(await this.load(file), changed);
-    if (changed.size) this.cached = undefined;
-    this.notify(changed, this.snapshotMeta() !== before);
-    await this.savePersistedCache();
+    let kept = 0;
+    for (const file of files) if (this.table.has(file) && this.manifestCache.keepIfSettled(file)) kept++;
+    if (kept) await this.savePersistedCache();
   }
 
   private load(file: string): Promise<FileResult> {
