@@ -12,7 +12,7 @@ import { executeAction } from '../../src/apply/execute.js';
 import { plan } from '../../src/plan/plan.js';
 import { NetworkError } from '../../src/runtime/network/driver.js';
 import { createNetns, netnsPathOf } from '../../src/runtime/network/netns.js';
-import { holdFrames, holdsIn, netnsOfPid, newHoldName } from '../../src/runtime/network/repair-hold.js';
+import { holdFrames, holdsIn, netnsOfPid, newHoldName, unwalledPortsInto } from '../../src/runtime/network/repair-hold.js';
 import { exec } from '../../src/util/exec.js';
 import { snapshotNetworkLeaks, networkProblems, testNetwork, type TestNetwork } from '../support/network-leaks.js';
 import { desiredOf, freePort, httpGet, published, webRequest } from '../support/network-test.js';
@@ -181,38 +181,53 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.ok(!existsSync(marker));
   });
 
-  it('a hold that cannot be made leaves the container running; one that cannot be ended keeps it paused, a network problem every read reports, until a repair ends it', async () => {
+  it('a failed repair resumes the container only when no port of it is left unwalled; a left hold is reused; else it stays paused and held until a repair ends it', async () => {
     const a = await startWeb('held');
     const freezer = await freezerStateFile(a.pid);
     const marker = `${st.runtime.paths.runContainersDir}/default_held/paused-for-repair`;
-    // Fault injection: an nsenter that fails (the hold's and its release's only way in).
+    const frozen = async () => (await readFile(freezer, 'utf8')).trim();
+    // Fault injection: a tool that fails, first in PATH (nsenter runs nft by PATH too).
     const faulty = path.join(st.dir, 'faulty-bin');
     await mkdir(faulty);
-    await writeFile(path.join(faulty, 'nsenter'), '#!/bin/sh\necho "nsenter: injected failure" >&2\nexit 1\n', { mode: 0o755 });
     const realPath = process.env.PATH;
-    const failing = () => (process.env.PATH = `${faulty}:${realPath}`);
+    const failing = async (tool: string) => {
+      await rm(faulty, { recursive: true, force: true });
+      await mkdir(faulty);
+      await writeFile(path.join(faulty, tool), `#!/bin/sh\necho "${tool}: injected failure" >&2\nexit 1\n`, { mode: 0o755 });
+      process.env.PATH = `${faulty}:${realPath}`;
+    };
     const working = () => (process.env.PATH = realPath);
     try {
+      // No hold could be made (nft fails), and no port of it is on the bridge (its veth deleted): resumed as it was.
       await exec('ip', ['link', 'del', (await snapshotNetworkLeaks(st.dir, n)).veths[0]!]);
       const action = await repairOf('held', /veth .* is gone/);
-      failing();
-      await assert.rejects(executeAction(action, { runtime: st.runtime }), /injected failure/);
-      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED', 'nothing held, so not left paused');
+      await failing('nft');
+      await assert.rejects(executeAction(action, { runtime: st.runtime }), /nft: injected failure/);
+      assert.equal(await frozen(), 'THAWED', 'no port unwalled: not left paused');
       assert.ok(!existsSync(marker));
       working();
 
-      // Left paused and held; the release fails: the repair fails and leaves it so, every read goes on.
+      // An interrupted repair left it paused and held, with a port on the bridge the walls do not know
+      // (as an ADD killed half way leaves it). Nothing can be told (nsenter fails): it stays paused and held.
       const hold = await leaveRepair('held', a.pid);
-      failing();
+      const orphan = `vo${process.pid % 100_000}`;
+      await exec('ip', ['link', 'add', orphan, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(a.pid)]);
+      await exec('ip', ['link', 'set', orphan, 'master', n.bridge, 'up']);
+      await failing('nsenter');
       const again = await repairOf('held', /an interrupted repair left it paused/);
       assert.equal((await st.runtime.list()).length, 1, 'the list is not failed by it');
-      await assert.rejects(executeAction(again, { runtime: st.runtime }), /could not be ended: left paused for the next repair/);
-      assert.equal((await readFile(freezer, 'utf8')).trim(), 'FROZEN');
+      await assert.rejects(executeAction(again, { runtime: st.runtime }), /left paused and held/);
+      assert.equal(await frozen(), 'FROZEN');
       working();
-      assert.ok((await holdsIn(netnsOfPid(a.pid))).includes(hold));
+      assert.deepEqual(await unwalledPortsInto(netnsOfPid(a.pid), n.bridge), [orphan]);
+      assert.ok((await holdsIn(netnsOfPid(a.pid))).includes(hold), 'its hold stays');
+
+      // The next repair reuses the hold in place (no second one), replaces the orphan by a walled port, then resumes.
       await executeAction(await repairOf('held', /an interrupted repair left it paused/), { runtime: st.runtime });
-      assert.equal((await readFile(freezer, 'utf8')).trim(), 'THAWED');
+      assert.equal(await frozen(), 'THAWED');
       assert.deepEqual(await holdsIn(netnsOfPid(a.pid)), []);
+      assert.deepEqual(await unwalledPortsInto(netnsOfPid(a.pid), n.bridge), []);
+      assert.ok(!existsSync(`/sys/class/net/${orphan}`), 'the orphan port is gone');
       assert.ok(!existsSync(marker));
       assert.equal((await st.runtime.get('default/held'))?.network?.problem, undefined);
       assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-held\n', 'same pid, same address, its network back');

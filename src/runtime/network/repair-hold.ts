@@ -26,8 +26,10 @@
  * tenant's accepts before or after it.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { exec } from '../../util/exec.js';
 import { IFNAME } from './cni-list.js';
+import { listEnrolled } from './walls.js';
 
 const PREFIX = 'acetate_hold_';
 const FAMILIES = ['netdev', 'inet', 'arp'] as const;
@@ -91,4 +93,41 @@ export async function holdsIn(netns: string): Promise<string[]> {
   const tables = (await nftIn(netns, ['list', 'tables'])).stdout.split('\n').map((l) => l.trim().split(' '));
   const names = new Set(tables.flatMap(([, , n]) => (n?.startsWith(PREFIX) ? [n] : [])));
   return [...names].filter((n) => FAMILIES.every((f) => tables.some(([t, family, x]) => t === 'table' && family === f && x === n))).sort();
+}
+
+/**
+ * The ports of `bridge` that lead into network namespace `netns` and are not enrolled in the
+ * walls (walls.ts): the new veth of an ADD not finished, or an interrupted repair's. A container
+ * with one must not run: its frames would cross unwalled. Found from inside (every veth of the
+ * namespace whose peer is in another: that peer's ifindex) and matched against the bridge's ports.
+ */
+export async function unwalledPortsInto(netns: string, bridge: string): Promise<string[]> {
+  const r = await exec('nsenter', [`--net=${netns}`, '--', 'ip', '-j', 'link', 'show'], T);
+  const links = JSON.parse(r.stdout || '[]') as { link_index?: number; link_netnsid?: number }[];
+  const peers = new Set(links.flatMap((l) => (l.link_index !== undefined && l.link_netnsid !== undefined ? [l.link_index] : [])));
+  if (!peers.size) return [];
+  const enrolled = new Set((await listEnrolled(bridge)).ports);
+  const out: string[] = [];
+  for (const port of bridgePortNames(bridge)) {
+    if (enrolled.has(port)) continue;
+    const ifindex = Number(readFileOr(`/sys/class/net/${port}/ifindex`));
+    if (peers.has(ifindex)) out.push(port);
+  }
+  return out;
+}
+
+function bridgePortNames(bridge: string): string[] {
+  try {
+    return readdirSync(`/sys/class/net/${bridge}/brif`);
+  } catch {
+    return [];
+  }
+}
+
+function readFileOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
 }

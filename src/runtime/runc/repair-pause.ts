@@ -15,7 +15,7 @@
  */
 import path from 'node:path';
 import { existsNow, readSmallFileNow, removePaths, writeSmallFile } from '../../util/small-file.js';
-import { holdFrames, isHoldName, netnsOfPid, newHoldName, releaseFrames } from '../network/repair-hold.js';
+import { holdFrames, holdsIn, isHoldName, netnsOfPid, newHoldName, releaseFrames, unwalledPortsInto } from '../network/repair-hold.js';
 import type { ContainerPaths } from './paths.js';
 import type { RuncContext, Target } from './runc-context.js';
 
@@ -28,43 +28,61 @@ interface RepairMarker {
 /** Ids whose repair (and pause) this process is running now. */
 const repairing = new Set<string>();
 
-/** `update` run with the container paused and its frames held; both ended after it, whatever it did. */
+/**
+ * `update` run with the container paused and its frames held. Both end after it when it worked;
+ * after a failure only when no port of the container is left on the bridge unwalled (an ADD not
+ * finished, or an interrupted repair's): else it stays paused and held for the next repair.
+ */
 export async function whilePausedAndHeld<T>(rc: RuncContext, t: Target, pid: number, update: () => Promise<T>): Promise<T> {
   const runc = await rc.runc();
   const netns = netnsOfPid(pid);
-  const hold = newHoldName();
-  // Holds an interrupted repair left (of this process, when the marker is its): released once this one is in place.
+  // An interrupted repair's holds (of this process, when the marker is its), and those of them
+  // still in place: one of those is this repair's hold, no second one made (a tenant that used
+  // up its namespace's hook entries could make that fail, and resuming would let its frames out).
   const left = readMarker(t.cp);
-  const holds = [...new Set([...(left?.pid === pid ? left.holds : []), hold])];
+  const leftHolds = left?.pid === pid ? left.holds : [];
+  const present = leftHolds.length ? (await holdsIn(netns).catch(() => [])).filter((h) => leftHolds.includes(h)) : [];
+  const hold = present[0] ?? newHoldName();
+  const holds = [...new Set([...leftHolds, hold])];
   repairing.add(t.id); // this process's reads leave this pause alone (read-containers.ts)
-  let held = false;
-  let result: T | undefined;
-  let failure: unknown;
   try {
-    await writeSmallFile(markerOf(t.cp), `${JSON.stringify({ pid, holds })}\n`);
-    await runc.pause(t.id); // paused already by an interrupted repair: left so
-    await holdFrames(netns, hold);
-    held = true;
-    result = await update();
-  } catch (err) {
-    failure = err;
-  }
-  try {
-    // A hold that could not be made (one nft transaction: all or nothing) has nothing to release,
-    // but those left before it do. One that cannot be released keeps the container paused (not
-    // running without a network, nor with its frames unwalled): the marker stays, and the next
-    // read reports it as a network problem, so the repair is planned and retried.
-    await releaseFrames(netns, held ? holds : holds.filter((h) => h !== hold));
-    await runc.resume(t.id);
-    await removePaths([markerOf(t.cp)]);
-  } catch (err) {
-    const what = failure ? `the repair failed (${failure instanceof Error ? failure.message : String(failure)}) and` : 'the repair was done but';
-    throw new Error(`${t.key}: ${what} its pause and hold could not be ended: left paused for the next repair`, { cause: err });
+    let result: T | undefined;
+    let failure: unknown;
+    let made = false;
+    try {
+      await writeSmallFile(markerOf(t.cp), `${JSON.stringify({ pid, holds })}\n`);
+      await runc.pause(t.id); // paused already by an interrupted repair: left so
+      if (!present.length) await holdFrames(netns, hold);
+      made = true;
+      result = await update();
+    } catch (err) {
+      failure = err;
+    }
+    if (failure) {
+      const unwalled = await unwalledPortsInto(netns, rc.net.config.bridge).catch((err: unknown) => [`(cannot tell: ${messageOf(err)})`]);
+      if (unwalled.length)
+        throw new Error(`${t.key}: the repair failed (${messageOf(failure)}); left paused and held, a port of it not walled: ${unwalled.join(', ')}`, {
+          cause: failure,
+        });
+    }
+    try {
+      // A hold that could not be made (one nft transaction: all or nothing) has nothing to release.
+      await releaseFrames(netns, made ? holds : holds.filter((h) => h !== hold));
+      await runc.resume(t.id);
+      await removePaths([markerOf(t.cp)]);
+    } catch (err) {
+      const what = failure ? `the repair failed (${messageOf(failure)}) and` : 'the repair was done but';
+      throw new Error(`${t.key}: ${what} its pause and hold could not be ended: left paused for the next repair`, { cause: err });
+    }
+    if (failure) throw failure;
+    return result as T;
   } finally {
     repairing.delete(t.id);
   }
-  if (failure) throw failure;
-  return result as T;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**
