@@ -116,3 +116,16 @@ function asArrayItem(v: unknown, key: string): unknown {
 export function hashOf(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16);
 }
+
+const remembered = new WeakMap<object, string>();
+
+/**
+ * hashOf(value), remembered per object: a controller plans the same (unchanged) desired and
+ * applied specs every pass, and the runtime checks each record's hash once. For values that
+ * are not changed once made (specs, records), so this stays pure.
+ */
+export function hashOfUnchanging(value: object): string {
+  let h = remembered.get(value);
+  if (h === undefined) remembered.set(value, (h = hashOf(value)));
+  return h;
+}

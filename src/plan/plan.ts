@@ -4,7 +4,7 @@
  * and the loop do starts here, and the loop does exactly what it returns.
  */
 import type { DesiredContainer, NormalizedSpec, ResourceName, Resources } from '../api/types.js';
-import { canonicalJson, hashOf, sameJson } from '../api/hash.js';
+import { canonicalJson, hashOfUnchanging, sameJson } from '../api/hash.js';
 import { publishedOnly } from '../api/ports.js';
 import type { ActualContainer, NodeNetworkFacts, ResourceGranularity, UserNamespaceFacts } from '../runtime/runtime.js';
 import type { Action } from './actions.js';
@@ -80,17 +80,6 @@ function limitsInForce(a: ActualContainer): Resources {
   return a.process.state === 'running' ? a.limits : a.applied.spec.resources;
 }
 
-/**
- * hashOf(spec), remembered per spec object: a controller plans the same (unchanged) desired and
- * applied specs every pass. Specs are immutable values once loaded, so this stays pure.
- */
-const specHashes = new WeakMap<NormalizedSpec, string>();
-function specHash(spec: NormalizedSpec): string {
-  let h = specHashes.get(spec);
-  if (h === undefined) specHashes.set(spec, (h = hashOf(spec)));
-  return h;
-}
-
 interface KeyPlan {
   actions: Action[];
   held?: HeldStart;
@@ -113,7 +102,7 @@ function planOne(desired: DesiredContainer, a: ActualContainer, input: PlanInput
   // The same spec as applied (the usual case): no field can differ, only the process and limits.
   // The record's own check (reported by the runtime, else hashed here) and a walk instead of
   // hashing the desired spec too: the two hashes were two thirds of a plan at 2,500.
-  const sameSpec = (a.appliedHashMatches ?? specHash(had) === a.applied.specHash) && sameJson(want, had);
+  const sameSpec = (a.appliedHashMatches ?? hashOfUnchanging(had) === a.applied.specHash) && sameJson(want, had);
 
   let replaceFields: string[] = sameSpec ? [] : changedFields(REPLACE_FIELDS, had, want);
   // Node root → a range, back, or a range that cannot stay: a replace, whatever else changed.
@@ -201,7 +190,7 @@ function planOne(desired: DesiredContainer, a: ActualContainer, input: PlanInput
     ];
     if (fields.length) {
       actions.push({ kind: 'configure', key, desired: d, fields, reason: `${fields.join(', ')} changed (no restart needed)` });
-    } else if (!sameSpec && specHash(want) !== a.applied.specHash) {
+    } else if (!sameSpec && hashOfUnchanging(want) !== a.applied.specHash) {
       actions.push({ kind: 'configure', key, desired: d, fields: ['record'], reason: 'applied record is out of date' });
     }
   }

@@ -4,7 +4,7 @@
  * the spec it is written with.
  */
 import type { NormalizedSpec, Resources, SourceRef } from '../api/types.js';
-import { hashOf } from '../api/hash.js';
+import { hashOf, hashOfUnchanging } from '../api/hash.js';
 import type { AppliedRecord } from './runtime.js';
 
 export interface AppliedOf {
@@ -20,16 +20,12 @@ export function appliedRecord(of: AppliedOf, createdAt: string, resources?: Reso
   return { namespace: of.namespace, name: of.name, spec, specHash: hashOf(spec), source: of.source, createdAt };
 }
 
-const holds = new WeakMap<AppliedRecord, boolean>();
-
 /**
  * Whether a record's specHash is the hash of its spec (a record written by an older acetate, or
- * edited by hand, may say otherwise: plan then rewrites it). Worked out once per record object
+ * edited by hand, may say otherwise: plan then rewrites it). Worked out once per spec object
  * (the read cache keeps one per unchanged file) and reported with the container, so a plan
  * beside the loop does not hash 2,500 specs again (two thirds of its planning).
  */
 export function specHashMatches(record: AppliedRecord): boolean {
-  let h = holds.get(record);
-  if (h === undefined) holds.set(record, (h = hashOf(record.spec) === record.specHash));
-  return h;
+  return hashOfUnchanging(record.spec) === record.specHash;
 }

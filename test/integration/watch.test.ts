@@ -384,7 +384,7 @@ describe('FileSource (real files, inotify)', function () {
         };
         const snap = await waitFor(saved, { timeoutMs: 12_000, message: 'every file served from the saved cache' });
         assert.equal(snap.containers.get('default/b')?.spec.resources.memoryBytes, 32 * 2 ** 20);
-        assert.equal(changes.filter((c) => c === 'all' || c.includes('default/b')).length, 1, 'settling read b again and reported no change');
+        assert.equal(changes.filter((c) => c === 'all' || c.includes('default/b')).length, 1, 'keeping b once settled reported no change');
       } finally {
         await src.stop();
       }

@@ -26,10 +26,10 @@
  * tenant's accepts before or after it.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { exec } from '../../util/exec.js';
 import { IFNAME } from './cni-list.js';
-import { listEnrolled } from './walls.js';
+import { bridgePorts, listEnrolled } from './walls.js';
 
 const PREFIX = 'acetate_hold_';
 const FAMILIES = ['netdev', 'inet', 'arp'] as const;
@@ -108,20 +108,12 @@ export async function unwalledPortsInto(netns: string, bridge: string): Promise<
   if (!peers.size) return [];
   const enrolled = new Set((await listEnrolled(bridge)).ports);
   const out: string[] = [];
-  for (const port of bridgePortNames(bridge)) {
+  for (const port of bridgePorts(bridge)) {
     if (enrolled.has(port)) continue;
     const ifindex = Number(readFileOr(`/sys/class/net/${port}/ifindex`));
     if (peers.has(ifindex)) out.push(port);
   }
   return out;
-}
-
-function bridgePortNames(bridge: string): string[] {
-  try {
-    return readdirSync(`/sys/class/net/${bridge}/brif`);
-  } catch {
-    return [];
-  }
 }
 
 function readFileOr(file: string): string {

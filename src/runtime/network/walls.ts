@@ -123,7 +123,8 @@ export async function listEnrolled(bridge: string): Promise<{ ports: string[]; a
   };
 }
 
-function bridgePorts(bridge: string): Set<string> {
+/** The names of the bridge's ports (empty when it is gone). */
+export function bridgePorts(bridge: string): Set<string> {
   try {
     return new Set(readdirSync(`/sys/class/net/${bridge}/brif`));
   } catch {

@@ -14,6 +14,7 @@
  * in the namespace it joins (a stopped container's namespace persists, and a hold in it).
  */
 import path from 'node:path';
+import { messageOf } from '../../contracts/errors.js';
 import { existsNow, readSmallFileNow, removePaths, writeSmallFile } from '../../util/small-file.js';
 import { holdFrames, holdsIn, isHoldName, netnsOfPid, newHoldName, releaseFrames, unwalledPortsInto } from '../network/repair-hold.js';
 import type { ContainerPaths } from './paths.js';
@@ -79,10 +80,6 @@ export async function whilePausedAndHeld<T>(rc: RuncContext, t: Target, pid: num
   } finally {
     repairing.delete(t.id);
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -1,6 +1,11 @@
 /** Parse results of manifest files kept while the files do not change (see util/stat-cache.ts). */
 import { readFileSync, statSync } from 'node:fs';
-import { sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
+import { RACY_MS, sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
+
+/** Past the age at which a stamp identifies its content (RACY_MS), a young file is looked at again. */
+const SETTLE_MARGIN_MS = 1_000;
+/** The longest wait for a young file (one stamped further ahead is left to the re-list). */
+const MAX_SETTLE_WAIT_MS = 60_000;
 import { digestOf, parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
 
 /**
@@ -47,7 +52,32 @@ export class ManifestCache implements FileResultCache {
   }
 
   /**
-   * Keeps the result of a file read while too young (see settle.ts), now that it is not: when its
+   * How long until the earliest file read while too young is old enough for keepSettled (a
+   * margin past RACY_MS); undefined when there is none. At most MAX_SETTLE_WAIT_MS.
+   */
+  settleWaitMs(): number | undefined {
+    let due = Infinity;
+    for (const y of this.young.values()) due = Math.min(due, changedAt(y.stamp) + RACY_MS + SETTLE_MARGIN_MS);
+    if (due === Infinity) return undefined;
+    return Math.min(Math.max(due - this.now(), SETTLE_MARGIN_MS), MAX_SETTLE_WAIT_MS);
+  }
+
+  /**
+   * keepIfSettled of every file read while too young; one stamped further ahead than
+   * MAX_SETTLE_WAIT_MS (a clock set back, a file dated in the future) is left to the re-list.
+   * Returns how many were kept.
+   */
+  keepSettled(): number {
+    let kept = 0;
+    for (const [file, y] of [...this.young]) {
+      if (changedAt(y.stamp) - this.now() > MAX_SETTLE_WAIT_MS) this.young.delete(file);
+      else if (this.keepIfSettled(file)) kept++;
+    }
+    return kept;
+  }
+
+  /**
+   * Keeps the result of a file read while too young (see FileSource's settling), now that it is not: when its
    * stamp is still the one it was read at and its bytes are still the ones parsed (read again
    * and compared by digest: a stamp alone does not tell a young file's content). Not parsed or
    * validated again: the result is the one already in use, so nothing the source reported changes.
@@ -70,15 +100,11 @@ export class ManifestCache implements FileResultCache {
     } catch {
       return false;
     }
-    if (digestOf(bytes) !== y.result.digest || !sameStamp(y.stamp, statSync(file))) return false;
+    const after = statSync(file, { throwIfNoEntry: false });
+    if (digestOf(bytes) !== y.result.digest || !after || !sameStamp(y.stamp, after)) return false;
     this.entries.set(file, y);
     this.changes++;
     return true;
-  }
-
-  /** Whether a result of `file` is kept (a file read while too young for its stamp is not). */
-  holds(file: string): boolean {
-    return this.entries.has(file);
   }
 
   /** Whether a result of `file` is kept (one read while too young for its stamp is not). */
@@ -107,6 +133,10 @@ export class ManifestCache implements FileResultCache {
   importEntries(list: readonly ManifestCacheEntry[]): void {
     for (const e of list) if (!this.entries.has(e.file)) this.entries.set(e.file, { stamp: e.stamp, nodeName: e.nodeName, result: e.result });
   }
+}
+
+function changedAt(s: FileStamp): number {
+  return Math.max(s.mtimeMs, s.ctimeMs);
 }
 
 export interface ManifestCacheEntry {
