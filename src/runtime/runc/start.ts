@@ -132,13 +132,19 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
     await attached;
     await runc.start(t.id, { initPid: pid });
   } catch (err) {
+    // The network's own failure, when it failed: runc failing beside it (the namespace a failed
+    // ADD removes, gone while runc create opened it) is its consequence, not the cause.
+    const attachFailure = await attached?.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     // Leave nothing half-created behind: the next start() begins from scratch.
-    await attached?.catch(() => undefined);
     await runc.delete(t.id, { force: true }).catch(() => undefined);
     await reapConmon(cp, rc.waiter).catch(() => undefined);
     await (released ?? releaseIdmappedLayers(idmapDir(cp.runDir))).catch(() => undefined);
     await unmountAll(cp.rootfs, { sleep: rc.waiter.sleep }).catch(() => undefined);
-    if (err instanceof NetworkError) throw err; // its reason (PortConflict, SubnetFull...) is the condition's
+    if (attachFailure instanceof NetworkError) throw attachFailure; // its reason (PortConflict, SubnetFull...) is the condition's
+    if (err instanceof NetworkError) throw err;
     throw new Error(`cannot start ${t.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   await released;
