@@ -15,6 +15,23 @@ export interface NodeAddresses {
   localRanges: string[];
 }
 
+/** How long a look at the node's interfaces is reused by liveNodeAddresses. */
+const ADDRESSES_FRESH_MS = 1_000;
+
+/**
+ * The node's addresses as they are now (read again when older than a second): for a process that
+ * lives on (acetate run), whose node gains addresses after it starts (its own first bridge's
+ * gateway, a DHCP lease). A result that depends on them records what it checked (hostIPVerdicts).
+ */
+export function liveNodeAddresses(now: () => number = Date.now): () => NodeAddresses {
+  let last: { at: number; value: NodeAddresses } | undefined;
+  return () => {
+    const t = now();
+    if (!last || t - last.at >= ADDRESSES_FRESH_MS || t < last.at) last = { at: t, value: detectNodeAddresses() };
+    return last.value;
+  };
+}
+
 export function detectNodeAddresses(): NodeAddresses {
   const out: NodeAddresses = { addresses: [], localRanges: [] };
   for (const list of Object.values(os.networkInterfaces())) {
@@ -41,6 +58,27 @@ function inRange(ip: string, cidr: string): boolean {
 
 export function isNodeAddress(ip: string, node: NodeAddresses): boolean {
   return node.addresses.includes(ip) || node.localRanges.some((r) => inRange(ip, r));
+}
+
+/** The hostIPs of a container's published ports (not 0.0.0.0): what unassignableHostIP looks at. */
+export function publishedHostIPs(d: DesiredContainer): string[] {
+  return (d.spec.ports ?? []).flatMap((p) => (p.hostPort !== undefined && p.hostIP && p.hostIP !== '0.0.0.0' ? [p.hostIP] : []));
+}
+
+/**
+ * Whether each of these hostIPs is the node's: what a cached result that checked them depended on
+ * (manifest-cache.ts uses it only while every verdict is still the same).
+ */
+export function hostIPVerdicts(ips: Iterable<string>, node: NodeAddresses): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const ip of ips) out[ip] = isNodeAddress(ip, node);
+  return out;
+}
+
+/** Whether every recorded verdict still holds for the node's addresses now. */
+export function sameHostIPVerdicts(recorded: Record<string, boolean>, node: NodeAddresses): boolean {
+  for (const [ip, was] of Object.entries(recorded)) if (isNodeAddress(ip, node) !== was) return false;
+  return true;
 }
 
 /** The first published port whose hostIP is not an address of this node: its index and why. */

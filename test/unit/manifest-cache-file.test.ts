@@ -115,6 +115,38 @@ describe('caches kept across processes', () => {
     assert.equal(loadManifestCacheFile(path.join(dir, 'none.json'), fp, reader), false);
   });
 
+  it("the node's addresses are not in the fingerprint: an entry that checked a hostIP is used only while its verdict holds", async () => {
+    // A node that gains an address after the loop started (its own bridge's gateway, a lease).
+    let node = { addresses: ['127.0.0.1'], localRanges: ['127.0.0.1/8'] };
+    const capacity = { memoryBytes: 2 ** 34, addresses: () => node };
+    const withIP = manifest('c', '64Mi').replace('hostPort: 8080 }', 'hostPort: 8080, hostIP: 192.0.2.7 }');
+    await writeFile(path.join(tree, 'c.yaml'), withIP);
+    await stampBack(path.join(tree, 'c.yaml'), 20);
+    const loopFp = manifestFingerprint({ ...opts, capacity });
+    const writer = new ManifestCache({ now: later });
+    const before = await loadManifestDir(tree, { ...opts, capacity, cache: writer });
+    assert.deepEqual([...before.containers.keys()].sort(), ['default/a', 'default/b']);
+    assert.match(
+      before.problems.map((p) => `${p.line}: ${p.field}: ${p.message}`).join('\n'),
+      /^\d+: spec\.ports\[0\]\.hostIP: 192\.0\.2\.7 is not an address of this node/m,
+    );
+    await saveManifestCacheFile(cacheFile, loopFp, writer);
+
+    node = { addresses: ['127.0.0.1', '192.0.2.7'], localRanges: ['127.0.0.1/8'] };
+    assert.equal(manifestFingerprint({ ...opts, capacity }), loopFp, 'a new address leaves the fingerprint as it was');
+    const reader = new ManifestCache({ now: later });
+    assert.equal(loadManifestCacheFile(cacheFile, loopFp, reader), true);
+    const generation = reader.generation;
+    const after = await loadManifestDir(tree, { ...opts, capacity, cache: reader });
+    assert.deepEqual([...after.containers.keys()].sort(), ['default/a', 'default/b', 'default/c'], JSON.stringify(after.problems));
+    assert.equal(after.problems.length, 0);
+    assert.equal(reader.generation, generation + 1, "only the file whose hostIP became the node's was parsed again");
+
+    node = { addresses: ['127.0.0.1'], localRanges: ['127.0.0.1/8'] };
+    const gone = await loadManifestDir(tree, { ...opts, capacity, cache: reader });
+    assert.equal(gone.containers.has('default/c'), false, 'the address gone: refused again');
+  });
+
   it('ParsedFileCache entries exported by one process are used by another only while the file is the same', async () => {
     const f = path.join(dir, 'x.json');
     await writeFile(f, '{"v":1}');

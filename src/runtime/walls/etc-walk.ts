@@ -15,6 +15,7 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FactsStore } from './node-facts.js';
 import { RACY_DIR_MS } from '../../util/stat-cache.js';
+import { mtimeOf } from '../../util/mtime.js';
 
 /** A walk stops after this many entries (an /etc this large is not one acetate expects). */
 const MAX_ENTRIES = 100_000;
@@ -127,16 +128,8 @@ export async function etcOwnerOnly(hostRoot: string, now = Date.now(), more: rea
   // Sorted: `more` comes in the order the listing's reads finished, which differs between
   // processes, and a cache keyed by the unsorted list was missed by most of them (measured).
   const roots = ['/etc', ...[...new Set(more)].filter((r) => r !== '/etc').sort()];
-  const mtimes = (
-    await Promise.all(
-      roots.map((r) =>
-        stat(path.join(hostRoot, r)).then(
-          (s) => s.mtimeMs,
-          () => 0,
-        ),
-      ),
-    )
-  ).join(',');
+  // Synchronous: taken at every start (a thread-pool round trip each cost more than the stat).
+  const mtimes = roots.map((r) => mtimeOf(path.join(hostRoot, r)) ?? 0).join(',');
   const had = memory.get(hostRoot);
   if (had && had.roots === roots.join(',') && had.mtimes === mtimes && now - had.at < ETC_WALK_TTL_MS) return had.entries;
   const stored = had || !store || forgotten.delete(hostRoot) ? undefined : await fromFile(hostRoot, store, roots.join(','), now);

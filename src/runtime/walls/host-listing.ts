@@ -4,7 +4,8 @@
  * both node-wide (node-facts.ts).
  * A start only stats the dirs listed last time. host-view-watch.ts watches the same dirs.
  */
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
+import { mtimeOf } from '../../util/mtime.js';
 import path from 'node:path';
 import { dirsToList, hostView, PACKAGE_PLACES, type HostView, type HostViewOptions, type NodeEntry } from './host-masks.js';
 import { packageOwned } from './dpkg-owned.js';
@@ -47,28 +48,27 @@ async function nodeListing(hostRoot: string, o: HostViewOptions): Promise<Map<st
   // mkdir as `run`'s watcher answers an earlier one) makes the next key differ, so the next pass
   // reads again. Taken after, it would record the new mtime with the old listing, and the new
   // entry would stay unhidden until the dir changed again.
-  const stamps = async (dirs: readonly string[]) => {
+  // Synchronous stats (as util/small-file.ts): every start takes these stamps, ~50 local dirs, and
+  // a thread-pool round trip each cost more than the stat.
+  const stamps = (dirs: readonly string[]) => {
     const now = Date.now();
-    const mtimes = await Promise.all(
-      dirs.map((d) =>
-        stat(path.join(hostRoot, d)).then(
-          (s) => (s.mtimeMs > now - RACY_DIR_MS ? `recent${++unsure}` : String(s.mtimeMs)),
-          () => '-',
-        ),
-      ),
+    return new Map(
+      dirs.map((d) => {
+        const mtime = mtimeOf(path.join(hostRoot, d));
+        return [d, mtime === undefined ? '-' : mtime > now - RACY_DIR_MS ? `recent${++unsure}` : String(mtime)];
+      }),
     );
-    return new Map(dirs.map((d, i) => [d, mtimes[i]]));
   };
   const keyOf = (dirs: readonly string[], at: Map<string, string>) => JSON.stringify([hostRoot, o, dirs.map((d) => [d, at.get(d) ?? '-'])]);
   // A start only stats the dirs listed last time: the listing is read again when one changed.
   const cached = listings.get(hostRoot);
-  if (cached && cached.key === keyOf(cached.dirs, await stamps(cached.dirs))) return cached.listing;
+  if (cached && cached.key === keyOf(cached.dirs, stamps(cached.dirs))) return cached.listing;
   const firstDirs = dirsToList(o);
-  const at = await stamps(firstDirs);
+  const at = stamps(firstDirs);
   const first = await read(firstDirs);
   const dirs = dirsToList(o, first, o);
   const more = dirs.filter((d) => !first.has(d));
-  for (const [d, m] of await stamps(more)) at.set(d, m);
+  for (const [d, m] of stamps(more)) at.set(d, m);
   const listing = await read(more, first);
   const key = keyOf(dirs, at);
   listings.set(hostRoot, { key, dirs, listing });

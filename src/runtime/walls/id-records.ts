@@ -24,7 +24,7 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../../util/write-file-atomic.js';
+import { writeFileAtomicSync } from '../../util/small-file.js';
 import { IdPoolError, type IdRange } from './id-pool.js';
 import { readTrustedFileSync, refuseUntrustedDirSync } from '../../util/trusted-file.js';
 
@@ -176,7 +176,7 @@ export function writeIdRecordsSync(file: string, records: readonly IdRecord[]): 
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   // One line per record, not indented (2,500 records: ≈ 230 KB, against ≈ 560 KB indented).
   const lines = records.map((r) => JSON.stringify({ owner: r.owner, ranges: r.ranges }));
-  writeFileAtomic().sync(file, `{ "version": 1, "records": [\n${lines.join(',\n')}\n] }\n`, { mode: 0o600, fsync: false });
+  writeFileAtomicSync(file, `{ "version": 1, "records": [\n${lines.join(',\n')}\n] }\n`, 0o600);
   rmSync(journalOf(file), { force: true });
 }
 

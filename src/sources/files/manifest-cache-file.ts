@@ -6,9 +6,12 @@
  * The cache file is only a shortcut: each entry is used only while its manifest has the same
  * device, inode, size, mtime and ctime (and was settled when parsed, see util/stat-cache.ts), and
  * the whole file only when everything else a result depends on is the same: this build of
- * acetate, the node name, what the node can give and allows (capacity, addresses, security
- * levels, as read now), the protected dirs and every ACETATE_* variable. Anything else (missing,
- * unreadable, another fingerprint) and the manifests are read as without it.
+ * acetate, the node name, what the node can give and allows (capacity, security levels, as read
+ * now), the protected dirs and every ACETATE_* variable. Anything else (missing, unreadable,
+ * another fingerprint) and the manifests are read as without it. Not the node's addresses: they
+ * change under a running loop (its own bridge's gateway appears after it starts), which made every
+ * later `plan` parse everything again; an entry that checked a hostIP records the verdict and is
+ * used only while it holds (FileResult.hostIPs).
  *
  * Written only by processes that hold the node lock (apply, run); plan only reads it.
  */
@@ -72,7 +75,8 @@ function validEntry(e: ManifestCacheEntry): boolean {
     r.file === e.file &&
     Array.isArray(r.containers) &&
     Array.isArray(r.problems) &&
-    Array.isArray(r.warnings)
+    Array.isArray(r.warnings) &&
+    (r.hostIPs === undefined || (typeof r.hostIPs === 'object' && r.hostIPs !== null && Object.values(r.hostIPs).every((v) => typeof v === 'boolean')))
   );
 }
 

@@ -6,6 +6,7 @@ import { RACY_MS, sameStamp, settled, stampOf, type FileStamp } from '../../util
 const SETTLE_MARGIN_MS = 1_000;
 /** The longest wait for a young file (one stamped further ahead is left to the re-list). */
 const MAX_SETTLE_WAIT_MS = 60_000;
+import { sameHostIPVerdicts } from '../node-addresses.js';
 import { digestOf, parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
 
 /**
@@ -38,7 +39,7 @@ export class ManifestCache implements FileResultCache {
       return st;
     }
     const hit = this.entries.get(file);
-    if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName) return hit.result;
+    if (hit && sameStamp(hit.stamp, st) && hit.nodeName === opts.nodeName && sameAddresses(hit.result, opts)) return hit.result;
     const result = parseManifestFile(file, st, opts);
     this.young.delete(file);
     if (settled(st, this.now())) {
@@ -133,6 +134,13 @@ export class ManifestCache implements FileResultCache {
   importEntries(list: readonly ManifestCacheEntry[]): void {
     for (const e of list) if (!this.entries.has(e.file)) this.entries.set(e.file, { stamp: e.stamp, nodeName: e.nodeName, result: e.result });
   }
+}
+
+/** A result that checked hostIPs holds while each is still (or still not) the node's: addresses come and go under a running loop. */
+function sameAddresses(r: FileResult, opts: LoadOptions): boolean {
+  if (!r.hostIPs) return true;
+  const node = opts.capacity?.addresses?.();
+  return node ? sameHostIPVerdicts(r.hostIPs, node) : true;
 }
 
 function changedAt(s: FileStamp): number {

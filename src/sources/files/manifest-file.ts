@@ -11,7 +11,7 @@ import type { SourceProblem } from '../../contracts/source.js';
 import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
-import { unassignableHostIP } from '../node-addresses.js';
+import { hostIPVerdicts, publishedHostIPs, unassignableHostIP } from '../node-addresses.js';
 import { outsideReason, readContained } from './contained.js';
 import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
 import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
@@ -50,6 +50,12 @@ export interface FileResult {
   warnings: SourceProblem[];
   /** sha256 of the bytes parsed, when the file was read (manifest-cache.ts keeps a young file's result by it). */
   digest?: string;
+  /**
+   * The published ports' hostIPs checked against the node's addresses, and whether each was one:
+   * the only part of the result that depends on the node's addresses, which change under a
+   * running loop (manifest-cache.ts reuses the result only while every verdict holds).
+   */
+  hostIPs?: Record<string, boolean>;
 }
 
 /** What loadManifestFile asks of a cache (ManifestCache in manifest-cache.ts, which builds on this file). */
@@ -176,7 +182,9 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
         result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: over.message }));
         continue;
       }
-      const badIP = opts.capacity?.addresses ? unassignableHostIP(desired, opts.capacity.addresses) : undefined;
+      const ips = opts.capacity?.addresses ? publishedHostIPs(desired) : [];
+      const badIP = ips.length ? unassignableHostIP(desired, opts.capacity!.addresses!()) : undefined;
+      if (ips.length) result.hostIPs = { ...result.hostIPs, ...hostIPVerdicts(ips, opts.capacity!.addresses!()) };
       if (badIP) {
         const at = [...item.at, 'spec', 'ports', badIP.index, 'hostIP'];
         result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: badIP.message }));

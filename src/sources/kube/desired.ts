@@ -18,15 +18,19 @@ import type { KubeContainer } from './client.js';
 import { NODE_LABEL } from './constants.js';
 import type { NodeSecurity } from '../../policy/node-levels.js';
 import { checkSecurityLevel, violationMessage, type NodeSecurityPolicy, type SecurityLevel } from '../../policy/levels.js';
-import { detectNodeAddresses, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
+import { liveNodeAddresses, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
 
 /** What this node can give a container at most. An absent field is not checked. */
 export interface NodeCapacity {
   cpuMillis?: number;
   memoryBytes?: number;
   pids?: number;
-  /** The node's addresses: a published port's hostIP must be one (see node-addresses.ts). */
-  addresses?: NodeAddresses;
+  /**
+   * The node's addresses as they are at the call: a published port's hostIP must be one (see
+   * node-addresses.ts). A function, not a value: a long-running process's node gains addresses
+   * (its own bridge's gateway), and the manifest cache's fingerprint leaves them out.
+   */
+  addresses?: () => NodeAddresses;
   /**
    * The security levels this node enforces (src/policy): what it allows a container, as the rest
    * is what it can give. Absent: no level is checked (in-process callers that did not ask).
@@ -38,7 +42,7 @@ export function detectNodeCapacity(): NodeCapacity {
   const cap: NodeCapacity = {
     cpuMillis: (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) * 1000,
     memoryBytes: os.totalmem(),
-    addresses: detectNodeAddresses(),
+    addresses: liveNodeAddresses(),
   };
   try {
     const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
@@ -132,7 +136,7 @@ export function convertObject(obj: KubeContainer, ctx: ConvertContext): Conversi
         over.map((o) => o.res),
       );
     }
-    const badIP = cap.addresses ? unassignableHostIP(desired, cap.addresses) : undefined;
+    const badIP = cap.addresses && desired.spec.ports?.length ? unassignableHostIP(desired, cap.addresses()) : undefined;
     if (badIP) return invalid(key, obj, `spec.ports[${badIP.index}].hostIP`, badIP.message);
   }
   if (ctx.security) {
