@@ -4,19 +4,22 @@
  * protected (their containers are left as last applied) until it is fixed or deleted: deleting a
  * file is the only way to destroy its containers.
  */
-import { canonicalJson } from '../../api/hash.js';
+import { sameJson } from '../../api/hash.js';
 import type { SourceProblem } from '../../contracts/source.js';
 import { mergeFileResults, type DirSnapshot } from './load.js';
 import type { FileResult } from './manifest-file.js';
 
 interface FileEntry {
   result: FileResult;
-  /** canonical JSON of containers + problems: a reload that yields the same emits nothing. */
-  fingerprint: string;
 }
 
-function fingerprint(r: FileResult): string {
-  return canonicalJson({ c: r.containers, p: r.problems, w: r.warnings });
+/**
+ * Whether two results of a file say the same (containers, problems, warnings): a reload that
+ * yields the same emits nothing. Compared by a walk (sameJson), not by keeping each file's
+ * canonical JSON: at 2,500 files those texts were ~8 MB of the loop's heap.
+ */
+function sameResult(a: FileResult, b: FileResult): boolean {
+  return sameJson(a.containers, b.containers) && sameJson(a.problems, b.problems) && sameJson(a.warnings, b.warnings);
 }
 
 export class FileTable {
@@ -48,13 +51,12 @@ export class FileTable {
   apply(r: FileResult, changed: Set<string>): boolean {
     const prev = this.files.get(r.file);
     if (prev && prev.result === r) return false; // the same result, from the manifest cache
-    const fp = fingerprint(r);
-    if (prev && prev.fingerprint === fp) {
+    if (prev && sameResult(prev.result, r)) {
       prev.result = r; // same content: later cache hits compare by identity
       return false;
     }
     for (const k of this.keysOf(r.file)) changed.add(k);
-    this.files.set(r.file, { result: r, fingerprint: fp });
+    this.files.set(r.file, { result: r });
     const valid = new Set(r.containers.map((c) => c.key));
     if (r.problems.length === 0) {
       this.lastGood.set(r.file, valid);
