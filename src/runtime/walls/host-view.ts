@@ -17,7 +17,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { readJson, writeJsonAtomic } from '../../util/json-file.js';
+import { readJson, readJsonUncached, writeJsonAtomic } from '../../util/json-file.js';
 import type { HostView } from './host-masks.js';
 import { shiftTree } from './userns.js';
 import { RANGE_SIZE } from './id-pool.js';
@@ -61,7 +61,9 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
   const had = await readJson<TargetRecord>(targetFile).catch(() => undefined);
   if (had?.upper !== t.upper || had.idBase !== t.idBase) await writeJsonAtomic(targetFile, { upper: t.upper, idBase: t.idBase } satisfies TargetRecord);
   const recFile = path.join(t.containerDir, 'host-view.json');
-  const rec: Record_ = { ...((await readJson<Record_>(recFile).catch(() => undefined)) ?? {}) };
+  // Not kept by readJson's cache: read at a start or a rare pass, ~3 KB parsed per container.
+  const read = await readJsonUncached<Record_>(recFile).catch(() => undefined);
+  const rec: Record_ = read && typeof read === 'object' && !Array.isArray(read) ? read : {};
   const want = new Map<string, Placed>();
   // What the node gives every container is worked out once per view; only the machine id is the container's.
   let common = nodeParts.get(view);
