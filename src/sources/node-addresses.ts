@@ -23,11 +23,18 @@ const ADDRESSES_FRESH_MS = 1_000;
  * lives on (acetate run), whose node gains addresses after it starts (its own first bridge's
  * gateway, a DHCP lease). A result that depends on them records what it checked (hostIPVerdicts).
  */
-export function liveNodeAddresses(now: () => number = Date.now): () => NodeAddresses {
+export function liveNodeAddresses(now: () => number = Date.now, read: () => NodeAddresses = detectNodeAddresses): () => NodeAddresses {
   let last: { at: number; value: NodeAddresses } | undefined;
   return () => {
     const t = now();
-    if (!last || t - last.at >= ADDRESSES_FRESH_MS || t < last.at) last = { at: t, value: detectNodeAddresses() };
+    if (last && t - last.at < ADDRESSES_FRESH_MS && t >= last.at) return last.value;
+    try {
+      last = { at: t, value: read() };
+    } catch {
+      // getifaddrs(3) failed (EMFILE, ENOMEM): the last look stands, or only loopback before any
+      // (read again at the next call); a parse or a re-list never fails on it.
+      return last?.value ?? { addresses: ['127.0.0.1', '::1'], localRanges: ['127.0.0.1/8'] };
+    }
     return last.value;
   };
 }

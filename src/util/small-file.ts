@@ -10,6 +10,7 @@
  * container on the thread pool. The event loop is blocked for microseconds per call. Not for large
  * files, or for anything on a network filesystem.
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { releaseSpaceReserve } from './space-reserve.js';
 
@@ -46,7 +47,9 @@ let atomicWrites = 0;
  * Write through a temp file next to it and rename: readers (and a SIGKILL) see the old or the new
  * file, never a torn one; the temp file is removed on failure. The mode is set whatever the umask.
  * The last component is replaced, never followed (a symlink planted there is replaced, not written
- * through). No fsync: a disk flush per write would slow every create.
+ * through), and the new file is the writing process's (root's), whoever owned the old one
+ * (write-file-atomic gave it the old file's owner: nothing of acetate's relies on that; its
+ * records are to be root's). No fsync: a disk flush per write would slow every create.
  *
  * Not write-file-atomic's sync form, which this replaced: it registered and removed signal-exit's
  * handlers of 17 signals at every write to remove its temp file on a signal, which cannot arrive
@@ -54,7 +57,9 @@ let atomicWrites = 0;
  * sigprocmask and libuv's signal lock pipe, counted with `perf trace`) for nothing.
  */
 export function writeFileAtomicSync(file: string, data: string | Uint8Array, mode: number): void {
-  const tmp = `${file}.${process.pid}-${++atomicWrites}.tmp`;
+  // Random too: a temp file a SIGKILL left is never removed, and a later process with the same
+  // pid (a fresh pid namespace repeats them) would meet it at the same count (`wx`: EEXIST).
+  const tmp = `${file}.${process.pid}-${++atomicWrites}-${randomBytes(4).toString('hex')}.tmp`;
   let fd: number | undefined = openSync(tmp, 'wx', mode);
   try {
     fchmodSync(fd, mode);

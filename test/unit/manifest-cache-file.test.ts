@@ -133,7 +133,10 @@ describe('caches kept across processes', () => {
     await saveManifestCacheFile(cacheFile, loopFp, writer);
 
     node = { addresses: ['127.0.0.1', '192.0.2.7'], localRanges: ['127.0.0.1/8'] };
-    assert.equal(manifestFingerprint({ ...opts, capacity }), loopFp, 'a new address leaves the fingerprint as it was');
+    // Another process looks at another set of addresses: the same fingerprint; none at all: another.
+    const elsewhere = { memoryBytes: 2 ** 34, addresses: () => ({ addresses: ['10.9.9.9'], localRanges: [] }) };
+    assert.equal(manifestFingerprint({ ...opts, capacity: elsewhere }), loopFp, 'other addresses, the same fingerprint');
+    assert.notEqual(manifestFingerprint({ ...opts, capacity: { memoryBytes: 2 ** 34 } }), loopFp, 'hostIPs not checked at all: another');
     const reader = new ManifestCache({ now: later });
     assert.equal(loadManifestCacheFile(cacheFile, loopFp, reader), true);
     const generation = reader.generation;
@@ -145,6 +148,23 @@ describe('caches kept across processes', () => {
     node = { addresses: ['127.0.0.1'], localRanges: ['127.0.0.1/8'] };
     const gone = await loadManifestDir(tree, { ...opts, capacity, cache: reader });
     assert.equal(gone.containers.has('default/c'), false, 'the address gone: refused again');
+  });
+
+  it('one look at the addresses per file: its refusals and the verdicts kept with them agree', async () => {
+    // Two documents with one hostIP, the address appearing between two looks: had each document
+    // looked for itself, the first would be refused and the verdict kept say "the node's".
+    let looks = 0;
+    const capacity = { addresses: () => ({ addresses: looks++ === 0 ? ['127.0.0.1'] : ['127.0.0.1', '192.0.2.9'], localRanges: [] }) };
+    const ip = (name: string) => manifest(name, '64Mi').replace('hostPort: 8080 }', 'hostPort: 8080, hostIP: 192.0.2.9 }');
+    const file = path.join(tree, 'two.yaml');
+    await writeFile(file, `${ip('x')}---\n${ip('y')}`);
+    await stampBack(file, 20);
+    const cache = new ManifestCache({ now: later });
+    const r = await cache.load(file, { ...opts, capacity });
+    assert.equal(looks, 1, 'looked once for the file');
+    assert.deepEqual(r.hostIPs, { '192.0.2.9': false });
+    assert.equal(r.problems.length, 2, 'both refused by the same look');
+    assert.notEqual(await cache.load(file, { ...opts, capacity }), r, 'the address there now: the kept verdict fails, read again');
   });
 
   it('ParsedFileCache entries exported by one process are used by another only while the file is the same', async () => {

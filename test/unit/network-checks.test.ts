@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { nodeNetworkFlagProblem, overlappingRoute, parseSubnet } from '../../src/runtime/network/node-config.js';
 import { readNodeRoutes } from '../../src/runtime/network/node-routes.js';
-import { unassignableHostIP } from '../../src/sources/node-addresses.js';
+import { liveNodeAddresses, unassignableHostIP } from '../../src/sources/node-addresses.js';
 import { plan } from '../../src/plan/plan.js';
 import { renderPlan } from '../../src/plan/render.js';
 import { ProcessPoll } from '../../src/controller/process-poll.js';
@@ -93,6 +93,43 @@ describe('network checks: hostIP', () => {
       ],
     });
     assert.equal(unassignableHostIP(second, node)?.index, 1);
+  });
+});
+
+describe('network checks: the node addresses a long-running process sees', () => {
+  it('read again once a second old (or with the clock set back), the last look kept when the read fails', () => {
+    let now = 1_000_000;
+    let reads = 0;
+    let fail = false;
+    let current = ['127.0.0.1'];
+    const live = liveNodeAddresses(
+      () => now,
+      () => {
+        reads++;
+        if (fail) throw Object.assign(new Error('getifaddrs'), { code: 'EMFILE' });
+        return { addresses: [...current], localRanges: ['127.0.0.1/8'] };
+      },
+    );
+    assert.deepEqual(live().addresses, ['127.0.0.1']);
+    current = ['127.0.0.1', '10.90.0.1']; // the loop's own bridge comes up
+    now += 999;
+    assert.deepEqual(live().addresses, ['127.0.0.1'], 'within the second: the same look');
+    now += 1;
+    assert.deepEqual(live().addresses, ['127.0.0.1', '10.90.0.1'], 'a second old: read again');
+    assert.equal(reads, 2);
+    now -= 5_000;
+    live();
+    assert.equal(reads, 3, 'a clock set back reads again');
+    fail = true;
+    now += 10_000;
+    assert.deepEqual(live().addresses, ['127.0.0.1', '10.90.0.1'], 'a failed read: the last look stands');
+    const first = liveNodeAddresses(
+      () => now,
+      () => {
+        throw new Error('getifaddrs');
+      },
+    );
+    assert.deepEqual(first().localRanges, ['127.0.0.1/8'], 'no look yet: loopback only, nothing thrown');
   });
 });
 

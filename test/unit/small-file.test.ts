@@ -1,4 +1,4 @@
-/** util/small-file.ts writeFileAtomicSync: the atomic write every record of acetate goes through. */
+/** util/small-file.ts writeFileAtomicSync: the atomic write of acetate's records (writeSmallFileAtomic, writeJsonAtomic, the id records). */
 import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

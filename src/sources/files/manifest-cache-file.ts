@@ -44,8 +44,17 @@ export function manifestFingerprint(opts: { nodeName?: string; capacity?: NodeCa
     .filter((k) => k.startsWith('ACETATE_'))
     .sort()
     .map((k) => [k, env[k]]);
+  // Not the addresses themselves (see above): only whether hostIPs are checked at all.
+  const { addresses, ...capacity } = opts.capacity ?? {};
   const text = JSON.stringify(
-    { v: VERSION, build: buildStamp(), nodeName: opts.nodeName ?? null, capacity: opts.capacity ?? null, protectedDirs: protectedDirs(), env: acetateEnv },
+    {
+      v: VERSION,
+      build: buildStamp(),
+      nodeName: opts.nodeName ?? null,
+      capacity: opts.capacity ? { ...capacity, addressesChecked: !!addresses } : null,
+      protectedDirs: protectedDirs(),
+      env: acetateEnv,
+    },
     replacer,
   );
   return createHash('sha256').update(text).digest('hex');

@@ -1,13 +1,13 @@
 /** Parse results of manifest files kept while the files do not change (see util/stat-cache.ts). */
 import { readFileSync, statSync } from 'node:fs';
 import { RACY_MS, sameStamp, settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
+import { sameHostIPVerdicts } from '../node-addresses.js';
+import { digestOf, parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
 
 /** Past the age at which a stamp identifies its content (RACY_MS), a young file is looked at again. */
 const SETTLE_MARGIN_MS = 1_000;
 /** The longest wait for a young file (one stamped further ahead is left to the re-list). */
 const MAX_SETTLE_WAIT_MS = 60_000;
-import { sameHostIPVerdicts } from '../node-addresses.js';
-import { digestOf, parseManifestFile, statManifest, type FileResult, type FileResultCache, type LoadOptions } from './manifest-file.js';
 
 /**
  * Results of files that did not change, for a long-running controller whose periodic re-list

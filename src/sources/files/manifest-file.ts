@@ -11,7 +11,7 @@ import type { SourceProblem } from '../../contracts/source.js';
 import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
-import { hostIPVerdicts, publishedHostIPs, unassignableHostIP } from '../node-addresses.js';
+import { hostIPVerdicts, publishedHostIPs, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
 import { outsideReason, readContained } from './contained.js';
 import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
 import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
@@ -156,6 +156,7 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
     }
     return result;
   }
+  let nodeAddresses: NodeAddresses | undefined;
   for (const doc of docs) {
     for (const item of containerDocuments(doc, file, result)) {
       const v = item.value as Record<string, unknown>;
@@ -183,8 +184,11 @@ export function parseManifestFile(file: string, st: Stats, opts: LoadOptions): F
         continue;
       }
       const ips = opts.capacity?.addresses ? publishedHostIPs(desired) : [];
-      const badIP = ips.length ? unassignableHostIP(desired, opts.capacity!.addresses!()) : undefined;
-      if (ips.length) result.hostIPs = { ...result.hostIPs, ...hostIPVerdicts(ips, opts.capacity!.addresses!()) };
+      // One look at the node's addresses per file: the refusals and the verdicts recorded with
+      // them (the cache's condition) must come from the same one.
+      const node = ips.length ? (nodeAddresses ??= opts.capacity!.addresses!()) : undefined;
+      const badIP = node ? unassignableHostIP(desired, node) : undefined;
+      if (node) result.hostIPs = { ...result.hostIPs, ...hostIPVerdicts(ips, node) };
       if (badIP) {
         const at = [...item.at, 'spec', 'ports', badIP.index, 'hostIP'];
         result.problems.push(problem(file, { kind: 'invalid', keys, line: doc.lineOf(at), field: formatPath(at), message: badIP.message }));

@@ -28,7 +28,8 @@ export interface NodeCapacity {
   /**
    * The node's addresses as they are at the call: a published port's hostIP must be one (see
    * node-addresses.ts). A function, not a value: a long-running process's node gains addresses
-   * (its own bridge's gateway), and the manifest cache's fingerprint leaves them out.
+   * (its own bridge's gateway), and the manifest cache's fingerprint leaves them out. A source
+   * checks them when it converts an object (a file read again, a Kubernetes object changed).
    */
   addresses?: () => NodeAddresses;
   /**
