@@ -83,11 +83,19 @@ async function buildTree(entries: ViewEntry[], t: ApplyTarget, base: string, dir
 /** The most copies of the marker tree one refill makes (one process per refill; see refill). */
 const STOCK_BATCH = 16;
 
-/** Copies the tree's entries into an (empty) upper dir with one `cp -a`; false if that failed. */
+/**
+ * What a copy of the tree keeps: the markers' types (whiteouts are 0:0 character devices), modes,
+ * owners and xattrs (trusted.overlay.opaque). Not `cp -a`: its timestamps (a utimensat per entry)
+ * and ACL and SELinux lookups, which no marker has, doubled the cost of every copy (14 → 6.6 ms
+ * of system time for the ~100 entries of this node's tree, measured), ~8 ms of CPU per create.
+ */
+const CP_MARKERS = ['-dR', '--preserve=mode,ownership,xattr'];
+
+/** Copies the tree's entries into an (empty) upper dir with one `cp`; false if that failed. */
 export async function copyTree(tree: string, upper: string): Promise<boolean> {
   const top = await readdir(tree);
   if (top.length === 0) return true;
-  return exec('cp', ['-a', '-t', upper, '--', ...top.map((n) => path.join(tree, n))]).then(
+  return exec('cp', [...CP_MARKERS, '-t', upper, '--', ...top.map((n) => path.join(tree, n))]).then(
     () => true,
     () => false,
   );
@@ -162,7 +170,7 @@ function refill(tree: string, stock: string): Promise<void> {
   const p = (async () => {
     await mkdir(stock, { recursive: true, mode: 0o700 });
     const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-    const script = 'src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp -a -- "$src" "$dst/.$tag-$i" || exit 1; i=$((i+1)); done';
+    const script = `src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp ${CP_MARKERS.join(' ')} -- "$src" "$dst/.$tag-$i" || exit 1; i=$((i+1)); done`;
     const made = Array.from({ length: n }, (_, i) => path.join(stock, `.${tag}-${i}`));
     try {
       await exec('sh', ['-c', script, 'sh', tree, stock, tag, String(n)]);

@@ -7,7 +7,7 @@
  * Cost: the node is read once per change (the places' listings are cached by their dirs' mtimes,
  * dpkg's lists by dpkg's, see dpkg-owned.ts). The markers are made once per view of the node in a
  * tree of <stateDir>/host-view/ (mknod and setfattr: Node has neither), and a container's first
- * start copies that tree into its upper dir with one `cp -a`. Later starts compare the view with
+ * start copies that tree into its upper dir with one `cp` (types, modes, owners, xattrs). Later starts compare the view with
  * what <containerDir>/host-view.json records as placed: nothing to do unless the node changed or a
  * placed marker is gone from the upper dir (host-marker-check.ts).
  *
