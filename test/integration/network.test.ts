@@ -179,6 +179,17 @@ describe('network: bridge (real CNI plugins)', function () {
     assert.deepEqual(await holdsIn(netnsOfPid(again.pid)), []);
     assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-paused\n');
     assert.ok(!existsSync(marker));
+
+    // Left paused with a long grace period: the stop resumes it first, so its SIGTERM ends it (a
+    // frozen process takes no signal: it waited the whole grace, then was SIGKILLed, 137).
+    await leaveRepair('paused', again.pid);
+    const stopped = await st.runtime.stop('default/paused', { graceSeconds: 60 });
+    assert.equal(stopped.exitCode, 143, 'ended by its SIGTERM, not by the SIGKILL after the grace');
+    // And a destroy of one left so leaves nothing of it in the run dir (the marker went too).
+    const third = await st.runtime.start('default/paused');
+    await leaveRepair('paused', third.pid);
+    await st.runtime.remove('default/paused', { keepPrivateArea: false });
+    assert.ok(!existsSync(`${st.runtime.paths.runContainersDir}/default_paused`), 'its run dir is gone');
   });
 
   it('a failed repair resumes the container only when no port of it is left unwalled; a left hold is reused; else it stays paused and held until a repair ends it', async () => {

@@ -19,6 +19,7 @@ import { stopLocked } from './stop.js';
 import { sweepTempDirsOf, withTempDir } from './temp-dirs.js';
 import { keepAsPreviousLog } from './previous-log.js';
 import { readIds, releaseIdRanges } from '../walls/id-ranges.js';
+import { markerOf } from './repair-pause.js';
 import { idRangeStore } from '../walls/walls.js';
 
 export async function removeContainer(rc: RuncContext, key: string, opts: RemoveOptions): Promise<void> {
@@ -88,6 +89,8 @@ async function removeRunFiles(rc: RuncContext, cp: ContainerPaths): Promise<void
       cp.conmonPidFile,
       cp.syncFile,
       cp.conmonOut,
+      // An interrupted repair's marker (repair-pause.ts): its hold went with the namespace.
+      markerOf(cp),
     ],
     { recursive: true },
   );

@@ -104,7 +104,19 @@ export async function endLeftRepairAtStart(id: string, cp: ContainerPaths, netns
   await removePaths([markerOf(cp)]);
 }
 
-function markerOf(cp: ContainerPaths): string {
+/**
+ * Before a stop (its lock held): a container an interrupted repair left paused is resumed, so
+ * the stop's SIGTERM reaches it (a frozen process takes no signal: the stop waited its whole
+ * grace period, then `runc kill --all` thawed it for the SIGKILL). Its hold stays in the
+ * namespace until that goes (a destroy) or the next start releases it; so does the marker.
+ */
+export async function resumeLeftRepairForStop(rc: RuncContext, t: Target): Promise<void> {
+  if (repairing.has(t.id) || !existsNow(markerOf(t.cp))) return;
+  await (await rc.runc()).resume(t.id);
+}
+
+/** The marker's file in the container's run dir (removed with its other files at a destroy). */
+export function markerOf(cp: Pick<ContainerPaths, 'runDir'>): string {
   return path.join(cp.runDir, 'paused-for-repair');
 }
 

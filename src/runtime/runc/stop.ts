@@ -6,6 +6,7 @@ import { isRunning } from './observe.js';
 import type { RuncContext, Target } from './runc-context.js';
 import { readStatus } from './store.js';
 import { noteExit, noteUnseenEnd } from './run-status.js';
+import { resumeLeftRepairForStop } from './repair-pause.js';
 
 export async function stopContainer(rc: RuncContext, key: string, opts: StopOptions): Promise<{ exitCode?: number }> {
   const t = rc.target(key);
@@ -20,6 +21,7 @@ export async function stopLocked(rc: RuncContext, t: Target, graceSeconds: numbe
   const runc = await rc.runc();
   const st = await rc.ourState(t);
   if (st && isRunning(st)) {
+    await resumeLeftRepairForStop(rc, t);
     await runc.kill(t.id, 'SIGTERM').catch(() => undefined); // it may just have exited
     if (!(await waitGone(st.pid, Math.max(0, graceSeconds) * 1000, rc.waiter))) {
       await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => runc.kill(t.id, 'SIGKILL').catch(() => undefined));
