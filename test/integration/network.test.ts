@@ -243,6 +243,16 @@ describe('network: bridge (real CNI plugins)', function () {
       assert.equal((await st.runtime.get('default/held'))?.network?.problem, undefined);
       assert.equal(await waitFor(() => httpGet(a.ip, 80)), 'hello-held\n', 'same pid, same address, its network back');
       assert.ok(isAlive(a.pid));
+
+      // Left paused and held again with an unwalled port: a stop does not resume it (it would run
+      // through its grace with that port); frozen throughout, the SIGKILL after the grace ends it.
+      await leaveRepair('held', a.pid);
+      await exec('ip', ['link', 'add', orphan, 'type', 'veth', 'peer', 'name', 'eth9', 'netns', String(a.pid)]);
+      await exec('ip', ['link', 'set', orphan, 'master', n.bridge, 'up']);
+      const stopping = st.runtime.stop('default/held', { graceSeconds: 2 });
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(await frozen().catch(() => 'ended (its cgroup gone)'), 'FROZEN', 'not resumed for the stop');
+      assert.equal((await stopping).exitCode, 137, 'ended by the SIGKILL after the grace');
     } finally {
       working();
     }

@@ -3,12 +3,12 @@
  * cgroups, and the instance's cgroup parent once empty. Every function is idempotent and converges
  * whatever point an earlier acetate was killed at.
  */
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pollUntil, type Sleep } from '../../util/poll.js';
 import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
 import { readPid, readSync } from './conmon.js';
-import { removeConmonCgroupsIfEmpty } from './conmon-cgroup.js';
+import { CONMON_CGROUP, removeConmonCgroupsIfEmpty } from './conmon-cgroup.js';
 import type { ContainerPaths } from './paths.js';
 import { findProcessesByCmdline, isAlive, readCmdline } from '../../util/processes.js';
 import type { RuncCli } from './runc-cli.js';
@@ -80,13 +80,39 @@ export async function removeContainerCgroups(cp: ContainerPaths, cgroupRoot: str
   }
 }
 
-/** rmdir the instance's cgroup parent in every hierarchy where it is empty (the conmons' cgroup first, when no conmon is left). */
-export async function removeCgroupParentIfEmpty(cgroupParent: string, cgroupRoot: string): Promise<void> {
-  await removeConmonCgroupsIfEmpty(cgroupParent, cgroupRoot);
+/** How long a cgroup whose last task just exited may still refuse its rmdir (EBUSY). */
+const EXITED_TASKS_MS = 1_000;
+
+/**
+ * rmdir the instance's cgroup parent in every hierarchy where it is empty (the conmons' cgroup
+ * first, when no conmon is left). Left while containers or conmons are in it (the usual case
+ * while any run: one look); left with no task and no container's cgroup in it, it is the kernel
+ * still finishing an exit (the last conmon's, just reaped): looked at again shortly. A destroy
+ * of the last container left the parent behind so, now and then (a leak check found it).
+ */
+export async function removeCgroupParentIfEmpty(cgroupParent: string, cgroupRoot: string, w: Waiter): Promise<void> {
   const rel = cgroupParent.replace(/^\/+/, '');
-  for (const h of await cgroupHierarchies(cgroupRoot)) {
-    await removeCgroupDirIfEmpty(path.join(h, rel)).catch(() => false);
+  const hierarchies = await cgroupHierarchies(cgroupRoot);
+  const deadline = w.now() + EXITED_TASKS_MS;
+  for (;;) {
+    await removeConmonCgroupsIfEmpty(cgroupParent, cgroupRoot);
+    const left: string[] = [];
+    for (const h of hierarchies) if (!(await removeCgroupDirIfEmpty(path.join(h, rel)).catch(() => false))) left.push(path.join(h, rel));
+    if (left.length === 0 || w.now() > deadline || !(await onlyExitedTasks(left))) return;
+    await w.sleep(20);
   }
+}
+
+/** No cgroup of a container under these dirs, and no live task in them or in their conmons' cgroup. */
+async function onlyExitedTasks(dirs: readonly string[]): Promise<boolean> {
+  for (const d of dirs) {
+    const children = (await readdir(d, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => e.name);
+    if (children.some((c) => c !== CONMON_CGROUP)) return false;
+    for (const g of [d, ...children.map((c) => path.join(d, c))]) {
+      for (const pid of await cgroupProcs(g).catch(() => [] as number[])) if (await isAlive(pid)) return false;
+    }
+  }
+  return true;
 }
 
 export interface ScrubInput {

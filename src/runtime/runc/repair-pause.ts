@@ -105,13 +105,18 @@ export async function endLeftRepairAtStart(id: string, cp: ContainerPaths, netns
 }
 
 /**
- * Before a stop (its lock held): a container an interrupted repair left paused is resumed, so
- * the stop's SIGTERM reaches it (a frozen process takes no signal: the stop waited its whole
- * grace period, then `runc kill --all` thawed it for the SIGKILL). Its hold stays in the
- * namespace until that goes (a destroy) or the next start releases it; so does the marker.
+ * Before a stop (its lock held) of the process `pid`: a container an interrupted repair left
+ * paused is resumed, so the stop's SIGTERM reaches it (a frozen process takes no signal: the stop
+ * waited its whole grace period, then `runc kill --all` thawed it for the SIGKILL). Its hold
+ * stays in the namespace until that goes (a destroy) or the next start releases it; so does the
+ * marker. Not when a port of it is on the bridge unwalled (as a failed repair decides): it would
+ * run for its grace period with a port the walls do not know (raw frames on a device the hold
+ * does not name); it stays frozen, and the SIGKILL after the grace ends it, as before.
  */
-export async function resumeLeftRepairForStop(rc: RuncContext, t: Target): Promise<void> {
+export async function resumeLeftRepairForStop(rc: RuncContext, t: Target, pid: number): Promise<void> {
   if (repairing.has(t.id) || !existsNow(markerOf(t.cp))) return;
+  const unwalled = await unwalledPortsInto(netnsOfPid(pid), rc.net.config.bridge).catch(() => ['(cannot tell)']);
+  if (unwalled.length) return;
   await (await rc.runc()).resume(t.id);
 }
 

@@ -241,6 +241,6 @@ export class RuncContext {
 
   async removeEmptyCgroupParent(): Promise<void> {
     if (this.startsInFlight > 0) return;
-    await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot);
+    await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot, this.waiter);
   }
 }

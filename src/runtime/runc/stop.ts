@@ -21,7 +21,7 @@ export async function stopLocked(rc: RuncContext, t: Target, graceSeconds: numbe
   const runc = await rc.runc();
   const st = await rc.ourState(t);
   if (st && isRunning(st)) {
-    await resumeLeftRepairForStop(rc, t);
+    await resumeLeftRepairForStop(rc, t, st.pid);
     await runc.kill(t.id, 'SIGTERM').catch(() => undefined); // it may just have exited
     if (!(await waitGone(st.pid, Math.max(0, graceSeconds) * 1000, rc.waiter))) {
       await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => runc.kill(t.id, 'SIGKILL').catch(() => undefined));
