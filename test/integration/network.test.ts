@@ -185,6 +185,9 @@ describe('network: bridge (real CNI plugins)', function () {
     await leaveRepair('paused', again.pid);
     const stopped = await st.runtime.stop('default/paused', { graceSeconds: 60 });
     assert.equal(stopped.exitCode, 143, 'ended by its SIGTERM, not by the SIGKILL after the grace');
+    // Resumed, the left repair is ended whole: no hold left for a tenant to empty while it ran, no marker.
+    assert.deepEqual(await holdsIn(`${st.runtime.paths.runDir}/netns/default_paused`), []);
+    assert.ok(!existsSync(marker));
     // And a destroy of one left so leaves nothing of it in the run dir (the marker went too).
     const third = await st.runtime.start('default/paused');
     await leaveRepair('paused', third.pid);

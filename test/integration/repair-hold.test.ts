@@ -85,6 +85,22 @@ describe('repair hold: no frame leaves a held network namespace', function () {
     assert.ok((await kernelTraffic()) > 0, 'frames pass again');
   });
 
+  it('a hold emptied by the tenant (its tables kept, their chains flushed or deleted) is made whole again by holdFrames under its name', async () => {
+    const ns = netnsOfPid(pid);
+    const hold = newHoldName();
+    await holdFrames(ns, hold);
+    // What a tenant allowed NET_ADMIN can do in its own namespace while it runs.
+    await inNs('nft', 'delete', 'chain', 'netdev', hold, 'egress');
+    await inNs('nft', 'flush', 'chain', 'inet', hold, 'output');
+    await inNs('nft', 'delete', 'chain', 'arp', hold, 'output');
+    assert.deepEqual(await holdsIn(ns), [hold], 'the names are still there');
+    assert.ok((await kernelTraffic()) > 0, 'emptied, it holds nothing');
+    await holdFrames(ns, hold);
+    assert.deepEqual(await holdsIn(ns), [hold], 'one hold, not a second beside it');
+    assert.equal(await kernelTraffic(), 0, 'whole again: nothing leaves');
+    await releaseFrames(ns, [hold]);
+  });
+
   it("a new eth0 made during the hold (as a repair's ADD makes it, under another name first) sends nothing, not even raw frames of a packet socket", async () => {
     const ns = netnsOfPid(pid);
     const hold = newHoldName();

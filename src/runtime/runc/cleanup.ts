@@ -90,11 +90,12 @@ const EXITED_TASKS_MS = 1_000;
  * still finishing an exit (the last conmon's, just reaped): looked at again shortly. A destroy
  * of the last container left the parent behind so, now and then (a leak check found it).
  */
-export async function removeCgroupParentIfEmpty(cgroupParent: string, cgroupRoot: string, w: Waiter): Promise<void> {
+export async function removeCgroupParentIfEmpty(cgroupParent: string, cgroupRoot: string, w: Waiter, idle: () => boolean = () => true): Promise<void> {
   const rel = cgroupParent.replace(/^\/+/, '');
   const hierarchies = await cgroupHierarchies(cgroupRoot);
   const deadline = w.now() + EXITED_TASKS_MS;
-  for (;;) {
+  // `idle` asked before each look: a start that began meanwhile makes these dirs again.
+  while (idle()) {
     await removeConmonCgroupsIfEmpty(cgroupParent, cgroupRoot);
     const left: string[] = [];
     for (const h of hierarchies) if (!(await removeCgroupDirIfEmpty(path.join(h, rel)).catch(() => false))) left.push(path.join(h, rel));

@@ -37,11 +37,17 @@ export async function conmonCgroupDirs(cgroupParent: string, root = CGROUP_ROOT)
 /** Moves `pid` into each cgroup dir, creating it first. */
 export async function joinCgroups(pid: number, dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {
-    try {
-      await mkdir(dir, { recursive: true });
-      await writeFile(path.join(dir, 'cgroup.procs'), `${pid}\n`);
-    } catch (err) {
-      throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: err });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true });
+        await writeFile(path.join(dir, 'cgroup.procs'), `${pid}\n`);
+        break;
+      } catch (err) {
+        // Removed between the mkdir and the write (the last container's destroy removing the
+        // empty parent, cleanup.ts): made again.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue;
+        throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: err });
+      }
     }
   }
 }

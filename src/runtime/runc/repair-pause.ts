@@ -38,8 +38,9 @@ export async function whilePausedAndHeld<T>(rc: RuncContext, t: Target, pid: num
   const runc = await rc.runc();
   const netns = netnsOfPid(pid);
   // An interrupted repair's holds (of this process, when the marker is its), and those of them
-  // still in place: one of those is this repair's hold, no second one made (a tenant that used
-  // up its namespace's hook entries could make that fail, and resuming would let its frames out).
+  // still in place: one of those is this repair's hold, made whole again under its name, no
+  // second one beside it (a tenant that used up its namespace's hook entries could make a second
+  // fail). A hold that cannot be made fails the repair, which then resumes only with no port unwalled.
   const left = readMarker(t.cp);
   const leftHolds = left?.pid === pid ? left.holds : [];
   const present = leftHolds.length ? (await holdsIn(netns).catch(() => [])).filter((h) => leftHolds.includes(h)) : [];
@@ -53,7 +54,9 @@ export async function whilePausedAndHeld<T>(rc: RuncContext, t: Target, pid: num
     try {
       await writeSmallFile(markerOf(t.cp), `${JSON.stringify({ pid, holds })}\n`);
       await runc.pause(t.id); // paused already by an interrupted repair: left so
-      if (!present.length) await holdFrames(netns, hold);
+      // Made, or a left one of that name made whole again (one transaction: delete, then make):
+      // its tables are only trusted by name while the container stayed frozen.
+      await holdFrames(netns, hold);
       made = true;
       result = await update();
     } catch (err) {
@@ -67,8 +70,9 @@ export async function whilePausedAndHeld<T>(rc: RuncContext, t: Target, pid: num
         });
     }
     try {
-      // A hold that could not be made (one nft transaction: all or nothing) has nothing to release.
-      await releaseFrames(netns, made ? holds : holds.filter((h) => h !== hold));
+      // A new hold that could not be made (one nft transaction: all or nothing) has nothing to
+      // release; a left one that could not be made whole again is still there: released.
+      await releaseFrames(netns, made || present.includes(hold) ? holds : holds.filter((h) => h !== hold));
       await runc.resume(t.id);
       await removePaths([markerOf(t.cp)]);
     } catch (err) {
@@ -107,17 +111,27 @@ export async function endLeftRepairAtStart(id: string, cp: ContainerPaths, netns
 /**
  * Before a stop (its lock held) of the process `pid`: a container an interrupted repair left
  * paused is resumed, so the stop's SIGTERM reaches it (a frozen process takes no signal: the stop
- * waited its whole grace period, then `runc kill --all` thawed it for the SIGKILL). Its hold
- * stays in the namespace until that goes (a destroy) or the next start releases it; so does the
- * marker. Not when a port of it is on the bridge unwalled (as a failed repair decides): it would
- * run for its grace period with a port the walls do not know (raw frames on a device the hold
- * does not name); it stays frozen, and the SIGKILL after the grace ends it, as before.
+ * waited its whole grace period, then `runc kill --all` thawed it for the SIGKILL). Only when no
+ * port of it is on the bridge unwalled, as a failed repair decides: else it would run for its
+ * grace period with a port the walls do not know; it stays frozen, and the SIGKILL after the
+ * grace ends it, as before. Resumed, the left repair is ended whole, as a failed one that leaves
+ * nothing unwalled is: its holds released and its marker removed. Left in place, a tenant allowed
+ * NET_ADMIN could empty them while it ran (its namespace is its own), and a later repair of the
+ * same process (the stop interrupted) would have taken the emptied tables for its hold.
+ * Nothing here fails the stop: what cannot be done leaves the old way (frozen, then SIGKILL).
  */
 export async function resumeLeftRepairForStop(rc: RuncContext, t: Target, pid: number): Promise<void> {
   if (repairing.has(t.id) || !existsNow(markerOf(t.cp))) return;
-  const unwalled = await unwalledPortsInto(netnsOfPid(pid), rc.net.config.bridge).catch(() => ['(cannot tell)']);
+  const netns = netnsOfPid(pid);
+  const unwalled = await unwalledPortsInto(netns, rc.net.config.bridge).catch(() => ['(cannot tell)']);
   if (unwalled.length) return;
-  await (await rc.runc()).resume(t.id);
+  try {
+    await releaseFrames(netns, readMarker(t.cp)?.holds ?? []);
+    await (await rc.runc()).resume(t.id);
+    await removePaths([markerOf(t.cp)]);
+  } catch {
+    // The stop goes on: a frozen container is thawed for the SIGKILL after its grace.
+  }
 }
 
 /** The marker's file in the container's run dir (removed with its other files at a destroy). */

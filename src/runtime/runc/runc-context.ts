@@ -241,6 +241,6 @@ export class RuncContext {
 
   async removeEmptyCgroupParent(): Promise<void> {
     if (this.startsInFlight > 0) return;
-    await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot, this.waiter);
+    await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot, this.waiter, () => this.startsInFlight === 0);
   }
 }
