@@ -282,13 +282,14 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
       check(r.latency.failures === 0, `${r.latency.failures} edits never reached the cgroup`);
       log(`atomic save → cgroup limit at ${n}: p50 ${fmtMs(r.latency.p50Ms)}, p90 ${fmtMs(r.latency.p90Ms)}`);
       const env = { ...process.env, ...inst.env };
+      // As bin/acetate runs the short commands: without the loop's node flags (NODE_FLAGS).
       // Beside them, a bare `node -e 0`: what starting Node alone costs on this (shared) machine now.
-      const bare = await timed(h, process.execPath, [...NODE_FLAGS, '-e', '0'], env, 3);
-      const get = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
-      const planned = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir], env, 3);
+      const bare = await timed(h, process.execPath, ['-e', '0'], env, 3);
+      const get = await timed(h, process.execPath, [CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
+      const planned = await timed(h, process.execPath, [CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir], env, 3);
       // Beside `run`, get and plan answer from its view (controller/observed.ts); --direct reads every container, as without it.
-      const getDirect = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '--direct'], env, 3);
-      const planDirect = await timed(h, process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir, '--direct'], env, 3);
+      const getDirect = await timed(h, process.execPath, [CLI, '--state-dir', inst.stateDir, 'get', '--direct'], env, 3);
+      const planDirect = await timed(h, process.execPath, [CLI, '--state-dir', inst.stateDir, 'plan', '-f', inst.dir, '--direct'], env, 3);
       r.getMs = get.wallMs;
       r.planMs = planned.wallMs;
       r.getPlanCpu = { getMs: get.cpuMs, planMs: planned.cpuMs, bareNodeWallMs: bare.wallMs, bareNodeCpuMs: bare.cpuMs };

@@ -17,11 +17,15 @@ export const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');
 // The benchmarks measure the runtime, not the security levels: their containers (host ids, host
 // network, mounts) run under privileged, as the test suites do (test/support/cli.ts).
 process.env.ACETATE_POD_SECURITY ??= 'default=privileged';
-/** The node flags bin/acetate runs with (its `#!/usr/bin/env -S node ...` line): measured as users run it. */
-export const NODE_FLAGS = (/^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(PACKAGE_ROOT, 'bin', 'acetate'), 'utf8'))?.[1] ?? '')
+/**
+ * The node flags bin/acetate gives `acetate run` (its LOOP_NODE_FLAGS): the loop and the no-op
+ * pass are measured as users run them. The short commands (get, plan, apply) run without flags.
+ */
+export const NODE_FLAGS = (/^LOOP_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(path.join(PACKAGE_ROOT, 'bin', 'acetate'), 'utf8'))?.[1] ?? '')
   .trim()
   .split(/\s+/)
   .filter(Boolean);
+if (NODE_FLAGS.length === 0) throw new Error('bin/acetate names no LOOP_NODE_FLAGS: the benchmark would measure the loop without its flags');
 const CPU_REPORT = path.join(PACKAGE_ROOT, 'dist', 'bench', 'lib', 'cpu-report.js');
 /** bench/noop-pass.ts, built: one process timing no-op reconcile passes. */
 export const NOOP = path.join(PACKAGE_ROOT, 'dist', 'bench', 'noop-pass.js');

@@ -23,7 +23,7 @@ export interface CliProcessOptions {
   stateDir: string;
   /** Added to this process's environment. */
   env?: NodeJS.ProcessEnv;
-  /** The script node runs: default dist/cli/main.js; bin/acetate (BIN) to run what a user installs. */
+  /** What runs: default dist/cli/main.js under this node; bin/acetate (BIN) to run what a user installs. */
   entry?: string;
   /** Cgroup dirs it runs in from the start (a systemd unit's cgroup, modelled). */
   cgroups?: readonly string[];

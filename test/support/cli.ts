@@ -38,7 +38,7 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   /** SIGKILLed after this long (runCli: default 90 s; startCli: none). */
   timeoutMs?: number;
-  /** The script node runs: default CLI; BIN, as installed. */
+  /** What runs: default the CLI's script under this node; BIN, as installed (a shell script that execs node). */
   entry?: string;
   /**
    * Cgroup dirs the command runs in from its first instruction (a shell joins them, then execs
@@ -58,7 +58,9 @@ export const NODE_IDS_BY_DEFAULT = { ACETATE_HOST_USERS: 'true' } as const;
 
 /** Starts the CLI and returns at once: for a command watched while it runs (it waits, it prints). */
 export function startCli(args: string[], opts: CliOptions): StartedCli {
-  const argv = [process.execPath, opts.entry ?? CLI, '--state-dir', opts.stateDir, ...args];
+  // bin/acetate is a shell script that execs node (with the loop's flags for `run`): run as a user runs it.
+  const entry = opts.entry ?? CLI;
+  const argv = [...(entry === BIN ? [] : [process.execPath]), entry, '--state-dir', opts.stateDir, ...args];
   const join = 'for d in $ACETATE_TEST_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 97; done; unset ACETATE_TEST_CGROUPS; exec "$@"';
   const [file, ...rest] = opts.cgroups?.length ? ['/bin/sh', '-c', join, 'sh', ...argv] : argv;
   const child = spawn(file!, rest, {
