@@ -3,7 +3,7 @@
  * the loop's memory flags for `acetate run` only (the short commands run without them).
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { BIN } from '../support/cli.js';
@@ -32,12 +32,18 @@ describe('bin/acetate', () => {
     const version = await exec(path.join(installed, 'acetate'), ['--version']);
     assert.match(version.stdout, /^acetate \d+\.\d+\.\d+/);
 
-    // A short command: what the script execs, seen by strace.
-    const trace = path.join(stateDir, 'exec.trace');
-    await exec('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', trace, path.join(installed, 'acetate'), '--state-dir', stateDir, 'get']);
-    const nodeExec = (await readFile(trace, 'utf8')).split('\n').find((l) => /execve\("[^"]*\/node", /.test(l));
-    assert.ok(nodeExec, 'node was exec-ed');
-    for (const f of LOOP_FLAGS) assert.ok(!nodeExec.includes(f), `get runs without ${f}: ${nodeExec}`);
+    // A short command: the node the script execs (a recording node first in PATH, as a user's PATH finds node).
+    const fakeBin = path.join(stateDir, 'fake-bin');
+    const argsFile = path.join(stateDir, 'node-args');
+    await mkdir(fakeBin);
+    await writeFile(path.join(fakeBin, 'node'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${argsFile}'\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });
+    await exec(path.join(installed, 'acetate'), ['--state-dir', stateDir, 'get'], { env: { ...process.env, PATH: `${fakeBin}:${process.env.PATH}` } });
+    const nodeArgs = (await readFile(argsFile, 'utf8')).split('\n');
+    assert.ok(
+      nodeArgs.some((a) => a.endsWith(path.join('dist', 'cli', 'main.js'))),
+      `node ran the CLI: ${nodeArgs.join(' ')}`,
+    );
+    for (const f of LOOP_FLAGS) assert.ok(!nodeArgs.includes(f), `get runs without ${f}: ${nodeArgs.join(' ')}`);
 
     // The loop: the same process (the script execs node), with the flags.
     const manifests = path.join(stateDir, 'manifests');
