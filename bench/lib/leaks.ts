@@ -11,6 +11,7 @@ import { findBinary } from '../../src/util/find-binary.js';
 import { cgroupHierarchies, cgroupProcs, removeCgroupDir } from '../../src/runtime/runc/cgroups.js';
 import { mountsUnder, unmountAll } from '../../src/util/mounts.js';
 import { instancePaths, keyOfId, type InstancePaths } from '../../src/runtime/runc/paths.js';
+import { instanceEntryFile } from '../../src/runtime/walls/instances.js';
 import { readProcStat } from '../../src/util/processes.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/runc/templates.js';
@@ -230,5 +231,8 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
     if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
     else errors.push(new Error(`not deleting ${dir}: still mounted`));
   }
+  // 7. Its entry in the node's registry of instances (walls/instances.ts): the next reader would
+  // drop it, but a test run that ends with this instance would leave it on the node.
+  await rm(instanceEntryFile(stateDir), { force: true });
   if (errors.length) throw new AggregateError(errors, `cleanup of ${stateDir} was incomplete`);
 }

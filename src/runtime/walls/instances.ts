@@ -30,12 +30,17 @@ export interface Instance {
 
 const entryName = (stateDir: string) => `${createHash('sha256').update(stateDir).digest('hex').slice(0, 24)}.json`;
 
+/** The registry's entry of a state dir (a removed one's is dropped by the next reader; a test's cleanup removes it at once). */
+export function instanceEntryFile(stateDir: string, registry = INSTANCES_DIR): string {
+  return path.join(registry, entryName(stateDir));
+}
+
 /** Marks stateDir as acetate's and records it node-wide (idempotent; cheap when already so). */
 export async function registerInstance(inst: Instance, registry = INSTANCES_DIR): Promise<void> {
   const marker = path.join(inst.stateDir, INSTANCE_MARKER);
   const text = `acetate state dir; run dir ${inst.runDir}\n`;
   if ((await readFile(marker, 'utf8').catch(() => '')) !== text) await writeSmallFileAtomic(marker, text);
-  const file = path.join(registry, entryName(inst.stateDir));
+  const file = instanceEntryFile(inst.stateDir, registry);
   const had = await readJson<Instance>(file).catch(() => undefined);
   if (had?.stateDir === inst.stateDir && had.runDir === inst.runDir) return;
   await mkdir(registry, { recursive: true, mode: 0o700 });
