@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { instancePaths } from '../src/runtime/runc/paths.js';
-import { CLI, NODE_FLAGS, log, type Harness, type Instance } from './lib/harness.js';
+import { CLI, LOOP_NODE_FLAGS, log, type Harness, type Instance } from './lib/harness.js';
 import type { LatencyResult, RunContext } from './lib/results.js';
 import { fmtMiB, fmtMs, median, quantile, round } from './lib/stats.js';
 import { procCpuMs, vmRssBytes } from './lib/sys.js';
@@ -28,7 +28,7 @@ export async function startLoop(h: Harness, inst: Instance, extra: string[] = []
   const child = spawn(
     process.execPath,
     [
-      ...NODE_FLAGS,
+      ...LOOP_NODE_FLAGS,
       CLI,
       '--state-dir',
       inst.stateDir,

@@ -21,7 +21,7 @@ import { findNodeLimits, readNodeFacts } from '../src/runtime/runc/node-limits.j
 import { instancePaths } from '../src/runtime/runc/paths.js';
 import { editLatency, startLoop } from './acetate-run.js';
 import { acetateConfigTemplate, PROBE_NAME, type AcetateTemplate } from './lib/acetate-config.js';
-import { BASELINE, CLI, NODE_FLAGS, NOOP, check, log, runcCount, type Baseline, type Harness, type Instance } from './lib/harness.js';
+import { BASELINE, CLI, LOOP_NODE_FLAGS, NOOP, check, log, runcCount, type Baseline, type Harness, type Instance } from './lib/harness.js';
 import { openDirsForRanges, probeTemplate, startIdmapLoop, unprivilegedInstance } from './lib/idmap-baseline.js';
 import { assertNoLeaks } from './lib/leaks.js';
 import { kernelGrowth, kernelMemory, kernelTotal, processMemoryUnder } from './lib/node-memory.js';
@@ -282,7 +282,7 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
       check(r.latency.failures === 0, `${r.latency.failures} edits never reached the cgroup`);
       log(`atomic save → cgroup limit at ${n}: p50 ${fmtMs(r.latency.p50Ms)}, p90 ${fmtMs(r.latency.p90Ms)}`);
       const env = { ...process.env, ...inst.env };
-      // As bin/acetate runs the short commands: without the loop's node flags (NODE_FLAGS).
+      // As bin/acetate runs the short commands: without the loop's node flags (LOOP_NODE_FLAGS).
       // Beside them, a bare `node -e 0`: what starting Node alone costs on this (shared) machine now.
       const bare = await timed(h, process.execPath, ['-e', '0'], env, 3);
       const get = await timed(h, process.execPath, [CLI, '--state-dir', inst.stateDir, 'get'], env, 3);
@@ -300,7 +300,7 @@ async function acetateAt(h: Harness, r: DensityResults, o: DensityOptions): Prom
     } finally {
       await loop.stop();
     }
-    const np = await measure(process.execPath, [...NODE_FLAGS, NOOP, inst.stateDir, inst.dir, '5'], { timeoutMs: 600_000, env: inst.env });
+    const np = await measure(process.execPath, [...LOOP_NODE_FLAGS, NOOP, inst.stateDir, inst.dir, '5'], { timeoutMs: 600_000, env: inst.env });
     check(np.code === 0, `noop-pass failed: ${np.stderr}`);
     const { samples } = JSON.parse(np.stdout) as { samples: PassSample[] };
     check(

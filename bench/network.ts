@@ -31,7 +31,8 @@ import { baselineConfigTemplate, containerYaml, saveAtomically, tmpDir } from '.
 export interface NetworkBenchContext {
   runRoot: string;
   cpuGroup: CpuGroup;
-  nodeFlags: string[];
+  /** bin/acetate's node flags for `acetate run` (the short commands run without them). */
+  loopNodeFlags: string[];
   cli: string;
   quick: boolean;
   /** Containers for the create comparison (default 100; 20 with --quick). */
@@ -104,7 +105,7 @@ export async function networkBenchmark(ctx: NetworkBenchContext): Promise<Networ
   const ace: { c: Measured[]; d: Measured[] } = { c: [], d: [] };
   let memory: HolderMemory | undefined;
   const acetate = (stateDir: string, runDir: string, netw: TestNetwork, args: string[]) =>
-    measure(process.execPath, [...ctx.nodeFlags, ctx.cli, '--state-dir', stateDir, ...args], {
+    measure(process.execPath, [ctx.cli, '--state-dir', stateDir, ...args], {
       group: ctx.cpuGroup,
       env: { ACETATE_RUN_DIR: runDir, ACETATE_NETWORK_BRIDGE: netw.bridge, ACETATE_NETWORK_SUBNET: netw.subnet },
       timeoutMs: 3_600_000,
@@ -230,10 +231,14 @@ async function portChangeLatency(
     ports.set(i, await freeRange(1));
     await write(i, ports.get(i)!);
   }
-  const child = spawn(process.execPath, [...ctx.nodeFlags, ctx.cli, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--log-format', 'json'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...ctx.loopNodeFlags, ctx.cli, '--state-dir', stateDir, 'run', '-f', dir, '--metrics-addr', '0', '--log-format', 'json'],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -32,7 +32,7 @@ import { pullBench } from './pull.js';
 import { isolationBenchmark } from './isolation.js';
 import { usernsBench } from './userns.js';
 import { Cleanups } from './lib/cleanup.js';
-import { BASELINE, CLI, NODE_FLAGS, createHarness, log, prepareRunRoot, type Harness } from './lib/harness.js';
+import { BASELINE, CLI, LOOP_NODE_FLAGS, createHarness, log, prepareRunRoot, type Harness } from './lib/harness.js';
 import { USAGE, benchConfig, parseBenchArgs, referenceSize, type BenchOptions } from './lib/options.js';
 import { emptyResults, type Results, type RunContext } from './lib/results.js';
 import { targetRows, writeResults } from './lib/results-report.js';
@@ -157,7 +157,7 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
     await networkBenchmark({
       runRoot: h.runRoot,
       cpuGroup: h.cpuGroup,
-      nodeFlags: NODE_FLAGS,
+      loopNodeFlags: LOOP_NODE_FLAGS,
       cli: CLI,
       quick,
       n: sizes?.[0],

@@ -8,7 +8,7 @@ import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { instancePaths } from '../src/runtime/runc/paths.js';
 import { latencyBenchmark, loopWindow } from './acetate-run.js';
-import { CLI, NODE_FLAGS, NOOP, check, log, type Harness, type Instance } from './lib/harness.js';
+import { CLI, LOOP_NODE_FLAGS, NOOP, check, log, type Harness, type Instance } from './lib/harness.js';
 import { summarizeProfile } from './lib/profile.js';
 import type { RunContext } from './lib/results.js';
 import { fmtKiB, fmtMs, median, quantile, round } from './lib/stats.js';
@@ -19,7 +19,7 @@ import type { PassSample } from './noop-pass.js';
 /** 2: CPU of no-op passes in one process (bench/noop-pass.ts), and its profile if asked. */
 async function noopPass(ctx: RunContext, inst: Instance, n: number, profile: boolean): Promise<void> {
   const { cfg, results } = ctx;
-  const r = await measure(process.execPath, [...NODE_FLAGS, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)], { timeoutMs: 600_000, env: inst.env });
+  const r = await measure(process.execPath, [...LOOP_NODE_FLAGS, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)], { timeoutMs: 600_000, env: inst.env });
   check(r.code === 0, `noop-pass failed: ${r.stderr}`);
   const { first, samples } = JSON.parse(r.stdout) as { first: PassSample; samples: PassSample[] };
   check(
@@ -54,7 +54,7 @@ async function noopPass(ctx: RunContext, inst: Instance, n: number, profile: boo
     try {
       const p = await measure(
         process.execPath,
-        [...NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)],
+        [...LOOP_NODE_FLAGS, '--cpu-prof', '--cpu-prof-dir', profDir, NOOP, inst.stateDir, inst.dir, String(cfg.noopPasses)],
         { env: inst.env },
       );
       check(p.code === 0, p.stderr);
@@ -75,14 +75,14 @@ async function overhead(ctx: RunContext, h: Harness, inst: Instance, n: number, 
   // A fresh private area: a container created just now, before it wrote anything.
   const fresh = path.join(inst.dir, 'fresh.yaml');
   await writeFile(fresh, containerYaml('fresh'));
-  const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir], { env: inst.env });
+  const r = await measure(process.execPath, [CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir], { env: inst.env });
   check(r.code === 0, r.stderr);
   const cdir = path.join(ip.containersDir, 'default_fresh');
   const privateAreaBytes = (await duBytes(path.join(cdir, 'upper'))) + (await duBytes(path.join(cdir, 'work')));
   const containerDirBytes = Number((await measure('du', ['-s', '-x', '--block-size=1', cdir])).stdout.split(/\s+/)[0]);
   const runDirBytes = Number((await measure('du', ['-s', '-x', '--block-size=1', path.join(ip.runContainersDir, 'default_fresh')])).stdout.split(/\s+/)[0]);
   await rm(fresh);
-  const d = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir], { env: inst.env });
+  const d = await measure(process.execPath, [CLI, '--state-dir', inst.stateDir, 'apply', '-f', inst.dir], { env: inst.env });
   check(d.code === 0, d.stderr);
   const rss = await Promise.all(conmons.map(vmRssBytes));
   const pss = await Promise.all(conmons.map(pssBytes));

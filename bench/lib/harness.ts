@@ -21,11 +21,11 @@ process.env.ACETATE_POD_SECURITY ??= 'default=privileged';
  * The node flags bin/acetate gives `acetate run` (its LOOP_NODE_FLAGS): the loop and the no-op
  * pass are measured as users run them. The short commands (get, plan, apply) run without flags.
  */
-export const NODE_FLAGS = (/^LOOP_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(path.join(PACKAGE_ROOT, 'bin', 'acetate'), 'utf8'))?.[1] ?? '')
+export const LOOP_NODE_FLAGS = (/^LOOP_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(path.join(PACKAGE_ROOT, 'bin', 'acetate'), 'utf8'))?.[1] ?? '')
   .trim()
   .split(/\s+/)
   .filter(Boolean);
-if (NODE_FLAGS.length === 0) throw new Error('bin/acetate names no LOOP_NODE_FLAGS: the benchmark would measure the loop without its flags');
+if (LOOP_NODE_FLAGS.length === 0) throw new Error('bin/acetate names no LOOP_NODE_FLAGS: the benchmark would measure the loop without its flags');
 const CPU_REPORT = path.join(PACKAGE_ROOT, 'dist', 'bench', 'lib', 'cpu-report.js');
 /** bench/noop-pass.ts, built: one process timing no-op reconcile passes. */
 export const NOOP = path.join(PACKAGE_ROOT, 'dist', 'bench', 'noop-pass.js');
@@ -120,7 +120,7 @@ export function createHarness(opts: { runRoot: string; cpuGroup: CpuGroup; clean
 
   function acetate(inst: Instance, args: string[], extraNode: string[] = []): Promise<Measured> {
     const cpuFile = path.join(inst.dir, '..', `${path.basename(inst.dir)}.cpu.json`);
-    return measure(process.execPath, [...NODE_FLAGS, ...extraNode, '--import', CPU_REPORT, CLI, '--state-dir', inst.stateDir, ...args], {
+    return measure(process.execPath, [...LOOP_NODE_FLAGS, ...extraNode, '--import', CPU_REPORT, CLI, '--state-dir', inst.stateDir, ...args], {
       group: cpuGroup,
       cpuFile,
       env: { ACETATE_BENCH_CPU_FILE: cpuFile, ...inst.env },
@@ -129,7 +129,7 @@ export function createHarness(opts: { runRoot: string; cpuGroup: CpuGroup; clean
   }
 
   async function listJson(inst: Instance): Promise<ListedContainer[]> {
-    const r = await measure(process.execPath, [...NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json'], { env: inst.env });
+    const r = await measure(process.execPath, [...LOOP_NODE_FLAGS, CLI, '--state-dir', inst.stateDir, 'get', '-o', 'json'], { env: inst.env });
     if (r.code !== 0) throw new Error(`acetate get failed: ${r.stderr}`);
     // Container objects (Kubernetes' shape) in a List.
     const list = JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { phase?: string; pid?: number } }[] };

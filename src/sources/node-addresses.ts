@@ -67,9 +67,16 @@ export function isNodeAddress(ip: string, node: NodeAddresses): boolean {
   return node.addresses.includes(ip) || node.localRanges.some((r) => inRange(ip, r));
 }
 
+type Port = NonNullable<DesiredContainer['spec']['ports']>[number];
+
+/** The address a published port must be able to listen on, if it names one (not 0.0.0.0). */
+function checkedHostIP(p: Port): string | undefined {
+  return p.hostPort !== undefined && p.hostIP && p.hostIP !== '0.0.0.0' ? p.hostIP : undefined;
+}
+
 /** The hostIPs of a container's published ports (not 0.0.0.0): what unassignableHostIP looks at. */
 export function publishedHostIPs(d: DesiredContainer): string[] {
-  return (d.spec.ports ?? []).flatMap((p) => (p.hostPort !== undefined && p.hostIP && p.hostIP !== '0.0.0.0' ? [p.hostIP] : []));
+  return (d.spec.ports ?? []).flatMap((p) => checkedHostIP(p) ?? []);
 }
 
 /**
@@ -92,8 +99,8 @@ export function sameHostIPVerdicts(recorded: Record<string, boolean>, node: Node
 export function unassignableHostIP(d: DesiredContainer, node: NodeAddresses): { index: number; message: string } | undefined {
   const ports = d.spec.ports ?? [];
   for (let i = 0; i < ports.length; i++) {
-    const ip = ports[i]!.hostIP;
-    if (ports[i]!.hostPort === undefined || !ip || ip === '0.0.0.0' || isNodeAddress(ip, node)) continue;
+    const ip = checkedHostIP(ports[i]!);
+    if (!ip || isNodeAddress(ip, node)) continue;
     return {
       index: i,
       message: `${ip} is not an address of this node: cannot assign requested address (a published port can only listen on the node's own addresses, or on 0.0.0.0)`,
