@@ -33,6 +33,7 @@ import { isolationBenchmark } from './isolation.js';
 import { usernsBench } from './userns.js';
 import { Cleanups } from './lib/cleanup.js';
 import { BASELINE, CLI, LOOP_NODE_FLAGS, createHarness, log, prepareRunRoot, type Harness } from './lib/harness.js';
+import { openDirsForRanges } from './lib/idmap-baseline.js';
 import { USAGE, benchConfig, parseBenchArgs, referenceSize, type BenchOptions } from './lib/options.js';
 import { emptyResults, type Results, type RunContext } from './lib/results.js';
 import { targetRows, writeResults } from './lib/results-report.js';
@@ -154,6 +155,8 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
   if (only.has('network')) {
     const onCleanup = (fn: () => Promise<void>) => h.cleanups.add(fn);
     const portChange = process.env.ACETATE_BENCH_NETWORK_PORT_CHANGE !== '0';
+    // Its containers run in user namespaces (the default): their roots traverse the work and run roots.
+    const restore = await openDirsForRanges(h, [getWorkRoot(), h.runRoot]);
     await networkBenchmark({
       runRoot: h.runRoot,
       cpuGroup: h.cpuGroup,
@@ -165,7 +168,7 @@ async function runSections(ctx: RunContext, opts: BenchOptions, h: Harness): Pro
       outDir: out,
       log,
       onCleanup,
-    });
+    }).finally(restore);
   }
   if (only.has('images')) await runImageBench({ out, workRoot: getWorkRoot(), runRoot: h.runRoot, quick, log });
   if (only.has('pull')) await pullBench({ out, workRoot: getWorkRoot(), quick, mib: sizes?.[0], log });
