@@ -8,7 +8,8 @@ import { API_VERSION, KIND, type ContainerManifest, type ContainerStatus } from 
 import { specToManifest } from '../api/to-manifest.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import { computeStatus, formatResources } from '../controller/status.js';
-import type { StatusRecord } from '../contracts/status-record.js';
+import type { StatusRecord, Waiting } from '../contracts/status-record.js';
+import { decideRestart } from '../plan/restart.js';
 
 export const SOURCE_ANNOTATION = 'acetate.dev/source';
 
@@ -22,7 +23,18 @@ export function currentStatus(c: ActualContainer, rec: Pick<StatusRecord, 'statu
     return status;
   }
   const desired = { key: c.key, namespace: c.namespace, name: c.name, spec: c.applied.spec, source: c.applied.source };
-  return computeStatus({ key: c.key, desired, actual: c, previous: rec?.status, now });
+  return computeStatus({ key: c.key, desired, actual: c, previous: rec?.status, now, ...policyHold(c) });
+}
+
+/**
+ * An exited process its restartPolicy does not run again is final (Failed or Stopped), whether or
+ * not the loop has written its record of the exit yet: without this, `describe` read in between
+ * showed such a job Pending. A restart the policy wants is left to the loop (it may be in back-off).
+ */
+function policyHold(c: ActualContainer): { waiting?: Waiting } {
+  if (c.process.state !== 'exited' || c.applied.spec.state === 'Stopped') return {};
+  const d = decideRestart(c.applied.spec, c, undefined);
+  return 'held' in d ? { waiting: { reason: d.held.reason, message: d.held.message } } : {};
 }
 
 export function containerObject(c: ActualContainer, rec?: Pick<StatusRecord, 'status'>, now = Date.now()): ContainerManifest {

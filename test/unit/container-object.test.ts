@@ -95,4 +95,22 @@ describe('Container objects (acetate get -o yaml|json)', () => {
     }
     assert.equal(containerObject(probed('liveness'), undefined, NOW).status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
   });
+
+  it("an exit its restartPolicy does not restart is final at once, before the loop's record of it; one the policy restarts is left to the loop", () => {
+    const exited = (restartPolicy: 'Never' | 'Always' | 'OnFailure', exitCode: number): ActualContainer => {
+      const a = actual({ kind: 'file', file: '/etc/acetate/containers/job.yaml', line: 1 });
+      a.applied.spec = { ...a.applied.spec, restartPolicy };
+      a.process = { state: 'exited', pid: 4242, exitCode, startedAt: '2026-01-01T00:00:01.000Z', finishedAt: '2026-01-01T00:00:02.000Z' };
+      return a;
+    };
+    // The loop's last record still describes the process as running (its exit not yet written).
+    const running = { key: 'team/web', namespace: 'team', name: 'web', status: { phase: 'Running', pid: 4242 }, problems: [], recentActions: [], updatedAt: '' } as StatusRecord;
+    const never = containerObject(exited('Never', 4), running, NOW).status;
+    assert.equal(never?.phase, 'Failed');
+    assert.equal(never?.lastExitCode, 4);
+    assert.equal(never?.conditions?.find((c) => c.type === 'Ready')?.reason, 'RestartPolicy');
+    assert.equal(containerObject(exited('OnFailure', 0), running, NOW).status?.phase, 'Stopped');
+    assert.equal(containerObject(exited('Always', 4), running, NOW).status?.phase, 'Pending');
+    assert.equal(containerObject(exited('OnFailure', 1), undefined, NOW).status?.phase, 'Pending');
+  });
 });
