@@ -12,6 +12,7 @@ import { cgroupHierarchies, cgroupProcs, removeCgroupDir } from '../../src/runti
 import { mountsUnder, unmountAll } from '../../src/util/mounts.js';
 import { instancePaths, keyOfId, type InstancePaths } from '../../src/runtime/runc/paths.js';
 import { instanceEntryFile } from '../../src/runtime/walls/instances.js';
+import { listClaims, NODE_ID_CLAIMS } from '../../src/runtime/walls/id-claims.js';
 import { readProcStat } from '../../src/util/processes.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/runc/templates.js';
@@ -41,6 +42,8 @@ export interface LeakSnapshot {
   runContainerDirs: string[];
   /** Whether the state dir itself still exists. */
   dirExists: boolean;
+  /** The node's claims on id ranges naming this state dir ("hostID (container)"). */
+  idClaims: string[];
   /** What pulls left in the image store: OCI layouts in images/tmp, half-unpacked layers. */
   imageTemps: string[];
   /** Loop devices whose backing file is under the state dir (disk images of resources.disk). */
@@ -116,7 +119,14 @@ export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } 
       ...(await listDir(path.join(ip.stateDir, 'images', 'layers'))).filter((n) => n.startsWith('.')).map((n) => `images/layers/${n}`),
     ],
     loops: (await loopsUnder(ip.stateDir)).map((d) => `${d.name} (${d.backFile})`),
+    idClaims: claimsOf(ip.stateDir).map((c) => `${c.hostID} (${c.owner.container})`),
   };
+}
+
+/** The node's claims on id ranges (walls/id-claims.ts) naming this state dir: a destroy drops its container's. */
+function claimsOf(stateDir: string): { hostID: number; owner: { container: string } }[] {
+  const dir = path.resolve(stateDir);
+  return listClaims(NODE_ID_CLAIMS).filter((c) => path.resolve(c.owner.stateDir) === dir);
 }
 
 export interface NoLeakOptions {
@@ -145,6 +155,8 @@ function problems(s: LeakSnapshot, opts: NoLeakOptions): string[] {
   if (runDirs.length) out.push(`container run dirs: ${runDirs.join(', ')}`);
   if (opts.dirRemoved && s.dirExists) out.push(`state dir still exists: ${s.stateDir}`);
   if (s.imageTemps.length) out.push(`image pull leftovers: ${s.imageTemps.join(', ')}`);
+  const claims = s.idClaims.filter((c) => !(opts.allowContainerDirs ?? []).some((d) => c.endsWith(`(${d})`)));
+  if (claims.length) out.push(`node id claims: ${claims.join(', ')}`);
   return out;
 }
 
@@ -234,5 +246,7 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
   // 7. Its entry in the node's registry of instances (walls/instances.ts): the next reader would
   // drop it, but a test run that ends with this instance would leave it on the node.
   await rm(instanceEntryFile(stateDir), { force: true });
+  // 8. Its claims on id ranges (a destroy drops them; a test that crashed or kept a private area leaves them).
+  for (const c of claimsOf(stateDir)) await rm(path.join(NODE_ID_CLAIMS.dir, String(c.hostID)), { force: true });
   if (errors.length) throw new AggregateError(errors, `cleanup of ${stateDir} was incomplete`);
 }

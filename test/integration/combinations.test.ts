@@ -10,10 +10,12 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertValidContainerObject } from '../support/crd-object.js';
 import type { ContainerManifest } from '../../src/api/types.js';
-import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import { ownPool, POOL_SLOTS } from '../support/own-pool.js';
 
+/** This file's own pool: containers of test files running beside it hold the default pool's first ranges. */
+const OWN = ownPool(POOL_SLOTS.combinations);
 /** The range the first unprivileged container of a state dir gets: the pool's first. */
-const FIRST_RANGE = { hostID: DEFAULT_USERNS_POOL.hostID, size: RANGE_SIZE };
+const FIRST_RANGE = OWN.first;
 import { exec } from '../../src/util/exec.js';
 import { LOCK_FILE, readLockHolder } from '../../src/runtime/node-lock.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
@@ -79,7 +81,7 @@ describe('feature combinations (real runc, CNI, loop devices, registry)', functi
   beforeEach(async () => {
     ({ root, stateDir, runDir, dir } = await makeCliRoot('acetate-combo-', { userns: true }));
     n = await testNetwork();
-    env = { ...networkEnv(n), ACETATE_RUN_DIR: runDir };
+    env = { ...networkEnv(n), ACETATE_RUN_DIR: runDir, ...OWN.env };
   });
 
   afterEach(async () => {

@@ -14,10 +14,12 @@ import { flatContainers } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { shellManifest } from '../support/manifest.js';
 import { cgroupPath, procStatus } from '../support/proc.js';
-import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import { ownPool, POOL_SLOTS } from '../support/own-pool.js';
 
+/** This file's own pool: containers of test files running beside it hold the default pool's first ranges. */
+const OWN = ownPool(POOL_SLOTS.containerRoot);
 /** The range the first unprivileged container of a state dir gets: the pool's first. */
-const FIRST_RANGE = { hostID: DEFAULT_USERNS_POOL.hostID, size: RANGE_SIZE };
+const FIRST_RANGE = OWN.first;
 
 const WWW = 33; // www-data on Debian: the uid nginx/apache workers drop to
 const PORT = 8080; // inside the container's own network namespace (network: none): no clash
@@ -42,7 +44,7 @@ describe('container root mode (real runc): servers that drop to a non-root uid w
   let stateDir: string;
   let runDir: string;
   let dir: string;
-  const cli = (args: string[]) => runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir } });
+  const cli = (args: string[]) => runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir, ...OWN.env } });
   const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
   const pidOf = async (name: string): Promise<number> => {
     const r = await cli(['get', name, '-o', 'json']);

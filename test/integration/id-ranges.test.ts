@@ -15,10 +15,16 @@ import { readIdRecords } from '../../src/runtime/walls/id-records.js';
 import { waitFor } from '../support/wait.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { shellManifest } from '../support/manifest.js';
-import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import { ownPool, POOL_SLOTS } from '../support/own-pool.js';
 
-const range = (i: number) => ({ hostID: DEFAULT_USERNS_POOL.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
+/** This file's own pool: containers of test files running beside it hold the default pool's first ranges. */
+const OWN = ownPool(POOL_SLOTS.idRanges);
+const POOL = OWN.pool;
+const range = (i: number) => ({ hostID: POOL.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
 const ids = (i: number) => `${range(i).hostID}-${range(i).hostID + RANGE_SIZE - 1}`;
+/** As plan prints a range: an en dash. */
+const planIds = (i: number) => `${range(i).hostID}–${range(i).hostID + RANGE_SIZE - 1}`;
 const manifest = (name: string, command: string, spec = ''): string => shellManifest(name, { command, spec, template: 'bb' });
 
 describe('per-container id ranges, unprivileged by default (real runc)', function () {
@@ -29,7 +35,7 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
   let dir: string;
   // ACETATE_HOST_USERS empty: the project's default (a user namespace), not the harness's node ids.
   let hostUsers = '';
-  const cli = (args: string[]) => runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir, ACETATE_HOST_USERS: hostUsers } });
+  const cli = (args: string[]) => runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir, ACETATE_HOST_USERS: hostUsers, ...OWN.env } });
   const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
   const logs = async (name: string) => (await cli(['logs', name])).stdout;
   const waitLog = (name: string, text: string) => waitFor(async () => (await logs(name)).includes(text), { what: `${name} logs '${text}'`, timeoutMs: 30_000 });
@@ -53,8 +59,8 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
     await writeFile(path.join(dir, 'a.yaml'), manifest('a', script));
     await writeFile(path.join(dir, 'b.yaml'), manifest('b', script));
     const plan = await cli(['plan', '-f', dir]);
-    assert.match(plan.stdout, /create\s+default\/a .*user namespace: root is node ids 1000000000–1000065535/, plan.stdout);
-    assert.match(plan.stdout, /create\s+default\/b .*user namespace: root is node ids 1000065536–1000131071/, plan.stdout);
+    assert.match(plan.stdout, new RegExp(`create\\s+default/a .*user namespace: root is node ids ${planIds(0)}`), plan.stdout);
+    assert.match(plan.stdout, new RegExp(`create\\s+default/b .*user namespace: root is node ids ${planIds(1)}`), plan.stdout);
     const r = await apply();
     assert.equal(r.code, 0, r.stdout + r.stderr);
     await waitLog('a', 'ready');
@@ -98,7 +104,7 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
     const plan = await cli(['plan', '-f', dir]);
     assert.match(
       plan.stdout,
-      /-\/\+ replace\s+default\/w\s+user namespace: node root → ids 1000000000–1000065535, the private area's files are re-owned/,
+      new RegExp(`-/\\+ replace\\s+default/w\\s+user namespace: node root → ids ${planIds(0)}, the private area's files are re-owned`),
       plan.stdout,
     );
     assert.equal((await apply()).code, 0);
@@ -108,7 +114,7 @@ describe('per-container id ranges, unprivileged by default (real runc)', functio
     assert.match((await cli(['plan', '-f', dir])).stdout, /No changes/);
     hostUsers = 'true'; // and back
     const back = await cli(['plan', '-f', dir]);
-    assert.match(back.stdout, /replace\s+default\/w\s+user namespace: ids 1000000000–1000065535 → node root/, back.stdout);
+    assert.match(back.stdout, new RegExp(`replace\\s+default/w\\s+user namespace: ids ${planIds(0)} → node root`), back.stdout);
     assert.equal((await apply()).code, 0);
     await waitFor(async () => /runs=3/.test(await logs('w')), { what: 'third run', timeoutMs: 30_000 });
     assert.equal((await stat(upper('w', 'data', 'runs'))).uid, 0, 'owned by the node root again');

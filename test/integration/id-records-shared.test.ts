@@ -4,6 +4,7 @@
  * /var/lib/acetate/node-id-ranges.json) each create containers with real runc, and the ranges
  * their processes run with (/proc/<pid>/uid_map, read on the node) are disjoint; `plan` of one
  * announces a range the other does not hold, and `describe` shows the range the process has.
+ * Two instances given two records files are kept apart by the node's claims (walls/id-claims.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { flatContainers } from '../support/get.js';
 import { makeBusyboxRootfs } from '../support/busybox-rootfs.js';
 import { shellManifest } from '../support/manifest.js';
 import { missingForContainers, requirePrerequisites } from '../support/prerequisites.js';
+import { NODE_ID_CLAIMS, readClaim } from '../../src/runtime/walls/id-claims.js';
 
 describe('node-wide id records: two instances, one records file (real runc)', function () {
   this.timeout(300_000);
@@ -93,5 +95,68 @@ describe('node-wide id records: two instances, one records file (real runc)', fu
       `plan announces ${announced}, held: ${JSON.stringify(maps)}`,
     );
     await rm(path.join(one.dir, 'c.yaml'));
+  });
+});
+
+describe('node-wide id claims: two instances, two records files (real runc)', function () {
+  this.timeout(300_000);
+  const roots: CliRoot[] = [];
+  // Each instance its own records file (the test support's default: in its state dir), as two
+  // instances given different ACETATE_ID_RECORDS have: only the node's claims keep them apart.
+  const cli = (r: CliRoot, args: string[]) => runCli(args, { stateDir: r.stateDir, env: { ACETATE_RUN_DIR: r.runDir, ACETATE_HOST_USERS: '' } });
+  const apply = (r: CliRoot) => cli(r, ['apply', '-f', r.dir, '--allow-empty']);
+  const manifest = (name: string) => shellManifest(name, { command: 'echo ready; exec sleep 1000000', template: 'bb' });
+
+  before(async function () {
+    requirePrerequisites(await missingForContainers(), 'node-wide id claims (real runc containers)');
+    for (const name of ['one', 'two']) {
+      const r = await makeCliRoot(`acetate-claims-${name}-`, { userns: true });
+      roots.push(r);
+      const bb = await makeBusyboxRootfs(path.join(r.root, 'bb'));
+      assert.equal((await cli(r, ['template', 'import', 'bb', bb])).code, 0);
+    }
+  });
+
+  after(async () => {
+    // The leak check includes the node's claims naming each state dir: the destroys dropped them.
+    for (const r of roots) await destroyAllAndAssertNoLeaks({ ...r, apply: () => apply(r) });
+  });
+
+  it("each instance's containers run with ranges the other's do not hold, and the node's claims name each owner", async () => {
+    const [one, two] = roots as [CliRoot, CliRoot];
+    for (const [r, name] of [
+      [one, 'a'],
+      [two, 'a'],
+      [one, 'b'],
+      [two, 'b'],
+    ] as const) {
+      await writeFile(path.join(r.dir, `${name}.yaml`), manifest(name));
+      const out = await apply(r);
+      assert.equal(out.code, 0, out.stdout + out.stderr);
+    }
+    const maps: { who: string; stateDir: string; container: string; hostID: number }[] = [];
+    for (const [i, r] of [one, two].entries()) {
+      for (const name of ['a', 'b']) {
+        const c = await waitFor(
+          async () => flatContainers((await cli(r, ['get', name, '-o', 'json'])).stdout || '{"kind":"List","items":[]}').find((x) => x.phase === 'Running'),
+          { what: `instance ${i} ${name} running`, timeoutMs: 60_000 },
+        );
+        const [inside, hostID, size] = (await readFile(`/proc/${c.pid}/uid_map`, 'utf8')).trim().split(/\s+/).map(Number);
+        assert.equal(inside, 0);
+        assert.equal(size, 65536);
+        maps.push({ who: `instance ${i} ${name}`, stateDir: path.resolve(r.stateDir), container: `default_${name}`, hostID: hostID! });
+      }
+    }
+    const starts = maps.map((m) => m.hostID);
+    assert.equal(new Set(starts).size, starts.length, `two containers share a range: ${JSON.stringify(maps)}`);
+    // The node's claims: each range named by the container that runs with it.
+    for (const m of maps) {
+      const claim = readClaim(NODE_ID_CLAIMS, m.hostID);
+      assert.deepEqual(
+        claim && { stateDir: path.resolve(claim.stateDir), container: claim.container },
+        { stateDir: m.stateDir, container: m.container },
+        m.who,
+      );
+    }
   });
 });

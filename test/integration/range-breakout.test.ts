@@ -13,7 +13,8 @@ import { runCli } from '../support/cli.js';
 import { destroyAllAndAssertNoLeaks, makeCliRoot } from '../support/cli-root.js';
 import { waitFor } from '../support/wait.js';
 import { shellManifest } from '../support/manifest.js';
-import { assignIdRange, checkRangeHeld, IdRangeHeldError, idsFileOf, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
+import { assignIdRange, idsFileOf, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
+import { checkRangeHeld, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
 import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { TransientError } from '../../src/contracts/errors.js';
 

@@ -104,7 +104,15 @@ describe('Container objects (acetate get -o yaml|json)', () => {
       return a;
     };
     // The loop's last record still describes the process as running (its exit not yet written).
-    const running = { key: 'team/web', namespace: 'team', name: 'web', status: { phase: 'Running', pid: 4242 }, problems: [], recentActions: [], updatedAt: '' } as StatusRecord;
+    const running = {
+      key: 'team/web',
+      namespace: 'team',
+      name: 'web',
+      status: { phase: 'Running', pid: 4242 },
+      problems: [],
+      recentActions: [],
+      updatedAt: '',
+    } as StatusRecord;
     const never = containerObject(exited('Never', 4), running, NOW).status;
     assert.equal(never?.phase, 'Failed');
     assert.equal(never?.lastExitCode, 4);

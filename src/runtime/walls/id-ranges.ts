@@ -17,17 +17,16 @@
  * node-wide records gave out) holds, and writes this state dir's records back, dropping those
  * whose owner is gone. What it knows of both is kept in memory between allocations (View below:
  * read once per process, then checked by a stat of the records file and of the containers dir),
- * so an allocation is not a read of every container's ids.json. All under a flock of <records
- * file>.lock (every acetate process of the node; kept for a burst of allocations, id-lock.ts) and
- * a mutex of this process (concurrent creates of the loop): two
+ * so an allocation is not a read of every container's ids.json. All under the node's allocation
+ * flock (/var/lib/acetate/id-ranges.lock, whatever the records file; kept for a burst of
+ * allocations, id-lock.ts) and a mutex of this process (concurrent creates of the loop): two
  * containers never get one range. Both ranges and bases count as used: files owned by a range not
- * yet re-owned are still its.
+ * yet re-owned are still its. Each range given is also claimed node-wide (id-claims.ts), so that
+ * instances given different records files (ACETATE_ID_RECORDS) still never share one.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { TransientError } from '../../contracts/errors.js';
-import { readJson, writeJsonAtomic } from '../../util/json-file.js';
 import { withIdRecordsLock } from './id-lock.js';
 import {
   appendIdRecords,
@@ -42,34 +41,11 @@ import {
   type IdRecordOwner,
 } from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
+import { claimedStarts, dropClaims, liveClaimsOverlapping, writeClaims, type IdClaims } from './id-claims.js';
+import { holdsRange, readIds, recordedRange, rangesOf, writeIds, type IdsFile } from './ids-file.js';
+import { refuseUntrustedDirSync } from '../../util/trusted-file.js';
 
-export interface IdsFile {
-  /** Owner base of the private area: 0 = the node's ids. */
-  base: number;
-  size: number;
-  /** The range the container runs with; absent: the node's ids. */
-  range?: IdRange;
-}
-
-export const IDS_FILE = 'ids.json';
-
-export function idsFileOf(containerDir: string): string {
-  return path.join(containerDir, IDS_FILE);
-}
-
-export function readIds(containerDir: string): Promise<IdsFile | undefined> {
-  return readJson<IdsFile>(idsFileOf(containerDir)).catch(() => undefined);
-}
-
-/**
- * The range a container's record says it runs with. acetate before per-container ranges wrote only
- * `base` (every unprivileged container on the node's one shared range): that range is the record.
- */
-export function recordedRange(ids: IdsFile | undefined): IdRange | undefined {
-  if (!ids) return undefined;
-  if (ids.range) return ids.range;
-  return ids.base !== 0 ? { hostID: ids.base, size: ids.size } : undefined;
-}
+export { IDS_FILE, idsFileOf, readIds, recordedRange, type IdsFile } from './ids-file.js';
 
 export interface IdRangeStore {
   /** <stateDir>/containers */
@@ -77,20 +53,31 @@ export interface IdRangeStore {
   /** The node's records (id-records.ts); its flock is <recordsFile>.lock. */
   recordsFile: string;
   pool: IdRange;
+  /**
+   * The node's claims (id-claims.ts; every instance passes NODE_ID_CLAIMS): a range claimed by a
+   * live owner is no one else's whatever records file each uses, and the lock is the node's.
+   * Absent: the records alone decide, under their own lock (the allocator's own tests).
+   */
+  claims?: IdClaims;
 }
 
 /** The records' lock file, once its dir is known to be root's alone (the lock is made there first). */
 function lockFileOf(store: IdRangeStore): string {
   refuseUntrustedRecordsDir(store.recordsFile);
-  return `${store.recordsFile}.lock`;
+  if (!store.claims) return `${store.recordsFile}.lock`;
+  refuseUntrustedDirSync(store.claims.lockFile, { what: "the node's id allocation lock", error: (m) => new IdPoolError(m) });
+  return store.claims.lockFile;
 }
 
-/** The ranges an ids.json holds: the one it runs with, and the owner of its files when another. */
-function rangesOf(ids: IdsFile | undefined): IdRange[] {
-  const r = recordedRange(ids);
-  const out = r ? [r] : [];
-  if (ids && ids.base !== 0 && ids.base !== r?.hostID) out.push({ hostID: ids.base, size: ids.size });
-  return out;
+/** Under the lock: the claims of `owner` brought to `now` (ranges it no longer holds let go). */
+function reclaim(store: IdRangeStore, owner: IdRecordOwner, before: readonly IdRange[], now: readonly IdRange[]): void {
+  if (!store.claims) return;
+  dropClaims(
+    store.claims,
+    owner,
+    before.filter((b) => !now.some((n) => n.hostID === b.hostID)),
+  );
+  writeClaims(store.claims, owner, now);
 }
 
 function stateDirOf(store: IdRangeStore): string {
@@ -265,11 +252,36 @@ export function importIdRecords(store: IdRangeStore): Promise<void> {
   const key = viewKey(store);
   let p = imported.get(key);
   if (!p) {
-    p = withIdRecordsLock(lockFileOf(store), async () => syncRecords(store, await currentView(store)), { beforeRelease: compact(store) });
+    p = withIdRecordsLock(
+      lockFileOf(store),
+      async () => {
+        const v = await currentView(store);
+        await syncRecords(store, v);
+        await claimOwn(store, v);
+      },
+      { beforeRelease: compact(store) },
+    );
     p.catch(() => imported.delete(key)); // tried again at the next start
     imported.set(key, p);
   }
   return p;
+}
+
+/**
+ * Under the lock: this state dir's ranges claimed where no live owner claims them (containers made
+ * before claims, an instance's first start). A range another live owner claims is left to it:
+ * checkRangeHeld refuses the start of the container that names it.
+ */
+async function claimOwn(store: IdRangeStore, v: View): Promise<void> {
+  if (!store.claims) return;
+  const stateDir = stateDirOf(store);
+  const starts = claimedStarts(store.claims); // once for all: a listing per container would be O(N²)
+  for (const [container, ranges] of v.own) {
+    const owner = { stateDir, container };
+    const free: IdRange[] = [];
+    for (const r of ranges) if (!(await liveClaimsOverlapping(store.claims, r, owner, holdsRange, { starts })).length) free.push(r);
+    writeClaims(store.claims, owner, free);
+  }
 }
 
 /** Other instances' records among the node's (by the parsed records' identity: read again only when the file changed). */
@@ -308,6 +320,7 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     lockFileOf(store),
     async () => {
       const self = path.basename(dir);
+      const owner = { stateDir: stateDirOf(store), container: self };
       const ids = await readIds(dir);
       const had = recordedRange(ids);
       let v = await currentView(store);
@@ -316,10 +329,14 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
         if (ids?.range) await writeIds(dir, now!);
         v.own.set(self, rangesOf(now));
         await recordChange(store, v, self);
+        reclaim(store, owner, rangesOf(ids), rangesOf(now));
         return undefined;
       }
+      // Ranges another live owner claims though the records do not show them (an instance given
+      // another records file): passed over.
+      const claimedElsewhere: IdRange[] = [];
       const pick = (view: View): IdRange | undefined => {
-        const used: IdRange[] = view.others.flatMap((r) => r.ranges);
+        const used: IdRange[] = [...claimedElsewhere, ...view.others.flatMap((r) => r.ranges)];
         for (const [n, rs] of view.own) if (n !== self) used.push(...rs);
         const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
         return had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
@@ -328,6 +345,10 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
       if (!range || (had && range !== had) || (preferred && !had && range !== preferred)) {
         // Not what was asked for, or none: look again with everything read anew before settling.
         v = await currentView(store, true);
+        range = pick(v);
+      }
+      for (let held; range && store.claims && (held = await liveClaimsOverlapping(store.claims, range, owner, holdsRange, { prune: true })).length;) {
+        claimedElsewhere.push(...held.map((h) => h.range));
         range = pick(v);
       }
       if (!range) {
@@ -340,6 +361,7 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
       if (ids?.range?.hostID !== range.hostID || ids.range.size !== range.size) await writeIds(dir, now);
       v.own.set(self, rangesOf(now));
       await recordChange(store, v, self);
+      reclaim(store, owner, rangesOf(ids), rangesOf(now));
       return range;
     },
     { beforeRelease: compact(store) },
@@ -361,51 +383,22 @@ export async function releaseIdRanges(store: IdRangeStore, dir: string, held: Id
       const v = await currentView(store);
       v.own.delete(self);
       await recordChange(store, v, self);
+      if (store.claims) dropClaims(store.claims, { stateDir: stateDirOf(store), container: self }, rangesOf(held));
     },
     { beforeRelease: compact(store) },
   );
 }
 
-async function writeIds(dir: string, ids: IdsFile): Promise<void> {
-  await writeJsonAtomic(idsFileOf(dir), ids);
-}
-
 /** Records who owns the private area's files now, keeping the range (preparePrivateArea, after a re-own). */
-export async function recordOwner(dir: string, base: number, size: number): Promise<void> {
+export async function recordOwner(dir: string, base: number, size: number, claims?: IdClaims): Promise<void> {
   const ids = await readIds(dir);
   const now: IdsFile = { base, size, ...(ids?.range ? { range: ids.range } : {}) };
+  // The files' earlier owner's claim goes first, while ids.json still names it: a claim is taken
+  // over only once stale, so until the write below no other process touches it (no lock needed).
+  const gone = rangesOf(ids).filter((r) => !rangesOf(now).some((n) => n.hostID === r.hostID));
+  if (claims && gone.length) dropClaims(claims, { stateDir: path.dirname(path.dirname(path.resolve(dir))), container: path.basename(dir) }, gone);
   await writeIds(dir, now);
   // The files' earlier owner is free now: the views of this state dir hold only what ids.json does.
   const containersDir = path.resolve(path.dirname(dir));
   for (const [key, v] of views) if (key.endsWith(`\0${containersDir}`) && v.own.has(path.basename(dir))) v.own.set(path.basename(dir), rangesOf(now));
-}
-
-/**
- * A container's ids.json names a range another live owner holds: it is not started (checkRangeHeld).
- * Transient: tried again with back-off; it starts once the other owner is gone, or once plan's
- * replace (the range is another's) gave it a free one.
- */
-export class IdRangeHeldError extends TransientError {}
-
-/**
- * Before each start of a container with a range: the range its ids.json names must be no other
- * live owner's in the node's records (another instance's container, or another of this state dir
- * as last recorded). ids.json is root's (userns.ts closeContainerDir); this is the backstop for a
- * record rewritten anyway (an earlier acetate left the dir to the range's root, which could move
- * itself into a neighbour's range at the next restart). Refused, never started: a range shared
- * by two containers gives each the other's files and processes.
- */
-export async function checkRangeHeld(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
-  const stateDir = path.dirname(path.resolve(store.containersDir));
-  const self = path.basename(dir);
-  // No flock: the file is replaced whole (writeJsonAtomic), so a read sees one version of it.
-  for (const r of await readIdRecords(store.recordsFile)) {
-    if (path.resolve(r.owner.stateDir) === stateDir && r.owner.container === self) continue;
-    if (!r.ranges.some((u) => rangesOverlap(u, range))) continue;
-    if (!(await ownerExists(r.owner))) continue;
-    throw new IdRangeHeldError(
-      `${idsFileOf(dir)}: range ${formatIdRange(range)} is held by ${path.join(r.owner.stateDir, 'containers', r.owner.container)} ` +
-        `(node records ${store.recordsFile}); not started: replace or re-create this container to give it a free range`,
-    );
-  }
 }

@@ -18,6 +18,7 @@ import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
 import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readIds, recordOwner } from './id-ranges.js';
+import type { IdClaims } from './id-claims.js';
 import type { IdRange } from './id-pool.js';
 
 export type { IdRange } from './id-pool.js';
@@ -95,7 +96,11 @@ export interface PrivateArea {
  * container dir around it and acetate's records in it (ids.json, record.json, host-view.json, …)
  * stay node root's (closeContainerDir).
  */
-export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespace | undefined): Promise<{ shifted: number; from: number; to: number }> {
+export async function preparePrivateArea(
+  pa: PrivateArea,
+  userns: OciUserNamespace | undefined,
+  claims?: IdClaims,
+): Promise<{ shifted: number; from: number; to: number }> {
   const recorded = await readIds(pa.dir);
   // Never run with a user namespace: owned by the node's ids as created, nothing to shift.
   if (!recorded && !userns) {
@@ -110,7 +115,7 @@ export async function preparePrivateArea(pa: PrivateArea, userns: OciUserNamespa
     // overlayfs' work dir holds nothing between mounts; it is simply emptied.
     await rm(pa.work, { recursive: true, force: true });
     shifted = await shiftTree(pa.upper, had.base, to, Math.min(size, had.size));
-    await recordOwner(pa.dir, to, size);
+    await recordOwner(pa.dir, to, size, claims);
   }
   const owner = to;
   await mkdir(pa.work, { recursive: true, mode: 0o700 });

@@ -14,7 +14,9 @@ import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
 import { ensureTraversable, preparePrivateArea, userNamespaceFor, type OciUserNamespace } from './userns.js';
 import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js';
-import { assignIdRange, checkRangeHeld, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
+import { NODE_ID_CLAIMS } from './id-claims.js';
+import { checkRangeHeld } from './id-range-held.js';
+import { assignIdRange, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
 import { DEFAULT_ID_RECORDS } from './id-records.js';
 import { idmapDir, mountIdmappedLayers } from './idmap.js';
 import { hostOsIds } from './host-ids.js';
@@ -106,7 +108,12 @@ export function hostTemplateMounts(view: { tmpfs: readonly { path: string }[] })
 }
 
 export function idRangeStore(paths: WallPaths, settings: IsolationSettings): IdRangeStore {
-  return { containersDir: paths.containersDir, recordsFile: settings.idRecords ?? DEFAULT_ID_RECORDS, pool: settings.usernsPool ?? DEFAULT_USERNS_POOL };
+  return {
+    containersDir: paths.containersDir,
+    recordsFile: settings.idRecords ?? DEFAULT_ID_RECORDS,
+    pool: settings.usernsPool ?? DEFAULT_USERNS_POOL,
+    claims: NODE_ID_CLAIMS,
+  };
 }
 
 /**
@@ -176,7 +183,7 @@ export async function isolationInputs(
       const mapped = await mountIdmappedLayers(dir, layers, userNamespace, undefined, only);
       lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
     }
-    await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace);
+    await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace, NODE_ID_CLAIMS);
     // After the private area is owned by the ids in use: the markers are written for them.
     if (host) {
       const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
