@@ -12,7 +12,10 @@ import { cgroupHierarchies, cgroupProcs, removeCgroupDir } from '../../src/runti
 import { mountsUnder, unmountAll } from '../../src/util/mounts.js';
 import { instancePaths, keyOfId, type InstancePaths } from '../../src/runtime/runc/paths.js';
 import { instanceEntryFile } from '../../src/runtime/walls/instances.js';
-import { listClaims, NODE_ID_CLAIMS } from '../../src/runtime/walls/id-claims.js';
+import { dropClaims, listClaims, NODE_ID_CLAIMS } from '../../src/runtime/walls/id-claims.js';
+import { withIdRecordsLock } from '../../src/runtime/walls/id-lock.js';
+import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import type { IdRecordOwner } from '../../src/runtime/walls/id-records.js';
 import { readProcStat } from '../../src/util/processes.js';
 import { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
 import { TemplateStore } from '../../src/runtime/runc/templates.js';
@@ -124,9 +127,9 @@ export async function snapshotLeaks(stateDir: string, opts: { runDir?: string } 
 }
 
 /** The node's claims on id ranges (walls/id-claims.ts) naming this state dir: a destroy drops its container's. */
-function claimsOf(stateDir: string): { hostID: number; owner: { container: string } }[] {
+function claimsOf(stateDir: string): { hostID: number; owner: IdRecordOwner }[] {
   const dir = path.resolve(stateDir);
-  return listClaims(NODE_ID_CLAIMS).filter((c) => path.resolve(c.owner.stateDir) === dir);
+  return listClaims(NODE_ID_CLAIMS).flatMap((c) => (c.owner && path.resolve(c.owner.stateDir) === dir ? [{ hostID: c.hostID, owner: c.owner }] : []));
 }
 
 export interface NoLeakOptions {
@@ -247,6 +250,12 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
   // drop it, but a test run that ends with this instance would leave it on the node.
   await rm(instanceEntryFile(stateDir), { force: true });
   // 8. Its claims on id ranges (a destroy drops them; a test that crashed or kept a private area leaves them).
-  for (const c of claimsOf(stateDir)) await rm(path.join(NODE_ID_CLAIMS.dir, String(c.hostID)), { force: true });
+  // Under the node's lock, as acetate changes claims: another test's process may be taking over a stale one.
+  const claims = claimsOf(stateDir);
+  if (claims.length) {
+    await withIdRecordsLock(NODE_ID_CLAIMS.lockFile, async () => {
+      for (const c of claims) dropClaims(NODE_ID_CLAIMS, c.owner, [{ hostID: c.hostID, size: RANGE_SIZE }]);
+    }).catch((e: unknown) => errors.push(e));
+  }
   if (errors.length) throw new AggregateError(errors, `cleanup of ${stateDir} was incomplete`);
 }

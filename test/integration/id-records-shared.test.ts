@@ -158,5 +158,14 @@ describe('node-wide id claims: two instances, two records files (real runc)', fu
         m.who,
       );
     }
+    // A container as an acetate before claims left it (no claim; a new boot, no marker): the next
+    // apply, with nothing to change, claims its range.
+    const first = maps[0]!;
+    await rm(path.join(NODE_ID_CLAIMS.dir, String(first.hostID)));
+    await rm(path.join(one.runDir, 'ids-claimed'));
+    const again = await apply(one);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.doesNotMatch(again.stdout, /created|replaced|started/, again.stdout);
+    assert.equal(readClaim(NODE_ID_CLAIMS, first.hostID)?.container, first.container);
   });
 });

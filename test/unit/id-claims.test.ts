@@ -2,15 +2,17 @@
  * The node's claims on id ranges (walls/id-claims.ts): two instances given two records files
  * (ACETATE_ID_RECORDS) on one pool each read only their own records and handed out one range twice;
  * with the node's claims each range is one container's whatever records file its instance uses.
- * Real files, real flocks, in a temp dir standing for /var/lib/acetate.
+ * Real files, real flocks and real processes, in a temp dir standing for /var/lib/acetate.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assignIdRange, recordOwner, releaseIdRanges, readIds, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
+import { promisify } from 'node:util';
+import { assignIdRange, claimExistingRanges, recordOwner, releaseIdRanges, readIds, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { listClaims, readClaim, type IdClaims } from '../../src/runtime/walls/id-claims.js';
-import { checkRangeHeld, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
+import { checkRangeClaimed, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
 import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
 import { forgetFiles } from '../../src/util/json-file.js';
@@ -20,11 +22,11 @@ const POOL = { hostID: 2_000_000_000, size: RANGE_SIZE * 4 };
 const range = (i: number) => ({ hostID: POOL.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
 
 /** An instance: its own state dir and its own records file; the node's claims shared (or none). */
-function instance(dir: string, name: string, claims: IdClaims | undefined): IdRangeStore {
+function instance(dir: string, name: string, claims: IdClaims | undefined, pool = POOL): IdRangeStore {
   return {
     containersDir: path.join(dir, name, 'containers'),
     recordsFile: path.join(dir, name, 'records', 'node-id-ranges.json'),
-    pool: POOL,
+    pool,
     ...(claims ? { claims } : {}),
   };
 }
@@ -36,18 +38,24 @@ async function container(store: IdRangeStore, id: string): Promise<string> {
 }
 
 const claimsIn = (dir: string): IdClaims => ({ dir: path.join(dir, 'node', 'id-claims'), lockFile: path.join(dir, 'node', 'id-ranges.lock') });
+const claimOf = (claims: IdClaims, hostID: number) => {
+  const o = readClaim(claims, hostID);
+  return o && `${path.basename(o.stateDir)}/${o.container}`;
+};
+/** ids.json rewritten in place, as by hand (the JSON cache is told). */
+async function rewriteIds(dir: string, ids: object): Promise<void> {
+  await writeFile(path.join(dir, 'ids.json'), JSON.stringify(ids));
+  forgetFiles([path.join(dir, 'ids.json')]);
+}
 
 describe("id ranges: the node's claims (instances given different records files)", () => {
-  afterEach(() => {
-    releaseIdRecordsLocks();
-  });
+  afterEach(() => releaseIdRecordsLocks());
 
   it('without claims two records files hand out one range twice; with them the ranges are disjoint and each claim names its owner', () =>
     withTmpDir(async (dir) => {
       // The finding, as it was: each instance sees only its own records.
       const [p, q] = [instance(dir, 'p', undefined), instance(dir, 'q', undefined)];
       assert.deepEqual(await assignIdRange(p, await container(p, 'default_web'), true), await assignIdRange(q, await container(q, 'default_web'), true));
-      // With the node's claims.
       const claims = claimsIn(dir);
       const [a, b] = [instance(dir, 'a', claims), instance(dir, 'b', claims)];
       const got = [];
@@ -64,39 +72,75 @@ describe("id ranges: the node's claims (instances given different records files)
         [0, 1, 2, 3].map((i) => range(i).hostID),
       );
       assert.deepEqual(
-        listClaims(claims)
-          .map((c) => `${c.hostID} ${path.basename(c.owner.stateDir)}/${c.owner.container}`)
-          .sort(),
-        [`${range(0).hostID} a/default_x`, `${range(1).hostID} b/default_x`, `${range(2).hostID} a/default_y`, `${range(3).hostID} b/default_y`],
+        [0, 1, 2, 3].map((i) => claimOf(claims, range(i).hostID)),
+        ['a/default_x', 'b/default_x', 'a/default_y', 'b/default_y'],
       );
       // Full: a third instance gets none, though its own records are empty.
       const c = instance(dir, 'c', claims);
       await assert.rejects(assignIdRange(c, await container(c, 'default_z'), true), /no free range/);
     }));
 
-  it('a destroy drops its claims; a claim whose owner is gone (a crash) is taken over', () =>
+  it('two processes with two records files allocating at once never get one range twice', () =>
+    withTmpDir(async (dir) => {
+      const claims = claimsIn(dir);
+      const worker = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../support/id-alloc-worker.js');
+      const run = (name: string) =>
+        promisify(execFile)(process.execPath, [
+          worker,
+          path.join(dir, name, 'records', 'node-id-ranges.json'),
+          path.join(dir, name, 'containers'),
+          name,
+          '15',
+          String(POOL.hostID),
+          String(RANGE_SIZE * 64),
+          claims.dir,
+          claims.lockFile,
+        ]);
+      const outs = await Promise.all([run('a'), run('b')]);
+      const got = outs.flatMap((o) =>
+        o.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { container: string; range: { hostID: number } }),
+      );
+      assert.equal(got.length, 30);
+      const starts = got.map((g) => g.range.hostID);
+      assert.equal(new Set(starts).size, 30, `a range given twice: ${JSON.stringify(got)}`);
+      assert.deepEqual(
+        listClaims(claims)
+          .map((c) => c.hostID)
+          .sort(),
+        [...starts].sort(),
+      );
+    }));
+
+  it("a destroy drops its claims; a crashed owner's claim is passed over, then taken back once the pool looks full", () =>
     withTmpDir(async (dir) => {
       const claims = claimsIn(dir);
       const [a, b] = [instance(dir, 'a', claims), instance(dir, 'b', claims)];
       const ax = await container(a, 'default_x');
-      const ra = (await assignIdRange(a, ax, true))!;
-      assert.deepEqual(ra, range(0));
+      assert.deepEqual(await assignIdRange(a, ax, true), range(0));
       // Destroyed as remove.ts does: the dir goes, then the release.
       const held = await readIds(ax);
       await rm(ax, { recursive: true });
       await releaseIdRanges(a, ax, held);
-      assert.equal(readClaim(claims, ra.hostID), undefined, 'the destroy dropped the claim');
+      assert.equal(readClaim(claims, range(0).hostID), undefined, 'the destroy dropped the claim');
       assert.deepEqual(await assignIdRange(b, await container(b, 'default_x'), true), range(0));
-      // b's container crashes away (dir gone, no release): its claim is stale and a's next create takes the range.
+      // b's container crashes away (dir gone, no release): its claim stays, stale. So does the temp
+      // file of a writer killed mid-write, until the next holder of the node's lock lists the dir.
       await rm(path.join(b.containersDir, 'default_x'), { recursive: true });
-      assert.ok(readClaim(claims, range(0).hostID));
-      const ay = await container(a, 'default_y');
-      assert.deepEqual(await assignIdRange(a, ay, true), range(0));
-      assert.equal(readClaim(claims, range(0).hostID)?.container, 'default_y');
-      assert.equal(path.resolve(readClaim(claims, range(0).hostID)!.stateDir), path.resolve(dir, 'a'));
+      const temp = path.join(claims.dir, `${range(3).hostID}.4242-7-0123abcd.tmp`);
+      await writeFile(temp, '{"owner":');
+      releaseIdRecordsLocks();
+      for (const [i, id] of ['default_p', 'default_q', 'default_r'].entries())
+        assert.deepEqual(await assignIdRange(a, await container(a, id), true), range(i + 1));
+      assert.equal(claimOf(claims, range(0).hostID), 'b/default_x');
+      assert.ok(!existsSync(temp), 'the temp file was swept');
+      assert.deepEqual(await assignIdRange(a, await container(a, 'default_s'), true), range(0), 'the pool looked full: the stale claim was removed');
+      assert.equal(claimOf(claims, range(0).hostID), 'a/default_s');
     }));
 
-  it("a start whose range another live owner claims is refused, naming the claim; a re-own drops the claim of the files' earlier owner", () =>
+  it("a start whose range another live owner claims is refused without naming that owner; a re-own drops the claim of the files' earlier owner", () =>
     withTmpDir(async (dir) => {
       const claims = claimsIn(dir);
       const [a, b] = [instance(dir, 'a', claims), instance(dir, 'b', claims)];
@@ -104,71 +148,112 @@ describe("id ranges: the node's claims (instances given different records files)
       const ra = (await assignIdRange(a, ax, true))!;
       const bx = await container(b, 'default_x');
       const rb = (await assignIdRange(b, bx, true))!;
-      await checkRangeHeld(b, bx, rb);
+      await checkRangeClaimed(b, bx, rb);
       // b's ids.json rewritten to a's range (the backstop's case): not started.
-      await writeFile(path.join(bx, 'ids.json'), JSON.stringify({ base: rb.hostID, size: RANGE_SIZE, range: ra }));
-      forgetFiles([path.join(bx, 'ids.json')]); // rewritten in place, as by hand
-      const err = await checkRangeHeld(b, bx, ra).then(
+      await rewriteIds(bx, { base: rb.hostID, size: RANGE_SIZE, range: ra });
+      const err = await checkRangeClaimed(b, bx, ra).then(
         () => undefined,
         (e: unknown) => e,
       );
       assert.ok(err instanceof IdRangeHeldError, String(err));
-      assert.match(err.message, new RegExp(`node claim ${path.join(claims.dir, String(ra.hostID)).replace(/[/.]/g, '\\$&')}`));
-      await checkRangeHeld(a, ax, ra); // the owner still starts
+      assert.ok(err.message.includes(`node claim ${path.join(claims.dir, String(ra.hostID))}`), err.message);
+      assert.ok(!err.message.includes(path.join(dir, 'a')), `the holder's state dir is not shown: ${err.message}`);
+      await checkRangeClaimed(a, ax, ra); // the owner still starts
       // A replace onto the node's ids (hostUsers: true), then the start's re-own: the range's claim goes with it.
-      await writeFile(path.join(bx, 'ids.json'), JSON.stringify({ base: rb.hostID, size: RANGE_SIZE, range: rb }));
-      forgetFiles([path.join(bx, 'ids.json')]);
+      await rewriteIds(bx, { base: rb.hostID, size: RANGE_SIZE, range: rb });
       assert.equal(await assignIdRange(b, bx, false), undefined);
-      assert.ok(readClaim(claims, rb.hostID), "the files' owner keeps its claim until they are re-owned");
+      assert.equal(claimOf(claims, rb.hostID), 'b/default_x', "the files' owner keeps its claim until they are re-owned");
       await recordOwner(bx, 0, RANGE_SIZE, claims);
       assert.equal(readClaim(claims, rb.hostID), undefined);
       assert.deepEqual(
-        listClaims(claims).map((c) => c.owner.stateDir),
-        [path.resolve(dir, 'a')],
+        listClaims(claims).map((c) => claimOf(claims, c.hostID)),
+        ['a/default_x'],
       );
     }));
 
-  it('pools cut on other boundaries: a claim is found by overlap, at allocation and at a start', () =>
+  it("existing ranges are claimed once per boot, never over another live owner's claim, which stays and refuses the start", () =>
+    withTmpDir(async (dir) => {
+      const claims = claimsIn(dir);
+      // Made by an acetate before claims: ranges in ids.json and in the records only.
+      const old = { ...instance(dir, 'old', claims), claims: undefined };
+      const x = await container(old, 'default_x');
+      const y = await container(old, 'default_y');
+      assert.deepEqual(await assignIdRange(old, x, true), range(0));
+      assert.deepEqual(await assignIdRange(old, y, true), range(1));
+      assert.deepEqual(listClaims(claims), []);
+      // Meanwhile another instance (its own records file) was given y's range and claimed it.
+      const other = instance(dir, 'other', claims);
+      const oz = await container(other, 'default_z');
+      assert.deepEqual(await assignIdRange(other, oz, true, range(1)), range(1));
+      // The upgraded instance's first apply or run.
+      const upgraded = instance(dir, 'old', claims);
+      const marker = path.join(dir, 'run', 'ids-claimed');
+      await mkdir(path.dirname(marker), { recursive: true });
+      await claimExistingRanges(upgraded, marker);
+      assert.ok(existsSync(marker));
+      assert.equal(claimOf(claims, range(0).hostID), 'old/default_x');
+      assert.equal(claimOf(claims, range(1).hostID), 'other/default_z', "a live owner's claim is not taken over");
+      await assert.rejects(checkRangeClaimed(upgraded, y, range(1)), IdRangeHeldError);
+      await checkRangeClaimed(upgraded, x, range(0));
+      // Once per boot: with the marker, nothing is read again (a claim removed by hand stays removed).
+      await rm(path.join(claims.dir, String(range(0).hostID)));
+      await claimExistingRanges(upgraded, marker);
+      assert.equal(readClaim(claims, range(0).hostID), undefined);
+    }));
+
+  it('pools cut on other boundaries: a claim is found by overlap, at allocation and at a start, and a crashed one is taken back', () =>
     withTmpDir(async (dir) => {
       const claims = claimsIn(dir);
       const a = instance(dir, 'a', claims);
       const ax = await container(a, 'default_x');
       assert.deepEqual(await assignIdRange(a, ax, true), range(0));
       // Another instance, its pool 1000 ids further: its first range overlaps a's, its second does not.
-      const shifted = { ...instance(dir, 's', claims), pool: { hostID: POOL.hostID + 1000, size: RANGE_SIZE * 4 } };
+      const shifted = instance(dir, 's', claims, { hostID: POOL.hostID + 1000, size: RANGE_SIZE * 4 });
       const sx = await container(shifted, 'default_x');
       const got = (await assignIdRange(shifted, sx, true))!;
       assert.deepEqual(got, { hostID: POOL.hostID + 1000 + RANGE_SIZE, size: RANGE_SIZE });
       // Its ids.json rewritten onto the overlapping range: the start is refused, naming a's claim.
       const overlapping = { hostID: POOL.hostID + 1000, size: RANGE_SIZE };
-      await writeFile(path.join(sx, 'ids.json'), JSON.stringify({ base: got.hostID, size: RANGE_SIZE, range: overlapping }));
-      forgetFiles([path.join(sx, 'ids.json')]);
+      await rewriteIds(sx, { base: got.hostID, size: RANGE_SIZE, range: overlapping });
       await assert.rejects(
-        checkRangeHeld(shifted, sx, overlapping),
-        (e: Error) => e instanceof IdRangeHeldError && e.message.includes(`${path.join(claims.dir, String(range(0).hostID))}`),
+        checkRangeClaimed(shifted, sx, overlapping),
+        (e: Error) => e instanceof IdRangeHeldError && e.message.includes(path.join(claims.dir, String(range(0).hostID))),
       );
+      // shifted's container crashes away; a fills its pool: the stale claim on the other boundary
+      // (overlapping a's ranges 1 and 2) is removed when the pool looks full, and both are given.
+      await rm(sx, { recursive: true });
+      const more = [];
+      for (const id of ['default_p', 'default_q', 'default_r']) more.push((await assignIdRange(a, await container(a, id), true))?.hostID);
+      assert.deepEqual(
+        more.sort(),
+        [1, 2, 3].map((i) => range(i).hostID),
+      );
+      assert.equal(readClaim(claims, got.hostID), undefined);
     }));
 
-  it('a claim that is malformed, a symlink, or in a dir others may write is refused by name, never read as free', () =>
+  it('a claim that is malformed or a symlink is passed over, never read as free, and refused by name when read; in a dir others may write, nothing is claimed or given', () =>
     withTmpDir(async (dir) => {
       const claims = claimsIn(dir);
       const a = instance(dir, 'a', claims);
       await mkdir(claims.dir, { recursive: true, mode: 0o700 });
-      await writeFile(path.join(claims.dir, String(range(0).hostID)), 'not json');
-      await assert.rejects(assignIdRange(a, await container(a, 'default_x'), true), (e: Error) =>
-        e.message.includes(`${path.join(claims.dir, String(range(0).hostID))}: not JSON`),
-      );
-      await rm(path.join(claims.dir, String(range(0).hostID)));
+      const first = path.join(claims.dir, String(range(0).hostID));
+      await writeFile(first, 'not json {"secret": 1}');
+      for (const [i, id] of ['default_x', 'default_y', 'default_z'].entries())
+        assert.deepEqual(await assignIdRange(a, await container(a, id), true), range(i + 1));
+      // The pool looks full: the claim is read to see whether it is stale, and refused by name.
+      const w = await container(a, 'default_w');
+      await assert.rejects(assignIdRange(a, w, true), (e: Error) => e.message.includes(`${first}: not JSON`) && !e.message.includes('secret'));
+      await rm(first);
       const elsewhere = path.join(dir, 'planted.json');
       await writeFile(elsewhere, JSON.stringify({ owner: { stateDir: '/nonexistent', container: 'x' } }));
-      await symlink(elsewhere, path.join(claims.dir, String(range(0).hostID)));
-      await assert.rejects(assignIdRange(a, path.join(a.containersDir, 'default_x'), true), /is a symlink: refused/);
-      await rm(path.join(claims.dir, String(range(0).hostID)));
+      await symlink(elsewhere, first);
+      await assert.rejects(assignIdRange(a, w, true), /is a symlink: refused/);
+      assert.equal(JSON.parse(await readFile(elsewhere, 'utf8')).owner.container, 'x');
       await rename(claims.dir, `${claims.dir}.old`);
-      await mkdir(claims.dir, { mode: 0o777 });
+      await mkdir(claims.dir);
       await chmod(claims.dir, 0o777);
-      await assert.rejects(assignIdRange(a, path.join(a.containersDir, 'default_x'), true), /writable by root only/);
-      assert.ok(!existsSync(path.join(claims.dir, String(range(0).hostID))));
-      assert.equal(JSON.parse(await readFile(path.join(dir, 'planted.json'), 'utf8')).owner.container, 'x');
+      await assert.rejects(assignIdRange(a, w, true), /writable by root only/);
+      assert.ok(!existsSync(first));
+      assert.equal((await readIds(w))?.range, undefined, 'ids.json names no range its claim could not be written for');
     }));
 });

@@ -22,6 +22,7 @@
  *
  *   <runDir>/read-cache.json               what the lock holder parsed of the files below, for get/plan (read-cache.ts)
  *   <runDir>/manifest-cache.json           what apply/run parsed of the manifests, for plan (sources/files/manifest-cache-file.ts)
+ *   <runDir>/ids-claimed                   this boot's lock holder claimed every container's id range for the node (walls/id-ranges.ts claimExistingRanges)
  *   <runDir>/runc/                         acetate's own `runc --root`
  *   <runDir>/sockets/                      conmon attach sockets (short names)
  *   <runDir>/containers/<id>/

@@ -8,6 +8,7 @@
  * (stop.ts), remove (remove.ts), changes in place (update-in-place.ts), temporary dirs and their
  * sweep (temp-dirs.ts).
  */
+import path from 'node:path';
 import { holdSpaceReserve } from '../../util/space-reserve.js';
 import { checkFreeSpace } from '../free-space.js';
 import type { Resources } from '../../api/types.js';
@@ -34,7 +35,7 @@ import {
 import { preflight } from './preflight.js';
 import type { NodeLimitFinding } from './node-limits.js';
 import { DEFAULT_USERNS_POOL } from '../walls/id-pool.js';
-import { rangesHeldElsewhere } from '../walls/id-ranges.js';
+import { claimExistingRanges, rangesHeldElsewhere } from '../walls/id-ranges.js';
 import { idRangeStore } from '../walls/walls.js';
 import type { HostPathRules } from '../walls/hostpath-open.js';
 import { RUNC_GRANULARITY } from './granularity.js';
@@ -253,5 +254,11 @@ export class RuncRuntime implements Runtime {
   async sweepLeftovers(): Promise<void> {
     if (!this.rc.lockHeld) return;
     await this.rc.disk.sweep(this.rc.paths.containersDir);
+    // Ranges an acetate from before the node's claims gave out, claimed once per boot.
+    const store = idRangeStore(this.rc.paths, this.rc.opts.isolation ?? {});
+    // A failure (records or claims refused) is not this command's: the marker stays unwritten, the
+    // next apply or run tries again, and every create and start of a container with a range meets
+    // the same error and fails with it.
+    await claimExistingRanges(store, path.join(this.rc.paths.runDir, 'ids-claimed')).catch(() => undefined);
   }
 }

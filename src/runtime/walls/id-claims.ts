@@ -6,36 +6,36 @@
  * same records file (ACETATE_ID_RECORDS). Two instances given two files each read only their own
  * and handed out one range twice: two tenants' roots one node user, each owning the other's files
  * (a hostile tester's finding). The claims' place is not a setting: every acetate of the node uses
- * /var/lib/acetate/id-claims, and takes the allocation lock as /var/lib/acetate/id-ranges.lock
- * whatever its records file, so every allocation of the node is serialized by one flock and every
- * claim is read and written under it. (Code may pass other places: the allocator's own tests.)
+ * /var/lib/acetate/id-claims, and every allocation takes the node's lock,
+ * /var/lib/acetate/id-ranges.lock, inside its records' lock (id-ranges.ts), whatever its records
+ * file. Claims are written and removed only under the node's lock; they are read without it only
+ * by the check before a start (id-range-held.ts). (Code may pass other places: the allocator's tests.)
  *
- * A claim is live while its owner's container dir exists and its ids.json still holds the range
- * (the range it runs with, or the owner of its private area's files not yet re-owned): the claim
- * of a destroyed container (removed at the destroy; left by a crash) or of a range given up is
- * removed by the next allocation that meets it. Claims are compared by overlap, not by name, so
- * pools cut on other boundaries are kept apart too. Before each start, a container whose
- * range another live owner claims is refused (id-ranges.ts checkRangeHeld; a read, no lock: claims
- * are replaced whole). The dir is root's, 0700, and every claim is read as the records are: a plain
- * file, root's, bounded.
+ * A claim is live while its owner's container dir exists and its ids.json still names the range
+ * (the range it runs with, or the owner of its private area's files not yet re-owned; an ids.json
+ * that cannot be read counts as naming it): the claim of a destroyed container (removed at the
+ * destroy; left by a crash) or of a range given up is removed by the allocation that meets it.
+ * Claims are compared by overlap, not by name, so pools cut on other boundaries are kept apart too.
+ * The dir is root's, 0700, and every claim is read as the records are: a plain file, root's, bounded.
  */
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomicSync } from '../../util/small-file.js';
 import { readTrustedFileSync, refuseUntrustedDirSync } from '../../util/trusted-file.js';
 import { IdPoolError, RANGE_SIZE, rangesOverlap, type IdRange } from './id-pool.js';
 import type { IdRecordOwner } from './id-records.js';
+import { holdOf } from './id-lock.js';
 
 export interface IdClaims {
   /** One file per range held, named by its first id. */
   dir: string;
-  /** The node's allocation lock (a flock, id-lock.ts), taken instead of the records file's own. */
+  /** The node's allocation lock (a flock, id-lock.ts), taken inside the records' own. */
   lockFile: string;
 }
 
 export const NODE_ID_CLAIMS: IdClaims = { dir: '/var/lib/acetate/id-claims', lockFile: '/var/lib/acetate/id-ranges.lock' };
 
-/** Whether `owner`'s container still holds the range starting at hostID (its ids.json; id-ranges.ts). */
+/** Whether `owner`'s container still holds the range starting at hostID (its ids.json; ids-file.ts). */
 export type HoldsRange = (owner: IdRecordOwner, hostID: number) => Promise<boolean>;
 
 const TRUST = {
@@ -44,9 +44,32 @@ const TRUST = {
   error: (message: string, cause?: unknown) => new IdPoolError(message, cause === undefined ? undefined : { cause }),
 };
 
+/** A claim's name: its first id (a write's temp file has another). */
+const CLAIM_NAME = /^\d{1,10}$/;
+
 const claimFile = (claims: IdClaims, hostID: number): string => path.join(claims.dir, String(hostID));
 
-export const sameOwner = (a: IdRecordOwner, b: IdRecordOwner): boolean => a.container === b.container && path.resolve(a.stateDir) === path.resolve(b.stateDir);
+const canonical = new Map<string, string>();
+
+/**
+ * A state dir as claims name it: its real path, so that two spellings of one dir (a symlink) are
+ * one owner (remembered: a process names a few state dirs, and compares them thousands of times).
+ */
+function canonicalDir(d: string): string {
+  let c = canonical.get(d);
+  if (c === undefined) {
+    try {
+      c = realpathSync.native(d);
+    } catch {
+      c = path.resolve(d); // gone: compared as spelled
+    }
+    if (canonical.size > 1000) canonical.clear();
+    canonical.set(d, c);
+  }
+  return c;
+}
+
+export const sameOwner = (a: IdRecordOwner, b: IdRecordOwner): boolean => a.container === b.container && canonicalDir(a.stateDir) === canonicalDir(b.stateDir);
 
 /** The owner the claim on the range at hostID names; undefined when none. Throws (IdPoolError naming the file) on one that is not root's alone or malformed: never read as free. */
 export function readClaim(claims: IdClaims, hostID: number): IdRecordOwner | undefined {
@@ -57,7 +80,8 @@ export function readClaim(claims: IdClaims, hostID: number): IdRecordOwner | und
   try {
     owner = (JSON.parse(text) as { owner?: IdRecordOwner }).owner;
   } catch (err) {
-    throw new IdPoolError(`${file}: not JSON (${(err as Error).message}): remove it once no container of the node runs with ids ${hostID}…`, { cause: err });
+    // The parser's words quote the file: left to `cause`, not printed.
+    throw new IdPoolError(`${file}: not JSON: remove it once no container of the node runs with ids ${hostID}…`, { cause: err });
   }
   if (typeof owner?.stateDir !== 'string' || typeof owner.container !== 'string' || !path.isAbsolute(owner.stateDir)) {
     throw new IdPoolError(`${file}: no owner { stateDir, container } in it: remove it once no container of the node runs with ids ${hostID}…`);
@@ -65,8 +89,11 @@ export function readClaim(claims: IdClaims, hostID: number): IdRecordOwner | und
   return { stateDir: owner.stateDir, container: owner.container };
 }
 
-/** The first ids of every claim (the dir's names; files being written have other names). */
-export function claimedStarts(claims: IdClaims): number[] {
+/** A claim's temp file (small-file.ts writeFileAtomicSync), left by a writer killed mid-write. */
+const LEFT_TEMP = /^\d{1,10}\.\d+-\d+-[0-9a-f]{8}\.tmp$/;
+
+/** The first ids of every claim, listed now; `sweep` (under the node's lock, so no writer is mid-write): temp files a killed writer left are removed. */
+function listStarts(claims: IdClaims, sweep = false): number[] {
   let names: string[];
   try {
     names = readdirSync(claims.dir);
@@ -74,75 +101,139 @@ export function claimedStarts(claims: IdClaims): number[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new IdPoolError(`${claims.dir}: cannot list the node's id claims (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
-  return names.filter((n) => /^\d{1,10}$/.test(n)).map(Number);
+  if (sweep) for (const n of names) if (LEFT_TEMP.test(n)) rmSync(path.join(claims.dir, n), { force: true });
+  return names.filter((n) => CLAIM_NAME.test(n)).map(Number);
+}
+
+/** The listing as this process last saw it under the lock, by hold (id-lock.ts holdOf): claims change only under the lock. */
+const listings = new Map<string, { hold: number; starts: Set<number> }>();
+
+/**
+ * The first ids of every claim. Under the node's lock, listed once per hold and kept up to date by
+ * this process's own writes (an allocation is not a listing of thousands); without it (the check
+ * before a start), listed now.
+ */
+export function claimedStarts(claims: IdClaims): ReadonlySet<number> {
+  const hold = holdOf(claims.lockFile);
+  const had = listings.get(claims.dir);
+  if (hold !== undefined && had?.hold === hold) return had.starts;
+  const starts = new Set(listStarts(claims, hold !== undefined));
+  if (hold !== undefined) listings.set(claims.dir, { hold, starts });
+  return starts;
+}
+
+const byStamp = new Map<string, { stamp: string; ranges: IdRange[] }>();
+
+/**
+ * Every claim as a range, for plan's prediction (no lock; its cost is the dir's stat while
+ * nothing changes: the loop asks at every reconcile). A change within one tick of the dir's mtime
+ * may be missed: a prediction only, which the allocation checks.
+ */
+export function claimedRangesForPlan(claims: IdClaims): IdRange[] {
+  let stamp: string;
+  try {
+    const st = statSync(claims.dir, { bigint: true });
+    stamp = `${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return [];
+  }
+  const had = byStamp.get(claims.dir);
+  if (had?.stamp === stamp) return had.ranges;
+  let ranges: IdRange[];
+  try {
+    ranges = listStarts(claims).map((hostID) => ({ hostID, size: RANGE_SIZE }));
+  } catch {
+    return []; // unreadable: the allocation says why
+  }
+  byStamp.set(claims.dir, { stamp, ranges });
+  return ranges;
+}
+
+function noteChange(claims: IdClaims, hostID: number, present: boolean): void {
+  const had = listings.get(claims.dir);
+  if (!had) return;
+  if (present) had.starts.add(hostID);
+  else had.starts.delete(hostID);
 }
 
 /**
- * Claims of live owners other than `self` on ranges overlapping `range`, whatever their start: two
- * pools need not be cut on the same boundaries (--userns-pool FIRST is any id ≥ 65536), so a claim
- * is looked for by overlap, not by name. One listing of the dir per call (no cache: two writes
- * within one tick of the dir's mtime would look like none; `starts`: a listing the caller took
- * under the lock, for many ranges at once). `prune`, under the node's lock only:
- * stale claims found on the way are removed (a crashed owner's), as their takeover would.
+ * Claims of live owners other than `self` on ranges overlapping `range`, whatever their start
+ * (--userns-pool FIRST is any id ≥ 65536, so two pools need not be cut on the same boundaries).
+ * `prune`, under the node's lock only: stale claims met on the way are removed.
  */
 export async function liveClaimsOverlapping(
   claims: IdClaims,
   range: IdRange,
   self: IdRecordOwner,
   holds: HoldsRange,
-  opts: { prune?: boolean; starts?: readonly number[] } = {},
+  opts: { prune?: boolean } = {},
 ): Promise<{ range: IdRange; owner: IdRecordOwner }[]> {
   const out: { range: IdRange; owner: IdRecordOwner }[] = [];
-  for (const hostID of opts.starts ?? claimedStarts(claims)) {
+  for (const hostID of [...claimedStarts(claims)]) {
     const claimed = { hostID, size: RANGE_SIZE };
     if (!rangesOverlap(claimed, range)) continue;
     const owner = readClaim(claims, hostID);
     if (!owner || sameOwner(owner, self)) continue;
     if (await holds(owner, hostID)) out.push({ range: claimed, owner });
-    else if (opts.prune) rmSync(claimFile(claims, hostID), { force: true });
+    else if (opts.prune) removeClaim(claims, hostID);
   }
   return out;
 }
 
-/** Under the node's allocation lock: the ranges claimed for `owner` (a claim of anyone else's is replaced: callers checked it is stale). */
+/** Under the node's lock: stale claims among `starts` removed (the pool looks full: ranges given back by crashed owners are found). */
+export async function pruneStale(claims: IdClaims, starts: readonly number[], holds: HoldsRange): Promise<number> {
+  let removed = 0;
+  for (const hostID of starts) {
+    const owner = readClaim(claims, hostID);
+    if (owner && (await holds(owner, hostID))) continue;
+    removeClaim(claims, hostID);
+    removed++;
+  }
+  return removed;
+}
+
+function removeClaim(claims: IdClaims, hostID: number): void {
+  rmSync(claimFile(claims, hostID), { force: true });
+  noteChange(claims, hostID, false);
+}
+
+/** Under the node's lock: the ranges claimed for `owner` (a claim at the same first id of anyone else's is replaced: callers checked it is stale). */
 export function writeClaims(claims: IdClaims, owner: IdRecordOwner, ranges: readonly IdRange[]): void {
   if (!ranges.length) return;
-  refuseUntrustedDirSync(claimFile(claims, 0), TRUST);
-  mkdirSync(claims.dir, { recursive: true, mode: 0o700 });
+  const text = `${JSON.stringify({ owner: { stateDir: canonicalDir(owner.stateDir), container: owner.container } })}\n`;
   for (const r of ranges) {
-    if (r.size !== RANGE_SIZE) continue; // only the allocator's ranges (an earlier shared range is in no pool)
+    if (r.size !== RANGE_SIZE) continue; // only the allocator's ranges (acetate's earlier shared range is in no pool)
     const mine = readClaim(claims, r.hostID);
     if (mine && sameOwner(mine, owner)) continue;
-    writeFileAtomicSync(
-      claimFile(claims, r.hostID),
-      `${JSON.stringify({ owner: { stateDir: path.resolve(owner.stateDir), container: owner.container } })}\n`,
-      0o600,
-    );
+    const file = claimFile(claims, r.hostID);
+    refuseUntrustedDirSync(file, TRUST);
+    try {
+      mkdirSync(claims.dir, { recursive: true, mode: 0o700 });
+      writeFileAtomicSync(file, text, 0o600);
+    } catch (err) {
+      throw new IdPoolError(`${file}: cannot write the node's claim on ids ${r.hostID}… (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+        cause: err,
+      });
+    }
+    noteChange(claims, r.hostID, true);
   }
 }
 
-/** Under the node's allocation lock: `owner`'s claims on these ranges removed (another's are left). */
+/** Under the node's lock: `owner`'s claims on these ranges removed (another's are left). */
 export function dropClaims(claims: IdClaims, owner: IdRecordOwner, ranges: readonly IdRange[]): void {
   for (const r of ranges) {
     const held = readClaim(claims, r.hostID);
-    if (held && sameOwner(held, owner)) rmSync(claimFile(claims, r.hostID), { force: true });
+    if (held && sameOwner(held, owner)) removeClaim(claims, r.hostID);
   }
 }
 
-/** Every claim's first id and owner (test cleanup and leak checks; not on any hot path: one read per claim). */
-export function listClaims(claims: IdClaims): { hostID: number; owner: IdRecordOwner }[] {
-  let names: string[];
-  try {
-    if (!statSync(claims.dir).isDirectory()) return [];
-    names = readdirSync(claims.dir);
-  } catch {
-    return [];
-  }
-  const out: { hostID: number; owner: IdRecordOwner }[] = [];
-  for (const n of names) {
-    if (!/^\d+$/.test(n)) continue;
-    const owner = readClaim(claims, Number(n));
-    if (owner) out.push({ hostID: Number(n), owner });
-  }
-  return out;
+/** Every claim, or why it cannot be read (test cleanup and leak checks; one read per claim, on no hot path). */
+export function listClaims(claims: IdClaims): { hostID: number; owner?: IdRecordOwner; error?: string }[] {
+  return listStarts(claims).map((hostID) => {
+    try {
+      return { hostID, owner: readClaim(claims, hostID) };
+    } catch (err) {
+      return { hostID, error: (err as Error).message };
+    }
+  });
 }

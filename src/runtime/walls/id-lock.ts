@@ -1,6 +1,7 @@
 /**
- * The lock of the node's id records (<records file>.lock, id-records.ts), held by this process for
- * a burst of allocations instead of once per allocation.
+ * The locks of id allocation, held by this process for a burst of allocations instead of once per
+ * allocation: the records' (<records file>.lock, id-records.ts) and, inside it, the node's
+ * (/var/lib/acetate/id-ranges.lock, id-claims.ts). Always taken in that order.
  *
  * Why: the lock is a flock(2) (util/flock.ts: the kernel drops it when the holder dies, so no stale
  * lock to take over), taken through util-linux's `flock` process, and Node's spawn blocks the main
@@ -32,6 +33,8 @@ export const MAX_HOLD_MS = 1_000;
 
 interface Held {
   fd: number;
+  /** This acquisition's number (holdOf): what was read under the lock stays true while it is the same. */
+  hold: number;
   /** When this process took the lock (Date.now()). */
   since: number;
   timer?: NodeJS.Timeout;
@@ -42,6 +45,7 @@ interface Held {
 const inProcess = new KeyedMutex();
 const held = new Map<string, Held>();
 let flockSpawns = 0;
+let holds = 0;
 let exitHooked = false;
 
 /** How many `flock` processes this process has started for id records (the benchmark's count). */
@@ -66,7 +70,7 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, opt
         closeSync(fd);
         throw err;
       }
-      h = { fd, since: Date.now() };
+      h = { fd, since: Date.now(), hold: ++holds };
       held.set(lockFile, h);
       if (!exitHooked) {
         exitHooked = true;
@@ -85,6 +89,14 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, opt
       }
     }
   });
+}
+
+/**
+ * The number of this process's current hold of `lockFile`, undefined when it holds none: a cache of
+ * what only lock holders change (the node's claims, id-claims.ts) is valid while this is the same.
+ */
+export function holdOf(lockFile: string): number | undefined {
+  return held.get(lockFile)?.hold;
 }
 
 function releaseIdRecordsLock(lockFile: string, h: Held): void {

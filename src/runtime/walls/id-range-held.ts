@@ -4,16 +4,16 @@
  */
 import path from 'node:path';
 import { TransientError } from '../../contracts/errors.js';
-import { ownerExists, readIdRecords, type IdRecordOwner } from './id-records.js';
+import { ownerExists, readIdRecords } from './id-records.js';
 import { liveClaimsOverlapping } from './id-claims.js';
 import { formatIdRange, rangesOverlap, type IdRange } from './id-pool.js';
 import { holdsRange, idsFileOf } from './ids-file.js';
 import type { IdRangeStore } from './id-ranges.js';
 
 /**
- * A container's ids.json names a range another live owner holds: it is not started (checkRangeHeld).
- * Transient: tried again with back-off; it starts once the other owner is gone, or once plan's
- * replace (the range is another's) gave it a free one.
+ * A container's ids.json names a range another live owner holds: it is not started. Transient:
+ * tried again with back-off; it starts once the other owner is gone, or once it has a free range
+ * (plan's replace, when the other is a container of this state dir; by hand otherwise).
  */
 export class IdRangeHeldError extends TransientError {}
 
@@ -33,16 +33,30 @@ export async function checkRangeHeld(store: IdRangeStore, dir: string, range: Id
     if (path.resolve(r.owner.stateDir) === stateDir && r.owner.container === self) continue;
     if (!r.ranges.some((u) => rangesOverlap(u, range))) continue;
     if (!(await ownerExists(r.owner))) continue;
-    throw heldError(dir, range, r.owner, `node records ${store.recordsFile}`);
+    throw heldError(dir, range, `node records ${store.recordsFile}`, path.resolve(r.owner.stateDir) === stateDir);
   }
-  if (!store.claims) return;
-  const [claimed] = await liveClaimsOverlapping(store.claims, range, { stateDir, container: self }, holdsRange);
-  if (claimed) throw heldError(dir, range, claimed.owner, `node claim ${path.join(store.claims.dir, String(claimed.range.hostID))}`);
 }
 
-function heldError(dir: string, range: IdRange, owner: IdRecordOwner, where: string): IdRangeHeldError {
-  return new IdRangeHeldError(
-    `${idsFileOf(dir)}: range ${formatIdRange(range)} is held by ${path.join(owner.stateDir, 'containers', owner.container)} ` +
-      `(${where}); not started: replace or re-create this container to give it a free range`,
-  );
+/**
+ * The same for the node's claims (id-claims.ts), after this instance's own ranges were claimed
+ * (importIdRecords): two instances that shared a range before claims existed and start at once
+ * then find one claim, and one of them is refused. A read, no lock: claims are replaced whole.
+ */
+export async function checkRangeClaimed(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
+  if (!store.claims) return;
+  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const [claimed] = await liveClaimsOverlapping(store.claims, range, { stateDir, container: path.basename(dir) }, holdsRange);
+  if (claimed)
+    throw heldError(dir, range, `node claim ${path.join(store.claims.dir, String(claimed.range.hostID))}`, path.resolve(claimed.owner.stateDir) === stateDir);
+}
+
+/**
+ * The refusal names the range and where it is recorded, not who holds it: in Kubernetes mode the
+ * message reaches the Container's status, and the holder may be another tenant's container.
+ */
+function heldError(dir: string, range: IdRange, where: string, sameInstance: boolean): IdRangeHeldError {
+  const how = sameInstance
+    ? 'plan replaces one of the two onto a free range'
+    : 'it starts once that container is gone; to give it a free range now, re-create it, or apply it once with hostUsers: true and again without (its files are re-owned)';
+  return new IdRangeHeldError(`${idsFileOf(dir)}: range ${formatIdRange(range)} is held by another live container of the node (${where}); not started: ${how}`);
 }

@@ -4,7 +4,7 @@
  * checks and the node's claims (id-claims.ts: a claim is live while its owner's ids.json names the range).
  */
 import path from 'node:path';
-import { readJson, writeJsonAtomic } from '../../util/json-file.js';
+import { readJson, readJsonUncached, writeJsonAtomic } from '../../util/json-file.js';
 import type { IdRange } from './id-pool.js';
 import type { HoldsRange } from './id-claims.js';
 
@@ -48,6 +48,18 @@ export async function writeIds(dir: string, ids: IdsFile): Promise<void> {
   await writeJsonAtomic(idsFileOf(dir), ids);
 }
 
-/** A claim's owner still holds the range: its container dir is there and its ids.json names the range (or the owner of its files). */
-export const holdsRange: HoldsRange = async (o, hostID) =>
-  rangesOf(await readIds(path.join(o.stateDir, 'containers', o.container))).some((r) => r.hostID === hostID);
+/**
+ * A claim's owner still holds the range: its container dir is there and its ids.json names the
+ * range (or the owner of its files). Only a missing dir or file says no: an ids.json that cannot be
+ * read (EIO, EMFILE, bad JSON) counts as holding it, so a failed read never frees a range. Read
+ * uncached: other instances' records are not kept in this process.
+ */
+export const holdsRange: HoldsRange = async (o, hostID) => {
+  let ids: IdsFile | undefined;
+  try {
+    ids = await readJsonUncached<IdsFile>(idsFileOf(path.join(o.stateDir, 'containers', o.container)));
+  } catch {
+    return true;
+  }
+  return rangesOf(ids).some((r) => r.hostID === hostID);
+};
