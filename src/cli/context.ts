@@ -5,6 +5,7 @@
  * dirs are made by lockNode, i.e. by the process that is about to change the node.
  */
 import { promises as fs } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from './command.js';
 import type { RuncRuntime } from '../runtime/runc/runc-runtime.js';
@@ -27,7 +28,16 @@ type HostPathRules = ReturnType<typeof hostPathRulesOf>;
 export { DEFAULT_STATE_DIR, DEFAULT_RUN_DIR } from '../runtime/runc/paths.js';
 
 export function resolveStateDir(flag?: string): string {
-  return path.resolve(flag || process.env.ACETATE_STATE_DIR || DEFAULT_STATE_DIR);
+  const dir = path.resolve(flag || process.env.ACETATE_STATE_DIR || DEFAULT_STATE_DIR);
+  // One spelling per state dir, its real path: the instance's id, cgroups, id records and claims
+  // are keyed by it, and a symlinked spelling made a second instance of the same dir (one that
+  // took the first's ranges for another's). No working instance had one: runc refuses a rootfs
+  // under a symlink.
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir; // not made yet
+  }
 }
 
 /** --run-dir, else $ACETATE_RUN_DIR, else /run/acetate for the default state dir and <stateDir>/run for others. */

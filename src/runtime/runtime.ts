@@ -273,7 +273,7 @@ export interface Runtime {
    * devices and mounts of private-area images whose container is gone). Called by the process
    * that changes the node (apply, run) before it works, never by read-only commands.
    */
-  sweepLeftovers?(): Promise<void>;
+  sweepLeftovers?(): Promise<string[] | void>;
   /**
    * The security level and allowed host paths of each namespace, asked at every start to check
    * where each hostPath leads then (walls/hostpath-open.ts): Kubernetes mode gives the namespaces'

@@ -158,10 +158,20 @@ describe('node-wide id claims: two instances, two records files (real runc)', fu
         m.who,
       );
     }
-    // A container as an acetate before claims left it (no claim; a new boot, no marker): the next
-    // apply, with nothing to change, claims its range.
+    // A container as an acetate before claims left it: no claim, and the other instance's records
+    // do not show it. The other's next create does not take its range: a live process runs with it.
     const first = maps[0]!;
     await rm(path.join(NODE_ID_CLAIMS.dir, String(first.hostID)));
+    await writeFile(path.join(two.dir, 'c.yaml'), manifest('c'));
+    const created = await apply(two);
+    assert.equal(created.code, 0, created.stdout + created.stderr);
+    const c = await waitFor(
+      async () => flatContainers((await cli(two, ['get', 'c', '-o', 'json'])).stdout || '{"kind":"List","items":[]}').find((x) => x.phase === 'Running'),
+      { what: 'instance 1 c running', timeoutMs: 60_000 },
+    );
+    const cStart = Number((await readFile(`/proc/${c.pid}/uid_map`, 'utf8')).trim().split(/\s+/)[1]);
+    assert.ok(!starts.includes(cStart), `c was given a range a container runs with: ${cStart} among ${starts.join(', ')}`);
+    // A new boot (no marker): the next apply, with nothing to change, claims the range.
     await rm(path.join(one.runDir, 'ids-claimed'));
     const again = await apply(one);
     assert.equal(again.code, 0, again.stdout + again.stderr);

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { assignIdRange, claimExistingRanges, recordOwner, releaseIdRanges, readIds, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { listClaims, readClaim, type IdClaims } from '../../src/runtime/walls/id-claims.js';
-import { checkRangeClaimed, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
+import { claimRangeForStart, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
+import { readMappedRanges } from '../../src/runtime/walls/mapped-ids.js';
 import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
 import { forgetFiles } from '../../src/util/json-file.js';
@@ -148,17 +149,17 @@ describe("id ranges: the node's claims (instances given different records files)
       const ra = (await assignIdRange(a, ax, true))!;
       const bx = await container(b, 'default_x');
       const rb = (await assignIdRange(b, bx, true))!;
-      await checkRangeClaimed(b, bx, rb);
+      await claimRangeForStart(b, bx, rb);
       // b's ids.json rewritten to a's range (the backstop's case): not started.
       await rewriteIds(bx, { base: rb.hostID, size: RANGE_SIZE, range: ra });
-      const err = await checkRangeClaimed(b, bx, ra).then(
+      const err = await claimRangeForStart(b, bx, ra).then(
         () => undefined,
         (e: unknown) => e,
       );
       assert.ok(err instanceof IdRangeHeldError, String(err));
       assert.ok(err.message.includes(`node claim ${path.join(claims.dir, String(ra.hostID))}`), err.message);
       assert.ok(!err.message.includes(path.join(dir, 'a')), `the holder's state dir is not shown: ${err.message}`);
-      await checkRangeClaimed(a, ax, ra); // the owner still starts
+      await claimRangeForStart(a, ax, ra); // the owner still starts
       // A replace onto the node's ids (hostUsers: true), then the start's re-own: the range's claim goes with it.
       await rewriteIds(bx, { base: rb.hostID, size: RANGE_SIZE, range: rb });
       assert.equal(await assignIdRange(b, bx, false), undefined);
@@ -185,20 +186,60 @@ describe("id ranges: the node's claims (instances given different records files)
       const other = instance(dir, 'other', claims);
       const oz = await container(other, 'default_z');
       assert.deepEqual(await assignIdRange(other, oz, true, range(1)), range(1));
-      // The upgraded instance's first apply or run.
+      // The upgraded instance's first apply or run: x claimed; y not (z's live claim stays), so not done.
       const upgraded = instance(dir, 'old', claims);
       const marker = path.join(dir, 'run', 'ids-claimed');
       await mkdir(path.dirname(marker), { recursive: true });
-      await claimExistingRanges(upgraded, marker);
-      assert.ok(existsSync(marker));
+      assert.deepEqual(await claimExistingRanges(upgraded, marker), [`default_y: ids ${range(1).hostID}-${range(1).hostID + RANGE_SIZE - 1}`]);
+      assert.ok(!existsSync(marker), 'not done while a range is claimed by another');
       assert.equal(claimOf(claims, range(0).hostID), 'old/default_x');
       assert.equal(claimOf(claims, range(1).hostID), 'other/default_z', "a live owner's claim is not taken over");
-      await assert.rejects(checkRangeClaimed(upgraded, y, range(1)), IdRangeHeldError);
-      await checkRangeClaimed(upgraded, x, range(0));
+      await assert.rejects(claimRangeForStart(upgraded, y, range(1)), IdRangeHeldError);
+      await claimRangeForStart(upgraded, x, range(0));
+      // z is destroyed: y's next start claims its range (a loop that tried once would have started it unclaimed),
+      // and the next apply or run is done.
+      const held = await readIds(oz);
+      await rm(oz, { recursive: true });
+      await releaseIdRanges(other, oz, held);
+      await claimRangeForStart(upgraded, y, range(1));
+      assert.equal(claimOf(claims, range(1).hostID), 'old/default_y');
+      assert.deepEqual(await claimExistingRanges(upgraded, marker), []);
+      assert.ok(existsSync(marker));
       // Once per boot: with the marker, nothing is read again (a claim removed by hand stays removed).
       await rm(path.join(claims.dir, String(range(0).hostID)));
       await claimExistingRanges(upgraded, marker);
       assert.equal(readClaim(claims, range(0).hostID), undefined);
+    }));
+
+  it('a range a live process runs with is never given out nor its claim removed as stale, whatever records and claims say', () =>
+    withTmpDir(async (dir) => {
+      // A real process in a user namespace mapped onto range 0 (as a container of another instance,
+      // made before claims, runs): root writes its uid_map, as runc does.
+      const { spawn } = await import('node:child_process');
+      const child = spawn('unshare', ['--user', 'sleep', '30'], { stdio: 'ignore' });
+      try {
+        const { readlink } = await import('node:fs/promises');
+        const ours = await readlink('/proc/self/ns/user');
+        for (let i = 0; i < 100 && (await readlink(`/proc/${child.pid}/ns/user`).catch(() => ours)) === ours; i++) await new Promise((r) => setTimeout(r, 20));
+        await writeFile(`/proc/${child.pid}/uid_map`, `0 ${range(0).hostID} ${RANGE_SIZE}`);
+        assert.ok(readMappedRanges().some((m) => m.hostID === range(0).hostID && m.size === RANGE_SIZE));
+        const claims = claimsIn(dir);
+        const a = instance(dir, 'a', claims);
+        assert.deepEqual(await assignIdRange(a, await container(a, 'default_x'), true), range(1), 'range 0 passed over: a process runs with it');
+        // A stale-looking claim on range 0 (its owner's dir gone) is kept while the process runs.
+        await mkdir(claims.dir, { recursive: true, mode: 0o700 });
+        await writeFile(
+          path.join(claims.dir, String(range(0).hostID)),
+          JSON.stringify({ owner: { stateDir: path.join(dir, 'moved'), container: 'default_p' } }),
+          { mode: 0o600 },
+        );
+        releaseIdRecordsLocks(); // a new hold: the processes are looked at again
+        for (const id of ['default_y', 'default_z']) await assignIdRange(a, await container(a, id), true);
+        await assert.rejects(assignIdRange(a, await container(a, 'default_w'), true), /no free range/);
+        assert.equal(claimOf(claims, range(0).hostID), 'moved/default_p');
+      } finally {
+        child.kill('SIGKILL');
+      }
     }));
 
   it('pools cut on other boundaries: a claim is found by overlap, at allocation and at a start, and a crashed one is taken back', () =>
@@ -216,7 +257,7 @@ describe("id ranges: the node's claims (instances given different records files)
       const overlapping = { hostID: POOL.hostID + 1000, size: RANGE_SIZE };
       await rewriteIds(sx, { base: got.hostID, size: RANGE_SIZE, range: overlapping });
       await assert.rejects(
-        checkRangeClaimed(shifted, sx, overlapping),
+        claimRangeForStart(shifted, sx, overlapping),
         (e: Error) => e instanceof IdRangeHeldError && e.message.includes(path.join(claims.dir, String(range(0).hostID))),
       );
       // shifted's container crashes away; a fills its pool: the stale claim on the other boundary

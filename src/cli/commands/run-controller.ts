@@ -1,4 +1,5 @@
 /** `acetate run`: the continuous reconcile loop over a manifest directory (and/or Kubernetes). */
+import { MAX_ERROR_CHARS, terminalText } from '../../util/terminal-text.js';
 import type { CliContext } from '../command.js';
 import { UsageError } from '../command.js';
 import { parse, parseDuration, parsePositiveInt } from '../args.js';
@@ -118,7 +119,8 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
     return 1;
   }
   const { runtime } = await ctx.openRuntime();
-  await runtime.sweepLeftovers?.(); // loop devices and mounts a killed acetate left
+  // Loop devices and mounts a killed acetate left, ranges an earlier one did not claim.
+  for (const w of (await runtime.sweepLeftovers?.()) ?? []) ctx.stderr.write(`warning: ${terminalText(w, MAX_ERROR_CHARS)}\n`);
   const store = new StatusStore(ctx.stateDir);
   const metrics = new Metrics();
   let kube: KubeSource | undefined;

@@ -251,14 +251,22 @@ export class RuncRuntime implements Runtime {
    * that holds the node lock (apply, run): anywhere else it does nothing, since what looks left
    * over may be what the lock holder is building.
    */
-  async sweepLeftovers(): Promise<void> {
-    if (!this.rc.lockHeld) return;
+  async sweepLeftovers(): Promise<string[]> {
+    if (!this.rc.lockHeld) return [];
     await this.rc.disk.sweep(this.rc.paths.containersDir);
-    // Ranges an acetate from before the node's claims gave out, claimed once per boot.
+    // Ranges an acetate from before the node's claims gave out, claimed (once per boot when all
+    // are). Said, not thrown: it is not this command's failure, the next apply or run tries again,
+    // and every create and start of a container with a range meets a refused records or claims
+    // file itself and fails with it.
     const store = idRangeStore(this.rc.paths, this.rc.opts.isolation ?? {});
-    // A failure (records or claims refused) is not this command's: the marker stays unwritten, the
-    // next apply or run tries again, and every create and start of a container with a range meets
-    // the same error and fails with it.
-    await claimExistingRanges(store, path.join(this.rc.paths.runDir, 'ids-claimed')).catch(() => undefined);
+    try {
+      const conflicts = await claimExistingRanges(store, path.join(this.rc.paths.runDir, 'ids-claimed'));
+      return conflicts.map(
+        (c) =>
+          `${c} claimed by another live container of the node (the two were given one range before claims existed): it keeps running; its next start is refused until the other is gone`,
+      );
+    } catch (err) {
+      return [`could not claim this instance's id ranges for the node (tried again at the next apply or run): ${(err as Error).message}`];
+    }
   }
 }

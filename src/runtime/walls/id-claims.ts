@@ -25,6 +25,7 @@ import { readTrustedFileSync, refuseUntrustedDirSync } from '../../util/trusted-
 import { IdPoolError, RANGE_SIZE, rangesOverlap, type IdRange } from './id-pool.js';
 import type { IdRecordOwner } from './id-records.js';
 import { holdOf } from './id-lock.js';
+import { mappedRanges } from './mapped-ids.js';
 
 export interface IdClaims {
   /** One file per range held, named by its first id. */
@@ -175,7 +176,7 @@ export async function liveClaimsOverlapping(
     const owner = readClaim(claims, hostID);
     if (!owner || sameOwner(owner, self)) continue;
     if (await holds(owner, hostID)) out.push({ range: claimed, owner });
-    else if (opts.prune) removeClaim(claims, hostID);
+    else if (opts.prune && !mappedNow(claims, claimed)) removeClaim(claims, hostID);
   }
   return out;
 }
@@ -186,10 +187,19 @@ export async function pruneStale(claims: IdClaims, starts: readonly number[], ho
   for (const hostID of starts) {
     const owner = readClaim(claims, hostID);
     if (owner && (await holds(owner, hostID))) continue;
+    if (mappedNow(claims, { hostID, size: RANGE_SIZE })) continue;
     removeClaim(claims, hostID);
     removed++;
   }
   return removed;
+}
+
+/**
+ * A live process runs with ids of the range (mapped-ids.ts): its claim is not stale whatever its
+ * owner's dir says (a state dir moved away while its containers run).
+ */
+function mappedNow(claims: IdClaims, range: IdRange): boolean {
+  return mappedRanges(claims.lockFile).some((m) => rangesOverlap(m, range));
 }
 
 function removeClaim(claims: IdClaims, hostID: number): void {
@@ -217,6 +227,18 @@ export function writeClaims(claims: IdClaims, owner: IdRecordOwner, ranges: read
     }
     noteChange(claims, r.hostID, true);
   }
+}
+
+/**
+ * Under the node's lock: `owner`'s claims on `ranges`, except where another live owner claims the
+ * same first id (never taken over: that sharing stays visible, its start refused). Returns those.
+ */
+export async function claimFree(claims: IdClaims, owner: IdRecordOwner, ranges: readonly IdRange[], holds: HoldsRange): Promise<IdRange[]> {
+  const free: IdRange[] = [];
+  const taken: IdRange[] = [];
+  for (const r of ranges) ((await liveClaimsOverlapping(claims, r, owner, holds)).some((c) => c.range.hostID === r.hostID) ? taken : free).push(r);
+  writeClaims(claims, owner, free);
+  return taken;
 }
 
 /** Under the node's lock: `owner`'s claims on these ranges removed (another's are left). */

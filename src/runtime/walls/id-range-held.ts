@@ -1,13 +1,15 @@
 /**
  * Before each start of a container with a range: the range must be no other live owner's, in the
- * node's records or its claims (id-claims.ts). The backstop for a record rewritten anyway.
+ * node's records or its claims (id-claims.ts), and is claimed for it. The backstop for a record
+ * rewritten anyway, and for ranges two containers were given before claims existed.
  */
 import path from 'node:path';
 import { TransientError } from '../../contracts/errors.js';
 import { ownerExists, readIdRecords } from './id-records.js';
-import { liveClaimsOverlapping } from './id-claims.js';
+import { claimFree, liveClaimsOverlapping } from './id-claims.js';
+import { withIdRecordsLock } from './id-lock.js';
 import { formatIdRange, rangesOverlap, type IdRange } from './id-pool.js';
-import { holdsRange, idsFileOf } from './ids-file.js';
+import { holdsRange, idsFileOf, rangesOf, readIds } from './ids-file.js';
 import type { IdRangeStore } from './id-ranges.js';
 
 /**
@@ -38,16 +40,24 @@ export async function checkRangeHeld(store: IdRangeStore, dir: string, range: Id
 }
 
 /**
- * The same for the node's claims (id-claims.ts), after this instance's own ranges were claimed
- * (importIdRecords): two instances that shared a range before claims existed and start at once
- * then find one claim, and one of them is refused. A read, no lock: claims are replaced whole.
+ * The same for the node's claims (id-claims.ts), and the container's own claim made, under the
+ * node's lock, at every start: a container whose claim was skipped (another live owner held the
+ * range then: two containers given one range before claims existed) is claimed once the other is
+ * gone, not started unclaimed by a loop that tried once. After this instance's own ranges were
+ * claimed (importIdRecords), so that two instances starting at once find one claim, and one of
+ * them is refused.
  */
-export async function checkRangeClaimed(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
-  if (!store.claims) return;
+export async function claimRangeForStart(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
+  const claims = store.claims;
+  if (!claims) return;
   const stateDir = path.dirname(path.resolve(store.containersDir));
-  const [claimed] = await liveClaimsOverlapping(store.claims, range, { stateDir, container: path.basename(dir) }, holdsRange);
-  if (claimed)
-    throw heldError(dir, range, `node claim ${path.join(store.claims.dir, String(claimed.range.hostID))}`, path.resolve(claimed.owner.stateDir) === stateDir);
+  const owner = { stateDir, container: path.basename(dir) };
+  await withIdRecordsLock(claims.lockFile, async () => {
+    const [claimed] = await liveClaimsOverlapping(claims, range, owner, holdsRange, { prune: true });
+    if (claimed)
+      throw heldError(dir, range, `node claim ${path.join(claims.dir, String(claimed.range.hostID))}`, path.resolve(claimed.owner.stateDir) === stateDir);
+    await claimFree(claims, owner, rangesOf(await readIds(dir)), holdsRange);
+  });
 }
 
 /**

@@ -29,7 +29,8 @@ import path from 'node:path';
 import { withIdRecordsLock } from './id-lock.js';
 import { compactIdRecordsSync, readIdRecordsSync, refuseUntrustedRecordsDir, type IdRecord, type IdRecordOwner } from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
-import { claimedRangesForPlan, claimedStarts, dropClaims, liveClaimsOverlapping, pruneStale, writeClaims, type IdClaims } from './id-claims.js';
+import { claimedRangesForPlan, claimedStarts, claimFree, dropClaims, liveClaimsOverlapping, pruneStale, type IdClaims } from './id-claims.js';
+import { mappedRanges } from './mapped-ids.js';
 import { holdsRange, readIds, recordedRange, rangesOf, writeIds, type IdsFile } from './ids-file.js';
 import { refuseUntrustedDirSync } from '../../util/trusted-file.js';
 
@@ -54,14 +55,10 @@ function withAllocationLocks<T>(store: IdRangeStore, fn: () => Promise<T>): Prom
 /**
  * Under the locks: `owner`'s claims brought to `now`. Claimed before its ids.json names a new range
  * (so a failed claim leaves no range unclaimed); let go only after (so nothing it still names is
- * unclaimed). A claim on one of them by another live owner is never taken over: that sharing stays
- * visible (its start is refused) instead of being hidden.
+ * unclaimed). Returns what another live owner claims (id-claims.ts claimFree).
  */
-async function claimFor(store: IdRangeStore, owner: IdRecordOwner, now: readonly IdRange[]): Promise<void> {
-  if (!store.claims) return;
-  const free: IdRange[] = [];
-  for (const r of now) if (!(await liveClaimsOverlapping(store.claims, r, owner, holdsRange)).some((c) => c.range.hostID === r.hostID)) free.push(r);
-  writeClaims(store.claims, owner, free);
+async function claimFor(store: IdRangeStore, owner: IdRecordOwner, now: readonly IdRange[]): Promise<IdRange[]> {
+  return store.claims ? claimFree(store.claims, owner, now, holdsRange) : [];
 }
 
 function unclaimGone(store: IdRangeStore, owner: IdRecordOwner, before: readonly IdRange[], now: readonly IdRange[]): void {
@@ -76,7 +73,7 @@ function unclaimGone(store: IdRangeStore, owner: IdRecordOwner, before: readonly
 /** What this process does as it lets go of the lock: the journal folded into the records. */
 const compact = (store: IdRangeStore) => () => compactIdRecordsSync(store.recordsFile);
 
-const imported = new Map<string, Promise<void>>();
+const imported = new Map<string, Promise<string[]>>();
 
 /**
  * Once per process and state dir: this state dir's ranges into the node's records, with no range
@@ -84,14 +81,14 @@ const imported = new Map<string, Promise<void>>();
  * records, whose containers all have ranges, would otherwise show them to the others only at its
  * next create.
  */
-export function importIdRecords(store: IdRangeStore): Promise<void> {
+export function importIdRecords(store: IdRangeStore): Promise<string[]> {
   const key = viewKey(store);
   let p = imported.get(key);
   if (!p) {
     p = withAllocationLocks(store, async () => {
       const v = await currentView(store);
       await syncRecords(store, v);
-      await claimOwn(store, v);
+      return claimOwn(store, v);
     });
     p.catch(() => imported.delete(key)); // tried again at the next start
     imported.set(key, p);
@@ -105,10 +102,15 @@ export function importIdRecords(store: IdRangeStore): Promise<void> {
  * which also holds what the records still name. A range another live owner claims is left to it:
  * the start of the container that names it is refused (id-range-held.ts).
  */
-async function claimOwn(store: IdRangeStore, v: View): Promise<void> {
-  if (!store.claims) return;
+async function claimOwn(store: IdRangeStore, v: View): Promise<string[]> {
+  if (!store.claims) return [];
   const stateDir = stateDirOf(store);
-  for (const container of v.own.keys()) await claimFor(store, { stateDir, container }, rangesOf(await readIds(path.join(store.containersDir, container))));
+  const conflicts: string[] = [];
+  for (const container of v.own.keys()) {
+    const taken = await claimFor(store, { stateDir, container }, rangesOf(await readIds(path.join(store.containersDir, container))));
+    for (const r of taken) conflicts.push(`${container}: ids ${formatIdRange(r)}`);
+  }
+  return conflicts;
 }
 
 /**
@@ -117,10 +119,14 @@ async function claimOwn(store: IdRangeStore, v: View): Promise<void> {
  * claims made, running and never started again, stayed unclaimed, and an instance with another
  * records file gave their ranges out.
  */
-export async function claimExistingRanges(store: IdRangeStore, marker: string): Promise<void> {
-  if (!store.claims || existsSync(marker)) return;
-  await importIdRecords(store);
-  writeFileSync(marker, 'claimed\n', { mode: 0o600 });
+export async function claimExistingRanges(store: IdRangeStore, marker: string): Promise<string[]> {
+  if (!store.claims || existsSync(marker)) return [];
+  imported.delete(viewKey(store)); // each apply or run until done: the other owner may be gone since
+  const conflicts = await importIdRecords(store);
+  // Done only when every range is claimed: one another live owner claims (two containers given one
+  // range before claims existed) is tried again by the next apply or run, once that owner is gone.
+  if (!conflicts.length) writeFileSync(marker, 'claimed\n', { mode: 0o600 });
+  return conflicts;
 }
 
 /** Other instances' records among the node's (by the parsed records' identity: read again only when the file changed). */
@@ -176,9 +182,11 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     // taken as held without a look at each (cheap); a stale one among them is removed once the
     // pool looks full. The range settled on is then checked claim by claim.
     let elsewhere = store.claims ? claimedElsewhere(store.claims, v) : [];
+    // And ranges live processes run with (mapped-ids.ts), whatever records and claims say.
+    const mapped = store.claims ? notOwn(mappedRanges(store.claims.lockFile), v) : [];
     const liveClaimed: IdRange[] = [];
     const pick = (view: View): IdRange | undefined => {
-      const used: IdRange[] = [...liveClaimed, ...elsewhere, ...view.others.flatMap((r) => r.ranges)];
+      const used: IdRange[] = [...liveClaimed, ...elsewhere, ...mapped, ...view.others.flatMap((r) => r.ranges)];
       for (const [n, rs] of view.own) if (n !== self) used.push(...rs);
       const free = (r: IdRange) => rangeInPool(r, store.pool) && !used.some((u) => rangesOverlap(u, r));
       return had && free(had) ? had : preferred && free(preferred) ? preferred : lowestFreeRange(store.pool, used);
@@ -212,11 +220,17 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
 
 /** Claims of the node not on a range of this state dir's containers (as the view has them). */
 function claimedElsewhere(claims: IdClaims, v: View): IdRange[] {
+  return notOwn(
+    [...claimedStarts(claims)].map((hostID) => ({ hostID, size: RANGE_SIZE })),
+    v,
+  );
+}
+
+/** `ranges` but those starting where a range of this state dir's containers does (their own: a container keeps its range). */
+function notOwn(ranges: readonly IdRange[], v: View): IdRange[] {
   const own = new Set<number>();
   for (const rs of v.own.values()) for (const r of rs) own.add(r.hostID);
-  const out: IdRange[] = [];
-  for (const hostID of claimedStarts(claims)) if (!own.has(hostID)) out.push({ hostID, size: RANGE_SIZE });
-  return out;
+  return ranges.filter((r) => !own.has(r.hostID));
 }
 
 /** The first ids of the claims among `ranges` that overlap the pool: the only ones an allocation from it needs freed. */

@@ -15,7 +15,7 @@ import { seccompFor, type OciSeccomp } from './seccomp.js';
 import { ensureTraversable, preparePrivateArea, userNamespaceFor, type OciUserNamespace } from './userns.js';
 import { DEFAULT_USERNS_POOL, lowestFreeRange, type IdRange } from './id-pool.js';
 import { NODE_ID_CLAIMS } from './id-claims.js';
-import { checkRangeClaimed, checkRangeHeld } from './id-range-held.js';
+import { checkRangeHeld, claimRangeForStart } from './id-range-held.js';
 import { assignIdRange, importIdRecords, readIds, recordedRange, type IdRangeStore } from './id-ranges.js';
 import { DEFAULT_ID_RECORDS } from './id-records.js';
 import { idmapDir, mountIdmappedLayers } from './idmap.js';
@@ -155,7 +155,7 @@ export async function isolationInputs(
     // Before the import (which records what the ids.json files say): another live owner's range is refused.
     if (range && opts.prepare) await checkRangeHeld(store, cp.dir, range);
     if (range && opts.prepare) await importIdRecords(store); // an instance's first start: its ranges into the node's records and claims
-    if (range && opts.prepare) await checkRangeClaimed(store, cp.dir, range);
+    if (range && opts.prepare) await claimRangeForStart(store, cp.dir, range);
     if (!range) range = opts.prepare ? await assignIdRange(store, cp.dir, true) : lowestFreeRange(store.pool, []);
   }
   const userNamespace = range ? userNamespaceFor(false, range) : undefined;
