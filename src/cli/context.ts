@@ -32,11 +32,21 @@ export function resolveStateDir(flag?: string): string {
   // One spelling per state dir, its real path: the instance's id, cgroups, id records and claims
   // are keyed by it, and a symlinked spelling made a second instance of the same dir (one that
   // took the first's ranges for another's). No working instance had one: runc refuses a rootfs
-  // under a symlink.
-  try {
-    return realpathSync(dir);
-  } catch {
-    return dir; // not made yet
+  // under a symlink. The default keeps its name (its run dir is /run/acetate).
+  if (dir === DEFAULT_STATE_DIR) return dir;
+  return realPathOf(dir);
+}
+
+/** The real path of `dir`, or of its deepest existing parent with the rest appended (not made yet: the same spelling before and after). */
+function realPathOf(dir: string): string {
+  const rest: string[] = [];
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      return path.join(realpathSync(d), ...rest.reverse());
+    } catch {
+      if (path.dirname(d) === d) return dir;
+      rest.push(path.basename(d));
+    }
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +16,7 @@ import { listClaims, readClaim, type IdClaims } from '../../src/runtime/walls/id
 import { claimRangeForStart, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
 import { readMappedRanges } from '../../src/runtime/walls/mapped-ids.js';
 import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
-import { releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
+import { idLockSpawns, releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
 import { forgetFiles } from '../../src/util/json-file.js';
 import { withTmpDir } from '../support/tmpdir.js';
 
@@ -190,12 +191,16 @@ describe("id ranges: the node's claims (instances given different records files)
       const upgraded = instance(dir, 'old', claims);
       const marker = path.join(dir, 'run', 'ids-claimed');
       await mkdir(path.dirname(marker), { recursive: true });
-      assert.deepEqual(await claimExistingRanges(upgraded, marker), [`default_y: ids ${range(1).hostID}-${range(1).hostID + RANGE_SIZE - 1}`]);
+      assert.deepEqual(await claimExistingRanges(upgraded, marker), [`default/y: ids ${range(1).hostID}-${range(1).hostID + RANGE_SIZE - 1}`]);
       assert.ok(!existsSync(marker), 'not done while a range is claimed by another');
       assert.equal(claimOf(claims, range(0).hostID), 'old/default_x');
       assert.equal(claimOf(claims, range(1).hostID), 'other/default_z', "a live owner's claim is not taken over");
       await assert.rejects(claimRangeForStart(upgraded, y, range(1)), IdRangeHeldError);
+      // x's own claim is there: its start is a read, no lock (no `flock` process).
+      releaseIdRecordsLocks();
+      const spawns = idLockSpawns();
       await claimRangeForStart(upgraded, x, range(0));
+      assert.equal(idLockSpawns(), spawns);
       // z is destroyed: y's next start claims its range (a loop that tried once would have started it unclaimed),
       // and the next apply or run is done.
       const held = await readIds(oz);
@@ -237,8 +242,15 @@ describe("id ranges: the node's claims (instances given different records files)
         for (const id of ['default_y', 'default_z']) await assignIdRange(a, await container(a, id), true);
         await assert.rejects(assignIdRange(a, await container(a, 'default_w'), true), /no free range/);
         assert.equal(claimOf(claims, range(0).hostID), 'moved/default_p');
+        // A container of this instance whose ids.json names range 0 and no claim of its own (made
+        // before claims): its start is refused while the process runs with it.
+        await rm(path.join(claims.dir, String(range(0).hostID)));
+        const p = await container(a, 'default_p');
+        await rewriteIds(p, { base: 0, size: RANGE_SIZE, range: range(0) });
+        await assert.rejects(claimRangeForStart(a, p, range(0)), (e: Error) => e instanceof IdRangeHeldError && /a live process runs with it/.test(e.message));
       } finally {
         child.kill('SIGKILL');
+        await once(child, 'exit');
       }
     }));
 

@@ -1,4 +1,3 @@
-import { MAX_ERROR_CHARS, terminalText } from '../../util/terminal-text.js';
 import type { CliContext, Command } from '../command.js';
 import type { Plan } from '../../plan/plan.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -99,7 +98,7 @@ Exit status: 0 converged, 1 any error.`,
       return input.snapshot.problems.length || late.problems || refused ? 1 : 0;
     }
     // Loop devices and mounts a killed acetate left, ranges an earlier one did not claim (not on a dry run).
-    for (const w of (await runtime.sweepLeftovers?.()) ?? []) ctx.stderr.write(`warning: ${terminalText(w, MAX_ERROR_CHARS)}\n`);
+    for (const w of (await runtime.sweepLeftovers?.()) ?? []) print(ctx.stderr, `acetate: warning: ${w}`);
     if (!p.actions.length && !input.pending.size) {
       ctx.stdout.write(renderPlan(p));
       await recordWaiting(input.imageErrors);

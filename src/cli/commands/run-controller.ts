@@ -1,7 +1,6 @@
 /** `acetate run`: the continuous reconcile loop over a manifest directory (and/or Kubernetes). */
-import { MAX_ERROR_CHARS, terminalText } from '../../util/terminal-text.js';
 import type { CliContext } from '../command.js';
-import { UsageError } from '../command.js';
+import { print, UsageError } from '../command.js';
 import { parse, parseDuration, parsePositiveInt } from '../args.js';
 import { commandLine, manifestCacheOf, nodeName } from '../converge-input.js';
 import { manifestFingerprint } from '../../sources/files/manifest-cache-file.js';
@@ -120,7 +119,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   }
   const { runtime } = await ctx.openRuntime();
   // Loop devices and mounts a killed acetate left, ranges an earlier one did not claim.
-  for (const w of (await runtime.sweepLeftovers?.()) ?? []) ctx.stderr.write(`warning: ${terminalText(w, MAX_ERROR_CHARS)}\n`);
+  for (const w of (await runtime.sweepLeftovers?.()) ?? []) print(ctx.stderr, `acetate: warning: ${w}`);
   const store = new StatusStore(ctx.stateDir);
   const metrics = new Metrics();
   let kube: KubeSource | undefined;

@@ -6,10 +6,12 @@
  * same records file (ACETATE_ID_RECORDS). Two instances given two files each read only their own
  * and handed out one range twice: two tenants' roots one node user, each owning the other's files
  * (a hostile tester's finding). The claims' place is not a setting: every acetate of the node uses
- * /var/lib/acetate/id-claims, and every allocation takes the node's lock,
- * /var/lib/acetate/id-ranges.lock, inside its records' lock (id-ranges.ts), whatever its records
- * file. Claims are written and removed only under the node's lock; they are read without it only
- * by the check before a start (id-range-held.ts). (Code may pass other places: the allocator's tests.)
+ * /var/lib/acetate/id-claims, and every allocation takes the node's lock whatever its records file:
+ * the default records file's lock, /var/lib/acetate/node-id-ranges.json.lock (with the default
+ * records, the one lock every acetate takes, those before claims too: one `flock` process per
+ * burst, not two), inside its records' own when those are another file (id-ranges.ts). Claims are written and removed only under the node's lock; they are read without it by a
+ * start whose own claim is already there (id-range-held.ts) and by plan. (Code may pass other
+ * places: the allocator's tests.)
  *
  * A claim is live while its owner's container dir exists and its ids.json still names the range
  * (the range it runs with, or the owner of its private area's files not yet re-owned; an ids.json
@@ -23,7 +25,7 @@ import path from 'node:path';
 import { writeFileAtomicSync } from '../../util/small-file.js';
 import { readTrustedFileSync, refuseUntrustedDirSync } from '../../util/trusted-file.js';
 import { IdPoolError, RANGE_SIZE, rangesOverlap, type IdRange } from './id-pool.js';
-import type { IdRecordOwner } from './id-records.js';
+import { DEFAULT_ID_RECORDS, type IdRecordOwner } from './id-records.js';
 import { holdOf } from './id-lock.js';
 import { mappedRanges } from './mapped-ids.js';
 
@@ -34,7 +36,7 @@ export interface IdClaims {
   lockFile: string;
 }
 
-export const NODE_ID_CLAIMS: IdClaims = { dir: '/var/lib/acetate/id-claims', lockFile: '/var/lib/acetate/id-ranges.lock' };
+export const NODE_ID_CLAIMS: IdClaims = { dir: '/var/lib/acetate/id-claims', lockFile: `${DEFAULT_ID_RECORDS}.lock` };
 
 /** Whether `owner`'s container still holds the range starting at hostID (its ids.json; ids-file.ts). */
 export type HoldsRange = (owner: IdRecordOwner, hostID: number) => Promise<boolean>;
@@ -111,8 +113,7 @@ const listings = new Map<string, { hold: number; starts: Set<number> }>();
 
 /**
  * The first ids of every claim. Under the node's lock, listed once per hold and kept up to date by
- * this process's own writes (an allocation is not a listing of thousands); without it (the check
- * before a start), listed now.
+ * this process's own writes (an allocation is not a listing of thousands); without it, listed now.
  */
 export function claimedStarts(claims: IdClaims): ReadonlySet<number> {
   const hold = holdOf(claims.lockFile);
@@ -230,15 +231,21 @@ export function writeClaims(claims: IdClaims, owner: IdRecordOwner, ranges: read
 }
 
 /**
- * Under the node's lock: `owner`'s claims on `ranges`, except where another live owner claims the
- * same first id (never taken over: that sharing stays visible, its start refused). Returns those.
+ * Under the node's lock: `owner`'s claims on `ranges`, except where a claim of another live owner
+ * overlaps (never taken over, nor written beside: that sharing stays visible). Returns those.
  */
 export async function claimFree(claims: IdClaims, owner: IdRecordOwner, ranges: readonly IdRange[], holds: HoldsRange): Promise<IdRange[]> {
   const free: IdRange[] = [];
   const taken: IdRange[] = [];
-  for (const r of ranges) ((await liveClaimsOverlapping(claims, r, owner, holds)).some((c) => c.range.hostID === r.hostID) ? taken : free).push(r);
+  for (const r of ranges) ((await liveClaimsOverlapping(claims, r, owner, holds)).length ? taken : free).push(r);
   writeClaims(claims, owner, free);
   return taken;
+}
+
+/** The node's lock file, once its dir is known to be root's alone (the lock is made there first). */
+export function nodeLockOf(claims: IdClaims): string {
+  refuseUntrustedDirSync(claims.lockFile, { what: "the node's id allocation lock", error: (m: string) => new IdPoolError(m) });
+  return claims.lockFile;
 }
 
 /** Under the node's lock: `owner`'s claims on these ranges removed (another's are left). */

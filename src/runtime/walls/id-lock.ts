@@ -1,7 +1,8 @@
 /**
  * The locks of id allocation, held by this process for a burst of allocations instead of once per
- * allocation: the records' (<records file>.lock, id-records.ts) and, inside it, the node's
- * (/var/lib/acetate/id-ranges.lock, id-claims.ts). Always taken in that order.
+ * allocation: the records' (<records file>.lock, id-records.ts) and, inside it, the node's (the
+ * default records' lock, id-claims.ts; one lock when the records are the default). Always taken
+ * in that order.
  *
  * Why: the lock is a flock(2) (util/flock.ts: the kernel drops it when the holder dies, so no stale
  * lock to take over), taken through util-linux's `flock` process, and Node's spawn blocks the main
@@ -97,6 +98,19 @@ export function withIdRecordsLock<T>(lockFile: string, fn: () => Promise<T>, opt
  */
 export function holdOf(lockFile: string): number | undefined {
   return held.get(lockFile)?.hold;
+}
+
+/**
+ * Lets go of `lockFile` when this process only keeps it for a burst (no one in it now): before it
+ * waits for another lock that another process may hold while waiting for this one (id-ranges.ts
+ * takes the records' lock, then the node's; a node lock kept from an earlier start would otherwise
+ * stall that process until its timer).
+ */
+export function releaseIfIdle(lockFile: string): void {
+  const h = held.get(lockFile);
+  if (!h?.timer) return;
+  clearTimeout(h.timer);
+  releaseIdRecordsLock(lockFile, h);
 }
 
 function releaseIdRecordsLock(lockFile: string, h: Held): void {

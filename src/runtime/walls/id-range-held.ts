@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { TransientError } from '../../contracts/errors.js';
 import { ownerExists, readIdRecords } from './id-records.js';
-import { claimFree, liveClaimsOverlapping } from './id-claims.js';
+import { claimFree, liveClaimsOverlapping, nodeLockOf, readClaim, sameOwner } from './id-claims.js';
+import { readMappedRanges } from './mapped-ids.js';
 import { withIdRecordsLock } from './id-lock.js';
 import { formatIdRange, rangesOverlap, type IdRange } from './id-pool.js';
 import { holdsRange, idsFileOf, rangesOf, readIds } from './ids-file.js';
@@ -40,23 +41,36 @@ export async function checkRangeHeld(store: IdRangeStore, dir: string, range: Id
 }
 
 /**
- * The same for the node's claims (id-claims.ts), and the container's own claim made, under the
- * node's lock, at every start: a container whose claim was skipped (another live owner held the
- * range then: two containers given one range before claims existed) is claimed once the other is
- * gone, not started unclaimed by a loop that tried once. After this instance's own ranges were
- * claimed (importIdRecords), so that two instances starting at once find one claim, and one of
- * them is refused.
+ * The same for the node's claims (id-claims.ts), and the container's own claim made, at every
+ * start: a container whose claim was skipped (another live owner held the range then: two
+ * containers given one range before claims existed) is claimed once the other is gone, not started
+ * unclaimed by a loop that tried once. After this instance's own ranges were claimed
+ * (importIdRecords), so that two instances starting at once find one claim, and one of them is
+ * refused.
+ *
+ * Its own claims there and no other overlapping (every start but the first after a create or an
+ * upgrade): a read, no lock (a `flock` process blocks the loop's thread for 95-150 ms under load).
+ * Otherwise under the node's lock: refused when another live owner claims the range, or when a
+ * process runs with it (mapped-ids.ts, read anew before refusing: it may be this container's last
+ * one, just ended) though no live claim says so.
  */
 export async function claimRangeForStart(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
   const claims = store.claims;
   if (!claims) return;
   const stateDir = path.dirname(path.resolve(store.containersDir));
   const owner = { stateDir, container: path.basename(dir) };
-  await withIdRecordsLock(claims.lockFile, async () => {
+  const own = rangesOf(await readIds(dir));
+  const mine = own.every((r) => {
+    const o = readClaim(claims, r.hostID);
+    return o !== undefined && sameOwner(o, owner);
+  });
+  if (mine && !(await liveClaimsOverlapping(claims, range, owner, holdsRange)).length) return;
+  await withIdRecordsLock(nodeLockOf(claims), async () => {
     const [claimed] = await liveClaimsOverlapping(claims, range, owner, holdsRange, { prune: true });
-    if (claimed)
-      throw heldError(dir, range, `node claim ${path.join(claims.dir, String(claimed.range.hostID))}`, path.resolve(claimed.owner.stateDir) === stateDir);
-    await claimFree(claims, owner, rangesOf(await readIds(dir)), holdsRange);
+    const where = claimed ? `node claim ${path.join(claims.dir, String(claimed.range.hostID))}` : 'a live process runs with it (/proc/*/uid_map)';
+    if (claimed) throw heldError(dir, range, where, path.resolve(claimed.owner.stateDir) === stateDir);
+    if (!mine && readMappedRanges().some((m) => rangesOverlap(m, range))) throw heldError(dir, range, where, false);
+    await claimFree(claims, owner, own, holdsRange);
   });
 }
 

@@ -18,21 +18,20 @@
  * whose owner is gone. What it knows of both is kept in memory between allocations (View below:
  * read once per process, then checked by a stat of the records file and of the containers dir),
  * so an allocation is not a read of every container's ids.json (id-view.ts). All under the
- * records' flock and, inside it, the node's (/var/lib/acetate/id-ranges.lock, whatever the records
- * file; both kept for a burst of allocations, id-lock.ts) and a mutex of this process (concurrent
- * creates of the loop): two containers never get one range. Both ranges and bases count as used: files owned by a range not
+ * records' flock and, inside it, the node's (the default records' lock, whatever the records file:
+ * one lock with the default records; both kept for a burst of allocations, id-lock.ts) and a mutex
+ * of this process (concurrent creates of the loop): two containers never get one range. Both ranges and bases count as used: files owned by a range not
  * yet re-owned are still its. Each range given is also claimed node-wide (id-claims.ts), so that
  * instances given different records files (ACETATE_ID_RECORDS) still never share one.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { withIdRecordsLock } from './id-lock.js';
+import { holdOf, releaseIfIdle, withIdRecordsLock } from './id-lock.js';
 import { compactIdRecordsSync, readIdRecordsSync, refuseUntrustedRecordsDir, type IdRecord, type IdRecordOwner } from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
-import { claimedRangesForPlan, claimedStarts, claimFree, dropClaims, liveClaimsOverlapping, pruneStale, type IdClaims } from './id-claims.js';
-import { mappedRanges } from './mapped-ids.js';
+import { claimedRangesForPlan, claimedStarts, claimFree, dropClaims, liveClaimsOverlapping, nodeLockOf, pruneStale, type IdClaims } from './id-claims.js';
+import { mappedRanges, readMappedRanges } from './mapped-ids.js';
 import { holdsRange, readIds, recordedRange, rangesOf, writeIds, type IdsFile } from './ids-file.js';
-import { refuseUntrustedDirSync } from '../../util/trusted-file.js';
 
 import { currentView, recordChange, stateDirOf, syncRecords, views, viewKey, type IdRangeStore, type View } from './id-view.js';
 
@@ -47,9 +46,12 @@ export type { IdRangeStore } from './id-view.js';
  */
 function withAllocationLocks<T>(store: IdRangeStore, fn: () => Promise<T>): Promise<T> {
   refuseUntrustedRecordsDir(store.recordsFile);
-  const node = store.claims?.lockFile;
-  if (node) refuseUntrustedDirSync(node, { what: "the node's id allocation lock", error: (m) => new IdPoolError(m) });
-  return withIdRecordsLock(`${store.recordsFile}.lock`, () => (node ? withIdRecordsLock(node, fn) : fn()), { beforeRelease: compact(store) });
+  const records = `${store.recordsFile}.lock`;
+  const node = store.claims && nodeLockOf(store.claims);
+  // A node lock kept from an earlier start, while the records' lock is to be waited for: let go
+  // first (another process may hold the records' lock and wait for the node's).
+  if (node && node !== records && holdOf(records) === undefined) releaseIfIdle(node);
+  return withIdRecordsLock(records, () => (node && node !== records ? withIdRecordsLock(node, fn) : fn()), { beforeRelease: compact(store) });
 }
 
 /**
@@ -108,7 +110,8 @@ async function claimOwn(store: IdRangeStore, v: View): Promise<string[]> {
   const conflicts: string[] = [];
   for (const container of v.own.keys()) {
     const taken = await claimFor(store, { stateDir, container }, rangesOf(await readIds(path.join(store.containersDir, container))));
-    for (const r of taken) conflicts.push(`${container}: ids ${formatIdRange(r)}`);
+    // namespace_name → namespace/name (a namespace has no '_').
+    for (const r of taken) conflicts.push(`${container.replace('_', '/')}: ids ${formatIdRange(r)}`);
   }
   return conflicts;
 }
@@ -183,7 +186,7 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     // pool looks full. The range settled on is then checked claim by claim.
     let elsewhere = store.claims ? claimedElsewhere(store.claims, v) : [];
     // And ranges live processes run with (mapped-ids.ts), whatever records and claims say.
-    const mapped = store.claims ? notOwn(mappedRanges(store.claims.lockFile), v) : [];
+    let mapped = store.claims ? notOwn(mappedRanges(store.claims.lockFile), v) : [];
     const liveClaimed: IdRange[] = [];
     const pick = (view: View): IdRange | undefined => {
       const used: IdRange[] = [...liveClaimed, ...elsewhere, ...mapped, ...view.others.flatMap((r) => r.ranges)];
@@ -195,7 +198,10 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     if (!range || (had && range !== had) || (preferred && !had && range !== preferred)) {
       // Not what was asked for, or none: look again with everything read anew before settling.
       v = await currentView(store, true);
-      if (store.claims && (await pruneStale(store.claims, inPool(store, elsewhere), holdsRange))) elsewhere = claimedElsewhere(store.claims, v);
+      if (store.claims) {
+        mapped = notOwn(readMappedRanges(), v); // anew too: a process may have ended within this hold
+        if (await pruneStale(store.claims, inPool(store, elsewhere), holdsRange)) elsewhere = claimedElsewhere(store.claims, v);
+      }
       range = pick(v);
     }
     for (let held; range && store.claims && (held = await liveClaimsOverlapping(store.claims, range, owner, holdsRange, { prune: true })).length;) {
@@ -263,7 +269,7 @@ export async function recordOwner(dir: string, base: number, size: number, claim
   if (claims && gone.length) {
     // The files' earlier owner's claim goes with the write, under the node's lock (claims change only under it).
     const owner = { stateDir: path.dirname(path.dirname(path.resolve(dir))), container: path.basename(dir) };
-    await withIdRecordsLock(claims.lockFile, async () => {
+    await withIdRecordsLock(nodeLockOf(claims), async () => {
       await writeIds(dir, now);
       dropClaims(claims, owner, gone);
     });

@@ -6,7 +6,9 @@
  * another instance never saw; a state dir moved away while its containers run).
  *
  * Cost: a readlink per process and a read per namespace (≈ 30 ms with 10,000 processes), once per
- * hold of the node's allocation lock (id-lock.ts holdOf), not once per allocation.
+ * hold of the node's allocation lock (id-lock.ts holdOf), not once per allocation. It sees the
+ * node's processes only from the node's pid namespace: in Kubernetes mode acetate's pod needs
+ * hostPID (run-controller refuses to run without it where it joins the node's cgroups).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { IdRange } from './id-pool.js';
