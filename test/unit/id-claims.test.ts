@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { assignIdRange, claimExistingRanges, recordOwner, releaseIdRanges, readIds, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { listClaims, readClaim, type IdClaims } from '../../src/runtime/walls/id-claims.js';
 import { claimRangeForStart, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
-import { readMappedRanges } from '../../src/runtime/walls/mapped-ids.js';
+import { forgetMappedRanges, readMappedRanges } from '../../src/runtime/walls/mapped-ids.js';
 import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { idLockSpawns, releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
 import { forgetFiles } from '../../src/util/json-file.js';
@@ -51,7 +51,10 @@ async function rewriteIds(dir: string, ids: object): Promise<void> {
 }
 
 describe("id ranges: the node's claims (instances given different records files)", () => {
-  afterEach(() => releaseIdRecordsLocks());
+  afterEach(() => {
+    releaseIdRecordsLocks();
+    forgetMappedRanges(); // the allocator keeps a read of /proc for 30 s: not across tests
+  });
 
   it('without claims two records files hand out one range twice; with them the ranges are disjoint and each claim names its owner', () =>
     withTmpDir(async (dir) => {
@@ -228,6 +231,7 @@ describe("id ranges: the node's claims (instances given different records files)
         for (let i = 0; i < 100 && (await readlink(`/proc/${child.pid}/ns/user`).catch(() => ours)) === ours; i++) await new Promise((r) => setTimeout(r, 20));
         await writeFile(`/proc/${child.pid}/uid_map`, `0 ${range(0).hostID} ${RANGE_SIZE}`);
         assert.ok(readMappedRanges().some((m) => m.hostID === range(0).hostID && m.size === RANGE_SIZE));
+        forgetMappedRanges(); // the allocator's last read (kept 30 s) is older than this process
         const claims = claimsIn(dir);
         const a = instance(dir, 'a', claims);
         assert.deepEqual(await assignIdRange(a, await container(a, 'default_x'), true), range(1), 'range 0 passed over: a process runs with it');
@@ -238,7 +242,6 @@ describe("id ranges: the node's claims (instances given different records files)
           JSON.stringify({ owner: { stateDir: path.join(dir, 'moved'), container: 'default_p' } }),
           { mode: 0o600 },
         );
-        releaseIdRecordsLocks(); // a new hold: the processes are looked at again
         for (const id of ['default_y', 'default_z']) await assignIdRange(a, await container(a, id), true);
         await assert.rejects(assignIdRange(a, await container(a, 'default_w'), true), /no free range/);
         assert.equal(claimOf(claims, range(0).hostID), 'moved/default_p');

@@ -27,7 +27,7 @@ import { readTrustedFileSync, refuseUntrustedDirSync } from '../../util/trusted-
 import { IdPoolError, RANGE_SIZE, rangesOverlap, type IdRange } from './id-pool.js';
 import { DEFAULT_ID_RECORDS, type IdRecordOwner } from './id-records.js';
 import { holdOf } from './id-lock.js';
-import { mappedRanges } from './mapped-ids.js';
+import { readMappedRanges } from './mapped-ids.js';
 
 export interface IdClaims {
   /** One file per range held, named by its first id. */
@@ -171,13 +171,14 @@ export async function liveClaimsOverlapping(
   opts: { prune?: boolean } = {},
 ): Promise<{ range: IdRange; owner: IdRecordOwner }[]> {
   const out: { range: IdRange; owner: IdRecordOwner }[] = [];
+  let mapped: IdRange[] | undefined; // read once, and only when a claim looks stale
   for (const hostID of [...claimedStarts(claims)]) {
     const claimed = { hostID, size: RANGE_SIZE };
     if (!rangesOverlap(claimed, range)) continue;
     const owner = readClaim(claims, hostID);
     if (!owner || sameOwner(owner, self)) continue;
     if (await holds(owner, hostID)) out.push({ range: claimed, owner });
-    else if (opts.prune && !mappedNow(claims, claimed)) removeClaim(claims, hostID);
+    else if (opts.prune && !(mapped ??= readMappedRanges()).some((m) => rangesOverlap(m, claimed))) removeClaim(claims, hostID);
   }
   return out;
 }
@@ -185,22 +186,16 @@ export async function liveClaimsOverlapping(
 /** Under the node's lock: stale claims among `starts` removed (the pool looks full: ranges given back by crashed owners are found). */
 export async function pruneStale(claims: IdClaims, starts: readonly number[], holds: HoldsRange): Promise<number> {
   let removed = 0;
+  let mapped: IdRange[] | undefined; // read once, and only when a claim looks stale
   for (const hostID of starts) {
     const owner = readClaim(claims, hostID);
     if (owner && (await holds(owner, hostID))) continue;
-    if (mappedNow(claims, { hostID, size: RANGE_SIZE })) continue;
+    // A live process runs with ids of the range (mapped-ids.ts): not stale whatever its owner's dir says.
+    if ((mapped ??= readMappedRanges()).some((m) => rangesOverlap(m, { hostID, size: RANGE_SIZE }))) continue;
     removeClaim(claims, hostID);
     removed++;
   }
   return removed;
-}
-
-/**
- * A live process runs with ids of the range (mapped-ids.ts): its claim is not stale whatever its
- * owner's dir says (a state dir moved away while its containers run).
- */
-function mappedNow(claims: IdClaims, range: IdRange): boolean {
-  return mappedRanges(claims.lockFile).some((m) => rangesOverlap(m, range));
 }
 
 function removeClaim(claims: IdClaims, hostID: number): void {

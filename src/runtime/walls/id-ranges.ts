@@ -30,7 +30,7 @@ import { holdOf, releaseIfIdle, withIdRecordsLock } from './id-lock.js';
 import { compactIdRecordsSync, readIdRecordsSync, refuseUntrustedRecordsDir, type IdRecord, type IdRecordOwner } from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
 import { claimedRangesForPlan, claimedStarts, claimFree, dropClaims, liveClaimsOverlapping, nodeLockOf, pruneStale, type IdClaims } from './id-claims.js';
-import { mappedRanges, readMappedRanges } from './mapped-ids.js';
+import { forgetMappedRanges, mappedRanges } from './mapped-ids.js';
 import { holdsRange, readIds, recordedRange, rangesOf, writeIds, type IdsFile } from './ids-file.js';
 
 import { currentView, recordChange, stateDirOf, syncRecords, views, viewKey, type IdRangeStore, type View } from './id-view.js';
@@ -186,7 +186,7 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     // pool looks full. The range settled on is then checked claim by claim.
     let elsewhere = store.claims ? claimedElsewhere(store.claims, v) : [];
     // And ranges live processes run with (mapped-ids.ts), whatever records and claims say.
-    let mapped = store.claims ? notOwn(mappedRanges(store.claims.lockFile), v) : [];
+    let mapped = store.claims ? notOwn(mappedRanges(), v) : [];
     const liveClaimed: IdRange[] = [];
     const pick = (view: View): IdRange | undefined => {
       const used: IdRange[] = [...liveClaimed, ...elsewhere, ...mapped, ...view.others.flatMap((r) => r.ranges)];
@@ -199,7 +199,8 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
       // Not what was asked for, or none: look again with everything read anew before settling.
       v = await currentView(store, true);
       if (store.claims) {
-        mapped = notOwn(readMappedRanges(), v); // anew too: a process may have ended within this hold
+        forgetMappedRanges(); // anew too: a process may have ended since the last read
+        mapped = notOwn(mappedRanges(), v);
         if (await pruneStale(store.claims, inPool(store, elsewhere), holdsRange)) elsewhere = claimedElsewhere(store.claims, v);
       }
       range = pick(v);

@@ -5,14 +5,17 @@
  * whatever the records and claims say (a container an acetate before claims made, whose records
  * another instance never saw; a state dir moved away while its containers run).
  *
- * Cost: a readlink per process and a read per namespace (≈ 30 ms with 10,000 processes), once per
- * hold of the node's allocation lock (id-lock.ts holdOf), not once per allocation. It sees the
+ * Cost: a readlink per process and a read per namespace (tens of ms with 10,000 processes). For
+ * the allocator's exclusions the last read is used for up to MAPPED_TTL_MS: read once per lock
+ * hold, an apply of 2,500 containers spent ~8 s of its 137 s reading (the lock is taken again every
+ * second). What it guards against appears outside acetate's own claims (an acetate before claims,
+ * a state dir moved away), not between two creates of one apply. A refusal or a removal of a claim
+ * reads anew. It sees the
  * node's processes only from the node's pid namespace: in Kubernetes mode acetate's pod needs
  * hostPID (run-controller refuses to run without it where it joins the node's cgroups).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { IdRange } from './id-pool.js';
-import { holdOf } from './id-lock.js';
 
 const INIT_MAP = /^\s*0\s+0\s+4294967295\s*$/;
 
@@ -41,14 +44,19 @@ export function readMappedRanges(proc = '/proc'): IdRange[] {
   return out;
 }
 
-const cached = new Map<string, { hold: number; ranges: IdRange[] }>();
+/** How long the allocator uses one read of /proc. */
+export const MAPPED_TTL_MS = 30_000;
 
-/** readMappedRanges, once per hold of `lockFile` (read now when it is not held). */
-export function mappedRanges(lockFile: string): IdRange[] {
-  const hold = holdOf(lockFile);
-  const had = cached.get(lockFile);
-  if (hold !== undefined && had?.hold === hold) return had.ranges;
-  const ranges = readMappedRanges();
-  if (hold !== undefined) cached.set(lockFile, { hold, ranges });
-  return ranges;
+let cached: { at: number; ranges: IdRange[] } | undefined;
+
+/** readMappedRanges, read again when the last read is older than MAPPED_TTL_MS (`now` injected for tests). */
+export function mappedRanges(now = Date.now()): IdRange[] {
+  if (cached && now - cached.at < MAPPED_TTL_MS && now >= cached.at) return cached.ranges;
+  cached = { at: now, ranges: readMappedRanges() };
+  return cached.ranges;
+}
+
+/** The next mappedRanges reads /proc (tests; a full look of the allocator). */
+export function forgetMappedRanges(): void {
+  cached = undefined;
 }
