@@ -44,6 +44,10 @@ describe('container init as PID 1 (real runc + conmon)', function () {
     await create('loop', { command: LOOP.slice(0, 1), args: LOOP.slice(1), terminationGracePeriodSeconds: 30 });
     const { pid } = await st.runtime.start('default/loop');
     await waitFor('the reported pid is the init', async () => (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[0] === INIT_IN_CONTAINER);
+    // The init has forked the shell, so it handles signals: before that, PID 1 of the container's
+    // pid namespace, with SIGTERM still at its default, would not get it (the kernel drops it), and
+    // destroy would wait the grace period (seen once in a full run).
+    await waitFor('the shell runs under the init', async () => (await childStates(pid)).length > 0);
     assert.equal((await st.runtime.get('default/loop'))?.process.pid, pid);
     const t0 = performance.now();
     await st.runtime.remove('default/loop', { keepPrivateArea: false });

@@ -251,6 +251,16 @@ describe("id ranges: the node's claims (instances given different records files)
         const p = await container(a, 'default_p');
         await rewriteIds(p, { base: 0, size: RANGE_SIZE, range: range(0) });
         await assert.rejects(claimRangeForStart(a, p, range(0)), (e: Error) => e instanceof IdRangeHeldError && /a live process runs with it/.test(e.message));
+        // Nor does the claim of existing ranges (an upgrade's first apply) claim it for p: a conflict,
+        // and no marker. Were the process p's own (its init's pid in p's run dir), it would be claimed.
+        const store = { ...a, runContainersDir: path.join(dir, 'a-run') };
+        const marker = path.join(dir, 'a-run', 'ids-claimed');
+        await mkdir(path.join(dir, 'a-run', 'default_p'), { recursive: true });
+        assert.deepEqual(await claimExistingRanges(store, marker), [`default/p: ids ${range(0).hostID}-${range(0).hostID + RANGE_SIZE - 1}`]);
+        assert.equal(readClaim(claims, range(0).hostID), undefined);
+        await writeFile(path.join(dir, 'a-run', 'default_p', 'pid'), String(child.pid));
+        assert.deepEqual(await claimExistingRanges(store, marker), []);
+        assert.equal(claimOf(claims, range(0).hostID), 'a/default_p');
       } finally {
         child.kill('SIGKILL');
         await once(child, 'exit');
@@ -285,6 +295,20 @@ describe("id ranges: the node's claims (instances given different records files)
         [1, 2, 3].map((i) => range(i).hostID),
       );
       assert.equal(readClaim(claims, got.hostID), undefined);
+    }));
+
+  it('a claim names the state dir it was written for: a path made a symlink to a copy since is another owner', () =>
+    withTmpDir(async (dir) => {
+      const claims = claimsIn(dir);
+      const s1 = instance(dir, 's1', claims);
+      const x = await container(s1, 'default_x');
+      assert.deepEqual(await assignIdRange(s1, x, true), range(0));
+      // Copied, the old dir moved aside (its container keeps running), the old path pointed at the copy.
+      await promisify(execFile)('cp', ['-a', path.join(dir, 's1'), path.join(dir, 's1new')]);
+      await rename(path.join(dir, 's1'), path.join(dir, 's1old'));
+      await symlink(path.join(dir, 's1new'), path.join(dir, 's1'));
+      const copy = { ...instance(dir, 's1', claims), recordsFile: path.join(dir, 'copy-records', 'r.json') };
+      await assert.rejects(claimRangeForStart(copy, path.join(copy.containersDir, 'default_x'), range(0)), IdRangeHeldError);
     }));
 
   it('a claim that is malformed or a symlink is passed over, never read as free, and refused by name when read; in a dir others may write, nothing is claimed or given', () =>

@@ -263,7 +263,7 @@ export class RuncRuntime implements Runtime {
       const conflicts = await claimExistingRanges(store, path.join(this.rc.paths.runDir, 'ids-claimed'));
       return conflicts.map(
         (c) =>
-          `${c} are claimed by another live container of the node too (the two were given them before claims existed): the container is left as it is; a start with them as its range is refused until the other is gone; this is looked at again at each apply and run`,
+          `${c} are held by another live container of the node too, by its claim or by its processes running with them (the two were given them before claims existed): the container is left as it is; a start with them as its range is refused until the other is gone; this is looked at again at each apply and run`,
       );
     } catch (err) {
       return [`could not claim this instance's id ranges for the node (tried again at the next apply or run): ${(err as Error).message}`];

@@ -52,27 +52,26 @@ const CLAIM_NAME = /^\d{1,10}$/;
 
 const claimFile = (claims: IdClaims, hostID: number): string => path.join(claims.dir, String(hostID));
 
-const canonical = new Map<string, string>();
-
 /**
  * A state dir as claims name it: its real path, so that two spellings of one dir (a symlink) are
- * one owner (remembered: a process names a few state dirs, and compares them thousands of times).
+ * one owner. Not remembered: a path can be made a symlink to another dir while a process runs, and
+ * it is resolved only for the few claims a look meets.
  */
 function canonicalDir(d: string): string {
-  let c = canonical.get(d);
-  if (c === undefined) {
-    try {
-      c = realpathSync.native(d);
-    } catch {
-      c = path.resolve(d); // gone: compared as spelled
-    }
-    if (canonical.size > 1000) canonical.clear();
-    canonical.set(d, c);
+  try {
+    return realpathSync.native(d);
+  } catch {
+    return path.resolve(d); // gone: compared as spelled
   }
-  return c;
 }
 
-export const sameOwner = (a: IdRecordOwner, b: IdRecordOwner): boolean => a.container === b.container && canonicalDir(a.stateDir) === canonicalDir(b.stateDir);
+/**
+ * A claim (`stored`, as written: its state dir's real path then) names `self`. The stored path is
+ * not resolved again: a path that has become a symlink to another dir since (a state dir copied
+ * and the old path pointed at the copy) names the dir it named, not the copy.
+ */
+export const sameOwner = (stored: IdRecordOwner, self: IdRecordOwner): boolean =>
+  stored.container === self.container && stored.stateDir === canonicalDir(self.stateDir);
 
 /** The owner the claim on the range at hostID names; undefined when none. Throws (IdPoolError naming the file) on one that is not root's alone or malformed: never read as free. */
 export function readClaim(claims: IdClaims, hostID: number): IdRecordOwner | undefined {

@@ -23,6 +23,8 @@ export interface IdRangeStore {
    * records' one. Absent: the records alone decide (the allocator's own tests).
    */
   claims?: IdClaims;
+  /** <runDir>/containers: each container's init pid (<id>/pid), to tell its own processes from others' (id-ranges.ts claimOwn). */
+  runContainersDir?: string;
 }
 
 export function stateDirOf(store: IdRangeStore): string {

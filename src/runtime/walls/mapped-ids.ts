@@ -21,8 +21,13 @@ const INIT_MAP = /^\s*0\s+0\s+4294967295\s*$/;
 
 /** The host ranges of every user namespace but the node's own, read now. */
 export function readMappedRanges(proc = '/proc'): IdRange[] {
+  return readMappedNamespaces(proc).flatMap((n) => n.ranges);
+}
+
+/** Every user namespace but the node's own (its `ns/user` link) with its host ranges, read now. */
+export function readMappedNamespaces(proc = '/proc'): { ns: string; ranges: IdRange[] }[] {
   const seen = new Set<string>();
-  const out: IdRange[] = [];
+  const out: { ns: string; ranges: IdRange[] }[] = [];
   for (const pid of readdirSync(proc)) {
     if (!/^\d+$/.test(pid)) continue;
     let ns: string;
@@ -36,12 +41,24 @@ export function readMappedRanges(proc = '/proc'): IdRange[] {
     }
     seen.add(ns);
     if (INIT_MAP.test(map)) continue;
+    const ranges: IdRange[] = [];
     for (const line of map.split('\n')) {
       const [, outside, count] = line.trim().split(/\s+/).map(Number);
-      if (Number.isSafeInteger(outside) && Number.isSafeInteger(count) && count! > 0) out.push({ hostID: outside!, size: count! });
+      if (Number.isSafeInteger(outside) && Number.isSafeInteger(count) && count! > 0) ranges.push({ hostID: outside!, size: count! });
     }
+    out.push({ ns, ranges });
   }
   return out;
+}
+
+/** The user namespace of the process whose pid is in `pidFile` (a container's init), if it runs. */
+export function userNamespaceOfPidFile(pidFile: string): string | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? readlinkSync(`/proc/${pid}/ns/user`) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** How long the allocator uses one read of /proc. */

@@ -6,6 +6,7 @@
  * with. hostpath-guard.ts and mount-checks.ts check the mounts a spec asks for. This folder knows
  * nothing of runc: it returns the parts of the OCI config, and runc/oci-config.ts puts them together.
  */
+import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
 import { applyHostView, currentHostView } from './host-view.js';
@@ -113,6 +114,7 @@ export function idRangeStore(paths: WallPaths, settings: IsolationSettings): IdR
     recordsFile: settings.idRecords ?? DEFAULT_ID_RECORDS,
     pool: settings.usernsPool ?? DEFAULT_USERNS_POOL,
     claims: NODE_ID_CLAIMS,
+    runContainersDir: path.join(paths.runDir, 'containers'),
   };
 }
 
