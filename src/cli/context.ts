@@ -4,8 +4,7 @@
  * template list, image list) run on a state dir that does not exist yet and leave it so. The
  * dirs are made by lockNode, i.e. by the process that is about to change the node.
  */
-import { promises as fs } from 'node:fs';
-import { realpathSync } from 'node:fs';
+import { promises as fs, realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from './command.js';
 import type { RuncRuntime } from '../runtime/runc/runc-runtime.js';

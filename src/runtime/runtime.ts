@@ -271,9 +271,9 @@ export interface Runtime {
   /**
    * Clears what killed acetates left on the node outside a container's own operations (loop
    * devices and mounts of private-area images whose container is gone). Called by the process
-   * that changes the node (apply, run) before it works, never by read-only commands.
+   * that changes the node (apply, run) before it works, never by read-only commands. Returns
+   * warnings to print: what it found and left (id ranges it could not claim for the node).
    */
-  /** Returns warnings to print (what it found and left, e.g. id ranges it could not claim). */
   sweepLeftovers?(): Promise<string[] | void>;
   /**
    * The security level and allowed host paths of each namespace, asked at every start to check

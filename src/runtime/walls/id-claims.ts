@@ -9,9 +9,10 @@
  * /var/lib/acetate/id-claims, and every allocation takes the node's lock whatever its records file:
  * the default records file's lock, /var/lib/acetate/node-id-ranges.json.lock (with the default
  * records, the one lock every acetate takes, those before claims too: one `flock` process per
- * burst, not two), inside its records' own when those are another file (id-ranges.ts). Claims are written and removed only under the node's lock; they are read without it by a
- * start whose own claim is already there (id-range-held.ts) and by plan. (Code may pass other
- * places: the allocator's tests.)
+ * burst, not two), inside its records' own when those are another file (id-ranges.ts). Claims
+ * are written and removed only under the node's lock; they are read without it by a start whose
+ * own claim is already there (id-range-held.ts) and by plan. (Code may pass other places: the
+ * allocator's tests.)
  *
  * A claim is live while its owner's container dir exists and its ids.json still names the range
  * (the range it runs with, or the owner of its private area's files not yet re-owned; an ids.json
@@ -170,31 +171,40 @@ export async function liveClaimsOverlapping(
   opts: { prune?: boolean } = {},
 ): Promise<{ range: IdRange; owner: IdRecordOwner }[]> {
   const out: { range: IdRange; owner: IdRecordOwner }[] = [];
-  let mapped: IdRange[] | undefined; // read once, and only when a claim looks stale
-  for (const hostID of [...claimedStarts(claims)]) {
+  const mapped = onceMapped();
+  const starts = claimedStarts(claims);
+  for (const hostID of opts.prune ? [...starts] : starts) {
     const claimed = { hostID, size: RANGE_SIZE };
     if (!rangesOverlap(claimed, range)) continue;
     const owner = readClaim(claims, hostID);
     if (!owner || sameOwner(owner, self)) continue;
     if (await holds(owner, hostID)) out.push({ range: claimed, owner });
-    else if (opts.prune && !(mapped ??= readMappedRanges()).some((m) => rangesOverlap(m, claimed))) removeClaim(claims, hostID);
+    else if (opts.prune) removeIfUnused(claims, hostID, mapped);
   }
   return out;
 }
 
 /** Under the node's lock: stale claims among `starts` removed (the pool looks full: ranges given back by crashed owners are found). */
-export async function pruneStale(claims: IdClaims, starts: readonly number[], holds: HoldsRange): Promise<number> {
-  let removed = 0;
-  let mapped: IdRange[] | undefined; // read once, and only when a claim looks stale
+export async function pruneStale(claims: IdClaims, starts: readonly number[], holds: HoldsRange): Promise<void> {
+  const mapped = onceMapped();
   for (const hostID of starts) {
     const owner = readClaim(claims, hostID);
-    if (owner && (await holds(owner, hostID))) continue;
-    // A live process runs with ids of the range (mapped-ids.ts): not stale whatever its owner's dir says.
-    if ((mapped ??= readMappedRanges()).some((m) => rangesOverlap(m, { hostID, size: RANGE_SIZE }))) continue;
-    removeClaim(claims, hostID);
-    removed++;
+    if (!owner || !(await holds(owner, hostID))) removeIfUnused(claims, hostID, mapped);
   }
-  return removed;
+}
+
+/** The ranges live processes run with (mapped-ids.ts), read anew once, at the first ask. */
+function onceMapped(): () => IdRange[] {
+  let mapped: IdRange[] | undefined;
+  return () => (mapped ??= readMappedRanges());
+}
+
+/**
+ * A claim its owner no longer holds, removed unless a live process runs with ids of its range: a
+ * state dir moved away while its containers run looks stale by its owner's dir, and is not.
+ */
+function removeIfUnused(claims: IdClaims, hostID: number, mapped: () => IdRange[]): void {
+  if (!mapped().some((m) => rangesOverlap(m, { hostID, size: RANGE_SIZE }))) removeClaim(claims, hostID);
 }
 
 function removeClaim(claims: IdClaims, hostID: number): void {

@@ -11,7 +11,7 @@ import { readMappedRanges } from './mapped-ids.js';
 import { withIdRecordsLock } from './id-lock.js';
 import { formatIdRange, rangesOverlap, type IdRange } from './id-pool.js';
 import { holdsRange, idsFileOf, rangesOf, readIds } from './ids-file.js';
-import type { IdRangeStore } from './id-ranges.js';
+import { stateDirOf, type IdRangeStore } from './id-view.js';
 
 /**
  * A container's ids.json names a range another live owner holds: it is not started. Transient:
@@ -29,7 +29,7 @@ export class IdRangeHeldError extends TransientError {}
  * by two containers gives each the other's files and processes.
  */
 export async function checkRangeHeld(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
-  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const stateDir = stateDirOf(store);
   const self = path.basename(dir);
   // No flock: the file is replaced whole (writeJsonAtomic), so a read sees one version of it.
   for (const r of await readIdRecords(store.recordsFile)) {
@@ -58,7 +58,7 @@ export async function checkRangeHeld(store: IdRangeStore, dir: string, range: Id
 export async function claimRangeForStart(store: IdRangeStore, dir: string, range: IdRange): Promise<void> {
   const claims = store.claims;
   if (!claims) return;
-  const stateDir = path.dirname(path.resolve(store.containersDir));
+  const stateDir = stateDirOf(store);
   const owner = { stateDir, container: path.basename(dir) };
   const own = rangesOf(await readIds(dir));
   const mine = own.every((r) => {
@@ -70,9 +70,9 @@ export async function claimRangeForStart(store: IdRangeStore, dir: string, range
   if (mine) return;
   await withIdRecordsLock(nodeLockOf(claims), async () => {
     const [claimed] = await liveClaimsOverlapping(claims, range, owner, holdsRange, { prune: true });
-    const where = claimed ? `node claim ${path.join(claims.dir, String(claimed.range.hostID))}` : 'a live process runs with it (/proc/*/uid_map)';
-    if (claimed) throw heldError(dir, range, where, path.resolve(claimed.owner.stateDir) === stateDir);
-    if (!mine && readMappedRanges().some((m) => rangesOverlap(m, range))) throw heldError(dir, range, where, false);
+    if (claimed)
+      throw heldError(dir, range, `node claim ${path.join(claims.dir, String(claimed.range.hostID))}`, path.resolve(claimed.owner.stateDir) === stateDir);
+    if (readMappedRanges().some((m) => rangesOverlap(m, range))) throw heldError(dir, range, 'a live process runs with it (/proc/*/uid_map)', false);
     await claimFree(claims, owner, own, holdsRange);
   });
 }

@@ -20,9 +20,10 @@
  * so an allocation is not a read of every container's ids.json (id-view.ts). All under the
  * records' flock and, inside it, the node's (the default records' lock, whatever the records file:
  * one lock with the default records; both kept for a burst of allocations, id-lock.ts) and a mutex
- * of this process (concurrent creates of the loop): two containers never get one range. Both ranges and bases count as used: files owned by a range not
- * yet re-owned are still its. Each range given is also claimed node-wide (id-claims.ts), so that
- * instances given different records files (ACETATE_ID_RECORDS) still never share one.
+ * of this process (concurrent creates of the loop): two containers never get one range. Both
+ * ranges and bases count as used: files owned by a range not yet re-owned are still its. Each
+ * range given is also claimed node-wide (id-claims.ts), so that instances given different records
+ * files (ACETATE_ID_RECORDS) still never share one.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,7 +33,6 @@ import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, r
 import { claimedRangesForPlan, claimedStarts, claimFree, dropClaims, liveClaimsOverlapping, nodeLockOf, pruneStale, type IdClaims } from './id-claims.js';
 import { forgetMappedRanges, mappedRanges, readMappedNamespaces, userNamespaceOfPidFile } from './mapped-ids.js';
 import { holdsRange, readIds, recordedRange, rangesOf, writeIds, type IdsFile } from './ids-file.js';
-
 import { currentView, recordChange, stateDirOf, syncRecords, views, viewKey, type IdRangeStore, type View } from './id-view.js';
 
 export { IDS_FILE, idsFileOf, readIds, recordedRange, type IdsFile } from './ids-file.js';
@@ -115,8 +115,7 @@ async function claimOwn(store: IdRangeStore, v: View): Promise<string[]> {
   for (const container of v.own.keys()) {
     const ranges = rangesOf(await readIds(path.join(store.containersDir, container)));
     const own = store.runContainersDir ? userNamespaceOfPidFile(path.join(store.runContainersDir, container, 'pid')) : undefined;
-    const others = mapped.filter((n) => n.ns !== own).flatMap((n) => n.ranges);
-    const inUse = ranges.filter((r) => others.some((m) => rangesOverlap(m, r)));
+    const inUse = ranges.filter((r) => mapped.some((n) => n.ns !== own && n.ranges.some((m) => rangesOverlap(m, r))));
     const taken = [
       ...inUse,
       ...(await claimFor(
@@ -199,9 +198,10 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
     // Claims of other owners the records do not show (an instance given another records file):
     // taken as held without a look at each (cheap); a stale one among them is removed once the
     // pool looks full. The range settled on is then checked claim by claim.
-    let elsewhere = store.claims ? claimedElsewhere(store.claims, v) : [];
+    let own = ownStarts(v);
+    let elsewhere = store.claims ? claimedElsewhere(store.claims, own) : [];
     // And ranges live processes run with (mapped-ids.ts), whatever records and claims say.
-    let mapped = store.claims ? notOwn(mappedRanges(), v) : [];
+    let mapped = store.claims ? notOwn(mappedRanges(), own) : [];
     const liveClaimed: IdRange[] = [];
     const pick = (view: View): IdRange | undefined => {
       const used: IdRange[] = [...liveClaimed, ...elsewhere, ...mapped, ...view.others.flatMap((r) => r.ranges)];
@@ -214,9 +214,11 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
       // Not what was asked for, or none: look again with everything read anew before settling.
       v = await currentView(store, true);
       if (store.claims) {
+        own = ownStarts(v);
         forgetMappedRanges(); // anew too: a process may have ended since the last read
-        mapped = notOwn(mappedRanges(), v);
-        if (await pruneStale(store.claims, inPool(store, elsewhere), holdsRange)) elsewhere = claimedElsewhere(store.claims, v);
+        mapped = notOwn(mappedRanges(), own);
+        await pruneStale(store.claims, inPool(store, elsewhere), holdsRange);
+        elsewhere = claimedElsewhere(store.claims, own);
       }
       range = pick(v);
     }
@@ -240,18 +242,22 @@ export async function assignIdRange(store: IdRangeStore, dir: string, unprivileg
   });
 }
 
-/** Claims of the node not on a range of this state dir's containers (as the view has them). */
-function claimedElsewhere(claims: IdClaims, v: View): IdRange[] {
-  return notOwn(
-    [...claimedStarts(claims)].map((hostID) => ({ hostID, size: RANGE_SIZE })),
-    v,
-  );
+/** The first ids of this state dir's containers' ranges, as the view has them. */
+function ownStarts(v: View): ReadonlySet<number> {
+  const own = new Set<number>();
+  for (const rs of v.own.values()) for (const r of rs) own.add(r.hostID);
+  return own;
+}
+
+/** Claims of the node not on a range of this state dir's containers. */
+function claimedElsewhere(claims: IdClaims, own: ReadonlySet<number>): IdRange[] {
+  const out: IdRange[] = [];
+  for (const hostID of claimedStarts(claims)) if (!own.has(hostID)) out.push({ hostID, size: RANGE_SIZE });
+  return out;
 }
 
 /** `ranges` but those starting where a range of this state dir's containers does (their own: a container keeps its range). */
-function notOwn(ranges: readonly IdRange[], v: View): IdRange[] {
-  const own = new Set<number>();
-  for (const rs of v.own.values()) for (const r of rs) own.add(r.hostID);
+function notOwn(ranges: readonly IdRange[], own: ReadonlySet<number>): IdRange[] {
   return ranges.filter((r) => !own.has(r.hostID));
 }
 

@@ -151,13 +151,15 @@ export async function isolationInputs(
   // switch at the next start. None recorded (created before ranges were per container, or a
   // check before the create): one is assigned at the start; a check builds with any range.
   let range: IdRange | undefined;
+  const store = idRangeStore(ctx.paths, ctx.settings);
   if (unprivileged) {
-    const store = idRangeStore(ctx.paths, ctx.settings);
     range = recordedRange(await readIds(cp.dir));
-    // Before the import (which records what the ids.json files say): another live owner's range is refused.
-    if (range && opts.prepare) await checkRangeHeld(store, cp.dir, range);
-    if (range && opts.prepare) await importIdRecords(store); // an instance's first start: its ranges into the node's records and claims
-    if (range && opts.prepare) await claimRangeForStart(store, cp.dir, range);
+    if (range && opts.prepare) {
+      // Before the import (which records what the ids.json files say): another live owner's range is refused.
+      await checkRangeHeld(store, cp.dir, range);
+      await importIdRecords(store); // an instance's first start: its ranges into the node's records and claims
+      await claimRangeForStart(store, cp.dir, range);
+    }
     if (!range) range = opts.prepare ? await assignIdRange(store, cp.dir, true) : lowestFreeRange(store.pool, []);
   }
   const userNamespace = range ? userNamespaceFor(false, range) : undefined;
@@ -186,7 +188,7 @@ export async function isolationInputs(
       const mapped = await mountIdmappedLayers(dir, layers, userNamespace, undefined, only);
       lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
     }
-    await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace, idRangeStore(ctx.paths, ctx.settings).claims);
+    await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace, store.claims);
     // After the private area is owned by the ids in use: the markers are written for them.
     if (host) {
       const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
