@@ -1,31 +1,48 @@
-// Bundles the CLI (tsc's output under dist/src) into dist/cli/, which bin/acetate loads.
+// Bundles the CLI (tsc's output under dist/src) into one file, dist/cli/main.js, which bin/acetate loads.
 //
-// Why: Node 20's ESM loader resolves, reads and compiles each of the ~150 modules a command
-// loads one by one; that was 0.15 of the 0.29 s of CPU `acetate --version` took, and every
-// `get`, `plan` and `exec` pays it. One file per command (esbuild's code splitting keeps the
-// commands' lazy imports lazy) saves ~0.1 s per call. Dependencies stay in node_modules
-// (--packages=external): the bundle is acetate's own code only, and tsc stays the type checker.
+// Why one CommonJS file: Node 20's ESM loader resolves, links and compiles each module a command
+// loads one by one. With ~150 modules that was 0.15 of the 0.29 s of CPU `acetate --version`
+// took; split into ESM chunks (one per command's lazy imports) it was still ~70 chunks for a
+// `plan` (7 Dec, beside `acetate run` at 2,500 containers: a no-op plan's median 0.35-0.39 s as
+// chunks, 0.29-0.31 s as this one file; docs/benchmarks.md). CommonJS loads the file once; esbuild keeps each module's body behind a lazy
+// init, so a command runs only the code it imports, as the chunks did. Dependencies stay in
+// node_modules: the bundle is acetate's own code, and tsc stays the type checker. An ESM-only one
+// imported by name (@kubernetes/client-node) is loaded by require(esm), which Node has without a
+// flag since 20.19 (package.json's engines); one imported for its default export (p-limit) is
+// bundled instead, because require(esm) gives its namespace, whose `default` esbuild's CommonJS
+// interop would not unwrap.
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
-rmSync('dist/cli', { recursive: true, force: true }); // no chunk of an earlier build left beside the new ones
+const BUNDLED = ['p-limit'];
+const dependencies = Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies ?? {});
+const external = dependencies.filter((d) => !BUNDLED.includes(d)).flatMap((d) => [d, `${d}/*`]);
+
+rmSync('dist/cli', { recursive: true, force: true }); // nothing of an earlier build left beside the new one
+mkdirSync('dist/cli', { recursive: true });
+// The package is "type": "module": this tells Node that dist/cli/*.js are CommonJS.
+writeFileSync('dist/cli/package.json', '{ "type": "commonjs" }\n');
 await build({
   entryPoints: ['dist/src/cli/main.js'],
-  outdir: 'dist/cli',
+  outfile: 'dist/cli/main.js',
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  splitting: false,
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
-  packages: 'external',
-  chunkNames: 'chunks/[name]-[hash]',
+  external,
+  // The sources are ES modules (strict, import.meta.url): the bundle keeps both.
+  banner: { js: '"use strict";\nconst __acetate_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
   // Maps without the sources' text (dist/src holds them): stack traces and profiles can name the
   // .ts file and line (node --enable-source-maps; bench/lib/profile.ts), at a third of the size.
   sourcemap: 'linked',
   sourcesContent: false,
   logLevel: 'warning',
-  // This build's identity (src/util/build-stamp.ts): a new one at every bundle, whatever the
-  // files' times and sizes (a rebuild in place, or one with normalized times, is still another build).
-  define: { __ACETATE_BUILD_ID__: JSON.stringify(randomUUID()) },
+  define: {
+    'import.meta.url': '__acetate_import_meta_url',
+    // This build's identity (src/util/build-stamp.ts): a new one at every bundle, whatever the
+    // files' times and sizes (a rebuild in place, or one with normalized times, is still another build).
+    __ACETATE_BUILD_ID__: JSON.stringify(randomUUID()),
+  },
 });

@@ -38,8 +38,8 @@ export interface ProfileSummary {
 const maps = new Map<string, SourceMap | undefined>();
 
 /**
- * The CLI runs as esbuild's bundle (dist/cli/chunks/chunk-<hash>.js, scripts/bundle.mjs): a frame
- * there is mapped back through the chunk's linked source map to the .ts file and line it came
+ * The CLI runs as esbuild's bundle (dist/cli/main.js, scripts/bundle.mjs): a frame there is
+ * mapped back through the bundle's linked source map to the .ts file and line it came
  * from, so areas and top entries name acetate's modules as they did before the bundle.
  */
 function original(frame: CpuProfileNode['callFrame']): { url: string; lineNumber: number } {
@@ -53,8 +53,8 @@ function original(frame: CpuProfileNode['callFrame']): { url: string; lineNumber
     }
   }
   const entry = maps.get(file)?.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as { originalSource?: string; originalLine?: number } | undefined;
-  // A chunk's top level (line 0, column 0: its modules' bodies run at import) maps to no one source.
-  if (!entry?.originalSource) return { url: 'acetate:(top level of a bundle chunk)', lineNumber: frame.lineNumber };
+  // The bundle's top level (line 0, column 0) maps to no one source.
+  if (!entry?.originalSource) return { url: 'acetate:(top level of the bundle)', lineNumber: frame.lineNumber };
   return { url: pathToFileURL(path.resolve(path.dirname(file), entry.originalSource)).href, lineNumber: entry.originalLine ?? frame.lineNumber };
 }
 

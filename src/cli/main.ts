@@ -188,5 +188,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const exitCode = await main(process.argv.slice(2));
-process.exitCode = exitCode;
+// Not a top-level await: the bundle bin/acetate loads is CommonJS (scripts/bundle.mjs), which has none.
+void main(process.argv.slice(2)).then((exitCode) => {
+  process.exitCode = exitCode;
+});
