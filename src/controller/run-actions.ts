@@ -13,7 +13,7 @@ import type { Clock } from '../contracts/clock.js';
 import type { Logger } from '../contracts/logger.js';
 import { messageOf } from '../contracts/errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import { logAction } from '../observability/logger.js';
+import { logAction } from '../observability/action-log.js';
 import { requeueFor, type Requeue } from './requeue.js';
 import type { CrashLoopTracker } from './crashloop.js';
 import type { ReconcileError } from './status.js';

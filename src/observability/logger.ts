@@ -5,7 +5,6 @@
  */
 import winston from 'winston';
 import type { Writable } from 'node:stream';
-import type { Logger } from '../contracts/logger.js';
 import { MAX_ERROR_CHARS, terminalText } from '../util/terminal-text.js';
 import { TerminalSafeStream } from '../util/terminal-stream.js';
 
@@ -66,29 +65,4 @@ export function createLogger(opts: LoggerOptions = {}): winston.Logger {
   const debug = logger.debug.bind(logger);
   logger.debug = ((...args: Parameters<winston.LeveledLogMethod>) => (logger.isDebugEnabled() ? debug(...args) : logger)) as winston.LeveledLogMethod;
   return logger;
-}
-
-export interface ActionLogEntry {
-  container: string;
-  action: string;
-  durationMs: number;
-  /** The outcome (created, resized, deferred...), or `error`. */
-  result: string;
-  reason?: string;
-  pid?: number;
-  error?: string;
-  retry?: 'backoff' | 'terminal';
-  retryInMs?: number;
-}
-
-/** The one line logged per action. */
-export function logAction(logger: Logger, e: ActionLogEntry): void {
-  const fields: Record<string, unknown> = { container: e.container, action: e.action, durationMs: e.durationMs, result: e.result };
-  if (e.reason) fields.reason = e.reason;
-  if (e.pid !== undefined) fields.pid = e.pid;
-  if (e.error) fields.error = e.error;
-  if (e.retry) fields.retry = e.retry;
-  if (e.retryInMs !== undefined) fields.retryInMs = e.retryInMs;
-  if (e.error) logger.warn(`${e.action} ${e.container} failed`, fields);
-  else logger.info(`${e.action} ${e.container}: ${e.result}`, fields);
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { parseListenAddress, startMetricsServer } from '../../src/observability/http.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import { createLogger, logAction } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { logAction } from '../../src/observability/action-log.js';
 
 describe('observability', () => {
   it('parses --metrics-addr', () => {

@@ -92,6 +92,18 @@ export function readClaim(claims: IdClaims, hostID: number): IdRecordOwner | und
   return { stateDir: owner.stateDir, container: owner.container };
 }
 
+/**
+ * Every range of `ranges` is claimed by `owner` (a read of each claim: no lock, no listing).
+ * Claims of live owners never overlap (each is written under the node's lock after a look at the
+ * live ones it would overlap): a range whose claim names its owner is no one else's.
+ */
+export function allClaimedBy(claims: IdClaims, owner: IdRecordOwner, ranges: readonly IdRange[]): boolean {
+  return ranges.every((r) => {
+    const o = readClaim(claims, r.hostID);
+    return o !== undefined && sameOwner(o, owner);
+  });
+}
+
 /** A claim's temp file (small-file.ts writeFileAtomicSync), left by a writer killed mid-write. */
 const LEFT_TEMP = /^\d{1,10}\.\d+-\d+-[0-9a-f]{8}\.tmp$/;
 

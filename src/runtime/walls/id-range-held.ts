@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { TransientError } from '../../contracts/errors.js';
 import { ownerExists, readIdRecords } from './id-records.js';
-import { claimFree, liveClaimsOverlapping, nodeLockOf, readClaim, sameOwner } from './id-claims.js';
+import { allClaimedBy, claimFree, liveClaimsOverlapping, nodeLockOf } from './id-claims.js';
 import { readMappedRanges } from './mapped-ids.js';
 import { withIdRecordsLock } from './id-lock.js';
 import { formatIdRange, rangesOverlap, type IdRange } from './id-pool.js';
@@ -61,13 +61,7 @@ export async function claimRangeForStart(store: IdRangeStore, dir: string, range
   const stateDir = stateDirOf(store);
   const owner = { stateDir, container: path.basename(dir) };
   const own = rangesOf(await readIds(dir));
-  const mine = own.every((r) => {
-    const o = readClaim(claims, r.hostID);
-    return o !== undefined && sameOwner(o, owner);
-  });
-  // Claims of live owners never overlap (each is written under the node's lock after a look at the
-  // live ones it would overlap): its own claim there, no other live one can be.
-  if (mine) return;
+  if (allClaimedBy(claims, owner, own)) return;
   await withIdRecordsLock(nodeLockOf(claims), async () => {
     const [claimed] = await liveClaimsOverlapping(claims, range, owner, holdsRange, { prune: true });
     if (claimed)

@@ -31,8 +31,9 @@ import { holdOf, releaseIfIdle, withIdRecordsLock } from './id-lock.js';
 import { compactIdRecordsSync, readIdRecordsSync, refuseUntrustedRecordsDir, type IdRecord, type IdRecordOwner } from './id-records.js';
 import { formatIdRange, IdPoolError, lowestFreeRange, RANGE_SIZE, rangeInPool, rangesOverlap, type IdRange } from './id-pool.js';
 import { claimedRangesForPlan, claimedStarts, claimFree, dropClaims, liveClaimsOverlapping, nodeLockOf, pruneStale, type IdClaims } from './id-claims.js';
-import { forgetMappedRanges, mappedRanges, readMappedNamespaces, userNamespaceOfPidFile } from './mapped-ids.js';
+import { forgetMappedRanges, mappedRanges } from './mapped-ids.js';
 import { holdsRange, readIds, recordedRange, rangesOf, writeIds, type IdsFile } from './ids-file.js';
+import { claimOwn } from './id-claim-own.js';
 import { currentView, recordChange, stateDirOf, syncRecords, views, viewKey, type IdRangeStore, type View } from './id-view.js';
 
 export { IDS_FILE, idsFileOf, readIds, recordedRange, type IdsFile } from './ids-file.js';
@@ -96,38 +97,6 @@ export function importIdRecords(store: IdRangeStore): Promise<string[]> {
     imported.set(key, p);
   }
   return p;
-}
-
-/**
- * Under the locks: the ranges this state dir's containers' ids.json name, claimed where no live
- * owner claims them (containers made before claims). Read from each ids.json, not from the view,
- * which also holds what the records still name. A range another live owner claims is left to it:
- * the start of the container that names it is refused (id-range-held.ts).
- */
-async function claimOwn(store: IdRangeStore, v: View): Promise<string[]> {
-  if (!store.claims) return [];
-  const stateDir = stateDirOf(store);
-  const conflicts: string[] = [];
-  // Read once, anew: a range a process of another container runs with is not claimed (two given one
-  // range before claims, one running unclaimed), whatever claims say; this container's own are told
-  // apart by their user namespace, its init's.
-  const mapped = readMappedNamespaces();
-  for (const container of v.own.keys()) {
-    const ranges = rangesOf(await readIds(path.join(store.containersDir, container)));
-    const own = store.runContainersDir ? userNamespaceOfPidFile(path.join(store.runContainersDir, container, 'pid')) : undefined;
-    const inUse = ranges.filter((r) => mapped.some((n) => n.ns !== own && n.ranges.some((m) => rangesOverlap(m, r))));
-    const taken = [
-      ...inUse,
-      ...(await claimFor(
-        store,
-        { stateDir, container },
-        ranges.filter((r) => !inUse.includes(r)),
-      )),
-    ];
-    // namespace_name → namespace/name (a namespace has no '_').
-    for (const r of taken) conflicts.push(`${container.replace('_', '/')}: ids ${formatIdRange(r)}`);
-  }
-  return conflicts;
 }
 
 /**
