@@ -3,7 +3,8 @@
  * a new place first, then renames (the old one aside, the new one into place), so a SIGKILL at any
  * point is finished or undone by recoverArea() (see xfs-loop.ts).
  */
-import { rename, rm, rmdir } from 'node:fs/promises';
+import { readdir, rename, rm, rmdir } from 'node:fs/promises';
+import path from 'node:path';
 import { formatMemory } from '../../api/quantity.js';
 import { exists } from '../../util/exists.js';
 import { filesBytes, fitsIn } from './xfs-fit.js';
@@ -14,6 +15,11 @@ import { copyOwnership, copyTree, makeXfsImage, mountImage, unmountImage, writeF
 /** Finishes or undoes a move or shrink an earlier (killed) call left half done. */
 export async function recoverArea(area: DiskArea): Promise<void> {
   const f = files(area.dir);
+  // The usual start (no image, no move left half done): one listing instead of ~15 checks and
+  // removals, each a thread-pool round trip of the loop (~0.7 ms per start at concurrency 8).
+  const names = await readdir(area.dir).catch(() => undefined);
+  const left = [f.img, f.newImg, f.newMnt, f.oldImg, f.newUpper, f.oldUpper].map((p) => path.basename(p));
+  if (names && !names.some((n) => left.includes(n))) return;
   if (await exists(f.newMnt)) await unmountImage(f.newMnt);
   const has = async (p: string) => exists(p);
   // An empty upper/ is no data: create() makes one for a container without a limit, also over

@@ -34,18 +34,24 @@ export async function conmonCgroupDirs(cgroupParent: string, root = CGROUP_ROOT)
   return (await trackingHierarchies(root)).map((h) => path.join(h, rel));
 }
 
-/** Moves `pid` into each cgroup dir, creating it first. */
+/**
+ * Moves `pid` into each cgroup dir, creating it when it is not there (the first conmon of an
+ * instance, or after the last destroy removed it): written first, made only on ENOENT, because a
+ * recursive mkdir of a dir that exists was two thread-pool round trips at every start.
+ */
 export async function joinCgroups(pid: number, dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {
     for (let attempt = 1; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true });
         await writeFile(path.join(dir, 'cgroup.procs'), `${pid}\n`);
         break;
       } catch (err) {
-        // Removed between the mkdir and the write (the last container's destroy removing the
-        // empty parent, cleanup.ts): made again.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue;
+        // Not there yet, or removed between the mkdir and the write (the last container's destroy
+        // removing the empty parent, cleanup.ts): made (again).
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) {
+          await mkdir(dir, { recursive: true });
+          continue;
+        }
         throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: err });
       }
     }

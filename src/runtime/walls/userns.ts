@@ -14,8 +14,8 @@
  * moves to the same offset in the new one), so nothing written under one mapping becomes unusable
  * under the other.
  */
-import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
-import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmodSync, chownSync, lchownSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmod, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readIds, recordOwner } from './id-ranges.js';
 import type { IdClaims } from './id-claims.js';
@@ -104,7 +104,7 @@ export async function preparePrivateArea(
   const recorded = await readIds(pa.dir);
   // Never run with a user namespace: owned by the node's ids as created, nothing to shift.
   if (!recorded && !userns) {
-    await openContainerRoot(pa.upper);
+    openContainerRoot(pa.upper);
     return { shifted: 0, from: 0, to: 0 };
   }
   const had = recorded ?? { base: 0, size: 65_536 };
@@ -118,10 +118,12 @@ export async function preparePrivateArea(
     await recordOwner(pa.dir, to, size, claims);
   }
   const owner = to;
-  await mkdir(pa.work, { recursive: true, mode: 0o700 });
-  for (const d of [pa.upper, pa.work]) await chown(d, owner, owner);
-  await closeContainerDir(pa.dir, owner);
-  await openContainerRoot(pa.upper); // after the chown, which would clear set-id bits
+  // Synchronous from here (as shiftTree): a dozen metadata calls on acetate's own dirs at every
+  // start, a few µs each, where each thread-pool round trip cost the loop more than the call.
+  mkdirSync(pa.work, { recursive: true, mode: 0o700 });
+  for (const d of [pa.upper, pa.work]) chownSync(d, owner, owner);
+  closeContainerDir(pa.dir, owner);
+  openContainerRoot(pa.upper); // after the chown, which would clear set-id bits
   return { shifted, from: had.base, to };
 }
 
@@ -136,15 +138,15 @@ export async function preparePrivateArea(
  * not writable by others (acetate writes its records as root; the dirs in it, upper, work,
  * rootfs and a disk image's mount, keep their owners).
  */
-async function closeContainerDir(dir: string, rangeRoot: number): Promise<void> {
-  await chown(dir, 0, rangeRoot);
-  await chmod(dir, rangeRoot ? 0o710 : 0o700);
-  for (const name of await readdir(dir)) {
+function closeContainerDir(dir: string, rangeRoot: number): void {
+  chownSync(dir, 0, rangeRoot);
+  chmodSync(dir, rangeRoot ? 0o710 : 0o700);
+  for (const name of readdirSync(dir)) {
     const p = path.join(dir, name);
-    const st = await lstat(p);
+    const st = lstatSync(p);
     if (st.isDirectory()) continue;
-    if (st.uid !== 0 || st.gid !== 0) await lchown(p, 0, 0);
-    if (!st.isSymbolicLink() && st.mode & 0o022) await chmod(p, st.mode & 0o7755);
+    if (st.uid !== 0 || st.gid !== 0) lchownSync(p, 0, 0);
+    if (!st.isSymbolicLink() && st.mode & 0o022) chmodSync(p, st.mode & 0o7755);
   }
 }
 
@@ -157,23 +159,24 @@ async function closeContainerDir(dir: string, rangeRoot: number): Promise<void> 
  * so existing containers are fixed; any other mode is the container's own (a `chmod 750 /` inside
  * it) and is kept, as Docker keeps it across restarts.
  */
-async function openContainerRoot(upper: string): Promise<void> {
-  const st = await lstat(upper);
-  if ((st.mode & 0o7777) === 0o700) await chmod(upper, 0o755);
+function openContainerRoot(upper: string): void {
+  const st = lstatSync(upper);
+  if ((st.mode & 0o7777) === 0o700) chmodSync(upper, 0o755);
 }
 
 /**
  * The container's root (an id of the range) must be able to walk from `/` to its private area
  * and its template: dirs on that path owned by node root get o+x (0711: no listing, no reading),
  * as Docker's data root does under userns-remap. Ancestors outside acetate's dirs are not changed:
- * a clear error names them.
+ * a clear error names them. Synchronous: taken for three paths at every start, ~15 ancestors whose
+ * lstat is a few µs each, where a thread-pool round trip each was ~1 ms of the loop per start.
  */
 export async function ensureTraversable(target: string, ownDirs: readonly string[]): Promise<void> {
   const parts = path.resolve(target).split('/').filter(Boolean);
   let p = '/';
   for (const part of parts.slice(0, -1)) {
     p = path.join(p, part);
-    const st = await lstat(p);
+    const st = lstatSync(p);
     if ((st.mode & 0o001) !== 0) continue;
     if (ownDirs.some((d) => p === d || p.startsWith(`${d}/`))) {
       await chmod(p, (st.mode & 0o7777) | 0o711);
