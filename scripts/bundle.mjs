@@ -23,8 +23,9 @@ rmSync('dist/cli', { recursive: true, force: true }); // nothing of an earlier b
 mkdirSync('dist/cli', { recursive: true });
 // The package is "type": "module": this tells Node that dist/cli/*.js are CommonJS.
 writeFileSync('dist/cli/package.json', '{ "type": "commonjs" }\n');
-await build({
+const result = await build({
   entryPoints: ['dist/src/cli/main.js'],
+  metafile: true,
   outfile: 'dist/cli/main.js',
   bundle: true,
   splitting: false,
@@ -46,3 +47,12 @@ await build({
     __ACETATE_BUILD_ID__: JSON.stringify(randomUUID()),
   },
 });
+
+// In one file every module's import.meta.url is the bundle's, which is also process.argv[1]: a
+// module that runs itself when it is the main one (validator-build.ts: `process.argv[1] ===
+// fileURLToPath(import.meta.url)`) would run in every command. None may be in the bundle.
+const selfRunning = Object.keys(result.metafile.inputs).filter((f) => f.startsWith('dist/src/') && readFileSync(f, 'utf8').includes('process.argv[1]'));
+if (selfRunning.length) {
+  rmSync('dist/cli', { recursive: true, force: true });
+  throw new Error(`the CLI bundle must not contain ${selfRunning.join(', ')}: it compares process.argv[1] with its own module`);
+}

@@ -188,7 +188,17 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Not a top-level await: the bundle bin/acetate loads is CommonJS (scripts/bundle.mjs), which has none.
-void main(process.argv.slice(2)).then((exitCode) => {
-  process.exitCode = exitCode;
-});
+// Not a top-level await: the bundle bin/acetate loads is CommonJS (scripts/bundle.mjs), which has
+// none. A failure until main settles: should the event loop empty with main still pending (a bug:
+// nothing left to wait on), the process must not exit 0, as an unsettled top-level await did not
+// (13), and systemd's Restart=on-failure restarts `run`.
+process.exitCode = 1;
+main(process.argv.slice(2)).then(
+  (exitCode) => {
+    process.exitCode = exitCode;
+  },
+  (err: unknown) => {
+    print(process.stderr, `acetate: ${terminalLines(messageOf(err))}`);
+    process.exitCode = 1;
+  },
+);

@@ -41,18 +41,17 @@ export async function conmonCgroupDirs(cgroupParent: string, root = CGROUP_ROOT)
  */
 export async function joinCgroups(pid: number, dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {
-    for (let attempt = 1; ; attempt++) {
+    // Up to three makes: removed between the mkdir and the write (the last container's destroy
+    // removing the empty parent, cleanup.ts), it is made again.
+    for (let made = 0; ; made++) {
       try {
         await writeFile(path.join(dir, 'cgroup.procs'), `${pid}\n`);
         break;
       } catch (err) {
-        // Not there yet, or removed between the mkdir and the write (the last container's destroy
-        // removing the empty parent, cleanup.ts): made (again).
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) {
-          await mkdir(dir, { recursive: true });
-          continue;
-        }
-        throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || made === 3) throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: err });
+        await mkdir(dir, { recursive: true }).catch((e: unknown) => {
+          throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: e });
+        });
       }
     }
   }

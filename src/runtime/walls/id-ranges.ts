@@ -82,16 +82,17 @@ const imported = new Map<string, Promise<string[]>>();
  * Once per process and state dir: this state dir's ranges into the node's records, with no range
  * to give (a start of a container that has its range). An instance upgraded from per-state-dir
  * records, whose containers all have ranges, would otherwise show them to the others only at its
- * next create.
+ * next create. `thorough`: every range checked against the node's processes, also those its
+ * container already claims (claimExistingRanges: its conflicts are what the operator is told).
  */
-export function importIdRecords(store: IdRangeStore): Promise<string[]> {
+export function importIdRecords(store: IdRangeStore, thorough = false): Promise<string[]> {
   const key = viewKey(store);
   let p = imported.get(key);
   if (!p) {
     p = withAllocationLocks(store, async () => {
       const v = await currentView(store);
       await syncRecords(store, v);
-      return claimOwn(store, v);
+      return claimOwn(store, v, thorough);
     });
     p.catch(() => imported.delete(key)); // tried again at the next start
     imported.set(key, p);
@@ -108,7 +109,7 @@ export function importIdRecords(store: IdRangeStore): Promise<string[]> {
 export async function claimExistingRanges(store: IdRangeStore, marker: string): Promise<string[]> {
   if (!store.claims || existsSync(marker)) return [];
   imported.delete(viewKey(store)); // each apply or run until done: the other owner may be gone since
-  const conflicts = await importIdRecords(store);
+  const conflicts = await importIdRecords(store, true);
   // Done only when every range is claimed: one another live owner claims (two containers given one
   // range before claims existed) is tried again by the next apply or run, once that owner is gone.
   if (!conflicts.length) writeFileSync(marker, 'claimed\n', { mode: 0o600 });

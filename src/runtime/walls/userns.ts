@@ -121,7 +121,12 @@ export async function preparePrivateArea(
   // Synchronous from here (as shiftTree): a dozen metadata calls on acetate's own dirs at every
   // start, a few µs each, where each thread-pool round trip cost the loop more than the call.
   mkdirSync(pa.work, { recursive: true, mode: 0o700 });
-  for (const d of [pa.upper, pa.work]) chownSync(d, owner, owner);
+  for (const d of [pa.upper, pa.work]) {
+    // Never through a link: the dir of a container made by an earlier acetate was its range's, and
+    // a link planted there would hand the node file it points at to the range.
+    if (!lstatSync(d).isDirectory()) throw new UserNamespaceError(`${d} is not a directory (a symlink?): refusing to give it to the container's ids`);
+    lchownSync(d, owner, owner);
+  }
   closeContainerDir(pa.dir, owner);
   openContainerRoot(pa.upper); // after the chown, which would clear set-id bits
   return { shifted, from: had.base, to };
