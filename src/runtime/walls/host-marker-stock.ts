@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import type { HostView, ViewEntry } from './host-masks.js';
@@ -46,16 +47,23 @@ async function buildTree(entries: ViewEntry[], t: ApplyTarget, base: string, dir
     const whiteouts: string[] = [];
     const opaque: string[] = [];
     for (const e of entries) {
-      if (!(await ensureParents(e.path, target))) continue;
+      // The tree is built in acetate's own dir (no container reaches it): paths are used as
+      // they are, apart from place(), which takes an opened dir (upper-beneath.ts).
+      const parent = await ensureParents(e.path, target);
+      if (!parent) continue;
       const at = path.join(tmp, e.path);
       const node = await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined);
-      if (e.action.kind === 'absent') {
-        whiteouts.push(at);
-        continue;
-      }
-      if (e.action.kind !== 'empty') {
-        await place(e, target, at);
-        continue;
+      try {
+        if (e.action.kind === 'absent') {
+          whiteouts.push(at);
+          continue;
+        }
+        if (e.action.kind !== 'empty') {
+          await place(e, target, parent);
+          continue;
+        }
+      } finally {
+        closeSync(parent.fd);
       }
       await mkdir(at);
       await chown(at, (node?.uid ?? 0) + t.idBase, (node?.gid ?? 0) + t.idBase);

@@ -4,10 +4,26 @@
  * container's own machine id. host-view.ts decides which markers a container gets.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, lchown, lstat, mkdir, readFile, readlink, rename, symlink, unlink, writeFile } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  lchownSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { lstat, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { lockedCopy, type ViewEntry } from './host-masks.js';
+import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
+import { entryPath, fdPathForChild, lstatEntry, nodeEntry, openOwnDir, openParent, type Beneath } from './upper-beneath.js';
 
 /** /etc/shadow and /etc/gshadow larger than this are not copied (locked copies are made of at most this). */
 const MAX_SHADOW_BYTES = 4 * 1024 * 1024;
@@ -74,70 +90,101 @@ export async function placedFor(e: ViewEntry, t: ApplyTarget): Promise<Placed | 
   }
 }
 
-/** Does the upper's entry still hold what acetate placed? */
-export async function stillPlaced(p: string, rec: Placed): Promise<boolean> {
-  const st = await lstat(p).catch(() => undefined);
+/** Does the upper's entry still hold what acetate placed? Read without following it (upper-beneath.ts). */
+export async function stillPlaced(at: Beneath, rec: Placed): Promise<boolean> {
+  const st = await lstatEntry(at);
   if (!st) return false;
   if (rec.kind === 'absent') return st.isCharacterDevice() && st.rdev === 0;
   if (rec.kind === 'empty') return st.isDirectory();
-  if (rec.kind === 'symlink') return st.isSymbolicLink() && sha(await readlink(p)) === rec.sha;
-  return st.isFile() && sha(await readFile(p, 'utf8').catch(() => '')) === rec.sha;
-}
-
-/** Parent dirs of a marker in the upper dir, made as copy-up makes them (the node's mode and owner). False: the container replaced one. */
-export async function ensureParents(rel: string, t: ApplyTarget): Promise<boolean> {
-  const parts = rel.split('/').filter(Boolean).slice(0, -1);
-  let cur = '';
-  for (const part of parts) {
-    cur = `${cur}/${part}`;
-    const up = path.join(t.upper, cur);
-    const st = await lstat(up).catch(() => undefined);
-    if (st) {
-      if (!st.isDirectory()) return false;
-      continue;
-    }
-    const node = await lstat(path.join(t.hostRoot, cur)).catch(() => undefined);
-    await mkdir(up);
-    await chown(up, (node?.uid ?? 0) + t.idBase, (node?.gid ?? 0) + t.idBase);
-    await chmod(up, node?.isDirectory() ? node.mode & 0o7777 : 0o755);
+  if (rec.kind === 'symlink') return st.isSymbolicLink() && sha(readlinkSync(entryPath(at))) === rec.sha;
+  if (!st.isFile() || st.size > MAX_SHADOW_BYTES) return false;
+  let fd: number;
+  try {
+    fd = openForReadNonBlocking(entryPath(at), constants.O_NOFOLLOW);
+  } catch {
+    return false; // swapped for a link or gone since the lstat: not as placed
   }
-  return true;
+  try {
+    const now = fstatSync(fd);
+    return now.isFile() && sha(readFdPrefix(fd, Math.min(now.size, MAX_SHADOW_BYTES)).toString('utf8')) === rec.sha;
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** Places one marker at upper/<rel> (nothing there yet). */
-export async function place(e: ViewEntry, t: ApplyTarget, at: string): Promise<void> {
-  const node = await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined);
+/**
+ * Parent dirs of a marker in the upper dir, made where missing as copy-up makes them (the node's
+ * mode and owner); the open dir that holds the marker (the caller closes its fd). Undefined: the
+ * container replaced one (a file or link there), left to it.
+ */
+export function ensureParents(rel: string, t: ApplyTarget): Promise<Beneath | undefined> {
+  return openParent(t.upper, rel, async (sub) => {
+    const node = await nodeEntry(t.hostRoot, sub);
+    return { uid: (node?.uid ?? 0) + t.idBase, gid: (node?.gid ?? 0) + t.idBase, mode: node?.isDirectory() ? node.mode & 0o7777 : 0o755 };
+  });
+}
+
+/**
+ * Places one marker at `at` (nothing there yet), creating it and giving it its owner and mode by
+ * calls that follow no link the container may have put there meanwhile (upper-beneath.ts): an
+ * entry it made first fails the create (EEXIST) and stays its own.
+ */
+export async function place(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<void> {
+  const node = await nodeEntry(t.hostRoot, e.path);
   const uid = (node?.uid ?? 0) + t.idBase;
   const gid = (node?.gid ?? 0) + t.idBase;
+  const p = entryPath(at);
   switch (e.action.kind) {
     case 'absent':
-      await exec('mknod', ['--', at, 'c', '0', '0']);
-      await chown(at, uid, gid);
+      // mknod(1) runs in a child: the dir's fd is named through this process's /proc entry.
+      await exec('mknod', ['--', `${fdPathForChild(at.fd)}/${at.name}`, 'c', '0', '0']);
+      lchownSync(p, uid, gid);
       return;
-    case 'empty':
-      await mkdir(at);
-      await chown(at, uid, gid);
-      await chmod(at, node?.isDirectory() ? node.mode & 0o7777 : 0o755);
-      for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-h', '-n', n, '-v', 'y', '--', at]);
+    case 'empty': {
+      mkdirSync(p, { mode: 0o700 });
+      const d = openOwnDir(at);
+      if (d === undefined) return; // swapped since the mkdir: the container's
+      try {
+        fchownSync(d, uid, gid);
+        fchmodSync(d, node?.isDirectory() ? node.mode & 0o7777 : 0o755);
+        // Through the fd's own /proc link: the very dir made and opened above.
+        for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-n', n, '-v', 'y', '--', fdPathForChild(d)]);
+      } finally {
+        closeSync(d);
+      }
       return;
+    }
     case 'symlink':
-      await symlink(e.action.target, at);
-      await lchown(at, uid, gid);
+      symlinkSync(e.action.target, p);
+      lchownSync(p, uid, gid);
       return;
     default: {
       const c = await fileContent(e, t);
       if (c === undefined) return;
-      await writeFile(at, c, { mode: e.action.kind === 'machine-id' ? 0o444 : node ? node.mode & 0o777 : 0o640 });
-      await chown(at, uid, gid);
-      await chmod(at, e.action.kind === 'machine-id' ? 0o444 : node ? node.mode & 0o777 : 0o640);
+      const mode = e.action.kind === 'machine-id' ? 0o444 : node ? node.mode & 0o777 : 0o640;
+      const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+      try {
+        writeSync(fd, c);
+        fchownSync(fd, uid, gid);
+        fchmodSync(fd, mode);
+      } finally {
+        closeSync(fd);
+      }
     }
   }
 }
 
-export async function unplace(at: string, rec: Placed): Promise<void> {
+/** Takes a marker out (an opaque dir loses its xattrs, anything else is unlinked), following no link. */
+export async function unplace(at: Beneath, rec: Placed): Promise<void> {
   if (rec.kind === 'empty') {
-    for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-h', '-x', n, '--', at]).catch(() => undefined);
+    const d = openOwnDir(at);
+    if (d === undefined) return;
+    try {
+      for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-x', n, '--', fdPathForChild(d)]).catch(() => undefined);
+    } finally {
+      closeSync(d);
+    }
     return;
   }
-  await unlink(at);
+  unlinkSync(entryPath(at));
 }

@@ -15,7 +15,8 @@
  * whiteout opaque, so the node's entry stays hidden). A marker acetate placed that the view no
  * longer wants (a node setting changed) is removed if it is still as placed.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { readJson, readJsonUncached, writeJsonAtomic } from '../../util/json-file.js';
 import type { HostView } from './host-masks.js';
@@ -24,6 +25,7 @@ import { RANGE_SIZE } from './id-pool.js';
 import { ensureParents, place, placedFor, stillPlaced, unplace, type ApplyTarget, type Placed, type Record_ } from './host-markers.js';
 import { copyTree, markerTree, takeFromStock } from './host-marker-stock.js';
 import { recheckPlaced } from './host-marker-check.js';
+import { lstatEntry, openParent } from './upper-beneath.js';
 
 export { currentHostView } from './host-listing.js';
 export { machineId, type ApplyTarget } from './host-markers.js';
@@ -95,21 +97,34 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
     if (copied) for (const e of tree.entries) rec[e.path] = want.get(e.path)!;
     changed += copied ? tree.entries.length : 0;
   }
+  // The container runs meanwhile (host-view-watch.ts): every path under its upper dir is opened
+  // without following a link it may put there (upper-beneath.ts).
   for (const [p, r] of Object.entries(rec)) {
     if (same(want.get(p), r)) continue;
-    const at = path.join(t.upper, p);
-    if (await stillPlaced(at, r)) {
-      await unplace(at, r);
-      changed++;
+    const at = await openParent(t.upper, p);
+    if (at) {
+      try {
+        if (await stillPlaced(at, r)) {
+          await unplace(at, r);
+          changed++;
+        }
+      } finally {
+        closeSync(at.fd);
+      }
     }
     delete rec[p];
   }
   for (const e of view.entries) {
     const w = want.get(e.path);
     if (!w || rec[e.path]) continue;
-    const at = path.join(t.upper, e.path);
-    if ((await lstat(at).catch(() => undefined)) || !(await ensureParents(e.path, t))) continue; // the container's own
-    await place(e, t, at);
+    const at = await ensureParents(e.path, t);
+    if (!at) continue; // a dir above it is the container's own
+    try {
+      if (await lstatEntry(at)) continue; // the container's own
+      await place(e, t, at);
+    } finally {
+      closeSync(at.fd);
+    }
     rec[e.path] = w;
     changed++;
   }

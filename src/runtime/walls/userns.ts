@@ -14,7 +14,7 @@
  * moves to the same offset in the new one), so nothing written under one mapping becomes unusable
  * under the other.
  */
-import { chmodSync, chownSync, lchownSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readIds, recordOwner } from './id-ranges.js';
@@ -139,9 +139,9 @@ export async function preparePrivateArea(
  * root:root 0700 without. Were it the range's, a process that escaped the container as the range's
  * root could rewrite ids.json and start in a neighbour's range at the next restart, or reset
  * host-view.json. A container dir of an earlier acetate (owned by the range, 0700) is closed at
- * its next start, and any non-dir entry the range made or re-owned in it is made node root's and
- * not writable by others (acetate writes its records as root; the dirs in it, upper, work,
- * rootfs and a disk image's mount, keep their owners).
+ * its next start, and any non-dir entry the range made or re-owned in it is made node root's, not
+ * set-id and not writable by others, and a symlink is removed (acetate writes its records as root;
+ * the dirs in it, upper, work, rootfs and a disk image's mount, keep their owners).
  */
 function closeContainerDir(dir: string, rangeRoot: number): void {
   chownSync(dir, 0, rangeRoot);
@@ -150,8 +150,15 @@ function closeContainerDir(dir: string, rangeRoot: number): void {
     const p = path.join(dir, name);
     const st = lstatSync(p);
     if (st.isDirectory()) continue;
+    // acetate makes no link here: one is the range's, and acetate reads its records by these names.
+    if (st.isSymbolicLink()) {
+      unlinkSync(p);
+      continue;
+    }
     if (st.uid !== 0 || st.gid !== 0) lchownSync(p, 0, 0);
-    if (!st.isSymbolicLink() && st.mode & 0o022) chmodSync(p, st.mode & 0o7755);
+    // Never set-id (the chown cleared the bits; the old mode would put them back on a root file
+    // the range can still run: a setuid root binary), never writable by others.
+    if ((st.mode & 0o7777) !== (st.mode & 0o755)) chmodSync(p, st.mode & 0o755);
   }
 }
 
