@@ -15,11 +15,14 @@ import { waitFor } from '../support/wait.js';
 import { shellManifest } from '../support/manifest.js';
 import { assignIdRange, idsFileOf, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { checkRangeHeld, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
-import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
+import { ownPool, POOL_SLOTS } from '../support/own-pool.js';
 import { TransientError } from '../../src/contracts/errors.js';
 
 /** The first unprivileged container of a state dir gets the pool's first range. */
-const BASE = DEFAULT_USERNS_POOL.hostID;
+// Its own pool: containers of other tests (or of the node) on the default pool hold its first ranges.
+const OWN = ownPool(POOL_SLOTS.rangeBreakout);
+const BASE = OWN.first.hostID;
 
 /** Runs `cmd` on the node as the range's root (uid and gid BASE, no groups): an escaped container root. */
 const asRange = (cmd: string) =>
@@ -32,7 +35,7 @@ describe('after a breakout as the range root (real runc): records stay root, mar
   let runDir: string;
   let dir: string;
   const secret = `/root/acetate-breakout-${process.pid}`;
-  const cli = (args: string[]) => runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir } });
+  const cli = (args: string[]) => runCli(args, { stateDir, env: { ACETATE_RUN_DIR: runDir, ...OWN.env } });
   const apply = () => cli(['apply', '-f', dir, '--allow-empty']);
   const write = (state: string) =>
     writeFile(

@@ -7,7 +7,7 @@
  */
 import { RANGE_SIZE, type IdRange } from '../../src/runtime/walls/id-pool.js';
 
-export const POOL_SLOTS = { idRanges: 0, isolation: 1, containerRoot: 2, combinations: 3 } as const;
+export const POOL_SLOTS = { idRanges: 0, isolation: 1, containerRoot: 2, combinations: 3, rangeBreakout: 4 } as const;
 
 export function ownPool(slot: number): { pool: IdRange; first: IdRange; env: { ACETATE_USERNS_POOL: string } } {
   const pool = { hostID: 3_000_000_000 + slot * 16 * RANGE_SIZE, size: 16 * RANGE_SIZE };

@@ -14,10 +14,10 @@
  * overlayfs leaves one). Cost: one lstat per marker (≈ 75), and with a user namespace one
  * getfattr for all the dirs among them (a restart, not a create: a new container has no record).
  */
-import { lstat } from 'node:fs/promises';
-import path from 'node:path';
+import { closeSync } from 'node:fs';
 import { exec } from '../../util/exec.js';
 import { OPAQUE_XATTRS, type Record_ } from './host-markers.js';
+import { fdPathForChild, lstatEntry, openOwnDir, openParent } from './upper-beneath.js';
 
 /** getfattr's spelling of a path in its `# file:` lines (LC_ALL=C: `\ooo` for `\` and every byte outside printable ASCII). */
 function getfattrQuoted(p: string): string {
@@ -26,9 +26,9 @@ function getfattrQuoted(p: string): string {
   return out;
 }
 
-/** Of `dirs`, those that carry `name` = y (one getfattr for all). */
+/** Of `dirs` (open dirs named by their /proc fd links, which getfattr follows), those that carry `name` = y (one getfattr for all). */
 async function withXattr(dirs: readonly string[], name: string): Promise<Set<string>> {
-  const r = await exec('getfattr', ['-h', '--absolute-names', '-n', name, '--', ...dirs], { okExitCodes: [0, 1], env: { ...process.env, LC_ALL: 'C' } });
+  const r = await exec('getfattr', ['--absolute-names', '-n', name, '--', ...dirs], { okExitCodes: [0, 1], env: { ...process.env, LC_ALL: 'C' } });
   const set = new Set<string>();
   let file: string | undefined;
   for (const line of r.stdout.split('\n')) {
@@ -47,22 +47,30 @@ async function withXattr(dirs: readonly string[], name: string): Promise<Set<str
  */
 export async function recheckPlaced(rec: Record_, upper: string, userns: boolean): Promise<number> {
   let changed = 0;
-  const dirs: string[] = [];
-  for (const [p, r] of Object.entries(rec)) {
-    const at = path.join(upper, p);
-    const st = await lstat(at).catch(() => undefined);
-    if (!st) {
-      delete rec[p];
+  // Each hiding dir opened (not through a link: upper-beneath.ts), named to getfattr and setfattr
+  // by its fd: a link the range left at a marker's place or above it leads nowhere on the node.
+  const dirs = new Map<string, number>();
+  try {
+    for (const [p, r] of Object.entries(rec)) {
+      const parent = await openParent(upper, p);
+      const st = parent && (await lstatEntry(parent));
+      const dir = parent && st?.isDirectory() && (r.kind === 'absent' || r.kind === 'empty') ? openOwnDir(parent) : undefined;
+      if (parent) closeSync(parent.fd);
+      if (!st) {
+        delete rec[p];
+        changed++;
+      } else if (dir !== undefined) dirs.set(fdPathForChild(dir), dir);
+    }
+    // Without a user namespace the container's root is node root: no id outside it could remove trusted.*.
+    if (!dirs.size || !userns) return changed;
+    const opaque = await withXattr([...dirs.keys()], userns ? 'user.overlay.opaque' : 'trusted.overlay.opaque');
+    for (const d of dirs.keys()) {
+      if (opaque.has(d)) continue;
+      for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-n', n, '-v', 'y', '--', d]);
       changed++;
-    } else if ((r.kind === 'absent' || r.kind === 'empty') && st.isDirectory()) dirs.push(at);
+    }
+    return changed;
+  } finally {
+    for (const fd of dirs.values()) closeSync(fd);
   }
-  // Without a user namespace the container's root is node root: no id outside it could remove trusted.*.
-  if (!dirs.length || !userns) return changed;
-  const opaque = await withXattr(dirs, userns ? 'user.overlay.opaque' : 'trusted.overlay.opaque');
-  for (const d of dirs) {
-    if (opaque.has(d)) continue;
-    for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-h', '-n', n, '-v', 'y', '--', d]);
-    changed++;
-  }
-  return changed;
 }
