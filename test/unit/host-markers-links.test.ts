@@ -7,10 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureParents, place, type ApplyTarget } from '../../src/runtime/walls/host-markers.js';
+import { ensureParents, place, replaceFile, type ApplyTarget } from '../../src/runtime/walls/host-markers.js';
+import { exec } from '../../src/util/exec.js';
 import type { ViewEntry } from '../../src/runtime/walls/host-masks.js';
 
 const ID_BASE = 3_900_000_000;
@@ -97,5 +98,48 @@ describe('host-view markers follow no link the container puts in its upper dir (
     assert.ok(swapped > 0, 'the racer swapped markers for links (else this test tried nothing)');
     const reowned = canaries.filter((f) => statSync(f).uid !== 0);
     assert.deepEqual(reowned, [], 'no node file was handed to the range');
+  });
+});
+
+describe('a file marker whose content changes is replaced, never removed first (host-markers.ts replaceFile)', () => {
+  let root: string;
+  let upper: string;
+  beforeEach(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'acetate-markers-full-'));
+    upper = path.join(root, 'upper');
+    mkdirSync(upper);
+    // The container's disk: small, so the container can fill it (as a `resources.disk` image).
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k,nr_inodes=64', 'acetate-test', upper]);
+  });
+  afterEach(async () => {
+    await exec('umount', [upper]).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('with the disk full the old copy stays in place (still hiding the node file); with room it is replaced', async () => {
+    const containerDir = path.join(root, 'container');
+    mkdirSync(containerDir);
+    writeFileSync(path.join(containerDir, 'machine-id'), `${'a'.repeat(32)}\n`);
+    mkdirSync(path.join(upper, 'etc'));
+    writeFileSync(path.join(upper, 'etc', 'machine-id'), 'the old copy\n');
+    const t: ApplyTarget = { hostRoot: path.join(root, 'host'), stateDir: root, containerDir, upper, idBase: ID_BASE };
+    const e = entry('/etc/machine-id', { kind: 'machine-id' });
+    // The container fills its disk: every block and every inode.
+    const fill = path.join(upper, 'fill');
+    await exec('sh', ['-c', `dd if=/dev/zero of=${fill} bs=4k 2>/dev/null; i=0; while touch ${upper}/f$i 2>/dev/null; do i=$((i+1)); done; true`]);
+    const at = await ensureParents('/etc/machine-id', t);
+    assert.ok(at);
+    try {
+      await assert.rejects(replaceFile(e, t, at), /ENOSPC/);
+      assert.equal(readFileSync(path.join(upper, 'etc', 'machine-id'), 'utf8'), 'the old copy\n', 'the old copy is still there');
+      assert.deepEqual(readdirSync(path.join(upper, 'etc')), ['machine-id'], 'no temp file left');
+      rmSync(fill);
+      await replaceFile(e, t, at);
+    } finally {
+      closeSync(at.fd);
+    }
+    assert.equal(readFileSync(path.join(upper, 'etc', 'machine-id'), 'utf8'), `${'a'.repeat(32)}\n`);
+    const st = statSync(path.join(upper, 'etc', 'machine-id'));
+    assert.deepEqual([st.uid, st.mode & 0o777], [ID_BASE, 0o444]);
   });
 });

@@ -14,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readlinkSync,
+  renameSync,
   symlinkSync,
   unlinkSync,
   writeSync,
@@ -22,6 +23,7 @@ import { lstat, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import { lockedCopy, type ViewEntry } from './host-masks.js';
+import { RANGE_SIZE } from './id-pool.js';
 import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
 import { entryPath, fdPathForChild, lstatEntry, nodeEntry, openOwnDir, openParent, type Beneath } from './upper-beneath.js';
 
@@ -113,6 +115,17 @@ export async function stillPlaced(at: Beneath, rec: Placed): Promise<boolean> {
 }
 
 /**
+ * A node id as the container's range holds it: id + idBase inside the range's 65536, the range's
+ * nobody (65534) beyond it, never an id of the neighbouring range (a node dir owned by uid 70000
+ * was made 1000070000, another container's id). Without a user namespace (idBase 0), the id.
+ */
+function inRange(id: number, idBase: number): number {
+  if (!idBase) return id;
+  return idBase + (id < RANGE_SIZE ? id : NOBODY);
+}
+const NOBODY = 65_534;
+
+/**
  * Parent dirs of a marker in the upper dir, made where missing as copy-up makes them (the node's
  * mode and owner); the open dir that holds the marker (the caller closes its fd). Undefined: the
  * container replaced one (a file or link there), left to it.
@@ -120,7 +133,7 @@ export async function stillPlaced(at: Beneath, rec: Placed): Promise<boolean> {
 export function ensureParents(rel: string, t: ApplyTarget): Promise<Beneath | undefined> {
   return openParent(t.upper, rel, async (sub) => {
     const node = await nodeEntry(t.hostRoot, sub);
-    return { uid: (node?.uid ?? 0) + t.idBase, gid: (node?.gid ?? 0) + t.idBase, mode: node?.isDirectory() ? node.mode & 0o7777 : 0o755 };
+    return { uid: inRange(node?.uid ?? 0, t.idBase), gid: inRange(node?.gid ?? 0, t.idBase), mode: node?.isDirectory() ? node.mode & 0o7777 : 0o755 };
   });
 }
 
@@ -131,8 +144,8 @@ export function ensureParents(rel: string, t: ApplyTarget): Promise<Beneath | un
  */
 export async function place(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<void> {
   const node = await nodeEntry(t.hostRoot, e.path);
-  const uid = (node?.uid ?? 0) + t.idBase;
-  const gid = (node?.gid ?? 0) + t.idBase;
+  const uid = inRange(node?.uid ?? 0, t.idBase);
+  const gid = inRange(node?.gid ?? 0, t.idBase);
   const p = entryPath(at);
   switch (e.action.kind) {
     case 'absent':
@@ -171,6 +184,29 @@ export async function place(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<
         closeSync(fd);
       }
     }
+  }
+}
+
+/** A marker that is a file of content (a locked copy, the machine id): replaced in place when it changes. */
+export const isFileMarker = (r: Placed): boolean => r.kind === 'locked-copy' || r.kind === 'machine-id';
+
+/**
+ * A file marker's new content, written beside it (O_EXCL, not through a link) and renamed over it:
+ * one that cannot be written (the container filled its disk) leaves the old one in place, still
+ * hiding the node's file.
+ */
+export async function replaceFile(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<void> {
+  const tmp: Beneath = { fd: at.fd, name: `.acetate-${at.name}.${randomBytes(4).toString('hex')}` };
+  try {
+    await place(e, t, tmp);
+    renameSync(entryPath(tmp), entryPath(at));
+  } catch (err) {
+    try {
+      unlinkSync(entryPath(tmp));
+    } catch {
+      // not made
+    }
+    throw err;
   }
 }
 

@@ -29,6 +29,7 @@ import { listedDirs } from './host-listing.js';
 import { INSTANCES_DIR } from './instances.js';
 import { forgetOwnerOnlyWalk, walkedDirs } from './etc-walk.js';
 import { applyHostView, TARGET_FILE, type TargetRecord } from './host-view.js';
+import { messageOf } from '../../contracts/errors.js';
 
 /** Unused dentries and inodes (not the page cache): `echo 2 > /proc/sys/vm/drop_caches`. */
 export function dropDentries(): Promise<void> {
@@ -37,6 +38,8 @@ export function dropDentries(): Promise<void> {
 
 /** Containers updated at once after a change. */
 const CONCURRENCY = 8;
+/** A container whose markers could not all be placed (its disk full, a dir it swaps) is tried again after this. */
+export const RETRY_MS = 5_000;
 
 export interface HostViewWatchDeps {
   hostRoot: string;
@@ -57,6 +60,9 @@ export class HostViewWatch {
   private running?: Promise<void>;
   private again = false;
   private closed = false;
+  /** Containers whose last update failed: tried again every RETRY_MS with the last view, alone. */
+  private readonly failed = new Set<string>();
+  private retryTimer?: NodeJS.Timeout;
   private last?: HostView;
   private lastKey?: string;
 
@@ -72,6 +78,7 @@ export class HostViewWatch {
 
   close(): void {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
   }
@@ -110,10 +117,13 @@ export class HostViewWatch {
     // new: another instance registering, a file rewritten in /etc) needs no pass over every
     // container: at 2,500 containers one such pass per test instance kept `run` busy (284 ms/s).
     const key = JSON.stringify(view.entries);
-    if (view === this.last || key === this.lastKey) return;
+    let ids: string[];
+    if (view === this.last || key === this.lastKey) {
+      if (!this.failed.size) return;
+      ids = [...this.failed]; // the same view: only those that failed
+    } else ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
     this.last = view;
     this.lastKey = key;
-    const ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
     let containers = 0;
     let markers = 0;
     for (let i = 0; i < ids.length; i += CONCURRENCY) {
@@ -129,13 +139,19 @@ export class HostViewWatch {
               { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase },
               { recheck: false },
             );
+            this.failed.delete(id);
             if (n) {
               containers++;
               markers += n;
             }
           } catch (err) {
             // A container removed meanwhile has no dir: nothing to hide in it.
-            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.d.onError(new Error(`cannot update the host view of ${id}`, { cause: err }));
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+              this.failed.delete(id);
+              return;
+            }
+            this.failed.add(id);
+            this.d.onError(new Error(`cannot update the host view of ${id} (tried again in ${RETRY_MS / 1000} s): ${messageOf(err)}`, { cause: err }));
           }
         }),
       );
@@ -147,6 +163,13 @@ export class HostViewWatch {
     // place, rare), never at idle. One held open (a cwd, an fd) stays.
     if (markers) await (this.d.dropDentries ?? dropDentries)().catch((err: unknown) => this.d.onError(err));
     this.d.onApplied?.(containers, markers);
+    if (this.failed.size && !this.retryTimer && !this.closed) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.changed();
+      }, RETRY_MS);
+      this.retryTimer.unref();
+    }
   }
 
   /** Watches exactly the dirs of the last listing (a shown dir may have come or gone); true if one was added. */

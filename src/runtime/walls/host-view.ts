@@ -22,10 +22,22 @@ import { readJson, readJsonUncached, writeJsonAtomic } from '../../util/json-fil
 import type { HostView } from './host-masks.js';
 import { shiftTree } from './userns.js';
 import { RANGE_SIZE } from './id-pool.js';
-import { ensureParents, place, placedFor, stillPlaced, unplace, type ApplyTarget, type Placed, type Record_ } from './host-markers.js';
+import {
+  ensureParents,
+  isFileMarker,
+  place,
+  placedFor,
+  replaceFile,
+  stillPlaced,
+  unplace,
+  type ApplyTarget,
+  type Placed,
+  type Record_,
+} from './host-markers.js';
 import { copyTree, markerTree, takeFromStock } from './host-marker-stock.js';
 import { recheckPlaced } from './host-marker-check.js';
 import { lstatEntry, openParent } from './upper-beneath.js';
+import { messageOf } from '../../contracts/errors.js';
 
 export { currentHostView } from './host-listing.js';
 export { machineId, type ApplyTarget } from './host-markers.js';
@@ -98,11 +110,24 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
     changed += copied ? tree.entries.length : 0;
   }
   // The container runs meanwhile (host-view-watch.ts): every path under its upper dir is opened
-  // without following a link it may put there (upper-beneath.ts).
+  // without following a link it may put there (upper-beneath.ts). One entry that fails (its disk
+  // full: the container can fill it) does not stop the others, and what was done is recorded.
+  let failed: unknown;
+  const each = async (p: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      failed ??= new Error(`${p}: ${messageOf(err)}`, { cause: err });
+    }
+  };
   for (const [p, r] of Object.entries(rec)) {
-    if (same(want.get(p), r)) continue;
-    const at = await openParent(t.upper, p);
-    if (at) {
+    const w = want.get(p);
+    // A file whose content changed (the node's /etc/shadow) is replaced below, never removed
+    // first: a copy that cannot be written leaves the old one hiding the node's.
+    if (same(w, r) || (w && w.kind === r.kind && isFileMarker(r))) continue;
+    await each(p, async () => {
+      const at = await openParent(t.upper, p);
+      if (!at) return; // a dir above it is a link now: tried again at the next pass
       try {
         if (await stillPlaced(at, r)) {
           await unplace(at, r);
@@ -111,23 +136,36 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
       } finally {
         closeSync(at.fd);
       }
-    }
-    delete rec[p];
+      delete rec[p];
+    });
   }
   for (const e of view.entries) {
     const w = want.get(e.path);
-    if (!w || rec[e.path]) continue;
-    const at = await ensureParents(e.path, t);
-    if (!at) continue; // a dir above it is the container's own
-    try {
-      if (await lstatEntry(at)) continue; // the container's own
-      await place(e, t, at);
-    } finally {
-      closeSync(at.fd);
-    }
-    rec[e.path] = w;
-    changed++;
+    const had = rec[e.path];
+    if (!w || same(w, had)) continue;
+    await each(e.path, async () => {
+      const at = await ensureParents(e.path, t);
+      if (!at) return; // a dir above it is the container's own
+      try {
+        if (had) {
+          // A file marker with new content: replaced if still as placed, else the container's own.
+          if (!(await stillPlaced(at, had))) {
+            delete rec[e.path];
+            return;
+          }
+          await replaceFile(e, t, at);
+        } else {
+          if (await lstatEntry(at)) return; // the container's own
+          await place(e, t, at);
+        }
+      } finally {
+        closeSync(at.fd);
+      }
+      rec[e.path] = w;
+      changed++;
+    });
   }
   await writeJsonAtomic(recFile, rec);
+  if (failed) throw failed;
   return changed;
 }
