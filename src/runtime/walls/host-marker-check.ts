@@ -53,9 +53,14 @@ export async function recheckPlaced(rec: Record_, upper: string, userns: boolean
   try {
     for (const [p, r] of Object.entries(rec)) {
       const parent = await openParent(upper, p);
-      const st = parent && (await lstatEntry(parent));
-      const dir = parent && st?.isDirectory() && (r.kind === 'absent' || r.kind === 'empty') ? openOwnDir(parent) : undefined;
-      if (parent) closeSync(parent.fd);
+      let st: Awaited<ReturnType<typeof lstatEntry>>;
+      let dir: number | undefined;
+      try {
+        st = parent && (await lstatEntry(parent));
+        dir = parent && st?.isDirectory() && (r.kind === 'absent' || r.kind === 'empty') ? openOwnDir(parent) : undefined;
+      } finally {
+        if (parent) closeSync(parent.fd);
+      }
       if (!st) {
         delete rec[p];
         changed++;

@@ -14,10 +14,11 @@ import {
   mkdirSync,
   openSync,
   readlinkSync,
+  rmdirSync,
   renameSync,
   symlinkSync,
   unlinkSync,
-  writeSync,
+  writeFileSync,
 } from 'node:fs';
 import { lstat, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -98,7 +99,13 @@ export async function stillPlaced(at: Beneath, rec: Placed): Promise<boolean> {
   if (!st) return false;
   if (rec.kind === 'absent') return st.isCharacterDevice() && st.rdev === 0;
   if (rec.kind === 'empty') return st.isDirectory();
-  if (rec.kind === 'symlink') return st.isSymbolicLink() && sha(readlinkSync(entryPath(at))) === rec.sha;
+  if (rec.kind === 'symlink') {
+    try {
+      return st.isSymbolicLink() && sha(readlinkSync(entryPath(at))) === rec.sha;
+    } catch {
+      return false; // swapped since the lstat
+    }
+  }
   if (!st.isFile() || st.size > MAX_SHADOW_BYTES) return false;
   let fd: number;
   try {
@@ -142,7 +149,7 @@ export function ensureParents(rel: string, t: ApplyTarget): Promise<Beneath | un
  * calls that follow no link the container may have put there meanwhile (upper-beneath.ts): an
  * entry it made first fails the create (EEXIST) and stays its own.
  */
-export async function place(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<void> {
+export async function place(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<Placed | undefined> {
   const node = await nodeEntry(t.hostRoot, e.path);
   const uid = inRange(node?.uid ?? 0, t.idBase);
   const gid = inRange(node?.gid ?? 0, t.idBase);
@@ -152,37 +159,47 @@ export async function place(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<
       // mknod(1) runs in a child: the dir's fd is named through this process's /proc entry.
       await exec('mknod', ['--', `${fdPathForChild(at.fd)}/${at.name}`, 'c', '0', '0']);
       lchownSync(p, uid, gid);
-      return;
+      return { kind: 'absent' };
     case 'empty': {
       mkdirSync(p, { mode: 0o700 });
       const d = openOwnDir(at);
-      if (d === undefined) return; // swapped since the mkdir: the container's
+      if (d === undefined) return undefined; // swapped since the mkdir: the container's
       try {
-        fchownSync(d, uid, gid);
-        fchmodSync(d, node?.isDirectory() ? node.mode & 0o7777 : 0o755);
+        // Opaque first, while it is still root's 0700: a dir that could not be made opaque (its
+        // disk full) is removed, never left to show the node's dir as the container's own.
         // Through the fd's own /proc link: the very dir made and opened above.
         for (const n of OPAQUE_XATTRS) await exec('setfattr', ['-n', n, '-v', 'y', '--', fdPathForChild(d)]);
+        fchownSync(d, uid, gid);
+        fchmodSync(d, node?.isDirectory() ? node.mode & 0o7777 : 0o755);
+      } catch (err) {
+        rmdirSync(p);
+        throw err;
       } finally {
         closeSync(d);
       }
-      return;
+      return { kind: 'empty' };
     }
     case 'symlink':
       symlinkSync(e.action.target, p);
       lchownSync(p, uid, gid);
-      return;
+      return { kind: 'symlink', sha: sha(e.action.target) };
     default: {
+      // The content as read now: what is recorded is what was written.
       const c = await fileContent(e, t);
-      if (c === undefined) return;
+      if (c === undefined) return undefined;
       const mode = e.action.kind === 'machine-id' ? 0o444 : node ? node.mode & 0o777 : 0o640;
       const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
       try {
-        writeSync(fd, c);
+        writeFileSync(fd, c); // loops over short writes
         fchownSync(fd, uid, gid);
         fchmodSync(fd, mode);
+      } catch (err) {
+        unlinkSync(p); // no partial copy left
+        throw err;
       } finally {
         closeSync(fd);
       }
+      return { kind: e.action.kind, sha: sha(c) };
     }
   }
 }
@@ -195,11 +212,12 @@ export const isFileMarker = (r: Placed): boolean => r.kind === 'locked-copy' || 
  * one that cannot be written (the container filled its disk) leaves the old one in place, still
  * hiding the node's file.
  */
-export async function replaceFile(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<void> {
+export async function replaceFile(e: ViewEntry, t: ApplyTarget, at: Beneath): Promise<Placed | undefined> {
   const tmp: Beneath = { fd: at.fd, name: `.acetate-${at.name}.${randomBytes(4).toString('hex')}` };
   try {
-    await place(e, t, tmp);
-    renameSync(entryPath(tmp), entryPath(at));
+    const placed = await place(e, t, tmp);
+    if (placed) renameSync(entryPath(tmp), entryPath(at));
+    return placed;
   } catch (err) {
     try {
       unlinkSync(entryPath(tmp));

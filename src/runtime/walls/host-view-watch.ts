@@ -60,8 +60,8 @@ export class HostViewWatch {
   private running?: Promise<void>;
   private again = false;
   private closed = false;
-  /** Containers whose last update failed: tried again every RETRY_MS with the last view, alone. */
-  private readonly failed = new Set<string>();
+  /** Containers whose last update failed (and why): tried again every RETRY_MS with the last view, alone. */
+  private readonly failed = new Map<string, string>();
   private retryTimer?: NodeJS.Timeout;
   private last?: HostView;
   private lastKey?: string;
@@ -120,7 +120,7 @@ export class HostViewWatch {
     let ids: string[];
     if (view === this.last || key === this.lastKey) {
       if (!this.failed.size) return;
-      ids = [...this.failed]; // the same view: only those that failed
+      ids = [...this.failed.keys()]; // the same view: only those that failed
     } else ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
     this.last = view;
     this.lastKey = key;
@@ -132,7 +132,10 @@ export class HostViewWatch {
           if (id.startsWith('.')) return;
           const containerDir = path.join(this.d.containersDir, id);
           const t = await readJson<TargetRecord>(path.join(containerDir, TARGET_FILE)).catch(() => undefined);
-          if (!t || typeof t.upper !== 'string' || typeof t.idBase !== 'number') return; // not a host-template container
+          if (!t || typeof t.upper !== 'string' || typeof t.idBase !== 'number') {
+            this.failed.delete(id); // not a host-template container (or removed meanwhile)
+            return;
+          }
           try {
             const n = await applyHostView(
               view,
@@ -150,8 +153,12 @@ export class HostViewWatch {
               this.failed.delete(id);
               return;
             }
-            this.failed.add(id);
-            this.d.onError(new Error(`cannot update the host view of ${id} (tried again in ${RETRY_MS / 1000} s): ${messageOf(err)}`, { cause: err }));
+            // Logged when it starts failing and when the cause changes, not at every try.
+            const message = messageOf(err);
+            const before = this.failed.get(id);
+            this.failed.set(id, message);
+            if (before !== message)
+              this.d.onError(new Error(`cannot update the host view of ${id} (tried again every ${RETRY_MS / 1000} s): ${message}`, { cause: err }));
           }
         }),
       );

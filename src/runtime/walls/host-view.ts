@@ -98,7 +98,9 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
   const same = (a?: Placed, b?: Placed) => !!a && !!b && a.kind === b.kind && a.sha === b.sha;
   if (want.size === Object.keys(rec).length && [...want].every(([p, w]) => same(w, rec[p]))) return rechecked;
   let changed = rechecked;
-  if (Object.keys(rec).length === 0 && (await readdir(t.upper)).length === 0) {
+  // Only at a start (recheck): the watcher's passes run beside the container, and this branch works
+  // on the upper dir by its paths (a record lost or unreadable would bring it there).
+  if (recheck && Object.keys(rec).length === 0 && (await readdir(t.upper)).length === 0) {
     // A new container: a copy of the tree taken from the stock (one rename), else copied in.
     // One tree for the node, owned by the node's ids: each container has its own range, so a tree
     // per range would be made (and its stock filled) for every container. The copy is re-owned to
@@ -146,22 +148,27 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
     await each(e.path, async () => {
       const at = await ensureParents(e.path, t);
       if (!at) return; // a dir above it is the container's own
+      let placed: Placed | undefined;
       try {
         if (had) {
+          // Another kind still recorded (its removal failed above): tried again at the next pass.
+          if (had.kind !== w.kind || !isFileMarker(had)) return;
           // A file marker with new content: replaced if still as placed, else the container's own.
           if (!(await stillPlaced(at, had))) {
             delete rec[e.path];
             return;
           }
-          await replaceFile(e, t, at);
+          placed = await replaceFile(e, t, at);
         } else {
           if (await lstatEntry(at)) return; // the container's own
-          await place(e, t, at);
+          placed = await place(e, t, at);
         }
       } finally {
         closeSync(at.fd);
       }
-      rec[e.path] = w;
+      // What was written (the node's file is read again to write it), not what the view said.
+      if (!placed) return;
+      rec[e.path] = placed;
       changed++;
     });
   }
