@@ -11,7 +11,7 @@ import { closeSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { ensureParents, place, replaceFile, type ApplyTarget } from '../../src/runtime/walls/host-markers.js';
-import { exec } from '../../src/util/exec.js';
+import { fillDisk, smallDiskPerTest } from '../support/small-disk.js';
 import type { ViewEntry } from '../../src/runtime/walls/host-masks.js';
 
 const ID_BASE = 3_900_000_000;
@@ -102,21 +102,11 @@ describe('host-view markers follow no link the container puts in its upper dir (
 });
 
 describe('a file marker whose content changes is replaced, never removed first (host-markers.ts replaceFile)', () => {
-  let root: string;
-  let upper: string;
-  beforeEach(async () => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'acetate-markers-full-'));
-    upper = path.join(root, 'upper');
-    mkdirSync(upper);
-    // The container's disk: small, so the container can fill it (as a `resources.disk` image).
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k,nr_inodes=64', 'acetate-test', upper]);
-  });
-  afterEach(async () => {
-    await exec('umount', [upper]).catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
-  });
+  // The container's disk: small, so the container can fill it (as a `resources.disk` image).
+  const disk = smallDiskPerTest('acetate-markers-full-', { size: '256k', inodes: 64 });
 
   it('with the disk full the old copy stays in place (still hiding the node file); with room it is replaced', async () => {
+    const { root, upper } = disk();
     const containerDir = path.join(root, 'container');
     mkdirSync(containerDir);
     writeFileSync(path.join(containerDir, 'machine-id'), `${'a'.repeat(32)}\n`);
@@ -125,15 +115,14 @@ describe('a file marker whose content changes is replaced, never removed first (
     const t: ApplyTarget = { hostRoot: path.join(root, 'host'), stateDir: root, containerDir, upper, idBase: ID_BASE };
     const e = entry('/etc/machine-id', { kind: 'machine-id' });
     // The container fills its disk: every block and every inode.
-    const fill = path.join(upper, 'fill');
-    await exec('sh', ['-c', `dd if=/dev/zero of=${fill} bs=4k 2>/dev/null; i=0; while touch ${upper}/f$i 2>/dev/null; do i=$((i+1)); done; true`]);
+    await fillDisk(upper, true);
     const at = await ensureParents('/etc/machine-id', t);
     assert.ok(at);
     try {
       await assert.rejects(replaceFile(e, t, at), /ENOSPC/);
       assert.equal(readFileSync(path.join(upper, 'etc', 'machine-id'), 'utf8'), 'the old copy\n', 'the old copy is still there');
       assert.deepEqual(readdirSync(path.join(upper, 'etc')), ['machine-id'], 'no temp file left');
-      rmSync(fill);
+      rmSync(path.join(upper, 'fill'));
       await replaceFile(e, t, at);
     } finally {
       closeSync(at.fd);

@@ -4,10 +4,9 @@
  * is tried again on its own, so the data is hidden once there is room, not at the node's next change.
  */
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { exec } from '../../src/util/exec.js';
+import { fillDisk, smallDiskPerTest } from '../support/small-disk.js';
 import { HostViewWatch, RETRY_MS } from '../../src/runtime/walls/host-view-watch.js';
 import { TARGET_FILE } from '../../src/runtime/walls/host-view.js';
 import type { HostView, ViewEntry } from '../../src/runtime/walls/host-masks.js';
@@ -15,20 +14,10 @@ import { waitFor } from '../support/wait.js';
 
 describe('host-view watcher: a container whose markers could not be placed is tried again (host-view-watch.ts)', function () {
   this.timeout(60_000);
-  let root: string;
-  let upper: string;
-  beforeEach(async () => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'acetate-view-retry-'));
-    upper = path.join(root, 'upper');
-    mkdirSync(upper);
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k,nr_inodes=32', 'acetate-test', upper]);
-  });
-  afterEach(async () => {
-    await exec('umount', [upper]).catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
-  });
+  const disk = smallDiskPerTest('acetate-view-retry-', { size: '256k', inodes: 32 });
 
   it('reports ENOSPC naming the container, and places the marker once the container made room', async () => {
+    const { root, upper } = disk();
     const hostRoot = path.join(root, 'host');
     mkdirSync(path.join(hostRoot, 'var', 'lib', 'newsvc'), { recursive: true });
     const containersDir = path.join(root, 'containers');
@@ -37,7 +26,7 @@ describe('host-view watcher: a container whose markers could not be placed is tr
     writeFileSync(path.join(containerDir, TARGET_FILE), JSON.stringify({ upper, idBase: 0 }));
     mkdirSync(path.join(upper, 'var', 'lib'), { recursive: true });
     // The container has taken every inode of its disk.
-    await exec('sh', ['-c', `i=0; while touch ${upper}/f$i 2>/dev/null; do i=$((i+1)); done; true`]);
+    await fillDisk(upper);
     const entries = [{ path: '/var/lib/newsvc', action: { kind: 'absent' }, why: 'node data', source: 'default' }] as unknown as ViewEntry[];
     const view: HostView = { entries, shown: [], tmpfs: [] };
     const errors: string[] = [];
