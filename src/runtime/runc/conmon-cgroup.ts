@@ -43,14 +43,15 @@ export async function joinCgroups(pid: number, dirs: readonly string[]): Promise
   for (const dir of dirs) {
     // Up to three makes: removed between the mkdir and the write (the last container's destroy
     // removing the empty parent, cleanup.ts), it is made again.
+    const failed = (cause: unknown) => new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause });
     for (let made = 0; ; made++) {
       try {
         await writeFile(path.join(dir, 'cgroup.procs'), `${pid}\n`);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || made === 3) throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || made === 3) throw failed(err);
         await mkdir(dir, { recursive: true }).catch((e: unknown) => {
-          throw new Error(`cannot move process ${pid} into cgroup ${dir}`, { cause: e });
+          throw failed(e);
         });
       }
     }

@@ -9,7 +9,7 @@ import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 import type { HostView, ViewEntry } from './host-masks.js';
-import { ensureParents, OPAQUE_XATTRS, place, sha, type ApplyTarget, type Placed } from './host-markers.js';
+import { ensureParents, nodeEntry, OPAQUE_XATTRS, place, sha, type ApplyTarget, type Placed } from './host-markers.js';
 
 /**
  * The markers of every absent and empty entry as a tree of their own, made once per view under
@@ -52,7 +52,7 @@ async function buildTree(entries: ViewEntry[], t: ApplyTarget, base: string, dir
       const parent = await ensureParents(e.path, target);
       if (!parent) continue;
       const at = path.join(tmp, e.path);
-      const node = await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined);
+      const node = await nodeEntry(t.hostRoot, e.path);
       try {
         if (e.action.kind === 'absent') {
           whiteouts.push(at);

@@ -19,6 +19,7 @@ import {
   symlinkSync,
   unlinkSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
 import { lstat, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,7 +27,7 @@ import { exec } from '../../util/exec.js';
 import { lockedCopy, type ViewEntry } from './host-masks.js';
 import { RANGE_SIZE } from './id-pool.js';
 import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
-import { entryPath, fdPathForChild, lstatEntry, nodeEntry, openOwnDir, openParent, type Beneath } from './upper-beneath.js';
+import { entryPath, fdPathForChild, lstatEntry, openOwnDir, openParent, type Beneath } from './upper-beneath.js';
 
 /** /etc/shadow and /etc/gshadow larger than this are not copied (locked copies are made of at most this). */
 const MAX_SHADOW_BYTES = 4 * 1024 * 1024;
@@ -62,14 +63,18 @@ export async function machineId(containerDir: string): Promise<string> {
   return id;
 }
 
+/** The node's entry at `rel` under hostRoot (never followed: the owner and mode copy-up would give); undefined when none. */
+export function nodeEntry(hostRoot: string, rel: string): Promise<Stats | undefined> {
+  return lstat(path.join(hostRoot, rel)).catch(() => undefined);
+}
+
 /** What a file marker holds for this container. */
 async function fileContent(e: ViewEntry, t: ApplyTarget): Promise<string | undefined> {
   if (e.action.kind === 'machine-id') return `${await machineId(t.containerDir)}\n`;
   if (e.action.kind === 'locked-copy') {
-    const p = path.join(t.hostRoot, e.path);
-    const st = await lstat(p).catch(() => undefined);
+    const st = await nodeEntry(t.hostRoot, e.path);
     if (!st?.isFile() || st.size > MAX_SHADOW_BYTES) return undefined;
-    return lockedCopy(await readFile(p, 'utf8'));
+    return lockedCopy(await readFile(path.join(t.hostRoot, e.path), 'utf8'));
   }
   return undefined;
 }
@@ -81,11 +86,9 @@ export async function placedFor(e: ViewEntry, t: ApplyTarget): Promise<Placed | 
       return { kind: 'absent' };
     case 'empty':
       // An empty dir only where the node has one (no /etc/docker made where the node has none).
-      return (await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined)) ? { kind: 'empty' } : undefined;
-    case 'symlink': {
-      const node = await lstat(path.join(t.hostRoot, e.path)).catch(() => undefined);
-      return node ? { kind: 'symlink', sha: sha(e.action.target) } : undefined;
-    }
+      return (await nodeEntry(t.hostRoot, e.path)) ? { kind: 'empty' } : undefined;
+    case 'symlink':
+      return (await nodeEntry(t.hostRoot, e.path)) ? { kind: 'symlink', sha: sha(e.action.target) } : undefined;
     default: {
       const c = await fileContent(e, t);
       return c === undefined ? undefined : { kind: e.action.kind, sha: sha(c) };

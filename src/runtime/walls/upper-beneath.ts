@@ -11,7 +11,6 @@
  */
 import { closeSync, constants, fchmodSync, fchownSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import path from 'node:path';
 
 /** Linux's O_PATH (the same on x86-64 and arm64); Node's fs.constants does not list it. */
 const O_PATH = 0o10000000;
@@ -116,9 +115,4 @@ export function openOwnDir(at: Beneath): number | undefined {
 /** lstat of the entry (never follows it); undefined when there is none. */
 export function lstatEntry(at: Beneath): Promise<Stats | undefined> {
   return lstat(entryPath(at)).catch(() => undefined);
-}
-
-/** The node's entry at `rel` under hostRoot, for the owner and mode copy-up would give (host-markers.ts). */
-export function nodeEntry(hostRoot: string, rel: string): Promise<Stats | undefined> {
-  return lstat(path.join(hostRoot, rel)).catch(() => undefined);
 }
