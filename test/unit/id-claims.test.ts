@@ -19,6 +19,7 @@ import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { idLockSpawns, releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
 import { forgetFiles } from '../../src/util/json-file.js';
 import { withTmpDir } from '../support/tmpdir.js';
+import { allocationsOf } from '../support/id-alloc-output.js';
 
 const POOL = { hostID: 2_000_000_000, size: RANGE_SIZE * 4 };
 const range = (i: number) => ({ hostID: POOL.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
@@ -102,12 +103,7 @@ describe("id ranges: the node's claims (instances given different records files)
           claims.lockFile,
         ]);
       const outs = await Promise.all([run('a'), run('b')]);
-      const got = outs.flatMap((o) =>
-        o.stdout
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l) as { container: string; range: { hostID: number } }),
-      );
+      const got = allocationsOf(outs);
       assert.equal(got.length, 30);
       const starts = got.map((g) => g.range.hostID);
       assert.equal(new Set(starts).size, 30, `a range given twice: ${JSON.stringify(got)}`);

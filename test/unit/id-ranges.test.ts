@@ -14,6 +14,7 @@ import { renderPlan } from '../../src/plan/render.js';
 import type { ActualContainer, UserNamespaceFacts } from '../../src/runtime/runtime.js';
 import { actualFrom, desired } from '../support/model.js';
 import { withTmpDir } from '../support/tmpdir.js';
+import { allocationsOf } from '../support/id-alloc-output.js';
 
 const POOL = { hostID: 1_000_000_000, size: RANGE_SIZE * 4 };
 const range = (i: number, pool = POOL) => ({ hostID: pool.hostID + i * RANGE_SIZE, size: RANGE_SIZE });
@@ -246,12 +247,7 @@ describe('node-wide id records (two instances, one records file)', () => {
       // Two instances (two state dirs), then two processes of one state dir, all on one records file.
       const outs = await Promise.all([run('a', 'x'), run('b', 'y')]);
       outs.push(...(await Promise.all([run('a', 'p'), run('a', 'q')])));
-      const got = outs.flatMap((o) =>
-        o.stdout
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l) as { container: string; range: { hostID: number } }),
-      );
+      const got = allocationsOf(outs);
       assert.equal(got.length, 60);
       const bases = got.map((g) => g.range.hostID);
       assert.equal(new Set(bases).size, 60, `a range given twice: ${JSON.stringify(got)}`);
