@@ -10,6 +10,7 @@ import { exec, ExecError } from '../../util/exec.js';
 import { formatMemory } from '../../api/quantity.js';
 import { readMountInfo, unmountAll } from '../../util/mounts.js';
 import { DiskLimitError } from './driver.js';
+import { reservedBytes } from './room-reserve.js';
 
 /** xfsprogs ≥ 5.19 refuses filesystems below 300 MB unless run by fstests (see makeXfsImage). */
 const XFSPROGS_SUPPORTED_MIN = 300 * 10 ** 6;
@@ -249,6 +250,7 @@ export async function fsState(mountPoint: string): Promise<{ sizeBytes?: number;
     ...(typeof meta?.logBytes === 'number' ? { sizeBytes: totalBytes + meta.logBytes } : {}),
     totalBytes,
     usedBytes,
-    ...(typeof meta?.metaBytes === 'number' ? { filesBytes: Math.max(0, usedBytes - meta.metaBytes) } : {}),
+    // acetate's reserve (room-reserve.ts) is not the container's files.
+    ...(typeof meta?.metaBytes === 'number' ? { filesBytes: Math.max(0, usedBytes - meta.metaBytes - reservedBytes(mountPoint)) } : {}),
   };
 }

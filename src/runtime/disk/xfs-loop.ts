@@ -23,6 +23,7 @@ import { filesBytes, fitsIn } from './xfs-fit.js';
 import type { DiskArea, DiskDriver, DiskResult, OverlayLayers } from './driver.js';
 import { areaUsage, checkSpace, currentSize, files, makeLayerDirs, mib } from './area-files.js';
 import { moveIn, moveOut, recoverArea, shrink } from './area-moves.js';
+import { ensureReserve } from './room-reserve.js';
 import { allocate, backfillFsMeta, detachLoop, growImage, imageSize, listLoopDevices, mountImage, unmountImage } from './xfs-image.js';
 
 export class XfsLoopDriver implements DiskDriver {
@@ -99,6 +100,7 @@ export class XfsLoopDriver implements DiskDriver {
     }
     if (!(await exists(f.img))) {
       await moveIn(area, sizeBytes);
+      await ensureReserve(f.mnt);
       return { sizeBytes };
     }
     await mountImage(f.img, f.mnt);
@@ -116,6 +118,7 @@ export class XfsLoopDriver implements DiskDriver {
       if (r.deferred) return r;
     }
     await makeLayerDirs(f.mnt);
+    await ensureReserve(f.mnt);
     return { sizeBytes };
   }
 

@@ -53,6 +53,7 @@ import { getContainer, listContainers } from './read-containers.js';
 import { ExitWatch } from './process-watch.js';
 import { readdir } from 'node:fs/promises';
 import { watchHostView } from '../walls/walls.js';
+import { resumeLeftFreezes, whileFrozen } from './freeze-for-room.js';
 
 export type { RuncRuntimeOptions } from './runc-context.js';
 
@@ -151,7 +152,11 @@ export class RuncRuntime implements Runtime {
 
   /** See Runtime.watchHostView: the node's data places watched with inotify (walls/host-view-watch.ts). */
   watchHostView(onError: (err: unknown) => void): { close(): void } {
-    return watchHostView({ paths: this.rc.paths, settings: this.rc.opts.isolation ?? {}, hostRoot: this.rc.templates.hostRoot }, onError);
+    // A container a killed acetate left frozen for room (freeze-for-room.ts) runs again first.
+    void resumeLeftFreezes(this.rc, onError);
+    return watchHostView({ paths: this.rc.paths, settings: this.rc.opts.isolation ?? {}, hostRoot: this.rc.templates.hostRoot }, onError, (id, fn) =>
+      whileFrozen(this.rc, id, fn),
+    );
   }
 
   /** The container dirs' names (one readdir): a key for every record, and for a create or removal in progress. */

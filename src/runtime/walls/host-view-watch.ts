@@ -17,6 +17,8 @@
  * readable by the container's root then (a service user's is not: host-ids.ts). A tenant who
  * looked the name up in that moment may keep it: overlayfs caches the dentry it made; the unused
  * ones are dropped after markers are placed (drop_caches=2), one held open (a cwd, an fd) stays.
+ * A container that filled its disk (`resources.disk`) gets its markers all the same: it is frozen
+ * and the room acetate keeps on its disk is used (withRoom, disk/room-reserve.ts).
  * Without `acetate run` (only `apply`) nothing watches: a container sees such new entries until
  * its next start.
  */
@@ -30,6 +32,7 @@ import { INSTANCES_DIR } from './instances.js';
 import { forgetOwnerOnlyWalk, walkedDirs } from './etc-walk.js';
 import { applyHostView, TARGET_FILE, type TargetRecord } from './host-view.js';
 import { messageOf } from '../../contracts/errors.js';
+import { isNoRoom } from '../disk/room-reserve.js';
 
 /** Unused dentries and inodes (not the page cache): `echo 2 > /proc/sys/vm/drop_caches`. */
 export function dropDentries(): Promise<void> {
@@ -51,6 +54,12 @@ export interface HostViewWatchDeps {
   onError: (err: unknown) => void;
   /** Drops the kernel's unused dentries (default: /proc/sys/vm/drop_caches = 2). */
   dropDentries?: () => Promise<void>;
+  /**
+   * Runs `write` (placing markers in container `id`'s upper dir) with room on its disk: the
+   * container frozen, the disk's reserve freed for it (disk/room-reserve.ts). None: a full disk
+   * waits until the container frees space.
+   */
+  withRoom?: (id: string, upper: string, write: () => Promise<number>) => Promise<number>;
   /** After each pass: how many containers and markers changed (logs, tests). */
   onApplied?: (containers: number, markers: number) => void;
 }
@@ -136,12 +145,15 @@ export class HostViewWatch {
             this.failed.delete(id); // not a host-template container (or removed meanwhile)
             return;
           }
+          const apply = () =>
+            applyHostView(view, { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase }, { recheck: false });
           try {
-            const n = await applyHostView(
-              view,
-              { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase },
-              { recheck: false },
-            );
+            // Its disk full (the container can fill it): again with acetate's room on that disk,
+            // the container frozen meanwhile (withRoom), so a tenant cannot keep node data shown.
+            const n = await apply().catch((err: unknown) => {
+              if (!this.d.withRoom || !isNoRoom(err)) throw err;
+              return this.d.withRoom(id, t.upper, apply);
+            });
             this.failed.delete(id);
             if (n) {
               containers++;

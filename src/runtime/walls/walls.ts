@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
 import { applyHostView, currentHostView } from './host-view.js';
+import { hasReserve, isNoRoom, withReserve } from '../disk/room-reserve.js';
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
@@ -88,13 +89,22 @@ export function hostViewOf(ctx: Pick<IsolationContext, 'paths' | 'settings' | 'h
  * While `acetate run` runs: what the node makes in its data places is hidden in running
  * host-template containers too, not only at their next start (host-view-watch.ts).
  */
-export function watchHostView(ctx: Pick<IsolationContext, 'paths' | 'settings' | 'hostRoot'>, onError: (err: unknown) => void): HostViewWatch {
+export function watchHostView(
+  ctx: Pick<IsolationContext, 'paths' | 'settings' | 'hostRoot'>,
+  onError: (err: unknown) => void,
+  /** Runs `fn` with container `id` frozen (nothing of it writes on its disk meanwhile). */
+  frozen?: <T>(id: string, fn: () => Promise<T>) => Promise<T>,
+): HostViewWatch {
   const w = new HostViewWatch({
     hostRoot: ctx.hostRoot,
     stateDir: ctx.paths.stateDir,
     containersDir: ctx.paths.containersDir,
     view: () => hostViewOf(ctx),
     onError,
+    // Only a disk image has a reserve (no disk limit: the state dir's filesystem is the node's).
+    ...(frozen
+      ? { withRoom: (id: string, upper: string, write: () => Promise<number>) => (hasReserve(upper) ? frozen(id, () => withReserve(upper, write)) : write()) }
+      : {}),
   });
   w.start();
   return w;
@@ -192,7 +202,13 @@ export async function isolationInputs(
     // After the private area is owned by the ids in use: the markers are written for them.
     if (host) {
       const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
-      await applyHostView(await hostViewOf(ctx), { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
+      const view = await hostViewOf(ctx);
+      const apply = () => applyHostView(view, { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
+      // A disk the container filled: with acetate's room on it (nothing runs yet to take it first).
+      await apply().catch((err: unknown) => {
+        if (!isNoRoom(err)) throw err;
+        return withReserve(cp.upper, apply);
+      });
     }
   }
   return {
