@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { assignIdRange, claimExistingRanges, recordOwner, releaseIdRanges, readIds, type IdRangeStore } from '../../src/runtime/walls/id-ranges.js';
 import { listClaims, readClaim, type IdClaims } from '../../src/runtime/walls/id-claims.js';
 import { claimRangeForStart, IdRangeHeldError } from '../../src/runtime/walls/id-range-held.js';
-import { forgetMappedRanges, readMappedRanges } from '../../src/runtime/walls/mapped-ids.js';
+import { forgetMappedRanges, mappedRanges, readMappedRanges } from '../../src/runtime/walls/mapped-ids.js';
 import { RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { idLockSpawns, releaseIdRecordsLocks } from '../../src/runtime/walls/id-lock.js';
 import { forgetFiles } from '../../src/util/json-file.js';
@@ -257,9 +257,18 @@ describe("id ranges: the node's claims (instances given different records files)
         await writeFile(path.join(dir, 'a-run', 'default_p', 'pid'), String(child.pid));
         assert.deepEqual(await claimExistingRanges(store, marker), []);
         assert.equal(claimOf(claims, range(0).hostID), 'a/default_p');
-      } finally {
+        // The process ends: a start no longer refused, though the last read (kept 30 s) still
+        // shows it (read anew before a refusal).
+        await rm(path.join(claims.dir, String(range(0).hostID)));
+        await rm(path.join(dir, 'a-run', 'default_p', 'pid'));
+        assert.ok(mappedRanges().some((m) => m.hostID === range(0).hostID), 'the last read shows the process');
         child.kill('SIGKILL');
         await once(child, 'exit');
+        await claimRangeForStart(a, p, range(0));
+        assert.equal(claimOf(claims, range(0).hostID), 'a/default_p');
+      } finally {
+        child.kill('SIGKILL');
+        if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
       }
     }));
 
