@@ -11,58 +11,93 @@
  * How: a file of RESERVE_BYTES at the image's root, beside upper/ and work/ (outside the overlay:
  * the container never sees it). When a write of acetate's fails for want of room, the file is
  * emptied (its blocks freed at once by the truncate's transaction), the write is made, and the
- * file is filled again with what is left. XFS takes inodes from free blocks (the image is made
- * with no cap on the share of inodes, `imaxpct=0`), so freed blocks serve a new inode too.
- * A running container is frozen meanwhile (runc/freeze-for-room.ts): else a writer of its own
- * would take the freed room first.
+ * file is filled again with all that is free up to its size: it shrinks only by what the
+ * markers took (an inode chunk of 32 KiB serves 64 markers, a directory block 100 or so names).
+ * XFS takes inodes from free blocks (its cap on their share of the image is lifted when the
+ * reserve is made), so freed blocks serve a new inode too. A running container is frozen
+ * meanwhile (runc/freeze-for-room.ts): else a writer of its own would take the freed room first.
  *
- * The reserve is part of the container's disk: 1 MiB of a limit is acetate's (described in
- * README, "resources.disk"). An image without the file (made by an earlier acetate, or too full to
- * make it at a start) gets it at the next start that has the room; until then a full disk
- * delays the markers until the container frees space, as before.
+ * The budget is finite: a tenant who keeps its disk full while the node makes new entries in its
+ * data places uses it up (about a thousand markers). Below RESERVE_FLOOR it is not counted on:
+ * a marker that cannot be placed is reported and tried again every 5 s (host-view-watch.ts), and
+ * the container's next start is refused until its disk is grown or has room (walls.ts), rather
+ * than started with node data shown.
+ *
+ * The reserve is part of the container's disk: 1 MiB of a limit is acetate's (README, "Disk
+ * limits"). An image without the file (made by an earlier acetate, or too full at a start) gets it
+ * at the next start that has the room.
  */
-import { lstatSync, statSync } from 'node:fs';
-import { lstat, stat, truncate } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { lstat, statfs, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
 
 export const RESERVE_FILE = '.acetate-reserve';
 export const RESERVE_BYTES = 1024 * 1024;
-/** Below this a refill is not worth a try (a few inode chunks). */
-const RESERVE_MIN = 64 * 1024;
+/**
+ * Below this a reserve is not counted on: one XFS create reserves its worst case of blocks up
+ * front (an inode chunk, directory and btree splits), more than 128 KiB here with a few free
+ * (measured by this change's hostile tester: mknod refused with 148 KiB free).
+ */
+export const RESERVE_FLOOR = 256 * 1024;
+/** Refills step down by this on ENOSPC (XFS keeps some of what statfs calls free for its own use). */
+const STEP = 64 * 1024;
 
 /** The reserve of the image whose overlay upper dir is `upper` (`<image root>/upper`). */
 export function reserveBeside(upper: string): string {
   return path.join(path.dirname(upper), RESERVE_FILE);
 }
 
-/** Whether the image under `upper` has a reserve (a regular file: nothing else is taken for one). */
+/** Bytes the reserve file at `file` holds (allocated blocks; 0 without one). */
+function heldBy(file: string): number {
+  const s = lstatSync(file, { throwIfNoEntry: false });
+  return s?.isFile() ? s.blocks * 512 : 0;
+}
+
+/**
+ * Whether the image under `upper` has a reserve worth a freeze: a regular file holding at least
+ * RESERVE_FLOOR (an empty one, left by a fill that found no room, is none).
+ */
 export function hasReserve(upper: string): boolean {
-  return lstatSync(reserveBeside(upper), { throwIfNoEntry: false })?.isFile() === true;
+  return heldBy(reserveBeside(upper)) >= RESERVE_FLOOR;
 }
 
 /** Bytes the reserve holds on the image mounted at `mountPoint` (0 without one): not the container's files. */
 export function reservedBytes(mountPoint: string): number {
-  const s = statSync(path.join(mountPoint, RESERVE_FILE), { throwIfNoEntry: false });
-  return s ? s.blocks * 512 : 0;
+  return heldBy(path.join(mountPoint, RESERVE_FILE));
 }
 
 /**
- * Fills the reserve up to RESERVE_BYTES (allocated with fallocate(1): no zeroes written), or as
- * much of it as the image has, halving down to RESERVE_MIN. Returns the bytes it holds after.
+ * Fills the reserve up to RESERVE_BYTES, or to all the image has free (whatever a write before took
+ * is all it loses: a reserve emptied for a few markers comes back almost whole), allocated with
+ * fallocate(1) (no zeroes written). Returns the bytes it holds after.
  */
 export async function fillReserve(file: string): Promise<number> {
-  const had = await stat(file).catch(() => undefined);
-  if (had && had.size >= RESERVE_BYTES) return had.size;
-  for (let want = RESERVE_BYTES; want >= RESERVE_MIN; want /= 2) {
+  const had = heldBy(file);
+  if (had >= RESERVE_BYTES) return had;
+  const s = await statfs(path.dirname(file));
+  const room = Math.floor((had + s.bavail * s.bsize) / STEP) * STEP;
+  for (let want = Math.min(RESERVE_BYTES, room); want > had && want >= STEP; want -= STEP) {
     try {
       await exec('fallocate', ['-l', String(want), file], { timeoutMs: 30_000 });
-      return want;
+      return heldBy(file);
     } catch {
-      // ENOSPC: less then
+      // ENOSPC: a step less
     }
   }
-  return had?.size ?? 0;
+  return had;
+}
+
+/** A failure for want of room (the cause chain is walked, and an AggregateError's errors: host-view.ts collects each entry's). */
+export function isNoRoom(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 8) return false;
+  const e = err as NodeJS.ErrnoException & { stderr?: unknown; errors?: unknown[]; cause?: unknown };
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+  // A tool's own words (mknod, setfattr through the exec helper): its stderr, not a message that
+  // may quote a node path.
+  if (typeof e.stderr === 'string' && /No space left on device|Disk quota exceeded/.test(e.stderr)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((x) => isNoRoom(x, depth + 1))) return true;
+  return isNoRoom(e.cause, depth + 1);
 }
 
 /**
@@ -74,18 +109,14 @@ export async function fillReserve(file: string): Promise<number> {
  */
 export async function ensureReserve(mountPoint: string): Promise<void> {
   const file = path.join(mountPoint, RESERVE_FILE);
-  if (!(await lstat(file).catch(() => undefined))) await exec('xfs_growfs', ['-m', '0', mountPoint], { timeoutMs: 30_000 }).catch(() => undefined);
-  await fillReserve(file);
-}
-
-/** A failure for want of room (the cause chain is walked: host-view.ts wraps each entry's error). */
-export function isNoRoom(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
-    if (/\bENOSPC\b|No space left on device|Disk quota exceeded/.test(String((e as Error).message))) return true;
+  if (!(await lstat(file).catch(() => undefined))) {
+    try {
+      await exec('xfs_growfs', ['-m', '0', mountPoint], { timeoutMs: 30_000 });
+    } catch {
+      return; // no reserve without it (the file says it was done): tried again at the next start
+    }
   }
-  return false;
+  await fillReserve(file);
 }
 
 /**
@@ -95,11 +126,22 @@ export function isNoRoom(err: unknown): boolean {
  */
 export async function withReserve<T>(upper: string, write: () => Promise<T>): Promise<T> {
   const file = reserveBeside(upper);
-  if (!hasReserve(upper)) return write();
+  if (heldBy(file) === 0) return write();
   await truncate(file, 0);
   try {
     return await write();
   } finally {
     await fillReserve(file);
   }
+}
+
+/**
+ * At a start, around `runc create` (the container created, none of its code running yet): with its
+ * disk (nearly) full, the reserve is freed for overlayfs, which makes its `work/work` dir anew at
+ * each mount and else mounts the container's root read-only. One statfs when there is room.
+ */
+export async function withReserveIfFull<T>(upper: string, create: () => Promise<T>): Promise<T> {
+  if (heldBy(reserveBeside(upper)) === 0) return create();
+  const s = await statfs(upper);
+  return s.bavail * s.bsize >= RESERVE_FLOOR ? create() : withReserve(upper, create);
 }

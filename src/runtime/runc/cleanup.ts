@@ -9,7 +9,7 @@ import { pollUntil, type Sleep } from '../../util/poll.js';
 import { cgroupHierarchies, cgroupProcs, existingCgroupDirs, removeCgroupDir, removeCgroupDirIfEmpty } from './cgroups.js';
 import { readPid, readSync } from './conmon.js';
 import { CONMON_CGROUP, removeConmonCgroupsIfEmpty } from './conmon-cgroup.js';
-import type { ContainerPaths } from './paths.js';
+import { frozenMarkerOf, type ContainerPaths } from './paths.js';
 import { findProcessesByCmdline, isAlive, readCmdline } from '../../util/processes.js';
 import type { RuncCli } from './runc-cli.js';
 import { exists } from '../../util/exists.js';
@@ -150,4 +150,6 @@ export async function scrubContainer(s: ScrubInput, w: Waiter): Promise<void> {
   // And the hostPaths it had staged for runc (walls/hostpath-open.ts).
   await releaseStagedHostPaths(hostPathStagingDir(cp.runDir));
   if (interrupted) await rm(cp.syncFile, { force: true });
+  // A pause for room that was not ended names a process that is gone now (freeze-for-room.ts).
+  await rm(frozenMarkerOf(cp), { force: true });
 }

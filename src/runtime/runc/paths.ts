@@ -29,6 +29,7 @@
  *       bundle/        OCI bundle (config.json, written at each start; conmon adds its fifos)
  *       exits/<id>     exit code (written by conmon)
  *       pid conmon.pid conmon.sync conmon.out
+ *       frozen-for-room   a pause for room not ended yet: the init's pid (freeze-for-room.ts)
  *
  * The run dir is /run/acetate for the default state dir, <stateDir>/run for any other, or what
  * --run-dir / $ACETATE_RUN_DIR say.
@@ -157,4 +158,9 @@ export function containerPaths(instance: InstancePaths, id: string): ContainerPa
     },
     cgroupsPath: `${instance.cgroupParent}/${id}`,
   };
+}
+
+/** `<runDir>/containers/<id>/frozen-for-room`: a pause for room not ended yet (freeze-for-room.ts). */
+export function frozenMarkerOf(cp: Pick<ContainerPaths, 'runDir'>): string {
+  return path.join(cp.runDir, 'frozen-for-room');
 }

@@ -152,8 +152,6 @@ export class RuncRuntime implements Runtime {
 
   /** See Runtime.watchHostView: the node's data places watched with inotify (walls/host-view-watch.ts). */
   watchHostView(onError: (err: unknown) => void): { close(): void } {
-    // A container a killed acetate left frozen for room (freeze-for-room.ts) runs again first.
-    void resumeLeftFreezes(this.rc, onError);
     return watchHostView({ paths: this.rc.paths, settings: this.rc.opts.isolation ?? {}, hostRoot: this.rc.templates.hostRoot }, onError, (id, fn) =>
       whileFrozen(this.rc, id, fn),
     );
@@ -259,6 +257,8 @@ export class RuncRuntime implements Runtime {
   async sweepLeftovers(): Promise<string[]> {
     if (!this.rc.lockHeld) return [];
     await this.rc.disk.sweep(this.rc.paths.containersDir);
+    // Containers a killed acetate left frozen for room (freeze-for-room.ts) run again first.
+    const warnings = await resumeLeftFreezes(this.rc);
     // Ranges an acetate from before the node's claims gave out, claimed (once per boot when all
     // are). Said, not thrown: it is not this command's failure, the next apply or run tries again,
     // and every create and start of a container with a range meets a refused records or claims
@@ -266,12 +266,15 @@ export class RuncRuntime implements Runtime {
     const store = idRangeStore(this.rc.paths, this.rc.opts.isolation ?? {});
     try {
       const conflicts = await claimExistingRanges(store, path.join(this.rc.paths.runDir, 'ids-claimed'));
-      return conflicts.map(
-        (c) =>
-          `${c} are held by another live container of the node too, by its claim or by its processes running with them (the two were given them before claims existed): the container is left as it is; a start with them as its range is refused until the other is gone; this is looked at again at each apply and run`,
-      );
+      return [
+        ...warnings,
+        ...conflicts.map(
+          (c) =>
+            `${c} are held by another live container of the node too, by its claim or by its processes running with them (the two were given them before claims existed): the container is left as it is; a start with them as its range is refused until the other is gone; this is looked at again at each apply and run`,
+        ),
+      ];
     } catch (err) {
-      return [`could not claim this instance's id ranges for the node (tried again at the next apply or run): ${(err as Error).message}`];
+      return [...warnings, `could not claim this instance's id ranges for the node (tried again at the next apply or run): ${(err as Error).message}`];
     }
   }
 }

@@ -7,6 +7,7 @@ import { makeDirs, removePaths, writeSmallFile } from '../../util/small-file.js'
 import type { AppliedRecord } from '../runtime.js';
 import { reapConmon } from './cleanup.js';
 import { launchConmon } from './conmon.js';
+import { withReserveIfFull } from '../disk/room-reserve.js';
 import { conmonCgroupDirs } from './conmon-cgroup.js';
 import { unmountAll } from '../../util/mounts.js';
 import { buildOciConfig } from './oci-config.js';
@@ -105,25 +106,29 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
   const attached = network?.finish();
   attached?.catch(() => undefined); // awaited below; a failure before that must not go unhandled
   try {
-    ({ pid } = await launchConmon({
-      conmonPath: conmon,
-      runcPath: runc.binary,
-      runtimeArgs: runc.globalArgs(),
-      id: t.id,
-      cuuid: cp.cuuid,
-      name: t.key,
-      bundle: cp.bundle,
-      pidFile: cp.pidFile,
-      conmonPidFile: cp.conmonPidFile,
-      logFile: cp.log,
-      exitDir: cp.exitDir,
-      socketDir: rc.paths.socketDir,
-      syncFile: cp.syncFile,
-      conmonOut: cp.conmonOut,
-      logSizeMax: rc.opts.logSizeMax ?? 16 * 1024 * 1024,
-      // Out of the cgroup of the unit (or shell) that runs acetate: see conmon-cgroup.ts.
-      cgroupDirs: await conmonCgroupDirs(rc.paths.cgroupParent, rc.cgroupRoot),
-    }));
+    const cgroupDirs = await conmonCgroupDirs(rc.paths.cgroupParent, rc.cgroupRoot);
+    // A container that filled its disk: overlayfs still needs an inode for its work dir (withReserveIfFull).
+    ({ pid } = await withReserveIfFull(rc.disk.layers(cp, record).upper, () =>
+      launchConmon({
+        conmonPath: conmon,
+        runcPath: runc.binary,
+        runtimeArgs: runc.globalArgs(),
+        id: t.id,
+        cuuid: cp.cuuid,
+        name: t.key,
+        bundle: cp.bundle,
+        pidFile: cp.pidFile,
+        conmonPidFile: cp.conmonPidFile,
+        logFile: cp.log,
+        exitDir: cp.exitDir,
+        socketDir: rc.paths.socketDir,
+        syncFile: cp.syncFile,
+        conmonOut: cp.conmonOut,
+        logSizeMax: rc.opts.logSizeMax ?? 16 * 1024 * 1024,
+        // Out of the cgroup of the unit (or shell) that runs acetate: see conmon-cgroup.ts.
+        cgroupDirs,
+      }),
+    ));
     // runc create has mounted the overlay (with its own clones of the idmapped layers) in the
     // container's mount namespace: the node's copies go now (while the network attaches and the
     // process starts), nothing stays mounted on the node.

@@ -114,12 +114,12 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
   // The container runs meanwhile (host-view-watch.ts): every path under its upper dir is opened
   // without following a link it may put there (upper-beneath.ts). One entry that fails (its disk
   // full: the container can fill it) does not stop the others, and what was done is recorded.
-  let failed: unknown;
+  const failed: Error[] = [];
   const each = async (p: string, fn: () => Promise<void>) => {
     try {
       await fn();
     } catch (err) {
-      failed ??= new Error(`${p}: ${messageOf(err)}`, { cause: err });
+      failed.push(new Error(`${p}: ${messageOf(err)}`, { cause: err }));
     }
   };
   for (const [p, r] of Object.entries(rec)) {
@@ -173,6 +173,8 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
     });
   }
   await writeJsonAtomic(recFile, rec);
-  if (failed) throw failed;
+  // Every failure kept (the caller tells a full disk among them: disk/room-reserve.ts isNoRoom).
+  if (failed.length === 1) throw failed[0];
+  if (failed.length) throw new AggregateError(failed, `${failed[0]!.message} (and ${failed.length - 1} more)`);
   return changed;
 }

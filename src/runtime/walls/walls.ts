@@ -11,6 +11,7 @@ import type { AppliedRecord } from '../runtime.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
 import { applyHostView, currentHostView } from './host-view.js';
 import { hasReserve, isNoRoom, withReserve } from '../disk/room-reserve.js';
+import { messageOf } from '../../contracts/errors.js';
 import { resolveCapabilities } from './capabilities.js';
 import type { OciMount } from './oci-mount.js';
 import { seccompFor, type OciSeccomp } from './seccomp.js';
@@ -205,10 +206,19 @@ export async function isolationInputs(
       const view = await hostViewOf(ctx);
       const apply = () => applyHostView(view, { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
       // A disk the container filled: with acetate's room on it (nothing runs yet to take it first).
-      await apply().catch((err: unknown) => {
-        if (!isNoRoom(err)) throw err;
-        return withReserve(cp.upper, apply);
-      });
+      await apply()
+        .catch((err: unknown) => {
+          if (!isNoRoom(err)) throw err;
+          return withReserve(cp.upper, apply);
+        })
+        .catch((err: unknown) => {
+          if (!isNoRoom(err)) throw err;
+          // Started, it would show node data made since: refused, and said how to end it.
+          throw new Error(
+            `its disk is full, and acetate's room on it is used up: the markers that hide node data made since its last start cannot be written (${messageOf(err)}); not started: grow resources.disk (the reserve is filled again from the new room at the next start)`,
+            { cause: err },
+          );
+        });
     }
   }
   return {
