@@ -261,7 +261,10 @@ describe("id ranges: the node's claims (instances given different records files)
         // shows it (read anew before a refusal).
         await rm(path.join(claims.dir, String(range(0).hostID)));
         await rm(path.join(dir, 'a-run', 'default_p', 'pid'));
-        assert.ok(mappedRanges().some((m) => m.hostID === range(0).hostID), 'the last read shows the process');
+        assert.ok(
+          mappedRanges().some((m) => m.hostID === range(0).hostID),
+          'the last read shows the process',
+        );
         child.kill('SIGKILL');
         await once(child, 'exit');
         await claimRangeForStart(a, p, range(0));
