@@ -112,6 +112,8 @@ export interface DiskUsage {
    * for a disk made before acetate recorded its metadata: usedBytes counts then.
    */
   filesBytes?: number;
+  /** What acetate keeps of usedBytes for itself (disk/room-reserve.ts: 1 MiB, less once used). */
+  reservedBytes?: number;
 }
 
 export interface DeferredResize {

@@ -4,6 +4,7 @@
  * 440 MiB, as it then has 2560 allocation groups). Real loop devices and XFS; thin images so that
  * a 40Gi disk costs the node only what is written.
  */
+import { RESERVE_BYTES } from '../../src/runtime/disk/room-reserve.js';
 import assert from 'node:assert/strict';
 import { hashOf } from '../../src/api/hash.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
@@ -100,7 +101,8 @@ describe('resources.disk shrink counts the files, not XFS metadata (real loop de
     const u = (await st.runtime.get('default/empty'))!.disk!;
     assert.ok(u.usedBytes > 90 * MI, `statfs counts XFS's own ~103 MiB as used: ${JSON.stringify(u)}`);
     assert.ok(u.filesBytes !== undefined && u.filesBytes < MI, `the files use almost nothing: ${JSON.stringify(u)}`);
-    assert.match(diskText(u), /Mi by files, .*Mi by XFS itself/);
+    assert.match(diskText(u), /Mi by files, .*Mi by XFS itself, 1Mi kept by acetate\)/);
+    assert.equal(u.reservedBytes, RESERVE_BYTES, "acetate's room on the disk (disk/room-reserve.ts), not the files'");
 
     assert.match(await planReason('empty', 64 * MI), /disk: Deferred to the next restart/);
     const live = await st.runtime.updateResources('default/empty', { diskBytes: 64 * MI });

@@ -32,10 +32,14 @@ function res(r: { cpu?: string; memory?: string; pids?: number } | undefined): s
   return `cpu ${r.cpu ?? 'unlimited'}, memory ${r.memory ?? 'unlimited'}, pids ${r.pids ?? 'unlimited'}`;
 }
 
-/** "12.3Mi used of 61.5Mi (image 64Mi, 20%; 8.4Mi by files, 3.9Mi by XFS itself)" */
-export function diskText(d: { usedBytes: number; totalBytes: number; sizeBytes: number; filesBytes?: number }): string {
+/** "12.3Mi used of 61.5Mi (image 64Mi, 20%; 7.4Mi by files, 3.9Mi by XFS itself, 1Mi kept by acetate)" */
+export function diskText(d: { usedBytes: number; totalBytes: number; sizeBytes: number; filesBytes?: number; reservedBytes?: number }): string {
   const mi = (n: number) => `${(n / 2 ** 20).toFixed(1).replace(/\.0$/, '')}Mi`;
-  const split = d.filesBytes === undefined ? '' : `; ${mi(d.filesBytes)} by files, ${mi(Math.max(0, d.usedBytes - d.filesBytes))} by XFS itself`;
+  const kept = d.reservedBytes ? d.reservedBytes : 0;
+  const split =
+    d.filesBytes === undefined
+      ? ''
+      : `; ${mi(d.filesBytes)} by files, ${mi(Math.max(0, d.usedBytes - d.filesBytes - kept))} by XFS itself${kept ? `, ${mi(kept)} kept by acetate` : ''}`;
   return `${mi(d.usedBytes)} used of ${mi(d.totalBytes)} (image ${mi(d.sizeBytes)}, ${Math.round((100 * d.usedBytes) / Math.max(1, d.totalBytes))}%${split})`;
 }
 

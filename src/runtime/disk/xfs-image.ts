@@ -242,15 +242,19 @@ export async function fsSize(mountPoint: string): Promise<number | undefined> {
 }
 
 /** statfs of a mounted image with what META says: the size in force, and what the files use (both undefined without META). */
-export async function fsState(mountPoint: string): Promise<{ sizeBytes?: number; totalBytes: number; usedBytes: number; filesBytes?: number }> {
+export async function fsState(
+  mountPoint: string,
+): Promise<{ sizeBytes?: number; totalBytes: number; usedBytes: number; filesBytes?: number; reservedBytes: number }> {
   const [meta, s] = await Promise.all([readMeta(mountPoint), statfs(mountPoint)]);
   const totalBytes = s.blocks * s.bsize;
   const usedBytes = usedOf(s);
+  // acetate's reserve (room-reserve.ts): neither the container's files nor XFS's.
+  const reserved = reservedBytes(mountPoint);
   return {
     ...(typeof meta?.logBytes === 'number' ? { sizeBytes: totalBytes + meta.logBytes } : {}),
     totalBytes,
     usedBytes,
-    // acetate's reserve (room-reserve.ts) is not the container's files.
-    ...(typeof meta?.metaBytes === 'number' ? { filesBytes: Math.max(0, usedBytes - meta.metaBytes - reservedBytes(mountPoint)) } : {}),
+    ...(typeof meta?.metaBytes === 'number' ? { filesBytes: Math.max(0, usedBytes - meta.metaBytes - reserved) } : {}),
+    reservedBytes: reserved,
   };
 }
