@@ -71,13 +71,12 @@ export async function claimRangeForStart(store: IdRangeStore, dir: string, range
 }
 
 /**
- * Whether a live process runs with ids of `range`: the allocator's last read of /proc (up to
- * MAPPED_TTL_MS old, mapped-ids.ts), and a read anew before saying yes (the process may have been
- * this container's last one, just ended). Not a read anew at every first start: with 10,000
- * processes that is 100-140 ms of the loop's thread per create (measured: 20 ms per create at
- * 1,000 containers, the largest single cost of a create there). What it guards against (an
- * acetate before claims, a state dir moved away while its containers run) is long-lived, not made
- * between the allocation of a range and its first start a moment later.
+ * Whether a live process runs with ids of `range`: mappedRanges (a full read of /proc at most
+ * every MAPPED_TTL_MS, in between the processes not seen before: a listing of /proc), and a read
+ * anew before saying yes (the process may have been this container's last one, just ended). Not a
+ * full read at every first start: with 10,000 processes that is 100-140 ms of the loop's thread
+ * per create (measured: 20 ms per create at 1,000 containers, the largest single cost of a create
+ * there).
  */
 function mappedNow(range: IdRange): boolean {
   if (!mappedRanges().some((m) => rangesOverlap(m, range))) return false;

@@ -6,11 +6,10 @@
  * another instance never saw; a state dir moved away while its containers run).
  *
  * Cost: a readlink per process and a read per namespace: 100-140 ms with 10,079 processes (2,500
- * containers running, measured). For the allocator's exclusions the last read is used for up to
- * MAPPED_TTL_MS: read once per lock hold (taken again every second in a long apply), an apply of
- * 2,500 containers took 137 s, against 131 s with the TTL. What it guards against appears outside acetate's own claims (an acetate before claims,
- * a state dir moved away), not between two creates of one apply. A refusal or a removal of a claim
- * reads anew. It sees the
+ * containers running, measured), on the loop's thread. So the allocator and a first start use
+ * mappedRanges: a full read at most every MAPPED_TTL_MS, and in between only what is new (a
+ * listing of /proc, the processes not seen before). A refusal or a removal of a claim reads
+ * anew. It sees the
  * node's processes only from the node's pid namespace: in Kubernetes mode acetate's pod needs
  * hostPID (run-controller refuses to run without it where it joins the node's cgroups).
  */
@@ -41,12 +40,7 @@ export function readMappedNamespaces(proc = '/proc'): { ns: string; ranges: IdRa
     }
     seen.add(ns);
     if (INIT_MAP.test(map)) continue;
-    const ranges: IdRange[] = [];
-    for (const line of map.split('\n')) {
-      const [, outside, count] = line.trim().split(/\s+/).map(Number);
-      if (Number.isSafeInteger(outside) && Number.isSafeInteger(count) && count! > 0) ranges.push({ hostID: outside!, size: count! });
-    }
-    out.push({ ns, ranges });
+    out.push({ ns, ranges: parseMap(map) });
   }
   return out;
 }
@@ -61,19 +55,72 @@ export function userNamespaceOfPidFile(pidFile: string): string | undefined {
   }
 }
 
-/** How long the allocator uses one read of /proc. */
+/** How long a full read of /proc serves: between full reads only what is new is read (mappedRanges). */
 export const MAPPED_TTL_MS = 30_000;
 
-let cached: { at: number; ranges: IdRange[] } | undefined;
-
-/** readMappedRanges, read again when the last read is older than MAPPED_TTL_MS (`now` injected for tests). */
-export function mappedRanges(now = Date.now()): IdRange[] {
-  if (cached && now - cached.at < MAPPED_TTL_MS && now >= cached.at) return cached.ranges;
-  cached = { at: now, ranges: readMappedRanges() };
-  return cached.ranges;
+/** What a process's user namespace was at the last look: its ns link and host ranges (undefined: no uid_map written yet). */
+interface Seen {
+  ns: string;
+  ranges: IdRange[] | undefined;
 }
 
-/** The next mappedRanges reads /proc (tests; a full look of the allocator). */
+let known: { at: number; byPid: Map<string, Seen> } | undefined;
+
+/** One process's namespace, read now (undefined: gone meanwhile). `ns` given: its map is that namespace's, already read. */
+function look(proc: string, pid: string, byNs: Map<string, IdRange[] | undefined>): Seen | undefined {
+  try {
+    const ns = readlinkSync(`${proc}/${pid}/ns/user`);
+    const had = byNs.get(ns);
+    if (had !== undefined) return { ns, ranges: had };
+    const map = readFileSync(`${proc}/${pid}/uid_map`, 'utf8');
+    const ranges = INIT_MAP.test(map) ? [] : parseMap(map);
+    // An empty map (a namespace made, not mapped yet) is looked at again at every read.
+    const seen = { ns, ranges: map.trim() === '' ? undefined : ranges };
+    byNs.set(ns, seen.ranges);
+    return seen;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseMap(map: string): IdRange[] {
+  const ranges: IdRange[] = [];
+  for (const line of map.split('\n')) {
+    const [, outside, count] = line.trim().split(/\s+/).map(Number);
+    if (Number.isSafeInteger(outside) && Number.isSafeInteger(count) && count! > 0) ranges.push({ hostID: outside!, size: count! });
+  }
+  return ranges;
+}
+
+/**
+ * The host ranges live processes run with, for the allocator and the first start of a container
+ * (id-ranges.ts, id-range-held.ts). A full read (a readlink per process: 100-140 ms with 10,000
+ * processes) at most every MAPPED_TTL_MS; in between, one listing of /proc and a look at the
+ * processes not seen before and at namespaces seen unmapped: a namespace another program (another
+ * engine, an acetate before claims) maps between two creates is found at the next one. What a
+ * read in between does not see: a process seen before that moves into a new user namespace
+ * (unshare(2) in place, not a new process), or a pid reused within MAPPED_TTL_MS; the next full
+ * read does. `now` injected for tests.
+ */
+export function mappedRanges(now = Date.now(), proc = '/proc'): IdRange[] {
+  const full = !known || now - known.at >= MAPPED_TTL_MS || now < known.at;
+  const before = full ? new Map<string, Seen>() : known!.byPid;
+  const byPid = new Map<string, Seen>();
+  const byNs = new Map<string, IdRange[] | undefined>();
+  for (const s of before.values()) if (s.ranges !== undefined) byNs.set(s.ns, s.ranges);
+  for (const pid of readdirSync(proc)) {
+    if (!/^\d+$/.test(pid)) continue;
+    const had = before.get(pid);
+    const seen = had && had.ranges !== undefined ? had : look(proc, pid, byNs);
+    if (seen) byPid.set(pid, seen);
+  }
+  known = { at: full ? now : known!.at, byPid };
+  const out = new Map<string, IdRange[]>();
+  for (const s of byPid.values()) if (s.ranges?.length) out.set(s.ns, s.ranges);
+  return [...out.values()].flat();
+}
+
+/** The next mappedRanges reads every process anew (tests; a refusal's last look). */
 export function forgetMappedRanges(): void {
-  cached = undefined;
+  known = undefined;
 }
