@@ -1,15 +1,15 @@
 /**
  * The ranges live processes run with (mapped-ids.ts), as the allocator and a first start read
  * them between two full reads of /proc: a namespace another program maps after the last full read
- * (a new process, or a namespace seen before its uid_map was written) is found at the next read,
- * not up to MAPPED_TTL_MS later (a hostile round found a create given a range a process had been
- * mapped onto 0.4 s before, with the full read kept 30 s).
+ * (a new process, or a namespace seen before its uid_map was written) is found at the next read
+ * a second later, not up to MAPPED_TTL_MS later (a hostile round found a create given a range a
+ * process had been mapped onto 0.4 s before, with the full read kept 30 s).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readlink, writeFile } from 'node:fs/promises';
-import { forgetMappedRanges, mappedRanges } from '../../src/runtime/walls/mapped-ids.js';
+import { forgetMappedRanges, MAPPED_FRESH_MS, mappedRanges } from '../../src/runtime/walls/mapped-ids.js';
 
 /** A real process in a new user namespace, not mapped yet (root maps it, as runc does). */
 async function unmappedNamespace(): Promise<ChildProcess> {
@@ -19,7 +19,9 @@ async function unmappedNamespace(): Promise<ChildProcess> {
   return child;
 }
 
-const has = (hostID: number) => mappedRanges().some((m) => m.hostID === hostID);
+/** A read a little later each time: one younger than MAPPED_FRESH_MS is used as it is. */
+let clock = Date.now();
+const has = (hostID: number) => mappedRanges((clock += MAPPED_FRESH_MS + 1)).some((m) => m.hostID === hostID);
 
 describe('mapped-ids: what a read between two full reads of /proc sees', () => {
   const children: ChildProcess[] = [];

@@ -72,11 +72,10 @@ export async function claimRangeForStart(store: IdRangeStore, dir: string, range
 
 /**
  * Whether a live process runs with ids of `range`: mappedRanges (a full read of /proc at most
- * every MAPPED_TTL_MS, in between the processes not seen before: a listing of /proc), and a read
- * anew before saying yes (the process may have been this container's last one, just ended). Not a
- * full read at every first start: with 10,000 processes that is 100-140 ms of the loop's thread
- * per create (measured: 20 ms per create at 1,000 containers, the largest single cost of a create
- * there).
+ * every MAPPED_TTL_MS, in between the processes not seen before), and a read anew before saying
+ * yes (the process may have been this container's last one, just ended). Only for a start whose
+ * range is not claimed yet (after an upgrade, or a create that failed between its allocation and
+ * its claim): a full read there cost 100-140 ms of the loop's thread with 10,000 processes.
  */
 function mappedNow(range: IdRange): boolean {
   if (!mappedRanges().some((m) => rangesOverlap(m, range))) return false;
