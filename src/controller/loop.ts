@@ -67,6 +67,8 @@ export class Controller {
   /** Exits as events (runtime.watchProcesses), when the runtime has them: see pollProcesses. */
   private watch?: ProcessWatch;
   private hostViewWatch?: { close(): void };
+  /** The host-view watcher's failures by key, shown as the HostViewCurrent condition (status.ts). */
+  private readonly hostViewProblems = new Map<string, string>();
   /** The light poll of process states, every processPollMs. */
   private readonly pollTask: Periodic;
   private merged?: MergedSnapshot;
@@ -131,6 +133,7 @@ export class Controller {
       notices: new Notices(opts.recorders ?? [], this.logger),
       queue: this.queue,
       prober: this.prober,
+      hostViewProblems: this.hostViewProblems,
       ...(images
         ? {
             imageResolver: new ImageResolver(images, {
@@ -186,7 +189,15 @@ export class Controller {
       this.observeAgain(key);
     });
     // Host-template containers' view of the node kept current while this loop runs (not after it).
-    this.hostViewWatch = this.runtime.watchHostView?.((err) => this.logger.warn('host view update failed', { error: messageOf(err) }));
+    this.hostViewWatch = this.runtime.watchHostView?.(
+      (err) => this.logger.warn('host view update failed', { error: messageOf(err) }),
+      (key, problem) => {
+        if (problem === this.hostViewProblems.get(key)) return;
+        if (problem === undefined) this.hostViewProblems.delete(key);
+        else this.hostViewProblems.set(key, problem);
+        if (!this.queue.isShuttingDown) this.queue.add(key, 'resync'); // its status says so
+      },
+    );
     this.merged = undefined;
     this.problems.refresh(this.snapshot());
     for (let i = 0; i < this.concurrency; i++) this.workers.push(this.worker());

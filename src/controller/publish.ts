@@ -35,6 +35,8 @@ export interface PublishInput {
   /** Exit code of a run that ended, seen before this reconcile restarted it. */
   exitedBefore?: number;
   probe?: { ready: boolean; reason: string; message: string };
+  /** See StatusInput.hostView. */
+  hostView?: string;
   crashLoop?: CrashLoopRecord;
   /** A failed liveness (or startup) probe of the running process, not yet acted on. */
   unhealthy?: UnhealthyRecord;
@@ -129,6 +131,7 @@ export class StatusPublisher {
       pendingActions: input.skipped && !isProtected ? [`left alone: ${input.skipped}`] : [],
       node: this.opts.nodeName,
       probe: input.probe,
+      ...(input.hostView ? { hostView: input.hostView } : {}),
       now: this.opts.now(),
     });
     this.statuses.set(key, status);

@@ -40,6 +40,8 @@ export interface ReconcileDeps extends ActionStepDeps {
   plan: PlanFn;
   queue: WorkQueue;
   prober: Prober;
+  /** Why a running container's markers for new node data are not all placed, by key (the host-view watcher's). */
+  hostViewProblems?: ReadonlyMap<string, string>;
   imageResolver?: ImageResolver;
   /** Retry period of a resize the kernel deferred. */
   deferredRetryMs: number;
@@ -251,6 +253,7 @@ export class Reconciler {
       ...(crashLoop ? { crashLoop } : {}),
       ...(retryAt !== undefined ? { retryAt } : {}),
       probe: d.prober.verdict(key, actual?.process.pid),
+      ...(d.hostViewProblems?.get(key) ? { hostView: d.hostViewProblems.get(key) } : {}),
       unhealthy: unhealthyRecord(d.prober.failure(key, actual?.process.pid), actual),
     });
     report.status = published.status;

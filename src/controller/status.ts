@@ -23,6 +23,8 @@ export const CONDITION_SYNCED = 'Synced';
 export const CONDITION_RESIZE_PENDING = 'ResizePending';
 /** Present once a container's supervisor was found gone (see runtime/runc/supervision.ts). */
 export const CONDITION_SUPERVISED = 'Supervised';
+/** Host-template containers: the markers that hide node data made since the start are in place (walls/host-view-watch.ts). */
+export const CONDITION_HOST_VIEW = 'HostViewCurrent';
 
 /** Why a container desired Running is not being started now. */
 export interface ReconcileError {
@@ -56,6 +58,8 @@ export interface StatusInput {
   pendingActions?: string[];
   /** The node's name, reported in status.node. */
   node?: string;
+  /** Why the running container's markers for new node data could not all be placed (host-view-watch.ts), if so. */
+  hostView?: string;
   /** The startup/readiness probes' verdict on the running process (see probes/prober.ts). */
   probe?: { ready: boolean; reason: string; message: string };
   /** Now, epoch ms. */
@@ -218,6 +222,22 @@ function supervisedCondition(input: StatusInput): Omit<Condition, 'lastTransitio
 }
 
 /**
+ * Present from a failure on: False while node data made since the start may show in the container
+ * (its disk full and acetate's room on it used up), True once the markers are in place again.
+ */
+function hostViewCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> | undefined {
+  if (input.hostView && input.actual?.process.state === 'running')
+    return {
+      type: CONDITION_HOST_VIEW,
+      status: 'False',
+      reason: 'MarkersNotPlaced',
+      message: `node data made since the start may show in the container (tried again every 5 s): ${input.hostView}`,
+    };
+  if (!findCondition(input.previous, CONDITION_HOST_VIEW)) return undefined;
+  return { type: CONDITION_HOST_VIEW, status: 'True', reason: 'Current', message: 'the markers that hide node data are in place' };
+}
+
+/**
  * Merges new conditions with the previous ones: lastTransitionTime is kept when a condition's
  * status did not change.
  */
@@ -244,9 +264,14 @@ export function computeStatus(input: StatusInput): ContainerStatus {
   const { desired, actual, previous } = input;
   const generation = desired?.source.kind === 'kube' ? desired.source.generation : undefined;
   const supervised = supervisedCondition(input);
-  const conds = [readyCondition(input), syncedCondition(input), resizeCondition(input), ...(supervised ? [supervised] : [])].map((c) =>
-    generation !== undefined ? { ...c, observedGeneration: generation } : c,
-  );
+  const hostView = hostViewCondition(input);
+  const conds = [
+    readyCondition(input),
+    syncedCondition(input),
+    resizeCondition(input),
+    ...(supervised ? [supervised] : []),
+    ...(hostView ? [hostView] : []),
+  ].map((c) => (generation !== undefined ? { ...c, observedGeneration: generation } : c));
   const status: ContainerStatus = {};
   if (generation !== undefined) status.observedGeneration = generation;
   status.phase = computePhase(input);

@@ -293,9 +293,10 @@ export interface Runtime {
   /**
    * For the long-running loop: keeps host-template containers' view of the node current while
    * they run (what the node makes in its data places after their start is hidden within
-   * moments; see walls/host-view-watch.ts). Errors are reported, never thrown.
+   * moments; see walls/host-view-watch.ts). Errors are reported, never thrown. `onContainer`: a
+   * running container whose markers could not all be placed (why), and its recovery (undefined).
    */
-  watchHostView?(onError: (err: unknown) => void): { close(): void };
+  watchHostView?(onError: (err: unknown) => void, onContainer?: (key: string, problem: string | undefined) => void): { close(): void };
   /** The keys of every container this instance manages, cheaply (no per-container reads). */
   keys?(): Promise<string[]>;
   /** The disk use of a container read earlier (its private area's filesystem, now): `get` beside the loop's view. */

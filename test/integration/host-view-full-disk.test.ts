@@ -167,4 +167,32 @@ describe('host view on a full disk: node data made after the start is hidden eve
       await run.stop();
     }
   });
+
+  it("with acetate's room used up, the container's status says node data may show (HostViewCurrent False, no node path in it), and True once the tenant frees space and the marker lands", async () => {
+    const tag = `acetate-full-cond-${process.pid}-${Date.now()}`;
+    const made = `/${tag}`;
+    await writeFile(path.join(dir, 'full.yaml'), shellManifest('full', { command: `${FILL}; exec sleep 100000`, spec: SPEC }));
+    const run = new CliProcess(['run', '-f', dir, ...quickRunFlags()], { stateDir, env: env() });
+    const hostView = async () => (await cli(['describe', 'full'])).stdout.split('\n').find((l) => l.trimStart().startsWith('HostViewCurrent')) ?? '';
+    try {
+      await waitLog('full', 'full after');
+      // acetate's room used up (as by many markers while the disk stayed full).
+      const disk = path.join(stateDir, 'containers', 'default_full', 'disk');
+      await truncate(path.join(disk, RESERVE_FILE), 0);
+      await exec('sh', ['-c', `dd if=/dev/zero of=${disk}/.test-taken bs=4k 2>/dev/null; true`]);
+      await mkdir(made, { mode: 0o700 });
+      await waitFor(async () => /False\s+MarkersNotPlaced/.test(await hostView()), { what: 'HostViewCurrent False', timeoutMs: 20_000 });
+      const line = await hostView();
+      assert.match(line, /disk is full/);
+      assert.ok(!line.includes(tag), `the node's path stays out of the container's status: ${line}`);
+      // The tenant frees space: the retry (every 5 s) places the marker, the status says so.
+      await cli(['exec', 'full', '--', 'rm', '-f', '/fill']);
+      await waitFor(async () => /True\s+Current/.test(await hostView()), { what: 'HostViewCurrent True', timeoutMs: 30_000 });
+      const probe = await cli(['exec', 'full', '--', 'sh', '-c', `ls -A / | grep ${tag}; echo probed`]);
+      assert.equal(probe.stdout.trim(), 'probed');
+    } finally {
+      await run.stop();
+      await rm(made, { recursive: true, force: true });
+    }
+  });
 });

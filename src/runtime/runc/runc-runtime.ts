@@ -151,9 +151,15 @@ export class RuncRuntime implements Runtime {
   }
 
   /** See Runtime.watchHostView: the node's data places watched with inotify (walls/host-view-watch.ts). */
-  watchHostView(onError: (err: unknown) => void): { close(): void } {
-    return watchHostView({ paths: this.rc.paths, settings: this.rc.opts.isolation ?? {}, hostRoot: this.rc.templates.hostRoot }, onError, (id, fn) =>
-      whileFrozen(this.rc, id, fn),
+  watchHostView(onError: (err: unknown) => void, onContainer?: (key: string, problem: string | undefined) => void): { close(): void } {
+    return watchHostView(
+      { paths: this.rc.paths, settings: this.rc.opts.isolation ?? {}, hostRoot: this.rc.templates.hostRoot },
+      onError,
+      (id, fn) => whileFrozen(this.rc, id, fn),
+      (id, problem) => {
+        const key = keyOfId(id)?.key;
+        if (key) onContainer?.(key, problem);
+      },
     );
   }
 

@@ -60,8 +60,17 @@ export interface HostViewWatchDeps {
    * waits until the container frees space.
    */
   withRoom?: (id: string, upper: string, write: () => Promise<number>) => Promise<number>;
+  /** A container (its dir's name) whose markers could not all be placed, and why; undefined once they are (its status). */
+  onContainer?: (id: string, problem: string | undefined) => void;
   /** After each pass: how many containers and markers changed (logs, tests). */
   onApplied?: (containers: number, markers: number) => void;
+}
+
+/** What the container's status says of a failure: no node path (the names of what is hidden are the node's). */
+function problemOf(err: unknown): string {
+  return isNoRoom(err)
+    ? "its disk is full and acetate's room on it is used up: grow resources.disk, or free space in it"
+    : "a marker could not be placed (acetate run's log on the node says why)";
 }
 
 export class HostViewWatch {
@@ -142,7 +151,7 @@ export class HostViewWatch {
           const containerDir = path.join(this.d.containersDir, id);
           const t = await readJson<TargetRecord>(path.join(containerDir, TARGET_FILE)).catch(() => undefined);
           if (!t || typeof t.upper !== 'string' || typeof t.idBase !== 'number') {
-            this.failed.delete(id); // not a host-template container (or removed meanwhile)
+            this.recovered(id); // not a host-template container (or removed meanwhile)
             return;
           }
           const apply = () =>
@@ -154,7 +163,7 @@ export class HostViewWatch {
               if (!this.d.withRoom || !isNoRoom(err)) throw err;
               return this.d.withRoom(id, t.upper, apply);
             });
-            this.failed.delete(id);
+            this.recovered(id);
             if (n) {
               containers++;
               markers += n;
@@ -162,7 +171,7 @@ export class HostViewWatch {
           } catch (err) {
             // A container removed meanwhile has no dir: nothing to hide in it.
             if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-              this.failed.delete(id);
+              this.recovered(id);
               return;
             }
             // Logged when it starts failing and when the cause changes, not at every try.
@@ -171,6 +180,8 @@ export class HostViewWatch {
             this.failed.set(id, message);
             if (before !== message)
               this.d.onError(new Error(`cannot update the host view of ${id} (tried again every ${RETRY_MS / 1000} s): ${message}`, { cause: err }));
+            // The container's status says so, without the node paths (the names of what is hidden).
+            if (before === undefined) this.d.onContainer?.(id, problemOf(err));
           }
         }),
       );
@@ -189,6 +200,11 @@ export class HostViewWatch {
       }, RETRY_MS);
       this.retryTimer.unref();
     }
+  }
+
+  /** A container whose markers are in place (or that has none to place): a failure it had ends. */
+  private recovered(id: string): void {
+    if (this.failed.delete(id)) this.d.onContainer?.(id, undefined);
   }
 
   /** Watches exactly the dirs of the last listing (a shown dir may have come or gone); true if one was added. */

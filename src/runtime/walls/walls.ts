@@ -95,6 +95,8 @@ export function watchHostView(
   onError: (err: unknown) => void,
   /** Runs `fn` with container `id` frozen (nothing of it writes on its disk meanwhile). */
   frozen?: <T>(id: string, fn: () => Promise<T>) => Promise<T>,
+  /** A container (its dir's name) whose markers could not all be placed, why; undefined once they are. */
+  onContainer?: (id: string, problem: string | undefined) => void,
 ): HostViewWatch {
   const w = new HostViewWatch({
     hostRoot: ctx.hostRoot,
@@ -102,6 +104,7 @@ export function watchHostView(
     containersDir: ctx.paths.containersDir,
     view: () => hostViewOf(ctx),
     onError,
+    ...(onContainer ? { onContainer } : {}),
     // Only a disk image has a reserve (no disk limit: the state dir's filesystem is the node's).
     ...(frozen
       ? { withRoom: (id: string, upper: string, write: () => Promise<number>) => (hasReserve(upper) ? frozen(id, () => withReserve(upper, write)) : write()) }
