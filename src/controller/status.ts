@@ -222,11 +222,14 @@ function supervisedCondition(input: StatusInput): Omit<Condition, 'lastTransitio
 }
 
 /**
- * Present from a failure on: False while node data made since the start may show in the container
- * (its disk full and acetate's room on it used up), True once the markers are in place again.
+ * Of a running container, from a failure on: False while node data made since the start may show
+ * in it (its disk full and acetate's room on it used up), True once the watcher has no failure of
+ * it (this acetate's: one restarted says True until its watcher's first pass meets the failure
+ * again). Not running: no condition (nothing of it sees the node).
  */
 function hostViewCondition(input: StatusInput): Omit<Condition, 'lastTransitionTime'> | undefined {
-  if (input.hostView && input.actual?.process.state === 'running')
+  if (input.actual?.process.state !== 'running') return undefined;
+  if (input.hostView)
     return {
       type: CONDITION_HOST_VIEW,
       status: 'False',
@@ -234,7 +237,7 @@ function hostViewCondition(input: StatusInput): Omit<Condition, 'lastTransitionT
       message: `node data made since the start may show in the container (tried again every 5 s): ${input.hostView}`,
     };
   if (!findCondition(input.previous, CONDITION_HOST_VIEW)) return undefined;
-  return { type: CONDITION_HOST_VIEW, status: 'True', reason: 'Current', message: 'the markers that hide node data are in place' };
+  return { type: CONDITION_HOST_VIEW, status: 'True', reason: 'NoFailure', message: 'no marker that hides node data is known to be missing' };
 }
 
 /**

@@ -187,7 +187,7 @@ describe('host view on a full disk: node data made after the start is hidden eve
       assert.ok(!line.includes(tag), `the node's path stays out of the container's status: ${line}`);
       // The tenant frees space: the retry (every 5 s) places the marker, the status says so.
       await cli(['exec', 'full', '--', 'rm', '-f', '/fill']);
-      await waitFor(async () => /True\s+Current/.test(await hostView()), { what: 'HostViewCurrent True', timeoutMs: 30_000 });
+      await waitFor(async () => /True\s+NoFailure/.test(await hostView()), { what: 'HostViewCurrent True', timeoutMs: 30_000 });
       const probe = await cli(['exec', 'full', '--', 'sh', '-c', `ls -A / | grep ${tag}; echo probed`]);
       assert.equal(probe.stdout.trim(), 'probed');
     } finally {

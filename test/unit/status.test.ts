@@ -41,6 +41,22 @@ describe('status', () => {
     assert.match(findCondition(s3, 'Synced')!.message!, /boom again/);
   });
 
+  it('HostViewCurrent: absent until a marker fails; False while it does, NoFailure after; none for a container that does not run', () => {
+    const a = actualFrom(d, { state: 'running', pid: 42 });
+    const s0 = status({ desired: d, actual: a });
+    assert.equal(findCondition(s0, 'HostViewCurrent'), undefined, 'no failure ever: no condition');
+    const s1 = status({ desired: d, actual: a, previous: s0, hostView: 'its disk is full' });
+    assert.equal(findCondition(s1, 'HostViewCurrent')?.status, 'False');
+    assert.equal(findCondition(s1, 'HostViewCurrent')?.reason, 'MarkersNotPlaced');
+    assert.match(findCondition(s1, 'HostViewCurrent')!.message!, /may show in the container.*its disk is full/);
+    assert.equal(findCondition(s1, 'Ready')?.status, 'True', 'the process still runs');
+    const s2 = status({ desired: d, actual: a, previous: s1, now: T0 + 5_000 });
+    assert.equal(findCondition(s2, 'HostViewCurrent')?.status, 'True');
+    assert.equal(findCondition(s2, 'HostViewCurrent')?.reason, 'NoFailure');
+    const stopped = actualFrom(d, { state: 'exited', exitCode: 0 });
+    assert.equal(findCondition(status({ desired: d, actual: stopped, previous: s1, hostView: 'its disk is full' }), 'HostViewCurrent'), undefined);
+  });
+
   it('a deferred resize is ResizePending=True reason Deferred', () => {
     const a = actualFrom(d, { state: 'running', pid: 42 });
     const s = status({ desired: d, actual: a, deferred: [{ resource: 'memory', reason: 'usage 300Mi is above the new limit 256Mi' }] });

@@ -139,7 +139,11 @@ export class HostViewWatch {
     if (view === this.last || key === this.lastKey) {
       if (!this.failed.size) return;
       ids = [...this.failed.keys()]; // the same view: only those that failed
-    } else ids = await readdir(this.d.containersDir).catch(() => [] as string[]);
+    } else {
+      // And those that failed (a removed one's failure ends here: its dir is gone).
+      const listed = await readdir(this.d.containersDir).catch(() => [] as string[]);
+      ids = [...new Set([...listed, ...this.failed.keys()])];
+    }
     this.last = view;
     this.lastKey = key;
     let containers = 0;
@@ -156,18 +160,14 @@ export class HostViewWatch {
           }
           const apply = () =>
             applyHostView(view, { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase }, { recheck: false });
+          let n: number;
           try {
             // Its disk full (the container can fill it): again with acetate's room on that disk,
             // the container frozen meanwhile (withRoom), so a tenant cannot keep node data shown.
-            const n = await apply().catch((err: unknown) => {
+            n = await apply().catch((err: unknown) => {
               if (!this.d.withRoom || !isNoRoom(err)) throw err;
               return this.d.withRoom(id, t.upper, apply);
             });
-            this.recovered(id);
-            if (n) {
-              containers++;
-              markers += n;
-            }
           } catch (err) {
             // A container removed meanwhile has no dir: nothing to hide in it.
             if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -181,7 +181,13 @@ export class HostViewWatch {
             if (before !== message)
               this.d.onError(new Error(`cannot update the host view of ${id} (tried again every ${RETRY_MS / 1000} s): ${message}`, { cause: err }));
             // The container's status says so, without the node paths (the names of what is hidden).
-            if (before === undefined) this.d.onContainer?.(id, problemOf(err));
+            this.d.onContainer?.(id, problemOf(err));
+            return;
+          }
+          this.recovered(id);
+          if (n) {
+            containers++;
+            markers += n;
           }
         }),
       );

@@ -66,14 +66,15 @@ interface Seen {
 
 /**
  * A read younger than this is used as it is: one listing of /proc costs 7 ms with 4,000 processes
- * (~16 ms with 10,000), on the loop's thread, and a create of an apply at concurrency 4 asks
- * several times a second.
+ * (~16 ms with 10,000), on the loop's thread, and the creates of an apply at concurrency 4 ask
+ * ~17 times a second at 2,500 containers: at most 4 listings a second. A namespace another
+ * program maps less than this before a create may be missed.
  */
-export const MAPPED_FRESH_MS = 1_000;
+export const MAPPED_FRESH_MS = 250;
 
 let known: { at: number; listedAt: number; byPid: Map<string, Seen>; ranges: IdRange[] } | undefined;
 
-/** One process's namespace, read now (undefined: gone meanwhile). `ns` given: its map is that namespace's, already read. */
+/** One process's namespace, read now (undefined: gone meanwhile); `byNs`: the maps read in this listing. */
 function look(proc: string, pid: string, byNs: Map<string, IdRange[] | undefined>): Seen | undefined {
   try {
     const ns = readlinkSync(`${proc}/${pid}/ns/user`);
@@ -104,8 +105,8 @@ function parseMap(map: string): IdRange[] {
  * (id-ranges.ts, id-range-held.ts). A full read (a readlink per process: 100-140 ms with 10,000
  * processes) at most every MAPPED_TTL_MS; in between, one listing of /proc and a look at the
  * processes not seen before and at namespaces seen unmapped: a namespace another program (another
- * engine, an acetate before claims) maps is found at the next create a second later (a read
- * younger than MAPPED_FRESH_MS is used as it is). What a read in between does not see: a process seen before that moves into a new user namespace
+ * engine, an acetate before claims) maps is found at the next create (a read younger than
+ * MAPPED_FRESH_MS is used as it is). What a read in between does not see: a process seen before that moves into a new user namespace
  * (unshare(2) in place, not a new process), or a pid reused within MAPPED_TTL_MS; the next full
  * read does. `now` injected for tests.
  */
@@ -114,8 +115,9 @@ export function mappedRanges(now = Date.now(), proc = '/proc'): IdRange[] {
   const full = !known || now - known.at >= MAPPED_TTL_MS || now < known.at;
   const before = full ? new Map<string, Seen>() : known!.byPid;
   const byPid = new Map<string, Seen>();
+  // The maps read in this listing only: a namespace number freed since the last one is given to
+  // the next namespace made (the kernel takes the lowest free), which may map other ids.
   const byNs = new Map<string, IdRange[] | undefined>();
-  for (const s of before.values()) if (s.ranges !== undefined) byNs.set(s.ns, s.ranges);
   for (const pid of readdirSync(proc)) {
     if (!/^\d+$/.test(pid)) continue;
     const had = before.get(pid);
