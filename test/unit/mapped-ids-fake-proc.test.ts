@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { forgetMappedRanges, MAPPED_FRESH_MS, mappedRanges } from '../../src/runtime/walls/mapped-ids.js';
+import { forgetMappedRanges, MAPPED_FRESH_MS, mappedRanges, readMappedNamespaces } from '../../src/runtime/walls/mapped-ids.js';
 
 describe('mapped-ids against a /proc of files', () => {
   let proc: string;
@@ -30,6 +30,8 @@ describe('mapped-ids against a /proc of files', () => {
     pid(1, 4026531837, '         0          0 4294967295\n'); // the node's own
     pid(100, 4026532000, '         0 3900131072      65536\n');
     assert.deepEqual(starts(t0), [3900131072]);
+    // The full read the upgrade's claim uses: the same, by namespace (the node's own left out).
+    assert.deepEqual(readMappedNamespaces(proc), [{ ns: 'user:[4026532000]', ranges: [{ hostID: 3900131072, size: 65536 }] }]);
     // Its process ends; the kernel gives the number to the next namespace made, mapped elsewhere.
     rmSync(path.join(proc, '100'), { recursive: true });
     pid(101, 4026532000, '         0 3900196608      65536\n');

@@ -25,24 +25,10 @@ export function readMappedRanges(proc = '/proc'): IdRange[] {
 
 /** Every user namespace but the node's own (its `ns/user` link) with its host ranges, read now. */
 export function readMappedNamespaces(proc = '/proc'): { ns: string; ranges: IdRange[] }[] {
-  const seen = new Set<string>();
-  const out: { ns: string; ranges: IdRange[] }[] = [];
-  for (const pid of readdirSync(proc)) {
-    if (!/^\d+$/.test(pid)) continue;
-    let ns: string;
-    let map: string;
-    try {
-      ns = readlinkSync(`${proc}/${pid}/ns/user`);
-      if (seen.has(ns)) continue;
-      map = readFileSync(`${proc}/${pid}/uid_map`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    seen.add(ns);
-    if (INIT_MAP.test(map)) continue;
-    out.push({ ns, ranges: parseMap(map) });
-  }
-  return out;
+  const byNs = new Map<string, IdRange[] | undefined>();
+  for (const pid of readdirSync(proc)) if (/^\d+$/.test(pid)) look(proc, pid, byNs);
+  // The node's own maps no range ([]); one not mapped yet (undefined) runs with no id of the node.
+  return [...byNs].flatMap(([ns, ranges]) => (ranges?.length ? [{ ns, ranges }] : []));
 }
 
 /** The user namespace of the process whose pid is in `pidFile` (a container's init), if it runs. */
@@ -106,9 +92,9 @@ function parseMap(map: string): IdRange[] {
  * processes) at most every MAPPED_TTL_MS; in between, one listing of /proc and a look at the
  * processes not seen before and at namespaces seen unmapped: a namespace another program (another
  * engine, an acetate before claims) maps is found at the next create (a read younger than
- * MAPPED_FRESH_MS is used as it is). What a read in between does not see: a process seen before that moves into a new user namespace
- * (unshare(2) in place, not a new process), or a pid reused within MAPPED_TTL_MS; the next full
- * read does. `now` injected for tests.
+ * MAPPED_FRESH_MS is used as it is). What a read in between does not see: a process seen before
+ * that moves into a new user namespace (unshare(2) in place, not a new process), or a pid reused
+ * within MAPPED_TTL_MS; the next full read does. `now` injected for tests.
  */
 export function mappedRanges(now = Date.now(), proc = '/proc'): IdRange[] {
   if (known && now >= known.listedAt && now - known.listedAt < MAPPED_FRESH_MS) return known.ranges;
