@@ -241,6 +241,7 @@ export class Reconciler {
     }
     const crashLoop = d.crashLoop.toRecord(key);
     const retryAt = d.queue.dueAt(key);
+    const hostView = d.hostViewProblems?.get(key);
     const published = await d.publisher.publish(key, {
       desired,
       actual,
@@ -253,7 +254,7 @@ export class Reconciler {
       ...(crashLoop ? { crashLoop } : {}),
       ...(retryAt !== undefined ? { retryAt } : {}),
       probe: d.prober.verdict(key, actual?.process.pid),
-      ...(d.hostViewProblems?.get(key) ? { hostView: d.hostViewProblems.get(key) } : {}),
+      ...(hostView ? { hostView } : {}),
       unhealthy: unhealthyRecord(d.prober.failure(key, actual?.process.pid), actual),
     });
     report.status = published.status;
