@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds acetate's native helper (native/acetate-idmap.c: idmapped layer mounts for user
-# namespaces, see src/runtime/walls/idmap.ts) into dist/native/. Needs gcc and libc6-dev.
+# Builds acetate's native helpers into dist/native/ (needs gcc and libc6-dev):
+#   native/acetate-idmap.c   idmapped layer mounts for user namespaces (src/runtime/walls/idmap.ts)
+#   native/acetate-launch.c  starts conmon inside the conmons' cgroup (src/runtime/runc/conmon-launcher.ts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist/native
 gcc -O2 -Wall -Wextra -Werror -o dist/native/acetate-idmap.tmp native/acetate-idmap.c
+gcc -O2 -Wall -Wextra -Werror -o dist/native/acetate-launch.tmp native/acetate-launch.c
 mv dist/native/acetate-idmap.tmp dist/native/acetate-idmap
+mv dist/native/acetate-launch.tmp dist/native/acetate-launch

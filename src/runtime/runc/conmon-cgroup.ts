@@ -9,8 +9,8 @@
  * On a v1 node the other hierarchies (cpu, memory, pids...) are left as they are: they carry no
  * process tracking, and conmon's few hundred KiB stay accounted where acetate's are.
  *
- * conmon is moved before it forks anything: it waits for a byte on $_OCI_STARTPIPE first (for
- * exactly this, see launchConmon), so the container's runc and the monitor inherit the cgroup.
+ * conmon is born there: the runtime's launcher (conmon-launcher.ts) is moved in once and forks
+ * every conmon, so the container's runc and the monitor inherit the cgroup too.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -37,7 +37,7 @@ export async function conmonCgroupDirs(cgroupParent: string, root = CGROUP_ROOT)
 /**
  * Moves `pid` into each cgroup dir, creating it when it is not there (the first conmon of an
  * instance, or after the last destroy removed it): written first, made only on ENOENT, because a
- * recursive mkdir of a dir that exists was two thread-pool round trips at every start.
+ * recursive mkdir of a dir that exists is two thread-pool round trips for nothing.
  */
 export async function joinCgroups(pid: number, dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {

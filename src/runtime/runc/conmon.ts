@@ -8,17 +8,15 @@
  * keeps that fd open for its whole life, and a pipe whose reader (acetate) went away could not be
  * written safely. conmon's own stdio goes to a file too, so it never holds acetate's stdio open.
  *
- * conmon leaves acetate's cgroup before it does anything (cgroupDirs, see conmon-cgroup.ts): it
- * waits for a byte on $_OCI_STARTPIPE, which acetate writes once it has moved conmon. So a stop or
- * restart of the systemd unit running acetate never reaches a conmon or a container.
+ * conmon is started by the runtime's launcher (conmon-launcher.ts), which sits in the conmons' cgroup
+ * outside acetate's own (conmon-cgroup.ts): a stop or restart of the systemd unit running acetate
+ * never reaches a conmon or a container.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import type { Writable } from 'node:stream';
 import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { readSmallFile, removePaths } from '../../util/small-file.js';
 import { isAlive } from '../../util/processes.js';
-import { joinCgroups } from './conmon-cgroup.js';
+import type { ConmonLauncher } from './conmon-launcher.js';
 
 export interface ConmonLaunch {
   conmonPath: string;
@@ -36,8 +34,8 @@ export interface ConmonLaunch {
   socketDir: string;
   syncFile: string;
   conmonOut: string;
-  /** Cgroup dirs conmon is moved into before it starts the container (none: it stays in ours). */
-  cgroupDirs?: readonly string[];
+  /** Starts conmon from the conmons' cgroup (the runtime's, see conmon-launcher.ts). */
+  launcher: Pick<ConmonLauncher, 'launch'>;
   /** conmon truncates the log when it grows beyond this (bytes). */
   logSizeMax?: number;
   timeoutMs?: number;
@@ -178,45 +176,27 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
   const timeoutMs = l.timeoutMs ?? 60_000;
   const pollMs = l.pollIntervalMs ?? 100;
   await removePaths([l.syncFile, l.pidFile, runcPidTempOf(l.pidFile), l.conmonPidFile]);
-  const sync = openSync(l.syncFile, 'w', 0o600);
-  let out: number;
-  try {
-    out = openSync(l.conmonOut, 'w', 0o600);
-  } catch (err) {
-    closeSync(sync);
-    throw err;
-  }
+  // Made empty here, before the watch below: the launcher's child opens it without truncating.
+  closeSync(openSync(l.syncFile, 'w', 0o600));
   // Watch before conmon can write: its report wakes us at once instead of at the next poll.
   const syncChanged = new ChangeSignal(l.syncFile);
   try {
-    let exited: Promise<number | null>;
-    try {
-      const move = (l.cgroupDirs?.length ?? 0) > 0;
-      const child = spawn(l.conmonPath, conmonArgs(l), {
-        cwd: '/',
-        detached: true,
-        stdio: ['ignore', out, out, sync, move ? 'pipe' : 'ignore'],
-        env: {
-          PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-          _OCI_SYNCPIPE: '3',
-          ...(move ? { _OCI_STARTPIPE: '4' } : {}),
-        },
+    // Born in the conmons' cgroup (conmon-launcher.ts); its stdout and stderr to conmonOut, the
+    // sync file as fd 3. The first conmon process exits at once (after forking the monitor).
+    const end = await l.launcher
+      .launch({
+        program: l.conmonPath,
+        args: conmonArgs(l),
+        env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+        out: l.conmonOut,
+        fd3: l.syncFile,
+      })
+      .catch((err: unknown) => {
+        throw new ConmonError(`cannot start conmon: ${(err as Error).message}`, { cause: err });
       });
-      // Not unref()'d: this first conmon process exits at once, and awaiting its exit must keep
-      // node's event loop alive.
-      exited = new Promise((resolve) => {
-        child.once('error', () => resolve(null));
-        child.once('exit', (code) => resolve(code));
-      });
-      if (move) await releaseIntoCgroups(child, l.cgroupDirs!);
-    } finally {
-      closeSync(sync);
-      closeSync(out);
-    }
-    // The first conmon process exits at once (after forking the monitor); a non-zero code is an error.
-    const firstExit = await exited;
-    if (firstExit !== 0) {
-      throw new ConmonError(`conmon failed to start (exit ${firstExit ?? 'error'}): ${await readText(l.conmonOut)}`);
+    if (!('code' in end) || end.code !== 0) {
+      const how = 'code' in end ? `exit ${end.code}` : `signal ${end.signal}`;
+      throw new ConmonError(`conmon failed to start (${how}): ${await readText(l.conmonOut)}`);
     }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -239,24 +219,6 @@ export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conm
   } finally {
     syncChanged.close();
   }
-}
-
-/**
- * conmon waits on its start pipe (fd 4) before forking: move it, then let it go. A conmon that
- * could not be moved is killed before it creates anything (an EOF on the pipe would let it go on).
- */
-async function releaseIntoCgroups(child: ChildProcess, dirs: readonly string[]): Promise<void> {
-  const pipe = child.stdio[4] as Writable | null;
-  try {
-    if (child.pid === undefined || !pipe) throw new Error('conmon did not start');
-    await joinCgroups(child.pid, dirs);
-  } catch (err) {
-    child.kill('SIGKILL');
-    pipe?.destroy();
-    throw new ConmonError(`cannot place conmon outside acetate's cgroup: ${(err as Error).message}`, { cause: err });
-  }
-  pipe.on('error', () => undefined); // conmon gone already: its exit code tells
-  pipe.end('go');
 }
 
 /** The exit code conmon recorded for the last run, if any. */

@@ -15,7 +15,9 @@ import type { TemplateStore } from './templates.js';
 import { ImageStore } from '../../images/store.js';
 import { KeyedMutex } from '../../util/keyed-mutex.js';
 import { realSleep, type Sleep } from '../../util/poll.js';
-import { CGROUP_ROOT, detectCgroupMode, hasSwapAccounting, type CgroupLocation, type CgroupMode } from './cgroups.js';
+import { CGROUP_ROOT, cgroupProcs, detectCgroupMode, hasSwapAccounting, type CgroupLocation, type CgroupMode } from './cgroups.js';
+import { conmonCgroupDirs, joinCgroups } from './conmon-cgroup.js';
+import { ConmonLauncher } from './conmon-launcher.js';
 import { removeCgroupParentIfEmpty, scrubContainer, type Waiter } from './cleanup.js';
 import { findInit } from './init.js';
 import type { IsolationSettings } from '../walls/walls.js';
@@ -124,6 +126,8 @@ export class RuncContext {
   private binariesPromise?: Promise<{ runc: string; conmon: string }>;
   private hostInfoPromise?: Promise<HostInfo>;
   private runcCli?: RuncCli;
+  /** Starts every conmon from inside the conmons' cgroup (conmon-launcher.ts). */
+  readonly launcher: ConmonLauncher;
   /** refuseEarlierLayout() passed once: preflight and the first runc use both ask. */
   private layoutChecked = false;
 
@@ -139,6 +143,7 @@ export class RuncContext {
     this.lockHeld = opts.sweepLeftovers ?? false;
     this.net = new NetworkHooks({ paths: this.paths, hostRoot: opts.templates.hostRoot, network: opts.network, driver: opts.networkDriver, now: this.now });
     this.disk = new DiskHooks(opts.disk);
+    this.launcher = new ConmonLauncher({ place: async (pid) => joinCgroups(pid, await conmonCgroupDirs(this.paths.cgroupParent, this.cgroupRoot)) });
   }
 
   binaries(): Promise<{ runc: string; conmon: string }> {
@@ -241,6 +246,17 @@ export class RuncContext {
 
   async removeEmptyCgroupParent(): Promise<void> {
     if (this.startsInFlight > 0) return;
+    // The launcher sits in the conmons' cgroup: with no conmon (or port holder) left beside it, it
+    // goes, so that the cgroup can (the next start starts another).
+    if (this.launcher.pid !== undefined && (await this.onlyLauncherLeft())) await this.launcher.stop();
     await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot, this.waiter, () => this.startsInFlight === 0);
+  }
+
+  /** No process but the launcher in the conmons' cgroup (none there: nothing to keep it for either). */
+  private async onlyLauncherLeft(): Promise<boolean> {
+    const [dir] = await conmonCgroupDirs(this.paths.cgroupParent, this.cgroupRoot);
+    if (!dir) return true;
+    const procs = await cgroupProcs(dir).catch(() => [] as number[]);
+    return procs.every((p) => p === this.launcher.pid);
   }
 }

@@ -8,7 +8,6 @@ import type { AppliedRecord } from '../runtime.js';
 import { reapConmon } from './cleanup.js';
 import { launchConmon } from './conmon.js';
 import { withReserveIfFull } from '../disk/room-reserve.js';
-import { conmonCgroupDirs } from './conmon-cgroup.js';
 import { unmountAll } from '../../util/mounts.js';
 import { buildOciConfig } from './oci-config.js';
 import { isRunning } from './observe.js';
@@ -106,7 +105,6 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
   const attached = network?.finish();
   attached?.catch(() => undefined); // awaited below; a failure before that must not go unhandled
   try {
-    const cgroupDirs = await conmonCgroupDirs(rc.paths.cgroupParent, rc.cgroupRoot);
     // A container that filled its disk: overlayfs still needs an inode for its work dir (withReserveIfFull).
     ({ pid } = await withReserveIfFull(rc.disk.layers(cp, record).upper, () =>
       launchConmon({
@@ -125,8 +123,8 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
         syncFile: cp.syncFile,
         conmonOut: cp.conmonOut,
         logSizeMax: rc.opts.logSizeMax ?? 16 * 1024 * 1024,
-        // Out of the cgroup of the unit (or shell) that runs acetate: see conmon-cgroup.ts.
-        cgroupDirs,
+        // Born out of the cgroup of the unit (or shell) that runs acetate: see conmon-launcher.ts.
+        launcher: rc.launcher,
       }),
     ));
     // runc create has mounted the overlay (with its own clones of the idmapped layers) in the

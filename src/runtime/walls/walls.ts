@@ -187,6 +187,7 @@ export async function isolationInputs(
   const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
   let lowerDir = lower;
   if (opts.prepare) {
+    let mounting: Promise<string[]> | undefined;
     if (userNamespace) {
       const own = [ctx.paths.stateDir, ctx.paths.runDir];
       const layers = typeof lower === 'string' ? [lower] : lower;
@@ -199,29 +200,23 @@ export async function isolationInputs(
       // The host template's `/`: only the ids of the OS' files (host-ids.ts): the node's data of
       // other owners stays closed to the container's root even before a marker hides it.
       const only = host ? await hostOsIds(ctx.hostRoot, ctx.settings.hostIds) : undefined;
-      const mapped = await mountIdmappedLayers(dir, layers, userNamespace, undefined, only);
-      lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
+      // The helper mounts in its own process while the private area and the markers are made
+      // here (neither touches the layers): ~3 ms of each start off its critical path.
+      mounting = mountIdmappedLayers(dir, layers, userNamespace, undefined, only);
+      mounting.catch(() => undefined); // awaited below, on success and on failure alike
     }
-    await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace, store.claims);
-    // After the private area is owned by the ids in use: the markers are written for them.
-    if (host) {
-      const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
-      const view = await hostViewOf(ctx);
-      const apply = () => applyHostView(view, { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
-      // A disk the container filled: with acetate's room on it (nothing runs yet to take it first).
-      await apply()
-        .catch((err: unknown) => {
-          if (!isNoRoom(err)) throw err;
-          return withReserve(cp.upper, apply);
-        })
-        .catch((err: unknown) => {
-          if (!isNoRoom(err)) throw err;
-          // Started, it would show node data made since: refused, and said how to end it.
-          throw new Error(
-            `its disk is full, and acetate's room on it is used up: the markers that hide node data made since its last start cannot be written (${messageOf(err)}); not started: grow resources.disk (the reserve is filled again from the new room at the next start)`,
-            { cause: err },
-          );
-        });
+    try {
+      await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace, store.claims);
+      if (host) await placeHostView(ctx, cp, userNamespace);
+    } catch (err) {
+      // Settled before the caller releases what it mounted (start.ts): a helper still mounting
+      // would not be known yet, and would hold its mounts for the life of this process.
+      await mounting?.catch(() => undefined);
+      throw err;
+    }
+    if (mounting) {
+      const mapped = await mounting;
+      lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
     }
   }
   return {
@@ -230,4 +225,25 @@ export async function isolationInputs(
     ...(seccomp ? { seccomp } : {}),
     ...(userNamespace ? { userNamespace } : {}),
   };
+}
+
+/** The host view's markers in the private area, for the ids in use (after preparePrivateArea owned it). */
+async function placeHostView(ctx: IsolationContext, cp: WallContainerPaths, userNamespace: OciUserNamespace | undefined): Promise<void> {
+  const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
+  const view = await hostViewOf(ctx);
+  const apply = () => applyHostView(view, { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
+  // A disk the container filled: with acetate's room on it (nothing runs yet to take it first).
+  await apply()
+    .catch((err: unknown) => {
+      if (!isNoRoom(err)) throw err;
+      return withReserve(cp.upper, apply);
+    })
+    .catch((err: unknown) => {
+      if (!isNoRoom(err)) throw err;
+      // Started, it would show node data made since: refused, and said how to end it.
+      throw new Error(
+        `its disk is full, and acetate's room on it is used up: the markers that hide node data made since its last start cannot be written (${messageOf(err)}); not started: grow resources.disk (the reserve is filled again from the new room at the next start)`,
+        { cause: err },
+      );
+    });
 }
