@@ -4,23 +4,26 @@
  *
  * Why: moving a process into a cgroup (a write to cgroup.procs) takes the kernel's
  * cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period when no other move
- * happened just before: 5-30 ms on the test node, paid at every container start while acetate
- * moved each new conmon out of its own cgroup (conmon-cgroup.ts). A fork inherits its parent's
- * cgroups for free. acetate starts one launcher per runtime, moves it once, and sends it requests.
+ * happened just before (5-30 ms on the test node), and Node's spawn of each conmon blocked
+ * acetate's one thread for a few ms. A fork inherits its parent's cgroups for free: acetate starts
+ * one launcher per runtime, moves it once, and sends it requests. (Measured: a few % per start, not
+ * the whole grace period: runc's own moves of the container then pay it, see docs/supervision.md.)
  * Nothing else here does this: systemd-run moves a process per call, and Node's child_process
  * cannot start a process in another cgroup (no clone3(CLONE_INTO_CGROUP), and none on cgroup v1).
  *
  * Protocol. stdin: requests, each a run of NUL-terminated fields
  *     ID OUT SYNC NARGS ARG0 ... ARGn NENV ENV0 ... ENVn
- *   ID    the caller's number for the request (digits, at most 20)
+ *   ID    the caller's number for the request (1 to 20 digits)
  *   OUT   file for the program's stdout and stderr (created 0600, truncated)
  *   SYNC  file given to the program as fd 3 (created 0600 if missing, not truncated)
  *   ARG0  the program's absolute path, and argv[0]
  *   ENV   NAME=VALUE: the program's whole environment
- * stdout: one line per request when its process ends: `ID exit CODE`, `ID signal N`, or
- * `ID error REASON` (it could not be forked). A program that cannot be executed exits 127 with the
- * reason in OUT. The process runs in a new session with cwd `/`, stdin /dev/null, and no other fd.
- * The end of stdin ends the launcher (what it started runs on: conmon daemonizes).
+ * At most 1 MiB and 4,096 fields per request. stdout: one line per request: `ID exit CODE` or
+ * `ID signal N` when its process ends, or `ID error REASON` when it could not be started (fork,
+ * OUT or SYNC, exec). The process runs in a new session with cwd `/`, stdin /dev/null, fds 1-3 as
+ * above and no other, an empty signal mask and every signal at its default.
+ * The end of stdin (or a malformed request) ends the launcher once every process it started has
+ * ended and been answered for (what they started runs on: conmon daemonizes).
  *
  * The caller is acetate (root, the same trust): the requests are bounded, not sanitized.
  * Built with gcc by scripts/build-native.sh, like acetate-idmap.
@@ -33,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +47,7 @@
 
 struct pending {
   pid_t pid;
+  int answered; /* an `error` answer was given: its exit is not answered again */
   char id[24];
 };
 
@@ -69,6 +74,15 @@ static void reply(const char *id, const char *what, const char *detail) {
   if (n > 0) write_all(1, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* An id: 1 to 20 digits. */
+static int id_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 20) return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9') return 0;
+  return 1;
+}
+
 /* A count field: digits only, 0..MAX_FIELDS; -1 if not. */
 static long count_of(const char *s) {
   if (*s == 0 || strlen(s) > 5) return -1;
@@ -93,7 +107,7 @@ static long take_request(char **f, int *nf) {
     f[n++] = buf + off;
     off = (size_t)(z - buf) + 1;
     if (n == 4) {
-      if ((nargs = count_of(f[3])) < 1) return -1;
+      if (!id_ok(f[0]) || (nargs = count_of(f[3])) < 1) return -1;
       need = 4 + nargs + 1;
     } else if (nargs >= 0 && nenv < 0 && n == 4 + nargs + 1) {
       if ((nenv = count_of(f[n - 1])) < 0) return -1;
@@ -105,52 +119,98 @@ static long take_request(char **f, int *nf) {
   return (long)off;
 }
 
-static void child(char **f, const sigset_t *mask) {
+/* `from` as fd `to`, inherited across exec (dup2 leaves O_CLOEXEC set when they are the same fd). */
+static int move_fd(int from, int to) {
+  if (from == to) return fcntl(to, F_SETFD, 0);
+  return dup2(from, to) < 0 ? -1 : 0;
+}
+
+/* In the forked child: never returns. A failure is written to `err` (a CLOEXEC pipe to the launcher). */
+static void child(char **f, int err) {
   long nargs = count_of(f[3]);
-  char **argv = &f[4];
-  char **envp = &f[4 + nargs + 1];
   long nenv = count_of(f[4 + nargs]);
-  /* NULL-terminate both lists in place: the fields after each list are not needed any more. */
   char *args[MAX_FIELDS + 1], *env[MAX_FIELDS + 1];
-  for (long i = 0; i < nargs; i++) args[i] = argv[i];
+  for (long i = 0; i < nargs; i++) args[i] = f[4 + i];
   args[nargs] = NULL;
-  for (long i = 0; i < nenv; i++) env[i] = envp[i];
+  for (long i = 0; i < nenv; i++) env[i] = f[4 + nargs + 1 + i];
   env[nenv] = NULL;
-  sigprocmask(SIG_SETMASK, mask, NULL);
-  signal(SIGPIPE, SIG_DFL);
-  setsid();
-  if (chdir("/") < 0) _exit(127);
-  int out = open(f[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (out < 0) _exit(127);
-  int sync = open(f[2], O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (sync < 0 || null < 0) {
-    dprintf(out, "acetate-launch: cannot open %s: %s\n", sync < 0 ? f[2] : "/dev/null", strerror(errno));
-    _exit(127);
-  }
-  /* out is the lowest of the three (3 at most): copied to 1 and 2 before 3 is taken for sync. */
-  if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || dup2(sync, 3) < 0) _exit(127);
-  close_range(4, ~0U, 0);
+  /* A clean start: every signal at its default, none blocked (the launcher blocks SIGCHLD and ignores SIGPIPE). */
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  const char *what = "setsid";
+  const char *path = "";
+  int out = -1, sync = -1, null = -1;
+  if (setsid() < 0) goto fail;
+  what = "chdir";
+  path = "/";
+  if (chdir("/") < 0) goto fail;
+  what = "cannot open";
+  path = f[1];
+  if ((out = open(f[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) goto fail;
+  path = f[2];
+  if ((sync = open(f[2], O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) goto fail;
+  path = "/dev/null";
+  if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) goto fail;
+  /* Above 3 each (0-2 are the launcher's pipes and stderr, 3 its signalfd), so no copy overwrites
+   * another; every other fd of the launcher is CLOEXEC (err too: exec closes it, which is the
+   * launcher's sign of success). */
+  what = "dup2";
+  path = "";
+  if (move_fd(null, 0) < 0 || move_fd(out, 1) < 0 || move_fd(out, 2) < 0 || move_fd(sync, 3) < 0) goto fail;
+  what = "cannot run";
+  path = args[0];
   execve(args[0], args, env);
-  dprintf(2, "acetate-launch: cannot run %s: %s\n", args[0], strerror(errno));
+fail:;
+  char msg[512];
+  int n = snprintf(msg, sizeof msg, "%s%s%s: %s", what, *path ? " " : "", path, strerror(errno));
+  if (n > 0) {
+    for (int i = 0; i < n && i < (int)sizeof msg; i++)
+      if (msg[i] == '\n') msg[i] = ' ';
+    ssize_t w = write(err, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    (void)w;
+  }
   _exit(127);
 }
 
-static void start(char **f, const sigset_t *mask) {
+static void start(char **f) {
   const char *id = f[0];
-  if (strlen(id) >= sizeof pending[0].id || npending >= MAX_PENDING) {
-    reply(strlen(id) < sizeof pending[0].id ? id : "0", "error", "too many requests");
+  if (npending >= MAX_PENDING) {
+    reply(id, "error", "too many processes waited for");
+    return;
+  }
+  /* The child's failure before exec comes back on this pipe; exec closes it (CLOEXEC): EOF. */
+  int errp[2];
+  if (pipe2(errp, O_CLOEXEC) < 0) {
+    reply(id, "error", strerror(errno));
     return;
   }
   pid_t pid = fork();
   if (pid < 0) {
     reply(id, "error", strerror(errno));
+    close(errp[0]);
+    close(errp[1]);
     return;
   }
-  if (pid == 0) child(f, mask);
+  if (pid == 0) {
+    close(errp[0]);
+    child(f, errp[1]);
+  }
+  close(errp[1]);
+  char msg[512];
+  ssize_t n;
+  do n = read(errp[0], msg, sizeof msg - 1);
+  while (n < 0 && errno == EINTR);
+  close(errp[0]);
   pending[npending].pid = pid;
+  pending[npending].answered = n > 0;
   strcpy(pending[npending].id, id);
   npending++;
+  if (n > 0) {
+    msg[n] = 0;
+    reply(id, "error", msg); /* its exit (127) is reaped without a second answer */
+  }
 }
 
 static void reap(void) {
@@ -161,7 +221,7 @@ static void reap(void) {
       if (pending[i].pid != pid) continue;
       char n[16];
       snprintf(n, sizeof n, "%d", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-      reply(pending[i].id, WIFEXITED(status) ? "exit" : "signal", n);
+      if (!pending[i].answered) reply(pending[i].id, WIFEXITED(status) ? "exit" : "signal", n);
       pending[i] = pending[--npending];
       break;
     }
@@ -169,44 +229,61 @@ static void reap(void) {
 }
 
 int main(void) {
-  sigset_t chld, old;
+  /* Whatever the launcher inherited above stderr stays out of the programs (Node passes none). */
+  close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
-  if (sigprocmask(SIG_BLOCK, &chld, &old) < 0) return 1;
+  if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0) return 1;
   signal(SIGPIPE, SIG_IGN);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return 1;
-  /* The pipes to acetate must not reach the programs (dup2 over 0-2 closes them there anyway). */
+  /* The pipes to acetate must not reach the programs (dup2 over 0-2 replaces them there anyway). */
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
-  struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-  for (;;) {
-    if (poll(p, 2, -1) < 0) {
+  /* Reading ends at the end of stdin or at a malformed request; the launcher ends once every
+   * process it started has been answered for (an answer acetate waits for is never dropped). */
+  int reading = 1, status = 0;
+  struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+  while (reading || npending > 0) {
+    if (poll(p, reading ? 2 : 1, -1) < 0) {
       if (errno == EINTR) continue;
       return 1;
     }
-    if (p[1].revents) {
+    if (p[0].revents) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) > 0) {
       }
       reap();
     }
-    if (p[0].revents) {
-      if (used == sizeof buf) return 1; /* a request over 1 MiB: acetate never sends one */
+    if (reading && p[1].revents) {
+      if (used == sizeof buf) { /* a request over 1 MiB: acetate never sends one */
+        reading = 0;
+        status = 1;
+        continue;
+      }
       ssize_t r = read(0, buf + used, sizeof buf - used);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return 0; /* acetate closed stdin, or is gone */
+      if (r <= 0) { /* acetate closed stdin, or is gone */
+        reading = 0;
+        continue;
+      }
       used += (size_t)r;
       for (;;) {
         char *f[MAX_FIELDS];
         int nf = 0;
         long took = take_request(f, &nf);
-        if (took < 0) return 1;
+        if (took < 0) {
+          reading = 0;
+          status = 1;
+          break;
+        }
         if (took == 0) break;
-        start(f, &old);
+        start(f);
         memmove(buf, buf + took, used - (size_t)took);
         used -= (size_t)took;
       }
     }
   }
+  return status;
 }

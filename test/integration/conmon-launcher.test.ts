@@ -1,8 +1,9 @@
 /**
  * The conmon launcher (native/acetate-launch.c, src/runtime/runc/conmon-launcher.ts): what it
  * starts is born in the cgroup the launcher was placed in (no move per container), with only what
- * it is given (environment, fds 0-3, cwd /, a session of its own); a program that cannot run, a
- * launcher that dies and an idle launcher are each checked on real processes.
+ * it is given (environment, fds 0-3, cwd /, a session of its own, no blocked or ignored signal);
+ * a program that cannot run, a launcher that dies or ends, a stop racing a launch and an idle
+ * launcher are each checked on real processes.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,33 +12,53 @@ import { mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, writeFile } fro
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConmonLauncher, LauncherError } from '../../src/runtime/runc/conmon-launcher.js';
-import { joinCgroups } from '../../src/runtime/runc/conmon-cgroup.js';
+import { ConmonLauncher, LauncherError, type LaunchRequest } from '../../src/runtime/runc/conmon-launcher.js';
+import { joinCgroups, trackingHierarchies } from '../../src/runtime/runc/conmon-cgroup.js';
 import { isAlive } from '../../src/util/processes.js';
 
-/** A tracking hierarchy of this node (name=systemd on v1/hybrid, the unified one on v2). */
-const HIERARCHY = '/sys/fs/cgroup/systemd';
-
-function cgroupOf(pid: number): Promise<string> {
-  return readFile(`/proc/${pid}/cgroup`, 'utf8').then(
-    (t) =>
-      t
-        .split('\n')
-        .find((l) => l.includes(':name=systemd:'))
-        ?.split(':')[2] ?? '',
-  );
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('conmon launcher: programs born where it was placed', function () {
   let tmp: string;
+  let hierarchy: string;
   let cg: string;
   let launcher: ConmonLauncher;
   const placed: number[] = [];
   const strays: number[] = [];
+  const name = `acetate-test-launch-${process.pid}`;
+  const req = (program: string, args: string[] = [], more: Partial<LaunchRequest> = {}): LaunchRequest => ({
+    program,
+    args,
+    env: {},
+    out: path.join(tmp, 'out'),
+    fd3: path.join(tmp, 'sync'),
+    ...more,
+  });
+
+  /** The cgroup of `pid` in the hierarchy the launcher was placed in. */
+  async function cgroupOf(pid: number): Promise<string> {
+    const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n');
+    const line = path.basename(hierarchy) === 'systemd' ? lines.find((l) => l.includes(':name=systemd:')) : lines.find((l) => l.startsWith('0::'));
+    return line?.split(':')[2] ?? '';
+  }
+
+  /** Runs `sh -c 'echo $$ >&3; exec sleep 30'` and returns the launch and the sleep's pid. */
+  async function sleeper(l: ConmonLauncher): Promise<{ ended: Promise<unknown>; pid: number }> {
+    const sync = path.join(tmp, `sync-${strays.length}`);
+    await writeFile(sync, '');
+    const ended = l.launch(req('/bin/sh', ['-c', 'echo $$ >&3; exec sleep 30'], { fd3: sync }));
+    ended.catch(() => undefined);
+    let pid = 0;
+    for (let i = 0; i < 200 && !(pid = Number((await readFile(sync, 'utf8')).split('\n')[0])); i++) await sleep(10);
+    strays.push(pid);
+    return { ended, pid };
+  }
 
   beforeEach(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'acetate-launch-'));
-    cg = path.join(HIERARCHY, `acetate-test-launch-${process.pid}`);
+    [hierarchy] = await trackingHierarchies();
+    assert.ok(hierarchy, 'no hierarchy systemd tracks processes by on this node');
+    cg = path.join(hierarchy, name);
     await mkdir(cg, { recursive: true });
     placed.length = 0;
     launcher = new ConmonLauncher({
@@ -49,92 +70,94 @@ describe('conmon launcher: programs born where it was placed', function () {
   });
 
   afterEach(async () => {
-    await launcher.stop();
     for (const pid of strays.splice(0)) if (await isAlive(pid)) process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50; i++) {
-      if (
-        await rmdir(cg).then(
-          () => true,
-          () => false,
-        )
-      )
-        break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await launcher.stop();
+    for (
+      let i = 0;
+      i < 50 &&
+      !(await rmdir(cg).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+      ));
+      i++
+    )
+      await sleep(20);
     await rm(tmp, { recursive: true, force: true });
   });
 
-  it("starts the program in the launcher's cgroup with only the given environment, fds 0-3 (3: the sync file), cwd / and its own session", async () => {
-    const out = path.join(tmp, 'out');
+  it('starts the program in its cgroup with only the given environment, fds 0-3 (3: the sync file), cwd /, its own session, no signal blocked or ignored', async () => {
+    const script = 'echo "env:$(env | sort | tr "\\n" " ")"; echo "cwd:$(pwd)"; echo "sid:$(cut -d" " -f6 /proc/$$/stat) pid:$$"; echo reported >&3; exit 3';
     const sync = path.join(tmp, 'sync');
-    const script =
-      'grep name=systemd /proc/$$/cgroup; echo "env:$(env | sort | tr "\\n" " ")"; echo "cwd:$(pwd)"; echo "sid:$(cut -d" " -f6 /proc/$$/stat) pid:$$"; echo reported >&3; exit 3';
-    const end = await launcher.launch({ program: '/bin/sh', args: ['-c', script], env: { PATH: '/usr/bin:/bin', FOO: 'bar baz' }, out, fd3: sync });
-    assert.deepEqual(end, { code: 3 });
-    const text = await readFile(out, 'utf8');
-    assert.match(text, new RegExp(`:name=systemd:/acetate-test-launch-${process.pid}\n`), text);
+    assert.deepEqual(await launcher.launch(req('/bin/sh', ['-c', script], { env: { PATH: '/usr/bin:/bin', FOO: 'bar baz' } })), { code: 3 });
+    const text = await readFile(path.join(tmp, 'out'), 'utf8');
     assert.match(text, /^env:FOO=bar baz PATH=\/usr\/bin:\/bin PWD=\/ $/m, text);
     assert.match(text, /^cwd:\/$/m);
     const [, sid, shell] = /sid:(\d+) pid:(\d+)/.exec(text)!;
     assert.equal(sid, shell, 'a session of its own');
     assert.equal(await readFile(sync, 'utf8'), 'reported\n');
-    // Placed once: its second program is born there as well, with no second move. Its fds, seen
-    // from outside while it runs (a listing from inside would show the listing's own): 0-3 only.
-    await writeFile(sync, '');
-    const second = launcher.launch({ program: '/bin/sh', args: ['-c', 'echo $$ >&3; exec sleep 30'], env: {}, out, fd3: sync });
-    let pid = 0;
-    for (let i = 0; i < 100 && !(pid = Number((await readFile(sync, 'utf8')).split('\n')[0])); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(await cgroupOf(pid), `/acetate-test-launch-${process.pid}`);
+    // A second program, seen from outside while it runs (a listing from inside would show its own fd).
+    const { ended, pid } = await sleeper(launcher);
+    assert.equal(await cgroupOf(pid), `/${name}`);
     assert.deepEqual((await readdir(`/proc/${pid}/fd`)).sort(), ['0', '1', '2', '3']);
     assert.equal(await readlink(`/proc/${pid}/fd/0`), '/dev/null');
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, /^SigBlk:\s+0+$/m, 'the launcher blocks SIGCHLD: its programs must not');
+    assert.match(status, /^SigIgn:\s+0+$/m, 'the launcher ignores SIGPIPE: its programs must not');
     process.kill(pid, 'SIGTERM');
-    assert.deepEqual(await second, { signal: 15 });
-    assert.equal(placed.length, 1);
-    assert.equal(await cgroupOf(launcher.pid!), `/acetate-test-launch-${process.pid}`);
+    assert.deepEqual(await ended, { signal: 15 });
+    assert.equal(placed.length, 1, 'placed once, for both');
+    assert.equal(await cgroupOf(launcher.pid!), `/${name}`);
   });
 
-  it('a program that cannot be run: exit 127, and why in its output file', async () => {
-    const out = path.join(tmp, 'out');
-    const end = await launcher.launch({ program: path.join(tmp, 'missing'), args: [], env: {}, out, fd3: path.join(tmp, 'sync') });
-    assert.deepEqual(end, { code: 127 });
-    assert.match(await readFile(out, 'utf8'), /cannot run .*missing: No such file or directory/);
+  it('a program that cannot be run, or an output file that cannot be opened: the launch fails with why', async () => {
+    await assert.rejects(
+      launcher.launch(req(path.join(tmp, 'missing'))),
+      (e: Error) => e instanceof LauncherError && /cannot run \S*missing: No such file or directory/.test(e.message),
+    );
+    await assert.rejects(
+      launcher.launch(req('/bin/true', [], { out: path.join(tmp, 'no-dir', 'out') })),
+      /cannot open \S*no-dir\/out: No such file or directory/,
+    );
+    assert.deepEqual(await launcher.launch(req('/bin/true')), { code: 0 }, 'the launcher goes on');
   });
 
   it('the launcher killed: the launch waiting on it fails with the reason; the next launch starts and places a new one', async () => {
-    const pidFile = path.join(tmp, 'pid');
-    const waiting = launcher.launch({
-      program: '/bin/sh',
-      args: ['-c', `echo $$ > ${pidFile}; exec sleep 30`],
-      env: {},
-      out: path.join(tmp, 'out'),
-      fd3: path.join(tmp, 'sync'),
-    });
-    for (let i = 0; i < 100 && !(await readFile(pidFile, 'utf8').catch(() => '')); i++) await new Promise((r) => setTimeout(r, 20));
-    strays.push(Number(await readFile(pidFile, 'utf8')));
+    const { ended } = await sleeper(launcher);
     const first = launcher.pid!;
     process.kill(first, 'SIGKILL');
-    await assert.rejects(waiting, (err: Error) => err instanceof LauncherError && /exited \(SIGKILL\)/.test(err.message));
-    assert.deepEqual(await launcher.launch({ program: '/bin/true', args: [], env: {}, out: path.join(tmp, 'out'), fd3: path.join(tmp, 'sync') }), { code: 0 });
+    await assert.rejects(ended, (err: Error) => err instanceof LauncherError && /exited \(SIGKILL\)/.test(err.message));
+    assert.deepEqual(await launcher.launch(req('/bin/true')), { code: 0 });
     assert.notEqual(launcher.pid, first);
     assert.deepEqual(placed, [first, launcher.pid]);
   });
 
-  it('stop(): the launcher leaves, so its emptied cgroup can be removed', async () => {
-    await launcher.launch({ program: '/bin/true', args: [], env: {}, out: path.join(tmp, 'out'), fd3: path.join(tmp, 'sync') });
-    const pid = launcher.pid!;
-    await assert.rejects(rmdir(cg), /EBUSY/);
+  it('stop(): a launch in flight is still answered, one begun meanwhile gets a new launcher, and the emptied cgroup can be removed', async () => {
+    const inFlight = launcher.launch(req('/bin/sh', ['-c', 'sleep 0.3; exit 5']));
+    await sleep(50);
+    const first = launcher.pid!;
+    const stopped = launcher.stop();
+    const during = launcher.launch(req('/bin/true'));
+    assert.deepEqual(await inFlight, { code: 5 });
+    assert.deepEqual(await during, { code: 0 });
+    await stopped;
+    assert.equal(await isAlive(first), false);
+    assert.notEqual(launcher.pid, first);
+    await assert.rejects(rmdir(cg), /EBUSY/, 'the new launcher is in it');
     await launcher.stop();
     assert.equal(launcher.pid, undefined);
-    assert.equal(await isAlive(pid), false);
     await rmdir(cg);
-    await mkdir(cg); // for afterEach
   });
 
-  it('an idle launcher does not keep acetate running: a process that launched once exits by itself', async () => {
+  it('a launcher that dies while it is placed is not used: the launch fails instead of waiting forever', async () => {
+    const dying = new ConmonLauncher({ helper: '/bin/true', place: async () => void (await sleep(100)) });
+    await assert.rejects(dying.launch(req('/bin/true')), /cannot place the conmon launcher: it exited \(0\)/);
+  });
+
+  it('an idle launcher does not keep acetate running: a process that launched once exits by itself, and its launcher with it', async () => {
     const module = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/runtime/runc/conmon-launcher.js');
     const code = `import(${JSON.stringify(module)}).then(async (m) => {
       const l = new m.ConmonLauncher({ place: async () => {} });
-      const end = await l.launch({ program: '/bin/true', args: [], env: {}, out: ${JSON.stringify(path.join(tmp, 'out'))}, fd3: ${JSON.stringify(path.join(tmp, 'sync'))} });
+      const end = await l.launch(${JSON.stringify(req('/bin/true'))});
       console.log(JSON.stringify({ end, launcher: l.pid }));
     })`;
     const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -146,8 +169,7 @@ describe('conmon launcher: programs born where it was placed', function () {
     assert.equal(exitCode, 0, 'the node process ended by itself');
     const { end, launcher: pid } = JSON.parse(stdout) as { end: unknown; launcher: number };
     assert.deepEqual(end, { code: 0 });
-    // Its stdin closed with the process: the launcher is gone too.
-    for (let i = 0; i < 100 && (await isAlive(pid)); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && (await isAlive(pid)); i++) await sleep(20);
     assert.equal(await isAlive(pid), false);
   });
 });

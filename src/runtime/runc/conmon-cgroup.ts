@@ -35,8 +35,8 @@ export async function conmonCgroupDirs(cgroupParent: string, root = CGROUP_ROOT)
 }
 
 /**
- * Moves `pid` into each cgroup dir, creating it when it is not there (the first conmon of an
- * instance, or after the last destroy removed it): written first, made only on ENOENT, because a
+ * Moves `pid` (the conmon launcher, a port holder) into each cgroup dir, creating it when it is
+ * not there (the instance's first start, or after the last destroy removed it): written first, made only on ENOENT, because a
  * recursive mkdir of a dir that exists is two thread-pool round trips for nothing.
  */
 export async function joinCgroups(pid: number, dirs: readonly string[]): Promise<void> {

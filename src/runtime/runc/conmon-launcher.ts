@@ -2,15 +2,16 @@
  * One launcher process per runtime (native/acetate-launch.c) starts every conmon, from inside the
  * conmons' cgroup (conmon-cgroup.ts): each conmon is born there instead of being moved there.
  *
- * Why: a move into a cgroup waits for an RCU grace period in the kernel (cgroup_threadgroup_rwsem)
- * when no move happened just before: 31 ms of a 63 ms container start at concurrency 1 on the test
- * node, where the bare `runc run -d` loop pays nothing of the kind. The launcher is moved once, when
- * it starts; its children inherit the cgroup. It also takes the fork off Node's main thread (a
- * spawn from a process of acetate run's size blocked it for a few ms per container).
+ * Why: a move into a cgroup waits in the kernel for an RCU grace period (cgroup_threadgroup_rwsem)
+ * when no move happened just before (5-30 ms on the test node), and Node's spawn() of each conmon
+ * blocked acetate's one thread for a few ms. The launcher is moved once, when it starts; its
+ * children inherit the cgroup. Measured: a few % per start (runc's own moves of the container then
+ * pay the grace period, as the bare `runc run` loop does: docs/supervision.md).
  *
- * Lifetime: started at the first launch, ended when stdin closes (acetate exiting) or by stop(),
- * which the runtime calls before it removes the emptied conmons' cgroup (the launcher in it would
- * keep it). A launcher that died is started again at the next launch.
+ * Lifetime: started at the first launch, ended when its stdin closes (acetate exiting) or by
+ * stop(), which the runtime calls when a stop or removal leaves nothing else in the conmons'
+ * cgroup, so that the cgroup can go. A launcher that ended or died is started again at the next
+ * launch; every answer a launch waits for is given before the launcher ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -18,6 +19,10 @@ import { PACKAGE_ROOT } from '../../util/package-root.js';
 
 /** dist/native/acetate-launch, built from native/acetate-launch.c by scripts/build-native.sh. */
 export const LAUNCH_HELPER = path.join(PACKAGE_ROOT, 'dist', 'native', 'acetate-launch');
+
+/** The launcher's limits per request (acetate-launch.c: MAX_REQUEST, MAX_FIELDS). */
+const MAX_REQUEST_BYTES = 1 << 20;
+const MAX_FIELDS = 4096;
 
 export interface LaunchRequest {
   /** Absolute path of the program (argv[0] too). */
@@ -46,109 +51,136 @@ interface Waiting {
   reject: (err: Error) => void;
 }
 
-export class ConmonLauncher {
-  private child?: ChildProcess;
-  private starting?: Promise<ChildProcess>;
-  private readonly waiting = new Map<number, Waiting>();
-  private nextId = 1;
+/** One launcher process and the launches waiting on it: a launcher that ends fails only its own. */
+class LauncherProcess {
+  readonly waiting = new Map<number, Waiting>();
   private lineBuf = '';
 
-  /** `place` moves the new launcher where its children must be born (before any request is sent). */
-  constructor(private readonly opts: { place: (pid: number) => Promise<void>; helper?: string }) {}
-
-  /** The launcher's pid while one runs. */
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  /** Starts `req.program` from the launcher; resolves when that first process ends. */
-  async launch(req: LaunchRequest): Promise<LaunchEnd> {
-    const fields = [req.out, req.fd3, String(req.args.length + 1), req.program, ...req.args];
-    const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
-    fields.push(String(env.length), ...env);
-    if (fields.some((f) => f.includes('\0'))) throw new LauncherError('a launch argument contains a NUL byte');
-    const child = await this.running();
-    const id = this.nextId++;
-    const ended = new Promise<LaunchEnd>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.refWhileWaiting();
-    child.stdin!.write(`${[id, ...fields].join('\0')}\0`);
-    return ended;
-  }
-
-  /** Ends the launcher (what it started runs on) and waits for it to be gone. */
-  async stop(): Promise<void> {
-    const child = this.child ?? (await this.starting?.catch(() => undefined));
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.stdin!.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await gone;
-    clearTimeout(timer);
-  }
-
-  private running(): Promise<ChildProcess> {
-    if (this.child) return Promise.resolve(this.child);
-    this.starting ??= this.start().finally(() => {
-      this.starting = undefined;
-    });
-    return this.starting;
-  }
-
-  private async start(): Promise<ChildProcess> {
-    const helper = this.opts.helper ?? LAUNCH_HELPER;
-    const child = spawn(helper, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) => reject(new LauncherError(`cannot start ${helper}: ${err.message}`, { cause: err })));
-    });
+  constructor(readonly child: ChildProcess) {
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (text: string) => this.onOutput(text));
-    child.stdin!.on('error', () => undefined); // its exit tells
-    child.once('exit', (code, signal) => this.onExit(child, code, signal));
-    await spawned;
-    try {
-      await this.opts.place(child.pid!);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw new LauncherError(`cannot place the conmon launcher: ${(err as Error).message}`, { cause: err });
-    }
-    // Nothing keeps acetate alive for the launcher's sake; a launch in flight refs it (refWhileWaiting).
-    child.unref();
-    this.child = child;
+    child.stdin!.on('error', () => undefined); // its end tells ('close' below)
+    // 'close', not 'exit': every line it wrote has been read by then.
+    child.once('close', (code, signal) => {
+      const err = new LauncherError(`the conmon launcher exited (${code ?? signal})`);
+      for (const w of this.waiting.values()) w.reject(err);
+      this.waiting.clear();
+    });
+  }
+
+  get ended(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  send(id: number, fields: readonly string[], w: Waiting): void {
+    this.waiting.set(id, w);
     this.refWhileWaiting();
-    return child;
+    this.child.stdin!.write(`${[String(id), ...fields].join('\0')}\0`);
   }
 
   private onOutput(text: string): void {
     this.lineBuf += text;
     let nl: number;
     while ((nl = this.lineBuf.indexOf('\n')) >= 0) {
-      const [id, what, detail] = this.lineBuf.slice(0, nl).split(' ', 3);
+      const line = this.lineBuf.slice(0, nl);
       this.lineBuf = this.lineBuf.slice(nl + 1);
-      const w = this.waiting.get(Number(id));
-      if (!w) continue;
-      this.waiting.delete(Number(id));
+      // `ID exit CODE`, `ID signal N`, `ID error REASON WITH SPACES`.
+      const a = line.indexOf(' ');
+      const b = line.indexOf(' ', a + 1);
+      const id = Number(line.slice(0, a));
+      const what = line.slice(a + 1, b);
+      const detail = line.slice(b + 1);
+      const w = this.waiting.get(id);
+      if (a < 0 || b < 0 || !w) continue;
+      this.waiting.delete(id);
       if (what === 'exit') w.resolve({ code: Number(detail) });
       else if (what === 'signal') w.resolve({ signal: Number(detail) });
-      else w.reject(new LauncherError(`the conmon launcher could not start a process: ${detail ?? what}`));
+      else w.reject(new LauncherError(`the conmon launcher could not start it: ${detail}`));
     }
     this.refWhileWaiting();
   }
 
-  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.child === child) this.child = undefined;
-    this.lineBuf = '';
-    const err = new LauncherError(`the conmon launcher exited (${code ?? signal})`);
-    for (const w of this.waiting.values()) w.reject(err);
-    this.waiting.clear();
-  }
-
   /** The pipe from the launcher keeps Node's loop alive only while a launch waits for its answer. */
   private refWhileWaiting(): void {
-    const out = this.child?.stdout as (NodeJS.ReadableStream & { ref?: () => void; unref?: () => void }) | undefined;
-    const stdin = this.child?.stdin as (NodeJS.WritableStream & { unref?: () => void }) | undefined;
-    stdin?.unref?.();
-    if (this.waiting.size > 0) out?.ref?.();
-    else out?.unref?.();
+    const out = this.child.stdout as unknown as { ref(): void; unref(): void };
+    (this.child.stdin as unknown as { unref(): void }).unref();
+    if (this.waiting.size > 0) out.ref();
+    else out.unref();
+  }
+}
+
+export class ConmonLauncher {
+  private current?: LauncherProcess;
+  private starting?: Promise<LauncherProcess>;
+  private nextId = 1;
+
+  /** `place` moves the new launcher where its children must be born (before any request is sent). */
+  constructor(private readonly opts: { place: (pid: number) => Promise<void>; helper?: string }) {}
+
+  /** The launcher's pid while one runs. */
+  get pid(): number | undefined {
+    return this.current?.child.pid;
+  }
+
+  /** Starts `req.program` from the launcher; resolves when that first process ends. */
+  async launch(req: LaunchRequest): Promise<LaunchEnd> {
+    const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
+    const fields = [req.out, req.fd3, String(req.args.length + 1), req.program, ...req.args, String(env.length), ...env];
+    if (fields.some((f) => f.includes('\0'))) throw new LauncherError('a launch argument contains a NUL byte');
+    const bytes = fields.reduce((n, f) => n + Buffer.byteLength(f) + 1, 24);
+    if (fields.length + 1 > MAX_FIELDS || bytes > MAX_REQUEST_BYTES)
+      throw new LauncherError(`a launch over the launcher's limits (${MAX_FIELDS} fields, ${MAX_REQUEST_BYTES} bytes)`);
+    let p = await this.running();
+    // stop() forgot this one while it was starting: a new one, not one whose stdin is ending.
+    for (let tries = 0; p !== this.current && tries < 3; tries++) p = await this.running();
+    const id = this.nextId++;
+    return new Promise<LaunchEnd>((resolve, reject) => p.send(id, fields, { resolve, reject }));
+  }
+
+  /**
+   * Ends the launcher once it has answered what it was asked (what it started runs on). A launch
+   * that begins meanwhile starts a new launcher: this one is forgotten first.
+   */
+  async stop(): Promise<void> {
+    const p = this.current ?? (await this.starting?.catch(() => undefined));
+    if (this.current === p) this.current = undefined;
+    if (!p || p.ended) return;
+    const gone = new Promise<void>((resolve) => p.child.once('close', () => resolve()));
+    p.child.stdin!.end();
+    const timer = setTimeout(() => p.child.kill('SIGKILL'), 30_000);
+    await gone;
+    clearTimeout(timer);
+  }
+
+  private running(): Promise<LauncherProcess> {
+    if (this.current && !this.current.ended) return Promise.resolve(this.current);
+    this.starting ??= this.start().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async start(): Promise<LauncherProcess> {
+    const helper = this.opts.helper ?? LAUNCH_HELPER;
+    const child = spawn(helper, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const p = new LauncherProcess(child);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err) => reject(new LauncherError(`cannot start ${helper}: ${err.message}`, { cause: err })));
+    });
+    try {
+      await this.opts.place(child.pid!);
+      // Placed, but gone meanwhile (a zombie's pid can be written too): not one to send requests to.
+      if (p.ended) throw new Error(`it exited (${child.exitCode ?? child.signalCode})`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new LauncherError(`cannot place the conmon launcher: ${(err as Error).message}`, { cause: err });
+    }
+    // Nothing keeps acetate alive for the launcher's sake; a launch waiting for its answer does.
+    child.unref();
+    (child.stdout as unknown as { unref(): void }).unref();
+    (child.stdin as unknown as { unref(): void }).unref();
+    this.current = p;
+    return p;
   }
 }

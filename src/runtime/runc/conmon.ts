@@ -175,7 +175,7 @@ class ChangeSignal {
 export async function launchConmon(l: ConmonLaunch): Promise<{ pid: number; conmonPid?: number }> {
   const timeoutMs = l.timeoutMs ?? 60_000;
   const pollMs = l.pollIntervalMs ?? 100;
-  await removePaths([l.syncFile, l.pidFile, runcPidTempOf(l.pidFile), l.conmonPidFile]);
+  await removePaths([l.syncFile, l.pidFile, runcPidTempOf(l.pidFile), l.conmonPidFile, l.conmonOut]);
   // Made empty here, before the watch below: the launcher's child opens it without truncating.
   closeSync(openSync(l.syncFile, 'w', 0o600));
   // Watch before conmon can write: its report wakes us at once instead of at the next poll.

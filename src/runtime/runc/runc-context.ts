@@ -248,7 +248,8 @@ export class RuncContext {
     if (this.startsInFlight > 0) return;
     // The launcher sits in the conmons' cgroup: with no conmon (or port holder) left beside it, it
     // goes, so that the cgroup can (the next start starts another).
-    if (this.launcher.pid !== undefined && (await this.onlyLauncherLeft())) await this.launcher.stop();
+    // (A start that begins meanwhile starts another: stop() forgets this one first.)
+    if (this.launcher.pid !== undefined && (await this.onlyLauncherLeft()) && this.startsInFlight === 0) await this.launcher.stop();
     await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot, this.waiter, () => this.startsInFlight === 0);
   }
 
