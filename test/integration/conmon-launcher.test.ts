@@ -14,7 +14,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConmonLauncher, LauncherError, type LaunchRequest } from '../../src/runtime/runc/conmon-launcher.js';
 import { joinCgroups, trackingHierarchies } from '../../src/runtime/runc/conmon-cgroup.js';
-import { isAlive } from '../../src/util/processes.js';
+import { findProcessesByCmdline, isAlive } from '../../src/util/processes.js';
+import { exists } from '../../src/util/exists.js';
+import { assertNoLeaks } from '../support/leaks.js';
+import { cleanupStateDir, makeRuntime, makeTmpStateDir, type TmpState } from '../support/tmp-state.js';
+import { createTestContainer } from '../support/test-spec.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -131,6 +135,17 @@ describe('conmon launcher: programs born where it was placed', function () {
     assert.deepEqual(placed, [first, launcher.pid]);
   });
 
+  it('a stopped launcher: the launch fails after its time limit, the launcher is killed, the next launch starts a new one', async () => {
+    assert.deepEqual(await launcher.launch(req('/bin/true')), { code: 0 });
+    const stuck = launcher.pid!;
+    process.kill(stuck, 'SIGSTOP');
+    await assert.rejects(launcher.launch(req('/bin/true'), 300), /gave no answer within 300 ms: killed/);
+    for (let i = 0; i < 100 && (await isAlive(stuck)); i++) await sleep(20);
+    assert.equal(await isAlive(stuck), false, 'the stopped launcher is gone');
+    assert.deepEqual(await launcher.launch(req('/bin/true')), { code: 0 });
+    assert.notEqual(launcher.pid, stuck);
+  });
+
   it('stop(): a launch in flight is still answered, one begun meanwhile gets a new launcher, and the emptied cgroup can be removed', async () => {
     const inFlight = launcher.launch(req('/bin/sh', ['-c', 'sleep 0.3; exit 5']));
     await sleep(50);
@@ -171,5 +186,46 @@ describe('conmon launcher: programs born where it was placed', function () {
     assert.deepEqual(end, { code: 0 });
     for (let i = 0; i < 100 && (await isAlive(pid)); i++) await sleep(20);
     assert.equal(await isAlive(pid), false);
+  });
+});
+
+describe('conmon launcher: a start whose launcher dies leaves nothing behind', function () {
+  this.timeout(60_000);
+  let st: TmpState;
+  let wrapper: string;
+
+  before(async () => {
+    const dir = await makeTmpStateDir();
+    // A conmon that first kills the launcher that forked it, then goes on as conmon: acetate hears
+    // only that the launcher died, while this conmon would create the container behind its back.
+    wrapper = path.join(dir, 'conmon-killing-its-launcher');
+    await writeFile(wrapper, '#!/bin/sh\nkill -KILL $PPID\nexec conmon "$@"\n', { mode: 0o755 });
+    const runtime = makeRuntime(dir, { conmonPath: wrapper });
+    st = {
+      dir,
+      runtime,
+      templates: runtime.templates,
+      cleanup: () => cleanupStateDir(dir, { runtime }),
+      cleanupAndAssertNoLeaks: async () => {
+        await cleanupStateDir(dir, { runtime });
+        await assertNoLeaks(dir, { dirRemoved: true });
+      },
+    };
+  });
+  after(() => st.cleanupAndAssertNoLeaks());
+
+  it('the start fails naming the launcher; no conmon, runc state or cgroup of the container is left, even a moment later; the next start runs it', async () => {
+    await createTestContainer(st.runtime, 'orphaned', { command: ['sleep'], args: ['1000'] });
+    await assert.rejects(st.runtime.start('default/orphaned'), /the conmon launcher exited \(SIGKILL\)/);
+    // Long enough for a surviving conmon to have created the container (a create takes ~50 ms).
+    await sleep(1_500);
+    const bundle = path.join(st.runtime.paths.runDir, 'containers', 'default_orphaned', 'bundle');
+    assert.deepEqual(await findProcessesByCmdline(bundle), [], 'no conmon or runc of it');
+    assert.equal(await exists(path.join(st.runtime.paths.runcRoot, 'default_orphaned')), false, 'no runc state');
+    const [hierarchy] = await trackingHierarchies();
+    assert.equal(await exists(path.join(path.dirname(hierarchy!), 'pids', st.runtime.paths.cgroupParent, 'default_orphaned')), false, 'no cgroup');
+    await writeFile(wrapper, '#!/bin/sh\nexec conmon "$@"\n');
+    const { pid } = await st.runtime.start('default/orphaned');
+    assert.ok(await isAlive(pid));
   });
 });

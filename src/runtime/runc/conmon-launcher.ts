@@ -23,6 +23,8 @@ export const LAUNCH_HELPER = path.join(PACKAGE_ROOT, 'dist', 'native', 'acetate-
 /** The launcher's limits per request (acetate-launch.c: MAX_REQUEST, MAX_FIELDS). */
 const MAX_REQUEST_BYTES = 1 << 20;
 const MAX_FIELDS = 4096;
+/** The first conmon process exits within milliseconds of its launch; a launcher silent this long is stuck. */
+export const LAUNCH_TIMEOUT_MS = 30_000;
 
 export interface LaunchRequest {
   /** Absolute path of the program (argv[0] too). */
@@ -122,8 +124,12 @@ export class ConmonLauncher {
     return this.current?.child.pid;
   }
 
-  /** Starts `req.program` from the launcher; resolves when that first process ends. */
-  async launch(req: LaunchRequest): Promise<LaunchEnd> {
+  /**
+   * Starts `req.program` from the launcher; resolves when that first process ends. A launcher that
+   * gives no answer within `timeoutMs` (stopped, or stuck) is killed: this launch and every other
+   * one waiting on it fail, and the next launch starts a new launcher.
+   */
+  async launch(req: LaunchRequest, timeoutMs = LAUNCH_TIMEOUT_MS): Promise<LaunchEnd> {
     const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
     const fields = [req.out, req.fd3, String(req.args.length + 1), req.program, ...req.args, String(env.length), ...env];
     if (fields.some((f) => f.includes('\0'))) throw new LauncherError('a launch argument contains a NUL byte');
@@ -134,7 +140,19 @@ export class ConmonLauncher {
     // stop() forgot this one while it was starting: a new one, not one whose stdin is ending.
     for (let tries = 0; p !== this.current && tries < 3; tries++) p = await this.running();
     const id = this.nextId++;
-    return new Promise<LaunchEnd>((resolve, reject) => p.send(id, fields, { resolve, reject }));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<LaunchEnd>((resolve, reject) => {
+        p.send(id, fields, { resolve, reject });
+        timer = setTimeout(() => {
+          reject(new LauncherError(`the conmon launcher (pid ${p.child.pid}) gave no answer within ${timeoutMs} ms: killed`));
+          if (this.current === p) this.current = undefined;
+          p.child.kill('SIGKILL');
+        }, timeoutMs);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
