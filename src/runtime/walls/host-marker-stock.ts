@@ -99,9 +99,19 @@ const STOCK_BATCH = 16;
  */
 const CP_MARKERS = ['-dR', '--preserve=mode,ownership,xattr'];
 
-/** Copies the tree's entries into an (empty) upper dir with one `cp`; false if that failed. */
+/**
+ * Copies the tree's entries into an (empty) upper dir with one `cp`; false if that failed, or if
+ * the tree is gone: a start beside it built the tree of a newer view (the node made a data dir)
+ * and removed this one. The caller then places the markers one by one (host-view.ts).
+ */
 export async function copyTree(tree: string, upper: string): Promise<boolean> {
-  const top = await readdir(tree);
+  let top: string[];
+  try {
+    top = await readdir(tree);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
   if (top.length === 0) return true;
   return exec('cp', [...CP_MARKERS, '-t', upper, '--', ...top.map((n) => path.join(tree, n))]).then(
     () => true,
