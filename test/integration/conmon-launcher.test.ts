@@ -12,12 +12,12 @@ import { mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, writeFile } fro
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConmonLauncher, LauncherError, type LaunchRequest } from '../../src/runtime/runc/conmon-launcher.js';
+import { ConmonLauncher, LAUNCH_HELPER, LauncherError, type LaunchRequest } from '../../src/runtime/runc/conmon-launcher.js';
 import { joinCgroups, trackingHierarchies } from '../../src/runtime/runc/conmon-cgroup.js';
 import { findProcessesByCmdline, isAlive } from '../../src/util/processes.js';
 import { exists } from '../../src/util/exists.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { cleanupStateDir, makeRuntime, makeTmpStateDir, type TmpState } from '../support/tmp-state.js';
+import { cleanupStateDir, makeRuntime, makeTmpStateDir, tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
 import { createTestContainer } from '../support/test-spec.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -227,5 +227,42 @@ describe('conmon launcher: a start whose launcher dies leaves nothing behind', f
     await writeFile(wrapper, '#!/bin/sh\nexec conmon "$@"\n');
     const { pid } = await st.runtime.start('default/orphaned');
     assert.ok(await isAlive(pid));
+  });
+});
+
+describe("conmon launcher: churn of an instance's last container", function () {
+  this.timeout(120_000);
+  let st: TmpState;
+  tmpStateForSuite((s) => (st = s), { preflight: true });
+
+  it('starts racing the removal of the last other container all succeed; once all are gone, no launcher and no cgroup of the instance are left', async () => {
+    const [hierarchy] = await trackingHierarchies();
+    const conmonCgroup = path.join(hierarchy!, st.runtime.paths.cgroupParent, 'conmon');
+    for (let round = 0; round < 10; round++) {
+      const old = `churn-${round}`;
+      const next = `churn-${round + 1}`;
+      if (round === 0) {
+        await createTestContainer(st.runtime, old, { command: ['sleep'], args: ['1000'] });
+        await st.runtime.start(`default/${old}`);
+      }
+      await createTestContainer(st.runtime, next, { command: ['sleep'], args: ['1000'] });
+      // The removal of the only running container stops the launcher (nothing else in its cgroup)
+      // while the next start asks it for a conmon: the start gets a launcher, old or new.
+      const [, started] = await Promise.all([
+        st.runtime.remove(`default/${old}`, { keepPrivateArea: false }),
+        // Each round a little later: the start's launch meets the stop at another point of it.
+        sleep(round * 10).then(() => st.runtime.start(`default/${next}`)),
+      ]);
+      assert.ok(await isAlive(started.pid), `round ${round}: ${next} runs`);
+      const procs = (await readFile(path.join(conmonCgroup, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean).map(Number);
+      assert.ok(procs.length >= 1, `round ${round}: its conmon is in the conmons' cgroup`);
+    }
+    await st.runtime.remove('default/churn-10', { keepPrivateArea: false });
+    for (const h of await trackingHierarchies()) assert.equal(await exists(path.join(h, st.runtime.paths.cgroupParent)), false, `no cgroup left in ${h}`);
+    assert.deepEqual(
+      (await findProcessesByCmdline('acetate-launch')).filter((p) => p.cmdline.startsWith(LAUNCH_HELPER)),
+      [],
+      'no launcher left',
+    );
   });
 });
