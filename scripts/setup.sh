@@ -46,7 +46,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v gpg >/dev/null 2>&1 || missing+=(gpg)
 command -v gpg-agent >/dev/null 2>&1 || missing+=(gpg-agent)
 command -v gpgconf >/dev/null 2>&1 || missing+=(gpgconf)
-# User namespaces: native/acetate-idmap.c (idmapped layer mounts) is compiled at build time.
+# User namespaces: native/acetate-idmap.c (idmapped layer mounts) is compiled at build time, with
+# native/acetate-launch.c (starts each conmon inside the conmons' cgroup): gcc and libc6-dev.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -f /usr/include/x86_64-linux-gnu/sys/mount.h ] || [ -f /usr/include/sys/mount.h ] || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -66,6 +67,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 # The build as `npm run build` does it (one definition: tsc, the precompiled validator, the native
-# helper, the CLI bundle). It starts with rm -rf dist: a moved or deleted source must not leave a
+# helpers, the CLI bundle). It starts with rm -rf dist: a moved or deleted source must not leave a
 # stale compiled test behind.
 npm run --silent build >&2
