@@ -96,7 +96,7 @@ static long count_of(const char *s) {
  * Splits one complete request at the start of buf into fields: returns the bytes it takes, 0 if
  * it is not complete yet, -1 if it is malformed.
  */
-static long take_request(char **f, int *nf) {
+static long take_request(char **f) {
   size_t off = 0;
   long need = 4, nargs = -1, nenv = -1;
   int n = 0;
@@ -115,7 +115,6 @@ static long take_request(char **f, int *nf) {
     }
   }
   if (need + 2 > MAX_FIELDS) return -1;
-  *nf = n;
   return (long)off;
 }
 
@@ -271,8 +270,7 @@ int main(void) {
       used += (size_t)r;
       for (;;) {
         char *f[MAX_FIELDS];
-        int nf = 0;
-        long took = take_request(f, &nf);
+        long took = take_request(f);
         if (took < 0) {
           reading = 0;
           status = 1;

@@ -43,14 +43,19 @@ export class TransientError extends ReconcileFailure {
   readonly kind = 'transient';
 }
 
-/** The kind of a failure: the first typed failure on its cause chain; untyped errors are transient. */
-export function failureKind(err: unknown): FailureKind {
+/** The first error on `err`'s cause chain (itself included) that is a `type`, if any. */
+export function causeOf<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
   const seen = new Set<unknown>();
   for (let e: unknown = err; e instanceof Error && !seen.has(e); e = e.cause) {
     seen.add(e);
-    if (e instanceof ReconcileFailure) return e.kind;
+    if (e instanceof type) return e;
   }
-  return 'transient';
+  return undefined;
+}
+
+/** The kind of a failure: the first typed failure on its cause chain; untyped errors are transient. */
+export function failureKind(err: unknown): FailureKind {
+  return causeOf(err, ReconcileFailure)?.kind ?? 'transient';
 }
 
 export function messageOf(err: unknown): string {

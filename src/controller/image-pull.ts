@@ -12,7 +12,7 @@ import type { ImageResolver } from '../images/resolver.js';
 import type { ActualContainer } from '../runtime/runtime.js';
 import type { ReconcileError } from './status.js';
 import type { Waiting } from '../contracts/status-record.js';
-import { InvalidError } from '../contracts/errors.js';
+import { causeOf, InvalidError } from '../contracts/errors.js';
 
 export interface PinnedForReconcile {
   desired?: DesiredContainer;
@@ -25,9 +25,8 @@ export interface PinnedForReconcile {
 
 /** `failures`: how many reconciles of the key failed in a row before this one. */
 export function pullWaiting(err: unknown, failures: number): Waiting | undefined {
-  let e: unknown = err;
-  while (e instanceof Error && !(e instanceof ImagePullError) && e.cause !== undefined) e = e.cause;
-  if (!(e instanceof ImagePullError)) return undefined;
+  const e = causeOf(err, ImagePullError);
+  if (!e) return undefined;
   if (e.reason === 'ErrImageNeverPull') return { reason: e.reason, message: e.message };
   return { reason: failures > 0 ? 'ImagePullBackOff' : 'ErrImagePull', message: e.message };
 }

@@ -16,8 +16,7 @@ import { ConmonLauncher, LAUNCH_HELPER, LauncherError, type LaunchRequest } from
 import { joinCgroups, trackingHierarchies } from '../../src/runtime/runc/conmon-cgroup.js';
 import { findProcessesByCmdline, isAlive } from '../../src/util/processes.js';
 import { exists } from '../../src/util/exists.js';
-import { assertNoLeaks } from '../support/leaks.js';
-import { cleanupStateDir, makeRuntime, makeTmpStateDir, tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
+import { tmpState, tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
 import { createTestContainer } from '../support/test-spec.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -195,24 +194,16 @@ describe('conmon launcher: a start whose launcher dies leaves nothing behind', f
   let wrapper: string;
 
   before(async () => {
-    const dir = await makeTmpStateDir();
     // A conmon that first kills the launcher that forked it, then goes on as conmon: acetate hears
     // only that the launcher died, while this conmon would create the container behind its back.
-    wrapper = path.join(dir, 'conmon-killing-its-launcher');
+    wrapper = path.join(await mkdtemp(path.join(os.tmpdir(), 'acetate-conmon-wrapper-')), 'conmon-killing-its-launcher');
     await writeFile(wrapper, '#!/bin/sh\nkill -KILL $PPID\nexec conmon "$@"\n', { mode: 0o755 });
-    const runtime = makeRuntime(dir, { conmonPath: wrapper });
-    st = {
-      dir,
-      runtime,
-      templates: runtime.templates,
-      cleanup: () => cleanupStateDir(dir, { runtime }),
-      cleanupAndAssertNoLeaks: async () => {
-        await cleanupStateDir(dir, { runtime });
-        await assertNoLeaks(dir, { dirRemoved: true });
-      },
-    };
+    st = await tmpState(undefined, { conmonPath: wrapper });
   });
-  after(() => st.cleanupAndAssertNoLeaks());
+  after(async () => {
+    await st.cleanupAndAssertNoLeaks();
+    await rm(path.dirname(wrapper), { recursive: true, force: true });
+  });
 
   it('the start fails naming the launcher; no conmon, runc state or cgroup of the container is left, even a moment later; the next start runs it', async () => {
     await createTestContainer(st.runtime, 'orphaned', { command: ['sleep'], args: ['1000'] });

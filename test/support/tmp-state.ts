@@ -47,10 +47,13 @@ export interface TmpState {
   cleanupAndAssertNoLeaks(): Promise<void>;
 }
 
-/** mkdtemp + runtime; call cleanup() in afterEach/after. `runDir`: a run dir of its own (removed by cleanup too). */
-export async function tmpState(prefix?: string, opts: { runDir?: string; network?: TestNetwork } = {}): Promise<TmpState> {
+/**
+ * mkdtemp + runtime; call cleanup() in afterEach/after. `runDir`: a run dir of its own (removed by
+ * cleanup too); `conmonPath`: another conmon (a wrapper around the real one).
+ */
+export async function tmpState(prefix?: string, opts: { runDir?: string; network?: TestNetwork; conmonPath?: string } = {}): Promise<TmpState> {
   const dir = await makeTmpStateDir(prefix);
-  const runtime = makeRuntime(dir, { runDir: opts.runDir, network: opts.network });
+  const runtime = makeRuntime(dir, { runDir: opts.runDir, network: opts.network, ...(opts.conmonPath ? { conmonPath: opts.conmonPath } : {}) });
   const cleanup = (): Promise<void> => cleanupStateDir(dir, { runtime, runDir: opts.runDir, network: opts.network });
   return {
     dir,

@@ -76,7 +76,6 @@ class LauncherProcess {
 
   send(id: number, fields: readonly string[], w: Waiting): void {
     this.waiting.set(id, w);
-    this.refWhileWaiting();
     this.child.stdin!.write(`${[String(id), ...fields].join('\0')}\0`);
   }
 
@@ -99,15 +98,6 @@ class LauncherProcess {
       else if (what === 'signal') w.resolve({ signal: Number(detail) });
       else w.reject(new LauncherError(`the conmon launcher could not start it: ${detail}`));
     }
-    this.refWhileWaiting();
-  }
-
-  /** The pipe from the launcher keeps Node's loop alive only while a launch waits for its answer. */
-  private refWhileWaiting(): void {
-    const out = this.child.stdout as unknown as { ref(): void; unref(): void };
-    (this.child.stdin as unknown as { unref(): void }).unref();
-    if (this.waiting.size > 0) out.ref();
-    else out.unref();
   }
 }
 
@@ -127,7 +117,8 @@ export class ConmonLauncher {
   /**
    * Starts `req.program` from the launcher; resolves when that first process ends. A launcher that
    * gives no answer within `timeoutMs` (stopped, or stuck) is killed: this launch and every other
-   * one waiting on it fail, and the next launch starts a new launcher.
+   * one waiting on it fail, and the next launch starts a new launcher. That timer is also what
+   * keeps Node's loop alive while the answer is awaited (the launcher's pipes are unref'd).
    */
   async launch(req: LaunchRequest, timeoutMs = LAUNCH_TIMEOUT_MS): Promise<LaunchEnd> {
     const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
@@ -194,7 +185,8 @@ export class ConmonLauncher {
       child.kill('SIGKILL');
       throw new LauncherError(`cannot place the conmon launcher: ${(err as Error).message}`, { cause: err });
     }
-    // Nothing keeps acetate alive for the launcher's sake; a launch waiting for its answer does.
+    // Nothing keeps acetate alive for the launcher's sake: a launch waiting for its answer does,
+    // by its time limit's timer (launch()).
     child.unref();
     (child.stdout as unknown as { unref(): void }).unref();
     (child.stdin as unknown as { unref(): void }).unref();

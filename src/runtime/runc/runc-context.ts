@@ -247,8 +247,7 @@ export class RuncContext {
   async removeEmptyCgroupParent(): Promise<void> {
     if (this.startsInFlight > 0) return;
     // The launcher sits in the conmons' cgroup: with no conmon (or port holder) left beside it, it
-    // goes, so that the cgroup can (the next start starts another).
-    // (A start that begins meanwhile starts another: stop() forgets this one first.)
+    // goes, so that the cgroup can. A start after that, or during the stop, starts another.
     if (this.launcher.pid !== undefined && (await this.onlyLauncherLeft()) && this.startsInFlight === 0) await this.launcher.stop();
     await removeCgroupParentIfEmpty(this.paths.cgroupParent, this.cgroupRoot, this.waiter, () => this.startsInFlight === 0);
   }

@@ -8,6 +8,7 @@ import type { AppliedRecord } from '../runtime.js';
 import { reapConmon } from './cleanup.js';
 import { launchConmon } from './conmon.js';
 import { LauncherError } from './conmon-launcher.js';
+import { causeOf } from '../../contracts/errors.js';
 import { withReserveIfFull } from '../disk/room-reserve.js';
 import { unmountAll } from '../../util/mounts.js';
 import { buildOciConfig } from './oci-config.js';
@@ -146,7 +147,7 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
     // or hung may have forked this conmon already, which would go on to create the container after
     // the cleanup below: what names the bundle is looked for and killed, twice (a fork in flight
     // during the first look), with whatever it left in runc and in the container's cgroups.
-    if (causedBy(err, LauncherError)) for (let look = 0; look < 2; look++) await rc.scrub(t, runc, true).catch(() => undefined);
+    if (causeOf(err, LauncherError)) for (let look = 0; look < 2; look++) await rc.scrub(t, runc, true).catch(() => undefined);
     await runc.delete(t.id, { force: true }).catch(() => undefined);
     await reapConmon(cp, rc.waiter).catch(() => undefined);
     await (released ?? releaseIdmappedLayers(idmapDir(cp.runDir))).catch(() => undefined);
@@ -158,14 +159,4 @@ async function launchChecked(rc: RuncContext, t: Target, record: AppliedRecord, 
   await released;
   await noteStart(rc, cp);
   return { pid };
-}
-
-/** `err` or an error in its cause chain is a `type`. */
-function causedBy(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 10; depth++) {
-    if (e instanceof type) return true;
-    e = (e as Error).cause;
-  }
-  return false;
 }
