@@ -10,10 +10,16 @@ import type { CgroupLocation } from './cgroups.js';
 import { cgroupMembers, currentBootId, oomKills, repairRunFiles, supervisionOf } from './supervision.js';
 import type { RuncState } from './runc-state.js';
 
-/** A run that acetate saw start in this boot and never saw end (its end was not recorded). */
+/**
+ * A run that acetate saw start in this boot and never saw end (its end was not recorded): a start
+ * writes a status without finishedAt, and every recorded end sets it (run-status.ts). The two
+ * times are not compared: startedAt is acetate's clock after `runc start` returned, finishedAt
+ * the mtime of conmon's exit file (the kernel's coarse clock, at the exit), so a process that dies
+ * at once (an OOM kill of its first allocation) has a recorded end older than its start.
+ */
 export function unfinishedRun(status: ContainerStatusFile): boolean {
   if (!status.startedAt || status.bootId === undefined || status.bootId !== currentBootId()) return false;
-  return !status.finishedAt || status.finishedAt < status.startedAt;
+  return !status.finishedAt;
 }
 
 /** 'OOMKilled' when the cgroup's OOM killer killed a process and the run ended by SIGKILL. */

@@ -15,7 +15,10 @@ import { currentBootId } from './supervision.js';
 /** How long conmon may take to record an exit code after the process is gone. */
 const EXIT_FILE_WAIT_MS = 5_000;
 
-/** A run started now: one more start, its time and boot; the last exit code is kept. */
+/**
+ * A run started now: one more start, its time and boot; the last exit code is kept. The last
+ * finishedAt is not: its absence is what marks this run's end as not yet recorded (observe.ts).
+ */
 export async function noteStart(rc: RuncContext, cp: ContainerPaths): Promise<void> {
   const status = await readStatus(cp.status);
   const next: ContainerStatusFile = { starts: status.starts + 1, startedAt: new Date(rc.now()).toISOString(), bootId: currentBootId() };
