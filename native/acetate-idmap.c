@@ -5,6 +5,7 @@
  *   acetate-idmap --hold HOSTID COUNT SRC TARGET [SRC TARGET...]
  *   acetate-idmap --release TARGET...     detach what is mounted there (none: nothing to do)
  *   acetate-idmap [--hold] --ids UIDS GIDS HOSTID COUNT SRC TARGET...
+ *   acetate-idmap --serve                 the same, asked for on stdin (below)
  *
  * --ids maps only the listed ids (`0-99,65534`: ranges and ids below COUNT) for users and groups:
  * the node's files owned by any other id are seen as the overflow id (nobody) and the container's
@@ -16,6 +17,17 @@
  * then detaches the targets itself: acetate closes stdin once runc has created the container (the
  * overlay keeps its own clones of the layers), and if acetate dies before, the kernel closes it,
  * so the mounts never outlive the start that made them (one process per start, none to release).
+ *
+ * With --serve it stays, and makes and ends holds on request, so that a start costs acetate no
+ * process of its own (a fork of acetate's large Node process took 2-10 ms of its one thread per
+ * start). stdin: requests as NUL-terminated fields, `ID NARGS ARG...` (requests.h):
+ *     ID NARGS hold HOLDID [--ids UIDS GIDS] HOSTID COUNT SRC TARGET...   answered `ID ready N` (N layers)
+ *     ID 2 release HOLDID                                                 answered `ID released HOLDID`
+ * HOLDID is the caller's name for the hold (1 to 20 digits, unique among the holds it made).
+ * or `ID error REASON` (nothing of that hold is left mounted, or, for a release, the detach that
+ * failed). One request at a time, each a few ms at most (no child outlives it). The end of stdin
+ * (acetate exiting or dying) or a malformed request detaches every hold still made, then exits:
+ * as with --hold, no mount outlives the acetate that asked for it.
  *
  * Each SRC (a directory: the node's `/`, an imported template's rootfs, an image layer) is bound
  * read-only at TARGET (an existing empty directory) with ids 0..COUNT-1 of its files seen as
@@ -50,8 +62,13 @@
 
 #define MAX_LAYERS 512
 
+#include "requests.h"
+
+/* The last failure's reason: printed to stderr by the one-shot modes, answered by --serve. */
+static char reason[1024];
+
 static int fail(const char *what, const char *path) {
-  fprintf(stderr, "acetate-idmap: %s%s%s: %s\n", what, path ? " " : "", path ? path : "", strerror(errno));
+  snprintf(reason, sizeof reason, "%s%s%s: %s", what, path ? " " : "", path ? path : "", strerror(errno));
   return 1;
 }
 
@@ -150,31 +167,29 @@ static int release(int n, char **targets) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+/*
+ * Mounts the layers of `[--ids UIDS GIDS] HOSTID COUNT SRC TARGET...` (argv[0..argc-1]): 0, or 1
+ * with nothing left mounted, or 2 for a malformed request (the reason in `reason` either way).
+ */
+static int mount_layers(int argc, char **argv) {
   unsigned long host, count;
-  if (argc >= 2 && strcmp(argv[1], "--release") == 0) return release(argc - 2, argv + 2);
-  int hold = argc >= 2 && strcmp(argv[1], "--hold") == 0;
-  if (hold) {
-    argv++;
-    argc--;
-    signal(SIGPIPE, SIG_IGN);
-  }
   const char *uids = NULL, *gids = NULL;
-  if (argc >= 4 && strcmp(argv[1], "--ids") == 0) {
-    uids = argv[2];
-    gids = argv[3];
+  if (argc >= 3 && strcmp(argv[0], "--ids") == 0) {
+    uids = argv[1];
+    gids = argv[2];
     argv += 3;
     argc -= 3;
   }
-  if (argc < 5 || argc % 2 == 0 || (argc - 3) / 2 > MAX_LAYERS || parse_id(argv[1], &host) || parse_id(argv[2], &count) || count == 0 ||
+  if (argc < 4 || argc % 2 != 0 || (argc - 2) / 2 > MAX_LAYERS || parse_id(argv[0], &host) || parse_id(argv[1], &count) || count == 0 ||
       host + count > UINT32_MAX) {
-    fprintf(stderr, "usage: acetate-idmap [--hold] [--ids UIDS GIDS] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)\n", MAX_LAYERS);
+    snprintf(reason, sizeof reason, "usage: acetate-idmap [--hold] [--ids UIDS GIDS] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)",
+             MAX_LAYERS);
     return 2;
   }
   static char uid_map[MAP_BYTES], gid_map[MAP_BYTES];
   if (uids) {
     if (map_lines(uids, host, count, uid_map, sizeof uid_map) || map_lines(gids, host, count, gid_map, sizeof gid_map)) {
-      fprintf(stderr, "acetate-idmap: --ids takes ids and ranges below COUNT, like 0-99,65534 (at most 340)\n");
+      snprintf(reason, sizeof reason, "--ids takes ids and ranges below COUNT, like 0-99,65534 (at most 340)");
       return 2;
     }
   } else {
@@ -183,29 +198,186 @@ int main(int argc, char **argv) {
   }
   int ns = userns_fd(uid_map, gid_map);
   if (ns < 0) return fail("cannot make the user namespace", NULL);
-  int n = (argc - 3) / 2, trees[MAX_LAYERS];
-  for (int i = 0; i < n; i++) {
-    const char *src = argv[3 + 2 * i];
-    trees[i] = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (trees[i] < 0) return fail("open_tree", src);
-    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, .userns_fd = (uint64_t)ns};
-    if (mount_setattr(trees[i], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) return fail("mount_setattr (idmap)", src);
-  }
-  for (int i = 0; i < n; i++) {
-    const char *target = argv[4 + 2 * i];
-    if (move_mount(trees[i], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-      int saved = errno;
-      for (int j = 0; j < i; j++) umount2(argv[4 + 2 * j], MNT_DETACH);
-      errno = saved;
-      return fail("move_mount to", target);
+  int n = (argc - 2) / 2, made = 0, moved = 0, status = 0;
+  static int trees[MAX_LAYERS];
+  for (; made < n; made++) {
+    const char *src = argv[2 + 2 * made];
+    trees[made] = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (trees[made] < 0) {
+      status = fail("open_tree", src);
+      break;
     }
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, .userns_fd = (uint64_t)ns};
+    if (mount_setattr(trees[made], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+      status = fail("mount_setattr (idmap)", src);
+      close(trees[made]);
+      break;
+    }
+  }
+  /* Every mount is made before any is moved: on error nothing is left mounted. */
+  for (; status == 0 && moved < n; moved++) {
+    const char *target = argv[3 + 2 * moved];
+    if (move_mount(trees[moved], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+      status = fail("move_mount to", target);
+      for (int j = 0; j < moved; j++) umount2(argv[3 + 2 * j], MNT_DETACH);
+    }
+  }
+  for (int i = 0; i < made; i++) close(trees[i]); /* a moved tree stays mounted where it went */
+  close(ns);
+  return status;
+}
+
+/* The targets of `[--ids U G] HOSTID COUNT SRC TARGET...` (argc, argv as mount_layers takes them). */
+static int targets_of(int argc, char **argv, char **out) {
+  int skip = argc >= 3 && strcmp(argv[0], "--ids") == 0 ? 3 : 0, n = 0;
+  for (int i = skip + 3; i < argc; i += 2) out[n++] = argv[i];
+  return n;
+}
+
+struct hold {
+  char id[24];
+  int n;
+  char **targets; /* malloc'd, each malloc'd */
+};
+
+#define MAX_HOLDS 4096
+static struct hold holds[MAX_HOLDS];
+static int nholds;
+
+static void forget(int i) {
+  for (int j = 0; j < holds[i].n; j++) free(holds[i].targets[j]);
+  free(holds[i].targets);
+  holds[i] = holds[--nholds];
+}
+
+static void serve_hold(const char *id, const char *hold_id, int argc, char **argv) {
+  int taken = 0;
+  for (int i = 0; i < nholds; i++) taken |= strcmp(holds[i].id, hold_id) == 0;
+  if (!id_ok(hold_id) || taken) {
+    reply(id, "error", "a hold's id must be 1 to 20 digits, not one in use");
+    return;
+  }
+  if (nholds >= MAX_HOLDS) {
+    reply(id, "error", "too many holds");
+    return;
+  }
+  if (mount_layers(argc, argv) != 0) {
+    reply(id, "error", reason);
+    return;
+  }
+  char *targets[MAX_LAYERS];
+  int n = targets_of(argc, argv, targets);
+  struct hold *h = &holds[nholds];
+  h->targets = calloc((size_t)n, sizeof *h->targets);
+  int ok = h->targets != NULL;
+  for (int i = 0; ok && i < n; i++) ok = (h->targets[i] = strdup(targets[i])) != NULL;
+  if (!ok) { /* out of memory: the mounts go at once rather than be held by no one */
+    release(n, targets);
+    if (h->targets)
+      for (int i = 0; i < n; i++) free(h->targets[i]);
+    free(h->targets);
+    reply(id, "error", "out of memory");
+    return;
+  }
+  snprintf(h->id, sizeof h->id, "%s", hold_id);
+  h->n = n;
+  nholds++;
+  char detail[16];
+  snprintf(detail, sizeof detail, "%d", n);
+  reply(id, "ready", detail);
+}
+
+static void serve_release(const char *id, const char *hold_id) {
+  for (int i = 0; i < nholds; i++) {
+    if (strcmp(holds[i].id, hold_id) != 0) continue;
+    int failed = release(holds[i].n, holds[i].targets);
+    forget(i);
+    if (failed) reply(id, "error", reason);
+    else reply(id, "released", hold_id);
+    return;
+  }
+  reply(id, "error", "no such hold");
+}
+
+static char request[1 << 20];
+static size_t used;
+
+/* One complete request at the start of `request` split into f: the bytes it takes, 0 if not complete yet, -1 if malformed. */
+static long take_request(char **f, long *nf) {
+  size_t off = 0;
+  long need = 2;
+  int n = 0;
+  while (n < need) {
+    char *z = memchr(request + off, 0, used - off);
+    if (!z) return 0;
+    f[n++] = request + off;
+    off = (size_t)(z - request) + 1;
+    if (n == 2) {
+      long nargs = count_of(f[1]);
+      if (!id_ok(f[0]) || nargs < 1 || nargs + 2 > MAX_FIELDS) return -1;
+      need = 2 + nargs;
+    }
+  }
+  *nf = n;
+  return (long)off;
+}
+
+/* --serve: holds made and ended on request until the end of stdin; then every hold left is detached. */
+static int serve(void) {
+  int status = 0;
+  for (;;) {
+    if (used == sizeof request) { /* over 1 MiB: acetate never sends one */
+      status = 1;
+      break;
+    }
+    ssize_t r = read(0, request + used, sizeof request - used);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break; /* acetate closed stdin, or is gone */
+    used += (size_t)r;
+    long took, nf;
+    static char *f[MAX_FIELDS];
+    while ((took = take_request(f, &nf)) > 0) {
+      if (strcmp(f[2], "hold") == 0 && nf >= 4) serve_hold(f[0], f[3], (int)nf - 4, f + 4);
+      else if (strcmp(f[2], "release") == 0 && nf == 4) serve_release(f[0], f[3]);
+      else reply(f[0], "error", "unknown request");
+      memmove(request, request + took, used - (size_t)took);
+      used -= (size_t)took;
+    }
+    if (took < 0) {
+      status = 1;
+      break;
+    }
+  }
+  while (nholds > 0) {
+    if (release(holds[0].n, holds[0].targets)) fprintf(stderr, "acetate-idmap: %s\n", reason);
+    forget(0);
+  }
+  return status;
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN); /* a reader gone: the write fails, the holds are detached */
+  if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
+  if (argc >= 2 && strcmp(argv[1], "--release") == 0) {
+    if (release(argc - 2, argv + 2) == 0) return 0;
+    fprintf(stderr, "acetate-idmap: %s\n", reason);
+    return 1;
+  }
+  int hold = argc >= 2 && strcmp(argv[1], "--hold") == 0;
+  int skip = hold ? 2 : 1;
+  int status = mount_layers(argc - skip, argv + skip);
+  if (status) {
+    fprintf(stderr, "acetate-idmap: %s\n", reason);
+    return status;
   }
   if (!hold) return 0;
   char *targets[MAX_LAYERS], buf[256];
-  for (int i = 0; i < n; i++) targets[i] = argv[4 + 2 * i];
+  int n = targets_of(argc - skip, argv + skip, targets);
   /* A reader gone (write fails) or stdin at its end: either way the mounts go now. */
   if (write(1, "ready\n", 6) == 6)
     while (read(0, buf, sizeof buf) > 0) {
     }
-  return release(n, targets);
+  if (release(n, targets) == 0) return 0;
+  fprintf(stderr, "acetate-idmap: %s\n", reason);
+  return 1;
 }

@@ -41,8 +41,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "requests.h"
+
 #define MAX_REQUEST (1 << 20)
-#define MAX_FIELDS 4096
 #define MAX_PENDING 4096
 
 struct pending {
@@ -55,42 +56,6 @@ static struct pending pending[MAX_PENDING];
 static int npending;
 static char buf[MAX_REQUEST];
 static size_t used;
-
-static void write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      _exit(1); /* acetate is gone */
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static void reply(const char *id, const char *what, const char *detail) {
-  char line[256];
-  int n = snprintf(line, sizeof line, "%s %s %s\n", id, what, detail);
-  if (n > 0) write_all(1, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-/* An id: 1 to 20 digits. */
-static int id_ok(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 20) return 0;
-  for (; *s; s++)
-    if (*s < '0' || *s > '9') return 0;
-  return 1;
-}
-
-/* A count field: digits only, 0..MAX_FIELDS; -1 if not. */
-static long count_of(const char *s) {
-  if (*s == 0 || strlen(s) > 5) return -1;
-  for (const char *p = s; *p; p++)
-    if (*p < '0' || *p > '9') return -1;
-  long n = strtol(s, NULL, 10);
-  return n <= MAX_FIELDS ? n : -1;
-}
 
 /*
  * Splits one complete request at the start of buf into fields: returns the bytes it takes, 0 if

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist/native
-gcc -O2 -Wall -Wextra -Werror -o dist/native/acetate-idmap.tmp native/acetate-idmap.c
-gcc -O2 -Wall -Wextra -Werror -o dist/native/acetate-launch.tmp native/acetate-launch.c
+gcc -O2 -Wall -Wextra -Wpedantic -Werror -o dist/native/acetate-idmap.tmp native/acetate-idmap.c
+gcc -O2 -Wall -Wextra -Wpedantic -Werror -o dist/native/acetate-launch.tmp native/acetate-launch.c
 mv dist/native/acetate-idmap.tmp dist/native/acetate-idmap
 mv dist/native/acetate-launch.tmp dist/native/acetate-launch

@@ -4,19 +4,21 @@
  * by the node's ids on disk and are shared by every container, whatever its range; nothing is
  * copied or chowned. The container's root sees the files of node root as its own.
  *
- * The mounts are made by native/acetate-idmap (why a C helper: see its header), one process for
- * all the layers, read-only, at <container run dir>/lower/<n>, just before runc creates the
- * container. runc mounts the overlay over them inside the container's mount namespace as before
- * (overlayfs takes its own private clones of the lower mounts); right after `runc create` the
- * node's copies are detached (releaseIdmappedLayers closes the helper's stdin: it detaches them
- * and exits), so a running container leaves no idmapped mount in the node's mount table. If
- * acetate dies in between, the kernel closes that stdin and the helper detaches them just the
- * same; if the helper itself was killed, the next start/stop/remove's scrub detaches them
+ * The mounts are made by native/acetate-idmap (why a C helper: see its header), read-only, at
+ * <container run dir>/lower/<n>, just before runc creates the container: one server per acetate
+ * process (`--serve`, util/answering-helper.ts) makes each start's mounts as one hold, so that a
+ * start spawns no process of its own (a spawn forks all of acetate's Node process: 2-10 ms of its
+ * one thread per start, docs/benchmarks.md). runc mounts the overlay over them inside the
+ * container's mount namespace as before (overlayfs takes its own private clones of the lower
+ * mounts); right after `runc create` the node's copies are detached (releaseIdmappedLayers asks
+ * the server to end the hold), so a running container leaves no idmapped mount in the node's mount
+ * table. If acetate dies in between, the kernel closes the server's stdin and it detaches every
+ * hold it made; if the server itself was killed, the next start/stop/remove's scrub detaches them
  * (`--release`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import { AnsweringHelper } from '../../util/answering-helper.js';
 import { exec } from '../../util/exec.js';
 import { PACKAGE_ROOT } from '../../util/package-root.js';
 import type { OciUserNamespace } from './userns.js';
@@ -62,8 +64,12 @@ export async function mountIdmappedLayers(
   for (const t of targets) await mkdir(t, { mode: 0o755 });
   // `only`: just these ids of the layers' files are mapped (the host template's `/`, host-ids.ts).
   const args = [...(only ? ['--ids', only.uids, only.gids] : []), String(m.hostID), String(m.size), ...layers.flatMap((l, i) => [l, targets[i]!])];
+  const server = serverFor(helper);
+  const holdId = String(nextHoldId++);
   try {
-    held.set(dir, await holdMounts(helper, args));
+    const { word, detail } = await server.request(serverRequest('hold', holdId, ...args), IDMAP_TIMEOUT_MS);
+    if (word !== 'ready') throw new IdmapError(`acetate-idmap: ${detail}`);
+    held.set(dir, { server, holdId });
   } catch (err) {
     await releaseIdmappedLayers(dir, helper).catch(() => undefined);
     throw new IdmapError(`cannot mount the container's layers idmapped to ids ${m.hostID}+${m.size}`, { cause: err });
@@ -71,33 +77,34 @@ export async function mountIdmappedLayers(
   return targets;
 }
 
-/** The helpers holding a start's mounts, by idmap dir, until releaseIdmappedLayers. */
-const held = new Map<string, ChildProcess>();
+/** A hold or a release takes a few ms; a server silent this long is stuck (it is killed). */
+const IDMAP_TIMEOUT_MS = 30_000;
 
-/** Runs `helper --hold args` until it says ready (every layer mounted); rejects with its stderr if it exits first. */
-function holdMounts(helper: string, args: readonly string[]): Promise<ChildProcess> {
-  const child = spawn(helper, ['--hold', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < 4096) stderr += d.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.stdout.once('data', () => resolve(child));
-    child.once('exit', (code, signal) => reject(new IdmapError(`acetate-idmap exited (${code ?? signal}): ${stderr.trim().slice(0, 1000)}`)));
-  });
+/** This process' idmap server, one per helper binary (tests name their own). */
+const servers = new Map<string, AnsweringHelper>();
+let nextHoldId = 1;
+
+function serverFor(helper: string): AnsweringHelper {
+  let server = servers.get(helper);
+  if (!server) {
+    server = new AnsweringHelper({ program: helper, args: ['--serve'], name: 'the idmap server', error: (m, o) => new IdmapError(m, o) });
+    servers.set(helper, server);
+  }
+  return server;
 }
 
-/** Closes a held helper's stdin (it detaches the mounts) and waits for its exit; false if it failed to. */
-async function endHold(child: ChildProcess): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode === 0;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.stdin?.end();
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+/** A request's fields after its id (acetate-idmap.c: `ID NARGS ARG...`). */
+const serverRequest = (...args: string[]): string[] => [String(args.length), ...args];
+
+/** The holds keeping a start's mounts, by idmap dir, until releaseIdmappedLayers. */
+const held = new Map<string, { server: AnsweringHelper; holdId: string }>();
+
+/** Asks the server to detach a hold's mounts; false if it could not (it died meanwhile: its mounts stay). */
+async function endHold(hold: { server: AnsweringHelper; holdId: string }): Promise<boolean> {
   try {
-    return (await exited) === 0;
-  } finally {
-    clearTimeout(timer);
+    return (await hold.server.request(serverRequest('release', hold.holdId), IDMAP_TIMEOUT_MS)).word === 'released';
+  } catch {
+    return false;
   }
 }
 
@@ -107,9 +114,9 @@ async function endHold(child: ChildProcess): Promise<boolean> {
  * node's `/` or a template; rmdir of it fails instead of reaching into it.
  */
 export async function releaseIdmappedLayers(dir: string, helper = IDMAP_HELPER): Promise<void> {
-  const child = held.get(dir);
+  const hold = held.get(dir);
   held.delete(dir);
-  const detached = child ? await endHold(child) : false;
+  const detached = hold ? await endHold(hold) : false;
   let names: string[];
   try {
     names = await readdir(dir);
