@@ -17,17 +17,22 @@
  * then detaches the targets itself: acetate closes stdin once runc has created the container (the
  * overlay keeps its own clones of the layers), and if acetate dies before, the kernel closes it,
  * so the mounts never outlive the start that made them (one process per start, none to release).
+ * acetate itself now uses --serve; the benchmarks' bare loop uses --hold (bench/baseline).
  *
  * With --serve it stays, and makes and ends holds on request, so that a start costs acetate no
  * process of its own (a fork of acetate's large Node process took 2-10 ms of its one thread per
  * start). stdin: requests as NUL-terminated fields, `ID NARGS ARG...` (requests.h):
  *     ID NARGS hold HOLDID [--ids UIDS GIDS] HOSTID COUNT SRC TARGET...   answered `ID ready N` (N layers)
  *     ID 2 release HOLDID                                                 answered `ID released HOLDID`
- * HOLDID is the caller's name for the hold (1 to 20 digits, unique among the holds it made).
+ * HOLDID is the caller's name for the hold (1 to 20 digits, unique among the holds it made);
  * or `ID error REASON` (nothing of that hold is left mounted, or, for a release, the detach that
  * failed). One request at a time, each a few ms at most (no child outlives it). The end of stdin
- * (acetate exiting or dying) or a malformed request detaches every hold still made, then exits:
- * as with --hold, no mount outlives the acetate that asked for it.
+ * (acetate exiting or dying), a malformed request or an answer that cannot be written (acetate
+ * gone) detaches every hold still made, then exits: as with --hold, no mount outlives the acetate
+ * that asked for it. It ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT (sent to acetate's process
+ * group, they end acetate, and so the server, by its stdin). A server killed (SIGKILL) or stuck
+ * past acetate's time limit leaves its holds to acetate: each start's release, or the next scrub,
+ * detaches them with --release.
  *
  * Each SRC (a directory: the node's `/`, an imported template's rootfs, an image layer) is bound
  * read-only at TARGET (an existing empty directory) with ids 0..COUNT-1 of its files seen as
@@ -45,194 +50,18 @@
  * X-mount.idmap (2.39) and runc 1.1.5 lacks idmapped mount entries (1.2). A Python ctypes script
  * would pay the interpreter's start per container (≈ 465 ms of CPU on the test node under load,
  * README); this binary adds ≈ 3 ms of CPU to its own process start, for 1 or 5 layers alike.
- * Built with gcc by scripts/setup.sh and `npm run build` (scripts/build-native.sh).
+ * Built with gcc by scripts/setup.sh and `npm run build` (scripts/build-native.sh), with the
+ * mounts themselves in idmap-mount.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#include <sys/mount.h> /* glibc 2.36: open_tree, move_mount, mount_setattr, struct mount_attr */
-
-#define MAX_LAYERS 512
-
+#include "idmap-mount.h"
 #include "requests.h"
-
-/* The last failure's reason: printed to stderr by the one-shot modes, answered by --serve. */
-static char reason[1024];
-
-static int fail(const char *what, const char *path) {
-  snprintf(reason, sizeof reason, "%s%s%s: %s", what, path ? " " : "", path ? path : "", strerror(errno));
-  return 1;
-}
-
-static int write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = write(fd, text, strlen(text));
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-static int parse_id(const char *s, unsigned long *out) {
-  char *end;
-  errno = 0;
-  *out = strtoul(s, &end, 10);
-  return errno == 0 && *s && !*end && *out <= UINT32_MAX ? 0 : -1;
-}
-
-#define MAP_BYTES 8192
-
-/* `0-99,65534` → uid_map lines "first host+first n" (ids below count, at most 340 extents); -1 if malformed. */
-static int map_lines(const char *list, unsigned long host, unsigned long count, char *out, size_t size) {
-  size_t used = 0;
-  int extents = 0;
-  const char *s = list;
-  out[0] = 0;
-  while (*s) {
-    char *end;
-    errno = 0;
-    unsigned long a = strtoul(s, &end, 10), b = a;
-    if (errno || end == s) return -1;
-    s = end;
-    if (*s == '-') {
-      b = strtoul(s + 1, &end, 10);
-      if (errno || end == s + 1) return -1;
-      s = end;
-    }
-    if (*s == ',') s++;
-    else if (*s) return -1;
-    if (b < a || b >= count || ++extents > 340) return -1;
-    int n = snprintf(out + used, size - used, "%lu %lu %lu\n", a, host + a, b - a + 1);
-    if (n < 0 || (size_t)n >= size - used) return -1;
-    used += n;
-  }
-  return extents ? 0 : -1;
-}
-
-/* A user namespace with these uid_map and gid_map lines: its fd, or -1. */
-static int userns_fd(const char *uid_map, const char *gid_map) {
-  int ready[2], hold[2];
-  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) return -1;
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    close(ready[0]);
-    close(hold[1]);
-    char c = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
-    if (write(ready[1], &c, 1) != 1 || c != 'y') _exit(1);
-    /* Stays in its namespace until the parent has taken it (closes its end of hold). */
-    ssize_t r = read(hold[0], &c, 1);
-    _exit(r < 0);
-  }
-  close(ready[1]);
-  close(hold[0]);
-  char path[64], c = 'n';
-  int fd = -1;
-  if (read(ready[0], &c, 1) == 1 && c == 'y') {
-    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-    if (write_file(path, uid_map) == 0) {
-      snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-      if (write_file(path, gid_map) == 0) {
-        snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-      }
-    }
-  } else {
-    errno = EPERM;
-  }
-  int saved = errno;
-  close(hold[1]);
-  close(ready[0]);
-  waitpid(pid, NULL, 0);
-  errno = saved;
-  return fd;
-}
-
-/* umount2(MNT_DETACH) each target; one that is not a mount point (EINVAL) or absent is fine. */
-static int release(int n, char **targets) {
-  for (int i = 0; i < n; i++) {
-    while (umount2(targets[i], MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
-    }
-    if (errno != EINVAL && errno != ENOENT) return fail("cannot detach", targets[i]);
-  }
-  return 0;
-}
-
-/*
- * Mounts the layers of `[--ids UIDS GIDS] HOSTID COUNT SRC TARGET...` (argv[0..argc-1]): 0, or 1
- * with nothing left mounted, or 2 for a malformed request (the reason in `reason` either way).
- */
-static int mount_layers(int argc, char **argv) {
-  unsigned long host, count;
-  const char *uids = NULL, *gids = NULL;
-  if (argc >= 3 && strcmp(argv[0], "--ids") == 0) {
-    uids = argv[1];
-    gids = argv[2];
-    argv += 3;
-    argc -= 3;
-  }
-  if (argc < 4 || argc % 2 != 0 || (argc - 2) / 2 > MAX_LAYERS || parse_id(argv[0], &host) || parse_id(argv[1], &count) || count == 0 ||
-      host + count > UINT32_MAX) {
-    snprintf(reason, sizeof reason, "usage: acetate-idmap [--hold] [--ids UIDS GIDS] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)",
-             MAX_LAYERS);
-    return 2;
-  }
-  static char uid_map[MAP_BYTES], gid_map[MAP_BYTES];
-  if (uids) {
-    if (map_lines(uids, host, count, uid_map, sizeof uid_map) || map_lines(gids, host, count, gid_map, sizeof gid_map)) {
-      snprintf(reason, sizeof reason, "--ids takes ids and ranges below COUNT, like 0-99,65534 (at most 340)");
-      return 2;
-    }
-  } else {
-    snprintf(uid_map, sizeof uid_map, "0 %lu %lu\n", host, count);
-    snprintf(gid_map, sizeof gid_map, "0 %lu %lu\n", host, count);
-  }
-  int ns = userns_fd(uid_map, gid_map);
-  if (ns < 0) return fail("cannot make the user namespace", NULL);
-  int n = (argc - 2) / 2, made = 0, moved = 0, status = 0;
-  static int trees[MAX_LAYERS];
-  for (; made < n; made++) {
-    const char *src = argv[2 + 2 * made];
-    trees[made] = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (trees[made] < 0) {
-      status = fail("open_tree", src);
-      break;
-    }
-    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, .userns_fd = (uint64_t)ns};
-    if (mount_setattr(trees[made], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
-      status = fail("mount_setattr (idmap)", src);
-      close(trees[made]);
-      break;
-    }
-  }
-  /* Every mount is made before any is moved: on error nothing is left mounted. */
-  for (; status == 0 && moved < n; moved++) {
-    const char *target = argv[3 + 2 * moved];
-    if (move_mount(trees[moved], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-      status = fail("move_mount to", target);
-      for (int j = 0; j < moved; j++) umount2(argv[3 + 2 * j], MNT_DETACH);
-    }
-  }
-  for (int i = 0; i < made; i++) close(trees[i]); /* a moved tree stays mounted where it went */
-  close(ns);
-  return status;
-}
-
-/* The targets of `[--ids U G] HOSTID COUNT SRC TARGET...` (argc, argv as mount_layers takes them). */
-static int targets_of(int argc, char **argv, char **out) {
-  int skip = argc >= 3 && strcmp(argv[0], "--ids") == 0 ? 3 : 0, n = 0;
-  for (int i = skip + 3; i < argc; i += 2) out[n++] = argv[i];
-  return n;
-}
 
 struct hold {
   char id[24];
@@ -299,7 +128,7 @@ static void serve_release(const char *id, const char *hold_id) {
   reply(id, "error", "no such hold");
 }
 
-static char request[1 << 20];
+static char request[MAX_REQUEST];
 static size_t used;
 
 /* One complete request at the start of `request` split into f: the bytes it takes, 0 if not complete yet, -1 if malformed. */
@@ -330,6 +159,7 @@ static int serve(void) {
       status = 1;
       break;
     }
+    if (peer_gone) break; /* an answer could not be written: acetate is gone */
     ssize_t r = read(0, request + used, sizeof request - used);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break; /* acetate closed stdin, or is gone */
@@ -357,7 +187,15 @@ static int serve(void) {
 
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a reader gone: the write fails, the holds are detached */
-  if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
+  if (argc == 2 && strcmp(argv[1], "--serve") == 0) {
+    /* The end of stdin is its only end: a Ctrl-C or a stop's SIGTERM sent to acetate's process
+     * group ends acetate, which closes stdin, and the server then detaches what it holds. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    return serve();
+  }
   if (argc >= 2 && strcmp(argv[1], "--release") == 0) {
     if (release(argc - 2, argv + 2) == 0) return 0;
     fprintf(stderr, "acetate-idmap: %s\n", reason);

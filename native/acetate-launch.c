@@ -43,7 +43,6 @@
 
 #include "requests.h"
 
-#define MAX_REQUEST (1 << 20)
 #define MAX_PENDING 4096
 
 struct pending {
@@ -200,6 +199,13 @@ int main(void) {
   sigaddset(&chld, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0) return 1;
   signal(SIGPIPE, SIG_IGN);
+  /* Its end is the end of its stdin (acetate exiting): a Ctrl-C or SIGTERM sent to acetate's
+   * process group does not cut the launches acetate is finishing (the programs get every signal
+   * at its default again, child()). */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return 1;
   /* The pipes to acetate must not reach the programs (dup2 over 0-2 replaces them there anyway). */
@@ -210,6 +216,7 @@ int main(void) {
   int reading = 1, status = 0;
   struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
   while (reading || npending > 0) {
+    if (peer_gone) reading = 0; /* an answer could not be written: acetate is gone */
     if (poll(p, reading ? 2 : 1, -1) < 0) {
       if (errno == EINTR) continue;
       return 1;

@@ -11,16 +11,22 @@
 #include <string.h>
 #include <unistd.h>
 
-/* At most this many fields per request (acetate's side checks the same limit). */
+/* At most this many fields and bytes per request (util/answering-helper.ts checks the same limits). */
 #define MAX_FIELDS 4096
+#define MAX_REQUEST (1 << 20)
 
-/* All of it, or the process ends: a write that fails means acetate is gone. */
+/* Set once a write to acetate failed: acetate is gone; each helper then ends its own way (its
+ * holds detached, its children answered for) rather than at once. */
+static int peer_gone;
+
+/* All of it, or peer_gone set. */
 static void write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
+  while (n > 0 && !peer_gone) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      _exit(1);
+      peer_gone = 1;
+      return;
     }
     p += w;
     n -= (size_t)w;

@@ -44,6 +44,8 @@ interface Waiting {
 /** One helper process and the requests waiting on it: a helper that ends fails only its own. */
 class HelperProcess {
   readonly waiting = new Map<number, Waiting>();
+  /** Why it was killed (a request's time limit): what its waiting requests fail with. */
+  killedBecause?: string;
   private lineBuf = '';
 
   constructor(
@@ -55,7 +57,7 @@ class HelperProcess {
     child.stdin!.on('error', () => undefined); // its end tells ('close' below)
     // 'close', not 'exit': every line it wrote has been read by then.
     child.once('close', (code, signal) => {
-      const err = opts.error(`${opts.name} exited (${code ?? signal})`);
+      const err = opts.error(this.killedBecause ?? `${opts.name} exited (${code ?? signal})`);
       for (const w of this.waiting.values()) w.reject(err);
       this.waiting.clear();
     });
@@ -101,7 +103,9 @@ export class AnsweringHelper {
   /**
    * Sends one request (its fields after the id) and resolves with the answer. A helper that gives
    * no answer within `timeoutMs` (stopped, or stuck) is killed: this request and every other one
-   * waiting on it fail, and the next request starts a new helper.
+   * waiting on it fail once it is gone (not before: what it was doing has then ended, and a caller
+   * cleaning up after it does not race it), and the next request starts a new helper. What a killed
+   * helper had made is its callers' to undo (the idmap server's mounts: idmap.ts).
    */
   async request(fields: readonly string[], timeoutMs: number): Promise<HelperAnswer> {
     const { name, error } = this.opts;
@@ -118,9 +122,9 @@ export class AnsweringHelper {
       return await new Promise<HelperAnswer>((resolve, reject) => {
         p.send(id, fields, { resolve, reject });
         timer = setTimeout(() => {
-          reject(error(`${name} (pid ${p.child.pid}) gave no answer within ${timeoutMs} ms: killed`));
+          p.killedBecause = `${name} (pid ${p.child.pid}) gave no answer within ${timeoutMs} ms: killed`;
           if (this.current === p) this.current = undefined;
-          p.child.kill('SIGKILL');
+          p.child.kill('SIGKILL'); // its 'close' fails this request and the others waiting on it
         }, timeoutMs);
       });
     } finally {

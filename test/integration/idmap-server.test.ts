@@ -110,15 +110,80 @@ describe('the idmap server: one process for every start, holds that never outliv
     await waitFor(async () => !(await isAlive(server!)), { timeoutMs: 5_000, what: 'the server ended with its acetate' });
     assert.deepEqual(await mountsUnder(root), [], 'every hold detached by the server');
 
-    // Mounts and releases once, then has nothing left to do: it must exit by itself.
+    // Mounts and releases once (saying which processes it started), then has nothing left to do:
+    // it must exit by itself, and its server with it.
     const once_ = `import(${JSON.stringify(module)}).then(async (m) => {
       await m.mountIdmappedLayers(${JSON.stringify(path.join(root, 'lowerC'))}, [${JSON.stringify(layer)}], ${userJson});
+      console.log(require('fs').readFileSync('/proc/' + process.pid + '/task/' + process.pid + '/children', 'utf8'));
       await m.releaseIdmappedLayers(${JSON.stringify(path.join(root, 'lowerC'))});
     })`;
-    const idle = spawn(process.execPath, ['-e', once_], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const idle = spawn(process.execPath, ['-e', once_], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    idle.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const timer = setTimeout(() => idle.kill('SIGKILL'), 10_000);
     const [code] = (await once(idle, 'exit')) as [number | null];
     clearTimeout(timer);
     assert.equal(code, 0, 'the node process ended by itself');
+    const started = out.trim().split(/\s+/).map(Number).filter(Boolean);
+    assert.ok(started.length >= 1, 'it had started its server');
+    for (const pid of started) await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 5_000, what: `its server ${pid} gone` });
+  });
+
+  it('acetate killed while its starts wait on a busy server: the holds made after it died are detached too', async () => {
+    const module = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/runtime/walls/idmap.js');
+    const userJson = JSON.stringify(userns);
+    // One hold made, then four asked for while the server is stopped (as at --concurrency 8 when
+    // acetate dies): the server makes them after acetate is gone and cannot answer them.
+    const code = `import(${JSON.stringify(module)}).then(async (m) => {
+      await m.mountIdmappedLayers(${JSON.stringify(path.join(root, 'lower0'))}, [${JSON.stringify(layer)}], ${userJson});
+      console.log('held');
+      process.stdin.once('data', () => {
+        for (let i = 1; i <= 4; i++) m.mountIdmappedLayers(${JSON.stringify(root)} + '/lower' + i, [${JSON.stringify(layer)}], ${userJson}).catch(() => {});
+        setTimeout(() => console.log('asked'), 300);
+      });
+    })`;
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await once(child.stdout, 'data');
+    const [server] = await serversOf(child.pid);
+    assert.ok(server);
+    process.kill(server!, 'SIGSTOP');
+    try {
+      child.stdin.write('go\n');
+      await once(child.stdout, 'data');
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      process.kill(server!, 'SIGCONT');
+    }
+    await waitFor(async () => !(await isAlive(server!)), { timeoutMs: 5_000, what: 'the server ended with its acetate' });
+    assert.deepEqual(await mountsUnder(root), [], 'every hold detached, those it could not answer too');
+  });
+
+  it('the protocol: a request in pieces, two in one write, a bad one (every hold detached, exit 1)', async () => {
+    const targets = [path.join(root, 'p1'), path.join(root, 'p2')];
+    for (const t of targets) await mkdir(t);
+    const server = spawn(IDMAP_HELPER, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const req = (...f: string[]) => Buffer.from(f.map((x) => `${x}\0`).join(''));
+    const hold = (id: string, t: string) => req(id, '6', 'hold', id, '1300000000', '65536', layer, t);
+    const lines = (n: number) =>
+      waitFor(() => (out.split('\n').length > n ? out.split('\n').slice(0, n) : undefined), { timeoutMs: 5_000, what: `${n} answers` });
+    const first = hold('1', targets[0]!);
+    for (const byte of first) {
+      server.stdin.write(Buffer.from([byte]));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual(await lines(1), ['1 ready 1']);
+    server.stdin.write(
+      Buffer.concat([hold('2', targets[1]!), req('3', '2', 'release', '9'), req('4', '6', 'hold', '1', '1300000000', '65536', layer, targets[1]!)]),
+    );
+    assert.deepEqual((await lines(4)).slice(1), ['2 ready 1', '3 error no such hold', "4 error a hold's id must be 1 to 20 digits, not one in use"]);
+    assert.equal((await mountsUnder(root)).length, 2);
+    const exited = once(server, 'exit');
+    server.stdin.write(req('x', '1', 'release'));
+    assert.deepEqual(await exited, [1, null], 'a malformed request ends it');
+    assert.deepEqual(await mountsUnder(root), [], 'and every hold it had is detached');
   });
 });

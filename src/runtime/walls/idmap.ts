@@ -31,6 +31,9 @@ export class IdmapError extends Error {
   }
 }
 
+/** A hold or a release takes a few ms; a server silent this long is stuck (it is killed). */
+const IDMAP_TIMEOUT_MS = 30_000;
+
 /** dist/native/acetate-idmap, built from native/acetate-idmap.c by scripts/build-native.sh. */
 export const IDMAP_HELPER = path.join(PACKAGE_ROOT, 'dist', 'native', 'acetate-idmap');
 
@@ -69,6 +72,12 @@ export async function mountIdmappedLayers(
   try {
     const { word, detail } = await server.request(serverRequest('hold', holdId, ...args), IDMAP_TIMEOUT_MS);
     if (word !== 'ready') throw new IdmapError(`acetate-idmap: ${detail}`);
+    // One start of a container at a time (the runtime's per-container lock): a hold already
+    // kept for this dir would be one no release names any more.
+    if (held.has(dir)) {
+      await endHold({ server, holdId });
+      throw new IdmapError(`another start holds ${dir} already`);
+    }
     held.set(dir, { server, holdId });
   } catch (err) {
     await releaseIdmappedLayers(dir, helper).catch(() => undefined);
@@ -76,9 +85,6 @@ export async function mountIdmappedLayers(
   }
   return targets;
 }
-
-/** A hold or a release takes a few ms; a server silent this long is stuck (it is killed). */
-const IDMAP_TIMEOUT_MS = 30_000;
 
 /** This process' idmap server, one per helper binary (tests name their own). */
 const servers = new Map<string, AnsweringHelper>();
