@@ -209,6 +209,11 @@ describe('acetate-idmap (the helper): mounts whole or none, never outliving its 
     await assert.rejects(mountIdmappedLayers(dir, ['/', path.join(root, 'missing')], userns), (err: unknown) => {
       assert.ok(err instanceof IdmapError);
       assert.match(String((err.cause as Error).message), /open_tree .*missing: No such file/);
+      assert.match(
+        err.message,
+        /idmapped to ids 1300000000\+65536: acetate-idmap: open_tree .*missing: No such file/,
+        'the reason is in the message users see',
+      );
       return true;
     });
     assert.deepEqual(await nodeMountsOf(root), []);

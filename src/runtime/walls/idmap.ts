@@ -81,7 +81,9 @@ export async function mountIdmappedLayers(
     held.set(dir, { server, holdId });
   } catch (err) {
     await releaseIdmappedLayers(dir, helper).catch(() => undefined);
-    throw new IdmapError(`cannot mount the container's layers idmapped to ids ${m.hostID}+${m.size}`, { cause: err });
+    // The reason in the message too: it is what `apply`, `describe` and the events show.
+    const why = err instanceof Error ? err.message : String(err);
+    throw new IdmapError(`cannot mount the container's layers idmapped to ids ${m.hostID}+${m.size}: ${why}`, { cause: err });
   }
   return targets;
 }
