@@ -1,7 +1,7 @@
 /** Loads the Container CRD shipped in crds/, whose openAPIV3Schema is the one source of validation. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import yaml from 'js-yaml';
+import { jsYaml } from '../util/lazy-yaml.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 
 export const CRD_PATH = path.join(PACKAGE_ROOT, 'crds', 'containers.acetate.dev.yaml');
@@ -15,7 +15,7 @@ let cached: Crd | undefined;
 export function loadCrd(): Crd {
   if (!cached) {
     try {
-      cached = yaml.load(readFileSync(CRD_PATH, 'utf8')) as Crd;
+      cached = jsYaml().load(readFileSync(CRD_PATH, 'utf8')) as Crd;
     } catch (err) {
       throw new Error(`cannot read the Container CRD at ${CRD_PATH}`, { cause: err });
     }

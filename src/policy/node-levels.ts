@@ -17,7 +17,7 @@
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import yaml from 'js-yaml';
+import { jsYaml } from '../util/lazy-yaml.js';
 import { hostUsersFromEnv } from '../runtime/walls/host-users-option.js';
 import { isRecord } from '../api/validation-issue.js';
 import { isSecurityLevel, SECURITY_LEVELS, type NodeSecurityPolicy, type SecurityLevel } from './levels.js';
@@ -89,7 +89,7 @@ export function parseInlineSetting(text: string, origin: string, base: Omit<Node
 export function parseSettingFile(text: string, file: string, base: Omit<NodeSecurityPolicy, 'allowedHostPaths'>): NodeSecurity {
   let doc: unknown;
   try {
-    doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
+    doc = jsYaml().load(text, { schema: jsYaml().CORE_SCHEMA });
   } catch (err) {
     throw new SecuritySettingError(`${file}: not YAML: ${(err as Error).message}`, { cause: err });
   }

@@ -1,5 +1,5 @@
 /** `acetate describe NAME`: everything known about one container, kubectl-describe style. */
-import yaml from 'js-yaml';
+import { jsYaml } from '../../util/lazy-yaml.js';
 import type { Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { keyOf, outputOption, parse } from '../args.js';
@@ -288,7 +288,7 @@ The last error and recent actions are what the loop last recorded.`,
       return 0;
     }
     if (values.output === 'yaml') {
-      ctx.stdout.write(yaml.dump({ ...rec, loop }, { noRefs: true }));
+      ctx.stdout.write(jsYaml().dump({ ...rec, loop }, { noRefs: true }));
       return 0;
     }
     // The pull in progress of the image it waits for (by this loop, or an apply): "3/7 layers, 12.3/40.1 MiB".

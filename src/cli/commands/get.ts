@@ -2,6 +2,7 @@ import type { CliContext, Command } from '../command.js';
 import { print, UsageError } from '../command.js';
 import { keyOf, outputOption, parse } from '../args.js';
 import { age, table } from '../table.js';
+import { jsYaml } from '../../util/lazy-yaml.js';
 import { readProblems, readStatusRecords } from '../../controller/status-store.js';
 import { cappedLines, formatProblem } from '../problems.js';
 import { containerList, containerObject } from '../container-object.js';
@@ -87,8 +88,8 @@ expression works on \`kubectl get container -o json\` in Kubernetes mode, e.g.
       const objects = [...list.map((c) => containerObject(c, records.get(c.key))), ...waiting.map(waitingObject)];
       const out = positionals.length === 1 && objects.length === 1 ? objects[0] : containerList(objects);
       if (values.output === 'json') print(ctx.stdout, JSON.stringify(out, null, 2));
-      // Loaded only here: js-yaml is most of what a table's `get` would otherwise load.
-      else ctx.stdout.write((await import('js-yaml')).default.dump(out, { noRefs: true }));
+      // Loaded only here (util/lazy-yaml.ts): js-yaml is most of what a table's `get` would otherwise load.
+      else ctx.stdout.write(jsYaml().dump(out, { noRefs: true }));
       for (const p of (await readProblems(ctx.stateDir))?.problems ?? []) print(ctx.stderr, `manifest problem: ${formatProblem(p)}`);
       return missing;
     }

@@ -2,7 +2,8 @@
  * Parses a YAML (or JSON) text into documents with js-yaml and remembers where each field
  * stands, so validation errors can name the line of the exact field.
  */
-import yaml from 'js-yaml';
+import type { LoadOptions, YAMLException } from 'js-yaml';
+import { jsYaml } from '../../util/lazy-yaml.js';
 import type { PathSegment } from '../../api/validation-issue.js';
 
 export interface YamlDocument {
@@ -53,10 +54,10 @@ export function parseYamlDocuments(text: string, filename: string): YamlDocument
   };
   let values: unknown[];
   try {
-    values = yaml.loadAll(text, undefined, { filename, json: false, listener } as yaml.LoadOptions);
+    values = jsYaml().loadAll(text, undefined, { filename, json: false, listener } as LoadOptions);
   } catch (err) {
-    if (err instanceof yaml.YAMLException) {
-      const mark = (err as yaml.YAMLException & { mark?: { line: number; column: number } }).mark;
+    if (err instanceof jsYaml().YAMLException) {
+      const mark = (err as YAMLException & { mark?: { line: number; column: number } }).mark;
       throw new YamlSyntaxError(err.reason || err.message, (mark?.line ?? 0) + 1, (mark?.column ?? 0) + 1, { cause: err });
     }
     throw err;
