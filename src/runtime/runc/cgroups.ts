@@ -131,6 +131,19 @@ export async function readMemoryUsage(loc: CgroupLocation): Promise<number | und
 }
 
 /**
+ * Whether the cgroup's processes are frozen, or being frozen (runc pause: v1 freezer.state not
+ * THAWED, v2 cgroup.freeze 1); false when it cannot be read (no such cgroup: nothing to thaw).
+ */
+export async function isFrozen(loc: CgroupLocation): Promise<boolean> {
+  const root = loc.root ?? CGROUP_ROOT;
+  const mode = loc.mode ?? (await detectCgroupMode(root));
+  const rel = loc.cgroupsPath.replace(/^\/+/, '');
+  if (mode === 'v2') return (await readOptional(path.join(root, rel, 'cgroup.freeze')))?.trim() === '1';
+  const state = (await readOptional(path.join(root, 'freezer', rel, 'freezer.state')))?.trim();
+  return state !== undefined && state !== 'THAWED';
+}
+
+/**
  * Directories that are cgroup hierarchy roots: on v2 the root itself; on v1/hybrid every real
  * directory under it (cpu, memory, pids, systemd, unified...; symlinks such as cpu -> cpu,cpuacct
  * are skipped so that no hierarchy is visited twice).

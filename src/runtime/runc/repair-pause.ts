@@ -134,6 +134,11 @@ export async function resumeLeftRepairForStop(rc: RuncContext, t: Target, pid: n
   }
 }
 
+/** Whether an interrupted or failed repair left the container paused (its marker is there; its lock held). */
+export function leftPausedByRepair(t: Target): boolean {
+  return existsNow(markerOf(t.cp));
+}
+
 /** The marker's file in the container's run dir (removed with its other files at a destroy). */
 export function markerOf(cp: Pick<ContainerPaths, 'runDir'>): string {
   return path.join(cp.runDir, 'paused-for-repair');

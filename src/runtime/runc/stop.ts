@@ -6,7 +6,8 @@ import { isRunning } from './observe.js';
 import type { RuncContext, Target } from './runc-context.js';
 import { readStatus } from './store.js';
 import { noteExit, noteUnseenEnd } from './run-status.js';
-import { resumeLeftRepairForStop } from './repair-pause.js';
+import { leftPausedByRepair, resumeLeftRepairForStop } from './repair-pause.js';
+import { isFrozen } from './cgroups.js';
 
 export async function stopContainer(rc: RuncContext, key: string, opts: StopOptions): Promise<{ exitCode?: number }> {
   const t = rc.target(key);
@@ -22,7 +23,21 @@ export async function stopLocked(rc: RuncContext, t: Target, graceSeconds: numbe
   const st = await rc.ourState(t);
   if (st && isRunning(st)) {
     await resumeLeftRepairForStop(rc, t, st.pid);
-    await runc.kill(t.id, 'SIGTERM').catch(() => undefined); // it may just have exited
+    // A frozen process takes no signal until it is thawed: paused still, the stop sat out its
+    // whole grace period, then `runc kill --all` thawed it for the SIGKILL.
+    const frozen = await isFrozen(await rc.cgroupOf(t.cp)).catch(() => false);
+    if (frozen && leftPausedByRepair(t)) {
+      // Kept frozen by a repair that left a port unwalled (repair-pause.ts): it must not run again,
+      // and the grace would be waited for nothing. `runc kill --all` signals, then thaws: it ends
+      // without running another instruction of its own.
+      await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => undefined);
+      graceSeconds = 0;
+    } else {
+      await runc.kill(t.id, 'SIGTERM').catch(() => undefined); // it may just have exited
+      // Paused by hand or by another tool: thawed after the SIGTERM is queued, so that it takes it
+      // and ends within its grace, as `docker stop` does with a paused container.
+      if (frozen) await runc.resume(t.id).catch(() => undefined);
+    }
     if (!(await waitGone(st.pid, Math.max(0, graceSeconds) * 1000, rc.waiter))) {
       await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => runc.kill(t.id, 'SIGKILL').catch(() => undefined));
       if (!(await waitGone(st.pid, KILL_WAIT_MS, rc.waiter))) throw new Error(`${t.key}: pid ${st.pid} survived SIGKILL`);
