@@ -3,6 +3,7 @@
  * "met"/"not met", bench/results/density.{json,md}, and the same table spliced into results.md
  * between markers (kept there when the main run rewrites results.md, see results-report.ts).
  */
+import { DEFAULT_RESYNC_MS } from '../../src/controller/loop.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { NodeFacts } from '../../src/runtime/runc/node-limits.js';
@@ -93,15 +94,23 @@ export function densityTargets(r: DensityResults): DensityTarget[] {
     t.push({ what: `create ${a8.n}, concurrency 8 vs the bare loop at 1`, target: '≤ 0.5×', measured: `${ratio(a8, b1)}×`, met: ratio(a8, b1) <= 0.5 });
   if (a8 && b8) t.push({ what: `create ${a8.n}, concurrency 8 vs the bare loop at 8`, target: '(reference)', measured: `${ratio(a8, b8)}×` });
   if (r.loop) {
+    // Neither window holds the loop's resync (every 5 min by default), which reads every container
+    // as `plan --direct` does: that command's CPU (Node's start included), spread over the period,
+    // is a bound of what the resync adds, and the target is checked with it.
+    const resync = r.getPlanDirect ? r.getPlanDirect.planCpuMs / (DEFAULT_RESYNC_MS / 1000) : undefined;
+    const bound = resync === undefined ? undefined : Math.round((r.loop.cpuMsPerSecond + resync) * 10) / 10;
     t.push({
       what: `acetate run CPU at steady state, ${r.n} containers`,
       target: '< 10 ms/s',
-      measured: `${r.loop.cpuMsPerSecond} ms/s`,
-      met: r.loop.cpuMsPerSecond < 10,
+      measured:
+        bound === undefined
+          ? `${r.loop.cpuMsPerSecond} ms/s between resyncs`
+          : `${r.loop.cpuMsPerSecond} ms/s between resyncs; at most ${bound} ms/s with its resync every ${DEFAULT_RESYNC_MS / 60_000} min (a full read's CPU, ${fmtMs(r.getPlanDirect!.planCpuMs)}, over the period)`,
+      met: (bound ?? r.loop.cpuMsPerSecond) < 10,
     });
     if (r.loop.firstMinuteCpuMsPerSecond !== undefined)
       t.push({
-        what: `acetate run CPU in the window before (from 5 s after its first sync), ${r.n} containers`,
+        what: `acetate run CPU in the window before it (from 5 s after its first sync: the start's tail), ${r.n} containers`,
         target: '(reference)',
         measured: `${r.loop.firstMinuteCpuMsPerSecond} ms/s`,
       });

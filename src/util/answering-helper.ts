@@ -18,6 +18,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 /** The helpers' limits per request (native/requests.h: MAX_FIELDS; each helper's buffer: 1 MiB). */
 const MAX_REQUEST_BYTES = 1 << 20;
 const MAX_FIELDS = 4096;
+/** How long a helper killed for its silence is given to end before its requests fail regardless. */
+const HELPER_END_WAIT_MS = 5_000;
 
 export interface HelperAnswer {
   word: string;
@@ -118,6 +120,7 @@ export class AnsweringHelper {
     for (let tries = 0; p !== this.current && tries < 3; tries++) p = await this.running();
     const id = this.nextId++;
     let timer: NodeJS.Timeout | undefined;
+    let lastResort: NodeJS.Timeout | undefined;
     try {
       return await new Promise<HelperAnswer>((resolve, reject) => {
         p.send(id, fields, { resolve, reject });
@@ -125,10 +128,15 @@ export class AnsweringHelper {
           p.killedBecause = `${name} (pid ${p.child.pid}) gave no answer within ${timeoutMs} ms: killed`;
           if (this.current === p) this.current = undefined;
           p.child.kill('SIGKILL'); // its 'close' fails this request and the others waiting on it
+          // This timer kept Node's loop alive (the helper's pipes are unref'd): the next one does
+          // until the 'close', and fails the request anyway if the helper never ends (a process in
+          // D state, a descendant holding its stdout).
+          lastResort = setTimeout(() => reject(error(`${p.killedBecause}, and it has not ended`)), HELPER_END_WAIT_MS);
         }, timeoutMs);
       });
     } finally {
       clearTimeout(timer);
+      clearTimeout(lastResort);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import net from 'node:net';
 import { executeAction } from '../../src/apply/execute.js';
@@ -250,12 +250,18 @@ describe('network: bridge (real CNI plugins)', function () {
       // Left paused and held again with an unwalled port: a stop does not resume it (it would run
       // through its grace with that port); it is SIGKILLed frozen, at once (a frozen process takes
       // no SIGTERM: its grace would be waited for nothing), and never runs again.
+      // A writer in it shows whether it ran again: a line per turn, into its private area.
+      await st.runtime.exec('default/held', { command: ['sh', '-c', 'while :; do echo x; done >>/etc/turns 2>/dev/null &'], stdio: 'capture' });
+      const turns = path.join(st.runtime.paths.containersDir, 'default_held', 'upper', 'etc', 'turns');
+      await waitFor(async () => ((await stat(turns).catch(() => undefined))?.size ?? 0) > 0, { what: 'the writer writing' });
       await leaveRepair('held', a.pid);
       await exec('ip', ['link', 'add', orphan, 'type', 'veth', 'peer', 'name', 'eth9', 'netns', String(a.pid)]);
       await exec('ip', ['link', 'set', orphan, 'master', n.bridge, 'up']);
+      const frozenSize = (await stat(turns)).size;
       const t0 = Date.now();
       assert.equal((await st.runtime.stop('default/held', { graceSeconds: 60 })).exitCode, 137, 'ended by a SIGKILL');
       assert.ok(Date.now() - t0 < 10_000, `stopped in ${Date.now() - t0} ms, not after its 60 s grace`);
+      assert.equal((await stat(turns)).size, frozenSize, 'it never ran again while a port of it was unwalled');
     } finally {
       working();
     }

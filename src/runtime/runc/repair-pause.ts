@@ -113,8 +113,8 @@ export async function endLeftRepairAtStart(id: string, cp: ContainerPaths, netns
  * paused is resumed, so the stop's SIGTERM reaches it (a frozen process takes no signal: the stop
  * waited its whole grace period, then `runc kill --all` thawed it for the SIGKILL). Only when no
  * port of it is on the bridge unwalled, as a failed repair decides: else it would run for its
- * grace period with a port the walls do not know; it stays frozen, and the SIGKILL after the
- * grace ends it, as before. Resumed, the left repair is ended whole, as a failed one that leaves
+ * grace period with a port the walls do not know; it stays frozen, and the stop SIGKILLs it at
+ * once (stop.ts: `runc kill --all` signals before it thaws). Resumed, the left repair is ended whole, as a failed one that leaves
  * nothing unwalled is: its holds released and its marker removed. Left in place, a tenant allowed
  * NET_ADMIN could empty them while it ran (its namespace is its own), and a later repair of the
  * same process (the stop interrupted) would have taken the emptied tables for its hold.
@@ -130,7 +130,7 @@ export async function resumeLeftRepairForStop(rc: RuncContext, t: Target, pid: n
     await (await rc.runc()).resume(t.id);
     await removePaths([markerOf(t.cp)]);
   } catch {
-    // The stop goes on: a frozen container is thawed for the SIGKILL after its grace.
+    // The stop goes on: a container still frozen is SIGKILLed frozen (stop.ts).
   }
 }
 

@@ -27,20 +27,22 @@ export async function stopLocked(rc: RuncContext, t: Target, graceSeconds: numbe
     // whole grace period, then `runc kill --all` thawed it for the SIGKILL.
     const frozen = await isFrozen(await rc.cgroupOf(t.cp)).catch(() => false);
     if (frozen && leftPausedByRepair(t)) {
-      // Kept frozen by a repair that left a port unwalled (repair-pause.ts): it must not run again,
-      // and the grace would be waited for nothing. `runc kill --all` signals, then thaws: it ends
-      // without running another instruction of its own.
-      await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => undefined);
-      graceSeconds = 0;
+      // Kept frozen by a left repair (repair-pause.ts: a port unwalled, or it could not tell, or
+      // its resume failed): it must not run again, and the grace would be waited for nothing.
+      // `runc kill --all` freezes, signals every process, then thaws: each ends without running
+      // another instruction of its own. Not the plain kill after it (init alone signalled, the
+      // cgroup thawed): a kill --all that fails leaves it frozen, and the stop fails.
+      await runc.kill(t.id, 'SIGKILL', { all: true });
+      if (!(await waitGone(st.pid, KILL_WAIT_MS, rc.waiter))) throw new Error(`${t.key}: pid ${st.pid} survived SIGKILL`);
     } else {
       await runc.kill(t.id, 'SIGTERM').catch(() => undefined); // it may just have exited
       // Paused by hand or by another tool: thawed after the SIGTERM is queued, so that it takes it
       // and ends within its grace, as `docker stop` does with a paused container.
       if (frozen) await runc.resume(t.id).catch(() => undefined);
-    }
-    if (!(await waitGone(st.pid, Math.max(0, graceSeconds) * 1000, rc.waiter))) {
-      await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => runc.kill(t.id, 'SIGKILL').catch(() => undefined));
-      if (!(await waitGone(st.pid, KILL_WAIT_MS, rc.waiter))) throw new Error(`${t.key}: pid ${st.pid} survived SIGKILL`);
+      if (!(await waitGone(st.pid, Math.max(0, graceSeconds) * 1000, rc.waiter))) {
+        await runc.kill(t.id, 'SIGKILL', { all: true }).catch(() => runc.kill(t.id, 'SIGKILL').catch(() => undefined));
+        if (!(await waitGone(st.pid, KILL_WAIT_MS, rc.waiter))) throw new Error(`${t.key}: pid ${st.pid} survived SIGKILL`);
+      }
     }
   }
   // A run that ended (now, or before): its exit code. `created` never ran: nothing to record.

@@ -72,12 +72,8 @@ export async function mountIdmappedLayers(
   try {
     const { word, detail } = await server.request(serverRequest('hold', holdId, ...args), IDMAP_TIMEOUT_MS);
     if (word !== 'ready') throw new IdmapError(`acetate-idmap: ${detail}`);
-    // One start of a container at a time (the runtime's per-container lock): a hold already
-    // kept for this dir would be one no release names any more.
-    if (held.has(dir)) {
-      await endHold({ server, holdId });
-      throw new IdmapError(`another start holds ${dir} already`);
-    }
+    // No other hold of this dir: the release above ended any earlier one, and the runtime's
+    // per-container lock lets one start of a container run at a time.
     held.set(dir, { server, holdId });
   } catch (err) {
     await releaseIdmappedLayers(dir, helper).catch(() => undefined);
