@@ -5,27 +5,18 @@
  * silently with the request unsettled.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runNodeScript, srcModule } from '../support/node-script.js';
 
 describe('answering helper: a silent helper', function () {
   this.timeout(30_000);
 
   it('is killed at the time limit, and the request fails saying so, even with nothing else keeping Node alive', async () => {
-    const module = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/util/answering-helper.js');
-    const code = `import(${JSON.stringify(module)}).then(async (m) => {
+    const code = `import(${JSON.stringify(srcModule('util/answering-helper.js'))}).then(async (m) => {
       const h = new m.AnsweringHelper({ program: '/bin/sh', args: ['-c', 'exec cat >/dev/null'], name: 'the silent helper', error: (msg, o) => new Error(msg, o) });
       try { await h.request(['x'], 300); console.log('answered'); } catch (err) { console.log('failed: ' + err.message); }
     })`;
-    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const [exitCode] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(timer);
-    assert.match(out, /^failed: the silent helper \(pid \d+\) gave no answer within 300 ms: killed\n$/);
+    const { exitCode, stdout } = await runNodeScript(code, 20_000);
+    assert.match(stdout, /^failed: the silent helper \(pid \d+\) gave no answer within 300 ms: killed\n$/);
     assert.equal(exitCode, 0);
   });
 });

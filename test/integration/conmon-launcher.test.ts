@@ -6,18 +6,16 @@
  * launcher are each checked on real processes.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConmonLauncher, LAUNCH_HELPER, LauncherError, type LaunchRequest } from '../../src/runtime/runc/conmon-launcher.js';
 import { joinCgroups, trackingHierarchies } from '../../src/runtime/runc/conmon-cgroup.js';
 import { findProcessesByCmdline, isAlive } from '../../src/util/processes.js';
 import { exists } from '../../src/util/exists.js';
 import { tmpState, tmpStateForSuite, type TmpState } from '../support/tmp-state.js';
 import { createTestContainer } from '../support/test-spec.js';
+import { runNodeScript, srcModule } from '../support/node-script.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -168,18 +166,12 @@ describe('conmon launcher: programs born where it was placed', function () {
   });
 
   it('an idle launcher does not keep acetate running: a process that launched once exits by itself, and its launcher with it', async () => {
-    const module = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/runtime/runc/conmon-launcher.js');
-    const code = `import(${JSON.stringify(module)}).then(async (m) => {
+    const code = `import(${JSON.stringify(srcModule('runtime/runc/conmon-launcher.js'))}).then(async (m) => {
       const l = new m.ConmonLauncher({ place: async () => {} });
       const end = await l.launch(${JSON.stringify(req('/bin/true'))});
       console.log(JSON.stringify({ end, launcher: l.pid }));
     })`;
-    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const [exitCode] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(timer);
+    const { exitCode, stdout } = await runNodeScript(code);
     assert.equal(exitCode, 0, 'the node process ended by itself');
     const { end, launcher: pid } = JSON.parse(stdout) as { end: unknown; launcher: number };
     assert.deepEqual(end, { code: 0 });

@@ -13,6 +13,7 @@ import { IDMAP_HELPER, mountIdmappedLayers, releaseIdmappedLayers } from '../../
 import { userNamespaceFor } from '../../src/runtime/walls/userns.js';
 import { isAlive } from '../../src/util/processes.js';
 import { waitFor } from '../support/wait.js';
+import { runNodeScript } from '../support/node-script.js';
 
 const userns = userNamespaceFor(false, { hostID: 1_300_000_000, size: 65_536 })!;
 
@@ -117,14 +118,9 @@ describe('the idmap server: one process for every start, holds that never outliv
       console.log(require('fs').readFileSync('/proc/' + process.pid + '/task/' + process.pid + '/children', 'utf8'));
       await m.releaseIdmappedLayers(${JSON.stringify(path.join(root, 'lowerC'))});
     })`;
-    const idle = spawn(process.execPath, ['-e', once_], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    idle.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => idle.kill('SIGKILL'), 10_000);
-    const [code] = (await once(idle, 'exit')) as [number | null];
-    clearTimeout(timer);
-    assert.equal(code, 0, 'the node process ended by itself');
-    const started = out.trim().split(/\s+/).map(Number).filter(Boolean);
+    const { exitCode, stdout } = await runNodeScript(once_);
+    assert.equal(exitCode, 0, 'the node process ended by itself');
+    const started = stdout.trim().split(/\s+/).map(Number).filter(Boolean);
     assert.ok(started.length >= 1, 'it had started its server');
     for (const pid of started) await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 5_000, what: `its server ${pid} gone` });
   });
