@@ -29,7 +29,9 @@
  * failed). One request at a time, each a few ms at most (no child outlives it). The end of stdin
  * (acetate exiting or dying), a malformed request or an answer that cannot be written (acetate
  * gone) detaches every hold still made, then exits: as with --hold, no mount outlives the acetate
- * that asked for it. It ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT (sent to acetate's process
+ * that asked for it. A hold's mounts are detached by their mount ids, each only while it is still
+ * the one at its target: a server that ends late (its acetate died while it was stopped or stuck)
+ * never detaches what a newer acetate's start mounted at the same path. It ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT (sent to acetate's process
  * group, they end acetate, and so the server, by its stdin). A server killed (SIGKILL) or stuck
  * past acetate's time limit leaves its holds to acetate: each start's release, or the next scrub,
  * detaches them with --release.
@@ -67,6 +69,7 @@ struct hold {
   char id[24];
   int n;
   char **targets; /* malloc'd, each malloc'd */
+  unsigned long long ids[MAX_LAYERS]; /* the mounts' ids (release_own) */
 };
 
 #define MAX_HOLDS 4096
@@ -90,18 +93,18 @@ static void serve_hold(const char *id, const char *hold_id, int argc, char **arg
     reply(id, "error", "too many holds");
     return;
   }
-  if (mount_layers(argc, argv) != 0) {
+  struct hold *h = &holds[nholds];
+  if (mount_layers(argc, argv, h->ids) != 0) {
     reply(id, "error", reason);
     return;
   }
   char *targets[MAX_LAYERS];
   int n = targets_of(argc, argv, targets);
-  struct hold *h = &holds[nholds];
   h->targets = calloc((size_t)n, sizeof *h->targets);
   int ok = h->targets != NULL;
   for (int i = 0; ok && i < n; i++) ok = (h->targets[i] = strdup(targets[i])) != NULL;
   if (!ok) { /* out of memory: the mounts go at once rather than be held by no one */
-    release(n, targets);
+    release_own(n, targets, h->ids);
     if (h->targets)
       for (int i = 0; i < n; i++) free(h->targets[i]);
     free(h->targets);
@@ -119,7 +122,7 @@ static void serve_hold(const char *id, const char *hold_id, int argc, char **arg
 static void serve_release(const char *id, const char *hold_id) {
   for (int i = 0; i < nholds; i++) {
     if (strcmp(holds[i].id, hold_id) != 0) continue;
-    int failed = release(holds[i].n, holds[i].targets);
+    int failed = release_own(holds[i].n, holds[i].targets, holds[i].ids);
     forget(i);
     if (failed) reply(id, "error", reason);
     else reply(id, "released", hold_id);
@@ -179,7 +182,7 @@ static int serve(void) {
     }
   }
   while (nholds > 0) {
-    if (release(holds[0].n, holds[0].targets)) fprintf(stderr, "acetate-idmap: %s\n", reason);
+    if (release_own(holds[0].n, holds[0].targets, holds[0].ids)) fprintf(stderr, "acetate-idmap: %s\n", reason);
     forget(0);
   }
   return status;
@@ -203,7 +206,8 @@ int main(int argc, char **argv) {
   }
   int hold = argc >= 2 && strcmp(argv[1], "--hold") == 0;
   int skip = hold ? 2 : 1;
-  int status = mount_layers(argc - skip, argv + skip);
+  static unsigned long long ids[MAX_LAYERS];
+  int status = mount_layers(argc - skip, argv + skip, ids);
   if (status) {
     fprintf(stderr, "acetate-idmap: %s\n", reason);
     return status;
@@ -215,7 +219,7 @@ int main(int argc, char **argv) {
   if (write(1, "ready\n", 6) == 6)
     while (read(0, buf, sizeof buf) > 0) {
     }
-  if (release(n, targets) == 0) return 0;
+  if (release_own(n, targets, ids) == 0) return 0;
   fprintf(stderr, "acetate-idmap: %s\n", reason);
   return 1;
 }

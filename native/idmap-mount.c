@@ -10,10 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <sys/mount.h> /* glibc 2.36: open_tree, move_mount, mount_setattr, struct mount_attr */
 #include "idmap-mount.h"
+
+/* Linux 6.8: a mount id never reused (STATX_MNT_ID's are: a detached mount's id goes to the next
+ * mount, which is how a late release would take a newer mount for its own). glibc 2.36 lacks it. */
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
 
 /* The last failure's reason: printed to stderr by the one-shot modes, answered by --serve. */
 char reason[1024];
@@ -134,11 +141,34 @@ int release(int n, char **targets) {
   return status;
 }
 
+/* The id of the mount at path (the top one there), or 0 when it cannot be told; -1 when path is gone. */
+static long long mount_id_at(const char *path) {
+  struct statx stx;
+  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID_UNIQUE, &stx) < 0) return errno == ENOENT ? -1 : 0;
+  return (stx.stx_mask & STATX_MNT_ID_UNIQUE) ? (long long)stx.stx_mnt_id : 0;
+}
+
+int release_own(int n, char **targets, const unsigned long long *ids) {
+  int status = 0;
+  for (int i = 0; i < n; i++) {
+    if (ids[i] == 0) { /* its id unknown (a kernel before 6.8): detached by path, as --release does */
+      if (release(1, &targets[i]) && status == 0) status = 1;
+      continue;
+    }
+    long long at = mount_id_at(targets[i]);
+    /* Gone, or another's now (a newer acetate's start of the same container, after its scrub
+     * detached this one): not touched. */
+    if (at < 0 || (unsigned long long)at != ids[i]) continue;
+    if (umount2(targets[i], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT && status == 0) status = fail("cannot detach", targets[i]);
+  }
+  return status;
+}
+
 /*
  * Mounts the layers of `[--ids UIDS GIDS] HOSTID COUNT SRC TARGET...` (argv[0..argc-1]): 0, or 1
  * with nothing left mounted, or 2 for a malformed request (the reason in `reason` either way).
  */
-int mount_layers(int argc, char **argv) {
+int mount_layers(int argc, char **argv, unsigned long long *ids) {
   unsigned long host, count;
   const char *uids = NULL, *gids = NULL;
   if (argc >= 3 && strcmp(argv[0], "--ids") == 0) {
@@ -184,7 +214,12 @@ int mount_layers(int argc, char **argv) {
   /* Every mount is made before any is moved: on error nothing is left mounted. */
   for (; status == 0 && moved < n; moved++) {
     const char *target = argv[3 + 2 * moved];
-    if (move_mount(trees[moved], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+    ids[moved] = 0;
+    if (move_mount(trees[moved], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) == 0) {
+      /* The mount's id, to detach it alone at the release (release_own). */
+      struct statx stx;
+      if (statx(trees[moved], "", AT_EMPTY_PATH, STATX_MNT_ID_UNIQUE, &stx) == 0 && (stx.stx_mask & STATX_MNT_ID_UNIQUE)) ids[moved] = stx.stx_mnt_id;
+    } else {
       status = fail("move_mount to", target);
       for (int j = 0; j < moved; j++)
         if (umount2(argv[3 + 2 * j], MNT_DETACH) < 0) { /* said, not hidden: this one stays mounted */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IDMAP_HELPER, mountIdmappedLayers, releaseIdmappedLayers } from '../../src/runtime/walls/idmap.js';
 import { userNamespaceFor } from '../../src/runtime/walls/userns.js';
+import { exec } from '../../src/util/exec.js';
 import { isAlive } from '../../src/util/processes.js';
 import { waitFor } from '../support/wait.js';
 import { runNodeScript } from '../support/node-script.js';
@@ -154,6 +155,36 @@ describe('the idmap server: one process for every start, holds that never outliv
     }
     await waitFor(async () => !(await isAlive(server!)), { timeoutMs: 5_000, what: 'the server ended with its acetate' });
     assert.deepEqual(await mountsUnder(root), [], 'every hold detached, those it could not answer too');
+  });
+
+  it("a server that ends late (its acetate died while it was stopped) detaches its own mounts only, never a newer acetate's at the same path", async () => {
+    const target = path.join(root, 't');
+    await mkdir(target);
+    const req = (...f: string[]) => Buffer.from(f.map((x) => `${x}\0`).join(''));
+    const serve = () => {
+      const p = spawn(IDMAP_HELPER, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      return { p, answered: (n: number) => waitFor(() => out.split('\n').length > n, { timeoutMs: 5_000, what: `${n} answers` }) };
+    };
+    const stale = serve();
+    stale.p.stdin.write(req('1', '6', 'hold', '1', '1300000000', '65536', layer, target));
+    await stale.answered(1);
+    // The newer acetate's scrub detaches what is there (by path), then its start holds it anew.
+    await exec(IDMAP_HELPER, ['--release', target]);
+    const newer = serve();
+    newer.p.stdin.write(req('1', '6', 'hold', '1', '1300000000', '65536', '/', target));
+    await newer.answered(1);
+    assert.equal((await stat(path.join(target, 'etc', 'passwd'))).uid, 1_300_000_000, "the newer hold's mount is there");
+    const staleGone = once(stale.p, 'exit');
+    stale.p.stdin.end(); // the late end: it detaches every hold it still has
+    await staleGone;
+    assert.equal((await mountsUnder(root)).length, 1, 'the newer mount is still there');
+    assert.equal((await stat(path.join(target, 'etc', 'passwd'))).uid, 1_300_000_000);
+    const newerGone = once(newer.p, 'exit');
+    newer.p.stdin.end();
+    await newerGone;
+    assert.deepEqual(await mountsUnder(root), []);
   });
 
   it('the protocol: a request in pieces, two in one write, a bad one (every hold detached, exit 1)', async () => {
