@@ -33,9 +33,9 @@ export type RowRecord = Pick<StatusRecord, 'status' | 'lastError'>;
 
 const FIELD: Record<ResourceName, keyof Resources> = { cpu: 'cpuMillis', memory: 'memoryBytes', pids: 'pids', disk: 'diskBytes' };
 
-/** STATE: Running, Succeeded, Failed(code), OOMKilled(code), Stopped, Pending, Unknown. */
+/** STATE: Running, Paused (frozen), Succeeded, Failed(code), OOMKilled(code), Stopped, Pending, Unknown. */
 export function phase(c: Pick<ActualContainer, 'process' | 'applied'>): string {
-  if (c.process.state === 'running') return 'Running';
+  if (c.process.state === 'running') return c.process.paused ? 'Paused' : 'Running';
   if (c.process.state === 'exited') {
     if (c.process.reason === 'OOMKilled') return `OOMKilled(${c.process.exitCode ?? '?'})`;
     if (c.process.exitCode === undefined) return 'Unknown'; // ended unsupervised: see describe

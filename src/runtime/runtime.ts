@@ -49,6 +49,8 @@ export interface ProcessInfo {
    * unlogged, and its exit code will not be known), or a run ended unseen. Says what happened.
    */
   unsupervised?: string;
+  /** Running, but its processes frozen (`runc pause`: by a repair, a write of its markers, or by hand): they take no signal and make no progress. */
+  paused?: true;
 }
 
 /** A container as it actually is on the node. Only containers this acetate instance created. */

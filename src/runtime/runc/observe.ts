@@ -6,7 +6,7 @@ import { hasOwnerMarks } from './ownership.js';
 import type { ContainerPaths } from './paths.js';
 import { isAlive } from '../../util/processes.js';
 import type { ContainerStatusFile } from './store.js';
-import type { CgroupLocation } from './cgroups.js';
+import { isFrozen, type CgroupLocation } from './cgroups.js';
 import { cgroupMembers, currentBootId, oomKills, repairRunFiles, supervisionOf } from './supervision.js';
 import type { RuncState } from './runc-state.js';
 
@@ -62,7 +62,9 @@ export async function processInfo(
   if (st && isRunning(st)) {
     const { problem: unsupervised, conmonPid } = await supervisionOf(st.pid, cp, st.initPpid);
     if (conmonPid !== undefined && opts.repair) repairRunFiles(cp, st.pid, conmonPid);
-    return { state: 'running', pid: st.pid, ...started, ...(unsupervised ? { unsupervised } : {}) };
+    // runc's state file does not tell a freezer pause (runc-state-file.ts): the cgroup does.
+    const paused = cgroup !== undefined && (await isFrozen(cgroup).catch(() => false));
+    return { state: 'running', pid: st.pid, ...started, ...(unsupervised ? { unsupervised } : {}), ...(paused ? { paused: true as const } : {}) };
   }
   if (st?.status === 'stopped') {
     let exitCode = await readExitCode(cp.exitFile);
