@@ -191,12 +191,7 @@ static int serve(void) {
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a reader gone: the write fails, the holds are detached */
   if (argc == 2 && strcmp(argv[1], "--serve") == 0) {
-    /* The end of stdin is its only end: a Ctrl-C or a stop's SIGTERM sent to acetate's process
-     * group ends acetate, which closes stdin, and the server then detaches what it holds. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
+    end_only_with_stdin(); /* then it detaches what it holds */
     return serve();
   }
   if (argc >= 2 && strcmp(argv[1], "--release") == 0) {

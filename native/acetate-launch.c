@@ -199,13 +199,9 @@ int main(void) {
   sigaddset(&chld, SIGCHLD);
   if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0) return 1;
   signal(SIGPIPE, SIG_IGN);
-  /* Its end is the end of its stdin (acetate exiting): a Ctrl-C or SIGTERM sent to acetate's
-   * process group does not cut the launches acetate is finishing (the programs get every signal
-   * at its default again, child()). */
-  signal(SIGINT, SIG_IGN);
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
+  /* The launches acetate is finishing are not cut (the programs get every signal at its default
+   * again, child()). */
+  end_only_with_stdin();
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return 1;
   /* The pipes to acetate must not reach the programs (dup2 over 0-2 replaces them there anyway). */

@@ -6,6 +6,7 @@
 #ifndef ACETATE_REQUESTS_H
 #define ACETATE_REQUESTS_H
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,18 @@ static void reply(const char *id, const char *what, const char *detail) {
     if (line[i] == '\n') line[i] = ' ';
   line[len] = '\n';
   write_all(1, line, len + 1);
+}
+
+/*
+ * A helper's end is the end of its stdin (acetate exiting or dying), once it has answered or
+ * undone what it was asked: a Ctrl-C, SIGTERM, SIGHUP or SIGQUIT sent to acetate's process group
+ * ends acetate, and so the helper, that way, not in the middle of a request.
+ */
+static void end_only_with_stdin(void) {
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
 }
 
 /* An id: 1 to 20 digits. */

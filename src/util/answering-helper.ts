@@ -82,9 +82,10 @@ class HelperProcess {
       this.lineBuf = this.lineBuf.slice(nl + 1);
       const a = line.indexOf(' ');
       const b = line.indexOf(' ', a + 1);
-      const w = a < 0 ? undefined : this.waiting.get(Number(line.slice(0, a)));
+      const id = a < 0 ? NaN : Number(line.slice(0, a));
+      const w = this.waiting.get(id);
       if (!w) continue;
-      this.waiting.delete(Number(line.slice(0, a)));
+      this.waiting.delete(id);
       w.resolve(b < 0 ? { word: line.slice(a + 1), detail: '' } : { word: line.slice(a + 1, b), detail: line.slice(b + 1) });
     }
   }

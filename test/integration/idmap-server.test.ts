@@ -4,7 +4,8 @@
  * mounts still never outlive the acetate that asked for them, and a server that died is replaced.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -34,6 +35,19 @@ async function serversOf(parent = process.pid): Promise<number[]> {
     }
   }
   return out;
+}
+
+/** A request as acetate writes it: NUL-terminated fields. */
+const request = (...f: string[]) => Buffer.from(f.map((x) => `${x}\0`).join(''));
+
+/** A server spoken to directly (no idmap.ts): its process, and its first n answer lines once they came. */
+function rawServer(): { p: ChildProcessByStdio<Writable, Readable, null>; lines: (n: number) => Promise<string[]> } {
+  const p = spawn(IDMAP_HELPER, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const lines = (n: number) =>
+    waitFor(() => (out.split('\n').length > n ? out.split('\n').slice(0, n) : undefined), { timeoutMs: 5_000, what: `${n} answers` });
+  return { p, lines };
 }
 
 describe('the idmap server: one process for every start, holds that never outlive acetate', function () {
@@ -160,21 +174,14 @@ describe('the idmap server: one process for every start, holds that never outliv
   it("a server that ends late (its acetate died while it was stopped) detaches its own mounts only, never a newer acetate's at the same path", async () => {
     const target = path.join(root, 't');
     await mkdir(target);
-    const req = (...f: string[]) => Buffer.from(f.map((x) => `${x}\0`).join(''));
-    const serve = () => {
-      const p = spawn(IDMAP_HELPER, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      return { p, answered: (n: number) => waitFor(() => out.split('\n').length > n, { timeoutMs: 5_000, what: `${n} answers` }) };
-    };
-    const stale = serve();
-    stale.p.stdin.write(req('1', '6', 'hold', '1', '1300000000', '65536', layer, target));
-    await stale.answered(1);
+    const stale = rawServer();
+    stale.p.stdin.write(request('1', '6', 'hold', '1', '1300000000', '65536', layer, target));
+    assert.deepEqual(await stale.lines(1), ['1 ready 1']);
     // The newer acetate's scrub detaches what is there (by path), then its start holds it anew.
     await exec(IDMAP_HELPER, ['--release', target]);
-    const newer = serve();
-    newer.p.stdin.write(req('1', '6', 'hold', '1', '1300000000', '65536', '/', target));
-    await newer.answered(1);
+    const newer = rawServer();
+    newer.p.stdin.write(request('1', '6', 'hold', '1', '1300000000', '65536', '/', target));
+    assert.deepEqual(await newer.lines(1), ['1 ready 1']);
     assert.equal((await stat(path.join(target, 'etc', 'passwd'))).uid, 1_300_000_000, "the newer hold's mount is there");
     const staleGone = once(stale.p, 'exit');
     stale.p.stdin.end(); // the late end: it detaches every hold it still has
@@ -190,13 +197,8 @@ describe('the idmap server: one process for every start, holds that never outliv
   it('the protocol: a request in pieces, two in one write, a bad one (every hold detached, exit 1)', async () => {
     const targets = [path.join(root, 'p1'), path.join(root, 'p2')];
     for (const t of targets) await mkdir(t);
-    const server = spawn(IDMAP_HELPER, ['--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const req = (...f: string[]) => Buffer.from(f.map((x) => `${x}\0`).join(''));
-    const hold = (id: string, t: string) => req(id, '6', 'hold', id, '1300000000', '65536', layer, t);
-    const lines = (n: number) =>
-      waitFor(() => (out.split('\n').length > n ? out.split('\n').slice(0, n) : undefined), { timeoutMs: 5_000, what: `${n} answers` });
+    const { p: server, lines } = rawServer();
+    const hold = (id: string, t: string) => request(id, '6', 'hold', id, '1300000000', '65536', layer, t);
     const first = hold('1', targets[0]!);
     for (const byte of first) {
       server.stdin.write(Buffer.from([byte]));
@@ -204,12 +206,12 @@ describe('the idmap server: one process for every start, holds that never outliv
     }
     assert.deepEqual(await lines(1), ['1 ready 1']);
     server.stdin.write(
-      Buffer.concat([hold('2', targets[1]!), req('3', '2', 'release', '9'), req('4', '6', 'hold', '1', '1300000000', '65536', layer, targets[1]!)]),
+      Buffer.concat([hold('2', targets[1]!), request('3', '2', 'release', '9'), request('4', '6', 'hold', '1', '1300000000', '65536', layer, targets[1]!)]),
     );
     assert.deepEqual((await lines(4)).slice(1), ['2 ready 1', '3 error no such hold', "4 error a hold's id must be 1 to 20 digits, not one in use"]);
     assert.equal((await mountsUnder(root)).length, 2);
     const exited = once(server, 'exit');
-    server.stdin.write(req('x', '1', 'release'));
+    server.stdin.write(request('x', '1', 'release'));
     assert.deepEqual(await exited, [1, null], 'a malformed request ends it');
     assert.deepEqual(await mountsUnder(root), [], 'and every hold it had is detached');
   });

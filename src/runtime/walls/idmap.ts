@@ -19,6 +19,7 @@
 import { chown, mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { AnsweringHelper } from '../../util/answering-helper.js';
+import { messageOf } from '../../contracts/errors.js';
 import { exec } from '../../util/exec.js';
 import { PACKAGE_ROOT } from '../../util/package-root.js';
 import type { OciUserNamespace } from './userns.js';
@@ -78,8 +79,7 @@ export async function mountIdmappedLayers(
   } catch (err) {
     await releaseIdmappedLayers(dir, helper).catch(() => undefined);
     // The reason in the message too: it is what `apply`, `describe` and the events show.
-    const why = err instanceof Error ? err.message : String(err);
-    throw new IdmapError(`cannot mount the container's layers idmapped to ids ${m.hostID}+${m.size}: ${why}`, { cause: err });
+    throw new IdmapError(`cannot mount the container's layers idmapped to ids ${m.hostID}+${m.size}: ${messageOf(err)}`, { cause: err });
   }
   return targets;
 }
