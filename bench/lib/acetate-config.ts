@@ -13,6 +13,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
+import { EMPTY_DIR_NAME, ensureEmptyDir } from '../../src/runtime/walls/empty-dir-masks.js';
 import { check, type Harness } from './harness.js';
 
 /** The one container's name: long and odd enough to occur nowhere else in a config. */
@@ -73,5 +74,7 @@ export function templateOf(raw: string, o: { containerDir: string; id: string; s
  */
 export async function writeBaselineTemplate(t: AcetateTemplate, file: string, o: { cgroupParent: string; stateDir: string; runDir: string }): Promise<void> {
   const text = t.text.split('@PARENT@').join(o.cgroupParent).split('@STATE@').join(o.stateDir).split('@RUN@').join(o.runDir);
+  // The empty dir acetate binds over masked dirs (src/runtime/walls/empty-dir-masks.ts), made as acetate makes it.
+  if (text.includes(`${o.stateDir}/${EMPTY_DIR_NAME}"`) && !ensureEmptyDir(o.stateDir)) throw new Error(`cannot make ${o.stateDir}/${EMPTY_DIR_NAME}`);
   await writeFile(file, text);
 }

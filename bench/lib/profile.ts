@@ -38,13 +38,14 @@ export interface ProfileSummary {
 const maps = new Map<string, SourceMap | undefined>();
 
 /**
- * The CLI runs as esbuild's bundle (dist/cli/main.js, scripts/bundle.mjs): a frame there is
+ * The CLI runs as esbuild's bundle (dist/cli/bundle.js, scripts/bundle.mjs): a frame there is
  * mapped back through the bundle's linked source map to the .ts file and line it came
- * from, so areas and top entries name acetate's modules as they did before the bundle.
+ * from, so areas and top entries name acetate's modules as they did before the bundle. Its
+ * frames are named by path, not URL (the entry compiles it with vm.Script: src/cli/entry.cts).
  */
 function original(frame: CpuProfileNode['callFrame']): { url: string; lineNumber: number } {
   if (!/\/dist\/cli\/.*\.js$/.test(frame.url)) return frame;
-  const file = fileURLToPath(frame.url);
+  const file = frame.url.startsWith('file:') ? fileURLToPath(frame.url) : frame.url;
   if (!maps.has(file)) {
     try {
       maps.set(file, new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]));

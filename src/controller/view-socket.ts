@@ -115,6 +115,12 @@ interface MadeRow {
   json: Buffer;
 }
 
+/** A container object as JSON (get's and plan's), and the object it was made of. */
+interface MadeObject {
+  of: ActualContainer;
+  json: Buffer;
+}
+
 const COMMA = Buffer.from(',');
 
 interface Built {
@@ -134,6 +140,7 @@ interface Built {
 class Answers {
   private readonly made = new Map<Purpose, { generation: string; answer: Promise<Built | 'not whole' | 'too large'> }>();
   private madeRows = new Map<string, MadeRow>();
+  private madeObjects = new Map<string, MadeObject>();
 
   constructor(
     private readonly view: ViewSource,
@@ -146,9 +153,8 @@ class Answers {
     if (had?.generation === generation) return had.answer;
     const answer = this.make(purpose);
     this.made.set(purpose, { generation, answer });
-    // Objects (~4 MB at 2,500) are not kept past their askers: what a later ask needs is made
-    // again from the view then. The table's rows (a tenth of that) are kept while they are
-    // current: an idle node's `get`s are then answered without making anything.
+    // An answer is not kept past its askers: a later ask puts it together again, from the rows and
+    // objects kept as JSON while they are current (see rows() and objects()).
     const forget = (): void => void (this.made.get(purpose)?.answer === answer && this.made.delete(purpose));
     const forgetSoon = (): void => void setTimeout(forget, 1000).unref();
     answer.then(purpose === 'table' ? undefined : forgetSoon, forget); // one that failed is made again at the next ask
@@ -159,13 +165,14 @@ class Answers {
     const containers = this.view.containers();
     if (!containers) return 'not whole';
     const [items, records] = purpose === 'table' ? this.rows(containers) : [containers, this.records(containers, purpose)];
+    const objects = purpose === 'table' ? undefined : new Map<string, MadeObject>();
     const pieces: Buffer[] = [Buffer.from(`${JSON.stringify(this.head).slice(0, -1)},"containers":[`)];
     let bytes = pieces[0]!.length;
-    const add = async (items: readonly (object | Buffer)[], close: string): Promise<boolean> => {
+    const add = async (items: readonly (object | Buffer)[], close: string, made?: Map<string, MadeObject>): Promise<boolean> => {
       for (let i = 0; i < items.length; i++) {
         if (i && i % SLICE === 0) await new Promise((r) => setImmediate(r));
         const item = items[i]!;
-        const b = Buffer.isBuffer(item) ? item : Buffer.from(JSON.stringify(item));
+        const b = Buffer.isBuffer(item) ? item : made ? this.objectJson(item as ActualContainer, made) : Buffer.from(JSON.stringify(item));
         bytes += b.length + (i ? 1 : 0);
         if (bytes > MAX_ANSWER_BYTES) return false;
         if (i) pieces.push(COMMA);
@@ -176,9 +183,22 @@ class Answers {
       bytes += end.length;
       return true;
     };
-    if (!(await add(items, '],"records":['))) return 'too large';
+    if (!(await add(items, '],"records":[', objects))) return 'too large';
+    if (objects) this.madeObjects = objects; // those of containers gone are let go
     if (!(await add(records, ']}'))) return 'too large';
     return { pieces, bytes };
+  }
+
+  /**
+   * A container of get's and plan's answers as JSON, made again only when the view holds another
+   * object for it (as rows() does): at 2,500 containers making them all was ~50 ms of the loop's
+   * before each answer, which `plan` waited for. Kept off V8's heap: ~1 KB each.
+   */
+  private objectJson(c: ActualContainer, made: Map<string, MadeObject>): Buffer {
+    const had = this.madeObjects.get(c.key);
+    const o = had?.of === c ? had : { of: c, json: Buffer.from(JSON.stringify(c)) };
+    made.set(c.key, o);
+    return o.json;
   }
 
   private records(containers: ActualContainer[], purpose: 'get' | 'plan'): object[] {

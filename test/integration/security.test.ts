@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,7 @@ import { procStatus } from '../support/proc.js';
 import { DEFAULT_METRICS_ADDR, parseListenAddress } from '../../src/observability/http.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/runtime/runc/oci-config.js';
 import { flatContainers } from '../support/get.js';
+import { skipBecause } from '../support/prerequisites.js';
 
 interface Got {
   name: string;
@@ -337,5 +338,48 @@ describe('security defaults (real runc)', function () {
         assert.match(await readFile(`/proc/${pid}/cgroup`, 'utf8'), /acetate-/, `${name}: the node sees its real cgroup`);
       }
     });
+
+    it('masks /sys/firmware and /proc/acpi (empty, not writable), the first with no file system of its own; privileged masks nothing', async function () {
+      const nodeFirmware = await readdir('/sys/firmware').catch(() => []);
+      if (!nodeFirmware.length) skipBecause(this, 'this node has no /sys/firmware: nothing to mask there');
+      await writeFile(path.join(dir, 'masked.yaml'), manifest('masked', ''));
+      await writeFile(path.join(dir, 'priv.yaml'), manifest('priv', '  securityContext: { privileged: true, hostUsers: true }\n'));
+      assert.equal((await apply()).code, 0);
+      const inside = (name: string, script: string) => runCli(['exec', name, '--', '/bin/sh', '-c', script], { stateDir });
+      const ls = await inside(
+        'masked',
+        'ls -A /sys/firmware /proc/acpi; touch /sys/firmware/x && echo WROTE; mkdir /sys/firmware/d && echo WROTE; touch /proc/acpi/x && echo WROTE; true',
+      );
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.deepEqual(ls.stdout.trim().split('\n'), ['/proc/acpi:', '', '/sys/firmware:'], `listed inside: ${ls.stdout}`);
+      assert.doesNotMatch(ls.stdout, /WROTE/);
+      // /sys/firmware is a bind of one shared empty dir (no tmpfs: no superblock per container); /proc/acpi is runc's tmpfs.
+      const mounts = (await readFile(`/proc/${(await get('masked')).pid!}/mountinfo`, 'utf8')).split('\n').map((l) => l.split(' '));
+      const at = (p: string) => mounts.filter((f) => f[4] === p).map((f) => ({ fs: f[f.indexOf('-') + 1], options: f[5]! }));
+      assert.deepEqual(
+        at('/sys/firmware').map((m) => m.fs),
+        [await fsTypeOf(stateDir)],
+        JSON.stringify(at('/sys/firmware')),
+      );
+      assert.match(at('/sys/firmware')[0]!.options, /^ro,/);
+      assert.deepEqual(
+        at('/proc/acpi').map((m) => m.fs),
+        ['tmpfs'],
+      );
+      const priv = await inside('priv', 'ls -A /sys/firmware');
+      assert.deepEqual(priv.stdout.trim().split('\n').sort(), [...nodeFirmware].sort(), "privileged: the node's /sys/firmware");
+    });
   });
 });
+
+/** The file system type of the mount `p` is on (the node's view): the last mount whose point is above it. */
+async function fsTypeOf(p: string): Promise<string> {
+  const real = await realpath(p);
+  let best = { point: '', fs: '' };
+  for (const f of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' '))) {
+    const point = f[4] ?? '';
+    if ((real === point || real.startsWith(point.endsWith('/') ? point : `${point}/`)) && point.length >= best.point.length)
+      best = { point, fs: f[f.indexOf('-') + 1]! };
+  }
+  return best.fs;
+}

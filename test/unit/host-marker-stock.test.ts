@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { copyTree } from '../../src/runtime/walls/host-marker-stock.js';
+import { copyTree, sweepDeadCopies } from '../../src/runtime/walls/host-marker-stock.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 
 describe('host-view marker tree: a copy from a tree removed meanwhile', () => {
   let dir: string;
@@ -31,3 +33,31 @@ describe('host-view marker tree: a copy from a tree removed meanwhile', () => {
     assert.deepEqual(await readdir(path.join(upper, 'var')), ['lib']);
   });
 });
+
+describe('host-view marker stock: what a process that died left', () => {
+  let dir: string;
+  beforeEach(async () => (dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-stock-'))));
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it("a dead process's unfinished copies and claims are removed; a live one's, ready copies and other names stay", async () => {
+    const stock = path.join(dir, 'tree-1.stock');
+    const dead = await deadPid();
+    const live = process.ppid; // alive for the whole test
+    const names = {
+      stock: [`.${dead}-0a1b2c3d-0`, `.${dead}-0a1b2c3d-1`, `.${live}-0a1b2c3d-0`, `${dead}-0a1b2c3d-2`, '.other'],
+      trees: [`.claim-${dead}-0a1b2c3d`, `.claim-${live}-0a1b2c3d`, 'tree-1'],
+    };
+    for (const n of names.stock) await mkdir(path.join(stock, n, 'etc'), { recursive: true });
+    for (const n of names.trees) await mkdir(path.join(dir, n), { recursive: true });
+    await sweepDeadCopies(stock, dir);
+    assert.deepEqual((await readdir(stock)).sort(), [`.${live}-0a1b2c3d-0`, `${dead}-0a1b2c3d-2`, '.other'].sort());
+    assert.deepEqual((await readdir(dir)).sort(), [`.claim-${live}-0a1b2c3d`, 'tree-1', 'tree-1.stock'].sort());
+  });
+});
+
+/** A pid that was a process and is no more (a child that exited and was reaped). */
+async function deadPid(): Promise<number> {
+  const child = spawn('true');
+  await once(child, 'exit');
+  return child.pid!;
+}

@@ -15,6 +15,7 @@ import {
 import { cpuAndPidsUpdateFlags, cpuQuotaOf, memoryUpdateFlags, ociLinuxResources } from '../../src/runtime/runc/resources.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { testSpec } from '../support/test-spec.js';
+import { emptyDirMounts } from '../../src/runtime/walls/empty-dir-masks.js';
 
 function input(spec: Partial<NormalizedSpec> = {}, extra: Partial<OciConfigInput> = {}): OciConfigInput {
   return {
@@ -214,6 +215,29 @@ describe('buildOciConfig (pure)', () => {
     assert.equal(buildOciConfig(input({ security: security({ noNewPrivileges: false }) })).process.noNewPrivileges, false);
     assert.deepEqual(c.linux.maskedPaths, MASKED_PATHS);
     assert.deepEqual(c.linux.readonlyPaths, READONLY_PATHS);
+  });
+
+  it('masked dirs given as bind mounts of an empty dir leave maskedPaths (runc would mount a tmpfs on each), after /sys; privileged: none', () => {
+    const maskMounts = emptyDirMounts('/var/lib/acetate/empty', ['/sys/firmware']);
+    const c = buildOciConfig(input({}, { maskMounts }));
+    assert.deepEqual(
+      c.linux.maskedPaths,
+      MASKED_PATHS.filter((p) => p !== '/sys/firmware'),
+    );
+    const at = c.mounts.findIndex((m) => m.destination === '/sys/firmware');
+    assert.deepEqual(c.mounts[at], {
+      destination: '/sys/firmware',
+      type: 'bind',
+      source: '/var/lib/acetate/empty',
+      options: ['bind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'],
+    });
+    assert.ok(at > c.mounts.findIndex((m) => m.destination === '/sys/fs/cgroup'), 'mounted over the sysfs (and cgroup) mounts');
+    const priv = buildOciConfig(input({ security: security({ privileged: true }) }, { maskMounts }));
+    assert.deepEqual(priv.linux.maskedPaths, []);
+    assert.equal(
+      priv.mounts.findIndex((m) => m.destination === '/sys/firmware'),
+      -1,
+    );
   });
 
   it('privileged: all capabilities (within the bounding set), every device, nothing masked, /sys rw', () => {

@@ -45,7 +45,8 @@ containers are left as they are).`,
     // --git updates the checkout under the state dir that `run --git` reads: not while another acetate holds the node.
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
-    const fromLoop = values.direct ? undefined : await askLoop(ctx.runDir, ctx.stateDir, 'plan');
+    // Asked now, read while the manifests are: the loop makes its answer meanwhile.
+    const fromLoop = values.direct ? undefined : askLoop(ctx.runDir, ctx.stateDir, 'plan');
     // What apply or run parsed of the manifests, each checked against its file; plan writes nothing.
     const { input, plan: p } = await planFromFlags(values, {
       runtime,

@@ -55,6 +55,11 @@ export interface OciConfigInput {
   hostPathSources?: readonly string[];
   /** What the `host` template hides (see ../host-isolation.ts), mounted after the base mounts. */
   isolationMounts?: OciMount[];
+  /**
+   * Masked dirs bound to one empty read-only dir (../walls/empty-dir-masks.ts): not in
+   * linux.maskedPaths, where runc would mount a tmpfs on each. Ignored when privileged (no masks).
+   */
+  maskMounts?: OciMount[];
   /** linux.seccomp (see seccomp.ts); none without it. */
   seccomp?: OciSeccomp;
   /** A user namespace with these id mappings (see userns.ts); the node's ids without it. */
@@ -222,6 +227,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
   if (usernsPath) namespaces.find((n) => n.type === 'user')!.path = usernsPath;
   const etc = netnsPath ? etcMounts(input.network!.etcFiles) : [];
   const privileged = spec.security.privileged;
+  const maskMounts = privileged ? [] : (input.maskMounts ?? []);
   // The runtime refuses a spec that wants an init when the node has none (see ociConfigInput).
   const useInit = spec.init !== false && input.initPath !== undefined;
 
@@ -243,6 +249,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
       ...baseMounts(privileged).map((m) => (sysBound && m.type === 'sysfs' ? SYS_BIND : m)),
       ...(sysBound ? [] : [cgroupMount(privileged)]),
+      ...maskMounts,
       ...(input.isolationMounts ?? []),
       ...etc,
       ...binds,
@@ -253,7 +260,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       cgroupsPath: input.cgroupsPath,
       resources: ociLinuxResources(spec.resources, { swapAccounting: input.swapAccounting, privileged }),
       namespaces,
-      maskedPaths: privileged ? [] : [...MASKED_PATHS],
+      maskedPaths: privileged ? [] : MASKED_PATHS.filter((p) => !maskMounts.some((m) => m.destination === p)),
       readonlyPaths: privileged ? [] : [...READONLY_PATHS],
       ...(input.seccomp ? { seccomp: input.seccomp } : {}),
       ...(input.userNamespace ? { uidMappings: input.userNamespace.uidMappings, gidMappings: input.userNamespace.gidMappings } : {}),

@@ -8,6 +8,7 @@ import { chmod, chown, lstat, mkdir, readdir, rename, rm, rmdir } from 'node:fs/
 import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
+import { pidExists } from '../../util/processes.js';
 import type { HostView, ViewEntry } from './host-masks.js';
 import { ensureParents, nodeEntry, OPAQUE_XATTRS, place, sha, type ApplyTarget, type Placed } from './host-markers.js';
 
@@ -187,6 +188,7 @@ function refill(tree: string, stock: string): Promise<void> {
   nextBatch.set(stock, Math.min(STOCK_BATCH, n * 2));
   const p = (async () => {
     await mkdir(stock, { recursive: true, mode: 0o700 });
+    await sweepDeadCopies(stock, path.dirname(tree));
     const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
     const script = `src=$1; dst=$2; tag=$3; n=$4; i=0; while [ $i -lt $n ]; do cp ${CP_MARKERS.join(' ')} -- "$src" "$dst/.$tag-$i" || exit 1; i=$((i+1)); done`;
     const made = Array.from({ length: n }, (_, i) => path.join(stock, `.${tag}-${i}`));
@@ -206,4 +208,22 @@ function refill(tree: string, stock: string): Promise<void> {
   })().finally(() => refilling.delete(stock));
   refilling.set(stock, p);
   return p;
+}
+
+/**
+ * What a process that died mid-way left: copies it was still making in the stock (`.<pid>-<tag>-<i>`,
+ * a refill is fire-and-forget) and copies it had claimed for a start (`.claim-<pid>-<tag>` beside
+ * the trees). Only a dead process's: a pid that lives (or was reused) keeps its entries until a
+ * later sweep. Each refill sweeps, so they do not pile up in the state dir.
+ */
+export async function sweepDeadCopies(stock: string, trees: string): Promise<void> {
+  for (const [dir, pattern] of [
+    [stock, /^\.(\d+)-[0-9a-f]+-\d+$/],
+    [trees, /^\.claim-(\d+)-[0-9a-f]+$/],
+  ] as const) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const pid = Number(pattern.exec(name)?.[1]);
+      if (pid && pid !== process.pid && !pidExists(pid)) await rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
 }

@@ -24,6 +24,7 @@ import { DEFAULT_ID_RECORDS } from './id-records.js';
 import { idmapDir, mountIdmappedLayers } from './idmap.js';
 import { hostOsIds } from './host-ids.js';
 import { HostViewWatch } from './host-view-watch.js';
+import { EMPTY_DIR_NAME, emptyDirMounts, ensureEmptyDir, maskableByEmptyDir } from './empty-dir-masks.js';
 
 /** The node's dirs a container must not see (runc/paths.ts InstancePaths has them). */
 export interface WallPaths {
@@ -47,6 +48,8 @@ export interface WallContainerPaths {
 export interface WallInputs {
   lower: string | string[];
   isolationMounts?: OciMount[];
+  /** Masked dirs bound to one empty dir instead of a tmpfs each (empty-dir-masks.ts). */
+  maskMounts?: OciMount[];
   seccomp?: OciSeccomp;
   userNamespace?: OciUserNamespace;
 }
@@ -185,6 +188,7 @@ export async function isolationInputs(
   });
   const host = spec.template === HOST_TEMPLATE;
   const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
+  const maskMounts = spec.security.privileged ? undefined : emptyDirMasks(ctx.paths.stateDir, opts.prepare);
   let lowerDir = lower;
   if (opts.prepare) {
     let mounting: Promise<string[]> | undefined;
@@ -222,9 +226,18 @@ export async function isolationInputs(
   return {
     lower: lowerDir,
     ...(isolation ? { isolationMounts: isolation } : {}),
+    ...(maskMounts?.length ? { maskMounts } : {}),
     ...(seccomp ? { seccomp } : {}),
     ...(userNamespace ? { userNamespace } : {}),
   };
+}
+
+/** The bind mounts that mask this node's masked dirs outside /proc; at a start the empty dir is made (or found unfit: runc's masks then). */
+function emptyDirMasks(stateDir: string, prepare: boolean): OciMount[] | undefined {
+  const paths = maskableByEmptyDir();
+  if (!paths.length) return undefined;
+  const source = prepare ? ensureEmptyDir(stateDir) : path.join(stateDir, EMPTY_DIR_NAME);
+  return source ? emptyDirMounts(source, paths) : undefined;
 }
 
 /** The host view's markers in the private area, for the ids in use (after preparePrivateArea owned it). */

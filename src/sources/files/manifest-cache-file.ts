@@ -16,6 +16,7 @@
  * Written only by processes that hold the node lock (apply, run); plan only reads it.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { buildStamp } from '../../util/build-stamp.js';
 import { readSmallFileNow, writeSmallFileAtomic } from '../../util/small-file.js';
 import { protectedDirs } from '../../api/protected-paths.js';
@@ -62,9 +63,29 @@ export function manifestFingerprint(opts: { nodeName?: string; capacity?: NodeCa
 
 /** Loads the saved entries into `cache` when the fingerprint is the same. Never throws. Returns whether it did. */
 export function loadManifestCacheFile(file: string, fingerprint: string, cache: ManifestCache): boolean {
+  let text: string;
+  try {
+    text = readSmallFileNow(file);
+  } catch {
+    return false;
+  }
+  return importManifestCacheText(text, fingerprint, cache);
+}
+
+/**
+ * loadManifestCacheFile, the file read off the event loop's thread: what the process has in
+ * flight goes on meanwhile (`plan`'s question to the loop is sent while the file is read).
+ */
+export async function readManifestCacheFile(file: string, fingerprint: string, cache: ManifestCache): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  return text !== undefined && importManifestCacheText(text, fingerprint, cache);
+}
+
+/** The entries of a cache file's text into `cache` when its fingerprint is the same. Never throws. */
+function importManifestCacheText(text: string, fingerprint: string, cache: ManifestCache): boolean {
   let data: CacheFile;
   try {
-    data = JSON.parse(readSmallFileNow(file)) as CacheFile;
+    data = JSON.parse(text) as CacheFile;
   } catch {
     return false;
   }
