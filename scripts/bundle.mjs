@@ -50,9 +50,10 @@ const result = await build({
   },
 });
 
-// In one file every module's import.meta.url is the bundle's, which is also process.argv[1]: a
-// module that runs itself when it is the main one (validator-build.ts: `process.argv[1] ===
-// fileURLToPath(import.meta.url)`) would run in every command. None may be in the bundle.
+// In one file every module's import.meta.url is the bundle's, which is process.argv[1] when the
+// bundle is loaded by name (it was the entry until 8 Dec): a module that runs itself when it is the
+// main one (validator-build.ts: `process.argv[1] === fileURLToPath(import.meta.url)`) would run in
+// every command. None may be in the bundle.
 const selfRunning = Object.keys(result.metafile.inputs).filter((f) => f.startsWith('dist/src/') && readFileSync(f, 'utf8').includes('process.argv[1]'));
 if (selfRunning.length) {
   rmSync('dist/cli', { recursive: true, force: true });
@@ -61,5 +62,6 @@ if (selfRunning.length) {
 
 // The entry bin/acetate runs (src/cli/entry.cts) and the V8 code cache it runs the bundle with.
 const require = createRequire(import.meta.url);
-writeFileSync('dist/cli/main.js', `#!/usr/bin/env node\n${readFileSync('dist/src/cli/entry.cjs', 'utf8')}`, { mode: 0o755 });
+const entry = readFileSync('dist/src/cli/entry.cjs', 'utf8').replace(/\n\/\/# sourceMappingURL=.*\n?$/, '\n'); // its map stays in dist/src
+writeFileSync('dist/cli/main.js', `#!/usr/bin/env node\n${entry}`, { mode: 0o755 });
 writeFileSync('dist/cli/bundle.js.cache', require('../dist/src/cli/entry.cjs').codeCacheOf('dist/cli/bundle.js'));

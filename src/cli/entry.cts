@@ -29,7 +29,12 @@ export function compileBundle(file: string, cache?: Buffer): vm.Script {
     !!data?.length && cache!.toString('latin1', 0, HASH_CHARS) === sha256(source) && cache!.toString('latin1', HASH_CHARS, 2 * HASH_CHARS) === sha256(data);
   const cachedData = whole ? data : undefined;
   // Its `#!` line (src/cli/main.ts's) would not parse inside the wrapper: emptied, the lines kept.
-  return new vm.Script(Module.wrap(source.replace(/^#!.*/, '')), { filename: file, ...(cachedData ? { cachedData } : {}) });
+  return new vm.Script(Module.wrap(source.replace(/^#!.*/, '')), {
+    filename: file,
+    // import() as in any module of the main context (the bundle has none today).
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    ...(cachedData ? { cachedData } : {}),
+  });
 }
 
 /** What the build writes to `<file>.cache`. */
@@ -44,6 +49,12 @@ function sha256(what: string | Buffer): string {
 
 function run(): void {
   const bundle = path.join(__dirname, 'bundle.js');
+  // Node maps stack traces (--enable-source-maps) only of what its own loader compiled: then the
+  // bundle is loaded as usual, so errors name the .ts files and lines again.
+  if (process.sourceMapsEnabled) {
+    Module.createRequire(__filename)(bundle);
+    return;
+  }
   let cache: Buffer | undefined;
   try {
     cache = readFileSync(`${bundle}.cache`);
@@ -51,7 +62,9 @@ function run(): void {
     // none: compiled as usual
   }
   const fn = compileBundle(bundle, cache).runInThisContext() as (...args: unknown[]) => void;
-  // The bundle as a module of its own, its require() resolving from dist/cli as the main module's would.
+  // The bundle as a module of its own, its require() resolving from dist/cli as the main module's
+  // would. Unlike a required one it is not in require.cache, and require.main is this entry: the
+  // bundle uses neither (it must not run itself by comparing process.argv[1]: scripts/bundle.mjs).
   const mod = new Module(bundle);
   mod.filename = bundle;
   mod.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(__dirname);

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -339,12 +339,14 @@ describe('security defaults (real runc)', function () {
       }
     });
 
-    it('masks /sys/firmware and /proc/acpi (empty, not writable), the first with no file system of its own; privileged masks nothing', async function () {
+    it("masks /sys/firmware and /proc/acpi (empty, not writable), the first with no file system of its own (unless SYS_ADMIN with the node's ids); privileged masks nothing", async function () {
       const nodeFirmware = await readdir('/sys/firmware').catch(() => []);
       if (!nodeFirmware.length) skipBecause(this, 'this node has no /sys/firmware: nothing to mask there');
+      await chmod(root, 0o711); // the user-namespaced container's range root crosses the test's dir
       await writeFile(path.join(dir, 'masked.yaml'), manifest('masked', ''));
       await writeFile(path.join(dir, 'priv.yaml'), manifest('priv', '  securityContext: { privileged: true, hostUsers: true }\n'));
-      assert.equal((await apply()).code, 0);
+      const first = await apply();
+      assert.equal(first.code, 0, first.stderr);
       const inside = (name: string, script: string) => runCli(['exec', name, '--', '/bin/sh', '-c', script], { stateDir });
       const ls = await inside(
         'masked',
@@ -366,6 +368,24 @@ describe('security defaults (real runc)', function () {
         at('/proc/acpi').map((m) => m.fs),
         ['tmpfs'],
       );
+      // With SYS_ADMIN a container may remount its masks writable: the node's root (hostUsers) then
+      // gets a tmpfs of its own, not the shared dir; a user namespace's root cannot write to that dir.
+      await writeFile(path.join(dir, 'admin.yaml'), manifest('admin', '  securityContext: { hostUsers: true, capabilities: { add: [SYS_ADMIN] } }\n'));
+      await writeFile(path.join(dir, 'nsadmin.yaml'), manifest('nsadmin', '  securityContext: { hostUsers: false, capabilities: { add: [SYS_ADMIN] } }\n'));
+      const second = await apply();
+      assert.equal(second.code, 0, second.stderr);
+      const fsAt = async (name: string) =>
+        (await readFile(`/proc/${(await get(name)).pid!}/mountinfo`, 'utf8'))
+          .split('\n')
+          .map((l) => l.split(' '))
+          .filter((f) => f[4] === '/sys/firmware')
+          .map((f) => f[f.indexOf('-') + 1]);
+      assert.deepEqual(await fsAt('admin'), ['tmpfs']);
+      assert.deepEqual(await fsAt('nsadmin'), [await fsTypeOf(stateDir)]);
+      const tries = await inside('nsadmin', 'mount -o remount,bind,rw /sys/firmware && echo REMOUNTED; touch /sys/firmware/x && echo WROTE; true');
+      assert.doesNotMatch(tries.stdout, /WROTE/, tries.stdout + tries.stderr);
+      console.log(`      (nsadmin: ${tries.stdout.includes('REMOUNTED') ? 'remounted writable, then' : 'could not remount, and'} could not write)`);
+      assert.deepEqual(await readdir(path.join(stateDir, 'empty')), []);
       const priv = await inside('priv', 'ls -A /sys/firmware');
       assert.deepEqual(priv.stdout.trim().split('\n').sort(), [...nodeFirmware].sort(), "privileged: the node's /sys/firmware");
     });

@@ -26,6 +26,18 @@ describe('cli entry: the bundle and its code cache', () => {
     assert.match(stdout, /^acetate \d+\.\d+\.\d+/);
   });
 
+  it('with --enable-source-maps a stack trace names the .ts files (the bundle loaded by Node itself)', async () => {
+    const run = (nodeArgs: string[]) =>
+      promisify(execFile)(process.execPath, [...nodeArgs, path.join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'), '--state-dir', '/proc/version/x', 'get'], {
+        env: { ...process.env, ACETATE_DEBUG: '1' },
+      }).then(
+        () => assert.fail('get on a state dir under a file succeeded'),
+        (err: { stderr: string }) => err.stderr,
+      );
+    assert.match(await run(['--enable-source-maps']), /at .*src\/runtime\/runc\/read-containers\.ts:\d+/);
+    assert.match(await run([]), /at .*dist\/cli\/bundle\.js:\d+/);
+  });
+
   it('a cache made of other text is not given to V8, even of the same length', async () => {
     const text = await readFile(BUNDLE, 'utf8');
     // Same length (V8's own check compares only that): one letter of a comment changed.

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { waitFor } from '../support/wait.js';
 import { isInside, readContained } from '../../src/sources/files/contained.js';
 import { escapeControl, excerpt } from '../../src/sources/files/excerpt.js';
 import { loadManifestDir } from '../../src/sources/files/load.js';
+import { statManifest } from '../../src/sources/files/manifest-file.js';
 import { withTmpDir } from '../support/tmpdir.js';
 
 describe('manifest reads stay inside the tree; errors quote only escaped excerpts', () => {
@@ -26,6 +27,34 @@ describe('manifest reads stay inside the tree; errors quote only escaped excerpt
       assert.ok(!r.ok && /outside the manifest directory/.test(r.message));
       const inside = readContained(path.join(d, 'secret'), d, 1024);
       assert.ok(inside.ok && inside.buf.toString() === 'SECRET');
+    }));
+
+  it('statManifest: a file inside is stat()ed; through a dir swapped for a link out of the tree, nothing is (no size, no type, no existence told)', () =>
+    withTmpDir(async (d) => {
+      const root = path.join(d, 'm');
+      await mkdir(path.join(root, 'sub'), { recursive: true });
+      await writeFile(path.join(root, 'sub', 'a.yaml'), 'a: 1\n');
+      const st = statManifest(path.join(root, 'sub', 'a.yaml'), root);
+      assert.ok(!('problems' in st) && st.size === 5);
+      // The listing saw sub/ as a dir inside; now it leads out, to a big file, a FIFO and nothing.
+      await mkdir(path.join(d, 'out'));
+      await writeFile(path.join(d, 'out', 'a.yaml'), 'x'.repeat(2 * 2 ** 20));
+      execFileSync('mkfifo', [path.join(d, 'out', 'f.yaml')]);
+      await rename(path.join(root, 'sub'), path.join(d, 'old-sub'));
+      await symlink(path.join(d, 'out'), path.join(root, 'sub'));
+      for (const name of ['a.yaml', 'f.yaml']) {
+        const r = statManifest(path.join(root, 'sub', name), root);
+        assert.ok('problems' in r, name);
+        assert.match(r.problems[0]!.message, /outside the manifest directory/, name);
+      }
+      // A symlink as the last component is resolved first (inside: followed; outside: refused).
+      await symlink(path.join(d, 'old-sub', 'a.yaml'), path.join(root, 'link.yaml'));
+      const viaLink = statManifest(path.join(root, 'link.yaml'), root);
+      assert.ok('problems' in viaLink && /outside the manifest directory/.test(viaLink.problems[0]!.message));
+      await symlink('../m/link-target.yaml', path.join(root, 'inner.yaml'));
+      await writeFile(path.join(root, 'link-target.yaml'), 'b: 2\n');
+      const inner = statManifest(path.join(root, 'inner.yaml'), root);
+      assert.ok(!('problems' in inner) && inner.size === 5);
     }));
 
   it('a FIFO (or device) behind a link is never opened: the writer waiting on it stays blocked; one inside is not a regular file', () =>

@@ -39,19 +39,19 @@ describe('host-view marker stock: what a process that died left', () => {
   beforeEach(async () => (dir = await mkdtemp(path.join(os.tmpdir(), 'acetate-stock-'))));
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  it("a dead process's unfinished copies and claims are removed; a live one's, ready copies and other names stay", async () => {
+  it("a dead process's unfinished copies, claims and trees are removed; a live one's, ready copies and other names stay", async () => {
     const stock = path.join(dir, 'tree-1.stock');
     const dead = await deadPid();
     const live = process.ppid; // alive for the whole test
     const names = {
       stock: [`.${dead}-0a1b2c3d-0`, `.${dead}-0a1b2c3d-1`, `.${live}-0a1b2c3d-0`, `${dead}-0a1b2c3d-2`, '.other'],
-      trees: [`.claim-${dead}-0a1b2c3d`, `.claim-${live}-0a1b2c3d`, 'tree-1'],
+      trees: [`.claim-${dead}-0a1b2c3d`, `.tmp-${dead}-0a1b2c3d`, `.claim-${live}-0a1b2c3d`, `.tmp-${live}-0a1b2c3d`, 'tree-1'],
     };
     for (const n of names.stock) await mkdir(path.join(stock, n, 'etc'), { recursive: true });
     for (const n of names.trees) await mkdir(path.join(dir, n), { recursive: true });
     await sweepDeadCopies(stock, dir);
     assert.deepEqual((await readdir(stock)).sort(), [`.${live}-0a1b2c3d-0`, `${dead}-0a1b2c3d-2`, '.other'].sort());
-    assert.deepEqual((await readdir(dir)).sort(), [`.claim-${live}-0a1b2c3d`, 'tree-1', 'tree-1.stock'].sort());
+    assert.deepEqual((await readdir(dir)).sort(), [`.claim-${live}-0a1b2c3d`, `.tmp-${live}-0a1b2c3d`, 'tree-1', 'tree-1.stock'].sort());
   });
 });
 

@@ -232,6 +232,12 @@ describe('buildOciConfig (pure)', () => {
       options: ['bind', 'rprivate', 'ro', 'nosuid', 'nodev', 'noexec'],
     });
     assert.ok(at > c.mounts.findIndex((m) => m.destination === '/sys/fs/cgroup'), 'mounted over the sysfs (and cgroup) mounts');
+    // After the spec's mounts, as runc's maskedPaths are: a hostPath bound at /sys is masked too.
+    const overSys = buildOciConfig(
+      input({ mounts: [{ hostPath: '/sys', containerPath: '/sys', readOnly: true }] as NormalizedSpec['mounts'] }, { maskMounts }),
+    );
+    const dests = overSys.mounts.map((m) => m.destination);
+    assert.ok(dests.lastIndexOf('/sys/firmware') > dests.lastIndexOf('/sys'), dests.join(' '));
     const priv = buildOciConfig(input({ security: security({ privileged: true }) }, { maskMounts }));
     assert.deepEqual(priv.linux.maskedPaths, []);
     assert.equal(

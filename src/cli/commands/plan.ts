@@ -46,7 +46,8 @@ containers are left as they are).`,
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
     // Asked now, read while the manifests are: the loop makes its answer meanwhile.
-    const fromLoop = values.direct ? undefined : askLoop(ctx.runDir, ctx.stateDir, 'plan');
+    // (Its 3 s timeout runs meanwhile: manifests parsed for longer than that, the node is read instead.)
+    const fromLoop = values.direct ? undefined : askLoop(ctx.runDir, ctx.stateDir, 'plan').catch(() => undefined);
     // What apply or run parsed of the manifests, each checked against its file; plan writes nothing.
     const { input, plan: p } = await planFromFlags(values, {
       runtime,

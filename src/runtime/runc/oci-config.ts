@@ -249,10 +249,11 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       ...(input.rootfsOverlay ? [overlayRootMount(input.rootfsOverlay, { userxattr: !!input.userNamespace })] : []),
       ...baseMounts(privileged).map((m) => (sysBound && m.type === 'sysfs' ? SYS_BIND : m)),
       ...(sysBound ? [] : [cgroupMount(privileged)]),
-      ...maskMounts,
       ...(input.isolationMounts ?? []),
       ...etc,
       ...binds,
+      // After every mount of the spec, as runc applies maskedPaths: a bind at /sys (or under it) is masked too.
+      ...maskMounts,
       ...(useInit ? [initMount(input.initPath!)] : []),
     ],
     annotations: { ...ownerAnnotations(input.namespace, input.name), 'acetate.dev/spec-hash': input.specHash },

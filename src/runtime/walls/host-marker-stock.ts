@@ -212,14 +212,15 @@ function refill(tree: string, stock: string): Promise<void> {
 
 /**
  * What a process that died mid-way left: copies it was still making in the stock (`.<pid>-<tag>-<i>`,
- * a refill is fire-and-forget) and copies it had claimed for a start (`.claim-<pid>-<tag>` beside
- * the trees). Only a dead process's: a pid that lives (or was reused) keeps its entries until a
- * later sweep. Each refill sweeps, so they do not pile up in the state dir.
+ * a refill is fire-and-forget), copies it had claimed for a start (`.claim-<pid>-<tag>` beside
+ * the trees) and a tree it was building (`.tmp-<pid>-<tag>`). Only a dead process's: a pid that
+ * lives (or was reused) keeps its entries until a later sweep. Each refill sweeps, so they do not
+ * pile up in the state dir.
  */
 export async function sweepDeadCopies(stock: string, trees: string): Promise<void> {
   for (const [dir, pattern] of [
     [stock, /^\.(\d+)-[0-9a-f]+-\d+$/],
-    [trees, /^\.claim-(\d+)-[0-9a-f]+$/],
+    [trees, /^\.(?:claim|tmp)-(\d+)-[0-9a-f]+$/],
   ] as const) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const pid = Number(pattern.exec(name)?.[1]);

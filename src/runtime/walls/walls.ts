@@ -188,7 +188,7 @@ export async function isolationInputs(
   });
   const host = spec.template === HOST_TEMPLATE;
   const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
-  const maskMounts = spec.security.privileged ? undefined : emptyDirMasks(ctx.paths.stateDir, opts.prepare);
+  const maskMounts = spec.security.privileged || !sharedMaskSafe(caps, !!userNamespace) ? undefined : emptyDirMasks(ctx.paths.stateDir, opts.prepare);
   let lowerDir = lower;
   if (opts.prepare) {
     let mounting: Promise<string[]> | undefined;
@@ -230,6 +230,18 @@ export async function isolationInputs(
     ...(seccomp ? { seccomp } : {}),
     ...(userNamespace ? { userNamespace } : {}),
   };
+}
+
+/**
+ * Whether the shared empty dir may be bound into this container. Its read-only flag is the
+ * container's own mount's: with CAP_SYS_ADMIN a container may remount it writable, and a root that
+ * is the node's (no user namespace; CAP_DAC_OVERRIDE by default) could then write into every
+ * container's mask. In a user namespace the dir's owner is not mapped, so nothing writes to it
+ * whatever its caps. CAP_DAC_READ_SEARCH with the node's ids opens files by handle on a mount of
+ * the node's file systems (open_by_handle_at): none is given to such a container for this either.
+ */
+function sharedMaskSafe(caps: readonly string[], userNamespace: boolean): boolean {
+  return userNamespace || !caps.some((c) => c === 'CAP_SYS_ADMIN' || c === 'CAP_DAC_READ_SEARCH');
 }
 
 /** The bind mounts that mask this node's masked dirs outside /proc; at a start the empty dir is made (or found unfit: runc's masks then). */

@@ -76,8 +76,7 @@ export function mergeFileResults(results: FileResult[], opts: LoadOptions & { di
 export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Promise<DirSnapshot> {
   const root = path.resolve(dir);
   const listed = await readManifestTree(root);
-  const within = { within: listed.rootReal, ...(listed.insideDirs ? { insideDirs: listed.insideDirs } : {}) };
-  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { ...opts, ...within })));
+  const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { ...opts, within: listed.rootReal })));
   opts.cache?.retainOnly(listed.files);
   const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
   snap.warnings.unshift(...listed.warnings);

@@ -33,7 +33,7 @@ export class ManifestCache implements FileResultCache {
   }
 
   async load(file: string, opts: LoadOptions = {}): Promise<FileResult> {
-    const st = statManifest(file, opts.within, opts.insideDirs);
+    const st = statManifest(file, opts.within);
     if ('problems' in st) {
       if (this.entries.delete(file)) this.changes++;
       return st;

@@ -3,8 +3,7 @@
  * errors become problems with file, line and field; nothing here throws for a bad file.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, statSync, type Stats } from 'node:fs';
-import path from 'node:path';
+import { statSync, type Stats } from 'node:fs';
 import { validateManifest, formatPath } from '../../api/validate.js';
 import { normalizeManifest } from '../../api/normalize.js';
 import type { DesiredContainer } from '../../api/types.js';
@@ -13,7 +12,7 @@ import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
 import { hostIPVerdicts, publishedHostIPs, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
-import { outsideReason, readContained } from './contained.js';
+import { outsideReason, readContained, statContained } from './contained.js';
 import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
 import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
 import { checkSecurityLevel, violationMessage } from '../../policy/levels.js';
@@ -80,12 +79,6 @@ export interface LoadOptions {
    * being read (see contained.ts). Unset: the file is read wherever it is (`validate FILE`).
    */
   within?: string;
-  /**
-   * Directories known to resolve inside `within` (the listing's, read-tree.ts): a file in one that
-   * is not a symlink is inside too, so its containment costs an lstat instead of a realpath (2,500
-   * realpaths were ~20 ms of a plan). What is read is checked again on the opened file.
-   */
-  insideDirs?: ReadonlySet<string>;
 }
 
 /** The digest FileResult.digest holds. */
@@ -103,24 +96,19 @@ function problem(file: string, p: Omit<SourceProblem, 'origin'>): SourceProblem 
 /** Parses and validates one file. Never throws for bad content; I/O errors become problems too. */
 export async function loadManifestFile(file: string, opts: LoadOptions = {}): Promise<FileResult> {
   if (opts.cache) return opts.cache.load(file, opts);
-  const st = statManifest(file, opts.within, opts.insideDirs);
+  const st = statManifest(file, opts.within);
   return 'problems' in st ? st : (notRegular(file, st) ?? parseManifestFile(file, st, opts));
 }
 
-/**
- * The file's stat, or the result reporting why it cannot be read (or is refused: outside
- * `within`). Nothing is stat()ed through a symlink before it is known to resolve inside.
- */
-export function statManifest(file: string, within?: string, insideDirs?: ReadonlySet<string>): Stats | FileResult {
+/** The file's stat, or the result reporting why it cannot be read (or is refused: outside `within`). */
+export function statManifest(file: string, within?: string): Stats | FileResult {
+  if (within !== undefined) {
+    const contained = statContained(file, within);
+    if (contained !== 'symlink') return contained.ok ? contained.st : unreadable(file, contained.message);
+    const refused = outsideReason(file, within); // a symlink: resolved before anything is stat()ed through it
+    if (refused) return unreadable(file, refused);
+  }
   try {
-    if (within !== undefined && insideDirs?.has(path.dirname(file))) {
-      const st = lstatSync(file);
-      if (!st.isSymbolicLink()) return st;
-    }
-    if (within !== undefined) {
-      const refused = outsideReason(file, within);
-      if (refused) return unreadable(file, refused);
-    }
     return statSync(file);
   } catch (err) {
     return unreadable(file, `cannot read: ${(err as Error).message}`);

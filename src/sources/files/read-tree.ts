@@ -23,9 +23,7 @@ function escapeNameBytes(name: Buffer): string {
  * Lists manifest files under dir (sorted), skipping ignored names and symlink loops. A symlink
  * resolving outside dir is refused (a problem of its path) without being followed: see contained.ts.
  */
-export async function listManifestFiles(
-  dir: string,
-): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string; insideDirs: Set<string> }> {
+export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string }> {
   let rootReal = path.resolve(dir);
   try {
     rootReal = await fs.realpath(dir);
@@ -36,7 +34,6 @@ export async function listManifestFiles(
   const problems: SourceProblem[] = [];
   const warnings: SourceProblem[] = [];
   const seen = new Set<string>();
-  const insideDirs = new Set<string>();
   async function walk(d: string, depth: number): Promise<void> {
     let real: string;
     try {
@@ -54,7 +51,6 @@ export async function listManifestFiles(
       return;
     }
     seen.add(real);
-    if (isInside(real, rootReal)) insideDirs.add(d);
     let raw;
     try {
       raw = await fs.readdir(d, { withFileTypes: true, encoding: 'buffer' });
@@ -99,7 +95,7 @@ export async function listManifestFiles(
     }
   }
   await walk(dir, 0);
-  return { files, problems, warnings, rootReal, insideDirs };
+  return { files, problems, warnings, rootReal };
 }
 
 /** What reading a manifest root gave. */
@@ -107,8 +103,6 @@ export interface TreeListing {
   rootState: RootState;
   /** The root, resolved: files are read only from inside it (LoadOptions.within). */
   rootReal: string;
-  /** The directories the files were listed from, each resolved inside rootReal when it was listed (LoadOptions.insideDirs). */
-  insideDirs?: ReadonlySet<string>;
   files: string[];
   /** Directories that could not be read (the root's own failure included). */
   problems: SourceProblem[];
