@@ -8,12 +8,13 @@
  * 22's module.enableCompileCache does this, Node 20 has none). The cache is used only for the very
  * text it was made of, and only whole: the SHA-256 of that text and of V8's data head the file
  * (V8's own checks compare the text's length only, and a release build of V8 does not checksum
- * the data: damaged data crashes it). V8 may still refuse it (another Node, other V8 flags: `run`
+ * the data: damaged data crashes it; the hash is no defence against whoever may write dist/, who
+ * may as well write the bundle). V8 may still refuse it (another Node, other V8 flags: `run`
  * starts with its own); the bundle is then compiled as usual. Only the build writes it, beside the
  * bundle: nothing does at run time.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -43,6 +44,23 @@ export function codeCacheOf(file: string): Buffer {
   return Buffer.concat([Buffer.from(sha256(readFileSync(file, 'utf8')) + sha256(data), 'latin1'), data]);
 }
 
+/** The cache's bytes when it is a regular file of a sane size; undefined otherwise (compiled as usual): a FIFO or a device there never hangs the CLI. */
+export function readCache(file: string): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    return st.isFile() && st.size <= MAX_CACHE_BYTES ? readFileSync(fd) : undefined;
+  } catch {
+    return undefined; // none
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Far above the build's (~230 KB for a 1 MB bundle). */
+const MAX_CACHE_BYTES = 64 * 2 ** 20;
+
 function sha256(what: string | Buffer): string {
   return createHash('sha256').update(what).digest('hex');
 }
@@ -55,13 +73,7 @@ function run(): void {
     Module.createRequire(__filename)(bundle);
     return;
   }
-  let cache: Buffer | undefined;
-  try {
-    cache = readFileSync(`${bundle}.cache`);
-  } catch {
-    // none: compiled as usual
-  }
-  const fn = compileBundle(bundle, cache).runInThisContext() as (...args: unknown[]) => void;
+  const fn = compileBundle(bundle, readCache(`${bundle}.cache`)).runInThisContext() as (...args: unknown[]) => void;
   // The bundle as a module of its own, its require() resolving from dist/cli as the main module's
   // would. Unlike a required one it is not in require.cache, and require.main is this entry: the
   // bundle uses neither (it must not run itself by comparing process.argv[1]: scripts/bundle.mjs).

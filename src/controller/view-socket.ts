@@ -154,7 +154,7 @@ class Answers {
     const answer = this.make(purpose);
     this.made.set(purpose, { generation, answer });
     // An answer is not kept past its askers: a later ask puts it together again, from the rows and
-    // objects kept as JSON while they are current (see rows() and objects()).
+    // objects kept as JSON while they are current (see rows() and objectJson()).
     const forget = (): void => void (this.made.get(purpose)?.answer === answer && this.made.delete(purpose));
     const forgetSoon = (): void => void setTimeout(forget, 1000).unref();
     answer.then(purpose === 'table' ? undefined : forgetSoon, forget); // one that failed is made again at the next ask

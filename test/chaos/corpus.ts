@@ -638,12 +638,22 @@ export function badInputs(): BadInput[] {
     c(
       'symlink-dangling',
       'symlinks',
-      'symlink to a missing file',
+      'symlink to a missing file outside the tree: refused as outside, as an existing one is (whether it exists is not told)',
       async (dir) => {
         await symlink('/nonexistent/acetate/x.yaml', path.join(dir, 'dangling.yaml'));
         return path.join(dir, 'dangling.yaml');
       },
-      /broken symlink/,
+      /symlink resolves outside the manifest directory/,
+    ),
+    c(
+      'symlink-dangling-inside',
+      'symlinks',
+      'symlink to a missing file inside the tree',
+      async (dir) => {
+        await symlink('gone.yaml', path.join(dir, 'dangling-inside.yaml'));
+        return path.join(dir, 'dangling-inside.yaml');
+      },
+      /broken symlink|cannot resolve: ENOENT/,
     ),
     c(
       'symlink-shadow',

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { codeCacheOf, compileBundle } from '../../src/cli/entry.cjs';
+import { codeCacheOf, compileBundle, readCache } from '../../src/cli/entry.cjs';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
 const BUNDLE = path.join(PACKAGE_ROOT, 'dist', 'cli', 'bundle.js');
@@ -59,6 +59,16 @@ describe('cli entry: the bundle and its code cache', () => {
       assert.equal(script.cachedDataRejected, undefined, 'no cache was given');
       assert.equal(typeof script.runInThisContext(), 'function');
     }
+  });
+
+  it('a cache that is a FIFO, a device or a directory is passed by (the CLI never hangs on it); a file is read', async () => {
+    const fifo = path.join(dir, 'fifo.cache');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const zero = path.join(dir, 'zero.cache');
+    await symlink('/dev/zero', zero);
+    for (const f of [fifo, zero, dir, path.join(dir, 'none')]) assert.equal(readCache(f), undefined, f);
+    await writeFile(path.join(dir, 'file.cache'), 'abc');
+    assert.equal(readCache(path.join(dir, 'file.cache'))?.toString(), 'abc');
   });
 
   it('V8 refusing a whole cache (made under other V8 flags) leaves the bundle compiled', async () => {

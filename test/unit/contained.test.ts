@@ -3,7 +3,8 @@ import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { waitFor } from '../support/wait.js';
-import { isInside, readContained } from '../../src/sources/files/contained.js';
+import { isInside, listContained, OUTSIDE_MESSAGE, readContained } from '../../src/sources/files/contained.js';
+import { listManifestFiles } from '../../src/sources/files/read-tree.js';
 import { escapeControl, excerpt } from '../../src/sources/files/excerpt.js';
 import { loadManifestDir } from '../../src/sources/files/load.js';
 import { statManifest } from '../../src/sources/files/manifest-file.js';
@@ -47,14 +48,47 @@ describe('manifest reads stay inside the tree; errors quote only escaped excerpt
         assert.ok('problems' in r, name);
         assert.match(r.problems[0]!.message, /outside the manifest directory/, name);
       }
-      // A symlink as the last component is resolved first (inside: followed; outside: refused).
-      await symlink(path.join(d, 'old-sub', 'a.yaml'), path.join(root, 'link.yaml'));
-      const viaLink = statManifest(path.join(root, 'link.yaml'), root);
-      assert.ok('problems' in viaLink && /outside the manifest directory/.test(viaLink.problems[0]!.message));
+      // A symlink as the last component is checked on what it leads to as opened (inside: followed;
+      // outside: refused, whatever it is: a big file, a FIFO, a device, or nothing at all).
+      for (const [name, target] of [
+        ['link.yaml', path.join(d, 'old-sub', 'a.yaml')],
+        ['big.yaml', path.join(d, 'out', 'a.yaml')],
+        ['fifo.yaml', path.join(d, 'out', 'f.yaml')],
+        ['dev.yaml', '/dev/null'],
+        ['shadow.yaml', '/etc/shadow'],
+        ['missing.yaml', '/root/no-such-file-here'],
+        ['missing-deep.yaml', '/root/no-such-dir/no-such-file'],
+        ['relative.yaml', '../out/a.yaml'],
+      ]) {
+        await symlink(target!, path.join(root, name!));
+        const r = statManifest(path.join(root, name!), root);
+        assert.ok('problems' in r, name);
+        assert.equal(r.problems[0]!.message, OUTSIDE_MESSAGE, `${name} -> ${target}`);
+      }
+      await symlink('no-such-file.yaml', path.join(root, 'broken-inside.yaml'));
+      const broken = statManifest(path.join(root, 'broken-inside.yaml'), root);
+      assert.ok('problems' in broken && broken.problems[0]!.message === 'cannot resolve: ENOENT', JSON.stringify(broken));
       await symlink('../m/link-target.yaml', path.join(root, 'inner.yaml'));
       await writeFile(path.join(root, 'link-target.yaml'), 'b: 2\n');
       const inner = statManifest(path.join(root, 'inner.yaml'), root);
       assert.ok(!('problems' in inner) && inner.size === 5);
+    }));
+
+  it('listContained: a directory swapped for a link out of the tree lists nothing; one inside is listed', () =>
+    withTmpDir(async (d) => {
+      const root = path.join(d, 'm');
+      await mkdir(path.join(root, 'sub'), { recursive: true });
+      await writeFile(path.join(root, 'sub', 'a.yaml'), 'a: 1\n');
+      await mkdir(path.join(d, 'private'));
+      execFileSync('mkfifo', [path.join(d, 'private', 'SECRET.yaml')]);
+      const inside = await listContained(path.join(root, 'sub'), root);
+      assert.ok(inside.ok && inside.entries.map((e) => e.name.toString()).join() === 'a.yaml');
+      await rename(path.join(root, 'sub'), path.join(root, 'old'));
+      await symlink(path.join(d, 'private'), path.join(root, 'sub'));
+      const swapped = await listContained(path.join(root, 'sub'), root);
+      assert.deepEqual(swapped, { ok: false, message: OUTSIDE_MESSAGE });
+      const listed = await listManifestFiles(root);
+      assert.doesNotMatch(JSON.stringify(listed), /SECRET/);
     }));
 
   it('a FIFO (or device) behind a link is never opened: the writer waiting on it stays blocked; one inside is not a regular file', () =>

@@ -5,13 +5,14 @@
  * CVE-2022-24348). Symlinks that stay inside the tree are followed; one resolving outside it is
  * refused before anything is opened or stat()ed through it.
  *
- * The check is done twice: on the path before the file is opened (on the file itself opened
- * with O_PATH, or realpath for a symlink), and on the opened file itself (/proc/self/fd/N names
- * what was really opened), so a link swapped between the two still reads nothing from outside. The file is first opened with O_PATH, which does not open the
+ * The check is made on what was opened (/proc/self/fd/N names it): the file opened with O_PATH
+ * before it is stat()ed, again when it is opened for reading, and each directory before it is
+ * listed, so a link swapped at any moment makes nothing outside be stat()ed, listed or read. The file is first opened with O_PATH, which does not open the
  * file itself (a device's open, a FIFO's, has effects of its own), and reopened for reading
  * through /proc/self/fd only once it is known to be a regular file inside the tree.
  */
-import { closeSync, constants, fstatSync, openSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, realpathSync, type Dirent, type Stats } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
 
@@ -22,15 +23,37 @@ export function isInside(real: string, rootReal: string): boolean {
   return real.startsWith(base);
 }
 
-/** The reason a path is refused, or undefined when it resolves inside rootReal. Never reads the target. */
-export function outsideReason(p: string, rootReal: string): string | undefined {
-  let real: string;
-  try {
-    real = realpathSync.native(p); // realpath(3) in C: the JS one (an lstat per component, in JS) was 65 ms of a plan over 2,500 files
-  } catch (err) {
-    return `cannot resolve: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+/**
+ * Why `p` cannot be resolved (`err`: what opening it gave), told without saying whether anything
+ * outside the tree exists: a chain of links whose end lies outside the tree (its deepest existing
+ * directory, resolved) is refused as outside whether that end exists or not, as an existing file
+ * outside is (a hostile round told `x.yaml -> /root/.bash_history`, "broken", from
+ * `x.yaml -> /etc/shadow`, "outside"). A chain broken inside the tree is a broken link.
+ */
+export function unresolvedReason(p: string, rootReal: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  // Not a path that leads nowhere (EACCES, EIO...): said as it is.
+  if (!['ENOENT', 'ELOOP', 'ENOTDIR'].includes(code)) return `cannot resolve: ${code}`;
+  let end = path.resolve(p);
+  for (let hops = 0; hops < 40; hops++) {
+    let link: string;
+    let dir: string;
+    try {
+      link = readlinkSync(end);
+      dir = realpathSync.native(path.dirname(end)); // `..` in a link counts from where the kernel is, not from the name
+    } catch {
+      break;
+    }
+    end = path.resolve(dir, link);
   }
-  return isInside(real, rootReal) ? undefined : OUTSIDE_MESSAGE;
+  if (end === rootReal) return `cannot resolve: ${code}`; // the root itself, gone
+  for (let dir = path.dirname(end); ; dir = path.dirname(dir)) {
+    try {
+      return isInside(realpathSync.native(dir), rootReal) ? `cannot resolve: ${code}` : OUTSIDE_MESSAGE;
+    } catch {
+      if (dir === '/') return OUTSIDE_MESSAGE;
+    }
+  }
 }
 
 export const OUTSIDE_MESSAGE = 'symlink resolves outside the manifest directory: refused, not read';
@@ -48,18 +71,19 @@ export function realRoot(root: string): string {
 const O_PATH = 0o10000000;
 
 /**
- * The stat of `file` when it lies inside rootReal and is no symlink, taken from the file as
- * opened (O_PATH | O_NOFOLLOW: nothing of it is opened, a symlink as the last component is not
- * followed) after the opened file's real path (/proc/self/fd/N) was checked: no window between
- * the check and the stat, and 4 system calls where realpath(3) makes one per component of the
- * path, then a stat (2,500 of those were ~20 ms of a plan). 'symlink': the caller resolves it.
+ * The stat of `file` (symlinks followed) when what it leads to lies inside rootReal: taken from
+ * the file as opened with O_PATH (nothing of it is opened: a FIFO's or a device's open is not
+ * run), after the opened file's real path (/proc/self/fd/N) was checked. One open decides, so
+ * no link swapped between a check and the stat can make anything outside be stat()ed (a hostile
+ * round read the sizes of files outside through such a swap), and it costs 4 system calls where
+ * realpath(3) makes one per path component, then a stat (2,500 of those were ~20 ms of a plan).
  */
-export function statContained(file: string, rootReal: string): { ok: true; st: Stats } | { ok: false; message: string } | 'symlink' {
+export function statContained(file: string, rootReal: string): { ok: true; st: Stats } | { ok: false; message: string } {
   let fd: number;
   try {
-    fd = openSync(file, O_PATH | constants.O_NOFOLLOW);
+    fd = openSync(file, O_PATH);
   } catch (err) {
-    return { ok: false, message: `cannot resolve: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { ok: false, message: unresolvedReason(file, rootReal, err) };
   }
   try {
     let opened: string;
@@ -68,11 +92,38 @@ export function statContained(file: string, rootReal: string): { ok: true; st: S
     } catch {
       opened = '';
     }
-    const st = fstatSync(fd);
-    if (st.isSymbolicLink()) return 'symlink';
-    return isInside(opened, rootReal) ? { ok: true, st } : { ok: false, message: OUTSIDE_MESSAGE };
+    return isInside(opened, rootReal) ? { ok: true, st: fstatSync(fd) } : { ok: false, message: OUTSIDE_MESSAGE };
   } catch (err) {
     return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A directory of the tree listed through the directory as opened, after its real path was
+ * checked to lie inside rootReal: a directory swapped for a link to outside between a check and
+ * the listing lists nothing (a hostile round named files of a private directory outside the tree
+ * in warnings so). Its real path, and its entries (or the reason it is refused).
+ */
+export async function listContained(
+  dir: string,
+  rootReal: string,
+): Promise<{ ok: true; real: string; entries: Dirent<Buffer>[] } | { ok: false; message: string }> {
+  let fd: number;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return { ok: false, message: code === 'ENOENT' || code === 'ELOOP' ? unresolvedReason(dir, rootReal, err) : `cannot read directory: ${code}` };
+  }
+  try {
+    const real = readlinkSync(`/proc/self/fd/${fd}`);
+    if (!isInside(real, rootReal)) return { ok: false, message: OUTSIDE_MESSAGE };
+    // The very directory checked: /proc/self/fd/N is not resolved again by name.
+    return { ok: true, real, entries: await readdir(`/proc/self/fd/${fd}`, { withFileTypes: true, encoding: 'buffer' }) };
+  } catch (err) {
+    return { ok: false, message: `cannot read directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   } finally {
     closeSync(fd);
   }

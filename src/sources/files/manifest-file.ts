@@ -12,7 +12,7 @@ import { parseYamlDocuments, YamlSyntaxError } from './yaml-documents.js';
 import { beyondCapacity, containerDocuments } from './documents.js';
 import type { NodeCapacity } from '../kube/desired.js';
 import { hostIPVerdicts, publishedHostIPs, unassignableHostIP, type NodeAddresses } from '../node-addresses.js';
-import { outsideReason, readContained, statContained } from './contained.js';
+import { readContained, statContained } from './contained.js';
 import { excerpt, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS } from './excerpt.js';
 import { levelFor, type NodeSecurity } from '../../policy/node-levels.js';
 import { checkSecurityLevel, violationMessage } from '../../policy/levels.js';
@@ -104,9 +104,7 @@ export async function loadManifestFile(file: string, opts: LoadOptions = {}): Pr
 export function statManifest(file: string, within?: string): Stats | FileResult {
   if (within !== undefined) {
     const contained = statContained(file, within);
-    if (contained !== 'symlink') return contained.ok ? contained.st : unreadable(file, contained.message);
-    const refused = outsideReason(file, within); // a symlink: resolved before anything is stat()ed through it
-    if (refused) return unreadable(file, refused);
+    return contained.ok ? contained.st : unreadable(file, contained.message);
   }
   try {
     return statSync(file);

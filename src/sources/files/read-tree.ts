@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { SourceProblem } from '../../contracts/source.js';
 import { isIgnoredName, isManifestPath } from './ignore.js';
 import type { RootState } from './completeness.js';
-import { isInside, OUTSIDE_MESSAGE } from './contained.js';
+import { listContained, OUTSIDE_MESSAGE, statContained } from './contained.js';
 
 export const MAX_DEPTH = 32;
 
@@ -35,14 +35,12 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
   const warnings: SourceProblem[] = [];
   const seen = new Set<string>();
   async function walk(d: string, depth: number): Promise<void> {
-    let real: string;
-    try {
-      real = await fs.realpath(d);
-    } catch (err) {
-      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot resolve: ${(err as Error).message}` });
+    const listed = await listContained(d, rootReal);
+    if (!listed.ok) {
+      problems.push({ origin: d, kind: 'unreadable', keys: [], message: listed.message });
       return;
     }
-    if (seen.has(real)) {
+    if (seen.has(listed.real)) {
       problems.push({ origin: d, kind: 'unreadable', keys: [], message: 'symlink loop: directory already read, skipped' });
       return;
     }
@@ -50,14 +48,8 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       problems.push({ origin: d, kind: 'unreadable', keys: [], message: `nested more than ${MAX_DEPTH} directories deep, skipped` });
       return;
     }
-    seen.add(real);
-    let raw;
-    try {
-      raw = await fs.readdir(d, { withFileTypes: true, encoding: 'buffer' });
-    } catch (err) {
-      problems.push({ origin: d, kind: 'unreadable', keys: [], message: `cannot read directory: ${(err as Error).message}` });
-      return;
-    }
+    seen.add(listed.real);
+    const raw = listed.entries;
     const entries = [];
     for (const e of raw) {
       const name = e.name.toString('utf8');
@@ -74,19 +66,18 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       let isDir = e.isDirectory();
       let isFile = e.isFile();
       if (e.isSymbolicLink()) {
-        try {
-          // Resolved before anything is stat()ed or read through it.
-          if (!isInside(await fs.realpath(p), rootReal)) {
-            if (isManifestPath(p) || !/\.[^/]*$/.test(e.name)) problems.push({ origin: p, kind: 'unreadable', keys: [], message: OUTSIDE_MESSAGE });
-            continue;
-          }
-          const st = await fs.stat(p);
-          isDir = st.isDirectory();
-          isFile = st.isFile();
-        } catch {
+        // Resolved and checked on what it leads to as opened, before it is stat()ed or read.
+        const target = statContained(p, rootReal);
+        if (!target.ok && target.message === OUTSIDE_MESSAGE) {
+          if (isManifestPath(p) || !/\.[^/]*$/.test(e.name)) problems.push({ origin: p, kind: 'unreadable', keys: [], message: OUTSIDE_MESSAGE });
+          continue;
+        }
+        if (!target.ok) {
           problems.push({ origin: p, kind: 'unreadable', keys: [], message: 'broken symlink, skipped' });
           continue;
         }
+        isDir = target.st.isDirectory();
+        isFile = target.st.isFile();
       }
       if (isDir) await walk(p, depth + 1);
       else if (isFile && isManifestPath(p)) files.push(p);
