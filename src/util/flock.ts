@@ -11,7 +11,7 @@
  * with O_CLOEXEC, so no child acetate starts (conmon, runc) inherits it and outlives us holding it.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 
 /** flock's exit status when the lock is held by another open file (--conflict-exit-code). */
@@ -47,8 +47,19 @@ export function flockFd(fd: number, req: FlockRequest): Promise<boolean> {
   });
 }
 
-/** Opens (creating it and its dir, private to root) a lock file for flockFd. */
+/**
+ * Opens (creating it and its dir, private to root) a lock file for flockFd. The file is root's
+ * only too (0600, and one an older acetate made 0644 is made so): the node lock's holds the
+ * holder's pid and command line, which no other user of the node needs to read (a hostile round).
+ */
 export function openLockFile(file: string): number {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  return openSync(file, 'a+', 0o644);
+  const fd = openSync(file, 'a+', 0o600);
+  try {
+    if ((fstatSync(fd).mode & 0o7777) !== 0o600) fchmodSync(fd, 0o600);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
 }

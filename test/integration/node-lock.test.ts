@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { acquireNodeLock, readLockHolder } from '../../src/runtime/node-lock.js';
@@ -58,8 +58,12 @@ describe('node lock and status incarnations (real CLI, real runc)', function () 
   });
 
   it("acquireNodeLock: the second taker gets the holder's pid and command; --wait takes it once released", async () => {
+    // An older acetate's lock file, readable by every user: made root's only when taken.
+    await writeFile(path.join(stateDir, 'acetate.lock'), '', { mode: 0o644 });
     const first = await acquireNodeLock([stateDir, path.join(stateDir, 'run')], { wait: false, command: 'acetate test first' });
     assert.equal(readLockHolder(path.join(stateDir, 'acetate.lock'))?.command, 'acetate test first');
+    // The holder's pid and command line: root's to read only.
+    for (const f of [path.join(stateDir, 'acetate.lock'), path.join(stateDir, 'run', 'acetate.lock')]) assert.equal((await stat(f)).mode & 0o777, 0o600, f);
     const other = await runCli(['apply', '-f', dir], { stateDir });
     assert.equal(other.code, 1);
     assert.match(other.stderr, new RegExp(`in use by pid ${process.pid} \\(acetate test first\\)`));
