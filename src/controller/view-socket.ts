@@ -164,15 +164,12 @@ class Answers {
   private async make(purpose: Purpose): Promise<Built | 'not whole' | 'too large'> {
     const containers = this.view.containers();
     if (!containers) return 'not whole';
-    const [items, records] = purpose === 'table' ? this.rows(containers) : [containers, this.records(containers, purpose)];
-    const objects = purpose === 'table' ? undefined : new Map<string, MadeObject>();
     const pieces: Buffer[] = [Buffer.from(`${JSON.stringify(this.head).slice(0, -1)},"containers":[`)];
     let bytes = pieces[0]!.length;
-    const add = async (items: readonly (object | Buffer)[], close: string, made?: Map<string, MadeObject>): Promise<boolean> => {
+    const add = async <T>(items: readonly T[], json: (item: T) => Buffer, close: string): Promise<boolean> => {
       for (let i = 0; i < items.length; i++) {
         if (i && i % SLICE === 0) await new Promise((r) => setImmediate(r));
-        const item = items[i]!;
-        const b = Buffer.isBuffer(item) ? item : made ? this.objectJson(item as ActualContainer, made) : Buffer.from(JSON.stringify(item));
+        const b = json(items[i]!);
         bytes += b.length + (i ? 1 : 0);
         if (bytes > MAX_ANSWER_BYTES) return false;
         if (i) pieces.push(COMMA);
@@ -183,9 +180,17 @@ class Answers {
       bytes += end.length;
       return true;
     };
-    if (!(await add(items, '],"records":[', objects))) return 'too large';
-    if (objects) this.madeObjects = objects; // those of containers gone are let go
-    if (!(await add(records, ']}'))) return 'too large';
+    const asJson = (item: object): Buffer => Buffer.from(JSON.stringify(item));
+    if (purpose === 'table') {
+      const [rows, waiting] = this.rows(containers);
+      if (!(await add(rows, (row) => row, '],"records":['))) return 'too large';
+      if (!(await add(waiting, asJson, ']}'))) return 'too large';
+      return { pieces, bytes };
+    }
+    const made = new Map<string, MadeObject>();
+    if (!(await add(containers, (c) => this.objectJson(c, made), '],"records":['))) return 'too large';
+    this.madeObjects = made; // those of containers gone are let go
+    if (!(await add(this.records(containers, purpose), asJson, ']}'))) return 'too large';
     return { pieces, bytes };
   }
 

@@ -3,18 +3,24 @@
  * directory) is less trusted than the node: a committed `x.yaml -> /etc/shadow` must not make
  * acetate, running as root, read that file and quote it in errors, logs and status (Argo CD's
  * CVE-2022-24348). Symlinks that stay inside the tree are followed; one resolving outside it is
- * refused before anything is opened or stat()ed through it.
+ * refused before anything outside is stat()ed, listed or read through it.
  *
- * The check is made on what was opened (/proc/self/fd/N names it): the file opened with O_PATH
- * before it is stat()ed, again when it is opened for reading, and each directory before it is
- * listed, so a link swapped at any moment makes nothing outside be stat()ed, listed or read. The file is first opened with O_PATH, which does not open the
- * file itself (a device's open, a FIFO's, has effects of its own), and reopened for reading
- * through /proc/self/fd only once it is known to be a regular file inside the tree.
+ * The check is made on what was opened (/proc/self/fd/N names it): a file is opened with O_PATH,
+ * which does not open the file itself (a device's open, a FIFO's, has effects of its own), and
+ * checked before it is stat()ed; checked again when it is reopened for reading (through
+ * /proc/self/fd, once it is known to be a regular file inside the tree); each directory is checked
+ * before it is listed. So a link swapped at any moment makes nothing outside be stat()ed, listed
+ * or read.
  */
 import { closeSync, constants, fstatSync, openSync, readlinkSync, realpathSync, type Dirent, type Stats } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { openForReadNonBlocking, readFdPrefix } from '../../util/bounded-read.js';
+
+/** An error's errno name (ENOENT...), else its message: what the messages here quote of it. */
+function codeOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+}
 
 /** True when `real` (a resolved path) is `rootReal` or under it. */
 export function isInside(real: string, rootReal: string): boolean {
@@ -31,7 +37,7 @@ export function isInside(real: string, rootReal: string): boolean {
  * `x.yaml -> /etc/shadow`, "outside"). A chain broken inside the tree is a broken link.
  */
 export function unresolvedReason(p: string, rootReal: string, err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  const code = codeOf(err);
   // Not a path that leads nowhere (EACCES, EIO...): said as it is.
   if (!['ENOENT', 'ELOOP', 'ENOTDIR'].includes(code)) return `cannot resolve: ${code}`;
   let end = path.resolve(p);
@@ -94,7 +100,7 @@ export function statContained(file: string, rootReal: string): { ok: true; st: S
     }
     return isInside(opened, rootReal) ? { ok: true, st: fstatSync(fd) } : { ok: false, message: OUTSIDE_MESSAGE };
   } catch (err) {
-    return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { ok: false, message: `cannot read: ${codeOf(err)}` };
   } finally {
     closeSync(fd);
   }
@@ -114,7 +120,7 @@ export async function listContained(
   try {
     fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const code = codeOf(err);
     return { ok: false, message: code === 'ENOENT' || code === 'ELOOP' ? unresolvedReason(dir, rootReal, err) : `cannot read directory: ${code}` };
   }
   try {
@@ -123,7 +129,7 @@ export async function listContained(
     // The very directory checked: /proc/self/fd/N is not resolved again by name.
     return { ok: true, real, entries: await readdir(`/proc/self/fd/${fd}`, { withFileTypes: true, encoding: 'buffer' }) };
   } catch (err) {
-    return { ok: false, message: `cannot read directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { ok: false, message: `cannot read directory: ${codeOf(err)}` };
   } finally {
     closeSync(fd);
   }
@@ -140,7 +146,7 @@ export function readContained(file: string, rootReal: string | undefined, maxByt
   try {
     pathFd = openSync(file, O_PATH);
   } catch (err) {
-    return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { ok: false, message: `cannot read: ${codeOf(err)}` };
   }
   let fd: number | undefined;
   try {
@@ -160,7 +166,7 @@ export function readContained(file: string, rootReal: string | undefined, maxByt
     fd = openForReadNonBlocking(`/proc/self/fd/${pathFd}`);
     return { ok: true, buf: readFdPrefix(fd, st.size), st };
   } catch (err) {
-    return { ok: false, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { ok: false, message: `cannot read: ${codeOf(err)}` };
   } finally {
     closeSync(pathFd);
     if (fd !== undefined) closeSync(fd);
