@@ -8,6 +8,7 @@ import { manifestFingerprint, readManifestCacheFile, saveManifestCacheFile } fro
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
 import { plan, type Plan, type PlanInput } from '../plan/plan.js';
 import type { Writable } from 'node:stream';
+import type { SourceProblem } from '../contracts/source.js';
 import { print } from './command.js';
 import { printProblems, printWarnings } from './problems.js';
 import { nodeCapacity } from './node-capacity.js';
@@ -18,8 +19,7 @@ import { ImageResolver } from '../images/resolver.js';
 import { readStatusRecords } from '../controller/status-store.js';
 import type { PlanRecord } from '../controller/view-protocol.js';
 import type { LoopView } from './loop-view.js';
-import { backoffFacts } from '../controller/crashloop.js';
-import { unhealthyFacts } from '../controller/probes/unhealthy.js';
+import { planInputOf, type RuntimeFacts } from './plan-input.js';
 
 export interface ConvergeInput {
   snapshot: DirSnapshot;
@@ -79,21 +79,25 @@ export async function readConvergeInput(opts: {
     pending: images?.pending ?? new Map(),
     imageErrors: images?.errors ?? new Map(),
     startedAt,
-    planInput: {
+    planInput: await planInputOf({
       desired: images?.desired ?? snapshot.containers,
-      actual,
       ...(images?.held.size ? { heldKeys: images.held } : {}),
-      protectedKeys: snapshot.protectedKeys,
-      failingOrigins: snapshot.failingOrigins,
-      complete: snapshot.complete,
-      incompleteReason: snapshot.incompleteReason,
-      ...(opts.runtime.granularity ? { granularity: opts.runtime.granularity } : {}),
-      ...(network ? { network } : {}),
-      ...(opts.runtime.userNamespaceFacts ? { userNamespaces: opts.runtime.userNamespaceFacts() } : {}),
+      snapshot,
+      actual,
+      records,
+      facts: runtimeFactsOf(opts.runtime, network),
       now: opts.now ?? Date.now(),
-      restartBackoff: backoffFacts(records, actual),
-      unhealthy: await unhealthyFacts(records, actual),
-    },
+      readerPid: process.pid,
+    }),
+  };
+}
+
+/** What the runtime (opened with this command's flags) says the plan weighs. */
+export function runtimeFactsOf(runtime: Runtime, network: RuntimeFacts['network']): RuntimeFacts {
+  return {
+    ...(runtime.granularity ? { granularity: runtime.granularity } : {}),
+    ...(network ? { network } : {}),
+    ...(runtime.userNamespaceFacts ? { userNamespaces: runtime.userNamespaceFacts() } : {}),
   };
 }
 
@@ -195,12 +199,19 @@ export async function planFromFlags(
     stateDir: ctx.stateDir,
   });
   const p = plan(input.planInput);
-  if (input.gitNote) print(ctx.stderr, `git: ${input.gitNote}`);
-  printWarnings(ctx.stderr, input.snapshot.warnings);
-  printProblems(ctx.stderr, input.snapshot.problems);
-  if (input.snapshot.incompleteReason)
-    print(ctx.stderr, `warning: ${input.snapshot.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
+  reportReading(ctx.stderr, { ...input.snapshot, ...(input.gitNote ? { gitNote: input.gitNote } : {}) });
   return { input, plan: p };
+}
+
+/** What reading the manifests found, on stderr: the same lines whoever planned (the loop too: loop-planner.ts). */
+export function reportReading(
+  stderr: Writable,
+  r: { gitNote?: string; warnings?: SourceProblem[]; problems: SourceProblem[]; incompleteReason?: string | undefined },
+): void {
+  if (r.gitNote) print(stderr, `git: ${r.gitNote}`);
+  printWarnings(stderr, r.warnings);
+  printProblems(stderr, r.problems);
+  if (r.incompleteReason) print(stderr, `warning: ${r.incompleteReason}; nothing will be destroyed (use --allow-empty to allow it)`);
 }
 
 /**

@@ -12,7 +12,19 @@ import net from 'node:net';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ActualContainer, Runtime } from '../runtime/runtime.js';
-import { BUILD_HEADER, VIEW_PATH, viewSocketPath, type GetRecord, type ObservedAnswer, type PlanRecord, type Purpose } from '../controller/view-protocol.js';
+import {
+  BUILD_HEADER,
+  PLAN_PATH,
+  VIEW_PATH,
+  viewSocketPath,
+  type GetRecord,
+  type ObservedAnswer,
+  type PlanAnswer,
+  type PlanAsk,
+  type PlanMade,
+  type PlanRecord,
+  type Purpose,
+} from '../controller/view-protocol.js';
 import type { ContainerRow } from '../controller/container-rows.js';
 import { buildStamp } from '../util/build-stamp.js';
 
@@ -30,15 +42,8 @@ export function askLoop(runDir: string | undefined, stateDir: string, purpose: '
 export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'table'): Promise<LoopView<ContainerRow, ContainerRow> | undefined>;
 export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'plan'): Promise<LoopView<PlanRecord> | undefined>;
 export async function askLoop(runDir: string | undefined, stateDir: string, purpose: Purpose): Promise<LoopView<unknown, unknown> | undefined> {
-  if (!runDir) return undefined;
-  const socketPath = viewSocketPath(runDir);
-  try {
-    // Only root's socket is asked: a run dir given by a flag may be a shared one.
-    const st = await lstat(socketPath);
-    if (!st.isSocket() || st.uid !== 0) return undefined;
-  } catch {
-    return undefined; // no loop has served here
-  }
+  const socketPath = await rootSocket(runDir);
+  if (!socketPath) return undefined;
   const text = await request(socketPath, `${VIEW_PATH}?for=${purpose}`, ANSWER_TIMEOUT_MS).catch(() => undefined);
   if (text === undefined) return undefined;
   let body: Partial<ObservedAnswer>;
@@ -70,8 +75,44 @@ export async function withDiskUseNow(containers: ActualContainer[], runtime: () 
   );
 }
 
-/** The body of a 200 answer; undefined for any other status. */
-function request(socketPath: string, urlPath: string, timeoutMs: number): Promise<string | undefined> {
+/**
+ * The plan of `acetate plan -f DIR` as the `acetate run` of this state dir makes it (controller/
+ * view-plan.ts, cli/loop-planner.ts); undefined when it does not (no loop, another build, not its
+ * directory, an image to resolve, ...): the caller plans itself.
+ */
+export async function askLoopToPlan(runDir: string | undefined, stateDir: string, ask: PlanAsk): Promise<PlanMade | undefined> {
+  const socketPath = await rootSocket(runDir);
+  if (!socketPath) return undefined;
+  const text = await request(socketPath, PLAN_PATH, ANSWER_TIMEOUT_MS, JSON.stringify(ask)).catch(() => undefined);
+  if (text === undefined) return undefined;
+  let body: Partial<PlanAnswer>;
+  try {
+    body = JSON.parse(text) as Partial<PlanAnswer>;
+  } catch {
+    return undefined;
+  }
+  const p = body.plan;
+  if (body.build !== buildStamp() || body.stateDir !== path.resolve(stateDir) || !Array.isArray(body.problems) || !Array.isArray(body.warnings))
+    return undefined;
+  if (!p || !Array.isArray(p.actions) || !Array.isArray(p.unchanged) || !Array.isArray(p.skipped) || !Array.isArray(p.held) || !Array.isArray(p.requeue))
+    return undefined;
+  return { plan: p, problems: body.problems, warnings: body.warnings, ...(body.incompleteReason ? { incompleteReason: body.incompleteReason } : {}) };
+}
+
+/** The loop's socket in `runDir`, when it is one and root's (a run dir given by a flag may be a shared one). */
+async function rootSocket(runDir: string | undefined): Promise<string | undefined> {
+  if (!runDir) return undefined;
+  const socketPath = viewSocketPath(runDir);
+  try {
+    const st = await lstat(socketPath);
+    return st.isSocket() && st.uid === 0 ? socketPath : undefined;
+  } catch {
+    return undefined; // no loop has served here
+  }
+}
+
+/** The body of a 200 answer; undefined for any other status. With `body`, a POST of it (JSON). */
+function request(socketPath: string, urlPath: string, timeoutMs: number, body?: string): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     // createConnection and no agent: http's agent would work out a TLS server name for the
     // request (net.isIP's first call compiles a large regex: 15 ms of a 250 ms `get`).
@@ -79,7 +120,11 @@ function request(socketPath: string, urlPath: string, timeoutMs: number): Promis
     // timeout is (a stopped loop's socket accepts the connection and never answers).
     const createConnection = () =>
       net.connect(socketPath).setTimeout(timeoutMs, () => req.destroy(new Error(`the loop did not answer within ${timeoutMs} ms`)));
-    const req = http.get({ createConnection, path: urlPath, headers: { [BUILD_HEADER]: buildStamp() } }, (res) => {
+    const headers = {
+      [BUILD_HEADER]: buildStamp(),
+      ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
+    };
+    const req = http.request({ createConnection, path: urlPath, method: body === undefined ? 'GET' : 'POST', headers }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         resolve(undefined);
@@ -105,5 +150,6 @@ function request(socketPath: string, urlPath: string, timeoutMs: number): Promis
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.end(body);
   });
 }

@@ -3,12 +3,16 @@
  * `acetate plan` read (cli/loop-view.ts): shared by the two sides, so neither imports the other.
  */
 import path from 'node:path';
-import type { ActualContainer } from '../runtime/runtime.js';
+import type { ActualContainer, NodeNetworkFacts, ResourceGranularity, UserNamespaceFacts } from '../runtime/runtime.js';
 import type { StatusRecord } from '../contracts/status-record.js';
+import type { SourceProblem } from '../contracts/source.js';
+import type { Plan } from '../plan/plan.js';
 import type { ContainerRow } from './container-rows.js';
 
 export const VIEW_SOCKET = 'loop.sock';
 export const VIEW_PATH = '/v1/observed';
+/** POST: the loop plans `acetate plan -f DIR` itself (view-plan.ts), when DIR is its own file source. */
+export const PLAN_PATH = '/v1/plan';
 /** The asker's build (util/build-stamp.ts): another build's shapes are not read, the node is. */
 export const BUILD_HEADER = 'x-acetate-build';
 
@@ -61,4 +65,35 @@ export function recordFor(r: StatusRecord, purpose: 'get' | 'plan', hasContainer
   if (!hasContainer) return shown;
   const { desired: _d, actual: _x, ...withContainer } = shown;
   return withContainer;
+}
+
+/**
+ * What `acetate plan -f DIR` asks the loop to plan (the body of POST /v1/plan). The loop plans
+ * only when it would read the same manifests the same way (DIR is its file source, the same
+ * --allow-empty, the same fingerprint); the facts are the asker's own (its flags'), so the plan is
+ * the one the asker would make with the loop's view of the containers.
+ */
+export interface PlanAsk {
+  /** DIR, resolved (path.resolve), as the file source names its root. */
+  dir: string;
+  allowEmpty: boolean;
+  /** manifestFingerprint of the asker's node name, capacity, security levels and ACETATE_* variables. */
+  fingerprint: string;
+  granularity?: ResourceGranularity;
+  network?: NodeNetworkFacts;
+  userNamespaces?: UserNamespaceFacts;
+}
+
+/** The plan the loop made for an asker, and what the manifests' reading reported. */
+export interface PlanMade {
+  plan: Plan;
+  warnings: SourceProblem[];
+  problems: SourceProblem[];
+  incompleteReason?: string;
+}
+
+/** POST /v1/plan's answer: 200 with this, or 503 with why the loop did not plan (the asker plans). */
+export interface PlanAnswer extends PlanMade {
+  build: string;
+  stateDir: string;
 }

@@ -7,8 +7,9 @@
  *   renamed into place (never reachable with the umask's mode, whatever the run dir's mode is),
  *   never a TCP port (container specs and environments are tenants' data; the metrics port is
  *   open to any local user).
- * - Read-only: GET /v1/observed?for=get|table|plan. The path, the build header and `for` are all a
- *   request says that is read.
+ * - GET /v1/observed?for=get|table|plan. The path, the build header and `for` are all a request
+ *   says that is read. POST /v1/plan: the loop plans `acetate plan -f DIR` itself, when given a
+ *   planner (view-plan.ts); it changes nothing, the directory is read again as its watcher would.
  * - Answers only when the view is whole (after the loop's first sync, no container unknown) and
  *   the asker is this very build (the shapes sent are this build's): otherwise 503, and the asker
  *   reads the node itself.
@@ -23,7 +24,8 @@ import type { StatusRecord } from '../contracts/status-record.js';
 import { messageOf } from '../contracts/errors.js';
 import { buildStamp } from '../util/build-stamp.js';
 import { closeServer, listenOn } from '../util/http-server.js';
-import { BUILD_HEADER, VIEW_PATH, purposeOf, recordFor, viewSocketPath, type ObservedAnswer, type Purpose } from './view-protocol.js';
+import { answerPlanAsk, type Planner } from './view-plan.js';
+import { BUILD_HEADER, PLAN_PATH, VIEW_PATH, purposeOf, recordFor, viewSocketPath, type ObservedAnswer, type Purpose } from './view-protocol.js';
 import { containerRow, isWaiting, ownRecords, waitingRow } from './container-rows.js';
 
 /** An asker that stops reading is dropped after this (objects are ~4.4 MB at 2,500 containers, rows 0.45 MB). */
@@ -49,7 +51,7 @@ export interface ViewServer {
   close(): Promise<void>;
 }
 
-export async function serveView(runDir: string, stateDir: string, view: ViewSource): Promise<ViewServer> {
+export async function serveView(runDir: string, stateDir: string, view: ViewSource, planner?: Planner): Promise<ViewServer> {
   const file = viewSocketPath(runDir);
   const build = buildStamp(); // now, not at the first ask: a rebuild in place must not change this loop's stamp
   const answers = new Answers(view, { build, stateDir });
@@ -60,6 +62,15 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
     };
     try {
       const [where, query = ''] = (req.url ?? '').split('?');
+      if (where === PLAN_PATH && req.method === 'POST') {
+        if (req.headers[BUILD_HEADER] !== build) return (req.resume(), reply(503, 'another build of acetate: plan yourself\n'));
+        void answerPlanAsk(req, planner, { build, stateDir }).then((a) => {
+          if (req.socket.destroyed) return;
+          res.writeHead(a.code, { 'content-type': a.type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(a.body) });
+          res.end(a.body);
+        });
+        return;
+      }
       if (req.method !== 'GET') return reply(405, 'GET only\n');
       if (where !== VIEW_PATH) return reply(404, 'not found\n');
       if (req.headers[BUILD_HEADER] !== build) return reply(503, 'another build of acetate: read the node\n');

@@ -26,6 +26,7 @@ export class Metrics {
   readonly manifestConflicts: Gauge<never>;
   readonly manifestProblems: Gauge<'origin' | 'kind'>;
   readonly sourceChanges: Counter<'source'>;
+  readonly plansForAskers: Counter<'answer'>;
   /** 1 for the revision (commit) each Git source applies. */
   readonly sourceRevision: Gauge<'source' | 'revision'>;
   readonly resyncs: Counter<never>;
@@ -67,6 +68,9 @@ export class Metrics {
       'kind',
     ]);
     this.sourceChanges = counter('acetate_source_changes_total', 'Change notifications from desired-state sources', ['source']);
+    this.plansForAskers = counter('acetate_plans_for_askers_total', '`acetate plan -f DIR` asks of the loop, by answer (planned, declined: the asker plans itself)', [
+      'answer',
+    ]);
     this.sourceRevision = new Gauge({
       name: 'acetate_source_revision_info',
       help: 'The revision (Git commit, full hash) a source applies: 1 for the current one',

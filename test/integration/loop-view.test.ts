@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { lstat, writeFile, rm } from 'node:fs/promises';
+import { lstat, writeFile, rm, symlink } from 'node:fs/promises';
 import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
@@ -62,6 +62,11 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.ok(row, r.stdout);
     return row.split(/\s+/)[4]!;
   };
+  /** How many `plan -f DIR` asks the loop answered so (its acetate_plans_for_askers_total). */
+  const plans = async (answer: string): Promise<number> =>
+    Number(
+      new RegExp(`^acetate_plans_for_askers_total\\{answer="${answer}"\\} (\\d+)`, 'm').exec(await (await fetch(`${acetate!.url}/metrics`)).text())?.[1] ?? 0,
+    );
   const runcUpdateMemory = async (name: string, bytes: number): Promise<void> => {
     const runc = await findBinary('runc');
     assert.ok(runc);
@@ -175,6 +180,44 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.ok(after >= before + 20, `DISK used ${before}Mi → ${after}Mi after 24 MiB written`);
   });
 
+  it('plans `plan -f DIR` in the loop when DIR is its own: the plan --direct makes, of the files as they are now', async () => {
+    const both = async (...flags: string[]) => {
+      const before = await plans('planned');
+      const byLoop = await runCli(['plan', '-f', dir, ...flags], { stateDir });
+      assert.equal(await plans('planned'), before + 1, `planned by the loop: ${byLoop.stderr}`);
+      const direct = await runCli(['plan', '-f', dir, '--direct', ...flags], { stateDir });
+      assert.equal(await plans('planned'), before + 1, '--direct plans itself');
+      assert.deepEqual([byLoop.code, byLoop.stdout, byLoop.stderr], [direct.code, direct.stdout, direct.stderr], flags.join(' '));
+      return byLoop;
+    };
+    assert.equal((await both()).code, 0);
+    // Saved a moment ago (no watcher has told the loop yet): a new container, whose create fails and
+    // waits a minute (the loop's back-off), and a broken file, reported with its file, line and field.
+    await writeFile(path.join(dir, 'vx.yaml'), manifest('vx').replace('template: host', 'template: nosuchtemplate'));
+    await writeFile(path.join(dir, 'vy.yaml'), manifest('vy', { memory: 'lots' }));
+    await writeFile(path.join(dir, 'notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\n'); // skipped with a warning
+    const changed = await both();
+    assert.equal(changed.code, 1, changed.stdout);
+    assert.match(changed.stdout, /\+\s+create\s+default\/vx/);
+    assert.match(changed.stderr, /^error: .*vy\.yaml:\d+: spec\.resources\.memory/m);
+    assert.match(changed.stderr, /^warning: .*notes\.yaml/m);
+    const json = await both('-o', 'json');
+    assert.deepEqual(
+      (JSON.parse(json.stdout) as { actions: { kind: string; key: string }[] }).actions.map((a) => `${a.kind} ${a.key}`),
+      ['create default/vx'],
+    );
+    // Another directory (the same files by another name) is not the loop's: this process plans, the same plan.
+    const declined = await plans('declined');
+    await symlink(dir, `${dir}.link`);
+    const other = await runCli(['plan', '-f', `${dir}.link`], { stateDir });
+    await rm(`${dir}.link`);
+    assert.equal(other.code, 1, other.stderr);
+    assert.equal(other.stdout, changed.stdout);
+    assert.equal(await plans('declined'), declined + 1, 'declined: another directory');
+    await Promise.all(['vx.yaml', 'vy.yaml', 'notes.yaml'].map((f) => rm(path.join(dir, f))));
+    assert.equal((await both()).code, 0, 'nothing to do again');
+  });
+
   it('shows a container that waits for its image when it is named, as reading the node does', async () => {
     // Port 1 of the loopback: nothing listens, the pull fails at once (ErrImagePull), retried in a minute.
     await writeFile(path.join(dir, 'vw.yaml'), imageManifest('vw', '127.0.0.1:1/none:1'));
@@ -207,6 +250,11 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.deepEqual(wideRow, await wide('--direct'));
     const plain = await runCli(['get'], { stateDir });
     assert.doesNotMatch(plain.stdout, /^vw /m, 'not on the node: shown only when named');
+    // Its image's digest is resolved by the asker (registry rounds): the loop declines, `plan` plans itself.
+    const declined = await plans('declined');
+    const planned = await runCli(['plan', '-f', dir], { stateDir });
+    assert.equal(await plans('declined'), declined + 1);
+    assert.deepEqual([planned.code, planned.stdout], [1, (await runCli(['plan', '-f', dir, '--direct'], { stateDir })).stdout]);
     await rm(path.join(dir, 'vw.yaml'));
   });
 

@@ -107,6 +107,9 @@ describe('caches kept across processes', () => {
     await saveManifestCacheFile(cacheFile, fp, writer);
     assert.notEqual(manifestFingerprint({ nodeName: 'n2' }), fp);
     assert.notEqual(manifestFingerprint({ ...opts, env: { ...process.env, ACETATE_DEFAULT_DISK: '1Gi' } }), fp);
+    assert.notEqual(manifestFingerprint({ ...opts, env: { ...process.env, ACETATE_SOMETHING_NEW: '1' } }), fp, 'an unknown variable counts');
+    // The loop's timings and the systemd unit's command line decide nothing in a manifest's reading.
+    assert.equal(manifestFingerprint({ ...opts, env: { ...process.env, ACETATE_BACKOFF_BASE_MS: '60000', ACETATE_OPTS: '--concurrency 8' } }), fp);
     assert.equal(loadManifestCacheFile(cacheFile, manifestFingerprint({ nodeName: 'n2' }), new ManifestCache()), false);
     await writeFile(cacheFile, '{"version":1,"fingerprint":"');
     const reader = new ManifestCache();

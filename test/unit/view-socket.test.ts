@@ -11,7 +11,11 @@ import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { serveView, type ViewServer, type ViewSource } from '../../src/controller/view-socket.js';
-import { askLoop } from '../../src/cli/loop-view.js';
+import { askLoop, askLoopToPlan } from '../../src/cli/loop-view.js';
+import http from 'node:http';
+import type { Planner } from '../../src/controller/view-plan.js';
+import type { PlanAsk } from '../../src/controller/view-protocol.js';
+import { buildStamp } from '../../src/util/build-stamp.js';
 import { containerRow, waitingRow } from '../../src/controller/container-rows.js';
 import type { StatusRecord } from '../../src/contracts/status-record.js';
 import type { ActualContainer } from '../../src/runtime/runtime.js';
@@ -113,5 +117,37 @@ describe("view socket: get's table rows from the loop", () => {
     containers = undefined;
     generation++;
     assert.equal(await askLoop(dir, '/var/lib/acetate-test-state', 'table'), undefined, 'not while the view is not whole');
+  });
+
+  it("passes `plan -f DIR`'s ask to the loop's planner, and answers its plan or why not", async () => {
+    const ask: PlanAsk = { dir: '/etc/acetate/containers', allowEmpty: false, fingerprint: 'f' };
+    assert.equal(await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask), undefined, 'a loop without a planner: the asker plans');
+    await server?.close();
+    const asked: PlanAsk[] = [];
+    const planner: Planner = async (a) => {
+      asked.push(a);
+      if (a.dir !== ask.dir) return { declined: 'not my directory' };
+      return { plan: { actions: [], unchanged: ['default/web'], skipped: [], held: [], requeue: [] }, warnings: [], problems: [] };
+    };
+    server = await serveView(dir, '/var/lib/acetate-test-state', source, planner);
+    const made = await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask);
+    assert.deepEqual(made?.plan.unchanged, ['default/web']);
+    assert.deepEqual(asked, [ask], 'the ask as sent');
+    assert.equal(await askLoopToPlan(dir, '/var/lib/acetate-test-state', { ...ask, dir: '/srv' }), undefined, 'declined');
+    assert.equal(await askLoopToPlan(dir, '/var/lib/another-state', ask), undefined, 'not for another state dir');
+    // An ask that is not one is refused before any planning.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = http.request(
+        { socketPath: path.join(dir, 'loop.sock'), path: '/v1/plan', method: 'POST', headers: { 'x-acetate-build': buildStamp() } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        },
+      );
+      req.on('error', reject);
+      req.end('{"dir": 1}');
+    });
+    assert.equal(status, 400);
+    assert.equal(asked.length, 3, 'the malformed one never reached the planner');
   });
 });

@@ -3,10 +3,15 @@ import { print, UsageError } from '../command.js';
 import { outputOption, parse } from '../args.js';
 import { planToJson, renderPlan } from '../../plan/render.js';
 import { PassThrough } from 'node:stream';
-import { CONVERGE_OPTIONS, commandLine, manifestCacheOf, planFromFlags, planLate } from '../converge-input.js';
+import path from 'node:path';
+import { CONVERGE_OPTIONS, commandLine, manifestCacheOf, nodeName, planFromFlags, planLate, reportReading, runtimeFactsOf } from '../converge-input.js';
 import { mergePlans, pullProblem } from '../image-rounds.js';
 import { GIT_USAGE } from '../git-usage.js';
-import { askLoop } from '../loop-view.js';
+import { askLoop, askLoopToPlan } from '../loop-view.js';
+import { nodeCapacity } from '../node-capacity.js';
+import { manifestFingerprint } from '../../sources/files/manifest-cache-file.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import type { PlanAsk } from '../../controller/view-protocol.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -33,6 +38,9 @@ A container whose image's registry has not answered within a second is shown lef
 Beside a running \`acetate run\` of the same state dir (root, the same acetate build, its first
 sync done), the containers are taken as the loop last read them, as \`get\` shows them: a limit
 changed by hand behind acetate's back shows (and the loop repairs it) at its next resync.
+When DIR is that loop's own directory, read the same way (the same --allow-empty, node
+name and node settings) and no container has an image, the loop makes the plan itself, of the
+files as they are now (it reads DIR again first): the same plan, at a fraction of the time.
 --direct reads every container's files instead: drift made by hand shows at once.
 A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
 containers left alone) while containers hold addresses on the old network.
@@ -45,6 +53,15 @@ containers are left as they are).`,
     // --git updates the checkout under the state dir that `run --git` reads: not while another acetate holds the node.
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
+    // Beside `acetate run` of this very directory, the loop plans (loop-planner.ts); else this process does.
+    const byLoop = values.direct || values.git !== undefined ? undefined : await askLoopToPlan(ctx.runDir, ctx.stateDir, await planAsk(values, runtime));
+    if (byLoop) {
+      reportReading(ctx.stderr, byLoop);
+      if (values.output === 'json') print(ctx.stdout, JSON.stringify({ ...(planToJson(byLoop.plan) as object), problems: byLoop.problems }, null, 2));
+      else ctx.stdout.write(renderPlan(byLoop.plan));
+      if (byLoop.problems.length || byLoop.plan.network?.refused) return 1;
+      return byLoop.plan.actions.length ? 2 : 0;
+    }
     // Asked now, read while the manifests are: the loop makes its answer meanwhile.
     // (Its 3 s timeout runs meanwhile: manifests parsed for longer than that, the node is read instead.)
     const fromLoop = values.direct ? undefined : askLoop(ctx.runDir, ctx.stateDir, 'plan').catch(() => undefined);
@@ -72,3 +89,13 @@ containers are left as they are).`,
     return p.actions.length || late.plans.some((l) => l.actions.length) ? 2 : 0;
   },
 };
+
+/** What the loop needs to plan as this process would: the directory, how it is read, and this runtime's facts. */
+async function planAsk(values: { file?: string; 'allow-empty'?: boolean; node?: string }, runtime: Runtime): Promise<PlanAsk> {
+  return {
+    dir: path.resolve(values.file!),
+    allowEmpty: !!values['allow-empty'],
+    fingerprint: manifestFingerprint({ nodeName: nodeName(values.node), capacity: nodeCapacity() }),
+    ...runtimeFactsOf(runtime, await runtime.networkFacts?.()),
+  };
+}

@@ -11,6 +11,8 @@ import { Controller } from '../../controller/loop.js';
 import { StatusStore } from '../../controller/status-store.js';
 import { ObservedContainers } from '../../controller/observed.js';
 import { serveView, type ViewServer } from '../../controller/view-socket.js';
+import { loopPlanner } from '../loop-planner.js';
+import { realClock } from '../../contracts/clock.js';
 import { FileSource } from '../../sources/files/watch.js';
 import { hostPathRulesOf, nodeCapacity } from '../node-capacity.js';
 import { formatProblem } from '../problems.js';
@@ -137,6 +139,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   }
   // Every start checks where each hostPath leads then, by the level the namespace has then.
   if (capacity.security) runtime.setHostPathRules?.(kube?.hostPathRules(capacity.security) ?? hostPathRulesOf(capacity.security));
+  const fingerprint = manifestFingerprint({ nodeName: node, capacity });
   const source =
     values.file === undefined
       ? undefined
@@ -150,7 +153,7 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
           capacity,
           onWarning: (w) => logger.warn(`skipped: ${formatProblem(w)}`, { file: w.origin, line: w.line }),
           // Left for `acetate plan` after each full read (this process holds the node lock).
-          ...(ctx.runDir ? { persistedCache: { ...manifestCacheOf(ctx.runDir, true), fingerprint: manifestFingerprint({ nodeName: node, capacity }) } } : {}),
+          ...(ctx.runDir ? { persistedCache: { ...manifestCacheOf(ctx.runDir, true), fingerprint } } : {}),
         });
   const git = gitSourceFromFlags(values, {
     stateDir: ctx.stateDir,
@@ -270,8 +273,20 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
   }
   // After the start (/healthz answers from then on): the view is whole only after the first sync anyway.
   if (ctx.runDir && signals === 0) {
-    const source = { containers: () => observed.containers(), records: () => store.all(), generation: () => `${observed.generation}:${store.generation}` };
-    view = await serveView(ctx.runDir, ctx.stateDir, source).catch((err: unknown) => {
+    const seen = { containers: () => observed.containers(), records: () => store.all(), generation: () => `${observed.generation}:${store.generation}` };
+    // With one source, a directory: `acetate plan -f` of it is planned here (loop-planner.ts).
+    const planner =
+      source && !git && !kube
+        ? loopPlanner({
+            source,
+            allowEmpty: !!values['allow-empty'],
+            fingerprint,
+            ...seen,
+            clock: realClock,
+            onAnswer: (answer) => metrics.plansForAskers.inc({ answer }),
+          })
+        : undefined;
+    view = await serveView(ctx.runDir, ctx.stateDir, seen, planner).catch((err: unknown) => {
       logger.warn(`get and plan will read the node themselves: ${messageOf(err)}`);
       return undefined;
     });

@@ -44,6 +44,8 @@ export function unhealthyRecord(f: ProbeFailure | undefined, actual: ActualConta
 export async function unhealthyFacts(
   records: { key: string; incarnation?: string; unhealthy?: UnhealthyRecord }[],
   actual: ReadonlyMap<string, ActualContainer>,
+  /** The process the facts are for; the loop planning for `acetate plan` passes 0 (its verdicts are facts to its asker). */
+  reader: number = process.pid,
 ): Promise<Map<string, ProbeFailure>> {
   const out = new Map<string, ProbeFailure>();
   for (const r of records) {
@@ -52,7 +54,7 @@ export async function unhealthyFacts(
     if (!u?.by || !u.probeHash || !a || a.process.state !== 'running' || a.process.pid !== u.pid) continue;
     if (r.incarnation !== undefined && r.incarnation !== a.applied.createdAt) continue;
     if ((u.startedAt ?? '') !== (a.process.startedAt ?? '')) continue;
-    if (u.by.pid === process.pid || !(await isAlive(u.by.pid, u.by.startTicks))) continue;
+    if (u.by.pid === reader || !(await isAlive(u.by.pid, u.by.startTicks))) continue;
     out.set(r.key, { kind: u.kind, pid: u.pid, message: u.message, probeHash: u.probeHash });
   }
   return out;

@@ -7,7 +7,7 @@
  * device, inode, size, mtime and ctime (and was settled when parsed, see util/stat-cache.ts), and
  * the whole file only when everything else a result depends on is the same: this build of
  * acetate, the node name, what the node can give and allows (capacity, security levels, as read
- * now), the protected dirs and every ACETATE_* variable. Anything else (missing, unreadable,
+ * now), the protected dirs and every ACETATE_* variable but a few (NOT_READING). Anything else (missing, unreadable,
  * another fingerprint) and the manifests are read as without it. Not the node's addresses: they
  * change under a running loop (its own bridge's gateway appears after it starts), which made every
  * later `plan` parse everything again; an entry that checked a hostIP records the verdict and is
@@ -38,11 +38,33 @@ function replacer(_key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * ACETATE_* variables that decide nothing in a manifest's reading: the loop's timings and logging,
+ * and the systemd unit's own (its command line's, controller/systemd/acetate.service). A `plan`
+ * typed in a shell has none of them where the unit's `run` has some, and would otherwise parse
+ * every manifest again and be planned by itself instead of by the loop (cli/loop-planner.ts).
+ * Every other one counts, known or not.
+ */
+const NOT_READING = new Set([
+  'ACETATE_MANIFESTS',
+  'ACETATE_OPTS',
+  'ACETATE_SHUTDOWN_OPTS',
+  'ACETATE_CRASHLOOP_BASE_MS',
+  'ACETATE_CRASHLOOP_MAX_MS',
+  'ACETATE_CRASHLOOP_RESET_MS',
+  'ACETATE_BACKOFF_BASE_MS',
+  'ACETATE_BACKOFF_MAX_MS',
+  'ACETATE_GIT_BACKOFF_BASE_MS',
+  'ACETATE_NETWORK_CHECK_MS',
+  'ACETATE_LOG_LEVEL',
+  'ACETATE_DEBUG',
+]);
+
 /** Everything a file's result depends on besides the file itself. */
 export function manifestFingerprint(opts: { nodeName?: string; capacity?: NodeCapacity; env?: NodeJS.ProcessEnv }): string {
   const env = opts.env ?? process.env;
   const acetateEnv = Object.keys(env)
-    .filter((k) => k.startsWith('ACETATE_'))
+    .filter((k) => k.startsWith('ACETATE_') && !NOT_READING.has(k))
     .sort()
     .map((k) => [k, env[k]]);
   // Not the addresses themselves (see above): only whether hostIPs are checked at all.

@@ -58,6 +58,8 @@ export interface FileSnapshot extends DesiredSnapshot {
   failingOrigins: Set<string>;
   incompleteReason?: string;
   files: FileResult[];
+  /** Skipped documents and files, as loadManifestDir reports them (the loop planning for `acetate plan` prints them there). */
+  warnings: SourceProblem[];
 }
 
 export class FileSource implements DesiredSource {
@@ -227,7 +229,8 @@ export class FileSource implements DesiredSource {
 
   private compute(): FileSnapshot {
     const snap = this.table.merge(this.dirProblems);
-    this.reportNewWarnings([...this.dirWarnings, ...snap.warnings]);
+    const warnings = [...this.dirWarnings, ...snap.warnings];
+    this.reportNewWarnings(warnings);
     const verdict = judgeCompleteness({
       root: this.root,
       rootState: this.rootState,
@@ -242,6 +245,7 @@ export class FileSource implements DesiredSource {
       complete: verdict.complete,
       failingOrigins: addListingProblems(verdict.failingOrigins, this.dirProblems, this.root),
       files: snap.files,
+      warnings,
     };
     if (verdict.incompleteReason) out.incompleteReason = verdict.incompleteReason;
     return out;

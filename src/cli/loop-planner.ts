@@ -1,0 +1,82 @@
+/**
+ * `acetate run` planning `acetate plan -f DIR` for the asker (controller/view-plan.ts), when DIR
+ * is its own one source: the manifests it watches, read again now, and the containers as it last
+ * read them, through the very functions `plan` uses (plan-input.ts, plan/plan.ts). A no-op `plan`
+ * at 2,500 containers was ~250 ms of the asker's CPU, reading 2,500 manifests' stats and cache
+ * and the loop's answer into a fresh heap; here it is a warm re-read and a plan.
+ *
+ * It declines (the asker then plans itself, as before) whenever the answer could differ from the
+ * asker's own: another directory, another --allow-empty, another node name, capacity, security
+ * levels or ACETATE_* variables (the manifest fingerprint), or a container with an image (digests
+ * are resolved by the asker, with its registry rounds: cli/image-rounds.ts).
+ */
+import type { DesiredContainer } from '../api/types.js';
+import type { Planner } from '../controller/view-plan.js';
+import type { PlanAsk, PlanMade, PlanRecord } from '../controller/view-protocol.js';
+import { recordFor } from '../controller/view-protocol.js';
+import type { StatusRecord } from '../contracts/status-record.js';
+import type { ActualContainer } from '../runtime/runtime.js';
+import type { FileSource } from '../sources/files/watch.js';
+import type { Clock } from '../contracts/clock.js';
+import { plan } from '../plan/plan.js';
+import { planInputOf } from './plan-input.js';
+
+export interface LoopPlannerDeps {
+  /** The loop's one source. */
+  source: Pick<FileSource, 'root' | 'relist' | 'snapshot'>;
+  allowEmpty: boolean;
+  /** manifestFingerprint of the loop's node name and capacity (and this process's ACETATE_* variables). */
+  fingerprint: string;
+  /** The containers as the loop last read them; undefined while that view is not whole. */
+  containers(): ActualContainer[] | undefined;
+  records(): StatusRecord[];
+  clock: Pick<Clock, 'now'>;
+  /** Told of each answer (the loop's acetate_plans_for_askers_total). */
+  onAnswer?(answer: 'planned' | 'declined'): void;
+}
+
+const IMAGES = { declined: "images' digests are resolved by the asker" };
+
+function hasImage(containers: Map<string, DesiredContainer>): boolean {
+  for (const c of containers.values()) if (c.spec.image) return true;
+  return false;
+}
+
+export function loopPlanner(d: LoopPlannerDeps): Planner {
+  return async (ask) => {
+    const made = await planFor(ask, d);
+    d.onAnswer?.('declined' in made ? 'declined' : 'planned');
+    return made;
+  };
+}
+
+async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | { declined: string }> {
+  if (ask.dir !== d.source.root) return { declined: `this loop reads ${d.source.root}, not ${ask.dir}` };
+  if (ask.allowEmpty !== d.allowEmpty) return { declined: 'another --allow-empty than the loop' };
+  if (ask.fingerprint !== d.fingerprint) return { declined: "another node name, capacity, security levels or ACETATE_* variables than the loop's" };
+  if (hasImage(d.source.snapshot().containers)) return IMAGES; // before the re-read, which takes a while at thousands
+  // The files as they are now, not as the watcher last heard of them (a save a moment ago).
+  await d.source.relist();
+  const snapshot = d.source.snapshot();
+  if (hasImage(snapshot.containers)) return IMAGES;
+  const list = d.containers();
+  if (!list) return { declined: 'the loop has not read every container yet' };
+  const actual = new Map(list.map((c) => [c.key, c]));
+  // The records as the view gives them to plan (view-protocol.ts recordFor).
+  const records = d.records().flatMap((r) => (recordFor(r, 'plan', actual.has(r.key)) as PlanRecord | undefined) ?? []);
+  const input = await planInputOf({
+    desired: snapshot.containers,
+    snapshot,
+    actual,
+    records,
+    facts: { granularity: ask.granularity, network: ask.network, userNamespaces: ask.userNamespaces },
+    now: d.clock.now(),
+    readerPid: 0, // the asker's plan: this loop's probe verdicts are facts to it
+  });
+  return {
+    plan: plan(input),
+    warnings: snapshot.warnings,
+    problems: snapshot.problems,
+    ...(snapshot.incompleteReason ? { incompleteReason: snapshot.incompleteReason } : {}),
+  };
+}
