@@ -68,9 +68,11 @@ export class Metrics {
       'kind',
     ]);
     this.sourceChanges = counter('acetate_source_changes_total', 'Change notifications from desired-state sources', ['source']);
-    this.plansForAskers = counter('acetate_plans_for_askers_total', '`acetate plan -f DIR` asks of the loop, by answer (planned, declined: the asker plans itself)', [
-      'answer',
-    ]);
+    this.plansForAskers = counter(
+      'acetate_plans_for_askers_total',
+      '`acetate plan -f DIR` asks of the loop, by answer (planned, declined: the asker plans itself)',
+      ['answer'],
+    );
     this.sourceRevision = new Gauge({
       name: 'acetate_source_revision_info',
       help: 'The revision (Git commit, full hash) a source applies: 1 for the current one',
