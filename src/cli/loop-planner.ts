@@ -3,7 +3,8 @@
  * is its own one source: the manifests it watches, read again now, and the containers as it last
  * read them, through the very functions `plan` uses (plan-input.ts, plan/plan.ts). A no-op `plan`
  * at 2,500 containers was ~250 ms of the asker's CPU, reading 2,500 manifests' stats and cache
- * and the loop's answer into a fresh heap; here it is a warm re-read and a plan.
+ * and the loop's answer into a fresh heap; here it is a stat per file and directory (FileSource.refresh,
+ * sources/files/tree-stamps.ts) and a plan.
  *
  * It declines (the asker then plans itself, as before) whenever the answer could differ from the
  * asker's own: another directory, another --allow-empty, another node name, capacity, security
@@ -23,7 +24,7 @@ import { planInputOf } from './plan-input.js';
 
 export interface LoopPlannerDeps {
   /** The loop's one source. */
-  source: Pick<FileSource, 'root' | 'relist' | 'snapshot'>;
+  source: Pick<FileSource, 'root' | 'refresh' | 'snapshot'>;
   allowEmpty: boolean;
   /** manifestFingerprint of the loop's node name and capacity (and this process's ACETATE_* variables). */
   fingerprint: string;
@@ -54,9 +55,9 @@ async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | { d
   if (ask.dir !== d.source.root) return { declined: `this loop reads ${d.source.root}, not ${ask.dir}` };
   if (ask.allowEmpty !== d.allowEmpty) return { declined: 'another --allow-empty than the loop' };
   if (ask.fingerprint !== d.fingerprint) return { declined: "another node name, capacity, security levels or ACETATE_* variables than the loop's" };
-  if (hasImage(d.source.snapshot().containers)) return IMAGES; // before the re-read, which takes a while at thousands
+  if (hasImage(d.source.snapshot().containers)) return IMAGES; // before the refresh, which may read thousands again
   // The files as they are now, not as the watcher last heard of them (a save a moment ago).
-  await d.source.relist();
+  await d.source.refresh();
   const snapshot = d.source.snapshot();
   if (hasImage(snapshot.containers)) return IMAGES;
   const list = d.containers();

@@ -115,7 +115,7 @@ export function statContained(file: string, rootReal: string): { ok: true; st: S
 export async function listContained(
   dir: string,
   rootReal: string,
-): Promise<{ ok: true; real: string; entries: Dirent<Buffer>[] } | { ok: false; message: string }> {
+): Promise<{ ok: true; real: string; st: Stats; entries: Dirent<Buffer>[] } | { ok: false; message: string }> {
   let fd: number;
   try {
     fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
@@ -126,8 +126,10 @@ export async function listContained(
   try {
     const real = readlinkSync(`/proc/self/fd/${fd}`);
     if (!isInside(real, rootReal)) return { ok: false, message: OUTSIDE_MESSAGE };
+    // Its stamp before its entries: a change after the stamp was taken changes it again (tree-stamps.ts).
+    const st = fstatSync(fd);
     // The very directory checked: /proc/self/fd/N is not resolved again by name.
-    return { ok: true, real, entries: await readdir(`/proc/self/fd/${fd}`, { withFileTypes: true, encoding: 'buffer' }) };
+    return { ok: true, real, st, entries: await readdir(`/proc/self/fd/${fd}`, { withFileTypes: true, encoding: 'buffer' }) };
   } catch (err) {
     return { ok: false, message: `cannot read directory: ${codeOf(err)}` };
   } finally {

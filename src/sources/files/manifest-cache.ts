@@ -108,6 +108,18 @@ export class ManifestCache implements FileResultCache {
     return true;
   }
 
+  /**
+   * Whether `file` is, by its stamp, the file whose result is kept (settled when read, so the
+   * stamp tells its content), and that result checked no hostIP (those are looked at again: the
+   * node's addresses change). The file's path is followed as given: tree-stamps.ts.
+   */
+  isCurrent(file: string): boolean {
+    const hit = this.entries.get(file);
+    if (!hit || hit.result.hostIPs) return false;
+    const st = statSync(file, { throwIfNoEntry: false });
+    return st !== undefined && sameStamp(hit.stamp, st);
+  }
+
   /** Whether a result of `file` is kept (one read while too young for its stamp is not). */
   isKept(file: string): boolean {
     return this.entries.has(file);

@@ -9,6 +9,7 @@ import type { SourceProblem } from '../../contracts/source.js';
 import { isIgnoredName, isManifestPath } from './ignore.js';
 import type { RootState } from './completeness.js';
 import { listContained, OUTSIDE_MESSAGE, statContained } from './contained.js';
+import { settled, stampOf, type FileStamp } from '../../util/stat-cache.js';
 
 export const MAX_DEPTH = 32;
 
@@ -23,7 +24,9 @@ function escapeNameBytes(name: Buffer): string {
  * Lists manifest files under dir (sorted), skipping ignored names and symlink loops. A symlink
  * resolving outside dir is refused (a problem of its path) without being followed: see contained.ts.
  */
-export async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string }> {
+export async function listManifestFiles(
+  dir: string,
+): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string; dirs: Map<string, DirStamp> }> {
   let rootReal = path.resolve(dir);
   try {
     rootReal = await fs.realpath(dir);
@@ -34,6 +37,7 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
   const problems: SourceProblem[] = [];
   const warnings: SourceProblem[] = [];
   const seen = new Set<string>();
+  const dirs = new Map<string, DirStamp>();
   async function walk(d: string, depth: number): Promise<void> {
     const listed = await listContained(d, rootReal);
     if (!listed.ok) {
@@ -49,6 +53,7 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
       return;
     }
     seen.add(listed.real);
+    dirs.set(d, { stamp: stampOf(listed.st), settled: settled(listed.st, Date.now()) });
     const raw = listed.entries;
     const entries = [];
     for (const e of raw) {
@@ -86,7 +91,7 @@ export async function listManifestFiles(dir: string): Promise<{ files: string[];
     }
   }
   await walk(dir, 0);
-  return { files, problems, warnings, rootReal };
+  return { files, problems, warnings, rootReal, dirs };
 }
 
 /** What reading a manifest root gave. */
@@ -99,6 +104,14 @@ export interface TreeListing {
   problems: SourceProblem[];
   /** Special files with a manifest name, skipped. */
   warnings: SourceProblem[];
+  /** Each directory listed, by the path it was walked by, with its stamp as listed (tree-stamps.ts). */
+  dirs: Map<string, DirStamp>;
+}
+
+/** A directory's stamp when listed; `settled`: old enough then for the stamp to tell its entries (util/stat-cache.ts). */
+export interface DirStamp {
+  stamp: FileStamp;
+  settled: boolean;
 }
 
 /** Stats root and lists its manifest files; a root that is a file is its only manifest file. */
@@ -115,10 +128,11 @@ export async function readManifestTree(root: string): Promise<TreeListing> {
       files: [],
       problems: [{ origin: root, kind: 'unreadable', keys: [], message: `manifest directory ${root} cannot be read: ${code ?? (err as Error).message}` }],
       warnings: [],
+      dirs: new Map(),
     };
   }
   // A root that is a file is read wherever it points: the user named it.
-  if (!st.isDirectory()) return { rootState: { kind: 'ok' }, rootReal: await fs.realpath(root), files: [root], problems: [], warnings: [] };
+  if (!st.isDirectory()) return { rootState: { kind: 'ok' }, rootReal: await fs.realpath(root), files: [root], problems: [], warnings: [], dirs: new Map() };
   const listed = await listManifestFiles(root);
   const rootProblem = listed.problems.find((p) => p.origin === root);
   const rootState: RootState = rootProblem

@@ -13,12 +13,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
 import type { NodeCapacity } from '../kube/desired.js';
 import { addListingProblems, judgeCompleteness, type RootState } from './completeness.js';
 import { realRoot } from './contained.js';
+import { lastReadOf, unchangedSinceRead, type LastRead } from './tree-stamps.js';
 import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
@@ -80,6 +80,8 @@ export class FileSource implements DesiredSource {
   private rootState: RootState = { kind: 'not-read' };
   /** The root, resolved at the last re-list: files are read only from inside it (contained.ts). */
   private rootReal: string;
+  /** What the last full read listed, to tell whether the tree changed since (refresh). */
+  private lastRead?: LastRead;
   private readonly watcher: TreeWatcher;
   private onChange?: (keys: string[] | 'all') => void;
   private stopped = false;
@@ -147,12 +149,25 @@ export class FileSource implements DesiredSource {
     return this.table.results();
   }
 
+  /**
+   * The tree as it is now, for an ask that needs it so (cli/loop-planner.ts): read again whole
+   * unless its stamps say nothing changed since the last full read (tree-stamps.ts).
+   */
+  async refresh(): Promise<void> {
+    let unchanged = false;
+    await this.enqueue(async () => {
+      unchanged = this.lastRead !== undefined && unchangedSinceRead(this.lastRead, this.manifestCache);
+    });
+    if (!unchanged) await this.relist();
+  }
+
   /** Reads the whole tree again; notifies the keys that changed. Public so tests and SIGHUP can force it. */
   relist(opts: { notify?: boolean } = {}): Promise<void> {
     return this.enqueue(async () => {
       const before = this.snapshotMeta();
       const changed = new Set<string>();
       const listed = await readManifestTree(this.root);
+      this.lastRead = lastReadOf(this.root, listed);
       const wasLost = this.rootState.kind === 'missing' || this.rootState.kind === 'unreadable';
       this.rootState = listed.rootState;
       const moved = this.rootReal !== listed.rootReal;
@@ -294,9 +309,4 @@ export class FileSource implements DesiredSource {
         .finally(() => this.scheduleRelist());
     }, this.relistMs);
   }
-}
-
-/** Keys of the containers a snapshot declares, for tests and logs. */
-export function declaredKeys(containers: Iterable<DesiredContainer>): string[] {
-  return [...containers].map((c) => c.key).sort();
 }
