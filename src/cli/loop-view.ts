@@ -42,18 +42,8 @@ export function askLoop(runDir: string | undefined, stateDir: string, purpose: '
 export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'table'): Promise<LoopView<ContainerRow, ContainerRow> | undefined>;
 export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'plan'): Promise<LoopView<PlanRecord> | undefined>;
 export async function askLoop(runDir: string | undefined, stateDir: string, purpose: Purpose): Promise<LoopView<unknown, unknown> | undefined> {
-  const socketPath = await rootSocket(runDir);
-  if (!socketPath) return undefined;
-  const text = await request(socketPath, `${VIEW_PATH}?for=${purpose}`, ANSWER_TIMEOUT_MS).catch(() => undefined);
-  if (text === undefined) return undefined;
-  let body: Partial<ObservedAnswer>;
-  try {
-    body = JSON.parse(text) as Partial<ObservedAnswer>;
-  } catch {
-    return undefined;
-  }
-  if (body.build !== buildStamp() || body.stateDir !== path.resolve(stateDir) || !Array.isArray(body.containers) || !Array.isArray(body.records))
-    return undefined;
+  const body = await askOwn<ObservedAnswer>(runDir, stateDir, `${VIEW_PATH}?for=${purpose}`);
+  if (!body || !Array.isArray(body.containers) || !Array.isArray(body.records)) return undefined;
   return { containers: body.containers, records: body.records };
 }
 
@@ -81,22 +71,35 @@ export async function withDiskUseNow(containers: ActualContainer[], runtime: () 
  * directory, an image to resolve, ...): the caller plans itself.
  */
 export async function askLoopToPlan(runDir: string | undefined, stateDir: string, ask: PlanAsk): Promise<PlanMade | undefined> {
-  const socketPath = await rootSocket(runDir);
-  if (!socketPath) return undefined;
-  const text = await request(socketPath, PLAN_PATH, ANSWER_TIMEOUT_MS, JSON.stringify(ask)).catch(() => undefined);
-  if (text === undefined) return undefined;
-  let body: Partial<PlanAnswer>;
-  try {
-    body = JSON.parse(text) as Partial<PlanAnswer>;
-  } catch {
-    return undefined;
-  }
+  const body = await askOwn<PlanAnswer>(runDir, stateDir, PLAN_PATH, JSON.stringify(ask));
+  if (!body || !Array.isArray(body.problems) || !Array.isArray(body.warnings)) return undefined;
   const p = body.plan;
-  if (body.build !== buildStamp() || body.stateDir !== path.resolve(stateDir) || !Array.isArray(body.problems) || !Array.isArray(body.warnings))
-    return undefined;
   if (!p || !Array.isArray(p.actions) || !Array.isArray(p.unchanged) || !Array.isArray(p.skipped) || !Array.isArray(p.held) || !Array.isArray(p.requeue))
     return undefined;
   return { plan: p, problems: body.problems, warnings: body.warnings, ...(body.incompleteReason ? { incompleteReason: body.incompleteReason } : {}) };
+}
+
+/**
+ * The loop's JSON answer to a GET (or a POST of `body`), when it is this build's for this state
+ * dir; undefined for anything else (no loop, no answer in time, not JSON, another build or dir).
+ */
+async function askOwn<T extends { build: string; stateDir: string }>(
+  runDir: string | undefined,
+  stateDir: string,
+  urlPath: string,
+  body?: string,
+): Promise<Partial<T> | undefined> {
+  const socketPath = await rootSocket(runDir);
+  if (!socketPath) return undefined;
+  const text = await request(socketPath, urlPath, ANSWER_TIMEOUT_MS, body).catch(() => undefined);
+  if (text === undefined) return undefined;
+  let answer: Partial<T>;
+  try {
+    answer = JSON.parse(text) as Partial<T>;
+  } catch {
+    return undefined;
+  }
+  return answer?.build === buildStamp() && answer.stateDir === path.resolve(stateDir) ? answer : undefined;
 }
 
 /** The loop's socket in `runDir`, when it is one and root's (a run dir given by a flag may be a shared one). */

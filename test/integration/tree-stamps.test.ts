@@ -11,17 +11,7 @@ import { mkdir, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { FileSource } from '../../src/sources/files/watch.js';
 import { RACY_MS } from '../../src/util/stat-cache.js';
 import { withTmpDir } from '../support/tmpdir.js';
-
-const manifest = (name: string, memory = '64Mi') => `apiVersion: acetate.dev/v1alpha1
-kind: Container
-metadata:
-  name: ${name}
-spec:
-  template: host
-  command: ["/bin/sleep", "1000"]
-  resources:
-    memory: ${memory}
-`;
+import { manifest } from '../support/manifest.js';
 
 /** Past the age at which a stamp tells a file's content (util/stat-cache.ts). */
 const settle = () => new Promise((r) => setTimeout(r, RACY_MS + 300));
@@ -50,7 +40,7 @@ describe('FileSource.refresh: the tree as it is now, read again only when its st
         await src.refresh();
         assert.equal(reads, 0, 'an unchanged tree is not read again');
 
-        await writeFile(path.join(dir, 'a.yaml'), manifest('a', '48Mi')); // in place: the directory's stamp stays
+        await writeFile(path.join(dir, 'a.yaml'), manifest('a', { memory: '48Mi' })); // in place: the directory's stamp stays
         await src.refresh();
         assert.equal(memory('default/a'), 48 * 2 ** 20, 'an edit');
         await writeFile(path.join(dir, 'sub', 'c.yaml'), manifest('c'));
