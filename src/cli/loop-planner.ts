@@ -9,10 +9,12 @@
  * It declines (the asker then plans itself, as before) whenever the answer could differ from the
  * asker's own: another directory, another --allow-empty, another node name, capacity, security
  * levels or ACETATE_* variables (the manifest fingerprint), or a container with an image (digests
- * are resolved by the asker, with its registry rounds: cli/image-rounds.ts).
+ * are resolved by the asker, with its registry rounds: cli/image-rounds.ts). The manifests are
+ * taken as `plan` reads them (FileSource.asLoaded), not with the loop's memory of what a failing
+ * file declared before.
  */
 import type { DesiredContainer } from '../api/types.js';
-import type { Planner } from '../controller/view-plan.js';
+import { isDeclined, type Declined, type Planner } from '../controller/view-plan.js';
 import type { PlanAsk, PlanMade, PlanRecord } from '../controller/view-protocol.js';
 import { recordFor } from '../controller/view-protocol.js';
 import type { StatusRecord } from '../contracts/status-record.js';
@@ -20,11 +22,12 @@ import type { ActualContainer } from '../runtime/runtime.js';
 import type { FileSource } from '../sources/files/watch.js';
 import type { Clock } from '../contracts/clock.js';
 import { plan } from '../plan/plan.js';
-import { planInputOf } from './plan-input.js';
+import { FOR_AN_ASKER, planInputOf } from './plan-input.js';
+import { messageOf } from '../contracts/errors.js';
 
 export interface LoopPlannerDeps {
   /** The loop's one source. */
-  source: Pick<FileSource, 'root' | 'refresh' | 'snapshot'>;
+  source: Pick<FileSource, 'root' | 'refresh' | 'snapshot' | 'asLoaded'>;
   allowEmpty: boolean;
   /** manifestFingerprint of the loop's node name and capacity (and this process's ACETATE_* variables). */
   fingerprint: string;
@@ -32,11 +35,11 @@ export interface LoopPlannerDeps {
   containers(): ActualContainer[] | undefined;
   records(): StatusRecord[];
   clock: Pick<Clock, 'now'>;
-  /** Told of each answer (the loop's acetate_plans_for_askers_total). */
-  onAnswer?(answer: 'planned' | 'declined'): void;
+  /** Told of each answer (the loop's acetate_plans_for_askers_total), with why when not planned. */
+  onAnswer?(answer: 'planned' | 'declined' | 'failed', why?: string): void;
 }
 
-const IMAGES = { declined: "images' digests are resolved by the asker" };
+const DECLINED_FOR_IMAGES: Declined = { declined: "images' digests are resolved by the asker" };
 
 function hasImage(containers: Map<string, DesiredContainer>): boolean {
   for (const c of containers.values()) if (c.spec.image) return true;
@@ -45,21 +48,28 @@ function hasImage(containers: Map<string, DesiredContainer>): boolean {
 
 export function loopPlanner(d: LoopPlannerDeps): Planner {
   return async (ask) => {
-    const made = await planFor(ask, d);
-    d.onAnswer?.('declined' in made ? 'declined' : 'planned');
-    return made;
+    try {
+      const made = await planFor(ask, d);
+      if (isDeclined(made)) d.onAnswer?.('declined', made.declined);
+      else d.onAnswer?.('planned');
+      return made;
+    } catch (err) {
+      d.onAnswer?.('failed', messageOf(err));
+      throw err;
+    }
   };
 }
 
-async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | { declined: string }> {
+async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | Declined> {
   if (ask.dir !== d.source.root) return { declined: `this loop reads ${d.source.root}, not ${ask.dir}` };
   if (ask.allowEmpty !== d.allowEmpty) return { declined: 'another --allow-empty than the loop' };
   if (ask.fingerprint !== d.fingerprint) return { declined: "another node name, capacity, security levels or ACETATE_* variables than the loop's" };
-  if (hasImage(d.source.snapshot().containers)) return IMAGES; // before the refresh, which may read thousands again
+  if (hasImage(d.source.snapshot().containers)) return DECLINED_FOR_IMAGES; // before the refresh, which may read thousands again
   // The files as they are now, not as the watcher last heard of them (a save a moment ago).
   await d.source.refresh();
-  const snapshot = d.source.snapshot();
-  if (hasImage(snapshot.containers)) return IMAGES;
+  // As `plan` reads them (no memory of what a failing file declared before), in the same order.
+  const snapshot = d.source.asLoaded();
+  if (hasImage(snapshot.containers)) return DECLINED_FOR_IMAGES;
   const list = d.containers();
   if (!list) return { declined: 'the loop has not read every container yet' };
   const actual = new Map(list.map((c) => [c.key, c]));
@@ -72,7 +82,7 @@ async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | { d
     records,
     facts: { granularity: ask.granularity, network: ask.network, userNamespaces: ask.userNamespaces },
     now: d.clock.now(),
-    readerPid: 0, // the asker's plan: this loop's probe verdicts are facts to it
+    readerPid: FOR_AN_ASKER, // this loop's probe verdicts are facts to the asker
   });
   return {
     plan: plan(input),

@@ -17,6 +17,9 @@ export interface RuntimeFacts {
   userNamespaces?: UserNamespaceFacts;
 }
 
+/** The reader of the loop's plan for an asker (unhealthyFacts): no process has pid 0, so no verdict is the reader's own. */
+export const FOR_AN_ASKER = 0;
+
 export async function planInputOf(o: {
   desired: Map<string, DesiredContainer>;
   /** Containers held back before planning (an image not resolved), and why. */
@@ -27,7 +30,7 @@ export async function planInputOf(o: {
   records: PlanRecord[];
   facts: RuntimeFacts;
   now: number;
-  /** Whose plan it is (unhealthyFacts: a loop's verdicts are facts to any other process). */
+  /** Whose plan it is (unhealthyFacts: a loop's verdicts are facts to any other process): this process's pid, or FOR_AN_ASKER. */
   readerPid: number;
 }): Promise<PlanInput> {
   const { facts, snapshot } = o;

@@ -15,8 +15,17 @@ import type { PlanAnswer, PlanAsk, PlanMade } from './view-protocol.js';
 /** An ask is a directory, a flag, a fingerprint and the node's facts (the network's holders are keys): well under this. */
 const MAX_ASK_BYTES = 4 * 2 ** 20;
 
-/** The loop's planner: the plan, or why not (the asker plans itself). */
-export type Planner = (ask: PlanAsk) => Promise<PlanMade | { declined: string }>;
+/** Why the loop did not plan (answered 503: the asker plans itself). */
+export interface Declined {
+  declined: string;
+}
+
+export function isDeclined(a: PlanMade | Declined): a is Declined {
+  return 'declined' in a;
+}
+
+/** The loop's planner: the plan, or why not. */
+export type Planner = (ask: PlanAsk) => Promise<PlanMade | Declined>;
 
 export interface PlanReply {
   code: number;
@@ -39,7 +48,7 @@ export async function answerPlanAsk(req: http.IncomingMessage, planner: Planner 
   }
   try {
     const made = await planner(ask);
-    if ('declined' in made) return text(made.declined);
+    if (isDeclined(made)) return text(made.declined);
     const answer: PlanAnswer = { ...head, ...made };
     return { code: 200, type: 'application/json', body: JSON.stringify(answer) };
   } catch (err) {

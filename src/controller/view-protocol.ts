@@ -77,7 +77,7 @@ export interface PlanAsk {
   /** DIR, resolved (path.resolve), as the file source names its root. */
   dir: string;
   allowEmpty: boolean;
-  /** manifestFingerprint of the asker's node name, capacity, security levels and ACETATE_* variables. */
+  /** manifestFingerprint of the asker's node name, capacity, security levels and ACETATE_* variables (those that can change a manifest's reading). */
   fingerprint: string;
   granularity?: ResourceGranularity;
   network?: NodeNetworkFacts;

@@ -9,7 +9,8 @@
  *   open to any local user).
  * - GET /v1/observed?for=get|table|plan. The path, the build header and `for` are all a request
  *   says that is read. POST /v1/plan: the loop plans `acetate plan -f DIR` itself, when given a
- *   planner (view-plan.ts); it changes nothing, the directory is read again as its watcher would.
+ *   planner (view-plan.ts). Planning changes nothing; the directory is looked at again first, and
+ *   what changed in it the loop then learns, as from its watcher (and acts on, as it would anyway).
  * - Answers only when the view is whole (after the loop's first sync, no container unknown) and
  *   the asker is this very build (the shapes sent are this build's): otherwise 503, and the asker
  *   reads the node itself.
@@ -64,11 +65,13 @@ export async function serveView(runDir: string, stateDir: string, view: ViewSour
       const [where, query = ''] = (req.url ?? '').split('?');
       if (where === PLAN_PATH && req.method === 'POST') {
         if (req.headers[BUILD_HEADER] !== build) return (req.resume(), reply(503, 'another build of acetate: plan yourself\n'));
-        void answerPlanAsk(req, planner, { build, stateDir }).then((a) => {
-          if (req.socket.destroyed) return;
-          res.writeHead(a.code, { 'content-type': a.type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(a.body) });
-          res.end(a.body);
-        });
+        answerPlanAsk(req, planner, { build, stateDir })
+          .then((a) => {
+            if (req.socket.destroyed) return;
+            res.writeHead(a.code, { 'content-type': a.type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(a.body) });
+            res.end(a.body);
+          })
+          .catch(() => res.destroy()); // a failed answer is the asker's to notice (it plans itself), never the loop's end
         return;
       }
       if (req.method !== 'GET') return reply(405, 'GET only\n');

@@ -70,7 +70,7 @@ export class Metrics {
     this.sourceChanges = counter('acetate_source_changes_total', 'Change notifications from desired-state sources', ['source']);
     this.plansForAskers = counter(
       'acetate_plans_for_askers_total',
-      '`acetate plan -f DIR` asks of the loop, by answer (planned, declined: the asker plans itself)',
+      '`acetate plan -f DIR` asks of the loop, by answer (planned; declined or failed: the asker plans itself)',
       ['answer'],
     );
     this.sourceRevision = new Gauge({

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { lstat, writeFile, rm, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, writeFile, rm, symlink } from 'node:fs/promises';
 import { runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
@@ -215,6 +215,23 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.equal(other.stdout, changed.stdout);
     assert.equal(await plans('declined'), declined + 1, 'declined: another directory');
     await Promise.all(['vx.yaml', 'vy.yaml', 'notes.yaml'].map((f) => rm(path.join(dir, f))));
+    assert.equal((await both()).code, 0, 'nothing to do again');
+    // A file the loop knew valid breaks, and its container is declared again elsewhere: the loop
+    // remembers what the file declared (it leaves va alone), `plan` reads the files as they are: the plan is plan's.
+    const va = await readFile(path.join(dir, 'va.yaml'), 'utf8');
+    await writeFile(path.join(dir, 'va.yaml'), 'apiVersion: [\n');
+    await writeFile(path.join(dir, 'va-moved.yaml'), va.replace(/memory: \S+/, 'memory: 80Mi'));
+    // Problems in the order `plan` walks the tree (app/ before app-x.yaml before app.yaml), a conflict named where it is first declared.
+    await mkdir(path.join(dir, 'app'));
+    await writeFile(path.join(dir, 'app', 'z.yaml'), manifest('vz', { memory: 'x' }));
+    await writeFile(path.join(dir, 'app-x.yaml'), manifest('vq'));
+    await writeFile(path.join(dir, 'app.yaml'), manifest('vq', { memory: 'y' }));
+    await writeFile(path.join(dir, 'app', 'q.yaml'), manifest('vq'));
+    const broken = await both();
+    assert.equal(broken.code, 1, broken.stderr);
+    assert.match(broken.stdout, /resize\s+default\/va/, 'planned from va-moved.yaml');
+    await writeFile(path.join(dir, 'va.yaml'), va);
+    await Promise.all(['va-moved.yaml', 'app-x.yaml', 'app.yaml', 'app'].map((f) => rm(path.join(dir, f), { recursive: true })));
     assert.equal((await both()).code, 0, 'nothing to do again');
   });
 

@@ -12,6 +12,9 @@ import { nodeCapacity } from '../node-capacity.js';
 import { manifestFingerprint } from '../../sources/files/manifest-cache-file.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { PlanAsk } from '../../controller/view-protocol.js';
+import type { Plan } from '../../plan/plan.js';
+import type { SourceProblem } from '../../contracts/source.js';
+import type { Writable } from 'node:stream';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -57,10 +60,9 @@ containers are left as they are).`,
     const byLoop = values.direct || values.git !== undefined ? undefined : await askLoopToPlan(ctx.runDir, ctx.stateDir, await planAsk(values, runtime));
     if (byLoop) {
       reportReading(ctx.stderr, byLoop);
-      if (values.output === 'json') print(ctx.stdout, JSON.stringify({ ...(planToJson(byLoop.plan) as object), problems: byLoop.problems }, null, 2));
+      if (values.output === 'json') printJson(ctx.stdout, byLoop.plan, byLoop.problems);
       else ctx.stdout.write(renderPlan(byLoop.plan));
-      if (byLoop.problems.length || byLoop.plan.network?.refused) return 1;
-      return byLoop.plan.actions.length ? 2 : 0;
+      return exitStatus(byLoop.problems.length, byLoop.plan);
     }
     // Asked now, read while the manifests are: the loop makes its answer meanwhile.
     // (Its 3 s timeout runs meanwhile: manifests parsed for longer than that, the node is read instead.)
@@ -78,17 +80,26 @@ containers are left as they are).`,
       const late = await planLate(input, { stdout: new PassThrough().resume(), stderr: ctx.stderr, runtime, fresh: false });
       const all = mergePlans(p, late.plans);
       const problems = [...input.snapshot.problems, ...[...late.errors].map(([k, e]) => pullProblem(input.snapshot.containers.get(k)!, e, true))];
-      print(ctx.stdout, JSON.stringify({ ...(planToJson(all) as object), problems }, null, 2));
-      if (problems.length || p.network?.refused) return 1;
-      return all.actions.length ? 2 : 0;
+      printJson(ctx.stdout, all, problems);
+      return exitStatus(problems.length, p, late.plans);
     }
     ctx.stdout.write(renderPlan(p));
     // Containers whose registry is slow: planned as their answers come, as apply does.
     const late = await planLate(input, { stdout: ctx.stdout, stderr: ctx.stderr, runtime, fresh: false });
-    if (input.snapshot.problems.length || late.problems || p.network?.refused) return 1;
-    return p.actions.length || late.plans.some((l) => l.actions.length) ? 2 : 0;
+    return exitStatus(input.snapshot.problems.length + late.problems, p, late.plans);
   },
 };
+
+/** One JSON object: the plan (the late rounds folded in) and the problems. */
+function printJson(out: Writable, p: Plan, problems: SourceProblem[]): void {
+  print(out, JSON.stringify({ ...(planToJson(p) as object), problems }, null, 2));
+}
+
+/** 1: problems, or a network change refused; 2: changes (in the plan or a late round's); 0: nothing to do. */
+function exitStatus(problems: number, p: Plan, late: Plan[] = []): number {
+  if (problems || p.network?.refused) return 1;
+  return p.actions.length || late.some((l) => l.actions.length) ? 2 : 0;
+}
 
 /** What the loop needs to plan as this process would: the directory, how it is read, and this runtime's facts. */
 async function planAsk(values: { file?: string; 'allow-empty'?: boolean; node?: string }, runtime: Runtime): Promise<PlanAsk> {

@@ -283,7 +283,11 @@ export async function runController(argv: string[], ctx: CliContext): Promise<nu
             fingerprint,
             ...seen,
             clock: realClock,
-            onAnswer: (answer) => metrics.plansForAskers.inc({ answer }),
+            onAnswer: (answer, why) => {
+              metrics.plansForAskers.inc({ answer });
+              if (answer === 'failed') logger.warn(`cannot plan for acetate plan: ${why}`);
+              else if (why) logger.debug(`acetate plan not planned here (it plans itself): ${why}`);
+            },
           })
         : undefined;
     view = await serveView(ctx.runDir, ctx.stateDir, seen, planner).catch((err: unknown) => {

@@ -9,7 +9,7 @@ import type { DesiredContainer } from '../../api/types.js';
 import type { DesiredSnapshot, SourceProblem } from '../../contracts/source.js';
 import { addListingProblems, failingOriginsOf, judgeCompleteness } from './completeness.js';
 import { loadManifestFile, type FileResult, type LoadOptions } from './manifest-file.js';
-import { readManifestTree } from './read-tree.js';
+import { readManifestTree, type TreeListing } from './read-tree.js';
 
 export { loadManifestFile, MAX_MANIFEST_BYTES, type FileResult, type LoadOptions } from './manifest-file.js';
 export { ManifestCache } from './manifest-cache.js';
@@ -78,9 +78,23 @@ export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Prom
   const listed = await readManifestTree(root);
   const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { ...opts, within: listed.rootReal })));
   opts.cache?.retainOnly(listed.files);
-  const snap = mergeFileResults(results, { ...opts, dirProblems: listed.problems });
+  return snapshotOfTree(root, listed, results, !!opts.allowEmpty);
+}
+
+/**
+ * The snapshot of a tree from its listing and its files' results, in the listing's order: what
+ * `apply` and `plan` plan with (loadManifestDir), and what the loop answers a `plan` with
+ * (FileSource.asLoaded), so the two print the same problems in the same order.
+ */
+export function snapshotOfTree(
+  root: string,
+  listed: Pick<TreeListing, 'rootState' | 'problems' | 'warnings'>,
+  results: FileResult[],
+  allowEmpty: boolean,
+): DirSnapshot {
+  const snap = mergeFileResults(results, { dirProblems: listed.problems });
   snap.warnings.unshift(...listed.warnings);
-  const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: results, containers: snap.containers.size, allowEmpty: !!opts.allowEmpty });
+  const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: results, containers: snap.containers.size, allowEmpty });
   snap.complete = verdict.complete;
   snap.failingOrigins = addListingProblems(verdict.failingOrigins, listed.problems, root);
   if (verdict.incompleteReason) snap.incompleteReason = verdict.incompleteReason;

@@ -23,7 +23,7 @@ export interface LastRead {
   rootReal: string;
   rootOk: boolean;
   dirs: ReadonlyMap<string, DirStamp>;
-  files: Iterable<string>;
+  files: readonly string[];
   /** Problems and warnings of the listing itself (unreadable dirs, links outside, FIFOs). */
   listingIssues: number;
 }

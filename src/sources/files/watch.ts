@@ -13,9 +13,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { DesiredSnapshot, DesiredSource, SourceProblem } from '../../contracts/source.js';
+import type { DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
-import type { NodeCapacity } from '../kube/desired.js';
 import { addListingProblems, judgeCompleteness, type RootState } from './completeness.js';
 import { realRoot } from './contained.js';
 import { lastReadOf, unchangedSinceRead, type LastRead } from './tree-stamps.js';
@@ -23,44 +22,12 @@ import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
+import { snapshotOfTree, type DirSnapshot } from './load.js';
 import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
 
-export interface FileSourceOptions {
-  dir: string;
-  /** Allow a missing/empty directory to mean "no containers" (destroy everything). */
-  allowEmpty?: boolean;
-  /** This node's name (manifests for other nodes are not desired here). */
-  nodeName?: string;
-  /** Quiet period before changed files are read. Default 100 ms. */
-  debounceMs?: number;
-  /** Full re-list period; 0 disables. Default 5 min. */
-  relistMs?: number;
-  /** Timers (debounce, re-list). Default: the real clock. */
-  clock?: Clock;
-  /** Called with watcher errors (the source keeps going; the re-list repairs). */
-  onError?: (err: Error) => void;
-  /** Watch the tree (default). Off when only the owner changes it and re-lists it itself (the Git source). */
-  watch?: boolean;
-  /** What this node can give a container (larger requests are invalid). Default: not checked. */
-  capacity?: NodeCapacity;
-  /** Called once per new warning (a skipped document or file). */
-  onWarning?: (w: SourceProblem) => void;
-  /**
-   * A manifest cache file (manifest-cache-file.ts) to start from and to leave, after each full
-   * read, for `acetate plan`; `fingerprint`: manifestFingerprint of this source's node name and capacity.
-   */
-  persistedCache?: { file: string; fingerprint: string };
-}
-
-/** A file source snapshot: the DesiredSnapshot plus what `acetate get`/metrics want to show. */
-export interface FileSnapshot extends DesiredSnapshot {
-  failingOrigins: Set<string>;
-  incompleteReason?: string;
-  files: FileResult[];
-  /** Skipped documents and files, as loadManifestDir reports them (the loop planning for `acetate plan` prints them there). */
-  warnings: SourceProblem[];
-}
+import type { FileSnapshot, FileSourceOptions } from './file-source-types.js';
+export type { FileSnapshot, FileSourceOptions } from './file-source-types.js';
 
 export class FileSource implements DesiredSource {
   readonly name: string;
@@ -82,6 +49,8 @@ export class FileSource implements DesiredSource {
   private rootReal: string;
   /** What the last full read listed, to tell whether the tree changed since (refresh). */
   private lastRead?: LastRead;
+  /** A refresh asked for that has not looked yet (refresh). */
+  private waitingRefresh?: Promise<void>;
   private readonly watcher: TreeWatcher;
   private onChange?: (keys: string[] | 'all') => void;
   private stopped = false;
@@ -151,14 +120,32 @@ export class FileSource implements DesiredSource {
 
   /**
    * The tree as it is now, for an ask that needs it so (cli/loop-planner.ts): read again whole
-   * unless its stamps say nothing changed since the last full read (tree-stamps.ts).
+   * unless its stamps say nothing changed since the last full read (tree-stamps.ts). Asks made
+   * while one waits its turn share it: it looks after they were made.
    */
-  async refresh(): Promise<void> {
-    let unchanged = false;
-    await this.enqueue(async () => {
-      unchanged = this.lastRead !== undefined && unchangedSinceRead(this.lastRead, this.manifestCache);
-    });
-    if (!unchanged) await this.relist();
+  refresh(): Promise<void> {
+    this.waitingRefresh ??= (async () => {
+      let unchanged = false;
+      await this.enqueue(async () => {
+        this.waitingRefresh = undefined; // looking now: a later ask needs a look of its own
+        unchanged = this.lastRead !== undefined && unchangedSinceRead(this.lastRead, this.manifestCache);
+      });
+      if (!unchanged) await this.relist();
+    })();
+    return this.waitingRefresh;
+  }
+
+  /**
+   * The snapshot `acetate plan` makes of the files as last read (snapshotOfTree, in the listing's
+   * order), not this source's own: without the last known good keys of failing files (FileTable),
+   * which only a running loop remembers. What the loop plans an asker's `plan` with.
+   */
+  asLoaded(): DirSnapshot {
+    const order = new Map((this.lastRead?.files ?? []).map((f, i) => [f, i]));
+    const at = (file: string): number => order.get(file) ?? order.size;
+    const results = this.table.results().sort((a, b) => at(a.file) - at(b.file));
+    const listing = { rootState: this.rootState, problems: this.dirProblems, warnings: this.dirWarnings };
+    return snapshotOfTree(this.root, listing, results, this.opts.allowEmpty ?? false);
   }
 
   /** Reads the whole tree again; notifies the keys that changed. Public so tests and SIGHUP can force it. */
@@ -167,7 +154,6 @@ export class FileSource implements DesiredSource {
       const before = this.snapshotMeta();
       const changed = new Set<string>();
       const listed = await readManifestTree(this.root);
-      this.lastRead = lastReadOf(this.root, listed);
       const wasLost = this.rootState.kind === 'missing' || this.rootState.kind === 'unreadable';
       this.rootState = listed.rootState;
       const moved = this.rootReal !== listed.rootReal;
@@ -179,6 +165,7 @@ export class FileSource implements DesiredSource {
       const results = await Promise.all(listed.files.map((f) => this.load(f)));
       this.manifestCache.retainOnly(listed.files);
       for (const r of results) this.table.apply(r, changed);
+      this.lastRead = lastReadOf(this.root, listed); // once the table holds what it listed
       this.settleSoon();
       await this.savePersistedCache();
       this.cached = undefined;
@@ -244,8 +231,7 @@ export class FileSource implements DesiredSource {
 
   private compute(): FileSnapshot {
     const snap = this.table.merge(this.dirProblems);
-    const warnings = [...this.dirWarnings, ...snap.warnings];
-    this.reportNewWarnings(warnings);
+    this.reportNewWarnings([...this.dirWarnings, ...snap.warnings]);
     const verdict = judgeCompleteness({
       root: this.root,
       rootState: this.rootState,
@@ -260,7 +246,6 @@ export class FileSource implements DesiredSource {
       complete: verdict.complete,
       failingOrigins: addListingProblems(verdict.failingOrigins, this.dirProblems, this.root),
       files: snap.files,
-      warnings,
     };
     if (verdict.incompleteReason) out.incompleteReason = verdict.incompleteReason;
     return out;

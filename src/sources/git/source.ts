@@ -151,7 +151,7 @@ export class GitSource implements DesiredSource {
   snapshot(): FileSnapshot {
     const rev = this.revision;
     if (!rev) {
-      return { ...nothingYetSnapshot(`${this.name}: no commit applied yet${this.lastError ? ` (${this.lastError.message})` : ''}`), files: [], warnings: [] };
+      return { ...nothingYetSnapshot(`${this.name}: no commit applied yet${this.lastError ? ` (${this.lastError.message})` : ''}`), files: [] };
     }
     const inner = this.files.snapshot();
     if (this.stamped?.inner === inner && this.stamped.revision === rev) return this.stamped.out;
