@@ -73,4 +73,22 @@ describe('FileSource.refresh: the tree as it is now, read again only when its st
       });
     });
   });
+
+  it('reads a tree with a symlink whole at each refresh: where a link leads is not in any stamp', async () => {
+    await withTmpDir(async (dir) => {
+      await mkdir(path.join(dir, 'inner'));
+      await writeFile(path.join(dir, 'inner', 'b.yaml'), manifest('b'));
+      await symlink(path.join(dir, 'inner', 'b.yaml'), path.join(dir, 'b.yaml'));
+      await settle();
+      const src = new FileSource({ dir, watch: false, relistMs: 0 });
+      let reads = 0;
+      const relist = src.relist.bind(src);
+      src.relist = (o) => (reads++, relist(o));
+      await src.start(() => undefined);
+      reads = 0;
+      await src.refresh();
+      assert.equal(reads, 1);
+      await src.stop();
+    });
+  });
 });

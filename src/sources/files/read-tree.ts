@@ -26,7 +26,7 @@ function escapeNameBytes(name: Buffer): string {
  */
 export async function listManifestFiles(
   dir: string,
-): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string; dirs: Map<string, DirStamp> }> {
+): Promise<{ files: string[]; problems: SourceProblem[]; warnings: SourceProblem[]; rootReal: string; dirs: Map<string, DirStamp>; links: number }> {
   let rootReal = path.resolve(dir);
   try {
     rootReal = await fs.realpath(dir);
@@ -38,6 +38,7 @@ export async function listManifestFiles(
   const warnings: SourceProblem[] = [];
   const seen = new Set<string>();
   const dirs = new Map<string, DirStamp>();
+  let links = 0;
   async function walk(d: string, depth: number): Promise<void> {
     const listed = await listContained(d, rootReal);
     if (!listed.ok) {
@@ -71,6 +72,7 @@ export async function listManifestFiles(
       let isDir = e.isDirectory();
       let isFile = e.isFile();
       if (e.isSymbolicLink()) {
+        links++;
         // Resolved and checked on what it leads to as opened, before it is stat()ed or read.
         const target = statContained(p, rootReal);
         if (!target.ok && target.message === OUTSIDE_MESSAGE) {
@@ -91,7 +93,7 @@ export async function listManifestFiles(
     }
   }
   await walk(dir, 0);
-  return { files, problems, warnings, rootReal, dirs };
+  return { files, problems, warnings, rootReal, dirs, links };
 }
 
 /** What reading a manifest root gave. */
@@ -106,6 +108,8 @@ export interface TreeListing {
   warnings: SourceProblem[];
   /** Each directory listed, by the path it was walked by, with its stamp as listed (tree-stamps.ts). */
   dirs: Map<string, DirStamp>;
+  /** Symlinks followed in the tree (tree-stamps.ts: a stat by path cannot tell where one leads now). */
+  links: number;
 }
 
 /** A directory's stamp when listed; `settled`: old enough then for the stamp to tell its entries (util/stat-cache.ts). */
@@ -129,10 +133,12 @@ export async function readManifestTree(root: string): Promise<TreeListing> {
       problems: [{ origin: root, kind: 'unreadable', keys: [], message: `manifest directory ${root} cannot be read: ${code ?? (err as Error).message}` }],
       warnings: [],
       dirs: new Map(),
+      links: 0,
     };
   }
   // A root that is a file is read wherever it points: the user named it.
-  if (!st.isDirectory()) return { rootState: { kind: 'ok' }, rootReal: await fs.realpath(root), files: [root], problems: [], warnings: [], dirs: new Map() };
+  if (!st.isDirectory())
+    return { rootState: { kind: 'ok' }, rootReal: await fs.realpath(root), files: [root], problems: [], warnings: [], dirs: new Map(), links: 0 };
   const listed = await listManifestFiles(root);
   const rootProblem = listed.problems.find((p) => p.origin === root);
   const rootState: RootState = rootProblem

@@ -10,8 +10,9 @@
  * the stamps they had holds the same names and the same bytes: a file swapped for a symlink, a
  * directory for a link elsewhere, or a file system mounted over either changes a stamp on the way.
  * Anything the stamps cannot vouch for (a directory still young when listed, a file not kept,
- * one whose result checked the node's addresses, a problem or warning of the listing, a root
- * that now resolves elsewhere) says "changed", and the caller reads the tree again as before.
+ * one whose result checked the node's addresses, a problem or warning of the listing, a symlink
+ * in the tree, a root that now resolves elsewhere) says "changed", and the caller reads the tree
+ * again as before, with its containment checks (contained.ts).
  */
 import { statSync } from 'node:fs';
 import { sameStamp } from '../../util/stat-cache.js';
@@ -26,6 +27,8 @@ export interface LastRead {
   files: readonly string[];
   /** Problems and warnings of the listing itself (unreadable dirs, links outside, FIFOs). */
   listingIssues: number;
+  /** Symlinks followed: one re-pointed inside an ignored dot-directory changes no listed directory. */
+  links: number;
 }
 
 export function lastReadOf(root: string, listed: TreeListing): LastRead {
@@ -36,11 +39,12 @@ export function lastReadOf(root: string, listed: TreeListing): LastRead {
     dirs: listed.dirs,
     files: listed.files,
     listingIssues: listed.problems.length + listed.warnings.length,
+    links: listed.links,
   };
 }
 
 export function unchangedSinceRead(read: LastRead, cache: { isCurrent(file: string): boolean }): boolean {
-  if (!read.rootOk || read.listingIssues > 0 || read.dirs.size === 0) return false;
+  if (!read.rootOk || read.listingIssues > 0 || read.links > 0 || read.dirs.size === 0) return false;
   if (realRoot(read.root) !== read.rootReal) return false;
   for (const [dir, d] of read.dirs) {
     if (!d.settled) return false;
