@@ -3,15 +3,15 @@
  * is its own one source: the manifests it watches, read again now, and the containers as it last
  * read them, through the very functions `plan` uses (plan-input.ts, plan/plan.ts). A no-op `plan`
  * at 2,500 containers was ~250 ms of the asker's CPU, reading 2,500 manifests' stats and cache
- * and the loop's answer into a fresh heap; here it is a stat per file and directory (FileSource.refresh,
- * sources/files/tree-stamps.ts) and a plan.
+ * and the loop's answer into a fresh heap; here it is a stat per file and directory when nothing
+ * changed (FileSource.readForAsker, sources/files/tree-stamps.ts) and a plan.
  *
  * It declines (the asker then plans itself, as before) whenever the answer could differ from the
- * asker's own: another directory, another --allow-empty, another node name, capacity, security
+ * asker's own: another directory, or the same name seen in another mount namespace or root, another --allow-empty, another node name, capacity, security
  * levels or ACETATE_* variables (the manifest fingerprint), or a container with an image (digests
  * are resolved by the asker, with its registry rounds: cli/image-rounds.ts). The manifests are
- * taken as `plan` reads them (FileSource.asLoaded), not with the loop's memory of what a failing
- * file declared before.
+ * taken as `plan` reads them (FileSource.readForAsker), not with the loop's memory of what a
+ * failing file declared before, and that reading is never what the loop acts on.
  */
 import type { DesiredContainer } from '../api/types.js';
 import { isDeclined, type Declined, type Planner } from '../controller/view-plan.js';
@@ -24,10 +24,11 @@ import type { Clock } from '../contracts/clock.js';
 import { plan } from '../plan/plan.js';
 import { FOR_AN_ASKER, planInputOf } from './plan-input.js';
 import { messageOf } from '../contracts/errors.js';
+import { treeIdentity } from '../util/tree-identity.js';
 
 export interface LoopPlannerDeps {
   /** The loop's one source. */
-  source: Pick<FileSource, 'root' | 'refresh' | 'snapshot' | 'asLoaded'>;
+  source: Pick<FileSource, 'root' | 'readForAsker' | 'snapshot'>;
   allowEmpty: boolean;
   /** manifestFingerprint of the loop's node name and capacity (and this process's ACETATE_* variables). */
   fingerprint: string;
@@ -62,13 +63,14 @@ export function loopPlanner(d: LoopPlannerDeps): Planner {
 
 async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | Declined> {
   if (ask.dir !== d.source.root) return { declined: `this loop reads ${d.source.root}, not ${ask.dir}` };
+  if (ask.seenAs !== treeIdentity(d.source.root))
+    return { declined: 'the asker sees the directory in another mount namespace or root, or another directory under its name' };
   if (ask.allowEmpty !== d.allowEmpty) return { declined: 'another --allow-empty than the loop' };
   if (ask.fingerprint !== d.fingerprint) return { declined: "another node name, capacity, security levels or ACETATE_* variables than the loop's" };
-  if (hasImage(d.source.snapshot().containers)) return DECLINED_FOR_IMAGES; // before the refresh, which may read thousands again
-  // The files as they are now, not as the watcher last heard of them (a save a moment ago).
-  await d.source.refresh();
-  // As `plan` reads them (no memory of what a failing file declared before), in the same order.
-  const snapshot = d.source.asLoaded();
+  if (hasImage(d.source.snapshot().containers)) return DECLINED_FOR_IMAGES; // before the read, which may be of thousands
+  // The files as they are now (a save a moment ago included), as `plan` reads them: no memory of
+  // what a failing file declared before, the same order. What the loop acts on is not touched.
+  const snapshot = await d.source.readForAsker();
   if (hasImage(snapshot.containers)) return DECLINED_FOR_IMAGES;
   const list = d.containers();
   if (!list) return { declined: 'the loop has not read every container yet' };

@@ -42,7 +42,7 @@ export function askLoop(runDir: string | undefined, stateDir: string, purpose: '
 export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'table'): Promise<LoopView<ContainerRow, ContainerRow> | undefined>;
 export function askLoop(runDir: string | undefined, stateDir: string, purpose: 'plan'): Promise<LoopView<PlanRecord> | undefined>;
 export async function askLoop(runDir: string | undefined, stateDir: string, purpose: Purpose): Promise<LoopView<unknown, unknown> | undefined> {
-  const body = await askOwn<ObservedAnswer>(runDir, stateDir, `${VIEW_PATH}?for=${purpose}`);
+  const { answer: body } = await askOwn<ObservedAnswer>(runDir, stateDir, `${VIEW_PATH}?for=${purpose}`);
   if (!body || !Array.isArray(body.containers) || !Array.isArray(body.records)) return undefined;
   return { containers: body.containers, records: body.records };
 }
@@ -70,9 +70,14 @@ export async function withDiskUseNow(containers: ActualContainer[], runtime: () 
  * view-plan.ts, cli/loop-planner.ts); undefined when it does not (no loop, another build, not its
  * directory, an image to resolve, ...): the caller plans itself.
  */
-export async function askLoopToPlan(runDir: string | undefined, stateDir: string, ask: PlanAsk): Promise<PlanMade | undefined> {
-  const body = await askOwn<PlanAnswer>(runDir, stateDir, PLAN_PATH, JSON.stringify(ask));
-  if (!body || !Array.isArray(body.problems) || !Array.isArray(body.warnings)) return undefined;
+export async function askLoopToPlan(runDir: string | undefined, stateDir: string, ask: PlanAsk): Promise<{ made?: PlanMade; silent: boolean }> {
+  const { answer: body, silent } = await askOwn<PlanAnswer>(runDir, stateDir, PLAN_PATH, JSON.stringify(ask));
+  return { silent, ...(body ? { made: planMadeOf(body) } : {}) };
+}
+
+/** The plan of a well-formed answer; undefined for any other. */
+function planMadeOf(body: Partial<PlanAnswer>): PlanMade | undefined {
+  if (!Array.isArray(body.problems) || !Array.isArray(body.warnings)) return undefined;
   const p = body.plan;
   if (!p || !Array.isArray(p.actions) || !Array.isArray(p.unchanged) || !Array.isArray(p.skipped) || !Array.isArray(p.held) || !Array.isArray(p.requeue))
     return undefined;
@@ -81,25 +86,31 @@ export async function askLoopToPlan(runDir: string | undefined, stateDir: string
 
 /**
  * The loop's JSON answer to a GET (or a POST of `body`), when it is this build's for this state
- * dir; undefined for anything else (no loop, no answer in time, not JSON, another build or dir).
+ * dir; none for anything else (no loop, no answer in time, not JSON, another build or dir).
+ * `silent`: a socket is there and no answer came (a stopped loop): asking it again is waiting again.
  */
 async function askOwn<T extends { build: string; stateDir: string }>(
   runDir: string | undefined,
   stateDir: string,
   urlPath: string,
   body?: string,
-): Promise<Partial<T> | undefined> {
+): Promise<{ answer?: Partial<T>; silent: boolean }> {
   const socketPath = await rootSocket(runDir);
-  if (!socketPath) return undefined;
-  const text = await request(socketPath, urlPath, ANSWER_TIMEOUT_MS, body).catch(() => undefined);
-  if (text === undefined) return undefined;
+  if (!socketPath) return { silent: false };
+  let text: string | undefined;
+  try {
+    text = await request(socketPath, urlPath, ANSWER_TIMEOUT_MS, body);
+  } catch {
+    return { silent: true };
+  }
+  if (text === undefined) return { silent: false };
   let answer: Partial<T>;
   try {
     answer = JSON.parse(text) as Partial<T>;
   } catch {
-    return undefined;
+    return { silent: false };
   }
-  return answer?.build === buildStamp() && answer.stateDir === path.resolve(stateDir) ? answer : undefined;
+  return { silent: false, ...(answer?.build === buildStamp() && answer.stateDir === path.resolve(stateDir) ? { answer } : {}) };
 }
 
 /** The loop's socket in `runDir`, when it is one and root's (a run dir given by a flag may be a shared one). */

@@ -78,8 +78,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 function parseAsk(body: string): PlanAsk {
   const a = JSON.parse(body) as Partial<PlanAsk> | null;
   if (typeof a !== 'object' || a === null) throw new Error('an ask is a JSON object');
-  if (typeof a.dir !== 'string' || typeof a.allowEmpty !== 'boolean' || typeof a.fingerprint !== 'string')
-    throw new Error('an ask names dir, allowEmpty and fingerprint');
+  if (typeof a.dir !== 'string' || typeof a.seenAs !== 'string' || typeof a.allowEmpty !== 'boolean' || typeof a.fingerprint !== 'string')
+    throw new Error('an ask names dir, seenAs, allowEmpty and fingerprint');
   for (const k of ['granularity', 'network', 'userNamespaces'] as const)
     if (a[k] !== undefined && (typeof a[k] !== 'object' || a[k] === null)) throw new Error(`${k}: an object`);
   return a as PlanAsk;

@@ -76,6 +76,8 @@ export function recordFor(r: StatusRecord, purpose: 'get' | 'plan', hasContainer
 export interface PlanAsk {
   /** DIR, resolved (path.resolve), as the file source names its root. */
   dir: string;
+  /** Which tree the asker sees DIR in (util/tree-identity.ts): the loop plans only when it sees the same. */
+  seenAs: string;
   allowEmpty: boolean;
   /** manifestFingerprint of the asker's node name, capacity, security levels and ACETATE_* variables (those that can change a manifest's reading). */
   fingerprint: string;

@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { lstat, mkdir, readFile, writeFile, rm, symlink } from 'node:fs/promises';
-import { runCli } from '../support/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, NODE_IDS_BY_DEFAULT, runCli } from '../support/cli.js';
 import { CliProcess, quickRunFlags } from '../support/cli-process.js';
 import { type CliDirs, cliDirs } from '../support/tmp-state.js';
 import { waitFor } from '../support/wait.js';
@@ -216,6 +217,21 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.equal(await plans('declined'), declined + 1, 'declined: another directory');
     await Promise.all(['vx.yaml', 'vy.yaml', 'notes.yaml'].map((f) => rm(path.join(dir, f))));
     assert.equal((await both()).code, 0, 'nothing to do again');
+    // Under the same path, another mount namespace sees other files (here an empty tmpfs): the loop declines, `plan` plans itself.
+    const inOtherNamespace = (...flags: string[]) => {
+      const script = 'mount --make-rprivate / && mount -t tmpfs acetate-test "$1" && shift && exec "$@"';
+      const r = spawnSync('unshare', ['-m', 'sh', '-c', script, 'sh', dir, process.execPath, CLI, '--state-dir', stateDir, 'plan', '-f', dir, ...flags], {
+        env: { ...NODE_IDS_BY_DEFAULT, ...process.env, ACETATE_ID_RECORDS: path.join(stateDir, 'node-id-ranges.json') },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return [r.status, r.stdout, r.stderr];
+    };
+    const declinedBefore = await plans('declined');
+    const elsewhere = inOtherNamespace();
+    assert.equal(await plans('declined'), declinedBefore + 1, 'declined: another mount namespace');
+    assert.deepEqual(elsewhere, inOtherNamespace('--direct'));
+    assert.match(String(elsewhere[1]), /not destroying: no manifest files in/, `the empty directory that namespace sees: ${elsewhere.join(' | ')}`);
     // A file the loop knew valid breaks, and its container is declared again elsewhere: the loop
     // remembers what the file declared (it leaves va alone), `plan` reads the files as they are: the plan is plan's.
     const va = await readFile(path.join(dir, 'va.yaml'), 'utf8');

@@ -1,9 +1,10 @@
 /**
- * FileSource.refresh (sources/files/tree-stamps.ts): the tree as it is now, for `acetate plan`
- * asked of the loop, without reading 2,500 manifests again when nothing changed. What a user
- * checks: every kind of change made a moment ago (no watcher has told anyone) is in the snapshot
- * after a refresh (an edit, a new file in a subdirectory, a rename, a removal, a file swapped for
- * a link out of the tree), and a tree that did not change is not read again.
+ * FileSource.readForAsker (sources/files/tree-stamps.ts): the manifests as they are now, for
+ * `acetate plan` asked of the loop, without reading 2,500 manifests again when nothing changed,
+ * and without touching what the loop acts on. What a user checks: every kind of change made a
+ * moment ago (no watcher has told anyone) is in what the ask reads (an edit, a new file in a
+ * subdirectory, a rename, a removal, a file swapped for a link out of the tree), the loop's own
+ * view does not move before its watcher tells it, and a tree that did not change is not read again.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -16,10 +17,10 @@ import { manifest } from '../support/manifest.js';
 /** Past the age at which a stamp tells a file's content (util/stat-cache.ts). */
 const settle = () => new Promise((r) => setTimeout(r, RACY_MS + 300));
 
-describe('FileSource.refresh: the tree as it is now, read again only when its stamps changed', function () {
+describe('FileSource.readForAsker: the tree as it is now, read again only when its stamps changed, never fed to the loop', function () {
   this.timeout(30_000);
 
-  it('sees every change made a moment ago, and reads an unchanged tree no more', async () => {
+  it('sees every change made a moment ago, leaves the loop its own view, and reads an unchanged tree no more', async () => {
     await withTmpDir(async (outside) => {
       await writeFile(path.join(outside, 'secret.yaml'), manifest('secret'));
       await withTmpDir(async (dir) => {
@@ -27,67 +28,58 @@ describe('FileSource.refresh: the tree as it is now, read again only when its st
         await writeFile(path.join(dir, 'a.yaml'), manifest('a'));
         await writeFile(path.join(dir, 'sub', 'b.yaml'), manifest('b'));
         await settle();
+        // No watcher: the source's own view moves only by a re-list, which this test never asks for.
         const src = new FileSource({ dir, watch: false, relistMs: 0 });
-        let reads = 0;
-        const relist = src.relist.bind(src);
-        src.relist = (o) => (reads++, relist(o));
-        await src.start(() => undefined);
-        const names = () => [...src.snapshot().containers.keys()].sort();
-        const memory = (key: string) => src.snapshot().containers.get(key)?.spec.resources.memoryBytes;
-        assert.deepEqual(names(), ['default/a', 'default/b']);
-        reads = 0;
+        const notified: unknown[] = [];
+        await src.start((keys) => notified.push(keys));
+        const asked = async (): Promise<string[]> => [...(await src.readForAsker()).containers.keys()].sort();
+        const memory = async (key: string) => (await src.readForAsker()).containers.get(key)?.spec.resources.memoryBytes;
 
-        await src.refresh();
-        assert.equal(reads, 0, 'an unchanged tree is not read again');
+        assert.deepEqual(await asked(), ['default/a', 'default/b']);
+        assert.equal(src.readsForAskers, 0, 'an unchanged tree is not read again');
 
         await writeFile(path.join(dir, 'a.yaml'), manifest('a', { memory: '48Mi' })); // in place: the directory's stamp stays
-        await src.refresh();
-        assert.equal(memory('default/a'), 48 * 2 ** 20, 'an edit');
+        assert.equal(await memory('default/a'), 48 * 2 ** 20, 'an edit');
         await writeFile(path.join(dir, 'sub', 'c.yaml'), manifest('c'));
-        await src.refresh();
-        assert.deepEqual(names(), ['default/a', 'default/b', 'default/c'], 'a new file in a subdirectory');
+        assert.deepEqual(await asked(), ['default/a', 'default/b', 'default/c'], 'a new file in a subdirectory');
         await rename(path.join(dir, 'sub', 'b.yaml'), path.join(dir, 'sub', 'b.yml.bak'));
-        await src.refresh();
-        assert.deepEqual(names(), ['default/a', 'default/c'], 'renamed away');
-
-        await settle();
-        await src.refresh(); // the files young at the last read are read once more, now settled
-        reads = 0;
-        await src.refresh();
-        assert.equal(reads, 0, 'settled again: not read');
+        assert.deepEqual(await asked(), ['default/a', 'default/c'], 'renamed away');
         await unlink(path.join(dir, 'sub', 'c.yaml'));
-        await src.refresh();
-        assert.deepEqual(names(), ['default/a'], 'removed');
+        assert.deepEqual(await asked(), ['default/a'], 'removed');
         await unlink(path.join(dir, 'a.yaml'));
         await symlink(path.join(outside, 'secret.yaml'), path.join(dir, 'a.yaml'));
-        await src.refresh();
-        assert.deepEqual(names(), [], 'a file swapped for a link out of the tree');
-        assert.match(
-          src
-            .snapshot()
-            .problems.map((p) => `${p.origin}: ${p.message}`)
-            .join('\n'),
-          /a\.yaml: .*outside/,
-        );
+        const swapped = await src.readForAsker();
+        assert.deepEqual([...swapped.containers.keys()], [], 'a file swapped for a link out of the tree');
+        assert.match(swapped.problems.map((p) => `${p.origin}: ${p.message}`).join('\n'), /a\.yaml: .*outside/);
+
+        // None of it reached what the loop acts on: its watcher (and its quiet period) tells it.
+        assert.deepEqual(notified, []);
+        assert.deepEqual([...src.snapshot().containers.keys()].sort(), ['default/a', 'default/b']);
+        assert.equal(src.snapshot().containers.get('default/a')?.spec.resources.memoryBytes, 64 * 2 ** 20);
+
+        // Read again by the loop, and settled: the ask is answered from the loop's read again.
+        await unlink(path.join(dir, 'a.yaml'));
+        await writeFile(path.join(dir, 'a.yaml'), manifest('a', { memory: '40Mi' }));
+        await settle();
+        await src.relist();
+        const reads = src.readsForAskers;
+        assert.equal(await memory('default/a'), 40 * 2 ** 20);
+        assert.equal(src.readsForAskers, reads, 'settled and read by the loop: not read for the ask');
         await src.stop();
       });
     });
   });
 
-  it('reads a tree with a symlink whole at each refresh: where a link leads is not in any stamp', async () => {
+  it('reads a tree with a symlink whole at each ask: where a link leads is not in any stamp', async () => {
     await withTmpDir(async (dir) => {
       await mkdir(path.join(dir, 'inner'));
       await writeFile(path.join(dir, 'inner', 'b.yaml'), manifest('b'));
       await symlink(path.join(dir, 'inner', 'b.yaml'), path.join(dir, 'b.yaml'));
       await settle();
       const src = new FileSource({ dir, watch: false, relistMs: 0 });
-      let reads = 0;
-      const relist = src.relist.bind(src);
-      src.relist = (o) => (reads++, relist(o));
       await src.start(() => undefined);
-      reads = 0;
-      await src.refresh();
-      assert.equal(reads, 1);
+      await src.readForAsker();
+      assert.equal(src.readsForAskers, 1);
       await src.stop();
     });
   });

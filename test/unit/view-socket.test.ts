@@ -93,6 +93,9 @@ describe("view socket: get's table rows from the loop", () => {
       const t0 = Date.now();
       assert.equal(await askLoop(dir, '/var/lib/acetate-test-state', 'table'), undefined);
       assert.ok(Date.now() - t0 < 10_000, `gave up after ${Date.now() - t0} ms`);
+      // The plan's ask says the loop was silent: `plan` then reads the node without asking again.
+      const ask: PlanAsk = { dir: '/etc/acetate/containers', seenAs: 'ns 1:2 3:4', allowEmpty: false, fingerprint: 'f' };
+      assert.deepEqual(await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask), { silent: true });
     } finally {
       silent.close();
     }
@@ -120,8 +123,8 @@ describe("view socket: get's table rows from the loop", () => {
   });
 
   it("passes `plan -f DIR`'s ask to the loop's planner, and answers its plan or why not", async () => {
-    const ask: PlanAsk = { dir: '/etc/acetate/containers', allowEmpty: false, fingerprint: 'f' };
-    assert.equal(await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask), undefined, 'a loop without a planner: the asker plans');
+    const ask: PlanAsk = { dir: '/etc/acetate/containers', seenAs: 'ns 1:2 3:4', allowEmpty: false, fingerprint: 'f' };
+    assert.deepEqual(await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask), { silent: false }, 'a loop without a planner: the asker plans');
     await server?.close();
     const asked: PlanAsk[] = [];
     const planner: Planner = async (a) => {
@@ -130,11 +133,11 @@ describe("view socket: get's table rows from the loop", () => {
       return { plan: { actions: [], unchanged: ['default/web'], skipped: [], held: [], requeue: [] }, warnings: [], problems: [] };
     };
     server = await serveView(dir, '/var/lib/acetate-test-state', source, planner);
-    const made = await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask);
+    const { made } = await askLoopToPlan(dir, '/var/lib/acetate-test-state', ask);
     assert.deepEqual(made?.plan.unchanged, ['default/web']);
     assert.deepEqual(asked, [ask], 'the ask as sent');
-    assert.equal(await askLoopToPlan(dir, '/var/lib/acetate-test-state', { ...ask, dir: '/srv' }), undefined, 'declined');
-    assert.equal(await askLoopToPlan(dir, '/var/lib/another-state', ask), undefined, 'not for another state dir');
+    assert.deepEqual(await askLoopToPlan(dir, '/var/lib/acetate-test-state', { ...ask, dir: '/srv' }), { silent: false }, 'declined');
+    assert.deepEqual(await askLoopToPlan(dir, '/var/lib/another-state', ask), { silent: false }, 'not for another state dir');
     // An ask that is not one is refused before any planning.
     const status = await new Promise<number | undefined>((resolve, reject) => {
       const req = http.request(

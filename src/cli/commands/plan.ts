@@ -11,6 +11,7 @@ import { askLoop, askLoopToPlan } from '../loop-view.js';
 import { nodeCapacity } from '../node-capacity.js';
 import { manifestFingerprint } from '../../sources/files/manifest-cache-file.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import { treeIdentity } from '../../util/tree-identity.js';
 import type { PlanAsk } from '../../controller/view-protocol.js';
 import type { Plan } from '../../plan/plan.js';
 import type { SourceProblem } from '../../contracts/source.js';
@@ -41,9 +42,10 @@ A container whose image's registry has not answered within a second is shown lef
 Beside a running \`acetate run\` of the same state dir (root, the same acetate build, its first
 sync done), the containers are taken as the loop last read them, as \`get\` shows them: a limit
 changed by hand behind acetate's back shows (and the loop repairs it) at its next resync.
-When DIR is that loop's own directory, read the same way (the same --allow-empty, node
-name and node settings) and no container has an image, the loop makes the plan itself, of the
-files as they are now (it reads DIR again first): the same plan, at a fraction of the time.
+When DIR is that loop's own directory, seen the same way (the same mount namespace and root,
+--allow-empty, node name and node settings) and no container has an image, the loop makes the
+plan itself, of the files as they are now (read again unless their stamps are unchanged; what
+it reads for a plan is never what it acts on): the same plan, at a fraction of the time.
 --direct reads every container's files instead: drift made by hand shows at once.
 A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
 containers left alone) while containers hold addresses on the old network.
@@ -57,7 +59,8 @@ containers are left as they are).`,
     if (values.git) await ctx.lockNode({ wait: false, command: commandLine() });
     const { runtime } = await ctx.openRuntime();
     // Beside `acetate run` of this very directory, the loop plans (loop-planner.ts); else this process does.
-    const byLoop = values.direct || values.git !== undefined ? undefined : await askLoopToPlan(ctx.runDir, ctx.stateDir, await planAsk(values, runtime));
+    const asked = values.direct || values.git !== undefined ? undefined : await askLoopToPlan(ctx.runDir, ctx.stateDir, await planAsk(values, runtime));
+    const byLoop = asked?.made;
     if (byLoop) {
       reportReading(ctx.stderr, byLoop);
       if (values.output === 'json') printJson(ctx.stdout, byLoop.plan, byLoop.problems);
@@ -66,7 +69,8 @@ containers are left as they are).`,
     }
     // Asked now, read while the manifests are: the loop makes its answer meanwhile.
     // (Its 3 s timeout runs meanwhile: manifests parsed for longer than that, the node is read instead.)
-    const fromLoop = values.direct ? undefined : askLoop(ctx.runDir, ctx.stateDir, 'plan').catch(() => undefined);
+    // A loop that did not answer the ask at all (stopped) is not asked again: the node is read.
+    const fromLoop = values.direct || asked?.silent ? undefined : askLoop(ctx.runDir, ctx.stateDir, 'plan').catch(() => undefined);
     // What apply or run parsed of the manifests, each checked against its file; plan writes nothing.
     const { input, plan: p } = await planFromFlags(values, {
       runtime,
@@ -103,8 +107,10 @@ function exitStatus(problems: number, p: Plan, late: Plan[] = []): number {
 
 /** What the loop needs to plan as this process would: the directory, how it is read, and this runtime's facts. */
 async function planAsk(values: { file?: string; 'allow-empty'?: boolean; node?: string }, runtime: Runtime): Promise<PlanAsk> {
+  const dir = path.resolve(values.file!);
   return {
-    dir: path.resolve(values.file!),
+    dir,
+    seenAs: treeIdentity(dir),
     allowEmpty: !!values['allow-empty'],
     fingerprint: manifestFingerprint({ nodeName: nodeName(values.node), capacity: nodeCapacity() }),
     ...runtimeFactsOf(runtime, await runtime.networkFacts?.()),

@@ -22,7 +22,7 @@ import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
-import { snapshotOfTree, type DirSnapshot } from './load.js';
+import { loadManifestDir, snapshotOfTree, type DirSnapshot } from './load.js';
 import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
 
@@ -47,10 +47,8 @@ export class FileSource implements DesiredSource {
   private rootState: RootState = { kind: 'not-read' };
   /** The root, resolved at the last re-list: files are read only from inside it (contained.ts). */
   private rootReal: string;
-  /** What the last full read listed, to tell whether the tree changed since (refresh). */
+  /** What the last full read listed, to tell whether the tree changed since (readForAsker). */
   private lastRead?: LastRead;
-  /** A refresh asked for that has not looked yet (refresh). */
-  private waitingRefresh?: Promise<void>;
   private readonly watcher: TreeWatcher;
   private onChange?: (keys: string[] | 'all') => void;
   private stopped = false;
@@ -60,6 +58,8 @@ export class FileSource implements DesiredSource {
   private settleTimer?: TimerHandle;
   /** Serializes reads so that results are applied in order. */
   private chain: Promise<void> = Promise.resolve();
+  /** Reads of the whole tree readForAsker made (for tests). */
+  readsForAskers = 0;
   /** How many change notifications were emitted (for tests and metrics). */
   changeCount = 0;
 
@@ -119,20 +119,22 @@ export class FileSource implements DesiredSource {
   }
 
   /**
-   * The tree as it is now, for an ask that needs it so (cli/loop-planner.ts): read again whole
-   * unless its stamps say nothing changed since the last full read (tree-stamps.ts). Asks made
-   * while one waits its turn share it: it looks after they were made.
+   * The manifests as `acetate plan` reads them now, for the loop planning an asker's plan
+   * (cli/loop-planner.ts), changing nothing the loop acts on: when the tree's stamps say nothing
+   * changed since the last full read (tree-stamps.ts), the results that read left (asLoaded); else
+   * a read of its own, as `plan` makes it, which this source's table never takes (a file half
+   * written when the ask came must not be acted on before the watcher's quiet period).
    */
-  refresh(): Promise<void> {
-    this.waitingRefresh ??= (async () => {
-      let unchanged = false;
-      await this.enqueue(async () => {
-        this.waitingRefresh = undefined; // looking now: a later ask needs a look of its own
-        unchanged = this.lastRead !== undefined && unchangedSinceRead(this.lastRead, this.manifestCache);
-      });
-      if (!unchanged) await this.relist();
-    })();
-    return this.waitingRefresh;
+  async readForAsker(): Promise<DirSnapshot> {
+    let kept: DirSnapshot | undefined;
+    await this.enqueue(async () => {
+      const read = this.lastRead;
+      if (read && this.table.fileNames().length === read.files.length && unchangedSinceRead(read, this.manifestCache)) kept = this.asLoaded();
+    });
+    if (kept) return kept;
+    this.readsForAskers++;
+    const { allowEmpty, nodeName, capacity } = this.opts;
+    return loadManifestDir(this.root, { allowEmpty: !!allowEmpty, nodeName, capacity, cache: this.manifestCache });
   }
 
   /**
