@@ -71,6 +71,7 @@ async function planFor(ask: PlanAsk, d: LoopPlannerDeps): Promise<PlanMade | Dec
   // The files as they are now (a save a moment ago included), as `plan` reads them: no memory of
   // what a failing file declared before, the same order. What the loop acts on is not touched.
   const snapshot = await d.source.readForAsker();
+  if (snapshot === 'has links') return { declined: 'a symlink in the tree may lead elsewhere for the asker (through /proc/self)' };
   if (hasImage(snapshot.containers)) return DECLINED_FOR_IMAGES;
   const list = d.containers();
   if (!list) return { declined: 'the loop has not read every container yet' };

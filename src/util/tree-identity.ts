@@ -1,8 +1,9 @@
 /**
- * Which file system tree a process sees a directory in: its mount namespace, its root and the
- * directory itself. Two processes given the same path name the same directory only when all three
- * are the same: a `plan` run under `unshare -m`, in a chroot or a service's private /tmp can see
- * other files under the very path the loop watches (cli/loop-planner.ts compares the two).
+ * Where a process sees a directory from: its mount namespace, its root and the directory itself,
+ * and its network namespace. Two processes given the same path read the same manifests the same
+ * way only when all are the same: a `plan` run under `unshare -m`, in a chroot or a service's
+ * private /tmp can see other files under the very path the loop watches, and one under `unshare
+ * -n` other node addresses for the hostIPs it checks (cli/loop-planner.ts compares the two).
  */
 import { readlinkSync, statSync } from 'node:fs';
 
@@ -11,12 +12,14 @@ function idOf(p: string): string {
   return st ? `${st.dev}:${st.ino}` : '-';
 }
 
-export function treeIdentity(dir: string): string {
-  let ns = '-';
+function nsOf(kind: 'mnt' | 'net'): string {
   try {
-    ns = readlinkSync('/proc/self/ns/mnt');
+    return readlinkSync(`/proc/self/ns/${kind}`);
   } catch {
-    // no /proc: compared as '-' on both sides, the root and the directory still tell
+    return '-'; // no /proc: compared as '-' on both sides, the root and the directory still tell
   }
-  return `${ns} ${idOf('/')} ${idOf(dir)}`;
+}
+
+export function treeIdentity(dir: string): string {
+  return `${nsOf('mnt')} ${nsOf('net')} ${idOf('/')} ${idOf(dir)}`;
 }

@@ -232,6 +232,19 @@ describe("get and plan beside acetate run: the loop's view (real runc)", functio
     assert.equal(await plans('declined'), declinedBefore + 1, 'declined: another mount namespace');
     assert.deepEqual(elsewhere, inOtherNamespace('--direct'));
     assert.match(String(elsewhere[1]), /not destroying: no manifest files in/, `the empty directory that namespace sees: ${elsewhere.join(' | ')}`);
+    // Another network namespace sees other node addresses (the hostIPs a manifest names are checked against them): declined too.
+    const env = { ...NODE_IDS_BY_DEFAULT, ...process.env, ACETATE_ID_RECORDS: path.join(stateDir, 'node-id-ranges.json') };
+    const inOtherNetwork = (...flags: string[]) => {
+      const r = spawnSync('unshare', ['-n', process.execPath, CLI, '--state-dir', stateDir, 'plan', '-f', dir, ...flags], {
+        env,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return [r.status, r.stdout, r.stderr];
+    };
+    const declinedNet = await plans('declined');
+    assert.deepEqual(inOtherNetwork(), inOtherNetwork('--direct'));
+    assert.equal(await plans('declined'), declinedNet + 1, 'declined: another network namespace');
     // A file the loop knew valid breaks, and its container is declared again elsewhere: the loop
     // remembers what the file declared (it leaves va alone), `plan` reads the files as they are: the plan is plan's.
     const va = await readFile(path.join(dir, 'va.yaml'), 'utf8');

@@ -32,14 +32,22 @@ describe('FileSource.readForAsker: the tree as it is now, read again only when i
         const src = new FileSource({ dir, watch: false, relistMs: 0 });
         const notified: unknown[] = [];
         await src.start((keys) => notified.push(keys));
-        const asked = async (): Promise<string[]> => [...(await src.readForAsker()).containers.keys()].sort();
-        const memory = async (key: string) => (await src.readForAsker()).containers.get(key)?.spec.resources.memoryBytes;
+        const read = async () => {
+          const r = await src.readForAsker();
+          assert.notEqual(r, 'has links');
+          return r as Exclude<typeof r, 'has links'>;
+        };
+        const asked = async (): Promise<string[]> => [...(await read()).containers.keys()].sort();
+        const memory = async (key: string) => (await read()).containers.get(key)?.spec.resources.memoryBytes;
 
         assert.deepEqual(await asked(), ['default/a', 'default/b']);
         assert.equal(src.readsForAskers, 0, 'an unchanged tree is not read again');
 
         await writeFile(path.join(dir, 'a.yaml'), manifest('a', { memory: '48Mi' })); // in place: the directory's stamp stays
         assert.equal(await memory('default/a'), 48 * 2 ** 20, 'an edit');
+        // Settled now, and the ask's read of it is in the shared parse cache: still not the loop's table, which has not read it.
+        await settle();
+        assert.equal(await memory('default/a'), 48 * 2 ** 20, 'the edit, asked again once settled');
         await writeFile(path.join(dir, 'sub', 'c.yaml'), manifest('c'));
         assert.deepEqual(await asked(), ['default/a', 'default/b', 'default/c'], 'a new file in a subdirectory');
         await rename(path.join(dir, 'sub', 'b.yaml'), path.join(dir, 'sub', 'b.yml.bak'));
@@ -48,9 +56,8 @@ describe('FileSource.readForAsker: the tree as it is now, read again only when i
         assert.deepEqual(await asked(), ['default/a'], 'removed');
         await unlink(path.join(dir, 'a.yaml'));
         await symlink(path.join(outside, 'secret.yaml'), path.join(dir, 'a.yaml'));
-        const swapped = await src.readForAsker();
-        assert.deepEqual([...swapped.containers.keys()], [], 'a file swapped for a link out of the tree');
-        assert.match(swapped.problems.map((p) => `${p.origin}: ${p.message}`).join('\n'), /a\.yaml: .*outside/);
+        // A symlink in the tree: one through /proc/self leads elsewhere for each process, the asker reads it itself.
+        assert.equal(await src.readForAsker(), 'has links', 'a file swapped for a link out of the tree');
 
         // None of it reached what the loop acts on: its watcher (and its quiet period) tells it.
         assert.deepEqual(notified, []);
@@ -70,7 +77,7 @@ describe('FileSource.readForAsker: the tree as it is now, read again only when i
     });
   });
 
-  it('reads a tree with a symlink whole at each ask: where a link leads is not in any stamp', async () => {
+  it('does not read a tree with a symlink for an asker: where a link leads is in no stamp, and may differ per process', async () => {
     await withTmpDir(async (dir) => {
       await mkdir(path.join(dir, 'inner'));
       await writeFile(path.join(dir, 'inner', 'b.yaml'), manifest('b'));
@@ -78,7 +85,7 @@ describe('FileSource.readForAsker: the tree as it is now, read again only when i
       await settle();
       const src = new FileSource({ dir, watch: false, relistMs: 0 });
       await src.start(() => undefined);
-      await src.readForAsker();
+      assert.equal(await src.readForAsker(), 'has links');
       assert.equal(src.readsForAskers, 1);
       await src.stop();
     });

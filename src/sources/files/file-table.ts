@@ -31,6 +31,11 @@ export class FileTable {
     return this.files.has(file);
   }
 
+  /** The file's latest result (the very object the manifest cache gave, when it gave it). */
+  resultOf(file: string): FileResult | undefined {
+    return this.files.get(file)?.result;
+  }
+
   fileNames(): string[] {
     return [...this.files.keys()];
   }

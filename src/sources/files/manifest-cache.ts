@@ -110,12 +110,14 @@ export class ManifestCache implements FileResultCache {
 
   /**
    * Whether `file` is, by its stamp, the file whose result is kept (settled when read, so the
-   * stamp tells its content), and that result checked no hostIP (those are looked at again: the
+   * stamp tells its content), that result is `result`, and it checked no hostIP (those are looked at again: the
    * node's addresses change). The file's path is followed as given: tree-stamps.ts.
    */
-  isCurrent(file: string): boolean {
+  isCurrent(file: string, result: FileResult | undefined): boolean {
     const hit = this.entries.get(file);
-    if (!hit || hit.result.hostIPs) return false;
+    // The very result the caller holds: an entry made by another read of the file (a plan's, while
+    // the loop's watcher has not read it yet) is not what the caller's table says.
+    if (!hit || hit.result !== result || hit.result.hostIPs) return false;
     const st = statSync(file, { throwIfNoEntry: false });
     return st !== undefined && sameStamp(hit.stamp, st);
   }

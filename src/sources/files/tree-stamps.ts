@@ -6,7 +6,7 @@
  *
  * A directory's mtime and ctime change when an entry is added to it, removed or renamed, and a
  * kept manifest's stamp (device, inode, size, mtime, ctime) tells its content (util/stat-cache.ts:
- * only one settled when read is kept). So a tree whose listed directories and kept files all have
+ * only one settled when read is kept), when the result kept with it is the one the caller holds. So a tree whose listed directories and kept files all have
  * the stamps they had holds the same names and the same bytes: a file swapped for a symlink, a
  * directory for a link elsewhere, or a file system mounted over either changes a stamp on the way.
  * Anything the stamps cannot vouch for (a directory still young when listed, a file not kept,
@@ -18,6 +18,7 @@ import { statSync } from 'node:fs';
 import { sameStamp } from '../../util/stat-cache.js';
 import { realRoot } from './contained.js';
 import type { DirStamp, TreeListing } from './read-tree.js';
+import type { FileResult } from './manifest-file.js';
 
 export interface LastRead {
   root: string;
@@ -43,7 +44,11 @@ export function lastReadOf(root: string, listed: TreeListing): LastRead {
   };
 }
 
-export function unchangedSinceRead(read: LastRead, cache: { isCurrent(file: string): boolean }): boolean {
+export function unchangedSinceRead(
+  read: LastRead,
+  cache: { isCurrent(file: string, result: FileResult | undefined): boolean },
+  resultOf: (file: string) => FileResult | undefined,
+): boolean {
   if (!read.rootOk || read.listingIssues > 0 || read.links > 0 || read.dirs.size === 0) return false;
   if (realRoot(read.root) !== read.rootReal) return false;
   for (const [dir, d] of read.dirs) {
@@ -51,6 +56,6 @@ export function unchangedSinceRead(read: LastRead, cache: { isCurrent(file: stri
     const st = statSync(dir, { throwIfNoEntry: false });
     if (!st || !sameStamp(d.stamp, st)) return false;
   }
-  for (const file of read.files) if (!cache.isCurrent(file)) return false;
+  for (const file of read.files) if (!cache.isCurrent(file, resultOf(file))) return false;
   return true;
 }

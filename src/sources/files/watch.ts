@@ -22,7 +22,7 @@ import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
-import { loadManifestDir, snapshotOfTree, type DirSnapshot } from './load.js';
+import { snapshotOfTree, type DirSnapshot } from './load.js';
 import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
 
@@ -123,18 +123,25 @@ export class FileSource implements DesiredSource {
    * (cli/loop-planner.ts), changing nothing the loop acts on: when the tree's stamps say nothing
    * changed since the last full read (tree-stamps.ts), the results that read left (asLoaded); else
    * a read of its own, as `plan` makes it, which this source's table never takes (a file half
-   * written when the ask came must not be acted on before the watcher's quiet period).
+   * written when the ask came must not be acted on before the watcher's quiet period). A tree
+   * with a symlink is not read for an asker ('has links').
    */
-  async readForAsker(): Promise<DirSnapshot> {
+  async readForAsker(): Promise<DirSnapshot | 'has links'> {
     let kept: DirSnapshot | undefined;
     await this.enqueue(async () => {
       const read = this.lastRead;
-      if (read && this.table.fileNames().length === read.files.length && unchangedSinceRead(read, this.manifestCache)) kept = this.asLoaded();
+      const same = read && this.table.fileNames().length === read.files.length && unchangedSinceRead(read, this.manifestCache, (f) => this.table.resultOf(f));
+      if (same) kept = this.asLoaded();
     });
     if (kept) return kept;
     this.readsForAskers++;
-    const { allowEmpty, nodeName, capacity } = this.opts;
-    return loadManifestDir(this.root, { allowEmpty: !!allowEmpty, nodeName, capacity, cache: this.manifestCache });
+    // As loadManifestDir reads, but a symlink in the tree is answered as such: one through
+    // /proc/self (cwd, root) leads elsewhere for each process, so the asker reads it itself.
+    const listed = await readManifestTree(this.root);
+    if (listed.links > 0) return 'has links';
+    const { nodeName, capacity } = this.opts;
+    const results = await Promise.all(listed.files.map((f) => this.manifestCache.load(f, { nodeName, capacity, within: listed.rootReal })));
+    return snapshotOfTree(this.root, listed, results, !!this.opts.allowEmpty);
   }
 
   /**
