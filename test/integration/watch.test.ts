@@ -136,6 +136,31 @@ describe('FileSource (real files, inotify)', function () {
     );
   });
 
+  it('a manifest made again (not moved) right after another name went waits out the debounce: `rm a.yaml b.txt; render > a.yaml`', async () => {
+    const clock = new FakeClock();
+    await withSource(
+      { 'web.yaml': manifest('web'), 'other.yaml': manifest('other'), 'notes.txt': 'x\n' },
+      async ({ dir, src, changes }) => {
+        const file = path.join(dir, 'web.yaml');
+        const full = manifest('web', '128Mi');
+        await unlink(file);
+        await unlink(path.join(dir, 'notes.txt'));
+        // Made again under its name, half written: fs.watch says 'rename' for this creation as for a move.
+        await writeFile(file, full.slice(0, full.indexOf('resources:')));
+        await barrierAtomic(dir, changes, 'other');
+        assert.equal(src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes, 64 * 2 ** 20, 'still the old manifest');
+        assert.deepEqual(changes, [['default/other']]);
+        await writeFile(file, full);
+        await barrierAtomic(dir, changes, 'other', '80Mi');
+        clock.advance(100);
+        await waitFor(() => src.snapshot().containers.get('default/web')?.spec.resources.memoryBytes === 128 * 2 ** 20, {
+          message: 'the whole manifest, after the debounce',
+        });
+      },
+      { clock },
+    );
+  });
+
   it('a vim-style save (rename the original away, write a new file) is one change', async () => {
     await withSource({ 'web.yaml': manifest('web'), 'other.yaml': manifest('other') }, async ({ dir, src, changes }) => {
       await rename(path.join(dir, 'web.yaml'), path.join(dir, 'web.yaml~'));

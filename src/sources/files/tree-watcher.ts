@@ -33,6 +33,9 @@ import { DirWatches } from './dir-watches.js';
 import { realRoot } from './contained.js';
 import type { Clock, TimerHandle } from '../../contracts/clock.js';
 
+/** The names of a directory's last events kept to tell a move into place (onMove) from a creation. */
+const RECENT_NAMES = 16;
+
 /** Changed manifest files, or `full`: re-list the whole tree. */
 export interface WatchBatch {
   full: boolean;
@@ -59,7 +62,7 @@ export class TreeWatcher {
   private debounceTimer?: TimerHandle;
   private firstPendingAt?: number;
   /** The last raw event of each watched directory (what inotify said, in order). */
-  private lastRaw = new Map<string, { event: string; name: string }>();
+  private lastRaw = new Map<string, { event: string; name: string; before: string[] }>();
   /** The root as resolved when the watch started (the watches are of this tree, and report paths in it). */
   private resolvedRoot = '';
 
@@ -217,8 +220,9 @@ export class TreeWatcher {
 
   /**
    * inotify's events in order: a rename of one name directly followed, in the same directory, by a
-   * rename of a known manifest, while the first name is gone and the manifest is there, is a move
-   * into place (MOVED_FROM then MOVED_TO: fs.watch reports both as 'rename'). The manifest is read
+   * rename of a known manifest, while the first name is gone and the manifest is there, and the
+   * first name had events of its own before (it was made here while watched), is a move into
+   * place (MOVED_FROM then MOVED_TO: fs.watch reports both, and creations and deletions, as 'rename'). The manifest is read
    * now; the same event also goes to the debounced batch, which reads it again and finds nothing
    * new. What does not match exactly (a new file, a write in place, a move from another
    * directory) waits out the debounce: the safe side.
@@ -226,8 +230,13 @@ export class TreeWatcher {
   private onMove(watched: string, event: string, name: string): void {
     const dir = this.asGivenRoot(watched);
     const prev = this.lastRaw.get(dir);
-    this.lastRaw.set(dir, { event, name });
+    const before = prev?.before ?? [];
+    this.lastRaw.set(dir, { event, name, before: [...before.slice(1 - RECENT_NAMES), ...(prev ? [prev.name] : [])] });
     if (event !== 'rename' || prev?.event !== 'rename' || prev.name === name) return;
+    // fs.watch says 'rename' for a creation and a deletion too: `rm a.yaml b.yaml; render > a.yaml`
+    // looks the same. A temporary file was made (and written) while watched, in this directory,
+    // before it vanished; a name deleted without any event of its own before does not qualify.
+    if (!before.includes(prev.name)) return;
     const target = path.join(dir, name);
     const { root } = this.opts;
     if (isIgnoredPath(root, target) || !isManifestPath(target) || !this.opts.isKnown?.(target)) return;
