@@ -1,17 +1,18 @@
 /**
  * `acetate run` planning `acetate plan -f DIR` for the asker (controller/view-plan.ts), when DIR
- * is its own one source: the manifests it watches, read again now, and the containers as it last
+ * is its own one source: the manifests it watches, as they are now, and the containers as it last
  * read them, through the very functions `plan` uses (plan-input.ts, plan/plan.ts). A no-op `plan`
  * at 2,500 containers was ~250 ms of the asker's CPU, reading 2,500 manifests' stats and cache
  * and the loop's answer into a fresh heap; here it is a stat per file and directory when nothing
  * changed (FileSource.readForAsker, sources/files/tree-stamps.ts) and a plan.
  *
  * It declines (the asker then plans itself, as before) whenever the answer could differ from the
- * asker's own: another directory, or the same name seen in another mount namespace or root, another --allow-empty, another node name, capacity, security
- * levels or ACETATE_* variables (the manifest fingerprint), or a container with an image (digests
- * are resolved by the asker, with its registry rounds: cli/image-rounds.ts). The manifests are
- * taken as `plan` reads them (FileSource.readForAsker), not with the loop's memory of what a
- * failing file declared before, and that reading is never what the loop acts on.
+ * asker's own: another directory; the same name seen from another mount or network namespace or
+ * root (util/tree-identity.ts); another --allow-empty; another node name, capacity, security
+ * levels or ACETATE_* variables (the manifest fingerprint); a symlink in the tree; a container
+ * with an image (digests are resolved by the asker, with its registry rounds: cli/image-rounds.ts).
+ * The manifests are taken as `plan` reads them (FileSource.readForAsker), not with the loop's
+ * memory of what a failing file declared before, and that reading is never what the loop acts on.
  */
 import type { DesiredContainer } from '../api/types.js';
 import { isDeclined, type Declined, type Planner } from '../controller/view-plan.js';

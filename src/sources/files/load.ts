@@ -75,7 +75,21 @@ export function mergeFileResults(results: FileResult[], opts: LoadOptions & { di
 /** Loads a whole manifest tree. Missing, unreadable or empty → `complete: false` unless allowEmpty. */
 export async function loadManifestDir(dir: string, opts: LoadOptions = {}): Promise<DirSnapshot> {
   const root = path.resolve(dir);
+  return loadListed(root, await readManifestTree(root), opts);
+}
+
+/**
+ * As loadManifestDir, for the loop planning an asker's `plan` (FileSource.readForAsker): 'has
+ * links' for a tree with a symlink, which the asker reads itself (one through /proc/self, its cwd
+ * or root, leads elsewhere for each process).
+ */
+export async function loadManifestDirUnlinked(dir: string, opts: LoadOptions = {}): Promise<DirSnapshot | 'has links'> {
+  const root = path.resolve(dir);
   const listed = await readManifestTree(root);
+  return listed.links > 0 ? 'has links' : loadListed(root, listed, opts);
+}
+
+async function loadListed(root: string, listed: TreeListing, opts: LoadOptions): Promise<DirSnapshot> {
   const results = await Promise.all(listed.files.map((f) => loadManifestFile(f, { ...opts, within: listed.rootReal })));
   opts.cache?.retainOnly(listed.files);
   return snapshotOfTree(root, listed, results, !!opts.allowEmpty);

@@ -22,7 +22,7 @@ import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
-import { snapshotOfTree, type DirSnapshot } from './load.js';
+import { loadManifestDirUnlinked, snapshotOfTree, type DirSnapshot } from './load.js';
 import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
 
@@ -135,13 +135,8 @@ export class FileSource implements DesiredSource {
     });
     if (kept) return kept;
     this.readsForAskers++;
-    // As loadManifestDir reads, but a symlink in the tree is answered as such: one through
-    // /proc/self (cwd, root) leads elsewhere for each process, so the asker reads it itself.
-    const listed = await readManifestTree(this.root);
-    if (listed.links > 0) return 'has links';
-    const { nodeName, capacity } = this.opts;
-    const results = await Promise.all(listed.files.map((f) => this.manifestCache.load(f, { nodeName, capacity, within: listed.rootReal })));
-    return snapshotOfTree(this.root, listed, results, !!this.opts.allowEmpty);
+    const { allowEmpty, nodeName, capacity } = this.opts;
+    return loadManifestDirUnlinked(this.root, { allowEmpty: !!allowEmpty, nodeName, capacity, cache: this.manifestCache });
   }
 
   /**
