@@ -92,13 +92,9 @@ export async function readConvergeInput(opts: {
   };
 }
 
-/** What the runtime (opened with this command's flags) says the plan weighs. */
+/** What the runtime (opened with this command's flags) says the plan weighs (planInputOf leaves out what it does not say). */
 export function runtimeFactsOf(runtime: Runtime, network: RuntimeFacts['network']): RuntimeFacts {
-  return {
-    ...(runtime.granularity ? { granularity: runtime.granularity } : {}),
-    ...(network ? { network } : {}),
-    ...(runtime.userNamespaceFacts ? { userNamespaces: runtime.userNamespaceFacts() } : {}),
-  };
+  return { granularity: runtime.granularity, network, userNamespaces: runtime.userNamespaceFacts?.() };
 }
 
 const gitNotes = new WeakMap<DirSnapshot, string>();

@@ -2,8 +2,9 @@
  * POST /v1/plan on the loop's view socket (view-socket.ts): the loop plans `acetate plan -f DIR`
  * for the asker, when DIR is its own file source. The asker then starts Node, asks, and prints:
  * it reads no manifest, no manifest cache and no container (at 2,500 containers that was ~250 ms
- * of its CPU, the whole of a no-op `plan`'s budget); the loop reads the directory again first (its
- * manifest cache makes that a stat per file), so the plan is of the files as they are now.
+ * of its CPU, the whole of a no-op `plan`'s budget); the loop looks at the directory's stamps
+ * first, and reads it again for the asker when they changed, so the plan is of the files as they
+ * are now.
  *
  * What decides is the planner the loop was given (cli/loop-planner.ts): it answers the plan, or
  * why it did not plan (503: the asker plans itself, as it always could).

@@ -9,8 +9,8 @@
  *   open to any local user).
  * - GET /v1/observed?for=get|table|plan. The path, the build header and `for` are all a request
  *   says that is read. POST /v1/plan: the loop plans `acetate plan -f DIR` itself, when given a
- *   planner (view-plan.ts). Planning changes nothing; the directory is looked at again first, and
- *   what changed in it the loop then learns, as from its watcher (and acts on, as it would anyway).
+ *   planner (view-plan.ts). Planning changes nothing: what the loop reads of the directory for
+ *   it is never what the loop acts on (FileSource.readForAsker).
  * - Answers only when the view is whole (after the loop's first sync, no container unknown) and
  *   the asker is this very build (the shapes sent are this build's): otherwise 503, and the asker
  *   reads the node itself.

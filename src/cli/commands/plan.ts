@@ -44,8 +44,9 @@ sync done), the containers are taken as the loop last read them, as \`get\` show
 changed by hand behind acetate's back shows (and the loop repairs it) at its next resync.
 When DIR is that loop's own directory, seen the same way (the same mount and network
 namespaces and root, --allow-empty, node name and node settings), with no symlink in it and no
-container with an image, the loop makes the plan itself, of the files as they are now (read again unless their stamps are unchanged; what
-it reads for a plan is never what it acts on): the same plan, at a fraction of the time.
+container with an image, the loop makes the plan itself, of the files as they are now (read
+again unless their stamps are unchanged; what it reads for a plan is never what it acts on):
+the same plan, at a fraction of the time.
 --direct reads every container's files instead: drift made by hand shows at once.
 A change of --network-subnet or --network-bridge is shown too: refused (exit status 1, bridge
 containers left alone) while containers hold addresses on the old network.

@@ -44,7 +44,7 @@ export function unhealthyRecord(f: ProbeFailure | undefined, actual: ActualConta
 export async function unhealthyFacts(
   records: { key: string; incarnation?: string; unhealthy?: UnhealthyRecord }[],
   actual: ReadonlyMap<string, ActualContainer>,
-  /** The process the facts are for; the loop planning for `acetate plan` passes 0 (its verdicts are facts to its asker). */
+  /** The process the facts are for; the loop planning for `acetate plan` passes FOR_AN_ASKER (cli/plan-input.ts): its verdicts are facts to its asker. */
   reader: number = process.pid,
 ): Promise<Map<string, ProbeFailure>> {
   const out = new Map<string, ProbeFailure>();

@@ -108,7 +108,16 @@ export function snapshotOfTree(
 ): DirSnapshot {
   const snap = mergeFileResults(results, { dirProblems: listed.problems });
   snap.warnings.unshift(...listed.warnings);
-  const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: results, containers: snap.containers.size, allowEmpty });
+  return judged(snap, root, listed, allowEmpty);
+}
+
+/**
+ * `snap` judged complete or not (judgeCompleteness), its failing origins with the listing's: as
+ * apply and plan judge a tree (snapshotOfTree) and the loop its own (FileSource, whose merge keeps
+ * what failing files declared before).
+ */
+export function judged(snap: DirSnapshot, root: string, listed: Pick<TreeListing, 'rootState' | 'problems'>, allowEmpty: boolean): DirSnapshot {
+  const verdict = judgeCompleteness({ root, rootState: listed.rootState, files: snap.files, containers: snap.containers.size, allowEmpty });
   snap.complete = verdict.complete;
   snap.failingOrigins = addListingProblems(verdict.failingOrigins, listed.problems, root);
   if (verdict.incompleteReason) snap.incompleteReason = verdict.incompleteReason;

@@ -8,8 +8,7 @@
  * the whole file only when everything else a result depends on is the same: this build of
  * acetate, the node name, what the node can give and allows (capacity, security levels, as read
  * now), the protected dirs and every ACETATE_* variable but a few (NOT_READING). Anything else
- * (missing, unreadable,
- * another fingerprint) and the manifests are read as without it. Not the node's addresses: they
+ * (missing, unreadable, another fingerprint) and the manifests are read as without it. Not the node's addresses: they
  * change under a running loop (its own bridge's gateway appears after it starts), which made every
  * later `plan` parse everything again; an entry that checked a hostIP records the verdict and is
  * used only while it holds (FileResult.hostIPs).

@@ -110,8 +110,8 @@ export class ManifestCache implements FileResultCache {
 
   /**
    * Whether `file` is, by its stamp, the file whose result is kept (settled when read, so the
-   * stamp tells its content), that result is `result`, and it checked no hostIP (those are looked at again: the
-   * node's addresses change). The file's path is followed as given: tree-stamps.ts.
+   * stamp tells its content), that result is `result`, and it checked no hostIP (those are looked
+   * at again: the node's addresses change). The file's path is followed as given: tree-stamps.ts.
    */
   isCurrent(file: string, result: FileResult | undefined): boolean {
     const hit = this.entries.get(file);

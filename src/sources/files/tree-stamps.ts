@@ -6,8 +6,9 @@
  *
  * A directory's mtime and ctime change when an entry is added to it, removed or renamed, and a
  * kept manifest's stamp (device, inode, size, mtime, ctime) tells its content (util/stat-cache.ts:
- * only one settled when read is kept), when the result kept with it is the one the caller holds. So a tree whose listed directories and kept files all have
- * the stamps they had holds the same names and the same bytes: a file swapped for a symlink, a
+ * only one settled when read is kept), when the result kept with it is the one the caller holds.
+ * So a tree whose listed directories and kept files all have the stamps they had holds the same
+ * names and the same bytes: a file swapped for a symlink, a
  * directory for a link elsewhere, or a file system mounted over either changes a stamp on the way.
  * Anything the stamps cannot vouch for (a directory still young when listed, a file not kept,
  * one whose result checked the node's addresses, a problem or warning of the listing, a symlink

@@ -222,8 +222,8 @@ export class TreeWatcher {
    * inotify's events in order: a rename of one name directly followed, in the same directory, by a
    * rename of a known manifest, while the first name is gone and the manifest is there, and the
    * first name had events of its own before (it was made here while watched), is a move into
-   * place (MOVED_FROM then MOVED_TO: fs.watch reports both, and creations and deletions, as 'rename'). The manifest is read
-   * now; the same event also goes to the debounced batch, which reads it again and finds nothing
+   * place (MOVED_FROM then MOVED_TO: fs.watch reports both, and creations and deletions, as
+   * 'rename'). The manifest is read now; the same event also goes to the debounced batch, which reads it again and finds nothing
    * new. What does not match exactly (a new file, a write in place, a move from another
    * directory) waits out the debounce: the safe side.
    */

@@ -15,14 +15,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DesiredSource, SourceProblem } from '../../contracts/source.js';
 import { realClock, type Clock, type TimerHandle } from '../../contracts/clock.js';
-import { addListingProblems, judgeCompleteness, type RootState } from './completeness.js';
+import type { RootState } from './completeness.js';
 import { realRoot } from './contained.js';
 import { lastReadOf, unchangedSinceRead, type LastRead } from './tree-stamps.js';
 import { FileTable } from './file-table.js';
 import { ManifestCache } from './manifest-cache.js';
 import { loadManifestFile, type FileResult } from './manifest-file.js';
 import { readManifestTree } from './read-tree.js';
-import { loadManifestDirUnlinked, snapshotOfTree, type DirSnapshot } from './load.js';
+import { judged, loadManifestDirUnlinked, snapshotOfTree, type DirSnapshot } from './load.js';
 import { loadManifestCacheFile, saveManifestCacheFile } from './manifest-cache-file.js';
 import { TreeWatcher, type WatchBatch } from './tree-watcher.js';
 
@@ -236,23 +236,7 @@ export class FileSource implements DesiredSource {
   private compute(): FileSnapshot {
     const snap = this.table.merge(this.dirProblems);
     this.reportNewWarnings([...this.dirWarnings, ...snap.warnings]);
-    const verdict = judgeCompleteness({
-      root: this.root,
-      rootState: this.rootState,
-      files: snap.files,
-      containers: snap.containers.size,
-      allowEmpty: this.opts.allowEmpty ?? false,
-    });
-    const out: FileSnapshot = {
-      containers: snap.containers,
-      protectedKeys: snap.protectedKeys,
-      problems: snap.problems,
-      complete: verdict.complete,
-      failingOrigins: addListingProblems(verdict.failingOrigins, this.dirProblems, this.root),
-      files: snap.files,
-    };
-    if (verdict.incompleteReason) out.incompleteReason = verdict.incompleteReason;
-    return out;
+    return judged(snap, this.root, { rootState: this.rootState, problems: this.dirProblems }, this.opts.allowEmpty ?? false);
   }
 
   private reportNewWarnings(warnings: SourceProblem[]): void {
