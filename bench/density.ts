@@ -22,7 +22,7 @@ import { instancePaths } from '../src/runtime/runc/paths.js';
 import { editLatency, startLoop } from './acetate-run.js';
 import { acetateConfigTemplate, PROBE_NAME, type AcetateTemplate } from './lib/acetate-config.js';
 import { BASELINE, CLI, LOOP_NODE_FLAGS, NOOP, check, log, runcCount, type Baseline, type Harness, type Instance } from './lib/harness.js';
-import { openDirsForRanges, probeTemplate, startIdmapLoop, unprivilegedInstance } from './lib/idmap-baseline.js';
+import { openDirsForRanges, probeTemplate, startIdmapLoop, unprivilegedInstance, type ProbedTemplate } from './lib/idmap-baseline.js';
 import { assertNoLeaks } from './lib/leaks.js';
 import { kernelGrowth, kernelMemory, kernelTotal, processMemoryUnder } from './lib/node-memory.js';
 import { writeDensityResults, type DensityCreate, type DensityResults } from './lib/density-report.js';
@@ -62,7 +62,7 @@ export interface DensityOptions {
 }
 
 /** The bare loop's side: acetate's config as create.sh's template, or (user namespaces) as create-idmap.sh's. */
-type BareSide = { kind: 'host-users'; tpl: AcetateTemplate } | { kind: 'userns'; tpl: string };
+type BareSide = { kind: 'host-users'; tpl: AcetateTemplate } | { kind: 'userns'; tpl: ProbedTemplate };
 
 export async function densityBench(h: Harness, o: DensityOptions): Promise<DensityResults> {
   const { n } = o;
@@ -142,7 +142,7 @@ async function bareAt(h: Harness, side: BareSide, n: number, k: number, full: bo
   let destroy: () => Promise<Measured>;
   let cleanup: () => Promise<void>;
   if (side.kind === 'userns') {
-    const loop = await startIdmapLoop(h, side.tpl, ['/'], n, k);
+    const loop = await startIdmapLoop(h, side.tpl.text, [...side.tpl.above, '/'], n, k);
     ({ b, destroy, cleanup } = loop);
     c = loop.created;
   } else {

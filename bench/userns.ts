@@ -95,8 +95,9 @@ async function kindBench(h: Harness, o: UsernsOptions, kind: string, yamlOf: (na
   const inst = await unprivilegedInstance(h, env);
   try {
     const ip = instancePaths(inst.stateDir, inst.runDir);
-    const tpl = await probeTemplate(h, inst, yamlOf(PROBE_NAME));
-    const layers = await layersOf(inst, kind);
+    const probed = await probeTemplate(h, inst, yamlOf(PROBE_NAME));
+    const tpl = probed.text;
+    const layers = [...probed.above, ...(await layersOf(inst, kind))];
     const k: UsernsKind = { kind, layers: layers.length, bareMs: [], acetateMs: [], bareCpuMs: [], acetateCpuMs: [] };
     for (let rep = 1; rep <= o.reps; rep++) {
       const b = await bareRun(h, tpl, layers, n, rep === 1 ? k : undefined);
@@ -115,8 +116,7 @@ async function kindBench(h: Harness, o: UsernsOptions, kind: string, yamlOf: (na
       check(f.code === 0, `find failed: ${f.stderr}`);
       k.layerEntriesNotRoot = f.stdout.split('\n').filter(Boolean).length;
     }
-    const hv = path.join(ip.stateDir, 'host-view');
-    if (kind.startsWith('host')) k.hostViewStockBytes = await duBytes(hv).catch(() => 0);
+    if (probed.above.length) k.hostLayerBytes = await duBytes(probed.above[0]!).catch(() => 0);
     k.ratio = round(median(k.acetateMs) / median(k.bareMs), 2);
     return k;
   } finally {

@@ -4,14 +4,17 @@
  *   acetate-idmap HOSTID COUNT SRC TARGET [SRC TARGET...]
  *   acetate-idmap --hold HOSTID COUNT SRC TARGET [SRC TARGET...]
  *   acetate-idmap --release TARGET...     detach what is mounted there (none: nothing to do)
- *   acetate-idmap [--hold] --ids UIDS GIDS HOSTID COUNT SRC TARGET...
+ *   acetate-idmap [--hold] --ids UIDS GIDS [--ids-from K] HOSTID COUNT SRC TARGET...
  *   acetate-idmap --serve                 the same, asked for on stdin (below)
  *
  * --ids maps only the listed ids (`0-99,65534`: ranges and ids below COUNT) for users and groups:
  * the node's files owned by any other id are seen as the overflow id (nobody) and the container's
  * root cannot override their permissions (the host template maps only the ids of the OS' files,
  * so a service's data made on the node after the container started stays closed, see
- * src/runtime/walls/host-ids.ts).
+ * src/runtime/walls/host-ids.ts). With --ids-from K it applies to the layers from the K-th (0-based)
+ * on, and the first K are mapped whole: acetate's own layers above the node's `/` (the host view's
+ * markers, src/runtime/walls/host-layer.ts), which hold no node data and whose owners (a hidden
+ * service dir's, shown empty) must stay the container's to write.
  *
  * With --hold, once every layer is mounted it prints `ready` and waits for the end of its stdin,
  * then detaches the targets itself: acetate closes stdin once runc has created the container (the
@@ -22,7 +25,7 @@
  * With --serve it stays, and makes and ends holds on request, so that a start costs acetate no
  * process of its own (a fork of acetate's large Node process took 2-10 ms of its one thread per
  * start). stdin: requests as NUL-terminated fields, `ID NARGS ARG...` (requests.h):
- *     ID NARGS hold HOLDID [--ids UIDS GIDS] HOSTID COUNT SRC TARGET...   answered `ID ready N` (N layers)
+ *     ID NARGS hold HOLDID [--ids UIDS GIDS [--ids-from K]] HOSTID COUNT SRC TARGET...   answered `ID ready N`
  *     ID 2 release HOLDID                                                 answered `ID released HOLDID`
  * HOLDID is the caller's name for the hold (1 to 20 digits, unique among the holds it made);
  * or `ID error REASON` (nothing of that hold is left mounted, or, for a release, the detach that

@@ -164,38 +164,62 @@ int release_own(int n, char **targets, const unsigned long long *ids) {
   return status;
 }
 
+/* `[--ids UIDS GIDS [--ids-from K]]` at argv's start: how many fields they take, or -1 if malformed. */
+static int options_of(int argc, char **argv, const char **uids, const char **gids, unsigned long *from) {
+  *uids = *gids = NULL;
+  *from = 0;
+  if (argc < 3 || strcmp(argv[0], "--ids") != 0) return 0;
+  *uids = argv[1];
+  *gids = argv[2];
+  if (argc < 5 || strcmp(argv[3], "--ids-from") != 0) return 3;
+  return parse_id(argv[4], from) == 0 && *from <= MAX_LAYERS ? 5 : -1;
+}
+
 /*
- * Mounts the layers of `[--ids UIDS GIDS] HOSTID COUNT SRC TARGET...` (argv[0..argc-1]): 0, or 1
- * with nothing left mounted, or 2 for a malformed request (the reason in `reason` either way).
+ * Mounts the layers of `[--ids UIDS GIDS [--ids-from K]] HOSTID COUNT SRC TARGET...`
+ * (argv[0..argc-1]): 0, or 1 with nothing left mounted, or 2 for a malformed request (the reason
+ * in `reason` either way). With --ids-from K, --ids applies to layers K on; the first K are mapped
+ * whole (acetate's own layers, such as the host view's markers: they hold no node data).
  */
 int mount_layers(int argc, char **argv, unsigned long long *ids) {
   unsigned long host, count;
-  const char *uids = NULL, *gids = NULL;
-  if (argc >= 3 && strcmp(argv[0], "--ids") == 0) {
-    uids = argv[1];
-    gids = argv[2];
-    argv += 3;
-    argc -= 3;
+  const char *uids, *gids;
+  unsigned long from; /* the first layer --ids applies to: those before are mapped whole */
+  int skip = options_of(argc, argv, &uids, &gids, &from);
+  if (skip > 0) {
+    argv += skip;
+    argc -= skip;
   }
-  if (argc < 4 || argc % 2 != 0 || (argc - 2) / 2 > MAX_LAYERS || parse_id(argv[0], &host) || parse_id(argv[1], &count) || count == 0 ||
+  if (skip < 0 || argc < 4 || argc % 2 != 0 || (argc - 2) / 2 > MAX_LAYERS || parse_id(argv[0], &host) || parse_id(argv[1], &count) || count == 0 ||
       host + count > UINT32_MAX) {
-    snprintf(reason, sizeof reason, "usage: acetate-idmap [--hold] [--ids UIDS GIDS] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)",
-             MAX_LAYERS);
+    snprintf(reason, sizeof reason,
+             "usage: acetate-idmap [--hold] [--ids UIDS GIDS [--ids-from K]] HOSTID COUNT SRC TARGET [SRC TARGET...] (at most %d layers)", MAX_LAYERS);
     return 2;
   }
-  static char uid_map[MAP_BYTES], gid_map[MAP_BYTES];
+  static char uid_map[MAP_BYTES], gid_map[MAP_BYTES], whole[64];
+  snprintf(whole, sizeof whole, "0 %lu %lu\n", host, count);
   if (uids) {
     if (map_lines(uids, host, count, uid_map, sizeof uid_map) || map_lines(gids, host, count, gid_map, sizeof gid_map)) {
       snprintf(reason, sizeof reason, "--ids takes ids and ranges below COUNT, like 0-99,65534 (at most 340)");
       return 2;
     }
   } else {
-    snprintf(uid_map, sizeof uid_map, "0 %lu %lu\n", host, count);
-    snprintf(gid_map, sizeof gid_map, "0 %lu %lu\n", host, count);
+    snprintf(uid_map, sizeof uid_map, "%s", whole);
+    snprintf(gid_map, sizeof gid_map, "%s", whole);
+  }
+  int n = (argc - 2) / 2, made = 0, moved = 0, status = 0;
+  if (from >= (unsigned long)n) { /* --ids would map no layer: a mistake, never the node's `/` mapped whole */
+    snprintf(reason, sizeof reason, "--ids-from takes a layer before the last (%d layers)", n);
+    return 2;
   }
   int ns = userns_fd(uid_map, gid_map);
   if (ns < 0) return fail("cannot make the user namespace", NULL);
-  int n = (argc - 2) / 2, made = 0, moved = 0, status = 0;
+  int ns_whole = uids && from > 0 ? userns_fd(whole, whole) : ns;
+  if (ns_whole < 0) {
+    status = fail("cannot make the user namespace", NULL);
+    close(ns);
+    return status;
+  }
   static int trees[MAX_LAYERS];
   for (; made < n; made++) {
     const char *src = argv[2 + 2 * made];
@@ -204,7 +228,8 @@ int mount_layers(int argc, char **argv, unsigned long long *ids) {
       status = fail("open_tree", src);
       break;
     }
-    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, .userns_fd = (uint64_t)ns};
+    int layer_ns = (unsigned long)made < from ? ns_whole : ns;
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, .userns_fd = (uint64_t)layer_ns};
     if (mount_setattr(trees[made], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
       status = fail("mount_setattr (idmap)", src);
       close(trees[made]);
@@ -229,13 +254,17 @@ int mount_layers(int argc, char **argv, unsigned long long *ids) {
     }
   }
   for (int i = 0; i < made; i++) close(trees[i]); /* a moved tree stays mounted where it went */
+  if (ns_whole != ns) close(ns_whole);
   close(ns);
   return status;
 }
 
-/* The targets of `[--ids U G] HOSTID COUNT SRC TARGET...` (argc, argv as mount_layers takes them). */
+/* The targets of `[--ids U G [--ids-from K]] HOSTID COUNT SRC TARGET...` (argc, argv as mount_layers takes them). */
 int targets_of(int argc, char **argv, char **out) {
-  int skip = argc >= 3 && strcmp(argv[0], "--ids") == 0 ? 3 : 0, n = 0;
+  const char *u, *g;
+  unsigned long from;
+  int skip = options_of(argc, argv, &u, &g, &from), n = 0;
+  if (skip < 0) return 0;
   for (int i = skip + 3; i < argc; i += 2) out[n++] = argv[i];
   return n;
 }

@@ -5,11 +5,12 @@
  * same range per container, the layers mounted idmapped by acetate's own helper around
  * `runc run -d`), with what it leaves mounted released and checked gone.
  */
-import { chmod, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { instancePaths } from '../../src/runtime/runc/paths.js';
 import { DEFAULT_USERNS_POOL, RANGE_SIZE } from '../../src/runtime/walls/id-pool.js';
 import { IDMAP_HELPER } from '../../src/runtime/walls/idmap.js';
+import { layersDirOf } from '../../src/runtime/walls/host-layer.js';
 import { mountsUnder } from '../../src/util/mounts.js';
 import { PROBE_NAME, templateOf } from './acetate-config.js';
 import { BASELINE, check, type Baseline, type Harness, type Instance } from './harness.js';
@@ -40,8 +41,20 @@ export async function openDirsForRanges(h: Harness, dirs: string[]): Promise<() 
   };
 }
 
+export interface ProbedTemplate {
+  /** The config, @HOSTID@ its range. */
+  text: string;
+  /**
+   * The layers acetate mounts above the template's (a host-template container's host view's
+   * layer, src/runtime/walls/host-layer.ts): a copy on the run root's tmpfs, made once, mounted by
+   * the bare loop as acetate mounts the original (not on `/`'s filesystem: overlayfs refuses a
+   * lower layer inside another).
+   */
+  above: string[];
+}
+
 /** The config acetate writes for one container (PROBE_NAME), as the bare loop's template (@HOSTID@ its range); the probe is then removed. */
-export async function probeTemplate(h: Harness, inst: Instance, yaml: string): Promise<string> {
+export async function probeTemplate(h: Harness, inst: Instance, yaml: string): Promise<ProbedTemplate> {
   const ip = instancePaths(inst.stateDir, inst.runDir);
   const file = path.join(inst.dir, 'probe.yaml');
   await writeFile(file, yaml);
@@ -49,6 +62,17 @@ export async function probeTemplate(h: Harness, inst: Instance, yaml: string): P
   check(c.code === 0, `acetate apply of the probe failed: ${c.stderr.slice(-2000)}`);
   const id = `default_${PROBE_NAME}`;
   const raw = await readFile(path.join(ip.runContainersDir, id, 'bundle', 'config.json'), 'utf8');
+  const above: string[] = [];
+  const target = await readFile(path.join(ip.containersDir, id, 'host-view-target.json'), 'utf8').catch(() => undefined);
+  const layer = target ? (JSON.parse(target) as { layer?: string }).layer : undefined;
+  if (layer) {
+    const copy = await mkdtemp(path.join(h.runRoot, 'acetate-bench-layer-'));
+    h.cleanups.add(() => rm(copy, { recursive: true, force: true }));
+    const cp = await measure('cp', ['-a', '--', `${path.join(layersDirOf(ip.runDir, ip.stateDir), layer)}/.`, copy]);
+    check(cp.code === 0, `copying the host view's layer failed: ${cp.stderr}`);
+    await chmod(copy, 0o755);
+    above.push(copy);
+  }
   await rm(file);
   const d = await h.acetate(inst, ['apply', '-f', inst.dir, '--allow-empty']);
   check(d.code === 0, `acetate destroy of the probe failed: ${d.stderr.slice(-2000)}`);
@@ -63,7 +87,7 @@ export async function probeTemplate(h: Harness, inst: Instance, yaml: string): P
   const mapped = new RegExp(`"hostID": ${first},`, 'g');
   check((text.match(mapped) ?? []).length === 2, `the probe's config does not map uid and gid to one range at ${first}`);
   check(text.includes('@RUN@/containers/@ID@/lower/0'), "the probe's root overlay is not over idmapped layers");
-  return text.replace(mapped, '"hostID": @HOSTID@,');
+  return { text: text.replace(mapped, '"hostID": @HOSTID@,'), above };
 }
 
 export interface IdmapLoop {

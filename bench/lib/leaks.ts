@@ -243,8 +243,7 @@ export async function cleanupStateDir(stateDir: string, opts: { runtime?: Runtim
   if (opts.network) await cleanupNetwork(stateDir, opts.network).catch((e: unknown) => errors.push(e));
   // 6. The dir, unless something is still mounted in it (never delete through a mount).
   for (const dir of instanceDirs(ip)) {
-    // Retried: a refill of the host-view marker stock that a start left running (a `sh` loop of
-    // `cp`, host-marker-stock.ts) may still be writing a copy into it for a moment (ENOTEMPTY).
+    // Retried: a process the test stopped may still be writing into it for a moment (ENOTEMPTY).
     if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     else errors.push(new Error(`not deleting ${dir}: still mounted`));
   }

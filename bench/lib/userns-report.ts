@@ -28,7 +28,7 @@ export interface UsernsKind {
   /** Entries of the layer store not owned by root:root (nothing chowned: 0). */
   layerEntriesNotRoot?: number;
   /** The host view's marker tree and its stock of copies (per node, not per container). */
-  hostViewStockBytes?: number;
+  hostLayerBytes?: number;
 }
 
 export interface UsernsResults {
@@ -95,8 +95,8 @@ export function usernsMarkdown(r: UsernsResults): string {
       L.push(
         `- The image's ${k.layers} layers: ${fmtMiB(k.imageLayersBytes)} once for all ${r.n} containers (one copy, mounted idmapped per container); entries of the layer store not owned by root: ${k.layerEntriesNotRoot ?? '?'} (nothing chowned).`,
       );
-    if (k.hostViewStockBytes !== undefined)
-      L.push(`- The host view's marker tree and its stock of ready copies (per node, not per container): ${fmtKiB(k.hostViewStockBytes)}.`);
+    if (k.hostLayerBytes !== undefined)
+      L.push(`- The host view's layer, shared by every host-template container (per node, not per container): ${fmtKiB(k.hostLayerBytes)}.`);
   }
   L.push(
     `- Checked on both sides while the ${r.n} ran: each container's /proc/<pid>/uid_map is \`0 <node id> 65536\`, non-zero and disjoint from every other's.`,

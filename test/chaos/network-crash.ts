@@ -7,6 +7,7 @@
  * address; and nothing of any other container is left: network namespace, lease, veth, port
  * claim or iptables rule.
  */
+import { layersDirOf } from '../../src/runtime/walls/host-layer.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -187,6 +188,7 @@ export async function simulateReboot(s: NetSuite): Promise<void> {
   for (const nsDir of ['netns', 'userns'].map((d) => path.join(runDir, d))) {
     for (const ns of await readdir(nsDir).catch(() => [] as string[])) await unmountAll(path.join(nsDir, ns));
   }
+  await unmountAll(layersDirOf(runDir, s.stateDir)); // the host view's layers' tmpfs (host-layer.ts)
   await rm(runDir, { recursive: true, force: true });
   await exec('ip', ['link', 'del', s.network.bridge]).catch(() => undefined);
 }

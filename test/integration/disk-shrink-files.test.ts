@@ -127,7 +127,8 @@ describe('resources.disk shrink counts the files, not XFS metadata (real loop de
 
     await restartWith('legacy', 10 * GI); // a start: measured then
     const after = (await st.runtime.get('default/legacy'))!.disk!;
-    assert.ok(after.filesBytes! > 5 * MI && after.filesBytes! < 6 * MI, `the files' use, measured: ${JSON.stringify(after)}`);
+    // At least the file itself (the upper dir holds no host-view marker since they are a shared layer).
+    assert.ok(after.filesBytes! >= 5 * MI && after.filesBytes! < 6 * MI, `the files' use, measured: ${JSON.stringify(after)}`);
     pid = await restartWith('legacy', 64 * MI);
     assert.equal((await st.runtime.get('default/legacy'))!.disk?.sizeBytes, 64 * MI);
     assert.match((await inContainer(pid, 'md5sum -c /five.md5')).out, /five: OK/);

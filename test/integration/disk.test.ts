@@ -4,9 +4,11 @@
  * when the data does not fit); data kept across grow, restart, replace, a new acetate process and a
  * reboot; the mount on the node private and invisible to other containers; leftovers swept.
  */
+import { layersDirOf } from '../../src/runtime/walls/host-layer.js';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { unmountAll } from '../../src/util/mounts.js';
 import { hashOf } from '../../src/api/hash.js';
 import type { NormalizedSpec } from '../../src/api/types.js';
 import { plan } from '../../src/plan/plan.js';
@@ -171,6 +173,7 @@ describe('resources.disk: XFS on a loop device', function () {
     const runRoot = path.join(st.dir, 'run', 'runc', 'default_keep');
     await exec('runc', ['--root', path.join(st.dir, 'run', 'runc'), 'delete', '--force', 'default_keep']).catch(() => undefined);
     await rm(runRoot, { recursive: true, force: true });
+    await unmountAll(layersDirOf(path.join(st.dir, 'run'), st.dir)); // the host view's layers' tmpfs (host-layer.ts)
     await rm(path.join(st.dir, 'run'), { recursive: true, force: true });
     assert.deepEqual(await mountLines('self', dirOf('keep')), []);
     const rt3 = makeRuntime(st.dir);

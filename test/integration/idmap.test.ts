@@ -6,7 +6,7 @@
  * ranges use the one copy), and no idmapped mount is left on the node while it runs or after.
  */
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { exec } from '../../src/util/exec.js';
@@ -112,7 +112,12 @@ describe('idmapped layers for user namespaces (real runc)', function () {
       const a = await lstat(b.f);
       assert.deepEqual([a.uid, a.gid, a.ctimeMs], [b.uid, b.gid, b.ctimeMs], `${b.f} untouched on the node`);
     }
-    assert.deepEqual(await nodeMountsOf(root), [], 'the idmapped layer is detached from the node once runc created the container');
+    // (Only the host view's layers' own tmpfs stays, host-layer.ts: not a layer of the node's.)
+    assert.deepEqual(
+      (await nodeMountsOf(root)).filter((l) => !/ - tmpfs acetate-host-layers /.test(l)),
+      [],
+      'the idmapped layer is detached from the node once runc created the container',
+    );
   });
 
   it('imported template: mounted idmapped, not copied or chowned; stop leaves no mount', async () => {
@@ -202,6 +207,27 @@ describe('acetate-idmap (the helper): mounts whole or none, never outliving its 
     await releaseIdmappedLayers(dir);
     assert.deepEqual(await nodeMountsOf(root), []);
     await assert.rejects(lstat(dir), { code: 'ENOENT' });
+  });
+
+  it('--ids-from: the layers before it are mapped whole, those from it only for the ids listed; one naming no layer is refused', async () => {
+    const layer = path.join(root, 'layer');
+    const node = path.join(root, 'node');
+    for (const [d, f] of [
+      [layer, 'f'],
+      [node, 'g'],
+    ] as const) {
+      await mkdir(d);
+      await writeFile(path.join(d, f), 'x');
+      await chown(path.join(d, f), 105, 105); // a service's id: not among those listed
+    }
+    const dir = path.join(root, 'lower');
+    const [t0, t1] = await mountIdmappedLayers(dir, [layer, node], userns, undefined, { uids: '0', gids: '0' }, 1);
+    assert.equal((await stat(path.join(t0!, 'f'))).uid, 1_300_000_105, "acetate's own layer: every id mapped");
+    assert.equal((await stat(path.join(t1!, 'g'))).uid, 65_534, "the node's: an id not listed is nobody's");
+    assert.equal((await stat(t1!)).uid, 1_300_000_000, 'a listed id (root) is mapped');
+    await releaseIdmappedLayers(dir);
+    await assert.rejects(mountIdmappedLayers(dir, [layer, node], userns, undefined, { uids: '0', gids: '0' }, 2), /--ids-from takes a layer before the last/);
+    assert.deepEqual(await nodeMountsOf(root), []);
   });
 
   it('a missing layer: nothing mounted, the error names it', async () => {

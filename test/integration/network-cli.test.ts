@@ -3,6 +3,7 @@
  * changing a published port in place, a port conflict reported as Ready=False, and a simulated
  * reboot after which the survivor gets its address back and nothing of the removed is left.
  */
+import { layersDirOf } from '../../src/runtime/walls/host-layer.js';
 import assert from 'node:assert/strict';
 import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -171,6 +172,7 @@ spec:
     }
     await waitFor(async () => (await snapshotLeaks(stateDir)).processes.length === 0, { timeoutMs: 10_000 });
     for (const dir of ['netns', 'userns']) for (const ns of await readdir(path.join(ip.runDir, dir))) await unmountAll(path.join(ip.runDir, dir, ns));
+    await unmountAll(layersDirOf(ip.runDir, ip.stateDir)); // the host view's layers' tmpfs (host-layer.ts)
     await rm(ip.runDir, { recursive: true, force: true });
     await exec('ip', ['link', 'del', n.bridge]);
     const rulesBefore = (await snapshotNetworkLeaks(stateDir, n)).iptables;

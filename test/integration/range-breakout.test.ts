@@ -1,10 +1,12 @@
 /**
  * What a process that escaped its container as its range's root (a uid of the node) can do to the
  * container's walls, with real containers and the real CLI (tester's findings 2 and 3): it cannot
- * rewrite acetate's records in the container dir (ids.json, record.json), and markers it deletes
- * in the upper dir (or an opaque xattr it takes off) are put back at the next start. A range the
- * node's records give another live container is refused at a start (checkRangeHeld).
+ * rewrite acetate's records in the container dir (ids.json, record.json), and the markers hiding
+ * node data are in the view's layer, out of its reach (what it makes in its upper dir shows no
+ * node entry). A range the node's records give another live container is refused at a start
+ * (checkRangeHeld).
  */
+import { layersDirOf } from '../../src/runtime/walls/host-layer.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -101,18 +103,24 @@ describe('after a breakout as the range root (real runc): records stay root, mar
     assert.notEqual((await asRange(`echo '{}' > ${idsFileOf(cdir())}`)).exitCode, 0);
   });
 
-  it('the opaque /root the range root deleted in upper is placed again at the next start; so is the opaque xattr it took off', async () => {
+  it("the markers hiding the node's /root are out of the range root's reach (the view's layer, host-layer.ts); what it makes in its upper dir does not show them", async () => {
+    const layers = layersDirOf(runDir, stateDir);
+    const target = JSON.parse(await readFile(path.join(cdir(), 'host-view-target.json'), 'utf8')) as { layer: string };
+    const layer = path.join(layers, target.layer);
+    assert.ok((await stat(path.join(layer, 'root'))).isDirectory(), 'the layer holds the opaque /root');
+    // The layer: neither listed, nor removed, nor its xattr taken off by the range's root.
+    for (const cmd of [`ls ${layers}`, `rm -rf ${layer}/root`, `setfattr -h -x user.overlay.opaque ${layer}/root`]) {
+      const r = await asRange(cmd);
+      assert.notEqual(r.exitCode, 0, `${cmd} as the range root`);
+    }
+    // Its upper dir is its own: a /root made there without the opaque mark still shows no node entry.
     const upperRoot = path.join(cdir(), 'upper', 'root');
-    const rmr = await asRange(`rm -rf ${upperRoot}`);
-    assert.equal(rmr.exitCode, 0, rmr.stderr);
-    // (Inside, the running overlay may keep its cached /root until caches are dropped; the restart is what must not trust the record.)
-    await assert.rejects(stat(upperRoot), { code: 'ENOENT' });
+    const mk = await asRange(`mkdir -p ${upperRoot} && touch ${upperRoot}/own && setfattr -h -x user.overlay.opaque ${upperRoot} 2>/dev/null; true`);
+    assert.equal(mk.exitCode, 0, mk.stderr);
     await restart();
-    assert.ok(!(await lsRoot()).includes(path.basename(secret)), "the node's /root is hidden again");
-    const x = await asRange(`setfattr -h -x user.overlay.opaque ${upperRoot}`);
-    assert.equal(x.exitCode, 0, x.stderr);
-    await restart();
-    assert.ok(!(await lsRoot()).includes(path.basename(secret)), "the node's /root is hidden again after the xattr was taken off");
+    const seen = await lsRoot();
+    assert.ok(!seen.includes(path.basename(secret)), "the node's /root stays hidden");
+    assert.ok(seen.includes('own'), 'what it made in its upper dir is its own');
   });
 });
 

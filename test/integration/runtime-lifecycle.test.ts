@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mountsUnder, parseMountInfo } from '../../src/util/mounts.js';
+import { parseMountInfo } from '../../src/util/mounts.js';
+import { nodeMountsBesideLayers } from '../support/disk.js';
 import { RuncCli } from '../../src/runtime/runc/runc-cli.js';
 import { isAlive } from '../../src/util/processes.js';
 import { assertNoLeaks } from '../support/leaks.js';
@@ -48,7 +49,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     const root = parseMountInfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/');
     assert.equal(root?.fsType, 'overlay');
     assert.match(await readFile(`/proc/${pid}/mountinfo`, 'utf8'), new RegExp(` / / .* - overlay overlay .*upperdir=${dir}/upper`));
-    assert.deepEqual(await mountsUnder(st.dir), [], 'nothing mounted on the node');
+    assert.deepEqual(await nodeMountsBesideLayers(st.dir), [], 'nothing mounted on the node');
     // Started without `runc start` (through runc's exec fifo): runc itself agrees it runs.
     const fromRunc = await new RuncCli({ binary: 'runc', root: st.runtime.paths.runcRoot }).stateFromRunc('default_sleeper');
     assert.equal(fromRunc?.status, 'running');
@@ -121,7 +122,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     // loaded machine (the stop also waits for conmon, runc delete and the unmount).
     assert.ok(took < 15_000, `did not wait the 30 s grace period (${took} ms)`);
     assert.equal(await isAlive(pid), false);
-    assert.deepEqual(await mountsUnder(st.dir), []);
+    assert.deepEqual(await nodeMountsBesideLayers(st.dir), []);
     const c = await st.runtime.get('default/sleeper');
     assert.equal(c!.process.state, 'absent');
     assert.equal(c!.process.exitCode, 143);
@@ -180,7 +181,7 @@ describe('RuncRuntime lifecycle (real runc + conmon + overlayfs)', function () {
     assert.equal(await st.runtime.get('default/keeper'), undefined);
     assert.ok(!(await st.runtime.list()).some((c) => c.key === 'default/keeper'));
     assert.equal(await runs(), 2, 'private area kept');
-    assert.deepEqual(await mountsUnder(st.dir), []);
+    assert.deepEqual(await nodeMountsBesideLayers(st.dir), []);
 
     await create('keeper', spec);
     await st.runtime.start('default/keeper');

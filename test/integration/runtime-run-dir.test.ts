@@ -3,8 +3,10 @@
  * lives apart from the state dir, as it does under /run for runc, podman and CRI-O. A reboot
  * empties it; the state dir (records, private areas, logs) is what survives.
  */
+import { layersDirOf } from '../../src/runtime/walls/host-layer.js';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { unmountAll } from '../../src/util/mounts.js';
 import path from 'node:path';
 import { RuntimeUnavailableError } from '../../src/runtime/runtime.js';
 import type { RuncRuntime } from '../../src/runtime/runc/runc-runtime.js';
@@ -84,6 +86,7 @@ describe('RuncRuntime: the run dir (real runc)', function () {
     // The reboot: every process ends, /run starts empty.
     await killAndWait(await readPid(cp.conmonPidFile));
     await killAndWait(first.pid);
+    await unmountAll(layersDirOf(runDir, st.runtime.paths.stateDir)); // the host view's layers' tmpfs (host-layer.ts)
     await rm(runDir, { recursive: true, force: true });
 
     const seen = await st.runtime.get('default/b');

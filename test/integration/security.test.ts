@@ -110,8 +110,9 @@ describe('security defaults (real runc)', function () {
       for (const e of await readdir(d, { withFileTypes: true })) {
         const p = path.join(d, e.name);
         // What the container itself writes (rootfs, private area) is the container's business.
-        // The host template's marker tree is what every container's private area starts with (its /tmp is 1777).
-        if (/\/containers\/[^/]+\/(rootfs|upper|work)$/.test(p) || /\/templates\/[^/]+\/rootfs$/.test(p) || /\/host-view\/tree-[^/]+$/.test(p)) continue;
+        // The host view's layer is a lower layer of every host-template container's / (its /tmp is 1777, as the node's); its tmpfs is 0700 (checked).
+        if (/\/containers\/[^/]+\/(rootfs|upper|work)$/.test(p) || /\/templates\/[^/]+\/rootfs$/.test(p) || /\/host-layers-[0-9a-f]+\/layer-[^/]+$/.test(p))
+          continue;
         const st = await lstat(p);
         out.push({ p, mode: st.mode & 0o7777, type: e.isSymbolicLink() ? 'link' : e.isDirectory() ? 'dir' : 'file' });
         if (e.isDirectory()) await walk(p, out);

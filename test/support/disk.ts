@@ -1,6 +1,9 @@
 /** What a user checks about a container's disk (resources.disk) from the host. */
 import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { exec, ExecError } from '../../src/util/exec.js';
+import { mountsUnder } from '../../src/util/mounts.js';
+import { LAYERS_DIR_PREFIX } from '../../src/runtime/walls/host-layer.js';
 
 export const MI = 2 ** 20;
 
@@ -30,4 +33,13 @@ export async function allocatedBytes(file: string): Promise<number> {
 /** The /proc/<pid>/mountinfo lines that mention `text`. */
 export async function mountLines(pid: number | 'self', text: string): Promise<string[]> {
   return (await readFile(`/proc/${pid}/mountinfo`, 'utf8')).split('\n').filter((l) => l.includes(text));
+}
+
+/**
+ * What is mounted on the node under `dir` but the host view's layers' tmpfs (<runDir>/host-layers-<instance>),
+ * which stays while the instance has a container (host-layer.ts): a container's own mounts are
+ * made in its mount namespace, none on the node.
+ */
+export async function nodeMountsBesideLayers(dir: string): Promise<string[]> {
+  return (await mountsUnder(dir)).filter((m) => !path.basename(m).startsWith(LAYERS_DIR_PREFIX));
 }

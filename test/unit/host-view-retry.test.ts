@@ -8,7 +8,7 @@ import { lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fillDisk, smallDiskPerTest } from '../support/small-disk.js';
 import { HostViewWatch, RETRY_MS } from '../../src/runtime/walls/host-view-watch.js';
-import { TARGET_FILE } from '../../src/runtime/walls/host-view.js';
+import { TARGET_FILE } from '../../src/runtime/walls/host-layer.js';
 import type { HostView, ViewEntry } from '../../src/runtime/walls/host-masks.js';
 import { waitFor } from '../support/wait.js';
 
@@ -34,6 +34,7 @@ describe('host-view watcher: a container whose markers could not be placed is tr
       hostRoot,
       stateDir: root,
       containersDir,
+      layersDir: path.join(root, 'host-layers'),
       view: () => Promise.resolve(view),
       onError: (err) => errors.push((err as Error).message),
       dropDentries: () => Promise.resolve(),

@@ -20,9 +20,9 @@
  * The budget is finite: a tenant who keeps its disk full while the node makes new entries in its
  * data places uses it up (a few hundred markers at `/`, a dozen 13 dirs deep: each parent dir
  * made in the upper dir is an inode and a block). Below RESERVE_FLOOR it is not counted on:
- * a marker that cannot be placed is reported and tried again every 5 s (host-view-watch.ts), and
- * the container's next start is refused until its disk is grown or has room (walls.ts), rather
- * than started with node data shown.
+ * a marker that cannot be placed is reported and tried again every 5 s (host-view-watch.ts). A
+ * start needs no room for markers (they are in the view's shared layer, walls/host-layer.ts), only
+ * for a first start's machine id: one that cannot be written refuses the start (walls.ts).
  *
  * The reserve is part of the container's disk: 1 MiB of a limit is acetate's (README, "Disk
  * limits"). An image without the file (made by an earlier acetate, or too full at a start) gets it
@@ -32,6 +32,7 @@ import { lstatSync } from 'node:fs';
 import { lstat, statfs, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
+import { DiskLimitError } from './driver.js';
 
 export const RESERVE_FILE = '.acetate-reserve';
 export const RESERVE_BYTES = 1024 * 1024;
@@ -140,9 +141,20 @@ export async function withReserve<T>(upper: string, write: () => Promise<T>): Pr
  * At a start, around `runc create` (the container created, none of its code running yet): with its
  * disk (nearly) full, the reserve is freed for overlayfs, which makes its `work/work` dir anew at
  * each mount and else mounts the container's root read-only. One statfs when there is room.
+ * With the disk full and the reserve used up (below RESERVE_FLOOR: the tenant kept its disk full
+ * while acetate spent the room on markers) the start is refused, saying how to end it, rather than
+ * made with a read-only root: XFS asks ~47 blocks up front for that mkdir. (Until the host view's
+ * markers became a shared layer, such a start was refused by their own writes, walls.ts.) An image
+ * without a reserve file (made by an earlier acetate) starts as before.
  */
 export async function withReserveIfFull<T>(upper: string, create: () => Promise<T>): Promise<T> {
-  if (heldBy(reserveBeside(upper)) === 0) return create();
+  const file = reserveBeside(upper);
+  const reserve = lstatSync(file, { throwIfNoEntry: false });
+  if (!reserve?.isFile()) return create(); // no disk limit, or an image without one
   const s = await statfs(upper);
-  return s.bavail * s.bsize >= RESERVE_FLOOR ? create() : withReserve(upper, create);
+  if (s.bavail * s.bsize >= RESERVE_FLOOR) return create();
+  if (reserve.blocks * 512 >= RESERVE_FLOOR) return withReserve(upper, create);
+  throw new DiskLimitError(
+    "its disk is full, and acetate's room on it is used up: overlayfs would mount its root read-only; not started: grow resources.disk (the reserve is filled again from the new room at the next start)",
+  );
 }

@@ -21,6 +21,7 @@ import { keepAsPreviousLog } from './previous-log.js';
 import { readIds, releaseIdRanges } from '../walls/id-ranges.js';
 import { markerOf } from './repair-pause.js';
 import { idRangeStore } from '../walls/walls.js';
+import { layersDirOf, releaseLayersMount } from '../walls/host-layer.js';
 
 export async function removeContainer(rc: RuncContext, key: string, opts: RemoveOptions): Promise<void> {
   const t = rc.target(key);
@@ -70,6 +71,9 @@ export async function removeContainer(rc: RuncContext, key: string, opts: Remove
     forgetFiles([cp.record, cp.status]);
     rc.pathsById.delete(t.id);
   });
+  // The last container gone: the host view's layers' tmpfs goes too (host-layer.ts).
+  // A detach that fails leaves only that tmpfs (no container's data), tried again at the next removal.
+  if (!opts.keepPrivateArea) await releaseLayersMount(layersDirOf(rc.paths.runDir, rc.paths.stateDir), rc.paths.containersDir).catch(() => undefined);
 }
 
 /**

@@ -11,8 +11,9 @@
  * symlink there hides the node's entry, and a dir made over a whiteout or an opaque dir is
  * opaque. So only these are undone: a marker gone (forgotten here, host-view.ts places it again),
  * and a dir at a hiding marker's place that is not opaque (made opaque again: no write through
- * overlayfs leaves one). Cost: one lstat per marker (≈ 75), and with a user namespace one
- * getfattr for all the dirs among them (a restart, not a create: a new container has no record).
+ * overlayfs leaves one). Cost: one lstat per marker in the upper dir (its machine id, what the
+ * watcher placed there; all ~100 for a container made before the shared layer, host-layer.ts), and
+ * with a user namespace one getfattr for all the dirs among them (a restart, not a create).
  */
 import { closeSync } from 'node:fs';
 import { exec } from '../../util/exec.js';

@@ -30,7 +30,8 @@ import type { HostView } from './host-masks.js';
 import { listedDirs } from './host-listing.js';
 import { INSTANCES_DIR } from './instances.js';
 import { forgetOwnerOnlyWalk, walkedDirs } from './etc-walk.js';
-import { applyHostView, TARGET_FILE, type TargetRecord } from './host-view.js';
+import { applyHostView } from './host-view.js';
+import { TARGET_FILE, type TargetRecord } from './host-layer.js';
 import { messageOf } from '../../contracts/errors.js';
 import { isNoRoom } from '../disk/room-reserve.js';
 
@@ -49,6 +50,8 @@ export interface HostViewWatchDeps {
   stateDir: string;
   /** <stateDir>/containers */
   containersDir: string;
+  /** The instance's layers dir (host-layer.ts layersDirOf): the layers the containers started with. */
+  layersDir: string;
   /** The node's current view (walls.ts hostViewOf). */
   view: () => Promise<HostView>;
   onError: (err: unknown) => void;
@@ -158,8 +161,13 @@ export class HostViewWatch {
             this.recovered(id); // not a host-template container (or removed meanwhile)
             return;
           }
+          // The layer it started with holds what it held then: what the node hid since goes in its upper dir.
           const apply = () =>
-            applyHostView(view, { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase }, { recheck: false });
+            applyHostView(
+              view,
+              { hostRoot: this.d.hostRoot, stateDir: this.d.stateDir, containerDir, upper: t.upper, idBase: t.idBase },
+              { recheck: false, layersDir: this.d.layersDir },
+            );
           let n: number;
           try {
             // Its disk full (the container can fill it): again with acetate's room on that disk,

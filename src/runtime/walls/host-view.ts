@@ -1,27 +1,27 @@
 /**
- * Carries out host-masks.ts' view in a host-template container's private area (its overlay upper
- * dir) before each start: overlayfs whiteouts (absent), opaque dirs (empty), the container's own
- * /etc/machine-id and locked /etc/shadow. Nothing is mounted and nothing is written on the node
- * outside acetate's state dir.
+ * Carries out host-masks.ts' view in a host-template container: overlayfs whiteouts (absent),
+ * opaque dirs (empty), the container's own /etc/machine-id and locked /etc/shadow. Nothing is
+ * mounted and nothing is written on the node outside acetate's state dir.
+ *
+ * What every container of the node gets is one shared lower layer above the node's `/`
+ * (host-layer.ts), made once per view of the node; the container's upper dir (its private area)
+ * gets its own machine id, and, while it runs, the markers of what the node made after its start
+ * that its layer lacks (host-view-watch.ts). <containerDir>/host-view.json records what was placed
+ * in the upper dir, host-view-target.json where and over which layer; a later start compares the
+ * view with that: the markers its new layer now holds are taken out of the upper dir again.
  *
  * Cost: the node is read once per change (the places' listings are cached by their dirs' mtimes,
- * dpkg's lists by dpkg's, see dpkg-owned.ts). The markers are made once per view of the node in a
- * tree of <stateDir>/host-view/ (mknod and setfattr: Node has neither), and a container's first
- * start copies that tree into its upper dir with one `cp` (types, modes, owners, xattrs). Later starts compare the view with
- * what <containerDir>/host-view.json records as placed: nothing to do unless the node changed or a
- * placed marker is gone from the upper dir (host-marker-check.ts).
+ * dpkg's lists by dpkg's, see dpkg-owned.ts); a create writes the machine id and two records.
  *
  * What the container wrote over a marker is its own and kept (overlayfs makes a dir created over a
  * whiteout opaque, so the node's entry stays hidden). A marker acetate placed that the view no
- * longer wants (a node setting changed) is removed if it is still as placed.
+ * longer wants (a node setting changed) is removed if it is still as placed; one in the layer
+ * stays until the container's next start (a layer is never changed under a running container).
  */
 import { closeSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { readJson, readJsonUncached, writeJsonAtomic } from '../../util/json-file.js';
 import type { HostView } from './host-masks.js';
-import { shiftTree } from './userns.js';
-import { RANGE_SIZE } from './id-pool.js';
 import {
   ensureParents,
   isFileMarker,
@@ -34,7 +34,7 @@ import {
   type Placed,
   type Record_,
 } from './host-markers.js';
-import { copyTree, markerTree, takeFromStock } from './host-marker-stock.js';
+import { readLayer, TARGET_FILE, type HostLayer, type TargetRecord } from './host-layer.js';
 import { recheckPlaced } from './host-marker-check.js';
 import { lstatEntry, openParent } from './upper-beneath.js';
 import { messageOf } from '../../contracts/errors.js';
@@ -43,14 +43,6 @@ export { currentHostView } from './host-listing.js';
 export { machineId, type ApplyTarget } from './host-markers.js';
 
 const nodeParts = new WeakMap<HostView, { hostRoot: string; placed: Map<string, Placed> }>();
-
-/** <containerDir>/host-view-target.json: where its markers go, for host-view-watch.ts (a container started by an earlier acetate). */
-export const TARGET_FILE = 'host-view-target.json';
-
-export interface TargetRecord {
-  upper: string;
-  idBase: number;
-}
 
 /** One apply at a time per container (a start and host-view-watch.ts may both want it). */
 const busy = new Map<string, Promise<unknown>>();
@@ -62,24 +54,23 @@ const busy = new Map<string, Promise<unknown>>();
  * passes over every running container only place what a changed view adds (a getfattr per
  * container made the first pass of `run` at 2,500 containers a minute of a core).
  */
-export function applyHostView(view: HostView, t: ApplyTarget, opts: { recheck: boolean } = { recheck: true }): Promise<number> {
+export function applyHostView(view: HostView, t: ApplyTarget, opts: LayerOf = { recheck: true }): Promise<number> {
   const prev = busy.get(t.containerDir) ?? Promise.resolve();
-  const next = prev.catch(() => undefined).then(() => applyNow(view, t, opts.recheck));
+  const next = prev.catch(() => undefined).then(() => applyNow(view, t, opts));
   busy.set(t.containerDir, next);
   void next.finally(() => busy.get(t.containerDir) === next && busy.delete(t.containerDir)).catch(() => undefined);
   return next;
 }
 
-async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promise<number> {
-  const targetFile = path.join(t.containerDir, TARGET_FILE);
-  const had = await readJson<TargetRecord>(targetFile).catch(() => undefined);
-  if (had?.upper !== t.upper || had.idBase !== t.idBase) await writeJsonAtomic(targetFile, { upper: t.upper, idBase: t.idBase } satisfies TargetRecord);
-  const recFile = path.join(t.containerDir, 'host-view.json');
-  // Not kept by readJson's cache: read at a start or a rare pass, ~3 KB parsed per container.
-  const read = await readJsonUncached<Record_>(recFile).catch(() => undefined);
-  const rec: Record_ = read && typeof read === 'object' && !Array.isArray(read) ? read : {};
-  const want = new Map<string, Placed>();
-  // What the node gives every container is worked out once per view; only the machine id is the container's.
+/**
+ * Which layer the container's / has over the node's: at a start (`recheck`), the one it is started
+ * with; beside a running container (the watcher), the one its record names, read from `layersDir`
+ * under the container's turn (busy), so a start between cannot change it underneath.
+ */
+export type LayerOf = { recheck: true; layer?: HostLayer } | { recheck: false; layersDir: string };
+
+/** What `view` places for every container of the node (all but machine ids), by path: worked out once per view. */
+export async function nodePlaced(view: HostView, t: ApplyTarget): Promise<ReadonlyMap<string, Placed>> {
   let common = nodeParts.get(view);
   if (!common || common.hostRoot !== t.hostRoot) {
     common = { hostRoot: t.hostRoot, placed: new Map() };
@@ -89,28 +80,45 @@ async function applyNow(view: HostView, t: ApplyTarget, recheck: boolean): Promi
     }
     nodeParts.set(view, common);
   }
+  return common.placed;
+}
+
+const same = (a?: Placed, b?: Placed) => !!a && !!b && a.kind === b.kind && a.sha === b.sha;
+
+async function applyNow(view: HostView, t: ApplyTarget, opts: LayerOf): Promise<number> {
+  const { recheck } = opts;
+  const targetFile = path.join(t.containerDir, TARGET_FILE);
+  const had = await readJson<TargetRecord>(targetFile).catch(() => undefined);
+  let layer: HostLayer | undefined;
+  if (opts.recheck) layer = opts.layer;
+  else if (typeof had?.layer === 'string') {
+    layer = await readLayer(opts.layersDir, had.layer);
+    // Gone: its tmpfs went with a reboot (or the instance's last container), so the container is
+    // not running over it; its next start takes the current layer. Nothing placed meanwhile (else
+    // `run`'s first pass after a reboot wrote every marker into every stopped container).
+    if (!layer) return 0;
+  }
+  // Written before anything else: from here on the layer is named by the container (host-layer.ts
+  // keeps it). Only a start changes it: a running container keeps the layer it started with.
+  const layerName = recheck ? layer?.name : had?.layer;
+  if (had?.upper !== t.upper || had.idBase !== t.idBase || had.layer !== layerName)
+    await writeJsonAtomic(targetFile, { upper: t.upper, idBase: t.idBase, ...(layerName ? { layer: layerName } : {}) } satisfies TargetRecord);
+  const recFile = path.join(t.containerDir, 'host-view.json');
+  // Not kept by readJson's cache: read at a start or a rare pass, ~3 KB parsed per container.
+  const read = await readJsonUncached<Record_>(recFile).catch(() => undefined);
+  const rec: Record_ = read && typeof read === 'object' && !Array.isArray(read) ? read : {};
+  // The upper dir gets what the container's layer does not hold as the view wants it (all of it
+  // for a container started before layers), and its own machine id.
+  const want = new Map<string, Placed>();
+  const common = await nodePlaced(view, t);
   for (const e of view.entries) {
-    const p = e.action.kind === 'machine-id' ? await placedFor(e, t) : common.placed.get(e.path);
-    if (p) want.set(e.path, p);
+    const p = e.action.kind === 'machine-id' ? await placedFor(e, t) : common.get(e.path);
+    if (p && !same(p, layer?.placed.get(e.path))) want.set(e.path, p);
   }
   // What the record says placed, checked against the upper dir (the range's root can remove markers there).
   const rechecked = recheck && Object.keys(rec).length ? await recheckPlaced(rec, t.upper, t.idBase !== 0) : 0;
-  const same = (a?: Placed, b?: Placed) => !!a && !!b && a.kind === b.kind && a.sha === b.sha;
   if (want.size === Object.keys(rec).length && [...want].every(([p, w]) => same(w, rec[p]))) return rechecked;
   let changed = rechecked;
-  // Only at a start (recheck): the watcher's passes run beside the container, and this branch works
-  // on the upper dir by its paths (a record lost or unreadable would bring it there).
-  if (recheck && Object.keys(rec).length === 0 && (await readdir(t.upper)).length === 0) {
-    // A new container: a copy of the tree taken from the stock (one rename), else copied in.
-    // One tree for the node, owned by the node's ids: each container has its own range, so a tree
-    // per range would be made (and its stock filled) for every container. The copy is re-owned to
-    // the container's range (the upper holds only the markers yet: a few dozen entries).
-    const tree = await markerTree(view, want, { ...t, idBase: 0 });
-    const copied = (await takeFromStock(tree.dir, t.upper)) || (await copyTree(tree.dir, t.upper));
-    if (copied && t.idBase) await shiftTree(t.upper, 0, t.idBase, RANGE_SIZE);
-    if (copied) for (const e of tree.entries) rec[e.path] = want.get(e.path)!;
-    changed += copied ? tree.entries.length : 0;
-  }
   // The container runs meanwhile (host-view-watch.ts): every path under its upper dir is opened
   // without following a link it may put there (upper-beneath.ts). One entry that fails (its disk
   // full: the container can fill it) does not stop the others, and what was done is recorded.

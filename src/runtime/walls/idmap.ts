@@ -46,6 +46,8 @@ export function idmapDir(containerRunDir: string): string {
 /**
  * Mounts each layer idmapped to the namespace's range (or only the ids `only` names) at <dir>/<n> (n in layer order) and returns
  * those paths, in the same order. What an earlier interrupted start left there is released first.
+ * `only` applies from layer `onlyFrom` on: the layers before are acetate's own (the host view's
+ * markers, host-layer.ts), mapped whole.
  */
 export async function mountIdmappedLayers(
   dir: string,
@@ -53,6 +55,7 @@ export async function mountIdmappedLayers(
   userns: OciUserNamespace,
   helper = IDMAP_HELPER,
   only?: HostIds,
+  onlyFrom = 0,
 ): Promise<string[]> {
   const m = userns.uidMappings[0]!;
   const g = userns.gidMappings[0]!;
@@ -67,7 +70,12 @@ export async function mountIdmappedLayers(
   const targets = layers.map((_, i) => path.join(dir, String(i)));
   for (const t of targets) await mkdir(t, { mode: 0o755 });
   // `only`: just these ids of the layers' files are mapped (the host template's `/`, host-ids.ts).
-  const args = [...(only ? ['--ids', only.uids, only.gids] : []), String(m.hostID), String(m.size), ...layers.flatMap((l, i) => [l, targets[i]!])];
+  const args = [
+    ...(only ? ['--ids', only.uids, only.gids, ...(onlyFrom ? ['--ids-from', String(onlyFrom)] : [])] : []),
+    String(m.hostID),
+    String(m.size),
+    ...layers.flatMap((l, i) => [l, targets[i]!]),
+  ];
   const server = serverFor(helper);
   const holdId = String(nextHoldId++);
   try {

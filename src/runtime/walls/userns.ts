@@ -56,9 +56,9 @@ const SHIFT_SLICE = 256;
  * symlinks. chown clears set-uid/set-gid bits, so the mode is put back afterwards.
  *
  * Synchronous calls, a slice of entries at a time with the event loop turning in between: a
- * promise per lstat and lchown was 3.4 ms of CPU per create (the host view's ~75 markers, every
- * unprivileged container), several times the calls themselves; a large private area (a range
- * change) still leaves the loop free every SHIFT_SLICE entries.
+ * promise per lstat and lchown was 3.4 ms of CPU per create (the host view's ~75 markers copied
+ * into every unprivileged container then), several times the calls themselves; a large private
+ * area (a range change) still leaves the loop free every SHIFT_SLICE entries.
  */
 export async function shiftTree(dir: string, from: number, to: number, size: number): Promise<number> {
   let n = 0;

@@ -9,7 +9,8 @@
 import path from 'node:path';
 import type { AppliedRecord } from '../runtime.js';
 import { HOST_TEMPLATE, HOST_TMPFS, type HostView, type HostViewOptions } from './host-masks.js';
-import { applyHostView, currentHostView } from './host-view.js';
+import { applyHostView, currentHostView, nodePlaced, type ApplyTarget } from './host-view.js';
+import { layerFor, layersDirOf, type HostLayer } from './host-layer.js';
 import { hasReserve, isNoRoom, withReserve } from '../disk/room-reserve.js';
 import { messageOf } from '../../contracts/errors.js';
 import { resolveCapabilities } from './capabilities.js';
@@ -105,6 +106,7 @@ export function watchHostView(
     hostRoot: ctx.hostRoot,
     stateDir: ctx.paths.stateDir,
     containersDir: ctx.paths.containersDir,
+    layersDir: layersDirOf(ctx.paths.runDir, ctx.paths.stateDir),
     view: () => hostViewOf(ctx),
     onError,
     ...(onContainer ? { onContainer } : {}),
@@ -190,11 +192,19 @@ export async function isolationInputs(
   const isolation = host ? hostTemplateMounts({ tmpfs: HOST_TMPFS }) : undefined;
   const maskMounts = spec.security.privileged || !sharedMaskSafe(caps, !!userNamespace) ? undefined : emptyDirMasks(ctx.paths.stateDir, opts.prepare);
   let lowerDir = lower;
-  if (opts.prepare) {
+  if (!opts.prepare) return wallInputs(lowerDir, isolation, maskMounts, seccomp, userNamespace);
+  // The host view's markers: a layer shared by the node's host-template containers, over its `/`
+  // (host-layer.ts); held from here to the start's end, when the container's record names it.
+  const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
+  const view = host ? await hostViewOf(ctx) : undefined;
+  const target = hostTarget(ctx, cp, idBase);
+  const chosen = view ? await layerFor(view, await nodePlaced(view, target), target, layersDirOf(ctx.paths.runDir, ctx.paths.stateDir)) : undefined;
+  try {
+    const layers = [...(chosen ? [chosen.layer.dir] : []), ...(typeof lower === 'string' ? [lower] : lower)];
+    if (!userNamespace && chosen) lowerDir = layers;
     let mounting: Promise<string[]> | undefined;
     if (userNamespace) {
       const own = [ctx.paths.stateDir, ctx.paths.runDir];
-      const layers = typeof lower === 'string' ? [lower] : lower;
       const dir = idmapDir(cp.runDir);
       await ensureTraversable(dir, own); // the overlay is mounted by the range's root, through dir
       await ensureTraversable(cp.dir, own); // the container dir itself: see preparePrivateArea
@@ -206,12 +216,22 @@ export async function isolationInputs(
       const only = host ? await hostOsIds(ctx.hostRoot, ctx.settings.hostIds) : undefined;
       // The helper mounts in its own process while the private area and the markers are made
       // here (neither touches the layers): ~3 ms of each start off its critical path.
-      mounting = mountIdmappedLayers(dir, layers, userNamespace, undefined, only);
+      // The layer (acetate's own files, no node data) mapped whole: a hidden service dir shown
+      // empty stays its owner's in the container (host-layer.ts).
+      mounting = mountIdmappedLayers(dir, layers, userNamespace, undefined, only, chosen ? 1 : 0);
       mounting.catch(() => undefined); // awaited below, on success and on failure alike
     }
     try {
       await preparePrivateArea({ dir: cp.dir, upper: cp.upper, work: cp.work, rootfs: cp.rootfs }, userNamespace, store.claims);
-      if (host) await placeHostView(ctx, cp, userNamespace);
+      if (view) {
+        await placeHostView(view, target, chosen?.layer);
+        // Node data made while this start ran (after its view was read, before its record named
+        // where its markers go) is in neither its layer nor a pass of the watcher, which skips a
+        // container without that record (a hostile round read such a dir from inside): the view is
+        // read again now that the record is written; a later change is the watcher's.
+        const now = await hostViewOf(ctx);
+        if (now !== view) await placeHostView(now, target, chosen?.layer);
+      }
     } catch (err) {
       // Settled before the caller releases what it mounted (start.ts): a helper still mounting
       // would not be known yet, and would hold its mounts for the life of this process.
@@ -220,17 +240,37 @@ export async function isolationInputs(
     }
     if (mounting) {
       const mapped = await mounting;
-      lowerDir = typeof lower === 'string' ? mapped[0]! : mapped;
+      lowerDir = typeof lower === 'string' && !chosen ? mapped[0]! : mapped;
     }
+  } finally {
+    chosen?.release();
   }
+  return wallInputs(lowerDir, isolation, maskMounts, seccomp, userNamespace);
+}
+
+function wallInputs(
+  lower: string | string[],
+  isolation: OciMount[] | undefined,
+  maskMounts: OciMount[] | undefined,
+  seccomp: OciSeccomp | undefined,
+  userNamespace: OciUserNamespace | undefined,
+): WallInputs {
   return {
-    lower: lowerDir,
+    lower,
     ...(isolation ? { isolationMounts: isolation } : {}),
     ...(maskMounts?.length ? { maskMounts } : {}),
     ...(seccomp ? { seccomp } : {}),
     ...(userNamespace ? { userNamespace } : {}),
   };
 }
+
+const hostTarget = (ctx: IsolationContext, cp: WallContainerPaths, idBase: number): ApplyTarget => ({
+  hostRoot: ctx.hostRoot,
+  stateDir: ctx.paths.stateDir,
+  containerDir: cp.dir,
+  upper: cp.upper,
+  idBase,
+});
 
 /**
  * Whether the shared empty dir may be bound into this container. Its read-only flag is the
@@ -252,22 +292,20 @@ function emptyDirMasks(stateDir: string, prepare: boolean): OciMount[] | undefin
   return source ? emptyDirMounts(source, paths) : undefined;
 }
 
-/** The host view's markers in the private area, for the ids in use (after preparePrivateArea owned it). */
-async function placeHostView(ctx: IsolationContext, cp: WallContainerPaths, userNamespace: OciUserNamespace | undefined): Promise<void> {
-  const idBase = userNamespace ? userNamespace.uidMappings[0]!.hostID : 0;
-  const view = await hostViewOf(ctx);
-  const apply = () => applyHostView(view, { hostRoot: ctx.hostRoot, stateDir: ctx.paths.stateDir, containerDir: cp.dir, upper: cp.upper, idBase });
+/** The host view's markers the layer lacks, and the machine id, in the private area (after preparePrivateArea owned it). */
+async function placeHostView(view: HostView, t: ApplyTarget, layer: HostLayer | undefined): Promise<void> {
+  const apply = () => applyHostView(view, t, { recheck: true, ...(layer ? { layer } : {}) });
   // A disk the container filled: with acetate's room on it (nothing runs yet to take it first).
   await apply()
     .catch((err: unknown) => {
       if (!isNoRoom(err)) throw err;
-      return withReserve(cp.upper, apply);
+      return withReserve(t.upper, apply);
     })
     .catch((err: unknown) => {
       if (!isNoRoom(err)) throw err;
       // Started, it would show node data made since: refused, and said how to end it.
       throw new Error(
-        `its disk is full, and acetate's room on it is used up: the markers that hide node data made since its last start cannot be written (${messageOf(err)}); not started: grow resources.disk (the reserve is filled again from the new room at the next start)`,
+        `its disk is full, and acetate's room on it is used up: its machine id or the host view's markers cannot be written (${messageOf(err)}); not started: grow resources.disk (the reserve is filled again from the new room at the next start)`,
         { cause: err },
       );
     });
