@@ -8,8 +8,9 @@
 #   - its layers are mounted idmapped by acetate's own helper (native/acetate-idmap --hold, one
 #     process for all layers), held while `runc run -d` creates the container, then detached (its
 #     stdin closed), as acetate does around `runc create`
-# No supervisor (conmon), no records, no logs, no checks, no host-view markers (acetate's walls:
-# bench/userns.ts says so next to the numbers).
+# No supervisor (conmon), no records, no logs, no checks, no machine id. For the host template the
+# host view's shared layer is one of LAYERS (a copy of acetate's: bench/lib/idmap-baseline.ts),
+# mounted as acetate mounts it.
 #
 # Usage: IDMAP=HELPER LAYERS=DIR[:DIR...] BASE=ID [SIZE=65536] [RUN_DIR=DIR] [CONCURRENCY=K] \
 #        create-idmap.sh WORKDIR N CONFIG_TEMPLATE

@@ -64,7 +64,7 @@ export function usernsMarkdown(r: UsernsResults): string {
     `## Unprivileged create (issue 23): ${r.n} containers, each in a user namespace with its own ${65536}-id range, layers mounted idmapped`,
     '',
     `Both sides at concurrency ${r.concurrency} (acetate's default), medians of ${r.reps}, alternating, in one run (${r.startedAt}); load average ${r.loadAvgStart.join(', ')} at the start, ${(r.loadAvgEnd ?? []).join(', ')} at the end (2 cores shared with other work: the ratios, not the absolute times, are what compares).`,
-    'The bare loop (bench/baseline/create-idmap.sh) runs the config.json acetate wrote for the same container with the same id range per container, the same layers mounted idmapped by the same helper (native/acetate-idmap, held around `runc run -d` as acetate holds it around `runc create`), and nothing else: no conmon, no records, no logs, no host-view markers, no checks.',
+    "The bare loop (bench/baseline/create-idmap.sh) runs the config.json acetate wrote for the same container with the same id range per container, the same layers mounted idmapped by the same helper (native/acetate-idmap, held around `runc run -d` as acetate holds it around `runc create`), and nothing else: no conmon, no records, no logs, no machine id, no checks (for the host template, the host view's shared layer is one of those layers: a copy of acetate's, mounted the same way).",
     '',
     '| what | bare loop | acetate | per container (bare / acetate) | ratio | target |',
     '| --- | ---: | ---: | ---: | ---: | --- |',
