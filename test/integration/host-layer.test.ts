@@ -4,7 +4,7 @@
  * with the instance's last container.
  */
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../src/util/exec.js';
 import { isMounted, mountsUnder, unmountAll } from '../../src/util/mounts.js';
@@ -104,6 +104,11 @@ describe('host view layer: one shared read-only layer of markers on a tmpfs of i
     await rm(path.join(containers, 'default_a'), { recursive: true });
     await releaseLayersMount(baseA, containers);
     assert.equal(await isMounted(baseA), false);
+    // A state dir renamed (its containers running on) and a new one made at its path: two dirs.
+    await rename(other.state, `${other.state}.old`);
+    await mkdir(other.state);
+    assert.equal(layersDirOf(run, `${other.state}.old`), baseB);
+    assert.notEqual(layersDirOf(run, other.state), baseB);
   });
 
   it('the tmpfs stays while the instance has a container, and goes with its last', async () => {

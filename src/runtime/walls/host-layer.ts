@@ -25,7 +25,7 @@
  * are those that are neither current, in use by a start, nor named by any container's record.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, opendir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { exec } from '../../util/exec.js';
@@ -54,15 +54,21 @@ export interface HostLayer {
 }
 
 const NAME = /^layer-[0-9a-f]{16}$/;
-/** The start of the layers dir's name: <runDir>/host-layers-<hash of the state dir>. */
+/** The start of the layers dir's name: <runDir>/host-layers-<hash of the state dir's identity>. */
 export const LAYERS_DIR_PREFIX = 'host-layers-';
 /**
  * Where an instance's layers are. Its own per state dir: two instances given one run dir (allowed,
  * and only serialized by the node lock) would otherwise prune each other's layers, which only
  * their own containers' records name, and detach each other's tmpfs (a hostile round made a
- * running container read node data so).
+ * running container read node data so). Named by the state dir's device and inode, not its path:
+ * a state dir renamed while its containers run, and a new one made at its path, get two (a second
+ * round listed hidden names so).
  */
-export const layersDirOf = (runDir: string, stateDir: string) => path.join(runDir, `${LAYERS_DIR_PREFIX}${sha(path.resolve(stateDir)).slice(0, 12)}`);
+export function layersDirOf(runDir: string, stateDir: string): string {
+  const st = statSync(stateDir, { throwIfNoEntry: false });
+  const identity = st ? `${st.dev}:${st.ino}` : path.resolve(stateDir);
+  return path.join(runDir, `${LAYERS_DIR_PREFIX}${sha(identity).slice(0, 12)}`);
+}
 
 /** Starts between choosing a layer and their end, by layer dir. */
 const inUse = new Map<string, number>();
